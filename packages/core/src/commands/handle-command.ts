@@ -1,0 +1,86 @@
+import { CommandRetriesExhaustedError, isConcurrencyError } from '../errors/index.ts';
+import type { Event, EventMetadata, EventStore, ExpectedVersion, RecordedEvent } from '../store/types.ts';
+import { type Decider, foldEvents } from './decider.ts';
+
+export interface HandleCommandOptions {
+  /**
+   * Append only if the stream is still at this version (e.g. from an HTTP
+   * `If-Match`). A conflict is then the caller's to handle: no retry.
+   */
+  expectedVersion?: ExpectedVersion;
+  /** Attempts before giving up on conflicts. Default 10. */
+  maxAttempts?: number;
+  /** First retry delay ceiling in ms (full jitter, doubling). Default 2. */
+  initialBackoffMs?: number;
+  /** Largest retry delay ceiling in ms. Default 100. */
+  maxBackoffMs?: number;
+  /** Merged into every new event's metadata (correlation and causation ids, user keys). */
+  metadata?: EventMetadata;
+  /** Injected for tests; defaults to a timer. */
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
+export interface HandleCommandResult<State> {
+  /** State after the new events. */
+  state: State;
+  /** The stored new events; empty when `decide` returned none. */
+  newEvents: RecordedEvent[];
+  /** The stream's version after the command. */
+  version: number;
+  /** Position of the last new event, or 0 when nothing was appended. */
+  position: number;
+  /** How many times the command was decided (1 without conflicts). */
+  attempts: number;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Loads a stream, decides, and appends with the version it loaded. On a
+ * `ConcurrencyError` it reloads and decides again, with jittered exponential
+ * backoff, up to `maxAttempts`; domain errors thrown by `decide` go straight
+ * to the caller.
+ *
+ * @example
+ * const { state, version } = await handleCommand(store, 'order-42', { type: 'PlaceOrder', items }, orderDecider);
+ */
+export async function handleCommand<State, Command, E extends Event>(
+  store: EventStore,
+  streamId: string,
+  command: Command,
+  decider: Decider<State, Command, E>,
+  options: HandleCommandOptions = {},
+): Promise<HandleCommandResult<State>> {
+  const fixedVersion = options.expectedVersion;
+  const maxAttempts = fixedVersion === undefined ? (options.maxAttempts ?? 10) : 1;
+  const initial = options.initialBackoffMs ?? 2;
+  const max = options.maxBackoffMs ?? 100;
+  const sleep = options.sleep ?? defaultSleep;
+  const random = options.random ?? Math.random;
+
+  for (let attempt = 1; ; attempt++) {
+    const { version, events } = await store.readStream(streamId);
+    const state = foldEvents(decider, events as unknown as E[]);
+    const decided = decider.decide(command, state);
+    const newEvents = Array.isArray(decided) ? (decided as readonly E[]) : [decided as E];
+    if (newEvents.length === 0) return { state, newEvents: [], version, position: 0, attempts: attempt };
+    const toAppend = options.metadata
+      ? newEvents.map((e) => ({ ...e, metadata: { ...options.metadata, ...e.metadata } }))
+      : newEvents;
+    try {
+      const result = await store.append(streamId, toAppend, { expectedVersion: fixedVersion ?? version });
+      return {
+        state: foldEvents(decider, result.events as unknown as E[], state),
+        newEvents: result.events,
+        version: result.version,
+        position: result.position,
+        attempts: attempt,
+      };
+    } catch (error) {
+      if (!isConcurrencyError(error) || fixedVersion !== undefined) throw error;
+      if (attempt >= maxAttempts) throw new CommandRetriesExhaustedError(streamId, attempt, error);
+      await sleep(random() * Math.min(max, initial * 2 ** (attempt - 1)));
+    }
+  }
+}

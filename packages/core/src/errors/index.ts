@@ -1,0 +1,155 @@
+/**
+ * Factline's errors. Every error carries a string `code` and a `retryable`
+ * flag, so callers (and retry policies) can decide without `instanceof`,
+ * which breaks when two copies of the package are installed.
+ */
+
+const FACTLINE_ERROR = Symbol.for('factline.error');
+
+export type FactlineErrorCode =
+  | 'CONCURRENCY_CONFLICT'
+  | 'VALIDATION'
+  | 'EVENT_ID_CONFLICT'
+  | 'STREAM_NOT_FOUND'
+  | 'STREAM_DELETED'
+  | 'STORE_CLOSED'
+  | 'COMMAND_RETRIES_EXHAUSTED'
+  | 'STORAGE';
+
+export interface FactlineErrorOptions {
+  cause?: unknown;
+  retryable?: boolean;
+}
+
+/** Base class of every error Factline throws on purpose. */
+export class FactlineError extends Error {
+  readonly code: FactlineErrorCode;
+  readonly retryable: boolean;
+  readonly [FACTLINE_ERROR] = true;
+
+  constructor(code: FactlineErrorCode, message: string, options: FactlineErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** The value a caller may pass as `expectedVersion` (see {@link ExpectedVersion} in the store types). */
+type ExpectedVersionValue = number | 'no-stream' | 'stream-exists' | 'any';
+
+/**
+ * The stream was not at the version the writer expected: somebody else
+ * appended first. Retryable: reload, decide again, append again.
+ */
+export class ConcurrencyError extends FactlineError {
+  readonly streamId: string;
+  readonly expectedVersion: ExpectedVersionValue;
+  /** The stream's version when the append was checked (0 = no stream). */
+  readonly actualVersion: number;
+
+  constructor(streamId: string, expectedVersion: ExpectedVersionValue, actualVersion: number) {
+    super(
+      'CONCURRENCY_CONFLICT',
+      `Stream '${streamId}' is at version ${actualVersion}, expected ${String(expectedVersion)}`,
+      { retryable: true },
+    );
+    this.streamId = streamId;
+    this.expectedVersion = expectedVersion;
+    this.actualVersion = actualVersion;
+  }
+}
+
+export interface ValidationIssue {
+  /** Where the problem is, e.g. `events[2].data.items[0].price`. */
+  path: string;
+  message: string;
+}
+
+/** Input was rejected before anything was written. Not retryable. */
+export class ValidationError extends FactlineError {
+  readonly issues: readonly ValidationIssue[];
+
+  constructor(issues: ValidationIssue | readonly ValidationIssue[], options: FactlineErrorOptions = {}) {
+    const list = Array.isArray(issues) ? issues : [issues as ValidationIssue];
+    super('VALIDATION', list.map((i) => `${i.path}: ${i.message}`).join('; '), options);
+    this.issues = list;
+  }
+}
+
+/**
+ * An event id is already stored, but not as the same append: another stream,
+ * another position or other content. A genuine retry of the same append
+ * succeeds instead of throwing this.
+ */
+export class EventIdConflictError extends FactlineError {
+  readonly eventId: string;
+  constructor(eventId: string, reason: string) {
+    super('EVENT_ID_CONFLICT', `Event id '${eventId}' is already stored: ${reason}`);
+    this.eventId = eventId;
+  }
+}
+
+export class StreamNotFoundError extends FactlineError {
+  readonly streamId: string;
+  constructor(streamId: string) {
+    super('STREAM_NOT_FOUND', `Stream '${streamId}' does not exist`);
+    this.streamId = streamId;
+  }
+}
+
+/** The stream was hard-deleted (tombstoned): it can never be read or written again. */
+export class StreamDeletedError extends FactlineError {
+  readonly streamId: string;
+  constructor(streamId: string) {
+    super('STREAM_DELETED', `Stream '${streamId}' was deleted permanently`);
+    this.streamId = streamId;
+  }
+}
+
+export class StoreClosedError extends FactlineError {
+  constructor() {
+    super('STORE_CLOSED', 'The event store is closed');
+  }
+}
+
+/** `handleCommand` gave up after its configured number of conflicting attempts. */
+export class CommandRetriesExhaustedError extends FactlineError {
+  readonly streamId: string;
+  readonly attempts: number;
+  constructor(streamId: string, attempts: number, cause: unknown) {
+    super('COMMAND_RETRIES_EXHAUSTED', `Command on '${streamId}' still conflicted after ${attempts} attempts`, {
+      cause,
+      retryable: true,
+    });
+    this.streamId = streamId;
+    this.attempts = attempts;
+  }
+}
+
+/** A failure of the storage engine itself (disk, driver, connection). */
+export class StorageError extends FactlineError {
+  constructor(message: string, options: FactlineErrorOptions = {}) {
+    super('STORAGE', message, options);
+  }
+}
+
+function hasCode(error: unknown, code: FactlineErrorCode): boolean {
+  return isFactlineError(error) && error.code === code;
+}
+
+/** True for any Factline error, even one thrown by another copy of the package. */
+export function isFactlineError(error: unknown): error is FactlineError {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { [FACTLINE_ERROR]?: unknown })[FACTLINE_ERROR] === true
+  );
+}
+
+export const isConcurrencyError = (e: unknown): e is ConcurrencyError => hasCode(e, 'CONCURRENCY_CONFLICT');
+export const isValidationError = (e: unknown): e is ValidationError => hasCode(e, 'VALIDATION');
+export const isEventIdConflictError = (e: unknown): e is EventIdConflictError => hasCode(e, 'EVENT_ID_CONFLICT');
+export const isStreamNotFoundError = (e: unknown): e is StreamNotFoundError => hasCode(e, 'STREAM_NOT_FOUND');
+export const isStreamDeletedError = (e: unknown): e is StreamDeletedError => hasCode(e, 'STREAM_DELETED');
+export const isStoreClosedError = (e: unknown): e is StoreClosedError => hasCode(e, 'STORE_CLOSED');

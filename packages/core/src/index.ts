@@ -1,0 +1,18 @@
+export * from './errors/index.ts';
+export type * from './store/types.ts';
+export {
+  assertExpectedVersion,
+  assertStreamId,
+  checkExpectedVersion,
+  defaultStoreLimits,
+  type PreparedAppend,
+  type PreparedEvent,
+  prepareAppend,
+  type StoreLimits,
+  streamCategory,
+} from './store/validation.ts';
+export { type NormalizedReadAll, type NormalizedReadStream, normalizeReadAll, normalizeReadStream } from './store/read-options.ts';
+export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from './store/idempotency.ts';
+export { getInMemoryEventStore, type InMemoryEventStoreOptions } from './store/in-memory.ts';
+export { type Aggregate, aggregateDecider, type Decider, foldEvents, rehydrate } from './commands/decider.ts';
+export { type HandleCommandOptions, type HandleCommandResult, handleCommand } from './commands/handle-command.ts';

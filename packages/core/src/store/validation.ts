@@ -1,0 +1,261 @@
+import { v7 as uuidv7 } from 'uuid';
+import { ConcurrencyError, ValidationError, type ValidationIssue } from '../errors/index.ts';
+import type { DeleteMode, EventToAppend, ExpectedVersion } from './types.ts';
+
+/** Limits every store enforces before writing. */
+export interface StoreLimits {
+  /** Largest serialized `data` + `metadata` of one event, in bytes. Default 1 MiB. */
+  maxEventBytes: number;
+  /** Longest stream id, in characters. Default 200. */
+  maxStreamIdLength: number;
+}
+
+export const defaultStoreLimits: StoreLimits = Object.freeze({ maxEventBytes: 1024 * 1024, maxStreamIdLength: 200 });
+
+const MAX_NAME_LENGTH = 256;
+// C0 controls, DEL and C1 controls: invisible in logs, and NUL breaks C-string drivers.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** An event checked and serialized, ready for an adapter to write. */
+export interface PreparedEvent {
+  id: string;
+  type: string;
+  schemaVersion: number;
+  data: string;
+  metadata: string;
+}
+
+export interface PreparedAppend {
+  streamId: string;
+  category: string;
+  expectedVersion: ExpectedVersion;
+  events: PreparedEvent[];
+}
+
+/** The category of a stream: the part of its id before the first `-` (the whole id if none). */
+export function streamCategory(streamId: string): string {
+  const dash = streamId.indexOf('-');
+  return dash === -1 ? streamId : streamId.slice(0, dash);
+}
+
+function checkName(value: unknown, path: string, max: number, issues: ValidationIssue[]): void {
+  if (typeof value !== 'string') {
+    issues.push({ path, message: `must be a string, got ${describe(value)}` });
+  } else if (value.length === 0) {
+    issues.push({ path, message: 'must not be empty' });
+  } else if (value.length > max) {
+    issues.push({ path, message: `is ${value.length} characters long; the limit is ${max}` });
+  } else if (CONTROL_CHARS.test(value)) {
+    issues.push({ path, message: 'must not contain control characters' });
+  }
+}
+
+/** Throws `ValidationError` unless `streamId` is a usable stream id. */
+export function assertStreamId(streamId: unknown, limits: StoreLimits = defaultStoreLimits): asserts streamId is string {
+  const issues: ValidationIssue[] = [];
+  checkName(streamId, 'streamId', limits.maxStreamIdLength, issues);
+  if (issues.length > 0) throw new ValidationError(issues);
+}
+
+/** Throws `ValidationError` unless `value` is one of the four expected-version forms. */
+export function assertExpectedVersion(value: unknown, path = 'expectedVersion'): ExpectedVersion {
+  if (value === undefined) return 'any';
+  if (value === 'any' || value === 'no-stream' || value === 'stream-exists') return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
+  throw new ValidationError({
+    path,
+    message: `must be a version number (>= 0), 'no-stream', 'stream-exists' or 'any'; got ${describe(value)}`,
+  });
+}
+
+/**
+ * Checks `expected` against the stream's current version (0 = no stream) and
+ * throws `ConcurrencyError` on a mismatch. Shared by every adapter so the rule
+ * is written once.
+ */
+export function checkExpectedVersion(streamId: string, expected: ExpectedVersion, actual: number): void {
+  const ok =
+    expected === 'any' ||
+    (expected === 'no-stream' && actual === 0) ||
+    (expected === 'stream-exists' && actual > 0) ||
+    expected === actual;
+  if (!ok) throw new ConcurrencyError(streamId, expected, actual);
+}
+
+/** Validates and serializes an append. Throws `ValidationError` listing every problem found. */
+export function prepareAppend(
+  streamId: unknown,
+  events: unknown,
+  expectedVersion: unknown,
+  limits: StoreLimits = defaultStoreLimits,
+): PreparedAppend {
+  const issues: ValidationIssue[] = [];
+  checkName(streamId, 'streamId', limits.maxStreamIdLength, issues);
+  let expected: ExpectedVersion = 'any';
+  try {
+    expected = assertExpectedVersion(expectedVersion);
+  } catch (error) {
+    issues.push(...(error as ValidationError).issues);
+  }
+  const prepared: PreparedEvent[] = [];
+  if (!Array.isArray(events)) {
+    issues.push({ path: 'events', message: `must be an array, got ${describe(events)}` });
+  } else if (events.length === 0) {
+    issues.push({ path: 'events', message: 'must hold at least one event' });
+  } else {
+    const ids = new Set<string>();
+    events.forEach((event: unknown, index) => {
+      const result = prepareEvent(event, `events[${index}]`, limits, issues);
+      if (result === undefined) return;
+      if (ids.has(result.id)) issues.push({ path: `events[${index}].id`, message: `'${result.id}' appears twice` });
+      ids.add(result.id);
+      prepared.push(result);
+    });
+  }
+  if (issues.length > 0) throw new ValidationError(issues);
+  return { streamId: streamId as string, category: streamCategory(streamId as string), expectedVersion: expected, events: prepared };
+}
+
+function prepareEvent(
+  value: unknown,
+  path: string,
+  limits: StoreLimits,
+  issues: ValidationIssue[],
+): PreparedEvent | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    issues.push({ path, message: `must be an object with 'type' and 'data', got ${describe(value)}` });
+    return undefined;
+  }
+  const event = value as Partial<EventToAppend>;
+  const before = issues.length;
+  checkName(event.type, `${path}.type`, MAX_NAME_LENGTH, issues);
+  if (event.id !== undefined) checkName(event.id, `${path}.id`, MAX_NAME_LENGTH, issues);
+  const schemaVersion = event.schemaVersion ?? 1;
+  if (!Number.isSafeInteger(schemaVersion) || schemaVersion < 1) {
+    issues.push({ path: `${path}.schemaVersion`, message: `must be an integer >= 1, got ${describe(schemaVersion)}` });
+  }
+  if (event.data === undefined) {
+    issues.push({ path: `${path}.data`, message: 'is missing (use null or {} for an event without data)' });
+  } else {
+    checkJson(event.data, `${path}.data`, issues, new Set());
+  }
+  if (event.metadata !== undefined) {
+    if (!isPlainObject(event.metadata)) {
+      issues.push({ path: `${path}.metadata`, message: `must be a plain object, got ${describe(event.metadata)}` });
+    } else {
+      for (const key of ['correlationId', 'causationId'] as const) {
+        const id = event.metadata[key];
+        if (id !== undefined && typeof id !== 'string') {
+          issues.push({ path: `${path}.metadata.${key}`, message: `must be a string, got ${describe(id)}` });
+        }
+      }
+      checkJson(event.metadata, `${path}.metadata`, issues, new Set());
+    }
+  }
+  if (issues.length > before) return undefined;
+  const data = JSON.stringify(event.data);
+  const metadata = event.metadata === undefined ? '{}' : JSON.stringify(event.metadata);
+  // Each UTF-16 unit is at most 3 UTF-8 bytes: count exactly only when that bound is over the limit.
+  const bound = (data.length + metadata.length) * 3;
+  const size = bound <= limits.maxEventBytes ? bound : Buffer.byteLength(data) + Buffer.byteLength(metadata);
+  if (size > limits.maxEventBytes) {
+    issues.push({ path, message: `is ${size} bytes serialized; the limit is ${limits.maxEventBytes}` });
+    return undefined;
+  }
+  return { id: event.id ?? uuidv7(), type: event.type as string, schemaVersion, data, metadata };
+}
+
+// Objects JSON.stringify turns into `{}` or mangles without a word.
+const LOSSY_TAGS = new Set([
+  '[object Map]',
+  '[object Set]',
+  '[object WeakMap]',
+  '[object WeakSet]',
+  '[object RegExp]',
+  '[object Promise]',
+  '[object Error]',
+  '[object ArrayBuffer]',
+]);
+
+/** Records every value under `value` that JSON cannot carry faithfully. */
+function checkJson(value: unknown, path: string, issues: ValidationIssue[], ancestors: Set<object>): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) issues.push({ path, message: `is ${value}, which JSON cannot represent` });
+      return;
+    case 'bigint':
+      issues.push({ path, message: 'is a BigInt, which JSON cannot represent (use a string)' });
+      return;
+    case 'undefined':
+      issues.push({ path, message: 'is undefined, which JSON cannot represent (use null)' });
+      return;
+    case 'function':
+    case 'symbol':
+      issues.push({ path, message: `is a ${typeof value}, which JSON cannot represent` });
+      return;
+  }
+  if (value === null) return;
+  const object = value as object;
+  if (ancestors.has(object)) {
+    issues.push({ path, message: 'refers back to one of its parents (a cycle)' });
+    return;
+  }
+  const toJSON = (object as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === 'function') return; // Date, Buffer and the like choose their own JSON form.
+  const tag = Object.prototype.toString.call(object);
+  if (LOSSY_TAGS.has(tag) || ArrayBuffer.isView(object)) {
+    issues.push({ path, message: `is a ${tag.slice(8, -1)}, which JSON would store as {} (convert it first)` });
+    return;
+  }
+  ancestors.add(object);
+  if (Array.isArray(object)) {
+    for (let i = 0; i < object.length; i++) checkJson(object[i], `${path}[${i}]`, issues, ancestors);
+  } else {
+    for (const key of Object.keys(object)) {
+      const child = (object as Record<string, unknown>)[key];
+      // An optional property left undefined is simply absent in JSON: allowed.
+      if (child !== undefined) checkJson(child, `${path}.${key}`, issues, ancestors);
+    }
+  }
+  ancestors.delete(object);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return value.length > 40 ? `'${value.slice(0, 40)}…'` : `'${value}'`;
+  if (typeof value === 'object') return `a ${Object.prototype.toString.call(value).slice(8, -1)}`;
+  return `${typeof value} ${String(value)}`;
+}
+
+/** Validates `deleteStream`'s mode. */
+export function assertDeleteMode(value: unknown): DeleteMode {
+  if (value === undefined) return 'soft';
+  if (value === 'soft' || value === 'hard') return value;
+  throw new ValidationError({ path: 'mode', message: `must be 'soft' or 'hard', got ${describe(value)}` });
+}
+
+/** Validates an optional integer option. */
+export function assertIntegerOption(value: unknown, path: string, min = 0): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= min) return value;
+  throw new ValidationError({ path, message: `must be an integer >= ${min}, got ${describe(value)}` });
+}
+
+/** Validates an optional list of names (event types, categories). */
+export function assertNameList(value: unknown, path: string): readonly string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
+    throw new ValidationError({ path, message: `must be an array of strings, got ${describe(value)}` });
+  }
+  return value as string[];
+}

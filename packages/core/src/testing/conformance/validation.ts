@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import type { ValidationError } from '../../errors/index.ts';
+import { assertUnchanged, type ConformanceCase, event, rejectsWithCode } from './context.ts';
+
+function cyclic(): unknown {
+  const node: { self?: unknown } = {};
+  node.self = node;
+  return node;
+}
+
+export const validationCases: ConformanceCase[] = [
+  {
+    name: 'invalid stream ids are ValidationErrors and write nothing',
+    async run({ store }) {
+      const head = await store.headPosition();
+      const bad: unknown[] = ['', 'x'.repeat(201), 'a\u0000b', 'line\nbreak', 'tab\there', 'del\u007f', 42, null, undefined];
+      for (const id of bad) {
+        const error = await rejectsWithCode<ValidationError>(store.append(id as string, [event('A')]), 'VALIDATION');
+        assert.equal(error.issues[0]?.path, 'streamId');
+        assert.equal(error.retryable, false);
+      }
+      await rejectsWithCode(store.readStream(''), 'VALIDATION');
+      await assertUnchanged(store, head);
+    },
+  },
+  {
+    name: 'the stream id length limit is configurable',
+    async run({ createStore, streamId }) {
+      const store = await createStore({ limits: { maxStreamIdLength: 300 } });
+      const head = await store.headPosition();
+      const long = `${streamId()}-${'y'.repeat(250)}`;
+      assert.equal((await store.append(long, [event('A')])).version, 1);
+      await rejectsWithCode(store.append('z'.repeat(301), [event('A')]), 'VALIDATION');
+      assert.equal(await store.headPosition(), head + 1);
+    },
+  },
+  {
+    name: 'empty or non-string event types, and events that are not objects, are ValidationErrors',
+    async run({ store, streamId }) {
+      const id = streamId();
+      const head = await store.headPosition();
+      for (const events of [
+        [event('')],
+        [{ type: 7, data: {} }],
+        [{ data: {} }],
+        [event('ctl\u0001')],
+        [null],
+        ['OrderPlaced'],
+        [],
+        'not-an-array',
+        [event('A', {}, { schemaVersion: 0 })],
+        [event('A', {}, { id: '' })],
+        [{ type: 'NoData' }],
+        [event('A', {}, { metadata: 'text' as never })],
+        [event('A', {}, { metadata: { correlationId: 5 as unknown as string } })],
+      ]) {
+        await rejectsWithCode(store.append(id, events as never), 'VALIDATION');
+      }
+      await assertUnchanged(store, head, id, 0);
+    },
+  },
+  {
+    name: 'data JSON cannot carry faithfully is a ValidationError naming the path',
+    async run({ store, streamId }) {
+      const id = streamId();
+      const head = await store.headPosition();
+      const cases: [unknown, string][] = [
+        [{ amount: 10n }, 'events[0].data.amount'],
+        [{ fn: () => 1 }, 'events[0].data.fn'],
+        [cyclic(), 'events[0].data.self'],
+        [{ ratio: Number.NaN }, 'events[0].data.ratio'],
+        [{ ratio: Number.POSITIVE_INFINITY }, 'events[0].data.ratio'],
+        [{ list: [1, undefined] }, 'events[0].data.list[1]'],
+        [{ tags: new Set(['a']) }, 'events[0].data.tags'],
+        [{ byId: new Map([['a', 1]]) }, 'events[0].data.byId'],
+        [{ s: Symbol('x') }, 'events[0].data.s'],
+        [{ deep: { deeper: [{ n: 1n }] } }, 'events[0].data.deep.deeper[0].n'],
+      ];
+      for (const [data, path] of cases) {
+        const error = await rejectsWithCode<ValidationError>(store.append(id, [event('A', data)]), 'VALIDATION');
+        assert.equal(error.issues[0]?.path, path, error.message);
+      }
+      const metaError = await rejectsWithCode<ValidationError>(
+        store.append(id, [event('A', {}, { metadata: { n: 5n } })]),
+        'VALIDATION',
+      );
+      assert.equal(metaError.issues[0]?.path, 'events[0].metadata.n');
+      await assertUnchanged(store, head, id, 0);
+      // A shared (non-cyclic) reference is fine.
+      const shared = { x: 1 };
+      assert.equal((await store.append(id, [event('A', { a: shared, b: shared })])).version, 1);
+    },
+  },
+  {
+    name: 'events over the size limit (default 1 MiB, configurable) are ValidationErrors',
+    async run({ store, createStore, streamId }) {
+      const id = streamId();
+      const head = await store.headPosition();
+      const justOver = 'x'.repeat(1024 * 1024);
+      await rejectsWithCode(store.append(id, [event('Big', { blob: justOver })]), 'VALIDATION');
+      await rejectsWithCode(store.append(id, [event('Small'), event('Big', justOver)]), 'VALIDATION');
+      await assertUnchanged(store, head, id, 0);
+      assert.equal((await store.append(id, [event('Fits', 'x'.repeat(1024 * 1024 - 10))])).version, 1);
+
+      const small = await createStore({ limits: { maxEventBytes: 1000 } });
+      const smallId = streamId();
+      await rejectsWithCode(small.append(smallId, [event('A', 'é'.repeat(500))]), 'VALIDATION');
+      assert.equal((await small.append(smallId, [event('A', 'e'.repeat(500))])).version, 1);
+    },
+  },
+];

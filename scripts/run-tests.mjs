@@ -1,0 +1,62 @@
+// Runs every *.test.ts in the workspace with Node's test runner (TypeScript
+// through tsx, workspace packages from source), then prints one plain
+// summary line: "N passed, N failed, N skipped".
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const roots = ['packages', 'examples', 'bench/src', 'docs'];
+const filter = process.argv.slice(2);
+
+function findTests(dir, out = []) {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const entry of entries) {
+    if (entry.name === 'node_modules' || entry.name === 'dist' || entry.name.startsWith('.')) continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) findTests(path, out);
+    else if (entry.name.endsWith('.test.ts')) out.push(relative(root, path));
+  }
+  return out;
+}
+
+mkdirSync(join(root, '.factline'), { recursive: true });
+const files = roots
+  .flatMap((r) => findTests(join(root, r)))
+  .filter((f) => filter.length === 0 || filter.some((word) => f.includes(word)))
+  .sort();
+if (files.length === 0) {
+  console.error('no test files found');
+  process.exit(1);
+}
+
+const args = [
+  '--conditions=factline-source',
+  '--import',
+  'tsx',
+  '--test',
+  '--test-reporter=spec',
+  '--test-reporter-destination=stdout',
+  '--test-reporter=./scripts/summary-reporter.mjs',
+  '--test-reporter-destination=.factline/test-summary.json',
+  ...files,
+];
+const child = spawn(process.execPath, args, { cwd: root, stdio: 'inherit', env: { ...process.env } });
+child.on('exit', async (code, signal) => {
+  const { readFileSync } = await import('node:fs');
+  let summary;
+  try {
+    summary = JSON.parse(readFileSync(join(root, '.factline/test-summary.json'), 'utf8'));
+  } catch {
+    summary = undefined;
+  }
+  if (summary) {
+    console.log(`\n${summary.passed} passed, ${summary.failed} failed, ${summary.skipped} skipped`);
+  }
+  process.exit(code ?? (signal ? 1 : 0));
+});

@@ -1,0 +1,16 @@
+// A node:test reporter that counts leaf tests and writes one JSON summary.
+
+export default async function* summaryReporter(source) {
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+  for await (const event of source) {
+    if (event.type !== 'test:pass' && event.type !== 'test:fail') continue;
+    const details = event.data.details ?? {};
+    if (details.type === 'suite') continue;
+    if (event.data.skip !== undefined || event.data.todo !== undefined) skipped += 1;
+    else if (event.type === 'test:pass') passed += 1;
+    else failed += 1;
+  }
+  yield `${JSON.stringify({ passed, failed, skipped })}\n`;
+}
