@@ -1,7 +1,20 @@
+export { type Aggregate, aggregateDecider, type Decider, foldEvents, rehydrate } from './commands/decider.ts';
+export { type HandleCommandOptions, type HandleCommandResult, handleCommand } from './commands/handle-command.ts';
 export * from './errors/index.ts';
+export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from './store/idempotency.ts';
+export { getInMemoryEventStore, type InMemoryEventStoreOptions } from './store/in-memory.ts';
+export {
+  type NormalizedReadAll,
+  type NormalizedReadStream,
+  normalizeReadAll,
+  normalizeReadStream,
+} from './store/read-options.ts';
 export type * from './store/types.ts';
 export {
+  assertDeleteMode,
   assertExpectedVersion,
+  assertIntegerOption,
+  assertNameList,
   assertStreamId,
   checkExpectedVersion,
   defaultStoreLimits,
@@ -11,8 +24,3 @@ export {
   type StoreLimits,
   streamCategory,
 } from './store/validation.ts';
-export { type NormalizedReadAll, type NormalizedReadStream, normalizeReadAll, normalizeReadStream } from './store/read-options.ts';
-export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from './store/idempotency.ts';
-export { getInMemoryEventStore, type InMemoryEventStoreOptions } from './store/in-memory.ts';
-export { type Aggregate, aggregateDecider, type Decider, foldEvents, rehydrate } from './commands/decider.ts';
-export { type HandleCommandOptions, type HandleCommandResult, handleCommand } from './commands/handle-command.ts';

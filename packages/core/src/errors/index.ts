@@ -141,9 +141,7 @@ function hasCode(error: unknown, code: FactlineErrorCode): boolean {
 /** True for any Factline error, even one thrown by another copy of the package. */
 export function isFactlineError(error: unknown): error is FactlineError {
   return (
-    typeof error === 'object' &&
-    error !== null &&
-    (error as { [FACTLINE_ERROR]?: unknown })[FACTLINE_ERROR] === true
+    typeof error === 'object' && error !== null && (error as { [FACTLINE_ERROR]?: unknown })[FACTLINE_ERROR] === true
   );
 }
 

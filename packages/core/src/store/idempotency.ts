@@ -45,8 +45,7 @@ export function matchRetriedAppend(
 ): StoredEvent[] | undefined {
   const found = stored.filter((s): s is StoredEvent => s !== undefined);
   if (found.length === 0) return undefined;
-  const conflict = (index: number, reason: string) =>
-    new EventIdConflictError(append.events[index]?.id ?? '?', reason);
+  const conflict = (index: number, reason: string) => new EventIdConflictError(append.events[index]?.id ?? '?', reason);
   if (found.length !== append.events.length) {
     const index = stored.findIndex((s) => s !== undefined);
     throw conflict(index, 'only part of this append is stored, so it cannot be a retry of it');

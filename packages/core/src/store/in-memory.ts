@@ -14,9 +14,9 @@ import type {
   StreamInfo,
 } from './types.ts';
 import {
+  assertDeleteMode,
   assertExpectedVersion,
   assertIntegerOption,
-  assertDeleteMode,
   assertStreamId,
   checkExpectedVersion,
   defaultStoreLimits,
@@ -190,7 +190,12 @@ export function getInMemoryEventStore(options: InMemoryEventStoreOptions = {}): 
       checkExpectedVersion(streamId, expected, stream.version);
       removeFromLog(stream.events);
       if (mode === 'hard') {
-        streams.set(streamId, { version: stream.version, truncatedBefore: stream.version + 1, tombstoned: true, events: [] });
+        streams.set(streamId, {
+          version: stream.version,
+          truncatedBefore: stream.version + 1,
+          tombstoned: true,
+          events: [],
+        });
       } else {
         streams.delete(streamId);
       }

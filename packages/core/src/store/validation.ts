@@ -51,7 +51,10 @@ function checkName(value: unknown, path: string, max: number, issues: Validation
 }
 
 /** Throws `ValidationError` unless `streamId` is a usable stream id. */
-export function assertStreamId(streamId: unknown, limits: StoreLimits = defaultStoreLimits): asserts streamId is string {
+export function assertStreamId(
+  streamId: unknown,
+  limits: StoreLimits = defaultStoreLimits,
+): asserts streamId is string {
   const issues: ValidationIssue[] = [];
   checkName(streamId, 'streamId', limits.maxStreamIdLength, issues);
   if (issues.length > 0) throw new ValidationError(issues);
@@ -113,7 +116,12 @@ export function prepareAppend(
     });
   }
   if (issues.length > 0) throw new ValidationError(issues);
-  return { streamId: streamId as string, category: streamCategory(streamId as string), expectedVersion: expected, events: prepared };
+  return {
+    streamId: streamId as string,
+    category: streamCategory(streamId as string),
+    expectedVersion: expected,
+    events: prepared,
+  };
 }
 
 function prepareEvent(

@@ -5,7 +5,7 @@ import type { Event } from '../store/types.ts';
 
 export interface DeciderThen<State, E extends Event> {
   /** Asserts `decide` returned exactly these events (type, data, metadata). */
-  then(expected: readonly E[]): void;
+  thenEmits(expected: readonly E[]): void;
   /** Asserts the state after applying the new events. */
   thenState(expected: State | ((state: State) => void)): void;
   /** Asserts `decide` threw; pass an error class, a predicate or a message pattern. */
@@ -19,7 +19,7 @@ export interface DeciderThen<State, E extends Event> {
  * deciderSpecification(orderDecider)
  *   .given([{ type: 'OrderPlaced', data: { items: 2 } }])
  *   .when({ type: 'CancelOrder' })
- *   .then([{ type: 'OrderCancelled', data: {} }]);
+ *   .thenEmits([{ type: 'OrderCancelled', data: {} }]);
  */
 export function deciderSpecification<State, Command, E extends Event>(decider: Decider<State, Command, E>) {
   return {
@@ -33,7 +33,7 @@ export function deciderSpecification<State, Command, E extends Event>(decider: D
             return { state, events };
           };
           return {
-            then(expected) {
+            thenEmits(expected) {
               assert.deepStrictEqual(run().events, expected);
             },
             thenState(expected) {

@@ -1,7 +1,7 @@
 import { after, describe, it } from 'node:test';
 import type { EventStore } from '../store/types.ts';
-import { type EventStoreFactory, eventStoreConformanceCases } from './conformance/index.ts';
 import { uniqueCategory } from './conformance/context.ts';
+import { type EventStoreFactory, eventStoreConformanceCases } from './conformance/index.ts';
 
 export interface EventStoreConformanceOptions {
   /** Shown in the test names, e.g. `'sqlite (file)'`. */

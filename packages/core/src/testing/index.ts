@@ -3,11 +3,12 @@
  * itself, and helpers for users' tests. Kept off the main entry so that
  * production code never loads `node:test` or `node:assert`.
  */
-export { deciderSpecification, type DeciderThen } from './decider-specification.ts';
+
 export {
   type CaseContext,
   type ConformanceCase,
   type EventStoreFactory,
   eventStoreConformanceCases,
 } from './conformance/index.ts';
+export { type DeciderThen, deciderSpecification } from './decider-specification.ts';
 export { type EventStoreConformanceOptions, testEventStoreConformance } from './event-store-conformance.ts';

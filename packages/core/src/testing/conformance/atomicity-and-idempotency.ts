@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { assertUnchanged, collectAll, type ConformanceCase, event, rejectsWithCode } from './context.ts';
+import { assertUnchanged, type ConformanceCase, collectAll, event, rejectsWithCode } from './context.ts';
 
 export const atomicityCases: ConformanceCase[] = [
   {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { handleCommand } from '../../commands/handle-command.ts';
 import type { Decider } from '../../commands/decider.ts';
+import { handleCommand } from '../../commands/handle-command.ts';
 import type { Event } from '../../store/types.ts';
-import { collectAll, type ConformanceCase, event } from './context.ts';
+import { type ConformanceCase, collectAll, event } from './context.ts';
 
 type Added = Event<'Added', { by: string; n: number }>;
 const counter: Decider<{ total: number; count: number }, { by: string; n: number }, Added> = {

@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
-import type { StoreLimits } from '../../store/validation.ts';
 import type { EventStore, EventToAppend, RecordedEvent } from '../../store/types.ts';
+import type { StoreLimits } from '../../store/validation.ts';
 
 /** How a conformance run gets stores from the adapter under test. */
-export interface EventStoreFactory {
-  /**
-   * Returns a store. It may be fresh or shared between cases: every case uses
-   * stream ids and categories of its own and reads the log from the head it
-   * saw at its start.
-   */
-  (options?: { limits?: Partial<StoreLimits> }): Promise<EventStore> | EventStore;
-}
+/**
+ * Returns a store. It may be fresh or shared between cases: every case uses
+ * stream ids and categories of its own and reads the log from the head it
+ * saw at its start.
+ */
+export type EventStoreFactory = (options?: { limits?: Partial<StoreLimits> }) => Promise<EventStore> | EventStore;
 
 export interface CaseContext {
   store: EventStore;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { collectAll, type ConformanceCase, event, rejectsWithCode } from './context.ts';
+import { type ConformanceCase, collectAll, event, rejectsWithCode } from './context.ts';
 
 export const deletionCases: ConformanceCase[] = [
   {
@@ -64,7 +64,10 @@ export const deletionCases: ConformanceCase[] = [
       const cat = category();
       const id = `${cat}-1`;
       const head = await store.headPosition();
-      await store.append(id, Array.from({ length: 5 }, (_, i) => event('N', { n: i + 1 })));
+      await store.append(
+        id,
+        Array.from({ length: 5 }, (_, i) => event('N', { n: i + 1 })),
+      );
       await store.truncateBefore(id, 4);
       const read = await store.readStream(id);
       assert.equal(read.version, 5);

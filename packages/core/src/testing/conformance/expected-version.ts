@@ -72,10 +72,7 @@ export const expectedVersionCases: ConformanceCase[] = [
       const id = streamId();
       const head = await store.headPosition();
       for (const bad of [-1, 1.5, Number.NaN, 'latest', null, '3', {}]) {
-        await rejectsWithCode(
-          store.append(id, [event('A')], { expectedVersion: bad as never }),
-          'VALIDATION',
-        );
+        await rejectsWithCode(store.append(id, [event('A')], { expectedVersion: bad as never }), 'VALIDATION');
       }
       assert.equal(await store.headPosition(), head);
       assert.equal((await store.readStream(id)).exists, false);

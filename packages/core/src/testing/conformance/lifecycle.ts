@@ -10,7 +10,8 @@ export const lifecycleCases: ConformanceCase[] = [
       const pending = [store.append(id, [event('A')]), store.append(id, [event('B')])];
       await store.close();
       const settled = await Promise.allSettled(pending);
-      for (const result of settled) assert.equal(result.status, 'fulfilled', String((result as PromiseRejectedResult).reason));
+      for (const result of settled)
+        assert.equal(result.status, 'fulfilled', String((result as PromiseRejectedResult).reason));
       await rejectsWithCode(store.append(id, [event('C')]), 'STORE_CLOSED');
       await rejectsWithCode(store.readStream(id), 'STORE_CLOSED');
       await rejectsWithCode(store.headPosition(), 'STORE_CLOSED');

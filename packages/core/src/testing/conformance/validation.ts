@@ -13,7 +13,17 @@ export const validationCases: ConformanceCase[] = [
     name: 'invalid stream ids are ValidationErrors and write nothing',
     async run({ store }) {
       const head = await store.headPosition();
-      const bad: unknown[] = ['', 'x'.repeat(201), 'a\u0000b', 'line\nbreak', 'tab\there', 'del\u007f', 42, null, undefined];
+      const bad: unknown[] = [
+        '',
+        'x'.repeat(201),
+        'a\u0000b',
+        'line\nbreak',
+        'tab\there',
+        'del\u007f',
+        42,
+        null,
+        undefined,
+      ];
       for (const id of bad) {
         const error = await rejectsWithCode<ValidationError>(store.append(id as string, [event('A')]), 'VALIDATION');
         assert.equal(error.issues[0]?.path, 'streamId');

@@ -1,0 +1,8 @@
+export { type Migration, migrate } from './migrations.ts';
+export {
+  getSqliteEventStore,
+  openSqliteDatabase,
+  type SqliteEventStore,
+  type SqliteEventStoreOptions,
+} from './store/sqlite-event-store.ts';
+export type { WriteQueueStats } from './store/write-queue.ts';

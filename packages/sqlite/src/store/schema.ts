@@ -1,0 +1,36 @@
+import type { Migration } from '../migrations.ts';
+
+/**
+ * The event store's tables. `position` is an AUTOINCREMENT key so that a
+ * position is never handed out twice, even after the newest events are
+ * deleted; writers are serialized by SQLite's write lock, so positions become
+ * visible in commit order and a catch-up reader can never skip one.
+ */
+export const eventStoreMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'events and streams',
+    up: `
+      CREATE TABLE factline_streams (
+        stream_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        truncated_before INTEGER NOT NULL DEFAULT 1,
+        tombstoned INTEGER NOT NULL DEFAULT 0
+      ) WITHOUT ROWID;
+      CREATE TABLE factline_events (
+        position INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL,
+        stream_id TEXT NOT NULL,
+        stream_version INTEGER NOT NULL,
+        category TEXT NOT NULL,
+        type TEXT NOT NULL,
+        schema_version INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        recorded_at INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX factline_events_event_id ON factline_events (event_id);
+      CREATE UNIQUE INDEX factline_events_stream ON factline_events (stream_id, stream_version);
+    `,
+  },
+];
