@@ -1,7 +1,12 @@
 import type { Migration } from '../migrations.ts';
 
 /**
- * The event store's tables. `position` is an AUTOINCREMENT key so that a
+ * The event store's tables. A stream's version is the highest
+ * `stream_version` of its events (one index seek), so an append writes only its
+ * event rows. `factline_streams` holds just the streams that need more:
+ * tombstoned ones, and truncated ones (whose version must survive the
+ * removal of their events).
+ * `position` is an AUTOINCREMENT key so that a
  * position is never handed out twice, even after the newest events are
  * deleted; writers are serialized by SQLite's write lock, so positions become
  * visible in commit order and a catch-up reader can never skip one.

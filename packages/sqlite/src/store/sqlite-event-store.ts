@@ -71,9 +71,12 @@ interface EventRow {
 }
 
 interface StreamRow {
+  /** 0 when the stream has no events and no record. */
   version: number;
   truncated_before: number;
   tombstoned: number;
+  /** 1 when `factline_streams` holds a row for the stream. */
+  recorded: number;
 }
 
 const EVENT_COLUMNS =
@@ -155,12 +158,18 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
   const writes = createWriteQueue(db, options.maxBatch);
 
   const sql = {
-    stream: db.prepare<[string], StreamRow>(
-      'SELECT version, truncated_before, tombstoned FROM factline_streams WHERE stream_id = ?',
+    stream: db.prepare<[string, string], StreamRow>(
+      `SELECT MAX(COALESCE((SELECT MAX(stream_version) FROM factline_events WHERE stream_id = ?), 0),
+                  COALESCE(s.version, 0)) AS version,
+              COALESCE(s.truncated_before, 1) AS truncated_before,
+              COALESCE(s.tombstoned, 0) AS tombstoned,
+              s.stream_id IS NOT NULL AS recorded
+       FROM (SELECT 1) LEFT JOIN factline_streams s ON s.stream_id = ?`,
     ),
-    upsertStream: db.prepare(
-      `INSERT INTO factline_streams (stream_id, version) VALUES (?, ?)
-       ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version`,
+    recordStream: db.prepare(
+      `INSERT INTO factline_streams (stream_id, version, truncated_before, tombstoned) VALUES (?, ?, ?, ?)
+       ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version,
+         truncated_before = excluded.truncated_before, tombstoned = excluded.tombstoned`,
     ),
     insertEvent: db.prepare(
       `INSERT INTO factline_events (event_id, stream_id, stream_version, category, type, schema_version, data, metadata, recorded_at)
@@ -180,11 +189,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
     ),
     deleteEvents: db.prepare('DELETE FROM factline_events WHERE stream_id = ?'),
     deleteEventsBefore: db.prepare('DELETE FROM factline_events WHERE stream_id = ? AND stream_version < ?'),
-    deleteStream: db.prepare('DELETE FROM factline_streams WHERE stream_id = ?'),
-    tombstone: db.prepare(
-      'UPDATE factline_streams SET tombstoned = 1, truncated_before = version + 1 WHERE stream_id = ?',
-    ),
-    truncate: db.prepare('UPDATE factline_streams SET truncated_before = ? WHERE stream_id = ?'),
+    forgetStream: db.prepare('DELETE FROM factline_streams WHERE stream_id = ?'),
   };
   const readAllStatements = new Map<string, Statement<unknown[], EventRow>>();
   const readAllStatement = (types: boolean, categories: boolean) => {
@@ -217,10 +222,10 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
     }
   };
 
-  /** Current state of a stream that may be written; throws if tombstoned. */
-  const writableStream = (streamId: string): StreamRow | undefined => {
-    const row = sql.stream.get(streamId);
-    if (row?.tombstoned) throw new StreamDeletedError(streamId);
+  /** Current state of a stream; throws if tombstoned. */
+  const liveStream = (streamId: string): StreamRow => {
+    const row = sql.stream.get(streamId, streamId) as StreamRow;
+    if (row.tombstoned) throw new StreamDeletedError(streamId);
     return row;
   };
 
@@ -237,8 +242,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
 
   /** Runs inside the write transaction. */
   const writeAppend = (append: PreparedAppend): AppendResult => {
-    const stream = writableStream(append.streamId);
-    const current = stream?.version ?? 0;
+    const current = liveStream(append.streamId).version;
     try {
       checkExpectedVersion(append.streamId, append.expectedVersion, current);
     } catch (conflict) {
@@ -288,7 +292,6 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
         schemaVersion: event.schemaVersion,
       });
     }
-    sql.upsertStream.run(append.streamId, version);
     return { streamId: append.streamId, version, position, events };
   };
 
@@ -308,9 +311,8 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
         assertStreamId(streamId, limits);
         const { from, to, direction, limit } = normalizeReadStream(readOptions);
         return readSnapshot(() => {
-          const stream = sql.stream.get(streamId);
-          if (stream?.tombstoned) throw new StreamDeletedError(streamId);
-          if (!stream) return { streamId, exists: false, version: 0, events: [] };
+          const stream = liveStream(streamId);
+          if (stream.version === 0) return { streamId, exists: false, version: 0, events: [] };
           const statement = direction === 'forwards' ? sql.readForwards : sql.readBackwards;
           const rows = statement.all(streamId, from, to, limit);
           return { streamId, exists: true, version: stream.version, events: rows.map(toRecorded) };
@@ -345,8 +347,8 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
     streamInfo(streamId: string): Promise<StreamInfo | undefined> {
       return guard(() => {
         assertStreamId(streamId, limits);
-        const row = sql.stream.get(streamId);
-        if (!row) return undefined;
+        const row = sql.stream.get(streamId, streamId) as StreamRow;
+        if (row.version === 0 && !row.recorded) return undefined;
         return {
           streamId,
           exists: row.tombstoned === 0,
@@ -363,12 +365,12 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
       const expected = assertExpectedVersion(deleteOptions.expectedVersion);
       const mode = assertDeleteMode(deleteOptions.mode);
       await writes.enqueue(() => {
-        const stream = writableStream(streamId);
-        if (!stream) throw new StreamNotFoundError(streamId);
+        const stream = liveStream(streamId);
+        if (stream.version === 0) throw new StreamNotFoundError(streamId);
         checkExpectedVersion(streamId, expected, stream.version);
         sql.deleteEvents.run(streamId);
-        if (mode === 'hard') sql.tombstone.run(streamId);
-        else sql.deleteStream.run(streamId);
+        if (mode === 'hard') sql.recordStream.run(streamId, stream.version, stream.version + 1, 1);
+        else sql.forgetStream.run(streamId);
       });
     },
 
@@ -377,12 +379,12 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
       assertStreamId(streamId, limits);
       const requested = assertIntegerOption(version, 'version', 1) as number;
       await writes.enqueue(() => {
-        const stream = writableStream(streamId);
-        if (!stream) throw new StreamNotFoundError(streamId);
+        const stream = liveStream(streamId);
+        if (stream.version === 0) throw new StreamNotFoundError(streamId);
         const before = Math.min(requested, stream.version + 1);
         if (before <= stream.truncated_before) return;
         sql.deleteEventsBefore.run(streamId, before);
-        sql.truncate.run(before, streamId);
+        sql.recordStream.run(streamId, stream.version, before, 0);
       });
     },
 
