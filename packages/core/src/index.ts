@@ -1,6 +1,7 @@
 export { type Aggregate, aggregateDecider, type Decider, foldEvents, rehydrate } from './commands/decider.ts';
 export { type HandleCommandOptions, type HandleCommandResult, handleCommand } from './commands/handle-command.ts';
 export * from './errors/index.ts';
+export { uuidv7 } from './ids/uuid-v7.ts';
 export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from './store/idempotency.ts';
 export { getInMemoryEventStore, type InMemoryEventStoreOptions } from './store/in-memory.ts';
 export {

@@ -1,5 +1,5 @@
-import { v7 as uuidv7 } from 'uuid';
 import { ConcurrencyError, ValidationError, type ValidationIssue } from '../errors/index.ts';
+import { uuidv7 } from '../ids/uuid-v7.ts';
 import type { DeleteMode, EventToAppend, ExpectedVersion } from './types.ts';
 
 /** Limits every store enforces before writing. */

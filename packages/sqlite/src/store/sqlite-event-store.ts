@@ -25,6 +25,7 @@ import {
   StreamDeletedError,
   type StreamInfo,
   StreamNotFoundError,
+  toRecordedEvent,
   ValidationError,
 } from '@factline/core';
 import Sqlite, { type Database, type Statement } from 'better-sqlite3';
@@ -251,9 +252,9 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
       throw conflict;
     }
     const recordedAt = now();
-    const events: RecordedEvent[] = [];
     let version = current;
     let position = 0;
+    const positions: number[] = [];
     for (const event of append.events) {
       version += 1;
       try {
@@ -280,19 +281,18 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
         if (retried && version === current + 1) return resultOf(append.streamId, retried);
         throw toStorageError(error);
       }
-      events.push({
-        id: event.id,
-        type: event.type,
-        data: JSON.parse(event.data),
-        metadata: event.metadata === '{}' ? {} : JSON.parse(event.metadata),
-        streamId: append.streamId,
-        streamVersion: version,
-        position,
-        recordedAt: new Date(recordedAt),
-        schemaVersion: event.schemaVersion,
-      });
+      positions.push(position);
     }
-    return { streamId: append.streamId, version, position, events };
+    // Most callers need only version and position: build the event objects on first use.
+    const stored = (): StoredEvent[] =>
+      append.events.map((event, i) => ({
+        ...event,
+        streamId: append.streamId,
+        streamVersion: current + i + 1,
+        position: positions[i] as number,
+        recordedAt,
+      }));
+    return lazyResult(append.streamId, version, position, stored);
   };
 
   const appendJob = (append: PreparedAppend) => () => writeAppend(append);
@@ -402,20 +402,19 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
 
 function resultOf(streamId: string, stored: readonly StoredEvent[]): AppendResult {
   const last = stored[stored.length - 1] as StoredEvent;
-  return {
-    streamId,
-    version: last.streamVersion,
-    position: last.position,
-    events: stored.map((s) => ({
-      id: s.id,
-      type: s.type,
-      data: JSON.parse(s.data),
-      metadata: JSON.parse(s.metadata),
-      streamId: s.streamId,
-      streamVersion: s.streamVersion,
-      position: s.position,
-      recordedAt: new Date(s.recordedAt),
-      schemaVersion: s.schemaVersion,
-    })),
-  };
+  return lazyResult(streamId, last.streamVersion, last.position, () => stored);
+}
+
+/** An append result whose `events` are parsed on first access, then kept. */
+function lazyResult(streamId: string, version: number, position: number, stored: () => readonly StoredEvent[]) {
+  let events: RecordedEvent[] | undefined;
+  const result = { streamId, version, position } as AppendResult;
+  Object.defineProperty(result, 'events', {
+    enumerable: true,
+    get: () => {
+      events ??= stored().map(toRecordedEvent);
+      return events;
+    },
+  });
+  return result;
 }
