@@ -1,0 +1,121 @@
+/**
+ * One form for every benchmark in the project:
+ * - a workload has a name (`sqlite-append-single`) and subjects (`factline`, `raw`, `emmett`, …);
+ * - each subject runs a trial several times; the median is reported;
+ * - every figure prints one line: `bench <workload> <subject> <value> <unit>`;
+ * - ratios to the `raw` subject print as `bench <workload> <subject>/raw <ratio> x`;
+ * - the run ends by writing every figure to `bench/results/latest.json`.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+
+/** One measured run: how many units of work `run` did. */
+export interface Trial {
+  /** Work before the clock starts (opening files, seeding). */
+  setup?: () => Promise<void> | void;
+  /**
+   * The measured work; returns how many units (events, messages) it did, or
+   * units and seconds when it timed itself (e.g. in a child process).
+   */
+  run: () => Promise<number | { units: number; seconds: number }> | number | { units: number; seconds: number };
+  /** Extra figures the trial observed (conflict retries, failures, RSS), reported beside the rate. */
+  extras?: () => Record<string, number>;
+  teardown?: () => Promise<void> | void;
+}
+
+export interface Subject {
+  name: string;
+  /** Makes a fresh trial for each repetition. Returns undefined (with a reason) when unavailable. */
+  trial: () => Promise<Trial | string> | Trial | string;
+}
+
+export interface Workload {
+  name: string;
+  description: string;
+  unit: string;
+  /** Repetitions per subject (median reported). Default 3. */
+  repeat?: number;
+  subjects: Subject[];
+}
+
+export interface Figure {
+  workload: string;
+  subject: string;
+  value: number;
+  unit: string;
+}
+
+const figures: Figure[] = [];
+
+export function report(workload: string, subject: string, value: number, unit: string): void {
+  const rounded = unit === 'x' ? Math.round(value * 100) / 100 : Math.round(value);
+  figures.push({ workload, subject, value: rounded, unit });
+  console.log(`bench ${workload} ${subject} ${rounded} ${unit}`);
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+
+export async function runWorkload(workload: Workload): Promise<void> {
+  console.log(`# ${workload.name}: ${workload.description}`);
+  const rates = new Map<string, number>();
+  // Interleave subjects round by round so that machine noise hits them alike.
+  const samples = new Map<string, number[]>();
+  const extras = new Map<string, Record<string, number[]>>();
+  const unavailable = new Set<string>();
+  for (let round = 0; round < (workload.repeat ?? 3); round++) {
+    for (const subject of workload.subjects) {
+      if (unavailable.has(subject.name)) continue;
+      const trial = await subject.trial();
+      if (typeof trial === 'string') {
+        console.log(`# ${workload.name} ${subject.name} skipped: ${trial}`);
+        unavailable.add(subject.name);
+        continue;
+      }
+      await trial.setup?.();
+      const started = process.hrtime.bigint();
+      const done = await trial.run();
+      const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+      const units = typeof done === 'number' ? done : done.units;
+      const seconds = typeof done === 'number' ? elapsed : done.seconds;
+      const extra = trial.extras?.() ?? {};
+      await trial.teardown?.();
+      (samples.get(subject.name) ?? samples.set(subject.name, []).get(subject.name))?.push(units / seconds);
+      const bucket = extras.get(subject.name) ?? extras.set(subject.name, {}).get(subject.name) ?? {};
+      for (const [key, value] of Object.entries(extra)) (bucket[key] ??= []).push(value);
+    }
+  }
+  for (const [name, values] of samples) {
+    const rate = median(values);
+    rates.set(name, rate);
+    report(workload.name, name, rate, workload.unit);
+    for (const [key, list] of Object.entries(extras.get(name) ?? {}))
+      report(workload.name, `${name}.${key}`, median(list), key.endsWith('MB') ? 'MB' : 'count');
+  }
+  const raw = rates.get('raw');
+  for (const [name, rate] of rates) {
+    if (name !== 'raw' && raw) report(workload.name, `${name}/raw`, rate / raw, 'x');
+  }
+  const ours = rates.get('factline');
+  for (const [name, rate] of rates) {
+    if (name !== 'raw' && name !== 'factline' && ours && rate > 0)
+      report(workload.name, `factline/${name}`, ours / rate, 'x');
+  }
+}
+
+export function writeResults(path: URL, filter: string): void {
+  mkdirSync(new URL('.', path), { recursive: true });
+  const result = {
+    date: new Date().toISOString(),
+    filter,
+    node: process.version,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    figures,
+  };
+  writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`# wrote ${figures.length} figures to bench/results/latest.json`);
+}

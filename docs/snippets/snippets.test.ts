@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { quickStart } from './quick-start.ts';
+
+const root = new URL('../../', import.meta.url);
+
+/** Every `<!-- snippet: path -->` block in a markdown file must equal that file. */
+function checkEmbeddedSnippets(markdownPath: string): number {
+  const markdown = readFileSync(new URL(markdownPath, root), 'utf8');
+  const blocks = [...markdown.matchAll(/<!-- snippet: (\S+) -->\n```ts\n([\s\S]*?)```/g)];
+  for (const [, path, code] of blocks) {
+    assert.equal(code, readFileSync(new URL(path as string, root), 'utf8'), `${markdownPath} embeds a stale ${path}`);
+  }
+  return blocks.length;
+}
+
+test('the README quick-start snippet runs: append, decide, read', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'factline-quickstart-'));
+  const logged: unknown[][] = [];
+  const original = console.log;
+  console.log = (...args: unknown[]) => logged.push(args);
+  try {
+    const { state, version, events } = await quickStart(join(dir, 'shop.db'));
+    assert.deepEqual(state, { items: ['tea'], open: false });
+    assert.equal(version, 2);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['ItemAdded', 'CheckedOut'],
+    );
+    assert.deepEqual(logged, [
+      [1, 'cart-1', 'ItemAdded'],
+      [2, 'cart-1', 'CheckedOut'],
+    ]);
+  } finally {
+    console.log = original;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('docs embed their snippets verbatim', () => {
+  assert.ok(checkEmbeddedSnippets('README.md') >= 1);
+  for (const doc of ['docs/event-store.md']) checkEmbeddedSnippets(doc);
+});
