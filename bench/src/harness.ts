@@ -83,9 +83,12 @@ export async function runWorkload(workload: Workload): Promise<void> {
       const seconds = typeof done === 'number' ? elapsed : done.seconds;
       const extra = trial.extras?.() ?? {};
       await trial.teardown?.();
-      (samples.get(subject.name) ?? samples.set(subject.name, []).get(subject.name))?.push(units / seconds);
-      const bucket = extras.get(subject.name) ?? extras.set(subject.name, {}).get(subject.name) ?? {};
-      for (const [key, value] of Object.entries(extra)) (bucket[key] ??= []).push(value);
+      const subjectRates = samples.get(subject.name) ?? [];
+      subjectRates.push(units / seconds);
+      samples.set(subject.name, subjectRates);
+      const bucket = extras.get(subject.name) ?? {};
+      for (const [key, value] of Object.entries(extra)) bucket[key] = [...(bucket[key] ?? []), value];
+      extras.set(subject.name, bucket);
     }
   }
   for (const [name, values] of samples) {

@@ -11,14 +11,22 @@ export interface DemoResult {
  * The reference system's first service: orders placed, paid, shipped and
  * cancelled through a decider, then read back and printed.
  */
-export async function runOrdersDemo(store: EventStore, print: (line: string) => void = console.log): Promise<DemoResult> {
+export async function runOrdersDemo(
+  store: EventStore,
+  print: (line: string) => void = console.log,
+): Promise<DemoResult> {
   const send = (orderId: string, command: OrderCommand) =>
     handleCommand(store, `order-${orderId}`, command, orderDecider, {
       metadata: { correlationId: `checkout-${orderId}` },
     });
   const refused: string[] = [];
 
-  await send('1001', { type: 'PlaceOrder', orderId: '1001', customerId: 'ada', items: [{ sku: 'kettle', quantity: 1, unitPrice: 30 }] });
+  await send('1001', {
+    type: 'PlaceOrder',
+    orderId: '1001',
+    customerId: 'ada',
+    items: [{ sku: 'kettle', quantity: 1, unitPrice: 30 }],
+  });
   await send('1001', { type: 'PayOrder', orderId: '1001', amount: 30 });
   await send('1001', { type: 'ShipOrder', orderId: '1001', carrier: 'post' });
 
@@ -33,14 +41,20 @@ export async function runOrdersDemo(store: EventStore, print: (line: string) => 
   });
   await send('1002', { type: 'PayOrder', orderId: '1002', amount: 40 });
 
-  await send('1003', { type: 'PlaceOrder', orderId: '1003', customerId: 'alan', items: [{ sku: 'lamp', quantity: 1, unitPrice: 45 }] });
+  await send('1003', {
+    type: 'PlaceOrder',
+    orderId: '1003',
+    customerId: 'alan',
+    items: [{ sku: 'lamp', quantity: 1, unitPrice: 45 }],
+  });
   await send('1003', { type: 'CancelOrder', orderId: '1003', reason: 'changed mind' });
 
   // Business rules refuse bad commands; nothing is written for them.
-  for (const [orderId, command] of [
+  const doomed: [string, OrderCommand][] = [
     ['1003', { type: 'PayOrder', orderId: '1003', amount: 45 }],
     ['1004', { type: 'PlaceOrder', orderId: '1004', customerId: 'edsger', items: [] }],
-  ] as const) {
+  ];
+  for (const [orderId, command] of doomed) {
     try {
       await send(orderId, command);
     } catch (error) {
@@ -64,7 +78,9 @@ export async function runOrdersDemo(store: EventStore, print: (line: string) => 
   print('Global log:');
   for await (const event of store.readAll()) {
     log.push({ position: event.position, streamId: event.streamId, version: event.streamVersion, type: event.type });
-    print(`  #${event.position}  ${event.streamId}@${event.streamVersion}  ${event.type}  (${event.metadata.correlationId})`);
+    print(
+      `  #${event.position}  ${event.streamId}@${event.streamVersion}  ${event.type}  (${event.metadata.correlationId})`,
+    );
   }
   return { orders, log, refused };
 }

@@ -6,7 +6,10 @@ export interface OrderItem {
   unitPrice: number;
 }
 
-export type OrderPlaced = Event<'OrderPlaced', { orderId: string; customerId: string; items: OrderItem[]; total: number }>;
+export type OrderPlaced = Event<
+  'OrderPlaced',
+  { orderId: string; customerId: string; items: OrderItem[]; total: number }
+>;
 export type OrderPaid = Event<'OrderPaid', { orderId: string; amount: number }>;
 export type OrderShipped = Event<'OrderShipped', { orderId: string; carrier: string }>;
 export type OrderCancelled = Event<'OrderCancelled', { orderId: string; reason: string }>;
@@ -60,7 +63,8 @@ export const orderDecider: Decider<OrderState, OrderCommand, OrderEvent> = {
       }
       case 'PayOrder':
         if (state.status !== 'placed') throw new OrderRuleError(`cannot pay an order that is ${state.status}`);
-        if (command.amount !== state.total) throw new OrderRuleError(`payment ${command.amount} ≠ total ${state.total}`);
+        if (command.amount !== state.total)
+          throw new OrderRuleError(`payment ${command.amount} ≠ total ${state.total}`);
         return [{ type: 'OrderPaid', data: { orderId: command.orderId, amount: command.amount } }];
       case 'ShipOrder':
         if (state.status !== 'paid') throw new OrderRuleError(`cannot ship an order that is ${state.status}`);
