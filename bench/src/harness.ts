@@ -25,6 +25,8 @@ export interface Trial {
 
 export interface Subject {
   name: string;
+  /** Fewer repetitions than the workload's, for a slow subject. */
+  repeat?: number;
   /** Makes a fresh trial for each repetition. Returns undefined (with a reason) when unavailable. */
   trial: () => Promise<Trial | string> | Trial | string;
 }
@@ -68,7 +70,7 @@ export async function runWorkload(workload: Workload): Promise<void> {
   const unavailable = new Set<string>();
   for (let round = 0; round < (workload.repeat ?? 3); round++) {
     for (const subject of workload.subjects) {
-      if (unavailable.has(subject.name)) continue;
+      if (unavailable.has(subject.name) || round >= (subject.repeat ?? Number.POSITIVE_INFINITY)) continue;
       const trial = await subject.trial();
       if (typeof trial === 'string') {
         console.log(`# ${workload.name} ${subject.name} skipped: ${trial}`);

@@ -1,6 +1,6 @@
 import { runWorkload, type Workload, writeResults } from './harness.ts';
 import { sqliteWorkloads } from './workloads/sqlite.ts';
-import { sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
+import { removeScanFiles, sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
 
 const workloads: Workload[] = [...sqliteWorkloads, ...sqliteScanWorkloads];
 const filter = process.argv[2] ?? '';
@@ -9,5 +9,9 @@ if (selected.length === 0) {
   console.error(`no workload matches '${filter}'; workloads: ${workloads.map((w) => w.name).join(', ')}`);
   process.exit(1);
 }
-for (const workload of selected) await runWorkload(workload);
+try {
+  for (const workload of selected) await runWorkload(workload);
+} finally {
+  removeScanFiles();
+}
 writeResults(new URL('../results/latest.json', import.meta.url), filter);

@@ -1,21 +1,27 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getSqliteEventStore } from '@factline/sqlite';
 import Sqlite from 'better-sqlite3';
 import type { Subject, Workload } from '../harness.ts';
 import { orderData } from './payload.ts';
+import { emmettSubject } from './sqlite.ts';
 
 const seeded = new Map<number, string>();
+const scanDir = join(tmpdir(), `factline-bench-scan-${process.pid}`);
+
+/** Removes the seeded logs (hundreds of MB for the 1M-event one). */
+export function removeScanFiles(): void {
+  rmSync(scanDir, { recursive: true, force: true });
+}
 
 /** A store file holding `total` events over 1,000 streams, written once per run and reused. */
 async function seededFile(total: number): Promise<string> {
   const known = seeded.get(total);
   if (known && existsSync(known)) return known;
-  const dir = join(tmpdir(), `factline-bench-scan-${process.pid}`);
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `log-${total}.db`);
+  mkdirSync(scanDir, { recursive: true });
+  const path = join(scanDir, `log-${total}.db`);
   const store = getSqliteEventStore({ path, synchronous: 'normal' });
   const perAppend = 1000;
   for (let i = 0; i < total / perAppend; i++) {
@@ -107,16 +113,7 @@ export const sqliteScanWorkloads: Workload[] = [
           };
         },
       },
-      {
-        name: 'emmett',
-        trial: async () => {
-          const peer = await import('../peers/emmett-sqlite.ts').catch((e: Error) => e.message);
-          if (typeof peer === 'string') return `emmett peer unavailable: ${peer}`;
-          const dir = join(tmpdir(), `factline-bench-emmett-scan-${process.pid}-${Date.now()}`);
-          mkdirSync(dir, { recursive: true });
-          return peer.emmettConsumerScan(dir, 5000);
-        },
-      },
+      emmettSubject((p, dir) => p.emmettConsumerScan(dir, 5000)),
     ],
   },
   {

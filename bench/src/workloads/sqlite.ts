@@ -48,9 +48,13 @@ function factlineTrial(
   };
 }
 
-function emmettSubject(make: (peer: PeerModule, dir: string) => Promise<Trial | string>): Subject {
+export function emmettSubject(
+  make: (peer: PeerModule, dir: string) => Promise<Trial | string>,
+  repeat?: number,
+): Subject {
   return {
     name: 'emmett',
+    ...(repeat === undefined ? {} : { repeat }),
     trial: async () => {
       const loaded = await emmett();
       if (typeof loaded === 'string') return loaded;
@@ -126,7 +130,7 @@ export const sqliteWorkloads: Workload[] = [
         for (let i = 0; i < SINGLE; i++) one(`order-${i}`, 1, JSON.stringify(orderData(i)));
         return SINGLE;
       }),
-      emmettSubject((p, dir) => p.emmettAppendSingle(dir, 500)),
+      emmettSubject((p, dir) => p.emmettAppendSingle(dir, 300)),
     ],
   },
   {
@@ -200,7 +204,7 @@ export const sqliteWorkloads: Workload[] = [
         for (let i = 0; i < 16 * PER_WRITER; i++) one(`order-${i}`, 1, JSON.stringify(orderData(i)));
         return 16 * PER_WRITER;
       }),
-      emmettSubject((p, dir) => p.emmettConcurrent16(dir, 10)),
+      emmettSubject((p, dir) => p.emmettConcurrent16(dir, 10), 1),
     ],
   },
   {
@@ -238,7 +242,7 @@ export const sqliteWorkloads: Workload[] = [
           ),
         };
       })(),
-      emmettSubject((p, dir) => p.emmettHot16(dir, 25)),
+      emmettSubject((p, dir) => p.emmettHot16(dir, 5), 1),
     ],
   },
   {

@@ -1,0 +1,423 @@
+/**
+ * Emmett's SQLite event store (`@event-driven-io/emmett-sqlite`) running the same workloads as
+ * Factline's SQLite benchmarks.
+ *
+ * The peer is installed into `bench/.peers` (never the project's own node_modules), so it is loaded
+ * at run time from there and typed here only as far as these trials use it. When it is missing or
+ * does not load (e.g. the native `sqlite3` module did not build), every factory returns the reason.
+ *
+ * Emmett's SQLite store as used here (defaults, nothing overridden):
+ * - a file database opens a new `sqlite3.Database` for every operation and closes it afterwards;
+ * - each connection runs `PRAGMA journal_mode = WAL`; it never sets `synchronous`, so SQLite's
+ *   default FULL (2) applies; node-sqlite3 sets a 1,000 ms busy timeout;
+ * - every append is a `BEGIN IMMEDIATE` transaction.
+ * Under concurrency most appends fail with SQLITE_BUSY (surfacing as "cannot rollback - no
+ * transaction is active", since Emmett rolls back after the failed BEGIN), and the per-connection
+ * PRAGMA can raise an unhandled SQLITE_BUSY 'error' event: see `uncaughtBusyGuard`.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Trial } from '../harness.ts';
+import { orderData } from '../workloads/payload.ts';
+
+// ---- the parts of Emmett's API these trials use ----
+
+interface EmmettEvent {
+  type: string;
+  data: Record<string, unknown>;
+}
+
+interface EmmettReadEvent extends EmmettEvent {
+  metadata: { streamName: string; streamPosition: bigint; globalPosition: bigint };
+}
+
+interface AppendResult {
+  nextExpectedStreamVersion: bigint;
+  lastEventGlobalPosition: bigint;
+  createdNewStream: boolean;
+}
+
+interface PullingOptions {
+  /** Messages read per batch (Emmett's default: 100). */
+  batchSize?: number;
+  /** Pause between batches while more are left, in ms (Emmett's default: 50). */
+  pullingFrequencyInMs?: number;
+}
+
+interface EmmettConsumer {
+  processor(options: {
+    processorId: string;
+    startFrom?: 'BEGINNING' | 'END' | 'CURRENT';
+    stopAfter?: (message: EmmettReadEvent) => boolean;
+    eachMessage: (message: EmmettReadEvent) => Promise<void> | void;
+  }): unknown;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface EmmettStore {
+  appendToStream(
+    streamName: string,
+    events: EmmettEvent[],
+    options?: { expectedStreamVersion?: bigint },
+  ): Promise<AppendResult>;
+  readStream(streamName: string): Promise<{
+    currentStreamVersion: bigint;
+    events: EmmettReadEvent[];
+    streamExists: boolean;
+  }>;
+  consumer(options?: { pulling?: PullingOptions }): EmmettConsumer;
+  schema: { migrate(): Promise<void> };
+}
+
+interface EmmettConnection {
+  close(): void;
+  query<T>(sql: string, values?: unknown[]): Promise<T[]>;
+}
+
+interface EmmettSqliteModule {
+  getSQLiteEventStore(options: { fileName: string }): EmmettStore;
+  sqliteConnection(options: { fileName: string }): EmmettConnection;
+}
+
+/** async-retry's options, as Emmett's command handler takes them. */
+interface RetryOptions {
+  retries?: number;
+  minTimeout?: number;
+  factor?: number;
+  shouldRetryError?: (error?: unknown) => boolean;
+  onRetry?: (error: unknown, attempt: number) => void;
+}
+
+type DeciderHandle<Command extends EmmettEvent, StreamEvent extends EmmettEvent> = (
+  store: EmmettStore,
+  id: string,
+  command: Command,
+) => Promise<{ newEvents: StreamEvent[]; nextExpectedStreamVersion: bigint }>;
+
+interface EmmettCoreModule {
+  DeciderCommandHandler<State, Command extends EmmettEvent, StreamEvent extends EmmettEvent>(options: {
+    decide: (command: Command, state: State) => StreamEvent | StreamEvent[];
+    evolve: (state: State, event: StreamEvent) => State;
+    initialState: () => State;
+    retry?: { onVersionConflict: true | number | RetryOptions };
+  }): DeciderHandle<Command, StreamEvent>;
+  /** What `retry: { onVersionConflict: true }` means: 3 retries, 100 ms first wait, ×1.5 backoff. */
+  CommandHandlerStreamVersionConflictRetryOptions: RetryOptions;
+}
+
+interface Peer {
+  sqlite: EmmettSqliteModule;
+  core: EmmettCoreModule;
+}
+
+// ---- loading the peer from bench/.peers ----
+
+const peersDir = fileURLToPath(new URL('../../.peers/', import.meta.url));
+let loaded: Peer | string | undefined;
+
+function loadPeer(): Peer | string {
+  if (loaded !== undefined) return loaded;
+  if (!existsSync(join(peersDir, 'node_modules', '@event-driven-io', 'emmett-sqlite'))) {
+    loaded = `@event-driven-io/emmett-sqlite is not installed in ${peersDir}`;
+    return loaded;
+  }
+  try {
+    const require = createRequire(join(peersDir, 'package.json'));
+    const sqlite = require('@event-driven-io/emmett-sqlite') as unknown as EmmettSqliteModule;
+    const core = require('@event-driven-io/emmett') as unknown as EmmettCoreModule;
+    if (typeof sqlite.getSQLiteEventStore !== 'function' || typeof core.DeciderCommandHandler !== 'function') {
+      loaded = 'the installed Emmett packages lack getSQLiteEventStore or DeciderCommandHandler';
+    } else {
+      loaded = { sqlite, core };
+    }
+  } catch (error) {
+    loaded = `Emmett failed to load from ${peersDir}: ${(error as Error).message}`;
+  }
+  return loaded;
+}
+
+/** An Emmett store on `<dir>/emmett.db` with its schema already created (outside the timed part). */
+async function openStore(peer: Peer, dir: string): Promise<EmmettStore> {
+  const store = peer.sqlite.getSQLiteEventStore({ fileName: join(dir, 'emmett.db') });
+  await store.schema.migrate();
+  return store;
+}
+
+/**
+ * Counts, instead of dying on, the SQLITE_BUSY errors that node-sqlite3 emits as unhandled 'error'
+ * events: Emmett opens each connection with a fire-and-forget `db.run('PRAGMA journal_mode = WAL;')`,
+ * and when that statement hits SQLITE_BUSY under concurrency the error has no listener and would
+ * otherwise crash the process. Any other uncaught error still ends the process. Installed for a
+ * concurrent trial's run and removed at its teardown.
+ */
+function uncaughtBusyGuard(): { readonly count: number; stop: () => void } {
+  let count = 0;
+  const onUncaught = (error: unknown) => {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+      count++;
+      return;
+    }
+    console.error(error);
+    process.exit(1);
+  };
+  process.on('uncaughtException', onUncaught);
+  return {
+    get count() {
+      return count;
+    },
+    stop: () => {
+      process.off('uncaughtException', onUncaught);
+    },
+  };
+}
+
+const placed = (i: number): EmmettEvent => ({ type: 'OrderPlaced', data: orderData(i) });
+const itemsAdded = (n: number): EmmettEvent[] =>
+  Array.from({ length: n }, (_, j) => ({ type: 'ItemAdded', data: orderData(j) }));
+
+/** The settings Emmett's own connections run with (journal_mode, synchronous, busy_timeout). */
+export async function emmettSqliteSettings(dir: string): Promise<Record<string, string | number> | string> {
+  const peer = loadPeer();
+  if (typeof peer === 'string') return peer;
+  await openStore(peer, dir);
+  const connection = peer.sqlite.sqliteConnection({ fileName: join(dir, 'emmett.db') });
+  try {
+    const [journal] = await connection.query<{ journal_mode: string }>('PRAGMA journal_mode');
+    const [sync] = await connection.query<{ synchronous: number }>('PRAGMA synchronous');
+    const [busy] = await connection.query<{ timeout: number }>('PRAGMA busy_timeout');
+    return {
+      journal_mode: journal?.journal_mode ?? '?',
+      synchronous: sync?.synchronous ?? -1,
+      busy_timeout: busy?.timeout ?? -1,
+    };
+  } finally {
+    connection.close();
+  }
+}
+
+// ---- the trials ----
+
+/** `count` single-event appends, each to a new stream, one at a time. Units: events. */
+export async function emmettAppendSingle(dir: string, count: number): Promise<Trial | string> {
+  const peer = loadPeer();
+  if (typeof peer === 'string') return peer;
+  let store: EmmettStore;
+  return {
+    setup: async () => {
+      store = await openStore(peer, dir);
+    },
+    run: async () => {
+      for (let i = 0; i < count; i++) await store.appendToStream(`order-${i}`, [placed(i)]);
+      return count;
+    },
+  };
+}
+
+/**
+ * Setup: `streams` streams of one event each. Run: `rounds` times, 10 events to each stream with the
+ * exact expected version. Units: events appended in run.
+ */
+export async function emmettAppendBatch10(dir: string, streams: number, rounds: number): Promise<Trial | string> {
+  const peer = loadPeer();
+  if (typeof peer === 'string') return peer;
+  let store: EmmettStore;
+  const versions: bigint[] = [];
+  return {
+    setup: async () => {
+      store = await openStore(peer, dir);
+      for (let s = 0; s < streams; s++) {
+        const result = await store.appendToStream(`cart-${s}`, [{ type: 'CartOpened', data: {} }]);
+        versions[s] = result.nextExpectedStreamVersion;
+      }
+    },
+    run: async () => {
+      const events = itemsAdded(10);
+      for (let round = 0; round < rounds; round++) {
+        for (let s = 0; s < streams; s++) {
+          const result = await store.appendToStream(`cart-${s}`, events, { expectedStreamVersion: versions[s] ?? 1n });
+          versions[s] = result.nextExpectedStreamVersion;
+        }
+      }
+      return rounds * streams * 10;
+    },
+  };
+}
+
+/**
+ * 16 async writers started together on one store, each appending `perWriter` single events to its
+ * own stream (awaiting each of its own appends), no expected version (Emmett's default).
+ * Units: successful events; extras: failures (appends that threw), uncaught (SQLITE_BUSY errors
+ * node-sqlite3 raised outside any promise; see `uncaughtBusyGuard`).
+ */
+export async function emmettConcurrent16(dir: string, perWriter: number): Promise<Trial | string> {
+  const peer = loadPeer();
+  if (typeof peer === 'string') return peer;
+  let store: EmmettStore;
+  let failures = 0;
+  let guard: ReturnType<typeof uncaughtBusyGuard> | undefined;
+  return {
+    setup: async () => {
+      store = await openStore(peer, dir);
+      guard = uncaughtBusyGuard();
+    },
+    run: async () => {
+      let appended = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, w) => {
+          for (let i = 0; i < perWriter; i++) {
+            try {
+              await store.appendToStream(`writer-${w}`, [placed(i)]);
+              appended++;
+            } catch {
+              failures++;
+            }
+          }
+        }),
+      );
+      return appended;
+    },
+    extras: () => ({ failures, uncaught: guard?.count ?? 0 }),
+    teardown: () => guard?.stop(),
+  };
+}
+
+type AddCommand = { type: 'Add'; data: { by: number } };
+type AddedEvent = { type: 'Added'; data: { by: number } };
+
+/**
+ * 16 writers on 8 hot streams (writer w on stream w % 8), `perWriter` commands each through Emmett's
+ * `DeciderCommandHandler`, with its own retry on version conflicts (Emmett's default policy for
+ * `onVersionConflict: true`). The decider is a counter emitting one event per command.
+ * Units: events appended; extras: retries (conflict retries taken), failures (commands that threw),
+ * uncaught (as in `emmettConcurrent16`).
+ */
+export async function emmettHot16(dir: string, perWriter: number): Promise<Trial | string> {
+  const peer = loadPeer();
+  if (typeof peer === 'string') return peer;
+  let store: EmmettStore;
+  let retries = 0;
+  let failures = 0;
+  let guard: ReturnType<typeof uncaughtBusyGuard> | undefined;
+  const handle = peer.core.DeciderCommandHandler<number, AddCommand, AddedEvent>({
+    initialState: () => 0,
+    evolve: (n) => n + 1,
+    decide: (command) => ({ type: 'Added', data: command.data }),
+    retry: {
+      onVersionConflict: {
+        ...peer.core.CommandHandlerStreamVersionConflictRetryOptions,
+        onRetry: () => {
+          retries++;
+        },
+      },
+    },
+  });
+  return {
+    setup: async () => {
+      store = await openStore(peer, dir);
+      guard = uncaughtBusyGuard();
+    },
+    run: async () => {
+      let appended = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, w) => {
+          for (let i = 0; i < perWriter; i++) {
+            try {
+              const result = await handle(store, `hot-${w % 8}`, { type: 'Add', data: { by: w } });
+              appended += result.newEvents.length;
+            } catch {
+              failures++;
+            }
+          }
+        }),
+      );
+      return appended;
+    },
+    extras: () => ({ retries, failures, uncaught: guard?.count ?? 0 }),
+    teardown: () => guard?.stop(),
+  };
+}
+
+/** Setup: one stream of 1,000 events. Run: read it whole `reads` times. Units: events read. */
+export async function emmettReadStream(dir: string, reads: number): Promise<Trial | string> {
+  const peer = loadPeer();
+  if (typeof peer === 'string') return peer;
+  let store: EmmettStore;
+  return {
+    setup: async () => {
+      store = await openStore(peer, dir);
+      for (let i = 0; i < 10; i++) await store.appendToStream('order-1', itemsAdded(100));
+    },
+    run: async () => {
+      let read = 0;
+      for (let i = 0; i < reads; i++) read += (await store.readStream('order-1')).events.length;
+      return read;
+    },
+  };
+}
+
+/**
+ * Setup: `total` events over 100 streams (appended 100 at a time). Run: one processor on Emmett's
+ * SQLite consumer (`store.consumer()`) reads them all from the beginning; the run ends once it has
+ * seen `total` events (or at the deadline). `pulling` defaults to Emmett's own (100 per batch,
+ * 50 ms between batches). Units: events consumed; extras: timedOut (0 or 1).
+ */
+export async function emmettConsumerScan(
+  dir: string,
+  total: number,
+  pulling: PullingOptions = {},
+  deadlineMs = 120_000,
+): Promise<Trial | string> {
+  const peer = loadPeer();
+  if (typeof peer === 'string') return peer;
+  let store: EmmettStore;
+  let consumer: EmmettConsumer | undefined;
+  let timedOut = 0;
+  return {
+    setup: async () => {
+      store = await openStore(peer, dir);
+      for (let i = 0, batch = 0; i < total; i += 100, batch++) {
+        const events = Array.from({ length: Math.min(100, total - i) }, (_, j) => placed(i + j));
+        await store.appendToStream(`order-${batch % 100}`, events);
+      }
+    },
+    run: async () => {
+      let seen = 0;
+      if (total <= 0) return 0;
+      const activeConsumer = store.consumer({ pulling });
+      consumer = activeConsumer;
+      let reached: () => void = () => {};
+      const done = new Promise<void>((resolve) => {
+        reached = resolve;
+      });
+      activeConsumer.processor({
+        processorId: 'bench-scan',
+        startFrom: 'BEGINNING',
+        eachMessage: () => {
+          if (++seen >= total) reached();
+        },
+        stopAfter: () => seen >= total,
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'deadline'>((resolve) => {
+        timer = setTimeout(() => resolve('deadline'), deadlineMs);
+      });
+      // start() resolves when pulling stops (the processor stops itself after `total` events).
+      const pulled = activeConsumer.start();
+      const outcome = await Promise.race([done, pulled, deadline]);
+      clearTimeout(timer);
+      if (outcome === 'deadline') timedOut = 1;
+      await activeConsumer.stop();
+      return seen;
+    },
+    extras: () => ({ timedOut }),
+    // close() waits a fixed 250 ms inside Emmett: kept out of the timed part.
+    teardown: async () => {
+      await consumer?.close();
+    },
+  };
+}
