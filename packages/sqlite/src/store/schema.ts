@@ -6,10 +6,11 @@ import type { Migration } from '../migrations.ts';
  * event rows. `factline_streams` holds just the streams that need more:
  * tombstoned ones, and truncated ones (whose version must survive the
  * removal of their events).
- * `position` is an AUTOINCREMENT key so that a
- * position is never handed out twice, even after the newest events are
- * deleted; writers are serialized by SQLite's write lock, so positions become
- * visible in commit order and a catch-up reader can never skip one.
+ *
+ * `position` is the rowid: writers are serialized by SQLite's write lock, so
+ * positions become visible in commit order and a catch-up reader can never
+ * skip one. Deletions that remove the newest event leave a marker row so that
+ * no position is ever handed out twice (see `keepHeadPosition`).
  */
 export const eventStoreMigrations: readonly Migration[] = [
   {
@@ -23,7 +24,7 @@ export const eventStoreMigrations: readonly Migration[] = [
         tombstoned INTEGER NOT NULL DEFAULT 0
       ) WITHOUT ROWID;
       CREATE TABLE factline_events (
-        position INTEGER PRIMARY KEY AUTOINCREMENT,
+        position INTEGER PRIMARY KEY,
         event_id TEXT NOT NULL,
         stream_id TEXT NOT NULL,
         stream_version INTEGER NOT NULL,

@@ -185,11 +185,14 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
       `SELECT ${EVENT_COLUMNS} FROM factline_events
        WHERE stream_id = ? AND stream_version >= ? AND stream_version <= ? ORDER BY stream_version DESC LIMIT ?`,
     ),
-    head: db.prepare<[], { head: number }>(
-      `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'factline_events'), 0) AS head`,
-    ),
+    head: db.prepare<[], { head: number }>('SELECT COALESCE(MAX(position), 0) AS head FROM factline_events'),
     deleteEvents: db.prepare('DELETE FROM factline_events WHERE stream_id = ?'),
     deleteEventsBefore: db.prepare('DELETE FROM factline_events WHERE stream_id = ? AND stream_version < ?'),
+    // See keepHeadPosition: an invisible row that holds the highest position handed out.
+    headMarker: db.prepare(
+      `INSERT INTO factline_events (position, event_id, stream_id, stream_version, category, type, schema_version, data, metadata, recorded_at)
+       VALUES (?, ?, '', ?, '', '', 1, 'null', '{}', ?)`,
+    ),
     forgetStream: db.prepare('DELETE FROM factline_streams WHERE stream_id = ?'),
   };
   const readAllStatements = new Map<string, Statement<unknown[], EventRow>>();
@@ -198,7 +201,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
     let statement = readAllStatements.get(key);
     if (!statement) {
       statement = db.prepare<unknown[], EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM factline_events WHERE position > ?
+        `SELECT ${EVENT_COLUMNS} FROM factline_events WHERE position > ? AND stream_id <> ''
          ${types ? 'AND type IN (SELECT value FROM json_each(?))' : ''}
          ${categories ? 'AND category IN (SELECT value FROM json_each(?))' : ''}
          ORDER BY position LIMIT ?`,
@@ -295,6 +298,20 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
     return lazyResult(append.streamId, version, position, stored);
   };
 
+  /**
+   * SQLite gives a new row the highest position + 1, so deleting the newest
+   * events would hand their positions out again and a reader that saw them
+   * would skip the newcomers. Plain `INTEGER PRIMARY KEY` is cheaper per append
+   * than AUTOINCREMENT, so deletions guard instead: when they remove the head,
+   * they leave a marker row there (empty stream id, which no stream can have,
+   * and an id with a control character, which no event can have; reads skip it).
+   */
+  const keepHeadPosition = (deleteRows: () => void) => {
+    const { head } = sql.head.get() as { head: number };
+    deleteRows();
+    if ((sql.head.get() as { head: number }).head < head) sql.headMarker.run(head, `\u0001head-${head}`, -head, now());
+  };
+
   const appendJob = (append: PreparedAppend) => () => writeAppend(append);
 
   const store: SqliteEventStore = {
@@ -368,7 +385,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
         const stream = liveStream(streamId);
         if (stream.version === 0) throw new StreamNotFoundError(streamId);
         checkExpectedVersion(streamId, expected, stream.version);
-        sql.deleteEvents.run(streamId);
+        keepHeadPosition(() => sql.deleteEvents.run(streamId));
         if (mode === 'hard') sql.recordStream.run(streamId, stream.version, stream.version + 1, 1);
         else sql.forgetStream.run(streamId);
       });
@@ -383,7 +400,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
         if (stream.version === 0) throw new StreamNotFoundError(streamId);
         const before = Math.min(requested, stream.version + 1);
         if (before <= stream.truncated_before) return;
-        sql.deleteEventsBefore.run(streamId, before);
+        keepHeadPosition(() => sql.deleteEventsBefore.run(streamId, before));
         sql.recordStream.run(streamId, stream.version, before, 0);
       });
     },

@@ -3,6 +3,29 @@ import { type ConformanceCase, collectAll, event, rejectsWithCode } from './cont
 
 export const deletionCases: ConformanceCase[] = [
   {
+    name: 'deleting the newest events never lets their positions be handed out again',
+    async run({ store, category }) {
+      const cat = category();
+      const head = await store.headPosition();
+      await store.append(`${cat}-keep`, [event('Keep')]);
+      const doomed = await store.append(`${cat}-gone`, [event('Gone'), event('Gone')]);
+      await store.deleteStream(`${cat}-gone`);
+      assert.ok((await store.headPosition()) >= doomed.position, 'the head moved back after a delete');
+      const after = await store.append(`${cat}-new`, [event('New')]);
+      assert.ok(after.position > doomed.position, 'a deleted position was reused');
+      const truncated = await store.append(`${cat}-t`, [event('T1'), event('T2')]);
+      await store.truncateBefore(`${cat}-t`, 10);
+      const later = await store.append(`${cat}-new`, [event('Later')]);
+      assert.ok(later.position > truncated.position, 'a truncated position was reused');
+      const seen = await collectAll(store, { after: head });
+      assert.deepEqual(
+        seen.map((e) => e.type),
+        ['Keep', 'New', 'Later'],
+      );
+      assert.ok(seen.every((e) => e.streamId.length > 0));
+    },
+  },
+  {
     name: 'soft delete removes the events; the stream can start again from version 1',
     async run({ store, category }) {
       const cat = category();
