@@ -12,7 +12,8 @@ export interface StoredEvent {
   schemaVersion: number;
   data: string;
   metadata: string;
-  recordedAt: number;
+  /** Milliseconds since the epoch, or a Date (copied, never shared). */
+  recordedAt: number | Date;
 }
 
 /** Turns a stored row into the event users see (fresh objects on every call). */
@@ -21,7 +22,8 @@ export function toRecordedEvent(row: StoredEvent): RecordedEvent {
     id: row.id,
     type: row.type,
     data: JSON.parse(row.data),
-    metadata: JSON.parse(row.metadata),
+    // Most events carry no metadata: skip the parser for the common case.
+    metadata: row.metadata === '{}' ? {} : JSON.parse(row.metadata),
     streamId: row.streamId,
     streamVersion: row.streamVersion,
     position: row.position,

@@ -10,6 +10,7 @@ import {
   defaultStoreLimits,
   type EventStore,
   type EventToAppend,
+  lazyAppendResult,
   matchRetriedAppend,
   normalizeReadAll,
   normalizeReadStream,
@@ -25,6 +26,7 @@ import {
   StreamDeletedError,
   type StreamInfo,
   StreamNotFoundError,
+  storedAppendResult,
   toRecordedEvent,
   ValidationError,
 } from '@factline/core';
@@ -59,17 +61,8 @@ export interface SqliteEventStore extends EventStore {
   stats(): WriteQueueStats;
 }
 
-interface EventRow {
-  position: number;
-  event_id: string;
-  stream_id: string;
-  stream_version: number;
-  type: string;
-  schema_version: number;
-  data: string;
-  metadata: string;
-  recorded_at: number;
-}
+/** Rows come back named as core's `StoredEvent`, so they convert without copying field by field. */
+type EventRow = StoredEvent;
 
 interface StreamRow {
   /** 0 when the stream has no events and no record. */
@@ -80,37 +73,8 @@ interface StreamRow {
   recorded: number;
 }
 
-const EVENT_COLUMNS =
-  'position, event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at';
-
-function toStored(row: EventRow): StoredEvent {
-  return {
-    id: row.event_id,
-    streamId: row.stream_id,
-    streamVersion: row.stream_version,
-    position: row.position,
-    type: row.type,
-    schemaVersion: row.schema_version,
-    data: row.data,
-    metadata: row.metadata,
-    recordedAt: row.recorded_at,
-  };
-}
-
-function toRecorded(row: EventRow): RecordedEvent {
-  return {
-    id: row.event_id,
-    type: row.type,
-    data: JSON.parse(row.data),
-    // Most events carry no metadata: skip the parser for the common case.
-    metadata: row.metadata === '{}' ? {} : JSON.parse(row.metadata),
-    streamId: row.stream_id,
-    streamVersion: row.stream_version,
-    position: row.position,
-    recordedAt: new Date(row.recorded_at),
-    schemaVersion: row.schema_version,
-  };
-}
+const EVENT_COLUMNS = `position, event_id AS id, stream_id AS streamId, stream_version AS streamVersion, type,
+  schema_version AS schemaVersion, data, metadata, recorded_at AS recordedAt`;
 
 /** Opens the connection with the pragmas every Factline SQLite file uses. */
 export function openSqliteDatabase(
@@ -239,8 +203,8 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
       append,
       append.events.map((e) => {
         const row = sql.eventById.get(e.id);
-        const ownRow = row && row.stream_id === append.streamId && row.stream_version > before;
-        return row && !ownRow ? toStored(row) : undefined;
+        const ownRow = row && row.streamId === append.streamId && row.streamVersion > before;
+        return row && !ownRow ? row : undefined;
       }),
     );
 
@@ -251,7 +215,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
       checkExpectedVersion(append.streamId, append.expectedVersion, current);
     } catch (conflict) {
       const retried = retriedAppend(append, current);
-      if (retried) return resultOf(append.streamId, retried);
+      if (retried) return storedAppendResult(append.streamId, retried);
       throw conflict;
     }
     const recordedAt = now();
@@ -281,7 +245,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
         // result. Otherwise matchRetriedAppend throws EventIdConflictError and the
         // job's savepoint rolls back what this append wrote so far.
         const retried = retriedAppend(append, current);
-        if (retried && version === current + 1) return resultOf(append.streamId, retried);
+        if (retried && version === current + 1) return storedAppendResult(append.streamId, retried);
         throw toStorageError(error);
       }
       positions.push(position);
@@ -295,7 +259,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
         position: positions[i] as number,
         recordedAt,
       }));
-    return lazyResult(append.streamId, version, position, stored);
+    return lazyAppendResult(append.streamId, version, position, stored);
   };
 
   /**
@@ -332,7 +296,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
           if (stream.version === 0) return { streamId, exists: false, version: 0, events: [] };
           const statement = direction === 'forwards' ? sql.readForwards : sql.readBackwards;
           const rows = statement.all(streamId, from, to, limit);
-          return { streamId, exists: true, version: stream.version, events: rows.map(toRecorded) };
+          return { streamId, exists: true, version: stream.version, events: rows.map(toRecordedEvent) };
         });
       });
     },
@@ -350,7 +314,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
         open();
         const rows = statement.all(cursor, ...filters, Math.min(batchSize, remaining));
         if (rows.length === 0) return;
-        for (const row of rows) yield toRecorded(row);
+        for (const row of rows) yield toRecordedEvent(row);
         cursor = (rows[rows.length - 1] as EventRow).position;
         remaining -= rows.length;
         if (rows.length < batchSize) return;
@@ -415,23 +379,4 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
     },
   };
   return store;
-}
-
-function resultOf(streamId: string, stored: readonly StoredEvent[]): AppendResult {
-  const last = stored[stored.length - 1] as StoredEvent;
-  return lazyResult(streamId, last.streamVersion, last.position, () => stored);
-}
-
-/** An append result whose `events` are parsed on first access, then kept. */
-function lazyResult(streamId: string, version: number, position: number, stored: () => readonly StoredEvent[]) {
-  let events: RecordedEvent[] | undefined;
-  const result = { streamId, version, position } as AppendResult;
-  Object.defineProperty(result, 'events', {
-    enumerable: true,
-    get: () => {
-      events ??= stored().map(toRecordedEvent);
-      return events;
-    },
-  });
-  return result;
 }

@@ -1,0 +1,103 @@
+import type { PreparedAppend } from '@factline/core';
+
+export interface AppendBatchStats {
+  /** Appends received. */
+  jobs: number;
+  /** Batches sent (each one statement, one transaction, one commit). */
+  commits: number;
+  /** Most appends one batch carried. */
+  largestBatch: number;
+}
+
+interface Job<R> {
+  append: PreparedAppend;
+  resolve: (result: R) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit for appends. While one batch is being written, appends that
+ * arrive wait; when it finishes, all of them (up to `maxBatch`) go together
+ * in the next batch: one round trip and one WAL flush for the lot. With no
+ * concurrency, each append is sent at once on its own: batching never adds
+ * latency.
+ *
+ * Two appends that use the same event id never share a batch: the later one
+ * waits for the next, so it sees the earlier one as stored and is handled as
+ * a retry or a conflict.
+ */
+export class AppendBatcher<R> {
+  readonly stats: AppendBatchStats = { jobs: 0, commits: 0, largestBatch: 0 };
+  private queue: Job<R>[] = [];
+  private running = false;
+  private idle: (() => void)[] = [];
+
+  constructor(
+    private readonly write: (batch: readonly PreparedAppend[]) => Promise<readonly (() => Promise<R> | R)[]>,
+    private readonly maxBatch: number,
+  ) {}
+
+  enqueue(append: PreparedAppend): Promise<R> {
+    this.stats.jobs += 1;
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ append, resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Resolves when nothing is queued or being written. */
+  drained(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  private take(): Job<R>[] {
+    const batch: Job<R>[] = [];
+    const rest: Job<R>[] = [];
+    const ids = new Set<string>();
+    for (const job of this.queue) {
+      const clash = batch.length >= this.maxBatch || job.append.events.some((e) => ids.has(e.id));
+      if (clash) {
+        rest.push(job);
+        continue;
+      }
+      for (const e of job.append.events) ids.add(e.id);
+      batch.push(job);
+    }
+    this.queue = rest;
+    return batch;
+  }
+
+  private pump(): void {
+    if (this.running) return;
+    if (this.queue.length === 0) {
+      for (const resolve of this.idle.splice(0)) resolve();
+      return;
+    }
+    this.running = true;
+    const batch = this.take();
+    this.stats.commits += 1;
+    if (batch.length > this.stats.largestBatch) this.stats.largestBatch = batch.length;
+    this.write(batch.map((job) => job.append))
+      .then(
+        (outcomes) => {
+          batch.forEach((job, i) => {
+            const settle = outcomes[i];
+            if (!settle) {
+              job.reject(new Error('append batch returned fewer outcomes than appends'));
+              return;
+            }
+            // Settled after the batch: follow-up reads (retry checks) do not hold the next batch.
+            Promise.resolve().then(settle).then(job.resolve, job.reject);
+          });
+        },
+        (error: unknown) => {
+          for (const job of batch) job.reject(error);
+        },
+      )
+      .finally(() => {
+        this.running = false;
+        this.pump();
+      });
+  }
+}

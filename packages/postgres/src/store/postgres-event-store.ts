@@ -1,0 +1,460 @@
+import {
+  type AppendOptions,
+  type AppendResult,
+  assertDeleteMode,
+  assertExpectedVersion,
+  assertIntegerOption,
+  assertStreamId,
+  checkExpectedVersion,
+  type DeleteStreamOptions,
+  defaultStoreLimits,
+  EventIdConflictError,
+  type EventStore,
+  type EventToAppend,
+  type ExpectedVersion,
+  lazyAppendResult,
+  matchRetriedAppend,
+  normalizeReadAll,
+  normalizeReadStream,
+  type PreparedAppend,
+  prepareAppend,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type ReadStreamResult,
+  type RecordedEvent,
+  StoreClosedError,
+  type StoredEvent,
+  type StoreLimits,
+  StreamDeletedError,
+  type StreamInfo,
+  StreamNotFoundError,
+  storedAppendResult,
+  toRecordedEvent,
+  ValidationError,
+} from '@factline/core';
+import pg from 'pg';
+import { migratePostgres, quoteSchema } from '../migrations.ts';
+import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
+import { AppendBatcher, type AppendBatchStats } from './append-batcher.ts';
+import { appendLockKey, ExpectedCode, eventStoreMigrations, Outcome } from './schema.ts';
+
+export interface PostgresEventStoreOptions {
+  /** e.g. `postgres://user@127.0.0.1:5432/app`. Give this or `pool`. */
+  connectionString?: string;
+  /**
+   * A node-postgres pool to use instead of opening one. The store never ends
+   * it; its owner must. Its type parsers are not changed (the store asks for
+   * the column types it needs per query).
+   */
+  pool?: pg.Pool;
+  /** The schema holding the store's tables; created when missing. Default `'factline'`. */
+  schema?: string;
+  /** Connections of the pool the store opens. Default 10. */
+  poolSize?: number;
+  limits?: Partial<StoreLimits>;
+  /** Clock for `recordedAt`; defaults to `Date.now`. */
+  now?: () => number;
+  /** Most appends written in one batch (one statement, one commit). Default 256. */
+  maxBatch?: number;
+}
+
+export interface PostgresEventStore extends EventStore {
+  /** The pool the store uses: read models and other ports may share it. */
+  readonly pool: pg.Pool;
+  /** The schema holding the store's tables. */
+  readonly schema: string;
+  /** Group-commit counters since open. */
+  stats(): AppendBatchStats;
+  /** Drops the store's schema with everything in it (tests and benchmarks), then closes the store. */
+  dropSchema(): Promise<void>;
+}
+
+/** Positions and versions are bigint columns; they stay below 2^53, so they come back as numbers. */
+const parseBigint = (value: string) => Number(value);
+/** `data` and `metadata` come back as the JSON text that was stored; the store parses it once. */
+const keepText = (value: string) => value;
+const typeParsers = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === pg.types.builtins.INT8) return parseBigint;
+    if (oid === pg.types.builtins.JSON) return keepText;
+    return format === undefined ? pg.types.getTypeParser(oid) : pg.types.getTypeParser(oid, format);
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+interface StreamStateRow {
+  version: number;
+  truncated_before: number;
+  tombstoned: boolean;
+  recorded: boolean;
+}
+
+interface AppendOutcomeRow {
+  outcome: number;
+  version_after: number;
+  last_pos: number | null;
+}
+
+/** The stored-event shape, named as core's `StoredEvent` so rows convert without copying field by field. */
+const EVENT_COLUMNS = `position, event_id AS id, stream_id AS "streamId", stream_version AS "streamVersion", type,
+  schema_version AS "schemaVersion", data, metadata, recorded_at AS "recordedAt"`;
+
+function expectedCode(expected: ExpectedVersion): number {
+  if (typeof expected === 'number') return expected;
+  if (expected === 'no-stream') return 0;
+  if (expected === 'stream-exists') return ExpectedCode.streamExists;
+  return ExpectedCode.any;
+}
+
+/**
+ * The event store on PostgreSQL: several processes may share it. Appends from
+ * one process are group-committed; every append takes one advisory lock, so
+ * global positions are handed out in commit order and a `readAll` reader
+ * resuming from any position never skips an event that commits late.
+ *
+ * @example
+ * const store = await getPostgresEventStore({ connectionString: 'postgres://app@127.0.0.1/app' });
+ * await store.append('order-1', [{ type: 'OrderPlaced', data: { total: 30 } }], { expectedVersion: 'no-stream' });
+ * for await (const event of store.readAll({ after: 0 })) console.log(event.position, event.type);
+ * await store.close();
+ */
+export async function getPostgresEventStore(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
+  if (options?.pool === undefined && typeof options?.connectionString !== 'string') {
+    throw new ValidationError({ path: 'connectionString', message: 'give a connection string or a pg Pool' });
+  }
+  const schemaName = options.schema ?? 'factline';
+  const s = quoteSchema(schemaName);
+  const poolSize = assertIntegerOption(options.poolSize, 'poolSize', 1) ?? 10;
+  const maxBatch = assertIntegerOption(options.maxBatch, 'maxBatch', 1) ?? 256;
+  const limits: StoreLimits = { ...defaultStoreLimits, ...options.limits };
+  const now = options.now ?? Date.now;
+  const ownPool = options.pool === undefined;
+  const pool =
+    options.pool ??
+    new pg.Pool({ connectionString: options.connectionString, max: poolSize, application_name: 'factline' });
+  // An idle connection the server closed (restart, pg_terminate_backend) is dropped
+  // from the pool and replaced on next use; without a listener it would crash the process.
+  if (ownPool) pool.on('error', () => undefined);
+  try {
+    await migratePostgres(pool, schemaName, 'event-store', eventStoreMigrations);
+  } catch (error) {
+    if (ownPool) await pool.end().catch(() => undefined);
+    throw error;
+  }
+
+  const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
+    try {
+      const result = await pool.query<R>({ name: `factline:${schemaName}:${name}`, text, values, types: typeParsers });
+      return result.rows;
+    } catch (error) {
+      throw toStorageError(error);
+    }
+  };
+
+  /** Runs `work` in a transaction holding the append lock: deletions and truncations. */
+  const underAppendLock = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
+    const client = await pool.connect().catch((error: unknown) => {
+      throw toStorageError(error);
+    });
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT pg_advisory_xact_lock${appendLockKey(s)}`);
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      broken = isConnectionFailure(error);
+      if (!broken) await client.query('ROLLBACK').catch(() => undefined);
+      throw toStorageError(error);
+    } finally {
+      client.release(broken);
+    }
+  };
+
+  const STREAM_STATE = `SELECT greatest(coalesce((SELECT max(e.stream_version) FROM ${s}.events e WHERE e.stream_id = $1), 0),
+           coalesce(st.version, 0)) AS version,
+         coalesce(st.truncated_before, 1) AS truncated_before,
+         coalesce(st.tombstoned, false) AS tombstoned,
+         st.stream_id IS NOT NULL AS recorded
+    FROM (SELECT 1) AS one LEFT JOIN ${s}.streams st ON st.stream_id = $1`;
+
+  const APPEND = `SELECT outcome, version_after, last_pos
+    FROM ${s}.append_events($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::text[], $6::text[],
+                            $7::integer[], $8::text[], $9::text[], $10::timestamptz)`;
+
+  /** The stored events with the ids an append uses. */
+  const storedByIds = async (append: PreparedAppend): Promise<(StoredEvent | undefined)[]> => {
+    const rows = await query<StoredEvent>(
+      'events-by-id',
+      `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE event_id = ANY ($1::text[])`,
+      [append.events.map((e) => e.id)],
+    );
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return append.events.map((e) => byId.get(e.id));
+  };
+
+  /** Turns one append's outcome into its result or error (after the batch committed). */
+  const settle = async (append: PreparedAppend, row: AppendOutcomeRow, recordedAt: number): Promise<AppendResult> => {
+    if (row.outcome === Outcome.appended) {
+      const last = row.last_pos as number;
+      const count = append.events.length;
+      return lazyAppendResult(append.streamId, row.version_after, last, () =>
+        append.events.map((event, i) => ({
+          ...event,
+          streamId: append.streamId,
+          streamVersion: row.version_after - count + i + 1,
+          position: last - count + i + 1,
+          recordedAt,
+        })),
+      );
+    }
+    if (row.outcome === Outcome.tombstoned) throw new StreamDeletedError(append.streamId);
+    // A conflict, or ids stored already: either a faithful retry of an append
+    // whose outcome the caller never learned (report the original result), or a
+    // real conflict.
+    const retried = matchRetriedAppend(append, await storedByIds(append));
+    if (retried) return storedAppendResult(append.streamId, retried);
+    if (row.outcome === Outcome.versionConflict) {
+      checkExpectedVersion(append.streamId, append.expectedVersion, row.version_after);
+    }
+    throw new EventIdConflictError(append.events[0]?.id ?? '?', 'it was stored by another append meanwhile');
+  };
+
+  const writeBatch = async (batch: readonly PreparedAppend[]): Promise<(() => Promise<AppendResult>)[]> => {
+    const recordedAt = now();
+    const streams: string[] = [];
+    const categories: string[] = [];
+    const expected: number[] = [];
+    const counts: number[] = [];
+    const ids: string[] = [];
+    const types: string[] = [];
+    const schemaVersions: number[] = [];
+    const data: string[] = [];
+    const metadata: string[] = [];
+    for (const append of batch) {
+      streams.push(append.streamId);
+      categories.push(append.category);
+      expected.push(expectedCode(append.expectedVersion));
+      counts.push(append.events.length);
+      for (const event of append.events) {
+        ids.push(event.id);
+        types.push(event.type);
+        schemaVersions.push(event.schemaVersion);
+        data.push(event.data);
+        metadata.push(event.metadata);
+      }
+    }
+    let rows: AppendOutcomeRow[];
+    try {
+      rows = await query<AppendOutcomeRow>('append', APPEND, [
+        streams,
+        categories,
+        expected,
+        counts,
+        ids,
+        types,
+        schemaVersions,
+        data,
+        metadata,
+        new Date(recordedAt),
+      ]);
+    } catch (error) {
+      // The whole batch rolled back. If one append broke the statement (not the
+      // connection), write each alone so that only that one fails.
+      if (batch.length === 1 || isConnectionFailure((error as { cause?: unknown }).cause)) throw error;
+      const outcomes: (() => Promise<AppendResult>)[] = [];
+      for (const append of batch) {
+        try {
+          const [settleOne] = await writeBatch([append]);
+          outcomes.push(settleOne as () => Promise<AppendResult>);
+        } catch (single) {
+          outcomes.push(() => Promise.reject(single));
+        }
+      }
+      return outcomes;
+    }
+    return batch.map((append, i) => () => settle(append, rows[i] as AppendOutcomeRow, recordedAt));
+  };
+
+  const batcher = new AppendBatcher<AppendResult>(writeBatch, maxBatch);
+
+  let closed = false;
+  const open = () => {
+    if (closed) throw new StoreClosedError();
+  };
+
+  const streamState = async (streamId: string, client?: pg.PoolClient): Promise<StreamStateRow> => {
+    if (client) {
+      const result = await client.query<StreamStateRow>({ text: STREAM_STATE, values: [streamId], types: typeParsers });
+      return result.rows[0] as StreamStateRow;
+    }
+    return (await query<StreamStateRow>('stream-state', STREAM_STATE, [streamId]))[0] as StreamStateRow;
+  };
+
+  /** Removes events, remembering the highest removed position so that the head never moves back. */
+  const deleteEvents = async (client: pg.PoolClient, streamId: string, before: number) => {
+    await client.query(
+      `WITH gone AS (DELETE FROM ${s}.events WHERE stream_id = $1 AND stream_version < $2 RETURNING position)
+       INSERT INTO ${s}.deleted_head (position) SELECT max(position) FROM gone HAVING max(position) IS NOT NULL
+       ON CONFLICT (only_row) DO UPDATE SET position = greatest(${s}.deleted_head.position, excluded.position)`,
+      [streamId, before],
+    );
+  };
+
+  const readStreamSql = (direction: 'ASC' | 'DESC') => `WITH state AS (${STREAM_STATE})
+    SELECT state.version AS stream_head, state.tombstoned AS stream_tombstoned, page.*
+    FROM state LEFT JOIN LATERAL (
+      SELECT ${EVENT_COLUMNS} FROM ${s}.events
+      WHERE stream_id = $1 AND stream_version >= $2 AND stream_version <= $3
+      ORDER BY stream_version ${direction} LIMIT $4
+    ) AS page ON true`;
+  const READ_FORWARDS = readStreamSql('ASC');
+  const READ_BACKWARDS = readStreamSql('DESC');
+
+  const store: PostgresEventStore = {
+    pool,
+    schema: schemaName,
+
+    async append(streamId: string, events: readonly EventToAppend[], appendOptions: AppendOptions = {}) {
+      open();
+      const append = prepareAppend(streamId, events, appendOptions.expectedVersion, limits);
+      return batcher.enqueue(append);
+    },
+
+    async readStream(streamId: string, readOptions?: ReadStreamOptions): Promise<ReadStreamResult> {
+      open();
+      assertStreamId(streamId, limits);
+      const { from, to, direction, limit } = normalizeReadStream(readOptions);
+      // One statement, so the version and the events come from one snapshot.
+      const rows = await query<StoredEvent & { stream_head: number; stream_tombstoned: boolean }>(
+        `read-stream-${direction}`,
+        direction === 'forwards' ? READ_FORWARDS : READ_BACKWARDS,
+        [streamId, from, to, limit],
+      );
+      const head = rows[0];
+      if (head?.stream_tombstoned) throw new StreamDeletedError(streamId);
+      const version = head?.stream_head ?? 0;
+      if (version === 0) return { streamId, exists: false, version: 0, events: [] };
+      const events = head?.id === null ? [] : rows.map(toRecordedEvent);
+      return { streamId, exists: true, version, events };
+    },
+
+    async *readAll(readOptions?: ReadAllOptions): AsyncGenerator<RecordedEvent> {
+      open();
+      const { after, limit, types, categories, batchSize } = normalizeReadAll(readOptions);
+      const filters: string[] = [];
+      const values: unknown[] = [];
+      if (types) {
+        values.push(types);
+        filters.push(`AND type = ANY ($${values.length + 1}::text[])`);
+      }
+      if (categories) {
+        values.push(categories);
+        filters.push(`AND category = ANY ($${values.length + 1}::text[])`);
+      }
+      const limitParameter = `$${values.length + 2}`;
+      const text = `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE position > $1 ${filters.join(' ')}
+        ORDER BY position LIMIT ${limitParameter}`;
+      const name = `read-all-${types ? 't' : ''}${categories ? 'c' : ''}`;
+      let cursor = after;
+      let remaining = limit;
+      while (remaining > 0) {
+        open();
+        const page = Math.min(batchSize, remaining);
+        const rows = await query<StoredEvent>(name, text, [cursor, ...values, page]);
+        if (rows.length === 0) return;
+        for (const row of rows) yield toRecordedEvent(row);
+        cursor = (rows[rows.length - 1] as StoredEvent).position;
+        remaining -= rows.length;
+        if (rows.length < page) return;
+      }
+    },
+
+    async headPosition() {
+      open();
+      const rows = await query<{ head: number }>(
+        'head',
+        `SELECT greatest(coalesce((SELECT max(position) FROM ${s}.events), 0),
+                         coalesce((SELECT position FROM ${s}.deleted_head), 0)) AS head`,
+        [],
+      );
+      return rows[0]?.head ?? 0;
+    },
+
+    async streamInfo(streamId: string): Promise<StreamInfo | undefined> {
+      open();
+      assertStreamId(streamId, limits);
+      const row = await streamState(streamId);
+      if (row.version === 0 && !row.recorded) return undefined;
+      return {
+        streamId,
+        exists: !row.tombstoned,
+        version: row.version,
+        truncatedBefore: row.truncated_before,
+        tombstoned: row.tombstoned,
+      };
+    },
+
+    async deleteStream(streamId: string, deleteOptions: DeleteStreamOptions = {}) {
+      open();
+      assertStreamId(streamId, limits);
+      const expected = assertExpectedVersion(deleteOptions.expectedVersion);
+      const mode = assertDeleteMode(deleteOptions.mode);
+      await underAppendLock(async (client) => {
+        const stream = await streamState(streamId, client);
+        if (stream.tombstoned) throw new StreamDeletedError(streamId);
+        if (stream.version === 0) throw new StreamNotFoundError(streamId);
+        checkExpectedVersion(streamId, expected, stream.version);
+        await deleteEvents(client, streamId, Number.MAX_SAFE_INTEGER);
+        if (mode === 'hard') {
+          await client.query(
+            `INSERT INTO ${s}.streams (stream_id, version, truncated_before, tombstoned) VALUES ($1, $2, $3, true)
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version,
+               truncated_before = excluded.truncated_before, tombstoned = true`,
+            [streamId, stream.version, stream.version + 1],
+          );
+        } else {
+          await client.query(`DELETE FROM ${s}.streams WHERE stream_id = $1`, [streamId]);
+        }
+      });
+    },
+
+    async truncateBefore(streamId: string, version: number) {
+      open();
+      assertStreamId(streamId, limits);
+      const requested = assertIntegerOption(version, 'version', 1) as number;
+      await underAppendLock(async (client) => {
+        const stream = await streamState(streamId, client);
+        if (stream.tombstoned) throw new StreamDeletedError(streamId);
+        if (stream.version === 0) throw new StreamNotFoundError(streamId);
+        const before = Math.min(requested, stream.version + 1);
+        if (before <= stream.truncated_before) return;
+        await deleteEvents(client, streamId, before);
+        await client.query(
+          `INSERT INTO ${s}.streams (stream_id, version, truncated_before) VALUES ($1, $2, $3)
+           ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, truncated_before = excluded.truncated_before`,
+          [streamId, stream.version, before],
+        );
+      });
+    },
+
+    stats: () => ({ ...batcher.stats }),
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await batcher.drained();
+      if (ownPool) await pool.end();
+    },
+
+    async dropSchema() {
+      await batcher.drained();
+      try {
+        await pool.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+      } finally {
+        await store.close();
+      }
+    },
+  };
+  return store;
+}

@@ -1,0 +1,118 @@
+import type { PostgresMigration } from '../migrations.ts';
+
+/**
+ * Every store write takes this transaction-level advisory lock first; it is
+ * keyed by the events table's oid, so stores in different schemas do not
+ * wait for each other. See docs/postgres.md, "Gap-free global order".
+ */
+export const appendLockKey = (schema: string) => `(5062401484197462016 + '${schema}.events'::regclass::oid::bigint)`;
+
+/** What `append_events` reports for each append of a batch. */
+export const Outcome = {
+  appended: 1,
+  versionConflict: 2,
+  tombstoned: 3,
+  idTaken: 4,
+} as const;
+
+/** `expectedVersion` as the append function takes it: a version (0 = no stream) or one of these. */
+export const ExpectedCode = { any: -1, streamExists: -2 } as const;
+
+export const eventStoreMigrations: readonly PostgresMigration[] = [
+  {
+    version: 1,
+    description: 'events, streams, the position sequence and the batched append function',
+    up: (s) => `
+      -- CACHE 1 (the default) matters: with a per-session cache, positions would
+      -- no longer follow the order in which appends take the append lock.
+      CREATE SEQUENCE ${s}.events_position_seq AS bigint CACHE 1;
+
+      CREATE TABLE ${s}.events (
+        position bigint PRIMARY KEY,
+        event_id text NOT NULL,
+        stream_id text NOT NULL,
+        stream_version bigint NOT NULL,
+        category text NOT NULL,
+        type text NOT NULL,
+        schema_version integer NOT NULL,
+        data json NOT NULL,
+        metadata json NOT NULL,
+        recorded_at timestamptz NOT NULL,
+        CONSTRAINT events_event_id_key UNIQUE (event_id),
+        CONSTRAINT events_stream_key UNIQUE (stream_id, stream_version)
+      );
+      ALTER SEQUENCE ${s}.events_position_seq OWNED BY ${s}.events.position;
+
+      -- Only streams that were truncated or hard-deleted have a row; a stream's
+      -- version is otherwise its highest stream_version in events.
+      CREATE TABLE ${s}.streams (
+        stream_id text PRIMARY KEY,
+        version bigint NOT NULL,
+        truncated_before bigint NOT NULL DEFAULT 1,
+        tombstoned boolean NOT NULL DEFAULT false
+      );
+
+      -- The highest position deletions removed, so that headPosition never moves back.
+      CREATE TABLE ${s}.deleted_head (
+        only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+        position bigint NOT NULL
+      );
+
+      -- Appends a batch of appends in one call (one round trip, one commit).
+      -- Append i writes events first_i .. first_i + a_counts[i] - 1 of the e_*
+      -- arrays. Each append is checked and written on its own: a conflict
+      -- skips that append only. Returns one row per append, in order.
+      CREATE FUNCTION ${s}.append_events(
+        a_streams text[], a_categories text[], a_expected bigint[], a_counts integer[],
+        e_ids text[], e_types text[], e_schema_versions integer[], e_data text[], e_metadata text[],
+        p_recorded_at timestamptz
+      ) RETURNS TABLE (outcome integer, version_after bigint, last_pos bigint)
+      LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_i integer;
+        v_n integer;
+        v_first integer := 1;
+        v_current bigint;
+        v_recorded bigint;
+        v_tombstoned boolean;
+        v_expected bigint;
+      BEGIN
+        PERFORM pg_advisory_xact_lock${appendLockKey(s)};
+        FOR v_i IN 1 .. coalesce(array_length(a_streams, 1), 0) LOOP
+          v_n := a_counts[v_i];
+          v_recorded := NULL;
+          v_tombstoned := false;
+          SELECT st.version, st.tombstoned INTO v_recorded, v_tombstoned
+            FROM ${s}.streams st WHERE st.stream_id = a_streams[v_i];
+          v_current := greatest(coalesce(v_recorded, 0), coalesce(
+            (SELECT max(e.stream_version) FROM ${s}.events e WHERE e.stream_id = a_streams[v_i]), 0));
+          v_expected := a_expected[v_i];
+          last_pos := NULL;
+          version_after := v_current;
+          IF coalesce(v_tombstoned, false) THEN
+            outcome := 3;
+          ELSIF (v_expected >= 0 AND v_current <> v_expected) OR (v_expected = -2 AND v_current = 0) THEN
+            outcome := 2;
+          ELSIF EXISTS (SELECT 1 FROM ${s}.events e WHERE e.event_id = ANY (e_ids[v_first : v_first + v_n - 1])) THEN
+            outcome := 4;
+          ELSE
+            INSERT INTO ${s}.events (position, event_id, stream_id, stream_version, category, type,
+                                     schema_version, data, metadata, recorded_at)
+            SELECT nextval('${s}.events_position_seq'), u.id, a_streams[v_i], v_current + u.ord,
+                   a_categories[v_i], u.type, u.sv, u.data::json, u.metadata::json, p_recorded_at
+            FROM unnest(e_ids[v_first : v_first + v_n - 1], e_types[v_first : v_first + v_n - 1],
+                        e_schema_versions[v_first : v_first + v_n - 1], e_data[v_first : v_first + v_n - 1],
+                        e_metadata[v_first : v_first + v_n - 1])
+                 WITH ORDINALITY AS u(id, type, sv, data, metadata, ord);
+            outcome := 1;
+            version_after := v_current + v_n;
+            last_pos := currval('${s}.events_position_seq');
+          END IF;
+          RETURN NEXT;
+          v_first := v_first + v_n;
+        END LOOP;
+      END
+      $fn$;
+    `,
+  },
+];
