@@ -151,3 +151,4 @@ export const isEventIdConflictError = (e: unknown): e is EventIdConflictError =>
 export const isStreamNotFoundError = (e: unknown): e is StreamNotFoundError => hasCode(e, 'STREAM_NOT_FOUND');
 export const isStreamDeletedError = (e: unknown): e is StreamDeletedError => hasCode(e, 'STREAM_DELETED');
 export const isStoreClosedError = (e: unknown): e is StoreClosedError => hasCode(e, 'STORE_CLOSED');
+export const isStorageError = (e: unknown): e is StorageError => hasCode(e, 'STORAGE');

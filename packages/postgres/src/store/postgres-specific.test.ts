@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { isConcurrencyError, isStorageError, isValidationError } from '@factline/core';
+import pg from 'pg';
+import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
+import { getPostgresEventStore, type PostgresEventStore } from './postgres-event-store.ts';
+
+const skip = await postgresUnavailable();
+
+describe('PostgreSQL store specifics', { skip }, () => {
+  const schemas: string[] = [];
+  const stores: PostgresEventStore[] = [];
+  const open = async (schema: string, options: { poolSize?: number; maxBatch?: number } = {}) => {
+    const store = await getPostgresEventStore({ connectionString: postgresUrl, schema, ...options });
+    stores.push(store);
+    return store;
+  };
+  const freshSchema = (label: string) => {
+    const schema = testSchema(label);
+    schemas.push(schema);
+    return schema;
+  };
+  const sql = async <T extends pg.QueryResultRow>(text: string, values: unknown[] = []) => {
+    const client = new pg.Client({ connectionString: postgresUrl });
+    await client.connect();
+    try {
+      return (await client.query<T>(text, values)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+
+  after(async () => {
+    await Promise.allSettled(stores.map((s) => s.close()));
+    for (const schema of schemas) await dropSchema(schema);
+  });
+
+  it('stores starting at once on an empty schema migrate it once', async () => {
+    const schema = freshSchema('migrate');
+    const opened = await Promise.all(Array.from({ length: 6 }, () => open(schema, { poolSize: 1 })));
+    const rows = await sql<{ component: string; version: number }>(
+      `SELECT component, version FROM "${schema}".migrations ORDER BY version`,
+    );
+    assert.deepEqual(rows, [{ component: 'event-store', version: 1 }]);
+    const results = await Promise.all(opened.map((s, i) => s.append(`m-${i}`, [{ type: 'Opened', data: {} }])));
+    assert.equal(new Set(results.map((r) => r.position)).size, 6);
+  });
+
+  it('refuses a schema newer than it knows, and leaves it as it was', async () => {
+    const schema = freshSchema('newer');
+    const store = await open(schema);
+    await store.append('n-1', [{ type: 'Kept', data: {} }]);
+    await sql(
+      `INSERT INTO "${schema}".migrations (component, version, description) VALUES ('event-store', 99, 'future')`,
+    );
+    await assert.rejects(
+      getPostgresEventStore({ connectionString: postgresUrl, schema }),
+      (error: unknown) => isStorageError(error) && /newer than this Factline knows/.test((error as Error).message),
+    );
+    assert.equal((await store.readStream('n-1')).version, 1);
+  });
+
+  it('rejects a schema name that is not a plain identifier, and bad options, before connecting', async () => {
+    for (const schema of ['Factline', 'a-b', 'x"; DROP TABLE y; --', '', '1abc', 'a'.repeat(64)]) {
+      await assert.rejects(getPostgresEventStore({ connectionString: postgresUrl, schema }), isValidationError);
+    }
+    await assert.rejects(getPostgresEventStore({} as never), isValidationError);
+    await assert.rejects(
+      getPostgresEventStore({ connectionString: postgresUrl, schema: freshSchema('opts'), poolSize: 0 }),
+      isValidationError,
+    );
+  });
+
+  it('user input is data, never SQL: quotes and statements in ids, types and payloads are stored as given', async () => {
+    const store = await open(freshSchema('quotes'));
+    const streamId = `o'; DROP TABLE events; --`;
+    const type = `T'"); DELETE FROM streams; --`;
+    const data = { text: `'$1' \\ "x" $$ E'\\n'` };
+    await store.append(streamId, [{ type, data, metadata: { note: "it's" } }]);
+    const read = await store.readStream(streamId);
+    assert.equal(read.events[0]?.type, type);
+    assert.deepEqual(read.events[0]?.data, data);
+    assert.deepEqual(read.events[0]?.metadata, { note: "it's" });
+  });
+
+  it('concurrent appends share batches; one conflict fails alone', async () => {
+    const store = await open(freshSchema('batch'));
+    await store.append('b-conflict', [{ type: 'First', data: {} }]);
+    const before = store.stats();
+    const attempts = Array.from({ length: 64 }, (_, i) =>
+      i === 20
+        ? store.append('b-conflict', [{ type: 'Stale', data: {} }], { expectedVersion: 0 })
+        : store.append(`b-${i}`, [{ type: 'Placed', data: { i } }], { expectedVersion: 'no-stream' }),
+    );
+    const settled = await Promise.allSettled(attempts);
+    const after = store.stats();
+    assert.equal(after.jobs - before.jobs, 64);
+    assert.ok(after.commits - before.commits < 64, `expected batching, got ${after.commits - before.commits} commits`);
+    assert.ok(after.largestBatch > 1);
+    settled.forEach((outcome, i) => {
+      if (i === 20) {
+        assert.equal(outcome.status, 'rejected');
+        assert.ok(isConcurrencyError((outcome as PromiseRejectedResult).reason));
+      } else {
+        assert.equal(
+          outcome.status,
+          'fulfilled',
+          `append ${i} failed: ${String((outcome as PromiseRejectedResult).reason)}`,
+        );
+      }
+    });
+    assert.equal((await store.readStream('b-conflict')).version, 1);
+  });
+
+  it('an append the database refuses fails alone even inside a batch', async () => {
+    const schema = freshSchema('refused');
+    const store = await open(schema);
+    // Stands for any rule a user adds to the table (a CHECK, a trigger).
+    await sql(`ALTER TABLE "${schema}".events ADD CONSTRAINT no_forbidden CHECK (type <> 'Forbidden')`);
+    const settled = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) =>
+        store.append(`r-${i}`, [{ type: i === 5 ? 'Forbidden' : 'Fine', data: {} }]),
+      ),
+    );
+    assert.ok(store.stats().largestBatch > 1, 'the refused append should have shared a batch');
+    settled.forEach((outcome, i) => {
+      if (i === 5) {
+        assert.equal(outcome.status, 'rejected');
+        const error = (outcome as PromiseRejectedResult).reason;
+        assert.ok(isStorageError(error));
+        assert.equal(error.retryable, false);
+      } else {
+        assert.equal(outcome.status, 'fulfilled');
+      }
+    });
+    assert.equal((await store.readStream('r-5')).exists, false);
+  });
+
+  it('positions are handed out in commit order and never reused after deletes', async () => {
+    const store = await open(freshSchema('reuse'));
+    const first = await store.append('d-1', [{ type: 'A', data: {} }]);
+    await store.deleteStream('d-1');
+    assert.equal(await store.headPosition(), first.position);
+    const next = await store.append('d-2', [{ type: 'B', data: {} }]);
+    assert.ok(next.position > first.position);
+  });
+});
