@@ -3,6 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { dropSchema, postgresUnavailable, postgresUrl } from '../../packages/postgres/src/fixtures/server.ts';
+import { postgresStore } from './postgres-store.ts';
 import { quickStart } from './quick-start.ts';
 
 const root = new URL('../../', import.meta.url);
@@ -42,5 +44,17 @@ test('the README quick-start snippet runs: append, decide, read', async () => {
 
 test('docs embed their snippets verbatim', () => {
   assert.ok(checkEmbeddedSnippets('README.md') >= 1);
-  for (const doc of ['docs/event-store.md']) checkEmbeddedSnippets(doc);
+  for (const doc of ['docs/event-store.md', 'docs/postgres.md']) checkEmbeddedSnippets(doc);
+});
+
+test('the PostgreSQL snippet runs: append, then resume readAll from a checkpoint', async (t) => {
+  const skip = await postgresUnavailable();
+  if (skip) return t.skip(skip);
+  const schema = `t_snippet_${process.pid}`;
+  try {
+    const checkpoint = await postgresStore(postgresUrl, schema);
+    assert.ok(checkpoint >= 1);
+  } finally {
+    await dropSchema(schema);
+  }
 });
