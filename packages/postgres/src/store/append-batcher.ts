@@ -16,11 +16,13 @@ interface Job<R> {
 }
 
 /**
- * Group commit for appends. While one batch is being written, appends that
- * arrive wait; when it finishes, all of them (up to `maxBatch`) go together
- * in the next batch: one round trip and one WAL flush for the lot. With no
- * concurrency, each append is sent at once on its own: batching never adds
- * latency.
+ * Group commit for appends. Up to `maxInFlight` batches are written at once
+ * (on separate pool connections: while one commits, the next already waits
+ * for the append lock, so the server never idles on a round trip). Appends
+ * that arrive while the slots are busy wait; when a slot frees, all of them
+ * (up to `maxBatch`) go together: one round trip and one WAL flush for the
+ * lot. With no concurrency, each append is sent at once on its own: batching
+ * never adds latency.
  *
  * Two appends that use the same event id never share a batch: the later one
  * waits for the next, so it sees the earlier one as stored and is handled as
@@ -29,12 +31,14 @@ interface Job<R> {
 export class AppendBatcher<R> {
   readonly stats: AppendBatchStats = { jobs: 0, commits: 0, largestBatch: 0 };
   private queue: Job<R>[] = [];
-  private running = false;
+  private inFlight = 0;
   private idle: (() => void)[] = [];
 
   constructor(
     private readonly write: (batch: readonly PreparedAppend[]) => Promise<readonly (() => Promise<R> | R)[]>,
     private readonly maxBatch: number,
+    /** Batches written at once, on separate connections; the next waits for the append lock while one commits. */
+    private readonly maxInFlight = 2,
   ) {}
 
   enqueue(append: PreparedAppend): Promise<R> {
@@ -47,7 +51,7 @@ export class AppendBatcher<R> {
 
   /** Resolves when nothing is queued or being written. */
   drained(): Promise<void> {
-    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
@@ -69,12 +73,12 @@ export class AppendBatcher<R> {
   }
 
   private pump(): void {
-    if (this.running) return;
     if (this.queue.length === 0) {
-      for (const resolve of this.idle.splice(0)) resolve();
+      if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
       return;
     }
-    this.running = true;
+    if (this.inFlight >= this.maxInFlight) return;
+    this.inFlight += 1;
     const batch = this.take();
     this.stats.commits += 1;
     if (batch.length > this.stats.largestBatch) this.stats.largestBatch = batch.length;
@@ -96,7 +100,7 @@ export class AppendBatcher<R> {
         },
       )
       .finally(() => {
-        this.running = false;
+        this.inFlight -= 1;
         this.pump();
       });
   }

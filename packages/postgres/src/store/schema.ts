@@ -76,6 +76,7 @@ export const eventStoreMigrations: readonly PostgresMigration[] = [
         v_recorded bigint;
         v_tombstoned boolean;
         v_expected bigint;
+        v_inserted integer;
       BEGIN
         PERFORM pg_advisory_xact_lock${appendLockKey(s)};
         FOR v_i IN 1 .. coalesce(array_length(a_streams, 1), 0) LOOP
@@ -93,9 +94,9 @@ export const eventStoreMigrations: readonly PostgresMigration[] = [
             outcome := 3;
           ELSIF (v_expected >= 0 AND v_current <> v_expected) OR (v_expected = -2 AND v_current = 0) THEN
             outcome := 2;
-          ELSIF EXISTS (SELECT 1 FROM ${s}.events e WHERE e.event_id = ANY (e_ids[v_first : v_first + v_n - 1])) THEN
-            outcome := 4;
           ELSE
+            -- No lookup of the ids first: a stored id shows as a row not inserted
+            -- (ON CONFLICT DO NOTHING), and then this append's rows are taken back.
             INSERT INTO ${s}.events (position, event_id, stream_id, stream_version, category, type,
                                      schema_version, data, metadata, recorded_at)
             SELECT nextval('${s}.events_position_seq'), u.id, a_streams[v_i], v_current + u.ord,
@@ -103,10 +104,17 @@ export const eventStoreMigrations: readonly PostgresMigration[] = [
             FROM unnest(e_ids[v_first : v_first + v_n - 1], e_types[v_first : v_first + v_n - 1],
                         e_schema_versions[v_first : v_first + v_n - 1], e_data[v_first : v_first + v_n - 1],
                         e_metadata[v_first : v_first + v_n - 1])
-                 WITH ORDINALITY AS u(id, type, sv, data, metadata, ord);
-            outcome := 1;
-            version_after := v_current + v_n;
-            last_pos := currval('${s}.events_position_seq');
+                 WITH ORDINALITY AS u(id, type, sv, data, metadata, ord)
+            ON CONFLICT (event_id) DO NOTHING;
+            GET DIAGNOSTICS v_inserted = ROW_COUNT;
+            IF v_inserted = v_n THEN
+              outcome := 1;
+              version_after := v_current + v_n;
+              last_pos := currval('${s}.events_position_seq');
+            ELSE
+              DELETE FROM ${s}.events e WHERE e.stream_id = a_streams[v_i] AND e.stream_version > v_current;
+              outcome := 4;
+            END IF;
           END IF;
           RETURN NEXT;
           v_first := v_first + v_n;
