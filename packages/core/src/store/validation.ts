@@ -30,6 +30,12 @@ export interface PreparedAppend {
   category: string;
   expectedVersion: ExpectedVersion;
   events: PreparedEvent[];
+  /**
+   * Whether the caller chose any of the event ids. When it did not, every id is
+   * freshly generated, so the append cannot be a retry of a stored one and an
+   * adapter may skip looking its ids up on a conflict.
+   */
+  callerIds: boolean;
 }
 
 /** The category of a stream: the part of its id before the first `-` (the whole id if none). */
@@ -121,6 +127,7 @@ export function prepareAppend(
     category: streamCategory(streamId as string),
     expectedVersion: expected,
     events: prepared,
+    callerIds: (events as Partial<EventToAppend>[]).some((event) => event.id !== undefined),
   };
 }
 

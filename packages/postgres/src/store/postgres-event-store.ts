@@ -211,7 +211,10 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     if (row.outcome === Outcome.tombstoned) throw new StreamDeletedError(append.streamId);
     // A conflict, or ids stored already: either a faithful retry of an append
     // whose outcome the caller never learned (report the original result), or a
-    // real conflict.
+    // real conflict. Ids the store generated cannot be stored yet: no lookup.
+    if (!append.callerIds && row.outcome === Outcome.versionConflict) {
+      checkExpectedVersion(append.streamId, append.expectedVersion, row.version_after);
+    }
     const retried = matchRetriedAppend(append, await storedByIds(append));
     if (retried) return storedAppendResult(append.streamId, retried);
     if (row.outcome === Outcome.versionConflict) {
