@@ -1,8 +1,15 @@
 import { runWorkload, type Workload, writeResults } from './harness.ts';
+import { postgresWorkloads } from './workloads/postgres.ts';
+import { dropPostgresScanSchemas, postgresScanWorkloads } from './workloads/postgres-scan.ts';
 import { sqliteWorkloads } from './workloads/sqlite.ts';
 import { removeScanFiles, sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
 
-const workloads: Workload[] = [...sqliteWorkloads, ...sqliteScanWorkloads];
+const workloads: Workload[] = [
+  ...sqliteWorkloads,
+  ...sqliteScanWorkloads,
+  ...postgresWorkloads,
+  ...postgresScanWorkloads,
+];
 const filter = process.argv[2] ?? '';
 const selected = workloads.filter((w) => w.name.includes(filter));
 if (selected.length === 0) {
@@ -13,5 +20,6 @@ try {
   for (const workload of selected) await runWorkload(workload);
 } finally {
   removeScanFiles();
+  await dropPostgresScanSchemas();
 }
 writeResults(new URL('../results/latest.json', import.meta.url), filter);

@@ -182,6 +182,9 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     FROM ${s}.append_events($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::text[], $6::text[],
                             $7::integer[], $8::text[], $9::text[], $10::timestamptz)`;
 
+  const APPEND_ONE = `SELECT outcome, version_after, last_pos
+    FROM ${s}.append_event($1, $2, $3, $4, $5, $6, $7, $8, $9)`;
+
   /** The stored events with the ids an append uses. */
   const storedByIds = async (append: PreparedAppend): Promise<(StoredEvent | undefined)[]> => {
     const rows = await query<StoredEvent>(
@@ -225,6 +228,22 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
 
   const writeBatch = async (batch: readonly PreparedAppend[]): Promise<(() => Promise<AppendResult>)[]> => {
     const recordedAt = now();
+    const only = batch.length === 1 ? batch[0] : undefined;
+    const single = only?.events.length === 1 ? only.events[0] : undefined;
+    if (only && single) {
+      const [row] = await query<AppendOutcomeRow>('append-one', APPEND_ONE, [
+        only.streamId,
+        only.category,
+        expectedCode(only.expectedVersion),
+        single.id,
+        single.type,
+        single.schemaVersion,
+        single.data,
+        single.metadata,
+        new Date(recordedAt),
+      ]);
+      return [() => settle(only, row as AppendOutcomeRow, recordedAt)];
+    }
     const streams: string[] = [];
     const categories: string[] = [];
     const expected: number[] = [];

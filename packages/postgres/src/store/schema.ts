@@ -73,7 +73,6 @@ export const eventStoreMigrations: readonly PostgresMigration[] = [
         v_n integer;
         v_first integer := 1;
         v_current bigint;
-        v_recorded bigint;
         v_tombstoned boolean;
         v_expected bigint;
         v_inserted integer;
@@ -81,16 +80,15 @@ export const eventStoreMigrations: readonly PostgresMigration[] = [
         PERFORM pg_advisory_xact_lock${appendLockKey(s)};
         FOR v_i IN 1 .. coalesce(array_length(a_streams, 1), 0) LOOP
           v_n := a_counts[v_i];
-          v_recorded := NULL;
-          v_tombstoned := false;
-          SELECT st.version, st.tombstoned INTO v_recorded, v_tombstoned
-            FROM ${s}.streams st WHERE st.stream_id = a_streams[v_i];
-          v_current := greatest(coalesce(v_recorded, 0), coalesce(
-            (SELECT max(e.stream_version) FROM ${s}.events e WHERE e.stream_id = a_streams[v_i]), 0));
+          SELECT greatest(coalesce(st.version, 0), coalesce(
+                   (SELECT max(e.stream_version) FROM ${s}.events e WHERE e.stream_id = a_streams[v_i]), 0)),
+                 coalesce(st.tombstoned, false)
+            INTO v_current, v_tombstoned
+            FROM (SELECT 1) AS one LEFT JOIN ${s}.streams st ON st.stream_id = a_streams[v_i];
           v_expected := a_expected[v_i];
           last_pos := NULL;
           version_after := v_current;
-          IF coalesce(v_tombstoned, false) THEN
+          IF v_tombstoned THEN
             outcome := 3;
           ELSIF (v_expected >= 0 AND v_current <> v_expected) OR (v_expected = -2 AND v_current = 0) THEN
             outcome := 2;
@@ -119,6 +117,44 @@ export const eventStoreMigrations: readonly PostgresMigration[] = [
           RETURN NEXT;
           v_first := v_first + v_n;
         END LOOP;
+      END
+      $fn$;
+
+      -- The common case on its own: one append of one event. Same checks and
+      -- outcomes as append_events, without arrays, slicing or a loop.
+      CREATE FUNCTION ${s}.append_event(
+        p_stream text, p_category text, p_expected bigint, p_id text, p_type text,
+        p_schema_version integer, p_data text, p_metadata text, p_recorded_at timestamptz,
+        OUT outcome integer, OUT version_after bigint, OUT last_pos bigint
+      ) LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_current bigint;
+        v_recorded bigint;
+        v_tombstoned boolean := false;
+      BEGIN
+        PERFORM pg_advisory_xact_lock${appendLockKey(s)};
+        SELECT max(e.stream_version) INTO v_current FROM ${s}.events e WHERE e.stream_id = p_stream;
+        SELECT st.version, st.tombstoned INTO v_recorded, v_tombstoned FROM ${s}.streams st WHERE st.stream_id = p_stream;
+        v_current := greatest(coalesce(v_current, 0), coalesce(v_recorded, 0));
+        version_after := v_current;
+        IF v_tombstoned THEN
+          outcome := 3;
+        ELSIF (p_expected >= 0 AND v_current <> p_expected) OR (p_expected = -2 AND v_current = 0) THEN
+          outcome := 2;
+        ELSE
+          INSERT INTO ${s}.events (position, event_id, stream_id, stream_version, category, type,
+                                   schema_version, data, metadata, recorded_at)
+          VALUES (nextval('${s}.events_position_seq'), p_id, p_stream, v_current + 1, p_category, p_type,
+                  p_schema_version, p_data::json, p_metadata::json, p_recorded_at)
+          ON CONFLICT (event_id) DO NOTHING
+          RETURNING position INTO last_pos;
+          IF last_pos IS NULL THEN
+            outcome := 4;
+          ELSE
+            outcome := 1;
+            version_after := v_current + 1;
+          END IF;
+        END IF;
       END
       $fn$;
     `,

@@ -1,0 +1,411 @@
+/**
+ * Emmett's PostgreSQL event store (`@event-driven-io/emmett-postgresql`) running the same workloads as
+ * Factline's PostgreSQL benchmarks.
+ *
+ * The peer is installed into `bench/.peers` (never the project's own node_modules), so it is loaded
+ * at run time from there and typed here only as far as these trials use it. When it is missing or
+ * does not load, every factory returns the reason.
+ *
+ * Emmett's PostgreSQL store as used here (`getPostgreSQLEventStore(connectionString)`, defaults,
+ * nothing overridden):
+ * - connections: dumbo's node-postgres `pg.Pool`, one per connection string, with pg's defaults
+ *   (at most 10 connections); the `pg` it uses is its own copy in bench/.peers, on which dumbo installs
+ *   global json/jsonb type parsers (so they never touch the `pg` Factline and the raw subjects use);
+ * - tables and functions are unqualified (`emt_streams`, `emt_messages` partitioned by partition, both
+ *   jsonb), so they land in the connection's search_path: each trial gets its own schema through
+ *   `?options=-c search_path=<schema>` in the connection string. The schema migrations run on first
+ *   use (auto-migration); the trials run `schema.migrate()` in setup, outside the timed part;
+ * - Emmett's migrations create each `emt_*` function only if no function of that name exists in
+ *   *any* schema (`SELECT 1 FROM pg_proc WHERE proname = …`), so two Emmett schemas cannot live in one
+ *   database: the second would get tables but no functions. A trial refuses to start (with the
+ *   reason) when another schema holds `emt_append_to_stream`;
+ * - every append is one transaction (`BEGIN`; `SELECT * FROM emt_append_to_stream(…)` with every
+ *   value inlined as an SQL literal, no bind parameters or prepared statement; `COMMIT`): three round
+ *   trips. The function inserts or updates the stream's row in `emt_streams` (the version check: an
+ *   update matching no row, or a unique violation, is an `ExpectedVersionConflictError`), then inserts
+ *   the messages with positions from the `emt_global_message_position` sequence;
+ * - no expected version, `STREAM_DOES_NOT_EXIST` and `STREAM_EXISTS` all mean "no check": the function
+ *   then reads the stream's current version itself, so two such appends racing on one stream can
+ *   still fail with a version conflict;
+ * - the consumer (`store.consumer()` + `reactor`) pulls 100 messages per batch, waits 50 ms between
+ *   batches while more are left and backs off from 100 ms to 1 s when idle; it reads rows whose
+ *   `transaction_id < pg_snapshot_xmin(pg_current_snapshot())`, ordered by (transaction_id,
+ *   global_position), and resumes after the global position of the batch's last message. Concurrent
+ *   appends take transaction ids and positions in different orders, so when a batch ends between two
+ *   such transactions the next one skips the lower position (or re-reads the higher ones): the
+ *   gap check counts those as `missed` and `duplicates`.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import type { Trial } from '../harness.ts';
+import { orderData } from '../workloads/payload.ts';
+
+// ---- the parts of Emmett's API these trials use ----
+
+interface EmmettEvent {
+  type: string;
+  data: Record<string, unknown>;
+}
+
+interface EmmettReadEvent extends EmmettEvent {
+  metadata: { streamName: string; streamPosition: bigint; globalPosition: bigint };
+}
+
+interface AppendResult {
+  nextExpectedStreamVersion: bigint;
+  lastEventGlobalPosition: bigint;
+  createdNewStream: boolean;
+}
+
+interface PullingOptions {
+  /** Messages read per batch (Emmett's default: 100). */
+  batchSize?: number;
+  /** Pause between batches while more are left, in ms (Emmett's default: 50). */
+  pullingFrequencyInMs?: number;
+}
+
+interface EmmettConsumer {
+  reactor(options: {
+    processorId: string;
+    startFrom?: 'BEGINNING' | 'END' | 'CURRENT';
+    eachMessage: (message: EmmettReadEvent) => Promise<void> | void;
+  }): unknown;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface EmmettStore {
+  appendToStream(
+    streamName: string,
+    events: EmmettEvent[],
+    options?: { expectedStreamVersion?: bigint },
+  ): Promise<AppendResult>;
+  readStream(streamName: string): Promise<{
+    currentStreamVersion: bigint;
+    events: EmmettReadEvent[];
+    streamExists: boolean;
+  }>;
+  consumer(options?: { pulling?: PullingOptions }): EmmettConsumer;
+  schema: { migrate(): Promise<unknown> };
+  close(): Promise<void>;
+}
+
+interface EmmettPostgresModule {
+  getPostgreSQLEventStore(connectionString: string): EmmettStore;
+}
+
+/** async-retry's options, as Emmett's command handler takes them. */
+interface RetryOptions {
+  retries?: number;
+  minTimeout?: number;
+  factor?: number;
+  onRetry?: (error: unknown, attempt: number) => void;
+}
+
+type DeciderHandle<Command extends EmmettEvent, StreamEvent extends EmmettEvent> = (
+  store: EmmettStore,
+  id: string,
+  command: Command,
+) => Promise<{ newEvents: StreamEvent[]; nextExpectedStreamVersion: bigint }>;
+
+interface EmmettCoreModule {
+  DeciderCommandHandler<State, Command extends EmmettEvent, StreamEvent extends EmmettEvent>(options: {
+    decide: (command: Command, state: State) => StreamEvent | StreamEvent[];
+    evolve: (state: State, event: StreamEvent) => State;
+    initialState: () => State;
+    retry?: { onVersionConflict: true | number | RetryOptions };
+  }): DeciderHandle<Command, StreamEvent>;
+  /** What `retry: { onVersionConflict: true }` means: 3 retries, 100 ms first wait, ×1.5 backoff. */
+  CommandHandlerStreamVersionConflictRetryOptions: RetryOptions;
+}
+
+interface Peer {
+  postgres: EmmettPostgresModule;
+  core: EmmettCoreModule;
+}
+
+// ---- loading the peer from bench/.peers ----
+
+const peersDir = fileURLToPath(new URL('../../.peers/', import.meta.url));
+let loaded: Peer | string | undefined;
+
+function loadPeer(): Peer | string {
+  if (loaded !== undefined) return loaded;
+  if (!existsSync(join(peersDir, 'node_modules', '@event-driven-io', 'emmett-postgresql'))) {
+    loaded = `@event-driven-io/emmett-postgresql is not installed in ${peersDir}`;
+    return loaded;
+  }
+  try {
+    const require = createRequire(join(peersDir, 'package.json'));
+    const postgres = require('@event-driven-io/emmett-postgresql') as unknown as EmmettPostgresModule;
+    const core = require('@event-driven-io/emmett') as unknown as EmmettCoreModule;
+    if (typeof postgres.getPostgreSQLEventStore !== 'function' || typeof core.DeciderCommandHandler !== 'function') {
+      loaded = 'the installed Emmett packages lack getPostgreSQLEventStore or DeciderCommandHandler';
+    } else {
+      loaded = { postgres, core };
+    }
+  } catch (error) {
+    loaded = `Emmett failed to load from ${peersDir}: ${(error as Error).message}`;
+  }
+  return loaded;
+}
+
+/** Whether the Emmett peer loads; the reason when it does not. */
+export function emmettPostgresUnavailable(): string | undefined {
+  const peer = loadPeer();
+  return typeof peer === 'string' ? peer : undefined;
+}
+
+/** `url` with every new connection's search_path set to `schema` (a libpq `options` parameter). */
+export function withSearchPath(url: string, schema: string): string {
+  return `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+}
+
+/** Runs `work` on one plain node-postgres connection whose search_path is `schema`. */
+async function withClient<T>(url: string, schema: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: withSearchPath(url, schema) });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * An Emmett store whose tables live in `schema` (which must exist), migrated outside the timed part;
+ * or the reason it cannot be made (see the header on Emmett's `pg_proc` checks).
+ */
+async function openStore(peer: Peer, url: string, schema: string): Promise<EmmettStore | string> {
+  const elsewhere = await withClient(url, schema, async (client) => {
+    const { rows } = await client.query<{ nspname: string }>(
+      `SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE p.proname = 'emt_append_to_stream' AND n.nspname <> $1`,
+      [schema],
+    );
+    return rows.map((row) => row.nspname);
+  });
+  if (elsewhere.length > 0) {
+    return `another schema (${elsewhere.join(', ')}) holds Emmett's functions; Emmett would create none in ${schema}`;
+  }
+  const store = peer.postgres.getPostgreSQLEventStore(withSearchPath(url, schema));
+  await store.schema.migrate();
+  return store;
+}
+
+const placed = (i: number): EmmettEvent => ({ type: 'OrderPlaced', data: orderData(i) });
+
+/**
+ * A trial on a fresh Emmett store in `schema`: `prepare` (untimed) may seed it, `work` is timed.
+ * The store is closed at teardown (dropping the schema is the caller's).
+ */
+async function storeTrial(
+  url: string,
+  schema: string,
+  work: (store: EmmettStore) => Promise<number | { units: number; seconds: number }>,
+  extras?: () => Record<string, number>,
+): Promise<Trial | string> {
+  const peer = loadPeer();
+  if (typeof peer === 'string') return peer;
+  const opened = await openStore(peer, url, schema);
+  if (typeof opened === 'string') return opened;
+  const store = opened;
+  const trial: Trial = {
+    run: () => work(store),
+    teardown: () => store.close(),
+  };
+  if (extras) trial.extras = extras;
+  return trial;
+}
+
+// ---- the trials (each takes the base URL and an existing, empty schema) ----
+
+/** `count` single-event appends, each to a new stream, one at a time. Units: events. */
+export function emmettPgAppendSingle(url: string, schema: string, count: number): Promise<Trial | string> {
+  return storeTrial(url, schema, async (store) => {
+    for (let i = 0; i < count; i++) await store.appendToStream(`order-${i}`, [placed(i)]);
+    return count;
+  });
+}
+
+/**
+ * 16 async writers started together on one store, each appending `perWriter` single events to its
+ * own stream with the exact expected version. Units: successful events; extras: failures.
+ */
+export function emmettPgConcurrent16(url: string, schema: string, perWriter: number): Promise<Trial | string> {
+  let failures = 0;
+  return storeTrial(
+    url,
+    schema,
+    async (store) => {
+      let appended = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, w) => {
+          let version = 0n;
+          for (let i = 0; i < perWriter; i++) {
+            try {
+              const result = await store.appendToStream(`writer-${w}`, [placed(i)], { expectedStreamVersion: version });
+              version = result.nextExpectedStreamVersion;
+              appended++;
+            } catch {
+              failures++;
+            }
+          }
+        }),
+      );
+      return appended;
+    },
+    () => ({ failures }),
+  );
+}
+
+type AddCommand = { type: 'Add'; data: { by: number } };
+type AddedEvent = { type: 'Added'; data: { by: number } };
+
+/**
+ * 16 writers on 8 hot streams (writer w on stream w % 8), `perWriter` commands each through Emmett's
+ * `DeciderCommandHandler`, with its own retry on version conflicts (Emmett's default policy for
+ * `onVersionConflict: true`). The decider is a counter emitting one event per command.
+ * Units: events appended; extras: retries (conflict retries taken), failures (commands that threw).
+ */
+export function emmettPgHot8(url: string, schema: string, perWriter: number): Promise<Trial | string> {
+  const peer = loadPeer();
+  if (typeof peer === 'string') return Promise.resolve(peer);
+  let retries = 0;
+  let failures = 0;
+  const handle = peer.core.DeciderCommandHandler<number, AddCommand, AddedEvent>({
+    initialState: () => 0,
+    evolve: (n) => n + 1,
+    decide: (command) => ({ type: 'Added', data: command.data }),
+    retry: {
+      onVersionConflict: {
+        ...peer.core.CommandHandlerStreamVersionConflictRetryOptions,
+        onRetry: () => {
+          retries++;
+        },
+      },
+    },
+  });
+  return storeTrial(
+    url,
+    schema,
+    async (store) => {
+      let appended = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, w) => {
+          for (let i = 0; i < perWriter; i++) {
+            try {
+              const result = await handle(store, `hot-${w % 8}`, { type: 'Add', data: { by: w } });
+              appended += result.newEvents.length;
+            } catch {
+              failures++;
+            }
+          }
+        }),
+      );
+      return appended;
+    },
+    () => ({ retries, failures }),
+  );
+}
+
+/** Reader positions against the log's: events the reader never saw, and events it saw twice or more. */
+function compare(seen: readonly number[], log: readonly number[]): { missed: number; duplicates: number } {
+  const unique = new Set(seen);
+  let missed = 0;
+  for (const position of log) if (!unique.has(position)) missed++;
+  return { missed, duplicates: seen.length - unique.size };
+}
+
+export interface GapCheckPlan {
+  writers: number;
+  /** Events appended in all (one per append), split evenly over the writers. */
+  total: number;
+  /** Shared streams every writer also appends to (no expected version). */
+  shared: number;
+}
+
+/**
+ * Writers append `plan.total` single events (even appends to the writer's own stream with the exact
+ * expected version, odd ones to one of `plan.shared` shared streams with no expected version, retried
+ * on conflict) while one reactor on Emmett's consumer (`store.consumer()`, default pulling) follows
+ * the log from the beginning. Once the writers are done, the run waits until the reactor has seen the
+ * highest global position, then (untimed) until it has been quiet for 2.5 s (more than its longest
+ * idle back-off, so late re-deliveries show), and compares what it saw with a fresh read of the whole
+ * table. Units: events per second of the write phase; extras: missed, duplicates, retries, lagMs
+ * (writers done to reactor caught up), timedOut.
+ */
+export function emmettPgGapCheck(
+  url: string,
+  schema: string,
+  plan: GapCheckPlan,
+  deadlineMs = 120_000,
+): Promise<Trial | string> {
+  const result = { missed: 0, duplicates: 0, retries: 0, lagMs: 0, timedOut: 0 };
+  return storeTrial(
+    url,
+    schema,
+    async (store) => {
+      const seen: number[] = [];
+      let maxSeen = 0;
+      const consumer = store.consumer();
+      consumer.reactor({
+        processorId: 'bench-gap-check',
+        startFrom: 'BEGINNING',
+        eachMessage: (message) => {
+          const position = Number(message.metadata.globalPosition);
+          seen.push(position);
+          maxSeen = Math.max(maxSeen, position);
+        },
+      });
+      const pulling = consumer.start();
+      const perWriter = Math.ceil(plan.total / plan.writers);
+      const started = process.hrtime.bigint();
+      await Promise.all(
+        Array.from({ length: plan.writers }, async (_, w) => {
+          let own = 0n;
+          for (let k = 0; k < perWriter && w * perWriter + k < plan.total; k++) {
+            if (k % 2 === 0) {
+              own = (await store.appendToStream(`gap-${w}`, [placed(k)], { expectedStreamVersion: own }))
+                .nextExpectedStreamVersion;
+              continue;
+            }
+            for (let attempt = 1; ; attempt++) {
+              try {
+                await store.appendToStream(`shared-${(w + k) % plan.shared}`, [placed(k)]);
+                break;
+              } catch (error) {
+                if (attempt >= 100) throw error;
+                result.retries++;
+              }
+            }
+          }
+        }),
+      );
+      const written = Number(process.hrtime.bigint() - started) / 1e9;
+      const log = await withClient(url, schema, async (client) => {
+        const { rows } = await client.query<{ p: string }>(
+          'SELECT global_position::text AS p FROM emt_messages ORDER BY global_position',
+        );
+        return rows.map((row) => Number(row.p));
+      });
+      const head = log[log.length - 1] ?? 0;
+      const deadline = Date.now() + deadlineMs;
+      while (maxSeen < head && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
+      result.lagMs = Number(process.hrtime.bigint() - started) / 1e6 - written * 1000;
+      if (maxSeen < head) result.timedOut = 1;
+      for (let count = -1; count !== seen.length && Date.now() < deadline; ) {
+        count = seen.length;
+        await new Promise((resolve) => setTimeout(resolve, 2500));
+      }
+      await consumer.stop();
+      await pulling.catch(() => {});
+      Object.assign(result, compare(seen, log));
+      return { units: plan.total, seconds: written };
+    },
+    () => ({ ...result }),
+  );
+}
