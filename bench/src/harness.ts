@@ -4,9 +4,9 @@
  * - each subject runs a trial several times; the median is reported;
  * - every figure prints one line: `bench <workload> <subject> <value> <unit>`;
  * - ratios to the `raw` subject print as `bench <workload> <subject>/raw <ratio> x`;
- * - the run ends by writing every figure to `bench/results/latest.json`.
+ * - the run ends by writing its figures into `bench/results/latest.json` (other workloads' figures kept).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 
 /** One measured run: how many units of work `run` did. */
@@ -37,6 +37,12 @@ export interface Workload {
   unit: string;
   /** Repetitions per subject (median reported). Default 3. */
   repeat?: number;
+  /**
+   * Runs one untimed trial of every subject first, so that each is measured
+   * with its code already optimized by the JIT and its server-side plans and
+   * functions compiled, not on its first pass through them.
+   */
+  warmup?: boolean;
   subjects: Subject[];
 }
 
@@ -68,8 +74,21 @@ export async function runWorkload(workload: Workload): Promise<void> {
   const samples = new Map<string, number[]>();
   const extras = new Map<string, Record<string, number[]>>();
   const unavailable = new Set<string>();
-  for (let round = 0; round < (workload.repeat ?? 3); round++) {
+  if (workload.warmup) {
     for (const subject of workload.subjects) {
+      const trial = await subject.trial();
+      if (typeof trial === 'string') continue;
+      await trial.setup?.();
+      await trial.run();
+      await trial.teardown?.();
+    }
+  }
+  for (let round = 0; round < (workload.repeat ?? 3); round++) {
+    // Rotate the order each round, so that no subject always runs right after the same neighbour
+    // (whose teardown, e.g. dropping a large schema, may still load the machine).
+    const n = workload.subjects.length;
+    const order = workload.subjects.map((_, i) => workload.subjects[(i + round) % n] as Subject);
+    for (const subject of order) {
       if (unavailable.has(subject.name) || round >= (subject.repeat ?? Number.POSITIVE_INFINITY)) continue;
       const trial = await subject.trial();
       if (typeof trial === 'string') {
@@ -87,6 +106,8 @@ export async function runWorkload(workload: Workload): Promise<void> {
       await trial.teardown?.();
       const subjectRates = samples.get(subject.name) ?? [];
       subjectRates.push(units / seconds);
+      if (process.env.FACTLINE_BENCH_SAMPLES === '1')
+        console.log(`# sample ${workload.name} ${subject.name} ${Math.round(units / seconds)}`);
       samples.set(subject.name, subjectRates);
       const bucket = extras.get(subject.name) ?? {};
       for (const [key, value] of Object.entries(extra)) bucket[key] = [...(bucket[key] ?? []), value];
@@ -111,16 +132,41 @@ export async function runWorkload(workload: Workload): Promise<void> {
   }
 }
 
+/**
+ * Writes this run's figures into `path`, keeping the figures of workloads this
+ * run did not select (so `npm run bench -- postgres` does not erase the SQLite
+ * figures). Each figure carries the date of the run that measured it.
+ */
 export function writeResults(path: URL, filter: string): void {
   mkdirSync(new URL('.', path), { recursive: true });
+  const date = new Date().toISOString();
+  let kept: (Figure & { date?: string })[] = [];
+  let previousDate: string | undefined;
+  if (existsSync(path)) {
+    try {
+      const previous = JSON.parse(readFileSync(path, 'utf8')) as {
+        date?: string;
+        figures?: (Figure & { date?: string })[];
+      };
+      previousDate = previous.date;
+      const rerun = new Set(figures.map((f) => f.workload));
+      kept = (previous.figures ?? [])
+        .filter((f) => !rerun.has(f.workload))
+        .map((f) => ({ ...f, date: f.date ?? previousDate }));
+    } catch {
+      kept = [];
+    }
+  }
   const result = {
-    date: new Date().toISOString(),
+    date,
     filter,
     node: process.version,
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model,
-    figures,
+    figures: [...kept, ...figures.map((f) => ({ ...f, date }))],
   };
   writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`# wrote ${figures.length} figures to bench/results/latest.json`);
+  console.log(
+    `# wrote ${figures.length} figures (kept ${kept.length} of other workloads) to bench/results/latest.json`,
+  );
 }

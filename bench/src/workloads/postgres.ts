@@ -391,6 +391,7 @@ function factlineGapCheck(): Subject {
 export const postgresWorkloads: Workload[] = [
   {
     name: 'postgres-append-single',
+    warmup: true,
     description: `${SINGLE} single-event appends, each to a new stream, one at a time (raw: one autocommit prepared INSERT each)`,
     unit: 'events/s',
     subjects: [
@@ -409,6 +410,7 @@ export const postgresWorkloads: Workload[] = [
   },
   {
     name: 'postgres-append-concurrent16',
+    warmup: true,
     description: `16 async writers in one process, ${PER_WRITER} single-event appends each to their own stream with the exact expected version (raw: 16 connections, one INSERT per transaction)`,
     unit: 'events/s',
     subjects: [
@@ -431,6 +433,7 @@ export const postgresWorkloads: Workload[] = [
   },
   {
     name: 'postgres-append-hot8',
+    warmup: true,
     description: `16 writers on 8 hot streams through handleCommand (read, decide, append, retry on conflict), ${HOT_COMMANDS} commands each (emmett: its DeciderCommandHandler with its default conflict retry)`,
     unit: 'events/s',
     subjects: [

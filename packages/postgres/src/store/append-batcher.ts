@@ -91,8 +91,14 @@ export class AppendBatcher<R> {
               job.reject(new Error('append batch returned fewer outcomes than appends'));
               return;
             }
-            // Settled after the batch: follow-up reads (retry checks) do not hold the next batch.
-            Promise.resolve().then(settle).then(job.resolve, job.reject);
+            // Follow-up reads (retry checks) run after the batch, so they never hold the next one.
+            try {
+              const result = settle();
+              if (result instanceof Promise) result.then(job.resolve, job.reject);
+              else job.resolve(result);
+            } catch (error) {
+              job.reject(error);
+            }
           });
         },
         (error: unknown) => {

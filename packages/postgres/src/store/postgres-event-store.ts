@@ -37,6 +37,7 @@ import { migratePostgres, quoteSchema } from '../migrations.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import { AppendBatcher, type AppendBatchStats } from './append-batcher.ts';
 import { appendLockKey, ExpectedCode, eventStoreMigrations, Outcome } from './schema.ts';
+import { WriterConnections } from './writer-connections.ts';
 
 export interface PostgresEventStoreOptions {
   /** e.g. `postgres://user@127.0.0.1:5432/app`. Give this or `pool`. */
@@ -68,6 +69,9 @@ export interface PostgresEventStore extends EventStore {
   /** Drops the store's schema with everything in it (tests and benchmarks), then closes the store. */
   dropSchema(): Promise<void>;
 }
+
+/** Batches written at once (see AppendBatcher). */
+const WRITE_SLOTS = 2;
 
 /** Positions and versions are bigint columns; they stay below 2^53, so they come back as numbers. */
 const parseBigint = (value: string) => Number(value);
@@ -150,6 +154,16 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     }
   };
 
+  // Leave at least one connection of the pool to reads (a pool of 1 holds none for writes).
+  const writers = new WriterConnections(pool, Math.min(WRITE_SLOTS, Math.max(0, (pool.options.max ?? 10) - 1)));
+  const write = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
+    try {
+      return await writers.query<R>({ name: `factline:${schemaName}:${name}`, text, values, types: typeParsers });
+    } catch (error) {
+      throw toStorageError(error);
+    }
+  };
+
   /** Runs `work` in a transaction holding the append lock: deletions and truncations. */
   const underAppendLock = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
     const client = await pool.connect().catch((error: unknown) => {
@@ -197,7 +211,11 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   };
 
   /** Turns one append's outcome into its result or error (after the batch committed). */
-  const settle = async (append: PreparedAppend, row: AppendOutcomeRow, recordedAt: number): Promise<AppendResult> => {
+  const settle = (
+    append: PreparedAppend,
+    row: AppendOutcomeRow,
+    recordedAt: number,
+  ): AppendResult | Promise<AppendResult> => {
     if (row.outcome === Outcome.appended) {
       const last = row.last_pos as number;
       const count = append.events.length;
@@ -212,6 +230,10 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       );
     }
     if (row.outcome === Outcome.tombstoned) throw new StreamDeletedError(append.streamId);
+    return settleConflict(append, row);
+  };
+
+  const settleConflict = async (append: PreparedAppend, row: AppendOutcomeRow): Promise<AppendResult> => {
     // A conflict, or ids stored already: either a faithful retry of an append
     // whose outcome the caller never learned (report the original result), or a
     // real conflict. Ids the store generated cannot be stored yet: no lookup.
@@ -226,12 +248,14 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     throw new EventIdConflictError(append.events[0]?.id ?? '?', 'it was stored by another append meanwhile');
   };
 
-  const writeBatch = async (batch: readonly PreparedAppend[]): Promise<(() => Promise<AppendResult>)[]> => {
+  const writeBatch = async (
+    batch: readonly PreparedAppend[],
+  ): Promise<(() => AppendResult | Promise<AppendResult>)[]> => {
     const recordedAt = now();
     const only = batch.length === 1 ? batch[0] : undefined;
     const single = only?.events.length === 1 ? only.events[0] : undefined;
     if (only && single) {
-      const [row] = await query<AppendOutcomeRow>('append-one', APPEND_ONE, [
+      const [row] = await write<AppendOutcomeRow>('append-one', APPEND_ONE, [
         only.streamId,
         only.category,
         expectedCode(only.expectedVersion),
@@ -268,7 +292,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     }
     let rows: AppendOutcomeRow[];
     try {
-      rows = await query<AppendOutcomeRow>('append', APPEND, [
+      rows = await write<AppendOutcomeRow>('append', APPEND, [
         streams,
         categories,
         expected,
@@ -284,11 +308,11 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       // The whole batch rolled back. If one append broke the statement (not the
       // connection), write each alone so that only that one fails.
       if (batch.length === 1 || isConnectionFailure((error as { cause?: unknown }).cause)) throw error;
-      const outcomes: (() => Promise<AppendResult>)[] = [];
+      const outcomes: (() => AppendResult | Promise<AppendResult>)[] = [];
       for (const append of batch) {
         try {
           const [settleOne] = await writeBatch([append]);
-          outcomes.push(settleOne as () => Promise<AppendResult>);
+          outcomes.push(settleOne as () => AppendResult | Promise<AppendResult>);
         } catch (single) {
           outcomes.push(() => Promise.reject(single));
         }
@@ -298,7 +322,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     return batch.map((append, i) => () => settle(append, rows[i] as AppendOutcomeRow, recordedAt));
   };
 
-  const batcher = new AppendBatcher<AppendResult>(writeBatch, maxBatch);
+  const batcher = new AppendBatcher<AppendResult>(writeBatch, maxBatch, WRITE_SLOTS);
 
   let closed = false;
   const open = () => {
@@ -466,6 +490,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       if (closed) return;
       closed = true;
       await batcher.drained();
+      writers.releaseAll();
       if (ownPool) await pool.end();
     },
 
