@@ -17,12 +17,10 @@ interface Job<R> {
 
 /**
  * Group commit for appends. Up to `maxInFlight` batches are written at once
- * (on separate pool connections: while one commits, the next already waits
- * for the append lock, so the server never idles on a round trip). Appends
- * that arrive while the slots are busy wait; when a slot frees, all of them
- * (up to `maxBatch`) go together: one round trip and one WAL flush for the
- * lot. With no concurrency, each append is sent at once on its own: batching
- * never adds latency.
+ * (the store uses one). Appends that arrive while the slots are busy wait;
+ * when a slot frees, all of them (up to `maxBatch`) go together: one round
+ * trip and one WAL flush for the lot. With no concurrency, each append is
+ * sent at once on its own: batching never adds latency.
  *
  * Two appends that use the same event id never share a batch: the later one
  * waits for the next, so it sees the earlier one as stored and is handled as
@@ -37,8 +35,8 @@ export class AppendBatcher<R> {
   constructor(
     private readonly write: (batch: readonly PreparedAppend[]) => Promise<readonly (() => Promise<R> | R)[]>,
     private readonly maxBatch: number,
-    /** Batches written at once, on separate connections; the next waits for the append lock while one commits. */
-    private readonly maxInFlight = 2,
+    /** Batches written at once, on separate connections (they queue on the append lock). */
+    private readonly maxInFlight = 1,
   ) {}
 
   enqueue(append: PreparedAppend): Promise<R> {

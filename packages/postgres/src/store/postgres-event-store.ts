@@ -70,8 +70,12 @@ export interface PostgresEventStore extends EventStore {
   dropSchema(): Promise<void>;
 }
 
-/** Batches written at once (see AppendBatcher). */
-const WRITE_SLOTS = 2;
+/**
+ * Batches written at once (see AppendBatcher). One: measured against two (the
+ * next batch waiting on the append lock while one commits), one slot gave
+ * batches twice as large, half the WAL flushes and more appends per second.
+ */
+const WRITE_SLOTS = 1;
 
 /** Positions and versions are bigint columns; they stay below 2^53, so they come back as numbers. */
 const parseBigint = (value: string) => Number(value);
