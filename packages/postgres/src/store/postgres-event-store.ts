@@ -35,6 +35,7 @@ import {
 import pg from 'pg';
 import { migratePostgres, quoteSchema } from '../migrations.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
+import { parseTimestamptz } from '../timestamps.ts';
 import { AppendBatcher, type AppendBatchStats } from './append-batcher.ts';
 import { appendLockKey, ExpectedCode, eventStoreMigrations, Outcome } from './schema.ts';
 import { WriterConnections } from './writer-connections.ts';
@@ -85,6 +86,7 @@ const typeParsers = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
     if (oid === pg.types.builtins.INT8) return parseBigint;
     if (oid === pg.types.builtins.JSON) return keepText;
+    if (oid === pg.types.builtins.TIMESTAMPTZ) return parseTimestamptz;
     return format === undefined ? pg.types.getTypeParser(oid) : pg.types.getTypeParser(oid, format);
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
