@@ -170,7 +170,7 @@ function seeded(name: 'factline' | 'raw'): Promise<string> {
 }
 
 /** Runs a scan in a child process so that its peak RSS is its own. */
-function scanInChild(schema: string, mode: 'factline' | 'raw'): { units: number; seconds: number; maxRssMB: number } {
+function scanInChild(schema: string, mode: ScanMode): { units: number; seconds: number; maxRssMB: number } {
   const child = spawnSync(
     process.execPath,
     [
@@ -188,7 +188,9 @@ function scanInChild(schema: string, mode: 'factline' | 'raw'): { units: number;
   return JSON.parse(child.stdout.trim().split('\n').pop() as string);
 }
 
-function childSubject(name: 'factline' | 'raw'): Subject {
+type ScanMode = 'factline' | 'raw' | 'raw-postgresjs';
+
+function childSubject(name: ScanMode): Subject {
   let rss = 0;
   return {
     name,
@@ -202,7 +204,7 @@ function childSubject(name: 'factline' | 'raw'): Subject {
       let schema = '';
       return {
         setup: async () => {
-          schema = await seeded(name);
+          schema = await seeded(name === 'factline' ? 'factline' : 'raw');
         },
         run: () => {
           const result = scanInChild(schema, name);
@@ -219,8 +221,8 @@ function childSubject(name: 'factline' | 'raw'): Subject {
 export const postgresScanWorkloads: Workload[] = [
   {
     name: 'postgres-readall',
-    description: `catch-up read of a ${SCAN.toLocaleString('en')}-event log (${STREAMS} streams), each scan in a fresh process: rate and peak RSS (goal >= 0.5x raw, < 200 MB). factline: readAll({ batchSize: 1000 }); raw: pg keyset pages (WHERE position > $1 ORDER BY position LIMIT 1000, json parsed by pg). Seeded once per run`,
+    description: `catch-up read of a ${SCAN.toLocaleString('en')}-event log (${STREAMS} streams), each scan in a fresh process: rate and peak RSS (goal >= 0.5x raw, < 200 MB). factline: readAll({ batchSize: 1000 }); raw: pg keyset pages (WHERE position > $1 ORDER BY position LIMIT 1000, json parsed by pg); raw-postgresjs: the same pages through postgres.js. Seeded once per run`,
     unit: 'events/s',
-    subjects: [childSubject('factline'), childSubject('raw')],
+    subjects: [childSubject('factline'), childSubject('raw'), childSubject('raw-postgresjs')],
   },
 ];
