@@ -111,6 +111,7 @@ const PER_WRITER = 100;
 export const sqliteWorkloads: Workload[] = [
   {
     name: 'sqlite-append-single',
+    warmup: true,
     description: `${SINGLE} single-event appends, each to a new stream, one at a time (synchronous=FULL)`,
     unit: 'events/s',
     subjects: [
@@ -135,6 +136,7 @@ export const sqliteWorkloads: Workload[] = [
   },
   {
     name: 'sqlite-append-batch10',
+    warmup: true,
     description: '10-event appends to 100 existing streams with the exact expected version, 5 rounds',
     unit: 'events/s',
     subjects: [
@@ -173,6 +175,7 @@ export const sqliteWorkloads: Workload[] = [
   },
   {
     name: 'sqlite-append-concurrent16',
+    warmup: true,
     description: `16 async writers in one process, ${PER_WRITER} single-event appends each to their own stream (raw: one INSERT per transaction, sequential)`,
     unit: 'events/s',
     subjects: [
@@ -209,6 +212,7 @@ export const sqliteWorkloads: Workload[] = [
   },
   {
     name: 'sqlite-append-hot16',
+    warmup: true,
     description:
       '16 writers on 8 hot streams through handleCommand (read, decide, append, retry on conflict), 50 commands each',
     unit: 'events/s',
@@ -247,6 +251,7 @@ export const sqliteWorkloads: Workload[] = [
   },
   {
     name: 'sqlite-read-stream',
+    warmup: true,
     description: 'reading one 1,000-event stream, 50 times',
     unit: 'events/s',
     subjects: [
