@@ -298,7 +298,7 @@ const counter: Decider<number, { by: number }, Added> = {
   decide: (command) => [{ type: 'Added', data: command }],
 };
 
-const SINGLE = 2000;
+const SINGLE = 4000;
 const PER_WRITER = 100;
 const HOT_COMMANDS = 50;
 const GAP = { writers: 16, total: 20_000, shared: 4 };
@@ -392,6 +392,7 @@ export const postgresWorkloads: Workload[] = [
   {
     name: 'postgres-append-single',
     warmup: true,
+    repeat: 5,
     description: `${SINGLE} single-event appends, each to a new stream, one at a time (raw: one autocommit prepared INSERT each)`,
     unit: 'events/s',
     subjects: [

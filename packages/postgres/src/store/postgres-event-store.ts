@@ -270,7 +270,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
         single.schemaVersion,
         single.data,
         single.metadata,
-        new Date(recordedAt),
+        new Date(recordedAt).toISOString(),
       ]);
       return [() => settle(only, row as AppendOutcomeRow, recordedAt)];
     }
@@ -308,7 +308,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
         schemaVersions,
         data,
         metadata,
-        new Date(recordedAt),
+        new Date(recordedAt).toISOString(),
       ]);
     } catch (error) {
       // The whole batch rolled back. If one append broke the statement (not the
