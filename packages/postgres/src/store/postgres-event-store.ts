@@ -80,6 +80,9 @@ const WRITE_SLOTS = 1;
 
 /** Positions and versions are bigint columns; they stay below 2^53, so they come back as numbers. */
 const parseBigint = (value: string) => Number(value);
+/** `bigint[]` of plain numbers, as the append function returns (`{1,5,120}`). */
+const INT8_ARRAY = 1016;
+const parseBigintArray = (value: string) => value.slice(1, -1).split(',').map(Number);
 /** `data` and `metadata` come back as the JSON text that was stored; the store parses it once. */
 const keepText = (value: string) => value;
 const typeParsers = {
@@ -87,6 +90,7 @@ const typeParsers = {
     if (oid === pg.types.builtins.INT8) return parseBigint;
     if (oid === pg.types.builtins.JSON) return keepText;
     if (oid === pg.types.builtins.TIMESTAMPTZ) return parseTimestamptz;
+    if (oid === INT8_ARRAY) return parseBigintArray;
     return format === undefined ? pg.types.getTypeParser(oid) : pg.types.getTypeParser(oid, format);
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
@@ -202,8 +206,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     FROM ${s}.append_events($1::text[], $2::text[], $3::bigint[], $4::integer[], $5::text[], $6::text[],
                             $7::integer[], $8::text[], $9::text[], $10::timestamptz)`;
 
-  const APPEND_ONE = `SELECT outcome, version_after, last_pos
-    FROM ${s}.append_event($1, $2, $3, $4, $5, $6, $7, $8, $9)`;
+  const APPEND_ONE = `SELECT ${s}.append_event($1, $2, $3, $4, $5, $6, $7, $8, $9) AS r`;
 
   /** The stored events with the ids an append uses. */
   const storedByIds = async (append: PreparedAppend): Promise<(StoredEvent | undefined)[]> => {
@@ -261,7 +264,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     const only = batch.length === 1 ? batch[0] : undefined;
     const single = only?.events.length === 1 ? only.events[0] : undefined;
     if (only && single) {
-      const [row] = await write<AppendOutcomeRow>('append-one', APPEND_ONE, [
+      const [one] = await write<{ r: number[] }>('append-one', APPEND_ONE, [
         only.streamId,
         only.category,
         expectedCode(only.expectedVersion),
@@ -272,7 +275,9 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
         single.metadata,
         new Date(recordedAt).toISOString(),
       ]);
-      return [() => settle(only, row as AppendOutcomeRow, recordedAt)];
+      const [outcome, versionAfter, lastPosition] = (one as { r: number[] }).r as [number, number, number];
+      const row = { outcome, version_after: versionAfter, last_pos: lastPosition };
+      return [() => settle(only, row, recordedAt)];
     }
     const streams: string[] = [];
     const categories: string[] = [];

@@ -121,40 +121,39 @@ export const eventStoreMigrations: readonly PostgresMigration[] = [
       $fn$;
 
       -- The common case on its own: one append of one event. Same checks and
-      -- outcomes as append_events, without arrays, slicing or a loop.
+      -- outcomes as append_events, without arrays, slicing or a loop; it returns
+      -- ARRAY[outcome, version_after, last_pos] (a plain value is cheaper to hand
+      -- back than a row). Under the append lock nothing else inserts, so a lookup
+      -- of the id replaces ON CONFLICT's speculative insertion (measured ~10%).
       CREATE FUNCTION ${s}.append_event(
         p_stream text, p_category text, p_expected bigint, p_id text, p_type text,
-        p_schema_version integer, p_data text, p_metadata text, p_recorded_at timestamptz,
-        OUT outcome integer, OUT version_after bigint, OUT last_pos bigint
-      ) LANGUAGE plpgsql AS $fn$
+        p_schema_version integer, p_data text, p_metadata text, p_recorded_at timestamptz
+      ) RETURNS bigint[] LANGUAGE plpgsql AS $fn$
       DECLARE
         v_current bigint;
         v_recorded bigint;
         v_tombstoned boolean := false;
+        v_position bigint;
       BEGIN
         PERFORM pg_advisory_xact_lock${appendLockKey(s)};
         SELECT max(e.stream_version) INTO v_current FROM ${s}.events e WHERE e.stream_id = p_stream;
         SELECT st.version, st.tombstoned INTO v_recorded, v_tombstoned FROM ${s}.streams st WHERE st.stream_id = p_stream;
         v_current := greatest(coalesce(v_current, 0), coalesce(v_recorded, 0));
-        version_after := v_current;
         IF v_tombstoned THEN
-          outcome := 3;
-        ELSIF (p_expected >= 0 AND v_current <> p_expected) OR (p_expected = -2 AND v_current = 0) THEN
-          outcome := 2;
-        ELSE
-          INSERT INTO ${s}.events (position, event_id, stream_id, stream_version, category, type,
-                                   schema_version, data, metadata, recorded_at)
-          VALUES (nextval('${s}.events_position_seq'), p_id, p_stream, v_current + 1, p_category, p_type,
-                  p_schema_version, p_data::json, p_metadata::json, p_recorded_at)
-          ON CONFLICT (event_id) DO NOTHING
-          RETURNING position INTO last_pos;
-          IF last_pos IS NULL THEN
-            outcome := 4;
-          ELSE
-            outcome := 1;
-            version_after := v_current + 1;
-          END IF;
+          RETURN ARRAY[3, v_current, 0];
         END IF;
+        IF (p_expected >= 0 AND v_current <> p_expected) OR (p_expected = -2 AND v_current = 0) THEN
+          RETURN ARRAY[2, v_current, 0];
+        END IF;
+        IF EXISTS (SELECT 1 FROM ${s}.events e WHERE e.event_id = p_id) THEN
+          RETURN ARRAY[4, v_current, 0];
+        END IF;
+        INSERT INTO ${s}.events (position, event_id, stream_id, stream_version, category, type,
+                                 schema_version, data, metadata, recorded_at)
+        VALUES (nextval('${s}.events_position_seq'), p_id, p_stream, v_current + 1, p_category, p_type,
+                p_schema_version, p_data::json, p_metadata::json, p_recorded_at)
+        RETURNING position INTO v_position;
+        RETURN ARRAY[1, v_current + 1, v_position];
       END
       $fn$;
     `,
