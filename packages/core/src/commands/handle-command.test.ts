@@ -91,6 +91,48 @@ describe('handleCommand', () => {
     assert.deepEqual(delays, [1]); // 0.5 × min(100, 2 × 2^0)
   });
 
+  it('a retry reads only the events after the ones it folded, unless the stream was re-created', async () => {
+    const store = getInMemoryEventStore();
+    for (let i = 0; i < 5; i++) await handleCommand(store, 'account-2', { type: 'Deposit', amount: 10 }, account);
+    const reads: (number | undefined)[] = [];
+    let interference: (() => Promise<unknown>) | undefined;
+    const watched = {
+      ...store,
+      readStream(...args: Parameters<typeof store.readStream>) {
+        reads.push(args[1]?.from);
+        return store.readStream(...args);
+      },
+      async append(...args: Parameters<typeof store.append>) {
+        const interfere = interference;
+        interference = undefined;
+        await interfere?.();
+        return store.append(...args);
+      },
+    };
+    // A competing deposit lands between read and append: the retry reads from version 5 on.
+    interference = () => store.append('account-2', [{ type: 'Deposited', data: { amount: 7 } }]);
+    const retried = await handleCommand(watched, 'account-2', { type: 'Withdraw', amount: 50 }, account, {
+      sleep: async () => {},
+    });
+    assert.deepEqual(reads, [undefined, 5]);
+    assert.deepEqual(retried.state, { balance: 7 });
+    assert.equal(retried.version, 7);
+
+    // The stream is deleted and written again to the same version: the retry must not trust
+    // its earlier state (the event at that version has another id), so it reads everything.
+    reads.length = 0;
+    interference = async () => {
+      await store.deleteStream('account-2');
+      for (let i = 0; i < 8; i++) await store.append('account-2', [{ type: 'Deposited', data: { amount: 1 } }]);
+    };
+    const again = await handleCommand(watched, 'account-2', { type: 'Withdraw', amount: 7 }, account, {
+      sleep: async () => {},
+    });
+    assert.deepEqual(reads, [undefined, 7, undefined]);
+    assert.deepEqual(again.state, { balance: 1 });
+    assert.equal(again.version, 9);
+  });
+
   it('gives up after maxAttempts with a retryable CommandRetriesExhaustedError', async () => {
     const store = getInMemoryEventStore();
     const alwaysConflicting = {

@@ -34,6 +34,40 @@ export interface HandleCommandResult<State> {
   attempts: number;
 }
 
+interface Loaded<State> {
+  state: State;
+  version: number;
+  /** The id of the event at `version`, to recognise the same stream on the next read. */
+  lastId: string | undefined;
+}
+
+/**
+ * Reads the stream and folds it. Given what an earlier attempt loaded, reads
+ * only from that version on: when the event there is still the one folded
+ * (same id, so the stream was not deleted and re-created meanwhile), only the
+ * newer events are folded onto the earlier state; otherwise it reads it all.
+ */
+async function load<State, Command, E extends Event>(
+  store: EventStore,
+  streamId: string,
+  decider: Decider<State, Command, E>,
+  known: Loaded<State> | undefined,
+): Promise<Loaded<State>> {
+  if (known && known.version > 0 && known.lastId !== undefined) {
+    const tail = await store.readStream(streamId, { from: known.version });
+    const first = tail.events[0];
+    if (first?.streamVersion === known.version && first.id === known.lastId && tail.version >= known.version) {
+      return {
+        state: foldEvents(decider, tail.events.slice(1) as unknown as E[], known.state),
+        version: tail.version,
+        lastId: tail.events[tail.events.length - 1]?.id,
+      };
+    }
+  }
+  const { version, events } = await store.readStream(streamId);
+  return { state: foldEvents(decider, events as unknown as E[]), version, lastId: events[events.length - 1]?.id };
+}
+
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -59,9 +93,11 @@ export async function handleCommand<State, Command, E extends Event>(
   const sleep = options.sleep ?? defaultSleep;
   const random = options.random ?? Math.random;
 
+  // What the last attempt read: a retry reads only the events after it.
+  let known: Loaded<State> | undefined;
   for (let attempt = 1; ; attempt++) {
-    const { version, events } = await store.readStream(streamId);
-    const state = foldEvents(decider, events as unknown as E[]);
+    known = await load(store, streamId, decider, known);
+    const { state, version } = known;
     const decided = decider.decide(command, state);
     const newEvents = Array.isArray(decided) ? (decided as readonly E[]) : [decided as E];
     if (newEvents.length === 0) return { state, newEvents: [], version, position: 0, attempts: attempt };
