@@ -1,4 +1,5 @@
 export { type Migration, migrate } from './migrations.ts';
+export { getSqliteProjectionBackend, startSqliteProjections } from './projections/sqlite-projections.ts';
 export {
   getSqliteEventStore,
   openSqliteDatabase,

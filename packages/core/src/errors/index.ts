@@ -14,6 +14,8 @@ export type FactlineErrorCode =
   | 'STREAM_DELETED'
   | 'STORE_CLOSED'
   | 'COMMAND_RETRIES_EXHAUSTED'
+  | 'PROJECTION_FAILED'
+  | 'TIMEOUT'
   | 'STORAGE';
 
 export interface FactlineErrorOptions {
@@ -127,6 +129,26 @@ export class CommandRetriesExhaustedError extends FactlineError {
   }
 }
 
+/** A projection stopped on an event its handler kept failing on (see its status for details). */
+export class ProjectionFailedError extends FactlineError {
+  readonly projection: string;
+  /** The global position of the event the handler failed on. */
+  readonly position: number;
+  constructor(projection: string, position: number, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super('PROJECTION_FAILED', `Projection '${projection}' failed at position ${position}: ${reason}`, { cause });
+    this.projection = projection;
+    this.position = position;
+  }
+}
+
+/** A wait ran out of time (e.g. `waitFor` a projection position). Retryable: the work may still finish. */
+export class TimeoutError extends FactlineError {
+  constructor(message: string) {
+    super('TIMEOUT', message, { retryable: true });
+  }
+}
+
 /** A failure of the storage engine itself (disk, driver, connection). */
 export class StorageError extends FactlineError {
   constructor(message: string, options: FactlineErrorOptions = {}) {
@@ -151,4 +173,6 @@ export const isEventIdConflictError = (e: unknown): e is EventIdConflictError =>
 export const isStreamNotFoundError = (e: unknown): e is StreamNotFoundError => hasCode(e, 'STREAM_NOT_FOUND');
 export const isStreamDeletedError = (e: unknown): e is StreamDeletedError => hasCode(e, 'STREAM_DELETED');
 export const isStoreClosedError = (e: unknown): e is StoreClosedError => hasCode(e, 'STORE_CLOSED');
+export const isProjectionFailedError = (e: unknown): e is ProjectionFailedError => hasCode(e, 'PROJECTION_FAILED');
+export const isTimeoutError = (e: unknown): e is TimeoutError => hasCode(e, 'TIMEOUT');
 export const isStorageError = (e: unknown): e is StorageError => hasCode(e, 'STORAGE');

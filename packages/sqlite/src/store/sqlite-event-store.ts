@@ -15,6 +15,7 @@ import {
   normalizeReadAll,
   normalizeReadStream,
   type PreparedAppend,
+  type Projection,
   prepareAppend,
   type ReadAllOptions,
   type ReadStreamOptions,
@@ -52,6 +53,13 @@ export interface SqliteEventStoreOptions {
   now?: () => number;
   /** Most writes committed in one transaction. Default 256. */
   maxBatch?: number;
+  /**
+   * Inline projections: run inside each append's transaction, so their read
+   * models are up to date the moment `append` resolves. A handler that throws
+   * fails the append and nothing of it is written. Handlers must be
+   * synchronous (better-sqlite3 transactions are).
+   */
+  inlineProjections?: readonly Projection<Database>[];
 }
 
 export interface SqliteEventStore extends EventStore {
@@ -59,6 +67,11 @@ export interface SqliteEventStore extends EventStore {
   readonly database: Database;
   /** Group-commit counters since open. */
   stats(): WriteQueueStats;
+  /**
+   * Calls `listener` with the new head position after every commit that
+   * appended events (in this process). Returns the unsubscribe function.
+   */
+  onAppend(listener: (position: number) => void): () => void;
 }
 
 /** Rows come back named as core's `StoredEvent`, so they convert without copying field by field. */
@@ -120,7 +133,30 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
     db.close();
     throw toStorageError(error);
   }
-  const writes = createWriteQueue(db, options.maxBatch);
+  const appendListeners = new Set<(position: number) => void>();
+  let appendedHead = 0;
+  let notifiedHead = 0;
+  const writes = createWriteQueue(db, options.maxBatch, () => {
+    if (appendedHead <= notifiedHead) return;
+    notifiedHead = appendedHead;
+    for (const listener of appendListeners) listener(appendedHead);
+  });
+  const inline = [...(options.inlineProjections ?? [])];
+  for (const projection of inline) {
+    if (typeof projection?.handle !== 'function' || !Array.isArray(projection.handles)) {
+      db.close();
+      throw new ValidationError({ path: 'inlineProjections', message: 'each needs handles (event types) and handle' });
+    }
+    const init = projection.init;
+    if (init) {
+      try {
+        db.transaction(() => synchronously(init(db), projection.name))();
+      } catch (error) {
+        db.close();
+        throw toStorageError(error);
+      }
+    }
+  }
 
   const sql = {
     stream: db.prepare<[string, string], StreamRow>(
@@ -259,7 +295,19 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
         position: positions[i] as number,
         recordedAt,
       }));
+    if (inline.length > 0) runInline(stored());
+    if (position > appendedHead) appendedHead = position;
     return lazyAppendResult(append.streamId, version, position, stored);
+  };
+
+  /** Applies the appended events to the inline projections, inside the append's transaction. */
+  const runInline = (events: readonly StoredEvent[]) => {
+    let recorded: RecordedEvent[] | undefined;
+    for (const projection of inline) {
+      recorded ??= events.map(toRecordedEvent);
+      const mine = recorded.filter((e) => projection.handles.includes(e.type));
+      if (mine.length > 0) synchronously(projection.handle(mine, db), projection.name);
+    }
   };
 
   /**
@@ -371,12 +419,30 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
 
     stats: () => ({ ...writes.stats }),
 
+    onAppend(listener: (position: number) => void) {
+      appendListeners.add(listener);
+      return () => {
+        appendListeners.delete(listener);
+      };
+    },
+
     async close() {
       if (closed) return;
       closed = true;
       writes.drain();
+      appendListeners.clear();
       db.close();
     },
   };
   return store;
+}
+
+/** better-sqlite3 runs transactions synchronously: a handler that returns a promise would escape it. */
+export function synchronously(result: unknown, projection: string): void {
+  if (result && typeof (result as { then?: unknown }).then === 'function') {
+    throw new ValidationError({
+      path: 'handle',
+      message: `projection '${projection}' returned a promise; SQLite projection handlers must be synchronous`,
+    });
+  }
 }

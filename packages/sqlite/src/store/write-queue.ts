@@ -33,7 +33,7 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
  * the others in its batch commit. A sequential caller still gets one commit
  * per write, delayed by one `setImmediate`.
  */
-export function createWriteQueue(db: Database, maxBatch = 256): WriteQueue {
+export function createWriteQueue(db: Database, maxBatch = 256, afterCommit?: () => void): WriteQueue {
   const begin = db.prepare('BEGIN IMMEDIATE');
   const commit = db.prepare('COMMIT');
   const rollback = db.prepare('ROLLBACK');
@@ -114,6 +114,7 @@ export function createWriteQueue(db: Database, maxBatch = 256): WriteQueue {
       abort(batch, error);
       return;
     }
+    afterCommit?.();
     batch.forEach((job, i) => {
       const outcome = outcomes[i] as Outcome;
       if (outcome.ok) job.resolve(outcome.value);

@@ -1,0 +1,17 @@
+export {
+  createProjectionRunner,
+  type ProjectionRunner,
+  type ProjectionRunnerOptions,
+  type RebuildOptions,
+  type WaitForOptions,
+} from './runner.ts';
+export {
+  defineProjection,
+  type ParkedEvent,
+  type Projection,
+  type ProjectionBackend,
+  type ProjectionError,
+  type ProjectionState,
+  type ProjectionStatus,
+  type RebuildProgress,
+} from './types.ts';
