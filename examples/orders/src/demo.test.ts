@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { getSqliteEventStore } from '@factline/sqlite';
+import { getSqliteEventStore, startSqliteProjections } from '@factline/sqlite';
 import { runOrdersDemo } from './demo.ts';
+import { orderSummaries, readOrderSummaries } from './order-summaries.ts';
 
 test('the orders example places, pays, ships and cancels orders on a SQLite file', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'factline-orders-'));
@@ -32,4 +33,30 @@ test('the orders example places, pays, ships and cancels orders on a SQLite file
     ],
   );
   assert.ok(lines.some((l) => l.includes('order-1002') && l.includes('paid')));
+});
+
+test('order_summaries follows the orders through an async projection, and a rebuild gives the same rows', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'factline-orders-'));
+  const store = getSqliteEventStore({ path: join(dir, 'orders.db') });
+  const projections = await startSqliteProjections(store, [orderSummaries]);
+  try {
+    await runOrdersDemo(store, () => {});
+    await projections.waitFor('order_summaries', await store.headPosition(), { timeoutMs: 5000 });
+    const live = readOrderSummaries(store.database);
+    assert.deepEqual(
+      live.map((r) => [r.order_id, r.customer_id, r.status, r.total, r.item_count]),
+      [
+        ['1001', 'ada', 'shipped', 30, 1],
+        ['1002', 'grace', 'paid', 40, 2],
+        ['1003', 'alan', 'cancelled', 45, 1],
+      ],
+    );
+    await projections.rebuild('order_summaries');
+    assert.deepEqual(readOrderSummaries(store.database), live);
+    assert.equal(projections.status('order_summaries').lag, 0);
+  } finally {
+    await projections.stop();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
