@@ -180,6 +180,24 @@ function uncaughtBusyGuard(): { readonly count: number; stop: () => void } {
   };
 }
 
+/**
+ * Emmett's SQLite calls sometimes never settle once SQLITE_BUSY surfaced as an unhandled 'error'
+ * event; a call that has not settled after `ms` counts as failed (and `hung`), so the run goes on.
+ */
+let hung = 0;
+function withDeadline<T>(work: Promise<T>, ms = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    work,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => {
+        hung++;
+        reject(new Error(`no answer after ${ms} ms`));
+      }, ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 const placed = (i: number): EmmettEvent => ({ type: 'OrderPlaced', data: orderData(i) });
 const itemsAdded = (n: number): EmmettEvent[] =>
   Array.from({ length: n }, (_, j) => ({ type: 'ItemAdded', data: orderData(j) }));
@@ -280,7 +298,7 @@ export async function emmettConcurrent16(dir: string, perWriter: number): Promis
         Array.from({ length: 16 }, async (_, w) => {
           for (let i = 0; i < perWriter; i++) {
             try {
-              await store.appendToStream(`writer-${w}`, [placed(i)]);
+              await withDeadline(store.appendToStream(`writer-${w}`, [placed(i)]));
               appended++;
             } catch {
               failures++;
@@ -336,7 +354,7 @@ export async function emmettHot16(dir: string, perWriter: number): Promise<Trial
         Array.from({ length: 16 }, async (_, w) => {
           for (let i = 0; i < perWriter; i++) {
             try {
-              const result = await handle(store, `hot-${w % 8}`, { type: 'Add', data: { by: w } });
+              const result = await withDeadline(handle(store, `hot-${w % 8}`, { type: 'Add', data: { by: w } }));
               appended += result.newEvents.length;
             } catch {
               failures++;
@@ -346,7 +364,7 @@ export async function emmettHot16(dir: string, perWriter: number): Promise<Trial
       );
       return appended;
     },
-    extras: () => ({ retries, failures, uncaught: guard?.count ?? 0 }),
+    extras: () => ({ retries, failures, uncaught: guard?.count ?? 0, hung }),
     teardown: () => guard?.stop(),
   };
 }
