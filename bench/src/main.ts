@@ -1,6 +1,7 @@
 import { runWorkload, type Workload, writeResults } from './harness.ts';
 import { postgresWorkloads } from './workloads/postgres.ts';
 import { dropPostgresScanSchemas, postgresScanWorkloads } from './workloads/postgres-scan.ts';
+import { projectionWorkloads, removeProjectionFiles } from './workloads/projections.ts';
 import { sqliteWorkloads } from './workloads/sqlite.ts';
 import { removeScanFiles, sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
 
@@ -9,6 +10,7 @@ const workloads: Workload[] = [
   ...sqliteScanWorkloads,
   ...postgresWorkloads,
   ...postgresScanWorkloads,
+  ...projectionWorkloads,
 ];
 const filter = process.argv[2] ?? '';
 const selected = workloads.filter((w) => w.name.includes(filter));
@@ -20,6 +22,7 @@ try {
   for (const workload of selected) await runWorkload(workload);
 } finally {
   removeScanFiles();
+  removeProjectionFiles();
   await dropPostgresScanSchemas();
 }
 writeResults(new URL('../results/latest.json', import.meta.url), filter);

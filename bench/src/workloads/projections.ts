@@ -1,0 +1,179 @@
+/**
+ * Projection workloads (`npm run bench -- projection`):
+ * - catch-up of an async projection into a SQL read model over a seeded log, as events/s, beside the
+ *   store's own `readAll` rate on the same log (the `raw` subject: the ceiling a projection reads at);
+ * - end-to-end latency from `append` resolving to the read model showing the event, under a steady
+ *   1,000 appends/s.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defineProjection, type ProjectionRunner, type RecordedEvent } from '@factline/core';
+import { getSqliteEventStore, type SqliteEventStore, startSqliteProjections } from '@factline/sqlite';
+import type { Database } from 'better-sqlite3';
+import { report, type Subject, type Workload } from '../harness.ts';
+import { orderData } from './payload.ts';
+
+const EVENTS = Number(process.env.FACTLINE_BENCH_PROJECTION_EVENTS ?? 1_000_000);
+const dir = join(tmpdir(), `factline-bench-projections-${process.pid}`);
+let seededPath: string | undefined;
+let trialCounter = 0;
+
+export function removeProjectionFiles(): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** The log: EVENTS events over 1,000 order streams, 1,000 per append; written once per run. */
+async function seededLog(): Promise<string> {
+  if (seededPath) return seededPath;
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'log.db');
+  const store = getSqliteEventStore({ path, synchronous: 'normal' });
+  const perAppend = 1000;
+  for (let i = 0; i < EVENTS / perAppend; i++) {
+    await store.append(
+      `order-${i % 1000}`,
+      Array.from({ length: perAppend }, (_, j) => ({ type: 'ItemAdded', data: orderData(j) })),
+    );
+  }
+  await store.close();
+  seededPath = path;
+  return path;
+}
+
+/** A per-order summary table (item count and total), the shape of the seed's order_summaries. */
+function summaries(name: string) {
+  const table = `bench_${name}`;
+  return defineProjection<Database>({
+    name,
+    handles: ['ItemAdded'],
+    init: (db) => {
+      db.exec(
+        `CREATE TABLE IF NOT EXISTS ${table} (order_id TEXT PRIMARY KEY, items INTEGER NOT NULL, total REAL NOT NULL)`,
+      );
+    },
+    reset: (db) => {
+      db.exec(`DELETE FROM ${table}`);
+    },
+    handle: (events: readonly RecordedEvent[], db) => {
+      const upsert = db.prepare(
+        `INSERT INTO ${table} (order_id, items, total) VALUES (?, 1, ?)
+         ON CONFLICT (order_id) DO UPDATE SET items = items + 1, total = total + excluded.total`,
+      );
+      for (const event of events) upsert.run(event.streamId, (event.data as { total: number }).total);
+    },
+  });
+}
+
+const catchUp: Subject = {
+  name: 'factline',
+  trial: () => {
+    let store: SqliteEventStore;
+    let runner: ProjectionRunner;
+    const name = `catchup_${process.pid}_${++trialCounter}`;
+    return {
+      setup: async () => {
+        store = getSqliteEventStore({ path: await seededLog() });
+      },
+      run: async () => {
+        runner = await startSqliteProjections(store, [summaries(name)], { batchSize: 1000 });
+        await runner.waitFor(name, await store.headPosition(), { timeoutMs: 600_000 });
+        return EVENTS;
+      },
+      teardown: async () => {
+        await runner.stop();
+        store.database.exec(
+          `DROP TABLE IF EXISTS bench_${name}; DELETE FROM factline_projections WHERE name = '${name}'`,
+        );
+        await store.close();
+      },
+    };
+  },
+};
+
+const readAllRate: Subject = {
+  name: 'raw',
+  trial: () => {
+    let store: SqliteEventStore;
+    return {
+      setup: async () => {
+        store = getSqliteEventStore({ path: await seededLog() });
+      },
+      run: async () => {
+        let n = 0;
+        for await (const _ of store.readAll({ batchSize: 1000 })) n++;
+        return n;
+      },
+      teardown: () => store.close(),
+    };
+  },
+};
+
+/** Appends at `rate`/s for `seconds`; each append's latency is append resolved → read model shows it. */
+async function latencyRun(
+  rate: number,
+  seconds: number,
+): Promise<{ units: number; seconds: number; latencies: number[] }> {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `latency-${++trialCounter}.db`);
+  const store = getSqliteEventStore({ path });
+  const name = 'latency';
+  const runner = await startSqliteProjections(store, [summaries(name)], { batchSize: 1000 });
+  const latencies: number[] = [];
+  const total = rate * seconds;
+  const started = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = started + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    pending.push(
+      (async () => {
+        const { position } = await store.append(`order-${i % 100}`, [{ type: 'ItemAdded', data: orderData(i) }]);
+        const appended = performance.now();
+        await runner.waitFor(name, position, { timeoutMs: 10_000 });
+        latencies.push(performance.now() - appended);
+      })(),
+    );
+  }
+  await Promise.all(pending);
+  const elapsed = (performance.now() - started) / 1000;
+  await runner.stop();
+  await store.close();
+  for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
+  return { units: total, seconds: elapsed, latencies };
+}
+
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+
+export const projectionWorkloads: Workload[] = [
+  {
+    name: 'projection-sqlite-catchup',
+    description: `async projection catch-up of a ${EVENTS.toLocaleString('en')}-event SQLite log into a per-order summary table (upsert per event, batches of 1,000, checkpoint in each batch's transaction); raw = the store's own readAll of the same log`,
+    unit: 'events/s',
+    subjects: [catchUp, readAllRate],
+  },
+  {
+    name: 'projection-sqlite-latency',
+    description:
+      'append → read model shows it, under a steady 1,000 appends/s for 5 s (in-process append signal; SQLite synchronous=FULL)',
+    unit: 'events/s',
+    repeat: 1,
+    subjects: [
+      {
+        name: 'factline',
+        trial: () => ({
+          run: async () => {
+            const result = await latencyRun(1000, 5);
+            const sorted = [...result.latencies].sort((a, b) => a - b);
+            report('projection-sqlite-latency', 'factline.p50', percentile(sorted, 50) * 1000, 'us');
+            report('projection-sqlite-latency', 'factline.p99', percentile(sorted, 99) * 1000, 'us');
+            report('projection-sqlite-latency', 'factline.max', (sorted[sorted.length - 1] ?? 0) * 1000, 'us');
+            return { units: result.units, seconds: result.seconds };
+          },
+        }),
+      },
+    ],
+  },
+];
