@@ -12,11 +12,14 @@ import {
   type EventStore,
   type EventToAppend,
   type ExpectedVersion,
+  isFactlineError,
   lazyAppendResult,
   matchRetriedAppend,
   normalizeReadAll,
   normalizeReadStream,
   type PreparedAppend,
+  type Projection,
+  ProjectionFailedError,
   prepareAppend,
   type ReadAllOptions,
   type ReadStreamOptions,
@@ -58,6 +61,13 @@ export interface PostgresEventStoreOptions {
   now?: () => number;
   /** Most appends written in one batch (one statement, one commit). Default 256. */
   maxBatch?: number;
+  /**
+   * Inline projections: run inside each append's transaction (the handler gets
+   * the transaction's `pg` client), so their read models are up to date the
+   * moment `append` resolves. A handler that throws fails that append and
+   * nothing of it is written. Appends then take a few more round trips each.
+   */
+  inlineProjections?: readonly Projection<pg.PoolClient>[];
 }
 
 export interface PostgresEventStore extends EventStore {
@@ -112,6 +122,34 @@ interface AppendOutcomeRow {
 const EVENT_COLUMNS = `position, event_id AS id, stream_id AS "streamId", stream_version AS "streamVersion", type,
   schema_version AS "schemaVersion", data, metadata, recorded_at AS "recordedAt"`;
 
+/** The batch append function's parameters: one array per column, events flattened in append order. */
+function appendParameters(batch: readonly PreparedAppend[], recordedAt: number): unknown[] {
+  const streams: string[] = [];
+  const categories: string[] = [];
+  const expected: number[] = [];
+  const counts: number[] = [];
+  const ids: string[] = [];
+  const types: string[] = [];
+  const schemaVersions: number[] = [];
+  const data: string[] = [];
+  const metadata: string[] = [];
+  for (const append of batch) {
+    streams.push(append.streamId);
+    categories.push(append.category);
+    expected.push(expectedCode(append.expectedVersion));
+    counts.push(append.events.length);
+    for (const event of append.events) {
+      ids.push(event.id);
+      types.push(event.type);
+      schemaVersions.push(event.schemaVersion);
+      data.push(event.data);
+      metadata.push(event.metadata);
+    }
+  }
+  const at = new Date(recordedAt).toISOString();
+  return [streams, categories, expected, counts, ids, types, schemaVersions, data, metadata, at];
+}
+
 function expectedCode(expected: ExpectedVersion): number {
   if (typeof expected === 'number') return expected;
   if (expected === 'no-stream') return 0;
@@ -150,9 +188,32 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   if (ownPool) pool.on('error', () => undefined);
   try {
     await migratePostgres(pool, schemaName, 'event-store', eventStoreMigrations);
+    for (const projection of options.inlineProjections ?? []) {
+      const init = projection?.init;
+      if (!init) continue;
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await init(client);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw toStorageError(error);
+      } finally {
+        client.release();
+      }
+    }
   } catch (error) {
     if (ownPool) await pool.end().catch(() => undefined);
     throw error;
+  }
+
+  const inline = [...(options.inlineProjections ?? [])];
+  for (const projection of inline) {
+    if (typeof projection?.handle !== 'function' || !Array.isArray(projection.handles)) {
+      if (ownPool) await pool.end().catch(() => undefined);
+      throw new ValidationError({ path: 'inlineProjections', message: 'each needs handles (event types) and handle' });
+    }
   }
 
   const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
@@ -219,6 +280,19 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     return append.events.map((e) => byId.get(e.id));
   };
 
+  /** The events an append stored, from its outcome (its positions are consecutive under the append lock). */
+  const storedEvents = (append: PreparedAppend, row: AppendOutcomeRow, recordedAt: number): StoredEvent[] => {
+    const last = row.last_pos as number;
+    const count = append.events.length;
+    return append.events.map((event, i) => ({
+      ...event,
+      streamId: append.streamId,
+      streamVersion: row.version_after - count + i + 1,
+      position: last - count + i + 1,
+      recordedAt,
+    }));
+  };
+
   /** Turns one append's outcome into its result or error (after the batch committed). */
   const settle = (
     append: PreparedAppend,
@@ -226,16 +300,8 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     recordedAt: number,
   ): AppendResult | Promise<AppendResult> => {
     if (row.outcome === Outcome.appended) {
-      const last = row.last_pos as number;
-      const count = append.events.length;
-      return lazyAppendResult(append.streamId, row.version_after, last, () =>
-        append.events.map((event, i) => ({
-          ...event,
-          streamId: append.streamId,
-          streamVersion: row.version_after - count + i + 1,
-          position: last - count + i + 1,
-          recordedAt,
-        })),
+      return lazyAppendResult(append.streamId, row.version_after, row.last_pos as number, () =>
+        storedEvents(append, row, recordedAt),
       );
     }
     if (row.outcome === Outcome.tombstoned) throw new StreamDeletedError(append.streamId);
@@ -257,9 +323,71 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     throw new EventIdConflictError(append.events[0]?.id ?? '?', 'it was stored by another append meanwhile');
   };
 
+  /**
+   * With inline projections, a batch is one transaction on a client: each
+   * append runs in its own savepoint, followed by the projections' handlers
+   * on its events; a handler that throws rolls back that append alone.
+   */
+  const writeBatchInline = async (
+    batch: readonly PreparedAppend[],
+  ): Promise<(() => AppendResult | Promise<AppendResult>)[]> => {
+    const recordedAt = now();
+    const client = await pool.connect().catch((error: unknown) => {
+      throw toStorageError(error);
+    });
+    let broken = false;
+    const outcomes: (() => AppendResult | Promise<AppendResult>)[] = [];
+    try {
+      await client.query('BEGIN');
+      for (const append of batch) {
+        await client.query('SAVEPOINT factline_append');
+        try {
+          const { rows } = await client.query<AppendOutcomeRow>({
+            text: APPEND,
+            values: appendParameters([append], recordedAt),
+            types: typeParsers,
+          });
+          const row = rows[0] as AppendOutcomeRow;
+          if (row.outcome === Outcome.appended) {
+            const events = storedEvents(append, row, recordedAt).map(toRecordedEvent);
+            for (const projection of inline) {
+              const mine = events.filter((e) => projection.handles.includes(e.type));
+              if (mine.length === 0) continue;
+              try {
+                await projection.handle(mine, client);
+              } catch (error) {
+                if (isConnectionFailure(error)) throw error;
+                throw new ProjectionFailedError(projection.name, (mine[0] as RecordedEvent).position, error);
+              }
+            }
+          }
+          await client.query('RELEASE SAVEPOINT factline_append');
+          outcomes.push(() => settle(append, row, recordedAt));
+        } catch (error) {
+          if (isConnectionFailure(error)) throw error;
+          await client.query('ROLLBACK TO SAVEPOINT factline_append');
+          await client.query('RELEASE SAVEPOINT factline_append');
+          const failure = isFactlineError(error) ? error : toStorageError(error);
+          outcomes.push(() => {
+            throw failure;
+          });
+        }
+      }
+      await client.query('COMMIT');
+      return outcomes;
+    } catch (error) {
+      broken = isConnectionFailure(error);
+      if (!broken) await client.query('ROLLBACK').catch(() => undefined);
+      throw toStorageError(error);
+    } finally {
+      client.release(broken);
+    }
+  };
+
   const writeBatch = async (
     batch: readonly PreparedAppend[],
   ): Promise<(() => AppendResult | Promise<AppendResult>)[]> => {
+    if (inline.length > 0) return writeBatchInline(batch);
     const recordedAt = now();
     const only = batch.length === 1 ? batch[0] : undefined;
     const single = only?.events.length === 1 ? only.events[0] : undefined;
@@ -279,42 +407,9 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       const row = { outcome, version_after: versionAfter, last_pos: lastPosition };
       return [() => settle(only, row, recordedAt)];
     }
-    const streams: string[] = [];
-    const categories: string[] = [];
-    const expected: number[] = [];
-    const counts: number[] = [];
-    const ids: string[] = [];
-    const types: string[] = [];
-    const schemaVersions: number[] = [];
-    const data: string[] = [];
-    const metadata: string[] = [];
-    for (const append of batch) {
-      streams.push(append.streamId);
-      categories.push(append.category);
-      expected.push(expectedCode(append.expectedVersion));
-      counts.push(append.events.length);
-      for (const event of append.events) {
-        ids.push(event.id);
-        types.push(event.type);
-        schemaVersions.push(event.schemaVersion);
-        data.push(event.data);
-        metadata.push(event.metadata);
-      }
-    }
     let rows: AppendOutcomeRow[];
     try {
-      rows = await write<AppendOutcomeRow>('append', APPEND, [
-        streams,
-        categories,
-        expected,
-        counts,
-        ids,
-        types,
-        schemaVersions,
-        data,
-        metadata,
-        new Date(recordedAt).toISOString(),
-      ]);
+      rows = await write<AppendOutcomeRow>('append', APPEND, appendParameters(batch, recordedAt));
     } catch (error) {
       // The whole batch rolled back. If one append broke the statement (not the
       // connection), write each alone so that only that one fails.

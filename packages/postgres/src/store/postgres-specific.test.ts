@@ -4,6 +4,7 @@ import { isConcurrencyError, isStorageError, isValidationError } from '@factline
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresEventStore, type PostgresEventStore } from './postgres-event-store.ts';
+import { eventStoreMigrations } from './schema.ts';
 
 const skip = await postgresUnavailable();
 
@@ -41,7 +42,10 @@ describe('PostgreSQL store specifics', { skip }, () => {
     const rows = await sql<{ component: string; version: number }>(
       `SELECT component, version FROM "${schema}".migrations ORDER BY version`,
     );
-    assert.deepEqual(rows, [{ component: 'event-store', version: 1 }]);
+    assert.deepEqual(
+      rows,
+      eventStoreMigrations.map((m) => ({ component: 'event-store', version: m.version })),
+    );
     const results = await Promise.all(opened.map((s, i) => s.append(`m-${i}`, [{ type: 'Opened', data: {} }])));
     assert.equal(new Set(results.map((r) => r.position)).size, 6);
   });

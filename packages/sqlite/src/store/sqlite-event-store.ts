@@ -10,12 +10,14 @@ import {
   defaultStoreLimits,
   type EventStore,
   type EventToAppend,
+  isFactlineError,
   lazyAppendResult,
   matchRetriedAppend,
   normalizeReadAll,
   normalizeReadStream,
   type PreparedAppend,
   type Projection,
+  ProjectionFailedError,
   prepareAppend,
   type ReadAllOptions,
   type ReadStreamOptions,
@@ -306,7 +308,15 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
     for (const projection of inline) {
       recorded ??= events.map(toRecordedEvent);
       const mine = recorded.filter((e) => projection.handles.includes(e.type));
-      if (mine.length > 0) synchronously(projection.handle(mine, db), projection.name);
+      if (mine.length === 0) continue;
+      try {
+        synchronously(projection.handle(mine, db), projection.name);
+      } catch (error) {
+        // The user's error, named: without it the write queue would report a storage failure.
+        throw isFactlineError(error)
+          ? error
+          : new ProjectionFailedError(projection.name, (mine[0] as RecordedEvent).position, error);
+      }
     }
   };
 

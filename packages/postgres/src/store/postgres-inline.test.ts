@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { defineProjection, isProjectionFailedError, isValidationError } from '@factline/core';
+import type pg from 'pg';
+import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
+import { getPostgresEventStore, type PostgresEventStore } from './postgres-event-store.ts';
+
+const skip = await postgresUnavailable();
+
+describe('PostgreSQL inline projections', { skip }, () => {
+  const schema = testSchema('inline');
+  let store: PostgresEventStore | undefined;
+  after(async () => {
+    await store?.close();
+    await dropSchema(schema);
+  });
+
+  const totals = defineProjection<pg.PoolClient>({
+    name: 'order_totals',
+    handles: ['OrderPlaced'],
+    init: async (tx) => {
+      await tx.query(
+        `CREATE TABLE IF NOT EXISTS "${schema}".order_totals (order_id text PRIMARY KEY, total numeric NOT NULL)`,
+      );
+    },
+    handle: async (events, tx) => {
+      for (const event of events) {
+        const { orderId, total } = event.data as { orderId: string; total: number };
+        if (total < 0) throw new Error(`negative total for ${orderId}`);
+        await tx.query(`INSERT INTO "${schema}".order_totals (order_id, total) VALUES ($1, $2)`, [orderId, total]);
+      }
+    },
+  });
+
+  const rows = async () =>
+    (
+      await (store as PostgresEventStore).pool.query<{ order_id: string; total: string }>(
+        `SELECT order_id, total FROM "${schema}".order_totals ORDER BY order_id`,
+      )
+    ).rows.map((r) => `${r.order_id}:${Number(r.total)}`);
+
+  it('the read model is up to date when append resolves; a failing handler fails only its append', async () => {
+    store = await getPostgresEventStore({ connectionString: postgresUrl, schema, inlineProjections: [totals] });
+    await store.append('order-1', [{ type: 'OrderPlaced', data: { orderId: '1', total: 30 } }]);
+    assert.deepEqual(await rows(), ['1:30']);
+
+    const head = await store.headPosition();
+    // Issued together, so they share a group-commit batch: the bad one fails alone.
+    const settled = await Promise.allSettled(
+      [10, -5, 20, 40].map((total, i) =>
+        (store as PostgresEventStore).append(`order-b${i}`, [
+          { type: 'OrderPlaced', data: { orderId: `b${i}`, total } },
+          { type: 'Noted', data: {} },
+        ]),
+      ),
+    );
+    assert.deepEqual(
+      settled.map((s) => s.status),
+      ['fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+    );
+    const failure = (settled[1] as PromiseRejectedResult).reason;
+    assert.ok(isProjectionFailedError(failure), String(failure));
+    assert.match(failure.message, /order_totals.*negative total for b1/);
+    assert.ok(store.stats().largestBatch > 1, 'the appends should have shared a batch');
+    assert.deepEqual(await rows(), ['1:30', 'b0:10', 'b2:20', 'b3:40']);
+    assert.equal((await store.readStream('order-b1')).exists, false);
+    const all: string[] = [];
+    for await (const event of store.readAll({ after: head })) all.push(event.streamId);
+    assert.deepEqual(all.sort(), ['order-b0', 'order-b0', 'order-b2', 'order-b2', 'order-b3', 'order-b3']);
+  });
+
+  it('rejects a projection without handles', async () => {
+    await assert.rejects(
+      getPostgresEventStore({
+        connectionString: postgresUrl,
+        schema,
+        inlineProjections: [{ name: 'x', handle: () => {} } as never],
+      }),
+      isValidationError,
+    );
+  });
+});
