@@ -1,4 +1,14 @@
 export { migratePostgres, type PostgresMigration } from './migrations.ts';
+export {
+  getPostgresProjectionBackend,
+  type PostgresProjectionBackend,
+  type PostgresProjectionBackendOptions,
+  type PostgresProjectionRunner,
+  type PostgresProjectionStatus,
+  type PostgresProjectionsOptions,
+  projectionLeaseKey,
+  startPostgresProjections,
+} from './projections/postgres-projections.ts';
 export type { AppendBatchStats } from './store/append-batcher.ts';
 export {
   getPostgresEventStore,

@@ -12,3 +12,14 @@ export {
 } from './conformance/index.ts';
 export { type DeciderThen, deciderSpecification } from './decider-specification.ts';
 export { type EventStoreConformanceOptions, testEventStoreConformance } from './event-store-conformance.ts';
+export {
+  type CaseNames,
+  type CounterModel,
+  type CounterSnapshot,
+  type ProjectionCaseContext,
+  type ProjectionConformanceCase,
+  type ProjectionConformanceOptions,
+  type ProjectionEnvironment,
+  projectionConformanceCases,
+  testProjectionConformance,
+} from './projection-conformance.ts';

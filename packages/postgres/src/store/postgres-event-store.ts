@@ -40,7 +40,7 @@ import { migratePostgres, quoteSchema } from '../migrations.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import { parseTimestamptz } from '../timestamps.ts';
 import { AppendBatcher, type AppendBatchStats } from './append-batcher.ts';
-import { appendLockKey, ExpectedCode, eventStoreMigrations, Outcome } from './schema.ts';
+import { appendChannel, appendLockKey, ExpectedCode, eventStoreMigrations, Outcome } from './schema.ts';
 import { WriterConnections } from './writer-connections.ts';
 
 export interface PostgresEventStoreOptions {
@@ -68,6 +68,16 @@ export interface PostgresEventStoreOptions {
    * nothing of it is written. Appends then take a few more round trips each.
    */
   inlineProjections?: readonly Projection<pg.PoolClient>[];
+  /**
+   * After appends commit, send `NOTIFY` on the store's channel so projection
+   * runners in other processes wake at once (default true). It is sent after
+   * the commit, from another connection, at most one at a time (later appends
+   * fold into the next one): appends never wait for it, and they do not take
+   * PostgreSQL's commit-time NOTIFY lock. Runners in this process are woken
+   * directly, and a lost notification only delays a runner to its periodic
+   * check.
+   */
+  notifyAppends?: boolean;
 }
 
 export interface PostgresEventStore extends EventStore {
@@ -79,6 +89,11 @@ export interface PostgresEventStore extends EventStore {
   stats(): AppendBatchStats;
   /** Drops the store's schema with everything in it (tests and benchmarks), then closes the store. */
   dropSchema(): Promise<void>;
+  /**
+   * Calls `listener` with the new head position after appends from this store
+   * commit. Returns the unsubscribe function.
+   */
+  onAppend(listener: (position: number) => void): () => void;
 }
 
 /**
@@ -337,6 +352,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     });
     let broken = false;
     const outcomes: (() => AppendResult | Promise<AppendResult>)[] = [];
+    const appended: AppendOutcomeRow[] = [];
     try {
       await client.query('BEGIN');
       for (const append of batch) {
@@ -362,6 +378,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
             }
           }
           await client.query('RELEASE SAVEPOINT factline_append');
+          appended.push(row);
           outcomes.push(() => settle(append, row, recordedAt));
         } catch (error) {
           if (isConnectionFailure(error)) throw error;
@@ -374,6 +391,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
         }
       }
       await client.query('COMMIT');
+      for (const row of appended) noteAppended(row);
       return outcomes;
     } catch (error) {
       broken = isConnectionFailure(error);
@@ -405,6 +423,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       ]);
       const [outcome, versionAfter, lastPosition] = (one as { r: number[] }).r as [number, number, number];
       const row = { outcome, version_after: versionAfter, last_pos: lastPosition };
+      noteAppended(row);
       return [() => settle(only, row, recordedAt)];
     }
     let rows: AppendOutcomeRow[];
@@ -425,10 +444,51 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       }
       return outcomes;
     }
+    for (const row of rows) noteAppended(row);
     return batch.map((append, i) => () => settle(append, rows[i] as AppendOutcomeRow, recordedAt));
   };
 
-  const batcher = new AppendBatcher<AppendResult>(writeBatch, maxBatch, WRITE_SLOTS);
+  const listeners = new Set<(position: number) => void>();
+  const channel = appendChannel(schemaName);
+  const notifyAppends = options.notifyAppends ?? true;
+  let appendedHead = 0;
+  let signalledHead = 0;
+  let notifiedHead = 0;
+  let notifying: Promise<void> | undefined;
+  const notifyOthers = () => {
+    if (notifying || closed || appendedHead <= notifiedHead) return;
+    const head = appendedHead;
+    notifying = pool
+      .query('SELECT pg_notify($1, $2)', [channel, String(head)])
+      .then(
+        () => {
+          notifiedHead = Math.max(notifiedHead, head);
+        },
+        () => undefined, // runners elsewhere fall back to their periodic check
+      )
+      .finally(() => {
+        notifying = undefined;
+        notifyOthers();
+      });
+  };
+  /** After a batch committed: wake this process's runners, then (coalesced) the others. */
+  const signalAppends = () => {
+    if (appendedHead <= signalledHead) return;
+    signalledHead = appendedHead;
+    for (const listener of listeners) listener(appendedHead);
+    if (notifyAppends) notifyOthers();
+  };
+  const noteAppended = (row: AppendOutcomeRow) => {
+    if (row.outcome === Outcome.appended && (row.last_pos as number) > appendedHead)
+      appendedHead = row.last_pos as number;
+  };
+  const writeAndSignal = async (batch: readonly PreparedAppend[]) => {
+    const outcomes = await writeBatch(batch);
+    signalAppends();
+    return outcomes;
+  };
+
+  const batcher = new AppendBatcher<AppendResult>(writeAndSignal, maxBatch, WRITE_SLOTS);
 
   let closed = false;
   const open = () => {
@@ -592,10 +652,19 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
 
     stats: () => ({ ...batcher.stats }),
 
+    onAppend(listener: (position: number) => void) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+
     async close() {
       if (closed) return;
       closed = true;
       await batcher.drained();
+      listeners.clear();
+      await notifying;
       writers.releaseAll();
       if (ownPool) await pool.end();
     },

@@ -1,4 +1,16 @@
+import { createHash } from 'node:crypto';
 import type { PostgresMigration } from '../migrations.ts';
+
+/**
+ * The NOTIFY channel a store signals its appends on (see the store's
+ * `notifyAppends`): `factline_appends_<schema>`, or a hash of the schema name
+ * when that would pass PostgreSQL's 63-byte identifier limit.
+ */
+export function appendChannel(schema: string): string {
+  const channel = `factline_appends_${schema}`;
+  if (channel.length <= 63) return channel;
+  return `factline_appends_${createHash('sha256').update(schema).digest('hex').slice(0, 24)}`;
+}
 
 /**
  * Every store write takes this transaction-level advisory lock first; it is

@@ -1,0 +1,114 @@
+import pg from 'pg';
+
+/** Called with the last position an append committed, or `undefined` when appends may have been missed. */
+type Subscriber = (position: number | undefined) => void;
+
+export interface AppendListenerOptions {
+  /** Settings of the connection (see `dedicatedConnectionSettings`). */
+  connection: pg.ClientConfig;
+  /** The store's NOTIFY channel (see `appendChannel`). */
+  channel: string;
+  /** First reconnect delay ceiling, ms; it doubles per failed attempt up to `reconnectMaxMs`. */
+  reconnectInitialMs: number;
+  reconnectMaxMs: number;
+}
+
+/**
+ * One dedicated connection (a `pg.Client`, not from the pool) that LISTENs on
+ * the store's append channel and hands each notification to the subscribers.
+ * It is opened by the first subscriber and kept until `close()`. When it
+ * drops (server restart, `pg_terminate_backend`, network), it reconnects with
+ * jittered, doubling delays; while it is down subscribers hear nothing and
+ * fall back on their own timeouts. Once listening again it wakes every
+ * subscriber, since appends made while it was down were not heard.
+ */
+export class AppendListener {
+  private client: pg.Client | undefined;
+  private active = false;
+  private wanted = false;
+  private attempt = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly subscribers = new Set<Subscriber>();
+  /** Connections that were listening and dropped (for tests and diagnostics). */
+  drops = 0;
+
+  constructor(private readonly options: AppendListenerOptions) {}
+
+  /** True while the connection is up and its LISTEN is in effect. */
+  get listening(): boolean {
+    return this.active;
+  }
+
+  /** Adds a subscriber (opening the connection if needed); returns its removal. */
+  subscribe(subscriber: Subscriber): () => void {
+    this.subscribers.add(subscriber);
+    if (!this.wanted) {
+      this.wanted = true;
+      void this.connect();
+    }
+    return () => {
+      this.subscribers.delete(subscriber);
+    };
+  }
+
+  /** Ends the connection and stops reconnecting; a later `subscribe` opens it again. */
+  async close(): Promise<void> {
+    this.wanted = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.attempt = 0;
+    const client = this.client;
+    this.client = undefined;
+    this.active = false;
+    if (client) await client.end().catch(() => undefined);
+  }
+
+  private wake(position: number | undefined): void {
+    for (const subscriber of [...this.subscribers]) subscriber(position);
+  }
+
+  private async connect(): Promise<void> {
+    this.timer = undefined;
+    if (!this.wanted || this.client) return;
+    const { connection, channel } = this.options;
+    const client = new pg.Client(connection);
+    this.client = client;
+    client.on('error', () => this.lost(client));
+    client.on('end', () => this.lost(client));
+    client.on('notification', (message) => {
+      if (message.channel !== channel) return;
+      const position = Number(message.payload);
+      this.wake(Number.isSafeInteger(position) ? position : undefined);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN "${channel}"`);
+    } catch {
+      this.lost(client);
+      return;
+    }
+    if (this.client !== client) {
+      // Closed or lost while connecting.
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.active = true;
+    this.attempt = 0;
+    this.wake(undefined);
+  }
+
+  private lost(client: pg.Client): void {
+    if (this.client !== client) return;
+    if (this.active) this.drops += 1;
+    this.client = undefined;
+    this.active = false;
+    client.end().catch(() => undefined);
+    if (!this.wanted) return;
+    const { reconnectInitialMs, reconnectMaxMs } = this.options;
+    const ceiling = Math.min(reconnectMaxMs, reconnectInitialMs * 2 ** this.attempt);
+    this.attempt += 1;
+    this.timer = setTimeout(() => void this.connect(), ceiling * (0.5 + Math.random() / 2));
+    // Background work: it must not keep a process alive that has nothing else to do.
+    this.timer.unref?.();
+  }
+}

@@ -1,0 +1,721 @@
+import { createHash } from 'node:crypto';
+import {
+  assertIntegerOption,
+  createProjectionRunner,
+  isStorageError,
+  isTimeoutError,
+  type ParkedEvent,
+  type Projection,
+  type ProjectionBackend,
+  type ProjectionRunner,
+  type ProjectionRunnerOptions,
+  type ProjectionStatus,
+  type RebuildOptions,
+  type RecordedEvent,
+  StorageError,
+  TimeoutError,
+  ValidationError,
+  type WaitForOptions,
+} from '@factline/core';
+import pg from 'pg';
+import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
+import type { PostgresEventStore } from '../store/postgres-event-store.ts';
+import { appendChannel } from '../store/schema.ts';
+import { AppendListener } from './append-listener.ts';
+
+const projectionMigrations: readonly PostgresMigration[] = [
+  {
+    version: 1,
+    description: 'projection checkpoints and parked events',
+    up: (s) => `
+      CREATE TABLE ${s}.projections (
+        name text PRIMARY KEY,
+        position bigint NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE ${s}.parked (
+        projection text NOT NULL,
+        position bigint NOT NULL,
+        event_id text NOT NULL,
+        stream_id text NOT NULL,
+        type text NOT NULL,
+        event json NOT NULL,
+        error text NOT NULL,
+        parked_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (projection, position)
+      );
+    `,
+  },
+];
+
+export interface PostgresProjectionBackendOptions {
+  /**
+   * Settings of the dedicated connections (the LISTEN connection, and the
+   * lease connection of `startPostgresProjections`), which do not come from the
+   * pool. Default: the store pool's settings.
+   */
+  connection?: pg.ClientConfig;
+  /** `application_name` of the LISTEN connection. Default `'factline-listen'`. */
+  listenApplicationName?: string;
+  /** First delay ceiling before reconnecting a dropped LISTEN connection, ms (doubling, jittered). Default 100. */
+  listenReconnectInitialMs?: number;
+  /** Largest delay ceiling between reconnection attempts, ms. Default 5000. */
+  listenReconnectMaxMs?: number;
+}
+
+export interface PostgresProjectionBackend extends ProjectionBackend<pg.PoolClient> {
+  readonly store: PostgresEventStore;
+  /** True while the LISTEN connection is up and listening on the store's append channel. */
+  readonly listening: boolean;
+  /** Ends the LISTEN connection; the next `waitForAppends` opens it again. */
+  close(): Promise<void>;
+}
+
+/** Positions are bigint columns below 2^53: they come back as numbers. */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === pg.types.builtins.INT8) return Number;
+    return format === undefined ? pg.types.getTypeParser(oid) : pg.types.getTypeParser(oid, format);
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/** An error thrown by the caller's code inside a transaction: it passes through unchanged. */
+class CallerError {
+  constructor(readonly error: unknown) {}
+}
+
+const callerWork = async (work: (tx: pg.PoolClient) => void | Promise<void>, client: pg.PoolClient) => {
+  try {
+    await work(client);
+  } catch (error) {
+    throw new CallerError(error);
+  }
+};
+
+/**
+ * The settings of a dedicated connection: the pool's unless given, named
+ * `applicationName` (so it can be told apart in `pg_stat_activity`). node-postgres
+ * lets a connection string's parameters win over the other settings, so an
+ * `application_name` in the connection string is taken out.
+ */
+function dedicatedConnectionSettings(
+  store: PostgresEventStore,
+  options: PostgresProjectionBackendOptions,
+  applicationName: string,
+): pg.ClientConfig {
+  const settings: pg.ClientConfig = { ...(options.connection ?? (store.pool.options as pg.ClientConfig)) };
+  if (settings.connectionString) {
+    try {
+      const url = new URL(settings.connectionString);
+      if (url.searchParams.has('application_name')) {
+        url.searchParams.delete('application_name');
+        settings.connectionString = url.toString();
+      }
+    } catch {
+      // Not a URL: left as it is.
+    }
+  }
+  return { connectionTimeoutMillis: 10_000, ...settings, application_name: applicationName, keepAlive: true };
+}
+
+/**
+ * The projection backend on the store's PostgreSQL schema. Checkpoints live in
+ * `<schema>.projections`, parked events in `<schema>.parked` (migration
+ * component `projections`). Every batch runs in one transaction on a pool
+ * connection: the checkpoint row is locked (`SELECT … FOR UPDATE`) and
+ * compared with the runner's, the handler writes its read model through the
+ * same client, then the new checkpoint is saved and the transaction commits,
+ * so a read model and its checkpoint never disagree. New events are signalled
+ * by `NOTIFY` from the append functions, heard on one dedicated LISTEN
+ * connection per backend; while that connection is down, the runner's
+ * periodic check finds new events instead.
+ *
+ * @example
+ * const backend = getPostgresProjectionBackend(store);
+ * const runner = createProjectionRunner(backend, [orderSummaries]);
+ * await runner.start();
+ * // …
+ * await runner.stop();
+ * await backend.close();
+ */
+export function getPostgresProjectionBackend(
+  store: PostgresEventStore,
+  options: PostgresProjectionBackendOptions = {},
+): PostgresProjectionBackend {
+  const s = quoteSchema(store.schema);
+  const pool = store.pool;
+  const statement = (name: string) => `factline:${store.schema}:projection-${name}`;
+  const listener = new AppendListener({
+    connection: dedicatedConnectionSettings(store, options, options.listenApplicationName ?? 'factline-listen'),
+    channel: appendChannel(store.schema),
+    reconnectInitialMs: assertIntegerOption(options.listenReconnectInitialMs, 'listenReconnectInitialMs', 1) ?? 100,
+    reconnectMaxMs: assertIntegerOption(options.listenReconnectMaxMs, 'listenReconnectMaxMs', 1) ?? 5000,
+  });
+
+  let migrated: Promise<void> | undefined;
+  /** Creates the tables on first use (a failed attempt is made again next time). */
+  const ready = (): Promise<void> => {
+    migrated ??= migratePostgres(pool, store.schema, 'projections', projectionMigrations).catch((error: unknown) => {
+      migrated = undefined;
+      throw error;
+    });
+    return migrated;
+  };
+
+  const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
+    await ready();
+    try {
+      return (await pool.query<R>({ name: statement(name), text, values, types })).rows;
+    } catch (error) {
+      throw toStorageError(error);
+    }
+  };
+
+  /**
+   * Runs `body` in a transaction on a pool connection; it commits when `body`
+   * returns true and rolls back when it returns false or throws. Errors of
+   * the caller's code (wrapped in `CallerError`) are rethrown unchanged,
+   * errors of the driver as `StorageError`s.
+   */
+  const inTransaction = async (body: (client: pg.PoolClient) => Promise<boolean>): Promise<boolean> => {
+    await ready();
+    const client = await pool.connect().catch((error: unknown) => {
+      throw toStorageError(error);
+    });
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const keep = await body(client);
+      await client.query(keep ? 'COMMIT' : 'ROLLBACK');
+      return keep;
+    } catch (error) {
+      const original = error instanceof CallerError ? error.error : error;
+      broken = isConnectionFailure(original);
+      if (!broken) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
+      }
+      throw error instanceof CallerError ? original : toStorageError(original);
+    } finally {
+      client.release(broken);
+    }
+  };
+
+  /** Locks the checkpoint row of `name` for this transaction (creating it at 0) and returns its position. */
+  const lockCheckpoint = async (client: pg.PoolClient, name: string): Promise<number> => {
+    const select = {
+      name: statement('lock'),
+      text: `SELECT position FROM ${s}.projections WHERE name = $1 FOR UPDATE`,
+      values: [name],
+      types,
+    };
+    const locked = await client.query<{ position: number }>(select);
+    if (locked.rows[0]) return locked.rows[0].position;
+    const inserted = await client.query<{ position: number }>({
+      name: statement('insert'),
+      text: `INSERT INTO ${s}.projections (name, position, updated_at) VALUES ($1, 0, now())
+             ON CONFLICT (name) DO NOTHING RETURNING position`,
+      values: [name],
+      types,
+    });
+    if (inserted.rows[0]) return 0;
+    // Another transaction inserted it meanwhile (and committed, or the insert would still wait).
+    return (await client.query<{ position: number }>(select)).rows[0]?.position ?? 0;
+  };
+
+  /** Runs `work` and saves `next` in one transaction if the checkpoint is still `expected`. */
+  const guarded = (
+    name: string,
+    expected: number,
+    next: number,
+    work: ((client: pg.PoolClient) => Promise<void>) | undefined,
+  ): Promise<boolean> =>
+    inTransaction(async (client) => {
+      if ((await lockCheckpoint(client, name)) !== expected) return false;
+      if (work) await work(client);
+      await client.query({
+        name: statement('save'),
+        text: `UPDATE ${s}.projections SET position = $2, updated_at = now() WHERE name = $1`,
+        values: [name, next],
+      });
+      return true;
+    });
+
+  return {
+    store,
+    get listening() {
+      return listener.listening;
+    },
+
+    async loadCheckpoint(name) {
+      const rows = await query<{ position: number }>(
+        'checkpoint',
+        `SELECT position FROM ${s}.projections WHERE name = $1`,
+        [name],
+      );
+      return rows[0]?.position ?? 0;
+    },
+
+    commit: (name, expected, next, work) =>
+      guarded(name, expected, next, work && ((client) => callerWork(work, client))),
+
+    park: (name, expected, event: RecordedEvent, error: string) =>
+      guarded(name, expected, event.position, async (client) => {
+        // A rebuild may park the same event again: the newer error replaces the older.
+        await client.query({
+          name: statement('park'),
+          text: `INSERT INTO ${s}.parked (projection, position, event_id, stream_id, type, event, error, parked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+                 ON CONFLICT (projection, position) DO UPDATE SET event_id = excluded.event_id,
+                   stream_id = excluded.stream_id, type = excluded.type, event = excluded.event,
+                   error = excluded.error, parked_at = excluded.parked_at`,
+          values: [name, event.position, event.id, event.streamId, event.type, JSON.stringify(event), error],
+        });
+      }),
+
+    async listParked(name?: string) {
+      const rows = await query<{ projection: string; event: string; error: string; parked_at: Date }>(
+        'parked',
+        `SELECT projection, event::text AS event, error, parked_at FROM ${s}.parked
+         WHERE $1::text IS NULL OR projection = $1 ORDER BY projection, position`,
+        [name ?? null],
+      );
+      return rows.map((row): ParkedEvent => {
+        const event = JSON.parse(row.event) as RecordedEvent & { recordedAt: string };
+        return {
+          projection: row.projection,
+          event: { ...event, recordedAt: new Date(event.recordedAt) },
+          error: row.error,
+          parkedAt: row.parked_at,
+        };
+      });
+    },
+
+    async transaction(work) {
+      await inTransaction(async (client) => {
+        await callerWork(work, client);
+        return true;
+      });
+    },
+
+    waitForAppends(position, timeoutMs, signal) {
+      return new Promise<void>((resolve) => {
+        let settled = false;
+        const done = () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          unsubscribe();
+          unsubscribeLocal();
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        // `undefined`: the listener (re)connected and may have missed appends.
+        const unsubscribe = listener.subscribe((appended) => {
+          if (appended === undefined || appended > position) done();
+        });
+        // Appends from this process wake the runner directly, without the NOTIFY round trip.
+        const unsubscribeLocal = store.onAppend((appended) => {
+          if (appended > position) done();
+        });
+        const timer = setTimeout(done, timeoutMs);
+        signal.addEventListener('abort', done, { once: true });
+        if (signal.aborted) done();
+        // Appended before the subscription (or before the LISTEN took effect)?
+        else
+          store.headPosition().then(
+            (head) => head > position && done(),
+            () => done(),
+          );
+      });
+    },
+
+    close: () => listener.close(),
+  };
+}
+
+export interface PostgresProjectionsOptions extends ProjectionRunnerOptions, PostgresProjectionBackendOptions {
+  /**
+   * How often a process standing by tries to take a projection's lease, and
+   * how often the holder checks its lease connection, in ms. Default 1000.
+   */
+  leaseCheckMs?: number;
+  /** `application_name` of the lease connection. Default `'factline-lease'`. */
+  leaseApplicationName?: string;
+  /** Called when this process takes (`'held'`) or gives up or loses (`'standby'`) a projection's lease. */
+  onLeaseChange?: (projection: string, lease: 'held' | 'standby') => void;
+}
+
+export interface PostgresProjectionStatus extends ProjectionStatus {
+  /**
+   * `'held'`: this process runs the projection. `'standby'`: it does not
+   * (another process holds the lease, or the lease connection is down); the
+   * state is then `'stopped'` and `checkpoint` and `head` are the saved
+   * checkpoint and the store's head as last read, at every lease check.
+   */
+  lease: 'held' | 'standby';
+}
+
+export interface PostgresProjectionRunner extends ProjectionRunner {
+  status(): PostgresProjectionStatus[];
+  status(name: string): PostgresProjectionStatus;
+  /** The backend the projections run on (its LISTEN connection is closed by `stop()`). */
+  readonly backend: PostgresProjectionBackend;
+}
+
+/** The 64-bit advisory lock key of a projection's lease: a hash of the schema and the projection's name. */
+export function projectionLeaseKey(schema: string, projection: string): string {
+  const digest = createHash('sha256').update(`factline-projection-lease\0${schema}\0${projection}`).digest();
+  return digest.readBigInt64BE(0).toString();
+}
+
+interface Lease {
+  name: string;
+  key: string;
+  /** Runs this one projection while the lease is held. */
+  runner: ProjectionRunner;
+  held: boolean;
+  /** While standing by: the saved checkpoint and the head, as last read. */
+  checkpoint: number;
+  head: number;
+  /** The last error the runner reported (to resume after a passing storage failure). */
+  lastError: unknown;
+  /** Called when the lease is lost (a rebuild in flight rejects). */
+  onLost: Set<() => void>;
+}
+
+const noop = () => undefined;
+
+/**
+ * Starts async projections on a PostgreSQL store, for several processes at
+ * once: each projection runs in only one process at a time, the one holding
+ * its lease, a session-level advisory lock (`pg_try_advisory_lock`) taken on a
+ * dedicated lease connection. The other processes stand by (status `'stopped'`,
+ * `lease: 'standby'`) and try to take the lease every `leaseCheckMs`. When the
+ * holder stops, crashes or loses its connection, the server releases the lock
+ * and a stand-by takes over from the saved checkpoint. Even if two processes
+ * ever ran a projection at once (a lost connection not noticed yet), the
+ * checkpoint check of every commit keeps each event applied exactly once.
+ *
+ * @example
+ * const projections = await startPostgresProjections(store, [orderSummaries]);
+ * const { position } = await store.append('order-1', [...]);
+ * await projections.waitFor('order_summaries', position); // read-your-writes, in any process
+ * await projections.stop();
+ */
+export async function startPostgresProjections(
+  store: PostgresEventStore,
+  projections: readonly Projection<pg.PoolClient>[],
+  options: PostgresProjectionsOptions = {},
+): Promise<PostgresProjectionRunner> {
+  const runner = createPostgresProjections(store, projections, options);
+  await runner.start();
+  return runner;
+}
+
+function createPostgresProjections(
+  store: PostgresEventStore,
+  projections: readonly Projection<pg.PoolClient>[],
+  options: PostgresProjectionsOptions,
+): PostgresProjectionRunner {
+  const leaseCheckMs = assertIntegerOption(options.leaseCheckMs, 'leaseCheckMs', 1) ?? 1000;
+  const backend = getPostgresProjectionBackend(store, options);
+  // Checks the definitions together (names, duplicates) the way the runner does; never started.
+  createProjectionRunner(backend, projections, options);
+
+  const leases = new Map<string, Lease>();
+  for (const projection of projections) {
+    const lease: Lease = {
+      name: projection.name,
+      key: projectionLeaseKey(store.schema, projection.name),
+      runner: createProjectionRunner(backend, [projection], {
+        ...options,
+        onError: (name, error, position) => {
+          lease.lastError = error;
+          options.onError?.(name, error, position);
+        },
+      }),
+      held: false,
+      checkpoint: 0,
+      head: 0,
+      lastError: undefined,
+      onLost: new Set(),
+    };
+    leases.set(projection.name, lease);
+  }
+  const leaseOf = (name: string): Lease => {
+    const lease = leases.get(name);
+    if (!lease) throw new ValidationError({ path: 'projection', message: `no projection named '${name}'` });
+    return lease;
+  };
+
+  let connection: pg.Client | undefined;
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let wakeLoop = noop;
+
+  // Lease changes (ticks, a lost connection, stop) run one at a time.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(work: () => Promise<T>): Promise<T> => {
+    const result = chain.then(work);
+    chain = result.then(noop, noop);
+    return result;
+  };
+
+  const openConnection = async (): Promise<pg.Client> => {
+    const client = new pg.Client({
+      ...dedicatedConnectionSettings(store, options, options.leaseApplicationName ?? 'factline-lease'),
+      // The lease queries never wait on anything: one that hangs means a dead connection.
+      query_timeout: Math.max(10_000, 5 * leaseCheckMs),
+    });
+    client.on('error', () => connectionLost(client));
+    client.on('end', () => connectionLost(client));
+    try {
+      await client.connect();
+    } catch (error) {
+      client.end().catch(noop);
+      throw toStorageError(error);
+    }
+    return client;
+  };
+
+  /** Stops running `lease`'s projection here (after the batch in flight). */
+  const giveUp = async (lease: Lease) => {
+    if (!lease.held) return;
+    lease.held = false;
+    for (const lost of [...lease.onLost]) lost();
+    await lease.runner.stop();
+    const status = lease.runner.status(lease.name);
+    lease.checkpoint = status.checkpoint;
+    lease.head = status.head;
+    options.onLeaseChange?.(lease.name, 'standby');
+  };
+
+  /** The lease connection closed: the server released its locks, so nothing may run here any more. */
+  const connectionLost = (client: pg.Client) => {
+    if (connection !== client) return;
+    connection = undefined;
+    client.end().catch(noop);
+    void serial(async () => {
+      for (const lease of leases.values()) await giveUp(lease);
+    });
+    wakeLoop();
+  };
+
+  /**
+   * A query on the lease connection. These never wait on anything, so any
+   * failure (an error, a query timeout) means the connection is gone.
+   */
+  const leaseQuery = async (client: pg.Client, text: string, values: unknown[]): Promise<pg.QueryResultRow[]> => {
+    try {
+      return (await client.query({ text, values })).rows;
+    } catch (error) {
+      connectionLost(client);
+      throw toStorageError(error);
+    }
+  };
+
+  const take = async (client: pg.Client, lease: Lease, first: boolean) => {
+    const [row] = await leaseQuery(client, 'SELECT pg_try_advisory_lock($1::bigint) AS taken', [lease.key]);
+    if (row?.taken !== true) {
+      try {
+        lease.checkpoint = await backend.loadCheckpoint(lease.name);
+        lease.head = Math.max(lease.checkpoint, await store.headPosition());
+      } catch {
+        // Only the stand-by view; the next check reads them again.
+      }
+      return;
+    }
+    if (connection !== client) return; // Lost meanwhile: the server released the lock again.
+    lease.held = true;
+    lease.lastError = undefined;
+    try {
+      await lease.runner.start();
+    } catch (error) {
+      // `init` failed (or the checkpoint could not be read): let another process try.
+      lease.held = false;
+      await lease.runner.stop().catch(noop);
+      await leaseQuery(client, 'SELECT pg_advisory_unlock($1::bigint)', [lease.key]);
+      if (first) throw error;
+      options.onError?.(lease.name, error, lease.checkpoint);
+      return;
+    }
+    options.onLeaseChange?.(lease.name, 'held');
+  };
+
+  const tick = async (first: boolean) => {
+    if (!running) return;
+    if (!connection) {
+      try {
+        connection = await openConnection();
+      } catch (error) {
+        if (first) throw error;
+        return;
+      }
+    }
+    const client = connection;
+    try {
+      let holding = false;
+      for (const lease of leases.values()) {
+        if (!running || connection !== client) return;
+        if (!lease.held) await take(client, lease, first);
+        else if (lease.runner.status(lease.name).state === 'failed' && isPassing(lease.lastError)) {
+          // Failed on a lost connection or a server restart, not on the handler: go on.
+          await lease.runner.resume(lease.name);
+        }
+        holding ||= lease.held;
+      }
+      // The holder checks that its lease connection still answers.
+      if (holding && connection === client) await leaseQuery(client, 'SELECT 1', []);
+    } catch (error) {
+      // A lost lease connection was handled by leaseQuery; the next check connects again.
+      if (first) throw error;
+    }
+  };
+
+  const waitBeforeNextCheck = () =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        wakeLoop = noop;
+        resolve();
+      }, leaseCheckMs);
+      wakeLoop = () => {
+        clearTimeout(timer);
+        wakeLoop = noop;
+        resolve();
+      };
+    });
+
+  const checkLeases = async () => {
+    while (running) {
+      await waitBeforeNextCheck();
+      if (running) await serial(() => tick(false)).catch(noop);
+    }
+  };
+
+  const shutDown = () =>
+    serial(async () => {
+      for (const lease of leases.values()) {
+        if (lease.held) await giveUp(lease);
+        else await lease.runner.stop();
+      }
+      // Ending the session releases every lease it holds.
+      const client = connection;
+      connection = undefined;
+      if (client) await client.end().catch(noop);
+      await backend.close();
+    });
+
+  const view = (lease: Lease): PostgresProjectionStatus => {
+    const status = lease.runner.status(lease.name);
+    if (lease.held) return { ...status, lease: 'held' };
+    return {
+      ...status,
+      state: 'stopped',
+      checkpoint: lease.checkpoint,
+      head: lease.head,
+      lag: Math.max(0, lease.head - lease.checkpoint),
+      lease: 'standby',
+    };
+  };
+
+  return {
+    backend,
+
+    async start() {
+      if (running) return;
+      running = true;
+      try {
+        await serial(() => tick(true));
+      } catch (error) {
+        running = false;
+        await shutDown();
+        throw error;
+      }
+      loop = checkLeases();
+    },
+
+    async stop() {
+      running = false;
+      wakeLoop();
+      await loop;
+      loop = undefined;
+      await shutDown();
+    },
+
+    status: ((name?: string) => {
+      if (name !== undefined) return view(leaseOf(name));
+      return [...leases.values()].map(view);
+    }) as PostgresProjectionRunner['status'],
+
+    async waitFor(name: string, position: number, waitOptions: WaitForOptions = {}) {
+      const lease = leaseOf(name);
+      const timeoutMs = waitOptions.timeoutMs ?? 5000;
+      const deadline = Date.now() + timeoutMs;
+      let pause = 10;
+      for (;;) {
+        const left = deadline - Date.now();
+        if (lease.held) {
+          try {
+            await lease.runner.waitFor(name, position, { timeoutMs: Math.max(1, left) });
+            return;
+          } catch (error) {
+            // Rejected because the lease was lost meanwhile (not stopped): go on as a stand-by.
+            if (!isTimeoutError(error) || lease.held || !running || Date.now() >= deadline) throw error;
+          }
+          continue;
+        }
+        // Run by another process: its saved checkpoint tells.
+        const checkpoint = await backend.loadCheckpoint(name);
+        lease.checkpoint = checkpoint;
+        if (checkpoint >= position) return;
+        if (left <= 0) {
+          throw new TimeoutError(
+            `projection '${name}' had not reached position ${position} after ${timeoutMs} ms (at ${checkpoint}; run by another process)`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
+        pause = Math.min(pause * 2, 200);
+      }
+    },
+
+    async rebuild(name: string, rebuildOptions?: RebuildOptions) {
+      const lease = leaseOf(name);
+      if (!lease.held) {
+        throw new ValidationError({
+          path: 'projection',
+          message: `'${name}' runs in another process (this one stands by): rebuild it there`,
+        });
+      }
+      const rebuilding = lease.runner.rebuild(name, rebuildOptions);
+      rebuilding.catch(noop);
+      await new Promise<void>((resolve, reject) => {
+        const lost = () =>
+          reject(
+            new StorageError(
+              `lost the lease of '${name}' during its rebuild; the process taking it over goes on from the saved checkpoint`,
+              { retryable: true },
+            ),
+          );
+        lease.onLost.add(lost);
+        rebuilding.then(resolve, reject).finally(() => lease.onLost.delete(lost));
+      });
+    },
+
+    async resume(name: string) {
+      const lease = leaseOf(name);
+      if (lease.held) await lease.runner.resume(name);
+    },
+
+    parked: (name?: string) => backend.listParked(name),
+  };
+}
+
+/** A failure that trying again may cure: a retryable storage error (lost connection, server restart). */
+function isPassing(error: unknown): boolean {
+  return isStorageError(error) && error.retryable;
+}

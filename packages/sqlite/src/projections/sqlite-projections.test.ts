@@ -1,0 +1,287 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { after, describe, it } from 'node:test';
+import { defineProjection, type RecordedEvent } from '@factline/core';
+import { type CounterModel, type ProjectionEnvironment, testProjectionConformance } from '@factline/core/testing';
+import type { Database } from 'better-sqlite3';
+import {
+  getSqliteEventStore,
+  getSqliteProjectionBackend,
+  type SqliteEventStore,
+  startSqliteProjections,
+} from '../index.ts';
+import { sqliteCounterModel } from './fixtures/projection-child.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'factline-sqlite-projections-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+const file = () => join(dir, `projections-${++files}.db`);
+
+const environmentOn = (store: SqliteEventStore, close: () => Promise<void>): ProjectionEnvironment<Database> => ({
+  store,
+  backend: getSqliteProjectionBackend(store),
+  model: sqliteCounterModel(store.database),
+  close,
+});
+
+testProjectionConformance<Database>({
+  name: 'sqlite (a file per case)',
+  async createEnvironment() {
+    const store = getSqliteEventStore({ path: file() });
+    return environmentOn(store, () => store.close());
+  },
+});
+
+// The cases keep to names of their own, so they must also pass on one file they all share.
+let shared: ProjectionEnvironment<Database> | undefined;
+testProjectionConformance<Database>({
+  name: 'sqlite (one file shared by every case)',
+  async createEnvironment() {
+    if (!shared) {
+      const store = getSqliteEventStore({ path: file() });
+      shared = environmentOn(store, async () => {});
+    }
+    return shared;
+  },
+  teardown: () => shared?.store.close(),
+});
+
+/** A counter projection on the model of the fixture, for the tests below. */
+function counter(name: string, type: string) {
+  let model: CounterModel<Database> | undefined;
+  const on = (db: Database) => {
+    model ??= sqliteCounterModel(db);
+    return model;
+  };
+  return defineProjection<Database>({
+    name,
+    handles: [type],
+    init: (db) => on(db).init(db),
+    handle: (events, db) => on(db).apply(db, events, name),
+  });
+}
+
+async function logCounts(store: SqliteEventStore, type: string) {
+  const perStream: Record<string, number> = {};
+  const positions: number[] = [];
+  for await (const event of store.readAll({ types: [type] })) {
+    perStream[event.streamId] = (perStream[event.streamId] ?? 0) + 1;
+    positions.push(event.position);
+  }
+  return { perStream, positions };
+}
+
+const checkpointOf = (store: SqliteEventStore, name: string) =>
+  (
+    store.database.prepare('SELECT position FROM factline_projections WHERE name = ?').get(name) as
+      | { position: number }
+      | undefined
+  )?.position ?? 0;
+
+describe('sqlite projections: a crash in the middle of a batch', () => {
+  it('kill -9 inside a batch: after a restart every event is applied exactly once', async () => {
+    const path = file();
+    const name = 'crash_counter';
+    const seed = getSqliteEventStore({ path });
+    // 3000 handled events over 10 streams, with 300 unhandled ones among them.
+    await Promise.all(
+      Array.from({ length: 60 }, (_, a) =>
+        seed.append(
+          `acct-${a % 10}`,
+          Array.from({ length: 55 }, (_, i) => ({ type: i % 11 === 10 ? 'Other' : 'Counted', data: { a, i } })),
+        ),
+      ),
+    );
+    const log = await logCounts(seed, 'Counted');
+    assert.equal(log.positions.length, 3000);
+    await seed.close();
+
+    const batchSize = 100;
+    const killAfter = 5;
+    const script = new URL('./fixtures/projection-child.ts', import.meta.url).pathname;
+    const child = spawn(
+      process.execPath,
+      [
+        '--conditions=factline-source',
+        '--import',
+        'tsx',
+        script,
+        path,
+        name,
+        'Counted',
+        `${batchSize}`,
+        `${killAfter}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      output += chunk;
+    });
+    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+    assert.equal(exit.signal, 'SIGKILL', `the child was not killed mid-batch: exit ${exit.code}; ${output}`);
+
+    const store = getSqliteEventStore({ path });
+    const model = sqliteCounterModel(store.database);
+    const committed = await model.read(name);
+    // The batches before the kill committed whole; the one killed left nothing.
+    assert.equal(committed.applied.length, killAfter * batchSize);
+    assert.deepEqual(committed.applied, log.positions.slice(0, killAfter * batchSize));
+    assert.equal(checkpointOf(store, name), log.positions[killAfter * batchSize - 1]);
+
+    const runner = await startSqliteProjections(store, [counter(name, 'Counted')], { batchSize });
+    await runner.waitFor(name, await store.headPosition(), { timeoutMs: 30_000 });
+    await runner.stop();
+    const final = await model.read(name);
+    const seen = new Set<number>();
+    const twice = final.applied.filter((p) => seen.has(p) || !seen.add(p));
+    assert.deepEqual(twice, [], 'positions applied twice');
+    assert.deepEqual(final.applied, log.positions);
+    assert.deepEqual(final.perStream, log.perStream);
+    await store.close();
+  });
+});
+
+describe('sqlite projections: inline', () => {
+  interface Balance {
+    account: string;
+    total: number;
+    events: number;
+  }
+  const balances = defineProjection<Database>({
+    name: 'balances',
+    handles: ['Deposited'],
+    init: (db) => {
+      db.exec('CREATE TABLE IF NOT EXISTS balances (account TEXT PRIMARY KEY, total INTEGER NOT NULL, events INTEGER)');
+    },
+    handle: (events: readonly RecordedEvent[], db) => {
+      const upsert = db.prepare(
+        `INSERT INTO balances (account, total, events) VALUES (?, ?, 1)
+         ON CONFLICT (account) DO UPDATE SET total = total + excluded.total, events = events + 1`,
+      );
+      for (const event of events) {
+        const { amount } = event.data as { amount: number };
+        // Write first, then refuse: the append's rollback must undo the write.
+        upsert.run(event.streamId, amount);
+        if (amount < 0) throw new Error(`negative deposit on ${event.streamId}`);
+      }
+    },
+  });
+  const deposit = (amount: number) => ({ type: 'Deposited', data: { amount } });
+  const rows = (store: SqliteEventStore) =>
+    store.database.prepare('SELECT account, total, events FROM balances ORDER BY account').all() as Balance[];
+
+  it('the read model is up to date the moment append resolves', async () => {
+    const store = getSqliteEventStore({ path: file(), inlineProjections: [balances] });
+    await store.append('acct-1', [deposit(10), deposit(5)]);
+    assert.deepEqual(rows(store), [{ account: 'acct-1', total: 15, events: 2 }]);
+    await store.append('acct-1', [{ type: 'Noted', data: {} }, deposit(1)]);
+    assert.deepEqual(rows(store), [{ account: 'acct-1', total: 16, events: 3 }]);
+    await store.close();
+  });
+
+  it('a throwing handler fails its append, writing nothing; the others of its group commit succeed', async () => {
+    const store = getSqliteEventStore({ path: file(), inlineProjections: [balances] });
+    await store.append('acct-1', [deposit(1)]);
+    const head = await store.headPosition();
+    const commits = store.stats().commits;
+    const results = await Promise.allSettled([
+      store.append('acct-2', [deposit(10)]),
+      store.append('acct-3', [deposit(7), deposit(-1)]),
+      store.append('acct-4', [deposit(3)]),
+    ]);
+    assert.equal(store.stats().commits, commits + 1, 'the three appends were not committed together');
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
+    assert.match(String((results[1] as PromiseRejectedResult).reason), /negative deposit on acct-3/);
+    assert.equal((await store.readStream('acct-3')).exists, false);
+    const appended = [];
+    for await (const event of store.readAll({ after: head })) appended.push(event.streamId);
+    assert.deepEqual(appended, ['acct-2', 'acct-4']);
+    assert.deepEqual(rows(store), [
+      { account: 'acct-1', total: 1, events: 1 },
+      { account: 'acct-2', total: 10, events: 1 },
+      { account: 'acct-4', total: 3, events: 1 },
+    ]);
+
+    // Alone in its transaction, too.
+    const before = await store.headPosition();
+    await assert.rejects(store.append('acct-1', [deposit(2), deposit(-5)]), /negative deposit on acct-1/);
+    assert.equal(await store.headPosition(), before);
+    assert.equal((await store.readStream('acct-1')).version, 1);
+    assert.deepEqual(rows(store)[0], { account: 'acct-1', total: 1, events: 1 });
+    await store.close();
+  });
+
+  it('a handler returning a promise fails the append with ValidationError', async () => {
+    const store = getSqliteEventStore({
+      path: file(),
+      inlineProjections: [{ name: 'async_model', handles: ['Deposited'], handle: async () => {} }],
+    });
+    await assert.rejects(store.append('acct-1', [deposit(1)]), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'VALIDATION');
+      assert.match(error.message, /async_model/);
+      return true;
+    });
+    assert.equal(await store.headPosition(), 0);
+    assert.equal((await store.readStream('acct-1')).exists, false);
+    // Events it does not handle are not held up.
+    await store.append('acct-1', [{ type: 'Noted', data: {} }]);
+    assert.equal(await store.headPosition(), 1);
+    await store.close();
+  });
+});
+
+describe('sqlite projections: live latency', () => {
+  it('append then waitFor resolves on the in-process signal, not the idle check', async () => {
+    const store = getSqliteEventStore({ path: file() });
+    const model = sqliteCounterModel(store.database);
+    for (let i = 0; i < 5; i++)
+      await store.append(`live-${i}`, [
+        { type: 'Counted', data: {} },
+        { type: 'Other', data: {} },
+      ]);
+    // The idle check would take a minute: only the append signal can wake the runner in time.
+    const runner = await startSqliteProjections(store, [counter('live', 'Counted')], { idleCheckMs: 60_000 });
+    await runner.waitFor('live', await store.headPosition(), { timeoutMs: 5000 });
+
+    const latencies: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const started = performance.now();
+      const { position } = await store.append(`live-${i % 3}`, [{ type: 'Counted', data: { i } }]);
+      await runner.waitFor('live', position, { timeoutMs: 2000 });
+      latencies.push(performance.now() - started);
+      assert.ok((await model.read('live')).applied.includes(position));
+    }
+    // A burst of concurrent appends, and one of a type the projection skips.
+    const started = performance.now();
+    const burst = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        store.append(`live-${i}`, [{ type: i === 9 ? 'Other' : 'Counted', data: {} }]),
+      ),
+    );
+    await runner.waitFor('live', Math.max(...burst.map((r) => r.position)), { timeoutMs: 2000 });
+    latencies.push(performance.now() - started);
+    const slowest = Math.max(...latencies);
+    assert.ok(slowest < 1000, `slowest append-to-applied ${slowest.toFixed(1)} ms`);
+    const log = await logCounts(store, 'Counted');
+    assert.deepEqual((await model.read('live')).applied, log.positions);
+
+    // Stopping wakes the idle wait too, rather than waiting out the minute.
+    const stopping = performance.now();
+    await runner.stop();
+    assert.ok(performance.now() - stopping < 1000, 'stop waited for the idle check');
+    await store.close();
+  });
+});
