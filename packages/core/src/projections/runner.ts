@@ -322,6 +322,10 @@ export function createProjectionRunner<Tx>(
     await w.loop;
     w.loop = undefined;
     if (w.state !== 'failed') w.state = 'stopped';
+    // A rebuild that was stopped before it finished: its caller must not wait forever.
+    const rebuild = w.rebuild;
+    w.rebuild = undefined;
+    rebuild?.fail(new TimeoutError(`projection '${w.projection.name}' was stopped before its rebuild finished`));
   };
 
   let started = false;
