@@ -24,7 +24,7 @@ import {
   withAdmin,
 } from './postgres.ts';
 
-const SCAN = Number(process.env.FACTLINE_BENCH_PG_SCAN_EVENTS ?? 1_000_000);
+export const SCAN = Number(process.env.FACTLINE_BENCH_PG_SCAN_EVENTS ?? 1_000_000);
 const STREAMS = 1000;
 
 /** The JSON of payload.ts's orderData(g), built by PostgreSQL (the same text JSON.stringify gives). */
@@ -153,7 +153,7 @@ async function seedFactline(): Promise<string> {
 }
 
 /** The schema holding the subject's log, seeded on first use and kept for the rest of the run. */
-function seeded(name: 'factline' | 'raw'): Promise<string> {
+export function seeded(name: 'factline' | 'raw'): Promise<string> {
   let log = logs.get(name);
   if (!log) {
     log = (async () => {

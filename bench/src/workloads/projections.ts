@@ -9,10 +9,14 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineProjection, type ProjectionRunner, type RecordedEvent } from '@factline/core';
+import type { PostgresEventStore } from '@factline/postgres';
 import { getSqliteEventStore, type SqliteEventStore, startSqliteProjections } from '@factline/sqlite';
 import type { Database } from 'better-sqlite3';
+import type pg from 'pg';
 import { report, type Subject, type Workload } from '../harness.ts';
 import { orderData } from './payload.ts';
+import { loadFactlinePostgres, pgUnavailable, pgUrl } from './postgres.ts';
+import { SCAN, seeded } from './postgres-scan.ts';
 
 const EVENTS = Number(process.env.FACTLINE_BENCH_PROJECTION_EVENTS ?? 1_000_000);
 const dir = join(tmpdir(), `factline-bench-projections-${process.pid}`);
@@ -144,8 +148,159 @@ async function latencyRun(
   return { units: total, seconds: elapsed, latencies };
 }
 
+// ---- PostgreSQL ----
+
+/** The same per-order summary table in PostgreSQL, in the store's schema. */
+function pgSummaries(schema: string, name: string) {
+  const table = `"${schema}".bench_${name}`;
+  return defineProjection<pg.PoolClient>({
+    name,
+    handles: ['ItemAdded'],
+    init: async (tx) => {
+      await tx.query(
+        `CREATE TABLE IF NOT EXISTS ${table} (order_id text PRIMARY KEY, items integer NOT NULL, total numeric NOT NULL)`,
+      );
+    },
+    reset: async (tx) => {
+      await tx.query(`DELETE FROM ${table}`);
+    },
+    handle: async (events: readonly RecordedEvent[], tx) => {
+      // One statement per batch: the per-order increments folded in JavaScript, then upserted together.
+      const byOrder = new Map<string, { items: number; total: number }>();
+      for (const event of events) {
+        const sum = byOrder.get(event.streamId) ?? { items: 0, total: 0 };
+        sum.items += 1;
+        sum.total += (event.data as { total: number }).total;
+        byOrder.set(event.streamId, sum);
+      }
+      await tx.query(
+        `INSERT INTO ${table} (order_id, items, total)
+         SELECT * FROM unnest($1::text[], $2::integer[], $3::numeric[])
+         ON CONFLICT (order_id) DO UPDATE SET items = ${table}.items + excluded.items, total = ${table}.total + excluded.total`,
+        [[...byOrder.keys()], [...byOrder.values()].map((v) => v.items), [...byOrder.values()].map((v) => v.total)],
+      );
+    },
+  });
+}
+
+function pgTrial(
+  work: (store: PostgresEventStore, schema: string) => Promise<number>,
+  cleanup?: (store: PostgresEventStore) => Promise<void>,
+) {
+  return async () => {
+    const reason = await pgUnavailable();
+    if (reason) return reason;
+    const factline = await loadFactlinePostgres();
+    if (typeof factline === 'string') return factline;
+    let store: PostgresEventStore;
+    let schema = '';
+    return {
+      setup: async () => {
+        schema = await seeded('factline');
+        store = await factline.getPostgresEventStore({ connectionString: pgUrl, schema });
+      },
+      run: () => work(store, schema),
+      teardown: async () => {
+        await cleanup?.(store);
+        await store.close();
+      },
+    };
+  };
+}
+
+const pgCatchUpName = () => `catchup_${process.pid}_${++trialCounter}`;
+let pgCatchUpCurrent = '';
+
+const pgCatchUp: Subject = {
+  name: 'factline',
+  trial: pgTrial(
+    async (store) => {
+      const factline = (await loadFactlinePostgres()) as typeof import('@factline/postgres');
+      pgCatchUpCurrent = pgCatchUpName();
+      const runner = await factline.startPostgresProjections(store, [pgSummaries(store.schema, pgCatchUpCurrent)], {
+        batchSize: 1000,
+      });
+      await runner.waitFor(pgCatchUpCurrent, await store.headPosition(), { timeoutMs: 600_000 });
+      await runner.stop();
+      return SCAN;
+    },
+    async (store) => {
+      await store.pool.query(`DROP TABLE IF EXISTS "${store.schema}".bench_${pgCatchUpCurrent}`);
+      await store.pool.query(`DELETE FROM "${store.schema}".projections WHERE name = $1`, [pgCatchUpCurrent]);
+    },
+  ),
+};
+
+const pgReadAll: Subject = {
+  name: 'raw',
+  trial: pgTrial(async (store) => {
+    let n = 0;
+    for await (const _ of store.readAll({ batchSize: 1000 })) n++;
+    return n;
+  }),
+};
+
+/** Latency on PostgreSQL: the writer and the runner use separate store instances, so only NOTIFY (or the idle check) wakes the runner. */
+async function pgLatencyRun(rate: number, seconds: number, sameStore: boolean) {
+  const factline = (await loadFactlinePostgres()) as typeof import('@factline/postgres');
+  const schema = `bench_latency_${process.pid}_${++trialCounter}`;
+  const writer = await factline.getPostgresEventStore({ connectionString: pgUrl, schema });
+  const reader = sameStore ? writer : await factline.getPostgresEventStore({ connectionString: pgUrl, schema });
+  const name = 'latency';
+  const runner = await factline.startPostgresProjections(reader, [pgSummaries(schema, name)], { batchSize: 1000 });
+  const latencies: number[] = [];
+  const total = rate * seconds;
+  const started = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = started + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    pending.push(
+      (async () => {
+        const { position } = await writer.append(`order-${i % 100}`, [{ type: 'ItemAdded', data: orderData(i) }]);
+        const appended = performance.now();
+        await runner.waitFor(name, position, { timeoutMs: 10_000 });
+        latencies.push(performance.now() - appended);
+      })(),
+    );
+  }
+  await Promise.all(pending);
+  const elapsed = (performance.now() - started) / 1000;
+  await runner.stop();
+  if (!sameStore) await reader.close();
+  await writer.dropSchema();
+  return { units: total, seconds: elapsed, latencies };
+}
+
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+
+function latencySubject(
+  workload: string,
+  name: string,
+  run: () => Promise<{ units: number; seconds: number; latencies: number[] }>,
+): Subject {
+  return {
+    name,
+    trial: async () => {
+      if (workload.includes('postgres')) {
+        const reason = await pgUnavailable();
+        if (reason) return reason;
+      }
+      return {
+        run: async () => {
+          const result = await run();
+          const sorted = [...result.latencies].sort((a, b) => a - b);
+          report(workload, `${name}.p50`, percentile(sorted, 50) * 1000, 'us');
+          report(workload, `${name}.p99`, percentile(sorted, 99) * 1000, 'us');
+          report(workload, `${name}.max`, (sorted[sorted.length - 1] ?? 0) * 1000, 'us');
+          return { units: result.units, seconds: result.seconds };
+        },
+      };
+    },
+  };
+}
 
 export const projectionWorkloads: Workload[] = [
   {
@@ -157,23 +312,26 @@ export const projectionWorkloads: Workload[] = [
   {
     name: 'projection-sqlite-latency',
     description:
-      'append → read model shows it, under a steady 1,000 appends/s for 5 s (in-process append signal; SQLite synchronous=FULL)',
+      'append → read model shows it, under a steady 1,000 appends/s for 5 s (in-process append signal; SQLite synchronous=FULL); figures in µs',
+    unit: 'events/s',
+    repeat: 1,
+    subjects: [latencySubject('projection-sqlite-latency', 'factline', () => latencyRun(1000, 5))],
+  },
+  {
+    name: 'projection-postgres-catchup',
+    description: `async projection catch-up of a ${SCAN.toLocaleString('en')}-event PostgreSQL log (the postgres-readall log) into a per-order summary table (one upsert statement per batch of 1,000, checkpoint in the batch's transaction); raw = the store's own readAll of the same log`,
+    unit: 'events/s',
+    subjects: [pgCatchUp, pgReadAll],
+  },
+  {
+    name: 'projection-postgres-latency',
+    description:
+      'append → read model shows it, under a steady 1,000 appends/s for 5 s; same-store: the runner is woken by the store in-process; notify: the runner uses another store instance, so only NOTIFY wakes it; figures in µs',
     unit: 'events/s',
     repeat: 1,
     subjects: [
-      {
-        name: 'factline',
-        trial: () => ({
-          run: async () => {
-            const result = await latencyRun(1000, 5);
-            const sorted = [...result.latencies].sort((a, b) => a - b);
-            report('projection-sqlite-latency', 'factline.p50', percentile(sorted, 50) * 1000, 'us');
-            report('projection-sqlite-latency', 'factline.p99', percentile(sorted, 99) * 1000, 'us');
-            report('projection-sqlite-latency', 'factline.max', (sorted[sorted.length - 1] ?? 0) * 1000, 'us');
-            return { units: result.units, seconds: result.seconds };
-          },
-        }),
-      },
+      latencySubject('projection-postgres-latency', 'same-store', () => pgLatencyRun(1000, 5, true)),
+      latencySubject('projection-postgres-latency', 'notify', () => pgLatencyRun(1000, 5, false)),
     ],
   },
 ];
