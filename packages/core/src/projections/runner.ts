@@ -209,10 +209,10 @@ export function createProjectionRunner<Tx>(
     }
   };
 
-  const readBatch = async (w: Worker<Tx>, limit: number): Promise<RecordedEvent[]> => {
+  const readBatch = async (w: Worker<Tx>, limit: number, after = w.checkpoint): Promise<RecordedEvent[]> => {
     const batch: RecordedEvent[] = [];
     for await (const event of store.readAll({
-      after: w.checkpoint,
+      after,
       types: w.projection.handles,
       limit,
       batchSize: limit,
@@ -278,30 +278,55 @@ export function createProjectionRunner<Tx>(
 
   const loop = async (w: Worker<Tx>) => {
     const signal = w.abort.signal;
+    // While catching up, the next batch is read while the current one commits.
+    let prefetched: { after: number; limit: number; batch: Promise<RecordedEvent[]> } | undefined;
+    let previousFull = false;
+    let headReadAt = 0;
     while (!signal.aborted) {
-      const head = await store.headPosition();
-      w.head = Math.max(w.head, head);
       const isolating = w.isolateUntil > w.checkpoint;
       const limit = isolating ? 1 : batchSize;
-      const batch = await readBatch(w, limit);
-      if (!w.rebuild && !isolating) w.state = batch.length === limit ? 'catching-up' : w.state;
+      // The head, read before the batch, lets a short batch move the checkpoint up to it. While
+      // batches come back full it is not needed for that, only for status: read it once a second.
+      let headBefore: number | undefined;
+      const usePrefetch = prefetched?.after === w.checkpoint && prefetched.limit === limit;
+      if (!usePrefetch && (!previousFull || Date.now() - headReadAt > 1000)) {
+        headBefore = await store.headPosition();
+        headReadAt = Date.now();
+        w.head = Math.max(w.head, headBefore);
+      } else if (Date.now() - headReadAt > 1000) {
+        w.head = Math.max(w.head, await store.headPosition());
+        headReadAt = Date.now();
+      }
+      const batch = usePrefetch
+        ? await (prefetched as { batch: Promise<RecordedEvent[]> }).batch
+        : await readBatch(w, limit);
+      prefetched = undefined;
+      const full = batch.length === limit;
+      previousFull = full;
+      if (!w.rebuild && !isolating && full) w.state = 'catching-up';
       if (batch.length > 0) {
         const last = (batch[batch.length - 1] as RecordedEvent).position;
         // A short page read everything up to the head seen before it: nothing of ours lies between.
-        const next = batch.length < limit && !isolating ? Math.max(last, head) : last;
+        const next = !full && !isolating && headBefore !== undefined ? Math.max(last, headBefore) : last;
+        if (full && !isolating) {
+          const ahead = readBatch(w, limit, last);
+          ahead.catch(() => undefined); // read again (and fail visibly) in the next turn if it failed
+          prefetched = { after: last, limit, batch: ahead };
+        }
         if (!(await apply(w, batch, next))) return;
-      } else if (head > w.checkpoint) {
+      } else if (headBefore !== undefined && headBefore > w.checkpoint) {
         // Nothing of ours up to the head: move the checkpoint there, so lag and waitFor see it.
-        if (await backend.commit(w.projection.name, w.checkpoint, head)) w.checkpoint = head;
+        if (await backend.commit(w.projection.name, w.checkpoint, headBefore)) w.checkpoint = headBefore;
         else w.checkpoint = await backend.loadCheckpoint(w.projection.name);
       }
       w.head = Math.max(w.head, w.checkpoint);
       settleWaiters(w);
       reportRebuild(w);
-      if (batch.length < limit && !signal.aborted) {
+      if (!full && !signal.aborted) {
         if (!w.rebuild) w.state = 'running';
-        if (w.checkpoint >= (await store.headPosition()))
+        if (headBefore !== undefined && w.checkpoint >= (await store.headPosition())) {
           await backend.waitForAppends(w.checkpoint, idleCheckMs, signal);
+        }
       }
     }
   };
