@@ -22,28 +22,35 @@ export interface EventStoreConformanceOptions {
  * testEventStoreConformance({ name: 'in-memory', createStore: (o) => getInMemoryEventStore(o) });
  */
 export function testEventStoreConformance(options: EventStoreConformanceOptions): void {
+  // Each case's stores are closed when the case ends, so a server-backed adapter
+  // never holds the connections of every case at once.
   const opened: EventStore[] = [];
   const createStore: EventStoreFactory = async (storeOptions) => {
     const store = await options.createStore(storeOptions);
     opened.push(store);
     return store;
   };
+  const closeOpened = () => Promise.allSettled(opened.splice(0).map((s) => s.close()));
   describe(`EventStore conformance: ${options.name}`, { skip: options.skip || false }, () => {
     after(async () => {
-      await Promise.allSettled(opened.map((s) => s.close()));
+      await closeOpened();
       await options.teardown?.();
     });
     for (const [topic, cases] of Object.entries(eventStoreConformanceCases)) {
       describe(topic, () => {
         for (const conformanceCase of cases) {
           it(conformanceCase.name, async () => {
-            const store = await createStore();
-            await conformanceCase.run({
-              store,
-              createStore,
-              streamId: (label = 's') => `${uniqueCategory(label)}-1`,
-              category: uniqueCategory,
-            });
+            try {
+              const store = await createStore();
+              await conformanceCase.run({
+                store,
+                createStore,
+                streamId: (label = 's') => `${uniqueCategory(label)}-1`,
+                category: uniqueCategory,
+              });
+            } finally {
+              await closeOpened();
+            }
           });
         }
       });
