@@ -293,7 +293,8 @@ export function createProjectionRunner<Tx>(
         headBefore = await store.headPosition();
         headReadAt = Date.now();
         w.head = Math.max(w.head, headBefore);
-      } else if (Date.now() - headReadAt > 1000) {
+      } else if (Date.now() - headReadAt > 1000 || w.head <= w.checkpoint) {
+        // While catching up, keep the head ahead of the checkpoint, or lag would read 0 too early.
         w.head = Math.max(w.head, await store.headPosition());
         headReadAt = Date.now();
       }
@@ -353,6 +354,35 @@ export function createProjectionRunner<Tx>(
     rebuild?.fail(new TimeoutError(`projection '${w.projection.name}' was stopped before its rebuild finished`));
   };
 
+  const rebuildNow = async (w: Worker<Tx>, rebuildOptions: RebuildOptions) => {
+    const name = w.projection.name;
+    const wasRunning = w.loop !== undefined;
+    await halt(w);
+    const reset = w.projection.reset;
+    if (!(await backend.commit(name, w.checkpoint, 0, reset ? (tx) => reset(tx) : undefined))) {
+      w.checkpoint = await backend.loadCheckpoint(name);
+      await backend.commit(name, w.checkpoint, 0, reset ? (tx) => reset(tx) : undefined);
+    }
+    w.checkpoint = 0;
+    w.isolateUntil = 0;
+    const target = await store.headPosition();
+    const finished = new Promise<void>((resolve, reject) => {
+      w.rebuild = {
+        target,
+        applied: 0,
+        startedAt: Date.now(),
+        startPosition: 0,
+        onProgress: rebuildOptions.onProgress,
+        done: resolve,
+        fail: reject,
+      };
+    });
+    run(w);
+    await finished;
+    if (!wasRunning && !started) await halt(w);
+  };
+
+  const rebuilding = new Set<string>();
   let started = false;
 
   const runner: ProjectionRunner = {
@@ -396,7 +426,12 @@ export function createProjectionRunner<Tx>(
     }) as ProjectionRunner['status'],
 
     waitFor(name: string, position: number, waitOptions: WaitForOptions = {}) {
-      const w = worker(name);
+      let w: Worker<Tx>;
+      try {
+        w = worker(name);
+      } catch (error) {
+        return Promise.reject(error);
+      }
       if (w.checkpoint >= position) return Promise.resolve();
       if (w.failure) return Promise.reject(w.failure);
       const timeoutMs = waitOptions.timeoutMs ?? 5000;
@@ -420,31 +455,15 @@ export function createProjectionRunner<Tx>(
 
     async rebuild(name: string, rebuildOptions: RebuildOptions = {}) {
       const w = worker(name);
-      if (w.rebuild) throw new ValidationError({ path: 'projection', message: `'${name}' is already rebuilding` });
-      const wasRunning = w.loop !== undefined;
-      await halt(w);
-      const reset = w.projection.reset;
-      if (!(await backend.commit(name, w.checkpoint, 0, reset ? (tx) => reset(tx) : undefined))) {
-        w.checkpoint = await backend.loadCheckpoint(name);
-        await backend.commit(name, w.checkpoint, 0, reset ? (tx) => reset(tx) : undefined);
+      if (w.rebuild || rebuilding.has(name)) {
+        throw new ValidationError({ path: 'projection', message: `'${name}' is already rebuilding` });
       }
-      w.checkpoint = 0;
-      w.isolateUntil = 0;
-      const target = await store.headPosition();
-      const finished = new Promise<void>((resolve, reject) => {
-        w.rebuild = {
-          target,
-          applied: 0,
-          startedAt: Date.now(),
-          startPosition: 0,
-          onProgress: rebuildOptions.onProgress,
-          done: resolve,
-          fail: reject,
-        };
-      });
-      run(w);
-      await finished;
-      if (!wasRunning && !started) await halt(w);
+      rebuilding.add(name);
+      try {
+        await rebuildNow(w, rebuildOptions);
+      } finally {
+        rebuilding.delete(name);
+      }
     },
 
     async resume(name: string) {

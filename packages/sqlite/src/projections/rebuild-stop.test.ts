@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { defineProjection, isTimeoutError } from '@factline/core';
+import { defineProjection, isTimeoutError, isValidationError } from '@factline/core';
 import type { Database } from 'better-sqlite3';
 import { getSqliteEventStore } from '../store/sqlite-event-store.ts';
 import { startSqliteProjections } from './sqlite-projections.ts';
@@ -38,5 +38,27 @@ test('stopping the runner during a rebuild rejects the rebuild instead of leavin
   await assert.rejects(rebuilding, isTimeoutError);
   await stopping;
   assert.equal(runner.status('counted').state, 'stopped');
+  await store.close();
+});
+
+test('a second rebuild while one runs is refused; waitFor on an unknown projection rejects (no throw)', async () => {
+  const store = getSqliteEventStore({ path: ':memory:' });
+  await store.append(
+    's-1',
+    Array.from({ length: 30 }, () => ({ type: 'Counted', data: {} })),
+  );
+  const counted = defineProjection<Database>({
+    name: 'counted',
+    handles: ['Counted'],
+    handle: () => {},
+  });
+  const runner = await startSqliteProjections(store, [counted], { batchSize: 5 });
+  const first = runner.rebuild('counted');
+  await assert.rejects(runner.rebuild('counted'), isValidationError);
+  await first;
+  const waiting = runner.waitFor('nope', 1);
+  assert.ok(waiting instanceof Promise);
+  await assert.rejects(waiting, isValidationError);
+  await runner.stop();
   await store.close();
 });

@@ -260,7 +260,7 @@ describe('sqlite projections: live latency', () => {
     for (let i = 0; i < 20; i++) {
       const started = performance.now();
       const { position } = await store.append(`live-${i % 3}`, [{ type: 'Counted', data: { i } }]);
-      await runner.waitFor('live', position, { timeoutMs: 2000 });
+      await runner.waitFor('live', position, { timeoutMs: 10_000 });
       latencies.push(performance.now() - started);
       assert.ok((await model.read('live')).applied.includes(position));
     }
@@ -271,17 +271,18 @@ describe('sqlite projections: live latency', () => {
         store.append(`live-${i}`, [{ type: i === 9 ? 'Other' : 'Counted', data: {} }]),
       ),
     );
-    await runner.waitFor('live', Math.max(...burst.map((r) => r.position)), { timeoutMs: 2000 });
+    await runner.waitFor('live', Math.max(...burst.map((r) => r.position)), { timeoutMs: 10_000 });
     latencies.push(performance.now() - started);
     const slowest = Math.max(...latencies);
-    assert.ok(slowest < 1000, `slowest append-to-applied ${slowest.toFixed(1)} ms`);
+    // Well under the minute of the idle check, with room for a loaded machine (typically a few ms).
+    assert.ok(slowest < 5000, `slowest append-to-applied ${slowest.toFixed(1)} ms`);
     const log = await logCounts(store, 'Counted');
     assert.deepEqual((await model.read('live')).applied, log.positions);
 
     // Stopping wakes the idle wait too, rather than waiting out the minute.
     const stopping = performance.now();
     await runner.stop();
-    assert.ok(performance.now() - stopping < 1000, 'stop waited for the idle check');
+    assert.ok(performance.now() - stopping < 5000, 'stop waited for the idle check');
     await store.close();
   });
 });
