@@ -78,6 +78,8 @@ export interface PostgresEventStoreOptions {
    * check.
    */
   notifyAppends?: boolean;
+  /** Shortest time between two such notifications, in ms (later appends wait and fold in). Default 10. */
+  notifyIntervalMs?: number;
 }
 
 export interface PostgresEventStore extends EventStore {
@@ -455,8 +457,22 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   let signalledHead = 0;
   let notifiedHead = 0;
   let notifying: Promise<void> | undefined;
+  let notifyTimer: ReturnType<typeof setTimeout> | undefined;
+  let lastNotifyAt = Number.NEGATIVE_INFINITY;
+  const notifyIntervalMs = assertIntegerOption(options.notifyIntervalMs, 'notifyIntervalMs', 0) ?? 10;
   const notifyOthers = () => {
-    if (notifying || closed || appendedHead <= notifiedHead) return;
+    if (notifying || notifyTimer || closed || appendedHead <= notifiedHead) return;
+    // At most one NOTIFY per interval: the first append after a quiet spell is announced at
+    // once, a stream of appends costs the server one notification per interval, not one each.
+    const wait = lastNotifyAt + notifyIntervalMs - Date.now();
+    if (wait > 0) {
+      notifyTimer = setTimeout(() => {
+        notifyTimer = undefined;
+        notifyOthers();
+      }, wait);
+      return;
+    }
+    lastNotifyAt = Date.now();
     const head = appendedHead;
     notifying = pool
       .query('SELECT pg_notify($1, $2)', [channel, String(head)])
@@ -664,6 +680,8 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       closed = true;
       await batcher.drained();
       listeners.clear();
+      if (notifyTimer) clearTimeout(notifyTimer);
+      notifyTimer = undefined;
       await notifying;
       writers.releaseAll();
       if (ownPool) await pool.end();
