@@ -2,6 +2,7 @@ export { type Aggregate, aggregateDecider, type Decider, foldEvents, rehydrate }
 export { type HandleCommandOptions, type HandleCommandResult, handleCommand } from './commands/handle-command.ts';
 export * from './errors/index.ts';
 export { uuidv7 } from './ids/uuid-v7.ts';
+export * from './messaging/index.ts';
 export * from './projections/index.ts';
 export { lazyAppendResult, storedAppendResult } from './store/append-result.ts';
 export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from './store/idempotency.ts';

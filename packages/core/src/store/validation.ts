@@ -1,5 +1,6 @@
 import { ConcurrencyError, ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { uuidv7 } from '../ids/uuid-v7.ts';
+import { currentMessageContext } from '../messaging/context.ts';
 import type { DeleteMode, EventToAppend, ExpectedVersion } from './types.ts';
 
 /** Limits every store enforces before writing. */
@@ -169,7 +170,7 @@ function prepareEvent(
   }
   if (issues.length > before) return undefined;
   const data = JSON.stringify(event.data);
-  const metadata = event.metadata === undefined ? '{}' : JSON.stringify(event.metadata);
+  const metadata = serializeMetadata(event.metadata);
   // Each UTF-16 unit is at most 3 UTF-8 bytes: count exactly only when that bound is over the limit.
   const bound = (data.length + metadata.length) * 3;
   const size = bound <= limits.maxEventBytes ? bound : Buffer.byteLength(data) + Buffer.byteLength(metadata);
@@ -273,4 +274,18 @@ export function assertNameList(value: unknown, path: string): readonly string[] 
     throw new ValidationError({ path, message: `must be an array of strings, got ${describe(value)}` });
   }
   return value as string[];
+}
+
+/**
+ * Inside a message handler (see `runInMessageContext`), an event inherits the
+ * handled message's correlation id and gets its id as causation id, unless
+ * the event's metadata sets them.
+ */
+function serializeMetadata(metadata: EventToAppend['metadata']): string {
+  const context = currentMessageContext();
+  if (!context) return metadata === undefined ? '{}' : JSON.stringify(metadata);
+  const inherited: Record<string, unknown> = { ...metadata };
+  if (inherited.correlationId === undefined) inherited.correlationId = context.correlationId;
+  if (inherited.causationId === undefined) inherited.causationId = context.messageId;
+  return JSON.stringify(inherited);
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { runInMessageContext } from '../../messaging/context.ts';
 import { type ConformanceCase, collectAll, event, rejectsWithCode } from './context.ts';
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -251,6 +252,19 @@ export const appendAndReadCases: ConformanceCase[] = [
         found.map((e) => e.streamId),
         [`${cat}-a-b-c`],
       );
+    },
+  },
+  {
+    name: 'inside a message handler, appended events inherit its correlation id and name it as their cause',
+    async run({ store, streamId }) {
+      const id = streamId();
+      const handled = { id: 'msg-42', metadata: { correlationId: 'corr-7' } };
+      await runInMessageContext(handled, () =>
+        store.append(id, [event('A'), event('B', {}, { metadata: { causationId: 'explicit' } })]),
+      );
+      const [a, b] = (await store.readStream(id)).events;
+      assert.deepEqual(a?.metadata, { correlationId: 'corr-7', causationId: 'msg-42' });
+      assert.deepEqual(b?.metadata, { causationId: 'explicit', correlationId: 'corr-7' });
     },
   },
 ];

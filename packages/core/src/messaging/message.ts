@@ -1,0 +1,128 @@
+import { ValidationError, type ValidationIssue } from '../errors/index.ts';
+import { uuidv7 } from '../ids/uuid-v7.ts';
+import type { EventMetadata, RecordedEvent } from '../store/types.ts';
+import { currentMessageContext } from './context.ts';
+
+/** Keys every message's metadata may carry; user keys are allowed beside them. */
+export interface MessageMetadata extends EventMetadata {
+  /** W3C trace context of the span that produced the message. */
+  traceparent?: string;
+}
+
+/**
+ * One envelope for events and commands alike, as transports carry them.
+ * `key` orders delivery: messages with the same key are handled one at a
+ * time, in order; different keys in parallel.
+ */
+export interface Message<Type extends string = string, Data = unknown> {
+  /** Unique; consumers use it to apply a message at most once. UUIDv7 unless given. */
+  id: string;
+  type: Type;
+  data: Data;
+  metadata: MessageMetadata;
+  /** Partition key. Default: the source stream id for events, else the message id. */
+  key: string;
+  /** Transport-level headers (content type, schema version, …): strings only. */
+  headers: Record<string, string>;
+  /** When the message was created. */
+  createdAt: Date;
+  /** When it should be delivered at the earliest (delayed delivery); absent = now. */
+  deliverAt?: Date;
+}
+
+export interface MessageInput<Type extends string = string, Data = unknown> {
+  type: Type;
+  data: Data;
+  id?: string;
+  key?: string;
+  metadata?: MessageMetadata;
+  headers?: Record<string, string>;
+  deliverAt?: Date;
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
+
+/**
+ * Builds a message. Inside a handler (see `runInMessageContext`) the new
+ * message inherits the handled message's `correlationId` and gets its id as
+ * `causationId`, unless the input sets them; outside one, a message without a
+ * correlation id starts a correlation of its own (its own id).
+ */
+export function createMessage<Type extends string, Data>(
+  input: MessageInput<Type, Data>,
+  now: () => number = Date.now,
+): Message<Type, Data> {
+  const issues: ValidationIssue[] = [];
+  if (typeof input?.type !== 'string' || input.type.length === 0)
+    issues.push({ path: 'type', message: 'must be a non-empty string' });
+  if (input?.id !== undefined && (typeof input.id !== 'string' || input.id.length === 0)) {
+    issues.push({ path: 'id', message: 'must be a non-empty string' });
+  }
+  if (input?.key !== undefined && (typeof input.key !== 'string' || input.key.length === 0)) {
+    issues.push({ path: 'key', message: 'must be a non-empty string' });
+  }
+  if (input?.metadata !== undefined && !isPlainObject(input.metadata))
+    issues.push({ path: 'metadata', message: 'must be a plain object' });
+  if (input?.headers !== undefined) {
+    if (!isPlainObject(input.headers)) issues.push({ path: 'headers', message: 'must be a plain object of strings' });
+    else {
+      for (const [name, value] of Object.entries(input.headers)) {
+        if (typeof value !== 'string') issues.push({ path: `headers.${name}`, message: 'must be a string' });
+      }
+    }
+  }
+  if (
+    input?.deliverAt !== undefined &&
+    !(input.deliverAt instanceof Date && !Number.isNaN(input.deliverAt.getTime()))
+  ) {
+    issues.push({ path: 'deliverAt', message: 'must be a valid Date' });
+  }
+  if (input?.data === undefined) issues.push({ path: 'data', message: 'is missing (use null or {} for none)' });
+  if (issues.length > 0) throw new ValidationError(issues);
+  const id = input.id ?? uuidv7();
+  const metadata = inheritCorrelation({ ...input.metadata }, id);
+  return {
+    id,
+    type: input.type,
+    data: input.data,
+    metadata,
+    key: input.key ?? id,
+    headers: { ...input.headers },
+    createdAt: new Date(now()),
+    ...(input.deliverAt ? { deliverAt: input.deliverAt } : {}),
+  };
+}
+
+/** The message an appended event travels as: key = its stream id, id = the event id. */
+export function messageFromEvent(event: RecordedEvent): Message {
+  return {
+    id: event.id,
+    type: event.type,
+    data: event.data,
+    metadata: { ...event.metadata },
+    key: event.streamId,
+    headers: {
+      'factline-stream-id': event.streamId,
+      'factline-stream-version': String(event.streamVersion),
+      'factline-position': String(event.position),
+      'factline-schema-version': String(event.schemaVersion),
+    },
+    createdAt: event.recordedAt,
+  };
+}
+
+/**
+ * Fills `correlationId` and `causationId` from the message being handled, if
+ * any and if not set; `ownId` starts a new correlation when there is none.
+ */
+export function inheritCorrelation<M extends EventMetadata>(metadata: M, ownId?: string): M {
+  const context = currentMessageContext();
+  if (context) {
+    if (metadata.correlationId === undefined) metadata.correlationId = context.correlationId;
+    if (metadata.causationId === undefined) metadata.causationId = context.messageId;
+  } else if (metadata.correlationId === undefined && ownId !== undefined) {
+    metadata.correlationId = ownId;
+  }
+  return metadata;
+}

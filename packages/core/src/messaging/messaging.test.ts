@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isValidationError } from '../errors/index.ts';
+import { getInMemoryEventStore } from '../store/in-memory.ts';
+import { currentMessageContext, runInMessageContext } from './context.ts';
+import { createMessage, messageFromEvent } from './message.ts';
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
+
+describe('messages', () => {
+  it('get an id, a key, headers and a correlation of their own by default', () => {
+    const message = createMessage({ type: 'OrderPlaced', data: { total: 30 } }, () => 1_000);
+    assert.match(message.id, /^[0-9a-f-]{36}$/);
+    assert.equal(message.key, message.id);
+    assert.deepEqual(message.headers, {});
+    assert.deepEqual(message.metadata, { correlationId: message.id });
+    assert.equal(message.createdAt.getTime(), 1_000);
+    const keyed = createMessage({ type: 'OrderPlaced', data: {}, key: 'order-1', metadata: { correlationId: 'c-9' } });
+    assert.equal(keyed.key, 'order-1');
+    assert.equal(keyed.metadata.correlationId, 'c-9');
+  });
+
+  it('reject bad input with every problem listed', () => {
+    assert.throws(
+      () =>
+        createMessage({
+          type: '',
+          data: undefined,
+          key: '',
+          headers: { n: 1 as unknown as string },
+          deliverAt: new Date(Number.NaN),
+        }),
+      (error: unknown) =>
+        isValidationError(error) &&
+        ['type', 'key', 'headers.n', 'deliverAt', 'data'].every((path) => error.issues.some((i) => i.path === path)),
+    );
+  });
+
+  it('travel as their event: key = stream id, id = event id, position in the headers', async () => {
+    const store = getInMemoryEventStore();
+    const { events } = await store.append('order-7', [{ type: 'OrderPlaced', data: { total: 1 } }]);
+    const message = messageFromEvent(events[0] as (typeof events)[number]);
+    assert.equal(message.key, 'order-7');
+    assert.equal(message.id, events[0]?.id);
+    assert.equal(message.headers['factline-position'], String(events[0]?.position));
+  });
+});
+
+describe('correlation across hops', () => {
+  it('three hops: messages and events inherit the correlation id and name their cause, across awaits', async () => {
+    const store = getInMemoryEventStore();
+    const a = createMessage({ type: 'PlaceOrder', data: {} }); // arrives without a correlation: starts one
+    const b = await runInMessageContext(a, async () => {
+      await tick();
+      await store.append('order-1', [{ type: 'OrderPlaced', data: {} }]);
+      return createMessage({ type: 'ReserveStock', data: {} });
+    });
+    const c = await runInMessageContext(b, async () => {
+      await tick();
+      await store.append('stock-1', [{ type: 'StockReserved', data: {} }]);
+      return createMessage({ type: 'ChargeCard', data: {} });
+    });
+    await runInMessageContext(c, async () => {
+      await store.append('payment-1', [{ type: 'CardCharged', data: {} }]);
+    });
+    assert.deepEqual([b.metadata.correlationId, b.metadata.causationId], [a.id, a.id]);
+    assert.deepEqual([c.metadata.correlationId, c.metadata.causationId], [a.id, b.id]);
+    const events = [];
+    for await (const event of store.readAll()) events.push(event);
+    assert.deepEqual(
+      events.map((e) => [e.type, e.metadata.correlationId, e.metadata.causationId]),
+      [
+        ['OrderPlaced', a.id, a.id],
+        ['StockReserved', a.id, b.id],
+        ['CardCharged', a.id, c.id],
+      ],
+    );
+  });
+
+  it('explicit metadata wins; concurrent handlers keep their own context; none outside', async () => {
+    const store = getInMemoryEventStore();
+    const one = createMessage({ type: 'One', data: {}, metadata: { correlationId: 'corr-1' } });
+    const two = createMessage({ type: 'Two', data: {}, metadata: { correlationId: 'corr-2' } });
+    await Promise.all([
+      runInMessageContext(one, async () => {
+        await tick();
+        assert.equal(currentMessageContext()?.messageId, one.id);
+        await store.append('s-1', [{ type: 'X', data: {} }]);
+      }),
+      runInMessageContext(two, async () => {
+        await store.append('s-2', [{ type: 'Y', data: {}, metadata: { causationId: 'mine' } }]);
+        await tick();
+        assert.equal(currentMessageContext()?.correlationId, 'corr-2');
+      }),
+    ]);
+    assert.equal(currentMessageContext(), undefined);
+    const [x] = (await store.readStream('s-1')).events;
+    const [y] = (await store.readStream('s-2')).events;
+    assert.deepEqual(x?.metadata, { correlationId: 'corr-1', causationId: one.id });
+    assert.deepEqual(y?.metadata, { causationId: 'mine', correlationId: 'corr-2' });
+    const outside = await store.append('s-3', [{ type: 'Z', data: {} }]);
+    assert.deepEqual(outside.events[0]?.metadata, {});
+  });
+});
