@@ -1,4 +1,21 @@
+export { type Consumer, type ConsumerOptions, type ConsumerStats, createConsumer } from './consumer.ts';
+export {
+  type DeadLetter,
+  type DeadLetterError,
+  type DeadLetterFilter,
+  type DeadLetterStore,
+  type DefaultRetryPolicyOptions,
+  defaultRetryPolicy,
+  getInMemoryDeadLetterStore,
+  getInMemoryInbox,
+  type Inbox,
+  isNonRetryable,
+  NonRetryableError,
+  type RetryDecision,
+  type RetryPolicy,
+} from './consumer-ports.ts';
 export { currentMessageContext, type MessageContext, runInMessageContext } from './context.ts';
+export { getInMemoryTransport, type InMemoryTransportOptions } from './in-memory-transport.ts';
 export {
   createMessage,
   inheritCorrelation,
@@ -7,3 +24,4 @@ export {
   type MessageMetadata,
   messageFromEvent,
 } from './message.ts';
+export type { Delivery, SubscribeOptions, Subscription, Transport, TransportCapabilities } from './transport.ts';

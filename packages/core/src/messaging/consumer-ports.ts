@@ -1,0 +1,152 @@
+import { FactlineError, isFactlineError } from '../errors/index.ts';
+import type { Message } from './message.ts';
+
+/** What to do with a message whose handler failed. */
+export type RetryDecision =
+  | { action: 'retry'; delayMs: number }
+  | { action: 'dead-letter'; reason: string }
+  | { action: 'discard' };
+
+/** `attempt` counts the handler runs so far for this message (1 after the first failure). */
+export type RetryPolicy = (error: unknown, attempt: number, message: Message) => RetryDecision;
+
+/** Marks an error the handler cannot get past by retrying: the message goes straight to the dead-letter queue. */
+export class NonRetryableError extends FactlineError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('VALIDATION', message, { ...options, retryable: false });
+    this.name = 'NonRetryableError';
+  }
+}
+
+/** True for errors no retry can fix: `NonRetryableError`, or any Factline error with `retryable: false`. */
+export function isNonRetryable(error: unknown): boolean {
+  return isFactlineError(error) && !error.retryable;
+}
+
+export interface DefaultRetryPolicyOptions {
+  /** Retries right away first. Default 2. */
+  immediate?: number;
+  /** Then delayed retries, one per entry. Default 1 s, 5 s, 30 s. */
+  delaysMs?: readonly number[];
+  /** ± this fraction of random spread on each delay. Default 0.2. */
+  jitter?: number;
+  random?: () => number;
+}
+
+/**
+ * The default policy: a few immediate retries, then delayed retries on a
+ * schedule with jitter, then the dead-letter queue; errors that are not
+ * retryable go to the dead-letter queue at once.
+ */
+export function defaultRetryPolicy(options: DefaultRetryPolicyOptions = {}): RetryPolicy {
+  const immediate = options.immediate ?? 2;
+  const delays = options.delaysMs ?? [1000, 5000, 30_000];
+  const jitter = options.jitter ?? 0.2;
+  const random = options.random ?? Math.random;
+  return (error, attempt) => {
+    if (isNonRetryable(error)) return { action: 'dead-letter', reason: 'not retryable' };
+    if (attempt <= immediate) return { action: 'retry', delayMs: 0 };
+    const delay = delays[attempt - immediate - 1];
+    if (delay === undefined) return { action: 'dead-letter', reason: `failed ${attempt} times` };
+    return { action: 'retry', delayMs: Math.max(0, Math.round(delay * (1 + jitter * (2 * random() - 1)))) };
+  };
+}
+
+export interface DeadLetterError {
+  /** The error's class name (`name`). */
+  type: string;
+  message: string;
+  stack?: string;
+}
+
+export interface DeadLetter {
+  /** This record's id. */
+  id: string;
+  consumer: string;
+  topic: string;
+  /** The original envelope, unchanged. */
+  message: Message;
+  error: DeadLetterError;
+  reason: string;
+  /** Handler runs before it was dead-lettered. */
+  attempts: number;
+  firstFailureAt: Date;
+  lastFailureAt: Date;
+  deadLetteredAt: Date;
+  /** Earlier redrives of this record (it is kept, with its history, after a redrive). */
+  redrives: Date[];
+  state: 'dead' | 'redriven' | 'discarded';
+}
+
+export interface DeadLetterFilter {
+  consumer?: string;
+  topic?: string;
+  type?: string;
+  /** Substring of the error message, or the error type. */
+  error?: string;
+  since?: Date;
+  until?: Date;
+  /** Default: only `'dead'`. */
+  state?: DeadLetter['state'];
+}
+
+/** Where a consumer keeps its dead letters. In memory here; SQL stores keep them in a table. */
+export interface DeadLetterStore {
+  add(record: DeadLetter): Promise<void>;
+  list(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
+  get(id: string): Promise<DeadLetter | undefined>;
+  update(record: DeadLetter): Promise<void>;
+}
+
+/** Message ids a consumer has applied, kept for a retention window. */
+export interface Inbox {
+  has(consumer: string, messageId: string): Promise<boolean>;
+  add(consumer: string, messageId: string, at: Date): Promise<void>;
+  /** Forgets marks older than `before`. */
+  prune(before: Date): Promise<void>;
+}
+
+export function getInMemoryInbox(): Inbox {
+  const marks = new Map<string, number>();
+  const key = (consumer: string, id: string) => `${consumer}\u0000${id}`;
+  return {
+    async has(consumer, id) {
+      return marks.has(key(consumer, id));
+    },
+    async add(consumer, id, at) {
+      marks.set(key(consumer, id), at.getTime());
+    },
+    async prune(before) {
+      for (const [k, at] of marks) if (at < before.getTime()) marks.delete(k);
+    },
+  };
+}
+
+const matches = (record: DeadLetter, filter: DeadLetterFilter) =>
+  record.state === (filter.state ?? 'dead') &&
+  (filter.consumer === undefined || record.consumer === filter.consumer) &&
+  (filter.topic === undefined || record.topic === filter.topic) &&
+  (filter.type === undefined || record.message.type === filter.type) &&
+  (filter.error === undefined || record.error.type === filter.error || record.error.message.includes(filter.error)) &&
+  (filter.since === undefined || record.deadLetteredAt >= filter.since) &&
+  (filter.until === undefined || record.deadLetteredAt <= filter.until);
+
+export function getInMemoryDeadLetterStore(): DeadLetterStore {
+  const records = new Map<string, DeadLetter>();
+  const copy = (r: DeadLetter): DeadLetter => ({ ...r, redrives: [...r.redrives] });
+  return {
+    async add(record) {
+      records.set(record.id, copy(record));
+    },
+    async list(filter = {}) {
+      return [...records.values()].filter((r) => matches(r, filter)).map(copy);
+    },
+    async get(id) {
+      const found = records.get(id);
+      return found && copy(found);
+    },
+    async update(record) {
+      records.set(record.id, copy(record));
+    },
+  };
+}
