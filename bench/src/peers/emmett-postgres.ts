@@ -409,3 +409,239 @@ export function emmettPgGapCheck(
     () => ({ ...result }),
   );
 }
+
+// ---- async projection catch-up ----
+
+/** The parts of Emmett's projection API the catch-up trial uses (`postgreSQLRawSQLProjection`, `projector`). */
+interface EmmettProjection {
+  name?: string;
+}
+
+interface EmmettProjectionModule {
+  postgreSQLRawSQLProjection(options: {
+    name: string;
+    canHandle: string[];
+    init?: () => string;
+    evolve: (event: EmmettReadEvent) => string;
+  }): EmmettProjection;
+  defaultTag: string;
+}
+
+interface EmmettProjectorConsumer {
+  projector(options: { projection: EmmettProjection; stopAfter?: (message: EmmettReadEvent) => boolean }): unknown;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** dumbo's `sql`: pg-format style (`%L` a literal, `%s` a plain value, `%I` an identifier). */
+interface DumboModule {
+  sql(query: string, ...params: unknown[]): string;
+}
+
+function loadProjectionApi(): { emmett: EmmettProjectionModule; dumbo: DumboModule } | string {
+  const peer = loadPeer();
+  if (typeof peer === 'string') return peer;
+  try {
+    const require = createRequire(join(peersDir, 'package.json'));
+    const emmett = peer.postgres as unknown as EmmettProjectionModule;
+    const dumbo = require('@event-driven-io/dumbo') as unknown as DumboModule;
+    if (typeof emmett.postgreSQLRawSQLProjection !== 'function' || typeof dumbo.sql !== 'function') {
+      return 'the installed Emmett packages lack postgreSQLRawSQLProjection or dumbo.sql';
+    }
+    return { emmett, dumbo };
+  } catch (error) {
+    return `dumbo failed to load from ${peersDir}: ${(error as Error).message}`;
+  }
+}
+
+/** The columns of `emt_messages` that the SQL seeding writes (all the others have defaults). */
+const SEEDED_MESSAGE_COLUMNS = [
+  'global_position',
+  'message_data',
+  'message_id',
+  'message_kind',
+  'message_metadata',
+  'message_schema_version',
+  'message_type',
+  'partition',
+  'stream_id',
+  'stream_position',
+  'transaction_id',
+];
+
+/**
+ * Seeds a migrated Emmett store in `schema` with `events` `ItemAdded` events over `streams` streams
+ * (`order-<k>`), global position g going to stream `order-<(g - 1) % streams>` (the shape of the
+ * postgres-readall log), data = payload.ts's orderData(g) as jsonb. Written by SQL into Emmett's own
+ * tables the way `emt_append_to_stream` writes them (partition `emt:default`, schema version '1', kind
+ * 'E', metadata without the message id, the inserting transaction's id), then VACUUM ANALYZEd; the
+ * caller checks Emmett reads it back (`verifyEmmettLog`). Returns why not when the table differs.
+ */
+async function seedEmmettLog(
+  url: string,
+  schema: string,
+  events: number,
+  streams: number,
+  partition: string,
+): Promise<string | undefined> {
+  return withClient(url, schema, async (client) => {
+    const { rows } = await client.query<{ column_name: string; column_default: string | null; is_nullable: string }>(
+      `SELECT column_name, column_default, is_nullable FROM information_schema.columns
+       WHERE table_schema = $1 AND table_name = 'emt_messages'`,
+      [schema],
+    );
+    const unknown = rows.filter(
+      (row) =>
+        !SEEDED_MESSAGE_COLUMNS.includes(row.column_name) && row.column_default === null && row.is_nullable === 'NO',
+    );
+    if (unknown.length > 0) return `emt_messages has required columns ${unknown.map((r) => r.column_name).join(', ')}`;
+    const missing = SEEDED_MESSAGE_COLUMNS.filter((name) => !rows.some((row) => row.column_name === name));
+    if (missing.length > 0) return `emt_messages lacks ${missing.join(', ')}`;
+    await client.query('BEGIN');
+    try {
+      await client.query(
+        `INSERT INTO emt_messages (stream_id, stream_position, partition, message_data, message_metadata,
+           message_schema_version, message_type, message_kind, message_id, transaction_id, global_position)
+         SELECT 'order-' || ((g - 1) % $2), (g - 1) / $2 + 1, $3,
+                jsonb_build_object('orderId', 'order-' || g, 'customerId', 'customer-' || (g % 97), 'total', 30 + g % 10,
+                  'items', jsonb_build_array(jsonb_build_object('sku', 'sku-1', 'qty', 1, 'price', 10),
+                                             jsonb_build_object('sku', 'sku-2', 'qty', 2, 'price', 10))),
+                '{}'::jsonb, '1', 'ItemAdded', 'E', gen_random_uuid()::text, pg_current_xact_id(), g
+         FROM generate_series(1, $1::bigint) AS g`,
+        [events, streams, partition],
+      );
+      await client.query(
+        `INSERT INTO emt_streams (stream_id, stream_position, partition, stream_type, stream_metadata, is_archived)
+         SELECT 'order-' || k, count(*), $3, 'order', '{}'::jsonb, FALSE
+         FROM generate_series(1, $1::bigint) AS g, LATERAL (SELECT (g - 1) % $2 AS k) AS s
+         GROUP BY k`,
+        [events, streams, partition],
+      );
+      await client.query(`SELECT setval('emt_global_message_position', $1::bigint)`, [events]);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK');
+      return `seeding through SQL failed: ${(error as Error).message}`;
+    }
+    await client.query('VACUUM ANALYZE emt_messages');
+    await client.query('VACUUM ANALYZE emt_streams');
+    return undefined;
+  });
+}
+
+/** Whether Emmett reads the seeded log back: the last stream whole, its last event at global position `events`. */
+async function verifyEmmettLog(store: EmmettStore, events: number, streams: number): Promise<string | undefined> {
+  const lastStream = `order-${(events - 1) % streams}`;
+  const expected = Math.ceil((events - ((events - 1) % streams)) / streams);
+  const read = await store.readStream(lastStream);
+  const last = read.events[read.events.length - 1];
+  if (read.events.length !== expected) return `readStream(${lastStream}) gave ${read.events.length} of ${expected}`;
+  if (read.currentStreamVersion !== BigInt(expected)) return `${lastStream} at version ${read.currentStreamVersion}`;
+  if (last?.metadata.globalPosition !== BigInt(events) || last.type !== 'ItemAdded') {
+    return `${lastStream} ends at global position ${last?.metadata.globalPosition}, not ${events}`;
+  }
+  const first = (await store.readStream('order-0')).events[0];
+  if (first?.metadata.globalPosition !== 1n || (first.data as { total?: number }).total !== 31) {
+    return `order-0 starts with ${JSON.stringify(first, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`;
+  }
+  return undefined;
+}
+
+export interface ProjectionCatchUpPlan {
+  /** Events in Emmett's log (seeded untimed, per trial). */
+  events: number;
+  /** Order streams the events cycle over. */
+  streams: number;
+  /** The consumer's pulling options; Emmett's defaults are 100 per batch and 50 ms between batches. */
+  pulling?: PullingOptions;
+}
+
+/**
+ * Emmett's async projection catch-up, in the shape of Factline's `projection-postgres-catchup`:
+ * - setup (untimed): the store migrated in `schema`, the log seeded by SQL (`seedEmmettLog`) and read
+ *   back through Emmett (`verifyEmmettLog`; when either fails, the trial fails with the reason);
+ * - run (timed): `store.consumer({ pulling })` with one `projector` for a `postgreSQLRawSQLProjection`
+ *   that maintains `bench_emmett_summaries (order_id, items, total)`: `init` creates the table, `evolve`
+ *   returns one upsert per event (Emmett's projector hands the projection one event at a time, even a
+ *   batch projection). Processor defaults: processor id `emt:processor:projector:<name>`, start from
+ *   the stored checkpoint (none: the beginning), processor lock acquired on start ('fail' policy),
+ *   each pulled batch in one transaction, the checkpoint stored after every event
+ *   (`store_processor_checkpoint`, a round trip of its own). The run ends when `consumer.start()`
+ *   resolves: `stopAfter` stops the projector on the log's last event, the batch commits, the
+ *   processor closes (lock released);
+ * - after the clock (still in run): the read model and the checkpoint are checked (every event
+ *   counted once, checkpoint at the last position); a mismatch fails the trial.
+ * Units: events projected. The caller drops `schema` afterwards.
+ */
+export function emmettPgProjectionCatchUp(
+  url: string,
+  schema: string,
+  plan: ProjectionCatchUpPlan,
+): Promise<Trial | string> {
+  const api = loadProjectionApi();
+  if (typeof api === 'string') return Promise.resolve(api);
+  const { emmett, dumbo } = api;
+  return (async (): Promise<Trial | string> => {
+    const peer = loadPeer();
+    if (typeof peer === 'string') return peer;
+    const opened = await openStore(peer, url, schema);
+    if (typeof opened === 'string') return opened;
+    const table = 'bench_emmett_summaries';
+    const name = 'bench_emmett_summaries';
+    return {
+      setup: async () => {
+        const why =
+          (await seedEmmettLog(url, schema, plan.events, plan.streams, emmett.defaultTag)) ??
+          (await verifyEmmettLog(opened, plan.events, plan.streams));
+        if (why) throw new Error(`Emmett's projection log in ${schema}: ${why}`);
+      },
+      run: async () => {
+        const head = BigInt(plan.events);
+        const projection = emmett.postgreSQLRawSQLProjection({
+          name,
+          canHandle: ['ItemAdded'],
+          init: () =>
+            dumbo.sql(
+              `CREATE TABLE IF NOT EXISTS %I (order_id text PRIMARY KEY, items integer NOT NULL, total numeric NOT NULL)`,
+              table,
+            ),
+          evolve: (event) =>
+            dumbo.sql(
+              `INSERT INTO %I (order_id, items, total) VALUES (%L, 1, %s)
+               ON CONFLICT (order_id) DO UPDATE SET items = %I.items + 1, total = %I.total + excluded.total`,
+              table,
+              event.metadata.streamName,
+              (event.data as { total: number }).total,
+              table,
+              table,
+            ),
+        });
+        const consumer = opened.consumer(plan.pulling ? { pulling: plan.pulling } : undefined) as EmmettConsumer &
+          EmmettProjectorConsumer;
+        consumer.projector({ projection, stopAfter: (message) => message.metadata.globalPosition >= head });
+        const started = process.hrtime.bigint();
+        await consumer.start();
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        const check = await withClient(url, schema, async (client) => {
+          const { rows } = await client.query<{ orders: string; items: string | null }>(
+            `SELECT count(*)::text AS orders, sum(items)::text AS items FROM ${table}`,
+          );
+          const { rows: checkpoints } = await client.query<{ checkpoint: string }>(
+            `SELECT last_processed_checkpoint AS checkpoint FROM emt_processors WHERE processor_id = $1`,
+            [`emt:processor:projector:${name}`],
+          );
+          return { ...rows[0], checkpoint: checkpoints.map((row) => row.checkpoint).join() };
+        });
+        if (
+          Number(check.items) !== plan.events ||
+          Number(check.orders) !== Math.min(plan.streams, plan.events) ||
+          BigInt(check.checkpoint || '0') !== head
+        ) {
+          throw new Error(`Emmett's projection ended wrong: ${JSON.stringify(check)} for ${plan.events} events`);
+        }
+        return { units: plan.events, seconds };
+      },
+      teardown: () => opened.close(),
+    };
+  })();
+}

@@ -19,6 +19,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Sqlite from 'better-sqlite3';
 import type { Trial } from '../harness.ts';
 import { orderData } from '../workloads/payload.ts';
 
@@ -445,6 +446,159 @@ export async function emmettConsumerScan(
     // close() waits a fixed 250 ms inside Emmett: kept out of the timed part.
     teardown: async () => {
       await consumer?.close();
+    },
+  };
+}
+
+// ---- async projection catch-up ----
+
+/** Emmett's SQLite projection API as the catch-up trial uses it. */
+interface EmmettSqliteProjection {
+  canHandle: string[];
+}
+
+interface EmmettSqliteProjectionModule {
+  sqliteRawSQLProjection(options: {
+    canHandle: string[];
+    evolve: (event: EmmettReadEvent) => string;
+    initSQL?: string;
+  }): EmmettSqliteProjection;
+}
+
+interface EmmettProjectionConsumer {
+  processor(options: {
+    processorId: string;
+    projection: EmmettSqliteProjection;
+    stopAfter?: (message: EmmettReadEvent) => boolean;
+  }): unknown;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Writes Emmett's SQLite log for the projection catch-up into `fileName` through Emmett's own
+ * `appendToStream`: `events` `ItemAdded` events (payload.ts's orderData(j), j the index in the append),
+ * 1,000 per append to stream `order-<append % streams>`, the shape of Factline's SQLite projection log.
+ * Checks Emmett reads it back (the last stream's length, its last global position). Returns the
+ * reason when Emmett is missing or the log reads back wrong.
+ */
+export async function emmettSqliteProjectionLog(
+  fileName: string,
+  events: number,
+  streams: number,
+): Promise<string | undefined> {
+  const peer = loadPeer();
+  if (typeof peer === 'string') return peer;
+  const store = peer.sqlite.getSQLiteEventStore({ fileName });
+  await store.schema.migrate();
+  const perAppend = 1000;
+  const appends = Math.ceil(events / perAppend);
+  for (let i = 0; i < appends; i++) {
+    await store.appendToStream(`order-${i % streams}`, itemsAdded(Math.min(perAppend, events - i * perAppend)));
+  }
+  const lastStream = `order-${(appends - 1) % streams}`;
+  const read = await store.readStream(lastStream);
+  const last = read.events[read.events.length - 1];
+  const expected = Array.from({ length: appends }, (_, i) => i).filter((i) => i % streams === (appends - 1) % streams);
+  const expectedLength = expected.reduce((sum, i) => sum + Math.min(perAppend, events - i * perAppend), 0);
+  if (read.events.length !== expectedLength) return `readStream(${lastStream}) gave ${read.events.length}`;
+  if (last?.metadata.globalPosition !== BigInt(events)) {
+    return `${lastStream} ends at global position ${last?.metadata.globalPosition}, not ${events}`;
+  }
+  return undefined;
+}
+
+/**
+ * Emmett's async projection catch-up on SQLite, in the shape of Factline's `projection-sqlite-catchup`,
+ * over a log written by `emmettSqliteProjectionLog`:
+ * - setup (untimed): the summary table `<table> (order_id, items, total)` created through Emmett's
+ *   connection (Emmett's SQLite processor never calls a projection's `init`/`initSQL`: only the store's
+ *   inline projections get it, at schema creation);
+ * - run (timed): `store.consumer({ pulling })` with one `processor({ processorId, projection })` for a
+ *   `sqliteRawSQLProjection` whose `evolve` returns one upsert per event (the processor hands the
+ *   projection one event at a time). Processor defaults: start from the beginning (the SQLite processor
+ *   reads its checkpoint only for `startFrom: 'CURRENT'`), each pulled batch in one `BEGIN IMMEDIATE`
+ *   transaction on a connection opened for the batch, a checkpoint write after every event (an UPDATE
+ *   matching the previous event's position, else an INSERT, else a SELECT). Ends when `consumer.start()`
+ *   resolves (`stopAfter` on the log's last event);
+ * - after the clock: the read model must count every event once (else the trial fails); extras:
+ *   checkpointLag = the log's last position minus the checkpoint Emmett stored.
+ * Units: events projected.
+ */
+export async function emmettSqliteProjectionCatchUp(
+  fileName: string,
+  plan: { events: number; streams: number; table: string; pulling?: PullingOptions },
+): Promise<Trial | string> {
+  const peer = loadPeer();
+  if (typeof peer === 'string') return peer;
+  const api = peer.sqlite as unknown as EmmettSqliteProjectionModule;
+  if (typeof api.sqliteRawSQLProjection !== 'function') return 'the installed Emmett lacks sqliteRawSQLProjection';
+  const { table } = plan;
+  const processorId = `projection:${table}`;
+  let checkpointLag = 0;
+  let consumer: EmmettProjectionConsumer | undefined;
+  // The untimed bookkeeping (table, checks, cleanup) goes through better-sqlite3: Emmett's own
+  // connections start with a fire-and-forget PRAGMA that can collide with the next statement.
+  const withDatabase = <T>(work: (db: Sqlite.Database) => T): T => {
+    const db = new Sqlite(fileName);
+    db.pragma('busy_timeout = 5000');
+    try {
+      return work(db);
+    } finally {
+      db.close();
+    }
+  };
+  return {
+    setup: () =>
+      withDatabase((db) => {
+        db.exec(
+          `CREATE TABLE IF NOT EXISTS ${table} (order_id TEXT PRIMARY KEY, items INTEGER NOT NULL, total REAL NOT NULL)`,
+        );
+      }),
+    run: async () => {
+      const head = BigInt(plan.events);
+      const store = peer.sqlite.getSQLiteEventStore({ fileName });
+      const projection = api.sqliteRawSQLProjection({
+        canHandle: ['ItemAdded'],
+        evolve: (event) =>
+          `INSERT INTO ${table} (order_id, items, total) VALUES ('${event.metadata.streamName.replaceAll("'", "''")}', 1, ${Number((event.data as { total: number }).total)})
+           ON CONFLICT (order_id) DO UPDATE SET items = items + 1, total = total + excluded.total`,
+      });
+      const active = store.consumer(
+        plan.pulling ? { pulling: plan.pulling } : undefined,
+      ) as unknown as EmmettProjectionConsumer;
+      consumer = active;
+      active.processor({ processorId, projection, stopAfter: (message) => message.metadata.globalPosition >= head });
+      const started = process.hrtime.bigint();
+      await active.start();
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const sums = withDatabase(
+        (db) =>
+          db.prepare(`SELECT count(*) AS orders, sum(items) AS items FROM ${table}`).get() as
+            | { orders: number; items: number | null }
+            | undefined,
+      );
+      if (sums?.items !== plan.events || sums.orders !== Math.min(plan.streams, Math.ceil(plan.events / 1000))) {
+        throw new Error(`Emmett's SQLite projection ended wrong: ${JSON.stringify(sums)} for ${plan.events} events`);
+      }
+      const checkpoint = withDatabase(
+        (db) =>
+          db
+            .prepare('SELECT last_processed_checkpoint AS checkpoint FROM emt_processors WHERE processor_id = ?')
+            .get(processorId) as { checkpoint: string } | undefined,
+      );
+      checkpointLag = plan.events - Number(checkpoint?.checkpoint ?? 0);
+      return { units: plan.events, seconds };
+    },
+    extras: () => ({ checkpointLag }),
+    // close() waits a fixed 250 ms inside Emmett: kept out of the timed part.
+    teardown: async () => {
+      await consumer?.close();
+      withDatabase((db) => {
+        db.exec(`DROP TABLE IF EXISTS ${table}`);
+        db.prepare('DELETE FROM emt_processors WHERE processor_id = ?').run(processorId);
+      });
     },
   };
 }

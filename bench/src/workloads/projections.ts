@@ -4,6 +4,15 @@
  *   store's own `readAll` rate on the same log (the `raw` subject: the ceiling a projection reads at);
  * - end-to-end latency from `append` resolving to the read model showing the event, under a steady
  *   1,000 appends/s.
+ *
+ * The catch-up workloads also run Emmett's async projections (the `emmett` subject, see
+ * peers/emmett-postgres.ts and peers/emmett-sqlite.ts) on the same work: the same summary table, over an
+ * Emmett-written log of the same shape. Emmett's projector hands its projection one event at a time and
+ * stores its checkpoint after every event, so it runs at a few thousand events/s: its log is
+ * FACTLINE_BENCH_EMMETT_PROJECTION_EVENTS events (default 100,000, at most the Factline log's size),
+ * reported as the `emmett.events` extra; the rates (and so the ratios) are per event. Its consumer
+ * pulls 1,000 events per batch (as Factline's runner here; Emmett's default is 100) and keeps Emmett's
+ * default 50 ms pause between batches.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,11 +23,16 @@ import { getSqliteEventStore, type SqliteEventStore, startSqliteProjections } fr
 import type { Database } from 'better-sqlite3';
 import type pg from 'pg';
 import { report, type Subject, type Workload } from '../harness.ts';
+import { emmettPgProjectionCatchUp } from '../peers/emmett-postgres.ts';
+import { emmettSqliteProjectionCatchUp, emmettSqliteProjectionLog } from '../peers/emmett-sqlite.ts';
 import { orderData } from './payload.ts';
-import { loadFactlinePostgres, pgUnavailable, pgUrl } from './postgres.ts';
+import { dropSchema, freshSchema, loadFactlinePostgres, pgUnavailable, pgUrl, withAdmin } from './postgres.ts';
 import { SCAN, seeded } from './postgres-scan.ts';
 
 const EVENTS = Number(process.env.FACTLINE_BENCH_PROJECTION_EVENTS ?? 1_000_000);
+const EMMETT_EVENTS = Number(process.env.FACTLINE_BENCH_EMMETT_PROJECTION_EVENTS ?? 100_000);
+/** Emmett's consumer: Factline's batch size here, Emmett's default pause (50 ms) between batches. */
+const EMMETT_PULLING = { batchSize: 1000 };
 const dir = join(tmpdir(), `factline-bench-projections-${process.pid}`);
 let seededPath: string | undefined;
 let trialCounter = 0;
@@ -110,6 +124,44 @@ const readAllRate: Subject = {
       },
       teardown: () => store.close(),
     };
+  },
+};
+
+let emmettLog: Promise<string> | undefined;
+
+/** Emmett's SQLite log: min(EVENTS, EMMETT_EVENTS) events written through Emmett, once per run. */
+function emmettSqliteLog(events: number): Promise<string> {
+  emmettLog ??= (async () => {
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, 'emmett-log.db');
+    const started = Date.now();
+    const why = await emmettSqliteProjectionLog(path, events, 1000);
+    if (why) throw new Error(`Emmett's SQLite projection log: ${why}`);
+    console.log(`# projection-sqlite-catchup: Emmett's log of ${events} events written in ${Date.now() - started} ms`);
+    return path;
+  })();
+  return emmettLog;
+}
+
+/**
+ * Emmett's async projection (`consumer.processor({ projection: sqliteRawSQLProjection(...) })`) catching
+ * up the same summary table over Emmett's own SQLite log; see `emmettSqliteProjectionCatchUp`.
+ */
+const emmettSqliteCatchUp: Subject = {
+  name: 'emmett',
+  trial: async () => {
+    const events = Math.min(EVENTS, EMMETT_EVENTS);
+    const path = await emmettSqliteLog(events).catch((error: Error) => error.message);
+    if (!path.endsWith('.db')) return path;
+    const trial = await emmettSqliteProjectionCatchUp(path, {
+      events,
+      streams: 1000,
+      table: `bench_emmett_${process.pid}_${++trialCounter}`,
+      pulling: EMMETT_PULLING,
+    });
+    if (typeof trial === 'string') return trial;
+    const extras = trial.extras;
+    return { ...trial, extras: () => ({ ...extras?.(), events }) };
   },
 };
 
@@ -240,6 +292,42 @@ const pgReadAll: Subject = {
   }),
 };
 
+/**
+ * Emmett's async projection (`consumer.projector({ projection: postgreSQLRawSQLProjection(...) })`)
+ * catching up the same summary table over an Emmett log of the postgres-readall shape, in a fresh schema
+ * per trial (seeded untimed, dropped at teardown); see `emmettPgProjectionCatchUp`.
+ */
+const pgEmmettCatchUp: Subject = {
+  name: 'emmett',
+  trial: async () => {
+    const reason = await pgUnavailable();
+    if (reason) return reason;
+    const events = Math.min(SCAN, EMMETT_EVENTS);
+    const schema = freshSchema('emmett_projection');
+    await withAdmin((c) => c.query(`CREATE SCHEMA ${schema}`));
+    const trial = await emmettPgProjectionCatchUp(pgUrl, schema, {
+      events,
+      streams: 1000,
+      pulling: EMMETT_PULLING,
+    }).catch((error: Error) => error.message);
+    if (typeof trial === 'string') {
+      await dropSchema(schema);
+      return trial;
+    }
+    return {
+      ...trial,
+      extras: () => ({ events }),
+      teardown: async () => {
+        try {
+          await trial.teardown?.();
+        } finally {
+          await dropSchema(schema);
+        }
+      },
+    };
+  },
+};
+
 /** Latency on PostgreSQL: the writer and the runner use separate store instances, so only NOTIFY (or the idle check) wakes the runner. */
 async function pgLatencyRun(rate: number, seconds: number, sameStore: boolean) {
   const factline = (await loadFactlinePostgres()) as typeof import('@factline/postgres');
@@ -305,9 +393,9 @@ function latencySubject(
 export const projectionWorkloads: Workload[] = [
   {
     name: 'projection-sqlite-catchup',
-    description: `async projection catch-up of a ${EVENTS.toLocaleString('en')}-event SQLite log into a per-order summary table (upsert per event, batches of 1,000, checkpoint in each batch's transaction); raw = the store's own readAll of the same log`,
+    description: `async projection catch-up of a ${EVENTS.toLocaleString('en')}-event SQLite log into a per-order summary table (upsert per event, batches of 1,000, checkpoint in each batch's transaction); raw = the store's own readAll of the same log; emmett = Emmett's async projection (sqliteRawSQLProjection on its consumer: upsert per event, checkpoint write per event, batches of 1,000 in one transaction, 50 ms between batches) over a ${Math.min(EVENTS, EMMETT_EVENTS).toLocaleString('en')}-event Emmett log of the same shape`,
     unit: 'events/s',
-    subjects: [catchUp, readAllRate],
+    subjects: [catchUp, readAllRate, emmettSqliteCatchUp],
   },
   {
     name: 'projection-sqlite-latency',
@@ -319,9 +407,9 @@ export const projectionWorkloads: Workload[] = [
   },
   {
     name: 'projection-postgres-catchup',
-    description: `async projection catch-up of a ${SCAN.toLocaleString('en')}-event PostgreSQL log (the postgres-readall log) into a per-order summary table (one upsert statement per batch of 1,000, checkpoint in the batch's transaction); raw = the store's own readAll of the same log`,
+    description: `async projection catch-up of a ${SCAN.toLocaleString('en')}-event PostgreSQL log (the postgres-readall log) into a per-order summary table (one upsert statement per batch of 1,000, checkpoint in the batch's transaction); raw = the store's own readAll of the same log; emmett = Emmett's async projection (postgreSQLRawSQLProjection on its consumer's projector: upsert per event, checkpoint stored per event, batches of 1,000 in one transaction, 50 ms between batches) over a ${Math.min(SCAN, EMMETT_EVENTS).toLocaleString('en')}-event Emmett log of the same shape`,
     unit: 'events/s',
-    subjects: [pgCatchUp, pgReadAll],
+    subjects: [pgCatchUp, pgReadAll, pgEmmettCatchUp],
   },
   {
     name: 'projection-postgres-latency',
