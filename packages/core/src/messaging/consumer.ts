@@ -242,10 +242,14 @@ export function createConsumer(options: ConsumerOptions): Consumer {
       const room = concurrency * 4 - buffered();
       if (room <= 0) {
         await new Promise<void>((resolve) => {
-          laneFreed = resolve;
-          signal.addEventListener('abort', () => resolve(), { once: true });
+          const done = () => {
+            signal.removeEventListener('abort', done);
+            laneFreed = undefined;
+            resolve();
+          };
+          laneFreed = done;
+          signal.addEventListener('abort', done, { once: true });
         });
-        laneFreed = undefined;
         continue;
       }
       const deliveries = await sub.receive(room, pollMs, signal).catch(() => []);
@@ -289,7 +293,9 @@ export function createConsumer(options: ConsumerOptions): Consumer {
       loop = undefined;
       // Handlers in flight finish (bounded); what never started goes back to the transport.
       const inFlight = Promise.all(running.values());
-      await Promise.race([inFlight, new Promise((resolve) => setTimeout(resolve, drainTimeoutMs))]);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([inFlight, new Promise((resolve) => (timer = setTimeout(resolve, drainTimeoutMs)))]);
+      clearTimeout(timer);
       for (const [key, lane] of lanes) {
         const waiting = running.has(key) ? lane.slice(1) : lane;
         await Promise.all(waiting.map((d) => d.release(0).catch(() => undefined)));
