@@ -1,3 +1,9 @@
+export {
+  getPostgresTransport,
+  type PostgresTransport,
+  type PostgresTransportOptions,
+  transportChannel,
+} from './messaging/postgres-transport.ts';
 export { migratePostgres, type PostgresMigration } from './migrations.ts';
 export {
   getPostgresProjectionBackend,

@@ -1,3 +1,9 @@
+export {
+  getSqliteTransport,
+  type SqliteTransport,
+  type SqliteTransportOptions,
+  transportMigrations,
+} from './messaging/sqlite-transport.ts';
 export { type Migration, migrate } from './migrations.ts';
 export { getSqliteProjectionBackend, startSqliteProjections } from './projections/sqlite-projections.ts';
 export {

@@ -23,3 +23,11 @@ export {
   projectionConformanceCases,
   testProjectionConformance,
 } from './projection-conformance.ts';
+export {
+  type ReceiveOptions,
+  type TransportCaseContext,
+  type TransportConformanceCase,
+  type TransportConformanceOptions,
+  testTransportConformance,
+  transportConformanceCases,
+} from './transport-conformance.ts';

@@ -1,0 +1,538 @@
+import { createHash } from 'node:crypto';
+import {
+  assertIntegerOption,
+  type Delivery,
+  isFactlineError,
+  type Message,
+  StoreClosedError,
+  type SubscribeOptions,
+  type Subscription,
+  type Transport,
+  ValidationError,
+} from '@factline/core';
+import pg from 'pg';
+import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import { toStorageError } from '../pg-errors.ts';
+
+export interface PostgresTransportOptions {
+  /** e.g. `postgres://user@127.0.0.1:5432/app`. Give this or `pool`. */
+  connectionString?: string;
+  /** A node-postgres pool to use instead of opening one. The transport never ends it; its owner must. */
+  pool?: pg.Pool;
+  /** The schema holding the transport's tables; created when missing. Default `'factline'`. */
+  schema?: string;
+  /** Connections of the pool the transport opens. Default 10. */
+  poolSize?: number;
+  /**
+   * Hear publishes from other processes at once through `LISTEN` on one
+   * dedicated connection (default true). Without it, or while that connection
+   * is down, waiting receivers look again every `pollIntervalMs`.
+   */
+  listen?: boolean;
+  /** Settings of the dedicated LISTEN connection. Default: the connection string, or the pool's settings. */
+  listenConnection?: pg.ClientConfig;
+  /** How often a waiting receiver looks for messages while no notification can reach it. Default 1000 ms. */
+  pollIntervalMs?: number;
+}
+
+export interface PostgresTransport extends Transport {
+  /** The pool the transport uses. */
+  readonly pool: pg.Pool;
+  /** The schema holding the transport's tables. */
+  readonly schema: string;
+}
+
+/**
+ * The NOTIFY channel publishes of a schema's transport are signalled on:
+ * `factline_transport_<schema>`, or a hash of the schema name when that would
+ * pass PostgreSQL's 63-byte identifier limit. The payload is the topic.
+ */
+export function transportChannel(schema: string): string {
+  const channel = `factline_transport_${schema}`;
+  if (channel.length <= 63) return channel;
+  return `factline_transport_${createHash('sha256').update(schema).digest('hex').slice(0, 24)}`;
+}
+
+export const transportMigrations: readonly PostgresMigration[] = [
+  {
+    version: 1,
+    description: 'transport groups and per-group message queues',
+    up: (s) => `
+      -- The consumer groups of each topic: a publish copies its messages to
+      -- every group registered at that moment.
+      CREATE TABLE ${s}.transport_groups (
+        topic text NOT NULL,
+        group_name text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (topic, group_name)
+      );
+
+      -- One row per message and group, deleted when the group acks it.
+      -- visible_at: not handed out before (delayed delivery, a release with a
+      -- delay, or in flight until the visibility timeout). lease: set on every
+      -- hand-out; a settle must name the current one.
+      CREATE TABLE ${s}.transport_messages (
+        seq bigserial NOT NULL,
+        topic text NOT NULL,
+        group_name text NOT NULL,
+        id text NOT NULL,
+        key text NOT NULL,
+        message json NOT NULL,
+        visible_at timestamptz NOT NULL,
+        delivery_count integer NOT NULL DEFAULT 0,
+        lease uuid,
+        PRIMARY KEY (topic, group_name, seq),
+        CONSTRAINT transport_messages_id_key UNIQUE (topic, group_name, id)
+      );
+      CREATE INDEX transport_messages_visible ON ${s}.transport_messages (topic, group_name, visible_at);
+    `,
+  },
+];
+
+interface TakenRow {
+  seq: string;
+  message: string;
+  delivery_count: number;
+  lease: string;
+}
+
+/** The stored envelope: JSON, with the dates as ISO strings. */
+function reviveMessage(text: string): Message {
+  const parsed = JSON.parse(text) as Message & { createdAt: string; deliverAt?: string };
+  const message: Message = { ...parsed, createdAt: new Date(parsed.createdAt) };
+  if (parsed.deliverAt !== undefined && parsed.deliverAt !== null) message.deliverAt = new Date(parsed.deliverAt);
+  else delete message.deliverAt;
+  return message;
+}
+
+/** Publish columns, one array each, in publish order. */
+function messageColumns(messages: readonly Message[]): [string[], string[], string[], (string | null)[]] {
+  const ids: string[] = [];
+  const keys: string[] = [];
+  const bodies: string[] = [];
+  const deliverAts: (string | null)[] = [];
+  messages.forEach((message, i) => {
+    if (typeof message?.id !== 'string' || message.id.length === 0) {
+      throw new ValidationError({ path: `messages[${i}].id`, message: 'must be a non-empty string' });
+    }
+    if (typeof message.key !== 'string' || message.key.length === 0) {
+      throw new ValidationError({ path: `messages[${i}].key`, message: 'must be a non-empty string' });
+    }
+    const deliverAt = message.deliverAt;
+    if (deliverAt !== undefined && !(deliverAt instanceof Date && !Number.isNaN(deliverAt.getTime()))) {
+      throw new ValidationError({ path: `messages[${i}].deliverAt`, message: 'must be a valid Date' });
+    }
+    let body: string;
+    try {
+      body = JSON.stringify(message);
+    } catch (error) {
+      throw new ValidationError({
+        path: `messages[${i}]`,
+        message: `must be JSON-serializable (${(error as Error).message})`,
+      });
+    }
+    ids.push(message.id);
+    keys.push(message.key);
+    bodies.push(body);
+    deliverAts.push(deliverAt ? deliverAt.toISOString() : null);
+  });
+  return [ids, keys, bodies, deliverAts];
+}
+
+const checkName = (name: string, value: unknown) => {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new ValidationError({ path: name, message: 'must be a non-empty string' });
+  }
+};
+
+/** Calls `wake(topic)` for each notification (`undefined`: anything may have been published). */
+class TransportListener {
+  private client: pg.Client | undefined;
+  private active = false;
+  private wanted = false;
+  private attempt = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly connection: pg.ClientConfig,
+    private readonly channel: string,
+    private readonly wake: (topic: string | undefined) => void,
+  ) {}
+
+  get listening(): boolean {
+    return this.active;
+  }
+
+  start(): void {
+    if (this.wanted) return;
+    this.wanted = true;
+    void this.connect();
+  }
+
+  async close(): Promise<void> {
+    this.wanted = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const client = this.client;
+    this.client = undefined;
+    this.active = false;
+    if (client) await client.end().catch(() => undefined);
+  }
+
+  private async connect(): Promise<void> {
+    this.timer = undefined;
+    if (!this.wanted || this.client) return;
+    const client = new pg.Client(this.connection);
+    this.client = client;
+    client.on('error', () => this.lost(client));
+    client.on('end', () => this.lost(client));
+    client.on('notification', (notification) => {
+      if (notification.channel !== this.channel) return;
+      this.wake(notification.payload ? notification.payload : undefined);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN "${this.channel}"`);
+    } catch {
+      this.lost(client);
+      return;
+    }
+    if (this.client !== client) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.active = true;
+    this.attempt = 0;
+    // Publishes made while not listening were not heard.
+    this.wake(undefined);
+  }
+
+  private lost(client: pg.Client): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    this.active = false;
+    client.end().catch(() => undefined);
+    if (!this.wanted) return;
+    const ceiling = Math.min(30_000, 100 * 2 ** this.attempt);
+    this.attempt += 1;
+    this.timer = setTimeout(() => void this.connect(), ceiling * (0.5 + Math.random() / 2));
+    this.timer.unref?.();
+  }
+}
+
+/**
+ * A durable transport on PostgreSQL tables (migration component `transport`):
+ * every consumer group of a topic gets its own copy of each message published
+ * after the group first subscribed; within a group, consumers in any number
+ * of processes compete for messages (`FOR UPDATE SKIP LOCKED`), each
+ * hand-out stamping a new lease so a settle from an expired delivery is
+ * ignored. Delayed delivery, releases with a delay and visibility timeouts
+ * are all one column, `visible_at`, compared with the database's clock.
+ * Publishing a message id a group still holds is a no-op (idempotent
+ * publish). Waiting receivers are woken by `NOTIFY` on the schema's channel,
+ * heard on one dedicated connection, and fall back on polling.
+ *
+ * @example
+ * const transport = await getPostgresTransport({ connectionString: 'postgres://app@127.0.0.1/app' });
+ * const consumer = createConsumer({ name: 'billing', topic: 'orders', transport, handler });
+ * await consumer.start();
+ */
+export async function getPostgresTransport(options: PostgresTransportOptions): Promise<PostgresTransport> {
+  if (options?.pool === undefined && typeof options?.connectionString !== 'string') {
+    throw new ValidationError({ path: 'connectionString', message: 'give a connection string or a pg Pool' });
+  }
+  const schemaName = options.schema ?? 'factline';
+  const s = quoteSchema(schemaName);
+  const poolSize = assertIntegerOption(options.poolSize, 'poolSize', 1) ?? 10;
+  const pollIntervalMs = assertIntegerOption(options.pollIntervalMs, 'pollIntervalMs', 1) ?? 1000;
+  const ownPool = options.pool === undefined;
+  const pool =
+    options.pool ??
+    new pg.Pool({ connectionString: options.connectionString, max: poolSize, application_name: 'factline' });
+  if (ownPool) pool.on('error', () => undefined);
+  try {
+    await migratePostgres(pool, schemaName, 'transport', transportMigrations);
+  } catch (error) {
+    if (ownPool) await pool.end().catch(() => undefined);
+    throw error;
+  }
+
+  const channel = transportChannel(schemaName);
+  let closed = false;
+
+  const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
+    if (closed) throw new StoreClosedError();
+    try {
+      return (await pool.query<R>({ name: `factline:${schemaName}:transport-${name}`, text, values })).rows;
+    } catch (error) {
+      throw toStorageError(error);
+    }
+  };
+
+  // --- Waking waiting receivers -------------------------------------------------------------
+
+  /** Bumped per topic on every publish heard; `all` on signals that may concern any topic. */
+  const generations = new Map<string, number>();
+  let allGeneration = 0;
+  const waiters = new Map<string, Set<() => void>>();
+  const generation = (topic: string) => allGeneration + (generations.get(topic) ?? 0);
+
+  const wake = (topic: string | undefined) => {
+    if (topic === undefined) {
+      allGeneration += 1;
+      for (const set of waiters.values()) for (const waiter of [...set]) waiter();
+      return;
+    }
+    generations.set(topic, (generations.get(topic) ?? 0) + 1);
+    for (const waiter of [...(waiters.get(topic) ?? [])]) waiter();
+  };
+
+  const listenSettings = (): pg.ClientConfig => {
+    const base: pg.ClientConfig =
+      options.listenConnection ??
+      (options.connectionString !== undefined
+        ? { connectionString: options.connectionString }
+        : { ...(pool.options as pg.ClientConfig) });
+    return { connectionTimeoutMillis: 10_000, ...base, application_name: 'factline-transport-listen', keepAlive: true };
+  };
+  const listener = options.listen === false ? undefined : new TransportListener(listenSettings(), channel, wake);
+
+  /** Resolves on a wake for `topic` (or any) after generation `seen`, after `ms`, or on `signal`. */
+  const waitForWake = (topic: string, seen: number, ms: number, signal: AbortSignal, local: Set<() => void>) =>
+    new Promise<void>((resolve) => {
+      if (generation(topic) !== seen || ms <= 0 || signal.aborted || closed) return resolve();
+      let set = waiters.get(topic);
+      if (!set) {
+        set = new Set();
+        waiters.set(topic, set);
+      }
+      const own = set;
+      const done = () => {
+        clearTimeout(timer);
+        own.delete(done);
+        local.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      own.add(done);
+      local.add(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+
+  // --- Groups ------------------------------------------------------------------------------
+
+  const registrations = new Map<string, { topic: string; done: Promise<void> }>();
+  const register = (topic: string, group: string): Promise<void> => {
+    const name = JSON.stringify([topic, group]);
+    const existing = registrations.get(name);
+    if (existing) return existing.done;
+    const done = query(
+      'register',
+      `INSERT INTO ${s}.transport_groups (topic, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+      [topic, group],
+    ).then(
+      () => undefined,
+      (error: unknown) => {
+        // Tried again by the next receive.
+        registrations.delete(name);
+        throw error;
+      },
+    );
+    done.catch(() => undefined);
+    registrations.set(name, { topic, done });
+    return done;
+  };
+
+  // --- Statements ---------------------------------------------------------------------------
+
+  /**
+   * One row per message and registered group ($6 = one group only, for a
+   * redeliver), in publish order; ids the group still holds are skipped; one
+   * notification when anything was inserted (sent at commit).
+   */
+  const INSERT = `WITH input AS (
+      SELECT u.id, u.key, u.body, u.deliver_at, u.ord
+        FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) WITH ORDINALITY AS u(id, key, body, deliver_at, ord)
+    ), inserted AS (
+      INSERT INTO ${s}.transport_messages (topic, group_name, id, key, message, visible_at)
+      SELECT g.topic, g.group_name, i.id, i.key, i.body::json, coalesce(i.deliver_at, now())
+        FROM ${s}.transport_groups g CROSS JOIN input i
+       WHERE g.topic = $1 AND ($6::text IS NULL OR g.group_name = $6::text)
+       ORDER BY g.group_name, i.ord
+      ON CONFLICT (topic, group_name, id) DO NOTHING
+      RETURNING 1
+    )
+    SELECT pg_notify($7, $8) FROM (SELECT count(*) AS n FROM inserted) c WHERE c.n > 0`;
+
+  /**
+   * The first `max` visible rows of the group, locked without waiting, handed
+   * out under a new lease. The pick is materialized: as a join or `IN`
+   * subquery the planner may scan it again, and a rescan skips the rows this
+   * statement already updated and picks later ones, passing `max`.
+   */
+  const TAKE = `WITH picked AS MATERIALIZED (
+      SELECT seq FROM ${s}.transport_messages
+       WHERE topic = $1 AND group_name = $2 AND visible_at <= now()
+       ORDER BY seq
+       LIMIT $3
+       FOR UPDATE SKIP LOCKED
+    )
+    UPDATE ${s}.transport_messages m
+       SET visible_at = now() + $4::float8 * interval '1 millisecond',
+           delivery_count = m.delivery_count + 1,
+           lease = gen_random_uuid()
+      FROM picked
+     WHERE m.topic = $1 AND m.group_name = $2 AND m.seq = picked.seq
+    RETURNING m.seq::text AS seq, m.message::text AS message, m.delivery_count, m.lease::text AS lease`;
+
+  /** Milliseconds until the group's next row becomes visible (null: none). */
+  const NEXT_DUE = `SELECT (extract(epoch FROM min(visible_at) - now()) * 1000)::float8 AS ms
+      FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`;
+
+  const ACK = `DELETE FROM ${s}.transport_messages
+     WHERE topic = $1 AND group_name = $2 AND seq = $3::bigint AND lease = $4::uuid`;
+
+  const RELEASE = `WITH released AS (
+      UPDATE ${s}.transport_messages
+         SET visible_at = now() + $5::float8 * interval '1 millisecond', lease = NULL
+       WHERE topic = $1 AND group_name = $2 AND seq = $3::bigint AND lease = $4::uuid
+      RETURNING 1
+    )
+    SELECT pg_notify($6, $7) FROM released`;
+
+  const EXTEND = `UPDATE ${s}.transport_messages
+       SET visible_at = now() + $5::float8 * interval '1 millisecond'
+     WHERE topic = $1 AND group_name = $2 AND seq = $3::bigint AND lease = $4::uuid`;
+
+  /** Notification payloads stop at 8000 bytes: a longer topic wakes every receiver instead. */
+  const payloadOf = (topic: string) => (Buffer.byteLength(topic) < 7000 ? topic : '');
+
+  const insert = async (topic: string, group: string | null, messages: readonly Message[]) => {
+    if (closed) throw new StoreClosedError();
+    checkName('topic', topic);
+    if (group !== null) checkName('group', group);
+    if (!Array.isArray(messages)) throw new ValidationError({ path: 'messages', message: 'must be an array' });
+    if (messages.length === 0) return;
+    const columns = messageColumns(messages);
+    // Groups this process is subscribing get what is published after subscribe() returned.
+    const pending = [...registrations.values()].filter((r) => r.topic === topic).map((r) => r.done);
+    await Promise.allSettled(pending);
+    await query(group === null ? 'publish' : 'redeliver', INSERT, [
+      topic,
+      ...columns,
+      group,
+      channel,
+      payloadOf(topic),
+    ]);
+    wake(topic);
+  };
+
+  const transport: PostgresTransport = {
+    pool,
+    schema: schemaName,
+    capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
+
+    publish: (topic, messages) => insert(topic, null, messages),
+
+    redeliver: (topic, group, messages) => {
+      checkName('group', group);
+      return insert(topic, group, messages);
+    },
+
+    subscribe(topic: string, group: string, subscribeOptions: SubscribeOptions = {}): Subscription {
+      checkName('topic', topic);
+      checkName('group', group);
+      if (closed) throw new StoreClosedError();
+      const visibility = subscribeOptions.visibilityTimeoutMs ?? 30_000;
+      if (typeof visibility !== 'number' || !Number.isFinite(visibility) || visibility < 0) {
+        throw new ValidationError({ path: 'visibilityTimeoutMs', message: 'must be a non-negative number' });
+      }
+      void register(topic, group).catch(() => undefined);
+      let subscriptionClosed = false;
+      /** This subscription's waiting receives, resolved on close. */
+      const local = new Set<() => void>();
+
+      const settle = (seq: string, lease: string) => {
+        const run = async (name: string, text: string, extra: unknown[]) => {
+          await query(name, text, [topic, group, seq, lease, ...extra]);
+        };
+        return {
+          ack: () => run('ack', ACK, []),
+          release: async (delayMs: number) => {
+            await run('release', RELEASE, [Math.max(0, Number(delayMs) || 0), channel, payloadOf(topic)]);
+            wake(topic);
+          },
+          extend: (ms: number) => run('extend', EXTEND, [Math.max(0, Number(ms) || 0)]),
+        };
+      };
+
+      const take = async (max: number): Promise<Delivery[]> => {
+        const rows = await query<TakenRow>('take', TAKE, [topic, group, max, visibility]);
+        rows.sort((a, b) => a.seq.length - b.seq.length || (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+        return rows.map((row) => ({
+          message: reviveMessage(row.message),
+          deliveryCount: row.delivery_count,
+          ...settle(row.seq, row.lease),
+        }));
+      };
+
+      const nextDue = async (): Promise<number> => {
+        const rows = await query<{ ms: number | null }>('next-due', NEXT_DUE, [topic, group]);
+        const ms = rows[0]?.ms;
+        return ms === null || ms === undefined ? Number.POSITIVE_INFINITY : ms;
+      };
+
+      const ended = () => closed || subscriptionClosed;
+
+      return {
+        async receive(max: number, waitMs: number, signal: AbortSignal): Promise<Delivery[]> {
+          if (ended()) throw new StoreClosedError();
+          const limit = Math.floor(Number(max));
+          if (!(limit > 0) || signal?.aborted) return [];
+          const wait = Math.max(0, Number(waitMs) || 0);
+          const deadline = Date.now() + wait;
+          try {
+            await register(topic, group);
+            if (wait > 0) listener?.start();
+            for (;;) {
+              const seen = generation(topic);
+              const found = await take(limit);
+              if (found.length > 0) return found;
+              if (signal.aborted || ended()) return [];
+              const left = deadline - Date.now();
+              if (left <= 0) return [];
+              // A row that is visible but locked by another receiver's hand-out: look again shortly.
+              let pause = Math.min(left, Math.max(5, Math.ceil(await nextDue())));
+              if (!listener?.listening) pause = Math.min(pause, pollIntervalMs);
+              await waitForWake(topic, seen, pause, signal, local);
+              if (signal.aborted || ended()) return [];
+            }
+          } catch (error) {
+            // The database is unreachable (restart, network): the error is reported only once the
+            // caller's wait (at most the poll interval) passed, so a caller that simply receives
+            // again does not spin.
+            if (isFactlineError(error) && error.retryable && !ended()) {
+              const pause = Math.min(Math.max(0, deadline - Date.now()), pollIntervalMs);
+              await waitForWake(topic, generation(topic), pause, signal, local);
+            }
+            throw error;
+          }
+        },
+        async close() {
+          subscriptionClosed = true;
+          for (const done of [...local]) done();
+        },
+      };
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      wake(undefined);
+      await listener?.close();
+      if (ownPool) await pool.end().catch(() => undefined);
+    },
+  };
+  return transport;
+}

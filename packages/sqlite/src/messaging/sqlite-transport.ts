@@ -1,0 +1,300 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type Delivery,
+  type Message,
+  StoreClosedError,
+  type SubscribeOptions,
+  type Subscription,
+  type Transport,
+  ValidationError,
+} from '@factline/core';
+import type { Database } from 'better-sqlite3';
+import { type Migration, migrate } from '../migrations.ts';
+import { toStorageError } from '../store/sqlite-errors.ts';
+import { openSqliteDatabase } from '../store/sqlite-event-store.ts';
+
+export interface SqliteTransportOptions {
+  /** A connection to share (e.g. an event store's `.database`); the transport does not close it. */
+  database?: Database;
+  /** Or a file to open (WAL, busy timeout); closed with the transport. */
+  path?: string;
+  /** For a file the transport opens: `'full'` (default) or `'normal'`. */
+  synchronous?: 'full' | 'normal';
+  /** For a file the transport opens: how long a write waits for another process's lock. Default 5000 ms. */
+  busyTimeoutMs?: number;
+  /**
+   * How often a waiting `receive` looks at the table for messages written by
+   * other processes. Default 100 ms. Publishes through this transport object
+   * wake its receivers at once.
+   */
+  pollIntervalMs?: number;
+  /** Clock; defaults to `Date.now`. */
+  now?: () => number;
+}
+
+export interface SqliteTransport extends Transport {
+  /** The better-sqlite3 connection the transport uses. */
+  readonly database: Database;
+}
+
+/** The transport's tables: one row per (message, group) still to be settled, and the groups of each topic. */
+export const transportMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'transport groups and messages',
+    up: `
+      CREATE TABLE factline_transport_groups (
+        topic TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (topic, group_name)
+      ) WITHOUT ROWID;
+      CREATE TABLE factline_transport_messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        message TEXT NOT NULL,
+        key TEXT NOT NULL,
+        visible_at INTEGER NOT NULL,
+        delivery_count INTEGER NOT NULL DEFAULT 0,
+        lease TEXT
+      );
+      CREATE INDEX factline_transport_messages_due
+        ON factline_transport_messages (topic, group_name, visible_at);
+    `,
+  },
+];
+
+interface MessageRow {
+  seq: number;
+  message: string;
+  delivery_count: number;
+}
+
+const serialize = (message: Message) => JSON.stringify(message);
+
+const deserialize = (text: string): Message => {
+  const parsed = JSON.parse(text) as Message & { createdAt: string; deliverAt?: string };
+  const message: Message = { ...parsed, createdAt: new Date(parsed.createdAt) };
+  if (parsed.deliverAt !== undefined) message.deliverAt = new Date(parsed.deliverAt);
+  return message;
+};
+
+const check = (name: string, value: unknown) => {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new ValidationError({ path: name, message: 'must be a non-empty string' });
+  }
+};
+
+/**
+ * A durable transport in SQLite tables, for processes sharing one file:
+ * fan-out to every group of a topic, competing consumers within a group
+ * (SQLite serializes writers, so a row is leased to one receiver at a time),
+ * delayed delivery, visibility timeouts. A group receives what is published
+ * after it first subscribed, and keeps it while no consumer runs.
+ *
+ * @example
+ * const transport = getSqliteTransport({ path: 'app.db' });
+ * await transport.publish('orders', [createMessage({ type: 'OrderPlaced', data: {} })]);
+ */
+export function getSqliteTransport(options: SqliteTransportOptions): SqliteTransport {
+  if (options?.database === undefined && typeof options?.path !== 'string') {
+    throw new ValidationError({ path: 'path', message: 'give a database connection or a file path' });
+  }
+  const now = options.now ?? Date.now;
+  const pollInterval = Math.max(1, options.pollIntervalMs ?? 100);
+  const owned = options.database === undefined;
+  const db = options.database ?? openSqliteDatabase(options.path as string, options);
+  try {
+    migrate(db, 'transport', transportMigrations);
+  } catch (error) {
+    if (owned) db.close();
+    throw toStorageError(error);
+  }
+
+  const statements = {
+    groupsOf: db.prepare<[string], { group_name: string }>(
+      'SELECT group_name FROM factline_transport_groups WHERE topic = ?',
+    ),
+    addGroup: db.prepare<[string, string, number]>(
+      'INSERT OR IGNORE INTO factline_transport_groups (topic, group_name, created_at) VALUES (?, ?, ?)',
+    ),
+    insert: db.prepare<[string, string, string, string, string, number]>(
+      `INSERT INTO factline_transport_messages (topic, group_name, message_id, message, key, visible_at)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    ),
+    due: db.prepare<[string, string, number, number], MessageRow>(
+      `SELECT seq, message, delivery_count FROM factline_transport_messages
+       WHERE topic = ? AND group_name = ? AND visible_at <= ? ORDER BY seq LIMIT ?`,
+    ),
+    lease: db.prepare<[number, string, number]>(
+      `UPDATE factline_transport_messages
+       SET visible_at = ?, delivery_count = delivery_count + 1, lease = ? WHERE seq = ?`,
+    ),
+    nextDue: db.prepare<[string, string], { next: number | null }>(
+      'SELECT MIN(visible_at) AS next FROM factline_transport_messages WHERE topic = ? AND group_name = ?',
+    ),
+    ack: db.prepare<[number, string]>('DELETE FROM factline_transport_messages WHERE seq = ? AND lease = ?'),
+    release: db.prepare<[number, number, string]>(
+      'UPDATE factline_transport_messages SET visible_at = ?, lease = NULL WHERE seq = ? AND lease = ?',
+    ),
+    extend: db.prepare<[number, number, string]>(
+      'UPDATE factline_transport_messages SET visible_at = ? WHERE seq = ? AND lease = ?',
+    ),
+  };
+
+  /** In-process receivers waiting per topic and group, woken by this object's writes. */
+  const waiters = new Map<string, Set<() => void>>();
+  const waitKey = (topic: string, group: string) => `${topic}\u0000${group}`;
+  const wake = (topic: string, group: string) => {
+    for (const waiter of waiters.get(waitKey(topic, group)) ?? []) waiter();
+  };
+  let closed = false;
+
+  const run = <T>(work: () => T): T => {
+    if (closed) throw new StoreClosedError();
+    try {
+      return work();
+    } catch (error) {
+      throw toStorageError(error);
+    }
+  };
+
+  const insertAll = db.transaction((topic: string, groups: readonly string[], messages: readonly Message[]) => {
+    for (const group of groups) {
+      for (const message of messages) {
+        statements.insert.run(
+          topic,
+          group,
+          message.id,
+          serialize(message),
+          message.key,
+          message.deliverAt?.getTime() ?? 0,
+        );
+      }
+    }
+  });
+
+  const publishTx = db.transaction((topic: string, messages: readonly Message[]) => {
+    const groups = statements.groupsOf.all(topic).map((row) => row.group_name);
+    insertAll(topic, groups, messages);
+    return groups;
+  });
+
+  const takeTx = db.transaction((topic: string, group: string, max: number, visibility: number) => {
+    const at = now();
+    const rows = statements.due.all(topic, group, at, max);
+    return rows.map((row) => {
+      const lease = randomUUID();
+      statements.lease.run(at + visibility, lease, row.seq);
+      return { seq: row.seq, message: row.message, deliveryCount: row.delivery_count + 1, lease };
+    });
+  });
+
+  const settle = (
+    topic: string,
+    group: string,
+    seq: number,
+    lease: string,
+  ): Pick<Delivery, 'ack' | 'release' | 'extend'> => ({
+    async ack() {
+      run(() => statements.ack.run(seq, lease));
+    },
+    async release(delayMs: number) {
+      const changed = run(() => statements.release.run(now() + Math.max(0, delayMs), seq, lease)).changes;
+      if (changed > 0) wake(topic, group);
+    },
+    async extend(ms: number) {
+      run(() => statements.extend.run(now() + Math.max(0, ms), seq, lease));
+    },
+  });
+
+  return {
+    database: db,
+    capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
+
+    async publish(topic, messages) {
+      if (closed) throw new StoreClosedError();
+      check('topic', topic);
+      if (messages.length === 0) return;
+      const groups = run(() => publishTx.immediate(topic, messages));
+      for (const group of groups) wake(topic, group);
+    },
+
+    async redeliver(topic, group, messages) {
+      if (closed) throw new StoreClosedError();
+      check('topic', topic);
+      check('group', group);
+      if (messages.length === 0) return;
+      run(() => insertAll.immediate(topic, [group], messages));
+      wake(topic, group);
+    },
+
+    subscribe(topic: string, group: string, subscribeOptions: SubscribeOptions = {}): Subscription {
+      if (closed) throw new StoreClosedError();
+      check('topic', topic);
+      check('group', group);
+      const visibility = Math.max(0, subscribeOptions.visibilityTimeoutMs ?? 30_000);
+      run(() => statements.addGroup.run(topic, group, now()));
+      const key = waitKey(topic, group);
+      let subscriptionClosed = false;
+      const wakeMine = new Set<() => void>();
+
+      const take = (max: number): Delivery[] =>
+        run(() => takeTx.immediate(topic, group, Math.max(1, Math.floor(max)), visibility)).map((row) => ({
+          ...settle(topic, group, row.seq, row.lease),
+          message: deserialize(row.message),
+          deliveryCount: row.deliveryCount,
+        }));
+
+      return {
+        async receive(max: number, waitMs: number, signal: AbortSignal) {
+          if (closed || subscriptionClosed) throw new StoreClosedError();
+          const deadline = Date.now() + Math.max(0, waitMs);
+          for (;;) {
+            const found = take(max);
+            if (found.length > 0 || signal.aborted) return found;
+            const left = deadline - Date.now();
+            if (left <= 0) return found;
+            // Sleep until the next row of the group is due, a poll interval, a wake-up or the abort.
+            const next = run(() => statements.nextDue.get(topic, group))?.next;
+            const untilDue = next == null ? Number.POSITIVE_INFINITY : Math.max(1, next - now());
+            await new Promise<void>((resolve) => {
+              let set = waiters.get(key);
+              if (!set) {
+                set = new Set();
+                waiters.set(key, set);
+              }
+              const waiterSet = set;
+              const done = () => {
+                clearTimeout(timer);
+                waiterSet.delete(done);
+                wakeMine.delete(done);
+                if (waiterSet.size === 0) waiters.delete(key);
+                signal.removeEventListener('abort', done);
+                resolve();
+              };
+              const timer = setTimeout(done, Math.min(left, pollInterval, untilDue));
+              waiterSet.add(done);
+              wakeMine.add(done);
+              signal.addEventListener('abort', done, { once: true });
+            });
+            if (closed || subscriptionClosed || signal.aborted) return [];
+          }
+        },
+        async close() {
+          subscriptionClosed = true;
+          for (const done of [...wakeMine]) done();
+        },
+      };
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const set of [...waiters.values()]) for (const done of [...set]) done();
+      if (owned) db.close();
+    },
+  };
+}
