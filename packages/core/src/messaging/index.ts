@@ -15,6 +15,7 @@ export {
   type RetryPolicy,
 } from './consumer-ports.ts';
 export { currentMessageContext, type MessageContext, runInMessageContext } from './context.ts';
+export { defineEventRelay, type EventRelayOptions } from './event-relay.ts';
 export { getInMemoryTransport, type InMemoryTransportOptions } from './in-memory-transport.ts';
 export {
   createMessage,

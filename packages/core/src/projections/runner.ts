@@ -239,7 +239,13 @@ export function createProjectionRunner<Tx>(
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       if (w.abort.signal.aborted) return true;
       try {
-        const committed = await backend.commit(name, w.checkpoint, next, (tx) => w.projection.handle(batch, tx));
+        const committed = await backend.commit(
+          name,
+          w.checkpoint,
+          next,
+          (tx) => w.projection.handle(batch, tx),
+          w.projection.effects === 'external',
+        );
         if (!committed) {
           // Another runner moved the checkpoint: continue from where it is.
           w.checkpoint = await backend.loadCheckpoint(name);

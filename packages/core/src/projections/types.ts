@@ -35,6 +35,15 @@ export interface Projection<Tx = unknown> {
    * projection goes on after it.
    */
   onFailure?: 'stop' | 'park';
+  /**
+   * `'transactional'` (default): the handler writes through the transaction
+   * it is given, which also saves the checkpoint: each event counts exactly
+   * once. `'external'`: the handler's effects live elsewhere (publishing to a
+   * transport, calling a service); it may be async on every adapter, runs
+   * before the checkpoint is saved, and a batch may run again after a crash:
+   * at least once.
+   */
+  effects?: 'transactional' | 'external';
 }
 
 /** Checks a projection definition and returns it (typed for the adapter's transaction). */
@@ -105,7 +114,14 @@ export interface ProjectionBackend<Tx> {
    * saved checkpoint is still `expected` (another runner did not move it):
    * returns false, writing nothing, when it moved.
    */
-  commit(name: string, expected: number, checkpoint: number, work?: (tx: Tx) => void | Promise<void>): Promise<boolean>;
+  commit(
+    name: string,
+    expected: number,
+    checkpoint: number,
+    work?: (tx: Tx) => void | Promise<void>,
+    /** The work's effects are outside the database (`effects: 'external'`): it may run before the transaction. */
+    external?: boolean,
+  ): Promise<boolean>;
   /** Records a parked event and moves the checkpoint past it, in one transaction. */
   park(name: string, expected: number, event: RecordedEvent, error: string): Promise<boolean>;
   listParked(name?: string): Promise<ParkedEvent[]>;

@@ -90,8 +90,15 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
   return {
     store,
     loadCheckpoint: (name) => wrap(() => current(name)),
-    commit: (name, expected, next, work) =>
-      wrap(() => guarded(name, expected, next, () => work && synchronously(work(db), name))),
+    commit: async (name, expected, next, work, external) => {
+      if (external && work) {
+        // Effects elsewhere (at least once): run them first, then save the checkpoint.
+        if ((await wrap(() => current(name))) !== expected) return false;
+        await work(db);
+        return wrap(() => guarded(name, expected, next, () => undefined));
+      }
+      return wrap(() => guarded(name, expected, next, () => work && synchronously(work(db), name)));
+    },
     park: (name, expected, event: RecordedEvent, error: string) =>
       wrap(() =>
         guarded(name, expected, event.position, () => {
