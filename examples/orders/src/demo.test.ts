@@ -3,9 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { getSqliteEventStore, startSqliteProjections } from '@factline/sqlite';
+import type { RecordedEvent } from '@factline/core';
+import { getSqliteEventStore, getSqliteTransport, startSqliteProjections } from '@factline/sqlite';
 import { runOrdersDemo } from './demo.ts';
 import { orderSummaries, readOrderSummaries } from './order-summaries.ts';
+import { orderEventsRelay, printServices, startOrderServices } from './services.ts';
 
 test('the orders example places, pays, ships and cancels orders on a SQLite file', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'factline-orders-'));
@@ -56,6 +58,57 @@ test('order_summaries follows the orders through an async projection, and a rebu
     assert.equal(projections.status('order_summaries').lag, 0);
   } finally {
     await projections.stop();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('inventory, payment and notification each handle each of their order events once, with its correlation id', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'factline-orders-'));
+  const store = getSqliteEventStore({ path: join(dir, 'orders.db') });
+  const transport = getSqliteTransport({ database: store.database, pollIntervalMs: 20 });
+  const services = await startOrderServices(transport, { pollMs: 50 });
+  const projections = await startSqliteProjections(store, [orderSummaries, orderEventsRelay(transport)]);
+  try {
+    await runOrdersDemo(store, () => {});
+    const events: RecordedEvent[] = [];
+    for await (const event of store.readAll()) events.push(event);
+    await services.waitUntilHandled(events, 5000);
+    // Give a stray repeat the chance to show up before counting.
+    await projections.waitFor('order_events_relay', await store.headPosition(), { timeoutMs: 5000 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const expected = services.expected(events);
+    assert.equal(expected.inventory.length, 3);
+    assert.equal(expected.payment.length, 3);
+    assert.equal(expected.notification.length, 5);
+    const byId = new Map(events.map((e) => [e.id, e]));
+    for (const name of ['inventory', 'payment', 'notification'] as const) {
+      const actions = services.actions[name];
+      assert.deepEqual(actions.map((a) => a.eventId).sort(), [...expected[name]].sort(), `${name}: each event once`);
+      for (const action of actions) {
+        const event = byId.get(action.eventId);
+        assert.equal(action.type, event?.type);
+        assert.equal(action.correlationId, `checkout-${action.orderId}`);
+        assert.equal(action.correlationId, event?.metadata.correlationId);
+      }
+      assert.equal(services.consumers[name].stats().deadLettered, 0);
+    }
+    assert.deepEqual(
+      services.actions.notification.filter((a) => a.orderId === '1001').map((a) => a.type),
+      ['OrderPlaced', 'OrderShipped'],
+      'in stream order',
+    );
+    assert.deepEqual(Object.fromEntries(services.stock), { kettle: 9, mug: 20, tea: 10, lamp: 2 });
+    const lines: string[] = [];
+    printServices(services, (line) => lines.push(line));
+    assert.ok(
+      lines.some((l) => l.includes('order-1002') && l.includes('charged grace 40') && l.includes('checkout-1002')),
+    );
+  } finally {
+    await projections.stop();
+    await services.stop();
+    await transport.close();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,9 +1,11 @@
 // `npm start`: the reference system on the embedded SQLite default.
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { getSqliteEventStore, startSqliteProjections } from '@factline/sqlite';
+import type { RecordedEvent } from '@factline/core';
+import { getSqliteEventStore, getSqliteTransport, startSqliteProjections } from '@factline/sqlite';
 import { runOrdersDemo } from './demo.ts';
 import { orderSummaries, readOrderSummaries } from './order-summaries.ts';
+import { orderEventsRelay, printServices, startOrderServices } from './services.ts';
 
 const path = resolve(process.env.FACTLINE_ORDERS_DB ?? new URL('../.data/orders.db', import.meta.url).pathname);
 mkdirSync(dirname(path), { recursive: true });
@@ -11,8 +13,13 @@ mkdirSync(dirname(path), { recursive: true });
 for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
 
 const store = getSqliteEventStore({ path });
-// The order_summaries read model, kept by an async projection beside the store.
-const projections = await startSqliteProjections(store, [orderSummaries]);
+// The services' message transport, in the same SQLite file (sharing the store's connection).
+const transport = getSqliteTransport({ database: store.database });
+// Inventory, Payment and Notification: independent consumer groups, subscribed before anything is published.
+const services = await startOrderServices(transport, { pollMs: 200 });
+// The order_summaries read model, kept by an async projection beside the store, and the relay that
+// publishes the order events from the store (its outbox) to the services.
+const projections = await startSqliteProjections(store, [orderSummaries, orderEventsRelay(transport)]);
 try {
   console.log(`Factline orders example — SQLite store at ${path}\n`);
   await runOrdersDemo(store);
@@ -26,7 +33,16 @@ try {
   }
   const status = projections.status('order_summaries');
   console.log(`  (projection ${status.state}, checkpoint #${status.checkpoint}, lag ${status.lag})`);
+
+  // Eventually consistent: wait (with a deadline) until every service has handled every event it subscribes to.
+  const events: RecordedEvent[] = [];
+  for await (const event of store.readAll()) events.push(event);
+  await services.waitUntilHandled(events, 10_000);
+  console.log('\nServices on the event bus (relay → SQLite transport → one consumer group each):');
+  printServices(services);
 } finally {
   await projections.stop();
+  await services.stop();
+  await transport.close();
   await store.close();
 }

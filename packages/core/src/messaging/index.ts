@@ -15,6 +15,14 @@ export {
   type RetryPolicy,
 } from './consumer-ports.ts';
 export { currentMessageContext, type MessageContext, runInMessageContext } from './context.ts';
+export {
+  createEventBus,
+  type EventBus,
+  type EventBusOptions,
+  type EventHandler,
+  type PublishOptions,
+  type SubscriberOptions,
+} from './event-bus.ts';
 export { defineEventRelay, type EventRelayOptions } from './event-relay.ts';
 export { getInMemoryTransport, type InMemoryTransportOptions } from './in-memory-transport.ts';
 export {

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ValidationError } from '../errors/index.ts';
+import { defaultRetryPolicy } from './consumer-ports.ts';
+import { createEventBus } from './event-bus.ts';
+import { getInMemoryTransport } from './in-memory-transport.ts';
+import type { Message } from './message.ts';
+
+async function until(condition: () => boolean, what: string, deadlineMs = 5000) {
+  const deadline = Date.now() + deadlineMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+const fast = { pollMs: 20, retryPolicy: defaultRetryPolicy({ immediate: 1, delaysMs: [5], jitter: 0 }) };
+
+describe('event bus (in-memory transport)', () => {
+  it('fans out: three groups each receive every event of their types exactly once', async () => {
+    const bus = createEventBus({ transport: getInMemoryTransport() });
+    assert.equal(bus.topic, 'events');
+    const seen: Record<string, string[]> = { inventory: [], payment: [], notification: [] };
+    const inventory = bus.subscribe('inventory', ['OrderPlaced'], (m) => void seen.inventory?.push(m.id), fast);
+    const payment = bus.subscribe('payment', ['OrderPlaced'], (m) => void seen.payment?.push(m.id), fast);
+    const notification = bus.subscribe(
+      'notification',
+      ['OrderPlaced', 'OrderShipped'],
+      (m) => void seen.notification?.push(m.id),
+      fast,
+    );
+    await bus.start();
+
+    const placed: string[] = [];
+    const shipped: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      placed.push((await bus.publish('OrderPlaced', { i }, { key: `order-${i}` })).id);
+      shipped.push((await bus.publish('OrderShipped', { i }, { key: `order-${i}` })).id);
+    }
+    await bus.publish('Unrelated', {});
+    // Every group settles every message of the topic: the ones of other types are acknowledged unhandled.
+    await until(
+      () => [inventory, payment, notification].every((c) => c.stats().handled === 11),
+      'all groups to settle all messages',
+    );
+    await bus.stop();
+
+    assert.deepEqual(seen.inventory, placed);
+    assert.deepEqual(seen.payment, placed);
+    assert.deepEqual(
+      [...(seen.notification ?? [])].sort(),
+      [...placed, ...shipped].sort(),
+      'notification gets both types, once each',
+    );
+    for (const consumer of [inventory, payment, notification]) assert.equal(consumer.stats().duplicates, 0);
+  });
+
+  it('a failing handler in one group does not affect the others', async () => {
+    const bus = createEventBus({ transport: getInMemoryTransport(), topic: 'orders' });
+    const payments: number[] = [];
+    const notes: number[] = [];
+    const inventory = bus.subscribe(
+      'inventory',
+      ['OrderPlaced'],
+      (m) => {
+        if ((m.data as { i: number }).i === 1) throw new Error('out of stock');
+      },
+      fast,
+    );
+    const payment = bus.subscribe(
+      'payment',
+      ['OrderPlaced'],
+      (m) => void payments.push((m.data as { i: number }).i),
+      fast,
+    );
+    bus.subscribe('notification', ['OrderPlaced'], (m) => void notes.push((m.data as { i: number }).i), fast);
+    await bus.start();
+    for (let i = 0; i < 3; i++) await bus.publish('OrderPlaced', { i }, { key: `order-${i}` });
+
+    await until(() => inventory.stats().deadLettered === 1, 'the failing message dead-lettered in inventory');
+    await until(() => payments.length === 3 && notes.length === 3, 'the other groups');
+    await bus.stop();
+
+    assert.deepEqual(
+      payments.sort((a, b) => a - b),
+      [0, 1, 2],
+    );
+    assert.deepEqual(
+      notes.sort((a, b) => a - b),
+      [0, 1, 2],
+    );
+    assert.equal(inventory.stats().handled, 2);
+    assert.equal(payment.stats().retries, 0);
+    const [dead] = await inventory.deadLetters.list();
+    assert.deepEqual(dead?.message.data, { i: 1 });
+    assert.deepEqual(await payment.deadLetters.list(), []);
+  });
+
+  it('correlation flows from a published message to what a subscriber publishes', async () => {
+    const bus = createEventBus({ transport: getInMemoryTransport() });
+    const received: Message[] = [];
+    bus.subscribe(
+      'payment',
+      ['OrderPlaced'],
+      async (m) => {
+        await bus.publish('PaymentCharged', { orderId: (m.data as { orderId: string }).orderId });
+      },
+      fast,
+    );
+    bus.subscribe('audit', ['PaymentCharged'], (m) => void received.push(m), fast);
+    await bus.start();
+
+    const placed = await bus.publish('OrderPlaced', { orderId: '1' }, { metadata: { correlationId: 'checkout-1' } });
+    const started = await bus.publish('OrderPlaced', { orderId: '2' });
+    assert.equal(started.metadata.correlationId, started.id, 'without one, a message starts its own correlation');
+    await until(() => received.length === 2, 'the charges');
+    await bus.stop();
+
+    const byOrder = new Map(received.map((m) => [(m.data as { orderId: string }).orderId, m]));
+    assert.equal(byOrder.get('1')?.metadata.correlationId, 'checkout-1');
+    assert.equal(byOrder.get('1')?.metadata.causationId, placed.id);
+    assert.equal(byOrder.get('2')?.metadata.correlationId, started.id);
+    assert.equal(byOrder.get('2')?.metadata.causationId, started.id);
+  });
+
+  it('refuses a repeated group and empty type lists', () => {
+    const bus = createEventBus({ transport: getInMemoryTransport() });
+    bus.subscribe('a', ['X'], () => {});
+    assert.throws(() => bus.subscribe('a', ['X'], () => {}), ValidationError);
+    assert.throws(() => bus.subscribe('b', [], () => {}), ValidationError);
+  });
+});

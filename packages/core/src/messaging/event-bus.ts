@@ -1,0 +1,122 @@
+import { ValidationError, type ValidationIssue } from '../errors/index.ts';
+import { type Consumer, type ConsumerOptions, createConsumer } from './consumer.ts';
+import { createMessage, type Message, type MessageInput } from './message.ts';
+import type { Transport } from './transport.ts';
+
+export interface EventBusOptions {
+  transport: Transport;
+  /** The topic every event goes through. Default `'events'`. */
+  topic?: string;
+}
+
+/** What `publish` may set beside the type and data (id, key, metadata, headers, delayed delivery). */
+export type PublishOptions = Omit<MessageInput, 'type' | 'data'>;
+
+/** Consumer settings for one subscription (retry policy, inbox, dead letters, concurrency, …). */
+export type SubscriberOptions = Omit<ConsumerOptions, 'name' | 'topic' | 'transport' | 'handler'>;
+
+export type EventHandler = (message: Message) => void | Promise<void>;
+
+export interface EventBus {
+  readonly topic: string;
+  /** Builds a message (correlation inherited inside a handler) and publishes it; resolves to what was published. */
+  publish<Type extends string, Data>(type: Type, data: Data, options?: PublishOptions): Promise<Message<Type, Data>>;
+  /**
+   * Subscribes a consumer group to some event types. The group receives every
+   * event of the topic; those of other types are acknowledged without calling
+   * the handler. Subscribing while the bus runs starts the consumer at once.
+   */
+  subscribe(group: string, types: readonly string[], handler: EventHandler, options?: SubscriberOptions): Consumer;
+  /** Starts every subscription (each registers its group with the transport). */
+  start(): Promise<void>;
+  /** Stops every subscription (handlers in flight finish). The transport stays open: its owner closes it. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A small publish/subscribe facade over a transport and the consumer runtime.
+ *
+ * Every consumer group subscribed to the bus receives every event (fan-out);
+ * groups are independent: each has its own position, retries, inbox and dead
+ * letters, so a failing handler in one group holds back or dead-letters only
+ * that group's copy. Within a group delivery is at least once, in order per
+ * message key, and the consumer's inbox drops repeats by message id.
+ *
+ * A group receives what is published after it first subscribed to the
+ * transport, so start the subscriptions before the first publish.
+ *
+ * Events appended to an event store reach the bus through the store-as-outbox
+ * relay, run by the adapter's projection runner, on the bus's topic:
+ *
+ * @example
+ * const bus = createEventBus({ transport });
+ * bus.subscribe('inventory', ['OrderPlaced'], reserveStock);
+ * bus.subscribe('notification', ['OrderPlaced', 'OrderShipped'], notify);
+ * await bus.start();
+ * const relay = defineEventRelay({ name: 'order-events', transport, topic: bus.topic, handles: ['OrderPlaced', 'OrderShipped'] });
+ * const runner = await startSqliteProjections(store, [relay]);
+ * // … append events; each group gets each one, with the append's correlation id …
+ * await runner.stop();
+ * await bus.stop();
+ * await transport.close();
+ *
+ * Messages published from inside a handler inherit the handled message's
+ * correlation id and get its id as causation id.
+ */
+export function createEventBus(options: EventBusOptions): EventBus {
+  if (!options?.transport) throw new ValidationError({ path: 'transport', message: 'is required' });
+  const topic = options.topic ?? 'events';
+  if (typeof topic !== 'string' || topic.length === 0) {
+    throw new ValidationError({ path: 'topic', message: 'must be a non-empty string' });
+  }
+  const { transport } = options;
+  const consumers = new Map<string, Consumer>();
+  let running = false;
+
+  return {
+    topic,
+
+    async publish(type, data, publishOptions = {}) {
+      const message = createMessage({ ...publishOptions, type, data });
+      await transport.publish(topic, [message]);
+      return message;
+    },
+
+    subscribe(group, types, handler, consumerOptions = {}) {
+      const issues: ValidationIssue[] = [];
+      if (typeof group !== 'string' || group.length === 0) {
+        issues.push({ path: 'group', message: 'must be a non-empty string' });
+      } else if (consumers.has(group)) {
+        issues.push({ path: 'group', message: `"${group}" is already subscribed to this bus` });
+      }
+      if (!Array.isArray(types) || types.length === 0 || types.some((t) => typeof t !== 'string' || t.length === 0)) {
+        issues.push({ path: 'types', message: 'must be a non-empty list of event types' });
+      }
+      if (typeof handler !== 'function') issues.push({ path: 'handler', message: 'must be a function' });
+      if (issues.length > 0) throw new ValidationError(issues);
+
+      const wanted = new Set(types);
+      const consumer = createConsumer({
+        ...consumerOptions,
+        name: group,
+        topic,
+        transport,
+        // Other types are settled without a call: returning acknowledges them.
+        handler: (message) => (wanted.has(message.type) ? handler(message) : undefined),
+      });
+      consumers.set(group, consumer);
+      if (running) void consumer.start();
+      return consumer;
+    },
+
+    async start() {
+      running = true;
+      await Promise.all([...consumers.values()].map((c) => c.start()));
+    },
+
+    async stop() {
+      running = false;
+      await Promise.all([...consumers.values()].map((c) => c.stop()));
+    },
+  };
+}
