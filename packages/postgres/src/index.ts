@@ -6,6 +6,19 @@ export {
 } from './messaging/postgres-transport.ts';
 export { migratePostgres, type PostgresMigration } from './migrations.ts';
 export {
+  getPostgresOutbox,
+  type OutboxQueryable,
+  outboxChannel,
+  outboxLeaseKey,
+  outboxMigrations,
+  type PostgresOutbox,
+  type PostgresOutboxOptions,
+  type PostgresOutboxRelay,
+  type PostgresOutboxRelayOptions,
+  type PostgresOutboxRelayStats,
+  startPostgresOutboxRelay,
+} from './outbox/postgres-outbox.ts';
+export {
   getPostgresProjectionBackend,
   type PostgresProjectionBackend,
   type PostgresProjectionBackendOptions,

@@ -5,6 +5,16 @@ export {
   transportMigrations,
 } from './messaging/sqlite-transport.ts';
 export { type Migration, migrate } from './migrations.ts';
+export {
+  getSqliteOutbox,
+  outboxMigrations,
+  type SqliteOutbox,
+  type SqliteOutboxOptions,
+  type SqliteOutboxRelay,
+  type SqliteOutboxRelayOptions,
+  type SqliteOutboxRelayStats,
+  startSqliteOutboxRelay,
+} from './outbox/sqlite-outbox.ts';
 export { getSqliteProjectionBackend, startSqliteProjections } from './projections/sqlite-projections.ts';
 export {
   getSqliteEventStore,

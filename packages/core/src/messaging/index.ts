@@ -32,5 +32,8 @@ export {
   type MessageInput,
   type MessageMetadata,
   messageFromEvent,
+  messageFromJson,
+  messageToJson,
+  prepareMessages,
 } from './message.ts';
 export type { Delivery, SubscribeOptions, Subscription, Transport, TransportCapabilities } from './transport.ts';

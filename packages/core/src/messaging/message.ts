@@ -126,3 +126,45 @@ export function inheritCorrelation<M extends EventMetadata>(metadata: M, ownId?:
   }
   return metadata;
 }
+
+/** The JSON text a durable transport or outbox stores for a message. */
+export function messageToJson(message: Message): string {
+  return JSON.stringify(message);
+}
+
+/** A message back from its stored JSON, with `createdAt` and `deliverAt` as Dates again. */
+export function messageFromJson(text: string): Message {
+  const parsed = JSON.parse(text) as Message & { createdAt: string; deliverAt?: string | null };
+  const { deliverAt, ...rest } = parsed;
+  const message: Message = { ...rest, createdAt: new Date(parsed.createdAt) };
+  if (deliverAt !== undefined && deliverAt !== null) message.deliverAt = new Date(deliverAt);
+  return message;
+}
+
+const isBuiltMessage = (value: Message | MessageInput): value is Message =>
+  typeof value?.id === 'string' &&
+  typeof value.key === 'string' &&
+  (value as Message).createdAt instanceof Date &&
+  typeof (value as Message).headers === 'object' &&
+  typeof (value as Message).metadata === 'object';
+
+/**
+ * Messages for an outbox: built ones are kept as they are, inputs are built
+ * (inheriting the handled message's correlation); an id twice is a
+ * `ValidationError`.
+ */
+export function prepareMessages(
+  messages: readonly (Message | MessageInput)[],
+  now: () => number = Date.now,
+): Message[] {
+  if (!Array.isArray(messages)) throw new ValidationError({ path: 'messages', message: 'must be an array' });
+  const built = messages.map((m) => (isBuiltMessage(m) ? m : createMessage(m, now)));
+  const seen = new Set<string>();
+  built.forEach((message, i) => {
+    if (seen.has(message.id)) {
+      throw new ValidationError({ path: `messages[${i}].id`, message: `'${message.id}' appears twice` });
+    }
+    seen.add(message.id);
+  });
+  return built;
+}

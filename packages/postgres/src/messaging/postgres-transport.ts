@@ -4,6 +4,7 @@ import {
   type Delivery,
   isFactlineError,
   type Message,
+  messageFromJson,
   StoreClosedError,
   type SubscribeOptions,
   type Subscription,
@@ -96,14 +97,7 @@ interface TakenRow {
   lease: string;
 }
 
-/** The stored envelope: JSON, with the dates as ISO strings. */
-function reviveMessage(text: string): Message {
-  const parsed = JSON.parse(text) as Message & { createdAt: string; deliverAt?: string };
-  const message: Message = { ...parsed, createdAt: new Date(parsed.createdAt) };
-  if (parsed.deliverAt !== undefined && parsed.deliverAt !== null) message.deliverAt = new Date(parsed.deliverAt);
-  else delete message.deliverAt;
-  return message;
-}
+const reviveMessage = messageFromJson;
 
 /** Publish columns, one array each, in publish order. */
 function messageColumns(messages: readonly Message[]): [string[], string[], string[], (string | null)[]] {

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import {
   type Delivery,
   type Message,
+  messageFromJson,
+  messageToJson,
   StoreClosedError,
   type SubscribeOptions,
   type Subscription,
@@ -72,14 +74,8 @@ interface MessageRow {
   delivery_count: number;
 }
 
-const serialize = (message: Message) => JSON.stringify(message);
-
-const deserialize = (text: string): Message => {
-  const parsed = JSON.parse(text) as Message & { createdAt: string; deliverAt?: string };
-  const message: Message = { ...parsed, createdAt: new Date(parsed.createdAt) };
-  if (parsed.deliverAt !== undefined) message.deliverAt = new Date(parsed.deliverAt);
-  return message;
-};
+const serialize = messageToJson;
+const deserialize = messageFromJson;
 
 const check = (name: string, value: unknown) => {
   if (typeof value !== 'string' || value.length === 0) {

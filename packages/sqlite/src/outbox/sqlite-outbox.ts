@@ -1,0 +1,272 @@
+import {
+  assertIntegerOption,
+  type Message,
+  type MessageInput,
+  messageFromJson,
+  prepareMessages,
+  type Transport,
+  ValidationError,
+} from '@factline/core';
+import type { Database, Statement } from 'better-sqlite3';
+import { type Migration, migrate } from '../migrations.ts';
+import { toStorageError } from '../store/sqlite-errors.ts';
+
+/** The outbox table: messages written in the application's transactions, deleted once published. */
+export const outboxMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'transactional outbox',
+    up: `
+      CREATE TABLE factline_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic TEXT NOT NULL,
+        message_id TEXT NOT NULL UNIQUE,
+        key TEXT NOT NULL,
+        message TEXT NOT NULL CHECK (json_valid(message)),
+        created_at INTEGER NOT NULL
+      );
+    `,
+  },
+];
+
+export interface SqliteOutboxOptions {
+  /** The application's better-sqlite3 connection (the outbox never closes it). */
+  database: Database;
+  /** Clock for `created_at`; defaults to `Date.now`. */
+  now?: () => number;
+}
+
+export interface SqliteOutbox {
+  readonly database: Database;
+  /**
+   * Writes `messages` to the outbox on `db`, synchronously, inside the
+   * caller's open transaction (`db.transaction(...)`): they are published only
+   * if that transaction commits. Inputs without an id get one (UUIDv7).
+   * Returns the messages as they will be published.
+   */
+  enqueue(db: Database, topic: string, messages: readonly (Message | MessageInput)[]): Message[];
+  /** Rows waiting to be published. */
+  pending(): number;
+  /** @internal Called by relays to be woken when an enqueue may have committed. */
+  onEnqueue(listener: () => void): () => void;
+}
+
+export interface SqliteOutboxRelayOptions {
+  /** Rows read (and published) per round. Default 100. */
+  batchSize?: number;
+  /** How often the relay looks for rows while idle (rows written by other connections or processes). Default 100 ms. */
+  pollMs?: number;
+  /** Called when a publish (or a read or delete) fails; the relay tries again after `pollMs`. */
+  onError?: (error: unknown) => void;
+}
+
+export interface SqliteOutboxRelayStats {
+  /** Messages whose publish resolved. */
+  published: number;
+  /** Rounds that failed (publish, read or delete), retried after `pollMs`. */
+  failures: number;
+  lastError: unknown;
+  running: boolean;
+}
+
+export interface SqliteOutboxRelay {
+  /** Stops after the round in flight. */
+  stop(): Promise<void>;
+  stats(): SqliteOutboxRelayStats;
+}
+
+interface OutboxRow {
+  seq: number;
+  topic: string;
+  message: string;
+}
+
+/** Accepts built messages as they are, and builds the others (inheriting the handled message's correlation). */
+export const toOutboxMessages = prepareMessages;
+const revive = messageFromJson;
+
+/**
+ * A transactional outbox in the application's SQLite file, for state-based
+ * services: the application writes its rows and the messages to publish in
+ * one transaction of its own (`outbox.enqueue(db, …)` inside
+ * `db.transaction(...)`), and a relay (`startSqliteOutboxRelay`) publishes
+ * them afterwards, at least once, in outbox order. A rolled-back
+ * transaction's messages never exist, so they are never published.
+ *
+ * @example
+ * const outbox = getSqliteOutbox({ database: db });
+ * db.transaction(() => {
+ *   db.prepare('INSERT INTO orders (id) VALUES (?)').run('o-1');
+ *   outbox.enqueue(db, 'orders', [{ type: 'OrderPlaced', data: { id: 'o-1' }, key: 'o-1' }]);
+ * })();
+ * const relay = startSqliteOutboxRelay(outbox, transport);
+ */
+export function getSqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
+  const database = options?.database;
+  if (database === undefined || typeof database?.prepare !== 'function') {
+    throw new ValidationError({ path: 'database', message: 'must be a better-sqlite3 Database' });
+  }
+  const now = options.now ?? Date.now;
+  try {
+    migrate(database, 'outbox', outboxMigrations);
+  } catch (error) {
+    throw toStorageError(error);
+  }
+  // Statements belong to one connection: prepared per connection enqueue is given.
+  const inserts = new WeakMap<Database, Statement<[string, string, string, string, number]>>();
+  const insertOn = (db: Database) => {
+    let insert = inserts.get(db);
+    if (!insert) {
+      insert = db.prepare(
+        'INSERT INTO factline_outbox (topic, message_id, key, message, created_at) VALUES (?, ?, ?, ?, ?)',
+      );
+      inserts.set(db, insert);
+    }
+    return insert;
+  };
+  const count = database.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM factline_outbox');
+  const listeners = new Set<() => void>();
+
+  return {
+    database,
+    enqueue(db, topic, messages) {
+      if (db === undefined || typeof db?.prepare !== 'function') {
+        throw new ValidationError({ path: 'db', message: 'must be a better-sqlite3 Database' });
+      }
+      if (!db.inTransaction) {
+        throw new ValidationError({
+          path: 'db',
+          message: "no transaction is open: call enqueue inside the transaction that writes the application's rows",
+        });
+      }
+      if (typeof topic !== 'string' || topic.length === 0) {
+        throw new ValidationError({ path: 'topic', message: 'must be a non-empty string' });
+      }
+      const built = toOutboxMessages(messages, now);
+      const insert = insertOn(db);
+      const at = now();
+      try {
+        for (const message of built) insert.run(topic, message.id, message.key, JSON.stringify(message), at);
+      } catch (error) {
+        throw toStorageError(error);
+      }
+      // better-sqlite3 transactions are synchronous: by the next microtask this
+      // one has committed (the relay finds the rows) or rolled back (it finds none).
+      if (listeners.size > 0) {
+        queueMicrotask(() => {
+          for (const listener of listeners) listener();
+        });
+      }
+      return built;
+    },
+    pending: () => count.get()?.n ?? 0,
+    onEnqueue(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+  };
+}
+
+/**
+ * Publishes the outbox's rows to `transport`, oldest first: reads up to
+ * `batchSize` rows, publishes each run of consecutive rows of one topic in
+ * outbox order, and deletes those rows only once their publish resolved. A
+ * crash or failure between publish and delete publishes them again (at least
+ * once; consumers' inboxes drop the repeats by message id). Run one relay per
+ * database file.
+ */
+export function startSqliteOutboxRelay(
+  outbox: SqliteOutbox,
+  transport: Transport,
+  options: SqliteOutboxRelayOptions = {},
+): SqliteOutboxRelay {
+  if (!outbox?.database || typeof transport?.publish !== 'function') {
+    throw new ValidationError({ path: 'relay', message: 'needs an outbox and a transport' });
+  }
+  const batchSize = assertIntegerOption(options.batchSize, 'batchSize', 1) ?? 100;
+  const pollMs = assertIntegerOption(options.pollMs, 'pollMs', 1) ?? 100;
+  const db = outbox.database;
+  const read = db.prepare<[number], OutboxRow>('SELECT seq, topic, message FROM factline_outbox ORDER BY seq LIMIT ?');
+  const remove = db.prepare<[number]>('DELETE FROM factline_outbox WHERE seq = ?');
+  const removeAll = db.transaction((seqs: readonly number[]) => {
+    for (const seq of seqs) remove.run(seq);
+  });
+
+  const stats: SqliteOutboxRelayStats = { published: 0, failures: 0, lastError: undefined, running: true };
+  let running = true;
+  let wake: () => void = () => undefined;
+  let woken = false;
+  const signal = () => {
+    woken = true;
+    wake();
+  };
+  const unsubscribe = outbox.onEnqueue(signal);
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (woken || !running) {
+        woken = false;
+        return resolve();
+      }
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wake = () => undefined;
+        woken = false;
+        resolve();
+      }
+      wake = done;
+    });
+
+  /** One round: returns how many rows it published. */
+  const round = async (): Promise<number> => {
+    const rows = read.all(batchSize);
+    let done = 0;
+    while (done < rows.length && running) {
+      const topic = rows[done]?.topic as string;
+      let end = done;
+      while (end < rows.length && rows[end]?.topic === topic) end++;
+      const run = rows.slice(done, end);
+      await transport.publish(
+        topic,
+        run.map((row) => revive(row.message)),
+      );
+      stats.published += run.length;
+      removeAll(run.map((row) => row.seq));
+      done = end;
+    }
+    return rows.length;
+  };
+
+  const loop = (async () => {
+    while (running) {
+      let read = 0;
+      try {
+        read = await round();
+      } catch (error) {
+        stats.failures++;
+        stats.lastError = error;
+        try {
+          options.onError?.(error);
+        } catch {
+          // The callback's own failure changes nothing.
+        }
+        await pause(pollMs);
+        continue;
+      }
+      if (read < batchSize) await pause(pollMs);
+    }
+  })();
+
+  return {
+    async stop() {
+      running = false;
+      unsubscribe();
+      wake();
+      await loop;
+      stats.running = false;
+    },
+    stats: () => ({ ...stats }),
+  };
+}
