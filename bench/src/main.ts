@@ -1,4 +1,5 @@
 import { runWorkload, type Workload, writeResults } from './harness.ts';
+import { pipelineWorkloads, removePipelineFiles } from './workloads/pipeline.ts';
 import { postgresWorkloads } from './workloads/postgres.ts';
 import { dropPostgresScanSchemas, postgresScanWorkloads } from './workloads/postgres-scan.ts';
 import { projectionWorkloads, removeProjectionFiles } from './workloads/projections.ts';
@@ -11,6 +12,7 @@ const workloads: Workload[] = [
   ...postgresWorkloads,
   ...postgresScanWorkloads,
   ...projectionWorkloads,
+  ...pipelineWorkloads,
 ];
 const filter = process.argv[2] ?? '';
 const selected = workloads.filter((w) => w.name.includes(filter));
@@ -23,6 +25,7 @@ try {
 } finally {
   removeScanFiles();
   removeProjectionFiles();
+  removePipelineFiles();
   await dropPostgresScanSchemas();
 }
 writeResults(new URL('../results/latest.json', import.meta.url), filter);

@@ -1,0 +1,460 @@
+/**
+ * Messaging pipeline workloads (`npm run bench -- pipeline`):
+ * - `pipeline-sqlite-e2e` / `pipeline-postgres-e2e`: EVENTS single-event appends over 100 streams (100
+ *   concurrent writers, one per stream) → event relay (`defineEventRelay` on the adapter's projection
+ *   runner) → the adapter's SQL transport → `createConsumer` with an SQL inbox in the same database, whose
+ *   handler does one INSERT into a table of that database. Rate = messages/s from the first append to the
+ *   last message handled; p50/p99 = append resolved → handler done, in µs. `raw` = the same EVENTS INSERTs
+ *   done directly in a loop on one connection (the bare table work).
+ * - `pipeline-postgres-keys`: KEYS_MESSAGES messages over 1,000 keys published straight to the PostgreSQL
+ *   transport (untimed), then drained by a consumer (SQL inbox) whose handler does one INSERT on the pool;
+ *   concurrency 1 against 8, and their ratio (the scaling figure).
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type Consumer,
+  createConsumer,
+  createMessage,
+  defineEventRelay,
+  type Inbox,
+  type Message,
+  type ProjectionRunner,
+  type Transport,
+} from '@factline/core';
+import type { PostgresEventStore, PostgresTransport } from '@factline/postgres';
+import { getSqliteEventStore, getSqliteTransport, openSqliteDatabase, startSqliteProjections } from '@factline/sqlite';
+import type { Database } from 'better-sqlite3';
+import pg from 'pg';
+import { report, type Subject, type Trial, type Workload } from '../harness.ts';
+import { orderData } from './payload.ts';
+import { dropSchema, freshSchema, loadFactlinePostgres, pgUnavailable, pgUrl } from './postgres.ts';
+
+const EVENTS = Number(process.env.FACTLINE_BENCH_PIPELINE_EVENTS ?? 5000);
+const STREAMS = 100;
+const KEYS = 1000;
+const KEYS_MESSAGES = Number(process.env.FACTLINE_BENCH_PIPELINE_KEYS_MESSAGES ?? 5000);
+const KEYS_REPEAT = 3;
+const E2E_REPEAT = 3;
+const percentiles = new Map<string, { p50: number[]; p99: number[] }>();
+const TOPIC = 'orders';
+const dir = join(tmpdir(), `factline-bench-pipeline-${process.pid}`);
+let counter = 0;
+
+export function removePipelineFiles(): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const freshFile = () => {
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `trial-${++counter}.db`);
+};
+
+const removeFile = (path: string) => {
+  for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
+};
+
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+
+interface Item {
+  i: number;
+  total: number;
+}
+
+/** Counts handled messages and resolves once `expected` distinct ones were handled. */
+function completion(expected: number) {
+  const handledAt = new Float64Array(expected);
+  let handled = 0;
+  let resolve: () => void = () => {};
+  const done = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return {
+    handledAt,
+    done,
+    mark(i: number) {
+      if (handledAt[i] === 0) {
+        handledAt[i] = performance.now();
+        if (++handled === expected) resolve();
+      }
+    },
+  };
+}
+
+// ---- inboxes in the same database ----
+
+function sqliteInbox(db: Database): Inbox {
+  db.exec(`CREATE TABLE IF NOT EXISTS bench_inbox (
+    consumer TEXT NOT NULL, message_id TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (consumer, message_id))`);
+  const has = db.prepare<[string, string]>('SELECT 1 FROM bench_inbox WHERE consumer = ? AND message_id = ?');
+  const add = db.prepare<[string, string, number]>(
+    'INSERT OR IGNORE INTO bench_inbox (consumer, message_id, at) VALUES (?, ?, ?)',
+  );
+  const prune = db.prepare<[number]>('DELETE FROM bench_inbox WHERE at < ?');
+  return {
+    has: async (consumer, id) => has.get(consumer, id) !== undefined,
+    add: async (consumer, id, at) => {
+      add.run(consumer, id, at.getTime());
+    },
+    prune: async (before) => {
+      prune.run(before.getTime());
+    },
+  };
+}
+
+async function pgInbox(pool: pg.Pool, schema: string): Promise<Inbox> {
+  await pool.query(`CREATE TABLE IF NOT EXISTS "${schema}".bench_inbox (
+    consumer text NOT NULL, message_id text NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (consumer, message_id))`);
+  return {
+    has: async (consumer, id) =>
+      (
+        await pool.query({
+          name: `inbox-has-${schema}`,
+          text: `SELECT 1 FROM "${schema}".bench_inbox WHERE consumer = $1 AND message_id = $2`,
+          values: [consumer, id],
+        })
+      ).rowCount !== 0,
+    add: async (consumer, id, at) => {
+      await pool.query({
+        name: `inbox-add-${schema}`,
+        text: `INSERT INTO "${schema}".bench_inbox (consumer, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+        values: [consumer, id, at],
+      });
+    },
+    prune: async (before) => {
+      await pool.query(`DELETE FROM "${schema}".bench_inbox WHERE at < $1`, [before]);
+    },
+  };
+}
+
+const ITEMS_SQLITE =
+  'CREATE TABLE IF NOT EXISTS bench_items (id TEXT PRIMARY KEY, stream TEXT NOT NULL, total REAL NOT NULL)';
+const ITEMS_PG = (schema: string) =>
+  `CREATE TABLE IF NOT EXISTS "${schema}".bench_items (id text PRIMARY KEY, stream text NOT NULL, total double precision NOT NULL)`;
+const INSERT_PG = (schema: string) => `INSERT INTO "${schema}".bench_items (id, stream, total) VALUES ($1, $2, $3)`;
+
+// ---- end to end ----
+
+interface E2eParts {
+  append: (stream: string, data: Item) => Promise<unknown>;
+  transport: Transport;
+  inbox: Inbox;
+  insert: (message: Message) => Promise<void> | void;
+  startRelay: () => Promise<ProjectionRunner>;
+  close: () => Promise<void>;
+}
+
+/** Shared run of the e2e subjects: the consumer and the relay are up before the clock starts. */
+function e2eTrial(workload: string, subject: string, concurrency: number, open: () => Promise<E2eParts>): Trial {
+  let parts: E2eParts;
+  let consumer: Consumer;
+  let runner: ProjectionRunner | undefined;
+  const tracker = completion(EVENTS);
+  const appendedAt = new Float64Array(EVENTS);
+  return {
+    setup: async () => {
+      parts = await open();
+      consumer = createConsumer({
+        name: 'bench',
+        topic: TOPIC,
+        transport: parts.transport,
+        inbox: parts.inbox,
+        concurrency,
+        handler: async (message) => {
+          await parts.insert(message);
+          tracker.mark((message.data as Item).i);
+        },
+      });
+      await consumer.start();
+      runner = await parts.startRelay();
+    },
+    run: async () => {
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: STREAMS }, async (_, s) => {
+          for (let i = s; i < EVENTS; i += STREAMS) {
+            await parts.append(`order-${s}`, { i, total: orderData(i).total });
+            appendedAt[i] = performance.now();
+          }
+        }),
+      );
+      await tracker.done;
+      const seconds = (performance.now() - started) / 1000;
+      const latencies = Array.from(appendedAt, (at, i) => Math.max(0, (tracker.handledAt[i] as number) - at)).sort(
+        (a, b) => a - b,
+      );
+      // Each subject's last trial reports the medians of its trials' percentiles (one figure each).
+      const key = `${workload} ${subject}`;
+      const seen = percentiles.get(key) ?? { p50: [], p99: [] };
+      seen.p50.push(percentile(latencies, 50) * 1000);
+      seen.p99.push(percentile(latencies, 99) * 1000);
+      percentiles.set(key, seen);
+      if (seen.p50.length === E2E_REPEAT) {
+        report(workload, `${subject}.p50`, median(seen.p50), 'us');
+        report(workload, `${subject}.p99`, median(seen.p99), 'us');
+      }
+      return { units: EVENTS, seconds };
+    },
+    teardown: async () => {
+      await runner?.stop();
+      await consumer?.stop();
+      await parts?.close();
+    },
+  };
+}
+
+function sqliteE2e(workload: string, name: string, concurrency: number): Subject {
+  return {
+    name,
+    trial: () => {
+      const path = freshFile();
+      return e2eTrial(workload, name, concurrency, async () => {
+        const store = getSqliteEventStore({ path });
+        const transport = getSqliteTransport({ database: store.database });
+        store.database.exec(ITEMS_SQLITE);
+        const insert = store.database.prepare<[string, string, number]>(
+          'INSERT INTO bench_items (id, stream, total) VALUES (?, ?, ?)',
+        );
+        return {
+          append: (stream, data) => store.append(stream, [{ type: 'ItemAdded', data }]),
+          transport,
+          inbox: sqliteInbox(store.database),
+          insert: (message) => {
+            insert.run(message.id, message.key, (message.data as Item).total);
+          },
+          startRelay: () =>
+            startSqliteProjections(
+              store,
+              [defineEventRelay({ name: 'relay', transport, topic: TOPIC, handles: ['ItemAdded'] })],
+              {
+                batchSize: 1000,
+              },
+            ),
+          close: async () => {
+            await transport.close();
+            await store.close();
+            removeFile(path);
+          },
+        };
+      });
+    },
+  };
+}
+
+const sqliteRaw: Subject = {
+  name: 'raw',
+  trial: () => {
+    const path = freshFile();
+    let db: Database;
+    return {
+      setup: () => {
+        db = openSqliteDatabase(path);
+        db.exec(ITEMS_SQLITE);
+      },
+      run: () => {
+        const insert = db.prepare<[string, string, number]>(
+          'INSERT INTO bench_items (id, stream, total) VALUES (?, ?, ?)',
+        );
+        for (let i = 0; i < EVENTS; i++) insert.run(crypto.randomUUID(), `order-${i % STREAMS}`, orderData(i).total);
+        return EVENTS;
+      },
+      teardown: () => {
+        db.close();
+        removeFile(path);
+      },
+    };
+  },
+};
+
+function pgE2e(workload: string, name: string, concurrency: number): Subject {
+  return {
+    name,
+    trial: async () => {
+      const reason = await pgUnavailable();
+      if (reason) return reason;
+      const factline = await loadFactlinePostgres();
+      if (typeof factline === 'string') return factline;
+      const schema = freshSchema('pipeline');
+      return e2eTrial(workload, name, concurrency, async () => {
+        const store: PostgresEventStore = await factline.getPostgresEventStore({ connectionString: pgUrl, schema });
+        const transport: PostgresTransport = await factline.getPostgresTransport({ connectionString: pgUrl, schema });
+        await store.pool.query(ITEMS_PG(schema));
+        const text = INSERT_PG(schema);
+        return {
+          append: (stream, data) => store.append(stream, [{ type: 'ItemAdded', data }]),
+          transport,
+          inbox: await pgInbox(store.pool, schema),
+          insert: async (message) => {
+            await store.pool.query({
+              name: `items-${schema}`,
+              text,
+              values: [message.id, message.key, (message.data as Item).total],
+            });
+          },
+          startRelay: () =>
+            factline.startPostgresProjections(
+              store,
+              [defineEventRelay({ name: 'relay', transport, topic: TOPIC, handles: ['ItemAdded'] })],
+              { batchSize: 1000 },
+            ),
+          close: async () => {
+            await transport.close();
+            await store.dropSchema();
+            await store.close();
+          },
+        };
+      });
+    },
+  };
+}
+
+/** The bare table work on PostgreSQL: `count` autocommit prepared INSERTs on one client. */
+function pgRaw(count: number): Subject {
+  return {
+    name: 'raw',
+    trial: async () => {
+      const reason = await pgUnavailable();
+      if (reason) return reason;
+      const schema = freshSchema('pipeline_raw');
+      let client: pg.Client | undefined;
+      return {
+        setup: async () => {
+          client = new pg.Client({ connectionString: pgUrl });
+          await client.connect();
+          await client.query(`CREATE SCHEMA "${schema}"`);
+          await client.query(ITEMS_PG(schema));
+        },
+        run: async () => {
+          const c = client as pg.Client;
+          const text = INSERT_PG(schema);
+          for (let i = 0; i < count; i++) {
+            await c.query({
+              name: 'items',
+              text,
+              values: [crypto.randomUUID(), `order-${i % STREAMS}`, orderData(i).total],
+            });
+          }
+          return count;
+        },
+        teardown: async () => {
+          await client?.end();
+          await dropSchema(schema);
+        },
+      };
+    },
+  };
+}
+
+// ---- keys: consumer scaling on PostgreSQL ----
+
+const keyRates = new Map<string, number[]>();
+
+function pgKeys(name: string, concurrency: number): Subject {
+  return {
+    name,
+    trial: async () => {
+      const reason = await pgUnavailable();
+      if (reason) return reason;
+      const factline = await loadFactlinePostgres();
+      if (typeof factline === 'string') return factline;
+      const schema = freshSchema('pipeline_keys');
+      let transport: PostgresTransport | undefined;
+      let consumer: Consumer | undefined;
+      const tracker = completion(KEYS_MESSAGES);
+      return {
+        setup: async () => {
+          transport = await factline.getPostgresTransport({ connectionString: pgUrl, schema });
+          const pool = transport.pool;
+          await pool.query(ITEMS_PG(schema));
+          const text = INSERT_PG(schema);
+          const inbox = await pgInbox(pool, schema);
+          consumer = createConsumer({
+            name: 'bench',
+            topic: TOPIC,
+            transport,
+            inbox,
+            concurrency,
+            handler: async (message) => {
+              const item = message.data as Item;
+              await pool.query({ name: `items-${schema}`, text, values: [message.id, message.key, item.total] });
+              tracker.mark(item.i);
+            },
+          });
+          // The group must exist before the publish for the messages to reach it.
+          await consumer.start();
+          await consumer.stop();
+          for (let from = 0; from < KEYS_MESSAGES; from += 1000) {
+            const batch = Array.from({ length: Math.min(1000, KEYS_MESSAGES - from) }, (_, j) =>
+              createMessage({
+                type: 'ItemAdded',
+                key: `key-${(from + j) % KEYS}`,
+                data: { i: from + j, total: orderData(from + j).total },
+              }),
+            );
+            await transport.publish(TOPIC, batch);
+          }
+        },
+        run: async () => {
+          const started = performance.now();
+          await consumer?.start();
+          await tracker.done;
+          const seconds = (performance.now() - started) / 1000;
+          const list = keyRates.get(name) ?? [];
+          list.push(KEYS_MESSAGES / seconds);
+          keyRates.set(name, list);
+          // The last trial of the workload reports the scaling figure from both subjects' medians.
+          const one = keyRates.get('factline-1') ?? [];
+          const eight = keyRates.get('factline-8') ?? [];
+          if (one.length === KEYS_REPEAT && eight.length === KEYS_REPEAT)
+            report('pipeline-postgres-keys', 'factline-8/factline-1', median(eight) / median(one), 'x');
+          return { units: KEYS_MESSAGES, seconds };
+        },
+        teardown: async () => {
+          await consumer?.stop();
+          await transport?.close();
+          await dropSchema(schema);
+        },
+      };
+    },
+  };
+}
+
+export const pipelineWorkloads: Workload[] = [
+  {
+    name: 'pipeline-sqlite-e2e',
+    description: `${EVENTS} single-event appends over ${STREAMS} streams (as fast as the store takes them) → event relay → SQLite transport (shared connection) → consumer (SQL inbox) with one INSERT per message; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one connection`,
+    unit: 'messages/s',
+    repeat: E2E_REPEAT,
+    subjects: [
+      sqliteE2e('pipeline-sqlite-e2e', 'factline-1', 1),
+      sqliteE2e('pipeline-sqlite-e2e', 'factline-8', 8),
+      sqliteRaw,
+    ],
+  },
+  {
+    name: 'pipeline-postgres-e2e',
+    description: `${EVENTS} single-event appends over ${STREAMS} streams → event relay → PostgreSQL transport → consumer (SQL inbox on the store's pool) with one INSERT per message; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one client`,
+    unit: 'messages/s',
+    repeat: E2E_REPEAT,
+    subjects: [
+      pgE2e('pipeline-postgres-e2e', 'factline-1', 1),
+      pgE2e('pipeline-postgres-e2e', 'factline-8', 8),
+      pgRaw(EVENTS),
+    ],
+  },
+  {
+    name: 'pipeline-postgres-keys',
+    description: `${KEYS_MESSAGES} messages over ${KEYS} keys published to the PostgreSQL transport (untimed), drained by a consumer (SQL inbox) doing one INSERT per message on the pool; factline-8/factline-1 = the scaling figure`,
+    unit: 'messages/s',
+    repeat: KEYS_REPEAT,
+    subjects: [pgKeys('factline-1', 1), pgKeys('factline-8', 8)],
+  },
+];
