@@ -17,7 +17,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defineProjection, type ProjectionRunner, type RecordedEvent } from '@factline/core';
+import { defineProjection, type EventStore, type ProjectionRunner, type RecordedEvent } from '@factline/core';
 import type { PostgresEventStore } from '@factline/postgres';
 import { getSqliteEventStore, type SqliteEventStore, startSqliteProjections } from '@factline/sqlite';
 import type { Database } from 'better-sqlite3';
@@ -165,16 +165,17 @@ const emmettSqliteCatchUp: Subject = {
   },
 };
 
-/** Appends at `rate`/s for `seconds`; each append's latency is append resolved → read model shows it. */
-async function latencyRun(
+/**
+ * Appends at `rate`/s for `seconds` (one event each, 100 streams); each append's latency runs from
+ * `append` resolving to the projection having applied it.
+ */
+async function pacedAppends(
+  store: Pick<EventStore, 'append'>,
+  runner: Pick<ProjectionRunner, 'waitFor'>,
+  name: string,
   rate: number,
   seconds: number,
-): Promise<{ units: number; seconds: number; latencies: number[] }> {
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `latency-${++trialCounter}.db`);
-  const store = getSqliteEventStore({ path });
-  const name = 'latency';
-  const runner = await startSqliteProjections(store, [summaries(name)], { batchSize: 1000 });
+): Promise<{ total: number; elapsed: number; latencies: number[] }> {
   const latencies: number[] = [];
   const total = rate * seconds;
   const started = performance.now();
@@ -194,6 +195,20 @@ async function latencyRun(
   }
   await Promise.all(pending);
   const elapsed = (performance.now() - started) / 1000;
+  return { total, elapsed, latencies };
+}
+
+/** Appends at `rate`/s for `seconds`; each append's latency is append resolved → read model shows it. */
+async function latencyRun(
+  rate: number,
+  seconds: number,
+): Promise<{ units: number; seconds: number; latencies: number[] }> {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `latency-${++trialCounter}.db`);
+  const store = getSqliteEventStore({ path });
+  const name = 'latency';
+  const runner = await startSqliteProjections(store, [summaries(name)], { batchSize: 1000 });
+  const { total, elapsed, latencies } = await pacedAppends(store, runner, name, rate, seconds);
   await runner.stop();
   await store.close();
   for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
@@ -336,25 +351,7 @@ async function pgLatencyRun(rate: number, seconds: number, sameStore: boolean) {
   const reader = sameStore ? writer : await factline.getPostgresEventStore({ connectionString: pgUrl, schema });
   const name = 'latency';
   const runner = await factline.startPostgresProjections(reader, [pgSummaries(schema, name)], { batchSize: 1000 });
-  const latencies: number[] = [];
-  const total = rate * seconds;
-  const started = performance.now();
-  const pending: Promise<void>[] = [];
-  for (let i = 0; i < total; i++) {
-    const due = started + (i * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    pending.push(
-      (async () => {
-        const { position } = await writer.append(`order-${i % 100}`, [{ type: 'ItemAdded', data: orderData(i) }]);
-        const appended = performance.now();
-        await runner.waitFor(name, position, { timeoutMs: 10_000 });
-        latencies.push(performance.now() - appended);
-      })(),
-    );
-  }
-  await Promise.all(pending);
-  const elapsed = (performance.now() - started) / 1000;
+  const { total, elapsed, latencies } = await pacedAppends(writer, runner, name, rate, seconds);
   await runner.stop();
   if (!sameStore) await reader.close();
   await writer.dropSchema();

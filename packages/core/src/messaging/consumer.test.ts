@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
+import { waitUntil } from '../testing/wait-until.ts';
 import { createConsumer } from './consumer.ts';
 import { defaultRetryPolicy, NonRetryableError } from './consumer-ports.ts';
 import { getInMemoryTransport } from './in-memory-transport.ts';
 import { createMessage, type Message } from './message.ts';
-
-async function until(condition: () => boolean | Promise<boolean>, what: string, deadlineMs = 5000) {
-  const deadline = Date.now() + deadlineMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 const fast = { pollMs: 20, retryPolicy: defaultRetryPolicy({ immediate: 1, delaysMs: [5, 5], jitter: 0 }) };
 
@@ -31,7 +24,7 @@ describe('consumer pipeline (in-memory transport)', () => {
     const message = createMessage({ type: 'OrderPlaced', data: {}, key: 'order-1' });
     await transport.publish('orders', [message]);
     await transport.publish('orders', [message]);
-    await until(() => consumer.stats().duplicates === 1, 'the duplicate');
+    await waitUntil(() => consumer.stats().duplicates === 1, 'the duplicate');
     assert.deepEqual(applied, [message.id]);
     await consumer.stop();
   });
@@ -56,7 +49,7 @@ describe('consumer pipeline (in-memory transport)', () => {
       poison,
       ...Array.from({ length: 5 }, (_, i) => createMessage({ type: 'OrderPlaced', data: { n: i }, key: `order-${i}` })),
     ]);
-    await until(() => consumer.stats().deadLettered === 1, 'the dead letter');
+    await waitUntil(() => consumer.stats().deadLettered === 1, 'the dead letter');
     assert.equal(applied.length, 5, 'the other keys were held up');
     const [record] = await consumer.deadLetters.list({ error: 'no such sku' });
     assert.ok(record);
@@ -71,7 +64,7 @@ describe('consumer pipeline (in-memory transport)', () => {
 
     fixed = true;
     assert.equal(await consumer.deadLetters.redrive(record.id), 1);
-    await until(() => applied.includes('order-bad:0'), 'the redriven message');
+    await waitUntil(() => applied.includes('order-bad:0'), 'the redriven message');
     assert.equal(await consumer.deadLetters.redrive(record.id), 0, 'a redriven record is not redriven again');
     const after = await consumer.deadLetters.show(record.id);
     assert.equal(after?.state, 'redriven');
@@ -95,7 +88,7 @@ describe('consumer pipeline (in-memory transport)', () => {
     });
     await consumer.start();
     await transport.publish('orders', [createMessage({ type: 'OrderPlaced', data: {} })]);
-    await until(() => consumer.stats().deadLettered === 1, 'the dead letter');
+    await waitUntil(() => consumer.stats().deadLettered === 1, 'the dead letter');
     assert.equal(runs, 1);
     const [record] = await consumer.deadLetters.list();
     assert.equal(record?.attempts, 1);
@@ -142,7 +135,7 @@ describe('consumer pipeline (in-memory transport)', () => {
     }
     await consumer.start(); // a group receives what is published after it first subscribed
     await transport.publish('payments', messages);
-    await until(() => consumer.stats().handled === messages.length, 'every message', 20_000);
+    await waitUntil(() => consumer.stats().handled === messages.length, 'every message', 20_000);
     for (let k = 0; k < 20; k++) {
       assert.deepEqual(
         seen.get(`acct-${k}`),
@@ -177,7 +170,7 @@ describe('consumer pipeline (in-memory transport)', () => {
       'orders',
       [0, 1, 2].map((n) => createMessage({ type: 'OrderPlaced', data: { n }, key: 'order-9' })),
     );
-    await until(() => applied.length === 2, 'the key moving on');
+    await waitUntil(() => applied.length === 2, 'the key moving on');
     assert.deepEqual(applied, [0, 2]);
     assert.equal((await consumer.deadLetters.list())[0]?.reason, 'delayed retry, key moved on');
     await consumer.stop();
@@ -208,7 +201,7 @@ describe('consumer pipeline (in-memory transport)', () => {
     await stock.start();
     const first = createMessage({ type: 'OrderPlaced', data: {} });
     await transport.publish('orders', [first]);
-    await until(async () => (await store.readStream('payment-1')).exists, 'the third hop');
+    await waitUntil(async () => (await store.readStream('payment-1')).exists, 'the third hop');
     const [event] = (await store.readStream('payment-1')).events;
     assert.equal(event?.metadata.correlationId, first.id);
     assert.notEqual(event?.metadata.causationId, first.id, 'the event was caused by the second message');
@@ -240,7 +233,7 @@ describe('consumer pipeline (in-memory transport)', () => {
       'orders',
       [0, 1, 2].map((n) => createMessage({ type: 'OrderPlaced', data: { n }, key: 'order-1' })),
     );
-    await until(() => release !== undefined, 'the first handler');
+    await waitUntil(() => release !== undefined, 'the first handler');
     const stopping = first.stop();
     release?.();
     await stopping;
@@ -253,7 +246,7 @@ describe('consumer pipeline (in-memory transport)', () => {
       handler: (m) => void done.push((m.data as { n: number }).n),
     });
     await second.start();
-    await until(() => done.length === 3, 'the released messages');
+    await waitUntil(() => done.length === 3, 'the released messages');
     assert.deepEqual(done, [0, 1, 2]);
     await second.stop();
   });

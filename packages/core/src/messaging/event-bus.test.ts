@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ValidationError } from '../errors/index.ts';
+import { waitUntil } from '../testing/wait-until.ts';
 import { defaultRetryPolicy } from './consumer-ports.ts';
 import { createEventBus } from './event-bus.ts';
 import { getInMemoryTransport } from './in-memory-transport.ts';
 import type { Message } from './message.ts';
-
-async function until(condition: () => boolean, what: string, deadlineMs = 5000) {
-  const deadline = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 const fast = { pollMs: 20, retryPolicy: defaultRetryPolicy({ immediate: 1, delaysMs: [5], jitter: 0 }) };
 
@@ -39,7 +32,7 @@ describe('event bus (in-memory transport)', () => {
     }
     await bus.publish('Unrelated', {});
     // Every group settles every message of the topic: the ones of other types are acknowledged unhandled.
-    await until(
+    await waitUntil(
       () => [inventory, payment, notification].every((c) => c.stats().handled === 11),
       'all groups to settle all messages',
     );
@@ -77,8 +70,8 @@ describe('event bus (in-memory transport)', () => {
     await bus.start();
     for (let i = 0; i < 3; i++) await bus.publish('OrderPlaced', { i }, { key: `order-${i}` });
 
-    await until(() => inventory.stats().deadLettered === 1, 'the failing message dead-lettered in inventory');
-    await until(() => payments.length === 3 && notes.length === 3, 'the other groups');
+    await waitUntil(() => inventory.stats().deadLettered === 1, 'the failing message dead-lettered in inventory');
+    await waitUntil(() => payments.length === 3 && notes.length === 3, 'the other groups');
     await bus.stop();
 
     assert.deepEqual(
@@ -113,7 +106,7 @@ describe('event bus (in-memory transport)', () => {
     const placed = await bus.publish('OrderPlaced', { orderId: '1' }, { metadata: { correlationId: 'checkout-1' } });
     const started = await bus.publish('OrderPlaced', { orderId: '2' });
     assert.equal(started.metadata.correlationId, started.id, 'without one, a message starts its own correlation');
-    await until(() => received.length === 2, 'the charges');
+    await waitUntil(() => received.length === 2, 'the charges');
     await bus.stop();
 
     const byOrder = new Map(received.map((m) => [(m.data as { orderId: string }).orderId, m]));

@@ -37,3 +37,4 @@ export {
   prepareMessages,
 } from './message.ts';
 export type { Delivery, SubscribeOptions, Subscription, Transport, TransportCapabilities } from './transport.ts';
+export { createWakeablePause, type WakeablePause } from './wakeable-pause.ts';

@@ -31,3 +31,4 @@ export {
   testTransportConformance,
   transportConformanceCases,
 } from './transport-conformance.ts';
+export { waitUntil } from './wait-until.ts';

@@ -12,6 +12,7 @@ import {
   ValidationError,
 } from '@factline/core';
 import pg from 'pg';
+import { ChannelListener } from '../channel-listener.ts';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { toStorageError } from '../pg-errors.ts';
 
@@ -139,81 +140,6 @@ const checkName = (name: string, value: unknown) => {
   }
 };
 
-/** Calls `wake(topic)` for each notification (`undefined`: anything may have been published). */
-class TransportListener {
-  private client: pg.Client | undefined;
-  private active = false;
-  private wanted = false;
-  private attempt = 0;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-
-  constructor(
-    private readonly connection: pg.ClientConfig,
-    private readonly channel: string,
-    private readonly wake: (topic: string | undefined) => void,
-  ) {}
-
-  get listening(): boolean {
-    return this.active;
-  }
-
-  start(): void {
-    if (this.wanted) return;
-    this.wanted = true;
-    void this.connect();
-  }
-
-  async close(): Promise<void> {
-    this.wanted = false;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const client = this.client;
-    this.client = undefined;
-    this.active = false;
-    if (client) await client.end().catch(() => undefined);
-  }
-
-  private async connect(): Promise<void> {
-    this.timer = undefined;
-    if (!this.wanted || this.client) return;
-    const client = new pg.Client(this.connection);
-    this.client = client;
-    client.on('error', () => this.lost(client));
-    client.on('end', () => this.lost(client));
-    client.on('notification', (notification) => {
-      if (notification.channel !== this.channel) return;
-      this.wake(notification.payload ? notification.payload : undefined);
-    });
-    try {
-      await client.connect();
-      await client.query(`LISTEN "${this.channel}"`);
-    } catch {
-      this.lost(client);
-      return;
-    }
-    if (this.client !== client) {
-      await client.end().catch(() => undefined);
-      return;
-    }
-    this.active = true;
-    this.attempt = 0;
-    // Publishes made while not listening were not heard.
-    this.wake(undefined);
-  }
-
-  private lost(client: pg.Client): void {
-    if (this.client !== client) return;
-    this.client = undefined;
-    this.active = false;
-    client.end().catch(() => undefined);
-    if (!this.wanted) return;
-    const ceiling = Math.min(30_000, 100 * 2 ** this.attempt);
-    this.attempt += 1;
-    this.timer = setTimeout(() => void this.connect(), ceiling * (0.5 + Math.random() / 2));
-    this.timer.unref?.();
-  }
-}
-
 /**
  * A durable transport on PostgreSQL tables (migration component `transport`):
  * every consumer group of a topic gets its own copy of each message published
@@ -289,7 +215,17 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
         : { ...(pool.options as pg.ClientConfig) });
     return { connectionTimeoutMillis: 10_000, ...base, application_name: 'factline-transport-listen', keepAlive: true };
   };
-  const listener = options.listen === false ? undefined : new TransportListener(listenSettings(), channel, wake);
+  // The payload is the topic published to; `undefined`: anything may have been published meanwhile.
+  const listener =
+    options.listen === false
+      ? undefined
+      : new ChannelListener({ connection: listenSettings(), channel, reconnectInitialMs: 100, reconnectMaxMs: 30_000 });
+  let subscribed = false;
+  const startListening = () => {
+    if (subscribed || !listener) return;
+    subscribed = true;
+    listener.subscribe(wake); // ended by listener.close() in close()
+  };
 
   /** Resolves on a wake for `topic` (or any) after generation `seen`, after `ms`, or on `signal`. */
   const waitForWake = (topic: string, seen: number, ms: number, signal: AbortSignal, local: Set<() => void>) =>
@@ -488,7 +424,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
           const deadline = Date.now() + wait;
           try {
             await register(topic, group);
-            if (wait > 0) listener?.start();
+            if (wait > 0) startListening();
             for (;;) {
               const seen = generation(topic);
               const found = await take(limit);

@@ -1,20 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createConsumer, getInMemoryInbox, getInMemoryTransport, type Message, type Transport } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresOutbox, type PostgresOutbox, startPostgresOutboxRelay } from './postgres-outbox.ts';
 
 const unavailable = await postgresUnavailable();
 const skip = unavailable === false ? false : unavailable;
-
-async function until(condition: () => boolean | Promise<boolean>, what: string, deadlineMs = 10_000) {
-  const deadline = Date.now() + deadlineMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 let pool: pg.Pool;
 const schemas: string[] = [];
@@ -90,12 +83,12 @@ test("a rolled-back transaction's messages are never published; a committed one'
 
     await assert.rejects(place(outbox, 'o-rolled-back', true), /business rule failed/);
     await place(outbox, 'o-committed');
-    await until(() => received.length === 1, 'the committed message');
+    await waitUntil(() => received.length === 1, 'the committed message');
     assert.deepEqual(received[0]?.data, { id: 'o-committed' });
 
     await open.query('COMMIT');
     open.release();
-    await until(() => received.length === 2, 'the late commit');
+    await waitUntil(() => received.length === 2, 'the late commit');
     assert.deepEqual(
       received.map((m) => (m.data as { id: string }).id),
       ['o-committed', 'o-open'],
@@ -105,7 +98,7 @@ test("a rolled-back transaction's messages are never published; a committed one'
       rows.map((r) => r.id),
       ['o-committed', 'o-open'],
     );
-    await until(async () => (await outbox.pending()) === 0, 'the outbox emptied');
+    await waitUntil(async () => (await outbox.pending()) === 0, 'the outbox emptied');
   } finally {
     await relay.stop();
     await consumer.stop();
@@ -125,7 +118,7 @@ test('messages of a key arrive in enqueue order', { skip }, async () => {
   }
   const relay = await startPostgresOutboxRelay(outbox, transport, { pollMs: 10, batchSize: 7, leaseCheckMs: 50 });
   try {
-    await until(() => received.length === 40, 'every message');
+    await waitUntil(() => received.length === 40, 'every message');
     for (let k = 0; k < 3; k++) {
       const seen = received
         .filter((m) => m.key === `k-${k}`)
@@ -172,8 +165,8 @@ test('a relay failing between publish and delete publishes again; the inbox appl
       { type: 'A', data: {}, key: 'o-1' },
       { type: 'B', data: {}, key: 'o-1' },
     ]);
-    await until(async () => relay.stats().published === 2 && (await outbox.pending()) === 0, 'the republish');
-    await until(() => consumer.stats().handled + consumer.stats().duplicates === 4, 'both copies handled');
+    await waitUntil(async () => relay.stats().published === 2 && (await outbox.pending()) === 0, 'the republish');
+    await waitUntil(() => consumer.stats().handled + consumer.stats().duplicates === 4, 'both copies handled');
     assert.equal(relay.stats().failures, 1);
     assert.equal(consumer.stats().duplicates, 2);
     assert.deepEqual(
@@ -219,11 +212,11 @@ test('two relays: one publishes at a time; the other takes over when the lease c
   const b = await startPostgresOutboxRelay(outbox, counting('b'), { ...options, leaseApplicationName: names.b });
   const relays = { a, b };
   try {
-    await until(() => a.stats().lease === 'held' || b.stats().lease === 'held', 'a holder');
+    await waitUntil(() => a.stats().lease === 'held' || b.stats().lease === 'held', 'a holder');
     const holder = a.stats().lease === 'held' ? 'a' : 'b';
     const other = holder === 'a' ? 'b' : 'a';
     for (let i = 0; i < 10; i++) await place(outbox, `first-${i}`);
-    await until(() => received.length === 10, 'the first messages');
+    await waitUntil(() => received.length === 10, 'the first messages');
     assert.equal(by[holder], 10);
     assert.equal(by[other], 0);
     assert.equal(relays[other].stats().lease, 'standby');
@@ -233,9 +226,9 @@ test('two relays: one publishes at a time; the other takes over when the lease c
       [names[holder]],
     );
     assert.equal(killed.rowCount, 1);
-    await until(() => relays[other].stats().lease === 'held', 'the take-over');
+    await waitUntil(() => relays[other].stats().lease === 'held', 'the take-over');
     for (let i = 0; i < 10; i++) await place(outbox, `second-${i}`);
-    await until(() => received.length === 20, 'the second messages');
+    await waitUntil(() => received.length === 20, 'the second messages');
     assert.equal(by[other], 10);
     assert.equal(by[holder], 10);
     // The relay whose connection was killed stands by (it may not take the lease back while the other holds it).

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
   assertIntegerOption,
+  createWakeablePause,
   type Message,
   type MessageInput,
   messageFromJson,
@@ -270,27 +271,7 @@ export async function startPostgresOutboxRelay(
   /** After losing the lease, not before: a relay standing by takes over first. */
   let standByUntil = 0;
 
-  let woken = false;
-  let wake: () => void = noop;
-  const signal = () => {
-    woken = true;
-    wake();
-  };
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      if (woken || !running) {
-        woken = false;
-        return resolve();
-      }
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wake = noop;
-        woken = false;
-        resolve();
-      }
-      wake = done;
-    });
+  const { pause, wake, stop } = createWakeablePause();
 
   const setLease = (lease: 'held' | 'standby') => {
     if (stats.lease === lease) return;
@@ -319,7 +300,7 @@ export async function startPostgresOutboxRelay(
     if (stats.lease === 'held') standByUntil = Date.now() + 2 * leaseCheckMs;
     setLease('standby');
     client.end().catch(noop);
-    signal();
+    wake();
   };
 
   const openConnection = async (): Promise<pg.Client> => {
@@ -329,7 +310,7 @@ export async function startPostgresOutboxRelay(
     });
     client.on('error', () => lost(client));
     client.on('end', () => lost(client));
-    client.on('notification', signal);
+    client.on('notification', wake);
     try {
       await client.connect();
     } catch (error) {
@@ -445,7 +426,7 @@ export async function startPostgresOutboxRelay(
     async stop() {
       if (!running) return looping;
       running = false;
-      wake();
+      stop();
       await looping;
       const client = connection;
       connection = undefined;

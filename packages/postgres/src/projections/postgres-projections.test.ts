@@ -8,7 +8,7 @@ import {
   isStorageError,
   type Projection,
 } from '@factline/core';
-import { type CounterModel, testProjectionConformance } from '@factline/core/testing';
+import { type CounterModel, testProjectionConformance, waitUntil } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresEventStore, type PostgresEventStore } from '../store/postgres-event-store.ts';
@@ -28,21 +28,6 @@ async function openStore(label: string): Promise<PostgresEventStore> {
   const store = await getPostgresEventStore({ connectionString: postgresUrl, schema, poolSize: 4 });
   stores.push(store);
   return store;
-}
-
-/** Polls `condition` until it returns something other than `undefined`/`false`, for at most `deadlineMs`. */
-async function waitUntil<T>(
-  condition: () => T | undefined | false | Promise<T | undefined | false>,
-  what: string,
-  deadlineMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await condition();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 const rows = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> =>

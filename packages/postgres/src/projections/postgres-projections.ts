@@ -18,11 +18,11 @@ import {
   type WaitForOptions,
 } from '@factline/core';
 import pg from 'pg';
+import { ChannelListener } from '../channel-listener.ts';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import type { PostgresEventStore } from '../store/postgres-event-store.ts';
 import { appendChannel } from '../store/schema.ts';
-import { AppendListener } from './append-listener.ts';
 
 const projectionMigrations: readonly PostgresMigration[] = [
   {
@@ -146,7 +146,7 @@ export function getPostgresProjectionBackend(
   const s = quoteSchema(store.schema);
   const pool = store.pool;
   const statement = (name: string) => `factline:${store.schema}:projection-${name}`;
-  const listener = new AppendListener({
+  const listener = new ChannelListener({
     connection: dedicatedConnectionSettings(store, options, options.listenApplicationName ?? 'factline-listen'),
     channel: appendChannel(store.schema),
     reconnectInitialMs: assertIntegerOption(options.listenReconnectInitialMs, 'listenReconnectInitialMs', 1) ?? 100,
@@ -314,9 +314,10 @@ export function getPostgresProjectionBackend(
           signal.removeEventListener('abort', done);
           resolve();
         };
-        // `undefined`: the listener (re)connected and may have missed appends.
-        const unsubscribe = listener.subscribe((appended) => {
-          if (appended === undefined || appended > position) done();
+        // The payload is the new head; `undefined`: the listener (re)connected and may have missed appends.
+        const unsubscribe = listener.subscribe((payload) => {
+          const head = Number(payload);
+          if (payload === undefined || !Number.isSafeInteger(head) || head > position) done();
         });
         // Appends from this process wake the runner directly, without the NOTIFY round trip.
         const unsubscribeLocal = store.onAppend((appended) => {

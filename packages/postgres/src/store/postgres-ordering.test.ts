@@ -2,20 +2,13 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { RecordedEvent } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresEventStore, type PostgresEventStore } from './postgres-event-store.ts';
 
 const skip = await postgresUnavailable();
 const schema = testSchema('ordering');
-
-async function waitFor(condition: () => Promise<boolean>, what: string, deadlineMs = 10_000): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
 
 async function collect(store: PostgresEventStore, afterPosition: number): Promise<RecordedEvent[]> {
   const events: RecordedEvent[] = [];
@@ -78,7 +71,7 @@ describe('PostgreSQL global order', { skip }, () => {
       secondDone = true;
       return result;
     });
-    await waitFor(() => appendLockWaiters(observer), 'the second append to wait for the append lock');
+    await waitUntil(() => appendLockWaiters(observer), 'the second append to wait for the append lock');
     // A reader started now sees neither: 2 cannot overtake 1.
     assert.deepEqual(await collect(store, head), []);
     assert.equal(secondDone, false);

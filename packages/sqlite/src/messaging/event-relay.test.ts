@@ -11,16 +11,9 @@ import {
   type Message,
   runInMessageContext,
 } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
 import { startSqliteProjections } from '../projections/sqlite-projections.ts';
 import { getSqliteEventStore } from '../store/sqlite-event-store.ts';
-
-async function until(condition: () => boolean, what: string, deadlineMs = 5000) {
-  const deadline = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 test('the store is the outbox: committed events reach a consumer in stream order, once, even when a publish repeats', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'factline-relay-'));
@@ -63,7 +56,7 @@ test('the store is the outbox: committed events reach a consumer in stream order
 
   const relay = defineEventRelay({ name: 'orders-relay', transport, topic: 'orders', handles: ['OrderPlaced'] });
   const runner = await startSqliteProjections(store, [relay], { initialBackoffMs: 1 });
-  await until(() => consumer.stats().handled === 5, 'five events delivered');
+  await waitUntil(() => consumer.stats().handled === 5, 'five events delivered');
   await runner.waitFor('orders-relay', await store.headPosition());
 
   assert.ok(consumer.stats().duplicates >= 1, 'the repeated publish should have been dropped by the inbox');

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
-import { testTransportConformance } from '@factline/core/testing';
+import { testTransportConformance, waitUntil } from '@factline/core/testing';
 import { getSqliteTransport, type SqliteTransport } from '../index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-sqlite-transport-'));
@@ -51,14 +51,6 @@ function startChild(args: string[]): Child {
   return { child, stdout: () => stdout, exited };
 }
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 function prepareFile(): { path: string; transport: SqliteTransport } {
   const path = file();
   const transport = getSqliteTransport({ path, pollIntervalMs: 20 });
@@ -79,16 +71,17 @@ describe('sqlite transport: processes sharing the file', () => {
     const { path, transport } = prepareFile();
     const children = [0, 1].map(() => startChild([path, 'orders', 'billing', 'consume', '10000']));
     try {
-      await waitFor(() => children.every((c) => c.stdout().includes('ready')), 'both consumers to subscribe');
+      await waitUntil(() => children.every((c) => c.stdout().includes('ready')), 'both consumers to subscribe');
       const messages = Array.from({ length: 200 }, (_, i) =>
         createMessage({ type: 'OrderPlaced', data: { i }, key: `order-${i % 10}` }),
       );
       for (let i = 0; i < messages.length; i += 20) await transport.publish('orders', messages.slice(i, i + 20));
-      await waitFor(
+      await waitUntil(
         () =>
           count(transport, 'SELECT COUNT(*) AS n FROM test_effects') >= messages.length &&
           count(transport, 'SELECT COUNT(*) AS n FROM factline_transport_messages WHERE topic = ?', 'orders') === 0,
         'every message handled and acked',
+        30_000,
       );
       const deliveries = transport.database
         .prepare('SELECT message_id AS id, COUNT(*) AS n FROM test_deliveries GROUP BY message_id')
@@ -124,23 +117,25 @@ describe('sqlite transport: processes sharing the file', () => {
     const victim = startChild([path, 'orders', 'billing', 'victim', String(visibility)]);
     let survivor: Child | undefined;
     try {
-      await waitFor(() => victim.stdout().includes('ready'), 'the victim to subscribe');
+      await waitUntil(() => victim.stdout().includes('ready'), 'the victim to subscribe');
       const before = createMessage({ type: 'HangBeforeEffect', data: {}, key: 'a' });
       const afterEffect = createMessage({ type: 'HangAfterEffect', data: {}, key: 'b' });
       await transport.publish('orders', [before, afterEffect]);
-      await waitFor(
+      await waitUntil(
         () => victim.stdout().includes(`hanging ${before.id}`) && victim.stdout().includes(`applied ${afterEffect.id}`),
         'the victim to be mid-handling',
+        30_000,
       );
       victim.child.kill('SIGKILL');
       await victim.exited;
       survivor = startChild([path, 'orders', 'billing', 'consume', String(visibility)]);
-      await waitFor(() => survivor?.stdout().includes('ready') === true, 'the survivor to subscribe');
+      await waitUntil(() => survivor?.stdout().includes('ready') === true, 'the survivor to subscribe', 30_000);
       const more = Array.from({ length: 10 }, (_, i) => createMessage({ type: 'OrderPlaced', data: { i } }));
       await transport.publish('orders', more);
-      await waitFor(
+      await waitUntil(
         () => count(transport, 'SELECT COUNT(*) AS n FROM factline_transport_messages WHERE topic = ?', 'orders') === 0,
         'every message settled',
+        30_000,
       );
       const victimPid = victim.child.pid;
       const survivorPid = survivor.child.pid;

@@ -11,16 +11,9 @@ import {
   type Transport,
   ValidationError,
 } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
 import { openSqliteDatabase } from '../store/sqlite-event-store.ts';
 import { getSqliteOutbox, startSqliteOutboxRelay } from './sqlite-outbox.ts';
-
-async function until(condition: () => boolean, what: string, deadlineMs = 5000) {
-  const deadline = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'factline-outbox-'));
@@ -73,17 +66,17 @@ test("a rolled-back transaction's messages are never published; a committed one'
     assert.throws(() => place('o-rolled-back', true), /business rule failed/);
     place('o-committed', false);
 
-    await until(() => received.length === 1, 'the committed message');
+    await waitUntil(() => received.length === 1, 'the committed message');
     assert.deepEqual(received[0]?.data, { id: 'o-committed' });
     const orders = db.prepare('SELECT id FROM orders ORDER BY id').all() as { id: string }[];
     assert.deepEqual(
       orders.map((o) => o.id),
       ['o-committed'],
     );
-    await until(() => outbox.pending() === 0, 'the published row deleted');
+    await waitUntil(() => outbox.pending() === 0, 'the published row deleted');
     // A later commit is published too, and the rolled-back one still never appears.
     place('o-2', false);
-    await until(() => received.length === 2, 'the second committed message');
+    await waitUntil(() => received.length === 2, 'the second committed message');
     assert.deepEqual(
       received.map((m) => (m.data as { id: string }).id),
       ['o-committed', 'o-2'],
@@ -113,7 +106,7 @@ test('messages of a key arrive in enqueue order, across transactions, topics and
   }
   const relay = startSqliteOutboxRelay(outbox, transport, { pollMs: 10, batchSize: 7 });
   try {
-    await until(() => orders.received.length === 60 && audit.received.length === 8, 'every message');
+    await waitUntil(() => orders.received.length === 60 && audit.received.length === 8, 'every message');
     for (let k = 0; k < 3; k++) {
       const seen = orders.received
         .filter((m) => m.key === `k-${k}`)
@@ -132,7 +125,7 @@ test('messages of a key arrive in enqueue order, across transactions, topics and
       audit.received.map((m) => (m.data as { i: number }).i),
       [0, 4, 8, 12, 16, 20, 24, 28],
     );
-    await until(() => outbox.pending() === 0, 'the outbox emptied');
+    await waitUntil(() => outbox.pending() === 0, 'the outbox emptied');
     assert.equal(relay.stats().published, 68);
   } finally {
     await relay.stop();
@@ -180,8 +173,8 @@ test('a relay failing between publish and delete publishes again; the inbox appl
         { type: 'B', data: { n: 2 }, key: 'o-1' },
       ]);
     })();
-    await until(() => relay.stats().published === 2 && outbox.pending() === 0, 'the republish');
-    await until(() => consumer.stats().handled + consumer.stats().duplicates === 4, 'both copies handled');
+    await waitUntil(() => relay.stats().published === 2 && outbox.pending() === 0, 'the republish');
+    await waitUntil(() => consumer.stats().handled + consumer.stats().duplicates === 4, 'both copies handled');
     assert.equal(errors.length, 1);
     assert.equal(relay.stats().failures, 1);
     assert.deepEqual(

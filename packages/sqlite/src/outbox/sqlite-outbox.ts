@@ -1,5 +1,6 @@
 import {
   assertIntegerOption,
+  createWakeablePause,
   type Message,
   type MessageInput,
   messageFromJson,
@@ -196,28 +197,8 @@ export function startSqliteOutboxRelay(
 
   const stats: SqliteOutboxRelayStats = { published: 0, failures: 0, lastError: undefined, running: true };
   let running = true;
-  let wake: () => void = () => undefined;
-  let woken = false;
-  const signal = () => {
-    woken = true;
-    wake();
-  };
-  const unsubscribe = outbox.onEnqueue(signal);
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      if (woken || !running) {
-        woken = false;
-        return resolve();
-      }
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wake = () => undefined;
-        woken = false;
-        resolve();
-      }
-      wake = done;
-    });
+  const { pause, wake, stop } = createWakeablePause();
+  const unsubscribe = outbox.onEnqueue(wake);
 
   /** One round: returns how many rows it published. */
   const round = async (): Promise<number> => {
@@ -263,7 +244,7 @@ export function startSqliteOutboxRelay(
     async stop() {
       running = false;
       unsubscribe();
-      wake();
+      stop();
       await loop;
       stats.running = false;
     },

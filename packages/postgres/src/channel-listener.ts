@@ -1,12 +1,12 @@
 import pg from 'pg';
 
-/** Called with the last position an append committed, or `undefined` when appends may have been missed. */
-type Subscriber = (position: number | undefined) => void;
+/** Called with a notification's payload, or `undefined` when notifications may have been missed. */
+type Subscriber = (payload: string | undefined) => void;
 
-export interface AppendListenerOptions {
-  /** Settings of the connection (see `dedicatedConnectionSettings`). */
+export interface ChannelListenerOptions {
+  /** Settings of the dedicated connection. */
   connection: pg.ClientConfig;
-  /** The store's NOTIFY channel (see `appendChannel`). */
+  /** The NOTIFY channel (the store's appends, a transport's publishes). */
   channel: string;
   /** First reconnect delay ceiling, ms; it doubles per failed attempt up to `reconnectMaxMs`. */
   reconnectInitialMs: number;
@@ -15,14 +15,14 @@ export interface AppendListenerOptions {
 
 /**
  * One dedicated connection (a `pg.Client`, not from the pool) that LISTENs on
- * the store's append channel and hands each notification to the subscribers.
+ * one channel and hands each notification's payload to the subscribers.
  * It is opened by the first subscriber and kept until `close()`. When it
  * drops (server restart, `pg_terminate_backend`, network), it reconnects with
  * jittered, doubling delays; while it is down subscribers hear nothing and
  * fall back on their own timeouts. Once listening again it wakes every
- * subscriber, since appends made while it was down were not heard.
+ * subscriber (with `undefined`), since what was sent while it was down was not heard.
  */
-export class AppendListener {
+export class ChannelListener {
   private client: pg.Client | undefined;
   private active = false;
   private wanted = false;
@@ -32,7 +32,7 @@ export class AppendListener {
   /** Connections that were listening and dropped (for tests and diagnostics). */
   drops = 0;
 
-  constructor(private readonly options: AppendListenerOptions) {}
+  constructor(private readonly options: ChannelListenerOptions) {}
 
   /** True while the connection is up and its LISTEN is in effect. */
   get listening(): boolean {
@@ -63,8 +63,8 @@ export class AppendListener {
     if (client) await client.end().catch(() => undefined);
   }
 
-  private wake(position: number | undefined): void {
-    for (const subscriber of [...this.subscribers]) subscriber(position);
+  private wake(payload: string | undefined): void {
+    for (const subscriber of [...this.subscribers]) subscriber(payload);
   }
 
   private async connect(): Promise<void> {
@@ -77,8 +77,7 @@ export class AppendListener {
     client.on('end', () => this.lost(client));
     client.on('notification', (message) => {
       if (message.channel !== channel) return;
-      const position = Number(message.payload);
-      this.wake(Number.isSafeInteger(position) ? position : undefined);
+      this.wake(message.payload || undefined);
     });
     try {
       await client.connect();

@@ -1,0 +1,22 @@
+/**
+ * Polls `condition` until it returns something other than `undefined` or
+ * `false` and returns that; fails with `what` in the message after
+ * `deadlineMs`. For tests: wait for a condition, never for a fixed time.
+ *
+ * @example
+ * await waitUntil(() => consumer.stats().handled === 5, 'five messages handled');
+ */
+export async function waitUntil<T>(
+  condition: () => T | undefined | false | Promise<T | undefined | false>,
+  what: string,
+  deadlineMs = 10_000,
+  intervalMs = 2,
+): Promise<T> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const value = await condition();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
