@@ -1,4 +1,12 @@
 export {
+  consumerMigrations,
+  getPostgresDeadLetterStore,
+  getPostgresInbox,
+  type PostgresConsumerStoreOptions,
+  type PostgresDeadLetterStore,
+  type PostgresInbox,
+} from './messaging/postgres-consumer-stores.ts';
+export {
   getPostgresTransport,
   type PostgresTransport,
   type PostgresTransportOptions,

@@ -1,4 +1,17 @@
 export {
+  createSqliteLease,
+  leaseMigrations,
+  type SqliteLease,
+  type SqliteLeaseOptions,
+  type SqliteLeaseRow,
+} from './lease.ts';
+export {
+  consumerMigrations,
+  getSqliteDeadLetterStore,
+  getSqliteInbox,
+  type SqliteConsumerStoreOptions,
+} from './messaging/sqlite-consumer-stores.ts';
+export {
   getSqliteTransport,
   type SqliteTransport,
   type SqliteTransportOptions,
@@ -15,7 +28,14 @@ export {
   type SqliteOutboxRelayStats,
   startSqliteOutboxRelay,
 } from './outbox/sqlite-outbox.ts';
-export { getSqliteProjectionBackend, startSqliteProjections } from './projections/sqlite-projections.ts';
+export {
+  getSqliteProjectionBackend,
+  projectionLeaseName,
+  type SqliteProjectionRunner,
+  type SqliteProjectionStatus,
+  type SqliteProjectionsOptions,
+  startSqliteProjections,
+} from './projections/sqlite-projections.ts';
 export {
   getSqliteEventStore,
   openSqliteDatabase,

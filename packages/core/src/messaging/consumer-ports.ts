@@ -1,5 +1,5 @@
 import { FactlineError, isFactlineError } from '../errors/index.ts';
-import type { Message } from './message.ts';
+import { type Message, messageFromJson, messageToJson } from './message.ts';
 
 /** What to do with a message whose handler failed. */
 export type RetryDecision =
@@ -92,18 +92,35 @@ export interface DeadLetterFilter {
 
 /** Where a consumer keeps its dead letters. In memory here; SQL stores keep them in a table. */
 export interface DeadLetterStore {
+  /** Keeps `record`; a no-op while a `'dead'` record of the same consumer and message id exists. */
   add(record: DeadLetter): Promise<void>;
   list(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
   get(id: string): Promise<DeadLetter | undefined>;
   update(record: DeadLetter): Promise<void>;
 }
 
-/** Message ids a consumer has applied, kept for a retention window. */
-export interface Inbox {
+/**
+ * Message ids a consumer has applied, kept for a retention window.
+ *
+ * An inbox in a database implements `applyOnce`: the consumer then runs the
+ * handler through it, inside one transaction that also writes the mark, and
+ * passes the handler that transaction (`Tx`). The handler's writes and the
+ * mark commit together or not at all, so a message is applied once even when
+ * the process dies between the handler and the ack.
+ */
+export interface Inbox<Tx = undefined> {
   has(consumer: string, messageId: string): Promise<boolean>;
   add(consumer: string, messageId: string, at: Date): Promise<void>;
   /** Forgets marks older than `before`. */
   prune(before: Date): Promise<void>;
+  /**
+   * Opens a transaction, writes the mark for (`consumer`, `messageId`) and runs
+   * `work` with the transaction, then commits. Resolves `false` without
+   * running `work` when the mark exists already (a duplicate). When `work`
+   * throws, the transaction rolls back (mark included) and the error is
+   * rethrown as it is.
+   */
+  applyOnce?(consumer: string, messageId: string, at: Date, work: (tx: Tx) => unknown): Promise<boolean>;
 }
 
 export function getInMemoryInbox(): Inbox {
@@ -136,6 +153,10 @@ export function getInMemoryDeadLetterStore(): DeadLetterStore {
   const copy = (r: DeadLetter): DeadLetter => ({ ...r, redrives: [...r.redrives] });
   return {
     async add(record) {
+      // One live dead letter per consumer and message, as in the SQL stores.
+      for (const r of records.values()) {
+        if (r.state === 'dead' && r.consumer === record.consumer && r.message.id === record.message.id) return;
+      }
       records.set(record.id, copy(record));
     },
     async list(filter = {}) {
@@ -149,4 +170,31 @@ export function getInMemoryDeadLetterStore(): DeadLetterStore {
       records.set(record.id, copy(record));
     },
   };
+}
+
+/** The JSON text an SQL dead-letter store keeps for a record. */
+export function deadLetterToJson(record: DeadLetter): string {
+  return JSON.stringify({ ...record, message: JSON.parse(messageToJson(record.message)) });
+}
+
+/** A dead letter back from its stored JSON, with its dates as Dates again. */
+export function deadLetterFromJson(text: string): DeadLetter {
+  const parsed = JSON.parse(text) as Omit<DeadLetter, 'message'> & { message: unknown };
+  return {
+    ...parsed,
+    message: messageFromJson(JSON.stringify(parsed.message)),
+    firstFailureAt: new Date(parsed.firstFailureAt),
+    lastFailureAt: new Date(parsed.lastFailureAt),
+    deadLetteredAt: new Date(parsed.deadLetteredAt),
+    redrives: parsed.redrives.map((at) => new Date(at)),
+  };
+}
+
+/** True when `value` looks like a promise (a handler that was meant to be synchronous returned one). */
+export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }

@@ -14,16 +14,22 @@ import { runInMessageContext } from './context.ts';
 import type { Message } from './message.ts';
 import type { Delivery, Subscription, Transport } from './transport.ts';
 
-export interface ConsumerOptions {
+export interface ConsumerOptions<Tx = undefined> {
   /** The consumer group: every group of a topic gets every message. Also names its inbox and dead letters. */
   name: string;
   topic: string;
   transport: Transport;
-  handler: (message: Message) => void | Promise<void>;
+  /**
+   * Handles one message. With an inbox that has `applyOnce` (the SQL inboxes),
+   * `tx` is the inbox's open transaction: write through it and the writes
+   * commit with the inbox mark. Otherwise `tx` is `undefined`.
+   */
+  handler: (message: Message, tx: Tx) => unknown;
   /** Default: `defaultRetryPolicy()` (2 immediate retries, then 1 s, 5 s, 30 s with jitter, then dead-letter). */
   retryPolicy?: RetryPolicy;
   deadLetters?: DeadLetterStore;
-  inbox?: Inbox;
+  /** Default: in memory (this process only). The SQL inboxes record the mark in the handler's transaction. */
+  inbox?: Inbox<Tx>;
   /** How long applied message ids are remembered. Default 7 days. */
   inboxRetentionMs?: number;
   /** Keys handled at the same time. Default 8. */
@@ -98,7 +104,7 @@ const describeError = (error: unknown) =>
  * ordering → handler. Delivery is at least once; the inbox makes the effect
  * once for a handler whose writes are themselves recorded once.
  */
-export function createConsumer(options: ConsumerOptions): Consumer {
+export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Consumer {
   const issues = [];
   for (const field of ['name', 'topic'] as const) {
     if (typeof options?.[field] !== 'string' || options[field].length === 0) {
@@ -112,7 +118,8 @@ export function createConsumer(options: ConsumerOptions): Consumer {
   const { name, topic, transport, handler } = options;
   const policy = options.retryPolicy ?? defaultRetryPolicy();
   const deadLetters = options.deadLetters ?? getInMemoryDeadLetterStore();
-  const inbox = options.inbox ?? getInMemoryInbox();
+  const inbox: Inbox<Tx> = options.inbox ?? (getInMemoryInbox() as Inbox<Tx>);
+  const applyOnce = inbox.applyOnce?.bind(inbox);
   const retention = options.inboxRetentionMs ?? 7 * 24 * 3600 * 1000;
   const concurrency = Math.max(1, options.concurrency ?? 8);
   const holdOnDelay = (options.onDelayedRetry ?? 'wait') === 'wait';
@@ -155,16 +162,22 @@ export function createConsumer(options: ConsumerOptions): Consumer {
   /** Steps 2–4 and 6 for one delivery (step 5 is the lane it runs in; step 1 wraps the handler). */
   const process = async (delivery: Delivery) => {
     const message = delivery.message;
-    if (await inbox.has(name, message.id)) {
+    const duplicate = async () => {
       stats.duplicates += 1;
       await delivery.ack();
-      return;
-    }
+    };
+    // A transactional inbox tells duplicates when it writes the mark.
+    if (!applyOnce && (await inbox.has(name, message.id))) return duplicate();
+    const run = (tx: Tx) => runInMessageContext(message, () => handler(message, tx), name);
     let attempts = 0;
     let firstFailure = 0;
     for (;;) {
       try {
-        await runInMessageContext(message, () => handler(message), name);
+        if (applyOnce) {
+          if (!(await applyOnce(name, message.id, new Date(now()), run))) return duplicate();
+        } else {
+          await run(undefined as Tx);
+        }
       } catch (error) {
         attempts += 1;
         if (attempts === 1) firstFailure = now();
@@ -196,7 +209,7 @@ export function createConsumer(options: ConsumerOptions): Consumer {
         }
         continue;
       }
-      await inbox.add(name, message.id, new Date(now()));
+      if (!applyOnce) await inbox.add(name, message.id, new Date(now()));
       stats.handled += 1;
       await delivery.ack();
       return;

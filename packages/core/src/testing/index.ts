@@ -10,6 +10,14 @@ export {
   type EventStoreFactory,
   eventStoreConformanceCases,
 } from './conformance/index.ts';
+export {
+  type ConsumerCaseContext,
+  type ConsumerConformanceCase,
+  type ConsumerConformanceOptions,
+  type ConsumerEnvironment,
+  consumerConformanceCases,
+  testConsumerConformance,
+} from './consumer-conformance.ts';
 export { type DeciderThen, deciderSpecification } from './decider-specification.ts';
 export { type EventStoreConformanceOptions, testEventStoreConformance } from './event-store-conformance.ts';
 export {

@@ -1,0 +1,260 @@
+import {
+  assertIntegerOption,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterStore,
+  deadLetterFromJson,
+  deadLetterToJson,
+  type Inbox,
+  StoreClosedError,
+  ValidationError,
+} from '@factline/core';
+import pg from 'pg';
+import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
+
+export const consumerMigrations: readonly PostgresMigration[] = [
+  {
+    version: 1,
+    description: 'consumer inbox and dead letters',
+    up: (s) => `
+      -- Message ids each consumer has applied, for the retention window.
+      CREATE TABLE ${s}.inbox (
+        consumer text NOT NULL,
+        message_id text NOT NULL,
+        at timestamptz NOT NULL,
+        PRIMARY KEY (consumer, message_id)
+      );
+      CREATE INDEX inbox_at ON ${s}.inbox (at);
+
+      -- Dead letters: the whole record as JSON, plus the columns filters use.
+      CREATE TABLE ${s}.dead_letters (
+        id text PRIMARY KEY,
+        consumer text NOT NULL,
+        topic text NOT NULL,
+        message_id text NOT NULL,
+        message_type text NOT NULL,
+        error_type text NOT NULL,
+        error_message text NOT NULL,
+        dead_lettered_at timestamptz NOT NULL,
+        state text NOT NULL,
+        record json NOT NULL
+      );
+      CREATE INDEX dead_letters_list ON ${s}.dead_letters (consumer, state, dead_lettered_at);
+      -- One live dead letter per consumer and message: a consumer that dies
+      -- between recording it and the ack records it once.
+      CREATE UNIQUE INDEX dead_letters_live ON ${s}.dead_letters (consumer, message_id) WHERE state = 'dead';
+    `,
+  },
+];
+
+export interface PostgresConsumerStoreOptions {
+  /** e.g. `postgres://user@127.0.0.1:5432/app`. Give this or `pool`. */
+  connectionString?: string;
+  /** The pool the handler's writes should use (e.g. a store's or a transport's `.pool`); never ended here. */
+  pool?: pg.Pool;
+  /** The schema holding the tables; created when missing. Default `'factline'`. */
+  schema?: string;
+  /** Connections of the pool opened from `connectionString`. Default 10. */
+  poolSize?: number;
+}
+
+export interface PostgresInbox extends Inbox<pg.PoolClient> {
+  readonly pool: pg.Pool;
+  /** Ends the pool if the inbox opened it. */
+  close(): Promise<void>;
+}
+
+export interface PostgresDeadLetterStore extends DeadLetterStore {
+  readonly pool: pg.Pool;
+  /** Ends the pool if the store opened it. */
+  close(): Promise<void>;
+}
+
+async function open(options: PostgresConsumerStoreOptions) {
+  if (options?.pool === undefined && typeof options?.connectionString !== 'string') {
+    throw new ValidationError({ path: 'connectionString', message: 'give a connection string or a pg Pool' });
+  }
+  const schema = options.schema ?? 'factline';
+  const s = quoteSchema(schema);
+  const poolSize = assertIntegerOption(options.poolSize, 'poolSize', 1) ?? 10;
+  const own = options.pool === undefined;
+  const pool =
+    options.pool ??
+    new pg.Pool({ connectionString: options.connectionString, max: poolSize, application_name: 'factline' });
+  if (own) pool.on('error', () => undefined);
+  try {
+    await migratePostgres(pool, schema, 'consumer', consumerMigrations);
+  } catch (error) {
+    if (own) await pool.end().catch(() => undefined);
+    throw error;
+  }
+  let closed = false;
+  return {
+    pool,
+    s,
+    schema,
+    closed: () => closed,
+    query: async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]) => {
+      if (closed) throw new StoreClosedError();
+      try {
+        return await pool.query<R>({ name: `factline:${schema}:consumer-${name}`, text, values });
+      } catch (error) {
+        throw toStorageError(error);
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (own) await pool.end().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * A consumer inbox in PostgreSQL (migration component `consumer`). With it,
+ * `createConsumer` runs each handler inside one transaction on a pool client
+ * that first writes the inbox mark, and passes the handler that client: rows
+ * it writes through it commit together with the mark, so a message is applied
+ * once even when the process dies between the handler and the ack. Two
+ * consumers handed the same message at once cannot both apply it: the second
+ * mark waits for the first transaction and, when it commits, finds the
+ * duplicate.
+ *
+ * @example
+ * const consumer = createConsumer({
+ *   name: 'billing', topic: 'orders', transport,
+ *   inbox: await getPostgresInbox({ pool }),
+ *   handler: async (message, client) => {
+ *     await client.query('INSERT INTO invoices (order_id) VALUES ($1)', [message.key]);
+ *   },
+ * });
+ */
+export async function getPostgresInbox(options: PostgresConsumerStoreOptions): Promise<PostgresInbox> {
+  const base = await open(options);
+  const { pool, s, schema } = base;
+  const MARK = `INSERT INTO ${s}.inbox (consumer, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`;
+  return {
+    pool,
+    has: async (consumer, id) =>
+      (await base.query('has', `SELECT 1 FROM ${s}.inbox WHERE consumer = $1 AND message_id = $2`, [consumer, id]))
+        .rowCount !== 0,
+    add: async (consumer, id, at) => {
+      await base.query('mark', MARK, [consumer, id, at]);
+    },
+    prune: async (before) => {
+      await base.query('prune', `DELETE FROM ${s}.inbox WHERE at < $1`, [before]);
+    },
+    async applyOnce(consumer, id, at, work) {
+      if (base.closed()) throw new StoreClosedError();
+      const client = await pool.connect().catch((error: unknown) => {
+        throw toStorageError(error);
+      });
+      let broken: unknown;
+      let inHandler = false;
+      try {
+        await client.query('BEGIN');
+        const marked = await client.query({
+          name: `factline:${schema}:consumer-mark`,
+          text: MARK,
+          values: [consumer, id, at],
+        });
+        if (marked.rowCount === 0) {
+          await client.query('ROLLBACK');
+          return false;
+        }
+        inHandler = true;
+        await work(client);
+        inHandler = false;
+        await client.query('COMMIT');
+        return true;
+      } catch (error) {
+        if (isConnectionFailure(error)) broken = error;
+        else await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
+        // The handler's own errors go to the retry policy as they are.
+        throw inHandler ? error : toStorageError(error);
+      } finally {
+        client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
+      }
+    },
+    close: base.close,
+  };
+}
+
+/**
+ * Dead letters in PostgreSQL (migration component `consumer`), kept after a
+ * redrive or a discard with their history. Adding a second live dead letter
+ * for the same consumer and message is a no-op.
+ */
+export async function getPostgresDeadLetterStore(
+  options: PostgresConsumerStoreOptions,
+): Promise<PostgresDeadLetterStore> {
+  const base = await open(options);
+  const { pool, s } = base;
+  const revive = (rows: { record: string }[]) => rows.map((row) => deadLetterFromJson(row.record));
+  return {
+    pool,
+    async add(record: DeadLetter) {
+      await base.query(
+        'dead-letter-add',
+        `INSERT INTO ${s}.dead_letters
+           (id, consumer, topic, message_id, message_type, error_type, error_message, dead_lettered_at, state, record)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json)
+         ON CONFLICT DO NOTHING`,
+        [
+          record.id,
+          record.consumer,
+          record.topic,
+          record.message.id,
+          record.message.type,
+          record.error.type,
+          record.error.message,
+          record.deadLetteredAt,
+          record.state,
+          deadLetterToJson(record),
+        ],
+      );
+    },
+    async list(filter: DeadLetterFilter = {}) {
+      // One statement for every filter: a condition whose parameter is null is true.
+      const { rows } = await base.query<{ record: string }>(
+        'dead-letter-list',
+        `SELECT record::text AS record FROM ${s}.dead_letters
+          WHERE state = $1
+            AND ($2::text IS NULL OR consumer = $2)
+            AND ($3::text IS NULL OR topic = $3)
+            AND ($4::text IS NULL OR message_type = $4)
+            AND ($5::text IS NULL OR error_type = $5 OR strpos(error_message, $5) > 0)
+            AND ($6::timestamptz IS NULL OR dead_lettered_at >= $6)
+            AND ($7::timestamptz IS NULL OR dead_lettered_at <= $7)
+          ORDER BY dead_lettered_at, id`,
+        [
+          filter.state ?? 'dead',
+          filter.consumer ?? null,
+          filter.topic ?? null,
+          filter.type ?? null,
+          filter.error ?? null,
+          filter.since ?? null,
+          filter.until ?? null,
+        ],
+      );
+      return revive(rows);
+    },
+    async get(id) {
+      const { rows } = await base.query<{ record: string }>(
+        'dead-letter-get',
+        `SELECT record::text AS record FROM ${s}.dead_letters WHERE id = $1`,
+        [id],
+      );
+      return revive(rows)[0];
+    },
+    async update(record) {
+      await base.query(
+        'dead-letter-update',
+        `UPDATE ${s}.dead_letters SET state = $1, record = $2::json WHERE id = $3`,
+        [record.state, deadLetterToJson(record), record.id],
+      );
+    },
+    close: base.close,
+  };
+}

@@ -1,0 +1,223 @@
+import {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterStore,
+  deadLetterFromJson,
+  deadLetterToJson,
+  type Inbox,
+  isPromiseLike,
+  StoreClosedError,
+  ValidationError,
+} from '@factline/core';
+import type { Database } from 'better-sqlite3';
+import { type Migration, migrate } from '../migrations.ts';
+import { toStorageError } from '../store/sqlite-errors.ts';
+
+export const consumerMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'consumer inbox and dead letters',
+    up: `
+      -- Message ids each consumer has applied, for the retention window.
+      CREATE TABLE factline_inbox (
+        consumer TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (consumer, message_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX factline_inbox_at ON factline_inbox (at);
+
+      -- Dead letters: the whole record as JSON, plus the columns filters use.
+      CREATE TABLE factline_dead_letters (
+        id TEXT PRIMARY KEY,
+        consumer TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        message_type TEXT NOT NULL,
+        error_type TEXT NOT NULL,
+        error_message TEXT NOT NULL,
+        dead_lettered_at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        record TEXT NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX factline_dead_letters_list ON factline_dead_letters (consumer, state, dead_lettered_at);
+      -- One live dead letter per consumer and message: a consumer that dies
+      -- between recording it and the ack records it once.
+      CREATE UNIQUE INDEX factline_dead_letters_live ON factline_dead_letters (consumer, message_id)
+        WHERE state = 'dead';
+    `,
+  },
+];
+
+export interface SqliteConsumerStoreOptions {
+  /** The connection the handler writes through (e.g. an event store's or a transport's `.database`). */
+  database: Database;
+}
+
+const open = (options: SqliteConsumerStoreOptions): Database => {
+  const db = options?.database;
+  if (!db || typeof db.prepare !== 'function') {
+    throw new ValidationError({ path: 'database', message: 'must be a better-sqlite3 connection' });
+  }
+  try {
+    migrate(db, 'consumer', consumerMigrations);
+  } catch (error) {
+    throw toStorageError(error);
+  }
+  return db;
+};
+
+const guard = <T>(db: Database, work: () => T): T => {
+  if (!db.open) throw new StoreClosedError();
+  try {
+    return work();
+  } catch (error) {
+    throw toStorageError(error);
+  }
+};
+
+/**
+ * A consumer inbox in the SQLite file (migration component `consumer`). With
+ * it, `createConsumer` runs each handler inside one IMMEDIATE transaction that
+ * first writes the inbox mark, and passes the handler the connection: rows
+ * the handler writes through it commit together with the mark, so a message
+ * is applied once even when the process dies between the handler and the ack.
+ * The handler must be synchronous (better-sqlite3 transactions are): one that
+ * returns a promise fails with a `ValidationError` and writes nothing.
+ *
+ * @example
+ * const consumer = createConsumer({
+ *   name: 'billing', topic: 'orders', transport,
+ *   inbox: getSqliteInbox({ database: db }),
+ *   handler: (message, db) => {
+ *     db.prepare('INSERT INTO invoices (order_id) VALUES (?)').run(message.key);
+ *   },
+ * });
+ */
+export function getSqliteInbox(options: SqliteConsumerStoreOptions): Inbox<Database> {
+  const db = open(options);
+  const has = db.prepare<[string, string]>('SELECT 1 FROM factline_inbox WHERE consumer = ? AND message_id = ?');
+  const mark = db.prepare<[string, string, number]>(
+    'INSERT OR IGNORE INTO factline_inbox (consumer, message_id, at) VALUES (?, ?, ?)',
+  );
+  const prune = db.prepare<[number]>('DELETE FROM factline_inbox WHERE at < ?');
+  /** Set while the handler runs: its errors are rethrown untouched, for the retry policy to judge. */
+  let handlerError: { error: unknown } | undefined;
+  const once = db.transaction((consumer: string, id: string, at: number, work: (tx: Database) => unknown) => {
+    if (mark.run(consumer, id, at).changes === 0) return false;
+    let result: unknown;
+    try {
+      result = work(db);
+    } catch (error) {
+      handlerError = { error };
+      throw error;
+    }
+    if (isPromiseLike(result)) {
+      Promise.resolve(result).catch(() => undefined);
+      const error = new ValidationError({
+        path: 'handler',
+        message:
+          'returned a promise: with the SQLite inbox the handler runs inside a synchronous transaction and must not be async',
+      });
+      handlerError = { error };
+      throw error;
+    }
+    return true;
+  });
+  return {
+    has: async (consumer, id) => guard(db, () => has.get(consumer, id) !== undefined),
+    add: async (consumer, id, at) => {
+      guard(db, () => mark.run(consumer, id, at.getTime()));
+    },
+    prune: async (before) => {
+      guard(db, () => prune.run(before.getTime()));
+    },
+    async applyOnce(consumer, id, at, work) {
+      if (!db.open) throw new StoreClosedError();
+      handlerError = undefined;
+      try {
+        return once.immediate(consumer, id, at.getTime(), work);
+      } catch (error) {
+        const fromHandler = handlerError as { error: unknown } | undefined;
+        handlerError = undefined;
+        if (fromHandler && fromHandler.error === error) throw error;
+        throw toStorageError(error);
+      }
+    },
+  };
+}
+
+interface DeadLetterRow {
+  record: string;
+}
+
+/**
+ * Dead letters in the SQLite file (migration component `consumer`), kept
+ * after a redrive or a discard with their history. Adding a second live
+ * dead letter for the same consumer and message is a no-op.
+ */
+export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): DeadLetterStore {
+  const db = open(options);
+  const insert = db.prepare(
+    `INSERT OR IGNORE INTO factline_dead_letters
+       (id, consumer, topic, message_id, message_type, error_type, error_message, dead_lettered_at, state, record)
+     VALUES (@id, @consumer, @topic, @messageId, @messageType, @errorType, @errorMessage, @at, @state, @record)`,
+  );
+  const get = db.prepare<[string], DeadLetterRow>('SELECT record FROM factline_dead_letters WHERE id = ?');
+  const update = db.prepare<[string, string, string]>(
+    'UPDATE factline_dead_letters SET state = ?, record = ? WHERE id = ?',
+  );
+  const row = (record: DeadLetter) => ({
+    id: record.id,
+    consumer: record.consumer,
+    topic: record.topic,
+    messageId: record.message.id,
+    messageType: record.message.type,
+    errorType: record.error.type,
+    errorMessage: record.error.message,
+    at: record.deadLetteredAt.getTime(),
+    state: record.state,
+    record: deadLetterToJson(record),
+  });
+  return {
+    add: async (record) => {
+      guard(db, () => insert.run(row(record)));
+    },
+    async list(filter: DeadLetterFilter = {}) {
+      const where = ['state = ?'];
+      const values: unknown[] = [filter.state ?? 'dead'];
+      const equal = (column: string, value: string | undefined) => {
+        if (value === undefined) return;
+        where.push(`${column} = ?`);
+        values.push(value);
+      };
+      equal('consumer', filter.consumer);
+      equal('topic', filter.topic);
+      equal('message_type', filter.type);
+      if (filter.error !== undefined) {
+        where.push('(error_type = ? OR instr(error_message, ?) > 0)');
+        values.push(filter.error, filter.error);
+      }
+      if (filter.since !== undefined) {
+        where.push('dead_lettered_at >= ?');
+        values.push(filter.since.getTime());
+      }
+      if (filter.until !== undefined) {
+        where.push('dead_lettered_at <= ?');
+        values.push(filter.until.getTime());
+      }
+      // Only fixed column names are joined into the text; every value is bound.
+      const sql = `SELECT record FROM factline_dead_letters WHERE ${where.join(' AND ')} ORDER BY dead_lettered_at, id`;
+      return guard(db, () =>
+        (db.prepare(sql).all(...values) as DeadLetterRow[]).map((r) => deadLetterFromJson(r.record)),
+      );
+    },
+    async get(id) {
+      const found = guard(db, () => get.get(id));
+      return found && deadLetterFromJson(found.record);
+    },
+    update: async (record) => {
+      guard(db, () => update.run(record.state, deadLetterToJson(record), record.id));
+    },
+  };
+}
