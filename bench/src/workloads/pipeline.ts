@@ -24,7 +24,13 @@ import {
   type Transport,
 } from '@factline/core';
 import type { PostgresEventStore, PostgresTransport } from '@factline/postgres';
-import { getSqliteEventStore, getSqliteTransport, openSqliteDatabase, startSqliteProjections } from '@factline/sqlite';
+import {
+  getSqliteEventStore,
+  getSqliteInbox,
+  getSqliteTransport,
+  openSqliteDatabase,
+  startSqliteProjections,
+} from '@factline/sqlite';
 import type { Database } from 'better-sqlite3';
 import pg from 'pg';
 import { report, type Subject, type Trial, type Workload } from '../harness.ts';
@@ -89,52 +95,6 @@ function completion(expected: number) {
   };
 }
 
-// ---- inboxes in the same database ----
-
-function sqliteInbox(db: Database): Inbox {
-  db.exec(`CREATE TABLE IF NOT EXISTS bench_inbox (
-    consumer TEXT NOT NULL, message_id TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (consumer, message_id))`);
-  const has = db.prepare<[string, string]>('SELECT 1 FROM bench_inbox WHERE consumer = ? AND message_id = ?');
-  const add = db.prepare<[string, string, number]>(
-    'INSERT OR IGNORE INTO bench_inbox (consumer, message_id, at) VALUES (?, ?, ?)',
-  );
-  const prune = db.prepare<[number]>('DELETE FROM bench_inbox WHERE at < ?');
-  return {
-    has: async (consumer, id) => has.get(consumer, id) !== undefined,
-    add: async (consumer, id, at) => {
-      add.run(consumer, id, at.getTime());
-    },
-    prune: async (before) => {
-      prune.run(before.getTime());
-    },
-  };
-}
-
-async function pgInbox(pool: pg.Pool, schema: string): Promise<Inbox> {
-  await pool.query(`CREATE TABLE IF NOT EXISTS "${schema}".bench_inbox (
-    consumer text NOT NULL, message_id text NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (consumer, message_id))`);
-  return {
-    has: async (consumer, id) =>
-      (
-        await pool.query({
-          name: `inbox-has-${schema}`,
-          text: `SELECT 1 FROM "${schema}".bench_inbox WHERE consumer = $1 AND message_id = $2`,
-          values: [consumer, id],
-        })
-      ).rowCount !== 0,
-    add: async (consumer, id, at) => {
-      await pool.query({
-        name: `inbox-add-${schema}`,
-        text: `INSERT INTO "${schema}".bench_inbox (consumer, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-        values: [consumer, id, at],
-      });
-    },
-    prune: async (before) => {
-      await pool.query(`DELETE FROM "${schema}".bench_inbox WHERE at < $1`, [before]);
-    },
-  };
-}
-
 const ITEMS_SQLITE =
   'CREATE TABLE IF NOT EXISTS bench_items (id TEXT PRIMARY KEY, stream TEXT NOT NULL, total REAL NOT NULL)';
 const ITEMS_PG = (schema: string) =>
@@ -146,8 +106,10 @@ const INSERT_PG = (schema: string) => `INSERT INTO "${schema}".bench_items (id, 
 interface E2eParts {
   append: (stream: string, data: Item) => Promise<unknown>;
   transport: Transport;
-  inbox: Inbox;
-  insert: (message: Message) => Promise<void> | void;
+  // biome-ignore lint/suspicious/noExplicitAny: the SQLite and PostgreSQL inboxes hand the handler different transactions
+  inbox: Inbox<any>;
+  /** The handler's one write, through the inbox's transaction. */
+  insert: (message: Message, tx: never) => Promise<void> | void;
   startRelay: () => Promise<ProjectionRunner>;
   close: () => Promise<void>;
 }
@@ -168,9 +130,11 @@ function e2eTrial(workload: string, subject: string, concurrency: number, open: 
         transport: parts.transport,
         inbox: parts.inbox,
         concurrency,
-        handler: async (message) => {
-          await parts.insert(message);
-          tracker.mark((message.data as Item).i);
+        handler: (message, tx) => {
+          const done = parts.insert(message, tx as never);
+          const mark = () => tracker.mark((message.data as Item).i);
+          // Synchronous on SQLite (its inbox transaction is), awaited on PostgreSQL.
+          return done === undefined ? mark() : done.then(mark);
         },
       });
       await consumer.start();
@@ -226,7 +190,7 @@ function sqliteE2e(workload: string, name: string, concurrency: number): Subject
         return {
           append: (stream, data) => store.append(stream, [{ type: 'ItemAdded', data }]),
           transport,
-          inbox: sqliteInbox(store.database),
+          inbox: getSqliteInbox({ database: store.database }),
           insert: (message) => {
             insert.run(message.id, message.key, (message.data as Item).total);
           },
@@ -291,9 +255,9 @@ function pgE2e(workload: string, name: string, concurrency: number): Subject {
         return {
           append: (stream, data) => store.append(stream, [{ type: 'ItemAdded', data }]),
           transport,
-          inbox: await pgInbox(store.pool, schema),
-          insert: async (message) => {
-            await store.pool.query({
+          inbox: await factline.getPostgresInbox({ pool: store.pool, schema }),
+          insert: async (message, client: pg.PoolClient) => {
+            await client.query({
               name: `items-${schema}`,
               text,
               values: [message.id, message.key, (message.data as Item).total],
@@ -375,16 +339,16 @@ function pgKeys(name: string, concurrency: number): Subject {
           const pool = transport.pool;
           await pool.query(ITEMS_PG(schema));
           const text = INSERT_PG(schema);
-          const inbox = await pgInbox(pool, schema);
+          const inbox = await factline.getPostgresInbox({ pool, schema });
           consumer = createConsumer({
             name: 'bench',
             topic: TOPIC,
             transport,
             inbox,
             concurrency,
-            handler: async (message) => {
+            handler: async (message, client) => {
               const item = message.data as Item;
-              await pool.query({ name: `items-${schema}`, text, values: [message.id, message.key, item.total] });
+              await client.query({ name: `items-${schema}`, text, values: [message.id, message.key, item.total] });
               tracker.mark(item.i);
             },
           });

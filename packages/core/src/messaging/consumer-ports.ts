@@ -1,5 +1,6 @@
 import { FactlineError, isFactlineError } from '../errors/index.ts';
 import { type Message, messageFromJson, messageToJson } from './message.ts';
+import type { Delivery } from './transport.ts';
 
 /** What to do with a message whose handler failed. */
 export type RetryDecision =
@@ -118,9 +119,17 @@ export interface Inbox<Tx = undefined> {
    * `work` with the transaction, then commits. Resolves `false` without
    * running `work` when the mark exists already (a duplicate). When `work`
    * throws, the transaction rolls back (mark included) and the error is
-   * rethrown as it is.
+   * rethrown as it is. `delivery` is the transport's delivery of the message:
+   * an inbox in the same database as the transport may settle it (ack) in
+   * the same transaction, saving the separate commit of the ack.
    */
-  applyOnce?(consumer: string, messageId: string, at: Date, work: (tx: Tx) => unknown): Promise<boolean>;
+  applyOnce?(
+    consumer: string,
+    messageId: string,
+    at: Date,
+    work: (tx: Tx) => unknown,
+    delivery?: Delivery,
+  ): Promise<boolean>;
 }
 
 export function getInMemoryInbox(): Inbox {

@@ -174,7 +174,7 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
     for (;;) {
       try {
         if (applyOnce) {
-          if (!(await applyOnce(name, message.id, new Date(now()), run))) return duplicate();
+          if (!(await applyOnce(name, message.id, new Date(now()), run, delivery))) return duplicate();
         } else {
           await run(undefined as Tx);
         }

@@ -12,6 +12,7 @@ import {
 import pg from 'pg';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
+import { ackInTransactionOf } from './ack-in-transaction.ts';
 
 export const consumerMigrations: readonly PostgresMigration[] = [
   {
@@ -145,7 +146,10 @@ export async function getPostgresInbox(options: PostgresConsumerStoreOptions): P
     prune: async (before) => {
       await base.query('prune', `DELETE FROM ${s}.inbox WHERE at < $1`, [before]);
     },
-    async applyOnce(consumer, id, at, work) {
+    async applyOnce(consumer, id, at, work, delivery) {
+      // The transport's delivery, when it lives in this pool's database, is acked in the same transaction.
+      const ack = ackInTransactionOf(delivery);
+      const ackHere = ack?.pool === pool ? ack : undefined;
       if (base.closed()) throw new StoreClosedError();
       const client = await pool.connect().catch((error: unknown) => {
         throw toStorageError(error);
@@ -166,7 +170,9 @@ export async function getPostgresInbox(options: PostgresConsumerStoreOptions): P
         inHandler = true;
         await work(client);
         inHandler = false;
+        if (ackHere) await client.query(ackHere.statement);
         await client.query('COMMIT');
+        ackHere?.committed();
         return true;
       } catch (error) {
         if (isConnectionFailure(error)) broken = error;

@@ -15,6 +15,7 @@ import pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { toStorageError } from '../pg-errors.ts';
+import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
 
 export interface PostgresTransportOptions {
   /** e.g. `postgres://user@127.0.0.1:5432/app`. Give this or `pool`. */
@@ -384,16 +385,27 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
       const local = new Set<() => void>();
 
       const settle = (seq: string, lease: string) => {
+        /** Acked inside a committed inbox transaction: nothing left to do. */
+        let settled = false;
         const run = async (name: string, text: string, extra: unknown[]) => {
           await query(name, text, [topic, group, seq, lease, ...extra]);
         };
+        const inTransaction: AckInTransaction = {
+          pool,
+          statement: { name: `factline:${schemaName}:transport-ack`, text: ACK, values: [topic, group, seq, lease] },
+          committed: () => {
+            settled = true;
+          },
+        };
         return {
-          ack: () => run('ack', ACK, []),
+          [ackInTransaction]: inTransaction,
+          ack: () => (settled ? Promise.resolve() : run('ack', ACK, [])),
           release: async (delayMs: number) => {
+            if (settled) return;
             await run('release', RELEASE, [Math.max(0, Number(delayMs) || 0), channel, payloadOf(topic)]);
             wake(topic);
           },
-          extend: (ms: number) => run('extend', EXTEND, [Math.max(0, Number(ms) || 0)]),
+          extend: (ms: number) => (settled ? Promise.resolve() : run('extend', EXTEND, [Math.max(0, Number(ms) || 0)])),
         };
       };
 

@@ -12,6 +12,7 @@ import {
 import type { Database } from 'better-sqlite3';
 import { type Migration, migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
+import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
 
 export const consumerMigrations: readonly Migration[] = [
   {
@@ -103,27 +104,30 @@ export function getSqliteInbox(options: SqliteConsumerStoreOptions): Inbox<Datab
   const prune = db.prepare<[number]>('DELETE FROM factline_inbox WHERE at < ?');
   /** Set while the handler runs: its errors are rethrown untouched, for the retry policy to judge. */
   let handlerError: { error: unknown } | undefined;
-  const once = db.transaction((consumer: string, id: string, at: number, work: (tx: Database) => unknown) => {
-    if (mark.run(consumer, id, at).changes === 0) return false;
-    let result: unknown;
-    try {
-      result = work(db);
-    } catch (error) {
-      handlerError = { error };
-      throw error;
-    }
-    if (isPromiseLike(result)) {
-      Promise.resolve(result).catch(() => undefined);
-      const error = new ValidationError({
-        path: 'handler',
-        message:
-          'returned a promise: with the SQLite inbox the handler runs inside a synchronous transaction and must not be async',
-      });
-      handlerError = { error };
-      throw error;
-    }
-    return true;
-  });
+  const once = db.transaction(
+    (consumer: string, id: string, at: number, work: (tx: Database) => unknown, ack: AckInTransaction | undefined) => {
+      if (mark.run(consumer, id, at).changes === 0) return false;
+      let result: unknown;
+      try {
+        result = work(db);
+      } catch (error) {
+        handlerError = { error };
+        throw error;
+      }
+      if (isPromiseLike(result)) {
+        Promise.resolve(result).catch(() => undefined);
+        const error = new ValidationError({
+          path: 'handler',
+          message:
+            'returned a promise: with the SQLite inbox the handler runs inside a synchronous transaction and must not be async',
+        });
+        handlerError = { error };
+        throw error;
+      }
+      ack?.run();
+      return true;
+    },
+  );
   return {
     has: async (consumer, id) => guard(db, () => has.get(consumer, id) !== undefined),
     add: async (consumer, id, at) => {
@@ -132,11 +136,16 @@ export function getSqliteInbox(options: SqliteConsumerStoreOptions): Inbox<Datab
     prune: async (before) => {
       guard(db, () => prune.run(before.getTime()));
     },
-    async applyOnce(consumer, id, at, work) {
+    async applyOnce(consumer, id, at, work, delivery) {
       if (!db.open) throw new StoreClosedError();
+      // The transport's delivery, when it lives on this connection, is acked in the same transaction.
+      const ack = ackInTransactionOf(delivery);
+      const ackHere = ack?.database === db ? ack : undefined;
       handlerError = undefined;
       try {
-        return once.immediate(consumer, id, at.getTime(), work);
+        const applied = once.immediate(consumer, id, at.getTime(), work, ackHere);
+        if (applied) ackHere?.committed();
+        return applied;
       } catch (error) {
         const fromHandler = handlerError as { error: unknown } | undefined;
         handlerError = undefined;

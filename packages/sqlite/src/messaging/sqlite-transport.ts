@@ -14,6 +14,7 @@ import type { Database } from 'better-sqlite3';
 import { type Migration, migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { openSqliteDatabase } from '../store/sqlite-event-store.ts';
+import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
 
 export interface SqliteTransportOptions {
   /** A connection to share (e.g. an event store's `.database`); the transport does not close it. */
@@ -193,18 +194,32 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
     group: string,
     seq: number,
     lease: string,
-  ): Pick<Delivery, 'ack' | 'release' | 'extend'> => ({
-    async ack() {
-      run(() => statements.ack.run(seq, lease));
-    },
-    async release(delayMs: number) {
-      const changed = run(() => statements.release.run(now() + Math.max(0, delayMs), seq, lease)).changes;
-      if (changed > 0) wake(topic, group);
-    },
-    async extend(ms: number) {
-      run(() => statements.extend.run(now() + Math.max(0, ms), seq, lease));
-    },
-  });
+  ): Pick<Delivery, 'ack' | 'release' | 'extend'> & { [ackInTransaction]: AckInTransaction } => {
+    /** Acked inside a committed inbox transaction: nothing left to do. */
+    let settled = false;
+    return {
+      [ackInTransaction]: {
+        database: db,
+        run: () => {
+          statements.ack.run(seq, lease);
+        },
+        committed: () => {
+          settled = true;
+        },
+      },
+      async ack() {
+        if (!settled) run(() => statements.ack.run(seq, lease));
+      },
+      async release(delayMs: number) {
+        if (settled) return;
+        const changed = run(() => statements.release.run(now() + Math.max(0, delayMs), seq, lease)).changes;
+        if (changed > 0) wake(topic, group);
+      },
+      async extend(ms: number) {
+        if (!settled) run(() => statements.extend.run(now() + Math.max(0, ms), seq, lease));
+      },
+    };
+  };
 
   return {
     database: db,
