@@ -5,6 +5,7 @@ export {
   type PostgresConsumerStoreOptions,
   type PostgresDeadLetterStore,
   type PostgresInbox,
+  type PostgresInboxOptions,
 } from './messaging/postgres-consumer-stores.ts';
 export {
   getPostgresTransport,

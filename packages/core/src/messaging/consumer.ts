@@ -252,8 +252,9 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
   const fetchLoop = async (sub: Subscription) => {
     const signal = stopping.signal;
     while (!signal.aborted) {
+      // Fetch in batches: refill only once half the buffer was worked off (each fetch is a write on SQL transports).
       const room = concurrency * 4 - buffered();
-      if (room <= 0) {
+      if (room < concurrency * 2) {
         await new Promise<void>((resolve) => {
           const done = () => {
             signal.removeEventListener('abort', done);

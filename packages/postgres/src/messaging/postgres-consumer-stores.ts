@@ -11,8 +11,8 @@ import {
 } from '@factline/core';
 import pg from 'pg';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
-import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
-import { ackInTransactionOf } from './ack-in-transaction.ts';
+import { toStorageError } from '../pg-errors.ts';
+import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
 
 export const consumerMigrations: readonly PostgresMigration[] = [
   {
@@ -58,6 +58,31 @@ export interface PostgresConsumerStoreOptions {
   schema?: string;
   /** Connections of the pool opened from `connectionString`. Default 10. */
   poolSize?: number;
+}
+
+export interface PostgresInboxOptions extends PostgresConsumerStoreOptions {
+  /**
+   * Group commit (default false): handler runs that arrive while a
+   * transaction is open join it, each inside a savepoint of its own, and one
+   * commit covers them all. A handler that throws rolls back its own
+   * savepoint only; each caller learns its outcome once the shared commit is
+   * done. The runs of one inbox then take turns on one connection, so use it
+   * for handlers that only write to the database: a handler awaiting
+   * something slow holds up the others.
+   */
+  groupCommit?: boolean;
+  /** Most handler runs in one group commit. Default 256. */
+  maxGroup?: number;
+}
+
+interface Member {
+  consumer: string;
+  id: string;
+  at: Date;
+  work: (tx: pg.PoolClient) => unknown;
+  ack: AckInTransaction | undefined;
+  resolve: (applied: boolean) => void;
+  reject: (error: unknown) => void;
 }
 
 export interface PostgresInbox extends Inbox<pg.PoolClient> {
@@ -131,10 +156,123 @@ async function open(options: PostgresConsumerStoreOptions) {
  *   },
  * });
  */
-export async function getPostgresInbox(options: PostgresConsumerStoreOptions): Promise<PostgresInbox> {
+export async function getPostgresInbox(options: PostgresInboxOptions): Promise<PostgresInbox> {
+  const groupCommit = options?.groupCommit ?? false;
+  const maxGroup = assertIntegerOption(options?.maxGroup, 'maxGroup', 1) ?? 256;
   const base = await open(options);
   const { pool, s, schema } = base;
   const MARK = `INSERT INTO ${s}.inbox (consumer, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`;
+  const markQuery = (consumer: string, id: string, at: Date): pg.QueryConfig => ({
+    name: `factline:${schema}:consumer-mark`,
+    text: MARK,
+    values: [consumer, id, at],
+  });
+  const releaseClient = (client: pg.PoolClient, broken: unknown) =>
+    client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
+
+  /** One transaction per message. */
+  const applyAlone = async (member: Member): Promise<boolean> => {
+    const client = await pool.connect().catch((error: unknown) => {
+      throw toStorageError(error);
+    });
+    let broken: unknown;
+    let inHandler = false;
+    try {
+      await client.query('BEGIN');
+      const marked = await client.query(markQuery(member.consumer, member.id, member.at));
+      if (marked.rowCount === 0) {
+        await client.query('ROLLBACK');
+        return false;
+      }
+      inHandler = true;
+      await member.work(client);
+      inHandler = false;
+      if (member.ack) await client.query(member.ack.statement);
+      await client.query('COMMIT');
+      member.ack?.committed();
+      return true;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
+      // The handler's own errors go to the retry policy as they are.
+      throw inHandler ? error : toStorageError(error);
+    } finally {
+      releaseClient(client, broken);
+    }
+  };
+
+  // --- Group commit: the runs queued meanwhile share one transaction, a savepoint each --------
+
+  const queue: Member[] = [];
+  let driving = false;
+
+  const runGroup = async () => {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (error) {
+      const failure = toStorageError(error);
+      for (const member of queue.splice(0)) member.reject(failure);
+      return;
+    }
+    let broken: unknown;
+    /** Applied in this transaction, settled when it commits. */
+    const applied: Member[] = [];
+    try {
+      await client.query('BEGIN');
+      for (let count = 0; queue.length > 0 && count < maxGroup; count++) {
+        const member = queue.shift() as Member;
+        let inHandler = false;
+        try {
+          await client.query('SAVEPOINT factline_message');
+          const marked = await client.query(markQuery(member.consumer, member.id, member.at));
+          if (marked.rowCount === 0) {
+            await client.query('RELEASE SAVEPOINT factline_message');
+            member.resolve(false);
+            continue;
+          }
+          inHandler = true;
+          await member.work(client);
+          inHandler = false;
+          if (member.ack) await client.query(member.ack.statement);
+          await client.query('RELEASE SAVEPOINT factline_message');
+          applied.push(member);
+        } catch (error) {
+          member.reject(inHandler ? error : toStorageError(error));
+          // Only this run is undone; a connection that cannot even do that fails the whole group.
+          try {
+            await client.query('ROLLBACK TO SAVEPOINT factline_message');
+            await client.query('RELEASE SAVEPOINT factline_message');
+          } catch (rollbackError) {
+            broken = rollbackError;
+            throw rollbackError;
+          }
+        }
+      }
+      await client.query('COMMIT');
+      for (const member of applied) {
+        member.ack?.committed();
+        member.resolve(true);
+      }
+    } catch (error) {
+      if (broken === undefined)
+        await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
+      const failure = toStorageError(error);
+      for (const member of applied) member.reject(failure);
+    } finally {
+      releaseClient(client, broken);
+    }
+  };
+
+  const drive = async () => {
+    if (driving) return;
+    driving = true;
+    try {
+      while (queue.length > 0) await runGroup();
+    } finally {
+      driving = false;
+    }
+  };
+
   return {
     pool,
     has: async (consumer, id) =>
@@ -146,42 +284,20 @@ export async function getPostgresInbox(options: PostgresConsumerStoreOptions): P
     prune: async (before) => {
       await base.query('prune', `DELETE FROM ${s}.inbox WHERE at < $1`, [before]);
     },
-    async applyOnce(consumer, id, at, work, delivery) {
+    applyOnce(consumer, id, at, work, delivery) {
+      if (base.closed()) return Promise.reject(new StoreClosedError());
       // The transport's delivery, when it lives in this pool's database, is acked in the same transaction.
       const ack = ackInTransactionOf(delivery);
       const ackHere = ack?.pool === pool ? ack : undefined;
-      if (base.closed()) throw new StoreClosedError();
-      const client = await pool.connect().catch((error: unknown) => {
-        throw toStorageError(error);
-      });
-      let broken: unknown;
-      let inHandler = false;
-      try {
-        await client.query('BEGIN');
-        const marked = await client.query({
-          name: `factline:${schema}:consumer-mark`,
-          text: MARK,
-          values: [consumer, id, at],
-        });
-        if (marked.rowCount === 0) {
-          await client.query('ROLLBACK');
-          return false;
+      return new Promise<boolean>((resolve, reject) => {
+        const member: Member = { consumer, id, at, work, ack: ackHere, resolve, reject };
+        if (!groupCommit) {
+          applyAlone(member).then(resolve, reject);
+          return;
         }
-        inHandler = true;
-        await work(client);
-        inHandler = false;
-        if (ackHere) await client.query(ackHere.statement);
-        await client.query('COMMIT');
-        ackHere?.committed();
-        return true;
-      } catch (error) {
-        if (isConnectionFailure(error)) broken = error;
-        else await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
-        // The handler's own errors go to the retry policy as they are.
-        throw inHandler ? error : toStorageError(error);
-      } finally {
-        client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
-      }
+        queue.push(member);
+        void drive();
+      });
     },
     close: base.close,
   };

@@ -1,4 +1,5 @@
 import {
+  assertIntegerOption,
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterStore,
@@ -77,14 +78,41 @@ const guard = <T>(db: Database, work: () => T): T => {
   }
 };
 
+export interface SqliteInboxOptions extends SqliteConsumerStoreOptions {
+  /**
+   * Group commit (default true): handler runs that arrive together (other
+   * keys, other consumers on this inbox) share one transaction, each inside a
+   * savepoint of its own, so one commit (one fsync) covers them all. A handler
+   * that throws rolls back its own savepoint only. Each caller learns its
+   * outcome once the shared commit is done. `false`: one transaction per
+   * message.
+   */
+  groupCommit?: boolean;
+  /** Most handler runs in one group commit. Default 256. */
+  maxGroup?: number;
+}
+
+interface Member {
+  consumer: string;
+  id: string;
+  at: number;
+  work: (tx: Database) => unknown;
+  ack: AckInTransaction | undefined;
+  resolve: (applied: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+type Outcome = { applied: boolean } | { error: unknown; fromHandler: boolean };
+
 /**
  * A consumer inbox in the SQLite file (migration component `consumer`). With
- * it, `createConsumer` runs each handler inside one IMMEDIATE transaction that
+ * it, `createConsumer` runs each handler inside an IMMEDIATE transaction that
  * first writes the inbox mark, and passes the handler the connection: rows
  * the handler writes through it commit together with the mark, so a message
  * is applied once even when the process dies between the handler and the ack.
  * The handler must be synchronous (better-sqlite3 transactions are): one that
- * returns a promise fails with a `ValidationError` and writes nothing.
+ * returns a promise fails with a `ValidationError` and writes nothing. With
+ * `groupCommit` (the default), runs that arrive together share a commit.
  *
  * @example
  * const consumer = createConsumer({
@@ -95,39 +123,84 @@ const guard = <T>(db: Database, work: () => T): T => {
  *   },
  * });
  */
-export function getSqliteInbox(options: SqliteConsumerStoreOptions): Inbox<Database> {
+export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
   const db = open(options);
+  const groupCommit = options.groupCommit ?? true;
+  const maxGroup = assertIntegerOption(options.maxGroup, 'maxGroup', 1) ?? 256;
   const has = db.prepare<[string, string]>('SELECT 1 FROM factline_inbox WHERE consumer = ? AND message_id = ?');
   const mark = db.prepare<[string, string, number]>(
     'INSERT OR IGNORE INTO factline_inbox (consumer, message_id, at) VALUES (?, ?, ?)',
   );
   const prune = db.prepare<[number]>('DELETE FROM factline_inbox WHERE at < ?');
-  /** Set while the handler runs: its errors are rethrown untouched, for the retry policy to judge. */
-  let handlerError: { error: unknown } | undefined;
-  const once = db.transaction(
-    (consumer: string, id: string, at: number, work: (tx: Database) => unknown, ack: AckInTransaction | undefined) => {
-      if (mark.run(consumer, id, at).changes === 0) return false;
-      let result: unknown;
-      try {
-        result = work(db);
-      } catch (error) {
-        handlerError = { error };
-        throw error;
-      }
-      if (isPromiseLike(result)) {
-        Promise.resolve(result).catch(() => undefined);
-        const error = new ValidationError({
+
+  /** One message: a savepoint when nested in a group's transaction. Throws `{ handler: error }` for the handler's errors. */
+  const one = db.transaction((member: Member): boolean => {
+    if (mark.run(member.consumer, member.id, member.at).changes === 0) return false;
+    let result: unknown;
+    try {
+      result = member.work(db);
+    } catch (error) {
+      throw new HandlerFailure(error);
+    }
+    if (isPromiseLike(result)) {
+      Promise.resolve(result).catch(() => undefined);
+      throw new HandlerFailure(
+        new ValidationError({
           path: 'handler',
           message:
             'returned a promise: with the SQLite inbox the handler runs inside a synchronous transaction and must not be async',
-        });
-        handlerError = { error };
-        throw error;
+        }),
+      );
+    }
+    member.ack?.run();
+    return true;
+  });
+
+  const attempt = (member: Member): Outcome => {
+    try {
+      return { applied: one(member) };
+    } catch (error) {
+      if (error instanceof HandlerFailure) return { error: error.error, fromHandler: true };
+      return { error, fromHandler: false };
+    }
+  };
+
+  /** Runs `members` in one transaction, savepoint each; settles each caller after the commit. */
+  const group = db.transaction((members: Member[]) => members.map(attempt));
+  const runGroup = (members: Member[]) => {
+    let outcomes: Outcome[];
+    try {
+      if (!db.open) throw new StoreClosedError();
+      outcomes = group.immediate(members);
+    } catch (error) {
+      // BEGIN or COMMIT failed: nothing of the group was written.
+      const failure = toStorageError(error);
+      for (const member of members) member.reject(failure);
+      return;
+    }
+    members.forEach((member, i) => {
+      const outcome = outcomes[i] as Outcome;
+      if ('applied' in outcome) {
+        if (outcome.applied) member.ack?.committed();
+        member.resolve(outcome.applied);
+      } else {
+        // The handler's own errors go to the retry policy as they are.
+        member.reject(outcome.fromHandler ? outcome.error : toStorageError(outcome.error));
       }
-      ack?.run();
-      return true;
-    },
-  );
+    });
+  };
+
+  let queue: Member[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    while (queue.length > 0) {
+      const members = queue.slice(0, maxGroup);
+      queue = queue.slice(members.length);
+      runGroup(members);
+    }
+  };
+
   return {
     has: async (consumer, id) => guard(db, () => has.get(consumer, id) !== undefined),
     add: async (consumer, id, at) => {
@@ -136,24 +209,28 @@ export function getSqliteInbox(options: SqliteConsumerStoreOptions): Inbox<Datab
     prune: async (before) => {
       guard(db, () => prune.run(before.getTime()));
     },
-    async applyOnce(consumer, id, at, work, delivery) {
-      if (!db.open) throw new StoreClosedError();
+    applyOnce(consumer, id, at, work, delivery) {
+      if (!db.open) return Promise.reject(new StoreClosedError());
       // The transport's delivery, when it lives on this connection, is acked in the same transaction.
       const ack = ackInTransactionOf(delivery);
       const ackHere = ack?.database === db ? ack : undefined;
-      handlerError = undefined;
-      try {
-        const applied = once.immediate(consumer, id, at.getTime(), work, ackHere);
-        if (applied) ackHere?.committed();
-        return applied;
-      } catch (error) {
-        const fromHandler = handlerError as { error: unknown } | undefined;
-        handlerError = undefined;
-        if (fromHandler && fromHandler.error === error) throw error;
-        throw toStorageError(error);
-      }
+      return new Promise<boolean>((resolve, reject) => {
+        const member: Member = { consumer, id, at: at.getTime(), work, ack: ackHere, resolve, reject };
+        if (!groupCommit) return runGroup([member]);
+        queue.push(member);
+        if (!scheduled) {
+          scheduled = true;
+          // Runs arriving in this turn of the event loop (other lanes, other consumers) join the group.
+          setImmediate(flush);
+        }
+      });
     },
   };
+}
+
+/** Carries a handler's error out of the savepoint, told apart from the inbox's own failures. */
+class HandlerFailure {
+  constructor(readonly error: unknown) {}
 }
 
 interface DeadLetterRow {
