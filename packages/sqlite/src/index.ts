@@ -10,6 +10,7 @@ export {
   getSqliteDeadLetterStore,
   getSqliteInbox,
   type SqliteConsumerStoreOptions,
+  type SqliteInboxOptions,
 } from './messaging/sqlite-consumer-stores.ts';
 export {
   getSqliteTransport,

@@ -9,6 +9,7 @@ import {
   ValidationError,
 } from '@factline/core';
 import type { Database, Statement } from 'better-sqlite3';
+import { createSqliteLease, leaseTimings } from '../lease.ts';
 import { type Migration, migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 
@@ -55,13 +56,35 @@ export interface SqliteOutbox {
 export interface SqliteOutboxRelayOptions {
   /** Rows read (and published) per round. Default 100. */
   batchSize?: number;
-  /** How often the relay looks for rows while idle (rows written by other connections or processes). Default 100 ms. */
+  /** How often the lease holder looks for rows while idle (rows written by other connections or processes). Default 100 ms. */
   pollMs?: number;
-  /** Called when a publish (or a read or delete) fails; the relay tries again after `pollMs`. */
+  /**
+   * How long a take or renewal of the relay's lease (`factline_leases` row
+   * `outbox`) lasts, ms. Default 5000: five renewals, so a holder stalled for a
+   * few seconds (a busy file, a long synchronous task) keeps it, and a
+   * crashed holder is replaced within about six seconds.
+   */
+  leaseTtlMs?: number;
+  /**
+   * How often the holder renews its lease and a relay standing by tries to
+   * take it, ms; less than `leaseTtlMs`. Default 1000 (a fifth of `leaseTtlMs`
+   * when that is shorter).
+   */
+  leaseCheckMs?: number;
+  /**
+   * `false`: no lease, this relay always publishes (one process per file, or
+   * another way of keeping one relay). Default `true`.
+   */
+  lease?: boolean;
+  /** Called when a round (read, publish, delete) or a lease check fails; the relay tries again after `pollMs`. */
   onError?: (error: unknown) => void;
+  /** Called when this relay takes (`'held'`) or loses (`'standby'`) the lease. */
+  onLeaseChange?: (lease: 'held' | 'standby') => void;
 }
 
 export interface SqliteOutboxRelayStats {
+  /** `'held'`: this relay publishes; `'standby'`: another one holds the lease (or this one lost it). */
+  lease: 'held' | 'standby';
   /** Messages whose publish resolved. */
   published: number;
   /** Rounds that failed (publish, read or delete), retried after `pollMs`. */
@@ -71,7 +94,7 @@ export interface SqliteOutboxRelayStats {
 }
 
 export interface SqliteOutboxRelay {
-  /** Stops after the round in flight. */
+  /** Stops after the publish in flight and gives up the lease. */
   stop(): Promise<void>;
   stats(): SqliteOutboxRelayStats;
 }
@@ -171,12 +194,21 @@ export function getSqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
 }
 
 /**
- * Publishes the outbox's rows to `transport`, oldest first: reads up to
- * `batchSize` rows, publishes each run of consecutive rows of one topic in
- * outbox order, and deletes those rows only once their publish resolved. A
- * crash or failure between publish and delete publishes them again (at least
- * once; consumers' inboxes drop the repeats by message id). Run one relay per
- * database file.
+ * Publishes the outbox's rows to `transport`, in one process at a time: the
+ * relay holding the lease, a row of `factline_leases` (named `outbox`, one per
+ * file) that lasts `leaseTtlMs`. The holder renews it every `leaseCheckMs`;
+ * other relays on the file stand by and try to take it as often, so one takes
+ * over at its next check after the holder stops (which deletes the row), or
+ * after the lease expired when the holder crashed or froze.
+ *
+ * The holder reads up to `batchSize` rows, oldest first, publishes each run of
+ * consecutive rows of one topic in outbox order, and deletes those rows only
+ * once their publish resolved: a crash or failure in between publishes them
+ * again (at least once; consumers' inboxes drop the repeats by message id).
+ * Before every publish it checks that its lease has not expired by its own
+ * clock, and stands by when it has (a renewal failed, or the process froze);
+ * so a holder frozen for longer than the TTL in the middle of a publish may
+ * overlap with its successor for that one batch, which is at least once too.
  */
 export function startSqliteOutboxRelay(
   outbox: SqliteOutbox,
@@ -188,23 +220,94 @@ export function startSqliteOutboxRelay(
   }
   const batchSize = assertIntegerOption(options.batchSize, 'batchSize', 1) ?? 100;
   const pollMs = assertIntegerOption(options.pollMs, 'pollMs', 1) ?? 100;
+  const { ttlMs, checkMs } = leaseTimings(options);
   const db = outbox.database;
+  const lease = options.lease === false ? undefined : createSqliteLease({ database: db, name: 'outbox', ttlMs });
   const read = db.prepare<[number], OutboxRow>('SELECT seq, topic, message FROM factline_outbox ORDER BY seq LIMIT ?');
   const remove = db.prepare<[number]>('DELETE FROM factline_outbox WHERE seq = ?');
   const removeAll = db.transaction((seqs: readonly number[]) => {
     for (const seq of seqs) remove.run(seq);
   });
 
-  const stats: SqliteOutboxRelayStats = { published: 0, failures: 0, lastError: undefined, running: true };
+  const stats: SqliteOutboxRelayStats = {
+    lease: lease ? 'standby' : 'held',
+    published: 0,
+    failures: 0,
+    lastError: undefined,
+    running: true,
+  };
   let running = true;
   const { pause, wake, stop } = createWakeablePause();
   const unsubscribe = outbox.onEnqueue(wake);
 
-  /** One round: returns how many rows it published. */
+  const setLease = (next: 'held' | 'standby') => {
+    if (stats.lease === next) return;
+    stats.lease = next;
+    try {
+      options.onLeaseChange?.(next);
+    } catch {
+      // The callback's own failure changes nothing.
+    }
+  };
+
+  const report = (error: unknown) => {
+    stats.failures++;
+    stats.lastError = error;
+    try {
+      options.onError?.(error);
+    } catch {
+      // The callback's own failure changes nothing.
+    }
+  };
+
+  /**
+   * True while this relay may publish: its lease has not expired (by its
+   * clock). Renews it when due, in case the lease timer is held up by a busy
+   * event loop.
+   */
+  const holds = (): boolean => {
+    if (!lease) return true;
+    let held = false;
+    try {
+      held = lease.hold(checkMs);
+    } catch (error) {
+      report(error);
+    }
+    if (!held) setLease('standby');
+    return held;
+  };
+
+  /** Renews the lease (holder) or tries to take it (stand-by). */
+  const checkLease = () => {
+    if (!lease || !running) return;
+    let held = false;
+    try {
+      held = lease.acquire();
+    } catch (error) {
+      report(error);
+    }
+    const was = stats.lease;
+    setLease(held ? 'held' : 'standby');
+    if (held && was !== 'held') wake();
+  };
+  let leaseTimer: ReturnType<typeof setTimeout> | undefined;
+  const scheduleCheck = () => {
+    leaseTimer = setTimeout(() => {
+      checkLease();
+      if (running) scheduleCheck();
+    }, checkMs);
+  };
+  if (lease) {
+    checkLease();
+    scheduleCheck();
+  }
+
+  /** One round: returns how many rows it read. */
   const round = async (): Promise<number> => {
     const rows = read.all(batchSize);
     let done = 0;
-    while (done < rows.length && running) {
+    // Lost the lease meanwhile: another relay publishes from here on.
+    while (done < rows.length && running && holds()) {
       const topic = rows[done]?.topic as string;
       let end = done;
       while (end < rows.length && rows[end]?.topic === topic) end++;
@@ -222,17 +325,16 @@ export function startSqliteOutboxRelay(
 
   const loop = (async () => {
     while (running) {
+      if (!holds()) {
+        // Woken by the lease check that takes it.
+        await pause(checkMs);
+        continue;
+      }
       let read = 0;
       try {
         read = await round();
       } catch (error) {
-        stats.failures++;
-        stats.lastError = error;
-        try {
-          options.onError?.(error);
-        } catch {
-          // The callback's own failure changes nothing.
-        }
+        report(error);
         await pause(pollMs);
         continue;
       }
@@ -243,9 +345,19 @@ export function startSqliteOutboxRelay(
   return {
     async stop() {
       running = false;
+      clearTimeout(leaseTimer);
       unsubscribe();
       stop();
       await loop;
+      if (lease && stats.running) {
+        // Deleting the row lets a stand-by take over at its next check, not after the TTL.
+        try {
+          lease.release();
+        } catch (error) {
+          report(error);
+        }
+        setLease('standby');
+      }
       stats.running = false;
     },
     stats: () => ({ ...stats }),

@@ -1,13 +1,23 @@
+import { randomUUID } from 'node:crypto';
 import {
   createProjectionRunner,
+  isStorageError,
+  isTimeoutError,
   type ParkedEvent,
   type Projection,
   type ProjectionBackend,
   type ProjectionRunner,
   type ProjectionRunnerOptions,
+  type ProjectionStatus,
+  type RebuildOptions,
   type RecordedEvent,
+  StorageError,
+  TimeoutError,
+  ValidationError,
+  type WaitForOptions,
 } from '@factline/core';
 import type { Database } from 'better-sqlite3';
+import { createSqliteLease, leaseTimings, type SqliteLease } from '../lease.ts';
 import { migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { type SqliteEventStore, synchronously } from '../store/sqlite-event-store.ts';
@@ -79,6 +89,14 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
       })
       .immediate();
 
+  /**
+   * One turn of the event loop before each batch's transaction: every call
+   * here is synchronous, so a runner catching up would otherwise run on
+   * microtasks alone and hold up this process's timers and `setImmediate`
+   * work (lease renewals, the store's group commit) until it caught up.
+   */
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
   const wrap = <T>(work: () => T): Promise<T> => {
     try {
       return Promise.resolve(work());
@@ -91,6 +109,7 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
     store,
     loadCheckpoint: (name) => wrap(() => current(name)),
     commit: async (name, expected, next, work, external) => {
+      await turn();
       if (external && work) {
         // Effects elsewhere (at least once): run them first, then save the checkpoint.
         if ((await wrap(() => current(name))) !== expected) return false;
@@ -99,8 +118,9 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
       }
       return wrap(() => guarded(name, expected, next, () => work && synchronously(work(db), name)));
     },
-    park: (name, expected, event: RecordedEvent, error: string) =>
-      wrap(() =>
+    park: async (name, expected, event: RecordedEvent, error: string) => {
+      await turn();
+      return wrap(() =>
         guarded(name, expected, event.position, () => {
           sql.park.run(
             name,
@@ -113,7 +133,8 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
             Date.now(),
           );
         }),
-      ),
+      );
+    },
     listParked: (name?: string) =>
       wrap(() =>
         sql.parked.all(name ?? '', name ?? '').map((row): ParkedEvent => {
@@ -155,9 +176,67 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
   };
 }
 
+export interface SqliteProjectionsOptions extends ProjectionRunnerOptions {
+  /**
+   * How long a take or renewal of a projection's lease (`factline_leases`
+   * row `projection:<name>`) lasts, ms. Default 5000: five renewals, so a
+   * holder stalled for a few seconds (a busy file, a long synchronous batch)
+   * keeps it, and a crashed holder is replaced within about six seconds.
+   */
+  leaseTtlMs?: number;
+  /**
+   * How often the holder renews its leases and a process standing by tries
+   * to take them, ms; less than `leaseTtlMs`. Default 1000 (a fifth of
+   * `leaseTtlMs` when that is shorter).
+   */
+  leaseCheckMs?: number;
+  /**
+   * `false`: no leases, every projection runs here (one process per file, or
+   * another way of keeping one runner). Default `true`.
+   */
+  lease?: boolean;
+  /** Called when this runner takes (`'held'`) or gives up or loses (`'standby'`) a projection's lease. */
+  onLeaseChange?: (projection: string, lease: 'held' | 'standby') => void;
+}
+
+export interface SqliteProjectionStatus extends ProjectionStatus {
+  /**
+   * `'held'`: this runner runs the projection. `'standby'`: it does not
+   * (another process holds the lease, or this one lost it); the state is then
+   * `'stopped'` and `checkpoint` and `head` are the saved checkpoint and the
+   * store's head as last read, at every lease check.
+   */
+  lease: 'held' | 'standby';
+}
+
+export interface SqliteProjectionRunner extends ProjectionRunner {
+  status(): SqliteProjectionStatus[];
+  status(name: string): SqliteProjectionStatus;
+}
+
+/** The `factline_leases` row of a projection's lease. */
+export function projectionLeaseName(projection: string): string {
+  return `projection:${projection}`;
+}
+
 /**
  * Starts async projections on a SQLite store: creates their tables, catches
- * each up from its checkpoint, then follows new appends.
+ * each up from its checkpoint, then follows new appends. Each projection runs
+ * in one process at a time among those sharing the file: the one holding its
+ * lease, a row of `factline_leases` that lasts `leaseTtlMs` and that the
+ * holder renews every `leaseCheckMs`. The others stand by (status
+ * `'stopped'`, `lease: 'standby'`) and try to take it as often; when the
+ * holder stops (which deletes the row) one takes over at its next check, and
+ * when it crashes or freezes, at the first check after the lease expired,
+ * from the checkpoint the last committed batch saved.
+ *
+ * A holder runs a batch only while its lease has not expired by its own
+ * clock, and gives the projection up when it has (a renewal failed, or the
+ * process froze). A holder frozen for longer than the TTL in the middle of a
+ * batch may still finish that one batch while its successor starts: for
+ * SQL read models the checkpoint check of the batch's transaction keeps every
+ * event applied exactly once; external effects (an event relay) are at least
+ * once, which consumers' inboxes absorb.
  *
  * @example
  * const projections = await startSqliteProjections(store, [orderSummaries]);
@@ -167,9 +246,376 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
 export async function startSqliteProjections(
   store: SqliteEventStore,
   projections: readonly Projection<Database>[],
-  options?: ProjectionRunnerOptions,
-): Promise<ProjectionRunner> {
-  const runner = createProjectionRunner(getSqliteProjectionBackend(store), projections, options);
+  options: SqliteProjectionsOptions = {},
+): Promise<SqliteProjectionRunner> {
+  const runner =
+    options.lease === false
+      ? unleased(createProjectionRunner(getSqliteProjectionBackend(store), projections, options))
+      : createSqliteProjections(store, projections, options);
   await runner.start();
   return runner;
+}
+
+/** A runner without leases: every projection runs here. */
+function unleased(runner: ProjectionRunner): SqliteProjectionRunner {
+  const held = (status: ProjectionStatus): SqliteProjectionStatus => ({ ...status, lease: 'held' });
+  return {
+    start: () => runner.start(),
+    stop: () => runner.stop(),
+    status: ((name?: string) =>
+      name === undefined ? runner.status().map(held) : held(runner.status(name))) as SqliteProjectionRunner['status'],
+    waitFor: (name, position, waitOptions) => runner.waitFor(name, position, waitOptions),
+    rebuild: (name, rebuildOptions) => runner.rebuild(name, rebuildOptions),
+    resume: (name) => runner.resume(name),
+    parked: (name) => runner.parked(name),
+  };
+}
+
+interface Lease {
+  name: string;
+  lock: SqliteLease;
+  /** Runs this one projection while the lease is held. */
+  runner: ProjectionRunner;
+  held: boolean;
+  /** Taken since start and maybe not released: deleted on stop. */
+  taken: boolean;
+  /** While the runner stops after the lease was given up: not taken again before. */
+  stopping: Promise<void> | undefined;
+  /** While standing by: the saved checkpoint and the head, as last read. */
+  checkpoint: number;
+  head: number;
+  /** The last error the runner reported (to resume after a passing storage failure). */
+  lastError: unknown;
+  /** Called when the lease is lost (a rebuild in flight rejects). */
+  onLost: Set<() => void>;
+}
+
+const noop = () => undefined;
+
+function createSqliteProjections(
+  store: SqliteEventStore,
+  projections: readonly Projection<Database>[],
+  options: SqliteProjectionsOptions,
+): SqliteProjectionRunner {
+  const { ttlMs, checkMs } = leaseTimings(options);
+  const backend = getSqliteProjectionBackend(store);
+  // Checks the definitions together (names, duplicates) the way the runner does; never started.
+  createProjectionRunner(backend, projections, options);
+  const holder = randomUUID();
+
+  const changed = (lease: Lease, state: 'held' | 'standby') => {
+    try {
+      options.onLeaseChange?.(lease.name, state);
+    } catch {
+      // The callback's own failure changes nothing.
+    }
+  };
+
+  /**
+   * Stops running `lease`'s projection here (after the batch in flight); the
+   * abort is immediate. `lost`: the lease was lost, not given up by `stop()`
+   * (a rebuild in flight then rejects as lost rather than as stopped).
+   */
+  const giveUp = (lease: Lease, lost = true): Promise<void> => {
+    if (!lease.held) return lease.stopping ?? Promise.resolve();
+    lease.held = false;
+    if (lost) for (const onLost of [...lease.onLost]) onLost();
+    const stopping: Promise<void> = lease.runner
+      .stop()
+      .then(() => {
+        const status = lease.runner.status(lease.name);
+        lease.checkpoint = status.checkpoint;
+        lease.head = status.head;
+        changed(lease, 'standby');
+      })
+      .finally(() => {
+        if (lease.stopping === stopping) lease.stopping = undefined;
+      });
+    lease.stopping = stopping;
+    return stopping;
+  };
+
+  /**
+   * A batch runs only while the lease holds by this process's clock; the
+   * holder renews it here when due (a runner catching up on the synchronous
+   * database never yields to the lease timer). A lease found expired, or not
+   * renewed, is given up (the runner's loop is aborted at once) and the batch
+   * refused as if the checkpoint had moved; a runner that somehow goes on
+   * without the lease gets errors, never a commit.
+   */
+  const refusal = (lease: Lease): Promise<boolean> | undefined => {
+    if (lease.held) {
+      let holds = false;
+      try {
+        holds = lease.lock.hold(checkMs);
+      } catch (error) {
+        options.onError?.(lease.name, error, lease.runner.status(lease.name).checkpoint);
+      }
+      if (holds) return undefined;
+      void giveUp(lease);
+      return Promise.resolve(false);
+    }
+    return Promise.reject(
+      new StorageError(`the lease of projection '${lease.name}' is not held by this process`, { retryable: true }),
+    );
+  };
+
+  const leaseBackend = (lease: Lease): ProjectionBackend<Database> => ({
+    ...backend,
+    commit: (name, expected, next, work, external) =>
+      refusal(lease) ?? backend.commit(name, expected, next, work, external),
+    park: (name, expected, event, error) => refusal(lease) ?? backend.park(name, expected, event, error),
+  });
+
+  const leases = new Map<string, Lease>();
+  for (const projection of projections) {
+    const lease: Lease = {
+      name: projection.name,
+      lock: createSqliteLease({ database: store.database, name: projectionLeaseName(projection.name), ttlMs, holder }),
+      runner: undefined as unknown as ProjectionRunner,
+      held: false,
+      taken: false,
+      stopping: undefined,
+      checkpoint: 0,
+      head: 0,
+      lastError: undefined,
+      onLost: new Set(),
+    };
+    lease.runner = createProjectionRunner(leaseBackend(lease), [projection], {
+      ...options,
+      onError: (name, error, position) => {
+        lease.lastError = error;
+        options.onError?.(name, error, position);
+      },
+    });
+    leases.set(projection.name, lease);
+  }
+  const leaseOf = (name: string): Lease => {
+    const lease = leases.get(name);
+    if (!lease) throw new ValidationError({ path: 'projection', message: `no projection named '${name}'` });
+    return lease;
+  };
+
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let wakeLoop = noop;
+
+  // Lease changes (ticks, stop) run one at a time.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(work: () => Promise<T>): Promise<T> => {
+    const result = chain.then(work);
+    chain = result.then(noop, noop);
+    return result;
+  };
+
+  const take = async (lease: Lease, first: boolean) => {
+    let taken = false;
+    try {
+      taken = lease.lock.acquire();
+    } catch (error) {
+      if (first) throw error;
+      options.onError?.(lease.name, error, lease.checkpoint);
+    }
+    if (!taken) {
+      try {
+        lease.checkpoint = await backend.loadCheckpoint(lease.name);
+        lease.head = Math.max(lease.checkpoint, await store.headPosition());
+      } catch {
+        // Only the stand-by view; the next check reads them again.
+      }
+      return;
+    }
+    lease.held = true;
+    lease.taken = true;
+    lease.lastError = undefined;
+    try {
+      await lease.runner.start();
+    } catch (error) {
+      // `init` failed (or the checkpoint could not be read): let another process try.
+      lease.held = false;
+      await lease.runner.stop().catch(noop);
+      try {
+        lease.lock.release();
+      } catch {
+        // It expires anyway.
+      }
+      if (first) throw error;
+      options.onError?.(lease.name, error, lease.checkpoint);
+      return;
+    }
+    changed(lease, 'held');
+  };
+
+  /** The holder renews its leases; a lease it cannot renew, it gives up. */
+  const renew = async (lease: Lease) => {
+    let renewed = false;
+    try {
+      renewed = lease.lock.acquire();
+    } catch (error) {
+      options.onError?.(lease.name, error, lease.runner.status(lease.name).checkpoint);
+    }
+    if (!renewed) {
+      void giveUp(lease);
+      return;
+    }
+    if (lease.runner.status(lease.name).state === 'failed' && isPassing(lease.lastError)) {
+      // Failed on a busy file, not on the handler: go on.
+      await lease.runner.resume(lease.name);
+    }
+  };
+
+  const tick = async (first: boolean) => {
+    for (const lease of leases.values()) {
+      if (!running) return;
+      if (lease.held) await renew(lease);
+      else if (!lease.stopping) await take(lease, first);
+    }
+  };
+
+  const waitBeforeNextCheck = () =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        wakeLoop = noop;
+        resolve();
+      }, checkMs);
+      wakeLoop = () => {
+        clearTimeout(timer);
+        wakeLoop = noop;
+        resolve();
+      };
+    });
+
+  const checkLeases = async () => {
+    while (running) {
+      await waitBeforeNextCheck();
+      if (running) await serial(() => tick(false)).catch(noop);
+    }
+  };
+
+  const shutDown = () =>
+    serial(async () => {
+      for (const lease of leases.values()) {
+        if (lease.held) await giveUp(lease, false);
+        else {
+          await lease.stopping;
+          await lease.runner.stop();
+        }
+        if (lease.taken) {
+          // Deleting the row lets a stand-by take over at its next check, not after the TTL.
+          lease.taken = false;
+          try {
+            lease.lock.release();
+          } catch {
+            // It expires anyway.
+          }
+        }
+      }
+    });
+
+  const view = (lease: Lease): SqliteProjectionStatus => {
+    const status = lease.runner.status(lease.name);
+    if (lease.held) return { ...status, lease: 'held' };
+    return {
+      ...status,
+      state: 'stopped',
+      checkpoint: lease.checkpoint,
+      head: lease.head,
+      lag: Math.max(0, lease.head - lease.checkpoint),
+      lease: 'standby',
+    };
+  };
+
+  return {
+    async start() {
+      if (running) return;
+      running = true;
+      try {
+        await serial(() => tick(true));
+      } catch (error) {
+        running = false;
+        await shutDown();
+        throw error;
+      }
+      loop = checkLeases();
+    },
+
+    async stop() {
+      running = false;
+      wakeLoop();
+      await loop;
+      loop = undefined;
+      await shutDown();
+    },
+
+    status: ((name?: string) => {
+      if (name !== undefined) return view(leaseOf(name));
+      return [...leases.values()].map(view);
+    }) as SqliteProjectionRunner['status'],
+
+    async waitFor(name: string, position: number, waitOptions: WaitForOptions = {}) {
+      const lease = leaseOf(name);
+      const timeoutMs = waitOptions.timeoutMs ?? 5000;
+      const deadline = Date.now() + timeoutMs;
+      let pause = 10;
+      for (;;) {
+        const left = deadline - Date.now();
+        if (lease.held) {
+          try {
+            await lease.runner.waitFor(name, position, { timeoutMs: Math.max(1, left) });
+            return;
+          } catch (error) {
+            // Rejected because the lease was lost meanwhile (not stopped): go on as a stand-by.
+            if (!isTimeoutError(error) || lease.held || !running || Date.now() >= deadline) throw error;
+          }
+          continue;
+        }
+        // Run by another process: its saved checkpoint tells.
+        const checkpoint = await backend.loadCheckpoint(name);
+        lease.checkpoint = checkpoint;
+        if (checkpoint >= position) return;
+        if (left <= 0) {
+          throw new TimeoutError(
+            `projection '${name}' had not reached position ${position} after ${timeoutMs} ms (at ${checkpoint}; run by another process)`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
+        pause = Math.min(pause * 2, 200);
+      }
+    },
+
+    async rebuild(name: string, rebuildOptions?: RebuildOptions) {
+      const lease = leaseOf(name);
+      if (!lease.held) {
+        throw new ValidationError({
+          path: 'projection',
+          message: `'${name}' runs in another process (this one stands by): rebuild it there`,
+        });
+      }
+      const rebuilding = lease.runner.rebuild(name, rebuildOptions);
+      rebuilding.catch(noop);
+      await new Promise<void>((resolve, reject) => {
+        const lost = () =>
+          reject(
+            new StorageError(
+              `lost the lease of '${name}' during its rebuild; the process taking it over goes on from the saved checkpoint`,
+              { retryable: true },
+            ),
+          );
+        lease.onLost.add(lost);
+        rebuilding.then(resolve, reject).finally(() => lease.onLost.delete(lost));
+      });
+    },
+
+    async resume(name: string) {
+      const lease = leaseOf(name);
+      if (lease.held) await lease.runner.resume(name);
+    },
+
+    parked: (name?: string) => backend.listParked(name),
+  };
+}
+
+/** A failure that trying again may cure: a retryable storage error (the file was busy). */
+function isPassing(error: unknown): boolean {
+  return isStorageError(error) && error.retryable;
 }
