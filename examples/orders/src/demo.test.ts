@@ -3,11 +3,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { RecordedEvent } from '@factline/core';
+import { messageFromEvent, type RecordedEvent } from '@factline/core';
 import { getSqliteEventStore, getSqliteTransport, startSqliteProjections } from '@factline/sqlite';
 import { runOrdersDemo } from './demo.ts';
 import { orderSummaries, readOrderSummaries } from './order-summaries.ts';
-import { orderEventsRelay, printServices, startOrderServices } from './services.ts';
+import {
+  orderEventsRelay,
+  orderEventsTopic,
+  printServices,
+  readServiceActions,
+  readStock,
+  startOrderServices,
+} from './services.ts';
 
 test('the orders example places, pays, ships and cancels orders on a SQLite file', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'factline-orders-'));
@@ -79,12 +86,13 @@ test('inventory, payment and notification each handle each of their order events
     await new Promise((resolve) => setTimeout(resolve, 100));
 
     const expected = services.expected(events);
+    const actionsOf = services.actions();
     assert.equal(expected.inventory.length, 3);
     assert.equal(expected.payment.length, 3);
     assert.equal(expected.notification.length, 5);
     const byId = new Map(events.map((e) => [e.id, e]));
     for (const name of ['inventory', 'payment', 'notification'] as const) {
-      const actions = services.actions[name];
+      const actions = actionsOf[name];
       assert.deepEqual(actions.map((a) => a.eventId).sort(), [...expected[name]].sort(), `${name}: each event once`);
       for (const action of actions) {
         const event = byId.get(action.eventId);
@@ -93,13 +101,14 @@ test('inventory, payment and notification each handle each of their order events
         assert.equal(action.correlationId, event?.metadata.correlationId);
       }
       assert.equal(services.consumers[name].stats().deadLettered, 0);
+      assert.deepEqual(await services.consumers[name].deadLetters.list(), []);
     }
     assert.deepEqual(
-      services.actions.notification.filter((a) => a.orderId === '1001').map((a) => a.type),
+      actionsOf.notification.filter((a) => a.orderId === '1001').map((a) => a.type),
       ['OrderPlaced', 'OrderShipped'],
       'in stream order',
     );
-    assert.deepEqual(Object.fromEntries(services.stock), { kettle: 9, mug: 20, tea: 10, lamp: 2 });
+    assert.deepEqual(Object.fromEntries(services.stock()), { kettle: 9, mug: 20, tea: 10, lamp: 2 });
     const lines: string[] = [];
     printServices(services, (line) => lines.push(line));
     assert.ok(
@@ -110,6 +119,105 @@ test('inventory, payment and notification each handle each of their order events
     await services.stop();
     await transport.close();
     await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the services apply each message once across a restart, and their state survives reopening the file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'factline-orders-'));
+  const path = join(dir, 'orders.db');
+  const stopAll: (() => Promise<void>)[] = [];
+  const shutdown = async () => {
+    for (const step of stopAll.splice(0).reverse()) await step();
+  };
+  try {
+    // First run: the whole demo, every event handled.
+    let store = getSqliteEventStore({ path });
+    let transport = getSqliteTransport({ database: store.database, pollIntervalMs: 20 });
+    stopAll.push(
+      () => store.close(),
+      () => transport.close(),
+    );
+    let services = await startOrderServices(transport, { pollMs: 50 });
+    stopAll.push(() => services.stop());
+    const projections = await startSqliteProjections(store, [orderEventsRelay(transport)]);
+    stopAll.push(() => projections.stop());
+    await runOrdersDemo(store, () => {});
+    const events: RecordedEvent[] = [];
+    for await (const event of store.readAll()) events.push(event);
+    await services.waitUntilHandled(events, 5000);
+    await projections.waitFor('order_events_relay', await store.headPosition(), { timeoutMs: 5000 });
+    const actions = services.actions();
+    const stock = services.stock();
+    assert.deepEqual(Object.fromEntries(stock), { kettle: 9, mug: 20, tea: 10, lamp: 2 });
+
+    // Stop everything, then hand the services an OrderPlaced they already applied once more:
+    // published again, so each of the three groups gets a copy, waiting in the file.
+    const placed = events.find((e) => e.type === 'OrderPlaced' && e.streamId === 'order-1002');
+    assert.ok(placed);
+    await shutdown();
+    store = getSqliteEventStore({ path });
+    transport = getSqliteTransport({ database: store.database, pollIntervalMs: 20 });
+    stopAll.push(
+      () => store.close(),
+      () => transport.close(),
+    );
+    await transport.publish(orderEventsTopic, [messageFromEvent(placed)]);
+    await shutdown();
+
+    // The state survives reopening the file: read before any service runs.
+    store = getSqliteEventStore({ path });
+    transport = getSqliteTransport({ database: store.database, pollIntervalMs: 20 });
+    stopAll.push(
+      () => store.close(),
+      () => transport.close(),
+    );
+    assert.deepEqual(readServiceActions(store.database), actions);
+    assert.deepEqual(readStock(store.database), stock);
+    const pending = (group: string) =>
+      (
+        store.database
+          .prepare('SELECT COUNT(*) AS n FROM factline_transport_messages WHERE group_name = ? AND message_id = ?')
+          .get(group, placed.id) as { n: number }
+      ).n;
+    for (const group of ['inventory', 'payment', 'notification']) assert.equal(pending(group), 1, group);
+
+    // Restart the services on the same file: the repeats find their inbox marks and change nothing.
+    services = await startOrderServices(transport, { pollMs: 50 });
+    stopAll.push(() => services.stop());
+    const deadline = Date.now() + 5000;
+    while (Object.values(services.consumers).some((c) => c.stats().duplicates < 1)) {
+      assert.ok(Date.now() < deadline, 'every service saw the repeat within 5 s');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    for (const [name, consumer] of Object.entries(services.consumers)) {
+      assert.deepEqual(
+        { ...consumer.stats(), name },
+        { name, handled: 0, duplicates: 1, retries: 0, deadLettered: 0, discarded: 0 },
+      );
+      assert.equal(pending(name), 0, `${name}: the repeat is acknowledged`);
+    }
+    const charges = store.database
+      .prepare('SELECT order_id, customer_id, amount, correlation_id FROM payment_charges WHERE event_id = ?')
+      .all(placed.id);
+    assert.deepEqual(charges, [
+      { order_id: '1002', customer_id: 'grace', amount: 40, correlation_id: 'checkout-1002' },
+    ]);
+    assert.equal(
+      (
+        store.database
+          .prepare('SELECT COUNT(*) AS n FROM inventory_reservations WHERE event_id = ?')
+          .get(placed.id) as {
+          n: number;
+        }
+      ).n,
+      2,
+      'one reservation per item of order 1002',
+    );
+    assert.deepEqual(services.actions(), actions);
+    assert.deepEqual(Object.fromEntries(services.stock()), { kettle: 9, mug: 20, tea: 10, lamp: 2 });
+  } finally {
+    await shutdown();
     rmSync(dir, { recursive: true, force: true });
   }
 });

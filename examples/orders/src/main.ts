@@ -39,6 +39,7 @@ try {
   for await (const event of store.readAll()) events.push(event);
   await services.waitUntilHandled(events, 10_000);
   console.log('\nServices on the event bus (relay → SQLite transport → one consumer group each):');
+  console.log('(their state is in tables of the same file, written once per message with its SQL inbox mark)');
   printServices(services);
 } finally {
   await projections.stop();

@@ -13,9 +13,10 @@ export interface EventBusOptions {
 export type PublishOptions = Omit<MessageInput, 'type' | 'data'>;
 
 /** Consumer settings for one subscription (retry policy, inbox, dead letters, concurrency, …). */
-export type SubscriberOptions = Omit<ConsumerOptions, 'name' | 'topic' | 'transport' | 'handler'>;
+export type SubscriberOptions<Tx = undefined> = Omit<ConsumerOptions<Tx>, 'name' | 'topic' | 'transport' | 'handler'>;
 
-export type EventHandler = (message: Message) => void | Promise<void>;
+/** Handles one event; `tx` is the SQL inbox's transaction when the subscription has one (see `createConsumer`). */
+export type EventHandler<Tx = undefined> = (message: Message, tx: Tx) => unknown;
 
 export interface EventBus {
   readonly topic: string;
@@ -26,7 +27,12 @@ export interface EventBus {
    * event of the topic; those of other types are acknowledged without calling
    * the handler. Subscribing while the bus runs starts the consumer at once.
    */
-  subscribe(group: string, types: readonly string[], handler: EventHandler, options?: SubscriberOptions): Consumer;
+  subscribe<Tx = undefined>(
+    group: string,
+    types: readonly string[],
+    handler: EventHandler<Tx>,
+    options?: SubscriberOptions<Tx>,
+  ): Consumer;
   /** Starts every subscription (each registers its group with the transport). */
   start(): Promise<void>;
   /** Stops every subscription (handlers in flight finish). The transport stays open: its owner closes it. */
@@ -82,7 +88,12 @@ export function createEventBus(options: EventBusOptions): EventBus {
       return message;
     },
 
-    subscribe(group, types, handler, consumerOptions = {}) {
+    subscribe<Tx = undefined>(
+      group: string,
+      types: readonly string[],
+      handler: EventHandler<Tx>,
+      consumerOptions: SubscriberOptions<Tx> = {},
+    ) {
       const issues: ValidationIssue[] = [];
       if (typeof group !== 'string' || group.length === 0) {
         issues.push({ path: 'group', message: 'must be a non-empty string' });
@@ -96,13 +107,13 @@ export function createEventBus(options: EventBusOptions): EventBus {
       if (issues.length > 0) throw new ValidationError(issues);
 
       const wanted = new Set(types);
-      const consumer = createConsumer({
+      const consumer = createConsumer<Tx>({
         ...consumerOptions,
         name: group,
         topic,
         transport,
         // Other types are settled without a call: returning acknowledges them.
-        handler: (message) => (wanted.has(message.type) ? handler(message) : undefined),
+        handler: (message, tx) => (wanted.has(message.type) ? handler(message, tx) : undefined),
       });
       consumers.set(group, consumer);
       if (running) void consumer.start();
