@@ -12,7 +12,10 @@ export const ackInTransaction = Symbol('factline.postgres.ackInTransaction');
 
 export interface AckInTransaction {
   pool: pg.Pool;
-  statement: pg.QueryConfig;
+  /** The transport's quoted schema: its `transport_messages` table holds the delivery's row. */
+  schema: string;
+  /** The row's key and the delivery's lease: topic, group, seq, lease. */
+  values: [string, string, string, string];
   /** Called once the transaction holding the ack committed. */
   committed(): void;
 }

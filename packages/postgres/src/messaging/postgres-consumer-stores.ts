@@ -162,11 +162,30 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
   const base = await open(options);
   const { pool, s, schema } = base;
   const MARK = `INSERT INTO ${s}.inbox (consumer, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`;
-  const markQuery = (consumer: string, id: string, at: Date): pg.QueryConfig => ({
-    name: `factline:${schema}:consumer-mark`,
-    text: MARK,
-    values: [consumer, id, at],
-  });
+  /**
+   * The mark, and with a delivery of a transport on this pool its ack, in one
+   * statement (one round trip). Both are undone with the transaction or
+   * savepoint when the handler fails; a duplicate keeps the ack.
+   */
+  const markQuery = (member: Member): pg.QueryConfig => {
+    const values = [member.consumer, member.id, member.at];
+    if (!member.ack)
+      return { name: `factline:${schema}:consumer-mark`, text: `${MARK} RETURNING true AS marked`, values };
+    const transport = member.ack.schema;
+    return {
+      name: `factline:${schema}:consumer-mark-ack:${transport}`,
+      text: `WITH marked AS (${MARK} RETURNING 1),
+        acked AS (
+          DELETE FROM ${transport}.transport_messages
+           WHERE topic = $4 AND group_name = $5 AND seq = $6::bigint AND lease = $7::uuid
+          RETURNING 1
+        )
+        SELECT EXISTS (SELECT 1 FROM marked) AS marked, (SELECT count(*) FROM acked) AS acked`,
+      values: [...values, ...member.ack.values],
+    };
+  };
+  const mark = async (client: pg.PoolClient, member: Member) =>
+    (await client.query<{ marked: boolean }>(markQuery(member))).rows[0]?.marked === true;
   const releaseClient = (client: pg.PoolClient, broken: unknown) =>
     client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
 
@@ -179,18 +198,16 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
     let inHandler = false;
     try {
       await client.query('BEGIN');
-      const marked = await client.query(markQuery(member.consumer, member.id, member.at));
-      if (marked.rowCount === 0) {
-        await client.query('ROLLBACK');
-        return false;
+      const applied = await mark(client, member);
+      if (applied) {
+        inHandler = true;
+        await member.work(client);
+        inHandler = false;
       }
-      inHandler = true;
-      await member.work(client);
-      inHandler = false;
-      if (member.ack) await client.query(member.ack.statement);
+      // A duplicate commits too: its ack.
       await client.query('COMMIT');
       member.ack?.committed();
-      return true;
+      return applied;
     } catch (error) {
       await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
       // The handler's own errors go to the retry policy as they are.
@@ -215,8 +232,8 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
       return;
     }
     let broken: unknown;
-    /** Applied in this transaction, settled when it commits. */
-    const applied: Member[] = [];
+    /** Run in this transaction (applied, or found to be duplicates), settled when it commits. */
+    const done: { member: Member; applied: boolean }[] = [];
     try {
       await client.query('BEGIN');
       for (let count = 0; queue.length > 0 && count < maxGroup; count++) {
@@ -224,18 +241,16 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
         let inHandler = false;
         try {
           await client.query('SAVEPOINT factline_message');
-          const marked = await client.query(markQuery(member.consumer, member.id, member.at));
-          if (marked.rowCount === 0) {
-            await client.query('RELEASE SAVEPOINT factline_message');
-            member.resolve(false);
-            continue;
+          if (await mark(client, member)) {
+            inHandler = true;
+            await member.work(client);
+            inHandler = false;
+            done.push({ member, applied: true });
+          } else {
+            // A duplicate: its ack commits with the group.
+            done.push({ member, applied: false });
           }
-          inHandler = true;
-          await member.work(client);
-          inHandler = false;
-          if (member.ack) await client.query(member.ack.statement);
           await client.query('RELEASE SAVEPOINT factline_message');
-          applied.push(member);
         } catch (error) {
           member.reject(inHandler ? error : toStorageError(error));
           // Only this run is undone; a connection that cannot even do that fails the whole group.
@@ -249,15 +264,15 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
         }
       }
       await client.query('COMMIT');
-      for (const member of applied) {
+      for (const { member, applied } of done) {
         member.ack?.committed();
-        member.resolve(true);
+        member.resolve(applied);
       }
     } catch (error) {
       if (broken === undefined)
         await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
       const failure = toStorageError(error);
-      for (const member of applied) member.reject(failure);
+      for (const { member } of done) member.reject(failure);
     } finally {
       releaseClient(client, broken);
     }

@@ -392,7 +392,8 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
         };
         const inTransaction: AckInTransaction = {
           pool,
-          statement: { name: `factline:${schemaName}:transport-ack`, text: ACK, values: [topic, group, seq, lease] },
+          schema: s,
+          values: [topic, group, seq, lease],
           committed: () => {
             settled = true;
           },

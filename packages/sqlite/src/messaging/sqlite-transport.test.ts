@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
 import { testTransportConformance, waitUntil } from '@factline/core/testing';
-import { getSqliteTransport, type SqliteTransport } from '../index.ts';
+import { getSqliteInbox, getSqliteTransport, type SqliteTransport } from '../index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-sqlite-transport-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,6 +26,8 @@ const childScript = new URL('./fixtures/transport-child.ts', import.meta.url).pa
 interface Child {
   child: ChildProcess;
   stdout(): string;
+  /** The handler runs the child printed ("run <id> <ms>"), in order. */
+  runs(): { id: string; at: number }[];
   exited: Promise<number | null>;
 }
 
@@ -42,34 +44,42 @@ function startChild(args: string[]): Child {
     stderr += chunk;
   });
   const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('exit', (code, signal) => {
+    // 'close': the process ended and its output was read to the end.
+    child.on('close', (code, signal) => {
       if (code === 0 || signal === 'SIGKILL') resolve(code);
       else reject(new Error(`child exited ${code ?? signal}: ${stderr}`));
     });
   });
   exited.catch(() => undefined);
-  return { child, stdout: () => stdout, exited };
+  const runs = () => [...stdout.matchAll(/^run (\S+) (\d+)$/gm)].map((m) => ({ id: m[1] as string, at: Number(m[2]) }));
+  return { child, stdout: () => stdout, runs, exited };
 }
 
 function prepareFile(): { path: string; transport: SqliteTransport } {
   const path = file();
   const transport = getSqliteTransport({ path, pollIntervalMs: 20 });
-  transport.database.exec(`
-    CREATE TABLE test_deliveries (message_id TEXT NOT NULL, pid INTEGER NOT NULL, at INTEGER NOT NULL);
-    CREATE TABLE test_effects (message_id TEXT NOT NULL, pid INTEGER NOT NULL);
-    CREATE TABLE test_inbox (consumer TEXT NOT NULL, message_id TEXT NOT NULL, at INTEGER NOT NULL,
-      PRIMARY KEY (consumer, message_id));
-  `);
+  transport.database.exec('CREATE TABLE test_effects (message_id TEXT NOT NULL, pid INTEGER NOT NULL)');
+  // The children's inbox (factline_inbox), created before they start.
+  getSqliteInbox({ database: transport.database });
   return { path, transport };
 }
 
 const count = (transport: SqliteTransport, sql: string, ...params: unknown[]) =>
   (transport.database.prepare(sql).get(...params) as { n: number }).n;
 
+/** The stats a child printed when it stopped. */
+const statsOf = (child: Child) => {
+  const line = /^stats (.*)$/m.exec(child.stdout());
+  return line ? (JSON.parse(line[1] as string) as Record<string, number>) : undefined;
+};
+
 describe('sqlite transport: processes sharing the file', () => {
   it('two consumer processes of one group handle every message exactly once', { timeout: 60_000 }, async () => {
     const { path, transport } = prepareFile();
-    const children = [0, 1].map(() => startChild([path, 'orders', 'billing', 'consume', '10000']));
+    // Each delivery waits 30 ms after its handler (outside any transaction): a process running its
+    // lanes' transactions back to back (synchronous = FULL: an fsync each) can otherwise hold the
+    // write lock so steadily that the other's busy handler never gets it before every message is gone.
+    const children = [0, 1].map(() => startChild([path, 'orders', 'billing', 'consume', '10000', 'shared', '30']));
     try {
       await waitUntil(() => children.every((c) => c.stdout().includes('ready')), 'both consumers to subscribe');
       const messages = Array.from({ length: 200 }, (_, i) =>
@@ -83,15 +93,12 @@ describe('sqlite transport: processes sharing the file', () => {
         'every message handled and acked',
         30_000,
       );
-      const deliveries = transport.database
-        .prepare('SELECT message_id AS id, COUNT(*) AS n FROM test_deliveries GROUP BY message_id')
-        .all() as { id: string; n: number }[];
-      assert.equal(deliveries.length, messages.length, 'every message reached a handler');
-      assert.deepEqual(
-        deliveries.filter((d) => d.n !== 1),
-        [],
-        'a message was handed to a handler twice',
-      );
+      // Stopped first, so their output is read to the end.
+      for (const c of children) c.child.kill('SIGTERM');
+      await Promise.all(children.map((c) => c.exited));
+      const runs = children.flatMap((c) => c.runs().map((run) => run.id));
+      assert.deepEqual([...new Set(runs)].sort(), messages.map((m) => m.id).sort(), 'every message reached a handler');
+      assert.equal(runs.length, messages.length, 'a message was handed to a handler twice');
       const effects = transport.database
         .prepare('SELECT message_id AS id, COUNT(*) AS n FROM test_effects GROUP BY message_id')
         .all() as { id: string; n: number }[];
@@ -100,7 +107,12 @@ describe('sqlite transport: processes sharing the file', () => {
         effects.every((e) => e.n === 1),
         'an effect was applied twice',
       );
-      const pids = transport.database.prepare('SELECT DISTINCT pid FROM test_deliveries').all();
+      assert.equal(
+        count(transport, 'SELECT COUNT(*) AS n FROM factline_inbox WHERE consumer = ?', 'billing'),
+        messages.length,
+        'one inbox mark per message',
+      );
+      const pids = transport.database.prepare('SELECT DISTINCT pid FROM test_effects').all();
       assert.equal(pids.length, 2, 'both processes took part');
     } finally {
       for (const c of children) c.child.kill('SIGTERM');
@@ -109,65 +121,109 @@ describe('sqlite transport: processes sharing the file', () => {
     }
   });
 
-  it('a consumer killed mid-handling: its messages come back after the visibility timeout, applied once', {
-    timeout: 60_000,
-  }, async () => {
-    const { path, transport } = prepareFile();
-    const visibility = 1500;
-    const victim = startChild([path, 'orders', 'billing', 'victim', String(visibility)]);
-    let survivor: Child | undefined;
-    try {
-      await waitUntil(() => victim.stdout().includes('ready'), 'the victim to subscribe');
-      const before = createMessage({ type: 'HangBeforeEffect', data: {}, key: 'a' });
-      const afterEffect = createMessage({ type: 'HangAfterEffect', data: {}, key: 'b' });
-      await transport.publish('orders', [before, afterEffect]);
-      await waitUntil(
-        () => victim.stdout().includes(`hanging ${before.id}`) && victim.stdout().includes(`applied ${afterEffect.id}`),
-        'the victim to be mid-handling',
-        30_000,
-      );
-      victim.child.kill('SIGKILL');
-      await victim.exited;
-      survivor = startChild([path, 'orders', 'billing', 'consume', String(visibility)]);
-      await waitUntil(() => survivor?.stdout().includes('ready') === true, 'the survivor to subscribe', 30_000);
-      const more = Array.from({ length: 10 }, (_, i) => createMessage({ type: 'OrderPlaced', data: { i } }));
-      await transport.publish('orders', more);
-      await waitUntil(
-        () => count(transport, 'SELECT COUNT(*) AS n FROM factline_transport_messages WHERE topic = ?', 'orders') === 0,
-        'every message settled',
-        30_000,
-      );
-      const victimPid = victim.child.pid;
-      const survivorPid = survivor.child.pid;
-      const effects = transport.database
-        .prepare('SELECT message_id AS id, pid FROM test_effects ORDER BY rowid')
-        .all() as { id: string; pid: number }[];
-      const all = [before, afterEffect, ...more].map((m) => m.id).sort();
-      assert.deepEqual(effects.map((e) => e.id).sort(), all, 'each effect applied exactly once');
-      assert.equal(effects.find((e) => e.id === before.id)?.pid, survivorPid, 'the survivor handled the hung message');
-      assert.equal(effects.find((e) => e.id === afterEffect.id)?.pid, victimPid, 'the applied effect is kept');
-      const runs = (id: string) =>
-        transport.database.prepare('SELECT pid, at FROM test_deliveries WHERE message_id = ? ORDER BY at').all(id) as {
-          pid: number;
-          at: number;
-        }[];
-      const beforeRuns = runs(before.id);
-      assert.deepEqual(
-        beforeRuns.map((r) => r.pid),
-        [victimPid, survivorPid],
-      );
-      const gap = (beforeRuns[1]?.at ?? 0) - (beforeRuns[0]?.at ?? 0);
-      assert.ok(gap >= visibility - 50, `it came back after ${gap} ms, before the visibility timeout`);
-      // The inbox stops the second run of the message whose effect was already applied.
-      assert.deepEqual(
-        runs(afterEffect.id).map((r) => r.pid),
-        [victimPid],
-      );
-    } finally {
-      victim.child.kill('SIGKILL');
-      survivor?.child.kill('SIGTERM');
-      await Promise.all([victim.exited, survivor?.exited]);
-      await transport.close();
-    }
-  });
+  // `own`: the victim's inbox has a connection of its own, so a delivery is acked after the commit,
+  // and a kill in between sends the message back. `shared`: the ack commits with the effect.
+  for (const inboxConnection of ['own', 'shared'] as const) {
+    it(`a consumer killed mid-handling: its message comes back after the visibility timeout, applied once; one whose transaction committed ${
+      inboxConnection === 'own' ? 'but was never acked comes back as a duplicate' : 'was acked with it'
+    } (victim's inbox connection: ${inboxConnection})`, { timeout: 60_000 }, async () => {
+      const { path, transport } = prepareFile();
+      const visibility = 1500;
+      const victim = startChild([path, 'orders', 'billing', 'victim', String(visibility), inboxConnection]);
+      let survivor: Child | undefined;
+      const queued = (id: string) =>
+        count(transport, 'SELECT COUNT(*) AS n FROM factline_transport_messages WHERE message_id = ?', id);
+      try {
+        await waitUntil(() => victim.stdout().includes('ready'), 'the victim to subscribe');
+        const uncommitted = createMessage({ type: 'HangBeforeCommit', data: {}, key: 'a' });
+        const unacked = createMessage({ type: 'HangBeforeAck', data: {}, key: 'b' });
+        // One after the other: the victim's hang inside the transaction blocks its whole thread.
+        await transport.publish('orders', [unacked]);
+        await waitUntil(() => victim.stdout().includes(`applied ${unacked.id}`), 'the victim to commit', 30_000);
+        assert.equal(
+          queued(unacked.id),
+          inboxConnection === 'own' ? 1 : 0,
+          inboxConnection === 'own' ? 'acked separately, after the commit' : 'acked in the transaction of the effect',
+        );
+        await transport.publish('orders', [uncommitted]);
+        await waitUntil(
+          () => victim.stdout().includes(`hanging ${uncommitted.id}`),
+          'the victim to hang mid-handler',
+          30_000,
+        );
+        // When the victim's hand-out of the hung message runs out.
+        const handedOut = transport.database
+          .prepare('SELECT visible_at AS at FROM factline_transport_messages WHERE message_id = ?')
+          .get(uncommitted.id) as { at: number };
+        victim.child.kill('SIGKILL');
+        await victim.exited;
+        // The effect written in the transaction the kill ended is gone with it.
+        assert.equal(
+          count(transport, 'SELECT COUNT(*) AS n FROM test_effects WHERE message_id = ?', uncommitted.id),
+          0,
+        );
+        assert.equal(queued(uncommitted.id), 1);
+        survivor = startChild([path, 'orders', 'billing', 'consume', String(visibility), 'shared']);
+        await waitUntil(() => survivor?.stdout().includes('ready') === true, 'the survivor to subscribe', 30_000);
+        const more = Array.from({ length: 10 }, (_, i) => createMessage({ type: 'OrderPlaced', data: { i } }));
+        await transport.publish('orders', more);
+        await waitUntil(
+          () =>
+            count(transport, 'SELECT COUNT(*) AS n FROM factline_transport_messages WHERE topic = ?', 'orders') === 0,
+          'every message settled',
+          30_000,
+        );
+        const victimPid = victim.child.pid;
+        const survivorPid = survivor.child.pid;
+        const effects = transport.database
+          .prepare('SELECT message_id AS id, pid FROM test_effects ORDER BY rowid')
+          .all() as { id: string; pid: number }[];
+        const all = [uncommitted, unacked, ...more].map((m) => m.id).sort();
+        assert.deepEqual(effects.map((e) => e.id).sort(), all, 'each effect applied exactly once');
+        assert.equal(
+          effects.find((e) => e.id === uncommitted.id)?.pid,
+          survivorPid,
+          'the survivor applied the message whose transaction died',
+        );
+        assert.equal(effects.find((e) => e.id === unacked.id)?.pid, victimPid, 'the committed effect is kept');
+        assert.equal(
+          count(transport, 'SELECT COUNT(*) AS n FROM factline_inbox WHERE consumer = ?', 'billing'),
+          all.length,
+          'one inbox mark per message',
+        );
+        // Stopped first, so its output is read to the end (and its stats printed).
+        survivor.child.kill('SIGTERM');
+        await survivor.exited;
+        const runsOf = (child: Child, id: string) => child.runs().filter((r) => r.id === id);
+        const [killedRun] = runsOf(victim, uncommitted.id);
+        const [retriedRun] = runsOf(survivor, uncommitted.id);
+        assert.ok(killedRun && retriedRun, 'the hung message ran in the victim, then in the survivor');
+        const earlyBy = handedOut.at - retriedRun.at;
+        assert.ok(earlyBy <= 50, `it came back ${earlyBy} ms before the victim's visibility timeout ran out`);
+        // The inbox mark, committed with the effect, stops a second run of the unacked message.
+        assert.equal(runsOf(victim, unacked.id).length, 1);
+        assert.equal(runsOf(survivor, unacked.id).length, 0);
+        assert.deepEqual(
+          survivor
+            .runs()
+            .map((r) => r.id)
+            .sort(),
+          [uncommitted, ...more].map((m) => m.id).sort(),
+          'the survivor ran every other message once',
+        );
+        assert.deepEqual(statsOf(survivor), {
+          handled: 1 + more.length,
+          duplicates: inboxConnection === 'own' ? 1 : 0,
+          retries: 0,
+          deadLettered: 0,
+          discarded: 0,
+        });
+      } finally {
+        victim.child.kill('SIGKILL');
+        survivor?.child.kill('SIGTERM');
+        await Promise.all([victim.exited, survivor?.exited]);
+        await transport.close();
+      }
+    });
+  }
 });

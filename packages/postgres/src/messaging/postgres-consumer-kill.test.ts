@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { createConsumer, createMessage } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
+import type pg from 'pg';
+import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
+import { getPostgresInbox, type PostgresInbox } from './postgres-consumer-stores.ts';
+import { getPostgresTransport, type PostgresTransport } from './postgres-transport.ts';
+
+const skip = await postgresUnavailable();
+const schema = testSchema('consumer_kill');
+const s = `"${schema}"`;
+const childScript = new URL('./fixtures/consumer-child.ts', import.meta.url).pathname;
+
+interface Child {
+  child: ChildProcess;
+  stdout(): string;
+  /** The handler runs the child printed ("run <id> <ms>"), in order. */
+  runs(): { id: string; at: number }[];
+  exited: Promise<number | null>;
+}
+
+function startChild(args: string[]): Child {
+  const child = spawn(process.execPath, ['--conditions=factline-source', '--import', 'tsx', childScript, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FACTLINE_POSTGRES_URL: postgresUrl },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr?.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    // 'close': the process ended and its output was read to the end.
+    child.on('close', (code, signal) => {
+      if (code === 0 || signal === 'SIGKILL') resolve(code);
+      else reject(new Error(`child exited ${code ?? signal}: ${stderr}`));
+    });
+  });
+  exited.catch(() => undefined);
+  const runs = () => [...stdout.matchAll(/^run (\S+) (\d+)$/gm)].map((m) => ({ id: m[1] as string, at: Number(m[2]) }));
+  return { child, stdout: () => stdout, runs, exited };
+}
+
+describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip }, () => {
+  let transport: PostgresTransport;
+  let inbox: PostgresInbox;
+  const rows = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> =>
+    (await transport.pool.query<R>(text, values)).rows;
+  const count = async (text: string, values: unknown[] = []) =>
+    (await rows<{ n: number }>(text, values))[0]?.n ?? Number.NaN;
+
+  before(async () => {
+    transport = await getPostgresTransport({ connectionString: postgresUrl, schema, poolSize: 6, pollIntervalMs: 50 });
+    // The survivor's inbox shares the transport's pool: it acks in the handler's transaction.
+    inbox = await getPostgresInbox({ pool: transport.pool, schema });
+    // No unique constraint: an effect applied twice would show as two rows.
+    await transport.pool.query(`CREATE TABLE ${s}.test_effects (
+      seq bigserial PRIMARY KEY, consumer text NOT NULL, message_id text NOT NULL, pid integer NOT NULL)`);
+  });
+
+  after(async () => {
+    await transport?.close();
+    await dropSchema(schema);
+  });
+
+  // `own`: the victim's inbox has its own pool, so a delivery is acked after the commit, and a kill
+  // in between sends the message back. `shared`: the ack commits with the effect, so nothing comes back.
+  for (const inboxPool of ['own', 'shared'] as const) {
+    it(`the message being handled comes back and is applied once; one whose transaction committed ${
+      inboxPool === 'own' ? 'but was never acked comes back as a duplicate' : 'was acked with it'
+    } (victim's inbox pool: ${inboxPool})`, { timeout: 60_000 }, async () => {
+      const topic = `orders-${inboxPool}`;
+      const group = `billing-${inboxPool}`;
+      const visibility = 800;
+      const victimName = `factline-victim-${inboxPool}-${process.pid}`;
+      // The group exists before anything is published to it (a receive that does not wait registers it).
+      const registration = transport.subscribe(topic, group);
+      await registration.receive(1, 0, new AbortController().signal);
+      await registration.close();
+
+      const victim = startChild([schema, topic, group, String(visibility), victimName, inboxPool]);
+      const survivorRuns: { id: string; at: number }[] = [];
+      const survivor = createConsumer<pg.PoolClient>({
+        name: group,
+        topic,
+        transport,
+        inbox,
+        concurrency: 4,
+        pollMs: 50,
+        visibilityTimeoutMs: visibility,
+        async handler(message, client) {
+          survivorRuns.push({ id: message.id, at: Date.now() });
+          await client.query(`INSERT INTO ${s}.test_effects (consumer, message_id, pid) VALUES ($1, $2, $3)`, [
+            group,
+            message.id,
+            process.pid,
+          ]);
+        },
+      });
+      const queued = (id: string) =>
+        count(
+          `SELECT count(*)::int AS n FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2 AND id = $3`,
+          [topic, group, id],
+        );
+      try {
+        await waitUntil(() => victim.stdout().includes('ready'), 'the victim to subscribe', 20_000);
+        const uncommitted = createMessage({ type: 'HangInTransaction', data: {}, key: 'a' });
+        const unacked = createMessage({ type: 'HangBeforeAck', data: {}, key: 'b' });
+        const early = Array.from({ length: 5 }, (_, i) => createMessage({ type: 'OrderPlaced', data: { i } }));
+        await transport.publish(topic, [uncommitted, unacked, ...early]);
+        await waitUntil(
+          () =>
+            victim.stdout().includes(`hanging ${uncommitted.id}`) && victim.stdout().includes(`applied ${unacked.id}`),
+          'the victim to hang inside one transaction and after another one committed',
+          20_000,
+        );
+        // Other keys go on in the victim while one handler hangs: applied and acked (with `own`, the ack
+        // follows the commit, and a kill in between would send one of them back too).
+        await waitUntil(
+          async () =>
+            (await count(`SELECT count(*)::int AS n FROM ${s}.test_effects WHERE message_id = ANY($1)`, [
+              early.map((m) => m.id),
+            ])) === early.length &&
+            (await count(
+              `SELECT count(*)::int AS n FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2 AND id = ANY($3)`,
+              [topic, group, early.map((m) => m.id)],
+            )) === 0,
+          'the victim to apply and ack the other messages',
+          20_000,
+          20,
+        );
+        // From outside: the hung transaction is open, its effect and mark invisible; the other one committed.
+        assert.ok(
+          (await count(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle in transaction'`,
+            [victimName],
+          )) >= 1,
+          'the victim holds an open transaction',
+        );
+        const effectsOf = (id: string) =>
+          rows<{ pid: number }>(`SELECT pid FROM ${s}.test_effects WHERE message_id = $1`, [id]);
+        assert.deepEqual(await effectsOf(uncommitted.id), []);
+        assert.deepEqual(await effectsOf(unacked.id), [{ pid: victim.child.pid }]);
+        assert.equal(await inbox.has(group, uncommitted.id), false);
+        assert.equal(await inbox.has(group, unacked.id), true);
+        assert.equal(await queued(uncommitted.id), 1);
+        assert.equal(
+          await queued(unacked.id),
+          inboxPool === 'own' ? 1 : 0,
+          inboxPool === 'own' ? 'acked separately, after the commit' : 'acked in the transaction of the effect',
+        );
+
+        // When the victim's hand-out of the hung message runs out (the database's clock, this host's).
+        const [handedOut] = await rows<{ visible_at: Date }>(
+          `SELECT visible_at FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2 AND id = $3`,
+          [topic, group, uncommitted.id],
+        );
+        victim.child.kill('SIGKILL');
+        await victim.exited;
+        await survivor.start();
+        const late = Array.from({ length: 5 }, (_, i) => createMessage({ type: 'OrderPlaced', data: { i } }));
+        await transport.publish(topic, late);
+        const all = [uncommitted, unacked, ...early, ...late];
+        await waitUntil(
+          async () =>
+            (await count(
+              `SELECT count(*)::int AS n FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`,
+              [topic, group],
+            )) === 0 &&
+            (await count(`SELECT count(*)::int AS n FROM ${s}.test_effects WHERE consumer = $1`, [group])) >=
+              all.length,
+          'every message applied and acked',
+          20_000,
+          20,
+        );
+
+        const effects = await rows<{ message_id: string; pid: number }>(
+          `SELECT message_id, pid FROM ${s}.test_effects WHERE consumer = $1 ORDER BY seq`,
+          [group],
+        );
+        assert.deepEqual(
+          effects.map((e) => e.message_id).sort(),
+          all.map((m) => m.id).sort(),
+          'every effect exactly once',
+        );
+        const pidOf = (id: string) => effects.find((e) => e.message_id === id)?.pid;
+        assert.equal(pidOf(uncommitted.id), process.pid, 'the survivor applied the message whose transaction died');
+        assert.equal(pidOf(unacked.id), victim.child.pid, 'the effect committed before the kill is kept');
+        for (const m of early) assert.equal(pidOf(m.id), victim.child.pid);
+        for (const m of late) assert.equal(pidOf(m.id), process.pid);
+        assert.equal(
+          await count(`SELECT count(*)::int AS n FROM ${s}.inbox WHERE consumer = $1`, [group]),
+          all.length,
+          'one inbox mark per message',
+        );
+
+        // The unacked message came back and the inbox told it was a duplicate (never run again).
+        assert.deepEqual(survivor.stats(), {
+          handled: 1 + late.length,
+          duplicates: inboxPool === 'own' ? 1 : 0,
+          retries: 0,
+          deadLettered: 0,
+          discarded: 0,
+        });
+        assert.deepEqual(
+          survivorRuns.map((r) => r.id).sort(),
+          [uncommitted, ...late].map((m) => m.id).sort(),
+          'the survivor ran the rolled-back message and the new ones, once each',
+        );
+        assert.equal(victim.runs().filter((r) => r.id === unacked.id).length, 1);
+        const killedRun = victim.runs().find((r) => r.id === uncommitted.id);
+        const retriedRun = survivorRuns.find((r) => r.id === uncommitted.id);
+        assert.ok(killedRun && retriedRun && handedOut);
+        const earlyBy = handedOut.visible_at.getTime() - retriedRun.at;
+        assert.ok(earlyBy <= 50, `it came back ${earlyBy} ms before the victim's visibility timeout ran out`);
+      } finally {
+        victim.child.kill('SIGKILL');
+        await victim.exited;
+        await survivor.stop();
+      }
+    });
+  }
+});
