@@ -11,8 +11,15 @@ import type {
 } from './types.ts';
 
 export interface ProjectionRunnerOptions {
-  /** Most events applied in one transaction. Default 500. */
+  /** Most events applied in one transaction while live (and the first batch of a catch-up). Default 500. */
   batchSize?: number;
+  /**
+   * While catching up (batches come back full) each batch is twice the size
+   * of the one before, up to this many events; the first short batch goes
+   * back to `batchSize`. Fewer, larger transactions let a handler fold more
+   * events into each write. Default 10 × `batchSize`.
+   */
+  maxBatchSize?: number;
   /** Tries per batch (and per event, once a failing event is being isolated). Default 5. */
   maxAttempts?: number;
   /** First retry delay ceiling in ms (full jitter, doubling). Default 100. */
@@ -119,6 +126,7 @@ export function createProjectionRunner<Tx>(
   options: ProjectionRunnerOptions = {},
 ): ProjectionRunner {
   const batchSize = options.batchSize ?? 500;
+  const maxBatchSize = Math.max(batchSize, options.maxBatchSize ?? batchSize * 10);
   const maxAttempts = options.maxAttempts ?? 5;
   const initialBackoff = options.initialBackoffMs ?? 100;
   const maxBackoff = options.maxBackoffMs ?? 5000;
@@ -288,9 +296,11 @@ export function createProjectionRunner<Tx>(
     let prefetched: { after: number; limit: number; batch: Promise<RecordedEvent[]> } | undefined;
     let previousFull = false;
     let headReadAt = 0;
+    /** The next batch's size: grows while catching up, back to `batchSize` once live. */
+    let size = batchSize;
     while (!signal.aborted) {
       const isolating = w.isolateUntil > w.checkpoint;
-      const limit = isolating ? 1 : batchSize;
+      const limit = isolating ? 1 : size;
       // The head, read before the batch, lets a short batch move the checkpoint up to it. While
       // batches come back full it is not needed for that, only for status: read it once a second.
       let headBefore: number | undefined;
@@ -310,15 +320,16 @@ export function createProjectionRunner<Tx>(
       prefetched = undefined;
       const full = batch.length === limit;
       previousFull = full;
+      if (!isolating) size = full ? Math.min(size * 2, maxBatchSize) : batchSize;
       if (!w.rebuild && !isolating && full) w.state = 'catching-up';
       if (batch.length > 0) {
         const last = (batch[batch.length - 1] as RecordedEvent).position;
         // A short page read everything up to the head seen before it: nothing of ours lies between.
         const next = !full && !isolating && headBefore !== undefined ? Math.max(last, headBefore) : last;
         if (full && !isolating) {
-          const ahead = readBatch(w, limit, last);
+          const ahead = readBatch(w, size, last);
           ahead.catch(() => undefined); // read again (and fail visibly) in the next turn if it failed
-          prefetched = { after: last, limit, batch: ahead };
+          prefetched = { after: last, limit: size, batch: ahead };
         }
         if (!(await apply(w, batch, next))) return;
       } else if (headBefore !== undefined && headBefore > w.checkpoint) {

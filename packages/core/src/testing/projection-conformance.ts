@@ -530,6 +530,28 @@ export const projectionConformanceCases: readonly ProjectionConformanceCase[] = 
   },
 
   {
+    name: 'catch-up batches double up to maxBatchSize; once live they start from batchSize again',
+    async run({ store, model, createRunner, names }) {
+      const n = names('grow');
+      const seeded = await appendEvents(store, n, 30, { perAppend: 10 });
+      const sizes: number[] = [];
+      const runner = createRunner(
+        [counterProjection(model, n, { onBatch: (events) => void sizes.push(events.length) })],
+        { batchSize: 2, maxBatchSize: 8 },
+      );
+      await runner.start();
+      await runner.waitFor(n.projection, lastPosition(seeded));
+      assert.deepEqual(sizes, [2, 4, 8, 8, 8], 'catch-up batch sizes');
+      sizes.length = 0;
+      const [live] = await appendEvents(store, n, 3, { perAppend: 3 });
+      await runner.waitFor(n.projection, (live as AppendResult).position);
+      assert.deepEqual(sizes, [2, 1], 'live batch sizes');
+      assertModel(await model.read(n.projection), await countLog(store, n.type));
+      await runner.stop();
+    },
+  },
+
+  {
     name: 'stop lets the batch in flight commit; a new runner resumes from the checkpoint, re-applying nothing',
     async run({ store, model, backend, createRunner, names }) {
       const n = names('stop');
@@ -547,7 +569,7 @@ export const projectionConformanceCases: readonly ProjectionConformanceCase[] = 
             },
           }),
         ],
-        { batchSize: 10 },
+        { batchSize: 10, maxBatchSize: 10 },
       );
       const waiting = first.waitFor(n.projection, lastPosition(seeded), { timeoutMs: 10_000 });
       waiting.catch(() => {});

@@ -12,6 +12,7 @@ import {
 import pg from 'pg';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { toStorageError } from '../pg-errors.ts';
+import { statementName } from '../statement-name.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
 
 export const consumerMigrations: readonly PostgresMigration[] = [
@@ -128,7 +129,7 @@ async function open(options: PostgresConsumerStoreOptions) {
     query: async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]) => {
       if (closed) throw new StoreClosedError();
       try {
-        return await pool.query<R>({ name: `factline:${schema}:consumer-${name}`, text, values });
+        return await pool.query<R>({ name: statementName(schema, `consumer-${name}`), text, values });
       } catch (error) {
         throw toStorageError(error);
       }
@@ -174,10 +175,10 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
   const markQuery = (member: Member): pg.QueryConfig => {
     const values = [member.consumer, member.id, member.at];
     if (!member.ack)
-      return { name: `factline:${schema}:consumer-mark`, text: `${MARK} RETURNING true AS marked`, values };
+      return { name: statementName(schema, 'consumer-mark'), text: `${MARK} RETURNING true AS marked`, values };
     const transport = member.ack.schema;
     return {
-      name: `factline:${schema}:consumer-mark-ack:${transport}`,
+      name: statementName(schema, 'consumer-mark-ack', transport),
       text: `WITH marked AS (${MARK} RETURNING 1),
         acked AS (
           DELETE FROM ${transport}.transport_messages

@@ -15,6 +15,7 @@ import pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { toStorageError } from '../pg-errors.ts';
+import { statementName } from '../statement-name.ts';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
 
 export interface PostgresTransportOptions {
@@ -184,7 +185,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
   const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
     if (closed) throw new StoreClosedError();
     try {
-      return (await pool.query<R>({ name: `factline:${schemaName}:transport-${name}`, text, values })).rows;
+      return (await pool.query<R>({ name: statementName(schemaName, `transport-${name}`), text, values })).rows;
     } catch (error) {
       throw toStorageError(error);
     }

@@ -21,6 +21,7 @@ import pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
+import { statementName } from '../statement-name.ts';
 import type { PostgresEventStore } from '../store/postgres-event-store.ts';
 import { appendChannel } from '../store/schema.ts';
 
@@ -145,7 +146,7 @@ export function getPostgresProjectionBackend(
 ): PostgresProjectionBackend {
   const s = quoteSchema(store.schema);
   const pool = store.pool;
-  const statement = (name: string) => `factline:${store.schema}:projection-${name}`;
+  const statement = (name: string) => statementName(store.schema, `projection-${name}`);
   const listener = new ChannelListener({
     connection: dedicatedConnectionSettings(store, options, options.listenApplicationName ?? 'factline-listen'),
     channel: appendChannel(store.schema),

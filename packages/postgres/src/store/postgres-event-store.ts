@@ -38,6 +38,7 @@ import {
 import pg from 'pg';
 import { migratePostgres, quoteSchema } from '../migrations.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
+import { statementName } from '../statement-name.ts';
 import { parseTimestamptz } from '../timestamps.ts';
 import { AppendBatcher, type AppendBatchStats } from './append-batcher.ts';
 import { appendChannel, appendLockKey, ExpectedCode, eventStoreMigrations, Outcome } from './schema.ts';
@@ -235,7 +236,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
 
   const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
     try {
-      const result = await pool.query<R>({ name: `factline:${schemaName}:${name}`, text, values, types: typeParsers });
+      const result = await pool.query<R>({ name: statementName(schemaName, name), text, values, types: typeParsers });
       return result.rows;
     } catch (error) {
       throw toStorageError(error);
@@ -246,7 +247,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   const writers = new WriterConnections(pool, Math.min(WRITE_SLOTS, Math.max(0, (pool.options.max ?? 10) - 1)));
   const write = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
     try {
-      return await writers.query<R>({ name: `factline:${schemaName}:${name}`, text, values, types: typeParsers });
+      return await writers.query<R>({ name: statementName(schemaName, name), text, values, types: typeParsers });
     } catch (error) {
       throw toStorageError(error);
     }
