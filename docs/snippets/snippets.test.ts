@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { dropSchema, postgresUnavailable, postgresUrl } from '../../packages/postgres/src/fixtures/server.ts';
 import { postgresStore } from './postgres-store.ts';
 import { quickStart } from './quick-start.ts';
+import { billing } from './sql-inbox.ts';
 
 const root = new URL('../../', import.meta.url);
 
@@ -45,6 +46,7 @@ test('the README quick-start snippet runs: append, decide, read', async () => {
 test('docs embed their snippets verbatim', () => {
   assert.ok(checkEmbeddedSnippets('README.md') >= 1);
   for (const doc of ['docs/event-store.md', 'docs/postgres.md']) checkEmbeddedSnippets(doc);
+  assert.equal(checkEmbeddedSnippets('docs/messaging.md'), 1);
 });
 
 test('the PostgreSQL snippet runs: append, then resume readAll from a checkpoint', async (t) => {
@@ -54,6 +56,17 @@ test('the PostgreSQL snippet runs: append, then resume readAll from a checkpoint
   try {
     const checkpoint = await postgresStore(postgresUrl, schema);
     assert.ok(checkpoint >= 1);
+  } finally {
+    await dropSchema(schema);
+  }
+});
+
+test('the SQL inbox snippet runs: a message delivered twice is invoiced once', async (t) => {
+  const skip = await postgresUnavailable();
+  if (skip) return t.skip(skip);
+  const schema = `t_inbox_snippet_${process.pid}`;
+  try {
+    assert.deepEqual(await billing(postgresUrl, schema), [{ order_id: 'order-7', total: 30 }]);
   } finally {
     await dropSchema(schema);
   }

@@ -35,6 +35,7 @@ export {
   type PostgresProjectionStatus,
   type PostgresProjectionsOptions,
   projectionLeaseKey,
+  readLiveProjectionVersion,
   startPostgresProjections,
 } from './projections/postgres-projections.ts';
 export type { AppendBatchStats } from './store/append-batcher.ts';

@@ -32,6 +32,7 @@ export {
 export {
   getSqliteProjectionBackend,
   projectionLeaseName,
+  readLiveProjectionVersion,
   type SqliteProjectionRunner,
   type SqliteProjectionStatus,
   type SqliteProjectionsOptions,

@@ -15,6 +15,7 @@ export type FactlineErrorCode =
   | 'STORE_CLOSED'
   | 'COMMAND_RETRIES_EXHAUSTED'
   | 'PROJECTION_FAILED'
+  | 'PROJECTION_SUPERSEDED'
   | 'TIMEOUT'
   | 'STORAGE';
 
@@ -142,6 +143,27 @@ export class ProjectionFailedError extends FactlineError {
   }
 }
 
+/**
+ * A newer version of the projection is live: this runner refuses to run its
+ * older version (it would write to a read model nothing reads any more).
+ */
+export class ProjectionSupersededError extends FactlineError {
+  readonly projection: string;
+  /** The version this runner was given. */
+  readonly version: number;
+  /** The version recorded as live. */
+  readonly liveVersion: number;
+  constructor(projection: string, version: number, liveVersion: number) {
+    super(
+      'PROJECTION_SUPERSEDED',
+      `Projection '${projection}' version ${version} is superseded: version ${liveVersion} is live; this runner does not run it`,
+    );
+    this.projection = projection;
+    this.version = version;
+    this.liveVersion = liveVersion;
+  }
+}
+
 /** A wait ran out of time (e.g. `waitFor` a projection position). Retryable: the work may still finish. */
 export class TimeoutError extends FactlineError {
   constructor(message: string) {
@@ -174,5 +196,7 @@ export const isStreamNotFoundError = (e: unknown): e is StreamNotFoundError => h
 export const isStreamDeletedError = (e: unknown): e is StreamDeletedError => hasCode(e, 'STREAM_DELETED');
 export const isStoreClosedError = (e: unknown): e is StoreClosedError => hasCode(e, 'STORE_CLOSED');
 export const isProjectionFailedError = (e: unknown): e is ProjectionFailedError => hasCode(e, 'PROJECTION_FAILED');
+export const isProjectionSupersededError = (e: unknown): e is ProjectionSupersededError =>
+  hasCode(e, 'PROJECTION_SUPERSEDED');
 export const isTimeoutError = (e: unknown): e is TimeoutError => hasCode(e, 'TIMEOUT');
 export const isStorageError = (e: unknown): e is StorageError => hasCode(e, 'STORAGE');

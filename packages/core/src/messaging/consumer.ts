@@ -155,8 +155,8 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
       redrives: [],
       state: 'dead',
     });
-    stats.deadLettered += 1;
     await delivery.ack();
+    stats.deadLettered += 1;
   };
 
   /** Steps 2–4 and 6 for one delivery (step 5 is the lane it runs in; step 1 wraps the handler). */

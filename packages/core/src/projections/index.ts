@@ -13,5 +13,8 @@ export {
   type ProjectionError,
   type ProjectionState,
   type ProjectionStatus,
+  type ProjectionVersionRef,
+  parseProjectionVersionKey,
+  projectionVersionKey,
   type RebuildProgress,
 } from './types.ts';

@@ -1,4 +1,4 @@
-import { ProjectionFailedError, TimeoutError, ValidationError } from '../errors/index.ts';
+import { ProjectionFailedError, ProjectionSupersededError, TimeoutError, ValidationError } from '../errors/index.ts';
 import type { RecordedEvent } from '../store/types.ts';
 import type {
   ParkedEvent,
@@ -7,8 +7,10 @@ import type {
   ProjectionError,
   ProjectionState,
   ProjectionStatus,
+  ProjectionVersionRef,
   RebuildProgress,
 } from './types.ts';
+import { projectionVersionKey } from './types.ts';
 
 export interface ProjectionRunnerOptions {
   /** Most events applied in one transaction while live (and the first batch of a catch-up). Default 500. */
@@ -33,6 +35,12 @@ export interface ProjectionRunnerOptions {
   idleCheckMs?: number;
   /** Called on every handler error, retried or not (for logs and metrics). */
   onError?: (projection: string, error: unknown, position: number) => void;
+  /**
+   * Called when this runner makes a projection version live: the version
+   * was newer than the live one and has caught up (`from` is the version
+   * live before, `to` the projection's).
+   */
+  onSwitch?: (projection: string, from: number, to: number) => void;
   /** Injected for tests. */
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
@@ -57,9 +65,10 @@ export interface ProjectionRunner {
   status(name: string): ProjectionStatus;
   /**
    * Resolves once `name` has processed `position` (e.g. the position an
-   * `append` returned), so the next read of its model sees that event.
-   * Rejects with `TimeoutError` after `timeoutMs`, or `ProjectionFailedError`
-   * if the projection fails first.
+   * `append` returned), so the next read of its model sees that event: the
+   * model of the version this runner runs. Rejects with `TimeoutError` after
+   * `timeoutMs`, `ProjectionFailedError` if the projection fails first, or
+   * `ProjectionSupersededError` once a newer version of it is live.
    */
   waitFor(name: string, position: number, options?: WaitForOptions): Promise<void>;
   /**
@@ -69,8 +78,13 @@ export interface ProjectionRunner {
   rebuild(name: string, options?: RebuildOptions): Promise<void>;
   /** Starts a `failed` projection again at the event it failed on. */
   resume(name: string): Promise<void>;
-  /** Events parked by projections with `onFailure: 'park'`. */
+  /** Events parked by projections with `onFailure: 'park'` (of the version this runner runs, given a name). */
   parked(name?: string): Promise<ParkedEvent[]>;
+  /**
+   * The version of `name` recorded as live, read from the store (1 until a
+   * newer version switched): the version whose tables reads should use.
+   */
+  liveVersion(name: string): Promise<number>;
 }
 
 const NAME = /^[a-z0-9_.-]{1,100}$/;
@@ -94,11 +108,20 @@ interface Rebuild {
 
 interface Worker<Tx> {
   projection: Projection<Tx>;
+  /** `projection.version`, default 1. */
+  version: number;
+  /** The name of this version's checkpoint (and parked events). */
+  key: string;
+  /** The live version as last read, and when. */
+  live: number;
+  liveReadAt: number;
+  /** Set when a newer version is live: the runner does not run this one. */
+  superseded: ProjectionSupersededError | undefined;
   state: ProjectionState;
   checkpoint: number;
   head: number;
   lastError: ProjectionError | undefined;
-  failure: ProjectionFailedError | undefined;
+  failure: ProjectionFailedError | ProjectionSupersededError | undefined;
   parked: number;
   /** While set, events are applied one at a time up to this position, to find the one that fails. */
   isolateUntil: number;
@@ -147,9 +170,23 @@ export function createProjectionRunner<Tx>(
       issues.push({ path: 'handles', message: 'must list at least one event type' });
     }
     if (typeof projection?.handle !== 'function') issues.push({ path: 'handle', message: 'must be a function' });
+    const version = projection?.version ?? 1;
+    if (!Number.isSafeInteger(version) || version < 1) {
+      issues.push({ path: 'version', message: 'must be a positive integer' });
+    } else if (version > 1 && (!backend.loadLiveVersion || !backend.recordLiveVersion)) {
+      issues.push({ path: 'version', message: 'this backend records no live versions: only version 1 runs on it' });
+    }
+    if (projection?.retire !== undefined && typeof projection.retire !== 'function') {
+      issues.push({ path: 'retire', message: 'must be a function' });
+    }
     if (issues.length > 0) throw new ValidationError(issues);
     workers.set(projection.name, {
       projection,
+      version,
+      key: projectionVersionKey(projection.name, version),
+      live: 1,
+      liveReadAt: 0,
+      superseded: undefined,
       state: 'stopped',
       checkpoint: 0,
       head: 0,
@@ -177,6 +214,68 @@ export function createProjectionRunner<Tx>(
     w.rebuild = undefined;
     rebuild?.fail(failure);
     settleWaiters(w);
+  };
+
+  const versionOf = (w: Worker<Tx>): ProjectionVersionRef => ({ projection: w.projection.name, version: w.version });
+
+  const readLive = async (w: Worker<Tx>): Promise<number> => {
+    w.live = backend.loadLiveVersion ? await backend.loadLiveVersion(w.projection.name) : 1;
+    w.liveReadAt = Date.now();
+    return w.live;
+  };
+
+  /** A newer version is live: this one stops (`stopped`, with the reason as `lastError`) and waiters reject. */
+  const supersede = (w: Worker<Tx>) => {
+    const error = new ProjectionSupersededError(w.projection.name, w.version, w.live);
+    w.superseded = error;
+    w.failure = error;
+    w.state = 'stopped';
+    w.lastError = { message: error.message, position: w.checkpoint, at: new Date() };
+    const rebuild = w.rebuild;
+    w.rebuild = undefined;
+    rebuild?.fail(error);
+    settleWaiters(w);
+  };
+
+  /** Reads the live version; true (and superseded) when it is newer than this one. */
+  const checkSuperseded = async (w: Worker<Tx>): Promise<boolean> => {
+    if ((await readLive(w)) <= w.version) return false;
+    supersede(w);
+    return true;
+  };
+
+  /**
+   * This version (newer than the live one) has caught up: record it as live,
+   * then tell `onSwitch` and let the projection retire the version before.
+   * Returns false when a still newer version went live first (superseded).
+   */
+  const switchLive = async (w: Worker<Tx>): Promise<boolean> => {
+    const name = w.projection.name;
+    // (A version above 1 only runs on a backend that records live versions.)
+    const before = (await backend.recordLiveVersion?.(name, w.version)) ?? w.version;
+    w.liveReadAt = Date.now();
+    if (before > w.version) {
+      w.live = before;
+      supersede(w);
+      return false;
+    }
+    w.live = w.version;
+    if (before < w.version) {
+      try {
+        options.onSwitch?.(name, before, w.version);
+      } catch {
+        // The callback's own failure changes nothing.
+      }
+      const retire = w.projection.retire;
+      if (retire) {
+        try {
+          await backend.transaction((tx) => retire(tx, before));
+        } catch (error) {
+          recordError(w, error, w.checkpoint);
+        }
+      }
+    }
+    return true;
   };
 
   const settleWaiters = (w: Worker<Tx>) => {
@@ -248,16 +347,17 @@ export function createProjectionRunner<Tx>(
       if (w.abort.signal.aborted) return true;
       try {
         const committed = await backend.commit(
-          name,
+          w.key,
           w.checkpoint,
           next,
           (tx) => w.projection.handle(batch, tx),
           w.projection.effects === 'external',
+          versionOf(w),
         );
         if (!committed) {
-          // Another runner moved the checkpoint: continue from where it is.
-          w.checkpoint = await backend.loadCheckpoint(name);
-          return true;
+          // Another runner moved the checkpoint (continue from where it is), or a newer version is live.
+          w.checkpoint = await backend.loadCheckpoint(w.key);
+          return !(await checkSuperseded(w));
         }
         w.checkpoint = next;
         if (w.rebuild) w.rebuild.applied += batch.length;
@@ -278,13 +378,13 @@ export function createProjectionRunner<Tx>(
     const event = batch[0] as RecordedEvent;
     if (w.projection.onFailure === 'park') {
       const message = lastFailure instanceof Error ? (lastFailure.stack ?? lastFailure.message) : String(lastFailure);
-      if (await backend.park(name, w.checkpoint, event, message)) {
+      if (await backend.park(w.key, w.checkpoint, event, message, versionOf(w))) {
         w.checkpoint = event.position;
         w.parked += 1;
-      } else {
-        w.checkpoint = await backend.loadCheckpoint(name);
+        return true;
       }
-      return true;
+      w.checkpoint = await backend.loadCheckpoint(w.key);
+      return !(await checkSuperseded(w));
     }
     markFailed(w, new ProjectionFailedError(name, event.position, lastFailure));
     return false;
@@ -334,15 +434,26 @@ export function createProjectionRunner<Tx>(
         if (!(await apply(w, batch, next))) return;
       } else if (headBefore !== undefined && headBefore > w.checkpoint) {
         // Nothing of ours up to the head: move the checkpoint there, so lag and waitFor see it.
-        if (await backend.commit(w.projection.name, w.checkpoint, headBefore)) w.checkpoint = headBefore;
-        else w.checkpoint = await backend.loadCheckpoint(w.projection.name);
+        if (await backend.commit(w.key, w.checkpoint, headBefore, undefined, false, versionOf(w))) {
+          w.checkpoint = headBefore;
+        } else {
+          w.checkpoint = await backend.loadCheckpoint(w.key);
+          if (await checkSuperseded(w)) return;
+        }
       }
       w.head = Math.max(w.head, w.checkpoint);
       settleWaiters(w);
       reportRebuild(w);
       if (!full && !signal.aborted) {
-        if (!w.rebuild) w.state = 'running';
+        // A version built side by side has caught up with the head it read (lag 0): it goes live.
+        const caughtUp = !isolating && headBefore !== undefined && w.checkpoint >= headBefore;
+        if (w.version > w.live && caughtUp && !(await switchLive(w))) return;
+        if (!w.rebuild) w.state = w.version > w.live ? 'catching-up' : 'running';
         if (headBefore !== undefined && w.checkpoint >= (await store.headPosition())) {
+          // Idle: has a newer version gone live meanwhile? (A batch's commit would be refused anyway.)
+          if (w.live > w.version || Date.now() - w.liveReadAt >= idleCheckMs) {
+            if (await checkSuperseded(w)) return;
+          }
           await backend.waitForAppends(w.checkpoint, idleCheckMs, signal);
         }
       }
@@ -372,13 +483,14 @@ export function createProjectionRunner<Tx>(
   };
 
   const rebuildNow = async (w: Worker<Tx>, rebuildOptions: RebuildOptions) => {
-    const name = w.projection.name;
     const wasRunning = w.loop !== undefined;
     await halt(w);
     const reset = w.projection.reset;
-    if (!(await backend.commit(name, w.checkpoint, 0, reset ? (tx) => reset(tx) : undefined))) {
-      w.checkpoint = await backend.loadCheckpoint(name);
-      await backend.commit(name, w.checkpoint, 0, reset ? (tx) => reset(tx) : undefined);
+    const work = reset ? (tx: Tx) => reset(tx) : undefined;
+    if (!(await backend.commit(w.key, w.checkpoint, 0, work, false, versionOf(w)))) {
+      w.checkpoint = await backend.loadCheckpoint(w.key);
+      if (await checkSuperseded(w)) throw w.superseded;
+      await backend.commit(w.key, w.checkpoint, 0, work, false, versionOf(w));
     }
     w.checkpoint = 0;
     w.isolateUntil = 0;
@@ -407,9 +519,17 @@ export function createProjectionRunner<Tx>(
       if (started) return;
       started = true;
       for (const w of workers.values()) {
+        w.superseded = undefined;
+        w.failure = undefined;
+        await readLive(w);
+        w.checkpoint = await backend.loadCheckpoint(w.key);
+        if (w.live > w.version) {
+          // Never written to again: not even `init`.
+          supersede(w);
+          continue;
+        }
         const init = w.projection.init;
         if (init) await backend.transaction((tx) => init(tx));
-        w.checkpoint = await backend.loadCheckpoint(w.projection.name);
         run(w);
       }
     },
@@ -432,6 +552,8 @@ export function createProjectionRunner<Tx>(
       const view = (w: Worker<Tx>): ProjectionStatus => ({
         name: w.projection.name,
         state: w.state,
+        version: w.version,
+        liveVersion: w.live,
         checkpoint: w.checkpoint,
         head: w.head,
         lag: Math.max(0, w.head - w.checkpoint),
@@ -449,6 +571,7 @@ export function createProjectionRunner<Tx>(
       } catch (error) {
         return Promise.reject(error);
       }
+      if (w.superseded) return Promise.reject(w.superseded);
       if (w.checkpoint >= position) return Promise.resolve();
       if (w.failure) return Promise.reject(w.failure);
       const timeoutMs = waitOptions.timeoutMs ?? 5000;
@@ -472,6 +595,7 @@ export function createProjectionRunner<Tx>(
 
     async rebuild(name: string, rebuildOptions: RebuildOptions = {}) {
       const w = worker(name);
+      if (w.superseded) throw w.superseded;
       if (w.rebuild || rebuilding.has(name)) {
         throw new ValidationError({ path: 'projection', message: `'${name}' is already rebuilding` });
       }
@@ -487,11 +611,17 @@ export function createProjectionRunner<Tx>(
       const w = worker(name);
       if (w.state !== 'failed') return;
       await halt(w);
-      w.checkpoint = await backend.loadCheckpoint(name);
+      w.checkpoint = await backend.loadCheckpoint(w.key);
       run(w);
     },
 
-    parked: (name?: string) => backend.listParked(name),
+    async parked(name?: string) {
+      return backend.listParked(name === undefined ? undefined : worker(name).key);
+    },
+
+    async liveVersion(name: string) {
+      return readLive(worker(name));
+    },
   };
   return runner;
 }

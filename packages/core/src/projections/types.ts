@@ -44,6 +44,26 @@ export interface Projection<Tx = unknown> {
    * at least once.
    */
   effects?: 'transactional' | 'external';
+  /**
+   * The version of the read model: a positive integer, default 1. Raise it
+   * when the model changes in a way that needs a rebuild, and let the new
+   * version write tables of its own (`order_summaries_v2`): a runner started
+   * with a version newer than the live one builds it from the first event,
+   * side by side with the old one (checkpoint kept per name and version), and
+   * records it as live once it has caught up. A runner given a version older
+   * than the live one refuses to run it. Reads find the live version with the
+   * runner's `liveVersion(name)` or the adapter's `readLiveProjectionVersion`.
+   */
+  version?: number;
+  /**
+   * Called once, by the runner that made this version live, right after the
+   * switch, in a transaction of its own, with the version live before (e.g.
+   * to drop its tables). Runners of the old version in other processes stop
+   * at their next batch or check; one caught in the middle of a batch then
+   * fails that batch against a dropped table and stops as superseded. Errors
+   * are reported (`onError`, `lastError`) and not retried: the switch stands.
+   */
+  retire?: (tx: Tx, previousVersion: number) => void | Promise<void>;
 }
 
 /** Checks a projection definition and returns it (typed for the adapter's transaction). */
@@ -63,7 +83,16 @@ export interface ProjectionError {
 
 export interface ProjectionStatus {
   name: string;
+  /**
+   * `'catching-up'` also while this version is newer than the live one (it is
+   * built side by side and becomes live once caught up); `'stopped'`, with a
+   * `lastError` saying so, when it is older than the live one (superseded).
+   */
   state: ProjectionState;
+  /** The version this runner runs (`Projection.version`, default 1). */
+  version: number;
+  /** The version recorded as live, as last read (1 until a newer one switched). */
+  liveVersion: number;
   /** Every event up to this position has been applied (or skipped as not handled). */
   checkpoint: number;
   /** The store's head position when last seen. */
@@ -94,9 +123,33 @@ export interface RebuildProgress {
 
 export interface ParkedEvent {
   projection: string;
+  /** The projection version that parked it. */
+  version: number;
   event: RecordedEvent;
   error: string;
   parkedAt: Date;
+}
+
+/** Which projection version a commit belongs to: the backend refuses it once a newer version is live. */
+export interface ProjectionVersionRef {
+  /** The projection's name (the checkpoint name of versions above 1 is {@link projectionVersionKey}). */
+  projection: string;
+  version: number;
+}
+
+/**
+ * The name a projection version's checkpoint, parked events and lease are
+ * kept under: the name itself for version 1 (as before versions existed),
+ * `<name>@v<version>` above (`@` cannot occur in a projection name).
+ */
+export function projectionVersionKey(name: string, version = 1): string {
+  return version === 1 ? name : `${name}@v${version}`;
+}
+
+/** The name and version of a key made by {@link projectionVersionKey}. */
+export function parseProjectionVersionKey(key: string): { name: string; version: number } {
+  const match = /^(.*)@v([0-9]+)$/.exec(key);
+  return match ? { name: match[1] as string, version: Number(match[2]) } : { name: key, version: 1 };
 }
 
 /**
@@ -107,12 +160,17 @@ export interface ParkedEvent {
  */
 export interface ProjectionBackend<Tx> {
   readonly store: EventStore;
-  /** The saved checkpoint of a projection (0 when it never ran). */
+  /**
+   * The saved checkpoint of a projection (0 when it never ran). `name` is the
+   * checkpoint's name: {@link projectionVersionKey} of the projection's name
+   * and version (likewise for `commit`, `park` and `listParked`).
+   */
   loadCheckpoint(name: string): Promise<number>;
   /**
    * Runs `work` and saves `checkpoint` in one transaction, but only if the
-   * saved checkpoint is still `expected` (another runner did not move it):
-   * returns false, writing nothing, when it moved.
+   * saved checkpoint is still `expected` (another runner did not move it)
+   * and, when `version` is given, no newer version of the projection is
+   * recorded as live: returns false, writing nothing, otherwise.
    */
   commit(
     name: string,
@@ -121,9 +179,27 @@ export interface ProjectionBackend<Tx> {
     work?: (tx: Tx) => void | Promise<void>,
     /** The work's effects are outside the database (`effects: 'external'`): it may run before the transaction. */
     external?: boolean,
+    version?: ProjectionVersionRef,
   ): Promise<boolean>;
-  /** Records a parked event and moves the checkpoint past it, in one transaction. */
-  park(name: string, expected: number, event: RecordedEvent, error: string): Promise<boolean>;
+  /** Records a parked event and moves the checkpoint past it, in one transaction (refused like `commit`). */
+  park(
+    name: string,
+    expected: number,
+    event: RecordedEvent,
+    error: string,
+    version?: ProjectionVersionRef,
+  ): Promise<boolean>;
+  /**
+   * The version of `projection` (its name) recorded as live; 1 when none was
+   * recorded. A backend without it (and `recordLiveVersion`) runs version 1 only.
+   */
+  loadLiveVersion?(projection: string): Promise<number>;
+  /**
+   * Records `version` as the live version of `projection` if it is newer than
+   * the recorded one, in one transaction; returns the version live before
+   * (so a result of `version` or more means nothing changed).
+   */
+  recordLiveVersion?(projection: string, version: number): Promise<number>;
   listParked(name?: string): Promise<ParkedEvent[]>;
   /** Runs `work` (e.g. `init`) in a transaction. */
   transaction(work: (tx: Tx) => void | Promise<void>): Promise<void>;

@@ -357,6 +357,24 @@ export const transportConformanceCases: readonly TransportConformanceCase[] = [
     },
   },
   {
+    name: 'a redeliver of a message the group still holds is not lost to the pending ack',
+    async run(context) {
+      const topic = context.topic();
+      const group = context.group();
+      const sub = subscribe(context, topic, group, { visibilityTimeoutMs: 30_000 });
+      const message = context.message();
+      await context.transport.publish(topic, [message]);
+      const [held] = await context.receiveAtLeast(sub, 1);
+      // A dead-letter redrive that comes before the dead-lettering consumer acked its delivery.
+      await context.transport.redeliver(topic, group, [message]);
+      await held?.ack();
+      const again = await context.receiveAtLeast(sub, 1, { deadlineMs: 3000 });
+      assert.deepEqual(ids(again), [message.id], 'the redelivered message arrives');
+      await ackAll(again);
+      await assertNothingFor(sub, 150, 'delivered more than once after the redeliver');
+    },
+  },
+  {
     name: 'receive honours max, and returns [] once waitMs passed with nothing',
     async run(context) {
       const topic = context.topic();

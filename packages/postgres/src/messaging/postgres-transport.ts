@@ -280,10 +280,10 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
 
   /**
    * One row per message and registered group ($6 = one group only, for a
-   * redeliver), in publish order; ids the group still holds are skipped; one
+   * redeliver), in publish order; a publish skips ids the group still holds; one
    * notification when anything was inserted (sent at commit).
    */
-  const INSERT = `WITH input AS (
+  const insertStatement = (onConflict: string) => `WITH input AS (
       SELECT u.id, u.key, u.body, u.deliver_at, u.ord
         FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) WITH ORDINALITY AS u(id, key, body, deliver_at, ord)
     ), inserted AS (
@@ -292,10 +292,19 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
         FROM ${s}.transport_groups g CROSS JOIN input i
        WHERE g.topic = $1 AND ($6::text IS NULL OR g.group_name = $6::text)
        ORDER BY g.group_name, i.ord
-      ON CONFLICT (topic, group_name, id) DO NOTHING
+      ${onConflict}
       RETURNING 1
     )
     SELECT pg_notify($7, $8) FROM (SELECT count(*) AS n FROM inserted) c WHERE c.n > 0`;
+  const INSERT = insertStatement('ON CONFLICT (topic, group_name, id) DO NOTHING');
+  /**
+   * A redeliver (a dead-letter redrive) of a message the group still holds
+   * (its dead-lettering consumer has not acked it yet) makes that row due
+   * again under no lease: the pending ack then finds nothing to delete, and
+   * the message is delivered once more instead of being lost.
+   */
+  const REDELIVER = insertStatement(`ON CONFLICT (topic, group_name, id) DO UPDATE
+         SET message = excluded.message, visible_at = excluded.visible_at, lease = NULL, delivery_count = 0`);
 
   /**
    * The first `max` visible rows of the group, locked without waiting, handed
@@ -350,7 +359,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
     // Groups this process is subscribing get what is published after subscribe() returned.
     const pending = [...registrations.values()].filter((r) => r.topic === topic).map((r) => r.done);
     await Promise.allSettled(pending);
-    await query(group === null ? 'publish' : 'redeliver', INSERT, [
+    await query(group === null ? 'publish' : 'redeliver', group === null ? INSERT : REDELIVER, [
       topic,
       ...columns,
       group,

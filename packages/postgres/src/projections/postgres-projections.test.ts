@@ -13,7 +13,12 @@ import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresEventStore, type PostgresEventStore } from '../store/postgres-event-store.ts';
 import { appendChannel } from '../store/schema.ts';
-import { getPostgresProjectionBackend, projectionLeaseKey, startPostgresProjections } from './postgres-projections.ts';
+import {
+  getPostgresProjectionBackend,
+  projectionLeaseKey,
+  readLiveProjectionVersion,
+  startPostgresProjections,
+} from './postgres-projections.ts';
 
 const skip = await postgresUnavailable();
 const schemas: string[] = [];
@@ -498,6 +503,124 @@ describe('postgres projections', { skip }, () => {
     await runner.stop();
     assert.equal(runner.status('totals').lease, 'standby');
     assert.equal(runner.status('totals').state, 'stopped');
+  });
+
+  it('side-by-side versions under leases: v2 builds next to v1 in its own lease, switches, retires v1; reads find the live version', async () => {
+    const store = await openStore('versions');
+    const s = `"${store.schema}"`;
+    // Before any projection ran (no projection tables yet), and on a schema that does not exist: version 1.
+    assert.equal(await readLiveProjectionVersion(store, 'totals'), 1);
+    assert.equal(await readLiveProjectionVersion(sql, 'totals', `${store.schema}_none`), 1);
+    assert.equal(projectionLeaseKey(store.schema, 'totals', 1), projectionLeaseKey(store.schema, 'totals'));
+    assert.notEqual(projectionLeaseKey(store.schema, 'totals', 2), projectionLeaseKey(store.schema, 'totals'));
+
+    for (let i = 1; i <= 40; i++) await store.append(`acc-${i % 3}`, [{ type: 'Added', data: { amount: i } }]);
+    const options = { leaseCheckMs: 50, idleCheckMs: 50 };
+    const v1 = await startPostgresProjections(store, [totals(store)], options);
+    cleanups.push(() => v1.stop());
+    await v1.waitFor('totals', await store.headPosition());
+    assert.equal(await v1.liveVersion('totals'), 1);
+
+    // v2: totals and event counts per stream, in a table of its own; v1's table retired after the switch.
+    const switches: string[] = [];
+    const totalsV2 = defineProjection<pg.PoolClient>({
+      name: 'totals',
+      version: 2,
+      handles: ['Added'],
+      init: async (tx) => {
+        await tx.query(`CREATE TABLE IF NOT EXISTS ${s}.totals_v2 (
+          stream_id text PRIMARY KEY, total integer NOT NULL, events integer NOT NULL)`);
+      },
+      reset: async (tx) => {
+        await tx.query(`DELETE FROM ${s}.totals_v2`);
+      },
+      handle: async (events, tx) => {
+        for (const event of events) {
+          await tx.query(
+            `INSERT INTO ${s}.totals_v2 (stream_id, total, events) VALUES ($1, $2, 1)
+             ON CONFLICT (stream_id) DO UPDATE SET total = totals_v2.total + excluded.total, events = totals_v2.events + 1`,
+            [event.streamId, (event.data as { amount: number }).amount],
+          );
+        }
+      },
+      retire: async (tx, previous) => {
+        assert.equal(previous, 1);
+        await tx.query(`DROP TABLE IF EXISTS ${s}.totals_model`);
+      },
+    });
+    const v2 = await startPostgresProjections(store, [totalsV2], {
+      ...options,
+      batchSize: 5,
+      maxBatchSize: 5,
+      onSwitch: (name, from, to) => switches.push(`${name}:${from}->${to}`),
+    });
+    cleanups.push(() => v2.stop());
+    // Each version holds a lease of its own, in the same process.
+    assert.equal(v1.status('totals').lease, 'held');
+    assert.equal(v2.status('totals').lease, 'held');
+    for (let i = 41; i <= 50; i++) await store.append(`acc-${i % 3}`, [{ type: 'Added', data: { amount: i } }]);
+    await waitUntil(() => v2.status('totals').liveVersion === 2, 'v2 to go live');
+    assert.deepEqual(switches, ['totals:1->2']);
+    assert.equal(await readLiveProjectionVersion(store, 'totals'), 2);
+    assert.equal(await readLiveProjectionVersion(store.pool, 'totals', store.schema), 2);
+    assert.equal(await v1.liveVersion('totals'), 2);
+    const [versions] = await rows<{ live_version: number; switched_at: Date }>(
+      `SELECT live_version, switched_at FROM ${s}.projection_versions WHERE name = 'totals'`,
+    );
+    assert.equal(versions?.live_version, 2);
+    assert.ok(versions?.switched_at instanceof Date);
+    const migrations = await rows<{ version: number }>(
+      `SELECT version FROM ${s}.migrations WHERE component = 'projections' ORDER BY version`,
+    );
+    assert.deepEqual(
+      migrations.map((m) => m.version),
+      [1, 2],
+    );
+
+    const head = await store.headPosition();
+    await v2.waitFor('totals', head);
+    const model = await rows<{ stream_id: string; total: number; events: number }>(
+      `SELECT stream_id, total, events FROM ${s}.totals_v2 ORDER BY stream_id`,
+    );
+    const expected = new Map<string, { total: number; events: number }>();
+    for (let i = 1; i <= 50; i++) {
+      const row = expected.get(`acc-${i % 3}`) ?? { total: 0, events: 0 };
+      expected.set(`acc-${i % 3}`, { total: row.total + i, events: row.events + 1 });
+    }
+    assert.deepEqual(
+      model.map((row) => [row.stream_id, row.total, row.events]),
+      [...expected].sort().map(([stream, row]) => [stream, row.total, row.events]),
+    );
+    // Retired: v1's table is gone; v1 stopped as superseded, keeping its lease (a stand-by would refuse too).
+    assert.deepEqual(
+      await rows(`SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'totals_model'`, [store.schema]),
+      [],
+    );
+    await waitUntil(() => v1.status('totals').state === 'stopped', 'v1 to stop as superseded');
+    assert.match(v1.status('totals').lastError?.message ?? '', /superseded/);
+    assert.equal(v1.status('totals').lease, 'held');
+    await assert.rejects(v1.waitFor('totals', head), { code: 'PROJECTION_SUPERSEDED' });
+
+    // A v1 runner started now stands by (the lease is v1's), and its waitFor refuses rather than time out.
+    const lateStandby = await startPostgresProjections(store, [totals(store)], options);
+    cleanups.push(() => lateStandby.stop());
+    assert.equal(lateStandby.status('totals').lease, 'standby');
+    assert.equal(lateStandby.status('totals').liveVersion, 2);
+    await assert.rejects(lateStandby.waitFor('totals', head), { code: 'PROJECTION_SUPERSEDED' });
+    // Once it holds the lease it refuses to run v1: nothing created, nothing written.
+    await v1.stop();
+    const late = await waitUntil(() => {
+      const status = lateStandby.status('totals');
+      return status.lease === 'held' && status.lastError !== undefined && status;
+    }, 'the late v1 runner to take the lease and refuse v1');
+    assert.equal(late.state, 'stopped');
+    assert.equal(late.version, 1);
+    assert.equal(late.liveVersion, 2);
+    assert.match(late.lastError?.message ?? '', /superseded/);
+    assert.deepEqual(
+      await rows(`SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'totals_model'`, [store.schema]),
+      [],
+    );
   });
 
   it('fails over between two processes: SIGKILL the holder mid-stream, every event applied exactly once', async () => {

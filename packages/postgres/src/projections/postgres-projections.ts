@@ -10,6 +10,10 @@ import {
   type ProjectionRunner,
   type ProjectionRunnerOptions,
   type ProjectionStatus,
+  ProjectionSupersededError,
+  type ProjectionVersionRef,
+  parseProjectionVersionKey,
+  projectionVersionKey,
   type RebuildOptions,
   type RecordedEvent,
   StorageError,
@@ -48,7 +52,51 @@ const projectionMigrations: readonly PostgresMigration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'the live version of each projection',
+    up: (s) => `
+      CREATE TABLE ${s}.projection_versions (
+        name text PRIMARY KEY,
+        live_version integer NOT NULL,
+        switched_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
+
+/**
+ * The version of projection `name` recorded as live in the store's schema: 1
+ * until a newer version has caught up and switched (also when no projection
+ * backend ever migrated the schema). For a query to pick the live version's
+ * tables without a runner. Given a pool or a client rather than the store,
+ * `schema` names the store's schema (default `'factline'`).
+ *
+ * @example
+ * const live = await readLiveProjectionVersion(store, 'order_totals');
+ * const table = live >= 2 ? 'order_totals_v2' : 'order_totals';
+ */
+export async function readLiveProjectionVersion(
+  source: PostgresEventStore | pg.Pool | pg.ClientBase,
+  name: string,
+  schema = 'factline',
+): Promise<number> {
+  const isStore = 'schema' in source && 'pool' in source;
+  const s = quoteSchema(isStore ? source.schema : schema);
+  const queryable = isStore ? source.pool : source;
+  try {
+    const { rows } = await queryable.query<{ live_version: number }>(
+      `SELECT live_version FROM ${s}.projection_versions WHERE name = $1`,
+      [name],
+    );
+    return rows[0]?.live_version ?? 1;
+  } catch (error) {
+    // 42P01 undefined_table, 3F000 invalid_schema_name: not migrated yet, no version ever switched.
+    const code = (error as { code?: unknown })?.code;
+    if (code === '42P01' || code === '3F000') return 1;
+    throw toStorageError(error);
+  }
+}
 
 export interface PostgresProjectionBackendOptions {
   /**
@@ -206,37 +254,65 @@ export function getPostgresProjectionBackend(
     }
   };
 
-  /** Locks the checkpoint row of `name` for this transaction (creating it at 0) and returns its position. */
-  const lockCheckpoint = async (client: pg.PoolClient, name: string): Promise<number> => {
+  /**
+   * Locks the checkpoint row of `name` for this transaction (creating it at
+   * 0) and returns its position, with the live version of `projection` read
+   * in the same round trip.
+   */
+  const lockCheckpoint = async (
+    client: pg.PoolClient,
+    name: string,
+    projection: string,
+  ): Promise<{ position: number; live: number }> => {
     const select = {
-      name: statement('lock'),
-      text: `SELECT position FROM ${s}.projections WHERE name = $1 FOR UPDATE`,
-      values: [name],
+      name: statement('lock-live'),
+      text: `SELECT position, (SELECT live_version FROM ${s}.projection_versions WHERE name = $2) AS live
+             FROM ${s}.projections WHERE name = $1 FOR UPDATE`,
+      values: [name, projection],
       types,
     };
-    const locked = await client.query<{ position: number }>(select);
-    if (locked.rows[0]) return locked.rows[0].position;
-    const inserted = await client.query<{ position: number }>({
-      name: statement('insert'),
-      text: `INSERT INTO ${s}.projections (name, position, updated_at) VALUES ($1, 0, now())
-             ON CONFLICT (name) DO NOTHING RETURNING position`,
-      values: [name],
-      types,
-    });
-    if (inserted.rows[0]) return 0;
-    // Another transaction inserted it meanwhile (and committed, or the insert would still wait).
-    return (await client.query<{ position: number }>(select)).rows[0]?.position ?? 0;
+    type Locked = { position: number; live: number | null };
+    let row = (await client.query<Locked>(select)).rows[0];
+    if (!row) {
+      const inserted = await client.query<{ position: number }>({
+        name: statement('insert'),
+        text: `INSERT INTO ${s}.projections (name, position, updated_at) VALUES ($1, 0, now())
+               ON CONFLICT (name) DO NOTHING RETURNING position`,
+        values: [name],
+        types,
+      });
+      // Else another transaction inserted it meanwhile (and committed, or the insert would still wait).
+      row = inserted.rows[0]
+        ? { position: 0, live: (await liveVersion(client, projection)) ?? null }
+        : (await client.query<Locked>(select)).rows[0];
+    }
+    return { position: row?.position ?? 0, live: row?.live ?? 1 };
   };
 
-  /** Runs `work` and saves `next` in one transaction if the checkpoint is still `expected`. */
+  const liveVersion = async (client: pg.PoolClient, projection: string, lock = false): Promise<number | undefined> =>
+    (
+      await client.query<{ live_version: number }>({
+        name: statement(lock ? 'live-lock' : 'live'),
+        text: `SELECT live_version FROM ${s}.projection_versions WHERE name = $1${lock ? ' FOR UPDATE' : ''}`,
+        values: [projection],
+        types,
+      })
+    ).rows[0]?.live_version;
+
+  /**
+   * Runs `work` and saves `next` in one transaction if the checkpoint is
+   * still `expected` and no version newer than `version` is live.
+   */
   const guarded = (
     name: string,
     expected: number,
     next: number,
     work: ((client: pg.PoolClient) => Promise<void>) | undefined,
+    version: ProjectionVersionRef | undefined,
   ): Promise<boolean> =>
     inTransaction(async (client) => {
-      if ((await lockCheckpoint(client, name)) !== expected) return false;
+      const locked = await lockCheckpoint(client, name, version?.projection ?? name);
+      if (locked.position !== expected || (version && locked.live > version.version)) return false;
       if (work) await work(client);
       await client.query({
         name: statement('save'),
@@ -261,22 +337,66 @@ export function getPostgresProjectionBackend(
       return rows[0]?.position ?? 0;
     },
 
-    commit: (name, expected, next, work) =>
-      guarded(name, expected, next, work && ((client) => callerWork(work, client))),
+    commit: (name, expected, next, work, _external, version) =>
+      guarded(name, expected, next, work && ((client) => callerWork(work, client)), version),
 
-    park: (name, expected, event: RecordedEvent, error: string) =>
-      guarded(name, expected, event.position, async (client) => {
-        // A rebuild may park the same event again: the newer error replaces the older.
-        await client.query({
-          name: statement('park'),
-          text: `INSERT INTO ${s}.parked (projection, position, event_id, stream_id, type, event, error, parked_at)
+    park: (name, expected, event: RecordedEvent, error: string, version) =>
+      guarded(
+        name,
+        expected,
+        event.position,
+        async (client) => {
+          // A rebuild may park the same event again: the newer error replaces the older.
+          await client.query({
+            name: statement('park'),
+            text: `INSERT INTO ${s}.parked (projection, position, event_id, stream_id, type, event, error, parked_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, now())
                  ON CONFLICT (projection, position) DO UPDATE SET event_id = excluded.event_id,
                    stream_id = excluded.stream_id, type = excluded.type, event = excluded.event,
                    error = excluded.error, parked_at = excluded.parked_at`,
-          values: [name, event.position, event.id, event.streamId, event.type, JSON.stringify(event), error],
-        });
-      }),
+            values: [name, event.position, event.id, event.streamId, event.type, JSON.stringify(event), error],
+          });
+        },
+        version,
+      ),
+
+    async loadLiveVersion(projection) {
+      const rows = await query<{ live_version: number }>(
+        'live',
+        `SELECT live_version FROM ${s}.projection_versions WHERE name = $1`,
+        [projection],
+      );
+      return rows[0]?.live_version ?? 1;
+    },
+
+    async recordLiveVersion(projection, version) {
+      let before = 1;
+      await inTransaction(async (client) => {
+        const locked = await liveVersion(client, projection, true);
+        if (locked === undefined) {
+          const inserted = await client.query({
+            name: statement('live-insert'),
+            text: `INSERT INTO ${s}.projection_versions (name, live_version, switched_at) VALUES ($1, $2, now())
+                   ON CONFLICT (name) DO NOTHING RETURNING name`,
+            values: [projection, version],
+          });
+          if (inserted.rows.length > 0) return true;
+          // Another transaction inserted it meanwhile: lock it and compare.
+          before = (await liveVersion(client, projection, true)) ?? 1;
+        } else {
+          before = locked;
+        }
+        if (version > before) {
+          await client.query({
+            name: statement('live-save'),
+            text: `UPDATE ${s}.projection_versions SET live_version = $2, switched_at = now() WHERE name = $1`,
+            values: [projection, version],
+          });
+        }
+        return true;
+      });
+      return before;
+    },
 
     async listParked(name?: string) {
       const rows = await query<{ projection: string; event: string; error: string; parked_at: Date }>(
@@ -287,8 +407,10 @@ export function getPostgresProjectionBackend(
       );
       return rows.map((row): ParkedEvent => {
         const event = JSON.parse(row.event) as RecordedEvent & { recordedAt: string };
+        const { name: projection, version } = parseProjectionVersionKey(row.projection);
         return {
-          projection: row.projection,
+          projection,
+          version,
           event: { ...event, recordedAt: new Date(event.recordedAt) },
           error: row.error,
           parkedAt: row.parked_at,
@@ -369,21 +491,31 @@ export interface PostgresProjectionRunner extends ProjectionRunner {
   readonly backend: PostgresProjectionBackend;
 }
 
-/** The 64-bit advisory lock key of a projection's lease: a hash of the schema and the projection's name. */
-export function projectionLeaseKey(schema: string, projection: string): string {
-  const digest = createHash('sha256').update(`factline-projection-lease\0${schema}\0${projection}`).digest();
+/**
+ * The 64-bit advisory lock key of a projection version's lease: a hash of the
+ * schema, the projection's name and (above 1) its version, so versions run
+ * side by side.
+ */
+export function projectionLeaseKey(schema: string, projection: string, version = 1): string {
+  const digest = createHash('sha256')
+    .update(`factline-projection-lease\0${schema}\0${projectionVersionKey(projection, version)}`)
+    .digest();
   return digest.readBigInt64BE(0).toString();
 }
 
 interface Lease {
   name: string;
+  version: number;
+  /** The name of this version's checkpoint. */
+  checkpointName: string;
   key: string;
   /** Runs this one projection while the lease is held. */
   runner: ProjectionRunner;
   held: boolean;
-  /** While standing by: the saved checkpoint and the head, as last read. */
+  /** While standing by: the saved checkpoint, the head and the live version, as last read. */
   checkpoint: number;
   head: number;
+  live: number;
   /** The last error the runner reported (to resume after a passing storage failure). */
   lastError: unknown;
   /** Called when the lease is lost (a rebuild in flight rejects). */
@@ -426,14 +558,18 @@ function createPostgresProjections(
 ): PostgresProjectionRunner {
   const leaseCheckMs = assertIntegerOption(options.leaseCheckMs, 'leaseCheckMs', 1) ?? 1000;
   const backend = getPostgresProjectionBackend(store, options);
-  // Checks the definitions together (names, duplicates) the way the runner does; never started.
-  createProjectionRunner(backend, projections, options);
+  // Checks the definitions together (names, duplicates) the way the runner does; never started, it
+  // answers `parked` and `liveVersion`.
+  const all = createProjectionRunner(backend, projections, options);
 
   const leases = new Map<string, Lease>();
   for (const projection of projections) {
+    const version = projection.version ?? 1;
     const lease: Lease = {
       name: projection.name,
-      key: projectionLeaseKey(store.schema, projection.name),
+      version,
+      checkpointName: projectionVersionKey(projection.name, version),
+      key: projectionLeaseKey(store.schema, projection.name, version),
       runner: createProjectionRunner(backend, [projection], {
         ...options,
         onError: (name, error, position) => {
@@ -444,6 +580,7 @@ function createPostgresProjections(
       held: false,
       checkpoint: 0,
       head: 0,
+      live: 1,
       lastError: undefined,
       onLost: new Set(),
     };
@@ -525,7 +662,8 @@ function createPostgresProjections(
     const [row] = await leaseQuery(client, 'SELECT pg_try_advisory_lock($1::bigint) AS taken', [lease.key]);
     if (row?.taken !== true) {
       try {
-        lease.checkpoint = await backend.loadCheckpoint(lease.name);
+        lease.checkpoint = await backend.loadCheckpoint(lease.checkpointName);
+        lease.live = await all.liveVersion(lease.name);
         lease.head = Math.max(lease.checkpoint, await store.headPosition());
       } catch {
         // Only the stand-by view; the next check reads them again.
@@ -618,6 +756,7 @@ function createPostgresProjections(
     return {
       ...status,
       state: 'stopped',
+      liveVersion: lease.live,
       checkpoint: lease.checkpoint,
       head: lease.head,
       lag: Math.max(0, lease.head - lease.checkpoint),
@@ -671,8 +810,10 @@ function createPostgresProjections(
           }
           continue;
         }
-        // Run by another process: its saved checkpoint tells.
-        const checkpoint = await backend.loadCheckpoint(name);
+        // Run by another process: its saved checkpoint tells (unless a newer version is live).
+        lease.live = await all.liveVersion(name);
+        if (lease.live > lease.version) throw new ProjectionSupersededError(name, lease.version, lease.live);
+        const checkpoint = await backend.loadCheckpoint(lease.checkpointName);
         lease.checkpoint = checkpoint;
         if (checkpoint >= position) return;
         if (left <= 0) {
@@ -713,7 +854,13 @@ function createPostgresProjections(
       if (lease.held) await lease.runner.resume(name);
     },
 
-    parked: (name?: string) => backend.listParked(name),
+    parked: (name?: string) => all.parked(name),
+
+    async liveVersion(name: string) {
+      const lease = leaseOf(name);
+      lease.live = await all.liveVersion(name);
+      return lease.live;
+    },
   };
 }
 

@@ -6,11 +6,18 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import { defineProjection, type RecordedEvent } from '@factline/core';
-import { type CounterModel, type ProjectionEnvironment, testProjectionConformance } from '@factline/core/testing';
+import {
+  type CounterModel,
+  type ProjectionEnvironment,
+  testProjectionConformance,
+  waitUntil,
+} from '@factline/core/testing';
 import type { Database } from 'better-sqlite3';
 import {
   getSqliteEventStore,
   getSqliteProjectionBackend,
+  projectionLeaseName,
+  readLiveProjectionVersion,
   type SqliteEventStore,
   startSqliteProjections,
 } from '../index.ts';
@@ -283,6 +290,128 @@ describe('sqlite projections: live latency', () => {
     const stopping = performance.now();
     await runner.stop();
     assert.ok(performance.now() - stopping < 5000, 'stop waited for the idle check');
+    await store.close();
+  });
+});
+
+describe('sqlite projections: side-by-side versions', () => {
+  /** Totals per stream (v1: `totals`), or totals and event counts (v2: `totals_v2`, retiring `totals`). */
+  const totals = (version: 1 | 2) =>
+    defineProjection<Database>({
+      name: 'totals',
+      ...(version === 2 ? { version } : {}),
+      handles: ['Added'],
+      init: (db) => {
+        db.exec(
+          version === 1
+            ? 'CREATE TABLE IF NOT EXISTS totals (stream_id TEXT PRIMARY KEY, total INTEGER NOT NULL)'
+            : 'CREATE TABLE IF NOT EXISTS totals_v2 (stream_id TEXT PRIMARY KEY, total INTEGER NOT NULL, events INTEGER NOT NULL)',
+        );
+      },
+      handle: (events, db) => {
+        const upsert = db.prepare(
+          version === 1
+            ? `INSERT INTO totals (stream_id, total) VALUES (?, ?)
+               ON CONFLICT (stream_id) DO UPDATE SET total = total + excluded.total`
+            : `INSERT INTO totals_v2 (stream_id, total, events) VALUES (?, ?, 1)
+               ON CONFLICT (stream_id) DO UPDATE SET total = total + excluded.total, events = events + 1`,
+        );
+        for (const event of events) upsert.run(event.streamId, (event.data as { amount: number }).amount);
+      },
+      ...(version === 2
+        ? {
+            retire: (db: Database, previous: number) => {
+              assert.equal(previous, 1);
+              db.exec('DROP TABLE IF EXISTS totals');
+            },
+          }
+        : {}),
+    });
+  const tableExists = (store: SqliteEventStore, table: string) =>
+    store.database.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+
+  it('v2 builds in a lease of its own next to v1, switches once caught up, retires v1; reads find the live version', async () => {
+    const store = getSqliteEventStore({ path: file() });
+    // Before any projection backend opened the file: version 1.
+    assert.equal(readLiveProjectionVersion(store, 'totals'), 1);
+    for (const version of [0, 1.5, -2]) {
+      await assert.rejects(startSqliteProjections(store, [{ ...totals(1), version }]), (error: Error) => {
+        assert.equal((error as Error & { code?: string }).code, 'VALIDATION');
+        assert.match(error.message, /version: must be a positive integer/);
+        return true;
+      });
+    }
+    for (let i = 1; i <= 60; i++) await store.append(`acc-${i % 3}`, [{ type: 'Added', data: { amount: i } }]);
+    const options = { leaseCheckMs: 50, idleCheckMs: 50 };
+    const v1 = await startSqliteProjections(store, [totals(1)], options);
+    await v1.waitFor('totals', await store.headPosition());
+    assert.equal(readLiveProjectionVersion(store.database, 'totals'), 1);
+
+    const switches: string[] = [];
+    const v2 = await startSqliteProjections(store, [totals(2)], {
+      ...options,
+      batchSize: 5,
+      maxBatchSize: 5,
+      onSwitch: (name, from, to) => switches.push(`${name}:${from}->${to}`),
+    });
+    assert.equal(v1.status('totals').lease, 'held');
+    assert.equal(v2.status('totals').lease, 'held');
+    const leases = store.database.prepare('SELECT name FROM factline_leases ORDER BY name').all() as { name: string }[];
+    assert.deepEqual(
+      leases.map((row) => row.name),
+      [projectionLeaseName('totals'), projectionLeaseName('totals', 2)],
+    );
+    assert.equal(projectionLeaseName('totals', 2), 'projection:totals@v2');
+    for (let i = 61; i <= 70; i++) await store.append(`acc-${i % 3}`, [{ type: 'Added', data: { amount: i } }]);
+    await waitUntil(() => v2.status('totals').liveVersion === 2, 'v2 to go live');
+    assert.deepEqual(switches, ['totals:1->2']);
+    assert.equal(readLiveProjectionVersion(store, 'totals'), 2);
+    assert.equal(await v1.liveVersion('totals'), 2);
+    const migrations = store.database
+      .prepare("SELECT version FROM factline_migrations WHERE component = 'projections' ORDER BY version")
+      .all() as { version: number }[];
+    assert.deepEqual(
+      migrations.map((m) => m.version),
+      [1, 2],
+    );
+
+    const head = await store.headPosition();
+    await v2.waitFor('totals', head);
+    const expected = new Map<string, [number, number]>();
+    for (let i = 1; i <= 70; i++) {
+      const [total, events] = expected.get(`acc-${i % 3}`) ?? [0, 0];
+      expected.set(`acc-${i % 3}`, [total + i, events + 1]);
+    }
+    assert.deepEqual(
+      store.database.prepare('SELECT stream_id, total, events FROM totals_v2 ORDER BY stream_id').raw().all(),
+      [...expected].sort().map(([stream, [total, events]]) => [stream, total, events]),
+    );
+    // v1's table retired; v1 stopped as superseded (it keeps its lease, so no stand-by takes v1 up).
+    assert.equal(tableExists(store, 'totals'), false);
+    await waitUntil(() => v1.status('totals').state === 'stopped', 'v1 to stop as superseded');
+    assert.match(v1.status('totals').lastError?.message ?? '', /superseded/);
+    await assert.rejects(v1.waitFor('totals', head), { code: 'PROJECTION_SUPERSEDED' });
+
+    // A v1 runner started now stands by, and refuses to run v1 once it holds the lease.
+    const late = await startSqliteProjections(store, [totals(1)], options);
+    assert.equal(late.status('totals').lease, 'standby');
+    assert.equal(late.status('totals').liveVersion, 2);
+    await assert.rejects(late.waitFor('totals', head), { code: 'PROJECTION_SUPERSEDED' });
+    await v1.stop();
+    const refused = await waitUntil(() => {
+      const status = late.status('totals');
+      return status.lease === 'held' && status.lastError !== undefined && status;
+    }, 'the late v1 runner to take the lease and refuse v1');
+    assert.equal(refused.state, 'stopped');
+    assert.equal(refused.version, 1);
+    assert.match(refused.lastError?.message ?? '', /superseded/);
+    assert.equal(tableExists(store, 'totals'), false, 'the refused v1 ran init');
+
+    // Without leases too.
+    const unleased = await startSqliteProjections(store, [totals(1)], { lease: false });
+    assert.equal(unleased.status('totals').state, 'stopped');
+    assert.equal(await unleased.liveVersion('totals'), 2);
+    await Promise.all([late.stop(), v2.stop(), unleased.stop()]);
     await store.close();
   });
 });

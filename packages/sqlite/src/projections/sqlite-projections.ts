@@ -9,6 +9,10 @@ import {
   type ProjectionRunner,
   type ProjectionRunnerOptions,
   type ProjectionStatus,
+  ProjectionSupersededError,
+  type ProjectionVersionRef,
+  parseProjectionVersionKey,
+  projectionVersionKey,
   type RebuildOptions,
   type RecordedEvent,
   StorageError,
@@ -16,7 +20,7 @@ import {
   ValidationError,
   type WaitForOptions,
 } from '@factline/core';
-import type { Database } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 import { createSqliteLease, leaseTimings, type SqliteLease } from '../lease.ts';
 import { migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
@@ -45,7 +49,47 @@ const projectionMigrations = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 2,
+    description: 'the live version of each projection',
+    up: `
+      CREATE TABLE factline_projection_versions (
+        name TEXT PRIMARY KEY,
+        live_version INTEGER NOT NULL,
+        switched_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
+
+const liveStatements = new WeakMap<Database, Statement<[string], { live_version: number }>>();
+
+/**
+ * The version of projection `name` recorded as live on this file: 1 until a
+ * newer version has caught up and switched (also when no projection backend
+ * ever opened the file). Synchronous, for a query to pick the live version's
+ * tables without a runner.
+ *
+ * @example
+ * const table = readLiveProjectionVersion(db, 'order_summaries') >= 2 ? 'order_summaries_v2' : 'order_summaries';
+ */
+export function readLiveProjectionVersion(source: Database | SqliteEventStore, name: string): number {
+  const db = 'database' in source ? source.database : source;
+  let statement = liveStatements.get(db);
+  try {
+    if (!statement) {
+      statement = db.prepare<[string], { live_version: number }>(
+        'SELECT live_version FROM factline_projection_versions WHERE name = ?',
+      );
+      liveStatements.set(db, statement);
+    }
+    return statement.get(name)?.live_version ?? 1;
+  } catch (error) {
+    // Not migrated yet: no version ever switched.
+    if (!statement && /no such table/.test(String((error as Error)?.message))) return 1;
+    throw toStorageError(error);
+  }
+}
 
 /**
  * The projection backend on the store's SQLite file: checkpoints live in
@@ -75,14 +119,34 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
       `SELECT projection, event, error, parked_at FROM factline_parked
        WHERE ? = '' OR projection = ? ORDER BY projection, position`,
     ),
+    live: db.prepare<[string], { live_version: number }>(
+      'SELECT live_version FROM factline_projection_versions WHERE name = ?',
+    ),
+    saveLive: db.prepare(
+      `INSERT INTO factline_projection_versions (name, live_version, switched_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET live_version = excluded.live_version, switched_at = excluded.switched_at`,
+    ),
   };
   const current = (name: string) => sql.get.get(name)?.position ?? 0;
+  const live = (projection: string) => sql.live.get(projection)?.live_version ?? 1;
+  /** The checkpoint is still `expected` and no newer version than `version` is live. */
+  const unchanged = (name: string, expected: number, version: ProjectionVersionRef | undefined) =>
+    current(name) === expected && (!version || live(version.projection) <= version.version);
 
-  /** Runs `work` in an IMMEDIATE transaction if the checkpoint is still `expected`, then saves `next`. */
-  const guarded = (name: string, expected: number, next: number, work: () => void): boolean =>
+  /**
+   * Runs `work` in an IMMEDIATE transaction if the checkpoint is still
+   * `expected` (and `version` not superseded), then saves `next`.
+   */
+  const guarded = (
+    name: string,
+    expected: number,
+    next: number,
+    work: () => void,
+    version?: ProjectionVersionRef,
+  ): boolean =>
     db
       .transaction(() => {
-        if (current(name) !== expected) return false;
+        if (!unchanged(name, expected, version)) return false;
         work();
         sql.save.run(name, next, Date.now());
         return true;
@@ -108,39 +172,60 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
   return {
     store,
     loadCheckpoint: (name) => wrap(() => current(name)),
-    commit: async (name, expected, next, work, external) => {
+    commit: async (name, expected, next, work, external, version) => {
       await turn();
       if (external && work) {
         // Effects elsewhere (at least once): run them first, then save the checkpoint.
-        if ((await wrap(() => current(name))) !== expected) return false;
+        if (!(await wrap(() => unchanged(name, expected, version)))) return false;
         await work(db);
-        return wrap(() => guarded(name, expected, next, () => undefined));
+        return wrap(() => guarded(name, expected, next, () => undefined, version));
       }
-      return wrap(() => guarded(name, expected, next, () => work && synchronously(work(db), name)));
+      return wrap(() => guarded(name, expected, next, () => work && synchronously(work(db), name), version));
     },
-    park: async (name, expected, event: RecordedEvent, error: string) => {
+    park: async (name, expected, event: RecordedEvent, error: string, version) => {
       await turn();
       return wrap(() =>
-        guarded(name, expected, event.position, () => {
-          sql.park.run(
-            name,
-            event.position,
-            event.id,
-            event.streamId,
-            event.type,
-            JSON.stringify(event),
-            error,
-            Date.now(),
-          );
-        }),
+        guarded(
+          name,
+          expected,
+          event.position,
+          () => {
+            sql.park.run(
+              name,
+              event.position,
+              event.id,
+              event.streamId,
+              event.type,
+              JSON.stringify(event),
+              error,
+              Date.now(),
+            );
+          },
+          version,
+        ),
+      );
+    },
+    loadLiveVersion: (projection) => wrap(() => live(projection)),
+    recordLiveVersion: async (projection, version) => {
+      await turn();
+      return wrap(() =>
+        db
+          .transaction(() => {
+            const before = live(projection);
+            if (version > before) sql.saveLive.run(projection, version, Date.now());
+            return before;
+          })
+          .immediate(),
       );
     },
     listParked: (name?: string) =>
       wrap(() =>
         sql.parked.all(name ?? '', name ?? '').map((row): ParkedEvent => {
           const event = JSON.parse(row.event) as RecordedEvent & { recordedAt: string };
+          const { name: projection, version } = parseProjectionVersionKey(row.projection);
           return {
-            projection: row.projection,
+            projection,
+            version,
             event: { ...event, recordedAt: new Date(event.recordedAt) },
             error: row.error,
             parkedAt: new Date(row.parked_at),
@@ -214,9 +299,9 @@ export interface SqliteProjectionRunner extends ProjectionRunner {
   status(name: string): SqliteProjectionStatus;
 }
 
-/** The `factline_leases` row of a projection's lease. */
-export function projectionLeaseName(projection: string): string {
-  return `projection:${projection}`;
+/** The `factline_leases` row of a projection version's lease (each version runs side by side). */
+export function projectionLeaseName(projection: string, version = 1): string {
+  return `projection:${projectionVersionKey(projection, version)}`;
 }
 
 /**
@@ -268,11 +353,15 @@ function unleased(runner: ProjectionRunner): SqliteProjectionRunner {
     rebuild: (name, rebuildOptions) => runner.rebuild(name, rebuildOptions),
     resume: (name) => runner.resume(name),
     parked: (name) => runner.parked(name),
+    liveVersion: (name) => runner.liveVersion(name),
   };
 }
 
 interface Lease {
   name: string;
+  version: number;
+  /** The name of this version's checkpoint. */
+  key: string;
   lock: SqliteLease;
   /** Runs this one projection while the lease is held. */
   runner: ProjectionRunner;
@@ -281,9 +370,10 @@ interface Lease {
   taken: boolean;
   /** While the runner stops after the lease was given up: not taken again before. */
   stopping: Promise<void> | undefined;
-  /** While standing by: the saved checkpoint and the head, as last read. */
+  /** While standing by: the saved checkpoint, the head and the live version, as last read. */
   checkpoint: number;
   head: number;
+  live: number;
   /** The last error the runner reported (to resume after a passing storage failure). */
   lastError: unknown;
   /** Called when the lease is lost (a rebuild in flight rejects). */
@@ -299,8 +389,9 @@ function createSqliteProjections(
 ): SqliteProjectionRunner {
   const { ttlMs, checkMs } = leaseTimings(options);
   const backend = getSqliteProjectionBackend(store);
-  // Checks the definitions together (names, duplicates) the way the runner does; never started.
-  createProjectionRunner(backend, projections, options);
+  // Checks the definitions together (names, duplicates) the way the runner does; never started, it
+  // answers `parked` and `liveVersion`.
+  const all = createProjectionRunner(backend, projections, options);
   const holder = randomUUID();
 
   const changed = (lease: Lease, state: 'held' | 'standby') => {
@@ -362,22 +453,32 @@ function createSqliteProjections(
 
   const leaseBackend = (lease: Lease): ProjectionBackend<Database> => ({
     ...backend,
-    commit: (name, expected, next, work, external) =>
-      refusal(lease) ?? backend.commit(name, expected, next, work, external),
-    park: (name, expected, event, error) => refusal(lease) ?? backend.park(name, expected, event, error),
+    commit: (name, expected, next, work, external, version) =>
+      refusal(lease) ?? backend.commit(name, expected, next, work, external, version),
+    park: (name, expected, event, error, version) =>
+      refusal(lease) ?? backend.park(name, expected, event, error, version),
   });
 
   const leases = new Map<string, Lease>();
   for (const projection of projections) {
+    const version = projection.version ?? 1;
     const lease: Lease = {
       name: projection.name,
-      lock: createSqliteLease({ database: store.database, name: projectionLeaseName(projection.name), ttlMs, holder }),
+      version,
+      key: projectionVersionKey(projection.name, version),
+      lock: createSqliteLease({
+        database: store.database,
+        name: projectionLeaseName(projection.name, version),
+        ttlMs,
+        holder,
+      }),
       runner: undefined as unknown as ProjectionRunner,
       held: false,
       taken: false,
       stopping: undefined,
       checkpoint: 0,
       head: 0,
+      live: 1,
       lastError: undefined,
       onLost: new Set(),
     };
@@ -418,7 +519,8 @@ function createSqliteProjections(
     }
     if (!taken) {
       try {
-        lease.checkpoint = await backend.loadCheckpoint(lease.name);
+        lease.checkpoint = await backend.loadCheckpoint(lease.key);
+        lease.live = await all.liveVersion(lease.name);
         lease.head = Math.max(lease.checkpoint, await store.headPosition());
       } catch {
         // Only the stand-by view; the next check reads them again.
@@ -518,6 +620,7 @@ function createSqliteProjections(
     return {
       ...status,
       state: 'stopped',
+      liveVersion: lease.live,
       checkpoint: lease.checkpoint,
       head: lease.head,
       lag: Math.max(0, lease.head - lease.checkpoint),
@@ -569,8 +672,10 @@ function createSqliteProjections(
           }
           continue;
         }
-        // Run by another process: its saved checkpoint tells.
-        const checkpoint = await backend.loadCheckpoint(name);
+        // Run by another process: its saved checkpoint tells (unless a newer version is live).
+        lease.live = await all.liveVersion(name);
+        if (lease.live > lease.version) throw new ProjectionSupersededError(name, lease.version, lease.live);
+        const checkpoint = await backend.loadCheckpoint(lease.key);
         lease.checkpoint = checkpoint;
         if (checkpoint >= position) return;
         if (left <= 0) {
@@ -611,7 +716,13 @@ function createSqliteProjections(
       if (lease.held) await lease.runner.resume(name);
     },
 
-    parked: (name?: string) => backend.listParked(name),
+    parked: (name?: string) => all.parked(name),
+
+    async liveVersion(name: string) {
+      const lease = leaseOf(name);
+      lease.live = await all.liveVersion(name);
+      return lease.live;
+    },
   };
 }
 
