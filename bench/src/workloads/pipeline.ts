@@ -5,10 +5,13 @@
  *   runner) → the adapter's SQL transport → `createConsumer` with an SQL inbox in the same database, whose
  *   handler does one INSERT into a table of that database. Rate = messages/s from the first append to the
  *   last message handled; p50/p99 = append resolved → handler done, in µs. `raw` = the same EVENTS INSERTs
- *   done directly in a loop on one connection (the bare table work).
+ *   done directly in a loop on one connection (the bare table work). The handler writes through the inbox's
+ *   transaction, which (transport and inbox sharing the connection or pool) also holds the ack.
+ * - `pipeline-sqlite-latency` / `pipeline-postgres-latency`: the same path under a steady PACED.rate
+ *   appends/s, for latencies not dominated by a backlog.
  * - `pipeline-postgres-keys`: KEYS_MESSAGES messages over 1,000 keys published straight to the PostgreSQL
- *   transport (untimed), then drained by a consumer (SQL inbox) whose handler does one INSERT on the pool;
- *   concurrency 1 against 8, and their ratio (the scaling figure).
+ *   transport (untimed), then drained by a consumer (SQL inbox on the transport's pool) whose handler does
+ *   one INSERT in the inbox's transaction; concurrency 1 against 8, and their ratio (the scaling figure).
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,6 +46,8 @@ const KEYS = 1000;
 const KEYS_MESSAGES = Number(process.env.FACTLINE_BENCH_PIPELINE_KEYS_MESSAGES ?? 5000);
 const KEYS_REPEAT = 3;
 const E2E_REPEAT = 3;
+/** The paced latency runs: a steady rate well under what either adapter sustains. */
+const PACED = { rate: 500, events: Number(process.env.FACTLINE_BENCH_PIPELINE_PACED_EVENTS ?? 2500) };
 const percentiles = new Map<string, { p50: number[]; p99: number[] }>();
 const TOPIC = 'orders';
 const dir = join(tmpdir(), `factline-bench-pipeline-${process.pid}`);
@@ -115,12 +120,19 @@ interface E2eParts {
 }
 
 /** Shared run of the e2e subjects: the consumer and the relay are up before the clock starts. */
-function e2eTrial(workload: string, subject: string, concurrency: number, open: () => Promise<E2eParts>): Trial {
+function e2eTrial(
+  workload: string,
+  subject: string,
+  concurrency: number,
+  open: () => Promise<E2eParts>,
+  paced?: { rate: number; events: number },
+): Trial {
   let parts: E2eParts;
   let consumer: Consumer;
   let runner: ProjectionRunner | undefined;
-  const tracker = completion(EVENTS);
-  const appendedAt = new Float64Array(EVENTS);
+  const events = paced?.events ?? EVENTS;
+  const tracker = completion(events);
+  const appendedAt = new Float64Array(events);
   return {
     setup: async () => {
       parts = await open();
@@ -142,14 +154,27 @@ function e2eTrial(workload: string, subject: string, concurrency: number, open: 
     },
     run: async () => {
       const started = performance.now();
-      await Promise.all(
-        Array.from({ length: STREAMS }, async (_, s) => {
-          for (let i = s; i < EVENTS; i += STREAMS) {
-            await parts.append(`order-${s}`, { i, total: orderData(i).total });
-            appendedAt[i] = performance.now();
-          }
-        }),
-      );
+      const append = async (i: number) => {
+        await parts.append(`order-${i % STREAMS}`, { i, total: orderData(i).total });
+        appendedAt[i] = performance.now();
+      };
+      if (paced) {
+        // A steady rate: append i is started at its due time, whatever the earlier ones are doing.
+        const pending: Promise<void>[] = [];
+        for (let i = 0; i < events; i++) {
+          const wait = started + (i * 1000) / paced.rate - performance.now();
+          if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+          pending.push(append(i));
+        }
+        await Promise.all(pending);
+      } else {
+        // As fast as the store takes them: one writer per stream.
+        await Promise.all(
+          Array.from({ length: STREAMS }, async (_, s) => {
+            for (let i = s; i < events; i += STREAMS) await append(i);
+          }),
+        );
+      }
       await tracker.done;
       const seconds = (performance.now() - started) / 1000;
       const latencies = Array.from(appendedAt, (at, i) => Math.max(0, (tracker.handledAt[i] as number) - at)).sort(
@@ -165,7 +190,7 @@ function e2eTrial(workload: string, subject: string, concurrency: number, open: 
         report(workload, `${subject}.p50`, median(seen.p50), 'us');
         report(workload, `${subject}.p99`, median(seen.p99), 'us');
       }
-      return { units: EVENTS, seconds };
+      return { units: events, seconds };
     },
     teardown: async () => {
       await runner?.stop();
@@ -175,40 +200,51 @@ function e2eTrial(workload: string, subject: string, concurrency: number, open: 
   };
 }
 
-function sqliteE2e(workload: string, name: string, concurrency: number): Subject {
+function sqliteE2e(
+  workload: string,
+  name: string,
+  concurrency: number,
+  paced?: { rate: number; events: number },
+): Subject {
   return {
     name,
     trial: () => {
       const path = freshFile();
-      return e2eTrial(workload, name, concurrency, async () => {
-        const store = getSqliteEventStore({ path });
-        const transport = getSqliteTransport({ database: store.database });
-        store.database.exec(ITEMS_SQLITE);
-        const insert = store.database.prepare<[string, string, number]>(
-          'INSERT INTO bench_items (id, stream, total) VALUES (?, ?, ?)',
-        );
-        return {
-          append: (stream, data) => store.append(stream, [{ type: 'ItemAdded', data }]),
-          transport,
-          inbox: getSqliteInbox({ database: store.database }),
-          insert: (message) => {
-            insert.run(message.id, message.key, (message.data as Item).total);
-          },
-          startRelay: () =>
-            startSqliteProjections(
-              store,
-              [defineEventRelay({ name: 'relay', transport, topic: TOPIC, handles: ['ItemAdded'] })],
-              {
-                batchSize: 1000,
-              },
-            ),
-          close: async () => {
-            await transport.close();
-            await store.close();
-            removeFile(path);
-          },
-        };
-      });
+      return e2eTrial(
+        workload,
+        name,
+        concurrency,
+        async () => {
+          const store = getSqliteEventStore({ path });
+          const transport = getSqliteTransport({ database: store.database });
+          store.database.exec(ITEMS_SQLITE);
+          const insert = store.database.prepare<[string, string, number]>(
+            'INSERT INTO bench_items (id, stream, total) VALUES (?, ?, ?)',
+          );
+          return {
+            append: (stream, data) => store.append(stream, [{ type: 'ItemAdded', data }]),
+            transport,
+            inbox: getSqliteInbox({ database: store.database }),
+            insert: (message) => {
+              insert.run(message.id, message.key, (message.data as Item).total);
+            },
+            startRelay: () =>
+              startSqliteProjections(
+                store,
+                [defineEventRelay({ name: 'relay', transport, topic: TOPIC, handles: ['ItemAdded'] })],
+                {
+                  batchSize: 1000,
+                },
+              ),
+            close: async () => {
+              await transport.close();
+              await store.close();
+              removeFile(path);
+            },
+          };
+        },
+        paced,
+      );
     },
   };
 }
@@ -238,7 +274,13 @@ const sqliteRaw: Subject = {
   },
 };
 
-function pgE2e(workload: string, name: string, concurrency: number): Subject {
+function pgE2e(
+  workload: string,
+  name: string,
+  concurrency: number,
+  paced?: { rate: number; events: number },
+  groupCommit = false,
+): Subject {
   return {
     name,
     trial: async () => {
@@ -247,35 +289,46 @@ function pgE2e(workload: string, name: string, concurrency: number): Subject {
       const factline = await loadFactlinePostgres();
       if (typeof factline === 'string') return factline;
       const schema = freshSchema('pipeline');
-      return e2eTrial(workload, name, concurrency, async () => {
-        const store: PostgresEventStore = await factline.getPostgresEventStore({ connectionString: pgUrl, schema });
-        const transport: PostgresTransport = await factline.getPostgresTransport({ connectionString: pgUrl, schema });
-        await store.pool.query(ITEMS_PG(schema));
-        const text = INSERT_PG(schema);
-        return {
-          append: (stream, data) => store.append(stream, [{ type: 'ItemAdded', data }]),
-          transport,
-          inbox: await factline.getPostgresInbox({ pool: store.pool, schema }),
-          insert: async (message, client: pg.PoolClient) => {
-            await client.query({
-              name: `items-${schema}`,
-              text,
-              values: [message.id, message.key, (message.data as Item).total],
-            });
-          },
-          startRelay: () =>
-            factline.startPostgresProjections(
-              store,
-              [defineEventRelay({ name: 'relay', transport, topic: TOPIC, handles: ['ItemAdded'] })],
-              { batchSize: 1000 },
-            ),
-          close: async () => {
-            await transport.close();
-            await store.dropSchema();
-            await store.close();
-          },
-        };
-      });
+      return e2eTrial(
+        workload,
+        name,
+        concurrency,
+        async () => {
+          const store: PostgresEventStore = await factline.getPostgresEventStore({
+            connectionString: pgUrl,
+            schema,
+            poolSize: 16,
+          });
+          // One pool for the store, the transport and the inbox: the ack commits in the handler's transaction.
+          const transport: PostgresTransport = await factline.getPostgresTransport({ pool: store.pool, schema });
+          await store.pool.query(ITEMS_PG(schema));
+          const text = INSERT_PG(schema);
+          return {
+            append: (stream, data) => store.append(stream, [{ type: 'ItemAdded', data }]),
+            transport,
+            inbox: await factline.getPostgresInbox({ pool: store.pool, schema, groupCommit }),
+            insert: async (message, client: pg.PoolClient) => {
+              await client.query({
+                name: `items-${schema}`,
+                text,
+                values: [message.id, message.key, (message.data as Item).total],
+              });
+            },
+            startRelay: () =>
+              factline.startPostgresProjections(
+                store,
+                [defineEventRelay({ name: 'relay', transport, topic: TOPIC, handles: ['ItemAdded'] })],
+                { batchSize: 1000 },
+              ),
+            close: async () => {
+              await transport.close();
+              await store.dropSchema();
+              await store.close();
+            },
+          };
+        },
+        paced,
+      );
     },
   };
 }
@@ -320,8 +373,9 @@ function pgRaw(count: number): Subject {
 // ---- keys: consumer scaling on PostgreSQL ----
 
 const keyRates = new Map<string, number[]>();
+const keyRatios = new Set<string>();
 
-function pgKeys(name: string, concurrency: number): Subject {
+function pgKeys(name: string, concurrency: number, groupCommit = false): Subject {
   return {
     name,
     trial: async () => {
@@ -339,7 +393,7 @@ function pgKeys(name: string, concurrency: number): Subject {
           const pool = transport.pool;
           await pool.query(ITEMS_PG(schema));
           const text = INSERT_PG(schema);
-          const inbox = await factline.getPostgresInbox({ pool, schema });
+          const inbox = await factline.getPostgresInbox({ pool, schema, groupCommit });
           consumer = createConsumer({
             name: 'bench',
             topic: TOPIC,
@@ -376,9 +430,13 @@ function pgKeys(name: string, concurrency: number): Subject {
           keyRates.set(name, list);
           // The last trial of the workload reports the scaling figure from both subjects' medians.
           const one = keyRates.get('factline-1') ?? [];
-          const eight = keyRates.get('factline-8') ?? [];
-          if (one.length === KEYS_REPEAT && eight.length === KEYS_REPEAT)
-            report('pipeline-postgres-keys', 'factline-8/factline-1', median(eight) / median(one), 'x');
+          for (const wide of ['factline-8', 'factline-8-grouped']) {
+            const rates = keyRates.get(wide) ?? [];
+            if (one.length === KEYS_REPEAT && rates.length === KEYS_REPEAT && !keyRatios.has(wide)) {
+              keyRatios.add(wide);
+              report('pipeline-postgres-keys', `${wide}/factline-1`, median(rates) / median(one), 'x');
+            }
+          }
           return { units: KEYS_MESSAGES, seconds };
         },
         teardown: async () => {
@@ -405,20 +463,38 @@ export const pipelineWorkloads: Workload[] = [
   },
   {
     name: 'pipeline-postgres-e2e',
-    description: `${EVENTS} single-event appends over ${STREAMS} streams → event relay → PostgreSQL transport → consumer (SQL inbox on the store's pool) with one INSERT per message; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one client`,
+    description: `${EVENTS} single-event appends over ${STREAMS} streams → event relay → PostgreSQL transport → consumer (SQL inbox; store, transport and inbox on one pool) with one INSERT per message; -grouped = the inbox with group commit; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one client`,
     unit: 'messages/s',
     repeat: E2E_REPEAT,
     subjects: [
       pgE2e('pipeline-postgres-e2e', 'factline-1', 1),
       pgE2e('pipeline-postgres-e2e', 'factline-8', 8),
+      pgE2e('pipeline-postgres-e2e', 'factline-8-grouped', 8, undefined, true),
       pgRaw(EVENTS),
     ],
   },
   {
+    name: 'pipeline-sqlite-latency',
+    description: `${PACED.events} single-event appends at a steady ${PACED.rate}/s over ${STREAMS} streams → event relay → SQLite transport → consumer (8 keys at once, SQL inbox, one INSERT per message); p50/p99 = append resolved → handler's transaction committed (µs)`,
+    unit: 'messages/s',
+    repeat: E2E_REPEAT,
+    subjects: [sqliteE2e('pipeline-sqlite-latency', 'factline-8', 8, PACED)],
+  },
+  {
+    name: 'pipeline-postgres-latency',
+    description: `${PACED.events} single-event appends at a steady ${PACED.rate}/s over ${STREAMS} streams → event relay → PostgreSQL transport → consumer (8 keys at once, SQL inbox, one INSERT per message); p50/p99 = append resolved → handler's transaction committed (µs)`,
+    unit: 'messages/s',
+    repeat: E2E_REPEAT,
+    subjects: [
+      pgE2e('pipeline-postgres-latency', 'factline-8', 8, PACED),
+      pgE2e('pipeline-postgres-latency', 'factline-8-grouped', 8, PACED, true),
+    ],
+  },
+  {
     name: 'pipeline-postgres-keys',
-    description: `${KEYS_MESSAGES} messages over ${KEYS} keys published to the PostgreSQL transport (untimed), drained by a consumer (SQL inbox) doing one INSERT per message on the pool; factline-8/factline-1 = the scaling figure`,
+    description: `${KEYS_MESSAGES} messages over ${KEYS} keys published to the PostgreSQL transport (untimed), drained by a consumer (SQL inbox on the transport's pool) doing one INSERT per message in the inbox's transaction; factline-8/factline-1 = the scaling figure; -grouped = the inbox with group commit`,
     unit: 'messages/s',
     repeat: KEYS_REPEAT,
-    subjects: [pgKeys('factline-1', 1), pgKeys('factline-8', 8)],
+    subjects: [pgKeys('factline-1', 1), pgKeys('factline-8', 8), pgKeys('factline-8-grouped', 8, true)],
   },
 ];
