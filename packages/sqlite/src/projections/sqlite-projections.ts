@@ -331,8 +331,12 @@ export function projectionLeaseName(projection: string, version = 1): string {
 export async function startSqliteProjections(
   store: SqliteEventStore,
   projections: readonly Projection<Database>[],
-  options: SqliteProjectionsOptions = {},
+  given: SqliteProjectionsOptions = {},
 ): Promise<SqliteProjectionRunner> {
+  // On SQLite a read and a commit never overlap (better-sqlite3 is synchronous), so batches
+  // that grow while catching up only cost memory: measured about 5% slower. They stay at
+  // `batchSize` unless `maxBatchSize` is given.
+  const options = { ...given, maxBatchSize: given.maxBatchSize ?? given.batchSize ?? 500 };
   const runner =
     options.lease === false
       ? unleased(createProjectionRunner(getSqliteProjectionBackend(store), projections, options))
