@@ -334,8 +334,8 @@ export async function startSqliteProjections(
   given: SqliteProjectionsOptions = {},
 ): Promise<SqliteProjectionRunner> {
   // On SQLite a read and a commit never overlap (better-sqlite3 is synchronous), so batches
-  // that grow while catching up only cost memory: measured about 5% slower. They stay at
-  // `batchSize` unless `maxBatchSize` is given.
+  // that grow while catching up buy nothing: the catch-up benchmark measured 0.42–0.50× of
+  // readAll with them, 0.64× without. They stay at `batchSize` unless `maxBatchSize` is given.
   const options = { ...given, maxBatchSize: given.maxBatchSize ?? given.batchSize ?? 500 };
   const runner =
     options.lease === false
