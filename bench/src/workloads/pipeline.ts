@@ -126,9 +126,10 @@ function e2eTrial(
   concurrency: number,
   open: () => Promise<E2eParts>,
   paced?: { rate: number; events: number },
+  instances = 1,
 ): Trial {
   let parts: E2eParts;
-  let consumer: Consumer;
+  let consumers: Consumer[] = [];
   let runner: ProjectionRunner | undefined;
   const events = paced?.events ?? EVENTS;
   const tracker = completion(events);
@@ -136,20 +137,23 @@ function e2eTrial(
   return {
     setup: async () => {
       parts = await open();
-      consumer = createConsumer({
-        name: 'bench',
-        topic: TOPIC,
-        transport: parts.transport,
-        inbox: parts.inbox,
-        concurrency,
-        handler: (message, tx) => {
-          const done = parts.insert(message, tx as never);
-          const mark = () => tracker.mark((message.data as Item).i);
-          // Synchronous on SQLite (its inbox transaction is), awaited on PostgreSQL.
-          return done === undefined ? mark() : done.then(mark);
-        },
-      });
-      await consumer.start();
+      // `instances` consumers of one group compete for its messages, each with `concurrency` lanes.
+      consumers = Array.from({ length: instances }, () =>
+        createConsumer({
+          name: 'bench',
+          topic: TOPIC,
+          transport: parts.transport,
+          inbox: parts.inbox,
+          concurrency,
+          handler: (message, tx) => {
+            const done = parts.insert(message, tx as never);
+            const mark = () => tracker.mark((message.data as Item).i);
+            // Synchronous on SQLite (its inbox transaction is), awaited on PostgreSQL.
+            return done === undefined ? mark() : done.then(mark);
+          },
+        }),
+      );
+      for (const consumer of consumers) await consumer.start();
       runner = await parts.startRelay();
     },
     run: async () => {
@@ -194,7 +198,7 @@ function e2eTrial(
     },
     teardown: async () => {
       await runner?.stop();
-      await consumer?.stop();
+      for (const consumer of consumers) await consumer.stop();
       await parts?.close();
     },
   };
@@ -205,6 +209,7 @@ function sqliteE2e(
   name: string,
   concurrency: number,
   paced?: { rate: number; events: number },
+  instances = 1,
 ): Subject {
   return {
     name,
@@ -244,6 +249,7 @@ function sqliteE2e(
           };
         },
         paced,
+        instances,
       );
     },
   };
@@ -280,6 +286,7 @@ function pgE2e(
   concurrency: number,
   paced?: { rate: number; events: number },
   groupCommit = false,
+  instances = 1,
 ): Subject {
   return {
     name,
@@ -328,6 +335,7 @@ function pgE2e(
           };
         },
         paced,
+        instances,
       );
     },
   };
@@ -452,24 +460,26 @@ function pgKeys(name: string, concurrency: number, groupCommit = false): Subject
 export const pipelineWorkloads: Workload[] = [
   {
     name: 'pipeline-sqlite-e2e',
-    description: `${EVENTS} single-event appends over ${STREAMS} streams (as fast as the store takes them) → event relay → SQLite transport (shared connection) → consumer (SQL inbox) with one INSERT per message; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one connection`,
+    description: `${EVENTS} single-event appends over ${STREAMS} streams (as fast as the store takes them) → event relay → SQLite transport (shared connection) → consumer (SQL inbox) with one INSERT per message; factline-N = one consumer with N lanes, factline-8x1 = 8 competing consumers of one lane each; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one connection`,
     unit: 'messages/s',
     repeat: E2E_REPEAT,
     subjects: [
       sqliteE2e('pipeline-sqlite-e2e', 'factline-1', 1),
       sqliteE2e('pipeline-sqlite-e2e', 'factline-8', 8),
+      sqliteE2e('pipeline-sqlite-e2e', 'factline-8x1', 1, undefined, 8),
       sqliteRaw,
     ],
   },
   {
     name: 'pipeline-postgres-e2e',
-    description: `${EVENTS} single-event appends over ${STREAMS} streams → event relay → PostgreSQL transport → consumer (SQL inbox; store, transport and inbox on one pool) with one INSERT per message; -grouped = the inbox with group commit; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one client`,
+    description: `${EVENTS} single-event appends over ${STREAMS} streams → event relay → PostgreSQL transport → consumer (SQL inbox; store, transport and inbox on one pool) with one INSERT per message; factline-N = one consumer with N lanes, factline-8x1 = 8 competing consumers of one lane each, -grouped = the inbox with group commit; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one client`,
     unit: 'messages/s',
     repeat: E2E_REPEAT,
     subjects: [
       pgE2e('pipeline-postgres-e2e', 'factline-1', 1),
       pgE2e('pipeline-postgres-e2e', 'factline-8', 8),
       pgE2e('pipeline-postgres-e2e', 'factline-8-grouped', 8, undefined, true),
+      pgE2e('pipeline-postgres-e2e', 'factline-8x1', 1, undefined, false, 8),
       pgRaw(EVENTS),
     ],
   },
