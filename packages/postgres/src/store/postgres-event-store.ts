@@ -60,7 +60,7 @@ export interface PostgresEventStoreOptions {
   limits?: Partial<StoreLimits>;
   /** Clock for `recordedAt`; defaults to `Date.now`. */
   now?: () => number;
-  /** Most appends written in one batch (one statement, one commit). Default 256. */
+  /** Most appends written in one batch (one statement, one commit). Default 256; 48 with inline projections (a savepoint each). */
   maxBatch?: number;
   /**
    * Inline projections: run inside each append's transaction (the handler gets
@@ -194,7 +194,11 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   const schemaName = options.schema ?? 'factline';
   const s = quoteSchema(schemaName);
   const poolSize = assertIntegerOption(options.poolSize, 'poolSize', 1) ?? 10;
-  const maxBatch = assertIntegerOption(options.maxBatch, 'maxBatch', 1) ?? 256;
+  // With inline projections every append of a batch is a savepoint (a subtransaction): past 64
+  // in one transaction PostgreSQL stops caching them per backend, which slows every other
+  // session's snapshots, so such batches stop at 48 appends unless told otherwise.
+  const maxBatch =
+    assertIntegerOption(options.maxBatch, 'maxBatch', 1) ?? ((options.inlineProjections?.length ?? 0) > 0 ? 48 : 256);
   const limits: StoreLimits = { ...defaultStoreLimits, ...options.limits };
   const now = options.now ?? Date.now;
   const ownPool = options.pool === undefined;
