@@ -3,9 +3,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { testConsumerConformance } from '@factline/core/testing';
+import { createConsumer, createMessage, defaultRetryPolicy, type Message } from '@factline/core';
+import { testConsumerConformance, waitUntil } from '@factline/core/testing';
 import type { Database } from 'better-sqlite3';
-import { getSqliteDeadLetterStore, getSqliteInbox, getSqliteTransport, openSqliteDatabase } from '../index.ts';
+import {
+  getSqliteDeadLetterStore,
+  getSqliteInbox,
+  getSqliteOutbox,
+  getSqliteTransport,
+  openSqliteDatabase,
+  startSqliteOutboxRelay,
+} from '../index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-consumer-'));
 const path = join(dir, 'consumers.db');
@@ -76,3 +84,55 @@ test('group commit: runs arriving together share one transaction; a failing run 
 });
 
 after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('inbox and outbox together: a handler that fails after enqueuing publishes nothing; its retry publishes once, with the handled message as cause', async () => {
+  const transport = getSqliteTransport({ path, pollIntervalMs: 20 });
+  const db = transport.database;
+  const outbox = getSqliteOutbox({ database: db });
+  const relay = startSqliteOutboxRelay(outbox, transport, { pollMs: 20, lease: false });
+  let runs = 0;
+  const shipping = createConsumer<Database>({
+    name: 'shipping',
+    topic: 'payments',
+    transport,
+    inbox: getSqliteInbox({ database: db }),
+    pollMs: 20,
+    retryPolicy: defaultRetryPolicy({ immediate: 2, jitter: 0 }),
+    handler: (message, tx) => {
+      runs += 1;
+      tx.prepare('INSERT INTO test_effects (consumer, value) VALUES (?, ?)').run('shipping', message.id);
+      outbox.enqueue(tx, 'shipments', [{ type: 'ShipmentRequested', data: {}, key: message.key }]);
+      if (runs === 1) throw new Error('failed after enqueuing');
+    },
+  });
+  const received: Message[] = [];
+  const downstream = createConsumer({
+    name: 'warehouse',
+    topic: 'shipments',
+    transport,
+    pollMs: 20,
+    handler: (message) => void received.push(message),
+  });
+  try {
+    await shipping.start();
+    await downstream.start();
+    const paid = createMessage({ type: 'OrderPaid', data: {}, key: 'order-9' });
+    await transport.publish('payments', [paid]);
+    await waitUntil(() => received.length === 1, 'the shipment request');
+    assert.equal(runs, 2);
+    assert.equal(received[0]?.metadata.causationId, paid.id, 'caused by the handled message');
+    assert.equal(received[0]?.metadata.correlationId, paid.id);
+    await waitUntil(async () => (await outbox.pending()) === 0, 'the relay deleting what it published');
+    assert.equal(
+      db.prepare("SELECT COUNT(*) AS n FROM test_effects WHERE consumer = 'shipping'").pluck().get(),
+      1,
+      'the failed run left no effect',
+    );
+    assert.equal(received.length, 1, 'the rolled-back enqueue was never published');
+  } finally {
+    await shipping.stop();
+    await downstream.stop();
+    await relay.stop();
+    await transport.close();
+  }
+});
