@@ -52,9 +52,13 @@ export interface ConsumerOptions<Tx = undefined> {
   now?: () => number;
 }
 
+/** Counts since the consumer was created; each message is counted once its delivery was acknowledged. */
 export interface ConsumerStats {
+  /** Applied by the handler. */
   handled: number;
+  /** Found in the inbox: acknowledged without running the handler. */
   duplicates: number;
+  /** Handler runs that failed and were tried again. */
   retries: number;
   deadLettered: number;
   discarded: number;
@@ -163,8 +167,8 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
   const process = async (delivery: Delivery) => {
     const message = delivery.message;
     const duplicate = async () => {
-      stats.duplicates += 1;
       await delivery.ack();
+      stats.duplicates += 1;
     };
     // A transactional inbox tells duplicates when it writes the mark.
     if (!applyOnce && (await inbox.has(name, message.id))) return duplicate();
@@ -183,8 +187,8 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
         if (attempts === 1) firstFailure = now();
         const decision = policy(error, attempts, message);
         if (decision.action === 'discard') {
-          stats.discarded += 1;
           await delivery.ack();
+          stats.discarded += 1;
           return;
         }
         if (decision.action === 'dead-letter') {
@@ -210,8 +214,9 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
         continue;
       }
       if (!applyOnce) await inbox.add(name, message.id, new Date(now()));
-      stats.handled += 1;
+      // Counted once settled: a count read after it is never ahead of the transport.
       await delivery.ack();
+      stats.handled += 1;
       return;
     }
   };
