@@ -1,4 +1,11 @@
 export {
+  isPassingFailure,
+  type LeasedProjection,
+  type LeasedProjectionStatus,
+  type LeasedRunnerFacadeOptions,
+  leasedRunnerFacade,
+} from './leased-runner.ts';
+export {
   createProjectionRunner,
   type ProjectionRunner,
   type ProjectionRunnerOptions,

@@ -4,6 +4,7 @@
  * production code never loads `node:test` or `node:assert`.
  */
 
+export { spawnTestChild, type TestChild } from './child-process.ts';
 export {
   type CaseContext,
   type ConformanceCase,

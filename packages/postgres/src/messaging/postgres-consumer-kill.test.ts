@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { createConsumer, createMessage } from '@factline/core';
-import { waitUntil } from '@factline/core/testing';
+import { spawnTestChild, type TestChild, waitUntil } from '@factline/core/testing';
 import type pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresInbox, type PostgresInbox } from './postgres-consumer-stores.ts';
@@ -13,37 +12,16 @@ const schema = testSchema('consumer_kill');
 const s = `"${schema}"`;
 const childScript = new URL('./fixtures/consumer-child.ts', import.meta.url).pathname;
 
-interface Child {
-  child: ChildProcess;
-  stdout(): string;
+interface Child extends TestChild {
   /** The handler runs the child printed ("run <id> <ms>"), in order. */
   runs(): { id: string; at: number }[];
-  exited: Promise<number | null>;
 }
 
 function startChild(args: string[]): Child {
-  const child = spawn(process.execPath, ['--conditions=factline-source', '--import', 'tsx', childScript, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FACTLINE_POSTGRES_URL: postgresUrl },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<number | null>((resolve, reject) => {
-    // 'close': the process ended and its output was read to the end.
-    child.on('close', (code, signal) => {
-      if (code === 0 || signal === 'SIGKILL') resolve(code);
-      else reject(new Error(`child exited ${code ?? signal}: ${stderr}`));
-    });
-  });
-  exited.catch(() => undefined);
-  const runs = () => [...stdout.matchAll(/^run (\S+) (\d+)$/gm)].map((m) => ({ id: m[1] as string, at: Number(m[2]) }));
-  return { child, stdout: () => stdout, runs, exited };
+  const started = spawnTestChild(childScript, args, { FACTLINE_POSTGRES_URL: postgresUrl });
+  const runs = () =>
+    [...started.stdout().matchAll(/^run (\S+) (\d+)$/gm)].map((m) => ({ id: m[1] as string, at: Number(m[2]) }));
+  return { ...started, runs };
 }
 
 describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip }, () => {

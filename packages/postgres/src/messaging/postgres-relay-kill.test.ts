@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { createConsumer, defineEventRelay, type Message, type Transport } from '@factline/core';
-import { waitUntil } from '@factline/core/testing';
+import { spawnTestChild, type TestChild, waitUntil } from '@factline/core/testing';
 import type pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresOutbox, type PostgresOutbox, startPostgresOutboxRelay } from '../outbox/postgres-outbox.ts';
@@ -16,38 +15,15 @@ const schema = testSchema('relay_kill');
 const s = `"${schema}"`;
 const childScript = new URL('./fixtures/relay-child.ts', import.meta.url).pathname;
 
-interface Child {
-  child: ChildProcess;
-  stdout(): string;
+interface Child extends TestChild {
   /** The ids of each publish the child saw resolve, in order. */
   published(): string[][];
-  exited: Promise<number | null>;
 }
 
 function startRelayChild(kind: 'events' | 'outbox', topic: string, name: string): Child {
-  const child = spawn(
-    process.execPath,
-    ['--conditions=factline-source', '--import', 'tsx', childScript, schema, kind, topic, name],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FACTLINE_POSTGRES_URL: postgresUrl } },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<number | null>((resolve, reject) => {
-    // 'close': the process ended and its output was read to the end.
-    child.on('close', (code, signal) => {
-      if (code === 0 || signal === 'SIGKILL') resolve(code);
-      else reject(new Error(`relay child exited ${code ?? signal}: ${stderr}`));
-    });
-  });
-  exited.catch(() => undefined);
-  const published = () => [...stdout.matchAll(/^published (\S+)$/gm)].map((m) => (m[1] as string).split(','));
-  return { child, stdout: () => stdout, published, exited };
+  const started = spawnTestChild(childScript, [schema, kind, topic, name], { FACTLINE_POSTGRES_URL: postgresUrl });
+  const published = () => [...started.stdout().matchAll(/^published (\S+)$/gm)].map((m) => (m[1] as string).split(','));
+  return { ...started, published };
 }
 
 describe('postgres relays: killed with SIGKILL between a publish and recording it', { skip }, () => {

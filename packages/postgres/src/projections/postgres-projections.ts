@@ -2,24 +2,19 @@ import { createHash } from 'node:crypto';
 import {
   assertIntegerOption,
   createProjectionRunner,
-  isStorageError,
-  isTimeoutError,
+  isPassingFailure,
+  type LeasedProjection,
+  type LeasedProjectionStatus,
+  leasedRunnerFacade,
   type ParkedEvent,
   type Projection,
   type ProjectionBackend,
   type ProjectionRunner,
   type ProjectionRunnerOptions,
-  type ProjectionStatus,
-  ProjectionSupersededError,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
   projectionVersionKey,
-  type RebuildOptions,
   type RecordedEvent,
-  StorageError,
-  TimeoutError,
-  ValidationError,
-  type WaitForOptions,
 } from '@factline/core';
 import pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
@@ -474,15 +469,8 @@ export interface PostgresProjectionsOptions extends ProjectionRunnerOptions, Pos
   onLeaseChange?: (projection: string, lease: 'held' | 'standby') => void;
 }
 
-export interface PostgresProjectionStatus extends ProjectionStatus {
-  /**
-   * `'held'`: this process runs the projection. `'standby'`: it does not
-   * (another process holds the lease, or the lease connection is down); the
-   * state is then `'stopped'` and `checkpoint` and `head` are the saved
-   * checkpoint and the store's head as last read, at every lease check.
-   */
-  lease: 'held' | 'standby';
-}
+/** A projection's status, with whether this process holds its lease. */
+export type PostgresProjectionStatus = LeasedProjectionStatus;
 
 export interface PostgresProjectionRunner extends ProjectionRunner {
   status(): PostgresProjectionStatus[];
@@ -503,23 +491,9 @@ export function projectionLeaseKey(schema: string, projection: string, version =
   return digest.readBigInt64BE(0).toString();
 }
 
-interface Lease {
-  name: string;
-  version: number;
-  /** The name of this version's checkpoint. */
-  checkpointName: string;
+interface Lease extends LeasedProjection {
+  /** The advisory lock key of the lease. */
   key: string;
-  /** Runs this one projection while the lease is held. */
-  runner: ProjectionRunner;
-  held: boolean;
-  /** While standing by: the saved checkpoint, the head and the live version, as last read. */
-  checkpoint: number;
-  head: number;
-  live: number;
-  /** The last error the runner reported (to resume after a passing storage failure). */
-  lastError: unknown;
-  /** Called when the lease is lost (a rebuild in flight rejects). */
-  onLost: Set<() => void>;
 }
 
 const noop = () => undefined;
@@ -586,11 +560,12 @@ function createPostgresProjections(
     };
     leases.set(projection.name, lease);
   }
-  const leaseOf = (name: string): Lease => {
-    const lease = leases.get(name);
-    if (!lease) throw new ValidationError({ path: 'projection', message: `no projection named '${name}'` });
-    return lease;
-  };
+  const facade = leasedRunnerFacade({
+    leases,
+    all,
+    loadCheckpoint: (checkpointName) => backend.loadCheckpoint(checkpointName),
+    running: () => running,
+  });
 
   let connection: pg.Client | undefined;
   let running = false;
@@ -703,7 +678,7 @@ function createPostgresProjections(
       for (const lease of leases.values()) {
         if (!running || connection !== client) return;
         if (!lease.held) await take(client, lease, first);
-        else if (lease.runner.status(lease.name).state === 'failed' && isPassing(lease.lastError)) {
+        else if (lease.runner.status(lease.name).state === 'failed' && isPassingFailure(lease.lastError)) {
           // Failed on a lost connection or a server restart, not on the handler: go on.
           await lease.runner.resume(lease.name);
         }
@@ -750,20 +725,6 @@ function createPostgresProjections(
       await backend.close();
     });
 
-  const view = (lease: Lease): PostgresProjectionStatus => {
-    const status = lease.runner.status(lease.name);
-    if (lease.held) return { ...status, lease: 'held' };
-    return {
-      ...status,
-      state: 'stopped',
-      liveVersion: lease.live,
-      checkpoint: lease.checkpoint,
-      head: lease.head,
-      lag: Math.max(0, lease.head - lease.checkpoint),
-      lease: 'standby',
-    };
-  };
-
   return {
     backend,
 
@@ -788,83 +749,11 @@ function createPostgresProjections(
       await shutDown();
     },
 
-    status: ((name?: string) => {
-      if (name !== undefined) return view(leaseOf(name));
-      return [...leases.values()].map(view);
-    }) as PostgresProjectionRunner['status'],
-
-    async waitFor(name: string, position: number, waitOptions: WaitForOptions = {}) {
-      const lease = leaseOf(name);
-      const timeoutMs = waitOptions.timeoutMs ?? 5000;
-      const deadline = Date.now() + timeoutMs;
-      let pause = 10;
-      for (;;) {
-        const left = deadline - Date.now();
-        if (lease.held) {
-          try {
-            await lease.runner.waitFor(name, position, { timeoutMs: Math.max(1, left) });
-            return;
-          } catch (error) {
-            // Rejected because the lease was lost meanwhile (not stopped): go on as a stand-by.
-            if (!isTimeoutError(error) || lease.held || !running || Date.now() >= deadline) throw error;
-          }
-          continue;
-        }
-        // Run by another process: its saved checkpoint tells (unless a newer version is live).
-        lease.live = await all.liveVersion(name);
-        if (lease.live > lease.version) throw new ProjectionSupersededError(name, lease.version, lease.live);
-        const checkpoint = await backend.loadCheckpoint(lease.checkpointName);
-        lease.checkpoint = checkpoint;
-        if (checkpoint >= position) return;
-        if (left <= 0) {
-          throw new TimeoutError(
-            `projection '${name}' had not reached position ${position} after ${timeoutMs} ms (at ${checkpoint}; run by another process)`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
-        pause = Math.min(pause * 2, 200);
-      }
-    },
-
-    async rebuild(name: string, rebuildOptions?: RebuildOptions) {
-      const lease = leaseOf(name);
-      if (!lease.held) {
-        throw new ValidationError({
-          path: 'projection',
-          message: `'${name}' runs in another process (this one stands by): rebuild it there`,
-        });
-      }
-      const rebuilding = lease.runner.rebuild(name, rebuildOptions);
-      rebuilding.catch(noop);
-      await new Promise<void>((resolve, reject) => {
-        const lost = () =>
-          reject(
-            new StorageError(
-              `lost the lease of '${name}' during its rebuild; the process taking it over goes on from the saved checkpoint`,
-              { retryable: true },
-            ),
-          );
-        lease.onLost.add(lost);
-        rebuilding.then(resolve, reject).finally(() => lease.onLost.delete(lost));
-      });
-    },
-
-    async resume(name: string) {
-      const lease = leaseOf(name);
-      if (lease.held) await lease.runner.resume(name);
-    },
-
-    parked: (name?: string) => all.parked(name),
-
-    async liveVersion(name: string) {
-      const lease = leaseOf(name);
-      lease.live = await all.liveVersion(name);
-      return lease.live;
-    },
+    status: facade.status as PostgresProjectionRunner['status'],
+    waitFor: facade.waitFor,
+    rebuild: facade.rebuild,
+    resume: facade.resume,
+    parked: facade.parked,
+    liveVersion: facade.liveVersion,
   };
-}
-
-/** A failure that trying again may cure: a retryable storage error (lost connection, server restart). */
-function isPassing(error: unknown): boolean {
-  return isStorageError(error) && error.retryable;
 }

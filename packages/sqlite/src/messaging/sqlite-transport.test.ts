@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
-import { testTransportConformance, waitUntil } from '@factline/core/testing';
+import { spawnTestChild, type TestChild, testTransportConformance, waitUntil } from '@factline/core/testing';
 import { getSqliteInbox, getSqliteTransport, type SqliteTransport } from '../index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-sqlite-transport-'));
@@ -23,36 +22,16 @@ testTransportConformance({
 
 const childScript = new URL('./fixtures/transport-child.ts', import.meta.url).pathname;
 
-interface Child {
-  child: ChildProcess;
-  stdout(): string;
+interface Child extends TestChild {
   /** The handler runs the child printed ("run <id> <ms>"), in order. */
   runs(): { id: string; at: number }[];
-  exited: Promise<number | null>;
 }
 
 function startChild(args: string[]): Child {
-  const child = spawn(process.execPath, ['--conditions=factline-source', '--import', 'tsx', childScript, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<number | null>((resolve, reject) => {
-    // 'close': the process ended and its output was read to the end.
-    child.on('close', (code, signal) => {
-      if (code === 0 || signal === 'SIGKILL') resolve(code);
-      else reject(new Error(`child exited ${code ?? signal}: ${stderr}`));
-    });
-  });
-  exited.catch(() => undefined);
-  const runs = () => [...stdout.matchAll(/^run (\S+) (\d+)$/gm)].map((m) => ({ id: m[1] as string, at: Number(m[2]) }));
-  return { child, stdout: () => stdout, runs, exited };
+  const started = spawnTestChild(childScript, args);
+  const runs = () =>
+    [...started.stdout().matchAll(/^run (\S+) (\d+)$/gm)].map((m) => ({ id: m[1] as string, at: Number(m[2]) }));
+  return { ...started, runs };
 }
 
 function prepareFile(): { path: string; transport: SqliteTransport } {

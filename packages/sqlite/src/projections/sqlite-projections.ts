@@ -1,24 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import {
   createProjectionRunner,
-  isStorageError,
-  isTimeoutError,
+  isPassingFailure,
+  type LeasedProjection,
+  type LeasedProjectionStatus,
+  leasedRunnerFacade,
   type ParkedEvent,
   type Projection,
   type ProjectionBackend,
   type ProjectionRunner,
   type ProjectionRunnerOptions,
   type ProjectionStatus,
-  ProjectionSupersededError,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
   projectionVersionKey,
-  type RebuildOptions,
   type RecordedEvent,
   StorageError,
-  TimeoutError,
-  ValidationError,
-  type WaitForOptions,
 } from '@factline/core';
 import type { Database, Statement } from 'better-sqlite3';
 import { createSqliteLease, leaseTimings, type SqliteLease } from '../lease.ts';
@@ -284,15 +281,8 @@ export interface SqliteProjectionsOptions extends ProjectionRunnerOptions {
   onLeaseChange?: (projection: string, lease: 'held' | 'standby') => void;
 }
 
-export interface SqliteProjectionStatus extends ProjectionStatus {
-  /**
-   * `'held'`: this runner runs the projection. `'standby'`: it does not
-   * (another process holds the lease, or this one lost it); the state is then
-   * `'stopped'` and `checkpoint` and `head` are the saved checkpoint and the
-   * store's head as last read, at every lease check.
-   */
-  lease: 'held' | 'standby';
-}
+/** A projection's status, with whether this process holds its lease. */
+export type SqliteProjectionStatus = LeasedProjectionStatus;
 
 export interface SqliteProjectionRunner extends ProjectionRunner {
   status(): SqliteProjectionStatus[];
@@ -361,27 +351,12 @@ function unleased(runner: ProjectionRunner): SqliteProjectionRunner {
   };
 }
 
-interface Lease {
-  name: string;
-  version: number;
-  /** The name of this version's checkpoint. */
-  key: string;
+interface Lease extends LeasedProjection {
   lock: SqliteLease;
-  /** Runs this one projection while the lease is held. */
-  runner: ProjectionRunner;
-  held: boolean;
   /** Taken since start and maybe not released: deleted on stop. */
   taken: boolean;
   /** While the runner stops after the lease was given up: not taken again before. */
   stopping: Promise<void> | undefined;
-  /** While standing by: the saved checkpoint, the head and the live version, as last read. */
-  checkpoint: number;
-  head: number;
-  live: number;
-  /** The last error the runner reported (to resume after a passing storage failure). */
-  lastError: unknown;
-  /** Called when the lease is lost (a rebuild in flight rejects). */
-  onLost: Set<() => void>;
 }
 
 const noop = () => undefined;
@@ -469,7 +444,7 @@ function createSqliteProjections(
     const lease: Lease = {
       name: projection.name,
       version,
-      key: projectionVersionKey(projection.name, version),
+      checkpointName: projectionVersionKey(projection.name, version),
       lock: createSqliteLease({
         database: store.database,
         name: projectionLeaseName(projection.name, version),
@@ -495,11 +470,12 @@ function createSqliteProjections(
     });
     leases.set(projection.name, lease);
   }
-  const leaseOf = (name: string): Lease => {
-    const lease = leases.get(name);
-    if (!lease) throw new ValidationError({ path: 'projection', message: `no projection named '${name}'` });
-    return lease;
-  };
+  const facade = leasedRunnerFacade({
+    leases,
+    all,
+    loadCheckpoint: (checkpointName) => backend.loadCheckpoint(checkpointName),
+    running: () => running,
+  });
 
   let running = false;
   let loop: Promise<void> | undefined;
@@ -523,7 +499,7 @@ function createSqliteProjections(
     }
     if (!taken) {
       try {
-        lease.checkpoint = await backend.loadCheckpoint(lease.key);
+        lease.checkpoint = await backend.loadCheckpoint(lease.checkpointName);
         lease.live = await all.liveVersion(lease.name);
         lease.head = Math.max(lease.checkpoint, await store.headPosition());
       } catch {
@@ -564,7 +540,7 @@ function createSqliteProjections(
       void giveUp(lease);
       return;
     }
-    if (lease.runner.status(lease.name).state === 'failed' && isPassing(lease.lastError)) {
+    if (lease.runner.status(lease.name).state === 'failed' && isPassingFailure(lease.lastError)) {
       // Failed on a busy file, not on the handler: go on.
       await lease.runner.resume(lease.name);
     }
@@ -618,20 +594,6 @@ function createSqliteProjections(
       }
     });
 
-  const view = (lease: Lease): SqliteProjectionStatus => {
-    const status = lease.runner.status(lease.name);
-    if (lease.held) return { ...status, lease: 'held' };
-    return {
-      ...status,
-      state: 'stopped',
-      liveVersion: lease.live,
-      checkpoint: lease.checkpoint,
-      head: lease.head,
-      lag: Math.max(0, lease.head - lease.checkpoint),
-      lease: 'standby',
-    };
-  };
-
   return {
     async start() {
       if (running) return;
@@ -654,83 +616,11 @@ function createSqliteProjections(
       await shutDown();
     },
 
-    status: ((name?: string) => {
-      if (name !== undefined) return view(leaseOf(name));
-      return [...leases.values()].map(view);
-    }) as SqliteProjectionRunner['status'],
-
-    async waitFor(name: string, position: number, waitOptions: WaitForOptions = {}) {
-      const lease = leaseOf(name);
-      const timeoutMs = waitOptions.timeoutMs ?? 5000;
-      const deadline = Date.now() + timeoutMs;
-      let pause = 10;
-      for (;;) {
-        const left = deadline - Date.now();
-        if (lease.held) {
-          try {
-            await lease.runner.waitFor(name, position, { timeoutMs: Math.max(1, left) });
-            return;
-          } catch (error) {
-            // Rejected because the lease was lost meanwhile (not stopped): go on as a stand-by.
-            if (!isTimeoutError(error) || lease.held || !running || Date.now() >= deadline) throw error;
-          }
-          continue;
-        }
-        // Run by another process: its saved checkpoint tells (unless a newer version is live).
-        lease.live = await all.liveVersion(name);
-        if (lease.live > lease.version) throw new ProjectionSupersededError(name, lease.version, lease.live);
-        const checkpoint = await backend.loadCheckpoint(lease.key);
-        lease.checkpoint = checkpoint;
-        if (checkpoint >= position) return;
-        if (left <= 0) {
-          throw new TimeoutError(
-            `projection '${name}' had not reached position ${position} after ${timeoutMs} ms (at ${checkpoint}; run by another process)`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
-        pause = Math.min(pause * 2, 200);
-      }
-    },
-
-    async rebuild(name: string, rebuildOptions?: RebuildOptions) {
-      const lease = leaseOf(name);
-      if (!lease.held) {
-        throw new ValidationError({
-          path: 'projection',
-          message: `'${name}' runs in another process (this one stands by): rebuild it there`,
-        });
-      }
-      const rebuilding = lease.runner.rebuild(name, rebuildOptions);
-      rebuilding.catch(noop);
-      await new Promise<void>((resolve, reject) => {
-        const lost = () =>
-          reject(
-            new StorageError(
-              `lost the lease of '${name}' during its rebuild; the process taking it over goes on from the saved checkpoint`,
-              { retryable: true },
-            ),
-          );
-        lease.onLost.add(lost);
-        rebuilding.then(resolve, reject).finally(() => lease.onLost.delete(lost));
-      });
-    },
-
-    async resume(name: string) {
-      const lease = leaseOf(name);
-      if (lease.held) await lease.runner.resume(name);
-    },
-
-    parked: (name?: string) => all.parked(name),
-
-    async liveVersion(name: string) {
-      const lease = leaseOf(name);
-      lease.live = await all.liveVersion(name);
-      return lease.live;
-    },
+    status: facade.status as SqliteProjectionRunner['status'],
+    waitFor: facade.waitFor,
+    rebuild: facade.rebuild,
+    resume: facade.resume,
+    parked: facade.parked,
+    liveVersion: facade.liveVersion,
   };
-}
-
-/** A failure that trying again may cure: a retryable storage error (the file was busy). */
-function isPassing(error: unknown): boolean {
-  return isStorageError(error) && error.retryable;
 }
