@@ -58,41 +58,71 @@ for (const { shared, groupCommit, name } of variants) {
   });
 }
 
-test('group commit: runs arriving together share one transaction; a failing run rolls back alone', {
+test('group commit: runs arriving together share one transaction; a failing run gets its error, the others apply once', {
   skip,
 }, async () => {
   const own = testSchema('consumer_group');
   const pool = new pg.Pool({ connectionString: postgresUrl, max: 4 });
   try {
-    const inbox = await getPostgresInbox({ pool, schema: own, groupCommit: true });
-    await pool.query(`CREATE TABLE "${own}".effects (seq bigserial PRIMARY KEY, value text NOT NULL)`);
-    const ran: string[] = [];
-    const xids = new Set<string>();
+    const inbox = await getPostgresInbox({ pool, schema: own, groupCommit: true, maxGroups: 1 });
+    await pool.query(`CREATE TABLE "${own}".effects (seq bigserial PRIMARY KEY, value text NOT NULL UNIQUE)`);
+    const runs: { id: string; xid: string }[] = [];
     const applyOnce = inbox.applyOnce as NonNullable<typeof inbox.applyOnce>;
-    const run = (id: string, fail: boolean) =>
+    type Failure = 'none' | 'throw' | 'swallow';
+    const run = (id: string, failure: Failure = 'none') =>
       applyOnce('group', id, new Date(), async (client) => {
-        xids.add((await client.query<{ x: string }>('SELECT txid_current()::text AS x')).rows[0]?.x ?? '');
+        const xid = (await client.query<{ x: string }>('SELECT txid_current()::text AS x')).rows[0]?.x ?? '';
+        runs.push({ id, xid });
         await client.query(`INSERT INTO "${own}".effects (value) VALUES ($1)`, [id]);
-        ran.push(id);
-        if (fail) throw new TypeError(`${id} failed`);
+        if (failure === 'throw') throw new TypeError(`${id} failed`);
+        if (failure === 'swallow') {
+          // A handler that catches a failed statement and returns: the transaction is aborted.
+          await client.query(`INSERT INTO "${own}".effects (value) VALUES ($1)`, [id]).catch(() => undefined);
+        }
       });
-    // Queued before the first connection was even handed out: all four share one transaction.
-    const results = await Promise.allSettled([run('a', false), run('b', false), run('c', true), run('d', false)]);
-    assert.deepEqual(
-      results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message)),
-      [true, true, 'c failed', true],
-    );
-    assert.deepEqual(ran, ['a', 'b', 'c', 'd']);
-    assert.equal(xids.size, 1, 'one transaction for four runs');
-    const rows = await pool.query(`SELECT value FROM "${own}".effects ORDER BY seq`);
-    assert.deepEqual(
-      rows.rows.map((r) => r.value),
-      ['a', 'b', 'd'],
-      "c's write rolled back with its savepoint",
-    );
-    assert.equal(await inbox.has('group', 'c'), false, "c's mark rolled back too");
-    assert.equal(await inbox.has('group', 'd'), true);
+    const outcomes = (results: PromiseSettledResult<boolean>[]) =>
+      results.map((r) =>
+        r.status === 'fulfilled' ? r.value : `${(r.reason as Error).name}: ${(r.reason as Error).message}`,
+      );
+    const effects = async () =>
+      (await pool.query<{ value: string }>(`SELECT value FROM "${own}".effects ORDER BY value`)).rows.map(
+        (r) => r.value,
+      );
+    const xidsOf = (ids: string[]) => new Set(runs.filter((r) => ids.includes(r.id)).map((r) => r.xid));
+
+    // Queued in one turn of the event loop: one transaction for the four.
+    assert.deepEqual(outcomes(await Promise.allSettled([run('a'), run('b'), run('c'), run('d')])), [
+      true,
+      true,
+      true,
+      true,
+    ]);
+    assert.equal(xidsOf(['a', 'b', 'c', 'd']).size, 1, 'one transaction for four runs');
+    assert.deepEqual(await effects(), ['a', 'b', 'c', 'd']);
     assert.equal(await applyOnce('group', 'd', new Date(), () => assert.fail('a duplicate must not run')), false);
+
+    // A run that throws: it gets its error, nothing of it stays, the others are applied once each.
+    runs.length = 0;
+    const failing = await Promise.allSettled([run('e'), run('f'), run('g', 'throw'), run('h')]);
+    assert.deepEqual(outcomes(failing), [true, true, 'TypeError: g failed', true]);
+    assert.deepEqual(await effects(), ['a', 'b', 'c', 'd', 'e', 'f', 'h']);
+    assert.equal(await inbox.has('group', 'g'), false, "g's mark rolled back");
+    assert.equal(await inbox.has('group', 'h'), true);
+    // g's retry runs alone, not in the group of the runs queued with it.
+    runs.length = 0;
+    assert.deepEqual(outcomes(await Promise.allSettled([run('g'), run('i'), run('j')])), [true, true, true]);
+    const [gRun] = runs.filter((r) => r.id === 'g');
+    assert.equal(xidsOf(['i', 'j']).size, 1, 'i and j share a transaction');
+    assert.ok(gRun && !xidsOf(['i', 'j']).has(gRun.xid), 'g ran in a transaction of its own');
+
+    // A run that swallows a failed statement: the group falls back, that run fails alone with a StorageError.
+    runs.length = 0;
+    const swallowing = await Promise.allSettled([run('k'), run('l', 'swallow'), run('m')]);
+    assert.deepEqual(outcomes(swallowing).slice(0, 1), [true]);
+    assert.match(String(outcomes(swallowing)[1]), /^StorageError: the handler caught a failed statement/);
+    assert.equal(outcomes(swallowing)[2], true);
+    assert.deepEqual(await effects(), ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'm']);
+    assert.equal(await inbox.has('group', 'l'), false);
   } finally {
     await pool.end();
     await dropSchema(own);

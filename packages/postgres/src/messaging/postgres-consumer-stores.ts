@@ -6,6 +6,7 @@ import {
   deadLetterFromJson,
   deadLetterToJson,
   type Inbox,
+  StorageError,
   StoreClosedError,
   ValidationError,
 } from '@factline/core';
@@ -63,21 +64,27 @@ export interface PostgresConsumerStoreOptions {
 
 export interface PostgresInboxOptions extends PostgresConsumerStoreOptions {
   /**
-   * Group commit (default false): handler runs that arrive while a
-   * transaction is open join it, each inside a savepoint of its own, and one
-   * commit covers them all. A handler that throws rolls back its own
-   * savepoint only; each caller learns its outcome once the shared commit is
-   * done. The runs of one inbox then take turns on one connection, so use it
-   * for handlers that only write to the database: a handler awaiting
-   * something slow holds up the others.
+   * Group commit (default false): handler runs that arrive together share
+   * one transaction. One statement writes all their inbox marks (and acks),
+   * the handlers run one after the other on that transaction's connection,
+   * and one commit covers them: about one round trip per message (the
+   * handler's own statements) instead of four. When a handler throws, the
+   * group is rolled back: that run gets its error, and the other runs are
+   * done again, each in a transaction of its own (their handlers run a
+   * second time; what they wrote through the transaction was rolled back).
+   * A message that failed in a group runs alone on its retry. The runs of a
+   * group take turns on one connection, so use it for handlers that only
+   * write to the database: a handler awaiting something slow holds up the
+   * others.
    */
   groupCommit?: boolean;
-  /**
-   * Most handler runs in one group commit. Default 48: each run's savepoint
-   * is a subtransaction, and past 64 in one transaction PostgreSQL stops
-   * caching them per backend, which slows every other session's snapshots.
-   */
+  /** Most handler runs in one group. Default 64. */
   maxGroup?: number;
+  /**
+   * Group transactions open at once, each on a connection of its own: while
+   * one group runs, the runs arriving meanwhile form the next. Default 2.
+   */
+  maxGroups?: number;
 }
 
 interface Member {
@@ -163,7 +170,8 @@ async function open(options: PostgresConsumerStoreOptions) {
  */
 export async function getPostgresInbox(options: PostgresInboxOptions): Promise<PostgresInbox> {
   const groupCommit = options?.groupCommit ?? false;
-  const maxGroup = assertIntegerOption(options?.maxGroup, 'maxGroup', 1) ?? 48;
+  const maxGroup = assertIntegerOption(options?.maxGroup, 'maxGroup', 1) ?? 64;
+  const maxGroups = assertIntegerOption(options?.maxGroups, 'maxGroups', 1) ?? 2;
   const base = await open(options);
   const { pool, s, schema } = base;
   const MARK = `INSERT INTO ${s}.inbox (consumer, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`;
@@ -210,7 +218,14 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
         inHandler = false;
       }
       // A duplicate commits too: its ack.
-      await client.query('COMMIT');
+      const commit = await client.query('COMMIT');
+      if (commit.command === 'ROLLBACK') {
+        // COMMIT of a transaction that a failed statement aborted reports ROLLBACK, not an error.
+        inHandler = true;
+        throw new StorageError(
+          'the handler caught a failed statement and returned: its transaction was aborted and nothing it wrote was committed (rethrow the error, or use a savepoint of your own)',
+        );
+      }
       member.ack?.committed();
       return applied;
     } catch (error) {
@@ -222,75 +237,140 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
     }
   };
 
-  // --- Group commit: the runs queued meanwhile share one transaction, a savepoint each --------
+  // --- Group commit: the runs queued meanwhile share one transaction, without savepoints ---------
+  //
+  // One statement marks (and acks) the whole group, the handlers run one after the other on the
+  // group's connection, one COMMIT covers them. No savepoints: they would cost a round trip each
+  // (a savepoint statement cannot share a round trip with a statement that has parameters). A run
+  // that fails instead rolls the group back; it gets its error, and the others are run again, each
+  // in a transaction of its own (their handlers run a second time; what they wrote through the
+  // transaction went with the rollback). A run that failed in a group runs alone next time.
 
   const queue: Member[] = [];
-  let driving = false;
+  let groupsRunning = 0;
+  let scheduled = false;
+  /** consumer + id of runs that failed in a group: their retries run alone, not breaking another group. */
+  const suspects = new Set<string>();
+  const suspectKey = (member: Member) => `${member.consumer}\u0000${member.id}`;
+  const SUSPECTS_KEPT = 1000;
 
-  const runGroup = async () => {
+  const groupMarkQuery = (members: readonly Member[]): pg.QueryConfig => {
+    const values: unknown[] = [members.map((m) => m.consumer), members.map((m) => m.id), members.map((m) => m.at)];
+    // One DELETE per transport schema holding acks of this group (nearly always one, or none).
+    const bySchema = new Map<string, Member[]>();
+    for (const member of members) {
+      if (!member.ack) continue;
+      const list = bySchema.get(member.ack.schema);
+      if (list) list.push(member);
+      else bySchema.set(member.ack.schema, [member]);
+    }
+    const acks = [...bySchema].map(([transport, acked], i) => {
+      const first = values.length + 1;
+      for (let column = 0; column < 4; column++) values.push(acked.map((m) => m.ack?.values[column]));
+      return `, acked_${i} AS (
+          DELETE FROM ${transport}.transport_messages t
+           USING unnest($${first}::text[], $${first + 1}::text[], $${first + 2}::bigint[], $${first + 3}::uuid[])
+                 AS k(topic, group_name, seq, lease)
+           WHERE t.topic = k.topic AND t.group_name = k.group_name AND t.seq = k.seq AND t.lease = k.lease
+          RETURNING 1
+        )`;
+    });
+    return {
+      name: statementName(schema, 'consumer-group-mark', ...bySchema.keys()),
+      text: `WITH marked AS (
+          INSERT INTO ${s}.inbox (consumer, message_id, at)
+          SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+          ON CONFLICT DO NOTHING
+          RETURNING consumer, message_id
+        )${acks.join('')}
+        SELECT consumer, message_id FROM marked`,
+      values,
+    };
+  };
+
+  /** Each member in a transaction of its own, settling it. */
+  const applyEachAlone = (members: readonly Member[]) => {
+    for (const member of members) applyAlone(member).then(member.resolve, member.reject);
+  };
+
+  const runGroup = async (members: Member[]) => {
     let client: pg.PoolClient;
     try {
       client = await pool.connect();
     } catch (error) {
       const failure = toStorageError(error);
-      for (const member of queue.splice(0)) member.reject(failure);
+      for (const member of members) member.reject(failure);
       return;
     }
     let broken: unknown;
-    /** Run in this transaction (applied, or found to be duplicates), settled when it commits. */
-    const done: { member: Member; applied: boolean }[] = [];
+    /** Set when a run failed: the group is rolled back and these are settled another way. */
+    let fallback: { failed?: Member; error?: unknown } | undefined;
+    let applied = new Set<Member>();
     try {
-      // Savepoint statements take no parameters, so they ride along with BEGIN, each other and COMMIT
-      // as multi-statement simple queries: one round trip per message fewer.
-      await client.query('BEGIN; SAVEPOINT factline_message');
-      for (let count = 0; queue.length > 0 && count < maxGroup; count++) {
-        const member = queue.shift() as Member;
-        if (count > 0) await client.query('RELEASE SAVEPOINT factline_message; SAVEPOINT factline_message');
-        let inHandler = false;
+      await client.query('BEGIN');
+      const marked = await client.query<{ consumer: string; message_id: string }>(groupMarkQuery(members));
+      const fresh = new Set(marked.rows.map((row) => `${row.consumer}\u0000${row.message_id}`));
+      // The first of two runs of one message in a group is the one applied.
+      applied = new Set(members.filter((m) => fresh.delete(suspectKey(m))));
+      for (const member of members) {
+        if (!applied.has(member)) continue;
         try {
-          if (await mark(client, member)) {
-            inHandler = true;
-            await member.work(client);
-            inHandler = false;
-            done.push({ member, applied: true });
-          } else {
-            // A duplicate: its ack commits with the group.
-            done.push({ member, applied: false });
-          }
+          await member.work(client);
         } catch (error) {
-          member.reject(inHandler ? error : toStorageError(error));
-          // Only this run is undone; a connection that cannot even do that fails the whole group.
-          try {
-            await client.query('ROLLBACK TO SAVEPOINT factline_message');
-          } catch (rollbackError) {
-            broken = rollbackError;
-            throw rollbackError;
-          }
+          // 25P02: an earlier run caught a failed statement and went on; the fault is not this run's.
+          const innocent = (error as { code?: unknown }).code === '25P02';
+          fallback = innocent ? {} : { failed: member, error };
+          break;
         }
       }
-      await client.query('RELEASE SAVEPOINT factline_message; COMMIT');
-      for (const { member, applied } of done) {
-        member.ack?.committed();
-        member.resolve(applied);
+      if (!fallback) {
+        const commit = await client.query('COMMIT');
+        // COMMIT of a transaction a swallowed statement error aborted reports ROLLBACK.
+        if (commit.command === 'ROLLBACK') fallback = {};
       }
     } catch (error) {
-      if (broken === undefined)
+      if (!fallback) {
         await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
-      const failure = toStorageError(error);
-      for (const { member } of done) member.reject(failure);
-    } finally {
+        releaseClient(client, broken);
+        const failure = toStorageError(error);
+        for (const member of members) member.reject(failure);
+        return;
+      }
+    }
+    if (fallback) {
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
       releaseClient(client, broken);
+      const { failed, error } = fallback;
+      if (failed) {
+        if (suspects.size >= SUSPECTS_KEPT) suspects.clear();
+        suspects.add(suspectKey(failed));
+        failed.reject(error);
+      }
+      applyEachAlone(members.filter((m) => m !== failed));
+      return;
+    }
+    releaseClient(client, broken);
+    for (const member of members) {
+      member.ack?.committed();
+      member.resolve(applied.has(member));
     }
   };
 
-  const drive = async () => {
-    if (driving) return;
-    driving = true;
-    try {
-      while (queue.length > 0) await runGroup();
-    } finally {
-      driving = false;
-    }
+  /** Starts a group with what is queued, once this turn of the event loop has queued all it will. */
+  const schedule = () => {
+    if (scheduled || groupsRunning >= maxGroups || queue.length === 0) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      if (groupsRunning >= maxGroups || queue.length === 0) return;
+      const members = queue.splice(0, maxGroup);
+      groupsRunning += 1;
+      void runGroup(members).finally(() => {
+        groupsRunning -= 1;
+        schedule();
+      });
+      schedule();
+    });
   };
 
   return {
@@ -311,12 +391,12 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
       const ackHere = ack?.pool === pool ? ack : undefined;
       return new Promise<boolean>((resolve, reject) => {
         const member: Member = { consumer, id, at, work, ack: ackHere, resolve, reject };
-        if (!groupCommit) {
+        if (!groupCommit || suspects.delete(suspectKey(member))) {
           applyAlone(member).then(resolve, reject);
           return;
         }
         queue.push(member);
-        void drive();
+        schedule();
       });
     },
     close: base.close,

@@ -43,6 +43,26 @@ describe('postgres transport', { skip }, () => {
     await dropSchema(schema);
   });
 
+  it('the queue table: only the primary key starts with (topic, group_name), and a hand-out leaves room for HOT updates', async () => {
+    const created = await transport();
+    const indexes = await created.pool.query<{ indexdef: string }>(
+      `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'transport_messages' ORDER BY indexname`,
+      [schema],
+    );
+    // A second index led by (topic, group_name) let the planner, without statistics, serve acks and
+    // claims from it and scan the whole group per statement.
+    assert.deepEqual(
+      indexes.rows.map((row) => row.indexdef.replace(/^.* USING btree /, '')),
+      ['(id, topic, group_name)', '(topic, group_name, seq)'],
+    );
+    const options = await created.pool.query<{ reloptions: string[] | null }>(
+      `SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relname = 'transport_messages'`,
+      [schema],
+    );
+    assert.deepEqual(options.rows[0]?.reloptions, ['fillfactor=80']);
+  });
+
   it('two pools (two processes) competing for one group: 2,000 messages, each held by one at a time, acked once', async () => {
     const one = await transport();
     const two = await transport();
