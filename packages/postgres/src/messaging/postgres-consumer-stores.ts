@@ -240,11 +240,12 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
   // --- Group commit: the runs queued meanwhile share one transaction, without savepoints ---------
   //
   // One statement marks (and acks) the whole group, the handlers run one after the other on the
-  // group's connection, one COMMIT covers them. No savepoints: they would cost a round trip each
-  // (a savepoint statement cannot share a round trip with a statement that has parameters). A run
-  // that fails instead rolls the group back; it gets its error, and the others are run again, each
-  // in a transaction of its own (their handlers run a second time; what they wrote through the
-  // transaction went with the rollback). A run that failed in a group runs alone next time.
+  // group's connection, one COMMIT covers them. No savepoints: they would
+  // cost a round trip each (a savepoint statement cannot share a round trip with a statement that
+  // has parameters). A run that fails instead rolls the group back; it gets its error, and the
+  // others are run again, each in a transaction of its own (their handlers run a second time; what
+  // they wrote through the transaction went with the rollback). A run that failed in a group runs
+  // alone next time.
 
   const queue: Member[] = [];
   let groupsRunning = 0;
@@ -303,8 +304,8 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
       return;
     }
     let broken: unknown;
-    /** Set when a run failed: the group is rolled back and these are settled another way. */
-    let fallback: { failed?: Member; error?: unknown } | undefined;
+    /** Set when a run failed: the group is rolled back and its runs are settled another way. */
+    let fallback: { failed: Map<Member, unknown> } | undefined;
     let applied = new Set<Member>();
     try {
       await client.query('BEGIN');
@@ -312,41 +313,42 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
       const fresh = new Set(marked.rows.map((row) => `${row.consumer}\u0000${row.message_id}`));
       // The first of two runs of one message in a group is the one applied.
       applied = new Set(members.filter((m) => fresh.delete(suspectKey(m))));
-      for (const member of members) {
-        if (!applied.has(member)) continue;
+      // One handler after the other: node-postgres does not take a query while one is running.
+      const failed = new Map<Member, unknown>();
+      let innocent = false;
+      for (const member of applied) {
         try {
           await member.work(client);
         } catch (error) {
           // 25P02: an earlier run caught a failed statement and went on; the fault is not this run's.
-          const innocent = (error as { code?: unknown }).code === '25P02';
-          fallback = innocent ? {} : { failed: member, error };
+          if ((error as { code?: unknown }).code === '25P02') innocent = true;
+          else failed.set(member, error);
           break;
         }
       }
-      if (!fallback) {
+      if (failed.size > 0 || innocent) fallback = { failed };
+      else {
         const commit = await client.query('COMMIT');
-        // COMMIT of a transaction a swallowed statement error aborted reports ROLLBACK.
-        if (commit.command === 'ROLLBACK') fallback = {};
+        // COMMIT of a transaction that a swallowed statement error aborted reports ROLLBACK.
+        if (commit.command === 'ROLLBACK') fallback = { failed };
       }
     } catch (error) {
-      if (!fallback) {
-        await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
-        releaseClient(client, broken);
-        const failure = toStorageError(error);
-        for (const member of members) member.reject(failure);
-        return;
-      }
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
+      releaseClient(client, broken);
+      const failure = toStorageError(error);
+      for (const member of members) member.reject(failure);
+      return;
     }
     if (fallback) {
       await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
       releaseClient(client, broken);
-      const { failed, error } = fallback;
-      if (failed) {
+      for (const [member, error] of fallback.failed) {
         if (suspects.size >= SUSPECTS_KEPT) suspects.clear();
-        suspects.add(suspectKey(failed));
-        failed.reject(error);
+        suspects.add(suspectKey(member));
+        member.reject(error);
       }
-      applyEachAlone(members.filter((m) => m !== failed));
+      // The others again, each alone; a run that swallowed a failed statement then fails on its own.
+      applyEachAlone(members.filter((m) => !fallback.failed.has(m)));
       return;
     }
     releaseClient(client, broken);
