@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { testConsumerConformance } from '@factline/core/testing';
+import { testConsumerConformance, waitUntil } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresDeadLetterStore, getPostgresInbox } from './postgres-consumer-stores.ts';
@@ -62,7 +62,7 @@ test('group commit: runs arriving together share one transaction; a failing run 
   skip,
 }, async () => {
   const own = testSchema('consumer_group');
-  const pool = new pg.Pool({ connectionString: postgresUrl, max: 4 });
+  const pool = new pg.Pool({ connectionString: postgresUrl, max: 4, application_name: own });
   try {
     const inbox = await getPostgresInbox({ pool, schema: own, groupCommit: true, maxGroups: 1 });
     await pool.query(`CREATE TABLE "${own}".effects (seq bigserial PRIMARY KEY, value text NOT NULL UNIQUE)`);
@@ -123,6 +123,35 @@ test('group commit: runs arriving together share one transaction; a failing run 
     assert.equal(outcomes(swallowing)[2], true);
     assert.deepEqual(await effects(), ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'm']);
     assert.equal(await inbox.has('group', 'l'), false);
+
+    // The same as the group's last run: its COMMIT (sent with the next group's BEGIN) reports a
+    // rollback; the group falls back the same way and the connection is left without a transaction.
+    const last = await Promise.allSettled([run('n'), run('o', 'swallow')]);
+    assert.equal(outcomes(last)[0], true);
+    assert.match(String(outcomes(last)[1]), /^StorageError: the handler caught a failed statement/);
+    assert.equal(await inbox.has('group', 'n'), true);
+    assert.equal(await inbox.has('group', 'o'), false);
+    assert.deepEqual(
+      outcomes(await Promise.allSettled([run('p'), run('q')])),
+      [true, true],
+      'later groups still commit',
+    );
+    // The BEGIN sent with the last COMMIT is rolled back once no run comes to use it.
+    const monitor = new pg.Client({ connectionString: postgresUrl });
+    await monitor.connect();
+    const openTransactions = async () =>
+      (
+        await monitor.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE application_name = $1 AND state = 'idle in transaction' AND query = 'COMMIT; BEGIN'`,
+          [own],
+        )
+      ).rows[0]?.n;
+    try {
+      await waitUntil(async () => (await openTransactions()) === 0, 'no connection left in a transaction', 3000);
+    } finally {
+      await monitor.end();
+    }
   } finally {
     await pool.end();
     await dropSchema(own);

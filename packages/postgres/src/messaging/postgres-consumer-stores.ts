@@ -294,67 +294,96 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
     for (const member of members) applyAlone(member).then(member.resolve, member.reject);
   };
 
-  const runGroup = async (members: Member[]) => {
+  /**
+   * Runs `first` as a group, then, while runs keep coming, the next groups on the same connection:
+   * the next group's BEGIN rides along with this one's COMMIT (`COMMIT; BEGIN`, one round trip
+   * instead of two).
+   */
+  const runGroups = async (first: Member[]) => {
     let client: pg.PoolClient;
     try {
       client = await pool.connect();
     } catch (error) {
       const failure = toStorageError(error);
-      for (const member of members) member.reject(failure);
+      for (const member of first) member.reject(failure);
       return;
     }
     let broken: unknown;
-    /** Set when a run failed: the group is rolled back and its runs are settled another way. */
-    let fallback: { failed: Map<Member, unknown> } | undefined;
-    let applied = new Set<Member>();
+    const rollback = () => client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
+    let members = first;
+    /** A transaction is open on `client` (BEGIN sent with the last COMMIT). */
+    let begun = false;
     try {
-      await client.query('BEGIN');
-      const marked = await client.query<{ consumer: string; message_id: string }>(groupMarkQuery(members));
-      const fresh = new Set(marked.rows.map((row) => `${row.consumer}\u0000${row.message_id}`));
-      // The first of two runs of one message in a group is the one applied.
-      applied = new Set(members.filter((m) => fresh.delete(suspectKey(m))));
-      // One handler after the other: node-postgres does not take a query while one is running.
-      const failed = new Map<Member, unknown>();
-      let innocent = false;
-      for (const member of applied) {
+      while (members.length > 0) {
+        /** Set when a run failed: the group is rolled back and its runs are settled another way. */
+        let fallback: { failed: Map<Member, unknown> } | undefined;
+        let applied = new Set<Member>();
+        let next = false;
         try {
-          await member.work(client);
+          if (!begun) await client.query('BEGIN');
+          begun = true;
+          const marked = await client.query<{ consumer: string; message_id: string }>(groupMarkQuery(members));
+          const fresh = new Set(marked.rows.map((row) => `${row.consumer}\u0000${row.message_id}`));
+          // The first of two runs of one message in a group is the one applied.
+          applied = new Set(members.filter((m) => fresh.delete(suspectKey(m))));
+          // One handler after the other: node-postgres does not take a query while one is running.
+          const failed = new Map<Member, unknown>();
+          let innocent = false;
+          for (const member of applied) {
+            try {
+              await member.work(client);
+            } catch (error) {
+              // 25P02: an earlier run caught a failed statement and went on; the fault is not this run's.
+              if ((error as { code?: unknown }).code === '25P02') innocent = true;
+              else failed.set(member, error);
+              break;
+            }
+          }
+          if (failed.size > 0 || innocent) fallback = { failed };
+          else {
+            // Under load (runs waiting, or a group of several), expect a next group: its BEGIN
+            // rides along with this COMMIT. A guess that finds nothing to run costs a ROLLBACK.
+            next = queue.length > 0 || members.length > 1;
+            const result = (await client.query(next ? 'COMMIT; BEGIN' : 'COMMIT')) as pg.QueryResult | pg.QueryResult[];
+            const commit = Array.isArray(result) ? result[0] : result;
+            begun = next;
+            // COMMIT of a transaction that a swallowed statement error aborted reports ROLLBACK.
+            if (commit?.command === 'ROLLBACK') fallback = { failed };
+          }
         } catch (error) {
-          // 25P02: an earlier run caught a failed statement and went on; the fault is not this run's.
-          if ((error as { code?: unknown }).code === '25P02') innocent = true;
-          else failed.set(member, error);
-          break;
+          // A failed COMMIT ends the transaction and skips a BEGIN sent with it; ROLLBACK is then a no-op.
+          begun = false;
+          await rollback();
+          const failure = toStorageError(error);
+          for (const member of members) member.reject(failure);
+          return;
         }
+        if (fallback) {
+          // Ends the failed group (or the BEGIN sent with its COMMIT).
+          begun = false;
+          await rollback();
+          for (const [member, error] of fallback.failed) {
+            if (suspects.size >= SUSPECTS_KEPT) suspects.clear();
+            suspects.add(suspectKey(member));
+            member.reject(error);
+          }
+          // The others again, each alone; a run that swallowed a failed statement then fails on its own.
+          applyEachAlone(members.filter((m) => !fallback.failed.has(m)));
+          return;
+        }
+        for (const member of members) {
+          member.ack?.committed();
+          member.resolve(applied.has(member));
+        }
+        if (!next) break;
+        // Let the settled runs' consumers queue their next runs before taking the queue.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        members = queue.splice(0, maxGroup);
       }
-      if (failed.size > 0 || innocent) fallback = { failed };
-      else {
-        const commit = await client.query('COMMIT');
-        // COMMIT of a transaction that a swallowed statement error aborted reports ROLLBACK.
-        if (commit.command === 'ROLLBACK') fallback = { failed };
-      }
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
+      // Nothing came to use the BEGIN sent with the last COMMIT.
+      if (begun) await rollback();
+    } finally {
       releaseClient(client, broken);
-      const failure = toStorageError(error);
-      for (const member of members) member.reject(failure);
-      return;
-    }
-    if (fallback) {
-      await client.query('ROLLBACK').catch((rollbackError: unknown) => (broken = rollbackError));
-      releaseClient(client, broken);
-      for (const [member, error] of fallback.failed) {
-        if (suspects.size >= SUSPECTS_KEPT) suspects.clear();
-        suspects.add(suspectKey(member));
-        member.reject(error);
-      }
-      // The others again, each alone; a run that swallowed a failed statement then fails on its own.
-      applyEachAlone(members.filter((m) => !fallback.failed.has(m)));
-      return;
-    }
-    releaseClient(client, broken);
-    for (const member of members) {
-      member.ack?.committed();
-      member.resolve(applied.has(member));
     }
   };
 
@@ -367,7 +396,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
       if (groupsRunning >= maxGroups || queue.length === 0) return;
       const members = queue.splice(0, maxGroup);
       groupsRunning += 1;
-      void runGroup(members).finally(() => {
+      void runGroups(members).finally(() => {
         groupsRunning -= 1;
         schedule();
       });
