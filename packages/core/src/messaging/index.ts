@@ -39,5 +39,11 @@ export {
   messageToJson,
   prepareMessages,
 } from './message.ts';
+export {
+  createRelayStatus,
+  type OutboxRelayStats,
+  type RelayStatus,
+  type RelayStatusCallbacks,
+} from './relay-status.ts';
 export type { Delivery, SubscribeOptions, Subscription, Transport, TransportCapabilities } from './transport.ts';
 export { createWakeablePause, type WakeablePause } from './wakeable-pause.ts';

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
 import {
   assertIntegerOption,
+  createRelayStatus,
   createWakeablePause,
   type Message,
   type MessageInput,
   messageFromJson,
+  type OutboxRelayStats,
   prepareMessages,
   type Transport,
   ValidationError,
@@ -83,14 +85,8 @@ export interface PostgresOutboxRelayOptions {
   onLeaseChange?: (lease: 'held' | 'standby') => void;
 }
 
-export interface PostgresOutboxRelayStats {
-  lease: 'held' | 'standby';
-  /** Messages whose publish resolved. */
-  published: number;
-  failures: number;
-  lastError: unknown;
-  running: boolean;
-}
+/** What the relay reports about itself (the same on every adapter). */
+export type PostgresOutboxRelayStats = OutboxRelayStats;
 
 export interface PostgresOutboxRelay {
   /** Stops after the round in flight and gives up the lease. */
@@ -259,39 +255,13 @@ export async function startPostgresOutboxRelay(
   const channel = outboxChannel(outbox.schema);
   const pool = outbox.pool;
 
-  const stats: PostgresOutboxRelayStats = {
-    lease: 'standby',
-    published: 0,
-    failures: 0,
-    lastError: undefined,
-    running: true,
-  };
+  const { stats, setLease, report } = createRelayStatus('standby', options);
   let running = true;
   let connection: pg.Client | undefined;
   /** After losing the lease, not before: a relay standing by takes over first. */
   let standByUntil = 0;
 
   const { pause, wake, stop } = createWakeablePause();
-
-  const setLease = (lease: 'held' | 'standby') => {
-    if (stats.lease === lease) return;
-    stats.lease = lease;
-    try {
-      options.onLeaseChange?.(lease);
-    } catch {
-      // The callback's own failure changes nothing.
-    }
-  };
-
-  const report = (error: unknown) => {
-    stats.failures++;
-    stats.lastError = error;
-    try {
-      options.onError?.(error);
-    } catch {
-      // The callback's own failure changes nothing.
-    }
-  };
 
   /** The lease connection closed: the server released the lock, so nothing may be published here any more. */
   const lost = (client: pg.Client) => {

@@ -1,9 +1,11 @@
 import {
   assertIntegerOption,
+  createRelayStatus,
   createWakeablePause,
   type Message,
   type MessageInput,
   messageFromJson,
+  type OutboxRelayStats,
   prepareMessages,
   type Transport,
   ValidationError,
@@ -82,16 +84,8 @@ export interface SqliteOutboxRelayOptions {
   onLeaseChange?: (lease: 'held' | 'standby') => void;
 }
 
-export interface SqliteOutboxRelayStats {
-  /** `'held'`: this relay publishes; `'standby'`: another one holds the lease (or this one lost it). */
-  lease: 'held' | 'standby';
-  /** Messages whose publish resolved. */
-  published: number;
-  /** Rounds that failed (publish, read or delete), retried after `pollMs`. */
-  failures: number;
-  lastError: unknown;
-  running: boolean;
-}
+/** What the relay reports about itself (the same on every adapter). */
+export type SqliteOutboxRelayStats = OutboxRelayStats;
 
 export interface SqliteOutboxRelay {
   /** Stops after the publish in flight and gives up the lease. */
@@ -229,36 +223,10 @@ export function startSqliteOutboxRelay(
     for (const seq of seqs) remove.run(seq);
   });
 
-  const stats: SqliteOutboxRelayStats = {
-    lease: lease ? 'standby' : 'held',
-    published: 0,
-    failures: 0,
-    lastError: undefined,
-    running: true,
-  };
+  const { stats, setLease, report } = createRelayStatus(lease ? 'standby' : 'held', options);
   let running = true;
   const { pause, wake, stop } = createWakeablePause();
   const unsubscribe = outbox.onEnqueue(wake);
-
-  const setLease = (next: 'held' | 'standby') => {
-    if (stats.lease === next) return;
-    stats.lease = next;
-    try {
-      options.onLeaseChange?.(next);
-    } catch {
-      // The callback's own failure changes nothing.
-    }
-  };
-
-  const report = (error: unknown) => {
-    stats.failures++;
-    stats.lastError = error;
-    try {
-      options.onError?.(error);
-    } catch {
-      // The callback's own failure changes nothing.
-    }
-  };
 
   /**
    * True while this relay may publish: its lease has not expired (by its

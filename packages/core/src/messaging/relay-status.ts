@@ -1,0 +1,60 @@
+/** What an outbox relay reports about itself (`relay.stats()`), on every adapter. */
+export interface OutboxRelayStats {
+  /** `'held'`: this relay publishes; `'standby'`: another one holds the lease (or this one lost it). */
+  lease: 'held' | 'standby';
+  /** Messages whose publish resolved. */
+  published: number;
+  /** Rounds that failed (publish, read or delete), retried after the poll interval. */
+  failures: number;
+  lastError: unknown;
+  running: boolean;
+}
+
+export interface RelayStatusCallbacks {
+  onError?: (error: unknown) => void;
+  onLeaseChange?: (lease: 'held' | 'standby') => void;
+}
+
+export interface RelayStatus {
+  /** Live; hand out copies. */
+  readonly stats: OutboxRelayStats;
+  /** Records a lease change and tells `onLeaseChange` (only on a change). */
+  setLease(lease: 'held' | 'standby'): void;
+  /** Counts a failed round and tells `onError`. */
+  report(error: unknown): void;
+}
+
+/**
+ * The bookkeeping every outbox relay shares: its stats, and the user's
+ * callbacks, whose own failures change nothing (a relay must not stop
+ * because a logging callback threw).
+ */
+export function createRelayStatus(initialLease: 'held' | 'standby', callbacks: RelayStatusCallbacks): RelayStatus {
+  const stats: OutboxRelayStats = {
+    lease: initialLease,
+    published: 0,
+    failures: 0,
+    lastError: undefined,
+    running: true,
+  };
+  const call = <T>(callback: ((value: T) => void) | undefined, value: T) => {
+    try {
+      callback?.(value);
+    } catch {
+      // The callback's own failure changes nothing.
+    }
+  };
+  return {
+    stats,
+    setLease(lease) {
+      if (stats.lease === lease) return;
+      stats.lease = lease;
+      call(callbacks.onLeaseChange, lease);
+    },
+    report(error) {
+      stats.failures++;
+      stats.lastError = error;
+      call(callbacks.onError, error);
+    },
+  };
+}
