@@ -1,9 +1,13 @@
 export {
+  createLeaseLoop,
   isPassingFailure,
   type LeasedProjection,
   type LeasedProjectionStatus,
   type LeasedRunnerFacadeOptions,
+  type LeaseLoop,
+  type LeaseLoopOptions,
   leasedRunnerFacade,
+  refreshStandbyView,
 } from './leased-runner.ts';
 export {
   createProjectionRunner,

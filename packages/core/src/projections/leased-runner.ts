@@ -170,3 +170,103 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
     },
   };
 }
+
+/**
+ * Reads what a stand-by shows for a projection it does not run: the saved
+ * checkpoint, the live version and the head. A failure leaves the last view;
+ * the next lease check reads them again.
+ */
+export async function refreshStandbyView(
+  lease: LeasedProjection,
+  read: {
+    loadCheckpoint(checkpointName: string): Promise<number>;
+    liveVersion(name: string): Promise<number>;
+    headPosition(): Promise<number>;
+  },
+): Promise<void> {
+  try {
+    lease.checkpoint = await read.loadCheckpoint(lease.checkpointName);
+    lease.live = await read.liveVersion(lease.name);
+    lease.head = Math.max(lease.checkpoint, await read.headPosition());
+  } catch {
+    // Only the stand-by view.
+  }
+}
+
+export interface LeaseLoopOptions {
+  /** How often leases are checked (taken, renewed, resumed). */
+  checkMs: number;
+  /** One check of every lease; `first` (from `start`) lets its failures reach the caller. */
+  tick(first: boolean): Promise<void>;
+  /** Gives every lease up and closes what the runner opened; runs after the loop ended. */
+  shutDown(): Promise<void>;
+}
+
+/** The lifecycle a leased projection runner shares on every adapter. */
+export interface LeaseLoop {
+  /** Runs `work` after every lease change queued before it: checks, a lost connection, stop. */
+  serial<T>(work: () => Promise<T>): Promise<T>;
+  /** Ends the wait before the next check: it runs now. */
+  wake(): void;
+  running(): boolean;
+  /** The first check, then one every `checkMs`; if the first fails, shuts down and rejects. */
+  start(): Promise<void>;
+  /** Ends the checks and shuts down. */
+  stop(): Promise<void>;
+}
+
+export function createLeaseLoop(options: LeaseLoopOptions): LeaseLoop {
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let wakeLoop = () => {};
+  let chain: Promise<unknown> = Promise.resolve();
+  const noop = () => {};
+  const serial = <T>(work: () => Promise<T>): Promise<T> => {
+    const result = chain.then(work);
+    chain = result.then(noop, noop);
+    return result;
+  };
+  const waitBeforeNextCheck = () =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        wakeLoop = noop;
+        resolve();
+      }, options.checkMs);
+      wakeLoop = () => {
+        clearTimeout(timer);
+        wakeLoop = noop;
+        resolve();
+      };
+    });
+  const checkLeases = async () => {
+    while (running) {
+      await waitBeforeNextCheck();
+      if (running) await serial(() => options.tick(false)).catch(noop);
+    }
+  };
+  const shutDown = () => serial(options.shutDown);
+  return {
+    serial,
+    wake: () => wakeLoop(),
+    running: () => running,
+    async start() {
+      if (running) return;
+      running = true;
+      try {
+        await serial(() => options.tick(true));
+      } catch (error) {
+        running = false;
+        await shutDown();
+        throw error;
+      }
+      loop = checkLeases();
+    },
+    async stop() {
+      running = false;
+      wakeLoop();
+      await loop;
+      loop = undefined;
+      await shutDown();
+    },
+  };
+}

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
   assertIntegerOption,
+  createLeaseLoop,
   createProjectionRunner,
   isPassingFailure,
   type LeasedProjection,
@@ -15,6 +16,7 @@ import {
   parseProjectionVersionKey,
   projectionVersionKey,
   type RecordedEvent,
+  refreshStandbyView,
 } from '@factline/core';
 import pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
@@ -560,24 +562,24 @@ function createPostgresProjections(
     };
     leases.set(projection.name, lease);
   }
+  let connection: pg.Client | undefined;
+  const leaseLoop = createLeaseLoop({
+    checkMs: leaseCheckMs,
+    tick: (first) => tick(first),
+    shutDown: () => shutDown(),
+  });
+  const { serial } = leaseLoop;
+  const running = leaseLoop.running;
   const facade = leasedRunnerFacade({
     leases,
     all,
     loadCheckpoint: (checkpointName) => backend.loadCheckpoint(checkpointName),
-    running: () => running,
+    running,
   });
-
-  let connection: pg.Client | undefined;
-  let running = false;
-  let loop: Promise<void> | undefined;
-  let wakeLoop = noop;
-
-  // Lease changes (ticks, a lost connection, stop) run one at a time.
-  let chain: Promise<unknown> = Promise.resolve();
-  const serial = <T>(work: () => Promise<T>): Promise<T> => {
-    const result = chain.then(work);
-    chain = result.then(noop, noop);
-    return result;
+  const standbyView = {
+    loadCheckpoint: (checkpointName: string) => backend.loadCheckpoint(checkpointName),
+    liveVersion: (name: string) => all.liveVersion(name),
+    headPosition: () => store.headPosition(),
   };
 
   const openConnection = async (): Promise<pg.Client> => {
@@ -617,7 +619,7 @@ function createPostgresProjections(
     void serial(async () => {
       for (const lease of leases.values()) await giveUp(lease);
     });
-    wakeLoop();
+    leaseLoop.wake();
   };
 
   /**
@@ -636,13 +638,7 @@ function createPostgresProjections(
   const take = async (client: pg.Client, lease: Lease, first: boolean) => {
     const [row] = await leaseQuery(client, 'SELECT pg_try_advisory_lock($1::bigint) AS taken', [lease.key]);
     if (row?.taken !== true) {
-      try {
-        lease.checkpoint = await backend.loadCheckpoint(lease.checkpointName);
-        lease.live = await all.liveVersion(lease.name);
-        lease.head = Math.max(lease.checkpoint, await store.headPosition());
-      } catch {
-        // Only the stand-by view; the next check reads them again.
-      }
+      await refreshStandbyView(lease, standbyView);
       return;
     }
     if (connection !== client) return; // Lost meanwhile: the server released the lock again.
@@ -663,7 +659,7 @@ function createPostgresProjections(
   };
 
   const tick = async (first: boolean) => {
-    if (!running) return;
+    if (!running()) return;
     if (!connection) {
       try {
         connection = await openConnection();
@@ -676,7 +672,7 @@ function createPostgresProjections(
     try {
       let holding = false;
       for (const lease of leases.values()) {
-        if (!running || connection !== client) return;
+        if (!running() || connection !== client) return;
         if (!lease.held) await take(client, lease, first);
         else if (lease.runner.status(lease.name).state === 'failed' && isPassingFailure(lease.lastError)) {
           // Failed on a lost connection or a server restart, not on the handler: go on.
@@ -692,62 +688,23 @@ function createPostgresProjections(
     }
   };
 
-  const waitBeforeNextCheck = () =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        wakeLoop = noop;
-        resolve();
-      }, leaseCheckMs);
-      wakeLoop = () => {
-        clearTimeout(timer);
-        wakeLoop = noop;
-        resolve();
-      };
-    });
-
-  const checkLeases = async () => {
-    while (running) {
-      await waitBeforeNextCheck();
-      if (running) await serial(() => tick(false)).catch(noop);
+  const shutDown = async () => {
+    for (const lease of leases.values()) {
+      if (lease.held) await giveUp(lease);
+      else await lease.runner.stop();
     }
+    // Ending the session releases every lease it holds.
+    const client = connection;
+    connection = undefined;
+    if (client) await client.end().catch(noop);
+    await backend.close();
   };
-
-  const shutDown = () =>
-    serial(async () => {
-      for (const lease of leases.values()) {
-        if (lease.held) await giveUp(lease);
-        else await lease.runner.stop();
-      }
-      // Ending the session releases every lease it holds.
-      const client = connection;
-      connection = undefined;
-      if (client) await client.end().catch(noop);
-      await backend.close();
-    });
 
   return {
     backend,
 
-    async start() {
-      if (running) return;
-      running = true;
-      try {
-        await serial(() => tick(true));
-      } catch (error) {
-        running = false;
-        await shutDown();
-        throw error;
-      }
-      loop = checkLeases();
-    },
-
-    async stop() {
-      running = false;
-      wakeLoop();
-      await loop;
-      loop = undefined;
-      await shutDown();
-    },
+    start: leaseLoop.start,
+    stop: leaseLoop.stop,
 
     status: facade.status as PostgresProjectionRunner['status'],
     waitFor: facade.waitFor,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  createLeaseLoop,
   createProjectionRunner,
   isPassingFailure,
   type LeasedProjection,
@@ -15,6 +16,7 @@ import {
   parseProjectionVersionKey,
   projectionVersionKey,
   type RecordedEvent,
+  refreshStandbyView,
   StorageError,
 } from '@factline/core';
 import type { Database, Statement } from 'better-sqlite3';
@@ -470,23 +472,18 @@ function createSqliteProjections(
     });
     leases.set(projection.name, lease);
   }
+  const leaseLoop = createLeaseLoop({ checkMs, tick: (first) => tick(first), shutDown: () => shutDown() });
+  const running = leaseLoop.running;
   const facade = leasedRunnerFacade({
     leases,
     all,
     loadCheckpoint: (checkpointName) => backend.loadCheckpoint(checkpointName),
-    running: () => running,
+    running,
   });
-
-  let running = false;
-  let loop: Promise<void> | undefined;
-  let wakeLoop = noop;
-
-  // Lease changes (ticks, stop) run one at a time.
-  let chain: Promise<unknown> = Promise.resolve();
-  const serial = <T>(work: () => Promise<T>): Promise<T> => {
-    const result = chain.then(work);
-    chain = result.then(noop, noop);
-    return result;
+  const standbyView = {
+    loadCheckpoint: (checkpointName: string) => backend.loadCheckpoint(checkpointName),
+    liveVersion: (name: string) => all.liveVersion(name),
+    headPosition: () => store.headPosition(),
   };
 
   const take = async (lease: Lease, first: boolean) => {
@@ -498,13 +495,7 @@ function createSqliteProjections(
       options.onError?.(lease.name, error, lease.checkpoint);
     }
     if (!taken) {
-      try {
-        lease.checkpoint = await backend.loadCheckpoint(lease.checkpointName);
-        lease.live = await all.liveVersion(lease.name);
-        lease.head = Math.max(lease.checkpoint, await store.headPosition());
-      } catch {
-        // Only the stand-by view; the next check reads them again.
-      }
+      await refreshStandbyView(lease, standbyView);
       return;
     }
     lease.held = true;
@@ -548,73 +539,34 @@ function createSqliteProjections(
 
   const tick = async (first: boolean) => {
     for (const lease of leases.values()) {
-      if (!running) return;
+      if (!running()) return;
       if (lease.held) await renew(lease);
       else if (!lease.stopping) await take(lease, first);
     }
   };
 
-  const waitBeforeNextCheck = () =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        wakeLoop = noop;
-        resolve();
-      }, checkMs);
-      wakeLoop = () => {
-        clearTimeout(timer);
-        wakeLoop = noop;
-        resolve();
-      };
-    });
-
-  const checkLeases = async () => {
-    while (running) {
-      await waitBeforeNextCheck();
-      if (running) await serial(() => tick(false)).catch(noop);
+  const shutDown = async () => {
+    for (const lease of leases.values()) {
+      if (lease.held) await giveUp(lease, false);
+      else {
+        await lease.stopping;
+        await lease.runner.stop();
+      }
+      if (lease.taken) {
+        // Deleting the row lets a stand-by take over at its next check, not after the TTL.
+        lease.taken = false;
+        try {
+          lease.lock.release();
+        } catch {
+          // It expires anyway.
+        }
+      }
     }
   };
 
-  const shutDown = () =>
-    serial(async () => {
-      for (const lease of leases.values()) {
-        if (lease.held) await giveUp(lease, false);
-        else {
-          await lease.stopping;
-          await lease.runner.stop();
-        }
-        if (lease.taken) {
-          // Deleting the row lets a stand-by take over at its next check, not after the TTL.
-          lease.taken = false;
-          try {
-            lease.lock.release();
-          } catch {
-            // It expires anyway.
-          }
-        }
-      }
-    });
-
   return {
-    async start() {
-      if (running) return;
-      running = true;
-      try {
-        await serial(() => tick(true));
-      } catch (error) {
-        running = false;
-        await shutDown();
-        throw error;
-      }
-      loop = checkLeases();
-    },
-
-    async stop() {
-      running = false;
-      wakeLoop();
-      await loop;
-      loop = undefined;
-      await shutDown();
-    },
+    start: leaseLoop.start,
+    stop: leaseLoop.stop,
 
     status: facade.status as SqliteProjectionRunner['status'],
     waitFor: facade.waitFor,
