@@ -203,4 +203,101 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
       }
     });
   }
+
+  it('group commit: a process killed while a group transaction is open loses the whole group; the survivor applies each of its messages once', {
+    timeout: 60_000,
+  }, async () => {
+    const topic = 'orders-grouped';
+    const group = 'billing-grouped';
+    const visibility = 800;
+    const victimName = `factline-victim-grouped-${process.pid}`;
+    const registration = transport.subscribe(topic, group);
+    await registration.receive(1, 0, new AbortController().signal);
+    await registration.close();
+
+    const victim = startChild([schema, topic, group, String(visibility), victimName, 'grouped']);
+    const survivorRuns: string[] = [];
+    const survivor = createConsumer<pg.PoolClient>({
+      name: group,
+      topic,
+      transport,
+      inbox,
+      concurrency: 4,
+      pollMs: 50,
+      visibilityTimeoutMs: visibility,
+      async handler(message, client) {
+        survivorRuns.push(message.id);
+        await client.query(`INSERT INTO ${s}.test_effects (consumer, message_id, pid) VALUES ($1, $2, $3)`, [
+          group,
+          message.id,
+          process.pid,
+        ]);
+      },
+    });
+    try {
+      await waitUntil(() => victim.stdout().includes('ready'), 'the victim to subscribe', 20_000);
+      // Four keys handed out together: one group; its third run hangs inside the group's transaction.
+      const before = [0, 1].map((i) => createMessage({ type: 'OrderPlaced', data: { i }, key: `k${i}` }));
+      const hung = createMessage({ type: 'HangInTransaction', data: {}, key: 'k2' });
+      const after = createMessage({ type: 'OrderPlaced', data: { i: 3 }, key: 'k3' });
+      const all = [...before, hung, after];
+      await transport.publish(topic, all);
+      await waitUntil(() => victim.stdout().includes(`hanging ${hung.id}`), 'the victim to hang in the group', 20_000);
+      const ranInVictim = victim.runs().map((r) => r.id);
+      assert.deepEqual(
+        ranInVictim,
+        [...before, hung].map((m) => m.id),
+        'one after the other, in one group',
+      );
+      // From outside nothing of the group shows: no effect, no inbox mark, every message still queued.
+      assert.equal(
+        await count(`SELECT count(*)::int AS n FROM ${s}.test_effects WHERE consumer = $1`, [group]),
+        0,
+        'the effects of the runs before the hang are not committed',
+      );
+      for (const m of all) assert.equal(await inbox.has(group, m.id), false);
+      assert.equal(
+        await count(`SELECT count(*)::int AS n FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`, [
+          topic,
+          group,
+        ]),
+        all.length,
+      );
+
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+      await survivor.start();
+      await waitUntil(
+        async () =>
+          (await count(`SELECT count(*)::int AS n FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`, [
+            topic,
+            group,
+          ])) === 0 &&
+          (await count(`SELECT count(*)::int AS n FROM ${s}.test_effects WHERE consumer = $1`, [group])) >= all.length,
+        'every message applied and acked',
+        20_000,
+        20,
+      );
+      const effects = await rows<{ message_id: string; pid: number }>(
+        `SELECT message_id, pid FROM ${s}.test_effects WHERE consumer = $1`,
+        [group],
+      );
+      assert.deepEqual(
+        effects.map((e) => e.message_id).sort(),
+        all.map((m) => m.id).sort(),
+        'every effect exactly once',
+      );
+      assert.ok(
+        effects.every((e) => e.pid === process.pid),
+        'all applied by the survivor',
+      );
+      assert.deepEqual(survivorRuns.sort(), all.map((m) => m.id).sort(), 'the survivor ran each once');
+      assert.equal(survivor.stats().handled, all.length);
+      assert.equal(survivor.stats().duplicates, 0);
+    } finally {
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+      await survivor.stop();
+    }
+  });
 });
