@@ -140,6 +140,39 @@ interface AppendOutcomeRow {
 const EVENT_COLUMNS = `position, event_id AS id, stream_id AS "streamId", stream_version AS "streamVersion", type,
   schema_version AS "schemaVersion", data, metadata, recorded_at AS "recordedAt"`;
 
+/**
+ * A `readStream` row: the stream's version and tombstone, then the event
+ * (nulls for a stream without events in the range): position, id, version,
+ * type, schema version, data, metadata, recorded at.
+ */
+type ReadStreamRow = [
+  number,
+  boolean,
+  number,
+  string,
+  number,
+  string,
+  number,
+  string,
+  string,
+  number,
+];
+
+/** The event of a `readStream` row, as `toRecordedEvent` makes it (fresh objects, same shape). */
+function eventOfStreamRow(streamId: string, row: ReadStreamRow): RecordedEvent {
+  return {
+    id: row[3],
+    type: row[5],
+    data: JSON.parse(row[7]),
+    metadata: row[8] === '{}' ? {} : JSON.parse(row[8]),
+    streamId,
+    streamVersion: row[4],
+    position: row[2],
+    recordedAt: new Date(row[9]),
+    schemaVersion: row[6],
+  };
+}
+
 /** The batch append function's parameters: one array per column, events flattened in append order. */
 function appendParameters(batch: readonly PreparedAppend[], recordedAt: number): unknown[] {
   const streams: string[] = [];
@@ -534,10 +567,16 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     );
   };
 
+  /**
+   * Rows as arrays (`ReadStreamRow`), without the stream id every row would
+   * repeat: a long stream's read spends most of its client time turning rows
+   * into objects.
+   */
   const readStreamSql = (direction: 'ASC' | 'DESC') => `WITH state AS (${STREAM_STATE})
-    SELECT state.version AS stream_head, state.tombstoned AS stream_tombstoned, page.*
+    SELECT state.version, state.tombstoned, page.*
     FROM state LEFT JOIN LATERAL (
-      SELECT ${EVENT_COLUMNS} FROM ${s}.events
+      SELECT position, event_id, stream_version, type, schema_version, data, metadata, recorded_at
+        FROM ${s}.events
       WHERE stream_id = $1 AND stream_version >= $2 AND stream_version <= $3
       ORDER BY stream_version ${direction} LIMIT $4
     ) AS page ON true`;
@@ -559,16 +598,25 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       assertStreamId(streamId, limits);
       const { from, to, direction, limit } = normalizeReadStream(readOptions);
       // One statement, so the version and the events come from one snapshot.
-      const rows = await query<StoredEvent & { stream_head: number; stream_tombstoned: boolean }>(
-        `read-stream-${direction}`,
-        direction === 'forwards' ? READ_FORWARDS : READ_BACKWARDS,
-        [streamId, from, to, limit],
-      );
+      let rows: ReadStreamRow[];
+      try {
+        rows = (
+          await pool.query<ReadStreamRow>({
+            name: statementName(schemaName, `read-stream-${direction}`),
+            text: direction === 'forwards' ? READ_FORWARDS : READ_BACKWARDS,
+            values: [streamId, from, to, limit],
+            types: typeParsers,
+            rowMode: 'array',
+          })
+        ).rows;
+      } catch (error) {
+        throw toStorageError(error);
+      }
       const head = rows[0];
-      if (head?.stream_tombstoned) throw new StreamDeletedError(streamId);
-      const version = head?.stream_head ?? 0;
+      if (head?.[1]) throw new StreamDeletedError(streamId);
+      const version = head?.[0] ?? 0;
       if (version === 0) return { streamId, exists: false, version: 0, events: [] };
-      const events = head?.id === null ? [] : rows.map(toRecordedEvent);
+      const events: RecordedEvent[] = head?.[2] === null ? [] : rows.map((row) => eventOfStreamRow(streamId, row));
       return { streamId, exists: true, version, events };
     },
 
