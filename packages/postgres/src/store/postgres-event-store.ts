@@ -145,18 +145,7 @@ const EVENT_COLUMNS = `position, event_id AS id, stream_id AS "streamId", stream
  * (nulls for a stream without events in the range): position, id, version,
  * type, schema version, data, metadata, recorded at.
  */
-type ReadStreamRow = [
-  number,
-  boolean,
-  number,
-  string,
-  number,
-  string,
-  number,
-  string,
-  string,
-  number,
-];
+type ReadStreamRow = [number, boolean, number, string, number, string, number, string, string, number];
 
 /** The event of a `readStream` row, as `toRecordedEvent` makes it (fresh objects, same shape). */
 function eventOfStreamRow(streamId: string, row: ReadStreamRow): RecordedEvent {
