@@ -108,7 +108,12 @@ test('group commit: runs arriving together share one transaction; a failing run 
     assert.deepEqual(await effects(), ['a', 'b', 'c', 'd', 'e', 'f', 'h']);
     assert.equal(await inbox.has('group', 'g'), false, "g's mark rolled back");
     assert.equal(await inbox.has('group', 'h'), true);
-    // g's retry runs alone, not in the group of the runs queued with it.
+    // g's retries run alone, not in the group of the runs queued with them, until one succeeds.
+    runs.length = 0;
+    const again = await Promise.allSettled([run('g', 'throw'), run('i1'), run('i2')]);
+    assert.deepEqual(outcomes(again), ['TypeError: g failed', true, true]);
+    assert.equal(xidsOf(['i1', 'i2']).size, 1, 'i1 and i2 share a transaction');
+    assert.ok(!xidsOf(['i1', 'i2']).has(runs.find((r) => r.id === 'g')?.xid ?? ''), 'g failed alone');
     runs.length = 0;
     assert.deepEqual(outcomes(await Promise.allSettled([run('g'), run('i'), run('j')])), [true, true, true]);
     const [gRun] = runs.filter((r) => r.id === 'g');
@@ -121,7 +126,7 @@ test('group commit: runs arriving together share one transaction; a failing run 
     assert.deepEqual(outcomes(swallowing).slice(0, 1), [true]);
     assert.match(String(outcomes(swallowing)[1]), /^StorageError: the handler caught a failed statement/);
     assert.equal(outcomes(swallowing)[2], true);
-    assert.deepEqual(await effects(), ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'm']);
+    assert.deepEqual(await effects(), ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'i1', 'i2', 'j', 'k', 'm']);
     assert.equal(await inbox.has('group', 'l'), false);
 
     // The same as the group's last run: its COMMIT (sent with the next group's BEGIN) reports a

@@ -72,7 +72,7 @@ export interface PostgresInboxOptions extends PostgresConsumerStoreOptions {
    * group is rolled back: that run gets its error, and the other runs are
    * done again, each in a transaction of its own (their handlers run a
    * second time; what they wrote through the transaction was rolled back).
-   * A message that failed in a group runs alone on its retry. The runs of a
+   * A message that failed in a group runs alone until it succeeds. The runs of a
    * group take turns on one connection, so use it for handlers that only
    * write to the database: a handler awaiting something slow holds up the
    * others.
@@ -245,15 +245,19 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
   // has parameters). A run that fails instead rolls the group back; it gets its error, and the
   // others are run again, each in a transaction of its own (their handlers run a second time; what
   // they wrote through the transaction went with the rollback). A run that failed in a group runs
-  // alone next time.
+  // alone until it succeeds.
 
   const queue: Member[] = [];
   let groupsRunning = 0;
   let scheduled = false;
   /** consumer + id of runs that failed in a group: their retries run alone, not breaking another group. */
   const suspects = new Set<string>();
-  const suspectKey = (member: Member) => `${member.consumer}\u0000${member.id}`;
   const SUSPECTS_KEPT = 1000;
+  const suspect = (member: Member) => {
+    if (suspects.size >= SUSPECTS_KEPT) suspects.clear();
+    suspects.add(suspectKey(member));
+  };
+  const suspectKey = (member: Member) => `${member.consumer}\u0000${member.id}`;
 
   const groupMarkQuery = (members: readonly Member[]): pg.QueryConfig => {
     const values: unknown[] = [members.map((m) => m.consumer), members.map((m) => m.id), members.map((m) => m.at)];
@@ -363,8 +367,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
           begun = false;
           await rollback();
           for (const [member, error] of fallback.failed) {
-            if (suspects.size >= SUSPECTS_KEPT) suspects.clear();
-            suspects.add(suspectKey(member));
+            suspect(member);
             member.reject(error);
           }
           // The others again, each alone; a run that swallowed a failed statement then fails on its own.
@@ -422,8 +425,16 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
       const ackHere = ack?.pool === pool ? ack : undefined;
       return new Promise<boolean>((resolve, reject) => {
         const member: Member = { consumer, id, at, work, ack: ackHere, resolve, reject };
-        if (!groupCommit || suspects.delete(suspectKey(member))) {
+        if (!groupCommit) {
           applyAlone(member).then(resolve, reject);
+          return;
+        }
+        if (suspects.delete(suspectKey(member))) {
+          // It failed in a group: alone until it succeeds.
+          applyAlone(member).then(resolve, (error: unknown) => {
+            suspect(member);
+            reject(error);
+          });
           return;
         }
         queue.push(member);
