@@ -2,8 +2,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createConsumer, createMessage, type Delivery, type Message, type Subscription } from '@factline/core';
 import { testTransportConformance } from '@factline/core/testing';
+import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
-import { getPostgresTransport, type PostgresTransport, transportChannel } from './postgres-transport.ts';
+import { migratePostgres } from '../migrations.ts';
+import {
+  getPostgresTransport,
+  type PostgresTransport,
+  transportChannel,
+  transportMigrations,
+} from './postgres-transport.ts';
 
 const skip = await postgresUnavailable();
 const conformanceSchema = testSchema('transport_conf');
@@ -61,6 +68,38 @@ describe('postgres transport', { skip }, () => {
       [schema],
     );
     assert.deepEqual(options.rows[0]?.reloptions, ['fillfactor=80']);
+  });
+
+  it('migration 2 on a queue written by version 1: the waiting messages are kept, delivered once, and a repeated publish is still a no-op', async () => {
+    const old = testSchema('transport_v1');
+    const pool = new pg.Pool({ connectionString: postgresUrl, max: 2 });
+    try {
+      await migratePostgres(pool, old, 'transport', transportMigrations.slice(0, 1));
+      const waiting = messages(3, 'v1');
+      await pool.query(`INSERT INTO "${old}".transport_groups (topic, group_name) VALUES ('orders', 'billing')`);
+      for (const message of waiting) {
+        await pool.query(
+          `INSERT INTO "${old}".transport_messages (topic, group_name, id, key, message, visible_at)
+           VALUES ('orders', 'billing', $1, $2, $3, now())`,
+          [message.id, message.key, JSON.stringify(message)],
+        );
+      }
+      const upgraded = await getPostgresTransport({ pool, schema: old });
+      // Published again after the upgrade: the reordered unique constraint still finds the duplicates.
+      await upgraded.publish('orders', waiting);
+      const subscription = upgraded.subscribe('orders', 'billing');
+      const received = await subscription.receive(10, 0, never());
+      assert.deepEqual(
+        received.map((d) => d.message.id),
+        waiting.map((m) => m.id),
+      );
+      for (const delivery of received) await delivery.ack();
+      assert.deepEqual(await subscription.receive(10, 0, never()), []);
+      await subscription.close();
+    } finally {
+      await pool.end();
+      await dropSchema(old);
+    }
   });
 
   it('two pools (two processes) competing for one group: 2,000 messages, each held by one at a time, acked once', async () => {
