@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
 import { spawnTestChild, type TestChild, testTransportConformance, waitUntil } from '@factline/core/testing';
-import { getSqliteInbox, getSqliteTransport, type SqliteTransport } from '../index.ts';
+import { getSqliteInbox, getSqliteTransport, openSqliteDatabase, type SqliteTransport } from '../index.ts';
+import { migrate } from '../migrations.ts';
+import { transportMigrations } from './sqlite-transport.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-sqlite-transport-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -51,6 +53,65 @@ const statsOf = (child: Child) => {
   const line = /^stats (.*)$/m.exec(child.stdout());
   return line ? (JSON.parse(line[1] as string) as Record<string, number>) : undefined;
 };
+
+describe('sqlite transport: the queue table', () => {
+  it('a claim walks the group in seq order by the (topic, group_name) index, with no sort, however deep the queue', async () => {
+    const transport = getSqliteTransport({ path: file() });
+    try {
+      const indexes = transport.database
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'factline_transport_messages'")
+        .all() as { name: string }[];
+      assert.deepEqual(
+        indexes.map((i) => i.name),
+        ['factline_transport_messages_queue'],
+      );
+      // The claim's query, as the transport prepares it.
+      const plan = transport.database
+        .prepare(
+          `EXPLAIN QUERY PLAN SELECT seq, message, delivery_count FROM factline_transport_messages
+           WHERE topic = ? AND group_name = ? AND visible_at <= ? ORDER BY seq LIMIT ?`,
+        )
+        .all('orders', 'billing', Date.now(), 100) as { detail: string }[];
+      assert.deepEqual(
+        plan.map((step) => step.detail),
+        ['SEARCH factline_transport_messages USING INDEX factline_transport_messages_queue (topic=? AND group_name=?)'],
+      );
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it('migration 2 on a file written by version 1: the waiting messages are kept and delivered once', async () => {
+    const path = file();
+    const db = openSqliteDatabase(path);
+    migrate(db, 'transport', transportMigrations.slice(0, 1));
+    const waiting = Array.from({ length: 3 }, (_, i) => createMessage({ type: 'OrderPlaced', data: { i } }));
+    db.prepare(
+      "INSERT INTO factline_transport_groups (topic, group_name, created_at) VALUES ('orders', 'billing', 0)",
+    ).run();
+    for (const message of waiting) {
+      db.prepare(
+        `INSERT INTO factline_transport_messages (topic, group_name, message_id, message, key, visible_at)
+         VALUES ('orders', 'billing', ?, ?, ?, 0)`,
+      ).run(message.id, JSON.stringify(message), message.key);
+    }
+    db.close();
+    const transport = getSqliteTransport({ path });
+    try {
+      const subscription = transport.subscribe('orders', 'billing');
+      const received = await subscription.receive(10, 0, new AbortController().signal);
+      assert.deepEqual(
+        received.map((d) => d.message.id),
+        waiting.map((m) => m.id),
+      );
+      for (const delivery of received) await delivery.ack();
+      assert.deepEqual(await subscription.receive(10, 0, new AbortController().signal), []);
+      await subscription.close();
+    } finally {
+      await transport.close();
+    }
+  });
+});
 
 describe('sqlite transport: processes sharing the file', () => {
   it('two consumer processes of one group handle every message exactly once', { timeout: 60_000 }, async () => {
