@@ -32,6 +32,38 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
   const count = async (text: string, values: unknown[] = []) =>
     (await rows<{ n: number }>(text, values))[0]?.n ?? Number.NaN;
 
+  /**
+   * Registers the group, starts the victim process (`mode`: its inbox) and builds the survivor in
+   * this process (not started), whose handler records its runs and writes the effect.
+   */
+  const victimAndSurvivor = async (topic: string, group: string, visibility: number, mode: string) => {
+    const registration = transport.subscribe(topic, group);
+    // The group exists before anything is published to it (a receive that does not wait registers it).
+    await registration.receive(1, 0, new AbortController().signal);
+    await registration.close();
+    const victimName = `factline-victim-${mode}-${process.pid}`;
+    const victim = startChild([schema, topic, group, String(visibility), victimName, mode]);
+    const survivorRuns: { id: string; at: number }[] = [];
+    const survivor = createConsumer<pg.PoolClient>({
+      name: group,
+      topic,
+      transport,
+      inbox,
+      concurrency: 4,
+      pollMs: 50,
+      visibilityTimeoutMs: visibility,
+      async handler(message, client) {
+        survivorRuns.push({ id: message.id, at: Date.now() });
+        await client.query(`INSERT INTO ${s}.test_effects (consumer, message_id, pid) VALUES ($1, $2, $3)`, [
+          group,
+          message.id,
+          process.pid,
+        ]);
+      },
+    });
+    return { victim, victimName, survivor, survivorRuns };
+  };
+
   before(async () => {
     transport = await getPostgresTransport({ connectionString: postgresUrl, schema, poolSize: 6, pollIntervalMs: 50 });
     // The survivor's inbox shares the transport's pool: it acks in the handler's transaction.
@@ -55,31 +87,12 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
       const topic = `orders-${inboxPool}`;
       const group = `billing-${inboxPool}`;
       const visibility = 800;
-      const victimName = `factline-victim-${inboxPool}-${process.pid}`;
-      // The group exists before anything is published to it (a receive that does not wait registers it).
-      const registration = transport.subscribe(topic, group);
-      await registration.receive(1, 0, new AbortController().signal);
-      await registration.close();
-
-      const victim = startChild([schema, topic, group, String(visibility), victimName, inboxPool]);
-      const survivorRuns: { id: string; at: number }[] = [];
-      const survivor = createConsumer<pg.PoolClient>({
-        name: group,
+      const { victim, victimName, survivor, survivorRuns } = await victimAndSurvivor(
         topic,
-        transport,
-        inbox,
-        concurrency: 4,
-        pollMs: 50,
-        visibilityTimeoutMs: visibility,
-        async handler(message, client) {
-          survivorRuns.push({ id: message.id, at: Date.now() });
-          await client.query(`INSERT INTO ${s}.test_effects (consumer, message_id, pid) VALUES ($1, $2, $3)`, [
-            group,
-            message.id,
-            process.pid,
-          ]);
-        },
-      });
+        group,
+        visibility,
+        inboxPool,
+      );
       const queued = (id: string) =>
         count(
           `SELECT count(*)::int AS n FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2 AND id = $3`,
@@ -210,30 +223,7 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
     const topic = 'orders-grouped';
     const group = 'billing-grouped';
     const visibility = 800;
-    const victimName = `factline-victim-grouped-${process.pid}`;
-    const registration = transport.subscribe(topic, group);
-    await registration.receive(1, 0, new AbortController().signal);
-    await registration.close();
-
-    const victim = startChild([schema, topic, group, String(visibility), victimName, 'grouped']);
-    const survivorRuns: string[] = [];
-    const survivor = createConsumer<pg.PoolClient>({
-      name: group,
-      topic,
-      transport,
-      inbox,
-      concurrency: 4,
-      pollMs: 50,
-      visibilityTimeoutMs: visibility,
-      async handler(message, client) {
-        survivorRuns.push(message.id);
-        await client.query(`INSERT INTO ${s}.test_effects (consumer, message_id, pid) VALUES ($1, $2, $3)`, [
-          group,
-          message.id,
-          process.pid,
-        ]);
-      },
-    });
+    const { victim, survivor, survivorRuns } = await victimAndSurvivor(topic, group, visibility, 'grouped');
     try {
       await waitUntil(() => victim.stdout().includes('ready'), 'the victim to subscribe', 20_000);
       // Four keys handed out together: one group; its third run hangs inside the group's transaction.
@@ -291,7 +281,7 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
         effects.every((e) => e.pid === process.pid),
         'all applied by the survivor',
       );
-      assert.deepEqual(survivorRuns.sort(), all.map((m) => m.id).sort(), 'the survivor ran each once');
+      assert.deepEqual(survivorRuns.map((r) => r.id).sort(), all.map((m) => m.id).sort(), 'the survivor ran each once');
       assert.equal(survivor.stats().handled, all.length);
       assert.equal(survivor.stats().duplicates, 0);
     } finally {
