@@ -1,5 +1,6 @@
 import { StorageError, ValidationError } from '@factline/core';
 import type pg from 'pg';
+import { checkOut } from './checkout.ts';
 import { toStorageError } from './pg-errors.ts';
 
 /** One step of a component's schema. `up` gets the quoted schema name and returns SQL. */
@@ -42,9 +43,7 @@ export async function migratePostgres(
 ): Promise<void> {
   const quoted = quoteSchema(schema);
   const latest = migrations.reduce((max, m) => Math.max(max, m.version), 0);
-  const client = await pool.connect().catch((error: unknown) => {
-    throw toStorageError(error);
-  });
+  const client = await checkOut(pool);
   let failed = false;
   try {
     await client.query('BEGIN');

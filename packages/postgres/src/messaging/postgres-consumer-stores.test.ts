@@ -162,3 +162,47 @@ test('group commit: runs arriving together share one transaction; a failing run 
     await dropSchema(own);
   }
 });
+
+for (const groupCommit of [false, true]) {
+  test(`${groupCommit ? 'group commit' : 'a transaction per message'}: the server killing the connection while a handler awaits something else fails that run (retryable), crashes nothing, and its retry applies it once`, {
+    skip,
+  }, async () => {
+    const own = testSchema('consumer_killed');
+    const pool = new pg.Pool({ connectionString: postgresUrl, max: 4 });
+    try {
+      const inbox = await getPostgresInbox({ pool, schema: own, groupCommit });
+      await pool.query(`CREATE TABLE "${own}".effects (value text NOT NULL)`);
+      const applyOnce = inbox.applyOnce as NonNullable<typeof inbox.applyOnce>;
+      let killed = false;
+      const run = (id: string) =>
+        applyOnce('killed', id, new Date(), async (client) => {
+          await client.query(`INSERT INTO "${own}".effects (value) VALUES ($1)`, [id]);
+          if (killed) return;
+          killed = true;
+          let ended = false;
+          client.once('end', () => {
+            ended = true;
+          });
+          const pid = (await client.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]?.p;
+          // From another connection, while this handler awaits something that is not the database.
+          await pool.query('SELECT pg_terminate_backend($1)', [pid]);
+          await waitUntil(() => ended, 'the killed connection to close');
+        });
+      const first = await run('m1').then(
+        () => 'applied',
+        (error: Error & { retryable?: boolean }) => `${error.name} retryable=${error.retryable}`,
+      );
+      assert.equal(first, 'StorageError retryable=true');
+      assert.equal(await inbox.has('killed', 'm1'), false, 'nothing of the run committed');
+      assert.equal(await run('m1'), true, 'the retry applies it');
+      const effects = await pool.query<{ value: string }>(`SELECT value FROM "${own}".effects`);
+      assert.deepEqual(
+        effects.rows.map((r) => r.value),
+        ['m1'],
+      );
+    } finally {
+      await pool.end();
+      await dropSchema(own);
+    }
+  });
+}

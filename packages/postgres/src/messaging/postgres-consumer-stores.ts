@@ -11,6 +11,7 @@ import {
   ValidationError,
 } from '@factline/core';
 import pg from 'pg';
+import { checkOut } from '../checkout.ts';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
@@ -204,9 +205,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
 
   /** One transaction per message. */
   const applyAlone = async (member: Member): Promise<boolean> => {
-    const client = await pool.connect().catch((error: unknown) => {
-      throw toStorageError(error);
-    });
+    const client = await checkOut(pool);
     let broken: unknown;
     let inHandler = false;
     try {
@@ -306,9 +305,8 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
   const runGroups = async (first: Member[]) => {
     let client: pg.PoolClient;
     try {
-      client = await pool.connect();
-    } catch (error) {
-      const failure = toStorageError(error);
+      client = await checkOut(pool);
+    } catch (failure) {
       for (const member of first) member.reject(failure);
       return;
     }

@@ -20,6 +20,7 @@ import {
 } from '@factline/core';
 import pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
+import { checkOut } from '../checkout.ts';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
@@ -226,9 +227,7 @@ export function getPostgresProjectionBackend(
    */
   const inTransaction = async (body: (client: pg.PoolClient) => Promise<boolean>): Promise<boolean> => {
     await ready();
-    const client = await pool.connect().catch((error: unknown) => {
-      throw toStorageError(error);
-    });
+    const client = await checkOut(pool);
     let broken = false;
     try {
       await client.query('BEGIN');

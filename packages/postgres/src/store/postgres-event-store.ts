@@ -36,6 +36,7 @@ import {
   ValidationError,
 } from '@factline/core';
 import pg from 'pg';
+import { checkOut } from '../checkout.ts';
 import { migratePostgres, quoteSchema } from '../migrations.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
@@ -235,7 +236,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     for (const projection of options.inlineProjections ?? []) {
       const init = projection?.init;
       if (!init) continue;
-      const client = await pool.connect();
+      const client = await checkOut(pool);
       try {
         await client.query('BEGIN');
         await init(client);
@@ -281,9 +282,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
 
   /** Runs `work` in a transaction holding the append lock: deletions and truncations. */
   const underAppendLock = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
-    const client = await pool.connect().catch((error: unknown) => {
-      throw toStorageError(error);
-    });
+    const client = await checkOut(pool);
     let broken = false;
     try {
       await client.query('BEGIN');
@@ -376,9 +375,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     batch: readonly PreparedAppend[],
   ): Promise<(() => AppendResult | Promise<AppendResult>)[]> => {
     const recordedAt = now();
-    const client = await pool.connect().catch((error: unknown) => {
-      throw toStorageError(error);
-    });
+    const client = await checkOut(pool);
     let broken = false;
     const outcomes: (() => AppendResult | Promise<AppendResult>)[] = [];
     const appended: AppendOutcomeRow[] = [];
