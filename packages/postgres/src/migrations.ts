@@ -1,5 +1,5 @@
 import { StorageError, ValidationError } from '@factline/core';
-import type pg from 'pg';
+import pg from 'pg';
 import { checkOut } from './checkout.ts';
 import { toStorageError } from './pg-errors.ts';
 
@@ -83,4 +83,40 @@ export async function migratePostgres(
   } finally {
     client.release(failed);
   }
+}
+
+export interface MigratedPoolOptions {
+  /** Given: used as it is, never ended here. */
+  pool?: pg.Pool | undefined;
+  connectionString?: string | undefined;
+  /** Connections of a pool opened here. */
+  poolSize: number;
+  schema: string;
+  component: string;
+  migrations: readonly PostgresMigration[];
+}
+
+/**
+ * The pool a port works on, with its component's tables migrated: the
+ * caller's `pool`, or one opened from `connectionString` (with an `'error'`
+ * listener: an idle connection the server closed is dropped and replaced on
+ * next use instead of crashing the process). A pool opened here is ended
+ * again when the migration fails. `own`: the caller must end it on close.
+ */
+export async function migratedPool(options: MigratedPoolOptions): Promise<{ pool: pg.Pool; own: boolean }> {
+  if (options.pool === undefined && typeof options.connectionString !== 'string') {
+    throw new ValidationError({ path: 'connectionString', message: 'give a connection string or a pg Pool' });
+  }
+  const own = options.pool === undefined;
+  const pool =
+    options.pool ??
+    new pg.Pool({ connectionString: options.connectionString, max: options.poolSize, application_name: 'factline' });
+  if (own) pool.on('error', () => undefined);
+  try {
+    await migratePostgres(pool, options.schema, options.component, options.migrations);
+  } catch (error) {
+    if (own) await pool.end().catch(() => undefined);
+    throw error;
+  }
+  return { pool, own };
 }

@@ -8,11 +8,10 @@ import {
   type Inbox,
   StorageError,
   StoreClosedError,
-  ValidationError,
 } from '@factline/core';
-import pg from 'pg';
+import type pg from 'pg';
 import { checkOut } from '../checkout.ts';
-import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
@@ -111,23 +110,17 @@ export interface PostgresDeadLetterStore extends DeadLetterStore {
 }
 
 async function open(options: PostgresConsumerStoreOptions) {
-  if (options?.pool === undefined && typeof options?.connectionString !== 'string') {
-    throw new ValidationError({ path: 'connectionString', message: 'give a connection string or a pg Pool' });
-  }
-  const schema = options.schema ?? 'factline';
+  const schema = options?.schema ?? 'factline';
   const s = quoteSchema(schema);
-  const poolSize = assertIntegerOption(options.poolSize, 'poolSize', 1) ?? 10;
-  const own = options.pool === undefined;
-  const pool =
-    options.pool ??
-    new pg.Pool({ connectionString: options.connectionString, max: poolSize, application_name: 'factline' });
-  if (own) pool.on('error', () => undefined);
-  try {
-    await migratePostgres(pool, schema, 'consumer', consumerMigrations);
-  } catch (error) {
-    if (own) await pool.end().catch(() => undefined);
-    throw error;
-  }
+  const poolSize = assertIntegerOption(options?.poolSize, 'poolSize', 1) ?? 10;
+  const { pool, own } = await migratedPool({
+    pool: options?.pool,
+    connectionString: options?.connectionString,
+    poolSize,
+    schema,
+    component: 'consumer',
+    migrations: consumerMigrations,
+  });
   let closed = false;
   return {
     pool,

@@ -11,9 +11,9 @@ import {
   type Transport,
   ValidationError,
 } from '@factline/core';
-import pg from 'pg';
+import type pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
-import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
@@ -179,24 +179,18 @@ const checkName = (name: string, value: unknown) => {
  * await consumer.start();
  */
 export async function getPostgresTransport(options: PostgresTransportOptions): Promise<PostgresTransport> {
-  if (options?.pool === undefined && typeof options?.connectionString !== 'string') {
-    throw new ValidationError({ path: 'connectionString', message: 'give a connection string or a pg Pool' });
-  }
-  const schemaName = options.schema ?? 'factline';
+  const schemaName = options?.schema ?? 'factline';
   const s = quoteSchema(schemaName);
-  const poolSize = assertIntegerOption(options.poolSize, 'poolSize', 1) ?? 10;
-  const pollIntervalMs = assertIntegerOption(options.pollIntervalMs, 'pollIntervalMs', 1) ?? 1000;
-  const ownPool = options.pool === undefined;
-  const pool =
-    options.pool ??
-    new pg.Pool({ connectionString: options.connectionString, max: poolSize, application_name: 'factline' });
-  if (ownPool) pool.on('error', () => undefined);
-  try {
-    await migratePostgres(pool, schemaName, 'transport', transportMigrations);
-  } catch (error) {
-    if (ownPool) await pool.end().catch(() => undefined);
-    throw error;
-  }
+  const poolSize = assertIntegerOption(options?.poolSize, 'poolSize', 1) ?? 10;
+  const pollIntervalMs = assertIntegerOption(options?.pollIntervalMs, 'pollIntervalMs', 1) ?? 1000;
+  const { pool, own: ownPool } = await migratedPool({
+    pool: options?.pool,
+    connectionString: options?.connectionString,
+    poolSize,
+    schema: schemaName,
+    component: 'transport',
+    migrations: transportMigrations,
+  });
 
   const channel = transportChannel(schemaName);
   let closed = false;

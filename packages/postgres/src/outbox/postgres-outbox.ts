@@ -12,7 +12,7 @@ import {
   ValidationError,
 } from '@factline/core';
 import pg from 'pg';
-import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { toStorageError } from '../pg-errors.ts';
 
 export const outboxMigrations: readonly PostgresMigration[] = [
@@ -125,24 +125,18 @@ export function outboxLeaseKey(schema: string): string {
  * await client.query('COMMIT');
  */
 export async function getPostgresOutbox(options: PostgresOutboxOptions): Promise<PostgresOutbox> {
-  if (options?.pool === undefined && typeof options?.connectionString !== 'string') {
-    throw new ValidationError({ path: 'connectionString', message: 'give a connection string or a pg Pool' });
-  }
-  const schema = options.schema ?? 'factline';
+  const schema = options?.schema ?? 'factline';
   const s = quoteSchema(schema);
-  const poolSize = assertIntegerOption(options.poolSize, 'poolSize', 1) ?? 4;
-  const now = options.now ?? Date.now;
-  const ownPool = options.pool === undefined;
-  const pool =
-    options.pool ??
-    new pg.Pool({ connectionString: options.connectionString, max: poolSize, application_name: 'factline' });
-  if (ownPool) pool.on('error', () => undefined);
-  try {
-    await migratePostgres(pool, schema, 'outbox', outboxMigrations);
-  } catch (error) {
-    if (ownPool) await pool.end().catch(() => undefined);
-    throw error;
-  }
+  const poolSize = assertIntegerOption(options?.poolSize, 'poolSize', 1) ?? 4;
+  const now = options?.now ?? Date.now;
+  const { pool, own: ownPool } = await migratedPool({
+    pool: options?.pool,
+    connectionString: options?.connectionString,
+    poolSize,
+    schema,
+    component: 'outbox',
+    migrations: outboxMigrations,
+  });
   const channel = outboxChannel(schema);
   let closed = false;
 
