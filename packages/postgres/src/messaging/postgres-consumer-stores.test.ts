@@ -125,6 +125,8 @@ test('group commit: runs arriving together share one transaction; a failing run 
     const swallowing = await Promise.allSettled([run('k'), run('l', 'swallow'), run('m')]);
     assert.deepEqual(outcomes(swallowing).slice(0, 1), [true]);
     assert.match(String(outcomes(swallowing)[1]), /^StorageError: the handler caught a failed statement/);
+    const swallowed = swallowing[1] as PromiseRejectedResult;
+    assert.equal((swallowed.reason as { retryable?: boolean }).retryable, false, 'a handler bug: not retried');
     assert.equal(outcomes(swallowing)[2], true);
     assert.deepEqual(await effects(), ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'i1', 'i2', 'j', 'k', 'm']);
     assert.equal(await inbox.has('group', 'l'), false);
