@@ -142,11 +142,25 @@ const EVENT_COLUMNS = `position, event_id AS id, stream_id AS "streamId", stream
   schema_version AS "schemaVersion", data, metadata, recorded_at AS "recordedAt"`;
 
 /**
- * A `readStream` row: the stream's version and tombstone, then the event
- * (nulls for a stream without events in the range): position, id, version,
- * type, schema version, data, metadata, recorded at.
+ * A `readStream` row. The first row holds the stream's version and tombstone
+ * and nothing else; each following row holds one event: position, id,
+ * version, type, schema version (null for 1), data, metadata (null for
+ * `{}`), recorded at (epoch milliseconds). The leading pair is null there.
+ * Every text field costs the driver a string, so the rows carry no stream id
+ * and no repeated stream state, and defaults travel as nulls.
  */
-type ReadStreamRow = [number, boolean, number, string, number, string, number, string, string, number];
+type ReadStreamRow = [
+  number | null,
+  boolean | null,
+  number | null,
+  string,
+  number,
+  string,
+  number | null,
+  string,
+  string | null,
+  number,
+];
 
 /** The event of a `readStream` row, as `toRecordedEvent` makes it (fresh objects, same shape). */
 function eventOfStreamRow(streamId: string, row: ReadStreamRow): RecordedEvent {
@@ -154,12 +168,12 @@ function eventOfStreamRow(streamId: string, row: ReadStreamRow): RecordedEvent {
     id: row[3],
     type: row[5],
     data: JSON.parse(row[7]),
-    metadata: row[8] === '{}' ? {} : JSON.parse(row[8]),
+    metadata: row[8] === null ? {} : JSON.parse(row[8]),
     streamId,
     streamVersion: row[4],
-    position: row[2],
+    position: row[2] as number,
     recordedAt: new Date(row[9]),
-    schemaVersion: row[6],
+    schemaVersion: row[6] ?? 1,
   };
 }
 
@@ -553,19 +567,18 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     );
   };
 
-  /**
-   * Rows as arrays (`ReadStreamRow`), without the stream id every row would
-   * repeat: a long stream's read spends most of its client time turning rows
-   * into objects.
-   */
+  /** One statement, so the state and the events come from one snapshot; rows as `ReadStreamRow`. */
   const readStreamSql = (direction: 'ASC' | 'DESC') => `WITH state AS (${STREAM_STATE})
-    SELECT state.version, state.tombstoned, page.*
-    FROM state LEFT JOIN LATERAL (
-      SELECT position, event_id, stream_version, type, schema_version, data, metadata, recorded_at
-        FROM ${s}.events
+    (SELECT state.version, state.tombstoned, NULL::bigint, NULL::text, NULL::bigint, NULL::text, NULL::integer,
+            NULL::json, NULL::json, NULL::bigint
+       FROM state)
+    UNION ALL
+    (SELECT NULL::bigint, NULL::boolean, position, event_id, stream_version, type, NULLIF(schema_version, 1), data,
+            CASE WHEN metadata::text = '{}' THEN NULL ELSE metadata END,
+            (extract(epoch FROM recorded_at) * 1000)::bigint
+       FROM ${s}.events
       WHERE stream_id = $1 AND stream_version >= $2 AND stream_version <= $3
-      ORDER BY stream_version ${direction} LIMIT $4
-    ) AS page ON true`;
+      ORDER BY stream_version ${direction} LIMIT $4)`;
   const READ_FORWARDS = readStreamSql('ASC');
   const READ_BACKWARDS = readStreamSql('DESC');
 
@@ -598,11 +611,16 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       } catch (error) {
         throw toStorageError(error);
       }
-      const head = rows[0];
-      if (head?.[1]) throw new StreamDeletedError(streamId);
-      const version = head?.[0] ?? 0;
+      // The state row has no position; the events' rows come in their order.
+      let state: ReadStreamRow | undefined;
+      const events: RecordedEvent[] = [];
+      for (const row of rows) {
+        if (row[2] === null) state = row;
+        else events.push(eventOfStreamRow(streamId, row));
+      }
+      if (state?.[1]) throw new StreamDeletedError(streamId);
+      const version = state?.[0] ?? 0;
       if (version === 0) return { streamId, exists: false, version: 0, events: [] };
-      const events: RecordedEvent[] = head?.[2] === null ? [] : rows.map((row) => eventOfStreamRow(streamId, row));
       return { streamId, exists: true, version, events };
     },
 
