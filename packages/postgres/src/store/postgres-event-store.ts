@@ -142,38 +142,29 @@ const EVENT_COLUMNS = `position, event_id AS id, stream_id AS "streamId", stream
   schema_version AS "schemaVersion", data, metadata, recorded_at AS "recordedAt"`;
 
 /**
- * A `readStream` row. The first row holds the stream's version and tombstone
- * and nothing else; each following row holds one event: position, id,
- * version, type, schema version (null for 1), data, metadata (null for
- * `{}`), recorded at (epoch milliseconds). The leading pair is null there.
- * Every text field costs the driver a string, so the rows carry no stream id
- * and no repeated stream state, and defaults travel as nulls.
+ * An event as its read statements return it (`EVENT_ROW_COLUMNS`, from some
+ * column on): position, id, version, type, schema version (null for 1), data,
+ * metadata (null for `{}`), recorded at (epoch milliseconds). Every text
+ * field costs the driver a string, so defaults travel as nulls and the time
+ * as a number.
  */
-type ReadStreamRow = [
-  number | null,
-  boolean | null,
-  number | null,
-  string,
-  number,
-  string,
-  number | null,
-  string,
-  string | null,
-  number,
-];
+const EVENT_ROW_COLUMNS = (s: string) => `${s}.events.position, event_id, stream_version, type,
+  NULLIF(schema_version, 1), data, CASE WHEN metadata::text = '{}' THEN NULL ELSE metadata END,
+  (extract(epoch FROM recorded_at) * 1000)::bigint`;
 
-/** The event of a `readStream` row, as `toRecordedEvent` makes it (fresh objects, same shape). */
-function eventOfStreamRow(streamId: string, row: ReadStreamRow): RecordedEvent {
+/** The event whose `EVENT_ROW_COLUMNS` start at `row[at]`, as `toRecordedEvent` makes it (fresh objects, same shape). */
+function eventOfRow(row: readonly unknown[], at: number, streamId: string): RecordedEvent {
+  const metadata = row[at + 6] as string | null;
   return {
-    id: row[3],
-    type: row[5],
-    data: JSON.parse(row[7]),
-    metadata: row[8] === null ? {} : JSON.parse(row[8]),
+    id: row[at + 1] as string,
+    type: row[at + 3] as string,
+    data: JSON.parse(row[at + 5] as string),
+    metadata: metadata === null ? {} : JSON.parse(metadata),
     streamId,
-    streamVersion: row[4],
-    position: row[2] as number,
-    recordedAt: new Date(row[9]),
-    schemaVersion: row[6] ?? 1,
+    streamVersion: row[at + 2] as number,
+    position: row[at] as number,
+    recordedAt: new Date(row[at + 7] as number),
+    schemaVersion: (row[at + 4] as number | null) ?? 1,
   };
 }
 
@@ -567,15 +558,18 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     );
   };
 
-  /** One statement, so the state and the events come from one snapshot; rows as `ReadStreamRow`. */
+  /**
+   * One statement, so the state and the events come from one snapshot. The
+   * first row holds the stream's version and tombstone only; each following
+   * row is `null, null` and an event's `EVENT_ROW_COLUMNS` (no stream id, no
+   * repeated state: each field costs the driver a string).
+   */
   const readStreamSql = (direction: 'ASC' | 'DESC') => `WITH state AS (${STREAM_STATE})
     (SELECT state.version, state.tombstoned, NULL::bigint, NULL::text, NULL::bigint, NULL::text, NULL::integer,
             NULL::json, NULL::json, NULL::bigint
        FROM state)
     UNION ALL
-    (SELECT NULL::bigint, NULL::boolean, position, event_id, stream_version, type, NULLIF(schema_version, 1), data,
-            CASE WHEN metadata::text = '{}' THEN NULL ELSE metadata END,
-            (extract(epoch FROM recorded_at) * 1000)::bigint
+    (SELECT NULL::bigint, NULL::boolean, ${EVENT_ROW_COLUMNS(s)}
        FROM ${s}.events
       WHERE stream_id = $1 AND stream_version >= $2 AND stream_version <= $3
       ORDER BY stream_version ${direction} LIMIT $4)`;
@@ -597,10 +591,10 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       assertStreamId(streamId, limits);
       const { from, to, direction, limit } = normalizeReadStream(readOptions);
       // One statement, so the version and the events come from one snapshot.
-      let rows: ReadStreamRow[];
+      let rows: unknown[][];
       try {
         rows = (
-          await pool.query<ReadStreamRow>({
+          await pool.query<unknown[]>({
             name: statementName(schemaName, `read-stream-${direction}`),
             text: direction === 'forwards' ? READ_FORWARDS : READ_BACKWARDS,
             values: [streamId, from, to, limit],
@@ -612,14 +606,14 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
         throw toStorageError(error);
       }
       // The state row has no position; the events' rows come in their order.
-      let state: ReadStreamRow | undefined;
+      let state: unknown[] | undefined;
       const events: RecordedEvent[] = [];
       for (const row of rows) {
         if (row[2] === null) state = row;
-        else events.push(eventOfStreamRow(streamId, row));
+        else events.push(eventOfRow(row, 2, streamId));
       }
       if (state?.[1]) throw new StreamDeletedError(streamId);
-      const version = state?.[0] ?? 0;
+      const version = (state?.[0] as number | null | undefined) ?? 0;
       if (version === 0) return { streamId, exists: false, version: 0, events: [] };
       return { streamId, exists: true, version, events };
     },
@@ -638,18 +632,32 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
         filters.push(`AND category = ANY ($${values.length + 1}::text[])`);
       }
       const limitParameter = `$${values.length + 2}`;
-      const text = `SELECT ${EVENT_COLUMNS} FROM ${s}.events WHERE position > $1 ${filters.join(' ')}
+      // Rows as arrays: the stream id, then the event's EVENT_ROW_COLUMNS.
+      const text = `SELECT stream_id, ${EVENT_ROW_COLUMNS(s)} FROM ${s}.events WHERE position > $1 ${filters.join(' ')}
         ORDER BY position LIMIT ${limitParameter}`;
-      const name = `read-all-${types ? 't' : ''}${categories ? 'c' : ''}`;
+      const name = statementName(schemaName, `read-all-${types ? 't' : ''}${categories ? 'c' : ''}`);
       let cursor = after;
       let remaining = limit;
       while (remaining > 0) {
         open();
         const page = Math.min(batchSize, remaining);
-        const rows = await query<StoredEvent>(name, text, [cursor, ...values, page]);
+        let rows: unknown[][];
+        try {
+          rows = (
+            await pool.query<unknown[]>({
+              name,
+              text,
+              values: [cursor, ...values, page],
+              types: typeParsers,
+              rowMode: 'array',
+            })
+          ).rows;
+        } catch (error) {
+          throw toStorageError(error);
+        }
         if (rows.length === 0) return;
-        for (const row of rows) yield toRecordedEvent(row);
-        cursor = (rows[rows.length - 1] as StoredEvent).position;
+        for (const row of rows) yield eventOfRow(row, 1, row[0] as string);
+        cursor = (rows[rows.length - 1] as unknown[])[1] as number;
         remaining -= rows.length;
         if (rows.length < page) return;
       }
