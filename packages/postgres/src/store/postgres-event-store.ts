@@ -150,7 +150,7 @@ const EVENT_COLUMNS = `position, event_id AS id, stream_id AS "streamId", stream
  */
 const EVENT_ROW_COLUMNS = (s: string) => `${s}.events.position, event_id, stream_version, type,
   NULLIF(schema_version, 1), data, CASE WHEN metadata::text = '{}' THEN NULL ELSE metadata END,
-  (extract(epoch FROM recorded_at) * 1000)::bigint`;
+  floor(extract(epoch FROM recorded_at) * 1000)::bigint`;
 
 /** The event whose `EVENT_ROW_COLUMNS` start at `row[at]`, as `toRecordedEvent` makes it (fresh objects, same shape). */
 function eventOfRow(row: readonly unknown[], at: number, streamId: string): RecordedEvent {
