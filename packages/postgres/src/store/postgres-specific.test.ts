@@ -36,6 +36,53 @@ describe('PostgreSQL store specifics', { skip }, () => {
     for (const schema of schemas) await dropSchema(schema);
   });
 
+  it('reads give events written by other means their stored fields: sub-millisecond times truncated, schema versions and metadata as stored', async () => {
+    const schema = freshSchema('read_rows');
+    const store = await open(schema);
+    await store.append('s-1', [
+      { type: 'A', data: { n: 1 } },
+      { type: 'B', data: { n: 2 }, schemaVersion: 3, metadata: { correlationId: 'c-1', tenant: 't' } },
+      { type: 'C', data: null },
+    ]);
+    // Times with microseconds, before and after 1970, as another writer could have stored them.
+    await sql(`UPDATE "${schema}".events SET recorded_at = '2026-01-01T00:00:00.123987Z' WHERE type = 'A'`);
+    await sql(`UPDATE "${schema}".events SET recorded_at = '1969-12-31T23:59:59.9995Z' WHERE type = 'B'`);
+    const expected = [
+      { type: 'A', data: { n: 1 }, schemaVersion: 1, metadata: {}, recordedAt: '2026-01-01T00:00:00.123Z' },
+      {
+        type: 'B',
+        data: { n: 2 },
+        schemaVersion: 3,
+        metadata: { correlationId: 'c-1', tenant: 't' },
+        recordedAt: '1969-12-31T23:59:59.999Z',
+      },
+      { type: 'C', data: null, schemaVersion: 1, metadata: {} },
+    ];
+    const shape = (
+      events: readonly { type: string; data: unknown; schemaVersion: number; metadata: unknown; recordedAt: Date }[],
+    ) =>
+      events.map((e) => ({
+        type: e.type,
+        data: e.data,
+        schemaVersion: e.schemaVersion,
+        metadata: e.metadata,
+        ...(e.type === 'C' ? {} : { recordedAt: e.recordedAt.toISOString() }),
+      }));
+    const forwards = await store.readStream('s-1');
+    assert.deepEqual(shape(forwards.events), expected);
+    assert.deepEqual(
+      shape((await store.readStream('s-1', { direction: 'backwards' })).events),
+      [...expected].reverse(),
+    );
+    const all = [];
+    for await (const event of store.readAll()) all.push(event);
+    assert.deepEqual(shape(all), expected);
+    assert.deepEqual(
+      all.map((e) => e.streamId),
+      ['s-1', 's-1', 's-1'],
+    );
+  });
+
   it('stores starting at once on an empty schema migrate it once', async () => {
     const schema = freshSchema('migrate');
     const opened = await Promise.all(Array.from({ length: 6 }, () => open(schema, { poolSize: 1 })));
