@@ -182,6 +182,30 @@ function uncaughtBusyGuard(): { readonly count: number; stop: () => void } {
 }
 
 /**
+ * The whole trial, setup to teardown, under `uncaughtBusyGuard`: Emmett's per-connection
+ * `PRAGMA journal_mode = WAL` can raise its unhandled 'error' event in sequential workloads too
+ * (seen in `sqlite-append-batch10`, where it ended a full `npm run bench`).
+ */
+export function guardEmmettTrial(trial: Trial): Trial {
+  let guard: ReturnType<typeof uncaughtBusyGuard> | undefined;
+  const { setup, teardown } = trial;
+  return {
+    ...trial,
+    setup: async () => {
+      guard = uncaughtBusyGuard();
+      await setup?.();
+    },
+    teardown: async () => {
+      try {
+        await teardown?.();
+      } finally {
+        guard?.stop();
+      }
+    },
+  };
+}
+
+/**
  * Emmett's SQLite calls sometimes never settle once SQLITE_BUSY surfaced as an unhandled 'error'
  * event; a call that has not settled after `ms` counts as failed (and `hung`), so the run goes on.
  */

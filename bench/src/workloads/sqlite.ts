@@ -59,11 +59,12 @@ export function emmettSubject(
       const loaded = await emmett();
       if (typeof loaded === 'string') return loaded;
       const { dir, cleanup } = tempDir();
-      const trial = await make(loaded, dir);
-      if (typeof trial === 'string') {
+      const made = await make(loaded, dir);
+      if (typeof made === 'string') {
         cleanup();
-        return trial;
+        return made;
       }
+      const trial = loaded.guardEmmettTrial(made);
       const teardown = trial.teardown;
       trial.teardown = async () => {
         await teardown?.();
