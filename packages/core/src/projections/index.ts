@@ -7,7 +7,6 @@ export {
   type LeaseLoop,
   type LeaseLoopOptions,
   leasedRunnerFacade,
-  refreshStandbyView,
 } from './leased-runner.ts';
 export {
   createProjectionRunner,

@@ -48,6 +48,8 @@ export interface LeasedRunnerFacadeOptions {
   /** Never started: checks the definitions and answers `parked` and `liveVersion`. */
   all: ProjectionRunner;
   loadCheckpoint(checkpointName: string): Promise<number>;
+  /** The store's head, for a stand-by's view. */
+  headPosition(): Promise<number>;
   /** False once the runner is stopping. */
   running(): boolean;
 }
@@ -70,6 +72,12 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
   status(): LeasedProjectionStatus[];
   status(name: string): LeasedProjectionStatus;
   leaseOf(name: string): LeasedProjection;
+  /**
+   * Reads what a stand-by shows for a projection it does not run: the saved
+   * checkpoint, the live version and the head. A failure leaves the last
+   * view; the next lease check reads them again.
+   */
+  refreshStandby(lease: LeasedProjection): Promise<void>;
 } {
   const { leases, all } = options;
   const leaseOf = (name: string): LeasedProjection => {
@@ -94,6 +102,16 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
 
   return {
     leaseOf,
+
+    async refreshStandby(lease) {
+      try {
+        lease.checkpoint = await options.loadCheckpoint(lease.checkpointName);
+        lease.live = await all.liveVersion(lease.name);
+        lease.head = Math.max(lease.checkpoint, await options.headPosition());
+      } catch {
+        // Only the stand-by view.
+      }
+    },
 
     status: ((name?: string) => {
       if (name !== undefined) return view(leaseOf(name));
@@ -169,28 +187,6 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
       return lease.live;
     },
   };
-}
-
-/**
- * Reads what a stand-by shows for a projection it does not run: the saved
- * checkpoint, the live version and the head. A failure leaves the last view;
- * the next lease check reads them again.
- */
-export async function refreshStandbyView(
-  lease: LeasedProjection,
-  read: {
-    loadCheckpoint(checkpointName: string): Promise<number>;
-    liveVersion(name: string): Promise<number>;
-    headPosition(): Promise<number>;
-  },
-): Promise<void> {
-  try {
-    lease.checkpoint = await read.loadCheckpoint(lease.checkpointName);
-    lease.live = await read.liveVersion(lease.name);
-    lease.head = Math.max(lease.checkpoint, await read.headPosition());
-  } catch {
-    // Only the stand-by view.
-  }
 }
 
 export interface LeaseLoopOptions {

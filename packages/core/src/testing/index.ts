@@ -21,6 +21,7 @@ export {
 } from './consumer-conformance.ts';
 export { type DeciderThen, deciderSpecification } from './decider-specification.ts';
 export { type EventStoreConformanceOptions, testEventStoreConformance } from './event-store-conformance.ts';
+export { mapDeliveries } from './map-deliveries.ts';
 export {
   type CaseNames,
   type CounterModel,

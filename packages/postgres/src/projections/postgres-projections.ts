@@ -16,7 +16,6 @@ import {
   parseProjectionVersionKey,
   projectionVersionKey,
   type RecordedEvent,
-  refreshStandbyView,
 } from '@factline/core';
 import pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
@@ -573,13 +572,9 @@ function createPostgresProjections(
     leases,
     all,
     loadCheckpoint: (checkpointName) => backend.loadCheckpoint(checkpointName),
+    headPosition: () => store.headPosition(),
     running,
   });
-  const standbyView = {
-    loadCheckpoint: (checkpointName: string) => backend.loadCheckpoint(checkpointName),
-    liveVersion: (name: string) => all.liveVersion(name),
-    headPosition: () => store.headPosition(),
-  };
 
   const openConnection = async (): Promise<pg.Client> => {
     const client = new pg.Client({
@@ -637,7 +632,7 @@ function createPostgresProjections(
   const take = async (client: pg.Client, lease: Lease, first: boolean) => {
     const [row] = await leaseQuery(client, 'SELECT pg_try_advisory_lock($1::bigint) AS taken', [lease.key]);
     if (row?.taken !== true) {
-      await refreshStandbyView(lease, standbyView);
+      await facade.refreshStandby(lease);
       return;
     }
     if (connection !== client) return; // Lost meanwhile: the server released the lock again.

@@ -16,7 +16,6 @@ import {
   parseProjectionVersionKey,
   projectionVersionKey,
   type RecordedEvent,
-  refreshStandbyView,
   StorageError,
 } from '@factline/core';
 import type { Database, Statement } from 'better-sqlite3';
@@ -478,13 +477,9 @@ function createSqliteProjections(
     leases,
     all,
     loadCheckpoint: (checkpointName) => backend.loadCheckpoint(checkpointName),
+    headPosition: () => store.headPosition(),
     running,
   });
-  const standbyView = {
-    loadCheckpoint: (checkpointName: string) => backend.loadCheckpoint(checkpointName),
-    liveVersion: (name: string) => all.liveVersion(name),
-    headPosition: () => store.headPosition(),
-  };
 
   const take = async (lease: Lease, first: boolean) => {
     let taken = false;
@@ -495,7 +490,7 @@ function createSqliteProjections(
       options.onError?.(lease.name, error, lease.checkpoint);
     }
     if (!taken) {
-      await refreshStandbyView(lease, standbyView);
+      await facade.refreshStandby(lease);
       return;
     }
     lease.held = true;
