@@ -277,9 +277,10 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
 
   // Leave at least one connection of the pool to reads (a pool of 1 holds none for writes).
   const writers = new WriterConnections(pool, Math.min(WRITE_SLOTS, Math.max(0, (pool.options.max ?? 10) - 1)));
+  /** `name` is the statement's full name (from `statementName`). */
   const write = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
     try {
-      return await writers.query<R>({ name: statementName(schemaName, name), text, values, types: typeParsers });
+      return await writers.query<R>({ name, text, values, types: typeParsers });
     } catch (error) {
       throw toStorageError(error);
     }
@@ -316,6 +317,50 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
                             $7::integer[], $8::text[], $9::text[], $10::timestamptz)`;
 
   const APPEND_ONE = `SELECT ${s}.append_event($1, $2, $3, $4, $5, $6, $7, $8, $9) AS r`;
+
+  /**
+   * The common case, one event on a stream without a `streams` row (never
+   * truncated or deleted), as two statements in one pipeline: one round trip,
+   * one implicit transaction, no function call. The first takes the append
+   * lock; the second, with a snapshot taken after the lock was granted, reads
+   * the stream's version and inserts only when the expected version holds.
+   * No row back means it did not apply (a conflict, or a `streams` row): the
+   * append function then decides. A stored id fails the insert (23505) and
+   * goes the same way. Parameters are those of `append_event`.
+   */
+  const fastAppend = [
+    { name: statementName(schemaName, 'fast-lock'), text: `SELECT pg_advisory_xact_lock${appendLockKey(s)}` },
+    {
+      name: statementName(schemaName, 'fast-insert'),
+      text: `INSERT INTO ${s}.events (position, event_id, stream_id, stream_version, category, type,
+                                    schema_version, data, metadata, recorded_at)
+        SELECT nextval('${s}.events_position_seq'), $4::text, $1::text, c.v + 1, $2::text, $5::text,
+               $6::integer, $7::json, $8::json, $9::timestamptz
+          FROM (SELECT coalesce(max(e.stream_version), 0) AS v FROM ${s}.events e WHERE e.stream_id = $1) c
+         WHERE CASE WHEN $3::bigint >= 0 THEN c.v = $3 WHEN $3 = ${ExpectedCode.streamExists} THEN c.v > 0 ELSE true END
+           AND NOT EXISTS (SELECT 1 FROM ${s}.streams st WHERE st.stream_id = $1)
+        RETURNING position, stream_version`,
+    },
+  ] as const;
+  const [fastLock, fastInsert] = fastAppend;
+  const appendOneName = statementName(schemaName, 'append-one');
+  const appendName = statementName(schemaName, 'append');
+
+  /** `[version, position]` when the fast path appended; undefined when the append function must decide. */
+  const appendOneFast = async (parameters: (string | number)[]): Promise<[number, number] | undefined> => {
+    let rows: (string | null)[][][] | undefined;
+    try {
+      rows = await writers.pipeline(fastAppend, [
+        { name: fastLock.name, values: [] },
+        { name: fastInsert.name, values: parameters },
+      ]);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === '23505') return undefined;
+      throw toStorageError(error);
+    }
+    const row = rows?.[1]?.[0];
+    return row ? [Number(row[1]), Number(row[0])] : undefined;
+  };
 
   /** The stored events with the ids an append uses. */
   const storedByIds = async (append: PreparedAppend): Promise<(StoredEvent | undefined)[]> => {
@@ -441,7 +486,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     const only = batch.length === 1 ? batch[0] : undefined;
     const single = only?.events.length === 1 ? only.events[0] : undefined;
     if (only && single) {
-      const [one] = await write<{ r: number[] }>('append-one', APPEND_ONE, [
+      const parameters = [
         only.streamId,
         only.category,
         expectedCode(only.expectedVersion),
@@ -451,15 +496,22 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
         single.data,
         single.metadata,
         new Date(recordedAt).toISOString(),
-      ]);
-      const [outcome, versionAfter, lastPosition] = (one as { r: number[] }).r as [number, number, number];
-      const row = { outcome, version_after: versionAfter, last_pos: lastPosition };
+      ];
+      const fast = await appendOneFast(parameters);
+      let row: AppendOutcomeRow;
+      if (fast) {
+        row = { outcome: Outcome.appended, version_after: fast[0], last_pos: fast[1] };
+      } else {
+        const [one] = await write<{ r: number[] }>(appendOneName, APPEND_ONE, parameters);
+        const [outcome, versionAfter, lastPosition] = (one as { r: number[] }).r as [number, number, number];
+        row = { outcome, version_after: versionAfter, last_pos: lastPosition };
+      }
       noteAppended(row);
       return [() => settle(only, row, recordedAt)];
     }
     let rows: AppendOutcomeRow[];
     try {
-      rows = await write<AppendOutcomeRow>('append', APPEND, appendParameters(batch, recordedAt));
+      rows = await write<AppendOutcomeRow>(appendName, APPEND, appendParameters(batch, recordedAt));
     } catch (error) {
       // The whole batch rolled back. If one append broke the statement (not the
       // connection), write each alone so that only that one fails.

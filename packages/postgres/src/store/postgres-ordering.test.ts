@@ -1,14 +1,17 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { RecordedEvent } from '@factline/core';
+import { ConcurrencyError, type RecordedEvent, StreamDeletedError } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
+import { quoteSchema } from '../migrations.ts';
 import { getPostgresEventStore, type PostgresEventStore } from './postgres-event-store.ts';
+import { appendLockKey } from './schema.ts';
 
 const skip = await postgresUnavailable();
 const schema = testSchema('ordering');
+const s = quoteSchema(schema);
 
 async function collect(store: PostgresEventStore, afterPosition: number): Promise<RecordedEvent[]> {
   const events: RecordedEvent[] = [];
@@ -90,6 +93,46 @@ describe('PostgreSQL global order', { skip }, () => {
       (await collect(store, events[0]?.position as number)).map((e) => e.type),
       ['Second'],
     );
+  });
+
+  it('an append that waited for the append lock sees what committed meanwhile: a stream deleted, a stream advanced', async () => {
+    const observer = await client();
+    const holder = await client();
+    await store.append('wait-deleted', [{ type: 'Opened', data: {} }]);
+    await store.append('wait-advanced', [{ type: 'Opened', data: {} }]);
+    // Another session takes the append lock and, before it commits, deletes one
+    // stream (as a hard delete does) and appends to the other.
+    await holder.query('BEGIN');
+    await holder.query(`SELECT pg_advisory_xact_lock${appendLockKey(s)}`);
+    await holder.query(`DELETE FROM ${s}.events WHERE stream_id = 'wait-deleted'`);
+    await holder.query(
+      `INSERT INTO ${s}.streams (stream_id, version, truncated_before, tombstoned) VALUES ('wait-deleted', 1, 2, true)`,
+    );
+    await holder.query(
+      `SELECT * FROM ${s}.append_events(ARRAY['wait-advanced'], ARRAY['wait'], ARRAY[1]::bigint[], ARRAY[1],
+         ARRAY[$1], ARRAY['Advanced'], ARRAY[1], ARRAY['{}'], ARRAY['{}'], now())`,
+      [randomUUID()],
+    );
+    // Single-event appends made now wait for the lock; what they check must be read after it.
+    const onDeleted = store.append('wait-deleted', [{ type: 'Late', data: {} }], { expectedVersion: 'any' }).then(
+      () => 'appended',
+      (error: unknown) => error,
+    );
+    const onAdvanced = store.append('wait-advanced', [{ type: 'Late', data: {} }], { expectedVersion: 1 }).then(
+      () => 'appended',
+      (error: unknown) => error,
+    );
+    await waitUntil(() => appendLockWaiters(observer), 'an append to wait for the append lock');
+    await holder.query('COMMIT');
+    const deleted = await onDeleted;
+    assert.ok(deleted instanceof StreamDeletedError, `expected StreamDeletedError, got ${String(deleted)}`);
+    const advanced = await onAdvanced;
+    assert.ok(advanced instanceof ConcurrencyError, `expected a version conflict, got ${String(advanced)}`);
+    const { rows } = await observer.query<{ stream_id: string; versions: string[] }>(
+      `SELECT stream_id, array_agg(type ORDER BY stream_version) AS versions FROM ${s}.events
+        WHERE stream_id IN ('wait-deleted', 'wait-advanced') GROUP BY stream_id`,
+    );
+    assert.deepEqual(rows, [{ stream_id: 'wait-advanced', versions: ['Opened', 'Advanced'] }]);
   });
 
   it('an unrelated long-running transaction neither delays appends nor hides them from readers', async () => {

@@ -10,8 +10,9 @@ import { appendLockKey } from './schema.ts';
 
 // The server kills the store's connection while an append waits on a lock:
 // once after the append function inserted some of its rows, once before it
-// inserted any. The caller must get a retryable storage error, nothing of the
-// append may be stored, and the same append made again must be idempotent.
+// inserted any; and the same two for the single-event path (two statements in
+// one pipeline). The caller must get a retryable storage error, nothing of
+// the append may be stored, and the same append made again must be idempotent.
 
 const skip = await postgresUnavailable();
 const schema = testSchema('terminate');
@@ -45,16 +46,20 @@ async function connect(): Promise<pg.Client> {
 
 describe('postgres store: the server kills the connection mid-append', { skip }, () => {
   let store: PostgresEventStore;
+  /** A store whose pool holds a writer connection: single-event appends take the pipelined path. */
+  let piped: PostgresEventStore;
   let observer: pg.Client;
 
   before(async () => {
     // One connection: whatever the store does after a kill needs the pool to replace the dead one.
     store = await getPostgresEventStore({ connectionString: postgresUrl, schema, poolSize: 1 });
+    piped = await getPostgresEventStore({ connectionString: postgresUrl, schema, poolSize: 2 });
     observer = await connect();
   });
 
   after(async () => {
     await store?.close();
+    await piped?.close();
     await observer?.end();
     await dropSchema(schema);
   });
@@ -63,9 +68,11 @@ describe('postgres store: the server kills the connection mid-append', { skip },
   async function appendAndKill(
     streamId: string,
     events: EventToAppend[],
+    on = store,
+    statement = `${s}.append_events`,
   ): Promise<{ backend: BlockedBackend; settled: Settled }> {
     let finished = false;
-    const outcome: Promise<Settled> = store
+    const outcome: Promise<Settled> = on
       .append(streamId, events, { expectedVersion: 'no-stream' })
       .then(
         (result) => ({ result }),
@@ -81,8 +88,8 @@ describe('postgres store: the server kills the connection mid-append', { skip },
         const { rows } = await observer.query<BlockedBackend>(
           `SELECT pid, wait_event, backend_xid::text AS xid FROM pg_stat_activity
             WHERE datname = current_database() AND application_name = 'factline' AND state = 'active'
-              AND wait_event_type = 'Lock' AND query LIKE '%append_events%' AND position($1 in query) > 0`,
-          [`${s}.append_events`],
+              AND wait_event_type = 'Lock' AND position($1 in query) > 0`,
+          [statement],
         );
         assert.ok(rows.length <= 1, `more than one append of this schema waits: ${JSON.stringify(rows)}`);
         return rows[0];
@@ -123,21 +130,21 @@ describe('postgres store: the server kills the connection mid-append', { skip },
   }
 
   /** The same append, made twice more: stored once, the second call reports the first one's result. */
-  async function assertIdempotentRetry(streamId: string, events: EventToAppend[]): Promise<AppendResult> {
+  async function assertIdempotentRetry(streamId: string, events: EventToAppend[], on = store): Promise<AppendResult> {
     const ids = events.map((e) => e.id);
-    const first = await store.append(streamId, events, { expectedVersion: 'no-stream' });
-    assert.equal(first.version, 3);
+    const first = await on.append(streamId, events, { expectedVersion: 'no-stream' });
+    assert.equal(first.version, events.length);
     assert.deepEqual(
       first.events.map((e) => [e.id, e.streamVersion]),
       ids.map((id, i) => [id, i + 1]),
     );
-    const again = await store.append(streamId, events, { expectedVersion: 'no-stream' });
+    const again = await on.append(streamId, events, { expectedVersion: 'no-stream' });
     assert.equal(again.version, first.version);
     assert.equal(again.position, first.position);
     const placed = (result: AppendResult) => result.events.map((e) => [e.id, e.streamVersion, e.position]);
     assert.deepEqual(placed(again), placed(first));
     const read = await store.readStream(streamId);
-    assert.equal(read.version, 3);
+    assert.equal(read.version, events.length);
     assert.deepEqual(
       read.events.map((e) => [e.id, e.streamVersion, e.position, e.type]),
       first.events.map((e) => [e.id, e.streamVersion, e.position, e.type]),
@@ -217,5 +224,71 @@ describe('postgres store: the server kills the connection mid-append', { skip },
 
     const retried = await assertIdempotentRetry(streamId, events);
     assert.ok((retried.events[0]?.position ?? 0) > other.position);
+  });
+
+  it('single event, killed in its insert (after the lock, before the commit): an error, nothing stored, the retry is idempotent', {
+    timeout: 30_000,
+  }, async () => {
+    const id = randomUUID();
+    const events: EventToAppend[] = [{ id, type: 'OrderPlaced', data: { total: 7 } }];
+    const streamId = `order-${randomUUID()}`;
+    const headBefore = await store.headPosition();
+    const blocker = await connect();
+    try {
+      // An uncommitted row with the event's id: the insert waits for this transaction to end.
+      await blocker.query('BEGIN');
+      await blocker.query(
+        `INSERT INTO ${s}.events (position, event_id, stream_id, stream_version, category, type,
+                                  schema_version, data, metadata, recorded_at)
+         VALUES (nextval('${s}.events_position_seq'), $1, 'blocker-2', 1, 'blocker', 'B', 1, '{}', '{}', now())`,
+        [id],
+      );
+      const { backend, settled } = await appendAndKill(streamId, events, piped, `INSERT INTO ${s}.events`);
+      assert.equal(backend.wait_event, 'transactionid', 'the insert should wait on the blocker’s transaction');
+      assert.notEqual(backend.xid, null, 'the insert should have written its row before it waited');
+      assertRetryableStorageError(settled);
+      await blocker.query('ROLLBACK');
+      await assertNothingStored(streamId, [id], headBefore);
+    } finally {
+      await blocker.end().catch(() => undefined);
+    }
+    await assertIdempotentRetry(streamId, events, piped);
+  });
+
+  it('single event, killed waiting for the append lock: an error, nothing stored, the next append uses a new connection', {
+    timeout: 30_000,
+  }, async () => {
+    const events: EventToAppend[] = [{ id: randomUUID(), type: 'OrderPlaced', data: { total: 8 } }];
+    const streamId = `order-${randomUUID()}`;
+    const headBefore = await store.headPosition();
+    const blocker = await connect();
+    let killedPid: number;
+    try {
+      await blocker.query(`SELECT pg_advisory_lock${appendLockKey(s)}`);
+      const { backend, settled } = await appendAndKill(
+        streamId,
+        events,
+        piped,
+        `pg_advisory_xact_lock${appendLockKey(s)}`,
+      );
+      killedPid = backend.pid;
+      assert.equal(backend.wait_event, 'advisory', 'the append should wait on the append lock');
+      assert.equal(backend.xid, null, 'the append should not have written anything before it waited');
+      assertRetryableStorageError(settled);
+      await assertNothingStored(
+        streamId,
+        events.map((e) => e.id as string),
+        headBefore,
+      );
+      await blocker.query(`SELECT pg_advisory_unlock${appendLockKey(s)}`);
+    } finally {
+      await blocker.end().catch(() => undefined);
+    }
+    const retried = await assertIdempotentRetry(streamId, events, piped);
+    const { rows } = await observer.query<{ pids: number[] }>(
+      `SELECT array_agg(pid) AS pids FROM pg_stat_activity WHERE application_name = 'factline' AND datname = current_database()`,
+    );
+    assert.ok(!(rows[0]?.pids ?? []).includes(killedPid), 'the killed connection should be gone');
+    assert.ok(retried.position > headBefore);
   });
 });

@@ -1,5 +1,12 @@
 import type pg from 'pg';
 import { isConnectionFailure } from '../pg-errors.ts';
+import {
+  hasPrepared,
+  type PipelinedStatement,
+  prepareStatements,
+  runPipeline,
+  type StatementToPrepare,
+} from './pipeline.ts';
 
 /**
  * The connections appends are written on, kept checked out of the pool while
@@ -30,6 +37,42 @@ export class WriterConnections {
       this.idle.push(client);
       return result.rows;
     } catch (error) {
+      if (isConnectionFailure(error)) this.discard(client, error);
+      else this.idle.push(client);
+      throw error;
+    }
+  }
+
+  /**
+   * Runs `statements` as one pipeline (one round trip, one implicit
+   * transaction) on a held connection, preparing `texts` on it first when it
+   * has not. Undefined when no connection can be held (a pool of one): the
+   * caller then writes another way.
+   */
+  async pipeline(
+    texts: readonly StatementToPrepare[],
+    statements: readonly PipelinedStatement[],
+  ): Promise<(string | null)[][][] | undefined> {
+    let client = this.idle.pop();
+    if (!client) {
+      if (this.held.size >= this.limit) return undefined;
+      client = await this.connect();
+    }
+    try {
+      if (!hasPrepared(client, texts)) {
+        try {
+          await prepareStatements(client, texts);
+        } catch (error) {
+          // Which statements exist on it now is unknown: do not use it again.
+          this.discard(client, error);
+          throw error;
+        }
+      }
+      const rows = await runPipeline(client, statements);
+      this.idle.push(client);
+      return rows;
+    } catch (error) {
+      if (!this.held.has(client)) throw error;
       if (isConnectionFailure(error)) this.discard(client, error);
       else this.idle.push(client);
       throw error;
