@@ -42,7 +42,7 @@ import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { parseTimestamptz } from '../timestamps.ts';
 import { AppendBatcher, type AppendBatchStats } from './append-batcher.ts';
-import { appendChannel, appendLockKey, ExpectedCode, eventStoreMigrations, Outcome } from './schema.ts';
+import { appendChannel, appendLockKey, ExpectedCode, eventStoreMigrations, Outcome, RefusedCode } from './schema.ts';
 import { WriterConnections } from './writer-connections.ts';
 
 export interface PostgresEventStoreOptions {
@@ -323,10 +323,11 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
    * truncated or deleted), as two statements in one pipeline: one round trip,
    * one implicit transaction, no function call. The first takes the append
    * lock; the second, with a snapshot taken after the lock was granted, reads
-   * the stream's version and inserts only when the expected version holds.
-   * No row back means it did not apply (a conflict, or a `streams` row): the
-   * append function then decides. A stored id fails the insert (23505) and
-   * goes the same way. Parameters are those of `append_event`.
+   * the stream's version and inserts when the expected version holds. When it
+   * does not, `append_refused` fails the statement with the stream's version
+   * (a conflict costs no second round trip); a stream with a `streams` row, or
+   * a stored id (23505), goes to the append function, which decides.
+   * Parameters are those of `append_event`.
    */
   const fastAppend = [
     { name: statementName(schemaName, 'fast-lock'), text: `SELECT pg_advisory_xact_lock${appendLockKey(s)}` },
@@ -336,9 +337,14 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
                                     schema_version, data, metadata, recorded_at)
         SELECT nextval('${s}.events_position_seq'), $4::text, $1::text, c.v + 1, $2::text, $5::text,
                $6::integer, $7::json, $8::json, $9::timestamptz
-          FROM (SELECT coalesce(max(e.stream_version), 0) AS v FROM ${s}.events e WHERE e.stream_id = $1) c
-         WHERE CASE WHEN $3::bigint >= 0 THEN c.v = $3 WHEN $3 = ${ExpectedCode.streamExists} THEN c.v > 0 ELSE true END
-           AND NOT EXISTS (SELECT 1 FROM ${s}.streams st WHERE st.stream_id = $1)
+          FROM (SELECT coalesce(max(e.stream_version), 0) AS v,
+                       EXISTS (SELECT 1 FROM ${s}.streams st WHERE st.stream_id = $1) AS recorded
+                  FROM ${s}.events e WHERE e.stream_id = $1) c
+         WHERE CASE WHEN NOT c.recorded AND CASE WHEN $3::bigint >= 0 THEN c.v = $3
+                                                 WHEN $3 = ${ExpectedCode.streamExists} THEN c.v > 0
+                                                 ELSE true END
+                    THEN true
+                    ELSE ${s}.append_refused(c.recorded, c.v) END
         RETURNING position, stream_version`,
     },
   ] as const;
@@ -346,8 +352,8 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   const appendOneName = statementName(schemaName, 'append-one');
   const appendName = statementName(schemaName, 'append');
 
-  /** `[version, position]` when the fast path appended; undefined when the append function must decide. */
-  const appendOneFast = async (parameters: (string | number)[]): Promise<[number, number] | undefined> => {
+  /** The outcome of the fast path; undefined when the append function must decide. */
+  const appendOneFast = async (parameters: (string | number)[]): Promise<AppendOutcomeRow | undefined> => {
     let rows: (string | null)[][][] | undefined;
     try {
       rows = await writers.pipeline(fastAppend, [
@@ -355,11 +361,16 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
         { name: fastInsert.name, values: parameters },
       ]);
     } catch (error) {
-      if ((error as { code?: unknown }).code === '23505') return undefined;
+      const { code, detail } = error as { code?: unknown; detail?: unknown };
+      if (code === RefusedCode.versionConflict && typeof detail === 'string') {
+        return { outcome: Outcome.versionConflict, version_after: Number(detail), last_pos: null };
+      }
+      if (code === RefusedCode.recordedStream || code === '23505') return undefined;
       throw toStorageError(error);
     }
     const row = rows?.[1]?.[0];
-    return row ? [Number(row[1]), Number(row[0])] : undefined;
+    if (!row) return undefined; // no connection could be held for the pipeline
+    return { outcome: Outcome.appended, version_after: Number(row[1]), last_pos: Number(row[0]) };
   };
 
   /** The stored events with the ids an append uses. */
@@ -497,11 +508,8 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
         single.metadata,
         new Date(recordedAt).toISOString(),
       ];
-      const fast = await appendOneFast(parameters);
-      let row: AppendOutcomeRow;
-      if (fast) {
-        row = { outcome: Outcome.appended, version_after: fast[0], last_pos: fast[1] };
-      } else {
+      let row = await appendOneFast(parameters);
+      if (!row) {
         const [one] = await write<{ r: number[] }>(appendOneName, APPEND_ONE, parameters);
         const [outcome, versionAfter, lastPosition] = (one as { r: number[] }).r as [number, number, number];
         row = { outcome, version_after: versionAfter, last_pos: lastPosition };

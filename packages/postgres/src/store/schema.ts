@@ -27,6 +27,13 @@ export const Outcome = {
   idTaken: 4,
 } as const;
 
+/**
+ * SQLSTATEs `append_refused` raises: the expected version does not hold (the
+ * stream's version in the error's DETAIL), or the stream has a `streams` row
+ * (truncated or deleted: the append function decides).
+ */
+export const RefusedCode = { versionConflict: 'FLV01', recordedStream: 'FLR01' } as const;
+
 /** `expectedVersion` as the append function takes it: a version (0 = no stream) or one of these. */
 export const ExpectedCode = { any: -1, streamExists: -2 } as const;
 
@@ -166,6 +173,25 @@ export const eventStoreMigrations: readonly PostgresMigration[] = [
                 p_schema_version, p_data::json, p_metadata::json, p_recorded_at)
         RETURNING position INTO v_position;
         RETURN ARRAY[1, v_current + 1, v_position];
+      END
+      $fn$;
+    `,
+  },
+  {
+    version: 2,
+    description: 'append_refused: how the single-event insert says why it did not apply',
+    up: (s) => `
+      -- Called by the single-event insert only when it does not apply, so that
+      -- the caller learns why in the same round trip (see the store's
+      -- fastAppend); never on the path of an insert that applies.
+      CREATE FUNCTION ${s}.append_refused(p_recorded boolean, p_version bigint) RETURNS boolean
+      LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF p_recorded THEN
+          RAISE EXCEPTION 'the stream has a streams row' USING ERRCODE = '${RefusedCode.recordedStream}';
+        END IF;
+        RAISE EXCEPTION 'the expected version does not hold' USING ERRCODE = '${RefusedCode.versionConflict}',
+          DETAIL = p_version::text;
       END
       $fn$;
     `,
