@@ -54,6 +54,11 @@ export class AppendBatcher<R> {
   }
 
   private take(): Job<R>[] {
+    if (this.queue.length === 1) {
+      const batch = this.queue;
+      this.queue = [];
+      return batch;
+    }
     const batch: Job<R>[] = [];
     const rest: Job<R>[] = [];
     const ids = new Set<string>();
@@ -80,9 +85,13 @@ export class AppendBatcher<R> {
     const batch = this.take();
     this.stats.commits += 1;
     if (batch.length > this.stats.largestBatch) this.stats.largestBatch = batch.length;
-    this.write(batch.map((job) => job.append))
-      .then(
-        (outcomes) => {
+    const done = () => {
+      this.inFlight -= 1;
+      this.pump();
+    };
+    this.write(batch.map((job) => job.append)).then(
+      (outcomes) => {
+        try {
           batch.forEach((job, i) => {
             const settle = outcomes[i];
             if (!settle) {
@@ -98,14 +107,14 @@ export class AppendBatcher<R> {
               job.reject(error);
             }
           });
-        },
-        (error: unknown) => {
-          for (const job of batch) job.reject(error);
-        },
-      )
-      .finally(() => {
-        this.inFlight -= 1;
-        this.pump();
-      });
+        } finally {
+          done();
+        }
+      },
+      (error: unknown) => {
+        for (const job of batch) job.reject(error);
+        done();
+      },
+    );
   }
 }

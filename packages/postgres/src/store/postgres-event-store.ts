@@ -640,10 +640,15 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     pool,
     schema: schemaName,
 
-    async append(streamId: string, events: readonly EventToAppend[], appendOptions: AppendOptions = {}) {
-      open();
-      const append = prepareAppend(streamId, events, appendOptions.expectedVersion, limits);
-      return batcher.enqueue(append);
+    // Not async: the batcher's promise is handed back as it is (no extra hops);
+    // invalid input still rejects rather than throws.
+    append(streamId: string, events: readonly EventToAppend[], appendOptions: AppendOptions = {}) {
+      try {
+        open();
+        return batcher.enqueue(prepareAppend(streamId, events, appendOptions.expectedVersion, limits));
+      } catch (error) {
+        return Promise.reject(error);
+      }
     },
 
     async readStream(streamId: string, readOptions?: ReadStreamOptions): Promise<ReadStreamResult> {
