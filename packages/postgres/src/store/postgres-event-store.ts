@@ -329,12 +329,12 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
    * a stored id (23505), goes to the append function, which decides.
    * Parameters are those of `append_event`.
    */
-  const fastAppend = [
-    { name: statementName(schemaName, 'fast-lock'), text: `SELECT pg_advisory_xact_lock${appendLockKey(s)}` },
-    {
-      name: statementName(schemaName, 'fast-insert'),
-      text: `INSERT INTO ${s}.events (position, event_id, stream_id, stream_version, category, type,
-                                    schema_version, data, metadata, recorded_at)
+  /**
+   * Inserts one event when the expected version holds (parameters are those of
+   * `append_event`); when it does not, `append_refused` fails the statement.
+   */
+  const checkedInsert = `INSERT INTO ${s}.events (position, event_id, stream_id, stream_version,
+                                    category, type, schema_version, data, metadata, recorded_at)
         SELECT nextval('${s}.events_position_seq'), $4::text, $1::text, c.v + 1, $2::text, $5::text,
                $6::integer, $7::json, $8::json, $9::timestamptz
           FROM (SELECT coalesce(max(e.stream_version), 0) AS v,
@@ -345,10 +345,32 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
                                                  ELSE true END
                     THEN true
                     ELSE ${s}.append_refused(c.recorded, c.v) END
-        RETURNING position, stream_version`,
-    },
+        RETURNING position, stream_version`;
+  /**
+   * The same without the refusal, always answering one row: the position
+   * (null when the insert did not apply), the stream's version before it, and
+   * whether the stream has a `streams` row. A conflict in a batch is known
+   * without another round trip, and does not fail the batch's other appends.
+   */
+  const reportedInsert = `WITH c AS (SELECT coalesce(max(e.stream_version), 0) AS v,
+                     EXISTS (SELECT 1 FROM ${s}.streams st WHERE st.stream_id = $1) AS recorded
+                FROM ${s}.events e WHERE e.stream_id = $1),
+         ins AS (INSERT INTO ${s}.events (position, event_id, stream_id, stream_version,
+                                          category, type, schema_version, data, metadata, recorded_at)
+                 SELECT nextval('${s}.events_position_seq'), $4::text, $1::text, c.v + 1, $2::text, $5::text,
+                        $6::integer, $7::json, $8::json, $9::timestamptz
+                   FROM c
+                  WHERE NOT c.recorded AND CASE WHEN $3::bigint >= 0 THEN c.v = $3
+                                                WHEN $3 = ${ExpectedCode.streamExists} THEN c.v > 0
+                                                ELSE true END
+                 RETURNING position)
+    SELECT (SELECT position FROM ins), c.v, c.recorded FROM c`;
+  const fastAppend = [
+    { name: statementName(schemaName, 'fast-lock'), text: `SELECT pg_advisory_xact_lock${appendLockKey(s)}` },
+    { name: statementName(schemaName, 'fast-insert'), text: checkedInsert },
+    { name: statementName(schemaName, 'batch-insert'), text: reportedInsert },
   ] as const;
-  const [fastLock, fastInsert] = fastAppend;
+  const [fastLock, fastInsert, batchInsert] = fastAppend;
   const appendOneName = statementName(schemaName, 'append-one');
   const appendName = statementName(schemaName, 'append');
 
@@ -489,25 +511,74 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     }
   };
 
+  /** `append_event`'s parameters for an append of one event. */
+  const oneEventParameters = (append: PreparedAppend, recordedAt: number): (string | number)[] => {
+    const event = append.events[0] as PreparedAppend['events'][number];
+    return [
+      append.streamId,
+      append.category,
+      expectedCode(append.expectedVersion),
+      event.id,
+      event.type,
+      event.schemaVersion,
+      event.data,
+      event.metadata,
+      new Date(recordedAt).toISOString(),
+    ];
+  };
+
+  /**
+   * A batch of one-event appends as one pipeline: the append lock, then one
+   * checked insert per append, in order (each sees the ones before it), then
+   * one commit. A conflict is reported with the version the insert saw; an
+   * append to a stream with a `streams` row is decided alone after the batch,
+   * outside the write slot. Undefined when the batch must go through `append_events` instead:
+   * no connection could be held, an id is already stored (23505 rolls the
+   * whole pipeline back), or another statement error.
+   */
+  const writeOneEventBatch = async (
+    batch: readonly PreparedAppend[],
+    recordedAt: number,
+  ): Promise<(() => AppendResult | Promise<AppendResult>)[] | undefined> => {
+    let rows: (string | null)[][][] | undefined;
+    try {
+      rows = await writers.pipeline(fastAppend, [
+        { name: fastLock.name, values: [] },
+        ...batch.map((append) => ({ name: batchInsert.name, values: oneEventParameters(append, recordedAt) })),
+      ]);
+    } catch (error) {
+      if (isConnectionFailure(error)) throw toStorageError(error);
+      return undefined;
+    }
+    if (!rows) return undefined;
+    const inserted = rows;
+    return batch.map((append, i) => {
+      const [position, version, recorded] = inserted[i + 1]?.[0] ?? [];
+      if (position !== null && position !== undefined) {
+        const outcome = { outcome: Outcome.appended, version_after: Number(version) + 1, last_pos: Number(position) };
+        noteAppended(outcome);
+        return () => settle(append, outcome, recordedAt);
+      }
+      if (recorded === 'f' && version !== undefined && version !== null) {
+        const conflict = { outcome: Outcome.versionConflict, version_after: Number(version), last_pos: null };
+        return () => settle(append, conflict, recordedAt);
+      }
+      // A stream with a streams row: append_event decides, after the batch.
+      return async () => {
+        const [alone] = await writeAndSignal([append]);
+        return (alone as () => AppendResult | Promise<AppendResult>)();
+      };
+    });
+  };
+
   const writeBatch = async (
     batch: readonly PreparedAppend[],
   ): Promise<(() => AppendResult | Promise<AppendResult>)[]> => {
     if (inline.length > 0) return writeBatchInline(batch);
     const recordedAt = now();
     const only = batch.length === 1 ? batch[0] : undefined;
-    const single = only?.events.length === 1 ? only.events[0] : undefined;
-    if (only && single) {
-      const parameters = [
-        only.streamId,
-        only.category,
-        expectedCode(only.expectedVersion),
-        single.id,
-        single.type,
-        single.schemaVersion,
-        single.data,
-        single.metadata,
-        new Date(recordedAt).toISOString(),
-      ];
+    if (only && only.events.length === 1) {
+      const parameters = oneEventParameters(only, recordedAt);
       let row = await appendOneFast(parameters);
       if (!row) {
         const [one] = await write<{ r: number[] }>(appendOneName, APPEND_ONE, parameters);
@@ -516,6 +587,10 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       }
       noteAppended(row);
       return [() => settle(only, row, recordedAt)];
+    }
+    if (batch.every((append) => append.events.length === 1)) {
+      const outcomes = await writeOneEventBatch(batch, recordedAt);
+      if (outcomes) return outcomes;
     }
     let rows: AppendOutcomeRow[];
     try {
