@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { isConcurrencyError, isStorageError, isValidationError } from '@factline/core';
+import { isConcurrencyError, isStorageError, isValidationError, StreamDeletedError } from '@factline/core';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresEventStore, type PostgresEventStore } from './postgres-event-store.ts';
@@ -161,6 +161,88 @@ describe('PostgreSQL store specifics', { skip }, () => {
       }
     });
     assert.equal((await store.readStream('b-conflict')).version, 1);
+  });
+
+  it('a batch of one-event appends: each sees the ones before it, truncated and deleted streams are decided alone', async () => {
+    const store = await open(freshSchema('one_event_batch'));
+    await store.append(
+      'm-trunc',
+      [1, 2, 3].map((n) => ({ type: 'T', data: { n } })),
+    );
+    await store.truncateBefore('m-trunc', 3);
+    await store.append('m-dead', [{ type: 'D', data: {} }]);
+    await store.deleteStream('m-dead', { mode: 'hard' });
+    const before = store.stats();
+    // The first append goes alone; the others arrive while it is written and share the next batch.
+    const settled = await Promise.allSettled([
+      store.append('m-first', [{ type: 'F', data: {} }]),
+      store.append('m-same', [{ type: 'S1', data: {} }], { expectedVersion: 'no-stream' }),
+      store.append('m-same', [{ type: 'S2', data: {} }], { expectedVersion: 1 }),
+      store.append('m-same', [{ type: 'Stale', data: {} }], { expectedVersion: 1 }),
+      store.append('m-trunc', [{ type: 'T4', data: {} }], { expectedVersion: 'any' }),
+      store.append('m-dead', [{ type: 'Late', data: {} }], { expectedVersion: 'any' }),
+      store.append('m-new', [{ type: 'N', data: {} }], { expectedVersion: 'stream-exists' }),
+      store.append('m-last', [{ type: 'L', data: {} }], { expectedVersion: 'no-stream' }),
+    ]);
+    const after = store.stats();
+    assert.equal(after.commits - before.commits, 2, 'one append alone, then one batch of seven');
+    const value = (i: number) => {
+      const outcome = settled[i] as PromiseSettledResult<{ version: number; position: number }>;
+      assert.equal(outcome.status, 'fulfilled', `append ${i}: ${String((outcome as PromiseRejectedResult).reason)}`);
+      return (outcome as PromiseFulfilledResult<{ version: number; position: number }>).value;
+    };
+    const reason = (i: number) => {
+      assert.equal(settled[i]?.status, 'rejected', `append ${i} should have failed`);
+      return (settled[i] as PromiseRejectedResult).reason;
+    };
+    assert.equal(value(1).version, 1);
+    assert.equal(value(2).version, 2, 'the second append to m-same sees the first, in the same batch');
+    const stale = reason(3);
+    assert.ok(isConcurrencyError(stale));
+    assert.equal(stale.actualVersion, 2);
+    assert.equal(value(4).version, 4, 'the truncated stream keeps counting');
+    assert.ok(reason(5) instanceof StreamDeletedError);
+    const missing = reason(6);
+    assert.ok(isConcurrencyError(missing));
+    assert.equal(missing.actualVersion, 0);
+    assert.equal(value(7).version, 1);
+    // Positions follow the batch's order; the truncated stream's append was decided after it.
+    assert.ok(value(0).position < value(1).position);
+    assert.ok(value(1).position < value(2).position);
+    assert.ok(value(2).position < value(7).position);
+    assert.ok(value(7).position < value(4).position);
+    assert.deepEqual(
+      (await store.readStream('m-same')).events.map((e) => e.type),
+      ['S1', 'S2'],
+    );
+    assert.deepEqual(
+      (await store.readStream('m-trunc')).events.map((e) => [e.type, e.streamVersion]),
+      [
+        ['T', 3],
+        ['T4', 4],
+      ],
+    );
+    assert.equal((await store.readStream('m-new')).exists, false);
+    const { n } = (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM "${store.schema}".events`))[0] as {
+      n: number;
+    };
+    assert.equal(n, 6, 'm-trunc 3 and 4, m-first, m-same 1 and 2, m-last');
+  });
+
+  it('a one-event batch holding a retried append: the retry gets the stored result, the others are written', async () => {
+    const store = await open(freshSchema('retry_batch'));
+    const event = { id: 'retried-event-1', type: 'Placed', data: { total: 3 } };
+    const original = await store.append('m-retry', [event], { expectedVersion: 'no-stream' });
+    const settled = await Promise.all([
+      store.append('m-a', [{ type: 'A', data: {} }]),
+      store.append('m-retry', [event], { expectedVersion: 'no-stream' }),
+      store.append('m-b', [{ type: 'B', data: {} }], { expectedVersion: 'no-stream' }),
+    ]);
+    assert.equal(settled[1].position, original.position);
+    assert.equal(settled[1].version, 1);
+    assert.equal(settled[2].version, 1);
+    assert.ok(settled[2].position > original.position);
+    assert.equal((await store.readStream('m-retry')).events.length, 1);
   });
 
   it('an append the database refuses fails alone even inside a batch', async () => {
