@@ -332,6 +332,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   /**
    * Inserts one event when the expected version holds (parameters are those of
    * `append_event`); when it does not, `append_refused` fails the statement.
+   * For `any` and `stream-exists`, which need the stream's version.
    */
   const checkedInsert = `INSERT INTO ${s}.events (position, event_id, stream_id, stream_version,
                                     category, type, schema_version, data, metadata, recorded_at)
@@ -344,7 +345,25 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
                                                  WHEN $3 = ${ExpectedCode.streamExists} THEN c.v > 0
                                                  ELSE true END
                     THEN true
-                    ELSE ${s}.append_refused(c.recorded, c.v) END
+                    ELSE ${s}.append_refused(c.recorded, c.v) IS NULL END
+        RETURNING position, stream_version`;
+  /**
+   * The same for an exact expected version N (0 for `no-stream`), without
+   * reading the stream's version: the event becomes version N + 1. When the
+   * stream is past N, the unique `(stream_id, stream_version)` refuses the
+   * row (23505); when it has not reached N, or has a `streams` row,
+   * `append_refused` says so. Either way `append_event` then decides. A
+   * refused insert has drawn a position: that hole is skipped like any other.
+   */
+  const exactInsert = `INSERT INTO ${s}.events (position, event_id, stream_id, stream_version,
+                                    category, type, schema_version, data, metadata, recorded_at)
+        VALUES (nextval('${s}.events_position_seq'), $4::text, $1::text,
+                CASE WHEN EXISTS (SELECT 1 FROM ${s}.streams st WHERE st.stream_id = $1)
+                       OR ($3::bigint > 0 AND NOT EXISTS (SELECT 1 FROM ${s}.events e
+                                                          WHERE e.stream_id = $1 AND e.stream_version = $3))
+                     THEN ${s}.append_refused(true, 0)
+                     ELSE $3 + 1 END,
+                $2::text, $5::text, $6::integer, $7::json, $8::json, $9::timestamptz)
         RETURNING position, stream_version`;
   /**
    * The same without the refusal, always answering one row: the position
@@ -369,8 +388,9 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     { name: statementName(schemaName, 'fast-lock'), text: `SELECT pg_advisory_xact_lock${appendLockKey(s)}` },
     { name: statementName(schemaName, 'fast-insert'), text: checkedInsert },
     { name: statementName(schemaName, 'batch-insert'), text: reportedInsert },
+    { name: statementName(schemaName, 'exact-insert'), text: exactInsert },
   ] as const;
-  const [fastLock, fastInsert, batchInsert] = fastAppend;
+  const [fastLock, fastInsert, batchInsert, fastExactInsert] = fastAppend;
   const appendOneName = statementName(schemaName, 'append-one');
   const appendName = statementName(schemaName, 'append');
 
@@ -378,16 +398,17 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   const appendOneFast = async (parameters: (string | number)[]): Promise<AppendOutcomeRow | undefined> => {
     let rows: (string | null)[][][] | undefined;
     try {
+      const insert = (parameters[2] as number) >= 0 ? fastExactInsert : fastInsert;
       rows = await writers.pipeline(fastAppend, [
         { name: fastLock.name, values: [] },
-        { name: fastInsert.name, values: parameters },
+        { name: insert.name, values: parameters },
       ]);
     } catch (error) {
       const { code, detail } = error as { code?: unknown; detail?: unknown };
       if (code === RefusedCode.versionConflict && typeof detail === 'string') {
         return { outcome: Outcome.versionConflict, version_after: Number(detail), last_pos: null };
       }
-      if (code === RefusedCode.recordedStream || code === '23505') return undefined;
+      if (code === RefusedCode.undecided || code === '23505') return undefined;
       throw toStorageError(error);
     }
     const row = rows?.[1]?.[0];

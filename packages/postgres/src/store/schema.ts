@@ -29,10 +29,11 @@ export const Outcome = {
 
 /**
  * SQLSTATEs `append_refused` raises: the expected version does not hold (the
- * stream's version in the error's DETAIL), or the stream has a `streams` row
- * (truncated or deleted: the append function decides).
+ * stream's version in the error's DETAIL), or the statement cannot tell (a
+ * stream with a `streams` row, or an expected version the stream has not
+ * reached): the append function decides.
  */
-export const RefusedCode = { versionConflict: 'FLV01', recordedStream: 'FLR01' } as const;
+export const RefusedCode = { versionConflict: 'FLV01', undecided: 'FLU01' } as const;
 
 /** `expectedVersion` as the append function takes it: a version (0 = no stream) or one of these. */
 export const ExpectedCode = { any: -1, streamExists: -2 } as const;
@@ -184,11 +185,11 @@ export const eventStoreMigrations: readonly PostgresMigration[] = [
       -- Called by the single-event insert only when it does not apply, so that
       -- the caller learns why in the same round trip (see the store's
       -- fastAppend); never on the path of an insert that applies.
-      CREATE FUNCTION ${s}.append_refused(p_recorded boolean, p_version bigint) RETURNS boolean
+      CREATE FUNCTION ${s}.append_refused(p_undecided boolean, p_version bigint) RETURNS bigint
       LANGUAGE plpgsql AS $fn$
       BEGIN
-        IF p_recorded THEN
-          RAISE EXCEPTION 'the stream has a streams row' USING ERRCODE = '${RefusedCode.recordedStream}';
+        IF p_undecided THEN
+          RAISE EXCEPTION 'the single-event insert cannot decide this append' USING ERRCODE = '${RefusedCode.undecided}';
         END IF;
         RAISE EXCEPTION 'the expected version does not hold' USING ERRCODE = '${RefusedCode.versionConflict}',
           DETAIL = p_version::text;
