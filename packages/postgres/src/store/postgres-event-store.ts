@@ -391,6 +391,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     { name: statementName(schemaName, 'exact-insert'), text: exactInsert },
   ] as const;
   const [fastLock, fastInsert, batchInsert, fastExactInsert] = fastAppend;
+  const takeAppendLock = { name: fastLock.name, values: [] };
   const appendOneName = statementName(schemaName, 'append-one');
   const appendName = statementName(schemaName, 'append');
 
@@ -399,10 +400,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     let rows: (string | null)[][][] | undefined;
     try {
       const insert = (parameters[2] as number) >= 0 ? fastExactInsert : fastInsert;
-      rows = await writers.pipeline(fastAppend, [
-        { name: fastLock.name, values: [] },
-        { name: insert.name, values: parameters },
-      ]);
+      rows = await writers.pipeline(fastAppend, [takeAppendLock, { name: insert.name, values: parameters }]);
     } catch (error) {
       const { code, detail } = error as { code?: unknown; detail?: unknown };
       if (code === RefusedCode.versionConflict && typeof detail === 'string') {
@@ -533,7 +531,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   };
 
   /** `append_event`'s parameters for an append of one event. */
-  const oneEventParameters = (append: PreparedAppend, recordedAt: number): (string | number)[] => {
+  const oneEventParameters = (append: PreparedAppend, recordedAt: string): (string | number)[] => {
     const event = append.events[0] as PreparedAppend['events'][number];
     return [
       append.streamId,
@@ -544,7 +542,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       event.schemaVersion,
       event.data,
       event.metadata,
-      new Date(recordedAt).toISOString(),
+      recordedAt,
     ];
   };
 
@@ -562,10 +560,11 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     recordedAt: number,
   ): Promise<(() => AppendResult | Promise<AppendResult>)[] | undefined> => {
     let rows: (string | null)[][][] | undefined;
+    const at = new Date(recordedAt).toISOString();
     try {
       rows = await writers.pipeline(fastAppend, [
-        { name: fastLock.name, values: [] },
-        ...batch.map((append) => ({ name: batchInsert.name, values: oneEventParameters(append, recordedAt) })),
+        takeAppendLock,
+        ...batch.map((append) => ({ name: batchInsert.name, values: oneEventParameters(append, at) })),
       ]);
     } catch (error) {
       if (isConnectionFailure(error)) throw toStorageError(error);
@@ -599,7 +598,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     const recordedAt = now();
     const only = batch.length === 1 ? batch[0] : undefined;
     if (only && only.events.length === 1) {
-      const parameters = oneEventParameters(only, recordedAt);
+      const parameters = oneEventParameters(only, new Date(recordedAt).toISOString());
       let row = await appendOneFast(parameters);
       if (!row) {
         const [one] = await write<{ r: number[] }>(appendOneName, APPEND_ONE, parameters);
