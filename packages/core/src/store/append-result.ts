@@ -12,15 +12,17 @@ export function lazyAppendResult(
   stored: () => readonly StoredEvent[],
 ): AppendResult {
   let events: RecordedEvent[] | undefined;
-  const result = { streamId, version, position } as AppendResult;
-  Object.defineProperty(result, 'events', {
-    enumerable: true,
-    get: () => {
+  // A getter in the literal (not defineProperty afterwards): same enumerable
+  // own property, and V8 builds the object without a shape change.
+  return {
+    streamId,
+    version,
+    position,
+    get events() {
       events ??= stored().map(toRecordedEvent);
       return events;
     },
-  });
-  return result;
+  };
 }
 
 /** The result of an append that was stored before (a retry): its stored events, unchanged. */
