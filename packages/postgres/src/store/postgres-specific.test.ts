@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test';
 import { isConcurrencyError, isStorageError, isValidationError, StreamDeletedError } from '@factline/core';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
+import { migratePostgres } from '../migrations.ts';
 import { getPostgresEventStore, type PostgresEventStore } from './postgres-event-store.ts';
 import { eventStoreMigrations } from './schema.ts';
 
@@ -243,6 +244,36 @@ describe('PostgreSQL store specifics', { skip }, () => {
     assert.equal(settled[2].version, 1);
     assert.ok(settled[2].position > original.position);
     assert.equal((await store.readStream('m-retry')).events.length, 1);
+  });
+
+  it('a version-1 schema is upgraded on open (append_refused added) and its streams stay appendable', async () => {
+    const schema = freshSchema('upgrade_v1');
+    const pool = new pg.Pool({ connectionString: postgresUrl });
+    try {
+      await migratePostgres(pool, schema, 'event-store', eventStoreMigrations.slice(0, 1));
+      await pool.query(`SELECT "${schema}".append_event('u-1', 'u', 0, 'u-1-a', 'A', 1, '{}', '{}', now())`);
+    } finally {
+      await pool.end();
+    }
+    const store = await open(schema);
+    const versions = await sql<{ version: number }>(
+      `SELECT version FROM "${schema}".migrations WHERE component = 'event-store' ORDER BY version`,
+    );
+    assert.deepEqual(
+      versions.map((v) => v.version),
+      eventStoreMigrations.map((m) => m.version),
+    );
+    assert.equal((await store.append('u-1', [{ type: 'B', data: {} }], { expectedVersion: 1 })).version, 2);
+    assert.equal((await store.append('u-1', [{ type: 'C', data: {} }])).version, 3);
+    // A conflict reported by append_refused, from the version-reading insert.
+    await assert.rejects(
+      store.append('u-2', [{ type: 'A', data: {} }], { expectedVersion: 'stream-exists' }),
+      (error: unknown) => isConcurrencyError(error) && error.actualVersion === 0,
+    );
+    assert.deepEqual(
+      (await store.readStream('u-1')).events.map((e) => e.type),
+      ['A', 'B', 'C'],
+    );
   });
 
   it('an append the database refuses fails alone even inside a batch', async () => {
