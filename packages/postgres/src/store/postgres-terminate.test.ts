@@ -129,6 +129,74 @@ describe('postgres store: the server kills the connection mid-append', { skip },
     assert.equal(rows[0]?.n, 0);
   }
 
+  /**
+   * Makes the append while another transaction holds an uncommitted row with
+   * `blockedId`, so that the append inserts, then waits on the unique index;
+   * kills it there. It must fail retryably and store nothing.
+   */
+  async function killWaitingOnId(
+    streamId: string,
+    events: EventToAppend[],
+    blockedId: string,
+    on = store,
+    statement?: string,
+  ): Promise<void> {
+    const headBefore = await store.headPosition();
+    const blocker = await connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(
+        `INSERT INTO ${s}.events (position, event_id, stream_id, stream_version, category, type,
+                                  schema_version, data, metadata, recorded_at)
+         VALUES (nextval('${s}.events_position_seq'), $1, $2, 1, 'blocker', 'B', 1, '{}', '{}', now())`,
+        [blockedId, `blocker-${blockedId}`],
+      );
+      const { backend, settled } = await appendAndKill(streamId, events, on, statement);
+      assert.equal(backend.wait_event, 'transactionid', 'the append should wait on the blocker’s transaction');
+      assert.notEqual(backend.xid, null, 'the append should have written rows before it waited');
+      assertRetryableStorageError(settled);
+      await blocker.query('ROLLBACK');
+      await assertNothingStored(
+        streamId,
+        events.map((e) => e.id as string),
+        headBefore,
+      );
+    } finally {
+      await blocker.end().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Makes the append while another session holds the append lock, kills it
+   * while it waits for the lock; it must fail retryably and store nothing.
+   * Returns the killed backend's pid.
+   */
+  async function killWaitingOnLock(
+    streamId: string,
+    events: EventToAppend[],
+    on = store,
+    statement?: string,
+  ): Promise<number> {
+    const headBefore = await store.headPosition();
+    const blocker = await connect();
+    try {
+      await blocker.query(`SELECT pg_advisory_lock${appendLockKey(s)}`);
+      const { backend, settled } = await appendAndKill(streamId, events, on, statement);
+      assert.equal(backend.wait_event, 'advisory', 'the append should wait on the append lock');
+      assert.equal(backend.xid, null, 'the append should not have written anything before it waited');
+      assertRetryableStorageError(settled);
+      await assertNothingStored(
+        streamId,
+        events.map((e) => e.id as string),
+        headBefore,
+      );
+      await blocker.query(`SELECT pg_advisory_unlock${appendLockKey(s)}`);
+      return backend.pid;
+    } finally {
+      await blocker.end().catch(() => undefined);
+    }
+  }
+
   /** The same append, made twice more: stored once, the second call reports the first one's result. */
   async function assertIdempotentRetry(streamId: string, events: EventToAppend[], on = store): Promise<AppendResult> {
     const ids = events.map((e) => e.id);
@@ -162,31 +230,11 @@ describe('postgres store: the server kills the connection mid-append', { skip },
   it('after rows were inserted: an error, nothing stored, and the retry is idempotent', {
     timeout: 30_000,
   }, async () => {
+    // The append inserts its first two events, then waits on the unique index for its third id.
     const blockedId = randomUUID();
     const events = orderEvents(blockedId);
-    const ids = events.map((e) => e.id as string);
     const streamId = `order-${randomUUID()}`;
-    const headBefore = await store.headPosition();
-    const blocker = await connect();
-    try {
-      // An uncommitted row with the append's third id: the append inserts its first
-      // two events, then waits on the unique index for this transaction to end.
-      await blocker.query('BEGIN');
-      await blocker.query(
-        `INSERT INTO ${s}.events (position, event_id, stream_id, stream_version, category, type,
-                                  schema_version, data, metadata, recorded_at)
-         VALUES (nextval('${s}.events_position_seq'), $1, 'blocker-1', 1, 'blocker', 'B', 1, '{}', '{}', now())`,
-        [blockedId],
-      );
-      const { backend, settled } = await appendAndKill(streamId, events);
-      assert.equal(backend.wait_event, 'transactionid', 'the append should wait on the blocker’s transaction');
-      assert.notEqual(backend.xid, null, 'the append should have written rows before it waited');
-      assertRetryableStorageError(settled);
-      await blocker.query('ROLLBACK');
-      await assertNothingStored(streamId, ids, headBefore);
-    } finally {
-      await blocker.end().catch(() => undefined);
-    }
+    await killWaitingOnId(streamId, events, blockedId);
     await assertIdempotentRetry(streamId, events);
   });
 
@@ -194,24 +242,9 @@ describe('postgres store: the server kills the connection mid-append', { skip },
     timeout: 30_000,
   }, async () => {
     const events = orderEvents(randomUUID());
-    const ids = events.map((e) => e.id as string);
     const streamId = `order-${randomUUID()}`;
     const headBefore = await store.headPosition();
-    const blocker = await connect();
-    let killedPid: number;
-    try {
-      // The append lock every append takes first, held by another session.
-      await blocker.query(`SELECT pg_advisory_lock${appendLockKey(s)}`);
-      const { backend, settled } = await appendAndKill(streamId, events);
-      killedPid = backend.pid;
-      assert.equal(backend.wait_event, 'advisory', 'the append should wait on the append lock');
-      assert.equal(backend.xid, null, 'the append should not have written anything before it waited');
-      assertRetryableStorageError(settled);
-      await assertNothingStored(streamId, ids, headBefore);
-      await blocker.query(`SELECT pg_advisory_unlock${appendLockKey(s)}`);
-    } finally {
-      await blocker.end().catch(() => undefined);
-    }
+    const killedPid = await killWaitingOnLock(streamId, events);
 
     // An unrelated append succeeds at once, on a new connection.
     const other = await store.append(`order-${randomUUID()}`, [{ type: 'OrderPlaced', data: { total: 1 } }], {
@@ -232,26 +265,7 @@ describe('postgres store: the server kills the connection mid-append', { skip },
     const id = randomUUID();
     const events: EventToAppend[] = [{ id, type: 'OrderPlaced', data: { total: 7 } }];
     const streamId = `order-${randomUUID()}`;
-    const headBefore = await store.headPosition();
-    const blocker = await connect();
-    try {
-      // An uncommitted row with the event's id: the insert waits for this transaction to end.
-      await blocker.query('BEGIN');
-      await blocker.query(
-        `INSERT INTO ${s}.events (position, event_id, stream_id, stream_version, category, type,
-                                  schema_version, data, metadata, recorded_at)
-         VALUES (nextval('${s}.events_position_seq'), $1, 'blocker-2', 1, 'blocker', 'B', 1, '{}', '{}', now())`,
-        [id],
-      );
-      const { backend, settled } = await appendAndKill(streamId, events, piped, `INSERT INTO ${s}.events`);
-      assert.equal(backend.wait_event, 'transactionid', 'the insert should wait on the blocker’s transaction');
-      assert.notEqual(backend.xid, null, 'the insert should have written its row before it waited');
-      assertRetryableStorageError(settled);
-      await blocker.query('ROLLBACK');
-      await assertNothingStored(streamId, [id], headBefore);
-    } finally {
-      await blocker.end().catch(() => undefined);
-    }
+    await killWaitingOnId(streamId, events, id, piped, `INSERT INTO ${s}.events`);
     await assertIdempotentRetry(streamId, events, piped);
   });
 
@@ -261,29 +275,7 @@ describe('postgres store: the server kills the connection mid-append', { skip },
     const events: EventToAppend[] = [{ id: randomUUID(), type: 'OrderPlaced', data: { total: 8 } }];
     const streamId = `order-${randomUUID()}`;
     const headBefore = await store.headPosition();
-    const blocker = await connect();
-    let killedPid: number;
-    try {
-      await blocker.query(`SELECT pg_advisory_lock${appendLockKey(s)}`);
-      const { backend, settled } = await appendAndKill(
-        streamId,
-        events,
-        piped,
-        `pg_advisory_xact_lock${appendLockKey(s)}`,
-      );
-      killedPid = backend.pid;
-      assert.equal(backend.wait_event, 'advisory', 'the append should wait on the append lock');
-      assert.equal(backend.xid, null, 'the append should not have written anything before it waited');
-      assertRetryableStorageError(settled);
-      await assertNothingStored(
-        streamId,
-        events.map((e) => e.id as string),
-        headBefore,
-      );
-      await blocker.query(`SELECT pg_advisory_unlock${appendLockKey(s)}`);
-    } finally {
-      await blocker.end().catch(() => undefined);
-    }
+    const killedPid = await killWaitingOnLock(streamId, events, piped, `pg_advisory_xact_lock${appendLockKey(s)}`);
     const retried = await assertIdempotentRetry(streamId, events, piped);
     const { rows } = await observer.query<{ pids: number[] }>(
       `SELECT array_agg(pid) AS pids FROM pg_stat_activity WHERE application_name = 'factline' AND datname = current_database()`,
