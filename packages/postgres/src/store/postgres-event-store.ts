@@ -319,17 +319,6 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   const APPEND_ONE = `SELECT ${s}.append_event($1, $2, $3, $4, $5, $6, $7, $8, $9) AS r`;
 
   /**
-   * The common case, one event on a stream without a `streams` row (never
-   * truncated or deleted), as two statements in one pipeline: one round trip,
-   * one implicit transaction, no function call. The first takes the append
-   * lock; the second, with a snapshot taken after the lock was granted, reads
-   * the stream's version and inserts when the expected version holds. When it
-   * does not, `append_refused` fails the statement with the stream's version
-   * (a conflict costs no second round trip); a stream with a `streams` row, or
-   * a stored id (23505), goes to the append function, which decides.
-   * Parameters are those of `append_event`.
-   */
-  /**
    * Inserts one event when the expected version holds (parameters are those of
    * `append_event`); when it does not, `append_refused` fails the statement.
    * For `any` and `stream-exists`, which need the stream's version.
@@ -384,6 +373,14 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
                                                 ELSE true END
                  RETURNING position)
     SELECT (SELECT position FROM ins), c.v, c.recorded FROM c`;
+  /**
+   * Appends of one event go as a pipeline (one round trip, one implicit
+   * transaction, no function call): first the append lock, then one of the
+   * inserts above, run with a snapshot taken after the lock was granted. What
+   * an insert cannot decide (a conflict found by the unique index, a stream
+   * with a `streams` row, a stored id) goes to the append functions, which
+   * decide as for any append. See docs/postgres.md, "The single-event append".
+   */
   const fastAppend = [
     { name: statementName(schemaName, 'fast-lock'), text: `SELECT pg_advisory_xact_lock${appendLockKey(s)}` },
     { name: statementName(schemaName, 'fast-insert'), text: checkedInsert },
