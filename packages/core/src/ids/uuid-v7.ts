@@ -21,12 +21,12 @@ export function uuidv7(now: number = Date.now()): string {
     randomFillSync(pool);
     poolOffset = 0;
   }
-  const r = pool.subarray(poolOffset, poolOffset + 10);
+  const at = poolOffset;
   poolOffset += 10;
   let ms = now;
   if (ms > lastMs) {
     lastMs = ms;
-    counter = ((r[0] as number) & 0x07) * 256 + (r[1] as number); // random start, room to count up
+    counter = ((pool[at + 0] as number) & 0x07) * 256 + (pool[at + 1] as number); // random start, room to count up
   } else {
     ms = lastMs; // clock went back or same millisecond: keep order
     counter += 1;
@@ -50,14 +50,14 @@ export function uuidv7(now: number = Date.now()): string {
     hex[0x70 | (counter >>> 8)] +
     hex[counter & 0xff] +
     '-' +
-    hex[0x80 | ((r[2] as number) & 0x3f)] +
-    hex[r[3] as number] +
+    hex[0x80 | ((pool[at + 2] as number) & 0x3f)] +
+    hex[pool[at + 3] as number] +
     '-' +
-    hex[r[4] as number] +
-    hex[r[5] as number] +
-    hex[r[6] as number] +
-    hex[r[7] as number] +
-    hex[r[8] as number] +
-    hex[r[9] as number]
+    hex[pool[at + 4] as number] +
+    hex[pool[at + 5] as number] +
+    hex[pool[at + 6] as number] +
+    hex[pool[at + 7] as number] +
+    hex[pool[at + 8] as number] +
+    hex[pool[at + 9] as number]
   );
 }

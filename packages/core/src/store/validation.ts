@@ -113,14 +113,15 @@ export function prepareAppend(
   } else if (events.length === 0) {
     issues.push({ path: 'events', message: 'must hold at least one event' });
   } else {
-    const ids = new Set<string>();
-    events.forEach((event: unknown, index) => {
-      const result = prepareEvent(event, `events[${index}]`, limits, issues);
-      if (result === undefined) return;
-      if (ids.has(result.id)) issues.push({ path: `events[${index}].id`, message: `'${result.id}' appears twice` });
-      ids.add(result.id);
+    // One event needs no duplicate-id check (the common case: no Set).
+    const ids = events.length > 1 ? new Set<string>() : undefined;
+    for (let index = 0; index < events.length; index++) {
+      const result = prepareEvent(events[index], `events[${index}]`, limits, issues);
+      if (result === undefined) continue;
+      if (ids?.has(result.id)) issues.push({ path: `events[${index}].id`, message: `'${result.id}' appears twice` });
+      ids?.add(result.id);
       prepared.push(result);
-    });
+    }
   }
   if (issues.length > 0) throw new ValidationError(issues);
   return {
