@@ -194,47 +194,82 @@ const LOSSY_TAGS = new Set([
   '[object ArrayBuffer]',
 ]);
 
-/** Records every value under `value` that JSON cannot carry faithfully. */
-function checkJson(value: unknown, path: string, issues: ValidationIssue[], ancestors: Set<object>): void {
+/** `root` followed by the keys walked so far: `events[0].data.lines[2].price`. */
+function pathOf(root: string, trail: readonly (string | number)[]): string {
+  let path = root;
+  for (const key of trail) path += typeof key === 'number' ? `[${key}]` : `.${key}`;
+  return path;
+}
+
+/**
+ * Records every value under `value` that JSON cannot carry faithfully. The
+ * path of a value is only written out when it has an issue: `trail` holds the
+ * keys walked from `root`.
+ */
+function checkJson(
+  value: unknown,
+  root: string,
+  issues: ValidationIssue[],
+  ancestors: Set<object>,
+  trail: (string | number)[] = [],
+): void {
   switch (typeof value) {
     case 'string':
     case 'boolean':
       return;
     case 'number':
-      if (!Number.isFinite(value)) issues.push({ path, message: `is ${value}, which JSON cannot represent` });
+      if (!Number.isFinite(value)) {
+        issues.push({ path: pathOf(root, trail), message: `is ${value}, which JSON cannot represent` });
+      }
       return;
     case 'bigint':
-      issues.push({ path, message: 'is a BigInt, which JSON cannot represent (use a string)' });
+      issues.push({ path: pathOf(root, trail), message: 'is a BigInt, which JSON cannot represent (use a string)' });
       return;
     case 'undefined':
-      issues.push({ path, message: 'is undefined, which JSON cannot represent (use null)' });
+      issues.push({ path: pathOf(root, trail), message: 'is undefined, which JSON cannot represent (use null)' });
       return;
     case 'function':
     case 'symbol':
-      issues.push({ path, message: `is a ${typeof value}, which JSON cannot represent` });
+      issues.push({ path: pathOf(root, trail), message: `is a ${typeof value}, which JSON cannot represent` });
       return;
   }
   if (value === null) return;
   const object = value as object;
   if (ancestors.has(object)) {
-    issues.push({ path, message: 'refers back to one of its parents (a cycle)' });
+    issues.push({ path: pathOf(root, trail), message: 'refers back to one of its parents (a cycle)' });
     return;
   }
   const toJSON = (object as { toJSON?: unknown }).toJSON;
   if (typeof toJSON === 'function') return; // Date, Buffer and the like choose their own JSON form.
-  const tag = Object.prototype.toString.call(object);
-  if (LOSSY_TAGS.has(tag) || ArrayBuffer.isView(object)) {
-    issues.push({ path, message: `is a ${tag.slice(8, -1)}, which JSON would store as {} (convert it first)` });
-    return;
+  const isArray = Array.isArray(object);
+  const proto = isArray ? Array.prototype : Object.getPrototypeOf(object);
+  // Plain objects and arrays are what JSON carries; anything else is checked for a lossy kind.
+  if (!isArray && proto !== Object.prototype && proto !== null) {
+    const tag = Object.prototype.toString.call(object);
+    if (LOSSY_TAGS.has(tag) || ArrayBuffer.isView(object)) {
+      issues.push({
+        path: pathOf(root, trail),
+        message: `is a ${tag.slice(8, -1)}, which JSON would store as {} (convert it first)`,
+      });
+      return;
+    }
   }
   ancestors.add(object);
-  if (Array.isArray(object)) {
-    for (let i = 0; i < object.length; i++) checkJson(object[i], `${path}[${i}]`, issues, ancestors);
+  if (isArray) {
+    const array = object as unknown[];
+    for (let i = 0; i < array.length; i++) {
+      trail.push(i);
+      checkJson(array[i], root, issues, ancestors, trail);
+      trail.pop();
+    }
   } else {
     for (const key of Object.keys(object)) {
       const child = (object as Record<string, unknown>)[key];
       // An optional property left undefined is simply absent in JSON: allowed.
-      if (child !== undefined) checkJson(child, `${path}.${key}`, issues, ancestors);
+      if (child === undefined) continue;
+      trail.push(key);
+      checkJson(child, root, issues, ancestors, trail);
+      trail.pop();
     }
   }
   ancestors.delete(object);
