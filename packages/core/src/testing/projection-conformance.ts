@@ -754,6 +754,11 @@ export const projectionConformanceCases: readonly ProjectionConformanceCase[] = 
         () => `v2 to go live (${describeStatus(v2.status(n.projection))})`,
       );
       assert.deepEqual(switches, [[n.projection, 1, 2]]);
+      // Retirement runs after the switch is recorded: it may still be under way here.
+      await eventually(
+        () => retired.length > 0,
+        () => 'v1 to be retired',
+      );
       assert.deepEqual(retired, [1], 'retire called once, with the version before');
       assert.equal(await v2.liveVersion(n.projection), 2);
       assert.equal(await backend.loadLiveVersion?.(n.projection), 2);

@@ -333,22 +333,29 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
 
   const APPEND_ONE = `SELECT ${s}.append_event($1, $2, $3, $4, $5, $6, $7, $8, $9) AS r`;
 
-  /**
-   * Inserts one event when the expected version holds (parameters are those of
-   * `append_event`); when it does not, `append_refused` fails the statement.
-   * For `any` and `stream-exists`, which need the stream's version.
-   */
-  const checkedInsert = `INSERT INTO ${s}.events (position, event_id, stream_id, stream_version,
-                                    category, type, schema_version, data, metadata, recorded_at)
-        SELECT nextval('${s}.events_position_seq'), $4::text, $1::text, c.v + 1, $2::text, $5::text,
-               $6::integer, $7::json, $8::json, $9::timestamptz
-          FROM (SELECT coalesce(max(e.stream_version), 0) AS v,
+  // The single-event inserts below take `append_event`'s parameters and share these parts.
+  const INSERT_EVENT = `INSERT INTO ${s}.events (position, event_id, stream_id, stream_version,
+                                    category, type, schema_version, data, metadata, recorded_at)`;
+  /** The inserted row's values, with `version` as its stream version. */
+  const eventValues = (version: string) => `nextval('${s}.events_position_seq'), $4::text, $1::text, ${version},
+               $2::text, $5::text, $6::integer, $7::json, $8::json, $9::timestamptz`;
+  /** The stream's version `v` and whether it has a `streams` row (`recorded`), as one row. */
+  const STREAM_NOW = `SELECT coalesce(max(e.stream_version), 0) AS v,
                        EXISTS (SELECT 1 FROM ${s}.streams st WHERE st.stream_id = $1) AS recorded
-                  FROM ${s}.events e WHERE e.stream_id = $1) c
-         WHERE CASE WHEN NOT c.recorded AND CASE WHEN $3::bigint >= 0 THEN c.v = $3
-                                                 WHEN $3 = ${ExpectedCode.streamExists} THEN c.v > 0
-                                                 ELSE true END
-                    THEN true
+                  FROM ${s}.events e WHERE e.stream_id = $1`;
+  /** Whether the expected version ($3, coded as for `append_event`) holds for version `c.v`. */
+  const EXPECTED_HOLDS = `CASE WHEN $3::bigint >= 0 THEN c.v = $3
+                               WHEN $3 = ${ExpectedCode.streamExists} THEN c.v > 0
+                               ELSE true END`;
+  /**
+   * Inserts one event when the expected version holds; when it does not,
+   * `append_refused` fails the statement. For `any` and `stream-exists`,
+   * which need the stream's version.
+   */
+  const checkedInsert = `${INSERT_EVENT}
+        SELECT ${eventValues('c.v + 1')}
+          FROM (${STREAM_NOW}) c
+         WHERE CASE WHEN NOT c.recorded AND ${EXPECTED_HOLDS} THEN true
                     ELSE ${s}.append_refused(c.recorded, c.v) IS NULL END
         RETURNING position, stream_version`;
   /**
@@ -359,15 +366,12 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
    * `append_refused` says so. Either way `append_event` then decides. A
    * refused insert has drawn a position: that hole is skipped like any other.
    */
-  const exactInsert = `INSERT INTO ${s}.events (position, event_id, stream_id, stream_version,
-                                    category, type, schema_version, data, metadata, recorded_at)
-        VALUES (nextval('${s}.events_position_seq'), $4::text, $1::text,
-                CASE WHEN EXISTS (SELECT 1 FROM ${s}.streams st WHERE st.stream_id = $1)
+  const exactInsert = `${INSERT_EVENT}
+        VALUES (${eventValues(`CASE WHEN EXISTS (SELECT 1 FROM ${s}.streams st WHERE st.stream_id = $1)
                        OR ($3::bigint > 0 AND NOT EXISTS (SELECT 1 FROM ${s}.events e
                                                           WHERE e.stream_id = $1 AND e.stream_version = $3))
                      THEN ${s}.append_refused(true, 0)
-                     ELSE $3 + 1 END,
-                $2::text, $5::text, $6::integer, $7::json, $8::json, $9::timestamptz)
+                     ELSE $3 + 1 END`)})
         RETURNING position, stream_version`;
   /**
    * The same without the refusal, always answering one row: the position
@@ -375,17 +379,10 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
    * whether the stream has a `streams` row. A conflict in a batch is known
    * without another round trip, and does not fail the batch's other appends.
    */
-  const reportedInsert = `WITH c AS (SELECT coalesce(max(e.stream_version), 0) AS v,
-                     EXISTS (SELECT 1 FROM ${s}.streams st WHERE st.stream_id = $1) AS recorded
-                FROM ${s}.events e WHERE e.stream_id = $1),
-         ins AS (INSERT INTO ${s}.events (position, event_id, stream_id, stream_version,
-                                          category, type, schema_version, data, metadata, recorded_at)
-                 SELECT nextval('${s}.events_position_seq'), $4::text, $1::text, c.v + 1, $2::text, $5::text,
-                        $6::integer, $7::json, $8::json, $9::timestamptz
-                   FROM c
-                  WHERE NOT c.recorded AND CASE WHEN $3::bigint >= 0 THEN c.v = $3
-                                                WHEN $3 = ${ExpectedCode.streamExists} THEN c.v > 0
-                                                ELSE true END
+  const reportedInsert = `WITH c AS (${STREAM_NOW}),
+         ins AS (${INSERT_EVENT}
+                 SELECT ${eventValues('c.v + 1')} FROM c
+                  WHERE NOT c.recorded AND ${EXPECTED_HOLDS}
                  RETURNING position)
     SELECT (SELECT position FROM ins), c.v, c.recorded FROM c`;
   /**

@@ -46,8 +46,9 @@ export class WriterConnections {
   /**
    * Runs `statements` as one pipeline (one round trip, one implicit
    * transaction) on a held connection, preparing `texts` on it first when it
-   * has not. Undefined when no connection can be held (a pool of one): the
-   * caller then writes another way.
+   * has not. Undefined when no held connection is free (a pool of one holds
+   * none; a second write while the held one is busy): the caller then writes
+   * another way.
    */
   async pipeline(
     texts: readonly StatementToPrepare[],

@@ -70,6 +70,23 @@ export const validationCases: ConformanceCase[] = [
     },
   },
   {
+    name: 'a hole in the events array is a ValidationError naming it, and nothing of the append is written',
+    async run({ store, streamId }) {
+      const id = streamId();
+      const head = await store.headPosition();
+      const events = [event('A'), event('C')];
+      events.length = 3;
+      events[2] = event('C');
+      delete (events as unknown[])[1];
+      const error = await rejectsWithCode<ValidationError>(store.append(id, events), 'VALIDATION');
+      assert.deepEqual(
+        error.issues.map((issue) => issue.path),
+        ['events[1]'],
+      );
+      await assertUnchanged(store, head, id, 0);
+    },
+  },
+  {
     name: 'data JSON cannot carry faithfully is a ValidationError naming the path',
     async run({ store, streamId }) {
       const id = streamId();
