@@ -43,4 +43,5 @@ export {
   getPostgresEventStore,
   type PostgresEventStore,
   type PostgresEventStoreOptions,
+  type PostgresStoreStats,
 } from './store/postgres-event-store.ts';

@@ -42,6 +42,7 @@ import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { parseTimestamptz } from '../timestamps.ts';
 import { AppendBatcher, type AppendBatchStats } from './append-batcher.ts';
+import type { PipelinedStatement } from './pipeline.ts';
 import { appendChannel, appendLockKey, ExpectedCode, eventStoreMigrations, Outcome, RefusedCode } from './schema.ts';
 import { WriterConnections } from './writer-connections.ts';
 
@@ -71,17 +72,25 @@ export interface PostgresEventStoreOptions {
    */
   inlineProjections?: readonly Projection<pg.PoolClient>[];
   /**
-   * After appends commit, send `NOTIFY` on the store's channel so projection
-   * runners in other processes wake at once (default true). It is sent after
-   * the commit, from another connection, at most one at a time (later appends
-   * fold into the next one): appends never wait for it, and they do not take
-   * PostgreSQL's commit-time NOTIFY lock. Runners in this process are woken
-   * directly, and a lost notification only delays a runner to its periodic
-   * check.
+   * Announce appends with `NOTIFY` on the store's channel (payload: the head
+   * position), so projection runners in other processes wake at once (default
+   * true). At most one notification per `notifyIntervalMs`: the first append
+   * after the interval carries it in its own transaction (delivered at its
+   * commit, no extra round trip); when appends stop, the last ones are
+   * announced from another connection. See docs/postgres.md, "Signalling
+   * appends". Runners in this process are woken directly, and a lost
+   * notification only delays a runner to its periodic check.
    */
   notifyAppends?: boolean;
-  /** Shortest time between two such notifications, in ms (later appends wait and fold in). Default 10. */
+  /** Shortest time between two such notifications, in ms (later appends fold into the next one). Default 10. */
   notifyIntervalMs?: number;
+}
+
+export interface PostgresStoreStats extends AppendBatchStats {
+  /** Notifications carried by an append's own transaction. */
+  carriedNotifications: number;
+  /** Notifications sent from another connection (after appends stopped, or from paths that cannot carry one). */
+  separateNotifications: number;
 }
 
 export interface PostgresEventStore extends EventStore {
@@ -89,8 +98,8 @@ export interface PostgresEventStore extends EventStore {
   readonly pool: pg.Pool;
   /** The schema holding the store's tables. */
   readonly schema: string;
-  /** Group-commit counters since open. */
-  stats(): AppendBatchStats;
+  /** Group-commit and notification counters since open. */
+  stats(): PostgresStoreStats;
   /** Drops the store's schema with everything in it (tests and benchmarks), then closes the store. */
   dropSchema(): Promise<void>;
   /**
@@ -106,6 +115,14 @@ export interface PostgresEventStore extends EventStore {
  * batches twice as large, half the WAL flushes and more appends per second.
  */
 const WRITE_SLOTS = 1;
+
+/**
+ * A separate notification waits this long past the interval, so that while
+ * appends keep coming one of them carries it instead.
+ */
+const CARRY_SLACK_MS = 2;
+/** How long appends stop carrying notifications after PostgreSQL's queue refused one. */
+const CARRY_PAUSE_MS = 60_000;
 
 /** Positions and versions are bigint columns; they stay below 2^53, so they come back as numbers. */
 const parseBigint = (value: string) => Number(value);
@@ -320,6 +337,84 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     }
   };
 
+  // ---- announcing appends to other processes (docs/postgres.md, "Signalling appends") ----
+  const listeners = new Set<(position: number) => void>();
+  const channel = appendChannel(schemaName);
+  const notifyAppends = options.notifyAppends ?? true;
+  const notifyIntervalMs = assertIntegerOption(options.notifyIntervalMs, 'notifyIntervalMs', 0) ?? 10;
+  const notifyStats = { carriedNotifications: 0, separateNotifications: 0 };
+  let appendedHead = 0;
+  let signalledHead = 0;
+  let notifiedHead = 0;
+  let notifying: Promise<void> | undefined;
+  let notifyTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the last notification was sent or handed to an append to carry. */
+  let lastNotifyAt = Number.NEGATIVE_INFINITY;
+  /** Carrying is paused after PostgreSQL's notification queue refused one (it is full). */
+  let carryPausedUntil = Number.NEGATIVE_INFINITY;
+  const notifyHead = {
+    name: statementName(schemaName, 'notify-head'),
+    text: `SELECT head, pg_notify($1, head::text)
+             FROM (SELECT coalesce(max(position), 0) AS head FROM ${s}.events) AS h`,
+  };
+  const carriedNotify = { name: notifyHead.name, values: [channel] };
+  /**
+   * Whether the pipeline about to be sent should carry the notification: when
+   * the interval has passed since the last one. Claims the interval (returns
+   * the time it replaced, for `unclaimNotify` when the pipeline fails).
+   */
+  const claimNotify = (): number | undefined => {
+    if (!notifyAppends || closed) return undefined;
+    const at = Date.now();
+    if (at - lastNotifyAt < notifyIntervalMs || at < carryPausedUntil) return undefined;
+    const previous = lastNotifyAt;
+    lastNotifyAt = at;
+    return previous;
+  };
+  /** After a carrying pipeline failed (nothing of it committed): the notification is still owed. */
+  const unclaimNotify = (previous: number, error?: unknown) => {
+    lastNotifyAt = previous;
+    // 54000 at commit: "too many notifications in the NOTIFY queue" (a listener stopped reading).
+    if ((error as { code?: unknown } | undefined)?.code === '54000') carryPausedUntil = Date.now() + CARRY_PAUSE_MS;
+  };
+  /** After a carrying pipeline committed: its last statement's row holds the head it announced. */
+  const carried = (rows: (string | null)[][][]) => {
+    notifyStats.carriedNotifications += 1;
+    const head = Number(rows.at(-1)?.[0]?.[0]);
+    if (head > notifiedHead) notifiedHead = head;
+  };
+  /**
+   * The separate notification, for appends no carried notification covered.
+   * While appends keep coming, the first one after the interval carries it, so
+   * this waits a little longer than the interval before sending its own.
+   */
+  const notifyOthers = () => {
+    if (notifying || notifyTimer || closed || appendedHead <= notifiedHead) return;
+    const wait = lastNotifyAt + notifyIntervalMs - Date.now();
+    if (wait > 0) {
+      notifyTimer = setTimeout(() => {
+        notifyTimer = undefined;
+        notifyOthers();
+      }, wait + CARRY_SLACK_MS);
+      return;
+    }
+    lastNotifyAt = Date.now();
+    const head = appendedHead;
+    notifyStats.separateNotifications += 1;
+    notifying = pool
+      .query('SELECT pg_notify($1, $2)', [channel, String(head)])
+      .then(
+        () => {
+          if (head > notifiedHead) notifiedHead = head;
+        },
+        () => undefined, // runners elsewhere fall back to their periodic check
+      )
+      .finally(() => {
+        notifying = undefined;
+        notifyOthers();
+      });
+  };
+
   const STREAM_STATE = `SELECT greatest(coalesce((SELECT max(e.stream_version) FROM ${s}.events e WHERE e.stream_id = $1), 0),
            coalesce(st.version, 0)) AS version,
          coalesce(st.truncated_before, 1) AS truncated_before,
@@ -359,19 +454,27 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
                     ELSE ${s}.append_refused(c.recorded, c.v) IS NULL END
         RETURNING position, stream_version`;
   /**
-   * The same for an exact expected version N (0 for `no-stream`), without
-   * reading the stream's version: the event becomes version N + 1. When the
-   * stream is past N, the unique `(stream_id, stream_version)` refuses the
-   * row (23505); when it has not reached N, or has a `streams` row,
-   * `append_refused` says so. Either way `append_event` then decides. A
-   * refused insert has drawn a position: that hole is skipped like any other.
+   * The same for an exact expected version N, without reading the stream's
+   * version: the event becomes version N + 1, and the unique
+   * `(stream_id, stream_version)` refuses the row (23505) when the stream is
+   * past N. What else could make N wrong is checked with one index probe:
+   * - N = 0 (`no-stream`): a `streams` row (the stream was truncated or
+   *   hard-deleted, so it has a version or a tombstone without events);
+   * - N > 0: event N must exist. Nothing removes a stream's latest event but
+   *   a deletion of all its events, so an existing event N means the stream
+   *   is alive and at least at N (a `streams` row then changes nothing).
+   * When the probe fails, `append_refused` fails the statement, and
+   * `append_event` decides, as it does after a 23505. A refused insert has
+   * drawn a position: that hole is skipped like any other.
    */
-  const exactInsert = `${INSERT_EVENT}
+  const firstInsert = `${INSERT_EVENT}
         VALUES (${eventValues(`CASE WHEN EXISTS (SELECT 1 FROM ${s}.streams st WHERE st.stream_id = $1)
-                       OR ($3::bigint > 0 AND NOT EXISTS (SELECT 1 FROM ${s}.events e
-                                                          WHERE e.stream_id = $1 AND e.stream_version = $3))
-                     THEN ${s}.append_refused(true, 0)
-                     ELSE $3 + 1 END`)})
+                     THEN ${s}.append_refused(true, 0) ELSE $3::bigint + 1 END`)})
+        RETURNING position, stream_version`;
+  const nextInsert = `${INSERT_EVENT}
+        VALUES (${eventValues(`CASE WHEN NOT EXISTS (SELECT 1 FROM ${s}.events e
+                                      WHERE e.stream_id = $1 AND e.stream_version = $3::bigint)
+                     THEN ${s}.append_refused(true, 0) ELSE $3 + 1 END`)})
         RETURNING position, stream_version`;
   /**
    * The same without the refusal, always answering one row: the position
@@ -397,29 +500,42 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     { name: statementName(schemaName, 'fast-lock'), text: `SELECT pg_advisory_xact_lock${appendLockKey(s)}` },
     { name: statementName(schemaName, 'fast-insert'), text: checkedInsert },
     { name: statementName(schemaName, 'batch-insert'), text: reportedInsert },
-    { name: statementName(schemaName, 'exact-insert'), text: exactInsert },
+    { name: statementName(schemaName, 'first-insert'), text: firstInsert },
+    { name: statementName(schemaName, 'next-insert'), text: nextInsert },
+    notifyHead,
   ] as const;
-  const [fastLock, fastInsert, batchInsert, fastExactInsert] = fastAppend;
+  const [fastLock, fastInsert, batchInsert, fastFirstInsert, fastNextInsert] = fastAppend;
   const takeAppendLock = { name: fastLock.name, values: [] };
   const appendOneName = statementName(schemaName, 'append-one');
   const appendName = statementName(schemaName, 'append');
 
   /** The outcome of the fast path; undefined when the append function must decide. */
   const appendOneFast = async (parameters: (string | number)[]): Promise<AppendOutcomeRow | undefined> => {
+    const expected = parameters[2] as number;
+    const insert = expected === 0 ? fastFirstInsert : expected > 0 ? fastNextInsert : fastInsert;
+    const statements: PipelinedStatement[] = [takeAppendLock, { name: insert.name, values: parameters }];
+    const claimed = claimNotify();
+    if (claimed !== undefined) statements.push(carriedNotify);
     let rows: (string | null)[][][] | undefined;
     try {
-      const insert = (parameters[2] as number) >= 0 ? fastExactInsert : fastInsert;
-      rows = await writers.pipeline(fastAppend, [takeAppendLock, { name: insert.name, values: parameters }]);
+      rows = await writers.pipeline(fastAppend, statements);
     } catch (error) {
+      if (claimed !== undefined) unclaimNotify(claimed, error);
       const { code, detail } = error as { code?: unknown; detail?: unknown };
       if (code === RefusedCode.versionConflict && typeof detail === 'string') {
         return { outcome: Outcome.versionConflict, version_after: Number(detail), last_pos: null };
       }
       if (code === RefusedCode.undecided || code === '23505') return undefined;
+      // The notification queue refused the carried notification: append without it.
+      if (code === '54000' && claimed !== undefined) return appendOneFast(parameters);
       throw toStorageError(error);
     }
     const row = rows?.[1]?.[0];
-    if (!row) return undefined; // no connection could be held for the pipeline
+    if (!row) {
+      if (claimed !== undefined) unclaimNotify(claimed);
+      return undefined; // no connection could be held for the pipeline
+    }
+    if (claimed !== undefined) carried(rows as (string | null)[][][]);
     return { outcome: Outcome.appended, version_after: Number(row[1]), last_pos: Number(row[0]) };
   };
 
@@ -570,16 +686,22 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   ): Promise<(() => AppendResult | Promise<AppendResult>)[] | undefined> => {
     let rows: (string | null)[][][] | undefined;
     const at = isoTime(recordedAt);
+    const statements: PipelinedStatement[] = [takeAppendLock];
+    for (const append of batch) statements.push({ name: batchInsert.name, values: oneEventParameters(append, at) });
+    const claimed = claimNotify();
+    if (claimed !== undefined) statements.push(carriedNotify);
     try {
-      rows = await writers.pipeline(fastAppend, [
-        takeAppendLock,
-        ...batch.map((append) => ({ name: batchInsert.name, values: oneEventParameters(append, at) })),
-      ]);
+      rows = await writers.pipeline(fastAppend, statements);
     } catch (error) {
+      if (claimed !== undefined) unclaimNotify(claimed, error);
       if (isConnectionFailure(error)) throw toStorageError(error);
       return undefined;
     }
-    if (!rows) return undefined;
+    if (!rows) {
+      if (claimed !== undefined) unclaimNotify(claimed);
+      return undefined;
+    }
+    if (claimed !== undefined) carried(rows);
     const inserted = rows;
     return batch.map((append, i) => {
       const [position, version, recorded] = inserted[i + 1]?.[0] ?? [];
@@ -643,43 +765,6 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     return batch.map((append, i) => () => settle(append, rows[i] as AppendOutcomeRow, recordedAt));
   };
 
-  const listeners = new Set<(position: number) => void>();
-  const channel = appendChannel(schemaName);
-  const notifyAppends = options.notifyAppends ?? true;
-  let appendedHead = 0;
-  let signalledHead = 0;
-  let notifiedHead = 0;
-  let notifying: Promise<void> | undefined;
-  let notifyTimer: ReturnType<typeof setTimeout> | undefined;
-  let lastNotifyAt = Number.NEGATIVE_INFINITY;
-  const notifyIntervalMs = assertIntegerOption(options.notifyIntervalMs, 'notifyIntervalMs', 0) ?? 10;
-  const notifyOthers = () => {
-    if (notifying || notifyTimer || closed || appendedHead <= notifiedHead) return;
-    // At most one NOTIFY per interval: the first append after a quiet spell is announced at
-    // once, a stream of appends costs the server one notification per interval, not one each.
-    const wait = lastNotifyAt + notifyIntervalMs - Date.now();
-    if (wait > 0) {
-      notifyTimer = setTimeout(() => {
-        notifyTimer = undefined;
-        notifyOthers();
-      }, wait);
-      return;
-    }
-    lastNotifyAt = Date.now();
-    const head = appendedHead;
-    notifying = pool
-      .query('SELECT pg_notify($1, $2)', [channel, String(head)])
-      .then(
-        () => {
-          notifiedHead = Math.max(notifiedHead, head);
-        },
-        () => undefined, // runners elsewhere fall back to their periodic check
-      )
-      .finally(() => {
-        notifying = undefined;
-        notifyOthers();
-      });
-  };
   /** After a batch committed: wake this process's runners, then (coalesced) the others. */
   const signalAppends = () => {
     if (appendedHead <= signalledHead) return;
@@ -900,7 +985,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       });
     },
 
-    stats: () => ({ ...batcher.stats }),
+    stats: () => ({ ...batcher.stats, ...notifyStats }),
 
     onAppend(listener: (position: number) => void) {
       listeners.add(listener);
