@@ -46,7 +46,12 @@ describe('postgres relays: killed with SIGKILL between a publish and recording i
       seq bigserial PRIMARY KEY, consumer text NOT NULL, message_id text NOT NULL, key text NOT NULL)`);
   });
 
+  // Stopped in after() too: a test failing before its own stop must not leave
+  // a polling consumer that keeps the test process alive.
+  const consumers: { stop(): Promise<void> }[] = [];
+
   after(async () => {
+    await Promise.allSettled(consumers.map((consumer) => consumer.stop()));
     await transport?.close();
     await store?.close();
     await dropSchema(schema);
@@ -72,6 +77,7 @@ describe('postgres relays: killed with SIGKILL between a publish and recording i
         ]);
       },
     });
+    consumers.push(consumer);
     await consumer.start();
     return consumer;
   }
