@@ -68,19 +68,19 @@ describe('PostgreSQL store: announcing appends with NOTIFY', { skip }, () => {
         .position;
     }
     last = (await store.append('seq-last', [{ type: 'Added', data: {} }])).position;
-    await waitUntil(() => heard.at(-1) === last, 'a notification of the last append');
+    // Every notification sent arrives, the last append's head among them. (A separate
+    // notification slowed down past the interval may arrive after a later carried one:
+    // runners wake on any head past their position, so the order does not matter.)
+    await waitUntil(() => {
+      const stats = store.stats();
+      return heard.includes(last) && heard.length === stats.carriedNotifications + stats.separateNotifications;
+    }, 'a notification of the last append, and every notification sent');
     const elapsedMs = Date.now() - startedAt;
     await checked();
 
     const stats = store.stats();
     assert.ok(stats.carriedNotifications >= 4, `carried ${stats.carriedNotifications}`);
-    assert.ok(stats.separateNotifications >= 0);
-    assert.equal(heard.length, stats.carriedNotifications + stats.separateNotifications);
-    assert.deepEqual(
-      heard,
-      [...heard].sort((a, b) => a - b),
-      'heads only move forward',
-    );
+    assert.equal(Math.max(...heard), last);
     // Without the interval there would be one notification per append (hundreds here).
     assert.ok(
       heard.length <= Math.ceil(elapsedMs / intervalMs) + 2,
@@ -97,7 +97,7 @@ describe('PostgreSQL store: announcing appends with NOTIFY', { skip }, () => {
       ),
     );
     const head = Math.max(...results.map((r) => r.position));
-    await waitUntil(() => heard.at(-1) === head, 'a notification of the batch head');
+    await waitUntil(() => heard.includes(head), 'a notification of the batch head');
     const batched = store.stats();
     assert.ok(batched.commits < batched.jobs, 'the appends shared batches');
     assert.ok(batched.carriedNotifications >= 1);
@@ -108,7 +108,7 @@ describe('PostgreSQL store: announcing appends with NOTIFY', { skip }, () => {
       { type: 'Added', data: { n: 1 } },
       { type: 'Added', data: { n: 2 } },
     ]);
-    await waitUntil(() => heard.at(-1) === several.position, 'a notification of the two-event append');
+    await waitUntil(() => heard.includes(several.position), 'a notification of the two-event append');
     assert.equal(store.stats().separateNotifications, 1);
     await checked();
   });
