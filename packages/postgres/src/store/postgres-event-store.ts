@@ -531,11 +531,11 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       throw toStorageError(error);
     }
     const row = rows?.[1]?.[0];
-    if (!row) {
+    if (!rows || !row) {
       if (claimed !== undefined) unclaimNotify(claimed);
       return undefined; // no connection could be held for the pipeline
     }
-    if (claimed !== undefined) carried(rows as (string | null)[][][]);
+    if (claimed !== undefined) carried(rows);
     return { outcome: Outcome.appended, version_after: Number(row[1]), last_pos: Number(row[0]) };
   };
 

@@ -40,6 +40,31 @@ export const appendAndReadCases: ConformanceCase[] = [
     },
   },
   {
+    name: 'an append result is a plain object: events is an own enumerable property, the same array on every read, kept by spread and JSON',
+    async run({ store, streamId }) {
+      const id = streamId('result');
+      const first = await store.append(id, [event('A', { n: 1 })]);
+      const second = await store.append(id, [event('B', { n: 2 }), event('C', { n: 3 })]);
+      assert.equal(Object.getPrototypeOf(second), Object.prototype);
+      assert.deepEqual(Object.keys(second).sort(), ['events', 'position', 'streamId', 'version']);
+      assert.equal(second.events, second.events, 'the same array on every read');
+      // Each result has its own events, whatever adapters share to build them.
+      assert.deepEqual(
+        first.events.map((e) => e.type),
+        ['A'],
+      );
+      assert.deepEqual(
+        second.events.map((e) => e.type),
+        ['B', 'C'],
+      );
+      assert.deepEqual({ ...second }.events, second.events);
+      assert.deepEqual(
+        JSON.parse(JSON.stringify(second)).events.map((e: { position: number }) => e.position),
+        second.events.map((e) => e.position),
+      );
+    },
+  },
+  {
     name: 'stream versions run contiguously from 1 across appends',
     async run({ store, streamId }) {
       const id = streamId();
