@@ -3,6 +3,13 @@ export { type HandleCommandOptions, type HandleCommandResult, handleCommand } fr
 export * from './errors/index.ts';
 export { uuidv7 } from './ids/uuid-v7.ts';
 export * from './messaging/index.ts';
+export {
+  type CheckOptionsSettings,
+  checkOptions,
+  describeValue,
+  type OptionKind,
+  type OptionSpec,
+} from './options/check-options.ts';
 export * from './projections/index.ts';
 export { lazyAppendResult, storedAppendResult } from './store/append-result.ts';
 export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from './store/idempotency.ts';

@@ -17,7 +17,16 @@ export type FactlineErrorCode =
   | 'PROJECTION_FAILED'
   | 'PROJECTION_SUPERSEDED'
   | 'TIMEOUT'
-  | 'STORAGE';
+  | 'STORAGE'
+  | 'NON_RETRYABLE'
+  // Messaging: a publish that no subscription would receive, a transport that failed or closed.
+  | 'NO_SUBSCRIPTION'
+  | 'TRANSPORT'
+  // Reserved for the schema-evolution and workflow packages.
+  | 'SCHEMA'
+  | 'UPCAST'
+  | 'WORKFLOW'
+  | 'TIMER';
 
 export interface FactlineErrorOptions {
   cause?: unknown;
@@ -110,9 +119,33 @@ export class StreamDeletedError extends FactlineError {
   }
 }
 
+/**
+ * The component was closed: an event store, a transport, an inbox. `what`
+ * names it in the message (`'The transport is closed'`).
+ */
 export class StoreClosedError extends FactlineError {
-  constructor() {
-    super('STORE_CLOSED', 'The event store is closed');
+  constructor(what = 'event store') {
+    super('STORE_CLOSED', `The ${what} is closed`);
+  }
+}
+
+/** Marks an error the handler cannot get past by retrying: the message goes straight to the dead-letter queue. */
+export class NonRetryableError extends FactlineError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('NON_RETRYABLE', message, { ...options, retryable: false });
+  }
+}
+
+/**
+ * A publish that had to reach at least one subscription (`requireSubscription`)
+ * found none declared for its topic: nothing was written. Retryable: it
+ * succeeds once a consumer group declares its subscription.
+ */
+export class NoSubscriptionError extends FactlineError {
+  readonly topic: string;
+  constructor(topic: string) {
+    super('NO_SUBSCRIPTION', `Topic '${topic}' has no subscription yet: nothing was published`, { retryable: true });
+    this.topic = topic;
   }
 }
 
@@ -200,3 +233,5 @@ export const isProjectionSupersededError = (e: unknown): e is ProjectionSupersed
   hasCode(e, 'PROJECTION_SUPERSEDED');
 export const isTimeoutError = (e: unknown): e is TimeoutError => hasCode(e, 'TIMEOUT');
 export const isStorageError = (e: unknown): e is StorageError => hasCode(e, 'STORAGE');
+export const isNonRetryableError = (e: unknown): e is NonRetryableError => hasCode(e, 'NON_RETRYABLE');
+export const isNoSubscriptionError = (e: unknown): e is NoSubscriptionError => hasCode(e, 'NO_SUBSCRIPTION');

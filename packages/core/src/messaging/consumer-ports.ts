@@ -1,4 +1,4 @@
-import { FactlineError, isFactlineError } from '../errors/index.ts';
+import { isFactlineError } from '../errors/index.ts';
 import { type Message, messageFromJson, messageToJson } from './message.ts';
 import type { Delivery } from './transport.ts';
 
@@ -10,14 +10,6 @@ export type RetryDecision =
 
 /** `attempt` counts the handler runs so far for this message (1 after the first failure). */
 export type RetryPolicy = (error: unknown, attempt: number, message: Message) => RetryDecision;
-
-/** Marks an error the handler cannot get past by retrying: the message goes straight to the dead-letter queue. */
-export class NonRetryableError extends FactlineError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super('VALIDATION', message, { ...options, retryable: false });
-    this.name = 'NonRetryableError';
-  }
-}
 
 /** True for errors no retry can fix: `NonRetryableError`, or any Factline error with `retryable: false`. */
 export function isNonRetryable(error: unknown): boolean {

@@ -13,7 +13,6 @@ export {
   type Inbox,
   isNonRetryable,
   isPromiseLike,
-  NonRetryableError,
   type RetryDecision,
   type RetryPolicy,
 } from './consumer-ports.ts';

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { NonRetryableError } from '../errors/index.ts';
 import { type Consumer, type ConsumerOptions, createConsumer } from '../messaging/consumer.ts';
 import {
   type DeadLetter,
@@ -8,7 +9,6 @@ import {
   getInMemoryDeadLetterStore,
   type Inbox,
   isPromiseLike,
-  NonRetryableError,
 } from '../messaging/consumer-ports.ts';
 import { createMessage, type Message } from '../messaging/message.ts';
 import type { Transport } from '../messaging/transport.ts';
