@@ -6,6 +6,7 @@ import {
   TimeoutError,
   ValidationError,
 } from '../errors/index.ts';
+import { checkRebuildOptions, checkWaitForOptions } from '../options/core-options.ts';
 import type { ProjectionRunner, RebuildOptions, WaitForOptions } from './runner.ts';
 import type { ProjectionStatus } from './types.ts';
 
@@ -118,7 +119,8 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
       return [...leases.values()].map(view);
     }) as { (): LeasedProjectionStatus[]; (name: string): LeasedProjectionStatus },
 
-    async waitFor(name: string, position: number, waitOptions: WaitForOptions = {}) {
+    async waitFor(name: string, position: number, given?: WaitForOptions) {
+      const waitOptions = checkWaitForOptions(given) ?? {};
       const lease = leaseOf(name);
       const timeoutMs = waitOptions.timeoutMs ?? 5000;
       const deadline = Date.now() + timeoutMs;
@@ -152,6 +154,7 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
     },
 
     async rebuild(name: string, rebuildOptions?: RebuildOptions) {
+      checkRebuildOptions(rebuildOptions);
       const lease = leaseOf(name);
       if (!lease.held) {
         throw new ValidationError({

@@ -14,6 +14,7 @@ import {
   type ProjectionRunnerOptions,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
+  pickProjectionRunnerOptions,
   projectionVersionKey,
   type RecordedEvent,
 } from '@factline/core';
@@ -534,7 +535,7 @@ function createPostgresProjections(
   const backend = getPostgresProjectionBackend(store, options);
   // Checks the definitions together (names, duplicates) the way the runner does; never started, it
   // answers `parked` and `liveVersion`.
-  const all = createProjectionRunner(backend, projections, options);
+  const all = createProjectionRunner(backend, projections, pickProjectionRunnerOptions(options));
 
   const leases = new Map<string, Lease>();
   for (const projection of projections) {
@@ -545,7 +546,7 @@ function createPostgresProjections(
       checkpointName: projectionVersionKey(projection.name, version),
       key: projectionLeaseKey(store.schema, projection.name, version),
       runner: createProjectionRunner(backend, [projection], {
-        ...options,
+        ...pickProjectionRunnerOptions(options),
         onError: (name, error, position) => {
           lease.lastError = error;
           options.onError?.(name, error, position);

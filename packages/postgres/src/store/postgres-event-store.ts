@@ -1,8 +1,6 @@
 import {
   type AppendOptions,
   type AppendResult,
-  assertDeleteMode,
-  assertExpectedVersion,
   assertIntegerOption,
   assertStreamId,
   checkExpectedVersion,
@@ -15,6 +13,7 @@ import {
   isFactlineError,
   lazyAppendResult,
   matchRetriedAppend,
+  normalizeDeleteStream,
   normalizeReadAll,
   normalizeReadStream,
   type PreparedAppend,
@@ -831,10 +830,10 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
 
     // Not async: the batcher's promise is handed back as it is (no extra hops);
     // invalid input still rejects rather than throws.
-    append(streamId: string, events: readonly EventToAppend[], appendOptions: AppendOptions = {}) {
+    append(streamId: string, events: readonly EventToAppend[], appendOptions?: AppendOptions) {
       try {
         open();
-        return batcher.enqueue(prepareAppend(streamId, events, appendOptions.expectedVersion, limits));
+        return batcher.enqueue(prepareAppend(streamId, events, appendOptions, limits));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -942,11 +941,10 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       };
     },
 
-    async deleteStream(streamId: string, deleteOptions: DeleteStreamOptions = {}) {
+    async deleteStream(streamId: string, deleteOptions?: DeleteStreamOptions) {
       open();
       assertStreamId(streamId, limits);
-      const expected = assertExpectedVersion(deleteOptions.expectedVersion);
-      const mode = assertDeleteMode(deleteOptions.mode);
+      const { expected, mode } = normalizeDeleteStream(deleteOptions);
       await underAppendLock(async (client) => {
         const stream = await streamState(streamId, client);
         if (stream.tombstoned) throw new StreamDeletedError(streamId);

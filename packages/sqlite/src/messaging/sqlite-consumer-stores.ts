@@ -12,6 +12,7 @@ import {
 } from '@factline/core';
 import type { Database } from 'better-sqlite3';
 import { type Migration, migrate } from '../migrations.ts';
+import { checkSqliteDeadLetterStoreOptions, checkSqliteInboxOptions } from '../options.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
 
@@ -124,6 +125,7 @@ type Outcome = { applied: boolean } | { error: unknown; fromHandler: boolean };
  * });
  */
 export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
+  checkSqliteInboxOptions(options);
   const db = open(options);
   const groupCommit = options.groupCommit ?? true;
   const maxGroup = assertIntegerOption(options.maxGroup, 'maxGroup', 1) ?? 256;
@@ -243,6 +245,7 @@ interface DeadLetterRow {
  * dead letter for the same consumer and message is a no-op.
  */
 export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): DeadLetterStore {
+  checkSqliteDeadLetterStoreOptions(options);
   const db = open(options);
   const insert = db.prepare(
     `INSERT OR IGNORE INTO factline_dead_letters

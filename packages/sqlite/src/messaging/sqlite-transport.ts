@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  checkSubscribeOptions,
   type Delivery,
   type Message,
   messageFromJson,
@@ -12,6 +13,7 @@ import {
 } from '@factline/core';
 import type { Database } from 'better-sqlite3';
 import { type Migration, migrate } from '../migrations.ts';
+import { checkSqliteTransportOptions, connectionOptions } from '../options.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { openSqliteDatabase } from '../store/sqlite-event-store.ts';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
@@ -109,13 +111,14 @@ const check = (name: string, value: unknown) => {
  * await transport.publish('orders', [createMessage({ type: 'OrderPlaced', data: {} })]);
  */
 export function getSqliteTransport(options: SqliteTransportOptions): SqliteTransport {
+  checkSqliteTransportOptions(options);
   if (options?.database === undefined && typeof options?.path !== 'string') {
     throw new ValidationError({ path: 'path', message: 'give a database connection or a file path' });
   }
   const now = options.now ?? Date.now;
   const pollInterval = Math.max(1, options.pollIntervalMs ?? 100);
   const owned = options.database === undefined;
-  const db = options.database ?? openSqliteDatabase(options.path as string, options);
+  const db = options.database ?? openSqliteDatabase(options.path as string, connectionOptions(options));
   try {
     migrate(db, 'transport', transportMigrations);
   } catch (error) {
@@ -255,7 +258,8 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
       wake(topic, group);
     },
 
-    subscribe(topic: string, group: string, subscribeOptions: SubscribeOptions = {}): Subscription {
+    subscribe(topic: string, group: string, given?: SubscribeOptions): Subscription {
+      const subscribeOptions = checkSubscribeOptions(given) ?? {};
       if (closed) throw new StoreClosedError();
       check('topic', topic);
       check('group', group);

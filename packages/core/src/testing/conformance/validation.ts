@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ValidationError } from '../../errors/index.ts';
 import { assertUnchanged, type ConformanceCase, event, rejectsWithCode } from './context.ts';
+import { optionCases } from './options.ts';
 
 function cyclic(): unknown {
   const node: { self?: unknown } = {};
@@ -135,4 +136,5 @@ export const validationCases: ConformanceCase[] = [
       assert.equal((await small.append(smallId, [event('A', 'e'.repeat(500))])).version, 1);
     },
   },
+  ...optionCases,
 ];
