@@ -12,6 +12,7 @@ import {
 import type pg from 'pg';
 import { checkOut } from '../checkout.ts';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import { checkPostgresDeadLetterStoreOptions, checkPostgresInboxOptions } from '../options.ts';
 import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
@@ -163,6 +164,7 @@ async function open(options: PostgresConsumerStoreOptions) {
  * });
  */
 export async function getPostgresInbox(options: PostgresInboxOptions): Promise<PostgresInbox> {
+  checkPostgresInboxOptions(options);
   const groupCommit = options?.groupCommit ?? false;
   const maxGroup = assertIntegerOption(options?.maxGroup, 'maxGroup', 1) ?? 64;
   const maxGroups = assertIntegerOption(options?.maxGroups, 'maxGroups', 1) ?? 2;
@@ -444,6 +446,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
 export async function getPostgresDeadLetterStore(
   options: PostgresConsumerStoreOptions,
 ): Promise<PostgresDeadLetterStore> {
+  checkPostgresDeadLetterStoreOptions(options);
   const base = await open(options);
   const { pool, s } = base;
   const revive = (rows: { record: string }[]) => rows.map((row) => deadLetterFromJson(row.record));

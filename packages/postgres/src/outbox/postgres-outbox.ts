@@ -13,6 +13,7 @@ import {
 } from '@factline/core';
 import pg from 'pg';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import { checkPostgresOutboxOptions, checkPostgresOutboxRelayOptions } from '../options.ts';
 import { toStorageError } from '../pg-errors.ts';
 
 export const outboxMigrations: readonly PostgresMigration[] = [
@@ -125,6 +126,7 @@ export function outboxLeaseKey(schema: string): string {
  * await client.query('COMMIT');
  */
 export async function getPostgresOutbox(options: PostgresOutboxOptions): Promise<PostgresOutbox> {
+  checkPostgresOutboxOptions(options);
   const schema = options?.schema ?? 'factline';
   const s = quoteSchema(schema);
   const poolSize = assertIntegerOption(options?.poolSize, 'poolSize', 1) ?? 4;
@@ -238,6 +240,7 @@ export async function startPostgresOutboxRelay(
   transport: Transport,
   options: PostgresOutboxRelayOptions = {},
 ): Promise<PostgresOutboxRelay> {
+  checkPostgresOutboxRelayOptions(options);
   if (!outbox?.pool || typeof transport?.publish !== 'function') {
     throw new ValidationError({ path: 'relay', message: 'needs an outbox and a transport' });
   }

@@ -22,6 +22,11 @@ import pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
 import { checkOut } from '../checkout.ts';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import {
+  checkPostgresProjectionBackendOptions,
+  checkPostgresProjectionsOptions,
+  pickBackendOptions,
+} from '../options.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import type { PostgresEventStore } from '../store/postgres-event-store.ts';
@@ -190,6 +195,7 @@ export function getPostgresProjectionBackend(
   store: PostgresEventStore,
   options: PostgresProjectionBackendOptions = {},
 ): PostgresProjectionBackend {
+  checkPostgresProjectionBackendOptions(options);
   const s = quoteSchema(store.schema);
   const pool = store.pool;
   const statement = (name: string) => statementName(store.schema, `projection-${name}`);
@@ -521,6 +527,7 @@ export async function startPostgresProjections(
   projections: readonly Projection<pg.PoolClient>[],
   options: PostgresProjectionsOptions = {},
 ): Promise<PostgresProjectionRunner> {
+  checkPostgresProjectionsOptions(options);
   const runner = createPostgresProjections(store, projections, options);
   await runner.start();
   return runner;
@@ -532,7 +539,7 @@ function createPostgresProjections(
   options: PostgresProjectionsOptions,
 ): PostgresProjectionRunner {
   const leaseCheckMs = assertIntegerOption(options.leaseCheckMs, 'leaseCheckMs', 1) ?? 1000;
-  const backend = getPostgresProjectionBackend(store, options);
+  const backend = getPostgresProjectionBackend(store, pickBackendOptions(options));
   // Checks the definitions together (names, duplicates) the way the runner does; never started, it
   // answers `parked` and `liveVersion`.
   const all = createProjectionRunner(backend, projections, pickProjectionRunnerOptions(options));

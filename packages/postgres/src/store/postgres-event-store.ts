@@ -37,6 +37,7 @@ import {
 import pg from 'pg';
 import { checkOut } from '../checkout.ts';
 import { migratePostgres, quoteSchema } from '../migrations.ts';
+import { checkPostgresEventStoreOptions } from '../options.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { parseTimestamptz } from '../timestamps.ts';
@@ -247,6 +248,7 @@ function expectedCode(expected: ExpectedVersion): number {
  * await store.close();
  */
 export async function getPostgresEventStore(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
+  checkPostgresEventStoreOptions(options);
   if (options?.pool === undefined && typeof options?.connectionString !== 'string') {
     throw new ValidationError({ path: 'connectionString', message: 'give a connection string or a pg Pool' });
   }
