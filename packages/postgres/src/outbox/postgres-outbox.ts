@@ -15,6 +15,7 @@ import pg from 'pg';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { checkPostgresOutboxOptions, checkPostgresOutboxRelayOptions } from '../options.ts';
 import { toStorageError } from '../pg-errors.ts';
+import { assertInTransaction } from './transaction-guard.ts';
 
 export const outboxMigrations: readonly PostgresMigration[] = [
   {
@@ -58,7 +59,8 @@ export interface PostgresOutbox {
   /**
    * Writes `messages` to the outbox through `client`, in one statement, as
    * part of the caller's open transaction: they are published only if it
-   * commits. (Outside a transaction the insert commits at once, on its own.)
+   * commits. A pool, or a client outside a transaction, is a
+   * `ValidationError` (the messages would commit apart from the caller's rows).
    * Inputs without an id get one (UUIDv7). Returns the messages as they will
    * be published.
    */
@@ -153,6 +155,7 @@ export async function getPostgresOutbox(options: PostgresOutboxOptions): Promise
         throw new ValidationError({ path: 'topic', message: 'must be a non-empty string' });
       }
       const built = prepareMessages(messages, now);
+      await assertInTransaction(client);
       if (built.length === 0) return built;
       // One statement: the rows in the given order (seq follows it), and a
       // notification PostgreSQL delivers only if the transaction commits.
