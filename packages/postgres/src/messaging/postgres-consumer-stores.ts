@@ -10,10 +10,11 @@ import {
   StoreClosedError,
 } from '@factline/core';
 import type pg from 'pg';
-import { checkOut } from '../checkout.ts';
+import { checkOutHeld } from '../checkout.ts';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { checkPostgresDeadLetterStoreOptions, checkPostgresInboxOptions } from '../options.ts';
 import { toStorageError } from '../pg-errors.ts';
+import { assertPoolHolds } from '../pool-ledger.ts';
 import { statementName } from '../statement-name.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
 
@@ -170,6 +171,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
   const maxGroups = assertIntegerOption(options?.maxGroups, 'maxGroups', 1) ?? 2;
   const base = await open(options);
   const { pool, s, schema } = base;
+  assertPoolHolds(pool, 'getPostgresInbox', "the inbox holds one for each handler's transaction");
   const MARK = `INSERT INTO ${s}.inbox (consumer, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`;
   /**
    * The mark, and with a delivery of a transport on this pool its ack, in one
@@ -200,7 +202,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
 
   /** One transaction per message. */
   const applyAlone = async (member: Member): Promise<boolean> => {
-    const client = await checkOut(pool);
+    const client = await checkOutHeld(pool, `the inbox of consumer '${member.consumer}'`);
     let broken: unknown;
     let inHandler = false;
     try {
@@ -300,7 +302,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
   const runGroups = async (first: Member[]) => {
     let client: pg.PoolClient;
     try {
-      client = await checkOut(pool);
+      client = await checkOutHeld(pool, 'a group of the inbox');
     } catch (failure) {
       for (const member of first) member.reject(failure);
       return;

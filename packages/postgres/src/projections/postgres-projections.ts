@@ -20,7 +20,7 @@ import {
 } from '@factline/core';
 import pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
-import { checkOut } from '../checkout.ts';
+import { checkOutHeld } from '../checkout.ts';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import {
   checkPostgresProjectionBackendOptions,
@@ -233,7 +233,7 @@ export function getPostgresProjectionBackend(
    */
   const inTransaction = async (body: (client: pg.PoolClient) => Promise<boolean>): Promise<boolean> => {
     await ready();
-    const client = await checkOut(pool);
+    const client = await checkOutHeld(pool, 'a projection batch');
     let broken = false;
     try {
       await client.query('BEGIN');

@@ -39,6 +39,7 @@ import { checkOut } from '../checkout.ts';
 import { migratePostgres, quoteSchema } from '../migrations.ts';
 import { checkPostgresEventStoreOptions } from '../options.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
+import { boundConnectionWaits, DEFAULT_CONNECTION_WAIT_MS, ledgerOf, poolMax } from '../pool-ledger.ts';
 import { statementName } from '../statement-name.ts';
 import { parseTimestamptz } from '../timestamps.ts';
 import { AppendBatcher, type AppendBatchStats } from './append-batcher.ts';
@@ -265,10 +266,17 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   const ownPool = options.pool === undefined;
   const pool =
     options.pool ??
-    new pg.Pool({ connectionString: options.connectionString, max: poolSize, application_name: 'factline' });
+    new pg.Pool({
+      connectionString: options.connectionString,
+      max: poolSize,
+      application_name: 'factline',
+      // Nothing waits for a connection forever: past this, a TimeoutError.
+      connectionTimeoutMillis: DEFAULT_CONNECTION_WAIT_MS,
+    });
   // An idle connection the server closed (restart, pg_terminate_backend) is dropped
   // from the pool and replaced on next use; without a listener it would crash the process.
   if (ownPool) pool.on('error', () => undefined);
+  boundConnectionWaits(pool);
   try {
     await migratePostgres(pool, schemaName, 'event-store', eventStoreMigrations);
     for (const projection of options.inlineProjections ?? []) {
@@ -308,8 +316,8 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     }
   };
 
-  // Leave at least one connection of the pool to reads (a pool of 1 holds none for writes).
-  const writers = new WriterConnections(pool, Math.min(WRITE_SLOTS, Math.max(0, (pool.options.max ?? 10) - 1)));
+  // The pool's ledger leaves at least one connection to reads (a pool of 1 holds none for writes).
+  const writers = new WriterConnections(pool, Math.min(WRITE_SLOTS, poolMax(pool) - 1), ledgerOf(pool));
   /** `name` is the statement's full name (from `statementName`). */
   const write = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
     try {
