@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createConsumer, defineEventRelay, getInMemoryInbox, type Message } from '@factline/core';
+import { createConsumer, createMessage, defineEventRelay, getInMemoryInbox, type Message } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
@@ -112,6 +112,38 @@ async function assertDeliveredOnce(schema: string, started: Started, id: string)
 }
 
 describe('postgres: nothing is lost by start-up order', { skip }, () => {
+  it('a message published by another process right after consumer.start() resolved reaches the group', async () => {
+    const schema = testSchema('startup_declared');
+    schemas.push(schema);
+    const publisher = await transportOf(schema);
+    try {
+      for (let trial = 0; trial < 5; trial++) {
+        const received: Message[] = [];
+        const transport = await transportOf(schema);
+        const consumer = createConsumer({
+          name: `group-${trial}`,
+          topic: `topic-${trial}`,
+          transport,
+          inbox: getInMemoryInbox(),
+          pollMs: 50,
+          handler: (message) => void received.push(message),
+        });
+        try {
+          await consumer.start();
+          const [message] = [createMessage({ type: 'Sent', data: { trial } })];
+          await publisher.publish(`topic-${trial}`, [message as Message]);
+          await waitUntil(() => received.length === 1, `trial ${trial}: the message handled`, 5000);
+          assert.equal(received[0]?.id, message?.id);
+        } finally {
+          await consumer.stop();
+          await transport.close();
+        }
+      }
+    } finally {
+      await publisher.close();
+    }
+  });
+
   for (const order of orders) {
     it(`outbox relay: ${order.join(', ')}`, async () => {
       const schema = testSchema('startup_outbox');
