@@ -14,6 +14,8 @@ import { getSqliteTransport } from './sqlite-transport.ts';
 // the file as separate processes would: the relay, the transport (the
 // service's own publisher, which creates the tables), and the consumer. A
 // message written before any of them started must reach the consumer once.
+// Each relay is started only once it has tried its first publish, so the
+// orders are the orders in which the parts act.
 
 type Part = 'relay' | 'transport' | 'consumer';
 const orders: readonly (readonly Part[])[] = [
@@ -117,6 +119,7 @@ describe('sqlite: nothing is lost by start-up order', () => {
       const started = await startInOrder(path, order, async (file) => {
         const transport = getSqliteTransport({ path: file });
         const relay = startSqliteOutboxRelay(outbox, transport, { pollMs: 10, holdBackoffMaxMs: 40 });
+        await waitUntil(() => relay.stats().published > 0 || relay.stats().lastError !== undefined, 'a first try');
         return async () => {
           await relay.stop();
           await transport.close();
@@ -139,12 +142,18 @@ describe('sqlite: nothing is lost by start-up order', () => {
       const started = await startInOrder(path, order, async (file) => {
         const transport = getSqliteTransport({ path: file });
         const relay = defineEventRelay({ name: 'orders-relay', transport, topic: 'orders', handles: ['OrderPlaced'] });
+        let tried = false;
         const runner = await startSqliteProjections(store, [relay], {
           initialBackoffMs: 5,
           maxBackoffMs: 40,
           idleCheckMs: 50,
+          onError: () => {
+            tried = true;
+          },
         });
-        waitFor = () => runner.waitFor('orders-relay', events[0]?.position as number, { timeoutMs: 5000 });
+        const position = events[0]?.position as number;
+        await waitUntil(() => tried || runner.status('orders-relay').checkpoint >= position, 'a first try');
+        waitFor = () => runner.waitFor('orders-relay', position, { timeoutMs: 5000 });
         return async () => {
           await runner.stop();
           await transport.close();
