@@ -6,6 +6,7 @@ import {
   defaultStoreLimits,
   isPlainObject,
   isWellFormedText,
+  type JsonSizeBound,
   MAX_NAME_LENGTH,
 } from '../store/validation.ts';
 import type { Message } from './message.ts';
@@ -35,12 +36,15 @@ export function checkMessage(value: unknown, prefix: string, built: boolean, iss
   checkName(message.type, join(prefix, 'type'), MAX_NAME_LENGTH, issues);
   if (built || message.id !== undefined) checkName(message.id, join(prefix, 'id'), MAX_NAME_LENGTH, issues);
   if (built || message.key !== undefined) checkName(message.key, join(prefix, 'key'), NO_LIMIT, issues);
+  const size: JsonSizeBound = { bytes: 0 };
   if (message.data === undefined) {
     issues.push({ path: join(prefix, 'data'), message: 'is missing (use null or {} for none)' });
   } else {
-    checkJson(message.data, join(prefix, 'data'), issues, new Set());
+    checkJson(message.data, join(prefix, 'data'), issues, new Set(), [], size);
   }
-  if (built || message.metadata !== undefined) checkMetadata(message.metadata, join(prefix, 'metadata'), issues);
+  if (built || message.metadata !== undefined) {
+    checkMetadata(message.metadata, join(prefix, 'metadata'), issues, size);
+  }
   if (built || message.headers !== undefined) checkHeaders(message.headers, join(prefix, 'headers'), issues);
   if (built && !validDate(message.createdAt)) {
     issues.push({
@@ -54,22 +58,21 @@ export function checkMessage(value: unknown, prefix: string, built: boolean, iss
       message: `must be a valid Date, got ${describeValue(message.deliverAt)}`,
     });
   }
-  if (issues.length > before) return;
-  // Same bound as an event: each UTF-16 unit is at most 3 UTF-8 bytes; count exactly only past the limit.
   const limit = defaultStoreLimits.maxEventBytes;
+  // The bound summed by the walk spares serializing a message of ordinary size only to measure it.
+  if (issues.length > before || size.bytes <= limit) return;
   const data = JSON.stringify(message.data);
   const metadata = message.metadata === undefined ? '' : JSON.stringify(message.metadata);
-  const bound = (data.length + metadata.length) * 3;
-  const size = bound <= limit ? bound : Buffer.byteLength(data) + Buffer.byteLength(metadata);
-  if (size > limit) {
+  const bytes = Buffer.byteLength(data) + Buffer.byteLength(metadata);
+  if (bytes > limit) {
     issues.push({
       path: prefix || 'message',
-      message: `is ${size} bytes serialized (data and metadata); the limit is ${limit}`,
+      message: `is ${bytes} bytes serialized (data and metadata); the limit is ${limit}`,
     });
   }
 }
 
-function checkMetadata(value: unknown, path: string, issues: ValidationIssue[]): void {
+function checkMetadata(value: unknown, path: string, issues: ValidationIssue[], size: JsonSizeBound): void {
   if (!isPlainObject(value)) {
     issues.push({ path, message: `must be a plain object, got ${describeValue(value)}` });
     return;
@@ -80,7 +83,7 @@ function checkMetadata(value: unknown, path: string, issues: ValidationIssue[]):
       issues.push({ path: `${path}.${key}`, message: `must be a string, got ${describeValue(id)}` });
     }
   }
-  checkJson(value, path, issues, new Set());
+  checkJson(value, path, issues, new Set(), [], size);
 }
 
 function checkHeaders(value: unknown, path: string, issues: ValidationIssue[]): void {

@@ -64,6 +64,20 @@ describe('messages', () => {
     assert.equal(createMessage({ type: 'Shipped🚚', data: { note: '📦' }, key: 'k-😀' }).key, 'k-😀');
   });
 
+  it('refuse data and metadata over 1 MiB serialized, as events do', () => {
+    assert.throws(() => createMessage({ type: 'Big', data: 'x'.repeat(1024 * 1024) }), {
+      code: 'VALIDATION',
+      message: /bytes serialized \(data and metadata\); the limit is 1048576/,
+    });
+    assert.throws(
+      () => createMessage({ type: 'Big', data: 'x'.repeat(600 * 1024), metadata: { note: 'y'.repeat(600 * 1024) } }),
+      { code: 'VALIDATION' },
+    );
+    // Under the limit, even where the quick bound (6 bytes a character) is over it.
+    assert.equal(createMessage({ type: 'Fits', data: 'é'.repeat(500 * 1024) }).type, 'Fits');
+    assert.equal(createMessage({ type: 'Fits', data: { at: new Date(0) } }).type, 'Fits');
+  });
+
   it('prepareMessages checks every message, built ones included, and lists every problem at once', () => {
     const built = { ...createMessage({ type: 'Built', data: {} }), data: { at: Number.POSITIVE_INFINITY } };
     assert.throws(

@@ -243,6 +243,15 @@ function pathOf(root: string, trail: readonly (string | number)[]): string {
 }
 
 /**
+ * An upper bound of the UTF-8 bytes of a value's JSON text, summed while it
+ * is checked: a character takes at most 6 bytes (a `\\u` escape), a number
+ * 25. `Infinity` when a `toJSON` leaves the size unknown.
+ */
+export interface JsonSizeBound {
+  bytes: number;
+}
+
+/**
  * Records every value under `value` that JSON cannot carry faithfully. The
  * path of a value is only written out when it has an issue: `trail` holds the
  * keys walked from `root`.
@@ -253,14 +262,18 @@ export function checkJson(
   issues: ValidationIssue[],
   ancestors: Set<object>,
   trail: (string | number)[] = [],
+  size?: JsonSizeBound,
 ): void {
   switch (typeof value) {
     case 'string':
       if (!isWellFormedText(value)) issues.push({ path: pathOf(root, trail), message: illFormed(value) });
+      if (size) size.bytes += value.length * 6 + 3;
       return;
     case 'boolean':
+      if (size) size.bytes += 6;
       return;
     case 'number':
+      if (size) size.bytes += 25;
       if (!Number.isFinite(value)) {
         issues.push({ path: pathOf(root, trail), message: `is ${value}, which JSON cannot represent` });
       }
@@ -276,14 +289,21 @@ export function checkJson(
       issues.push({ path: pathOf(root, trail), message: `is a ${typeof value}, which JSON cannot represent` });
       return;
   }
-  if (value === null) return;
+  if (value === null) {
+    if (size) size.bytes += 5;
+    return;
+  }
   const object = value as object;
   if (ancestors.has(object)) {
     issues.push({ path: pathOf(root, trail), message: 'refers back to one of its parents (a cycle)' });
     return;
   }
   const toJSON = (object as { toJSON?: unknown }).toJSON;
-  if (typeof toJSON === 'function') return; // Date, Buffer and the like choose their own JSON form.
+  if (typeof toJSON === 'function') {
+    // Date, Buffer and the like choose their own JSON form, of a size not known here.
+    if (size) size.bytes = Number.POSITIVE_INFINITY;
+    return;
+  }
   const isArray = Array.isArray(object);
   const proto = isArray ? Array.prototype : Object.getPrototypeOf(object);
   // Plain objects and arrays are what JSON carries; anything else is checked for a lossy kind.
@@ -298,11 +318,12 @@ export function checkJson(
     }
   }
   ancestors.add(object);
+  if (size) size.bytes += 2;
   if (isArray) {
     const array = object as unknown[];
     for (let i = 0; i < array.length; i++) {
       trail.push(i);
-      checkJson(array[i], root, issues, ancestors, trail);
+      checkJson(array[i], root, issues, ancestors, trail, size);
       trail.pop();
     }
   } else {
@@ -314,8 +335,9 @@ export function checkJson(
       const child = (object as Record<string, unknown>)[key];
       // An optional property left undefined is simply absent in JSON: allowed.
       if (child === undefined) continue;
+      if (size) size.bytes += key.length * 6 + 4;
       trail.push(key);
-      checkJson(child, root, issues, ancestors, trail);
+      checkJson(child, root, issues, ancestors, trail, size);
       trail.pop();
     }
   }
