@@ -1,5 +1,7 @@
-import { StoreClosedError, ValidationError } from '../errors/index.ts';
+import { StoreClosedError } from '../errors/index.ts';
+import { assertName } from '../store/validation.ts';
 import type { Message } from './message.ts';
+import { assertMessages } from './message-validation.ts';
 import type { Delivery, SubscribeOptions, Subscription, Transport } from './transport.ts';
 
 interface Entry {
@@ -60,25 +62,23 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
     wake(group);
   };
 
-  const check = (name: string, value: unknown) => {
-    if (typeof value !== 'string' || value.length === 0) {
-      throw new ValidationError({ path: name, message: 'must be a non-empty string' });
-    }
-  };
+  const check = (name: string, value: unknown) => assertName(value, name);
 
   return {
     capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
 
     async publish(topic, messages) {
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
+      assertMessages(messages);
       for (const group of groupsOf(topic).values()) enqueue(group, messages);
     },
 
     async redeliver(topic, groupName, messages) {
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
       check('group', groupName);
+      assertMessages(messages);
       const group = groupsOf(topic).get(groupName);
       if (group) enqueue(group, messages);
     },
@@ -132,7 +132,7 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
       let subscriptionClosed = false;
       return {
         receive(max: number, waitMs: number, signal: AbortSignal) {
-          if (closed || subscriptionClosed) return Promise.reject(new StoreClosedError());
+          if (closed || subscriptionClosed) return Promise.reject(new StoreClosedError('transport'));
           const ready = take(max);
           if (ready.length > 0 || waitMs <= 0 || signal.aborted) return Promise.resolve(ready);
           return new Promise<Delivery[]>((resolve) => {

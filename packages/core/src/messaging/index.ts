@@ -38,6 +38,7 @@ export {
   messageToJson,
   prepareMessages,
 } from './message.ts';
+export { assertMessages } from './message-validation.ts';
 export {
   createRelayStatus,
   type OutboxRelayStats,
