@@ -1,4 +1,5 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
+import { assertName } from '../store/validation.ts';
 import { type Consumer, type ConsumerOptions, createConsumer } from './consumer.ts';
 import { createMessage, type Message, type MessageInput } from './message.ts';
 import type { Transport } from './transport.ts';
@@ -78,9 +79,7 @@ export interface EventBus {
 export function createEventBus(options: EventBusOptions): EventBus {
   if (!options?.transport) throw new ValidationError({ path: 'transport', message: 'is required' });
   const topic = options.topic ?? 'events';
-  if (typeof topic !== 'string' || topic.length === 0) {
-    throw new ValidationError({ path: 'topic', message: 'must be a non-empty string' });
-  }
+  assertName(topic, 'topic');
   const { transport } = options;
   const consumers = new Map<string, Consumer>();
   let running = false;

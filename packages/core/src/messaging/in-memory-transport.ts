@@ -1,5 +1,7 @@
-import { NoSubscriptionError, StoreClosedError, ValidationError } from '../errors/index.ts';
+import { NoSubscriptionError, StoreClosedError } from '../errors/index.ts';
+import { assertName } from '../store/validation.ts';
 import type { Message } from './message.ts';
+import { assertMessages } from './message-validation.ts';
 import { checkTransportPublishOptions } from './publish-options.ts';
 import type { Delivery, SubscribeOptions, Subscription, Transport } from './transport.ts';
 
@@ -62,11 +64,7 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
     wake(group);
   };
 
-  const check = (name: string, value: unknown) => {
-    if (typeof value !== 'string' || value.length === 0) {
-      throw new ValidationError({ path: name, message: 'must be a non-empty string' });
-    }
-  };
+  const check = (name: string, value: unknown) => assertName(value, name);
 
   const declare = (topic: string, groupName: string): Group => {
     const groups = groupsOf(topic);
@@ -82,8 +80,9 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
     capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
 
     async publish(topic, messages, publishOptions) {
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
+      assertMessages(messages);
       const required = checkTransportPublishOptions(publishOptions);
       const groups = groupsOf(topic);
       if (required && groups.size === 0) throw new NoSubscriptionError(topic);
@@ -98,9 +97,10 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
     },
 
     async redeliver(topic, groupName, messages) {
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
       check('group', groupName);
+      assertMessages(messages);
       const group = groupsOf(topic).get(groupName);
       if (group) enqueue(group, messages);
     },
@@ -148,7 +148,7 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
       let subscriptionClosed = false;
       return {
         receive(max: number, waitMs: number, signal: AbortSignal) {
-          if (closed || subscriptionClosed) return Promise.reject(new StoreClosedError());
+          if (closed || subscriptionClosed) return Promise.reject(new StoreClosedError('transport'));
           const ready = take(max);
           if (ready.length > 0 || waitMs <= 0 || signal.aborted) return Promise.resolve(ready);
           return new Promise<Delivery[]>((resolve) => {

@@ -38,6 +38,7 @@ export {
   messageToJson,
   prepareMessages,
 } from './message.ts';
+export { assertMessages } from './message-validation.ts';
 export { createOutboxHold, type OutboxHold, type OutboxHoldOptions } from './outbox-hold.ts';
 export { checkTransportPublishOptions } from './publish-options.ts';
 export {

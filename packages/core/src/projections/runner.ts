@@ -1,5 +1,6 @@
 import { ProjectionFailedError, ProjectionSupersededError, TimeoutError, ValidationError } from '../errors/index.ts';
 import type { RecordedEvent } from '../store/types.ts';
+import { assertIntegerOption, assertPosition } from '../store/validation.ts';
 import { waitForSubscription } from './subscription-wait.ts';
 import type {
   ParkedEvent,
@@ -574,15 +575,17 @@ export function createProjectionRunner<Tx>(
 
     waitFor(name: string, position: number, waitOptions: WaitForOptions = {}) {
       let w: Worker<Tx>;
+      let timeoutMs: number;
       try {
         w = worker(name);
+        assertPosition(position);
+        timeoutMs = assertIntegerOption(waitOptions?.timeoutMs, 'timeoutMs') ?? 5000;
       } catch (error) {
         return Promise.reject(error);
       }
       if (w.superseded) return Promise.reject(w.superseded);
       if (w.checkpoint >= position) return Promise.resolve();
       if (w.failure) return Promise.reject(w.failure);
-      const timeoutMs = waitOptions.timeoutMs ?? 5000;
       return new Promise<void>((resolve, reject) => {
         const waiter: Waiter = {
           position,

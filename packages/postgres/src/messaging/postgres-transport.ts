@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import {
   assertIntegerOption,
+  assertMessages,
+  assertName,
   checkTransportPublishOptions,
   type Delivery,
   isFactlineError,
@@ -157,11 +159,7 @@ function messageColumns(messages: readonly Message[]): [string[], string[], stri
   return [ids, keys, bodies, deliverAts];
 }
 
-const checkName = (name: string, value: unknown) => {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new ValidationError({ path: name, message: 'must be a non-empty string' });
-  }
-};
+const checkName = (name: string, value: unknown) => assertName(value, name);
 
 /**
  * A durable transport on PostgreSQL tables (migration component `transport`):
@@ -199,7 +197,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
   let closed = false;
 
   const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
-    if (closed) throw new StoreClosedError();
+    if (closed) throw new StoreClosedError('transport');
     try {
       return (await pool.query<R>({ name: statementName(schemaName, `transport-${name}`), text, values })).rows;
     } catch (error) {
@@ -374,10 +372,10 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
   const payloadOf = (topic: string) => (Buffer.byteLength(topic) < 7000 ? topic : '');
 
   const insert = async (topic: string, group: string | null, messages: readonly Message[], required = false) => {
-    if (closed) throw new StoreClosedError();
+    if (closed) throw new StoreClosedError('transport');
     checkName('topic', topic);
     if (group !== null) checkName('group', group);
-    if (!Array.isArray(messages)) throw new ValidationError({ path: 'messages', message: 'must be an array' });
+    assertMessages(messages);
     if (messages.length === 0) return;
     const columns = messageColumns(messages);
     // Groups this process is subscribing get what is published after subscribe() returned.
@@ -407,7 +405,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
       await register(topic, group);
     },
 
-    redeliver: (topic, group, messages) => {
+    redeliver: async (topic, group, messages) => {
       checkName('group', group);
       return insert(topic, group, messages);
     },
@@ -415,7 +413,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
     subscribe(topic: string, group: string, subscribeOptions: SubscribeOptions = {}): Subscription {
       checkName('topic', topic);
       checkName('group', group);
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError('transport');
       const visibility = subscribeOptions.visibilityTimeoutMs ?? 30_000;
       if (typeof visibility !== 'number' || !Number.isFinite(visibility) || visibility < 0) {
         throw new ValidationError({ path: 'visibilityTimeoutMs', message: 'must be a non-negative number' });
@@ -471,7 +469,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
 
       return {
         async receive(max: number, waitMs: number, signal: AbortSignal): Promise<Delivery[]> {
-          if (ended()) throw new StoreClosedError();
+          if (ended()) throw new StoreClosedError('transport');
           const limit = Math.floor(Number(max));
           if (!(limit > 0) || signal?.aborted) return [];
           const wait = Math.max(0, Number(waitMs) || 0);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
   assertIntegerOption,
+  assertName,
   createOutboxHold,
   createRelayStatus,
   createWakeablePause,
@@ -14,7 +15,7 @@ import {
 } from '@factline/core';
 import pg from 'pg';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
-import { toStorageError } from '../pg-errors.ts';
+import { missingTablesError, toStorageError } from '../pg-errors.ts';
 
 export const outboxMigrations: readonly PostgresMigration[] = [
   {
@@ -158,9 +159,7 @@ export async function getPostgresOutbox(options: PostgresOutboxOptions): Promise
       if (typeof client?.query !== 'function') {
         throw new ValidationError({ path: 'client', message: 'must be a pg client' });
       }
-      if (typeof topic !== 'string' || topic.length === 0) {
-        throw new ValidationError({ path: 'topic', message: 'must be a non-empty string' });
-      }
+      assertName(topic, 'topic');
       const built = prepareMessages(messages, now);
       if (built.length === 0) return built;
       // One statement: the rows in the given order (seq follows it), and a
@@ -184,7 +183,8 @@ export async function getPostgresOutbox(options: PostgresOutboxOptions): Promise
           ],
         });
       } catch (error) {
-        throw toStorageError(error);
+        const how = `create them with getPostgresOutbox({ schema: '${schema}' }) on that database, and enqueue on a client of it`;
+        throw missingTablesError(error, 'outbox', how) ?? toStorageError(error);
       }
       return built;
     },

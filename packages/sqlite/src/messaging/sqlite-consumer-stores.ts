@@ -69,8 +69,8 @@ const open = (options: SqliteConsumerStoreOptions): Database => {
   return db;
 };
 
-const guard = <T>(db: Database, work: () => T): T => {
-  if (!db.open) throw new StoreClosedError();
+const guard = <T>(db: Database, work: () => T, what: 'inbox' | 'dead-letter store' = 'inbox'): T => {
+  if (!db.open) throw new StoreClosedError(what);
   try {
     return work();
   } catch (error) {
@@ -170,7 +170,7 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
   const runGroup = (members: Member[]) => {
     let outcomes: Outcome[];
     try {
-      if (!db.open) throw new StoreClosedError();
+      if (!db.open) throw new StoreClosedError('inbox');
       outcomes = group.immediate(members);
     } catch (error) {
       // BEGIN or COMMIT failed: nothing of the group was written.
@@ -210,7 +210,7 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
       guard(db, () => prune.run(before.getTime()));
     },
     applyOnce(consumer, id, at, work, delivery) {
-      if (!db.open) return Promise.reject(new StoreClosedError());
+      if (!db.open) return Promise.reject(new StoreClosedError('inbox'));
       // The transport's delivery, when it lives on this connection, is acked in the same transaction.
       const ack = ackInTransactionOf(delivery);
       const ackHere = ack?.database === db ? ack : undefined;
@@ -244,6 +244,7 @@ interface DeadLetterRow {
  */
 export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): DeadLetterStore {
   const db = open(options);
+  const guardDeadLetters = <T>(work: () => T): T => guard(db, work, 'dead-letter store');
   const insert = db.prepare(
     `INSERT OR IGNORE INTO factline_dead_letters
        (id, consumer, topic, message_id, message_type, error_type, error_message, dead_lettered_at, state, record)
@@ -267,7 +268,7 @@ export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): D
   });
   return {
     add: async (record) => {
-      guard(db, () => insert.run(row(record)));
+      guardDeadLetters(() => insert.run(row(record)));
     },
     async list(filter: DeadLetterFilter = {}) {
       const where = ['state = ?'];
@@ -294,16 +295,16 @@ export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): D
       }
       // Only fixed column names are joined into the text; every value is bound.
       const sql = `SELECT record FROM factline_dead_letters WHERE ${where.join(' AND ')} ORDER BY dead_lettered_at, id`;
-      return guard(db, () =>
+      return guardDeadLetters(() =>
         (db.prepare(sql).all(...values) as DeadLetterRow[]).map((r) => deadLetterFromJson(r.record)),
       );
     },
     async get(id) {
-      const found = guard(db, () => get.get(id));
+      const found = guardDeadLetters(() => get.get(id));
       return found && deadLetterFromJson(found.record);
     },
     update: async (record) => {
-      guard(db, () => update.run(record.state, deadLetterToJson(record), record.id));
+      guardDeadLetters(() => update.run(record.state, deadLetterToJson(record), record.id));
     },
   };
 }

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
+  assertMessages,
+  assertName,
   checkTransportPublishOptions,
   type Delivery,
   type Message,
@@ -93,11 +95,7 @@ interface MessageRow {
 const serialize = messageToJson;
 const deserialize = messageFromJson;
 
-const check = (name: string, value: unknown) => {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new ValidationError({ path: name, message: 'must be a non-empty string' });
-  }
-};
+const check = (name: string, value: unknown) => assertName(value, name);
 
 /**
  * A durable transport in SQLite tables, for processes sharing one file:
@@ -167,7 +165,7 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
   let closed = false;
 
   const run = <T>(work: () => T): T => {
-    if (closed) throw new StoreClosedError();
+    if (closed) throw new StoreClosedError('transport');
     try {
       return work();
     } catch (error) {
@@ -245,8 +243,9 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
     capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
 
     async publish(topic, messages, publishOptions) {
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
+      assertMessages(messages);
       const required = checkTransportPublishOptions(publishOptions);
       if (messages.length === 0) return;
       const groups = run(() => publishTx.immediate(topic, messages, required));
@@ -254,9 +253,10 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
     },
 
     async redeliver(topic, group, messages) {
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
       check('group', group);
+      assertMessages(messages);
       if (messages.length === 0) return;
       run(() => insertAll.immediate(topic, [group], messages));
       wake(topic, group);
@@ -270,7 +270,7 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
     },
 
     subscribe(topic: string, group: string, subscribeOptions: SubscribeOptions = {}): Subscription {
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
       check('group', group);
       const visibility = Math.max(0, subscribeOptions.visibilityTimeoutMs ?? 30_000);
@@ -288,7 +288,7 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
 
       return {
         async receive(max: number, waitMs: number, signal: AbortSignal) {
-          if (closed || subscriptionClosed) throw new StoreClosedError();
+          if (closed || subscriptionClosed) throw new StoreClosedError('transport');
           const deadline = Date.now() + Math.max(0, waitMs);
           for (;;) {
             const found = take(max);

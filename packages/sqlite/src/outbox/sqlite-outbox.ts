@@ -1,5 +1,6 @@
 import {
   assertIntegerOption,
+  assertName,
   createOutboxHold,
   createRelayStatus,
   createWakeablePause,
@@ -8,6 +9,7 @@ import {
   messageFromJson,
   type OutboxRelayStats,
   prepareMessages,
+  StorageError,
   type Transport,
   ValidationError,
 } from '@factline/core';
@@ -110,6 +112,17 @@ interface OutboxRow {
   message: string;
 }
 
+/** A clear error for a connection whose database has no outbox table; `undefined` for any other failure. */
+function missingOutboxError(error: unknown): StorageError | undefined {
+  if (!/no such table: factline_outbox\b/.test((error as Error)?.message ?? '')) return undefined;
+  return new StorageError(
+    "The outbox's table (factline_outbox) is missing in the database of the connection given to enqueue: " +
+      'create it with getSqliteOutbox({ database }) on that database (it runs the outbox migrations), ' +
+      'and enqueue on a connection to the file the relay reads',
+    { cause: error, retryable: false },
+  );
+}
+
 /** Accepts built messages as they are, and builds the others (inheriting the handled message's correlation). */
 export const toOutboxMessages = prepareMessages;
 const revive = messageFromJson;
@@ -168,16 +181,14 @@ export function getSqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
           message: "no transaction is open: call enqueue inside the transaction that writes the application's rows",
         });
       }
-      if (typeof topic !== 'string' || topic.length === 0) {
-        throw new ValidationError({ path: 'topic', message: 'must be a non-empty string' });
-      }
+      assertName(topic, 'topic');
       const built = toOutboxMessages(messages, now);
-      const insert = insertOn(db);
       const at = now();
       try {
+        const insert = insertOn(db);
         for (const message of built) insert.run(topic, message.id, message.key, JSON.stringify(message), at);
       } catch (error) {
-        throw toStorageError(error);
+        throw missingOutboxError(error) ?? toStorageError(error);
       }
       // better-sqlite3 transactions are synchronous: by the next microtask this
       // one has committed (the relay finds the rows) or rolled back (it finds none).

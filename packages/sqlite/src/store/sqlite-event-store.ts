@@ -33,8 +33,9 @@ import {
   toRecordedEvent,
   ValidationError,
 } from '@factline/core';
-import Sqlite, { type Database, type Statement } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 import { migrate } from '../migrations.ts';
+import { openFile } from './open-file.ts';
 import { eventStoreMigrations } from './schema.ts';
 import { toStorageError } from './sqlite-errors.ts';
 import { createWriteQueue, type WriteQueueStats } from './write-queue.ts';
@@ -96,7 +97,7 @@ export function openSqliteDatabase(
   path: string,
   options: Pick<SqliteEventStoreOptions, 'synchronous' | 'busyTimeoutMs'> = {},
 ): Database {
-  const db = new Sqlite(path);
+  const db = openFile(path);
   try {
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     if (path !== ':memory:' && path !== '') db.pragma('journal_mode = WAL');
