@@ -66,6 +66,11 @@ export interface ConsumerStats {
 
 export interface Consumer {
   readonly name: string;
+  /**
+   * Declares the group's subscription (`transport.declareSubscription`) and
+   * starts fetching; once it resolves, every message published to the topic
+   * reaches the group.
+   */
   start(): Promise<void>;
   /** Stops fetching, lets handlers in flight finish (bounded), gives the rest back to the transport. */
   stop(): Promise<void>;
@@ -303,6 +308,13 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
       stopping = new AbortController();
       subscription = transport.subscribe(topic, name, { visibilityTimeoutMs: visibility });
       loop = fetchLoop(subscription);
+      // Resolves once the group is durably declared: whatever is published from now on reaches it.
+      try {
+        await transport.declareSubscription(topic, name);
+      } catch (error) {
+        await this.stop();
+        throw error;
+      }
     },
 
     async stop() {

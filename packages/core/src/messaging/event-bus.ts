@@ -34,7 +34,10 @@ export interface EventBus {
     handler: EventHandler<Tx>,
     options?: SubscriberOptions<Tx>,
   ): Consumer;
-  /** Starts every subscription (each registers its group with the transport). */
+  /**
+   * Starts every subscription; resolves once each group's subscription is
+   * declared with the transport, so what is published from then on reaches it.
+   */
   start(): Promise<void>;
   /** Stops every subscription (handlers in flight finish). The transport stays open: its owner closes it. */
   stop(): Promise<void>;
@@ -49,8 +52,11 @@ export interface EventBus {
  * that group's copy. Within a group delivery is at least once, in order per
  * message key, and the consumer's inbox drops repeats by message id.
  *
- * A group receives what is published after it first subscribed to the
- * transport, so start the subscriptions before the first publish.
+ * A group receives what is published after its subscription was declared
+ * (by `bus.start()`, or `transport.declareSubscription` in a deploy step), so
+ * declare or start the subscriptions before the first publish: a plain
+ * publish to a topic with no subscription is dropped. Relays publish with
+ * `requireSubscription` and hold their rows until one is declared.
  *
  * Events appended to an event store reach the bus through the store-as-outbox
  * relay, run by the adapter's projection runner, on the bus's topic:

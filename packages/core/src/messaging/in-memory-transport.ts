@@ -1,7 +1,8 @@
-import { StoreClosedError } from '../errors/index.ts';
+import { NoSubscriptionError, StoreClosedError } from '../errors/index.ts';
 import { assertName } from '../store/validation.ts';
 import type { Message } from './message.ts';
 import { assertMessages } from './message-validation.ts';
+import { checkTransportPublishOptions } from './publish-options.ts';
 import type { Delivery, SubscribeOptions, Subscription, Transport } from './transport.ts';
 
 interface Entry {
@@ -28,8 +29,9 @@ export interface InMemoryTransportOptions {
  * A transport in memory, for users' unit tests: fan-out to every group of a
  * topic, competing consumers within a group, delayed delivery, visibility
  * timeouts (an unsettled delivery comes back). A group receives the messages
- * published after it first subscribed (as with a broker queue bound to a
- * topic), and keeps them while no consumer runs. Nothing survives the process.
+ * published after its subscription was declared (`declareSubscription`, or
+ * its first `subscribe`), as with a broker queue bound to a topic, and keeps
+ * them while no consumer runs. Nothing survives the process.
  */
 export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Transport {
   const now = options.now ?? Date.now;
@@ -64,14 +66,34 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
 
   const check = (name: string, value: unknown) => assertName(value, name);
 
+  const declare = (topic: string, groupName: string): Group => {
+    const groups = groupsOf(topic);
+    let group = groups.get(groupName);
+    if (!group) {
+      group = { entries: [], waiters: new Set() };
+      groups.set(groupName, group);
+    }
+    return group;
+  };
+
   return {
     capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
 
-    async publish(topic, messages) {
+    async publish(topic, messages, publishOptions) {
       if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
       assertMessages(messages);
-      for (const group of groupsOf(topic).values()) enqueue(group, messages);
+      const required = checkTransportPublishOptions(publishOptions);
+      const groups = groupsOf(topic);
+      if (required && groups.size === 0) throw new NoSubscriptionError(topic);
+      for (const group of groups.values()) enqueue(group, messages);
+    },
+
+    async declareSubscription(topic, groupName) {
+      if (closed) throw new StoreClosedError('transport');
+      check('topic', topic);
+      check('group', groupName);
+      declare(topic, groupName);
     },
 
     async redeliver(topic, groupName, messages) {
@@ -87,13 +109,7 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
       check('topic', topic);
       check('group', groupName);
       const visibility = subscribeOptions.visibilityTimeoutMs ?? 30_000;
-      const groups = groupsOf(topic);
-      let group = groups.get(groupName);
-      if (!group) {
-        group = { entries: [], waiters: new Set() };
-        groups.set(groupName, group);
-      }
-      const own = group;
+      const own = declare(topic, groupName);
 
       const take = (max: number): Delivery[] => {
         const at = now();

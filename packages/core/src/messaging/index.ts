@@ -39,11 +39,20 @@ export {
   prepareMessages,
 } from './message.ts';
 export { assertMessages } from './message-validation.ts';
+export { createOutboxHold, type OutboxHold, type OutboxHoldOptions } from './outbox-hold.ts';
+export { checkTransportPublishOptions } from './publish-options.ts';
 export {
   createRelayStatus,
   type OutboxRelayStats,
   type RelayStatus,
   type RelayStatusCallbacks,
 } from './relay-status.ts';
-export type { Delivery, SubscribeOptions, Subscription, Transport, TransportCapabilities } from './transport.ts';
+export type {
+  Delivery,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+  TransportPublishOptions,
+} from './transport.ts';
 export { createWakeablePause, type WakeablePause } from './wakeable-pause.ts';

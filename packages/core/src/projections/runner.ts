@@ -1,6 +1,7 @@
 import { ProjectionFailedError, ProjectionSupersededError, TimeoutError, ValidationError } from '../errors/index.ts';
 import type { RecordedEvent } from '../store/types.ts';
 import { assertIntegerOption, assertPosition } from '../store/validation.ts';
+import { waitForSubscription } from './subscription-wait.ts';
 import type {
   ParkedEvent,
   Projection,
@@ -344,6 +345,8 @@ export function createProjectionRunner<Tx>(
   const apply = async (w: Worker<Tx>, batch: RecordedEvent[], next: number): Promise<boolean> => {
     const name = w.projection.name;
     let lastFailure: unknown;
+    /** Tries in a row that found no subscription (a relay): they wait, and count as no attempt. */
+    let holds = 0;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       if (w.abort.signal.aborted) return true;
       try {
@@ -364,8 +367,13 @@ export function createProjectionRunner<Tx>(
         if (w.rebuild) w.rebuild.applied += batch.length;
         return true;
       } catch (error) {
-        lastFailure = error;
         recordError(w, error, (batch[0] as RecordedEvent).position);
+        const wait = { initialMs: initialBackoff, maxMs: maxBackoff, sleep: options.sleep };
+        if (await waitForSubscription(error, ++holds, w.abort.signal, wait)) {
+          attempt -= 1;
+          continue;
+        }
+        lastFailure = error;
         if (attempt < maxAttempts) {
           await sleep(random() * Math.min(maxBackoff, initialBackoff * 2 ** (attempt - 1)));
         }

@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test';
 import { createMessage, type Message, type MessageInput } from '../messaging/message.ts';
 import type { Delivery, SubscribeOptions, Subscription, Transport } from '../messaging/transport.ts';
 import { rejectsWithCode, uniqueCategory } from './conformance/context.ts';
+import { transportSubscriptionCases } from './transport-subscription-cases.ts';
 import { transportValidationCases } from './transport-validation-cases.ts';
 
 /** What one transport case gets: a fresh transport and names no other case uses. */
@@ -419,6 +420,7 @@ export const transportConformanceCases: readonly TransportConformanceCase[] = [
       await rejectsWithCode(context.transport.publish(topic, [context.message()]), 'STORE_CLOSED');
     },
   },
+  ...transportSubscriptionCases,
 ];
 
 /**

@@ -3,10 +3,12 @@ import {
   assertIntegerOption,
   assertMessages,
   assertName,
+  checkTransportPublishOptions,
   type Delivery,
   isFactlineError,
   type Message,
   messageFromJson,
+  NoSubscriptionError,
   StoreClosedError,
   type SubscribeOptions,
   type Subscription,
@@ -162,7 +164,8 @@ const checkName = (name: string, value: unknown) => assertName(value, name);
 /**
  * A durable transport on PostgreSQL tables (migration component `transport`):
  * every consumer group of a topic gets its own copy of each message published
- * after the group first subscribed; within a group, consumers in any number
+ * after the group's subscription was declared (`declareSubscription` or its
+ * first `subscribe`, a row of `transport_groups`); within a group, consumers in any number
  * of processes compete for messages (`FOR UPDATE SKIP LOCKED`), each
  * hand-out stamping a new lease so a settle from an expired delivery is
  * ignored. Delayed delivery, releases with a delay and visibility timeouts
@@ -292,7 +295,9 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
   /**
    * One row per message and registered group ($6 = one group only, for a
    * redeliver), in publish order; a publish skips ids the group still holds; one
-   * notification when anything was inserted (sent at commit).
+   * notification when anything was inserted (sent at commit). Returns how many
+   * groups the topic has, read in the insert's own snapshot, so a publish that
+   * requires a subscription and finds none has written nothing.
    */
   const insertStatement = (onConflict: string) => `WITH input AS (
       SELECT u.id, u.key, u.body, u.deliver_at, u.ord
@@ -306,7 +311,9 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
       ${onConflict}
       RETURNING 1
     )
-    SELECT pg_notify($7, $8) FROM (SELECT count(*) AS n FROM inserted) c WHERE c.n > 0`;
+    SELECT c.groups, CASE WHEN c.n > 0 THEN pg_notify($7, $8) END AS notified
+      FROM (SELECT (SELECT count(*) FROM inserted) AS n,
+                   (SELECT count(*)::int FROM ${s}.transport_groups WHERE topic = $1) AS groups) c`;
   const INSERT = insertStatement('ON CONFLICT (topic, group_name, id) DO NOTHING');
   /**
    * A redeliver (a dead-letter redrive) of a message the group still holds
@@ -364,7 +371,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
   /** Notification payloads stop at 8000 bytes: a longer topic wakes every receiver instead. */
   const payloadOf = (topic: string) => (Buffer.byteLength(topic) < 7000 ? topic : '');
 
-  const insert = async (topic: string, group: string | null, messages: readonly Message[]) => {
+  const insert = async (topic: string, group: string | null, messages: readonly Message[], required = false) => {
     if (closed) throw new StoreClosedError('transport');
     checkName('topic', topic);
     if (group !== null) checkName('group', group);
@@ -374,13 +381,12 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
     // Groups this process is subscribing get what is published after subscribe() returned.
     const pending = [...registrations.values()].filter((r) => r.topic === topic).map((r) => r.done);
     await Promise.allSettled(pending);
-    await query(group === null ? 'publish' : 'redeliver', group === null ? INSERT : REDELIVER, [
-      topic,
-      ...columns,
-      group,
-      channel,
-      payloadOf(topic),
-    ]);
+    const [result] = await query<{ groups: number }>(
+      group === null ? 'publish' : 'redeliver',
+      group === null ? INSERT : REDELIVER,
+      [topic, ...columns, group, channel, payloadOf(topic)],
+    );
+    if (required && result?.groups === 0) throw new NoSubscriptionError(topic);
     wake(topic);
   };
 
@@ -389,7 +395,15 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
     schema: schemaName,
     capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
 
-    publish: (topic, messages) => insert(topic, null, messages),
+    publish: async (topic, messages, publishOptions) =>
+      insert(topic, null, messages, checkTransportPublishOptions(publishOptions)),
+
+    async declareSubscription(topic, group) {
+      checkName('topic', topic);
+      checkName('group', group);
+      if (closed) throw new StoreClosedError('transport');
+      await register(topic, group);
+    },
 
     redeliver: async (topic, group, messages) => {
       checkName('group', group);

@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import {
   assertMessages,
   assertName,
+  checkTransportPublishOptions,
   type Delivery,
   type Message,
   messageFromJson,
   messageToJson,
+  NoSubscriptionError,
   StoreClosedError,
   type SubscribeOptions,
   type Subscription,
@@ -100,7 +102,9 @@ const check = (name: string, value: unknown) => assertName(value, name);
  * fan-out to every group of a topic, competing consumers within a group
  * (SQLite serializes writers, so a row is leased to one receiver at a time),
  * delayed delivery, visibility timeouts. A group receives what is published
- * after it first subscribed, and keeps it while no consumer runs.
+ * after its subscription was declared (`declareSubscription` or its first
+ * `subscribe`, a row of `factline_transport_groups`), and keeps it while no
+ * consumer runs.
  *
  * @example
  * const transport = getSqliteTransport({ path: 'app.db' });
@@ -184,8 +188,10 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
     }
   });
 
-  const publishTx = db.transaction((topic: string, messages: readonly Message[]) => {
+  const publishTx = db.transaction((topic: string, messages: readonly Message[], required: boolean) => {
     const groups = statements.groupsOf.all(topic).map((row) => row.group_name);
+    // Inside the write transaction: no subscription can be declared between this check and the insert.
+    if (required && groups.length === 0) throw new NoSubscriptionError(topic);
     insertAll(topic, groups, messages);
     return groups;
   });
@@ -236,12 +242,13 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
     database: db,
     capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
 
-    async publish(topic, messages) {
+    async publish(topic, messages, publishOptions) {
       if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
       assertMessages(messages);
+      const required = checkTransportPublishOptions(publishOptions);
       if (messages.length === 0) return;
-      const groups = run(() => publishTx.immediate(topic, messages));
+      const groups = run(() => publishTx.immediate(topic, messages, required));
       for (const group of groups) wake(topic, group);
     },
 
@@ -253,6 +260,13 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
       if (messages.length === 0) return;
       run(() => insertAll.immediate(topic, [group], messages));
       wake(topic, group);
+    },
+
+    async declareSubscription(topic, group) {
+      if (closed) throw new StoreClosedError('transport');
+      check('topic', topic);
+      check('group', group);
+      run(() => statements.addGroup.run(topic, group, now()));
     },
 
     subscribe(topic: string, group: string, subscribeOptions: SubscribeOptions = {}): Subscription {

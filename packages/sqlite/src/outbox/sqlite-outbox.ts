@@ -1,6 +1,7 @@
 import {
   assertIntegerOption,
   assertName,
+  createOutboxHold,
   createRelayStatus,
   createWakeablePause,
   type Message,
@@ -80,7 +81,17 @@ export interface SqliteOutboxRelayOptions {
    * another way of keeping one relay). Default `true`.
    */
   lease?: boolean;
-  /** Called when a round (read, publish, delete) or a lease check fails; the relay tries again after `pollMs`. */
+  /**
+   * While no subscription to a topic is declared, its rows are held (never
+   * dropped): tried again after `pollMs`, then after twice as long each time,
+   * up to this many ms. Default 5000.
+   */
+  holdBackoffMaxMs?: number;
+  /**
+   * Called when a round (read, publish, delete) or a lease check fails (the
+   * relay tries again after `pollMs`), and on every hold of a topic with no
+   * subscription (`NoSubscriptionError`).
+   */
   onError?: (error: unknown) => void;
   /** Called when this relay takes (`'held'`) or loses (`'standby'`) the lease. */
   onLeaseChange?: (lease: 'held' | 'standby') => void;
@@ -225,16 +236,23 @@ export function startSqliteOutboxRelay(
   }
   const batchSize = assertIntegerOption(options.batchSize, 'batchSize', 1) ?? 100;
   const pollMs = assertIntegerOption(options.pollMs, 'pollMs', 1) ?? 100;
+  const holdBackoffMaxMs = assertIntegerOption(options.holdBackoffMaxMs, 'holdBackoffMaxMs', 1) ?? 5000;
   const { ttlMs, checkMs } = leaseTimings(options);
   const db = outbox.database;
   const lease = options.lease === false ? undefined : createSqliteLease({ database: db, name: 'outbox', ttlMs });
   const read = db.prepare<[number], OutboxRow>('SELECT seq, topic, message FROM factline_outbox ORDER BY seq LIMIT ?');
+  const readSkipping = db.prepare<[string, number], OutboxRow>(
+    `SELECT seq, topic, message FROM factline_outbox
+     WHERE topic NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
+  );
   const remove = db.prepare<[number]>('DELETE FROM factline_outbox WHERE seq = ?');
   const removeAll = db.transaction((seqs: readonly number[]) => {
     for (const seq of seqs) remove.run(seq);
   });
 
-  const { stats, setLease, report } = createRelayStatus(lease ? 'standby' : 'held', options);
+  const status = createRelayStatus(lease ? 'standby' : 'held', options);
+  const { stats, setLease, report } = status;
+  const hold = createOutboxHold(status, { initialMs: pollMs, maxMs: holdBackoffMaxMs });
   let running = true;
   const { pause, wake, stop } = createWakeablePause();
   const unsubscribe = outbox.onEnqueue(wake);
@@ -283,7 +301,10 @@ export function startSqliteOutboxRelay(
 
   /** One round: returns how many rows it read. */
   const round = async (): Promise<number> => {
-    const rows = read.all(batchSize);
+    const skipped = hold.skipped();
+    const rows = skipped.length === 0 ? read.all(batchSize) : readSkipping.all(JSON.stringify(skipped), batchSize);
+    /** Topics held in this round: none of their later rows may go out before the held ones. */
+    const heldNow = new Set<string>();
     let done = 0;
     // Lost the lease meanwhile: another relay publishes from here on.
     while (done < rows.length && running && holds()) {
@@ -291,13 +312,19 @@ export function startSqliteOutboxRelay(
       let end = done;
       while (end < rows.length && rows[end]?.topic === topic) end++;
       const run = rows.slice(done, end);
-      await transport.publish(
+      done = end;
+      if (heldNow.has(topic)) continue;
+      const published = await hold.publish(
+        transport,
         topic,
         run.map((row) => revive(row.message)),
       );
+      if (!published) {
+        heldNow.add(topic);
+        continue;
+      }
       stats.published += run.length;
       removeAll(run.map((row) => row.seq));
-      done = end;
     }
     return rows.length;
   };
