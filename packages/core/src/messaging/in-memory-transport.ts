@@ -67,7 +67,13 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
   };
 
   return {
-    capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
+    capabilities: {
+      delayedDelivery: true,
+      deadLettering: false,
+      perKeyOrder: true,
+      competingConsumers: true,
+      durable: false,
+    },
 
     async publish(topic, messages) {
       if (closed) throw new StoreClosedError();
