@@ -1,15 +1,9 @@
-import { isFactlineError, isStoreClosedError, ValidationError } from '../errors/index.ts';
-import {
-  type ConsumerDeadLetters,
-  consumerDeadLetters,
-  deadLetterRecord,
-  deadLetterStoreFor,
-} from './consumer-dead-letters.ts';
+import { isStoreClosedError } from '../errors/index.ts';
+import { type ConsumerDeadLetters, consumerDeadLetters, deadLetterStoreFor } from './consumer-dead-letters.ts';
 import {
   type ConsumerErrorContext,
   type ConsumerErrorStage,
   checkConsumerOptions,
-  retryDecisionProblem,
   retryPolicyFromShorthand,
 } from './consumer-options.ts';
 import {
@@ -17,11 +11,9 @@ import {
   defaultRetryPolicy,
   getInMemoryInbox,
   type Inbox,
-  isPromiseLike,
-  type RetryDecision,
   type RetryPolicy,
 } from './consumer-ports.ts';
-import { runInMessageContext } from './context.ts';
+import { createProcessor, StepFailure } from './consumer-process.ts';
 import type { Message } from './message.ts';
 import type { Delivery, Subscription, Transport } from './transport.ts';
 
@@ -145,22 +137,6 @@ const within = async (work: Promise<unknown>, ms: number): Promise<boolean> => {
   }
 };
 
-/** A failure of one step of the pipeline, tagged with the step. */
-class StepFailure {
-  constructor(
-    readonly stage: ConsumerErrorStage,
-    readonly cause: unknown,
-  ) {}
-}
-
-const step = async <T>(stage: ConsumerErrorStage, work: () => Promise<T>): Promise<T> => {
-  try {
-    return await work();
-  } catch (error) {
-    throw error instanceof StepFailure ? error : new StepFailure(stage, error);
-  }
-};
-
 /** After a failed receive: 100 ms, doubling, at most 5 s. */
 const RECEIVE_BACKOFF_MS = { first: 100, max: 5000 };
 
@@ -190,7 +166,6 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
       : defaultRetryPolicy());
   const deadLetterStore = deadLetterStoreFor(options.deadLetters, transport);
   const inbox: Inbox<Tx> = options.inbox ?? (getInMemoryInbox() as Inbox<Tx>);
-  const applyOnce = inbox.applyOnce?.bind(inbox);
   const retention = options.inboxRetentionMs ?? 7 * 24 * 3600 * 1000;
   const concurrency = options.concurrency ?? 8;
   const holdOnDelay = (options.onDelayedRetry ?? 'wait') === 'wait';
@@ -236,109 +211,21 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
     stopping.abort();
   };
 
-  const decide = (error: unknown, attempts: number, message: Message): RetryDecision => {
-    try {
-      const decision = policy(error, attempts, message);
-      const problem = retryDecisionProblem(decision);
-      if (problem === undefined) return decision;
-      throw new ValidationError({ path: 'retryPolicy', message: problem });
-    } catch (policyError) {
-      report(policyError, 'policy', message);
-      const why = policyError instanceof Error ? policyError.message : String(policyError);
-      return { action: 'dead-letter', reason: `the retry policy failed: ${why}` };
-    }
-  };
-
-  const deadLetter = async (delivery: Delivery, error: unknown, reason: string, attempts: number, first: number) => {
-    const record = deadLetterRecord(name, topic, delivery.message, {
-      error,
-      reason,
-      attempts,
-      firstFailureAt: first,
-      at: now(),
-    });
-    await step('dead-letter', async () => (await deadLetterStore()).add(record));
-    await step('ack', () => delivery.ack());
-    stats.deadLettered += 1;
-  };
-
-  /** Steps 2–4 and 6 for one delivery (step 5 is the lane it runs in; step 1 wraps the handler). */
-  const process = async (delivery: Delivery) => {
-    const message = delivery.message;
-    const duplicate = async () => {
-      await step('ack', () => delivery.ack());
-      stats.duplicates += 1;
-    };
-    // A transactional inbox tells duplicates when it writes the mark.
-    if (!applyOnce && (await step('inbox', () => inbox.has(name, message.id)))) return duplicate();
-    /** The handler's own failure, told apart from the inbox's around it. */
-    let thrown: { error: unknown } | undefined;
-    const run = (tx: Tx) => {
-      try {
-        const result = runInMessageContext(message, () => handler(message, tx), name);
-        if (!isPromiseLike(result)) return result;
-        return Promise.resolve(result).catch((error: unknown) => {
-          thrown = { error };
-          throw error;
-        });
-      } catch (error) {
-        thrown = { error };
-        throw error;
-      }
-    };
-    let attempts = 0;
-    let firstFailure = 0;
-    for (;;) {
-      thrown = undefined;
-      try {
-        if (applyOnce) {
-          if (!(await applyOnce(name, message.id, new Date(now()), run, delivery))) return duplicate();
-        } else {
-          await run(undefined as Tx);
-        }
-      } catch (error) {
-        // The inbox failed around the handler (its database is down): the message comes back later.
-        // Its non-retryable refusals (an async handler where it must be synchronous) are the handler's.
-        if (thrown === undefined && !(isFactlineError(error) && !error.retryable))
-          throw new StepFailure('inbox', error);
-        report(error, 'handler', message);
-        attempts += 1;
-        if (attempts === 1) firstFailure = now();
-        const decision = decide(error, attempts, message);
-        if (decision.action === 'discard') {
-          await step('ack', () => delivery.ack());
-          stats.discarded += 1;
-          return;
-        }
-        if (decision.action === 'dead-letter') {
-          await deadLetter(delivery, error, decision.reason, attempts, firstFailure);
-          return;
-        }
-        if (decision.delayMs > 0 && !holdOnDelay) {
-          await deadLetter(delivery, error, 'delayed retry, key moved on', attempts, firstFailure);
-          return;
-        }
-        if (stopping.signal.aborted) {
-          // Shutting down: give it back for whoever runs next, with the delay it was due.
-          await step('release', () => delivery.release(decision.delayMs));
-          return;
-        }
-        stats.retries += 1;
-        await step('extend', () => delivery.extend(decision.delayMs + visibility));
-        await sleep(decision.delayMs, stopping.signal);
-        if (stopping.signal.aborted) {
-          await step('release', () => delivery.release(0));
-          return;
-        }
-        continue;
-      }
-      if (!applyOnce) await step('inbox', () => inbox.add(name, message.id, new Date(now())));
-      // Counted once settled: a count read after it is never ahead of the transport.
-      await step('ack', () => delivery.ack());
-      stats.handled += 1;
-      return;
-    }
-  };
+  const process = createProcessor<Tx>({
+    name,
+    topic,
+    handler,
+    policy,
+    inbox,
+    deadLetterStore,
+    holdOnDelay,
+    visibility,
+    sleep,
+    now,
+    signal: () => stopping.signal,
+    report,
+    stats,
+  });
 
   /** A step failed: report it and leave the message to come back later (unless the transport is gone). */
   const failed = async (failure: unknown, delivery: Delivery) => {
