@@ -210,4 +210,20 @@ describe('consumer failures', () => {
     assert.deepEqual(stages(), ['release'], 'the release that never answered is reported');
     assert.equal(consumer.stats().state, 'stopped');
   });
+
+  it('two start() calls at once subscribe once', async () => {
+    const transport = getInMemoryTransport();
+    let subscribes = 0;
+    const counted: Transport = {
+      ...transport,
+      subscribe(topic, group, options) {
+        subscribes += 1;
+        return transport.subscribe(topic, group, options);
+      },
+    };
+    const consumer = createConsumer({ name: 'billing', topic: 'orders', transport: counted, handler: () => undefined });
+    await Promise.all([consumer.start(), consumer.start()]);
+    await consumer.stop();
+    assert.equal(subscribes, 1);
+  });
 });

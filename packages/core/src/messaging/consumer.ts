@@ -191,6 +191,7 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
   let subscription: Subscription | undefined;
   let stopping = new AbortController();
   let loop: Promise<void> | undefined;
+  let starting: Promise<void> | undefined;
   let laneFreed: (() => void) | undefined;
   let lastPrune = 0;
 
@@ -335,16 +336,23 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
   return {
     name,
 
-    async start() {
-      if (loop) return;
-      await deadLetterStore();
-      stopping = new AbortController();
-      subscription = transport.subscribe(topic, name, { visibilityTimeoutMs: visibility });
-      stats.state = 'running';
-      loop = fetchLoop(subscription);
+    start() {
+      if (loop) return Promise.resolve();
+      // One start at a time: a second call while the first awaits gets the same promise.
+      starting ??= (async () => {
+        await deadLetterStore();
+        stopping = new AbortController();
+        subscription = transport.subscribe(topic, name, { visibilityTimeoutMs: visibility });
+        stats.state = 'running';
+        loop = fetchLoop(subscription);
+      })().finally(() => {
+        starting = undefined;
+      });
+      return starting;
     },
 
     async stop() {
+      await starting?.catch(() => undefined);
       if (!loop) return;
       stopping.abort();
       await loop;
