@@ -121,7 +121,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
         handler: (message, tx) => (wanted.has(message.type) ? handler(message, tx) : undefined),
       });
       consumers.set(group, consumer);
-      if (running) void consumer.start();
+      // A failed start is reported through the subscriber's onError and its stats.
+      if (running) consumer.start().catch(() => undefined);
       return consumer;
     },
 

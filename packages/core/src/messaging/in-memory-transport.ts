@@ -77,7 +77,13 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
   };
 
   return {
-    capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
+    capabilities: {
+      delayedDelivery: true,
+      deadLettering: false,
+      perKeyOrder: true,
+      competingConsumers: true,
+      durable: false,
+    },
 
     async publish(topic, messages, publishOptions) {
       if (closed) throw new StoreClosedError('transport');

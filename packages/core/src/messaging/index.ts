@@ -1,4 +1,14 @@
-export { type Consumer, type ConsumerOptions, type ConsumerStats, createConsumer } from './consumer.ts';
+export {
+  type Consumer,
+  type ConsumerErrorContext,
+  type ConsumerErrorStage,
+  type ConsumerOptions,
+  type ConsumerState,
+  type ConsumerStats,
+  createConsumer,
+} from './consumer.ts';
+export type { ConsumerDeadLetters } from './consumer-dead-letters.ts';
+export { type RetryShorthand, retryPolicyFromShorthand } from './consumer-options.ts';
 export {
   type DeadLetter,
   type DeadLetterError,

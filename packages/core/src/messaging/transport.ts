@@ -1,3 +1,4 @@
+import type { DeadLetterStore } from './consumer-ports.ts';
 import type { Message } from './message.ts';
 
 /**
@@ -14,6 +15,13 @@ export interface TransportCapabilities {
   perKeyOrder: boolean;
   /** Several consumers of one group share its messages, each message going to one of them. */
   competingConsumers: boolean;
+  /**
+   * Messages survive a restart of the process (they are in a database or a
+   * broker). A consumer on a durable transport keeps its dead letters
+   * durably too: in the transport's `defaultDeadLetterStore()` unless given
+   * a store.
+   */
+  durable: boolean;
 }
 
 /** One message handed to a consumer group, until it is settled. */
@@ -83,5 +91,12 @@ export interface Transport {
   subscribe(topic: string, group: string, options?: SubscribeOptions): Subscription;
   /** Delivers messages again to one group only (a dead-letter redrive), not to the topic's other groups. */
   redeliver(topic: string, group: string, messages: readonly Message[]): Promise<void>;
+  /**
+   * The dead-letter store a consumer uses when given none: on a durable
+   * transport, one that survives restarts (the SQL transports: the SQL
+   * dead-letter store on the transport's own database). The same store on
+   * every call.
+   */
+  defaultDeadLetterStore?(): Promise<DeadLetterStore>;
   close(): Promise<void>;
 }

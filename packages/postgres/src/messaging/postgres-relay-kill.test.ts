@@ -173,6 +173,9 @@ describe('postgres relays: killed with SIGKILL between a publish and recording i
       );
       // The repeats reached the consumer again and its inbox dropped them.
       assert.deepEqual(consumer.stats(), {
+        state: 'running',
+        errors: 0,
+        lastError: undefined,
         handled: relayed.length,
         duplicates: first.length,
         retries: 0,
@@ -264,6 +267,9 @@ describe('postgres relays: killed with SIGKILL between a publish and recording i
         'the killed rows were published again, then the new one',
       );
       assert.deepEqual(consumer.stats(), {
+        state: 'running',
+        errors: 0,
+        lastError: undefined,
         handled: relayed.length,
         duplicates: first.length,
         retries: 0,

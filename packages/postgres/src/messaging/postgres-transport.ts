@@ -4,6 +4,7 @@ import {
   assertMessages,
   assertName,
   checkTransportPublishOptions,
+  type DeadLetterStore,
   type Delivery,
   isFactlineError,
   type Message,
@@ -21,6 +22,7 @@ import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations
 import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
+import { getPostgresDeadLetterStore } from './postgres-consumer-stores.ts';
 
 export interface PostgresTransportOptions {
   /** e.g. `postgres://user@127.0.0.1:5432/app`. Give this or `pool`. */
@@ -195,6 +197,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
 
   const channel = transportChannel(schemaName);
   let closed = false;
+  let deadLetters: Promise<DeadLetterStore> | undefined;
 
   const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
     if (closed) throw new StoreClosedError('transport');
@@ -393,7 +396,13 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
   const transport: PostgresTransport = {
     pool,
     schema: schemaName,
-    capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
+    capabilities: {
+      delayedDelivery: true,
+      deadLettering: false,
+      perKeyOrder: true,
+      competingConsumers: true,
+      durable: true,
+    },
 
     publish: async (topic, messages, publishOptions) =>
       insert(topic, null, messages, checkTransportPublishOptions(publishOptions)),
@@ -506,6 +515,16 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
           for (const done of [...local]) done();
         },
       };
+    },
+
+    defaultDeadLetterStore() {
+      if (closed) return Promise.reject(new StoreClosedError());
+      // Memoised; a failed creation (the database unreachable) is tried again on the next call.
+      deadLetters ??= getPostgresDeadLetterStore({ pool, schema: schemaName }).catch((error: unknown) => {
+        deadLetters = undefined;
+        throw error;
+      });
+      return deadLetters;
     },
 
     async close() {

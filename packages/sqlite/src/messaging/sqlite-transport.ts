@@ -3,6 +3,7 @@ import {
   assertMessages,
   assertName,
   checkTransportPublishOptions,
+  type DeadLetterStore,
   type Delivery,
   type Message,
   messageFromJson,
@@ -19,6 +20,7 @@ import { type Migration, migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { openSqliteDatabase } from '../store/sqlite-event-store.ts';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
+import { getSqliteDeadLetterStore } from './sqlite-consumer-stores.ts';
 
 export interface SqliteTransportOptions {
   /** A connection to share (e.g. an event store's `.database`); the transport does not close it. */
@@ -163,6 +165,7 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
     for (const waiter of waiters.get(waitKey(topic, group)) ?? []) waiter();
   };
   let closed = false;
+  let deadLetters: DeadLetterStore | undefined;
 
   const run = <T>(work: () => T): T => {
     if (closed) throw new StoreClosedError('transport');
@@ -240,7 +243,13 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
 
   return {
     database: db,
-    capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
+    capabilities: {
+      delayedDelivery: true,
+      deadLettering: false,
+      perKeyOrder: true,
+      competingConsumers: true,
+      durable: true,
+    },
 
     async publish(topic, messages, publishOptions) {
       if (closed) throw new StoreClosedError('transport');
@@ -326,6 +335,12 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
           for (const done of [...wakeMine]) done();
         },
       };
+    },
+
+    async defaultDeadLetterStore() {
+      if (closed) throw new StoreClosedError();
+      deadLetters ??= getSqliteDeadLetterStore({ database: db });
+      return deadLetters;
     },
 
     async close() {
