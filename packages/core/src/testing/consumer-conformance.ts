@@ -13,6 +13,7 @@ import {
 import { createMessage, type Message } from '../messaging/message.ts';
 import type { Transport } from '../messaging/transport.ts';
 import { uniqueCategory } from './conformance/context.ts';
+import { transactionHandleCases } from './consumer-conformance-transactions.ts';
 import { waitUntil } from './wait-until.ts';
 
 /**
@@ -419,6 +420,7 @@ export const consumerConformanceCases: readonly ConsumerConformanceCase[] = [
       assert.equal(await inbox.has(consumer, 'new'), true);
     },
   },
+  ...transactionHandleCases,
 ];
 
 /**
