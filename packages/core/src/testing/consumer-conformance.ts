@@ -14,6 +14,7 @@ import { createMessage, type Message } from '../messaging/message.ts';
 import type { Transport } from '../messaging/transport.ts';
 import { uniqueCategory } from './conformance/context.ts';
 import { consumerFailureCases } from './consumer-conformance-failures.ts';
+import { transactionHandleCases } from './consumer-conformance-transactions.ts';
 import { waitUntil } from './wait-until.ts';
 
 /**
@@ -426,6 +427,7 @@ export const consumerConformanceCases: readonly ConsumerConformanceCase[] = [
       assert.equal(await inbox.has(consumer, 'new'), true);
     },
   },
+  ...transactionHandleCases,
 ];
 
 /**

@@ -14,6 +14,7 @@ import { checkOut } from '../checkout.ts';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
+import { withClientHandle } from '../transaction-handle.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
 
 export const consumerMigrations: readonly PostgresMigration[] = [
@@ -206,7 +207,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
       const applied = await mark(client, member);
       if (applied) {
         inHandler = true;
-        await member.work(client);
+        await withClientHandle(client, member.work);
         inHandler = false;
       }
       // A duplicate commits too: its ack.
@@ -326,7 +327,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
           let innocent = false;
           for (const member of applied) {
             try {
-              await member.work(client);
+              await withClientHandle(client, member.work);
             } catch (error) {
               // 25P02: an earlier run caught a failed statement and went on; the fault is not this run's.
               if ((error as { code?: unknown }).code === '25P02') innocent = true;

@@ -13,6 +13,7 @@ import {
 import type { Database } from 'better-sqlite3';
 import { type Migration, migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
+import { withTransactionHandle } from '../transaction-handle.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
 
 export const consumerMigrations: readonly Migration[] = [
@@ -110,8 +111,11 @@ type Outcome = { applied: boolean } | { error: unknown; fromHandler: boolean };
  * first writes the inbox mark, and passes the handler the connection: rows
  * the handler writes through it commit together with the mark, so a message
  * is applied once even when the process dies between the handler and the ack.
- * The handler must be synchronous (better-sqlite3 transactions are): one that
- * returns a promise fails with a `ValidationError` and writes nothing. With
+ * The handler gets a handle on the connection that refuses every statement
+ * (a `ValidationError` at `tx`) once its transaction ended, so nothing it
+ * writes can escape the transaction. The handler must be synchronous
+ * (better-sqlite3 transactions are): one that returns a promise fails with a
+ * `ValidationError`, and what it tries to write after an `await` is refused. With
  * `groupCommit` (the default), runs that arrive together share a commit.
  *
  * @example
@@ -138,12 +142,12 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
     if (mark.run(member.consumer, member.id, member.at).changes === 0) return false;
     let result: unknown;
     try {
-      result = member.work(db);
+      // A handle of its own, ended with its savepoint: nothing written through it later can land.
+      result = withTransactionHandle(db, member.work, 'an inbox handler');
     } catch (error) {
       throw new HandlerFailure(error);
     }
     if (isPromiseLike(result)) {
-      Promise.resolve(result).catch(() => undefined);
       throw new HandlerFailure(
         new ValidationError({
           path: 'handler',

@@ -17,6 +17,7 @@ import type { Database, Statement } from 'better-sqlite3';
 import { createSqliteLease, leaseTimings } from '../lease.ts';
 import { type Migration, migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
+import { connectionOf } from '../transaction-handle.ts';
 
 /** The outbox table: messages written in the application's transactions, deleted once published. */
 export const outboxMigrations: readonly Migration[] = [
@@ -171,10 +172,12 @@ export function getSqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
 
   return {
     database,
-    enqueue(db, topic, messages) {
-      if (db === undefined || typeof db?.prepare !== 'function') {
+    enqueue(given, topic, messages) {
+      if (given === undefined || typeof given?.prepare !== 'function') {
         throw new ValidationError({ path: 'db', message: 'must be a better-sqlite3 Database' });
       }
+      // A handler's transaction handle stands for its connection (and is refused once its transaction ended).
+      const db = connectionOf(given);
       if (!db.inTransaction) {
         throw new ValidationError({
           path: 'db',
