@@ -87,6 +87,7 @@ export function checkPostgresOutboxOptions(options: PostgresOutboxOptions): void
 const relaySpec: OptionSpecOf<PostgresOutboxRelayOptions> = {
   batchSize: 'positive-integer',
   pollMs: 'positive-integer',
+  holdBackoffMaxMs: 'positive-integer',
   leaseCheckMs: 'positive-integer',
   leaseApplicationName: 'non-empty-string',
   connection: 'object',

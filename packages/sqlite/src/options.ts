@@ -93,6 +93,7 @@ const leaseSpec = { leaseTtlMs: 'positive-integer', leaseCheckMs: 'positive-inte
 const relaySpec: OptionSpecOf<SqliteOutboxRelayOptions> = {
   batchSize: 'positive-integer',
   pollMs: 'positive-integer',
+  holdBackoffMaxMs: 'positive-integer',
   ...leaseSpec,
   onError: 'function',
   onLeaseChange: 'function',

@@ -7,6 +7,8 @@ import {
   ValidationError,
 } from '../errors/index.ts';
 import { checkRebuildOptions, checkWaitForOptions } from '../options/core-options.ts';
+import { assertIntegerOption, assertPosition } from '../store/validation.ts';
+
 import type { ProjectionRunner, RebuildOptions, WaitForOptions } from './runner.ts';
 import type { ProjectionStatus } from './types.ts';
 
@@ -122,7 +124,8 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
     async waitFor(name: string, position: number, given?: WaitForOptions) {
       const waitOptions = checkWaitForOptions(given) ?? {};
       const lease = leaseOf(name);
-      const timeoutMs = waitOptions.timeoutMs ?? 5000;
+      assertPosition(position);
+      const timeoutMs = assertIntegerOption(waitOptions?.timeoutMs, 'timeoutMs') ?? 5000;
       const deadline = Date.now() + timeoutMs;
       let pause = 10;
       for (;;) {

@@ -13,6 +13,8 @@ import {
 import { createMessage, type Message } from '../messaging/message.ts';
 import type { Transport } from '../messaging/transport.ts';
 import { uniqueCategory } from './conformance/context.ts';
+import { consumerFailureCases } from './consumer-conformance-failures.ts';
+import { transactionHandleCases } from './consumer-conformance-transactions.ts';
 import { waitUntil } from './wait-until.ts';
 
 /**
@@ -63,6 +65,11 @@ export interface ConsumerCaseContext<Tx = undefined> {
   andThen(result: unknown, next: () => unknown): unknown;
   /** Starts a publish from a handler: awaited when handlers may await, fired otherwise. */
   publish(topic: string, messages: Message[]): unknown;
+  /**
+   * A new environment on the same storage, as after a restart (close
+   * `environment` first); closed after the case.
+   */
+  reopen(): Promise<ConsumerEnvironment<Tx>>;
 }
 
 export interface ConsumerConformanceCase {
@@ -78,6 +85,7 @@ export interface ConsumerConformanceCase {
 const n = (m: Message) => (m.data as { n: number }).n;
 
 export const consumerConformanceCases: readonly ConsumerConformanceCase[] = [
+  ...consumerFailureCases,
   {
     name: 'a message delivered again after it was applied is applied once',
     async run(c) {
@@ -419,6 +427,7 @@ export const consumerConformanceCases: readonly ConsumerConformanceCase[] = [
       assert.equal(await inbox.has(consumer, 'new'), true);
     },
   },
+  ...transactionHandleCases,
 ];
 
 /**
@@ -439,7 +448,13 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
       if (conformanceCase.asyncHandlersOnly && synchronousHandlers) continue;
       if (conformanceCase.transactionalOnly && !transactional) continue;
       it(conformanceCase.name, async () => {
-        const environment = await options.createEnvironment();
+        // Closed once, whether the case closed it already or not.
+        const once = (env: ConsumerEnvironment<Tx>): ConsumerEnvironment<Tx> => {
+          let closing: Promise<void> | undefined;
+          return { ...env, close: () => (closing ??= env.close()) };
+        };
+        const environment = once(await options.createEnvironment());
+        const reopened: ConsumerEnvironment<Tx>[] = [];
         const consumers: Consumer[] = [];
         const topic = uniqueCategory('topic');
         try {
@@ -470,10 +485,16 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
               publishing.catch(() => undefined);
               return undefined;
             },
+            async reopen() {
+              const next = once(await options.createEnvironment());
+              reopened.push(next);
+              return next;
+            },
           });
         } finally {
           for (const consumer of consumers) await consumer.stop();
           await environment.close();
+          for (const next of reopened) await next.close();
         }
       });
     }
