@@ -1,4 +1,4 @@
-import { TimeoutError, ValidationError } from '@factline/core';
+import { TimeoutError } from '@factline/core';
 import type pg from 'pg';
 
 /** A component that keeps connections only while nobody else needs them (the store's writer). */
@@ -113,19 +113,6 @@ export function poolMax(pool: pg.Pool): number {
 export function connectionWaitMs(pool: pg.Pool): number {
   const own = pool.options?.connectionTimeoutMillis;
   return typeof own === 'number' && own > 0 ? own : DEFAULT_CONNECTION_WAIT_MS;
-}
-
-/**
- * Refuses a pool too small for a component that holds connections while the
- * caller's code runs: it needs one for that and one left for the code's own
- * statements.
- */
-export function assertPoolHolds(pool: pg.Pool, where: string, holds: string): void {
-  if (poolMax(pool) >= 2) return;
-  throw new ValidationError({
-    path: `${where}.pool`,
-    message: `has ${poolMax(pool)} connection; ${holds}, and one must stay free for other statements (a handler reading the store): give it at least 2`,
-  });
 }
 
 /**

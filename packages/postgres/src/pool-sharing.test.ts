@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createConsumer, createMessage, isTimeoutError, isValidationError } from '@factline/core';
+import { createConsumer, createMessage, isTimeoutError } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from './fixtures/server.ts';
@@ -125,16 +125,11 @@ describe('components sharing one pg pool', { skip, timeout: 60_000 }, () => {
     await store.close();
   });
 
-  it('a pool given without connectionTimeoutMillis gets the default bound; an inbox refuses a pool of 1', async () => {
+  it('a pool given without connectionTimeoutMillis gets the default bound', async () => {
     const shared = pool({ max: 1 });
     assert.equal(connectionWaitMs(shared), DEFAULT_CONNECTION_WAIT_MS);
     const store = await getPostgresEventStore({ pool: shared, schema: schema('share_e') });
     assert.equal(shared.options.connectionTimeoutMillis, DEFAULT_CONNECTION_WAIT_MS);
-    await assert.rejects(getPostgresInbox({ pool: shared, schema: schema('share_f') }), (error: unknown) => {
-      assert.ok(isValidationError(error));
-      assert.match(error.message, /getPostgresInbox\.pool: has 1 connection.*at least 2/);
-      return true;
-    });
     await store.close();
   });
 });

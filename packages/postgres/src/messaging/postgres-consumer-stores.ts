@@ -14,7 +14,6 @@ import { checkOutHeld } from '../checkout.ts';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { checkPostgresDeadLetterStoreOptions, checkPostgresInboxOptions } from '../options.ts';
 import { toStorageError } from '../pg-errors.ts';
-import { assertPoolHolds } from '../pool-ledger.ts';
 import { statementName } from '../statement-name.ts';
 import { withClientHandle } from '../transaction-handle.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
@@ -172,7 +171,6 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
   const maxGroups = assertIntegerOption(options?.maxGroups, 'maxGroups', 1) ?? 2;
   const base = await open(options, 'inbox');
   const { pool, s, schema } = base;
-  assertPoolHolds(pool, 'getPostgresInbox', "the inbox holds one for each handler's transaction");
   const MARK = `INSERT INTO ${s}.inbox (consumer, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`;
   /**
    * The mark, and with a delivery of a transport on this pool its ack, in one
