@@ -10,6 +10,8 @@ interface Entry {
   deliveryCount: number;
   /** Bumped on every hand-out, so a settle from an expired delivery is ignored. */
   lease: number;
+  /** The subscription it was last handed to, while in flight. */
+  holder: object | undefined;
 }
 
 interface Group {
@@ -25,7 +27,9 @@ export interface InMemoryTransportOptions {
 /**
  * A transport in memory, for users' unit tests: fan-out to every group of a
  * topic, competing consumers within a group, delayed delivery, visibility
- * timeouts (an unsettled delivery comes back). A group receives the messages
+ * timeouts (an unsettled delivery comes back). The messages of one key go to
+ * one subscription at a time, in publish order: a key whose earliest message
+ * is in flight to another subscription, or not yet due, is skipped whole. A group receives the messages
  * published after it first subscribed (as with a broker queue bound to a
  * topic), and keeps them while no consumer runs. Nothing survives the process.
  */
@@ -55,6 +59,7 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
         inFlight: false,
         deliveryCount: 0,
         lease: 0,
+        holder: undefined,
       });
     }
     wake(group);
@@ -94,14 +99,25 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
         groups.set(groupName, group);
       }
       const own = group;
+      /** This subscription, as the holder of what it was handed. */
+      const me = {};
 
       const take = (max: number): Delivery[] => {
         const at = now();
         const out: Delivery[] = [];
+        // Per-key order across subscriptions: a key whose earliest unsettled entry is not visible and
+        // not held by this subscription is skipped whole; its later entries wait.
+        const blocked = new Set<string>();
         for (const entry of own.entries) {
           if (out.length >= max) break;
-          if (entry.visibleAt > at) continue;
+          const key = entry.message.key;
+          if (blocked.has(key)) continue;
+          if (entry.visibleAt > at) {
+            if (!(entry.inFlight && entry.holder === me)) blocked.add(key);
+            continue;
+          }
           entry.inFlight = true;
+          entry.holder = me;
           entry.visibleAt = at + visibility;
           entry.deliveryCount += 1;
           entry.lease += 1;
@@ -117,6 +133,7 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
             async release(delayMs: number) {
               if (!current()) return;
               entry.inFlight = false;
+              entry.holder = undefined;
               entry.lease += 1;
               entry.visibleAt = now() + Math.max(0, delayMs);
               wake(own);

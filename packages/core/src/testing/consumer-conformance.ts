@@ -13,6 +13,7 @@ import {
 import { createMessage, type Message } from '../messaging/message.ts';
 import type { Transport } from '../messaging/transport.ts';
 import { uniqueCategory } from './conformance/context.ts';
+import { competingConsumerCases } from './consumer-competing-cases.ts';
 import { waitUntil } from './wait-until.ts';
 
 /**
@@ -32,6 +33,12 @@ export interface ConsumerEnvironment<Tx = undefined> {
   writeEffect(tx: Tx, consumer: string, value: string): unknown;
   /** The committed effects of `consumer`, in the order they were written. */
   effects(consumer: string): Promise<string[]>;
+  /**
+   * A second transport object on the same storage, as another process would
+   * open it (a second connection to the file, a second pool). Default: the
+   * environment's `transport`. Closed when the case ends.
+   */
+  peerTransport?(): Promise<Transport>;
   close(): Promise<void>;
 }
 
@@ -63,6 +70,8 @@ export interface ConsumerCaseContext<Tx = undefined> {
   andThen(result: unknown, next: () => unknown): unknown;
   /** Starts a publish from a handler: awaited when handlers may await, fired otherwise. */
   publish(topic: string, messages: Message[]): unknown;
+  /** The environment's `peerTransport()` (or its transport), closed after the case's consumers stopped. */
+  peerTransport(): Promise<Transport>;
 }
 
 export interface ConsumerConformanceCase {
@@ -419,6 +428,7 @@ export const consumerConformanceCases: readonly ConsumerConformanceCase[] = [
       assert.equal(await inbox.has(consumer, 'new'), true);
     },
   },
+  ...competingConsumerCases,
 ];
 
 /**
@@ -441,6 +451,7 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
       it(conformanceCase.name, async () => {
         const environment = await options.createEnvironment();
         const consumers: Consumer[] = [];
+        const peers: Transport[] = [];
         const topic = uniqueCategory('topic');
         try {
           await conformanceCase.run({
@@ -470,9 +481,16 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
               publishing.catch(() => undefined);
               return undefined;
             },
+            async peerTransport() {
+              if (!environment.peerTransport) return environment.transport;
+              const peer = await environment.peerTransport();
+              peers.push(peer);
+              return peer;
+            },
           });
         } finally {
           for (const consumer of consumers) await consumer.stop();
+          for (const peer of peers) await peer.close();
           await environment.close();
         }
       });

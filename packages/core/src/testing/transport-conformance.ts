@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test';
 import { createMessage, type Message, type MessageInput } from '../messaging/message.ts';
 import type { Delivery, SubscribeOptions, Subscription, Transport } from '../messaging/transport.ts';
 import { rejectsWithCode, uniqueCategory } from './conformance/context.ts';
+import { transportKeyOrderCases } from './transport-key-order-cases.ts';
 
 /** What one transport case gets: a fresh transport and names no other case uses. */
 export interface TransportCaseContext {
@@ -417,6 +418,7 @@ export const transportConformanceCases: readonly TransportConformanceCase[] = [
       await rejectsWithCode(context.transport.publish(topic, [context.message()]), 'STORE_CLOSED');
     },
   },
+  ...transportKeyOrderCases,
 ];
 
 /**
