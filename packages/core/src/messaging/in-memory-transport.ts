@@ -10,8 +10,6 @@ interface Entry {
   deliveryCount: number;
   /** Bumped on every hand-out, so a settle from an expired delivery is ignored. */
   lease: number;
-  /** The subscription it was last handed to, while in flight. */
-  holder: object | undefined;
 }
 
 interface Group {
@@ -28,8 +26,9 @@ export interface InMemoryTransportOptions {
  * A transport in memory, for users' unit tests: fan-out to every group of a
  * topic, competing consumers within a group, delayed delivery, visibility
  * timeouts (an unsettled delivery comes back). The messages of one key go to
- * one subscription at a time, in publish order: a key whose earliest message
- * is in flight to another subscription, or not yet due, is skipped whole. A group receives the messages
+ * one subscription at a time, in publish order: a message is handed out only
+ * with every earlier message of its key in the same hand-out, so a key whose
+ * earliest message is in flight or not yet due waits whole. A group receives the messages
  * published after it first subscribed (as with a broker queue bound to a
  * topic), and keeps them while no consumer runs. Nothing survives the process.
  */
@@ -59,7 +58,6 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
         inFlight: false,
         deliveryCount: 0,
         lease: 0,
-        holder: undefined,
       });
     }
     wake(group);
@@ -99,25 +97,22 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
         groups.set(groupName, group);
       }
       const own = group;
-      /** This subscription, as the holder of what it was handed. */
-      const me = {};
 
       const take = (max: number): Delivery[] => {
         const at = now();
         const out: Delivery[] = [];
-        // Per-key order across subscriptions: a key whose earliest unsettled entry is not visible and
-        // not held by this subscription is skipped whole; its later entries wait.
+        // Per-key order across subscriptions: an entry goes out only with every earlier entry of its
+        // key in the same hand-out; a key whose earliest entry is not visible waits whole.
         const blocked = new Set<string>();
         for (const entry of own.entries) {
           if (out.length >= max) break;
           const key = entry.message.key;
           if (blocked.has(key)) continue;
           if (entry.visibleAt > at) {
-            if (!(entry.inFlight && entry.holder === me)) blocked.add(key);
+            blocked.add(key);
             continue;
           }
           entry.inFlight = true;
-          entry.holder = me;
           entry.visibleAt = at + visibility;
           entry.deliveryCount += 1;
           entry.lease += 1;
@@ -129,11 +124,12 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
             async ack() {
               if (!current()) return;
               own.entries.splice(own.entries.indexOf(entry), 1);
+              // The key's later entries may now go out.
+              wake(own);
             },
             async release(delayMs: number) {
               if (!current()) return;
               entry.inFlight = false;
-              entry.holder = undefined;
               entry.lease += 1;
               entry.visibleAt = now() + Math.max(0, delayMs);
               wake(own);

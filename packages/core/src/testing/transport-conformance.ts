@@ -189,7 +189,8 @@ export const transportConformanceCases: readonly TransportConformanceCase[] = [
       const group = context.group();
       const a = subscribe(context, topic, group);
       const b = subscribe(context, topic, group);
-      const messages = Array.from({ length: 30 }, (_, i) => context.message({ key: `k${i % 4}`, data: { i } }));
+      // A key of its own each: held unsettled, a key's first message keeps its later ones back (per-key order).
+      const messages = Array.from({ length: 30 }, (_, i) => context.message({ data: { i } }));
       await context.transport.publish(topic, messages);
       const heldA: Delivery[] = [];
       const heldB: Delivery[] = [];

@@ -43,6 +43,8 @@ for (const groupCommit of [true, false]) {
           if (tx !== db) throw new Error('the handler should get the inbox connection');
         },
         effects: async (consumer) => select.all(consumer).map((row) => row.value),
+        // A second connection to the file, as another process has.
+        peerTransport: async () => getSqliteTransport({ path, pollIntervalMs: 20 }),
         close: () => transport.close(),
       };
     },

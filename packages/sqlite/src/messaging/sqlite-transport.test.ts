@@ -7,7 +7,7 @@ import { createMessage } from '@factline/core';
 import { spawnTestChild, type TestChild, testTransportConformance, waitUntil } from '@factline/core/testing';
 import { getSqliteInbox, getSqliteTransport, openSqliteDatabase, type SqliteTransport } from '../index.ts';
 import { migrate } from '../migrations.ts';
-import { transportMigrations } from './sqlite-transport.ts';
+import { CLAIM_SQL, transportMigrations } from './sqlite-transport.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-sqlite-transport-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -55,26 +55,26 @@ const statsOf = (child: Child) => {
 };
 
 describe('sqlite transport: the queue table', () => {
-  it('a claim walks the group in seq order by the (topic, group_name) index, with no sort, however deep the queue', async () => {
+  it('a claim walks the group in seq order by the (topic, group_name) index, with no sort, however deep the queue; a row looks up its key by the key index', async () => {
     const transport = getSqliteTransport({ path: file() });
     try {
       const indexes = transport.database
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'factline_transport_messages'")
         .all() as { name: string }[];
-      assert.deepEqual(
-        indexes.map((i) => i.name),
-        ['factline_transport_messages_queue'],
-      );
-      // The claim's query, as the transport prepares it.
+      assert.deepEqual(indexes.map((i) => i.name).sort(), [
+        'factline_transport_messages_key',
+        'factline_transport_messages_queue',
+      ]);
       const plan = transport.database
-        .prepare(
-          `EXPLAIN QUERY PLAN SELECT seq, message, delivery_count FROM factline_transport_messages
-           WHERE topic = ? AND group_name = ? AND visible_at <= ? ORDER BY seq LIMIT ?`,
-        )
-        .all('orders', 'billing', Date.now(), 100) as { detail: string }[];
+        .prepare(`EXPLAIN QUERY PLAN ${CLAIM_SQL}`)
+        .all({ topic: 'orders', group: 'billing', at: Date.now(), max: 100 }) as { detail: string }[];
       assert.deepEqual(
         plan.map((step) => step.detail),
-        ['SEARCH factline_transport_messages USING INDEX factline_transport_messages_queue (topic=? AND group_name=?)'],
+        [
+          'SEARCH m USING INDEX factline_transport_messages_queue (topic=? AND group_name=?)',
+          'CORRELATED SCALAR SUBQUERY 1',
+          'SEARCH e USING INDEX factline_transport_messages_key (topic=? AND group_name=? AND key=? AND rowid<?)',
+        ],
       );
     } finally {
       await transport.close();

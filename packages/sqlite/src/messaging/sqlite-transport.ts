@@ -80,7 +80,32 @@ export const transportMigrations: readonly Migration[] = [
       CREATE INDEX factline_transport_messages_queue ON factline_transport_messages (topic, group_name);
     `,
   },
+  {
+    version: 3,
+    description: 'per-key order across competing consumers: a key goes to one subscription at a time',
+    // The key index holds the rowid (seq) last: the claim looks up a row's earlier rows of its key.
+    up: `
+      CREATE INDEX factline_transport_messages_key ON factline_transport_messages (topic, group_name, key);
+    `,
+  },
 ];
+
+/**
+ * The claim: the first visible rows of the group in seq order, skipping every
+ * row of a key that has an earlier row not visible (in flight, waiting for a
+ * delayed retry, scheduled later). Claims are serialized (IMMEDIATE), so a
+ * row goes out only with every earlier row of its key in the same claim, and
+ * a key is held by one subscription at a time until all it was handed is
+ * settled.
+ */
+export const CLAIM_SQL = `SELECT m.seq, m.message, m.delivery_count
+     FROM factline_transport_messages AS m INDEXED BY factline_transport_messages_queue
+    WHERE m.topic = @topic AND m.group_name = @group AND m.visible_at <= @at
+      AND NOT EXISTS (
+        SELECT 1 FROM factline_transport_messages AS e INDEXED BY factline_transport_messages_key
+         WHERE e.topic = m.topic AND e.group_name = m.group_name AND e.key = m.key AND e.seq < m.seq
+           AND e.visible_at > @at)
+    ORDER BY m.seq LIMIT @max`;
 
 interface MessageRow {
   seq: number;
@@ -101,7 +126,8 @@ const check = (name: string, value: unknown) => {
  * A durable transport in SQLite tables, for processes sharing one file:
  * fan-out to every group of a topic, competing consumers within a group
  * (SQLite serializes writers, so a row is leased to one receiver at a time),
- * delayed delivery, visibility timeouts. A group receives what is published
+ * delayed delivery, visibility timeouts. The messages of one key go to one
+ * subscription at a time, in seq order, across processes (see `CLAIM_SQL`). A group receives what is published
  * after it first subscribed, and keeps it while no consumer runs.
  *
  * @example
@@ -134,16 +160,15 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
       `INSERT INTO factline_transport_messages (topic, group_name, message_id, message, key, visible_at)
        VALUES (?, ?, ?, ?, ?, ?)`,
     ),
-    due: db.prepare<[string, string, number, number], MessageRow>(
-      `SELECT seq, message, delivery_count FROM factline_transport_messages
-       WHERE topic = ? AND group_name = ? AND visible_at <= ? ORDER BY seq LIMIT ?`,
-    ),
+    due: db.prepare<[{ topic: string; group: string; at: number; max: number }], MessageRow>(CLAIM_SQL),
     lease: db.prepare<[number, string, number]>(
       `UPDATE factline_transport_messages
        SET visible_at = ?, delivery_count = delivery_count + 1, lease = ? WHERE seq = ?`,
     ),
-    nextDue: db.prepare<[string, string], { next: number | null }>(
-      'SELECT MIN(visible_at) AS next FROM factline_transport_messages WHERE topic = ? AND group_name = ?',
+    // Rows visible but held back behind their key's earlier rows are not due: waking for them would spin.
+    nextDue: db.prepare<[string, string, number], { next: number | null }>(
+      `SELECT MIN(visible_at) AS next FROM factline_transport_messages
+       WHERE topic = ? AND group_name = ? AND visible_at > ?`,
     ),
     ack: db.prepare<[number, string]>('DELETE FROM factline_transport_messages WHERE seq = ? AND lease = ?'),
     release: db.prepare<[number, number, string]>(
@@ -194,7 +219,7 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
 
   const takeTx = db.transaction((topic: string, group: string, max: number, visibility: number) => {
     const at = now();
-    const rows = statements.due.all(topic, group, at, max);
+    const rows = statements.due.all({ topic, group, at, max });
     return rows.map((row) => {
       const lease = randomUUID();
       statements.lease.run(at + visibility, lease, row.seq);
@@ -207,9 +232,17 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
     group: string,
     seq: number,
     lease: string,
+    /** Called once, on the first settle. */
+    done: () => void,
   ): Pick<Delivery, 'ack' | 'release' | 'extend'> & { [ackInTransaction]: AckInTransaction } => {
     /** Acked inside a committed inbox transaction: nothing left to do. */
     let settled = false;
+    let counted = false;
+    const once = () => {
+      if (counted) return;
+      counted = true;
+      done();
+    };
     return {
       [ackInTransaction]: {
         database: db,
@@ -218,14 +251,17 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
         },
         committed: () => {
           settled = true;
+          once();
         },
       },
       async ack() {
         if (!settled) run(() => statements.ack.run(seq, lease));
+        once();
       },
       async release(delayMs: number) {
         if (settled) return;
         const changed = run(() => statements.release.run(now() + Math.max(0, delayMs), seq, lease)).changes;
+        once();
         if (changed > 0) wake(topic, group);
       },
       async extend(ms: number) {
@@ -264,13 +300,26 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
       const key = waitKey(topic, group);
       let subscriptionClosed = false;
       const wakeMine = new Set<() => void>();
+      // Deliveries of this subscription not settled yet, per message key: once a key has none left, its
+      // later messages may go out, so waiting receivers of the group in this process look again.
+      const unsettled = new Map<string, number>();
+      const settledOne = (messageKey: string) => {
+        const left = (unsettled.get(messageKey) ?? 1) - 1;
+        if (left > 0) return unsettled.set(messageKey, left);
+        unsettled.delete(messageKey);
+        wake(topic, group);
+      };
 
       const take = (max: number): Delivery[] =>
-        run(() => takeTx.immediate(topic, group, Math.max(1, Math.floor(max)), visibility)).map((row) => ({
-          ...settle(topic, group, row.seq, row.lease),
-          message: deserialize(row.message),
-          deliveryCount: row.deliveryCount,
-        }));
+        run(() => takeTx.immediate(topic, group, Math.max(1, Math.floor(max)), visibility)).map((row) => {
+          const message = deserialize(row.message);
+          unsettled.set(message.key, (unsettled.get(message.key) ?? 0) + 1);
+          return {
+            ...settle(topic, group, row.seq, row.lease, () => settledOne(message.key)),
+            message,
+            deliveryCount: row.deliveryCount,
+          };
+        });
 
       return {
         async receive(max: number, waitMs: number, signal: AbortSignal) {
@@ -282,7 +331,7 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
             const left = deadline - Date.now();
             if (left <= 0) return found;
             // Sleep until the next row of the group is due, a poll interval, a wake-up or the abort.
-            const next = run(() => statements.nextDue.get(topic, group))?.next;
+            const next = run(() => statements.nextDue.get(topic, group, now()))?.next;
             const untilDue = next == null ? Number.POSITIVE_INFINITY : Math.max(1, next - now());
             await new Promise<void>((resolve) => {
               let set = waiters.get(key);
