@@ -161,6 +161,51 @@ describe('sqlite transport: processes sharing the file', () => {
     }
   });
 
+  it('two consumer processes of one group: per-key order holds across them, every message applied once', {
+    timeout: 60_000,
+  }, async () => {
+    const { path, transport } = prepareFile();
+    // The inbox on a connection of its own: a delivery is acked a step after its commit (5 ms later),
+    // so each process holds keys a while, with later messages of those keys waiting in the table.
+    const children = [0, 1].map(() => startChild([path, 'orders', 'billing', 'consume', '10000', 'own', '5']));
+    try {
+      await waitUntil(() => children.every((c) => c.stdout().includes('ready')), 'both consumers to subscribe');
+      const messages = Array.from({ length: 300 }, (_, i) =>
+        createMessage({ type: 'OrderPlaced', data: { i }, key: `acct-${i % 20}` }),
+      );
+      for (let i = 0; i < messages.length; i += 30) await transport.publish('orders', messages.slice(i, i + 30));
+      await waitUntil(
+        () =>
+          count(transport, 'SELECT COUNT(*) AS n FROM test_effects') >= messages.length &&
+          count(transport, 'SELECT COUNT(*) AS n FROM factline_transport_messages WHERE topic = ?', 'orders') === 0,
+        'every message handled and acked',
+        45_000,
+      );
+      for (const c of children) c.child.kill('SIGTERM');
+      await Promise.all(children.map((c) => c.exited));
+      // Effects in commit order (rowid): per key, the messages' publish order.
+      const applied = transport.database
+        .prepare('SELECT message_id AS id, pid FROM test_effects ORDER BY rowid')
+        .all() as { id: string; pid: number }[];
+      assert.deepEqual(applied.map((e) => e.id).sort(), messages.map((m) => m.id).sort(), 'each message applied once');
+      const byId = new Map(messages.map((m) => [m.id, m]));
+      const last = new Map<string, number>();
+      const outOfOrder: string[] = [];
+      for (const { id } of applied) {
+        const message = byId.get(id) as (typeof messages)[number];
+        const i = (message.data as { i: number }).i;
+        if ((last.get(message.key) ?? -1) > i) outOfOrder.push(`${message.key}:${i}`);
+        last.set(message.key, i);
+      }
+      assert.deepEqual(outOfOrder, [], `${outOfOrder.length} of ${messages.length} applied out of key order`);
+      assert.equal(new Set(applied.map((e) => e.pid)).size, 2, 'both processes took part');
+    } finally {
+      for (const c of children) c.child.kill('SIGTERM');
+      await Promise.all(children.map((c) => c.exited));
+      await transport.close();
+    }
+  });
+
   // `own`: the victim's inbox has a connection of its own, so a delivery is acked after the commit,
   // and a kill in between sends the message back. `shared`: the ack commits with the effect.
   for (const inboxConnection of ['own', 'shared'] as const) {
