@@ -17,6 +17,7 @@ import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations
 import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
+import { claimStatement, claimWindow } from './postgres-claim.ts';
 
 export interface PostgresTransportOptions {
   /** e.g. `postgres://user@127.0.0.1:5432/app`. Give this or `pool`. */
@@ -108,6 +109,16 @@ export const transportMigrations: readonly PostgresMigration[] = [
       -- No index covers visible_at, lease or delivery_count any more, so a
       -- hand-out, release or extension is a HOT update when its page has room.
       ALTER TABLE ${s}.transport_messages SET (fillfactor = 80);
+    `,
+  },
+  {
+    version: 3,
+    description: 'per-key order across competing consumers: the claim looks up a key',
+    up: (s) => `
+      -- The claim finds a row's earlier rows of its key. The key comes first,
+      -- so no statement without a key mistakes this index for the queue (see
+      -- migration 2); none of its columns changes after insert (HOT updates).
+      CREATE INDEX transport_messages_key ON ${s}.transport_messages (key, topic, group_name, seq);
     `,
   },
 ];
@@ -319,34 +330,15 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
   const REDELIVER = insertStatement(`ON CONFLICT (topic, group_name, id) DO UPDATE
          SET message = excluded.message, visible_at = excluded.visible_at, lease = NULL, delivery_count = 0`);
 
-  /**
-   * The first `max` visible rows of the group, locked without waiting, handed
-   * out under a new lease. The pick is materialized and its rows are then
-   * found by `ctid` (a TID scan: no index, nothing the planner can get
-   * wrong; the rows are locked, so their ctids hold). Joined on `seq`
-   * instead, the planner, with no statistics yet on a young queue table,
-   * took the join as a scan of the whole group per claim: 130 ms a claim with
-   * 12,000 messages waiting. As a join or `IN` subquery it may also scan the
-   * pick again, and a rescan skips the rows this statement already updated
-   * and picks later ones, passing `max`; `ARRAY(…)` is computed once.
-   */
-  const TAKE = `WITH picked AS MATERIALIZED (
-      SELECT ctid FROM ${s}.transport_messages
-       WHERE topic = $1 AND group_name = $2 AND visible_at <= now()
-       ORDER BY seq
-       LIMIT $3
-       FOR UPDATE SKIP LOCKED
-    )
-    UPDATE ${s}.transport_messages m
-       SET visible_at = now() + $4::float8 * interval '1 millisecond',
-           delivery_count = m.delivery_count + 1,
-           lease = gen_random_uuid()
-     WHERE m.ctid = ANY (ARRAY(SELECT ctid FROM picked))
-    RETURNING m.seq::text AS seq, m.message::text AS message, m.delivery_count, m.lease::text AS lease`;
+  /** Hands out up to `max` rows, each only with every earlier row of its key: see `claimStatement`. */
+  const TAKE = claimStatement(s);
 
-  /** Milliseconds until the group's next row becomes visible (null: none). */
+  /**
+   * Milliseconds until the group's next row not visible yet becomes so (null: none). Rows visible
+   * but held back behind their key's earlier rows are left out: waking for them would spin.
+   */
   const NEXT_DUE = `SELECT (extract(epoch FROM min(visible_at) - now()) * 1000)::float8 AS ms
-      FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`;
+      FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2 AND visible_at > now()`;
 
   const ACK = `DELETE FROM ${s}.transport_messages
      WHERE topic = $1 AND group_name = $2 AND seq = $3::bigint AND lease = $4::uuid`;
@@ -411,9 +403,25 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
       /** This subscription's waiting receives, resolved on close. */
       const local = new Set<() => void>();
 
-      const settle = (seq: string, lease: string) => {
+      // Deliveries of this subscription not settled yet, per message key: once a key has none left, its
+      // later messages may go out, so this process's waiting receivers look again.
+      const unsettled = new Map<string, number>();
+      const settledOne = (key: string) => {
+        const left = (unsettled.get(key) ?? 1) - 1;
+        if (left > 0) return unsettled.set(key, left);
+        unsettled.delete(key);
+        wake(topic);
+      };
+
+      const settle = (seq: string, lease: string, key: string) => {
         /** Acked inside a committed inbox transaction: nothing left to do. */
         let settled = false;
+        let counted = false;
+        const once = () => {
+          if (counted) return;
+          counted = true;
+          settledOne(key);
+        };
         const run = async (name: string, text: string, extra: unknown[]) => {
           await query(name, text, [topic, group, seq, lease, ...extra]);
         };
@@ -423,14 +431,19 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
           values: [topic, group, seq, lease],
           committed: () => {
             settled = true;
+            once();
           },
         };
         return {
           [ackInTransaction]: inTransaction,
-          ack: () => (settled ? Promise.resolve() : run('ack', ACK, [])),
+          ack: async () => {
+            if (!settled) await run('ack', ACK, []);
+            once();
+          },
           release: async (delayMs: number) => {
             if (settled) return;
             await run('release', RELEASE, [Math.max(0, Number(delayMs) || 0), channel, payloadOf(topic)]);
+            once();
             wake(topic);
           },
           extend: (ms: number) => (settled ? Promise.resolve() : run('extend', EXTEND, [Math.max(0, Number(ms) || 0)])),
@@ -438,13 +451,13 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
       };
 
       const take = async (max: number): Promise<Delivery[]> => {
-        const rows = await query<TakenRow>('take', TAKE, [topic, group, max, visibility]);
+        const rows = await query<TakenRow>('take', TAKE, [topic, group, max, visibility, claimWindow(max)]);
         rows.sort((a, b) => a.seq.length - b.seq.length || (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
-        return rows.map((row) => ({
-          message: reviveMessage(row.message),
-          deliveryCount: row.delivery_count,
-          ...settle(row.seq, row.lease),
-        }));
+        return rows.map((row) => {
+          const message = reviveMessage(row.message);
+          unsettled.set(message.key, (unsettled.get(message.key) ?? 0) + 1);
+          return { message, deliveryCount: row.delivery_count, ...settle(row.seq, row.lease, message.key) };
+        });
       };
 
       const nextDue = async (): Promise<number> => {
@@ -472,7 +485,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
               if (signal.aborted || ended()) return [];
               const left = deadline - Date.now();
               if (left <= 0) return [];
-              // A row that is visible but locked by another receiver's hand-out: look again shortly.
+              // Until the next row not visible yet is due; a key freed meanwhile wakes this process's receivers.
               let pause = Math.min(left, Math.max(5, Math.ceil(await nextDue())));
               if (!listener?.listening) pause = Math.min(pause, pollIntervalMs);
               await waitForWake(topic, seen, pause, signal, local);
