@@ -111,16 +111,6 @@ export const transportMigrations: readonly PostgresMigration[] = [
       ALTER TABLE ${s}.transport_messages SET (fillfactor = 80);
     `,
   },
-  {
-    version: 3,
-    description: 'per-key order across competing consumers: the claim looks up a key',
-    up: (s) => `
-      -- The claim finds a row's earlier rows of its key. The key comes first,
-      -- so no statement without a key mistakes this index for the queue (see
-      -- migration 2); none of its columns changes after insert (HOT updates).
-      CREATE INDEX transport_messages_key ON ${s}.transport_messages (key, topic, group_name, seq);
-    `,
-  },
 ];
 
 interface TakenRow {

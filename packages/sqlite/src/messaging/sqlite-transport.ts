@@ -80,32 +80,32 @@ export const transportMigrations: readonly Migration[] = [
       CREATE INDEX factline_transport_messages_queue ON factline_transport_messages (topic, group_name);
     `,
   },
-  {
-    version: 3,
-    description: 'per-key order across competing consumers: a key goes to one subscription at a time',
-    // The key index holds the rowid (seq) last: the claim looks up a row's earlier rows of its key.
-    up: `
-      CREATE INDEX factline_transport_messages_key ON factline_transport_messages (topic, group_name, key);
-    `,
-  },
 ];
 
+/** How many of a group's oldest rows a claim of `max` looks at for keys to hand out. */
+export const claimWindow = (max: number): number => Math.max(256, 16 * max);
+
 /**
- * The claim: the first visible rows of the group in seq order, skipping every
- * row of a key that has an earlier row not visible (in flight, waiting for a
- * delayed retry, scheduled later). Claims are serialized (IMMEDIATE), so a
- * row goes out only with every earlier row of its key in the same claim, and
- * a key is held by one subscription at a time until all it was handed is
- * settled.
+ * The claim: the visible rows among the group's oldest (`@window`, in seq
+ * order by the queue index) that no row of their key not visible precedes (in
+ * flight, waiting for a delayed retry, scheduled later), the first `@max` by
+ * seq. The window is a prefix of the group, so a row's earlier rows of its key
+ * are all in it; keys that first appear deeper wait for a later claim. Claims
+ * are serialized (IMMEDIATE), so a row goes out only with every earlier row of
+ * its key in the same claim, and a key is held by one subscription at a time
+ * until all it was handed is settled. Cost: one pass over the window, however
+ * many rows of held keys wait.
  */
-export const CLAIM_SQL = `SELECT m.seq, m.message, m.delivery_count
-     FROM factline_transport_messages AS m INDEXED BY factline_transport_messages_queue
-    WHERE m.topic = @topic AND m.group_name = @group AND m.visible_at <= @at
-      AND NOT EXISTS (
-        SELECT 1 FROM factline_transport_messages AS e INDEXED BY factline_transport_messages_key
-         WHERE e.topic = m.topic AND e.group_name = m.group_name AND e.key = m.key AND e.seq < m.seq
-           AND e.visible_at > @at)
-    ORDER BY m.seq LIMIT @max`;
+export const CLAIM_SQL = `WITH win AS (
+      SELECT seq, key, visible_at FROM factline_transport_messages INDEXED BY factline_transport_messages_queue
+       WHERE topic = @topic AND group_name = @group ORDER BY seq LIMIT @window
+    ), stops AS (
+      SELECT key, MIN(seq) AS seq FROM win WHERE visible_at > @at GROUP BY key
+    )
+    SELECT m.seq, m.message, m.delivery_count
+      FROM win w JOIN factline_transport_messages m ON m.seq = w.seq LEFT JOIN stops s ON s.key = w.key
+     WHERE w.visible_at <= @at AND (s.seq IS NULL OR w.seq < s.seq)
+     ORDER BY w.seq LIMIT @max`;
 
 interface MessageRow {
   seq: number;
@@ -160,7 +160,7 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
       `INSERT INTO factline_transport_messages (topic, group_name, message_id, message, key, visible_at)
        VALUES (?, ?, ?, ?, ?, ?)`,
     ),
-    due: db.prepare<[{ topic: string; group: string; at: number; max: number }], MessageRow>(CLAIM_SQL),
+    due: db.prepare<[{ topic: string; group: string; at: number; max: number; window: number }], MessageRow>(CLAIM_SQL),
     lease: db.prepare<[number, string, number]>(
       `UPDATE factline_transport_messages
        SET visible_at = ?, delivery_count = delivery_count + 1, lease = ? WHERE seq = ?`,
@@ -219,7 +219,7 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
 
   const takeTx = db.transaction((topic: string, group: string, max: number, visibility: number) => {
     const at = now();
-    const rows = statements.due.all({ topic, group, at, max });
+    const rows = statements.due.all({ topic, group, at, max, window: claimWindow(max) });
     return rows.map((row) => {
       const lease = randomUUID();
       statements.lease.run(at + visibility, lease, row.seq);
