@@ -40,6 +40,21 @@ export const transportKeyOrderCases: readonly TransportConformanceCase[] = [
     },
   },
   {
+    name: 'a message due now is handed out behind hundreds of messages scheduled later',
+    async run(context) {
+      if (!context.transport.capabilities.delayedDelivery) return;
+      const topic = context.topic();
+      const sub = context.transport.subscribe(topic, context.group());
+      const later = new Date(Date.now() + 3_600_000);
+      const scheduled = Array.from({ length: 600 }, () => context.message({ deliverAt: later }));
+      const due = context.message();
+      await context.transport.publish(topic, [...scheduled, due]);
+      const got = await context.receiveAtLeast(sub, 1, { max: 1 });
+      assert.deepEqual(ids(got), [due.id]);
+      await Promise.all(got.map((d) => d.ack()));
+    },
+  },
+  {
     name: 'per-key order: a key whose first message is delayed (deliverAt, or released with a delay) waits whole',
     async run(context) {
       const { perKeyOrder, delayedDelivery } = context.transport.capabilities;

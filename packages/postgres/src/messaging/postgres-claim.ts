@@ -1,4 +1,8 @@
-/** How many of a group's oldest rows a claim of `max` looks at for keys to hand out. */
+/**
+ * How many of a group's oldest rows a claim of `max` looks at first for keys
+ * to hand out; while it finds fewer than `max` and the window was full, it
+ * looks 8 times further.
+ */
 export const claimWindow = (max: number): number => Math.max(256, 16 * max);
 
 /**
@@ -10,7 +14,8 @@ export const claimWindow = (max: number): number => Math.max(256, 16 * max);
  *
  * - win: the group's oldest rows, in flight or not, in seq order (the primary
  *   key). It is a prefix of the group, so a key's first row there is its first
- *   in the group. Keys that first appear deeper wait for a later claim.
+ *   in the group. A last row of nulls says the window was full (the caller
+ *   looks further when it got fewer than `max`).
  * - heads: those first rows, where visible, locked without waiting. A key
  *   whose first row is in flight, waiting for a retry, scheduled later, or
  *   being claimed by someone else (locked) is skipped whole. A later row of a
@@ -62,10 +67,14 @@ export const claimStatement = (s: string): string => `WITH win AS MATERIALIZED (
        WHERE NOT EXISTS (
          SELECT 1 FROM candidates w
           WHERE w.key = c.key AND w.seq < c.seq AND NOT w.head AND w.seq NOT IN (SELECT seq FROM followers))
+    ), taken AS (
+      UPDATE ${s}.transport_messages m
+         SET visible_at = now() + $4::float8 * interval '1 millisecond',
+             delivery_count = m.delivery_count + 1,
+             lease = gen_random_uuid()
+       WHERE m.ctid = ANY (ARRAY(SELECT ctid FROM picked))
+      RETURNING m.seq::text AS seq, m.message::text AS message, m.delivery_count, m.lease::text AS lease
     )
-    UPDATE ${s}.transport_messages m
-       SET visible_at = now() + $4::float8 * interval '1 millisecond',
-           delivery_count = m.delivery_count + 1,
-           lease = gen_random_uuid()
-     WHERE m.ctid = ANY (ARRAY(SELECT ctid FROM picked))
-    RETURNING m.seq::text AS seq, m.message::text AS message, m.delivery_count, m.lease::text AS lease`;
+    SELECT seq, message, delivery_count, lease FROM taken
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL WHERE (SELECT count(*) FROM win) >= $5`;

@@ -441,7 +441,14 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
       };
 
       const take = async (max: number): Promise<Delivery[]> => {
-        const rows = await query<TakenRow>('take', TAKE, [topic, group, max, visibility, claimWindow(max)]);
+        const rows: TakenRow[] = [];
+        for (let window = claimWindow(max); ; window *= 8) {
+          const found = await query<TakenRow>('take', TAKE, [topic, group, max - rows.length, visibility, window]);
+          for (const row of found) if (row.seq != null) rows.push(row);
+          // No marker row: the window held the whole group. Otherwise rows in flight, held back or
+          // scheduled later filled it: look further while short (the rows taken now hold their keys).
+          if (rows.length >= max || found.every((row) => row.seq != null)) break;
+        }
         rows.sort((a, b) => a.seq.length - b.seq.length || (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
         return rows.map((row) => {
           const message = reviveMessage(row.message);

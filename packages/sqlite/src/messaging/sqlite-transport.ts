@@ -82,7 +82,11 @@ export const transportMigrations: readonly Migration[] = [
   },
 ];
 
-/** How many of a group's oldest rows a claim of `max` looks at for keys to hand out. */
+/**
+ * How many of a group's oldest rows a claim of `max` looks at first for keys
+ * to hand out; while it finds fewer than `max` and the group goes on, it looks
+ * 8 times further.
+ */
 export const claimWindow = (max: number): number => Math.max(256, 16 * max);
 
 /**
@@ -90,11 +94,10 @@ export const claimWindow = (max: number): number => Math.max(256, 16 * max);
  * order by the queue index) that no row of their key not visible precedes (in
  * flight, waiting for a delayed retry, scheduled later), the first `@max` by
  * seq. The window is a prefix of the group, so a row's earlier rows of its key
- * are all in it; keys that first appear deeper wait for a later claim. Claims
- * are serialized (IMMEDIATE), so a row goes out only with every earlier row of
- * its key in the same claim, and a key is held by one subscription at a time
- * until all it was handed is settled. Cost: one pass over the window, however
- * many rows of held keys wait.
+ * are all in it. Claims are serialized (IMMEDIATE), so a row goes out only with
+ * every earlier row of its key in the same claim, and a key is held by one
+ * subscription at a time until all it was handed is settled. Cost: one pass
+ * over the window (see `claimWindow`).
  */
 export const CLAIM_SQL = `WITH win AS (
       SELECT seq, key, visible_at FROM factline_transport_messages INDEXED BY factline_transport_messages_queue
@@ -165,6 +168,11 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
       `UPDATE factline_transport_messages
        SET visible_at = ?, delivery_count = delivery_count + 1, lease = ? WHERE seq = ?`,
     ),
+    /** Whether the group holds more than `@window` rows. */
+    deeper: db.prepare<[{ topic: string; group: string; window: number }], { more: number }>(
+      `SELECT 1 AS more FROM factline_transport_messages INDEXED BY factline_transport_messages_queue
+       WHERE topic = @topic AND group_name = @group ORDER BY seq LIMIT 1 OFFSET @window`,
+    ),
     // Rows visible but held back behind their key's earlier rows are not due: waking for them would spin.
     nextDue: db.prepare<[string, string, number], { next: number | null }>(
       `SELECT MIN(visible_at) AS next FROM factline_transport_messages
@@ -219,7 +227,13 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
 
   const takeTx = db.transaction((topic: string, group: string, max: number, visibility: number) => {
     const at = now();
-    const rows = statements.due.all({ topic, group, at, max, window: claimWindow(max) });
+    let window = claimWindow(max);
+    let rows = statements.due.all({ topic, group, at, max, window });
+    // Rows in flight, held back or scheduled later can fill the first window: look further.
+    while (rows.length < max && statements.deeper.get({ topic, group, window }) !== undefined) {
+      window *= 8;
+      rows = statements.due.all({ topic, group, at, max, window });
+    }
     return rows.map((row) => {
       const lease = randomUUID();
       statements.lease.run(at + visibility, lease, row.seq);
