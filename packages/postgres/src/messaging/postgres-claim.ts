@@ -3,7 +3,7 @@
  * to hand out; while it finds fewer than `max` and the window was full, it
  * looks 8 times further.
  */
-export const claimWindow = (max: number): number => Math.max(256, 16 * max);
+export const claimWindow = (max: number): number => Math.max(64, 16 * max);
 
 /**
  * The transport's claim (`$1` topic, `$2` group, `$3` max, `$4` visibility in

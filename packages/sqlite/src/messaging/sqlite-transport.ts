@@ -87,7 +87,7 @@ export const transportMigrations: readonly Migration[] = [
  * to hand out; while it finds fewer than `max` and the group goes on, it looks
  * 8 times further.
  */
-export const claimWindow = (max: number): number => Math.max(256, 16 * max);
+export const claimWindow = (max: number): number => Math.max(64, 16 * max);
 
 /**
  * The claim: the visible rows among the group's oldest (`@window`, in seq
