@@ -193,7 +193,17 @@ test('the services apply each message once across a restart, and their state sur
     for (const [name, consumer] of Object.entries(services.consumers)) {
       assert.deepEqual(
         { ...consumer.stats(), name },
-        { name, handled: 0, duplicates: 1, retries: 0, deadLettered: 0, discarded: 0 },
+        {
+          name,
+          state: 'running',
+          handled: 0,
+          duplicates: 1,
+          retries: 0,
+          deadLettered: 0,
+          discarded: 0,
+          errors: 0,
+          lastError: undefined,
+        },
       );
       assert.equal(pending(name), 0, `${name}: the repeat is acknowledged`);
     }

@@ -34,3 +34,17 @@ export function toStorageError(error: unknown): unknown {
     retryable,
   });
 }
+
+/**
+ * A clear error when a statement met no table where a component's tables
+ * should be (SQLSTATE 42P01: the migrations never ran in that database or
+ * schema, or the connection is to another database); `undefined` otherwise.
+ */
+export function missingTablesError(error: unknown, component: string, howToCreate: string): StorageError | undefined {
+  if ((error as { code?: unknown })?.code !== '42P01') return undefined;
+  const detail = error instanceof Error ? ` (${error.message})` : '';
+  return new StorageError(
+    `The ${component}'s tables are missing in the database of this connection${detail}: ${howToCreate}`,
+    { cause: error, retryable: false },
+  );
+}

@@ -1,4 +1,5 @@
 import { isFactlineError } from '../errors/index.ts';
+import { checkOptions, describeValue } from '../options/check-options.ts';
 import { type Message, messageFromJson, messageToJson } from './message.ts';
 import type { Delivery } from './transport.ts';
 
@@ -32,6 +33,22 @@ export interface DefaultRetryPolicyOptions {
  * retryable go to the dead-letter queue at once.
  */
 export function defaultRetryPolicy(options: DefaultRetryPolicyOptions = {}): RetryPolicy {
+  checkOptions(
+    options,
+    {
+      immediate: 'non-negative-integer',
+      delaysMs: (value) =>
+        Array.isArray(value) && value.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0)
+          ? undefined
+          : `must be an array of ms >= 0, got ${describeValue(value)}`,
+      jitter: (value) =>
+        typeof value === 'number' && value >= 0 && value <= 1
+          ? undefined
+          : `must be a number from 0 to 1, got ${describeValue(value)}`,
+      random: 'function',
+    },
+    'defaultRetryPolicy',
+  );
   const immediate = options.immediate ?? 2;
   const delays = options.delaysMs ?? [1000, 5000, 30_000];
   const jitter = options.jitter ?? 0.2;

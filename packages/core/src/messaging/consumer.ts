@@ -1,16 +1,19 @@
-import { ValidationError } from '../errors/index.ts';
-import { uuidv7 } from '../ids/uuid-v7.ts';
+import { isStoreClosedError } from '../errors/index.ts';
+import { type ConsumerDeadLetters, consumerDeadLetters, deadLetterStoreFor } from './consumer-dead-letters.ts';
 import {
-  type DeadLetter,
-  type DeadLetterFilter,
+  type ConsumerErrorContext,
+  type ConsumerErrorStage,
+  checkConsumerOptions,
+  retryPolicyFromShorthand,
+} from './consumer-options.ts';
+import {
   type DeadLetterStore,
   defaultRetryPolicy,
-  getInMemoryDeadLetterStore,
   getInMemoryInbox,
   type Inbox,
   type RetryPolicy,
 } from './consumer-ports.ts';
-import { runInMessageContext } from './context.ts';
+import { createProcessor, StepFailure } from './consumer-process.ts';
 import type { Message } from './message.ts';
 import type { Delivery, Subscription, Transport } from './transport.ts';
 
@@ -25,8 +28,22 @@ export interface ConsumerOptions<Tx = undefined> {
    * commit with the inbox mark. Otherwise `tx` is `undefined`.
    */
   handler: (message: Message, tx: Tx) => unknown;
-  /** Default: `defaultRetryPolicy()` (2 immediate retries, then 1 s, 5 s, 30 s with jitter, then dead-letter). */
+  /**
+   * Default: `defaultRetryPolicy()` (2 immediate retries, then 1 s, 5 s, 30 s
+   * with jitter, then dead-letter). A policy that throws or returns no
+   * `RetryDecision` is reported (stage `'policy'`) and the message is
+   * dead-lettered.
+   */
   retryPolicy?: RetryPolicy;
+  /** Shorthand for a policy: retries after the first failure, then dead-letter. See `retryPolicyFromShorthand`. */
+  maxRetries?: number;
+  /** Shorthand for a policy: ms before each retry, one number or a schedule (`[1000, 5000, 30000]`). */
+  retryDelay?: number | readonly number[];
+  /**
+   * Default: on a durable transport, its `defaultDeadLetterStore()` (the SQL
+   * transports: a table in their own database), so dead letters survive a
+   * restart; on the in-memory transport, memory.
+   */
   deadLetters?: DeadLetterStore;
   /** Default: in memory (this process only). The SQL inboxes record the mark in the handler's transaction. */
   inbox?: Inbox<Tx>;
@@ -45,15 +62,28 @@ export interface ConsumerOptions<Tx = undefined> {
   visibilityTimeoutMs?: number;
   /** Longest wait for new messages per fetch. Default 1000 ms. */
   pollMs?: number;
-  /** How long `stop` waits for handlers in flight. Default 10 s. */
+  /** How long `stop` waits for handlers in flight, and then for giving messages back. Default 10 s. */
   drainTimeoutMs?: number;
-  /** Injected for tests. */
+  /**
+   * Told every failure: a receive, a handler run, the inbox, the dead-letter
+   * store, a settle (ack, release, extend), the inbox pruning, the retry
+   * policy. A hook that throws changes nothing.
+   */
+  onError?: (error: unknown, context: ConsumerErrorContext) => void;
+  /** Injected for tests (also paces the back-off after a failed receive). */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   now?: () => number;
 }
 
+/**
+ * `'idle'` before `start`; `'failed'` once its transport was found closed
+ * (fetching stopped; `lastError` says why); `'stopped'` after `stop`.
+ */
+export type ConsumerState = 'idle' | 'running' | 'stopped' | 'failed';
+
 /** Counts since the consumer was created; each message is counted once its delivery was acknowledged. */
 export interface ConsumerStats {
+  state: ConsumerState;
   /** Applied by the handler. */
   handled: number;
   /** Found in the inbox: acknowledged without running the handler. */
@@ -62,27 +92,31 @@ export interface ConsumerStats {
   retries: number;
   deadLettered: number;
   discarded: number;
+  /** Failures reported to `onError` (handler failures included). */
+  errors: number;
+  /** The last failure reported. */
+  lastError: { error: unknown; stage: ConsumerErrorStage; at: Date } | undefined;
 }
 
 export interface Consumer {
   readonly name: string;
+  /**
+   * Declares the group's subscription (`transport.declareSubscription`) and
+   * starts fetching; once it resolves, every message published to the topic
+   * reaches the group. Rejects when the transport or the dead-letter store is unusable.
+   */
   start(): Promise<void>;
-  /** Stops fetching, lets handlers in flight finish (bounded), gives the rest back to the transport. */
+  /**
+   * Stops fetching, lets handlers in flight finish (up to `drainTimeoutMs`),
+   * gives the rest back to the transport (failures reported, bounded by
+   * `drainTimeoutMs` too). Always resolves, also after the transport closed.
+   */
   stop(): Promise<void>;
   stats(): ConsumerStats;
-  readonly deadLetters: {
-    list(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
-    show(id: string): Promise<DeadLetter | undefined>;
-    /**
-     * Delivers dead letters to this consumer again (attempts start over; each
-     * record is kept, marked `redriven`, with the redrive's time). Returns how
-     * many were redriven.
-     */
-    redrive(selection: string | readonly string[] | DeadLetterFilter): Promise<number>;
-    /** Marks dead letters as discarded (kept for the record, never delivered). */
-    discard(selection: string | readonly string[] | DeadLetterFilter): Promise<number>;
-  };
+  readonly deadLetters: ConsumerDeadLetters;
 }
+
+export type { ConsumerErrorContext, ConsumerErrorStage };
 
 const abortableSleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -96,10 +130,19 @@ const abortableSleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener('abort', done, { once: true });
   });
 
-const describeError = (error: unknown) =>
-  error instanceof Error
-    ? { type: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) }
-    : { type: typeof error, message: String(error) };
+/** Waits for `work` up to `ms`; true when it settled in time. */
+const within = async (work: Promise<unknown>, ms: number): Promise<boolean> => {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))));
+  try {
+    return await Promise.race([work.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+};
+
+/** After a failed receive: 100 ms, doubling, at most 5 s. */
+const RECEIVE_BACKOFF_MS = { first: 100, max: 5000 };
 
 /**
  * The consumer pipeline, in one fixed order for every message:
@@ -107,25 +150,28 @@ const describeError = (error: unknown) =>
  * dead-letter on exhaustion → retry policy → idempotency (inbox) → per-key
  * ordering → handler. Delivery is at least once; the inbox makes the effect
  * once for a handler whose writes are themselves recorded once.
+ *
+ * @example
+ * const consumer = createConsumer({
+ *   name: 'billing', topic: 'orders', transport,
+ *   maxRetries: 3, retryDelay: [1000, 5000, 30000],
+ *   onError: (error, { stage }) => logger.warn({ error, stage }),
+ *   handler: (message) => bill(message.data),
+ * });
+ * await consumer.start();
  */
 export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Consumer {
-  const issues = [];
-  for (const field of ['name', 'topic'] as const) {
-    if (typeof options?.[field] !== 'string' || options[field].length === 0) {
-      issues.push({ path: field, message: 'must be a non-empty string' });
-    }
-  }
-  if (typeof options?.handler !== 'function') issues.push({ path: 'handler', message: 'must be a function' });
-  if (!options?.transport) issues.push({ path: 'transport', message: 'is required' });
-  if (issues.length > 0) throw new ValidationError(issues);
-
+  checkConsumerOptions(options);
   const { name, topic, transport, handler } = options;
-  const policy = options.retryPolicy ?? defaultRetryPolicy();
-  const deadLetters = options.deadLetters ?? getInMemoryDeadLetterStore();
+  const policy =
+    options.retryPolicy ??
+    (options.maxRetries !== undefined || options.retryDelay !== undefined
+      ? retryPolicyFromShorthand(options)
+      : defaultRetryPolicy());
+  const deadLetterStore = deadLetterStoreFor(options.deadLetters, transport);
   const inbox: Inbox<Tx> = options.inbox ?? (getInMemoryInbox() as Inbox<Tx>);
-  const applyOnce = inbox.applyOnce?.bind(inbox);
   const retention = options.inboxRetentionMs ?? 7 * 24 * 3600 * 1000;
-  const concurrency = Math.max(1, options.concurrency ?? 8);
+  const concurrency = options.concurrency ?? 8;
   const holdOnDelay = (options.onDelayedRetry ?? 'wait') === 'wait';
   const visibility = options.visibilityTimeoutMs ?? 30_000;
   const pollMs = options.pollMs ?? 1000;
@@ -133,102 +179,77 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
   const sleep = options.sleep ?? abortableSleep;
   const now = options.now ?? Date.now;
 
-  const stats: ConsumerStats = { handled: 0, duplicates: 0, retries: 0, deadLettered: 0, discarded: 0 };
+  const stats: ConsumerStats = {
+    state: 'idle',
+    handled: 0,
+    duplicates: 0,
+    retries: 0,
+    deadLettered: 0,
+    discarded: 0,
+    errors: 0,
+    lastError: undefined,
+  };
   /** Per key, the deliveries waiting their turn, in arrival order. */
   const lanes = new Map<string, Delivery[]>();
   const running = new Map<string, Promise<void>>();
   let subscription: Subscription | undefined;
   let stopping = new AbortController();
   let loop: Promise<void> | undefined;
+  let starting: Promise<void> | undefined;
   let laneFreed: (() => void) | undefined;
   let lastPrune = 0;
 
-  const deadLetter = async (delivery: Delivery, error: unknown, reason: string, attempts: number, first: number) => {
-    const at = new Date(now());
-    await deadLetters.add({
-      id: uuidv7(),
-      consumer: name,
-      topic,
-      message: delivery.message,
-      error: describeError(error),
-      reason,
-      attempts,
-      firstFailureAt: new Date(first),
-      lastFailureAt: at,
-      deadLetteredAt: at,
-      redrives: [],
-      state: 'dead',
-    });
-    await delivery.ack();
-    stats.deadLettered += 1;
+  const report = (error: unknown, stage: ConsumerErrorStage, message?: Message) => {
+    stats.errors += 1;
+    stats.lastError = { error, stage, at: new Date(now()) };
+    try {
+      options.onError?.(error, { consumer: name, stage, ...(message ? { message } : {}) });
+    } catch {
+      // The hook's own failure changes nothing.
+    }
   };
 
-  /** Steps 2–4 and 6 for one delivery (step 5 is the lane it runs in; step 1 wraps the handler). */
-  const process = async (delivery: Delivery) => {
-    const message = delivery.message;
-    const duplicate = async () => {
-      await delivery.ack();
-      stats.duplicates += 1;
-    };
-    // A transactional inbox tells duplicates when it writes the mark.
-    if (!applyOnce && (await inbox.has(name, message.id))) return duplicate();
-    const run = (tx: Tx) => runInMessageContext(message, () => handler(message, tx), name);
-    let attempts = 0;
-    let firstFailure = 0;
-    for (;;) {
-      try {
-        if (applyOnce) {
-          if (!(await applyOnce(name, message.id, new Date(now()), run, delivery))) return duplicate();
-        } else {
-          await run(undefined as Tx);
-        }
-      } catch (error) {
-        attempts += 1;
-        if (attempts === 1) firstFailure = now();
-        const decision = policy(error, attempts, message);
-        if (decision.action === 'discard') {
-          await delivery.ack();
-          stats.discarded += 1;
-          return;
-        }
-        if (decision.action === 'dead-letter') {
-          await deadLetter(delivery, error, decision.reason, attempts, firstFailure);
-          return;
-        }
-        if (decision.delayMs > 0 && !holdOnDelay) {
-          await deadLetter(delivery, error, 'delayed retry, key moved on', attempts, firstFailure);
-          return;
-        }
-        if (stopping.signal.aborted) {
-          // Shutting down: give it back for whoever runs next, with the delay it was due.
-          await delivery.release(decision.delayMs);
-          return;
-        }
-        stats.retries += 1;
-        await delivery.extend(decision.delayMs + visibility);
-        await sleep(decision.delayMs, stopping.signal);
-        if (stopping.signal.aborted) {
-          await delivery.release(0);
-          return;
-        }
-        continue;
-      }
-      if (!applyOnce) await inbox.add(name, message.id, new Date(now()));
-      // Counted once settled: a count read after it is never ahead of the transport.
-      await delivery.ack();
-      stats.handled += 1;
-      return;
-    }
+  /** The transport was closed under the consumer: stop fetching and working, visibly. */
+  const fail = () => {
+    if (stats.state !== 'running') return;
+    stats.state = 'failed';
+    stopping.abort();
+  };
+
+  const process = createProcessor<Tx>({
+    name,
+    topic,
+    handler,
+    policy,
+    inbox,
+    deadLetterStore,
+    holdOnDelay,
+    visibility,
+    sleep,
+    now,
+    signal: () => stopping.signal,
+    report,
+    stats,
+  });
+
+  /** A step failed: report it and leave the message to come back later (unless the transport is gone). */
+  const failed = async (failure: unknown, delivery: Delivery) => {
+    const { stage, cause } = failure instanceof StepFailure ? failure : new StepFailure('handler', failure);
+    report(cause, stage, delivery.message);
+    if (isStoreClosedError(cause)) return fail();
+    if (stage === 'release') return;
+    await delivery.release(1000).catch((error: unknown) => {
+      report(error, 'release', delivery.message);
+      if (isStoreClosedError(error)) fail();
+    });
   };
 
   const startLane = (key: string) => {
     const work = (async () => {
       const lane = lanes.get(key) as Delivery[];
       while (lane.length > 0 && !stopping.signal.aborted) {
-        await process(lane[0] as Delivery).catch(async () => {
-          // The inbox or dead-letter store failed: leave the message to come back later.
-          await (lane[0] as Delivery).release(1000).catch(() => undefined);
-        });
+        const delivery = lane[0] as Delivery;
+        await process(delivery).catch((failure: unknown) => failed(failure, delivery));
         lane.shift();
       }
       if (lane.length === 0) lanes.delete(key);
@@ -256,6 +277,7 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
 
   const fetchLoop = async (sub: Subscription) => {
     const signal = stopping.signal;
+    let backoff = 0;
     while (!signal.aborted) {
       // Fetch in batches: refill only once half the buffer was worked off (each fetch is a write on SQL transports).
       const room = concurrency * 4 - buffered();
@@ -271,7 +293,18 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
         });
         continue;
       }
-      const deliveries = await sub.receive(room, pollMs, signal).catch(() => []);
+      let deliveries: Delivery[];
+      try {
+        deliveries = await sub.receive(room, pollMs, signal);
+        backoff = 0;
+      } catch (error) {
+        report(error, 'receive');
+        if (isStoreClosedError(error)) return fail();
+        // Never spin on a failing transport: back off, then try again.
+        backoff = Math.min(backoff === 0 ? RECEIVE_BACKOFF_MS.first : backoff * 2, RECEIVE_BACKOFF_MS.max);
+        await sleep(backoff, signal);
+        continue;
+      }
       for (const delivery of deliveries) {
         const key = delivery.message.key;
         const lane = lanes.get(key);
@@ -281,70 +314,73 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
       startWaitingLanes();
       if (now() - lastPrune > 60_000) {
         lastPrune = now();
-        await inbox.prune(new Date(now() - retention)).catch(() => undefined);
+        await inbox.prune(new Date(now() - retention)).catch((error: unknown) => report(error, 'prune'));
       }
     }
   };
 
-  const select = async (selection: string | readonly string[] | DeadLetterFilter): Promise<DeadLetter[]> => {
-    if (typeof selection === 'string' || Array.isArray(selection)) {
-      const ids = typeof selection === 'string' ? [selection] : (selection as readonly string[]);
-      const found = await Promise.all(ids.map((id) => deadLetters.get(id)));
-      return found.filter((r): r is DeadLetter => r !== undefined && r.consumer === name && r.state === 'dead');
+  /** Gives the deliveries that never started back to the transport; failures reported, bounded by `ms`. */
+  const giveBack = async (ms: number) => {
+    const waiting: Delivery[] = [];
+    for (const [key, lane] of lanes) waiting.push(...(running.has(key) ? lane.slice(1) : lane));
+    lanes.clear();
+    const released = Promise.all(
+      waiting.map((d) => d.release(0).catch((error: unknown) => report(error, 'release', d.message))),
+    );
+    if (!(await within(released, ms))) {
+      report(
+        new Error(
+          `giving ${waiting.length} messages back took over ${ms} ms; they return after their visibility timeout`,
+        ),
+        'release',
+      );
     }
-    return deadLetters.list({ ...(selection as DeadLetterFilter), consumer: name, state: 'dead' });
   };
 
   return {
     name,
 
-    async start() {
-      if (loop) return;
-      stopping = new AbortController();
-      subscription = transport.subscribe(topic, name, { visibilityTimeoutMs: visibility });
-      loop = fetchLoop(subscription);
+    start() {
+      if (loop) return Promise.resolve();
+      // One start at a time: a second call while the first awaits gets the same promise.
+      starting ??= (async () => {
+        try {
+          await deadLetterStore();
+          // Declared before it resolves: whatever is published from now on reaches the group.
+          await transport.declareSubscription(topic, name);
+        } catch (error) {
+          report(error, 'start');
+          throw error;
+        }
+        stopping = new AbortController();
+        subscription = transport.subscribe(topic, name, { visibilityTimeoutMs: visibility });
+        stats.state = 'running';
+        loop = fetchLoop(subscription);
+      })().finally(() => {
+        starting = undefined;
+      });
+      return starting;
     },
 
     async stop() {
+      await starting?.catch(() => undefined);
       if (!loop) return;
       stopping.abort();
       await loop;
       loop = undefined;
       // Handlers in flight finish (bounded); what never started goes back to the transport.
-      const inFlight = Promise.all(running.values());
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([inFlight, new Promise((resolve) => (timer = setTimeout(resolve, drainTimeoutMs)))]);
-      clearTimeout(timer);
-      for (const [key, lane] of lanes) {
-        const waiting = running.has(key) ? lane.slice(1) : lane;
-        await Promise.all(waiting.map((d) => d.release(0).catch(() => undefined)));
-      }
-      lanes.clear();
-      await subscription?.close();
+      const started = Date.now();
+      await within(Promise.all(running.values()), drainTimeoutMs);
+      // Giving back gets what the drain left of drainTimeoutMs, and at least a second.
+      await giveBack(Math.max(1000, drainTimeoutMs - (Date.now() - started)));
+      const sub = subscription;
       subscription = undefined;
+      await sub?.close().catch((error: unknown) => report(error, 'receive'));
+      if (stats.state === 'running') stats.state = 'stopped';
     },
 
     stats: () => ({ ...stats }),
 
-    deadLetters: {
-      list: (filter = {}) => deadLetters.list({ ...filter, consumer: name }),
-      async show(id) {
-        const record = await deadLetters.get(id);
-        return record?.consumer === name ? record : undefined;
-      },
-      async redrive(selection) {
-        const records = await select(selection);
-        for (const record of records) {
-          await transport.redeliver(topic, name, [record.message]);
-          await deadLetters.update({ ...record, state: 'redriven', redrives: [...record.redrives, new Date(now())] });
-        }
-        return records.length;
-      },
-      async discard(selection) {
-        const records = await select(selection);
-        for (const record of records) await deadLetters.update({ ...record, state: 'discarded' });
-        return records.length;
-      },
-    },
+    deadLetters: consumerDeadLetters(name, topic, transport, deadLetterStore, now),
   };
 }

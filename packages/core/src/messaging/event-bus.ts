@@ -1,4 +1,5 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
+import { assertName } from '../store/validation.ts';
 import { type Consumer, type ConsumerOptions, createConsumer } from './consumer.ts';
 import { createMessage, type Message, type MessageInput } from './message.ts';
 import type { Transport } from './transport.ts';
@@ -33,7 +34,10 @@ export interface EventBus {
     handler: EventHandler<Tx>,
     options?: SubscriberOptions<Tx>,
   ): Consumer;
-  /** Starts every subscription (each registers its group with the transport). */
+  /**
+   * Starts every subscription; resolves once each group's subscription is
+   * declared with the transport, so what is published from then on reaches it.
+   */
   start(): Promise<void>;
   /** Stops every subscription (handlers in flight finish). The transport stays open: its owner closes it. */
   stop(): Promise<void>;
@@ -48,8 +52,11 @@ export interface EventBus {
  * that group's copy. Within a group delivery is at least once, in order per
  * message key, and the consumer's inbox drops repeats by message id.
  *
- * A group receives what is published after it first subscribed to the
- * transport, so start the subscriptions before the first publish.
+ * A group receives what is published after its subscription was declared
+ * (by `bus.start()`, or `transport.declareSubscription` in a deploy step), so
+ * declare or start the subscriptions before the first publish: a plain
+ * publish to a topic with no subscription is dropped. Relays publish with
+ * `requireSubscription` and hold their rows until one is declared.
  *
  * Events appended to an event store reach the bus through the store-as-outbox
  * relay, run by the adapter's projection runner, on the bus's topic:
@@ -72,9 +79,7 @@ export interface EventBus {
 export function createEventBus(options: EventBusOptions): EventBus {
   if (!options?.transport) throw new ValidationError({ path: 'transport', message: 'is required' });
   const topic = options.topic ?? 'events';
-  if (typeof topic !== 'string' || topic.length === 0) {
-    throw new ValidationError({ path: 'topic', message: 'must be a non-empty string' });
-  }
+  assertName(topic, 'topic');
   const { transport } = options;
   const consumers = new Map<string, Consumer>();
   let running = false;
@@ -116,7 +121,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
         handler: (message, tx) => (wanted.has(message.type) ? handler(message, tx) : undefined),
       });
       consumers.set(group, consumer);
-      if (running) void consumer.start();
+      // A failed start is reported through the subscriber's onError and its stats.
+      if (running) consumer.start().catch(() => undefined);
       return consumer;
     },
 

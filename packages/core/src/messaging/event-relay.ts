@@ -18,8 +18,12 @@ export interface EventRelayOptions {
  * a projection with external effects: it publishes a batch, then saves its
  * checkpoint, so an event is published only after its append committed, and a
  * crash between the two publishes the batch again (consumers' inboxes drop
- * the repeats: the message id is the event id). Run it with the adapter's
- * projection runner (`startSqliteProjections`, `startPostgresProjections`).
+ * the repeats: the message id is the event id). While no consumer group has
+ * declared a subscription to the topic, the relay holds: the runner reports
+ * each try (`onError`, the status's `lastError`) and tries again with backoff
+ * (up to `maxBackoffMs`), never counting it as a failed attempt, so the
+ * events are published, in order, once a group is declared. Run it with the
+ * adapter's projection runner (`startSqliteProjections`, `startPostgresProjections`).
  */
 export function defineEventRelay(options: EventRelayOptions): Projection<unknown> {
   if (!options?.transport || typeof options.topic !== 'string' || options.topic.length === 0) {
@@ -31,7 +35,8 @@ export function defineEventRelay(options: EventRelayOptions): Projection<unknown
     handles: options.handles,
     effects: 'external',
     handle: async (events) => {
-      await transport.publish(topic, events.map(messageFromEvent));
+      // Held, not dropped, while no group subscribed: the runner waits and tries again.
+      await transport.publish(topic, events.map(messageFromEvent), { requireSubscription: true });
     },
   };
 }

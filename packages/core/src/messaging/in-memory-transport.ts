@@ -1,5 +1,8 @@
-import { StoreClosedError, ValidationError } from '../errors/index.ts';
+import { NoSubscriptionError, StoreClosedError } from '../errors/index.ts';
+import { assertName } from '../store/validation.ts';
 import type { Message } from './message.ts';
+import { assertMessages } from './message-validation.ts';
+import { checkTransportPublishOptions } from './publish-options.ts';
 import type { Delivery, SubscribeOptions, Subscription, Transport } from './transport.ts';
 
 interface Entry {
@@ -28,9 +31,11 @@ export interface InMemoryTransportOptions {
  * timeouts (an unsettled delivery comes back). The messages of one key go to
  * one subscription at a time, in publish order: a message is handed out only
  * with every earlier message of its key in the same hand-out, so a key whose
- * earliest message is in flight or not yet due waits whole. A group receives the messages
- * published after it first subscribed (as with a broker queue bound to a
- * topic), and keeps them while no consumer runs. Nothing survives the process.
+ * earliest message is in flight or not yet due waits whole. A group receives
+ * the messages published after its subscription was declared
+ * (`declareSubscription`, or its first `subscribe`), as with a broker queue
+ * bound to a topic, and keeps them while no consumer runs. Nothing survives
+ * the process.
  */
 export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Transport {
   const now = options.now ?? Date.now;
@@ -63,25 +68,49 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
     wake(group);
   };
 
-  const check = (name: string, value: unknown) => {
-    if (typeof value !== 'string' || value.length === 0) {
-      throw new ValidationError({ path: name, message: 'must be a non-empty string' });
+  const check = (name: string, value: unknown) => assertName(value, name);
+
+  const declare = (topic: string, groupName: string): Group => {
+    const groups = groupsOf(topic);
+    let group = groups.get(groupName);
+    if (!group) {
+      group = { entries: [], waiters: new Set() };
+      groups.set(groupName, group);
     }
+    return group;
   };
 
   return {
-    capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
+    capabilities: {
+      delayedDelivery: true,
+      deadLettering: false,
+      perKeyOrder: true,
+      competingConsumers: true,
+      durable: false,
+    },
 
-    async publish(topic, messages) {
-      if (closed) throw new StoreClosedError();
+    async publish(topic, messages, publishOptions) {
+      if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
-      for (const group of groupsOf(topic).values()) enqueue(group, messages);
+      assertMessages(messages);
+      const required = checkTransportPublishOptions(publishOptions);
+      const groups = groupsOf(topic);
+      if (required && groups.size === 0) throw new NoSubscriptionError(topic);
+      for (const group of groups.values()) enqueue(group, messages);
+    },
+
+    async declareSubscription(topic, groupName) {
+      if (closed) throw new StoreClosedError('transport');
+      check('topic', topic);
+      check('group', groupName);
+      declare(topic, groupName);
     },
 
     async redeliver(topic, groupName, messages) {
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
       check('group', groupName);
+      assertMessages(messages);
       const group = groupsOf(topic).get(groupName);
       if (group) enqueue(group, messages);
     },
@@ -90,13 +119,7 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
       check('topic', topic);
       check('group', groupName);
       const visibility = subscribeOptions.visibilityTimeoutMs ?? 30_000;
-      const groups = groupsOf(topic);
-      let group = groups.get(groupName);
-      if (!group) {
-        group = { entries: [], waiters: new Set() };
-        groups.set(groupName, group);
-      }
-      const own = group;
+      const own = declare(topic, groupName);
 
       const take = (max: number): Delivery[] => {
         const at = now();
@@ -145,7 +168,7 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
       let subscriptionClosed = false;
       return {
         receive(max: number, waitMs: number, signal: AbortSignal) {
-          if (closed || subscriptionClosed) return Promise.reject(new StoreClosedError());
+          if (closed || subscriptionClosed) return Promise.reject(new StoreClosedError('transport'));
           const ready = take(max);
           if (ready.length > 0 || waitMs <= 0 || signal.aborted) return Promise.resolve(ready);
           return new Promise<Delivery[]>((resolve) => {

@@ -1,4 +1,14 @@
-export { type Consumer, type ConsumerOptions, type ConsumerStats, createConsumer } from './consumer.ts';
+export {
+  type Consumer,
+  type ConsumerErrorContext,
+  type ConsumerErrorStage,
+  type ConsumerOptions,
+  type ConsumerState,
+  type ConsumerStats,
+  createConsumer,
+} from './consumer.ts';
+export type { ConsumerDeadLetters } from './consumer-dead-letters.ts';
+export { type RetryShorthand, retryPolicyFromShorthand } from './consumer-options.ts';
 export {
   type DeadLetter,
   type DeadLetterError,
@@ -38,11 +48,21 @@ export {
   messageToJson,
   prepareMessages,
 } from './message.ts';
+export { assertMessages } from './message-validation.ts';
+export { createOutboxHold, type OutboxHold, type OutboxHoldOptions } from './outbox-hold.ts';
+export { checkTransportPublishOptions } from './publish-options.ts';
 export {
   createRelayStatus,
   type OutboxRelayStats,
   type RelayStatus,
   type RelayStatusCallbacks,
 } from './relay-status.ts';
-export type { Delivery, SubscribeOptions, Subscription, Transport, TransportCapabilities } from './transport.ts';
+export type {
+  Delivery,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+  TransportPublishOptions,
+} from './transport.ts';
 export { createWakeablePause, type WakeablePause } from './wakeable-pause.ts';

@@ -1,7 +1,9 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { uuidv7 } from '../ids/uuid-v7.ts';
+import { describeValue } from '../options/check-options.ts';
 import type { EventMetadata, RecordedEvent } from '../store/types.ts';
 import { currentMessageContext } from './context.ts';
+import { checkMessage } from './message-validation.ts';
 
 /** Keys every message's metadata may carry; user keys are allowed beside them. */
 export interface MessageMetadata extends EventMetadata {
@@ -40,46 +42,35 @@ export interface MessageInput<Type extends string = string, Data = unknown> {
   deliverAt?: Date;
 }
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
-
 /**
  * Builds a message. Inside a handler (see `runInMessageContext`) the new
  * message inherits the handled message's `correlationId` and gets its id as
  * `causationId`, unless the input sets them; outside one, a message without a
  * correlation id starts a correlation of its own (its own id).
+ *
+ * Throws one `ValidationError` listing every problem: names (type, id, key)
+ * with control characters or lone surrogates, data or metadata JSON cannot
+ * carry faithfully (NaN, undefined in an array, BigInt, a Map, a function…),
+ * non-string headers, an invalid `deliverAt`, data and metadata over 1 MiB.
+ *
+ * @example
+ * const message = createMessage({ type: 'OrderPlaced', data: { id: 'o-1' }, key: 'o-1' });
  */
 export function createMessage<Type extends string, Data>(
   input: MessageInput<Type, Data>,
   now: () => number = Date.now,
 ): Message<Type, Data> {
   const issues: ValidationIssue[] = [];
-  if (typeof input?.type !== 'string' || input.type.length === 0)
-    issues.push({ path: 'type', message: 'must be a non-empty string' });
-  if (input?.id !== undefined && (typeof input.id !== 'string' || input.id.length === 0)) {
-    issues.push({ path: 'id', message: 'must be a non-empty string' });
-  }
-  if (input?.key !== undefined && (typeof input.key !== 'string' || input.key.length === 0)) {
-    issues.push({ path: 'key', message: 'must be a non-empty string' });
-  }
-  if (input?.metadata !== undefined && !isPlainObject(input.metadata))
-    issues.push({ path: 'metadata', message: 'must be a plain object' });
-  if (input?.headers !== undefined) {
-    if (!isPlainObject(input.headers)) issues.push({ path: 'headers', message: 'must be a plain object of strings' });
-    else {
-      for (const [name, value] of Object.entries(input.headers)) {
-        if (typeof value !== 'string') issues.push({ path: `headers.${name}`, message: 'must be a string' });
-      }
-    }
-  }
-  if (
-    input?.deliverAt !== undefined &&
-    !(input.deliverAt instanceof Date && !Number.isNaN(input.deliverAt.getTime()))
-  ) {
-    issues.push({ path: 'deliverAt', message: 'must be a valid Date' });
-  }
-  if (input?.data === undefined) issues.push({ path: 'data', message: 'is missing (use null or {} for none)' });
+  checkMessage(input, '', false, issues);
   if (issues.length > 0) throw new ValidationError(issues);
+  return buildMessage(input, now);
+}
+
+/** A message from an input already checked. */
+function buildMessage<Type extends string, Data>(
+  input: MessageInput<Type, Data>,
+  now: () => number,
+): Message<Type, Data> {
   const id = input.id ?? uuidv7();
   const metadata = inheritCorrelation({ ...input.metadata }, id);
   return {
@@ -150,21 +141,26 @@ const isBuiltMessage = (value: Message | MessageInput): value is Message =>
 
 /**
  * Messages for an outbox: built ones are kept as they are, inputs are built
- * (inheriting the handled message's correlation); an id twice is a
- * `ValidationError`.
+ * (inheriting the handled message's correlation). Every message is checked
+ * as `createMessage` checks one; one `ValidationError` lists every problem
+ * of the batch (an id twice included), so nothing of it is written.
  */
 export function prepareMessages(
   messages: readonly (Message | MessageInput)[],
   now: () => number = Date.now,
 ): Message[] {
-  if (!Array.isArray(messages)) throw new ValidationError({ path: 'messages', message: 'must be an array' });
-  const built = messages.map((m) => (isBuiltMessage(m) ? m : createMessage(m, now)));
+  if (!Array.isArray(messages)) {
+    throw new ValidationError({ path: 'messages', message: `must be an array, got ${describeValue(messages)}` });
+  }
+  const issues: ValidationIssue[] = [];
   const seen = new Set<string>();
-  built.forEach((message, i) => {
-    if (seen.has(message.id)) {
-      throw new ValidationError({ path: `messages[${i}].id`, message: `'${message.id}' appears twice` });
-    }
+  messages.forEach((message: Message | MessageInput, i) => {
+    const before = issues.length;
+    checkMessage(message, `messages[${i}]`, isBuiltMessage(message), issues);
+    if (issues.length > before || message.id === undefined) return;
+    if (seen.has(message.id)) issues.push({ path: `messages[${i}].id`, message: `'${message.id}' appears twice` });
     seen.add(message.id);
   });
-  return built;
+  if (issues.length > 0) throw new ValidationError(issues);
+  return messages.map((m) => (isBuiltMessage(m) ? m : buildMessage(m, now)));
 }

@@ -3,7 +3,9 @@ import { describe, it } from 'node:test';
 import { isValidationError } from '../errors/index.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
 import { currentMessageContext, runInMessageContext } from './context.ts';
-import { createMessage, messageFromEvent } from './message.ts';
+import { createEventBus } from './event-bus.ts';
+import { getInMemoryTransport } from './in-memory-transport.ts';
+import { createMessage, messageFromEvent, prepareMessages } from './message.ts';
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
 
@@ -34,6 +36,67 @@ describe('messages', () => {
         isValidationError(error) &&
         ['type', 'key', 'headers.n', 'deliverAt', 'data'].every((path) => error.issues.some((i) => i.path === path)),
     );
+  });
+
+  it('refuse what JSON cannot carry faithfully and ill-formed names, as events do', () => {
+    const cases: [Record<string, unknown>, string, RegExp][] = [
+      [{ data: { ratio: Number.NaN } }, 'data.ratio', /NaN/],
+      [{ data: [undefined] }, 'data[0]', /undefined/],
+      [{ data: new Map([['a', 1]]) }, 'data', /Map/],
+      [{ data: () => 1 }, 'data', /function/],
+      [{ data: { amount: 5n } }, 'data.amount', /BigInt/],
+      [{ type: 'Order\u0000Placed' }, 'type', /control characters/],
+      [{ type: undefined }, 'type', /^must be a string, got undefined$/],
+      [{ key: 'acct-\uD800' }, 'key', /lone surrogate \(U\+D800 at index 5\)/],
+      [{ metadata: { tenant: new Set() } }, 'metadata.tenant', /Set/],
+      [{ metadata: new Map() }, 'metadata', /^must be a plain object, got a Map$/],
+      [{ headers: { n: 1 } }, 'headers.n', /^must be a string, got number 1$/],
+    ];
+    for (const [change, path, message] of cases) {
+      assert.throws(
+        () => createMessage({ type: 'OrderPlaced', data: {}, ...change } as never),
+        (error: unknown) =>
+          isValidationError(error) && error.issues[0]?.path === path && message.test(error.issues[0]?.message),
+        `${path} ${message}`,
+      );
+    }
+    // Surrogate pairs are well-formed text.
+    assert.equal(createMessage({ type: 'Shipped🚚', data: { note: '📦' }, key: 'k-😀' }).key, 'k-😀');
+  });
+
+  it('refuse data and metadata over 1 MiB serialized, as events do', () => {
+    assert.throws(() => createMessage({ type: 'Big', data: 'x'.repeat(1024 * 1024) }), {
+      code: 'VALIDATION',
+      message: /bytes serialized \(data and metadata\); the limit is 1048576/,
+    });
+    assert.throws(
+      () => createMessage({ type: 'Big', data: 'x'.repeat(600 * 1024), metadata: { note: 'y'.repeat(600 * 1024) } }),
+      { code: 'VALIDATION' },
+    );
+    // Under the limit, even where the quick bound (6 bytes a character) is over it.
+    assert.equal(createMessage({ type: 'Fits', data: 'é'.repeat(500 * 1024) }).type, 'Fits');
+    assert.equal(createMessage({ type: 'Fits', data: { at: new Date(0) } }).type, 'Fits');
+  });
+
+  it('prepareMessages checks every message, built ones included, and lists every problem at once', () => {
+    const built = { ...createMessage({ type: 'Built', data: {} }), data: { at: Number.POSITIVE_INFINITY } };
+    assert.throws(
+      () => prepareMessages([{ type: 'A', data: { n: 1n } }, built, { type: '', data: {} }]),
+      (error: unknown) =>
+        isValidationError(error) &&
+        error.issues.map((i) => i.path).join() === 'messages[0].data.n,messages[1].data.at,messages[2].type',
+    );
+  });
+
+  it('the event bus and the in-memory transport refuse them too', async () => {
+    const transport = getInMemoryTransport();
+    const bus = createEventBus({ transport });
+    await assert.rejects(bus.publish('OrderPlaced', { total: Number.NaN }), { code: 'VALIDATION' });
+    const message = { ...createMessage({ type: 'A', data: {} }), data: { list: [undefined] } };
+    await assert.rejects(transport.publish('orders', [message]), (error: unknown) => {
+      return isValidationError(error) && error.issues[0]?.path === 'messages[0].data.list[0]';
+    });
+    await transport.close();
   });
 
   it('travel as their event: key = stream id, id = event id, position in the headers', async () => {

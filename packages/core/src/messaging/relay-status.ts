@@ -6,6 +6,12 @@ export interface OutboxRelayStats {
   published: number;
   /** Rounds that failed (publish, read or delete), retried after the poll interval. */
   failures: number;
+  /**
+   * Topics whose rows are held because no subscription to them is declared
+   * (`NoSubscriptionError`): kept in the outbox and tried again with backoff.
+   */
+  held: readonly string[];
+  /** The last failure, or the `NoSubscriptionError` of the last hold. */
   lastError: unknown;
   running: boolean;
 }
@@ -22,6 +28,10 @@ export interface RelayStatus {
   setLease(lease: 'held' | 'standby'): void;
   /** Counts a failed round and tells `onError`. */
   report(error: unknown): void;
+  /** Records that `topic`'s rows are held (no subscription) and tells `onError`; not counted as a failure. */
+  hold(topic: string, error: unknown): void;
+  /** `topic` was published again: no longer held. */
+  unhold(topic: string): void;
 }
 
 /**
@@ -34,6 +44,7 @@ export function createRelayStatus(initialLease: 'held' | 'standby', callbacks: R
     lease: initialLease,
     published: 0,
     failures: 0,
+    held: [],
     lastError: undefined,
     running: true,
   };
@@ -55,6 +66,15 @@ export function createRelayStatus(initialLease: 'held' | 'standby', callbacks: R
       stats.failures++;
       stats.lastError = error;
       call(callbacks.onError, error);
+    },
+    hold(topic, error) {
+      // A new array on every change: copies of the stats handed out stay as they were.
+      if (!stats.held.includes(topic)) stats.held = [...stats.held, topic];
+      stats.lastError = error;
+      call(callbacks.onError, error);
+    },
+    unhold(topic) {
+      if (stats.held.includes(topic)) stats.held = stats.held.filter((t) => t !== topic);
     },
   };
 }

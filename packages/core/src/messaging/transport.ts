@@ -1,3 +1,4 @@
+import type { DeadLetterStore } from './consumer-ports.ts';
 import type { Message } from './message.ts';
 
 /**
@@ -14,6 +15,13 @@ export interface TransportCapabilities {
   perKeyOrder: boolean;
   /** Several consumers of one group share its messages, each message going to one of them. */
   competingConsumers: boolean;
+  /**
+   * Messages survive a restart of the process (they are in a database or a
+   * broker). A consumer on a durable transport keeps its dead letters
+   * durably too: in the transport's `defaultDeadLetterStore()` unless given
+   * a store.
+   */
+  durable: boolean;
 }
 
 /** One message handed to a consumer group, until it is settled. */
@@ -34,6 +42,18 @@ export interface SubscribeOptions {
   visibilityTimeoutMs?: number;
 }
 
+/** Options of `Transport.publish`. */
+export interface TransportPublishOptions {
+  /**
+   * Reject with `NoSubscriptionError`, writing nothing, when no consumer group
+   * has declared a subscription to the topic (checked atomically with the
+   * write). Relays set it, so that rows are held instead of dropped. Default
+   * false: a publish to a topic nobody subscribed to is a no-op (a publisher
+   * need not know its subscribers).
+   */
+  requireSubscription?: boolean;
+}
+
 export interface Subscription {
   /**
    * Up to `max` deliveries, waiting up to `waitMs` for the first one.
@@ -45,15 +65,38 @@ export interface Subscription {
 
 /**
  * The transport port. Every consumer group of a topic receives every message
- * published to it (fan-out); within a group, deliveries are shared among the
- * group's consumers (competing consumers) where the transport can.
+ * published to it after the group's subscription was declared (fan-out),
+ * whether or not one of its consumers runs; within a group, deliveries are
+ * shared among the group's consumers (competing consumers) where the
+ * transport can. A publish to a topic with no declared subscription is
+ * dropped, unless it asks for `requireSubscription`.
  */
 export interface Transport {
   readonly capabilities: TransportCapabilities;
-  /** Publishes in order; resolves once the transport has the messages (durably, for durable transports). */
-  publish(topic: string, messages: readonly Message[]): Promise<void>;
+  /**
+   * Publishes in order; resolves once the transport has the messages (durably,
+   * for durable transports). With `requireSubscription`, rejects with
+   * `NoSubscriptionError` and writes nothing while the topic has no declared
+   * subscription.
+   */
+  publish(topic: string, messages: readonly Message[], options?: TransportPublishOptions): Promise<void>;
+  /**
+   * Declares that `group` subscribes to `topic`: from the moment it resolves,
+   * the group gets every message published to the topic, whether or not a
+   * consumer of the group runs (durably, on durable transports). Idempotent:
+   * a deploy script or a service's start-up may call it every time.
+   */
+  declareSubscription(topic: string, group: string): Promise<void>;
+  /** Receives a group's messages; declares the group's subscription too (`declareSubscription`). */
   subscribe(topic: string, group: string, options?: SubscribeOptions): Subscription;
   /** Delivers messages again to one group only (a dead-letter redrive), not to the topic's other groups. */
   redeliver(topic: string, group: string, messages: readonly Message[]): Promise<void>;
+  /**
+   * The dead-letter store a consumer uses when given none: on a durable
+   * transport, one that survives restarts (the SQL transports: the SQL
+   * dead-letter store on the transport's own database). The same store on
+   * every call.
+   */
+  defaultDeadLetterStore?(): Promise<DeadLetterStore>;
   close(): Promise<void>;
 }

@@ -6,6 +6,8 @@ import {
   TimeoutError,
   ValidationError,
 } from '../errors/index.ts';
+import { assertIntegerOption, assertPosition } from '../store/validation.ts';
+
 import type { ProjectionRunner, RebuildOptions, WaitForOptions } from './runner.ts';
 import type { ProjectionStatus } from './types.ts';
 
@@ -120,7 +122,8 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
 
     async waitFor(name: string, position: number, waitOptions: WaitForOptions = {}) {
       const lease = leaseOf(name);
-      const timeoutMs = waitOptions.timeoutMs ?? 5000;
+      assertPosition(position);
+      const timeoutMs = assertIntegerOption(waitOptions?.timeoutMs, 'timeoutMs') ?? 5000;
       const deadline = Date.now() + timeoutMs;
       let pause = 10;
       for (;;) {

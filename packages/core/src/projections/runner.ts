@@ -1,5 +1,7 @@
 import { ProjectionFailedError, ProjectionSupersededError, TimeoutError, ValidationError } from '../errors/index.ts';
 import type { RecordedEvent } from '../store/types.ts';
+import { assertIntegerOption, assertPosition } from '../store/validation.ts';
+import { waitForSubscription } from './subscription-wait.ts';
 import type {
   ParkedEvent,
   Projection,
@@ -343,6 +345,8 @@ export function createProjectionRunner<Tx>(
   const apply = async (w: Worker<Tx>, batch: RecordedEvent[], next: number): Promise<boolean> => {
     const name = w.projection.name;
     let lastFailure: unknown;
+    /** Tries in a row that found no subscription (a relay): they wait, and count as no attempt. */
+    let holds = 0;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       if (w.abort.signal.aborted) return true;
       try {
@@ -363,8 +367,13 @@ export function createProjectionRunner<Tx>(
         if (w.rebuild) w.rebuild.applied += batch.length;
         return true;
       } catch (error) {
-        lastFailure = error;
         recordError(w, error, (batch[0] as RecordedEvent).position);
+        const wait = { initialMs: initialBackoff, maxMs: maxBackoff, sleep: options.sleep };
+        if (await waitForSubscription(error, ++holds, w.abort.signal, wait)) {
+          attempt -= 1;
+          continue;
+        }
+        lastFailure = error;
         if (attempt < maxAttempts) {
           await sleep(random() * Math.min(maxBackoff, initialBackoff * 2 ** (attempt - 1)));
         }
@@ -566,15 +575,17 @@ export function createProjectionRunner<Tx>(
 
     waitFor(name: string, position: number, waitOptions: WaitForOptions = {}) {
       let w: Worker<Tx>;
+      let timeoutMs: number;
       try {
         w = worker(name);
+        assertPosition(position);
+        timeoutMs = assertIntegerOption(waitOptions?.timeoutMs, 'timeoutMs') ?? 5000;
       } catch (error) {
         return Promise.reject(error);
       }
       if (w.superseded) return Promise.reject(w.superseded);
       if (w.checkpoint >= position) return Promise.resolve();
       if (w.failure) return Promise.reject(w.failure);
-      const timeoutMs = waitOptions.timeoutMs ?? 5000;
       return new Promise<void>((resolve, reject) => {
         const waiter: Waiter = {
           position,

@@ -1,6 +1,7 @@
 import { ConcurrencyError, ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { uuidv7 } from '../ids/uuid-v7.ts';
 import { currentMessageContext } from '../messaging/context.ts';
+import { describeValue as describe } from '../options/check-options.ts';
 import type { DeleteMode, EventToAppend, ExpectedVersion } from './types.ts';
 
 /** Limits every store enforces before writing. */
@@ -13,9 +14,28 @@ export interface StoreLimits {
 
 export const defaultStoreLimits: StoreLimits = Object.freeze({ maxEventBytes: 1024 * 1024, maxStreamIdLength: 200 });
 
-const MAX_NAME_LENGTH = 256;
+/** Longest event type or event id, in characters. */
+export const MAX_NAME_LENGTH = 256;
 // C0 controls, DEL and C1 controls: invisible in logs, and NUL breaks C-string drivers.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+// With the u flag a surrogate pair is one code point, so this matches lone surrogates only.
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/**
+ * Whether `value` is well-formed UTF-16 (no lone surrogate). Databases store
+ * text as UTF-8, which cannot hold a lone surrogate: PostgreSQL replaces or
+ * refuses it and SQLite alters it, so two distinct ids would alias.
+ */
+export function isWellFormedText(value: string): boolean {
+  // String.prototype.isWellFormed (Node 20) is not in the ES2023 lib this tree compiles against.
+  return (value as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
+
+/** The issue for a string holding a lone surrogate, naming where. */
+function illFormed(value: string): string {
+  const at = LONE_SURROGATE.exec(value)?.index ?? 0;
+  return `holds a lone surrogate (U+${value.charCodeAt(at).toString(16).toUpperCase()} at index ${at}): it is not well-formed UTF-16 and cannot be stored as it is`;
+}
 
 /** An event checked and serialized, ready for an adapter to write. */
 export interface PreparedEvent {
@@ -45,7 +65,12 @@ export function streamCategory(streamId: string): string {
   return dash === -1 ? streamId : streamId.slice(0, dash);
 }
 
-function checkName(value: unknown, path: string, max: number, issues: ValidationIssue[]): void {
+/**
+ * Records the problem of a name (stream id, type, id, topic, group, key), if
+ * any: a non-empty string of at most `max` characters, with no control
+ * character and no lone surrogate.
+ */
+export function checkName(value: unknown, path: string, max: number, issues: ValidationIssue[]): void {
   if (typeof value !== 'string') {
     issues.push({ path, message: `must be a string, got ${describe(value)}` });
   } else if (value.length === 0) {
@@ -54,7 +79,23 @@ function checkName(value: unknown, path: string, max: number, issues: Validation
     issues.push({ path, message: `is ${value.length} characters long; the limit is ${max}` });
   } else if (CONTROL_CHARS.test(value)) {
     issues.push({ path, message: 'must not contain control characters' });
+  } else if (!isWellFormedText(value)) {
+    issues.push({ path, message: illFormed(value) });
   }
+}
+
+/**
+ * Throws `ValidationError` unless `value` is a usable name (a topic, group,
+ * projection or lease name): a non-empty string with no control character and
+ * no lone surrogate.
+ *
+ * @example
+ * assertName(topic, 'topic');
+ */
+export function assertName(value: unknown, path: string): asserts value is string {
+  const issues: ValidationIssue[] = [];
+  checkName(value, path, Number.POSITIVE_INFINITY, issues);
+  if (issues.length > 0) throw new ValidationError(issues);
 }
 
 /** Throws `ValidationError` unless `streamId` is a usable stream id. */
@@ -202,22 +243,37 @@ function pathOf(root: string, trail: readonly (string | number)[]): string {
 }
 
 /**
+ * An upper bound of the UTF-8 bytes of a value's JSON text, summed while it
+ * is checked: a character takes at most 6 bytes (a `\\u` escape), a number
+ * 25. `Infinity` when a `toJSON` leaves the size unknown.
+ */
+export interface JsonSizeBound {
+  bytes: number;
+}
+
+/**
  * Records every value under `value` that JSON cannot carry faithfully. The
  * path of a value is only written out when it has an issue: `trail` holds the
  * keys walked from `root`.
  */
-function checkJson(
+export function checkJson(
   value: unknown,
   root: string,
   issues: ValidationIssue[],
   ancestors: Set<object>,
   trail: (string | number)[] = [],
+  size?: JsonSizeBound,
 ): void {
   switch (typeof value) {
     case 'string':
+      if (!isWellFormedText(value)) issues.push({ path: pathOf(root, trail), message: illFormed(value) });
+      if (size) size.bytes += value.length * 6 + 3;
+      return;
     case 'boolean':
+      if (size) size.bytes += 6;
       return;
     case 'number':
+      if (size) size.bytes += 25;
       if (!Number.isFinite(value)) {
         issues.push({ path: pathOf(root, trail), message: `is ${value}, which JSON cannot represent` });
       }
@@ -233,14 +289,21 @@ function checkJson(
       issues.push({ path: pathOf(root, trail), message: `is a ${typeof value}, which JSON cannot represent` });
       return;
   }
-  if (value === null) return;
+  if (value === null) {
+    if (size) size.bytes += 5;
+    return;
+  }
   const object = value as object;
   if (ancestors.has(object)) {
     issues.push({ path: pathOf(root, trail), message: 'refers back to one of its parents (a cycle)' });
     return;
   }
   const toJSON = (object as { toJSON?: unknown }).toJSON;
-  if (typeof toJSON === 'function') return; // Date, Buffer and the like choose their own JSON form.
+  if (typeof toJSON === 'function') {
+    // Date, Buffer and the like choose their own JSON form, of a size not known here.
+    if (size) size.bytes = Number.POSITIVE_INFINITY;
+    return;
+  }
   const isArray = Array.isArray(object);
   const proto = isArray ? Array.prototype : Object.getPrototypeOf(object);
   // Plain objects and arrays are what JSON carries; anything else is checked for a lossy kind.
@@ -255,38 +318,37 @@ function checkJson(
     }
   }
   ancestors.add(object);
+  if (size) size.bytes += 2;
   if (isArray) {
     const array = object as unknown[];
     for (let i = 0; i < array.length; i++) {
       trail.push(i);
-      checkJson(array[i], root, issues, ancestors, trail);
+      checkJson(array[i], root, issues, ancestors, trail, size);
       trail.pop();
     }
   } else {
     for (const key of Object.keys(object)) {
+      if (!isWellFormedText(key)) {
+        issues.push({ path: pathOf(root, trail), message: `has a key that ${illFormed(key)}` });
+        continue;
+      }
       const child = (object as Record<string, unknown>)[key];
       // An optional property left undefined is simply absent in JSON: allowed.
       if (child === undefined) continue;
+      if (size) size.bytes += key.length * 6 + 4;
       trail.push(key);
-      checkJson(child, root, issues, ancestors, trail);
+      checkJson(child, root, issues, ancestors, trail, size);
       trail.pop();
     }
   }
   ancestors.delete(object);
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+/** Whether `value` is an object literal (or made with a null prototype). */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return value.length > 40 ? `'${value.slice(0, 40)}…'` : `'${value}'`;
-  if (typeof value === 'object') return `a ${Object.prototype.toString.call(value).slice(8, -1)}`;
-  return `${typeof value} ${String(value)}`;
 }
 
 /** Validates `deleteStream`'s mode. */
@@ -303,12 +365,23 @@ export function assertIntegerOption(value: unknown, path: string, min = 0): numb
   throw new ValidationError({ path, message: `must be an integer >= ${min}, got ${describe(value)}` });
 }
 
+/** Throws `ValidationError` unless `value` is a global position: an integer >= 0 (required). */
+export function assertPosition(value: unknown, path = 'position'): number {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
+  throw new ValidationError({ path, message: `must be an integer >= 0, got ${describe(value)}` });
+}
+
 /** Validates an optional list of names (event types, categories). */
 export function assertNameList(value: unknown, path: string): readonly string[] | undefined {
   if (value === undefined) return undefined;
   if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
     throw new ValidationError({ path, message: `must be an array of strings, got ${describe(value)}` });
   }
+  const issues: ValidationIssue[] = [];
+  value.forEach((name: string, i) => {
+    if (!isWellFormedText(name)) issues.push({ path: `${path}[${i}]`, message: illFormed(name) });
+  });
+  if (issues.length > 0) throw new ValidationError(issues);
   return value as string[];
 }
 

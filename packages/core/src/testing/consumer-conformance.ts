@@ -14,6 +14,8 @@ import { createMessage, type Message } from '../messaging/message.ts';
 import type { Transport } from '../messaging/transport.ts';
 import { uniqueCategory } from './conformance/context.ts';
 import { competingConsumerCases } from './consumer-competing-cases.ts';
+import { consumerFailureCases } from './consumer-conformance-failures.ts';
+import { transactionHandleCases } from './consumer-conformance-transactions.ts';
 import { waitUntil } from './wait-until.ts';
 
 /**
@@ -72,6 +74,11 @@ export interface ConsumerCaseContext<Tx = undefined> {
   publish(topic: string, messages: Message[]): unknown;
   /** The environment's `peerTransport()` (or its transport), closed after the case's consumers stopped. */
   peerTransport(): Promise<Transport>;
+  /**
+   * A new environment on the same storage, as after a restart (close
+   * `environment` first); closed after the case.
+   */
+  reopen(): Promise<ConsumerEnvironment<Tx>>;
 }
 
 export interface ConsumerConformanceCase {
@@ -87,6 +94,7 @@ export interface ConsumerConformanceCase {
 const n = (m: Message) => (m.data as { n: number }).n;
 
 export const consumerConformanceCases: readonly ConsumerConformanceCase[] = [
+  ...consumerFailureCases,
   {
     name: 'a message delivered again after it was applied is applied once',
     async run(c) {
@@ -428,6 +436,7 @@ export const consumerConformanceCases: readonly ConsumerConformanceCase[] = [
       assert.equal(await inbox.has(consumer, 'new'), true);
     },
   },
+  ...transactionHandleCases,
   ...competingConsumerCases,
 ];
 
@@ -449,7 +458,13 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
       if (conformanceCase.asyncHandlersOnly && synchronousHandlers) continue;
       if (conformanceCase.transactionalOnly && !transactional) continue;
       it(conformanceCase.name, async () => {
-        const environment = await options.createEnvironment();
+        // Closed once, whether the case closed it already or not.
+        const once = (env: ConsumerEnvironment<Tx>): ConsumerEnvironment<Tx> => {
+          let closing: Promise<void> | undefined;
+          return { ...env, close: () => (closing ??= env.close()) };
+        };
+        const environment = once(await options.createEnvironment());
+        const reopened: ConsumerEnvironment<Tx>[] = [];
         const consumers: Consumer[] = [];
         const peers: Transport[] = [];
         const topic = uniqueCategory('topic');
@@ -487,11 +502,17 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
               peers.push(peer);
               return peer;
             },
+            async reopen() {
+              const next = once(await options.createEnvironment());
+              reopened.push(next);
+              return next;
+            },
           });
         } finally {
           for (const consumer of consumers) await consumer.stop();
           for (const peer of peers) await peer.close();
           await environment.close();
+          for (const next of reopened) await next.close();
         }
       });
     }

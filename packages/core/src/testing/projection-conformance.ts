@@ -5,6 +5,7 @@ import { createProjectionRunner, type ProjectionRunner, type ProjectionRunnerOpt
 import type { Projection, ProjectionBackend, ProjectionStatus, RebuildProgress } from '../projections/types.ts';
 import type { AppendResult, EventStore, RecordedEvent } from '../store/types.ts';
 import { collectAll, rejectsWithCode, uniqueCategory } from './conformance/context.ts';
+import { projectionTransactionCases } from './projection-conformance-transactions.ts';
 
 /** What a counter read model holds for one projection. */
 export interface CounterSnapshot {
@@ -831,6 +832,7 @@ export const projectionConformanceCases: readonly ProjectionConformanceCase[] = 
       assertModel(await model.read(v2Model), await countLog(store, v2Types), 'v2 after its restart: ');
     },
   },
+  ...projectionTransactionCases,
 ];
 
 // ---------------------------------------------------------------------------

@@ -4,6 +4,8 @@ import { createMessage, type Message, type MessageInput } from '../messaging/mes
 import type { Delivery, SubscribeOptions, Subscription, Transport } from '../messaging/transport.ts';
 import { rejectsWithCode, uniqueCategory } from './conformance/context.ts';
 import { transportKeyOrderCases } from './transport-key-order-cases.ts';
+import { transportSubscriptionCases } from './transport-subscription-cases.ts';
+import { transportValidationCases } from './transport-validation-cases.ts';
 
 /** What one transport case gets: a fresh transport and names no other case uses. */
 export interface TransportCaseContext {
@@ -92,6 +94,7 @@ const subscribe = (context: TransportCaseContext, topic: string, group: string, 
 // The cases.
 
 export const transportConformanceCases: readonly TransportConformanceCase[] = [
+  ...transportValidationCases,
   {
     name: 'delivers what was published, whole and in publish order per key',
     async run(context) {
@@ -419,6 +422,7 @@ export const transportConformanceCases: readonly TransportConformanceCase[] = [
       await rejectsWithCode(context.transport.publish(topic, [context.message()]), 'STORE_CLOSED');
     },
   },
+  ...transportSubscriptionCases,
   ...transportKeyOrderCases,
 ];
 

@@ -192,6 +192,9 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
 
         // The unacked message came back and the inbox told it was a duplicate (never run again).
         assert.deepEqual(survivor.stats(), {
+          state: 'running',
+          errors: 0,
+          lastError: undefined,
           handled: 1 + late.length,
           duplicates: inboxPool === 'own' ? 1 : 0,
           retries: 0,

@@ -14,6 +14,7 @@ import { checkOut } from '../checkout.ts';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
+import { withClientHandle } from '../transaction-handle.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
 
 export const consumerMigrations: readonly PostgresMigration[] = [
@@ -109,7 +110,7 @@ export interface PostgresDeadLetterStore extends DeadLetterStore {
   close(): Promise<void>;
 }
 
-async function open(options: PostgresConsumerStoreOptions) {
+async function open(options: PostgresConsumerStoreOptions, what: 'inbox' | 'dead-letter store') {
   const schema = options?.schema ?? 'factline';
   const s = quoteSchema(schema);
   const poolSize = assertIntegerOption(options?.poolSize, 'poolSize', 1) ?? 10;
@@ -128,7 +129,7 @@ async function open(options: PostgresConsumerStoreOptions) {
     schema,
     closed: () => closed,
     query: async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]) => {
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError(what);
       try {
         return await pool.query<R>({ name: statementName(schema, `consumer-${name}`), text, values });
       } catch (error) {
@@ -166,7 +167,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
   const groupCommit = options?.groupCommit ?? false;
   const maxGroup = assertIntegerOption(options?.maxGroup, 'maxGroup', 1) ?? 64;
   const maxGroups = assertIntegerOption(options?.maxGroups, 'maxGroups', 1) ?? 2;
-  const base = await open(options);
+  const base = await open(options, 'inbox');
   const { pool, s, schema } = base;
   const MARK = `INSERT INTO ${s}.inbox (consumer, message_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`;
   /**
@@ -206,7 +207,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
       const applied = await mark(client, member);
       if (applied) {
         inHandler = true;
-        await member.work(client);
+        await withClientHandle(client, member.work);
         inHandler = false;
       }
       // A duplicate commits too: its ack.
@@ -326,7 +327,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
           let innocent = false;
           for (const member of applied) {
             try {
-              await member.work(client);
+              await withClientHandle(client, member.work);
             } catch (error) {
               // 25P02: an earlier run caught a failed statement and went on; the fault is not this run's.
               if ((error as { code?: unknown }).code === '25P02') innocent = true;
@@ -410,7 +411,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
       await base.query('prune', `DELETE FROM ${s}.inbox WHERE at < $1`, [before]);
     },
     applyOnce(consumer, id, at, work, delivery) {
-      if (base.closed()) return Promise.reject(new StoreClosedError());
+      if (base.closed()) return Promise.reject(new StoreClosedError('inbox'));
       // The transport's delivery, when it lives in this pool's database, is acked in the same transaction.
       const ack = ackInTransactionOf(delivery);
       const ackHere = ack?.pool === pool ? ack : undefined;
@@ -444,7 +445,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
 export async function getPostgresDeadLetterStore(
   options: PostgresConsumerStoreOptions,
 ): Promise<PostgresDeadLetterStore> {
-  const base = await open(options);
+  const base = await open(options, 'dead-letter store');
   const { pool, s } = base;
   const revive = (rows: { record: string }[]) => rows.map((row) => deadLetterFromJson(row.record));
   return {

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createConsumer, defineEventRelay, type Message, type Transport } from '@factline/core';
+import {
+  createConsumer,
+  defineEventRelay,
+  type Message,
+  type Transport,
+  type TransportPublishOptions,
+} from '@factline/core';
 import { spawnTestChild, type TestChild, waitUntil } from '@factline/core/testing';
 import type pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
@@ -94,8 +100,8 @@ describe('postgres relays: killed with SIGKILL between a publish and recording i
   function counting(published: string[][]): Transport {
     return {
       ...transport,
-      async publish(topic: string, messages: readonly Message[]) {
-        await transport.publish(topic, messages);
+      async publish(topic: string, messages: readonly Message[], options?: TransportPublishOptions) {
+        await transport.publish(topic, messages, options);
         published.push(messages.map((m) => m.id));
       },
     };
@@ -167,6 +173,9 @@ describe('postgres relays: killed with SIGKILL between a publish and recording i
       );
       // The repeats reached the consumer again and its inbox dropped them.
       assert.deepEqual(consumer.stats(), {
+        state: 'running',
+        errors: 0,
+        lastError: undefined,
         handled: relayed.length,
         duplicates: first.length,
         retries: 0,
@@ -258,6 +267,9 @@ describe('postgres relays: killed with SIGKILL between a publish and recording i
         'the killed rows were published again, then the new one',
       );
       assert.deepEqual(consumer.stats(), {
+        state: 'running',
+        errors: 0,
+        lastError: undefined,
         handled: relayed.length,
         duplicates: first.length,
         retries: 0,

@@ -277,7 +277,8 @@ describe('postgres transport', { skip }, () => {
     await assert.rejects(t.publish('', []), { code: 'VALIDATION' });
     const circular: Record<string, unknown> = {};
     circular.self = circular;
-    await assert.rejects(t.publish('t', [createMessage({ type: 'Tested', data: circular })]), { code: 'VALIDATION' });
+    const message = { ...createMessage({ type: 'Tested', data: {} }), data: circular };
+    await assert.rejects(t.publish('t', [message]), { code: 'VALIDATION' });
   });
 
   it('names its NOTIFY channel within the 63-byte limit', () => {

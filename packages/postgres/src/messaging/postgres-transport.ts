@@ -1,10 +1,15 @@
 import { createHash } from 'node:crypto';
 import {
   assertIntegerOption,
+  assertMessages,
+  assertName,
+  checkTransportPublishOptions,
+  type DeadLetterStore,
   type Delivery,
   isFactlineError,
   type Message,
   messageFromJson,
+  NoSubscriptionError,
   StoreClosedError,
   type SubscribeOptions,
   type Subscription,
@@ -18,6 +23,7 @@ import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
 import { claimStatement, claimWindow } from './postgres-claim.ts';
+import { getPostgresDeadLetterStore } from './postgres-consumer-stores.ts';
 
 export interface PostgresTransportOptions {
   /** e.g. `postgres://user@127.0.0.1:5432/app`. Give this or `pool`. */
@@ -156,16 +162,13 @@ function messageColumns(messages: readonly Message[]): [string[], string[], stri
   return [ids, keys, bodies, deliverAts];
 }
 
-const checkName = (name: string, value: unknown) => {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new ValidationError({ path: name, message: 'must be a non-empty string' });
-  }
-};
+const checkName = (name: string, value: unknown) => assertName(value, name);
 
 /**
  * A durable transport on PostgreSQL tables (migration component `transport`):
  * every consumer group of a topic gets its own copy of each message published
- * after the group first subscribed; within a group, consumers in any number
+ * after the group's subscription was declared (`declareSubscription` or its
+ * first `subscribe`, a row of `transport_groups`); within a group, consumers in any number
  * of processes compete for messages (`FOR UPDATE SKIP LOCKED`), each
  * hand-out stamping a new lease so a settle from an expired delivery is
  * ignored. Delayed delivery, releases with a delay and visibility timeouts
@@ -195,9 +198,10 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
 
   const channel = transportChannel(schemaName);
   let closed = false;
+  let deadLetters: Promise<DeadLetterStore> | undefined;
 
   const query = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
-    if (closed) throw new StoreClosedError();
+    if (closed) throw new StoreClosedError('transport');
     try {
       return (await pool.query<R>({ name: statementName(schemaName, `transport-${name}`), text, values })).rows;
     } catch (error) {
@@ -295,7 +299,9 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
   /**
    * One row per message and registered group ($6 = one group only, for a
    * redeliver), in publish order; a publish skips ids the group still holds; one
-   * notification when anything was inserted (sent at commit).
+   * notification when anything was inserted (sent at commit). Returns how many
+   * groups the topic has, read in the insert's own snapshot, so a publish that
+   * requires a subscription and finds none has written nothing.
    */
   const insertStatement = (onConflict: string) => `WITH input AS (
       SELECT u.id, u.key, u.body, u.deliver_at, u.ord
@@ -309,7 +315,9 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
       ${onConflict}
       RETURNING 1
     )
-    SELECT pg_notify($7, $8) FROM (SELECT count(*) AS n FROM inserted) c WHERE c.n > 0`;
+    SELECT c.groups, CASE WHEN c.n > 0 THEN pg_notify($7, $8) END AS notified
+      FROM (SELECT (SELECT count(*) FROM inserted) AS n,
+                   (SELECT count(*)::int FROM ${s}.transport_groups WHERE topic = $1) AS groups) c`;
   const INSERT = insertStatement('ON CONFLICT (topic, group_name, id) DO NOTHING');
   /**
    * A redeliver (a dead-letter redrive) of a message the group still holds
@@ -348,34 +356,47 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
   /** Notification payloads stop at 8000 bytes: a longer topic wakes every receiver instead. */
   const payloadOf = (topic: string) => (Buffer.byteLength(topic) < 7000 ? topic : '');
 
-  const insert = async (topic: string, group: string | null, messages: readonly Message[]) => {
-    if (closed) throw new StoreClosedError();
+  const insert = async (topic: string, group: string | null, messages: readonly Message[], required = false) => {
+    if (closed) throw new StoreClosedError('transport');
     checkName('topic', topic);
     if (group !== null) checkName('group', group);
-    if (!Array.isArray(messages)) throw new ValidationError({ path: 'messages', message: 'must be an array' });
+    assertMessages(messages);
     if (messages.length === 0) return;
     const columns = messageColumns(messages);
     // Groups this process is subscribing get what is published after subscribe() returned.
     const pending = [...registrations.values()].filter((r) => r.topic === topic).map((r) => r.done);
     await Promise.allSettled(pending);
-    await query(group === null ? 'publish' : 'redeliver', group === null ? INSERT : REDELIVER, [
-      topic,
-      ...columns,
-      group,
-      channel,
-      payloadOf(topic),
-    ]);
+    const [result] = await query<{ groups: number }>(
+      group === null ? 'publish' : 'redeliver',
+      group === null ? INSERT : REDELIVER,
+      [topic, ...columns, group, channel, payloadOf(topic)],
+    );
+    if (required && result?.groups === 0) throw new NoSubscriptionError(topic);
     wake(topic);
   };
 
   const transport: PostgresTransport = {
     pool,
     schema: schemaName,
-    capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
+    capabilities: {
+      delayedDelivery: true,
+      deadLettering: false,
+      perKeyOrder: true,
+      competingConsumers: true,
+      durable: true,
+    },
 
-    publish: (topic, messages) => insert(topic, null, messages),
+    publish: async (topic, messages, publishOptions) =>
+      insert(topic, null, messages, checkTransportPublishOptions(publishOptions)),
 
-    redeliver: (topic, group, messages) => {
+    async declareSubscription(topic, group) {
+      checkName('topic', topic);
+      checkName('group', group);
+      if (closed) throw new StoreClosedError('transport');
+      await register(topic, group);
+    },
+
+    redeliver: async (topic, group, messages) => {
       checkName('group', group);
       return insert(topic, group, messages);
     },
@@ -383,7 +404,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
     subscribe(topic: string, group: string, subscribeOptions: SubscribeOptions = {}): Subscription {
       checkName('topic', topic);
       checkName('group', group);
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError('transport');
       const visibility = subscribeOptions.visibilityTimeoutMs ?? 30_000;
       if (typeof visibility !== 'number' || !Number.isFinite(visibility) || visibility < 0) {
         throw new ValidationError({ path: 'visibilityTimeoutMs', message: 'must be a non-negative number' });
@@ -467,7 +488,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
 
       return {
         async receive(max: number, waitMs: number, signal: AbortSignal): Promise<Delivery[]> {
-          if (ended()) throw new StoreClosedError();
+          if (ended()) throw new StoreClosedError('transport');
           const limit = Math.floor(Number(max));
           if (!(limit > 0) || signal?.aborted) return [];
           const wait = Math.max(0, Number(waitMs) || 0);
@@ -504,6 +525,16 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
           for (const done of [...local]) done();
         },
       };
+    },
+
+    defaultDeadLetterStore() {
+      if (closed) return Promise.reject(new StoreClosedError());
+      // Memoised; a failed creation (the database unreachable) is tried again on the next call.
+      deadLetters ??= getPostgresDeadLetterStore({ pool, schema: schemaName }).catch((error: unknown) => {
+        deadLetters = undefined;
+        throw error;
+      });
+      return deadLetters;
     },
 
     async close() {

@@ -148,10 +148,11 @@ test('a relay failing between publish and delete publishes again; the inbox appl
   const transport: Transport = {
     capabilities: inner.capabilities,
     subscribe: inner.subscribe.bind(inner),
+    declareSubscription: inner.declareSubscription.bind(inner),
     redeliver: inner.redeliver.bind(inner),
     close: inner.close.bind(inner),
-    async publish(topic, messages) {
-      await inner.publish(topic, messages);
+    async publish(topic, messages, options) {
+      await inner.publish(topic, messages, options);
       if (failOnce) {
         failOnce = false;
         throw new Error('connection lost after publishing');
@@ -192,14 +193,15 @@ test('two relays: one publishes at a time; the other takes over when the lease c
   const counting = (name: string): Transport => ({
     capabilities: transport.capabilities,
     subscribe: transport.subscribe.bind(transport),
+    declareSubscription: transport.declareSubscription.bind(transport),
     redeliver: transport.redeliver.bind(transport),
     close: async () => undefined,
-    async publish(topic, messages) {
+    async publish(topic, messages, publishOptions) {
       by[name] = (by[name] ?? 0) + messages.length;
       inFlight++;
       mostInFlight = Math.max(mostInFlight, inFlight);
       try {
-        await transport.publish(topic, messages);
+        await transport.publish(topic, messages, publishOptions);
       } finally {
         inFlight--;
       }

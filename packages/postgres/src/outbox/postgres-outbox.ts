@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import {
   assertIntegerOption,
+  assertName,
+  createOutboxHold,
   createRelayStatus,
   createWakeablePause,
   type Message,
@@ -13,7 +15,7 @@ import {
 } from '@factline/core';
 import pg from 'pg';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
-import { toStorageError } from '../pg-errors.ts';
+import { missingTablesError, toStorageError } from '../pg-errors.ts';
 
 export const outboxMigrations: readonly PostgresMigration[] = [
   {
@@ -79,7 +81,17 @@ export interface PostgresOutboxRelayOptions {
   leaseApplicationName?: string;
   /** Settings of the lease connection. Default: the pool's settings. */
   connection?: pg.ClientConfig;
-  /** Called when a round (read, publish, delete) fails; the holder tries again after `pollMs`. */
+  /**
+   * While no subscription to a topic is declared, its rows are held (never
+   * dropped): tried again after `pollMs`, then after twice as long each time,
+   * up to this many ms. Default 5000.
+   */
+  holdBackoffMaxMs?: number;
+  /**
+   * Called when a round (read, publish, delete) fails (the holder tries again
+   * after `pollMs`), and on every hold of a topic with no subscription
+   * (`NoSubscriptionError`).
+   */
   onError?: (error: unknown) => void;
   /** Called when this relay takes (`'held'`) or loses (`'standby'`) the lease. */
   onLeaseChange?: (lease: 'held' | 'standby') => void;
@@ -147,9 +159,7 @@ export async function getPostgresOutbox(options: PostgresOutboxOptions): Promise
       if (typeof client?.query !== 'function') {
         throw new ValidationError({ path: 'client', message: 'must be a pg client' });
       }
-      if (typeof topic !== 'string' || topic.length === 0) {
-        throw new ValidationError({ path: 'topic', message: 'must be a non-empty string' });
-      }
+      assertName(topic, 'topic');
       const built = prepareMessages(messages, now);
       if (built.length === 0) return built;
       // One statement: the rows in the given order (seq follows it), and a
@@ -173,7 +183,8 @@ export async function getPostgresOutbox(options: PostgresOutboxOptions): Promise
           ],
         });
       } catch (error) {
-        throw toStorageError(error);
+        const how = `create them with getPostgresOutbox({ schema: '${schema}' }) on that database, and enqueue on a client of it`;
+        throw missingTablesError(error, 'outbox', how) ?? toStorageError(error);
       }
       return built;
     },
@@ -244,12 +255,15 @@ export async function startPostgresOutboxRelay(
   const batchSize = assertIntegerOption(options.batchSize, 'batchSize', 1) ?? 100;
   const pollMs = assertIntegerOption(options.pollMs, 'pollMs', 1) ?? 100;
   const leaseCheckMs = assertIntegerOption(options.leaseCheckMs, 'leaseCheckMs', 1) ?? 1000;
+  const holdBackoffMaxMs = assertIntegerOption(options.holdBackoffMaxMs, 'holdBackoffMaxMs', 1) ?? 5000;
   const s = quoteSchema(outbox.schema);
   const key = outboxLeaseKey(outbox.schema);
   const channel = outboxChannel(outbox.schema);
   const pool = outbox.pool;
 
-  const { stats, setLease, report } = createRelayStatus('standby', options);
+  const status = createRelayStatus('standby', options);
+  const { stats, setLease, report } = status;
+  const hold = createOutboxHold(status, { initialMs: pollMs, maxMs: holdBackoffMaxMs });
   let running = true;
   let connection: pg.Client | undefined;
   /** After losing the lease, not before: a relay standing by takes over first. */
@@ -314,14 +328,25 @@ export async function startPostgresOutboxRelay(
 
   /** One round as holder: returns how many rows it read. */
   const round = async (): Promise<number> => {
+    const skipped = hold.skipped();
     const { rows } = await pool
-      .query<{ seq: string; topic: string; message: string }>({
-        text: `SELECT seq, topic, message::text AS message FROM ${s}.outbox ORDER BY seq LIMIT $1`,
-        values: [batchSize],
-      })
+      .query<{ seq: string; topic: string; message: string }>(
+        skipped.length === 0
+          ? {
+              text: `SELECT seq, topic, message::text AS message FROM ${s}.outbox ORDER BY seq LIMIT $1`,
+              values: [batchSize],
+            }
+          : {
+              text: `SELECT seq, topic, message::text AS message FROM ${s}.outbox
+                      WHERE topic <> ALL ($2::text[]) ORDER BY seq LIMIT $1`,
+              values: [batchSize, skipped],
+            },
+      )
       .catch((error: unknown) => {
         throw toStorageError(error);
       });
+    /** Topics held in this round: none of their later rows may go out before the held ones. */
+    const heldNow = new Set<string>();
     let done = 0;
     while (done < rows.length) {
       // Lost the lease meanwhile: another relay publishes from here on.
@@ -330,10 +355,20 @@ export async function startPostgresOutboxRelay(
       let end = done;
       while (end < rows.length && rows[end]?.topic === topic) end++;
       const run = rows.slice(done, end);
-      await transport.publish(
+      if (heldNow.has(topic)) {
+        done = end;
+        continue;
+      }
+      const published = await hold.publish(
+        transport,
         topic,
         run.map((row) => revive(row.message)),
       );
+      if (!published) {
+        heldNow.add(topic);
+        done = end;
+        continue;
+      }
       stats.published += run.length;
       await pool
         .query({ text: `DELETE FROM ${s}.outbox WHERE seq = ANY($1::bigint[])`, values: [run.map((r) => r.seq)] })

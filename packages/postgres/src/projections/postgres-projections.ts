@@ -25,6 +25,7 @@ import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import type { PostgresEventStore } from '../store/postgres-event-store.ts';
 import { appendChannel } from '../store/schema.ts';
+import { withClientHandle } from '../transaction-handle.ts';
 
 const projectionMigrations: readonly PostgresMigration[] = [
   {
@@ -133,7 +134,8 @@ class CallerError {
 
 const callerWork = async (work: (tx: pg.PoolClient) => void | Promise<void>, client: pg.PoolClient) => {
   try {
-    await work(client);
+    // A handle ended once the work settled: a query it sends later is refused, not run in another transaction.
+    await withClientHandle(client, work);
   } catch (error) {
     throw new CallerError(error);
   }

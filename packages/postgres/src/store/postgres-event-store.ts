@@ -41,6 +41,7 @@ import { migratePostgres, quoteSchema } from '../migrations.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { parseTimestamptz } from '../timestamps.ts';
+import { withClientHandle } from '../transaction-handle.ts';
 import { AppendBatcher, type AppendBatchStats } from './append-batcher.ts';
 import type { PipelinedStatement } from './pipeline.ts';
 import { appendChannel, appendLockKey, ExpectedCode, eventStoreMigrations, Outcome, RefusedCode } from './schema.ts';
@@ -276,7 +277,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       const client = await checkOut(pool);
       try {
         await client.query('BEGIN');
-        await init(client);
+        await withClientHandle(client, init);
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -623,7 +624,8 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
               const mine = events.filter((e) => projection.handles.includes(e.type));
               if (mine.length === 0) continue;
               try {
-                await projection.handle(mine, client);
+                // A handle ended with the handler: a query it sends later is refused, not run in another transaction.
+                await withClientHandle(client, (tx) => projection.handle(mine, tx));
               } catch (error) {
                 if (isConnectionFailure(error)) throw error;
                 throw new ProjectionFailedError(projection.name, (mine[0] as RecordedEvent).position, error);

@@ -10,6 +10,7 @@ import {
   getInMemoryTransport,
   type Message,
   runInMessageContext,
+  type TransportPublishOptions,
 } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { startSqliteProjections } from '../projections/sqlite-projections.ts';
@@ -23,8 +24,8 @@ test('the store is the outbox: committed events reach a consumer in stream order
   let failOnce = true;
   const transport = {
     ...inner,
-    async publish(topic: string, messages: readonly Message[]) {
-      await inner.publish(topic, messages);
+    async publish(topic: string, messages: readonly Message[], options?: TransportPublishOptions) {
+      await inner.publish(topic, messages, options);
       if (failOnce) {
         failOnce = false;
         throw new Error('connection lost after publishing');

@@ -14,6 +14,7 @@ import {
   openSqliteDatabase,
   startSqliteOutboxRelay,
 } from '../index.ts';
+import { connectionOf } from '../transaction-handle.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-consumer-'));
 const path = join(dir, 'consumers.db');
@@ -30,7 +31,6 @@ for (const groupCommit of [true, false]) {
     async createEnvironment() {
       const transport = getSqliteTransport({ path, pollIntervalMs: 20 });
       const db = transport.database;
-      const insert = db.prepare('INSERT INTO test_effects (consumer, value) VALUES (?, ?)');
       const select = db.prepare<[string], { value: string }>(
         'SELECT value FROM test_effects WHERE consumer = ? ORDER BY seq',
       );
@@ -39,8 +39,9 @@ for (const groupCommit of [true, false]) {
         inbox: getSqliteInbox({ database: db, groupCommit }),
         deadLetters: getSqliteDeadLetterStore({ database: db }),
         writeEffect(tx, consumer, value) {
-          insert.run(consumer, value);
-          if (tx !== db) throw new Error('the handler should get the inbox connection');
+          if (connectionOf(tx) !== db) throw new Error('the handler should get a handle on the inbox connection');
+          // Through the handle: a write after its transaction ended must be refused.
+          tx.prepare('INSERT INTO test_effects (consumer, value) VALUES (?, ?)').run(consumer, value);
         },
         effects: async (consumer) => select.all(consumer).map((row) => row.value),
         // A second connection to the file, as another process has.

@@ -13,6 +13,7 @@ import {
 import type { Database } from 'better-sqlite3';
 import { type Migration, migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
+import { withTransactionHandle } from '../transaction-handle.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
 
 export const consumerMigrations: readonly Migration[] = [
@@ -69,8 +70,8 @@ const open = (options: SqliteConsumerStoreOptions): Database => {
   return db;
 };
 
-const guard = <T>(db: Database, work: () => T): T => {
-  if (!db.open) throw new StoreClosedError();
+const guard = <T>(db: Database, work: () => T, what: 'inbox' | 'dead-letter store' = 'inbox'): T => {
+  if (!db.open) throw new StoreClosedError(what);
   try {
     return work();
   } catch (error) {
@@ -110,8 +111,11 @@ type Outcome = { applied: boolean } | { error: unknown; fromHandler: boolean };
  * first writes the inbox mark, and passes the handler the connection: rows
  * the handler writes through it commit together with the mark, so a message
  * is applied once even when the process dies between the handler and the ack.
- * The handler must be synchronous (better-sqlite3 transactions are): one that
- * returns a promise fails with a `ValidationError` and writes nothing. With
+ * The handler gets a handle on the connection that refuses every statement
+ * (a `ValidationError` at `tx`) once its transaction ended, so nothing it
+ * writes can escape the transaction. The handler must be synchronous
+ * (better-sqlite3 transactions are): one that returns a promise fails with a
+ * `ValidationError`, and what it tries to write after an `await` is refused. With
  * `groupCommit` (the default), runs that arrive together share a commit.
  *
  * @example
@@ -138,12 +142,12 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
     if (mark.run(member.consumer, member.id, member.at).changes === 0) return false;
     let result: unknown;
     try {
-      result = member.work(db);
+      // A handle of its own, ended with its savepoint: nothing written through it later can land.
+      result = withTransactionHandle(db, member.work, 'an inbox handler');
     } catch (error) {
       throw new HandlerFailure(error);
     }
     if (isPromiseLike(result)) {
-      Promise.resolve(result).catch(() => undefined);
       throw new HandlerFailure(
         new ValidationError({
           path: 'handler',
@@ -170,7 +174,7 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
   const runGroup = (members: Member[]) => {
     let outcomes: Outcome[];
     try {
-      if (!db.open) throw new StoreClosedError();
+      if (!db.open) throw new StoreClosedError('inbox');
       outcomes = group.immediate(members);
     } catch (error) {
       // BEGIN or COMMIT failed: nothing of the group was written.
@@ -210,7 +214,7 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
       guard(db, () => prune.run(before.getTime()));
     },
     applyOnce(consumer, id, at, work, delivery) {
-      if (!db.open) return Promise.reject(new StoreClosedError());
+      if (!db.open) return Promise.reject(new StoreClosedError('inbox'));
       // The transport's delivery, when it lives on this connection, is acked in the same transaction.
       const ack = ackInTransactionOf(delivery);
       const ackHere = ack?.database === db ? ack : undefined;
@@ -244,6 +248,7 @@ interface DeadLetterRow {
  */
 export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): DeadLetterStore {
   const db = open(options);
+  const guardDeadLetters = <T>(work: () => T): T => guard(db, work, 'dead-letter store');
   const insert = db.prepare(
     `INSERT OR IGNORE INTO factline_dead_letters
        (id, consumer, topic, message_id, message_type, error_type, error_message, dead_lettered_at, state, record)
@@ -267,7 +272,7 @@ export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): D
   });
   return {
     add: async (record) => {
-      guard(db, () => insert.run(row(record)));
+      guardDeadLetters(() => insert.run(row(record)));
     },
     async list(filter: DeadLetterFilter = {}) {
       const where = ['state = ?'];
@@ -294,16 +299,16 @@ export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): D
       }
       // Only fixed column names are joined into the text; every value is bound.
       const sql = `SELECT record FROM factline_dead_letters WHERE ${where.join(' AND ')} ORDER BY dead_lettered_at, id`;
-      return guard(db, () =>
+      return guardDeadLetters(() =>
         (db.prepare(sql).all(...values) as DeadLetterRow[]).map((r) => deadLetterFromJson(r.record)),
       );
     },
     async get(id) {
-      const found = guard(db, () => get.get(id));
+      const found = guardDeadLetters(() => get.get(id));
       return found && deadLetterFromJson(found.record);
     },
     update: async (record) => {
-      guard(db, () => update.run(record.state, deadLetterToJson(record), record.id));
+      guardDeadLetters(() => update.run(record.state, deadLetterToJson(record), record.id));
     },
   };
 }

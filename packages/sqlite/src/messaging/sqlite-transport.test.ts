@@ -298,6 +298,8 @@ describe('sqlite transport: processes sharing the file', () => {
           'the survivor ran every other message once',
         );
         assert.deepEqual(statsOf(survivor), {
+          state: 'stopped',
+          errors: 0,
           handled: 1 + more.length,
           duplicates: inboxConnection === 'own' ? 1 : 0,
           retries: 0,

@@ -1,9 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import {
+  assertMessages,
+  assertName,
+  checkTransportPublishOptions,
+  type DeadLetterStore,
   type Delivery,
   type Message,
   messageFromJson,
   messageToJson,
+  NoSubscriptionError,
   StoreClosedError,
   type SubscribeOptions,
   type Subscription,
@@ -15,6 +20,7 @@ import { type Migration, migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { openSqliteDatabase } from '../store/sqlite-event-store.ts';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
+import { getSqliteDeadLetterStore } from './sqlite-consumer-stores.ts';
 
 export interface SqliteTransportOptions {
   /** A connection to share (e.g. an event store's `.database`); the transport does not close it. */
@@ -119,19 +125,17 @@ interface MessageRow {
 const serialize = messageToJson;
 const deserialize = messageFromJson;
 
-const check = (name: string, value: unknown) => {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new ValidationError({ path: name, message: 'must be a non-empty string' });
-  }
-};
+const check = (name: string, value: unknown) => assertName(value, name);
 
 /**
  * A durable transport in SQLite tables, for processes sharing one file:
  * fan-out to every group of a topic, competing consumers within a group
  * (SQLite serializes writers, so a row is leased to one receiver at a time),
  * delayed delivery, visibility timeouts. The messages of one key go to one
- * subscription at a time, in seq order, across processes (see `CLAIM_SQL`). A group receives what is published
- * after it first subscribed, and keeps it while no consumer runs.
+ * subscription at a time, in seq order, across processes (see `CLAIM_SQL`).
+ * A group receives what is published after its subscription was declared
+ * (`declareSubscription` or its first `subscribe`, a row of
+ * `factline_transport_groups`), and keeps it while no consumer runs.
  *
  * @example
  * const transport = getSqliteTransport({ path: 'app.db' });
@@ -194,9 +198,10 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
     for (const waiter of waiters.get(waitKey(topic, group)) ?? []) waiter();
   };
   let closed = false;
+  let deadLetters: DeadLetterStore | undefined;
 
   const run = <T>(work: () => T): T => {
-    if (closed) throw new StoreClosedError();
+    if (closed) throw new StoreClosedError('transport');
     try {
       return work();
     } catch (error) {
@@ -219,8 +224,10 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
     }
   });
 
-  const publishTx = db.transaction((topic: string, messages: readonly Message[]) => {
+  const publishTx = db.transaction((topic: string, messages: readonly Message[], required: boolean) => {
     const groups = statements.groupsOf.all(topic).map((row) => row.group_name);
+    // Inside the write transaction: no subscription can be declared between this check and the insert.
+    if (required && groups.length === 0) throw new NoSubscriptionError(topic);
     insertAll(topic, groups, messages);
     return groups;
   });
@@ -286,27 +293,43 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
 
   return {
     database: db,
-    capabilities: { delayedDelivery: true, deadLettering: false, perKeyOrder: true, competingConsumers: true },
+    capabilities: {
+      delayedDelivery: true,
+      deadLettering: false,
+      perKeyOrder: true,
+      competingConsumers: true,
+      durable: true,
+    },
 
-    async publish(topic, messages) {
-      if (closed) throw new StoreClosedError();
+    async publish(topic, messages, publishOptions) {
+      if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
+      assertMessages(messages);
+      const required = checkTransportPublishOptions(publishOptions);
       if (messages.length === 0) return;
-      const groups = run(() => publishTx.immediate(topic, messages));
+      const groups = run(() => publishTx.immediate(topic, messages, required));
       for (const group of groups) wake(topic, group);
     },
 
     async redeliver(topic, group, messages) {
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
       check('group', group);
+      assertMessages(messages);
       if (messages.length === 0) return;
       run(() => insertAll.immediate(topic, [group], messages));
       wake(topic, group);
     },
 
+    async declareSubscription(topic, group) {
+      if (closed) throw new StoreClosedError('transport');
+      check('topic', topic);
+      check('group', group);
+      run(() => statements.addGroup.run(topic, group, now()));
+    },
+
     subscribe(topic: string, group: string, subscribeOptions: SubscribeOptions = {}): Subscription {
-      if (closed) throw new StoreClosedError();
+      if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
       check('group', group);
       const visibility = Math.max(0, subscribeOptions.visibilityTimeoutMs ?? 30_000);
@@ -337,7 +360,7 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
 
       return {
         async receive(max: number, waitMs: number, signal: AbortSignal) {
-          if (closed || subscriptionClosed) throw new StoreClosedError();
+          if (closed || subscriptionClosed) throw new StoreClosedError('transport');
           const deadline = Date.now() + Math.max(0, waitMs);
           for (;;) {
             const found = take(max);
@@ -375,6 +398,12 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
           for (const done of [...wakeMine]) done();
         },
       };
+    },
+
+    async defaultDeadLetterStore() {
+      if (closed) throw new StoreClosedError();
+      deadLetters ??= getSqliteDeadLetterStore({ database: db });
+      return deadLetters;
     },
 
     async close() {

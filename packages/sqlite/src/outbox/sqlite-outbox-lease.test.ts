@@ -48,9 +48,9 @@ describe('sqlite outbox relay: one active relay per file', () => {
       const inner = recordingTransport(db, 0);
       return {
         ...inner,
-        async publish(topic, messages) {
+        async publish(topic, messages, publishOptions) {
           published[name] += messages.length;
-          await inner.publish(topic, messages);
+          await inner.publish(topic, messages, publishOptions);
         },
       };
     };

@@ -146,8 +146,8 @@ test('a relay failing between publish and delete publishes again; the inbox appl
     subscribe: inner.subscribe.bind(inner),
     redeliver: inner.redeliver.bind(inner),
     close: inner.close.bind(inner),
-    async publish(topic, messages) {
-      await inner.publish(topic, messages);
+    async publish(topic, messages, options) {
+      await inner.publish(topic, messages, options);
       if (failOnce) {
         failOnce = false;
         throw new Error('connection lost after publishing');

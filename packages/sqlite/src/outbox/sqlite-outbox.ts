@@ -1,5 +1,7 @@
 import {
   assertIntegerOption,
+  assertName,
+  createOutboxHold,
   createRelayStatus,
   createWakeablePause,
   type Message,
@@ -7,6 +9,7 @@ import {
   messageFromJson,
   type OutboxRelayStats,
   prepareMessages,
+  StorageError,
   type Transport,
   ValidationError,
 } from '@factline/core';
@@ -14,6 +17,7 @@ import type { Database, Statement } from 'better-sqlite3';
 import { createSqliteLease, leaseTimings } from '../lease.ts';
 import { type Migration, migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
+import { connectionOf } from '../transaction-handle.ts';
 
 /** The outbox table: messages written in the application's transactions, deleted once published. */
 export const outboxMigrations: readonly Migration[] = [
@@ -78,7 +82,17 @@ export interface SqliteOutboxRelayOptions {
    * another way of keeping one relay). Default `true`.
    */
   lease?: boolean;
-  /** Called when a round (read, publish, delete) or a lease check fails; the relay tries again after `pollMs`. */
+  /**
+   * While no subscription to a topic is declared, its rows are held (never
+   * dropped): tried again after `pollMs`, then after twice as long each time,
+   * up to this many ms. Default 5000.
+   */
+  holdBackoffMaxMs?: number;
+  /**
+   * Called when a round (read, publish, delete) or a lease check fails (the
+   * relay tries again after `pollMs`), and on every hold of a topic with no
+   * subscription (`NoSubscriptionError`).
+   */
   onError?: (error: unknown) => void;
   /** Called when this relay takes (`'held'`) or loses (`'standby'`) the lease. */
   onLeaseChange?: (lease: 'held' | 'standby') => void;
@@ -97,6 +111,17 @@ interface OutboxRow {
   seq: number;
   topic: string;
   message: string;
+}
+
+/** A clear error for a connection whose database has no outbox table; `undefined` for any other failure. */
+function missingOutboxError(error: unknown): StorageError | undefined {
+  if (!/no such table: factline_outbox\b/.test((error as Error)?.message ?? '')) return undefined;
+  return new StorageError(
+    "The outbox's table (factline_outbox) is missing in the database of the connection given to enqueue: " +
+      'create it with getSqliteOutbox({ database }) on that database (it runs the outbox migrations), ' +
+      'and enqueue on a connection to the file the relay reads',
+    { cause: error, retryable: false },
+  );
 }
 
 /** Accepts built messages as they are, and builds the others (inheriting the handled message's correlation). */
@@ -147,26 +172,26 @@ export function getSqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
 
   return {
     database,
-    enqueue(db, topic, messages) {
-      if (db === undefined || typeof db?.prepare !== 'function') {
+    enqueue(given, topic, messages) {
+      if (given === undefined || typeof given?.prepare !== 'function') {
         throw new ValidationError({ path: 'db', message: 'must be a better-sqlite3 Database' });
       }
+      // A handler's transaction handle stands for its connection (and is refused once its transaction ended).
+      const db = connectionOf(given);
       if (!db.inTransaction) {
         throw new ValidationError({
           path: 'db',
           message: "no transaction is open: call enqueue inside the transaction that writes the application's rows",
         });
       }
-      if (typeof topic !== 'string' || topic.length === 0) {
-        throw new ValidationError({ path: 'topic', message: 'must be a non-empty string' });
-      }
+      assertName(topic, 'topic');
       const built = toOutboxMessages(messages, now);
-      const insert = insertOn(db);
       const at = now();
       try {
+        const insert = insertOn(db);
         for (const message of built) insert.run(topic, message.id, message.key, JSON.stringify(message), at);
       } catch (error) {
-        throw toStorageError(error);
+        throw missingOutboxError(error) ?? toStorageError(error);
       }
       // better-sqlite3 transactions are synchronous: by the next microtask this
       // one has committed (the relay finds the rows) or rolled back (it finds none).
@@ -214,16 +239,23 @@ export function startSqliteOutboxRelay(
   }
   const batchSize = assertIntegerOption(options.batchSize, 'batchSize', 1) ?? 100;
   const pollMs = assertIntegerOption(options.pollMs, 'pollMs', 1) ?? 100;
+  const holdBackoffMaxMs = assertIntegerOption(options.holdBackoffMaxMs, 'holdBackoffMaxMs', 1) ?? 5000;
   const { ttlMs, checkMs } = leaseTimings(options);
   const db = outbox.database;
   const lease = options.lease === false ? undefined : createSqliteLease({ database: db, name: 'outbox', ttlMs });
   const read = db.prepare<[number], OutboxRow>('SELECT seq, topic, message FROM factline_outbox ORDER BY seq LIMIT ?');
+  const readSkipping = db.prepare<[string, number], OutboxRow>(
+    `SELECT seq, topic, message FROM factline_outbox
+     WHERE topic NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
+  );
   const remove = db.prepare<[number]>('DELETE FROM factline_outbox WHERE seq = ?');
   const removeAll = db.transaction((seqs: readonly number[]) => {
     for (const seq of seqs) remove.run(seq);
   });
 
-  const { stats, setLease, report } = createRelayStatus(lease ? 'standby' : 'held', options);
+  const status = createRelayStatus(lease ? 'standby' : 'held', options);
+  const { stats, setLease, report } = status;
+  const hold = createOutboxHold(status, { initialMs: pollMs, maxMs: holdBackoffMaxMs });
   let running = true;
   const { pause, wake, stop } = createWakeablePause();
   const unsubscribe = outbox.onEnqueue(wake);
@@ -272,7 +304,10 @@ export function startSqliteOutboxRelay(
 
   /** One round: returns how many rows it read. */
   const round = async (): Promise<number> => {
-    const rows = read.all(batchSize);
+    const skipped = hold.skipped();
+    const rows = skipped.length === 0 ? read.all(batchSize) : readSkipping.all(JSON.stringify(skipped), batchSize);
+    /** Topics held in this round: none of their later rows may go out before the held ones. */
+    const heldNow = new Set<string>();
     let done = 0;
     // Lost the lease meanwhile: another relay publishes from here on.
     while (done < rows.length && running && holds()) {
@@ -280,13 +315,19 @@ export function startSqliteOutboxRelay(
       let end = done;
       while (end < rows.length && rows[end]?.topic === topic) end++;
       const run = rows.slice(done, end);
-      await transport.publish(
+      done = end;
+      if (heldNow.has(topic)) continue;
+      const published = await hold.publish(
+        transport,
         topic,
         run.map((row) => revive(row.message)),
       );
+      if (!published) {
+        heldNow.add(topic);
+        continue;
+      }
       stats.published += run.length;
       removeAll(run.map((row) => row.seq));
-      done = end;
     }
     return rows.length;
   };

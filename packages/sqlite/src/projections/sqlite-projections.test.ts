@@ -21,6 +21,7 @@ import {
   type SqliteEventStore,
   startSqliteProjections,
 } from '../index.ts';
+import { connectionOf } from '../transaction-handle.ts';
 import { sqliteCounterModel } from './fixtures/projection-child.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-sqlite-projections-'));
@@ -61,7 +62,8 @@ testProjectionConformance<Database>({
 function counter(name: string, type: string) {
   let model: CounterModel<Database> | undefined;
   const on = (db: Database) => {
-    model ??= sqliteCounterModel(db);
+    // The model's statements are prepared once, on the connection: the handle a handler gets ends with its transaction.
+    model ??= sqliteCounterModel(connectionOf(db));
     return model;
   };
   return defineProjection<Database>({

@@ -23,6 +23,7 @@ import { createSqliteLease, leaseTimings, type SqliteLease } from '../lease.ts';
 import { migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { type SqliteEventStore, synchronously } from '../store/sqlite-event-store.ts';
+import { connectionOf, withTransactionHandle } from '../transaction-handle.ts';
 
 const projectionMigrations = [
   {
@@ -72,7 +73,8 @@ const liveStatements = new WeakMap<Database, Statement<[string], { live_version:
  * const table = readLiveProjectionVersion(db, 'order_summaries') >= 2 ? 'order_summaries_v2' : 'order_summaries';
  */
 export function readLiveProjectionVersion(source: Database | SqliteEventStore, name: string): number {
-  const db = 'database' in source ? source.database : source;
+  // A handler's transaction handle stands for its connection: statements are cached per connection.
+  const db = 'database' in source ? source.database : connectionOf(source);
   let statement = liveStatements.get(db);
   try {
     if (!statement) {
@@ -92,7 +94,8 @@ export function readLiveProjectionVersion(source: Database | SqliteEventStore, n
 /**
  * The projection backend on the store's SQLite file: checkpoints live in
  * `factline_projections`, written in the same transaction as the handler's
- * read-model writes (the handler gets the store's `Database`). New events are
+ * read-model writes (the handler gets a handle on the store's `Database`
+ * that refuses every statement once the batch's transaction ended). New events are
  * signalled in-process by the store after each commit; appends from other
  * processes are found by the runner's periodic check.
  */
@@ -178,7 +181,16 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
         await work(db);
         return wrap(() => guarded(name, expected, next, () => undefined, version));
       }
-      return wrap(() => guarded(name, expected, next, () => work && synchronously(work(db), name), version));
+      return wrap(() =>
+        guarded(
+          name,
+          expected,
+          next,
+          // A handle ended with the batch's transaction: nothing a handler writes later can land.
+          () => work && synchronously(withTransactionHandle(db, work, `projection '${name}'`), name),
+          version,
+        ),
+      );
     },
     park: async (name, expected, event: RecordedEvent, error: string, version) => {
       await turn();
@@ -230,7 +242,8 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
           };
         }),
       ),
-    transaction: (work) => wrap(() => db.transaction(() => synchronously(work(db), 'init'))()),
+    transaction: (work) =>
+      wrap(() => db.transaction(() => synchronously(withTransactionHandle(db, work, 'a projection'), 'init'))()),
     waitForAppends(position, timeoutMs, signal) {
       return new Promise<void>((resolve) => {
         let settled = false;

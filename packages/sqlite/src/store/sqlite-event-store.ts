@@ -33,8 +33,10 @@ import {
   toRecordedEvent,
   ValidationError,
 } from '@factline/core';
-import Sqlite, { type Database, type Statement } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 import { migrate } from '../migrations.ts';
+import { withTransactionHandle } from '../transaction-handle.ts';
+import { openFile } from './open-file.ts';
 import { eventStoreMigrations } from './schema.ts';
 import { toStorageError } from './sqlite-errors.ts';
 import { createWriteQueue, type WriteQueueStats } from './write-queue.ts';
@@ -59,7 +61,8 @@ export interface SqliteEventStoreOptions {
    * Inline projections: run inside each append's transaction, so their read
    * models are up to date the moment `append` resolves. A handler that throws
    * fails the append and nothing of it is written. Handlers must be
-   * synchronous (better-sqlite3 transactions are).
+   * synchronous (better-sqlite3 transactions are); the handle they get
+   * refuses every statement once the append's transaction ended.
    */
   inlineProjections?: readonly Projection<Database>[];
 }
@@ -96,7 +99,7 @@ export function openSqliteDatabase(
   path: string,
   options: Pick<SqliteEventStoreOptions, 'synchronous' | 'busyTimeoutMs'> = {},
 ): Database {
-  const db = new Sqlite(path);
+  const db = openFile(path);
   try {
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     if (path !== ':memory:' && path !== '') db.pragma('journal_mode = WAL');
@@ -152,7 +155,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
     const init = projection.init;
     if (init) {
       try {
-        db.transaction(() => synchronously(init(db), projection.name))();
+        db.transaction(() => synchronously(withTransactionHandle(db, init, projection.name), projection.name))();
       } catch (error) {
         db.close();
         throw toStorageError(error);
@@ -310,7 +313,13 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
       const mine = recorded.filter((e) => projection.handles.includes(e.type));
       if (mine.length === 0) continue;
       try {
-        synchronously(projection.handle(mine, db), projection.name);
+        // A handle ended with the append's transaction: nothing the handler writes later can land.
+        const handled = withTransactionHandle(
+          db,
+          (tx) => projection.handle(mine, tx),
+          `projection '${projection.name}'`,
+        );
+        synchronously(handled, projection.name);
       } catch (error) {
         // The user's error, named: without it the write queue would report a storage failure.
         throw isFactlineError(error)

@@ -135,4 +135,69 @@ export const validationCases: ConformanceCase[] = [
       assert.equal((await small.append(smallId, [event('A', 'e'.repeat(500))])).version, 1);
     },
   },
+  {
+    name: 'lone surrogates (ill-formed UTF-16) in ids, types, metadata keys and data are ValidationErrors naming them',
+    async run({ store, streamId }) {
+      const id = streamId();
+      const head = await store.headPosition();
+      // On a database these would be stored altered: 'acct-\uD800' and 'acct-\uDBFF' would be one stream.
+      for (const bad of [`${id}-\uD800`, `${id}-\uDBFF`, `\uDC00${id}`]) {
+        const error = await rejectsWithCode<ValidationError>(store.append(bad, [event('A')]), 'VALIDATION');
+        assert.equal(error.issues[0]?.path, 'streamId');
+        assert.match(error.issues[0]?.message ?? '', /lone surrogate/);
+        await rejectsWithCode(store.readStream(bad), 'VALIDATION');
+      }
+      const cases: [unknown[], string][] = [
+        [[event('Order\uD800')], 'events[0].type'],
+        [[event('A', {}, { id: 'e-\uDFFF' })], 'events[0].id'],
+        [[event('A', { name: 'a\uD800b' })], 'events[0].data.name'],
+        [[event('A', { list: ['ok', '\uDC00'] })], 'events[0].data.list[1]'],
+        [[event('A', { 'k\uD800': 1 })], 'events[0].data'],
+        [[event('A', {}, { metadata: { 'tenant\uD800': 'x' } })], 'events[0].metadata'],
+        [[event('A', {}, { metadata: { correlationId: 'c-\uD800' } })], 'events[0].metadata.correlationId'],
+      ];
+      for (const [events, path] of cases) {
+        const error = await rejectsWithCode<ValidationError>(store.append(id, events as never), 'VALIDATION');
+        assert.equal(error.issues[0]?.path, path, error.message);
+      }
+      await rejectsWithCode(
+        (async () => {
+          for await (const _ of store.readAll({ types: ['A\uD800'] })) break;
+        })(),
+        'VALIDATION',
+      );
+      await assertUnchanged(store, head, id, 0);
+    },
+  },
+  {
+    name: 'text outside the BMP (surrogate pairs) round-trips exactly in ids, types, metadata and data',
+    async run({ store, streamId }) {
+      const id = `${streamId()}-𝄞😀`;
+      const data = { note: 'fragile 📦', '𝄞key': ['😀', '\u{10FFFF}'] };
+      const metadata = { who: '👩‍💻' };
+      await store.append(id, [event('Shipped🚚', data, { metadata })]);
+      const { events } = await store.readStream(id);
+      assert.equal(events[0]?.streamId, id);
+      assert.equal(events[0]?.type, 'Shipped🚚');
+      assert.deepEqual(events[0]?.data, data);
+      assert.equal(events[0]?.metadata.who, metadata.who);
+    },
+  },
+  {
+    name: 'errors describe what they got: "got undefined", "got an object", "got a Map"',
+    async run({ store, streamId }) {
+      const undefinedId = await rejectsWithCode<ValidationError>(
+        store.append(undefined as unknown as string, [event('A')]),
+        'VALIDATION',
+      );
+      assert.equal(undefinedId.issues[0]?.message, 'must be a string, got undefined');
+      const objectEvents = await rejectsWithCode<ValidationError>(store.append(streamId(), {} as never), 'VALIDATION');
+      assert.equal(objectEvents.issues[0]?.message, 'must be an array, got an object');
+      const mapMetadata = await rejectsWithCode<ValidationError>(
+        store.append(streamId(), [event('A', {}, { metadata: new Map() as never })]),
+        'VALIDATION',
+      );
+      assert.equal(mapMetadata.issues[0]?.message, 'must be a plain object, got a Map');
+    },
+  },
 ];

@@ -1,0 +1,130 @@
+import { ValidationError } from '../errors/index.ts';
+import { uuidv7 } from '../ids/uuid-v7.ts';
+import {
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterStore,
+  getInMemoryDeadLetterStore,
+} from './consumer-ports.ts';
+import type { Message } from './message.ts';
+import type { Transport } from './transport.ts';
+
+/** A consumer's view of its dead letters (`consumer.deadLetters`). */
+export interface ConsumerDeadLetters {
+  list(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
+  show(id: string): Promise<DeadLetter | undefined>;
+  /**
+   * Delivers dead letters to this consumer again (attempts start over; each
+   * record is kept, marked `redriven`, with the redrive's time). Returns how
+   * many were redriven.
+   */
+  redrive(selection: string | readonly string[] | DeadLetterFilter): Promise<number>;
+  /** Marks dead letters as discarded (kept for the record, never delivered). */
+  discard(selection: string | readonly string[] | DeadLetterFilter): Promise<number>;
+}
+
+/**
+ * The store a consumer keeps its dead letters in, resolved once: the one
+ * given; else, on a durable transport, the transport's default store (one
+ * that survives restarts); else, on a non-durable transport, one in memory.
+ * A durable transport without a default store needs one given: refused at
+ * creation, so a dead letter is never kept only in memory next to durable
+ * messages.
+ */
+export function deadLetterStoreFor(
+  given: DeadLetterStore | undefined,
+  transport: Transport,
+): () => Promise<DeadLetterStore> {
+  if (given) return () => Promise.resolve(given);
+  if (transport.capabilities?.durable === false) {
+    const memory = getInMemoryDeadLetterStore();
+    return () => Promise.resolve(memory);
+  }
+  const fromTransport = transport.defaultDeadLetterStore?.bind(transport);
+  if (!fromTransport) {
+    throw new ValidationError({
+      path: 'createConsumer.deadLetters',
+      message:
+        'is required: the transport is durable and offers no default dead-letter store, and dead letters kept in memory would be lost on restart',
+    });
+  }
+  let resolved: Promise<DeadLetterStore> | undefined;
+  return () => {
+    // A failed look-up (database unreachable) is tried again next time.
+    resolved ??= fromTransport().catch((error: unknown) => {
+      resolved = undefined;
+      throw error;
+    });
+    return resolved;
+  };
+}
+
+const describeError = (error: unknown) =>
+  error instanceof Error
+    ? { type: error.name, message: error.message, ...(error.stack ? { stack: error.stack } : {}) }
+    : { type: typeof error, message: String(error) };
+
+/** The record a consumer keeps for a message it gives up on. */
+export function deadLetterRecord(
+  consumer: string,
+  topic: string,
+  message: Message,
+  failure: { error: unknown; reason: string; attempts: number; firstFailureAt: number; at: number },
+): DeadLetter {
+  const at = new Date(failure.at);
+  return {
+    id: uuidv7(),
+    consumer,
+    topic,
+    message,
+    error: describeError(failure.error),
+    reason: failure.reason,
+    attempts: failure.attempts,
+    firstFailureAt: new Date(failure.firstFailureAt),
+    lastFailureAt: at,
+    deadLetteredAt: at,
+    redrives: [],
+    state: 'dead',
+  };
+}
+
+/** `consumer.deadLetters`: the consumer's own records in `store`, redriven through `transport` to its group only. */
+export function consumerDeadLetters(
+  consumer: string,
+  topic: string,
+  transport: Transport,
+  store: () => Promise<DeadLetterStore>,
+  now: () => number,
+): ConsumerDeadLetters {
+  const select = async (selection: string | readonly string[] | DeadLetterFilter): Promise<DeadLetter[]> => {
+    const records = await store();
+    if (typeof selection === 'string' || Array.isArray(selection)) {
+      const ids = typeof selection === 'string' ? [selection] : (selection as readonly string[]);
+      const found = await Promise.all(ids.map((id) => records.get(id)));
+      return found.filter((r): r is DeadLetter => r !== undefined && r.consumer === consumer && r.state === 'dead');
+    }
+    return records.list({ ...(selection as DeadLetterFilter), consumer, state: 'dead' });
+  };
+  return {
+    list: async (filter = {}) => (await store()).list({ ...filter, consumer }),
+    async show(id) {
+      const record = await (await store()).get(id);
+      return record?.consumer === consumer ? record : undefined;
+    },
+    async redrive(selection) {
+      const records = await select(selection);
+      const target = await store();
+      for (const record of records) {
+        await transport.redeliver(topic, consumer, [record.message]);
+        await target.update({ ...record, state: 'redriven', redrives: [...record.redrives, new Date(now())] });
+      }
+      return records.length;
+    },
+    async discard(selection) {
+      const records = await select(selection);
+      const target = await store();
+      for (const record of records) await target.update({ ...record, state: 'discarded' });
+      return records.length;
+    },
+  };
+}

@@ -1,0 +1,118 @@
+import { ValidationError } from '../errors/index.ts';
+import { checkOptions, describeValue, type OptionSpec } from '../options/check-options.ts';
+import { isNonRetryable, type RetryPolicy } from './consumer-ports.ts';
+import type { Message } from './message.ts';
+
+/** Where in the consumer a reported failure happened. */
+export type ConsumerErrorStage =
+  /** `start()` failed: the dead-letter store or the subscription's declaration. */
+  'start' | 'receive' | 'handler' | 'inbox' | 'dead-letter' | 'ack' | 'release' | 'extend' | 'prune' | 'policy';
+
+/** What `onError` is told with each failure. */
+export interface ConsumerErrorContext {
+  /** The consumer's name (its group). */
+  consumer: string;
+  stage: ConsumerErrorStage;
+  /** The message being worked on, when the failure concerns one. */
+  message?: Message;
+}
+
+const retryDelayKind = (value: unknown) => {
+  const ok = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  if (ok(value)) return undefined;
+  if (Array.isArray(value) && value.length > 0 && value.every(ok)) return undefined;
+  return `must be a number of ms >= 0 or a non-empty array of them, got ${describeValue(value)}`;
+};
+
+const retryPolicyKind = (value: unknown) => {
+  if (typeof value === 'function') return undefined;
+  if (Array.isArray(value)) {
+    return 'must be a function (error, attempt, message) => RetryDecision, got an array; for a schedule of delays use `retryDelay` (and `maxRetries`)';
+  }
+  return `must be a function (error, attempt, message) => RetryDecision, got ${describeValue(value)}`;
+};
+
+/** What `createConsumer` accepts, by name (unknown names and wrong kinds are a `ValidationError`). */
+export const consumerOptionSpec: OptionSpec = {
+  name: 'non-empty-string',
+  topic: 'non-empty-string',
+  transport: (value) =>
+    typeof value === 'object' && value !== null && typeof (value as { subscribe?: unknown }).subscribe === 'function'
+      ? undefined
+      : `must be a transport (with subscribe, publish, redeliver), got ${describeValue(value)}`,
+  handler: 'function',
+  retryPolicy: retryPolicyKind,
+  maxRetries: 'non-negative-integer',
+  retryDelay: retryDelayKind,
+  deadLetters: 'object',
+  inbox: 'object',
+  inboxRetentionMs: 'non-negative-number',
+  concurrency: 'positive-integer',
+  onDelayedRetry: { oneOf: ['wait', 'dead-letter'] },
+  visibilityTimeoutMs: 'non-negative-number',
+  pollMs: 'non-negative-number',
+  drainTimeoutMs: 'non-negative-number',
+  onError: 'function',
+  sleep: 'function',
+  now: 'function',
+};
+
+/** The shorthand's meaning, for one failed attempt. */
+export interface RetryShorthand {
+  /** Retries after the first failure before the message is dead-lettered. */
+  maxRetries?: number;
+  /** Ms before each retry: one number for all, or one per retry (the last one repeats). */
+  retryDelay?: number | readonly number[];
+}
+
+/**
+ * The policy `maxRetries` and `retryDelay` stand for: retry `n` (1-based)
+ * waits `retryDelay[n - 1]` (the last entry repeats; a number is every
+ * retry's delay); after `maxRetries` retries the message is dead-lettered.
+ * Defaults: `retryDelay` `[1000, 5000, 30000]`, `maxRetries` the schedule's
+ * length (3 for a single number). Errors that are not retryable go to the
+ * dead-letter queue at once. No jitter: the delays are exact.
+ *
+ * @example
+ * createConsumer({ ...options, maxRetries: 3, retryDelay: [1000, 5000, 30000] });
+ */
+export function retryPolicyFromShorthand(shorthand: RetryShorthand): RetryPolicy {
+  const delays =
+    typeof shorthand.retryDelay === 'number'
+      ? [shorthand.retryDelay]
+      : [...(shorthand.retryDelay ?? [1000, 5000, 30_000])];
+  const maxRetries = shorthand.maxRetries ?? (typeof shorthand.retryDelay === 'number' ? 3 : delays.length);
+  return (error, attempt) => {
+    if (isNonRetryable(error)) return { action: 'dead-letter', reason: 'not retryable' };
+    if (attempt > maxRetries) return { action: 'dead-letter', reason: `failed ${attempt} times` };
+    return { action: 'retry', delayMs: delays[Math.min(attempt, delays.length) - 1] as number };
+  };
+}
+
+/**
+ * Checks `createConsumer`'s options: one `ValidationError` naming every
+ * unknown option, wrong kind and conflict, before anything starts.
+ */
+export function checkConsumerOptions(options: unknown): void {
+  checkOptions(options, consumerOptionSpec, 'createConsumer', { required: ['name', 'topic', 'transport', 'handler'] });
+  const o = options as Record<string, unknown>;
+  const shorthand = ['maxRetries', 'retryDelay'].filter((key) => o[key] !== undefined);
+  if (o.retryPolicy !== undefined && shorthand.length > 0) {
+    throw new ValidationError({
+      path: `createConsumer.${shorthand[0]}`,
+      message: 'give either retryPolicy or the maxRetries/retryDelay shorthand, not both',
+    });
+  }
+}
+
+/** Why `decision` is not a `RetryDecision`, or `undefined` when it is one. */
+export function retryDecisionProblem(decision: unknown): string | undefined {
+  const d = decision as Partial<Record<string, unknown>> | null;
+  if (typeof d !== 'object' || d === null) return `the retry policy returned ${describeValue(decision)}`;
+  if (d.action === 'discard') return undefined;
+  if (d.action === 'dead-letter' && typeof d.reason === 'string') return undefined;
+  if (d.action === 'retry' && typeof d.delayMs === 'number' && Number.isFinite(d.delayMs) && d.delayMs >= 0) {
+    return undefined;
+  }
+  return `the retry policy returned ${JSON.stringify(decision)}, not a RetryDecision ({ action: 'retry', delayMs }, { action: 'dead-letter', reason } or { action: 'discard' })`;
+}

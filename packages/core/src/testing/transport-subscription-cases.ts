@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import type { Delivery, Subscription } from '../messaging/transport.ts';
+import { rejectsWithCode } from './conformance/context.ts';
+import type { TransportConformanceCase } from './transport-conformance.ts';
+
+// The subscription model: a group declared with `declareSubscription` gets
+// every later publish, whether or not a consumer runs; a publish that requires
+// a subscription and finds none writes nothing.
+
+const never = () => new AbortController().signal;
+const ids = (deliveries: readonly Delivery[]) => deliveries.map((d) => d.message.id);
+
+/** Receives for `waitMs` and returns whatever came (proves something does NOT arrive, so it must wait). */
+async function receiveFor(subscription: Subscription, waitMs: number): Promise<Delivery[]> {
+  const out: Delivery[] = [];
+  const deadline = Date.now() + waitMs;
+  for (let left = waitMs; left > 0; left = deadline - Date.now()) {
+    out.push(...(await subscription.receive(10, left, never())));
+  }
+  return out;
+}
+
+export const transportSubscriptionCases: readonly TransportConformanceCase[] = [
+  {
+    name: 'a publish requiring a subscription to a topic with none rejects with NoSubscriptionError and writes nothing',
+    async run(context) {
+      const topic = context.topic();
+      const group = context.group();
+      const refused = context.message();
+      const error = await rejectsWithCode<{ retryable: boolean; topic: string }>(
+        context.transport.publish(topic, [refused], { requireSubscription: true }),
+        'NO_SUBSCRIPTION',
+      );
+      assert.equal(error.retryable, true, 'a consumer may declare its subscription later: worth trying again');
+      assert.equal(error.topic, topic);
+      await context.transport.declareSubscription(topic, group);
+      const accepted = context.message();
+      await context.transport.publish(topic, [accepted], { requireSubscription: true });
+      const sub = context.transport.subscribe(topic, group);
+      const got = await context.receiveAtLeast(sub, 1);
+      got.push(...(await receiveFor(sub, 150)));
+      assert.deepEqual(ids(got), [accepted.id], 'the refused message was never written, not even for a later group');
+      await Promise.all(got.map((d) => d.ack()));
+    },
+  },
+  {
+    name: 'a declared group receives what was published before any consumer subscribed; an undeclared one does not',
+    async run(context) {
+      const topic = context.topic();
+      const [declared, alsoDeclared, late] = [context.group('d'), context.group('e'), context.group('l')];
+      await context.transport.declareSubscription(topic, declared);
+      await context.transport.declareSubscription(topic, alsoDeclared);
+      const messages = ['a', 'b', 'a'].map((key, i) => context.message({ key, data: { i } }));
+      await context.transport.publish(topic, messages);
+      await context.transport.publish(topic, [context.message({ key: 'c' })], { requireSubscription: true });
+      for (const group of [declared, alsoDeclared]) {
+        const sub = context.transport.subscribe(topic, group);
+        const got = await context.receiveAtLeast(sub, 4);
+        assert.deepEqual(ids(got).slice(0, 3).sort(), messages.map((m) => m.id).sort(), `${group} got every message`);
+        assert.deepEqual(
+          got.filter((d) => d.message.key === 'a').map((d) => d.message.id),
+          [messages[0]?.id, messages[2]?.id],
+          'in publish order per key',
+        );
+        await Promise.all(got.map((d) => d.ack()));
+        await sub.close();
+      }
+      const lateSub = context.transport.subscribe(topic, late);
+      assert.deepEqual(ids(await receiveFor(lateSub, 150)), [], 'a group declared later gets only later messages');
+    },
+  },
+  {
+    name: 'declareSubscription is idempotent: declared twice (and at once), the group gets each message once',
+    async run(context) {
+      const topic = context.topic();
+      const group = context.group();
+      await Promise.all([
+        context.transport.declareSubscription(topic, group),
+        context.transport.declareSubscription(topic, group),
+      ]);
+      await context.transport.declareSubscription(topic, group);
+      const message = context.message();
+      await context.transport.publish(topic, [message]);
+      const sub = context.transport.subscribe(topic, group);
+      const got = await context.receiveAtLeast(sub, 1);
+      got.push(...(await receiveFor(sub, 150)));
+      assert.deepEqual(ids(got), [message.id]);
+      await Promise.all(got.map((d) => d.ack()));
+    },
+  },
+  {
+    name: 'publish and declareSubscription refuse bad input with a ValidationError',
+    async run(context) {
+      const topic = context.topic();
+      await context.transport.declareSubscription(topic, context.group());
+      const message = context.message();
+      const publish = context.transport.publish as (t: string, m: unknown, o: unknown) => Promise<void>;
+      await rejectsWithCode(
+        publish.call(context.transport, topic, [message], { requireSubscriptions: true }),
+        'VALIDATION',
+      );
+      await rejectsWithCode(
+        publish.call(context.transport, topic, [message], { requireSubscription: 'yes' }),
+        'VALIDATION',
+      );
+      await rejectsWithCode(context.transport.declareSubscription('', context.group()), 'VALIDATION');
+      await rejectsWithCode(context.transport.declareSubscription(topic, ''), 'VALIDATION');
+      const sub = context.transport.subscribe(topic, context.group());
+      assert.deepEqual(ids(await receiveFor(sub, 100)), [], 'nothing was written');
+    },
+  },
+  {
+    name: 'after close, declareSubscription rejects',
+    async run(context) {
+      await context.transport.close();
+      await rejectsWithCode(context.transport.declareSubscription(context.topic(), context.group()), 'STORE_CLOSED');
+    },
+  },
+];
