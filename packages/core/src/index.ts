@@ -9,7 +9,10 @@ export {
   describeValue,
   type OptionKind,
   type OptionSpec,
+  type OptionSpecOf,
 } from './options/check-options.ts';
+export { checkSubscribeOptions, projectionRunnerSpec } from './options/core-options.ts';
+export { pickProjectionRunnerOptions } from './options/runner-options.ts';
 export * from './projections/index.ts';
 export { lazyAppendResult, storedAppendResult } from './store/append-result.ts';
 export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from './store/idempotency.ts';
@@ -20,6 +23,13 @@ export {
   normalizeReadAll,
   normalizeReadStream,
 } from './store/read-options.ts';
+export {
+  checkAppendOptions,
+  checkReadAllOptions,
+  checkReadStreamOptions,
+  checkStoreLimits,
+  normalizeDeleteStream,
+} from './store/store-options.ts';
 export type * from './store/types.ts';
 export {
   assertDeleteMode,

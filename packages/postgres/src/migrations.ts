@@ -2,6 +2,7 @@ import { StorageError, ValidationError } from '@factline/core';
 import pg from 'pg';
 import { checkOut } from './checkout.ts';
 import { toStorageError } from './pg-errors.ts';
+import { boundConnectionWaits, DEFAULT_CONNECTION_WAIT_MS } from './pool-ledger.ts';
 
 /** One step of a component's schema. `up` gets the quoted schema name and returns SQL. */
 export interface PostgresMigration {
@@ -110,8 +111,15 @@ export async function migratedPool(options: MigratedPoolOptions): Promise<{ pool
   const own = options.pool === undefined;
   const pool =
     options.pool ??
-    new pg.Pool({ connectionString: options.connectionString, max: options.poolSize, application_name: 'factline' });
+    new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize,
+      application_name: 'factline',
+      // Nothing waits for a connection forever: past this, a TimeoutError.
+      connectionTimeoutMillis: DEFAULT_CONNECTION_WAIT_MS,
+    });
   if (own) pool.on('error', () => undefined);
+  boundConnectionWaits(pool);
   try {
     await migratePostgres(pool, options.schema, options.component, options.migrations);
   } catch (error) {

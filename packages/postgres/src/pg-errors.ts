@@ -1,4 +1,4 @@
-import { isFactlineError, StorageError } from '@factline/core';
+import { isFactlineError, StorageError, TimeoutError } from '@factline/core';
 
 /**
  * SQLSTATE classes and codes after which the same call may succeed when made
@@ -24,6 +24,12 @@ export function isConnectionFailure(error: unknown): boolean {
 /** Factline errors pass through; driver errors become a `StorageError` (retryable when trying again may work). */
 export function toStorageError(error: unknown): unknown {
   if (isFactlineError(error)) return error;
+  // node-postgres's pool ran out of its connectionTimeoutMillis: every connection stayed busy.
+  if (error instanceof Error && /timeout exceeded when trying to connect/i.test(error.message)) {
+    return new TimeoutError(
+      'no connection of the pool came free within its connectionTimeoutMillis; give the pool more connections, or see what holds them',
+    );
+  }
   const code = (error as { code?: unknown })?.code;
   const message = error instanceof Error ? error.message : String(error);
   const retryable =

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { assertIntegerOption, ValidationError } from '@factline/core';
 import type { Database, Statement } from 'better-sqlite3';
 import { type Migration, migrate } from './migrations.ts';
+import { checkSqliteLeaseOptions } from './options.ts';
 import { toStorageError } from './store/sqlite-errors.ts';
 
 /**
@@ -94,6 +95,7 @@ export interface SqliteLease {
  * lease.release();
  */
 export function createSqliteLease(options: SqliteLeaseOptions): SqliteLease {
+  checkSqliteLeaseOptions(options);
   const database = options?.database;
   if (database === undefined || typeof database?.prepare !== 'function') {
     throw new ValidationError({ path: 'database', message: 'must be a better-sqlite3 Database' });

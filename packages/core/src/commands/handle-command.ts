@@ -1,4 +1,5 @@
 import { CommandRetriesExhaustedError, isConcurrencyError } from '../errors/index.ts';
+import { checkHandleCommandOptions } from '../options/core-options.ts';
 import type { Event, EventMetadata, EventStore, ExpectedVersion, RecordedEvent } from '../store/types.ts';
 import { type Decider, foldEvents } from './decider.ts';
 
@@ -84,8 +85,9 @@ export async function handleCommand<State, Command, E extends Event>(
   streamId: string,
   command: Command,
   decider: Decider<State, Command, E>,
-  options: HandleCommandOptions = {},
+  given?: HandleCommandOptions,
 ): Promise<HandleCommandResult<State>> {
+  const options = checkHandleCommandOptions(given) ?? {};
   const fixedVersion = options.expectedVersion;
   const maxAttempts = fixedVersion === undefined ? (options.maxAttempts ?? 10) : 1;
   const initial = options.initialBackoffMs ?? 2;

@@ -1,4 +1,5 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
+import { checkEventBusOptions } from '../options/core-options.ts';
 import { assertName } from '../store/validation.ts';
 import { type Consumer, type ConsumerOptions, createConsumer } from './consumer.ts';
 import { createMessage, type Message, type MessageInput } from './message.ts';
@@ -77,6 +78,7 @@ export interface EventBus {
  * correlation id and get its id as causation id.
  */
 export function createEventBus(options: EventBusOptions): EventBus {
+  checkEventBusOptions(options);
   if (!options?.transport) throw new ValidationError({ path: 'transport', message: 'is required' });
   const topic = options.topic ?? 'events';
   assertName(topic, 'topic');

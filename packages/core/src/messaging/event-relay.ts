@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors/index.ts';
+import { checkEventRelayOptions } from '../options/core-options.ts';
 import type { Projection } from '../projections/types.ts';
 import { messageFromEvent } from './message.ts';
 import type { Transport } from './transport.ts';
@@ -26,6 +27,7 @@ export interface EventRelayOptions {
  * adapter's projection runner (`startSqliteProjections`, `startPostgresProjections`).
  */
 export function defineEventRelay(options: EventRelayOptions): Projection<unknown> {
+  checkEventRelayOptions(options);
   if (!options?.transport || typeof options.topic !== 'string' || options.topic.length === 0) {
     throw new ValidationError({ path: 'relay', message: 'needs a transport and a topic' });
   }

@@ -1,4 +1,5 @@
 import { NoSubscriptionError, StoreClosedError } from '../errors/index.ts';
+import { checkInMemoryTransportOptions, checkSubscribeOptions } from '../options/core-options.ts';
 import { assertName } from '../store/validation.ts';
 import type { Message } from './message.ts';
 import { assertMessages } from './message-validation.ts';
@@ -37,7 +38,8 @@ export interface InMemoryTransportOptions {
  * bound to a topic, and keeps them while no consumer runs. Nothing survives
  * the process.
  */
-export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Transport {
+export function getInMemoryTransport(given?: InMemoryTransportOptions): Transport {
+  const options = checkInMemoryTransportOptions(given) ?? {};
   const now = options.now ?? Date.now;
   const topics = new Map<string, Map<string, Group>>();
   let closed = false;
@@ -115,7 +117,8 @@ export function getInMemoryTransport(options: InMemoryTransportOptions = {}): Tr
       if (group) enqueue(group, messages);
     },
 
-    subscribe(topic: string, groupName: string, subscribeOptions: SubscribeOptions = {}): Subscription {
+    subscribe(topic: string, groupName: string, given?: SubscribeOptions): Subscription {
+      const subscribeOptions = checkSubscribeOptions(given) ?? {};
       check('topic', topic);
       check('group', groupName);
       const visibility = subscribeOptions.visibilityTimeoutMs ?? 30_000;

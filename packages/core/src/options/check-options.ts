@@ -26,6 +26,12 @@ export type OptionKind =
 /** The options a factory or method takes, by name. */
 export type OptionSpec = Readonly<Record<string, OptionKind>>;
 
+/**
+ * A spec that names every option of `T`, no more, no less: a new option added
+ * to the interface but not to its spec fails to compile instead of being refused.
+ */
+export type OptionSpecOf<T> = { readonly [K in keyof T]-?: OptionKind };
+
 /** How a value reads in an error message: `'eight'`, `a Map`, `number NaN`, `null`. */
 export function describeValue(value: unknown): string {
   if (value === null) return 'null';

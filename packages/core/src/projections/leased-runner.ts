@@ -6,6 +6,7 @@ import {
   TimeoutError,
   ValidationError,
 } from '../errors/index.ts';
+import { checkRebuildOptions, checkWaitForOptions } from '../options/core-options.ts';
 import { assertIntegerOption, assertPosition } from '../store/validation.ts';
 
 import type { ProjectionRunner, RebuildOptions, WaitForOptions } from './runner.ts';
@@ -120,7 +121,8 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
       return [...leases.values()].map(view);
     }) as { (): LeasedProjectionStatus[]; (name: string): LeasedProjectionStatus },
 
-    async waitFor(name: string, position: number, waitOptions: WaitForOptions = {}) {
+    async waitFor(name: string, position: number, given?: WaitForOptions) {
+      const waitOptions = checkWaitForOptions(given) ?? {};
       const lease = leaseOf(name);
       assertPosition(position);
       const timeoutMs = assertIntegerOption(waitOptions?.timeoutMs, 'timeoutMs') ?? 5000;
@@ -155,6 +157,7 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
     },
 
     async rebuild(name: string, rebuildOptions?: RebuildOptions) {
+      checkRebuildOptions(rebuildOptions);
       const lease = leaseOf(name);
       if (!lease.held) {
         throw new ValidationError({

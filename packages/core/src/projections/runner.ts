@@ -1,4 +1,5 @@
 import { ProjectionFailedError, ProjectionSupersededError, TimeoutError, ValidationError } from '../errors/index.ts';
+import { checkProjectionRunnerOptions, checkRebuildOptions, checkWaitForOptions } from '../options/core-options.ts';
 import type { RecordedEvent } from '../store/types.ts';
 import { assertIntegerOption, assertPosition } from '../store/validation.ts';
 import { waitForSubscription } from './subscription-wait.ts';
@@ -148,8 +149,9 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 export function createProjectionRunner<Tx>(
   backend: ProjectionBackend<Tx>,
   projections: readonly Projection<Tx>[],
-  options: ProjectionRunnerOptions = {},
+  given?: ProjectionRunnerOptions,
 ): ProjectionRunner {
+  const options = checkProjectionRunnerOptions(given) ?? {};
   const batchSize = options.batchSize ?? 500;
   const maxBatchSize = Math.max(batchSize, options.maxBatchSize ?? batchSize * 10);
   const maxAttempts = options.maxAttempts ?? 5;
@@ -573,10 +575,11 @@ export function createProjectionRunner<Tx>(
       return [...workers.values()].map(view);
     }) as ProjectionRunner['status'],
 
-    waitFor(name: string, position: number, waitOptions: WaitForOptions = {}) {
+    waitFor(name: string, position: number, given?: WaitForOptions) {
       let w: Worker<Tx>;
       let timeoutMs: number;
       try {
+        const waitOptions = checkWaitForOptions(given) ?? {};
         w = worker(name);
         assertPosition(position);
         timeoutMs = assertIntegerOption(waitOptions?.timeoutMs, 'timeoutMs') ?? 5000;
@@ -604,7 +607,8 @@ export function createProjectionRunner<Tx>(
       });
     },
 
-    async rebuild(name: string, rebuildOptions: RebuildOptions = {}) {
+    async rebuild(name: string, given?: RebuildOptions) {
+      const rebuildOptions = checkRebuildOptions(given) ?? {};
       const w = worker(name);
       if (w.superseded) throw w.superseded;
       if (w.rebuild || rebuilding.has(name)) {

@@ -1,6 +1,8 @@
 import { StoreClosedError, StreamDeletedError, StreamNotFoundError } from '../errors/index.ts';
+import { checkInMemoryEventStoreOptions } from '../options/core-options.ts';
 import { matchRetriedAppend, type StoredEvent, toRecordedEvent } from './idempotency.ts';
 import { normalizeReadAll, normalizeReadStream } from './read-options.ts';
+import { normalizeDeleteStream } from './store-options.ts';
 import type {
   AppendOptions,
   AppendResult,
@@ -14,8 +16,6 @@ import type {
   StreamInfo,
 } from './types.ts';
 import {
-  assertDeleteMode,
-  assertExpectedVersion,
   assertIntegerOption,
   assertStreamId,
   checkExpectedVersion,
@@ -48,7 +48,8 @@ interface StreamState {
  * await store.append('order-1', [{ type: 'OrderPlaced', data: { total: 30 } }], { expectedVersion: 'no-stream' });
  * const { events } = await store.readStream('order-1');
  */
-export function getInMemoryEventStore(options: InMemoryEventStoreOptions = {}): EventStore {
+export function getInMemoryEventStore(given?: InMemoryEventStoreOptions): EventStore {
+  const options = checkInMemoryEventStoreOptions(given) ?? {};
   const limits: StoreLimits = { ...defaultStoreLimits, ...options.limits };
   const now = options.now ?? Date.now;
   const log: StoredEvent[] = []; // sorted by position
@@ -89,9 +90,9 @@ export function getInMemoryEventStore(options: InMemoryEventStoreOptions = {}): 
   };
 
   return {
-    async append(streamId: string, events: readonly EventToAppend[], appendOptions: AppendOptions = {}) {
+    async append(streamId: string, events: readonly EventToAppend[], appendOptions?: AppendOptions) {
       open();
-      const append = prepareAppend(streamId, events, appendOptions.expectedVersion, limits);
+      const append = prepareAppend(streamId, events, appendOptions, limits);
       const stream = liveStream(append.streamId);
       const retried = matchRetriedAppend(
         append,
@@ -180,11 +181,10 @@ export function getInMemoryEventStore(options: InMemoryEventStoreOptions = {}): 
       };
     },
 
-    async deleteStream(streamId: string, deleteOptions: DeleteStreamOptions = {}) {
+    async deleteStream(streamId: string, deleteOptions?: DeleteStreamOptions) {
       open();
       assertStreamId(streamId, limits);
-      const expected = assertExpectedVersion(deleteOptions.expectedVersion);
-      const mode = assertDeleteMode(deleteOptions.mode);
+      const { expected, mode } = normalizeDeleteStream(deleteOptions);
       const stream = liveStream(streamId);
       if (!stream) throw new StreamNotFoundError(streamId);
       checkExpectedVersion(streamId, expected, stream.version);

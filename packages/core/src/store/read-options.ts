@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors/index.ts';
+import { checkReadAllOptions, checkReadStreamOptions } from './store-options.ts';
 import type { ReadAllOptions, ReadDirection, ReadStreamOptions } from './types.ts';
 import { assertIntegerOption, assertNameList } from './validation.ts';
 
@@ -10,7 +11,8 @@ export interface NormalizedReadStream {
 }
 
 /** Checks and fills in `readStream` options; every adapter reads with the same rules. */
-export function normalizeReadStream(options: ReadStreamOptions = {}): NormalizedReadStream {
+export function normalizeReadStream(given?: ReadStreamOptions): NormalizedReadStream {
+  const options = checkReadStreamOptions(given) ?? {};
   const from = assertIntegerOption(options.from, 'from') ?? 1;
   const to = assertIntegerOption(options.to, 'to') ?? Number.MAX_SAFE_INTEGER;
   const limit = assertIntegerOption(options.limit, 'limit') ?? Number.MAX_SAFE_INTEGER;
@@ -31,7 +33,8 @@ export interface NormalizedReadAll {
 }
 
 /** Checks and fills in `readAll` options. */
-export function normalizeReadAll(options: ReadAllOptions = {}): NormalizedReadAll {
+export function normalizeReadAll(given?: ReadAllOptions): NormalizedReadAll {
+  const options = checkReadAllOptions(given) ?? {};
   const from = assertIntegerOption(options.from, 'from');
   const after = assertIntegerOption(options.after, 'after');
   if (from !== undefined && after !== undefined) {

@@ -2,6 +2,7 @@ import { ConcurrencyError, ValidationError, type ValidationIssue } from '../erro
 import { uuidv7 } from '../ids/uuid-v7.ts';
 import { currentMessageContext } from '../messaging/context.ts';
 import { describeValue as describe } from '../options/check-options.ts';
+import { checkAppendOptions } from './store-options.ts';
 import type { DeleteMode, EventToAppend, ExpectedVersion } from './types.ts';
 
 /** Limits every store enforces before writing. */
@@ -133,21 +134,20 @@ export function checkExpectedVersion(streamId: string, expected: ExpectedVersion
   if (!ok) throw new ConcurrencyError(streamId, expected, actual);
 }
 
-/** Validates and serializes an append. Throws `ValidationError` listing every problem found. */
+/**
+ * Validates and serializes an append: the stream id, the events and the
+ * append's options (as the caller gave them). Throws `ValidationError` listing
+ * every problem found.
+ */
 export function prepareAppend(
   streamId: unknown,
   events: unknown,
-  expectedVersion: unknown,
+  options: unknown,
   limits: StoreLimits = defaultStoreLimits,
 ): PreparedAppend {
   const issues: ValidationIssue[] = [];
   checkName(streamId, 'streamId', limits.maxStreamIdLength, issues);
-  let expected: ExpectedVersion = 'any';
-  try {
-    expected = assertExpectedVersion(expectedVersion);
-  } catch (error) {
-    issues.push(...(error as ValidationError).issues);
-  }
+  const expected = checkAppendOptions(options, issues);
   const prepared: PreparedEvent[] = [];
   if (!Array.isArray(events)) {
     issues.push({ path: 'events', message: `must be an array, got ${describe(events)}` });

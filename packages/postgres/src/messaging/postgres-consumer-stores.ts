@@ -10,8 +10,9 @@ import {
   StoreClosedError,
 } from '@factline/core';
 import type pg from 'pg';
-import { checkOut } from '../checkout.ts';
+import { checkOutHeld } from '../checkout.ts';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import { checkPostgresDeadLetterStoreOptions, checkPostgresInboxOptions } from '../options.ts';
 import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { withClientHandle } from '../transaction-handle.ts';
@@ -164,6 +165,7 @@ async function open(options: PostgresConsumerStoreOptions, what: 'inbox' | 'dead
  * });
  */
 export async function getPostgresInbox(options: PostgresInboxOptions): Promise<PostgresInbox> {
+  checkPostgresInboxOptions(options);
   const groupCommit = options?.groupCommit ?? false;
   const maxGroup = assertIntegerOption(options?.maxGroup, 'maxGroup', 1) ?? 64;
   const maxGroups = assertIntegerOption(options?.maxGroups, 'maxGroups', 1) ?? 2;
@@ -199,7 +201,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
 
   /** One transaction per message. */
   const applyAlone = async (member: Member): Promise<boolean> => {
-    const client = await checkOut(pool);
+    const client = await checkOutHeld(pool, `the inbox of consumer '${member.consumer}'`);
     let broken: unknown;
     let inHandler = false;
     try {
@@ -299,7 +301,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
   const runGroups = async (first: Member[]) => {
     let client: pg.PoolClient;
     try {
-      client = await checkOut(pool);
+      client = await checkOutHeld(pool, 'a group of the inbox');
     } catch (failure) {
       for (const member of first) member.reject(failure);
       return;
@@ -445,6 +447,7 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
 export async function getPostgresDeadLetterStore(
   options: PostgresConsumerStoreOptions,
 ): Promise<PostgresDeadLetterStore> {
+  checkPostgresDeadLetterStoreOptions(options);
   const base = await open(options, 'dead-letter store');
   const { pool, s } = base;
   const revive = (rows: { record: string }[]) => rows.map((row) => deadLetterFromJson(row.record));

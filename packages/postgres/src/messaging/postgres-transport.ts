@@ -3,6 +3,7 @@ import {
   assertIntegerOption,
   assertMessages,
   assertName,
+  checkSubscribeOptions,
   checkTransportPublishOptions,
   type DeadLetterStore,
   type Delivery,
@@ -19,6 +20,7 @@ import {
 import type pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import { checkPostgresTransportOptions } from '../options.ts';
 import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
@@ -183,6 +185,7 @@ const checkName = (name: string, value: unknown) => assertName(value, name);
  * await consumer.start();
  */
 export async function getPostgresTransport(options: PostgresTransportOptions): Promise<PostgresTransport> {
+  checkPostgresTransportOptions(options);
   const schemaName = options?.schema ?? 'factline';
   const s = quoteSchema(schemaName);
   const poolSize = assertIntegerOption(options?.poolSize, 'poolSize', 1) ?? 10;
@@ -401,7 +404,8 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
       return insert(topic, group, messages);
     },
 
-    subscribe(topic: string, group: string, subscribeOptions: SubscribeOptions = {}): Subscription {
+    subscribe(topic: string, group: string, given?: SubscribeOptions): Subscription {
+      const subscribeOptions = checkSubscribeOptions(given) ?? {};
       checkName('topic', topic);
       checkName('group', group);
       if (closed) throw new StoreClosedError('transport');

@@ -15,7 +15,9 @@ import {
 } from '@factline/core';
 import pg from 'pg';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import { checkPostgresOutboxOptions, checkPostgresOutboxRelayOptions } from '../options.ts';
 import { missingTablesError, toStorageError } from '../pg-errors.ts';
+import { assertInTransaction } from './transaction-guard.ts';
 
 export const outboxMigrations: readonly PostgresMigration[] = [
   {
@@ -59,7 +61,8 @@ export interface PostgresOutbox {
   /**
    * Writes `messages` to the outbox through `client`, in one statement, as
    * part of the caller's open transaction: they are published only if it
-   * commits. (Outside a transaction the insert commits at once, on its own.)
+   * commits. A pool, or a client outside a transaction, is a
+   * `ValidationError` (the messages would commit apart from the caller's rows).
    * Inputs without an id get one (UUIDv7). Returns the messages as they will
    * be published.
    */
@@ -137,6 +140,7 @@ export function outboxLeaseKey(schema: string): string {
  * await client.query('COMMIT');
  */
 export async function getPostgresOutbox(options: PostgresOutboxOptions): Promise<PostgresOutbox> {
+  checkPostgresOutboxOptions(options);
   const schema = options?.schema ?? 'factline';
   const s = quoteSchema(schema);
   const poolSize = assertIntegerOption(options?.poolSize, 'poolSize', 1) ?? 4;
@@ -161,6 +165,7 @@ export async function getPostgresOutbox(options: PostgresOutboxOptions): Promise
       }
       assertName(topic, 'topic');
       const built = prepareMessages(messages, now);
+      await assertInTransaction(client);
       if (built.length === 0) return built;
       // One statement: the rows in the given order (seq follows it), and a
       // notification PostgreSQL delivers only if the transaction commits.
@@ -249,6 +254,7 @@ export async function startPostgresOutboxRelay(
   transport: Transport,
   options: PostgresOutboxRelayOptions = {},
 ): Promise<PostgresOutboxRelay> {
+  checkPostgresOutboxRelayOptions(options);
   if (!outbox?.pool || typeof transport?.publish !== 'function') {
     throw new ValidationError({ path: 'relay', message: 'needs an outbox and a transport' });
   }

@@ -14,13 +14,19 @@ import {
   type ProjectionRunnerOptions,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
+  pickProjectionRunnerOptions,
   projectionVersionKey,
   type RecordedEvent,
 } from '@factline/core';
 import pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
-import { checkOut } from '../checkout.ts';
+import { checkOutHeld } from '../checkout.ts';
 import { migratePostgres, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import {
+  checkPostgresProjectionBackendOptions,
+  checkPostgresProjectionsOptions,
+  pickBackendOptions,
+} from '../options.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import type { PostgresEventStore } from '../store/postgres-event-store.ts';
@@ -191,6 +197,7 @@ export function getPostgresProjectionBackend(
   store: PostgresEventStore,
   options: PostgresProjectionBackendOptions = {},
 ): PostgresProjectionBackend {
+  checkPostgresProjectionBackendOptions(options);
   const s = quoteSchema(store.schema);
   const pool = store.pool;
   const statement = (name: string) => statementName(store.schema, `projection-${name}`);
@@ -228,7 +235,7 @@ export function getPostgresProjectionBackend(
    */
   const inTransaction = async (body: (client: pg.PoolClient) => Promise<boolean>): Promise<boolean> => {
     await ready();
-    const client = await checkOut(pool);
+    const client = await checkOutHeld(pool, 'a projection batch');
     let broken = false;
     try {
       await client.query('BEGIN');
@@ -522,6 +529,7 @@ export async function startPostgresProjections(
   projections: readonly Projection<pg.PoolClient>[],
   options: PostgresProjectionsOptions = {},
 ): Promise<PostgresProjectionRunner> {
+  checkPostgresProjectionsOptions(options);
   const runner = createPostgresProjections(store, projections, options);
   await runner.start();
   return runner;
@@ -533,10 +541,10 @@ function createPostgresProjections(
   options: PostgresProjectionsOptions,
 ): PostgresProjectionRunner {
   const leaseCheckMs = assertIntegerOption(options.leaseCheckMs, 'leaseCheckMs', 1) ?? 1000;
-  const backend = getPostgresProjectionBackend(store, options);
+  const backend = getPostgresProjectionBackend(store, pickBackendOptions(options));
   // Checks the definitions together (names, duplicates) the way the runner does; never started, it
   // answers `parked` and `liveVersion`.
-  const all = createProjectionRunner(backend, projections, options);
+  const all = createProjectionRunner(backend, projections, pickProjectionRunnerOptions(options));
 
   const leases = new Map<string, Lease>();
   for (const projection of projections) {
@@ -547,7 +555,7 @@ function createPostgresProjections(
       checkpointName: projectionVersionKey(projection.name, version),
       key: projectionLeaseKey(store.schema, projection.name, version),
       runner: createProjectionRunner(backend, [projection], {
-        ...options,
+        ...pickProjectionRunnerOptions(options),
         onError: (name, error, position) => {
           lease.lastError = error;
           options.onError?.(name, error, position);

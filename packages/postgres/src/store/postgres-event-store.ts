@@ -1,8 +1,6 @@
 import {
   type AppendOptions,
   type AppendResult,
-  assertDeleteMode,
-  assertExpectedVersion,
   assertIntegerOption,
   assertStreamId,
   checkExpectedVersion,
@@ -15,6 +13,7 @@ import {
   isFactlineError,
   lazyAppendResult,
   matchRetriedAppend,
+  normalizeDeleteStream,
   normalizeReadAll,
   normalizeReadStream,
   type PreparedAppend,
@@ -38,7 +37,9 @@ import {
 import pg from 'pg';
 import { checkOut } from '../checkout.ts';
 import { migratePostgres, quoteSchema } from '../migrations.ts';
+import { checkPostgresEventStoreOptions } from '../options.ts';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
+import { boundConnectionWaits, DEFAULT_CONNECTION_WAIT_MS, ledgerOf, poolMax } from '../pool-ledger.ts';
 import { statementName } from '../statement-name.ts';
 import { parseTimestamptz } from '../timestamps.ts';
 import { withClientHandle } from '../transaction-handle.ts';
@@ -249,6 +250,7 @@ function expectedCode(expected: ExpectedVersion): number {
  * await store.close();
  */
 export async function getPostgresEventStore(options: PostgresEventStoreOptions): Promise<PostgresEventStore> {
+  checkPostgresEventStoreOptions(options);
   if (options?.pool === undefined && typeof options?.connectionString !== 'string') {
     throw new ValidationError({ path: 'connectionString', message: 'give a connection string or a pg Pool' });
   }
@@ -265,10 +267,17 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   const ownPool = options.pool === undefined;
   const pool =
     options.pool ??
-    new pg.Pool({ connectionString: options.connectionString, max: poolSize, application_name: 'factline' });
+    new pg.Pool({
+      connectionString: options.connectionString,
+      max: poolSize,
+      application_name: 'factline',
+      // Nothing waits for a connection forever: past this, a TimeoutError.
+      connectionTimeoutMillis: DEFAULT_CONNECTION_WAIT_MS,
+    });
   // An idle connection the server closed (restart, pg_terminate_backend) is dropped
   // from the pool and replaced on next use; without a listener it would crash the process.
   if (ownPool) pool.on('error', () => undefined);
+  boundConnectionWaits(pool);
   try {
     await migratePostgres(pool, schemaName, 'event-store', eventStoreMigrations);
     for (const projection of options.inlineProjections ?? []) {
@@ -308,8 +317,8 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
     }
   };
 
-  // Leave at least one connection of the pool to reads (a pool of 1 holds none for writes).
-  const writers = new WriterConnections(pool, Math.min(WRITE_SLOTS, Math.max(0, (pool.options.max ?? 10) - 1)));
+  // The pool's ledger leaves at least one connection to reads (a pool of 1 holds none for writes).
+  const writers = new WriterConnections(pool, Math.min(WRITE_SLOTS, poolMax(pool) - 1), ledgerOf(pool));
   /** `name` is the statement's full name (from `statementName`). */
   const write = async <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]): Promise<R[]> => {
     try {
@@ -833,10 +842,10 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
 
     // Not async: the batcher's promise is handed back as it is (no extra hops);
     // invalid input still rejects rather than throws.
-    append(streamId: string, events: readonly EventToAppend[], appendOptions: AppendOptions = {}) {
+    append(streamId: string, events: readonly EventToAppend[], appendOptions?: AppendOptions) {
       try {
         open();
-        return batcher.enqueue(prepareAppend(streamId, events, appendOptions.expectedVersion, limits));
+        return batcher.enqueue(prepareAppend(streamId, events, appendOptions, limits));
       } catch (error) {
         return Promise.reject(error);
       }
@@ -944,11 +953,10 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       };
     },
 
-    async deleteStream(streamId: string, deleteOptions: DeleteStreamOptions = {}) {
+    async deleteStream(streamId: string, deleteOptions?: DeleteStreamOptions) {
       open();
       assertStreamId(streamId, limits);
-      const expected = assertExpectedVersion(deleteOptions.expectedVersion);
-      const mode = assertDeleteMode(deleteOptions.mode);
+      const { expected, mode } = normalizeDeleteStream(deleteOptions);
       await underAppendLock(async (client) => {
         const stream = await streamState(streamId, client);
         if (stream.tombstoned) throw new StreamDeletedError(streamId);

@@ -1,5 +1,7 @@
 import type pg from 'pg';
+import { connectBounded } from '../checkout.ts';
 import { isConnectionFailure } from '../pg-errors.ts';
+import type { PoolLedger, YieldingHolder } from '../pool-ledger.ts';
 import {
   hasPrepared,
   type PipelinedStatement,
@@ -10,35 +12,46 @@ import {
 
 /**
  * The connections appends are written on, kept checked out of the pool while
- * the store is open (at most one per batch in flight, and always leaving one
- * connection of the pool for reads): the write path skips the pool's checkout
- * and release on every append. A connection that fails
+ * the store is open and nobody else needs them (at most one per batch in
+ * flight, each a slot of the pool's ledger, so the pool's last connection
+ * stays free for reads; given back as soon as another component of the
+ * process waits for a slot): the write path skips the pool's checkout and
+ * release on every append. A connection that fails
  * (server restart, `pg_terminate_backend`) is destroyed and replaced by a
  * fresh one from the pool on the next write.
  */
-export class WriterConnections {
+export class WriterConnections implements YieldingHolder {
   private readonly idle: pg.PoolClient[] = [];
   private readonly held = new Set<pg.PoolClient>();
+  private readonly unregister: () => void;
 
-  /** Holds at most `limit` connections; past it (or with a limit of 0) a write borrows one for its query. */
+  /**
+   * Holds at most `limit` connections, each while the ledger has a free slot;
+   * past that a write borrows a connection for its query.
+   */
   constructor(
     private readonly pool: pg.Pool,
     private readonly limit: number,
-  ) {}
+    private readonly ledger: PoolLedger,
+  ) {
+    this.unregister = ledger.addYielding(this);
+  }
+
+  /** Gives the idle connections back now; busy ones go back when their write ends. */
+  yieldConnections(): void {
+    for (const client of this.idle.splice(0)) this.drop(client);
+  }
 
   async query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<R[]> {
-    let client = this.idle.pop();
-    if (!client) {
-      if (this.held.size >= this.limit) return (await this.pool.query<R>(config)).rows;
-      client = await this.connect();
-    }
+    const client = this.idle.pop() ?? (await this.connect());
+    if (!client) return (await this.pool.query<R>(config)).rows;
     try {
       const result = await client.query<R>(config);
-      this.idle.push(client);
+      this.putBack(client);
       return result.rows;
     } catch (error) {
       if (isConnectionFailure(error)) this.discard(client, error);
-      else this.idle.push(client);
+      else this.putBack(client);
       throw error;
     }
   }
@@ -54,11 +67,8 @@ export class WriterConnections {
     texts: readonly StatementToPrepare[],
     statements: readonly PipelinedStatement[],
   ): Promise<(string | null)[][][] | undefined> {
-    let client = this.idle.pop();
-    if (!client) {
-      if (this.held.size >= this.limit) return undefined;
-      client = await this.connect();
-    }
+    const client = this.idle.pop() ?? (await this.connect());
+    if (!client) return undefined;
     try {
       if (!hasPrepared(client, texts)) {
         try {
@@ -70,25 +80,33 @@ export class WriterConnections {
         }
       }
       const rows = await runPipeline(client, statements);
-      this.idle.push(client);
+      this.putBack(client);
       return rows;
     } catch (error) {
       if (!this.held.has(client)) throw error;
       if (isConnectionFailure(error)) this.discard(client, error);
-      else this.idle.push(client);
+      else this.putBack(client);
       throw error;
     }
   }
 
-  /** Gives every connection back to the pool. */
+  /** Gives every connection back to the pool, and stops holding any. */
   releaseAll(): void {
-    for (const client of this.held) client.release();
-    this.held.clear();
+    this.unregister();
+    for (const client of [...this.held]) this.drop(client);
     this.idle.length = 0;
   }
 
-  private async connect(): Promise<pg.PoolClient> {
-    const client = await this.pool.connect();
+  /** A new held connection, or undefined when the limit or the ledger says no. */
+  private async connect(): Promise<pg.PoolClient | undefined> {
+    if (this.held.size >= this.limit || !this.ledger.tryAcquire()) return undefined;
+    let client: pg.PoolClient;
+    try {
+      client = await connectBounded(this.pool);
+    } catch (error) {
+      this.ledger.release();
+      throw error;
+    }
     // A held connection the server closes while idle reports here; without a
     // listener the error would crash the process.
     client.on('error', (error) => this.discard(client, error));
@@ -96,10 +114,22 @@ export class WriterConnections {
     return client;
   }
 
-  private discard(client: pg.PoolClient, error: unknown): void {
+  /** Keeps a connection after its write, unless another component waits for a slot. */
+  private putBack(client: pg.PoolClient): void {
+    if (!this.held.has(client)) return;
+    if (this.ledger.wanted()) this.drop(client);
+    else this.idle.push(client);
+  }
+
+  private drop(client: pg.PoolClient, error?: unknown): void {
     if (!this.held.delete(client)) return;
     const at = this.idle.indexOf(client);
     if (at !== -1) this.idle.splice(at, 1);
-    client.release(error instanceof Error ? error : true);
+    client.release(error === undefined ? undefined : error instanceof Error ? error : true);
+    this.ledger.release();
+  }
+
+  private discard(client: pg.PoolClient, error: unknown): void {
+    this.drop(client, error ?? true);
   }
 }

@@ -12,6 +12,7 @@ import {
 } from '@factline/core';
 import type { Database } from 'better-sqlite3';
 import { type Migration, migrate } from '../migrations.ts';
+import { checkSqliteDeadLetterStoreOptions, checkSqliteInboxOptions } from '../options.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { withTransactionHandle } from '../transaction-handle.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
@@ -128,6 +129,7 @@ type Outcome = { applied: boolean } | { error: unknown; fromHandler: boolean };
  * });
  */
 export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
+  checkSqliteInboxOptions(options);
   const db = open(options);
   const groupCommit = options.groupCommit ?? true;
   const maxGroup = assertIntegerOption(options.maxGroup, 'maxGroup', 1) ?? 256;
@@ -247,6 +249,7 @@ interface DeadLetterRow {
  * dead letter for the same consumer and message is a no-op.
  */
 export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): DeadLetterStore {
+  checkSqliteDeadLetterStoreOptions(options);
   const db = open(options);
   const guardDeadLetters = <T>(work: () => T): T => guard(db, work, 'dead-letter store');
   const insert = db.prepare(

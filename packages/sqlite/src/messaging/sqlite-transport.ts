@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   assertMessages,
   assertName,
+  checkSubscribeOptions,
   checkTransportPublishOptions,
   type DeadLetterStore,
   type Delivery,
@@ -17,6 +18,7 @@ import {
 } from '@factline/core';
 import type { Database } from 'better-sqlite3';
 import { type Migration, migrate } from '../migrations.ts';
+import { checkSqliteTransportOptions, connectionOptions } from '../options.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { openSqliteDatabase } from '../store/sqlite-event-store.ts';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
@@ -142,13 +144,14 @@ const check = (name: string, value: unknown) => assertName(value, name);
  * await transport.publish('orders', [createMessage({ type: 'OrderPlaced', data: {} })]);
  */
 export function getSqliteTransport(options: SqliteTransportOptions): SqliteTransport {
+  checkSqliteTransportOptions(options);
   if (options?.database === undefined && typeof options?.path !== 'string') {
     throw new ValidationError({ path: 'path', message: 'give a database connection or a file path' });
   }
   const now = options.now ?? Date.now;
   const pollInterval = Math.max(1, options.pollIntervalMs ?? 100);
   const owned = options.database === undefined;
-  const db = options.database ?? openSqliteDatabase(options.path as string, options);
+  const db = options.database ?? openSqliteDatabase(options.path as string, connectionOptions(options));
   try {
     migrate(db, 'transport', transportMigrations);
   } catch (error) {
@@ -328,7 +331,8 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
       run(() => statements.addGroup.run(topic, group, now()));
     },
 
-    subscribe(topic: string, group: string, subscribeOptions: SubscribeOptions = {}): Subscription {
+    subscribe(topic: string, group: string, given?: SubscribeOptions): Subscription {
+      const subscribeOptions = checkSubscribeOptions(given) ?? {};
       if (closed) throw new StoreClosedError('transport');
       check('topic', topic);
       check('group', group);

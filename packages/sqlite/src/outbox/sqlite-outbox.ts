@@ -16,6 +16,7 @@ import {
 import type { Database, Statement } from 'better-sqlite3';
 import { createSqliteLease, leaseTimings } from '../lease.ts';
 import { type Migration, migrate } from '../migrations.ts';
+import { checkSqliteOutboxOptions, checkSqliteOutboxRelayOptions } from '../options.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { connectionOf } from '../transaction-handle.ts';
 
@@ -145,6 +146,7 @@ const revive = messageFromJson;
  * const relay = startSqliteOutboxRelay(outbox, transport);
  */
 export function getSqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
+  checkSqliteOutboxOptions(options);
   const database = options?.database;
   if (database === undefined || typeof database?.prepare !== 'function') {
     throw new ValidationError({ path: 'database', message: 'must be a better-sqlite3 Database' });
@@ -234,6 +236,7 @@ export function startSqliteOutboxRelay(
   transport: Transport,
   options: SqliteOutboxRelayOptions = {},
 ): SqliteOutboxRelay {
+  checkSqliteOutboxRelayOptions(options);
   if (!outbox?.database || typeof transport?.publish !== 'function') {
     throw new ValidationError({ path: 'relay', message: 'needs an outbox and a transport' });
   }

@@ -14,6 +14,7 @@ import {
   type ProjectionStatus,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
+  pickProjectionRunnerOptions,
   projectionVersionKey,
   type RecordedEvent,
   StorageError,
@@ -21,6 +22,7 @@ import {
 import type { Database, Statement } from 'better-sqlite3';
 import { createSqliteLease, leaseTimings, type SqliteLease } from '../lease.ts';
 import { migrate } from '../migrations.ts';
+import { checkSqliteProjectionsOptions } from '../options.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { type SqliteEventStore, synchronously } from '../store/sqlite-event-store.ts';
 import { connectionOf, withTransactionHandle } from '../transaction-handle.ts';
@@ -337,13 +339,16 @@ export async function startSqliteProjections(
   projections: readonly Projection<Database>[],
   given: SqliteProjectionsOptions = {},
 ): Promise<SqliteProjectionRunner> {
+  checkSqliteProjectionsOptions(given);
   // On SQLite a read and a commit never overlap (better-sqlite3 is synchronous), so batches
   // that grow while catching up buy nothing: the catch-up benchmark measured 0.42–0.50× of
   // readAll with them, 0.64× without. They stay at `batchSize` unless `maxBatchSize` is given.
   const options = { ...given, maxBatchSize: given.maxBatchSize ?? given.batchSize ?? 500 };
   const runner =
     options.lease === false
-      ? unleased(createProjectionRunner(getSqliteProjectionBackend(store), projections, options))
+      ? unleased(
+          createProjectionRunner(getSqliteProjectionBackend(store), projections, pickProjectionRunnerOptions(options)),
+        )
       : createSqliteProjections(store, projections, options);
   await runner.start();
   return runner;
@@ -384,7 +389,7 @@ function createSqliteProjections(
   const backend = getSqliteProjectionBackend(store);
   // Checks the definitions together (names, duplicates) the way the runner does; never started, it
   // answers `parked` and `liveVersion`.
-  const all = createProjectionRunner(backend, projections, options);
+  const all = createProjectionRunner(backend, projections, pickProjectionRunnerOptions(options));
   const holder = randomUUID();
 
   const changed = (lease: Lease, state: 'held' | 'standby') => {
@@ -476,7 +481,7 @@ function createSqliteProjections(
       onLost: new Set(),
     };
     lease.runner = createProjectionRunner(leaseBackend(lease), [projection], {
-      ...options,
+      ...pickProjectionRunnerOptions(options),
       onError: (name, error, position) => {
         lease.lastError = error;
         options.onError?.(name, error, position);

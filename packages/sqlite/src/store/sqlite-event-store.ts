@@ -1,8 +1,6 @@
 import {
   type AppendOptions,
   type AppendResult,
-  assertDeleteMode,
-  assertExpectedVersion,
   assertIntegerOption,
   assertStreamId,
   checkExpectedVersion,
@@ -13,6 +11,7 @@ import {
   isFactlineError,
   lazyAppendResult,
   matchRetriedAppend,
+  normalizeDeleteStream,
   normalizeReadAll,
   normalizeReadStream,
   type PreparedAppend,
@@ -35,6 +34,7 @@ import {
 } from '@factline/core';
 import type { Database, Statement } from 'better-sqlite3';
 import { migrate } from '../migrations.ts';
+import { checkOpenDatabaseOptions, checkSqliteEventStoreOptions, connectionOptions } from '../options.ts';
 import { withTransactionHandle } from '../transaction-handle.ts';
 import { openFile } from './open-file.ts';
 import { eventStoreMigrations } from './schema.ts';
@@ -99,6 +99,7 @@ export function openSqliteDatabase(
   path: string,
   options: Pick<SqliteEventStoreOptions, 'synchronous' | 'busyTimeoutMs'> = {},
 ): Database {
+  checkOpenDatabaseOptions(options);
   const db = openFile(path);
   try {
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
@@ -123,6 +124,7 @@ export function openSqliteDatabase(
  * await store.close();
  */
 export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEventStore {
+  checkSqliteEventStoreOptions(options);
   if (typeof options?.path !== 'string') {
     throw new ValidationError({ path: 'path', message: "must be a file path or ':memory:'" });
   }
@@ -131,7 +133,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
   }
   const limits: StoreLimits = { ...defaultStoreLimits, ...options.limits };
   const now = options.now ?? Date.now;
-  const db = openSqliteDatabase(options.path, options);
+  const db = openSqliteDatabase(options.path, connectionOptions(options));
   try {
     migrate(db, 'event-store', eventStoreMigrations);
   } catch (error) {
@@ -348,9 +350,9 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
   const store: SqliteEventStore = {
     database: db,
 
-    async append(streamId: string, events: readonly EventToAppend[], appendOptions: AppendOptions = {}) {
+    async append(streamId: string, events: readonly EventToAppend[], appendOptions?: AppendOptions) {
       open();
-      const append = prepareAppend(streamId, events, appendOptions.expectedVersion, limits);
+      const append = prepareAppend(streamId, events, appendOptions, limits);
       return writes.enqueue(appendJob(append));
     },
 
@@ -407,11 +409,10 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
       });
     },
 
-    async deleteStream(streamId: string, deleteOptions: DeleteStreamOptions = {}) {
+    async deleteStream(streamId: string, deleteOptions?: DeleteStreamOptions) {
       open();
       assertStreamId(streamId, limits);
-      const expected = assertExpectedVersion(deleteOptions.expectedVersion);
-      const mode = assertDeleteMode(deleteOptions.mode);
+      const { expected, mode } = normalizeDeleteStream(deleteOptions);
       await writes.enqueue(() => {
         const stream = liveStream(streamId);
         if (stream.version === 0) throw new StreamNotFoundError(streamId);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ValidationError } from '../../errors/index.ts';
 import { assertUnchanged, type ConformanceCase, event, rejectsWithCode } from './context.ts';
+import { optionCases } from './options.ts';
 
 function cyclic(): unknown {
   const node: { self?: unknown } = {};
@@ -200,4 +201,5 @@ export const validationCases: ConformanceCase[] = [
       assert.equal(mapMetadata.issues[0]?.message, 'must be a plain object, got a Map');
     },
   },
+  ...optionCases,
 ];

@@ -1,0 +1,121 @@
+import type { HandleCommandOptions } from '../commands/handle-command.ts';
+import type { EventBusOptions } from '../messaging/event-bus.ts';
+import type { EventRelayOptions } from '../messaging/event-relay.ts';
+import type { InMemoryTransportOptions } from '../messaging/in-memory-transport.ts';
+import type { SubscribeOptions } from '../messaging/transport.ts';
+import type { ProjectionRunnerOptions, RebuildOptions, WaitForOptions } from '../projections/runner.ts';
+import type { InMemoryEventStoreOptions } from '../store/in-memory.ts';
+import { checkStoreLimits } from '../store/store-options.ts';
+import { assertExpectedVersion } from '../store/validation.ts';
+import { checkOptions, type OptionSpecOf } from './check-options.ts';
+
+// The option specs of core's factories and methods, beside each other so a reader sees every name once.
+
+const expectedVersion = (value: unknown) => {
+  try {
+    assertExpectedVersion(value);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message.replace(/^[^:]*: /, '');
+  }
+};
+
+const nonEmptyNames = (value: unknown) =>
+  Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' && v.length > 0)
+    ? undefined
+    : 'must be a non-empty array of non-empty strings';
+
+const inMemoryEventStoreSpec: OptionSpecOf<InMemoryEventStoreOptions> = { limits: 'object', now: 'function' };
+
+/** Checks `getInMemoryEventStore`'s options. */
+export function checkInMemoryEventStoreOptions(options: unknown): InMemoryEventStoreOptions | undefined {
+  const checked = checkOptions(
+    options as InMemoryEventStoreOptions | undefined,
+    inMemoryEventStoreSpec,
+    'getInMemoryEventStore',
+  );
+  checkStoreLimits(checked?.limits, 'getInMemoryEventStore.limits');
+  return checked;
+}
+
+const subscribeSpec: OptionSpecOf<SubscribeOptions> = { visibilityTimeoutMs: 'positive-integer' };
+
+/** Checks a transport's `subscribe` options (the same on every transport). */
+export function checkSubscribeOptions(options: unknown): SubscribeOptions | undefined {
+  return checkOptions(options as SubscribeOptions | undefined, subscribeSpec, 'subscribe options');
+}
+
+const inMemoryTransportSpec: OptionSpecOf<InMemoryTransportOptions> = { now: 'function' };
+
+/** Checks `getInMemoryTransport`'s options. */
+export function checkInMemoryTransportOptions(options: unknown): InMemoryTransportOptions | undefined {
+  return checkOptions(options as InMemoryTransportOptions | undefined, inMemoryTransportSpec, 'getInMemoryTransport');
+}
+
+const eventBusSpec: OptionSpecOf<EventBusOptions> = { transport: 'object', topic: 'non-empty-string' };
+
+/** Checks `createEventBus`'s options. */
+export function checkEventBusOptions(options: unknown): EventBusOptions {
+  return checkOptions(options as EventBusOptions, eventBusSpec, 'createEventBus', { required: ['transport'] });
+}
+
+const eventRelaySpec: OptionSpecOf<EventRelayOptions> = {
+  name: 'non-empty-string',
+  transport: 'object',
+  topic: 'non-empty-string',
+  handles: nonEmptyNames,
+};
+
+/** Checks `defineEventRelay`'s options. */
+export function checkEventRelayOptions(options: unknown): EventRelayOptions {
+  return checkOptions(options as EventRelayOptions, eventRelaySpec, 'defineEventRelay', {
+    required: ['name', 'transport', 'topic', 'handles'],
+  });
+}
+
+const handleCommandSpec: OptionSpecOf<HandleCommandOptions> = {
+  expectedVersion,
+  maxAttempts: 'positive-integer',
+  initialBackoffMs: 'non-negative-number',
+  maxBackoffMs: 'non-negative-number',
+  metadata: 'object',
+  sleep: 'function',
+  random: 'function',
+};
+
+/** Checks `handleCommand`'s options. */
+export function checkHandleCommandOptions(options: unknown): HandleCommandOptions | undefined {
+  return checkOptions(options as HandleCommandOptions | undefined, handleCommandSpec, 'handleCommand options');
+}
+
+/** The projection runner's options, for adapters whose runner options extend them. */
+export const projectionRunnerSpec: OptionSpecOf<ProjectionRunnerOptions> = {
+  batchSize: 'positive-integer',
+  maxBatchSize: 'positive-integer',
+  maxAttempts: 'positive-integer',
+  initialBackoffMs: 'non-negative-number',
+  maxBackoffMs: 'non-negative-number',
+  idleCheckMs: 'positive-integer',
+  onError: 'function',
+  onSwitch: 'function',
+  sleep: 'function',
+  random: 'function',
+};
+
+/** Checks `createProjectionRunner`'s options. */
+export function checkProjectionRunnerOptions(options: unknown): ProjectionRunnerOptions | undefined {
+  return checkOptions(options as ProjectionRunnerOptions | undefined, projectionRunnerSpec, 'createProjectionRunner');
+}
+
+const waitForSpec: OptionSpecOf<WaitForOptions> = { timeoutMs: 'positive-integer' };
+const rebuildSpec: OptionSpecOf<RebuildOptions> = { onProgress: 'function' };
+
+/** Checks `waitFor`'s options. */
+export function checkWaitForOptions(options: unknown): WaitForOptions | undefined {
+  return checkOptions(options as WaitForOptions | undefined, waitForSpec, 'waitFor options');
+}
+
+/** Checks `rebuild`'s options. */
+export function checkRebuildOptions(options: unknown): RebuildOptions | undefined {
+  return checkOptions(options as RebuildOptions | undefined, rebuildSpec, 'rebuild options');
+}

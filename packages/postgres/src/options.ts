@@ -1,0 +1,136 @@
+import {
+  checkOptions,
+  checkStoreLimits,
+  type OptionKind,
+  type OptionSpecOf,
+  projectionRunnerSpec,
+} from '@factline/core';
+import type { PostgresConsumerStoreOptions, PostgresInboxOptions } from './messaging/postgres-consumer-stores.ts';
+import type { PostgresTransportOptions } from './messaging/postgres-transport.ts';
+import type { PostgresOutboxOptions, PostgresOutboxRelayOptions } from './outbox/postgres-outbox.ts';
+import type {
+  PostgresProjectionBackendOptions,
+  PostgresProjectionsOptions,
+} from './projections/postgres-projections.ts';
+import type { PostgresEventStoreOptions } from './store/postgres-event-store.ts';
+
+// The option specs of the PostgreSQL package's factories, beside each other so a reader sees every name once.
+
+const pool: OptionKind = (value) => {
+  const candidate = value as { connect?: unknown; query?: unknown } | null;
+  return typeof candidate?.connect === 'function' && typeof candidate.query === 'function'
+    ? undefined
+    : 'must be a pg Pool';
+};
+
+/** Where a component finds its database: its own pool from a URL, or the caller's pool. */
+const databaseSpec = {
+  connectionString: 'non-empty-string',
+  pool,
+  schema: 'non-empty-string',
+  poolSize: 'positive-integer',
+} as const;
+
+const eventStoreSpec: OptionSpecOf<PostgresEventStoreOptions> = {
+  ...databaseSpec,
+  limits: 'object',
+  now: 'function',
+  maxBatch: 'positive-integer',
+  inlineProjections: 'array',
+  notifyAppends: 'boolean',
+  notifyIntervalMs: 'non-negative-integer',
+};
+
+/** Checks `getPostgresEventStore`'s options. */
+export function checkPostgresEventStoreOptions(options: PostgresEventStoreOptions): void {
+  checkOptions(options, eventStoreSpec, 'getPostgresEventStore', { optional: false });
+  checkStoreLimits(options.limits, 'getPostgresEventStore.limits');
+}
+
+const transportSpec: OptionSpecOf<PostgresTransportOptions> = {
+  ...databaseSpec,
+  listen: 'boolean',
+  listenConnection: 'object',
+  pollIntervalMs: 'positive-integer',
+};
+
+/** Checks `getPostgresTransport`'s options. */
+export function checkPostgresTransportOptions(options: PostgresTransportOptions): void {
+  checkOptions(options, transportSpec, 'getPostgresTransport', { optional: false });
+}
+
+const consumerStoreSpec: OptionSpecOf<PostgresConsumerStoreOptions> = databaseSpec;
+const inboxSpec: OptionSpecOf<PostgresInboxOptions> = {
+  ...databaseSpec,
+  groupCommit: 'boolean',
+  maxGroup: 'positive-integer',
+  maxGroups: 'positive-integer',
+};
+
+/** Checks `getPostgresInbox`'s options. */
+export function checkPostgresInboxOptions(options: PostgresInboxOptions): void {
+  checkOptions(options, inboxSpec, 'getPostgresInbox', { optional: false });
+}
+
+/** Checks `getPostgresDeadLetterStore`'s options. */
+export function checkPostgresDeadLetterStoreOptions(options: PostgresConsumerStoreOptions): void {
+  checkOptions(options, consumerStoreSpec, 'getPostgresDeadLetterStore', { optional: false });
+}
+
+const outboxSpec: OptionSpecOf<PostgresOutboxOptions> = { ...databaseSpec, now: 'function' };
+
+/** Checks `getPostgresOutbox`'s options. */
+export function checkPostgresOutboxOptions(options: PostgresOutboxOptions): void {
+  checkOptions(options, outboxSpec, 'getPostgresOutbox', { optional: false });
+}
+
+const relaySpec: OptionSpecOf<PostgresOutboxRelayOptions> = {
+  batchSize: 'positive-integer',
+  pollMs: 'positive-integer',
+  holdBackoffMaxMs: 'positive-integer',
+  leaseCheckMs: 'positive-integer',
+  leaseApplicationName: 'non-empty-string',
+  connection: 'object',
+  onError: 'function',
+  onLeaseChange: 'function',
+};
+
+/** Checks `startPostgresOutboxRelay`'s options. */
+export function checkPostgresOutboxRelayOptions(options: PostgresOutboxRelayOptions | undefined): void {
+  checkOptions(options, relaySpec, 'startPostgresOutboxRelay');
+}
+
+const backendSpec: OptionSpecOf<PostgresProjectionBackendOptions> = {
+  connection: 'object',
+  listenApplicationName: 'non-empty-string',
+  listenReconnectInitialMs: 'positive-integer',
+  listenReconnectMaxMs: 'positive-integer',
+};
+
+/** Checks `getPostgresProjectionBackend`'s options. */
+export function checkPostgresProjectionBackendOptions(options: PostgresProjectionBackendOptions | undefined): void {
+  checkOptions(options, backendSpec, 'getPostgresProjectionBackend');
+}
+
+/** The backend's own options out of the runner's wider (checked) ones. */
+export function pickBackendOptions(options: PostgresProjectionsOptions): PostgresProjectionBackendOptions {
+  return {
+    connection: options.connection,
+    listenApplicationName: options.listenApplicationName,
+    listenReconnectInitialMs: options.listenReconnectInitialMs,
+    listenReconnectMaxMs: options.listenReconnectMaxMs,
+  };
+}
+
+const projectionsSpec: OptionSpecOf<PostgresProjectionsOptions> = {
+  ...projectionRunnerSpec,
+  ...backendSpec,
+  leaseCheckMs: 'positive-integer',
+  leaseApplicationName: 'non-empty-string',
+  onLeaseChange: 'function',
+};
+
+/** Checks `startPostgresProjections`'s options. */
+export function checkPostgresProjectionsOptions(options: PostgresProjectionsOptions | undefined): void {
+  checkOptions(options, projectionsSpec, 'startPostgresProjections');
+}

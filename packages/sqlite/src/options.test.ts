@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { getInMemoryTransport, isValidationError, type ValidationError } from '@factline/core';
+import { createSqliteLease } from './lease.ts';
+import { getSqliteDeadLetterStore, getSqliteInbox } from './messaging/sqlite-consumer-stores.ts';
+import { getSqliteTransport } from './messaging/sqlite-transport.ts';
+import { getSqliteOutbox, startSqliteOutboxRelay } from './outbox/sqlite-outbox.ts';
+import { startSqliteProjections } from './projections/sqlite-projections.ts';
+import { getSqliteEventStore, openSqliteDatabase } from './store/sqlite-event-store.ts';
+
+async function issuePaths(work: () => unknown): Promise<string[]> {
+  try {
+    await work();
+  } catch (error) {
+    assert.ok(isValidationError(error), `expected a ValidationError, got ${String(error)}`);
+    return (error as ValidationError).issues.map((issue) => issue.path);
+  }
+  assert.fail('expected a ValidationError, but it succeeded');
+}
+
+const store = getSqliteEventStore({ path: ':memory:' });
+const database = store.database;
+const outbox = getSqliteOutbox({ database });
+const transport = getSqliteTransport({ database });
+after(async () => {
+  await transport.close();
+  await store.close();
+});
+
+// factory call with a misspelt or ill-typed option → the path the error must name.
+const cases: [string, () => unknown, string][] = [
+  [
+    'getSqliteEventStore',
+    () => getSqliteEventStore({ path: ':memory:', busyTimeout: 5 } as never),
+    'getSqliteEventStore.busyTimeout',
+  ],
+  [
+    'getSqliteEventStore kind',
+    () => getSqliteEventStore({ path: ':memory:', busyTimeoutMs: '5000' } as never),
+    'getSqliteEventStore.busyTimeoutMs',
+  ],
+  [
+    'getSqliteEventStore limits',
+    () => getSqliteEventStore({ path: ':memory:', limits: { maxEventByte: 1 } } as never),
+    'getSqliteEventStore.limits.maxEventByte',
+  ],
+  [
+    'openSqliteDatabase',
+    () => openSqliteDatabase(':memory:', { synchronous: 'off' } as never),
+    'openSqliteDatabase.synchronous',
+  ],
+  [
+    'getSqliteTransport',
+    () => getSqliteTransport({ database, pollInterval: 5 } as never),
+    'getSqliteTransport.pollInterval',
+  ],
+  [
+    'getSqliteTransport kind',
+    () => getSqliteTransport({ path: ':memory:', busyTimeoutMs: '5000' } as never),
+    'getSqliteTransport.busyTimeoutMs',
+  ],
+  ['subscribe', () => transport.subscribe('t', 'g', { visibility: 5 } as never), 'subscribe options.visibility'],
+  ['getSqliteInbox', () => getSqliteInbox({ database, groupcommit: false } as never), 'getSqliteInbox.groupcommit'],
+  [
+    'getSqliteDeadLetterStore',
+    () => getSqliteDeadLetterStore({ database, db: database } as never),
+    'getSqliteDeadLetterStore.db',
+  ],
+  ['getSqliteOutbox', () => getSqliteOutbox({ database, clock: Date.now } as never), 'getSqliteOutbox.clock'],
+  [
+    'startSqliteOutboxRelay',
+    () => startSqliteOutboxRelay(outbox, getInMemoryTransport(), { pollMS: 5 } as never),
+    'startSqliteOutboxRelay.pollMS',
+  ],
+  [
+    'startSqliteProjections',
+    () => startSqliteProjections(store, [], { leaseTtl: 5 } as never),
+    'startSqliteProjections.leaseTtl',
+  ],
+  [
+    'createSqliteLease',
+    () => createSqliteLease({ database, name: 'x', ttlMs: 10, ttl: 1 } as never),
+    'createSqliteLease.ttl',
+  ],
+];
+
+describe('options of the SQLite factories and methods', () => {
+  for (const [name, work, path] of cases) {
+    it(`${name}: refuses it with a ValidationError at ${path}`, async () => {
+      assert.deepEqual(await issuePaths(work), [path]);
+    });
+  }
+});

@@ -1,0 +1,129 @@
+import {
+  checkOptions,
+  checkStoreLimits,
+  type OptionKind,
+  type OptionSpecOf,
+  projectionRunnerSpec,
+} from '@factline/core';
+import type { SqliteLeaseOptions } from './lease.ts';
+import type { SqliteConsumerStoreOptions, SqliteInboxOptions } from './messaging/sqlite-consumer-stores.ts';
+import type { SqliteTransportOptions } from './messaging/sqlite-transport.ts';
+import type { SqliteOutboxOptions, SqliteOutboxRelayOptions } from './outbox/sqlite-outbox.ts';
+import type { SqliteProjectionsOptions } from './projections/sqlite-projections.ts';
+import type { SqliteEventStoreOptions } from './store/sqlite-event-store.ts';
+
+// The option specs of the SQLite package's factories, beside each other so a reader sees every name once.
+
+const database: OptionKind = (value) =>
+  typeof (value as { prepare?: unknown } | null)?.prepare === 'function'
+    ? undefined
+    : 'must be a better-sqlite3 Database';
+const synchronous: OptionKind = { oneOf: ['full', 'normal'] };
+
+const connectionSpec = { synchronous, busyTimeoutMs: 'non-negative-integer' } as const;
+
+/** Checks `openSqliteDatabase`'s options. */
+export function checkOpenDatabaseOptions(
+  options: Pick<SqliteEventStoreOptions, 'synchronous' | 'busyTimeoutMs'> | undefined,
+): void {
+  checkOptions(options, connectionSpec, 'openSqliteDatabase');
+}
+
+/** The connection settings out of a factory's wider (checked) options. */
+export function connectionOptions(
+  options: Pick<SqliteEventStoreOptions, 'synchronous' | 'busyTimeoutMs'>,
+): Pick<SqliteEventStoreOptions, 'synchronous' | 'busyTimeoutMs'> {
+  return { synchronous: options.synchronous, busyTimeoutMs: options.busyTimeoutMs };
+}
+
+const eventStoreSpec: OptionSpecOf<SqliteEventStoreOptions> = {
+  path: 'string',
+  ...connectionSpec,
+  limits: 'object',
+  now: 'function',
+  maxBatch: 'positive-integer',
+  inlineProjections: 'array',
+};
+
+/** Checks `getSqliteEventStore`'s options. */
+export function checkSqliteEventStoreOptions(options: SqliteEventStoreOptions): void {
+  checkOptions(options, eventStoreSpec, 'getSqliteEventStore', { required: ['path'] });
+  checkStoreLimits(options.limits, 'getSqliteEventStore.limits');
+}
+
+const transportSpec: OptionSpecOf<SqliteTransportOptions> = {
+  database,
+  path: 'string',
+  ...connectionSpec,
+  pollIntervalMs: 'positive-integer',
+  now: 'function',
+};
+
+/** Checks `getSqliteTransport`'s options. */
+export function checkSqliteTransportOptions(options: SqliteTransportOptions): void {
+  checkOptions(options, transportSpec, 'getSqliteTransport', { optional: false });
+}
+
+const consumerStoreSpec: OptionSpecOf<SqliteConsumerStoreOptions> = { database };
+const inboxSpec: OptionSpecOf<SqliteInboxOptions> = {
+  database,
+  groupCommit: 'boolean',
+  maxGroup: 'positive-integer',
+};
+
+/** Checks `getSqliteInbox`'s options. */
+export function checkSqliteInboxOptions(options: SqliteInboxOptions): void {
+  checkOptions(options, inboxSpec, 'getSqliteInbox', { required: ['database'] });
+}
+
+/** Checks `getSqliteDeadLetterStore`'s options. */
+export function checkSqliteDeadLetterStoreOptions(options: SqliteConsumerStoreOptions): void {
+  checkOptions(options, consumerStoreSpec, 'getSqliteDeadLetterStore', { required: ['database'] });
+}
+
+const outboxSpec: OptionSpecOf<SqliteOutboxOptions> = { database, now: 'function' };
+
+/** Checks `getSqliteOutbox`'s options. */
+export function checkSqliteOutboxOptions(options: SqliteOutboxOptions): void {
+  checkOptions(options, outboxSpec, 'getSqliteOutbox', { required: ['database'] });
+}
+
+const leaseSpec = { leaseTtlMs: 'positive-integer', leaseCheckMs: 'positive-integer', lease: 'boolean' } as const;
+
+const relaySpec: OptionSpecOf<SqliteOutboxRelayOptions> = {
+  batchSize: 'positive-integer',
+  pollMs: 'positive-integer',
+  holdBackoffMaxMs: 'positive-integer',
+  ...leaseSpec,
+  onError: 'function',
+  onLeaseChange: 'function',
+};
+
+/** Checks `startSqliteOutboxRelay`'s options. */
+export function checkSqliteOutboxRelayOptions(options: SqliteOutboxRelayOptions | undefined): void {
+  checkOptions(options, relaySpec, 'startSqliteOutboxRelay');
+}
+
+const projectionsSpec: OptionSpecOf<SqliteProjectionsOptions> = {
+  ...projectionRunnerSpec,
+  ...leaseSpec,
+  onLeaseChange: 'function',
+};
+
+/** Checks `startSqliteProjections`'s options. */
+export function checkSqliteProjectionsOptions(options: SqliteProjectionsOptions | undefined): void {
+  checkOptions(options, projectionsSpec, 'startSqliteProjections');
+}
+
+const sqliteLeaseSpec: OptionSpecOf<SqliteLeaseOptions> = {
+  database,
+  name: 'non-empty-string',
+  ttlMs: 'positive-integer',
+  holder: 'non-empty-string',
+  now: 'function',
+};
+
+/** Checks `createSqliteLease`'s options. */
+export function checkSqliteLeaseOptions(options: SqliteLeaseOptions): void {
+  checkOptions(options, sqliteLeaseSpec, 'createSqliteLease', { required: ['database', 'name', 'ttlMs'] });
+}
