@@ -249,8 +249,24 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
       const lane = lanes.get(key) as Delivery[];
       while (lane.length > 0 && !stopping.signal.aborted) {
         const delivery = lane[0] as Delivery;
-        await process(delivery).catch((failure: unknown) => failed(failure, delivery));
+        let givenBack = false;
+        await process(delivery).catch((failure: unknown) => {
+          givenBack = true;
+          return failed(failure, delivery);
+        });
         lane.shift();
+        if (givenBack) {
+          // Its key's later messages must not run before it: they go back too, behind it.
+          const rest = lane.splice(0);
+          await Promise.all(
+            rest.map((d) =>
+              d.release(0).catch((error: unknown) => {
+                // A closed transport was reported once already, by the step that failed.
+                if (!isStoreClosedError(error)) report(error, 'release', d.message);
+              }),
+            ),
+          );
+        }
       }
       if (lane.length === 0) lanes.delete(key);
     })().finally(() => {

@@ -29,10 +29,14 @@ export interface InMemoryTransportOptions {
 /**
  * A transport in memory, for users' unit tests: fan-out to every group of a
  * topic, competing consumers within a group, delayed delivery, visibility
- * timeouts (an unsettled delivery comes back). A group receives the messages
- * published after its subscription was declared (`declareSubscription`, or
- * its first `subscribe`), as with a broker queue bound to a topic, and keeps
- * them while no consumer runs. Nothing survives the process.
+ * timeouts (an unsettled delivery comes back). The messages of one key go to
+ * one subscription at a time, in publish order: a message is handed out only
+ * with every earlier message of its key in the same hand-out, so a key whose
+ * earliest message is in flight or not yet due waits whole. A group receives
+ * the messages published after its subscription was declared
+ * (`declareSubscription`, or its first `subscribe`), as with a broker queue
+ * bound to a topic, and keeps them while no consumer runs. Nothing survives
+ * the process.
  */
 export function getInMemoryTransport(given?: InMemoryTransportOptions): Transport {
   const options = checkInMemoryTransportOptions(given) ?? {};
@@ -123,9 +127,17 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
       const take = (max: number): Delivery[] => {
         const at = now();
         const out: Delivery[] = [];
+        // Per-key order across subscriptions: an entry goes out only with every earlier entry of its
+        // key in the same hand-out; a key whose earliest entry is not visible waits whole.
+        const blocked = new Set<string>();
         for (const entry of own.entries) {
           if (out.length >= max) break;
-          if (entry.visibleAt > at) continue;
+          const key = entry.message.key;
+          if (blocked.has(key)) continue;
+          if (entry.visibleAt > at) {
+            blocked.add(key);
+            continue;
+          }
           entry.inFlight = true;
           entry.visibleAt = at + visibility;
           entry.deliveryCount += 1;
@@ -138,6 +150,8 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
             async ack() {
               if (!current()) return;
               own.entries.splice(own.entries.indexOf(entry), 1);
+              // The key's later entries may now go out.
+              wake(own);
             },
             async release(delayMs: number) {
               if (!current()) return;

@@ -13,6 +13,7 @@ import {
 import { createMessage, type Message } from '../messaging/message.ts';
 import type { Transport } from '../messaging/transport.ts';
 import { uniqueCategory } from './conformance/context.ts';
+import { competingConsumerCases } from './consumer-competing-cases.ts';
 import { consumerFailureCases } from './consumer-conformance-failures.ts';
 import { transactionHandleCases } from './consumer-conformance-transactions.ts';
 import { waitUntil } from './wait-until.ts';
@@ -34,6 +35,12 @@ export interface ConsumerEnvironment<Tx = undefined> {
   writeEffect(tx: Tx, consumer: string, value: string): unknown;
   /** The committed effects of `consumer`, in the order they were written. */
   effects(consumer: string): Promise<string[]>;
+  /**
+   * A second transport object on the same storage, as another process would
+   * open it (a second connection to the file, a second pool). Default: the
+   * environment's `transport`. Closed when the case ends.
+   */
+  peerTransport?(): Promise<Transport>;
   close(): Promise<void>;
 }
 
@@ -65,6 +72,8 @@ export interface ConsumerCaseContext<Tx = undefined> {
   andThen(result: unknown, next: () => unknown): unknown;
   /** Starts a publish from a handler: awaited when handlers may await, fired otherwise. */
   publish(topic: string, messages: Message[]): unknown;
+  /** The environment's `peerTransport()` (or its transport), closed after the case's consumers stopped. */
+  peerTransport(): Promise<Transport>;
   /**
    * A new environment on the same storage, as after a restart (close
    * `environment` first); closed after the case.
@@ -428,6 +437,7 @@ export const consumerConformanceCases: readonly ConsumerConformanceCase[] = [
     },
   },
   ...transactionHandleCases,
+  ...competingConsumerCases,
 ];
 
 /**
@@ -456,6 +466,7 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
         const environment = once(await options.createEnvironment());
         const reopened: ConsumerEnvironment<Tx>[] = [];
         const consumers: Consumer[] = [];
+        const peers: Transport[] = [];
         const topic = uniqueCategory('topic');
         try {
           await conformanceCase.run({
@@ -485,6 +496,12 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
               publishing.catch(() => undefined);
               return undefined;
             },
+            async peerTransport() {
+              if (!environment.peerTransport) return environment.transport;
+              const peer = await environment.peerTransport();
+              peers.push(peer);
+              return peer;
+            },
             async reopen() {
               const next = once(await options.createEnvironment());
               reopened.push(next);
@@ -493,6 +510,7 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
           });
         } finally {
           for (const consumer of consumers) await consumer.stop();
+          for (const peer of peers) await peer.close();
           await environment.close();
           for (const next of reopened) await next.close();
         }

@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test';
 import { createMessage, type Message, type MessageInput } from '../messaging/message.ts';
 import type { Delivery, SubscribeOptions, Subscription, Transport } from '../messaging/transport.ts';
 import { rejectsWithCode, uniqueCategory } from './conformance/context.ts';
+import { transportKeyOrderCases } from './transport-key-order-cases.ts';
 import { transportSubscriptionCases } from './transport-subscription-cases.ts';
 import { transportValidationCases } from './transport-validation-cases.ts';
 
@@ -191,7 +192,8 @@ export const transportConformanceCases: readonly TransportConformanceCase[] = [
       const group = context.group();
       const a = subscribe(context, topic, group);
       const b = subscribe(context, topic, group);
-      const messages = Array.from({ length: 30 }, (_, i) => context.message({ key: `k${i % 4}`, data: { i } }));
+      // A key of its own each: held unsettled, a key's first message keeps its later ones back (per-key order).
+      const messages = Array.from({ length: 30 }, (_, i) => context.message({ data: { i } }));
       await context.transport.publish(topic, messages);
       const heldA: Delivery[] = [];
       const heldB: Delivery[] = [];
@@ -421,6 +423,7 @@ export const transportConformanceCases: readonly TransportConformanceCase[] = [
     },
   },
   ...transportSubscriptionCases,
+  ...transportKeyOrderCases,
 ];
 
 /**

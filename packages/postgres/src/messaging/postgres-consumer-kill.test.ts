@@ -293,4 +293,59 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
       await survivor.stop();
     }
   });
+  it('two consumer processes of one group: per-key order holds across them, every message applied once', {
+    timeout: 60_000,
+  }, async () => {
+    const topic = 'orders-keys';
+    const group = 'billing-keys';
+    const registration = transport.subscribe(topic, group);
+    await registration.receive(1, 0, new AbortController().signal);
+    await registration.close();
+    const children = [0, 1].map((i) =>
+      startChild([schema, topic, group, '10000', `factline-keys-${i}-${process.pid}`, 'shared']),
+    );
+    try {
+      await waitUntil(() => children.every((c) => c.stdout().includes('ready')), 'both consumers', 20_000);
+      const messages = Array.from({ length: 300 }, (_, i) =>
+        createMessage({ type: 'OrderPlaced', data: { i }, key: `acct-${i % 20}` }),
+      );
+      for (let i = 0; i < messages.length; i += 30) await transport.publish(topic, messages.slice(i, i + 30));
+      const queued = () =>
+        count(`SELECT count(*)::int AS n FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`, [
+          topic,
+          group,
+        ]);
+      const applied = () => count(`SELECT count(*)::int AS n FROM ${s}.test_effects WHERE consumer = $1`, [group]);
+      await waitUntil(
+        async () => (await queued()) === 0 && (await applied()) >= messages.length,
+        'every message applied and acked',
+        45_000,
+        20,
+      );
+      // Effects in insert order: a key's next message is claimed only once the one before committed.
+      const effects = await rows<{ message_id: string; pid: number }>(
+        `SELECT message_id, pid FROM ${s}.test_effects WHERE consumer = $1 ORDER BY seq`,
+        [group],
+      );
+      assert.deepEqual(
+        effects.map((e) => e.message_id).sort(),
+        messages.map((m) => m.id).sort(),
+        'each message applied once',
+      );
+      const byId = new Map(messages.map((m) => [m.id, m]));
+      const last = new Map<string, number>();
+      const outOfOrder: string[] = [];
+      for (const { message_id } of effects) {
+        const message = byId.get(message_id) as (typeof messages)[number];
+        const i = (message.data as { i: number }).i;
+        if ((last.get(message.key) ?? -1) > i) outOfOrder.push(`${message.key}:${i}`);
+        last.set(message.key, i);
+      }
+      assert.deepEqual(outOfOrder, [], `${outOfOrder.length} of ${messages.length} applied out of key order`);
+      assert.equal(new Set(effects.map((e) => e.pid)).size, 2, 'both processes took part');
+    } finally {
+      for (const c of children) c.child.kill('SIGTERM');
+      await Promise.all(children.map((c) => c.exited));
+    }
+  });
 });

@@ -47,6 +47,8 @@ for (const { shared, groupCommit, name } of variants) {
               [consumer],
             )
           ).rows.map((row) => row.value),
+        // A pool of its own, as another process has.
+        peerTransport: () => getPostgresTransport({ connectionString: postgresUrl, schema, poolSize: 4 }),
         close: async () => {
           await transport.close();
           await own?.end();

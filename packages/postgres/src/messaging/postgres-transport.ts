@@ -24,6 +24,7 @@ import { checkPostgresTransportOptions } from '../options.ts';
 import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
+import { claimStatement, claimWindow } from './postgres-claim.ts';
 import { getPostgresDeadLetterStore } from './postgres-consumer-stores.ts';
 
 export interface PostgresTransportOptions {
@@ -330,34 +331,15 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
   const REDELIVER = insertStatement(`ON CONFLICT (topic, group_name, id) DO UPDATE
          SET message = excluded.message, visible_at = excluded.visible_at, lease = NULL, delivery_count = 0`);
 
-  /**
-   * The first `max` visible rows of the group, locked without waiting, handed
-   * out under a new lease. The pick is materialized and its rows are then
-   * found by `ctid` (a TID scan: no index, nothing the planner can get
-   * wrong; the rows are locked, so their ctids hold). Joined on `seq`
-   * instead, the planner, with no statistics yet on a young queue table,
-   * took the join as a scan of the whole group per claim: 130 ms a claim with
-   * 12,000 messages waiting. As a join or `IN` subquery it may also scan the
-   * pick again, and a rescan skips the rows this statement already updated
-   * and picks later ones, passing `max`; `ARRAY(…)` is computed once.
-   */
-  const TAKE = `WITH picked AS MATERIALIZED (
-      SELECT ctid FROM ${s}.transport_messages
-       WHERE topic = $1 AND group_name = $2 AND visible_at <= now()
-       ORDER BY seq
-       LIMIT $3
-       FOR UPDATE SKIP LOCKED
-    )
-    UPDATE ${s}.transport_messages m
-       SET visible_at = now() + $4::float8 * interval '1 millisecond',
-           delivery_count = m.delivery_count + 1,
-           lease = gen_random_uuid()
-     WHERE m.ctid = ANY (ARRAY(SELECT ctid FROM picked))
-    RETURNING m.seq::text AS seq, m.message::text AS message, m.delivery_count, m.lease::text AS lease`;
+  /** Hands out up to `max` rows, each only with every earlier row of its key: see `claimStatement`. */
+  const TAKE = claimStatement(s);
 
-  /** Milliseconds until the group's next row becomes visible (null: none). */
+  /**
+   * Milliseconds until the group's next row not visible yet becomes so (null: none). Rows visible
+   * but held back behind their key's earlier rows are left out: waking for them would spin.
+   */
   const NEXT_DUE = `SELECT (extract(epoch FROM min(visible_at) - now()) * 1000)::float8 AS ms
-      FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`;
+      FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2 AND visible_at > now()`;
 
   const ACK = `DELETE FROM ${s}.transport_messages
      WHERE topic = $1 AND group_name = $2 AND seq = $3::bigint AND lease = $4::uuid`;
@@ -436,9 +418,25 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
       /** This subscription's waiting receives, resolved on close. */
       const local = new Set<() => void>();
 
-      const settle = (seq: string, lease: string) => {
+      // Deliveries of this subscription not settled yet, per message key: once a key has none left, its
+      // later messages may go out, so this process's waiting receivers look again.
+      const unsettled = new Map<string, number>();
+      const settledOne = (key: string) => {
+        const left = (unsettled.get(key) ?? 1) - 1;
+        if (left > 0) return unsettled.set(key, left);
+        unsettled.delete(key);
+        wake(topic);
+      };
+
+      const settle = (seq: string, lease: string, key: string) => {
         /** Acked inside a committed inbox transaction: nothing left to do. */
         let settled = false;
+        let counted = false;
+        const once = () => {
+          if (counted) return;
+          counted = true;
+          settledOne(key);
+        };
         const run = async (name: string, text: string, extra: unknown[]) => {
           await query(name, text, [topic, group, seq, lease, ...extra]);
         };
@@ -448,14 +446,19 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
           values: [topic, group, seq, lease],
           committed: () => {
             settled = true;
+            once();
           },
         };
         return {
           [ackInTransaction]: inTransaction,
-          ack: () => (settled ? Promise.resolve() : run('ack', ACK, [])),
+          ack: async () => {
+            if (!settled) await run('ack', ACK, []);
+            once();
+          },
           release: async (delayMs: number) => {
             if (settled) return;
             await run('release', RELEASE, [Math.max(0, Number(delayMs) || 0), channel, payloadOf(topic)]);
+            once();
             wake(topic);
           },
           extend: (ms: number) => (settled ? Promise.resolve() : run('extend', EXTEND, [Math.max(0, Number(ms) || 0)])),
@@ -463,13 +466,20 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
       };
 
       const take = async (max: number): Promise<Delivery[]> => {
-        const rows = await query<TakenRow>('take', TAKE, [topic, group, max, visibility]);
+        const rows: TakenRow[] = [];
+        for (let window = claimWindow(max); ; window *= 8) {
+          const found = await query<TakenRow>('take', TAKE, [topic, group, max - rows.length, visibility, window]);
+          for (const row of found) if (row.seq != null) rows.push(row);
+          // No marker row: the window held the whole group. Otherwise rows in flight, held back or
+          // scheduled later filled it: look further while short (the rows taken now hold their keys).
+          if (rows.length >= max || found.every((row) => row.seq != null)) break;
+        }
         rows.sort((a, b) => a.seq.length - b.seq.length || (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
-        return rows.map((row) => ({
-          message: reviveMessage(row.message),
-          deliveryCount: row.delivery_count,
-          ...settle(row.seq, row.lease),
-        }));
+        return rows.map((row) => {
+          const message = reviveMessage(row.message);
+          unsettled.set(message.key, (unsettled.get(message.key) ?? 0) + 1);
+          return { message, deliveryCount: row.delivery_count, ...settle(row.seq, row.lease, message.key) };
+        });
       };
 
       const nextDue = async (): Promise<number> => {
@@ -497,7 +507,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
               if (signal.aborted || ended()) return [];
               const left = deadline - Date.now();
               if (left <= 0) return [];
-              // A row that is visible but locked by another receiver's hand-out: look again shortly.
+              // Until the next row not visible yet is due; a key freed meanwhile wakes this process's receivers.
               let pause = Math.min(left, Math.max(5, Math.ceil(await nextDue())));
               if (!listener?.listening) pause = Math.min(pause, pollIntervalMs);
               await waitForWake(topic, seen, pause, signal, local);

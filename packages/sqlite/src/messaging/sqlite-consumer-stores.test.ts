@@ -44,6 +44,8 @@ for (const groupCommit of [true, false]) {
           tx.prepare('INSERT INTO test_effects (consumer, value) VALUES (?, ?)').run(consumer, value);
         },
         effects: async (consumer) => select.all(consumer).map((row) => row.value),
+        // A second connection to the file, as another process has.
+        peerTransport: async () => getSqliteTransport({ path, pollIntervalMs: 20 }),
         close: () => transport.close(),
       };
     },

@@ -7,7 +7,7 @@ import { createMessage } from '@factline/core';
 import { spawnTestChild, type TestChild, testTransportConformance, waitUntil } from '@factline/core/testing';
 import { getSqliteInbox, getSqliteTransport, openSqliteDatabase, type SqliteTransport } from '../index.ts';
 import { migrate } from '../migrations.ts';
-import { transportMigrations } from './sqlite-transport.ts';
+import { CLAIM_SQL, transportMigrations } from './sqlite-transport.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-sqlite-transport-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -55,7 +55,7 @@ const statsOf = (child: Child) => {
 };
 
 describe('sqlite transport: the queue table', () => {
-  it('a claim walks the group in seq order by the (topic, group_name) index, with no sort, however deep the queue', async () => {
+  it('a claim walks the oldest rows of the group in seq order by the (topic, group_name) index, with no sort of the queue, however deep', async () => {
     const transport = getSqliteTransport({ path: file() });
     try {
       const indexes = transport.database
@@ -65,17 +65,18 @@ describe('sqlite transport: the queue table', () => {
         indexes.map((i) => i.name),
         ['factline_transport_messages_queue'],
       );
-      // The claim's query, as the transport prepares it.
       const plan = transport.database
-        .prepare(
-          `EXPLAIN QUERY PLAN SELECT seq, message, delivery_count FROM factline_transport_messages
-           WHERE topic = ? AND group_name = ? AND visible_at <= ? ORDER BY seq LIMIT ?`,
-        )
-        .all('orders', 'billing', Date.now(), 100) as { detail: string }[];
-      assert.deepEqual(
-        plan.map((step) => step.detail),
-        ['SEARCH factline_transport_messages USING INDEX factline_transport_messages_queue (topic=? AND group_name=?)'],
+        .prepare(`EXPLAIN QUERY PLAN ${CLAIM_SQL}`)
+        .all({ topic: 'orders', group: 'billing', at: Date.now(), max: 100, window: 1600 }) as { detail: string }[];
+      const steps = plan.map((step) => step.detail);
+      assert.ok(
+        steps.includes(
+          'SEARCH factline_transport_messages USING INDEX factline_transport_messages_queue (topic=? AND group_name=?)',
+        ),
+        steps.join('\n'),
       );
+      assert.ok(steps.includes('SEARCH m USING INTEGER PRIMARY KEY (rowid=?)'), steps.join('\n'));
+      assert.ok(!steps.some((step) => /^SCAN factline_transport_messages/.test(step)), steps.join('\n'));
     } finally {
       await transport.close();
     }
@@ -154,6 +155,51 @@ describe('sqlite transport: processes sharing the file', () => {
       );
       const pids = transport.database.prepare('SELECT DISTINCT pid FROM test_effects').all();
       assert.equal(pids.length, 2, 'both processes took part');
+    } finally {
+      for (const c of children) c.child.kill('SIGTERM');
+      await Promise.all(children.map((c) => c.exited));
+      await transport.close();
+    }
+  });
+
+  it('two consumer processes of one group: per-key order holds across them, every message applied once', {
+    timeout: 60_000,
+  }, async () => {
+    const { path, transport } = prepareFile();
+    // The inbox on a connection of its own: a delivery is acked a step after its commit (5 ms later),
+    // so each process holds keys a while, with later messages of those keys waiting in the table.
+    const children = [0, 1].map(() => startChild([path, 'orders', 'billing', 'consume', '10000', 'own', '5']));
+    try {
+      await waitUntil(() => children.every((c) => c.stdout().includes('ready')), 'both consumers to subscribe');
+      const messages = Array.from({ length: 300 }, (_, i) =>
+        createMessage({ type: 'OrderPlaced', data: { i }, key: `acct-${i % 20}` }),
+      );
+      for (let i = 0; i < messages.length; i += 30) await transport.publish('orders', messages.slice(i, i + 30));
+      await waitUntil(
+        () =>
+          count(transport, 'SELECT COUNT(*) AS n FROM test_effects') >= messages.length &&
+          count(transport, 'SELECT COUNT(*) AS n FROM factline_transport_messages WHERE topic = ?', 'orders') === 0,
+        'every message handled and acked',
+        45_000,
+      );
+      for (const c of children) c.child.kill('SIGTERM');
+      await Promise.all(children.map((c) => c.exited));
+      // Effects in commit order (rowid): per key, the messages' publish order.
+      const applied = transport.database
+        .prepare('SELECT message_id AS id, pid FROM test_effects ORDER BY rowid')
+        .all() as { id: string; pid: number }[];
+      assert.deepEqual(applied.map((e) => e.id).sort(), messages.map((m) => m.id).sort(), 'each message applied once');
+      const byId = new Map(messages.map((m) => [m.id, m]));
+      const last = new Map<string, number>();
+      const outOfOrder: string[] = [];
+      for (const { id } of applied) {
+        const message = byId.get(id) as (typeof messages)[number];
+        const i = (message.data as { i: number }).i;
+        if ((last.get(message.key) ?? -1) > i) outOfOrder.push(`${message.key}:${i}`);
+        last.set(message.key, i);
+      }
+      assert.deepEqual(outOfOrder, [], `${outOfOrder.length} of ${messages.length} applied out of key order`);
+      assert.equal(new Set(applied.map((e) => e.pid)).size, 2, 'both processes took part');
     } finally {
       for (const c of children) c.child.kill('SIGTERM');
       await Promise.all(children.map((c) => c.exited));

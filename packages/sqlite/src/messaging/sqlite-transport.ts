@@ -90,6 +90,34 @@ export const transportMigrations: readonly Migration[] = [
   },
 ];
 
+/**
+ * How many of a group's oldest rows a claim of `max` looks at first for keys
+ * to hand out; while it finds fewer than `max` and the group goes on, it looks
+ * 8 times further.
+ */
+export const claimWindow = (max: number): number => Math.max(64, 16 * max);
+
+/**
+ * The claim: the visible rows among the group's oldest (`@window`, in seq
+ * order by the queue index) that no row of their key not visible precedes (in
+ * flight, waiting for a delayed retry, scheduled later), the first `@max` by
+ * seq. The window is a prefix of the group, so a row's earlier rows of its key
+ * are all in it. Claims are serialized (IMMEDIATE), so a row goes out only with
+ * every earlier row of its key in the same claim, and a key is held by one
+ * subscription at a time until all it was handed is settled. Cost: one pass
+ * over the window (see `claimWindow`).
+ */
+export const CLAIM_SQL = `WITH win AS (
+      SELECT seq, key, visible_at FROM factline_transport_messages INDEXED BY factline_transport_messages_queue
+       WHERE topic = @topic AND group_name = @group ORDER BY seq LIMIT @window
+    ), stops AS (
+      SELECT key, MIN(seq) AS seq FROM win WHERE visible_at > @at GROUP BY key
+    )
+    SELECT m.seq, m.message, m.delivery_count
+      FROM win w JOIN factline_transport_messages m ON m.seq = w.seq LEFT JOIN stops s ON s.key = w.key
+     WHERE w.visible_at <= @at AND (s.seq IS NULL OR w.seq < s.seq)
+     ORDER BY w.seq LIMIT @max`;
+
 interface MessageRow {
   seq: number;
   message: string;
@@ -105,10 +133,11 @@ const check = (name: string, value: unknown) => assertName(value, name);
  * A durable transport in SQLite tables, for processes sharing one file:
  * fan-out to every group of a topic, competing consumers within a group
  * (SQLite serializes writers, so a row is leased to one receiver at a time),
- * delayed delivery, visibility timeouts. A group receives what is published
- * after its subscription was declared (`declareSubscription` or its first
- * `subscribe`, a row of `factline_transport_groups`), and keeps it while no
- * consumer runs.
+ * delayed delivery, visibility timeouts. The messages of one key go to one
+ * subscription at a time, in seq order, across processes (see `CLAIM_SQL`).
+ * A group receives what is published after its subscription was declared
+ * (`declareSubscription` or its first `subscribe`, a row of
+ * `factline_transport_groups`), and keeps it while no consumer runs.
  *
  * @example
  * const transport = getSqliteTransport({ path: 'app.db' });
@@ -141,16 +170,20 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
       `INSERT INTO factline_transport_messages (topic, group_name, message_id, message, key, visible_at)
        VALUES (?, ?, ?, ?, ?, ?)`,
     ),
-    due: db.prepare<[string, string, number, number], MessageRow>(
-      `SELECT seq, message, delivery_count FROM factline_transport_messages
-       WHERE topic = ? AND group_name = ? AND visible_at <= ? ORDER BY seq LIMIT ?`,
-    ),
+    due: db.prepare<[{ topic: string; group: string; at: number; max: number; window: number }], MessageRow>(CLAIM_SQL),
     lease: db.prepare<[number, string, number]>(
       `UPDATE factline_transport_messages
        SET visible_at = ?, delivery_count = delivery_count + 1, lease = ? WHERE seq = ?`,
     ),
-    nextDue: db.prepare<[string, string], { next: number | null }>(
-      'SELECT MIN(visible_at) AS next FROM factline_transport_messages WHERE topic = ? AND group_name = ?',
+    /** Whether the group holds more than `@window` rows. */
+    deeper: db.prepare<[{ topic: string; group: string; window: number }], { more: number }>(
+      `SELECT 1 AS more FROM factline_transport_messages INDEXED BY factline_transport_messages_queue
+       WHERE topic = @topic AND group_name = @group ORDER BY seq LIMIT 1 OFFSET @window`,
+    ),
+    // Rows visible but held back behind their key's earlier rows are not due: waking for them would spin.
+    nextDue: db.prepare<[string, string, number], { next: number | null }>(
+      `SELECT MIN(visible_at) AS next FROM factline_transport_messages
+       WHERE topic = ? AND group_name = ? AND visible_at > ?`,
     ),
     ack: db.prepare<[number, string]>('DELETE FROM factline_transport_messages WHERE seq = ? AND lease = ?'),
     release: db.prepare<[number, number, string]>(
@@ -204,7 +237,13 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
 
   const takeTx = db.transaction((topic: string, group: string, max: number, visibility: number) => {
     const at = now();
-    const rows = statements.due.all(topic, group, at, max);
+    let window = claimWindow(max);
+    let rows = statements.due.all({ topic, group, at, max, window });
+    // Rows in flight, held back or scheduled later can fill the first window: look further.
+    while (rows.length < max && statements.deeper.get({ topic, group, window }) !== undefined) {
+      window *= 8;
+      rows = statements.due.all({ topic, group, at, max, window });
+    }
     return rows.map((row) => {
       const lease = randomUUID();
       statements.lease.run(at + visibility, lease, row.seq);
@@ -217,9 +256,17 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
     group: string,
     seq: number,
     lease: string,
+    /** Called once, on the first settle. */
+    done: () => void,
   ): Pick<Delivery, 'ack' | 'release' | 'extend'> & { [ackInTransaction]: AckInTransaction } => {
     /** Acked inside a committed inbox transaction: nothing left to do. */
     let settled = false;
+    let counted = false;
+    const once = () => {
+      if (counted) return;
+      counted = true;
+      done();
+    };
     return {
       [ackInTransaction]: {
         database: db,
@@ -228,14 +275,17 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
         },
         committed: () => {
           settled = true;
+          once();
         },
       },
       async ack() {
         if (!settled) run(() => statements.ack.run(seq, lease));
+        once();
       },
       async release(delayMs: number) {
         if (settled) return;
         const changed = run(() => statements.release.run(now() + Math.max(0, delayMs), seq, lease)).changes;
+        once();
         if (changed > 0) wake(topic, group);
       },
       async extend(ms: number) {
@@ -291,13 +341,26 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
       const key = waitKey(topic, group);
       let subscriptionClosed = false;
       const wakeMine = new Set<() => void>();
+      // Deliveries of this subscription not settled yet, per message key: once a key has none left, its
+      // later messages may go out, so waiting receivers of the group in this process look again.
+      const unsettled = new Map<string, number>();
+      const settledOne = (messageKey: string) => {
+        const left = (unsettled.get(messageKey) ?? 1) - 1;
+        if (left > 0) return unsettled.set(messageKey, left);
+        unsettled.delete(messageKey);
+        wake(topic, group);
+      };
 
       const take = (max: number): Delivery[] =>
-        run(() => takeTx.immediate(topic, group, Math.max(1, Math.floor(max)), visibility)).map((row) => ({
-          ...settle(topic, group, row.seq, row.lease),
-          message: deserialize(row.message),
-          deliveryCount: row.deliveryCount,
-        }));
+        run(() => takeTx.immediate(topic, group, Math.max(1, Math.floor(max)), visibility)).map((row) => {
+          const message = deserialize(row.message);
+          unsettled.set(message.key, (unsettled.get(message.key) ?? 0) + 1);
+          return {
+            ...settle(topic, group, row.seq, row.lease, () => settledOne(message.key)),
+            message,
+            deliveryCount: row.deliveryCount,
+          };
+        });
 
       return {
         async receive(max: number, waitMs: number, signal: AbortSignal) {
@@ -309,7 +372,7 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
             const left = deadline - Date.now();
             if (left <= 0) return found;
             // Sleep until the next row of the group is due, a poll interval, a wake-up or the abort.
-            const next = run(() => statements.nextDue.get(topic, group))?.next;
+            const next = run(() => statements.nextDue.get(topic, group, now()))?.next;
             const untilDue = next == null ? Number.POSITIVE_INFINITY : Math.max(1, next - now());
             await new Promise<void>((resolve) => {
               let set = waiters.get(key);

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { defaultRetryPolicy } from '../messaging/consumer-ports.ts';
+import { createMessage, type Message } from '../messaging/message.ts';
+import { uniqueCategory } from './conformance/context.ts';
+import type { ConsumerCaseContext, ConsumerConformanceCase } from './consumer-conformance.ts';
+import { waitUntil } from './wait-until.ts';
+
+const KEYS = 20;
+const PER_KEY = 15;
+
+/** A seeded generator, so a failing run can be replayed. */
+const seeded = (seed: number) => () => {
+  seed = (seed * 48271) % 2147483647;
+  return seed / 2147483647;
+};
+
+// biome-ignore lint/suspicious/noExplicitAny: each case works with any transaction type
+type Context = ConsumerCaseContext<any>;
+
+/** Cases where several consumers of one group compete for its messages (as processes sharing the storage would). */
+export const competingConsumerCases: readonly ConsumerConformanceCase[] = [
+  {
+    name: 'competing consumers of one group, one stopped mid-run: per-key order holds across them; every message is applied once',
+    async run(c: Context) {
+      const random = seeded(11);
+      const name = uniqueCategory('accounts');
+      const write = (m: Message, tx: unknown) => {
+        // Fails before the write, or (where the inbox is transactional) after it: rolled back either way.
+        if (random() < 0.1) throw new Error('flaky before');
+        const value = `${m.key}:${(m.data as { n: number }).n}`;
+        return c.andThen(c.environment.writeEffect(tx, name, value), () => {
+          if (c.transactional && random() < 0.05) throw new Error('flaky after');
+        });
+      };
+      const handler = c.synchronousHandlers
+        ? (m: Message, tx: unknown) => write(m, tx)
+        : async (m: Message, tx: unknown) => {
+            // Small random delays shuffle which consumer finishes first.
+            await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 3)));
+            await write(m, tx);
+          };
+      const peer = await c.peerTransport();
+      const options = { name, concurrency: 3, retryPolicy: defaultRetryPolicy({ immediate: 20 }), handler };
+      // The one stopped shares the publishing transport (woken at once by its publishes, so it surely
+      // takes part); the third is on the peer, as a consumer in another process would be.
+      const first = c.consumer(options);
+      const stopped = c.consumer(options);
+      const third = c.consumer({ ...options, transport: peer });
+      for (const consumer of [first, stopped, third]) await consumer.start();
+
+      const messages: Message[] = [];
+      for (let n = 0; n < PER_KEY; n++) {
+        for (let k = 0; k < KEYS; k++) messages.push(createMessage({ type: 'Paid', data: { n }, key: `acct-${k}` }));
+      }
+      const half = messages.length / 2;
+      for (let i = 0; i < half; i += 30) await c.environment.transport.publish(c.topic, messages.slice(i, i + 30));
+      await waitUntil(() => stopped.stats().handled >= 5, 'the consumer to be stopped to take part', 30_000);
+      const stopping = stopped.stop();
+      for (let i = half; i < messages.length; i += 30) {
+        await c.environment.transport.publish(c.topic, messages.slice(i, i + 30));
+      }
+      await stopping;
+      await waitUntil(
+        async () => (await c.environment.effects(name)).length >= messages.length,
+        'every message applied',
+        60_000,
+      );
+      const effects = await c.environment.effects(name);
+      assert.equal(new Set(effects).size, effects.length, 'a message was applied twice');
+      assert.equal(effects.length, messages.length, 'each message applied once');
+      for (let k = 0; k < KEYS; k++) {
+        assert.deepEqual(
+          effects.filter((e) => e.startsWith(`acct-${k}:`)),
+          Array.from({ length: PER_KEY }, (_, n) => `acct-${k}:${n}`),
+          `key acct-${k} out of order`,
+        );
+      }
+      const handled = [first, stopped, third].map((consumer) => consumer.stats().handled);
+      assert.ok(
+        (handled[0] ?? 0) + (handled[2] ?? 0) > 0,
+        `the consumers left running took part: ${handled.join(' / ')}`,
+      );
+    },
+  },
+];

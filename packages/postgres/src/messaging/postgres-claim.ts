@@ -1,0 +1,80 @@
+/**
+ * How many of a group's oldest rows a claim of `max` looks at first for keys
+ * to hand out; while it finds fewer than `max` and the window was full, it
+ * looks 8 times further.
+ */
+export const claimWindow = (max: number): number => Math.max(64, 16 * max);
+
+/**
+ * The transport's claim (`$1` topic, `$2` group, `$3` max, `$4` visibility in
+ * ms, `$5` the window, `claimWindow(max)`), one statement: up to `max` rows of
+ * the group handed out under new leases, a row only with every earlier row of
+ * its key (per-key order across competing consumers, in any number of
+ * processes).
+ *
+ * - win: the group's oldest rows, in flight or not, in seq order (the primary
+ *   key). It is a prefix of the group, so a key's first row there is its first
+ *   in the group. A last row of nulls says the window was full (the caller
+ *   looks further when it got fewer than `max`).
+ * - heads: those first rows, where visible, locked without waiting. A key
+ *   whose first row is in flight, waiting for a retry, scheduled later, or
+ *   being claimed by someone else (locked) is skipped whole. A later row of a
+ *   key is nobody's head while that first row exists, so no concurrent claim,
+ *   however stale its snapshot, takes it.
+ * - candidates: the heads and the rows of their keys after them in the
+ *   window, the first `max` by seq.
+ * - followers: the visible candidates with no row of their key not due before
+ *   them, locked (waiting: only a settle holds them, briefly). Locking reads
+ *   the newest version: one settled or released meanwhile drops out.
+ * - picked: the heads, and each follower whose key's earlier candidates were
+ *   all locked, so a key's rows go out as a consecutive run.
+ *
+ * Picked rows are found again by the `ctid` their lock returned (a TID scan:
+ * the rows are locked, so their ctids hold; joined on `seq`, the planner, with
+ * no statistics yet on a young queue table, took the join as a scan of the
+ * whole group per claim), through `ARRAY(…)`, computed once (a rescan would
+ * skip the rows this statement already updated and pick later ones, passing
+ * `max`). Cost: one pass over the window per claim, whatever the number of keys.
+ */
+export const claimStatement = (s: string): string => `WITH win AS MATERIALIZED (
+      SELECT w.ctid, w.seq, w.key, w.visible_at <= now() AS due FROM ${s}.transport_messages w
+       WHERE w.topic = $1 AND w.group_name = $2
+       ORDER BY w.seq
+       LIMIT $5
+    ), heads AS MATERIALIZED (
+      SELECT t.ctid, t.seq, t.key FROM ${s}.transport_messages t
+       WHERE t.ctid = ANY (ARRAY(SELECT DISTINCT ON (f.key) f.ctid FROM win f ORDER BY f.key, f.seq))
+         AND t.visible_at <= now()
+       ORDER BY t.seq
+       LIMIT $3
+       FOR UPDATE SKIP LOCKED
+    ), candidates AS MATERIALIZED (
+      SELECT w.ctid, w.seq, w.key, w.seq = h.seq AS head, w.due FROM win w JOIN heads h ON h.key = w.key
+       ORDER BY w.seq
+       LIMIT $3
+    ), followers AS MATERIALIZED (
+      SELECT t.ctid, t.seq FROM ${s}.transport_messages t
+       WHERE t.ctid = ANY (ARRAY(
+               SELECT c.ctid FROM candidates c
+                WHERE NOT c.head AND c.due
+                  AND NOT EXISTS (SELECT 1 FROM candidates w WHERE w.key = c.key AND w.seq < c.seq AND NOT w.due)))
+         AND t.visible_at <= now()
+       FOR UPDATE
+    ), picked AS MATERIALIZED (
+      SELECT h.ctid FROM heads h
+      UNION ALL
+      SELECT f.ctid FROM followers f JOIN candidates c ON c.seq = f.seq
+       WHERE NOT EXISTS (
+         SELECT 1 FROM candidates w
+          WHERE w.key = c.key AND w.seq < c.seq AND NOT w.head AND w.seq NOT IN (SELECT seq FROM followers))
+    ), taken AS (
+      UPDATE ${s}.transport_messages m
+         SET visible_at = now() + $4::float8 * interval '1 millisecond',
+             delivery_count = m.delivery_count + 1,
+             lease = gen_random_uuid()
+       WHERE m.ctid = ANY (ARRAY(SELECT ctid FROM picked))
+      RETURNING m.seq::text AS seq, m.message::text AS message, m.delivery_count, m.lease::text AS lease
+    )
+    SELECT seq, message, delivery_count, lease FROM taken
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL WHERE (SELECT count(*) FROM win) >= $5`;
