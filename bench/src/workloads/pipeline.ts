@@ -38,6 +38,7 @@ import type { Database } from 'better-sqlite3';
 import pg from 'pg';
 import { report, type Subject, type Trial, type Workload } from '../harness.ts';
 import { orderData } from './payload.ts';
+import { type RemoteConsumers, startRemoteConsumers } from './pipeline-processes.ts';
 import { dropSchema, freshSchema, loadFactlinePostgres, pgUnavailable, pgUrl } from './postgres.ts';
 
 const EVENTS = Number(process.env.FACTLINE_BENCH_PIPELINE_EVENTS ?? 5000);
@@ -91,9 +92,10 @@ function completion(expected: number) {
   return {
     handledAt,
     done,
-    mark(i: number) {
+    /** Marks `i` handled, now or at `at` (this process's performance.now() clock). */
+    mark(i: number, at = performance.now()) {
       if (handledAt[i] === 0) {
-        handledAt[i] = performance.now();
+        handledAt[i] = at;
         if (++handled === expected) resolve();
       }
     },
@@ -116,7 +118,15 @@ interface E2eParts {
   /** The handler's one write, through the inbox's transaction. */
   insert: (message: Message, tx: never) => Promise<void> | void;
   startRelay: () => Promise<ProjectionRunner>;
+  /** Consumers in child processes instead of this one (PostgreSQL only); `handled` gets epoch ms. */
+  startRemote?: (remote: Remote, handled: (i: number, at: number) => void) => Promise<RemoteConsumers>;
   close: () => Promise<void>;
+}
+
+/** Competing consumers in `processes` child processes of `lanes` lanes each. */
+interface Remote {
+  processes: number;
+  lanes: number;
 }
 
 /** Shared run of the e2e subjects: the consumer and the relay are up before the clock starts. */
@@ -127,9 +137,11 @@ function e2eTrial(
   open: () => Promise<E2eParts>,
   paced?: { rate: number; events: number },
   instances = 1,
+  remote?: Remote,
 ): Trial {
   let parts: E2eParts;
   let consumers: Consumer[] = [];
+  let remoteConsumers: RemoteConsumers | undefined;
   let runner: ProjectionRunner | undefined;
   const events = paced?.events ?? EVENTS;
   const tracker = completion(events);
@@ -137,6 +149,12 @@ function e2eTrial(
   return {
     setup: async () => {
       parts = await open();
+      if (remote) {
+        if (!parts.startRemote) throw new Error(`${subject}: consumers in child processes are not supported here`);
+        remoteConsumers = await parts.startRemote(remote, (i, at) => tracker.mark(i, at - performance.timeOrigin));
+        runner = await parts.startRelay();
+        return;
+      }
       // `instances` consumers of one group compete for its messages, each with `concurrency` lanes.
       consumers = Array.from({ length: instances }, () =>
         createConsumer({
@@ -199,6 +217,7 @@ function e2eTrial(
     teardown: async () => {
       await runner?.stop();
       for (const consumer of consumers) await consumer.stop();
+      await remoteConsumers?.stop();
       await parts?.close();
     },
   };
@@ -287,6 +306,7 @@ function pgE2e(
   paced?: { rate: number; events: number },
   groupCommit = false,
   instances = 1,
+  remote?: Remote,
 ): Subject {
   return {
     name,
@@ -321,6 +341,8 @@ function pgE2e(
                 values: [message.id, message.key, (message.data as Item).total],
               });
             },
+            startRemote: (r, handled) =>
+              startRemoteConsumers({ url: pgUrl, schema, topic: TOPIC, ...r, groupCommit, handled }),
             startRelay: () =>
               factline.startPostgresProjections(
                 store,
@@ -336,6 +358,7 @@ function pgE2e(
         },
         paced,
         instances,
+        remote,
       );
     },
   };
@@ -472,7 +495,7 @@ export const pipelineWorkloads: Workload[] = [
   },
   {
     name: 'pipeline-postgres-e2e',
-    description: `${EVENTS} single-event appends over ${STREAMS} streams → event relay → PostgreSQL transport → consumer (SQL inbox; store, transport and inbox on one pool) with one INSERT per message; factline-N = one consumer with N lanes, factline-8x1 = 8 competing consumers of one lane each, -grouped = the inbox with group commit; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one client`,
+    description: `${EVENTS} single-event appends over ${STREAMS} streams → event relay → PostgreSQL transport → consumer (SQL inbox; store, transport and inbox on one pool) with one INSERT per message; factline-N = one consumer with N lanes, factline-8x1 = 8 competing consumers of one lane each, factline-2proc-4 = 2 consumer processes (child processes, a pool each) of 4 lanes each competing on one group, -grouped = the inbox with group commit; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one client`,
     unit: 'messages/s',
     repeat: E2E_REPEAT,
     subjects: [
@@ -480,6 +503,7 @@ export const pipelineWorkloads: Workload[] = [
       pgE2e('pipeline-postgres-e2e', 'factline-8', 8),
       pgE2e('pipeline-postgres-e2e', 'factline-8-grouped', 8, undefined, true),
       pgE2e('pipeline-postgres-e2e', 'factline-8x1', 1, undefined, false, 8),
+      pgE2e('pipeline-postgres-e2e', 'factline-2proc-4', 4, undefined, false, 1, { processes: 2, lanes: 4 }),
       pgRaw(EVENTS),
     ],
   },
