@@ -1,7 +1,8 @@
 /**
- * Competing consumers in child processes for the PostgreSQL e2e pipeline: `processes` children
- * (pipeline-consumer-child.ts), each one consumer of the same group with `lanes` lanes on a pool of
- * its own, compete for the transport's messages as separate service instances would.
+ * Competing consumers in child processes for the e2e pipeline: `processes` children
+ * (pipeline-consumer-child.ts), each one consumer of the same group with `lanes` lanes on a pool
+ * (PostgreSQL) or connection (SQLite) of its own, compete for the transport's messages as separate
+ * service instances would.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 
@@ -33,7 +34,10 @@ function exited(process: ChildProcess, ms: number): Promise<void> {
  * `handled(i, at)` is called for every message a child handled (`at`: epoch milliseconds).
  */
 export async function startRemoteConsumers(options: {
-  url: string;
+  adapter: 'postgres' | 'sqlite';
+  /** The PostgreSQL connection string, or the SQLite file. */
+  where: string;
+  /** The PostgreSQL schema (ignored on SQLite). */
   schema: string;
   topic: string;
   processes: number;
@@ -53,7 +57,14 @@ export async function startRemoteConsumers(options: {
   try {
     await Promise.all(
       Array.from({ length: options.processes }, () => {
-        const args = [options.url, options.schema, options.topic, String(options.lanes), String(options.groupCommit)];
+        const args = [
+          options.adapter,
+          options.where,
+          options.schema,
+          options.topic,
+          String(options.lanes),
+          String(options.groupCommit),
+        ];
         const c = spawn(process.execPath, [...NODE_FLAGS, child, ...args], {
           cwd: root,
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

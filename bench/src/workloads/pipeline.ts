@@ -230,6 +230,7 @@ function sqliteE2e(
   concurrency: number,
   paced?: { rate: number; events: number },
   instances = 1,
+  remote?: Remote,
 ): Subject {
   return {
     name,
@@ -253,6 +254,16 @@ function sqliteE2e(
             insert: (message) => {
               insert.run(message.id, message.key, (message.data as Item).total);
             },
+            startRemote: (r, handled) =>
+              startRemoteConsumers({
+                adapter: 'sqlite',
+                where: path,
+                schema: '',
+                topic: TOPIC,
+                ...r,
+                groupCommit: true,
+                handled,
+              }),
             startRelay: () =>
               startSqliteProjections(
                 store,
@@ -270,6 +281,7 @@ function sqliteE2e(
         },
         paced,
         instances,
+        remote,
       );
     },
   };
@@ -343,7 +355,15 @@ function pgE2e(
               });
             },
             startRemote: (r, handled) =>
-              startRemoteConsumers({ url: pgUrl, schema, topic: TOPIC, ...r, groupCommit, handled }),
+              startRemoteConsumers({
+                adapter: 'postgres',
+                where: pgUrl,
+                schema,
+                topic: TOPIC,
+                ...r,
+                groupCommit,
+                handled,
+              }),
             startRelay: () =>
               factline.startPostgresProjections(
                 store,
@@ -484,7 +504,7 @@ function pgKeys(name: string, concurrency: number, groupCommit = false): Subject
 export const pipelineWorkloads: Workload[] = [
   {
     name: 'pipeline-sqlite-e2e',
-    description: `${EVENTS} single-event appends over ${STREAMS} streams (as fast as the store takes them) → event relay → SQLite transport (shared connection) → consumer (SQL inbox) with one INSERT per message; factline-N = one consumer with N lanes, factline-8x1 = 8 competing consumers of one lane each; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one connection`,
+    description: `${EVENTS} single-event appends over ${STREAMS} streams (as fast as the store takes them) → event relay → SQLite transport (shared connection) → consumer (SQL inbox) with one INSERT per message; factline-N = one consumer with N lanes, factline-8x1 = 8 competing consumers of one lane each, factline-2proc-4 = 2 consumer processes (child processes, a connection each, polling every 5 ms) of 4 lanes each competing on one group; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one connection`,
     unit: 'messages/s',
     repeat: E2E_REPEAT,
     // Factline's path measured with its code optimized by the JIT, as the append workloads are.
@@ -493,6 +513,7 @@ export const pipelineWorkloads: Workload[] = [
       sqliteE2e('pipeline-sqlite-e2e', 'factline-1', 1),
       sqliteE2e('pipeline-sqlite-e2e', 'factline-8', 8),
       sqliteE2e('pipeline-sqlite-e2e', 'factline-8x1', 1, undefined, 8),
+      sqliteE2e('pipeline-sqlite-e2e', 'factline-2proc-4', 4, undefined, 1, { processes: 2, lanes: 4 }),
       sqliteRaw,
     ],
   },
