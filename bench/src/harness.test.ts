@@ -13,7 +13,7 @@ test('a failing peer gets a failed figure with its error, and the other subjects
   assert.equal(by.get('factline/raw')?.value, 0.75);
   assert.match(by.get('peer-throws')?.failed ?? '', /SQLITE_BUSY: cannot commit transaction/);
   assert.match(by.get('peer-stray-error')?.failed ?? '', /stray error event/);
-  assert.match(by.get('peer-exits')?.failed ?? '', /exit code 3/);
+  assert.match(by.get('peer-exits')?.failed ?? '', /exit code 3\): Error: SQLITE_BUSY: database is locked/);
   assert.match(by.get('peer-hangs')?.failed ?? '', /no result after 3000 ms/);
   for (const name of ['peer-throws', 'peer-stray-error', 'peer-exits', 'peer-hangs']) {
     assert.equal(by.get(`${name}/raw`), undefined, `${name} is left out of the ratios`);

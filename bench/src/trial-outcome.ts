@@ -58,6 +58,14 @@ export async function trialInProcess(subject: Subject, timeoutMs = TRIAL_TIMEOUT
   }
 }
 
+/** The last line of `stderr` that names an error (`SqliteError: …`), not a stack frame. */
+const lastError = (stderr: string): string | undefined =>
+  stderr
+    .split('\n')
+    .filter((line) => /\w*Error\b/.test(line) && !/^\s+at /.test(line))
+    .pop()
+    ?.trim();
+
 /** The flags the bench runs with (see bench/run.mjs): workspace packages from source, TypeScript via tsx. */
 const NODE_FLAGS = ['--conditions=factline-source', '--expose-gc', '--import', 'tsx'];
 const root = new URL('../../', import.meta.url).pathname;
@@ -82,7 +90,13 @@ export function trialInChild(
         ...process.env,
         FACTLINE_BENCH_TRIAL: JSON.stringify({ module, workload: workload.name, subject: subject.name, warmup }),
       },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    });
+    // The child's stderr goes on to ours; its tail names the error of a child that died without a result.
+    let tail = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      tail = (tail + chunk.toString()).slice(-4000);
     });
     let outcome: TrialOutcome | undefined;
     let timedOut = false;
@@ -99,13 +113,12 @@ export function trialInChild(
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (timedOut) resolve({ kind: 'failed', error: `no result after ${timeoutMs} ms (child process killed)` });
-      else
-        resolve(
-          outcome ?? {
-            kind: 'failed',
-            error: `the trial's process ended without a result (${signal ? `signal ${signal}` : `exit code ${code}`})`,
-          },
-        );
+      else if (outcome) resolve(outcome);
+      else {
+        const error = lastError(tail);
+        const ended = `the trial's process ended without a result (${signal ? `signal ${signal}` : `exit code ${code}`})`;
+        resolve({ kind: 'failed', error: error ? `${ended}: ${error}` : ended });
+      }
     });
   });
 }
