@@ -8,6 +8,7 @@ import { getPostgresInbox, getPostgresTransport } from '@factline/postgres';
 import { getSqliteInbox, getSqliteTransport } from '@factline/sqlite';
 
 const [adapter, where, schema, topic, lanesText, groupCommitText] = process.argv.slice(2) as string[];
+if (adapter !== 'postgres' && adapter !== 'sqlite') throw new Error(`unknown adapter ${adapter}: postgres or sqlite`);
 const lanes = Number(lanesText);
 const groupCommit = groupCommitText === 'true';
 const send = (message: unknown) => process.send?.(message);
