@@ -1,61 +1,74 @@
-// Child process of the pipeline's competing-consumers subjects (workloads/pipeline-processes.ts): one
-// consumer of the bench group on the transport of the given PostgreSQL schema (a pool of its own, SQL
-// inbox on it) or SQLite file (a connection of its own, SQL inbox on it), whose handler does the
-// workload's one INSERT. Sends 'ready' once its group is registered, then batches of
-// [item index, epoch ms handled]; on 'stop' stops and exits.
+// Child process of the pipeline's competing-consumers subjects (workloads/pipeline-processes.ts). It
+// lives for the whole run, so that its code is as warm as the parent's from one trial to the next.
+// Per trial, on {open}: one consumer of the bench group on the transport of the given PostgreSQL
+// schema (a pool of its own, SQL inbox on it) or SQLite file (a connection of its own, SQL inbox on
+// it), whose handler does the workload's one INSERT; it answers 'ready' once its group is registered,
+// then sends batches of {handled: [item index, epoch ms handled]}. On 'close' it stops that consumer
+// and answers 'closed'. It exits when the parent disconnects.
 import { type Consumer, createConsumer, type Inbox, type Transport } from '@factline/core';
 import { getPostgresInbox, getPostgresTransport } from '@factline/postgres';
 import { getSqliteInbox, getSqliteTransport } from '@factline/sqlite';
 
-const [adapter, where, schema, topic, lanesText, groupCommitText] = process.argv.slice(2) as string[];
-if (adapter !== 'postgres' && adapter !== 'sqlite') throw new Error(`unknown adapter ${adapter}: postgres or sqlite`);
-const lanes = Number(lanesText);
-const groupCommit = groupCommitText === 'true';
-const send = (message: unknown) => process.send?.(message);
-let handled: [number, number][] = [];
-const done = (i: number) => handled.push([i, performance.timeOrigin + performance.now()]);
+export interface OpenRequest {
+  adapter: 'postgres' | 'sqlite';
+  /** The PostgreSQL connection string, or the SQLite file. */
+  where: string;
+  /** The PostgreSQL schema (unused on SQLite). */
+  schema: string;
+  topic: string;
+  lanes: number;
+  groupCommit: boolean;
+}
 
 interface Item {
   i: number;
   total: number;
 }
-let consumer: Consumer;
-let transport: Transport;
-/** True once the group's row exists (the relay's publish then reaches it). */
-let registered: () => Promise<boolean>;
-if (adapter === 'postgres') {
-  const pgTransport = await getPostgresTransport({ connectionString: where, schema, poolSize: lanes + 2 });
-  transport = pgTransport;
-  const inbox = await getPostgresInbox({ pool: pgTransport.pool, schema, groupCommit });
-  const text = `INSERT INTO "${schema}".bench_items (id, stream, total) VALUES ($1, $2, $3)`;
-  consumer = createConsumer({
-    name: 'bench',
-    topic: topic as string,
-    transport,
-    inbox,
-    concurrency: lanes,
-    handler: async (message, client) => {
-      const item = message.data as Item;
-      await client.query({ name: `items-${schema}`, text, values: [message.id, message.key, item.total] });
-      done(item.i);
-    },
-  });
-  registered = () =>
-    pgTransport.pool
-      .query(`SELECT 1 FROM "${schema}".transport_groups WHERE topic = $1 AND group_name = 'bench'`, [topic])
-      .then((result) => (result.rowCount ?? 0) > 0);
-} else {
+
+const send = (message: unknown) => process.send?.(message);
+let handled: [number, number][] = [];
+const done = (i: number) => handled.push([i, performance.timeOrigin + performance.now()]);
+
+/** Builds this trial's consumer; resolves with it, its transport and a check that its group is registered. */
+async function open(request: OpenRequest): Promise<{
+  consumer: Consumer;
+  transport: Transport;
+  registered: () => Promise<boolean>;
+}> {
+  const { adapter, where, schema, topic, lanes, groupCommit } = request;
+  if (adapter === 'postgres') {
+    const transport = await getPostgresTransport({ connectionString: where, schema, poolSize: lanes + 2 });
+    const inbox = await getPostgresInbox({ pool: transport.pool, schema, groupCommit });
+    const text = `INSERT INTO "${schema}".bench_items (id, stream, total) VALUES ($1, $2, $3)`;
+    const consumer = createConsumer({
+      name: 'bench',
+      topic,
+      transport,
+      inbox,
+      concurrency: lanes,
+      handler: async (message, client) => {
+        const item = message.data as Item;
+        await client.query({ name: `items-${schema}`, text, values: [message.id, message.key, item.total] });
+        done(item.i);
+      },
+    });
+    const registered = () =>
+      transport.pool
+        .query(`SELECT 1 FROM "${schema}".transport_groups WHERE topic = $1 AND group_name = 'bench'`, [topic])
+        .then((result) => (result.rowCount ?? 0) > 0);
+    return { consumer, transport, registered };
+  }
+  if (adapter !== 'sqlite') throw new Error(`unknown adapter ${String(adapter)}: postgres or sqlite`);
   // Other processes' publishes are seen by polling: look often, as a competing consumer would be tuned.
-  const sqliteTransport = getSqliteTransport({ path: where as string, pollIntervalMs: 5 });
-  transport = sqliteTransport;
-  const database = sqliteTransport.database;
+  const transport = getSqliteTransport({ path: where, pollIntervalMs: 5 });
+  const database = transport.database;
   const inbox: Inbox<typeof database> = getSqliteInbox({ database, groupCommit });
   const insert = database.prepare<[string, string, number]>(
     'INSERT INTO bench_items (id, stream, total) VALUES (?, ?, ?)',
   );
-  consumer = createConsumer({
+  const consumer = createConsumer({
     name: 'bench',
-    topic: topic as string,
+    topic,
     transport,
     inbox,
     concurrency: lanes,
@@ -65,32 +78,47 @@ if (adapter === 'postgres') {
       done(item.i);
     },
   });
-  registered = async () =>
+  const registered = async () =>
     database.prepare("SELECT 1 FROM factline_transport_groups WHERE topic = ? AND group_name = 'bench'").get(topic) !==
     undefined;
+  return { consumer, transport, registered };
 }
-await consumer.start();
-// The relay must not publish before the group exists, or its messages would not reach it.
-const deadline = Date.now() + 10_000;
-for (;;) {
-  // A transport without this table declares its groups some other way: consumer.start() is then enough.
-  const found = await registered().catch(() => true);
-  if (found || Date.now() > deadline) break;
-  await new Promise((resolve) => setTimeout(resolve, 10));
-}
-const flush = setInterval(() => {
+
+let current: { consumer: Consumer; transport: Transport } | undefined;
+const flush = () => {
   if (handled.length === 0) return;
   send({ handled });
   handled = [];
-}, 10);
-send('ready');
-process.on('message', async (message) => {
-  if (message !== 'stop') return;
-  clearInterval(flush);
-  if (handled.length > 0) send({ handled });
-  await consumer.stop();
-  await transport.close();
-  process.exit(0);
+};
+setInterval(flush, 10);
+
+process.on('message', async (message: { open: OpenRequest } | 'close') => {
+  try {
+    if (message === 'close') {
+      const trial = current;
+      current = undefined;
+      await trial?.consumer.stop();
+      await trial?.transport.close();
+      flush();
+      send('closed');
+      return;
+    }
+    const trial = await open(message.open);
+    current = trial;
+    await trial.consumer.start();
+    // The relay must not publish before the group exists, or its messages would not reach it.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      // A transport without this table declares its groups some other way: consumer.start() is then enough.
+      const found = await trial.registered().catch(() => true);
+      if (found || Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    send('ready');
+  } catch (error) {
+    send({ error: (error as Error).message });
+  }
 });
 // The parent's end (it died, or closed the channel) ends this process too.
 process.on('disconnect', () => process.exit(0));
+send('started');

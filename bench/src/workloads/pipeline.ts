@@ -38,7 +38,7 @@ import type { Database } from 'better-sqlite3';
 import pg from 'pg';
 import { report, type Subject, type Trial, type Workload } from '../harness.ts';
 import { orderData } from './payload.ts';
-import { type RemoteConsumers, startRemoteConsumers } from './pipeline-processes.ts';
+import { endRemoteConsumers, type RemoteConsumers, startRemoteConsumers } from './pipeline-processes.ts';
 import { dropSchema, freshSchema, loadFactlinePostgres, pgUnavailable, pgUrl } from './postgres.ts';
 
 const EVENTS = Number(process.env.FACTLINE_BENCH_PIPELINE_EVENTS ?? 5000);
@@ -55,6 +55,7 @@ const dir = join(tmpdir(), `factline-bench-pipeline-${process.pid}`);
 let counter = 0;
 
 export function removePipelineFiles(): void {
+  endRemoteConsumers();
   rmSync(dir, { recursive: true, force: true });
 }
 
