@@ -8,6 +8,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { type TrialOutcome, trialInChild, trialInProcess } from './trial-outcome.ts';
 
 /** One measured run: how many units of work `run` did. */
 export interface Trial {
@@ -29,6 +30,14 @@ export interface Subject {
   repeat?: number;
   /** Makes a fresh trial for each repetition. Returns undefined (with a reason) when unavailable. */
   trial: () => Promise<Trial | string> | Trial | string;
+  /**
+   * Runs each trial in a child process of its own (for peers): a crash, an uncaught error or a
+   * hang there fails this subject's figure only. The workload must be listed by the `module`
+   * given to `runWorkload`.
+   */
+  isolate?: boolean;
+  /** Deadline of one trial, setup to teardown (default FACTLINE_BENCH_TRIAL_TIMEOUT_MS or 15 minutes). */
+  timeoutMs?: number;
 }
 
 export interface Workload {
@@ -51,6 +60,8 @@ export interface Figure {
   subject: string;
   value: number;
   unit: string;
+  /** Set when the subject's trials failed: the first error; `value` is then 0. */
+  failed?: string;
 }
 
 const figures: Figure[] = [];
@@ -61,26 +72,62 @@ export function report(workload: string, subject: string, value: number, unit: s
   console.log(`bench ${workload} ${subject} ${rounded} ${unit}`);
 }
 
+/** A failed figure: `bench <workload> <subject> failed <unit>: <error>`. */
+export function reportFailed(workload: string, subject: string, unit: string, error: string): void {
+  const line = error.split('\n')[0] as string;
+  figures.push({ workload, subject, value: 0, unit, failed: line });
+  console.log(`bench ${workload} ${subject} failed ${unit}: ${line}`);
+}
+
+/** Options of `runWorkload`. */
+export interface RunOptions {
+  /** URL of the module whose `workloads` export lists the workload: where isolated trials find it. */
+  module?: string;
+}
+
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 };
 
-export async function runWorkload(workload: Workload): Promise<void> {
+/**
+ * Runs every subject of `workload` (interleaved rounds, medians) and prints its figures. A subject
+ * whose trial throws, crashes its process or outlives its deadline gets a failed figure with the
+ * error, runs no further rounds, and is left out of the ratios; the others still print.
+ * Returns the figures this workload reported.
+ */
+export async function runWorkload(workload: Workload, options: RunOptions = {}): Promise<Figure[]> {
   console.log(`# ${workload.name}: ${workload.description}`);
+  const first = figures.length;
   const rates = new Map<string, number>();
   // Interleave subjects round by round so that machine noise hits them alike.
   const samples = new Map<string, number[]>();
   const extras = new Map<string, Record<string, number[]>>();
   const unavailable = new Set<string>();
+  const failed = new Map<string, string>();
+  const runTrial = (subject: Subject, warmup: boolean): Promise<TrialOutcome> => {
+    if (!subject.isolate) return trialInProcess(subject, subject.timeoutMs);
+    if (!options.module) return Promise.resolve({ kind: 'failed', error: 'isolated subject without a module' });
+    return trialInChild(options.module, workload, subject, warmup, subject.timeoutMs);
+  };
+  const record = (subject: Subject, outcome: TrialOutcome): boolean => {
+    if (outcome.kind === 'skipped') {
+      console.log(`# ${workload.name} ${subject.name} skipped: ${outcome.reason}`);
+      unavailable.add(subject.name);
+      return false;
+    }
+    if (outcome.kind === 'failed') {
+      console.log(`# ${workload.name} ${subject.name} failed: ${outcome.error}`);
+      failed.set(subject.name, outcome.error);
+      return false;
+    }
+    return true;
+  };
   if (workload.warmup) {
+    // Isolated subjects warm up in their own child process, before each measured trial.
     for (const subject of workload.subjects) {
-      const trial = await subject.trial();
-      if (typeof trial === 'string') continue;
-      await trial.setup?.();
-      await trial.run();
-      await trial.teardown?.();
+      if (!subject.isolate) record(subject, await runTrial(subject, false));
     }
   }
   for (let round = 0; round < (workload.repeat ?? 3); round++) {
@@ -89,38 +136,29 @@ export async function runWorkload(workload: Workload): Promise<void> {
     const n = workload.subjects.length;
     const order = workload.subjects.map((_, i) => workload.subjects[(i + round) % n] as Subject);
     for (const subject of order) {
-      if (unavailable.has(subject.name) || round >= (subject.repeat ?? Number.POSITIVE_INFINITY)) continue;
-      const trial = await subject.trial();
-      if (typeof trial === 'string') {
-        console.log(`# ${workload.name} ${subject.name} skipped: ${trial}`);
-        unavailable.add(subject.name);
-        continue;
-      }
-      await trial.setup?.();
-      const started = process.hrtime.bigint();
-      const done = await trial.run();
-      const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-      const units = typeof done === 'number' ? done : done.units;
-      const seconds = typeof done === 'number' ? elapsed : done.seconds;
-      const extra = trial.extras?.() ?? {};
-      await trial.teardown?.();
+      if (unavailable.has(subject.name) || failed.has(subject.name)) continue;
+      if (round >= (subject.repeat ?? Number.POSITIVE_INFINITY)) continue;
+      const outcome = await runTrial(subject, workload.warmup === true);
+      if (!record(subject, outcome) || outcome.kind !== 'done') continue;
       const subjectRates = samples.get(subject.name) ?? [];
-      subjectRates.push(units / seconds);
+      subjectRates.push(outcome.units / outcome.seconds);
       if (process.env.FACTLINE_BENCH_SAMPLES === '1')
-        console.log(`# sample ${workload.name} ${subject.name} ${Math.round(units / seconds)}`);
+        console.log(`# sample ${workload.name} ${subject.name} ${Math.round(outcome.units / outcome.seconds)}`);
       samples.set(subject.name, subjectRates);
       const bucket = extras.get(subject.name) ?? {};
-      for (const [key, value] of Object.entries(extra)) bucket[key] = [...(bucket[key] ?? []), value];
+      for (const [key, value] of Object.entries(outcome.extras)) bucket[key] = [...(bucket[key] ?? []), value];
       extras.set(subject.name, bucket);
     }
   }
   for (const [name, values] of samples) {
+    if (failed.has(name)) continue;
     const rate = median(values);
     rates.set(name, rate);
     report(workload.name, name, rate, workload.unit);
     for (const [key, list] of Object.entries(extras.get(name) ?? {}))
       report(workload.name, `${name}.${key}`, median(list), key.endsWith('MB') ? 'MB' : 'count');
   }
+  for (const [name, error] of failed) reportFailed(workload.name, name, workload.unit, error);
   const raw = rates.get('raw');
   for (const [name, rate] of rates) {
     if (name !== 'raw' && raw) report(workload.name, `${name}/raw`, rate / raw, 'x');
@@ -130,6 +168,7 @@ export async function runWorkload(workload: Workload): Promise<void> {
     if (name !== 'raw' && name !== 'factline' && ours && rate > 0)
       report(workload.name, `factline/${name}`, ours / rate, 'x');
   }
+  return figures.slice(first);
 }
 
 /**

@@ -1,27 +1,20 @@
-import { runWorkload, type Workload, writeResults } from './harness.ts';
-import { pipelineWorkloads, removePipelineFiles } from './workloads/pipeline.ts';
-import { postgresWorkloads } from './workloads/postgres.ts';
-import { dropPostgresScanSchemas, postgresScanWorkloads } from './workloads/postgres-scan.ts';
-import { projectionWorkloads, removeProjectionFiles } from './workloads/projections.ts';
-import { sqliteWorkloads } from './workloads/sqlite.ts';
-import { removeScanFiles, sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
+import { workloads } from './all-workloads.ts';
+import { runWorkload, writeResults } from './harness.ts';
+import { removePipelineFiles } from './workloads/pipeline.ts';
+import { dropPostgresScanSchemas } from './workloads/postgres-scan.ts';
+import { removeProjectionFiles } from './workloads/projections.ts';
+import { removeScanFiles } from './workloads/sqlite-scan.ts';
 
-const workloads: Workload[] = [
-  ...sqliteWorkloads,
-  ...sqliteScanWorkloads,
-  ...postgresWorkloads,
-  ...postgresScanWorkloads,
-  ...projectionWorkloads,
-  ...pipelineWorkloads,
-];
 const filter = process.argv[2] ?? '';
 const selected = workloads.filter((w) => w.name.includes(filter));
 if (selected.length === 0) {
   console.error(`no workload matches '${filter}'; workloads: ${workloads.map((w) => w.name).join(', ')}`);
   process.exit(1);
 }
+// Isolated subjects (the peers) run each trial in a child process that finds its workload here.
+const module = new URL('./all-workloads.ts', import.meta.url).href;
 try {
-  for (const workload of selected) await runWorkload(workload);
+  for (const workload of selected) await runWorkload(workload, { module });
 } finally {
   removeScanFiles();
   removeProjectionFiles();

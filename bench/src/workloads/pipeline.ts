@@ -38,6 +38,7 @@ import type { Database } from 'better-sqlite3';
 import pg from 'pg';
 import { report, type Subject, type Trial, type Workload } from '../harness.ts';
 import { orderData } from './payload.ts';
+import { endRemoteConsumers, type RemoteConsumers, startRemoteConsumers } from './pipeline-processes.ts';
 import { dropSchema, freshSchema, loadFactlinePostgres, pgUnavailable, pgUrl } from './postgres.ts';
 
 const EVENTS = Number(process.env.FACTLINE_BENCH_PIPELINE_EVENTS ?? 5000);
@@ -54,6 +55,7 @@ const dir = join(tmpdir(), `factline-bench-pipeline-${process.pid}`);
 let counter = 0;
 
 export function removePipelineFiles(): void {
+  endRemoteConsumers();
   rmSync(dir, { recursive: true, force: true });
 }
 
@@ -91,9 +93,10 @@ function completion(expected: number) {
   return {
     handledAt,
     done,
-    mark(i: number) {
+    /** Marks `i` handled, now or at `at` (this process's performance.now() clock). */
+    mark(i: number, at = performance.now()) {
       if (handledAt[i] === 0) {
-        handledAt[i] = performance.now();
+        handledAt[i] = at;
         if (++handled === expected) resolve();
       }
     },
@@ -116,7 +119,15 @@ interface E2eParts {
   /** The handler's one write, through the inbox's transaction. */
   insert: (message: Message, tx: never) => Promise<void> | void;
   startRelay: () => Promise<ProjectionRunner>;
+  /** Consumers in child processes instead of this one (PostgreSQL only); `handled` gets epoch ms. */
+  startRemote?: (remote: Remote, handled: (i: number, at: number) => void) => Promise<RemoteConsumers>;
   close: () => Promise<void>;
+}
+
+/** Competing consumers in `processes` child processes of `lanes` lanes each. */
+interface Remote {
+  processes: number;
+  lanes: number;
 }
 
 /** Shared run of the e2e subjects: the consumer and the relay are up before the clock starts. */
@@ -127,9 +138,11 @@ function e2eTrial(
   open: () => Promise<E2eParts>,
   paced?: { rate: number; events: number },
   instances = 1,
+  remote?: Remote,
 ): Trial {
   let parts: E2eParts;
   let consumers: Consumer[] = [];
+  let remoteConsumers: RemoteConsumers | undefined;
   let runner: ProjectionRunner | undefined;
   const events = paced?.events ?? EVENTS;
   const tracker = completion(events);
@@ -137,6 +150,12 @@ function e2eTrial(
   return {
     setup: async () => {
       parts = await open();
+      if (remote) {
+        if (!parts.startRemote) throw new Error(`${subject}: consumers in child processes are not supported here`);
+        remoteConsumers = await parts.startRemote(remote, (i, at) => tracker.mark(i, at - performance.timeOrigin));
+        runner = await parts.startRelay();
+        return;
+      }
       // `instances` consumers of one group compete for its messages, each with `concurrency` lanes.
       consumers = Array.from({ length: instances }, () =>
         createConsumer({
@@ -184,21 +203,23 @@ function e2eTrial(
       const latencies = Array.from(appendedAt, (at, i) => Math.max(0, (tracker.handledAt[i] as number) - at)).sort(
         (a, b) => a - b,
       );
-      // Each subject's last trial reports the medians of its trials' percentiles (one figure each).
+      // Each subject's last trial reports the medians of its measured trials' percentiles (one figure
+      // each); the throughput workloads run a warm-up trial first, whose figures are left out.
       const key = `${workload} ${subject}`;
       const seen = percentiles.get(key) ?? { p50: [], p99: [] };
       seen.p50.push(percentile(latencies, 50) * 1000);
       seen.p99.push(percentile(latencies, 99) * 1000);
       percentiles.set(key, seen);
-      if (seen.p50.length === E2E_REPEAT) {
-        report(workload, `${subject}.p50`, median(seen.p50), 'us');
-        report(workload, `${subject}.p99`, median(seen.p99), 'us');
+      if (seen.p50.length === E2E_REPEAT + (paced ? 0 : 1)) {
+        report(workload, `${subject}.p50`, median(seen.p50.slice(-E2E_REPEAT)), 'us');
+        report(workload, `${subject}.p99`, median(seen.p99.slice(-E2E_REPEAT)), 'us');
       }
       return { units: events, seconds };
     },
     teardown: async () => {
       await runner?.stop();
       for (const consumer of consumers) await consumer.stop();
+      await remoteConsumers?.stop();
       await parts?.close();
     },
   };
@@ -210,6 +231,7 @@ function sqliteE2e(
   concurrency: number,
   paced?: { rate: number; events: number },
   instances = 1,
+  remote?: Remote,
 ): Subject {
   return {
     name,
@@ -233,6 +255,16 @@ function sqliteE2e(
             insert: (message) => {
               insert.run(message.id, message.key, (message.data as Item).total);
             },
+            startRemote: (r, handled) =>
+              startRemoteConsumers({
+                adapter: 'sqlite',
+                where: path,
+                schema: '',
+                topic: TOPIC,
+                ...r,
+                groupCommit: true,
+                handled,
+              }),
             startRelay: () =>
               startSqliteProjections(
                 store,
@@ -250,6 +282,7 @@ function sqliteE2e(
         },
         paced,
         instances,
+        remote,
       );
     },
   };
@@ -287,6 +320,7 @@ function pgE2e(
   paced?: { rate: number; events: number },
   groupCommit = false,
   instances = 1,
+  remote?: Remote,
 ): Subject {
   return {
     name,
@@ -321,6 +355,16 @@ function pgE2e(
                 values: [message.id, message.key, (message.data as Item).total],
               });
             },
+            startRemote: (r, handled) =>
+              startRemoteConsumers({
+                adapter: 'postgres',
+                where: pgUrl,
+                schema,
+                topic: TOPIC,
+                ...r,
+                groupCommit,
+                handled,
+              }),
             startRelay: () =>
               factline.startPostgresProjections(
                 store,
@@ -336,6 +380,7 @@ function pgE2e(
         },
         paced,
         instances,
+        remote,
       );
     },
   };
@@ -460,26 +505,32 @@ function pgKeys(name: string, concurrency: number, groupCommit = false): Subject
 export const pipelineWorkloads: Workload[] = [
   {
     name: 'pipeline-sqlite-e2e',
-    description: `${EVENTS} single-event appends over ${STREAMS} streams (as fast as the store takes them) → event relay → SQLite transport (shared connection) → consumer (SQL inbox) with one INSERT per message; factline-N = one consumer with N lanes, factline-8x1 = 8 competing consumers of one lane each; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one connection`,
+    description: `${EVENTS} single-event appends over ${STREAMS} streams (as fast as the store takes them) → event relay → SQLite transport (shared connection) → consumer (SQL inbox) with one INSERT per message; factline-N = one consumer with N lanes, factline-8x1 = 8 competing consumers of one lane each, factline-2proc-4 = 2 consumer processes (child processes, a connection each, polling every 5 ms) of 4 lanes each competing on one group; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one connection`,
     unit: 'messages/s',
     repeat: E2E_REPEAT,
+    // Factline's path measured with its code optimized by the JIT, as the append workloads are.
+    warmup: true,
     subjects: [
       sqliteE2e('pipeline-sqlite-e2e', 'factline-1', 1),
       sqliteE2e('pipeline-sqlite-e2e', 'factline-8', 8),
       sqliteE2e('pipeline-sqlite-e2e', 'factline-8x1', 1, undefined, 8),
+      sqliteE2e('pipeline-sqlite-e2e', 'factline-2proc-4', 4, undefined, 1, { processes: 2, lanes: 4 }),
       sqliteRaw,
     ],
   },
   {
     name: 'pipeline-postgres-e2e',
-    description: `${EVENTS} single-event appends over ${STREAMS} streams → event relay → PostgreSQL transport → consumer (SQL inbox; store, transport and inbox on one pool) with one INSERT per message; factline-N = one consumer with N lanes, factline-8x1 = 8 competing consumers of one lane each, -grouped = the inbox with group commit; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one client`,
+    description: `${EVENTS} single-event appends over ${STREAMS} streams → event relay → PostgreSQL transport → consumer (SQL inbox; store, transport and inbox on one pool) with one INSERT per message; factline-N = one consumer with N lanes, factline-8x1 = 8 competing consumers of one lane each, factline-2proc-4 = 2 consumer processes (child processes, a pool each) of 4 lanes each competing on one group, -grouped = the inbox with group commit; rate = first append → last handled; p50/p99 = append resolved → handled (µs); raw = the same ${EVENTS} INSERTs in a loop on one client`,
     unit: 'messages/s',
     repeat: E2E_REPEAT,
+    // Factline's path measured with its code optimized by the JIT, as the append workloads are.
+    warmup: true,
     subjects: [
       pgE2e('pipeline-postgres-e2e', 'factline-1', 1),
       pgE2e('pipeline-postgres-e2e', 'factline-8', 8),
       pgE2e('pipeline-postgres-e2e', 'factline-8-grouped', 8, undefined, true),
       pgE2e('pipeline-postgres-e2e', 'factline-8x1', 1, undefined, false, 8),
+      pgE2e('pipeline-postgres-e2e', 'factline-2proc-4', 4, undefined, false, 1, { processes: 2, lanes: 4 }),
       pgRaw(EVENTS),
     ],
   },

@@ -260,6 +260,8 @@ function emmettSubject(
 ): Subject {
   return {
     name: 'emmett',
+    // A peer's crash or stray error event fails its figure only, not the run.
+    isolate: true,
     ...(repeat === undefined ? {} : { repeat }),
     trial: async () => {
       const reason = await pgUnavailable();

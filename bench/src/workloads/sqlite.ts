@@ -54,6 +54,8 @@ export function emmettSubject(
 ): Subject {
   return {
     name: 'emmett',
+    // A peer's crash or stray error event fails its figure only, not the run.
+    isolate: true,
     ...(repeat === undefined ? {} : { repeat }),
     trial: async () => {
       const loaded = await emmett();

@@ -17,6 +17,7 @@ import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import { withClientHandle } from '../transaction-handle.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
+import { beginWith } from './begin-with.ts';
 
 export const consumerMigrations: readonly PostgresMigration[] = [
   {
@@ -194,8 +195,6 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
       values: [...values, ...member.ack.values],
     };
   };
-  const mark = async (client: pg.PoolClient, member: Member) =>
-    (await client.query<{ marked: boolean }>(markQuery(member))).rows[0]?.marked === true;
   const releaseClient = (client: pg.PoolClient, broken: unknown) =>
     client.release(broken instanceof Error ? broken : broken === undefined ? undefined : true);
 
@@ -205,8 +204,11 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
     let broken: unknown;
     let inHandler = false;
     try {
-      await client.query('BEGIN');
-      const applied = await mark(client, member);
+      // BEGIN and the mark (with the ack) share one round trip.
+      const rows = await beginWith(client, markQuery(member), (error) => {
+        broken = error;
+      });
+      const applied = rows[0]?.[0] === 't';
       if (applied) {
         inHandler = true;
         await withClientHandle(client, member.work);

@@ -1,0 +1,17 @@
+// Every benchmark workload, in run order; also where an isolated trial's child process finds its subject.
+import type { Workload } from './harness.ts';
+import { pipelineWorkloads } from './workloads/pipeline.ts';
+import { postgresWorkloads } from './workloads/postgres.ts';
+import { postgresScanWorkloads } from './workloads/postgres-scan.ts';
+import { projectionWorkloads } from './workloads/projections.ts';
+import { sqliteWorkloads } from './workloads/sqlite.ts';
+import { sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
+
+export const workloads: Workload[] = [
+  ...sqliteWorkloads,
+  ...sqliteScanWorkloads,
+  ...postgresWorkloads,
+  ...postgresScanWorkloads,
+  ...projectionWorkloads,
+  ...pipelineWorkloads,
+];
