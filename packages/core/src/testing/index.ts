@@ -41,4 +41,4 @@ export {
   testTransportConformance,
   transportConformanceCases,
 } from './transport-conformance.ts';
-export { waitUntil } from './wait-until.ts';
+export { settlesWithin, waitUntil } from './wait-until.ts';

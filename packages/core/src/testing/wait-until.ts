@@ -20,3 +20,23 @@ export async function waitUntil<T>(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/**
+ * Resolves with `work`'s value, or fails naming `what` once `deadlineMs`
+ * passed: for tests that must show something (a `stop()`, a `close()`)
+ * settles, without hanging the run when it does not.
+ *
+ * @example
+ * await settlesWithin(consumer.stop(), 5000, 'consumer.stop()');
+ */
+export async function settlesWithin<T>(work: Promise<T>, deadlineMs: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${deadlineMs} ms`)), deadlineMs);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

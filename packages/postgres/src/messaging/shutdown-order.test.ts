@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createConsumer, defineEventRelay, getInMemoryInbox } from '@factline/core';
-import { waitUntil } from '@factline/core/testing';
+import { settlesWithin, waitUntil } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresOutbox, startPostgresOutboxRelay } from '../outbox/postgres-outbox.ts';
@@ -45,18 +45,6 @@ function orders(): Part[][] {
     add(shuffled);
   }
   return [...out.values()];
-}
-
-async function within(work: Promise<unknown>, ms: number, what: string) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not resolve within ${ms} ms`)), ms);
-  });
-  try {
-    await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const schemas: string[] = [];
@@ -112,8 +100,8 @@ describe('postgres: shutting a service down', { skip }, () => {
         outboxRelay: () => outboxRelay.stop(),
         eventRelay: () => runner.stop(),
       };
-      for (const part of order) await within(stop[part](), 10_000, `${part} in the order ${order.join(', ')}`);
-      await within(pool.end(), 10_000, `the pool's end after the order ${order.join(', ')}`);
+      for (const part of order) await settlesWithin(stop[part](), 10_000, `${part} in the order ${order.join(', ')}`);
+      await settlesWithin(pool.end(), 10_000, `the pool's end after the order ${order.join(', ')}`);
     }
     assert.equal(n, 24);
   });

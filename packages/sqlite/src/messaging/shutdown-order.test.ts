@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createConsumer, defineEventRelay, getInMemoryInbox } from '@factline/core';
-import { waitUntil } from '@factline/core/testing';
+import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { getSqliteOutbox, startSqliteOutboxRelay } from '../outbox/sqlite-outbox.ts';
 import { startSqliteProjections } from '../projections/sqlite-projections.ts';
 import { getSqliteEventStore } from '../store/sqlite-event-store.ts';
@@ -23,19 +23,6 @@ function permutations<T>(items: readonly T[]): T[][] {
   return items.flatMap((item, i) =>
     permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]),
   );
-}
-
-/** Resolves `work`, or fails naming `what` once `ms` passed. */
-async function within(work: Promise<unknown>, ms: number, what: string) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not resolve within ${ms} ms`)), ms);
-  });
-  try {
-    await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-shutdown-'));
@@ -80,7 +67,8 @@ describe('sqlite: shutting a service down', () => {
         outboxRelay: () => outboxRelay.stop(),
         eventRelay: () => runner.stop(),
       };
-      for (const part of order) await within(stop[part](), 5000, `${part}.stop() in the order ${order.join(', ')}`);
+      for (const part of order)
+        await settlesWithin(stop[part](), 5000, `${part}.stop() in the order ${order.join(', ')}`);
     }
     assert.equal(n, 120);
   });
