@@ -1,5 +1,4 @@
 export {
-  consumerMigrations,
   getPostgresDeadLetterStore,
   getPostgresInbox,
   type PostgresConsumerStoreOptions,
@@ -11,15 +10,10 @@ export {
   getPostgresTransport,
   type PostgresTransport,
   type PostgresTransportOptions,
-  transportChannel,
 } from './messaging/postgres-transport.ts';
-export { migratePostgres, type PostgresMigration } from './migrations.ts';
 export {
   getPostgresOutbox,
   type OutboxQueryable,
-  outboxChannel,
-  outboxLeaseKey,
-  outboxMigrations,
   type PostgresOutbox,
   type PostgresOutboxOptions,
   type PostgresOutboxRelay,
@@ -34,7 +28,6 @@ export {
   type PostgresProjectionRunner,
   type PostgresProjectionStatus,
   type PostgresProjectionsOptions,
-  projectionLeaseKey,
   readLiveProjectionVersion,
   startPostgresProjections,
 } from './projections/postgres-projections.ts';

@@ -4,7 +4,7 @@ import {
   type OptionKind,
   type OptionSpecOf,
   projectionRunnerSpec,
-} from '@factline/core';
+} from '@factline/core/adapter';
 import type { PostgresConsumerStoreOptions, PostgresInboxOptions } from './messaging/postgres-consumer-stores.ts';
 import type { PostgresTransportOptions } from './messaging/postgres-transport.ts';
 import type { PostgresOutboxOptions, PostgresOutboxRelayOptions } from './outbox/postgres-outbox.ts';

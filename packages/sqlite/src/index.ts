@@ -1,12 +1,10 @@
 export {
   createSqliteLease,
-  leaseMigrations,
   type SqliteLease,
   type SqliteLeaseOptions,
   type SqliteLeaseRow,
 } from './lease.ts';
 export {
-  consumerMigrations,
   getSqliteDeadLetterStore,
   getSqliteInbox,
   type SqliteConsumerStoreOptions,
@@ -16,12 +14,9 @@ export {
   getSqliteTransport,
   type SqliteTransport,
   type SqliteTransportOptions,
-  transportMigrations,
 } from './messaging/sqlite-transport.ts';
-export { type Migration, migrate } from './migrations.ts';
 export {
   getSqliteOutbox,
-  outboxMigrations,
   type SqliteOutbox,
   type SqliteOutboxOptions,
   type SqliteOutboxRelay,
@@ -31,7 +26,6 @@ export {
 } from './outbox/sqlite-outbox.ts';
 export {
   getSqliteProjectionBackend,
-  projectionLeaseName,
   readLiveProjectionVersion,
   type SqliteProjectionRunner,
   type SqliteProjectionStatus,

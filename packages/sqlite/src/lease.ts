@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { assertIntegerOption, ValidationError } from '@factline/core';
+import { ValidationError } from '@factline/core';
+import { assertIntegerOption } from '@factline/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
 import { type Migration, migrate } from './migrations.ts';
 import { checkSqliteLeaseOptions } from './options.ts';

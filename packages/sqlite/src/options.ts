@@ -4,7 +4,7 @@ import {
   type OptionKind,
   type OptionSpecOf,
   projectionRunnerSpec,
-} from '@factline/core';
+} from '@factline/core/adapter';
 import type { SqliteLeaseOptions } from './lease.ts';
 import type { SqliteConsumerStoreOptions, SqliteInboxOptions } from './messaging/sqlite-consumer-stores.ts';
 import type { SqliteTransportOptions } from './messaging/sqlite-transport.ts';

@@ -1,4 +1,5 @@
-import { isPromiseLike, ValidationError } from '@factline/core';
+import { ValidationError } from '@factline/core';
+import { isPromiseLike } from '@factline/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
 
 /**

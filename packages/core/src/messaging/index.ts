@@ -15,14 +15,11 @@ export {
   type DeadLetterFilter,
   type DeadLetterStore,
   type DefaultRetryPolicyOptions,
-  deadLetterFromJson,
-  deadLetterToJson,
   defaultRetryPolicy,
   getInMemoryDeadLetterStore,
   getInMemoryInbox,
   type Inbox,
   isNonRetryable,
-  isPromiseLike,
   type RetryDecision,
   type RetryPolicy,
 } from './consumer-ports.ts';
@@ -44,19 +41,8 @@ export {
   type MessageInput,
   type MessageMetadata,
   messageFromEvent,
-  messageFromJson,
-  messageToJson,
-  prepareMessages,
 } from './message.ts';
-export { assertMessages } from './message-validation.ts';
-export { createOutboxHold, type OutboxHold, type OutboxHoldOptions } from './outbox-hold.ts';
-export { checkTransportPublishOptions } from './publish-options.ts';
-export {
-  createRelayStatus,
-  type OutboxRelayStats,
-  type RelayStatus,
-  type RelayStatusCallbacks,
-} from './relay-status.ts';
+export type { OutboxRelayStats } from './relay-status.ts';
 export type {
   Delivery,
   SubscribeOptions,
@@ -65,4 +51,3 @@ export type {
   TransportCapabilities,
   TransportPublishOptions,
 } from './transport.ts';
-export { createWakeablePause, type WakeablePause } from './wakeable-pause.ts';

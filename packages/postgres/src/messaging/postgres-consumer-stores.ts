@@ -1,14 +1,12 @@
 import {
-  assertIntegerOption,
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterStore,
-  deadLetterFromJson,
-  deadLetterToJson,
   type Inbox,
   StorageError,
   StoreClosedError,
 } from '@factline/core';
+import { assertIntegerOption, deadLetterFromJson, deadLetterToJson } from '@factline/core/adapter';
 import type pg from 'pg';
 import { checkOutHeld } from '../checkout.ts';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';

@@ -1,15 +1,9 @@
 import { createHash } from 'node:crypto';
 import {
-  assertIntegerOption,
-  assertMessages,
-  assertName,
-  checkSubscribeOptions,
-  checkTransportPublishOptions,
   type DeadLetterStore,
   type Delivery,
   isFactlineError,
   type Message,
-  messageFromJson,
   NoSubscriptionError,
   StoreClosedError,
   type SubscribeOptions,
@@ -17,6 +11,14 @@ import {
   type Transport,
   ValidationError,
 } from '@factline/core';
+import {
+  assertIntegerOption,
+  assertMessages,
+  assertName,
+  checkSubscribeOptions,
+  checkTransportPublishOptions,
+  messageFromJson,
+} from '@factline/core/adapter';
 import type pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';

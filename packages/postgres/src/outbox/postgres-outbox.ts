@@ -1,18 +1,20 @@
 import { createHash } from 'node:crypto';
 import {
+  type Message,
+  type MessageInput,
+  type OutboxRelayStats,
+  type Transport,
+  ValidationError,
+} from '@factline/core';
+import {
   assertIntegerOption,
   assertName,
   createOutboxHold,
   createRelayStatus,
   createWakeablePause,
-  type Message,
-  type MessageInput,
   messageFromJson,
-  type OutboxRelayStats,
   prepareMessages,
-  type Transport,
-  ValidationError,
-} from '@factline/core';
+} from '@factline/core/adapter';
 import pg from 'pg';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { checkPostgresOutboxOptions, checkPostgresOutboxRelayOptions } from '../options.ts';

@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { after, afterEach, before, describe, it } from 'node:test';
-import {
-  createProjectionRunner,
-  defineProjection,
-  isProjectionFailedError,
-  isStorageError,
-  type Projection,
-} from '@factline/core';
+import { defineProjection, isProjectionFailedError, isStorageError, type Projection } from '@factline/core';
+import { createProjectionRunner } from '@factline/core/adapter';
 import { type CounterModel, testProjectionConformance, waitUntil } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';

@@ -1,23 +1,25 @@
 import { createHash } from 'node:crypto';
+import type {
+  LeasedProjection,
+  LeasedProjectionStatus,
+  ParkedEvent,
+  Projection,
+  ProjectionRunner,
+  ProjectionRunnerOptions,
+  RecordedEvent,
+} from '@factline/core';
 import {
   assertIntegerOption,
   createLeaseLoop,
   createProjectionRunner,
   isPassingFailure,
-  type LeasedProjection,
-  type LeasedProjectionStatus,
   leasedRunnerFacade,
-  type ParkedEvent,
-  type Projection,
   type ProjectionBackend,
-  type ProjectionRunner,
-  type ProjectionRunnerOptions,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
   pickProjectionRunnerOptions,
   projectionVersionKey,
-  type RecordedEvent,
-} from '@factline/core';
+} from '@factline/core/adapter';
 import pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
 import { checkOutHeld } from '../checkout.ts';

@@ -1,4 +1,4 @@
-import type { PreparedAppend } from '@factline/core';
+import type { PreparedAppend } from '@factline/core/adapter';
 
 export interface AppendBatchStats {
   /** Appends received. */

@@ -1,15 +1,12 @@
 import {
-  assertIntegerOption,
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterStore,
-  deadLetterFromJson,
-  deadLetterToJson,
   type Inbox,
-  isPromiseLike,
   StoreClosedError,
   ValidationError,
 } from '@factline/core';
+import { assertIntegerOption, deadLetterFromJson, deadLetterToJson, isPromiseLike } from '@factline/core/adapter';
 import type { Database } from 'better-sqlite3';
 import { type Migration, migrate } from '../migrations.ts';
 import { checkSqliteDeadLetterStoreOptions, checkSqliteInboxOptions } from '../options.ts';

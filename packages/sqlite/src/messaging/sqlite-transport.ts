@@ -1,14 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import {
-  assertMessages,
-  assertName,
-  checkSubscribeOptions,
-  checkTransportPublishOptions,
   type DeadLetterStore,
   type Delivery,
   type Message,
-  messageFromJson,
-  messageToJson,
   NoSubscriptionError,
   StoreClosedError,
   type SubscribeOptions,
@@ -16,6 +10,14 @@ import {
   type Transport,
   ValidationError,
 } from '@factline/core';
+import {
+  assertMessages,
+  assertName,
+  checkSubscribeOptions,
+  checkTransportPublishOptions,
+  messageFromJson,
+  messageToJson,
+} from '@factline/core/adapter';
 import type { Database } from 'better-sqlite3';
 import { type Migration, migrate } from '../migrations.ts';
 import { checkSqliteTransportOptions, connectionOptions } from '../options.ts';

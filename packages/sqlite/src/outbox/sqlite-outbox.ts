@@ -1,18 +1,20 @@
 import {
+  type Message,
+  type MessageInput,
+  type OutboxRelayStats,
+  StorageError,
+  type Transport,
+  ValidationError,
+} from '@factline/core';
+import {
   assertIntegerOption,
   assertName,
   createOutboxHold,
   createRelayStatus,
   createWakeablePause,
-  type Message,
-  type MessageInput,
   messageFromJson,
-  type OutboxRelayStats,
   prepareMessages,
-  StorageError,
-  type Transport,
-  ValidationError,
-} from '@factline/core';
+} from '@factline/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
 import { createSqliteLease, leaseTimings } from '../lease.ts';
 import { type Migration, migrate } from '../migrations.ts';

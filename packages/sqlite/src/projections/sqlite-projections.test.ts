@@ -16,13 +16,13 @@ import type { Database } from 'better-sqlite3';
 import {
   getSqliteEventStore,
   getSqliteProjectionBackend,
-  projectionLeaseName,
   readLiveProjectionVersion,
   type SqliteEventStore,
   startSqliteProjections,
 } from '../index.ts';
 import { connectionOf } from '../transaction-handle.ts';
 import { sqliteCounterModel } from './fixtures/projection-child.ts';
+import { projectionLeaseName } from './sqlite-projections.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-sqlite-projections-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

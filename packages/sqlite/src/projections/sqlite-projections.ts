@@ -1,24 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import {
-  createLeaseLoop,
-  createProjectionRunner,
-  isPassingFailure,
   type LeasedProjection,
   type LeasedProjectionStatus,
-  leasedRunnerFacade,
   type ParkedEvent,
   type Projection,
-  type ProjectionBackend,
   type ProjectionRunner,
   type ProjectionRunnerOptions,
   type ProjectionStatus,
+  type RecordedEvent,
+  StorageError,
+} from '@factline/core';
+import {
+  createLeaseLoop,
+  createProjectionRunner,
+  isPassingFailure,
+  leasedRunnerFacade,
+  type ProjectionBackend,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
   pickProjectionRunnerOptions,
   projectionVersionKey,
-  type RecordedEvent,
-  StorageError,
-} from '@factline/core';
+} from '@factline/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
 import { createSqliteLease, leaseTimings, type SqliteLease } from '../lease.ts';
 import { migrate } from '../migrations.ts';

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Sqlite from 'better-sqlite3';
-import { getSqliteEventStore, migrate } from '../index.ts';
+import { getSqliteEventStore } from '../index.ts';
+import { migrate } from '../migrations.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-sqlite-specific-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

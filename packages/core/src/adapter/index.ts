@@ -1,0 +1,75 @@
+/**
+ * `@factline/core/adapter`: the building blocks an adapter (a store, a
+ * transport, a projection backend) is made of: input validation, append
+ * preparation and idempotency, row codecs, option checking, the projection
+ * runner and the leased and relay loops. An application does not need them;
+ * they are kept off the main entry so its names stay the users' API.
+ */
+
+export {
+  deadLetterFromJson,
+  deadLetterToJson,
+  isPromiseLike,
+} from '../messaging/consumer-ports.ts';
+export { messageFromJson, messageToJson, prepareMessages } from '../messaging/message.ts';
+export { assertMessages } from '../messaging/message-validation.ts';
+export { createOutboxHold, type OutboxHold, type OutboxHoldOptions } from '../messaging/outbox-hold.ts';
+export { checkTransportPublishOptions } from '../messaging/publish-options.ts';
+export { createRelayStatus, type RelayStatus, type RelayStatusCallbacks } from '../messaging/relay-status.ts';
+export { createWakeablePause, type WakeablePause } from '../messaging/wakeable-pause.ts';
+export {
+  type CheckOptionsSettings,
+  checkOptions,
+  describeValue,
+  type OptionKind,
+  type OptionSpec,
+  type OptionSpecOf,
+} from '../options/check-options.ts';
+export { checkSubscribeOptions, projectionRunnerSpec } from '../options/core-options.ts';
+export { pickProjectionRunnerOptions } from '../options/runner-options.ts';
+export {
+  createLeaseLoop,
+  isPassingFailure,
+  type LeasedRunnerFacadeOptions,
+  type LeaseLoop,
+  type LeaseLoopOptions,
+  leasedRunnerFacade,
+} from '../projections/leased-runner.ts';
+export { createProjectionRunner } from '../projections/runner.ts';
+export {
+  type ProjectionBackend,
+  type ProjectionVersionRef,
+  parseProjectionVersionKey,
+  projectionVersionKey,
+} from '../projections/types.ts';
+export { lazyAppendResult, storedAppendResult } from '../store/append-result.ts';
+export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from '../store/idempotency.ts';
+export {
+  type NormalizedReadAll,
+  type NormalizedReadStream,
+  normalizeReadAll,
+  normalizeReadStream,
+} from '../store/read-options.ts';
+export {
+  checkAppendOptions,
+  checkReadAllOptions,
+  checkReadStreamOptions,
+  checkStoreLimits,
+  normalizeDeleteStream,
+} from '../store/store-options.ts';
+export {
+  assertDeleteMode,
+  assertExpectedVersion,
+  assertIntegerOption,
+  assertName,
+  assertNameList,
+  assertPosition,
+  assertStreamId,
+  checkExpectedVersion,
+  defaultStoreLimits,
+  isWellFormedText,
+  type PreparedAppend,
+  type PreparedEvent,
+  prepareAppend,
+  streamCategory,
+} from '../store/validation.ts';
