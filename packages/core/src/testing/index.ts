@@ -16,7 +16,9 @@ export {
   type ConsumerConformanceCase,
   type ConsumerConformanceOptions,
   type ConsumerEnvironment,
+  type ConsumerRequirement,
   consumerConformanceCases,
+  consumerSkipReasons,
   testConsumerConformance,
 } from './consumer-conformance.ts';
 export { type DeciderThen, deciderSpecification } from './decider-specification.ts';
@@ -38,7 +40,9 @@ export {
   type TransportCaseContext,
   type TransportConformanceCase,
   type TransportConformanceOptions,
+  type TransportRequirement,
   testTransportConformance,
   transportConformanceCases,
+  transportSkipReasons,
 } from './transport-conformance.ts';
 export { settlesWithin, waitUntil } from './wait-until.ts';

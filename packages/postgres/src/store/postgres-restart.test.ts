@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { promisify } from 'node:util';
+import { type Cluster, pgCtl, postmasterPid, privateCluster, serverOptions } from '../fixtures/private-cluster.ts';
 import { getPostgresEventStore } from './postgres-event-store.ts';
 
 // A PostgreSQL restart while a writer appends: the store must report the lost
@@ -14,8 +10,6 @@ import { getPostgresEventStore } from './postgres-event-store.ts';
 // anything, and once the server is back appends must work as before. The
 // server restarted is a private throwaway cluster on a free port, never the
 // shared one other test files use.
-
-const run = promisify(execFile);
 
 /** Polls `condition` until it returns a value (not `undefined`), for at most `deadlineMs`. */
 async function waitFor<T>(condition: () => Promise<T | undefined> | T | undefined, deadlineMs: number, what: string) {
@@ -28,154 +22,8 @@ async function waitFor<T>(condition: () => Promise<T | undefined> | T | undefine
   throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
 }
 
-interface Cluster {
-  bin: string;
-  dir: string;
-  data: string;
-  log: string;
-  port: number;
-  url: string;
-  /** The command prefix that runs a PostgreSQL program as the cluster's owner. */
-  asOwner: (program: string, args: string[]) => [string, string[]];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
-/** The newest PostgreSQL installation with initdb and pg_ctl, or why there is none. */
-function findPostgresBin(): string | { reason: string } {
-  const root = '/usr/lib/postgresql';
-  let versions: string[];
-  try {
-    versions = readdirSync(root);
-  } catch {
-    return { reason: `${root} does not exist` };
-  }
-  const bins = versions
-    .filter((v) => /^\d+(\.\d+)?$/.test(v))
-    .sort((a, b) => Number(b) - Number(a))
-    .map((v) => join(root, v, 'bin'))
-    .filter((bin) => existsSync(join(bin, 'initdb')) && existsSync(join(bin, 'pg_ctl')));
-  return bins[0] ?? { reason: `no initdb and pg_ctl under ${root}` };
-}
-
-const serverOptions = (cluster: Pick<Cluster, 'port' | 'dir'>) =>
-  `-p ${cluster.port} -k ${cluster.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=20`;
-
-function pgCtl(cluster: Cluster, args: string[]): [string, string[]] {
-  return cluster.asOwner(join(cluster.bin, 'pg_ctl'), ['-D', cluster.data, '-l', cluster.log, ...args]);
-}
-
-function stopClusterNow(cluster: Cluster): void {
-  try {
-    const [command, args] = pgCtl(cluster, ['-m', 'immediate', '-w', 'stop']);
-    execFileSync(command, args, { stdio: 'ignore', timeout: 10_000 });
-  } catch {
-    // not running
-  }
-}
-
-/** initdb and start a cluster in a new temporary directory; on failure nothing is left behind. */
-async function startCluster(): Promise<Cluster | { reason: string }> {
-  const bin = findPostgresBin();
-  if (typeof bin !== 'string') return bin;
-  const asRoot = process.getuid?.() === 0;
-  let owner: { uid: number; gid: number } | undefined;
-  if (asRoot) {
-    // initdb refuses to run as root: the cluster belongs to the postgres user.
-    try {
-      owner = {
-        uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })),
-        gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })),
-      };
-    } catch {
-      return { reason: 'running as root and there is no postgres user to own the cluster' };
-    }
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'factline-pg-restart-'));
-  if (owner) chownSync(dir, owner.uid, owner.gid);
-  const cluster: Cluster = {
-    bin,
-    dir,
-    data: join(dir, 'data'),
-    log: join(dir, 'server.log'),
-    port: 0,
-    url: '',
-    asOwner: (program, args) => (asRoot ? ['runuser', ['-u', 'postgres', '--', program, ...args]] : [program, args]),
-  };
-  const step = async (what: string, [command, args]: [string, string[]]) => {
-    try {
-      await run(command, args, { timeout: 30_000 });
-    } catch (error) {
-      const output = (error as { stderr?: string }).stderr?.trim() || (error as Error).message;
-      throw new Error(`${what} failed: ${output}`);
-    }
-  };
-  try {
-    await step(
-      'initdb',
-      cluster.asOwner(join(bin, 'initdb'), ['-D', cluster.data, '-A', 'trust', '-U', 'postgres', '--no-sync']),
-    );
-    // A port found free may be taken before the server binds it: try a few.
-    for (let attempt = 1; ; attempt++) {
-      cluster.port = await freePort();
-      try {
-        await step('pg_ctl start', pgCtl(cluster, ['-o', serverOptions(cluster), '-w', '-t', '30', 'start']));
-        break;
-      } catch (error) {
-        if (attempt >= 3) throw error;
-      }
-    }
-    cluster.url = `postgres://postgres@127.0.0.1:${cluster.port}/postgres`;
-    return cluster;
-  } catch (error) {
-    stopClusterNow(cluster);
-    rmSync(dir, { recursive: true, force: true });
-    return { reason: `cannot start a private PostgreSQL cluster: ${(error as Error).message}` };
-  }
-}
-
-const started = await startCluster();
-let skip: string | false = false;
-let cluster: Cluster | undefined;
-if ('reason' in started) {
-  if (process.env.FACTLINE_REQUIRE_SERVICES === '1') throw new Error(`FACTLINE_REQUIRE_SERVICES=1: ${started.reason}`);
-  console.log(`# skipped: ${started.reason}`);
-  skip = started.reason;
-} else {
-  cluster = started;
-}
-
-/** Stops the cluster and removes its directory, once. */
-function removeCluster(): void {
-  if (!cluster) return;
-  const gone = cluster;
-  cluster = undefined;
-  stopClusterNow(gone);
-  rmSync(gone.dir, { recursive: true, force: true });
-}
-// Should the process end without running `after` (a killed run), the cluster must still go.
-process.once('exit', removeCluster);
-after(removeCluster);
-
-/** The postmaster's pid as its pid file names it, or `undefined` while there is no pid file. */
-function postmasterPid(data: string): number | undefined {
-  try {
-    return Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  } catch {
-    return undefined;
-  }
-}
+const { cluster, skip, remove } = await privateCluster();
+after(remove);
 
 function exited(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
   let stderr = '';

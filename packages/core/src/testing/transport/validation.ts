@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import type { ValidationError } from '../errors/index.ts';
-import type { Message } from '../messaging/message.ts';
-import type { Delivery, Subscription } from '../messaging/transport.ts';
-import { rejectsWithCode } from './conformance/context.ts';
-import type { TransportCaseContext, TransportConformanceCase } from './transport-conformance.ts';
+import type { ValidationError } from '../../errors/index.ts';
+import type { Message } from '../../messaging/message.ts';
+import type { Subscription } from '../../messaging/transport.ts';
+import { rejectsWithCode } from '../conformance/context.ts';
+import { ids, type TransportCaseContext, type TransportConformanceCase } from './context.ts';
 
 /** A message as a transport takes it, with `change` applied past `createMessage`'s checks. */
 const tampered = (context: TransportCaseContext, change: Record<string, unknown>): Message =>
@@ -41,8 +41,6 @@ function badMessages(context: TransportCaseContext): [string, Message, string][]
   ];
 }
 
-const ids = (deliveries: readonly Delivery[]) => deliveries.map((d) => d.message.id);
-
 /** Publishes a marker and asserts it is the only thing the group receives: nothing before it was written. */
 async function onlyMarkerArrives(context: TransportCaseContext, subscription: Subscription, topic: string) {
   const marker = context.message();
@@ -56,7 +54,7 @@ async function onlyMarkerArrives(context: TransportCaseContext, subscription: Su
 }
 
 /** Transport cases on what a publish or redeliver refuses: the same ValidationError on every transport. */
-export const transportValidationCases: readonly TransportConformanceCase[] = [
+export const validationCases: readonly TransportConformanceCase[] = [
   {
     name: 'a message JSON cannot carry faithfully, or with an ill-formed name, is a ValidationError naming it; nothing of the batch is written',
     async run(context) {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { isValidationError } from '../errors/index.ts';
-import { isPromiseLike } from '../messaging/consumer-ports.ts';
-import type { RecordedEvent } from '../store/types.ts';
-import { collectAll } from './conformance/context.ts';
-import type { ProjectionConformanceCase } from './projection-conformance.ts';
+import { isValidationError } from '../../errors/index.ts';
+import { isPromiseLike } from '../../messaging/consumer-ports.ts';
+import type { RecordedEvent } from '../../store/types.ts';
+import { collectAll } from '../conformance/context.ts';
+import type { ProjectionConformanceCase } from './context.ts';
 
 /** Runs `write` (sync or async) and resolves to what it threw or rejected with, `undefined` if it went through. */
 const refusal = async (write: () => unknown): Promise<unknown> => {
@@ -21,7 +21,7 @@ const refusal = async (write: () => unknown): Promise<unknown> => {
  * once the batch's transaction ended, so a write from a continuation left
  * running, or through a transaction kept for later, never lands.
  */
-export const projectionTransactionCases: readonly ProjectionConformanceCase[] = [
+export const transactionCases: readonly ProjectionConformanceCase[] = [
   {
     name: "a write through a batch's transaction after the batch committed is refused and never lands",
     async run({ store, model, createRunner, names }) {

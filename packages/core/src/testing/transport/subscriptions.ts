@@ -1,26 +1,12 @@
 import assert from 'node:assert/strict';
-import type { Delivery, Subscription } from '../messaging/transport.ts';
-import { rejectsWithCode } from './conformance/context.ts';
-import type { TransportConformanceCase } from './transport-conformance.ts';
+import { rejectsWithCode } from '../conformance/context.ts';
+import { ids, receiveFor, type TransportConformanceCase } from './context.ts';
 
 // The subscription model: a group declared with `declareSubscription` gets
 // every later publish, whether or not a consumer runs; a publish that requires
 // a subscription and finds none writes nothing.
 
-const never = () => new AbortController().signal;
-const ids = (deliveries: readonly Delivery[]) => deliveries.map((d) => d.message.id);
-
-/** Receives for `waitMs` and returns whatever came (proves something does NOT arrive, so it must wait). */
-async function receiveFor(subscription: Subscription, waitMs: number): Promise<Delivery[]> {
-  const out: Delivery[] = [];
-  const deadline = Date.now() + waitMs;
-  for (let left = waitMs; left > 0; left = deadline - Date.now()) {
-    out.push(...(await subscription.receive(10, left, never())));
-  }
-  return out;
-}
-
-export const transportSubscriptionCases: readonly TransportConformanceCase[] = [
+export const subscriptionCases: readonly TransportConformanceCase[] = [
   {
     name: 'a publish requiring a subscription to a topic with none rejects with NoSubscriptionError and writes nothing',
     async run(context) {
@@ -38,7 +24,7 @@ export const transportSubscriptionCases: readonly TransportConformanceCase[] = [
       await context.transport.publish(topic, [accepted], { requireSubscription: true });
       const sub = context.transport.subscribe(topic, group);
       const got = await context.receiveAtLeast(sub, 1);
-      got.push(...(await receiveFor(sub, 150)));
+      got.push(...(await receiveFor(sub, 150, 10)));
       assert.deepEqual(ids(got), [accepted.id], 'the refused message was never written, not even for a later group');
       await Promise.all(got.map((d) => d.ack()));
     },
@@ -66,7 +52,7 @@ export const transportSubscriptionCases: readonly TransportConformanceCase[] = [
         await sub.close();
       }
       const lateSub = context.transport.subscribe(topic, late);
-      assert.deepEqual(ids(await receiveFor(lateSub, 150)), [], 'a group declared later gets only later messages');
+      assert.deepEqual(ids(await receiveFor(lateSub, 150, 10)), [], 'a group declared later gets only later messages');
     },
   },
   {
@@ -83,7 +69,7 @@ export const transportSubscriptionCases: readonly TransportConformanceCase[] = [
       await context.transport.publish(topic, [message]);
       const sub = context.transport.subscribe(topic, group);
       const got = await context.receiveAtLeast(sub, 1);
-      got.push(...(await receiveFor(sub, 150)));
+      got.push(...(await receiveFor(sub, 150, 10)));
       assert.deepEqual(ids(got), [message.id]);
       await Promise.all(got.map((d) => d.ack()));
     },
@@ -106,7 +92,7 @@ export const transportSubscriptionCases: readonly TransportConformanceCase[] = [
       await rejectsWithCode(context.transport.declareSubscription('', context.group()), 'VALIDATION');
       await rejectsWithCode(context.transport.declareSubscription(topic, ''), 'VALIDATION');
       const sub = context.transport.subscribe(topic, context.group());
-      assert.deepEqual(ids(await receiveFor(sub, 100)), [], 'nothing was written');
+      assert.deepEqual(ids(await receiveFor(sub, 100, 10)), [], 'nothing was written');
     },
   },
   {

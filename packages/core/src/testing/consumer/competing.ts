@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { defaultRetryPolicy } from '../messaging/consumer-ports.ts';
-import { createMessage, type Message } from '../messaging/message.ts';
-import { uniqueCategory } from './conformance/context.ts';
-import type { ConsumerCaseContext, ConsumerConformanceCase } from './consumer-conformance.ts';
-import { waitUntil } from './wait-until.ts';
+import { defaultRetryPolicy } from '../../messaging/consumer-ports.ts';
+import { createMessage, type Message } from '../../messaging/message.ts';
+import { uniqueCategory } from '../conformance/context.ts';
+import { waitUntil } from '../wait-until.ts';
+import type { ConsumerCaseContext, ConsumerConformanceCase } from './context.ts';
 
 const KEYS = 20;
 const PER_KEY = 15;

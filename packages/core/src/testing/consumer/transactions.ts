@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { isValidationError } from '../errors/index.ts';
-import { isPromiseLike } from '../messaging/consumer-ports.ts';
-import { createMessage } from '../messaging/message.ts';
-import { uniqueCategory } from './conformance/context.ts';
-import type { ConsumerConformanceCase } from './consumer-conformance.ts';
-import { waitUntil } from './wait-until.ts';
+import { isValidationError } from '../../errors/index.ts';
+import { isPromiseLike } from '../../messaging/consumer-ports.ts';
+import { createMessage } from '../../messaging/message.ts';
+import { uniqueCategory } from '../conformance/context.ts';
+import { waitUntil } from '../wait-until.ts';
+import type { ConsumerConformanceCase } from './context.ts';
 
 /** What a late write through a kept transaction handle came to. */
 type LateOutcome = { wrote: true } | { refused: unknown };
@@ -28,15 +28,36 @@ const attempt = (write: () => unknown): LateOutcome | Promise<LateOutcome> => {
 };
 
 /**
- * The transactional inbox's promise that nothing a handler writes escapes its
- * transaction (contract 14): the handle a handler gets refuses work once the
+ * The transactional inbox's promises: a failed handler's writes roll back,
+ * and nothing a handler writes escapes its transaction (contract 14): the handle a handler gets refuses work once the
  * handler's transaction ended, so a write from a dangling continuation or a
  * handle kept for later never lands (and never lands in another transaction).
  */
-export const transactionHandleCases: readonly ConsumerConformanceCase[] = [
+export const transactionCases: readonly ConsumerConformanceCase[] = [
+  {
+    name: 'a handler that fails after writing leaves nothing behind; its retry applies the message once',
+    requires: ['transactional'],
+    async run(c) {
+      let runs = 0;
+      const consumer = c.consumer({
+        name: uniqueCategory('invoices'),
+        handler: (m, tx) =>
+          c.andThen(c.environment.writeEffect(tx, consumer.name, m.id), () => {
+            runs += 1;
+            if (runs === 1) throw new Error('failed after the write');
+          }),
+      });
+      await consumer.start();
+      const message = createMessage({ type: 'OrderPlaced', data: {} });
+      await c.environment.transport.publish(c.topic, [message]);
+      await waitUntil(() => consumer.stats().handled === 1, 'the retry');
+      assert.equal(runs, 2);
+      assert.deepEqual(await c.environment.effects(consumer.name), [message.id]);
+    },
+  },
   {
     name: "a write through the handler's transaction after the handler returned is refused and never committed",
-    transactionalOnly: true,
+    requires: ['transactional'],
     async run(c) {
       let kept: unknown;
       const consumer = c.consumer({

@@ -1,27 +1,12 @@
 import assert from 'node:assert/strict';
-import type { Delivery, Subscription } from '../messaging/transport.ts';
-import type { TransportConformanceCase } from './transport-conformance.ts';
+import { ids, receiveFor, type TransportConformanceCase } from './context.ts';
 
-const never = () => new AbortController().signal;
-const ids = (deliveries: readonly Delivery[]) => deliveries.map((d) => d.message.id);
-
-/** Everything `subscription` hands out within `waitMs` (proves something is held back, so it must wait). */
-async function receiveFor(subscription: Subscription, waitMs: number): Promise<Delivery[]> {
-  const out: Delivery[] = [];
-  const deadline = Date.now() + waitMs;
-  for (let left = waitMs; left > 0; left = deadline - Date.now()) {
-    out.push(...(await subscription.receive(100, left, never())));
-  }
-  return out;
-}
-
-/** Per-key order across the subscriptions of one group (transports declaring perKeyOrder and competingConsumers). */
-export const transportKeyOrderCases: readonly TransportConformanceCase[] = [
+/** Per-key order across the subscriptions of one group, and behind a key's delayed first message. */
+export const keyOrderCases: readonly TransportConformanceCase[] = [
   {
     name: 'per-key order across competing subscriptions: a key is held by one subscription until its earlier messages are settled',
+    requires: ['perKeyOrder', 'competingConsumers'],
     async run(context) {
-      const { perKeyOrder, competingConsumers } = context.transport.capabilities;
-      if (!perKeyOrder || !competingConsumers) return;
       const topic = context.topic();
       const group = context.group();
       const a = context.transport.subscribe(topic, group);
@@ -40,25 +25,9 @@ export const transportKeyOrderCases: readonly TransportConformanceCase[] = [
     },
   },
   {
-    name: 'a message due now is handed out behind hundreds of messages scheduled later',
-    async run(context) {
-      if (!context.transport.capabilities.delayedDelivery) return;
-      const topic = context.topic();
-      const sub = context.transport.subscribe(topic, context.group());
-      const later = new Date(Date.now() + 3_600_000);
-      const scheduled = Array.from({ length: 600 }, () => context.message({ deliverAt: later }));
-      const due = context.message();
-      await context.transport.publish(topic, [...scheduled, due]);
-      const got = await context.receiveAtLeast(sub, 1, { max: 1 });
-      assert.deepEqual(ids(got), [due.id]);
-      await Promise.all(got.map((d) => d.ack()));
-    },
-  },
-  {
     name: 'per-key order: a key whose first message is delayed (deliverAt, or released with a delay) waits whole',
+    requires: ['perKeyOrder', 'delayedDelivery'],
     async run(context) {
-      const { perKeyOrder, delayedDelivery } = context.transport.capabilities;
-      if (!perKeyOrder || !delayedDelivery) return;
       const topic = context.topic();
       const sub = context.transport.subscribe(topic, context.group());
       const deliverAt = new Date(Date.now() + 300);

@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { isStoreClosedError } from '../../errors/index.ts';
+import type { ConsumerErrorStage } from '../../messaging/consumer-options.ts';
+import { defaultRetryPolicy } from '../../messaging/consumer-ports.ts';
+import { createMessage } from '../../messaging/message.ts';
+import type { Subscription, Transport } from '../../messaging/transport.ts';
+import { uniqueCategory } from '../conformance/context.ts';
+import { untilAccepted } from '../requirements.ts';
+import { settlesWithin, waitUntil } from '../wait-until.ts';
+import { type ConsumerConformanceCase, n } from './context.ts';
+
+/**
+ * `transport` with its receives counted. Past `spinGuard` calls each receive
+ * first yields to the timers, so a consumer that spins on a failing receive
+ * fails the case instead of starving the event loop (and hanging the run).
+ */
+function countReceives(transport: Transport, spinGuard = 1000): { transport: Transport; receives: () => number } {
+  let receives = 0;
+  const counted: Transport = {
+    capabilities: transport.capabilities,
+    publish: (topic, messages, options) => transport.publish(topic, messages, options),
+    declareSubscription: (topic, group) => transport.declareSubscription(topic, group),
+    redeliver: (topic, group, messages) => transport.redeliver(topic, group, messages),
+    close: () => transport.close(),
+    subscribe(topic, group, options): Subscription {
+      const subscription = transport.subscribe(topic, group, options);
+      return {
+        async receive(max, waitMs, signal) {
+          receives += 1;
+          if (receives > spinGuard) await new Promise((resolve) => setTimeout(resolve, 5));
+          return subscription.receive(max, waitMs, signal);
+        },
+        close: () => subscription.close(),
+      };
+    },
+  };
+  if (transport.defaultDeadLetterStore) {
+    const store = transport.defaultDeadLetterStore.bind(transport);
+    counted.defaultDeadLetterStore = () => store();
+  }
+  return { transport: counted, receives: () => receives };
+}
+
+/** Lifecycle: stop, a transport closed under a running consumer, a restart of the backend. */
+export const lifecycleCases: readonly ConsumerConformanceCase[] = [
+  {
+    name: 'stop lets the handler in flight finish and gives the waiting messages back',
+    requires: ['asyncHandlers'],
+    async run(c) {
+      let release: (() => void) | undefined;
+      const name = uniqueCategory('slow');
+      const first = c.consumer({
+        name,
+        concurrency: 1,
+        handler: async (m, tx) => {
+          if (n(m) === 0) await new Promise<void>((resolve) => (release = resolve));
+          await c.environment.writeEffect(tx, name, String(n(m)));
+        },
+      });
+      await first.start();
+      await c.environment.transport.publish(
+        c.topic,
+        [0, 1, 2].map((i) => createMessage({ type: 'OrderPlaced', data: { n: i }, key: 'order-1' })),
+      );
+      await waitUntil(() => release !== undefined, 'the first handler');
+      const stopping = first.stop();
+      release?.();
+      await stopping;
+      assert.deepEqual(await c.environment.effects(name), ['0'], 'the handler in flight finished, nothing else ran');
+      const second = c.consumer({
+        name,
+        handler: (m, tx) => c.environment.writeEffect(tx, name, String(n(m))),
+      });
+      await second.start();
+      await waitUntil(async () => (await c.environment.effects(name)).length === 3, 'the released messages');
+      assert.deepEqual(await c.environment.effects(name), ['0', '1', '2']);
+    },
+  },
+  {
+    name: 'a transport closed under a running consumer fails it: receives stop, onError is told, stop() resolves',
+    async run(c) {
+      const { transport, receives } = countReceives(c.environment.transport);
+      const reported: { error: unknown; stage: ConsumerErrorStage }[] = [];
+      const consumer = c.consumer({
+        name: uniqueCategory('closing'),
+        transport,
+        onError: (error, context) => reported.push({ error, stage: context.stage }),
+        handler: (m, tx) => c.environment.writeEffect(tx, consumer.name, m.id),
+      });
+      await consumer.start();
+      assert.equal(consumer.stats().state, 'running');
+      await c.environment.transport.publish(c.topic, [createMessage({ type: 'OrderPlaced', data: {} })]);
+      await waitUntil(() => consumer.stats().handled === 1, 'the first message');
+
+      await c.environment.transport.close();
+      await waitUntil(() => consumer.stats().state === 'failed', 'the consumer failing');
+      const atFailure = receives();
+      assert.ok(atFailure < 50, `${atFailure} receives: the consumer spun on the closed transport`);
+      assert.ok(
+        reported.some((r) => r.stage === 'receive' && isStoreClosedError(r.error)),
+        'onError told of the closed transport',
+      );
+      assert.ok(isStoreClosedError(consumer.stats().lastError?.error));
+      await settlesWithin(consumer.stop(), 5000, 'stop()');
+      assert.equal(receives(), atFailure, 'no receive after the failure');
+      assert.equal(consumer.stats().state, 'failed', 'a failed consumer stays failed once stopped');
+    },
+  },
+  {
+    name: 'across a restart of the backend, a running consumer goes on: a message published after it is handled once',
+    requires: ['restart'],
+    async run(c) {
+      const consumer = c.consumer({
+        name: uniqueCategory('restarted'),
+        // Patient retries: a handler whose connection the restart cut is retried, not dead-lettered.
+        retryPolicy: defaultRetryPolicy({ immediate: 2, delaysMs: [100, 500, 1000, 2000], jitter: 0 }),
+        handler: (m, tx) => c.environment.writeEffect(tx, consumer.name, m.id),
+      });
+      await consumer.start();
+      const before = createMessage({ type: 'OrderPlaced', data: {}, key: 'order-1' });
+      await c.environment.transport.publish(c.topic, [before]);
+      await waitUntil(() => consumer.stats().handled === 1, 'the message before the restart');
+      await c.restart();
+      const after = createMessage({ type: 'OrderPlaced', data: {}, key: 'order-1' });
+      await untilAccepted(() => c.environment.transport.publish(c.topic, [after]), 'the publish after the restart');
+      await waitUntil(() => consumer.stats().handled === 2, 'the message after the restart', 30_000);
+      assert.equal(consumer.stats().state, 'running');
+      assert.equal(consumer.stats().deadLettered, 0);
+      const effects = await untilAccepted(() => c.environment.effects(consumer.name), 'reading the effects');
+      assert.deepEqual(effects, [before.id, after.id], 'each message applied once');
+    },
+  },
+];
