@@ -6,7 +6,7 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const roots = ['packages', 'examples', 'bench/src', 'docs'];
+const roots = ['packages', 'examples', 'bench/src', 'docs', 'scripts'];
 const filter = process.argv.slice(2);
 
 function findTests(dir, out = []) {
