@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { type Decider, type Event, handleCommand } from '@factline/core';
 import { getSqliteEventStore } from '@factline/sqlite';
 
@@ -15,11 +16,12 @@ const cart: Decider<{ items: string[]; open: boolean }, CartCommand, CartEvent> 
 };
 
 export async function quickStart(path = 'shop.db') {
-  const store = getSqliteEventStore({ path }); // one file, WAL, durable commits
-  await store.append('cart-1', [{ type: 'ItemAdded', data: { sku: 'tea' } }], { expectedVersion: 'no-stream' });
-  const { state, version } = await handleCommand(store, 'cart-1', { type: 'CheckOut' }, cart);
-  const { events } = await store.readStream('cart-1');
-  for await (const e of store.readAll()) console.log(e.position, e.streamId, e.type);
+  const store = getSqliteEventStore({ path }); // one file, WAL, durable commits; kept between runs
+  const cartId = `cart-${randomUUID()}`; // a new cart on every run
+  await store.append(cartId, [{ type: 'ItemAdded', data: { sku: 'tea' } }], { expectedVersion: 'no-stream' });
+  const { state, version } = await handleCommand(store, cartId, { type: 'CheckOut' }, cart);
+  const { events } = await store.readStream(cartId);
+  for await (const e of store.readAll()) console.log(e.position, e.streamId, e.type); // every run's carts
   await store.close();
-  return { state, version, events };
+  return { cartId, state, version, events };
 }
