@@ -57,7 +57,7 @@ export interface TransportConformanceCase {
 // Helpers shared by the cases.
 
 /** A signal that never aborts. */
-export const never = () => new AbortController().signal;
+export const never = (): AbortSignal => new AbortController().signal;
 
 export const ids = (deliveries: readonly Delivery[]) => deliveries.map((d) => d.message.id);
 
