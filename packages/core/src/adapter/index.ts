@@ -11,6 +11,7 @@ export {
   deadLetterToJson,
   isPromiseLike,
 } from '../messaging/consumer-ports.ts';
+export { createKeyTally, type KeyTally } from '../messaging/key-tally.ts';
 export { messageFromJson, messageToJson, prepareMessages } from '../messaging/message.ts';
 export { assertMessages } from '../messaging/message-validation.ts';
 export { createOutboxHold, type OutboxHold, type OutboxHoldOptions } from '../messaging/outbox-hold.ts';

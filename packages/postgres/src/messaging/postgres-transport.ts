@@ -17,6 +17,7 @@ import {
   assertName,
   checkSubscribeOptions,
   checkTransportPublishOptions,
+  createKeyTally,
   messageFromJson,
 } from '@factline/core/adapter';
 import type pg from 'pg';
@@ -422,13 +423,8 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
 
       // Deliveries of this subscription not settled yet, per message key: once a key has none left, its
       // later messages may go out, so this process's waiting receivers look again.
-      const unsettled = new Map<string, number>();
-      const settledOne = (key: string) => {
-        const left = (unsettled.get(key) ?? 1) - 1;
-        if (left > 0) return unsettled.set(key, left);
-        unsettled.delete(key);
-        wake(topic);
-      };
+      const unsettled = createKeyTally(() => wake(topic));
+      const settledOne = (key: string) => unsettled.settled(key);
 
       const settle = (seq: string, lease: string, key: string) => {
         /** Acked inside a committed inbox transaction: nothing left to do. */
@@ -479,7 +475,7 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
         rows.sort((a, b) => a.seq.length - b.seq.length || (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
         return rows.map((row) => {
           const message = reviveMessage(row.message);
-          unsettled.set(message.key, (unsettled.get(message.key) ?? 0) + 1);
+          unsettled.handedOut(message.key);
           return { message, deliveryCount: row.delivery_count, ...settle(row.seq, row.lease, message.key) };
         });
       };

@@ -15,6 +15,7 @@ import {
   assertName,
   checkSubscribeOptions,
   checkTransportPublishOptions,
+  createKeyTally,
   messageFromJson,
   messageToJson,
 } from '@factline/core/adapter';
@@ -345,18 +346,13 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
       const wakeMine = new Set<() => void>();
       // Deliveries of this subscription not settled yet, per message key: once a key has none left, its
       // later messages may go out, so waiting receivers of the group in this process look again.
-      const unsettled = new Map<string, number>();
-      const settledOne = (messageKey: string) => {
-        const left = (unsettled.get(messageKey) ?? 1) - 1;
-        if (left > 0) return unsettled.set(messageKey, left);
-        unsettled.delete(messageKey);
-        wake(topic, group);
-      };
+      const unsettled = createKeyTally(() => wake(topic, group));
+      const settledOne = (messageKey: string) => unsettled.settled(messageKey);
 
       const take = (max: number): Delivery[] =>
         run(() => takeTx.immediate(topic, group, Math.max(1, Math.floor(max)), visibility)).map((row) => {
           const message = deserialize(row.message);
-          unsettled.set(message.key, (unsettled.get(message.key) ?? 0) + 1);
+          unsettled.handedOut(message.key);
           return {
             ...settle(topic, group, row.seq, row.lease, () => settledOne(message.key)),
             message,
