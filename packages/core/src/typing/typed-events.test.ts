@@ -1,0 +1,71 @@
+// Type tests: `tsc` (run by `npm test`) fails if an event union stops flowing
+// through a read path or handler, or if a wrong type stops being an error.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type Decider, type Event, getInMemoryEventStore, handleCommand, type RecordedEvent } from '../index.ts';
+
+/** Compiles only when `A` and `B` are the same type. */
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+function expectTrue<T extends true>(_proof?: T): void {}
+
+type ItemAdded = Event<'ItemAdded', { sku: string }>;
+type CheckedOut = Event<'CheckedOut', { total: number }>;
+type CartEvent = ItemAdded | CheckedOut;
+
+const cart: Decider<{ items: number }, { add?: string; checkout?: number }, CartEvent> = {
+  initialState: () => ({ items: 0 }),
+  evolve: (state, event) => (event.type === 'ItemAdded' ? { items: state.items + 1 } : state),
+  decide: (command) =>
+    command.add !== undefined
+      ? { type: 'ItemAdded', data: { sku: command.add } }
+      : { type: 'CheckedOut', data: { total: command.checkout ?? 0 } },
+};
+
+describe('typed events', () => {
+  it('readStream and readAll return the declared union, narrowed by type', async () => {
+    const store = getInMemoryEventStore();
+    await store.append('cart-1', [
+      { type: 'ItemAdded', data: { sku: 'A-1' } },
+      { type: 'CheckedOut', data: { total: 30 } },
+    ]);
+    const { events } = await store.readStream<CartEvent>('cart-1');
+    expectTrue<Equal<(typeof events)[number]['type'], 'ItemAdded' | 'CheckedOut'>>();
+    const skus: string[] = [];
+    for (const event of events) {
+      if (event.type === 'ItemAdded') skus.push(event.data.sku);
+      // @ts-expect-error: a CheckedOut event has no sku
+      else skus.push(event.data.sku);
+    }
+    assert.deepEqual(skus, ['A-1', undefined]);
+
+    const totals: number[] = [];
+    for await (const event of store.readAll<CartEvent>()) {
+      expectTrue<Equal<typeof event.position, number>>();
+      if (event.type === 'CheckedOut') totals.push(event.data.total);
+      // @ts-expect-error: 'Removed' is not in the union
+      if (event.type === 'Removed') totals.push(-1);
+    }
+    assert.deepEqual(totals, [30]);
+  });
+
+  it('without a type argument, reads keep the untyped event', async () => {
+    const store = getInMemoryEventStore();
+    const { events } = await store.readStream('cart-1');
+    expectTrue<Equal<(typeof events)[number], RecordedEvent>>();
+    for await (const event of store.readAll()) expectTrue<Equal<typeof event, RecordedEvent>>();
+    assert.equal(events.length, 0);
+  });
+
+  it("handleCommand's new events keep the decider's union", async () => {
+    const store = getInMemoryEventStore();
+    const { newEvents, state } = await handleCommand(store, 'cart-2', { add: 'B-2' }, cart);
+    expectTrue<Equal<(typeof newEvents)[number]['type'], CartEvent['type']>>();
+    const first = newEvents[0];
+    assert.ok(first?.type === 'ItemAdded');
+    assert.equal(first.data.sku, 'B-2');
+    assert.equal(first.streamVersion, 1);
+    assert.deepEqual(state, { items: 1 });
+    // @ts-expect-error: the data of an ItemAdded event has no total
+    assert.equal(first.data.total, undefined);
+  });
+});
