@@ -2,7 +2,15 @@
 // through a read path or handler, or if a wrong type stops being an error.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Decider, type Event, getInMemoryEventStore, handleCommand, type RecordedEvent } from '../index.ts';
+import {
+  type Decider,
+  defineProjection,
+  type Event,
+  getInMemoryEventStore,
+  handleCommand,
+  type Projection,
+  type RecordedEvent,
+} from '../index.ts';
 
 /** Compiles only when `A` and `B` are the same type. */
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -67,5 +75,47 @@ describe('typed events', () => {
     assert.deepEqual(state, { items: 1 });
     // @ts-expect-error: the data of an ItemAdded event has no total
     assert.equal(first.data.total, undefined);
+  });
+
+  it('a projection typed by the union checks handles and narrows its events without casts', async () => {
+    const skus: string[] = [];
+    const carts = defineProjection<string[], CartEvent>({
+      name: 'carts',
+      handles: ['ItemAdded'],
+      handle: (events, log) => {
+        for (const event of events) {
+          expectTrue<Equal<typeof event.type, CartEvent['type']>>();
+          if (event.type === 'ItemAdded') log.push(event.data.sku);
+          // @ts-expect-error: the data of an ItemAdded event has no total
+          if (event.type === 'ItemAdded') log.push(String(event.data.total));
+        }
+      },
+    });
+    defineProjection<string[], CartEvent>({
+      name: 'wrong',
+      // @ts-expect-error: 'Removed' is not a type of the union
+      handles: ['Removed'],
+      handle: () => {},
+    });
+    // A runner takes any projection of its transaction type, whatever union it reads.
+    const taken: Projection<string[]>[] = [carts];
+
+    const store = getInMemoryEventStore();
+    await store.append('cart-3', [
+      { type: 'ItemAdded', data: { sku: 'C-3' } },
+      { type: 'CheckedOut', data: { total: 5 } },
+    ]);
+    for (const projection of taken) {
+      const batch = [];
+      for await (const event of store.readAll({ types: projection.handles })) batch.push(event);
+      await projection.handle(batch, skus);
+    }
+    assert.deepEqual(skus, ['C-3', 'undefined']);
+  });
+
+  it('an untyped projection handles any type and gets untyped events', () => {
+    const any = defineProjection<unknown>({ name: 'any', handles: ['Whatever'], handle: () => {} });
+    expectTrue<Equal<Parameters<typeof any.handle>[0], readonly RecordedEvent[]>>();
+    assert.deepEqual(any.handles, ['Whatever']);
   });
 });
