@@ -3,14 +3,20 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  createConsumer,
+  createMessage,
   type Decider,
   defineProjection,
   type Event,
   getInMemoryEventStore,
+  getInMemoryTransport,
   handleCommand,
+  type Message,
+  type MessageOf,
   type Projection,
   type RecordedEvent,
 } from '../index.ts';
+import { settlesWithin, waitUntil } from '../testing/wait-until.ts';
 
 /** Compiles only when `A` and `B` are the same type. */
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -117,5 +123,47 @@ describe('typed events', () => {
     const any = defineProjection<unknown>({ name: 'any', handles: ['Whatever'], handle: () => {} });
     expectTrue<Equal<Parameters<typeof any.handle>[0], readonly RecordedEvent[]>>();
     assert.deepEqual(any.handles, ['Whatever']);
+  });
+
+  it('a consumer typed by a message union narrows message.data by type; untyped, data stays unknown', async () => {
+    const transport = getInMemoryTransport();
+    const seen: string[] = [];
+    const consumer = createConsumer<undefined, MessageOf<CartEvent>>({
+      name: 'typed',
+      topic: 'carts',
+      transport,
+      handler: (message) => {
+        expectTrue<Equal<typeof message.type, CartEvent['type']>>();
+        if (message.type === 'ItemAdded') seen.push(message.data.sku);
+        else seen.push(`total ${message.data.total}`);
+        // @ts-expect-error: a message of the union may be a CheckedOut, without sku
+        return message.data.sku;
+      },
+    });
+    createConsumer({
+      name: 'untyped',
+      topic: 'carts',
+      transport,
+      handler: (message) => expectTrue<Equal<typeof message, Message>>(),
+    });
+    createConsumer<undefined, MessageOf<CartEvent>>({
+      name: 'wrong',
+      topic: 'carts',
+      transport,
+      // @ts-expect-error: the handler must take the union's messages, not others
+      handler: (message: Message<'Removed', { sku: string }>) => message.data.sku,
+    });
+    await consumer.start();
+    try {
+      await transport.publish('carts', [
+        createMessage({ type: 'ItemAdded', data: { sku: 'D-4' }, key: 'cart-4' }),
+        createMessage({ type: 'CheckedOut', data: { total: 7 }, key: 'cart-4' }),
+      ]);
+      await waitUntil(() => seen.length === 2, 'both messages handled');
+      assert.deepEqual(seen, ['D-4', 'total 7']);
+    } finally {
+      await settlesWithin(consumer.stop(), 5000, 'consumer.stop()');
+      await transport.close();
+    }
   });
 });
