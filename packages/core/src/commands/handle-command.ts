@@ -1,6 +1,6 @@
 import { CommandRetriesExhaustedError, isConcurrencyError } from '../errors/index.ts';
 import { checkHandleCommandOptions } from '../options/core-options.ts';
-import type { Event, EventMetadata, EventStore, ExpectedVersion, RecordedEvent } from '../store/types.ts';
+import type { Event, EventMetadata, EventStore, ExpectedVersion, RecordedOf } from '../store/types.ts';
 import { type Decider, foldEvents } from './decider.ts';
 
 export interface HandleCommandOptions {
@@ -22,11 +22,11 @@ export interface HandleCommandOptions {
   random?: () => number;
 }
 
-export interface HandleCommandResult<State> {
+export interface HandleCommandResult<State, E extends Event = Event> {
   /** State after the new events. */
   state: State;
   /** The stored new events; empty when `decide` returned none. */
-  newEvents: RecordedEvent[];
+  newEvents: RecordedOf<E>[];
   /** The stream's version after the command. */
   version: number;
   /** Position of the last new event, or 0 when nothing was appended. */
@@ -55,7 +55,7 @@ async function load<State, Command, E extends Event>(
   known: Loaded<State> | undefined,
 ): Promise<Loaded<State>> {
   if (known && known.version > 0 && known.lastId !== undefined) {
-    const tail = await store.readStream(streamId, { from: known.version });
+    const tail = await store.readStream<E>(streamId, { from: known.version });
     const first = tail.events[0];
     if (first?.streamVersion === known.version && first.id === known.lastId && tail.version >= known.version) {
       return {
@@ -86,7 +86,7 @@ export async function handleCommand<State, Command, E extends Event>(
   command: Command,
   decider: Decider<State, Command, E>,
   given?: HandleCommandOptions,
-): Promise<HandleCommandResult<State>> {
+): Promise<HandleCommandResult<State, E>> {
   const options = checkHandleCommandOptions(given) ?? {};
   const fixedVersion = options.expectedVersion;
   const maxAttempts = fixedVersion === undefined ? (options.maxAttempts ?? 10) : 1;
@@ -110,7 +110,8 @@ export async function handleCommand<State, Command, E extends Event>(
       const result = await store.append(streamId, toAppend, { expectedVersion: fixedVersion ?? version });
       return {
         state: foldEvents(decider, result.events as unknown as E[], state),
-        newEvents: result.events,
+        // The store recorded exactly what `decide` returned, so the events keep the decider's union.
+        newEvents: result.events as RecordedOf<E>[],
         version: result.version,
         position: result.position,
         attempts: attempt,

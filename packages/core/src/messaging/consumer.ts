@@ -17,7 +17,8 @@ import { createProcessor, StepFailure } from './consumer-process.ts';
 import type { Message } from './message.ts';
 import type { Delivery, Subscription, Transport } from './transport.ts';
 
-export interface ConsumerOptions<Tx = undefined> {
+/** `M`: the messages the topic carries (a union of `Message<Type, Data>`, e.g. `MessageOf<CartEvent>`), unchecked. */
+export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
   /** The consumer group: every group of a topic gets every message. Also names its inbox and dead letters. */
   name: string;
   topic: string;
@@ -27,7 +28,7 @@ export interface ConsumerOptions<Tx = undefined> {
    * `tx` is the inbox's open transaction: write through it and the writes
    * commit with the inbox mark. Otherwise `tx` is `undefined`.
    */
-  handler: (message: Message, tx: Tx) => unknown;
+  handler: (message: M, tx: Tx) => unknown;
   /**
    * Default: `defaultRetryPolicy()` (2 immediate retries, then 1 s, 5 s, 30 s
    * with jitter, then dead-letter). A policy that throws or returns no
@@ -160,7 +161,7 @@ const RECEIVE_BACKOFF_MS = { first: 100, max: 5000 };
  * });
  * await consumer.start();
  */
-export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Consumer {
+export function createConsumer<Tx = undefined, M extends Message = Message>(options: ConsumerOptions<Tx, M>): Consumer {
   checkConsumerOptions(options);
   const { name, topic, transport, handler } = options;
   const policy =
@@ -219,7 +220,8 @@ export function createConsumer<Tx = undefined>(options: ConsumerOptions<Tx>): Co
   const process = createProcessor<Tx>({
     name,
     topic,
-    handler,
+    // The transport does not check data against `M`: the union is the caller's declaration.
+    handler: handler as (message: Message, tx: Tx) => unknown,
     policy,
     inbox,
     deadLetterStore,

@@ -40,6 +40,7 @@ export {
   type Message,
   type MessageInput,
   type MessageMetadata,
+  type MessageOf,
   messageFromEvent,
 } from './message.ts';
 export type { OutboxRelayStats } from './relay-status.ts';

@@ -1,7 +1,7 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { uuidv7 } from '../ids/uuid-v7.ts';
 import { describeValue } from '../options/check-options.ts';
-import type { EventMetadata, RecordedEvent } from '../store/types.ts';
+import type { Event, EventMetadata, RecordedEvent } from '../store/types.ts';
 import { currentMessageContext } from './context.ts';
 import { checkMessage } from './message-validation.ts';
 
@@ -31,6 +31,15 @@ export interface Message<Type extends string = string, Data = unknown> {
   /** When it should be delivered at the earliest (delayed delivery); absent = now. */
   deliverAt?: Date;
 }
+
+/**
+ * The message form of each member of an event union, kept apart by `type`
+ * so that checking `message.type` narrows `message.data`.
+ *
+ * @example
+ * createConsumer<undefined, MessageOf<CartEvent>>({ ..., handler: (message) => message.type === 'ItemAdded' && reserve(message.data.sku) });
+ */
+export type MessageOf<E extends Event> = E extends Event ? Message<E['type'], E['data']> : never;
 
 export interface MessageInput<Type extends string = string, Data = unknown> {
   type: Type;

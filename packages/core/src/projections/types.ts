@@ -1,14 +1,16 @@
-import type { EventStore, RecordedEvent } from '../store/types.ts';
+import type { Event, EventStore, RecordedEvent, RecordedOf } from '../store/types.ts';
 
 /**
  * A projection turns events into a read model. `Tx` is what the adapter hands
  * the handler: for SQLite the better-sqlite3 `Database` (inside a
  * transaction), for PostgreSQL a `pg` client inside a transaction. The handler
  * writes its read model with plain SQL through it, so the writes commit
- * together with the projection's checkpoint: exactly once.
+ * together with the projection's checkpoint: exactly once. `E` is the event
+ * union the projection reads: `handles` is checked against its types and the
+ * handler receives its events (narrow one with `event.type`), unchecked at run time.
  *
  * @example
- * const orderSummaries = defineProjection<Database>({
+ * const orderSummaries = defineProjection<Database, OrderEvent>({
  *   name: 'order_summaries',
  *   handles: ['OrderPlaced', 'OrderPaid'],
  *   init: (db) => db.exec('CREATE TABLE IF NOT EXISTS order_summaries (id TEXT PRIMARY KEY, status TEXT)'),
@@ -16,17 +18,20 @@ import type { EventStore, RecordedEvent } from '../store/types.ts';
  *   handle: (events, db) => { for (const e of events) ... },
  * });
  */
-export interface Projection<Tx = unknown> {
+export interface Projection<Tx = unknown, E extends Event = Event> {
   /** Unique per store: `[a-z0-9_.-]`, at most 100 characters. Checkpoints are kept under it. */
   name: string;
   /** The event types the handler receives; others are skipped (and still counted as passed). */
-  handles: readonly string[];
+  handles: readonly E['type'][];
   /** Creates the read model's tables; runs once when the runner starts, in a transaction. */
   init?: (tx: Tx) => void | Promise<void>;
   /** Empties the read model for a rebuild; runs in the transaction that resets the checkpoint. */
   reset?: (tx: Tx) => void | Promise<void>;
-  /** Applies a batch of events, in position order, inside the transaction that saves the checkpoint. */
-  handle: (events: readonly RecordedEvent[], tx: Tx) => void | Promise<void>;
+  /**
+   * Applies a batch of events, in position order, inside the transaction that saves the checkpoint.
+   * A method, so a projection of a narrower union still fits where any projection is taken.
+   */
+  handle(events: readonly RecordedOf<E>[], tx: Tx): void | Promise<void>;
   /**
    * What happens when the handler keeps failing on an event after the retries:
    * `'stop'` (default): the projection stops in the `failed` state, with the
@@ -66,8 +71,18 @@ export interface Projection<Tx = unknown> {
   retire?: (tx: Tx, previousVersion: number) => void | Promise<void>;
 }
 
-/** Checks a projection definition and returns it (typed for the adapter's transaction). */
-export function defineProjection<Tx>(projection: Projection<Tx>): Projection<Tx> {
+/**
+ * Checks a projection definition and returns it, typed for the adapter's
+ * transaction and, when given, the event union it reads.
+ *
+ * @example
+ * const carts = defineProjection<Database, CartEvent>({
+ *   name: 'carts',
+ *   handles: ['ItemAdded'],
+ *   handle: (events, db) => { for (const e of events) if (e.type === 'ItemAdded') insert(db, e.data.sku); },
+ * });
+ */
+export function defineProjection<Tx, E extends Event = Event>(projection: Projection<Tx, E>): Projection<Tx, E> {
   return projection;
 }
 

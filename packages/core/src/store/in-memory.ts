@@ -7,12 +7,13 @@ import type {
   AppendOptions,
   AppendResult,
   DeleteStreamOptions,
+  Event,
   EventStore,
   EventToAppend,
   ReadAllOptions,
   ReadStreamOptions,
   ReadStreamResult,
-  RecordedEvent,
+  RecordedOf,
   StreamInfo,
 } from './types.ts';
 import {
@@ -138,7 +139,8 @@ export function getInMemoryEventStore(given?: InMemoryEventStoreOptions): EventS
       };
     },
 
-    async *readAll(readOptions?: ReadAllOptions): AsyncGenerator<RecordedEvent> {
+    // The caller names the union it expects; the store yields what was stored, unchecked (see `EventStore.readAll`).
+    async *readAll<E extends Event = Event>(readOptions?: ReadAllOptions): AsyncGenerator<RecordedOf<E>> {
       open();
       const { after, limit, types, categories, batchSize } = normalizeReadAll(readOptions);
       const typeSet = types && new Set(types);
@@ -156,7 +158,7 @@ export function getInMemoryEventStore(given?: InMemoryEventStoreOptions): EventS
           page.push(event);
         }
         if (page.length === 0) return;
-        for (const event of page) yield toRecordedEvent(event);
+        for (const event of page) yield toRecordedEvent(event) as RecordedOf<E>;
         remaining -= page.length;
         // The iterator is lazy: later pages see appends made while it runs.
       }

@@ -48,6 +48,12 @@ export interface RecordedEvent<Type extends string = string, Data = unknown> ext
 }
 
 /**
+ * The recorded form of each member of an event union, kept apart by `type`
+ * so that checking `event.type` narrows `event.data`.
+ */
+export type RecordedOf<E extends Event> = E extends Event ? RecordedEvent<E['type'], E['data']> : never;
+
+/**
  * The version a writer expects the stream to be at:
  * - a number: the stream's version after its last event (0 = no stream yet);
  * - `'no-stream'`: the stream must not exist (same as 0);
@@ -84,13 +90,13 @@ export interface ReadStreamOptions {
   limit?: number;
 }
 
-export interface ReadStreamResult {
+export interface ReadStreamResult<E extends Event = Event> {
   streamId: string;
   /** Whether the stream exists (has been appended to and is not deleted). */
   exists: boolean;
   /** The stream's current version: pass it as `expectedVersion`. 0 when it does not exist. */
   version: number;
-  events: RecordedEvent[];
+  events: RecordedOf<E>[];
 }
 
 export interface ReadAllOptions {
@@ -143,18 +149,24 @@ export interface EventStore {
    */
   append(streamId: string, events: readonly EventToAppend[], options?: AppendOptions): Promise<AppendResult>;
 
-  /** Reads one stream. A stream that never existed reads as `{ exists: false, version: 0, events: [] }`. */
-  readStream(streamId: string, options?: ReadStreamOptions): Promise<ReadStreamResult>;
+  /**
+   * Reads one stream. A stream that never existed reads as `{ exists: false, version: 0, events: [] }`.
+   * `E` is the event union the caller declares for the stream; the store does not check it.
+   *
+   * @example
+   * const { events } = await store.readStream<CartEvent>('cart-1');
+   */
+  readStream<E extends Event = Event>(streamId: string, options?: ReadStreamOptions): Promise<ReadStreamResult<E>>;
 
   /**
    * Reads the global log in position order, one page at a time.
    *
    * @example
-   * for await (const event of store.readAll({ after: checkpoint, types: ['OrderPlaced'] })) {
+   * for await (const event of store.readAll<OrderEvent>({ after: checkpoint, types: ['OrderPlaced'] })) {
    *   checkpoint = event.position;
    * }
    */
-  readAll(options?: ReadAllOptions): AsyncIterable<RecordedEvent>;
+  readAll<E extends Event = Event>(options?: ReadAllOptions): AsyncIterable<RecordedOf<E>>;
 
   /** The position of the last event in the log (0 when empty). */
   headPosition(): Promise<number>;

@@ -2,6 +2,7 @@ import {
   type AppendOptions,
   type AppendResult,
   type DeleteStreamOptions,
+  type Event,
   EventIdConflictError,
   type EventStore,
   type EventToAppend,
@@ -13,6 +14,7 @@ import {
   type ReadStreamOptions,
   type ReadStreamResult,
   type RecordedEvent,
+  type RecordedOf,
   StoreClosedError,
   type StoreLimits,
   StreamDeletedError,
@@ -885,7 +887,8 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       return { streamId, exists: true, version, events };
     },
 
-    async *readAll(readOptions?: ReadAllOptions): AsyncGenerator<RecordedEvent> {
+    // The caller names the union it expects; the store yields what was stored, unchecked (see `EventStore.readAll`).
+    async *readAll<E extends Event = Event>(readOptions?: ReadAllOptions): AsyncGenerator<RecordedOf<E>> {
       open();
       const { after, limit, types, categories, batchSize } = normalizeReadAll(readOptions);
       const filters: string[] = [];
@@ -923,7 +926,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
           throw toStorageError(error);
         }
         if (rows.length === 0) return;
-        for (const row of rows) yield eventOfRow(row, 1, row[0] as string);
+        for (const row of rows) yield eventOfRow(row, 1, row[0] as string) as RecordedOf<E>;
         cursor = (rows[rows.length - 1] as unknown[])[1] as number;
         remaining -= rows.length;
         if (rows.length < page) return;

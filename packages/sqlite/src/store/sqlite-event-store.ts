@@ -2,6 +2,7 @@ import {
   type AppendOptions,
   type AppendResult,
   type DeleteStreamOptions,
+  type Event,
   type EventStore,
   type EventToAppend,
   isFactlineError,
@@ -11,6 +12,7 @@ import {
   type ReadStreamOptions,
   type ReadStreamResult,
   type RecordedEvent,
+  type RecordedOf,
   StoreClosedError,
   type StoreLimits,
   StreamDeletedError,
@@ -372,7 +374,8 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
       });
     },
 
-    async *readAll(readOptions?: ReadAllOptions): AsyncGenerator<RecordedEvent> {
+    // The caller names the union it expects; the store yields what was stored, unchecked (see `EventStore.readAll`).
+    async *readAll<E extends Event = Event>(readOptions?: ReadAllOptions): AsyncGenerator<RecordedOf<E>> {
       open();
       const { after, limit, types, categories, batchSize } = normalizeReadAll(readOptions);
       const statement = readAllStatement(types !== undefined, categories !== undefined);
@@ -385,7 +388,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
         open();
         const rows = statement.all(cursor, ...filters, Math.min(batchSize, remaining));
         if (rows.length === 0) return;
-        for (const row of rows) yield toRecordedEvent(row);
+        for (const row of rows) yield toRecordedEvent(row) as RecordedOf<E>;
         cursor = (rows[rows.length - 1] as EventRow).position;
         remaining -= rows.length;
         if (rows.length < batchSize) return;
