@@ -9,6 +9,7 @@ import { correlate, eventBus, handleDeadLetters, inventory, relayEvents, sqliteO
 import { inlineSqlite, runSqliteProjections, switchToVersion2 } from './projections.ts';
 import { quickStart } from './quick-start.ts';
 import { sqliteWithOptions } from './store-options.ts';
+import { typedEvents } from './typed-events.ts';
 import { until } from './until.ts';
 
 function tempDir(t: { after(fn: () => void): void }): string {
@@ -157,4 +158,9 @@ test('the consumer and dead-letter snippets: an unknown sku is dead-lettered at 
     await stock.stop();
     await transport.close();
   }
+});
+
+test('the typed events snippet reads the union back narrowed, and its typed projection sums the cart', async (t) => {
+  const result = await typedEvents(join(tempDir(t), 'typed.db'));
+  assert.deepEqual(result, { total: 4, newEvents: ['tea'], skus: ['tea'], checkedOut: 4 });
 });
