@@ -39,6 +39,7 @@ export {
 export { createProjectionRunner } from '../projections/runner.ts';
 export {
   type ProjectionBackend,
+  type ProjectionCommit,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
   projectionVersionKey,

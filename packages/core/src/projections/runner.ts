@@ -352,14 +352,14 @@ export function createProjectionRunner<Tx>(
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       if (w.abort.signal.aborted) return true;
       try {
-        const committed = await backend.commit(
-          w.key,
-          w.checkpoint,
-          next,
-          (tx) => w.projection.handle(batch, tx),
-          w.projection.effects === 'external',
-          versionOf(w),
-        );
+        const committed = await backend.commit({
+          name: w.key,
+          expected: w.checkpoint,
+          checkpoint: next,
+          work: (tx) => w.projection.handle(batch, tx),
+          external: w.projection.effects === 'external',
+          version: versionOf(w),
+        });
         if (!committed) {
           // Another runner moved the checkpoint (continue from where it is), or a newer version is live.
           w.checkpoint = await backend.loadCheckpoint(w.key);
@@ -445,7 +445,9 @@ export function createProjectionRunner<Tx>(
         if (!(await apply(w, batch, next))) return;
       } else if (headBefore !== undefined && headBefore > w.checkpoint) {
         // Nothing of ours up to the head: move the checkpoint there, so lag and waitFor see it.
-        if (await backend.commit(w.key, w.checkpoint, headBefore, undefined, false, versionOf(w))) {
+        if (
+          await backend.commit({ name: w.key, expected: w.checkpoint, checkpoint: headBefore, version: versionOf(w) })
+        ) {
           w.checkpoint = headBefore;
         } else {
           w.checkpoint = await backend.loadCheckpoint(w.key);
@@ -498,10 +500,10 @@ export function createProjectionRunner<Tx>(
     await halt(w);
     const reset = w.projection.reset;
     const work = reset ? (tx: Tx) => reset(tx) : undefined;
-    if (!(await backend.commit(w.key, w.checkpoint, 0, work, false, versionOf(w)))) {
+    if (!(await backend.commit({ name: w.key, expected: w.checkpoint, checkpoint: 0, work, version: versionOf(w) }))) {
       w.checkpoint = await backend.loadCheckpoint(w.key);
       if (await checkSuperseded(w)) throw w.superseded;
-      await backend.commit(w.key, w.checkpoint, 0, work, false, versionOf(w));
+      await backend.commit({ name: w.key, expected: w.checkpoint, checkpoint: 0, work, version: versionOf(w) });
     }
     w.checkpoint = 0;
     w.isolateUntil = 0;

@@ -167,6 +167,22 @@ export function parseProjectionVersionKey(key: string): { name: string; version:
   return match ? { name: match[1] as string, version: Number(match[2]) } : { name: key, version: 1 };
 }
 
+/** One batch for {@link ProjectionBackend.commit}. */
+export interface ProjectionCommit<Tx> {
+  /** The checkpoint's name: {@link projectionVersionKey} of the projection's name and version. */
+  name: string;
+  /** The checkpoint the batch was read from; the commit is refused when the saved one differs. */
+  expected: number;
+  /** The checkpoint saved with the batch. */
+  checkpoint: number;
+  /** The batch's writes, through the transaction. */
+  work?: (tx: Tx) => void | Promise<void>;
+  /** The work's effects are outside the database (`effects: 'external'`): it may run before the transaction. */
+  external?: boolean;
+  /** Refuse the commit when a newer version of the projection is live. */
+  version?: ProjectionVersionRef;
+}
+
 /**
  * What a storage adapter gives the projection runner: transactions that
  * carry the checkpoint, and a signal for new events. SQLite and PostgreSQL
@@ -187,15 +203,7 @@ export interface ProjectionBackend<Tx> {
    * and, when `version` is given, no newer version of the projection is
    * recorded as live: returns false, writing nothing, otherwise.
    */
-  commit(
-    name: string,
-    expected: number,
-    checkpoint: number,
-    work?: (tx: Tx) => void | Promise<void>,
-    /** The work's effects are outside the database (`effects: 'external'`): it may run before the transaction. */
-    external?: boolean,
-    version?: ProjectionVersionRef,
-  ): Promise<boolean>;
+  commit(batch: ProjectionCommit<Tx>): Promise<boolean>;
   /** Records a parked event and moves the checkpoint past it, in one transaction (refused like `commit`). */
   park(
     name: string,

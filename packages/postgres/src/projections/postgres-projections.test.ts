@@ -231,9 +231,14 @@ describe('postgres projections', { skip }, () => {
     // Rows written, then the handler throws: the very same error comes back; nothing is kept.
     const boom = new Error('boom after writing');
     await assert.rejects(
-      backend.commit('p', 0, 5, async (tx) => {
-        await tx.query(`INSERT INTO ${table} VALUES (1), (2)`);
-        throw boom;
+      backend.commit({
+        name: 'p',
+        expected: 0,
+        checkpoint: 5,
+        work: async (tx) => {
+          await tx.query(`INSERT INTO ${table} VALUES (1), (2)`);
+          throw boom;
+        },
       }),
       (error) => error === boom,
     );
@@ -242,9 +247,14 @@ describe('postgres projections', { skip }, () => {
 
     // A SQL error of the handler is the driver's error, unchanged (not a StorageError).
     await assert.rejects(
-      backend.commit('p', 0, 5, async (tx) => {
-        await tx.query(`INSERT INTO ${table} VALUES (3)`);
-        await tx.query('SELECT 1 / 0');
+      backend.commit({
+        name: 'p',
+        expected: 0,
+        checkpoint: 5,
+        work: async (tx) => {
+          await tx.query(`INSERT INTO ${table} VALUES (3)`);
+          await tx.query('SELECT 1 / 0');
+        },
       }),
       (error: unknown) => !isStorageError(error) && (error as { code?: string }).code === '22012',
     );
@@ -253,8 +263,13 @@ describe('postgres projections', { skip }, () => {
     // A moved checkpoint: false, and the work does not run.
     let ran = false;
     assert.equal(
-      await backend.commit('p', 3, 5, () => {
-        ran = true;
+      await backend.commit({
+        name: 'p',
+        expected: 3,
+        checkpoint: 5,
+        work: () => {
+          ran = true;
+        },
       }),
       false,
     );
@@ -262,8 +277,13 @@ describe('postgres projections', { skip }, () => {
     assert.equal(await backend.loadCheckpoint('p'), 0);
 
     assert.equal(
-      await backend.commit('p', 0, 5, async (tx) => {
-        await tx.query(`INSERT INTO ${table} VALUES (1), (2)`);
+      await backend.commit({
+        name: 'p',
+        expected: 0,
+        checkpoint: 5,
+        work: async (tx) => {
+          await tx.query(`INSERT INTO ${table} VALUES (1), (2)`);
+        },
       }),
       true,
     );

@@ -343,7 +343,7 @@ export function getPostgresProjectionBackend(
       return rows[0]?.position ?? 0;
     },
 
-    commit: (name, expected, next, work, _external, version) =>
+    commit: ({ name, expected, checkpoint: next, work, version }) =>
       guarded(name, expected, next, work && ((client) => callerWork(work, client)), version),
 
     park: (name, expected, event: RecordedEvent, error: string, version) =>

@@ -177,7 +177,7 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
   return {
     store,
     loadCheckpoint: (name) => wrap(() => current(name)),
-    commit: async (name, expected, next, work, external, version) => {
+    commit: async ({ name, expected, checkpoint: next, work, external, version }) => {
       await turn();
       if (external && work) {
         // Effects elsewhere (at least once): run them first, then save the checkpoint.
@@ -453,8 +453,7 @@ function createSqliteProjections(
 
   const leaseBackend = (lease: Lease): ProjectionBackend<Database> => ({
     ...backend,
-    commit: (name, expected, next, work, external, version) =>
-      refusal(lease) ?? backend.commit(name, expected, next, work, external, version),
+    commit: (batch) => refusal(lease) ?? backend.commit(batch),
     park: (name, expected, event, error, version) =>
       refusal(lease) ?? backend.park(name, expected, event, error, version),
   });
