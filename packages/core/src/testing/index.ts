@@ -36,6 +36,11 @@ export {
   testProjectionConformance,
 } from './projection-conformance.ts';
 export {
+  getInMemoryProjectionBackend,
+  type InMemoryProjectionBackend,
+  type InMemoryProjectionTx,
+} from './projections/in-memory-backend.ts';
+export {
   type ReceiveOptions,
   type TransportCaseContext,
   type TransportConformanceCase,
