@@ -1,9 +1,10 @@
 /**
  * How many of a group's oldest rows a claim of `max` looks at first for keys
  * to hand out; while it finds fewer than `max` and the window was full, it
- * looks 8 times further.
+ * looks 8 times further. 4 × `max`: at 16 × a claim of 16 from 5,000 queued
+ * rows took 1.1–1.3 ms against 0.74 ms, about 25 µs a message.
  */
-export const claimWindow = (max: number): number => Math.max(64, 16 * max);
+export const claimWindow = (max: number): number => Math.max(64, 4 * max);
 
 /**
  * The transport's claim (`$1` topic, `$2` group, `$3` max, `$4` visibility in
