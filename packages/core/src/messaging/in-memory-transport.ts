@@ -70,8 +70,6 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
     wake(group);
   };
 
-  const check = (name: string, value: unknown) => assertName(value, name);
-
   const declare = (topic: string, groupName: string): Group => {
     const groups = groupsOf(topic);
     let group = groups.get(groupName);
@@ -93,7 +91,7 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
 
     async publish(topic, messages, publishOptions) {
       if (closed) throw new StoreClosedError('transport');
-      check('topic', topic);
+      assertName(topic, 'topic');
       assertMessages(messages);
       const required = checkTransportPublishOptions(publishOptions);
       const groups = groupsOf(topic);
@@ -103,15 +101,15 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
 
     async declareSubscription(topic, groupName) {
       if (closed) throw new StoreClosedError('transport');
-      check('topic', topic);
-      check('group', groupName);
+      assertName(topic, 'topic');
+      assertName(groupName, 'group');
       declare(topic, groupName);
     },
 
     async redeliver(topic, groupName, messages) {
       if (closed) throw new StoreClosedError('transport');
-      check('topic', topic);
-      check('group', groupName);
+      assertName(topic, 'topic');
+      assertName(groupName, 'group');
       assertMessages(messages);
       const group = groupsOf(topic).get(groupName);
       if (group) enqueue(group, messages);
@@ -119,8 +117,8 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
 
     subscribe(topic: string, groupName: string, given?: SubscribeOptions): Subscription {
       const subscribeOptions = checkSubscribeOptions(given) ?? {};
-      check('topic', topic);
-      check('group', groupName);
+      assertName(topic, 'topic');
+      assertName(groupName, 'group');
       const visibility = subscribeOptions.visibilityTimeoutMs ?? 30_000;
       const own = declare(topic, groupName);
 

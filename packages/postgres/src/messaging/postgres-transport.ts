@@ -135,39 +135,14 @@ const reviveMessage = messageFromJson;
 
 /** Publish columns, one array each, in publish order. */
 function messageColumns(messages: readonly Message[]): [string[], string[], string[], (string | null)[]] {
-  const ids: string[] = [];
-  const keys: string[] = [];
-  const bodies: string[] = [];
-  const deliverAts: (string | null)[] = [];
-  messages.forEach((message, i) => {
-    if (typeof message?.id !== 'string' || message.id.length === 0) {
-      throw new ValidationError({ path: `messages[${i}].id`, message: 'must be a non-empty string' });
-    }
-    if (typeof message.key !== 'string' || message.key.length === 0) {
-      throw new ValidationError({ path: `messages[${i}].key`, message: 'must be a non-empty string' });
-    }
-    const deliverAt = message.deliverAt;
-    if (deliverAt !== undefined && !(deliverAt instanceof Date && !Number.isNaN(deliverAt.getTime()))) {
-      throw new ValidationError({ path: `messages[${i}].deliverAt`, message: 'must be a valid Date' });
-    }
-    let body: string;
-    try {
-      body = JSON.stringify(message);
-    } catch (error) {
-      throw new ValidationError({
-        path: `messages[${i}]`,
-        message: `must be JSON-serializable (${(error as Error).message})`,
-      });
-    }
-    ids.push(message.id);
-    keys.push(message.key);
-    bodies.push(body);
-    deliverAts.push(deliverAt ? deliverAt.toISOString() : null);
-  });
-  return [ids, keys, bodies, deliverAts];
+  // Checked by assertMessages first: ids and keys are names, deliverAt a valid Date, the rest JSON.
+  return [
+    messages.map((m) => m.id),
+    messages.map((m) => m.key),
+    messages.map((m) => JSON.stringify(m)),
+    messages.map((m) => (m.deliverAt ? m.deliverAt.toISOString() : null)),
+  ];
 }
-
-const checkName = (name: string, value: unknown) => assertName(value, name);
 
 /**
  * A durable transport on PostgreSQL tables (migration component `transport`):
@@ -364,8 +339,8 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
 
   const insert = async (topic: string, group: string | null, messages: readonly Message[], required = false) => {
     if (closed) throw new StoreClosedError('transport');
-    checkName('topic', topic);
-    if (group !== null) checkName('group', group);
+    assertName(topic, 'topic');
+    if (group !== null) assertName(group, 'group');
     assertMessages(messages);
     if (messages.length === 0) return;
     const columns = messageColumns(messages);
@@ -396,21 +371,21 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
       insert(topic, null, messages, checkTransportPublishOptions(publishOptions)),
 
     async declareSubscription(topic, group) {
-      checkName('topic', topic);
-      checkName('group', group);
+      assertName(topic, 'topic');
+      assertName(group, 'group');
       if (closed) throw new StoreClosedError('transport');
       await register(topic, group);
     },
 
     redeliver: async (topic, group, messages) => {
-      checkName('group', group);
+      assertName(group, 'group');
       return insert(topic, group, messages);
     },
 
     subscribe(topic: string, group: string, given?: SubscribeOptions): Subscription {
       const subscribeOptions = checkSubscribeOptions(given) ?? {};
-      checkName('topic', topic);
-      checkName('group', group);
+      assertName(topic, 'topic');
+      assertName(group, 'group');
       if (closed) throw new StoreClosedError('transport');
       const visibility = subscribeOptions.visibilityTimeoutMs ?? 30_000;
       if (typeof visibility !== 'number' || !Number.isFinite(visibility) || visibility < 0) {

@@ -130,8 +130,6 @@ interface MessageRow {
 const serialize = messageToJson;
 const deserialize = messageFromJson;
 
-const check = (name: string, value: unknown) => assertName(value, name);
-
 /**
  * A durable transport in SQLite tables, for processes sharing one file:
  * fan-out to every group of a topic, competing consumers within a group
@@ -309,7 +307,7 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
 
     async publish(topic, messages, publishOptions) {
       if (closed) throw new StoreClosedError('transport');
-      check('topic', topic);
+      assertName(topic, 'topic');
       assertMessages(messages);
       const required = checkTransportPublishOptions(publishOptions);
       if (messages.length === 0) return;
@@ -319,8 +317,8 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
 
     async redeliver(topic, group, messages) {
       if (closed) throw new StoreClosedError('transport');
-      check('topic', topic);
-      check('group', group);
+      assertName(topic, 'topic');
+      assertName(group, 'group');
       assertMessages(messages);
       if (messages.length === 0) return;
       run(() => insertAll.immediate(topic, [group], messages));
@@ -329,16 +327,16 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
 
     async declareSubscription(topic, group) {
       if (closed) throw new StoreClosedError('transport');
-      check('topic', topic);
-      check('group', group);
+      assertName(topic, 'topic');
+      assertName(group, 'group');
       run(() => statements.addGroup.run(topic, group, now()));
     },
 
     subscribe(topic: string, group: string, given?: SubscribeOptions): Subscription {
       const subscribeOptions = checkSubscribeOptions(given) ?? {};
       if (closed) throw new StoreClosedError('transport');
-      check('topic', topic);
-      check('group', group);
+      assertName(topic, 'topic');
+      assertName(group, 'group');
       const visibility = Math.max(0, subscribeOptions.visibilityTimeoutMs ?? 30_000);
       run(() => statements.addGroup.run(topic, group, now()));
       const key = waitKey(topic, group);
