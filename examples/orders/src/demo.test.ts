@@ -74,7 +74,7 @@ test('inventory, payment and notification each handle each of their order events
   const dir = mkdtempSync(join(tmpdir(), 'factline-orders-'));
   const store = getSqliteEventStore({ path: join(dir, 'orders.db') });
   const transport = getSqliteTransport({ database: store.database, pollIntervalMs: 20 });
-  const services = await startOrderServices(transport, { pollMs: 50 });
+  const services = await startOrderServices(transport, store.database, { pollMs: 50 });
   const projections = await startSqliteProjections(store, [orderSummaries, orderEventsRelay(transport)]);
   try {
     await runOrdersDemo(store, () => {});
@@ -138,7 +138,7 @@ test('the services apply each message once across a restart, and their state sur
       () => store.close(),
       () => transport.close(),
     );
-    let services = await startOrderServices(transport, { pollMs: 50 });
+    let services = await startOrderServices(transport, store.database, { pollMs: 50 });
     stopAll.push(() => services.stop());
     const projections = await startSqliteProjections(store, [orderEventsRelay(transport)]);
     stopAll.push(() => projections.stop());
@@ -183,7 +183,7 @@ test('the services apply each message once across a restart, and their state sur
     for (const group of ['inventory', 'payment', 'notification']) assert.equal(pending(group), 1, group);
 
     // Restart the services on the same file: the repeats find their inbox marks and change nothing.
-    services = await startOrderServices(transport, { pollMs: 50 });
+    services = await startOrderServices(transport, store.database, { pollMs: 50 });
     stopAll.push(() => services.stop());
     const deadline = Date.now() + 5000;
     while (Object.values(services.consumers).some((c) => c.stats().duplicates < 1)) {

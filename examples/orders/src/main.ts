@@ -2,10 +2,11 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { RecordedEvent } from '@factline/core';
-import { getSqliteEventStore, getSqliteTransport, startSqliteProjections } from '@factline/sqlite';
+import { getSqliteEventStore, startSqliteProjections } from '@factline/sqlite';
 import { runOrdersDemo } from './demo.ts';
 import { orderSummaries, readOrderSummaries } from './order-summaries.ts';
 import { orderEventsRelay, printServices, startOrderServices } from './services.ts';
+import { transportFromEnv } from './transport-from-env.ts';
 
 const path = resolve(process.env.FACTLINE_ORDERS_DB ?? new URL('../.data/orders.db', import.meta.url).pathname);
 mkdirSync(dirname(path), { recursive: true });
@@ -13,10 +14,12 @@ mkdirSync(dirname(path), { recursive: true });
 for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
 
 const store = getSqliteEventStore({ path });
-// The services' message transport, in the same SQLite file (sharing the store's connection).
-const transport = getSqliteTransport({ database: store.database });
+// The services' message transport: by default in the same SQLite file (sharing the store's
+// connection); FACTLINE_TRANSPORT=<broker URL> runs them on that broker instead.
+const bus = await transportFromEnv(store.database);
+const { transport } = bus;
 // Inventory, Payment and Notification: independent consumer groups, subscribed before anything is published.
-const services = await startOrderServices(transport, { pollMs: 200 });
+const services = await startOrderServices(transport, store.database, { pollMs: 200 });
 // The order_summaries read model, kept by an async projection beside the store, and the relay that
 // publishes the order events from the store (its outbox) to the services.
 const projections = await startSqliteProjections(store, [orderSummaries, orderEventsRelay(transport)]);
@@ -38,12 +41,12 @@ try {
   const events: RecordedEvent[] = [];
   for await (const event of store.readAll()) events.push(event);
   await services.waitUntilHandled(events, 10_000);
-  console.log('\nServices on the event bus (relay → SQLite transport → one consumer group each):');
+  console.log(`\nServices on the event bus (relay → ${bus.describe} → one consumer group each):`);
   console.log('(their state is in tables of the same file, written once per message with its SQL inbox mark)');
   printServices(services);
 } finally {
   await projections.stop();
   await services.stop();
-  await transport.close();
+  await bus.close();
   await store.close();
 }

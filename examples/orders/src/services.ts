@@ -9,7 +9,7 @@ import {
   type SubscriberOptions,
   type Transport,
 } from '@factline/core';
-import { getSqliteDeadLetterStore, getSqliteInbox, type SqliteTransport } from '@factline/sqlite';
+import { getSqliteDeadLetterStore, getSqliteInbox } from '@factline/sqlite';
 import type { Database } from 'better-sqlite3';
 import type { OrderCancelled, OrderPlaced, OrderShipped } from './order.ts';
 
@@ -55,7 +55,7 @@ export type OrderServiceOptions = Omit<SubscriberOptions<Database>, 'inbox' | 'd
 export interface OrderServices {
   bus: EventBus;
   consumers: Record<ServiceName, Consumer>;
-  /** The connection the services' tables, inbox and dead letters live on (the transport's). */
+  /** The connection the services' tables, inbox and dead letters live on. */
   database: Database;
   /** What each service did, in the order it did it, read from its tables. */
   actions(): Record<ServiceName, ServiceAction[]>;
@@ -131,17 +131,17 @@ const causedBy = (message: Message) => ({
  * per placed, shipped and cancelled order. Each is an independent consumer
  * group on the bus; subscriptions start here, before the relay publishes.
  *
- * Their state lives in the transport's SQLite file (the store's, when the
- * transport shares its connection). Each subscription has the SQL inbox: the
+ * Their state lives in `database` (the store's SQLite file in the example),
+ * whatever transport carries the messages. Each subscription has the SQL inbox: the
  * handler runs inside the inbox's transaction and writes through `tx`, so its
  * rows, the inbox mark and the transport's ack commit together, once per
  * message, even across a crash or a restart.
  */
 export async function startOrderServices(
-  transport: SqliteTransport,
+  transport: Transport,
+  database: Database,
   consumerOptions: OrderServiceOptions = {},
 ): Promise<OrderServices> {
-  const { database } = transport;
   createServiceTables(database);
   const bus = createEventBus({ transport, topic: orderEventsTopic });
   const options: SubscriberOptions<Database> = {
