@@ -7,6 +7,7 @@ export { type Aggregate, aggregateDecider, type Decider, foldEvents, rehydrate }
 export { type HandleCommandOptions, type HandleCommandResult, handleCommand } from './commands/handle-command.ts';
 export * from './errors/index.ts';
 export { uuidv7 } from './ids/uuid-v7.ts';
+export type { Lease, LeaseProvider } from './lease/types.ts';
 export * from './messaging/index.ts';
 export * from './projections/index.ts';
 export { getInMemoryEventStore, type InMemoryEventStoreOptions } from './store/in-memory.ts';

@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isStorageError, isValidationError } from '@factline/core';
-import { createSqliteLease, DEFAULT_LEASE_CHECK_MS, DEFAULT_LEASE_TTL_MS, leaseTimings } from './lease.ts';
+import { testLeaseConformance } from '@factline/core/testing';
+import {
+  createSqliteLease,
+  createSqliteLeases,
+  DEFAULT_LEASE_CHECK_MS,
+  DEFAULT_LEASE_TTL_MS,
+  leaseTimings,
+} from './lease.ts';
 import { openSqliteDatabase } from './store/sqlite-event-store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-lease-'));
@@ -155,4 +162,25 @@ describe('sqlite lease', () => {
     assert.throws(() => leaseTimings({ leaseTtlMs: 0 }), isValidationError);
     assert.throws(() => leaseTimings({ leaseCheckMs: 1.5 }), isValidationError);
   });
+});
+
+/** Providers on one file, each on its own connection (as processes would be), on one clock the suite moves. */
+const conformanceFile = file();
+const conformanceClock = { t: Date.now() };
+const conformanceDatabases: ReturnType<typeof openSqliteDatabase>[] = [];
+const ttlMs = 1000;
+testLeaseConformance({
+  name: 'sqlite (factline_leases rows)',
+  createProvider: () => {
+    const database = openSqliteDatabase(conformanceFile, {});
+    conformanceDatabases.push(database);
+    return createSqliteLeases({ database, ttlMs, now: () => conformanceClock.t });
+  },
+  // A holder that stops renewing loses its leases once they expire.
+  loseLeases: async () => {
+    conformanceClock.t += ttlMs + 1;
+  },
+  teardown: () => {
+    for (const database of conformanceDatabases) database.close();
+  },
 });

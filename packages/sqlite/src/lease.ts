@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ValidationError } from '@factline/core';
+import { type Lease, type LeaseProvider, ValidationError } from '@factline/core';
 import { assertIntegerOption } from '@factline/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
 import { type Migration, migrate } from './migrations.ts';
@@ -202,4 +202,92 @@ export function leaseTimings(options: { leaseTtlMs?: number; leaseCheckMs?: numb
     });
   }
   return { ttlMs, checkMs };
+}
+
+export interface SqliteLeasesOptions {
+  /** The connection the lease rows are written through. */
+  database: Database;
+  /** How long a take or a renewal holds a lease, ms. */
+  ttlMs: number;
+  /** This holder's id, shared by its leases. Default: a random UUID. */
+  holder?: string;
+  /** Clock; defaults to `Date.now`. */
+  now?: () => number;
+}
+
+/** Core's `Lease` port on one `factline_leases` row. */
+function leasePort(lock: SqliteLease): Lease {
+  const listeners = new Set<() => void>();
+  /** Held by what this port reported; cleared (telling the listeners) when lost. */
+  let held = false;
+  const lost = () => {
+    if (!held) return;
+    held = false;
+    for (const listener of [...listeners]) listener();
+  };
+  return {
+    name: lock.name,
+    async acquire() {
+      let taken: boolean;
+      try {
+        taken = lock.acquire();
+      } catch (error) {
+        lost();
+        throw error;
+      }
+      if (taken) held = true;
+      else lost();
+      return taken;
+    },
+    async renew() {
+      if (!held) return false;
+      let renewed: boolean;
+      try {
+        // An expired lease is not renewed: someone may have taken it since.
+        renewed = lock.hold(0);
+      } catch (error) {
+        lost();
+        throw error;
+      }
+      if (!renewed) lost();
+      return renewed;
+    },
+    isHeld: () => held && lock.isHeld(),
+    async release() {
+      held = false;
+      lock.release();
+    },
+    onLost(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+  };
+}
+
+/**
+ * Core's `LeaseProvider` on `factline_leases`: one holder's leases, each a
+ * row with an expiry renewed by its holder (see `createSqliteLease`).
+ */
+export function createSqliteLeases(options: SqliteLeasesOptions): LeaseProvider {
+  const holder = options.holder ?? randomUUID();
+  const leases = new Map<string, Lease>();
+  return {
+    lease(name) {
+      let lease = leases.get(name);
+      if (!lease) {
+        lease = leasePort(
+          createSqliteLease({ database: options.database, name, ttlMs: options.ttlMs, holder, now: options.now }),
+        );
+        leases.set(name, lease);
+      }
+      return lease;
+    },
+    async close() {
+      for (const lease of leases.values()) {
+        if (lease.isHeld()) await lease.release();
+      }
+    },
+  };
 }

@@ -6,6 +6,8 @@
  * they are kept off the main entry so its names stay the users' API.
  */
 
+export { createLeaseGuard, type LeaseGuard } from '../lease/lease-guard.ts';
+export { createLeasedLoop, type LeasedLoop, type LeasedLoopOptions, type LeasedWork } from '../lease/leased-loop.ts';
 export {
   deadLetterFromJson,
   deadLetterToJson,
@@ -15,6 +17,14 @@ export { createKeyTally, type KeyTally } from '../messaging/key-tally.ts';
 export { messageFromJson, messageToJson, prepareMessages } from '../messaging/message.ts';
 export { assertMessages } from '../messaging/message-validation.ts';
 export { createOutboxHold, type OutboxHold, type OutboxHoldOptions } from '../messaging/outbox-hold.ts';
+export {
+  type Outbox,
+  type OutboxRelay,
+  type OutboxRelayOptions,
+  type OutboxRelaySettings,
+  type OutboxRow,
+  startOutboxRelay,
+} from '../messaging/outbox-relay.ts';
 export { checkTransportPublishOptions } from '../messaging/publish-options.ts';
 export { createRelayStatus, type RelayStatus, type RelayStatusCallbacks } from '../messaging/relay-status.ts';
 export { createWakeablePause, type WakeablePause } from '../messaging/wakeable-pause.ts';
@@ -29,13 +39,11 @@ export {
 export { checkSubscribeOptions, projectionRunnerSpec } from '../options/core-options.ts';
 export { pickProjectionRunnerOptions } from '../options/runner-options.ts';
 export {
-  createLeaseLoop,
-  isPassingFailure,
-  type LeasedRunnerFacadeOptions,
-  type LeaseLoop,
-  type LeaseLoopOptions,
-  leasedRunnerFacade,
-} from '../projections/leased-runner.ts';
+  createLeasedProjections,
+  type LeasedProjectionRunner,
+  type LeasedProjectionsSettings,
+  projectionLeaseName,
+} from '../projections/leased-projections.ts';
 export { createProjectionRunner } from '../projections/runner.ts';
 export {
   type ProjectionBackend,

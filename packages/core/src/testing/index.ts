@@ -4,6 +4,7 @@
  * production code never loads `node:test` or `node:assert`.
  */
 
+export { createInMemoryLeases, type InMemoryLeaseTable } from '../lease/in-memory.ts';
 export { spawnTestChild, type TestChild } from './child-process.ts';
 export {
   type CaseContext,
@@ -23,6 +24,7 @@ export {
 } from './consumer-conformance.ts';
 export { type DeciderThen, deciderSpecification } from './decider-specification.ts';
 export { type EventStoreConformanceOptions, testEventStoreConformance } from './event-store-conformance.ts';
+export { type LeaseConformanceOptions, testLeaseConformance } from './lease-conformance.ts';
 export { mapDeliveries } from './map-deliveries.ts';
 export {
   type CaseNames,

@@ -9,13 +9,15 @@ import {
 import {
   assertIntegerOption,
   assertName,
-  createOutboxHold,
-  createRelayStatus,
-  createWakeablePause,
   messageFromJson,
+  type Outbox,
   prepareMessages,
+  startOutboxRelay,
 } from '@factline/core/adapter';
-import pg from 'pg';
+import type pg from 'pg';
+import { ChannelListener } from '../channel-listener.ts';
+import { dedicatedConnectionSettings } from '../connection-settings.ts';
+import { advisoryLockKey, createPostgresLeases } from '../lease.ts';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
 import { checkPostgresOutboxOptions, checkPostgresOutboxRelayOptions } from '../options.ts';
 import { missingTablesError, toStorageError } from '../pg-errors.ts';
@@ -106,6 +108,8 @@ export interface PostgresOutboxRelayOptions {
 export type PostgresOutboxRelayStats = OutboxRelayStats;
 
 export interface PostgresOutboxRelay {
+  /** Resolves once the first lease check ran: the relay then holds the lease or stands by. */
+  ready(): Promise<void>;
   /** Stops after the round in flight and gives up the lease. */
   stop(): Promise<void>;
   stats(): PostgresOutboxRelayStats;
@@ -122,7 +126,7 @@ export function outboxChannel(schema: string): string {
 
 /** The 64-bit advisory lock key of a schema's outbox relay lease. */
 export function outboxLeaseKey(schema: string): string {
-  return createHash('sha256').update(`factline-outbox-relay\0${schema}`).digest().readBigInt64BE(0).toString();
+  return advisoryLockKey(`factline-outbox-relay\0${schema}`);
 }
 
 /**
@@ -211,30 +215,6 @@ export async function getPostgresOutbox(options: PostgresOutboxOptions): Promise
   };
 }
 
-/** Settings of the lease connection, named so it can be told apart in `pg_stat_activity`. */
-function leaseConnectionSettings(pool: pg.Pool, options: PostgresOutboxRelayOptions): pg.ClientConfig {
-  const settings: pg.ClientConfig = { ...(options.connection ?? (pool.options as pg.ClientConfig)) };
-  if (settings.connectionString) {
-    try {
-      const url = new URL(settings.connectionString);
-      if (url.searchParams.has('application_name')) {
-        url.searchParams.delete('application_name');
-        settings.connectionString = url.toString();
-      }
-    } catch {
-      // Not a URL: left as it is.
-    }
-  }
-  return {
-    connectionTimeoutMillis: 10_000,
-    ...settings,
-    application_name: options.leaseApplicationName ?? 'factline-outbox-relay',
-    keepAlive: true,
-  };
-}
-
-const noop = () => undefined;
-
 /**
  * Publishes an outbox's rows to `transport`, in one process at a time: the
  * relay holding the lease, a session-level advisory lock taken with
@@ -245,7 +225,8 @@ const noop = () => undefined;
  * `batchSize` committed rows in `seq` order, publishes each run of one topic
  * in that order, and deletes the rows once the publish resolved, so a failure
  * in between publishes them again (at least once). Enqueues are heard through
- * `LISTEN` on the lease connection (notified at commit); `pollMs` covers the rest.
+ * `LISTEN` on a second dedicated connection (`<leaseApplicationName>-listen`,
+ * notified at commit); `pollMs` covers the rest.
  *
  * A transaction that commits after a later-numbered one has its rows
  * published after that one's: order holds within each transaction, and across
@@ -260,188 +241,64 @@ export async function startPostgresOutboxRelay(
   if (!outbox?.pool || typeof transport?.publish !== 'function') {
     throw new ValidationError({ path: 'relay', message: 'needs an outbox and a transport' });
   }
-  const batchSize = assertIntegerOption(options.batchSize, 'batchSize', 1) ?? 100;
-  const pollMs = assertIntegerOption(options.pollMs, 'pollMs', 1) ?? 100;
   const leaseCheckMs = assertIntegerOption(options.leaseCheckMs, 'leaseCheckMs', 1) ?? 1000;
-  const holdBackoffMaxMs = assertIntegerOption(options.holdBackoffMaxMs, 'holdBackoffMaxMs', 1) ?? 5000;
-  const s = quoteSchema(outbox.schema);
-  const key = outboxLeaseKey(outbox.schema);
-  const channel = outboxChannel(outbox.schema);
-  const pool = outbox.pool;
-
-  const status = createRelayStatus('standby', options);
-  const { stats, setLease, report } = status;
-  const hold = createOutboxHold(status, { initialMs: pollMs, maxMs: holdBackoffMaxMs });
-  let running = true;
-  let connection: pg.Client | undefined;
-  /** After losing the lease, not before: a relay standing by takes over first. */
-  let standByUntil = 0;
-
-  const { pause, wake, stop } = createWakeablePause();
-
-  /** The lease connection closed: the server released the lock, so nothing may be published here any more. */
-  const lost = (client: pg.Client) => {
-    if (connection !== client) return;
-    connection = undefined;
-    if (stats.lease === 'held') standByUntil = Date.now() + 2 * leaseCheckMs;
-    setLease('standby');
-    client.end().catch(noop);
-    wake();
-  };
-
-  const openConnection = async (): Promise<pg.Client> => {
-    const client = new pg.Client({
-      ...leaseConnectionSettings(pool, options),
-      query_timeout: Math.max(10_000, 5 * leaseCheckMs),
-    });
-    client.on('error', () => lost(client));
-    client.on('end', () => lost(client));
-    client.on('notification', wake);
-    try {
-      await client.connect();
-    } catch (error) {
-      client.end().catch(noop);
-      throw toStorageError(error);
-    }
-    return client;
-  };
-
-  /** A query on the lease connection; any failure means the connection is gone. */
-  const leaseQuery = async (client: pg.Client, text: string, values: unknown[] = []) => {
-    try {
-      return (await client.query({ text, values })).rows;
-    } catch (error) {
-      lost(client);
-      throw toStorageError(error);
-    }
-  };
-
-  /** Takes the lease if free; true when held. */
-  const tryTake = async (): Promise<boolean> => {
-    if (!connection) {
-      const opened = await openConnection();
-      if (!running) {
-        await opened.end().catch(noop);
-        return false;
-      }
-      connection = opened;
-    }
-    const client = connection;
-    const [row] = await leaseQuery(client, 'SELECT pg_try_advisory_lock($1::bigint) AS taken', [key]);
-    if (row?.taken !== true || connection !== client) return false;
-    await leaseQuery(client, `LISTEN "${channel}"`);
-    setLease('held');
-    return true;
-  };
-
-  /** One round as holder: returns how many rows it read. */
-  const round = async (): Promise<number> => {
-    const skipped = hold.skipped();
-    const { rows } = await pool
-      .query<{ seq: string; topic: string; message: string }>(
-        skipped.length === 0
-          ? {
-              text: `SELECT seq, topic, message::text AS message FROM ${s}.outbox ORDER BY seq LIMIT $1`,
-              values: [batchSize],
-            }
-          : {
-              text: `SELECT seq, topic, message::text AS message FROM ${s}.outbox
-                      WHERE topic <> ALL ($2::text[]) ORDER BY seq LIMIT $1`,
-              values: [batchSize, skipped],
-            },
-      )
-      .catch((error: unknown) => {
-        throw toStorageError(error);
-      });
-    /** Topics held in this round: none of their later rows may go out before the held ones. */
-    const heldNow = new Set<string>();
-    let done = 0;
-    while (done < rows.length) {
-      // Lost the lease meanwhile: another relay publishes from here on.
-      if (!running || stats.lease !== 'held') break;
-      const topic = rows[done]?.topic as string;
-      let end = done;
-      while (end < rows.length && rows[end]?.topic === topic) end++;
-      const run = rows.slice(done, end);
-      if (heldNow.has(topic)) {
-        done = end;
-        continue;
-      }
-      const published = await hold.publish(
-        transport,
-        topic,
-        run.map((row) => revive(row.message)),
-      );
-      if (!published) {
-        heldNow.add(topic);
-        done = end;
-        continue;
-      }
-      stats.published += run.length;
-      await pool
-        .query({ text: `DELETE FROM ${s}.outbox WHERE seq = ANY($1::bigint[])`, values: [run.map((r) => r.seq)] })
-        .catch((error: unknown) => {
-          throw toStorageError(error);
-        });
-      done = end;
-    }
-    return rows.length;
-  };
-
-  const loop = async () => {
-    let lastCheck = Date.now();
-    while (running) {
-      if (stats.lease !== 'held') {
-        const wait = standByUntil - Date.now();
-        if (wait > 0) {
-          await pause(wait);
-          continue;
-        }
-        try {
-          if (!(await tryTake())) {
-            await pause(leaseCheckMs);
-            continue;
-          }
-          lastCheck = Date.now();
-        } catch (error) {
-          report(error);
-          await pause(leaseCheckMs);
-          continue;
-        }
-      }
-      let read = 0;
-      try {
-        read = await round();
-      } catch (error) {
-        report(error);
-        await pause(pollMs);
-        continue;
-      }
-      // The holder checks that its lease connection still answers.
-      if (Date.now() - lastCheck >= leaseCheckMs && connection) {
-        lastCheck = Date.now();
-        await leaseQuery(connection, 'SELECT 1').catch(noop);
-      }
-      if (read < batchSize && running && stats.lease === 'held') {
-        await pause(Math.min(pollMs, Math.max(1, leaseCheckMs - (Date.now() - lastCheck))));
-      }
-    }
-  };
-  const looping = loop();
-
-  return {
-    async stop() {
-      if (!running) return looping;
-      running = false;
-      stop();
-      await looping;
-      const client = connection;
-      connection = undefined;
-      setLease('standby');
-      // Ending the session releases the lease.
-      if (client) await client.end().catch(noop);
-      stats.running = false;
+  const { connection, leaseApplicationName, leaseCheckMs: _check, ...relayOptions } = options;
+  const base = connection ?? (outbox.pool.options as pg.ClientConfig);
+  const applicationName = leaseApplicationName ?? 'factline-outbox-relay';
+  const leases = createPostgresLeases({
+    connection: dedicatedConnectionSettings(base, applicationName),
+    keyOf: () => outboxLeaseKey(outbox.schema),
+    checkMs: leaseCheckMs,
+  });
+  const listener = new ChannelListener({
+    connection: dedicatedConnectionSettings(base, `${applicationName}-listen`),
+    channel: outboxChannel(outbox.schema),
+    reconnectInitialMs: 100,
+    reconnectMaxMs: Math.max(1000, leaseCheckMs),
+  });
+  return startOutboxRelay(postgresOutboxRows(outbox, listener), transport, {
+    ...relayOptions,
+    lease: leases.lease('outbox'),
+    leaseCheckMs,
+    async close() {
+      await leases.close();
+      await listener.close();
     },
-    stats: () => ({ ...stats }),
+  });
+}
+
+/** Core's `Outbox` port on `<schema>.outbox`: the relay's statements, and enqueues heard by `LISTEN`. */
+function postgresOutboxRows(outbox: PostgresOutbox, listener: ChannelListener): Outbox {
+  const s = quoteSchema(outbox.schema);
+  const { pool } = outbox;
+  return {
+    async read(limit, skipTopics) {
+      try {
+        const { rows } = await pool.query<{ seq: string; topic: string; message: string }>(
+          skipTopics.length === 0
+            ? {
+                text: `SELECT seq, topic, message::text AS message FROM ${s}.outbox ORDER BY seq LIMIT $1`,
+                values: [limit],
+              }
+            : {
+                text: `SELECT seq, topic, message::text AS message FROM ${s}.outbox
+                        WHERE topic <> ALL ($2::text[]) ORDER BY seq LIMIT $1`,
+                values: [limit, skipTopics],
+              },
+        );
+        return rows.map((row) => ({ seq: row.seq, topic: row.topic, message: revive(row.message) }));
+      } catch (error) {
+        throw toStorageError(error);
+      }
+    },
+    async remove(seqs) {
+      try {
+        await pool.query({ text: `DELETE FROM ${s}.outbox WHERE seq = ANY($1::bigint[])`, values: [seqs] });
+      } catch (error) {
+        throw toStorageError(error);
+      }
+    },
+    // Notified at commit; `undefined` (LISTEN reconnected) may have missed some: wake too.
+    onEnqueue: (wake) => listener.subscribe(() => wake()),
   };
 }

@@ -64,7 +64,8 @@ describe('sqlite outbox relay: one active relay per file', () => {
       onLeaseChange: (lease) => changes.b.push(lease),
     });
     try {
-      assert.equal(a.stats().lease, 'held', 'the first relay takes the lease as it starts');
+      await Promise.all([a.ready(), b.ready()]);
+      assert.equal(a.stats().lease, 'held', 'the first relay takes the lease at its first check');
       assert.equal(b.stats().lease, 'standby');
       enqueue(dbA, outboxA, 40);
       await waitUntil(() => count(dbA, 'SELECT COUNT(*) AS n FROM lease_effects') === 40, 'the first 40 applied');

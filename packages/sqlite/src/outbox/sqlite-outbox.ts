@@ -6,17 +6,9 @@ import {
   type Transport,
   ValidationError,
 } from '@factline/core';
-import {
-  assertIntegerOption,
-  assertName,
-  createOutboxHold,
-  createRelayStatus,
-  createWakeablePause,
-  messageFromJson,
-  prepareMessages,
-} from '@factline/core/adapter';
+import { assertName, messageFromJson, type Outbox, prepareMessages, startOutboxRelay } from '@factline/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
-import { createSqliteLease, leaseTimings } from '../lease.ts';
+import { createSqliteLeases, leaseTimings } from '../lease.ts';
 import { type Migration, migrate } from '../migrations.ts';
 import { checkSqliteOutboxOptions, checkSqliteOutboxRelayOptions } from '../options.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
@@ -105,6 +97,8 @@ export interface SqliteOutboxRelayOptions {
 export type SqliteOutboxRelayStats = OutboxRelayStats;
 
 export interface SqliteOutboxRelay {
+  /** Resolves once the first lease check ran: the relay then holds the lease or stands by. */
+  ready(): Promise<void>;
   /** Stops after the publish in flight and gives up the lease. */
   stop(): Promise<void>;
   stats(): SqliteOutboxRelayStats;
@@ -242,12 +236,20 @@ export function startSqliteOutboxRelay(
   if (!outbox?.database || typeof transport?.publish !== 'function') {
     throw new ValidationError({ path: 'relay', message: 'needs an outbox and a transport' });
   }
-  const batchSize = assertIntegerOption(options.batchSize, 'batchSize', 1) ?? 100;
-  const pollMs = assertIntegerOption(options.pollMs, 'pollMs', 1) ?? 100;
-  const holdBackoffMaxMs = assertIntegerOption(options.holdBackoffMaxMs, 'holdBackoffMaxMs', 1) ?? 5000;
   const { ttlMs, checkMs } = leaseTimings(options);
+  const leases = options.lease === false ? undefined : createSqliteLeases({ database: outbox.database, ttlMs });
+  const { lease: _lease, leaseTtlMs: _ttl, leaseCheckMs: _check, ...relayOptions } = options;
+  return startOutboxRelay(sqliteOutboxRows(outbox), transport, {
+    ...relayOptions,
+    lease: leases?.lease('outbox'),
+    leaseCheckMs: checkMs,
+    close: leases?.close,
+  });
+}
+
+/** Core's `Outbox` port on `factline_outbox`: the relay's statements. */
+function sqliteOutboxRows(outbox: SqliteOutbox): Outbox {
   const db = outbox.database;
-  const lease = options.lease === false ? undefined : createSqliteLease({ database: db, name: 'outbox', ttlMs });
   const read = db.prepare<[number], OutboxRow>('SELECT seq, topic, message FROM factline_outbox ORDER BY seq LIMIT ?');
   const readSkipping = db.prepare<[string, number], OutboxRow>(
     `SELECT seq, topic, message FROM factline_outbox
@@ -257,123 +259,22 @@ export function startSqliteOutboxRelay(
   const removeAll = db.transaction((seqs: readonly number[]) => {
     for (const seq of seqs) remove.run(seq);
   });
-
-  const status = createRelayStatus(lease ? 'standby' : 'held', options);
-  const { stats, setLease, report } = status;
-  const hold = createOutboxHold(status, { initialMs: pollMs, maxMs: holdBackoffMaxMs });
-  let running = true;
-  const { pause, wake, stop } = createWakeablePause();
-  const unsubscribe = outbox.onEnqueue(wake);
-
-  /**
-   * True while this relay may publish: its lease has not expired (by its
-   * clock). Renews it when due, in case the lease timer is held up by a busy
-   * event loop.
-   */
-  const holds = (): boolean => {
-    if (!lease) return true;
-    let held = false;
-    try {
-      held = lease.hold(checkMs);
-    } catch (error) {
-      report(error);
-    }
-    if (!held) setLease('standby');
-    return held;
-  };
-
-  /** Renews the lease (holder) or tries to take it (stand-by). */
-  const checkLease = () => {
-    if (!lease || !running) return;
-    let held = false;
-    try {
-      held = lease.acquire();
-    } catch (error) {
-      report(error);
-    }
-    const was = stats.lease;
-    setLease(held ? 'held' : 'standby');
-    if (held && was !== 'held') wake();
-  };
-  let leaseTimer: ReturnType<typeof setTimeout> | undefined;
-  const scheduleCheck = () => {
-    leaseTimer = setTimeout(() => {
-      checkLease();
-      if (running) scheduleCheck();
-    }, checkMs);
-  };
-  if (lease) {
-    checkLease();
-    scheduleCheck();
-  }
-
-  /** One round: returns how many rows it read. */
-  const round = async (): Promise<number> => {
-    const skipped = hold.skipped();
-    const rows = skipped.length === 0 ? read.all(batchSize) : readSkipping.all(JSON.stringify(skipped), batchSize);
-    /** Topics held in this round: none of their later rows may go out before the held ones. */
-    const heldNow = new Set<string>();
-    let done = 0;
-    // Lost the lease meanwhile: another relay publishes from here on.
-    while (done < rows.length && running && holds()) {
-      const topic = rows[done]?.topic as string;
-      let end = done;
-      while (end < rows.length && rows[end]?.topic === topic) end++;
-      const run = rows.slice(done, end);
-      done = end;
-      if (heldNow.has(topic)) continue;
-      const published = await hold.publish(
-        transport,
-        topic,
-        run.map((row) => revive(row.message)),
-      );
-      if (!published) {
-        heldNow.add(topic);
-        continue;
-      }
-      stats.published += run.length;
-      removeAll(run.map((row) => row.seq));
-    }
-    return rows.length;
-  };
-
-  const loop = (async () => {
-    while (running) {
-      if (!holds()) {
-        // Woken by the lease check that takes it.
-        await pause(checkMs);
-        continue;
-      }
-      let read = 0;
-      try {
-        read = await round();
-      } catch (error) {
-        report(error);
-        await pause(pollMs);
-        continue;
-      }
-      if (read < batchSize) await pause(pollMs);
-    }
-  })();
-
   return {
-    async stop() {
-      running = false;
-      clearTimeout(leaseTimer);
-      unsubscribe();
-      stop();
-      await loop;
-      if (lease && stats.running) {
-        // Deleting the row lets a stand-by take over at its next check, not after the TTL.
-        try {
-          lease.release();
-        } catch (error) {
-          report(error);
-        }
-        setLease('standby');
+    async read(limit, skipTopics) {
+      try {
+        const rows = skipTopics.length === 0 ? read.all(limit) : readSkipping.all(JSON.stringify(skipTopics), limit);
+        return rows.map((row) => ({ seq: row.seq, topic: row.topic, message: revive(row.message) }));
+      } catch (error) {
+        throw toStorageError(error);
       }
-      stats.running = false;
     },
-    stats: () => ({ ...stats }),
+    async remove(seqs) {
+      try {
+        removeAll(seqs as number[]);
+      } catch (error) {
+        throw toStorageError(error);
+      }
+    },
+    onEnqueue: (listener) => outbox.onEnqueue(listener),
   };
 }

@@ -1,0 +1,259 @@
+import { createLeaseGuard, type LeaseGuard } from './lease-guard.ts';
+import type { Lease } from './types.ts';
+
+/** One piece of work run only while its lease is held here. */
+export interface LeasedWork {
+  readonly lease: Lease;
+  /**
+   * Begins the work, its lease just taken. `guard.holds()` is the check to
+   * make before each unit of work. A rejection gives the lease back (on the
+   * first check, `start()` of the loop rejects with it).
+   */
+  start(guard: LeaseGuard): Promise<void>;
+  /** Ends the work after its unit in flight: the lease was `'lost'`, or the loop is `'stopping'`. */
+  stop(reason: 'lost' | 'stopping'): Promise<void>;
+  /** Each check while held, after the renewal (e.g. to resume after a passing failure). */
+  whileHeld?(): Promise<void>;
+  /** Each check while another process holds the lease (e.g. to refresh a stand-by's view). */
+  whileStandby?(): Promise<void>;
+}
+
+export interface LeasedLoopOptions {
+  /** How often leases are renewed (held) or tried (standing by), ms. */
+  checkMs: number;
+  /** A take, renewal, start or release that failed; the loop goes on (a failure of the first check rejects `start()`). */
+  onError?(work: LeasedWork, error: unknown): void;
+  /** This process took (`'held'`) or gave up or lost (`'standby'`) a work's lease. */
+  onLeaseChange?(work: LeasedWork, lease: 'held' | 'standby'): void;
+  /** Runs once every work stopped and its lease was released, e.g. to close the lease provider. */
+  close?(): Promise<void>;
+  /**
+   * `'reject'` (default): a failure of the first check rejects `start()`
+   * (a runner whose caller waits for it to start). `'report'`: it goes to
+   * `onError` like any later one and the loop tries again (a relay started
+   * without waiting).
+   */
+  startFailures?: 'reject' | 'report';
+}
+
+/** The lifecycle of work that runs in one process at a time, with failover. */
+export interface LeasedLoop {
+  /** The first check (its failures reject, after shutting down), then one every `checkMs`. */
+  start(): Promise<void>;
+  /** Ends the checks, stops every work, releases the leases, then `close`. */
+  stop(): Promise<void>;
+  /** Runs the next check now. */
+  wake(): void;
+  running(): boolean;
+  /** True while `work` runs here. */
+  isHeld(work: LeasedWork): boolean;
+  /** Runs `task` after every lease change queued before it (checks, losses, stop). */
+  serial<T>(task: () => Promise<T>): Promise<T>;
+}
+
+interface State {
+  held: boolean;
+  guard: LeaseGuard | undefined;
+  /** Taken since start and maybe not released. */
+  taken: boolean;
+  /** While the work stops after its lease was lost: not taken again before. */
+  stopping: Promise<void> | undefined;
+}
+
+const noop = () => {};
+
+/**
+ * Runs each work while this process holds its lease: every `checkMs` a
+ * holder renews its leases and a stand-by tries to take them. A lease lost
+ * (a renewal that fails, an ended session) stops its work at once, and a
+ * lease taken starts it. Checks, losses and stop run one at a time, in order.
+ */
+export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLoopOptions): LeasedLoop {
+  const states = new Map<LeasedWork, State>(
+    works.map((work) => [work, { held: false, guard: undefined, taken: false, stopping: undefined }]),
+  );
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
+  let wakeLoop = noop;
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(task: () => Promise<T>): Promise<T> => {
+    const result = chain.then(task);
+    chain = result.then(noop, noop);
+    return result;
+  };
+  const report = (work: LeasedWork, error: unknown) => {
+    try {
+      options.onError?.(work, error);
+    } catch {
+      // The callback's own failure changes nothing.
+    }
+  };
+  const changed = (work: LeasedWork, lease: 'held' | 'standby') => {
+    try {
+      options.onLeaseChange?.(work, lease);
+    } catch {
+      // The callback's own failure changes nothing.
+    }
+  };
+  const stateOf = (work: LeasedWork) => states.get(work) as State;
+
+  /** Stops `work` here; `reason` says whether its lease was lost or the loop stops. */
+  const giveUp = (work: LeasedWork, reason: 'lost' | 'stopping'): Promise<void> => {
+    const state = stateOf(work);
+    if (!state.held) return state.stopping ?? Promise.resolve();
+    state.held = false;
+    state.guard = undefined;
+    const stopping = work
+      .stop(reason)
+      .catch((error: unknown) => report(work, error))
+      .then(() => changed(work, 'standby'))
+      .finally(() => {
+        if (state.stopping === stopping) state.stopping = undefined;
+      });
+    state.stopping = stopping;
+    return stopping;
+  };
+
+  for (const work of works) {
+    work.lease.onLost(() => {
+      if (!stateOf(work).held) return;
+      // At once: the work must not go on without its lease.
+      void giveUp(work, 'lost');
+      wakeLoop();
+    });
+  }
+
+  const release = async (work: LeasedWork) => {
+    try {
+      await work.lease.release();
+    } catch (error) {
+      report(work, error);
+    }
+  };
+
+  const take = async (work: LeasedWork, firstCheck: boolean) => {
+    const first = firstCheck && options.startFailures !== 'report';
+    const state = stateOf(work);
+    let taken = false;
+    try {
+      taken = await work.lease.acquire();
+    } catch (error) {
+      if (first) throw error;
+      report(work, error);
+    }
+    if (!taken) {
+      await work.whileStandby?.();
+      return;
+    }
+    state.taken = true;
+    state.held = true;
+    const guard = createLeaseGuard(work.lease, options.checkMs);
+    state.guard = guard;
+    try {
+      await work.start(guard);
+    } catch (error) {
+      // The work could not start (its checkpoint unreadable, its `init` failed): let another process try.
+      state.held = false;
+      state.guard = undefined;
+      await work.stop('stopping').catch(noop);
+      await release(work);
+      if (first) throw error;
+      report(work, error);
+      return;
+    }
+    changed(work, 'held');
+  };
+
+  const renew = async (work: LeasedWork) => {
+    const state = stateOf(work);
+    let renewed = false;
+    try {
+      renewed = (await state.guard?.renew()) ?? false;
+    } catch (error) {
+      report(work, error);
+    }
+    if (!renewed) {
+      await giveUp(work, 'lost');
+      return;
+    }
+    await work.whileHeld?.();
+  };
+
+  const check = async (first: boolean) => {
+    for (const work of works) {
+      if (!running) return;
+      const state = stateOf(work);
+      if (state.held) await renew(work);
+      else if (!state.stopping) await take(work, first);
+    }
+  };
+
+  const shutDown = async () => {
+    for (const work of works) {
+      const state = stateOf(work);
+      if (state.held) await giveUp(work, 'stopping');
+      else {
+        await state.stopping;
+        await work.stop('stopping').catch((error: unknown) => report(work, error));
+      }
+      if (state.taken) {
+        state.taken = false;
+        await release(work);
+      }
+    }
+    await options.close?.();
+  };
+
+  const waitBeforeNextCheck = () =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        wakeLoop = noop;
+        resolve();
+      }, options.checkMs);
+      wakeLoop = () => {
+        clearTimeout(timer);
+        wakeLoop = noop;
+        resolve();
+      };
+    });
+
+  const checkLeases = async () => {
+    while (running) {
+      await waitBeforeNextCheck();
+      if (running) await serial(() => check(false)).catch(noop);
+    }
+  };
+
+  return {
+    serial,
+    wake: () => wakeLoop(),
+    running: () => running,
+    isHeld: (work) => stateOf(work).held,
+    async start() {
+      if (running) return;
+      running = true;
+      stopped = undefined;
+      try {
+        await serial(() => check(true));
+      } catch (error) {
+        running = false;
+        // Shut down once: a later stop() resolves with this.
+        stopped = serial(shutDown);
+        await stopped;
+        throw error;
+      }
+      loop = checkLeases();
+    },
+    stop() {
+      stopped ??= (async () => {
+        running = false;
+        wakeLoop();
+        await loop;
+        loop = undefined;
+        await serial(shutDown);
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,208 @@
+import { ValidationError } from '../errors/index.ts';
+import type { LeaseGuard } from '../lease/lease-guard.ts';
+import { createLeasedLoop, type LeasedWork } from '../lease/leased-loop.ts';
+import type { Lease } from '../lease/types.ts';
+import { assertIntegerOption } from '../store/validation.ts';
+import type { Message } from './message.ts';
+import { createOutboxHold } from './outbox-hold.ts';
+import { createRelayStatus, type OutboxRelayStats } from './relay-status.ts';
+import type { Transport } from './transport.ts';
+import { createWakeablePause } from './wakeable-pause.ts';
+
+/** One row of an outbox: its place in the outbox's order, its topic and the message. */
+export interface OutboxRow {
+  /** The row's key in the outbox (its sequence number), given back to `remove`. */
+  seq: number | string;
+  topic: string;
+  message: Message;
+}
+
+/**
+ * What a relay needs of an outbox, on any database: the table's statements
+ * and its wake-up, nothing else.
+ */
+export interface Outbox {
+  /**
+   * Up to `limit` committed rows, oldest first, leaving out the rows of
+   * `skipTopics` (held topics whose retry is not due).
+   */
+  read(limit: number, skipTopics: readonly string[]): Promise<OutboxRow[]>;
+  /** Deletes published rows, in one transaction. */
+  remove(seqs: readonly (number | string)[]): Promise<void>;
+  /** Calls `listener` when an enqueue may have committed; returns its removal. */
+  onEnqueue(listener: () => void): () => void;
+}
+
+export interface OutboxRelayOptions {
+  /** Rows read (and published) per round. Default 100. */
+  batchSize?: number;
+  /** How often the holder looks for rows while idle (rows written where no wake-up reaches), ms. Default 100. */
+  pollMs?: number;
+  /** While no subscription to a topic is declared, its rows are held, tried again after `pollMs`, doubling up to this, ms. Default 5000. */
+  holdBackoffMaxMs?: number;
+  /** Called when a round or a lease check fails (the relay tries again), and on every hold of a topic with no subscription. */
+  onError?: (error: unknown) => void;
+  /** Called when this relay takes (`'held'`) or loses (`'standby'`) the lease. */
+  onLeaseChange?: (lease: 'held' | 'standby') => void;
+}
+
+export interface OutboxRelaySettings extends OutboxRelayOptions {
+  /** The lease that keeps one relay publishing across processes; none: this relay always publishes. */
+  lease?: Lease;
+  /** How often the lease is renewed (held) or tried (standing by), ms. */
+  leaseCheckMs: number;
+  /** Runs after the relay stopped and gave up its lease (closes the lease's backend). */
+  close?: () => Promise<void>;
+}
+
+export interface OutboxRelay {
+  /**
+   * Resolves once the relay's first lease check ran: it then holds the lease
+   * (and publishes) or stands by. A failed check is reported, not thrown.
+   */
+  ready(): Promise<void>;
+  /** Stops after the publish in flight and gives up the lease. */
+  stop(): Promise<void>;
+  stats(): OutboxRelayStats;
+}
+
+/** A lease always held: a relay without one publishes from the start. */
+function soleLease(): Lease {
+  let held = false;
+  return {
+    name: 'outbox (no lease)',
+    acquire: async () => {
+      held = true;
+      return true;
+    },
+    renew: async () => held,
+    isHeld: () => held,
+    release: async () => {
+      held = false;
+    },
+    onLost: () => () => {},
+  };
+}
+
+/**
+ * Publishes an outbox's rows to `transport`, in one process at a time (the
+ * holder of `lease`), at least once and in outbox order: it reads up to
+ * `batchSize` rows, oldest first, publishes each run of consecutive rows of
+ * one topic, and deletes those rows only once their publish resolved, so a
+ * crash or failure in between publishes them again (consumers' inboxes drop
+ * the repeats by message id). Before every publish it checks that its lease
+ * still holds, so a holder that lost it stops within one publish. A topic with
+ * no declared subscription is held, never dropped (`createOutboxHold`).
+ *
+ * Adapters give the outbox's statements (`Outbox`) and their lease; this loop
+ * is the same on every database.
+ */
+export function startOutboxRelay(outbox: Outbox, transport: Transport, settings: OutboxRelaySettings): OutboxRelay {
+  if (typeof outbox?.read !== 'function' || typeof transport?.publish !== 'function') {
+    throw new ValidationError({ path: 'relay', message: 'needs an outbox and a transport' });
+  }
+  const batchSize = assertIntegerOption(settings.batchSize, 'batchSize', 1) ?? 100;
+  const pollMs = assertIntegerOption(settings.pollMs, 'pollMs', 1) ?? 100;
+  const holdBackoffMaxMs = assertIntegerOption(settings.holdBackoffMaxMs, 'holdBackoffMaxMs', 1) ?? 5000;
+  const leaseCheckMs = assertIntegerOption(settings.leaseCheckMs, 'leaseCheckMs', 1) as number;
+  const status = createRelayStatus(settings.lease ? 'standby' : 'held', settings);
+  const { stats, setLease, report } = status;
+  const hold = createOutboxHold(status, { initialMs: pollMs, maxMs: holdBackoffMaxMs });
+
+  /** One round: returns how many rows it read. */
+  const round = async (holds: () => Promise<boolean>, publishing: () => boolean): Promise<number> => {
+    const rows = await outbox.read(batchSize, hold.skipped());
+    /** Topics held in this round: none of their later rows may go out before the held ones. */
+    const heldNow = new Set<string>();
+    let done = 0;
+    // Lost the lease meanwhile: another relay publishes from here on.
+    while (done < rows.length && publishing() && (await holds())) {
+      const topic = rows[done]?.topic as string;
+      let end = done;
+      while (end < rows.length && rows[end]?.topic === topic) end++;
+      const run = rows.slice(done, end);
+      done = end;
+      if (heldNow.has(topic)) continue;
+      if (
+        !(await hold.publish(
+          transport,
+          topic,
+          run.map((row) => row.message),
+        ))
+      ) {
+        heldNow.add(topic);
+        continue;
+      }
+      stats.published += run.length;
+      await outbox.remove(run.map((row) => row.seq));
+    }
+    return rows.length;
+  };
+
+  /** The publishing loop of one term of the lease. */
+  let term: { publishing: boolean; done: Promise<void>; stop(): void } | undefined;
+  const startTerm = (guard: LeaseGuard) => {
+    const { pause, wake, stop } = createWakeablePause();
+    const unsubscribe = outbox.onEnqueue(wake);
+    const current = {
+      publishing: true,
+      done: Promise.resolve(),
+      stop() {
+        current.publishing = false;
+        unsubscribe();
+        stop();
+      },
+    };
+    current.done = (async () => {
+      while (current.publishing) {
+        let read = 0;
+        try {
+          read = await round(
+            () => guard.holds(),
+            () => current.publishing,
+          );
+        } catch (error) {
+          report(error);
+          await pause(pollMs);
+          continue;
+        }
+        // A holder whose lease lapsed waits for the lease check to stop this term (or renew it).
+        if (read < batchSize || !guard.holdsNow()) await pause(pollMs);
+      }
+    })();
+    term = current;
+  };
+
+  const work: LeasedWork = {
+    lease: settings.lease ?? soleLease(),
+    async start(guard) {
+      startTerm(guard);
+    },
+    async stop() {
+      const current = term;
+      term = undefined;
+      current?.stop();
+      await current?.done;
+    },
+  };
+  const loop = createLeasedLoop([work], {
+    checkMs: leaseCheckMs,
+    onError: (_work, error) => report(error),
+    onLeaseChange: (_work, lease) => setLease(lease),
+    close: settings.close,
+    startFailures: 'report',
+  });
+  // Never rejects: a failed first take is reported and tried again at the next check.
+  const started = loop.start();
+
+  return {
+    ready: () => started,
+    async stop() {
+      await started;
+      await loop.stop();
+      setLease('standby');
+      stats.running = false;
+    },
+    stats: () => ({ ...stats }),
+  };
+}

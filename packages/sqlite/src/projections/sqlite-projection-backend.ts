@@ -1,0 +1,254 @@
+import type { ParkedEvent, RecordedEvent } from '@factline/core';
+import { type ProjectionBackend, type ProjectionVersionRef, parseProjectionVersionKey } from '@factline/core/adapter';
+import type { Database, Statement } from 'better-sqlite3';
+import { migrate } from '../migrations.ts';
+import { toStorageError } from '../store/sqlite-errors.ts';
+import { type SqliteEventStore, synchronously } from '../store/sqlite-event-store.ts';
+import { connectionOf, withTransactionHandle } from '../transaction-handle.ts';
+
+const projectionMigrations = [
+  {
+    version: 1,
+    description: 'projection checkpoints and parked events',
+    up: `
+      CREATE TABLE factline_projections (
+        name TEXT PRIMARY KEY,
+        position INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE factline_parked (
+        projection TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        stream_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        event TEXT NOT NULL,
+        error TEXT NOT NULL,
+        parked_at INTEGER NOT NULL,
+        PRIMARY KEY (projection, position)
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 2,
+    description: 'the live version of each projection',
+    up: `
+      CREATE TABLE factline_projection_versions (
+        name TEXT PRIMARY KEY,
+        live_version INTEGER NOT NULL,
+        switched_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
+];
+
+const liveStatements = new WeakMap<Database, Statement<[string], { live_version: number }>>();
+
+/**
+ * The version of projection `name` recorded as live on this file: 1 until a
+ * newer version has caught up and switched (also when no projection backend
+ * ever opened the file). Synchronous, for a query to pick the live version's
+ * tables without a runner.
+ *
+ * @example
+ * const table = readLiveProjectionVersion(db, 'order_summaries') >= 2 ? 'order_summaries_v2' : 'order_summaries';
+ */
+export function readLiveProjectionVersion(source: Database | SqliteEventStore, name: string): number {
+  // A handler's transaction handle stands for its connection: statements are cached per connection.
+  const db = 'database' in source ? source.database : connectionOf(source);
+  let statement = liveStatements.get(db);
+  try {
+    if (!statement) {
+      statement = db.prepare<[string], { live_version: number }>(
+        'SELECT live_version FROM factline_projection_versions WHERE name = ?',
+      );
+      liveStatements.set(db, statement);
+    }
+    return statement.get(name)?.live_version ?? 1;
+  } catch (error) {
+    // Not migrated yet: no version ever switched.
+    if (!statement && /no such table/.test(String((error as Error)?.message))) return 1;
+    throw toStorageError(error);
+  }
+}
+
+/**
+ * The projection backend on the store's SQLite file: checkpoints live in
+ * `factline_projections`, written in the same transaction as the handler's
+ * read-model writes (the handler gets a handle on the store's `Database`
+ * that refuses every statement once the batch's transaction ended). New events are
+ * signalled in-process by the store after each commit; appends from other
+ * processes are found by the runner's periodic check.
+ */
+export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionBackend<Database> {
+  const db = store.database;
+  try {
+    migrate(db, 'projections', projectionMigrations);
+  } catch (error) {
+    throw toStorageError(error);
+  }
+  const sql = {
+    get: db.prepare<[string], { position: number }>('SELECT position FROM factline_projections WHERE name = ?'),
+    save: db.prepare(
+      `INSERT INTO factline_projections (name, position, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
+    ),
+    park: db.prepare(
+      `INSERT INTO factline_parked (projection, position, event_id, stream_id, type, event, error, parked_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    parked: db.prepare<[string, string], { projection: string; event: string; error: string; parked_at: number }>(
+      `SELECT projection, event, error, parked_at FROM factline_parked
+       WHERE ? = '' OR projection = ? ORDER BY projection, position`,
+    ),
+    live: db.prepare<[string], { live_version: number }>(
+      'SELECT live_version FROM factline_projection_versions WHERE name = ?',
+    ),
+    saveLive: db.prepare(
+      `INSERT INTO factline_projection_versions (name, live_version, switched_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET live_version = excluded.live_version, switched_at = excluded.switched_at`,
+    ),
+  };
+  const current = (name: string) => sql.get.get(name)?.position ?? 0;
+  const live = (projection: string) => sql.live.get(projection)?.live_version ?? 1;
+  /** The checkpoint is still `expected` and no newer version than `version` is live. */
+  const unchanged = (name: string, expected: number, version: ProjectionVersionRef | undefined) =>
+    current(name) === expected && (!version || live(version.projection) <= version.version);
+
+  /**
+   * Runs `work` in an IMMEDIATE transaction if the checkpoint is still
+   * `expected` (and `version` not superseded), then saves `next`.
+   */
+  const guarded = (
+    name: string,
+    expected: number,
+    next: number,
+    work: () => void,
+    version?: ProjectionVersionRef,
+  ): boolean =>
+    db
+      .transaction(() => {
+        if (!unchanged(name, expected, version)) return false;
+        work();
+        sql.save.run(name, next, Date.now());
+        return true;
+      })
+      .immediate();
+
+  /**
+   * One turn of the event loop before each batch's transaction: every call
+   * here is synchronous, so a runner catching up would otherwise run on
+   * microtasks alone and hold up this process's timers and `setImmediate`
+   * work (lease renewals, the store's group commit) until it caught up.
+   */
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+  const wrap = <T>(work: () => T): Promise<T> => {
+    try {
+      return Promise.resolve(work());
+    } catch (error) {
+      return Promise.reject(toStorageError(error));
+    }
+  };
+
+  return {
+    store,
+    loadCheckpoint: (name) => wrap(() => current(name)),
+    commit: async ({ name, expected, checkpoint: next, work, external, version }) => {
+      await turn();
+      if (external && work) {
+        // Effects elsewhere (at least once): run them first, then save the checkpoint.
+        if (!(await wrap(() => unchanged(name, expected, version)))) return false;
+        await work(db);
+        return wrap(() => guarded(name, expected, next, () => undefined, version));
+      }
+      return wrap(() =>
+        guarded(
+          name,
+          expected,
+          next,
+          // A handle ended with the batch's transaction: nothing a handler writes later can land.
+          () => work && synchronously(withTransactionHandle(db, work, `projection '${name}'`), name),
+          version,
+        ),
+      );
+    },
+    park: async (name, expected, event: RecordedEvent, error: string, version) => {
+      await turn();
+      return wrap(() =>
+        guarded(
+          name,
+          expected,
+          event.position,
+          () => {
+            sql.park.run(
+              name,
+              event.position,
+              event.id,
+              event.streamId,
+              event.type,
+              JSON.stringify(event),
+              error,
+              Date.now(),
+            );
+          },
+          version,
+        ),
+      );
+    },
+    loadLiveVersion: (projection) => wrap(() => live(projection)),
+    recordLiveVersion: async (projection, version) => {
+      await turn();
+      return wrap(() =>
+        db
+          .transaction(() => {
+            const before = live(projection);
+            if (version > before) sql.saveLive.run(projection, version, Date.now());
+            return before;
+          })
+          .immediate(),
+      );
+    },
+    listParked: (name?: string) =>
+      wrap(() =>
+        sql.parked.all(name ?? '', name ?? '').map((row): ParkedEvent => {
+          const event = JSON.parse(row.event) as RecordedEvent & { recordedAt: string };
+          const { name: projection, version } = parseProjectionVersionKey(row.projection);
+          return {
+            projection,
+            version,
+            event: { ...event, recordedAt: new Date(event.recordedAt) },
+            error: row.error,
+            parkedAt: new Date(row.parked_at),
+          };
+        }),
+      ),
+    transaction: (work) =>
+      wrap(() => db.transaction(() => synchronously(withTransactionHandle(db, work, 'a projection'), 'init'))()),
+    waitForAppends(position, timeoutMs, signal) {
+      return new Promise<void>((resolve) => {
+        let settled = false;
+        const done = () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          unsubscribe();
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const unsubscribe = store.onAppend((head) => {
+          if (head > position) done();
+        });
+        const timer = setTimeout(done, timeoutMs);
+        signal.addEventListener('abort', done, { once: true });
+        if (signal.aborted) done();
+        // Appended between the runner's last read and this subscription?
+        else
+          store.headPosition().then(
+            (head) => head > position && done(),
+            () => done(),
+          );
+      });
+    },
+  };
+}
