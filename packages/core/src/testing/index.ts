@@ -24,8 +24,14 @@ export {
 } from './consumer-conformance.ts';
 export { type DeciderThen, deciderSpecification } from './decider-specification.ts';
 export { type EventStoreConformanceOptions, testEventStoreConformance } from './event-store-conformance.ts';
+export { createInMemoryOutbox, type InMemoryOutbox } from './in-memory-outbox.ts';
 export { type LeaseConformanceOptions, testLeaseConformance } from './lease-conformance.ts';
 export { mapDeliveries } from './map-deliveries.ts';
+export {
+  type OutboxRelayConformanceOptions,
+  type OutboxRelayEnvironment,
+  testOutboxRelayConformance,
+} from './outbox-relay-conformance.ts';
 export {
   type CaseNames,
   type CounterModel,
@@ -42,6 +48,12 @@ export {
   type InMemoryProjectionBackend,
   type InMemoryProjectionTx,
 } from './projections/in-memory-backend.ts';
+export {
+  type ShutdownOrdersOptions,
+  type ShutdownPart,
+  type ShutdownService,
+  testShutdownOrders,
+} from './shutdown-orders.ts';
 export {
   type ReceiveOptions,
   type TransportCaseContext,

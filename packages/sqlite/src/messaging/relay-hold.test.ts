@@ -10,7 +10,7 @@ import {
   type Message,
   type Subscription,
 } from '@factline/core';
-import { waitUntil } from '@factline/core/testing';
+import { testOutboxRelayConformance, waitUntil } from '@factline/core/testing';
 import { getSqliteOutbox, startSqliteOutboxRelay } from '../outbox/sqlite-outbox.ts';
 import { startSqliteProjections } from '../projections/sqlite-projections.ts';
 import { getSqliteEventStore, openSqliteDatabase } from '../store/sqlite-event-store.ts';
@@ -44,79 +44,26 @@ async function receiveAll(sub: Subscription, count: number): Promise<Message[]> 
   return out;
 }
 
-describe('sqlite relays hold what nobody subscribed to yet', () => {
-  it('the outbox relay holds a topic with no subscription, reports it, publishes other topics, then the held rows in order', async () => {
+testOutboxRelayConformance({
+  name: 'sqlite',
+  async createEnvironment() {
     const db = openSqliteDatabase(join(dir, `outbox-${++files}.db`), {});
     const outbox = getSqliteOutbox({ database: db });
     const transport = getInMemoryTransport();
-    await transport.declareSubscription('payments', 'ledger');
-    const enqueue = (topic: string, type: string) =>
-      db.transaction(() => outbox.enqueue(db, topic, [{ type, data: {}, key: 'k' }]))()[0] as Message;
-    const held = [enqueue('orders', 'A1'), enqueue('orders', 'A2')];
-    const payment = enqueue('payments', 'P1');
-    held.push(enqueue('orders', 'A3'));
+    return {
+      transport,
+      enqueue: async (topic, type) =>
+        db.transaction(() => outbox.enqueue(db, topic, [{ type, data: {}, key: 'k' }]))()[0] as Message,
+      pending: async () => outbox.pending(),
+      startRelay: async (options) => startSqliteOutboxRelay(outbox, transport, { ...options, leaseCheckMs: 50 }),
+      close: async () => {
+        db.close();
+      },
+    };
+  },
+});
 
-    const errors: unknown[] = [];
-    const relay = startSqliteOutboxRelay(outbox, transport, {
-      pollMs: 10,
-      holdBackoffMaxMs: 40,
-      lease: false,
-      onError: (error) => errors.push(error),
-    });
-    try {
-      const payments = await receiveAll(transport.subscribe('payments', 'ledger'), 1);
-      assert.deepEqual(
-        payments.map((m) => m.id),
-        [payment.id],
-        'a held topic holds back no other topic',
-      );
-      await waitUntil(() => errors.length >= 3, 'three tries of the held topic, each reported');
-      assert.ok(
-        errors.every((e) => isNoSubscriptionError(e)),
-        'every report is a NoSubscriptionError',
-      );
-      const stats = relay.stats();
-      assert.deepEqual(stats.held, ['orders']);
-      assert.ok(isNoSubscriptionError(stats.lastError));
-      assert.equal(stats.failures, 0, 'holding is not failing');
-      assert.equal(stats.published, 1);
-      assert.equal(outbox.pending(), 3, 'the held rows stay in the outbox');
-
-      // Backoff, not a spin: tries over 300 ms stay few (10, 20, 40, 40, … ms apart).
-      const before = errors.length;
-      const until = Date.now() + 300;
-      await waitUntil(() => Date.now() >= until, '300 ms of holding', 1000, 20);
-      assert.ok(errors.length - before <= 15, `${errors.length - before} tries in 300 ms`);
-
-      await transport.declareSubscription('orders', 'billing');
-      const orders = await receiveAll(transport.subscribe('orders', 'billing'), 3);
-      assert.deepEqual(
-        orders.map((m) => m.id),
-        held.map((m) => m.id),
-        'published in outbox order',
-      );
-      await waitUntil(() => relay.stats().held.length === 0 && outbox.pending() === 0, 'the hold lifted');
-    } finally {
-      await within(relay.stop(), 2000, 'stop');
-      db.close();
-    }
-  });
-
-  it('stop() resolves while the outbox relay holds', async () => {
-    const db = openSqliteDatabase(join(dir, `outbox-${++files}.db`), {});
-    const outbox = getSqliteOutbox({ database: db });
-    db.transaction(() => outbox.enqueue(db, 'orders', [{ type: 'A', data: {} }]))();
-    const relay = startSqliteOutboxRelay(outbox, getInMemoryTransport(), { pollMs: 10_000, lease: false });
-    try {
-      await waitUntil(() => relay.stats().held.length === 1, 'holding');
-    } finally {
-      await within(relay.stop(), 2000, 'stop');
-    }
-    assert.equal(relay.stats().running, false);
-    assert.equal(outbox.pending(), 1, 'the row stays for the next relay');
-    db.close();
-  });
-
+describe('sqlite event relays hold what nobody subscribed to yet', () => {
   it('the event relay waits for a subscription without failing: each try is reported, none counts as an attempt', async () => {
     const store = getSqliteEventStore({ path: join(dir, `events-${++files}.db`) });
     const { events } = await store.append('order-1', [

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createInMemoryLeases } from '../lease/in-memory.ts';
+import { createInMemoryOutbox } from '../testing/in-memory-outbox.ts';
+import { testOutboxRelayConformance } from '../testing/outbox-relay-conformance.ts';
+import { settlesWithin, waitUntil } from '../testing/wait-until.ts';
+import { getInMemoryTransport } from './in-memory-transport.ts';
+import { startOutboxRelay } from './outbox-relay.ts';
+
+testOutboxRelayConformance({
+  name: 'core relay on the in-memory outbox',
+  async createEnvironment() {
+    const outbox = createInMemoryOutbox();
+    const transport = getInMemoryTransport();
+    return {
+      transport,
+      enqueue: async (topic, type) => outbox.enqueue(topic, [{ type, data: {}, key: 'k' }])[0] as never,
+      pending: async () => outbox.pending(),
+      startRelay: async (options) => startOutboxRelay(outbox, transport, { ...options, leaseCheckMs: 20 }),
+      close: async () => {},
+    };
+  },
+});
+
+describe('startOutboxRelay under a lease', () => {
+  it('one of two relays publishes; when its lease is lost the other takes over and publishes the rest once', async () => {
+    const table = new Map<string, string>();
+    const outbox = createInMemoryOutbox();
+    const transport = getInMemoryTransport();
+    await transport.declareSubscription('orders', 'billing');
+    const published = { a: 0, b: 0 };
+    const counting = (name: 'a' | 'b') => ({
+      ...transport,
+      publish: async (...args: Parameters<typeof transport.publish>) => {
+        published[name] += args[1].length;
+        return transport.publish(...args);
+      },
+    });
+    const leasesA = createInMemoryLeases(table);
+    const leasesB = createInMemoryLeases(table);
+    const a = startOutboxRelay(outbox, counting('a'), { lease: leasesA.lease('outbox'), leaseCheckMs: 10, pollMs: 5 });
+    await a.ready();
+    const b = startOutboxRelay(outbox, counting('b'), { lease: leasesB.lease('outbox'), leaseCheckMs: 10, pollMs: 5 });
+    await b.ready();
+    try {
+      assert.equal(a.stats().lease, 'held');
+      assert.equal(b.stats().lease, 'standby');
+      outbox.enqueue('orders', [{ type: 'A', data: {}, key: 'k' }]);
+      await waitUntil(() => outbox.pending() === 0, 'the holder publishing');
+      assert.deepEqual(published, { a: 1, b: 0 });
+
+      leasesA.lose();
+      await waitUntil(() => b.stats().lease === 'held', 'the stand-by taking over', 2000);
+      assert.equal(a.stats().lease, 'standby');
+      outbox.enqueue('orders', [{ type: 'B', data: {}, key: 'k' }]);
+      await waitUntil(() => outbox.pending() === 0, 'the new holder publishing');
+      assert.deepEqual(published, { a: 1, b: 1 });
+    } finally {
+      await settlesWithin(Promise.all([a.stop(), b.stop()]), 5000, 'both stops');
+    }
+    assert.equal(table.size, 0, 'the lease released on stop');
+  });
+});

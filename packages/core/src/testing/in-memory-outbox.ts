@@ -1,0 +1,43 @@
+import type { Message, MessageInput } from '../messaging/message.ts';
+import { prepareMessages } from '../messaging/message.ts';
+import type { Outbox, OutboxRow } from '../messaging/outbox-relay.ts';
+
+/**
+ * An outbox in memory, for unit tests of work that enqueues messages and of
+ * relays: `enqueue` stands for a committed transaction's rows, and the object
+ * is the `Outbox` port `startOutboxRelay` reads.
+ */
+export interface InMemoryOutbox extends Outbox {
+  enqueue(topic: string, messages: readonly (Message | MessageInput)[]): Message[];
+  pending(): number;
+}
+
+export function createInMemoryOutbox(): InMemoryOutbox {
+  const rows: OutboxRow[] = [];
+  const listeners = new Set<() => void>();
+  let seq = 0;
+  return {
+    enqueue(topic, messages) {
+      const built = prepareMessages(messages, Date.now);
+      for (const message of built) rows.push({ seq: ++seq, topic, message });
+      queueMicrotask(() => {
+        for (const listener of listeners) listener();
+      });
+      return built;
+    },
+    pending: () => rows.length,
+    async read(limit, skipTopics) {
+      return rows.filter((row) => !skipTopics.includes(row.topic)).slice(0, limit);
+    },
+    async remove(seqs) {
+      const removed = new Set(seqs);
+      for (let i = rows.length - 1; i >= 0; i--) if (removed.has((rows[i] as OutboxRow).seq)) rows.splice(i, 1);
+    },
+    onEnqueue(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+  };
+}
