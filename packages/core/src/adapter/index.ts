@@ -38,6 +38,7 @@ export {
 } from '../options/check-options.ts';
 export { checkSubscribeOptions, projectionRunnerSpec } from '../options/core-options.ts';
 export { pickProjectionRunnerOptions } from '../options/runner-options.ts';
+export { waitForAppendSignal } from '../projections/append-wait.ts';
 export {
   createLeasedProjections,
   type LeasedProjectionRunner,

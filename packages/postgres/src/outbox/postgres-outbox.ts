@@ -11,6 +11,7 @@ import {
   assertName,
   messageFromJson,
   type Outbox,
+  type OutboxRelayOptions,
   prepareMessages,
   startOutboxRelay,
 } from '@factline/core/adapter';
@@ -77,31 +78,13 @@ export interface PostgresOutbox {
   close(): Promise<void>;
 }
 
-export interface PostgresOutboxRelayOptions {
-  /** Rows read (and published) per round. Default 100. */
-  batchSize?: number;
-  /** How often the lease holder looks for rows while idle, ms. Default 100. */
-  pollMs?: number;
+export interface PostgresOutboxRelayOptions extends OutboxRelayOptions {
   /** How often a relay standing by tries to take the lease, and the holder checks its lease connection, ms. Default 1000. */
   leaseCheckMs?: number;
   /** `application_name` of the lease connection. Default `'factline-outbox-relay'`. */
   leaseApplicationName?: string;
   /** Settings of the lease connection. Default: the pool's settings. */
   connection?: pg.ClientConfig;
-  /**
-   * While no subscription to a topic is declared, its rows are held (never
-   * dropped): tried again after `pollMs`, then after twice as long each time,
-   * up to this many ms. Default 5000.
-   */
-  holdBackoffMaxMs?: number;
-  /**
-   * Called when a round (read, publish, delete) fails (the holder tries again
-   * after `pollMs`), and on every hold of a topic with no subscription
-   * (`NoSubscriptionError`).
-   */
-  onError?: (error: unknown) => void;
-  /** Called when this relay takes (`'held'`) or loses (`'standby'`) the lease. */
-  onLeaseChange?: (lease: 'held' | 'standby') => void;
 }
 
 /** What the relay reports about itself (the same on every adapter). */

@@ -4,6 +4,7 @@ import {
   type ProjectionBackend,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
+  waitForAppendSignal,
 } from '@factline/core/adapter';
 import pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
@@ -390,38 +391,24 @@ export function getPostgresProjectionBackend(
       });
     },
 
-    waitForAppends(position, timeoutMs, signal) {
-      return new Promise<void>((resolve) => {
-        let settled = false;
-        const done = () => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          unsubscribe();
-          unsubscribeLocal();
-          signal.removeEventListener('abort', done);
-          resolve();
-        };
-        // The payload is the new head; `undefined`: the listener (re)connected and may have missed appends.
-        const unsubscribe = listener.subscribe((payload) => {
-          const head = Number(payload);
-          if (payload === undefined || !Number.isSafeInteger(head) || head > position) done();
-        });
-        // Appends from this process wake the runner directly, without the NOTIFY round trip.
-        const unsubscribeLocal = store.onAppend((appended) => {
-          if (appended > position) done();
-        });
-        const timer = setTimeout(done, timeoutMs);
-        signal.addEventListener('abort', done, { once: true });
-        if (signal.aborted) done();
-        // Appended before the subscription (or before the LISTEN took effect)?
-        else
-          store.headPosition().then(
-            (head) => head > position && done(),
-            () => done(),
-          );
-      });
-    },
+    waitForAppends: (position, timeoutMs, signal) =>
+      waitForAppendSignal({
+        position,
+        timeoutMs,
+        signal,
+        subscribe: (wake) => [
+          // The payload is the new head; `undefined`: the listener (re)connected and may have missed appends.
+          listener.subscribe((payload) => {
+            const head = Number(payload);
+            if (payload === undefined || !Number.isSafeInteger(head) || head > position) wake();
+          }),
+          // Appends from this process wake the runner directly, without the NOTIFY round trip.
+          store.onAppend((appended) => {
+            if (appended > position) wake();
+          }),
+        ],
+        headPosition: () => store.headPosition(),
+      }),
 
     close: () => listener.close(),
   };

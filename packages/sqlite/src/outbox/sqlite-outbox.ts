@@ -6,7 +6,14 @@ import {
   type Transport,
   ValidationError,
 } from '@factline/core';
-import { assertName, messageFromJson, type Outbox, prepareMessages, startOutboxRelay } from '@factline/core/adapter';
+import {
+  assertName,
+  messageFromJson,
+  type Outbox,
+  type OutboxRelayOptions,
+  prepareMessages,
+  startOutboxRelay,
+} from '@factline/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
 import { createSqliteLeases, leaseTimings } from '../lease.ts';
 import { type Migration, migrate } from '../migrations.ts';
@@ -54,11 +61,7 @@ export interface SqliteOutbox {
   onEnqueue(listener: () => void): () => void;
 }
 
-export interface SqliteOutboxRelayOptions {
-  /** Rows read (and published) per round. Default 100. */
-  batchSize?: number;
-  /** How often the lease holder looks for rows while idle (rows written by other connections or processes). Default 100 ms. */
-  pollMs?: number;
+export interface SqliteOutboxRelayOptions extends OutboxRelayOptions {
   /**
    * How long a take or renewal of the relay's lease (`factline_leases` row
    * `outbox`) lasts, ms. Default 5000: five renewals, so a holder stalled for a
@@ -77,20 +80,6 @@ export interface SqliteOutboxRelayOptions {
    * another way of keeping one relay). Default `true`.
    */
   lease?: boolean;
-  /**
-   * While no subscription to a topic is declared, its rows are held (never
-   * dropped): tried again after `pollMs`, then after twice as long each time,
-   * up to this many ms. Default 5000.
-   */
-  holdBackoffMaxMs?: number;
-  /**
-   * Called when a round (read, publish, delete) or a lease check fails (the
-   * relay tries again after `pollMs`), and on every hold of a topic with no
-   * subscription (`NoSubscriptionError`).
-   */
-  onError?: (error: unknown) => void;
-  /** Called when this relay takes (`'held'`) or loses (`'standby'`) the lease. */
-  onLeaseChange?: (lease: 'held' | 'standby') => void;
 }
 
 /** What the relay reports about itself (the same on every adapter). */

@@ -1,5 +1,10 @@
 import type { ParkedEvent, RecordedEvent } from '@factline/core';
-import { type ProjectionBackend, type ProjectionVersionRef, parseProjectionVersionKey } from '@factline/core/adapter';
+import {
+  type ProjectionBackend,
+  type ProjectionVersionRef,
+  parseProjectionVersionKey,
+  waitForAppendSignal,
+} from '@factline/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
 import { migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
@@ -225,30 +230,17 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
       ),
     transaction: (work) =>
       wrap(() => db.transaction(() => synchronously(withTransactionHandle(db, work, 'a projection'), 'init'))()),
-    waitForAppends(position, timeoutMs, signal) {
-      return new Promise<void>((resolve) => {
-        let settled = false;
-        const done = () => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          unsubscribe();
-          signal.removeEventListener('abort', done);
-          resolve();
-        };
-        const unsubscribe = store.onAppend((head) => {
-          if (head > position) done();
-        });
-        const timer = setTimeout(done, timeoutMs);
-        signal.addEventListener('abort', done, { once: true });
-        if (signal.aborted) done();
-        // Appended between the runner's last read and this subscription?
-        else
-          store.headPosition().then(
-            (head) => head > position && done(),
-            () => done(),
-          );
-      });
-    },
+    waitForAppends: (position, timeoutMs, signal) =>
+      waitForAppendSignal({
+        position,
+        timeoutMs,
+        signal,
+        subscribe: (wake) => [
+          store.onAppend((head) => {
+            if (head > position) wake();
+          }),
+        ],
+        headPosition: () => store.headPosition(),
+      }),
   };
 }
