@@ -14,9 +14,10 @@ testOutboxRelayConformance({
     const transport = getInMemoryTransport();
     return {
       transport,
-      enqueue: async (topic, type) => outbox.enqueue(topic, [{ type, data: {}, key: 'k' }])[0] as never,
+      enqueue: async (topic, type, key = 'k') => outbox.enqueue(topic, [{ type, data: {}, key }])[0] as never,
       pending: async () => outbox.pending(),
-      startRelay: async (options) => startOutboxRelay(outbox, transport, { ...options, leaseCheckMs: 20 }),
+      startRelay: async (options, publishTo = transport) =>
+        startOutboxRelay(outbox, publishTo, { ...options, leaseCheckMs: 20 }),
       close: async () => {},
     };
   },

@@ -10,13 +10,16 @@ import { settlesWithin, waitUntil } from './wait-until.ts';
 /** An outbox on a backend of its own (a file, a schema), for one case. */
 export interface OutboxRelayEnvironment {
   /** Writes one message to the outbox in a committed transaction of its own; returns it as it will be published. */
-  enqueue(topic: string, type: string): Promise<Message>;
+  enqueue(topic: string, type: string, key?: string): Promise<Message>;
   /** Rows waiting to be published. */
   pending(): Promise<number>;
   /** A transport to publish to (its subscriptions declared by the case). */
   transport: Transport;
-  /** Starts the adapter's relay on this outbox, publishing to `transport`. */
-  startRelay(options: OutboxRelayOptions): Promise<{ stop(): Promise<void>; stats(): OutboxRelayStats }>;
+  /** Starts the adapter's relay on this outbox, publishing to `publishTo` (default: `transport`). */
+  startRelay(
+    options: OutboxRelayOptions,
+    publishTo?: Transport,
+  ): Promise<{ stop(): Promise<void>; stats(): OutboxRelayStats }>;
   /** Closes what the environment opened. */
   close(): Promise<void>;
 }
@@ -59,20 +62,70 @@ export function testOutboxRelayConformance(options: OutboxRelayConformanceOption
       for (const created of open.splice(0)) await created.close();
     });
 
-    it('publishes the rows in outbox order and deletes them once published', async () => {
+    it('publishes in outbox order across topics, keys and batches, and deletes the rows once published', async () => {
       const env = await environment();
       await env.transport.declareSubscription('orders', 'billing');
-      const written: Message[] = [];
-      for (let i = 0; i < 12; i++) written.push(await env.enqueue('orders', `T${i}`));
-      const relay = await env.startRelay({ pollMs: 10, batchSize: 5 });
+      await env.transport.declareSubscription('audit', 'ledger');
+      const orders: Message[] = [];
+      const audit: Message[] = [];
+      // Everything is in the outbox before the relay starts: batches of 7 cut through the runs.
+      for (let i = 0; i < 15; i++) {
+        orders.push(await env.enqueue('orders', `Step${i}a`, `k-${i % 3}`));
+        orders.push(await env.enqueue('orders', `Step${i}b`, `k-${i % 3}`));
+        if (i % 4 === 0) audit.push(await env.enqueue('audit', `Audited${i}`, 'audit'));
+      }
+      const relay = await env.startRelay({ pollMs: 10, batchSize: 7 });
       try {
-        const got = await receiveAll(env.transport.subscribe('orders', 'billing'), 12);
+        const gotOrders = await receiveAll(env.transport.subscribe('orders', 'billing'), orders.length);
+        const gotAudit = await receiveAll(env.transport.subscribe('audit', 'ledger'), audit.length);
         assert.deepEqual(
-          got.map((m) => m.id),
-          written.map((m) => m.id),
+          gotOrders.map((m) => m.id),
+          orders.map((m) => m.id),
+          'each topic in outbox order',
+        );
+        assert.deepEqual(
+          gotAudit.map((m) => m.id),
+          audit.map((m) => m.id),
         );
         await waitUntil(async () => (await env.pending()) === 0, 'the published rows deleted');
-        assert.equal(relay.stats().published, 12);
+        assert.equal(relay.stats().published, orders.length + audit.length);
+      } finally {
+        await settlesWithin(relay.stop(), 5000, 'stop');
+      }
+    });
+
+    it('a publish that fails after reaching the transport is published again; the rows stay until a publish resolves', async () => {
+      const env = await environment();
+      await env.transport.declareSubscription('orders', 'billing');
+      let failOnce = true;
+      const inner = env.transport;
+      const flaky: Transport = Object.create(inner, {
+        publish: {
+          value: async (...args: Parameters<Transport['publish']>) => {
+            await inner.publish(...args);
+            if (failOnce) {
+              failOnce = false;
+              throw new Error('connection lost after publishing');
+            }
+          },
+        },
+      });
+      const written = [await env.enqueue('orders', 'A', 'o-1'), await env.enqueue('orders', 'B', 'o-1')];
+      const errors: unknown[] = [];
+      const relay = await env.startRelay({ pollMs: 10, onError: (error) => errors.push(error) }, flaky);
+      try {
+        await waitUntil(async () => (await env.pending()) === 0, 'the rows deleted after the republish');
+        // Published twice: a transport that keeps message ids unique per group delivers each once, any
+        // other delivers the repeats too (consumers' inboxes drop them by id); in order either way.
+        const got = await receiveAll(inner.subscribe('orders', 'billing'), 2);
+        const firsts = got.map((m) => m.id).filter((id, i, all) => all.indexOf(id) === i);
+        assert.deepEqual(
+          firsts,
+          written.map((m) => m.id),
+        );
+        assert.equal(relay.stats().failures, 1);
+        assert.equal(errors.length, 1);
+        assert.equal(relay.stats().published, 2);
       } finally {
         await settlesWithin(relay.stop(), 5000, 'stop');
       }

@@ -28,11 +28,11 @@ testOutboxRelayConformance({
     const transport = await getPostgresTransport({ pool, schema, listen: false, pollIntervalMs: 20 });
     return {
       transport,
-      async enqueue(topic, type) {
+      async enqueue(topic, type, key = 'k') {
         const client = await pool.connect();
         try {
           await client.query('BEGIN');
-          const [message] = await outbox.enqueue(client, topic, [{ type, data: {}, key: 'k' }]);
+          const [message] = await outbox.enqueue(client, topic, [{ type, data: {}, key }]);
           await client.query('COMMIT');
           return message as Message;
         } finally {
@@ -40,7 +40,8 @@ testOutboxRelayConformance({
         }
       },
       pending: () => outbox.pending(),
-      startRelay: (options) => startPostgresOutboxRelay(outbox, transport, { ...options, leaseCheckMs: 50 }),
+      startRelay: (options, publishTo = transport) =>
+        startPostgresOutboxRelay(outbox, publishTo, { ...options, leaseCheckMs: 50 }),
       close: () => transport.close(),
     };
   },

@@ -52,10 +52,11 @@ testOutboxRelayConformance({
     const transport = getInMemoryTransport();
     return {
       transport,
-      enqueue: async (topic, type) =>
-        db.transaction(() => outbox.enqueue(db, topic, [{ type, data: {}, key: 'k' }]))()[0] as Message,
+      enqueue: async (topic, type, key = 'k') =>
+        db.transaction(() => outbox.enqueue(db, topic, [{ type, data: {}, key }]))()[0] as Message,
       pending: async () => outbox.pending(),
-      startRelay: async (options) => startSqliteOutboxRelay(outbox, transport, { ...options, leaseCheckMs: 50 }),
+      startRelay: async (options, publishTo = transport) =>
+        startSqliteOutboxRelay(outbox, publishTo, { ...options, leaseCheckMs: 50 }),
       close: async () => {
         db.close();
       },
