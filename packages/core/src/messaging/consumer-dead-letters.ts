@@ -6,8 +6,9 @@ import {
   type DeadLetterStore,
   getInMemoryDeadLetterStore,
 } from './consumer-ports.ts';
+import { step } from './consumer-step.ts';
 import type { Message } from './message.ts';
-import type { Transport } from './transport.ts';
+import type { Delivery, Transport } from './transport.ts';
 
 /** A consumer's view of its dead letters (`consumer.deadLetters`). */
 export interface ConsumerDeadLetters {
@@ -69,7 +70,7 @@ export function deadLetterRecord(
   consumer: string,
   topic: string,
   message: Message,
-  failure: { error: unknown; reason: string; attempts: number; firstFailureAt: number; at: number },
+  failure: DeadLetterFailure & { at: number },
 ): DeadLetter {
   const at = new Date(failure.at);
   return {
@@ -85,6 +86,44 @@ export function deadLetterRecord(
     deadLetteredAt: at,
     redrives: [],
     state: 'dead',
+  };
+}
+
+/** How a message failed, for its dead-letter record. */
+export interface DeadLetterFailure {
+  error: unknown;
+  reason: string;
+  attempts: number;
+  /** When its first try failed (ms since the epoch). */
+  firstFailureAt: number;
+}
+
+export interface DeadLetterStepSettings {
+  /** The consumer's name (its group). */
+  name: string;
+  topic: string;
+  store: () => Promise<DeadLetterStore>;
+  now: () => number;
+  stats: { deadLettered: number };
+}
+
+/**
+ * Step 2 of the pipeline, dead-letter on exhaustion: keeps the message with
+ * its failure in the dead-letter store, then acknowledges the delivery; a
+ * failure of either rejects with a `StepFailure` (`'dead-letter'`, `'ack'`)
+ * and the message comes back later.
+ *
+ * @example
+ * const deadLetter = deadLetterStep({ name, topic, store: deadLetterStoreFor(undefined, transport), now, stats });
+ * await deadLetter(delivery, { error, reason: 'not retryable', attempts: 1, firstFailureAt: now() });
+ */
+export function deadLetterStep(settings: DeadLetterStepSettings) {
+  const { name, topic, store, now, stats } = settings;
+  return async (delivery: Delivery, failure: DeadLetterFailure): Promise<void> => {
+    const record = deadLetterRecord(name, topic, delivery.message, { ...failure, at: now() });
+    await step('dead-letter', async () => (await store()).add(record));
+    await step('ack', () => delivery.ack());
+    stats.deadLettered += 1;
   };
 }
 

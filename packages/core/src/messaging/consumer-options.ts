@@ -1,7 +1,75 @@
 import { ValidationError } from '../errors/index.ts';
 import { checkOptions, describeValue, type OptionSpec } from '../options/check-options.ts';
-import { isNonRetryable, type RetryPolicy } from './consumer-ports.ts';
+import { deadLetterStoreFor } from './consumer-dead-letters.ts';
+import {
+  type DeadLetterStore,
+  defaultRetryPolicy,
+  getInMemoryInbox,
+  type Inbox,
+  isNonRetryable,
+  type RetryPolicy,
+} from './consumer-ports.ts';
 import type { Message } from './message.ts';
+import type { Transport } from './transport.ts';
+
+/** `M`: the messages the topic carries (a union of `Message<Type, Data>`, e.g. `MessageOf<CartEvent>`), unchecked. */
+export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
+  /** The consumer group: every group of a topic gets every message. Also names its inbox and dead letters. */
+  name: string;
+  topic: string;
+  transport: Transport;
+  /**
+   * Handles one message. With an inbox that has `applyOnce` (the SQL inboxes),
+   * `tx` is the inbox's open transaction: write through it and the writes
+   * commit with the inbox mark. Otherwise `tx` is `undefined`.
+   */
+  handler: (message: M, tx: Tx) => unknown;
+  /**
+   * Default: `defaultRetryPolicy()` (2 immediate retries, then 1 s, 5 s, 30 s
+   * with jitter, then dead-letter). A policy that throws or returns no
+   * `RetryDecision` is reported (stage `'policy'`) and the message is
+   * dead-lettered.
+   */
+  retryPolicy?: RetryPolicy;
+  /** Shorthand for a policy: retries after the first failure, then dead-letter. See `retryPolicyFromShorthand`. */
+  maxRetries?: number;
+  /** Shorthand for a policy: ms before each retry, one number or a schedule (`[1000, 5000, 30000]`). */
+  retryDelay?: number | readonly number[];
+  /**
+   * Default: on a durable transport, its `defaultDeadLetterStore()` (the SQL
+   * transports: a table in their own database), so dead letters survive a
+   * restart; on the in-memory transport, memory.
+   */
+  deadLetters?: DeadLetterStore;
+  /** Default: in memory (this process only). The SQL inboxes record the mark in the handler's transaction. */
+  inbox?: Inbox<Tx>;
+  /** How long applied message ids are remembered. Default 7 days. */
+  inboxRetentionMs?: number;
+  /** Keys handled at the same time. Default 8. */
+  concurrency?: number;
+  /**
+   * While a key's message waits for a delayed retry: `'wait'` (default) holds
+   * the key's later messages back, keeping its order; `'dead-letter'` sends
+   * the failing message to the dead-letter queue instead of waiting, and the
+   * key moves on.
+   */
+  onDelayedRetry?: 'wait' | 'dead-letter';
+  /** How long a delivery stays invisible to other consumers while handled. Default 30 s. */
+  visibilityTimeoutMs?: number;
+  /** Longest wait for new messages per fetch. Default 1000 ms. */
+  pollMs?: number;
+  /** How long `stop` waits for handlers in flight, and then for giving messages back. Default 10 s. */
+  drainTimeoutMs?: number;
+  /**
+   * Told every failure: a receive, a handler run, the inbox, the dead-letter
+   * store, a settle (ack, release, extend), the inbox pruning, the retry
+   * policy. A hook that throws changes nothing.
+   */
+  onError?: (error: unknown, context: ConsumerErrorContext) => void;
+  /** Injected for tests (also paces the back-off after a failed receive). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  now?: () => number;
+}
 
 /** Where in the consumer a reported failure happened. */
 export type ConsumerErrorStage =
@@ -115,4 +183,37 @@ export function retryDecisionProblem(decision: unknown): string | undefined {
     return undefined;
   }
   return `the retry policy returned ${JSON.stringify(decision)}, not a RetryDecision ({ action: 'retry', delayMs }, { action: 'dead-letter', reason } or { action: 'discard' })`;
+}
+
+const abortableSleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted || ms <= 0) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+/** `createConsumer`'s options (checked) with the defaults documented on `ConsumerOptions`. */
+export function resolveConsumerOptions<Tx, M extends Message>(options: ConsumerOptions<Tx, M>) {
+  return {
+    policy:
+      options.retryPolicy ??
+      (options.maxRetries !== undefined || options.retryDelay !== undefined
+        ? retryPolicyFromShorthand(options)
+        : defaultRetryPolicy()),
+    deadLetterStore: deadLetterStoreFor(options.deadLetters, options.transport),
+    inbox: options.inbox ?? (getInMemoryInbox() as Inbox<Tx>),
+    retentionMs: options.inboxRetentionMs ?? 7 * 24 * 3600 * 1000,
+    concurrency: options.concurrency ?? 8,
+    holdOnDelay: (options.onDelayedRetry ?? 'wait') === 'wait',
+    visibility: options.visibilityTimeoutMs ?? 30_000,
+    pollMs: options.pollMs ?? 1000,
+    drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
+    sleep: options.sleep ?? abortableSleep,
+    now: options.now ?? Date.now,
+  };
 }

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { settlesWithin, waitUntil } from '../testing/wait-until.ts';
+import { createKeyLanes } from './consumer-lanes.ts';
+import { createMessage } from './message.ts';
+import type { Delivery } from './transport.ts';
+
+/** A delivery that records how it was settled (the lanes only give back; the pipeline acks). */
+function delivery(key: string, n: number, settled: string[]): Delivery {
+  return {
+    message: createMessage({ type: 'Noted', data: { n }, key }),
+    deliveryCount: 1,
+    ack: async () => void settled.push(`ack ${key}${n}`),
+    release: async (ms) => void settled.push(`release ${key}${n} ${ms}`),
+    extend: async () => undefined,
+  };
+}
+
+/** A `process` whose runs the test finishes by hand, in any order. */
+function manualProcess() {
+  const inFlight = new Map<string, (settled: boolean) => void>();
+  const started: string[] = [];
+  return {
+    started,
+    inFlight,
+    process: (d: Delivery) =>
+      new Promise<boolean>((resolve) => {
+        const name = `${d.message.key}${(d.message.data as { n: number }).n}`;
+        started.push(name);
+        inFlight.set(name, (settled) => {
+          inFlight.delete(name);
+          resolve(settled);
+        });
+      }),
+    finish(name: string, settled = true) {
+      const done = inFlight.get(name);
+      assert.ok(done, `${name} is in flight`);
+      done(settled);
+    },
+  };
+}
+
+describe('createKeyLanes', () => {
+  it('runs a key one delivery at a time in arrival order, and keys side by side up to concurrency', async () => {
+    const settled: string[] = [];
+    const work = manualProcess();
+    const stop = new AbortController();
+    const lanes = createKeyLanes({
+      concurrency: 2,
+      process: work.process,
+      signal: () => stop.signal,
+      report: () => {},
+    });
+    lanes.add(['a1', 'b1', 'a2', 'c1'].map((name) => delivery(name[0] as string, Number(name[1]), settled)));
+    assert.deepEqual(work.started, ['a1', 'b1'], 'two keys at once; a2 waits for a1, c1 for a free lane');
+    assert.equal(lanes.buffered(), 4);
+    work.finish('b1');
+    await waitUntil(() => work.started.includes('c1'), 'c1 starts once b frees a lane');
+    assert.deepEqual(work.started, ['a1', 'b1', 'c1'], 'a2 still waits for a1');
+    work.finish('a1');
+    await waitUntil(() => work.started.includes('a2'), 'a2 runs after a1');
+    work.finish('a2');
+    work.finish('c1');
+    await waitUntil(() => lanes.buffered() === 0, 'every lane empty');
+    await settlesWithin(lanes.drain(1000), 2000, 'drain');
+    assert.deepEqual(settled, [], 'nothing given back');
+  });
+
+  it("gives a failed delivery's later deliveries of its key back behind it, and what never started on giveBack", async () => {
+    const settled: string[] = [];
+    const work = manualProcess();
+    const stop = new AbortController();
+    const lanes = createKeyLanes({
+      concurrency: 1,
+      process: work.process,
+      signal: () => stop.signal,
+      report: () => {},
+    });
+    lanes.add(['a1', 'a2', 'a3', 'b1'].map((name) => delivery(name[0] as string, Number(name[1]), settled)));
+    work.finish('a1', false);
+    await waitUntil(() => work.started.includes('b1'), 'b1 runs once key a is given back');
+    assert.deepEqual(settled, ['release a2 0', 'release a3 0'], 'a2 and a3 go back, never run before a1');
+    lanes.add([delivery('b', 2, settled), delivery('c', 1, settled)]);
+    stop.abort();
+    await lanes.giveBack(1000);
+    assert.deepEqual(
+      settled.slice(2).sort(),
+      ['release b2 0', 'release c1 0'],
+      'b1 in flight stays; the rest goes back',
+    );
+    work.finish('b1');
+    await settlesWithin(lanes.drain(1000), 2000, 'drain');
+    assert.deepEqual(work.started, ['a1', 'b1'], 'no lane starts once stopped');
+  });
+});

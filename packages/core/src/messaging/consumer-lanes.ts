@@ -1,0 +1,144 @@
+import { isStoreClosedError } from '../errors/index.ts';
+import type { ConsumerErrorStage } from './consumer-options.ts';
+import type { Message } from './message.ts';
+import type { Delivery } from './transport.ts';
+
+/** Step 5 of the pipeline, per-key order: one lane per message key, keys in parallel. */
+export interface KeyLanes {
+  /** Queues each delivery in its key's lane, in arrival order, and starts waiting lanes while there is room. */
+  add(deliveries: readonly Delivery[]): void;
+  /** Deliveries in the lanes, in flight or waiting. */
+  buffered(): number;
+  /** Resolves when a lane finishes, or when `signal` aborts. */
+  laneFreed(signal: AbortSignal): Promise<void>;
+  /** Waits for the lanes in flight, up to `ms`. */
+  drain(ms: number): Promise<void>;
+  /** Gives the deliveries that never started back to the transport; failures reported, bounded by `ms`. */
+  giveBack(ms: number): Promise<void>;
+}
+
+export interface KeyLaneSettings {
+  /** Most lanes (keys) running at once. */
+  concurrency: number;
+  /** Steps 1–4 for one delivery: true once settled, false when it was given back after a failed step. */
+  process: (delivery: Delivery) => Promise<boolean>;
+  /** The consumer's stop signal (a new one per start): no lane starts or goes on once it aborted. */
+  signal: () => AbortSignal;
+  report: (error: unknown, stage: ConsumerErrorStage, message?: Message) => void;
+}
+
+/** Waits for `work` up to `ms`; true when it settled in time. */
+const within = async (work: Promise<unknown>, ms: number): Promise<boolean> => {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))));
+  try {
+    return await Promise.race([work.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+};
+
+/**
+ * A key's deliveries run one after another, in arrival order; up to
+ * `concurrency` keys run at once. When a delivery is given back after a
+ * failed step, its key's later deliveries are given back too, behind it, so
+ * none runs before it.
+ *
+ * @example
+ * const lanes = createKeyLanes({ concurrency: 8, process, signal: () => stopping.signal, report });
+ * lanes.add(await subscription.receive(32, 1000, signal));
+ */
+export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
+  const { concurrency, process, signal, report } = settings;
+  /** Per key, the deliveries waiting their turn, in arrival order (the one in flight first). */
+  const lanes = new Map<string, Delivery[]>();
+  const running = new Map<string, Promise<void>>();
+  let freed: (() => void) | undefined;
+
+  const startLane = (key: string) => {
+    const work = (async () => {
+      const lane = lanes.get(key) as Delivery[];
+      while (lane.length > 0 && !signal().aborted) {
+        const settled = await process(lane[0] as Delivery);
+        lane.shift();
+        if (!settled) {
+          // Its key's later messages must not run before it: they go back too, behind it.
+          const rest = lane.splice(0);
+          await Promise.all(
+            rest.map((d) =>
+              d.release(0).catch((error: unknown) => {
+                // A closed transport was reported once already, by the step that failed.
+                if (!isStoreClosedError(error)) report(error, 'release', d.message);
+              }),
+            ),
+          );
+        }
+      }
+      if (lane.length === 0) lanes.delete(key);
+    })().finally(() => {
+      running.delete(key);
+      startWaitingLanes();
+      freed?.();
+    });
+    running.set(key, work);
+  };
+
+  const startWaitingLanes = () => {
+    if (signal().aborted) return;
+    for (const key of lanes.keys()) {
+      if (running.size >= concurrency) return;
+      if (!running.has(key)) startLane(key);
+    }
+  };
+
+  return {
+    add(deliveries) {
+      for (const delivery of deliveries) {
+        const key = delivery.message.key;
+        const lane = lanes.get(key);
+        if (lane) lane.push(delivery);
+        else lanes.set(key, [delivery]);
+      }
+      startWaitingLanes();
+    },
+
+    buffered() {
+      let count = 0;
+      for (const lane of lanes.values()) count += lane.length;
+      return count;
+    },
+
+    laneFreed(stop) {
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          stop.removeEventListener('abort', done);
+          freed = undefined;
+          resolve();
+        };
+        freed = done;
+        stop.addEventListener('abort', done, { once: true });
+      });
+    },
+
+    async drain(ms) {
+      await within(Promise.all(running.values()), ms);
+    },
+
+    async giveBack(ms) {
+      const waiting: Delivery[] = [];
+      for (const [key, lane] of lanes) waiting.push(...(running.has(key) ? lane.slice(1) : lane));
+      lanes.clear();
+      const released = Promise.all(
+        waiting.map((d) => d.release(0).catch((error: unknown) => report(error, 'release', d.message))),
+      );
+      if (!(await within(released, ms))) {
+        report(
+          new Error(
+            `giving ${waiting.length} messages back took over ${ms} ms; they return after their visibility timeout`,
+          ),
+          'release',
+        );
+      }
+    },
+  };
+}

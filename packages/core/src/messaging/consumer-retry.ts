@@ -1,0 +1,97 @@
+import { ValidationError } from '../errors/index.ts';
+import type { DeadLetterFailure } from './consumer-dead-letters.ts';
+import { type ConsumerErrorStage, retryDecisionProblem } from './consumer-options.ts';
+import type { RetryDecision, RetryPolicy } from './consumer-ports.ts';
+import { StepFailure, step } from './consumer-step.ts';
+import type { Message } from './message.ts';
+import type { Delivery } from './transport.ts';
+
+export interface RetryStepSettings {
+  policy: RetryPolicy;
+  /** `onDelayedRetry: 'wait'`: a delayed retry holds the key; otherwise the message is dead-lettered. */
+  holdOnDelay: boolean;
+  /** The visibility timeout: a delivery waiting for its retry is kept invisible this much past the delay. */
+  visibility: number;
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  now: () => number;
+  /** The consumer's stop signal (a new one per start). */
+  signal: () => AbortSignal;
+  report: (error: unknown, stage: ConsumerErrorStage, message?: Message) => void;
+  stats: { retries: number; discarded: number };
+  /** Step 2, where the policy sends a message it gives up on. */
+  deadLetter: (delivery: Delivery, failure: DeadLetterFailure) => Promise<void>;
+}
+
+/**
+ * Step 3 of the pipeline, the retry policy: runs `attempt` (one try of the
+ * handler through the inbox) until it succeeds, and returns its result. Each
+ * failure of the handler is reported (`'handler'`) and put to the policy:
+ * discard (acknowledged), dead-letter (step 2), or retry after its delay
+ * (the delivery's visibility extended meanwhile). A delayed retry with
+ * `holdOnDelay` off dead-letters instead; one due while the consumer stops
+ * gives the message back with its delay. Those end in `'settled'`. A
+ * `StepFailure` (the inbox, a settle) rejects as it is.
+ *
+ * @example
+ * const withRetries = retryStep({ policy: defaultRetryPolicy(), holdOnDelay: true, visibility, sleep, now, signal, report, stats, deadLetter });
+ * const outcome = await withRetries(delivery, () => inbox.apply(delivery, handlerCall(name, handler, message)));
+ */
+export function retryStep(settings: RetryStepSettings) {
+  const { policy, holdOnDelay, visibility, sleep, now, signal, report, stats, deadLetter } = settings;
+
+  /** The policy's decision; a policy that throws or answers no `RetryDecision` is reported and dead-letters. */
+  const decide = (error: unknown, attempts: number, message: Message): RetryDecision => {
+    try {
+      const decision = policy(error, attempts, message);
+      const problem = retryDecisionProblem(decision);
+      if (problem === undefined) return decision;
+      throw new ValidationError({ path: 'retryPolicy', message: problem });
+    } catch (policyError) {
+      report(policyError, 'policy', message);
+      const why = policyError instanceof Error ? policyError.message : String(policyError);
+      return { action: 'dead-letter', reason: `the retry policy failed: ${why}` };
+    }
+  };
+
+  return async <T>(delivery: Delivery, attempt: () => Promise<T>): Promise<T | 'settled'> => {
+    const message = delivery.message;
+    let attempts = 0;
+    let firstFailureAt = 0;
+    for (;;) {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (error instanceof StepFailure) throw error;
+        report(error, 'handler', message);
+        attempts += 1;
+        if (attempts === 1) firstFailureAt = now();
+        const decision = decide(error, attempts, message);
+        if (decision.action === 'discard') {
+          await step('ack', () => delivery.ack());
+          stats.discarded += 1;
+          return 'settled';
+        }
+        if (decision.action === 'dead-letter') {
+          await deadLetter(delivery, { error, reason: decision.reason, attempts, firstFailureAt });
+          return 'settled';
+        }
+        if (decision.delayMs > 0 && !holdOnDelay) {
+          await deadLetter(delivery, { error, reason: 'delayed retry, key moved on', attempts, firstFailureAt });
+          return 'settled';
+        }
+        if (signal().aborted) {
+          // Shutting down: give it back for whoever runs next, with the delay it was due.
+          await step('release', () => delivery.release(decision.delayMs));
+          return 'settled';
+        }
+        stats.retries += 1;
+        await step('extend', () => delivery.extend(decision.delayMs + visibility));
+        await sleep(decision.delayMs, signal());
+        if (signal().aborted) {
+          await step('release', () => delivery.release(0));
+          return 'settled';
+        }
+      }
+    }
+  };
+}

@@ -1,0 +1,18 @@
+import type { ConsumerErrorStage } from './consumer-options.ts';
+
+/** A failure of one step of the pipeline, tagged with the step. */
+export class StepFailure {
+  constructor(
+    readonly stage: ConsumerErrorStage,
+    readonly cause: unknown,
+  ) {}
+}
+
+/** Runs one step's `work`; its failure rejects as a `StepFailure` naming `stage` (unless already tagged). */
+export const step = async <T>(stage: ConsumerErrorStage, work: () => Promise<T>): Promise<T> => {
+  try {
+    return await work();
+  } catch (error) {
+    throw error instanceof StepFailure ? error : new StepFailure(stage, error);
+  }
+};

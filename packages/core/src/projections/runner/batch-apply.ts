@@ -1,0 +1,76 @@
+import { ProjectionFailedError } from '../../errors/index.ts';
+import type { RecordedEvent } from '../../store/types.ts';
+import { waitForSubscription } from '../subscription-wait.ts';
+import type { RunnerContext } from './context.ts';
+import { checkSuperseded } from './versions.ts';
+import { markFailed, recordError, versionOf, type Worker } from './worker.ts';
+
+/**
+ * Commits one batch with its new checkpoint `next`, retrying with backoff
+ * (full jitter, doubling). When every try failed, a batch of several events
+ * sets `isolateUntil` so the loop goes one event at a time to find the
+ * failing one; a single failing event is parked or fails the projection, as
+ * the projection says. Returns false when the projection failed (or was
+ * superseded) and its loop must stop.
+ */
+export async function applyBatch<Tx>(
+  ctx: RunnerContext<Tx>,
+  w: Worker<Tx>,
+  batch: RecordedEvent[],
+  next: number,
+): Promise<boolean> {
+  const { backend, maxAttempts, initialBackoffMs, maxBackoffMs } = ctx;
+  let lastFailure: unknown;
+  /** Tries in a row that found no subscription (a relay): they wait, and count as no attempt. */
+  let holds = 0;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    if (w.abort.signal.aborted) return true;
+    try {
+      const committed = await backend.commit({
+        name: w.key,
+        expected: w.checkpoint,
+        checkpoint: next,
+        work: (tx) => w.projection.handle(batch, tx),
+        external: w.projection.effects === 'external',
+        version: versionOf(w),
+      });
+      if (!committed) {
+        // Another runner moved the checkpoint (continue from where it is), or a newer version is live.
+        w.checkpoint = await backend.loadCheckpoint(w.key);
+        return !(await checkSuperseded(ctx, w));
+      }
+      w.checkpoint = next;
+      if (w.rebuild) w.rebuild.applied += batch.length;
+      return true;
+    } catch (error) {
+      recordError(ctx, w, error, (batch[0] as RecordedEvent).position);
+      const wait = { initialMs: initialBackoffMs, maxMs: maxBackoffMs, sleep: ctx.givenSleep };
+      if (await waitForSubscription(error, ++holds, w.abort.signal, wait)) {
+        attempt -= 1;
+        continue;
+      }
+      lastFailure = error;
+      if (attempt < maxAttempts) {
+        await ctx.sleep(ctx.random() * Math.min(maxBackoffMs, initialBackoffMs * 2 ** (attempt - 1)));
+      }
+    }
+  }
+  if (batch.length > 1) {
+    // Some event of the batch fails: go one event at a time to find which.
+    w.isolateUntil = (batch[batch.length - 1] as RecordedEvent).position;
+    return true;
+  }
+  const event = batch[0] as RecordedEvent;
+  if (w.projection.onFailure === 'park') {
+    const message = lastFailure instanceof Error ? (lastFailure.stack ?? lastFailure.message) : String(lastFailure);
+    if (await backend.park(w.key, w.checkpoint, event, message, versionOf(w))) {
+      w.checkpoint = event.position;
+      w.parked += 1;
+      return true;
+    }
+    w.checkpoint = await backend.loadCheckpoint(w.key);
+    return !(await checkSuperseded(ctx, w));
+  }
+  markFailed(w, new ProjectionFailedError(w.projection.name, event.position, lastFailure));
+  return false;
+}

@@ -1,0 +1,40 @@
+import type { ProjectionRunnerOptions } from '../runner.ts';
+import type { ProjectionBackend } from '../types.ts';
+
+/** What every part of one runner works with: the backend and the options with their defaults. */
+export interface RunnerContext<Tx> {
+  backend: ProjectionBackend<Tx>;
+  batchSize: number;
+  maxBatchSize: number;
+  maxAttempts: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  idleCheckMs: number;
+  sleep: (ms: number) => Promise<void>;
+  /** The sleep as given (tests), or undefined: waiting for a subscription then uses its own timer. */
+  givenSleep: ((ms: number) => Promise<void>) | undefined;
+  random: () => number;
+  onError: ProjectionRunnerOptions['onError'];
+  onSwitch: ProjectionRunnerOptions['onSwitch'];
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The runner's options (already checked) with the defaults documented on `ProjectionRunnerOptions`. */
+export function runnerContext<Tx>(backend: ProjectionBackend<Tx>, options: ProjectionRunnerOptions): RunnerContext<Tx> {
+  const batchSize = options.batchSize ?? 500;
+  return {
+    backend,
+    batchSize,
+    maxBatchSize: Math.max(batchSize, options.maxBatchSize ?? batchSize * 10),
+    maxAttempts: options.maxAttempts ?? 5,
+    initialBackoffMs: options.initialBackoffMs ?? 100,
+    maxBackoffMs: options.maxBackoffMs ?? 5000,
+    idleCheckMs: options.idleCheckMs ?? 1000,
+    sleep: options.sleep ?? defaultSleep,
+    givenSleep: options.sleep,
+    random: options.random ?? Math.random,
+    onError: options.onError,
+    onSwitch: options.onSwitch,
+  };
+}

@@ -1,0 +1,79 @@
+import { TimeoutError } from '../../errors/index.ts';
+import type { RebuildProgress } from '../types.ts';
+import type { RunnerContext } from './context.ts';
+import { checkSuperseded } from './versions.ts';
+import { versionOf, type Worker } from './worker.ts';
+
+/** A rebuild in flight: how far it has to go, how far it got, and its caller's promise. */
+export interface RebuildRun {
+  target: number;
+  applied: number;
+  startedAt: number;
+  startPosition: number;
+  onProgress: ((progress: RebuildProgress) => void) | undefined;
+  done: () => void;
+  fail: (error: unknown) => void;
+}
+
+/**
+ * Empties the read model (`reset`) and sets the checkpoint to 0 in one
+ * commit. When another runner moved the checkpoint it tries once more from
+ * the saved one; throws `ProjectionSupersededError` once a newer version is live.
+ */
+export async function resetForRebuild<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>): Promise<void> {
+  const { backend } = ctx;
+  const reset = w.projection.reset;
+  const work = reset ? (tx: Tx) => reset(tx) : undefined;
+  if (!(await backend.commit({ name: w.key, expected: w.checkpoint, checkpoint: 0, work, version: versionOf(w) }))) {
+    w.checkpoint = await backend.loadCheckpoint(w.key);
+    if (await checkSuperseded(ctx, w)) throw w.superseded;
+    await backend.commit({ name: w.key, expected: w.checkpoint, checkpoint: 0, work, version: versionOf(w) });
+  }
+  w.checkpoint = 0;
+  w.isolateUntil = 0;
+}
+
+/** Starts tracking a rebuild from 0 up to `target`; the promise settles when `reportRebuild` reaches it or it fails. */
+export function trackRebuild<Tx>(w: Worker<Tx>, target: number, onProgress: RebuildRun['onProgress']): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    w.rebuild = {
+      target,
+      applied: 0,
+      startedAt: Date.now(),
+      startPosition: 0,
+      onProgress,
+      done: resolve,
+      fail: reject,
+    };
+  });
+}
+
+/** After a batch: tells `onProgress` where the rebuild is, and ends it once the checkpoint reached its target. */
+export function reportRebuild<Tx>(w: Worker<Tx>): void {
+  const rebuild = w.rebuild;
+  if (!rebuild) return;
+  const seconds = Math.max((Date.now() - rebuild.startedAt) / 1000, 1e-3);
+  const span = Math.max(rebuild.target - rebuild.startPosition, 1);
+  const done = Math.min(w.checkpoint, rebuild.target) - rebuild.startPosition;
+  const positionRate = done / seconds;
+  rebuild.onProgress?.({
+    projection: w.projection.name,
+    position: w.checkpoint,
+    target: rebuild.target,
+    applied: rebuild.applied,
+    fraction: Math.min(1, Math.max(0, done / span)),
+    rate: rebuild.applied / seconds,
+    etaSeconds: positionRate > 0 ? Math.max(0, rebuild.target - w.checkpoint) / positionRate : 0,
+  });
+  if (w.checkpoint >= rebuild.target) {
+    w.rebuild = undefined;
+    rebuild.done();
+  }
+}
+
+/** The projection was stopped before its rebuild finished: its caller must not wait forever. */
+export function abandonRebuild<Tx>(w: Worker<Tx>): void {
+  const rebuild = w.rebuild;
+  w.rebuild = undefined;
+  rebuild?.fail(new TimeoutError(`projection '${w.projection.name}' was stopped before its rebuild finished`));
+}
