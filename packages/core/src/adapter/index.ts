@@ -55,6 +55,8 @@ export {
 } from '../projections/types.ts';
 export { lazyAppendResult, storedAppendResult } from '../store/append-result.ts';
 export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from '../store/idempotency.ts';
+export { checkInlineProjections, inlineEvents, inlineProjectionFailure } from '../store/inline-projections.ts';
+export { type ReadAllPages, readAllInPages } from '../store/read-all-pages.ts';
 export {
   type NormalizedReadAll,
   type NormalizedReadStream,
@@ -68,6 +70,16 @@ export {
   checkStoreLimits,
   normalizeDeleteStream,
 } from '../store/store-options.ts';
+export {
+  checkDeleteRequest,
+  checkTruncateRequest,
+  type DeleteRequest,
+  decideDelete,
+  decideTruncate,
+  liveVersion,
+  type StreamState,
+  streamInfoOf,
+} from '../store/stream-rules.ts';
 export {
   assertDeleteMode,
   assertExpectedVersion,

@@ -1,8 +1,17 @@
-import { StoreClosedError, StreamDeletedError, StreamNotFoundError } from '../errors/index.ts';
+import { StoreClosedError } from '../errors/index.ts';
 import { checkInMemoryEventStoreOptions } from '../options/core-options.ts';
 import { matchRetriedAppend, type StoredEvent, toRecordedEvent } from './idempotency.ts';
-import { normalizeReadAll, normalizeReadStream } from './read-options.ts';
-import { normalizeDeleteStream } from './store-options.ts';
+import { readAllInPages } from './read-all-pages.ts';
+import { normalizeReadStream } from './read-options.ts';
+import {
+  checkDeleteRequest,
+  checkTruncateRequest,
+  decideDelete,
+  decideTruncate,
+  liveVersion,
+  type StreamState,
+  streamInfoOf,
+} from './stream-rules.ts';
 import type {
   AppendOptions,
   AppendResult,
@@ -13,11 +22,9 @@ import type {
   ReadAllOptions,
   ReadStreamOptions,
   ReadStreamResult,
-  RecordedOf,
   StreamInfo,
 } from './types.ts';
 import {
-  assertIntegerOption,
   assertStreamId,
   checkExpectedVersion,
   defaultStoreLimits,
@@ -32,9 +39,7 @@ export interface InMemoryEventStoreOptions {
   now?: () => number;
 }
 
-interface StreamState {
-  version: number;
-  truncatedBefore: number;
+interface MemoryStream extends StreamState {
   tombstoned: boolean;
   /** Live events of the stream, in version order. */
   events: StoredEvent[];
@@ -54,7 +59,7 @@ export function getInMemoryEventStore(given?: InMemoryEventStoreOptions): EventS
   const limits: StoreLimits = { ...defaultStoreLimits, ...options.limits };
   const now = options.now ?? Date.now;
   const log: StoredEvent[] = []; // sorted by position
-  const streams = new Map<string, StreamState>();
+  const streams = new Map<string, MemoryStream>();
   const byId = new Map<string, StoredEvent>();
   let lastPosition = 0;
   let closed = false;
@@ -63,9 +68,10 @@ export function getInMemoryEventStore(given?: InMemoryEventStoreOptions): EventS
     if (closed) throw new StoreClosedError();
   };
 
-  const liveStream = (streamId: string): StreamState | undefined => {
+  /** The stream, unless it was hard-deleted (`StreamDeletedError`). */
+  const liveStream = (streamId: string): MemoryStream | undefined => {
     const stream = streams.get(streamId);
-    if (stream?.tombstoned) throw new StreamDeletedError(streamId);
+    liveVersion(streamId, stream);
     return stream;
   };
 
@@ -139,29 +145,25 @@ export function getInMemoryEventStore(given?: InMemoryEventStoreOptions): EventS
       };
     },
 
-    // The caller names the union it expects; the store yields what was stored, unchecked (see `EventStore.readAll`).
-    async *readAll<E extends Event = Event>(readOptions?: ReadAllOptions): AsyncGenerator<RecordedOf<E>> {
-      open();
-      const { after, limit, types, categories, batchSize } = normalizeReadAll(readOptions);
-      const typeSet = types && new Set(types);
-      const categorySet = categories && new Set(categories);
-      let cursor = after;
-      let remaining = limit;
-      while (remaining > 0) {
-        open();
-        const page: StoredEvent[] = [];
-        for (let i = indexAfter(cursor); i < log.length && page.length < Math.min(batchSize, remaining); i++) {
-          const event = log[i] as StoredEvent;
-          cursor = event.position;
-          if (typeSet && !typeSet.has(event.type)) continue;
-          if (categorySet && !categorySet.has(streamCategory(event.streamId))) continue;
-          page.push(event);
-        }
-        if (page.length === 0) return;
-        for (const event of page) yield toRecordedEvent(event) as RecordedOf<E>;
-        remaining -= page.length;
-        // The iterator is lazy: later pages see appends made while it runs.
-      }
+    readAll<E extends Event = Event>(readOptions?: ReadAllOptions) {
+      return readAllInPages<E, StoredEvent>(readOptions, open, ({ types, categories }) => {
+        const typeSet = types && new Set(types);
+        const categorySet = categories && new Set(categories);
+        return {
+          page: (after, size) => {
+            const page: StoredEvent[] = [];
+            for (let i = indexAfter(after); i < log.length && page.length < size; i++) {
+              const event = log[i] as StoredEvent;
+              if (typeSet && !typeSet.has(event.type)) continue;
+              if (categorySet && !categorySet.has(streamCategory(event.streamId))) continue;
+              page.push(event);
+            }
+            return page;
+          },
+          position: (event) => event.position,
+          event: toRecordedEvent,
+        };
+      });
     },
 
     async headPosition() {
@@ -172,48 +174,29 @@ export function getInMemoryEventStore(given?: InMemoryEventStoreOptions): EventS
     async streamInfo(streamId: string): Promise<StreamInfo | undefined> {
       open();
       assertStreamId(streamId, limits);
-      const stream = streams.get(streamId);
-      if (!stream) return undefined;
-      return {
-        streamId,
-        exists: !stream.tombstoned,
-        version: stream.version,
-        truncatedBefore: stream.truncatedBefore,
-        tombstoned: stream.tombstoned,
-      };
+      return streamInfoOf(streamId, streams.get(streamId));
     },
 
     async deleteStream(streamId: string, deleteOptions?: DeleteStreamOptions) {
       open();
-      assertStreamId(streamId, limits);
-      const { expected, mode } = normalizeDeleteStream(deleteOptions);
-      const stream = liveStream(streamId);
-      if (!stream) throw new StreamNotFoundError(streamId);
-      checkExpectedVersion(streamId, expected, stream.version);
-      removeFromLog(stream.events);
-      if (mode === 'hard') {
-        streams.set(streamId, {
-          version: stream.version,
-          truncatedBefore: stream.version + 1,
-          tombstoned: true,
-          events: [],
-        });
-      } else {
-        streams.delete(streamId);
-      }
+      const request = checkDeleteRequest(streamId, deleteOptions, limits);
+      const stream = streams.get(streamId);
+      const tombstone = decideDelete(streamId, stream, request);
+      removeFromLog((stream as MemoryStream).events);
+      if (tombstone) streams.set(streamId, { ...tombstone, tombstoned: true, events: [] });
+      else streams.delete(streamId);
     },
 
     async truncateBefore(streamId: string, version: number) {
       open();
-      assertStreamId(streamId, limits);
-      const requested = assertIntegerOption(version, 'version', 1) as number;
-      const stream = liveStream(streamId);
-      if (!stream) throw new StreamNotFoundError(streamId);
-      const before = Math.min(requested, stream.version + 1);
-      if (before <= stream.truncatedBefore) return;
-      removeFromLog(stream.events.filter((e) => e.streamVersion < before));
-      stream.events = stream.events.filter((e) => e.streamVersion >= before);
-      stream.truncatedBefore = before;
+      const requested = checkTruncateRequest(streamId, version, limits);
+      const stream = streams.get(streamId);
+      const before = decideTruncate(streamId, stream, requested);
+      if (before === undefined) return;
+      const kept = (stream as MemoryStream).events.filter((e) => e.streamVersion >= before);
+      removeFromLog((stream as MemoryStream).events.filter((e) => e.streamVersion < before));
+      (stream as MemoryStream).events = kept;
+      (stream as MemoryStream).truncatedBefore = before;
     },
 
     async close() {

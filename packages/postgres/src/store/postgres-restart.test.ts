@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
+import { waitUntil } from '@factline/core/testing';
 import { type Cluster, pgCtl, postmasterPid, privateCluster, serverOptions } from '../fixtures/private-cluster.ts';
 import { getPostgresEventStore } from './postgres-event-store.ts';
 
@@ -10,17 +11,6 @@ import { getPostgresEventStore } from './postgres-event-store.ts';
 // anything, and once the server is back appends must work as before. The
 // server restarted is a private throwaway cluster on a free port, never the
 // shared one other test files use.
-
-/** Polls `condition` until it returns a value (not `undefined`), for at most `deadlineMs`. */
-async function waitFor<T>(condition: () => Promise<T | undefined> | T | undefined, deadlineMs: number, what: string) {
-  const deadline = Date.now() + deadlineMs;
-  while (Date.now() <= deadline) {
-    const value = await condition();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-}
 
 const { cluster, skip, remove } = await privateCluster();
 after(remove);
@@ -66,11 +56,7 @@ describe('postgres store: a server restart during a run', { skip }, () => {
           restart = exited(spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] }));
         }
         if (i === gate && failures.length === 0) {
-          await waitFor(
-            () => (postmasterPid(server.data) === oldPid ? undefined : true),
-            15_000,
-            'the old server to stop',
-          );
+          await waitUntil(() => postmasterPid(server.data) !== oldPid, 'the old server to stop', 15_000, 10);
         }
         const deadline = Date.now() + 30_000;
         let backoff = 5;

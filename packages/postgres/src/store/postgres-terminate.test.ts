@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { AppendResult, EventToAppend } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { quoteSchema } from '../migrations.ts';
@@ -17,17 +18,6 @@ import { appendLockKey } from './schema.ts';
 const skip = await postgresUnavailable();
 const schema = testSchema('terminate');
 const s = quoteSchema(schema);
-
-/** Polls `condition` until it returns a value (not `undefined`), for at most `deadlineMs`. */
-async function waitFor<T>(condition: () => Promise<T | undefined>, deadlineMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
-  while (Date.now() <= deadline) {
-    const value = await condition();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-}
 
 type Settled = { result: AppendResult } | { error: unknown };
 
@@ -81,7 +71,7 @@ describe('postgres store: the server kills the connection mid-append', { skip },
       .finally(() => {
         finished = true;
       });
-    const backend = await waitFor(
+    const backend = await waitUntil(
       async () => {
         if (finished)
           throw new Error(`the append finished before it was seen waiting: ${JSON.stringify(await outcome)}`);
@@ -94,8 +84,9 @@ describe('postgres store: the server kills the connection mid-append', { skip },
         assert.ok(rows.length <= 1, `more than one append of this schema waits: ${JSON.stringify(rows)}`);
         return rows[0];
       },
-      10_000,
       'the append to wait on the blocker',
+      10_000,
+      10,
     );
     const killer = await connect();
     try {

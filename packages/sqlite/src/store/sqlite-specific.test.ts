@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { spawnTestChild, waitUntil } from '@factline/core/testing';
 import Sqlite from 'better-sqlite3';
 import { getSqliteEventStore } from '../index.ts';
 import { migrate } from '../migrations.ts';
@@ -14,34 +14,10 @@ let n = 0;
 const file = () => join(dir, `db-${++n}.db`);
 const childScript = new URL('./fixtures/child.ts', import.meta.url).pathname;
 
-function startChild(args: string[]): { child: ChildProcess; output: Promise<string> } {
-  const child = spawn(process.execPath, ['--conditions=factline-source', '--import', 'tsx', childScript, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  const output = new Promise<string>((resolve, reject) => {
-    child.on('exit', (code, signal) => {
-      if (code === 0) resolve(stdout);
-      else if (signal === 'SIGKILL') resolve(stdout);
-      else reject(new Error(`child exited ${code ?? signal}: ${stderr}`));
-    });
-  });
-  return { child, output };
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+/** The fixture child, with its output once it ended (exit 0, or killed with SIGKILL). */
+function startChild(args: string[]) {
+  const started = spawnTestChild(childScript, args);
+  return { ...started, output: started.exited.then(() => started.stdout()) };
 }
 
 describe('sqlite store: durability and files', () => {
@@ -178,15 +154,11 @@ describe('sqlite store: several processes on one file', () => {
 
   it('kill -9 of a writing process leaves every append whole: all of its events or none', async () => {
     const path = file();
-    const { child, output } = startChild([path, 'forever', 'victim']);
-    let stdout = '';
-    child.stdout?.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    await waitFor(() => stdout.includes('ready'), 'child to start');
+    const { child, stdout, output } = startChild([path, 'forever', 'victim']);
+    await waitUntil(() => stdout().includes('ready'), 'child to start', 30_000);
     const probe = new Sqlite(path, { readonly: true });
     const count = () => (probe.prepare('SELECT COUNT(*) AS n FROM factline_events').get() as { n: number }).n;
-    await waitFor(() => count() >= 400, 'the child to write');
+    await waitUntil(() => count() >= 400, 'the child to write', 30_000);
     child.kill('SIGKILL');
     await output;
     probe.close();

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isProjectionFailedError, isValidationError, ValidationError } from '../errors/index.ts';
+import { defineProjection } from '../projections/types.ts';
+import { checkInlineProjections, inlineEvents, inlineProjectionFailure } from './inline-projections.ts';
+import type { RecordedEvent } from './types.ts';
+
+const event = (position: number, type: string): RecordedEvent => ({
+  id: `e-${position}`,
+  streamId: 's-1',
+  streamVersion: position,
+  position,
+  type,
+  schemaVersion: 1,
+  data: {},
+  metadata: {},
+  recordedAt: new Date(0),
+});
+const totals = defineProjection({ name: 'totals', handles: ['Placed'], handle: () => {} });
+
+describe('inline projections', () => {
+  it('the option: a copy of the list; a projection without handles or handle is a ValidationError', () => {
+    const given = [totals];
+    const checked = checkInlineProjections(given);
+    given.pop();
+    assert.deepEqual(checked, [totals]);
+    assert.deepEqual(checkInlineProjections(undefined), []);
+    assert.throws(() => checkInlineProjections([{ name: 'x', handle: () => {} } as never]), isValidationError);
+    assert.throws(() => checkInlineProjections([{ name: 'x', handles: [] } as never]), isValidationError);
+  });
+
+  it('a projection gets the events of its types; its failure is named, a Factline error passes as it is', () => {
+    const mine = inlineEvents(totals, [event(4, 'Noted'), event(5, 'Placed'), event(6, 'Placed')]);
+    assert.deepEqual(
+      mine.map((e) => e.position),
+      [5, 6],
+    );
+    const failure = inlineProjectionFailure(totals, mine, new Error('negative total'));
+    assert.ok(isProjectionFailedError(failure));
+    assert.equal(failure.position, 5);
+    assert.match(failure.message, /totals.*negative total/);
+    const typed = new ValidationError({ path: 'handle', message: 'returned a promise' });
+    assert.equal(inlineProjectionFailure(totals, mine, typed), typed);
+  });
+});

@@ -1,0 +1,94 @@
+import { isFactlineError, type Projection, type RecordedEvent } from '@factline/core';
+import { inlineEvents, inlineProjectionFailure, type PreparedAppend, toRecordedEvent } from '@factline/core/adapter';
+import type pg from 'pg';
+import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
+import { withClientHandle } from '../transaction-handle.ts';
+import type { Settle, SettleOutcome } from './append-outcome.ts';
+import type { AppendSignal } from './append-signal.ts';
+import { type AppendOutcomeRow, appendParameters, storedEvents, typeParsers } from './row-codec.ts';
+import { Outcome } from './schema.ts';
+import type { StoreStatements } from './statements.ts';
+import { inStoreTransaction } from './store-transaction.ts';
+
+/** Runs each projection's `init` in a transaction of its own (at open). */
+export async function initInlineProjections(
+  pool: pg.Pool,
+  projections: readonly Projection<pg.PoolClient>[],
+): Promise<void> {
+  for (const projection of projections) {
+    const init = projection.init;
+    if (init) await inStoreTransaction(pool, (client) => withClientHandle(client, init));
+  }
+}
+
+export interface InlineWriteOptions {
+  pool: pg.Pool;
+  projections: readonly Projection<pg.PoolClient>[];
+  statements: StoreStatements;
+  signal: AppendSignal;
+  settle: SettleOutcome;
+  now: () => number;
+}
+
+/**
+ * With inline projections, a batch is one transaction on a client: each
+ * append runs in its own savepoint, followed by the projections' handlers
+ * on its events; a handler that throws rolls back that append alone.
+ */
+export function createInlineWrite(
+  options: InlineWriteOptions,
+): (batch: readonly PreparedAppend[]) => Promise<Settle[]> {
+  const { pool, projections, statements, signal, settle, now } = options;
+
+  /** Applies one append's events to the projections, in the append's savepoint. */
+  const runInline = async (client: pg.PoolClient, events: readonly RecordedEvent[]) => {
+    for (const projection of projections) {
+      const mine = inlineEvents(projection, events);
+      if (mine.length === 0) continue;
+      try {
+        // A handle ended with the handler: a query it sends later is refused, not run in another transaction.
+        await withClientHandle(client, (tx) => projection.handle(mine, tx));
+      } catch (error) {
+        if (isConnectionFailure(error)) throw error;
+        throw inlineProjectionFailure(projection, mine, error);
+      }
+    }
+  };
+
+  return async (batch) => {
+    const recordedAt = now();
+    const { outcomes, appended } = await inStoreTransaction(pool, async (client) => {
+      const outcomes: Settle[] = [];
+      const appended: AppendOutcomeRow[] = [];
+      for (const append of batch) {
+        await client.query('SAVEPOINT factline_append');
+        try {
+          const { rows } = await client.query<AppendOutcomeRow>({
+            text: statements.append.text,
+            values: appendParameters([append], recordedAt),
+            types: typeParsers,
+          });
+          const row = rows[0] as AppendOutcomeRow;
+          if (row.outcome === Outcome.appended) {
+            await runInline(client, storedEvents(append, row, recordedAt).map(toRecordedEvent));
+          }
+          await client.query('RELEASE SAVEPOINT factline_append');
+          appended.push(row);
+          outcomes.push(() => settle(append, row, recordedAt));
+        } catch (error) {
+          if (isConnectionFailure(error)) throw error;
+          await client.query('ROLLBACK TO SAVEPOINT factline_append');
+          await client.query('RELEASE SAVEPOINT factline_append');
+          const failure = isFactlineError(error) ? error : toStorageError(error);
+          outcomes.push(() => {
+            throw failure;
+          });
+        }
+      }
+      return { outcomes, appended };
+    });
+    // Counted once the transaction committed.
+    for (const row of appended) signal.noteAppended(row);
+    return outcomes;
+  };
+}
