@@ -18,25 +18,13 @@ export {
   deadLetterRow,
 } from '../messaging/dead-letter-rows.ts';
 export { createKeyTally, type KeyTally } from '../messaging/key-tally.ts';
-export {
-  createLeasedDeliveries,
-  type LeasedDeliveries,
-  type LeasedRow,
-  type LeasedSettlement,
-} from '../messaging/leased-deliveries.ts';
+export type { LeasedDeliveries, LeasedRow, LeasedSettlement } from '../messaging/leased-deliveries.ts';
 export { messageFromJson, messageToJson, prepareMessages } from '../messaging/message.ts';
 export { assertMessages } from '../messaging/message-validation.ts';
 export { createOutboxHold, type OutboxHold, type OutboxHoldOptions } from '../messaging/outbox-hold.ts';
 export { checkTransportPublishOptions } from '../messaging/publish-options.ts';
-export {
-  checkQueueGroup,
-  checkQueuePublish,
-  checkQueueRedeliver,
-  checkQueueSubscribe,
-  lazyDeadLetterStore,
-  queueTransportCapabilities,
-} from '../messaging/queue-transport.ts';
-export { type ReceiveLoop, receiveUntilDeadline } from '../messaging/receive-loop.ts';
+export { createQueueSubscription, type QueueSubscriptionOptions } from '../messaging/queue-subscription.ts';
+export { createQueueTransport, type QueueOperations } from '../messaging/queue-transport.ts';
 export { createReceiveWakeups, type ReceiveWakeups, type SubscriptionWaits } from '../messaging/receive-wakeups.ts';
 export { createRelayStatus, type RelayStatus, type RelayStatusCallbacks } from '../messaging/relay-status.ts';
 export { createWakeablePause, type WakeablePause } from '../messaging/wakeable-pause.ts';

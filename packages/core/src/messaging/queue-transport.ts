@@ -5,90 +5,106 @@ import type { DeadLetterStore } from './consumer-ports.ts';
 import type { Message } from './message.ts';
 import { assertMessages } from './message-validation.ts';
 import { checkTransportPublishOptions } from './publish-options.ts';
-import type { TransportCapabilities, TransportPublishOptions } from './transport.ts';
+import type { Subscription, Transport } from './transport.ts';
 
 /**
- * What a transport keeping its queues in database tables does natively: every
- * group's rows stay until acked, delays and visibility timeouts are a column,
- * per-key order is kept by the claim. Dead letters are the consumer's
- * (`defaultDeadLetterStore`).
+ * What an adapter's queue tables do, called by `createQueueTransport` with
+ * arguments already checked: names are names, messages valid and never an
+ * empty list, the transport open.
  */
-export const queueTransportCapabilities: Readonly<TransportCapabilities> = Object.freeze({
-  delayedDelivery: true,
-  deadLettering: false,
-  perKeyOrder: true,
-  competingConsumers: true,
-  durable: true,
-});
+export interface QueueOperations {
+  /** True once `close` was called. */
+  isClosed(): boolean;
+  /**
+   * One copy of each message per group declared for `topic`, atomically;
+   * with `required` and no group, `NoSubscriptionError` and nothing written.
+   * Wakes the groups' receivers.
+   */
+  publish(topic: string, messages: readonly Message[], required: boolean): void | Promise<void>;
+  /** The messages to `group` alone (a dead-letter redrive). */
+  redeliver(topic: string, group: string, messages: readonly Message[]): void | Promise<void>;
+  /** Records the group: from now on it gets a copy of what is published to `topic`. */
+  declare(topic: string, group: string): void | Promise<void>;
+  /** Declares the group and opens a subscription to it with this visibility timeout (ms). */
+  subscribe(topic: string, group: string, visibilityMs: number): Subscription;
+  /** The dead-letter store on the same database (created once, on first use). */
+  deadLetterStore(): DeadLetterStore | Promise<DeadLetterStore>;
+  /** Marks the queue closed (`isClosed()` true from then on), ends its waits and connections. Called once. */
+  close(): void | Promise<void>;
+}
 
 /** The visibility timeout of a subscription given none. */
 const DEFAULT_VISIBILITY_MS = 30_000;
 
-const assertOpen = (closed: boolean) => {
-  if (closed) throw new StoreClosedError('transport');
-};
-
 /**
- * `publish`'s argument checks on a queue transport (closed first, then the
- * topic, the messages, the options: one order on every adapter). Returns
- * whether the publish requires a declared subscription.
+ * The `Transport` port on a queue kept in database tables, the same on every
+ * adapter: argument checks in one order (closed, names, messages, options),
+ * the capabilities (delays, per-key order, competing consumers, durable; dead
+ * letters go to the consumer's store), an empty publish writing nothing, the
+ * dead-letter store created once and tried again after a failed creation.
+ * `extra` holds the adapter's own fields (its connection).
  *
  * @example
- * const required = checkQueuePublish(closed, topic, messages, options);
- * if (messages.length === 0) return;
+ * return createQueueTransport({ isClosed: () => closed, publish, redeliver, declare, subscribe, deadLetterStore, close }, { database });
  */
-export function checkQueuePublish(
-  closed: boolean,
-  topic: string,
-  messages: readonly Message[],
-  options: TransportPublishOptions | undefined,
-): boolean {
-  assertOpen(closed);
-  assertName(topic, 'topic');
-  assertMessages(messages);
-  return checkTransportPublishOptions(options);
-}
+export function createQueueTransport<Extra extends object>(queue: QueueOperations, extra: Extra): Transport & Extra {
+  const assertOpen = () => {
+    if (queue.isClosed()) throw new StoreClosedError('transport');
+  };
+  const checkGroup = (topic: string, group: string) => {
+    assertOpen();
+    assertName(topic, 'topic');
+    assertName(group, 'group');
+  };
+  let deadLetters: Promise<DeadLetterStore> | undefined;
 
-/** The checks of a method naming a topic and a group (`declareSubscription`). */
-export function checkQueueGroup(closed: boolean, topic: string, group: string): void {
-  assertOpen(closed);
-  assertName(topic, 'topic');
-  assertName(group, 'group');
-}
+  return {
+    ...extra,
+    capabilities: {
+      delayedDelivery: true,
+      deadLettering: false,
+      perKeyOrder: true,
+      competingConsumers: true,
+      durable: true,
+    },
 
-/** `redeliver`'s checks: the topic, the group, then the messages. */
-export function checkQueueRedeliver(closed: boolean, topic: string, group: string, messages: readonly Message[]): void {
-  checkQueueGroup(closed, topic, group);
-  assertMessages(messages);
-}
+    async publish(topic, messages, options) {
+      assertOpen();
+      assertName(topic, 'topic');
+      assertMessages(messages);
+      const required = checkTransportPublishOptions(options);
+      if (messages.length > 0) await queue.publish(topic, messages, required);
+    },
 
-/** `subscribe`'s checks (its options first); returns the subscription's visibility timeout in ms. */
-export function checkQueueSubscribe(closed: boolean, topic: string, group: string, given: unknown): number {
-  const options = checkSubscribeOptions(given) ?? {};
-  checkQueueGroup(closed, topic, group);
-  return options.visibilityTimeoutMs ?? DEFAULT_VISIBILITY_MS;
-}
+    async redeliver(topic, group, messages) {
+      checkGroup(topic, group);
+      assertMessages(messages);
+      if (messages.length > 0) await queue.redeliver(topic, group, messages);
+    },
 
-/**
- * A transport's `defaultDeadLetterStore()`: the store is created on the first
- * call and shared by every later one; a creation that fails (the database
- * unreachable) is tried again on the next call. Rejects with
- * `StoreClosedError` once `closed()` is true.
- *
- * @example
- * defaultDeadLetterStore: lazyDeadLetterStore(() => closed, () => getSqliteDeadLetterStore({ database })),
- */
-export function lazyDeadLetterStore(
-  closed: () => boolean,
-  create: () => DeadLetterStore | Promise<DeadLetterStore>,
-): () => Promise<DeadLetterStore> {
-  let store: Promise<DeadLetterStore> | undefined;
-  return () => {
-    if (closed()) return Promise.reject(new StoreClosedError());
-    store ??= (async () => create())().catch((error: unknown) => {
-      store = undefined;
-      throw error;
-    });
-    return store;
+    async declareSubscription(topic, group) {
+      checkGroup(topic, group);
+      await queue.declare(topic, group);
+    },
+
+    subscribe(topic, group, given) {
+      const options = checkSubscribeOptions(given) ?? {};
+      checkGroup(topic, group);
+      return queue.subscribe(topic, group, options.visibilityTimeoutMs ?? DEFAULT_VISIBILITY_MS);
+    },
+
+    defaultDeadLetterStore() {
+      if (queue.isClosed()) return Promise.reject(new StoreClosedError());
+      // Memoised; a failed creation (the database unreachable) is tried again on the next call.
+      deadLetters ??= (async () => queue.deadLetterStore())().catch((error: unknown) => {
+        deadLetters = undefined;
+        throw error;
+      });
+      return deadLetters;
+    },
+
+    async close() {
+      if (!queue.isClosed()) await queue.close();
+    },
   };
 }

@@ -1,10 +1,10 @@
-import { type Delivery, StoreClosedError, type Subscription } from '@factline/core';
+import type { Subscription } from '@factline/core';
 import {
-  createLeasedDeliveries,
+  createQueueSubscription,
+  type LeasedDeliveries,
   type LeasedRow,
   messageFromJson,
   type ReceiveWakeups,
-  receiveUntilDeadline,
 } from '@factline/core/adapter';
 import type { Database } from 'better-sqlite3';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
@@ -41,13 +41,6 @@ export function openSqliteSubscription(
   visibility: number,
 ): Subscription {
   const { statements, now, run } = queue;
-  const channel = groupChannel(topic, group);
-  const waits = queue.wakeups.waits(channel);
-  let subscriptionClosed = false;
-  const ended = () => queue.closed() || subscriptionClosed;
-  // Deliveries not settled yet, per message key: once a key has none left, its later messages may go
-  // out, so waiting receivers of the group in this process look again.
-  const deliveries = createLeasedDeliveries(() => queue.wakeups.wake(channel));
 
   const leasedRow = ({ seq, lease }: ClaimedRow): LeasedRow => ({
     ack: () => {
@@ -59,9 +52,9 @@ export function openSqliteSubscription(
     },
   });
 
-  const delivery = (row: ClaimedRow): Delivery & { [ackInTransaction]: AckInTransaction } => {
+  const delivery = (row: ClaimedRow, handOut: LeasedDeliveries['handOut']) => {
     const message = messageFromJson(row.message);
-    const { committed, ...settle } = deliveries.handOut(message.key, leasedRow(row));
+    const { committed, ...settle } = handOut(message.key, leasedRow(row));
     const inTransaction: AckInTransaction = {
       database: queue.db,
       run: () => {
@@ -72,29 +65,17 @@ export function openSqliteSubscription(
     return { ...settle, [ackInTransaction]: inTransaction, message, deliveryCount: row.deliveryCount };
   };
 
-  const take = (max: number): Delivery[] =>
-    run(() => queue.claim.immediate(topic, group, Math.max(1, Math.floor(max)), visibility)).map(delivery);
-
-  return {
-    async receive(max: number, waitMs: number, signal: AbortSignal) {
-      if (ended()) throw new StoreClosedError('transport');
-      return receiveUntilDeadline({
-        deadline: Date.now() + Math.max(0, waitMs),
-        signal,
-        waits,
-        ended,
-        take: () => take(max),
-        // Until the next row of the group is due, or a poll interval: other processes' writes wake no one here.
-        pause: (left) => {
-          const next = run(() => statements.nextDue.get(topic, group, now()))?.next;
-          const untilDue = next == null ? Number.POSITIVE_INFINITY : Math.max(1, next - now());
-          return Math.min(left, queue.pollInterval, untilDue);
-        },
-      });
+  return createQueueSubscription({
+    wakeups: queue.wakeups,
+    channel: groupChannel(topic, group),
+    closed: queue.closed,
+    take: (max, handOut) =>
+      run(() => queue.claim.immediate(topic, group, max, visibility)).map((row) => delivery(row, handOut)),
+    // Until the next row of the group is due, or a poll interval: other processes' writes wake no one here.
+    pause: (left) => {
+      const next = run(() => statements.nextDue.get(topic, group, now()))?.next;
+      const untilDue = next == null ? Number.POSITIVE_INFINITY : Math.max(1, next - now());
+      return Math.min(left, queue.pollInterval, untilDue);
     },
-    async close() {
-      subscriptionClosed = true;
-      waits.close();
-    },
-  };
+  });
 }

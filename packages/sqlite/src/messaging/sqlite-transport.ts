@@ -1,13 +1,5 @@
 import { StoreClosedError, type Transport, ValidationError } from '@factline/core';
-import {
-  checkQueueGroup,
-  checkQueuePublish,
-  checkQueueRedeliver,
-  checkQueueSubscribe,
-  createReceiveWakeups,
-  lazyDeadLetterStore,
-  queueTransportCapabilities,
-} from '@factline/core/adapter';
+import { createQueueTransport, createReceiveWakeups } from '@factline/core/adapter';
 import type { Database } from 'better-sqlite3';
 import { migrate } from '../migrations.ts';
 import { checkSqliteTransportOptions, connectionOptions } from '../options.ts';
@@ -91,45 +83,31 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
   };
   const { statements, wakeups, run, now } = queue;
 
-  return {
-    database: db,
-    capabilities: { ...queueTransportCapabilities },
-
-    async publish(topic, messages, publishOptions) {
-      const required = checkQueuePublish(closed, topic, messages, publishOptions);
-      if (messages.length === 0) return;
-      const groups = run(() => statements.publish.immediate(topic, messages, required));
-      for (const group of groups) wakeups.wake(groupChannel(topic, group));
+  return createQueueTransport(
+    {
+      isClosed: () => closed,
+      publish(topic, messages, required) {
+        const groups = run(() => statements.publish.immediate(topic, messages, required));
+        for (const group of groups) wakeups.wake(groupChannel(topic, group));
+      },
+      redeliver(topic, group, messages) {
+        run(() => statements.insertAll.immediate(topic, [group], messages));
+        wakeups.wake(groupChannel(topic, group));
+      },
+      declare(topic, group) {
+        run(() => statements.addGroup.run(topic, group, now()));
+      },
+      subscribe(topic, group, visibility) {
+        run(() => statements.addGroup.run(topic, group, now()));
+        return openSqliteSubscription(queue, topic, group, visibility);
+      },
+      deadLetterStore: () => getSqliteDeadLetterStore({ database: db }),
+      close() {
+        closed = true;
+        wakeups.stop();
+        if (owned) db.close();
+      },
     },
-
-    async redeliver(topic, group, messages) {
-      checkQueueRedeliver(closed, topic, group, messages);
-      if (messages.length === 0) return;
-      run(() => statements.insertAll.immediate(topic, [group], messages));
-      wakeups.wake(groupChannel(topic, group));
-    },
-
-    async declareSubscription(topic, group) {
-      checkQueueGroup(closed, topic, group);
-      run(() => statements.addGroup.run(topic, group, now()));
-    },
-
-    subscribe(topic, group, given) {
-      const visibility = checkQueueSubscribe(closed, topic, group, given);
-      run(() => statements.addGroup.run(topic, group, now()));
-      return openSqliteSubscription(queue, topic, group, visibility);
-    },
-
-    defaultDeadLetterStore: lazyDeadLetterStore(
-      () => closed,
-      () => getSqliteDeadLetterStore({ database: db }),
-    ),
-
-    async close() {
-      if (closed) return;
-      closed = true;
-      wakeups.stop();
-      if (owned) db.close();
-    },
-  };
+    { database: db },
+  );
 }
