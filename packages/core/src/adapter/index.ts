@@ -23,7 +23,11 @@ export { messageFromJson, messageToJson, prepareMessages } from '../messaging/me
 export { assertMessages } from '../messaging/message-validation.ts';
 export { createOutboxHold, type OutboxHold, type OutboxHoldOptions } from '../messaging/outbox-hold.ts';
 export { checkTransportPublishOptions } from '../messaging/publish-options.ts';
-export { createQueueSubscription, type QueueSubscriptionOptions } from '../messaging/queue-subscription.ts';
+export {
+  type ClaimedMessage,
+  createQueueSubscription,
+  type QueueSubscriptionOptions,
+} from '../messaging/queue-subscription.ts';
 export { createQueueTransport, type QueueOperations } from '../messaging/queue-transport.ts';
 export { createReceiveWakeups, type ReceiveWakeups, type SubscriptionWaits } from '../messaging/receive-wakeups.ts';
 export { createRelayStatus, type RelayStatus, type RelayStatusCallbacks } from '../messaging/relay-status.ts';

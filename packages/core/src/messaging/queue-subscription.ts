@@ -1,7 +1,22 @@
 import { isFactlineError, StoreClosedError } from '../errors/index.ts';
-import { createLeasedDeliveries, type LeasedDeliveries } from './leased-deliveries.ts';
+import { createLeasedDeliveries, type LeasedRow } from './leased-deliveries.ts';
+import { messageFromJson } from './message.ts';
 import type { ReceiveWakeups } from './receive-wakeups.ts';
 import type { Delivery, Subscription } from './transport.ts';
+
+/** A row a claim handed out, for `createQueueSubscription` to make a delivery of. */
+export interface ClaimedMessage {
+  /** The message as stored (`messageToJson`). */
+  message: string;
+  deliveryCount: number;
+  /** The row's settle statements under the lease it was handed out with. */
+  row: LeasedRow;
+  /**
+   * More fields of the delivery (an adapter's hook for acking inside an inbox
+   * transaction), given the callback that tells the delivery its ack committed there.
+   */
+  extra?(committed: () => void): object;
+}
 
 export interface QueueSubscriptionOptions {
   /** The transport's wake-ups; `channel` is this subscription's (a topic, or a topic and group). */
@@ -9,11 +24,8 @@ export interface QueueSubscriptionOptions {
   channel: string;
   /** True once the transport closed. */
   closed(): boolean;
-  /**
-   * Claims up to `max` (≥ 1) rows due now, as deliveries whose settle methods
-   * come from `handOut` (an empty array when nothing is due).
-   */
-  take(max: number, handOut: LeasedDeliveries['handOut']): Delivery[] | Promise<Delivery[]>;
+  /** Claims up to `max` (≥ 1) rows due now, in order (an empty array when nothing is due). */
+  take(max: number): ClaimedMessage[] | Promise<ClaimedMessage[]>;
   /** How long to wait, at most `left` ms, before looking again (e.g. until the next delayed row is due). */
   pause(left: number): number | Promise<number>;
   /** Runs before a receive's first look, given its wait in ms (register the group, start listening). */
@@ -37,7 +49,7 @@ export interface QueueSubscriptionOptions {
  * @example
  * return createQueueSubscription({
  *   wakeups, channel: topic, closed: () => closed,
- *   take: (max, handOut) => claim(max).map((row) => toDelivery(row, handOut)),
+ *   take: (max) => claim(max).map((row) => ({ message: row.message, deliveryCount: row.count, row: leased(row) })),
  *   pause: (left) => Math.min(left, pollIntervalMs),
  * });
  */
@@ -45,15 +57,19 @@ export function createQueueSubscription(options: QueueSubscriptionOptions): Subs
   const { wakeups, channel } = options;
   const waits = wakeups.waits(channel);
   const deliveries = createLeasedDeliveries(() => wakeups.wake(channel));
-  const handOut = deliveries.handOut.bind(deliveries);
+  const deliver = (claimed: ClaimedMessage): Delivery => {
+    const message = messageFromJson(claimed.message);
+    const { committed, ...settle } = deliveries.handOut(message.key, claimed.row);
+    return { message, deliveryCount: claimed.deliveryCount, ...settle, ...claimed.extra?.(committed) };
+  };
   let subscriptionClosed = false;
   const ended = () => options.closed() || subscriptionClosed;
 
   const look = async (max: number, deadline: number, signal: AbortSignal): Promise<Delivery[]> => {
     for (;;) {
       const seen = waits.generation();
-      const found = await options.take(max, handOut);
-      if (found.length > 0) return found;
+      const found = await options.take(max);
+      if (found.length > 0) return found.map(deliver);
       if (signal.aborted || ended()) return [];
       const left = deadline - Date.now();
       if (left <= 0) return [];

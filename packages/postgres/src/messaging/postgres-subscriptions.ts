@@ -1,15 +1,9 @@
 import type { Subscription } from '@factline/core';
-import {
-  createQueueSubscription,
-  type LeasedDeliveries,
-  type LeasedRow,
-  messageFromJson,
-  type ReceiveWakeups,
-} from '@factline/core/adapter';
+import { createQueueSubscription, type LeasedRow, type ReceiveWakeups } from '@factline/core/adapter';
 import type pg from 'pg';
 import type { ChannelListener } from '../channel-listener.ts';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
-import { type ClaimedRow, claim, type QueueQuery } from './postgres-claim.ts';
+import { claim, type QueueQuery } from './postgres-claim.ts';
 import type { QueueStatements } from './postgres-queue-statements.ts';
 import { notifyPayload } from './postgres-wake-ups.ts';
 
@@ -66,14 +60,6 @@ export function openPostgresSubscription(
     },
   });
 
-  const delivery = (row: ClaimedRow, handOut: LeasedDeliveries['handOut']) => {
-    const message = messageFromJson(row.message);
-    const values: [string, string, string, string] = [topic, group, row.seq, row.lease];
-    const { committed, ...settle } = handOut(message.key, leasedRow(values));
-    const inTransaction: AckInTransaction = { pool: queue.pool, schema: queue.s, values, committed };
-    return { message, deliveryCount: row.delivery_count, ...settle, [ackInTransaction]: inTransaction };
-  };
-
   const nextDue = async (): Promise<number> => {
     const rows = await query<{ ms: number | null }>('next-due', statements.NEXT_DUE, [topic, group]);
     const ms = rows[0]?.ms;
@@ -88,8 +74,20 @@ export function openPostgresSubscription(
       await queue.register(topic, group);
       if (waitMs > 0) queue.startListening();
     },
-    take: async (max, handOut) =>
-      (await claim(query, statements.CLAIM, topic, group, max, visibility)).map((row) => delivery(row, handOut)),
+    take: async (max) =>
+      (await claim(query, statements.CLAIM, topic, group, max, visibility)).map((row) => {
+        const values: [string, string, string, string] = [topic, group, row.seq, row.lease];
+        return {
+          message: row.message,
+          deliveryCount: row.delivery_count,
+          row: leasedRow(values),
+          // The ack a PostgreSQL inbox on this pool runs inside its transaction.
+          extra: (committed) => {
+            const inTransaction: AckInTransaction = { pool: queue.pool, schema: queue.s, values, committed };
+            return { [ackInTransaction]: inTransaction };
+          },
+        };
+      }),
     // Until the next row not visible yet is due; a key freed meanwhile wakes this process's receivers.
     pause: async (left) => {
       const pause = Math.min(left, Math.max(5, Math.ceil(await nextDue())));

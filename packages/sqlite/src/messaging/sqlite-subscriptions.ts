@@ -1,11 +1,5 @@
 import type { Subscription } from '@factline/core';
-import {
-  createQueueSubscription,
-  type LeasedDeliveries,
-  type LeasedRow,
-  messageFromJson,
-  type ReceiveWakeups,
-} from '@factline/core/adapter';
+import { createQueueSubscription, type LeasedRow, type ReceiveWakeups } from '@factline/core/adapter';
 import type { Database } from 'better-sqlite3';
 import { type AckInTransaction, ackInTransaction } from './ack-in-transaction.ts';
 import type { Claim, ClaimedRow } from './sqlite-claim.ts';
@@ -52,25 +46,26 @@ export function openSqliteSubscription(
     },
   });
 
-  const delivery = (row: ClaimedRow, handOut: LeasedDeliveries['handOut']) => {
-    const message = messageFromJson(row.message);
-    const { committed, ...settle } = handOut(message.key, leasedRow(row));
-    const inTransaction: AckInTransaction = {
-      database: queue.db,
-      run: () => {
-        statements.ack.run(row.seq, row.lease);
-      },
-      committed,
-    };
-    return { ...settle, [ackInTransaction]: inTransaction, message, deliveryCount: row.deliveryCount };
-  };
+  /** The ack an SQLite inbox on this connection runs inside its transaction. */
+  const ackHere = ({ seq, lease }: ClaimedRow, committed: () => void): AckInTransaction => ({
+    database: queue.db,
+    run: () => {
+      statements.ack.run(seq, lease);
+    },
+    committed,
+  });
 
   return createQueueSubscription({
     wakeups: queue.wakeups,
     channel: groupChannel(topic, group),
     closed: queue.closed,
-    take: (max, handOut) =>
-      run(() => queue.claim.immediate(topic, group, max, visibility)).map((row) => delivery(row, handOut)),
+    take: (max) =>
+      run(() => queue.claim.immediate(topic, group, max, visibility)).map((row) => ({
+        message: row.message,
+        deliveryCount: row.deliveryCount,
+        row: leasedRow(row),
+        extra: (committed) => ({ [ackInTransaction]: ackHere(row, committed) }),
+      })),
     // Until the next row of the group is due, or a poll interval: other processes' writes wake no one here.
     pause: (left) => {
       const next = run(() => statements.nextDue.get(topic, group, now()))?.next;
