@@ -13,7 +13,14 @@ export {
   deadLetterToJson,
   isPromiseLike,
 } from '../messaging/consumer-ports.ts';
+export {
+  type DeadLetterConditions,
+  type DeadLetterRow,
+  deadLetterConditions,
+  deadLetterRow,
+} from '../messaging/dead-letter-rows.ts';
 export { createKeyTally, type KeyTally } from '../messaging/key-tally.ts';
+export type { LeasedDeliveries, LeasedRow, LeasedSettlement } from '../messaging/leased-deliveries.ts';
 export { messageFromJson, messageToJson, prepareMessages } from '../messaging/message.ts';
 export { assertMessages } from '../messaging/message-validation.ts';
 export { createOutboxHold, type OutboxHold, type OutboxHoldOptions } from '../messaging/outbox-hold.ts';
@@ -26,6 +33,13 @@ export {
   startOutboxRelay,
 } from '../messaging/outbox-relay.ts';
 export { checkTransportPublishOptions } from '../messaging/publish-options.ts';
+export {
+  type ClaimedMessage,
+  createQueueSubscription,
+  type QueueSubscriptionOptions,
+} from '../messaging/queue-subscription.ts';
+export { createQueueTransport, type QueueOperations } from '../messaging/queue-transport.ts';
+export { createReceiveWakeups, type ReceiveWakeups, type SubscriptionWaits } from '../messaging/receive-wakeups.ts';
 export { createRelayStatus, type RelayStatus, type RelayStatusCallbacks } from '../messaging/relay-status.ts';
 export { createWakeablePause, type WakeablePause } from '../messaging/wakeable-pause.ts';
 export {

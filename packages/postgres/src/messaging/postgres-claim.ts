@@ -1,3 +1,5 @@
+import type pg from 'pg';
+
 /**
  * How many of a group's oldest rows a claim of `max` looks at first for keys
  * to hand out; while it finds fewer than `max` and the window was full, it
@@ -79,3 +81,39 @@ export const claimStatement = (s: string): string => `WITH win AS MATERIALIZED (
     SELECT seq, message, delivery_count, lease FROM taken
     UNION ALL
     SELECT NULL, NULL, NULL, NULL WHERE (SELECT count(*) FROM win) >= $5`;
+
+/** A row handed out: its message as stored, and the lease a settle must name. */
+export interface ClaimedRow {
+  seq: string;
+  message: string;
+  delivery_count: number;
+  lease: string;
+}
+
+/** Runs one of the transport's statements under its prepared name, resolving with the rows. */
+export type QueueQuery = <R extends pg.QueryResultRow>(name: string, text: string, values: unknown[]) => Promise<R[]>;
+
+/**
+ * Claims up to `max` rows of a group for `visibility` ms with `statement`
+ * (`claimStatement`), looking 8 times further each round while the window was
+ * full and fewer than `max` were found; the rows in seq order.
+ */
+export async function claim(
+  query: QueueQuery,
+  statement: string,
+  topic: string,
+  group: string,
+  max: number,
+  visibility: number,
+): Promise<ClaimedRow[]> {
+  const rows: ClaimedRow[] = [];
+  for (let window = claimWindow(max); ; window *= 8) {
+    const found = await query<ClaimedRow>('take', statement, [topic, group, max - rows.length, visibility, window]);
+    for (const row of found) if (row.seq != null) rows.push(row);
+    // No marker row: the window held the whole group. Otherwise rows in flight, held back or
+    // scheduled later filled it: look further while short (the rows taken now hold their keys).
+    if (rows.length >= max || found.every((row) => row.seq != null)) break;
+  }
+  // seq is a bigint as text: a shorter one is smaller.
+  return rows.sort((a, b) => a.seq.length - b.seq.length || (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+}

@@ -5,12 +5,9 @@ import { testTransportConformance } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { migratePostgres } from '../migrations.ts';
-import {
-  getPostgresTransport,
-  type PostgresTransport,
-  transportChannel,
-  transportMigrations,
-} from './postgres-transport.ts';
+import { getPostgresTransport, type PostgresTransport } from './postgres-transport.ts';
+import { transportMigrations } from './postgres-transport-migrations.ts';
+import { transportChannel } from './postgres-wake-ups.ts';
 
 const skip = await postgresUnavailable();
 const conformanceSchema = testSchema('transport_conf');

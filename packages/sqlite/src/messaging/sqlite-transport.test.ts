@@ -7,7 +7,8 @@ import { createMessage } from '@factline/core';
 import { spawnTestChild, type TestChild, testTransportConformance, waitUntil } from '@factline/core/testing';
 import { getSqliteInbox, getSqliteTransport, openSqliteDatabase, type SqliteTransport } from '../index.ts';
 import { migrate } from '../migrations.ts';
-import { CLAIM_SQL, transportMigrations } from './sqlite-transport.ts';
+import { CLAIM_SQL } from './sqlite-claim.ts';
+import { transportMigrations } from './sqlite-transport-migrations.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-sqlite-transport-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,0 +1,79 @@
+import type { Message } from '@factline/core';
+import { claimStatement } from './postgres-claim.ts';
+
+/**
+ * The transport's statements on the queue tables of schema `s` (quoted). Rows are named by topic,
+ * group and seq, and a settle only changes a row while its lease is the one
+ * the delivery was handed.
+ */
+export function queueStatements(s: string) {
+  /**
+   * One row per message and registered group ($6 = one group only, for a
+   * redeliver), in publish order; a publish skips ids the group still holds; one
+   * notification when anything was inserted (sent at commit). Returns how many
+   * groups the topic has, read in the insert's own snapshot, so a publish that
+   * requires a subscription and finds none has written nothing.
+   */
+  const insert = (onConflict: string) => `WITH input AS (
+      SELECT u.id, u.key, u.body, u.deliver_at, u.ord
+        FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) WITH ORDINALITY AS u(id, key, body, deliver_at, ord)
+    ), inserted AS (
+      INSERT INTO ${s}.transport_messages (topic, group_name, id, key, message, visible_at)
+      SELECT g.topic, g.group_name, i.id, i.key, i.body::json, coalesce(i.deliver_at, now())
+        FROM ${s}.transport_groups g CROSS JOIN input i
+       WHERE g.topic = $1 AND ($6::text IS NULL OR g.group_name = $6::text)
+       ORDER BY g.group_name, i.ord
+      ${onConflict}
+      RETURNING 1
+    )
+    SELECT c.groups, CASE WHEN c.n > 0 THEN pg_notify($7, $8) END AS notified
+      FROM (SELECT (SELECT count(*) FROM inserted) AS n,
+                   (SELECT count(*)::int FROM ${s}.transport_groups WHERE topic = $1) AS groups) c`;
+
+  return {
+    /** Hands out up to `max` rows, each only with every earlier row of its key: see `claimStatement`. */
+    CLAIM: claimStatement(s),
+    REGISTER: `INSERT INTO ${s}.transport_groups (topic, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+    PUBLISH: insert('ON CONFLICT (topic, group_name, id) DO NOTHING'),
+    /**
+     * A redeliver (a dead-letter redrive) of a message the group still holds
+     * (its dead-lettering consumer has not acked it yet) makes that row due
+     * again under no lease: the pending ack then finds nothing to delete, and
+     * the message is delivered once more instead of being lost.
+     */
+    REDELIVER: insert(`ON CONFLICT (topic, group_name, id) DO UPDATE
+         SET message = excluded.message, visible_at = excluded.visible_at, lease = NULL, delivery_count = 0`),
+    /**
+     * Milliseconds until the group's next row not visible yet becomes so (null: none). Rows visible
+     * but held back behind their key's earlier rows are left out: waking for them would spin.
+     */
+    NEXT_DUE: `SELECT (extract(epoch FROM min(visible_at) - now()) * 1000)::float8 AS ms
+      FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2 AND visible_at > now()`,
+    ACK: `DELETE FROM ${s}.transport_messages
+     WHERE topic = $1 AND group_name = $2 AND seq = $3::bigint AND lease = $4::uuid`,
+    /** One row (the notification) when the row was released. */
+    RELEASE: `WITH released AS (
+      UPDATE ${s}.transport_messages
+         SET visible_at = now() + $5::float8 * interval '1 millisecond', lease = NULL
+       WHERE topic = $1 AND group_name = $2 AND seq = $3::bigint AND lease = $4::uuid
+      RETURNING 1
+    )
+    SELECT pg_notify($6, $7) FROM released`,
+    EXTEND: `UPDATE ${s}.transport_messages
+       SET visible_at = now() + $5::float8 * interval '1 millisecond'
+     WHERE topic = $1 AND group_name = $2 AND seq = $3::bigint AND lease = $4::uuid`,
+  };
+}
+
+export type QueueStatements = ReturnType<typeof queueStatements>;
+
+/** Publish columns, one array each, in publish order: ids, keys, messages as JSON, deliverAt (or null). */
+export function messageColumns(messages: readonly Message[]): [string[], string[], string[], (string | null)[]] {
+  // Checked by assertMessages first: ids and keys are names, deliverAt a valid Date, the rest JSON.
+  return [
+    messages.map((m) => m.id),
+    messages.map((m) => m.key),
+    messages.map((m) => JSON.stringify(m)),
+    messages.map((m) => (m.deliverAt ? m.deliverAt.toISOString() : null)),
+  ];
+}

@@ -1,0 +1,167 @@
+import { type Inbox, StoreClosedError, ValidationError } from '@factline/core';
+import { assertIntegerOption, isPromiseLike } from '@factline/core/adapter';
+import type { Database } from 'better-sqlite3';
+import { checkSqliteInboxOptions } from '../options.ts';
+import { toStorageError } from '../store/sqlite-errors.ts';
+import { withTransactionHandle } from '../transaction-handle.ts';
+import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
+import { guardConsumerStore, openConsumerTables, type SqliteConsumerStoreOptions } from './sqlite-consumer-tables.ts';
+
+export interface SqliteInboxOptions extends SqliteConsumerStoreOptions {
+  /**
+   * Group commit (default true): handler runs that arrive together (other
+   * keys, other consumers on this inbox) share one transaction, each inside a
+   * savepoint of its own, so one commit (one fsync) covers them all. A handler
+   * that throws rolls back its own savepoint only. Each caller learns its
+   * outcome once the shared commit is done. `false`: one transaction per
+   * message.
+   */
+  groupCommit?: boolean;
+  /** Most handler runs in one group commit. Default 256. */
+  maxGroup?: number;
+}
+
+interface Member {
+  consumer: string;
+  id: string;
+  at: number;
+  work: (tx: Database) => unknown;
+  ack: AckInTransaction | undefined;
+  resolve: (applied: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+type Outcome = { applied: boolean } | { error: unknown; fromHandler: boolean };
+
+/**
+ * A consumer inbox in the SQLite file (migration component `consumer`). With
+ * it, `createConsumer` runs each handler inside an IMMEDIATE transaction that
+ * first writes the inbox mark, and passes the handler the connection: rows
+ * the handler writes through it commit together with the mark, so a message
+ * is applied once even when the process dies between the handler and the ack.
+ * The handler gets a handle on the connection that refuses every statement
+ * (a `ValidationError` at `tx`) once its transaction ended, so nothing it
+ * writes can escape the transaction. The handler must be synchronous
+ * (better-sqlite3 transactions are): one that returns a promise fails with a
+ * `ValidationError`, and what it tries to write after an `await` is refused. With
+ * `groupCommit` (the default), runs that arrive together share a commit.
+ *
+ * @example
+ * const consumer = createConsumer({
+ *   name: 'billing', topic: 'orders', transport,
+ *   inbox: getSqliteInbox({ database: db }),
+ *   handler: (message, db) => {
+ *     db.prepare('INSERT INTO invoices (order_id) VALUES (?)').run(message.key);
+ *   },
+ * });
+ */
+export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
+  checkSqliteInboxOptions(options);
+  const db = openConsumerTables(options);
+  const groupCommit = options.groupCommit ?? true;
+  const maxGroup = assertIntegerOption(options.maxGroup, 'maxGroup', 1) ?? 256;
+  const has = db.prepare<[string, string]>('SELECT 1 FROM factline_inbox WHERE consumer = ? AND message_id = ?');
+  const mark = db.prepare<[string, string, number]>(
+    'INSERT OR IGNORE INTO factline_inbox (consumer, message_id, at) VALUES (?, ?, ?)',
+  );
+  const prune = db.prepare<[number]>('DELETE FROM factline_inbox WHERE at < ?');
+
+  /** One message: a savepoint when nested in a group's transaction. Throws `{ handler: error }` for the handler's errors. */
+  const one = db.transaction((member: Member): boolean => {
+    if (mark.run(member.consumer, member.id, member.at).changes === 0) return false;
+    let result: unknown;
+    try {
+      // A handle of its own, ended with its savepoint: nothing written through it later can land.
+      result = withTransactionHandle(db, member.work, 'an inbox handler');
+    } catch (error) {
+      throw new HandlerFailure(error);
+    }
+    if (isPromiseLike(result)) {
+      throw new HandlerFailure(
+        new ValidationError({
+          path: 'handler',
+          message:
+            'returned a promise: with the SQLite inbox the handler runs inside a synchronous transaction and must not be async',
+        }),
+      );
+    }
+    member.ack?.run();
+    return true;
+  });
+
+  const attempt = (member: Member): Outcome => {
+    try {
+      return { applied: one(member) };
+    } catch (error) {
+      if (error instanceof HandlerFailure) return { error: error.error, fromHandler: true };
+      return { error, fromHandler: false };
+    }
+  };
+
+  /** Runs `members` in one transaction, savepoint each; settles each caller after the commit. */
+  const group = db.transaction((members: Member[]) => members.map(attempt));
+  const runGroup = (members: Member[]) => {
+    let outcomes: Outcome[];
+    try {
+      if (!db.open) throw new StoreClosedError('inbox');
+      outcomes = group.immediate(members);
+    } catch (error) {
+      // BEGIN or COMMIT failed: nothing of the group was written.
+      const failure = toStorageError(error);
+      for (const member of members) member.reject(failure);
+      return;
+    }
+    members.forEach((member, i) => {
+      const outcome = outcomes[i] as Outcome;
+      if ('applied' in outcome) {
+        if (outcome.applied) member.ack?.committed();
+        member.resolve(outcome.applied);
+      } else {
+        // The handler's own errors go to the retry policy as they are.
+        member.reject(outcome.fromHandler ? outcome.error : toStorageError(outcome.error));
+      }
+    });
+  };
+
+  let queue: Member[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    while (queue.length > 0) {
+      const members = queue.slice(0, maxGroup);
+      queue = queue.slice(members.length);
+      runGroup(members);
+    }
+  };
+
+  return {
+    has: async (consumer, id) => guardConsumerStore(db, () => has.get(consumer, id) !== undefined, 'inbox'),
+    add: async (consumer, id, at) => {
+      guardConsumerStore(db, () => mark.run(consumer, id, at.getTime()), 'inbox');
+    },
+    prune: async (before) => {
+      guardConsumerStore(db, () => prune.run(before.getTime()), 'inbox');
+    },
+    applyOnce(consumer, id, at, work, delivery) {
+      if (!db.open) return Promise.reject(new StoreClosedError('inbox'));
+      // The transport's delivery, when it lives on this connection, is acked in the same transaction.
+      const ack = ackInTransactionOf(delivery);
+      const ackHere = ack?.database === db ? ack : undefined;
+      return new Promise<boolean>((resolve, reject) => {
+        const member: Member = { consumer, id, at: at.getTime(), work, ack: ackHere, resolve, reject };
+        if (!groupCommit) return runGroup([member]);
+        queue.push(member);
+        if (!scheduled) {
+          scheduled = true;
+          // Runs arriving in this turn of the event loop (other lanes, other consumers) join the group.
+          setImmediate(flush);
+        }
+      });
+    },
+  };
+}
+
+/** Carries a handler's error out of the savepoint, told apart from the inbox's own failures. */
+class HandlerFailure {
+  constructor(readonly error: unknown) {}
+}

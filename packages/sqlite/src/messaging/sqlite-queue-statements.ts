@@ -1,0 +1,65 @@
+import { type Message, NoSubscriptionError } from '@factline/core';
+import { messageToJson } from '@factline/core/adapter';
+import type { Database, Statement, Transaction } from 'better-sqlite3';
+
+/**
+ * The transport's statements on the queue tables, prepared once per
+ * connection, and its two write transactions (run them IMMEDIATE): a publish
+ * copies each message to every group of the topic, a redeliver to one group.
+ */
+export interface QueueStatements {
+  addGroup: Statement<[string, string, number]>;
+  /** When the group's next row not visible at the given time becomes so. */
+  nextDue: Statement<[string, string, number], { next: number | null }>;
+  ack: Statement<[number, string]>;
+  release: Statement<[number, number, string]>;
+  extend: Statement<[number, number, string]>;
+  /** A redeliver: the messages to the groups given (one). */
+  insertAll: Transaction<(topic: string, groups: readonly string[], messages: readonly Message[]) => void>;
+  /** A publish: returns the groups written to; with `required`, throws `NoSubscriptionError` when there are none. */
+  publish: Transaction<(topic: string, messages: readonly Message[], required: boolean) => string[]>;
+}
+
+export function prepareQueueStatements(db: Database): QueueStatements {
+  const groupsOf = db.prepare<[string], { group_name: string }>(
+    'SELECT group_name FROM factline_transport_groups WHERE topic = ?',
+  );
+  const insert = db.prepare<[string, string, string, string, string, number]>(
+    `INSERT INTO factline_transport_messages (topic, group_name, message_id, message, key, visible_at)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+  );
+
+  const insertAll = db.transaction((topic: string, groups: readonly string[], messages: readonly Message[]) => {
+    for (const group of groups) {
+      for (const message of messages) {
+        insert.run(topic, group, message.id, messageToJson(message), message.key, message.deliverAt?.getTime() ?? 0);
+      }
+    }
+  });
+
+  return {
+    addGroup: db.prepare<[string, string, number]>(
+      'INSERT OR IGNORE INTO factline_transport_groups (topic, group_name, created_at) VALUES (?, ?, ?)',
+    ),
+    // Rows visible but held back behind their key's earlier rows are not due: waking for them would spin.
+    nextDue: db.prepare<[string, string, number], { next: number | null }>(
+      `SELECT MIN(visible_at) AS next FROM factline_transport_messages
+       WHERE topic = ? AND group_name = ? AND visible_at > ?`,
+    ),
+    ack: db.prepare<[number, string]>('DELETE FROM factline_transport_messages WHERE seq = ? AND lease = ?'),
+    release: db.prepare<[number, number, string]>(
+      'UPDATE factline_transport_messages SET visible_at = ?, lease = NULL WHERE seq = ? AND lease = ?',
+    ),
+    extend: db.prepare<[number, number, string]>(
+      'UPDATE factline_transport_messages SET visible_at = ? WHERE seq = ? AND lease = ?',
+    ),
+    insertAll,
+    publish: db.transaction((topic: string, messages: readonly Message[], required: boolean) => {
+      const groups = groupsOf.all(topic).map((row) => row.group_name);
+      // Inside the write transaction: no subscription can be declared between this check and the insert.
+      if (required && groups.length === 0) throw new NoSubscriptionError(topic);
+      insertAll(topic, groups, messages);
+      return groups;
+    }),
+  };
+}
