@@ -54,6 +54,7 @@ export {
   type ShutdownService,
   testShutdownOrders,
 } from './shutdown-orders.ts';
+export { type StartUpBackend, type StartUpOrdersOptions, testStartUpOrders } from './start-up-orders.ts';
 export {
   type ReceiveOptions,
   type TransportCaseContext,
