@@ -206,9 +206,8 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
     const work = once(`group ${groupKey(topic, group)}`, (channel) =>
       declareGroup(channel, names, topic, group, options, declared),
     );
-    let pending = declaring.get(topic);
-    if (!pending) declaring.set(topic, (pending = new Set()));
-    const tracked = pending;
+    const tracked = declaring.get(topic) ?? new Set<Promise<void>>();
+    declaring.set(topic, tracked);
     tracked.add(work);
     const forget = () => {
       tracked.delete(work);
