@@ -16,7 +16,7 @@ export interface Entry {
   generation: number;
   /** Not handed out before this time (held for a short delay, in flight, or released). */
   visibleAt: number;
-  /** Hand-outs so far, counting the broker's redeliveries and earlier delay hops. */
+  /** Hand-outs so far, in this process and before its delay hops (not the broker's own redeliveries). */
   count: number;
   /** Bumped on every hand-out, so a settle from an expired delivery is ignored. */
   lease: number;
@@ -33,12 +33,14 @@ export interface Settler {
   delay(entry: Entry, dueAt: number): Promise<boolean>;
 }
 
-/** Parsed from a delivery: the envelope, the broker's and the transport's counts, and when it is due. */
+/** Parsed from a delivery: the envelope, the hand-outs before its delay hops, and when it is due. */
 export function readIncoming(raw: ConsumeMessage): { message: Message; count: number; dueAt: number } {
   const message = messageFromJson(raw.content.toString('utf8'));
   const headers = raw.properties.headers ?? {};
   const number = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
-  const count = number(headers['x-delivery-count']) + number(headers[COUNT_HEADER]);
+  // The broker's x-delivery-count also counts messages prefetched but never handed out when a connection
+  // dropped: the count here is what this transport saw (hand-outs here, carried across delay hops).
+  const count = number(headers[COUNT_HEADER]);
   const dueAt = Math.max(number(headers[DUE_HEADER]), message.deliverAt?.getTime() ?? 0);
   return { message, count, dueAt };
 }
