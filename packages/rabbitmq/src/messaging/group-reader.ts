@@ -17,8 +17,8 @@ export interface ReaderContext {
   deadLetters: DeadLetterStore | undefined;
   /** The open connection, or undefined while the transport reconnects. */
   connection(): ChannelModel | undefined;
-  /** Declares the group's queues (and the delay tier, when given) on the current connection. */
-  declareGroup(): Promise<void>;
+  /** Declares the group's queues on the current connection; `again`: even if this connection did already. */
+  declareGroup(again: boolean): Promise<void>;
   declareTier(tier: number, kind: TierKind): Promise<void>;
   /** Publishes with confirms; rejects when the broker did not confirm. */
   publish(items: readonly Outgoing[]): Promise<unknown>;
@@ -42,6 +42,8 @@ export function createGroupReader(context: ReaderContext) {
   let restartTimer: ReturnType<typeof setTimeout> | undefined;
   let restartAttempt = 0;
   let starting: Promise<void> | undefined;
+  /** Set by a cancel from the server: its queue may be gone, declare it again. */
+  let redeclare = false;
 
   const buffer = createDeliveryBuffer(
     {
@@ -171,7 +173,8 @@ export function createGroupReader(context: ReaderContext) {
       buffer.dropGeneration(seen - 1);
       let own: Channel | undefined;
       try {
-        await context.declareGroup();
+        await context.declareGroup(redeclare);
+        redeclare = false;
         own = await connection.createChannel();
         own.on('error', () => undefined);
         own.on('close', () => {
@@ -192,6 +195,7 @@ export function createGroupReader(context: ReaderContext) {
             context.report(new TransportError(`RabbitMQ cancelled the consumer of queue '${queue}'`), 'consume');
             if (channel === own) {
               channel = undefined;
+              redeclare = true;
               buffer.dropGeneration(seen);
               own?.close().catch(() => undefined);
               scheduleRestart();

@@ -73,8 +73,6 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
   const declared: Declared = { exchanges: new Set([names.exchange, names.deadExchange]), queues: new Set() };
   /** Group declarations and delay tiers done on the current connection (cleared on reconnect). */
   let declaredNow = new Map<string, Promise<void>>();
-  /** Every (topic, group) declared: declared again after a reconnect. */
-  const groups = new Map<string, { topic: string; group: string }>();
   const readers = new Map<string, { reader: GroupReader; users: number }>();
   let link: Link | undefined;
   let closed = false;
@@ -201,8 +199,8 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
   /** Per topic, the group declarations under way: a publish waits for them (a subscribe is synchronous). */
   const declaring = new Map<string, Set<Promise<void>>>();
 
-  const declare = (topic: string, group: string): Promise<void> => {
-    groups.set(groupKey(topic, group), { topic, group });
+  const declare = (topic: string, group: string, again = false): Promise<void> => {
+    if (again) declaredNow.delete(`group ${groupKey(topic, group)}`);
     const work = once(`group ${groupKey(topic, group)}`, (channel) =>
       declareGroup(channel, names, topic, group, options, declared),
     );
@@ -330,7 +328,7 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
           deliveryLimit: options.deliveryLimit,
           deadLetters: options.deadLetters,
           connection: () => link?.connection,
-          declareGroup: () => declare(topic, group),
+          declareGroup: (again) => declare(topic, group, again),
           declareTier,
           publish: (items) => current().publisher.publish(items),
           report,
