@@ -167,7 +167,8 @@ export function createGroupReader(context: ReaderContext) {
   const start = (): Promise<void> => {
     starting ??= (async () => {
       const connection = context.connection();
-      if (stopped || !connection) return;
+      // Consuming already (a restart timer and a resume may both ask): one channel per reader.
+      if (stopped || !connection || channel) return;
       generation += 1;
       const seen = generation;
       buffer.dropGeneration(seen - 1);
@@ -235,6 +236,7 @@ export function createGroupReader(context: ReaderContext) {
     /** After a reconnect: the old channel is gone with its messages; consume again. */
     resume() {
       if (stopped) return;
+      // The old channel went with the old connection.
       channel = undefined;
       buffer.dropGeneration(generation);
       void start();
