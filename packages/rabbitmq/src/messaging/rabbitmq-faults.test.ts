@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createMessage, type Delivery, type Subscription } from '@factline/core';
+import { createMessage, type Delivery, getInMemoryDeadLetterStore, type Subscription } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import amqp from 'amqplib';
 import { closeConnectionFromServer } from '../fixtures/close-connection.ts';
@@ -100,6 +100,37 @@ describe('rabbitmq transport faults on the shared broker (only this test’s con
     assert.equal(delivery.message.id, second.id);
     await delivery.ack();
     await subscription.close();
+    await transport.close();
+  });
+
+  it('a message handed out past the delivery limit without an ack: the broker dead-letters it into the deadLetters store', async () => {
+    const deadLetters = getInMemoryDeadLetterStore();
+    const transport = await getRabbitTransport({
+      url: amqpUrl,
+      application: testApplication('limit'),
+      partitions: 1,
+      deliveryLimit: 1,
+      deadLetters,
+    });
+    created.push(transport);
+    await transport.declareSubscription('orders', 'billing');
+    const poison = createMessage({ type: 'Placed', data: { poison: true } });
+    await transport.publish('orders', [poison]);
+    // As a process dying with it unacknowledged, twice: each closed subscription gives it back to the broker.
+    for (let i = 0; i < 2; i++) {
+      const subscription = transport.subscribe('orders', 'billing');
+      assert.equal((await receiveOne(subscription)).message.id, poison.id);
+      await subscription.close();
+    }
+    // The next reader of the group drains the dead-letter queue into the store.
+    const reader = transport.subscribe('orders', 'billing');
+    await waitUntil(async () => (await deadLetters.list()).length === 1, 'the broker dead letter in the store', 15_000);
+    const [record] = await deadLetters.list();
+    assert.equal(record?.message.id, poison.id);
+    assert.equal(record?.consumer, 'billing');
+    assert.match(record?.reason ?? '', /delivery limit exceeded/);
+    assert.deepEqual(await reader.receive(1, 300, never()), [], 'it is not delivered again');
+    await reader.close();
     await transport.close();
   });
 });
