@@ -4,6 +4,7 @@ import { pipelineWorkloads } from './workloads/pipeline.ts';
 import { postgresWorkloads } from './workloads/postgres.ts';
 import { postgresScanWorkloads } from './workloads/postgres-scan.ts';
 import { projectionWorkloads } from './workloads/projections.ts';
+import { rabbitmqWorkloads } from './workloads/rabbitmq.ts';
 import { sqliteWorkloads } from './workloads/sqlite.ts';
 import { sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
 
@@ -14,4 +15,5 @@ export const workloads: Workload[] = [
   ...postgresScanWorkloads,
   ...projectionWorkloads,
   ...pipelineWorkloads,
+  ...rabbitmqWorkloads,
 ];

@@ -3,6 +3,7 @@ import { runWorkload, writeResults } from './harness.ts';
 import { removePipelineFiles } from './workloads/pipeline.ts';
 import { dropPostgresScanSchemas } from './workloads/postgres-scan.ts';
 import { removeProjectionFiles } from './workloads/projections.ts';
+import { removeRabbitFiles } from './workloads/rabbitmq.ts';
 import { removeScanFiles } from './workloads/sqlite-scan.ts';
 
 const filter = process.argv[2] ?? '';
@@ -19,6 +20,7 @@ try {
   removeScanFiles();
   removeProjectionFiles();
   removePipelineFiles();
+  removeRabbitFiles();
   await dropPostgresScanSchemas();
 }
 writeResults(new URL('../results/latest.json', import.meta.url), filter);

@@ -9,7 +9,7 @@ const execFileAsync = promisify(execFile);
 export const workspaceRoot = new URL('../../', import.meta.url).pathname;
 
 /** The packages that are published, by folder under `packages/`. */
-export const publishedPackages = ['core', 'sqlite', 'postgres'] as const;
+export const publishedPackages = ['core', 'sqlite', 'postgres', 'rabbitmq'] as const;
 
 /** What `npm pack --json` reports for one tarball. */
 export interface PackedPackage {

@@ -11,6 +11,13 @@ import {
   testSchema,
 } from '../../packages/postgres/src/fixtures/server.ts';
 import {
+  amqpUrl,
+  namesOf,
+  rabbitUnavailable,
+  removeTopology,
+  testApplication,
+} from '../../packages/rabbitmq/src/fixtures/server.ts';
+import {
   installApp,
   type Manifest,
   type PackedPackage,
@@ -113,6 +120,18 @@ test('the READMEs examples type-check with skipLibCheck off, then run with plain
   assert.deepEqual(JSON.parse(core), { state: { total: 5 }, version: 2 });
   const sqlite = await run(process.execPath, ['dist/sqlite.js'], { cwd: app, env: plainEnv });
   assert.deepEqual(JSON.parse(sqlite), [['order-1', 1, 'OrderPlaced']]);
+  const noBroker = await rabbitUnavailable();
+  if (noBroker) t.diagnostic(`the RabbitMQ example did not run: ${noBroker}`);
+  else {
+    const application = testApplication('pack');
+    try {
+      const env = { ...plainEnv, AMQP_URL: amqpUrl, FACTLINE_APPLICATION: application };
+      const rabbitmq = await run(process.execPath, ['dist/rabbitmq.js'], { cwd: app, env });
+      assert.deepEqual(JSON.parse(rabbitmq), { type: 'OrderPlaced', key: 'order-1' });
+    } finally {
+      await removeTopology([{ declared: namesOf(application, [['orders', 'billing']]) }]);
+    }
+  }
   const skip = await postgresUnavailable();
   if (skip) return t.skip(skip);
   const schema = testSchema('pack');

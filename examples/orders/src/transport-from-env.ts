@@ -17,7 +17,9 @@ type BrokerOpener = (url: string) => Promise<ExampleTransport>;
  * The brokers the example can run on, by URL scheme. Each entry loads its
  * module only when chosen, so the SQLite default needs no broker package.
  */
-const brokers: Record<string, () => Promise<BrokerOpener>> = {};
+const brokers: Record<string, () => Promise<BrokerOpener>> = {
+  amqp: () => import('./transports/amqp.ts').then((m) => m.open),
+};
 
 /**
  * `FACTLINE_TRANSPORT` unset or empty: the SQLite transport in the store's

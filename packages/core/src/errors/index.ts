@@ -211,6 +211,18 @@ export class StorageError extends FactlineError {
   }
 }
 
+/**
+ * A message broker refused or failed an operation: unreachable, credentials
+ * refused, a connection or channel closed, a publish nacked by the broker.
+ * `retryable` says whether trying again can help (an outage: yes; refused
+ * credentials: no).
+ */
+export class TransportError extends FactlineError {
+  constructor(message: string, options: FactlineErrorOptions = {}) {
+    super('TRANSPORT', message, { retryable: true, ...options });
+  }
+}
+
 function hasCode(error: unknown, code: FactlineErrorCode): boolean {
   return isFactlineError(error) && error.code === code;
 }
@@ -233,5 +245,6 @@ export const isProjectionSupersededError = (e: unknown): e is ProjectionSupersed
   hasCode(e, 'PROJECTION_SUPERSEDED');
 export const isTimeoutError = (e: unknown): e is TimeoutError => hasCode(e, 'TIMEOUT');
 export const isStorageError = (e: unknown): e is StorageError => hasCode(e, 'STORAGE');
+export const isTransportError = (e: unknown): e is TransportError => hasCode(e, 'TRANSPORT');
 export const isNonRetryableError = (e: unknown): e is NonRetryableError => hasCode(e, 'NON_RETRYABLE');
 export const isNoSubscriptionError = (e: unknown): e is NoSubscriptionError => hasCode(e, 'NO_SUBSCRIPTION');

@@ -1,0 +1,4 @@
+export { assertAmqpUrl, redactUrl } from './connection.ts';
+export { getRabbitTransport, type RabbitTransport } from './messaging/rabbitmq-transport.ts';
+export type { RabbitErrorStage, RabbitTransportOptions } from './options.ts';
+export { delayTiers, partitionOf, topologyNames } from './topology.ts';

@@ -1,0 +1,262 @@
+import { type DeadLetter, type DeadLetterStore, TransportError, uuidv7 } from '@factline/core';
+import { messageFromJson } from '@factline/core/adapter';
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import type { RabbitErrorStage } from '../options.ts';
+import { delayTierFor, localHoldMs, type Names, type TierKind } from '../topology.ts';
+import type { Outgoing } from './publish.ts';
+import { COUNT_HEADER, createDeliveryBuffer, DUE_HEADER, type Entry, readIncoming } from './receive.ts';
+
+/** What a group reader needs from its transport. */
+export interface ReaderContext {
+  names: Names;
+  topic: string;
+  group: string;
+  partitions: number;
+  prefetch: number;
+  deliveryLimit: number;
+  deadLetters: DeadLetterStore | undefined;
+  /** The open connection, or undefined while the transport reconnects. */
+  connection(): ChannelModel | undefined;
+  /** Declares the group's queues on the current connection; `again`: even if this connection did already. */
+  declareGroup(again: boolean): Promise<void>;
+  declareTier(tier: number, kind: TierKind): Promise<void>;
+  /** Publishes with confirms; rejects when the broker did not confirm. */
+  publish(items: readonly Outgoing[]): Promise<unknown>;
+  report(error: unknown, stage: RabbitErrorStage): void;
+}
+
+/**
+ * One process's reader of one group: a channel consuming each partition queue
+ * (single active consumer: while this process is active on a partition no
+ * other process gets its messages), the dead-letter queue drained into the
+ * dead-letter store, and the buffer its subscriptions receive from. A cancel
+ * from the server or a lost channel is reported and the reader starts over
+ * (declaring the queues again); after a reconnect the transport calls
+ * `resume`.
+ */
+export function createGroupReader(context: ReaderContext) {
+  const { names, topic, group } = context;
+  let generation = 0;
+  let channel: Channel | undefined;
+  let stopped = false;
+  let restartTimer: ReturnType<typeof setTimeout> | undefined;
+  let restartAttempt = 0;
+  let starting: Promise<void> | undefined;
+  /** Set by a cancel from the server: its queue may be gone, declare it again. */
+  let redeclare = false;
+
+  const buffer = createDeliveryBuffer(
+    {
+      generation: () => generation,
+      ack(entry) {
+        if (entry.generation !== generation || !channel) return;
+        try {
+          channel.ack(entry.raw);
+        } catch {
+          // The channel closed: the broker takes the message back and hands it out again.
+        }
+      },
+      async delay(entry, dueAt) {
+        return delayEntry(entry, dueAt, entry.count);
+      },
+    },
+    { parkGraceMs: 5000, holdBelowMs: localHoldMs },
+  );
+
+  /** Re-publishes `entry` through the delay tier for what is left until `dueAt`, then acks it. */
+  const delayEntry = async (entry: Entry, dueAt: number, count: number): Promise<boolean> => {
+    const tier = delayTierFor(dueAt - Date.now());
+    if (tier === undefined) return false;
+    const seen = generation;
+    try {
+      await context.declareTier(tier, 'retry');
+      await context.publish([
+        {
+          exchange: names.tier(tier, 'retry'),
+          routingKey: names.groupQueue(topic, group, entry.partition),
+          content: entry.raw.content,
+          headers: { [COUNT_HEADER]: count, [DUE_HEADER]: dueAt },
+          messageId: entry.message.id,
+        },
+      ]);
+    } catch (error) {
+      context.report(error, 'delay');
+      return false;
+    }
+    // The copy is confirmed; the original goes. A channel lost meanwhile returns it: a duplicate, never a loss.
+    if (seen === generation && channel) {
+      try {
+        channel.ack(entry.raw);
+      } catch {
+        // As above.
+      }
+    }
+    return true;
+  };
+
+  const onMessage = async (raw: ConsumeMessage, partition: number, seen: number) => {
+    let incoming: ReturnType<typeof readIncoming>;
+    try {
+      incoming = readIncoming(raw);
+    } catch (error) {
+      // Not a Factline message: to the dead-letter queue rather than around forever.
+      context.report(new TransportError(`an unreadable message in ${topic}/${group}`, { cause: error }), 'consume');
+      channel?.nack(raw, false, false);
+      return;
+    }
+    const entry: Entry = {
+      message: incoming.message,
+      raw,
+      partition,
+      generation: seen,
+      visibleAt: incoming.dueAt,
+      count: incoming.count,
+      lease: 0,
+      holder: undefined,
+    };
+    if (incoming.dueAt - Date.now() >= localHoldMs && (await delayEntry(entry, incoming.dueAt, incoming.count))) return;
+    if (seen === generation) buffer.add(entry);
+  };
+
+  const onDeadLetter = async (raw: ConsumeMessage, own: Channel) => {
+    const store = context.deadLetters;
+    if (!store) return;
+    try {
+      const message = messageFromJson(raw.content.toString('utf8'));
+      const at = new Date();
+      const record: DeadLetter = {
+        id: uuidv7(),
+        consumer: group,
+        topic,
+        message,
+        error: {
+          type: 'DeliveryLimitExceeded',
+          message: `handed out more than ${context.deliveryLimit} times without an acknowledgement (x-delivery-limit)`,
+        },
+        reason: 'the broker dead-lettered it: delivery limit exceeded',
+        attempts: context.deliveryLimit,
+        firstFailureAt: at,
+        lastFailureAt: at,
+        deadLetteredAt: at,
+        redrives: [],
+        state: 'dead',
+      };
+      await store.add(record);
+      own.ack(raw);
+    } catch (error) {
+      context.report(error, 'dead-letters');
+      // Kept in the queue; the next start of the reader tries again.
+      try {
+        own.nack(raw, false, true);
+      } catch {
+        // The channel closed: the broker keeps it.
+      }
+    }
+  };
+
+  const scheduleRestart = () => {
+    if (stopped || restartTimer) return;
+    restartAttempt += 1;
+    const delay = Math.min(5000, 100 * 2 ** Math.min(restartAttempt - 1, 6));
+    restartTimer = setTimeout(() => {
+      restartTimer = undefined;
+      if (!stopped && context.connection()) void start();
+    }, delay);
+  };
+
+  const start = (): Promise<void> => {
+    starting ??= (async () => {
+      const connection = context.connection();
+      // Consuming already (a restart timer and a resume may both ask): one channel per reader.
+      if (stopped || !connection || channel) return;
+      generation += 1;
+      const seen = generation;
+      buffer.dropGeneration(seen - 1);
+      let own: Channel | undefined;
+      try {
+        await context.declareGroup(redeclare);
+        redeclare = false;
+        own = await connection.createChannel();
+        own.on('error', () => undefined);
+        own.on('close', () => {
+          if (channel !== own) return;
+          channel = undefined;
+          buffer.dropGeneration(seen);
+          if (!stopped && context.connection()) {
+            context.report(new TransportError(`the channel of ${topic}/${group} closed`), 'consume');
+            scheduleRestart();
+          }
+        });
+        channel = own;
+        await own.prefetch(context.prefetch);
+        const consumeFrom = async (queue: string, handle: (raw: ConsumeMessage) => void) => {
+          await own?.consume(queue, (raw) => {
+            if (raw) return handle(raw);
+            // Cancelled by the server (queue deleted, node lost): a fault, never a silently dead consumer.
+            context.report(new TransportError(`RabbitMQ cancelled the consumer of queue '${queue}'`), 'consume');
+            if (channel === own) {
+              channel = undefined;
+              redeclare = true;
+              buffer.dropGeneration(seen);
+              own?.close().catch(() => undefined);
+              scheduleRestart();
+            }
+          });
+        };
+        // A random first partition, so processes starting together spread the active consumers.
+        const offset = Math.floor(Math.random() * context.partitions);
+        for (let i = 0; i < context.partitions; i++) {
+          const partition = (offset + i) % context.partitions;
+          await consumeFrom(names.groupQueue(topic, group, partition), (raw) => {
+            void onMessage(raw, partition, seen);
+          });
+        }
+        if (context.deadLetters) {
+          const drain = own;
+          await consumeFrom(names.deadQueue(topic, group), (raw) => void onDeadLetter(raw, drain));
+        }
+        restartAttempt = 0;
+      } catch (error) {
+        if (channel === own) channel = undefined;
+        own?.close().catch(() => undefined);
+        if (!stopped) {
+          context.report(error, 'consume');
+          scheduleRestart();
+        }
+      }
+    })().finally(() => {
+      starting = undefined;
+    });
+    return starting;
+  };
+
+  return {
+    buffer,
+    start,
+    /** After a reconnect: the old channel is gone with its messages; consume again. */
+    resume() {
+      if (stopped) return;
+      // The old channel went with the old connection.
+      channel = undefined;
+      buffer.dropGeneration(generation);
+      void start();
+    },
+    /** Stops consuming; what is held and unacknowledged goes back to the broker, in order. */
+    async stop() {
+      stopped = true;
+      clearTimeout(restartTimer);
+      await starting?.catch(() => undefined);
+      // A release on its way to a delay tier acks its message once the copy is confirmed.
+      await buffer.settled(5000);
+      buffer.close();
+      const own = channel;
+      channel = undefined;
+      if (own) {
+        // Closing the channel returns every unacknowledged message to its queue.
+        await own.close().catch(() => undefined);
+      }
+    },
+  };
+}
+
+export type GroupReader = ReturnType<typeof createGroupReader>;

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { createMessage, type Delivery, getInMemoryDeadLetterStore, type Subscription } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
+import amqp from 'amqplib';
+import { closeConnectionFromServer } from '../fixtures/close-connection.ts';
+import { amqpUrl, rabbitUnavailable, removeTopology, testApplication } from '../fixtures/server.ts';
+import { topologyNames } from '../topology.ts';
+import { getRabbitTransport, type RabbitTransport } from './rabbitmq-transport.ts';
+
+const skip = await rabbitUnavailable();
+const never = () => new AbortController().signal;
+const created: RabbitTransport[] = [];
+
+/** Receives until one delivery came, failing after `ms`. */
+async function receiveOne(subscription: Subscription, ms = 15_000): Promise<Delivery> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const [delivery] = await subscription.receive(1, 200, never());
+    if (delivery) return delivery;
+  }
+  assert.fail(`nothing received in ${ms} ms`);
+}
+
+describe('rabbitmq transport faults on the shared broker (only this test’s connection and queues)', { skip }, () => {
+  after(() => removeTopology(created));
+
+  it('its connection closed by the server: a publish meanwhile rejects (retryable), then it reconnects and the subscription resumes', async () => {
+    const errors: string[] = [];
+    const transport = await getRabbitTransport({
+      url: amqpUrl,
+      application: testApplication('faults'),
+      partitions: 2,
+      // Slow enough to publish into the outage, fast enough for the test.
+      reconnectMinMs: 1500,
+      reconnectMaxMs: 2000,
+      onError: (_error, { stage }) => errors.push(stage),
+    });
+    created.push(transport);
+    const subscription = transport.subscribe('orders', 'billing');
+    await transport.declareSubscription('orders', 'billing');
+    const before = createMessage({ type: 'Placed', key: 'k', data: { n: 1 } });
+    await transport.publish('orders', [before]);
+    await (await receiveOne(subscription)).ack();
+
+    assert.ok(await closeConnectionFromServer(transport.connectionName), 'the test found its connection');
+    await waitUntil(() => !transport.connected(), 'the transport to notice the lost connection', 10_000);
+    await assert.rejects(transport.publish('orders', [createMessage({ type: 'Placed', data: {} })]), {
+      code: 'TRANSPORT',
+      retryable: true,
+    });
+    assert.ok(errors.includes('connection'), 'onError was told of the lost connection');
+
+    await waitUntil(() => transport.connected(), 'the transport to reconnect', 15_000);
+    const afterwards = createMessage({ type: 'Placed', key: 'k', data: { n: 2 } });
+    await transport.publish('orders', [afterwards]);
+    const delivery = await receiveOne(subscription);
+    assert.equal(delivery.message.id, afterwards.id, 'the subscription made before the outage receives again');
+    await delivery.ack();
+    await subscription.close();
+    await transport.close();
+  });
+
+  it('a consumer cancelled by the server (its queue deleted) is reported, declared again and consumes again', async () => {
+    const errors: string[] = [];
+    const application = testApplication('cancel');
+    const transport = await getRabbitTransport({
+      url: amqpUrl,
+      application,
+      partitions: 1,
+      onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
+    });
+    created.push(transport);
+    const subscription = transport.subscribe('orders', 'billing');
+    await transport.declareSubscription('orders', 'billing');
+    const first = createMessage({ type: 'Placed', data: { n: 1 } });
+    await transport.publish('orders', [first]);
+    await (await receiveOne(subscription)).ack();
+
+    const admin = await amqp.connect(amqpUrl);
+    try {
+      const channel = await admin.createChannel();
+      await channel.deleteQueue(topologyNames(application).groupQueue('orders', 'billing', 0));
+    } finally {
+      await admin.close();
+    }
+    await waitUntil(() => errors.some((e) => /cancelled the consumer/.test(e)), 'the cancel to be reported', 10_000);
+    // Declared again by the reader: a publish that requires a subscription finds one.
+    const second = createMessage({ type: 'Placed', data: { n: 2 } });
+    await waitUntil(
+      async () =>
+        transport.publish('orders', [second], { requireSubscription: true }).then(
+          () => true,
+          () => false,
+        ),
+      'the queue to be declared again',
+      10_000,
+    );
+    const delivery = await receiveOne(subscription);
+    assert.equal(delivery.message.id, second.id);
+    await delivery.ack();
+    await subscription.close();
+    await transport.close();
+  });
+
+  it('a message handed out past the delivery limit without an ack: the broker dead-letters it into the deadLetters store', async () => {
+    const deadLetters = getInMemoryDeadLetterStore();
+    const transport = await getRabbitTransport({
+      url: amqpUrl,
+      application: testApplication('limit'),
+      partitions: 1,
+      deliveryLimit: 1,
+      deadLetters,
+    });
+    created.push(transport);
+    await transport.declareSubscription('orders', 'billing');
+    const poison = createMessage({ type: 'Placed', data: { poison: true } });
+    await transport.publish('orders', [poison]);
+    // As a process dying with it unacknowledged, twice: each closed subscription gives it back to the broker.
+    for (let i = 0; i < 2; i++) {
+      const subscription = transport.subscribe('orders', 'billing');
+      assert.equal((await receiveOne(subscription)).message.id, poison.id);
+      await subscription.close();
+    }
+    // The next reader of the group drains the dead-letter queue into the store.
+    const reader = transport.subscribe('orders', 'billing');
+    await waitUntil(async () => (await deadLetters.list()).length === 1, 'the broker dead letter in the store', 15_000);
+    const [record] = await deadLetters.list();
+    assert.equal(record?.message.id, poison.id);
+    assert.equal(record?.consumer, 'billing');
+    assert.match(record?.reason ?? '', /delivery limit exceeded/);
+    assert.deepEqual(await reader.receive(1, 300, never()), [], 'it is not delivered again');
+    await reader.close();
+    await transport.close();
+  });
+});

@@ -1,0 +1,383 @@
+import {
+  type DeadLetterStore,
+  type Message,
+  NoSubscriptionError,
+  StoreClosedError,
+  type SubscribeOptions,
+  type Subscription,
+  type Transport,
+  TransportError,
+} from '@factline/core';
+import {
+  assertMessages,
+  assertName,
+  checkSubscribeOptions,
+  checkTransportPublishOptions,
+  messageToJson,
+} from '@factline/core/adapter';
+import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
+import { assertAmqpUrl, openConnection, reconnectDelay, redactUrl } from '../connection.ts';
+import { checkRabbitTransportOptions, type RabbitErrorStage, type RabbitTransportOptions } from '../options.ts';
+import {
+  type Declared,
+  declareDelayTier,
+  declareExchanges,
+  declareGroup,
+  delayTierFor,
+  delayTiers,
+  fitsAmqpName,
+  localHoldMs,
+  partitionOf,
+  type TierKind,
+  topologyNames,
+} from '../topology.ts';
+import { createGroupReader, type GroupReader } from './group-reader.ts';
+import { createPublisher, type Outgoing, type Publisher } from './publish.ts';
+import { DUE_HEADER } from './receive.ts';
+
+export interface RabbitTransport extends Transport {
+  /** The exchanges and queues this transport declared (the application's, as far as it used them). */
+  readonly declared: Declared;
+  /** True while connected; false while it reconnects. */
+  connected(): boolean;
+  /** The name the connection shows in the broker (`rabbitmqctl list_connections name client_properties`). */
+  readonly connectionName: string;
+}
+
+interface Link {
+  connection: ChannelModel;
+  channel: ConfirmChannel;
+  publisher: Publisher;
+}
+
+/**
+ * The transport on RabbitMQ: a topic exchange per application, per
+ * (topic, group) `partitions` quorum queues with single active consumer, a
+ * delivery limit and a dead-letter queue; publishes persistent, mandatory
+ * and confirmed; delays through TTL tiers that dead-letter back to the
+ * group queue. Reconnects by itself with backoff, declares its topology
+ * again and resumes its subscriptions. Rejects at start with a
+ * `TransportError` when the broker is unreachable or refuses the credentials.
+ *
+ * @example
+ * const transport = await getRabbitTransport({ url: 'amqp://guest:guest@127.0.0.1:5672', application: 'shop' });
+ * await transport.publish('orders', [createMessage({ type: 'OrderPlaced', key: 'order-1', data: {} })]);
+ */
+export async function getRabbitTransport(given: RabbitTransportOptions): Promise<RabbitTransport> {
+  const options = checkRabbitTransportOptions(given);
+  assertAmqpUrl(options.url);
+  const names = topologyNames(options.application);
+  const connectionName =
+    options.connectionName ??
+    `factline ${options.application} ${process.pid} ${Math.random().toString(36).slice(2, 8)}`;
+  const declared: Declared = { exchanges: new Set([names.exchange, names.deadExchange]), queues: new Set() };
+  /** Group declarations and delay tiers done on the current connection (cleared on reconnect). */
+  let declaredNow = new Map<string, Promise<void>>();
+  const readers = new Map<string, { reader: GroupReader; users: number }>();
+  let link: Link | undefined;
+  let closed = false;
+  let reconnecting: Promise<void> | undefined;
+  let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  let nextSubscriber = 1;
+
+  const report = (error: unknown, stage: RabbitErrorStage) => {
+    try {
+      options.onError?.(error, { stage });
+    } catch {
+      // The hook's own failure changes nothing.
+    }
+  };
+
+  const open = async (): Promise<Link> => {
+    const connection = await openConnection(options.url, options.connectTimeoutMs, connectionName);
+    try {
+      const channel = await connection.createConfirmChannel();
+      channel.on('error', () => undefined);
+      await declareExchanges(channel, names);
+      const opened: Link = { connection, channel, publisher: createPublisher(channel) };
+      connection.on('close', () => {
+        if (link !== opened) return;
+        link = undefined;
+        declaredNow = new Map();
+        if (closed) return;
+        report(new TransportError(`lost the connection to RabbitMQ at ${redactUrl(options.url)}`), 'connection');
+        scheduleReconnect(1);
+      });
+      channel.on('close', () => {
+        // The publish channel alone closed (a channel error): drop the connection; the reconnect starts over.
+        if (link === opened) connection.close().catch(() => undefined);
+      });
+      return opened;
+    } catch (error) {
+      await connection.close().catch(() => undefined);
+      throw error;
+    }
+  };
+
+  const scheduleReconnect = (attempt: number) => {
+    if (closed) return;
+    const delay = reconnectDelay(attempt, options.reconnectMinMs, options.reconnectMaxMs);
+    reconnectTimer = setTimeout(() => {
+      reconnecting = (async () => {
+        try {
+          const opened = await open();
+          if (closed) {
+            await opened.connection.close().catch(() => undefined);
+            return;
+          }
+          link = opened;
+          declareTiersAhead(opened);
+          for (const { reader } of readers.values()) reader.resume();
+        } catch (error) {
+          report(error, 'reconnect');
+          scheduleReconnect(attempt + 1);
+        }
+      })().finally(() => {
+        reconnecting = undefined;
+      });
+    }, delay);
+  };
+
+  /**
+   * Declares every delay tier, shortest first, on a channel of its own while
+   * the connection's first work goes on: a release or a delayed publish then
+   * finds its tier declared (or declaring) instead of waiting three round trips.
+   */
+  const declareTiersAhead = (opened: Link) => {
+    const table = declaredNow;
+    let chain: Promise<unknown> = opened.connection.createChannel().then((channel) => {
+      channel.on('error', () => undefined);
+      return channel;
+    });
+    const channelReady = chain as Promise<Channel>;
+    for (const tier of delayTiers) {
+      for (const kind of ['retry', 'delay'] as const) {
+        const key = `${kind} ${tier}`;
+        if (table.has(key)) continue;
+        const done = chain.then(async () => declareDelayTier(await channelReady, names, tier, kind, declared));
+        chain = done.catch(() => undefined);
+        // A failure here leaves the tier to be declared on first use.
+        const tracked = done.catch((error: unknown) => {
+          if (table.get(key) === tracked) table.delete(key);
+          throw new TransportError(`declaring the ${kind} tier ${tier} ms failed: ${String(error)}`, { cause: error });
+        });
+        tracked.catch(() => undefined);
+        table.set(key, tracked);
+      }
+    }
+    void chain.then(async () => (await channelReady).close()).catch(() => undefined);
+  };
+
+  link = await open();
+  declareTiersAhead(link);
+
+  const current = (): Link => {
+    if (closed) throw new StoreClosedError('transport');
+    if (!link) {
+      throw new TransportError(`not connected to RabbitMQ at ${redactUrl(options.url)} (reconnecting)`);
+    }
+    return link;
+  };
+
+  /** Runs a declaration once per connection (again after a reconnect). */
+  const once = (key: string, work: (channel: ConfirmChannel) => Promise<void>): Promise<void> => {
+    const { channel } = current();
+    let done = declaredNow.get(key);
+    if (!done) {
+      const table = declaredNow;
+      done = work(channel).catch((error: unknown) => {
+        table.delete(key);
+        throw new TransportError(`declaring ${key} on RabbitMQ failed: ${String(error)}`, { cause: error });
+      });
+      table.set(key, done);
+    }
+    return done;
+  };
+
+  const groupKey = (topic: string, group: string) => JSON.stringify([topic, group]);
+
+  /** Per topic, the group declarations under way: a publish waits for them (a subscribe is synchronous). */
+  const declaring = new Map<string, Set<Promise<void>>>();
+
+  const declare = (topic: string, group: string, again = false): Promise<void> => {
+    if (again) declaredNow.delete(`group ${groupKey(topic, group)}`);
+    const work = once(`group ${groupKey(topic, group)}`, (channel) =>
+      declareGroup(channel, names, topic, group, options, declared),
+    );
+    const tracked = declaring.get(topic) ?? new Set<Promise<void>>();
+    declaring.set(topic, tracked);
+    tracked.add(work);
+    const forget = () => {
+      tracked.delete(work);
+      if (tracked.size === 0 && declaring.get(topic) === tracked) declaring.delete(topic);
+    };
+    work.then(forget, forget);
+    return work;
+  };
+
+  const declareTier = (tier: number, kind: TierKind) =>
+    once(`${kind} ${tier}`, (channel) => declareDelayTier(channel, names, tier, kind, declared));
+
+  const checkNames = (topic: string, group?: string) => {
+    assertName(topic, 'topic');
+    if (group !== undefined) assertName(group, 'group');
+    const longest = names.groupQueue(topic, group ?? '', options.partitions) + (group === undefined ? '.dead' : '');
+    if (!fitsAmqpName(`${longest}.dead`)) {
+      throw new TransportError(`the queue names for topic '${topic}' would pass RabbitMQ's 255-byte limit`, {
+        retryable: false,
+      });
+    }
+  };
+
+  const encode = (topic: string, messages: readonly Message[]): (Outgoing & { tier?: number })[] => {
+    const at = Date.now();
+    /** Per key, when its latest delayed message is due: the key's later messages wait for it (same publish). */
+    const heldKeys = new Map<string, number>();
+    return messages.map((message) => {
+      const partition = partitionOf(message.key, options.partitions);
+      const due = Math.max(message.deliverAt?.getTime() ?? 0, heldKeys.get(message.key) ?? 0);
+      const content = Buffer.from(messageToJson(message));
+      const tier = due - at >= localHoldMs ? delayTierFor(due - at) : undefined;
+      if (due > at) heldKeys.set(message.key, due);
+      if (tier === undefined) {
+        return {
+          exchange: names.exchange,
+          routingKey: names.routingKey(topic, partition),
+          content,
+          headers: due > at ? { [DUE_HEADER]: due } : {},
+          messageId: message.id,
+        };
+      }
+      // Delayed: through a tier that dead-letters into the topic exchange, with this routing key (every group).
+      return {
+        exchange: names.tier(tier, 'delay'),
+        routingKey: names.routingKey(topic, partition),
+        content,
+        headers: { [DUE_HEADER]: due },
+        messageId: message.id,
+        tier,
+      };
+    });
+  };
+
+  return {
+    declared,
+    connectionName,
+    connected: () => link !== undefined,
+
+    capabilities: {
+      delayedDelivery: true,
+      deadLettering: true,
+      perKeyOrder: true,
+      competingConsumers: true,
+      durable: true,
+    },
+
+    async publish(topic, messages, publishOptions) {
+      if (closed) throw new StoreClosedError('transport');
+      checkNames(topic);
+      assertMessages(messages);
+      const required = checkTransportPublishOptions(publishOptions);
+      if (messages.length === 0) return;
+      const pending = declaring.get(topic);
+      if (pending) await Promise.allSettled(pending);
+      const outgoing = encode(topic, messages);
+      for (const tier of new Set(outgoing.map((item) => item.tier))) if (tier) await declareTier(tier, 'delay');
+      const outcomes = await current().publisher.publish(outgoing);
+      const returned = outcomes.filter((o) => o === 'returned').length;
+      if (returned > 0 && required) throw new NoSubscriptionError(topic);
+    },
+
+    async declareSubscription(topic, group) {
+      if (closed) throw new StoreClosedError('transport');
+      checkNames(topic, group);
+      await declare(topic, group);
+    },
+
+    async redeliver(topic, group, messages) {
+      if (closed) throw new StoreClosedError('transport');
+      checkNames(topic, group);
+      assertMessages(messages);
+      await declare(topic, group);
+      // Straight into the group's partition queue (default exchange): no other group sees it.
+      await current().publisher.publish(
+        messages.map((message) => ({
+          exchange: '',
+          routingKey: names.groupQueue(topic, group, partitionOf(message.key, options.partitions)),
+          content: Buffer.from(messageToJson(message)),
+          headers: {},
+          messageId: message.id,
+        })),
+      );
+    },
+
+    subscribe(topic: string, group: string, given?: SubscribeOptions): Subscription {
+      const subscribeOptions = checkSubscribeOptions(given) ?? {};
+      checkNames(topic, group);
+      if (closed) throw new StoreClosedError('transport');
+      const visibility = subscribeOptions.visibilityTimeoutMs ?? 30_000;
+      const key = groupKey(topic, group);
+      let shared = readers.get(key);
+      if (!shared) {
+        const reader = createGroupReader({
+          names,
+          topic,
+          group,
+          partitions: options.partitions,
+          prefetch: options.prefetch,
+          deliveryLimit: options.deliveryLimit,
+          deadLetters: options.deadLetters,
+          connection: () => link?.connection,
+          declareGroup: (again) => declare(topic, group, again),
+          declareTier,
+          publish: (items) => current().publisher.publish(items),
+          report,
+        });
+        shared = { reader, users: 0 };
+        readers.set(key, shared);
+        void reader.start();
+      }
+      shared.users += 1;
+      const own = shared;
+      let subscriptionClosed = false;
+      const subscriber = nextSubscriber++;
+      return {
+        receive(max, waitMs, signal) {
+          if (closed || subscriptionClosed) return Promise.reject(new StoreClosedError('transport'));
+          return own.reader.buffer.receive(subscriber, max, waitMs, signal, visibility);
+        },
+        async close() {
+          if (subscriptionClosed) return;
+          subscriptionClosed = true;
+          own.users -= 1;
+          if (own.users === 0 && readers.get(key) === own) {
+            readers.delete(key);
+            await own.reader.stop();
+          }
+        },
+      };
+    },
+
+    async defaultDeadLetterStore(): Promise<DeadLetterStore> {
+      if (!options.deadLetters) {
+        throw new TransportError(
+          'the RabbitMQ transport was given no deadLetters store: give one to it or to the consumer',
+          { retryable: false },
+        );
+      }
+      return options.deadLetters;
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearTimeout(reconnectTimer);
+      await reconnecting?.catch(() => undefined);
+      await Promise.all([...readers.values()].map(({ reader }) => reader.stop()));
+      readers.clear();
+      const last = link;
+      link = undefined;
+      await last?.connection.close().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,86 @@
+import type { DeadLetterStore } from '@factline/core';
+import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
+
+/** Where a transport failure happened, as told to `onError`. */
+export type RabbitErrorStage = 'connection' | 'reconnect' | 'consume' | 'dead-letters' | 'delay';
+
+export interface RabbitTransportOptions {
+  /** `amqp://user:password@host:port/vhost` (or `amqps://`). */
+  url: string;
+  /**
+   * Names everything the transport declares: the topic exchange `<application>`,
+   * queues `<application>.<topic>.<group>.<partition>`, dead-letter and delay
+   * queues. Several services of one application share it. Letters, digits,
+   * `-`, `_`, `.`; at most 64 characters.
+   */
+  application: string;
+  /**
+   * Queues per (topic, group), each with one active consumer across every
+   * process: a key always goes to the same partition, so its messages are
+   * handled in publish order; different partitions run in parallel. Must be
+   * the same for every process of an application. Default 4.
+   */
+  partitions?: number;
+  /** Unacknowledged messages per partition queue a process may hold (AMQP prefetch). Default 64. */
+  prefetch?: number;
+  /**
+   * Broker-side delivery limit of each group queue (`x-delivery-limit`): a
+   * message handed out more often (its consumer process died or its channel
+   * closed each time) goes to the group's dead-letter queue. Default 20.
+   */
+  deliveryLimit?: number;
+  /**
+   * Where the messages the broker dead-letters (past `deliveryLimit`) go, and
+   * the store consumers use when given none (`defaultDeadLetterStore`): an
+   * SQL dead-letter store from @factline/sqlite or @factline/postgres. Without
+   * it, consumers must be given one and broker dead letters stay in the
+   * group's `.dead` queue.
+   */
+  deadLetters?: DeadLetterStore;
+  /** First reconnect delay; doubles (with jitter) up to `reconnectMaxMs`. Default 100 ms. */
+  reconnectMinMs?: number;
+  /** Longest reconnect delay. Default 5000 ms. */
+  reconnectMaxMs?: number;
+  /** How long `getRabbitTransport` and each reconnect attempt wait for the broker. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Told every failure the transport handles itself (lost connection, cancelled consumer). */
+  onError?: (error: unknown, context: { stage: RabbitErrorStage }) => void;
+  /** Shown in the broker's connection list (`rabbitmqctl list_connections client_properties`). */
+  connectionName?: string;
+}
+
+const spec: OptionSpecOf<RabbitTransportOptions> = {
+  url: 'non-empty-string',
+  application: (value) =>
+    typeof value === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(value)
+      ? undefined
+      : 'must be 1 to 64 letters, digits, "-", "_" or "."',
+  partitions: 'positive-integer',
+  prefetch: 'positive-integer',
+  deliveryLimit: 'positive-integer',
+  deadLetters: 'object',
+  reconnectMinMs: 'positive-integer',
+  reconnectMaxMs: 'positive-integer',
+  connectTimeoutMs: 'positive-integer',
+  onError: 'function',
+  connectionName: 'non-empty-string',
+};
+
+/** The options with their defaults; a `ValidationError` names every unknown or bad option. */
+export function checkRabbitTransportOptions(given: RabbitTransportOptions) {
+  const options = checkOptions(given, spec, 'getRabbitTransport', {
+    required: ['url', 'application'],
+    optional: false,
+  });
+  return {
+    ...options,
+    partitions: options.partitions ?? 4,
+    prefetch: options.prefetch ?? 64,
+    deliveryLimit: options.deliveryLimit ?? 20,
+    reconnectMinMs: options.reconnectMinMs ?? 100,
+    reconnectMaxMs: options.reconnectMaxMs ?? 5000,
+    connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+  };
+}
+
+export type CheckedRabbitOptions = ReturnType<typeof checkRabbitTransportOptions>;
