@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Lease, LeaseProvider } from '@factline/core';
+import { createLostSignal } from '@factline/core/adapter';
 import pg from 'pg';
 import { toStorageError } from './pg-errors.ts';
 
@@ -94,12 +95,7 @@ export function createPostgresLeases(options: PostgresLeasesOptions): LeaseProvi
   const alive = (): Promise<boolean> => {
     const client = connection;
     if (!client) return Promise.resolve(false);
-    ping ??= query(client, 'SELECT 1', []).then(
-      () => connection === client,
-      (error: unknown) => {
-        throw error;
-      },
-    );
+    ping ??= query(client, 'SELECT 1', []).then(() => connection === client);
     return ping.finally(() => {
       ping = undefined;
     });
@@ -107,12 +103,12 @@ export function createPostgresLeases(options: PostgresLeasesOptions): LeaseProvi
 
   function advisoryLease(name: string) {
     const key = options.keyOf(name);
-    const listeners = new Set<() => void>();
+    const signal = createLostSignal();
     /** The connection holding this lease's lock, while held. */
     let holder: pg.Client | undefined;
     const lost = () => {
       holder = undefined;
-      for (const listener of [...listeners]) listener();
+      signal.fire();
     };
     const lease: Lease & { drop(): boolean; forget(): void } = {
       name,
@@ -155,12 +151,7 @@ export function createPostgresLeases(options: PostgresLeasesOptions): LeaseProvi
         if (!client || client !== connection) return;
         await query(client, 'SELECT pg_advisory_unlock($1::bigint)', [key]);
       },
-      onLost(listener) {
-        listeners.add(listener);
-        return () => {
-          listeners.delete(listener);
-        };
-      },
+      onLost: signal.onLost,
     };
     return lease;
   }

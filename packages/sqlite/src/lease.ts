@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Lease, type LeaseProvider, ValidationError } from '@factline/core';
-import { assertIntegerOption } from '@factline/core/adapter';
+import { assertIntegerOption, createLostSignal } from '@factline/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
 import { type Migration, migrate } from './migrations.ts';
 import { checkSqliteLeaseOptions } from './options.ts';
@@ -217,13 +217,13 @@ export interface SqliteLeasesOptions {
 
 /** Core's `Lease` port on one `factline_leases` row. */
 function leasePort(lock: SqliteLease): Lease {
-  const listeners = new Set<() => void>();
+  const signal = createLostSignal();
   /** Held by what this port reported; cleared (telling the listeners) when lost. */
   let held = false;
   const lost = () => {
     if (!held) return;
     held = false;
-    for (const listener of [...listeners]) listener();
+    signal.fire();
   };
   return {
     name: lock.name,
@@ -257,12 +257,7 @@ function leasePort(lock: SqliteLease): Lease {
       held = false;
       lock.release();
     },
-    onLost(listener) {
-      listeners.add(listener);
-      return () => {
-        listeners.delete(listener);
-      };
-    },
+    onLost: signal.onLost,
   };
 }
 

@@ -8,6 +8,7 @@
 
 export { createLeaseGuard, type LeaseGuard } from '../lease/lease-guard.ts';
 export { createLeasedLoop, type LeasedLoop, type LeasedLoopOptions, type LeasedWork } from '../lease/leased-loop.ts';
+export { createLostSignal, type LostSignal } from '../lease/lost-signal.ts';
 export {
   deadLetterFromJson,
   deadLetterToJson,

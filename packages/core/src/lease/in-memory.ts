@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ValidationError } from '../errors/index.ts';
+import { createLostSignal } from './lost-signal.ts';
 import type { Lease, LeaseProvider } from './types.ts';
 
 /** Who holds which lease: shared by the providers that stand for several processes. */
@@ -25,12 +26,12 @@ export function createInMemoryLeases(table: InMemoryLeaseTable = new Map()): Lea
   const leases = new Map<string, Lease & { lost(): void }>();
   let closed = false;
   const make = (name: string) => {
-    const listeners = new Set<() => void>();
+    const signal = createLostSignal();
     let held = false;
     const lost = () => {
       if (!held) return;
       held = false;
-      for (const listener of [...listeners]) listener();
+      signal.fire();
     };
     const lease: Lease & { lost(): void } = {
       name,
@@ -56,12 +57,7 @@ export function createInMemoryLeases(table: InMemoryLeaseTable = new Map()): Lea
         held = false;
         if (table.get(name) === holder) table.delete(name);
       },
-      onLost(listener) {
-        listeners.add(listener);
-        return () => {
-          listeners.delete(listener);
-        };
-      },
+      onLost: signal.onLost,
     };
     return lease;
   };

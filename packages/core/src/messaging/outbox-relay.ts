@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors/index.ts';
+import { createInMemoryLeases } from '../lease/in-memory.ts';
 import type { LeaseGuard } from '../lease/lease-guard.ts';
 import { createLeasedLoop, type LeasedWork } from '../lease/leased-loop.ts';
 import type { Lease } from '../lease/types.ts';
@@ -64,24 +65,6 @@ export interface OutboxRelay {
   /** Stops after the publish in flight and gives up the lease. */
   stop(): Promise<void>;
   stats(): OutboxRelayStats;
-}
-
-/** A lease always held: a relay without one publishes from the start. */
-function soleLease(): Lease {
-  let held = false;
-  return {
-    name: 'outbox (no lease)',
-    acquire: async () => {
-      held = true;
-      return true;
-    },
-    renew: async () => held,
-    isHeld: () => held,
-    release: async () => {
-      held = false;
-    },
-    onLost: () => () => {},
-  };
 }
 
 /**
@@ -174,7 +157,8 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
   };
 
   const work: LeasedWork = {
-    lease: settings.lease ?? soleLease(),
+    // No lease: one of its own that nobody else can take, so this relay publishes from the start.
+    lease: settings.lease ?? createInMemoryLeases().lease('outbox'),
     async start(guard) {
       startTerm(guard);
     },
