@@ -113,13 +113,19 @@ export function testTraceOperation<Tx>(options: TraceOperationOptions<Tx>): void
         failing = false;
         assert.equal(await notification.deadLetters.redrive(dead?.id as string), 1);
 
-        // Complete: three groups marked both relayed events, the redrive handled too.
-        const handledCount = (tree: TraceTree) =>
-          outline(tree.roots).filter((line) => line.trim().startsWith('handled')).length;
+        // Settled: three groups marked both relayed events (the redrive's too), and acked them (an ack
+        // may commit after its inbox mark: until then the copy shows as queued, in delivery).
+        const settled = (tree: TraceTree) => {
+          const lines = outline(tree.roots).map((line) => line.trim());
+          return (
+            lines.filter((line) => line.startsWith('handled')).length === 6 &&
+            lines.filter((line) => line.startsWith('queued') && !line.includes('[audit]')).length === 0
+          );
+        };
         const tree = await waitUntil(async () => {
           const t = await env.tracer.traceOperation('checkout-order-2');
-          return handledCount(t) === 6 && t;
-        }, 'the six inbox marks of order-2 in its trace');
+          return settled(t) && t;
+        }, 'the six inbox marks of order-2 and their acks in its trace');
 
         assert.equal(tree.found, true);
         assert.equal(tree.truncated, false);
