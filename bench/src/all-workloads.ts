@@ -7,6 +7,7 @@ import { projectionWorkloads } from './workloads/projections.ts';
 import { rabbitmqWorkloads } from './workloads/rabbitmq.ts';
 import { sqliteWorkloads } from './workloads/sqlite.ts';
 import { sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
+import { tracingWorkloads } from './workloads/tracing.ts';
 
 export const workloads: Workload[] = [
   ...sqliteWorkloads,
@@ -16,4 +17,5 @@ export const workloads: Workload[] = [
   ...projectionWorkloads,
   ...pipelineWorkloads,
   ...rabbitmqWorkloads,
+  ...tracingWorkloads,
 ];

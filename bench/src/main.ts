@@ -5,6 +5,7 @@ import { dropPostgresScanSchemas } from './workloads/postgres-scan.ts';
 import { removeProjectionFiles } from './workloads/projections.ts';
 import { removeRabbitFiles } from './workloads/rabbitmq.ts';
 import { removeScanFiles } from './workloads/sqlite-scan.ts';
+import { removeTracingFiles } from './workloads/tracing.ts';
 
 const filter = process.argv[2] ?? '';
 const selected = workloads.filter((w) => w.name.includes(filter));
@@ -21,6 +22,7 @@ try {
   removeProjectionFiles();
   removePipelineFiles();
   removeRabbitFiles();
+  removeTracingFiles();
   await dropPostgresScanSchemas();
 }
 writeResults(new URL('../results/latest.json', import.meta.url), filter);

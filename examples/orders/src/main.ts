@@ -1,8 +1,8 @@
 // `npm start`: the reference system on the embedded SQLite default.
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { RecordedEvent } from '@factline/core';
-import { getSqliteEventStore, startSqliteProjections } from '@factline/sqlite';
+import { type RecordedEvent, renderTraceTree } from '@factline/core';
+import { getSqliteEventStore, getSqliteTracer, startSqliteProjections } from '@factline/sqlite';
 import { runOrdersDemo } from './demo.ts';
 import { orderSummaries, readOrderSummaries } from './order-summaries.ts';
 import { orderEventsRelay, printServices, startOrderServices } from './services.ts';
@@ -44,6 +44,11 @@ try {
   console.log(`\nServices on the event bus (relay → ${bus.describe} → one consumer group each):`);
   console.log('(their state is in tables of the same file, written once per message with its SQL inbox mark)');
   printServices(services);
+
+  // The causal trace of one order: its events, each group's handling (inbox marks), dead letters, gaps.
+  const trace = await getSqliteTracer({ database: store.database }).traceOperation('checkout-1001');
+  console.log('\nTrace of order 1001 (everything carrying correlation id checkout-1001):');
+  console.log(renderTraceTree(trace));
 } finally {
   await projections.stop();
   await services.stop();

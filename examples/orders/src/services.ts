@@ -4,6 +4,7 @@ import {
   defineEventRelay,
   type EventBus,
   type Message,
+  NonRetryableError,
   type Projection,
   type RecordedEvent,
   type SubscriberOptions,
@@ -51,6 +52,12 @@ export interface ServiceAction {
 
 /** The consumer settings the caller may tune; the inbox and the dead letters are the services' own (in the file). */
 export type OrderServiceOptions = Omit<SubscriberOptions<Database>, 'inbox' | 'deadLetters'>;
+
+/** A fault to inject, for tests and demos of the dead-letter path: `service` refuses every event of `orderId`. */
+export interface OrderServiceFault {
+  service: ServiceName;
+  orderId: string;
+}
 
 export interface OrderServices {
   bus: EventBus;
@@ -141,8 +148,15 @@ export async function startOrderServices(
   transport: Transport,
   database: Database,
   consumerOptions: OrderServiceOptions = {},
+  fault?: OrderServiceFault,
 ): Promise<OrderServices> {
   createServiceTables(database);
+  // Not retryable: the event goes to the service's dead letters at once.
+  const refuse = (service: ServiceName, orderId: string) => {
+    if (fault?.service === service && fault.orderId === orderId) {
+      throw new NonRetryableError(`${service} refuses order ${orderId} (injected fault)`);
+    }
+  };
   const bus = createEventBus({ transport, topic: orderEventsTopic });
   const options: SubscriberOptions<Database> = {
     ...consumerOptions,
@@ -155,6 +169,7 @@ export async function startOrderServices(
     serviceSubscriptions.inventory,
     (message, tx) => {
       const { orderId, items } = (message as unknown as OrderPlaced).data;
+      refuse('inventory', orderId);
       const take = tx.prepare(
         `INSERT INTO inventory_stock (sku, on_hand) VALUES (@sku, -@quantity)
          ON CONFLICT (sku) DO UPDATE SET on_hand = on_hand - @quantity`,
@@ -176,6 +191,7 @@ export async function startOrderServices(
     serviceSubscriptions.payment,
     (message, tx) => {
       const { orderId, customerId, total } = (message as unknown as OrderPlaced).data;
+      refuse('payment', orderId);
       tx.prepare(
         `INSERT INTO payment_charges (event_id, event_type, order_id, customer_id, amount, correlation_id)
          VALUES (@eventId, @eventType, @orderId, @customerId, @amount, @correlationId)`,
@@ -190,6 +206,7 @@ export async function startOrderServices(
     (message, tx) => {
       const event = message as unknown as OrderPlaced | OrderShipped | OrderCancelled;
       const { orderId } = event.data;
+      refuse('notification', orderId);
       const body =
         event.type === 'OrderPlaced'
           ? `to ${event.data.customerId}: order placed, total ${event.data.total}`

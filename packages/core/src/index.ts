@@ -13,3 +13,4 @@ export * from './projections/index.ts';
 export { getInMemoryEventStore, type InMemoryEventStoreOptions } from './store/in-memory.ts';
 export type * from './store/types.ts';
 export type { StoreLimits } from './store/validation.ts';
+export * from './tracing/index.ts';

@@ -38,3 +38,4 @@ export {
   type PostgresEventStoreOptions,
   type PostgresStoreStats,
 } from './store/postgres-event-store.ts';
+export { getPostgresTracer, type PostgresTracer, type PostgresTracerOptions } from './tracing/postgres-tracer.ts';

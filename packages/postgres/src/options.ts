@@ -13,6 +13,7 @@ import type {
   PostgresProjectionsOptions,
 } from './projections/postgres-projections.ts';
 import type { PostgresEventStoreOptions } from './store/postgres-event-store.ts';
+import type { PostgresTracerOptions } from './tracing/postgres-tracer.ts';
 
 // The option specs of the PostgreSQL package's factories, beside each other so a reader sees every name once.
 
@@ -133,4 +134,11 @@ const projectionsSpec: OptionSpecOf<PostgresProjectionsOptions> = {
 /** Checks `startPostgresProjections`'s options. */
 export function checkPostgresProjectionsOptions(options: PostgresProjectionsOptions | undefined): void {
   checkOptions(options, projectionsSpec, 'startPostgresProjections');
+}
+
+const tracerSpec: OptionSpecOf<PostgresTracerOptions> = { ...databaseSpec, now: 'function' };
+
+/** Checks `getPostgresTracer`'s options. */
+export function checkPostgresTracerOptions(options: PostgresTracerOptions): void {
+  checkOptions(options, tracerSpec, 'getPostgresTracer', { optional: false });
 }

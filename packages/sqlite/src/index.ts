@@ -39,3 +39,4 @@ export {
   type SqliteEventStoreOptions,
 } from './store/sqlite-event-store.ts';
 export type { WriteQueueStats } from './store/write-queue.ts';
+export { getSqliteTracer, type SqliteTracerOptions } from './tracing/sqlite-tracer.ts';

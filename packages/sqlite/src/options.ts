@@ -11,6 +11,7 @@ import type { SqliteTransportOptions } from './messaging/sqlite-transport.ts';
 import type { SqliteOutboxOptions, SqliteOutboxRelayOptions } from './outbox/sqlite-outbox.ts';
 import type { SqliteProjectionsOptions } from './projections/sqlite-projections.ts';
 import type { SqliteEventStoreOptions } from './store/sqlite-event-store.ts';
+import type { SqliteTracerOptions } from './tracing/sqlite-tracer.ts';
 
 // The option specs of the SQLite package's factories, beside each other so a reader sees every name once.
 
@@ -126,4 +127,11 @@ const sqliteLeaseSpec: OptionSpecOf<SqliteLeaseOptions> = {
 /** Checks `createSqliteLease`'s options. */
 export function checkSqliteLeaseOptions(options: SqliteLeaseOptions): void {
   checkOptions(options, sqliteLeaseSpec, 'createSqliteLease', { required: ['database', 'name', 'ttlMs'] });
+}
+
+const tracerSpec: OptionSpecOf<SqliteTracerOptions> = { database, now: 'function' };
+
+/** Checks `getSqliteTracer`'s options. */
+export function checkSqliteTracerOptions(options: SqliteTracerOptions): void {
+  checkOptions(options, tracerSpec, 'getSqliteTracer', { required: ['database'] });
 }

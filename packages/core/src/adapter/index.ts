@@ -111,3 +111,19 @@ export {
   prepareAppend,
   streamCategory,
 } from '../store/validation.ts';
+export { type BuildTraceSettings, buildTraceTree } from '../tracing/build-trace.ts';
+export {
+  checkTraceInput,
+  createOperationTracer,
+  DEFAULT_TRACE_LIMIT,
+  MAX_TRACE_LIMIT,
+  type OperationTracerSettings,
+} from '../tracing/operation-tracer.ts';
+export type {
+  TracedEvent,
+  TracedHandling,
+  TracedOutboxEntry,
+  TracedQueuedMessage,
+  TraceReader,
+  TraceSources,
+} from '../tracing/trace-sources.ts';

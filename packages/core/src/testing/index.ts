@@ -55,6 +55,7 @@ export {
   testShutdownOrders,
 } from './shutdown-orders.ts';
 export { type StartUpBackend, type StartUpOrdersOptions, testStartUpOrders } from './start-up-orders.ts';
+export { type TraceEnvironment, type TraceOperationOptions, testTraceOperation } from './trace-operation.ts';
 export {
   type ReceiveOptions,
   type TransportCaseContext,

@@ -38,6 +38,14 @@ export const consumerMigrations: readonly PostgresMigration[] = [
       CREATE UNIQUE INDEX dead_letters_live ON ${s}.dead_letters (consumer, message_id) WHERE state = 'dead';
     `,
   },
+  {
+    version: 2,
+    description: 'inbox marks by message id and dead letters by correlation id, for traceOperation',
+    up: (s) => `
+      CREATE INDEX inbox_message ON ${s}.inbox (message_id);
+      CREATE INDEX dead_letters_correlation ON ${s}.dead_letters ((record->'message'->'metadata'->>'correlationId'));
+    `,
+  },
 ];
 
 export interface PostgresConsumerStoreOptions {

@@ -54,4 +54,14 @@ export const transportMigrations: readonly PostgresMigration[] = [
       ALTER TABLE ${s}.transport_messages SET (fillfactor = 80);
     `,
   },
+  {
+    version: 3,
+    description: 'queued messages by correlation id, for traceOperation',
+    // On `message` only, which no hand-out changes: hand-outs stay HOT updates, and no
+    // index but the primary key starts with (topic, group_name) for the planner to misuse.
+    up: (s) => `
+      CREATE INDEX transport_messages_correlation
+        ON ${s}.transport_messages ((message->'metadata'->>'correlationId'));
+    `,
+  },
 ];

@@ -54,10 +54,14 @@ describe('postgres transport', { skip }, () => {
       [schema],
     );
     // A second index led by (topic, group_name) let the planner, without statistics, serve acks and
-    // claims from it and scan the whole group per statement.
+    // claims from it and scan the whole group per statement. The trace's index reads `message` only.
     assert.deepEqual(
       indexes.rows.map((row) => row.indexdef.replace(/^.* USING btree /, '')),
-      ['(id, topic, group_name)', '(topic, group_name, seq)'],
+      [
+        "((((message -> 'metadata'::text) ->> 'correlationId'::text)))",
+        '(id, topic, group_name)',
+        '(topic, group_name, seq)',
+      ],
     );
     const options = await created.pool.query<{ reloptions: string[] | null }>(
       `SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -40,6 +40,13 @@ export const outboxMigrations: readonly PostgresMigration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'outbox entries by correlation id, for traceOperation',
+    up: (s) => `
+      CREATE INDEX outbox_correlation ON ${s}.outbox ((message->'metadata'->>'correlationId'));
+    `,
+  },
 ];
 
 export interface PostgresOutboxOptions {

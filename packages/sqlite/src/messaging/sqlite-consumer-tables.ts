@@ -37,6 +37,15 @@ export const consumerMigrations: readonly Migration[] = [
         WHERE state = 'dead';
     `,
   },
+  {
+    version: 2,
+    description: 'inbox marks by message id and dead letters by correlation id, for traceOperation',
+    up: `
+      CREATE INDEX factline_inbox_message ON factline_inbox (message_id);
+      CREATE INDEX factline_dead_letters_correlation
+        ON factline_dead_letters (json_extract(record, '$.message.metadata.correlationId'));
+    `,
+  },
 ];
 
 export interface SqliteConsumerStoreOptions {

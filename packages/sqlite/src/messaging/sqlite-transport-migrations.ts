@@ -40,4 +40,12 @@ export const transportMigrations: readonly Migration[] = [
       CREATE INDEX factline_transport_messages_queue ON factline_transport_messages (topic, group_name);
     `,
   },
+  {
+    version: 3,
+    description: 'queued messages by correlation id, for traceOperation',
+    up: `
+      CREATE INDEX factline_transport_messages_correlation
+        ON factline_transport_messages (json_extract(message, '$.metadata.correlationId'));
+    `,
+  },
 ];

@@ -37,6 +37,13 @@ export const outboxMigrations: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'outbox entries by correlation id, for traceOperation',
+    up: `
+      CREATE INDEX factline_outbox_correlation ON factline_outbox (json_extract(message, '$.metadata.correlationId'));
+    `,
+  },
 ];
 
 export interface SqliteOutboxOptions {

@@ -39,4 +39,12 @@ export const eventStoreMigrations: readonly Migration[] = [
       CREATE UNIQUE INDEX factline_events_stream ON factline_events (stream_id, stream_version);
     `,
   },
+  {
+    version: 2,
+    description: 'events by correlation id, for traceOperation',
+    // The expression must read exactly as the trace's WHERE clause does, or SQLite will not use it.
+    up: `
+      CREATE INDEX factline_events_correlation ON factline_events (json_extract(metadata, '$.correlationId'));
+    `,
+  },
 ];

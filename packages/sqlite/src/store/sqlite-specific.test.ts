@@ -41,9 +41,12 @@ describe('sqlite store: durability and files', () => {
     const second = getSqliteEventStore({ path });
     assert.equal((await second.readStream('order-1')).events[0]?.type, 'OrderPlaced');
     const rows = second.database
-      .prepare("SELECT version FROM factline_migrations WHERE component = 'event-store'")
-      .all();
-    assert.equal(rows.length, 1);
+      .prepare("SELECT version FROM factline_migrations WHERE component = 'event-store' ORDER BY version")
+      .all() as { version: number }[];
+    assert.deepEqual(
+      rows.map((r) => r.version),
+      [1, 2],
+    );
     await second.close();
   });
 

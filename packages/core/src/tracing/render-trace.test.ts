@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { renderTraceTree } from './render-trace.ts';
+import type { TraceTree } from './trace-tree.ts';
+
+const t = (ms: number) => new Date(Date.parse('2025-03-01T09:00:00.000Z') + ms).toISOString();
+
+test('renderTraceTree draws the tree with times relative to the first node', () => {
+  const tree: TraceTree = {
+    correlationId: 'checkout-1',
+    found: true,
+    truncated: true,
+    nodeCount: 8,
+    limit: 8,
+    startedAt: t(0),
+    roots: [
+      {
+        kind: 'event',
+        id: 'e1',
+        type: 'OrderPlaced',
+        at: t(0),
+        status: 'stored',
+        stream: 'order-1',
+        streamVersion: 1,
+        position: 7,
+        children: [
+          { kind: 'handled', id: 'e1', at: t(12), status: 'handled', group: 'inventory', children: [] },
+          {
+            kind: 'dead-letter',
+            id: 'e1',
+            type: 'OrderPlaced',
+            at: t(15),
+            status: 'redriven',
+            group: 'notification',
+            topic: 'orders',
+            error: { type: 'Error', message: 'no address' },
+            attempts: 1,
+            reason: 'not retryable',
+            children: [
+              { kind: 'redrive', id: 'e1', at: t(400), status: 'redriven', group: 'notification', children: [] },
+            ],
+          },
+          {
+            kind: 'queued',
+            id: 'e1',
+            at: null,
+            status: 'waiting',
+            group: 'payment',
+            topic: 'orders',
+            deliveryCount: 2,
+            visibleAt: t(1000),
+            children: [],
+          },
+          {
+            kind: 'outbox',
+            id: 'm1',
+            type: 'SendMail',
+            at: t(20),
+            status: 'waiting',
+            topic: 'mail',
+            children: [{ kind: 'gap', id: 'm1', at: null, status: 'not-handled', note: 'nobody', children: [] }],
+          },
+        ],
+      },
+      {
+        kind: 'gap',
+        id: 'm0',
+        at: null,
+        status: 'missing-parent',
+        note: 'not held',
+        children: [
+          { kind: 'message', id: 'm2', type: 'Ping', at: t(30), status: 'published', topic: 'x', children: [] },
+        ],
+      },
+    ],
+  };
+  assert.equal(
+    renderTraceTree(tree),
+    [
+      'trace checkout-1: 8 nodes from 2025-03-01T09:00:00.000Z',
+      '├─ event OrderPlaced order-1@1 #7 id e1  +0 ms',
+      '│  ├─ handled by inventory  +12 ms',
+      '│  ├─ dead-lettered by notification after 1 attempt (not retryable): Error: no address [redriven]  +15 ms',
+      '│  │  └─ redriven to notification  +400 ms',
+      '│  ├─ queued for payment on orders: waiting, delivered 2×, visible at +1000 ms',
+      '│  └─ outbox SendMail → mail: waiting for the relay, id m1  +20 ms',
+      '│     └─ ? not handled: nobody',
+      '└─ ? missing parent m0: not held',
+      '   └─ message Ping on x id m2  +30 ms',
+      '… truncated: more than 8 nodes (raise `limit` to see more)',
+    ].join('\n'),
+  );
+});
+
+test('an empty tree renders as one line saying nothing was found', () => {
+  const tree: TraceTree = {
+    correlationId: 'nobody',
+    found: false,
+    truncated: false,
+    nodeCount: 0,
+    limit: 1000,
+    startedAt: null,
+    roots: [],
+  };
+  assert.equal(renderTraceTree(tree), 'trace nobody: nothing carries this correlation id');
+});
