@@ -1,5 +1,5 @@
 import type { SchemaChange } from '../report.ts';
-import { type Branch, branches, dereference } from './branches.ts';
+import { type Branch, branches } from './branches.ts';
 import { branchChanges } from './keywords.ts';
 
 // number and integer are compared keyword by keyword: integer for number is itself a narrowing found there.
@@ -33,17 +33,19 @@ export function compareSchemas(before: unknown, after: unknown): SchemaChange[] 
   // Pairs already under comparison: meeting one again is a cycle, taken as compatible.
   const inProgress = new Map<unknown, Set<unknown>>();
 
-  const compare = (wasNode: unknown, nowNode: unknown, path: string): SchemaChange[] => {
-    const was = dereference(wasNode, before);
-    const now = dereference(nowNode, after);
-    const seen = inProgress.get(was) ?? new Set<unknown>();
-    if (seen.has(now)) return [];
-    seen.add(now);
-    inProgress.set(was, seen);
+  const compare = (wasNode: unknown, nowNode: unknown, path: string): SchemaChange[] =>
+    compareBranches(branches(wasNode, before), branches(nowNode, after), path);
+
+  /** `branchChanges`, unless this pair is already being compared further up: a cycle, taken as compatible. */
+  const guarded = (was: Branch, now: Branch, path: string): SchemaChange[] => {
+    const seen = inProgress.get(was.schema) ?? new Set<unknown>();
+    if (seen.has(now.schema)) return [];
+    seen.add(now.schema);
+    inProgress.set(was.schema, seen);
     try {
-      return compareBranches(branches(was, before), branches(now, after), path);
+      return branchChanges(was, now, path, compare, after);
     } finally {
-      seen.delete(now);
+      seen.delete(now.schema);
     }
   };
 
@@ -70,7 +72,7 @@ export function compareSchemas(before: unknown, after: unknown): SchemaChange[] 
     if (candidates.length === 0) return [missingBranch(was, wasList, nowList, path)];
     let best: SchemaChange[] | undefined;
     for (const now of candidates) {
-      const found = branchChanges(was, now, path, compare, after);
+      const found = guarded(was, now, path);
       if (found.length === 0) return [];
       if (best === undefined || found.length < best.length) best = found;
     }

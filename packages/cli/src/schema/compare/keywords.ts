@@ -192,24 +192,29 @@ export function branchChanges(
   afterRoot: unknown,
 ): SchemaChange[] {
   const changes: SchemaChange[] = [];
-  if (before.type === 'number' && after.type === 'integer') {
-    changes.push(change('type-narrowed', path, 'now accepts integers only (was any number)', 'number', 'integer'));
-  }
   if (after.values) {
     if (!before.values) {
       const listed = after.values.map((v) => JSON.stringify(v)).join(', ');
-      return [...changes, change('type-narrowed', path, `now accepts only ${listed}`, before.type, after.values)];
+      return [change('type-narrowed', path, `now accepts only ${listed}`, before.type, after.values)];
     }
     const kept = new Set(after.values.map((v) => JSON.stringify(v)));
     const removed = before.values.filter((v) => !kept.has(JSON.stringify(v)));
-    if (removed.length === 0) return changes;
+    if (removed.length === 0) return [];
     if (before.fromConst && after.fromConst) {
       const message = `constant changed from ${JSON.stringify(before.values[0])} to ${JSON.stringify(after.values[0])}`;
-      return [...changes, change('const-changed', path, message, before.values[0], after.values[0])];
+      return [change('const-changed', path, message, before.values[0], after.values[0])];
     }
     const message = `no longer accepts ${removed.map((v) => JSON.stringify(v)).join(', ')}`;
-    return [...changes, change('enum-value-removed', path, message, removed, after.values)];
+    return [change('enum-value-removed', path, message, removed, after.values)];
   }
+  const integerOnly =
+    before.type === 'number' &&
+    after.type === 'integer' &&
+    !before.values?.every((v) => typeof v === 'number' && Number.isInteger(v));
+  if (integerOnly) {
+    changes.push(change('type-narrowed', path, 'now accepts integers only (was any number)', 'number', 'integer'));
+  }
+  // Listed values need no bounds: they were checked one by one above or stay as they were.
   if (before.values) return changes;
   switch (after.type) {
     case 'number':
