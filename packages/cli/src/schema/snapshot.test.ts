@@ -15,7 +15,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 let count = 0;
 const freshDir = () => join(root, String(count++));
 
-const placed = (version: number, schema = z.object({ orderId: z.string(), total: z.number() })) =>
+const placed = (version: number, schema: z.ZodType = z.object({ orderId: z.string(), total: z.number() })) =>
   ({ kind: 'event', type: 'OrderPlaced', version, schema }) as const;
 const ship = { kind: 'message', type: 'ShipOrder', version: 1, schema: z.object({ orderId: z.string() }) } as const;
 
