@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { FactlineError } from '@factline/core';
+import { FactlineError, isFactlineError } from '@factline/core';
 import { checkOptions } from '@factline/core/adapter';
 import { compareWithSnapshot } from './check.ts';
 import { resolveDefinitions, type SchemaDefinitionsSource } from './definitions.ts';
@@ -50,11 +50,19 @@ export class BreakingSchemaChangeError extends FactlineError {
   }
 }
 
-/** Whether an error is a refused snapshot write (true across two copies of the package). */
+/**
+ * Whether an error is a refused snapshot write (true across two copies of the package).
+ *
+ * @example
+ * try {
+ *   writeSchemaSnapshot('schemas', registry);
+ * } catch (error) {
+ *   if (isBreakingSchemaChangeError(error)) console.error(formatSchemaReport(error.report));
+ *   else throw error;
+ * }
+ */
 export function isBreakingSchemaChangeError(error: unknown): error is BreakingSchemaChangeError {
-  return (
-    error instanceof FactlineError && error.code === 'SCHEMA' && 'report' in error && typeof error.report === 'object'
-  );
+  return isFactlineError(error) && error.code === 'SCHEMA' && 'report' in error && typeof error.report === 'object';
 }
 
 export interface WriteSchemaSnapshotOptions {
