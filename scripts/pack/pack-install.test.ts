@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import {
   type Manifest,
   type PackedPackage,
   packAll,
+  packageName,
   publishedPackages,
   readManifest,
   run,
@@ -47,7 +48,8 @@ before(async () => {
   app = join(work, 'app');
   packed = await packAll(work);
   const tarballs = packed.map((p) => join(work, p.filename));
-  manifests = await installApp(app, tarballs, ['typescript', '@types/node']);
+  // zod and tsx: the command line's example and a TypeScript registry, as an app using it would have them.
+  manifests = await installApp(app, tarballs, ['typescript', '@types/node', 'zod', 'tsx']);
 });
 
 after(() => {
@@ -55,7 +57,7 @@ after(() => {
 });
 
 test('npm pack ships each package built, with README and LICENSE, and no tests, fixtures or build info', () => {
-  assert.deepEqual(packed.map((p) => p.name).sort(), publishedPackages.map((name) => `@factline/${name}`).sort());
+  assert.deepEqual(packed.map((p) => p.name).sort(), publishedPackages.map(packageName).sort());
   for (const tarball of packed) {
     const files = new Set(tarball.files.map((f) => f.path));
     for (const required of ['package.json', 'README.md', 'LICENSE']) {
@@ -80,7 +82,8 @@ test('the adapters take @factline/core as a peer, so an app holds one copy of it
     assert.equal(manifest.peerDependencies?.['@factline/core'], core.version, `${manifest.name} peers on core`);
     assert.equal(manifest.dependencies?.['@factline/core'], undefined, `${manifest.name} does not bundle core`);
   }
-  assert.deepEqual(readdirSync(join(app, 'node_modules/@factline')).sort(), [...publishedPackages].sort());
+  const scoped = publishedPackages.filter((name) => packageName(name).startsWith('@factline/'));
+  assert.deepEqual(readdirSync(join(app, 'node_modules/@factline')).sort(), [...scoped].sort());
 });
 
 test('every bare import a shipped file makes is a declared dependency or peer', () => {
@@ -120,6 +123,8 @@ test('the READMEs examples type-check with skipLibCheck off, then run with plain
   assert.deepEqual(JSON.parse(core), { state: { total: 5 }, version: 2 });
   const sqlite = await run(process.execPath, ['dist/sqlite.js'], { cwd: app, env: plainEnv });
   assert.deepEqual(JSON.parse(sqlite), [['order-1', 1, 'OrderPlaced']]);
+  const cli = await run(process.execPath, ['dist/cli.js'], { cwd: app, env: plainEnv });
+  assert.deepEqual(JSON.parse(cli), [['field-removed', '$.total']]);
   const noBroker = await rabbitUnavailable();
   if (noBroker) t.diagnostic(`the RabbitMQ example did not run: ${noBroker}`);
   else {
@@ -153,4 +158,16 @@ test('each package README embeds its example verbatim', () => {
       assert.equal(code, readFileSync(join(workspaceRoot, path ?? ''), 'utf8'), `packages/${name}/README.md is stale`);
     }
   }
+});
+
+test('the factline bin runs with plain Node from its dist on a TypeScript registry', async () => {
+  const bin = join(app, 'node_modules/factline/dist/bin.js');
+  writeFileSync(
+    join(app, 'registry.ts'),
+    "import { z } from 'zod';\nexport default [{ kind: 'event' as const, type: 'Paid', version: 1, schema: z.object({ amount: z.number() }) }];\n",
+  );
+  const factline = (...args: string[]) => run(process.execPath, [bin, 'schema', ...args], { cwd: app, env: plainEnv });
+  assert.match(await factline('snapshot', '--registry', 'registry.ts'), /wrote events\/Paid\.v1\.json/);
+  const report = JSON.parse(await factline('check', '--registry', 'registry.ts', '--json'));
+  assert.deepEqual(report, { ok: true, problems: [], notices: [] });
 });

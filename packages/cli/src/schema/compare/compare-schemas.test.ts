@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { compareSchemas } from './compare-schemas.ts';
+
+const found = (before: unknown, after: unknown) => compareSchemas(before, after).map((c) => `${c.rule} ${c.path}`);
+const object = (properties: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  type: 'object',
+  properties,
+  required: Object.keys(properties),
+  ...extra,
+});
+
+describe('compareSchemas reads the ways validators write the same thing', () => {
+  it('takes a type list, anyOf and oneOf of types, and OpenAPI nullable as the same union', () => {
+    const forms = [
+      { type: ['string', 'null'] },
+      { anyOf: [{ type: 'string' }, { type: 'null' }] },
+      { oneOf: [{ type: 'null' }, { type: 'string' }] },
+      { type: 'string', nullable: true },
+    ];
+    for (const a of forms) for (const b of forms) assert.deepEqual(found(a, b), [], `${JSON.stringify([a, b])}`);
+    for (const a of forms) assert.deepEqual(found(a, { type: 'string' }), ['union-member-removed $']);
+  });
+
+  it('takes const and a one-value enum, with or without type, as the same value', () => {
+    const forms = [{ const: 'x' }, { type: 'string', const: 'x' }, { enum: ['x'] }, { type: 'string', enum: ['x'] }];
+    for (const a of forms) for (const b of forms) assert.deepEqual(found(a, b), []);
+    assert.deepEqual(found({ enum: ['x', 1] }, { enum: ['x'] }), ['enum-value-removed $']);
+    assert.deepEqual(found({ const: 3 }, { type: 'integer', const: 3 }), []);
+  });
+
+  it('follows $ref into $defs and definitions, and compares shapes whatever the names', () => {
+    const before = { $defs: { A: object({ id: { type: 'string' } }) }, ...object({ a: { $ref: '#/$defs/A' } }) };
+    const renamed = {
+      definitions: { B: object({ id: { type: 'string' } }) },
+      ...object({ a: { $ref: '#/definitions/B' } }),
+    };
+    assert.deepEqual(found(before, renamed), []);
+    const inline = object({ a: object({}) });
+    assert.deepEqual(found(before, inline), ['field-removed $.a.id']);
+  });
+
+  it('ends on a cycle and still finds a change inside it', () => {
+    const node = (value: unknown) => ({
+      $ref: '#/$defs/N',
+      $defs: { N: object({ value, next: { anyOf: [{ $ref: '#/$defs/N' }, { type: 'null' }] } }) },
+    });
+    assert.deepEqual(found(node({ type: 'number' }), node({ type: 'number' })), []);
+    assert.deepEqual(found(node({ type: 'number' }), node({ type: 'integer' })), ['type-narrowed $.value']);
+  });
+
+  it('compares what it cannot take apart by its text', () => {
+    const outside = { $ref: 'https://example.com/money.json' };
+    assert.deepEqual(found(outside, { ...outside }), []);
+    assert.deepEqual(found(outside, { $ref: 'https://example.com/money-v2.json' }), ['type-narrowed $']);
+    assert.deepEqual(found({ not: { type: 'null' } }, { not: { type: 'null' } }), []);
+  });
+
+  it('reads draft-07 tuples (items array, additionalItems) like prefixItems', () => {
+    const draft07 = { type: 'array', items: [{ type: 'number' }, { type: 'number' }], additionalItems: false };
+    const draft2020 = { type: 'array', prefixItems: [{ type: 'number' }, { type: 'number' }], items: false };
+    assert.deepEqual(found(draft07, draft2020), []);
+    const narrower = { type: 'array', prefixItems: [{ type: 'number' }, { type: 'integer' }], items: false };
+    assert.deepEqual(found(draft07, narrower), ['type-narrowed $[1]']);
+  });
+
+  it('merges allOf of objects, and treats true, {} and a missing schema as anything', () => {
+    const merged = { allOf: [object({ a: { type: 'string' } }), object({ b: { type: 'number' } })] };
+    assert.deepEqual(found(object({ a: { type: 'string' }, b: { type: 'number' } }), merged), []);
+    assert.deepEqual(found(merged, object({ a: { type: 'string' } })), ['field-removed $.b']);
+    assert.deepEqual(found(object({ a: {} }), object({ a: true })), []);
+    assert.deepEqual(found(object({ a: { description: 'anything' } }), object({ a: { type: 'string' } })), [
+      'type-narrowed $.a',
+    ]);
+    assert.deepEqual(found(object({ a: { type: 'string' } }), object({ a: false })), ['type-narrowed $.a']);
+  });
+
+  it('ignores the safe-integer range zod writes on every integer, not a real bound', () => {
+    const zodInt = { type: 'integer', minimum: -9007199254740991, maximum: 9007199254740991 };
+    assert.deepEqual(found({ type: 'integer' }, zodInt), []);
+    assert.deepEqual(found({ type: 'integer', minimum: 0 }, { ...zodInt, minimum: 1 }), ['bounds-tightened $']);
+  });
+
+  it('flags patterns, formats, multipleOf and uniqueItems added; passes them removed', () => {
+    assert.deepEqual(found({ type: 'string' }, { type: 'string', pattern: '^A' }), ['type-narrowed $']);
+    assert.deepEqual(found({ type: 'string', format: 'email' }, { type: 'string' }), []);
+    assert.deepEqual(found({ type: 'number', multipleOf: 2 }, { type: 'number', multipleOf: 4 }), [
+      'bounds-tightened $',
+    ]);
+    assert.deepEqual(found({ type: 'number', multipleOf: 4 }, { type: 'number', multipleOf: 2 }), []);
+    assert.deepEqual(found({ type: 'array' }, { type: 'array', uniqueItems: true }), ['bounds-tightened $']);
+  });
+
+  it('passes a required field that gains a default only when the default is there', () => {
+    const before = object({ a: { type: 'string' } }, { required: [] });
+    assert.deepEqual(found(before, object({ a: { type: 'string', default: 'x' } })), []);
+    assert.deepEqual(found(before, object({ a: { type: 'string' } })), ['required-added $.a']);
+  });
+
+  it('quotes a field name that is not an identifier in the path', () => {
+    assert.deepEqual(found(object({ 'first name': { type: 'string' } }), object({})), [
+      'field-removed $["first name"]',
+    ]);
+  });
+});

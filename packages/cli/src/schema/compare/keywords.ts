@@ -1,0 +1,232 @@
+/**
+ * The checks inside one branch, by JSON type: bounds on numbers, strings and
+ * arrays, an object's fields and extra properties. Each returns the breaking
+ * changes from `before` to `after`; nested schemas go back to `compare`.
+ */
+import type { SchemaChange } from '../report.ts';
+import { type Branch, dereference, isObject } from './branches.ts';
+
+/** Compares two nested schemas (followed through their own documents' `$ref`s). */
+export type CompareNested = (before: unknown, after: unknown, path: string) => SchemaChange[];
+
+const change = (
+  rule: SchemaChange['rule'],
+  path: string,
+  message: string,
+  before: unknown,
+  after: unknown,
+): SchemaChange => ({ rule, path, message, before: before ?? null, after: after ?? null });
+
+// zod writes the safe-integer range on every integer: no bound a stored value could meet.
+const unbounded = (value: unknown, type: Branch['type']) =>
+  type === 'integer' && (value === Number.MAX_SAFE_INTEGER || value === Number.MIN_SAFE_INTEGER);
+
+interface Bound {
+  value: number;
+  exclusive: boolean;
+  keyword: string;
+}
+
+function bound(schema: Record<string, unknown>, side: 'lower' | 'upper', type: Branch['type']): Bound | undefined {
+  const [inclusive, exclusive] = side === 'lower' ? ['minimum', 'exclusiveMinimum'] : ['maximum', 'exclusiveMaximum'];
+  const candidates: Bound[] = [];
+  const plain = schema[inclusive];
+  const strict = schema[exclusive];
+  if (typeof plain === 'number' && !unbounded(plain, type))
+    candidates.push({ value: plain, exclusive: false, keyword: inclusive });
+  if (typeof strict === 'number') candidates.push({ value: strict, exclusive: true, keyword: exclusive });
+  // The tighter of the two is the bound in force.
+  return candidates.sort((a, b) =>
+    a.value === b.value
+      ? Number(b.exclusive) - Number(a.exclusive)
+      : side === 'lower'
+        ? b.value - a.value
+        : a.value - b.value,
+  )[0];
+}
+
+const describeBound = (b: Bound, side: 'lower' | 'upper') =>
+  `${side === 'lower' ? (b.exclusive ? '>' : '>=') : b.exclusive ? '<' : '<='} ${b.value}`;
+
+function numberChanges(before: Branch, after: Branch, path: string): SchemaChange[] {
+  const changes: SchemaChange[] = [];
+  for (const side of ['lower', 'upper'] as const) {
+    const was = bound(before.schema, side, before.type);
+    const now = bound(after.schema, side, after.type);
+    if (now === undefined) continue;
+    const tighter =
+      was === undefined ||
+      (side === 'lower' ? now.value > was.value : now.value < was.value) ||
+      (now.value === was.value && now.exclusive && !was.exclusive);
+    if (!tighter) continue;
+    const message = was
+      ? `must now be ${describeBound(now, side)} (was ${describeBound(was, side)})`
+      : `must now be ${describeBound(now, side)} (was unbounded)`;
+    changes.push(change('bounds-tightened', path, message, was?.value, now.value));
+  }
+  const step = after.schema.multipleOf;
+  const oldStep = before.schema.multipleOf;
+  if (typeof step === 'number' && !(typeof oldStep === 'number' && oldStep % step === 0)) {
+    changes.push(change('bounds-tightened', path, `must now be a multiple of ${step}`, oldStep, step));
+  }
+  return changes;
+}
+
+/** A `min*` raised, a `max*` lowered, or either added. */
+function sizeChanges(before: Branch, after: Branch, path: string, min: string, max: string, unit: string) {
+  const changes: SchemaChange[] = [];
+  const wasMin = before.schema[min];
+  const nowMin = after.schema[min];
+  if (typeof nowMin === 'number' && nowMin > 0 && !(typeof wasMin === 'number' && wasMin >= nowMin)) {
+    changes.push(
+      change('bounds-tightened', path, `${min} raised to ${nowMin} ${unit} (was ${wasMin ?? 0})`, wasMin, nowMin),
+    );
+  }
+  const wasMax = before.schema[max];
+  const nowMax = after.schema[max];
+  if (typeof nowMax === 'number' && !(typeof wasMax === 'number' && wasMax <= nowMax)) {
+    const was = typeof wasMax === 'number' ? wasMax : 'unbounded';
+    changes.push(change('bounds-tightened', path, `${max} lowered to ${nowMax} ${unit} (was ${was})`, wasMax, nowMax));
+  }
+  return changes;
+}
+
+function stringChanges(before: Branch, after: Branch, path: string): SchemaChange[] {
+  const changes = sizeChanges(before, after, path, 'minLength', 'maxLength', 'characters');
+  const { pattern, format } = after.schema;
+  if (typeof pattern === 'string' && pattern !== before.schema.pattern) {
+    changes.push(change('type-narrowed', path, `must now match /${pattern}/`, before.schema.pattern ?? null, pattern));
+  }
+  if (typeof format === 'string' && format !== before.schema.format) {
+    changes.push(change('type-narrowed', path, `must now be of format '${format}'`, before.schema.format, format));
+  }
+  return changes;
+}
+
+/** Draft-07 tuples (`items: [...]`, `additionalItems`) read as 2020-12 (`prefixItems`, `items`). */
+function tupleOf(schema: Record<string, unknown>): { prefix: unknown[]; rest: unknown } {
+  if (Array.isArray(schema.items)) return { prefix: schema.items, rest: schema.additionalItems ?? true };
+  return { prefix: Array.isArray(schema.prefixItems) ? schema.prefixItems : [], rest: schema.items ?? true };
+}
+
+function arrayChanges(before: Branch, after: Branch, path: string, compare: CompareNested): SchemaChange[] {
+  const changes = sizeChanges(before, after, path, 'minItems', 'maxItems', 'items');
+  if (after.schema.uniqueItems === true && before.schema.uniqueItems !== true) {
+    changes.push(change('bounds-tightened', path, 'items must now be unique', false, true));
+  }
+  const was = tupleOf(before.schema);
+  const now = tupleOf(after.schema);
+  const positions = Math.max(was.prefix.length, now.prefix.length);
+  for (let i = 0; i < positions; i++) {
+    changes.push(...compare(was.prefix[i] ?? was.rest, now.prefix[i] ?? now.rest, `${path}[${i}]`));
+  }
+  if (now.rest === false && was.rest !== false) {
+    const message = `no longer accepts items past position ${now.prefix.length}`;
+    changes.push(change('bounds-tightened', `${path}[]`, message, was.rest, false));
+  } else if (was.rest !== false) {
+    changes.push(...compare(was.rest, now.rest, `${path}[]`));
+  }
+  return changes;
+}
+
+const fieldPath = (path: string, key: string) =>
+  /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+
+const stringList = (value: unknown): string[] =>
+  Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+
+/** Extra properties: `false` refuses them, a schema constrains them, absent or `true` allows any. */
+function extraProperties(schema: Record<string, unknown>): unknown {
+  const extra = schema.additionalProperties ?? schema.unevaluatedProperties ?? true;
+  return isObject(extra) && Object.keys(extra).length === 0 ? true : extra;
+}
+
+function objectChanges(
+  before: Branch,
+  after: Branch,
+  path: string,
+  compare: CompareNested,
+  afterRoot: unknown,
+): SchemaChange[] {
+  const changes = sizeChanges(before, after, path, 'minProperties', 'maxProperties', 'properties');
+  const wasFields = isObject(before.schema.properties) ? before.schema.properties : {};
+  const nowFields = isObject(after.schema.properties) ? after.schema.properties : {};
+  for (const [key, was] of Object.entries(wasFields)) {
+    const at = fieldPath(path, key);
+    if (!(key in nowFields)) {
+      changes.push(change('field-removed', at, `field '${key}' was removed or renamed`, was, null));
+    } else changes.push(...compare(was, nowFields[key], at));
+  }
+  const wasRequired = new Set(stringList(before.schema.required));
+  for (const key of stringList(after.schema.required)) {
+    if (wasRequired.has(key)) continue;
+    const field = dereference(nowFields[key], afterRoot);
+    if (isObject(field) && 'default' in field) continue;
+    const message =
+      key in wasFields ? `field '${key}' became required` : `new field '${key}' is required and has no default`;
+    changes.push(change('required-added', fieldPath(path, key), message, wasFields[key], nowFields[key]));
+  }
+  const wasExtra = extraProperties(before.schema);
+  const nowExtra = extraProperties(after.schema);
+  if (nowExtra === true || wasExtra === false) return changes;
+  if (nowExtra === false || wasExtra === true) {
+    const message =
+      nowExtra === false
+        ? 'no longer accepts fields it does not list'
+        : 'fields it does not list must now match a schema';
+    changes.push(change('additional-properties-tightened', path, message, wasExtra, nowExtra));
+  } else changes.push(...compare(wasExtra, nowExtra, `${path}.*`));
+  return changes;
+}
+
+/**
+ * The breaking changes between two branches of types that can match (the
+ * same, or integer for number). Values (`enum`, `const`) are checked first:
+ * a branch of listed values needs no bounds.
+ */
+export function branchChanges(
+  before: Branch,
+  after: Branch,
+  path: string,
+  compare: CompareNested,
+  afterRoot: unknown,
+): SchemaChange[] {
+  const changes: SchemaChange[] = [];
+  if (after.values) {
+    if (!before.values) {
+      const listed = after.values.map((v) => JSON.stringify(v)).join(', ');
+      return [change('type-narrowed', path, `now accepts only ${listed}`, before.type, after.values)];
+    }
+    const kept = new Set(after.values.map((v) => JSON.stringify(v)));
+    const removed = before.values.filter((v) => !kept.has(JSON.stringify(v)));
+    if (removed.length === 0) return [];
+    if (before.fromConst && after.fromConst) {
+      const message = `constant changed from ${JSON.stringify(before.values[0])} to ${JSON.stringify(after.values[0])}`;
+      return [change('const-changed', path, message, before.values[0], after.values[0])];
+    }
+    const message = `no longer accepts ${removed.map((v) => JSON.stringify(v)).join(', ')}`;
+    return [change('enum-value-removed', path, message, removed, after.values)];
+  }
+  const integerOnly =
+    before.type === 'number' &&
+    after.type === 'integer' &&
+    !before.values?.every((v) => typeof v === 'number' && Number.isInteger(v));
+  if (integerOnly) {
+    changes.push(change('type-narrowed', path, 'now accepts integers only (was any number)', 'number', 'integer'));
+  }
+  // Listed values need no bounds: they were checked one by one above or stay as they were.
+  if (before.values) return changes;
+  switch (after.type) {
+    case 'number':
+    case 'integer':
+      return [...changes, ...numberChanges(before, after, path)];
+    case 'string':
+      return [...changes, ...stringChanges(before, after, path)];
+    case 'array':
+      return [...changes, ...arrayChanges(before, after, path, compare)];
+    case 'object':
+      return [...changes, ...objectChanges(before, after, path, compare, afterRoot)];
+    default:
+      return changes;
+  }
+}
