@@ -4,6 +4,7 @@ import {
   type OptionKind,
   type OptionSpecOf,
   projectionRunnerSpec,
+  schemasOption,
 } from '@factline/core/adapter';
 import type { PostgresConsumerStoreOptions, PostgresInboxOptions } from './messaging/postgres-consumer-stores.ts';
 import type { PostgresTransportOptions } from './messaging/postgres-transport.ts';
@@ -39,6 +40,7 @@ const eventStoreSpec: OptionSpecOf<PostgresEventStoreOptions> = {
   inlineProjections: 'array',
   notifyAppends: 'boolean',
   notifyIntervalMs: 'non-negative-integer',
+  schemas: schemasOption,
 };
 
 /** Checks `getPostgresEventStore`'s options. */

@@ -4,6 +4,7 @@ import {
   type OptionKind,
   type OptionSpecOf,
   projectionRunnerSpec,
+  schemasOption,
 } from '@factline/core/adapter';
 import type { SqliteLeaseOptions } from './lease.ts';
 import type { SqliteConsumerStoreOptions, SqliteInboxOptions } from './messaging/sqlite-consumer-stores.ts';
@@ -43,6 +44,7 @@ const eventStoreSpec: OptionSpecOf<SqliteEventStoreOptions> = {
   now: 'function',
   maxBatch: 'positive-integer',
   inlineProjections: 'array',
+  schemas: schemasOption,
 };
 
 /** Checks `getSqliteEventStore`'s options. */

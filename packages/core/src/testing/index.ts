@@ -49,6 +49,14 @@ export {
   type InMemoryProjectionTx,
 } from './projections/in-memory-backend.ts';
 export {
+  type SchemaStoreCase,
+  type SchemaStoreCaseContext,
+  type SchemaStoreConformanceOptions,
+  type SchemaStores,
+  schemaStoreCases,
+  testSchemaStoreConformance,
+} from './schema-store-conformance.ts';
+export {
   type ShutdownOrdersOptions,
   type ShutdownPart,
   type ShutdownService,
