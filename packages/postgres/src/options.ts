@@ -79,7 +79,7 @@ export function checkPostgresDeadLetterStoreOptions(options: PostgresConsumerSto
   checkOptions(options, consumerStoreSpec, 'getPostgresDeadLetterStore', { optional: false });
 }
 
-const outboxSpec: OptionSpecOf<PostgresOutboxOptions> = { ...databaseSpec, now: 'function' };
+const outboxSpec: OptionSpecOf<PostgresOutboxOptions> = { ...databaseSpec, now: 'function', schemas: schemasOption };
 
 /** Checks `getPostgresOutbox`'s options. */
 export function checkPostgresOutboxOptions(options: PostgresOutboxOptions): void {

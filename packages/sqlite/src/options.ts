@@ -83,7 +83,7 @@ export function checkSqliteDeadLetterStoreOptions(options: SqliteConsumerStoreOp
   checkOptions(options, consumerStoreSpec, 'getSqliteDeadLetterStore', { required: ['database'] });
 }
 
-const outboxSpec: OptionSpecOf<SqliteOutboxOptions> = { database, now: 'function' };
+const outboxSpec: OptionSpecOf<SqliteOutboxOptions> = { database, now: 'function', schemas: schemasOption };
 
 /** Checks `getSqliteOutbox`'s options. */
 export function checkSqliteOutboxOptions(options: SqliteOutboxOptions): void {

@@ -68,7 +68,15 @@ export {
   parseProjectionVersionKey,
   projectionVersionKey,
 } from '../projections/types.ts';
-export { decodeEvent, decodeMessage, messageSchemaVersion, SCHEMA_VERSION_HEADER } from '../schema/decode.ts';
+export {
+  decodeEvent,
+  decodeMessage,
+  messageKind,
+  messageSchemaVersion,
+  SCHEMA_VERSION_HEADER,
+} from '../schema/decode.ts';
+export { encodeMessagesNow } from '../schema/encode-messages.ts';
+export { decodeFailureOf, readAllForProjection } from '../schema/projection-read.ts';
 export { type SchemaSource, schemaSourceOf, withSchemas } from '../schema/schema-store.ts';
 export { lazyAppendResult, storedAppendResult } from '../store/append-result.ts';
 export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from '../store/idempotency.ts';

@@ -1,3 +1,4 @@
+import type { SchemaKind } from '../errors/index.ts';
 import type { Message } from '../messaging/message.ts';
 import type { RecordedEvent } from '../store/types.ts';
 import type { DecodedData, SchemaRegistry } from './registry.ts';
@@ -26,6 +27,11 @@ export function decodeEvent(registry: SchemaRegistry, event: RecordedEvent): Rec
   return isThenable(decoded) ? Promise.resolve(decoded).then(upcast) : upcast(decoded);
 }
 
+/** Which types a message is read by: a message made from an event (`factline-stream-id`) by the event types. */
+export function messageKind(message: Pick<Message, 'headers'>): SchemaKind {
+  return message.headers?.[STREAM_ID_HEADER] === undefined ? 'message' : 'event';
+}
+
 /** The schema version a message carries in its header (1 when it has none, as for events). */
 export function messageSchemaVersion(message: Message): number {
   const header = message.headers?.[SCHEMA_VERSION_HEADER];
@@ -43,8 +49,7 @@ export function messageSchemaVersion(message: Message): number {
  * const current = await decodeMessage(schemas, delivery.message);
  */
 export function decodeMessage(registry: SchemaRegistry, message: Message): Message | Promise<Message> {
-  const kind = message.headers?.[STREAM_ID_HEADER] === undefined ? 'message' : 'event';
-  const decoded = registry.decode(kind, message.type, messageSchemaVersion(message), message.data);
+  const decoded = registry.decode(messageKind(message), message.type, messageSchemaVersion(message), message.data);
   if (decoded === undefined) return message;
   const upcast = (d: DecodedData | undefined): Message =>
     d === undefined

@@ -12,6 +12,7 @@ export {
   type Upcaster,
   type Upcasters,
 } from './define.ts';
+export { encodeMessages } from './encode-messages.ts';
 export {
   createSchemaRegistry,
   type DecodedData,

@@ -1,17 +1,21 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
+import type { ValidationError } from '../errors/index.ts';
 import { NonRetryableError } from '../errors/index.ts';
 import { createConsumer } from '../messaging/consumer.ts';
 import { defineEventRelay } from '../messaging/event-relay.ts';
 import { getInMemoryTransport } from '../messaging/in-memory-transport.ts';
 import { createMessage, type Message, messageFromEvent } from '../messaging/message.ts';
+import { startOutboxRelay } from '../messaging/outbox-relay.ts';
 import { createProjectionRunner } from '../projections/runner.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
+import { createInMemoryOutbox } from '../testing/in-memory-outbox.ts';
 import { getInMemoryProjectionBackend } from '../testing/projections/in-memory-backend.ts';
 import { Garbled, ItemReserved, OrderPlaced } from '../testing/schema-store/fixtures.ts';
 import { waitUntil } from '../testing/wait-until.ts';
 import { defineMessage } from './define.ts';
+import { encodeMessages } from './encode-messages.ts';
 import { createSchemaRegistry } from './registry.ts';
 import { withSchemas } from './schema-store.ts';
 
@@ -49,6 +53,76 @@ function recordingConsumer(
   });
   return { consumer, handled, errors };
 }
+
+describe('outbox messages are validated and stamped', () => {
+  it('outbox message → relay → consumer: enqueued stamped at v2; an old v1 message is handled as v2', async () => {
+    const outbox = createInMemoryOutbox({ schemas });
+    const transport = getInMemoryTransport();
+    const { consumer, handled } = recordingConsumer(transport);
+    await consumer.start();
+    const relay = startOutboxRelay(outbox, transport, { pollMs: 5, leaseCheckMs: 20 });
+    try {
+      const [built] = outbox.enqueue('orders', [
+        { type: 'ShipOrder', data: { orderId: 'o-1', express: true, extra: 1 } },
+      ]);
+      assert.equal(built?.headers['factline-schema-version'], '2');
+      assert.deepEqual(built?.data, { orderId: 'o-1', express: true }, 'the schema output');
+      // What an older producer (v1 schema) published.
+      const old = createMessage({
+        type: 'ShipOrder',
+        data: { orderId: 'o-2' },
+        headers: { 'factline-schema-version': '1' },
+      });
+      await transport.publish('orders', [old]);
+      await waitUntil(() => handled.length === 2, 'both messages handled');
+      const byOrder = new Map(handled.map((m) => [(m.data as { orderId: string }).orderId, m.data]));
+      assert.deepEqual(byOrder.get('o-1'), { orderId: 'o-1', express: true });
+      assert.deepEqual(byOrder.get('o-2'), { orderId: 'o-2', express: false });
+    } finally {
+      await relay.stop();
+      await consumer.stop();
+    }
+  });
+
+  it('an invalid enqueue is one ValidationError naming every issue; nothing is enqueued', () => {
+    const outbox = createInMemoryOutbox({ schemas });
+    assert.throws(
+      () =>
+        outbox.enqueue('orders', [
+          { type: 'ShipOrder', data: { orderId: 1, express: true } },
+          { type: 'ShipOrder', data: { orderId: 'o', express: true }, headers: { 'factline-schema-version': '1' } },
+        ]),
+      (error: ValidationError) =>
+        error.issues.map((i) => i.path).join() ===
+        'messages[0].data.orderId,messages[1].headers.factline-schema-version',
+    );
+    assert.equal(outbox.pending(), 0);
+  });
+
+  it('an asynchronous validator: refused by a synchronous enqueue, awaited by encodeMessages', async () => {
+    const outbox = createInMemoryOutbox({ schemas });
+    assert.throws(
+      () =>
+        outbox.enqueue('orders', [
+          { type: 'ItemReserved', data: { sku: 'SKU-1' }, headers: { 'factline-stream-id': 'i-1' } },
+        ]),
+      /asynchronous validator/,
+    );
+    const [message] = await encodeMessages(schemas, [
+      { type: 'Reserve', data: {} },
+      { type: 'ShipOrder', data: { orderId: 'o', express: false } },
+    ]);
+    assert.equal(message?.headers['factline-schema-version'], undefined, 'a type not defined passes as it is');
+    await assert.rejects(
+      Promise.resolve(
+        encodeMessages(schemas, [
+          { type: 'ItemReserved', data: { sku: 'nope' }, headers: { 'factline-stream-id': 'i-1' } },
+        ]),
+      ),
+      (error: ValidationError) => error.issues[0]?.path === 'messages[0].data.sku',
+    );
+  });
+});
 
 describe('messages read upcast', () => {
   it('event relay → message → consumer: a v1 event is published and handled as v3', async () => {
