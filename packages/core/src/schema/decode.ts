@@ -27,12 +27,22 @@ export function decodeEvent(registry: SchemaRegistry, event: RecordedEvent): Rec
   return isThenable(decoded) ? Promise.resolve(decoded).then(upcast) : upcast(decoded);
 }
 
-/** Which types a message is read by: a message made from an event (`factline-stream-id`) by the event types. */
+/**
+ * Which types a message is read by: a message made from an event (`factline-stream-id`) by the event types.
+ *
+ * @example
+ * const definition = schemas.definition(messageKind(message), message.type);
+ */
 export function messageKind(message: Pick<Message, 'headers'>): SchemaKind {
   return message.headers?.[STREAM_ID_HEADER] === undefined ? 'message' : 'event';
 }
 
-/** The schema version a message carries in its header (1 when it has none, as for events). */
+/**
+ * The schema version a message carries in its header (1 when it has none, as for events).
+ *
+ * @example
+ * messageSchemaVersion(createMessage({ type: 'ShipOrder', data })); // 1
+ */
 export function messageSchemaVersion(message: Message): number {
   const header = message.headers?.[SCHEMA_VERSION_HEADER];
   return header === undefined ? 1 : Number(header);

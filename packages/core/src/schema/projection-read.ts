@@ -46,7 +46,12 @@ async function* mapEach(
   for await (const event of events) yield map(event);
 }
 
-/** Why an event of `readAllForProjection` could not be decoded (`undefined`: it was). */
+/**
+ * Why an event of `readAllForProjection` could not be decoded (`undefined`: it was).
+ *
+ * @example
+ * const failure = decodeFailureOf(event); // an UpcastError, a SchemaError…
+ */
 export function decodeFailureOf(event: RecordedEvent): unknown {
   return failures.get(event);
 }

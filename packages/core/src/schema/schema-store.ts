@@ -14,7 +14,12 @@ export interface SchemaSource {
   registry: SchemaRegistry;
 }
 
-/** The raw store and registry behind a store made by `withSchemas`; `undefined` for any other store. */
+/**
+ * The raw store and registry behind a store made by `withSchemas`; `undefined` for any other store.
+ *
+ * @example
+ * const source = schemaSourceOf(store); // source?.store reads events as stored
+ */
 export function schemaSourceOf(store: EventStore): SchemaSource | undefined {
   return (store as { [SCHEMA_SOURCE]?: SchemaSource })[SCHEMA_SOURCE];
 }

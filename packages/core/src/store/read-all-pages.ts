@@ -54,7 +54,13 @@ export type ReadAllMap = (event: RecordedEvent) => RecordedEvent | Promise<Recor
 
 const MAPPED = Symbol('factline.read-all-mapped');
 
-/** Whether `events` came from `readAllInPages` given a map (so the map was applied). */
+/**
+ * Whether `events` came from `readAllInPages` given a map (so the map was applied).
+ *
+ * @example
+ * const events = store.readAll(options, decode);
+ * return appliesReadAllMap(events) ? events : decodeEach(events);
+ */
 export function appliesReadAllMap(events: AsyncIterable<unknown>): boolean {
   return (events as { [MAPPED]?: true })[MAPPED] === true;
 }
