@@ -10,6 +10,7 @@ export { uuidv7 } from './ids/uuid-v7.ts';
 export type { Lease, LeaseProvider } from './lease/types.ts';
 export * from './messaging/index.ts';
 export * from './projections/index.ts';
+export * from './schema/index.ts';
 export { getInMemoryEventStore, type InMemoryEventStoreOptions } from './store/in-memory.ts';
 export type * from './store/types.ts';
 export type { StoreLimits } from './store/validation.ts';

@@ -4,6 +4,7 @@ import {
   type OptionKind,
   type OptionSpecOf,
   projectionRunnerSpec,
+  schemasOption,
 } from '@factline/core/adapter';
 import type { PostgresConsumerStoreOptions, PostgresInboxOptions } from './messaging/postgres-consumer-stores.ts';
 import type { PostgresTransportOptions } from './messaging/postgres-transport.ts';
@@ -40,6 +41,7 @@ const eventStoreSpec: OptionSpecOf<PostgresEventStoreOptions> = {
   inlineProjections: 'array',
   notifyAppends: 'boolean',
   notifyIntervalMs: 'non-negative-integer',
+  schemas: schemasOption,
 };
 
 /** Checks `getPostgresEventStore`'s options. */
@@ -78,7 +80,7 @@ export function checkPostgresDeadLetterStoreOptions(options: PostgresConsumerSto
   checkOptions(options, consumerStoreSpec, 'getPostgresDeadLetterStore', { optional: false });
 }
 
-const outboxSpec: OptionSpecOf<PostgresOutboxOptions> = { ...databaseSpec, now: 'function' };
+const outboxSpec: OptionSpecOf<PostgresOutboxOptions> = { ...databaseSpec, now: 'function', schemas: schemasOption };
 
 /** Checks `getPostgresOutbox`'s options. */
 export function checkPostgresOutboxOptions(options: PostgresOutboxOptions): void {

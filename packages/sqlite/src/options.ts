@@ -4,6 +4,7 @@ import {
   type OptionKind,
   type OptionSpecOf,
   projectionRunnerSpec,
+  schemasOption,
 } from '@factline/core/adapter';
 import type { SqliteLeaseOptions } from './lease.ts';
 import type { SqliteConsumerStoreOptions, SqliteInboxOptions } from './messaging/sqlite-consumer-stores.ts';
@@ -44,6 +45,7 @@ const eventStoreSpec: OptionSpecOf<SqliteEventStoreOptions> = {
   now: 'function',
   maxBatch: 'positive-integer',
   inlineProjections: 'array',
+  schemas: schemasOption,
 };
 
 /** Checks `getSqliteEventStore`'s options. */
@@ -82,7 +84,7 @@ export function checkSqliteDeadLetterStoreOptions(options: SqliteConsumerStoreOp
   checkOptions(options, consumerStoreSpec, 'getSqliteDeadLetterStore', { required: ['database'] });
 }
 
-const outboxSpec: OptionSpecOf<SqliteOutboxOptions> = { database, now: 'function' };
+const outboxSpec: OptionSpecOf<SqliteOutboxOptions> = { database, now: 'function', schemas: schemasOption };
 
 /** Checks `getSqliteOutbox`'s options. */
 export function checkSqliteOutboxOptions(options: SqliteOutboxOptions): void {

@@ -51,7 +51,7 @@ export {
   type OptionSpec,
   type OptionSpecOf,
 } from '../options/check-options.ts';
-export { checkSubscribeOptions, projectionRunnerSpec } from '../options/core-options.ts';
+export { checkSubscribeOptions, projectionRunnerSpec, schemasOption } from '../options/core-options.ts';
 export { pickProjectionRunnerOptions } from '../options/runner-options.ts';
 export { waitForAppendSignal } from '../projections/append-wait.ts';
 export {
@@ -68,10 +68,25 @@ export {
   parseProjectionVersionKey,
   projectionVersionKey,
 } from '../projections/types.ts';
+export {
+  decodeEvent,
+  decodeMessage,
+  messageKind,
+  messageSchemaVersion,
+  SCHEMA_VERSION_HEADER,
+} from '../schema/decode.ts';
+export { encodeMessagesNow } from '../schema/encode-messages.ts';
+export { decodeFailureOf, readAllForProjection } from '../schema/projection-read.ts';
+export { type SchemaSource, schemaSourceOf, withSchemas } from '../schema/schema-store.ts';
 export { lazyAppendResult, storedAppendResult } from '../store/append-result.ts';
 export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from '../store/idempotency.ts';
 export { checkInlineProjections, inlineEvents, inlineProjectionFailure } from '../store/inline-projections.ts';
-export { type ReadAllPages, readAllInPages } from '../store/read-all-pages.ts';
+export {
+  appliesReadAllMap,
+  type ReadAllMap,
+  type ReadAllPages,
+  readAllInPages,
+} from '../store/read-all-pages.ts';
 export {
   type NormalizedReadAll,
   type NormalizedReadStream,

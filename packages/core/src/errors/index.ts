@@ -22,9 +22,10 @@ export type FactlineErrorCode =
   // Messaging: a publish that no subscription would receive, a transport that failed or closed.
   | 'NO_SUBSCRIPTION'
   | 'TRANSPORT'
-  // Reserved for the schema-evolution and workflow packages.
+  // Schema evolution: a stored item the registry cannot read, an upcaster that threw.
   | 'SCHEMA'
   | 'UPCAST'
+  // Reserved for the workflow package.
   | 'WORKFLOW'
   | 'TIMER';
 
@@ -223,6 +224,51 @@ export class TransportError extends FactlineError {
   }
 }
 
+/** Which registry a type belongs to: events (the store) or messages (transports, outboxes). */
+export type SchemaKind = 'event' | 'message';
+
+/**
+ * A stored event or message cannot be read with the schema registry: a type
+ * the registry does not know (with `unknownTypes: 'error'`), or a schema
+ * version newer than the registry's current one (written by a newer
+ * release). Retryable: another process running the newer release may read it.
+ */
+export class SchemaError extends FactlineError {
+  readonly kind: SchemaKind;
+  readonly type: string;
+  /** The schema version it was stored with. */
+  readonly schemaVersion: number;
+  constructor(kind: SchemaKind, type: string, schemaVersion: number, reason: string) {
+    super('SCHEMA', `Cannot read ${kind} '${type}' (schema version ${schemaVersion}): ${reason}`, { retryable: true });
+    this.kind = kind;
+    this.type = type;
+    this.schemaVersion = schemaVersion;
+  }
+}
+
+/**
+ * An upcaster threw: the stored data of `type` could not be brought from
+ * `fromVersion` to the next version. The upcaster's error is the `cause`.
+ * Retryable like any handler failure, so a consumer retries it by its
+ * policy and then dead-letters it.
+ */
+export class UpcastError extends FactlineError {
+  readonly kind: SchemaKind;
+  readonly type: string;
+  /** The version the failing upcaster reads. */
+  readonly fromVersion: number;
+  constructor(kind: SchemaKind, type: string, fromVersion: number, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super('UPCAST', `Upcasting ${kind} '${type}' from version ${fromVersion} to ${fromVersion + 1} failed: ${reason}`, {
+      cause,
+      retryable: true,
+    });
+    this.kind = kind;
+    this.type = type;
+    this.fromVersion = fromVersion;
+  }
+}
+
 function hasCode(error: unknown, code: FactlineErrorCode): boolean {
   return isFactlineError(error) && error.code === code;
 }
@@ -248,3 +294,5 @@ export const isStorageError = (e: unknown): e is StorageError => hasCode(e, 'STO
 export const isTransportError = (e: unknown): e is TransportError => hasCode(e, 'TRANSPORT');
 export const isNonRetryableError = (e: unknown): e is NonRetryableError => hasCode(e, 'NON_RETRYABLE');
 export const isNoSubscriptionError = (e: unknown): e is NoSubscriptionError => hasCode(e, 'NO_SUBSCRIPTION');
+export const isSchemaError = (e: unknown): e is SchemaError => hasCode(e, 'SCHEMA');
+export const isUpcastError = (e: unknown): e is UpcastError => hasCode(e, 'UPCAST');

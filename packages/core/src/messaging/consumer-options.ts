@@ -1,5 +1,7 @@
 import { ValidationError } from '../errors/index.ts';
 import { checkOptions, describeValue, type OptionSpec } from '../options/check-options.ts';
+import { schemasOption } from '../options/core-options.ts';
+import type { SchemaRegistry } from '../schema/registry.ts';
 import { deadLetterStoreFor } from './consumer-dead-letters.ts';
 import {
   type DeadLetterStore,
@@ -66,6 +68,14 @@ export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
    * policy. A hook that throws changes nothing.
    */
   onError?: (error: unknown, context: ConsumerErrorContext) => void;
+  /**
+   * The application's message and event types: each message is decoded to
+   * its type's current version before the handler gets it (a message relayed
+   * from an event, with a `factline-stream-id` header, by the event types).
+   * A message that cannot be decoded is a handler failure (retried, then
+   * dead-lettered). Default: none, messages are handled as received.
+   */
+  schemas?: SchemaRegistry;
   /** Injected for tests (also paces the back-off after a failed receive). */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   now?: () => number;
@@ -121,6 +131,7 @@ export const consumerOptionSpec: OptionSpec = {
   pollMs: 'non-negative-number',
   drainTimeoutMs: 'non-negative-number',
   onError: 'function',
+  schemas: schemasOption,
   sleep: 'function',
   now: 'function',
 };

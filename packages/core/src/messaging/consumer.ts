@@ -1,4 +1,5 @@
 import { type ConsumerDeadLetters, consumerDeadLetters } from './consumer-dead-letters.ts';
+import { decodingHandler } from './consumer-decode.ts';
 import { fetchIntoLanes } from './consumer-fetch.ts';
 import { inboxStep } from './consumer-inbox.ts';
 import { createKeyLanes } from './consumer-lanes.ts';
@@ -60,11 +61,11 @@ export type { ConsumerErrorContext, ConsumerErrorStage, ConsumerOptions };
  * The consumer pipeline, in one fixed order for every message:
  * context (correlation and causation for everything the handler does) →
  * dead-letter on exhaustion → retry policy → idempotency (inbox) → per-key
- * ordering → handler. Delivery is at least once; the inbox makes the effect
+ * ordering → decoding (with `schemas`: upcast to the current version) → handler. Delivery is at least once; the inbox makes the effect
  * once for a handler whose writes are themselves recorded once.
  *
  * One step per file: `consumer-context.ts`, `consumer-dead-letters.ts`,
- * `consumer-retry.ts`, `consumer-inbox.ts`, `consumer-lanes.ts`, put together
+ * `consumer-retry.ts`, `consumer-inbox.ts`, `consumer-lanes.ts`, `consumer-decode.ts`, put together
  * per delivery in `consumer-process.ts`; `consumer-fetch.ts` fills the lanes.
  *
  * @example
@@ -117,7 +118,8 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
   const signal = () => stopping.signal;
   const inbox = inboxStep({ name, inbox: settings.inbox, retentionMs: settings.retentionMs, now, report });
   // The transport does not check data against `M`: the union is the caller's declaration.
-  const handler = options.handler as (message: Message, tx: Tx) => unknown;
+  const given = options.handler as (message: Message, tx: Tx) => unknown;
+  const handler = options.schemas ? decodingHandler(options.schemas, given) : given;
   const process = createProcessor<Tx>({ ...settings, name, topic, handler, inbox, signal, report, fail, stats });
   const lanes = createKeyLanes({ concurrency, process, signal, report });
 

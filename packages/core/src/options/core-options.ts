@@ -7,7 +7,7 @@ import type { ProjectionRunnerOptions, RebuildOptions, WaitForOptions } from '..
 import type { InMemoryEventStoreOptions } from '../store/in-memory.ts';
 import { checkStoreLimits } from '../store/store-options.ts';
 import { assertExpectedVersion } from '../store/validation.ts';
-import { checkOptions, type OptionSpecOf } from './check-options.ts';
+import { checkOptions, describeValue, type OptionKind, type OptionSpecOf } from './check-options.ts';
 
 // The option specs of core's factories and methods, beside each other so a reader sees every name once.
 
@@ -25,7 +25,21 @@ const nonEmptyNames = (value: unknown) =>
     ? undefined
     : 'must be a non-empty array of non-empty strings';
 
-const inMemoryEventStoreSpec: OptionSpecOf<InMemoryEventStoreOptions> = { limits: 'object', now: 'function' };
+/** The `schemas` option of stores, outboxes and consumers: a registry made by `createSchemaRegistry`. */
+export const schemasOption: OptionKind = (value) => {
+  const registry = value as { encode?: unknown; decode?: unknown; definitions?: unknown } | null;
+  return typeof registry?.encode === 'function' &&
+    typeof registry.decode === 'function' &&
+    typeof registry.definitions === 'function'
+    ? undefined
+    : `must be a schema registry (createSchemaRegistry), got ${describeValue(value)}`;
+};
+
+const inMemoryEventStoreSpec: OptionSpecOf<InMemoryEventStoreOptions> = {
+  limits: 'object',
+  now: 'function',
+  schemas: schemasOption,
+};
 
 /** Checks `getInMemoryEventStore`'s options. */
 export function checkInMemoryEventStoreOptions(options: unknown): InMemoryEventStoreOptions | undefined {

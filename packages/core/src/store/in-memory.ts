@@ -1,7 +1,9 @@
 import { StoreClosedError } from '../errors/index.ts';
 import { checkInMemoryEventStoreOptions } from '../options/core-options.ts';
+import type { SchemaRegistry } from '../schema/registry.ts';
+import { withSchemas } from '../schema/schema-store.ts';
 import { matchRetriedAppend, type StoredEvent, toRecordedEvent } from './idempotency.ts';
-import { readAllInPages } from './read-all-pages.ts';
+import { type ReadAllMap, readAllInPages } from './read-all-pages.ts';
 import { normalizeReadStream } from './read-options.ts';
 import {
   checkDeleteRequest,
@@ -37,6 +39,11 @@ export interface InMemoryEventStoreOptions {
   limits?: Partial<StoreLimits>;
   /** Clock for `recordedAt`; defaults to `Date.now`. */
   now?: () => number;
+  /**
+   * The application's event types: appends are validated and stamped with
+   * their current schema version, reads upcast to it (see `withSchemas`).
+   */
+  schemas?: SchemaRegistry;
 }
 
 interface MemoryStream extends StreamState {
@@ -56,6 +63,11 @@ interface MemoryStream extends StreamState {
  */
 export function getInMemoryEventStore(given?: InMemoryEventStoreOptions): EventStore {
   const options = checkInMemoryEventStoreOptions(given) ?? {};
+  const store = openInMemoryEventStore(options);
+  return options.schemas ? withSchemas(store, options.schemas) : store;
+}
+
+function openInMemoryEventStore(options: InMemoryEventStoreOptions): EventStore {
   const limits: StoreLimits = { ...defaultStoreLimits, ...options.limits };
   const now = options.now ?? Date.now;
   const log: StoredEvent[] = []; // sorted by position
@@ -145,25 +157,31 @@ export function getInMemoryEventStore(given?: InMemoryEventStoreOptions): EventS
       };
     },
 
-    readAll<E extends Event = Event>(readOptions?: ReadAllOptions) {
-      return readAllInPages<E, StoredEvent>(readOptions, open, ({ types, categories }) => {
-        const typeSet = types && new Set(types);
-        const categorySet = categories && new Set(categories);
-        return {
-          page: (after, size) => {
-            const page: StoredEvent[] = [];
-            for (let i = indexAfter(after); i < log.length && page.length < size; i++) {
-              const event = log[i] as StoredEvent;
-              if (typeSet && !typeSet.has(event.type)) continue;
-              if (categorySet && !categorySet.has(streamCategory(event.streamId))) continue;
-              page.push(event);
-            }
-            return page;
-          },
-          position: (event) => event.position,
-          event: toRecordedEvent,
-        };
-      });
+    // `map`: withSchemas's decoding, applied in this loop (see `ReadAllMap`).
+    readAll<E extends Event = Event>(readOptions?: ReadAllOptions, map?: ReadAllMap) {
+      return readAllInPages<E, StoredEvent>(
+        readOptions,
+        open,
+        ({ types, categories }) => {
+          const typeSet = types && new Set(types);
+          const categorySet = categories && new Set(categories);
+          return {
+            page: (after, size) => {
+              const page: StoredEvent[] = [];
+              for (let i = indexAfter(after); i < log.length && page.length < size; i++) {
+                const event = log[i] as StoredEvent;
+                if (typeSet && !typeSet.has(event.type)) continue;
+                if (categorySet && !categorySet.has(streamCategory(event.streamId))) continue;
+                page.push(event);
+              }
+              return page;
+            },
+            position: (event) => event.position,
+            event: toRecordedEvent,
+          };
+        },
+        map,
+      );
     },
 
     async headPosition() {

@@ -33,10 +33,43 @@ export interface ReadAllPages<Row> {
  *   }));
  * }
  */
-export async function* readAllInPages<E extends Event, Row>(
+export function readAllInPages<E extends Event, Row>(
   options: ReadAllOptions | undefined,
   open: () => void,
   pages: (query: NormalizedReadAll) => ReadAllPages<Row>,
+  map?: ReadAllMap,
+): AsyncGenerator<RecordedOf<E>> {
+  const events = readPages<E, Row>(options, open, pages, map);
+  if (map) (events as { [MAPPED]?: true })[MAPPED] = true;
+  return events;
+}
+
+/**
+ * A function a store's `readAll` applies to each event as it yields it: a
+ * store built on `readAllInPages` takes it as `readAll`'s second argument
+ * (how `withSchemas` decodes in the store's own loop, without an iterator
+ * around the store's). Check with {@link appliesReadAllMap} that it was applied.
+ */
+export type ReadAllMap = (event: RecordedEvent) => RecordedEvent | Promise<RecordedEvent>;
+
+const MAPPED = Symbol('factline.read-all-mapped');
+
+/**
+ * Whether `events` came from `readAllInPages` given a map (so the map was applied).
+ *
+ * @example
+ * const events = store.readAll(options, decode);
+ * return appliesReadAllMap(events) ? events : decodeEach(events);
+ */
+export function appliesReadAllMap(events: AsyncIterable<unknown>): boolean {
+  return (events as { [MAPPED]?: true })[MAPPED] === true;
+}
+
+async function* readPages<E extends Event, Row>(
+  options: ReadAllOptions | undefined,
+  open: () => void,
+  pages: (query: NormalizedReadAll) => ReadAllPages<Row>,
+  map: ReadAllMap | undefined,
 ): AsyncGenerator<RecordedOf<E>> {
   open();
   const query = normalizeReadAll(options);
@@ -50,7 +83,9 @@ export async function* readAllInPages<E extends Event, Row>(
     const rows = Array.isArray(read) ? (read as readonly Row[]) : await read;
     if (rows.length === 0) return;
     // The caller names the union it expects; the store yields what was stored, unchecked (see `EventStore.readAll`).
-    for (const row of rows) yield reader.event(row) as RecordedOf<E>;
+    // An async generator's `yield` awaits its operand: a map's promise is settled before the caller sees it.
+    if (map) for (const row of rows) yield map(reader.event(row)) as unknown as RecordedOf<E>;
+    else for (const row of rows) yield reader.event(row) as RecordedOf<E>;
     cursor = reader.position(rows[rows.length - 1] as Row);
     remaining -= rows.length;
     if (rows.length < size) return;

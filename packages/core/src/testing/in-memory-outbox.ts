@@ -1,6 +1,10 @@
 import type { Message, MessageInput } from '../messaging/message.ts';
 import { prepareMessages } from '../messaging/message.ts';
 import type { Outbox, OutboxRow } from '../messaging/outbox-relay.ts';
+import { checkOptions } from '../options/check-options.ts';
+import { schemasOption } from '../options/core-options.ts';
+import { encodeMessagesNow } from '../schema/encode-messages.ts';
+import type { SchemaRegistry } from '../schema/registry.ts';
 
 /**
  * An outbox in memory, for unit tests of work that enqueues messages and of
@@ -12,13 +16,28 @@ export interface InMemoryOutbox extends Outbox {
   pending(): number;
 }
 
-export function createInMemoryOutbox(): InMemoryOutbox {
+export interface InMemoryOutboxOptions {
+  /** Validate and stamp messages of defined types on enqueue, as the SQL outboxes do (synchronous validators only). */
+  schemas?: SchemaRegistry;
+}
+
+/**
+ * Creates an in-memory outbox.
+ *
+ * @example
+ * const outbox = createInMemoryOutbox({ schemas });
+ * outbox.enqueue('shipping', [{ type: 'ShipOrder', data: { orderId: 'o-1', express: false } }]);
+ */
+export function createInMemoryOutbox(options: InMemoryOutboxOptions = {}): InMemoryOutbox {
+  checkOptions(options, { schemas: schemasOption }, 'createInMemoryOutbox');
   const rows: OutboxRow[] = [];
   const listeners = new Set<() => void>();
   let seq = 0;
   return {
     enqueue(topic, messages) {
-      const built = prepareMessages(messages, Date.now);
+      const built = options.schemas
+        ? encodeMessagesNow(options.schemas, messages)
+        : prepareMessages(messages, Date.now);
       for (const message of built) rows.push({ seq: ++seq, topic, message });
       queueMicrotask(() => {
         for (const listener of listeners) listener();

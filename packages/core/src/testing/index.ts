@@ -24,7 +24,7 @@ export {
 } from './consumer-conformance.ts';
 export { type DeciderThen, deciderSpecification } from './decider-specification.ts';
 export { type EventStoreConformanceOptions, testEventStoreConformance } from './event-store-conformance.ts';
-export { createInMemoryOutbox, type InMemoryOutbox } from './in-memory-outbox.ts';
+export { createInMemoryOutbox, type InMemoryOutbox, type InMemoryOutboxOptions } from './in-memory-outbox.ts';
 export { type LeaseConformanceOptions, testLeaseConformance } from './lease-conformance.ts';
 export { mapDeliveries } from './map-deliveries.ts';
 export {
@@ -48,6 +48,15 @@ export {
   type InMemoryProjectionBackend,
   type InMemoryProjectionTx,
 } from './projections/in-memory-backend.ts';
+export * as schemaStoreFixtures from './schema-store/fixtures.ts';
+export {
+  type SchemaStoreCase,
+  type SchemaStoreCaseContext,
+  type SchemaStoreConformanceOptions,
+  type SchemaStores,
+  schemaStoreCases,
+  testSchemaStoreConformance,
+} from './schema-store-conformance.ts';
 export {
   type ShutdownOrdersOptions,
   type ShutdownPart,

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import {
+  encodeMessages,
   type Message,
   type MessageInput,
   type OutboxRelayStats,
+  type SchemaRegistry,
   type Transport,
   ValidationError,
 } from '@factline/core';
@@ -60,6 +62,12 @@ export interface PostgresOutboxOptions {
   poolSize?: number;
   /** Clock for `createdAt` of messages built from inputs; defaults to `Date.now`. */
   now?: () => number;
+  /**
+   * The application's message types: `enqueue` validates each message of a
+   * defined type (awaiting asynchronous validators) before writing anything,
+   * and stamps its `factline-schema-version` header (core's `encodeMessages`).
+   */
+  schemas?: SchemaRegistry;
 }
 
 /** What `enqueue` needs of a client: a pool client, a `pg.Client`, inside the caller's transaction. */
@@ -160,7 +168,9 @@ export async function getPostgresOutbox(options: PostgresOutboxOptions): Promise
         throw new ValidationError({ path: 'client', message: 'must be a pg client' });
       }
       assertName(topic, 'topic');
-      const built = prepareMessages(messages, now);
+      const built = options?.schemas
+        ? await encodeMessages(options.schemas, messages, now)
+        : prepareMessages(messages, now);
       await assertInTransaction(client);
       if (built.length === 0) return built;
       // One statement: the rows in the given order (seq follows it), and a

@@ -2,11 +2,18 @@ import {
   type AppendResult,
   type EventStore,
   type Projection,
+  type SchemaRegistry,
   StoreClosedError,
   type StoreLimits,
   ValidationError,
 } from '@factline/core';
-import { assertIntegerOption, checkInlineProjections, defaultStoreLimits, prepareAppend } from '@factline/core/adapter';
+import {
+  assertIntegerOption,
+  checkInlineProjections,
+  defaultStoreLimits,
+  prepareAppend,
+  withSchemas,
+} from '@factline/core/adapter';
 import pg from 'pg';
 import { migratePostgres } from '../migrations.ts';
 import { checkPostgresEventStoreOptions } from '../options.ts';
@@ -60,6 +67,11 @@ export interface PostgresEventStoreOptions {
   notifyAppends?: boolean;
   /** Shortest time between two such notifications, in ms (later appends fold into the next one). Default 10. */
   notifyIntervalMs?: number;
+  /**
+   * The application's event types: appends are validated and stamped with
+   * their current schema version, every read upcasts to it (core's `withSchemas`).
+   */
+  schemas?: SchemaRegistry;
 }
 
 export interface PostgresStoreStats extends AppendBatchStats, NotifyStats {}
@@ -203,5 +215,5 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       }
     },
   };
-  return store;
+  return options.schemas ? withSchemas(store, options.schemas) : store;
 }

@@ -7,7 +7,13 @@ import {
   type StoreLimits,
   StreamDeletedError,
 } from '@factline/core';
-import { assertStreamId, normalizeReadStream, readAllInPages, streamInfoOf } from '@factline/core/adapter';
+import {
+  assertStreamId,
+  normalizeReadStream,
+  type ReadAllMap,
+  readAllInPages,
+  streamInfoOf,
+} from '@factline/core/adapter';
 import type pg from 'pg';
 import { toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
@@ -62,18 +68,24 @@ export function createReadPaths(
       return { streamId, exists: true, version, events };
     },
 
-    readAll<E extends Event = Event>(readOptions?: ReadAllOptions) {
-      return readAllInPages<E, unknown[]>(readOptions, open, ({ types, categories }) => {
-        const { name, text } = statements.readAll(types !== undefined, categories !== undefined);
-        const filters: unknown[] = [];
-        if (types) filters.push(types);
-        if (categories) filters.push(categories);
-        return {
-          page: (after, size) => arrayRows(pool, name, text, [after, ...filters, size]),
-          position: (row) => row[1] as number,
-          event: (row) => eventOfRow(row, 1, row[0] as string),
-        };
-      });
+    // `map`: withSchemas's decoding, applied in this loop (see `ReadAllMap`).
+    readAll<E extends Event = Event>(readOptions?: ReadAllOptions, map?: ReadAllMap) {
+      return readAllInPages<E, unknown[]>(
+        readOptions,
+        open,
+        ({ types, categories }) => {
+          const { name, text } = statements.readAll(types !== undefined, categories !== undefined);
+          const filters: unknown[] = [];
+          if (types) filters.push(types);
+          if (categories) filters.push(categories);
+          return {
+            page: (after, size) => arrayRows(pool, name, text, [after, ...filters, size]),
+            position: (row) => row[1] as number,
+            event: (row) => eventOfRow(row, 1, row[0] as string),
+          };
+        },
+        map,
+      );
     },
 
     async headPosition() {

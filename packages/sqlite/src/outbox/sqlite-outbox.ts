@@ -2,12 +2,14 @@ import {
   type Message,
   type MessageInput,
   type OutboxRelayStats,
+  type SchemaRegistry,
   StorageError,
   type Transport,
   ValidationError,
 } from '@factline/core';
 import {
   assertName,
+  encodeMessagesNow,
   messageFromJson,
   type Outbox,
   type OutboxRelayOptions,
@@ -51,6 +53,14 @@ export interface SqliteOutboxOptions {
   database: Database;
   /** Clock for `created_at`; defaults to `Date.now`. */
   now?: () => number;
+  /**
+   * The application's message types: `enqueue` validates each message of a
+   * defined type before writing anything, and stamps its
+   * `factline-schema-version` header (core's `encodeMessages`). The enqueue
+   * is synchronous: a type with an asynchronous validator is refused (encode
+   * such messages before the transaction with `encodeMessages`).
+   */
+  schemas?: SchemaRegistry;
 }
 
 export interface SqliteOutbox {
@@ -179,7 +189,9 @@ export function getSqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
         });
       }
       assertName(topic, 'topic');
-      const built = toOutboxMessages(messages, now);
+      const built = options.schemas
+        ? encodeMessagesNow(options.schemas, messages, now)
+        : toOutboxMessages(messages, now);
       const at = now();
       try {
         const insert = insertOn(db);

@@ -3,6 +3,7 @@ import {
   assertStreamId,
   liveVersion,
   normalizeReadStream,
+  type ReadAllMap,
   readAllInPages,
   streamInfoOf,
   toRecordedEvent,
@@ -44,18 +45,24 @@ export function createReadPaths(
       });
     },
 
-    readAll<E extends Event = Event>(readOptions?: ReadAllOptions) {
-      return readAllInPages<E, EventRow>(readOptions, open, ({ types, categories }) => {
-        const statement = sql.readAll(types !== undefined, categories !== undefined);
-        const filters: string[] = [];
-        if (types) filters.push(JSON.stringify(types));
-        if (categories) filters.push(JSON.stringify(categories));
-        return {
-          page: (after, size) => statement.all(after, ...filters, size),
-          position: (row) => row.position,
-          event: toRecordedEvent,
-        };
-      });
+    // `map`: withSchemas's decoding, applied in this loop (see `ReadAllMap`).
+    readAll<E extends Event = Event>(readOptions?: ReadAllOptions, map?: ReadAllMap) {
+      return readAllInPages<E, EventRow>(
+        readOptions,
+        open,
+        ({ types, categories }) => {
+          const statement = sql.readAll(types !== undefined, categories !== undefined);
+          const filters: string[] = [];
+          if (types) filters.push(JSON.stringify(types));
+          if (categories) filters.push(JSON.stringify(categories));
+          return {
+            page: (after, size) => statement.all(after, ...filters, size),
+            position: (row) => row.position,
+            event: toRecordedEvent,
+          };
+        },
+        map,
+      );
     },
 
     headPosition() {

@@ -1,5 +1,18 @@
-import { type EventStore, type Projection, StoreClosedError, type StoreLimits, ValidationError } from '@factline/core';
-import { checkInlineProjections, defaultStoreLimits, type PreparedAppend, prepareAppend } from '@factline/core/adapter';
+import {
+  type EventStore,
+  type Projection,
+  type SchemaRegistry,
+  StoreClosedError,
+  type StoreLimits,
+  ValidationError,
+} from '@factline/core';
+import {
+  checkInlineProjections,
+  defaultStoreLimits,
+  type PreparedAppend,
+  prepareAppend,
+  withSchemas,
+} from '@factline/core/adapter';
 import type { Database } from 'better-sqlite3';
 import { migrate } from '../migrations.ts';
 import { checkOpenDatabaseOptions, checkSqliteEventStoreOptions, connectionOptions } from '../options.ts';
@@ -41,6 +54,11 @@ export interface SqliteEventStoreOptions {
    * refuses every statement once the append's transaction ended.
    */
   inlineProjections?: readonly Projection<Database>[];
+  /**
+   * The application's event types: appends are validated and stamped with
+   * their current schema version, every read upcasts to it (core's `withSchemas`).
+   */
+  schemas?: SchemaRegistry;
 }
 
 export interface SqliteEventStore extends EventStore {
@@ -152,5 +170,5 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
       db.close();
     },
   };
-  return store;
+  return options.schemas ? withSchemas(store, options.schemas) : store;
 }

@@ -1,4 +1,5 @@
 import { ProjectionFailedError } from '../../errors/index.ts';
+import { firstDecodeFailure } from '../../schema/projection-read.ts';
 import type { RecordedEvent } from '../../store/types.ts';
 import { waitForSubscription } from '../subscription-wait.ts';
 import type { RunnerContext } from './context.ts';
@@ -7,7 +8,8 @@ import { markFailed, recordError, versionOf, type Worker } from './worker.ts';
 
 /**
  * Commits one batch with its new checkpoint `next`, retrying with backoff
- * (full jitter, doubling). When every try failed, a batch of several events
+ * (full jitter, doubling; a batch holding an event that could not be
+ * decoded is not retried). When every try failed, a batch of several events
  * sets `isolateUntil` so the loop goes one event at a time to find the
  * failing one; a single failing event is parked or fails the projection, as
  * the projection says. Returns false when the projection failed (or was
@@ -23,9 +25,13 @@ export async function applyBatch<Tx>(
   let lastFailure: unknown;
   /** Tries in a row that found no subscription (a relay): they wait, and count as no attempt. */
   let holds = 0;
+  // An event the registry cannot decode fails the batch like a failing handler, without
+  // retries: upcasters are pure, so reading it again gives the same failure.
+  const undecodable = firstDecodeFailure(batch);
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     if (w.abort.signal.aborted) return true;
     try {
+      if (undecodable) throw undecodable.error;
       const committed = await backend.commit({
         name: w.key,
         expected: w.checkpoint,
@@ -43,7 +49,11 @@ export async function applyBatch<Tx>(
       if (w.rebuild) w.rebuild.applied += batch.length;
       return true;
     } catch (error) {
-      recordError(ctx, w, error, (batch[0] as RecordedEvent).position);
+      recordError(ctx, w, error, (undecodable?.event ?? (batch[0] as RecordedEvent)).position);
+      if (undecodable) {
+        lastFailure = error;
+        break;
+      }
       const wait = { initialMs: initialBackoffMs, maxMs: maxBackoffMs, sleep: ctx.givenSleep };
       if (await waitForSubscription(error, ++holds, w.abort.signal, wait)) {
         attempt -= 1;

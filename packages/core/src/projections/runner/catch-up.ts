@@ -1,3 +1,4 @@
+import { readAllForProjection } from '../../schema/projection-read.ts';
 import type { RecordedEvent } from '../../store/types.ts';
 import { applyBatch } from './batch-apply.ts';
 import type { RunnerContext } from './context.ts';
@@ -14,7 +15,8 @@ async function readBatch<Tx>(
   after = w.checkpoint,
 ): Promise<RecordedEvent[]> {
   const batch: RecordedEvent[] = [];
-  for await (const event of ctx.backend.store.readAll({
+  // Decoded like every read; an event that fails to decode comes as stored, for applyBatch to attribute.
+  for await (const event of readAllForProjection(ctx.backend.store, {
     after,
     types: w.projection.handles,
     limit,
