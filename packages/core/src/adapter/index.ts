@@ -68,6 +68,13 @@ export {
   parseProjectionVersionKey,
   projectionVersionKey,
 } from '../projections/types.ts';
+export {
+  checkSnapshotKey,
+  type PreparedSnapshot,
+  prepareSnapshot,
+  type StoredSnapshot,
+  snapshotFromStored,
+} from '../snapshots/prepare.ts';
 export { lazyAppendResult, storedAppendResult } from '../store/append-result.ts';
 export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from '../store/idempotency.ts';
 export { checkInlineProjections, inlineEvents, inlineProjectionFailure } from '../store/inline-projections.ts';
