@@ -12,6 +12,7 @@ import type {
   PostgresProjectionBackendOptions,
   PostgresProjectionsOptions,
 } from './projections/postgres-projections.ts';
+import type { PostgresSnapshotStoreOptions } from './snapshots/postgres-snapshot-store.ts';
 import type { PostgresEventStoreOptions } from './store/postgres-event-store.ts';
 
 // The option specs of the PostgreSQL package's factories, beside each other so a reader sees every name once.
@@ -133,4 +134,11 @@ const projectionsSpec: OptionSpecOf<PostgresProjectionsOptions> = {
 /** Checks `startPostgresProjections`'s options. */
 export function checkPostgresProjectionsOptions(options: PostgresProjectionsOptions | undefined): void {
   checkOptions(options, projectionsSpec, 'startPostgresProjections');
+}
+
+const snapshotStoreSpec: OptionSpecOf<PostgresSnapshotStoreOptions> = { ...databaseSpec, now: 'function' };
+
+/** Checks `getPostgresSnapshotStore`'s options. */
+export function checkPostgresSnapshotStoreOptions(options: PostgresSnapshotStoreOptions): void {
+  checkOptions(options, snapshotStoreSpec, 'getPostgresSnapshotStore', { optional: false });
 }

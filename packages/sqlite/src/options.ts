@@ -10,6 +10,7 @@ import type { SqliteConsumerStoreOptions, SqliteInboxOptions } from './messaging
 import type { SqliteTransportOptions } from './messaging/sqlite-transport.ts';
 import type { SqliteOutboxOptions, SqliteOutboxRelayOptions } from './outbox/sqlite-outbox.ts';
 import type { SqliteProjectionsOptions } from './projections/sqlite-projections.ts';
+import type { SqliteSnapshotStoreOptions } from './snapshots/sqlite-snapshot-store.ts';
 import type { SqliteEventStoreOptions } from './store/sqlite-event-store.ts';
 
 // The option specs of the SQLite package's factories, beside each other so a reader sees every name once.
@@ -126,4 +127,11 @@ const sqliteLeaseSpec: OptionSpecOf<SqliteLeaseOptions> = {
 /** Checks `createSqliteLease`'s options. */
 export function checkSqliteLeaseOptions(options: SqliteLeaseOptions): void {
   checkOptions(options, sqliteLeaseSpec, 'createSqliteLease', { required: ['database', 'name', 'ttlMs'] });
+}
+
+const snapshotStoreSpec: OptionSpecOf<SqliteSnapshotStoreOptions> = { database, now: 'function' };
+
+/** Checks `getSqliteSnapshotStore`'s options. */
+export function checkSqliteSnapshotStoreOptions(options: SqliteSnapshotStoreOptions): void {
+  checkOptions(options, snapshotStoreSpec, 'getSqliteSnapshotStore', { required: ['database'] });
 }
