@@ -119,6 +119,10 @@ export const commandCases: SnapshotConformanceCase[] = [
         'each command appended once',
       );
       assert.ok(results.every((r) => r.state.count === r.version));
+      assert.ok(
+        results.some((r) => r.attempts > 1),
+        'the commands raced: some were decided again after a ConcurrencyError',
+      );
       const snapshot = await snapshots.load<Tally>(id);
       assert.ok(snapshot && snapshot.version >= 52, `snapshot at ${snapshot?.version}`);
       const upTo = await events.readStream<Added>(id, { to: snapshot.version });

@@ -108,7 +108,7 @@ export const saveAndLoadCases: SnapshotConformanceCase[] = [
       const states: unknown[] = [
         { nested: { deep: { list: [1, -2.5, 1e21, 0, Number.MAX_SAFE_INTEGER] } }, flag: true, none: null },
         ['mixed', 1, false, null, { a: [] }],
-        'a string with "quotes", \\ backslashes, \n newlines, emoji 🎉 and ünïcödé',
+        'a string with "quotes", \\ backslashes, \n newlines, a \u0000 NUL, emoji 🎉 and ünïcödé',
         42,
         null,
         { '': 'empty key', 'with space': 1, ключ: 'value' },

@@ -129,7 +129,10 @@ export const trustCases: SnapshotConformanceCase[] = [
       assert.equal(await snapshots.load(id), undefined);
 
       errors.length = 0;
-      await handleCommand(events, id, { n: 1 }, tally, { snapshots: snapshotOptions(snapshots, errors, { every: 1 }) });
+      const saved = await handleCommand(events, id, { n: 1 }, tally, {
+        snapshots: snapshotOptions(snapshots, errors, { every: 1 }),
+      });
+      assert.equal(await saved.snapshotSaved, true);
       const failingLoad = await handleCommand(events, id, { n: 1 }, tally, {
         snapshots: snapshotOptions(broken('load'), errors, { every: 1 }),
       });
