@@ -32,7 +32,7 @@ export interface SnapshotConformanceCase {
 
 export const uniqueStreamId = (label = 's') => `${uniqueCategory(label)}-1`;
 
-/** A valid snapshot to save, with `overrides`. */
+/** A valid snapshot of `streamId` at `version` to save. */
 export const snapshotOf = (streamId: string, version: number, state: unknown = { total: version }) => ({
   streamId,
   version,
