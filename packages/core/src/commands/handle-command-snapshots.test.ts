@@ -7,6 +7,7 @@ import {
   type Event,
   getInMemoryEventStore,
   getInMemorySnapshotStore,
+  type HandleCommandOptions,
   handleCommand,
   isValidationError,
   type SnapshotErrorContext,
@@ -78,6 +79,23 @@ describe('handleCommand snapshots: options', () => {
     assert.equal(await nothing.snapshotSaved, false);
     assert.equal(await snapshots.load('c-1'), undefined);
     assert.deepEqual(errors, []);
+  });
+});
+
+describe('handleCommand snapshots: types (checked by tsc)', () => {
+  it('bare options fit any decider; snapshot options are typed by its state', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const bare: HandleCommandOptions = { maxAttempts: 3 };
+    assert.equal((await handleCommand(store, 'c-1', { n: 1 }, counter, bare)).state.total, 1);
+    const typed: HandleCommandOptions<{ total: number }, Added> = {
+      snapshots: { store: snapshots, version: 1, every: 1, toSnapshot: (state) => state.total, onError: () => {} },
+    };
+    // @ts-expect-error: a snapshot must come back as the decider's state
+    typed.snapshots = { store: snapshots, version: 1, onError: () => {}, fromSnapshot: () => 'not a state' };
+    // @ts-expect-error: the bare options hold no snapshots (give the state type)
+    const untyped: HandleCommandOptions = { snapshots: { store: snapshots, version: 1, onError: () => {} } };
+    assert.ok(untyped);
   });
 });
 

@@ -23,9 +23,11 @@ export interface HandleCommandOptions<State = unknown, E extends Event = Event> 
   /**
    * Start from the stream's latest snapshot and read only the events after
    * it; write one after the append when the policy says so. Default: no
-   * snapshots. See {@link CommandSnapshots}.
+   * snapshots. See {@link CommandSnapshots}. Typed by the decider's state:
+   * options kept in a variable need it, `HandleCommandOptions<Cart, CartEvent>`
+   * (the bare `HandleCommandOptions` holds no snapshots, so it fits any decider).
    */
-  snapshots?: CommandSnapshots<State, E>;
+  snapshots?: unknown extends State ? never : CommandSnapshots<State, E>;
   /** Injected for tests; defaults to a timer. */
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
@@ -53,6 +55,10 @@ export interface HandleCommandResult<State, E extends Event = Event> {
 
 const noSnapshot = Promise.resolve(false);
 
+type CheckedOptions<State, E extends Event> = Omit<HandleCommandOptions, 'snapshots'> & {
+  snapshots?: CommandSnapshots<State, E>;
+};
+
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -74,9 +80,10 @@ export async function handleCommand<State, Command, E extends Event>(
   streamId: string,
   command: Command,
   decider: Decider<State, Command, E>,
-  given?: HandleCommandOptions<State, E>,
+  given?: HandleCommandOptions<NoInfer<State>, NoInfer<E>> | HandleCommandOptions,
 ): Promise<HandleCommandResult<State, E>> {
-  const options = checkHandleCommandOptions(given) ?? {};
+  // Either form of the options, as the decider's state types them.
+  const options: CheckedOptions<State, E> = checkHandleCommandOptions(given) ?? {};
   const snapshots = options.snapshots && resolveSnapshots(options.snapshots, decider.initialState);
   const fixedVersion = options.expectedVersion;
   const maxAttempts = fixedVersion === undefined ? (options.maxAttempts ?? 10) : 1;

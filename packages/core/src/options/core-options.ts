@@ -6,7 +6,6 @@ import type { SubscribeOptions } from '../messaging/transport.ts';
 import type { ProjectionRunnerOptions, RebuildOptions, WaitForOptions } from '../projections/runner.ts';
 import type { InMemoryEventStoreOptions } from '../store/in-memory.ts';
 import { checkStoreLimits } from '../store/store-options.ts';
-import type { Event } from '../store/types.ts';
 import { assertExpectedVersion } from '../store/validation.ts';
 import { checkOptions, type OptionSpecOf } from './check-options.ts';
 
@@ -87,10 +86,8 @@ const handleCommandSpec: OptionSpecOf<HandleCommandOptions> = {
 };
 
 /** Checks `handleCommand`'s options. */
-export function checkHandleCommandOptions<State, E extends Event>(
-  options: HandleCommandOptions<State, E> | undefined,
-): HandleCommandOptions<State, E> | undefined {
-  return checkOptions(options, handleCommandSpec, 'handleCommand options');
+export function checkHandleCommandOptions(options: unknown): HandleCommandOptions | undefined {
+  return checkOptions(options as HandleCommandOptions | undefined, handleCommandSpec, 'handleCommand options');
 }
 
 /** The projection runner's options, for adapters whose runner options extend them. */
