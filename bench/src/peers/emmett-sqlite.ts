@@ -30,7 +30,7 @@ interface EmmettEvent {
   data: Record<string, unknown>;
 }
 
-interface EmmettReadEvent extends EmmettEvent {
+export interface EmmettReadEvent extends EmmettEvent {
   metadata: { streamName: string; streamPosition: bigint; globalPosition: bigint };
 }
 
@@ -59,7 +59,12 @@ interface EmmettConsumer {
   close(): Promise<void>;
 }
 
-interface EmmettStore {
+export interface EmmettStore {
+  /** Reads the whole stream and folds it with `evolve` (Emmett has no snapshots). */
+  aggregateStream<State>(
+    streamName: string,
+    options: { evolve: (state: State, event: EmmettReadEvent) => State; initialState: () => State },
+  ): Promise<{ currentStreamVersion: bigint; state: State; streamExists: boolean }>;
   appendToStream(
     streamName: string,
     events: EmmettEvent[],
@@ -110,7 +115,7 @@ interface EmmettCoreModule {
   CommandHandlerStreamVersionConflictRetryOptions: RetryOptions;
 }
 
-interface Peer {
+export interface Peer {
   sqlite: EmmettSqliteModule;
   core: EmmettCoreModule;
 }
@@ -120,7 +125,7 @@ interface Peer {
 const peersDir = fileURLToPath(new URL('../../.peers/', import.meta.url));
 let loaded: Peer | string | undefined;
 
-function loadPeer(): Peer | string {
+export function loadPeer(): Peer | string {
   if (loaded !== undefined) return loaded;
   if (!existsSync(join(peersDir, 'node_modules', '@event-driven-io', 'emmett-sqlite'))) {
     loaded = `@event-driven-io/emmett-sqlite is not installed in ${peersDir}`;
@@ -142,7 +147,7 @@ function loadPeer(): Peer | string {
 }
 
 /** An Emmett store on `<dir>/emmett.db` with its schema already created (outside the timed part). */
-async function openStore(peer: Peer, dir: string): Promise<EmmettStore> {
+export async function openStore(peer: Peer, dir: string): Promise<EmmettStore> {
   const store = peer.sqlite.getSQLiteEventStore({ fileName: join(dir, 'emmett.db') });
   await store.schema.migrate();
   return store;

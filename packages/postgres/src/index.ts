@@ -31,6 +31,11 @@ export {
   readLiveProjectionVersion,
   startPostgresProjections,
 } from './projections/postgres-projections.ts';
+export {
+  getPostgresSnapshotStore,
+  type PostgresSnapshotStore,
+  type PostgresSnapshotStoreOptions,
+} from './snapshots/postgres-snapshot-store.ts';
 export type { AppendBatchStats } from './store/append-batcher.ts';
 export {
   getPostgresEventStore,

@@ -13,6 +13,7 @@ import type {
   PostgresProjectionBackendOptions,
   PostgresProjectionsOptions,
 } from './projections/postgres-projections.ts';
+import type { PostgresSnapshotStoreOptions } from './snapshots/postgres-snapshot-store.ts';
 import type { PostgresEventStoreOptions } from './store/postgres-event-store.ts';
 import type { PostgresTracerOptions } from './tracing/postgres-tracer.ts';
 
@@ -143,4 +144,11 @@ const tracerSpec: OptionSpecOf<PostgresTracerOptions> = { ...databaseSpec, now: 
 /** Checks `getPostgresTracer`'s options. */
 export function checkPostgresTracerOptions(options: PostgresTracerOptions): void {
   checkOptions(options, tracerSpec, 'getPostgresTracer', { optional: false });
+}
+
+const snapshotStoreSpec: OptionSpecOf<PostgresSnapshotStoreOptions> = { ...databaseSpec, now: 'function' };
+
+/** Checks `getPostgresSnapshotStore`'s options. */
+export function checkPostgresSnapshotStoreOptions(options: PostgresSnapshotStoreOptions): void {
+  checkOptions(options, snapshotStoreSpec, 'getPostgresSnapshotStore', { optional: false });
 }

@@ -11,6 +11,7 @@ import type { SqliteConsumerStoreOptions, SqliteInboxOptions } from './messaging
 import type { SqliteTransportOptions } from './messaging/sqlite-transport.ts';
 import type { SqliteOutboxOptions, SqliteOutboxRelayOptions } from './outbox/sqlite-outbox.ts';
 import type { SqliteProjectionsOptions } from './projections/sqlite-projections.ts';
+import type { SqliteSnapshotStoreOptions } from './snapshots/sqlite-snapshot-store.ts';
 import type { SqliteEventStoreOptions } from './store/sqlite-event-store.ts';
 import type { SqliteTracerOptions } from './tracing/sqlite-tracer.ts';
 
@@ -136,4 +137,11 @@ const tracerSpec: OptionSpecOf<SqliteTracerOptions> = { database, now: 'function
 /** Checks `getSqliteTracer`'s options. */
 export function checkSqliteTracerOptions(options: SqliteTracerOptions): void {
   checkOptions(options, tracerSpec, 'getSqliteTracer', { required: ['database'] });
+}
+
+const snapshotStoreSpec: OptionSpecOf<SqliteSnapshotStoreOptions> = { database, now: 'function' };
+
+/** Checks `getSqliteSnapshotStore`'s options. */
+export function checkSqliteSnapshotStoreOptions(options: SqliteSnapshotStoreOptions): void {
+  checkOptions(options, snapshotStoreSpec, 'getSqliteSnapshotStore', { required: ['database'] });
 }

@@ -78,6 +78,13 @@ export {
 export { encodeMessagesNow } from '../schema/encode-messages.ts';
 export { decodeFailureOf, readAllForProjection } from '../schema/projection-read.ts';
 export { type SchemaSource, schemaSourceOf, withSchemas } from '../schema/schema-store.ts';
+export {
+  checkSnapshotKey,
+  type PreparedSnapshot,
+  prepareSnapshot,
+  type StoredSnapshot,
+  snapshotFromStored,
+} from '../snapshots/prepare.ts';
 export { lazyAppendResult, storedAppendResult } from '../store/append-result.ts';
 export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from '../store/idempotency.ts';
 export { checkInlineProjections, inlineEvents, inlineProjectionFailure } from '../store/inline-projections.ts';

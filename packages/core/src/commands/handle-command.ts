@@ -2,8 +2,11 @@ import { CommandRetriesExhaustedError, isConcurrencyError } from '../errors/inde
 import { checkHandleCommandOptions } from '../options/core-options.ts';
 import type { Event, EventMetadata, EventStore, ExpectedVersion, RecordedOf } from '../store/types.ts';
 import { type Decider, foldEvents } from './decider.ts';
+import { type Loaded, loadFromSnapshot, loadState } from './load-state.ts';
+import { type CommandSnapshots, resolveSnapshots } from './snapshot-options.ts';
+import { snapshotAfterCommit } from './snapshot-save.ts';
 
-export interface HandleCommandOptions {
+export interface HandleCommandOptions<State = unknown, E extends Event = Event> {
   /**
    * Append only if the stream is still at this version (e.g. from an HTTP
    * `If-Match`). A conflict is then the caller's to handle: no retry.
@@ -17,6 +20,14 @@ export interface HandleCommandOptions {
   maxBackoffMs?: number;
   /** Merged into every new event's metadata (correlation and causation ids, user keys). */
   metadata?: EventMetadata;
+  /**
+   * Start from the stream's latest snapshot and read only the events after
+   * it; write one after the append when the policy says so. Default: no
+   * snapshots. See {@link CommandSnapshots}. Typed by the decider's state:
+   * options kept in a variable need it, `HandleCommandOptions<Cart, CartEvent>`
+   * (the bare `HandleCommandOptions` holds no snapshots, so it fits any decider).
+   */
+  snapshots?: unknown extends State ? never : CommandSnapshots<State, E>;
   /** Injected for tests; defaults to a timer. */
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
@@ -33,41 +44,20 @@ export interface HandleCommandResult<State, E extends Event = Event> {
   position: number;
   /** How many times the command was decided (1 without conflicts). */
   attempts: number;
+  /**
+   * Settles once the snapshot this command started (if any) is written:
+   * `true` when one was stored, `false` when none was due, a newer one was
+   * kept, or the save failed (reported to `snapshots.onError`). Never
+   * rejects; the result does not wait for it. Await it in tests.
+   */
+  snapshotSaved: Promise<boolean>;
 }
 
-interface Loaded<State> {
-  state: State;
-  version: number;
-  /** The id of the event at `version`, to recognise the same stream on the next read. */
-  lastId: string | undefined;
-}
+const noSnapshot = Promise.resolve(false);
 
-/**
- * Reads the stream and folds it. Given what an earlier attempt loaded, reads
- * only from that version on: when the event there is still the one folded
- * (same id, so the stream was not deleted and re-created meanwhile), only the
- * newer events are folded onto the earlier state; otherwise it reads it all.
- */
-async function load<State, Command, E extends Event>(
-  store: EventStore,
-  streamId: string,
-  decider: Decider<State, Command, E>,
-  known: Loaded<State> | undefined,
-): Promise<Loaded<State>> {
-  if (known && known.version > 0 && known.lastId !== undefined) {
-    const tail = await store.readStream<E>(streamId, { from: known.version });
-    const first = tail.events[0];
-    if (first?.streamVersion === known.version && first.id === known.lastId && tail.version >= known.version) {
-      return {
-        state: foldEvents(decider, tail.events.slice(1) as unknown as E[], known.state),
-        version: tail.version,
-        lastId: tail.events[tail.events.length - 1]?.id,
-      };
-    }
-  }
-  const { version, events } = await store.readStream(streamId);
-  return { state: foldEvents(decider, events as unknown as E[]), version, lastId: events[events.length - 1]?.id };
-}
+type CheckedOptions<State, E extends Event> = Omit<HandleCommandOptions, 'snapshots'> & {
+  snapshots?: CommandSnapshots<State, E>;
+};
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -75,19 +65,26 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
  * Loads a stream, decides, and appends with the version it loaded. On a
  * `ConcurrencyError` it reloads and decides again, with jittered exponential
  * backoff, up to `maxAttempts`; domain errors thrown by `decide` go straight
- * to the caller.
+ * to the caller. With `snapshots`, the first attempt starts from the
+ * stream's latest snapshot and reads only the events after it; a snapshot is
+ * written after the append committed, never holding up the result.
  *
  * @example
  * const { state, version } = await handleCommand(store, 'order-42', { type: 'PlaceOrder', items }, orderDecider);
+ * await handleCommand(store, 'order-42', { type: 'Ship' }, orderDecider, {
+ *   snapshots: { store: snapshots, version: 1, every: 100, onError: (error) => log.warn(error) },
+ * });
  */
 export async function handleCommand<State, Command, E extends Event>(
   store: EventStore,
   streamId: string,
   command: Command,
   decider: Decider<State, Command, E>,
-  given?: HandleCommandOptions,
+  given?: HandleCommandOptions<NoInfer<State>, NoInfer<E>> | HandleCommandOptions,
 ): Promise<HandleCommandResult<State, E>> {
-  const options = checkHandleCommandOptions(given) ?? {};
+  // Either form of the options, as the decider's state types them.
+  const options: CheckedOptions<State, E> = checkHandleCommandOptions(given) ?? {};
+  const snapshots = options.snapshots && resolveSnapshots(options.snapshots, decider.initialState);
   const fixedVersion = options.expectedVersion;
   const maxAttempts = fixedVersion === undefined ? (options.maxAttempts ?? 10) : 1;
   const initial = options.initialBackoffMs ?? 2;
@@ -97,24 +94,38 @@ export async function handleCommand<State, Command, E extends Event>(
 
   // What the last attempt read: a retry reads only the events after it.
   let known: Loaded<State> | undefined;
+  // The stream version of the snapshot the first attempt started from.
+  let base = 0;
   for (let attempt = 1; ; attempt++) {
-    known = await load(store, streamId, decider, known);
+    if (known === undefined && snapshots) {
+      const start = await loadFromSnapshot(store, streamId, decider, snapshots);
+      base = start.base;
+      known = start;
+    } else {
+      known = await loadState(store, streamId, decider, known);
+    }
     const { state, version } = known;
     const decided = decider.decide(command, state);
     const newEvents = Array.isArray(decided) ? (decided as readonly E[]) : [decided as E];
-    if (newEvents.length === 0) return { state, newEvents: [], version, position: 0, attempts: attempt };
+    if (newEvents.length === 0) {
+      return { state, newEvents: [], version, position: 0, attempts: attempt, snapshotSaved: noSnapshot };
+    }
     const toAppend = options.metadata
       ? newEvents.map((e) => ({ ...e, metadata: { ...options.metadata, ...e.metadata } }))
       : newEvents;
     try {
       const result = await store.append(streamId, toAppend, { expectedVersion: fixedVersion ?? version });
+      const next = foldEvents(decider, result.events as unknown as E[], state);
+      // The store recorded exactly what `decide` returned, so the events keep the decider's union.
+      const stored = result.events as RecordedOf<E>[];
+      const committed = { streamId, state: next, version: result.version, newEvents: stored, base };
       return {
-        state: foldEvents(decider, result.events as unknown as E[], state),
-        // The store recorded exactly what `decide` returned, so the events keep the decider's union.
-        newEvents: result.events as RecordedOf<E>[],
+        state: next,
+        newEvents: stored,
         version: result.version,
         position: result.position,
         attempts: attempt,
+        snapshotSaved: snapshots ? snapshotAfterCommit(snapshots, committed) : noSnapshot,
       };
     } catch (error) {
       if (!isConcurrencyError(error) || fixedVersion !== undefined) throw error;

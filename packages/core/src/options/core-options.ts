@@ -93,6 +93,8 @@ const handleCommandSpec: OptionSpecOf<HandleCommandOptions> = {
   initialBackoffMs: 'non-negative-number',
   maxBackoffMs: 'non-negative-number',
   metadata: 'object',
+  // Checked in full by `resolveSnapshots`, which needs the decider.
+  snapshots: 'object',
   sleep: 'function',
   random: 'function',
 };

@@ -63,6 +63,13 @@ export {
   type ShutdownService,
   testShutdownOrders,
 } from './shutdown-orders.ts';
+export { type SnapshotStoreConformanceOptions, testSnapshotStoreConformance } from './snapshot-store-conformance.ts';
+export {
+  type SnapshotCaseContext,
+  type SnapshotConformanceCase,
+  type SnapshotEnvironment,
+  snapshotStoreConformanceCases,
+} from './snapshots/index.ts';
 export { type StartUpBackend, type StartUpOrdersOptions, testStartUpOrders } from './start-up-orders.ts';
 export { type TraceEnvironment, type TraceOperationOptions, testTraceOperation } from './trace-operation.ts';
 export {

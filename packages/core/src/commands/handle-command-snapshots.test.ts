@@ -1,0 +1,288 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  type Aggregate,
+  aggregateDecider,
+  type Decider,
+  type Event,
+  getInMemoryEventStore,
+  getInMemorySnapshotStore,
+  type HandleCommandOptions,
+  handleCommand,
+  isValidationError,
+  type SnapshotErrorContext,
+  type SnapshotStore,
+} from '../index.ts';
+
+type Added = Event<'Added', { n: number }>;
+const counter: Decider<{ total: number }, { n: number }, Added> = {
+  initialState: () => ({ total: 0 }),
+  evolve: (state, event) => ({ total: state.total + event.data.n }),
+  decide: (command) => (command.n === 0 ? [] : [{ type: 'Added', data: { n: command.n } }]),
+};
+
+const collect = () => {
+  const errors: { error: unknown; context: SnapshotErrorContext }[] = [];
+  return { errors, onError: (error: unknown, context: SnapshotErrorContext) => errors.push({ error, context }) };
+};
+
+async function validationPaths(work: Promise<unknown>): Promise<string[]> {
+  const error = await work.then(
+    () => assert.fail('expected a ValidationError'),
+    (e: unknown) => e,
+  );
+  assert.ok(isValidationError(error), String(error));
+  return error.issues.map((issue) => issue.path);
+}
+
+describe('handleCommand snapshots: options', () => {
+  it('refuses bad, missing and unknown snapshot options before reading or writing anything', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const onError = () => {};
+    const where = 'handleCommand options.snapshots';
+    const cases: [unknown, string[]][] = [
+      [{ store: snapshots, version: 1 }, [`${where}.onError`]],
+      [{ store: snapshots, version: 0, onError }, [`${where}.version`]],
+      [{ store: snapshots, version: 1, every: 0, onError }, [`${where}.every`]],
+      [{ store: snapshots, version: 1, every: '100', onError }, [`${where}.every`]],
+      [{ store: {}, version: 1, onError }, [`${where}.store`]],
+      [{ store: snapshots, version: 1, evrey: 10, onError }, [`${where}.evrey`]],
+      [{ store: snapshots, version: 1, name: '', onError }, [`${where}.name`]],
+      ['yes', ['handleCommand options.snapshots']],
+    ];
+    for (const [given, expected] of cases) {
+      const paths = await validationPaths(
+        handleCommand(store, 'c-1', { n: 1 }, counter, { snapshots: given as never }),
+      );
+      assert.deepEqual(paths, expected, JSON.stringify(given));
+    }
+    assert.equal(await store.headPosition(), 0);
+  });
+
+  it('says what a misspelt option was meant to be', async () => {
+    const error = await handleCommand(getInMemoryEventStore(), 'c-1', { n: 1 }, counter, {
+      snapshots: { store: getInMemorySnapshotStore(), version: 1, onError: () => {}, evrey: 5 } as never,
+    }).catch((e: unknown) => e as Error);
+    assert.match(String(error), /did you mean 'every'\?/);
+  });
+
+  it('without the option, or when decide returns nothing, no snapshot is written', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const plain = await handleCommand(store, 'c-1', { n: 1 }, counter);
+    assert.equal(await plain.snapshotSaved, false);
+    const { onError, errors } = collect();
+    const nothing = await handleCommand(store, 'c-1', { n: 0 }, counter, {
+      snapshots: { store: snapshots, version: 1, every: 1, onError },
+    });
+    assert.equal(await nothing.snapshotSaved, false);
+    assert.equal(await snapshots.load('c-1'), undefined);
+    assert.deepEqual(errors, []);
+  });
+});
+
+describe('handleCommand snapshots: types (checked by tsc)', () => {
+  it('bare options fit any decider; snapshot options are typed by its state', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const bare: HandleCommandOptions = { maxAttempts: 3 };
+    assert.equal((await handleCommand(store, 'c-1', { n: 1 }, counter, bare)).state.total, 1);
+    const typed: HandleCommandOptions<{ total: number }, Added> = {
+      snapshots: { store: snapshots, version: 1, every: 1, toSnapshot: (state) => state.total, onError: () => {} },
+    };
+    // @ts-expect-error: a snapshot must come back as the decider's state
+    typed.snapshots = { store: snapshots, version: 1, onError: () => {}, fromSnapshot: () => 'not a state' };
+    // @ts-expect-error: the bare options hold no snapshots (give the state type)
+    const untyped: HandleCommandOptions = { snapshots: { store: snapshots, version: 1, onError: () => {} } };
+    assert.ok(untyped);
+  });
+});
+
+describe('handleCommand snapshots: saving after the append', () => {
+  it('returns without waiting for the save; snapshotSaved settles when it is stored', async () => {
+    const store = getInMemoryEventStore();
+    const inner = getInMemorySnapshotStore();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow: SnapshotStore = {
+      load: (...args) => inner.load(...args),
+      save: (snapshot) => {
+        const saving = inner.save(snapshot);
+        return gate.then(() => saving);
+      },
+      delete: (...args) => inner.delete(...args),
+    };
+    const { onError } = collect();
+    const result = await handleCommand(store, 'c-1', { n: 3 }, counter, {
+      snapshots: { store: slow, version: 1, every: 1, onError },
+    });
+    assert.equal(result.version, 1, 'the command finished while the save is held');
+    let settled = false;
+    void result.snapshotSaved.then(() => {
+      settled = true;
+    });
+    await Promise.resolve();
+    assert.equal(settled, false);
+    release();
+    assert.equal(await result.snapshotSaved, true);
+  });
+
+  it('stores the state as it was when the command returned, whatever the caller does with it next', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const { onError } = collect();
+    const result = await handleCommand(store, 'c-1', { n: 3 }, counter, {
+      snapshots: { store: snapshots, version: 1, every: 1, onError },
+    });
+    result.state.total = 1000;
+    await result.snapshotSaved;
+    assert.deepEqual((await snapshots.load('c-1'))?.state, { total: 3 });
+  });
+
+  it('reports a save that throws instead of rejecting, and a policy that throws', async () => {
+    const store = getInMemoryEventStore();
+    const inner = getInMemorySnapshotStore();
+    const throwing: SnapshotStore = {
+      load: (...args) => inner.load(...args),
+      save: () => {
+        throw new TypeError('not even a promise');
+      },
+      delete: (...args) => inner.delete(...args),
+    };
+    const { onError, errors } = collect();
+    const first = await handleCommand(store, 'c-1', { n: 1 }, counter, {
+      snapshots: { store: throwing, version: 1, every: 1, onError },
+    });
+    assert.equal(await first.snapshotSaved, false);
+    const second = await handleCommand(store, 'c-1', { n: 1 }, counter, {
+      snapshots: {
+        store: inner,
+        version: 1,
+        every: () => {
+          throw new RangeError('policy bug');
+        },
+        onError,
+      },
+    });
+    assert.equal(second.version, 2);
+    assert.equal(await second.snapshotSaved, false);
+    assert.deepEqual(
+      errors.map((e) => [e.context.operation, (e.error as Error).message]),
+      [
+        ['save', 'not even a promise'],
+        ['policy', 'policy bug'],
+      ],
+    );
+  });
+
+  it('a fromSnapshot that throws is reported and the state rebuilt from the events', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const { onError, errors } = collect();
+    const options = { snapshots: { store: snapshots, version: 1, every: 1, onError } };
+    await handleCommand(store, 'c-1', { n: 2 }, counter, options);
+    const result = await handleCommand(store, 'c-1', { n: 2 }, counter, {
+      snapshots: {
+        ...options.snapshots,
+        fromSnapshot: () => {
+          throw new SyntaxError('unreadable');
+        },
+      },
+    });
+    assert.deepEqual(result.state, { total: 4 });
+    assert.deepEqual(
+      errors.map((e) => e.context.operation),
+      ['load'],
+    );
+  });
+});
+
+type OrderEvent = Event<'ItemAdded', { sku: string }> | Event<'Placed', Record<string, never>>;
+
+class Order implements Aggregate<OrderEvent> {
+  #items: string[] = [];
+  placed = false;
+  get items(): readonly string[] {
+    return this.#items;
+  }
+  apply(event: OrderEvent): void {
+    if (event.type === 'ItemAdded') this.#items.push(event.data.sku);
+    else this.placed = true;
+  }
+  add(sku: string): OrderEvent[] {
+    if (this.placed) throw new Error('already placed');
+    return [{ type: 'ItemAdded', data: { sku } }];
+  }
+  toJSON() {
+    return { items: [...this.#items], placed: this.placed };
+  }
+  static from(data: unknown): Order {
+    const order = new Order();
+    const { items, placed } = data as { items: string[]; placed: boolean };
+    for (const sku of items) order.apply({ type: 'ItemAdded', data: { sku } });
+    order.placed = placed;
+    return order;
+  }
+}
+const orderDecider = aggregateDecider(
+  () => new Order(),
+  (order, command: { sku: string }) => order.add(command.sku),
+);
+
+describe('handleCommand snapshots: class aggregates', () => {
+  it('asks for toSnapshot and fromSnapshot when the state is a class instance', async () => {
+    const paths = await validationPaths(
+      handleCommand(getInMemoryEventStore(), 'order-1', { sku: 'a' }, orderDecider, {
+        snapshots: { store: getInMemorySnapshotStore(), version: 1, every: 1, onError: () => {} },
+      }),
+    );
+    assert.deepEqual(paths, ['handleCommand options.snapshots.toSnapshot']);
+    const error = await handleCommand(getInMemoryEventStore(), 'order-1', { sku: 'a' }, orderDecider, {
+      snapshots: {
+        store: getInMemorySnapshotStore(),
+        version: 1,
+        toSnapshot: (order) => order.toJSON(),
+        onError: () => {},
+      },
+    }).catch((e: unknown) => e);
+    assert.match(String(error), /fromSnapshot: is required: the decider's state is a Order instance/);
+  });
+
+  it('snapshots an aggregate through its own JSON form and restores an instance from it', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const { onError, errors } = collect();
+    const options = {
+      snapshots: {
+        store: snapshots,
+        version: 1,
+        every: 2,
+        toSnapshot: (order: Order) => order.toJSON(),
+        fromSnapshot: Order.from,
+        onError,
+      },
+    };
+    for (const sku of ['a', 'b', 'c']) {
+      await (await handleCommand(store, 'order-1', { sku }, orderDecider, options)).snapshotSaved;
+    }
+    assert.deepEqual((await snapshots.load('order-1'))?.state, { items: ['a', 'b'], placed: false });
+    const reads: (number | undefined)[] = [];
+    const watched = {
+      ...store,
+      readStream: ((id, readOptions) => {
+        reads.push(readOptions?.from);
+        return store.readStream(id, readOptions);
+      }) as typeof store.readStream,
+    };
+    const result = await handleCommand(watched, 'order-1', { sku: 'd' }, orderDecider, options);
+    assert.deepEqual(reads, [2]);
+    assert.ok(result.state instanceof Order);
+    assert.deepEqual(result.state.items, ['a', 'b', 'c', 'd']);
+    assert.equal(await result.snapshotSaved, true);
+    assert.deepEqual((await snapshots.load('order-1'))?.state, { items: ['a', 'b', 'c', 'd'], placed: false });
+    assert.deepEqual(errors, []);
+  });
+});

@@ -1,0 +1,110 @@
+import type { Snapshot } from '../snapshots/types.ts';
+import type { Event, EventStore, ReadStreamResult } from '../store/types.ts';
+import { type Decider, foldEvents } from './decider.ts';
+import type { ResolvedSnapshots } from './snapshot-options.ts';
+
+/** A stream folded into state. */
+export interface Loaded<State> {
+  state: State;
+  version: number;
+  /** The id of the event at `version`, to recognise the same stream on the next read. */
+  lastId: string | undefined;
+}
+
+type Evolving<State, E extends Event> = Pick<Decider<State, unknown, E>, 'initialState' | 'evolve'>;
+
+/**
+ * Reads the stream and folds it. Given what an earlier attempt loaded, reads
+ * only from that version on: when the event there is still the one folded
+ * (same id, so the stream was not deleted and re-created meanwhile), only the
+ * newer events are folded onto the earlier state; otherwise it reads it all.
+ */
+export async function loadState<State, E extends Event>(
+  store: EventStore,
+  streamId: string,
+  decider: Evolving<State, E>,
+  known: Loaded<State> | undefined,
+): Promise<Loaded<State>> {
+  if (known && known.version > 0 && known.lastId !== undefined) {
+    const tail = await store.readStream<E>(streamId, { from: known.version });
+    const first = tail.events[0];
+    if (first?.streamVersion === known.version && first.id === known.lastId && tail.version >= known.version) {
+      return {
+        state: foldEvents(decider, tail.events.slice(1) as unknown as E[], known.state),
+        version: tail.version,
+        lastId: tail.events[tail.events.length - 1]?.id,
+      };
+    }
+  }
+  const { version, events } = await store.readStream(streamId);
+  return { state: foldEvents(decider, events as unknown as E[]), version, lastId: events[events.length - 1]?.id };
+}
+
+/** What the first attempt of a command with snapshots loaded. */
+export interface SnapshotStart<State> extends Loaded<State> {
+  /** The stream version of the snapshot the state was built on; 0 when none was used. */
+  base: number;
+}
+
+/**
+ * Whether `tail` (the stream read from the snapshot's version on) continues
+ * the stream the snapshot was taken of. A stream now shorter than the
+ * snapshot, or another event at its version, was deleted and written again.
+ * When the event at its version was truncated away, the snapshot cannot be
+ * checked and is trusted: it is then the only record of what those events built.
+ */
+function continues(snapshot: Snapshot, tail: ReadStreamResult): boolean {
+  if (tail.version < snapshot.version) return false;
+  const first = tail.events[0];
+  if (first?.streamVersion === snapshot.version) return first.id === snapshot.lastEventId;
+  return true;
+}
+
+/**
+ * The first load of a command with snapshots: the latest snapshot of the
+ * configured version, then only the events from its version on (the event at
+ * its version is read too, to check its id). A snapshot of another version
+ * is ignored; one the stream does not continue is deleted; a snapshot store
+ * that fails is reported. Each of these falls back to reading every event.
+ */
+export async function loadFromSnapshot<State, E extends Event>(
+  store: EventStore,
+  streamId: string,
+  decider: Evolving<State, E>,
+  snapshots: ResolvedSnapshots<State, E>,
+): Promise<SnapshotStart<State>> {
+  let snapshot: Snapshot | undefined;
+  try {
+    snapshot = await snapshots.store.load(streamId, { name: snapshots.name });
+  } catch (error) {
+    snapshots.report(error, streamId, 'load');
+  }
+  if (snapshot !== undefined && snapshot.snapshotVersion === snapshots.version) {
+    const tail = await store.readStream<E>(streamId, { from: snapshot.version });
+    if (continues(snapshot, tail)) {
+      let restored: { state: State } | undefined;
+      try {
+        restored = { state: snapshots.fromSnapshot(snapshot.state) };
+      } catch (error) {
+        snapshots.report(error, streamId, 'load');
+      }
+      if (restored !== undefined) {
+        const newer = tail.events[0]?.streamVersion === snapshot.version ? tail.events.slice(1) : tail.events;
+        return {
+          state: foldEvents(decider, newer as unknown as E[], restored.state),
+          version: tail.version,
+          lastId: tail.events[tail.events.length - 1]?.id ?? snapshot.lastEventId,
+          base: snapshot.version,
+        };
+      }
+    } else {
+      // Left in place, it would refuse every newer save until the new stream outgrew it.
+      try {
+        await snapshots.store.delete(streamId, { name: snapshots.name });
+      } catch (error) {
+        snapshots.report(error, streamId, 'delete');
+      }
+    }
+  }
+  return { ...(await loadState(store, streamId, decider, undefined)), base: 0 };
+}
