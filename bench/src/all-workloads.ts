@@ -5,6 +5,7 @@ import { postgresWorkloads } from './workloads/postgres.ts';
 import { postgresScanWorkloads } from './workloads/postgres-scan.ts';
 import { projectionWorkloads } from './workloads/projections.ts';
 import { rabbitmqWorkloads } from './workloads/rabbitmq.ts';
+import { schemaReadWorkloads } from './workloads/schema-read.ts';
 import { schemaSnapshotWorkloads } from './workloads/schema-snapshots.ts';
 import { sqliteWorkloads } from './workloads/sqlite.ts';
 import { sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
@@ -19,5 +20,6 @@ export const workloads: Workload[] = [
   ...pipelineWorkloads,
   ...rabbitmqWorkloads,
   ...tracingWorkloads,
+  ...schemaReadWorkloads,
   ...schemaSnapshotWorkloads,
 ];

@@ -4,6 +4,7 @@ import { removePipelineFiles } from './workloads/pipeline.ts';
 import { dropPostgresScanSchemas } from './workloads/postgres-scan.ts';
 import { removeProjectionFiles } from './workloads/projections.ts';
 import { removeRabbitFiles } from './workloads/rabbitmq.ts';
+import { removeSchemaFiles } from './workloads/schema-read.ts';
 import { removeScanFiles } from './workloads/sqlite-scan.ts';
 import { removeTracingFiles } from './workloads/tracing.ts';
 
@@ -23,6 +24,7 @@ try {
   removePipelineFiles();
   removeRabbitFiles();
   removeTracingFiles();
+  removeSchemaFiles();
   await dropPostgresScanSchemas();
 }
 writeResults(new URL('../results/latest.json', import.meta.url), filter);
