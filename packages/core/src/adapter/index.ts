@@ -119,6 +119,7 @@ export {
   MAX_TRACE_LIMIT,
   type OperationTracerSettings,
 } from '../tracing/operation-tracer.ts';
+export { instrumentEventStore } from '../tracing/store-spans.ts';
 export type {
   TracedEvent,
   TracedHandling,

@@ -1,6 +1,7 @@
 import { CommandRetriesExhaustedError, isConcurrencyError } from '../errors/index.ts';
 import { checkHandleCommandOptions } from '../options/core-options.ts';
 import type { Event, EventMetadata, EventStore, ExpectedVersion, RecordedOf } from '../store/types.ts';
+import { traceCommand } from '../tracing/store-spans.ts';
 import { type Decider, foldEvents } from './decider.ts';
 
 export interface HandleCommandOptions {
@@ -81,6 +82,17 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
  * const { state, version } = await handleCommand(store, 'order-42', { type: 'PlaceOrder', items }, orderDecider);
  */
 export async function handleCommand<State, Command, E extends Event>(
+  store: EventStore,
+  streamId: string,
+  command: Command,
+  decider: Decider<State, Command, E>,
+  given?: HandleCommandOptions,
+): Promise<HandleCommandResult<State, E>> {
+  // Traced as a `command` span when a tracer is registered.
+  return traceCommand(streamId, given?.metadata, () => decideAndAppend(store, streamId, command, decider, given));
+}
+
+async function decideAndAppend<State, Command, E extends Event>(
   store: EventStore,
   streamId: string,
   command: Command,

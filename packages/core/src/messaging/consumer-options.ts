@@ -1,5 +1,6 @@
 import { ValidationError } from '../errors/index.ts';
 import { checkOptions, describeValue, type OptionSpec } from '../options/check-options.ts';
+import { type ProducerSpanRelation, systemOf } from '../tracing/messaging-spans.ts';
 import { deadLetterStoreFor } from './consumer-dead-letters.ts';
 import {
   type DeadLetterStore,
@@ -66,6 +67,13 @@ export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
    * policy. A hook that throws changes nothing.
    */
   onError?: (error: unknown, context: ConsumerErrorContext) => void;
+  /**
+   * With OpenTelemetry: each message's process span LINKS to the span that
+   * produced it (`'link'`, the default: a trace per hop, connected by links,
+   * as the messaging conventions advise for async hops), or is its CHILD
+   * (`'parent'`: one trace across the hop, for single-message flows).
+   */
+  producerSpan?: ProducerSpanRelation;
   /** Injected for tests (also paces the back-off after a failed receive). */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   now?: () => number;
@@ -121,6 +129,7 @@ export const consumerOptionSpec: OptionSpec = {
   pollMs: 'non-negative-number',
   drainTimeoutMs: 'non-negative-number',
   onError: 'function',
+  producerSpan: { oneOf: ['link', 'parent'] },
   sleep: 'function',
   now: 'function',
 };
@@ -215,5 +224,7 @@ export function resolveConsumerOptions<Tx, M extends Message>(options: ConsumerO
     drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
     sleep: options.sleep ?? abortableSleep,
     now: options.now ?? Date.now,
+    system: systemOf(options.transport),
+    producerSpan: options.producerSpan ?? 'link',
   };
 }

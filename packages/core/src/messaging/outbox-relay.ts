@@ -4,6 +4,7 @@ import type { LeaseGuard } from '../lease/lease-guard.ts';
 import { createLeasedLoop, type LeasedWork } from '../lease/leased-loop.ts';
 import type { Lease } from '../lease/types.ts';
 import { assertIntegerOption } from '../store/validation.ts';
+import { sharedCorrelation, traceInternal } from '../tracing/messaging-spans.ts';
 import type { Message } from './message.ts';
 import { createOutboxHold } from './outbox-hold.ts';
 import { createRelayStatus, type OutboxRelayStats } from './relay-status.ts';
@@ -67,6 +68,15 @@ export interface OutboxRelay {
   stats(): OutboxRelayStats;
 }
 
+const roundAttributes = (rows: readonly OutboxRow[]) => {
+  const messages = rows.map((row) => row.message);
+  const correlation = sharedCorrelation(messages);
+  return {
+    'messaging.batch.message_count': rows.length,
+    ...(correlation === undefined ? {} : { 'factline.correlation_id': correlation }),
+  };
+};
+
 /**
  * Publishes an outbox's rows to `transport`, in one process at a time (the
  * holder of `lease`), at least once and in outbox order: it reads up to
@@ -95,6 +105,18 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
   /** One round: returns how many rows it read. */
   const round = async (holds: () => Promise<boolean>, publishing: () => boolean): Promise<number> => {
     const rows = await outbox.read(batchSize, hold.skipped());
+    if (rows.length === 0) return 0;
+    // A span per round that found rows (idle rounds make none), the sends inside it.
+    await traceInternal(
+      'relay outbox',
+      () => roundAttributes(rows),
+      () => publishRows(rows, holds, publishing),
+    );
+    return rows.length;
+  };
+
+  /** Publishes `rows` in runs of one topic, deleting each run once published. */
+  const publishRows = async (rows: OutboxRow[], holds: () => Promise<boolean>, publishing: () => boolean) => {
     /** Topics held in this round: none of their later rows may go out before the held ones. */
     const heldNow = new Set<string>();
     let done = 0;
@@ -119,7 +141,6 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
       stats.published += run.length;
       await outbox.remove(run.map((row) => row.seq));
     }
-    return rows.length;
   };
 
   /** The publishing loop of one term of the lease. */

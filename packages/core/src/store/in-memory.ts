@@ -1,5 +1,6 @@
 import { StoreClosedError } from '../errors/index.ts';
 import { checkInMemoryEventStoreOptions } from '../options/core-options.ts';
+import { instrumentEventStore } from '../tracing/store-spans.ts';
 import { matchRetriedAppend, type StoredEvent, toRecordedEvent } from './idempotency.ts';
 import { readAllInPages } from './read-all-pages.ts';
 import { normalizeReadStream } from './read-options.ts';
@@ -96,7 +97,7 @@ export function getInMemoryEventStore(given?: InMemoryEventStoreOptions): EventS
     return low;
   };
 
-  return {
+  const store: EventStore = {
     async append(streamId: string, events: readonly EventToAppend[], appendOptions?: AppendOptions) {
       open();
       const append = prepareAppend(streamId, events, appendOptions, limits);
@@ -203,6 +204,7 @@ export function getInMemoryEventStore(given?: InMemoryEventStoreOptions): EventS
       closed = true;
     },
   };
+  return instrumentEventStore(store, 'in-memory');
 }
 
 function appendResult(streamId: string, stored: readonly StoredEvent[]): AppendResult {

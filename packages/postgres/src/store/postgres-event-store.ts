@@ -6,7 +6,13 @@ import {
   type StoreLimits,
   ValidationError,
 } from '@factline/core';
-import { assertIntegerOption, checkInlineProjections, defaultStoreLimits, prepareAppend } from '@factline/core/adapter';
+import {
+  assertIntegerOption,
+  checkInlineProjections,
+  defaultStoreLimits,
+  instrumentEventStore,
+  prepareAppend,
+} from '@factline/core/adapter';
 import pg from 'pg';
 import { migratePostgres } from '../migrations.ts';
 import { checkPostgresEventStoreOptions } from '../options.ts';
@@ -203,5 +209,5 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       }
     },
   };
-  return store;
+  return instrumentEventStore(store, 'postgresql');
 }

@@ -1,5 +1,11 @@
 import { type EventStore, type Projection, StoreClosedError, type StoreLimits, ValidationError } from '@factline/core';
-import { checkInlineProjections, defaultStoreLimits, type PreparedAppend, prepareAppend } from '@factline/core/adapter';
+import {
+  checkInlineProjections,
+  defaultStoreLimits,
+  instrumentEventStore,
+  type PreparedAppend,
+  prepareAppend,
+} from '@factline/core/adapter';
 import type { Database } from 'better-sqlite3';
 import { migrate } from '../migrations.ts';
 import { checkOpenDatabaseOptions, checkSqliteEventStoreOptions, connectionOptions } from '../options.ts';
@@ -152,5 +158,5 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
       db.close();
     },
   };
-  return store;
+  return instrumentEventStore(store, 'sqlite');
 }
