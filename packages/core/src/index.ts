@@ -8,9 +8,11 @@ export { type HandleCommandOptions, type HandleCommandResult, handleCommand } fr
 export * from './errors/index.ts';
 export { uuidv7 } from './ids/uuid-v7.ts';
 export type { Lease, LeaseProvider } from './lease/types.ts';
+export { type LogFn, type Logger, silentLogger } from './logging/logger.ts';
 export * from './messaging/index.ts';
 export * from './projections/index.ts';
 export { getInMemoryEventStore, type InMemoryEventStoreOptions } from './store/in-memory.ts';
 export type * from './store/types.ts';
 export type { StoreLimits } from './store/validation.ts';
 export * from './tracing/index.ts';
+export type { ProducerSpanRelation } from './tracing/messaging-spans.ts';

@@ -9,6 +9,7 @@
 export { createLeaseGuard, type LeaseGuard } from '../lease/lease-guard.ts';
 export { createLeasedLoop, type LeasedLoop, type LeasedLoopOptions, type LeasedWork } from '../lease/leased-loop.ts';
 export { createLostSignal, type LostSignal } from '../lease/lost-signal.ts';
+export { log, loggerKind } from '../logging/logger.ts';
 export {
   deadLetterFromJson,
   deadLetterToJson,

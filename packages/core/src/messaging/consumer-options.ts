@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors/index.ts';
+import { type Logger, loggerKind } from '../logging/logger.ts';
 import { checkOptions, describeValue, type OptionSpec } from '../options/check-options.ts';
 import { type ProducerSpanRelation, systemOf } from '../tracing/messaging-spans.ts';
 import { deadLetterStoreFor } from './consumer-dead-letters.ts';
@@ -68,6 +69,12 @@ export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
    */
   onError?: (error: unknown, context: ConsumerErrorContext) => void;
   /**
+   * Told what `onError` is told (`warn` for a handler failure the policy
+   * decides on, `error` for the others), with the consumer, stage and
+   * message id. Pino's shape. Default: no output.
+   */
+  logger?: Logger;
+  /**
    * With OpenTelemetry: each message's process span LINKS to the span that
    * produced it (`'link'`, the default: a trace per hop, connected by links,
    * as the messaging conventions advise for async hops), or is its CHILD
@@ -129,6 +136,7 @@ export const consumerOptionSpec: OptionSpec = {
   pollMs: 'non-negative-number',
   drainTimeoutMs: 'non-negative-number',
   onError: 'function',
+  logger: loggerKind,
   producerSpan: { oneOf: ['link', 'parent'] },
   sleep: 'function',
   now: 'function',

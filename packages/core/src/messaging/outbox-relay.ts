@@ -3,8 +3,10 @@ import { createInMemoryLeases } from '../lease/in-memory.ts';
 import type { LeaseGuard } from '../lease/lease-guard.ts';
 import { createLeasedLoop, type LeasedWork } from '../lease/leased-loop.ts';
 import type { Lease } from '../lease/types.ts';
+import type { Logger } from '../logging/logger.ts';
 import { assertIntegerOption } from '../store/validation.ts';
 import { sharedCorrelation, traceInternal } from '../tracing/messaging-spans.ts';
+import { observeMetrics } from '../tracing/metrics.ts';
 import type { Message } from './message.ts';
 import { createOutboxHold } from './outbox-hold.ts';
 import { createRelayStatus, type OutboxRelayStats } from './relay-status.ts';
@@ -46,6 +48,8 @@ export interface OutboxRelayOptions {
   onError?: (error: unknown) => void;
   /** Called when this relay takes (`'held'`) or loses (`'standby'`) the lease. */
   onLeaseChange?: (lease: 'held' | 'standby') => void;
+  /** Told what `onError` and `onLeaseChange` are told. Pino's shape. Default: no output. */
+  logger?: Logger;
 }
 
 export interface OutboxRelaySettings extends OutboxRelayOptions {
@@ -199,12 +203,17 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
   });
   // Never rejects: a failed first take is reported and tried again at the next check.
   const started = loop.start();
+  const unobserve = observeMetrics(
+    (i) => [i.relayPublished],
+    (i, result) => result.observe(i.relayPublished, stats.published),
+  );
 
   return {
     ready: () => started,
     async stop() {
       await started;
       await loop.stop();
+      unobserve();
       setLease('standby');
       stats.running = false;
     },

@@ -1,4 +1,12 @@
-import type { Counter, Histogram, Meter, MeterProvider, ObservableGauge } from '@opentelemetry/api';
+import type {
+  BatchObservableResult,
+  Histogram,
+  Meter,
+  MeterProvider,
+  Observable,
+  ObservableCounter,
+  ObservableGauge,
+} from '@opentelemetry/api';
 import { type OtelApi, otel } from './otel.ts';
 
 /** Factline's instruments; names documented in docs/observability.md. */
@@ -6,26 +14,18 @@ export interface FactlineInstruments {
   meter: Meter;
   /** `factline.append.duration` (s): one event-store append, from call to commit. */
   appendDuration: Histogram;
-  /** `factline.consumer.handled`: messages applied by a handler and acknowledged. */
-  handled: Counter;
+  /** `factline.consumer.handled`: messages handled and acknowledged, per consumer group (observed from its stats). */
+  handled: ObservableCounter;
   /** `factline.consumer.retries`: failed handler runs tried again. */
-  retries: Counter;
+  retries: ObservableCounter;
   /** `factline.consumer.dead_lettered`: messages given up on, into the dead-letter store. */
-  deadLettered: Counter;
-  /** `factline.consumer.lag` (s): a message's age when its handling starts (since it was created). */
-  consumerLag: Histogram;
+  deadLettered: ObservableCounter;
+  /** `factline.consumer.dead_letter.depth`: dead letters waiting (state `dead`), per consumer group. */
+  deadLetterDepth: ObservableGauge;
   /** `factline.relay.published`: messages an outbox relay published. */
-  relayPublished: Counter;
-  /** `factline.relay.lag` (s): a message's age when the outbox relay published it. */
-  relayLag: Histogram;
+  relayPublished: ObservableCounter;
   /** `factline.projection.lag` (events): head position − checkpoint, per projection. */
   projectionLag: ObservableGauge;
-  /** `factline.projection.lag.seconds` (s): age of the oldest event a projection has not applied (0 when caught up). */
-  projectionLagSeconds: ObservableGauge;
-  /** `factline.consumer.dead_letter.depth`: dead letters waiting (state `dead`), per consumer. */
-  deadLetterDepth: ObservableGauge;
-  /** `factline.outbox.backlog`: rows waiting in an outbox, as its relay last read them (at most a batch). */
-  outboxBacklog: ObservableGauge;
 }
 
 let cached: { provider: MeterProvider; instruments: FactlineInstruments | undefined } | undefined;
@@ -36,35 +36,29 @@ const create = (meter: Meter): FactlineInstruments => ({
     unit: 's',
     description: 'Duration of one event-store append',
   }),
-  handled: meter.createCounter('factline.consumer.handled', { description: 'Messages handled and acknowledged' }),
-  retries: meter.createCounter('factline.consumer.retries', { description: 'Failed handler runs tried again' }),
-  deadLettered: meter.createCounter('factline.consumer.dead_lettered', { description: 'Messages dead-lettered' }),
-  consumerLag: meter.createHistogram('factline.consumer.lag', {
-    unit: 's',
-    description: "A message's age when a consumer starts handling it",
+  handled: meter.createObservableCounter('factline.consumer.handled', {
+    unit: '{message}',
+    description: 'Messages handled and acknowledged',
   }),
-  relayPublished: meter.createCounter('factline.relay.published', {
+  retries: meter.createObservableCounter('factline.consumer.retries', {
+    unit: '{attempt}',
+    description: 'Failed handler runs tried again',
+  }),
+  deadLettered: meter.createObservableCounter('factline.consumer.dead_lettered', {
+    unit: '{message}',
+    description: 'Messages dead-lettered',
+  }),
+  deadLetterDepth: meter.createObservableGauge('factline.consumer.dead_letter.depth', {
+    unit: '{message}',
+    description: 'Dead letters waiting, per consumer group',
+  }),
+  relayPublished: meter.createObservableCounter('factline.relay.published', {
+    unit: '{message}',
     description: 'Messages an outbox relay published',
-  }),
-  relayLag: meter.createHistogram('factline.relay.lag', {
-    unit: 's',
-    description: "A message's age when its outbox relay published it",
   }),
   projectionLag: meter.createObservableGauge('factline.projection.lag', {
     unit: '{event}',
     description: 'Events appended but not yet applied by a projection',
-  }),
-  projectionLagSeconds: meter.createObservableGauge('factline.projection.lag.seconds', {
-    unit: 's',
-    description: 'Age of the oldest event a projection has not applied',
-  }),
-  deadLetterDepth: meter.createObservableGauge('factline.consumer.dead_letter.depth', {
-    unit: '{message}',
-    description: 'Dead letters waiting, per consumer',
-  }),
-  outboxBacklog: meter.createObservableGauge('factline.outbox.backlog', {
-    unit: '{message}',
-    description: 'Rows waiting in an outbox as its relay last read them',
   }),
 });
 
@@ -81,4 +75,21 @@ export function factlineInstruments(): FactlineInstruments | undefined {
   const meter = provider.getMeter('@factline/core');
   cached = { provider, instruments: meter === api.createNoopMeter() ? undefined : create(meter) };
   return cached.instruments;
+}
+
+/**
+ * Registers `observe` with the instruments it reads (the observable ones
+ * read a runtime's stats at each collection: no cost per message); returns
+ * its removal. A no-op while no meter provider is registered.
+ */
+export function observeMetrics(
+  pick: (instruments: FactlineInstruments) => Observable[],
+  observe: (instruments: FactlineInstruments, result: BatchObservableResult) => void | Promise<void>,
+): () => void {
+  const instruments = factlineInstruments();
+  if (instruments === undefined) return () => {};
+  const observables = pick(instruments);
+  const callback = (result: BatchObservableResult) => observe(instruments, result);
+  instruments.meter.addBatchObservableCallback(callback, observables);
+  return () => instruments.meter.removeBatchObservableCallback(callback, observables);
 }
