@@ -13,6 +13,7 @@ export type {
 export * from './errors/index.ts';
 export { uuidv7 } from './ids/uuid-v7.ts';
 export type { Lease, LeaseProvider } from './lease/types.ts';
+export { type LogFn, type Logger, silentLogger } from './logging/logger.ts';
 export * from './messaging/index.ts';
 export * from './projections/index.ts';
 export * from './schema/index.ts';
@@ -22,3 +23,4 @@ export { getInMemoryEventStore, type InMemoryEventStoreOptions } from './store/i
 export type * from './store/types.ts';
 export type { StoreLimits } from './store/validation.ts';
 export * from './tracing/index.ts';
+export type { ProducerSpanRelation } from './tracing/messaging-spans.ts';

@@ -1,6 +1,7 @@
 import {
   checkOptions,
   checkStoreLimits,
+  loggerKind,
   type OptionKind,
   type OptionSpecOf,
   projectionRunnerSpec,
@@ -97,6 +98,7 @@ const relaySpec: OptionSpecOf<PostgresOutboxRelayOptions> = {
   connection: 'object',
   onError: 'function',
   onLeaseChange: 'function',
+  logger: loggerKind,
 };
 
 /** Checks `startPostgresOutboxRelay`'s options. */

@@ -1,6 +1,7 @@
 import {
   checkOptions,
   checkStoreLimits,
+  loggerKind,
   type OptionKind,
   type OptionSpecOf,
   projectionRunnerSpec,
@@ -101,6 +102,7 @@ const relaySpec: OptionSpecOf<SqliteOutboxRelayOptions> = {
   ...leaseSpec,
   onError: 'function',
   onLeaseChange: 'function',
+  logger: loggerKind,
 };
 
 /** Checks `startSqliteOutboxRelay`'s options. */

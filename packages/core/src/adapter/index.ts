@@ -9,6 +9,7 @@
 export { createLeaseGuard, type LeaseGuard } from '../lease/lease-guard.ts';
 export { createLeasedLoop, type LeasedLoop, type LeasedLoopOptions, type LeasedWork } from '../lease/leased-loop.ts';
 export { createLostSignal, type LostSignal } from '../lease/lost-signal.ts';
+export { log, loggerKind } from '../logging/logger.ts';
 export {
   deadLetterFromJson,
   deadLetterToJson,
@@ -141,6 +142,7 @@ export {
   MAX_TRACE_LIMIT,
   type OperationTracerSettings,
 } from '../tracing/operation-tracer.ts';
+export { instrumentEventStore } from '../tracing/store-spans.ts';
 export type {
   TracedEvent,
   TracedHandling,

@@ -1,6 +1,7 @@
 import { CommandRetriesExhaustedError, isConcurrencyError } from '../errors/index.ts';
 import { checkHandleCommandOptions } from '../options/core-options.ts';
 import type { Event, EventMetadata, EventStore, ExpectedVersion, RecordedOf } from '../store/types.ts';
+import { traceCommand } from '../tracing/store-spans.ts';
 import { type Decider, foldEvents } from './decider.ts';
 import { type Loaded, loadFromSnapshot, loadState } from './load-state.ts';
 import { type CommandSnapshots, resolveSnapshots } from './snapshot-options.ts';
@@ -76,6 +77,17 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
  * });
  */
 export async function handleCommand<State, Command, E extends Event>(
+  store: EventStore,
+  streamId: string,
+  command: Command,
+  decider: Decider<State, Command, E>,
+  given?: HandleCommandOptions<NoInfer<State>, NoInfer<E>> | HandleCommandOptions,
+): Promise<HandleCommandResult<State, E>> {
+  // Traced as a `command` span when a tracer is registered.
+  return traceCommand(streamId, given?.metadata, () => decideAndAppend(store, streamId, command, decider, given));
+}
+
+async function decideAndAppend<State, Command, E extends Event>(
   store: EventStore,
   streamId: string,
   command: Command,

@@ -1,5 +1,6 @@
 import { ValidationError } from '../errors/index.ts';
 import { uuidv7 } from '../ids/uuid-v7.ts';
+import { noteSettle } from '../tracing/messaging-spans.ts';
 import {
   type DeadLetter,
   type DeadLetterFilter,
@@ -124,6 +125,7 @@ export function deadLetterStep(settings: DeadLetterStepSettings) {
     await step('dead-letter', async () => (await store()).add(record));
     await step('ack', () => delivery.ack());
     stats.deadLettered += 1;
+    noteSettle('dead-letter', failure.error);
   };
 }
 

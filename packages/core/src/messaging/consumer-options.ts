@@ -1,7 +1,9 @@
 import { ValidationError } from '../errors/index.ts';
+import { type Logger, loggerKind } from '../logging/logger.ts';
 import { checkOptions, describeValue, type OptionSpec } from '../options/check-options.ts';
 import { schemasOption } from '../options/core-options.ts';
 import type { SchemaRegistry } from '../schema/registry.ts';
+import { type ProducerSpanRelation, systemOf } from '../tracing/messaging-spans.ts';
 import { deadLetterStoreFor } from './consumer-dead-letters.ts';
 import {
   type DeadLetterStore,
@@ -76,6 +78,19 @@ export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
    * dead-lettered). Default: none, messages are handled as received.
    */
   schemas?: SchemaRegistry;
+  /**
+   * Told what `onError` is told (`warn` for a handler failure the policy
+   * decides on, `error` for the others), with the consumer, stage and
+   * message id. Pino's shape. Default: no output.
+   */
+  logger?: Logger;
+  /**
+   * With OpenTelemetry: each message's process span LINKS to the span that
+   * produced it (`'link'`, the default: a trace per hop, connected by links,
+   * as the messaging conventions advise for async hops), or is its CHILD
+   * (`'parent'`: one trace across the hop, for single-message flows).
+   */
+  producerSpan?: ProducerSpanRelation;
   /** Injected for tests (also paces the back-off after a failed receive). */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   now?: () => number;
@@ -132,6 +147,8 @@ export const consumerOptionSpec: OptionSpec = {
   drainTimeoutMs: 'non-negative-number',
   onError: 'function',
   schemas: schemasOption,
+  logger: loggerKind,
+  producerSpan: { oneOf: ['link', 'parent'] },
   sleep: 'function',
   now: 'function',
 };
@@ -226,5 +243,7 @@ export function resolveConsumerOptions<Tx, M extends Message>(options: ConsumerO
     drainTimeoutMs: options.drainTimeoutMs ?? 10_000,
     sleep: options.sleep ?? abortableSleep,
     now: options.now ?? Date.now,
+    system: systemOf(options.transport),
+    producerSpan: options.producerSpan ?? 'link',
   };
 }

@@ -1,4 +1,5 @@
 import { isStoreClosedError } from '../errors/index.ts';
+import { noteSettle, type ProducerSpanRelation, traceProcess } from '../tracing/messaging-spans.ts';
 import { handlerCall } from './consumer-context.ts';
 import { deadLetterStep } from './consumer-dead-letters.ts';
 import type { InboxStep } from './consumer-inbox.ts';
@@ -36,6 +37,10 @@ export interface ProcessSettings<Tx> {
   /** The transport was found closed: the consumer stops fetching and working. */
   fail: () => void;
   stats: ProcessCounts;
+  /** The transport's `messaging.system`, for the process spans. */
+  system: string;
+  /** Process spans link to the producer's span (`'link'`), or are its children (`'parent'`). */
+  producerSpan: ProducerSpanRelation;
 }
 
 /**
@@ -57,6 +62,7 @@ export function createProcessor<Tx>(settings: ProcessSettings<Tx>): (delivery: D
   const ack = async (delivery: Delivery, count: 'handled' | 'duplicates') => {
     await step('ack', () => delivery.ack());
     stats[count] += 1;
+    noteSettle(count === 'handled' ? 'ack' : 'duplicate');
   };
 
   const process = async (delivery: Delivery) => {
@@ -82,9 +88,10 @@ export function createProcessor<Tx>(settings: ProcessSettings<Tx>): (delivery: D
     });
   };
 
+  const span = { system: settings.system, topic, group: name, producerSpan: settings.producerSpan };
   return async (delivery) => {
     try {
-      await process(delivery);
+      await traceProcess(span, delivery.message, delivery.deliveryCount, () => process(delivery));
       return true;
     } catch (failure) {
       await failed(failure, delivery);

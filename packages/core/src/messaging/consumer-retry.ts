@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors/index.ts';
+import { noteAttempt, noteFailedAttempt, noteSettle } from '../tracing/messaging-spans.ts';
 import type { DeadLetterFailure } from './consumer-dead-letters.ts';
 import { type ConsumerErrorStage, retryDecisionProblem } from './consumer-options.ts';
 import type { RetryDecision, RetryPolicy } from './consumer-ports.ts';
@@ -59,6 +60,7 @@ export function retryStep(settings: RetryStepSettings) {
     let firstFailureAt = 0;
     for (;;) {
       try {
+        noteAttempt(attempts + 1);
         return await attempt();
       } catch (error) {
         if (error instanceof StepFailure) throw error;
@@ -66,8 +68,10 @@ export function retryStep(settings: RetryStepSettings) {
         attempts += 1;
         if (attempts === 1) firstFailureAt = now();
         const decision = decide(error, attempts, message);
+        noteFailedAttempt(error, attempts, decision);
         if (decision.action === 'discard') {
           await step('ack', () => delivery.ack());
+          noteSettle('discard');
           stats.discarded += 1;
           return 'settled';
         }
@@ -82,6 +86,7 @@ export function retryStep(settings: RetryStepSettings) {
         if (signal().aborted) {
           // Shutting down: give it back for whoever runs next, with the delay it was due.
           await step('release', () => delivery.release(decision.delayMs));
+          noteSettle('release');
           return 'settled';
         }
         stats.retries += 1;
@@ -89,6 +94,7 @@ export function retryStep(settings: RetryStepSettings) {
         await sleep(decision.delayMs, signal());
         if (signal().aborted) {
           await step('release', () => delivery.release(0));
+          noteSettle('release');
           return 'settled';
         }
       }

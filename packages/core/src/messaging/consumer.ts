@@ -1,3 +1,5 @@
+import { log } from '../logging/logger.ts';
+import { observeMetrics } from '../tracing/metrics.ts';
 import { type ConsumerDeadLetters, consumerDeadLetters } from './consumer-dead-letters.ts';
 import { decodingHandler } from './consumer-decode.ts';
 import { fetchIntoLanes } from './consumer-fetch.ts';
@@ -106,7 +108,22 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
     } catch {
       // The hook's own failure changes nothing.
     }
+    const record = { consumer: name, topic, stage, err: error, ...(message ? { messageId: message.id } : {}) };
+    log(options.logger, stage === 'handler' ? 'warn' : 'error', record, `consumer ${name}: ${stage} failed`);
   };
+  let unobserve = () => {};
+  const observe = () =>
+    observeMetrics(
+      (i) => [i.handled, i.retries, i.deadLettered, i.deadLetterDepth],
+      async (i, result) => {
+        const attributes = { 'messaging.consumer.group.name': name, 'messaging.destination.name': topic };
+        result.observe(i.handled, stats.handled, attributes);
+        result.observe(i.retries, stats.retries, attributes);
+        result.observe(i.deadLettered, stats.deadLettered, attributes);
+        const waiting = await (await deadLetterStore()).list({ consumer: name, state: 'dead' });
+        result.observe(i.deadLetterDepth, waiting.length, attributes);
+      },
+    );
 
   /** The transport was closed under the consumer: stop fetching and working, visibly. */
   const fail = () => {
@@ -141,6 +158,8 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
         stopping = new AbortController();
         subscription = transport.subscribe(topic, name, { visibilityTimeoutMs: visibility });
         stats.state = 'running';
+        unobserve();
+        unobserve = observe();
         loop = fetchIntoLanes(subscription, {
           ...settings,
           lanes,
@@ -170,6 +189,7 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
       subscription = undefined;
       await sub?.close().catch((error: unknown) => report(error, 'receive'));
       if (stats.state === 'running') stats.state = 'stopped';
+      unobserve();
     },
 
     stats: () => ({ ...stats }),

@@ -1,6 +1,9 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { checkEventBusOptions } from '../options/core-options.ts';
 import { assertName } from '../store/validation.ts';
+import { messageAttributes, systemOf, traceSend } from '../tracing/messaging-spans.ts';
+import { tracingOn } from '../tracing/otel.ts';
+import { currentTraceFields } from '../tracing/trace-context.ts';
 import { type Consumer, type ConsumerOptions, createConsumer } from './consumer.ts';
 import { createMessage, type Message, type MessageInput } from './message.ts';
 import type { Transport } from './transport.ts';
@@ -90,9 +93,19 @@ export function createEventBus(options: EventBusOptions): EventBus {
     topic,
 
     async publish(type, data, publishOptions = {}) {
-      const message = createMessage({ ...publishOptions, type, data });
-      await transport.publish(topic, [message]);
-      return message;
+      if (!tracingOn()) {
+        const message = createMessage({ ...publishOptions, type, data });
+        await transport.publish(topic, [message]);
+        return message;
+      }
+      // Traced: the message is sent in a `send` span and names that span as its producer.
+      return traceSend(systemOf(transport), topic, undefined, async (span) => {
+        const metadata = { ...currentTraceFields(), ...publishOptions.metadata };
+        const message = createMessage({ ...publishOptions, metadata, type, data });
+        span?.setAttributes(messageAttributes(message));
+        await transport.publish(topic, [message]);
+        return message;
+      });
     },
 
     subscribe<Tx = undefined>(

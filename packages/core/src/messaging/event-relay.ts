@@ -1,6 +1,7 @@
 import { ValidationError } from '../errors/index.ts';
 import { checkEventRelayOptions } from '../options/core-options.ts';
 import type { Projection } from '../projections/types.ts';
+import { systemOf, traceSend } from '../tracing/messaging-spans.ts';
 import { messageFromEvent } from './message.ts';
 import type { Transport } from './transport.ts';
 
@@ -37,8 +38,11 @@ export function defineEventRelay(options: EventRelayOptions): Projection<unknown
     handles: options.handles,
     effects: 'external',
     handle: async (events) => {
+      const messages = events.map(messageFromEvent);
       // Held, not dropped, while no group subscribed: the runner waits and tries again.
-      await transport.publish(topic, events.map(messageFromEvent), { requireSubscription: true });
+      await traceSend(systemOf(transport), topic, messages, () =>
+        transport.publish(topic, messages, { requireSubscription: true }),
+      );
     },
   };
 }

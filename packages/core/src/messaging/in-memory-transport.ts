@@ -81,6 +81,7 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
   };
 
   return {
+    system: 'in-memory',
     capabilities: {
       delayedDelivery: true,
       deadLettering: false,

@@ -2,13 +2,16 @@ import { ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { uuidv7 } from '../ids/uuid-v7.ts';
 import { describeValue } from '../options/check-options.ts';
 import type { Event, EventMetadata, RecordedEvent } from '../store/types.ts';
+import { traceCreate } from '../tracing/messaging-spans.ts';
 import { currentMessageContext } from './context.ts';
 import { checkMessage } from './message-validation.ts';
 
 /** Keys every message's metadata may carry; user keys are allowed beside them. */
 export interface MessageMetadata extends EventMetadata {
-  /** W3C trace context of the span that produced the message. */
+  /** W3C trace context of the span that produced the message (set when created inside a traced span). */
   traceparent?: string;
+  /** W3C `tracestate` of that span, when it has one. */
+  tracestate?: string;
 }
 
 /**
@@ -82,6 +85,7 @@ function buildMessage<Type extends string, Data>(
 ): Message<Type, Data> {
   const id = input.id ?? uuidv7();
   const metadata = inheritCorrelation({ ...input.metadata }, id);
+  traceCreate(metadata, id);
   return {
     id,
     type: input.type,

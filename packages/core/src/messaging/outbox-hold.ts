@@ -1,4 +1,5 @@
 import { isNoSubscriptionError } from '../errors/index.ts';
+import { systemOf, traceSend } from '../tracing/messaging-spans.ts';
 import type { Message } from './message.ts';
 import type { RelayStatus } from './relay-status.ts';
 import type { Transport } from './transport.ts';
@@ -48,7 +49,9 @@ export function createOutboxHold(status: RelayStatus, options: OutboxHoldOptions
     },
     async publish(transport, topic, messages) {
       try {
-        await transport.publish(topic, messages, { requireSubscription: true });
+        await traceSend(systemOf(transport), topic, messages, () =>
+          transport.publish(topic, messages, { requireSubscription: true }),
+        );
       } catch (error) {
         if (!isNoSubscriptionError(error)) throw error;
         const holds = (topics.get(topic)?.holds ?? 0) + 1;

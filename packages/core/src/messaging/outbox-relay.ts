@@ -3,7 +3,10 @@ import { createInMemoryLeases } from '../lease/in-memory.ts';
 import type { LeaseGuard } from '../lease/lease-guard.ts';
 import { createLeasedLoop, type LeasedWork } from '../lease/leased-loop.ts';
 import type { Lease } from '../lease/types.ts';
+import type { Logger } from '../logging/logger.ts';
 import { assertIntegerOption } from '../store/validation.ts';
+import { sharedCorrelation, traceInternal } from '../tracing/messaging-spans.ts';
+import { observeMetrics } from '../tracing/metrics.ts';
 import type { Message } from './message.ts';
 import { createOutboxHold } from './outbox-hold.ts';
 import { createRelayStatus, type OutboxRelayStats } from './relay-status.ts';
@@ -45,6 +48,8 @@ export interface OutboxRelayOptions {
   onError?: (error: unknown) => void;
   /** Called when this relay takes (`'held'`) or loses (`'standby'`) the lease. */
   onLeaseChange?: (lease: 'held' | 'standby') => void;
+  /** Told what `onError` and `onLeaseChange` are told. Pino's shape. Default: no output. */
+  logger?: Logger;
 }
 
 export interface OutboxRelaySettings extends OutboxRelayOptions {
@@ -66,6 +71,15 @@ export interface OutboxRelay {
   stop(): Promise<void>;
   stats(): OutboxRelayStats;
 }
+
+const roundAttributes = (rows: readonly OutboxRow[]) => {
+  const messages = rows.map((row) => row.message);
+  const correlation = sharedCorrelation(messages);
+  return {
+    'messaging.batch.message_count': rows.length,
+    ...(correlation === undefined ? {} : { 'factline.correlation_id': correlation }),
+  };
+};
 
 /**
  * Publishes an outbox's rows to `transport`, in one process at a time (the
@@ -95,6 +109,18 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
   /** One round: returns how many rows it read. */
   const round = async (holds: () => Promise<boolean>, publishing: () => boolean): Promise<number> => {
     const rows = await outbox.read(batchSize, hold.skipped());
+    if (rows.length === 0) return 0;
+    // A span per round that found rows (idle rounds make none), the sends inside it.
+    await traceInternal(
+      'relay outbox',
+      () => roundAttributes(rows),
+      () => publishRows(rows, holds, publishing),
+    );
+    return rows.length;
+  };
+
+  /** Publishes `rows` in runs of one topic, deleting each run once published. */
+  const publishRows = async (rows: OutboxRow[], holds: () => Promise<boolean>, publishing: () => boolean) => {
     /** Topics held in this round: none of their later rows may go out before the held ones. */
     const heldNow = new Set<string>();
     let done = 0;
@@ -119,7 +145,6 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
       stats.published += run.length;
       await outbox.remove(run.map((row) => row.seq));
     }
-    return rows.length;
   };
 
   /** The publishing loop of one term of the lease. */
@@ -178,12 +203,17 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
   });
   // Never rejects: a failed first take is reported and tried again at the next check.
   const started = loop.start();
+  const unobserve = observeMetrics(
+    (i) => [i.relayPublished],
+    (i, result) => result.observe(i.relayPublished, stats.published),
+  );
 
   return {
     ready: () => started,
     async stop() {
       await started;
       await loop.stop();
+      unobserve();
       setLease('standby');
       stats.running = false;
     },

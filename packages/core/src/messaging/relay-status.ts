@@ -1,3 +1,5 @@
+import { type Logger, log } from '../logging/logger.ts';
+
 /** What an outbox relay reports about itself (`relay.stats()`), on every adapter. */
 export interface OutboxRelayStats {
   /** `'held'`: this relay publishes; `'standby'`: another one holds the lease (or this one lost it). */
@@ -19,6 +21,8 @@ export interface OutboxRelayStats {
 export interface RelayStatusCallbacks {
   onError?: (error: unknown) => void;
   onLeaseChange?: (lease: 'held' | 'standby') => void;
+  /** Told what the callbacks are told: a failed round (`error`), a hold (`warn`), a lease change (`info`). */
+  logger?: Logger;
 }
 
 export interface RelayStatus {
@@ -61,17 +65,20 @@ export function createRelayStatus(initialLease: 'held' | 'standby', callbacks: R
       if (stats.lease === lease) return;
       stats.lease = lease;
       call(callbacks.onLeaseChange, lease);
+      log(callbacks.logger, 'info', { lease }, `outbox relay: lease ${lease}`);
     },
     report(error) {
       stats.failures++;
       stats.lastError = error;
       call(callbacks.onError, error);
+      log(callbacks.logger, 'error', { err: error }, 'outbox relay: round failed');
     },
     hold(topic, error) {
       // A new array on every change: copies of the stats handed out stay as they were.
       if (!stats.held.includes(topic)) stats.held = [...stats.held, topic];
       stats.lastError = error;
       call(callbacks.onError, error);
+      log(callbacks.logger, 'warn', { topic, err: error }, `outbox relay: topic ${topic} held, no subscription`);
     },
     unhold(topic) {
       if (stats.held.includes(topic)) stats.held = stats.held.filter((t) => t !== topic);

@@ -74,6 +74,11 @@ export interface Subscription {
 export interface Transport {
   readonly capabilities: TransportCapabilities;
   /**
+   * What spans name as `messaging.system`: `'in-memory'`, `'sqlite'`,
+   * `'postgresql'`, `'rabbitmq'`. Default (absent): `'factline'`.
+   */
+  readonly system?: string;
+  /**
    * Publishes in order; resolves once the transport has the messages (durably,
    * for durable transports). With `requireSubscription`, rejects with
    * `NoSubscriptionError` and writes nothing while the topic has no declared

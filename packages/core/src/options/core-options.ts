@@ -1,4 +1,5 @@
 import type { HandleCommandOptions } from '../commands/handle-command.ts';
+import { loggerKind } from '../logging/logger.ts';
 import type { EventBusOptions } from '../messaging/event-bus.ts';
 import type { EventRelayOptions } from '../messaging/event-relay.ts';
 import type { InMemoryTransportOptions } from '../messaging/in-memory-transport.ts';
@@ -114,6 +115,7 @@ export const projectionRunnerSpec: OptionSpecOf<ProjectionRunnerOptions> = {
   idleCheckMs: 'positive-integer',
   onError: 'function',
   onSwitch: 'function',
+  logger: loggerKind,
   sleep: 'function',
   random: 'function',
 };

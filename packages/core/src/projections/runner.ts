@@ -1,6 +1,8 @@
 import { ProjectionFailedError, ValidationError } from '../errors/index.ts';
+import { type Logger, log } from '../logging/logger.ts';
 import { checkProjectionRunnerOptions, checkRebuildOptions, checkWaitForOptions } from '../options/core-options.ts';
 import { assertIntegerOption, assertPosition } from '../store/validation.ts';
+import { observeMetrics } from '../tracing/metrics.ts';
 import { catchUpAndFollow } from './runner/catch-up.ts';
 import { runnerContext } from './runner/context.ts';
 import { abandonRebuild, resetForRebuild, trackRebuild } from './runner/rebuild.ts';
@@ -38,6 +40,8 @@ export interface ProjectionRunnerOptions {
    * live before, `to` the projection's).
    */
   onSwitch?: (projection: string, from: number, to: number) => void;
+  /** Told what `onError` and `onSwitch` are told (`warn`, `info`), and each projection that fails (`error`). Pino's shape. Default: no output. */
+  logger?: Logger;
   /** Injected for tests. */
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
@@ -108,6 +112,7 @@ export function createProjectionRunner<Tx>(
   const workers = createWorkers(backend, projections);
   const rebuilding = new Set<string>();
   let started = false;
+  let unobserve = () => {};
 
   const worker = (name: string): Worker<Tx> => {
     const found = workers.get(name);
@@ -123,6 +128,16 @@ export function createProjectionRunner<Tx>(
       // A storage failure outside the handler (reading the log, the checkpoint): visible, never silent.
       recordError(ctx, w, error, w.checkpoint);
       markFailed(w, new ProjectionFailedError(w.projection.name, w.checkpoint, error));
+    });
+    void w.loop.then(() => {
+      if (w.state === 'failed') {
+        log(
+          ctx.logger,
+          'error',
+          { projection: w.projection.name, err: w.failure },
+          `projection ${w.projection.name} failed`,
+        );
+      }
     });
   };
 
@@ -148,6 +163,15 @@ export function createProjectionRunner<Tx>(
     async start() {
       if (started) return;
       started = true;
+      unobserve();
+      unobserve = observeMetrics(
+        (i) => [i.projectionLag],
+        (i, result) => {
+          for (const w of workers.values()) {
+            result.observe(i.projectionLag, statusOf(w).lag, { 'factline.projection.name': w.projection.name });
+          }
+        },
+      );
       for (const w of workers.values()) {
         w.superseded = undefined;
         w.failure = undefined;
@@ -166,6 +190,7 @@ export function createProjectionRunner<Tx>(
 
     async stop() {
       started = false;
+      unobserve();
       await Promise.all([...workers.values()].map(halt));
       for (const w of workers.values()) rejectWaitersOnStop(w);
     },

@@ -2,6 +2,7 @@ import { StoreClosedError } from '../errors/index.ts';
 import { checkInMemoryEventStoreOptions } from '../options/core-options.ts';
 import type { SchemaRegistry } from '../schema/registry.ts';
 import { withSchemas } from '../schema/schema-store.ts';
+import { instrumentEventStore } from '../tracing/store-spans.ts';
 import { matchRetriedAppend, type StoredEvent, toRecordedEvent } from './idempotency.ts';
 import { type ReadAllMap, readAllInPages } from './read-all-pages.ts';
 import { normalizeReadStream } from './read-options.ts';
@@ -64,7 +65,7 @@ interface MemoryStream extends StreamState {
 export function getInMemoryEventStore(given?: InMemoryEventStoreOptions): EventStore {
   const options = checkInMemoryEventStoreOptions(given) ?? {};
   const store = openInMemoryEventStore(options);
-  return options.schemas ? withSchemas(store, options.schemas) : store;
+  return instrumentEventStore(options.schemas ? withSchemas(store, options.schemas) : store, 'in-memory');
 }
 
 function openInMemoryEventStore(options: InMemoryEventStoreOptions): EventStore {
@@ -108,7 +109,7 @@ function openInMemoryEventStore(options: InMemoryEventStoreOptions): EventStore 
     return low;
   };
 
-  return {
+  const store: EventStore = {
     async append(streamId: string, events: readonly EventToAppend[], appendOptions?: AppendOptions) {
       open();
       const append = prepareAppend(streamId, events, appendOptions, limits);
@@ -221,6 +222,7 @@ function openInMemoryEventStore(options: InMemoryEventStoreOptions): EventStore 
       closed = true;
     },
   };
+  return store;
 }
 
 function appendResult(streamId: string, stored: readonly StoredEvent[]): AppendResult {

@@ -2,6 +2,7 @@ import { ConcurrencyError, ValidationError, type ValidationIssue } from '../erro
 import { uuidv7 } from '../ids/uuid-v7.ts';
 import { currentMessageContext } from '../messaging/context.ts';
 import { describeValue as describe } from '../options/check-options.ts';
+import { currentTraceFields } from '../tracing/trace-context.ts';
 import { checkAppendOptions } from './store-options.ts';
 import type { DeleteMode, EventToAppend, ExpectedVersion } from './types.ts';
 
@@ -392,9 +393,12 @@ export function assertNameList(value: unknown, path: string): readonly string[] 
  */
 function serializeMetadata(metadata: EventToAppend['metadata']): string {
   const context = currentMessageContext();
-  if (!context) return metadata === undefined ? '{}' : JSON.stringify(metadata);
+  // The span current at the append (its own span, when traced): consumers of the event link to it.
+  const trace = currentTraceFields();
+  if (!context && !trace) return metadata === undefined ? '{}' : JSON.stringify(metadata);
   const inherited: Record<string, unknown> = { ...metadata };
-  if (inherited.correlationId === undefined) inherited.correlationId = context.correlationId;
-  if (inherited.causationId === undefined) inherited.causationId = context.messageId;
+  if (context && inherited.correlationId === undefined) inherited.correlationId = context.correlationId;
+  if (context && inherited.causationId === undefined) inherited.causationId = context.messageId;
+  if (trace && inherited.traceparent === undefined) Object.assign(inherited, trace);
   return JSON.stringify(inherited);
 }

@@ -167,6 +167,6 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
         if (ownPool) await pool.end().catch(() => undefined);
       },
     },
-    { pool, schema: schemaName },
+    { pool, schema: schemaName, system: 'postgresql' },
   );
 }

@@ -11,6 +11,7 @@ import {
   assertIntegerOption,
   checkInlineProjections,
   defaultStoreLimits,
+  instrumentEventStore,
   prepareAppend,
   withSchemas,
 } from '@factline/core/adapter';
@@ -215,5 +216,5 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
       }
     },
   };
-  return options.schemas ? withSchemas(store, options.schemas) : store;
+  return instrumentEventStore(options.schemas ? withSchemas(store, options.schemas) : store, 'postgresql');
 }

@@ -265,6 +265,7 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
     connectionName,
     connected: () => link !== undefined,
 
+    system: 'rabbitmq',
     capabilities: {
       delayedDelivery: true,
       deadLettering: true,

@@ -108,6 +108,6 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
         if (owned) db.close();
       },
     },
-    { database: db },
+    { database: db, system: 'sqlite' },
   );
 }

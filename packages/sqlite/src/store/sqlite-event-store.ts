@@ -9,6 +9,7 @@ import {
 import {
   checkInlineProjections,
   defaultStoreLimits,
+  instrumentEventStore,
   type PreparedAppend,
   prepareAppend,
   withSchemas,
@@ -170,5 +171,5 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
       db.close();
     },
   };
-  return options.schemas ? withSchemas(store, options.schemas) : store;
+  return instrumentEventStore(options.schemas ? withSchemas(store, options.schemas) : store, 'sqlite');
 }

@@ -1,6 +1,7 @@
 import { ProjectionFailedError } from '../../errors/index.ts';
 import { firstDecodeFailure } from '../../schema/projection-read.ts';
 import type { RecordedEvent } from '../../store/types.ts';
+import { traceProjectionBatch } from '../../tracing/projection-spans.ts';
 import { waitForSubscription } from '../subscription-wait.ts';
 import type { RunnerContext } from './context.ts';
 import { checkSuperseded } from './versions.ts';
@@ -32,14 +33,16 @@ export async function applyBatch<Tx>(
     if (w.abort.signal.aborted) return true;
     try {
       if (undecodable) throw undecodable.error;
-      const committed = await backend.commit({
-        name: w.key,
-        expected: w.checkpoint,
-        checkpoint: next,
-        work: (tx) => w.projection.handle(batch, tx),
-        external: w.projection.effects === 'external',
-        version: versionOf(w),
-      });
+      const commit = () =>
+        backend.commit({
+          name: w.key,
+          expected: w.checkpoint,
+          checkpoint: next,
+          work: (tx) => w.projection.handle(batch, tx),
+          external: w.projection.effects === 'external',
+          version: versionOf(w),
+        });
+      const committed = await traceProjectionBatch(w.projection.name, batch, attempt, commit);
       if (!committed) {
         // Another runner moved the checkpoint (continue from where it is), or a newer version is live.
         w.checkpoint = await backend.loadCheckpoint(w.key);

@@ -16,6 +16,7 @@ export interface RunnerContext<Tx> {
   random: () => number;
   onError: ProjectionRunnerOptions['onError'];
   onSwitch: ProjectionRunnerOptions['onSwitch'];
+  logger: ProjectionRunnerOptions['logger'];
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -36,5 +37,6 @@ export function runnerContext<Tx>(backend: ProjectionBackend<Tx>, options: Proje
     random: options.random ?? Math.random,
     onError: options.onError,
     onSwitch: options.onSwitch,
+    logger: options.logger,
   };
 }

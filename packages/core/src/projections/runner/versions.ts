@@ -1,4 +1,5 @@
 import { ProjectionSupersededError } from '../../errors/index.ts';
+import { log } from '../../logging/logger.ts';
 import type { RunnerContext } from './context.ts';
 import { endWaits } from './waiters.ts';
 import { recordError, type Worker } from './worker.ts';
@@ -44,6 +45,12 @@ export async function switchLive<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>): Pro
   w.live = w.version;
   if (before < w.version) {
     try {
+      log(
+        ctx.logger,
+        'info',
+        { projection: name, from: before, to: w.version },
+        `projection ${name}: version ${w.version} live`,
+      );
       ctx.onSwitch?.(name, before, w.version);
     } catch {
       // The callback's own failure changes nothing.

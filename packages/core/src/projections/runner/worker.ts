@@ -1,4 +1,5 @@
 import { type ProjectionFailedError, type ProjectionSupersededError, ValidationError } from '../../errors/index.ts';
+import { log } from '../../logging/logger.ts';
 import type {
   Projection,
   ProjectionBackend,
@@ -104,6 +105,12 @@ export function recordError<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>, error: un
     at: new Date(),
   };
   ctx.onError?.(w.projection.name, error, position);
+  log(
+    ctx.logger,
+    'warn',
+    { projection: w.projection.name, position, err: error },
+    `projection ${w.projection.name}: batch failed`,
+  );
 }
 
 /** The projection stopped on `failure` (`failed`): its rebuild and its waiters reject with it. */

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { NonRetryableError } from '../errors/index.ts';
+import type { Logger } from '../logging/logger.ts';
+import { createEventBus } from '../messaging/event-bus.ts';
+import { getInMemoryTransport } from '../messaging/in-memory-transport.ts';
+import { getInMemoryEventStore } from '../store/in-memory.ts';
+import { waitUntil } from '../testing/wait-until.ts';
+import { registerTestSdk, type TestSdk } from './fixtures/otel-sdk.ts';
+
+let sdk: TestSdk;
+before(() => {
+  sdk = registerTestSdk();
+});
+after(() => sdk.shutdown());
+
+/** A logger keeping every record, by level. */
+const recordingLogger = () => {
+  const records: { level: string; obj: Record<string, unknown>; msg: string | undefined }[] = [];
+  const at = (level: string) => (obj: object | string, msg?: string) =>
+    records.push({ level, obj: typeof obj === 'string' ? {} : (obj as Record<string, unknown>), msg });
+  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+  return { logger, records };
+};
+
+describe('metrics and the logger', () => {
+  it('counts handled, retried and dead-lettered messages per group, the dead-letter depth and append latency', async () => {
+    const store = getInMemoryEventStore();
+    await store.append('order-1', [{ type: 'OrderPlaced', data: {} }]);
+    const bus = createEventBus({ transport: getInMemoryTransport(), topic: 'm-orders' });
+    let tries = 0;
+    const { logger, records } = recordingLogger();
+    const errors: unknown[] = [];
+    const consumer = bus.subscribe(
+      'billing',
+      ['Bill'],
+      (message) => {
+        tries += 1;
+        if (message.key === 'bad') throw new NonRetryableError('unbillable');
+        if (tries === 1) throw new Error('busy');
+      },
+      { pollMs: 5, maxRetries: 2, retryDelay: 0, logger, onError: (error) => errors.push(error) },
+    );
+    await bus.start();
+    try {
+      await bus.publish('Bill', {}, { key: 'good' });
+      await bus.publish('Bill', {}, { key: 'bad' });
+      await waitUntil(() => consumer.stats().handled === 1 && consumer.stats().deadLettered === 1, 'both settled');
+      const group = { 'messaging.consumer.group.name': 'billing', 'messaging.destination.name': 'm-orders' };
+      assert.deepEqual(await sdk.points('factline.consumer.handled'), [{ attributes: group, value: 1 }]);
+      assert.deepEqual(await sdk.points('factline.consumer.retries'), [{ attributes: group, value: 1 }]);
+      assert.deepEqual(await sdk.points('factline.consumer.dead_lettered'), [{ attributes: group, value: 1 }]);
+      assert.deepEqual(await sdk.points('factline.consumer.dead_letter.depth'), [{ attributes: group, value: 1 }]);
+      const [append] = await sdk.points('factline.append.duration');
+      assert.equal((append?.value as { count: number }).count, 1);
+      assert.deepEqual(append?.attributes, { 'db.system.name': 'in-memory' });
+
+      // The logger got what onError got: the two handler failures, as warnings naming consumer, stage and message.
+      assert.equal(errors.length, 2);
+      const warned = records.filter((r) => r.level === 'warn');
+      assert.deepEqual(
+        warned.map((r) => r.obj.err),
+        errors,
+      );
+      assert.ok(warned.every((r) => r.obj.consumer === 'billing' && r.obj.stage === 'handler' && r.obj.messageId));
+    } finally {
+      await bus.stop();
+    }
+  });
+
+  it('refuses a logger without the four levels', () => {
+    assert.throws(
+      () =>
+        createEventBus({ transport: getInMemoryTransport() }).subscribe('g', ['T'], () => undefined, {
+          logger: { info: () => {} } as unknown as Logger,
+        }),
+      /logger: must be a logger with debug, info, warn and error/,
+    );
+  });
+});

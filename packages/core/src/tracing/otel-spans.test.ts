@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { handleCommand } from '../commands/handle-command.ts';
+import { NonRetryableError } from '../errors/index.ts';
+import { createEventBus } from '../messaging/event-bus.ts';
+import { defineEventRelay } from '../messaging/event-relay.ts';
+import { getInMemoryTransport } from '../messaging/in-memory-transport.ts';
+import type { Message } from '../messaging/message.ts';
+import { createProjectionRunner } from '../projections/runner.ts';
+import { getInMemoryEventStore } from '../store/in-memory.ts';
+import { getInMemoryProjectionBackend } from '../testing/projections/in-memory-backend.ts';
+import { waitUntil } from '../testing/wait-until.ts';
+import { registerTestSdk, type TestSdk } from './fixtures/otel-sdk.ts';
+
+let sdk: TestSdk;
+before(() => {
+  sdk = registerTestSdk();
+});
+after(() => sdk.shutdown());
+beforeEach(() => sdk.spans.reset());
+
+const orderDecider = {
+  initialState: () => ({ placed: false }),
+  decide: (command: { order: string }) => [{ type: 'OrderPlaced', data: { order: command.order } }],
+  evolve: () => ({ placed: true }),
+};
+
+/** The order flow: command → append → event relay → three groups (payment fails once, notification dead-letters). */
+async function runOrderFlow(notificationRelation: 'link' | 'parent' = 'link') {
+  const store = getInMemoryEventStore();
+  const transport = getInMemoryTransport();
+  const bus = createEventBus({ transport, topic: 'orders' });
+  let paymentTries = 0;
+  const followUps: Message[] = [];
+  const quick = { pollMs: 5, maxRetries: 2, retryDelay: 0 };
+  bus.subscribe(
+    'inventory',
+    ['OrderPlaced'],
+    async () => {
+      followUps.push(await bus.publish('StockReserved', { sku: 'a' }));
+    },
+    quick,
+  );
+  bus.subscribe(
+    'payment',
+    ['OrderPlaced'],
+    () => {
+      paymentTries += 1;
+      if (paymentTries === 1) throw new Error('card service busy');
+    },
+    quick,
+  );
+  const notification = bus.subscribe(
+    'notification',
+    ['OrderPlaced'],
+    () => {
+      throw new NonRetryableError('no address');
+    },
+    { ...quick, producerSpan: notificationRelation },
+  );
+  await bus.start();
+  const runner = createProjectionRunner(getInMemoryProjectionBackend(store), [
+    defineEventRelay({ name: 'order-relay', transport, topic: 'orders', handles: ['OrderPlaced'] }),
+  ]);
+  await runner.start();
+  try {
+    const result = await handleCommand(store, 'order-1', { order: '1' }, orderDecider, {
+      metadata: { correlationId: 'checkout-1', causationId: 'request-1' },
+    });
+    await waitUntil(
+      () => notification.stats().deadLettered === 1 && paymentTries === 2 && followUps.length === 1,
+      'every group settled the order',
+    );
+    // Spans end after their delivery settled: wait for the last process span.
+    await waitUntil(
+      () => sdk.spans.getFinishedSpans().filter((s) => s.name === 'process orders').length === 6,
+      'six process spans ended (the order and the follow-up, per group)',
+    );
+    return { result, followUps };
+  } finally {
+    await runner.stop();
+    await bus.stop();
+  }
+}
+
+const named = (spans: readonly ReadableSpan[], name: string) => spans.filter((s) => s.name === name);
+const one = (spans: readonly ReadableSpan[], name: string) => {
+  const found = named(spans, name);
+  assert.equal(found.length, 1, `one span '${name}', got ${found.length}`);
+  return found[0] as ReadableSpan;
+};
+const group = (spans: readonly ReadableSpan[], name: string) =>
+  spans.find(
+    (s) =>
+      s.name === 'process orders' &&
+      s.attributes['messaging.consumer.group.name'] === name &&
+      s.attributes['factline.message.type'] === 'OrderPlaced',
+  ) as ReadableSpan;
+
+describe('OpenTelemetry spans', () => {
+  it('connects one order across the command, the append, the relay and three consumer groups by links', async () => {
+    const { result } = await runOrderFlow();
+    const spans = sdk.spans.getFinishedSpans();
+    const command = one(spans, 'command order');
+    const append = one(spans, 'append order');
+    assert.equal(append.parentSpanContext?.spanId, command.spanContext().spanId, 'append is inside the command');
+    assert.equal(command.attributes['factline.attempt'], 1);
+    assert.equal(append.attributes['factline.stream.id'], 'order-1');
+    assert.equal(append.attributes['factline.stream.version'], 1);
+    assert.equal(append.attributes['db.system.name'], 'in-memory');
+
+    // The stored event names the append span as its producer.
+    const event = result.newEvents[0];
+    assert.equal(event?.metadata.traceparent, `00-${append.spanContext().traceId}-${append.spanContext().spanId}-01`);
+
+    const batch = one(spans, 'projection order-relay');
+    assert.deepEqual(
+      batch.links.map((l) => l.context.spanId),
+      [append.spanContext().spanId],
+    );
+    const send = named(spans, 'send orders').find((s) => s.parentSpanContext?.spanId === batch.spanContext().spanId);
+    assert.ok(send, 'the relay sends inside its batch span');
+    assert.equal(send.attributes['messaging.system'], 'in-memory');
+    assert.equal(send.attributes['messaging.operation.type'], 'send');
+    assert.deepEqual(
+      send.links.map((l) => l.context.spanId),
+      [append.spanContext().spanId],
+    );
+
+    for (const name of ['inventory', 'payment']) {
+      const process = group(spans, name);
+      assert.ok(process, `a process span for ${name}`);
+      assert.deepEqual(
+        process.links.map((l) => l.context.spanId),
+        [append.spanContext().spanId],
+        `${name} links to the append`,
+      );
+      assert.notEqual(process.spanContext().traceId, append.spanContext().traceId, 'a trace per hop, by default');
+      assert.equal(process.attributes['messaging.operation.type'], 'process');
+      assert.equal(process.attributes['messaging.destination.name'], 'orders');
+      assert.equal(process.attributes['messaging.message.id'], event?.id);
+      assert.equal(process.attributes['factline.stream.id'], 'order-1');
+      assert.equal(process.attributes['factline.position'], event?.position);
+    }
+    // Correlation and causation ids on every span of the operation.
+    for (const span of [command, append, batch, send, group(spans, 'inventory'), group(spans, 'payment')]) {
+      assert.equal(span.attributes['factline.correlation_id'], 'checkout-1', span.name);
+    }
+    for (const span of [command, append, group(spans, 'payment')]) {
+      assert.equal(span.attributes['factline.causation_id'], 'request-1', span.name);
+    }
+  });
+
+  it('shows the retried message with its attempts and the dead-lettered one with its failure', async () => {
+    await runOrderFlow();
+    const spans = sdk.spans.getFinishedSpans();
+    const payment = group(spans, 'payment');
+    assert.equal(payment.attributes['factline.attempt'], 2);
+    assert.equal(payment.attributes['factline.settle'], 'ack');
+    const failed = payment.events.filter((e) => e.name === 'factline.attempt_failed');
+    assert.equal(failed.length, 1);
+    assert.equal(failed[0]?.attributes?.['factline.retry.decision'], 'retry');
+    assert.equal(failed[0]?.attributes?.['exception.message'], 'card service busy');
+
+    const notification = group(spans, 'notification');
+    assert.equal(notification.attributes['factline.settle'], 'dead-letter');
+    assert.equal(notification.attributes['factline.attempt'], 1);
+    assert.equal(notification.status.code, 2, 'status error');
+    assert.equal(notification.status.message, 'no address');
+    assert.equal(notification.attributes['factline.correlation_id'], 'checkout-1');
+  });
+
+  it('makes what a handler publishes a child of its process span, and its consumers link to it', async () => {
+    const { followUps } = await runOrderFlow();
+    const spans = sdk.spans.getFinishedSpans();
+    const inventory = group(spans, 'inventory');
+    const send = named(spans, 'send orders').find(
+      (s) => s.parentSpanContext?.spanId === inventory.spanContext().spanId,
+    );
+    assert.ok(send, 'the handler’s publish is a child of its process span');
+    const followUp = followUps[0] as Message;
+    assert.equal(followUp.metadata.traceparent?.split('-')[2], send.spanContext().spanId);
+    assert.equal(followUp.metadata.correlationId, 'checkout-1');
+    // Each group gets the follow-up too (other types are acknowledged without the handler): still linked.
+    const processes = named(spans, 'process orders').filter(
+      (s) => s.attributes['messaging.message.id'] === followUp.id,
+    );
+    assert.ok(processes.length >= 1);
+    for (const process of processes) assert.equal(process.links[0]?.context.spanId, send.spanContext().spanId);
+  });
+
+  it("makes the process span the producer's child with producerSpan: 'parent'", async () => {
+    await runOrderFlow('parent');
+    const spans = sdk.spans.getFinishedSpans();
+    const append = one(spans, 'append order');
+    const notification = group(spans, 'notification');
+    assert.equal(notification.parentSpanContext?.spanId, append.spanContext().spanId);
+    assert.equal(notification.spanContext().traceId, append.spanContext().traceId);
+    assert.equal(notification.links.length, 0);
+  });
+});
