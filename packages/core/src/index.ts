@@ -23,4 +23,4 @@ export { getInMemoryEventStore, type InMemoryEventStoreOptions } from './store/i
 export type * from './store/types.ts';
 export type { StoreLimits } from './store/validation.ts';
 export * from './tracing/index.ts';
-export type { ProducerSpanRelation } from './tracing/messaging-spans.ts';
+export type { ProducerSpanRelation } from './tracing/span-relation.ts';

@@ -3,7 +3,8 @@ import { type Logger, loggerKind } from '../logging/logger.ts';
 import { checkOptions, describeValue, type OptionSpec } from '../options/check-options.ts';
 import { schemasOption } from '../options/core-options.ts';
 import type { SchemaRegistry } from '../schema/registry.ts';
-import { type ProducerSpanRelation, systemOf } from '../tracing/messaging-spans.ts';
+import { systemOf } from '../tracing/messaging-spans.ts';
+import type { ProducerSpanRelation } from '../tracing/span-relation.ts';
 import { deadLetterStoreFor } from './consumer-dead-letters.ts';
 import {
   type DeadLetterStore,

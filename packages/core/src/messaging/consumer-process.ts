@@ -1,5 +1,6 @@
 import { isStoreClosedError } from '../errors/index.ts';
-import { noteSettle, type ProducerSpanRelation, traceProcess } from '../tracing/messaging-spans.ts';
+import { noteSettle, traceProcess } from '../tracing/messaging-spans.ts';
+import type { ProducerSpanRelation } from '../tracing/span-relation.ts';
 import { handlerCall } from './consumer-context.ts';
 import { deadLetterStep } from './consumer-dead-letters.ts';
 import type { InboxStep } from './consumer-inbox.ts';

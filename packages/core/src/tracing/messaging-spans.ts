@@ -1,6 +1,7 @@
 import type { Attributes, Link, Span } from '@opentelemetry/api';
 import type { Message } from '../messaging/message.ts';
 import { activeTracer, currentSpan, inSpan, type OtelApi, otel, recordFailure } from './otel.ts';
+import type { ProducerSpanRelation } from './span-relation.ts';
 import {
   producerLinks,
   remoteParent,
@@ -11,9 +12,6 @@ import {
 
 /** How a delivery ended, as its process span's `factline.settle` says. */
 export type SettleOutcome = 'ack' | 'duplicate' | 'dead-letter' | 'discard' | 'release';
-
-/** How a consumer's process span relates to the producer's span. */
-export type ProducerSpanRelation = 'link' | 'parent';
 
 /** A transport's `messaging.system`: its `system`, else `'factline'` (a transport that names none). */
 export const systemOf = (transport: { system?: string }) => transport.system ?? 'factline';
