@@ -7,6 +7,7 @@ import { messageFromEvent, type RecordedEvent } from '@factline/core';
 import { getSqliteEventStore, getSqliteTransport, startSqliteProjections } from '@factline/sqlite';
 import { runOrdersDemo } from './demo.ts';
 import { orderSummaries, readOrderSummaries } from './order-summaries.ts';
+import { orderSchemas } from './schemas.ts';
 import {
   orderEventsRelay,
   orderEventsTopic,
@@ -18,15 +19,17 @@ import {
 
 test('the orders example places, pays, ships and cancels orders on a SQLite file', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'factline-orders-'));
-  const store = getSqliteEventStore({ path: join(dir, 'orders.db') });
+  const store = getSqliteEventStore({ path: join(dir, 'orders.db'), schemas: orderSchemas });
   const lines: string[] = [];
   const result = await runOrdersDemo(store, (line) => lines.push(line));
   await store.close();
   rmSync(dir, { recursive: true, force: true });
 
   assert.deepEqual(
-    Object.fromEntries(Object.entries(result.orders).map(([id, s]) => [id, [s.status, s.total, s.itemCount]])),
-    { '1001': ['shipped', 30, 1], '1002': ['paid', 40, 2], '1003': ['cancelled', 45, 1] },
+    Object.fromEntries(
+      Object.entries(result.orders).map(([id, s]) => [id, [s.status, s.total, s.currency, s.itemCount]]),
+    ),
+    { '1001': ['shipped', 30, 'EUR', 1], '1002': ['paid', 40, 'GBP', 2], '1003': ['cancelled', 45, 'EUR', 1] },
   );
   assert.equal(result.refused.length, 2);
   assert.deepEqual(
@@ -46,18 +49,18 @@ test('the orders example places, pays, ships and cancels orders on a SQLite file
 
 test('order_summaries follows the orders through an async projection, and a rebuild gives the same rows', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'factline-orders-'));
-  const store = getSqliteEventStore({ path: join(dir, 'orders.db') });
+  const store = getSqliteEventStore({ path: join(dir, 'orders.db'), schemas: orderSchemas });
   const projections = await startSqliteProjections(store, [orderSummaries]);
   try {
     await runOrdersDemo(store, () => {});
     await projections.waitFor('order_summaries', await store.headPosition(), { timeoutMs: 5000 });
     const live = readOrderSummaries(store.database);
     assert.deepEqual(
-      live.map((r) => [r.order_id, r.customer_id, r.status, r.total, r.item_count]),
+      live.map((r) => [r.order_id, r.customer_id, r.status, r.total, r.currency, r.item_count]),
       [
-        ['1001', 'ada', 'shipped', 30, 1],
-        ['1002', 'grace', 'paid', 40, 2],
-        ['1003', 'alan', 'cancelled', 45, 1],
+        ['1001', 'ada', 'shipped', 30, 'EUR', 1],
+        ['1002', 'grace', 'paid', 40, 'GBP', 2],
+        ['1003', 'alan', 'cancelled', 45, 'EUR', 1],
       ],
     );
     await projections.rebuild('order_summaries');
@@ -72,7 +75,7 @@ test('order_summaries follows the orders through an async projection, and a rebu
 
 test('inventory, payment and notification each handle each of their order events once, with its correlation id', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'factline-orders-'));
-  const store = getSqliteEventStore({ path: join(dir, 'orders.db') });
+  const store = getSqliteEventStore({ path: join(dir, 'orders.db'), schemas: orderSchemas });
   const transport = getSqliteTransport({ database: store.database, pollIntervalMs: 20 });
   const services = await startOrderServices(transport, store.database, { pollMs: 50 });
   const projections = await startSqliteProjections(store, [orderSummaries, orderEventsRelay(transport)]);
@@ -112,7 +115,7 @@ test('inventory, payment and notification each handle each of their order events
     const lines: string[] = [];
     printServices(services, (line) => lines.push(line));
     assert.ok(
-      lines.some((l) => l.includes('order-1002') && l.includes('charged grace 40') && l.includes('checkout-1002')),
+      lines.some((l) => l.includes('order-1002') && l.includes('charged grace 40 GBP') && l.includes('checkout-1002')),
     );
   } finally {
     await projections.stop();
@@ -132,7 +135,7 @@ test('the services apply each message once across a restart, and their state sur
   };
   try {
     // First run: the whole demo, every event handled.
-    let store = getSqliteEventStore({ path });
+    let store = getSqliteEventStore({ path, schemas: orderSchemas });
     let transport = getSqliteTransport({ database: store.database, pollIntervalMs: 20 });
     stopAll.push(
       () => store.close(),
@@ -156,7 +159,7 @@ test('the services apply each message once across a restart, and their state sur
     const placed = events.find((e) => e.type === 'OrderPlaced' && e.streamId === 'order-1002');
     assert.ok(placed);
     await shutdown();
-    store = getSqliteEventStore({ path });
+    store = getSqliteEventStore({ path, schemas: orderSchemas });
     transport = getSqliteTransport({ database: store.database, pollIntervalMs: 20 });
     stopAll.push(
       () => store.close(),
@@ -166,7 +169,7 @@ test('the services apply each message once across a restart, and their state sur
     await shutdown();
 
     // The state survives reopening the file: read before any service runs.
-    store = getSqliteEventStore({ path });
+    store = getSqliteEventStore({ path, schemas: orderSchemas });
     transport = getSqliteTransport({ database: store.database, pollIntervalMs: 20 });
     stopAll.push(
       () => store.close(),

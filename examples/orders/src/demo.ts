@@ -34,12 +34,13 @@ export async function runOrdersDemo(
     type: 'PlaceOrder',
     orderId: '1002',
     customerId: 'grace',
+    currency: 'GBP',
     items: [
       { sku: 'mug', quantity: 4, unitPrice: 6 },
       { sku: 'tea', quantity: 2, unitPrice: 8 },
     ],
   });
-  await send('1002', { type: 'PayOrder', orderId: '1002', amount: 40 });
+  await send('1002', { type: 'PayOrder', orderId: '1002', amount: 40, currency: 'GBP' });
 
   await send('1003', {
     type: 'PlaceOrder',
@@ -69,7 +70,9 @@ export async function runOrdersDemo(
     const { events, version } = await store.readStream(`order-${id}`);
     const state = foldEvents(orderDecider, events as unknown as OrderEvent[]);
     orders[id] = state;
-    print(`  order-${id}  v${version}  ${state.status.padEnd(9)} total ${state.total}  items ${state.itemCount}`);
+    print(
+      `  order-${id}  v${version}  ${state.status.padEnd(9)} total ${state.total} ${state.currency}  items ${state.itemCount}`,
+    );
   }
   print('Refused commands:');
   for (const line of refused) print(`  ${line}`);

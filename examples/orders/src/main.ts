@@ -5,6 +5,7 @@ import { type RecordedEvent, renderTraceTree } from '@factline/core';
 import { getSqliteEventStore, getSqliteTracer, startSqliteProjections } from '@factline/sqlite';
 import { runOrdersDemo } from './demo.ts';
 import { orderSummaries, readOrderSummaries } from './order-summaries.ts';
+import { orderSchemas } from './schemas.ts';
 import { orderEventsRelay, printServices, startOrderServices } from './services.ts';
 import { transportFromEnv } from './transport-from-env.ts';
 
@@ -13,7 +14,8 @@ mkdirSync(dirname(path), { recursive: true });
 // The demo tells the same story on every run: start from an empty file.
 for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
 
-const store = getSqliteEventStore({ path });
+// Appends are validated against the current schemas; every read gets the current versions.
+const store = getSqliteEventStore({ path, schemas: orderSchemas });
 // The services' message transport: by default in the same SQLite file (sharing the store's
 // connection); FACTLINE_TRANSPORT=<broker URL> runs them on that broker instead.
 const bus = await transportFromEnv(store.database);
@@ -31,7 +33,7 @@ try {
   console.log('Read model order_summaries (async projection):');
   for (const row of readOrderSummaries(store.database)) {
     console.log(
-      `  ${row.order_id}  ${row.customer_id.padEnd(6)}  ${row.status.padEnd(9)}  total ${row.total}  items ${row.item_count}`,
+      `  ${row.order_id}  ${row.customer_id.padEnd(6)}  ${row.status.padEnd(9)}  total ${row.total} ${row.currency}  items ${row.item_count}`,
     );
   }
   const status = projections.status('order_summaries');

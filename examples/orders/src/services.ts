@@ -13,6 +13,7 @@ import {
 import { getSqliteDeadLetterStore, getSqliteInbox } from '@factline/sqlite';
 import type { Database } from 'better-sqlite3';
 import type { OrderCancelled, OrderPlaced, OrderShipped } from './order.ts';
+import { orderSchemas } from './schemas.ts';
 
 /** The topic the order events travel on, from the store to the services. */
 export const orderEventsTopic = 'order-events';
@@ -50,8 +51,11 @@ export interface ServiceAction {
   correlationId: string | undefined;
 }
 
-/** The consumer settings the caller may tune; the inbox and the dead letters are the services' own (in the file). */
-export type OrderServiceOptions = Omit<SubscriberOptions<Database>, 'inbox' | 'deadLetters'>;
+/**
+ * The consumer settings the caller may tune; the inbox and the dead letters
+ * are the services' own (in the file), and so is the registry (`orderSchemas`).
+ */
+export type OrderServiceOptions = Omit<SubscriberOptions<Database>, 'inbox' | 'deadLetters' | 'schemas'>;
 
 /** A fault to inject, for tests and demos of the dead-letter path: `service` refuses every event of `orderId`. */
 export interface OrderServiceFault {
@@ -104,6 +108,7 @@ const schema = `
     order_id TEXT NOT NULL,
     customer_id TEXT NOT NULL,
     amount REAL NOT NULL,
+    currency TEXT NOT NULL,
     correlation_id TEXT
   );
   CREATE TABLE IF NOT EXISTS notifications (
@@ -162,6 +167,8 @@ export async function startOrderServices(
     ...consumerOptions,
     inbox: getSqliteInbox({ database }),
     deadLetters: getSqliteDeadLetterStore({ database }),
+    // Each message is decoded before its handler: an OrderPlaced sent at version 1 arrives with its currency.
+    schemas: orderSchemas,
   };
 
   const inventory = bus.subscribe<Database>(
@@ -190,12 +197,12 @@ export async function startOrderServices(
     'payment',
     serviceSubscriptions.payment,
     (message, tx) => {
-      const { orderId, customerId, total } = (message as unknown as OrderPlaced).data;
+      const { orderId, customerId, total, currency } = (message as unknown as OrderPlaced).data;
       refuse('payment', orderId);
       tx.prepare(
-        `INSERT INTO payment_charges (event_id, event_type, order_id, customer_id, amount, correlation_id)
-         VALUES (@eventId, @eventType, @orderId, @customerId, @amount, @correlationId)`,
-      ).run({ ...causedBy(message), orderId, customerId, amount: total });
+        `INSERT INTO payment_charges (event_id, event_type, order_id, customer_id, amount, currency, correlation_id)
+         VALUES (@eventId, @eventType, @orderId, @customerId, @amount, @currency, @correlationId)`,
+      ).run({ ...causedBy(message), orderId, customerId, amount: total, currency });
     },
     options,
   );
@@ -209,7 +216,7 @@ export async function startOrderServices(
       refuse('notification', orderId);
       const body =
         event.type === 'OrderPlaced'
-          ? `to ${event.data.customerId}: order placed, total ${event.data.total}`
+          ? `to ${event.data.customerId}: order placed, total ${event.data.total} ${event.data.currency}`
           : event.type === 'OrderShipped'
             ? `order shipped by ${event.data.carrier}`
             : `order cancelled (${event.data.reason})`;
@@ -292,16 +299,16 @@ export function readServiceActions(database: Database): Record<ServiceName, Serv
   }
   const charges = database
     .prepare(
-      `SELECT event_id, event_type, order_id, customer_id, amount, correlation_id
+      `SELECT event_id, event_type, order_id, customer_id, amount, currency, correlation_id
        FROM payment_charges ORDER BY charge_id`,
     )
-    .all() as (ActionRow & { customer_id: string; amount: number })[];
+    .all() as (ActionRow & { customer_id: string; amount: number; currency: string })[];
   const notes = database
     .prepare('SELECT event_id, event_type, order_id, body, correlation_id FROM notifications ORDER BY notification_id')
     .all() as (ActionRow & { body: string })[];
   return {
     inventory: [...byEvent.values()].map(({ row, items }) => action(row, `reserved ${items.join(', ')}`)),
-    payment: charges.map((row) => action(row, `charged ${row.customer_id} ${row.amount}`)),
+    payment: charges.map((row) => action(row, `charged ${row.customer_id} ${row.amount} ${row.currency}`)),
     notification: notes.map((row) => action(row, row.body)),
   };
 }

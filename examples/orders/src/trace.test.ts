@@ -7,6 +7,7 @@ import { renderTraceTree, type TraceNode } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { getSqliteEventStore, getSqliteTracer, getSqliteTransport, startSqliteProjections } from '@factline/sqlite';
 import { runOrdersDemo } from './demo.ts';
+import { orderSchemas } from './schemas.ts';
 import { orderEventsRelay, startOrderServices } from './services.ts';
 
 /** `kind type[group]:status` per node, children indented. */
@@ -19,7 +20,7 @@ const sortedChildren = (node: TraceNode | undefined) => outline(node?.children ?
 
 test('the trace of one order: its events, each group’s handling, and the dead-lettered branch of a failing handler', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'factline-orders-trace-'));
-  const store = getSqliteEventStore({ path: join(dir, 'orders.db') });
+  const store = getSqliteEventStore({ path: join(dir, 'orders.db'), schemas: orderSchemas });
   const transport = getSqliteTransport({ database: store.database, pollIntervalMs: 20 });
   // Notification refuses order 1003: its two events end in notification's dead letters.
   const services = await startOrderServices(
