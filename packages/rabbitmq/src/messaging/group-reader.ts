@@ -3,6 +3,7 @@ import { messageFromJson } from '@factline/core/adapter';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { RabbitErrorStage } from '../options.ts';
 import { delayTierFor, localHoldMs, type Names, type TierKind } from '../topology.ts';
+import { type Acker, createAcker } from './acker.ts';
 import type { Outgoing } from './publish.ts';
 import { COUNT_HEADER, createDeliveryBuffer, DUE_HEADER, type Entry, readIncoming } from './receive.ts';
 
@@ -38,6 +39,8 @@ export function createGroupReader(context: ReaderContext) {
   const { names, topic, group } = context;
   let generation = 0;
   let channel: Channel | undefined;
+  /** Settles the deliveries of `channel` (acks coalesced per turn of the event loop). */
+  let acker: Acker | undefined;
   let stopped = false;
   let restartTimer: ReturnType<typeof setTimeout> | undefined;
   let restartAttempt = 0;
@@ -49,12 +52,8 @@ export function createGroupReader(context: ReaderContext) {
     {
       generation: () => generation,
       ack(entry) {
-        if (entry.generation !== generation || !channel) return;
-        try {
-          channel.ack(entry.raw);
-        } catch {
-          // The channel closed: the broker takes the message back and hands it out again.
-        }
+        // From an older channel: the broker took it back with that channel.
+        if (entry.generation === generation) acker?.ack(entry.raw);
       },
       async delay(entry, dueAt) {
         return delayEntry(entry, dueAt, entry.count);
@@ -84,13 +83,7 @@ export function createGroupReader(context: ReaderContext) {
       return false;
     }
     // The copy is confirmed; the original goes. A channel lost meanwhile returns it: a duplicate, never a loss.
-    if (seen === generation && channel) {
-      try {
-        channel.ack(entry.raw);
-      } catch {
-        // As above.
-      }
-    }
+    if (seen === generation) acker?.ack(entry.raw);
     return true;
   };
 
@@ -101,7 +94,7 @@ export function createGroupReader(context: ReaderContext) {
     } catch (error) {
       // Not a Factline message: to the dead-letter queue rather than around forever.
       context.report(new TransportError(`an unreadable message in ${topic}/${group}`, { cause: error }), 'consume');
-      channel?.nack(raw, false, false);
+      if (seen === generation) acker?.nack(raw, false);
       return;
     }
     const entry: Entry = {
@@ -118,7 +111,7 @@ export function createGroupReader(context: ReaderContext) {
     if (seen === generation) buffer.add(entry);
   };
 
-  const onDeadLetter = async (raw: ConsumeMessage, own: Channel) => {
+  const onDeadLetter = async (raw: ConsumeMessage, own: Acker) => {
     const store = context.deadLetters;
     if (!store) return;
     try {
@@ -146,11 +139,7 @@ export function createGroupReader(context: ReaderContext) {
     } catch (error) {
       context.report(error, 'dead-letters');
       // Kept in the queue; the next start of the reader tries again.
-      try {
-        own.nack(raw, false, true);
-      } catch {
-        // The channel closed: the broker keeps it.
-      }
+      own.nack(raw, true);
     }
   };
 
@@ -173,14 +162,19 @@ export function createGroupReader(context: ReaderContext) {
       const seen = generation;
       buffer.dropGeneration(seen - 1);
       let own: Channel | undefined;
+      let settle: Acker | undefined;
       try {
         await context.declareGroup(redeclare);
         redeclare = false;
         own = await connection.createChannel();
         own.on('error', () => undefined);
+        settle = createAcker(own);
+        const ownAcker = settle;
         own.on('close', () => {
+          ownAcker.close();
           if (channel !== own) return;
           channel = undefined;
+          acker = undefined;
           buffer.dropGeneration(seen);
           if (!stopped && context.connection()) {
             context.report(new TransportError(`the channel of ${topic}/${group} closed`), 'consume');
@@ -188,14 +182,20 @@ export function createGroupReader(context: ReaderContext) {
           }
         });
         channel = own;
+        acker = settle;
         await own.prefetch(context.prefetch);
         const consumeFrom = async (queue: string, handle: (raw: ConsumeMessage) => void) => {
           await own?.consume(queue, (raw) => {
-            if (raw) return handle(raw);
+            if (raw) {
+              settle?.delivered(raw);
+              return handle(raw);
+            }
             // Cancelled by the server (queue deleted, node lost): a fault, never a silently dead consumer.
             context.report(new TransportError(`RabbitMQ cancelled the consumer of queue '${queue}'`), 'consume');
             if (channel === own) {
               channel = undefined;
+              acker = undefined;
+              settle?.close();
               redeclare = true;
               buffer.dropGeneration(seen);
               own?.close().catch(() => undefined);
@@ -212,12 +212,16 @@ export function createGroupReader(context: ReaderContext) {
           });
         }
         if (context.deadLetters) {
-          const drain = own;
+          const drain = settle;
           await consumeFrom(names.deadQueue(topic, group), (raw) => void onDeadLetter(raw, drain));
         }
         restartAttempt = 0;
       } catch (error) {
-        if (channel === own) channel = undefined;
+        if (channel === own) {
+          channel = undefined;
+          acker = undefined;
+        }
+        settle?.close();
         own?.close().catch(() => undefined);
         if (!stopped) {
           context.report(error, 'consume');
@@ -238,6 +242,8 @@ export function createGroupReader(context: ReaderContext) {
       if (stopped) return;
       // The old channel went with the old connection.
       channel = undefined;
+      acker?.close();
+      acker = undefined;
       buffer.dropGeneration(generation);
       void start();
     },
@@ -251,6 +257,9 @@ export function createGroupReader(context: ReaderContext) {
       buffer.close();
       const own = channel;
       channel = undefined;
+      // The acks of this turn go out before the channel closes (closing returns the unacknowledged).
+      acker?.flush();
+      acker = undefined;
       if (own) {
         // Closing the channel returns every unacknowledged message to its queue.
         await own.close().catch(() => undefined);

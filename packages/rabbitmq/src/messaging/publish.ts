@@ -26,56 +26,74 @@ const TOKEN = 'x-factline-publish';
  */
 export function createPublisher(channel: ConfirmChannel) {
   const returned = new Set<number>();
+  /** The next message's token (in its headers): a return names the message it returns. */
   let next = 0;
   channel.on('return', (message) => {
     const token = message.properties.headers?.[TOKEN];
     if (typeof token === 'number') returned.add(token);
   });
 
-  const one = (item: Outgoing): Promise<Outcome> => {
-    const token = next++;
-    const options: Options.Publish = {
-      persistent: true,
-      mandatory: true,
-      contentType: 'application/json',
-      messageId: item.messageId,
-      headers: { ...item.headers, [TOKEN]: token },
-    };
-    return new Promise<Outcome>((resolve, reject) => {
-      const settle = (error: unknown) => {
-        const wasReturned = returned.delete(token);
-        if (error) {
-          reject(
-            new TransportError(`RabbitMQ did not confirm the publish to '${item.exchange}' (${String(error)})`, {
-              cause: error,
-            }),
-          );
-        } else resolve(wasReturned ? 'returned' : 'confirmed');
-      };
-      try {
-        const room = channel.publish(item.exchange, item.routingKey, item.content, options, settle);
-        if (!room) drained = once(channel, 'drain').then(() => undefined);
-      } catch (error) {
-        reject(new TransportError(`publishing to RabbitMQ failed: ${String(error)}`, { cause: error }));
-      }
+  let drained: Promise<void> | undefined;
+
+  const failed = (items: readonly Outgoing[], error: unknown) => {
+    const exchanges = [...new Set(items.map((item) => item.exchange))].join("', '");
+    return new TransportError(`RabbitMQ did not confirm the publish to '${exchanges}' (${String(error)})`, {
+      cause: error,
     });
   };
-
-  let drained: Promise<void> | undefined;
 
   return {
     /** Publishes every item (waiting for `drain` when the socket buffer is full) and waits for every confirm. */
     async publish(items: readonly Outgoing[]): Promise<Outcome[]> {
-      const pending: Promise<Outcome>[] = [];
-      for (const item of items) {
+      if (items.length === 0) return [];
+      const first = next;
+      next += items.length;
+      // One callback and one promise per batch, not per message: the outcome is known once every confirm is in.
+      let remaining = items.length;
+      let error: unknown;
+      let settle: { resolve: (outcomes: Outcome[]) => void; reject: (error: unknown) => void } | undefined;
+      const confirmed = new Promise<Outcome[]>((resolve, reject) => {
+        settle = { resolve, reject };
+      });
+      // Handled when returned below; a nack while waiting for `drain`, or after a throw, is not unhandled.
+      confirmed.catch(() => undefined);
+      const forget = () => {
+        const outcomes: Outcome[] = [];
+        // The broker sends a message's return before its confirm: every return of the batch is in.
+        for (let i = 0; i < items.length; i++) outcomes.push(returned.delete(first + i) ? 'returned' : 'confirmed');
+        return outcomes;
+      };
+      const onConfirm = (nack: unknown) => {
+        if (nack && error === undefined) error = nack;
+        if (--remaining > 0) return;
+        const outcomes = forget();
+        if (error === undefined) settle?.resolve(outcomes);
+        else settle?.reject(failed(items, error));
+      };
+      for (let i = 0; i < items.length; i++) {
         if (drained) {
           const waiting = drained;
           drained = undefined;
           await Promise.race([waiting, once(channel, 'close')]);
         }
-        pending.push(one(item));
+        const item = items[i] as Outgoing;
+        const options: Options.Publish = {
+          persistent: true,
+          mandatory: true,
+          contentType: 'application/json',
+          messageId: item.messageId,
+          headers: { ...item.headers, [TOKEN]: first + i },
+        };
+        try {
+          const room = channel.publish(item.exchange, item.routingKey, item.content, options, onConfirm);
+          if (!room) drained = once(channel, 'drain').then(() => undefined);
+        } catch (thrown) {
+          // The channel closed: what was sent gets its callback (an error) or none; the caller learns now.
+          forget();
+          throw new TransportError(`publishing to RabbitMQ failed: ${String(thrown)}`, { cause: thrown });
+        }
       }
-      return Promise.all(pending);
+      return confirmed;
     },
   };
 }

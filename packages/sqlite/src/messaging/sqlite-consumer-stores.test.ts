@@ -86,6 +86,46 @@ test('group commit: runs arriving together share one transaction; a failing run 
   }
 });
 
+test("group commit: the runs a commit lets through (each lane's next message) commit in the same turn, each after the one before it", async () => {
+  const db = openSqliteDatabase(path);
+  try {
+    const inbox = getSqliteInbox({ database: db });
+    const applyOnce = inbox.applyOnce as NonNullable<typeof inbox.applyOnce>;
+    const committed = db.prepare<[string], { n: number }>(
+      "SELECT count(*) AS n FROM test_effects WHERE consumer = 'lanes' AND value = ?",
+    );
+    const commitsBefore: number[] = [];
+    // Two lanes of three messages each, as the key lanes run them: the next only once the one before resolved.
+    const lane = async (name: string) => {
+      for (let i = 0; i < 3; i++) {
+        const id = `${name}${i}`;
+        await applyOnce('lanes', id, new Date(), (tx) => {
+          tx.prepare('INSERT INTO test_effects (consumer, value) VALUES (?, ?)').run('lanes', id);
+        });
+        // Resolved only after the commit: a second connection would see it; this one does outside a transaction.
+        assert.equal(db.inTransaction, false);
+        assert.equal(committed.get(id)?.n, 1, `${id} committed before its run resolved`);
+      }
+      commitsBefore.push(turns);
+    };
+    let turns = 0;
+    let counting = true;
+    // Counts turns of the event loop while the lanes run: an immediate queued from an immediate runs the next turn.
+    const count = () => {
+      if (!counting) return;
+      turns += 1;
+      setImmediate(count);
+    };
+    setImmediate(count);
+    await Promise.all([lane('x'), lane('y')]);
+    counting = false;
+    // The first group waits for its turn (1); the two after it chain on in that same turn.
+    assert.deepEqual(commitsBefore, [1, 1], 'all three groups committed within one turn, none waited for the next');
+  } finally {
+    db.close();
+  }
+});
+
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('inbox and outbox together: a handler that fails after enqueuing publishes nothing; its retry publishes once, with the handled message as cause', async () => {
