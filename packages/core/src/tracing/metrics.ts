@@ -26,6 +26,12 @@ export interface FactlineInstruments {
   relayPublished: ObservableCounter;
   /** `factline.projection.lag` (events): head position − checkpoint, per projection. */
   projectionLag: ObservableGauge;
+  /** `factline.projection.lag.duration` (s): age of the oldest event past the checkpoint, 0 when caught up. */
+  projectionLagDuration: ObservableGauge;
+  /** `factline.outbox.backlog`: outbox rows waiting to be published. */
+  outboxBacklog: ObservableGauge;
+  /** `factline.relay.lag` (s): age of the oldest outbox row waiting, 0 when the outbox is empty. */
+  relayLag: ObservableGauge;
 }
 
 let cached: { provider: MeterProvider; instruments: FactlineInstruments | undefined } | undefined;
@@ -59,6 +65,18 @@ const create = (meter: Meter): FactlineInstruments => ({
   projectionLag: meter.createObservableGauge('factline.projection.lag', {
     unit: '{event}',
     description: 'Events appended but not yet applied by a projection',
+  }),
+  projectionLagDuration: meter.createObservableGauge('factline.projection.lag.duration', {
+    unit: 's',
+    description: 'Age of the oldest event a projection has not applied yet (0 when caught up)',
+  }),
+  outboxBacklog: meter.createObservableGauge('factline.outbox.backlog', {
+    unit: '{message}',
+    description: 'Outbox rows waiting to be published',
+  }),
+  relayLag: meter.createObservableGauge('factline.relay.lag', {
+    unit: 's',
+    description: 'Age of the oldest outbox row waiting to be published (0 when empty)',
   }),
 });
 
