@@ -22,6 +22,10 @@ export interface FactlineInstruments {
   deadLettered: ObservableCounter;
   /** `factline.consumer.dead_letter.depth`: dead letters waiting (state `dead`), per consumer group. */
   deadLetterDepth: ObservableGauge;
+  /** `factline.consumer.lag`: messages waiting for a consumer group, where the transport can tell. */
+  consumerLag: ObservableGauge;
+  /** `factline.consumer.lag.duration` (s): age of the oldest message waiting for a group, 0 when none. */
+  consumerLagDuration: ObservableGauge;
   /** `factline.relay.published`: messages an outbox relay published. */
   relayPublished: ObservableCounter;
   /** `factline.projection.lag` (events): head position − checkpoint, per projection. */
@@ -57,6 +61,14 @@ const create = (meter: Meter): FactlineInstruments => ({
   deadLetterDepth: meter.createObservableGauge('factline.consumer.dead_letter.depth', {
     unit: '{message}',
     description: 'Dead letters waiting, per consumer group',
+  }),
+  consumerLag: meter.createObservableGauge('factline.consumer.lag', {
+    unit: '{message}',
+    description: 'Messages waiting for a consumer group (not yet acknowledged)',
+  }),
+  consumerLagDuration: meter.createObservableGauge('factline.consumer.lag.duration', {
+    unit: 's',
+    description: 'Age of the oldest message waiting for a consumer group (0 when none)',
   }),
   relayPublished: meter.createObservableCounter('factline.relay.published', {
     unit: '{message}',

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { getInMemoryTransport } from '../messaging/in-memory-transport.ts';
 import { createProjectionRunner } from '../projections/runner.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
 import { getInMemoryProjectionBackend } from '../testing/projections/in-memory-backend.ts';
 import { waitUntil } from '../testing/wait-until.ts';
+import { checkConsumerLag } from './fixtures/consumer-lag.ts';
 import { registerTestSdk, type TestSdk } from './fixtures/otel-sdk.ts';
 
 let sdk: TestSdk;
@@ -53,6 +55,17 @@ describe('projection lag metrics', () => {
     } finally {
       release();
       await runner.stop();
+    }
+  });
+});
+
+describe('consumer lag metrics', () => {
+  it('reports the messages waiting for a group on the in-memory transport and the age of the oldest', async () => {
+    const transport = getInMemoryTransport();
+    try {
+      await checkConsumerLag(sdk, transport, 'bills');
+    } finally {
+      await transport.close();
     }
   });
 });
