@@ -10,6 +10,7 @@ import { schemaSnapshotWorkloads } from './workloads/schema-snapshots.ts';
 import { sqliteWorkloads } from './workloads/sqlite.ts';
 import { sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
 import { tracingWorkloads } from './workloads/tracing.ts';
+import { tracingOverheadWorkloads } from './workloads/tracing-overhead.ts';
 
 export const workloads: Workload[] = [
   ...sqliteWorkloads,
@@ -19,6 +20,7 @@ export const workloads: Workload[] = [
   ...projectionWorkloads,
   ...pipelineWorkloads,
   ...rabbitmqWorkloads,
+  ...tracingOverheadWorkloads,
   ...tracingWorkloads,
   ...schemaReadWorkloads,
   ...schemaSnapshotWorkloads,

@@ -36,6 +36,8 @@ export interface Subject {
    * given to `runWorkload`.
    */
   isolate?: boolean;
+  /** Extra Node flags of an isolated trial's child process (e.g. a `--require` preload). */
+  execArgv?: string[];
   /** Deadline of one trial, setup to teardown (default FACTLINE_BENCH_TRIAL_TIMEOUT_MS or 15 minutes). */
   timeoutMs?: number;
 }

@@ -7,6 +7,7 @@ import { removeRabbitFiles } from './workloads/rabbitmq.ts';
 import { removeSchemaFiles } from './workloads/schema-read.ts';
 import { removeScanFiles } from './workloads/sqlite-scan.ts';
 import { removeTracingFiles } from './workloads/tracing.ts';
+import { removeTracingOverheadFiles } from './workloads/tracing-overhead.ts';
 
 const filter = process.argv[2] ?? '';
 const selected = workloads.filter((w) => w.name.includes(filter));
@@ -24,6 +25,7 @@ try {
   removePipelineFiles();
   removeRabbitFiles();
   removeTracingFiles();
+  removeTracingOverheadFiles();
   removeSchemaFiles();
   await dropPostgresScanSchemas();
 }

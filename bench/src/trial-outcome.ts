@@ -84,14 +84,18 @@ export function trialInChild(
   timeoutMs = TRIAL_TIMEOUT_MS,
 ): Promise<TrialOutcome> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...NODE_FLAGS, new URL('./trial-child.ts', import.meta.url).pathname], {
-      cwd: root,
-      env: {
-        ...process.env,
-        FACTLINE_BENCH_TRIAL: JSON.stringify({ module, workload: workload.name, subject: subject.name, warmup }),
+    const child = spawn(
+      process.execPath,
+      [...NODE_FLAGS, ...(subject.execArgv ?? []), new URL('./trial-child.ts', import.meta.url).pathname],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          FACTLINE_BENCH_TRIAL: JSON.stringify({ module, workload: workload.name, subject: subject.name, warmup }),
+        },
+        stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       },
-      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-    });
+    );
     // The child's stderr goes on to ours; its tail names the error of a child that died without a result.
     let tail = '';
     child.stderr?.on('data', (chunk: Buffer) => {

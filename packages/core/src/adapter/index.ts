@@ -28,6 +28,7 @@ export { assertMessages } from '../messaging/message-validation.ts';
 export { createOutboxHold, type OutboxHold, type OutboxHoldOptions } from '../messaging/outbox-hold.ts';
 export {
   type Outbox,
+  type OutboxBacklog,
   type OutboxRelay,
   type OutboxRelayOptions,
   type OutboxRelaySettings,

@@ -1,5 +1,6 @@
+import type { Attributes, BatchObservableResult } from '@opentelemetry/api';
 import { log } from '../logging/logger.ts';
-import { observeMetrics } from '../tracing/metrics.ts';
+import { type FactlineInstruments, observeMetrics } from '../tracing/metrics.ts';
 import { type ConsumerDeadLetters, consumerDeadLetters } from './consumer-dead-letters.ts';
 import { decodingHandler } from './consumer-decode.ts';
 import { fetchIntoLanes } from './consumer-fetch.ts';
@@ -112,14 +113,30 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
     log(options.logger, stage === 'handler' ? 'warn' : 'error', record, `consumer ${name}: ${stage} failed`);
   };
   let unobserve = () => {};
+  /** The group's backlog, where the transport tells it; a failed read is logged and leaves the points out. */
+  const observeLag = async (i: FactlineInstruments, result: BatchObservableResult, attributes: Attributes) => {
+    if (typeof transport.backlog !== 'function') return;
+    try {
+      const { messages, oldestAt } = await transport.backlog(topic, name);
+      result.observe(i.consumerLag, messages, attributes);
+      result.observe(
+        i.consumerLagDuration,
+        oldestAt === undefined ? 0 : Math.max(0, (now() - oldestAt) / 1000),
+        attributes,
+      );
+    } catch (err) {
+      log(options.logger, 'warn', { consumer: name, topic, err }, `consumer ${name}: reading the backlog failed`);
+    }
+  };
   const observe = () =>
     observeMetrics(
-      (i) => [i.handled, i.retries, i.deadLettered, i.deadLetterDepth],
+      (i) => [i.handled, i.retries, i.deadLettered, i.deadLetterDepth, i.consumerLag, i.consumerLagDuration],
       async (i, result) => {
         const attributes = { 'messaging.consumer.group.name': name, 'messaging.destination.name': topic };
         result.observe(i.handled, stats.handled, attributes);
         result.observe(i.retries, stats.retries, attributes);
         result.observe(i.deadLettered, stats.deadLettered, attributes);
+        await observeLag(i, result, attributes);
         const waiting = await (await deadLetterStore()).list({ consumer: name, state: 'dead' });
         result.observe(i.deadLetterDepth, waiting.length, attributes);
       },

@@ -107,6 +107,18 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
       declare(topic, groupName);
     },
 
+    async backlog(topic, groupName) {
+      if (closed) throw new StoreClosedError('transport');
+      assertName(topic, 'topic');
+      assertName(groupName, 'group');
+      const entries = groupsOf(topic).get(groupName)?.entries ?? [];
+      const oldest = entries.reduce<number | undefined>((min, e) => {
+        const at = e.message.createdAt.getTime();
+        return min === undefined || at < min ? at : min;
+      }, undefined);
+      return { messages: entries.length, oldestAt: oldest };
+    },
+
     async redeliver(topic, groupName, messages) {
       if (closed) throw new StoreClosedError('transport');
       assertName(topic, 'topic');

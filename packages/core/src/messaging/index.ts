@@ -49,6 +49,7 @@ export type {
   SubscribeOptions,
   Subscription,
   Transport,
+  TransportBacklog,
   TransportCapabilities,
   TransportPublishOptions,
 } from './transport.ts';

@@ -6,9 +6,9 @@ import type { Lease } from '../lease/types.ts';
 import type { Logger } from '../logging/logger.ts';
 import { assertIntegerOption } from '../store/validation.ts';
 import { sharedCorrelation, traceInternal } from '../tracing/messaging-spans.ts';
-import { observeMetrics } from '../tracing/metrics.ts';
 import type { Message } from './message.ts';
 import { createOutboxHold } from './outbox-hold.ts';
+import { observeRelay } from './relay-metrics.ts';
 import { createRelayStatus, type OutboxRelayStats } from './relay-status.ts';
 import type { Transport } from './transport.ts';
 import { createWakeablePause } from './wakeable-pause.ts';
@@ -35,6 +35,18 @@ export interface Outbox {
   remove(seqs: readonly (number | string)[]): Promise<void>;
   /** Calls `listener` when an enqueue may have committed; returns its removal. */
   onEnqueue(listener: () => void): () => void;
+  /**
+   * Rows waiting and the oldest one's enqueue time (ms since the epoch,
+   * `undefined` when empty); read at metric collection only. Optional: an
+   * outbox without it reports no backlog or relay lag.
+   */
+  backlog?(): Promise<OutboxBacklog>;
+}
+
+/** What an outbox holds right now, for the backlog and relay-lag gauges. */
+export interface OutboxBacklog {
+  rows: number;
+  oldestAt: number | undefined;
 }
 
 export interface OutboxRelayOptions {
@@ -203,10 +215,7 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
   });
   // Never rejects: a failed first take is reported and tried again at the next check.
   const started = loop.start();
-  const unobserve = observeMetrics(
-    (i) => [i.relayPublished],
-    (i, result) => result.observe(i.relayPublished, stats.published),
-  );
+  const unobserve = observeRelay(outbox, stats, report);
 
   return {
     ready: () => started,

@@ -5,7 +5,7 @@ import type { DeadLetterStore } from './consumer-ports.ts';
 import type { Message } from './message.ts';
 import { assertMessages } from './message-validation.ts';
 import { checkTransportPublishOptions } from './publish-options.ts';
-import type { Subscription, Transport } from './transport.ts';
+import type { Subscription, Transport, TransportBacklog } from './transport.ts';
 
 /**
  * What an adapter's queue tables do, called by `createQueueTransport` with
@@ -27,6 +27,8 @@ export interface QueueOperations {
   declare(topic: string, group: string): void | Promise<void>;
   /** Declares the group and opens a subscription to it with this visibility timeout (ms). */
   subscribe(topic: string, group: string, visibilityMs: number): Subscription;
+  /** Messages waiting for `group` (not acknowledged) and the oldest one's `createdAt`, ms. */
+  backlog(topic: string, group: string): TransportBacklog | Promise<TransportBacklog>;
   /** The dead-letter store on the same database (created once, on first use). */
   deadLetterStore(): DeadLetterStore | Promise<DeadLetterStore>;
   /** Marks the queue closed (`isClosed()` true from then on), ends its waits and connections. Called once. */
@@ -45,7 +47,7 @@ const DEFAULT_VISIBILITY_MS = 30_000;
  * `extra` holds the adapter's own fields (its connection).
  *
  * @example
- * return createQueueTransport({ isClosed: () => closed, publish, redeliver, declare, subscribe, deadLetterStore, close }, { database });
+ * return createQueueTransport({ isClosed: () => closed, publish, redeliver, declare, subscribe, backlog, deadLetterStore, close }, { database });
  */
 export function createQueueTransport<Extra extends object>(queue: QueueOperations, extra: Extra): Transport & Extra {
   const assertOpen = () => {
@@ -91,6 +93,11 @@ export function createQueueTransport<Extra extends object>(queue: QueueOperation
       const options = checkSubscribeOptions(given) ?? {};
       checkGroup(topic, group);
       return queue.subscribe(topic, group, options.visibilityTimeoutMs ?? DEFAULT_VISIBILITY_MS);
+    },
+
+    async backlog(topic, group) {
+      checkGroup(topic, group);
+      return queue.backlog(topic, group);
     },
 
     defaultDeadLetterStore() {

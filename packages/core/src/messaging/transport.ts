@@ -103,5 +103,18 @@ export interface Transport {
    * every call.
    */
   defaultDeadLetterStore?(): Promise<DeadLetterStore>;
+  /**
+   * What waits for `group` on `topic`: messages not yet acknowledged (due,
+   * delayed or in delivery) and the oldest one's `createdAt` (ms since the
+   * epoch, `undefined` when none). Read at metric collection only; optional:
+   * a transport that cannot tell cheaply leaves it out (no consumer lag).
+   */
+  backlog?(topic: string, group: string): Promise<TransportBacklog>;
   close(): Promise<void>;
+}
+
+/** A consumer group's queue right now, for the consumer-lag gauges. */
+export interface TransportBacklog {
+  messages: number;
+  oldestAt: number | undefined;
 }

@@ -2,9 +2,9 @@ import { ProjectionFailedError, ValidationError } from '../errors/index.ts';
 import { type Logger, log } from '../logging/logger.ts';
 import { checkProjectionRunnerOptions, checkRebuildOptions, checkWaitForOptions } from '../options/core-options.ts';
 import { assertIntegerOption, assertPosition } from '../store/validation.ts';
-import { observeMetrics } from '../tracing/metrics.ts';
 import { catchUpAndFollow } from './runner/catch-up.ts';
 import { runnerContext } from './runner/context.ts';
+import { observeProjectionLag } from './runner/lag-metrics.ts';
 import { abandonRebuild, resetForRebuild, trackRebuild } from './runner/rebuild.ts';
 import { readLive, supersede } from './runner/versions.ts';
 import { rejectWaitersOnStop, waitForPosition } from './runner/waiters.ts';
@@ -164,14 +164,7 @@ export function createProjectionRunner<Tx>(
       if (started) return;
       started = true;
       unobserve();
-      unobserve = observeMetrics(
-        (i) => [i.projectionLag],
-        (i, result) => {
-          for (const w of workers.values()) {
-            result.observe(i.projectionLag, statusOf(w).lag, { 'factline.projection.name': w.projection.name });
-          }
-        },
-      );
+      unobserve = observeProjectionLag(() => workers.values(), backend.store, ctx.logger);
       for (const w of workers.values()) {
         w.superseded = undefined;
         w.failure = undefined;

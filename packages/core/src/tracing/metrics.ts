@@ -22,10 +22,20 @@ export interface FactlineInstruments {
   deadLettered: ObservableCounter;
   /** `factline.consumer.dead_letter.depth`: dead letters waiting (state `dead`), per consumer group. */
   deadLetterDepth: ObservableGauge;
+  /** `factline.consumer.lag`: messages waiting for a consumer group, where the transport can tell. */
+  consumerLag: ObservableGauge;
+  /** `factline.consumer.lag.duration` (s): age of the oldest message waiting for a group, 0 when none. */
+  consumerLagDuration: ObservableGauge;
   /** `factline.relay.published`: messages an outbox relay published. */
   relayPublished: ObservableCounter;
   /** `factline.projection.lag` (events): head position − checkpoint, per projection. */
   projectionLag: ObservableGauge;
+  /** `factline.projection.lag.duration` (s): age of the oldest event past the checkpoint, 0 when caught up. */
+  projectionLagDuration: ObservableGauge;
+  /** `factline.outbox.backlog`: outbox rows waiting to be published. */
+  outboxBacklog: ObservableGauge;
+  /** `factline.relay.lag` (s): age of the oldest outbox row waiting, 0 when the outbox is empty. */
+  relayLag: ObservableGauge;
 }
 
 let cached: { provider: MeterProvider; instruments: FactlineInstruments | undefined } | undefined;
@@ -52,6 +62,14 @@ const create = (meter: Meter): FactlineInstruments => ({
     unit: '{message}',
     description: 'Dead letters waiting, per consumer group',
   }),
+  consumerLag: meter.createObservableGauge('factline.consumer.lag', {
+    unit: '{message}',
+    description: 'Messages waiting for a consumer group (not yet acknowledged)',
+  }),
+  consumerLagDuration: meter.createObservableGauge('factline.consumer.lag.duration', {
+    unit: 's',
+    description: 'Age of the oldest message waiting for a consumer group (0 when none)',
+  }),
   relayPublished: meter.createObservableCounter('factline.relay.published', {
     unit: '{message}',
     description: 'Messages an outbox relay published',
@@ -59,6 +77,18 @@ const create = (meter: Meter): FactlineInstruments => ({
   projectionLag: meter.createObservableGauge('factline.projection.lag', {
     unit: '{event}',
     description: 'Events appended but not yet applied by a projection',
+  }),
+  projectionLagDuration: meter.createObservableGauge('factline.projection.lag.duration', {
+    unit: 's',
+    description: 'Age of the oldest event a projection has not applied yet (0 when caught up)',
+  }),
+  outboxBacklog: meter.createObservableGauge('factline.outbox.backlog', {
+    unit: '{message}',
+    description: 'Outbox rows waiting to be published',
+  }),
+  relayLag: meter.createObservableGauge('factline.relay.lag', {
+    unit: 's',
+    description: 'Age of the oldest outbox row waiting to be published (0 when empty)',
   }),
 });
 

@@ -159,6 +159,17 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
         void register(topic, group).catch(() => undefined);
         return openPostgresSubscription(queue, topic, group, visibility);
       },
+      async backlog(topic, group) {
+        const [row] = await query<{ messages: number; oldest: string | null }>(
+          'backlog',
+          `SELECT count(*)::int AS messages,
+                  (SELECT message->>'createdAt' FROM ${s}.transport_messages
+                    WHERE topic = $1 AND group_name = $2 ORDER BY seq LIMIT 1) AS oldest
+           FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`,
+          [topic, group],
+        );
+        return { messages: row?.messages ?? 0, oldestAt: row?.oldest ? Date.parse(row.oldest) : undefined };
+      },
       deadLetterStore: () => getPostgresDeadLetterStore({ pool, schema: schemaName }),
       async close() {
         closed = true;

@@ -300,5 +300,16 @@ function postgresOutboxRows(outbox: PostgresOutbox, listener: ChannelListener): 
     },
     // Notified at commit; `undefined` (LISTEN reconnected) may have missed some: wake too.
     onEnqueue: (wake) => listener.subscribe(() => wake()),
+    async backlog() {
+      try {
+        const { rows } = await pool.query<{ rows: number; oldest_at: number | null }>(
+          `SELECT count(*)::int AS rows, (extract(epoch FROM min(created_at)) * 1000)::float8 AS oldest_at FROM ${s}.outbox`,
+        );
+        const row = rows[0] as { rows: number; oldest_at: number | null };
+        return { rows: row.rows, oldestAt: row.oldest_at ?? undefined };
+      } catch (error) {
+        throw toStorageError(error);
+      }
+    },
   };
 }

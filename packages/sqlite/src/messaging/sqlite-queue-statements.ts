@@ -9,6 +9,8 @@ import type { Database, Statement, Transaction } from 'better-sqlite3';
  */
 export interface QueueStatements {
   addGroup: Statement<[string, string, number]>;
+  /** The group's rows (through the (topic, group_name) index) and the first one's message `createdAt`. */
+  backlog: Statement<[string, string, string, string], { messages: number; oldest: string | null }>;
   /** When the group's next row not visible at the given time becomes so. */
   nextDue: Statement<[string, string, number], { next: number | null }>;
   ack: Statement<[number, string]>;
@@ -38,6 +40,12 @@ export function prepareQueueStatements(db: Database): QueueStatements {
   });
 
   return {
+    backlog: db.prepare<[string, string, string, string], { messages: number; oldest: string | null }>(
+      `SELECT COUNT(*) AS messages,
+              (SELECT json_extract(message, '$.createdAt') FROM factline_transport_messages
+                WHERE topic = ? AND group_name = ? ORDER BY seq LIMIT 1) AS oldest
+       FROM factline_transport_messages WHERE topic = ? AND group_name = ?`,
+    ),
     addGroup: db.prepare<[string, string, number]>(
       'INSERT OR IGNORE INTO factline_transport_groups (topic, group_name, created_at) VALUES (?, ?, ?)',
     ),

@@ -101,6 +101,13 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
         run(() => statements.addGroup.run(topic, group, now()));
         return openSqliteSubscription(queue, topic, group, visibility);
       },
+      backlog(topic, group) {
+        const row = run(() => statements.backlog.get(topic, group, topic, group)) as {
+          messages: number;
+          oldest: string | null;
+        };
+        return { messages: row.messages, oldestAt: row.oldest === null ? undefined : Date.parse(row.oldest) };
+      },
       deadLetterStore: () => getSqliteDeadLetterStore({ database: db }),
       close() {
         closed = true;

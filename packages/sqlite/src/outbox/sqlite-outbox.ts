@@ -264,6 +264,9 @@ function sqliteOutboxRows(outbox: SqliteOutbox): Outbox {
      WHERE topic NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
   );
   const remove = db.prepare<[number]>('DELETE FROM factline_outbox WHERE seq = ?');
+  const backlog = db.prepare<[], { rows: number; oldestAt: number | null }>(
+    'SELECT COUNT(*) AS rows, MIN(created_at) AS oldestAt FROM factline_outbox',
+  );
   const removeAll = db.transaction((seqs: readonly number[]) => {
     for (const seq of seqs) remove.run(seq);
   });
@@ -284,5 +287,13 @@ function sqliteOutboxRows(outbox: SqliteOutbox): Outbox {
       }
     },
     onEnqueue: (listener) => outbox.onEnqueue(listener),
+    async backlog() {
+      try {
+        const row = backlog.get() as { rows: number; oldestAt: number | null };
+        return { rows: row.rows, oldestAt: row.oldestAt ?? undefined };
+      } catch (error) {
+        throw toStorageError(error);
+      }
+    },
   };
 }
