@@ -225,7 +225,8 @@ function e2eTrial(
   };
 }
 
-function sqliteE2e(
+/** The SQLite end-to-end subject (append → relay → transport → consumer with inbox); also run by tracing-overhead. */
+export function sqliteE2e(
   workload: string,
   name: string,
   concurrency: number,

@@ -29,6 +29,7 @@ import { type Consumer, createConsumer, createMessage, getInMemoryTransport, typ
 import { getSqliteEventStore, type SqliteEventStore } from '@factline/sqlite';
 import type { Subject, Trial, Workload } from '../harness.ts';
 import { orderData } from './payload.ts';
+import { sqliteE2e } from './pipeline.ts';
 
 const PIPELINE = Number(process.env.FACTLINE_BENCH_TRACING_MESSAGES ?? 20_000);
 const APPENDS = Number(process.env.FACTLINE_BENCH_TRACING_APPENDS ?? 5_000);
@@ -196,7 +197,43 @@ const subjects = (trial: (setup: Setup) => Trial): Subject[] =>
     trial: () => trial(setup),
   }));
 
+/** The SQLite end-to-end pipeline (pipeline.ts's `factline-8` subject) with `setup` registered around it. */
+function e2eSubject(setup: Setup): Subject {
+  const inner = sqliteE2e('tracing-overhead-e2e', setup, 8);
+  return {
+    name: setup,
+    isolate: true,
+    ...(setup === 'raw' ? { execArgv: ['--require', HIDE_API] } : {}),
+    trial: async () => {
+      const registered = await register(setup);
+      const trial = await inner.trial();
+      if (typeof trial === 'string') {
+        await registered?.shutdown();
+        return trial;
+      }
+      return {
+        ...trial,
+        teardown: async () => {
+          await trial.teardown?.();
+          await registered?.collect();
+          await registered?.shutdown();
+        },
+      };
+    },
+  };
+}
+
 export const tracingOverheadWorkloads: Workload[] = [
+  {
+    name: 'tracing-overhead-e2e',
+    description:
+      'the SQLite pipeline of pipeline-sqlite-e2e (appends → event relay → SQLite transport → consumer with its ' +
+      'SQL inbox and one INSERT, store defaults); raw = API not installed; goals no-sdk/raw ≥ 0.98, sdk-noop/raw ≥ 0.87',
+    unit: 'messages/s',
+    repeat: REPEAT,
+    warmup: true,
+    subjects: (['raw', 'no-sdk', 'sdk-noop', 'sdk-10pct'] as const).map(e2eSubject),
+  },
   {
     name: 'tracing-overhead-pipeline',
     description: `${PIPELINE} messages drained by a consumer on the in-memory transport (no-op handler); raw = API not installed; goals no-sdk/raw ≥ 0.98, sdk-noop/raw ≥ 0.87`,
