@@ -4,6 +4,7 @@ import { getPostgresDeadLetterStore, getPostgresTransport, postgresTraceReader }
 import pg from 'pg';
 import { CliError } from '../cli-error.ts';
 import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
+import { noQueue } from './no-queue.ts';
 
 interface EventRow {
   position: string;
@@ -197,7 +198,7 @@ export async function openPostgresInspector(url: string, schema: string): Promis
  * const operator = await openPostgresDeadLetterOperator('postgres://app@127.0.0.1/app', 'factline');
  */
 export async function openPostgresDeadLetterOperator(url: string, schema: string): Promise<DeadLetterOperator> {
-  quote(schema);
+  const s = quote(schema);
   const pool = await connect(url, false);
   try {
     const store = await getPostgresDeadLetterStore({ pool, schema });
@@ -206,6 +207,11 @@ export async function openPostgresDeadLetterOperator(url: string, schema: string
       get: (id) => store.get(id),
       list: (filter) => store.list(filter),
       async redrive(record, at) {
+        const group = await pool.query(`SELECT 1 FROM ${s}.transport_groups WHERE topic = $1 AND group_name = $2`, [
+          record.topic,
+          record.consumer,
+        ]);
+        if (group.rowCount === 0) throw noQueue(record);
         await transport.redeliver(record.topic, record.consumer, [record.message]);
         await store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
       },

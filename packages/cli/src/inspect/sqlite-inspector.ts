@@ -3,6 +3,7 @@ import { getSqliteDeadLetterStore, getSqliteTracer, getSqliteTransport } from '@
 import Sqlite, { type Database } from 'better-sqlite3';
 import { CliError } from '../cli-error.ts';
 import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
+import { noQueue } from './no-queue.ts';
 
 interface EventRow {
   position: number;
@@ -170,10 +171,13 @@ export function openSqliteDeadLetterOperator(path: string): DeadLetterOperator {
   const db = open(path, false);
   const store = getSqliteDeadLetterStore({ database: db });
   const transport = getSqliteTransport({ database: db });
+  const group = db.prepare('SELECT 1 FROM factline_transport_groups WHERE topic = ? AND group_name = ?');
   return {
     get: (id) => store.get(id),
     list: (filter) => store.list(filter),
     async redrive(record, at) {
+      // A group without a queue here (a broker transport) would take the message nowhere.
+      if (!group.get(record.topic, record.consumer)) throw noQueue(record);
       await transport.redeliver(record.topic, record.consumer, [record.message]);
       await store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
     },
