@@ -46,6 +46,11 @@ function createProgram(context: CliContext): Command {
 function processIo(): CliIo {
   const interrupt = new AbortController();
   process.once('SIGINT', () => interrupt.abort());
+  // Output piped into `head` that closed early: the reader has what it wanted.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(process.exitCode ?? 0);
+  });
   return {
     cwd: process.cwd(),
     stdout: (line) => process.stdout.write(`${line}\n`),
