@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createMessage, type DeadLetter, defineProjection, type TraceTree, uuidv7 } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
 import {
   getPostgresDeadLetterStore,
   getPostgresEventStore,
@@ -117,6 +118,44 @@ describe('factline on a PostgreSQL schema', { skip }, () => {
       await assert.rejects(client.query(`CREATE TABLE "${schema}".nope (x int)`), /read-only transaction/);
     } finally {
       await client.end();
+    }
+  });
+
+  it('pauses a running projection at its next batch and resumes it', async () => {
+    const pgStore = store as PostgresEventStore;
+    const counted: number[] = [];
+    const runner = await startPostgresProjections(
+      pgStore,
+      [
+        defineProjection({
+          name: 'ship_count',
+          handles: ['OrderShipped'],
+          handle: (events) => {
+            counted.push(...events.map((e) => e.position));
+          },
+        }),
+      ],
+      { idleCheckMs: 20 },
+    );
+    try {
+      await runner.waitFor('ship_count', await pgStore.headPosition());
+      assert.equal((await factline('projections', 'pause', 'ship_count')).code, 0);
+      await waitUntil(() => runner.status('ship_count').state === 'paused', 'the runner holds');
+      const before = runner.status('ship_count').checkpoint;
+      const { position } = await pgStore.append('order-8', [{ type: 'OrderShipped', data: {} }], {
+        expectedVersion: 'no-stream',
+      });
+      const status = await json<ProjectionState[]>('projections', 'status');
+      assert.deepEqual(
+        status.filter((p) => p.name === 'ship_count').map((p) => [p.paused, p.position]),
+        [[true, before]],
+      );
+      assert.equal(runner.status('ship_count').checkpoint, before, 'nothing applied while paused');
+      assert.equal((await factline('projections', 'resume', 'ship_count')).code, 0);
+      await runner.waitFor('ship_count', position);
+      assert.deepEqual(counted.slice(-1), [position]);
+    } finally {
+      await runner.stop();
     }
   });
 

@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { DeadLetter, TraceTree } from '@factline/core';
+import { type DeadLetter, defineProjection, type TraceTree } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import { getSqliteEventStore, getSqliteTransport } from '@factline/sqlite';
+import { getSqliteEventStore, getSqliteTransport, startSqliteProjections } from '@factline/sqlite';
+import type { Database } from 'better-sqlite3';
 import { orderSchemas } from '../../../examples/orders/src/schemas.ts';
 import { startOrderServices } from '../../../examples/orders/src/services.ts';
 import { fillOrdersDatabase } from './fixtures/orders-database.ts';
@@ -210,6 +211,54 @@ describe('factline read commands on the orders SQLite file', () => {
     assert.ok(appended >= 50, `${appended} appends, every one succeeded`);
     const after = await json<{ streams: StreamSummary[] }>('streams', 'ls', '--category', 'load', '--limit', '100000');
     assert.equal(after.streams.length, appended);
+  });
+});
+
+describe('factline projections pause and resume', () => {
+  it('a running runner holds at its next batch while paused, and catches up once resumed', async () => {
+    const store = getSqliteEventStore({ path: db });
+    const counted: number[] = [];
+    const projection = defineProjection<Database>({
+      name: 'note_count',
+      handles: ['Noted'],
+      handle: (events) => {
+        counted.push(...events.map((e) => e.position));
+      },
+    });
+    const runner = await startSqliteProjections(store, [projection], { idleCheckMs: 20 });
+    try {
+      await store.append('noted-1', [{ type: 'Noted', data: {} }], { expectedVersion: 'no-stream' });
+      await runner.waitFor('note_count', await store.headPosition());
+      const paused = await factline('projections', 'pause', 'note_count');
+      assert.equal(paused.code, 0, paused.stderr);
+      assert.equal(paused.stdout, 'note_count paused\n');
+      await waitUntil(() => runner.status('note_count').state === 'paused', 'the runner holds');
+      const before = runner.status('note_count').checkpoint;
+      const { position } = await store.append('noted-2', [{ type: 'Noted', data: {} }], {
+        expectedVersion: 'no-stream',
+      });
+      const status = await json<ProjectionState[]>('projections', 'status');
+      assert.deepEqual(
+        status.filter((p) => p.name === 'note_count').map((p) => [p.paused, p.position]),
+        [[true, before]],
+      );
+      assert.match((await factline('projections', 'status')).stdout, /\nnote_count \(paused\) +\d+/);
+      assert.equal(runner.status('note_count').state, 'paused');
+      assert.equal(runner.status('note_count').checkpoint, before, 'nothing applied while paused');
+      assert.equal(counted.length, 1);
+
+      assert.equal((await factline('projections', 'resume', 'note_count')).code, 0);
+      await runner.waitFor('note_count', position);
+      assert.equal(counted.length, 2);
+      assert.notEqual(runner.status('note_count').state, 'paused');
+
+      const missing = await factline('projections', 'pause', 'no_such');
+      assert.equal(missing.code, 1);
+      assertOneLine(missing.stderr, /^factline: no projection 'no_such' has a checkpoint in this database$/);
+    } finally {
+      await runner.stop();
+      await store.close();
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { type DatabaseTarget, parseDatabaseUrl } from '../inspect/database-url.ts';
-import type { DeadLetterOperator, Inspector } from '../inspect/inspector.ts';
+import type { DeadLetterOperator, Inspector, ProjectionControl } from '../inspect/inspector.ts';
 import type { CliContext } from './context.ts';
 
 /** The flags every database command takes. */
@@ -76,6 +76,27 @@ export async function withDeadLetterOperator<T>(
     return await work(operator);
   } finally {
     await operator.close();
+  }
+}
+
+/** Runs `work` with a read-write connection for pausing and resuming projections, closed afterwards. */
+export async function withProjectionControl<T>(
+  flags: DatabaseFlags,
+  context: CliContext,
+  work: (control: ProjectionControl) => Promise<T>,
+): Promise<T> {
+  const where = target(flags, context);
+  const control =
+    where.kind === 'sqlite'
+      ? (await import('../inspect/sqlite-projection-control.ts')).openSqliteProjectionControl(where.path)
+      : await (await import('../inspect/postgres-projection-control.ts')).openPostgresProjectionControl(
+          where.url,
+          where.schema,
+        );
+  try {
+    return await work(control);
+  } finally {
+    await control.close();
   }
 }
 

@@ -47,6 +47,8 @@ export interface ProjectionState {
   updatedAt: Date;
   liveVersion: number;
   parked: number;
+  /** Paused on the database (`projections pause`): running runners hold before their next batch. */
+  paused: boolean;
 }
 
 /**
@@ -66,6 +68,14 @@ export interface Inspector {
   deadLetters(filter: DeadLetterFilter): Promise<DeadLetter[]>;
   deadLetter(id: string): Promise<DeadLetter | undefined>;
   trace(correlationId: string): Promise<TraceTree>;
+  close(): Promise<void>;
+}
+
+/** What `projections pause|resume` change, through a read-write connection. */
+export interface ProjectionControl {
+  /** Whether a checkpoint of `name` (any version) exists: a runner has run it on this database. */
+  exists(name: string): Promise<boolean>;
+  setPaused(name: string, paused: boolean): Promise<void>;
   close(): Promise<void>;
 }
 

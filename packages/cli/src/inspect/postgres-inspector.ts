@@ -5,6 +5,7 @@ import pg from 'pg';
 import { CliError } from '../cli-error.ts';
 import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
 import { noQueue } from './no-queue.ts';
+import { projectionName } from './projection-name.ts';
 
 interface EventRow {
   position: string;
@@ -34,7 +35,7 @@ const eventColumns = `position, event_id, stream_id, stream_version, type, schem
   metadata::text AS metadata, recorded_at`;
 
 /** The schema name quoted, refused unless a plain identifier (as the adapter accepts). */
-function quote(schema: string): string {
+export function quoteSchema(schema: string): string {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new CliError(`--schema ${schema}: must be a lower-case SQL identifier (a-z, 0-9, _)`);
   }
@@ -42,7 +43,7 @@ function quote(schema: string): string {
 }
 
 /** A pool of at most two connections; `readOnly` makes every transaction on it read-only. */
-async function connect(url: string, readOnly: boolean): Promise<pg.Pool> {
+export async function connectPostgres(url: string, readOnly: boolean): Promise<pg.Pool> {
   const pool = new pg.Pool({
     connectionString: url,
     max: 2,
@@ -70,8 +71,8 @@ async function connect(url: string, readOnly: boolean): Promise<pg.Pool> {
  * const inspector = await openPostgresInspector('postgres://app@127.0.0.1/app', 'factline');
  */
 export async function openPostgresInspector(url: string, schema: string): Promise<Inspector> {
-  const s = quote(schema);
-  const pool = await connect(url, true);
+  const s = quoteSchema(schema);
+  const pool = await connectPostgres(url, true);
   const has = async (table: string) =>
     (await pool.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [`${s}.${table}`])).rows[0]
       ?.present === true;
@@ -143,6 +144,13 @@ export async function openPostgresInspector(url: string, schema: string): Promis
       if (!(await has('projections'))) return [];
       const at = await head();
       const versions = await has('projection_versions');
+      const paused = new Set(
+        (await has('projection_controls'))
+          ? (await pool.query<{ name: string }>(`SELECT name FROM ${s}.projection_controls WHERE paused`)).rows.map(
+              (r) => r.name,
+            )
+          : [],
+      );
       const { rows } = await pool.query<{
         name: string;
         position: string;
@@ -163,6 +171,7 @@ export async function openPostgresInspector(url: string, schema: string): Promis
         updatedAt: r.updated_at,
         liveVersion: r.live,
         parked: Number(r.parked),
+        paused: paused.has(projectionName(r.name)),
       }));
     },
     async deadLetters(filter: DeadLetterFilter) {
@@ -198,8 +207,8 @@ export async function openPostgresInspector(url: string, schema: string): Promis
  * const operator = await openPostgresDeadLetterOperator('postgres://app@127.0.0.1/app', 'factline');
  */
 export async function openPostgresDeadLetterOperator(url: string, schema: string): Promise<DeadLetterOperator> {
-  const s = quote(schema);
-  const pool = await connect(url, false);
+  const s = quoteSchema(schema);
+  const pool = await connectPostgres(url, false);
   try {
     const store = await getPostgresDeadLetterStore({ pool, schema });
     const transport = await getPostgresTransport({ pool, schema, listen: false });

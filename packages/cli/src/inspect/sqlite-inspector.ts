@@ -4,6 +4,7 @@ import Sqlite, { type Database } from 'better-sqlite3';
 import { CliError } from '../cli-error.ts';
 import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
 import { noQueue } from './no-queue.ts';
+import { projectionName } from './projection-name.ts';
 
 interface EventRow {
   position: number;
@@ -32,7 +33,7 @@ const toEvent = (row: EventRow): StoredEvent => ({
 });
 
 /** Opens the file as it is: missing = an error (better-sqlite3 would create an empty one). */
-function open(path: string, readonly: boolean): Database {
+export function openSqliteFile(path: string, readonly: boolean): Database {
   try {
     const db = new Sqlite(path, { readonly, fileMustExist: true });
     // A read waits for a writer's checkpoint at most this long instead of failing at once.
@@ -53,7 +54,7 @@ function open(path: string, readonly: boolean): Database {
  * console.log(await inspector.listStreams({ limit: 10 }));
  */
 export function openSqliteInspector(path: string): Inspector {
-  const db = open(path, true);
+  const db = openSqliteFile(path, true);
   const has = (table: string) =>
     db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
   if (!has('factline_events')) {
@@ -126,6 +127,13 @@ export function openSqliteInspector(path: string): Inspector {
     async projections() {
       if (!has('factline_projections')) return [];
       const at = head();
+      const paused = new Set(
+        has('factline_projection_controls')
+          ? (
+              db.prepare('SELECT name FROM factline_projection_controls WHERE paused = 1').all() as { name: string }[]
+            ).map((r) => r.name)
+          : [],
+      );
       const rows = db
         .prepare(
           `SELECT p.name, p.position, p.updated_at,
@@ -142,6 +150,7 @@ export function openSqliteInspector(path: string): Inspector {
         updatedAt: new Date(r.updated_at),
         liveVersion: r.live,
         parked: r.parked,
+        paused: paused.has(projectionName(r.name)),
       }));
     },
     async deadLetters(filter: DeadLetterFilter) {
@@ -168,7 +177,7 @@ export function openSqliteInspector(path: string): Inspector {
  * const operator = openSqliteDeadLetterOperator('orders.db');
  */
 export function openSqliteDeadLetterOperator(path: string): DeadLetterOperator {
-  const db = open(path, false);
+  const db = openSqliteFile(path, false);
   const store = getSqliteDeadLetterStore({ database: db });
   const transport = getSqliteTransport({ database: db });
   const group = db.prepare('SELECT 1 FROM factline_transport_groups WHERE topic = ? AND group_name = ?');

@@ -86,7 +86,7 @@ export function defineProjection<Tx, E extends Event = Event>(projection: Projec
   return projection;
 }
 
-export type ProjectionState = 'stopped' | 'catching-up' | 'running' | 'failed' | 'rebuilding';
+export type ProjectionState = 'stopped' | 'catching-up' | 'running' | 'failed' | 'rebuilding' | 'paused';
 
 export interface ProjectionError {
   message: string;
@@ -101,7 +101,8 @@ export interface ProjectionStatus {
   /**
    * `'catching-up'` also while this version is newer than the live one (it is
    * built side by side and becomes live once caught up); `'stopped'`, with a
-   * `lastError` saying so, when it is older than the live one (superseded).
+   * `lastError` saying so, when it is older than the live one (superseded);
+   * `'paused'` while paused on the database (`ProjectionBackend.setPaused`).
    */
   state: ProjectionState;
   /** The version this runner runs (`Projection.version`, default 1). */
@@ -224,6 +225,15 @@ export interface ProjectionBackend<Tx> {
    */
   recordLiveVersion?(projection: string, version: number): Promise<number>;
   listParked(name?: string): Promise<ParkedEvent[]>;
+  /**
+   * Whether `projection` (its name, every version) is paused, from any process
+   * (`setPaused`, `factline projections pause`). A running runner reads it
+   * before a batch, at most every 100 ms, and holds in the `'paused'` state
+   * until it is resumed. A backend without it never pauses.
+   */
+  loadPaused?(projection: string): Promise<boolean>;
+  /** Pauses or resumes `projection` for every runner on this database. */
+  setPaused?(projection: string, paused: boolean): Promise<void>;
   /** Runs `work` (e.g. `init`) in a transaction. */
   transaction(work: (tx: Tx) => void | Promise<void>): Promise<void>;
   /** Resolves when events after `position` may have been appended, or after `timeoutMs`, or on `signal`. */

@@ -52,6 +52,17 @@ const projectionMigrations: readonly PostgresMigration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: 'projections paused from any process',
+    up: (s) => `
+      CREATE TABLE ${s}.projection_controls (
+        name text PRIMARY KEY,
+        paused boolean NOT NULL,
+        changed_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 /**
@@ -325,6 +336,24 @@ export function getPostgresProjectionBackend(
         },
         version,
       ),
+
+    async loadPaused(projection) {
+      const rows = await query<{ paused: boolean }>(
+        'paused',
+        `SELECT paused FROM ${s}.projection_controls WHERE name = $1`,
+        [projection],
+      );
+      return rows[0]?.paused === true;
+    },
+
+    async setPaused(projection, paused) {
+      await query(
+        'set-paused',
+        `INSERT INTO ${s}.projection_controls (name, paused, changed_at) VALUES ($1, $2, now())
+         ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at`,
+        [projection, paused],
+      );
+    },
 
     async loadLiveVersion(projection) {
       const rows = await query<{ live_version: number }>(

@@ -45,6 +45,17 @@ const projectionMigrations = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 3,
+    description: 'projections paused from any process',
+    up: `
+      CREATE TABLE factline_projection_controls (
+        name TEXT PRIMARY KEY,
+        paused INTEGER NOT NULL,
+        changed_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 const liveStatements = new WeakMap<Database, Statement<[string], { live_version: number }>>();
@@ -108,6 +119,11 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
     ),
     live: db.prepare<[string], { live_version: number }>(
       'SELECT live_version FROM factline_projection_versions WHERE name = ?',
+    ),
+    paused: db.prepare<[string], { paused: number }>('SELECT paused FROM factline_projection_controls WHERE name = ?'),
+    setPaused: db.prepare(
+      `INSERT INTO factline_projection_controls (name, paused, changed_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at`,
     ),
     saveLive: db.prepare(
       `INSERT INTO factline_projection_versions (name, live_version, switched_at) VALUES (?, ?, ?)
@@ -201,6 +217,11 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
         ),
       );
     },
+    loadPaused: (projection) => wrap(() => sql.paused.get(projection)?.paused === 1),
+    setPaused: (projection, paused) =>
+      wrap(() => {
+        sql.setPaused.run(projection, paused ? 1 : 0, Date.now());
+      }),
     loadLiveVersion: (projection) => wrap(() => live(projection)),
     recordLiveVersion: async (projection, version) => {
       await turn();

@@ -2,6 +2,7 @@ import { readAllForProjection } from '../../schema/projection-read.ts';
 import type { RecordedEvent } from '../../store/types.ts';
 import { applyBatch } from './batch-apply.ts';
 import type { RunnerContext } from './context.ts';
+import { holdWhilePaused } from './pause.ts';
 import { reportRebuild } from './rebuild.ts';
 import { checkSuperseded, switchLive } from './versions.ts';
 import { settleWaiters } from './waiters.ts';
@@ -34,7 +35,8 @@ async function readBatch<Tx>(
  * follow the log live, waiting for the backend's append signal (or
  * `idleCheckMs`) when idle. After every batch it moves the checkpoint, the
  * head, the waiters and the rebuild's progress; a version built side by side
- * goes live once it has caught up.
+ * goes live once it has caught up. Before each batch it holds while the
+ * projection is paused on the database (`pause.ts`).
  */
 export async function catchUpAndFollow<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>): Promise<void> {
   const { backend, batchSize, maxBatchSize, idleCheckMs } = ctx;
@@ -47,6 +49,8 @@ export async function catchUpAndFollow<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>
   /** The next batch's size: grows while catching up, back to `batchSize` once live. */
   let size = batchSize;
   while (!signal.aborted) {
+    await holdWhilePaused(ctx, w);
+    if (signal.aborted) break;
     const isolating = w.isolateUntil > w.checkpoint;
     const limit = isolating ? 1 : size;
     // The head, read before the batch, lets a short batch move the checkpoint up to it. While
