@@ -121,7 +121,7 @@ describe('factline on a PostgreSQL schema', { skip }, () => {
     }
   });
 
-  it('pauses a running projection at its next batch and resumes it', async () => {
+  it('pauses a running projection at its next batch, resumes it, and rebuilds it on request', async () => {
     const pgStore = store as PostgresEventStore;
     const counted: number[] = [];
     const runner = await startPostgresProjections(
@@ -154,6 +154,12 @@ describe('factline on a PostgreSQL schema', { skip }, () => {
       assert.equal((await factline('projections', 'resume', 'ship_count')).code, 0);
       await runner.waitFor('ship_count', position);
       assert.deepEqual(counted.slice(-1), [position]);
+
+      const applied = counted.length;
+      const rebuilt = await factline('projections', 'rebuild', 'ship_count', '--json', '--interval-ms', '20');
+      assert.equal(rebuilt.code, 0, rebuilt.stderr);
+      assert.ok((JSON.parse(rebuilt.stdout) as { target: number }).target >= position);
+      assert.deepEqual(counted.slice(applied).sort(), counted.slice(0, applied).sort(), 'every event applied again');
     } finally {
       await runner.stop();
     }

@@ -215,7 +215,7 @@ describe('factline read commands on the orders SQLite file', () => {
 });
 
 describe('factline projections pause and resume', () => {
-  it('a running runner holds at its next batch while paused, and catches up once resumed', async () => {
+  it('a running runner holds at its next batch while paused, catches up once resumed, and rebuilds on request', async () => {
     const store = getSqliteEventStore({ path: db });
     const counted: number[] = [];
     const projection = defineProjection<Database>({
@@ -255,10 +255,23 @@ describe('factline projections pause and resume', () => {
       const missing = await factline('projections', 'pause', 'no_such');
       assert.equal(missing.code, 1);
       assertOneLine(missing.stderr, /^factline: no projection 'no_such' has a checkpoint in this database$/);
+
+      // A rebuild asked from here: the running runner resets and applies every event again.
+      const rebuilt = await factline('projections', 'rebuild', 'note_count', '--json', '--interval-ms', '20');
+      assert.equal(rebuilt.code, 0, rebuilt.stderr);
+      const report = JSON.parse(rebuilt.stdout) as { projection: string; target: number; rate: number };
+      assert.equal(report.projection, 'note_count');
+      assert.ok(report.target >= position, `target ${report.target}`);
+      assert.deepEqual(counted.slice(2).sort(), counted.slice(0, 2).sort(), 'both events applied once more');
+      assert.ok(runner.status('note_count').checkpoint >= position);
     } finally {
       await runner.stop();
       await store.close();
     }
+    // Nobody runs it any more: the request is not taken.
+    const untaken = await factline('projections', 'rebuild', 'note_count', '--timeout-ms', '300');
+    assert.equal(untaken.code, 1);
+    assertOneLine(untaken.stderr, /^factline: no runner took the rebuild of 'note_count' within 300 ms/);
   });
 });
 

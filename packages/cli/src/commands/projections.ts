@@ -9,6 +9,7 @@ import {
   withInspector,
   withProjectionControl,
 } from './database-options.ts';
+import { addProjectionRebuild } from './projections-rebuild.ts';
 import { formatAge, formatTable } from './table.ts';
 
 /** `factline projections status|pause|resume`: checkpoints against the log's head; the pause flag. */
@@ -65,4 +66,5 @@ export function addProjections(program: Command, context: CliContext): void {
       },
     );
   }
+  addProjectionRebuild(projections, context);
 }

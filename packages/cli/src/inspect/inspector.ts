@@ -76,6 +76,10 @@ export interface ProjectionControl {
   /** Whether a checkpoint of `name` (any version) exists: a runner has run it on this database. */
   exists(name: string): Promise<boolean>;
   setPaused(name: string, paused: boolean): Promise<void>;
+  /** Asks the runners for a rebuild; resolves with the request's time. */
+  requestRebuild(name: string): Promise<number>;
+  /** The pending request's time (null once a runner took it), the live version's checkpoint and the log's head. */
+  rebuildProgress(name: string): Promise<{ requestedAt: number | null; position: number; head: number }>;
   close(): Promise<void>;
 }
 

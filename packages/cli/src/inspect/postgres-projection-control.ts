@@ -34,6 +34,31 @@ export async function openPostgresProjectionControl(url: string, schema: string)
         [name, paused],
       );
     },
+    async requestRebuild(name) {
+      const at = Date.now();
+      await pool.query(
+        `INSERT INTO ${s}.projection_controls (name, paused, rebuild_requested_at, changed_at) VALUES ($1, false, $2, now())
+         ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at, changed_at = now()`,
+        [name, at],
+      );
+      return at;
+    },
+    async rebuildProgress(name) {
+      const { rows } = await pool.query<{ at: string | null; position: string | null; head: string }>(
+        `SELECT (SELECT rebuild_requested_at FROM ${s}.projection_controls WHERE name = $1) AS at,
+           (SELECT position FROM ${s}.projections WHERE name = CASE
+              WHEN COALESCE((SELECT live_version FROM ${s}.projection_versions WHERE name = $1), 1) = 1 THEN $1
+              ELSE $1 || '@v' || (SELECT live_version FROM ${s}.projection_versions WHERE name = $1) END) AS position,
+           (SELECT COALESCE(MAX(position), 0) FROM ${s}.events) AS head`,
+        [name],
+      );
+      const row = rows[0];
+      return {
+        requestedAt: row?.at == null ? null : Number(row.at),
+        position: Number(row?.position ?? 0),
+        head: Number(row?.head ?? 0),
+      };
+    },
     close: () => pool.end(),
   };
 }

@@ -32,6 +32,34 @@ export function openSqliteProjectionControl(path: string): ProjectionControl {
          ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at`,
       ).run(name, paused ? 1 : 0, Date.now());
     },
+    async requestRebuild(name) {
+      const at = Date.now();
+      db.prepare(
+        `INSERT INTO factline_projection_controls (name, paused, rebuild_requested_at, changed_at) VALUES (?, 0, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at, changed_at = excluded.changed_at`,
+      ).run(name, at, at);
+      return at;
+    },
+    async rebuildProgress(name) {
+      const requested = db
+        .prepare('SELECT rebuild_requested_at AS at FROM factline_projection_controls WHERE name = ?')
+        .get(name) as { at: number | null } | undefined;
+      const live = has('factline_projection_versions')
+        ? ((
+            db.prepare('SELECT live_version AS v FROM factline_projection_versions WHERE name = ?').get(name) as
+              | { v: number }
+              | undefined
+          )?.v ?? 1)
+        : 1;
+      const key = live === 1 ? name : `${name}@v${live}`;
+      const checkpoint = db.prepare('SELECT position FROM factline_projections WHERE name = ?').get(key) as
+        | { position: number }
+        | undefined;
+      const head = db.prepare('SELECT COALESCE(MAX(position), 0) AS head FROM factline_events').get() as {
+        head: number;
+      };
+      return { requestedAt: requested?.at ?? null, position: checkpoint?.position ?? 0, head: head.head };
+    },
     async close() {
       db.close();
     },

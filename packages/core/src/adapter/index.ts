@@ -65,6 +65,7 @@ export { createProjectionRunner } from '../projections/runner.ts';
 export {
   type ProjectionBackend,
   type ProjectionCommit,
+  type ProjectionControl,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
   projectionVersionKey,

@@ -190,6 +190,13 @@ export interface ProjectionCommit<Tx> {
  * implement it; the runner (retries, batching, status, rebuilds) is the same
  * for both.
  */
+/** A projection's requests from other processes, as `ProjectionBackend.loadControl` reads them. */
+export interface ProjectionControl {
+  paused: boolean;
+  /** When a rebuild was requested (ms since the epoch), or null. */
+  rebuildRequestedAt: number | null;
+}
+
 export interface ProjectionBackend<Tx> {
   readonly store: EventStore;
   /**
@@ -226,14 +233,20 @@ export interface ProjectionBackend<Tx> {
   recordLiveVersion?(projection: string, version: number): Promise<number>;
   listParked(name?: string): Promise<ParkedEvent[]>;
   /**
-   * Whether `projection` (its name, every version) is paused, from any process
-   * (`setPaused`, `factline projections pause`). A running runner reads it
-   * before a batch, at most every 100 ms, and holds in the `'paused'` state
-   * until it is resumed. A backend without it never pauses.
+   * What other processes asked of `projection` (its name, every version)
+   * through the database (`setPaused`, `factline projections pause|rebuild`).
+   * A running runner reads it before a batch, at most every 100 ms: while
+   * paused it holds in the `'paused'` state; a rebuild request it honours as
+   * `rebuild` would, then clears it. A backend without it takes no requests.
    */
-  loadPaused?(projection: string): Promise<boolean>;
+  loadControl?(projection: string): Promise<ProjectionControl>;
   /** Pauses or resumes `projection` for every runner on this database. */
   setPaused?(projection: string, paused: boolean): Promise<void>;
+  /**
+   * Clears the rebuild request made at `requestedAt` (a newer one stays);
+   * false when it was not there any more (another runner took it).
+   */
+  clearRebuildRequest?(projection: string, requestedAt: number): Promise<boolean>;
   /** Runs `work` (e.g. `init`) in a transaction. */
   transaction(work: (tx: Tx) => void | Promise<void>): Promise<void>;
   /** Resolves when events after `position` may have been appended, or after `timeoutMs`, or on `signal`. */

@@ -54,11 +54,12 @@ const projectionMigrations: readonly PostgresMigration[] = [
   },
   {
     version: 3,
-    description: 'projections paused from any process',
+    description: 'projections paused or rebuilt from any process',
     up: (s) => `
       CREATE TABLE ${s}.projection_controls (
         name text PRIMARY KEY,
         paused boolean NOT NULL,
+        rebuild_requested_at bigint,
         changed_at timestamptz NOT NULL DEFAULT now()
       );
     `,
@@ -337,13 +338,24 @@ export function getPostgresProjectionBackend(
         version,
       ),
 
-    async loadPaused(projection) {
-      const rows = await query<{ paused: boolean }>(
-        'paused',
-        `SELECT paused FROM ${s}.projection_controls WHERE name = $1`,
+    async loadControl(projection) {
+      const rows = await query<{ paused: boolean; rebuild_requested_at: string | null }>(
+        'control',
+        `SELECT paused, rebuild_requested_at FROM ${s}.projection_controls WHERE name = $1`,
         [projection],
       );
-      return rows[0]?.paused === true;
+      const requested = rows[0]?.rebuild_requested_at;
+      return { paused: rows[0]?.paused === true, rebuildRequestedAt: requested == null ? null : Number(requested) };
+    },
+
+    async clearRebuildRequest(projection, requestedAt) {
+      const rows = await query<{ name: string }>(
+        'clear-rebuild',
+        `UPDATE ${s}.projection_controls SET rebuild_requested_at = NULL, changed_at = now()
+         WHERE name = $1 AND rebuild_requested_at = $2 RETURNING name`,
+        [projection, requestedAt],
+      );
+      return rows.length === 1;
     },
 
     async setPaused(projection, paused) {

@@ -47,11 +47,12 @@ const projectionMigrations = [
   },
   {
     version: 3,
-    description: 'projections paused from any process',
+    description: 'projections paused or rebuilt from any process',
     up: `
       CREATE TABLE factline_projection_controls (
         name TEXT PRIMARY KEY,
         paused INTEGER NOT NULL,
+        rebuild_requested_at INTEGER,
         changed_at INTEGER NOT NULL
       ) WITHOUT ROWID;
     `,
@@ -120,7 +121,12 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
     live: db.prepare<[string], { live_version: number }>(
       'SELECT live_version FROM factline_projection_versions WHERE name = ?',
     ),
-    paused: db.prepare<[string], { paused: number }>('SELECT paused FROM factline_projection_controls WHERE name = ?'),
+    control: db.prepare<[string], { paused: number; rebuild_requested_at: number | null }>(
+      'SELECT paused, rebuild_requested_at FROM factline_projection_controls WHERE name = ?',
+    ),
+    clearRebuild: db.prepare(
+      'UPDATE factline_projection_controls SET rebuild_requested_at = NULL, changed_at = ? WHERE name = ? AND rebuild_requested_at = ?',
+    ),
     setPaused: db.prepare(
       `INSERT INTO factline_projection_controls (name, paused, changed_at) VALUES (?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at`,
@@ -217,7 +223,13 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
         ),
       );
     },
-    loadPaused: (projection) => wrap(() => sql.paused.get(projection)?.paused === 1),
+    loadControl: (projection) =>
+      wrap(() => {
+        const row = sql.control.get(projection);
+        return { paused: row?.paused === 1, rebuildRequestedAt: row?.rebuild_requested_at ?? null };
+      }),
+    clearRebuildRequest: (projection, requestedAt) =>
+      wrap(() => sql.clearRebuild.run(Date.now(), projection, requestedAt).changes === 1),
     setPaused: (projection, paused) =>
       wrap(() => {
         sql.setPaused.run(projection, paused ? 1 : 0, Date.now());
