@@ -242,6 +242,8 @@ export interface ProjectionBackend<Tx> {
   loadControl?(projection: string): Promise<ProjectionControl>;
   /** Pauses or resumes `projection` for every runner on this database. */
   setPaused?(projection: string, paused: boolean): Promise<void>;
+  /** Asks the runners of `projection` for a rebuild; resolves with the request's time (ms since the epoch). */
+  requestRebuild?(projection: string): Promise<number>;
   /**
    * Clears the rebuild request made at `requestedAt` (a newer one stays);
    * false when it was not there any more (another runner took it).

@@ -348,6 +348,17 @@ export function getPostgresProjectionBackend(
       return { paused: rows[0]?.paused === true, rebuildRequestedAt: requested == null ? null : Number(requested) };
     },
 
+    async requestRebuild(projection) {
+      const at = Date.now();
+      await query(
+        'request-rebuild',
+        `INSERT INTO ${s}.projection_controls (name, paused, rebuild_requested_at, changed_at) VALUES ($1, false, $2, now())
+         ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at, changed_at = now()`,
+        [projection, at],
+      );
+      return at;
+    },
+
     async clearRebuildRequest(projection, requestedAt) {
       const rows = await query<{ name: string }>(
         'clear-rebuild',

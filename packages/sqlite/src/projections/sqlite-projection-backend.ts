@@ -124,6 +124,10 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
     control: db.prepare<[string], { paused: number; rebuild_requested_at: number | null }>(
       'SELECT paused, rebuild_requested_at FROM factline_projection_controls WHERE name = ?',
     ),
+    requestRebuild: db.prepare(
+      `INSERT INTO factline_projection_controls (name, paused, rebuild_requested_at, changed_at) VALUES (?, 0, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at, changed_at = excluded.changed_at`,
+    ),
     clearRebuild: db.prepare(
       'UPDATE factline_projection_controls SET rebuild_requested_at = NULL, changed_at = ? WHERE name = ? AND rebuild_requested_at = ?',
     ),
@@ -227,6 +231,12 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
       wrap(() => {
         const row = sql.control.get(projection);
         return { paused: row?.paused === 1, rebuildRequestedAt: row?.rebuild_requested_at ?? null };
+      }),
+    requestRebuild: (projection) =>
+      wrap(() => {
+        const at = Date.now();
+        sql.requestRebuild.run(projection, at, at);
+        return at;
       }),
     clearRebuildRequest: (projection, requestedAt) =>
       wrap(() => sql.clearRebuild.run(Date.now(), projection, requestedAt).changes === 1),
