@@ -58,6 +58,13 @@ function addChange(dlq: Command, context: CliContext, verb: 'redrive' | 'discard
           context.exitCode = 1;
           return;
         }
+        if (verb === 'redrive') {
+          // Every record checked before any is changed: a refusal leaves nothing half done.
+          for (const record of records) {
+            const reason = await operator.cannotRedrive(record);
+            if (reason) throw new CliError(reason);
+          }
+        }
         const count = `${records.length} dead letter${records.length === 1 ? '' : 's'}`;
         if (records.length > 0 && !(await confirm(context, `${verb} ${count}`, flags.yes))) {
           context.stderr('factline: nothing changed');

@@ -87,6 +87,8 @@ export interface ProjectionControl {
 export interface DeadLetterOperator {
   get(id: string): Promise<DeadLetter | undefined>;
   list(filter: DeadLetterFilter): Promise<DeadLetter[]>;
+  /** Why `record` cannot be redriven here (its group has no queue on the database's transport), or undefined. */
+  cannotRedrive(record: DeadLetter): Promise<string | undefined>;
   /** Puts the message back in its consumer group's queue and marks the record redriven, in one go per record. */
   redrive(record: DeadLetter, at: Date): Promise<void>;
   discard(record: DeadLetter): Promise<void>;

@@ -4,7 +4,7 @@ import { getPostgresDeadLetterStore, getPostgresTransport, postgresTraceReader }
 import pg from 'pg';
 import { CliError } from '../cli-error.ts';
 import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
-import { noQueue } from './no-queue.ts';
+import { noQueue, noQueueMessage } from './no-queue.ts';
 import { projectionName } from './projection-name.ts';
 
 interface EventRow {
@@ -212,15 +212,21 @@ export async function openPostgresDeadLetterOperator(url: string, schema: string
   try {
     const store = await getPostgresDeadLetterStore({ pool, schema });
     const transport = await getPostgresTransport({ pool, schema, listen: false });
+    const hasQueue = async (record: DeadLetter) =>
+      ((
+        await pool.query(`SELECT 1 FROM ${s}.transport_groups WHERE topic = $1 AND group_name = $2`, [
+          record.topic,
+          record.consumer,
+        ])
+      ).rowCount ?? 0) > 0;
     return {
       get: (id) => store.get(id),
       list: (filter) => store.list(filter),
+      async cannotRedrive(record) {
+        return (await hasQueue(record)) ? undefined : noQueueMessage(record);
+      },
       async redrive(record, at) {
-        const group = await pool.query(`SELECT 1 FROM ${s}.transport_groups WHERE topic = $1 AND group_name = $2`, [
-          record.topic,
-          record.consumer,
-        ]);
-        if (group.rowCount === 0) throw noQueue(record);
+        if (!(await hasQueue(record))) throw noQueue(record);
         await transport.redeliver(record.topic, record.consumer, [record.message]);
         await store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
       },

@@ -3,7 +3,7 @@ import { getSqliteDeadLetterStore, getSqliteTracer, getSqliteTransport } from '@
 import Sqlite, { type Database } from 'better-sqlite3';
 import { CliError } from '../cli-error.ts';
 import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
-import { noQueue } from './no-queue.ts';
+import { noQueue, noQueueMessage } from './no-queue.ts';
 import { projectionName } from './projection-name.ts';
 
 interface EventRow {
@@ -184,6 +184,9 @@ export function openSqliteDeadLetterOperator(path: string): DeadLetterOperator {
   return {
     get: (id) => store.get(id),
     list: (filter) => store.list(filter),
+    async cannotRedrive(record) {
+      return group.get(record.topic, record.consumer) ? undefined : noQueueMessage(record);
+    },
     async redrive(record, at) {
       // A group without a queue here (a broker transport) would take the message nowhere.
       if (!group.get(record.topic, record.consumer)) throw noQueue(record);
