@@ -132,7 +132,7 @@ export function createProjectionRunner<Tx>(
     void w.loop.then(() => {
       const requestedAt = w.rebuildRequestedAt;
       if (requestedAt !== undefined) {
-        // Another process asked for a rebuild through the database (`pause.ts`).
+        // Another process asked for a rebuild through the database (`controls.ts`).
         w.rebuildRequestedAt = undefined;
         void rebuildOnRequest(ctx, w, requestedAt, { halt, run, started: () => started, rebuilding });
       }

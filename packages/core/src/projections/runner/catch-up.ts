@@ -2,7 +2,7 @@ import { readAllForProjection } from '../../schema/projection-read.ts';
 import type { RecordedEvent } from '../../store/types.ts';
 import { applyBatch } from './batch-apply.ts';
 import type { RunnerContext } from './context.ts';
-import { honourControls } from './pause.ts';
+import { honourControls } from './controls.ts';
 import { reportRebuild } from './rebuild.ts';
 import { checkSuperseded, switchLive } from './versions.ts';
 import { settleWaiters } from './waiters.ts';
@@ -36,7 +36,7 @@ async function readBatch<Tx>(
  * `idleCheckMs`) when idle. After every batch it moves the checkpoint, the
  * head, the waiters and the rebuild's progress; a version built side by side
  * goes live once it has caught up. Before each batch it honours the requests
- * left in the database (`pause.ts`): it holds while paused, and ends for
+ * left in the database (`controls.ts`): it holds while paused, and ends for
  * the runner to rebuild when a rebuild is requested.
  */
 export async function catchUpAndFollow<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>): Promise<void> {
