@@ -43,4 +43,5 @@ export {
   type PostgresEventStoreOptions,
   type PostgresStoreStats,
 } from './store/postgres-event-store.ts';
+export { postgresTraceReader } from './tracing/postgres-trace-reader.ts';
 export { getPostgresTracer, type PostgresTracer, type PostgresTracerOptions } from './tracing/postgres-tracer.ts';

@@ -5,12 +5,30 @@ export interface CliContext {
   cwd: string;
   stdout(line: string): void;
   stderr(line: string): void;
-  /** Set by a command: 0 fine, 1 a finding (breaking change), 2 usage or load error. */
+  /** Environment variables (`FACTLINE_DB`). */
+  env: Readonly<Record<string, string | undefined>>;
+  /** Whether a person can answer a question (stdin and stderr are terminals). */
+  interactive: boolean;
+  /** Asks on the terminal and resolves with the answer's line. */
+  ask(question: string): Promise<string>;
+  /** Aborted on SIGINT: a command that follows (`events tail`) stops and exits 0. */
+  signal: AbortSignal;
+  /** Set by a command: 0 fine, 1 not found or a check failed, 2 usage, connection or load error. */
   exitCode: number;
   /** A path given on the command line, from `cwd`. */
   resolve(path: string): string;
 }
 
-export function createCliContext(io: Pick<CliContext, 'cwd' | 'stdout' | 'stderr'>): CliContext {
-  return { ...io, exitCode: 0, resolve: (path) => resolve(io.cwd, path) };
+export type CliIo = Pick<CliContext, 'cwd' | 'stdout' | 'stderr'> & Partial<CliContext>;
+
+export function createCliContext(io: CliIo): CliContext {
+  return {
+    env: {},
+    interactive: false,
+    ask: () => Promise.resolve(''),
+    signal: new AbortController().signal,
+    ...io,
+    exitCode: 0,
+    resolve: (path) => resolve(io.cwd, path),
+  };
 }

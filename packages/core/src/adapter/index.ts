@@ -66,6 +66,7 @@ export { createProjectionRunner } from '../projections/runner.ts';
 export {
   type ProjectionBackend,
   type ProjectionCommit,
+  type ProjectionControl,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
   projectionVersionKey,

@@ -5,7 +5,7 @@ import { assertIntegerOption, assertPosition } from '../store/validation.ts';
 import { catchUpAndFollow } from './runner/catch-up.ts';
 import { runnerContext } from './runner/context.ts';
 import { observeProjectionLag } from './runner/lag-metrics.ts';
-import { abandonRebuild, resetForRebuild, trackRebuild } from './runner/rebuild.ts';
+import { abandonRebuild, rebuildOnRequest, resetForRebuild, trackRebuild } from './runner/rebuild.ts';
 import { readLive, supersede } from './runner/versions.ts';
 import { rejectWaitersOnStop, waitForPosition } from './runner/waiters.ts';
 import { createWorkers, markFailed, recordError, statusOf, type Worker } from './runner/worker.ts';
@@ -130,6 +130,12 @@ export function createProjectionRunner<Tx>(
       markFailed(w, new ProjectionFailedError(w.projection.name, w.checkpoint, error));
     });
     void w.loop.then(() => {
+      const requestedAt = w.rebuildRequestedAt;
+      if (requestedAt !== undefined) {
+        // Another process asked for a rebuild through the database (`controls.ts`).
+        w.rebuildRequestedAt = undefined;
+        void rebuildOnRequest(ctx, w, requestedAt, { halt, run, started: () => started, rebuilding });
+      }
       if (w.state === 'failed') {
         log(
           ctx.logger,

@@ -86,7 +86,7 @@ export function defineProjection<Tx, E extends Event = Event>(projection: Projec
   return projection;
 }
 
-export type ProjectionState = 'stopped' | 'catching-up' | 'running' | 'failed' | 'rebuilding';
+export type ProjectionState = 'stopped' | 'catching-up' | 'running' | 'failed' | 'rebuilding' | 'paused';
 
 export interface ProjectionError {
   message: string;
@@ -101,7 +101,8 @@ export interface ProjectionStatus {
   /**
    * `'catching-up'` also while this version is newer than the live one (it is
    * built side by side and becomes live once caught up); `'stopped'`, with a
-   * `lastError` saying so, when it is older than the live one (superseded).
+   * `lastError` saying so, when it is older than the live one (superseded);
+   * `'paused'` while paused on the database (`ProjectionBackend.setPaused`).
    */
   state: ProjectionState;
   /** The version this runner runs (`Projection.version`, default 1). */
@@ -189,6 +190,13 @@ export interface ProjectionCommit<Tx> {
  * implement it; the runner (retries, batching, status, rebuilds) is the same
  * for both.
  */
+/** A projection's requests from other processes, as `ProjectionBackend.loadControl` reads them. */
+export interface ProjectionControl {
+  paused: boolean;
+  /** When a rebuild was requested (ms since the epoch), or null. */
+  rebuildRequestedAt: number | null;
+}
+
 export interface ProjectionBackend<Tx> {
   readonly store: EventStore;
   /**
@@ -224,6 +232,23 @@ export interface ProjectionBackend<Tx> {
    */
   recordLiveVersion?(projection: string, version: number): Promise<number>;
   listParked(name?: string): Promise<ParkedEvent[]>;
+  /**
+   * What other processes asked of `projection` (its name, every version)
+   * through the database (`setPaused`, `factline projections pause|rebuild`).
+   * A running runner reads it before a batch, at most every 100 ms: while
+   * paused it holds in the `'paused'` state; a rebuild request it honours as
+   * `rebuild` would, then clears it. A backend without it takes no requests.
+   */
+  loadControl?(projection: string): Promise<ProjectionControl>;
+  /** Pauses or resumes `projection` for every runner on this database. */
+  setPaused?(projection: string, paused: boolean): Promise<void>;
+  /** Asks the runners of `projection` for a rebuild; resolves with the request's time (ms since the epoch). */
+  requestRebuild?(projection: string): Promise<number>;
+  /**
+   * Clears the rebuild request made at `requestedAt` (a newer one stays);
+   * false when it was not there any more (another runner took it).
+   */
+  clearRebuildRequest?(projection: string, requestedAt: number): Promise<boolean>;
   /** Runs `work` (e.g. `init`) in a transaction. */
   transaction(work: (tx: Tx) => void | Promise<void>): Promise<void>;
   /** Resolves when events after `position` may have been appended, or after `timeoutMs`, or on `signal`. */

@@ -1,5 +1,6 @@
 import { describe, it, after as suiteAfter } from 'node:test';
 import { createProjectionRunner, type ProjectionRunner } from '../projections/runner.ts';
+import type { ProjectionBackend } from '../projections/types.ts';
 import { uniqueCategory } from './conformance/context.ts';
 import {
   type ProjectionConformanceCase,
@@ -53,8 +54,14 @@ export function testProjectionConformance<Tx>(options: ProjectionConformanceOpti
   });
 
   function register(conformanceCase: ProjectionConformanceCase): void {
-    it(conformanceCase.name, { timeout: 60_000 }, async () => {
+    it(conformanceCase.name, { timeout: 60_000 }, async (t) => {
       const environment = await options.createEnvironment();
+      const missing = conformanceCase.requires?.(environment.backend as ProjectionBackend<unknown>);
+      if (missing) {
+        await environment.close();
+        t.skip(missing);
+        return;
+      }
       const runners: ProjectionRunner[] = [];
       try {
         await conformanceCase.run<Tx>({

@@ -52,6 +52,18 @@ const projectionMigrations: readonly PostgresMigration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: 'projections paused or rebuilt from any process',
+    up: (s) => `
+      CREATE TABLE ${s}.projection_controls (
+        name text PRIMARY KEY,
+        paused boolean NOT NULL,
+        rebuild_requested_at bigint,
+        changed_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 /**
@@ -325,6 +337,46 @@ export function getPostgresProjectionBackend(
         },
         version,
       ),
+
+    async loadControl(projection) {
+      const rows = await query<{ paused: boolean; rebuild_requested_at: string | null }>(
+        'control',
+        `SELECT paused, rebuild_requested_at FROM ${s}.projection_controls WHERE name = $1`,
+        [projection],
+      );
+      const requested = rows[0]?.rebuild_requested_at;
+      return { paused: rows[0]?.paused === true, rebuildRequestedAt: requested == null ? null : Number(requested) };
+    },
+
+    async requestRebuild(projection) {
+      const at = Date.now();
+      await query(
+        'request-rebuild',
+        `INSERT INTO ${s}.projection_controls (name, paused, rebuild_requested_at, changed_at) VALUES ($1, false, $2, now())
+         ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at, changed_at = now()`,
+        [projection, at],
+      );
+      return at;
+    },
+
+    async clearRebuildRequest(projection, requestedAt) {
+      const rows = await query<{ name: string }>(
+        'clear-rebuild',
+        `UPDATE ${s}.projection_controls SET rebuild_requested_at = NULL, changed_at = now()
+         WHERE name = $1 AND rebuild_requested_at = $2 RETURNING name`,
+        [projection, requestedAt],
+      );
+      return rows.length === 1;
+    },
+
+    async setPaused(projection, paused) {
+      await query(
+        'set-paused',
+        `INSERT INTO ${s}.projection_controls (name, paused, changed_at) VALUES ($1, $2, now())
+         ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at`,
+        [projection, paused],
+      );
+    },
 
     async loadLiveVersion(projection) {
       const rows = await query<{ live_version: number }>(

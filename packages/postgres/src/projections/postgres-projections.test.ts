@@ -589,7 +589,7 @@ describe('postgres projections', { skip }, () => {
     );
     assert.deepEqual(
       migrations.map((m) => m.version),
-      [1, 2],
+      [1, 2, 3],
     );
 
     const head = await store.headPosition();

@@ -45,6 +45,18 @@ const projectionMigrations = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 3,
+    description: 'projections paused or rebuilt from any process',
+    up: `
+      CREATE TABLE factline_projection_controls (
+        name TEXT PRIMARY KEY,
+        paused INTEGER NOT NULL,
+        rebuild_requested_at INTEGER,
+        changed_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 const liveStatements = new WeakMap<Database, Statement<[string], { live_version: number }>>();
@@ -108,6 +120,20 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
     ),
     live: db.prepare<[string], { live_version: number }>(
       'SELECT live_version FROM factline_projection_versions WHERE name = ?',
+    ),
+    control: db.prepare<[string], { paused: number; rebuild_requested_at: number | null }>(
+      'SELECT paused, rebuild_requested_at FROM factline_projection_controls WHERE name = ?',
+    ),
+    requestRebuild: db.prepare(
+      `INSERT INTO factline_projection_controls (name, paused, rebuild_requested_at, changed_at) VALUES (?, 0, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at, changed_at = excluded.changed_at`,
+    ),
+    clearRebuild: db.prepare(
+      'UPDATE factline_projection_controls SET rebuild_requested_at = NULL, changed_at = ? WHERE name = ? AND rebuild_requested_at = ?',
+    ),
+    setPaused: db.prepare(
+      `INSERT INTO factline_projection_controls (name, paused, changed_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at`,
     ),
     saveLive: db.prepare(
       `INSERT INTO factline_projection_versions (name, live_version, switched_at) VALUES (?, ?, ?)
@@ -201,6 +227,23 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
         ),
       );
     },
+    loadControl: (projection) =>
+      wrap(() => {
+        const row = sql.control.get(projection);
+        return { paused: row?.paused === 1, rebuildRequestedAt: row?.rebuild_requested_at ?? null };
+      }),
+    requestRebuild: (projection) =>
+      wrap(() => {
+        const at = Date.now();
+        sql.requestRebuild.run(projection, at, at);
+        return at;
+      }),
+    clearRebuildRequest: (projection, requestedAt) =>
+      wrap(() => sql.clearRebuild.run(Date.now(), projection, requestedAt).changes === 1),
+    setPaused: (projection, paused) =>
+      wrap(() => {
+        sql.setPaused.run(projection, paused ? 1 : 0, Date.now());
+      }),
     loadLiveVersion: (projection) => wrap(() => live(projection)),
     recordLiveVersion: async (projection, version) => {
       await turn();

@@ -2,6 +2,7 @@ import { readAllForProjection } from '../../schema/projection-read.ts';
 import type { RecordedEvent } from '../../store/types.ts';
 import { applyBatch } from './batch-apply.ts';
 import type { RunnerContext } from './context.ts';
+import { honourControls } from './controls.ts';
 import { reportRebuild } from './rebuild.ts';
 import { checkSuperseded, switchLive } from './versions.ts';
 import { settleWaiters } from './waiters.ts';
@@ -34,7 +35,9 @@ async function readBatch<Tx>(
  * follow the log live, waiting for the backend's append signal (or
  * `idleCheckMs`) when idle. After every batch it moves the checkpoint, the
  * head, the waiters and the rebuild's progress; a version built side by side
- * goes live once it has caught up.
+ * goes live once it has caught up. Before each batch it honours the requests
+ * left in the database (`controls.ts`): it holds while paused, and ends for
+ * the runner to rebuild when a rebuild is requested.
  */
 export async function catchUpAndFollow<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>): Promise<void> {
   const { backend, batchSize, maxBatchSize, idleCheckMs } = ctx;
@@ -47,6 +50,13 @@ export async function catchUpAndFollow<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>
   /** The next batch's size: grows while catching up, back to `batchSize` once live. */
   let size = batchSize;
   while (!signal.aborted) {
+    const rebuildRequestedAt = await honourControls(ctx, w);
+    if (rebuildRequestedAt !== undefined) {
+      // The runner rebuilds once this loop has ended (`runner.ts`).
+      w.rebuildRequestedAt = rebuildRequestedAt;
+      return;
+    }
+    if (signal.aborted) break;
     const isolating = w.isolateUntil > w.checkpoint;
     const limit = isolating ? 1 : size;
     // The head, read before the batch, lets a short batch move the checkpoint up to it. While

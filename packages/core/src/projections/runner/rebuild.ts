@@ -2,7 +2,7 @@ import { TimeoutError } from '../../errors/index.ts';
 import type { RebuildProgress } from '../types.ts';
 import type { RunnerContext } from './context.ts';
 import { checkSuperseded } from './versions.ts';
-import { versionOf, type Worker } from './worker.ts';
+import { recordError, versionOf, type Worker } from './worker.ts';
 
 /** A rebuild in flight: how far it has to go, how far it got, and its caller's promise. */
 export interface RebuildRun {
@@ -76,4 +76,48 @@ export function abandonRebuild<Tx>(w: Worker<Tx>): void {
   const rebuild = w.rebuild;
   w.rebuild = undefined;
   rebuild?.fail(new TimeoutError(`projection '${w.projection.name}' was stopped before its rebuild finished`));
+}
+
+/** What `rebuildOnRequest` needs of its runner. */
+export interface RequestedRebuildRunner<Tx> {
+  halt(w: Worker<Tx>): Promise<void>;
+  run(w: Worker<Tx>): void;
+  started(): boolean;
+  /** Names rebuilding now: a rebuild asked through `rebuild()` is never run twice at once. */
+  rebuilding: Set<string>;
+}
+
+/**
+ * A rebuild another process asked for through the database: once the
+ * worker's loop has ended, resets the read model and the checkpoint, clears
+ * the request (so its asker, seeing it gone, reads a checkpoint that already
+ * went back), then runs up to the head. A failure is recorded on the
+ * projection and it goes on from where it is.
+ *
+ * @example
+ * void rebuildOnRequest(ctx, w, requestedAt, { halt, run, started: () => started, rebuilding });
+ */
+export async function rebuildOnRequest<Tx>(
+  ctx: RunnerContext<Tx>,
+  w: Worker<Tx>,
+  requestedAt: number,
+  runner: RequestedRebuildRunner<Tx>,
+): Promise<void> {
+  const name = w.projection.name;
+  if (!runner.started() || runner.rebuilding.has(name)) return;
+  runner.rebuilding.add(name);
+  try {
+    await runner.halt(w);
+    await resetForRebuild(ctx, w);
+    await ctx.backend.clearRebuildRequest?.(name, requestedAt);
+    const finished = trackRebuild(w, await ctx.backend.store.headPosition(), undefined);
+    runner.run(w);
+    await finished;
+  } catch (error) {
+    if (!runner.started()) return;
+    recordError(ctx, w, error, w.checkpoint);
+    if (!w.loop) runner.run(w);
+  } finally {
+    runner.rebuilding.delete(name);
+  }
 }

@@ -37,6 +37,8 @@ export interface Worker<Tx> {
   abort: AbortController;
   loop: Promise<void> | undefined;
   rebuild: RebuildRun | undefined;
+  /** Set when the loop ended for a rebuild another process requested (the request's time). */
+  rebuildRequestedAt?: number | undefined;
 }
 
 const NAME = /^[a-z0-9_.-]{1,100}$/;

@@ -63,5 +63,7 @@ export interface ProjectionCaseContext<Tx> {
 
 export interface ProjectionConformanceCase {
   name: string;
+  /** Why the case cannot run on `backend` (a capability it lacks: the case shows as skipped), or false. */
+  requires?: (backend: ProjectionBackend<unknown>) => string | false;
   run<Tx>(context: ProjectionCaseContext<Tx>): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import { catchUpCases } from './catch-up.ts';
 import type { ProjectionConformanceCase } from './context.ts';
+import { controlCases } from './controls.ts';
 import { failureCases } from './failures.ts';
 import { lifecycleCases } from './lifecycle.ts';
 import { rebuildCases } from './rebuild.ts';
@@ -25,4 +26,5 @@ export const projectionConformanceCases: Readonly<Record<string, readonly Projec
   'stop and resume': lifecycleCases,
   'versions: side-by-side rebuild': versionCases,
   transactions: transactionCases,
+  'pause and rebuild from another process': controlCases,
 };

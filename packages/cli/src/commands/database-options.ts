@@ -1,0 +1,121 @@
+import type { Command } from 'commander';
+import { CliError } from '../cli-error.ts';
+import { type DatabaseTarget, parseDatabaseUrl } from '../inspect/database-url.ts';
+import type { DeadLetterOperator, Inspector, ProjectionControl } from '../inspect/inspector.ts';
+import type { CliContext } from './context.ts';
+
+/** The flags every database command takes. */
+export interface DatabaseFlags {
+  db?: string;
+  schema?: string;
+  json?: boolean;
+}
+
+/** Adds `--db` and `--schema` to the program: given before or after the command's name. */
+export function addDatabaseOptions(program: Command): Command {
+  return program
+    .option('--db <url>', 'sqlite:./app.db (or a path) or postgres://...; default $FACTLINE_DB')
+    .option('--schema <name>', 'PostgreSQL schema holding the tables (default factline)');
+}
+
+/** Adds `--json` to a command reading the database. */
+export const databaseOptions = (command: Command): Command => command.option('--json', 'print JSON for scripts');
+
+/**
+ * Sets `command`'s action: `work` gets its flags merged with the program's
+ * (`--db`, `--schema`) and its parsed arguments.
+ */
+export function databaseAction<Flags>(command: Command, work: (flags: Flags, ...args: never[]) => Promise<void>): void {
+  command.action(async (...params: unknown[]) => {
+    const self = params.at(-1) as Command;
+    await (work as (flags: Flags, ...args: unknown[]) => Promise<void>)(
+      self.optsWithGlobals<Flags & object>(),
+      ...self.processedArgs,
+    );
+  });
+}
+
+function target(flags: DatabaseFlags, context: CliContext): DatabaseTarget {
+  const parsed = parseDatabaseUrl(flags.db ?? context.env.FACTLINE_DB, flags.schema);
+  return parsed.kind === 'sqlite' ? { kind: 'sqlite', path: context.resolve(parsed.path) } : parsed;
+}
+
+/** Runs `work` with a read-only view of the database, closed afterwards. */
+export async function withInspector<T>(
+  flags: DatabaseFlags,
+  context: CliContext,
+  work: (inspector: Inspector) => Promise<T>,
+): Promise<T> {
+  const where = target(flags, context);
+  const inspector =
+    where.kind === 'sqlite'
+      ? (await import('../inspect/sqlite-inspector.ts')).openSqliteInspector(where.path)
+      : await (await import('../inspect/postgres-inspector.ts')).openPostgresInspector(where.url, where.schema);
+  try {
+    return await work(inspector);
+  } finally {
+    await inspector.close();
+  }
+}
+
+/** Runs `work` with a read-write connection for changing dead letters, closed afterwards. */
+export async function withDeadLetterOperator<T>(
+  flags: DatabaseFlags,
+  context: CliContext,
+  work: (operator: DeadLetterOperator) => Promise<T>,
+): Promise<T> {
+  const where = target(flags, context);
+  const operator =
+    where.kind === 'sqlite'
+      ? (await import('../inspect/sqlite-inspector.ts')).openSqliteDeadLetterOperator(where.path)
+      : await (await import('../inspect/postgres-inspector.ts')).openPostgresDeadLetterOperator(
+          where.url,
+          where.schema,
+        );
+  try {
+    return await work(operator);
+  } finally {
+    await operator.close();
+  }
+}
+
+/** Runs `work` with a read-write connection for pausing and resuming projections, closed afterwards. */
+export async function withProjectionControl<T>(
+  flags: DatabaseFlags,
+  context: CliContext,
+  work: (control: ProjectionControl) => Promise<T>,
+): Promise<T> {
+  const where = target(flags, context);
+  const control =
+    where.kind === 'sqlite'
+      ? (await import('../inspect/sqlite-projection-control.ts')).openSqliteProjectionControl(where.path)
+      : await (await import('../inspect/postgres-projection-control.ts')).openPostgresProjectionControl(
+          where.url,
+          where.schema,
+        );
+  try {
+    return await work(control);
+  } finally {
+    await control.close();
+  }
+}
+
+/** Parses a whole number option (`--limit 20`), refusing anything else as a usage error. */
+export function integerOption(name: string, minimum = 0) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(parsed) || parsed < minimum) {
+      throw new CliError(`${name} must be a whole number of at least ${minimum}, got '${value}'`);
+    }
+    return parsed;
+  };
+}
+
+/** Prints `value` as indented JSON. */
+export const printJson = (context: CliContext, value: unknown) => context.stdout(JSON.stringify(value, null, 2));
+
+/** Reports a missing thing as one line and sets exit code 1. */
+export function notFound(context: CliContext, message: string): void {
+  context.stderr(`factline: ${message}`);
+  context.exitCode = 1;
+}

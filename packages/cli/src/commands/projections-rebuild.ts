@@ -1,0 +1,87 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Command } from 'commander';
+import type { ProjectionControl } from '../inspect/inspector.ts';
+import type { CliContext } from './context.ts';
+import {
+  type DatabaseFlags,
+  databaseAction,
+  databaseOptions,
+  integerOption,
+  notFound,
+  printJson,
+  withProjectionControl,
+} from './database-options.ts';
+
+interface RebuildFlags extends DatabaseFlags {
+  timeoutMs: number;
+  intervalMs: number;
+}
+
+/** `rebuilding orders: 1200/5000 (24%), 800/s, 5 s left`. */
+const progressLine = (name: string, position: number, target: number, rate: number) => {
+  const percent = target > 0 ? Math.floor((Math.min(position, target) / target) * 100) : 100;
+  const left = rate > 0 ? `${Math.ceil((target - position) / rate)} s left` : 'time left unknown';
+  return `rebuilding ${name}: ${position}/${target} (${percent}%), ${Math.round(rate)}/s, ${left}`;
+};
+
+type Outcome = { taken: false } | { taken: true; target: number; seconds: number };
+
+/** Waits for a runner to take the request, then follows the checkpoint up to the head it found. */
+async function follow(control: ProjectionControl, name: string, flags: RebuildFlags, context: CliContext) {
+  const requestedAt = await control.requestRebuild(name);
+  const deadline = Date.now() + flags.timeoutMs;
+  for (;;) {
+    const { requestedAt: pending, head } = await control.rebuildProgress(name);
+    if (pending !== requestedAt) {
+      const started = Date.now();
+      let reportedAt = 0;
+      for (;;) {
+        const { position } = await control.rebuildProgress(name);
+        const seconds = (Date.now() - started) / 1000;
+        if (position >= head) return { taken: true, target: head, seconds } satisfies Outcome;
+        if (!flags.json && Date.now() - reportedAt >= 1000) {
+          reportedAt = Date.now();
+          context.stderr(progressLine(name, position, head, seconds > 0 ? position / seconds : 0));
+        }
+        await delay(flags.intervalMs, undefined, { signal: context.signal }).catch(() => undefined);
+        if (context.signal.aborted) return { taken: true, target: head, seconds } satisfies Outcome;
+      }
+    }
+    if (Date.now() >= deadline || context.signal.aborted) return { taken: false } satisfies Outcome;
+    await delay(flags.intervalMs, undefined, { signal: context.signal }).catch(() => undefined);
+  }
+}
+
+/** `factline projections rebuild <name>`: asks the application's runner to rebuild, and shows its progress. */
+export function addProjectionRebuild(projections: Command, context: CliContext): void {
+  databaseAction(
+    databaseOptions(
+      projections
+        .command('rebuild <name>')
+        .description("ask the application's runner to rebuild a projection; progress (rate, time left) on stderr")
+        .option(
+          '--timeout-ms <ms>',
+          'how long a runner may take to pick the request up',
+          integerOption('--timeout-ms', 1),
+          30_000,
+        )
+        .option('--interval-ms <ms>', 'how often to read the progress', integerOption('--interval-ms', 1), 200),
+    ),
+    async (flags: RebuildFlags, name: string) => {
+      const outcome = await withProjectionControl(flags, context, async (control) =>
+        (await control.exists(name)) ? follow(control, name, flags, context) : undefined,
+      );
+      if (!outcome) return notFound(context, `no projection '${name}' has a checkpoint in this database`);
+      if (!outcome.taken) {
+        return notFound(
+          context,
+          `no runner took the rebuild of '${name}' within ${flags.timeoutMs} ms (are the application's projections running?); the request stays until one does`,
+        );
+      }
+      const rate = outcome.seconds > 0 ? outcome.target / outcome.seconds : 0;
+      if (flags.json)
+        return printJson(context, { projection: name, target: outcome.target, seconds: outcome.seconds, rate });
+      context.stdout(`${name} rebuilt up to position ${outcome.target} in ${outcome.seconds.toFixed(1)} s`);
+    },
+  );
+}

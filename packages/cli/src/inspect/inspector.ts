@@ -1,0 +1,96 @@
+import type { DeadLetter, DeadLetterFilter, EventMetadata, TraceTree } from '@factline/core';
+
+/** One stream as `streams ls` shows it. */
+export interface StreamSummary {
+  streamId: string;
+  category: string;
+  /** The version after its last event. */
+  version: number;
+  events: number;
+  lastRecordedAt: Date;
+}
+
+/** An event as stored (its data at its stored schema version, not upcast: the CLI has no registry). */
+export interface StoredEvent {
+  position: number;
+  id: string;
+  streamId: string;
+  streamVersion: number;
+  type: string;
+  schemaVersion: number;
+  data: unknown;
+  metadata: EventMetadata;
+  recordedAt: Date;
+}
+
+export interface OutboxTopicStatus {
+  topic: string;
+  waiting: number;
+  oldestEnqueuedAt: Date;
+}
+
+export interface OutboxStatus {
+  /** `false` when the database holds no outbox table. */
+  present: boolean;
+  waiting: number;
+  oldestEnqueuedAt: Date | null;
+  topics: OutboxTopicStatus[];
+}
+
+/** A projection's persistent state: its checkpoint against the log's head. */
+export interface ProjectionState {
+  name: string;
+  position: number;
+  head: number;
+  /** Events of the log past the checkpoint (of any type: not all may concern the projection). */
+  lag: number;
+  updatedAt: Date;
+  liveVersion: number;
+  parked: number;
+  /** Paused on the database (`projections pause`): running runners hold before their next batch. */
+  paused: boolean;
+}
+
+/**
+ * What the read commands ask of a database. Each backend reads its adapter's
+ * tables through a read-only connection: never a migration, never a lock an
+ * application's write would wait on.
+ */
+export interface Inspector {
+  listStreams(options: { limit: number; after?: string; category?: string }): Promise<StreamSummary[]>;
+  /** `undefined` when the stream has no events. */
+  readStream(streamId: string, options: { from: number; limit: number }): Promise<StoredEvent[] | undefined>;
+  /** Events after `position`, in log order. */
+  readAll(position: number, limit: number): Promise<StoredEvent[]>;
+  headPosition(): Promise<number>;
+  outboxStatus(): Promise<OutboxStatus>;
+  projections(): Promise<ProjectionState[]>;
+  deadLetters(filter: DeadLetterFilter): Promise<DeadLetter[]>;
+  deadLetter(id: string): Promise<DeadLetter | undefined>;
+  trace(correlationId: string): Promise<TraceTree>;
+  close(): Promise<void>;
+}
+
+/** What `projections pause|resume` change, through a read-write connection. */
+export interface ProjectionControl {
+  /** Whether a checkpoint of `name` (any version) exists: a runner has run it on this database. */
+  exists(name: string): Promise<boolean>;
+  setPaused(name: string, paused: boolean): Promise<void>;
+  /** Asks the runners for a rebuild; resolves with the request's time. */
+  requestRebuild(name: string): Promise<number>;
+  /** The pending request's time (null once a runner took it), the live version's checkpoint and the log's head. */
+  rebuildProgress(name: string): Promise<{ requestedAt: number | null; position: number; head: number }>;
+  close(): Promise<void>;
+}
+
+/** What `dlq redrive|discard` change, through a read-write connection. */
+export interface DeadLetterOperator {
+  get(id: string): Promise<DeadLetter | undefined>;
+  list(filter: DeadLetterFilter): Promise<DeadLetter[]>;
+  /** Why `record` cannot be redriven here (its group has no queue on the database's transport), or undefined. */
+  cannotRedrive(record: DeadLetter): Promise<string | undefined>;
+  /** Puts the message back in its consumer group's queue and marks the record redriven, in one go per record. */
+  redrive(record: DeadLetter, at: Date): Promise<void>;
+  discard(record: DeadLetter): Promise<void>;
+  close(): Promise<void>;
+}

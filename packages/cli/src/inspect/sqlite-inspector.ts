@@ -1,0 +1,202 @@
+import type { DeadLetterFilter, EventMetadata } from '@factline/core';
+import { getSqliteDeadLetterStore, getSqliteTracer, getSqliteTransport } from '@factline/sqlite';
+import Sqlite, { type Database } from 'better-sqlite3';
+import { CliError } from '../cli-error.ts';
+import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
+import { noQueue, noQueueMessage } from './no-queue.ts';
+import { projectionName } from './projection-name.ts';
+
+interface EventRow {
+  position: number;
+  event_id: string;
+  stream_id: string;
+  stream_version: number;
+  type: string;
+  schema_version: number;
+  data: string;
+  metadata: string;
+  recorded_at: number;
+}
+
+const eventColumns = 'position, event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at';
+
+const toEvent = (row: EventRow): StoredEvent => ({
+  position: row.position,
+  id: row.event_id,
+  streamId: row.stream_id,
+  streamVersion: row.stream_version,
+  type: row.type,
+  schemaVersion: row.schema_version,
+  data: JSON.parse(row.data),
+  metadata: JSON.parse(row.metadata) as EventMetadata,
+  recordedAt: new Date(row.recorded_at),
+});
+
+/** Opens the file as it is: missing = an error (better-sqlite3 would create an empty one). */
+export function openSqliteFile(path: string, readonly: boolean): Database {
+  try {
+    const db = new Sqlite(path, { readonly, fileMustExist: true });
+    // A read waits for a writer's checkpoint at most this long instead of failing at once.
+    db.pragma('busy_timeout = 5000');
+    return db;
+  } catch (error) {
+    throw new CliError(`cannot open SQLite file ${path}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Reads a Factline SQLite file through a read-only connection. In WAL mode
+ * (every Factline file) a reader never blocks the application's writer, and
+ * sees one consistent snapshot per statement.
+ *
+ * @example
+ * const inspector = openSqliteInspector('orders.db');
+ * console.log(await inspector.listStreams({ limit: 10 }));
+ */
+export function openSqliteInspector(path: string): Inspector {
+  const db = openSqliteFile(path, true);
+  const has = (table: string) =>
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+  if (!has('factline_events')) {
+    db.close();
+    throw new CliError(`${path} holds no Factline event store (no factline_events table)`);
+  }
+  // The head marker rows (empty stream id) keep the head position after deletions; reads skip them.
+  const sql = {
+    streams: db.prepare(
+      `SELECT stream_id, category, MAX(stream_version) AS version, COUNT(*) AS events, MAX(recorded_at) AS last
+       FROM factline_events WHERE stream_id > ? AND (? IS NULL OR category = ?)
+       GROUP BY stream_id ORDER BY stream_id LIMIT ?`,
+    ),
+    stream: db.prepare(
+      `SELECT ${eventColumns} FROM factline_events WHERE stream_id = ? AND stream_version >= ?
+       ORDER BY stream_version LIMIT ?`,
+    ),
+    exists: db.prepare("SELECT 1 FROM factline_events WHERE stream_id = ? AND stream_id <> '' LIMIT 1"),
+    all: db.prepare(
+      `SELECT ${eventColumns} FROM factline_events WHERE position > ? AND stream_id <> '' ORDER BY position LIMIT ?`,
+    ),
+    head: db.prepare('SELECT COALESCE(MAX(position), 0) AS head FROM factline_events'),
+  };
+  const head = () => (sql.head.get() as { head: number }).head;
+  const deadLetters = has('factline_dead_letters') ? getSqliteDeadLetterStore({ database: db }) : undefined;
+
+  return {
+    async listStreams({ limit, after, category }) {
+      const rows = sql.streams.all(after ?? '', category ?? null, category ?? null, limit) as {
+        stream_id: string;
+        category: string;
+        version: number;
+        events: number;
+        last: number;
+      }[];
+      return rows.map((r) => ({
+        streamId: r.stream_id,
+        category: r.category,
+        version: r.version,
+        events: r.events,
+        lastRecordedAt: new Date(r.last),
+      }));
+    },
+    async readStream(streamId, { from, limit }) {
+      if (!sql.exists.get(streamId)) return undefined;
+      return (sql.stream.all(streamId, from, limit) as EventRow[]).map(toEvent);
+    },
+    async readAll(position, limit) {
+      return (sql.all.all(position, limit) as EventRow[]).map(toEvent);
+    },
+    async headPosition() {
+      return head();
+    },
+    async outboxStatus() {
+      if (!has('factline_outbox')) return { present: false, waiting: 0, oldestEnqueuedAt: null, topics: [] };
+      const rows = db
+        .prepare(
+          'SELECT topic, COUNT(*) AS waiting, MIN(created_at) AS oldest FROM factline_outbox GROUP BY topic ORDER BY topic',
+        )
+        .all() as { topic: string; waiting: number; oldest: number }[];
+      const topics = rows.map((r) => ({ topic: r.topic, waiting: r.waiting, oldestEnqueuedAt: new Date(r.oldest) }));
+      const oldest = Math.min(...rows.map((r) => r.oldest));
+      return {
+        present: true,
+        waiting: rows.reduce((sum, r) => sum + r.waiting, 0),
+        oldestEnqueuedAt: rows.length > 0 ? new Date(oldest) : null,
+        topics,
+      };
+    },
+    async projections() {
+      if (!has('factline_projections')) return [];
+      const at = head();
+      const paused = new Set(
+        has('factline_projection_controls')
+          ? (
+              db.prepare('SELECT name FROM factline_projection_controls WHERE paused = 1').all() as { name: string }[]
+            ).map((r) => r.name)
+          : [],
+      );
+      const rows = db
+        .prepare(
+          `SELECT p.name, p.position, p.updated_at,
+             COALESCE((SELECT live_version FROM factline_projection_versions v WHERE v.name = p.name), 1) AS live,
+             (SELECT COUNT(*) FROM factline_parked k WHERE k.projection = p.name) AS parked
+           FROM factline_projections p ORDER BY p.name`,
+        )
+        .all() as { name: string; position: number; updated_at: number; live: number; parked: number }[];
+      return rows.map((r) => ({
+        name: r.name,
+        position: r.position,
+        head: at,
+        lag: Math.max(0, at - r.position),
+        updatedAt: new Date(r.updated_at),
+        liveVersion: r.live,
+        parked: r.parked,
+        paused: paused.has(projectionName(r.name)),
+      }));
+    },
+    async deadLetters(filter: DeadLetterFilter) {
+      return deadLetters ? deadLetters.list(filter) : [];
+    },
+    async deadLetter(id) {
+      return deadLetters?.get(id);
+    },
+    trace(correlationId) {
+      return getSqliteTracer({ database: db }).traceOperation(correlationId);
+    },
+    async close() {
+      db.close();
+    },
+  };
+}
+
+/**
+ * Changes dead letters in a SQLite file: a redrive queues the message again
+ * for its consumer group on the file's SQL transport, which the application's
+ * consumers poll. (A broker transport's queue is not reachable from here.)
+ *
+ * @example
+ * const operator = openSqliteDeadLetterOperator('orders.db');
+ */
+export function openSqliteDeadLetterOperator(path: string): DeadLetterOperator {
+  const db = openSqliteFile(path, false);
+  const store = getSqliteDeadLetterStore({ database: db });
+  const transport = getSqliteTransport({ database: db });
+  const group = db.prepare('SELECT 1 FROM factline_transport_groups WHERE topic = ? AND group_name = ?');
+  return {
+    get: (id) => store.get(id),
+    list: (filter) => store.list(filter),
+    async cannotRedrive(record) {
+      return group.get(record.topic, record.consumer) ? undefined : noQueueMessage(record);
+    },
+    async redrive(record, at) {
+      // A group without a queue here (a broker transport) would take the message nowhere.
+      if (!group.get(record.topic, record.consumer)) throw noQueue(record);
+      await transport.redeliver(record.topic, record.consumer, [record.message]);
+      await store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
+    },
+    discard: (record) => store.update({ ...record, state: 'discarded' }),
+    async close() {
+      await transport.close();
+      db.close();
+    },
+  };
+}
