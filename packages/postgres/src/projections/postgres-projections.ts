@@ -15,8 +15,8 @@ export {
   getPostgresProjectionBackend,
   type PostgresProjectionBackend,
   type PostgresProjectionBackendOptions,
-  readLiveProjectionVersion,
 } from './postgres-projection-backend.ts';
+export { readLiveProjectionVersion } from './projection-tables.ts';
 
 export interface PostgresProjectionsOptions extends ProjectionRunnerOptions, PostgresProjectionBackendOptions {
   /**
