@@ -1,5 +1,6 @@
 // Every benchmark workload, in run order; also where an isolated trial's child process finds its subject.
 import type { Workload } from './harness.ts';
+import { cliWorkloads } from './workloads/cli-tail.ts';
 import { pipelineWorkloads } from './workloads/pipeline.ts';
 import { postgresWorkloads } from './workloads/postgres.ts';
 import { postgresScanWorkloads } from './workloads/postgres-scan.ts';
@@ -24,4 +25,5 @@ export const workloads: Workload[] = [
   ...tracingWorkloads,
   ...schemaReadWorkloads,
   ...schemaSnapshotWorkloads,
+  ...cliWorkloads,
 ];
