@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runFactline } from './fixtures/run-factline.ts';
 import type { SchemaCheckReport } from './schema/report.ts';
 
-const bin = fileURLToPath(new URL('./bin.ts', import.meta.url));
 const workspaceModules = fileURLToPath(new URL('../../../node_modules', import.meta.url));
 let project = '';
 
@@ -18,31 +17,8 @@ before(() => {
 });
 after(() => rmSync(project, { recursive: true, force: true }));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the bin from source in the project folder and resolves once it exited and its output was read. */
-function factline(...args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, ['--conditions=factline-source', '--import', 'tsx', bin, ...args], {
-    cwd: project,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** Runs the bin from source in the project folder. */
+const factline = (...args: string[]) => runFactline(args, { cwd: project });
 
 function writeRegistry(orderPlaced: string) {
   writeFileSync(

@@ -145,6 +145,7 @@ export {
   type OperationTracerSettings,
 } from '../tracing/operation-tracer.ts';
 export { instrumentEventStore } from '../tracing/store-spans.ts';
+export { type TraceRows, traceRowDecoders } from '../tracing/trace-rows.ts';
 export type {
   TracedEvent,
   TracedHandling,

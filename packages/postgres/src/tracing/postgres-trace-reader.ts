@@ -1,5 +1,4 @@
-import type { EventMetadata } from '@factline/core';
-import { deadLetterFromJson, messageFromJson, type TraceReader } from '@factline/core/adapter';
+import { type TraceReader, type TraceRows, traceRowDecoders } from '@factline/core/adapter';
 import type pg from 'pg';
 import { toStorageError } from '../pg-errors.ts';
 
@@ -66,62 +65,15 @@ export function postgresTraceReader(pool: pg.Pool, quoted: string): TraceReader 
   };
 
   return {
-    async events(correlationId, limit) {
-      const rows = await read<{
-        event_id: string;
-        stream_id: string;
-        stream_version: number;
-        position: number;
-        type: string;
-        metadata: string;
-        recorded_at: number;
-      }>('events', [correlationId, limit]);
-      return rows.map((row) => ({
-        id: row.event_id,
-        type: row.type,
-        streamId: row.stream_id,
-        streamVersion: row.stream_version,
-        position: row.position,
-        recordedAt: new Date(row.recorded_at),
-        metadata: JSON.parse(row.metadata) as EventMetadata,
-      }));
-    },
-    async outbox(correlationId, limit) {
-      const rows = await read<{ topic: string; message: string; created_at: number }>('outbox', [correlationId, limit]);
-      return rows.map((row) => ({
-        topic: row.topic,
-        message: messageFromJson(row.message),
-        enqueuedAt: new Date(row.created_at),
-      }));
-    },
-    async queued(correlationId, limit) {
-      const rows = await read<{
-        topic: string;
-        group_name: string;
-        message: string;
-        visible_at: number;
-        delivery_count: number;
-        leased: boolean;
-      }>('queued', [correlationId, limit]);
-      return rows.map((row) => ({
-        topic: row.topic,
-        group: row.group_name,
-        message: messageFromJson(row.message),
-        visibleAt: new Date(row.visible_at),
-        deliveryCount: row.delivery_count,
-        leased: row.leased,
-      }));
-    },
-    async deadLetters(correlationId, limit) {
-      const rows = await read<{ record: string }>('deadLetters', [correlationId, limit]);
-      return rows.map((row) => deadLetterFromJson(row.record));
-    },
-    async handled(messageIds, limit) {
-      const rows = await read<{ consumer: string; message_id: string; at: number }>('handled', [
-        [...messageIds],
-        limit,
-      ]);
-      return rows.map((row) => ({ group: row.consumer, messageId: row.message_id, at: new Date(row.at) }));
-    },
+    events: async (correlationId, limit) =>
+      (await read<TraceRows['events']>('events', [correlationId, limit])).map(traceRowDecoders.events),
+    outbox: async (correlationId, limit) =>
+      (await read<TraceRows['outbox']>('outbox', [correlationId, limit])).map(traceRowDecoders.outbox),
+    queued: async (correlationId, limit) =>
+      (await read<TraceRows['queued']>('queued', [correlationId, limit])).map(traceRowDecoders.queued),
+    deadLetters: async (correlationId, limit) =>
+      (await read<TraceRows['deadLetters']>('deadLetters', [correlationId, limit])).map(traceRowDecoders.deadLetters),
+    handled: async (messageIds, limit) =>
+      (await read<TraceRows['handled']>('handled', [[...messageIds], limit])).map(traceRowDecoders.handled),
   };
 }

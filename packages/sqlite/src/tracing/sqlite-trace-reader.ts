@@ -1,13 +1,4 @@
-import type { DeadLetter, EventMetadata } from '@factline/core';
-import {
-  deadLetterFromJson,
-  messageFromJson,
-  type TracedEvent,
-  type TracedHandling,
-  type TracedOutboxEntry,
-  type TracedQueuedMessage,
-  type TraceReader,
-} from '@factline/core/adapter';
+import { type TracedHandling, type TraceReader, type TraceRows, traceRowDecoders } from '@factline/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
 
 /**
@@ -42,16 +33,6 @@ export const traceTables = {
 // SQLite allows 32,766 bound values; an id list is read in slices well below that.
 const IDS_PER_STATEMENT = 500;
 
-interface EventRow {
-  event_id: string;
-  stream_id: string;
-  stream_version: number;
-  position: number;
-  type: string;
-  metadata: string;
-  recorded_at: number;
-}
-
 /**
  * Reads what one correlation id left in the SQLite file; a table the file does
  * not have (no outbox, another transport) reads as empty.
@@ -73,57 +54,24 @@ export function sqliteTraceReader(db: Database): TraceReader {
     return statement;
   };
 
+  const rows = <S extends keyof typeof traceTables & keyof TraceRows>(
+    source: Exclude<S, 'handled'>,
+    id: string,
+    limit: number,
+  ) => (prepared(source)?.all(id, limit) ?? []) as TraceRows[S][];
+
   return {
     async events(correlationId, limit) {
-      return ((prepared('events')?.all(correlationId, limit) ?? []) as EventRow[]).map(
-        (row): TracedEvent => ({
-          id: row.event_id,
-          type: row.type,
-          streamId: row.stream_id,
-          streamVersion: row.stream_version,
-          position: row.position,
-          recordedAt: new Date(row.recorded_at),
-          metadata: JSON.parse(row.metadata) as EventMetadata,
-        }),
-      );
+      return rows<'events'>('events', correlationId, limit).map(traceRowDecoders.events);
     },
     async outbox(correlationId, limit) {
-      const rows = (prepared('outbox')?.all(correlationId, limit) ?? []) as {
-        topic: string;
-        message: string;
-        created_at: number;
-      }[];
-      return rows.map(
-        (row): TracedOutboxEntry => ({
-          topic: row.topic,
-          message: messageFromJson(row.message),
-          enqueuedAt: new Date(row.created_at),
-        }),
-      );
+      return rows<'outbox'>('outbox', correlationId, limit).map(traceRowDecoders.outbox);
     },
     async queued(correlationId, limit) {
-      const rows = (prepared('queued')?.all(correlationId, limit) ?? []) as {
-        topic: string;
-        group_name: string;
-        message: string;
-        visible_at: number;
-        delivery_count: number;
-        leased: number;
-      }[];
-      return rows.map(
-        (row): TracedQueuedMessage => ({
-          topic: row.topic,
-          group: row.group_name,
-          message: messageFromJson(row.message),
-          visibleAt: new Date(row.visible_at),
-          deliveryCount: row.delivery_count,
-          leased: row.leased === 1,
-        }),
-      );
+      return rows<'queued'>('queued', correlationId, limit).map(traceRowDecoders.queued);
     },
     async deadLetters(correlationId, limit) {
-      const rows = (prepared('deadLetters')?.all(correlationId, limit) ?? []) as { record: string }[];
-      return rows.map((row): DeadLetter => deadLetterFromJson(row.record));
+      return rows<'deadLetters'>('deadLetters', correlationId, limit).map(traceRowDecoders.deadLetters);
     },
     async handled(messageIds, limit) {
       if (!has('handled')) return [];
@@ -131,12 +79,8 @@ export function sqliteTraceReader(db: Database): TraceReader {
       for (let i = 0; i < messageIds.length && marks.length < limit; i += IDS_PER_STATEMENT) {
         const slice = messageIds.slice(i, i + IDS_PER_STATEMENT);
         const sql = traceStatements.handled.replace('IN (?)', `IN (${slice.map(() => '?').join(', ')})`);
-        const rows = db.prepare(sql).all(...slice, limit - marks.length) as {
-          consumer: string;
-          message_id: string;
-          at: number;
-        }[];
-        for (const row of rows) marks.push({ group: row.consumer, messageId: row.message_id, at: new Date(row.at) });
+        const found = db.prepare(sql).all(...slice, limit - marks.length) as TraceRows['handled'][];
+        for (const row of found) marks.push(traceRowDecoders.handled(row));
       }
       return marks;
     },
