@@ -11,6 +11,7 @@ import { schemaSnapshotWorkloads } from './workloads/schema-snapshots.ts';
 import { sqliteWorkloads } from './workloads/sqlite.ts';
 import { sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
 import { tracingWorkloads } from './workloads/tracing.ts';
+import { tracingGuardWorkloads } from './workloads/tracing-guards.ts';
 import { tracingOverheadWorkloads } from './workloads/tracing-overhead.ts';
 
 export const workloads: Workload[] = [
@@ -22,6 +23,7 @@ export const workloads: Workload[] = [
   ...pipelineWorkloads,
   ...rabbitmqWorkloads,
   ...tracingOverheadWorkloads,
+  ...tracingGuardWorkloads,
   ...tracingWorkloads,
   ...schemaReadWorkloads,
   ...schemaSnapshotWorkloads,

@@ -69,7 +69,7 @@ export interface Figure {
 const figures: Figure[] = [];
 
 export function report(workload: string, subject: string, value: number, unit: string): void {
-  const rounded = unit === 'x' ? Math.round(value * 100) / 100 : Math.round(value);
+  const rounded = unit === 'x' || unit === '%' ? Math.round(value * 100) / 100 : Math.round(value);
   figures.push({ workload, subject, value: rounded, unit });
   console.log(`bench ${workload} ${subject} ${rounded} ${unit}`);
 }
@@ -158,7 +158,12 @@ export async function runWorkload(workload: Workload, options: RunOptions = {}):
     rates.set(name, rate);
     report(workload.name, name, rate, workload.unit);
     for (const [key, list] of Object.entries(extras.get(name) ?? {}))
-      report(workload.name, `${name}.${key}`, median(list), key.endsWith('MB') ? 'MB' : 'count');
+      report(
+        workload.name,
+        `${name}.${key}`,
+        median(list),
+        key.endsWith('MB') ? 'MB' : key.endsWith('Pct') ? '%' : 'count',
+      );
   }
   for (const [name, error] of failed) reportFailed(workload.name, name, workload.unit, error);
   const raw = rates.get('raw');

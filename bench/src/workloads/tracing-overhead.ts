@@ -8,7 +8,11 @@
  * - `sdk-noop`: the SDK 2.x registered as a service would: BasicTracerProvider, always-on sampler,
  *   BatchSpanProcessor into an exporter that drops every span, the async-hooks context manager,
  *   and a MeterProvider with a reader collected once at the end;
- * - `sdk-10pct`: the same with TraceIdRatioBased(0.1) (parent-based: a consumer's span has no parent).
+ * - `sdk-10pct`: the same with TraceIdRatioBased(0.1) (parent-based: a consumer's span has no parent);
+ * - `sdk-without-factline`: the SDK of `sdk-noop` with its context manager started, while
+ *   `@factline/core` cannot resolve the API (hide-otel-api-from-core.cjs): what the SDK alone costs;
+ * - `sdk-user-span` (append and pipeline): that, plus one span of the user's own around each unit
+ *   (each append; each handler call): what one span costs on this unit, to set Factline's beside.
  * Each subject also prints its CPU time per unit (`<subject>.cpuUsPerMessage` / `.cpuUsPerEvent`, µs),
  * steadier than the rate when other processes share the machine.
  * Ratios print as `<subject>/raw`: goals `no-sdk/raw` ≥ 0.98 (≤ 2% cost) and `sdk-noop/raw` ≥ 0.87
@@ -37,6 +41,11 @@ const KEYS = 100;
 const REPEAT = 5;
 const TOPIC = 'orders';
 const HIDE_API = new URL('../../../packages/core/src/tracing/fixtures/hide-otel-api.cjs', import.meta.url).pathname;
+const HIDE_FROM_CORE = new URL(
+  '../../../packages/core/src/tracing/fixtures/hide-otel-api-from-core.cjs',
+  import.meta.url,
+).pathname;
+const CORE_OTEL = new URL('../../../packages/core/src/tracing/otel.ts', import.meta.url).pathname;
 // Shared by the trials' child processes; each file is named by its child's pid.
 const dir = join(tmpdir(), 'factline-bench-tracing-overhead');
 let counter = 0;
@@ -51,12 +60,25 @@ const cpuMicros = (began: NodeJS.CpuUsage) => {
   return used.user + used.system;
 };
 
-type Setup = 'raw' | 'no-sdk' | 'sdk-noop' | 'sdk-10pct';
+type Setup = 'raw' | 'no-sdk' | 'sdk-noop' | 'sdk-10pct' | 'sdk-without-factline' | 'sdk-user-span';
+
+/** Setups whose SDK core must not see: the SDK's own cost, and one span of the user's own per unit. */
+const withoutFactline = (setup: Setup) => setup === 'sdk-without-factline' || setup === 'sdk-user-span';
+
+/** The Node flags of a setup's child process. */
+const execArgvOf = (setup: Setup) =>
+  setup === 'raw'
+    ? { execArgv: ['--require', HIDE_API] }
+    : withoutFactline(setup)
+      ? { execArgv: ['--require', HIDE_FROM_CORE] }
+      : {};
 
 /** What a trial registered, to collect once at the end (the metrics' read) and shut down. */
 interface Registered {
   collect(): Promise<void>;
   shutdown(): Promise<void>;
+  /** `sdk-user-span`: runs `work` in a span of the user's own (the bench's), made current. */
+  userSpan?: <T>(name: string, attributes: Record<string, string | number>, work: () => Promise<T>) => Promise<T>;
 }
 
 /** Registers the SDK as `setup` says (in this child process only); checks that `raw` really has no API. */
@@ -72,6 +94,15 @@ async function register(setup: Setup): Promise<Registered | undefined> {
     return undefined;
   }
   if (setup === 'no-sdk') return undefined;
+  if (withoutFactline(setup)) {
+    let seen = true;
+    try {
+      createRequire(CORE_OTEL).resolve('@opentelemetry/api');
+    } catch {
+      seen = false;
+    }
+    if (seen) throw new Error(`${setup}: @factline/core still resolves @opentelemetry/api (the preload did not run)`);
+  }
   // Loaded here, never at module load: the `raw` child must not see the API at all.
   const api = await import('@opentelemetry/api');
   const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
@@ -87,14 +118,30 @@ async function register(setup: Setup): Promise<Registered | undefined> {
     protected async onForceFlush() {}
   }
   const sampler =
-    setup === 'sdk-noop' ? new AlwaysOnSampler() : new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.1) });
+    setup === 'sdk-10pct' ? new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.1) }) : new AlwaysOnSampler();
   const tracerProvider = new BasicTracerProvider({ sampler, spanProcessors: [new BatchSpanProcessor(dropping)] });
   const reader = new OnDemandReader();
   const meterProvider = new MeterProvider({ readers: [reader] });
   api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   api.trace.setGlobalTracerProvider(tracerProvider);
   api.metrics.setGlobalMeterProvider(meterProvider);
+  const tracer = api.trace.getTracer('bench');
+  // The context manager's async hooks start with its first `with`: an app with any instrumentation pays them.
+  const warm = tracer.startSpan('warm');
+  api.context.with(api.trace.setSpan(api.context.active(), warm), () => warm.end());
+  const userSpan =
+    setup === 'sdk-user-span'
+      ? <T>(name: string, attributes: Record<string, string | number>, work: () => Promise<T>) =>
+          tracer.startActiveSpan(name, { attributes }, async (span) => {
+            try {
+              return await work();
+            } finally {
+              span.end();
+            }
+          })
+      : undefined;
   return {
+    ...(userSpan ? { userSpan } : {}),
     async collect() {
       await reader.collect();
     },
@@ -130,8 +177,12 @@ function pipelineTrial(setup: Setup): Trial {
         transport,
         concurrency: 8,
         pollMs: 50,
-        handler: () => {
-          if (++handled === PIPELINE) allHandled();
+        handler: (message) => {
+          const done = () => {
+            if (++handled === PIPELINE) allHandled();
+          };
+          if (registered?.userSpan === undefined) return done();
+          return registered.userSpan('process orders', { 'messaging.message.id': message.id }, async () => done());
         },
       });
       await transport.declareSubscription(TOPIC, 'billing');
@@ -173,8 +224,12 @@ function appendTrial(setup: Setup): Trial {
     run: async () => {
       const s = store as SqliteEventStore;
       const began = process.cpuUsage();
+      const userSpan = registered?.userSpan;
       for (let i = 0; i < APPENDS; i++) {
-        await s.append(`order-${i % KEYS}`, [{ type: 'OrderPlaced', data: orderData(i) }]);
+        const streamId = `order-${i % KEYS}`;
+        const append = () => s.append(streamId, [{ type: 'OrderPlaced', data: orderData(i) }]);
+        if (userSpan === undefined) await append();
+        else await userSpan('append order', { 'db.system.name': 'sqlite', 'factline.stream.id': streamId }, append);
       }
       cpu = cpuMicros(began);
       return APPENDS;
@@ -190,10 +245,10 @@ function appendTrial(setup: Setup): Trial {
 }
 
 const subjects = (trial: (setup: Setup) => Trial): Subject[] =>
-  (['raw', 'no-sdk', 'sdk-noop', 'sdk-10pct'] as const).map((setup) => ({
+  (['raw', 'no-sdk', 'sdk-noop', 'sdk-10pct', 'sdk-without-factline', 'sdk-user-span'] as const).map((setup) => ({
     name: setup,
     isolate: true,
-    ...(setup === 'raw' ? { execArgv: ['--require', HIDE_API] } : {}),
+    ...execArgvOf(setup),
     trial: () => trial(setup),
   }));
 
@@ -203,7 +258,7 @@ function e2eSubject(setup: Setup): Subject {
   return {
     name: setup,
     isolate: true,
-    ...(setup === 'raw' ? { execArgv: ['--require', HIDE_API] } : {}),
+    ...execArgvOf(setup),
     trial: async () => {
       const registered = await register(setup);
       const trial = await inner.trial();

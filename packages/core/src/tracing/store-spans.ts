@@ -30,17 +30,18 @@ function appendIds(events: unknown): Attributes {
  */
 export function instrumentEventStore<S extends EventStore>(store: S, system: string): S {
   const append = store.append.bind(store) as EventStore['append'];
-  const timed = (streamId: string, events: unknown, options: unknown, started: number) => {
+  const measured = { 'db.system.name': system };
+  const timed = (streamId: string, events: unknown, options: unknown) => {
     const instruments = factlineInstruments();
     if (instruments === undefined) return append(streamId, events as never, options as never);
+    const started = performance.now();
     return append(streamId, events as never, options as never).finally(() => {
-      instruments.appendDuration.record((performance.now() - started) / 1000, { 'db.system.name': system });
+      instruments.appendDuration.record((performance.now() - started) / 1000, measured);
     });
   };
   const traced: EventStore['append'] = (streamId, events, options) => {
-    const started = performance.now();
     const tracer = activeTracer();
-    if (tracer === undefined) return timed(streamId, events, options, started);
+    if (tracer === undefined) return timed(streamId, events, options);
     const attributes: Attributes = {
       'db.system.name': system,
       'db.operation.name': 'append',
@@ -50,7 +51,7 @@ export function instrumentEventStore<S extends EventStore>(store: S, system: str
     };
     const name = typeof streamId === 'string' ? `append ${streamCategory(streamId)}` : 'append';
     return inSpan(tracer, name, { attributes }, async (span) => {
-      const result = await timed(streamId, events, options, started);
+      const result = await timed(streamId, events, options);
       span.setAttributes({ 'factline.stream.version': result.version, 'factline.position': result.position });
       return result;
     });
