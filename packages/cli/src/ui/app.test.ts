@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { waitUntil } from '@factline/core/testing';
 import { getSqliteEventStore } from '@factline/sqlite';
 import { fillOrdersDatabase } from '../fixtures/orders-database.ts';
 import { runFactline } from '../fixtures/run-factline.ts';
@@ -31,6 +33,19 @@ function send(url: string, options: { method?: string; headers?: Record<string, 
     req.on('error', reject);
     req.end(options.body);
   });
+}
+
+/** `work`, failing after 10 s instead of hanging. */
+async function within<T>(work: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within 10 s`)), 10_000);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const links = (html: string, kind: string) =>
@@ -177,5 +192,58 @@ describe('factline ui over HTTP', () => {
     const run = await runFactline(['ui', '--host', '0.0.0.0', '--port', '0'], { db });
     assert.equal(run.code, 2);
     assert.equal(run.stderr, 'factline: --host 0.0.0.0 would let other machines in: give a --token too\n');
+  });
+
+  it('ends a live lag stream when the server closes: close() resolves with a browser still following', async () => {
+    const live = await startSqliteDashboard(db);
+    let received = '';
+    const ended = new Promise<void>((resolve, reject) => {
+      httpRequest(`${live.url}projections/live`, (res) => {
+        assert.equal(res.headers['content-type'], 'text/event-stream');
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => {
+          received += chunk;
+        });
+        res.on('close', () => resolve());
+      })
+        .on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? resolve() : reject(error)))
+        .end();
+    });
+    await waitUntil(() => received.includes('event: projections'), 'a first lag event');
+    assert.match(received, /"name":"order_events_relay"/);
+    await within(Promise.all([live.close(), ended]), 'close() and the end of the stream');
+  });
+
+  it('runs as `factline ui` from the bin until Ctrl-C', async () => {
+    const bin = new URL('../bin.ts', import.meta.url).pathname;
+    const child = spawn(
+      process.execPath,
+      ['--conditions=factline-source', '--import', 'tsx', bin, 'ui', '--db', `sqlite:${db}`, '--port', '0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      const url = await waitUntil(
+        () => /on (http:\/\/127\.0\.0\.1:\d+\/) /.exec(stdout)?.[1],
+        'the bin listening',
+        30_000,
+      );
+      assert.match(stdout, /^factline ui on http:\/\/127\.0\.0\.1:\d+\/ \(Ctrl-C to stop\)\n$/);
+      const page = await send(`${url}streams?prefix=order-`);
+      assert.equal(page.status, 200);
+      assert.deepEqual(links(page.body, 'stream-link'), ['order-1001', 'order-1002', 'order-1003']);
+      child.kill('SIGINT');
+      assert.equal(await within(exited, 'the bin exiting on SIGINT'), 0, stderr);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });

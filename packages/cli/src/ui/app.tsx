@@ -1,4 +1,5 @@
 /** @jsxImportSource hono/jsx */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { DeadLetter } from '@factline/core';
 import { type Context, Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
@@ -110,18 +111,21 @@ export function createDashboard(settings: DashboardSettings): Hono {
 
   app.get('/projections', async (c) => page(c, <ProjectionsPage projections={await inspector.projections()} />));
   app.get('/projections/live', (c) =>
-    streamSSE(c, async (stream) => {
-      const stop = () => stream.abort();
-      settings.signal.addEventListener('abort', stop, { once: true });
-      try {
-        while (!stream.aborted && !stream.closed) {
+    streamSSE(
+      c,
+      async (stream) => {
+        // Ends when the browser leaves or the server closes, whichever comes first, even mid-wait.
+        const gone = new AbortController();
+        stream.onAbort(() => gone.abort());
+        const ended = AbortSignal.any([gone.signal, settings.signal]);
+        while (!ended.aborted) {
           await stream.writeSSE({ event: 'projections', data: JSON.stringify(await inspector.projections()) });
-          await stream.sleep(settings.liveIntervalMs);
+          await delay(settings.liveIntervalMs, undefined, { signal: ended }).catch(() => undefined);
         }
-      } finally {
-        settings.signal.removeEventListener('abort', stop);
-      }
-    }),
+      },
+      // A failed read ends the stream (the browser reconnects); it is reported, not printed.
+      async (error) => settings.onError(error),
+    ),
   );
 
   app.get('/dead-letters', async (c) => {
@@ -168,7 +172,11 @@ export function createDashboard(settings: DashboardSettings): Hono {
     const tree = correlationId === '' ? undefined : await inspector.trace(correlationId);
     return page(c, <TracePage correlationId={correlationId} {...(tree === undefined ? {} : { tree })} />);
   });
-  app.get('/trace.json', async (c) => c.json(await inspector.trace(c.req.query('correlationId') ?? '')));
+  app.get('/trace.json', async (c) => {
+    const correlationId = c.req.query('correlationId') ?? '';
+    if (correlationId === '') return c.json({ error: 'give ?correlationId=' }, 400);
+    return c.json(await inspector.trace(correlationId));
+  });
 
   app.get('/outbox', async (c) => page(c, <OutboxPage status={await inspector.outboxStatus()} />));
   return app;
