@@ -79,8 +79,15 @@ describe('factline ui in Chromium, on a PostgreSQL schema', { skip }, () => {
     assert.ok(browser && ui);
     const page = await browser.newPage({ baseURL: ui.url });
     await withScreenshotOnFailure(page, 'postgres', async () => {
+      const streams = () => page.$$eval('a.stream-link', (a) => a.map((e) => e.textContent));
+      await page.goto('/streams?prefix=cart-');
+      assert.deepEqual(await streams(), []);
+      await page.goto('/streams?after=order-6&prefix=order-');
+      assert.deepEqual(await streams(), ['order-7']);
+      await page.goto('/streams?after=order-7&prefix=order-');
+      assert.deepEqual(await streams(), []);
       await page.goto('/streams');
-      assert.deepEqual(await page.$$eval('a.stream-link', (a) => a.map((e) => e.textContent)), ['order-7']);
+      assert.deepEqual(await streams(), ['order-7']);
       await page.click('a.stream-link');
       await page.click('a.event-link >> nth=1');
       assert.equal(await textOf(page, 'h1'), 'Event #2');
