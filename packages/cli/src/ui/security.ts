@@ -42,7 +42,10 @@ export const isLoopbackHost = (host: string) =>
 export function allowedHosts(host: string, port: number): Set<string> | undefined {
   if (host === '0.0.0.0' || host === '::') return undefined;
   const names = isLoopbackHost(host) ? [...loopbackNames, host.includes(':') ? `[${host}]` : host] : [host];
-  return new Set(names.map((name) => `${name}:${port}`.toLowerCase()));
+  // On port 80 a browser sends the bare name.
+  return new Set(
+    names.flatMap((name) => (port === 80 ? [name, `${name}:80`] : [`${name}:${port}`])).map((h) => h.toLowerCase()),
+  );
 }
 
 /** Security headers on every answer. */
