@@ -13,6 +13,7 @@ import { sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
 import { tracingWorkloads } from './workloads/tracing.ts';
 import { tracingGuardWorkloads } from './workloads/tracing-guards.ts';
 import { tracingOverheadWorkloads } from './workloads/tracing-overhead.ts';
+import { uiWorkloads } from './workloads/ui-streams.ts';
 
 export const workloads: Workload[] = [
   ...sqliteWorkloads,
@@ -28,4 +29,5 @@ export const workloads: Workload[] = [
   ...schemaReadWorkloads,
   ...schemaSnapshotWorkloads,
   ...cliWorkloads,
+  ...uiWorkloads,
 ];

@@ -12,6 +12,7 @@ import { addSchemaCheck } from './commands/schema-check.ts';
 import { addSchemaSnapshot } from './commands/schema-snapshot.ts';
 import { addStreams } from './commands/streams.ts';
 import { addTrace } from './commands/trace.ts';
+import { addUi } from './commands/ui.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -36,6 +37,7 @@ function createProgram(context: CliContext): Command {
   addDeadLetterChanges(dlq, context);
   addOutbox(program, context);
   addTrace(program, context);
+  addUi(program, context);
   const schema = program.command('schema').description('event and message schemas: snapshot and breaking-change check');
   addSchemaSnapshot(schema, context);
   addSchemaCheck(schema, context);

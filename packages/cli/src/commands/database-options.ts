@@ -40,17 +40,29 @@ function target(flags: DatabaseFlags, context: CliContext): DatabaseTarget {
   return parsed.kind === 'sqlite' ? { kind: 'sqlite', path: context.resolve(parsed.path) } : parsed;
 }
 
+/** A read-only view of the database the flags name. */
+export async function openInspector(flags: DatabaseFlags, context: CliContext): Promise<Inspector> {
+  const where = target(flags, context);
+  return where.kind === 'sqlite'
+    ? (await import('../inspect/sqlite-inspector.ts')).openSqliteInspector(where.path)
+    : await (await import('../inspect/postgres-inspector.ts')).openPostgresInspector(where.url, where.schema);
+}
+
+/** A read-write connection for changing dead letters on the database the flags name. */
+export async function openDeadLetterOperator(flags: DatabaseFlags, context: CliContext): Promise<DeadLetterOperator> {
+  const where = target(flags, context);
+  return where.kind === 'sqlite'
+    ? (await import('../inspect/sqlite-inspector.ts')).openSqliteDeadLetterOperator(where.path)
+    : await (await import('../inspect/postgres-inspector.ts')).openPostgresDeadLetterOperator(where.url, where.schema);
+}
+
 /** Runs `work` with a read-only view of the database, closed afterwards. */
 export async function withInspector<T>(
   flags: DatabaseFlags,
   context: CliContext,
   work: (inspector: Inspector) => Promise<T>,
 ): Promise<T> {
-  const where = target(flags, context);
-  const inspector =
-    where.kind === 'sqlite'
-      ? (await import('../inspect/sqlite-inspector.ts')).openSqliteInspector(where.path)
-      : await (await import('../inspect/postgres-inspector.ts')).openPostgresInspector(where.url, where.schema);
+  const inspector = await openInspector(flags, context);
   try {
     return await work(inspector);
   } finally {
@@ -64,14 +76,7 @@ export async function withDeadLetterOperator<T>(
   context: CliContext,
   work: (operator: DeadLetterOperator) => Promise<T>,
 ): Promise<T> {
-  const where = target(flags, context);
-  const operator =
-    where.kind === 'sqlite'
-      ? (await import('../inspect/sqlite-inspector.ts')).openSqliteDeadLetterOperator(where.path)
-      : await (await import('../inspect/postgres-inspector.ts')).openPostgresDeadLetterOperator(
-          where.url,
-          where.schema,
-        );
+  const operator = await openDeadLetterOperator(flags, context);
   try {
     return await work(operator);
   } finally {

@@ -57,7 +57,8 @@ export interface ProjectionState {
  * application's write would wait on.
  */
 export interface Inspector {
-  listStreams(options: { limit: number; after?: string; category?: string }): Promise<StreamSummary[]>;
+  /** Streams by id after `after` (keyset paging), of one category, or whose id starts with `prefix`. */
+  listStreams(options: { limit: number; after?: string; category?: string; prefix?: string }): Promise<StreamSummary[]>;
   /** `undefined` when the stream has no events. */
   readStream(streamId: string, options: { from: number; limit: number }): Promise<StoredEvent[] | undefined>;
   /** Events after `position`, in log order. */

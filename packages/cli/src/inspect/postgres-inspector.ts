@@ -88,7 +88,7 @@ export async function openPostgresInspector(url: string, schema: string): Promis
   const tracer = createOperationTracer(postgresTraceReader(pool, s));
 
   return {
-    async listStreams({ limit, after, category }) {
+    async listStreams({ limit, after, category, prefix }) {
       const { rows } = await pool.query<{
         stream_id: string;
         category: string;
@@ -99,8 +99,9 @@ export async function openPostgresInspector(url: string, schema: string): Promis
         `SELECT stream_id, MIN(category) AS category, MAX(stream_version) AS version, COUNT(*) AS events,
            MAX(recorded_at) AS last
          FROM ${s}.events WHERE stream_id > $1 AND ($2::text IS NULL OR category = $2)
+           AND stream_id >= COALESCE($4, '') AND ($4::text IS NULL OR starts_with(stream_id, $4))
          GROUP BY stream_id ORDER BY stream_id LIMIT $3`,
-        [after ?? '', category ?? null, limit],
+        [after ?? '', category ?? null, limit, prefix || null],
       );
       return rows.map((r) => ({
         streamId: r.stream_id,

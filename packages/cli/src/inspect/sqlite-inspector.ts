@@ -68,6 +68,13 @@ export function openSqliteInspector(path: string): Inspector {
        FROM factline_events WHERE stream_id > ? AND (? IS NULL OR category = ?)
        GROUP BY stream_id ORDER BY stream_id LIMIT ?`,
     ),
+    // A prefix is a range of the (stream_id, stream_version) index: from it to it followed by the highest code point.
+    prefixed: db.prepare(
+      `SELECT stream_id, category, MAX(stream_version) AS version, COUNT(*) AS events, MAX(recorded_at) AS last
+       FROM factline_events WHERE stream_id >= ? AND stream_id <> ? AND stream_id < ? || char(1114111)
+       AND (? IS NULL OR category = ?)
+       GROUP BY stream_id ORDER BY stream_id LIMIT ?`,
+    ),
     stream: db.prepare(
       `SELECT ${eventColumns} FROM factline_events WHERE stream_id = ? AND stream_version >= ?
        ORDER BY stream_version LIMIT ?`,
@@ -82,8 +89,19 @@ export function openSqliteInspector(path: string): Inspector {
   const deadLetters = has('factline_dead_letters') ? getSqliteDeadLetterStore({ database: db }) : undefined;
 
   return {
-    async listStreams({ limit, after, category }) {
-      const rows = sql.streams.all(after ?? '', category ?? null, category ?? null, limit) as {
+    async listStreams({ limit, after, category, prefix }) {
+      const rows = (
+        prefix
+          ? sql.prefixed.all(
+              after !== undefined && after > prefix ? after : prefix,
+              after ?? '',
+              prefix,
+              category ?? null,
+              category ?? null,
+              limit,
+            )
+          : sql.streams.all(after ?? '', category ?? null, category ?? null, limit)
+      ) as {
         stream_id: string;
         category: string;
         version: number;

@@ -1,0 +1,68 @@
+/** @jsxImportSource hono/jsx */
+import type { Child } from 'hono/jsx';
+
+export type Section = 'streams' | 'projections' | 'dead-letters' | 'outbox' | 'trace';
+
+const sections: [Section, string, string][] = [
+  ['streams', '/streams', 'Streams'],
+  ['projections', '/projections', 'Projections'],
+  ['dead-letters', '/dead-letters', 'Dead letters'],
+  ['outbox', '/outbox', 'Outbox'],
+  ['trace', '/trace', 'Trace'],
+];
+
+/** Every page's frame: the navigation, a title, and the page's content. */
+export function Layout(props: { title: string; section: Section; children: Child; scripts?: string[] }) {
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>{`${props.title} · factline`}</title>
+        <link rel="stylesheet" href="/assets/style.css" />
+        {(props.scripts ?? []).map((src) => (
+          <script src={src} defer />
+        ))}
+      </head>
+      <body>
+        <header>
+          <a class="brand" href="/streams">
+            factline
+          </a>
+          {sections.map(([name, href, label]) => (
+            <a href={href} aria-current={name === props.section ? 'page' : undefined}>
+              {label}
+            </a>
+          ))}
+          <form method="get" action="/trace">
+            <input name="correlationId" placeholder="correlation id" aria-label="correlation id" />
+          </form>
+        </header>
+        <main>
+          <h1>{props.title}</h1>
+          {props.children}
+        </main>
+      </body>
+    </html>
+  );
+}
+
+/** A date as ISO text in a `<time>`. */
+export const Time = (props: { at: Date | string | null | undefined }) => {
+  if (props.at === null || props.at === undefined) return <span class="muted">—</span>;
+  const iso = typeof props.at === 'string' ? props.at : props.at.toISOString();
+  return <time datetime={iso}>{iso.replace('T', ' ').replace('Z', '')}</time>;
+};
+
+/** A value as indented JSON in a `<pre>` (escaped like every other text). */
+export const Json = (props: { value: unknown; label?: string }) => (
+  <pre data-label={props.label}>{JSON.stringify(props.value, null, 2)}</pre>
+);
+
+/** A query string from the defined entries. */
+export function query(params: Record<string, string | number | undefined>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value !== undefined) search.set(key, String(value));
+  const text = search.toString();
+  return text === '' ? '' : `?${text}`;
+}
