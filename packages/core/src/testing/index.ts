@@ -5,6 +5,7 @@
  */
 
 export { createInMemoryLeases, type InMemoryLeaseTable } from '../lease/in-memory.ts';
+export { createVirtualClock, type VirtualClock } from '../workflows/timers/clock.ts';
 export { spawnTestChild, type TestChild } from './child-process.ts';
 export {
   type CaseContext,
@@ -83,3 +84,4 @@ export {
   transportSkipReasons,
 } from './transport-conformance.ts';
 export { settlesWithin, waitUntil } from './wait-until.ts';
+export { type WorkflowThen, workflowSpecification } from './workflow-specification.ts';
