@@ -84,4 +84,11 @@ export {
   transportSkipReasons,
 } from './transport-conformance.ts';
 export { settlesWithin, waitUntil } from './wait-until.ts';
+export {
+  createWorkflowScenario,
+  type ScenarioContext,
+  type ScenarioHandler,
+  type WorkflowScenario,
+  type WorkflowScenarioOptions,
+} from './workflow-scenario.ts';
 export { type WorkflowThen, workflowSpecification } from './workflow-specification.ts';
