@@ -72,6 +72,12 @@ export {
   snapshotStoreConformanceCases,
 } from './snapshots/index.ts';
 export { type StartUpBackend, type StartUpOrdersOptions, testStartUpOrders } from './start-up-orders.ts';
+export {
+  type TimerStoreConformanceOptions,
+  testTimerStoreConformance,
+  timerStoreConformanceCases,
+} from './timer-store-conformance.ts';
+export type { TimerCaseContext, TimerConformanceCase, TimerEnvironment, TimerInput } from './timers/context.ts';
 export { type TraceEnvironment, type TraceOperationOptions, testTraceOperation } from './trace-operation.ts';
 export {
   type ReceiveOptions,
