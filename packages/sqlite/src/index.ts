@@ -46,3 +46,4 @@ export {
   type SqliteTimerStoreOptions,
   sqliteTimerProjection,
 } from './workflows/sqlite-timer-store.ts';
+export { type SqliteWorkflowTimersOptions, startSqliteWorkflowTimers } from './workflows/sqlite-workflow-timers.ts';

@@ -6,7 +6,7 @@ import { type Logger, log, loggerKind } from '../../logging/logger.ts';
 import { checkOptions, type OptionSpecOf } from '../../options/check-options.ts';
 import type { WorkflowHandler } from '../handler.ts';
 import { type Clock, systemClock } from './clock.ts';
-import type { TimerStore } from './types.ts';
+import type { PendingTimer, TimerStore } from './types.ts';
 
 export interface WorkflowTimersOptions {
   timers: TimerStore;
@@ -16,7 +16,9 @@ export interface WorkflowTimersOptions {
   clock?: Clock;
   /** Timers read per round. Default 100. */
   batchSize?: number;
-  /** Longest wait between looks at the store (a timer scheduled by another process). Default 1000 ms. */
+  /** Timers of a round recorded at once (each on its own instance; the SQL stores commit them together). Default 16. */
+  concurrency?: number;
+  /** Longest wait between looks at the store (a timer scheduled by another process). Default 100 ms. */
   pollMs?: number;
   /** With a lease, one poller per store fires (the others stand by and take over). Default: none. */
   lease?: Lease;
@@ -25,6 +27,8 @@ export interface WorkflowTimersOptions {
   /** Told each failure (a timer whose input could not be recorded stays pending and is tried again). */
   onError?: (error: unknown) => void;
   logger?: Logger;
+  /** Runs once the loop stopped and its lease was released (an adapter closes its lease provider here). */
+  close?: () => Promise<void>;
 }
 
 const spec: OptionSpecOf<WorkflowTimersOptions> = {
@@ -32,11 +36,13 @@ const spec: OptionSpecOf<WorkflowTimersOptions> = {
   handlers: 'array',
   clock: 'object',
   batchSize: 'positive-integer',
+  concurrency: 'positive-integer',
   pollMs: 'positive-integer',
   lease: 'object',
   leaseCheckMs: 'positive-integer',
   onError: 'function',
   logger: loggerKind,
+  close: 'function',
 };
 
 export interface FireReport {
@@ -74,7 +80,8 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
   const { timers } = options;
   const clock = options.clock ?? systemClock;
   const batchSize = options.batchSize ?? 100;
-  const pollMs = options.pollMs ?? 1000;
+  const concurrency = options.concurrency ?? 16;
+  const pollMs = options.pollMs ?? 100;
   const byWorkflow = new Map(options.handlers.map((handler) => [handler.workflow.name, handler]));
   const stats = { fired: 0, dropped: 0, failed: 0, running: false, held: false };
   const report = (error: unknown) => {
@@ -87,29 +94,34 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
     }
   };
 
+  const fireOne = async (timer: PendingTimer, round: FireReport, failedNow: Set<string>) => {
+    const handler = byWorkflow.get(timer.workflow);
+    try {
+      if (!handler) throw new Error(`no handler given for workflow '${timer.workflow}' (timer ${timer.timerId})`);
+      const outcome = await handler.fireTimer(timer);
+      if (outcome === 'timer-dropped' || outcome === 'duplicate') {
+        // Gone or recorded already (a table that missed its removal): never fired again.
+        await timers.remove(timer.timerId);
+        if (outcome === 'timer-dropped') round.dropped++;
+      } else {
+        round.fired++;
+      }
+    } catch (error) {
+      failedNow.add(timer.timerId);
+      round.failed++;
+      report(error);
+    }
+  };
+
   const fireDue = async (holds: () => Promise<boolean> = async () => true): Promise<FireReport> => {
     const round: FireReport = { fired: 0, dropped: 0, failed: 0 };
     const failedNow = new Set<string>();
     for (;;) {
       const due = (await timers.due(clock.now(), batchSize + failedNow.size)).filter((t) => !failedNow.has(t.timerId));
       if (due.length === 0) return round;
-      for (const timer of due) {
+      for (let from = 0; from < due.length; from += concurrency) {
         if (!(await holds())) return round;
-        const handler = byWorkflow.get(timer.workflow);
-        try {
-          if (!handler) throw new Error(`no handler given for workflow '${timer.workflow}' (timer ${timer.timerId})`);
-          const outcome = await handler.fireTimer(timer);
-          if (outcome === 'timer-dropped') {
-            await timers.remove(timer.timerId);
-            round.dropped++;
-          } else {
-            round.fired++;
-          }
-        } catch (error) {
-          failedNow.add(timer.timerId);
-          round.failed++;
-          report(error);
-        }
+        await Promise.all(due.slice(from, from + concurrency).map((timer) => fireOne(timer, round, failedNow)));
       }
     }
   };
@@ -174,6 +186,7 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
       stats.held = lease === 'held';
     },
     startFailures: 'report',
+    close: options.close,
   });
 
   return {

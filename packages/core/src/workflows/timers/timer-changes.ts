@@ -1,6 +1,11 @@
 import type { RecordedEvent } from '../../store/types.ts';
 import { streamCategory } from '../../store/validation.ts';
-import { type InputRecordData, workflowEventTypes as T, type TimerScheduledData } from '../records.ts';
+import {
+  type InputRecordData,
+  type ParkedRecordData,
+  workflowEventTypes as T,
+  type TimerScheduledData,
+} from '../records.ts';
 import type { TimerChange } from './types.ts';
 
 /** The event types a timer table is kept from. */
@@ -9,6 +14,7 @@ export const timerEventTypes: readonly string[] = [
   T.timerCancelled,
   T.input,
   T.deferred,
+  T.parked,
   T.completed,
   T.cancelled,
 ];
@@ -16,7 +22,7 @@ export const timerEventTypes: readonly string[] = [
 /**
  * What recorded instance events do to the timer table, in order: a schedule
  * replaces the pending timer of its token; a cancel removes it; a fired
- * timer's input (or its deferral while parked) removes that timer; the
+ * timer's input (or its deferral, or the park it caused) removes that timer; the
  * instance's end removes all of its timers. Every timer store applies these,
  * so the rule is written once.
  *
@@ -49,6 +55,11 @@ export function timerChanges(events: readonly RecordedEvent[]): TimerChange[] {
       case T.input:
       case T.deferred: {
         const timer = (event.data as InputRecordData).timer;
+        if (timer) changes.push({ kind: 'remove', timerId: timer.timerId });
+        break;
+      }
+      case T.parked: {
+        const timer = (event.data as ParkedRecordData).input.timer;
         if (timer) changes.push({ kind: 'remove', timerId: timer.timerId });
         break;
       }

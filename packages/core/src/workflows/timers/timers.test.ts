@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
-import { isValidationError } from '../../errors/index.ts';
+import { isValidationError, NonRetryableError } from '../../errors/index.ts';
 import { createMessage } from '../../messaging/message.ts';
 import { getInMemoryEventStore } from '../../store/in-memory.ts';
 import type { EventStore } from '../../store/types.ts';
@@ -101,7 +101,7 @@ describe('workflow timers', () => {
   });
 
   it('fires timers due while nothing ran, late rather than never, earliest first', async () => {
-    const poller = createWorkflowTimers({ timers, handlers: [handler], clock, batchSize: 2 });
+    const poller = createWorkflowTimers({ timers, handlers: [handler], clock, batchSize: 2, concurrency: 1 });
     for (const id of ['a', 'b', 'c', 'd', 'e']) {
       await charging(id);
       clock.advance(1000);
@@ -140,6 +140,27 @@ describe('workflow timers', () => {
     assert.deepEqual(await poller.fireDue(), { fired: 0, dropped: 0, failed: 1 });
     assert.equal(errors.length, 1);
     assert.equal(await timers.pendingCount(), 1);
+  });
+
+  it('removes a timer whose firing parked its instance: it does not fire again', async () => {
+    const parking = createWorkflowHandler(
+      {
+        ...paymentFlow,
+        decide: (message, state) => {
+          if (message.type === 'PaymentTimedOut') throw new NonRetryableError('cannot time out');
+          return paymentFlow.decide(message, state);
+        },
+      },
+      { store, now: clock.now },
+    );
+    const poller = createWorkflowTimers({ timers, handlers: [parking], clock });
+    await parking.handle(input('OrderPlaced', { orderId: 'p', amount: 1 }));
+    await parking.handle(input('StockReserved', { orderId: 'p' }));
+    clock.advance(minutes(15));
+    assert.deepEqual(await poller.fireDue(), { fired: 1, dropped: 0, failed: 0 });
+    assert.equal(parking.stats().parked, 1);
+    assert.equal(await timers.pendingCount(), 0);
+    assert.deepEqual(await poller.fireDue(), { fired: 0, dropped: 0, failed: 0 });
   });
 
   it('refuses unknown options', () => {
