@@ -34,6 +34,7 @@ export async function startSqliteWorkflowTimers(
       handlers: 'array',
       clock: 'object',
       batchSize: 'any',
+      concurrency: 'any',
       pollMs: 'any',
       onError: 'any',
       logger: 'any',
