@@ -44,6 +44,8 @@ export interface WorkflowScenario {
   readonly unrouted: readonly Message[];
   /** Publishes a message and runs everything it leads to, until nothing is left to do. */
   send(message: MessageInput): Promise<void>;
+  /** Runs everything already recorded or queued (e.g. after appending to `store` directly), until idle. */
+  drain(): Promise<void>;
   /** Moves the virtual clock, firing each timer at its due time, and drains after each. */
   advance(ms: number): Promise<void>;
   /** An instance as its stream tells it. */
@@ -130,6 +132,7 @@ export function createWorkflowScenario(options: WorkflowScenarioOptions): Workfl
     workflows,
     delivered,
     unrouted,
+    drain,
     async send(message) {
       queue.push(createMessage(message, clock.now));
       await drain();
