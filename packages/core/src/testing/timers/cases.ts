@@ -92,6 +92,23 @@ export const timerCases: readonly TimerConformanceCase[] = [
     },
   },
   {
+    name: 'start messages racing for one instance yield one instance; each is recorded once',
+    async run(context) {
+      const { definition, handler } = context.workflow();
+      const racing = Array.from({ length: 8 }, (_, i) => set('race', 'x', T0 + i));
+      const outcomes = await Promise.all(racing.map((message) => handler.handle(message)));
+      assert.ok(outcomes.every((outcome) => outcome === 'recorded'));
+      const { events } = await context.store.readStream(`${definition.name}-race`);
+      const inputs = events.filter((e) => e.type === '$workflow.input');
+      assert.equal(inputs.length, 8);
+      assert.deepEqual(
+        new Set(inputs.map((e) => (e.data as { message: { id: string } }).message.id)),
+        new Set(racing.map((m) => m.id)),
+      );
+      assert.equal((await dueOf(context, definition.name, T0 + 100)).length, 1, 'one timer of the token');
+    },
+  },
+  {
     name: 'remove drops a timer by id',
     async run(context) {
       const { definition, handler } = context.workflow();
