@@ -12,6 +12,7 @@ import { sqliteWorkloads } from './workloads/sqlite.ts';
 import { sqliteScanWorkloads } from './workloads/sqlite-scan.ts';
 import { tracingWorkloads } from './workloads/tracing.ts';
 import { tracingOverheadWorkloads } from './workloads/tracing-overhead.ts';
+import { workflowWorkloads } from './workloads/workflow.ts';
 
 export const workloads: Workload[] = [
   ...sqliteWorkloads,
@@ -26,4 +27,5 @@ export const workloads: Workload[] = [
   ...schemaReadWorkloads,
   ...schemaSnapshotWorkloads,
   ...cliWorkloads,
+  ...workflowWorkloads,
 ];
