@@ -152,8 +152,10 @@ describe('createWorkflowHandler', () => {
     assert.equal(parked?.error.code, 'VALIDATION');
   });
 
-  it('refuses bad options and bad definitions with typed errors', () => {
+  it('refuses bad options and bad inputs with typed errors', async () => {
     assert.throws(() => createWorkflowHandler(paymentFlow, { store, bogus: 1 } as never), isValidationError);
     assert.throws(() => createWorkflowHandler(paymentFlow, {} as never), isValidationError);
+    const handler = createWorkflowHandler(paymentFlow, { store });
+    await assert.rejects(handler.handle({ type: 'OrderPlaced', data: {} } as never), isValidationError);
   });
 });

@@ -1,4 +1,4 @@
-import { isConcurrencyError, isEventIdConflictError } from '../errors/index.ts';
+import { isConcurrencyError, isEventIdConflictError, ValidationError } from '../errors/index.ts';
 import { log } from '../logging/logger.ts';
 import type { Event } from '../store/types.ts';
 import { derivedId } from './derived-id.ts';
@@ -90,6 +90,9 @@ export function createWorkflowHandler<State, In extends Event, Out extends Event
   };
 
   const handle = async (message: WorkflowInput): Promise<WorkflowOutcome> => {
+    if (typeof message?.id !== 'string' || message.id.length === 0 || typeof message.type !== 'string') {
+      throw new ValidationError({ path: 'message', message: 'a workflow input needs a string id and type' });
+    }
     const input = inputOf(message);
     if (!workflow.inputs.includes(input.type)) return counted('ignored');
     const instanceId = workflow.correlate(input as WorkflowInputOf<In>);
