@@ -1,32 +1,58 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  complete,
-  createMessage,
-  createWorkflowHandler,
-  createWorkflowTimers,
-  defineWorkflow,
-  type Event,
-  schedule,
-} from '@factline/core';
+import { createMessage, createWorkflowHandler, createWorkflowTimers } from '@factline/core';
+import { settlesWithin, spawnTestChild, waitUntil } from '@factline/core/testing';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresEventStore } from '../store/postgres-event-store.ts';
+import { reminder } from './fixtures/reminder-workflow.ts';
 import { getPostgresTimerStore, postgresTimerProjection } from './postgres-timer-store.ts';
 
 const skip = await postgresUnavailable();
+const childScript = new URL('./fixtures/timer-child.ts', import.meta.url).pathname;
 
-type Reminder = Event<'Remind', { id: string; at: number }> | Event<'Ring', { id: string }>;
-const reminder = defineWorkflow<null, Reminder>({
-  name: 'reminder',
-  inputs: ['Remind', 'Ring'],
-  start: ['Remind'],
-  correlate: (input) => input.data.id,
-  initialState: () => null,
-  evolve: (state) => state,
-  decide: (input) =>
-    input.type === 'Remind'
-      ? schedule({ token: 'ring', at: new Date(input.data.at), message: { type: 'Ring', data: { id: input.data.id } } })
-      : complete(),
+test('postgres: a kill -9 between a timer firing and its recording loses nothing; it fires once after', {
+  skip,
+  timeout: 120_000,
+}, async (t) => {
+  const schema = testSchema('timers_kill');
+  t.after(() => dropSchema(schema));
+  const store = await getPostgresEventStore({
+    connectionString: postgresUrl,
+    schema,
+    poolSize: 2,
+    inlineProjections: [postgresTimerProjection({ schema })],
+  });
+  const timers = await getPostgresTimerStore({ pool: store.pool, schema });
+  const rings = async () => {
+    const { rows } = await store.pool.query(
+      `SELECT COUNT(*)::int AS n FROM "${schema}".events WHERE type = '$workflow.input' AND data->'timer' IS NOT NULL`,
+    );
+    return rows[0].n as number;
+  };
+  try {
+    await createWorkflowHandler(reminder, { store }).handle(
+      createMessage({ type: 'Remind', data: { id: 'k1', at: Date.now() + 200 } }),
+    );
+    const victim = spawnTestChild(childScript, [postgresUrl, schema, 'crash']);
+    await settlesWithin(victim.exited, 30_000, 'the victim killed itself');
+    assert.match(victim.stdout(), /crashing before recording a fired timer/);
+    assert.equal(await timers.pendingCount(), 1, 'the timer is still pending');
+    assert.equal(await rings(), 0);
+
+    const survivor = spawnTestChild(childScript, [postgresUrl, schema, 'run']);
+    try {
+      await waitUntil(async () => (await timers.pendingCount()) === 0, 'the timer fired after the restart', 30_000);
+    } finally {
+      survivor.child.kill('SIGTERM');
+      await survivor.exited;
+    }
+    assert.equal(await rings(), 1, 'recorded once');
+    const { events } = await store.readStream('reminder-k1');
+    assert.equal(events.at(-1)?.type, '$workflow.completed');
+  } finally {
+    await timers.close();
+    await store.close();
+  }
 });
 
 test('postgres: 10,000 timers pending across a restart all fire, each once', { skip, timeout: 600_000 }, async (t) => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createMessage, createWorkflowHandler, createWorkflowTimers } from '@factline/core';
-import { spawnTestChild, waitUntil } from '@factline/core/testing';
+import { settlesWithin, spawnTestChild, waitUntil } from '@factline/core/testing';
 import {
   getSqliteEventStore,
   getSqliteTimerStore,
@@ -71,7 +71,7 @@ describe('sqlite workflows: kill -9 and restarts', { timeout: 120_000 }, () => {
     const victim = startChild(path, 'after-decision');
     await victim.ready;
     await publishStart(path, 'j1', Date.now() + 1500);
-    await victim.exited;
+    await settlesWithin(victim.exited, 30_000, 'the victim killed itself');
     assert.match(victim.stdout(), /crashing after a decision/);
     const crashed = await inspect(path, 'j1');
     assert.deepEqual(crashed.inputs, ['Start'], 'the decision committed');
@@ -101,7 +101,7 @@ describe('sqlite workflows: kill -9 and restarts', { timeout: 120_000 }, () => {
     const victim = startChild(path, 'before-timer-record');
     await victim.ready;
     await publishStart(path, 'j2', Date.now() + 300);
-    await victim.exited;
+    await settlesWithin(victim.exited, 30_000, 'the victim killed itself');
     assert.match(victim.stdout(), /crashing before recording a fired timer/);
     const crashed = await inspect(path, 'j2');
     assert.deepEqual(crashed.inputs, ['Start']);
