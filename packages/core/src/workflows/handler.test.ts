@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 import { isConcurrencyError, isValidationError, isWorkflowError } from '../errors/index.ts';
 import { createMessage } from '../messaging/message.ts';
+import { createSchemaRegistry } from '../schema/registry.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
 import type { EventStore } from '../store/types.ts';
 import { type FlowInput, paymentFlow, poison } from './fixtures/payment-flow.ts';
@@ -150,6 +151,14 @@ describe('createWorkflowHandler', () => {
     assert.equal(await handler.handle(input('OrderPlaced', { orderId: 'b', amount: 1 })), 'parked');
     const [parked] = await handler.parked.list();
     assert.equal(parked?.error.code, 'VALIDATION');
+  });
+
+  it('records on a store whose schema registry refuses unknown types: the workflow records are Factline’s own', async () => {
+    const strict = getInMemoryEventStore({ schemas: createSchemaRegistry([], { unknownTypes: 'error' }) });
+    await assert.rejects(strict.append('x-1', [{ type: 'Unknown', data: {} }]), isValidationError);
+    const handler = createWorkflowHandler(paymentFlow, { store: strict });
+    assert.equal(await handler.handle(input('OrderPlaced', { orderId: 'o1', amount: 30 })), 'recorded');
+    assert.equal((await strict.readStream('flow-o1')).events.length, 2);
   });
 
   it('refuses bad options and bad inputs with typed errors', async () => {
