@@ -14,6 +14,7 @@ import { tracingWorkloads } from './workloads/tracing.ts';
 import { tracingGuardWorkloads } from './workloads/tracing-guards.ts';
 import { tracingOverheadWorkloads } from './workloads/tracing-overhead.ts';
 import { uiWorkloads } from './workloads/ui-streams.ts';
+import { workflowWorkloads } from './workloads/workflow.ts';
 
 export const workloads: Workload[] = [
   ...sqliteWorkloads,
@@ -30,4 +31,5 @@ export const workloads: Workload[] = [
   ...schemaSnapshotWorkloads,
   ...cliWorkloads,
   ...uiWorkloads,
+  ...workflowWorkloads,
 ];

@@ -8,6 +8,7 @@ import { removeSchemaFiles } from './workloads/schema-read.ts';
 import { removeScanFiles } from './workloads/sqlite-scan.ts';
 import { removeTracingFiles } from './workloads/tracing.ts';
 import { removeTracingOverheadFiles } from './workloads/tracing-overhead.ts';
+import { removeWorkflowFiles } from './workloads/workflow.ts';
 
 const filter = process.argv[2] ?? '';
 const selected = workloads.filter((w) => w.name.includes(filter));
@@ -27,6 +28,7 @@ try {
   removeTracingFiles();
   removeTracingOverheadFiles();
   removeSchemaFiles();
+  removeWorkflowFiles();
   await dropPostgresScanSchemas();
 }
 writeResults(new URL('../results/latest.json', import.meta.url), filter);

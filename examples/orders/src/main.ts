@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { type RecordedEvent, renderTraceTree } from '@factline/core';
 import { getSqliteEventStore, getSqliteTracer, startSqliteProjections } from '@factline/sqlite';
 import { runOrdersDemo } from './demo.ts';
+import { runFulfilmentDemo } from './fulfilment/demo.ts';
 import { orderSummaries, readOrderSummaries } from './order-summaries.ts';
 import { orderSchemas } from './schemas.ts';
 import { orderEventsRelay, printServices, startOrderServices } from './services.ts';
@@ -51,6 +52,10 @@ try {
   const trace = await getSqliteTracer({ database: store.database }).traceOperation('checkout-1001');
   console.log('\nTrace of order 1001 (everything carrying correlation id checkout-1001):');
   console.log(renderTraceTree(trace));
+
+  // The fulfilment saga (a workflow): reserve stock → charge payment → ship, with compensation and a 15-minute timer.
+  console.log('\nFulfilment saga, one order of each outcome (scenario harness, virtual clock):');
+  for (const line of await runFulfilmentDemo()) console.log(line);
 } finally {
   await projections.stop();
   await services.stop();

@@ -24,3 +24,4 @@ export type * from './store/types.ts';
 export type { StoreLimits } from './store/validation.ts';
 export * from './tracing/index.ts';
 export type { ProducerSpanRelation } from './tracing/span-relation.ts';
+export * from './workflows/index.ts';

@@ -45,3 +45,13 @@ export {
 } from './store/postgres-event-store.ts';
 export { postgresTraceReader } from './tracing/postgres-trace-reader.ts';
 export { getPostgresTracer, type PostgresTracer, type PostgresTracerOptions } from './tracing/postgres-tracer.ts';
+export {
+  getPostgresTimerStore,
+  type PostgresTimerStore,
+  type PostgresTimerStoreOptions,
+  postgresTimerProjection,
+} from './workflows/postgres-timer-store.ts';
+export {
+  type PostgresWorkflowTimersOptions,
+  startPostgresWorkflowTimers,
+} from './workflows/postgres-workflow-timers.ts';

@@ -42,40 +42,12 @@ export async function migratePostgres(
   component: string,
   migrations: readonly PostgresMigration[],
 ): Promise<void> {
-  const quoted = quoteSchema(schema);
-  const latest = migrations.reduce((max, m) => Math.max(max, m.version), 0);
+  quoteSchema(schema);
   const client = await checkOut(pool);
   let failed = false;
   try {
     await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`factline-migrations:${schema}`]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
-    await client.query(`CREATE TABLE IF NOT EXISTS ${quoted}.migrations (
-      component text NOT NULL,
-      version integer NOT NULL,
-      description text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now(),
-      PRIMARY KEY (component, version)
-    )`);
-    const { rows } = await client.query<{ version: number }>(
-      `SELECT COALESCE(MAX(version), 0)::int AS version FROM ${quoted}.migrations WHERE component = $1`,
-      [component],
-    );
-    const current = rows[0]?.version ?? 0;
-    if (current > latest) {
-      throw new StorageError(
-        `The database's '${component}' schema in ${quoted} is at version ${current}, newer than this Factline knows (${latest}); upgrade Factline`,
-      );
-    }
-    for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
-      if (migration.version <= current) continue;
-      await client.query(migration.up(quoted));
-      await client.query(`INSERT INTO ${quoted}.migrations (component, version, description) VALUES ($1, $2, $3)`, [
-        component,
-        migration.version,
-        migration.description,
-      ]);
-    }
+    await applyMigrations(client, schema, component, migrations);
     await client.query('COMMIT');
   } catch (error) {
     failed = true;
@@ -83,6 +55,49 @@ export async function migratePostgres(
     throw toStorageError(error);
   } finally {
     client.release(failed);
+  }
+}
+
+/**
+ * The steps of `migratePostgres` on a client inside a transaction the caller
+ * holds (an inline projection's `init`): the advisory lock, the schema, the
+ * component's steps not yet applied.
+ */
+export async function applyMigrations(
+  client: Pick<pg.PoolClient, 'query'>,
+  schema: string,
+  component: string,
+  migrations: readonly PostgresMigration[],
+): Promise<void> {
+  const quoted = quoteSchema(schema);
+  const latest = migrations.reduce((max, m) => Math.max(max, m.version), 0);
+  await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`factline-migrations:${schema}`]);
+  await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+  await client.query(`CREATE TABLE IF NOT EXISTS ${quoted}.migrations (
+    component text NOT NULL,
+    version integer NOT NULL,
+    description text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (component, version)
+  )`);
+  const { rows } = await client.query<{ version: number }>(
+    `SELECT COALESCE(MAX(version), 0)::int AS version FROM ${quoted}.migrations WHERE component = $1`,
+    [component],
+  );
+  const current = rows[0]?.version ?? 0;
+  if (current > latest) {
+    throw new StorageError(
+      `The database's '${component}' schema in ${quoted} is at version ${current}, newer than this Factline knows (${latest}); upgrade Factline`,
+    );
+  }
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (migration.version <= current) continue;
+    await client.query(migration.up(quoted));
+    await client.query(`INSERT INTO ${quoted}.migrations (component, version, description) VALUES ($1, $2, $3)`, [
+      component,
+      migration.version,
+      migration.description,
+    ]);
   }
 }
 

@@ -41,3 +41,9 @@ export {
 } from './store/sqlite-event-store.ts';
 export type { WriteQueueStats } from './store/write-queue.ts';
 export { getSqliteTracer, type SqliteTracerOptions } from './tracing/sqlite-tracer.ts';
+export {
+  getSqliteTimerStore,
+  type SqliteTimerStoreOptions,
+  sqliteTimerProjection,
+} from './workflows/sqlite-timer-store.ts';
+export { type SqliteWorkflowTimersOptions, startSqliteWorkflowTimers } from './workflows/sqlite-workflow-timers.ts';

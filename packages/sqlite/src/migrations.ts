@@ -16,30 +16,33 @@ export interface Migration {
  * sharing this file may use for itself.
  */
 export function migrate(db: Database, component: string, migrations: readonly Migration[]): void {
+  db.transaction(() => applyMigrations(db, component, migrations)).immediate();
+}
+
+/** The steps of `migrate`, inside a transaction the caller holds (an inline projection's `init`). */
+export function applyMigrations(db: Database, component: string, migrations: readonly Migration[]): void {
   const latest = migrations.reduce((max, m) => Math.max(max, m.version), 0);
-  db.transaction(() => {
-    db.exec(`CREATE TABLE IF NOT EXISTS factline_migrations (
-      component TEXT NOT NULL,
-      version INTEGER NOT NULL,
-      description TEXT NOT NULL,
-      applied_at INTEGER NOT NULL,
-      PRIMARY KEY (component, version)
-    ) WITHOUT ROWID`);
-    const row = db
-      .prepare('SELECT COALESCE(MAX(version), 0) AS version FROM factline_migrations WHERE component = ?')
-      .get(component) as { version: number };
-    if (row.version > latest) {
-      throw new StorageError(
-        `The database's '${component}' schema is at version ${row.version}, newer than this Factline knows (${latest}); upgrade Factline`,
-      );
-    }
-    const record = db.prepare(
-      'INSERT INTO factline_migrations (component, version, description, applied_at) VALUES (?, ?, ?, ?)',
+  db.exec(`CREATE TABLE IF NOT EXISTS factline_migrations (
+    component TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    applied_at INTEGER NOT NULL,
+    PRIMARY KEY (component, version)
+  ) WITHOUT ROWID`);
+  const row = db
+    .prepare('SELECT COALESCE(MAX(version), 0) AS version FROM factline_migrations WHERE component = ?')
+    .get(component) as { version: number };
+  if (row.version > latest) {
+    throw new StorageError(
+      `The database's '${component}' schema is at version ${row.version}, newer than this Factline knows (${latest}); upgrade Factline`,
     );
-    for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
-      if (migration.version <= row.version) continue;
-      db.exec(migration.up);
-      record.run(component, migration.version, migration.description, Date.now());
-    }
-  }).immediate();
+  }
+  const record = db.prepare(
+    'INSERT INTO factline_migrations (component, version, description, applied_at) VALUES (?, ?, ?, ?)',
+  );
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (migration.version <= row.version) continue;
+    db.exec(migration.up);
+    record.run(component, migration.version, migration.description, Date.now());
+  }
 }

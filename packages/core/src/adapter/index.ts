@@ -154,3 +154,5 @@ export type {
   TraceReader,
   TraceSources,
 } from '../tracing/trace-sources.ts';
+export { timerChanges, timerEventTypes } from '../workflows/timers/timer-changes.ts';
+export type { TimerChange } from '../workflows/timers/types.ts';

@@ -205,6 +205,20 @@ export class TimeoutError extends FactlineError {
   }
 }
 
+/**
+ * A workflow request that does not fit the instance's state: retrying or
+ * cancelling an instance that is not parked, an instance that does not exist.
+ * Not retryable.
+ */
+export class WorkflowError extends FactlineError {
+  /** The instance's stream id. */
+  readonly streamId: string;
+  constructor(streamId: string, message: string) {
+    super('WORKFLOW', `Workflow instance '${streamId}': ${message}`);
+    this.streamId = streamId;
+  }
+}
+
 /** A failure of the storage engine itself (disk, driver, connection). */
 export class StorageError extends FactlineError {
   constructor(message: string, options: FactlineErrorOptions = {}) {
@@ -295,4 +309,5 @@ export const isTransportError = (e: unknown): e is TransportError => hasCode(e, 
 export const isNonRetryableError = (e: unknown): e is NonRetryableError => hasCode(e, 'NON_RETRYABLE');
 export const isNoSubscriptionError = (e: unknown): e is NoSubscriptionError => hasCode(e, 'NO_SUBSCRIPTION');
 export const isSchemaError = (e: unknown): e is SchemaError => hasCode(e, 'SCHEMA');
+export const isWorkflowError = (e: unknown): e is WorkflowError => hasCode(e, 'WORKFLOW');
 export const isUpcastError = (e: unknown): e is UpcastError => hasCode(e, 'UPCAST');

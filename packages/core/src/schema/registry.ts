@@ -140,7 +140,7 @@ export function createSchemaRegistry(
     encode(kind, type, data) {
       const definition = byKind[kind].get(type);
       if (definition === undefined) {
-        if (refuseUnknown) {
+        if (refuseUnknown && !isWorkflowRecord(type)) {
           throw new ValidationError({
             path: 'type',
             message: `'${type}' is not a defined ${kind} type (unknownTypes: 'error')`,
@@ -158,7 +158,7 @@ export function createSchemaRegistry(
       // The common case costs a Map look-up and a compare.
       const definition = byKind[kind].get(type);
       if (definition === undefined) {
-        if (refuseUnknown)
+        if (refuseUnknown && !isWorkflowRecord(type))
           throw new SchemaError(kind, type, schemaVersion, `it is not a defined ${kind} type (unknownTypes: 'error')`);
         return undefined;
       }
@@ -170,3 +170,6 @@ export function createSchemaRegistry(
     definitions: () => list,
   };
 }
+
+/** A workflow instance's own records (`$workflow.input`, …): Factline's, never the application's to define. */
+const isWorkflowRecord = (type: string) => type.startsWith('$workflow.');

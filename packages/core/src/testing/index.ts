@@ -5,6 +5,7 @@
  */
 
 export { createInMemoryLeases, type InMemoryLeaseTable } from '../lease/in-memory.ts';
+export { createVirtualClock, type VirtualClock } from '../workflows/timers/clock.ts';
 export { spawnTestChild, type TestChild } from './child-process.ts';
 export {
   type CaseContext,
@@ -71,6 +72,12 @@ export {
   snapshotStoreConformanceCases,
 } from './snapshots/index.ts';
 export { type StartUpBackend, type StartUpOrdersOptions, testStartUpOrders } from './start-up-orders.ts';
+export {
+  type TimerStoreConformanceOptions,
+  testTimerStoreConformance,
+  timerStoreConformanceCases,
+} from './timer-store-conformance.ts';
+export type { TimerCaseContext, TimerConformanceCase, TimerEnvironment, TimerInput } from './timers/context.ts';
 export { type TraceEnvironment, type TraceOperationOptions, testTraceOperation } from './trace-operation.ts';
 export {
   type ReceiveOptions,
@@ -83,3 +90,11 @@ export {
   transportSkipReasons,
 } from './transport-conformance.ts';
 export { settlesWithin, waitUntil } from './wait-until.ts';
+export {
+  createWorkflowScenario,
+  type ScenarioContext,
+  type ScenarioHandler,
+  type WorkflowScenario,
+  type WorkflowScenarioOptions,
+} from './workflow-scenario.ts';
+export { type WorkflowThen, workflowSpecification } from './workflow-specification.ts';

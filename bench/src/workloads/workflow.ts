@@ -1,0 +1,213 @@
+/**
+ * Workflow workloads (`npm run bench -- workflow`), on an SQLite file:
+ * - `workflow-sqlite-steps`: STEPS saga steps end to end. A step = a `Start` message published to the
+ *   SQLite transport → the workflow's consumer records the input and its `send` output in one append →
+ *   the workflow relay (store as outbox) publishes it → a consumer with the SQLite inbox runs the step's
+ *   handler (one INSERT). Subject `factline` = steps/s from the first publish to the last handler run;
+ *   subject `consumer` = the same number of messages published straight to the transport and handled by
+ *   the same inbox consumer (the pipeline alone, same machine, same run).
+ * - `workflow-sqlite-timer-lateness`: TIMERS pending timers due over SPREAD_MS (20 s), fired by the timer poller
+ *   (`createWorkflowTimers` on the SQLite timer store); lateness = the fired input recorded − its due
+ *   time, p50 and p99 in ms, the machine otherwise idle.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  createConsumer,
+  createMessage,
+  createWorkflowHandler,
+  createWorkflowTimers,
+  defineWorkflow,
+  defineWorkflowRelay,
+  type Event,
+  schedule,
+  send,
+  systemClock,
+} from '@factline/core';
+import {
+  getSqliteEventStore,
+  getSqliteInbox,
+  getSqliteTimerStore,
+  getSqliteTransport,
+  sqliteTimerProjection,
+  startSqliteProjections,
+} from '@factline/sqlite';
+import type { Database } from 'better-sqlite3';
+import { report, type Trial, type Workload } from '../harness.ts';
+
+const STEPS = Number(process.env.FACTLINE_BENCH_WORKFLOW_STEPS ?? 2000);
+const TIMERS = Number(process.env.FACTLINE_BENCH_WORKFLOW_TIMERS ?? 10_000);
+/** Over how long the timers fall due: 10,000 over 20 s is 500 firings/s. */
+const SPREAD_MS = Number(process.env.FACTLINE_BENCH_WORKFLOW_TIMER_SPREAD_MS ?? 20_000);
+const dir = join(tmpdir(), `factline-bench-workflow-${process.pid}`);
+let counter = 0;
+const freshFile = () => {
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `trial-${++counter}.db`);
+};
+export function removeWorkflowFiles(): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+type JobInput = Event<'Start', { id: string }> | Event<'Fire', { id: string }>;
+type JobOutput = Event<'Step', { id: string }>;
+const job = defineWorkflow<null, JobInput, JobOutput>({
+  name: 'job',
+  inputs: ['Start', 'Fire'],
+  start: ['Start'],
+  correlate: (input) => input.data.id,
+  initialState: () => null,
+  evolve: (state) => state,
+  decide: (input) => [send({ type: 'Step', data: { id: input.data.id } })],
+});
+
+/** Waits (polling, with a deadline) until `done()`. */
+async function until(done: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function stepsTrial(viaWorkflow: boolean): Trial {
+  const path = freshFile();
+  const store = getSqliteEventStore({ path, inlineProjections: [sqliteTimerProjection()] });
+  const transport = getSqliteTransport({ database: store.database, pollIntervalMs: 20 });
+  store.database.exec('CREATE TABLE bench_steps (id TEXT PRIMARY KEY)');
+  let handled = 0;
+  const handler = createWorkflowHandler(job, { store });
+  const inputs = createConsumer({ name: 'job', topic: 'jobs', transport, handler: (m) => handler.handle(m) });
+  const steps = createConsumer<Database>({
+    name: 'steps',
+    topic: 'steps',
+    transport,
+    inbox: getSqliteInbox({ database: store.database }),
+    handler(message, db) {
+      db.prepare('INSERT INTO bench_steps (id) VALUES (?)').run(message.id);
+      handled++;
+    },
+  });
+  let relay: Awaited<ReturnType<typeof startSqliteProjections>> | undefined;
+  return {
+    async setup() {
+      await steps.start();
+      if (viaWorkflow) {
+        await inputs.start();
+        relay = await startSqliteProjections(store, [
+          defineWorkflowRelay({ name: 'job_relay', transport, topic: 'steps' }),
+        ]);
+      }
+    },
+    async run() {
+      const messages = Array.from({ length: STEPS }, (_, i) =>
+        viaWorkflow
+          ? createMessage({ type: 'Start', data: { id: `j${i}` }, key: `j${i}` })
+          : createMessage({ type: 'Step', data: { id: `j${i}` }, key: `j${i}` }),
+      );
+      for (let i = 0; i < messages.length; i += 500) {
+        await transport.publish(viaWorkflow ? 'jobs' : 'steps', messages.slice(i, i + 500));
+      }
+      await until(() => handled >= STEPS, 600_000);
+      return STEPS;
+    },
+    async teardown() {
+      await relay?.stop();
+      await inputs.stop();
+      await steps.stop();
+      await transport.close();
+      await store.close();
+      for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
+    },
+  };
+}
+
+type TimerInput = Event<'Set', { id: string; at: number }> | Event<'Fire', { id: string }>;
+const timed = defineWorkflow<null, TimerInput>({
+  name: 'timed',
+  inputs: ['Set', 'Fire'],
+  start: ['Set'],
+  correlate: (input) => input.data.id,
+  initialState: () => null,
+  evolve: (state) => state,
+  decide: (input) =>
+    input.type === 'Set'
+      ? schedule({ token: 't', at: new Date(input.data.at), message: { type: 'Fire', data: { id: input.data.id } } })
+      : [],
+});
+
+function latencyTrial(): Trial {
+  const path = freshFile();
+  const store = getSqliteEventStore({ path, inlineProjections: [sqliteTimerProjection()] });
+  const timers = getSqliteTimerStore({ database: store.database });
+  const handler = createWorkflowHandler(timed, { store });
+  const far = Date.now() + 3_600_000;
+  const lateness: number[] = [];
+  let shift = 0;
+  const clock = { now: () => Date.now() + shift, setTimer: systemClock.setTimer };
+  const measuring = {
+    ...handler,
+    fireTimer: async (timer: Parameters<typeof handler.fireTimer>[0]) => {
+      const outcome = await handler.fireTimer(timer);
+      lateness.push(clock.now() - timer.dueAt);
+      return outcome;
+    },
+  };
+  const poller = createWorkflowTimers({
+    timers,
+    handlers: [measuring],
+    clock,
+    pollMs: 10,
+    batchSize: 500,
+    concurrency: 64,
+  });
+  return {
+    async setup() {
+      for (let i = 0; i < TIMERS; i += 500) {
+        await Promise.all(
+          Array.from({ length: Math.min(500, TIMERS - i) }, (_, j) =>
+            handler.handle(
+              createMessage({ type: 'Set', data: { id: `t${i + j}`, at: far + ((i + j) * SPREAD_MS) / TIMERS } }),
+            ),
+          ),
+        );
+      }
+    },
+    async run() {
+      shift = far - Date.now() - 500; // the first timer falls due half a second from now
+      await poller.start();
+      await until(() => lateness.length >= TIMERS, 600_000);
+      await poller.stop();
+      const sorted = [...lateness].sort((a, b) => a - b);
+      const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+      report('workflow-sqlite-timer-lateness', 'factline.p50', at(50), 'ms');
+      report('workflow-sqlite-timer-lateness', 'factline.p99', at(99), 'ms');
+      return TIMERS;
+    },
+    async teardown() {
+      await store.close();
+      for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
+    },
+  };
+}
+
+export const workflowWorkloads: Workload[] = [
+  {
+    name: 'workflow-sqlite-steps',
+    description: `${STEPS} saga steps end to end on SQLite (input recorded + output relayed + handler run), beside the consumer pipeline alone`,
+    unit: 'steps/s',
+    repeat: 3,
+    subjects: [
+      { name: 'factline', trial: () => stepsTrial(true) },
+      { name: 'consumer', trial: () => stepsTrial(false) },
+    ],
+  },
+  {
+    name: 'workflow-sqlite-timer-lateness',
+    description: `${TIMERS} pending timers due over ${SPREAD_MS / 1000} s on SQLite; lateness p50/p99 (ms) past due`,
+    unit: 'timers/s',
+    repeat: 1,
+    subjects: [{ name: 'factline', trial: latencyTrial }],
+  },
+];

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { isConcurrencyError } from '../../errors/index.ts';
+import { createMessage } from '../../messaging/message.ts';
+import { createWorkflowHandler } from '../../workflows/handler.ts';
+import type { TimerCaseContext, TimerConformanceCase } from './context.ts';
+
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+const msg = (type: string, data: Record<string, unknown>) => createMessage({ type, data });
+const set = (id: string, token: string, at: number) => msg('Set', { id, token, at });
+
+/** The due timers of this case's workflow only (a shared backend holds others). */
+const dueOf = async (context: TimerCaseContext, workflow: string, now: number) =>
+  (await context.timers.due(now, 10_000)).filter((timer) => timer.workflow === workflow);
+
+export const timerCases: readonly TimerConformanceCase[] = [
+  {
+    name: 'a timer is pending once its decision committed, and due from its due time, earliest first',
+    async run(context) {
+      const { definition, handler } = context.workflow();
+      await handler.handle(set('b', 'x', T0 + 2000));
+      await handler.handle(set('a', 'x', T0 + 1000));
+      await handler.handle(set('c', 'x', T0 + 3000));
+      assert.deepEqual(await dueOf(context, definition.name, T0), []);
+      const due = await dueOf(context, definition.name, T0 + 2000);
+      assert.deepEqual(
+        due.map((t) => [t.streamId, t.token, t.dueAt]),
+        [
+          [`${definition.name}-a`, 'x', T0 + 1000],
+          [`${definition.name}-b`, 'x', T0 + 2000],
+        ],
+      );
+      assert.deepEqual(due[0]?.message, { type: 'Due', data: { id: 'a', token: 'x' } });
+      assert.equal(due[0]?.workflow, definition.name);
+      assert.ok((await context.timers.nextDueAt()) !== undefined);
+      assert.ok((await context.timers.pendingCount()) >= 3);
+      const limited = await context.timers.due(T0 + 3000, 1);
+      assert.equal(limited.length, 1);
+    },
+  },
+  {
+    name: 'a cancel removes the token’s timer; a new schedule of a token replaces it; other tokens stay',
+    async run(context) {
+      const { definition, handler } = context.workflow();
+      await handler.handle(set('i', 'a', T0 + 1000));
+      await handler.handle(set('i', 'b', T0 + 1000));
+      await handler.handle(set('i', 'a', T0 + 5000));
+      let due = await dueOf(context, definition.name, T0 + 10_000);
+      assert.deepEqual(due.map((t) => [t.token, t.dueAt]).sort(), [
+        ['a', T0 + 5000],
+        ['b', T0 + 1000],
+      ]);
+      await handler.handle(msg('Cancel', { id: 'i', token: 'b' }));
+      due = await dueOf(context, definition.name, T0 + 10_000);
+      assert.deepEqual(
+        due.map((t) => t.token),
+        ['a'],
+      );
+    },
+  },
+  {
+    name: 'a fired timer’s recorded input removes it; the instance’s end removes all of its timers',
+    async run(context) {
+      const { definition, handler } = context.workflow();
+      await handler.handle(set('i', 'a', T0 + 1000));
+      await handler.handle(set('i', 'b', T0 + 2000));
+      await handler.handle(set('j', 'a', T0 + 1000));
+      const [first] = await dueOf(context, definition.name, T0 + 1000);
+      assert.ok(first);
+      assert.equal(await handler.fireTimer(first), 'recorded');
+      assert.equal(await handler.fireTimer(first), 'duplicate', 'a second firing collapses');
+      assert.equal((await dueOf(context, definition.name, T0 + 10_000)).length, 2);
+      await handler.handle(msg('End', { id: 'i' }));
+      await handler.handle(msg('End', { id: 'j' }));
+      assert.deepEqual(await dueOf(context, definition.name, T0 + 10_000), []);
+    },
+  },
+  {
+    name: 'a decision that fails to commit schedules nothing',
+    async run(context) {
+      const { definition } = context.workflow();
+      const streamId = `${definition.name}-i`;
+      await context.store.append(streamId, [{ type: 'Other', data: {} }]);
+      await assert.rejects(
+        context.store.append(
+          streamId,
+          [{ type: '$workflow.timer-scheduled', data: { token: 't', dueAt: T0, message: { type: 'Due', data: {} } } }],
+          { expectedVersion: 0 },
+        ),
+        isConcurrencyError,
+      );
+      assert.deepEqual(await dueOf(context, definition.name, T0 + 1), []);
+    },
+  },
+  {
+    name: 'start messages racing for one instance yield one instance; each is recorded once',
+    async run(context) {
+      const { definition, handler } = context.workflow();
+      const racing = Array.from({ length: 8 }, (_, i) => set('race', 'x', T0 + i));
+      const outcomes = await Promise.all(racing.map((message) => handler.handle(message)));
+      assert.ok(outcomes.every((outcome) => outcome === 'recorded'));
+      const { events } = await context.store.readStream(`${definition.name}-race`);
+      const inputs = events.filter((e) => e.type === '$workflow.input');
+      assert.equal(inputs.length, 8);
+      assert.deepEqual(
+        new Set(inputs.map((e) => (e.data as { message: { id: string } }).message.id)),
+        new Set(racing.map((m) => m.id)),
+      );
+      assert.equal((await dueOf(context, definition.name, T0 + 100)).length, 1, 'one timer of the token');
+    },
+  },
+  {
+    name: 'remove drops a timer by id',
+    async run(context) {
+      const { definition, handler } = context.workflow();
+      await handler.handle(set('i', 'a', T0));
+      const [timer] = await dueOf(context, definition.name, T0);
+      assert.ok(timer);
+      await context.timers.remove(timer.timerId);
+      assert.deepEqual(await dueOf(context, definition.name, T0), []);
+    },
+  },
+  {
+    name: 'pending timers survive a restart and fire once after it, late rather than never',
+    skip: (environment) => (environment.reopen ? undefined : 'the backend keeps nothing across a restart'),
+    async run(context) {
+      const { definition, handler } = context.workflow();
+      for (let i = 0; i < 50; i++) await handler.handle(set(`i${i}`, 'a', T0 + i));
+      const reopened = await (context.reopen as NonNullable<typeof context.reopen>)();
+      const revived = createWorkflowHandler(definition, { store: reopened.store });
+      const due = await dueOf({ ...context, ...reopened }, definition.name, T0 + 60_000);
+      assert.equal(due.length, 50);
+      for (const timer of due) assert.equal(await revived.fireTimer(timer), 'recorded');
+      assert.deepEqual(await dueOf({ ...context, ...reopened }, definition.name, T0 + 60_000), []);
+      let fired = 0;
+      for await (const event of reopened.store.readAll({ categories: [definition.name], types: ['$workflow.input'] })) {
+        if ((event.data as { timer?: unknown }).timer) fired++;
+      }
+      assert.equal(fired, 50, 'each timer recorded once');
+    },
+  },
+];

@@ -1,0 +1,67 @@
+import { isNonRetryableError, isValidationError } from '../errors/index.ts';
+import { type Logger, log, loggerKind } from '../logging/logger.ts';
+import { checkOptions, type OptionSpecOf } from '../options/check-options.ts';
+import type { EventStore } from '../store/types.ts';
+import type { WorkflowInput } from './types.ts';
+
+export interface WorkflowHandlerOptions {
+  /** Where the instances' streams are. */
+  store: EventStore;
+  /** Clock for `afterMs` timers and for telling which timers are due. Default `Date.now`. */
+  now?: () => number;
+  /**
+   * An input that names no existing instance and may not start one (or that
+   * `correlate` maps to none). Default: ignored and counted (`stats().notFound`).
+   */
+  onNotFound?: (input: WorkflowInput, instanceId: string | undefined) => void;
+  /**
+   * Which errors of `decide` park the instance instead of going back to the
+   * caller (the consumer's retry policy). Default: errors marked not
+   * retryable (`NonRetryableError`, `ValidationError`, any Factline error with
+   * `retryable: false`).
+   */
+  isTerminal?: (error: unknown) => boolean;
+  /** Told each instance it parks (after the park is recorded). */
+  onParked?: (streamId: string, error: unknown, input: WorkflowInput) => void;
+  /** Where hook failures and drops are reported. Default: silent. */
+  logger?: Logger;
+  /** Reloads after a conflicting append before giving up (the error then goes to the caller). Default 50. */
+  maxConflicts?: number;
+}
+
+const spec: OptionSpecOf<WorkflowHandlerOptions> = {
+  store: 'object',
+  now: 'function',
+  onNotFound: 'function',
+  isTerminal: 'function',
+  onParked: 'function',
+  logger: loggerKind,
+  maxConflicts: 'positive-integer',
+};
+
+export type ResolvedHandlerOptions = Required<Omit<WorkflowHandlerOptions, 'onNotFound' | 'onParked' | 'logger'>> &
+  Pick<WorkflowHandlerOptions, 'onNotFound' | 'onParked' | 'logger'>;
+
+const defaultTerminal = (error: unknown) =>
+  isNonRetryableError(error) ||
+  isValidationError(error) ||
+  (typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false);
+
+export function resolveHandlerOptions(given: WorkflowHandlerOptions): ResolvedHandlerOptions {
+  checkOptions(given, spec, 'createWorkflowHandler', { required: ['store'], optional: false });
+  return {
+    ...given,
+    now: given.now ?? Date.now,
+    isTerminal: given.isTerminal ?? defaultTerminal,
+    maxConflicts: given.maxConflicts ?? 50,
+  };
+}
+
+/** Calls a user's hook; its failure is logged, never thrown. */
+export function callHook(logger: Logger | undefined, hook: string, call: () => void): void {
+  try {
+    call();
+  } catch (error) {
+    log(logger, 'error', { hook, err: error }, 'workflow hook failed');
+  }
+}

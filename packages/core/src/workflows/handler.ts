@@ -1,0 +1,233 @@
+import { isConcurrencyError, isEventIdConflictError, ValidationError } from '../errors/index.ts';
+import { log } from '../logging/logger.ts';
+import type { Event } from '../store/types.ts';
+import { derivedId } from './derived-id.ts';
+import {
+  callHook,
+  type ResolvedHandlerOptions,
+  resolveHandlerOptions,
+  type WorkflowHandlerOptions,
+} from './handler-options.ts';
+import { instanceStreamId, loadInstance, type WorkflowInstance } from './instance.ts';
+import { createParkedInstances, type ParkedInstances } from './parked.ts';
+import {
+  decisionEvents,
+  describeError,
+  type InputRecordData,
+  outputList,
+  recordMetadata,
+  workflowEventTypes as T,
+} from './records.ts';
+import type { PendingTimer } from './timers/types.ts';
+import type { Workflow, WorkflowInput, WorkflowInputOf } from './types.ts';
+
+/**
+ * What became of one input: `'recorded'` (decided and recorded with its
+ * outputs), `'duplicate'` (recorded before), `'not-found'`, `'ignored'` (not
+ * one of the workflow's inputs), `'after-end'` (the instance had completed or
+ * was cancelled), `'parked'` (decide failed terminally), `'deferred'` (kept
+ * for when the parked instance is retried), `'timer-dropped'`.
+ */
+export type WorkflowOutcome =
+  | 'recorded'
+  | 'duplicate'
+  | 'not-found'
+  | 'ignored'
+  | 'after-end'
+  | 'parked'
+  | 'deferred'
+  | 'timer-dropped';
+
+export type WorkflowStats = Record<WorkflowOutcome, number>;
+
+export interface WorkflowHandler {
+  readonly workflow: Workflow<unknown>;
+  /** The input types it takes: subscribe its consumer to the topics carrying them. */
+  readonly inputs: readonly string[];
+  /**
+   * Routes a message to its instance and records it there with what `decide`
+   * made of it, in one append. Usable as a consumer's handler: a retryable
+   * failure rejects (the consumer's retry policy applies), a terminal one
+   * parks the instance and resolves.
+   */
+  handle(message: WorkflowInput): Promise<WorkflowOutcome>;
+  /** Records a due timer as an input of its instance (the timer poller calls it). */
+  fireTimer(timer: PendingTimer): Promise<WorkflowOutcome>;
+  /** Counts since the handler was created. */
+  stats(): WorkflowStats;
+  /** Parked instances: list, retry, cancel. */
+  readonly parked: ParkedInstances;
+}
+
+/**
+ * The runtime of one workflow over an event store: each instance is the
+ * stream `<name>-<instanceId>`, recording what it received and decided. Hand
+ * `handle` to a consumer, run `startWorkflowTimers` for its timers, and
+ * publish its sent messages with `defineWorkflowRelay`.
+ *
+ * @example
+ * const checkoutHandler = createWorkflowHandler(checkout, { store });
+ * createConsumer({ name: 'checkout', topic: 'orders', transport, handler: (m) => checkoutHandler.handle(m) });
+ */
+export function createWorkflowHandler<State, In extends Event, Out extends Event>(
+  workflow: Workflow<State, In, Out>,
+  given: WorkflowHandlerOptions,
+): WorkflowHandler {
+  const options = resolveHandlerOptions(given);
+  const stats: WorkflowStats = {
+    recorded: 0,
+    duplicate: 0,
+    'not-found': 0,
+    ignored: 0,
+    'after-end': 0,
+    parked: 0,
+    deferred: 0,
+    'timer-dropped': 0,
+  };
+  const counted = (outcome: WorkflowOutcome) => {
+    stats[outcome]++;
+    return outcome;
+  };
+
+  const handle = async (message: WorkflowInput): Promise<WorkflowOutcome> => {
+    if (typeof message?.id !== 'string' || message.id.length === 0 || typeof message.type !== 'string') {
+      throw new ValidationError({ path: 'message', message: 'a workflow input needs a string id and type' });
+    }
+    const input = inputOf(message);
+    if (!workflow.inputs.includes(input.type)) return counted('ignored');
+    const instanceId = workflow.correlate(input as WorkflowInputOf<In>);
+    if (typeof instanceId !== 'string' || instanceId.length === 0) return notFound(input, undefined);
+    const streamId = instanceStreamId(workflow, instanceId);
+    const mayStart = workflow.start.includes(input.type);
+    return counted(await record(workflow, options, streamId, { message: input }, mayStart, notFound));
+  };
+
+  const notFound = (input: WorkflowInput, instanceId: string | undefined): WorkflowOutcome => {
+    const hook = options.onNotFound;
+    if (hook) callHook(options.logger, 'onNotFound', () => hook(input, instanceId));
+    return 'not-found';
+  };
+
+  const fireTimer = async (timer: PendingTimer): Promise<WorkflowOutcome> => {
+    const input: WorkflowInput = {
+      id: derivedId(timer.timerId, 'fired'),
+      type: timer.message.type,
+      data: timer.message.data,
+      metadata: { ...timer.metadata, causationId: timer.timerId },
+    };
+    const ref = { timerId: timer.timerId, token: timer.token, dueAt: timer.dueAt };
+    const outcome = await record(workflow, options, timer.streamId, { message: input, timer: ref }, false, () => {
+      return 'not-found';
+    });
+    if (outcome === 'after-end' || outcome === 'not-found') {
+      log(options.logger, 'info', { streamId: timer.streamId, timerId: timer.timerId }, 'timer dropped');
+      return counted('timer-dropped');
+    }
+    return counted(outcome);
+  };
+
+  return {
+    workflow: workflow as unknown as Workflow<unknown>,
+    inputs: workflow.inputs,
+    handle,
+    fireTimer,
+    stats: () => ({ ...stats }),
+    parked: createParkedInstances(workflow, options),
+  };
+}
+
+/** The input as recorded: only what an instance keeps of a message. */
+function inputOf(message: WorkflowInput): WorkflowInput {
+  return { id: message.id, type: message.type, data: message.data, metadata: { ...message.metadata } };
+}
+
+/**
+ * Records one input in its instance: reload, decide, append with the version
+ * read; a conflict (a racing input, a racing start) reloads and decides again.
+ */
+async function record<State, In extends Event, Out extends Event>(
+  workflow: Workflow<State, In, Out>,
+  options: ResolvedHandlerOptions,
+  streamId: string,
+  data: InputRecordData,
+  mayStart: boolean,
+  notFound: (input: WorkflowInput, instanceId: string | undefined) => WorkflowOutcome,
+): Promise<WorkflowOutcome> {
+  const { store } = options;
+  for (let conflicts = 0; ; conflicts++) {
+    const instance = await loadInstance(store, workflow, streamId);
+    const outcome = await tryRecord(workflow, options, instance, data, mayStart);
+    if (outcome === 'not-found') return notFound(data.message, streamId.slice(workflow.name.length + 1));
+    if (outcome !== 'conflict') return outcome;
+    if (conflicts + 1 >= options.maxConflicts) {
+      // Give up to the caller (the consumer retries later): the conflict error says why.
+      const last = await loadInstance(store, workflow, streamId);
+      return (await tryRecord(workflow, options, last, data, mayStart, true)) as WorkflowOutcome;
+    }
+  }
+}
+
+async function tryRecord<State, In extends Event, Out extends Event>(
+  workflow: Workflow<State, In, Out>,
+  options: ResolvedHandlerOptions,
+  instance: WorkflowInstance<State>,
+  data: InputRecordData,
+  mayStart: boolean,
+  rethrowConflicts = false,
+): Promise<WorkflowOutcome | 'conflict'> {
+  const { store } = options;
+  const { streamId, version } = instance;
+  const input = data.message;
+  if (instance.seen.has(input.id)) return 'duplicate';
+  if (version === 0 && !mayStart) return 'not-found';
+  if (instance.status === 'completed' || instance.status === 'cancelled') return 'after-end';
+  const metadata = recordMetadata(input);
+  let events: Parameters<typeof store.append>[1];
+  let outcome: WorkflowOutcome = 'recorded';
+  let failure: unknown;
+  if (instance.status === 'parked') {
+    events = [{ id: derivedId(streamId, input.id, 'deferred', String(version)), type: T.deferred, data, metadata }];
+    outcome = 'deferred';
+  } else {
+    try {
+      const outputs = outputList(workflow.decide(input as WorkflowInputOf<In>, instance.state));
+      events = decisionEvents(streamId, data, outputs, options.now());
+    } catch (error) {
+      if (!options.isTerminal(error)) throw error;
+      events = [parkedEvent(streamId, data, error, instance.state, version)];
+      outcome = 'parked';
+      failure = error;
+    }
+  }
+  try {
+    await store.append(streamId, events, { expectedVersion: version });
+    if (outcome === 'parked') reportParked(options, streamId, failure, input);
+    return outcome;
+  } catch (error) {
+    if ((isConcurrencyError(error) || isEventIdConflictError(error)) && !rethrowConflicts) return 'conflict';
+    if (outcome === 'recorded' && options.isTerminal(error)) {
+      // The decision cannot be recorded (an output JSON cannot carry, too large): park on it.
+      await store.append(streamId, [parkedEvent(streamId, data, error, instance.state, version)], {
+        expectedVersion: version,
+      });
+      reportParked(options, streamId, error, input);
+      return 'parked';
+    }
+    throw error;
+  }
+}
+
+function reportParked(options: ResolvedHandlerOptions, streamId: string, error: unknown, input: WorkflowInput) {
+  log(options.logger, 'warn', { streamId, inputId: input.id, err: error }, 'workflow instance parked');
+  const hook = options.onParked;
+  if (hook) callHook(options.logger, 'onParked', () => hook(streamId, error, input));
+}
+
+export function parkedEvent(streamId: string, input: InputRecordData, error: unknown, state: unknown, version: number) {
+  return {
+    id: derivedId(streamId, input.message.id, 'parked', String(version)),
+    type: T.parked,
+    data: { input, error: describeError(error), state },
+    metadata: recordMetadata(input.message),
+  };
+}

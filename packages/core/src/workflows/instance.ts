@@ -1,0 +1,93 @@
+import type { Event, EventStore, RecordedEvent } from '../store/types.ts';
+import {
+  type InputRecordData,
+  type ParkedRecordData,
+  type SentRecordData,
+  workflowEventTypes as T,
+} from './records.ts';
+import type { Workflow, WorkflowInputOf, WorkflowRecord } from './types.ts';
+
+export type InstanceStatus = 'active' | 'completed' | 'cancelled' | 'parked';
+
+/** An instance as its stream tells it. */
+export interface WorkflowInstance<State> {
+  streamId: string;
+  /** The stream's version: 0 when the instance does not exist. */
+  version: number;
+  state: State;
+  status: InstanceStatus;
+  /** Ids of every input the instance has seen (handled, parked or deferred). */
+  seen: Set<string>;
+  /** While parked: the input it failed on, the error, and the inputs received since, in order. */
+  parked?: { record: ParkedRecordData; pending: InputRecordData[]; at: Date };
+}
+
+/** The stream id of an instance. */
+export const instanceStreamId = (workflow: { name: string }, instanceId: string) => `${workflow.name}-${instanceId}`;
+
+/** Folds an instance's recorded events into its state and status. */
+export function foldInstance<State, In extends Event, Out extends Event>(
+  workflow: Workflow<State, In, Out>,
+  streamId: string,
+  events: readonly RecordedEvent[],
+  version: number,
+): WorkflowInstance<State> {
+  const instance: WorkflowInstance<State> = {
+    streamId,
+    version,
+    state: workflow.initialState(),
+    status: 'active',
+    seen: new Set(),
+  };
+  const evolve = (recorded: WorkflowRecord<In, Out>) => {
+    instance.state = workflow.evolve(instance.state, recorded);
+  };
+  for (const event of events) {
+    switch (event.type) {
+      case T.input: {
+        const data = event.data as InputRecordData;
+        instance.seen.add(data.message.id);
+        evolve({ kind: 'input', message: data.message as WorkflowInputOf<In> });
+        break;
+      }
+      case T.sent:
+        evolve({ kind: 'sent', message: (event.data as SentRecordData).message as Out });
+        break;
+      case T.completed:
+        instance.status = 'completed';
+        break;
+      case T.cancelled:
+        instance.status = 'cancelled';
+        instance.parked = undefined;
+        break;
+      case T.parked: {
+        const record = event.data as ParkedRecordData;
+        instance.seen.add(record.input.message.id);
+        instance.status = 'parked';
+        instance.parked = { record, pending: [], at: event.recordedAt };
+        break;
+      }
+      case T.deferred: {
+        const data = event.data as InputRecordData;
+        instance.seen.add(data.message.id);
+        instance.parked?.pending.push(data);
+        break;
+      }
+      case T.resumed:
+        instance.status = 'active';
+        instance.parked = undefined;
+        break;
+    }
+  }
+  return instance;
+}
+
+/** Reads and folds an instance. */
+export async function loadInstance<State, In extends Event, Out extends Event>(
+  store: EventStore,
+  workflow: Workflow<State, In, Out>,
+  streamId: string,
+): Promise<WorkflowInstance<State>> {
+  const { events, version } = await store.readStream(streamId);
+  return foldInstance(workflow, streamId, events, version);
+}

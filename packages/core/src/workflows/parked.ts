@@ -1,0 +1,165 @@
+import { isConcurrencyError, isEventIdConflictError, WorkflowError } from '../errors/index.ts';
+import type { Event, EventToAppend } from '../store/types.ts';
+import { derivedId } from './derived-id.ts';
+import type { ResolvedHandlerOptions } from './handler-options.ts';
+import { instanceStreamId, loadInstance } from './instance.ts';
+import {
+  decisionEvents,
+  describeError,
+  type InputRecordData,
+  outputList,
+  type ParkedRecordData,
+  recordMetadata,
+  workflowEventTypes as T,
+} from './records.ts';
+import type { Workflow, WorkflowInputOf, WorkflowOutput } from './types.ts';
+
+/** A parked instance, as `list` shows it. */
+export interface ParkedInstance {
+  streamId: string;
+  instanceId: string;
+  /** The input `decide` failed on, the error, and the state it was given. */
+  input: ParkedRecordData['input']['message'];
+  error: ParkedRecordData['error'];
+  state: unknown;
+  /** Inputs received since, kept for the retry, in order. */
+  pending: number;
+  parkedAt: Date;
+}
+
+/** What `retry` did: `'resumed'` (every kept input recorded) or `'parked'` again (an input failed again). */
+export type RetryOutcome = 'resumed' | 'parked';
+
+export interface ParkedInstances {
+  /** Every instance of the workflow parked now, oldest park first. */
+  list(): Promise<ParkedInstance[]>;
+  /**
+   * Decides again the input the instance failed on, then the inputs kept
+   * since, in order, and records them with their outputs in one append. A
+   * retryable failure rejects (nothing recorded); a terminal one parks it again.
+   */
+  retry(instanceId: string): Promise<RetryOutcome>;
+  /** Ends the instance (parked or active): its timers are dropped, later inputs ignored. */
+  cancel(instanceId: string, reason?: string): Promise<void>;
+}
+
+export function createParkedInstances<State, In extends Event, Out extends Event>(
+  workflow: Workflow<State, In, Out>,
+  options: ResolvedHandlerOptions,
+): ParkedInstances {
+  const { store } = options;
+  const load = async (instanceId: string) => {
+    const streamId = instanceStreamId(workflow, instanceId);
+    const instance = await loadInstance(store, workflow, streamId);
+    if (instance.version === 0) throw new WorkflowError(streamId, 'no such instance');
+    return instance;
+  };
+  const withConflicts = async <T>(attempt: () => Promise<T>): Promise<T> => {
+    for (let conflicts = 1; ; conflicts++) {
+      try {
+        return await attempt();
+      } catch (error) {
+        const conflict = isConcurrencyError(error) || isEventIdConflictError(error);
+        if (!conflict || conflicts >= options.maxConflicts) throw error;
+      }
+    }
+  };
+
+  return {
+    async list() {
+      const latest = new Map<string, string>();
+      for await (const event of store.readAll({
+        categories: [workflow.name],
+        types: [T.parked, T.resumed, T.cancelled],
+      })) {
+        latest.set(event.streamId, event.type);
+      }
+      const parked: ParkedInstance[] = [];
+      for (const [streamId, type] of latest) {
+        if (type !== T.parked) continue;
+        const instance = await loadInstance(store, workflow, streamId);
+        if (!instance.parked) continue;
+        const { record, pending, at } = instance.parked;
+        parked.push({
+          streamId,
+          instanceId: streamId.slice(workflow.name.length + 1),
+          input: record.input.message,
+          error: record.error,
+          state: record.state,
+          pending: pending.length,
+          parkedAt: at,
+        });
+      }
+      return parked.sort((a, b) => a.parkedAt.getTime() - b.parkedAt.getTime());
+    },
+
+    retry: (instanceId) =>
+      withConflicts(async () => {
+        const instance = await load(instanceId);
+        if (!instance.parked) throw new WorkflowError(instance.streamId, `is ${instance.status}, not parked`);
+        const { streamId, version } = instance;
+        const salt = String(version);
+        const kept = [instance.parked.record.input, ...instance.parked.pending];
+        const events: EventToAppend[] = [{ id: derivedId(streamId, 'resumed', salt), type: T.resumed, data: {} }];
+        let state = instance.state;
+        let outcome: RetryOutcome = 'resumed';
+        for (const [i, record] of kept.entries()) {
+          if (outcome === 'parked') {
+            events.push(keptEvent(streamId, record, T.deferred, salt));
+            continue;
+          }
+          let outputs: WorkflowOutput[];
+          try {
+            outputs = outputList(workflow.decide(record.message as WorkflowInputOf<In>, state));
+          } catch (error) {
+            if (!options.isTerminal(error)) throw error;
+            events.push({
+              id: derivedId(streamId, record.message.id, 'parked', salt),
+              type: T.parked,
+              data: { input: record, error: describeError(error), state },
+              metadata: recordMetadata(record.message),
+            });
+            outcome = 'parked';
+            continue;
+          }
+          events.push(...decisionEvents(streamId, record, outputs, options.now(), `${salt}:${i}`));
+          state = evolveDecision(workflow, state, record, outputs);
+          if (outputs.some((output) => output.kind === 'complete')) break;
+        }
+        await store.append(streamId, events, { expectedVersion: version });
+        return outcome;
+      }),
+
+    cancel: (instanceId, reason) =>
+      withConflicts(async () => {
+        const instance = await load(instanceId);
+        if (instance.status === 'completed' || instance.status === 'cancelled') {
+          throw new WorkflowError(instance.streamId, `is ${instance.status} already`);
+        }
+        const data = reason === undefined ? {} : { reason };
+        const id = derivedId(instance.streamId, 'cancelled', String(instance.version));
+        await store.append(instance.streamId, [{ id, type: T.cancelled, data }], {
+          expectedVersion: instance.version,
+        });
+      }),
+  };
+}
+
+function keptEvent(streamId: string, record: InputRecordData, type: string, salt: string): EventToAppend {
+  const id = derivedId(streamId, record.message.id, type, salt);
+  return { id, type, data: record, metadata: recordMetadata(record.message) };
+}
+
+/** The state after one input and the messages it sent, as the instance's fold will compute it. */
+function evolveDecision<State, In extends Event, Out extends Event>(
+  workflow: Workflow<State, In, Out>,
+  state: State,
+  record: InputRecordData,
+  outputs: readonly WorkflowOutput[],
+): State {
+  let next = workflow.evolve(state, { kind: 'input', message: record.message as WorkflowInputOf<In> });
+  for (const output of outputs) {
+    if (output.kind === 'send') next = workflow.evolve(next, { kind: 'sent', message: output.message as Out });
+  }
+  return next;
+}

@@ -1,0 +1,206 @@
+import { createInMemoryLeases } from '../../lease/in-memory.ts';
+import type { LeaseGuard } from '../../lease/lease-guard.ts';
+import { createLeasedLoop, type LeasedWork } from '../../lease/leased-loop.ts';
+import type { Lease } from '../../lease/types.ts';
+import { type Logger, log, loggerKind } from '../../logging/logger.ts';
+import { checkOptions, type OptionSpecOf } from '../../options/check-options.ts';
+import type { WorkflowHandler } from '../handler.ts';
+import { type Clock, systemClock } from './clock.ts';
+import type { PendingTimer, TimerStore } from './types.ts';
+
+export interface WorkflowTimersOptions {
+  timers: TimerStore;
+  /** The handlers of the workflows whose timers this poller fires (by the timer's stream category). */
+  handlers: readonly WorkflowHandler[];
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Timers read per round. Default 100. */
+  batchSize?: number;
+  /** Timers of a round recorded at once (each on its own instance; the SQL stores commit them together). Default 16. */
+  concurrency?: number;
+  /** Longest wait between looks at the store (a timer scheduled by another process). Default 100 ms. */
+  pollMs?: number;
+  /** With a lease, one poller per store fires (the others stand by and take over). Default: none. */
+  lease?: Lease;
+  /** How often the lease is renewed or tried, ms. Default 1000. */
+  leaseCheckMs?: number;
+  /** Told each failure (a timer whose input could not be recorded stays pending and is tried again). */
+  onError?: (error: unknown) => void;
+  logger?: Logger;
+  /** Runs once the loop stopped and its lease was released (an adapter closes its lease provider here). */
+  close?: () => Promise<void>;
+}
+
+const spec: OptionSpecOf<WorkflowTimersOptions> = {
+  timers: 'object',
+  handlers: 'array',
+  clock: 'object',
+  batchSize: 'positive-integer',
+  concurrency: 'positive-integer',
+  pollMs: 'positive-integer',
+  lease: 'object',
+  leaseCheckMs: 'positive-integer',
+  onError: 'function',
+  logger: loggerKind,
+  close: 'function',
+};
+
+export interface FireReport {
+  fired: number;
+  dropped: number;
+  failed: number;
+}
+
+export interface WorkflowTimers {
+  /** Fires every timer due now, once (the harness calls it after moving its clock). */
+  fireDue(): Promise<FireReport>;
+  /** Starts the polling loop (under the lease when given). */
+  start(): Promise<void>;
+  /** Ends the loop after the timer in flight; resolves always. */
+  stop(): Promise<void>;
+  /** Wakes the loop now (e.g. after a decision scheduled a timer in this process). */
+  wake(): void;
+  stats(): FireReport & { running: boolean; held: boolean };
+}
+
+/**
+ * The timer poller: reads due timers from the store and records each as an
+ * input of its instance (`handler.fireTimer`), whose append removes it from
+ * the table. A timer fired twice (two pollers, a crash after the append)
+ * collapses: the second finds its input recorded. A timer whose instance
+ * ended is dropped and counted. Timers due while no poller ran fire late,
+ * never lost.
+ *
+ * @example
+ * const timers = createWorkflowTimers({ timers: store.timers, handlers: [checkoutHandler], lease: leases.lease('timers') });
+ * await timers.start();
+ */
+export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTimers {
+  checkOptions(options, spec, 'createWorkflowTimers', { required: ['timers', 'handlers'], optional: false });
+  const { timers } = options;
+  const clock = options.clock ?? systemClock;
+  const batchSize = options.batchSize ?? 100;
+  const concurrency = options.concurrency ?? 16;
+  const pollMs = options.pollMs ?? 100;
+  const byWorkflow = new Map(options.handlers.map((handler) => [handler.workflow.name, handler]));
+  const stats = { fired: 0, dropped: 0, failed: 0, running: false, held: false };
+  const report = (error: unknown) => {
+    stats.failed++;
+    log(options.logger, 'error', { err: error }, 'workflow timer failed');
+    try {
+      options.onError?.(error);
+    } catch (hookError) {
+      log(options.logger, 'error', { err: hookError }, 'onError hook failed');
+    }
+  };
+
+  const fireOne = async (timer: PendingTimer, round: FireReport, failedNow: Set<string>) => {
+    const handler = byWorkflow.get(timer.workflow);
+    try {
+      if (!handler) throw new Error(`no handler given for workflow '${timer.workflow}' (timer ${timer.timerId})`);
+      const outcome = await handler.fireTimer(timer);
+      if (outcome === 'timer-dropped' || outcome === 'duplicate') {
+        // Gone or recorded already (a table that missed its removal): never fired again.
+        await timers.remove(timer.timerId);
+        if (outcome === 'timer-dropped') round.dropped++;
+      } else {
+        round.fired++;
+      }
+    } catch (error) {
+      failedNow.add(timer.timerId);
+      round.failed++;
+      report(error);
+    }
+  };
+
+  const fireDue = async (holds: () => Promise<boolean> = async () => true): Promise<FireReport> => {
+    const round: FireReport = { fired: 0, dropped: 0, failed: 0 };
+    const failedNow = new Set<string>();
+    for (;;) {
+      const due = (await timers.due(clock.now(), batchSize + failedNow.size)).filter((t) => !failedNow.has(t.timerId));
+      if (due.length === 0) return round;
+      for (let from = 0; from < due.length; from += concurrency) {
+        if (!(await holds())) return round;
+        await Promise.all(due.slice(from, from + concurrency).map((timer) => fireOne(timer, round, failedNow)));
+      }
+    }
+  };
+  const count = (round: FireReport) => {
+    stats.fired += round.fired;
+    stats.dropped += round.dropped;
+    return round;
+  };
+
+  let wakeNow = () => {};
+  let term: { running: boolean; done: Promise<void>; stop(): void } | undefined;
+  const startTerm = (guard: LeaseGuard) => {
+    const current = { running: true, done: Promise.resolve(), stop: () => {} };
+    current.stop = () => {
+      current.running = false;
+      wakeNow();
+    };
+    const wait = async () => {
+      const next = await timers.nextDueAt();
+      const ms = next === undefined ? pollMs : Math.min(pollMs, Math.max(0, next - clock.now()));
+      if (!current.running) return;
+      await new Promise<void>((resolve) => {
+        const cancel = clock.setTimer(done, ms);
+        function done() {
+          cancel();
+          wakeNow = () => {};
+          resolve();
+        }
+        wakeNow = done;
+      });
+    };
+    current.done = (async () => {
+      while (current.running) {
+        try {
+          count(await fireDue(() => (current.running ? guard.holds() : Promise.resolve(false))));
+          await wait();
+        } catch (error) {
+          report(error);
+          await new Promise<void>((resolve) => clock.setTimer(resolve, pollMs));
+        }
+      }
+    })();
+    term = current;
+  };
+
+  const work: LeasedWork = {
+    lease: options.lease ?? createInMemoryLeases().lease('workflow-timers'),
+    async start(guard) {
+      startTerm(guard);
+    },
+    async stop() {
+      const current = term;
+      term = undefined;
+      current?.stop();
+      await current?.done;
+    },
+  };
+  const loop = createLeasedLoop([work], {
+    checkMs: options.leaseCheckMs ?? 1000,
+    onError: (_work, error) => report(error),
+    onLeaseChange: (_work, lease) => {
+      stats.held = lease === 'held';
+    },
+    startFailures: 'report',
+    close: options.close,
+  });
+
+  return {
+    fireDue: async () => count(await fireDue()),
+    async start() {
+      stats.running = true;
+      await loop.start();
+    },
+    async stop() {
+      await loop.stop();
+      stats.running = false;
+      stats.held = false;
+    },
+    wake: () => wakeNow(),
+    stats: () => ({ ...stats }),
+  };
+}

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  complete,
+  createMessage,
+  createWorkflowHandler,
+  defineWorkflow,
+  type Event,
+  isValidationError,
+  schedule,
+} from '@factline/core';
+import { testTimerStoreConformance, waitUntil } from '@factline/core/testing';
+import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
+import { getPostgresEventStore } from '../store/postgres-event-store.ts';
+import { getPostgresTimerStore, postgresTimerProjection } from './postgres-timer-store.ts';
+import { startPostgresWorkflowTimers } from './postgres-workflow-timers.ts';
+
+const skip = await postgresUnavailable();
+const schema = testSchema('timers');
+
+const open = async () => {
+  const store = await getPostgresEventStore({
+    connectionString: postgresUrl,
+    schema,
+    poolSize: 4,
+    inlineProjections: [postgresTimerProjection({ schema })],
+  });
+  const timers = await getPostgresTimerStore({ pool: store.pool, schema });
+  return { store, timers };
+};
+
+testTimerStoreConformance({
+  name: 'postgres',
+  skip,
+  async createEnvironment() {
+    let current = await open();
+    return {
+      get store() {
+        return current.store;
+      },
+      get timers() {
+        return current.timers;
+      },
+      reopen: async () => {
+        await current.timers.close();
+        await current.store.close();
+        current = await open();
+        return current;
+      },
+      close: async () => {
+        await current.timers.close();
+        await current.store.close();
+      },
+    };
+  },
+});
+
+test('the timer table is migrated once as component workflow-timers; options are checked', { skip }, async (t) => {
+  t.after(() => dropSchema(schema));
+  const { store, timers } = await open();
+  try {
+    const { rows } = await store.pool.query(
+      `SELECT version FROM "${schema}".migrations WHERE component = 'workflow-timers'`,
+    );
+    assert.deepEqual(rows, [{ version: 1 }]);
+    await assert.rejects(getPostgresTimerStore({ pool: store.pool, schema, pollMs: 1 } as never), isValidationError);
+  } finally {
+    await timers.close();
+    await store.close();
+  }
+});
+
+type Reminder = Event<'Remind', { id: string; at: number }> | Event<'Ring', { id: string }>;
+const reminder = defineWorkflow<null, Reminder>({
+  name: 'reminder',
+  inputs: ['Remind', 'Ring'],
+  start: ['Remind'],
+  correlate: (input) => input.data.id,
+  initialState: () => null,
+  evolve: (state) => state,
+  decide: (input) =>
+    input.type === 'Remind'
+      ? schedule({ token: 'ring', at: new Date(input.data.at), message: { type: 'Ring', data: { id: input.data.id } } })
+      : complete(),
+});
+
+test('one timer poller per schema fires; a standby takes over when the holder stops', { skip }, async (t) => {
+  const own = testSchema('timers_lease');
+  t.after(() => dropSchema(own));
+  const store = await getPostgresEventStore({
+    connectionString: postgresUrl,
+    schema: own,
+    poolSize: 4,
+    inlineProjections: [postgresTimerProjection({ schema: own })],
+  });
+  const timers = await getPostgresTimerStore({ pool: store.pool, schema: own });
+  const handler = createWorkflowHandler(reminder, { store });
+  const options = { handlers: [handler], schema: own, pollMs: 20, leaseCheckMs: 50 };
+  const first = await startPostgresWorkflowTimers(timers, options);
+  const second = await startPostgresWorkflowTimers(timers, options);
+  try {
+    await waitUntil(() => first.stats().held || second.stats().held, 'one poller holds the lease');
+    assert.equal(first.stats().held && second.stats().held, false, 'never both');
+    const [holder, standby] = first.stats().held ? [first, second] : [second, first];
+    await handler.handle(createMessage({ type: 'Remind', data: { id: 'a', at: Date.now() } }));
+    await waitUntil(() => holder.stats().fired === 1, 'the holder fired the first timer');
+    await holder.stop();
+    await waitUntil(() => standby.stats().held, 'the standby took the lease');
+    await handler.handle(createMessage({ type: 'Remind', data: { id: 'b', at: Date.now() } }));
+    await waitUntil(() => standby.stats().fired === 1, 'the standby fired the second timer');
+    assert.equal(await timers.pendingCount(), 0);
+  } finally {
+    await first.stop();
+    await second.stop();
+    await timers.close();
+    await store.close();
+  }
+});

@@ -1,0 +1,61 @@
+import { createWorkflowTimers, type WorkflowTimers, type WorkflowTimersOptions } from '@factline/core';
+import { assertIntegerOption, checkOptions } from '@factline/core/adapter';
+import type pg from 'pg';
+import { dedicatedConnectionSettings } from '../connection-settings.ts';
+import { advisoryLockKey, createPostgresLeases } from '../lease.ts';
+import type { PostgresTimerStore } from './postgres-timer-store.ts';
+
+export interface PostgresWorkflowTimersOptions
+  extends Omit<WorkflowTimersOptions, 'timers' | 'lease' | 'leaseCheckMs' | 'close'> {
+  /** The schema of the timer table (names the lease). Default `'factline'`. */
+  schema?: string;
+  /** How often the lease is checked, ms. Default 1000. */
+  leaseCheckMs?: number;
+}
+
+/**
+ * The timer poller on PostgreSQL, under a session advisory lock of its own
+ * connection: one process per schema fires; the others stand by and take over
+ * when its session ends.
+ *
+ * @example
+ * const timers = await getPostgresTimerStore({ pool: store.pool });
+ * const poller = await startPostgresWorkflowTimers(timers, { handlers: [checkoutHandler] });
+ */
+export async function startPostgresWorkflowTimers(
+  timers: PostgresTimerStore,
+  options: PostgresWorkflowTimersOptions,
+): Promise<WorkflowTimers> {
+  checkOptions(
+    options,
+    {
+      handlers: 'array',
+      clock: 'object',
+      batchSize: 'any',
+      concurrency: 'any',
+      pollMs: 'any',
+      onError: 'any',
+      logger: 'any',
+      schema: 'string',
+      leaseCheckMs: 'any',
+    },
+    'startPostgresWorkflowTimers',
+    { required: ['handlers'], optional: false },
+  );
+  const leaseCheckMs = assertIntegerOption(options.leaseCheckMs, 'leaseCheckMs', 1) ?? 1000;
+  const { schema = 'factline', leaseCheckMs: _check, ...rest } = options;
+  const leases = createPostgresLeases({
+    connection: dedicatedConnectionSettings(timers.pool.options as pg.ClientConfig, 'factline-workflow-timers'),
+    keyOf: () => advisoryLockKey(`factline-workflow-timers:${schema}`),
+    checkMs: leaseCheckMs,
+  });
+  const poller = createWorkflowTimers({
+    ...rest,
+    timers,
+    lease: leases.lease('workflow-timers'),
+    leaseCheckMs,
+    close: () => leases.close(),
+  });
+  await poller.start();
+  return poller;
+}

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createMessage, createWorkflowHandler, createWorkflowTimers } from '@factline/core';
+import { settlesWithin, spawnTestChild, waitUntil } from '@factline/core/testing';
+import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
+import { getPostgresEventStore } from '../store/postgres-event-store.ts';
+import { reminder } from './fixtures/reminder-workflow.ts';
+import { getPostgresTimerStore, postgresTimerProjection } from './postgres-timer-store.ts';
+
+const skip = await postgresUnavailable();
+const childScript = new URL('./fixtures/timer-child.ts', import.meta.url).pathname;
+
+test('postgres: a kill -9 between a timer firing and its recording loses nothing; it fires once after', {
+  skip,
+  timeout: 120_000,
+}, async (t) => {
+  const schema = testSchema('timers_kill');
+  t.after(() => dropSchema(schema));
+  const store = await getPostgresEventStore({
+    connectionString: postgresUrl,
+    schema,
+    poolSize: 2,
+    inlineProjections: [postgresTimerProjection({ schema })],
+  });
+  const timers = await getPostgresTimerStore({ pool: store.pool, schema });
+  const rings = async () => {
+    const { rows } = await store.pool.query(
+      `SELECT COUNT(*)::int AS n FROM "${schema}".events WHERE type = '$workflow.input' AND data->'timer' IS NOT NULL`,
+    );
+    return rows[0].n as number;
+  };
+  try {
+    await createWorkflowHandler(reminder, { store }).handle(
+      createMessage({ type: 'Remind', data: { id: 'k1', at: Date.now() + 200 } }),
+    );
+    const victim = spawnTestChild(childScript, [postgresUrl, schema, 'crash']);
+    await settlesWithin(victim.exited, 30_000, 'the victim killed itself');
+    assert.match(victim.stdout(), /crashing before recording a fired timer/);
+    assert.equal(await timers.pendingCount(), 1, 'the timer is still pending');
+    assert.equal(await rings(), 0);
+
+    const survivor = spawnTestChild(childScript, [postgresUrl, schema, 'run']);
+    try {
+      await waitUntil(async () => (await timers.pendingCount()) === 0, 'the timer fired after the restart', 30_000);
+    } finally {
+      survivor.child.kill('SIGTERM');
+      await survivor.exited;
+    }
+    assert.equal(await rings(), 1, 'recorded once');
+    const { events } = await store.readStream('reminder-k1');
+    assert.equal(events.at(-1)?.type, '$workflow.completed');
+  } finally {
+    await timers.close();
+    await store.close();
+  }
+});
+
+test('postgres: 10,000 timers pending across a restart all fire, each once', { skip, timeout: 600_000 }, async (t) => {
+  const schema = testSchema('timers_10k');
+  t.after(() => dropSchema(schema));
+  const open = async () => {
+    const store = await getPostgresEventStore({
+      connectionString: postgresUrl,
+      schema,
+      poolSize: 8,
+      inlineProjections: [postgresTimerProjection({ schema })],
+    });
+    return { store, timers: await getPostgresTimerStore({ pool: store.pool, schema }) };
+  };
+  const count = 10_000;
+  const dueAt = Date.now() + 60_000;
+  const first = await open();
+  const scheduling = createWorkflowHandler(reminder, { store: first.store });
+  for (let from = 0; from < count; from += 500) {
+    await Promise.all(
+      Array.from({ length: Math.min(500, count - from) }, (_, i) =>
+        scheduling.handle(createMessage({ type: 'Remind', data: { id: `r${from + i}`, at: dueAt + from + i } })),
+      ),
+    );
+  }
+  assert.equal(await first.timers.pendingCount(), count);
+  await first.timers.close();
+  await first.store.close();
+
+  const second = await open();
+  try {
+    const handler = createWorkflowHandler(reminder, { store: second.store });
+    const later = dueAt + count + 1;
+    const poller = createWorkflowTimers({
+      timers: second.timers,
+      handlers: [handler],
+      batchSize: 500,
+      concurrency: 48,
+      clock: { now: () => later, setTimer: () => () => {} },
+    });
+    assert.deepEqual(await poller.fireDue(), { fired: count, dropped: 0, failed: 0 });
+    assert.equal(await second.timers.pendingCount(), 0);
+    const { rows } = await second.store.pool.query(
+      `SELECT COUNT(*)::int AS records, COUNT(DISTINCT data->'timer'->>'timerId')::int AS timers
+         FROM "${schema}".events WHERE type = '$workflow.input' AND data->'timer' IS NOT NULL`,
+    );
+    assert.deepEqual(rows[0], { records: count, timers: count });
+  } finally {
+    await second.timers.close();
+    await second.store.close();
+  }
+});

@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { isValidationError } from '@factline/core';
+import { testTimerStoreConformance } from '@factline/core/testing';
+import { getSqliteEventStore, getSqliteTimerStore, openSqliteDatabase, sqliteTimerProjection } from '../index.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'factline-timers-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+
+const open = (path: string) => {
+  const store = getSqliteEventStore({ path, inlineProjections: [sqliteTimerProjection()] });
+  return { store, timers: getSqliteTimerStore({ database: store.database }) };
+};
+
+testTimerStoreConformance({
+  name: 'sqlite (file)',
+  createEnvironment: () => {
+    const path = join(dir, `timers-${++files}.db`);
+    let current = open(path);
+    return {
+      get store() {
+        return current.store;
+      },
+      get timers() {
+        return current.timers;
+      },
+      reopen: async () => {
+        await current.store.close();
+        current = open(path);
+        return current;
+      },
+      close: () => current.store.close(),
+    };
+  },
+});
+
+test('the timer table is created once per file, as component workflow-timers', async () => {
+  const path = join(dir, 'migrations.db');
+  const { store } = open(path);
+  getSqliteTimerStore({ database: store.database });
+  await store.close();
+  const db = openSqliteDatabase(path);
+  try {
+    const rows = db.prepare("SELECT version FROM factline_migrations WHERE component = 'workflow-timers'").all();
+    assert.deepEqual(rows, [{ version: 1 }]);
+  } finally {
+    db.close();
+  }
+});
+
+test('getSqliteTimerStore refuses unknown options', () => {
+  const db = openSqliteDatabase(':memory:');
+  try {
+    assert.throws(() => getSqliteTimerStore({ database: db, pollMs: 1 } as never), isValidationError);
+  } finally {
+    db.close();
+  }
+});

@@ -1,0 +1,59 @@
+import { createWorkflowTimers, ValidationError, type WorkflowTimers, type WorkflowTimersOptions } from '@factline/core';
+import { checkOptions } from '@factline/core/adapter';
+import { createSqliteLeases, leaseTimings } from '../lease.ts';
+import type { SqliteEventStore } from '../store/sqlite-event-store.ts';
+import { getSqliteTimerStore } from './sqlite-timer-store.ts';
+
+export interface SqliteWorkflowTimersOptions
+  extends Omit<WorkflowTimersOptions, 'timers' | 'lease' | 'leaseCheckMs' | 'close'> {
+  /** How long the poller's lease holds without renewal, ms. Default as the other SQLite leases. */
+  leaseTtlMs?: number;
+  /** How often it is renewed or tried. Default a fifth of the TTL. */
+  leaseCheckMs?: number;
+}
+
+/**
+ * The timer poller on an SQLite file, under the lease `workflow-timers` in
+ * `factline_leases`: one process fires, the others stand by and take over
+ * once its lease expires. The store must run `sqliteTimerProjection()`.
+ *
+ * @example
+ * const store = getSqliteEventStore({ path: 'app.db', inlineProjections: [sqliteTimerProjection()] });
+ * const timers = await startSqliteWorkflowTimers(store, { handlers: [checkoutHandler] });
+ * // on shutdown
+ * await timers.stop();
+ */
+export async function startSqliteWorkflowTimers(
+  store: SqliteEventStore,
+  options: SqliteWorkflowTimersOptions,
+): Promise<WorkflowTimers> {
+  if (!store?.database) throw new ValidationError({ path: 'store', message: 'must be an SQLite event store' });
+  checkOptions(
+    options,
+    {
+      handlers: 'array',
+      clock: 'object',
+      batchSize: 'any',
+      concurrency: 'any',
+      pollMs: 'any',
+      onError: 'any',
+      logger: 'any',
+      leaseTtlMs: 'any',
+      leaseCheckMs: 'any',
+    },
+    'startSqliteWorkflowTimers',
+    { required: ['handlers'], optional: false },
+  );
+  const { ttlMs, checkMs } = leaseTimings(options);
+  const { leaseTtlMs: _ttl, leaseCheckMs: _check, ...rest } = options;
+  const leases = createSqliteLeases({ database: store.database, ttlMs });
+  const timers = createWorkflowTimers({
+    ...rest,
+    timers: getSqliteTimerStore({ database: store.database }),
+    lease: leases.lease('workflow-timers'),
+    leaseCheckMs: checkMs,
+    close: () => leases.close(),
+  });
+  await timers.start();
+  return timers;
+}
