@@ -200,7 +200,11 @@ export function createGroupReader(context: ReaderContext) {
           await part.gate.close();
         }
         await part.gate.check();
-        const room = context.prefetch - buffer.heldIn(partition) - part.gate.size();
+        // While gated, the messages still pending elsewhere must be able to come (they come first, once
+        // their ack wait ends), however full the partition is of ones waiting behind them.
+        const room = part.gate.isOpen()
+          ? context.prefetch - buffer.heldIn(partition) - part.gate.size()
+          : Math.max(1, part.gate.missing());
         if (room <= 0) {
           await roomOrTimeout(1000);
           continue;
@@ -259,6 +263,8 @@ export function createGroupReader(context: ReaderContext) {
     },
     /** `partition` is no longer this process's: stop pulling it; give back what it holds of it (nak). */
     lose,
+    /** Nothing of `partition` is in a handler's hands: it can be given up now. */
+    idle: (partition: number) => !buffer.busy(partition),
     partitions: () => [...held.keys()],
     /** After a reconnect: pulls may have been lost on the way; every partition is gated again. */
     regate() {
@@ -267,9 +273,10 @@ export function createGroupReader(context: ReaderContext) {
         part.batch?.stop();
       }
     },
+    /** Waits (up to 5 s) for the releases on their way back to the server. */
+    settled: () => buffer.settled(5000),
     /** Stops pulling; what is held and unacknowledged goes back to the server (nak), in order. */
     async stop() {
-      await buffer.settled(5000);
       const parts = [...held.keys()];
       await Promise.all(parts.map((p) => lose(p)));
       stopped = true;

@@ -55,6 +55,8 @@ testConsumerConformance<Database>({
         tx.prepare('INSERT INTO test_effects (consumer, value) VALUES (?, ?)').run(consumer, value);
       },
       effects: async (consumer) => select.all(consumer).map((row) => row.value),
+      // A connection of its own, as another process has: it claims partitions of its own.
+      peerTransport: () => open(db),
       close: async () => {
         await transport.close();
         db.close();

@@ -16,11 +16,13 @@ import {
   messageToJson,
 } from '@factline/core/adapter';
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetStreamDisabled, openConnection, redactUrl } from '../connection.ts';
 import { checkNatsTransportOptions, type NatsErrorStage, type NatsTransportOptions } from '../options.ts';
 import { ensureConsumer, ensureStream, partitionOf, topologyNames } from '../topology.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
+import { createPartitionClaims, type PartitionClaims } from './partition-claims.ts';
 import { type Outgoing, publishAll } from './publish.ts';
 
 export interface NatsTransport extends Transport {
@@ -83,7 +85,18 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
   const js = jetstream(nc);
   let closed = false;
   let connected = true;
-  const readers = new Map<string, { reader: GroupReader; users: number }>();
+  const readers = new Map<string, { reader: GroupReader; claims: PartitionClaims; users: number }>();
+  let bucket: Promise<KV> | undefined;
+  /** The application's claim bucket, created on first use (again after a failure). */
+  const claimBucket = (): Promise<KV> => {
+    bucket ??= new Kvm(js).create(names.claims, { ttl: options.claimTtlMs, history: 1 }).catch((error: unknown) => {
+      bucket = undefined;
+      throw new TransportError(`opening the claim bucket '${names.claims}' failed: ${String(error)}`, { cause: error });
+    });
+    return bucket;
+  };
+  /** A topic or group name as a key-value key token. */
+  const keyToken = (name: string) => Buffer.from(name, 'utf8').toString('base64url');
   /** Consumer creations done (or under way) by this transport; a failure is forgotten, to be tried again. */
   const declared = new Map<string, Promise<void>>();
   /** Per topic, the group declarations under way: a publish waits for them (a subscribe is synchronous). */
@@ -267,9 +280,26 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
           },
           report,
         });
-        shared = { reader, users: 0 };
+        const claims = createPartitionClaims(
+          {
+            bucket: claimBucket,
+            scope: `${keyToken(topic)}.${keyToken(group)}`,
+            async members() {
+              const scope = `${keyToken(topic)}.${keyToken(group)}`;
+              const info = await jsm.streams.info(`KV_${names.claims}`, {
+                subjects_filter: `$KV.${names.claims}.member.${scope}.*`,
+              });
+              return Object.keys(info.state.subjects ?? {}).length;
+            },
+            partitions: options.partitions,
+            ttlMs: options.claimTtlMs,
+            report: (error) => report(error, 'claim'),
+          },
+          reader,
+        );
+        shared = { reader, claims, users: 0 };
         readers.set(key, shared);
-        for (let p = 0; p < options.partitions; p++) reader.gain(p);
+        claims.start();
       }
       shared.users += 1;
       const own = shared;
@@ -286,6 +316,8 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
           own.users -= 1;
           if (own.users === 0 && readers.get(key) === own) {
             readers.delete(key);
+            await own.reader.settled();
+            await own.claims.stop();
             await own.reader.stop();
           }
         },
@@ -307,7 +339,13 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.all([...readers.values()].map(({ reader }) => reader.stop()));
+      await Promise.all(
+        [...readers.values()].map(async ({ reader, claims }) => {
+          await reader.settled();
+          await claims.stop();
+          await reader.stop();
+        }),
+      );
       readers.clear();
       // Drain: the acks and naks sent above reach the server before the connection closes.
       await Promise.race([

@@ -13,14 +13,14 @@ export interface GateSources {
 }
 
 /**
- * Holds a partition's new messages back while messages delivered before are
+ * Holds a partition's messages back while messages delivered before are
  * pending elsewhere: after a takeover (the previous holder died or gave the
- * partition up) or a pull lost with a connection. Closing records the last
- * delivered sequence; a message up to it (one delivered before, coming again)
- * passes, a later one waits until the consumer's `num_ack_pending` is no more
- * than what this process holds: nobody else holds one of the partition's
- * messages, so none of a key's earlier messages can still be running, and the
- * server hands the inherited ones out before the new ones. Without it a key's
+ * partition up) or a pull lost with a connection. A closed gate keeps what
+ * comes until the consumer's `num_ack_pending` is no more than what this
+ * process holds (waiting here included): nobody else holds one of the
+ * partition's messages, so none of a key's earlier messages can still be
+ * running; then it passes them on in stream order (the inherited ones come
+ * back when their ack wait ends, in no particular order). Without it a key's
  * next message could run while another process still runs (or lost) its
  * earlier one.
  *
@@ -31,8 +31,10 @@ export interface GateSources {
  * await gate.check();
  */
 export function createPartitionGate(sources: GateSources) {
-  /** Gated above this stream sequence; undefined when open. */
+  /** The last stream sequence delivered when the gate closed; undefined when open. */
   let above: number | undefined;
+  /** Pending elsewhere at the last check. */
+  let elsewhere = 0;
   let waiting: JsMsg[] = [];
 
   const open = () => {
@@ -53,13 +55,16 @@ export function createPartitionGate(sources: GateSources) {
     async check() {
       if (above === undefined) return;
       const pending = await sources.ackPending();
-      if (pending <= sources.ours() + waiting.length) open();
+      elsewhere = Math.max(0, pending - sources.ours() - waiting.length);
+      if (elsewhere === 0) open();
     },
     offer(raw: JsMsg) {
-      if (above !== undefined && raw.seq > above) waiting.push(raw);
+      if (above !== undefined) waiting.push(raw);
       else sources.pass(raw);
     },
     isOpen: () => above === undefined,
+    /** How many of the partition's messages were pending elsewhere at the last check. */
+    missing: () => elsewhere,
     size: () => waiting.length,
     /** Keeps the waiting messages from coming back at the ack wait. */
     working() {

@@ -181,6 +181,12 @@ export function createDeliveryBuffer(settler: Settler, options: { parkGraceMs: n
     /** Whether the message with this stream sequence is held (a redelivery of it is a duplicate). */
     find: (seq: number) => entries.find((e) => e.raw.seq === seq),
 
+    /** Whether a message of `partition` is in a subscription's hands now. */
+    busy: (partition: number) => {
+      const at = Date.now();
+      return entries.some((e) => e.partition === partition && e.holder !== undefined && e.visibleAt > at);
+    },
+
     /** How many messages of `partition` are held here (unacknowledged, not naked). */
     heldIn: (partition: number) => {
       let n = 0;
