@@ -205,7 +205,11 @@ export function createGroupReader(context: ReaderContext) {
         const room = part.gate.isOpen()
           ? context.prefetch - buffer.heldIn(partition) - part.gate.size()
           : Math.max(1, part.gate.missing());
-        if (room <= 0) {
+        // Pull in halves of the prefetch, not one message per ack: each pull is a round trip.
+        if (
+          room <= 0 ||
+          (part.gate.isOpen() && room < Math.ceil(context.prefetch / 2) && buffer.heldIn(partition) > 0)
+        ) {
           await roomOrTimeout(1000);
           continue;
         }
