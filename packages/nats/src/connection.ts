@@ -1,7 +1,12 @@
 import { TransportError, ValidationError } from '@factline/core';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
-/** The URL without its password, for messages and logs. */
+/**
+ * The URL without its password, for messages and logs.
+ *
+ * @example
+ * redactUrl('nats://app:secret@127.0.0.1:4222'); // 'nats://app:***@127.0.0.1:4222'
+ */
 export const redactUrl = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/g, '//$1:***@');
 
 interface Server {
@@ -10,7 +15,12 @@ interface Server {
   pass?: string;
 }
 
-/** Refuses a URL the client could not use, before any connection is tried; splits credentials off. */
+/**
+ * Refuses a URL the client could not use, before any connection is tried; splits credentials off.
+ *
+ * @example
+ * parseNatsUrl('nats://app:secret@n1:4222,nats://n2:4222'); // [{ server: 'nats://n1:4222', user: 'app', pass: 'secret' }, { server: 'nats://n2:4222' }]
+ */
 export function parseNatsUrl(url: string): Server[] {
   const servers: Server[] = [];
   for (const part of url.split(',')) {

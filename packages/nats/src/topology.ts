@@ -17,7 +17,12 @@ import type { JetStreamManager } from '@nats-io/jetstream';
  * and `_` as they are, any other character as `~` and the hex of its UTF-8 bytes.
  */
 
-/** FNV-1a of the key: stable across processes and versions (the same as the other broker transports). */
+/**
+ * FNV-1a of the key: stable across processes and versions (the same as the other broker transports).
+ *
+ * @example
+ * partitionOf('order-1', 4); // the partition (0..3) every process sends order-1 to
+ */
 export function partitionOf(key: string, partitions: number): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {
@@ -27,7 +32,12 @@ export function partitionOf(key: string, partitions: number): number {
   return (hash >>> 0) % partitions;
 }
 
-/** A name as one subject token (and part of a consumer name): no `.`, `*`, `>`, space or `~` left. */
+/**
+ * A name as one subject token (and part of a consumer name): no `.`, `*`, `>`, space or `~` left.
+ *
+ * @example
+ * subjectToken('orders.eu'); // 'orders~2eeu'
+ */
 export function subjectToken(name: string): string {
   let out = '';
   for (const char of name) {
@@ -54,6 +64,12 @@ export interface Names {
   claims: string;
 }
 
+/**
+ * The stream, subjects and consumer names of one application.
+ *
+ * @example
+ * topologyNames('shop').consumer('orders', 'billing', 0); // 'orders~~billing~~0'
+ */
 export function topologyNames(application: string): Names {
   return {
     stream: application,
