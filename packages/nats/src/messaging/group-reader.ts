@@ -213,11 +213,13 @@ export function createGroupReader(context: ReaderContext) {
           await roomOrTimeout(1000);
           continue;
         }
-        const batch = await consumer.fetch({ max_messages: room, expires: 2000 });
+        const batch = await consumer.fetch({ max_messages: room, expires: 1000 });
         part.batch = batch;
         for await (const raw of batch) {
-          if (!current() || part.regate) break;
-          part.gate.offer(raw);
+          if (part.regate) break;
+          // Given up meanwhile: the pull stays open at the server until it ends, and what it brings goes back.
+          if (!current()) raw.nak();
+          else part.gate.offer(raw);
         }
         part.batch = undefined;
         failures = 0;
@@ -238,15 +240,16 @@ export function createGroupReader(context: ReaderContext) {
   const lose = async (partition: number) => {
     const part = held.get(partition);
     if (!part) return;
-    const entries = buffer.held().filter((e) => e.partition === partition);
     held.delete(partition);
-    part.batch?.stop();
     for (const wake of wakers) wake();
+    // The pull under way runs to its end (a pull cannot be cancelled at the server: a message naked
+    // before it ended would be delivered to it, lost until its ack wait); what it brings is naked.
+    await part.loop;
+    const entries = buffer.held().filter((e) => e.partition === partition);
     for (const [seq, item] of naked) if (item.partition === partition) naked.delete(seq);
     for (const entry of entries) entry.raw.nak();
     part.gate.giveBack();
     buffer.dropPartition(partition);
-    await part.loop;
   };
 
   return {

@@ -69,6 +69,8 @@ export function createDeliveryBuffer(settler: Settler, options: { parkGraceMs: n
       if (out.length >= max) break;
       const key = entry.message.key;
       if (blocked.has(key)) continue;
+      // Its partition was given up: it goes back to the server, never to a handler here.
+      if (!settler.holds(entry)) continue;
       if (entry.holder !== undefined && entry.visibleAt > at) {
         // In flight: its key's later messages may follow it to the same subscription only.
         if (entry.holder !== subscriber) blocked.add(key);
