@@ -291,6 +291,9 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
               });
               return Object.keys(info.state.subjects ?? {}).length;
             },
+            async remove(key) {
+              await jsm.streams.purge(`KV_${names.claims}`, { filter: `$KV.${names.claims}.${key}` });
+            },
             partitions: options.partitions,
             ttlMs: options.claimTtlMs,
             report: (error) => report(error, 'claim'),

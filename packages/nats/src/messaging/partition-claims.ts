@@ -16,6 +16,8 @@ export interface ClaimSettings {
   scope: string;
   /** How many `member.<scope>.*` keys the bucket holds (a departed member counts until its entry expires). */
   members(): Promise<number>;
+  /** Removes a key with no trace (a delete would leave a marker that counts as a member until it expires). */
+  remove(key: string): Promise<void>;
   partitions: number;
   ttlMs: number;
   report(error: unknown): void;
@@ -26,7 +28,7 @@ export interface ClaimSettings {
  * whose entries expire `ttlMs` after their last write: `claim.<scope>.<p>`
  * names the process pulling partition `p` (created only where none is, so
  * one holder at a time), `member.<scope>.<id>` says the process is there.
- * Every third of `ttlMs` a process renews what it holds (a failed renewal
+ * Every third of `ttlMs` (at least every second) a process renews what it holds (a failed renewal
  * loses the partition at once), counts the members and evens out: it gives
  * up partitions above its share (only ones with nothing in flight, so no
  * handler is cut short) and claims free ones up to its share. A process that
@@ -152,7 +154,8 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
     timer = setTimeout(() => {
       running = tick().finally(() => {
         running = undefined;
-        schedule(Math.max(100, Math.floor(settings.ttlMs / 3)));
+        // At least every second: a partition given up is claimed soon, whatever the ttl.
+        schedule(Math.max(100, Math.min(1000, Math.floor(settings.ttlMs / 3))));
       });
     }, ms);
   };
@@ -176,7 +179,7 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
         for (const [partition, revision] of revisions) {
           await bounded(kv.delete(claimKey(partition), { previousSeq: revision })).catch(() => undefined);
         }
-        if (memberRevision !== undefined) await bounded(kv.delete(memberKey)).catch(() => undefined);
+        if (memberRevision !== undefined) await bounded(settings.remove(memberKey)).catch(() => undefined);
       } catch (error) {
         settings.report(error);
       }
