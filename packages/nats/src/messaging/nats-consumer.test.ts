@@ -5,12 +5,17 @@ import { after } from 'node:test';
 import { testConsumerConformance } from '@factline/core/testing';
 import { getSqliteDeadLetterStore, getSqliteInbox, openSqliteDatabase } from '@factline/sqlite';
 import type { Database } from 'better-sqlite3';
+import { startPrivateServer } from '../fixtures/private-server.ts';
 import { natsUnavailable, natsUrl, removeStreams, testApplication } from '../fixtures/server.ts';
 import { getNatsTransport } from './nats-transport.ts';
 
 // The consumer pipeline on NATS JetStream with the SQLite inbox and dead-letter store: the handler's writes,
-// the inbox mark and the dead letters in one file; the server carries the messages.
-const skip = await natsUnavailable();
+// the inbox mark and the dead letters in one file; the server carries the messages. On a private server when
+// this machine can start one (its restart case stops and starts it), else on the shared one without it.
+const server = await startPrivateServer({ jetstream: true });
+const privateUrl = 'reason' in server ? undefined : server.url;
+if ('reason' in server) console.log(`# no private nats-server (${server.reason}): the restart case skips`);
+const skip = privateUrl ? false : await natsUnavailable();
 const dir = mkdtempSync(join(tmpdir(), 'factline-nats-consumer-'));
 const path = join(dir, 'consumers.db');
 const setup = openSqliteDatabase(path);
@@ -21,7 +26,7 @@ const application = testApplication('consumer');
 /** A transport whose default dead-letter store is the SQLite one in `db`. */
 const open = (db: Database) =>
   getNatsTransport({
-    url: natsUrl,
+    url: privateUrl ?? natsUrl,
     application,
     partitions: 2,
     claimTtlMs: 1500,
@@ -32,15 +37,20 @@ const open = (db: Database) =>
   });
 
 after(async () => {
-  if (!skip) await removeStreams([application]).catch(() => undefined);
+  if ('reason' in server) {
+    if (!skip) await removeStreams([application]).catch(() => undefined);
+  } else await server.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
 testConsumerConformance<Database>({
-  name: 'nats transport, SQLite inbox and dead letters',
+  name: privateUrl
+    ? 'nats transport (private server), SQLite inbox and dead letters'
+    : 'nats transport, SQLite inbox and dead letters',
   transactional: true,
   synchronousHandlers: true,
   skip,
+  ...('reason' in server ? {} : { restart: () => server.restart() }),
   async createEnvironment() {
     const db = openSqliteDatabase(path);
     const transport = await open(db);
