@@ -1,6 +1,7 @@
 // Every benchmark workload, in run order; also where an isolated trial's child process finds its subject.
 import type { Workload } from './harness.ts';
 import { cliWorkloads } from './workloads/cli-tail.ts';
+import { natsWorkloads } from './workloads/nats.ts';
 import { pipelineWorkloads } from './workloads/pipeline.ts';
 import { postgresWorkloads } from './workloads/postgres.ts';
 import { postgresScanWorkloads } from './workloads/postgres-scan.ts';
@@ -24,6 +25,7 @@ export const workloads: Workload[] = [
   ...projectionWorkloads,
   ...pipelineWorkloads,
   ...rabbitmqWorkloads,
+  ...natsWorkloads,
   ...tracingOverheadWorkloads,
   ...tracingGuardWorkloads,
   ...tracingWorkloads,

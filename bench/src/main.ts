@@ -1,5 +1,6 @@
 import { workloads } from './all-workloads.ts';
 import { runWorkload, writeResults } from './harness.ts';
+import { removeNatsFiles } from './workloads/nats.ts';
 import { removePipelineFiles } from './workloads/pipeline.ts';
 import { dropPostgresScanSchemas } from './workloads/postgres-scan.ts';
 import { removeProjectionFiles } from './workloads/projections.ts';
@@ -25,6 +26,7 @@ try {
   removeProjectionFiles();
   removePipelineFiles();
   removeRabbitFiles();
+  removeNatsFiles();
   removeTracingFiles();
   removeTracingOverheadFiles();
   removeSchemaFiles();

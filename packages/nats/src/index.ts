@@ -1,0 +1,4 @@
+export { parseNatsUrl, redactUrl } from './connection.ts';
+export { getNatsTransport, type NatsTransport } from './messaging/nats-transport.ts';
+export type { NatsErrorStage, NatsTransportOptions } from './options.ts';
+export { partitionOf, subjectToken, topologyNames } from './topology.ts';

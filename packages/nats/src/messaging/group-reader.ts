@@ -1,0 +1,296 @@
+import { type DeadLetter, type DeadLetterStore, TransportError, uuidv7 } from '@factline/core';
+import { messageFromJson } from '@factline/core/adapter';
+import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { NatsErrorStage } from '../options.ts';
+import type { Names } from '../topology.ts';
+import { createPartitionGate, type PartitionGate } from './partition-gate.ts';
+import { DUE_HEADER } from './publish.ts';
+import { createDeliveryBuffer, type Entry } from './receive.ts';
+
+/** A release or a due time this close is held in the process (the message stays unacknowledged), not naked. */
+export const holdBelowMs = 100;
+
+/** What a group reader needs from its transport. */
+export interface ReaderContext {
+  names: Names;
+  topic: string;
+  group: string;
+  partitions: number;
+  prefetch: number;
+  maxDeliver: number;
+  ackWaitMs: number;
+  deadLetters: DeadLetterStore | undefined;
+  js(): JetStreamClient;
+  /** Creates the partition's durable consumer (again, if it was deleted). */
+  ensureConsumer(partition: number): Promise<void>;
+  /** Reads the consumer's `num_ack_pending` and the last stream sequence it delivered. */
+  pending(partition: number): Promise<{ ackPending: number; deliveredSeq: number }>;
+  report(error: unknown, stage: NatsErrorStage): void;
+}
+
+/** One partition's pull loop state while this process holds it. */
+interface Held {
+  epoch: number;
+  gate: PartitionGate;
+  loop: Promise<void>;
+  /** The pull under way, stopped by `regate`. */
+  batch: { stop(): void } | undefined;
+  /** Set after a reconnect: the next turn gets the consumer again and closes the gate. */
+  regate: boolean;
+}
+
+/**
+ * One process's reader of one group: a pull loop per partition it holds
+ * (`fetch` with a short expiry, again and again: a pull lost with a
+ * connection is replaced within the expiry, and the partition is gated
+ * afterwards until nothing it lost is pending elsewhere), and the buffer its
+ * subscriptions receive from. Held messages are kept alive with `working()`.
+ * Which partitions it holds is told by `gain` and `lose` (the claims).
+ */
+export function createGroupReader(context: ReaderContext) {
+  const { names, topic, group } = context;
+  const held = new Map<number, Held>();
+  /** Messages naked with a delay, by stream sequence: their hand-outs (carried to their return) and partition. */
+  const naked = new Map<number, { count: number; partition: number }>();
+  const nakedIn = (partition: number) => {
+    let n = 0;
+    for (const item of naked.values()) if (item.partition === partition) n += 1;
+    return n;
+  };
+  let stopped = false;
+  let nextEpoch = 1;
+  const wakers = new Set<() => void>();
+  const ownToken = names.groupToken(group);
+
+  const holds = (entry: Entry) => !stopped && held.get(entry.partition)?.epoch === entry.epoch;
+
+  const buffer = createDeliveryBuffer(
+    {
+      holds,
+      ack(entry) {
+        if (!holds(entry)) return;
+        entry.raw.ack();
+        for (const wake of wakers) wake();
+      },
+      async delay(entry, dueAt) {
+        if (!holds(entry)) return true;
+        naked.set(entry.raw.seq, { count: entry.count, partition: entry.partition });
+        entry.raw.nak(Math.max(1, dueAt - Date.now()));
+        return true;
+      },
+    },
+    { parkGraceMs: 5000, holdBelowMs },
+  );
+
+  /** Keeps every held message from coming back at `ack_wait`. */
+  const keepAlive = setInterval(
+    () => {
+      for (const entry of buffer.held()) if (holds(entry)) entry.raw.working();
+      for (const part of held.values()) part.gate.working();
+    },
+    Math.max(300, Math.floor(context.ackWaitMs / 3)),
+  );
+  keepAlive.unref?.();
+
+  const deadLetter = async (raw: JsMsg, entry: Entry) => {
+    const store = context.deadLetters;
+    try {
+      if (store) {
+        const at = new Date();
+        const record: DeadLetter = {
+          id: uuidv7(),
+          consumer: group,
+          topic,
+          message: entry.message,
+          error: {
+            type: 'DeliveryLimitExceeded',
+            message: `delivered ${raw.info.deliveryCount} times without an acknowledgement (max_deliver)`,
+          },
+          reason: 'the server would not deliver it again: max_deliver reached',
+          attempts: raw.info.deliveryCount,
+          firstFailureAt: at,
+          lastFailureAt: at,
+          deadLetteredAt: at,
+          redrives: [],
+          state: 'dead',
+        };
+        await store.add(record);
+      } else {
+        context.report(
+          new TransportError(`a message of ${topic}/${group} reached max_deliver; no dead-letter store was given`),
+          'dead-letters',
+        );
+      }
+      raw.term('max_deliver');
+    } catch (error) {
+      context.report(error, 'dead-letters');
+    }
+  };
+
+  /** A message pulled for `partition` under `epoch`, past the gate. */
+  const accept = (raw: JsMsg, partition: number, epoch: number) => {
+    const subject = raw.subject;
+    const target = subject.slice(subject.lastIndexOf('.') + 1);
+    if (!subject.endsWith('.all') && target !== ownToken) {
+      // A redelivery to another group of the topic.
+      raw.ack();
+      return;
+    }
+    let message: Entry['message'];
+    try {
+      message = messageFromJson(new TextDecoder().decode(raw.data));
+    } catch (error) {
+      context.report(new TransportError(`an unreadable message in ${topic}/${group}`, { cause: error }), 'consume');
+      raw.term('unreadable');
+      return;
+    }
+    const known = buffer.find(raw.seq);
+    if (known) {
+      // The server gave it again (an ack wait passed): the newer delivery is the one to settle.
+      known.raw = raw;
+      return;
+    }
+    const due = Number(raw.headers?.get(DUE_HEADER) ?? 0) || 0;
+    const dueAt = Math.max(due, message.deliverAt?.getTime() ?? 0);
+    const count = Math.max(raw.info.deliveryCount - 1, naked.get(raw.seq)?.count ?? 0);
+    naked.delete(raw.seq);
+    const entry: Entry = {
+      message,
+      raw,
+      partition,
+      epoch,
+      visibleAt: dueAt,
+      count,
+      lease: 0,
+      holder: undefined,
+    };
+    if (raw.info.deliveryCount >= context.maxDeliver && raw.info.deliveryCount > 1) {
+      void deadLetter(raw, entry);
+      return;
+    }
+    if (dueAt - Date.now() >= holdBelowMs) buffer.defer(entry, dueAt);
+    else buffer.add(entry);
+  };
+
+  /** Waits until the partition has room for more unacknowledged messages, or `ms` passed. */
+  const roomOrTimeout = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        wakers.delete(done);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      wakers.add(done);
+    });
+
+  const pullLoop = async (partition: number, part: Held) => {
+    let consumer: Consumer | undefined;
+    let failures = 0;
+    const current = () => !stopped && held.get(partition) === part;
+    while (current()) {
+      try {
+        if (part.regate) {
+          part.regate = false;
+          consumer = undefined;
+        }
+        if (!consumer) {
+          await context.ensureConsumer(partition);
+          consumer = await context.js().consumers.get(names.stream, names.consumer(topic, group, partition));
+          await part.gate.close();
+        }
+        await part.gate.check();
+        // While gated, the messages still pending elsewhere must be able to come (they come first, once
+        // their ack wait ends), however full the partition is of ones waiting behind them.
+        const room = part.gate.isOpen()
+          ? context.prefetch - buffer.heldIn(partition) - part.gate.size()
+          : Math.max(1, part.gate.missing());
+        // Pull in halves of the prefetch, not one message per ack: each pull is a round trip.
+        if (
+          room <= 0 ||
+          (part.gate.isOpen() && room < Math.ceil(context.prefetch / 2) && buffer.heldIn(partition) > 0)
+        ) {
+          await roomOrTimeout(1000);
+          continue;
+        }
+        const batch = await consumer.fetch({ max_messages: room, expires: 1000 });
+        part.batch = batch;
+        for await (const raw of batch) {
+          if (part.regate) break;
+          // Given up meanwhile: the pull stays open at the server until it ends, and what it brings goes back.
+          if (!current()) raw.nak();
+          else part.gate.offer(raw);
+        }
+        part.batch = undefined;
+        failures = 0;
+      } catch (error) {
+        if (!current()) break;
+        failures += 1;
+        context.report(
+          new TransportError(`pulling ${topic}/${group} partition ${partition} failed`, { cause: error }),
+          'consume',
+        );
+        // Pulled messages may have been lost on the way: gate the partition again once the consumer is back.
+        consumer = undefined;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** Math.min(failures, 5))));
+      }
+    }
+  };
+
+  const lose = async (partition: number) => {
+    const part = held.get(partition);
+    if (!part) return;
+    held.delete(partition);
+    for (const wake of wakers) wake();
+    // The pull under way runs to its end (a pull cannot be cancelled at the server: a message naked
+    // before it ended would be delivered to it, lost until its ack wait); what it brings is naked.
+    await part.loop;
+    const entries = buffer.held().filter((e) => e.partition === partition);
+    for (const [seq, item] of naked) if (item.partition === partition) naked.delete(seq);
+    for (const entry of entries) entry.raw.nak();
+    part.gate.giveBack();
+    buffer.dropPartition(partition);
+  };
+
+  return {
+    buffer,
+    /** This process holds `partition` now: pull it (behind the gate). */
+    gain(partition: number) {
+      if (stopped || held.has(partition)) return;
+      const epoch = nextEpoch++;
+      const gate = createPartitionGate({
+        ackPending: async () => (await context.pending(partition)).ackPending,
+        deliveredSeq: async () => (await context.pending(partition)).deliveredSeq,
+        ours: () => buffer.heldIn(partition) + nakedIn(partition),
+        pass: (raw) => accept(raw, partition, epoch),
+      });
+      const part: Held = { epoch, gate, loop: Promise.resolve(), batch: undefined, regate: false };
+      held.set(partition, part);
+      part.loop = pullLoop(partition, part);
+    },
+    /** `partition` is no longer this process's: stop pulling it; give back what it holds of it (nak). */
+    lose,
+    /** Nothing of `partition` is in a handler's hands: it can be given up now. */
+    idle: (partition: number) => !buffer.busy(partition),
+    partitions: () => [...held.keys()],
+    /** After a reconnect: pulls may have been lost on the way; every partition is gated again. */
+    regate() {
+      for (const part of held.values()) {
+        part.regate = true;
+        part.batch?.stop();
+      }
+    },
+    /** Waits (up to 5 s) for the releases on their way back to the server. */
+    settled: () => buffer.settled(5000),
+    /** Stops pulling; what is held and unacknowledged goes back to the server (nak), in order. */
+    async stop() {
+      const parts = [...held.keys()];
+      await Promise.all(parts.map((p) => lose(p)));
+      stopped = true;
+      clearInterval(keepAlive);
+      buffer.close();
+    },
+  };
+}
+
+export type GroupReader = ReturnType<typeof createGroupReader>;

@@ -1,0 +1,76 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { testConsumerConformance } from '@factline/core/testing';
+import { getSqliteDeadLetterStore, getSqliteInbox, openSqliteDatabase } from '@factline/sqlite';
+import type { Database } from 'better-sqlite3';
+import { startPrivateServer } from '../fixtures/private-server.ts';
+import { natsUnavailable, natsUrl, removeStreams, testApplication } from '../fixtures/server.ts';
+import { getNatsTransport } from './nats-transport.ts';
+
+// The consumer pipeline on NATS JetStream with the SQLite inbox and dead-letter store: the handler's writes,
+// the inbox mark and the dead letters in one file; the server carries the messages. On a private server when
+// this machine can start one (its restart case stops and starts it), else on the shared one without it.
+const server = await startPrivateServer({ jetstream: true });
+const privateUrl = 'reason' in server ? undefined : server.url;
+if ('reason' in server) console.log(`# no private nats-server (${server.reason}): the restart case skips`);
+const skip = privateUrl ? false : await natsUnavailable();
+const dir = mkdtempSync(join(tmpdir(), 'factline-nats-consumer-'));
+const path = join(dir, 'consumers.db');
+const setup = openSqliteDatabase(path);
+setup.exec(`CREATE TABLE test_effects (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, consumer TEXT NOT NULL, value TEXT NOT NULL)`);
+setup.close();
+const application = testApplication('consumer');
+/** A transport whose default dead-letter store is the SQLite one in `db`. */
+const open = (db: Database) =>
+  getNatsTransport({
+    url: privateUrl ?? natsUrl,
+    application,
+    partitions: 2,
+    claimTtlMs: 1500,
+    // The inbox case publishes one message twice on purpose: with the server's de-duplication (the default)
+    // the second copy would never be stored, so nothing would reach the inbox to turn away.
+    deduplicate: false,
+    deadLetters: getSqliteDeadLetterStore({ database: db }),
+  });
+
+after(async () => {
+  if ('reason' in server) {
+    if (!skip) await removeStreams([application]).catch(() => undefined);
+  } else await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+testConsumerConformance<Database>({
+  name: privateUrl
+    ? 'nats transport (private server), SQLite inbox and dead letters'
+    : 'nats transport, SQLite inbox and dead letters',
+  transactional: true,
+  synchronousHandlers: true,
+  skip,
+  ...('reason' in server ? {} : { restart: () => server.restart() }),
+  async createEnvironment() {
+    const db = openSqliteDatabase(path);
+    const transport = await open(db);
+    const select = db.prepare<[string], { value: string }>(
+      'SELECT value FROM test_effects WHERE consumer = ? ORDER BY seq',
+    );
+    return {
+      transport,
+      inbox: getSqliteInbox({ database: db }),
+      deadLetters: getSqliteDeadLetterStore({ database: db }),
+      writeEffect(tx, consumer, value) {
+        tx.prepare('INSERT INTO test_effects (consumer, value) VALUES (?, ?)').run(consumer, value);
+      },
+      effects: async (consumer) => select.all(consumer).map((row) => row.value),
+      // A connection of its own, as another process has: it claims partitions of its own.
+      peerTransport: () => open(db),
+      close: async () => {
+        await transport.close();
+        db.close();
+      },
+    };
+  },
+});

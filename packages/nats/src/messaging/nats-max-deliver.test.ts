@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { createMessage } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
+import { getSqliteDeadLetterStore, openSqliteDatabase } from '@factline/sqlite';
+import { natsUnavailable, natsUrl, removeStreams, testApplication } from '../fixtures/server.ts';
+import { getNatsTransport } from './nats-transport.ts';
+
+const skip = await natsUnavailable();
+const application = testApplication('maxdeliver');
+
+after(async () => {
+  if (!skip) await removeStreams([application]);
+});
+
+const never = new AbortController().signal;
+
+describe('nats: max_deliver', { skip }, () => {
+  it('a message given back unacknowledged by each process that got it reaches the dead-letter store at maxDeliver, never a handler', async () => {
+    const db = openSqliteDatabase(':memory:');
+    const deadLetters = getSqliteDeadLetterStore({ database: db });
+    const open = () =>
+      getNatsTransport({
+        url: natsUrl,
+        application,
+        partitions: 1,
+        maxDeliver: 2,
+        claimTtlMs: 600,
+        deadLetters,
+        onError: (e, c) => console.log('ERR', c.stage, String(e), String((e as Error).cause)),
+      });
+    const message = createMessage({ type: 'Poison', key: 'p-1', data: { crashes: true } });
+    // The first process gets it and closes without settling it (as a crash would, but handing it back at once).
+    const first = await open();
+    await first.declareSubscription('jobs', 'worker');
+    await first.publish('jobs', [message]);
+    const subscription = first.subscribe('jobs', 'worker');
+    let got = await subscription.receive(1, 5000, never);
+    assert.deepEqual(
+      got.map((d) => d.message.id),
+      [message.id],
+    );
+    await first.close();
+    // The second delivery is the last the server would make: recorded, terminated, not handed out.
+    const second = await open();
+    const again = second.subscribe('jobs', 'worker');
+    await waitUntil(async () => (await deadLetters.list()).length === 1, 'the dead letter', 10_000);
+    const [record] = await deadLetters.list();
+    assert.equal(record?.message.id, message.id);
+    assert.equal(record?.consumer, 'worker');
+    assert.equal(record?.error.type, 'DeliveryLimitExceeded');
+    assert.equal(record?.attempts, 2);
+    got = await again.receive(1, 300, never);
+    assert.deepEqual(got, [], 'a handler got the message past maxDeliver');
+    await second.close();
+    db.close();
+  });
+});

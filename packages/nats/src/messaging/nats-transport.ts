@@ -1,0 +1,361 @@
+import {
+  type DeadLetterStore,
+  type Message,
+  NoSubscriptionError,
+  StoreClosedError,
+  type SubscribeOptions,
+  type Subscription,
+  type Transport,
+  TransportError,
+} from '@factline/core';
+import {
+  assertMessages,
+  assertName,
+  checkSubscribeOptions,
+  checkTransportPublishOptions,
+  messageToJson,
+} from '@factline/core/adapter';
+import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetStreamDisabled, openConnection, redactUrl } from '../connection.ts';
+import { checkNatsTransportOptions, type NatsErrorStage, type NatsTransportOptions } from '../options.ts';
+import { ensureConsumer, ensureStream, partitionOf, topologyNames } from '../topology.ts';
+import { createGroupReader, type GroupReader } from './group-reader.ts';
+import { createPartitionClaims, type PartitionClaims } from './partition-claims.ts';
+import { type Outgoing, publishAll } from './publish.ts';
+
+export interface NatsTransport extends Transport {
+  /** The JetStream stream holding the application's messages. */
+  readonly stream: string;
+  /** True while connected; false while the client reconnects. */
+  connected(): boolean;
+  /** The partitions of `topic`/`group` this process pulls now (tests and monitoring). */
+  heldPartitions(topic: string, group: string): number[];
+}
+
+const encoder = new TextEncoder();
+
+/** Opens the JetStream manager, telling a server without JetStream apart from other failures. */
+async function openManager(nc: NatsConnection, url: string): Promise<JetStreamManager> {
+  try {
+    return await jetstreamManager(nc);
+  } catch (error) {
+    const text = String((error as Error)?.message ?? error);
+    if (/not enabled|no responders|503/i.test(text)) throw jetStreamDisabled(url, error);
+    throw new TransportError(`NATS at ${redactUrl(url)} did not answer the JetStream API: ${text}`, { cause: error });
+  }
+}
+
+/**
+ * The transport on NATS JetStream: one stream per application (file
+ * storage, interest retention, a duplicate window), per (topic, group)
+ * `partitions` durable pull consumers (explicit ack, finite `max_deliver`,
+ * `ack_wait`); publishes carry `Nats-Msg-Id` = message id and resolve on
+ * their PubAcks, pipelined; `release(delay)` and `deliverAt` are naks with a
+ * delay. Reconnects by itself; a pull lost with the connection is replaced
+ * and its partition gated until nothing of it is pending elsewhere. Rejects
+ * at start with a `TransportError` when the server is unreachable, refuses
+ * the credentials or has JetStream disabled.
+ *
+ * @example
+ * const transport = await getNatsTransport({ url: 'nats://127.0.0.1:4222', application: 'shop' });
+ * await transport.publish('orders', [createMessage({ type: 'OrderPlaced', key: 'order-1', data: {} })]);
+ */
+export async function getNatsTransport(given: NatsTransportOptions): Promise<NatsTransport> {
+  const options = checkNatsTransportOptions(given);
+  const names = topologyNames(options.application);
+  const connectionName =
+    options.connectionName ??
+    `factline ${options.application} ${process.pid} ${Math.random().toString(36).slice(2, 8)}`;
+  const nc = await openConnection(options.url, {
+    timeoutMs: options.connectTimeoutMs,
+    reconnectWaitMs: options.reconnectWaitMs,
+    name: connectionName,
+  });
+  let jsm: JetStreamManager;
+  try {
+    jsm = await openManager(nc, options.url);
+    await ensureStream(jsm, names, options.duplicateWindowMs);
+  } catch (error) {
+    await nc.close().catch(() => undefined);
+    if (error instanceof TransportError) throw error;
+    throw new TransportError(`creating the stream '${names.stream}' failed: ${String(error)}`, { cause: error });
+  }
+  const js = jetstream(nc);
+  let closed = false;
+  let connected = true;
+  const readers = new Map<string, { reader: GroupReader; claims: PartitionClaims; users: number }>();
+  let bucket: Promise<KV> | undefined;
+  /** The application's claim bucket, created on first use (again after a failure). */
+  const claimBucket = (): Promise<KV> => {
+    bucket ??= new Kvm(js).create(names.claims, { ttl: options.claimTtlMs, history: 1 }).catch((error: unknown) => {
+      bucket = undefined;
+      throw new TransportError(`opening the claim bucket '${names.claims}' failed: ${String(error)}`, { cause: error });
+    });
+    return bucket;
+  };
+  /** A topic or group name as a key-value key token. */
+  const keyToken = (name: string) => Buffer.from(name, 'utf8').toString('base64url');
+  /** Consumer creations done (or under way) by this transport; a failure is forgotten, to be tried again. */
+  const declared = new Map<string, Promise<void>>();
+  /** Per topic, the group declarations under way: a publish waits for them (a subscribe is synchronous). */
+  const declaring = new Map<string, Set<Promise<void>>>();
+  const subscribedTopics = new Set<string>();
+  let nextSubscriber = 1;
+
+  const report = (error: unknown, stage: NatsErrorStage) => {
+    try {
+      options.onError?.(error, { stage });
+    } catch {
+      // The hook's own failure changes nothing.
+    }
+  };
+
+  // Connection events: told to onError; after a reconnect every partition is gated again.
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') {
+        connected = false;
+        report(new TransportError(`lost the connection to NATS at ${redactUrl(options.url)}`), 'connection');
+      } else if (status.type === 'reconnect') {
+        connected = true;
+        for (const { reader } of readers.values()) reader.regate();
+      }
+    }
+  })().catch((error: unknown) => report(error, 'connection'));
+
+  const groupKey = (topic: string, group: string) => JSON.stringify([topic, group]);
+
+  const consumerSettings = { maxDeliver: options.maxDeliver, ackWaitMs: options.ackWaitMs };
+
+  const ensurePartition = (topic: string, group: string, partition: number, again = false): Promise<void> => {
+    const key = JSON.stringify([topic, group, partition]);
+    let done = again ? undefined : declared.get(key);
+    if (!done) {
+      done = ensureConsumer(jsm, names, topic, group, partition, consumerSettings).catch((error: unknown) => {
+        declared.delete(key);
+        throw new TransportError(
+          `creating the consumer '${names.consumer(topic, group, partition)}' failed: ${String(error)}`,
+          { cause: error },
+        );
+      });
+      declared.set(key, done);
+    }
+    return done;
+  };
+
+  const declare = (topic: string, group: string): Promise<void> => {
+    const work = Promise.all(
+      Array.from({ length: options.partitions }, (_, p) => ensurePartition(topic, group, p)),
+    ).then(() => {
+      subscribedTopics.add(topic);
+    });
+    const tracked = declaring.get(topic) ?? new Set<Promise<void>>();
+    declaring.set(topic, tracked);
+    tracked.add(work);
+    const forget = () => {
+      tracked.delete(work);
+      if (tracked.size === 0 && declaring.get(topic) === tracked) declaring.delete(topic);
+    };
+    work.then(forget, forget);
+    return work;
+  };
+
+  /** Whether any group (of any process) has a consumer on `topic`; a yes is remembered. */
+  const hasSubscription = async (topic: string): Promise<boolean> => {
+    if (subscribedTopics.has(topic)) return true;
+    const prefix = names.topicPrefix(topic);
+    for await (const info of await jsm.consumers.list(names.stream)) {
+      if (info.config.filter_subject?.startsWith(prefix)) {
+        subscribedTopics.add(topic);
+        return true;
+      }
+    }
+    return false;
+  };
+
+  const checkNames = (topic: string, group?: string) => {
+    assertName(topic, 'topic');
+    if (group !== undefined) assertName(group, 'group');
+  };
+
+  const encode = (topic: string, messages: readonly Message[]): Outgoing[] => {
+    const at = Date.now();
+    /** Per key, when its latest delayed message is due: the key's later messages wait for it (same publish). */
+    const heldKeys = new Map<string, number>();
+    return messages.map((message) => {
+      const due = Math.max(message.deliverAt?.getTime() ?? 0, heldKeys.get(message.key) ?? 0);
+      if (due > at) heldKeys.set(message.key, due);
+      return {
+        subject: names.subject(topic, partitionOf(message.key, options.partitions)),
+        data: encoder.encode(messageToJson(message)),
+        ...(options.deduplicate ? { messageId: message.id } : {}),
+        ...(due > at ? { dueAt: due } : {}),
+      };
+    });
+  };
+
+  const publishTimeoutMs = Math.max(5000, options.connectTimeoutMs);
+
+  return {
+    stream: names.stream,
+    connected: () => connected && !closed,
+    heldPartitions(topic, group) {
+      return (
+        readers
+          .get(groupKey(topic, group))
+          ?.reader.partitions()
+          .sort((a, b) => a - b) ?? []
+      );
+    },
+
+    system: 'nats',
+    capabilities: {
+      delayedDelivery: true,
+      deadLettering: true,
+      perKeyOrder: true,
+      competingConsumers: true,
+      durable: true,
+    },
+
+    async publish(topic, messages, publishOptions) {
+      if (closed) throw new StoreClosedError('transport');
+      checkNames(topic);
+      assertMessages(messages);
+      const required = checkTransportPublishOptions(publishOptions);
+      if (messages.length === 0) return;
+      const pending = declaring.get(topic);
+      if (pending) await Promise.allSettled(pending);
+      if (required && !(await hasSubscription(topic))) throw new NoSubscriptionError(topic);
+      await publishAll(js, encode(topic, messages), publishTimeoutMs);
+    },
+
+    async declareSubscription(topic, group) {
+      if (closed) throw new StoreClosedError('transport');
+      checkNames(topic, group);
+      await declare(topic, group);
+    },
+
+    async redeliver(topic, group, messages) {
+      if (closed) throw new StoreClosedError('transport');
+      checkNames(topic, group);
+      assertMessages(messages);
+      await declare(topic, group);
+      // To this group's subject only; an id of its own, so the duplicate window never drops a redrive.
+      await publishAll(
+        js,
+        messages.map((message) => ({
+          subject: names.groupSubject(topic, group, partitionOf(message.key, options.partitions)),
+          data: encoder.encode(messageToJson(message)),
+          messageId: `${message.id} redelivered ${Date.now()} ${Math.random().toString(36).slice(2)}`,
+        })),
+        publishTimeoutMs,
+      );
+    },
+
+    subscribe(topic: string, group: string, given?: SubscribeOptions): Subscription {
+      const subscribeOptions = checkSubscribeOptions(given) ?? {};
+      checkNames(topic, group);
+      if (closed) throw new StoreClosedError('transport');
+      const visibility = subscribeOptions.visibilityTimeoutMs ?? 30_000;
+      const key = groupKey(topic, group);
+      let shared = readers.get(key);
+      if (!shared) {
+        declare(topic, group).catch((error: unknown) => report(error, 'consume'));
+        const reader = createGroupReader({
+          names,
+          topic,
+          group,
+          partitions: options.partitions,
+          prefetch: options.prefetch,
+          maxDeliver: options.maxDeliver,
+          ackWaitMs: options.ackWaitMs,
+          deadLetters: options.deadLetters,
+          js: () => js,
+          ensureConsumer: (partition) => ensurePartition(topic, group, partition),
+          async pending(partition) {
+            const info = await jsm.consumers.info(names.stream, names.consumer(topic, group, partition));
+            return { ackPending: info.num_ack_pending, deliveredSeq: info.delivered.stream_seq };
+          },
+          report,
+        });
+        const claims = createPartitionClaims(
+          {
+            bucket: claimBucket,
+            scope: `${keyToken(topic)}.${keyToken(group)}`,
+            async members() {
+              const scope = `${keyToken(topic)}.${keyToken(group)}`;
+              const info = await jsm.streams.info(`KV_${names.claims}`, {
+                subjects_filter: `$KV.${names.claims}.member.${scope}.*`,
+              });
+              return Object.keys(info.state.subjects ?? {}).length;
+            },
+            async remove(key) {
+              await jsm.streams.purge(`KV_${names.claims}`, { filter: `$KV.${names.claims}.${key}` });
+            },
+            partitions: options.partitions,
+            ttlMs: options.claimTtlMs,
+            report: (error) => report(error, 'claim'),
+          },
+          reader,
+        );
+        shared = { reader, claims, users: 0 };
+        readers.set(key, shared);
+        claims.start();
+      }
+      shared.users += 1;
+      const own = shared;
+      let subscriptionClosed = false;
+      const subscriber = nextSubscriber++;
+      return {
+        receive(max, waitMs, signal) {
+          if (closed || subscriptionClosed) return Promise.reject(new StoreClosedError('transport'));
+          return own.reader.buffer.receive(subscriber, max, waitMs, signal, visibility);
+        },
+        async close() {
+          if (subscriptionClosed) return;
+          subscriptionClosed = true;
+          own.users -= 1;
+          if (own.users === 0 && readers.get(key) === own) {
+            readers.delete(key);
+            await own.reader.settled();
+            await own.claims.stop();
+            await own.reader.stop();
+          }
+        },
+      };
+    },
+
+    async defaultDeadLetterStore(): Promise<DeadLetterStore> {
+      if (!options.deadLetters) {
+        throw new TransportError(
+          'the NATS transport was given no deadLetters store: give one to it or to the consumer',
+          {
+            retryable: false,
+          },
+        );
+      }
+      return options.deadLetters;
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.all(
+        [...readers.values()].map(async ({ reader, claims }) => {
+          await reader.settled();
+          await claims.stop();
+          await reader.stop();
+        }),
+      );
+      readers.clear();
+      // Drain: the acks and naks sent above reach the server before the connection closes.
+      await Promise.race([
+        nc.drain().catch(() => undefined),
+        new Promise((resolve) => setTimeout(resolve, 5000).unref()),
+      ]);
+      await nc.close().catch(() => undefined);
+    },
+  };
+}

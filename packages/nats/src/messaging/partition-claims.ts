@@ -1,0 +1,190 @@
+import { TransportError } from '@factline/core';
+import type { KV } from '@nats-io/kv';
+
+/** What the claims steer: the reader that pulls the partitions this process holds. */
+export interface ClaimTarget {
+  gain(partition: number): void;
+  lose(partition: number): Promise<void>;
+  /** Whether a partition can be given up now without cutting a handler short (nothing of it in flight). */
+  idle(partition: number): boolean;
+}
+
+export interface ClaimSettings {
+  /** The application's claim bucket (entries expire `ttlMs` after their last write). */
+  bucket(): Promise<KV>;
+  /** `<topic>.<group>` as key tokens. */
+  scope: string;
+  /** How many `member.<scope>.*` keys the bucket holds (a departed member counts until its entry expires). */
+  members(): Promise<number>;
+  /** Removes a key with no trace (a delete would leave a marker that counts as a member until it expires). */
+  remove(key: string): Promise<void>;
+  partitions: number;
+  ttlMs: number;
+  report(error: unknown): void;
+}
+
+/**
+ * One process's claims on the partitions of one group, in a key-value bucket
+ * whose entries expire `ttlMs` after their last write: `claim.<scope>.<p>`
+ * names the process pulling partition `p` (created only where none is, so
+ * one holder at a time), `member.<scope>.<id>` says the process is there.
+ * Every third of `ttlMs` (at least every second) a process renews what it holds (a failed renewal
+ * loses the partition at once), counts the members and evens out: it gives
+ * up partitions above its share (only ones with nothing in flight, so no
+ * handler is cut short) and claims free ones up to its share. A process that
+ * dies stops renewing: its partitions are free after at most `ttlMs`, and the
+ * next holder's gate waits for its unacknowledged messages.
+ *
+ * @example
+ * const claims = createPartitionClaims(settings, reader);
+ * claims.start();
+ * await claims.stop(); // gives every partition up at once
+ */
+export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarget) {
+  const id = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  /** Partition → the revision of its claim entry. */
+  const held = new Map<number, number>();
+  /** Partition → when its claim was last written (created or renewed). */
+  const renewedAt = new Map<number, number>();
+  let memberRevision: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const claimKey = (p: number) => `claim.${settings.scope}.${p}`;
+  const memberKey = `member.${settings.scope}.${id}`;
+  const value = new TextEncoder().encode(id);
+
+  const lose = (partition: number) => {
+    held.delete(partition);
+    renewedAt.delete(partition);
+    // Not awaited: a slow give-back must not hold up the renewal of the other claims.
+    const done = target.lose(partition).catch((error: unknown) => settings.report(error));
+    losing.add(done);
+    void done.finally(() => losing.delete(done));
+  };
+  const losing = new Set<Promise<void>>();
+
+  /** A call to the server that gives up after a third of the ttl (a renewal that late is too late anyway). */
+  const bounded = <T>(work: Promise<T>): Promise<T> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no answer in time')), Math.max(100, Math.floor(settings.ttlMs / 3)));
+    });
+    return Promise.race([work, timedOut]).finally(() => clearTimeout(timer));
+  };
+
+  /**
+   * Gives up every claim not renewed for two thirds of the ttl, whatever the
+   * renewals are doing: by the time another process can take it (the ttl),
+   * this one has stopped handing its messages out.
+   */
+  const expire = () => {
+    const limit = Date.now() - Math.floor((settings.ttlMs * 2) / 3);
+    for (const [partition, at] of renewedAt) {
+      if (at >= limit) continue;
+      settings.report(
+        new TransportError(`the claim on partition ${partition} of ${settings.scope} was not renewed in time`),
+      );
+      lose(partition);
+    }
+  };
+  const watchdog = setInterval(expire, Math.max(50, Math.floor(settings.ttlMs / 6)));
+  watchdog.unref?.();
+
+  const renew = async (kv: KV) => {
+    for (const [partition, revision] of [...held]) {
+      const started = Date.now();
+      try {
+        const next = await bounded(kv.update(claimKey(partition), value, revision));
+        if (!held.has(partition)) continue;
+        held.set(partition, next);
+        renewedAt.set(partition, started);
+      } catch (error) {
+        if (!held.has(partition)) continue;
+        settings.report(
+          new TransportError(`lost the claim on partition ${partition} of ${settings.scope}`, { cause: error }),
+        );
+        lose(partition);
+      }
+    }
+    memberRevision = await bounded(kv.put(memberKey, value));
+  };
+
+  const balance = async (kv: KV) => {
+    const share = Math.ceil(settings.partitions / Math.max(1, await bounded(settings.members())));
+    // Above the share: give up idle partitions, the highest first.
+    for (const partition of [...held.keys()].sort((a, b) => b - a)) {
+      if (held.size <= share) break;
+      if (!target.idle(partition)) continue;
+      const revision = held.get(partition) as number;
+      lose(partition);
+      await Promise.allSettled([...losing]);
+      await bounded(kv.delete(claimKey(partition), { previousSeq: revision })).catch(() => undefined);
+    }
+    // Below it: claim free partitions, from a random one so processes starting together spread.
+    const offset = Math.floor(Math.random() * settings.partitions);
+    for (let i = 0; i < settings.partitions && held.size < share && !stopped; i++) {
+      const partition = (offset + i) % settings.partitions;
+      if (held.has(partition)) continue;
+      const started = Date.now();
+      try {
+        held.set(partition, await bounded(kv.create(claimKey(partition), value)));
+        renewedAt.set(partition, started);
+        target.gain(partition);
+      } catch {
+        // Held by another process.
+      }
+    }
+  };
+
+  const tick = async () => {
+    try {
+      const kv = await settings.bucket();
+      if (stopped) return;
+      await renew(kv);
+      if (stopped) return;
+      await balance(kv);
+    } catch (error) {
+      settings.report(error);
+    }
+  };
+
+  const schedule = (ms: number) => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = tick().finally(() => {
+        running = undefined;
+        // At least every second: a partition given up is claimed soon, whatever the ttl.
+        schedule(Math.max(100, Math.min(1000, Math.floor(settings.ttlMs / 3))));
+      });
+    }, ms);
+  };
+
+  return {
+    start() {
+      schedule(0);
+    },
+    held: () => [...held.keys()],
+    /** Gives up every partition (after the reader gave their messages back) and leaves. */
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      clearInterval(watchdog);
+      await running?.catch(() => undefined);
+      const revisions = [...held];
+      for (const [partition] of revisions) lose(partition);
+      await Promise.allSettled([...losing]);
+      try {
+        const kv = await settings.bucket();
+        for (const [partition, revision] of revisions) {
+          await bounded(kv.delete(claimKey(partition), { previousSeq: revision })).catch(() => undefined);
+        }
+        if (memberRevision !== undefined) await bounded(settings.remove(memberKey)).catch(() => undefined);
+      } catch (error) {
+        settings.report(error);
+      }
+    },
+  };
+}
+
+export type PartitionClaims = ReturnType<typeof createPartitionClaims>;

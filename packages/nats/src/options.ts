@@ -1,0 +1,110 @@
+import type { DeadLetterStore } from '@factline/core';
+import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
+
+/** Where a transport failure happened, as told to `onError`. */
+export type NatsErrorStage = 'connection' | 'consume' | 'dead-letters' | 'delay' | 'claim';
+
+export interface NatsTransportOptions {
+  /** `nats://host:port` (or `tls://`), optionally `nats://user:password@host:port`; several comma-separated. */
+  url: string;
+  /**
+   * Names the JetStream stream `<application>` (subjects `<application>.>`)
+   * and everything else the transport creates. Several services of one
+   * application share it. Letters, digits, `-`, `_`; at most 64 characters.
+   */
+  application: string;
+  /**
+   * Durable consumers per (topic, group), each held by one process at a time:
+   * a key always goes to the same partition, so its messages are handled in
+   * publish order; different partitions run in parallel. The same for every
+   * process of an application. Default 4.
+   */
+  partitions?: number;
+  /** Unacknowledged messages one process holds per partition (pull batch). Default 64. */
+  prefetch?: number;
+  /**
+   * `max_deliver` of every consumer: the server stops handing out a message
+   * delivered this often without an ack (a crash loop); it is then recorded
+   * in the dead-letter store. Default 20 (the server's default is unlimited).
+   */
+  maxDeliver?: number;
+  /** `ack_wait` of every consumer: an unacknowledged message of a dead process comes back after it. Default 30000 ms. */
+  ackWaitMs?: number;
+  /**
+   * Publishes carry `Nats-Msg-Id` = the message id, so the server stores a
+   * message published again within the duplicate window once (a relay retry
+   * after an unknown outcome). `false` leaves the header out: every publish
+   * is stored (the inbox still applies a message once). Default true.
+   */
+  deduplicate?: boolean;
+  /** The stream's duplicate window: a publish repeated within it (same message id) is stored once. Default 120000 ms. */
+  duplicateWindowMs?: number;
+  /**
+   * How long a process's claim on a partition lasts without renewal (it is
+   * renewed every third of it): after a process dies, its partitions pass to
+   * the others after at most this. Default 10000 ms.
+   */
+  claimTtlMs?: number;
+  /**
+   * The store consumers use when given none (`defaultDeadLetterStore`), and
+   * where messages the server stopped delivering (`maxDeliver`) are recorded:
+   * an SQL dead-letter store from @factline/sqlite or @factline/postgres.
+   */
+  deadLetters?: DeadLetterStore;
+  /** How long `getNatsTransport` waits for the server. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Wait between reconnect attempts (plus up to 100 ms jitter); the client retries for ever. Default 250 ms. */
+  reconnectWaitMs?: number;
+  /** Told every failure the transport handles itself (lost connection, a failed pull, a lost claim). */
+  onError?: (error: unknown, context: { stage: NatsErrorStage }) => void;
+  /** Shown in the server's connection list (`/connz`). */
+  connectionName?: string;
+}
+
+const spec: OptionSpecOf<NatsTransportOptions> = {
+  url: 'non-empty-string',
+  application: (value) =>
+    typeof value === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(value)
+      ? undefined
+      : 'must be 1 to 64 letters, digits, "-" or "_"',
+  partitions: 'positive-integer',
+  prefetch: 'positive-integer',
+  maxDeliver: 'positive-integer',
+  ackWaitMs: (value) =>
+    value === undefined || (Number.isSafeInteger(value) && (value as number) >= 1000)
+      ? undefined
+      : 'must be a whole number of milliseconds, at least 1000',
+  deduplicate: 'boolean',
+  duplicateWindowMs: 'positive-integer',
+  claimTtlMs: (value) =>
+    value === undefined || (Number.isSafeInteger(value) && (value as number) >= 300)
+      ? undefined
+      : 'must be a whole number of milliseconds, at least 300',
+  deadLetters: 'object',
+  connectTimeoutMs: 'positive-integer',
+  reconnectWaitMs: 'positive-integer',
+  onError: 'function',
+  connectionName: 'non-empty-string',
+};
+
+/** The options with their defaults; a `ValidationError` names every unknown or bad option. */
+export function checkNatsTransportOptions(given: NatsTransportOptions) {
+  const options = checkOptions(given, spec, 'getNatsTransport', {
+    required: ['url', 'application'],
+    optional: false,
+  });
+  return {
+    ...options,
+    partitions: options.partitions ?? 4,
+    prefetch: options.prefetch ?? 64,
+    maxDeliver: options.maxDeliver ?? 20,
+    ackWaitMs: options.ackWaitMs ?? 30_000,
+    deduplicate: options.deduplicate ?? true,
+    duplicateWindowMs: options.duplicateWindowMs ?? 120_000,
+    claimTtlMs: options.claimTtlMs ?? 10_000,
+    connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+    reconnectWaitMs: options.reconnectWaitMs ?? 250,
+  };
+}
+
+export type CheckedNatsOptions = ReturnType<typeof checkNatsTransportOptions>;

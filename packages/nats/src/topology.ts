@@ -1,0 +1,138 @@
+import { TransportError } from '@factline/core';
+import type { JetStreamManager } from '@nats-io/jetstream';
+
+/**
+ * The names the transport creates for one application, and how it creates
+ * them. One stream `<app>` (file storage, interest retention, a duplicate
+ * window) takes the subjects `<app>.>`:
+ *
+ * - `<app>.<topic>.<p>.all`: a message published to `topic` (partition `p` =
+ *   hash of its key); every group of the topic gets it.
+ * - `<app>.<topic>.<p>.to.<group>`: a message redelivered to one group only
+ *   (a dead-letter redrive); the other groups' readers skip it.
+ * - durable pull consumer `<topic>~~<group>~~<p>`, filter `<app>.<topic>.<p>.>`,
+ *   explicit ack, finite `max_deliver`, `ack_wait`, new messages only.
+ *
+ * Topic and group names are written as subject tokens: letters, digits, `-`
+ * and `_` as they are, any other character as `~` and the hex of its UTF-8 bytes.
+ */
+
+/**
+ * FNV-1a of the key: stable across processes and versions (the same as the other broker transports).
+ *
+ * @example
+ * partitionOf('order-1', 4); // the partition (0..3) every process sends order-1 to
+ */
+export function partitionOf(key: string, partitions: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % partitions;
+}
+
+/**
+ * A name as one subject token (and part of a consumer name): no `.`, `*`, `>`, space or `~` left.
+ *
+ * @example
+ * subjectToken('orders.eu'); // 'orders~2eeu'
+ */
+export function subjectToken(name: string): string {
+  let out = '';
+  for (const char of name) {
+    if (/^[A-Za-z0-9_-]$/.test(char)) out += char;
+    else for (const byte of Buffer.from(char, 'utf8')) out += `~${byte.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+export interface Names {
+  stream: string;
+  /** Where a message of `topic` goes to every group. */
+  subject(topic: string, partition: number): string;
+  /** Where a message goes to `group` only. */
+  groupSubject(topic: string, group: string, partition: number): string;
+  /** What the consumer of one partition takes. */
+  filter(topic: string, partition: number): string;
+  /** The last token of a group-only subject for `group`. */
+  groupToken(group: string): string;
+  consumer(topic: string, group: string, partition: number): string;
+  /** The prefix of every consumer of `topic`'s filter subjects (for "is anyone subscribed"). */
+  topicPrefix(topic: string): string;
+  /** The key-value bucket holding the partition claims. */
+  claims: string;
+}
+
+/**
+ * The stream, subjects and consumer names of one application.
+ *
+ * @example
+ * topologyNames('shop').consumer('orders', 'billing', 0); // 'orders~~billing~~0'
+ */
+export function topologyNames(application: string): Names {
+  return {
+    stream: application,
+    subject: (topic, p) => `${application}.${subjectToken(topic)}.${p}.all`,
+    groupSubject: (topic, group, p) => `${application}.${subjectToken(topic)}.${p}.to.${subjectToken(group)}`,
+    filter: (topic, p) => `${application}.${subjectToken(topic)}.${p}.>`,
+    groupToken: (group) => subjectToken(group),
+    consumer: (topic, group, p) => `${subjectToken(topic)}~~${subjectToken(group)}~~${p}`,
+    topicPrefix: (topic) => `${application}.${subjectToken(topic)}.`,
+    claims: `${application}_claims`,
+  };
+}
+
+const ns = (ms: number) => ms * 1_000_000;
+
+/** Creates the application's stream, or checks the one there takes its subjects. Idempotent. */
+export async function ensureStream(jsm: JetStreamManager, names: Names, duplicateWindowMs: number): Promise<void> {
+  try {
+    const info = await jsm.streams.info(names.stream);
+    if (!info.config.subjects?.includes(`${names.stream}.>`)) {
+      throw new TransportError(
+        `the JetStream stream '${names.stream}' exists without the subjects '${names.stream}.>': not one this transport made`,
+        { retryable: false },
+      );
+    }
+    return;
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
+  try {
+    await jsm.streams.add({
+      name: names.stream,
+      subjects: [`${names.stream}.>`],
+      storage: 'file',
+      retention: 'interest',
+      duplicate_window: ns(duplicateWindowMs),
+      num_replicas: 1,
+    });
+  } catch (error) {
+    // Another process made it meanwhile.
+    if (!/already in use|already exists/i.test(String(error))) throw error;
+  }
+}
+
+export const isNotFound = (error: unknown) => /not found/i.test(String((error as Error)?.message ?? error));
+
+/** The durable consumer of one partition of a group. The same configuration every time: adding it again is a no-op. */
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  names: Names,
+  topic: string,
+  group: string,
+  partition: number,
+  settings: { maxDeliver: number; ackWaitMs: number },
+): Promise<void> {
+  await jsm.consumers.add(names.stream, {
+    durable_name: names.consumer(topic, group, partition),
+    filter_subject: names.filter(topic, partition),
+    ack_policy: 'explicit',
+    deliver_policy: 'new',
+    max_deliver: settings.maxDeliver,
+    ack_wait: ns(settings.ackWaitMs),
+    max_ack_pending: 20_000,
+    max_waiting: 512,
+  });
+}
