@@ -1,0 +1,62 @@
+/** One stream entry as RESP2 returns it: its id and its fields (null when the entry was deleted). */
+export interface RawEntry {
+  id: string;
+  fields: Record<string, string> | undefined;
+}
+
+const text = (value: unknown) => (Buffer.isBuffer(value) ? value.toString('utf8') : String(value));
+
+/** `[id, [field, value, ...]]` pairs into entries. */
+export function parseEntries(reply: unknown): RawEntry[] {
+  if (!Array.isArray(reply)) return [];
+  return reply.map((item) => {
+    const [id, flat] = item as [unknown, unknown];
+    if (!Array.isArray(flat)) return { id: text(id), fields: undefined };
+    const fields: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) fields[text(flat[i])] = text(flat[i + 1]);
+    return { id: text(id), fields };
+  });
+}
+
+/** An `XREADGROUP` reply (`[[stream, entries], ...]` or null) by stream key. */
+export function parseStreams(reply: unknown): Map<string, RawEntry[]> {
+  const out = new Map<string, RawEntry[]>();
+  if (reply instanceof Map) {
+    for (const [stream, entries] of reply) out.set(text(stream), parseEntries(entries));
+    return out;
+  }
+  if (reply !== null && typeof reply === 'object' && !Array.isArray(reply)) {
+    // node-redis hands a multi-stream reply over as an object keyed by stream.
+    for (const [stream, entries] of Object.entries(reply)) out.set(stream, parseEntries(entries));
+    return out;
+  }
+  if (!Array.isArray(reply)) return out;
+  for (const item of reply) {
+    const [stream, entries] = item as [unknown, unknown];
+    out.set(text(stream), parseEntries(entries));
+  }
+  return out;
+}
+
+/** An `XAUTOCLAIM` reply: the next cursor and the claimed entries (deleted ones left out). */
+export function parseAutoClaim(reply: unknown): { next: string; entries: RawEntry[] } {
+  const [next, entries] = (Array.isArray(reply) ? reply : ['0-0', []]) as [unknown, unknown];
+  return { next: text(next), entries: parseEntries(entries).filter((entry) => entry.fields !== undefined) };
+}
+
+/** An `XPENDING key group start end count` reply: times delivered by entry id. */
+export function parseDeliveryCounts(reply: unknown): Map<string, number> {
+  const out = new Map<string, number>();
+  if (!Array.isArray(reply)) return out;
+  for (const item of reply) {
+    const [id, , , times] = item as [unknown, unknown, unknown, unknown];
+    out.set(text(id), Number(times));
+  }
+  return out;
+}
+
+/** The time part (ms) of a stream id. */
+export const idTime = (id: string) => Number(id.split('-')[0]);
+
+/** True for a server reply naming a missing consumer group (the server restarted without persistence). */
+export const isNoGroup = (error: unknown) => /NOGROUP/.test(String((error as Error)?.message ?? error));
