@@ -1,28 +1,34 @@
 import { after } from 'node:test';
 import { testConsumerConformance } from '@factline/core/testing';
 import { createClient } from 'redis';
+import { startPrivateServer } from '../fixtures/private-server.ts';
 import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
 import { getRedisDeadLetterStore } from './redis-dead-letters.ts';
 import { getRedisInbox } from './redis-inbox.ts';
 import { getRedisTransport, type RedisTransport } from './redis-transport.ts';
 
 // The consumer pipeline on Redis alone: Redis Streams carry the messages, the Redis inbox keeps the marks,
-// the transport's dead-letter store the dead letters. Effects are kept in a Redis list per consumer.
-const skip = await redisUnavailable();
+// the transport's dead-letter store the dead letters. Effects are kept in a Redis list per consumer. On a
+// private server with an append-only file when one can start (the restart case restarts it), else the shared one.
+const server = await startPrivateServer({ appendOnly: true });
+const url = 'reason' in server ? redisUrl : server.url;
+const skip = 'reason' in server ? await redisUnavailable() : false;
 const application = testApplication('consumer');
-const open = () => getRedisTransport({ url: redisUrl, application, partitions: 4, leaseMs: 3000 });
+const open = () => getRedisTransport({ url, application, partitions: 4, leaseMs: 3000, reconnectMaxMs: 500 });
 
 after(async () => {
-  await removeKeys(application);
+  if ('reason' in server) await removeKeys(application);
+  else await server.stop();
 });
 
 testConsumerConformance({
   name: 'redis transport, Redis inbox and dead letters',
   skip,
+  ...('reason' in server ? {} : { restart: () => server.restart() }),
   async createEnvironment() {
     const transport: RedisTransport = await open();
-    const inbox = await getRedisInbox({ url: redisUrl, application });
-    const client = createClient({ url: redisUrl });
+    const inbox = await getRedisInbox({ url, application });
+    const client = createClient({ url });
     client.on('error', () => undefined);
     await client.connect();
     const list = (consumer: string) => `${application}:effects:${consumer}`;
