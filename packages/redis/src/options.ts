@@ -29,6 +29,14 @@ export interface RedisTransportOptions {
   leaseMs?: number;
   /** Longest wait of one blocking `XREADGROUP`. Default 1000 ms. */
   blockMs?: number;
+  /**
+   * How often a reader trims the streams of the partitions it holds to what
+   * the slowest group of each has not yet read (acknowledged entries stay in a
+   * stream until trimmed). Default 5000 ms.
+   */
+  trimIntervalMs?: number;
+  /** A consumer name idle this long with nothing pending is removed from its group at a trim. Default 60 000 ms. */
+  consumerIdleMs?: number;
   /** First reconnect delay; doubles (with jitter) up to `reconnectMaxMs`. Default 100 ms. */
   reconnectMinMs?: number;
   /** Longest reconnect delay. Default 5000 ms. */
@@ -51,6 +59,8 @@ const spec: OptionSpecOf<RedisTransportOptions> = {
   prefetch: 'positive-integer',
   leaseMs: 'positive-integer',
   blockMs: 'positive-integer',
+  trimIntervalMs: 'positive-integer',
+  consumerIdleMs: 'positive-integer',
   reconnectMinMs: 'positive-integer',
   reconnectMaxMs: 'positive-integer',
   connectTimeoutMs: 'positive-integer',
@@ -69,6 +79,8 @@ export function checkRedisTransportOptions(given: RedisTransportOptions) {
     prefetch: options.prefetch ?? 256,
     leaseMs: options.leaseMs ?? 5000,
     blockMs: options.blockMs ?? 1000,
+    trimIntervalMs: options.trimIntervalMs ?? 5000,
+    consumerIdleMs: options.consumerIdleMs ?? 60_000,
     reconnectMinMs: options.reconnectMinMs ?? 100,
     reconnectMaxMs: options.reconnectMaxMs ?? 5000,
     connectTimeoutMs: options.connectTimeoutMs ?? 5000,

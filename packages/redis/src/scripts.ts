@@ -114,6 +114,38 @@ for _, key in ipairs(KEYS) do
   end
 end
 return removed`,
+
+  /**
+   * KEYS: stream. ARGV: idle ms. Trims the stream below what its slowest group
+   * still needs (its oldest pending entry, else its last delivered one) and
+   * removes the groups' consumers idle longer than `idle ms` with nothing pending.
+   * Returns the entries trimmed.
+   */
+  trim: `
+local function less(a, b)
+  local am, as = string.match(a, '(%d+)-(%d+)')
+  local bm, bs = string.match(b, '(%d+)-(%d+)')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local floor = nil
+for _, row in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local g = {}
+  for i = 1, #row, 2 do g[row[i]] = row[i + 1] end
+  local needed = g['last-delivered-id']
+  if g['pending'] > 0 then needed = redis.call('XPENDING', KEYS[1], g['name'])[2] end
+  if floor == nil or less(needed, floor) then floor = needed end
+  for _, crow in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], g['name'])) do
+    local c = {}
+    for i = 1, #crow, 2 do c[crow[i]] = crow[i + 1] end
+    if c['pending'] == 0 and c['idle'] > tonumber(ARGV[1]) then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], g['name'], c['name'])
+    end
+  end
+end
+if floor == nil then return 0 end
+return redis.call('XTRIM', KEYS[1], 'MINID', floor)`,
 } as const;
 
 export type ScriptName = keyof typeof scripts;

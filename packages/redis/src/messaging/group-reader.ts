@@ -16,6 +16,8 @@ export interface ReaderContext {
   prefetch: number;
   leaseMs: number;
   blockMs: number;
+  trimIntervalMs: number;
+  consumerIdleMs: number;
   reconnectMinMs: number;
   reconnectMaxMs: number;
   /** This reader's consumer name in every stream's group, and its lease value: unique per process and reader. */
@@ -67,6 +69,9 @@ export function createGroupReader(context: ReaderContext) {
   let reading: Promise<void> | undefined;
   let kick: (() => void) | undefined;
   let ticking: Promise<void> | undefined;
+  let lastTrim = Date.now();
+  /** Leases are renewed every third of their time; trims ride on the same timer. */
+  const tickEvery = Math.max(50, Math.min(Math.floor(context.leaseMs / 3), context.trimIntervalMs));
 
   const wakeReader = () => kick?.();
 
@@ -252,6 +257,20 @@ export function createGroupReader(context: ReaderContext) {
       const state = states[p] as PartitionState;
       if (state.ready && !state.draining) await claimPending(p, context.leaseMs * 2);
     }
+    if (Date.now() - lastTrim >= context.trimIntervalMs) {
+      lastTrim = Date.now();
+      await trim();
+    }
+  };
+
+  /** Trims the streams of the partitions held; a failure is reported and tried again at the next trim. */
+  const trim = async () => {
+    for (let p = 0; p < states.length; p++) {
+      if (!(states[p] as PartitionState).held) continue;
+      await runScript(client, 'trim', [streams[p] as string], [context.consumerIdleMs]).catch((error: unknown) =>
+        context.report(error, 'trim'),
+      );
+    }
   };
 
   const scheduleTick = (delay: number) => {
@@ -268,7 +287,7 @@ export function createGroupReader(context: ReaderContext) {
         })
         .finally(() => {
           ticking = undefined;
-          scheduleTick(Math.max(50, Math.floor(context.leaseMs / 3)));
+          scheduleTick(tickEvery);
         });
     }, delay);
   };
@@ -334,7 +353,7 @@ export function createGroupReader(context: ReaderContext) {
       started ??= (async () => {
         ticking = tick().catch((error: unknown) => context.report(error, 'lease'));
         await ticking;
-        scheduleTick(Math.max(50, Math.floor(context.leaseMs / 3)));
+        scheduleTick(tickEvery);
         reading = readLoop();
       })();
       return started;

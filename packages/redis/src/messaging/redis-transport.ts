@@ -9,7 +9,7 @@ import { startDelayMover } from './delay-mover.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { delayedMember, writeMessages } from './publish.ts';
 import { getRedisDeadLetterStore } from './redis-dead-letters.ts';
-import { idTime } from './stream-replies.ts';
+import { idTime, infoRow } from './stream-replies.ts';
 
 export interface RedisTransport extends Transport {
   /** The keys this transport writes, by application. */
@@ -116,6 +116,8 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
         prefetch: options.prefetch,
         leaseMs: options.leaseMs,
         blockMs: options.blockMs,
+        trimIntervalMs: options.trimIntervalMs,
+        consumerIdleMs: options.consumerIdleMs,
         reconnectMinMs: options.reconnectMinMs,
         reconnectMaxMs: options.reconnectMaxMs,
         consumer: `${consumerName}-${nextReader++}`,
@@ -214,10 +216,9 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
         let messages = 0;
         let oldestAt: number | undefined;
         for (const stream of streamsOf(topic)) {
-          const info = (await client.sendCommand(['XINFO', 'GROUPS', stream]).catch(() => [])) as unknown[][];
+          const info = (await client.sendCommand(['XINFO', 'GROUPS', stream]).catch(() => [])) as unknown[];
           for (const row of info) {
-            const fields = new Map<string, unknown>();
-            for (let i = 0; i + 1 < row.length; i += 2) fields.set(String(row[i]), row[i + 1]);
+            const fields = infoRow(row);
             if (String(fields.get('name')) !== group) continue;
             const pending = Number(fields.get('pending') ?? 0);
             const lag = Number(fields.get('lag') ?? 0);

@@ -60,3 +60,16 @@ export const idTime = (id: string) => Number(id.split('-')[0]);
 
 /** True for a server reply naming a missing consumer group (the server restarted without persistence). */
 export const isNoGroup = (error: unknown) => /NOGROUP/.test(String((error as Error)?.message ?? error));
+
+/** One row of an `XINFO` reply as a map, whether node-redis gave it flat (`[name, value, ...]`) or as an object. */
+export function infoRow(row: unknown): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  if (Array.isArray(row)) {
+    for (let i = 0; i + 1 < row.length; i += 2) out.set(String(row[i]), row[i + 1]);
+  } else if (row instanceof Map) {
+    for (const [key, value] of row) out.set(String(key), value);
+  } else if (row !== null && typeof row === 'object') {
+    for (const [key, value] of Object.entries(row)) out.set(key, value);
+  }
+  return out;
+}
