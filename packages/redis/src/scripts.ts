@@ -7,10 +7,14 @@ import type { RedisClient } from './connection.ts';
  * stream): the transport targets one Redis server, not a cluster.
  */
 export const scripts = {
-  /** KEYS: groups set, then the topic's partition streams. ARGV: group. Creates the group on each stream (BUSYGROUP is fine), then records it. */
+  /**
+   * KEYS: groups set, then the topic's partition streams. ARGV: group, start id
+   * (`$`: from now on; `0`: all the stream holds, when the server lost the group).
+   * Creates the group on each stream (BUSYGROUP is fine), then records it.
+   */
   declare: `
 for i = 2, #KEYS do
-  local r = redis.pcall('XGROUP', 'CREATE', KEYS[i], ARGV[1], '$', 'MKSTREAM')
+  local r = redis.pcall('XGROUP', 'CREATE', KEYS[i], ARGV[1], ARGV[2], 'MKSTREAM')
   if type(r) == 'table' and r.err and not string.find(r.err, 'BUSYGROUP') then return r end
 end
 redis.call('SADD', KEYS[1], ARGV[1])
@@ -35,6 +39,13 @@ for _, member in ipairs(due) do
   redis.call('ZREM', KEYS[1], member)
 end
 return #due`,
+
+  /** KEYS: lease. ARGV: holder, ttl ms. Takes the lease when free or already the holder's: 1, else 0. */
+  acquire: `
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`,
 
   /** KEYS: lease. ARGV: holder, ttl ms. Renews the lease while `holder` has it: 1, else 0. */
   renew: `

@@ -192,15 +192,13 @@ export function createGroupReader(context: ReaderContext) {
 
   const acquire = async (partition: number) => {
     const state = states[partition] as PartitionState;
-    const taken = await client.sendCommand([
-      'SET',
-      keys.lease(topic, group, partition),
-      consumer,
-      'NX',
-      'PX',
-      String(context.leaseMs),
-    ]);
-    if (String(taken) !== 'OK') return false;
+    const taken = await runScript(
+      client,
+      'acquire',
+      [keys.lease(topic, group, partition)],
+      [consumer, context.leaseMs],
+    );
+    if (Number(taken) !== 1) return false;
     state.held = true;
     state.ready = false;
     state.draining = false;
@@ -362,6 +360,14 @@ export function createGroupReader(context: ReaderContext) {
     active: (partition: number) => {
       const state = states[partition] as PartitionState;
       return state.ready && !state.draining && Date.now() < state.expiresAt;
+    },
+    /**
+     * The connection dropped: what the server holds is unknown until it answers again (it may have
+     * restarted and lost the leases to another reader), so every partition's work stops at once; the
+     * next tick takes the leases again.
+     */
+    interrupt() {
+      for (let p = 0; p < states.length; p++) lose(p, 'the connection to Redis dropped');
     },
     /** Partitions this reader holds now. */
     held: () => states.flatMap((s, p) => (s.held ? [p] : [])),

@@ -53,6 +53,10 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
     onError: (error: unknown) => report(error, 'connection'),
   };
   const client: RedisClient = await openClient(options.url, settings);
+  // A dropped connection stops the readers' work at once (their leases are unknown until renewed).
+  client.on('reconnecting', () => {
+    for (const { reader } of readers.values()) reader.interrupt();
+  });
   const blockingClients = new Set<RedisClient>();
   const wakeups = createReceiveWakeups();
   const readers = new Map<string, { reader: GroupReader; users: number }>();
@@ -73,7 +77,9 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
     if (!done) {
       const tracked = declaring.get(topic) ?? new Set<Promise<void>>();
       declaring.set(topic, tracked);
-      done = runScript(client, 'declare', [keys.groups(topic), ...streamsOf(topic)], [group]).then(
+      // Declared again because the server lost the group (restarted without persistence): what the
+      // streams hold now came after the loss, and is the group's.
+      done = runScript(client, 'declare', [keys.groups(topic), ...streamsOf(topic)], [group, again ? '0' : '$']).then(
         () => {
           withGroups.add(topic);
         },
