@@ -6,6 +6,7 @@ import { postgresWorkloads } from './workloads/postgres.ts';
 import { postgresScanWorkloads } from './workloads/postgres-scan.ts';
 import { projectionWorkloads } from './workloads/projections.ts';
 import { rabbitmqWorkloads } from './workloads/rabbitmq.ts';
+import { redisWorkloads } from './workloads/redis.ts';
 import { schemaReadWorkloads } from './workloads/schema-read.ts';
 import { schemaSnapshotWorkloads } from './workloads/schema-snapshots.ts';
 import { sqliteWorkloads } from './workloads/sqlite.ts';
@@ -21,6 +22,7 @@ export const workloads: Workload[] = [
   ...projectionWorkloads,
   ...pipelineWorkloads,
   ...rabbitmqWorkloads,
+  ...redisWorkloads,
   ...tracingOverheadWorkloads,
   ...tracingWorkloads,
   ...schemaReadWorkloads,
