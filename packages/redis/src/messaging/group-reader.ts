@@ -4,6 +4,7 @@ import { destroyClient, type RedisClient, reconnectDelay } from '../connection.t
 import { RETURNED_CONSUMER, type RedisKeys } from '../keys.ts';
 import type { RedisErrorStage } from '../options.ts';
 import { runScript } from '../scripts.ts';
+import { createAckBatcher } from './ack-batcher.ts';
 import { createGroupBuffer, type Entry } from './receive.ts';
 import { isNoGroup, parseAutoClaim, parseDeliveryCounts, parseStreams, type RawEntry } from './stream-replies.ts';
 
@@ -75,16 +76,15 @@ export function createGroupReader(context: ReaderContext) {
 
   const wakeReader = () => kick?.();
 
+  const acks = createAckBatcher(client, (partition) => streams[partition] as string, group, wakeReader);
+
   const buffer = createGroupBuffer(
     {
       current: (entry) => {
         const state = states[entry.partition] as PartitionState;
         return state.held && state.generation === entry.generation && Date.now() < state.expiresAt;
       },
-      async ack(entry) {
-        await client.sendCommand(['XACK', streams[entry.partition] as string, group, entry.id]);
-        wakeReader();
-      },
+      ack: (entry) => acks.ack(entry.partition, entry.id),
       delay: async (entry, dueAt) => {
         const moved = await context.delay(entry, dueAt);
         wakeReader();

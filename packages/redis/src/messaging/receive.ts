@@ -60,9 +60,13 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
     return park.id !== entry.message.id;
   };
 
+  /** `<partition> <id>` of every entry held, so that an entry claimed again is found at once. */
+  const heldIds = new Set<string>();
+  const idOf = (entry: Entry) => `${entry.partition} ${entry.id}`;
   const remove = (entry: Entry) => {
     const at = entries.indexOf(entry);
     if (at >= 0) entries.splice(at, 1);
+    heldIds.delete(idOf(entry));
   };
 
   const claimed = (entry: Entry, lease: number): ClaimedMessage => {
@@ -94,7 +98,10 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
           // Kept here instead (still pending in Redis), due at the same time.
           parked.delete(entry.message.key);
           entry.visibleAt = dueAt;
-          if (settler.current(entry)) entries.splice(Math.min(at, entries.length), 0, entry);
+          if (settler.current(entry)) {
+            entries.splice(Math.min(at, entries.length), 0, entry);
+            heldIds.add(idOf(entry));
+          }
           return true;
         },
         async extend(ms) {
@@ -108,6 +115,7 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
     /** Entries read from Redis, in stream order. */
     add(added: readonly Entry[]) {
       for (const entry of added) {
+        heldIds.add(idOf(entry));
         const key = entry.message.key;
         const park = parked.get(key);
         if (park?.id === entry.message.id) {
@@ -152,12 +160,13 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
 
     /** True when the entry is held here already (claimed again from the pending list). */
     has(partition: number, id: string) {
-      return entries.some((e) => e.partition === partition && e.id === id);
+      return heldIds.has(`${partition} ${id}`);
     },
 
     /** Forgets the entries of a partition this process no longer reads (its lease went elsewhere or back). */
     dropPartition(partition: number) {
       entries = entries.filter((entry) => entry.partition !== partition);
+      for (const id of [...heldIds]) if (id.startsWith(`${partition} `)) heldIds.delete(id);
     },
 
     /** True while an entry of `partition` is handed out and not settled nor expired. */
