@@ -4,6 +4,11 @@ import { createClient, type RedisClientType } from 'redis';
 /** A node-redis client on RESP2 with no modules: what the transport and the inbox talk through. */
 export type RedisClient = RedisClientType;
 
+/** What the stores need of a connection: any node-redis client (RESP2 or RESP3) has it. */
+export interface RedisCommandSender {
+  sendCommand(args: string[]): Promise<unknown>;
+}
+
 /** The URL without its password, for messages and logs. */
 export const redactUrl = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
 

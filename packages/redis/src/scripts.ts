@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RedisClient } from './connection.ts';
+import type { RedisCommandSender } from './connection.ts';
 
 /**
  * The Lua scripts of the transport. Each runs atomically on the server. Some
@@ -167,7 +167,7 @@ const shas = Object.fromEntries(
 
 /** Runs a script by its SHA, loading it on a NOSCRIPT (a fresh or restarted server). */
 export async function runScript(
-  client: RedisClient,
+  client: RedisCommandSender,
   name: ScriptName,
   keys: readonly string[],
   args: readonly (string | number)[],

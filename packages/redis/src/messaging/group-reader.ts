@@ -1,40 +1,12 @@
 import { TransportError } from '@factline/core';
 import { messageFromJson } from '@factline/core/adapter';
 import { destroyClient, type RedisClient, reconnectDelay } from '../connection.ts';
-import { RETURNED_CONSUMER, type RedisKeys } from '../keys.ts';
-import type { RedisErrorStage } from '../options.ts';
+import { RETURNED_CONSUMER } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
+import type { ReaderContext } from './reader-context.ts';
 import { createGroupBuffer, type Entry } from './receive.ts';
 import { isNoGroup, parseAutoClaim, parseDeliveryCounts, parseStreams, type RawEntry } from './stream-replies.ts';
-
-/** What a group reader needs from its transport. */
-export interface ReaderContext {
-  keys: RedisKeys;
-  topic: string;
-  group: string;
-  partitions: number;
-  prefetch: number;
-  leaseMs: number;
-  blockMs: number;
-  trimIntervalMs: number;
-  consumerIdleMs: number;
-  reconnectMinMs: number;
-  reconnectMaxMs: number;
-  /** This reader's consumer name in every stream's group, and its lease value: unique per process and reader. */
-  consumer: string;
-  /** The transport's shared connection (commands that do not block). */
-  client: RedisClient;
-  /** Opens a connection of the reader's own, for the blocking `XREADGROUP`. */
-  openBlocking(): Promise<RedisClient>;
-  /** Declares the group on every partition stream (again after a server lost it). */
-  declare(again: boolean): Promise<void>;
-  /** Acks the entry and schedules its copy for the group alone at `dueAt`. */
-  delay(entry: Entry, dueAt: number): Promise<boolean>;
-  report(error: unknown, stage: RedisErrorStage): void;
-  /** Entries may be ready: the group's waiting receivers look again. */
-  changed(): void;
-}
 
 interface PartitionState {
   held: boolean;
@@ -190,6 +162,23 @@ export function createGroupReader(context: ReaderContext) {
     );
   };
 
+  /**
+   * Claims what earlier holders left pending, then lets new entries be read. A failure is
+   * reported and the partition stays held but not ready: the next tick tries again.
+   */
+  const takeOver = async (partition: number) => {
+    const state = states[partition] as PartitionState;
+    try {
+      await claimPending(partition, 0);
+    } catch (error) {
+      if (isNoGroup(error)) await context.declare(true).catch((e: unknown) => context.report(e, 'consume'));
+      else context.report(error, 'lease');
+      return;
+    }
+    if (state.held) state.ready = true;
+    wakeReader();
+  };
+
   const acquire = async (partition: number) => {
     const state = states[partition] as PartitionState;
     const taken = await runScript(
@@ -204,14 +193,7 @@ export function createGroupReader(context: ReaderContext) {
     state.draining = false;
     state.generation += 1;
     state.expiresAt = Date.now() + context.leaseMs;
-    try {
-      await claimPending(partition, 0);
-    } catch (error) {
-      if (!isNoGroup(error)) throw error;
-      await context.declare(true);
-    }
-    if (state.held) state.ready = true;
-    wakeReader();
+    await takeOver(partition);
     return true;
   };
 
@@ -232,6 +214,10 @@ export function createGroupReader(context: ReaderContext) {
       const renewed = await runScript(client, 'renew', [keys.lease(topic, group, p)], [consumer, context.leaseMs]);
       if (Number(renewed) === 1) state.expiresAt = Date.now() + context.leaseMs;
       else lose(p, 'another reader holds it');
+    }
+    for (let p = 0; p < states.length; p++) {
+      const state = states[p] as PartitionState;
+      if (state.held && !state.ready) await takeOver(p);
     }
     let held = states.filter((s) => s.held).length;
     for (let p = 0; p < states.length; p++) {

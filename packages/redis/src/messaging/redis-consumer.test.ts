@@ -35,7 +35,7 @@ testConsumerConformance({
     return {
       transport,
       inbox,
-      deadLetters: getRedisDeadLetterStore({ client: client as never, application }),
+      deadLetters: getRedisDeadLetterStore({ client, application }),
       async writeEffect(_tx, consumer, value) {
         await client.sendCommand(['RPUSH', list(consumer), value]);
       },

@@ -1,6 +1,6 @@
 import type { DeadLetter, DeadLetterFilter, DeadLetterStore } from '@factline/core';
 import { deadLetterFromJson, deadLetterToJson } from '@factline/core/adapter';
-import type { RedisClient } from '../connection.ts';
+import type { RedisCommandSender } from '../connection.ts';
 import { redisKeys } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 
@@ -27,7 +27,10 @@ const liveKey = (record: DeadLetter) => `${record.consumer}\u0000${record.messag
  * const deadLetters = getRedisDeadLetterStore({ client, application: 'shop' });
  * const waiting = await deadLetters.list({ consumer: 'billing' });
  */
-export function getRedisDeadLetterStore(settings: { client: RedisClient; application: string }): DeadLetterStore {
+export function getRedisDeadLetterStore(settings: {
+  client: RedisCommandSender;
+  application: string;
+}): DeadLetterStore {
   const { client } = settings;
   const keys = redisKeys(settings.application);
   const both = [keys.deadLetters, keys.liveDeadLetters];
