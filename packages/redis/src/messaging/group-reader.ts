@@ -6,7 +6,7 @@ import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
 import type { ReaderContext } from './reader-context.ts';
 import { createGroupBuffer, type Entry } from './receive.ts';
-import { isNoGroup, parseAutoClaim, parseDeliveryCounts, parseStreams, type RawEntry } from './stream-replies.ts';
+import { isNoGroup, parseAutoClaim, parsePendingHolders, parseStreams, type RawEntry } from './stream-replies.ts';
 
 interface PartitionState {
   held: boolean;
@@ -37,6 +37,8 @@ export function createGroupReader(context: ReaderContext) {
   }));
   const streams = states.map((_, p) => keys.stream(topic, p));
   let stopped = false;
+  /** Hand-outs of entries this reader dropped when it lost their partition, for when it claims them again. */
+  const forgotten = new Map<string, number>();
   let blocking: RedisClient | undefined;
   let leaseTimer: ReturnType<typeof setTimeout> | undefined;
   let reading: Promise<void> | undefined;
@@ -74,7 +76,7 @@ export function createGroupReader(context: ReaderContext) {
     state.ready = false;
     state.draining = false;
     state.generation += 1;
-    buffer.dropPartition(partition);
+    for (const entry of buffer.dropPartition(partition)) forgotten.set(`${partition} ${entry.id}`, entry.count);
     context.report(new TransportError(`lost the lease of ${topic}/${group} partition ${partition}: ${why}`), 'lease');
     wakeReader();
   };
@@ -92,7 +94,7 @@ export function createGroupReader(context: ReaderContext) {
       if (buffer.has(partition, id)) continue;
       try {
         const json = fields.m ?? '';
-        const before = Number(fields.n ?? 0) + Math.max(0, (counts?.get(id) ?? 1) - 1);
+        const before = counts?.get(id) ?? Number(fields.n ?? 0);
         const message = messageFromJson(json);
         added.push({
           id,
@@ -125,6 +127,10 @@ export function createGroupReader(context: ReaderContext) {
     const stream = streams[partition] as string;
     let cursor = '0-0';
     do {
+      // Who held each entry and how often Redis gave it out, read before the claim counts it once more.
+      const holders = parsePendingHolders(
+        await client.sendCommand(['XPENDING', stream, group, 'IDLE', String(minIdleMs), cursor, '+', '200']),
+      );
       const reply = await client.sendCommand([
         'XAUTOCLAIM',
         stream,
@@ -138,11 +144,15 @@ export function createGroupReader(context: ReaderContext) {
       const { next, entries } = parseAutoClaim(reply);
       cursor = next;
       if (entries.length === 0) continue;
-      const first = (entries[0] as RawEntry).id;
-      const last = (entries[entries.length - 1] as RawEntry).id;
-      const counts = parseDeliveryCounts(
-        await client.sendCommand(['XPENDING', stream, group, first, last, String(entries.length), consumer]),
-      );
+      const counts = new Map<string, number>();
+      for (const { id, fields } of entries) {
+        const holder = holders.get(id);
+        const carried = Number(fields?.n ?? 0);
+        // Read by this reader: its own hand-outs (none if it never handed the entry out); by another: each read may have been one.
+        if (holder?.owner === consumer) counts.set(id, forgotten.get(`${partition} ${id}`) ?? carried);
+        else counts.set(id, carried + (holder?.times ?? 1));
+        forgotten.delete(`${partition} ${id}`);
+      }
       await accept(partition, generation, entries, counts);
     } while (cursor !== '0-0' && state.held && state.generation === generation && !stopped);
   };
@@ -153,7 +163,7 @@ export function createGroupReader(context: ReaderContext) {
     state.ready = false;
     state.draining = false;
     state.generation += 1;
-    buffer.dropPartition(partition);
+    for (const entry of buffer.dropPartition(partition)) forgotten.set(`${partition} ${entry.id}`, entry.count);
     await runScript(
       client,
       'handBack',

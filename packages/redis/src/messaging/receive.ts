@@ -164,9 +164,11 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
     },
 
     /** Forgets the entries of a partition this process no longer reads (its lease went elsewhere or back). */
-    dropPartition(partition: number) {
+    dropPartition(partition: number): Entry[] {
+      const dropped = entries.filter((entry) => entry.partition === partition);
       entries = entries.filter((entry) => entry.partition !== partition);
       for (const id of [...heldIds]) if (id.startsWith(`${partition} `)) heldIds.delete(id);
+      return dropped;
     },
 
     /** True while an entry of `partition` is handed out and not settled nor expired. */

@@ -44,13 +44,13 @@ export function parseAutoClaim(reply: unknown): { next: string; entries: RawEntr
   return { next: text(next), entries: parseEntries(entries).filter((entry) => entry.fields !== undefined) };
 }
 
-/** An `XPENDING key group start end count` reply: times delivered by entry id. */
-export function parseDeliveryCounts(reply: unknown): Map<string, number> {
-  const out = new Map<string, number>();
+/** An extended `XPENDING` reply (`[id, consumer, idle, times]` rows): each entry's holder and times delivered. */
+export function parsePendingHolders(reply: unknown): Map<string, { owner: string; times: number }> {
+  const out = new Map<string, { owner: string; times: number }>();
   if (!Array.isArray(reply)) return out;
   for (const item of reply) {
-    const [id, , , times] = item as [unknown, unknown, unknown, unknown];
-    out.set(text(id), Number(times));
+    const [id, owner, , times] = item as [unknown, unknown, unknown, unknown];
+    out.set(text(id), { owner: text(owner), times: Number(times) });
   }
   return out;
 }
