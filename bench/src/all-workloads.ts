@@ -7,6 +7,7 @@ import { postgresWorkloads } from './workloads/postgres.ts';
 import { postgresScanWorkloads } from './workloads/postgres-scan.ts';
 import { projectionWorkloads } from './workloads/projections.ts';
 import { rabbitmqWorkloads } from './workloads/rabbitmq.ts';
+import { redisWorkloads } from './workloads/redis.ts';
 import { schemaReadWorkloads } from './workloads/schema-read.ts';
 import { schemaSnapshotWorkloads } from './workloads/schema-snapshots.ts';
 import { sqliteWorkloads } from './workloads/sqlite.ts';
@@ -26,6 +27,7 @@ export const workloads: Workload[] = [
   ...pipelineWorkloads,
   ...rabbitmqWorkloads,
   ...natsWorkloads,
+  ...redisWorkloads,
   ...tracingOverheadWorkloads,
   ...tracingGuardWorkloads,
   ...tracingWorkloads,

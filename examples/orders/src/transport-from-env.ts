@@ -20,6 +20,7 @@ type BrokerOpener = (url: string) => Promise<ExampleTransport>;
 const brokers: Record<string, () => Promise<BrokerOpener>> = {
   amqp: () => import('./transports/amqp.ts').then((m) => m.open),
   nats: () => import('./transports/nats.ts').then((m) => m.open),
+  redis: () => import('./transports/redis.ts').then((m) => m.open),
 };
 
 /**

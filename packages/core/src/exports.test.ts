@@ -16,6 +16,7 @@ const entries: Record<string, string> = {
   '@factline/core/testing': 'core/src/testing/index.ts',
   '@factline/sqlite': 'sqlite/src/index.ts',
   '@factline/postgres': 'postgres/src/index.ts',
+  '@factline/redis': 'redis/src/index.ts',
   factline: 'cli/src/index.ts',
 };
 const snapshotFile = new URL('./exports.snapshot.json', import.meta.url);

@@ -1,0 +1,282 @@
+/**
+ * Redis Streams workloads (`npm run bench -- redis`), against the server at FACTLINE_REDIS_URL, with
+ * ~200-byte messages (the raw subjects send the same JSON the Factline envelopes are):
+ * - `redis-publish`: MESSAGES appended (raw: node-redis, one pipelined `XADD` per message, all in
+ *   flight; factline: `transport.publish` in batches of 100, 8 in flight, to 4 partitions).
+ * - `redis-consume`: MESSAGES already in the stream read and acked (raw: `XREADGROUP COUNT 64` and
+ *   one `XACK` per batch; factline: a subscription's `receive(64)` loop, acking each delivery).
+ * - `redis-e2e`: publish MESSAGES, consume and ack; rate = first publish → last ack (raw: the two
+ *   loops above at once, a blocking `XREADGROUP` on a connection of its own; factline:
+ *   `transport.publish` → `createConsumer` with the retry policy, the Redis inbox and 8 key lanes).
+ *   `factline-half` then runs at half the factline rate: p50/p99 = publish resolved → handled (µs).
+ * - `redis-inbox`: MESSAGES ids through an idempotency check, 64 at a time (seed: `GET processed:<id>`
+ *   then `SET processed:<id> 1 EX 86400`; factline: the Redis inbox's `applyOnce`, claim then mark).
+ */
+import { type Consumer, createConsumer, createMessage, type Message } from '@factline/core';
+import { messageToJson } from '@factline/core/adapter';
+import { getRedisInbox, getRedisTransport, type RedisInbox, type RedisTransport } from '@factline/redis';
+import { createClient } from 'redis';
+import { report, type Subject, type Trial, type Workload } from '../harness.ts';
+
+const MESSAGES = Number(process.env.FACTLINE_BENCH_REDIS_MESSAGES ?? 10_000);
+const url = process.env.FACTLINE_REDIS_URL ?? 'redis://127.0.0.1:6379';
+let counter = 0;
+/** The factline end-to-end rate measured last: `factline-half` runs at half of it. */
+let factlineRate = 0;
+
+const unique = (label: string) => `bench_${label}_${process.pid}_${++counter}`;
+const messages = (count: number): Message[] =>
+  Array.from({ length: count }, (_, i) =>
+    createMessage({ type: 'Bench', key: `k-${i % 100}`, data: { i, total: 10 + (i % 90), sku: `sku-${i % 100}` } }),
+  );
+
+const connect = async () => {
+  const client = createClient({ url });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+};
+
+type Client = Awaited<ReturnType<typeof connect>>;
+
+async function unavailable(): Promise<string | undefined> {
+  try {
+    const client = createClient({ url, socket: { connectTimeout: 3000, reconnectStrategy: false } });
+    client.on('error', () => undefined);
+    await client.connect();
+    await client.close();
+    return undefined;
+  } catch (error) {
+    return `Redis at ${url.replace(/:[^:@/]*@/, ':***@')} does not answer: ${(error as Error).message}`;
+  }
+}
+
+async function removeKeys(client: Client, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, found] = (await client.sendCommand(['SCAN', cursor, 'MATCH', `${prefix}*`, 'COUNT', '1000'])) as [
+      string,
+      string[],
+    ];
+    cursor = String(next);
+    if (found.length > 0) await client.sendCommand(['UNLINK', ...found]);
+  } while (cursor !== '0');
+}
+
+/** Raw node-redis on one stream of its own, removed afterwards. */
+function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
+  let client: Client;
+  let reader: Client;
+  const stream = unique('raw');
+  const bodies = messages(MESSAGES).map((m) => messageToJson(m));
+  const publishAll = async () => {
+    await Promise.all(bodies.map((body) => client.sendCommand(['XADD', stream, '*', 'm', body])));
+  };
+  const consumeAll = async () => {
+    let acked = 0;
+    while (acked < MESSAGES) {
+      const reply = (await reader.sendCommand([
+        'XREADGROUP',
+        'GROUP',
+        'g',
+        'c',
+        'COUNT',
+        '64',
+        'BLOCK',
+        '1000',
+        'STREAMS',
+        stream,
+        '>',
+      ])) as Record<string, [string, string[]][]> | null;
+      const entries = reply ? (Object.values(reply)[0] ?? []) : [];
+      if (entries.length === 0) continue;
+      await client.sendCommand(['XACK', stream, 'g', ...entries.map(([id]) => id)]);
+      acked += entries.length;
+    }
+  };
+  return {
+    setup: async () => {
+      client = await connect();
+      reader = await connect();
+      await client.sendCommand(['XGROUP', 'CREATE', stream, 'g', '$', 'MKSTREAM']);
+      if (kind === 'consume') await publishAll();
+    },
+    run: async () => {
+      if (kind === 'publish') await publishAll();
+      else if (kind === 'consume') await consumeAll();
+      else await Promise.all([publishAll(), consumeAll()]);
+      return MESSAGES;
+    },
+    teardown: async () => {
+      await client.sendCommand(['DEL', stream]);
+      await client.close();
+      await reader.close();
+    },
+  };
+}
+
+/** A Factline trial on an application of its own; its keys are removed afterwards. */
+function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Trial {
+  let transport: RedisTransport;
+  let inbox: RedisInbox | undefined;
+  let consumer: Consumer | undefined;
+  const application = unique('factline');
+  const batch = messages(MESSAGES);
+  const publishedAt = new Float64Array(MESSAGES);
+  const handledAt = new Float64Array(MESSAGES);
+  let handled = 0;
+  let allHandled: () => void = () => {};
+  const done = new Promise<void>((resolve) => {
+    allHandled = resolve;
+  });
+  const publishAll = async () => {
+    const size = 100;
+    const pending: Promise<void>[] = [];
+    const started = performance.now();
+    for (let i = 0; i < batch.length; i += size) {
+      if (paced) {
+        const wait = started + (i * 1000) / (factlineRate / 2) - performance.now();
+        if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+      const from = i;
+      pending.push(
+        transport.publish('orders', batch.slice(i, i + size)).then(() => {
+          const at = performance.now();
+          for (let j = from; j < Math.min(from + size, batch.length); j++) publishedAt[j] = at;
+        }),
+      );
+      if (pending.length >= 8) await pending.shift();
+    }
+    await Promise.all(pending);
+  };
+  return {
+    setup: async () => {
+      transport = await getRedisTransport({ url, application, partitions: 4, prefetch: 512 });
+      await transport.declareSubscription('orders', 'bench');
+      if (kind === 'consume') await publishAll();
+      if (kind === 'e2e') {
+        inbox = await getRedisInbox({ url, application });
+        consumer = createConsumer({
+          name: 'bench',
+          topic: 'orders',
+          transport,
+          inbox,
+          maxRetries: 3,
+          retryDelay: [100, 1000],
+          concurrency: 8,
+          handler(message) {
+            const { i } = message.data as { i: number };
+            handledAt[i] = performance.now();
+            if (++handled === MESSAGES) allHandled();
+          },
+        });
+        await consumer.start();
+      }
+    },
+    run: async () => {
+      if (kind === 'publish') await publishAll();
+      else if (kind === 'consume') {
+        const subscription = transport.subscribe('orders', 'bench');
+        const signal = new AbortController().signal;
+        let acked = 0;
+        while (acked < MESSAGES) {
+          const got = await subscription.receive(64, 1000, signal);
+          await Promise.all(got.map((delivery) => delivery.ack()));
+          acked += got.length;
+        }
+        await subscription.close();
+      } else {
+        const started = performance.now();
+        await Promise.all([publishAll(), done]);
+        if (!paced) factlineRate = MESSAGES / ((performance.now() - started) / 1000);
+      }
+      return MESSAGES;
+    },
+    extras: () => {
+      if (kind !== 'e2e' || !paced) return {};
+      const latencies = Array.from(handledAt, (at, i) => at - (publishedAt[i] as number)).sort((a, b) => a - b);
+      const at = (p: number) =>
+        latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
+      report('redis-e2e', 'factline-half.p50', at(50) * 1000, 'us');
+      report('redis-e2e', 'factline-half.p99', at(99) * 1000, 'us');
+      return {};
+    },
+    teardown: async () => {
+      await consumer?.stop();
+      await transport.close();
+      await inbox?.close();
+      const client = await connect();
+      await removeKeys(client, `${application}:`);
+      await client.close();
+    },
+  };
+}
+
+/** The idempotency check per message, 64 messages at a time: the seed's GET + SET EX, or the Redis inbox. */
+function inboxTrial(kind: 'seed' | 'factline'): Trial {
+  let client: Client;
+  let inbox: RedisInbox;
+  const application = unique('inbox');
+  const ids = messages(MESSAGES).map((m) => m.id);
+  const seed = async (id: string) => {
+    const key = `${application}:processed:${id}`;
+    if (await client.get(key)) return;
+    await client.set(key, '1', { EX: 86_400 });
+  };
+  return {
+    setup: async () => {
+      client = await connect();
+      inbox = await getRedisInbox({ url, application });
+    },
+    run: async () => {
+      for (let i = 0; i < ids.length; i += 64) {
+        const slice = ids.slice(i, i + 64);
+        if (kind === 'seed') await Promise.all(slice.map(seed));
+        else await Promise.all(slice.map((id) => inbox.applyOnce?.('bench', id, new Date(), () => undefined)));
+      }
+      return MESSAGES;
+    },
+    teardown: async () => {
+      await removeKeys(client, `${application}:`);
+      await client.close();
+      await inbox.close();
+    },
+  };
+}
+
+const subject = (name: string, make: () => Trial, repeat?: number): Subject => ({
+  name,
+  ...(repeat ? { repeat } : {}),
+  trial: async () => (await unavailable()) ?? make(),
+});
+
+export const redisWorkloads: Workload[] = [
+  {
+    name: 'redis-publish',
+    description: `${MESSAGES} ~200-byte messages appended; raw = node-redis pipelined XADD, all in flight; factline = transport.publish in batches of 100 (8 in flight) to 4 partition streams`,
+    unit: 'msg/s',
+    subjects: [subject('raw', () => rawTrial('publish')), subject('factline', () => factlineTrial('publish'))],
+  },
+  {
+    name: 'redis-consume',
+    description: `${MESSAGES} messages in the stream read and acked; raw = XREADGROUP COUNT 64 + one XACK per batch; factline = subscription.receive(64) loop, one ack per delivery`,
+    unit: 'msg/s',
+    subjects: [subject('raw', () => rawTrial('consume')), subject('factline', () => factlineTrial('consume'))],
+  },
+  {
+    name: 'redis-e2e',
+    description: `${MESSAGES} messages published and handled; rate = first publish → last ack; raw = pipelined XADD + blocking XREADGROUP/XACK; factline = transport.publish → createConsumer (retry policy, Redis inbox, 8 key lanes); factline-half = the same at half the factline rate, p50/p99 = publish resolved → handled (µs)`,
+    unit: 'msg/s',
+    subjects: [
+      subject('raw', () => rawTrial('e2e')),
+      subject('factline', () => factlineTrial('e2e')),
+      subject('factline-half', () => factlineTrial('e2e', true), 1),
+    ],
+  },
+  {
+    name: 'redis-inbox',
+    description: `${MESSAGES} message ids through the idempotency check, 64 at a time; seed = GET processed:<id> then SET … EX 86400; factline = getRedisInbox().applyOnce (claim script, handler, mark script)`,
+    unit: 'msg/s',
+    subjects: [subject('seed', () => inboxTrial('seed')), subject('factline', () => inboxTrial('factline'))],
+  },
+];

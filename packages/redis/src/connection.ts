@@ -1,0 +1,108 @@
+import { TransportError, ValidationError } from '@factline/core';
+import { createClient, type RedisClientType } from 'redis';
+
+/** A node-redis client on RESP2 with no modules: what the transport and the inbox talk through. */
+export type RedisClient = RedisClientType;
+
+/** What the stores need of a connection: any node-redis client (RESP2 or RESP3) has it. */
+export interface RedisCommandSender {
+  sendCommand(args: string[]): Promise<unknown>;
+}
+
+/** The URL without its password, for messages and logs. */
+export const redactUrl = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+
+/** Refuses a URL node-redis could not use, before any connection is tried. */
+export function assertRedisUrl(url: string, where = 'getRedisTransport.url'): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ValidationError({ path: where, message: `is not a URL: '${redactUrl(url)}'` });
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new ValidationError({
+      path: where,
+      message: `must start with redis:// or rediss://, got '${parsed.protocol}//'`,
+    });
+  }
+  if (parsed.hostname === '') {
+    throw new ValidationError({ path: where, message: `names no host: '${redactUrl(url)}'` });
+  }
+}
+
+/** A connection failure as a `TransportError`: refused credentials are not retryable, an outage is. */
+export function connectionError(error: unknown, url: string): TransportError {
+  const text = error instanceof Error ? error.message : String(error);
+  const where = redactUrl(url);
+  if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(text)) {
+    return new TransportError(`Redis at ${where} refused the credentials: ${text}`, { cause: error, retryable: false });
+  }
+  return new TransportError(`Redis at ${where} is unreachable: ${text}`, { cause: error });
+}
+
+/** Backoff before reconnect attempt `n` (1-based): doubling from `min` to `max`, with up to 25% jitter. */
+export function reconnectDelay(attempt: number, min: number, max: number, random = Math.random): number {
+  const base = Math.min(max, min * 2 ** Math.min(attempt - 1, 20));
+  return Math.round(base * (0.75 + random() * 0.25));
+}
+
+export interface OpenSettings {
+  connectTimeoutMs: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  name: string;
+  /** Told the errors of a connection that was open once (it reconnects by itself). */
+  onError(error: unknown): void;
+}
+
+/**
+ * Opens one connection, failing with a typed error within `connectTimeoutMs`
+ * when the server does not answer or refuses the credentials. Once open, it
+ * reconnects by itself with backoff; commands sent meanwhile wait for it.
+ */
+export async function openClient(url: string, settings: OpenSettings): Promise<RedisClient> {
+  let opened = false;
+  let firstError: unknown;
+  const client = createClient({
+    url,
+    name: settings.name,
+    socket: {
+      connectTimeout: settings.connectTimeoutMs,
+      reconnectStrategy: (retries: number, cause: Error) => {
+        if (!opened) return cause;
+        return reconnectDelay(retries + 1, settings.reconnectMinMs, settings.reconnectMaxMs);
+      },
+    },
+  }) as unknown as RedisClient;
+  client.on('error', (error: unknown) => {
+    if (opened) settings.onError(error);
+    else firstError ??= error;
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer within ${settings.connectTimeoutMs} ms`)),
+      settings.connectTimeoutMs,
+    );
+  });
+  try {
+    await Promise.race([client.connect(), timedOut]);
+    opened = true;
+    return client;
+  } catch (error) {
+    client.destroy();
+    throw connectionError(firstError ?? error, url);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Closes a client now, whatever it was doing (a blocked read included); never throws. */
+export function destroyClient(client: RedisClient | undefined): void {
+  try {
+    if (client?.isOpen) client.destroy();
+  } catch {
+    // Closed already.
+  }
+}

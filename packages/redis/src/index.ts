@@ -1,0 +1,6 @@
+export { assertRedisUrl, type RedisCommandSender, redactUrl } from './connection.ts';
+export { partitionOf, type RedisKeys, redisKeys } from './keys.ts';
+export { getRedisDeadLetterStore } from './messaging/redis-dead-letters.ts';
+export { getRedisInbox, type RedisInbox, type RedisInboxOptions } from './messaging/redis-inbox.ts';
+export { getRedisTransport, type RedisTransport } from './messaging/redis-transport.ts';
+export type { RedisErrorStage, RedisTransportOptions } from './options.ts';

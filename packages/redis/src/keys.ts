@@ -1,0 +1,50 @@
+/**
+ * The keys the transport writes for one application (`<app>` is its
+ * `application` option). Every key starts with `<app>:`.
+ *
+ * - `<app>:stream:<topic>:<p>`: the stream of partition `p` of a topic; one
+ *   consumer group per Factline group on it. Fields: `m` the message JSON,
+ *   `n` hand-outs before (a released message), `o` the one group it is for
+ *   (a release or a redrive; other groups skip it).
+ * - `<app>:groups:<topic>`: set of the groups declared for the topic.
+ * - `<app>:delayed`: sorted set of messages due later (score: due time in ms),
+ *   moved into their stream by a script when due.
+ * - `<app>:lease:<topic>:<group>:<p>`: who reads partition `p` for the group.
+ * - `<app>:readers:<topic>:<group>`: sorted set of the group's live readers
+ *   (score: when their registration expires), to share partitions fairly.
+ * - `<app>:dead` and `<app>:dead:live`: dead letters (see redis-dead-letters.ts).
+ */
+export interface RedisKeys {
+  stream(topic: string, partition: number): string;
+  groups(topic: string): string;
+  delayed: string;
+  lease(topic: string, group: string, partition: number): string;
+  readers(topic: string, group: string): string;
+  deadLetters: string;
+  liveDeadLetters: string;
+}
+
+export function redisKeys(application: string): RedisKeys {
+  return {
+    stream: (topic, partition) => `${application}:stream:${topic}:${partition}`,
+    groups: (topic) => `${application}:groups:${topic}`,
+    delayed: `${application}:delayed`,
+    lease: (topic, group, partition) => `${application}:lease:${topic}:${group}:${partition}`,
+    readers: (topic, group) => `${application}:readers:${topic}:${group}`,
+    deadLetters: `${application}:dead`,
+    liveDeadLetters: `${application}:dead:live`,
+  };
+}
+
+/** FNV-1a of the key: stable across processes and versions. */
+export function partitionOf(key: string, partitions: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % partitions;
+}
+
+/** The consumer name pending entries are handed back to at shutdown; the next holder claims them. */
+export const RETURNED_CONSUMER = 'factline-returned';

@@ -1,0 +1,391 @@
+import { TransportError } from '@factline/core';
+import { messageFromJson } from '@factline/core/adapter';
+import { destroyClient, type RedisClient, reconnectDelay } from '../connection.ts';
+import { RETURNED_CONSUMER } from '../keys.ts';
+import { runScript } from '../scripts.ts';
+import { createAckBatcher } from './ack-batcher.ts';
+import type { ReaderContext } from './reader-context.ts';
+import { createGroupBuffer, type Entry } from './receive.ts';
+import { isNoGroup, parseAutoClaim, parsePendingHolders, parseStreams, type RawEntry } from './stream-replies.ts';
+
+interface PartitionState {
+  held: boolean;
+  /** Claimed what the previous holders left pending: new entries may be read. */
+  ready: boolean;
+  generation: number;
+  expiresAt: number;
+  /** Giving the partition up for a fairer share: nothing new goes out; handed back once nothing is in flight. */
+  draining: boolean;
+}
+
+/**
+ * One process's reader of one group: it holds some of the topic's partitions
+ * under leases (a fair share of the live readers), claims what earlier
+ * holders left pending (`XAUTOCLAIM`), then reads new entries with a blocking
+ * `XREADGROUP` on a connection of its own into the buffer its subscriptions
+ * take from. A lease it cannot renew stops its partition's work at once. On
+ * stop it hands its pending entries back and frees its leases.
+ */
+export function createGroupReader(context: ReaderContext) {
+  const { keys, topic, group, consumer, client } = context;
+  const states: PartitionState[] = Array.from({ length: context.partitions }, () => ({
+    held: false,
+    ready: false,
+    generation: 0,
+    expiresAt: 0,
+    draining: false,
+  }));
+  const streams = states.map((_, p) => keys.stream(topic, p));
+  let stopped = false;
+  /** Hand-outs of entries this reader dropped when it lost their partition, for when it claims them again. */
+  const forgotten = new Map<string, number>();
+  let blocking: RedisClient | undefined;
+  let leaseTimer: ReturnType<typeof setTimeout> | undefined;
+  let reading: Promise<void> | undefined;
+  let kick: (() => void) | undefined;
+  let ticking: Promise<void> | undefined;
+  let lastTrim = Date.now();
+  /** Leases are renewed every third of their time; trims ride on the same timer. */
+  const tickEvery = Math.max(50, Math.min(Math.floor(context.leaseMs / 3), context.trimIntervalMs));
+
+  const wakeReader = () => kick?.();
+
+  const acks = createAckBatcher(client, (partition) => streams[partition] as string, group, wakeReader);
+
+  const buffer = createGroupBuffer(
+    {
+      current: (entry) => {
+        const state = states[entry.partition] as PartitionState;
+        return state.held && state.generation === entry.generation && Date.now() < state.expiresAt;
+      },
+      ack: (entry) => acks.ack(entry.partition, entry.id),
+      delay: async (entry, dueAt) => {
+        const moved = await context.delay(entry, dueAt);
+        wakeReader();
+        return moved;
+      },
+      changed: () => context.changed(),
+    },
+    { parkGraceMs: Math.max(5000, context.leaseMs) },
+  );
+
+  const lose = (partition: number, why: string) => {
+    const state = states[partition] as PartitionState;
+    if (!state.held) return;
+    state.held = false;
+    state.ready = false;
+    state.draining = false;
+    state.generation += 1;
+    for (const entry of buffer.dropPartition(partition)) forgotten.set(`${partition} ${entry.id}`, entry.count);
+    context.report(new TransportError(`lost the lease of ${topic}/${group} partition ${partition}: ${why}`), 'lease');
+    wakeReader();
+  };
+
+  /** Entries read or claimed for a partition, into the buffer; entries for another group are acked and skipped. */
+  const accept = async (partition: number, generation: number, raw: RawEntry[], counts?: Map<string, number>) => {
+    const state = states[partition] as PartitionState;
+    const added: Entry[] = [];
+    const skipped: string[] = [];
+    for (const { id, fields } of raw) {
+      if (!fields || (fields.o !== undefined && fields.o !== group)) {
+        skipped.push(id);
+        continue;
+      }
+      if (buffer.has(partition, id)) continue;
+      try {
+        const json = fields.m ?? '';
+        const before = counts?.get(id) ?? Number(fields.n ?? 0);
+        const message = messageFromJson(json);
+        added.push({
+          id,
+          partition,
+          generation,
+          message,
+          json,
+          visibleAt: 0,
+          count: before,
+          lease: 0,
+          holder: undefined,
+        });
+      } catch (error) {
+        // Not a Factline message: reported, and acknowledged so that it does not hold the stream's trimming.
+        context.report(
+          new TransportError(`an unreadable entry ${id} in ${streams[partition]}`, { cause: error }),
+          'consume',
+        );
+        skipped.push(id);
+      }
+    }
+    if (skipped.length > 0) await client.sendCommand(['XACK', streams[partition] as string, group, ...skipped]);
+    if (state.held && state.generation === generation) buffer.add(added);
+  };
+
+  /** Takes over what the group has pending on a partition (its earlier holders', returned or dead), in id order. */
+  const claimPending = async (partition: number, minIdleMs: number) => {
+    const state = states[partition] as PartitionState;
+    const generation = state.generation;
+    const stream = streams[partition] as string;
+    let cursor = '0-0';
+    do {
+      // Who held each entry and how often Redis gave it out, read before the claim counts it once more.
+      const holders = parsePendingHolders(
+        await client.sendCommand(['XPENDING', stream, group, 'IDLE', String(minIdleMs), cursor, '+', '200']),
+      );
+      const reply = await client.sendCommand([
+        'XAUTOCLAIM',
+        stream,
+        group,
+        consumer,
+        String(minIdleMs),
+        cursor,
+        'COUNT',
+        '200',
+      ]);
+      const { next, entries } = parseAutoClaim(reply);
+      cursor = next;
+      if (entries.length === 0) continue;
+      const counts = new Map<string, number>();
+      for (const { id, fields } of entries) {
+        const holder = holders.get(id);
+        const carried = Number(fields?.n ?? 0);
+        // Read by this reader: its own hand-outs (none if it never handed the entry out); by another: each read may have been one.
+        if (holder?.owner === consumer) counts.set(id, forgotten.get(`${partition} ${id}`) ?? carried);
+        else counts.set(id, carried + (holder?.times ?? 1));
+        forgotten.delete(`${partition} ${id}`);
+      }
+      await accept(partition, generation, entries, counts);
+    } while (cursor !== '0-0' && state.held && state.generation === generation && !stopped);
+  };
+
+  const handBack = async (partition: number) => {
+    const state = states[partition] as PartitionState;
+    state.held = false;
+    state.ready = false;
+    state.draining = false;
+    state.generation += 1;
+    for (const entry of buffer.dropPartition(partition)) forgotten.set(`${partition} ${entry.id}`, entry.count);
+    await runScript(
+      client,
+      'handBack',
+      [streams[partition] as string, keys.lease(topic, group, partition)],
+      [group, consumer, RETURNED_CONSUMER, consumer],
+    );
+  };
+
+  /**
+   * Claims what earlier holders left pending, then lets new entries be read. A failure is
+   * reported and the partition stays held but not ready: the next tick tries again.
+   */
+  const takeOver = async (partition: number) => {
+    const state = states[partition] as PartitionState;
+    try {
+      await claimPending(partition, 0);
+    } catch (error) {
+      if (isNoGroup(error)) await context.declare(true).catch((e: unknown) => context.report(e, 'consume'));
+      else context.report(error, 'lease');
+      return;
+    }
+    if (state.held) state.ready = true;
+    wakeReader();
+  };
+
+  const acquire = async (partition: number) => {
+    const state = states[partition] as PartitionState;
+    const taken = await runScript(
+      client,
+      'acquire',
+      [keys.lease(topic, group, partition)],
+      [consumer, context.leaseMs],
+    );
+    if (Number(taken) !== 1) return false;
+    state.held = true;
+    state.ready = false;
+    state.draining = false;
+    state.generation += 1;
+    state.expiresAt = Date.now() + context.leaseMs;
+    await takeOver(partition);
+    return true;
+  };
+
+  /** Renews held leases, shares partitions with the live readers, picks up stragglers. */
+  const tick = async () => {
+    const now = Date.now();
+    const readers = keys.readers(topic, group);
+    const [, , live] = (await client
+      .multi()
+      .addCommand(['ZADD', readers, String(now + context.leaseMs), consumer])
+      .addCommand(['ZREMRANGEBYSCORE', readers, '-inf', String(now)])
+      .addCommand(['ZCARD', readers])
+      .exec()) as unknown as [unknown, unknown, number];
+    const share = Math.ceil(context.partitions / Math.max(1, Number(live)));
+    for (let p = 0; p < states.length; p++) {
+      const state = states[p] as PartitionState;
+      if (!state.held) continue;
+      const renewed = await runScript(client, 'renew', [keys.lease(topic, group, p)], [consumer, context.leaseMs]);
+      if (Number(renewed) === 1) state.expiresAt = Date.now() + context.leaseMs;
+      else lose(p, 'another reader holds it');
+    }
+    for (let p = 0; p < states.length; p++) {
+      const state = states[p] as PartitionState;
+      if (state.held && !state.ready) await takeOver(p);
+    }
+    let held = states.filter((s) => s.held).length;
+    for (let p = 0; p < states.length; p++) {
+      const state = states[p] as PartitionState;
+      if (state.draining && state.held && !buffer.inFlight(p)) {
+        await handBack(p);
+        held -= 1;
+      }
+    }
+    if (held > share && !states.some((s) => s.draining)) {
+      const give = states.findIndex((s) => s.held);
+      if (give >= 0) (states[give] as PartitionState).draining = true;
+    }
+    const offset = Math.floor(Math.random() * states.length);
+    for (let i = 0; i < states.length && held < share; i++) {
+      const p = (offset + i) % states.length;
+      if (!(states[p] as PartitionState).held && (await acquire(p))) held += 1;
+    }
+    // Entries a reader read just before it lost its lease, left pending after this holder claimed: picked up late.
+    for (let p = 0; p < states.length; p++) {
+      const state = states[p] as PartitionState;
+      if (state.ready && !state.draining) await claimPending(p, context.leaseMs * 2);
+    }
+    if (Date.now() - lastTrim >= context.trimIntervalMs) {
+      lastTrim = Date.now();
+      await trim();
+    }
+  };
+
+  /** Trims the streams of the partitions held; a failure is reported and tried again at the next trim. */
+  const trim = async () => {
+    for (let p = 0; p < states.length; p++) {
+      if (!(states[p] as PartitionState).held) continue;
+      await runScript(client, 'trim', [streams[p] as string], [context.consumerIdleMs]).catch((error: unknown) =>
+        context.report(error, 'trim'),
+      );
+    }
+  };
+
+  const scheduleTick = (delay: number) => {
+    if (stopped) return;
+    leaseTimer = setTimeout(() => {
+      ticking = tick()
+        .catch((error: unknown) => {
+          context.report(error, 'lease');
+          // Leases not renewed in time end here, whatever the server says later.
+          for (let p = 0; p < states.length; p++) {
+            const state = states[p] as PartitionState;
+            if (state.held && Date.now() >= state.expiresAt) lose(p, 'not renewed in time');
+          }
+        })
+        .finally(() => {
+          ticking = undefined;
+          scheduleTick(tickEvery);
+        });
+    }, delay);
+  };
+
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        if (kick === done) kick = undefined;
+        resolve();
+      }
+      kick = done;
+    });
+
+  const readLoop = async () => {
+    let failures = 0;
+    while (!stopped) {
+      const ready = states.flatMap((s, p) => (s.ready && !s.draining ? [p] : []));
+      const room = context.prefetch - buffer.size;
+      if (ready.length === 0 || room <= 0) {
+        await pause(context.blockMs);
+        continue;
+      }
+      const generations = ready.map((p) => (states[p] as PartitionState).generation);
+      try {
+        blocking ??= await context.openBlocking();
+        const reply = await blocking.sendCommand([
+          'XREADGROUP',
+          'GROUP',
+          group,
+          consumer,
+          'COUNT',
+          String(room),
+          'BLOCK',
+          String(context.blockMs),
+          'STREAMS',
+          ...ready.map((p) => streams[p] as string),
+          ...ready.map(() => '>'),
+        ]);
+        failures = 0;
+        for (const [stream, entries] of parseStreams(reply)) {
+          const at = ready.findIndex((p) => streams[p] === stream);
+          if (at >= 0) await accept(ready[at] as number, generations[at] as number, entries);
+        }
+      } catch (error) {
+        if (stopped) break;
+        failures += 1;
+        context.report(error, 'consume');
+        if (isNoGroup(error)) await context.declare(true).catch((e: unknown) => context.report(e, 'consume'));
+        // A turn of the event loop and a backoff: the client reconnects meanwhile.
+        await pause(reconnectDelay(failures, context.reconnectMinMs, context.reconnectMaxMs));
+      }
+    }
+  };
+
+  let started: Promise<void> | undefined;
+
+  return {
+    buffer,
+    /** Resolves once the first share of partitions is held (or that attempt failed and was reported). */
+    start(): Promise<void> {
+      started ??= (async () => {
+        ticking = tick().catch((error: unknown) => context.report(error, 'lease'));
+        await ticking;
+        scheduleTick(tickEvery);
+        reading = readLoop();
+      })();
+      return started;
+    },
+    /** True while the partition's entries may be handed out. */
+    active: (partition: number) => {
+      const state = states[partition] as PartitionState;
+      return state.ready && !state.draining && Date.now() < state.expiresAt;
+    },
+    /**
+     * The connection dropped: what the server holds is unknown until it answers again (it may have
+     * restarted and lost the leases to another reader), so every partition's work stops at once; the
+     * next tick takes the leases again.
+     */
+    interrupt() {
+      for (let p = 0; p < states.length; p++) lose(p, 'the connection to Redis dropped');
+    },
+    /** Partitions this reader holds now. */
+    held: () => states.flatMap((s, p) => (s.held ? [p] : [])),
+    /** Stops reading; hands back what is pending and frees the leases. */
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearTimeout(leaseTimer);
+      await started?.catch(() => undefined);
+      await ticking?.catch(() => undefined);
+      const open = blocking;
+      blocking = undefined;
+      destroyClient(open);
+      wakeReader();
+      await reading?.catch(() => undefined);
+      for (let p = 0; p < states.length; p++) {
+        if (!(states[p] as PartitionState).held) continue;
+        await handBack(p).catch((error: unknown) => context.report(error, 'lease'));
+      }
+      await client.sendCommand(['ZREM', keys.readers(topic, group), consumer]).catch(() => undefined);
+    },
+  };
+}
+
+export type GroupReader = ReturnType<typeof createGroupReader>;

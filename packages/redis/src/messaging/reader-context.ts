@@ -1,0 +1,32 @@
+import type { RedisClient } from '../connection.ts';
+import type { RedisKeys } from '../keys.ts';
+import type { RedisErrorStage } from '../options.ts';
+import type { Entry } from './receive.ts';
+
+/** What a group reader needs from its transport. */
+export interface ReaderContext {
+  keys: RedisKeys;
+  topic: string;
+  group: string;
+  partitions: number;
+  prefetch: number;
+  leaseMs: number;
+  blockMs: number;
+  trimIntervalMs: number;
+  consumerIdleMs: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  /** This reader's consumer name in every stream's group, and its lease value: unique per process and reader. */
+  consumer: string;
+  /** The transport's shared connection (commands that do not block). */
+  client: RedisClient;
+  /** Opens a connection of the reader's own, for the blocking `XREADGROUP`. */
+  openBlocking(): Promise<RedisClient>;
+  /** Declares the group on every partition stream (again after a server lost it). */
+  declare(again: boolean): Promise<void>;
+  /** Acks the entry and schedules its copy for the group alone at `dueAt`. */
+  delay(entry: Entry, dueAt: number): Promise<boolean>;
+  report(error: unknown, stage: RedisErrorStage): void;
+  /** Entries may be ready: the group's waiting receivers look again. */
+  changed(): void;
+}

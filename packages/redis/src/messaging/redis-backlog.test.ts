@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { createMessage } from '@factline/core';
+import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
+import { getRedisTransport } from './redis-transport.ts';
+
+const skip = await redisUnavailable();
+const application = testApplication('backlog');
+
+after(async () => {
+  await removeKeys(application);
+});
+
+describe('redis: backlog', { skip }, () => {
+  it("counts a group's unread and pending entries, and tells the oldest one's time", async () => {
+    const transport = await getRedisTransport({ url: redisUrl, application, partitions: 2 });
+    try {
+      await transport.declareSubscription('orders', 'billing');
+      assert.deepEqual(await transport.backlog?.('orders', 'billing'), { messages: 0, oldestAt: undefined });
+      const before = Date.now();
+      await transport.publish(
+        'orders',
+        Array.from({ length: 5 }, (_, i) => createMessage({ type: 'OrderPlaced', key: `o-${i}`, data: {} })),
+      );
+      const waiting = await transport.backlog?.('orders', 'billing');
+      assert.equal(waiting?.messages, 5);
+      assert.ok((waiting?.oldestAt ?? 0) >= before - 1000 && (waiting?.oldestAt ?? 0) <= Date.now());
+      const subscription = transport.subscribe('orders', 'billing');
+      const got = await subscription.receive(2, 5000, new AbortController().signal);
+      assert.equal((await transport.backlog?.('orders', 'billing'))?.messages, 5, 'in delivery still counts');
+      await Promise.all(got.map((d) => d.ack()));
+      assert.equal((await transport.backlog?.('orders', 'billing'))?.messages, 5 - got.length);
+      await subscription.close();
+    } finally {
+      await transport.close();
+    }
+  });
+});

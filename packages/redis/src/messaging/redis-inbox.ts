@@ -1,0 +1,126 @@
+import { randomUUID } from 'node:crypto';
+import { type Inbox, TransportError } from '@factline/core';
+import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
+import { assertRedisUrl, destroyClient, openClient, type RedisClient } from '../connection.ts';
+import { applicationName } from '../options.ts';
+import { runScript } from '../scripts.ts';
+
+export interface RedisInboxOptions {
+  /** `redis://[user:password@]host:port[/db]`. */
+  url: string;
+  /** Prefixes the marks: `<application>:processed:<consumer>:<message id>`. */
+  application: string;
+  /** How long a mark is kept (its TTL). Default 24 h, as the seed's `EX 86400`. */
+  retentionMs?: number;
+  /**
+   * How long a handler run's claim lasts unless renewed; the inbox renews it
+   * every third of it while the handler runs. A process that dies mid-handler
+   * frees its messages after it. Default 10 s.
+   */
+  claimMs?: number;
+  /** How long opening the connection may take. Default 5000 ms. */
+  connectTimeoutMs?: number;
+}
+
+export interface RedisInbox extends Inbox {
+  /** Closes the inbox's connection. */
+  close(): Promise<void>;
+}
+
+const spec: OptionSpecOf<RedisInboxOptions> = {
+  url: 'non-empty-string',
+  application: applicationName,
+  retentionMs: 'positive-integer',
+  claimMs: 'positive-integer',
+  connectTimeoutMs: 'positive-integer',
+};
+
+/**
+ * The seed's `processed:<id>` inbox made safe, for consumers without an SQL
+ * database. A handler run first claims the message (`<app>:processed:<consumer>:<id>`
+ * set only if absent, with a short TTL renewed while the handler runs); when
+ * the handler succeeds the claim becomes the mark (kept `retentionMs`, 24 h by
+ * default); when it fails the claim is deleted so a retry runs. A message whose
+ * mark exists is acknowledged without running the handler; one claimed by a
+ * run elsewhere fails this try with a retryable error (the retry policy tries
+ * again). Effects outside Redis are at least once: a process that dies after
+ * the effect and before the mark lets the claim expire and the message run
+ * again. For exactly-once effects keep them in an SQL database with its inbox.
+ *
+ * @example
+ * const inbox = await getRedisInbox({ url: 'redis://127.0.0.1:6379', application: 'shop' });
+ * const consumer = createConsumer({ name: 'billing', topic: 'orders', transport, inbox, handler });
+ */
+export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbox> {
+  const options = checkOptions(given, spec, 'getRedisInbox', { required: ['url', 'application'], optional: false });
+  assertRedisUrl(options.url, 'getRedisInbox.url');
+  const retentionMs = options.retentionMs ?? 86_400_000;
+  const claimMs = options.claimMs ?? 10_000;
+  const prefix = `${options.application}:processed:`;
+  const client: RedisClient = await openClient(options.url, {
+    connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+    reconnectMinMs: 100,
+    reconnectMaxMs: 5000,
+    name: `factline-${options.application}-inbox-${process.pid}`,
+    onError: () => undefined,
+  });
+  const markKey = (consumer: string, id: string) => `${prefix}${consumer}:${id}`;
+  /** A mark kept until `at + retention`; one already past it is not written. */
+  const markFor = (at: Date) => ({ value: `d:${at.getTime()}`, ttl: at.getTime() + retentionMs - Date.now() });
+
+  return {
+    async has(consumer, id) {
+      const value: unknown = await client.sendCommand(['GET', markKey(consumer, id)]);
+      return typeof value === 'string' && value.startsWith('d:');
+    },
+
+    async add(consumer, id, at) {
+      const { value, ttl } = markFor(at);
+      if (ttl > 0) await client.sendCommand(['SET', markKey(consumer, id), value, 'PX', String(Math.ceil(ttl))]);
+    },
+
+    async prune(before) {
+      let cursor = '0';
+      do {
+        const [next, found] = (await client.sendCommand(['SCAN', cursor, 'MATCH', `${prefix}*`, 'COUNT', '500'])) as [
+          string,
+          string[],
+        ];
+        cursor = String(next);
+        if (found.length > 0) await runScript(client, 'inboxPrune', found, [before.getTime()]);
+      } while (cursor !== '0');
+    },
+
+    async applyOnce(consumer, id, at, work) {
+      const key = markKey(consumer, id);
+      const claim = `c:${randomUUID()}`;
+      const outcome = String(await runScript(client, 'inboxClaim', [key], [claim, claimMs]));
+      if (outcome === 'done') return false;
+      if (outcome === 'busy') {
+        throw new TransportError(`message ${id} is being handled by another run of consumer '${consumer}'`);
+      }
+      const renewal = setInterval(
+        () => {
+          runScript(client, 'inboxSettle', [key], [claim, 'renew', claimMs]).catch(() => undefined);
+        },
+        Math.max(10, Math.floor(claimMs / 3)),
+      );
+      try {
+        await work(undefined);
+      } catch (error) {
+        clearInterval(renewal);
+        // The claim goes, so that a retry runs; failing to delete it only delays the retry to its expiry.
+        await runScript(client, 'inboxSettle', [key], [claim, '', 0]).catch(() => undefined);
+        throw error;
+      }
+      clearInterval(renewal);
+      const { value, ttl } = markFor(at);
+      await runScript(client, 'inboxSettle', [key], [claim, value, Math.max(1, Math.ceil(ttl))]);
+      return true;
+    },
+
+    async close() {
+      await client.close().catch(() => destroyClient(client));
+    },
+  };
+}

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { createMessage, type Delivery } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
+import { createClient } from 'redis';
+import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
+import { getRedisTransport } from './redis-transport.ts';
+
+const skip = await redisUnavailable();
+const application = testApplication('leases');
+const client = createClient({ url: redisUrl });
+client.on('error', () => undefined);
+if (!skip) await client.connect();
+
+after(async () => {
+  if (skip) return;
+  await client.close();
+  await removeKeys(application);
+});
+
+const consumersOf = async (stream: string, group: string) =>
+  JSON.stringify(await client.sendCommand(['XINFO', 'CONSUMERS', stream, group]));
+
+describe('redis: partition leases and consumer names', { skip }, () => {
+  it('a reader whose lease another holder took stops handing out that partition at once; the new holder gets its entries', async () => {
+    const open = () => getRedisTransport({ url: redisUrl, application, partitions: 1, leaseMs: 600 });
+    const first = await open();
+    const second = await open();
+    try {
+      const a = first.subscribe('orders', 'billing');
+      const signal = new AbortController().signal;
+      await first.publish('orders', [createMessage({ type: 'A', key: 'k', data: { n: 1 } })]);
+      const [held] = await a.receive(1, 5000, signal);
+      assert.ok(held, 'the first reader got the message');
+      assert.deepEqual(first.heldPartitions('orders', 'billing'), [0]);
+      const b = second.subscribe('orders', 'billing');
+      // The second reader gets the lease (as after a pause of the first longer than leaseMs): the first loses it at
+      // its next renewal, the second takes the partition over at its next look.
+      await client.sendCommand([
+        'SET',
+        first.keys.lease('orders', 'billing', 0),
+        `${second.consumerName}-1`,
+        'PX',
+        '5000',
+      ]);
+      await first.publish('orders', [createMessage({ type: 'A', key: 'k', data: { n: 2 } })]);
+      await waitUntil(() => first.heldPartitions('orders', 'billing').length === 0, 'the first reader to let go', 5000);
+      assert.deepEqual(await a.receive(10, 50, signal), [], 'nothing more from a partition whose lease is lost');
+      // The second reader takes the partition over: the pending entry (claimed) first, then the new one.
+      const got: Delivery[] = [];
+      await waitUntil(
+        async () => {
+          got.push(...(await b.receive(10, 100, signal)));
+          return got.length >= 2;
+        },
+        'the second reader to get both',
+        10_000,
+      );
+      assert.deepEqual(
+        got.map((d) => (d.message.data as { n: number }).n),
+        [1, 2],
+      );
+      assert.equal(got[0]?.deliveryCount, 2, 'the claimed entry counts its first delivery');
+      await Promise.all(got.map((d) => d.ack()));
+      await a.close();
+      await b.close();
+    } finally {
+      await first.close();
+      await second.close();
+    }
+  });
+
+  it('consumer names are unique per process and removed from the group at shutdown, their pending entries handed back', async () => {
+    const transport = await getRedisTransport({ url: redisUrl, application, partitions: 1 });
+    const stream = transport.keys.stream('names', 0);
+    const subscription = transport.subscribe('names', 'g');
+    await transport.publish('names', [createMessage({ type: 'A', key: 'k', data: {} })]);
+    const [held] = await subscription.receive(1, 5000, new AbortController().signal);
+    assert.ok(held);
+    assert.match(await consumersOf(stream, 'g'), new RegExp(transport.consumerName));
+    await subscription.close();
+    await transport.close();
+    const after = await consumersOf(stream, 'g');
+    assert.doesNotMatch(after, new RegExp(transport.consumerName), 'the name is gone');
+    const pending = (await client.sendCommand(['XPENDING', stream, 'g'])) as [number, unknown, unknown, unknown];
+    assert.equal(Number(pending[0]), 1, 'its unacknowledged entry is still pending, for the next reader');
+    assert.match(after, /factline-returned/);
+  });
+});

@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { createMessage, type Message } from '@factline/core';
+import { spawnTestChild, type TestChild, waitUntil } from '@factline/core/testing';
+import { getSqliteInbox, openSqliteDatabase } from '@factline/sqlite';
+import { createClient } from 'redis';
+import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
+import { getRedisTransport, type RedisTransport } from './redis-transport.ts';
+
+const skip = await redisUnavailable();
+const childScript = new URL('./fixtures/consumer-child.ts', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'factline-redis-processes-'));
+const created: RedisTransport[] = [];
+const applications: string[] = [];
+const children: TestChild[] = [];
+
+after(async () => {
+  for (const child of children) if (child.child.exitCode === null) child.child.kill('SIGKILL');
+  await Promise.all(children.map((c) => c.exited.catch(() => undefined)));
+  await Promise.all(created.map((t) => t.close()));
+  for (const application of applications) await removeKeys(application);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** `keys` keys, `perKey` messages each, interleaved: n counts up per key. */
+const messages = (keys: number, perKey: number): Message[] => {
+  const out: Message[] = [];
+  for (let n = 0; n < perKey; n++) {
+    for (let k = 0; k < keys; k++) out.push(createMessage({ type: 'Counted', key: `key-${k}`, data: { n } }));
+  }
+  return out;
+};
+
+describe('redis: consumer processes of one group', { skip }, () => {
+  it('three processes, one SIGKILLed while it holds pending entries: the others claim them; every message applied once, per-key order held', async () => {
+    const path = join(dir, 'kill.db');
+    const db = openSqliteDatabase(path);
+    // The inbox table, made once here (the children find it), and the effects.
+    getSqliteInbox({ database: db });
+    db.exec(
+      'CREATE TABLE effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT, key TEXT, n INTEGER, pid INTEGER)',
+    );
+    const application = testApplication('kill');
+    applications.push(application);
+    const partitions = 6;
+    const transport = await getRedisTransport({ url: redisUrl, application, partitions });
+    created.push(transport);
+    await transport.declareSubscription('counts', 'counter');
+    const start = () => {
+      const child = spawnTestChild(childScript, [
+        redisUrl,
+        application,
+        'counts',
+        'counter',
+        path,
+        String(partitions),
+        '3',
+      ]);
+      children.push(child);
+      return child;
+    };
+    const started = [start(), start(), start()];
+    const failed = Promise.race(started.map((c) => c.exited.then(() => assert.fail('a consumer process ended'))));
+    failed.catch(() => undefined);
+    await Promise.race([
+      failed,
+      waitUntil(() => started.every((c) => c.stdout().includes('ready')), 'three consumers ready', 60_000),
+    ]);
+
+    const published = messages(24, 20);
+    for (let i = 0; i < published.length; i += 60) await transport.publish('counts', published.slice(i, i + 60));
+    const applied = db.prepare<[], { n: number }>('SELECT count(DISTINCT message_id) AS n FROM effects');
+    await waitUntil(() => (applied.get()?.n ?? 0) >= 60, 'a first part applied', 60_000);
+
+    // The victim: a process that ran handlers (it holds partitions and entries read but not acknowledged).
+    const victim = started.find((c) => c.stdout().includes('run ')) as TestChild;
+    const pendingOf = async (pid: number | undefined) => {
+      let count = 0;
+      for (let p = 0; p < partitions; p++) {
+        const summary = (await client.sendCommand(['XPENDING', transport.keys.stream('counts', p), 'counter'])) as [
+          unknown,
+          unknown,
+          unknown,
+          [string, string][] | null,
+        ];
+        for (const [name, n] of summary[3] ?? []) if (String(name).includes(`-${pid}-`)) count += Number(n);
+      }
+      return count;
+    };
+    const client = createClient({ url: redisUrl });
+    client.on('error', () => undefined);
+    await client.connect();
+    victim.child.kill('SIGSTOP');
+    const heldAtKill = await pendingOf(victim.child.pid);
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    const victimPid = victim.child.pid;
+    const appliedAtKill = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM effects').get()?.n ?? 0;
+
+    await waitUntil(() => (applied.get()?.n ?? 0) >= published.length, 'every message applied', 90_000);
+    const rows = db
+      .prepare<[], { message_id: string; key: string; n: number; pid: number }>(
+        'SELECT message_id, key, n, pid FROM effects ORDER BY seq',
+      )
+      .all();
+    assert.equal(rows.length, published.length, 'each message applied once (the inbox turned duplicates away)');
+    for (let k = 0; k < 24; k++) {
+      assert.deepEqual(
+        rows.filter((r) => r.key === `key-${k}`).map((r) => r.n),
+        Array.from({ length: 20 }, (_, n) => n),
+        `key-${k} applied in publish order`,
+      );
+    }
+    const later = rows.slice(appliedAtKill);
+    assert.ok(later.length > 0 && later.every((r) => r.pid !== victimPid), 'the survivors applied the rest');
+    // Nothing is left pending for the group: what the victim held was claimed and acknowledged.
+    await waitUntil(
+      async () => {
+        const backlog = await transport.backlog?.('counts', 'counter');
+        return backlog?.messages === 0;
+      },
+      'the group to have nothing pending',
+      30_000,
+    );
+    assert.ok(heldAtKill > 0, 'the victim held pending entries when it was killed');
+    assert.equal(await pendingOf(victimPid), 0, "the victim's pending entries were claimed by the others");
+    await client.close();
+    for (const child of started) if (child !== victim) child.child.kill('SIGTERM');
+    await Promise.all(started.map((c) => c.exited));
+    db.close();
+  });
+});

@@ -1,0 +1,274 @@
+import { hostname } from 'node:os';
+import { NoSubscriptionError, type Subscription, type Transport, TransportError } from '@factline/core';
+import { createQueueSubscription, createQueueTransport, createReceiveWakeups } from '@factline/core/adapter';
+import { assertRedisUrl, destroyClient, openClient, type RedisClient } from '../connection.ts';
+import { type RedisKeys, redisKeys } from '../keys.ts';
+import { checkRedisTransportOptions, type RedisErrorStage, type RedisTransportOptions } from '../options.ts';
+import { runScript } from '../scripts.ts';
+import { startDelayMover } from './delay-mover.ts';
+import { createGroupReader, type GroupReader } from './group-reader.ts';
+import { delayedMember, writeMessages } from './publish.ts';
+import { getRedisDeadLetterStore } from './redis-dead-letters.ts';
+import { idTime, infoRow } from './stream-replies.ts';
+
+export interface RedisTransport extends Transport {
+  /** The keys this transport writes, by application. */
+  readonly keys: RedisKeys;
+  /** This process's consumer name prefix in the streams' groups (unique per transport). */
+  readonly consumerName: string;
+  /** The partitions this transport reads for `group` on `topic` now (under its leases). */
+  heldPartitions(topic: string, group: string): number[];
+}
+
+/**
+ * The transport on Redis Streams: per topic `partitions` streams, a consumer
+ * group per Factline group on each, created idempotently; each partition read
+ * by one process of a group at a time under a lease, so a key's messages are
+ * handled in publish order across processes; `release(delay)` and `deliverAt`
+ * through a sorted set of due messages moved back by a script. Rejects at
+ * start with a `TransportError` when the server is unreachable or refuses the
+ * credentials; reconnects by itself afterwards.
+ *
+ * @example
+ * const transport = await getRedisTransport({ url: 'redis://127.0.0.1:6379', application: 'shop' });
+ * await transport.publish('orders', [createMessage({ type: 'OrderPlaced', key: 'order-1', data: {} })]);
+ */
+export async function getRedisTransport(given: RedisTransportOptions): Promise<RedisTransport> {
+  const options = checkRedisTransportOptions(given);
+  assertRedisUrl(options.url);
+  const keys = redisKeys(options.application);
+  const consumerName = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+  const report = (error: unknown, stage: RedisErrorStage) => {
+    try {
+      options.onError?.(error, { stage });
+    } catch {
+      // The hook's own failure changes nothing.
+    }
+  };
+  const settings = {
+    connectTimeoutMs: options.connectTimeoutMs,
+    reconnectMinMs: options.reconnectMinMs,
+    reconnectMaxMs: options.reconnectMaxMs,
+    name: `factline-${options.application}-${process.pid}`,
+    onError: (error: unknown) => report(error, 'connection'),
+  };
+  const client: RedisClient = await openClient(options.url, settings);
+  // A dropped connection stops the readers' work at once (their leases are unknown until renewed).
+  client.on('reconnecting', () => {
+    for (const { reader } of readers.values()) reader.interrupt();
+  });
+  const blockingClients = new Set<RedisClient>();
+  const wakeups = createReceiveWakeups();
+  const readers = new Map<string, { reader: GroupReader; users: number }>();
+  const declared = new Map<string, Promise<void>>();
+  const withGroups = new Set<string>();
+  let closed = false;
+  let nextReader = 1;
+  let nextSubscriber = 1;
+  const groupKey = (topic: string, group: string) => JSON.stringify([topic, group]);
+  const streamsOf = (topic: string) => Array.from({ length: options.partitions }, (_, p) => keys.stream(topic, p));
+
+  /** Per topic, the group declarations under way: a publish waits for them (a subscribe is synchronous). */
+  const declaring = new Map<string, Set<Promise<void>>>();
+
+  const declare = (topic: string, group: string, again = false): Promise<void> => {
+    const key = groupKey(topic, group);
+    let done = again ? undefined : declared.get(key);
+    if (!done) {
+      const tracked = declaring.get(topic) ?? new Set<Promise<void>>();
+      declaring.set(topic, tracked);
+      // Declared again because the server lost the group (restarted without persistence): what the
+      // streams hold now came after the loss, and is the group's.
+      done = runScript(client, 'declare', [keys.groups(topic), ...streamsOf(topic)], [group, again ? '0' : '$']).then(
+        () => {
+          withGroups.add(topic);
+        },
+        (error: unknown) => {
+          declared.delete(key);
+          throw new TransportError(`declaring ${topic}/${group} on Redis failed: ${String(error)}`, { cause: error });
+        },
+      );
+      declared.set(key, done);
+      const work = done;
+      tracked.add(work);
+      const forget = () => {
+        tracked.delete(work);
+        if (tracked.size === 0 && declaring.get(topic) === tracked) declaring.delete(topic);
+      };
+      work.then(forget, forget);
+    }
+    return done;
+  };
+
+  const hasGroups = async (topic: string) => {
+    if (withGroups.has(topic)) return true;
+    // Groups are never undeclared: once seen, always there (until the server loses its data).
+    const count = Number(await client.sendCommand(['SCARD', keys.groups(topic)]));
+    if (count > 0) withGroups.add(topic);
+    return count > 0;
+  };
+
+  const mover = startDelayMover(client, keys, (error) => report(error, 'delay'));
+
+  const readerFor = (topic: string, group: string) => {
+    const key = groupKey(topic, group);
+    let shared = readers.get(key);
+    if (!shared) {
+      const reader = createGroupReader({
+        keys,
+        topic,
+        group,
+        partitions: options.partitions,
+        prefetch: options.prefetch,
+        leaseMs: options.leaseMs,
+        blockMs: options.blockMs,
+        trimIntervalMs: options.trimIntervalMs,
+        consumerIdleMs: options.consumerIdleMs,
+        reconnectMinMs: options.reconnectMinMs,
+        reconnectMaxMs: options.reconnectMaxMs,
+        consumer: `${consumerName}-${nextReader++}`,
+        client,
+        openBlocking: async () => {
+          const own = await openClient(options.url, { ...settings, name: `${settings.name}-read` });
+          blockingClients.add(own);
+          return own;
+        },
+        declare: (again) => declare(topic, group, again),
+        delay: async (entry, dueAt) => {
+          const stream = keys.stream(topic, entry.partition);
+          try {
+            await runScript(
+              client,
+              'release',
+              [stream, keys.delayed],
+              [group, entry.id, dueAt, delayedMember(stream, entry.json, entry.count, group)],
+            );
+            mover.wake(dueAt);
+            return true;
+          } catch (error) {
+            report(error, 'delay');
+            return false;
+          }
+        },
+        report,
+        changed: () => wakeups.wake(key),
+      });
+      shared = { reader, users: 0 };
+      readers.set(key, shared);
+    }
+    shared.users += 1;
+    return shared;
+  };
+
+  const transport = createQueueTransport(
+    {
+      isClosed: () => closed,
+      async publish(topic, messages, required) {
+        const pending = declaring.get(topic);
+        if (pending) await Promise.allSettled(pending);
+        if (!(await hasGroups(topic))) {
+          if (required) throw new NoSubscriptionError(topic);
+          return;
+        }
+        await writeMessages(client, keys, options.partitions, topic, messages);
+        if (messages.some((m) => m.deliverAt))
+          mover.wake(Math.min(...messages.map((m) => m.deliverAt?.getTime() ?? Number.POSITIVE_INFINITY)));
+      },
+      async redeliver(topic, group, messages) {
+        await declare(topic, group);
+        await writeMessages(client, keys, options.partitions, topic, messages, group);
+      },
+      declare: (topic, group) => declare(topic, group),
+      subscribe(topic, group, visibilityMs): Subscription {
+        const shared = readerFor(topic, group);
+        const { reader } = shared;
+        const subscriber = nextSubscriber++;
+        const channel = groupKey(topic, group);
+        // Declared now, so a publish right after `subscribe` reaches the group.
+        let ready = declare(topic, group).then(() => reader.start());
+        ready.catch(() => undefined);
+        const subscription = createQueueSubscription({
+          wakeups,
+          channel,
+          closed: () => closed,
+          retryPauseMs: 100,
+          prepare: () => {
+            // A failed declaration (the server away) is tried again by the next receive.
+            ready = ready.catch(() => declare(topic, group).then(() => reader.start()));
+            return ready;
+          },
+          take: (max) => reader.buffer.take(subscriber, max, visibilityMs, reader.active),
+          pause: (left) => {
+            const next = reader.buffer.nextChange();
+            return next === undefined ? left : Math.max(1, Math.min(left, next - Date.now()));
+          },
+        });
+        let subscriptionClosed = false;
+        return {
+          receive: (max, waitMs, signal) => subscription.receive(max, waitMs, signal),
+          async close() {
+            if (subscriptionClosed) return;
+            subscriptionClosed = true;
+            await subscription.close();
+            shared.users -= 1;
+            if (shared.users === 0 && readers.get(channel) === shared) {
+              readers.delete(channel);
+              await reader.stop();
+            }
+          },
+        };
+      },
+      async backlog(topic, group) {
+        let messages = 0;
+        let oldestAt: number | undefined;
+        for (const stream of streamsOf(topic)) {
+          const info = (await client.sendCommand(['XINFO', 'GROUPS', stream]).catch(() => [])) as unknown[];
+          for (const row of info) {
+            const fields = infoRow(row);
+            if (String(fields.get('name')) !== group) continue;
+            const pending = Number(fields.get('pending') ?? 0);
+            const lag = Number(fields.get('lag') ?? 0);
+            messages += pending + lag;
+            const first =
+              pending > 0
+                ? ((await client.sendCommand(['XPENDING', stream, group])) as unknown[])[1]
+                : lag > 0
+                  ? (
+                      (await client.sendCommand([
+                        'XRANGE',
+                        stream,
+                        `(${String(fields.get('last-delivered-id'))}`,
+                        '+',
+                        'COUNT',
+                        '1',
+                      ])) as unknown[][]
+                    )[0]?.[0]
+                  : undefined;
+            if (first !== undefined && first !== null) {
+              const at = idTime(String(first));
+              oldestAt = oldestAt === undefined ? at : Math.min(oldestAt, at);
+            }
+          }
+        }
+        return { messages, oldestAt };
+      },
+      deadLetterStore: () => getRedisDeadLetterStore({ client, application: options.application }),
+      async close() {
+        closed = true;
+        wakeups.stop();
+        await Promise.all([...readers.values()].map(({ reader }) => reader.stop()));
+        readers.clear();
+        await mover.stop();
+        for (const own of blockingClients) destroyClient(own);
+        await client.close().catch(() => destroyClient(client));
+      },
+    },
+    {
+      system: 'redis',
+      keys,
+      consumerName,
+      heldPartitions: (topic: string, group: string) => readers.get(groupKey(topic, group))?.reader.held() ?? [],
+    },
+  );
+  return transport;
+}

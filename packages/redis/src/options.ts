@@ -1,0 +1,90 @@
+import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
+
+/** Where a transport failure happened, as told to `onError`. */
+export type RedisErrorStage = 'connection' | 'consume' | 'lease' | 'delay' | 'trim';
+
+export interface RedisTransportOptions {
+  /** `redis://[user:password@]host:port[/db]` (or `rediss://`). */
+  url: string;
+  /**
+   * Prefixes every key the transport writes (`<application>:stream:<topic>:<p>`
+   * and the others listed in docs/redis.md). Several services of one
+   * application share it. Letters, digits, `-`, `_`, `.`; at most 64 characters.
+   */
+  application: string;
+  /**
+   * Streams per topic, each read by one process of a group at a time (a lease):
+   * a key always goes to the same partition, so its messages are handled in
+   * publish order; partitions run in parallel. The same for every process of an
+   * application. Default 4.
+   */
+  partitions?: number;
+  /** Entries a process holds for one group, read but not yet acknowledged. Default 256. */
+  prefetch?: number;
+  /**
+   * How long a partition lease lasts without renewal (its holder renews it
+   * every third of it); a process that died hands its partitions on after it.
+   * Default 5000 ms.
+   */
+  leaseMs?: number;
+  /** Longest wait of one blocking `XREADGROUP`. Default 1000 ms. */
+  blockMs?: number;
+  /**
+   * How often a reader trims the streams of the partitions it holds to what
+   * the slowest group of each has not yet read (acknowledged entries stay in a
+   * stream until trimmed). Default 5000 ms.
+   */
+  trimIntervalMs?: number;
+  /** A consumer name idle this long with nothing pending is removed from its group at a trim. Default 60 000 ms. */
+  consumerIdleMs?: number;
+  /** First reconnect delay; doubles (with jitter) up to `reconnectMaxMs`. Default 100 ms. */
+  reconnectMinMs?: number;
+  /** Longest reconnect delay. Default 5000 ms. */
+  reconnectMaxMs?: number;
+  /** How long `getRedisTransport` waits for the server. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Told every failure the transport handles itself (lost connection, lost lease, failed move of delayed messages). */
+  onError?: (error: unknown, context: { stage: RedisErrorStage }) => void;
+}
+
+export const applicationName = (value: unknown) =>
+  typeof value === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(value)
+    ? undefined
+    : 'must be 1 to 64 letters, digits, "-", "_" or "."';
+
+const spec: OptionSpecOf<RedisTransportOptions> = {
+  url: 'non-empty-string',
+  application: applicationName,
+  partitions: 'positive-integer',
+  prefetch: 'positive-integer',
+  leaseMs: 'positive-integer',
+  blockMs: 'positive-integer',
+  trimIntervalMs: 'positive-integer',
+  consumerIdleMs: 'positive-integer',
+  reconnectMinMs: 'positive-integer',
+  reconnectMaxMs: 'positive-integer',
+  connectTimeoutMs: 'positive-integer',
+  onError: 'function',
+};
+
+/** The options with their defaults; a `ValidationError` names every unknown or bad option. */
+export function checkRedisTransportOptions(given: RedisTransportOptions) {
+  const options = checkOptions(given, spec, 'getRedisTransport', {
+    required: ['url', 'application'],
+    optional: false,
+  });
+  return {
+    ...options,
+    partitions: options.partitions ?? 4,
+    prefetch: options.prefetch ?? 256,
+    leaseMs: options.leaseMs ?? 5000,
+    blockMs: options.blockMs ?? 1000,
+    trimIntervalMs: options.trimIntervalMs ?? 5000,
+    consumerIdleMs: options.consumerIdleMs ?? 60_000,
+    reconnectMinMs: options.reconnectMinMs ?? 100,
+    reconnectMaxMs: options.reconnectMaxMs ?? 5000,
+    connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+  };
+}
+
+export type CheckedRedisOptions = ReturnType<typeof checkRedisTransportOptions>;

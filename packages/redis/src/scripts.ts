@@ -1,0 +1,182 @@
+import { createHash } from 'node:crypto';
+import type { RedisCommandSender } from './connection.ts';
+
+/**
+ * The Lua scripts of the transport. Each runs atomically on the server. Some
+ * touch keys they read from their arguments (a delayed message names its
+ * stream): the transport targets one Redis server, not a cluster.
+ */
+export const scripts = {
+  /**
+   * KEYS: groups set, then the topic's partition streams. ARGV: group, start id
+   * (`$`: from now on; `0`: all the stream holds, when the server lost the group).
+   * Creates the group on each stream (BUSYGROUP is fine), then records it.
+   */
+  declare: `
+for i = 2, #KEYS do
+  local r = redis.pcall('XGROUP', 'CREATE', KEYS[i], ARGV[1], ARGV[2], 'MKSTREAM')
+  if type(r) == 'table' and r.err and not string.find(r.err, 'BUSYGROUP') then return r end
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+return 1`,
+
+  /** KEYS: stream, delayed set. ARGV: group, entry id, due ms, member. Acks the entry and schedules its copy, or nothing when it was not pending. */
+  release: `
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1 + 1], ARGV[3], ARGV[4])
+return 1`,
+
+  /** KEYS: delayed set. ARGV: now ms, limit. Moves what is due into its stream, oldest first; returns how many. */
+  moveDue: `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  local item = cjson.decode(member)
+  if item.o ~= '' then
+    redis.call('XADD', item.s, '*', 'm', item.m, 'n', tostring(item.n), 'o', item.o)
+  else
+    redis.call('XADD', item.s, '*', 'm', item.m)
+  end
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due`,
+
+  /** KEYS: lease. ARGV: holder, ttl ms. Takes the lease when free or already the holder's: 1, else 0. */
+  acquire: `
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`,
+
+  /** KEYS: lease. ARGV: holder, ttl ms. Renews the lease while `holder` has it: 1, else 0. */
+  renew: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`,
+
+  /**
+   * KEYS: stream, lease. ARGV: group, consumer, returned consumer, holder.
+   * Hands the consumer's pending entries to the returned consumer (claimed by
+   * the partition's next holder), removes the consumer, frees the lease.
+   */
+  handBack: `
+local moved = 0
+while true do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 500, ARGV[2])
+  if #pending == 0 then break end
+  local ids = {}
+  for i, p in ipairs(pending) do ids[i] = p[1] end
+  ids[#ids + 1] = 'JUSTID'
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, unpack(ids))
+  moved = moved + #ids
+end
+redis.pcall('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+return moved`,
+
+  /** KEYS: records, live index. ARGV: id, json, live key. Adds a dead letter unless one is live for the consumer and message. */
+  deadAdd: `
+if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
+return 1`,
+
+  /** KEYS: records, live index. ARGV: id, json, live key, state. Stores the record; a record no longer dead leaves the index. */
+  deadUpdate: `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[4] == 'dead' then
+  redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
+elseif redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[1] then
+  redis.call('HDEL', KEYS[2], ARGV[3])
+end
+return 1`,
+
+  /** KEYS: mark. ARGV: claim value, claim ms. Claims a message for one handler run: 'claimed', 'done' or 'busy'. */
+  inboxClaim: `
+local value = redis.call('GET', KEYS[1])
+if not value then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 'claimed'
+end
+if string.sub(value, 1, 2) == 'd:' then return 'done' end
+return 'busy'`,
+
+  /** KEYS: mark. ARGV: claim value, then a mark and its ms ('' to drop the claim), or ms to renew. */
+  inboxSettle: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == 'renew' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+elseif ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1`,
+
+  /** KEYS: marks. ARGV: before ms. Deletes the done marks older than it. */
+  inboxPrune: `
+local removed = 0
+for _, key in ipairs(KEYS) do
+  local value = redis.call('GET', key)
+  if value and string.sub(value, 1, 2) == 'd:' and tonumber(string.sub(value, 3)) < tonumber(ARGV[1]) then
+    redis.call('DEL', key)
+    removed = removed + 1
+  end
+end
+return removed`,
+
+  /**
+   * KEYS: stream. ARGV: idle ms. Trims the stream below what its slowest group
+   * still needs (its oldest pending entry, else its last delivered one) and
+   * removes the groups' consumers idle longer than `idle ms` with nothing pending.
+   * Returns the entries trimmed.
+   */
+  trim: `
+local function less(a, b)
+  local am, as = string.match(a, '(%d+)-(%d+)')
+  local bm, bs = string.match(b, '(%d+)-(%d+)')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local floor = nil
+for _, row in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local g = {}
+  for i = 1, #row, 2 do g[row[i]] = row[i + 1] end
+  local needed = g['last-delivered-id']
+  if g['pending'] > 0 then needed = redis.call('XPENDING', KEYS[1], g['name'])[2] end
+  if floor == nil or less(needed, floor) then floor = needed end
+  for _, crow in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], g['name'])) do
+    local c = {}
+    for i = 1, #crow, 2 do c[crow[i]] = crow[i + 1] end
+    if c['pending'] == 0 and c['idle'] > tonumber(ARGV[1]) then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], g['name'], c['name'])
+    end
+  end
+end
+if floor == nil then return 0 end
+return redis.call('XTRIM', KEYS[1], 'MINID', floor)`,
+} as const;
+
+export type ScriptName = keyof typeof scripts;
+
+const shas = Object.fromEntries(
+  Object.entries(scripts).map(([name, body]) => [name, createHash('sha1').update(body).digest('hex')]),
+) as Record<ScriptName, string>;
+
+/** Runs a script by its SHA, loading it on a NOSCRIPT (a fresh or restarted server). */
+export async function runScript(
+  client: RedisCommandSender,
+  name: ScriptName,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  const tail = [String(keys.length), ...keys, ...args.map(String)];
+  try {
+    return await client.sendCommand(['EVALSHA', shas[name], ...tail]);
+  } catch (error) {
+    if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error;
+    return client.sendCommand(['EVAL', scripts[name], ...tail]);
+  }
+}
