@@ -16,11 +16,21 @@ export interface InboxStep<Tx> {
    * inbox itself rejects with a `StepFailure` (`'inbox'`); the handler's
    * failure rejects as it is, for the retry policy.
    */
-  apply(delivery: Delivery, call: HandlerCall<Tx>): Promise<'applied' | 'duplicate'>;
+  apply(delivery: Delivery, call: HandlerCall<Tx>, slot?: LaneSlot): Promise<'applied' | 'duplicate'>;
   /** After the handler succeeded: an inbox without `applyOnce` records the mark. */
   record(message: Message): Promise<void>;
   /** Forgets marks older than the retention, at most once a minute; a failure is reported (`'prune'`). */
   pruneWhenDue(): Promise<void>;
+}
+
+/**
+ * The concurrency slot of the key lane a run belongs to: `waiting` while the
+ * run only waits for a group commit shared with other runs (another key may
+ * start meanwhile), `working` again once that commit settled.
+ */
+export interface LaneSlot {
+  waiting(): void;
+  working(): void;
 }
 
 export interface InboxStepSettings<Tx> {
@@ -47,10 +57,11 @@ export function inboxStep<Tx>(settings: InboxStepSettings<Tx>): InboxStep<Tx> {
       return !applyOnce && (await step('inbox', () => inbox.has(name, message.id)));
     },
 
-    async apply(delivery, call) {
+    async apply(delivery, call, slot) {
       try {
         if (applyOnce) {
-          const applied = await applyOnce(name, delivery.message.id, new Date(now()), call.run, delivery);
+          const run = applyOnce(name, delivery.message.id, new Date(now()), call.run, delivery, slot?.waiting);
+          const applied = await run.finally(() => slot?.working());
           return applied ? 'applied' : 'duplicate';
         }
         await call.run(undefined as Tx);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { settlesWithin, waitUntil } from '../testing/wait-until.ts';
+import type { LaneSlot } from './consumer-inbox.ts';
 import { createKeyLanes } from './consumer-lanes.ts';
 import { createMessage } from './message.ts';
 import type { Delivery } from './transport.ts';
@@ -19,14 +20,17 @@ function delivery(key: string, n: number, settled: string[]): Delivery {
 /** A `process` whose runs the test finishes by hand, in any order. */
 function manualProcess() {
   const inFlight = new Map<string, (settled: boolean) => void>();
+  const slots = new Map<string, LaneSlot>();
   const started: string[] = [];
   return {
     started,
     inFlight,
-    process: (d: Delivery) =>
+    slots,
+    process: (d: Delivery, slot: LaneSlot) =>
       new Promise<boolean>((resolve) => {
         const name = `${d.message.key}${(d.message.data as { n: number }).n}`;
         started.push(name);
+        slots.set(name, slot);
         inFlight.set(name, (settled) => {
           inFlight.delete(name);
           resolve(settled);
@@ -91,5 +95,33 @@ describe('createKeyLanes', () => {
     work.finish('b1');
     await settlesWithin(lanes.drain(1000), 2000, 'drain');
     assert.deepEqual(work.started, ['a1', 'b1'], 'no lane starts once stopped');
+  });
+
+  it('lets another key start while a run waits for a shared commit, never the same key', async () => {
+    const settled: string[] = [];
+    const work = manualProcess();
+    const stop = new AbortController();
+    const lanes = createKeyLanes({
+      concurrency: 1,
+      process: work.process,
+      signal: () => stop.signal,
+      report: () => {},
+    });
+    lanes.add(['a1', 'a2', 'b1', 'c1'].map((name) => delivery(name[0] as string, Number(name[1]), settled)));
+    assert.deepEqual(work.started, ['a1'], 'one lane');
+    work.slots.get('a1')?.waiting();
+    await waitUntil(() => work.started.includes('b1'), 'b1 starts while a1 waits for its commit');
+    assert.deepEqual(work.started, ['a1', 'b1'], 'a2 waits for a1; c1 for a working place');
+    work.slots.get('a1')?.working();
+    work.slots.get('b1')?.waiting();
+    assert.deepEqual(work.started, ['a1', 'b1'], 'a1 works again: still one lane working');
+    work.finish('a1');
+    await waitUntil(() => work.started.includes('a2'), 'a2 runs once a1 settled');
+    assert.deepEqual(work.started, ['a1', 'b1', 'a2'], 'c1 still waits: a2 works');
+    work.finish('a2');
+    await waitUntil(() => work.started.includes('c1'), 'c1 starts once no lane works');
+    for (const name of ['b1', 'c1']) work.finish(name);
+    await settlesWithin(lanes.drain(1000), 2000, 'drain');
+    assert.deepEqual(settled, [], 'nothing given back');
   });
 });

@@ -1,4 +1,5 @@
 import { isStoreClosedError } from '../errors/index.ts';
+import type { LaneSlot } from './consumer-inbox.ts';
 import type { ConsumerErrorStage } from './consumer-options.ts';
 import type { Message } from './message.ts';
 import type { Delivery } from './transport.ts';
@@ -18,10 +19,14 @@ export interface KeyLanes {
 }
 
 export interface KeyLaneSettings {
-  /** Most lanes (keys) running at once. */
+  /** Most lanes (keys) working at once; a lane only waiting for a shared group commit does not count. */
   concurrency: number;
-  /** Steps 1–4 for one delivery: true once settled, false when it was given back after a failed step. */
-  process: (delivery: Delivery) => Promise<boolean>;
+  /**
+   * Steps 1–4 for one delivery: true once settled, false when it was given
+   * back after a failed step. `slot` tells the lane when the run only waits
+   * for a group commit shared with other runs.
+   */
+  process: (delivery: Delivery, slot: LaneSlot) => Promise<boolean>;
   /** The consumer's stop signal (a new one per start): no lane starts or goes on once it aborted. */
   signal: () => AbortSignal;
   report: (error: unknown, stage: ConsumerErrorStage, message?: Message) => void;
@@ -40,9 +45,12 @@ const within = async (work: Promise<unknown>, ms: number): Promise<boolean> => {
 
 /**
  * A key's deliveries run one after another, in arrival order; up to
- * `concurrency` keys run at once. When a delivery is given back after a
- * failed step, its key's later deliveries are given back too, behind it, so
- * none runs before it.
+ * `concurrency` keys work at once. A lane whose run only waits for a group
+ * commit shared with other runs (an inbox with group commits) leaves its
+ * place to another key meanwhile, so one commit covers more runs than there
+ * are lanes; its own key still waits for it. When a delivery is given back
+ * after a failed step, its key's later deliveries are given back too, behind
+ * it, so none runs before it.
  *
  * @example
  * const lanes = createKeyLanes({ concurrency: 8, process, signal: () => stopping.signal, report });
@@ -53,13 +61,23 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
   /** Per key, the deliveries waiting their turn, in arrival order (the one in flight first). */
   const lanes = new Map<string, Delivery[]>();
   const running = new Map<string, Promise<void>>();
+  /** Running keys whose run only waits for a shared group commit: they leave their place to others. */
+  const waiting = new Set<string>();
   let freed: (() => void) | undefined;
 
   const startLane = (key: string) => {
+    const slot: LaneSlot = {
+      waiting() {
+        if (!running.has(key) || waiting.has(key)) return;
+        waiting.add(key);
+        startWaitingLanes();
+      },
+      working: () => void waiting.delete(key),
+    };
     const work = (async () => {
       const lane = lanes.get(key) as Delivery[];
       while (lane.length > 0 && !signal().aborted) {
-        const settled = await process(lane[0] as Delivery);
+        const settled = await process(lane[0] as Delivery, slot);
         lane.shift();
         if (!settled) {
           // Its key's later messages must not run before it: they go back too, behind it.
@@ -77,6 +95,7 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
       if (lane.length === 0) lanes.delete(key);
     })().finally(() => {
       running.delete(key);
+      waiting.delete(key);
       startWaitingLanes();
       freed?.();
     });
@@ -86,7 +105,7 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
   const startWaitingLanes = () => {
     if (signal().aborted) return;
     for (const key of lanes.keys()) {
-      if (running.size >= concurrency) return;
+      if (running.size - waiting.size >= concurrency) return;
       if (!running.has(key)) startLane(key);
     }
   };

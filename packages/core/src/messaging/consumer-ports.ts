@@ -130,7 +130,12 @@ export interface Inbox<Tx = undefined> {
    * throws, the transaction rolls back (mark included) and the error is
    * rethrown as it is. `delivery` is the transport's delivery of the message:
    * an inbox in the same database as the transport may settle it (ack) in
-   * the same transaction, saving the separate commit of the ack.
+   * the same transaction, saving the separate commit of the ack. An inbox
+   * whose handlers run synchronously in group commits may call `queued`
+   * once the run joined a group other runs share: the run then waits for
+   * that group's (short, synchronous) run and commit only, and the consumer
+   * lets another key start meanwhile, so one commit covers more runs than
+   * the consumer has lanes.
    */
   applyOnce?(
     consumer: string,
@@ -138,6 +143,7 @@ export interface Inbox<Tx = undefined> {
     at: Date,
     work: (tx: Tx) => unknown,
     delivery?: Delivery,
+    queued?: () => void,
   ): Promise<boolean>;
 }
 

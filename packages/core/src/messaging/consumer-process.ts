@@ -3,7 +3,7 @@ import { noteSettle, traceProcess } from '../tracing/messaging-spans.ts';
 import type { ProducerSpanRelation } from '../tracing/span-relation.ts';
 import { handlerCall } from './consumer-context.ts';
 import { deadLetterStep } from './consumer-dead-letters.ts';
-import type { InboxStep } from './consumer-inbox.ts';
+import type { InboxStep, LaneSlot } from './consumer-inbox.ts';
 import type { ConsumerErrorStage } from './consumer-options.ts';
 import type { DeadLetterStore, RetryPolicy } from './consumer-ports.ts';
 import { retryStep } from './consumer-retry.ts';
@@ -54,7 +54,9 @@ export interface ProcessSettings<Tx> {
  * inbox, the dead-letter store, a settle): the failure is reported and the
  * message given back to come again later.
  */
-export function createProcessor<Tx>(settings: ProcessSettings<Tx>): (delivery: Delivery) => Promise<boolean> {
+export function createProcessor<Tx>(
+  settings: ProcessSettings<Tx>,
+): (delivery: Delivery, slot?: LaneSlot) => Promise<boolean> {
   const { name, topic, handler, inbox, now, report, fail, stats } = settings;
   const deadLetter = deadLetterStep({ name, topic, store: settings.deadLetterStore, now, stats });
   const withRetries = retryStep({ ...settings, deadLetter });
@@ -66,10 +68,10 @@ export function createProcessor<Tx>(settings: ProcessSettings<Tx>): (delivery: D
     noteSettle(count === 'handled' ? 'ack' : 'duplicate');
   };
 
-  const process = async (delivery: Delivery) => {
+  const process = async (delivery: Delivery, slot: LaneSlot | undefined) => {
     const message = delivery.message;
     if (await inbox.seen(message)) return ack(delivery, 'duplicates');
-    const outcome = await withRetries(delivery, () => inbox.apply(delivery, handlerCall(name, handler, message)));
+    const outcome = await withRetries(delivery, () => inbox.apply(delivery, handlerCall(name, handler, message), slot));
     if (outcome === 'duplicate') return ack(delivery, 'duplicates');
     if (outcome === 'applied') {
       await inbox.record(message);
@@ -90,9 +92,9 @@ export function createProcessor<Tx>(settings: ProcessSettings<Tx>): (delivery: D
   };
 
   const span = { system: settings.system, topic, group: name, producerSpan: settings.producerSpan };
-  return async (delivery) => {
+  return async (delivery, slot) => {
     try {
-      await traceProcess(span, delivery.message, delivery.deliveryCount, () => process(delivery));
+      await traceProcess(span, delivery.message, delivery.deliveryCount, () => process(delivery, slot));
       return true;
     } catch (failure) {
       await failed(failure, delivery);

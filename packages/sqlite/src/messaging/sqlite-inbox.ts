@@ -15,7 +15,9 @@ export interface SqliteInboxOptions extends SqliteConsumerStoreOptions {
    * that throws rolls back its own savepoint only. Each caller learns its
    * outcome once the shared commit is done; the runs those commits let
    * through (each key lane's next message) commit right after, in the same
-   * turn of the event loop (for up to 10 ms), not a turn later. `false`: one
+   * turn of the event loop (for up to 10 ms), not a turn later. A consumer
+   * lets another key start while a lane's run waits for the group's commit,
+   * so a group holds more runs than the consumer has lanes. `false`: one
    * transaction per message.
    */
   groupCommit?: boolean;
@@ -169,7 +171,7 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
     prune: async (before) => {
       guardConsumerStore(db, () => prune.run(before.getTime()), 'inbox');
     },
-    applyOnce(consumer, id, at, work, delivery) {
+    applyOnce(consumer, id, at, work, delivery, queued) {
       if (!db.open) return Promise.reject(new StoreClosedError('inbox'));
       // The transport's delivery, when it lives on this connection, is acked in the same transaction.
       const ack = ackInTransactionOf(delivery);
@@ -179,6 +181,8 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
         if (!groupCommit) return runGroup([member]);
         queue.push(member);
         schedule();
+        // It waits for the group's commit: its consumer may start another key's run, to join the same group.
+        queued?.();
       });
     },
   };

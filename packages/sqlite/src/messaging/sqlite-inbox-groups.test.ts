@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { createConsumer, createMessage, getInMemoryTransport } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
+import type { Database } from 'better-sqlite3';
+import { getSqliteInbox, openSqliteDatabase } from '../index.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'factline-inbox-groups-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('applyOnce tells a run queued for a group commit, and never a run committed alone', async () => {
+  const db = openSqliteDatabase(join(dir, 'queued.db'));
+  try {
+    for (const groupCommit of [true, false]) {
+      const inbox = getSqliteInbox({ database: db, groupCommit });
+      const applyOnce = inbox.applyOnce as NonNullable<typeof inbox.applyOnce>;
+      let queued = 0;
+      const applied = await applyOnce(
+        `q-${groupCommit}`,
+        'm1',
+        new Date(),
+        () => undefined,
+        undefined,
+        () => {
+          queued += 1;
+        },
+      );
+      assert.equal(applied, true);
+      assert.equal(queued, groupCommit ? 1 : 0, `groupCommit ${groupCommit}`);
+    }
+  } finally {
+    db.close();
+  }
+});
+
+test('a lane waiting for a group commit lets other keys join it: one commit covers more runs than lanes, keys stay in order', async () => {
+  const db = openSqliteDatabase(join(dir, 'lanes.db'));
+  db.exec('CREATE TABLE seen (key TEXT NOT NULL, n INTEGER NOT NULL)');
+  const transport = getInMemoryTransport();
+  // Handlers run back to back, with no microtask between them, only inside one group's transaction.
+  let group = 0;
+  let open = false;
+  const groupOf = () => {
+    if (!open) {
+      open = true;
+      group += 1;
+      queueMicrotask(() => {
+        open = false;
+      });
+    }
+    return group;
+  };
+  const sizes = new Map<number, number>();
+  const order = new Map<string, number[]>();
+  let handled = 0;
+  const consumer = createConsumer<Database>({
+    name: 'groups',
+    topic: 'items',
+    transport,
+    inbox: getSqliteInbox({ database: db }),
+    concurrency: 2,
+    handler(message, tx) {
+      const { n } = message.data as { n: number };
+      const at = groupOf();
+      sizes.set(at, (sizes.get(at) ?? 0) + 1);
+      tx.prepare('INSERT INTO seen (key, n) VALUES (?, ?)').run(message.key, n);
+      order.set(message.key, [...(order.get(message.key) ?? []), n]);
+      handled += 1;
+    },
+  });
+  try {
+    await consumer.start();
+    const messages = Array.from({ length: 24 }, (_, n) =>
+      createMessage({ type: 'Item', key: `k${n % 6}`, data: { n } }),
+    );
+    await transport.publish('items', messages);
+    await waitUntil(() => handled === 24, 'every message handled');
+    assert.ok(Math.max(...sizes.values()) > 2, `a group held more runs than the 2 lanes: ${[...sizes.values()]}`);
+    for (const [key, ns] of order)
+      assert.deepEqual(
+        ns,
+        [...ns].sort((a, b) => a - b),
+        `${key} in order`,
+      );
+    const rows = db.prepare('SELECT count(*) AS n FROM seen').get() as { n: number };
+    assert.equal(rows.n, 24, 'each effect once');
+    assert.equal(consumer.stats().handled, 24);
+  } finally {
+    await consumer.stop();
+    await transport.close();
+    db.close();
+  }
+});
