@@ -74,6 +74,7 @@ const inboxSpec: OptionSpecOf<SqliteInboxOptions> = {
   database,
   groupCommit: 'boolean',
   maxGroup: 'positive-integer',
+  chainBudgetMs: 'non-negative-integer',
 };
 
 /** Checks `getSqliteInbox`'s options. */

@@ -15,7 +15,7 @@ export interface SqliteInboxOptions extends SqliteConsumerStoreOptions {
    * that throws rolls back its own savepoint only. Each caller learns its
    * outcome once the shared commit is done; the runs those commits let
    * through (each key lane's next message) commit right after, in the same
-   * turn of the event loop (for up to 10 ms), not a turn later. A consumer
+   * turn of the event loop (for up to `chainBudgetMs`), not a turn later. A consumer
    * lets another key start while a lane's run waits for the group's commit,
    * so a group holds more runs than the consumer has lanes. `false`: one
    * transaction per message.
@@ -23,6 +23,12 @@ export interface SqliteInboxOptions extends SqliteConsumerStoreOptions {
   groupCommit?: boolean;
   /** Most handler runs in one group commit. Default 256. */
   maxGroup?: number;
+  /**
+   * How long group commits may follow one another within one turn of the
+   * event loop before sockets and timers get their turn, ms. Default 10;
+   * 0: each group waits for a turn of its own.
+   */
+  chainBudgetMs?: number;
 }
 
 interface Member {
@@ -64,6 +70,7 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
   const db = openConsumerTables(options);
   const groupCommit = options.groupCommit ?? true;
   const maxGroup = assertIntegerOption(options.maxGroup, 'maxGroup', 1) ?? 256;
+  const chainBudgetMs = assertIntegerOption(options.chainBudgetMs, 'chainBudgetMs', 0) ?? CHAIN_BUDGET_MS;
   const has = db.prepare<[string, string]>('SELECT 1 FROM factline_inbox WHERE consumer = ? AND message_id = ?');
   const mark = db.prepare<[string, string, number]>(
     'INSERT OR IGNORE INTO factline_inbox (consumer, message_id, at) VALUES (?, ?, ?)',
@@ -150,7 +157,7 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
     draining = false;
     if (queue.length === 0) return;
     // Within a budget, so sockets and timers are not starved: then the next turn, as any run.
-    if (performance.now() - chainStarted < CHAIN_BUDGET_MS) flush();
+    if (performance.now() - chainStarted < chainBudgetMs) flush();
     else schedule();
   };
   const schedule = () => {
@@ -188,7 +195,7 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
   };
 }
 
-/** How long flushes may chain within one turn of the event loop before others get their turn. */
+/** How long flushes may chain within one turn of the event loop before others get their turn (default). */
 const CHAIN_BUDGET_MS = 10;
 
 /** Carries a handler's error out of the savepoint, told apart from the inbox's own failures. */
