@@ -1,6 +1,7 @@
-import { createWorkflowHandler, defineWorkflow, type EventStore, type Workflow } from '@factline/core';
+import type { EventStore } from '@factline/core';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
+import { cancelInstance, retryInstance } from '../workflows/change-instance.ts';
 import type { WorkflowInstanceSummary } from '../workflows/instance-summary.ts';
 import { loadWorkflow } from '../workflows/load-workflows.ts';
 import { openWorkflowStore } from '../workflows/open-store.ts';
@@ -17,23 +18,6 @@ interface RetryFlags extends DatabaseFlags {
 interface CancelFlags extends DatabaseFlags {
   reason?: string;
   yes?: boolean;
-}
-
-/**
- * A stand-in for a workflow the CLI has no definition of, enough for
- * `parked.cancel` (which only reads the instance's status): it decides nothing.
- */
-function definitionless(name: string): Workflow<null> {
-  const none = '$factline.cli.none';
-  return defineWorkflow<null>({
-    name,
-    inputs: [none],
-    start: [none],
-    correlate: () => '',
-    initialState: () => null,
-    evolve: (state) => state,
-    decide: () => [],
-  });
 }
 
 /** The instance, or exit 1 with one line when it does not exist or is not in a state `verb` applies to. */
@@ -93,9 +77,7 @@ export function addWorkflowChanges(workflows: Command, context: CliContext): voi
         context.exitCode = 1;
         return;
       }
-      const outcome = await withStore(flags, context, (store) =>
-        createWorkflowHandler(workflow, { store }).parked.retry(instanceId),
-      );
+      const outcome = await withStore(flags, context, (store) => retryInstance(store, workflow, instanceId));
       if (outcome === 'parked') context.exitCode = 1;
       if (flags.json) return printJson(context, { streamId: summary.streamId, outcome });
       if (outcome === 'resumed') context.stdout(`${summary.streamId} resumed`);
@@ -118,9 +100,7 @@ export function addWorkflowChanges(workflows: Command, context: CliContext): voi
         context.exitCode = 1;
         return;
       }
-      await withStore(flags, context, (store) =>
-        createWorkflowHandler(definitionless(name), { store }).parked.cancel(instanceId, flags.reason),
-      );
+      await withStore(flags, context, (store) => cancelInstance(store, name, instanceId, flags.reason));
       if (flags.json) return printJson(context, { streamId: summary.streamId, outcome: 'cancelled' });
       context.stdout(`${summary.streamId} cancelled`);
     },
