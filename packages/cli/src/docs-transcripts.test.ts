@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { fillOrdersDatabase } from './fixtures/orders-database.ts';
 import { runFactline } from './fixtures/run-factline.ts';
+import { fillWorkflowDatabase } from './fixtures/workflow-database.ts';
 
 const doc = new URL('../../../docs/cli.md', import.meta.url);
 
@@ -14,12 +16,12 @@ interface Step {
   expected: string[];
 }
 
-/** The `$ factline ...` steps of every ```sh block marked `<!-- transcript -->`, in order. */
-function transcriptSteps(markdown: string): Step[] {
+/** The `$ factline ...` steps of every ```sh block marked `marker`, in order. */
+function transcriptSteps(markdown: string, marker = '<!-- transcript -->'): Step[] {
   const lines = markdown.split('\n');
   const steps: Step[] = [];
   for (let i = 1; i < lines.length; i++) {
-    if (lines[i] !== '```sh' || lines[i - 1] !== '<!-- transcript -->') continue;
+    if (lines[i] !== '```sh' || lines[i - 1] !== marker) continue;
     for (i += 1; i < lines.length && lines[i] !== '```'; i++) {
       const line = lines[i] as string;
       const command = /^\$ factline (.+)$/.exec(line);
@@ -46,11 +48,30 @@ test('every transcript in docs/cli.md is what the bin prints on the orders refer
   await fillOrdersDatabase(db);
   const steps = transcriptSteps(readFileSync(doc, 'utf8'));
   assert.ok(steps.length >= 12, `only ${steps.length} steps found`);
+  await replay(steps, { db });
+});
+
+test('every workflows transcript in docs/cli.md is what the bin prints on the shipping instances', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'factline-cli-docs-workflows-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const db = join(dir, 'app.db');
+  await fillWorkflowDatabase(db);
+  // The application's module of definitions, as the doc names it.
+  mkdirSync(join(dir, 'src'));
+  const definitions = fileURLToPath(new URL('./fixtures/shipping-workflow.ts', import.meta.url));
+  writeFileSync(join(dir, 'src', 'workflows.ts'), `export { workflows } from ${JSON.stringify(definitions)};\n`);
+  const steps = transcriptSteps(readFileSync(doc, 'utf8'), '<!-- transcript: workflows -->');
+  assert.ok(steps.length >= 6, `only ${steps.length} steps found`);
+  await replay(steps, { db, cwd: dir });
+});
+
+/** Runs each step's command and compares its output (normalized) and exit code with the doc's. */
+async function replay(steps: readonly Step[], options: { db: string; cwd?: string }): Promise<void> {
   // The ids the doc shows, mapped to this run's as each output is compared.
   const ids = new Map<string, string>();
   for (const step of steps) {
     const args = step.args.map((a) => a.replace(uuid, (id) => ids.get(id) ?? id));
-    const run = await runFactline(args, { db });
+    const run = await runFactline(args, options);
     const where = `docs/cli.md:${step.line} factline ${step.args.join(' ')}`;
     const exit = /^\[exit (\d)\]$/.exec(step.expected.at(-1) ?? '');
     assert.equal(run.code, exit ? Number(exit[1]) : 0, `${where}: ${run.stderr}`);
@@ -66,4 +87,4 @@ test('every transcript in docs/cli.md is what the bin prints on the orders refer
     const printed = actual.join('\n').match(uuid) ?? [];
     for (const [i, id] of shown.entries()) ids.set(id, printed[i] as string);
   }
-});
+}

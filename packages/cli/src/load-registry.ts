@@ -35,6 +35,28 @@ async function findTsImport(file: string): Promise<TsImport | undefined> {
   return undefined;
 }
 
+/**
+ * Imports a module of the user's project (through tsx when it is TypeScript
+ * and the project has tsx); a failure is one clear line naming `flag`.
+ *
+ * @example
+ * const module = await importUserModule('src/workflows.ts', '--workflows', process.cwd());
+ */
+export async function importUserModule(
+  modulePath: string,
+  flag: string,
+  cwd: string,
+): Promise<Record<string, unknown>> {
+  const file = resolve(cwd, modulePath);
+  if (!existsSync(file)) throw new CliError(`${flag} ${modulePath}: no such file (${file})`);
+  try {
+    return await importModule(file);
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`cannot load ${modulePath}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
 async function importModule(file: string): Promise<Record<string, unknown>> {
   const url = pathToFileURL(file).href;
   if (typescript.has(extname(file))) {
@@ -46,7 +68,7 @@ async function importModule(file: string): Promise<Record<string, unknown>> {
     } catch (error) {
       if ((error as { code?: string }).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw error;
       throw new CliError(
-        `cannot load ${file}: a TypeScript registry needs tsx (npm install -D tsx), or give compiled JavaScript`,
+        `cannot load ${file}: a TypeScript module needs tsx (npm install -D tsx), or give compiled JavaScript`,
       );
     }
   }
@@ -69,15 +91,7 @@ const isSource = (value: unknown): value is SchemaDefinitionsSource =>
  * const registry = await loadRegistry('src/schemas.ts');
  */
 export async function loadRegistry(modulePath: string, cwd: string = process.cwd()): Promise<SchemaDefinitionsSource> {
-  const file = resolve(cwd, modulePath);
-  if (!existsSync(file)) throw new CliError(`--registry ${modulePath}: no such file (${file})`);
-  let module: Record<string, unknown>;
-  try {
-    module = await importModule(file);
-  } catch (error) {
-    if (error instanceof CliError) throw error;
-    throw new CliError(`cannot load ${modulePath}: ${error instanceof Error ? error.message : String(error)}`);
-  }
+  const module = await importUserModule(modulePath, '--registry', cwd);
   // A module compiled or loaded as CommonJS shows its exports under `default` once more.
   const inner = (module.default ?? {}) as Record<string, unknown>;
   for (const exports of [module, inner]) {

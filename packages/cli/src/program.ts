@@ -13,6 +13,8 @@ import { addSchemaSnapshot } from './commands/schema-snapshot.ts';
 import { addStreams } from './commands/streams.ts';
 import { addTrace } from './commands/trace.ts';
 import { addUi } from './commands/ui.ts';
+import { addWorkflowChanges } from './commands/workflows-change.ts';
+import { addWorkflowReads } from './commands/workflows-read.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -41,6 +43,9 @@ function createProgram(context: CliContext): Command {
   const schema = program.command('schema').description('event and message schemas: snapshot and breaking-change check');
   addSchemaSnapshot(schema, context);
   addSchemaCheck(schema, context);
+  const workflows = program.command('workflows').description('workflow instances: list, show, retry, cancel');
+  addWorkflowReads(workflows, context);
+  addWorkflowChanges(workflows, context);
   return program;
 }
 

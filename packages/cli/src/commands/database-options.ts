@@ -35,7 +35,8 @@ export function databaseAction<Flags>(command: Command, work: (flags: Flags, ...
   });
 }
 
-function target(flags: DatabaseFlags, context: CliContext): DatabaseTarget {
+/** Where the flags (or `FACTLINE_DB`) point, a SQLite path resolved from the working directory. */
+export function target(flags: DatabaseFlags, context: CliContext): DatabaseTarget {
   const parsed = parseDatabaseUrl(flags.db ?? context.env.FACTLINE_DB, flags.schema);
   return parsed.kind === 'sqlite' ? { kind: 'sqlite', path: context.resolve(parsed.path) } : parsed;
 }

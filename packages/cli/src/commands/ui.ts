@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { startUi } from '../ui/start-ui.ts';
+import { loadWorkflow } from '../workflows/load-workflows.ts';
+import { openWorkflowStore } from '../workflows/open-store.ts';
 import type { CliContext } from './context.ts';
 import {
   type DatabaseFlags,
@@ -7,12 +9,14 @@ import {
   integerOption,
   openDeadLetterOperator,
   openInspector,
+  target,
 } from './database-options.ts';
 
 interface UiFlags extends DatabaseFlags {
   port: number;
   host: string;
   token?: string;
+  workflows?: string;
 }
 
 /** `factline ui`: the local web dashboard, until Ctrl-C. */
@@ -20,14 +24,20 @@ export function addUi(program: Command, context: CliContext): void {
   databaseAction(
     program
       .command('ui')
-      .description('the local web dashboard: streams, events, projections, dead letters, traces, outbox')
+      .description('the local web dashboard: streams, events, projections, dead letters, workflows, traces, outbox')
       .option('--port <n>', 'port to listen on (0: any free one)', integerOption('--port', 0), 4400)
       .option('--host <address>', 'address to listen on; other than loopback requires --token', '127.0.0.1')
-      .option('--token <secret>', 'required on every request (open the page once with ?token=...)'),
+      .option('--token <secret>', 'required on every request (open the page once with ?token=...)')
+      .option('--workflows <module>', "the application's workflow definitions, for retrying parked instances"),
     async (flags: UiFlags) => {
+      const modulePath = flags.workflows;
       const ui = await startUi({
         inspector: await openInspector(flags, context),
         openDeadLetterOperator: () => openDeadLetterOperator(flags, context),
+        workflows: {
+          openStore: () => openWorkflowStore(target(flags, context)),
+          ...(modulePath === undefined ? {} : { loadWorkflow: (name) => loadWorkflow(modulePath, name, context.cwd) }),
+        },
         host: flags.host,
         port: flags.port,
         ...(flags.token === undefined ? {} : { token: flags.token }),

@@ -69,6 +69,8 @@ export interface Inspector {
   deadLetters(filter: DeadLetterFilter): Promise<DeadLetter[]>;
   deadLetter(id: string): Promise<DeadLetter | undefined>;
   trace(correlationId: string): Promise<TraceTree>;
+  /** The stream ids of workflow instances (of one workflow), by id. */
+  workflowInstances(workflow?: string): Promise<string[]>;
   close(): Promise<void>;
 }
 

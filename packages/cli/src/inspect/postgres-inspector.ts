@@ -1,4 +1,4 @@
-import type { DeadLetter, DeadLetterFilter, EventMetadata } from '@factline/core';
+import { type DeadLetter, type DeadLetterFilter, type EventMetadata, workflowEventTypes } from '@factline/core';
 import { createOperationTracer, deadLetterConditions, deadLetterFromJson } from '@factline/core/adapter';
 import { getPostgresDeadLetterStore, getPostgresTransport, postgresTraceReader } from '@factline/postgres';
 import pg from 'pg';
@@ -196,6 +196,15 @@ export async function openPostgresInspector(url: string, schema: string): Promis
       return rows[0] && deadLetterFromJson(rows[0].record);
     },
     trace: (correlationId) => tracer.traceOperation(correlationId),
+    async workflowInstances(workflow) {
+      // An instance's first record is the input that started it, or the park of that input.
+      const { rows } = await pool.query<{ stream_id: string }>(
+        `SELECT stream_id FROM ${s}.events WHERE stream_version = 1 AND type IN ($1, $2)
+         AND ($3::text IS NULL OR category = $3) ORDER BY stream_id`,
+        [workflowEventTypes.input, workflowEventTypes.parked, workflow ?? null],
+      );
+      return rows.map((r) => r.stream_id);
+    },
     close: () => pool.end(),
   };
 }

@@ -1,4 +1,4 @@
-import type { DeadLetterFilter, EventMetadata } from '@factline/core';
+import { type DeadLetterFilter, type EventMetadata, workflowEventTypes } from '@factline/core';
 import { getSqliteDeadLetterStore, getSqliteTracer, getSqliteTransport } from '@factline/sqlite';
 import Sqlite, { type Database } from 'better-sqlite3';
 import { CliError } from '../cli-error.ts';
@@ -84,6 +84,13 @@ export function openSqliteInspector(path: string): Inspector {
       `SELECT ${eventColumns} FROM factline_events WHERE position > ? AND stream_id <> '' ORDER BY position LIMIT ?`,
     ),
     head: db.prepare('SELECT COALESCE(MAX(position), 0) AS head FROM factline_events'),
+    // An instance's first record is the input that started it, or the park of that input.
+    instances: db
+      .prepare(
+        `SELECT stream_id FROM factline_events WHERE stream_version = 1 AND type IN (?, ?)
+         AND (? IS NULL OR category = ?) ORDER BY stream_id`,
+      )
+      .pluck(),
   };
   const head = () => (sql.head.get() as { head: number }).head;
   const deadLetters = has('factline_dead_letters') ? getSqliteDeadLetterStore({ database: db }) : undefined;
@@ -179,6 +186,10 @@ export function openSqliteInspector(path: string): Inspector {
     },
     trace(correlationId) {
       return getSqliteTracer({ database: db }).traceOperation(correlationId);
+    },
+    async workflowInstances(workflow) {
+      const name = workflow ?? null;
+      return sql.instances.all(workflowEventTypes.input, workflowEventTypes.parked, name, name) as string[];
     },
     async close() {
       db.close();

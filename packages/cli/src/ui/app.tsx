@@ -12,12 +12,15 @@ import { ProjectionsPage } from './pages/projections.tsx';
 import { EventPage, StreamPage, StreamsPage } from './pages/streams.tsx';
 import { TracePage } from './pages/trace.tsx';
 import { csrfCheck, hostCheck, securityHeaders, tokenCheck } from './security.ts';
+import { addWorkflowRoutes, type WorkflowActions } from './workflow-routes.tsx';
 
 export interface DashboardSettings {
   inspector: Inspector;
   /** A read-write connection for one redrive or discard; closed after it. */
   openDeadLetterOperator: () => Promise<DeadLetterOperator>;
   csrfToken: string;
+  /** Retry and cancel of workflow instances; without it the workflow pages only read. */
+  workflows?: WorkflowActions;
   /** Required on every request when set. */
   token: string | undefined;
   /** The `Host` headers accepted (undefined: any, for a wildcard bind). */
@@ -178,6 +181,7 @@ export function createDashboard(settings: DashboardSettings): Hono {
     return c.json(await inspector.trace(correlationId));
   });
 
+  addWorkflowRoutes(app, settings, page, notFound);
   app.get('/outbox', async (c) => page(c, <OutboxPage status={await inspector.outboxStatus()} />));
   return app;
 }

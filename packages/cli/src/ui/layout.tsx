@@ -1,12 +1,13 @@
 /** @jsxImportSource hono/jsx */
 import type { Child } from 'hono/jsx';
 
-export type Section = 'streams' | 'projections' | 'dead-letters' | 'outbox' | 'trace';
+export type Section = 'streams' | 'projections' | 'dead-letters' | 'workflows' | 'outbox' | 'trace';
 
 const sections: [Section, string, string][] = [
   ['streams', '/streams', 'Streams'],
   ['projections', '/projections', 'Projections'],
   ['dead-letters', '/dead-letters', 'Dead letters'],
+  ['workflows', '/workflows', 'Workflows'],
   ['outbox', '/outbox', 'Outbox'],
   ['trace', '/trace', 'Trace'],
 ];

@@ -5,12 +5,15 @@ import { CliError } from '../cli-error.ts';
 import type { DeadLetterOperator, Inspector } from '../inspect/inspector.ts';
 import { createDashboard } from './app.tsx';
 import { allowedHosts, isLoopbackHost, newCsrfToken } from './security.ts';
+import type { WorkflowActions } from './workflow-routes.tsx';
 
 export interface UiOptions {
   /** Read-only view of the database, kept open while the server runs (closed by `close()`). */
   inspector: Inspector;
   /** Opens a read-write connection for one redrive or discard. */
   openDeadLetterOperator: () => Promise<DeadLetterOperator>;
+  /** Retry and cancel of workflow instances; without it the workflow pages only read. */
+  workflows?: WorkflowActions;
   /** Default `127.0.0.1`. Any other than a loopback address requires `token`. */
   host?: string;
   /** Default 4400; 0 picks a free port. */
@@ -33,6 +36,7 @@ export interface RunningUi {
 const optionKeys = new Set([
   'inspector',
   'openDeadLetterOperator',
+  'workflows',
   'host',
   'port',
   'token',
@@ -72,6 +76,7 @@ async function listen(options: UiOptions): Promise<RunningUi> {
   const app = createDashboard({
     inspector: options.inspector,
     openDeadLetterOperator: options.openDeadLetterOperator,
+    ...(options.workflows === undefined ? {} : { workflows: options.workflows }),
     csrfToken: newCsrfToken(),
     token: options.token,
     allowedHosts: () => hosts,

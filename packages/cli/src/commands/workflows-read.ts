@@ -1,0 +1,109 @@
+import type { Command } from 'commander';
+import { CliError } from '../cli-error.ts';
+import type { StoredEvent } from '../inspect/inspector.ts';
+import { type InstanceState, instanceStates, type WorkflowInstanceSummary } from '../workflows/instance-summary.ts';
+import { listInstances, readInstance } from '../workflows/read-instances.ts';
+import type { CliContext } from './context.ts';
+import {
+  type DatabaseFlags,
+  databaseAction,
+  databaseOptions,
+  integerOption,
+  notFound,
+  printJson,
+  withInspector,
+} from './database-options.ts';
+import { formatTable } from './table.ts';
+
+interface ListFlags extends DatabaseFlags {
+  name?: string;
+  state?: InstanceState;
+  limit: number;
+}
+
+const stateOption = (value: string): InstanceState => {
+  if (!instanceStates.includes(value as InstanceState)) {
+    throw new CliError(`--state must be ${instanceStates.join(', ')}, got '${value}'`);
+  }
+  return value as InstanceState;
+};
+
+const lastInputCell = (s: WorkflowInstanceSummary) =>
+  s.lastInput ? `${s.lastInput.type} ${s.lastInput.at.toISOString()}` : '-';
+
+/** One recorded event of an instance on one line: what it is and what it says. */
+function recordLine(e: StoredEvent): string {
+  const data = e.data as Record<string, unknown>;
+  const kind = e.type.replace('$workflow.', '');
+  const message = data.message as { type?: string; data?: unknown } | undefined;
+  let detail = message ? `${message.type} ${JSON.stringify(message.data)}` : JSON.stringify(data);
+  if (kind === 'timer-scheduled') {
+    detail = `${data.token} due ${new Date(data.dueAt as number).toISOString()}: ${message?.type}`;
+  } else if (kind === 'parked') {
+    const { input, error } = data as { input: { message: { type: string } }; error: { name: string; message: string } };
+    detail = `${input.message.type}: ${error.name}: ${error.message}`;
+  }
+  return `#${e.streamVersion}  ${e.recordedAt.toISOString()}  ${kind}  ${detail}`.trimEnd();
+}
+
+/** `factline workflows ls|show`: instances as their streams tell them, and one instance's records. */
+export function addWorkflowReads(workflows: Command, context: CliContext): void {
+  databaseAction(
+    databaseOptions(
+      workflows
+        .command('ls')
+        .description('workflow instances by id: state, version, last input, pending timers')
+        .option('--name <workflow>', 'only instances of this workflow')
+        .option('--state <state>', `only instances in this state (${instanceStates.join(', ')})`, stateOption)
+        .option('--limit <n>', 'at most this many instances', integerOption('--limit', 1), 50),
+    ),
+    async (flags: ListFlags) => {
+      const found = await withInspector(flags, context, (inspector) =>
+        listInstances(inspector, {
+          limit: flags.limit,
+          ...(flags.name === undefined ? {} : { workflow: flags.name }),
+          ...(flags.state === undefined ? {} : { state: flags.state }),
+        }),
+      );
+      if (flags.json) return printJson(context, found);
+      const rows = found.map((s) => [
+        s.workflow,
+        s.instanceId,
+        s.state,
+        String(s.version),
+        lastInputCell(s),
+        String(s.timers.length),
+      ]);
+      const headers = ['workflow', 'instance', 'state', 'version', 'last input', 'timers'];
+      for (const line of formatTable(headers, rows)) context.stdout(line);
+    },
+  );
+
+  databaseAction(
+    databaseOptions(
+      workflows
+        .command('show <workflow> <instanceId>')
+        .description(
+          "one instance: its recorded inputs and outputs, pending timers, and a park's error (its stack with --verbose)",
+        ),
+    ),
+    async (flags: DatabaseFlags & { verbose?: boolean }, workflow: string, instanceId: string) => {
+      const found = await withInspector(flags, context, (inspector) => readInstance(inspector, workflow, instanceId));
+      if (!found) return notFound(context, `no instance '${instanceId}' of workflow '${workflow}'`);
+      if (flags.json) return printJson(context, { ...found.summary, records: found.events });
+      const { summary, events } = found;
+      context.stdout(`${summary.streamId} (${summary.state}) version ${summary.version}`);
+      for (const event of events) context.stdout(recordLine(event));
+      const timers = summary.timers.map((t) => `${t.token} due ${t.dueAt.toISOString()}: ${t.messageType}`);
+      context.stdout(`timers  ${timers.join(', ') || 'none'}`);
+      if (summary.parked) {
+        const { input, error, pending, at } = summary.parked;
+        context.stdout(`parked  since ${at.toISOString()} on ${input.type} ${input.id}`);
+        context.stdout(`error   ${error.name}: ${error.message}`);
+        context.stdout(`input   ${JSON.stringify(input.data)}`);
+        context.stdout(`kept    ${pending} input${pending === 1 ? '' : 's'} received since, for the retry`);
+        if (flags.verbose && error.stack) context.stdout(error.stack);
+      }
+    },
+  );
+}

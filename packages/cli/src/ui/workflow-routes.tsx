@@ -1,0 +1,81 @@
+/** @jsxImportSource hono/jsx */
+import type { Workflow } from '@factline/core';
+import type { Context, Hono } from 'hono';
+import type { Inspector } from '../inspect/inspector.ts';
+import { cancelInstance, retryInstance } from '../workflows/change-instance.ts';
+import { type InstanceState, instanceStates } from '../workflows/instance-summary.ts';
+import type { WorkflowStore } from '../workflows/open-store.ts';
+import { listInstances, readInstance } from '../workflows/read-instances.ts';
+import { ConfirmWorkflowPage, type WorkflowAction, WorkflowInstancePage, WorkflowsPage } from './pages/workflows.tsx';
+
+/** What the workflow pages change with: a read-write store per change, and the definitions for a retry. */
+export interface WorkflowActions {
+  openStore: () => Promise<WorkflowStore>;
+  /** The application's definition of a workflow; without it the dashboard cannot retry. */
+  loadWorkflow?: (name: string) => Promise<Workflow<unknown>>;
+}
+
+type Page = (c: Context, element: unknown, status?: 200 | 404 | 409) => Response | Promise<Response>;
+
+/**
+ * The workflow pages: instances by state, one instance, and retry and
+ * cancel behind a confirmation page (GET) and a POST with the CSRF token.
+ */
+export function addWorkflowRoutes(
+  app: Hono,
+  settings: { inspector: Inspector; csrfToken: string; workflows?: WorkflowActions },
+  page: Page,
+  notFound: (c: Context, what: string) => Response | Promise<Response>,
+): void {
+  const { inspector } = settings;
+  const canRetry = settings.workflows?.loadWorkflow !== undefined;
+  const find = (c: Context) => readInstance(inspector, c.req.param('workflow') ?? '', c.req.param('id') ?? '');
+  const missing = (c: Context) =>
+    notFound(c, `No instance ${c.req.param('id')} of workflow ${c.req.param('workflow')}.`);
+  const refusal = (state: InstanceState, action: WorkflowAction) => {
+    if (action === 'retry') return state === 'parked' ? undefined : `It is ${state}, not parked.`;
+    return state === 'running' || state === 'parked' ? undefined : `It is ${state} already.`;
+  };
+
+  app.get('/workflows', async (c) => {
+    const asked = c.req.query('state') ?? 'parked';
+    const state = (instanceStates.includes(asked as InstanceState) ? asked : 'parked') as InstanceState;
+    return page(c, <WorkflowsPage instances={await listInstances(inspector, { state, limit: 200 })} state={state} />);
+  });
+  app.get('/workflows/:workflow/:id', async (c) => {
+    const found = await find(c);
+    if (!found) return missing(c);
+    return page(c, <WorkflowInstancePage {...found} canRetry={canRetry} />);
+  });
+  for (const action of ['retry', 'cancel'] as const) {
+    app.get(`/workflows/:workflow/:id/${action}`, async (c) => {
+      const found = await find(c);
+      if (!found) return missing(c);
+      const refused =
+        refusal(found.summary.state, action) ?? (action === 'retry' && !canRetry ? 'No definitions.' : undefined);
+      if (refused) return page(c, <WorkflowInstancePage {...found} canRetry={canRetry} notice={refused} />, 409);
+      return page(c, <ConfirmWorkflowPage summary={found.summary} action={action} csrfToken={settings.csrfToken} />);
+    });
+    app.post(`/workflows/:workflow/:id/${action}`, async (c) => {
+      const found = await find(c);
+      if (!found) return missing(c);
+      const actions = settings.workflows;
+      const refused =
+        refusal(found.summary.state, action) ??
+        (actions === undefined || (action === 'retry' && !actions.loadWorkflow) ? 'Not available here.' : undefined);
+      if (refused || !actions) {
+        return page(c, <WorkflowInstancePage {...found} canRetry={canRetry} notice={refused} />, 409);
+      }
+      const { workflow, instanceId } = found.summary;
+      const definition = action === 'retry' ? await actions.loadWorkflow?.(workflow) : undefined;
+      const { store, close } = await actions.openStore();
+      try {
+        if (definition) await retryInstance(store, definition, instanceId);
+        else await cancelInstance(store, workflow, instanceId);
+      } finally {
+        await close();
+      }
+      return c.redirect(`/workflows/${encodeURIComponent(workflow)}/${encodeURIComponent(instanceId)}`, 303);
+    });
+  }
+}

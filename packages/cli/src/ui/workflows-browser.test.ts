@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { workflows } from '../fixtures/shipping-workflow.ts';
+import { fillWorkflowDatabase } from '../fixtures/workflow-database.ts';
+import { openSqliteDeadLetterOperator, openSqliteInspector } from '../inspect/sqlite-inspector.ts';
+import { openWorkflowStore } from '../workflows/open-store.ts';
+import {
+  chromiumUnavailable,
+  documentPage,
+  launchChromium,
+  textOf,
+  withScreenshotOnFailure,
+} from './fixtures/browser.ts';
+import { type RunningUi, startUi } from './start-ui.ts';
+
+const skip = chromiumUnavailable();
+let dir = '';
+let ui: RunningUi | undefined;
+let browser: Browser | undefined;
+
+before(async () => {
+  if (skip) return;
+  dir = mkdtempSync(join(tmpdir(), 'factline-ui-workflows-'));
+  const db = join(dir, 'shipping.db');
+  await fillWorkflowDatabase(db);
+  ui = await startUi({
+    inspector: openSqliteInspector(db),
+    openDeadLetterOperator: async () => openSqliteDeadLetterOperator(db),
+    workflows: {
+      openStore: () => openWorkflowStore({ kind: 'sqlite', path: db }),
+      loadWorkflow: async (name) => {
+        const found = workflows.find((w) => w.name === name);
+        if (!found) throw new Error(`no workflow ${name}`);
+        return found as never;
+      },
+    },
+    port: 0,
+  });
+  browser = await launchChromium();
+});
+after(async () => {
+  await browser?.close();
+  await ui?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function openPage(): Promise<{ page: Page; problems: string[] }> {
+  assert.ok(browser && ui);
+  const page = await browser.newPage({ baseURL: ui.url, viewport: { width: 1200, height: 760 } });
+  const problems: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(message.text());
+  });
+  page.on('pageerror', (error) => problems.push(error.message));
+  return { page, problems };
+}
+
+describe('factline ui workflows page in Chromium, on the shipping instances', { skip }, () => {
+  it('lists the parked instance with its error escaped, retries it and cancels another behind confirmations', async () => {
+    const { page, problems } = await openPage();
+    await withScreenshotOnFailure(page, 'workflows', async () => {
+      await page.goto('/');
+      await page.click('header a:text-is("Workflows")');
+      assert.deepEqual(await page.$$eval('a.instance-link', (links) => links.map((a) => a.textContent)), ['A3']);
+      assert.match(await textOf(page, 'td.error-message'), /refuses the address 12 Quay St <back door>$/);
+      assert.equal(await page.locator('back').count(), 0, 'the address is text, not markup');
+      await documentPage(page, 'workflows');
+
+      await page.click('a.instance-link');
+      assert.equal(await textOf(page, 'h1'), 'Workflow shipping-A3');
+      assert.equal(await textOf(page, '#instance-state'), 'parked');
+      const failed = JSON.parse(await textOf(page, 'pre[data-label="failed input"]')) as { address: string };
+      assert.equal(failed.address, '12 Quay St <back door>');
+      await documentPage(page, 'workflow');
+      await page.click('a.action:text-is("Retry…")');
+      assert.equal(await textOf(page, 'h1'), 'Retry shipping-A3');
+      await page.click('#confirm');
+      assert.equal(await textOf(page, '#instance-state'), 'running');
+      assert.equal(await page.locator('a.action:text-is("Retry…")').count(), 0);
+
+      await page.goto('/workflows?state=running');
+      assert.deepEqual(await page.$$eval('a.instance-link', (links) => links.map((a) => a.textContent)), [
+        'A1',
+        'A3',
+        'A4',
+      ]);
+      await page.click('a.instance-link:text-is("A4")');
+      await page.click('a.action:text-is("Cancel instance…")');
+      await page.click('#confirm');
+      assert.equal(await textOf(page, '#instance-state'), 'cancelled');
+      assert.match(await textOf(page, '#instance-timers'), /^none/);
+      assert.deepEqual(problems, []);
+    });
+    await page.close();
+  });
+
+  it('refuses a cancel POSTed without the CSRF token, and a second cancel of an ended instance', async () => {
+    assert.ok(ui);
+    const refused = await fetch(new URL('/workflows/shipping/A1/cancel', ui.url), { method: 'POST' });
+    assert.equal(refused.status, 403);
+    const { page } = await openPage();
+    await page.goto('/workflows/shipping/A1');
+    assert.equal(await textOf(page, '#instance-state'), 'running', 'nothing changed');
+    await page.goto('/workflows/shipping/A2/cancel');
+    assert.match(await textOf(page, 'p.notice'), /It is completed already/);
+    await page.close();
+  });
+});

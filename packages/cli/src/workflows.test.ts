@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import Sqlite from 'better-sqlite3';
+import { runFactline, runJson } from './fixtures/run-factline.ts';
+import { fillWorkflowDatabase } from './fixtures/workflow-database.ts';
+import type { WorkflowInstanceSummary } from './workflows/instance-summary.ts';
+
+const definitions = fileURLToPath(new URL('./fixtures/shipping-workflow.ts', import.meta.url));
+let dir = '';
+let db = '';
+const factline = (...args: string[]) => runFactline(args, { db });
+const json = <T>(...args: string[]) => runJson<T>(args, { db });
+type Shown = WorkflowInstanceSummary & { records: { type: string; data: Record<string, unknown> }[] };
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'factline-cli-workflows-'));
+  db = join(dir, 'shipping.db');
+  await fillWorkflowDatabase(db);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const pendingTimers = () => {
+  const file = new Sqlite(db, { readonly: true });
+  try {
+    return file.prepare('SELECT stream_id FROM factline_workflow_timers ORDER BY stream_id').pluck().all();
+  } finally {
+    file.close();
+  }
+};
+
+describe('factline workflows on a SQLite file', () => {
+  it('ls tells each instance its state, version, last input and pending timers, filtered by state and name', async () => {
+    const all = await json<WorkflowInstanceSummary[]>('workflows', 'ls');
+    assert.deepEqual(
+      all.map((s) => [s.instanceId, s.state, s.version, s.lastInput?.type, s.timers.length]),
+      [
+        ['A1', 'running', 5, 'OrderPacked', 1],
+        ['A2', 'completed', 8, 'OrderDelivered', 0],
+        ['A3', 'parked', 5, 'OrderPacked', 1],
+        ['A4', 'running', 3, 'OrderPaid', 1],
+      ],
+    );
+    const parked = await json<WorkflowInstanceSummary[]>('workflows', 'ls', '--state', 'parked');
+    assert.deepEqual(
+      parked.map((s) => s.streamId),
+      ['shipping-A3'],
+    );
+    assert.deepEqual(await json('workflows', 'ls', '--name', 'billing'), []);
+    assert.equal((await json<unknown[]>('workflows', 'ls', '--limit', '2')).length, 2);
+    const text = await factline('workflows', 'ls', '--state', 'running');
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(
+      text.stdout,
+      /^workflow +instance +state +version +last input +timers\nshipping +A1 +running +5 +OrderPacked /,
+    );
+    const bad = await factline('workflows', 'ls', '--state', 'asleep');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--state must be running, parked, completed, cancelled, got 'asleep'/);
+  });
+
+  it('show prints the records, the pending timer, and the park with the input that failed; unknown exits 1', async () => {
+    const shown = await json<Shown>('workflows', 'show', 'shipping', 'A3');
+    assert.equal(shown.state, 'parked');
+    assert.deepEqual(
+      shown.records.map((r) => r.type),
+      ['$workflow.input', '$workflow.sent', '$workflow.timer-scheduled', '$workflow.parked', '$workflow.deferred'],
+    );
+    assert.equal(shown.parked?.input.type, 'AddressChanged');
+    assert.deepEqual(shown.parked?.input.data, { orderId: 'A3', address: '12 Quay St <back door>' });
+    assert.equal(shown.parked?.error.name, 'NonRetryableError');
+    assert.equal(shown.parked?.pending, 1);
+    assert.deepEqual(
+      shown.timers.map((t) => [t.token, t.messageType]),
+      [['delivery', 'ShippingLate']],
+    );
+    const text = await factline('workflows', 'show', 'shipping', 'A3');
+    assert.match(text.stdout, /^shipping-A3 \(parked\) version 5\n#1 .* input {2}OrderPaid \{"orderId":"A3"\}\n/);
+    assert.match(text.stdout, /\nerror {3}NonRetryableError: the carrier refuses the address 12 Quay St <back door>$/m);
+    assert.match(text.stdout, /\nkept {4}1 input received since, for the retry\n$/);
+    const missing = await factline('workflows', 'show', 'shipping', 'A9');
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, "factline: no instance 'A9' of workflow 'shipping'\n");
+  });
+
+  it('retry needs the definitions and a confirmation, refuses an instance not parked, and parks again while decide still fails', async () => {
+    const noModule = await factline('workflows', 'retry', 'shipping', 'A3', '--yes');
+    assert.equal(noModule.code, 2);
+    assert.match(noModule.stderr, /give --workflows <module>/);
+    const unconfirmed = await factline('workflows', 'retry', 'shipping', 'A3', '--workflows', definitions);
+    assert.equal(unconfirmed.code, 2);
+    assert.match(
+      unconfirmed.stderr,
+      /refusing to retry shipping-A3 \(2 inputs\) without a terminal to confirm on: add --yes/,
+    );
+    const running = await factline('workflows', 'retry', 'shipping', 'A1', '--workflows', definitions, '--yes');
+    assert.equal(running.code, 1);
+    assert.match(running.stderr, /cannot retry shipping-A1: it is running, not parked/);
+    const unknown = await factline('workflows', 'retry', 'billing', 'A3', '--workflows', definitions, '--yes');
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /exports no workflow named 'billing' \(it has shipping\)/);
+    // The release that still refuses the address: the retry records the park again.
+    const stillBroken = join(dir, 'old-release.ts');
+    writeFileSync(
+      stillBroken,
+      `import { defineShipping } from ${JSON.stringify(definitions)};\nexport const workflows = [defineShipping(true)];\n`,
+    );
+    const again = await factline('workflows', 'retry', 'shipping', 'A3', '--workflows', stillBroken, '--yes', '--json');
+    assert.equal(again.code, 1, again.stderr);
+    assert.deepEqual(JSON.parse(again.stdout), { streamId: 'shipping-A3', outcome: 'parked' });
+    const shown = await json<Shown>('workflows', 'show', 'shipping', 'A3');
+    assert.equal(shown.state, 'parked');
+    assert.equal(shown.parked?.pending, 1);
+  });
+
+  it('retry with the fixed definitions resumes the instance: both kept inputs decided, their output recorded', async () => {
+    const run = await factline('workflows', 'retry', 'shipping', 'A3', '--workflows', definitions, '--yes');
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'shipping-A3 resumed\n');
+    const shown = await json<Shown>('workflows', 'show', 'shipping', 'A3');
+    assert.equal(shown.state, 'running');
+    assert.equal(shown.parked, null);
+    const sent = shown.records.filter((r) => r.type === '$workflow.sent').map((r) => r.data.message);
+    assert.deepEqual(sent.at(-1), {
+      type: 'ShipOrder',
+      data: { orderId: 'A3', address: '12 Quay St <back door>' },
+    });
+  });
+
+  it('cancel ends a running instance and drops its timer from the table; a completed one exits 1', async () => {
+    assert.deepEqual(pendingTimers(), ['shipping-A1', 'shipping-A3', 'shipping-A4']);
+    const run = await factline('workflows', 'cancel', 'shipping', 'A4', '--reason', 'customer asked', '--yes');
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'shipping-A4 cancelled\n');
+    assert.deepEqual(pendingTimers(), ['shipping-A1', 'shipping-A3']);
+    const shown = await json<Shown>('workflows', 'show', 'shipping', 'A4');
+    assert.equal(shown.state, 'cancelled');
+    assert.deepEqual(shown.records.at(-1), { ...shown.records.at(-1), data: { reason: 'customer asked' } });
+    const completed = await factline('workflows', 'cancel', 'shipping', 'A2', '--yes');
+    assert.equal(completed.code, 1);
+    assert.equal(completed.stderr, 'factline: cannot cancel shipping-A2: it is completed already\n');
+    const unconfirmed = await factline('workflows', 'cancel', 'shipping', 'A1');
+    assert.equal(unconfirmed.code, 2);
+    assert.deepEqual(pendingTimers(), ['shipping-A1', 'shipping-A3']);
+  });
+});
