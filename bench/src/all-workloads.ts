@@ -17,6 +17,7 @@ import { tracingGuardWorkloads } from './workloads/tracing-guards.ts';
 import { tracingOverheadWorkloads } from './workloads/tracing-overhead.ts';
 import { uiWorkloads } from './workloads/ui-streams.ts';
 import { workflowWorkloads } from './workloads/workflow.ts';
+import { workflowPostgresWorkloads } from './workloads/workflow-postgres.ts';
 
 export const workloads: Workload[] = [
   ...sqliteWorkloads,
@@ -36,4 +37,5 @@ export const workloads: Workload[] = [
   ...cliWorkloads,
   ...uiWorkloads,
   ...workflowWorkloads,
+  ...workflowPostgresWorkloads,
 ];

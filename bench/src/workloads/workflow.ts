@@ -8,7 +8,9 @@
  *   the same inbox consumer (the pipeline alone, same machine, same run).
  * - `workflow-sqlite-timer-lateness`: TIMERS pending timers due over SPREAD_MS (20 s), fired by the timer poller
  *   (`createWorkflowTimers` on the SQLite timer store); lateness = the fired input recorded − its due
- *   time, p50 and p99 in ms, the machine otherwise idle.
+ *   time, p50 and p99 in ms. Subject `factline`: the machine otherwise idle; `loaded`: while four
+ *   writers append batches of 10 events to the same store as fast as they can.
+ * The PostgreSQL workloads are in workflow-postgres.ts.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +23,7 @@ import {
   defineWorkflow,
   defineWorkflowRelay,
   type Event,
+  type EventStore,
   schedule,
   send,
   systemClock,
@@ -36,10 +39,10 @@ import {
 import type { Database } from 'better-sqlite3';
 import { report, type Trial, type Workload } from '../harness.ts';
 
-const STEPS = Number(process.env.FACTLINE_BENCH_WORKFLOW_STEPS ?? 2000);
-const TIMERS = Number(process.env.FACTLINE_BENCH_WORKFLOW_TIMERS ?? 10_000);
+export const STEPS = Number(process.env.FACTLINE_BENCH_WORKFLOW_STEPS ?? 2000);
+export const TIMERS = Number(process.env.FACTLINE_BENCH_WORKFLOW_TIMERS ?? 10_000);
 /** Over how long the timers fall due: 10,000 over 20 s is 500 firings/s. */
-const SPREAD_MS = Number(process.env.FACTLINE_BENCH_WORKFLOW_TIMER_SPREAD_MS ?? 20_000);
+export const SPREAD_MS = Number(process.env.FACTLINE_BENCH_WORKFLOW_TIMER_SPREAD_MS ?? 20_000);
 const dir = join(tmpdir(), `factline-bench-workflow-${process.pid}`);
 let counter = 0;
 const freshFile = () => {
@@ -52,7 +55,7 @@ export function removeWorkflowFiles(): void {
 
 type JobInput = Event<'Start', { id: string }> | Event<'Fire', { id: string }>;
 type JobOutput = Event<'Step', { id: string }>;
-const job = defineWorkflow<null, JobInput, JobOutput>({
+export const job = defineWorkflow<null, JobInput, JobOutput>({
   name: 'job',
   inputs: ['Start', 'Fire'],
   start: ['Start'],
@@ -63,7 +66,7 @@ const job = defineWorkflow<null, JobInput, JobOutput>({
 });
 
 /** Waits (polling, with a deadline) until `done()`. */
-async function until(done: () => boolean, ms: number): Promise<void> {
+export async function until(done: () => boolean, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (!done()) {
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms`);
@@ -124,7 +127,7 @@ function stepsTrial(viaWorkflow: boolean): Trial {
 }
 
 type TimerInput = Event<'Set', { id: string; at: number }> | Event<'Fire', { id: string }>;
-const timed = defineWorkflow<null, TimerInput>({
+export const timed = defineWorkflow<null, TimerInput>({
   name: 'timed',
   inputs: ['Set', 'Fire'],
   start: ['Set'],
@@ -137,7 +140,7 @@ const timed = defineWorkflow<null, TimerInput>({
       : [],
 });
 
-function latencyTrial(): Trial {
+function latencyTrial(loaded: boolean): Trial {
   const path = freshFile();
   const store = getSqliteEventStore({ path, inlineProjections: [sqliteTimerProjection()] });
   const timers = getSqliteTimerStore({ database: store.database });
@@ -145,6 +148,7 @@ function latencyTrial(): Trial {
   const far = Date.now() + 3_600_000;
   const lateness: number[] = [];
   let shift = 0;
+  let appended = 0;
   const clock = { now: () => Date.now() + shift, setTimer: systemClock.setTimer };
   const measuring = {
     ...handler,
@@ -175,21 +179,53 @@ function latencyTrial(): Trial {
       }
     },
     async run() {
+      const load = loaded ? startLoad(store) : undefined;
       shift = far - Date.now() - 500; // the first timer falls due half a second from now
       await poller.start();
-      await until(() => lateness.length >= TIMERS, 600_000);
-      await poller.stop();
-      const sorted = [...lateness].sort((a, b) => a - b);
-      const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-      report('workflow-sqlite-timer-lateness', 'factline.p50', at(50), 'ms');
-      report('workflow-sqlite-timer-lateness', 'factline.p99', at(99), 'ms');
+      try {
+        await until(() => lateness.length >= TIMERS, 600_000);
+      } finally {
+        await poller.stop();
+        appended = (await load?.stop()) ?? 0;
+      }
+      reportLateness('workflow-sqlite-timer-lateness', loaded ? 'loaded' : 'factline', lateness);
       return TIMERS;
     },
+    extras: (): Record<string, number> =>
+      loaded ? { 'load events/s': Math.round(appended / ((SPREAD_MS + 500) / 1000)) } : {},
     async teardown() {
       await store.close();
       for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
     },
   };
+}
+
+/** Appends batches of 10 events from `writers` loops until stopped; returns what stops them and the count. */
+export function startLoad(store: EventStore, writers = 4): { stop(): Promise<number> } {
+  let running = true;
+  let appended = 0;
+  const loops = Array.from({ length: writers }, async (_, w) => {
+    for (let n = 0; running; n++) {
+      const events = Array.from({ length: 10 }, (_, i) => ({ type: 'Load', data: { w, n, i, pad: 'x'.repeat(200) } }));
+      await store.append(`load-${w}-${n}`, events);
+      appended += events.length;
+    }
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return appended;
+    },
+  };
+}
+
+/** p50 and p99 of `values`, reported under `workload` as `<subject>.p50` and `<subject>.p99` (ms). */
+export function reportLateness(workload: string, subject: string, values: readonly number[]): void {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+  report(workload, `${subject}.p50`, at(50), 'ms');
+  report(workload, `${subject}.p99`, at(99), 'ms');
 }
 
 export const workflowWorkloads: Workload[] = [
@@ -205,9 +241,12 @@ export const workflowWorkloads: Workload[] = [
   },
   {
     name: 'workflow-sqlite-timer-lateness',
-    description: `${TIMERS} pending timers due over ${SPREAD_MS / 1000} s on SQLite; lateness p50/p99 (ms) past due`,
+    description: `${TIMERS} pending timers due over ${SPREAD_MS / 1000} s on SQLite; lateness p50/p99 (ms) past due, idle and under append load`,
     unit: 'timers/s',
     repeat: 1,
-    subjects: [{ name: 'factline', trial: latencyTrial }],
+    subjects: [
+      { name: 'factline', trial: () => latencyTrial(false) },
+      { name: 'loaded', trial: () => latencyTrial(true) },
+    ],
   },
 ];

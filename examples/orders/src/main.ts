@@ -2,9 +2,9 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { type RecordedEvent, renderTraceTree } from '@factline/core';
-import { getSqliteEventStore, getSqliteTracer, startSqliteProjections } from '@factline/sqlite';
+import { getSqliteEventStore, getSqliteTracer, sqliteTimerProjection, startSqliteProjections } from '@factline/sqlite';
 import { runOrdersDemo } from './demo.ts';
-import { runFulfilmentDemo } from './fulfilment/demo.ts';
+import { runFulfilmentOnSqlite } from './fulfilment/demo.ts';
 import { orderSummaries, readOrderSummaries } from './order-summaries.ts';
 import { orderSchemas } from './schemas.ts';
 import { orderEventsRelay, printServices, startOrderServices } from './services.ts';
@@ -16,7 +16,8 @@ mkdirSync(dirname(path), { recursive: true });
 for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
 
 // Appends are validated against the current schemas; every read gets the current versions.
-const store = getSqliteEventStore({ path, schemas: orderSchemas });
+// The workflows' timer table is kept inline: a timer is scheduled in the transaction of its decision.
+const store = getSqliteEventStore({ path, schemas: orderSchemas, inlineProjections: [sqliteTimerProjection()] });
 // The services' message transport: by default in the same SQLite file (sharing the store's
 // connection); FACTLINE_TRANSPORT=<broker URL> runs them on that broker instead.
 const bus = await transportFromEnv(store.database);
@@ -53,9 +54,10 @@ try {
   console.log('\nTrace of order 1001 (everything carrying correlation id checkout-1001):');
   console.log(renderTraceTree(trace));
 
-  // The fulfilment saga (a workflow): reserve stock → charge payment → ship, with compensation and a 15-minute timer.
-  console.log('\nFulfilment saga, one order of each outcome (scenario harness, virtual clock):');
-  for (const line of await runFulfilmentDemo()) console.log(line);
+  // The fulfilment saga (a workflow): reserve stock → charge payment → ship, with compensation and a 15-minute
+  // timer, on this store, this transport and the file's leased timer poller.
+  console.log(`\nFulfilment saga, one order of each outcome (${bus.describe}, timers in the file):`);
+  for (const line of await runFulfilmentOnSqlite(store, transport)) console.log(line);
 } finally {
   await projections.stop();
   await services.stop();

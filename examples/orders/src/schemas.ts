@@ -50,14 +50,40 @@ export const orderCancelled = defineEvent({
   schema: z.object({ orderId, reason: z.string().min(1) }),
 });
 
+// The fulfilment saga's answers from the services, in their own streams (stock-…, payment-…).
+const stockItems = z.array(orderItem);
+
+export const stockReserved = defineEvent({
+  type: 'StockReserved',
+  version: 1,
+  schema: z.object({ orderId, items: stockItems }),
+});
+
+export const stockReleased = defineEvent({
+  type: 'StockReleased',
+  version: 1,
+  schema: z.object({ orderId, items: stockItems }),
+});
+
+export const paymentCharged = defineEvent({ type: 'PaymentCharged', version: 1, schema: z.object({ orderId }) });
+
+export const paymentFailed = defineEvent({
+  type: 'PaymentFailed',
+  version: 1,
+  schema: z.object({ orderId, reason: z.string().min(1) }),
+});
+
 /**
  * The example's registry, checked here at start. `unknownTypes: 'error'`:
- * the order streams and the services' topic carry these types only, so any
+ * the order streams, the saga's answer streams and the services' topic carry these types only, so any
  * other is refused on append and fails on read instead of passing unchecked.
  */
-export const orderSchemas = createSchemaRegistry([orderPlaced, orderPaid, orderShipped, orderCancelled], {
-  unknownTypes: 'error',
-});
+export const orderSchemas = createSchemaRegistry(
+  [orderPlaced, orderPaid, orderShipped, orderCancelled, stockReserved, stockReleased, paymentCharged, paymentFailed],
+  {
+    unknownTypes: 'error',
+  },
+);
 
 // `factline schema check --registry src/schemas.ts` picks the export named `registry`.
 export { orderSchemas as registry };

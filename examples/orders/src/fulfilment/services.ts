@@ -1,5 +1,4 @@
-import { handleCommand } from '@factline/core';
-import type { ScenarioHandler } from '@factline/core/testing';
+import { type EventStore, handleCommand, type Message } from '@factline/core';
 import { orderDecider } from '../order.ts';
 import type { FulfilmentCommand } from './saga.ts';
 
@@ -9,12 +8,15 @@ type Data<T extends FulfilmentCommand['type']> = Extract<FulfilmentCommand, { ty
 export const refusedCustomers = new Set(['c-broke']);
 export const silentCustomers = new Set(['c-slow']);
 
+/** A service: handles one command, answering in the store (the harness passes its own; `npm start` the file's). */
+export type FulfilmentService = (message: Message, context: { store: EventStore }) => Promise<void>;
+
 /**
  * The services around the saga, by the command they handle: inventory and
  * payment answer with events in their own streams; the order's commands go
  * through `handleCommand` on the order aggregate.
  */
-export const fulfilmentServices: Record<FulfilmentCommand['type'], ScenarioHandler> = {
+export const fulfilmentServices: Record<FulfilmentCommand['type'], FulfilmentService> = {
   ReserveStock: async (message, { store }) => {
     const { orderId, items } = message.data as Data<'ReserveStock'>;
     await store.append(`stock-${orderId}`, [{ type: 'StockReserved', data: { orderId, items } }]);

@@ -11,6 +11,7 @@ import {
   removeTopology,
   testApplication,
 } from '../../../../packages/rabbitmq/src/fixtures/server.ts';
+import { fulfilmentCommandsTopic, fulfilmentEventsTopic, fulfilmentGroups } from '../fulfilment/demo.ts';
 import { orderEventsTopic } from '../services.ts';
 
 const skip = await rabbitUnavailable();
@@ -31,8 +32,10 @@ test('the orders example runs on RabbitMQ with FACTLINE_TRANSPORT=amqp://…', {
     assert.match(output, /relay → RabbitMQ/, 'the services ran on RabbitMQ');
     assert.match(output, /1002\s+grace\s+paid/);
     assert.doesNotMatch(output, /timed out/);
+    assert.match(output, /order 2003 .* cancelled \(no payment within 15 minutes\)/, 'the saga ran on RabbitMQ');
   } finally {
     const groups = ['inventory', 'payment', 'notification'].map((g): [string, string] => [orderEventsTopic, g]);
+    groups.push([fulfilmentEventsTopic, fulfilmentGroups.saga], [fulfilmentCommandsTopic, fulfilmentGroups.services]);
     await removeTopology([{ declared: namesOf(application, groups) }]);
     rmSync(dir, { recursive: true, force: true });
   }

@@ -65,3 +65,15 @@ export function callHook(logger: Logger | undefined, hook: string, call: () => v
     log(logger, 'error', { hook, err: error }, 'workflow hook failed');
   }
 }
+
+/** Logs a park and tells `onParked` (after the park is recorded). */
+export function reportParked(
+  options: ResolvedHandlerOptions,
+  streamId: string,
+  error: unknown,
+  input: WorkflowInput,
+): void {
+  log(options.logger, 'warn', { streamId, inputId: input.id, err: error }, 'workflow instance parked');
+  const hook = options.onParked;
+  if (hook) callHook(options.logger, 'onParked', () => hook(streamId, error, input));
+}

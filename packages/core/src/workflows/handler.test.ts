@@ -116,9 +116,15 @@ describe('createWorkflowHandler', () => {
     assert.equal(parked?.pending, 1);
 
     assert.equal(await handler.parked.retry('o1'), 'parked', 'still failing: parked again');
+    assert.deepEqual(
+      parkedHook,
+      ['flow-o1:poisoned input', 'flow-o1:poisoned input'],
+      'onParked is told of the park again',
+    );
     assert.equal((await handler.parked.list()).length, 1);
     poison.failing = false;
     assert.equal(await handler.parked.retry('o1'), 'resumed');
+    assert.equal(parkedHook.length, 2, 'a resumed retry does not call onParked');
     assert.deepEqual(await handler.parked.list(), []);
     const { events } = await store.readStream('flow-o1');
     const sent = events.filter((e) => e.type === T.sent).map((e) => (e.data as { message: { type: string } }).message);

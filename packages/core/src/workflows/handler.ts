@@ -5,6 +5,7 @@ import { derivedId } from './derived-id.ts';
 import {
   callHook,
   type ResolvedHandlerOptions,
+  reportParked,
   resolveHandlerOptions,
   type WorkflowHandlerOptions,
 } from './handler-options.ts';
@@ -215,12 +216,6 @@ async function tryRecord<State, In extends Event, Out extends Event>(
     }
     throw error;
   }
-}
-
-function reportParked(options: ResolvedHandlerOptions, streamId: string, error: unknown, input: WorkflowInput) {
-  log(options.logger, 'warn', { streamId, inputId: input.id, err: error }, 'workflow instance parked');
-  const hook = options.onParked;
-  if (hook) callHook(options.logger, 'onParked', () => hook(streamId, error, input));
 }
 
 export function parkedEvent(streamId: string, input: InputRecordData, error: unknown, state: unknown, version: number) {

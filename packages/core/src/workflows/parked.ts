@@ -1,7 +1,7 @@
 import { isConcurrencyError, isEventIdConflictError, WorkflowError } from '../errors/index.ts';
 import type { Event, EventToAppend } from '../store/types.ts';
 import { derivedId } from './derived-id.ts';
-import type { ResolvedHandlerOptions } from './handler-options.ts';
+import { type ResolvedHandlerOptions, reportParked } from './handler-options.ts';
 import { instanceStreamId, loadInstance } from './instance.ts';
 import {
   decisionEvents,
@@ -12,7 +12,7 @@ import {
   recordMetadata,
   workflowEventTypes as T,
 } from './records.ts';
-import type { Workflow, WorkflowInputOf, WorkflowOutput } from './types.ts';
+import type { Workflow, WorkflowInput, WorkflowInputOf, WorkflowOutput } from './types.ts';
 
 /** A parked instance, as `list` shows it. */
 export interface ParkedInstance {
@@ -36,7 +36,8 @@ export interface ParkedInstances {
   /**
    * Decides again the input the instance failed on, then the inputs kept
    * since, in order, and records them with their outputs in one append. A
-   * retryable failure rejects (nothing recorded); a terminal one parks it again.
+   * retryable failure rejects (nothing recorded); a terminal one parks it again
+   * (and `onParked` is told, as for the first park).
    */
   retry(instanceId: string): Promise<RetryOutcome>;
   /** Ends the instance (parked or active): its timers are dropped, later inputs ignored. */
@@ -103,6 +104,7 @@ export function createParkedInstances<State, In extends Event, Out extends Event
         const events: EventToAppend[] = [{ id: derivedId(streamId, 'resumed', salt), type: T.resumed, data: {} }];
         let state = instance.state;
         let outcome: RetryOutcome = 'resumed';
+        let failure: { error: unknown; input: WorkflowInput } | undefined;
         for (const [i, record] of kept.entries()) {
           if (outcome === 'parked') {
             events.push(keptEvent(streamId, record, T.deferred, salt));
@@ -120,6 +122,7 @@ export function createParkedInstances<State, In extends Event, Out extends Event
               metadata: recordMetadata(record.message),
             });
             outcome = 'parked';
+            failure = { error, input: record.message as WorkflowInput };
             continue;
           }
           events.push(...decisionEvents(streamId, record, outputs, options.now(), `${salt}:${i}`));
@@ -127,6 +130,7 @@ export function createParkedInstances<State, In extends Event, Out extends Event
           if (outputs.some((output) => output.kind === 'complete')) break;
         }
         await store.append(streamId, events, { expectedVersion: version });
+        if (failure) reportParked(options, streamId, failure.error, failure.input);
         return outcome;
       }),
 
