@@ -63,8 +63,13 @@ describe('getRedisTransport and getRedisInbox refuse what cannot work, with type
   }, async () => {
     if ('reason' in secured) return;
     const url = `redis://default:wrong-secret@127.0.0.1:${secured.port}`;
-    for (const attempt of [getRedisTransport({ url, application: 'a' }), getRedisInbox({ url, application: 'a' })]) {
-      await assert.rejects(attempt, (error: Failure) => {
+    // One at a time: a second attempt made up front would reject while the first is awaited (unhandled).
+    const attempts = [
+      () => getRedisTransport({ url, application: 'a' }),
+      () => getRedisInbox({ url, application: 'a' }),
+    ];
+    for (const attempt of attempts) {
+      await assert.rejects(attempt(), (error: Failure) => {
         assert.equal(error.code, 'TRANSPORT');
         assert.equal(error.retryable, false);
         assert.match(error.message, /refused the credentials/);

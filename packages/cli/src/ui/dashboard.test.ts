@@ -98,7 +98,8 @@ describe('factline ui in Chromium, on the orders SQLite file', { skip }, () => {
 
       await page.click('header a:text-is("Projections")');
       assert.equal(await textOf(page, 'tr[data-projection="order_events_relay"] [data-field="lag"]'), '0');
-      await page.waitForFunction("Number(document.body.dataset.liveUpdates ?? '0') >= 1", null, { timeout: 10_000 });
+      // Selectors, not waitForFunction: its polling evaluates a string, which the dashboard's CSP forbids.
+      await page.waitForSelector('body[data-live-updates]:not([data-live-updates="0"])', { timeout: 10_000 });
       await documentPage(page, 'projections');
       assert.deepEqual(problems, []);
     });
@@ -117,9 +118,8 @@ describe('factline ui in Chromium, on the orders SQLite file', { skip }, () => {
       } finally {
         await store.close();
       }
-      await page.waitForFunction(`document.querySelector(${JSON.stringify(lag)})?.textContent === '1'`, null, {
-        timeout: 10_000,
-      });
+      // A locator, not waitForFunction: its polling evaluates a string, which the dashboard's CSP forbids.
+      await page.locator(lag).filter({ hasText: /^1$/ }).waitFor({ timeout: 10_000 });
     });
     await page.close();
   });
