@@ -31,9 +31,10 @@ export interface NatsTransportOptions {
   /** `ack_wait` of every consumer: an unacknowledged message of a dead process comes back after it. Default 30000 ms. */
   ackWaitMs?: number;
   /**
-   * Publishes carry `Nats-Msg-Id` = the message id, so the server stores a
-   * message published again within the duplicate window once (a relay retry
-   * after an unknown outcome). `false` leaves the header out: every publish
+   * Publishes carry `Nats-Msg-Id` = the topic and the message id, so the
+   * server stores a message published again to the same topic within the
+   * duplicate window once (a relay retry after an unknown outcome); the same
+   * message published to two topics is stored for each. `false` leaves the header out: every publish
    * is stored (the inbox still applies a message once). Default true.
    */
   deduplicate?: boolean;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createMessage, type Transport, TransportError } from '@factline/core';
+import { createMessage, type Delivery, type Subscription, type Transport, TransportError } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { getSqliteOutbox, openSqliteDatabase, startSqliteOutboxRelay } from '@factline/sqlite';
 import { natsUnavailable, natsUrl, removeStreams, testApplication } from '../fixtures/server.ts';
@@ -17,7 +17,7 @@ after(async () => {
 
 const never = new AbortController().signal;
 
-describe('nats: publishes de-duplicated by the server (Nats-Msg-Id = message id)', { skip }, () => {
+describe('nats: publishes de-duplicated by the server (Nats-Msg-Id = topic and message id)', { skip }, () => {
   it('a relay retry after an unknown outcome (the publish reached the stream, its answer was lost) is stored once', async () => {
     const transport = await getNatsTransport({ url: natsUrl, application, partitions: 2 });
     created.push(transport);
@@ -82,4 +82,39 @@ describe('nats: publishes de-duplicated by the server (Nats-Msg-Id = message id)
     await Promise.all(got.map((d) => d.ack()));
     await subscription.close();
   });
+
+  it('the same message published to two topics (an event relayed by two relays) reaches each topic once', async () => {
+    const transport = await getNatsTransport({ url: natsUrl, application, partitions: 2 });
+    created.push(transport);
+    await transport.declareSubscription('placed', 'billing');
+    await transport.declareSubscription('sagas', 'fulfilment');
+    const message = createMessage({ type: 'OrderPlaced', key: 'order-9', data: { n: 9 } });
+    await transport.publish('placed', [message]);
+    await transport.publish('sagas', [message]);
+    await transport.publish('sagas', [message]);
+    for (const [topic, group] of [
+      ['placed', 'billing'],
+      ['sagas', 'fulfilment'],
+    ] as const) {
+      const subscription = transport.subscribe(topic, group);
+      const got = await receiveUntil(subscription, 1, 10_000);
+      // A quiet moment after the first: a duplicate would come now.
+      got.push(...(await subscription.receive(10, 300, never)));
+      assert.deepEqual(
+        got.map((d) => d.message.id),
+        [message.id],
+        `${topic} got the message once`,
+      );
+      await Promise.all(got.map((d) => d.ack()));
+      await subscription.close();
+    }
+  });
 });
+
+/** Receives until `count` deliveries came or the deadline passed. */
+async function receiveUntil(subscription: Subscription, count: number, deadlineMs: number): Promise<Delivery[]> {
+  const got: Delivery[] = [];
+  const deadline = Date.now() + deadlineMs;
+  while (got.length < count && Date.now() < deadline) got.push(...(await subscription.receive(10, 200, never)));
+  return got;
+}

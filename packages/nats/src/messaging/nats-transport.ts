@@ -51,7 +51,7 @@ async function openManager(nc: NatsConnection, url: string): Promise<JetStreamMa
  * The transport on NATS JetStream: one stream per application (file
  * storage, interest retention, a duplicate window), per (topic, group)
  * `partitions` durable pull consumers (explicit ack, finite `max_deliver`,
- * `ack_wait`); publishes carry `Nats-Msg-Id` = message id and resolve on
+ * `ack_wait`); publishes carry `Nats-Msg-Id` = topic + message id and resolve on
  * their PubAcks, pipelined; `release(delay)` and `deliverAt` are naks with a
  * delay. Reconnects by itself; a pull lost with the connection is replaced
  * and its partition gated until nothing of it is pending elsewhere. Rejects
@@ -190,7 +190,9 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
       return {
         subject: names.subject(topic, partitionOf(message.key, options.partitions)),
         data: encoder.encode(messageToJson(message)),
-        ...(options.deduplicate ? { messageId: message.id } : {}),
+        // Per topic: one stream holds every topic, and the same message (an event relayed to two topics) is
+        // legitimately published once to each; a repeat to the same topic is what the server drops.
+        ...(options.deduplicate ? { messageId: `${topic} ${message.id}` } : {}),
         ...(due > at ? { dueAt: due } : {}),
       };
     });
