@@ -71,9 +71,7 @@ export function resolveHandlerOptions<State>(
     now: given.now ?? Date.now,
     isTerminal: given.isTerminal ?? defaultTerminal,
     maxConflicts: given.maxConflicts ?? 50,
-    ...(snapshots === undefined
-      ? {}
-      : { snapshots: resolveWorkflowSnapshots(snapshots, initialState, given.logger) }),
+    ...(snapshots === undefined ? {} : { snapshots: resolveWorkflowSnapshots(snapshots, initialState, given.logger) }),
   };
 }
 

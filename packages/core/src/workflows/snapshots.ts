@@ -103,7 +103,8 @@ export function resolveWorkflowSnapshots<State>(
   if (options.onError === undefined && logger === undefined) {
     throw new ValidationError({
       path: `${where}.onError`,
-      message: 'is required when the handler has no logger: a snapshot failure never fails an input, so it must be told',
+      message:
+        'is required when the handler has no logger: a snapshot failure never fails an input, so it must be told',
     });
   }
   if (options.toSnapshot === undefined || options.fromSnapshot === undefined) {
@@ -152,7 +153,10 @@ function restoreInstance<State>(
 ): WorkflowInstance<State> {
   const data = snapshot.state as Partial<InstanceSnapshotData> | null;
   const bad = (path: string, value: unknown) =>
-    new ValidationError({ path: `snapshot.state.${path}`, message: `is not an instance snapshot's, got ${describeValue(value)}` });
+    new ValidationError({
+      path: `snapshot.state.${path}`,
+      message: `is not an instance snapshot's, got ${describeValue(value)}`,
+    });
   if (typeof data !== 'object' || data === null) throw bad('', data);
   if (!statuses.includes(data.status as InstanceStatus)) throw bad('status', data.status);
   if (!Array.isArray(data.seen) || !data.seen.every((id) => typeof id === 'string')) throw bad('seen', data.seen);
@@ -168,7 +172,8 @@ function restoreInstance<State>(
     status: data.status as InstanceStatus,
     seen: new Set(data.seen),
   };
-  if (parked !== undefined) instance.parked = { record: parked.record, pending: parked.pending, at: new Date(parked.at) };
+  if (parked !== undefined)
+    instance.parked = { record: parked.record, pending: parked.pending, at: new Date(parked.at) };
   return instance;
 }
 
