@@ -10,6 +10,7 @@ import { defineWorkflow, send } from './define.ts';
 import { type FlowState, paymentFlow } from './fixtures/payment-flow.ts';
 import { createWorkflowHandler } from './handler.ts';
 import { instanceStreamId, loadInstance } from './instance.ts';
+import type { InstanceSnapshotData } from './snapshots.ts';
 
 type Errors = { error: unknown; context: SnapshotErrorContext }[];
 const collect = (errors: Errors) => (error: unknown, context: SnapshotErrorContext) => errors.push({ error, context });
@@ -95,9 +96,9 @@ describe('workflow handler snapshots', () => {
       },
     });
     for (let i = 0; i < 3; i++) await handler.handle(createMessage({ type: 'Bump', data: { id: 't' } }));
-    const saved = await snapshots.load('tally-t', { name: 'workflow' });
+    const saved = await snapshots.load<InstanceSnapshotData>('tally-t', { name: 'workflow' });
     assert.equal(saved?.version, 4, 'written when the stream crossed 4 (after the second input)');
-    assert.deepEqual((saved?.state as { state: unknown }).state, { count: 2 });
+    assert.deepEqual(saved?.state.state, { count: 2 });
     // The third input was decided on the restored Tally: `state.next()` would throw on a plain object.
     const { events } = await store.readStream('tally-t');
     assert.deepEqual(events[5]?.data, { message: { type: 'Bumped', data: { count: 3 } } });
