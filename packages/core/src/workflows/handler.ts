@@ -70,6 +70,8 @@ export interface WorkflowHandler {
  * @example
  * const checkoutHandler = createWorkflowHandler(checkout, { store });
  * createConsumer({ name: 'checkout', topic: 'orders', transport, handler: (m) => checkoutHandler.handle(m) });
+ * // Long-lived instances: load from a snapshot and the events after it.
+ * createWorkflowHandler(checkout, { store, logger, snapshots: { store: snapshots, version: 1, every: 100 } });
  */
 export function createWorkflowHandler<State, In extends Event, Out extends Event>(
   workflow: Workflow<State, In, Out>,
