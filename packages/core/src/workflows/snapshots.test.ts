@@ -207,6 +207,41 @@ describe('workflow handler snapshots', () => {
     assert.deepEqual(errors, []);
   });
 
+  it('timers: a fired timer is decided on the snapshot state; fired again it is a duplicate, another is dropped', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const errors: Errors = [];
+    const handler = createWorkflowHandler(paymentFlow, {
+      store,
+      now: () => 1_000,
+      snapshots: { store: snapshots, version: 1, every: 1, onError: collect(errors) },
+    });
+    await handler.handle(placed('t', 12));
+    await handler.handle(reserved('t'));
+    const { events } = await store.readStream('flow-t');
+    const scheduled = events.find((e) => e.type === '$workflow.timer-scheduled');
+    assert.ok(scheduled);
+    const timer = {
+      timerId: scheduled.id,
+      streamId: 'flow-t',
+      workflow: 'flow',
+      token: 'payment',
+      dueAt: 1_000 + 15 * 60_000,
+      message: { type: 'PaymentTimedOut', data: { orderId: 't' } },
+      metadata: {},
+    };
+    assert.equal(await handler.fireTimer(timer), 'recorded');
+    const saved = await snapshots.load<InstanceSnapshotData>('flow-t', { name: 'workflow' });
+    assert.equal(saved?.state.status, 'completed', 'the timeout compensated and completed the instance');
+    assert.equal(saved?.version, (await store.readStream('flow-t')).version);
+    // Fired again (a second poller): a duplicate by its derived input id, known from the snapshot's seen ids.
+    assert.equal(await handler.fireTimer(timer), 'duplicate');
+    // Another timer of the completed instance is dropped, as the snapshot's status says.
+    assert.equal(await handler.fireTimer({ ...timer, timerId: 'another' }), 'timer-dropped');
+    assert.deepEqual(handler.stats()['timer-dropped'], 1);
+    assert.deepEqual(errors, []);
+  });
+
   it('an onError that throws changes nothing', async () => {
     const store = getInMemoryEventStore();
     const handler = createWorkflowHandler(paymentFlow, {

@@ -150,6 +150,41 @@ export const workflowCases: SnapshotConformanceCase[] = [
     },
   },
   {
+    name: 'workflow: racing inputs with snapshots: each is recorded once and every snapshot is the fold of its events',
+    async run({ snapshots, events }) {
+      const workflow = counterWorkflow();
+      const streamId = instanceStreamId(workflow, 'race');
+      const errors: Errors = [];
+      await seedTicks(events, workflow, 'race', 20);
+      const handler = createWorkflowHandler(workflow, {
+        store: events,
+        snapshots: options(snapshots, errors, { every: 2 }),
+      });
+      assert.equal(await handler.handle(tick('race')), 'recorded');
+      const outcomes = await Promise.all(Array.from({ length: 12 }, () => handler.handle(tick('race'))));
+      assert.deepEqual(new Set(outcomes), new Set(['recorded']));
+      const full = await loadInstance(events, workflow, streamId);
+      assert.equal(full.version, 66);
+      assert.equal(full.state.count, 33);
+      const { events: stored } = await events.readStream(streamId);
+      const counts = stored
+        .filter((e) => e.type === T.sent)
+        .map((e) => ((e.data as SentRecordData).message.data as { count: number }).count);
+      assert.deepEqual(
+        counts,
+        Array.from({ length: 33 }, (_, i) => i + 1),
+        'each decision saw the count before it',
+      );
+      const snapshot = await snapshots.load<InstanceSnapshotData>(streamId, { name: 'workflow' });
+      assert.ok(snapshot && snapshot.version >= 60, `snapshot at ${snapshot?.version}`);
+      const covered = foldInstance(workflow, streamId, stored.slice(0, snapshot.version), snapshot.version);
+      assert.deepEqual(snapshot.state.state, covered.state);
+      assert.deepEqual(snapshot.state.seen, [...covered.seen]);
+      assert.equal(snapshot.lastEventId, stored[snapshot.version - 1]?.id);
+      assert.deepEqual(errors, []);
+    },
+  },
+  {
     name: 'workflow: a snapshot of another snapshot version is ignored; the instance is folded in full and the snapshot replaced',
     async run({ snapshots, events }) {
       const workflow = counterWorkflow();
