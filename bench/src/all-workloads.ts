@@ -18,6 +18,7 @@ import { tracingOverheadWorkloads } from './workloads/tracing-overhead.ts';
 import { uiWorkloads } from './workloads/ui-streams.ts';
 import { workflowWorkloads } from './workloads/workflow.ts';
 import { workflowPostgresWorkloads } from './workloads/workflow-postgres.ts';
+import { workflowSnapshotWorkloads } from './workloads/workflow-snapshots.ts';
 
 export const workloads: Workload[] = [
   ...sqliteWorkloads,
@@ -38,4 +39,5 @@ export const workloads: Workload[] = [
   ...uiWorkloads,
   ...workflowWorkloads,
   ...workflowPostgresWorkloads,
+  ...workflowSnapshotWorkloads,
 ];

@@ -3,9 +3,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createMessage, createWorkflowHandler, getInMemoryEventStore, NonRetryableError } from '@factline/core';
+import {
+  createMessage,
+  createWorkflowHandler,
+  getInMemoryEventStore,
+  type InstanceSnapshotData,
+  NonRetryableError,
+} from '@factline/core';
+import { getSqliteEventStore, getSqliteSnapshotStore } from '@factline/sqlite';
 import { until } from './until.ts';
-import { checkout, checkoutOnSqlite, checkoutTimesOut, parkedInstances } from './workflows.ts';
+import { checkout, checkoutOnSqlite, checkoutTimesOut, checkoutWithSnapshots, parkedInstances } from './workflows.ts';
 
 test('the workflow snippet runs on SQLite: an order placed sends ChargeCard through the relay', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'factline-snippet-workflows-'));
@@ -46,4 +53,30 @@ test('the parked snippet retries a parked instance once its cause is fixed', asy
   await parkedInstances(handler);
   assert.deepEqual(await handler.parked.list(), []);
   assert.equal(handler.stats().parked, 1);
+});
+
+test('the snapshots snippet: an instance past 100 events is snapshotted in the file and loads from it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'factline-snippet-workflow-snapshots-'));
+  const store = getSqliteEventStore({ path: join(dir, 'checkout.db') });
+  t.after(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const warnings: unknown[] = [];
+  const logger = { debug() {}, info() {}, warn: (obj: unknown) => void warnings.push(obj), error() {} };
+  const handler = checkoutWithSnapshots(store, logger);
+  // Each OrderPlaced records three events (the input, ChargeCard, the timer): 34 of them make 102.
+  for (let i = 0; i < 34; i++) {
+    const outcome = await handler.handle(createMessage({ type: 'OrderPlaced', data: { orderId: 'o-9', total: i } }));
+    assert.equal(outcome, 'recorded');
+  }
+  const snapshots = getSqliteSnapshotStore({ database: store.database });
+  const snapshot = await snapshots.load<InstanceSnapshotData>('checkout-o-9', { name: 'workflow' });
+  assert.equal(snapshot?.version, 102);
+  assert.deepEqual(snapshot?.state.state, { total: 33 });
+  assert.equal(snapshot?.state.seen.length, 34);
+  const paid = createMessage({ type: 'PaymentSucceeded', data: { orderId: 'o-9' } });
+  assert.equal(await handler.handle(paid), 'recorded');
+  assert.equal(await handler.handle(paid), 'duplicate');
+  assert.deepEqual(warnings, []);
 });

@@ -6,6 +6,7 @@ import {
   defineWorkflow,
   defineWorkflowRelay,
   type Event,
+  type Logger,
   type Message,
   schedule,
   send,
@@ -13,6 +14,7 @@ import {
 import { createWorkflowScenario } from '@factline/core/testing';
 import {
   getSqliteEventStore,
+  getSqliteSnapshotStore,
   getSqliteTransport,
   sqliteTimerProjection,
   startSqliteProjections,
@@ -102,6 +104,22 @@ export async function checkoutOnSqlite(
     await transport.close();
     await store.close();
   }
+}
+
+/** A checkout handler whose instances load from snapshots in the store's file. */
+export function checkoutWithSnapshots(store: ReturnType<typeof getSqliteEventStore>, logger: Logger) {
+  // #region snapshots
+  const checkoutHandler = createWorkflowHandler(checkout, {
+    store,
+    logger, // snapshot failures are logged here at warn (or give snapshots.onError)
+    snapshots: {
+      store: getSqliteSnapshotStore({ database: store.database }),
+      version: 1, // bump it when evolve or the state's shape changes
+      every: 100, // write one each time an instance's stream crosses a multiple of 100 events
+    },
+  });
+  // #endregion snapshots
+  return checkoutHandler;
 }
 
 /** The parked-instances API, on a handler. */

@@ -53,7 +53,7 @@ export interface SnapshotStart<State> extends Loaded<State> {
  * When the event at its version was truncated away, the snapshot cannot be
  * checked and is trusted: it is then the only record of what those events built.
  */
-function continues(snapshot: Snapshot, tail: ReadStreamResult): boolean {
+export function continues(snapshot: Snapshot, tail: ReadStreamResult): boolean {
   if (tail.version < snapshot.version) return false;
   const first = tail.events[0];
   if (first?.streamVersion === snapshot.version) return first.id === snapshot.lastEventId;

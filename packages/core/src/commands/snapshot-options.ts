@@ -63,7 +63,7 @@ export interface ResolvedSnapshots<State, E extends Event> {
   report: (error: unknown, streamId: string, operation: SnapshotErrorContext['operation']) => void;
 }
 
-const store: OptionKind = (value) => {
+export const snapshotStoreKind: OptionKind = (value) => {
   const candidate = value as Partial<SnapshotStore> | null;
   return typeof candidate?.load === 'function' &&
     typeof candidate.save === 'function' &&
@@ -72,15 +72,15 @@ const store: OptionKind = (value) => {
     : `must be a SnapshotStore (load, save, delete), got ${describeValue(value)}`;
 };
 
-const every: OptionKind = (value) =>
+export const snapshotEveryKind: OptionKind = (value) =>
   typeof value === 'function' || (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1)
     ? undefined
     : `must be an integer >= 1 or a function, got ${describeValue(value)}`;
 
 const spec: OptionSpecOf<CommandSnapshots<unknown>> = {
-  store,
+  store: snapshotStoreKind,
   version: 'positive-integer',
-  every,
+  every: snapshotEveryKind,
   name: 'non-empty-string',
   toSnapshot: 'function',
   fromSnapshot: 'function',
@@ -91,10 +91,10 @@ const where = 'handleCommand options.snapshots';
 const identity = <T>(value: unknown) => value as T;
 
 /** Whether JSON brings `value` back as it is: not an instance of a class. */
-const isJsonShaped = (value: unknown) =>
+export const isJsonShaped = (value: unknown) =>
   typeof value !== 'object' || value === null || Array.isArray(value) || isPlainObject(value);
 
-const instanceName = (value: unknown) => {
+export const instanceName = (value: unknown) => {
   const name = (value as { constructor?: { name?: unknown } }).constructor?.name;
   return typeof name === 'string' && name !== '' ? `a ${name} instance` : describeValue(value);
 };

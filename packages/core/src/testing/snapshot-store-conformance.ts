@@ -16,8 +16,8 @@ export interface SnapshotStoreConformanceOptions {
 
 /**
  * Registers the snapshot store contract with `node:test`: one test per case,
- * from saving and loading to `handleCommand` starting from snapshots on the
- * adapter's own event store. Every snapshot store runs it against itself; the
+ * from saving and loading to `handleCommand` and the workflow handler starting
+ * from snapshots on the adapter's own event store. Every snapshot store runs it against itself; the
  * cases are also exported as data (`snapshotStoreConformanceCases`).
  *
  * @example

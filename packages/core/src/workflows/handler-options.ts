@@ -2,9 +2,11 @@ import { isNonRetryableError, isValidationError } from '../errors/index.ts';
 import { type Logger, log, loggerKind } from '../logging/logger.ts';
 import { checkOptions, type OptionSpecOf } from '../options/check-options.ts';
 import type { EventStore } from '../store/types.ts';
+import { type ResolvedWorkflowSnapshots, resolveWorkflowSnapshots, type WorkflowSnapshots } from './snapshots.ts';
 import type { WorkflowInput } from './types.ts';
 
-export interface WorkflowHandlerOptions {
+/** `createWorkflowHandler`'s options; `State` types the `snapshots` option's functions. */
+export interface WorkflowHandlerOptions<State = unknown> {
   /** Where the instances' streams are. */
   store: EventStore;
   /** Clock for `afterMs` timers and for telling which timers are due. Default `Date.now`. */
@@ -27,6 +29,12 @@ export interface WorkflowHandlerOptions {
   logger?: Logger;
   /** Reloads after a conflicting append before giving up (the error then goes to the caller). Default 50. */
   maxConflicts?: number;
+  /**
+   * Load each instance from its latest snapshot and the events after it, and
+   * write one when the policy says so. Default: no snapshots (every load
+   * folds the whole stream). See {@link WorkflowSnapshots}.
+   */
+  snapshots?: WorkflowSnapshots<State>;
 }
 
 const spec: OptionSpecOf<WorkflowHandlerOptions> = {
@@ -37,23 +45,33 @@ const spec: OptionSpecOf<WorkflowHandlerOptions> = {
   onParked: 'function',
   logger: loggerKind,
   maxConflicts: 'positive-integer',
+  snapshots: 'object',
 };
 
-export type ResolvedHandlerOptions = Required<Omit<WorkflowHandlerOptions, 'onNotFound' | 'onParked' | 'logger'>> &
-  Pick<WorkflowHandlerOptions, 'onNotFound' | 'onParked' | 'logger'>;
+export type ResolvedHandlerOptions<State = unknown> = Required<
+  Omit<WorkflowHandlerOptions, 'onNotFound' | 'onParked' | 'logger' | 'snapshots'>
+> &
+  Pick<WorkflowHandlerOptions, 'onNotFound' | 'onParked' | 'logger'> & {
+    snapshots?: ResolvedWorkflowSnapshots<State>;
+  };
 
 const defaultTerminal = (error: unknown) =>
   isNonRetryableError(error) ||
   isValidationError(error) ||
   (typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false);
 
-export function resolveHandlerOptions(given: WorkflowHandlerOptions): ResolvedHandlerOptions {
+export function resolveHandlerOptions<State>(
+  given: WorkflowHandlerOptions<State>,
+  initialState: () => State,
+): ResolvedHandlerOptions<State> {
   checkOptions(given, spec, 'createWorkflowHandler', { required: ['store'], optional: false });
+  const { snapshots, ...rest } = given;
   return {
-    ...given,
+    ...rest,
     now: given.now ?? Date.now,
     isTerminal: given.isTerminal ?? defaultTerminal,
     maxConflicts: given.maxConflicts ?? 50,
+    ...(snapshots === undefined ? {} : { snapshots: resolveWorkflowSnapshots(snapshots, initialState, given.logger) }),
   };
 }
 
@@ -67,8 +85,8 @@ export function callHook(logger: Logger | undefined, hook: string, call: () => v
 }
 
 /** Logs a park and tells `onParked` (after the park is recorded). */
-export function reportParked(
-  options: ResolvedHandlerOptions,
+export function reportParked<State>(
+  options: ResolvedHandlerOptions<State>,
   streamId: string,
   error: unknown,
   input: WorkflowInput,

@@ -9,7 +9,7 @@ import {
   resolveHandlerOptions,
   type WorkflowHandlerOptions,
 } from './handler-options.ts';
-import { instanceStreamId, loadInstance, type WorkflowInstance } from './instance.ts';
+import { instanceStreamId } from './instance.ts';
 import { createParkedInstances, type ParkedInstances } from './parked.ts';
 import {
   decisionEvents,
@@ -19,6 +19,7 @@ import {
   recordMetadata,
   workflowEventTypes as T,
 } from './records.ts';
+import { type LoadedInstance, loadWorkflowInstance, snapshotAfterAppend } from './snapshots.ts';
 import type { PendingTimer } from './timers/types.ts';
 import type { Workflow, WorkflowInput, WorkflowInputOf } from './types.ts';
 
@@ -69,12 +70,14 @@ export interface WorkflowHandler {
  * @example
  * const checkoutHandler = createWorkflowHandler(checkout, { store });
  * createConsumer({ name: 'checkout', topic: 'orders', transport, handler: (m) => checkoutHandler.handle(m) });
+ * // Long-lived instances: load from a snapshot and the events after it.
+ * createWorkflowHandler(checkout, { store, logger, snapshots: { store: snapshots, version: 1, every: 100 } });
  */
 export function createWorkflowHandler<State, In extends Event, Out extends Event>(
   workflow: Workflow<State, In, Out>,
-  given: WorkflowHandlerOptions,
+  given: WorkflowHandlerOptions<NoInfer<State>>,
 ): WorkflowHandler {
-  const options = resolveHandlerOptions(given);
+  const options = resolveHandlerOptions(given, workflow.initialState);
   const stats: WorkflowStats = {
     recorded: 0,
     duplicate: 0,
@@ -148,7 +151,7 @@ function inputOf(message: WorkflowInput): WorkflowInput {
  */
 async function record<State, In extends Event, Out extends Event>(
   workflow: Workflow<State, In, Out>,
-  options: ResolvedHandlerOptions,
+  options: ResolvedHandlerOptions<State>,
   streamId: string,
   data: InputRecordData,
   mayStart: boolean,
@@ -156,13 +159,13 @@ async function record<State, In extends Event, Out extends Event>(
 ): Promise<WorkflowOutcome> {
   const { store } = options;
   for (let conflicts = 0; ; conflicts++) {
-    const instance = await loadInstance(store, workflow, streamId);
-    const outcome = await tryRecord(workflow, options, instance, data, mayStart);
+    const loaded = await loadWorkflowInstance(store, workflow, streamId, options.snapshots);
+    const outcome = await tryRecord(workflow, options, loaded, data, mayStart);
     if (outcome === 'not-found') return notFound(data.message, streamId.slice(workflow.name.length + 1));
     if (outcome !== 'conflict') return outcome;
     if (conflicts + 1 >= options.maxConflicts) {
       // Give up to the caller (the consumer retries later): the conflict error says why.
-      const last = await loadInstance(store, workflow, streamId);
+      const last = await loadWorkflowInstance(store, workflow, streamId, options.snapshots);
       return (await tryRecord(workflow, options, last, data, mayStart, true)) as WorkflowOutcome;
     }
   }
@@ -170,13 +173,14 @@ async function record<State, In extends Event, Out extends Event>(
 
 async function tryRecord<State, In extends Event, Out extends Event>(
   workflow: Workflow<State, In, Out>,
-  options: ResolvedHandlerOptions,
-  instance: WorkflowInstance<State>,
+  options: ResolvedHandlerOptions<State>,
+  loaded: LoadedInstance<State>,
   data: InputRecordData,
   mayStart: boolean,
   rethrowConflicts = false,
 ): Promise<WorkflowOutcome | 'conflict'> {
   const { store } = options;
+  const { instance } = loaded;
   const { streamId, version } = instance;
   const input = data.message;
   if (instance.seen.has(input.id)) return 'duplicate';
@@ -201,16 +205,19 @@ async function tryRecord<State, In extends Event, Out extends Event>(
     }
   }
   try {
-    await store.append(streamId, events, { expectedVersion: version });
+    const appended = await store.append(streamId, events, { expectedVersion: version });
+    // A snapshot is a cache: written after the commit, its failure reported, never the input's.
+    await snapshotAfterAppend(options.snapshots, workflow, loaded, appended);
     if (outcome === 'parked') reportParked(options, streamId, failure, input);
     return outcome;
   } catch (error) {
     if ((isConcurrencyError(error) || isEventIdConflictError(error)) && !rethrowConflicts) return 'conflict';
     if (outcome === 'recorded' && options.isTerminal(error)) {
       // The decision cannot be recorded (an output JSON cannot carry, too large): park on it.
-      await store.append(streamId, [parkedEvent(streamId, data, error, instance.state, version)], {
+      const appended = await store.append(streamId, [parkedEvent(streamId, data, error, instance.state, version)], {
         expectedVersion: version,
       });
+      await snapshotAfterAppend(options.snapshots, workflow, loaded, appended);
       reportParked(options, streamId, error, input);
       return 'parked';
     }

@@ -12,6 +12,7 @@ export { type InstanceStatus, instanceStreamId, loadInstance, type WorkflowInsta
 export type { ParkedInstance, ParkedInstances, RetryOutcome } from './parked.ts';
 export { workflowEventTypes } from './records.ts';
 export { defineWorkflowRelay, messageFromSent, type WorkflowRelayOptions } from './relay.ts';
+export type { InstanceSnapshotData, WorkflowSnapshots } from './snapshots.ts';
 export { type Clock, systemClock } from './timers/clock.ts';
 export { getInMemoryTimerStore } from './timers/in-memory.ts';
 export {

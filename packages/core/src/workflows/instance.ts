@@ -39,6 +39,19 @@ export function foldInstance<State, In extends Event, Out extends Event>(
     status: 'active',
     seen: new Set(),
   };
+  return applyRecords(workflow, instance, events);
+}
+
+/**
+ * Folds more of the instance's recorded events into `instance` (changed in
+ * place and returned): the events after a snapshot, or those just appended.
+ * The version is the caller's to set.
+ */
+export function applyRecords<State, In extends Event, Out extends Event>(
+  workflow: Workflow<State, In, Out>,
+  instance: WorkflowInstance<State>,
+  events: readonly RecordedEvent[],
+): WorkflowInstance<State> {
   const evolve = (recorded: WorkflowRecord<In, Out>) => {
     instance.state = workflow.evolve(instance.state, recorded);
   };

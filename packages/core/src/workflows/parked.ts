@@ -2,7 +2,7 @@ import { isConcurrencyError, isEventIdConflictError, WorkflowError } from '../er
 import type { Event, EventToAppend } from '../store/types.ts';
 import { derivedId } from './derived-id.ts';
 import { type ResolvedHandlerOptions, reportParked } from './handler-options.ts';
-import { instanceStreamId, loadInstance } from './instance.ts';
+import { instanceStreamId } from './instance.ts';
 import {
   decisionEvents,
   describeError,
@@ -12,6 +12,7 @@ import {
   recordMetadata,
   workflowEventTypes as T,
 } from './records.ts';
+import { loadWorkflowInstance, snapshotAfterAppend } from './snapshots.ts';
 import type { Workflow, WorkflowInput, WorkflowInputOf, WorkflowOutput } from './types.ts';
 
 /** A parked instance, as `list` shows it. */
@@ -46,14 +47,14 @@ export interface ParkedInstances {
 
 export function createParkedInstances<State, In extends Event, Out extends Event>(
   workflow: Workflow<State, In, Out>,
-  options: ResolvedHandlerOptions,
+  options: ResolvedHandlerOptions<State>,
 ): ParkedInstances {
-  const { store } = options;
+  const { store, snapshots } = options;
   const load = async (instanceId: string) => {
     const streamId = instanceStreamId(workflow, instanceId);
-    const instance = await loadInstance(store, workflow, streamId);
-    if (instance.version === 0) throw new WorkflowError(streamId, 'no such instance');
-    return instance;
+    const loaded = await loadWorkflowInstance(store, workflow, streamId, snapshots);
+    if (loaded.instance.version === 0) throw new WorkflowError(streamId, 'no such instance');
+    return loaded;
   };
   const withConflicts = async <T>(attempt: () => Promise<T>): Promise<T> => {
     for (let conflicts = 1; ; conflicts++) {
@@ -78,7 +79,7 @@ export function createParkedInstances<State, In extends Event, Out extends Event
       const parked: ParkedInstance[] = [];
       for (const [streamId, type] of latest) {
         if (type !== T.parked) continue;
-        const instance = await loadInstance(store, workflow, streamId);
+        const { instance } = await loadWorkflowInstance(store, workflow, streamId, snapshots);
         if (!instance.parked) continue;
         const { record, pending, at } = instance.parked;
         parked.push({
@@ -96,7 +97,8 @@ export function createParkedInstances<State, In extends Event, Out extends Event
 
     retry: (instanceId) =>
       withConflicts(async () => {
-        const instance = await load(instanceId);
+        const loaded = await load(instanceId);
+        const { instance } = loaded;
         if (!instance.parked) throw new WorkflowError(instance.streamId, `is ${instance.status}, not parked`);
         const { streamId, version } = instance;
         const salt = String(version);
@@ -129,22 +131,25 @@ export function createParkedInstances<State, In extends Event, Out extends Event
           state = evolveDecision(workflow, state, record, outputs);
           if (outputs.some((output) => output.kind === 'complete')) break;
         }
-        await store.append(streamId, events, { expectedVersion: version });
+        const appended = await store.append(streamId, events, { expectedVersion: version });
+        await snapshotAfterAppend(snapshots, workflow, loaded, appended);
         if (failure) reportParked(options, streamId, failure.error, failure.input);
         return outcome;
       }),
 
     cancel: (instanceId, reason) =>
       withConflicts(async () => {
-        const instance = await load(instanceId);
+        const loaded = await load(instanceId);
+        const { instance } = loaded;
         if (instance.status === 'completed' || instance.status === 'cancelled') {
           throw new WorkflowError(instance.streamId, `is ${instance.status} already`);
         }
         const data = reason === undefined ? {} : { reason };
         const id = derivedId(instance.streamId, 'cancelled', String(instance.version));
-        await store.append(instance.streamId, [{ id, type: T.cancelled, data }], {
+        const appended = await store.append(instance.streamId, [{ id, type: T.cancelled, data }], {
           expectedVersion: instance.version,
         });
+        await snapshotAfterAppend(snapshots, workflow, loaded, appended);
       }),
   };
 }
