@@ -8,7 +8,7 @@ import { type PostgresTimerStore, timerChannel } from './postgres-timer-store.ts
 
 export interface PostgresWorkflowTimersOptions
   extends Omit<WorkflowTimersOptions, 'timers' | 'lease' | 'leaseCheckMs' | 'close'> {
-  /** The schema of the timer table (names the lease). Default `'factline'`. */
+  /** Names the lease. Default: the timer store's schema. */
   schema?: string;
   /** How often the lease is checked, ms. Default 1000. */
   leaseCheckMs?: number;
@@ -17,7 +17,11 @@ export interface PostgresWorkflowTimersOptions
 /**
  * The timer poller on PostgreSQL, under a session advisory lock of its own
  * connection: one process per schema fires; the others stand by and take over
- * when its session ends.
+ * when its session ends. Options and their defaults are core's
+ * (`createWorkflowTimers`). It listens on the timer channel
+ * (`factline_timers_<schema>`, another connection of its own): a timer
+ * scheduled in any process, due before every other pending one, wakes it
+ * rather than waiting for `pollMs`.
  *
  * @example
  * const timers = await getPostgresTimerStore({ pool: store.pool });
@@ -60,7 +64,6 @@ export async function startPostgresWorkflowTimers(
     reconnectMaxMs: 30_000,
   });
   const poller = createWorkflowTimers({
-    concurrency: 48,
     ...rest,
     timers,
     lease: leases.lease('workflow-timers'),

@@ -16,9 +16,18 @@ export interface WorkflowTimersOptions {
   clock?: Clock;
   /** Timers read per round. Default 100. */
   batchSize?: number;
-  /** Timers of a round recorded at once (each on its own instance; the SQL stores commit them together). Default 16. */
+  /**
+   * Timers of a round recorded together: one `handler.fireTimers` call, whose
+   * appends the store's group commit writes in one transaction (a store splits
+   * a larger batch by its own limit, e.g. PostgreSQL's `maxBatch`). Default 64,
+   * on every store: the adapters do not change it.
+   */
   concurrency?: number;
-  /** Longest wait between looks at the store (a timer scheduled by another process). Default 100 ms. */
+  /**
+   * Longest wait between looks at the store: it bounds how late a timer
+   * scheduled by another process fires when nothing wakes the poller (on
+   * SQLite; PostgreSQL's poller is woken by a notification). Default 100 ms.
+   */
   pollMs?: number;
   /** With a lease, one poller per store fires (the others stand by and take over). Default: none. */
   lease?: Lease;
@@ -79,8 +88,8 @@ export interface WorkflowTimers {
 
 /**
  * The timer poller: reads due timers from the store and records each as an
- * input of its instance (`handler.fireTimer`), whose append removes it from
- * the table. A timer fired twice (two pollers, a crash after the append)
+ * input of its instance, `concurrency` at a time through `handler.fireTimers`
+ * (one group commit for the batch), whose append removes it from the table. A timer fired twice (two pollers, a crash after the append)
  * collapses: the second finds its input recorded. A timer whose instance
  * ended is dropped and counted. Timers due while no poller ran fire late,
  * never lost.
@@ -94,7 +103,7 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
   const { timers } = options;
   const clock = options.clock ?? systemClock;
   const batchSize = options.batchSize ?? 100;
-  const concurrency = options.concurrency ?? 16;
+  const concurrency = options.concurrency ?? 64;
   const pollMs = options.pollMs ?? 100;
   const byWorkflow = new Map(options.handlers.map((handler) => [handler.workflow.name, handler]));
   const stats = { fired: 0, dropped: 0, failed: 0, running: false, held: false };
