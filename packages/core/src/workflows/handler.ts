@@ -62,8 +62,8 @@ export interface WorkflowHandler {
   /**
    * Records many due timers at once (the timer poller calls it): their
    * instances are read together and their appends are handed to the store
-   * together, so its group commit writes them in one transaction, each in a
-   * savepoint of its own. One timer per instance goes in that first pass; an
+   * together, so its group commit writes them in one transaction, each
+   * append checked on its own. One timer per instance goes in that first pass; an
    * instance's other timers, and each timer whose append conflicted or
    * failed, are then recorded alone (`fireTimer`). Never rejects: each
    * timer's outcome or error, in the order given.
