@@ -105,18 +105,44 @@ async function latenessTrial(loaded: boolean): Promise<Trial | string> {
     inlineProjections: [factline.postgresTimerProjection({ schema })],
   });
   const timers = await factline.getPostgresTimerStore({ pool: store.pool, schema });
-  const handler = createWorkflowHandler(timed, { store });
+  // Where the time goes: each instance's read and append as the handler makes them, and each batch.
+  const spent = { read: [] as number[], append: [] as number[], batch: [] as number[], size: [] as number[] };
+  let timing = false;
+  const timed2 =
+    <A extends unknown[], R>(into: number[], call: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const started = performance.now();
+      try {
+        return await call(...args);
+      } finally {
+        if (timing) into.push(performance.now() - started);
+      }
+    };
+  const timedStore: typeof store = Object.create(store, {
+    readStream: { value: timed2(spent.read, store.readStream.bind(store)) },
+    append: { value: timed2(spent.append, store.append.bind(store)) },
+  });
+  const handler = createWorkflowHandler(timed, { store: timedStore });
   const far = Date.now() + 3_600_000;
   const lateness: number[] = [];
   let shift = 0;
   let appended = 0;
   const clock = { now: () => Date.now() + shift, setTimer: systemClock.setTimer };
-  const measuring = {
+  const measuring: typeof handler = {
     ...handler,
-    fireTimer: async (timer: Parameters<typeof handler.fireTimer>[0]) => {
+    fireTimer: async (timer) => {
       const outcome = await handler.fireTimer(timer);
       lateness.push(clock.now() - timer.dueAt);
       return outcome;
+    },
+    fireTimers: async (due) => {
+      const started = performance.now();
+      const firings = await handler.fireTimers(due);
+      spent.batch.push(performance.now() - started);
+      spent.size.push(due.length);
+      const at = clock.now();
+      for (const { timer } of firings) lateness.push(at - timer.dueAt);
+      return firings;
     },
   };
   const poller = createWorkflowTimers({
@@ -125,7 +151,6 @@ async function latenessTrial(loaded: boolean): Promise<Trial | string> {
     clock,
     pollMs: 10,
     batchSize: 500,
-    concurrency: 8,
   });
   return {
     async setup() {
@@ -142,6 +167,7 @@ async function latenessTrial(loaded: boolean): Promise<Trial | string> {
     async run() {
       const load = loaded ? startLoad(store) : undefined;
       shift = far - Date.now() - 500; // the first timer falls due half a second from now
+      timing = true;
       await poller.start();
       try {
         await until(() => lateness.length >= TIMERS, 600_000);
@@ -152,8 +178,17 @@ async function latenessTrial(loaded: boolean): Promise<Trial | string> {
       reportLateness('workflow-postgres-timer-lateness', loaded ? 'loaded' : 'factline', lateness);
       return TIMERS;
     },
-    extras: (): Record<string, number> =>
-      loaded ? { 'load events/s': Math.round(appended / ((SPREAD_MS + 500) / 1000)) } : {},
+    extras: (): Record<string, number> => ({
+      ...(loaded ? { 'load events/s': Math.round(appended / ((SPREAD_MS + 500) / 1000)) } : {}),
+      'read p50 ms': percentile(spent.read, 50),
+      'read p99 ms': percentile(spent.read, 99),
+      'append p50 ms': percentile(spent.append, 50),
+      'append p99 ms': percentile(spent.append, 99),
+      'batch p50 ms': percentile(spent.batch, 50),
+      'batch p99 ms': percentile(spent.batch, 99),
+      'timers per batch p50': percentile(spent.size, 50),
+      'timers per batch p99': percentile(spent.size, 99),
+    }),
     async teardown() {
       await timers.close();
       await store.close();
@@ -184,3 +219,9 @@ export const workflowPostgresWorkloads: Workload[] = [
     ],
   },
 ];
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const value = sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+  return Math.round(value * 10) / 10;
+}

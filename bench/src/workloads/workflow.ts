@@ -150,12 +150,18 @@ function latencyTrial(loaded: boolean): Trial {
   let shift = 0;
   let appended = 0;
   const clock = { now: () => Date.now() + shift, setTimer: systemClock.setTimer };
-  const measuring = {
+  const measuring: typeof handler = {
     ...handler,
-    fireTimer: async (timer: Parameters<typeof handler.fireTimer>[0]) => {
+    fireTimer: async (timer) => {
       const outcome = await handler.fireTimer(timer);
       lateness.push(clock.now() - timer.dueAt);
       return outcome;
+    },
+    fireTimers: async (due) => {
+      const firings = await handler.fireTimers(due);
+      const at = clock.now();
+      for (const { timer } of firings) lateness.push(at - timer.dueAt);
+      return firings;
     },
   };
   const poller = createWorkflowTimers({
@@ -164,7 +170,6 @@ function latencyTrial(loaded: boolean): Trial {
     clock,
     pollMs: 10,
     batchSize: 500,
-    concurrency: 64,
   });
   return {
     async setup() {

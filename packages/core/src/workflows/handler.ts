@@ -42,6 +42,11 @@ export type WorkflowOutcome =
 
 export type WorkflowStats = Record<WorkflowOutcome, number>;
 
+/** What became of one timer of a batch (`fireTimers`): its outcome, or the error that kept it pending. */
+export type TimerFiring =
+  | { timer: PendingTimer; outcome: WorkflowOutcome; error?: undefined }
+  | { timer: PendingTimer; outcome?: undefined; error: unknown };
+
 export interface WorkflowHandler {
   readonly workflow: Workflow<unknown>;
   /** The input types it takes: subscribe its consumer to the topics carrying them. */
@@ -55,6 +60,16 @@ export interface WorkflowHandler {
   handle(message: WorkflowInput): Promise<WorkflowOutcome>;
   /** Records a due timer as an input of its instance (the timer poller calls it). */
   fireTimer(timer: PendingTimer): Promise<WorkflowOutcome>;
+  /**
+   * Records many due timers at once (the timer poller calls it): their
+   * instances are read together and their appends are handed to the store
+   * together, so its group commit writes them in one transaction, each
+   * append checked on its own. One timer per instance goes in that first pass; an
+   * instance's other timers, and each timer whose append conflicted or
+   * failed, are then recorded alone (`fireTimer`). Never rejects: each
+   * timer's outcome or error, in the order given.
+   */
+  fireTimers(timers: readonly PendingTimer[]): Promise<TimerFiring[]>;
   /** Counts since the handler was created. */
   stats(): WorkflowStats;
   /** Parked instances: list, retry, cancel. */
@@ -112,17 +127,8 @@ export function createWorkflowHandler<State, In extends Event, Out extends Event
     return 'not-found';
   };
 
-  const fireTimer = async (timer: PendingTimer): Promise<WorkflowOutcome> => {
-    const input: WorkflowInput = {
-      id: derivedId(timer.timerId, 'fired'),
-      type: timer.message.type,
-      data: timer.message.data,
-      metadata: { ...timer.metadata, causationId: timer.timerId },
-    };
-    const ref = { timerId: timer.timerId, token: timer.token, dueAt: timer.dueAt };
-    const outcome = await record(workflow, options, timer.streamId, { message: input, timer: ref }, false, () => {
-      return 'not-found';
-    });
+  /** A fired timer's outcome: the end (or absence) of its instance drops it. */
+  const timerOutcome = (timer: PendingTimer, outcome: WorkflowOutcome): WorkflowOutcome => {
     if (outcome === 'after-end' || outcome === 'not-found') {
       log(options.logger, 'info', { streamId: timer.streamId, timerId: timer.timerId }, 'timer dropped');
       return counted('timer-dropped');
@@ -130,14 +136,82 @@ export function createWorkflowHandler<State, In extends Event, Out extends Event
     return counted(outcome);
   };
 
+  const fireTimer = async (timer: PendingTimer): Promise<WorkflowOutcome> => {
+    const outcome = await record(workflow, options, timer.streamId, firedInput(timer), false, () => {
+      return 'not-found';
+    });
+    return timerOutcome(timer, outcome);
+  };
+
+  const fireTimers = async (due: readonly PendingTimer[]): Promise<TimerFiring[]> => {
+    const firings: (TimerFiring | undefined)[] = due.map(() => undefined);
+    const streams = new Set<string>();
+    const first: number[] = [];
+    due.forEach((timer, i) => {
+      if (streams.has(timer.streamId)) return;
+      streams.add(timer.streamId);
+      first.push(i);
+    });
+    // First pass: one timer per instance, read together, appended together (one group commit).
+    await Promise.all(
+      first.map(async (i) => {
+        const timer = due[i] as PendingTimer;
+        try {
+          const instance = await loadInstance(options.store, workflow, timer.streamId);
+          const outcome = await tryRecord(workflow, options, instance, firedInput(timer), false);
+          if (outcome !== 'conflict') firings[i] = { timer, outcome: timerOutcome(timer, outcome) };
+        } catch (error) {
+          // Left for the second pass, which tries it alone and reports its own error.
+          log(
+            options.logger,
+            'warn',
+            { streamId: timer.streamId, timerId: timer.timerId, err: error },
+            'timer retried alone',
+          );
+        }
+      }),
+    );
+    // Second pass: whatever the first left, alone, the timers of one instance in order.
+    const rest = new Map<string, number[]>();
+    due.forEach((timer, i) => {
+      if (firings[i]) return;
+      rest.set(timer.streamId, [...(rest.get(timer.streamId) ?? []), i]);
+    });
+    await Promise.all(
+      [...rest.values()].map(async (indexes) => {
+        for (const i of indexes) {
+          const timer = due[i] as PendingTimer;
+          try {
+            firings[i] = { timer, outcome: await fireTimer(timer) };
+          } catch (error) {
+            firings[i] = { timer, error };
+          }
+        }
+      }),
+    );
+    return firings as TimerFiring[];
+  };
+
   return {
     workflow: workflow as unknown as Workflow<unknown>,
     inputs: workflow.inputs,
     handle,
     fireTimer,
+    fireTimers,
     stats: () => ({ ...stats }),
     parked: createParkedInstances(workflow, options),
   };
+}
+
+/** A due timer as the input its instance records: its id derived from the timer's, so a double firing collapses. */
+function firedInput(timer: PendingTimer): InputRecordData {
+  const message: WorkflowInput = {
+    id: derivedId(timer.timerId, 'fired'),
+    type: timer.message.type,
+    data: timer.message.data,
+    metadata: { ...timer.metadata, causationId: timer.timerId },
+  };
+  return { message, timer: { timerId: timer.timerId, token: timer.token, dueAt: timer.dueAt } };
 }
 
 /** The input as recorded: only what an instance keeps of a message. */

@@ -3,6 +3,7 @@ export { cancelTimer, complete, defineWorkflow, schedule, send } from './define.
 export { derivedId } from './derived-id.ts';
 export {
   createWorkflowHandler,
+  type TimerFiring,
   type WorkflowHandler,
   type WorkflowOutcome,
   type WorkflowStats,

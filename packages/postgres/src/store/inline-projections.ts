@@ -31,9 +31,11 @@ export interface InlineWriteOptions {
 }
 
 /**
- * With inline projections, a batch is one transaction on a client: each
- * append runs in its own savepoint, followed by the projections' handlers
- * on its events; a handler that throws rolls back that append alone.
+ * With inline projections, a batch is one transaction on a client: first
+ * all its appends in one statement, then each projection's handler once on
+ * all their events. If a handler throws, that transaction rolls back and the
+ * batch is written again with each append in its own savepoint, followed by
+ * the handlers on its events, so the append they throw on fails alone.
  */
 export function createInlineWrite(
   options: InlineWriteOptions,
@@ -55,8 +57,47 @@ export function createInlineWrite(
     }
   };
 
+  /**
+   * The whole batch in one `append_events` call, then each projection's
+   * handler once over every appended event: a few round trips for the lot.
+   * Undefined when a handler threw (the transaction rolled back): the batch
+   * then goes append by append, so that only the append it failed on fails.
+   */
+  const writeTogether = async (batch: readonly PreparedAppend[], recordedAt: number) => {
+    try {
+      const rows = await inStoreTransaction(pool, async (client) => {
+        const { rows } = await client.query<AppendOutcomeRow>({
+          text: statements.append.text,
+          values: appendParameters(batch, recordedAt),
+          types: typeParsers,
+        });
+        const events: RecordedEvent[] = [];
+        batch.forEach((append, i) => {
+          const row = rows[i] as AppendOutcomeRow;
+          if (row.outcome === Outcome.appended)
+            events.push(...storedEvents(append, row, recordedAt).map(toRecordedEvent));
+        });
+        await runInline(client, events);
+        return rows;
+      });
+      for (const row of rows) signal.noteAppended(row);
+      return batch.map(
+        (append, i): Settle =>
+          () =>
+            settle(append, rows[i] as AppendOutcomeRow, recordedAt),
+      );
+    } catch (error) {
+      if (isConnectionFailure(error) || isConnectionFailure((error as { cause?: unknown }).cause)) throw error;
+      return undefined;
+    }
+  };
+
   return async (batch) => {
     const recordedAt = now();
+    if (batch.length > 1) {
+      const together = await writeTogether(batch, recordedAt);
+      if (together) return together;
+    }
     const { outcomes, appended } = await inStoreTransaction(pool, async (client) => {
       const outcomes: Settle[] = [];
       const appended: AppendOutcomeRow[] = [];

@@ -69,6 +69,41 @@ describe('PostgreSQL inline projections', { skip }, () => {
     assert.deepEqual(all.sort(), ['order-b0', 'order-b0', 'order-b2', 'order-b2', 'order-b3', 'order-b3']);
   });
 
+  it('a batch goes to each handler in one call, the events of all its appends in log order', async () => {
+    const batchSchema = testSchema('inline_batch');
+    const calls: string[][] = [];
+    const seen = defineProjection<pg.PoolClient>({
+      name: 'seen',
+      handles: ['Seen'],
+      handle: (events) => {
+        calls.push(events.map((e) => `${e.streamId}@${e.position}`));
+      },
+    });
+    const batching = await getPostgresEventStore({
+      connectionString: postgresUrl,
+      schema: batchSchema,
+      inlineProjections: [seen],
+    });
+    try {
+      const count = 8;
+      await Promise.all(
+        Array.from({ length: count }, (_, i) => batching.append(`seen-${i}`, [{ type: 'Seen', data: { i } }])),
+      );
+      assert.ok(calls.length < count, `${calls.length} handler calls for ${count} appends`);
+      const many = calls.find((call) => call.length > 1);
+      assert.ok(many, 'one call carried the events of several appends');
+      const positions = many.map((entry) => Number(entry.split('@')[1]));
+      assert.deepEqual(
+        positions,
+        [...positions].sort((a, b) => a - b),
+      );
+      assert.equal(calls.flat().length, count, 'each event handled once');
+    } finally {
+      await batching.close();
+      await dropSchema(batchSchema);
+    }
+  });
+
   it('rejects a projection without handles', async () => {
     await assert.rejects(
       getPostgresEventStore({

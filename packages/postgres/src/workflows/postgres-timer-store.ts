@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type PendingTimer, type Projection, StoreClosedError, type TimerStore } from '@factline/core';
 import {
   assertIntegerOption,
@@ -32,17 +33,55 @@ export const timerMigrations: readonly PostgresMigration[] = [
 
 const component = 'workflow-timers';
 
-async function applyChanges(tx: pg.PoolClient, s: string, changes: readonly TimerChange[]): Promise<void> {
-  for (const change of changes) {
+/**
+ * The NOTIFY channel on which the timer projection announces a timer due
+ * before every other pending one of `schema` (payload: its due time, ms).
+ */
+export function timerChannel(schema: string): string {
+  const channel = `factline_timers_${schema}`;
+  if (channel.length <= 63) return channel;
+  return `factline_timers_${createHash('sha256').update(schema).digest('hex').slice(0, 24)}`;
+}
+
+/**
+ * Applies the timer changes of an append's events through the append's
+ * transaction: runs of removals (fired timers) and of ends go as one
+ * statement each, so a batch of firings costs one round trip, not one each.
+ */
+async function applyChanges(
+  tx: pg.PoolClient,
+  s: string,
+  channel: string,
+  changes: readonly TimerChange[],
+): Promise<void> {
+  for (let i = 0; i < changes.length; ) {
+    const change = changes[i] as TimerChange;
+    if (change.kind === 'remove' || change.kind === 'end') {
+      const ids: string[] = [];
+      for (; i < changes.length && (changes[i] as TimerChange).kind === change.kind; i++) {
+        const next = changes[i] as Extract<TimerChange, { kind: 'remove' | 'end' }>;
+        ids.push(next.kind === 'remove' ? next.timerId : next.streamId);
+      }
+      const column = change.kind === 'remove' ? 'timer_id' : 'stream_id';
+      await tx.query(`DELETE FROM ${s}.workflow_timers WHERE ${column} = ANY($1::text[])`, [ids]);
+      continue;
+    }
+    i++;
     switch (change.kind) {
       case 'schedule': {
         const { timer } = change;
+        // A timer due before every other pending one is announced (at commit) on the timer
+        // channel: a poller in another process, sleeping until the earliest it knew of, wakes.
         await tx.query(
-          `INSERT INTO ${s}.workflow_timers (timer_id, stream_id, workflow, token, due_at, message, metadata)
-           VALUES ($1, $2, $3, $4, $5, $6::json, $7::json)
-           ON CONFLICT (stream_id, token) DO UPDATE SET
-             timer_id = excluded.timer_id, workflow = excluded.workflow, due_at = excluded.due_at,
-             message = excluded.message, metadata = excluded.metadata`,
+          `WITH put AS (
+             INSERT INTO ${s}.workflow_timers (timer_id, stream_id, workflow, token, due_at, message, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6::json, $7::json)
+             ON CONFLICT (stream_id, token) DO UPDATE SET
+               timer_id = excluded.timer_id, workflow = excluded.workflow, due_at = excluded.due_at,
+               message = excluded.message, metadata = excluded.metadata
+             RETURNING due_at)
+           SELECT pg_notify($8, put.due_at::text) FROM put
+            WHERE NOT EXISTS (SELECT 1 FROM ${s}.workflow_timers t WHERE t.due_at < put.due_at)`,
           [
             timer.timerId,
             timer.streamId,
@@ -51,21 +90,16 @@ async function applyChanges(tx: pg.PoolClient, s: string, changes: readonly Time
             timer.dueAt,
             JSON.stringify(timer.message),
             JSON.stringify(timer.metadata),
+            channel,
           ],
         );
         break;
       }
-      case 'remove':
-        await tx.query(`DELETE FROM ${s}.workflow_timers WHERE timer_id = $1`, [change.timerId]);
-        break;
       case 'cancel':
         await tx.query(`DELETE FROM ${s}.workflow_timers WHERE stream_id = $1 AND token = $2`, [
           change.streamId,
           change.token,
         ]);
-        break;
-      case 'end':
-        await tx.query(`DELETE FROM ${s}.workflow_timers WHERE stream_id = $1`, [change.streamId]);
         break;
     }
   }
@@ -85,11 +119,12 @@ export function postgresTimerProjection(options: { schema?: string } = {}): Proj
   checkOptions(options, { schema: 'string' }, 'postgresTimerProjection');
   const schema = options.schema ?? 'factline';
   const s = quoteSchema(schema);
+  const channel = timerChannel(schema);
   return {
     name: 'factline_workflow_timers',
     handles: timerEventTypes,
     init: (tx) => applyMigrations(tx, schema, component, timerMigrations),
-    handle: (events, tx) => applyChanges(tx, s, timerChanges(events)),
+    handle: (events, tx) => applyChanges(tx, s, channel, timerChanges(events)),
   };
 }
 
@@ -106,6 +141,8 @@ export interface PostgresTimerStoreOptions {
 
 export interface PostgresTimerStore extends TimerStore {
   readonly pool: pg.Pool;
+  /** The schema holding the table. */
+  readonly schema: string;
   /** Ends the pool if the store opened it; later calls throw `StoreClosedError`. */
   close(): Promise<void>;
 }
@@ -159,6 +196,7 @@ export async function getPostgresTimerStore(options: PostgresTimerStoreOptions):
   };
   return {
     pool,
+    schema,
     async due(now, limit) {
       const { rows } = await query<TimerRow>(
         `SELECT timer_id AS "timerId", stream_id AS "streamId", workflow, token, due_at AS "dueAt", message, metadata

@@ -6,6 +6,7 @@ import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fix
 import { getPostgresEventStore } from '../store/postgres-event-store.ts';
 import { reminder } from './fixtures/reminder-workflow.ts';
 import { getPostgresTimerStore, postgresTimerProjection } from './postgres-timer-store.ts';
+import { startPostgresWorkflowTimers } from './postgres-workflow-timers.ts';
 
 const skip = await postgresUnavailable();
 const childScript = new URL('./fixtures/timer-child.ts', import.meta.url).pathname;
@@ -93,7 +94,11 @@ test('postgres: 10,000 timers pending across a restart all fire, each once', { s
       concurrency: 48,
       clock: { now: () => later, setTimer: () => () => {} },
     });
+    const before = second.store.stats().commits;
     assert.deepEqual(await poller.fireDue(), { fired: count, dropped: 0, failed: 0 });
+    const commits = second.store.stats().commits - before;
+    // Batches of 48, each through the store's group commit: a few commits per batch, not one per timer.
+    assert.ok(commits <= Math.ceil(count / 48) * 4, `${commits} commits for ${count} timers`);
     assert.equal(await second.timers.pendingCount(), 0);
     const { rows } = await second.store.pool.query(
       `SELECT COUNT(*)::int AS records, COUNT(DISTINCT data->'timer'->>'timerId')::int AS timers
@@ -103,5 +108,60 @@ test('postgres: 10,000 timers pending across a restart all fire, each once', { s
   } finally {
     await second.timers.close();
     await second.store.close();
+  }
+});
+
+test('postgres: a timer scheduled from another store handle, due sooner than the next look, wakes the poller (NOTIFY)', {
+  skip,
+  timeout: 60_000,
+}, async (t) => {
+  const schema = testSchema('timers_wake');
+  t.after(() => dropSchema(schema));
+  const open = () =>
+    getPostgresEventStore({
+      connectionString: postgresUrl,
+      schema,
+      poolSize: 2,
+      inlineProjections: [postgresTimerProjection({ schema })],
+    });
+  const polling = await open();
+  const scheduling = await open();
+  const timers = await getPostgresTimerStore({ pool: polling.pool, schema });
+  const pollMs = 10_000;
+  const poller = await startPostgresWorkflowTimers(timers, {
+    handlers: [createWorkflowHandler(reminder, { store: polling })],
+    pollMs,
+    leaseCheckMs: 50,
+  });
+  try {
+    await waitUntil(() => poller.stats().held, 'the poller holds its lease', 10_000);
+    // The listening session has run its LISTEN: from here a notification is heard, not a reconnect's wake-up.
+    await waitUntil(
+      async () => {
+        const { rows } = await polling.pool.query(
+          `SELECT 1 FROM pg_stat_activity WHERE application_name = 'factline-workflow-timers-listen'
+              AND state = 'idle' AND query LIKE 'LISTEN %' AND query LIKE $1`,
+          [`%${schema}%`],
+        );
+        return rows.length > 0;
+      },
+      'the poller listens on the timer channel',
+      10_000,
+    );
+    const started = Date.now();
+    await createWorkflowHandler(reminder, { store: scheduling }).handle(
+      createMessage({ type: 'Remind', data: { id: 'w1', at: started + 50 } }),
+    );
+    const completed = async () =>
+      (await polling.readStream('reminder-w1')).events.at(-1)?.type === '$workflow.completed';
+    await waitUntil(completed, 'the timer fired well before pollMs', 3_000);
+    const firedAfter = Date.now() - started;
+    assert.ok(firedAfter < pollMs / 4, `fired after ${firedAfter} ms, pollMs is ${pollMs}`);
+    assert.equal(poller.stats().fired, 1);
+  } finally {
+    await poller.stop();
+    await timers.close();
+    await scheduling.close();
+    await polling.close();
   }
 });

@@ -16,6 +16,10 @@ export interface SqliteWorkflowTimersOptions
  * The timer poller on an SQLite file, under the lease `workflow-timers` in
  * `factline_leases`: one process fires, the others stand by and take over
  * once its lease expires. The store must run `sqliteTimerProjection()`.
+ * Options and their defaults are core's (`createWorkflowTimers`). Nothing
+ * signals between processes on SQLite: a timer another process schedules,
+ * due sooner than the poller's next look, fires at that look (`pollMs`,
+ * default 100 ms); in this process, `wake()` the poller.
  *
  * @example
  * const store = getSqliteEventStore({ path: 'app.db', inlineProjections: [sqliteTimerProjection()] });

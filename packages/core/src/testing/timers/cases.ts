@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { isConcurrencyError } from '../../errors/index.ts';
 import { createMessage } from '../../messaging/message.ts';
+import type { EventStore } from '../../store/types.ts';
 import { createWorkflowHandler } from '../../workflows/handler.ts';
 import type { TimerCaseContext, TimerConformanceCase } from './context.ts';
 
@@ -106,6 +107,110 @@ export const timerCases: readonly TimerConformanceCase[] = [
         new Set(racing.map((m) => m.id)),
       );
       assert.equal((await dueOf(context, definition.name, T0 + 100)).length, 1, 'one timer of the token');
+    },
+  },
+  {
+    name: 'a batch fires together: each timer recorded once, an instance’s timers in order, a repeat collapses, a timer of an ended instance is dropped and counted',
+    async run(context) {
+      const { definition, handler } = context.workflow();
+      await handler.handle(set('i', 'a', T0 + 1000));
+      await handler.handle(set('i', 'b', T0 + 1500));
+      await handler.handle(set('j', 'a', T0 + 1000));
+      await handler.handle(set('k', 'a', T0 + 1200));
+      await handler.handle(set('ended', 'a', T0 + 1000));
+      const due = await dueOf(context, definition.name, T0 + 2000);
+      assert.equal(due.length, 5);
+      await handler.handle(msg('End', { id: 'ended' }));
+      const first = due.find((t) => t.streamId === `${definition.name}-i` && t.token === 'a');
+      assert.ok(first);
+      // The same timer twice in one batch: the second collapses.
+      const firings = await handler.fireTimers([...due, first]);
+      assert.deepEqual(
+        firings.map((f) => f.timer.timerId),
+        [...due, first].map((t) => t.timerId),
+        'one firing per timer, in the order given',
+      );
+      const outcomeOf = (f: (typeof firings)[number]) =>
+        `${f.timer.streamId.slice(definition.name.length + 1)}/${f.timer.token}:${f.outcome ?? String(f.error)}`;
+      assert.deepEqual(
+        firings.map(outcomeOf).sort(),
+        [
+          'i/a:duplicate',
+          'ended/a:timer-dropped',
+          'i/a:recorded',
+          'i/b:recorded',
+          'j/a:recorded',
+          'k/a:recorded',
+        ].sort(),
+      );
+      assert.equal(handler.stats()['timer-dropped'], 1);
+      const fired = (await context.store.readStream(`${definition.name}-i`)).events
+        .filter((e) => e.type === '$workflow.input' && (e.data as { timer?: unknown }).timer)
+        .map((e) => (e.data as { timer: { token: string } }).timer.token);
+      assert.deepEqual(fired, ['a', 'b'], 'the instance’s timers recorded in due order, once each');
+      // A later batch repeating them (a second poller, a crash before the removal) collapses.
+      const again = await handler.fireTimers(due);
+      assert.deepEqual(
+        again.map((f) => f.outcome),
+        due.map((t) => (t.streamId.endsWith('-ended') ? 'timer-dropped' : 'duplicate')),
+      );
+      assert.deepEqual(await dueOf(context, definition.name, T0 + 10_000), []);
+    },
+  },
+  {
+    name: 'in a batch, an instance whose decision fails or whose append conflicts is handled alone; the others commit',
+    async run(context) {
+      const { definition } = context.workflow();
+      const raced = `${definition.name}-raced`;
+      let race: (() => Promise<unknown>) | undefined;
+      // The batch's append to `raced` finds that another input was recorded meanwhile: a conflict.
+      const store: EventStore = Object.create(context.store, {
+        append: {
+          value: async (...args: Parameters<EventStore['append']>) => {
+            const before = args[0] === raced ? race : undefined;
+            if (before) {
+              race = undefined;
+              await before();
+            }
+            return context.store.append(...args);
+          },
+        },
+      });
+      const failing = createWorkflowHandler(
+        {
+          ...definition,
+          decide: (input, state) => {
+            if (input.type === 'Due' && input.data.id === 'bad') throw new Error('the payment service is down');
+            return definition.decide(input, state);
+          },
+        },
+        { store },
+      );
+      for (const id of ['a', 'bad', 'raced', 'b']) await failing.handle(set(id, 'x', T0 + 1000));
+      race = () => failing.handle(set('raced', 'y', T0 + 60_000));
+      const due = await dueOf(context, definition.name, T0 + 1000);
+      assert.equal(due.length, 4);
+      const firings = await failing.fireTimers(due);
+      const byId = new Map(firings.map((f) => [f.timer.streamId.slice(definition.name.length + 1), f]));
+      assert.equal(byId.get('a')?.outcome, 'recorded');
+      assert.equal(byId.get('b')?.outcome, 'recorded');
+      assert.equal(byId.get('raced')?.outcome, 'recorded', 'retried alone after its conflict');
+      assert.equal(byId.get('bad')?.outcome, undefined);
+      assert.match(String((byId.get('bad')?.error as Error | undefined)?.message), /payment service is down/);
+      const left = await dueOf(context, definition.name, T0 + 1000);
+      assert.deepEqual(
+        left.map((t) => t.streamId),
+        [`${definition.name}-bad`],
+        'only the failed one stays pending',
+      );
+      const { events } = await context.store.readStream(raced);
+      assert.deepEqual(
+        events
+          .filter((e) => e.type === '$workflow.input')
+          .map((e) => (e.data as { message: { type: string } }).message.type),
+        ['Set', 'Set', 'Due'],
+        'the racing input, then the fired timer',
+      );
     },
   },
   {

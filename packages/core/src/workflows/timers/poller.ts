@@ -4,7 +4,7 @@ import { createLeasedLoop, type LeasedWork } from '../../lease/leased-loop.ts';
 import type { Lease } from '../../lease/types.ts';
 import { type Logger, log, loggerKind } from '../../logging/logger.ts';
 import { checkOptions, type OptionSpecOf } from '../../options/check-options.ts';
-import type { WorkflowHandler } from '../handler.ts';
+import type { TimerFiring, WorkflowHandler } from '../handler.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { PendingTimer, TimerStore } from './types.ts';
 
@@ -16,9 +16,18 @@ export interface WorkflowTimersOptions {
   clock?: Clock;
   /** Timers read per round. Default 100. */
   batchSize?: number;
-  /** Timers of a round recorded at once (each on its own instance; the SQL stores commit them together). Default 16. */
+  /**
+   * Timers of a round recorded together: one `handler.fireTimers` call, whose
+   * appends the store's group commit writes in one transaction (a store splits
+   * a larger batch by its own limit, e.g. PostgreSQL's `maxBatch`). Default 64,
+   * on every store: the adapters do not change it.
+   */
   concurrency?: number;
-  /** Longest wait between looks at the store (a timer scheduled by another process). Default 100 ms. */
+  /**
+   * Longest wait between looks at the store: it bounds how late a timer
+   * scheduled by another process fires when nothing wakes the poller (on
+   * SQLite; PostgreSQL's poller is woken by a notification). Default 100 ms.
+   */
   pollMs?: number;
   /** With a lease, one poller per store fires (the others stand by and take over). Default: none. */
   lease?: Lease;
@@ -45,6 +54,20 @@ const spec: OptionSpecOf<WorkflowTimersOptions> = {
   close: 'function',
 };
 
+/** A handler's `fireTimers`, or for a handler without one (a hand-made wrapper), `fireTimer` on each. */
+async function fireWith(handler: WorkflowHandler, timers: readonly PendingTimer[]): Promise<TimerFiring[]> {
+  if (typeof handler.fireTimers === 'function') return handler.fireTimers(timers);
+  return Promise.all(
+    timers.map(async (timer): Promise<TimerFiring> => {
+      try {
+        return { timer, outcome: await handler.fireTimer(timer) };
+      } catch (error) {
+        return { timer, error };
+      }
+    }),
+  );
+}
+
 export interface FireReport {
   fired: number;
   dropped: number;
@@ -65,8 +88,8 @@ export interface WorkflowTimers {
 
 /**
  * The timer poller: reads due timers from the store and records each as an
- * input of its instance (`handler.fireTimer`), whose append removes it from
- * the table. A timer fired twice (two pollers, a crash after the append)
+ * input of its instance, `concurrency` at a time through `handler.fireTimers`
+ * (one group commit for the batch), whose append removes it from the table. A timer fired twice (two pollers, a crash after the append)
  * collapses: the second finds its input recorded. A timer whose instance
  * ended is dropped and counted. Timers due while no poller ran fire late,
  * never lost.
@@ -80,7 +103,7 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
   const { timers } = options;
   const clock = options.clock ?? systemClock;
   const batchSize = options.batchSize ?? 100;
-  const concurrency = options.concurrency ?? 16;
+  const concurrency = options.concurrency ?? 64;
   const pollMs = options.pollMs ?? 100;
   const byWorkflow = new Map(options.handlers.map((handler) => [handler.workflow.name, handler]));
   const stats = { fired: 0, dropped: 0, failed: 0, running: false, held: false };
@@ -94,15 +117,14 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
     }
   };
 
-  const fireOne = async (timer: PendingTimer, round: FireReport, failedNow: Set<string>) => {
-    const handler = byWorkflow.get(timer.workflow);
+  const settle = async (firing: TimerFiring, round: FireReport, failedNow: Set<string>) => {
+    const { timer } = firing;
     try {
-      if (!handler) throw new Error(`no handler given for workflow '${timer.workflow}' (timer ${timer.timerId})`);
-      const outcome = await handler.fireTimer(timer);
-      if (outcome === 'timer-dropped' || outcome === 'duplicate') {
+      if (firing.outcome === undefined) throw firing.error;
+      if (firing.outcome === 'timer-dropped' || firing.outcome === 'duplicate') {
         // Gone or recorded already (a table that missed its removal): never fired again.
         await timers.remove(timer.timerId);
-        if (outcome === 'timer-dropped') round.dropped++;
+        if (firing.outcome === 'timer-dropped') round.dropped++;
       } else {
         round.fired++;
       }
@@ -113,16 +135,38 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
     }
   };
 
+  /** Records one batch: each workflow's timers through its handler's `fireTimers`, the workflows side by side. */
+  const fireBatch = async (batch: readonly PendingTimer[], round: FireReport, failedNow: Set<string>) => {
+    const byHandler = new Map<string, PendingTimer[]>();
+    for (const timer of batch) byHandler.set(timer.workflow, [...(byHandler.get(timer.workflow) ?? []), timer]);
+    await Promise.all(
+      [...byHandler].map(async ([name, group]) => {
+        const handler = byWorkflow.get(name);
+        const firings: TimerFiring[] = handler
+          ? await fireWith(handler, group)
+          : group.map((timer) => ({
+              timer,
+              error: new Error(`no handler given for workflow '${name}' (timer ${timer.timerId})`),
+            }));
+        for (const firing of firings) await settle(firing, round, failedNow);
+      }),
+    );
+  };
+
   const fireDue = async (holds: () => Promise<boolean> = async () => true): Promise<FireReport> => {
     const round: FireReport = { fired: 0, dropped: 0, failed: 0 };
     const failedNow = new Set<string>();
     for (;;) {
-      const due = (await timers.due(clock.now(), batchSize + failedNow.size)).filter((t) => !failedNow.has(t.timerId));
+      const asked = batchSize + failedNow.size;
+      const read = await timers.due(clock.now(), asked);
+      const due = read.filter((t) => !failedNow.has(t.timerId));
       if (due.length === 0) return round;
       for (let from = 0; from < due.length; from += concurrency) {
         if (!(await holds())) return round;
-        await Promise.all(due.slice(from, from + concurrency).map((timer) => fireOne(timer, round, failedNow)));
+        await fireBatch(due.slice(from, from + concurrency), round, failedNow);
       }
+      // Fewer than asked: every due timer was read, none is left for another look.
+      if (read.length < asked) return round;
     }
   };
   const count = (round: FireReport) => {
@@ -132,6 +176,7 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
   };
 
   let wakeNow = () => {};
+  let woken = false;
   let term: { running: boolean; done: Promise<void>; stop(): void } | undefined;
   const startTerm = (guard: LeaseGuard) => {
     const current = { running: true, done: Promise.resolve(), stop: () => {} };
@@ -142,7 +187,8 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
     const wait = async () => {
       const next = await timers.nextDueAt();
       const ms = next === undefined ? pollMs : Math.min(pollMs, Math.max(0, next - clock.now()));
-      if (!current.running) return;
+      // Woken while firing or reading (a timer scheduled meanwhile): look again at once.
+      if (!current.running || woken) return;
       await new Promise<void>((resolve) => {
         const cancel = clock.setTimer(done, ms);
         function done() {
@@ -156,6 +202,7 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
     current.done = (async () => {
       while (current.running) {
         try {
+          woken = false;
           count(await fireDue(() => (current.running ? guard.holds() : Promise.resolve(false))));
           await wait();
         } catch (error) {
@@ -200,7 +247,10 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
       stats.running = false;
       stats.held = false;
     },
-    wake: () => wakeNow(),
+    wake: () => {
+      woken = true;
+      wakeNow();
+    },
     stats: () => ({ ...stats }),
   };
 }

@@ -163,6 +163,47 @@ describe('workflow timers', () => {
     assert.deepEqual(await poller.fireDue(), { fired: 0, dropped: 0, failed: 0 });
   });
 
+  it('fires a batch through fireTimers: a failing instance is reported and stays pending, the others fire', async () => {
+    const errors: unknown[] = [];
+    let failing = true;
+    const flaky = createWorkflowHandler(
+      {
+        ...paymentFlow,
+        decide: (message, state) => {
+          if (failing && message.type === 'PaymentTimedOut' && message.data.orderId === 'bad') {
+            throw new Error('the clock service is down');
+          }
+          return paymentFlow.decide(message, state);
+        },
+      },
+      { store, now: clock.now },
+    );
+    let batches = 0;
+    const counting = {
+      ...flaky,
+      fireTimers: (due: Parameters<typeof flaky.fireTimers>[0]) => {
+        batches++;
+        return flaky.fireTimers(due);
+      },
+    };
+    const poller = createWorkflowTimers({ timers, handlers: [counting], clock, onError: (e) => errors.push(e) });
+    for (const id of ['a', 'bad', 'b', 'c']) {
+      await flaky.handle(input('OrderPlaced', { orderId: id, amount: 1 }));
+      await flaky.handle(input('StockReserved', { orderId: id }));
+    }
+    clock.advance(minutes(15));
+    assert.deepEqual(await poller.fireDue(), { fired: 3, dropped: 0, failed: 1 });
+    assert.equal(batches, 1, 'the four due timers went as one batch');
+    assert.match(String((errors[0] as Error).message), /clock service is down/);
+    assert.deepEqual(
+      (await timers.due(clock.now(), 10)).map((t) => t.streamId),
+      ['flow-bad'],
+    );
+    failing = false;
+    assert.deepEqual(await poller.fireDue(), { fired: 1, dropped: 0, failed: 0 });
+    assert.equal(await timers.pendingCount(), 0);
+  });
+
   it('refuses unknown options', () => {
     assert.throws(() => createWorkflowTimers({ timers, handlers: [], pollMS: 5 } as never), isValidationError);
   });
