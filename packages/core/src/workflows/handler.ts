@@ -157,8 +157,8 @@ export function createWorkflowHandler<State, In extends Event, Out extends Event
       first.map(async (i) => {
         const timer = due[i] as PendingTimer;
         try {
-          const instance = await loadInstance(options.store, workflow, timer.streamId);
-          const outcome = await tryRecord(workflow, options, instance, firedInput(timer), false);
+          const loaded = await loadWorkflowInstance(options.store, workflow, timer.streamId, options.snapshots);
+          const outcome = await tryRecord(workflow, options, loaded, firedInput(timer), false);
           if (outcome !== 'conflict') firings[i] = { timer, outcome: timerOutcome(timer, outcome) };
         } catch (error) {
           // Left for the second pass, which tries it alone and reports its own error.
