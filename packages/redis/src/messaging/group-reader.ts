@@ -50,7 +50,16 @@ export function createGroupReader(context: ReaderContext) {
 
   const wakeReader = () => kick?.();
 
-  const acks = createAckBatcher(client, (partition) => streams[partition] as string, group, wakeReader);
+  const leases = states.map((_, p) => keys.lease(topic, group, p));
+  const acks = createAckBatcher({
+    client,
+    group,
+    streamOf: (partition) => streams[partition] as string,
+    leaseOf: (partition) => leases[partition] as string,
+    token: consumer,
+    acked: wakeReader,
+    fenced: (partition) => lose(partition, 'another reader holds it (found at an ack)'),
+  });
 
   const buffer = createGroupBuffer(
     {
@@ -59,6 +68,18 @@ export function createGroupReader(context: ReaderContext) {
         return state.held && state.generation === entry.generation && Date.now() < state.expiresAt;
       },
       ack: (entry) => acks.ack(entry.partition, entry.id),
+      ackTarget: (entry) => ({
+        url: context.url,
+        stream: streams[entry.partition] as string,
+        group,
+        lease: leases[entry.partition] as string,
+        token: consumer,
+      }),
+      acked: wakeReader,
+      fenced: (entry) => {
+        const state = states[entry.partition] as PartitionState;
+        if (state.generation === entry.generation) lose(entry.partition, 'another reader holds it (found at an ack)');
+      },
       delay: async (entry, dueAt) => {
         const moved = await context.delay(entry, dueAt);
         wakeReader();
