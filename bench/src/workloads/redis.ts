@@ -19,6 +19,8 @@ import { createClient } from 'redis';
 import { report, type Subject, type Trial, type Workload } from '../harness.ts';
 
 const MESSAGES = Number(process.env.FACTLINE_BENCH_REDIS_MESSAGES ?? 10_000);
+/** Key lanes of the end-to-end consumer (its `concurrency`). */
+const LANES = Number(process.env.FACTLINE_BENCH_REDIS_LANES ?? 64);
 const url = process.env.FACTLINE_REDIS_URL ?? 'redis://127.0.0.1:6379';
 let counter = 0;
 /** The factline end-to-end rate measured last: `factline-half` runs at half of it. */
@@ -163,7 +165,7 @@ function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Tria
           inbox,
           maxRetries: 3,
           retryDelay: [100, 1000],
-          concurrency: 8,
+          concurrency: LANES,
           handler(message) {
             const { i } = message.data as { i: number };
             handledAt[i] = performance.now();
@@ -265,7 +267,7 @@ export const redisWorkloads: Workload[] = [
   },
   {
     name: 'redis-e2e',
-    description: `${MESSAGES} messages published and handled; rate = first publish → last ack; raw = pipelined XADD + blocking XREADGROUP/XACK; factline = transport.publish → createConsumer (retry policy, Redis inbox, 8 key lanes); factline-half = the same at half the factline rate, p50/p99 = publish resolved → handled (µs)`,
+    description: `${MESSAGES} messages published and handled; rate = first publish → last ack; raw = pipelined XADD + blocking XREADGROUP/XACK; factline = transport.publish → createConsumer (retry policy, Redis inbox, ${LANES} key lanes); factline-half = the same at half the factline rate, p50/p99 = publish resolved → handled (µs)`,
     unit: 'msg/s',
     subjects: [
       subject('raw', () => rawTrial('e2e')),

@@ -11,16 +11,21 @@ import type { Delivery } from '@factline/core';
  */
 export const ackWithMark = Symbol('factline.redis.ackWithMark');
 
-export interface AckWithMark {
+/** Where a partition's entries are acked, and the lease that fences the ack. */
+export interface AckTarget {
   /** The transport's URL: the inbox acks here only when it was opened with the same one. */
   url: string;
   stream: string;
   group: string;
-  /** The stream entry id. */
-  id: string;
   /** The partition's lease key, and the value it holds while this reader has the partition. */
   lease: string;
   token: string;
+}
+
+export interface AckWithMark {
+  target: AckTarget;
+  /** The stream entry id. */
+  id: string;
   /** True while the delivery may still be settled (not settled already, not handed out again). */
   current(): boolean;
   /** The script acknowledged the entry with the mark: the delivery is settled. */

@@ -4,6 +4,7 @@ import { destroyClient, type RedisClient, reconnectDelay } from '../connection.t
 import { RETURNED_CONSUMER } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
+import type { AckTarget } from './ack-with-mark.ts';
 import type { ReaderContext } from './reader-context.ts';
 import { createGroupBuffer, type Entry } from './receive.ts';
 import { isNoGroup, parseAutoClaim, parsePendingHolders, parseStreams, type RawEntry } from './stream-replies.ts';
@@ -51,6 +52,13 @@ export function createGroupReader(context: ReaderContext) {
   const wakeReader = () => kick?.();
 
   const leases = states.map((_, p) => keys.lease(topic, group, p));
+  const targets: AckTarget[] = states.map((_, p) => ({
+    url: context.url,
+    stream: streams[p] as string,
+    group,
+    lease: leases[p] as string,
+    token: consumer,
+  }));
   const acks = createAckBatcher({
     client,
     group,
@@ -68,13 +76,7 @@ export function createGroupReader(context: ReaderContext) {
         return state.held && state.generation === entry.generation && Date.now() < state.expiresAt;
       },
       ack: (entry) => acks.ack(entry.partition, entry.id),
-      ackTarget: (entry) => ({
-        url: context.url,
-        stream: streams[entry.partition] as string,
-        group,
-        lease: leases[entry.partition] as string,
-        token: consumer,
-      }),
+      ackTarget: (entry) => targets[entry.partition] as AckTarget,
       acked: wakeReader,
       fenced: (entry) => {
         const state = states[entry.partition] as PartitionState;
@@ -119,6 +121,7 @@ export function createGroupReader(context: ReaderContext) {
         const message = messageFromJson(json);
         added.push({
           id,
+          fresh: message,
           partition,
           generation,
           message,

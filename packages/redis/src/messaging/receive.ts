@@ -1,6 +1,6 @@
 import type { Message } from '@factline/core';
 import type { ClaimedMessage } from '@factline/core/adapter';
-import { type AckWithMark, ackWithMark } from './ack-with-mark.ts';
+import { type AckTarget, type AckWithMark, ackWithMark } from './ack-with-mark.ts';
 
 /** One stream entry a process holds for a group (pending under its consumer name) until it is acked or released. */
 export interface Entry {
@@ -12,6 +12,8 @@ export interface Entry {
   message: Message;
   /** The message as stored (`messageToJson`). */
   json: string;
+  /** `message`, until its first hand-out takes it (later hand-outs parse `json` again: a handler may change it). */
+  fresh?: Message | undefined;
   /** Not handed out before this time (in flight, or released with no delay). */
   visibleAt: number;
   /** Hand-outs so far (from the pending list and earlier releases, then in this process). */
@@ -33,7 +35,7 @@ export interface Settler {
   /** `XACK`s the entry while this reader's lease of its partition holds (else leaves it to the new holder). */
   ack(entry: Entry): Promise<void>;
   /** Where the entry's ack goes when the Redis inbox writes it with the mark (see ack-with-mark.ts). */
-  ackTarget(entry: Entry): Pick<AckWithMark, 'url' | 'stream' | 'group' | 'lease' | 'token'>;
+  ackTarget(entry: Entry): AckTarget;
   /** The inbox acked the entry with its mark: there is room for more. */
   acked(): void;
   /** The entry's partition lease was found with another holder: it is that holder's now. */
@@ -96,13 +98,16 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
 
   const claimed = (entry: Entry, lease: number): ClaimedMessage => {
     const current = () => entry.lease === lease && !entry.done;
+    const parsed = entry.fresh;
+    entry.fresh = undefined;
     return {
       message: entry.json,
+      ...(parsed ? { parsed } : {}),
       deliveryCount: entry.count,
       // The Redis inbox acks the entry in the script writing the mark, and tells the outcome here.
       extra: (committed) => {
         const settle: AckWithMark = {
-          ...settler.ackTarget(entry),
+          target: settler.ackTarget(entry),
           id: entry.id,
           current,
           acked() {

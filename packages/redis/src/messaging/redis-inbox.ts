@@ -76,6 +76,9 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     onError: () => undefined,
   });
   const markKey = (consumer: string, id: string) => `${prefix}${consumer}:${id}`;
+  /** Claim values: unique per inbox (a random part) and per run (a counter). */
+  const runs = randomUUID();
+  let runCount = 0;
   // The claims, and the marks (with their acks), of the runs of one turn of the event loop: one script call each.
   const claims = batchedCalls(
     async (items: { key: string; claim: string }[]) =>
@@ -91,8 +94,9 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     const args: (string | number)[] = [];
     for (const { key, claim, value, ms, ack } of items) {
       if (ack) {
-        keys.push(key, ack.stream, ack.lease);
-        args.push('a', claim, value, ms, ack.group, ack.id, ack.token);
+        const { stream, lease, group, token } = ack.target;
+        keys.push(key, stream, lease);
+        args.push('a', claim, value, ms, group, ack.id, token);
       } else {
         keys.push(key);
         args.push('m', claim, value, ms);
@@ -145,7 +149,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
 
     async applyOnce(consumer, id, at, work, delivery, queued) {
       const key = markKey(consumer, id);
-      const claim = `c:${randomUUID()}`;
+      const claim = `c:${runs}.${++runCount}`;
       const outcome = await claims.call({ key, claim });
       if (outcome === 'done') return false;
       if (outcome === 'busy') {
@@ -164,7 +168,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       running.delete(key);
       const { value, ttl } = markFor(at);
       const ack = ackWithMarkOf(delivery);
-      const target = ack && ack.url === options.url && ack.current() ? ack : undefined;
+      const target = ack && ack.target.url === options.url && ack.current() ? ack : undefined;
       // Only the mark (and the ack) is left: another key's run may start meanwhile.
       queued?.();
       const written = await marks.call({ key, claim, value, ms: Math.max(1, Math.ceil(ttl)), ack: target });
