@@ -41,6 +41,7 @@ export function createGroupReader(context: ReaderContext) {
   /** Hand-outs of entries this reader dropped when it lost their partition, for when it claims them again. */
   const forgotten = new Map<string, number>();
   let blocking: RedisClient | undefined;
+  let blockingId = '';
   let leaseTimer: ReturnType<typeof setTimeout> | undefined;
   let reading: Promise<void> | undefined;
   let kick: (() => void) | undefined;
@@ -50,6 +51,16 @@ export function createGroupReader(context: ReaderContext) {
   const tickEvery = Math.max(50, Math.min(Math.floor(context.leaseMs / 3), context.trimIntervalMs));
 
   const wakeReader = () => kick?.();
+  /** The blocking connection's id while an `XREADGROUP` waits on it, to end that wait early. */
+  let blockedId: string | undefined;
+  /**
+   * A partition became ready: the blocking read in flight does not cover it, so it is ended at once
+   * (`CLIENT UNBLOCK`, answered as a timeout) and the next read includes it, instead of after `blockMs`.
+   */
+  const rereadNow = () => {
+    wakeReader();
+    if (blockedId !== undefined) client.sendCommand(['CLIENT', 'UNBLOCK', blockedId]).catch(() => undefined);
+  };
 
   const leases = states.map((_, p) => keys.lease(topic, group, p));
   const targets: AckTarget[] = states.map((_, p) => ({
@@ -210,7 +221,7 @@ export function createGroupReader(context: ReaderContext) {
       return;
     }
     if (state.held) state.ready = true;
-    wakeReader();
+    rereadNow();
   };
 
   const acquire = async (partition: number) => {
@@ -333,19 +344,26 @@ export function createGroupReader(context: ReaderContext) {
       const generations = ready.map((p) => (states[p] as PartitionState).generation);
       try {
         blocking ??= await context.openBlocking();
-        const reply = await blocking.sendCommand([
-          'XREADGROUP',
-          'GROUP',
-          group,
-          consumer,
-          'COUNT',
-          String(room),
-          'BLOCK',
-          String(context.blockMs),
-          'STREAMS',
-          ...ready.map((p) => streams[p] as string),
-          ...ready.map(() => '>'),
-        ]);
+        // Asked again after a failure: a reconnected connection has a new id.
+        if (blockingId === '') blockingId = String(await blocking.sendCommand(['CLIENT', 'ID']));
+        blockedId = blockingId;
+        const reply = await blocking
+          .sendCommand([
+            'XREADGROUP',
+            'GROUP',
+            group,
+            consumer,
+            'COUNT',
+            String(room),
+            'BLOCK',
+            String(context.blockMs),
+            'STREAMS',
+            ...ready.map((p) => streams[p] as string),
+            ...ready.map(() => '>'),
+          ])
+          .finally(() => {
+            blockedId = undefined;
+          });
         failures = 0;
         for (const [stream, entries] of parseStreams(reply)) {
           const at = ready.findIndex((p) => streams[p] === stream);
@@ -353,6 +371,7 @@ export function createGroupReader(context: ReaderContext) {
         }
       } catch (error) {
         if (stopped) break;
+        blockingId = '';
         failures += 1;
         context.report(error, 'consume');
         if (isNoGroup(error)) await context.declare(true).catch((e: unknown) => context.report(e, 'consume'));
