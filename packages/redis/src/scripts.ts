@@ -103,14 +103,14 @@ return 1`,
 
   /**
    * KEYS: marks. ARGV: claim ms, then one claim value per mark. Claims each
-   * message for one handler run: per mark 'claimed', 'done' or 'busy'.
+   * message for one handler run (`SET … NX GET`: one command, Redis 7.0+): per
+   * mark 'claimed', 'done' or 'busy'.
    */
   inboxClaim: `
 local out = {}
 for i, key in ipairs(KEYS) do
-  local value = redis.call('GET', key)
+  local value = redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1], 'GET')
   if not value then
-    redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
     out[i] = 'claimed'
   elseif string.sub(value, 1, 2) == 'd:' then
     out[i] = 'done'

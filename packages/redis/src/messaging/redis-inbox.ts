@@ -136,6 +136,9 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     },
 
     async prune(before) {
+      // Marks expire by their TTL `retentionMs` after their time: none older than that is left to delete, and the
+      // keyspace is not scanned (the consumer's default retention, 7 days, is longer than the marks' 24 h).
+      if (before.getTime() <= Date.now() - retentionMs) return;
       let cursor = '0';
       do {
         const [next, found] = (await client.sendCommand(['SCAN', cursor, 'MATCH', `${prefix}*`, 'COUNT', '500'])) as [
