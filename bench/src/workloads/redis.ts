@@ -7,10 +7,14 @@
  *   one `XACK` per batch; factline: a subscription's `receive(64)` loop, acking each delivery).
  * - `redis-e2e`: publish MESSAGES, consume and ack; rate = first publish → last ack (raw: the two
  *   loops above at once, a blocking `XREADGROUP` on a connection of its own; factline:
- *   `transport.publish` → `createConsumer` with the retry policy, the Redis inbox and 8 key lanes).
+ *   `transport.publish` → `createConsumer` with the retry policy, the Redis inbox and 64 key lanes,
+ *   `FACTLINE_BENCH_REDIS_LANES`: a lane spends most of its time waiting for Redis, so a user after
+ *   this rate configures more lanes than the default 8; timed once the consumer holds its partitions).
+ *   Each trial also reports the CPU per message of this process and of redis-server.
  *   `factline-half` then runs at half the factline rate: p50/p99 = publish resolved → handled (µs).
  * - `redis-inbox`: MESSAGES ids through an idempotency check, 64 at a time (seed: `GET processed:<id>`
- *   then `SET processed:<id> 1 EX 86400`; factline: the Redis inbox's `applyOnce`, claim then mark).
+ *   then `SET processed:<id> 1 EX 86400`; factline: the Redis inbox's `applyOnce`, claim then mark,
+ *   the claims and the marks of the 64 runs each in one script call).
  */
 import { type Consumer, createConsumer, createMessage, type Message } from '@factline/core';
 import { messageToJson } from '@factline/core/adapter';
@@ -19,6 +23,8 @@ import { createClient } from 'redis';
 import { report, type Subject, type Trial, type Workload } from '../harness.ts';
 
 const MESSAGES = Number(process.env.FACTLINE_BENCH_REDIS_MESSAGES ?? 10_000);
+/** Key lanes of the end-to-end consumer (its `concurrency`). */
+const LANES = Number(process.env.FACTLINE_BENCH_REDIS_LANES ?? 64);
 const url = process.env.FACTLINE_REDIS_URL ?? 'redis://127.0.0.1:6379';
 let counter = 0;
 /** The factline end-to-end rate measured last: `factline-half` runs at half of it. */
@@ -63,6 +69,27 @@ async function removeKeys(client: Client, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
+/** redis-server's CPU time so far (user + sys), µs; the server is shared, so other clients' work counts too. */
+async function serverCpu(client: Client): Promise<number> {
+  const info = String(await client.sendCommand(['INFO', 'cpu']));
+  const seconds = (name: string) => Number(info.match(new RegExp(`${name}:([0-9.]+)`))?.[1] ?? 0);
+  return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6;
+}
+
+/**
+ * Measures `work`'s CPU per message: this process's (user + sys) and redis-server's, reported as
+ * `<subject>.node-cpu` and `<subject>.redis-cpu` (µs per message) for each trial.
+ */
+async function withCpu(client: Client, subject: string, work: () => Promise<void>): Promise<void> {
+  const server = await serverCpu(client);
+  const own = process.cpuUsage();
+  await work();
+  const used = process.cpuUsage(own);
+  const serverUsed = (await serverCpu(client)) - server;
+  report('redis-e2e', `${subject}.node-cpu`, (used.user + used.system) / MESSAGES, 'us/msg');
+  report('redis-e2e', `${subject}.redis-cpu`, serverUsed / MESSAGES, 'us/msg');
+}
+
 /** Raw node-redis on one stream of its own, removed afterwards. */
 function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
   let client: Client;
@@ -104,7 +131,7 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
     run: async () => {
       if (kind === 'publish') await publishAll();
       else if (kind === 'consume') await consumeAll();
-      else await Promise.all([publishAll(), consumeAll()]);
+      else await withCpu(client, 'raw', async () => void (await Promise.all([publishAll(), consumeAll()])));
       return MESSAGES;
     },
     teardown: async () => {
@@ -120,6 +147,7 @@ function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Tria
   let transport: RedisTransport;
   let inbox: RedisInbox | undefined;
   let consumer: Consumer | undefined;
+  let stats: Client | undefined;
   const application = unique('factline');
   const batch = messages(MESSAGES);
   const publishedAt = new Float64Array(MESSAGES);
@@ -155,6 +183,7 @@ function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Tria
       await transport.declareSubscription('orders', 'bench');
       if (kind === 'consume') await publishAll();
       if (kind === 'e2e') {
+        stats = await connect();
         inbox = await getRedisInbox({ url, application });
         consumer = createConsumer({
           name: 'bench',
@@ -163,7 +192,7 @@ function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Tria
           inbox,
           maxRetries: 3,
           retryDelay: [100, 1000],
-          concurrency: 8,
+          concurrency: LANES,
           handler(message) {
             const { i } = message.data as { i: number };
             handledAt[i] = performance.now();
@@ -171,6 +200,12 @@ function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Tria
           },
         });
         await consumer.start();
+        // The run starts once the consumer reads every partition: taking the leases is start-up, not throughput.
+        const deadline = Date.now() + 10_000;
+        while (transport.heldPartitions('orders', 'bench').length < 4) {
+          if (Date.now() > deadline) throw new Error('the consumer did not take the 4 partitions within 10 s');
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
       }
     },
     run: async () => {
@@ -187,7 +222,8 @@ function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Tria
         await subscription.close();
       } else {
         const started = performance.now();
-        await Promise.all([publishAll(), done]);
+        if (paced) await Promise.all([publishAll(), done]);
+        else await withCpu(stats as Client, 'factline', async () => void (await Promise.all([publishAll(), done])));
         if (!paced) factlineRate = MESSAGES / ((performance.now() - started) / 1000);
       }
       return MESSAGES;
@@ -205,6 +241,7 @@ function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Tria
       await consumer?.stop();
       await transport.close();
       await inbox?.close();
+      await stats?.close();
       const client = await connect();
       await removeKeys(client, `${application}:`);
       await client.close();
@@ -265,7 +302,8 @@ export const redisWorkloads: Workload[] = [
   },
   {
     name: 'redis-e2e',
-    description: `${MESSAGES} messages published and handled; rate = first publish → last ack; raw = pipelined XADD + blocking XREADGROUP/XACK; factline = transport.publish → createConsumer (retry policy, Redis inbox, 8 key lanes); factline-half = the same at half the factline rate, p50/p99 = publish resolved → handled (µs)`,
+    warmup: true,
+    description: `${MESSAGES} messages published and handled; rate = first publish → last ack; raw = pipelined XADD + blocking XREADGROUP/XACK; factline = transport.publish → createConsumer (retry policy, Redis inbox, ${LANES} key lanes: more lanes than the default 8, since a lane mostly waits on Redis), timed once the consumer holds the 4 partitions, after a warm-up trial; node-cpu / redis-cpu = CPU µs per message of this process and of redis-server (shared: other clients count too), per trial; factline-half = the same at half the factline rate, p50/p99 = publish resolved → handled (µs)`,
     unit: 'msg/s',
     subjects: [
       subject('raw', () => rawTrial('e2e')),
@@ -275,7 +313,7 @@ export const redisWorkloads: Workload[] = [
   },
   {
     name: 'redis-inbox',
-    description: `${MESSAGES} message ids through the idempotency check, 64 at a time; seed = GET processed:<id> then SET … EX 86400; factline = getRedisInbox().applyOnce (claim script, handler, mark script)`,
+    description: `${MESSAGES} message ids through the idempotency check, 64 at a time; seed = GET processed:<id> then SET … EX 86400; factline = getRedisInbox().applyOnce (claim script, handler, mark script; the runs of one turn share each script call)`,
     unit: 'msg/s',
     subjects: [subject('seed', () => inboxTrial('seed')), subject('factline', () => inboxTrial('factline'))],
   },

@@ -56,6 +56,15 @@ end
 return 0`,
 
   /**
+   * KEYS: stream, partition lease. ARGV: group, lease token, entry ids. Acks
+   * the entries while the lease holds the token (the reader still has the
+   * partition): the count acked; -1, acking nothing, when another holds it.
+   */
+  ackFenced: `
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return -1 end
+return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))`,
+
+  /**
    * KEYS: stream, lease. ARGV: group, consumer, returned consumer, holder.
    * Hands the consumer's pending entries to the returned consumer (claimed by
    * the partition's next holder), removes the consumer, frees the lease.
@@ -92,15 +101,65 @@ elseif redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[1] then
 end
 return 1`,
 
-  /** KEYS: mark. ARGV: claim value, claim ms. Claims a message for one handler run: 'claimed', 'done' or 'busy'. */
+  /**
+   * KEYS: marks. ARGV: claim ms, then one claim value per mark. Claims each
+   * message for one handler run (`SET … NX GET`: one command, Redis 7.0+): per
+   * mark 'claimed', 'done' or 'busy'.
+   */
   inboxClaim: `
-local value = redis.call('GET', KEYS[1])
-if not value then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 'claimed'
+local out = {}
+for i, key in ipairs(KEYS) do
+  local value = redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1], 'GET')
+  if not value then
+    out[i] = 'claimed'
+  elseif string.sub(value, 1, 2) == 'd:' then
+    out[i] = 'done'
+  else
+    out[i] = 'busy'
+  end
 end
-if string.sub(value, 1, 2) == 'd:' then return 'done' end
-return 'busy'`,
+return out`,
+
+  /**
+   * KEYS and ARGV: per message, kind 'm' (a mark; KEYS: mark; ARGV: 'm', claim
+   * value, mark value, ms) or kind 'a' (a mark and the ack of its stream entry;
+   * KEYS: mark, stream, partition lease; ARGV: 'a', claim value, mark value, ms,
+   * group, entry id, lease token). A mark replaces the run's claim only while
+   * the claim is the run's. A kind 'a' whose lease holds another token (the
+   * partition moved to another reader) writes neither mark nor ack and drops
+   * the claim, so the new holder's run applies the message. Per message 1, or
+   * 0 when fenced off.
+   */
+  inboxMark: `
+local out = {}
+local k, a = 1, 1
+local leases = {}
+while a <= #ARGV do
+  local kind = ARGV[a]
+  local mark = KEYS[k]
+  local ok = 1
+  if kind == 'a' then
+    local lease = KEYS[k + 2]
+    if leases[lease] == nil then leases[lease] = redis.call('GET', lease) end
+    if leases[lease] ~= ARGV[a + 6] then ok = 0 end
+  end
+  if ok == 0 then
+    if redis.call('GET', mark) == ARGV[a + 1] then redis.call('DEL', mark) end
+  else
+    if redis.call('GET', mark) == ARGV[a + 1] then redis.call('SET', mark, ARGV[a + 2], 'PX', ARGV[a + 3]) end
+    if kind == 'a' then redis.call('XACK', KEYS[k + 1], ARGV[a + 4], ARGV[a + 5]) end
+  end
+  out[#out + 1] = ok
+  if kind == 'a' then k, a = k + 3, a + 7 else k, a = k + 1, a + 4 end
+end
+return out`,
+
+  /** KEYS: marks. ARGV: ms, then one claim value per mark. Renews each claim that is still the run's. */
+  inboxRenew: `
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i + 1] then redis.call('PEXPIRE', key, ARGV[1]) end
+end
+return #KEYS`,
 
   /** KEYS: mark. ARGV: claim value, then a mark and its ms ('' to drop the claim), or ms to renew. */
   inboxSettle: `

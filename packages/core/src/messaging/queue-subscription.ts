@@ -1,6 +1,6 @@
 import { isFactlineError, StoreClosedError } from '../errors/index.ts';
 import { createLeasedDeliveries, type LeasedRow } from './leased-deliveries.ts';
-import { messageFromJson } from './message.ts';
+import { type Message, messageFromJson } from './message.ts';
 import type { ReceiveWakeups } from './receive-wakeups.ts';
 import type { Delivery, Subscription } from './transport.ts';
 
@@ -8,6 +8,12 @@ import type { Delivery, Subscription } from './transport.ts';
 export interface ClaimedMessage {
   /** The message as stored (`messageToJson`). */
   message: string;
+  /**
+   * The same message already revived (an adapter that read it to learn its
+   * key): handed out as it is instead of parsing `message` again. Give it for
+   * one hand-out only, since a handler may change the object it gets.
+   */
+  parsed?: Message;
   deliveryCount: number;
   /** The row's settle statements under the lease it was handed out with. */
   row: LeasedRow;
@@ -58,7 +64,7 @@ export function createQueueSubscription(options: QueueSubscriptionOptions): Subs
   const waits = wakeups.waits(channel);
   const deliveries = createLeasedDeliveries(() => wakeups.wake(channel));
   const deliver = (claimed: ClaimedMessage): Delivery => {
-    const message = messageFromJson(claimed.message);
+    const message = claimed.parsed ?? messageFromJson(claimed.message);
     const { committed, ...settle } = deliveries.handOut(message.key, claimed.row);
     return { message, deliveryCount: claimed.deliveryCount, ...settle, ...claimed.extra?.(committed) };
   };

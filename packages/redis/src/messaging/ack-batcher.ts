@@ -1,48 +1,78 @@
 import type { RedisClient } from '../connection.ts';
+import { runScript } from '../scripts.ts';
 
 interface Waiting {
   ids: string[];
   done: { resolve(): void; reject(error: unknown): void }[];
 }
 
+/** At most this many ids in one script call (Lua's `unpack` has a limit). */
+const MOST_IDS = 1000;
+
+export interface AckBatcherSettings {
+  client: RedisClient;
+  group: string;
+  /** The stream of a partition, and its lease key. */
+  streamOf(partition: number): string;
+  leaseOf(partition: number): string;
+  /** The lease value while this reader holds a partition (its fencing token). */
+  token: string;
+  /** Entries were acked: there is room for more. */
+  acked(): void;
+  /** A partition's lease was found with another holder: nothing of it was acked. */
+  fenced(partition: number): void;
+}
+
 /**
  * Acknowledges a group's entries in batches: the acks asked for in one turn
- * of the event loop go out together at the next turn, one `XACK` per stream
- * with every id, and each caller is resolved when Redis answered (or rejected
- * with its error: the entry stays pending and comes back, never lost).
+ * of the event loop go out together at the next turn, one script call per
+ * stream with every id, which acks only while the partition's lease still
+ * holds this reader's token (a reader that paused past its lease does not ack
+ * what the new holder now has). Each caller is resolved when Redis answered
+ * (also when fenced off: the entry is the new holder's), or rejected with the
+ * error (the entry stays pending and comes back, never lost).
  *
  * @example
- * const acks = createAckBatcher(client, (p) => `shop:stream:orders:${p}`, 'billing', () => undefined);
+ * const acks = createAckBatcher({ client, group: 'billing', streamOf, leaseOf, token, acked, fenced });
  * await acks.ack(0, '1733390000000-0');
  */
-export function createAckBatcher(
-  client: RedisClient,
-  streamOf: (partition: number) => string,
-  group: string,
-  acked: () => void,
-) {
+export function createAckBatcher(settings: AckBatcherSettings) {
+  const { client, group, token } = settings;
   let waiting = new Map<number, Waiting>();
   let scheduled = false;
+
+  const send = (partition: number, ids: string[], done: Waiting['done']) => {
+    runScript(
+      client,
+      'ackFenced',
+      [settings.streamOf(partition), settings.leaseOf(partition)],
+      [group, token, ...ids],
+    ).then(
+      (reply) => {
+        // Fenced off: the reader lets the partition go before the callers learn their ack is done.
+        if (Number(reply) < 0) settings.fenced(partition);
+        else settings.acked();
+        for (const d of done) d.resolve();
+      },
+      (error: unknown) => {
+        for (const d of done) d.reject(error);
+      },
+    );
+  };
 
   const flush = () => {
     scheduled = false;
     const batch = waiting;
     waiting = new Map();
     for (const [partition, { ids, done }] of batch) {
-      client.sendCommand(['XACK', streamOf(partition), group, ...ids]).then(
-        () => {
-          for (const d of done) d.resolve();
-          acked();
-        },
-        (error: unknown) => {
-          for (const d of done) d.reject(error);
-        },
-      );
+      for (let i = 0; i < ids.length; i += MOST_IDS) {
+        send(partition, ids.slice(i, i + MOST_IDS), done.slice(i, i + MOST_IDS));
+      }
     }
   };
 
   return {
-    /** Resolves once Redis acknowledged entry `id` of `partition`'s stream (with the others of this turn). */
+    /** Resolves once Redis answered for entry `id` of `partition`'s stream (with the others of this turn). */
     ack(partition: number, id: string): Promise<void> {
       return new Promise<void>((resolve, reject) => {
         let entry = waiting.get(partition);

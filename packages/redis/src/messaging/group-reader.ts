@@ -4,6 +4,7 @@ import { destroyClient, type RedisClient, reconnectDelay } from '../connection.t
 import { RETURNED_CONSUMER } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
+import type { AckTarget } from './ack-with-mark.ts';
 import type { ReaderContext } from './reader-context.ts';
 import { createGroupBuffer, type Entry } from './receive.ts';
 import { isNoGroup, parseAutoClaim, parsePendingHolders, parseStreams, type RawEntry } from './stream-replies.ts';
@@ -40,6 +41,7 @@ export function createGroupReader(context: ReaderContext) {
   /** Hand-outs of entries this reader dropped when it lost their partition, for when it claims them again. */
   const forgotten = new Map<string, number>();
   let blocking: RedisClient | undefined;
+  let blockingId = '';
   let leaseTimer: ReturnType<typeof setTimeout> | undefined;
   let reading: Promise<void> | undefined;
   let kick: (() => void) | undefined;
@@ -49,8 +51,34 @@ export function createGroupReader(context: ReaderContext) {
   const tickEvery = Math.max(50, Math.min(Math.floor(context.leaseMs / 3), context.trimIntervalMs));
 
   const wakeReader = () => kick?.();
+  /** The blocking connection's id while an `XREADGROUP` waits on it, to end that wait early. */
+  let blockedId: string | undefined;
+  /**
+   * A partition became ready: the blocking read in flight does not cover it, so it is ended at once
+   * (`CLIENT UNBLOCK`, answered as a timeout) and the next read includes it, instead of after `blockMs`.
+   */
+  const rereadNow = () => {
+    wakeReader();
+    if (blockedId !== undefined) client.sendCommand(['CLIENT', 'UNBLOCK', blockedId]).catch(() => undefined);
+  };
 
-  const acks = createAckBatcher(client, (partition) => streams[partition] as string, group, wakeReader);
+  const leases = states.map((_, p) => keys.lease(topic, group, p));
+  const targets: AckTarget[] = states.map((_, p) => ({
+    url: context.url,
+    stream: streams[p] as string,
+    group,
+    lease: leases[p] as string,
+    token: consumer,
+  }));
+  const acks = createAckBatcher({
+    client,
+    group,
+    streamOf: (partition) => streams[partition] as string,
+    leaseOf: (partition) => leases[partition] as string,
+    token: consumer,
+    acked: wakeReader,
+    fenced: (partition) => lose(partition, 'another reader holds it (found at an ack)'),
+  });
 
   const buffer = createGroupBuffer(
     {
@@ -59,6 +87,12 @@ export function createGroupReader(context: ReaderContext) {
         return state.held && state.generation === entry.generation && Date.now() < state.expiresAt;
       },
       ack: (entry) => acks.ack(entry.partition, entry.id),
+      ackTarget: (entry) => targets[entry.partition] as AckTarget,
+      acked: wakeReader,
+      fenced: (entry) => {
+        const state = states[entry.partition] as PartitionState;
+        if (state.generation === entry.generation) lose(entry.partition, 'another reader holds it (found at an ack)');
+      },
       delay: async (entry, dueAt) => {
         const moved = await context.delay(entry, dueAt);
         wakeReader();
@@ -98,6 +132,7 @@ export function createGroupReader(context: ReaderContext) {
         const message = messageFromJson(json);
         added.push({
           id,
+          fresh: message,
           partition,
           generation,
           message,
@@ -186,7 +221,7 @@ export function createGroupReader(context: ReaderContext) {
       return;
     }
     if (state.held) state.ready = true;
-    wakeReader();
+    rereadNow();
   };
 
   const acquire = async (partition: number) => {
@@ -309,19 +344,26 @@ export function createGroupReader(context: ReaderContext) {
       const generations = ready.map((p) => (states[p] as PartitionState).generation);
       try {
         blocking ??= await context.openBlocking();
-        const reply = await blocking.sendCommand([
-          'XREADGROUP',
-          'GROUP',
-          group,
-          consumer,
-          'COUNT',
-          String(room),
-          'BLOCK',
-          String(context.blockMs),
-          'STREAMS',
-          ...ready.map((p) => streams[p] as string),
-          ...ready.map(() => '>'),
-        ]);
+        // Asked again after a failure: a reconnected connection has a new id.
+        if (blockingId === '') blockingId = String(await blocking.sendCommand(['CLIENT', 'ID']));
+        blockedId = blockingId;
+        const reply = await blocking
+          .sendCommand([
+            'XREADGROUP',
+            'GROUP',
+            group,
+            consumer,
+            'COUNT',
+            String(room),
+            'BLOCK',
+            String(context.blockMs),
+            'STREAMS',
+            ...ready.map((p) => streams[p] as string),
+            ...ready.map(() => '>'),
+          ])
+          .finally(() => {
+            blockedId = undefined;
+          });
         failures = 0;
         for (const [stream, entries] of parseStreams(reply)) {
           const at = ready.findIndex((p) => streams[p] === stream);
@@ -329,6 +371,7 @@ export function createGroupReader(context: ReaderContext) {
         }
       } catch (error) {
         if (stopped) break;
+        blockingId = '';
         failures += 1;
         context.report(error, 'consume');
         if (isNoGroup(error)) await context.declare(true).catch((e: unknown) => context.report(e, 'consume'));

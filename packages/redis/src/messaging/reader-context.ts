@@ -6,6 +6,8 @@ import type { Entry } from './receive.ts';
 /** What a group reader needs from its transport. */
 export interface ReaderContext {
   keys: RedisKeys;
+  /** The server's URL, as the transport was given it. */
+  url: string;
   topic: string;
   group: string;
   partitions: number;

@@ -1,5 +1,6 @@
 import type { Message } from '@factline/core';
 import type { ClaimedMessage } from '@factline/core/adapter';
+import { type AckTarget, type AckWithMark, ackWithMark } from './ack-with-mark.ts';
 
 /** One stream entry a process holds for a group (pending under its consumer name) until it is acked or released. */
 export interface Entry {
@@ -11,6 +12,8 @@ export interface Entry {
   message: Message;
   /** The message as stored (`messageToJson`). */
   json: string;
+  /** `message`, until its first hand-out takes it (later hand-outs parse `json` again: a handler may change it). */
+  fresh?: Message | undefined;
   /** Not handed out before this time (in flight, or released with no delay). */
   visibleAt: number;
   /** Hand-outs so far (from the pending list and earlier releases, then in this process). */
@@ -21,14 +24,22 @@ export interface Entry {
   holder: number | undefined;
   /** Acknowledged: nothing settles it again. */
   done?: boolean;
+  /** Out of the buffer (acknowledged, delayed, dropped); the array keeps it until the next compaction. */
+  gone?: boolean;
 }
 
 /** What the buffer needs from its reader to settle an entry in Redis. */
 export interface Settler {
   /** True while this process holds the entry's partition under the generation it was read with. */
   current(entry: Entry): boolean;
-  /** `XACK`s the entry. */
+  /** `XACK`s the entry while this reader's lease of its partition holds (else leaves it to the new holder). */
   ack(entry: Entry): Promise<void>;
+  /** Where the entry's ack goes when the Redis inbox writes it with the mark (see ack-with-mark.ts). */
+  ackTarget(entry: Entry): AckTarget;
+  /** The inbox acked the entry with its mark: there is room for more. */
+  acked(): void;
+  /** The entry's partition lease was found with another holder: it is that holder's now. */
+  fenced(entry: Entry): void;
   /** Acks the entry and schedules its copy for `dueAt` (sorted set); false when that failed. */
   delay(entry: Entry, dueAt: number): Promise<boolean>;
   /** Something may have become ready: waiting receivers should look again. */
@@ -63,27 +74,68 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
   /** `<partition> <id>` of every entry held, so that an entry claimed again is found at once. */
   const heldIds = new Set<string>();
   const idOf = (entry: Entry) => `${entry.partition} ${entry.id}`;
+  /** Entries marked gone but still in the array: dropped at once when they make half of it (O(1) per removal). */
+  let goneCount = 0;
+  const compact = () => {
+    entries = entries.filter((entry) => !entry.gone);
+    goneCount = 0;
+  };
   const remove = (entry: Entry) => {
-    const at = entries.indexOf(entry);
-    if (at >= 0) entries.splice(at, 1);
+    if (entry.gone) return;
+    entry.gone = true;
+    goneCount += 1;
     heldIds.delete(idOf(entry));
+    if (goneCount >= 32 && goneCount * 2 >= entries.length) compact();
+  };
+  /** Puts a removed entry back, where it was when it is still in the array, else at `at`. */
+  const restore = (entry: Entry, at: number) => {
+    if (!entry.gone) return;
+    entry.gone = false;
+    heldIds.add(idOf(entry));
+    if (entries.includes(entry)) goneCount -= 1;
+    else entries.splice(Math.min(at, entries.length), 0, entry);
   };
 
   const claimed = (entry: Entry, lease: number): ClaimedMessage => {
     const current = () => entry.lease === lease && !entry.done;
+    const parsed = entry.fresh;
+    entry.fresh = undefined;
     return {
       message: entry.json,
+      ...(parsed ? { parsed } : {}),
       deliveryCount: entry.count,
+      // The Redis inbox acks the entry in the script writing the mark, and tells the outcome here.
+      extra: (committed) => {
+        const settle: AckWithMark = {
+          target: settler.ackTarget(entry),
+          id: entry.id,
+          current,
+          acked() {
+            entry.done = true;
+            remove(entry);
+            committed();
+            settler.acked();
+          },
+          fenced() {
+            entry.done = true;
+            remove(entry);
+            committed();
+            settler.fenced(entry);
+          },
+        };
+        return { [ackWithMark]: settle };
+      },
       row: {
         async ack() {
           if (!current()) return;
           entry.done = true;
           remove(entry);
-          // Acked even when the lease moved on meanwhile: the handler's work is done, a duplicate is avoided.
+          // Acked even when this process saw its lease move on meanwhile, unless Redis shows another holder:
+          // then the entry is the new holder's (the fencing check), else a duplicate is avoided.
           await settler.ack(entry);
         },
         async release(delayMs) {
-          if (!current() || !entries.includes(entry) || !settler.current(entry)) return false;
+          if (!current() || entry.gone || !settler.current(entry)) return false;
           entry.lease += 1;
           entry.holder = undefined;
           const dueAt = Date.now() + delayMs;
@@ -98,14 +150,11 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
           // Kept here instead (still pending in Redis), due at the same time.
           parked.delete(entry.message.key);
           entry.visibleAt = dueAt;
-          if (settler.current(entry)) {
-            entries.splice(Math.min(at, entries.length), 0, entry);
-            heldIds.add(idOf(entry));
-          }
+          if (settler.current(entry)) restore(entry, at);
           return true;
         },
         async extend(ms) {
-          if (current() && entries.includes(entry)) entry.visibleAt = Date.now() + ms;
+          if (current() && !entry.gone) entry.visibleAt = Date.now() + ms;
         },
       },
     };
@@ -121,7 +170,7 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
         if (park?.id === entry.message.id) {
           // Back from its delay: ahead of the key's messages that waited for it.
           parked.delete(key);
-          const first = entries.findIndex((e) => e.message.key === key);
+          const first = entries.findIndex((e) => !e.gone && e.message.key === key);
           if (first >= 0) entries.splice(first, 0, entry);
           else entries.push(entry);
         } else {
@@ -138,6 +187,7 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
       const blocked = new Set<string>();
       for (const entry of entries) {
         if (out.length >= max) break;
+        if (entry.gone) continue;
         const key = entry.message.key;
         if (blocked.has(key)) continue;
         if (entry.holder !== undefined && entry.visibleAt > at) {
@@ -165,8 +215,10 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
 
     /** Forgets the entries of a partition this process no longer reads (its lease went elsewhere or back). */
     dropPartition(partition: number): Entry[] {
+      compact();
       const dropped = entries.filter((entry) => entry.partition === partition);
       entries = entries.filter((entry) => entry.partition !== partition);
+      for (const entry of dropped) entry.gone = true;
       for (const id of [...heldIds]) if (id.startsWith(`${partition} `)) heldIds.delete(id);
       return dropped;
     },
@@ -174,20 +226,20 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
     /** True while an entry of `partition` is handed out and not settled nor expired. */
     inFlight(partition: number) {
       const at = Date.now();
-      return entries.some((e) => e.partition === partition && e.holder !== undefined && e.visibleAt > at);
+      return entries.some((e) => !e.gone && e.partition === partition && e.holder !== undefined && e.visibleAt > at);
     },
 
     /** When something held becomes ready by time alone (a visibility timeout, a release, a park's end). */
     nextChange(): number | undefined {
       const at = Date.now();
       let next = Number.POSITIVE_INFINITY;
-      for (const entry of entries) if (entry.visibleAt > at) next = Math.min(next, entry.visibleAt);
+      for (const entry of entries) if (!entry.gone && entry.visibleAt > at) next = Math.min(next, entry.visibleAt);
       for (const park of parked.values()) next = Math.min(next, park.until);
       return next === Number.POSITIVE_INFINITY ? undefined : next;
     },
 
     get size() {
-      return entries.length;
+      return entries.length - goneCount;
     },
   };
 }

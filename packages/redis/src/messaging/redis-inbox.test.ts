@@ -102,4 +102,14 @@ describe('getRedisInbox: claim, then mark once the handler succeeded', { skip },
       [false, false, true],
     );
   });
+
+  it('prune scans nothing for a time its marks outlive by their TTL (the consumer asks for 7 days, marks live 24 h)', async () => {
+    const inbox = await open({ retentionMs: 60_000 });
+    // A mark without a TTL (written by hand): only a scan would find it.
+    await client.sendCommand(['SET', markKey('audit', 'kept'), `d:${Date.now() - 300_000}`]);
+    await inbox.prune(new Date(Date.now() - 120_000));
+    assert.equal(await inbox.has('audit', 'kept'), true, 'not scanned: every mark before that time expired by itself');
+    await inbox.prune(new Date(Date.now() - 5000));
+    assert.equal(await inbox.has('audit', 'kept'), false, 'a time within the retention is scanned for');
+  });
 });

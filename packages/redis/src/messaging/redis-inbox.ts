@@ -1,9 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { type Inbox, TransportError } from '@factline/core';
 import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
+import { batchedCalls } from '../batched-calls.ts';
 import { assertRedisUrl, destroyClient, openClient, type RedisClient } from '../connection.ts';
 import { applicationName } from '../options.ts';
 import { runScript } from '../scripts.ts';
+import { type AckWithMark, ackWithMarkOf } from './ack-with-mark.ts';
+
+interface MarkItem {
+  key: string;
+  claim: string;
+  value: string;
+  ms: number;
+  /** The delivery's stream entry, acked with the mark when the partition lease still holds its reader's token. */
+  ack: AckWithMark | undefined;
+}
 
 export interface RedisInboxOptions {
   /** `redis://[user:password@]host:port[/db]`. */
@@ -65,6 +76,51 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     onError: () => undefined,
   });
   const markKey = (consumer: string, id: string) => `${prefix}${consumer}:${id}`;
+  /** Claim values: unique per inbox (a random part) and per run (a counter). */
+  const runs = randomUUID();
+  let runCount = 0;
+  // The claims, and the marks (with their acks), of the runs of one turn of the event loop: one script call each.
+  const claims = batchedCalls(
+    async (items: { key: string; claim: string }[]) =>
+      (await runScript(
+        client,
+        'inboxClaim',
+        items.map((item) => item.key),
+        [claimMs, ...items.map((item) => item.claim)],
+      )) as string[],
+  );
+  const marks = batchedCalls(async (items: MarkItem[]) => {
+    const keys: string[] = [];
+    const args: (string | number)[] = [];
+    for (const { key, claim, value, ms, ack } of items) {
+      if (ack) {
+        const { stream, lease, group, token } = ack.target;
+        keys.push(key, stream, lease);
+        args.push('a', claim, value, ms, group, ack.id, token);
+      } else {
+        keys.push(key);
+        args.push('m', claim, value, ms);
+      }
+    }
+    return (await runScript(client, 'inboxMark', keys, args)) as number[];
+  });
+  /** The claims of the handler runs in progress (mark key → claim), renewed together every third of `claimMs`. */
+  const running = new Map<string, string>();
+  let renewals: ReturnType<typeof setInterval> | undefined;
+  const startRenewals = () => {
+    renewals ??= setInterval(
+      () => {
+        if (running.size === 0) {
+          clearInterval(renewals);
+          renewals = undefined;
+          return;
+        }
+        runScript(client, 'inboxRenew', [...running.keys()], [claimMs, ...running.values()]).catch(() => undefined);
+      },
+      Math.max(10, Math.floor(claimMs / 3)),
+    );
+    renewals.unref?.();
+  };
   /** A mark kept until `at + retention`; one already past it is not written. */
   const markFor = (at: Date) => ({ value: `d:${at.getTime()}`, ttl: at.getTime() + retentionMs - Date.now() });
 
@@ -80,6 +136,9 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     },
 
     async prune(before) {
+      // Marks expire by their TTL `retentionMs` after their time: none older than that is left to delete, and the
+      // keyspace is not scanned (the consumer's default retention, 7 days, is longer than the marks' 24 h).
+      if (before.getTime() <= Date.now() - retentionMs) return;
       let cursor = '0';
       do {
         const [next, found] = (await client.sendCommand(['SCAN', cursor, 'MATCH', `${prefix}*`, 'COUNT', '500'])) as [
@@ -91,35 +150,41 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       } while (cursor !== '0');
     },
 
-    async applyOnce(consumer, id, at, work) {
+    async applyOnce(consumer, id, at, work, delivery, queued) {
       const key = markKey(consumer, id);
-      const claim = `c:${randomUUID()}`;
-      const outcome = String(await runScript(client, 'inboxClaim', [key], [claim, claimMs]));
+      const claim = `c:${runs}.${++runCount}`;
+      const outcome = await claims.call({ key, claim });
       if (outcome === 'done') return false;
       if (outcome === 'busy') {
         throw new TransportError(`message ${id} is being handled by another run of consumer '${consumer}'`);
       }
-      const renewal = setInterval(
-        () => {
-          runScript(client, 'inboxSettle', [key], [claim, 'renew', claimMs]).catch(() => undefined);
-        },
-        Math.max(10, Math.floor(claimMs / 3)),
-      );
+      running.set(key, claim);
+      startRenewals();
       try {
         await work(undefined);
       } catch (error) {
-        clearInterval(renewal);
+        running.delete(key);
         // The claim goes, so that a retry runs; failing to delete it only delays the retry to its expiry.
         await runScript(client, 'inboxSettle', [key], [claim, '', 0]).catch(() => undefined);
         throw error;
       }
-      clearInterval(renewal);
+      running.delete(key);
       const { value, ttl } = markFor(at);
-      await runScript(client, 'inboxSettle', [key], [claim, value, Math.max(1, Math.ceil(ttl))]);
+      const ack = ackWithMarkOf(delivery);
+      const target = ack && ack.target.url === options.url && ack.current() ? ack : undefined;
+      // Only the mark (and the ack) is left: another key's run may start meanwhile.
+      queued?.();
+      const written = await marks.call({ key, claim, value, ms: Math.max(1, Math.ceil(ttl)), ack: target });
+      if (target) {
+        if (written === 1) target.acked();
+        else target.fenced();
+      }
       return true;
     },
 
     async close() {
+      clearInterval(renewals);
+      renewals = undefined;
       await client.close().catch(() => destroyClient(client));
     },
   };

@@ -116,6 +116,7 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
     if (!shared) {
       const reader = createGroupReader({
         keys,
+        url: options.url,
         topic,
         group,
         partitions: options.partitions,

@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { createConsumer, createMessage, type Delivery } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
+import { createClient } from 'redis';
+import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
+import { getRedisInbox } from './redis-inbox.ts';
+import { getRedisTransport } from './redis-transport.ts';
+
+const skip = await redisUnavailable();
+const application = testApplication('fencing');
+const client = createClient({ url: redisUrl });
+client.on('error', () => undefined);
+if (!skip) await client.connect();
+
+after(async () => {
+  if (skip) return;
+  await client.close();
+  await removeKeys(application);
+});
+
+const pending = async (stream: string, group: string) =>
+  Number(((await client.sendCommand(['XPENDING', stream, group])) as [number])[0]);
+
+// A reader whose event loop stalled past its lease is played by taking its lease key away from it (as the
+// partition's next holder would once the lease expired) while it holds a delivery; then it settles the delivery.
+// Leases last a minute here, so no renewal runs during a case.
+describe('redis: the partition lease fences off a reader that lost it', { skip }, () => {
+  it('an ack after the lease moved acks nothing: the reader lets the partition go, the new holder gets the entry', async () => {
+    const errors: string[] = [];
+    const open = () =>
+      getRedisTransport({
+        url: redisUrl,
+        application,
+        partitions: 1,
+        leaseMs: 60_000,
+        onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
+      });
+    const stale = await open();
+    const next = await open();
+    const signal = new AbortController().signal;
+    try {
+      const a = stale.subscribe('acks', 'billing');
+      await stale.publish('acks', [createMessage({ type: 'A', key: 'k', data: { n: 1 } })]);
+      const [delivery] = await a.receive(1, 5000, signal);
+      assert.ok(delivery, 'the first reader got the message');
+      await client.sendCommand([
+        'SET',
+        stale.keys.lease('acks', 'billing', 0),
+        `${next.consumerName}-1`,
+        'PX',
+        '60000',
+      ]);
+      await delivery.ack();
+      const stream = stale.keys.stream('acks', 0);
+      assert.equal(await pending(stream, 'billing'), 1, 'the entry is still pending: not acked by the stale reader');
+      assert.deepEqual(stale.heldPartitions('acks', 'billing'), [], 'the stale reader let the partition go');
+      assert.ok(
+        errors.some((e) => /^lease: lost the lease of acks\/billing partition 0: another reader holds it/.test(e)),
+        errors.join('\n'),
+      );
+      const b = next.subscribe('acks', 'billing');
+      const again: Delivery[] = [];
+      await waitUntil(
+        async () => {
+          again.push(...(await b.receive(1, 100, signal)));
+          return again.length === 1;
+        },
+        'the new holder to get the entry',
+        10_000,
+      );
+      assert.equal(again[0]?.message.id, delivery.message.id);
+      assert.equal(again[0]?.deliveryCount, 2);
+      await again[0]?.ack();
+      assert.equal(await pending(stream, 'billing'), 0, 'acked by the new holder');
+      await a.close();
+      await b.close();
+    } finally {
+      await stale.close();
+      await next.close();
+    }
+  });
+
+  it('with the Redis inbox, a run that finishes after the lease moved writes neither mark nor ack; the new holder applies the message', async () => {
+    const errors: string[] = [];
+    const open = () =>
+      getRedisTransport({
+        url: redisUrl,
+        application,
+        partitions: 1,
+        leaseMs: 60_000,
+        onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
+      });
+    const stale = await open();
+    const next = await open();
+    const inbox = await getRedisInbox({ url: redisUrl, application });
+    const runs: string[] = [];
+    const lease = stale.keys.lease('inboxed', 'billing', 0);
+    const consumerOn = (transport: typeof stale, name: string) =>
+      createConsumer({
+        name: 'billing',
+        topic: 'inboxed',
+        transport,
+        inbox,
+        async handler() {
+          runs.push(name);
+          // The stale reader's run: its partition moves to the next reader while the handler runs.
+          if (name === 'stale') await client.sendCommand(['SET', lease, `${next.consumerName}-1`, 'PX', '60000']);
+        },
+      });
+    const first = consumerOn(stale, 'stale');
+    const second = consumerOn(next, 'next');
+    try {
+      await first.start();
+      await waitUntil(
+        () => stale.heldPartitions('inboxed', 'billing').length === 1,
+        'the first reader to hold the partition',
+      );
+      const message = createMessage({ type: 'A', key: 'k', data: {} });
+      await stale.publish('inboxed', [message]);
+      await waitUntil(
+        () => runs.length === 1 && stale.heldPartitions('inboxed', 'billing').length === 0,
+        'the stale run to end and its reader to let go',
+      );
+      assert.deepEqual(runs, ['stale']);
+      assert.equal(await inbox.has('billing', message.id), false, 'no mark: the run finished after the lease moved');
+      const stream = stale.keys.stream('inboxed', 0);
+      assert.equal(await pending(stream, 'billing'), 1, 'no ack either');
+      assert.ok(
+        errors.some((e) => /^lease: lost the lease of inboxed\/billing partition 0/.test(e)),
+        errors.join('\n'),
+      );
+      await second.start();
+      await waitUntil(async () => (await pending(stream, 'billing')) === 0, 'the new holder to apply and ack', 10_000);
+      assert.deepEqual(runs, ['stale', 'next'], 'the new holder ran it (its claim was not blocked by the stale run)');
+      assert.equal(await inbox.has('billing', message.id), true);
+    } finally {
+      await first.stop();
+      await second.stop();
+      await stale.close();
+      await next.close();
+      await inbox.close();
+    }
+  });
+});
