@@ -10,7 +10,9 @@ export interface KeyLanes {
   add(deliveries: readonly Delivery[]): void;
   /** Deliveries in the lanes, in flight or waiting. */
   buffered(): number;
-  /** Resolves when a lane finishes, or when `signal` aborts. */
+  /** Runs that only wait for a group commit shared with other runs (their lane left its place to another key). */
+  settling(): number;
+  /** Resolves when a lane finishes or starts waiting for a shared group commit, or when `signal` aborts. */
   laneFreed(signal: AbortSignal): Promise<void>;
   /** Waits for the lanes in flight, up to `ms`. */
   drain(ms: number): Promise<void>;
@@ -71,6 +73,8 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
         if (!running.has(key) || waiting.has(key)) return;
         waiting.add(key);
         startWaitingLanes();
+        // The fetch loop may bring more keys into the group meanwhile.
+        freed?.();
       },
       working: () => void waiting.delete(key),
     };
@@ -126,6 +130,8 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
       for (const lane of lanes.values()) count += lane.length;
       return count;
     },
+
+    settling: () => waiting.size,
 
     laneFreed(stop) {
       return new Promise<void>((resolve) => {
