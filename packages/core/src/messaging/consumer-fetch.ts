@@ -4,7 +4,10 @@ import type { ConsumerErrorStage } from './consumer-options.ts';
 import type { Delivery, Subscription } from './transport.ts';
 
 export interface FetchSettings {
-  /** Lanes run at once: the buffer holds 4 × as many deliveries. */
+  /**
+   * Lanes run at once: the buffer holds 4 × as many deliveries, besides the
+   * runs only waiting for a shared group commit (up to 32 × in all).
+   */
   concurrency: number;
   /** Longest wait for new messages per receive. */
   pollMs: number;
@@ -27,12 +30,18 @@ const RECEIVE_BACKOFF_MS = { first: 100, max: 5000 };
  * closed: receives deliveries into the key lanes in batches (refilling only
  * once half the buffer was worked off: each receive is a write on the SQL
  * transports), backs off after a failed receive, and prunes the inbox when due.
+ * Runs that only wait for a shared group commit do not count against the
+ * buffer, so an inbox with group commits gets more messages per commit than
+ * there are lanes; the buffer never holds more than 32 × `concurrency`.
  */
 export async function fetchIntoLanes(sub: Subscription, settings: FetchSettings): Promise<void> {
   const { concurrency, pollMs, lanes, pruneInbox, signal, sleep, report, fail } = settings;
   let backoff = 0;
   while (!signal.aborted) {
-    const room = concurrency * 4 - lanes.buffered();
+    // A run only waiting for a group commit shared with other runs takes no room: while it waits, the
+    // deliveries fetched meanwhile join its commit (one commit for more messages), up to a bound.
+    const buffered = lanes.buffered();
+    const room = Math.min(concurrency * 4 - (buffered - lanes.settling()), concurrency * 32 - buffered);
     if (room < concurrency * 2) {
       await lanes.laneFreed(signal);
       continue;

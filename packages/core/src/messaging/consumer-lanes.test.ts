@@ -124,4 +124,38 @@ describe('createKeyLanes', () => {
     await settlesWithin(lanes.drain(1000), 2000, 'drain');
     assert.deepEqual(settled, [], 'nothing given back');
   });
+
+  it('never runs a key twice at once when its deliveries arrive while its lane empties', async () => {
+    const stop = new AbortController();
+    const active = new Set<string>();
+    const overlaps: string[] = [];
+    const order: number[] = [];
+    const lanes = createKeyLanes({
+      concurrency: 4,
+      process: async (d) => {
+        const key = d.message.key;
+        if (active.has(key)) overlaps.push(`${key}${(d.message.data as { n: number }).n}`);
+        active.add(key);
+        order.push((d.message.data as { n: number }).n);
+        // Settles a few microtasks later, as a run through the pipeline does.
+        for (let hop = 0; hop < 3; hop++) await Promise.resolve();
+        active.delete(key);
+        return true;
+      },
+      signal: () => stop.signal,
+      report: () => {},
+    });
+    const settled: string[] = [];
+    // A key's second delivery comes 0, 1, 2, … microtasks after its first: one of them while its lane has
+    // emptied but its run has not settled yet.
+    for (let hops = 0; hops <= 12; hops++) {
+      lanes.add([delivery('a', 1, settled)]);
+      for (let hop = 0; hop < hops; hop++) await Promise.resolve();
+      lanes.add([delivery('a', 2, settled)]);
+      await waitUntil(() => lanes.buffered() === 0, `both deliveries run (${hops} microtasks apart)`);
+    }
+    await settlesWithin(lanes.drain(1000), 2000, 'drain');
+    assert.deepEqual(overlaps, [], 'one run of the key at a time');
+    assert.deepEqual(order, Array.from({ length: 13 }, () => [1, 2]).flat(), 'in arrival order, each once');
+  });
 });

@@ -10,7 +10,9 @@ export interface KeyLanes {
   add(deliveries: readonly Delivery[]): void;
   /** Deliveries in the lanes, in flight or waiting. */
   buffered(): number;
-  /** Resolves when a lane finishes, or when `signal` aborts. */
+  /** Runs that only wait for a group commit shared with other runs (their lane left its place to another key). */
+  settling(): number;
+  /** Resolves when a lane finishes or starts waiting for a shared group commit, or when `signal` aborts. */
   laneFreed(signal: AbortSignal): Promise<void>;
   /** Waits for the lanes in flight, up to `ms`. */
   drain(ms: number): Promise<void>;
@@ -61,6 +63,8 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
   /** Per key, the deliveries waiting their turn, in arrival order (the one in flight first). */
   const lanes = new Map<string, Delivery[]>();
   const running = new Map<string, Promise<void>>();
+  /** Keys with deliveries waiting and no run, in the order their lanes began: the next to start. */
+  const ready = new Set<string>();
   /** Running keys whose run only waits for a shared group commit: they leave their place to others. */
   const waiting = new Set<string>();
   let freed: (() => void) | undefined;
@@ -71,6 +75,8 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
         if (!running.has(key) || waiting.has(key)) return;
         waiting.add(key);
         startWaitingLanes();
+        // The fetch loop may bring more keys into the group meanwhile.
+        freed?.();
       },
       working: () => void waiting.delete(key),
     };
@@ -96,6 +102,7 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
     })().finally(() => {
       running.delete(key);
       waiting.delete(key);
+      if (lanes.has(key)) ready.add(key);
       startWaitingLanes();
       freed?.();
     });
@@ -104,9 +111,12 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
 
   const startWaitingLanes = () => {
     if (signal().aborted) return;
-    for (const key of lanes.keys()) {
+    for (const key of ready) {
       if (running.size - waiting.size >= concurrency) return;
-      if (!running.has(key)) startLane(key);
+      // A lane that just emptied is still running until it settles: its key starts again after.
+      if (running.has(key)) continue;
+      ready.delete(key);
+      startLane(key);
     }
   };
 
@@ -116,7 +126,10 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
         const key = delivery.message.key;
         const lane = lanes.get(key);
         if (lane) lane.push(delivery);
-        else lanes.set(key, [delivery]);
+        else {
+          lanes.set(key, [delivery]);
+          ready.add(key);
+        }
       }
       startWaitingLanes();
     },
@@ -126,6 +139,8 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
       for (const lane of lanes.values()) count += lane.length;
       return count;
     },
+
+    settling: () => waiting.size,
 
     laneFreed(stop) {
       return new Promise<void>((resolve) => {
@@ -147,6 +162,7 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
       const waiting: Delivery[] = [];
       for (const [key, lane] of lanes) waiting.push(...(running.has(key) ? lane.slice(1) : lane));
       lanes.clear();
+      ready.clear();
       const released = Promise.all(
         waiting.map((d) => d.release(0).catch((error: unknown) => report(error, 'release', d.message))),
       );

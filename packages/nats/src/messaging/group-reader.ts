@@ -7,6 +7,9 @@ import { createPartitionGate, type PartitionGate } from './partition-gate.ts';
 import { DUE_HEADER } from './publish.ts';
 import { createDeliveryBuffer, type Entry } from './receive.ts';
 
+/** Decodes message bodies (one for every reader: `decode` keeps no state between calls without `stream`). */
+const utf8 = new TextDecoder();
+
 /** A release or a due time this close is held in the process (the message stays unacknowledged), not naked. */
 export const holdBelowMs = 100;
 
@@ -138,7 +141,7 @@ export function createGroupReader(context: ReaderContext) {
     }
     let message: Entry['message'];
     try {
-      message = messageFromJson(new TextDecoder().decode(raw.data));
+      message = messageFromJson(utf8.decode(raw.data));
     } catch (error) {
       context.report(new TransportError(`an unreadable message in ${topic}/${group}`, { cause: error }), 'consume');
       raw.term('unreadable');

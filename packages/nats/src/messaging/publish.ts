@@ -1,5 +1,5 @@
 import { TransportError } from '@factline/core';
-import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamPublishOptions, PubAck } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 
 /** Header carrying when a message is due (ms since the epoch), for a key's messages held behind a delayed one. */
@@ -32,13 +32,14 @@ export async function publishAll(
   timeoutMs: number,
 ): Promise<PubAck[]> {
   const pending = items.map((item) => {
-    const h = natsHeaders();
-    if (item.dueAt !== undefined) h.set(DUE_HEADER, String(item.dueAt));
-    return js.publish(item.subject, item.data, {
-      ...(item.messageId !== undefined ? { msgID: item.messageId } : {}),
-      timeout: timeoutMs,
-      ...(item.dueAt !== undefined ? { headers: h } : {}),
-    });
+    const options: Partial<JetStreamPublishOptions> = { timeout: timeoutMs };
+    if (item.messageId !== undefined) options.msgID = item.messageId;
+    if (item.dueAt !== undefined) {
+      const h = natsHeaders();
+      h.set(DUE_HEADER, String(item.dueAt));
+      options.headers = h;
+    }
+    return js.publish(item.subject, item.data, options);
   });
   const settled = await Promise.allSettled(pending);
   const failed = settled.find((s) => s.status === 'rejected');

@@ -100,4 +100,24 @@ describe('createAcker', () => {
     acker.ack(raw(2));
     assert.deepEqual(sent, [1]);
   });
+
+  it('by default flushes once the microtasks that asked for acks have run, before the next turn of the event loop', async () => {
+    const sent: string[] = [];
+    const acker = createAcker({
+      ack: (raw, multiple) => void sent.push(`ack ${raw.fields.deliveryTag}${multiple ? ' multiple' : ''}`),
+      nack: () => undefined,
+    });
+    const raws = [1, 2, 3].map((tag) => ({ fields: { deliveryTag: tag } }) as ConsumeMessage);
+    for (const raw of raws) acker.delivered(raw);
+    const nextTurn = new Promise<string[]>((resolve) => setImmediate(() => resolve([...sent])));
+    // As one group commit's runs do: each asks for its ack a few awaits after the commit settled them.
+    await Promise.all(
+      raws.map(async (raw, i) => {
+        for (let hop = 0; hop < 3 + i; hop++) await Promise.resolve();
+        acker.ack(raw);
+      }),
+    );
+    assert.deepEqual(sent, [], 'not while the microtasks still run');
+    assert.deepEqual(await nextTurn, ['ack 3 multiple'], 'one multiple ack, before the next turn');
+  });
 });

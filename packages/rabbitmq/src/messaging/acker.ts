@@ -5,8 +5,10 @@ export type AckChannel = Pick<Channel, 'ack' | 'nack'>;
 
 /**
  * Settles the deliveries of one channel, coalescing acknowledgements: the
- * acks asked for in one turn of the event loop go out together at the next
- * turn, as one `basic.ack` with `multiple: true` for every acked delivery
+ * acks asked for together (in one run of the microtask queue, as the runs of
+ * one group commit are) go out together once that run ended, before the event
+ * loop reads sockets or runs timers again (not a turn later: the broker's
+ * prefetch window refills a commit sooner), as one `basic.ack` with `multiple: true` for every acked delivery
  * below the channel's oldest unsettled one (all of those are settled, so the
  * multiple ack covers nothing else), and one ack each for the rest. A
  * delivery is acknowledged only once `ack` was called for it; a channel that
@@ -19,7 +21,7 @@ export type AckChannel = Pick<Channel, 'ack' | 'nack'>;
  * await channel.consume(queue, (raw) => raw && acker.delivered(raw));
  * acker.ack(raw); // after the handler's transaction committed
  */
-export function createAcker(channel: AckChannel, schedule: (flush: () => void) => void = setImmediate) {
+export function createAcker(channel: AckChannel, schedule: (flush: () => void) => void = afterMicrotasks) {
   /** Delivered on this channel and neither acked nor nacked yet. */
   const unsettled = new Set<number>();
   let waiting: ConsumeMessage[] = [];
@@ -53,7 +55,7 @@ export function createAcker(channel: AckChannel, schedule: (flush: () => void) =
     delivered(raw: ConsumeMessage) {
       unsettled.add(raw.fields.deliveryTag);
     },
-    /** Acknowledges `raw` with the next flush (the next turn of the event loop). */
+    /** Acknowledges `raw` with the next flush (once the microtasks queued meanwhile have run). */
     ack(raw: ConsumeMessage) {
       // Once only: a second ack of a tag would close the channel (PRECONDITION_FAILED).
       if (closed || !unsettled.delete(raw.fields.deliveryTag)) return;
@@ -73,7 +75,7 @@ export function createAcker(channel: AckChannel, schedule: (flush: () => void) =
         closed = true;
       }
     },
-    /** Sends the acks waiting for the next turn now (before the channel closes at a stop). */
+    /** Sends the acks waiting for the next flush now (before the channel closes at a stop). */
     flush,
     /** The channel is gone: the broker took back every unsettled delivery; later calls do nothing. */
     close() {
@@ -83,5 +85,12 @@ export function createAcker(channel: AckChannel, schedule: (flush: () => void) =
     },
   };
 }
+
+/**
+ * Runs `flush` once the microtask queue has drained: a tick queued from a
+ * microtask runs after every microtask queued before it ends, so the acks that
+ * one commit's continuations ask for go out in one flush.
+ */
+const afterMicrotasks = (flush: () => void) => queueMicrotask(() => process.nextTick(flush));
 
 export type Acker = ReturnType<typeof createAcker>;
