@@ -125,6 +125,32 @@ describe('createKeyLanes', () => {
     assert.deepEqual(settled, [], 'nothing given back');
   });
 
+  it('a run whose place another key took while it waited gives its next delivery a turn, never over concurrency', async () => {
+    const settled: string[] = [];
+    const work = manualProcess();
+    const stop = new AbortController();
+    const lanes = createKeyLanes({
+      concurrency: 1,
+      process: work.process,
+      signal: () => stop.signal,
+      report: () => {},
+    });
+    lanes.add(['a1', 'a2', 'b1'].map((name) => delivery(name[0] as string, Number(name[1]), settled)));
+    work.slots.get('a1')?.waiting();
+    await waitUntil(() => work.started.includes('b1'), 'b1 starts while a1 waits for its commit');
+    // a1's commit settled while b1 works (as the Redis inbox's mark does after the handler ran).
+    work.slots.get('a1')?.working();
+    work.finish('a1');
+    await waitUntil(() => lanes.buffered() === 2, 'a1 settled');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(work.started, ['a1', 'b1'], 'a2 waits: b1 holds the one working place');
+    work.finish('b1');
+    await waitUntil(() => work.started.includes('a2'), 'a2 runs once b1 settled');
+    work.finish('a2');
+    await settlesWithin(lanes.drain(1000), 2000, 'drain');
+    assert.deepEqual(settled, [], 'nothing given back');
+  });
+
   it('never runs a key twice at once when its deliveries arrive while its lane empties', async () => {
     const stop = new AbortController();
     const active = new Set<string>();

@@ -85,6 +85,12 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
       while (lane.length > 0 && !signal().aborted) {
         const settled = await process(lane[0] as Delivery, slot);
         lane.shift();
+        if (settled && lane.length > 0 && running.size - waiting.size > concurrency) {
+          // While this run waited for its commit another key took its place: its next message
+          // waits its turn (the key is ready again once this run settled), or more than
+          // `concurrency` handlers would run at once.
+          break;
+        }
         if (!settled) {
           // Its key's later messages must not run before it: they go back too, behind it.
           const rest = lane.splice(0);
