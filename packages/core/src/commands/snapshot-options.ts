@@ -100,6 +100,26 @@ export const instanceName = (value: unknown) => {
 };
 
 /**
+ * A state JSON cannot bring back (an instance of a class) needs `toSnapshot`
+ * and `fromSnapshot`: a `ValidationError` at `<where>.toSnapshot` (or
+ * `fromSnapshot`) when one is missing.
+ */
+export function checkSnapshotConversions(
+  options: { toSnapshot?: unknown; fromSnapshot?: unknown },
+  initialState: () => unknown,
+  where: string,
+  owner: 'decider' | 'workflow',
+): void {
+  if (options.toSnapshot !== undefined && options.fromSnapshot !== undefined) return;
+  const sample = initialState();
+  if (isJsonShaped(sample)) return;
+  throw new ValidationError({
+    path: `${where}.${options.toSnapshot === undefined ? 'toSnapshot' : 'fromSnapshot'}`,
+    message: `is required: the ${owner}'s state is ${instanceName(sample)}, which JSON cannot bring back (give toSnapshot and fromSnapshot)`,
+  });
+}
+
+/**
  * Checks the `snapshots` option. A decider whose state is an instance of a
  * class (e.g. an `aggregateDecider`) must say how it becomes JSON and back:
  * copying its fields would lose its methods and private fields.
@@ -109,15 +129,7 @@ export function resolveSnapshots<State, E extends Event>(
   initialState: () => State,
 ): ResolvedSnapshots<State, E> {
   const options = checkOptions(given, spec, where, { required: ['store', 'version', 'onError'], optional: false });
-  if (options.toSnapshot === undefined || options.fromSnapshot === undefined) {
-    const sample = initialState();
-    if (!isJsonShaped(sample)) {
-      throw new ValidationError({
-        path: `${where}.${options.toSnapshot === undefined ? 'toSnapshot' : 'fromSnapshot'}`,
-        message: `is required: the decider's state is ${instanceName(sample)}, which JSON cannot bring back (give toSnapshot and fromSnapshot)`,
-      });
-    }
-  }
+  checkSnapshotConversions(options, initialState, where, 'decider');
   const name = options.name ?? DEFAULT_SNAPSHOT_NAME;
   return {
     store: options.store,

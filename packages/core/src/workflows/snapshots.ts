@@ -1,7 +1,6 @@
 import { continues } from '../commands/load-state.ts';
 import {
-  instanceName,
-  isJsonShaped,
+  checkSnapshotConversions,
   type SnapshotErrorContext,
   type SnapshotPolicyContext,
   snapshotEveryKind,
@@ -107,15 +106,7 @@ export function resolveWorkflowSnapshots<State>(
         'is required when the handler has no logger: a snapshot failure never fails an input, so it must be told',
     });
   }
-  if (options.toSnapshot === undefined || options.fromSnapshot === undefined) {
-    const sample = initialState();
-    if (!isJsonShaped(sample)) {
-      throw new ValidationError({
-        path: `${where}.${options.toSnapshot === undefined ? 'toSnapshot' : 'fromSnapshot'}`,
-        message: `is required: the workflow's state is ${instanceName(sample)}, which JSON cannot bring back (give toSnapshot and fromSnapshot)`,
-      });
-    }
-  }
+  checkSnapshotConversions(options, initialState, where, 'workflow');
   const name = options.name ?? WORKFLOW_SNAPSHOT_NAME;
   const onError = options.onError;
   return {
@@ -130,8 +121,9 @@ export function resolveWorkflowSnapshots<State>(
       if (onError === undefined) return;
       try {
         onError(error, { streamId, name, operation });
-      } catch {
-        // The hook's own failure must not fail the input or go unhandled.
+      } catch (hookError) {
+        // The hook's own failure must not fail the input: it is logged.
+        log(logger, 'error', { hook: 'snapshots.onError', err: hookError }, 'workflow hook failed');
       }
     },
   };
