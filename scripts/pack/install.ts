@@ -9,7 +9,7 @@ const execFileAsync = promisify(execFile);
 export const workspaceRoot = new URL('../../', import.meta.url).pathname;
 
 /** The packages that are published, by folder under `packages/`. */
-export const publishedPackages = ['core', 'sqlite', 'postgres', 'rabbitmq', 'cli'] as const;
+export const publishedPackages = ['core', 'sqlite', 'postgres', 'rabbitmq', 'nats', 'redis', 'cli'] as const;
 
 /** The published name of each package folder: `@factline/<folder>`, but the command line is `factline`. */
 export const packageName = (folder: (typeof publishedPackages)[number]) =>

@@ -5,6 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
+  testApplication as natsApplication,
+  natsUnavailable,
+  natsUrl,
+  removeStreams,
+} from '../../packages/nats/src/fixtures/server.ts';
+import {
   dropSchema,
   postgresUnavailable,
   postgresUrl,
@@ -17,6 +23,12 @@ import {
   removeTopology,
   testApplication,
 } from '../../packages/rabbitmq/src/fixtures/server.ts';
+import {
+  testApplication as redisApplication,
+  redisUnavailable,
+  redisUrl,
+  removeKeys,
+} from '../../packages/redis/src/fixtures/server.ts';
 import {
   installApp,
   type Manifest,
@@ -135,6 +147,30 @@ test('the READMEs examples type-check with skipLibCheck off, then run with plain
       assert.deepEqual(JSON.parse(rabbitmq), { type: 'OrderPlaced', key: 'order-1' });
     } finally {
       await removeTopology([{ declared: namesOf(application, [['orders', 'billing']]) }]);
+    }
+  }
+  const noNats = await natsUnavailable();
+  if (noNats) t.diagnostic(`the NATS example did not run: ${noNats}`);
+  else {
+    const application = natsApplication('pack');
+    try {
+      const env = { ...plainEnv, NATS_URL: natsUrl, FACTLINE_APPLICATION: application };
+      const nats = await run(process.execPath, ['dist/nats.js'], { cwd: app, env });
+      assert.deepEqual(JSON.parse(nats), { type: 'OrderPlaced', key: 'order-1' });
+    } finally {
+      await removeStreams([application]);
+    }
+  }
+  const noRedis = await redisUnavailable();
+  if (noRedis) t.diagnostic(`the Redis example did not run: ${noRedis}`);
+  else {
+    const application = redisApplication('pack');
+    try {
+      const env = { ...plainEnv, REDIS_URL: redisUrl, FACTLINE_APPLICATION: application };
+      const redis = await run(process.execPath, ['dist/redis.js'], { cwd: app, env });
+      assert.deepEqual(JSON.parse(redis), { type: 'OrderPlaced', key: 'order-1', handled: 1 });
+    } finally {
+      await removeKeys(application);
     }
   }
   const skip = await postgresUnavailable();
