@@ -94,6 +94,7 @@ export {
   createWorkflowScenario,
   type ScenarioContext,
   type ScenarioHandler,
+  type ScenarioSnapshots,
   type WorkflowScenario,
   type WorkflowScenarioOptions,
 } from './workflow-scenario.ts';

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { paymentFlow } from '../workflows/fixtures/payment-flow.ts';
+import { ValidationError } from '../errors/index.ts';
+import { type FlowState, paymentFlow } from '../workflows/fixtures/payment-flow.ts';
+import { instanceStreamId } from '../workflows/instance.ts';
 import { createWorkflowScenario, type ScenarioHandler } from './workflow-scenario.ts';
 
 const reply =
@@ -69,6 +71,73 @@ describe('createWorkflowScenario', () => {
     assert.deepEqual(
       scenario.unrouted.map((m) => m.type),
       ['ReserveStock'],
+    );
+  });
+
+  it('loads instances from snapshots by workflow name, through the conversions, with the same outcome', async () => {
+    const calls = { to: 0, from: 0 };
+    const effects: string[] = [];
+    const scenario = createWorkflowScenario({
+      workflows: [paymentFlow],
+      handlers: services(effects),
+      snapshots: {
+        flow: {
+          version: 1,
+          toSnapshot: (state: FlowState) => {
+            calls.to += 1;
+            return { ...state };
+          },
+          fromSnapshot: (data) => {
+            calls.from += 1;
+            return data as FlowState;
+          },
+        },
+      },
+    });
+    await scenario.send({ type: 'OrderPlaced', data: { orderId: 'poor', amount: 500 } });
+    assert.deepEqual(effects, ['released poor', 'cancelled poor']);
+    // OrderPlaced, StockReserved, PaymentFailed: a snapshot after each, the last two loaded from one.
+    assert.equal(calls.to, 3);
+    assert.equal(calls.from, 2);
+    const streamId = instanceStreamId(paymentFlow, 'poor');
+    const snapshot = await scenario.snapshots.load<{ state: FlowState; status: string }>(streamId, {
+      name: 'workflow',
+    });
+    assert.equal(snapshot?.state.status, 'completed');
+    assert.equal(snapshot?.state.state.status, 'done');
+    const plain = createWorkflowScenario({ workflows: [paymentFlow], handlers: services([]) });
+    await plain.send({ type: 'OrderPlaced', data: { orderId: 'poor', amount: 500 } });
+    assert.deepEqual(plain.deliveredTypes(), scenario.deliveredTypes());
+    assert.deepEqual(
+      (await scenario.instance(paymentFlow, 'poor')).state,
+      (await plain.instance(paymentFlow, 'poor')).state,
+    );
+  });
+
+  it('fails send with the error of a snapshot the store refuses', async () => {
+    const scenario = createWorkflowScenario({
+      workflows: [paymentFlow],
+      handlers: services([]),
+      snapshots: { flow: { version: 1, toSnapshot: (state: FlowState) => ({ ...state, at: new Map() }) } },
+    });
+    await assert.rejects(
+      scenario.send({ type: 'OrderPlaced', data: { orderId: 'map', amount: 30 } }),
+      (error: unknown) => error instanceof ValidationError,
+    );
+    // The input was recorded all the same: a snapshot never fails an input, only the scenario.
+    assert.equal(scenario.workflows.get('flow')?.stats().recorded, 1);
+  });
+
+  it('refuses snapshots for a workflow it does not run, and options it does not know', () => {
+    assert.throws(
+      () => createWorkflowScenario({ workflows: [paymentFlow], snapshots: { checkout: { version: 1 } } }),
+      (error: unknown) =>
+        error instanceof ValidationError &&
+        /snapshots\.checkout: names no workflow of the scenario/.test(error.message),
+    );
+    assert.throws(
+      () => createWorkflowScenario({ workflows: [paymentFlow], clock: 1 } as never),
+      (error: unknown) => error instanceof ValidationError && /createWorkflowScenario\.clock/.test(error.message),
     );
   });
 });

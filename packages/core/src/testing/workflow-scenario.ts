@@ -1,10 +1,15 @@
+import { ValidationError } from '../errors/index.ts';
 import { createMessage, type Message, type MessageInput, messageFromEvent } from '../messaging/message.ts';
+import { checkOptions } from '../options/check-options.ts';
+import { getInMemorySnapshotStore } from '../snapshots/in-memory.ts';
+import type { SnapshotStore } from '../snapshots/types.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
 import type { Event, EventStore } from '../store/types.ts';
 import { createWorkflowHandler, type WorkflowHandler } from '../workflows/handler.ts';
 import { instanceStreamId, loadInstance, type WorkflowInstance } from '../workflows/instance.ts';
 import { workflowEventTypes } from '../workflows/records.ts';
 import { messageFromSent } from '../workflows/relay.ts';
+import type { WorkflowSnapshots } from '../workflows/snapshots.ts';
 import { createVirtualClock, type VirtualClock } from '../workflows/timers/clock.ts';
 import { getInMemoryTimerStore } from '../workflows/timers/in-memory.ts';
 import { createWorkflowTimers } from '../workflows/timers/poller.ts';
@@ -30,12 +35,27 @@ export interface WorkflowScenarioOptions {
   handlers?: Readonly<Record<string, ScenarioHandler>>;
   /** Where the virtual clock starts, ms since the epoch. Default 2026-01-01T00:00:00Z. */
   startAt?: number;
+  /**
+   * Instance snapshots, by workflow name: those workflows load their
+   * instances from snapshots kept in `scenario.snapshots` (in memory), as
+   * `createWorkflowHandler`'s `snapshots` option does. `every` defaults to 1
+   * here, so each input after the first loads its instance through
+   * `fromSnapshot` and each recorded one saves it through `toSnapshot`. A
+   * snapshot that fails or is refused fails `send`/`advance` with its error.
+   */
+  snapshots?: Readonly<Record<string, ScenarioSnapshots>>;
 }
+
+/** A workflow's `snapshots` in the scenario harness: the handler's option without `store` and `onError`. */
+// biome-ignore lint/suspicious/noExplicitAny: conversions of any state.
+export type ScenarioSnapshots = Omit<WorkflowSnapshots<any>, 'store' | 'onError'>;
 
 export interface WorkflowScenario {
   readonly store: EventStore;
   readonly clock: VirtualClock;
   readonly timers: TimerStore;
+  /** Where the workflows given `snapshots` keep their instance snapshots. */
+  readonly snapshots: SnapshotStore;
   /** The runtime of each workflow, by name (stats, parked instances). */
   readonly workflows: ReadonlyMap<string, WorkflowHandler>;
   /** Every message delivered so far, in delivery order. */
@@ -71,12 +91,40 @@ export interface WorkflowScenario {
  * assert.deepEqual(scenario.deliveredTypes().at(-1), 'CancelOrder');
  */
 export function createWorkflowScenario(options: WorkflowScenarioOptions): WorkflowScenario {
+  checkOptions(
+    options,
+    { workflows: 'array', handlers: 'object', startAt: 'non-negative-integer', snapshots: 'object' },
+    'createWorkflowScenario',
+    { required: ['workflows'], optional: false },
+  );
   const clock = createVirtualClock(options.startAt ?? Date.parse('2026-01-01T00:00:00Z'));
   const store = getInMemoryEventStore({ now: clock.now });
   const timers = getInMemoryTimerStore(store);
-  const workflows = new Map(
-    options.workflows.map((workflow) => [workflow.name, createWorkflowHandler(workflow, { store, now: clock.now })]),
-  );
+  const snapshots = getInMemorySnapshotStore();
+  const snapshotErrors: unknown[] = [];
+  const names = new Set(options.workflows.map((workflow) => workflow.name));
+  for (const name of Object.keys(options.snapshots ?? {})) {
+    if (!names.has(name)) {
+      throw new ValidationError({
+        path: `createWorkflowScenario.snapshots.${name}`,
+        message: `names no workflow of the scenario (${[...names].join(', ')})`,
+      });
+    }
+  }
+  const handlerOf = (workflow: WorkflowScenarioOptions['workflows'][number]) => {
+    const given = options.snapshots?.[workflow.name];
+    if (given === undefined) return createWorkflowHandler(workflow, { store, now: clock.now });
+    return createWorkflowHandler(workflow, {
+      store,
+      now: clock.now,
+      snapshots: { every: 1, ...given, store: snapshots, onError: (error) => snapshotErrors.push(error) },
+    });
+  };
+  const workflows = new Map(options.workflows.map((workflow) => [workflow.name, handlerOf(workflow)]));
+  /** A snapshot that failed or was refused fails the scenario, with its error. */
+  const throwSnapshotErrors = () => {
+    if (snapshotErrors.length > 0) throw snapshotErrors.splice(0)[0];
+  };
   const timerErrors: unknown[] = [];
   const poller = createWorkflowTimers({
     timers,
@@ -115,6 +163,7 @@ export function createWorkflowScenario(options: WorkflowScenarioOptions): Workfl
         if (!workflow.inputs.includes(message.type)) continue;
         taken = true;
         await workflow.handle(message);
+        throwSnapshotErrors();
       }
       const handler = handlers[message.type];
       if (handler) {
@@ -129,6 +178,7 @@ export function createWorkflowScenario(options: WorkflowScenarioOptions): Workfl
     store,
     clock,
     timers,
+    snapshots,
     workflows,
     delivered,
     unrouted,
@@ -146,6 +196,7 @@ export function createWorkflowScenario(options: WorkflowScenarioOptions): Workfl
         await poller.fireDue();
         // A timer that could not be recorded fails the scenario, with its error.
         if (timerErrors.length > 0) throw timerErrors.splice(0)[0];
+        throwSnapshotErrors();
         await drain();
       }
       clock.advance(until - clock.now());
