@@ -42,9 +42,9 @@ after(async () => {
 
 describe('factline workflows on a PostgreSQL schema', { skip }, () => {
   it('lists and shows instances, retries the parked one, cancels a running one and drops its timer', async () => {
-    const all = await json<WorkflowInstanceSummary[]>('workflows', 'ls', '--name', 'shipping');
+    const all = await json<{ instances: WorkflowInstanceSummary[] }>('workflows', 'ls', '--name', 'shipping');
     assert.deepEqual(
-      all.map((s) => [s.instanceId, s.state, s.version, s.timers.length]),
+      all.instances.map((s) => [s.instanceId, s.state, s.version, s.timers.length]),
       [
         ['A1', 'running', 5, 1],
         ['A2', 'completed', 8, 0],
@@ -52,6 +52,15 @@ describe('factline workflows on a PostgreSQL schema', { skip }, () => {
         ['A4', 'running', 3, 1],
       ],
     );
+    const paged = await json<{ instances: WorkflowInstanceSummary[]; next: string | null }>(
+      'workflows',
+      'ls',
+      '--limit',
+      '2',
+      '--after',
+      'shipping-A1',
+    );
+    assert.deepEqual([paged.instances.map((s) => s.instanceId), paged.next], [['A2', 'A3'], 'shipping-A3']);
     const shown = await factline('workflows', 'show', 'shipping', 'A3');
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(shown.stdout, /\nparked {2}since .* on AddressChanged /);
@@ -60,7 +69,7 @@ describe('factline workflows on a PostgreSQL schema', { skip }, () => {
     assert.equal(retried.code, 0, retried.stderr);
     assert.equal(retried.stdout, 'shipping-A3 resumed\n');
     assert.deepEqual(
-      (await json<WorkflowInstanceSummary[]>('workflows', 'ls', '--state', 'parked')).map((s) => s.streamId),
+      (await json<{ instances: WorkflowInstanceSummary[] }>('workflows', 'ls', '--state', 'parked')).instances,
       [],
     );
 

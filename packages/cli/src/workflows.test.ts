@@ -15,6 +15,7 @@ let db = '';
 const factline = (...args: string[]) => runFactline(args, { db });
 const json = <T>(...args: string[]) => runJson<T>(args, { db });
 type Shown = WorkflowInstanceSummary & { records: { type: string; data: Record<string, unknown> }[] };
+type Listed = { instances: WorkflowInstanceSummary[]; next: string | null };
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'factline-cli-workflows-'));
@@ -34,7 +35,8 @@ const pendingTimers = () => {
 
 describe('factline workflows on a SQLite file', () => {
   it('ls tells each instance its state, version, last input and pending timers, filtered by state and name', async () => {
-    const all = await json<WorkflowInstanceSummary[]>('workflows', 'ls');
+    const { instances: all, next } = await json<Listed>('workflows', 'ls');
+    assert.equal(next, null);
     assert.deepEqual(
       all.map((s) => [s.instanceId, s.state, s.version, s.lastInput?.type, s.timers.length]),
       [
@@ -44,13 +46,12 @@ describe('factline workflows on a SQLite file', () => {
         ['A4', 'running', 3, 'OrderPaid', 1],
       ],
     );
-    const parked = await json<WorkflowInstanceSummary[]>('workflows', 'ls', '--state', 'parked');
+    const parked = await json<Listed>('workflows', 'ls', '--state', 'parked');
     assert.deepEqual(
-      parked.map((s) => s.streamId),
+      parked.instances.map((s) => s.streamId),
       ['shipping-A3'],
     );
-    assert.deepEqual(await json('workflows', 'ls', '--name', 'billing'), []);
-    assert.equal((await json<unknown[]>('workflows', 'ls', '--limit', '2')).length, 2);
+    assert.deepEqual(await json('workflows', 'ls', '--name', 'billing'), { instances: [], next: null });
     const text = await factline('workflows', 'ls', '--state', 'running');
     assert.equal(text.code, 0, text.stderr);
     assert.match(
@@ -60,6 +61,40 @@ describe('factline workflows on a SQLite file', () => {
     const bad = await factline('workflows', 'ls', '--state', 'asleep');
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--state must be running, parked, completed, cancelled, got 'asleep'/);
+  });
+
+  it('ls pages by instance stream id: --limit per page, --after the last of the previous one, state filter included', async () => {
+    const first = await json<Listed>('workflows', 'ls', '--limit', '2');
+    assert.deepEqual(
+      first.instances.map((s) => s.instanceId),
+      ['A1', 'A2'],
+    );
+    assert.equal(first.next, 'shipping-A2');
+    const second = await json<Listed>('workflows', 'ls', '--limit', '2', '--after', 'shipping-A2');
+    assert.deepEqual(
+      second.instances.map((s) => s.instanceId),
+      ['A3', 'A4'],
+    );
+    const last = await json<Listed>('workflows', 'ls', '--limit', '2', '--after', 'shipping-A4');
+    assert.deepEqual(last, { instances: [], next: null });
+    // A filtered page skips what does not match: the next running instance after A1 is A4.
+    const running = await json<Listed>(
+      'workflows',
+      'ls',
+      '--state',
+      'running',
+      '--limit',
+      '1',
+      '--after',
+      'shipping-A1',
+    );
+    assert.deepEqual(
+      running.instances.map((s) => s.instanceId),
+      ['A4'],
+    );
+    const text = await factline('workflows', 'ls', '--limit', '3');
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /\nmore: --after shipping-A3\n$/);
   });
 
   it('show prints the records, the pending timer, and the park with the input that failed; unknown exits 1', async () => {

@@ -19,6 +19,7 @@ interface ListFlags extends DatabaseFlags {
   name?: string;
   state?: InstanceState;
   limit: number;
+  after?: string;
 }
 
 const stateOption = (value: string): InstanceState => {
@@ -55,18 +56,20 @@ export function addWorkflowReads(workflows: Command, context: CliContext): void 
         .description('workflow instances by id: state, version, last input, pending timers')
         .option('--name <workflow>', 'only instances of this workflow')
         .option('--state <state>', `only instances in this state (${instanceStates.join(', ')})`, stateOption)
-        .option('--limit <n>', 'at most this many instances', integerOption('--limit', 1), 50),
+        .option('--limit <n>', 'instances per page', integerOption('--limit', 1), 50)
+        .option('--after <streamId>', 'start after this instance stream id (the last of the previous page)'),
     ),
     async (flags: ListFlags) => {
-      const found = await withInspector(flags, context, (inspector) =>
+      const { instances, next } = await withInspector(flags, context, (inspector) =>
         listInstances(inspector, {
           limit: flags.limit,
+          ...(flags.after === undefined ? {} : { after: flags.after }),
           ...(flags.name === undefined ? {} : { workflow: flags.name }),
           ...(flags.state === undefined ? {} : { state: flags.state }),
         }),
       );
-      if (flags.json) return printJson(context, found);
-      const rows = found.map((s) => [
+      if (flags.json) return printJson(context, { instances, next: next ?? null });
+      const rows = instances.map((s) => [
         s.workflow,
         s.instanceId,
         s.state,
@@ -76,6 +79,7 @@ export function addWorkflowReads(workflows: Command, context: CliContext): void 
       ]);
       const headers = ['workflow', 'instance', 'state', 'version', 'last input', 'timers'];
       for (const line of formatTable(headers, rows)) context.stdout(line);
+      if (next !== undefined) context.stdout(`more: --after ${next}`);
     },
   );
 

@@ -69,8 +69,11 @@ export interface Inspector {
   deadLetters(filter: DeadLetterFilter): Promise<DeadLetter[]>;
   deadLetter(id: string): Promise<DeadLetter | undefined>;
   trace(correlationId: string): Promise<TraceTree>;
-  /** The stream ids of workflow instances (of one workflow), by id. */
-  workflowInstances(workflow?: string): Promise<string[]>;
+  /**
+   * The stream ids of workflow instances (of one workflow), by id: at most
+   * `page.limit`, after the stream id `page.after` (keyset paging).
+   */
+  workflowInstances(workflow: string | undefined, page: { after?: string; limit: number }): Promise<string[]>;
   close(): Promise<void>;
 }
 

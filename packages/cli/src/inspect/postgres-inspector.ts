@@ -196,12 +196,13 @@ export async function openPostgresInspector(url: string, schema: string): Promis
       return rows[0] && deadLetterFromJson(rows[0].record);
     },
     trace: (correlationId) => tracer.traceOperation(correlationId),
-    async workflowInstances(workflow) {
+    async workflowInstances(workflow, { after, limit }) {
       // An instance's first record is the input that started it, or the park of that input.
       const { rows } = await pool.query<{ stream_id: string }>(
         `SELECT stream_id FROM ${s}.events WHERE stream_version = 1 AND type IN ($1, $2)
-         AND ($3::text IS NULL OR category = $3) ORDER BY stream_id`,
-        [workflowEventTypes.input, workflowEventTypes.parked, workflow ?? null],
+         AND ($3::text IS NULL OR category = $3) AND ($4::text IS NULL OR stream_id > $4)
+         ORDER BY stream_id LIMIT $5`,
+        [workflowEventTypes.input, workflowEventTypes.parked, workflow ?? null, after ?? null, limit],
       );
       return rows.map((r) => r.stream_id);
     },

@@ -88,7 +88,7 @@ export function openSqliteInspector(path: string): Inspector {
     instances: db
       .prepare(
         `SELECT stream_id FROM factline_events WHERE stream_version = 1 AND type IN (?, ?)
-         AND (? IS NULL OR category = ?) ORDER BY stream_id`,
+         AND (? IS NULL OR category = ?) AND (? IS NULL OR stream_id > ?) ORDER BY stream_id LIMIT ?`,
       )
       .pluck(),
   };
@@ -187,9 +187,18 @@ export function openSqliteInspector(path: string): Inspector {
     trace(correlationId) {
       return getSqliteTracer({ database: db }).traceOperation(correlationId);
     },
-    async workflowInstances(workflow) {
+    async workflowInstances(workflow, { after, limit }) {
       const name = workflow ?? null;
-      return sql.instances.all(workflowEventTypes.input, workflowEventTypes.parked, name, name) as string[];
+      const from = after ?? null;
+      return sql.instances.all(
+        workflowEventTypes.input,
+        workflowEventTypes.parked,
+        name,
+        name,
+        from,
+        from,
+        limit,
+      ) as string[];
     },
     async close() {
       db.close();

@@ -8,6 +8,9 @@ import type { WorkflowStore } from '../workflows/open-store.ts';
 import { listInstances, readInstance } from '../workflows/read-instances.ts';
 import { ConfirmWorkflowPage, type WorkflowAction, WorkflowInstancePage, WorkflowsPage } from './pages/workflows.tsx';
 
+/** Instances on one page of the workflows list. */
+const instancesPerPage = 100;
+
 /** What the workflow pages change with: a read-write store per change, and the definitions for a retry. */
 export interface WorkflowActions {
   openStore: () => Promise<WorkflowStore>;
@@ -40,7 +43,21 @@ export function addWorkflowRoutes(
   app.get('/workflows', async (c) => {
     const asked = c.req.query('state') ?? 'parked';
     const state = (instanceStates.includes(asked as InstanceState) ? asked : 'parked') as InstanceState;
-    return page(c, <WorkflowsPage instances={await listInstances(inspector, { state, limit: 200 })} state={state} />);
+    const after = c.req.query('after') || undefined;
+    const found = await listInstances(inspector, {
+      state,
+      limit: instancesPerPage,
+      ...(after === undefined ? {} : { after }),
+    });
+    return page(
+      c,
+      <WorkflowsPage
+        instances={found.instances}
+        state={state}
+        {...(after === undefined ? {} : { after })}
+        {...(found.next === undefined ? {} : { next: found.next })}
+      />,
+    );
   });
   app.get('/workflows/:workflow/:id', async (c) => {
     const found = await find(c);

@@ -32,24 +32,44 @@ export async function readInstance(
   return { summary: summarizeInstance(streamId, events), events };
 }
 
+/** One page of instances, and the stream id the next page starts after (none when this one is the last). */
+export interface InstancePage {
+  instances: WorkflowInstanceSummary[];
+  next: string | undefined;
+}
+
+/** Instance ids read per query: a state filter may look at many instances to fill one page. */
+const idsPerQuery = 200;
+
 /**
  * Workflow instances by stream id, of one workflow and in one state when
- * asked, at most `limit` of them.
+ * asked, at most `limit` of them, starting after the stream id `after`. Ids
+ * are read a bounded batch at a time and each instance's stream once, so a
+ * page costs the instances it looks at, never the whole store.
  *
  * @example
- * const parked = await listInstances(inspector, { state: 'parked', limit: 50 });
+ * const { instances, next } = await listInstances(inspector, { state: 'parked', limit: 50 });
  */
 export async function listInstances(
   inspector: Inspector,
-  options: { workflow?: string; state?: InstanceState; limit: number },
-): Promise<WorkflowInstanceSummary[]> {
-  const found: WorkflowInstanceSummary[] = [];
-  for (const streamId of await inspector.workflowInstances(options.workflow)) {
-    if (found.length >= options.limit) break;
-    const events = await readWholeStream(inspector, streamId);
-    if (!events) continue;
-    const summary = summarizeInstance(streamId, events);
-    if (options.state === undefined || summary.state === options.state) found.push(summary);
+  options: { workflow?: string; state?: InstanceState; limit: number; after?: string },
+): Promise<InstancePage> {
+  const instances: WorkflowInstanceSummary[] = [];
+  const batch = Math.max(options.limit, idsPerQuery);
+  let after = options.after;
+  for (;;) {
+    const ids = await inspector.workflowInstances(options.workflow, {
+      ...(after === undefined ? {} : { after }),
+      limit: batch,
+    });
+    for (const streamId of ids) {
+      const events = await readWholeStream(inspector, streamId);
+      if (!events) continue;
+      const summary = summarizeInstance(streamId, events);
+      if (options.state === undefined || summary.state === options.state) instances.push(summary);
+      if (instances.length === options.limit) return { instances, next: streamId };
+    }
+    if (ids.length < batch) return { instances, next: undefined };
+    after = ids.at(-1);
   }
-  return found;
 }

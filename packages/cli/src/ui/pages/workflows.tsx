@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import type { StoredEvent } from '../../inspect/inspector.ts';
 import { type InstanceState, instanceStates, type WorkflowInstanceSummary } from '../../workflows/instance-summary.ts';
-import { Json, Layout, Time } from '../layout.tsx';
+import { Json, Layout, query, Time } from '../layout.tsx';
 import { csrfField } from '../security.ts';
 
 export type WorkflowAction = 'retry' | 'cancel';
@@ -10,7 +10,12 @@ const href = (s: { workflow: string; instanceId: string }, action = '') =>
   `/workflows/${encodeURIComponent(s.workflow)}/${encodeURIComponent(s.instanceId)}${action}`;
 
 /** Instances of one state (parked by default), with their last input and pending timers. */
-export function WorkflowsPage(props: { instances: WorkflowInstanceSummary[]; state: InstanceState }) {
+export function WorkflowsPage(props: {
+  instances: WorkflowInstanceSummary[];
+  state: InstanceState;
+  after?: string;
+  next?: string;
+}) {
   return (
     <Layout title="Workflows" section="workflows">
       <form method="get" action="/workflows">
@@ -58,6 +63,14 @@ export function WorkflowsPage(props: { instances: WorkflowInstanceSummary[]; sta
         </tbody>
       </table>
       {props.instances.length === 0 ? <p class="muted">No {props.state} instance.</p> : null}
+      <div class="pager">
+        {props.after !== undefined ? <a href={`/workflows${query({ state: props.state })}`}>« first page</a> : null}
+        {props.next !== undefined ? (
+          <a rel="next" href={`/workflows${query({ state: props.state, after: props.next })}`}>
+            next page »
+          </a>
+        ) : null}
+      </div>
     </Layout>
   );
 }
