@@ -107,6 +107,10 @@ describe('factline ui workflows page in Chromium, on the shipping instances', { 
     assert.equal(await textOf(page, '#instance-state'), 'running', 'nothing changed');
     await page.goto('/workflows/shipping/A2/cancel');
     assert.match(await textOf(page, 'p.notice'), /It is completed already/);
+    // A page starts after the stream id it is given; the first page is linked back.
+    await page.goto('/workflows?state=running&after=shipping-A1');
+    assert.deepEqual(await page.$$eval('a.instance-link', (links) => links.map((a) => a.textContent)), ['A3']);
+    assert.equal(await page.locator('.pager a:text-is("« first page")').count(), 1);
     await page.close();
   });
 });
