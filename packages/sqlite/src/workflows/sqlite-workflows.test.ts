@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createMessage, createWorkflowHandler, createWorkflowTimers } from '@factline/core';
 import { settlesWithin, spawnTestChild, waitUntil } from '@factline/core/testing';
+import { job } from '../../../core/src/workflows/fixtures/job-workflow.ts';
 import {
   getSqliteEventStore,
   getSqliteTimerStore,
@@ -13,7 +14,6 @@ import {
   sqliteTimerProjection,
   startSqliteWorkflowTimers,
 } from '../index.ts';
-import { job } from './fixtures/job-workflow.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-workflows-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
