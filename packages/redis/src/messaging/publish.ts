@@ -24,10 +24,10 @@ export function delayedMember(stream: string, json: string, count: number, only:
  * Writes a publish: the messages due now go to their partitions' streams in
  * `append` script calls (one `XADD` each, in publish order per stream; up to
  * 500 messages or about 1 MB of JSON a call), each due later is a `ZADD` to
- * the delayed set; all sent at once on one connection (node-redis pipelines
- * the commands of one turn), resolved when Redis answered for every one. A
- * key's messages after a delayed one in the same publish are delayed with it,
- * so they keep their order.
+ * the delayed set, sent after the calls holding the messages before it; all
+ * sent at once on one connection (node-redis pipelines the commands of one
+ * turn), resolved when Redis answered for every one. A key's messages after a
+ * delayed one in the same publish are delayed with it, so they keep their order.
  */
 export async function writeMessages(
   client: RedisClient,
@@ -65,6 +65,8 @@ export async function writeMessages(
     const due = Math.max(message.deliverAt?.getTime() ?? 0, heldKeys.get(message.key) ?? 0);
     if (due > at) {
       heldKeys.set(message.key, due);
+      // The messages before it go first: once in the delayed set it may be moved (by any process) when due.
+      if (count > 0) append();
       const member = delayedMember(streams[partition] as string, json, 0, only ?? '');
       sent.push(client.sendCommand(['ZADD', keys.delayed, String(due), member]));
       continue;
