@@ -5,8 +5,8 @@
  * rejects every call of the batch.
  *
  * @example
- * const claims = batchedCalls((keys: string[]) => runScript(client, 'inboxClaim', keys, [claimMs]) as Promise<string[]>);
- * const outcome = await claims.call(key);
+ * const values = batchedCalls((keys: string[]) => client.sendCommand(['MGET', ...keys]) as Promise<(string | null)[]>);
+ * const value = await values.call(key);
  */
 export function batchedCalls<Item, Result>(send: (items: Item[]) => Promise<readonly Result[]>) {
   let items: Item[] = [];

@@ -20,6 +20,27 @@ end
 redis.call('SADD', KEYS[1], ARGV[1])
 return 1`,
 
+  /**
+   * KEYS: partition streams. ARGV: the one group the entries are for ('' =
+   * every group), then per stream how many messages, then the messages' JSON,
+   * stream by stream, each stream's in publish order. One `XADD` each, in
+   * order: a publish is one call per batch instead of one command per message.
+   */
+  append: `
+local only = ARGV[1]
+local a = 1 + #KEYS
+for k = 1, #KEYS do
+  for _ = 1, tonumber(ARGV[1 + k]) do
+    a = a + 1
+    if only == '' then
+      redis.call('XADD', KEYS[k], '*', 'm', ARGV[a])
+    else
+      redis.call('XADD', KEYS[k], '*', 'm', ARGV[a], 'o', only)
+    end
+  end
+end
+return a - 1 - #KEYS`,
+
   /** KEYS: stream, delayed set. ARGV: group, entry id, due ms, member. Acks the entry and schedules its copy, or nothing when it was not pending. */
   release: `
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
@@ -103,54 +124,71 @@ return 1`,
 
   /**
    * KEYS: marks. ARGV: claim ms, then one claim value per mark. Claims each
-   * message for one handler run (`SET … NX GET`: one command, Redis 7.0+): per
-   * mark 'claimed', 'done' or 'busy'.
+   * message for one handler run (`SET … NX GET`: one command, Redis 7.0+).
+   * Returns one letter per mark: `c` claimed, `d` done, `b` busy (one reply
+   * string for the batch, not one per mark).
    */
   inboxClaim: `
 local out = {}
 for i, key in ipairs(KEYS) do
   local value = redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1], 'GET')
   if not value then
-    out[i] = 'claimed'
+    out[i] = 'c'
   elseif string.sub(value, 1, 2) == 'd:' then
-    out[i] = 'done'
+    out[i] = 'd'
   else
-    out[i] = 'busy'
+    out[i] = 'b'
   end
 end
-return out`,
+return table.concat(out)`,
 
   /**
-   * KEYS and ARGV: per message, kind 'm' (a mark; KEYS: mark; ARGV: 'm', claim
-   * value, mark value, ms) or kind 'a' (a mark and the ack of its stream entry;
-   * KEYS: mark, stream, partition lease; ARGV: 'a', claim value, mark value, ms,
-   * group, entry id, lease token). A mark replaces the run's claim only while
-   * the claim is the run's. A kind 'a' whose lease holds another token (the
-   * partition moved to another reader) writes neither mark nor ack and drops
-   * the claim, so the new holder's run applies the message. Per message 1, or
-   * 0 when fenced off.
+   * Writes the marks of a batch of runs, and acks their stream entries.
+   * KEYS: per ack group (the entries of one partition of one reader) its
+   * stream and partition lease, then the marks: each ack group's in turn,
+   * then those with no ack. ARGV: the number of ack groups G; per ack group
+   * its consumer group, lease token and number of marks; then per mark its
+   * claim value, mark value and ms, followed by its entry id when it is in an
+   * ack group. A mark replaces the run's claim only while the claim is the
+   * run's. An ack group whose lease holds another token (the partition moved
+   * to another reader) writes neither marks nor acks and drops the claims, so
+   * the new holder's runs apply the messages; the others' entries are acked
+   * with one `XACK` per group (in chunks, `unpack` has a limit). Returns per
+   * ack group 1, or 0 when fenced off.
    */
   inboxMark: `
+local groups = tonumber(ARGV[1])
+local k = groups * 2
+local a = 1 + groups * 3
 local out = {}
-local k, a = 1, 1
-local leases = {}
-while a <= #ARGV do
-  local kind = ARGV[a]
-  local mark = KEYS[k]
-  local ok = 1
-  if kind == 'a' then
-    local lease = KEYS[k + 2]
-    if leases[lease] == nil then leases[lease] = redis.call('GET', lease) end
-    if leases[lease] ~= ARGV[a + 6] then ok = 0 end
-  end
-  if ok == 0 then
-    if redis.call('GET', mark) == ARGV[a + 1] then redis.call('DEL', mark) end
+for g = 1, groups do
+  local n = tonumber(ARGV[g * 3 + 1])
+  if redis.call('GET', KEYS[g * 2]) == ARGV[g * 3] then
+    local ids = {}
+    for i = 1, n do
+      local mark = KEYS[k + i]
+      if redis.call('GET', mark) == ARGV[a + 1] then redis.call('SET', mark, ARGV[a + 2], 'PX', ARGV[a + 3]) end
+      ids[#ids + 1] = ARGV[a + 4]
+      if #ids == 1000 or i == n then
+        redis.call('XACK', KEYS[g * 2 - 1], ARGV[g * 3 - 1], unpack(ids))
+        ids = {}
+      end
+      a = a + 4
+    end
+    out[g] = 1
   else
-    if redis.call('GET', mark) == ARGV[a + 1] then redis.call('SET', mark, ARGV[a + 2], 'PX', ARGV[a + 3]) end
-    if kind == 'a' then redis.call('XACK', KEYS[k + 1], ARGV[a + 4], ARGV[a + 5]) end
+    for i = 1, n do
+      local mark = KEYS[k + i]
+      if redis.call('GET', mark) == ARGV[a + 1] then redis.call('DEL', mark) end
+      a = a + 4
+    end
+    out[g] = 0
   end
-  out[#out + 1] = ok
-  if kind == 'a' then k, a = k + 3, a + 7 else k, a = k + 1, a + 4 end
+  k = k + n
+end
+for i = k + 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[a + 1] then redis.call('SET', KEYS[i], ARGV[a + 2], 'PX', ARGV[a + 3]) end
+  a = a + 3
 end
 return out`,
 
@@ -231,11 +269,40 @@ export async function runScript(
   keys: readonly string[],
   args: readonly (string | number)[],
 ): Promise<unknown> {
-  const tail = [String(keys.length), ...keys, ...args.map(String)];
+  // One array, built once: a batch script call carries a few arguments per message.
+  const command = new Array<string>(3 + keys.length + args.length);
+  command[0] = 'EVALSHA';
+  command[1] = shas[name];
+  command[2] = String(keys.length);
+  for (let i = 0; i < keys.length; i++) command[3 + i] = keys[i] as string;
+  for (let i = 0; i < args.length; i++) command[3 + keys.length + i] = String(args[i]);
   try {
-    return await client.sendCommand(['EVALSHA', shas[name], ...tail]);
+    return await client.sendCommand(command);
   } catch (error) {
     if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error;
-    return client.sendCommand(['EVAL', scripts[name], ...tail]);
+    command[0] = 'EVAL';
+    command[1] = scripts[name];
+    return client.sendCommand(command);
   }
+}
+
+/**
+ * Runs a script by its body (`EVAL`) every time: never refused with NOSCRIPT,
+ * so calls on one connection run in the order they were made (a NOSCRIPT
+ * retry would run after calls made later). For scripts whose order matters
+ * (publishes); the server hashes the short body at each call.
+ */
+export function runScriptInOrder(
+  client: RedisCommandSender,
+  name: ScriptName,
+  keys: readonly string[],
+  args: readonly string[],
+): Promise<unknown> {
+  const command = new Array<string>(3 + keys.length + args.length);
+  command[0] = 'EVAL';
+  command[1] = scripts[name];
+  command[2] = String(keys.length);
+  for (let i = 0; i < keys.length; i++) command[3 + i] = keys[i] as string;
+  for (let i = 0; i < args.length; i++) command[3 + keys.length + i] = args[i] as string;
+  return client.sendCommand(command);
 }

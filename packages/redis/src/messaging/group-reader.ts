@@ -120,12 +120,14 @@ export function createGroupReader(context: ReaderContext) {
     const state = states[partition] as PartitionState;
     const added: Entry[] = [];
     const skipped: string[] = [];
+    // Claimed entries may be held here already; read ones (`>`) never are.
+    const held = counts ? buffer.heldIds(partition) : undefined;
     for (const { id, fields } of raw) {
       if (!fields || (fields.o !== undefined && fields.o !== group)) {
         skipped.push(id);
         continue;
       }
-      if (buffer.has(partition, id)) continue;
+      if (held?.has(id)) continue;
       try {
         const json = fields.m ?? '';
         const before = counts?.get(id) ?? Number(fields.n ?? 0);

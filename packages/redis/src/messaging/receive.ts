@@ -71,9 +71,6 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
     return park.id !== entry.message.id;
   };
 
-  /** `<partition> <id>` of every entry held, so that an entry claimed again is found at once. */
-  const heldIds = new Set<string>();
-  const idOf = (entry: Entry) => `${entry.partition} ${entry.id}`;
   /** Entries marked gone but still in the array: dropped at once when they make half of it (O(1) per removal). */
   let goneCount = 0;
   const compact = () => {
@@ -84,14 +81,12 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
     if (entry.gone) return;
     entry.gone = true;
     goneCount += 1;
-    heldIds.delete(idOf(entry));
     if (goneCount >= 32 && goneCount * 2 >= entries.length) compact();
   };
   /** Puts a removed entry back, where it was when it is still in the array, else at `at`. */
   const restore = (entry: Entry, at: number) => {
     if (!entry.gone) return;
     entry.gone = false;
-    heldIds.add(idOf(entry));
     if (entries.includes(entry)) goneCount -= 1;
     else entries.splice(Math.min(at, entries.length), 0, entry);
   };
@@ -164,7 +159,6 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
     /** Entries read from Redis, in stream order. */
     add(added: readonly Entry[]) {
       for (const entry of added) {
-        heldIds.add(idOf(entry));
         const key = entry.message.key;
         const park = parked.get(key);
         if (park?.id === entry.message.id) {
@@ -208,9 +202,14 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
       return out;
     },
 
-    /** True when the entry is held here already (claimed again from the pending list). */
-    has(partition: number, id: string) {
-      return heldIds.has(`${partition} ${id}`);
+    /**
+     * The ids of the entries of `partition` held here, to skip those claimed again from the pending list (a
+     * new entry, read with `>`, is never held already: the set is only built for a claim).
+     */
+    heldIds(partition: number): Set<string> {
+      const ids = new Set<string>();
+      for (const entry of entries) if (!entry.gone && entry.partition === partition) ids.add(entry.id);
+      return ids;
     },
 
     /** Forgets the entries of a partition this process no longer reads (its lease went elsewhere or back). */
@@ -219,7 +218,6 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
       const dropped = entries.filter((entry) => entry.partition === partition);
       entries = entries.filter((entry) => entry.partition !== partition);
       for (const entry of dropped) entry.gone = true;
-      for (const id of [...heldIds]) if (id.startsWith(`${partition} `)) heldIds.delete(id);
       return dropped;
     },
 

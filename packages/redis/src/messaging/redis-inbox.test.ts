@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import type { Delivery } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
 import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
+import { type AckTarget, ackWithMark } from './ack-with-mark.ts';
 import { getRedisInbox, type RedisInbox } from './redis-inbox.ts';
 
 const skip = await redisUnavailable();
@@ -111,5 +113,63 @@ describe('getRedisInbox: claim, then mark once the handler succeeded', { skip },
     assert.equal(await inbox.has('audit', 'kept'), true, 'not scanned: every mark before that time expired by itself');
     await inbox.prune(new Date(Date.now() - 5000));
     assert.equal(await inbox.has('audit', 'kept'), false, 'a time within the retention is scanned for');
+  });
+
+  it('marks of one turn ack their entries per partition: a partition whose lease moved gets neither marks nor acks, the others both', async () => {
+    const inbox = await open();
+    const stream = (p: number) => `${application}:stream:marks:${p}`;
+    const lease = (p: number) => `${application}:lease:marks:billing:${p}`;
+    const ids: string[][] = [[], []];
+    for (const p of [0, 1]) {
+      await client.sendCommand(['XGROUP', 'CREATE', stream(p), 'billing', '$', 'MKSTREAM']);
+      for (let i = 0; i < 3; i++) ids[p]?.push(String(await client.sendCommand(['XADD', stream(p), '*', 'm', 'x'])));
+      await client.sendCommand(['XREADGROUP', 'GROUP', 'billing', 'reader-a', 'STREAMS', stream(p), '>']);
+    }
+    // Partition 0 is still reader-a's; partition 1 moved to reader-b while the runs were in progress.
+    await client.sendCommand(['SET', lease(0), 'reader-a', 'PX', '60000']);
+    await client.sendCommand(['SET', lease(1), 'reader-b', 'PX', '60000']);
+    const targets: AckTarget[] = [0, 1].map((p) => ({
+      url: redisUrl,
+      stream: stream(p),
+      group: 'billing',
+      lease: lease(p),
+      token: 'reader-a',
+    }));
+    const outcomes: string[] = [];
+    const delivery = (p: number, i: number) =>
+      ({
+        [ackWithMark]: {
+          target: targets[p],
+          id: ids[p]?.[i],
+          current: () => true,
+          acked: () => outcomes.push(`acked ${p}/${i}`),
+          fenced: () => outcomes.push(`fenced ${p}/${i}`),
+        },
+      }) as unknown as Delivery;
+    const runs: (Promise<boolean> | undefined)[] = [];
+    for (let i = 0; i < 3; i++) {
+      for (const p of [0, 1]) {
+        runs.push(inbox.applyOnce?.('billing', `m-${p}-${i}`, new Date(), () => undefined, delivery(p, i)));
+      }
+    }
+    runs.push(inbox.applyOnce?.('billing', 'm-plain', new Date(), () => undefined));
+    assert.deepEqual(await Promise.all(runs), [true, true, true, true, true, true, true]);
+    assert.deepEqual(outcomes.sort(), [
+      'acked 0/0',
+      'acked 0/1',
+      'acked 0/2',
+      'fenced 1/0',
+      'fenced 1/1',
+      'fenced 1/2',
+    ]);
+    const pending = async (p: number) =>
+      Number(((await client.sendCommand(['XPENDING', stream(p), 'billing'])) as [number])[0]);
+    assert.equal(await pending(0), 0, "partition 0's entries acked");
+    assert.equal(await pending(1), 3, "partition 1's entries left to its new holder");
+    for (let i = 0; i < 3; i++) {
+      assert.equal(await inbox.has('billing', `m-0-${i}`), true);
+      assert.equal(await client.sendCommand(['EXISTS', markKey('billing', `m-1-${i}`)]), 0, 'no mark, no claim left');
+    }
+    assert.equal(await inbox.has('billing', 'm-plain'), true, 'a mark with no ack is written as well');
   });
 });

@@ -1,11 +1,11 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { type Inbox, TransportError } from '@factline/core';
 import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
 import { batchedCalls } from '../batched-calls.ts';
 import { assertRedisUrl, destroyClient, openClient, type RedisClient } from '../connection.ts';
 import { applicationName } from '../options.ts';
 import { runScript } from '../scripts.ts';
-import { type AckWithMark, ackWithMarkOf } from './ack-with-mark.ts';
+import { type AckTarget, type AckWithMark, ackWithMarkOf } from './ack-with-mark.ts';
 
 interface MarkItem {
   key: string;
@@ -76,33 +76,63 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     onError: () => undefined,
   });
   const markKey = (consumer: string, id: string) => `${prefix}${consumer}:${id}`;
-  /** Claim values: unique per inbox (a random part) and per run (a counter). */
-  const runs = randomUUID();
+  /** Claim values: unique per inbox (72 random bits, short: each claim travels twice per message) and per run (a counter). */
+  const runs = randomBytes(9).toString('base64url');
   let runCount = 0;
   // The claims, and the marks (with their acks), of the runs of one turn of the event loop: one script call each.
-  const claims = batchedCalls(
-    async (items: { key: string; claim: string }[]) =>
-      (await runScript(
-        client,
-        'inboxClaim',
-        items.map((item) => item.key),
-        [claimMs, ...items.map((item) => item.claim)],
-      )) as string[],
-  );
+  const claims = batchedCalls(async (items: { key: string; claim: string }[]) => {
+    const keys = new Array<string>(items.length);
+    const args = new Array<string | number>(items.length + 1);
+    args[0] = claimMs;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i] as { key: string; claim: string };
+      keys[i] = item.key;
+      args[i + 1] = item.claim;
+    }
+    const letters = String(await runScript(client, 'inboxClaim', keys, args));
+    return Array.from(letters, (letter) => (letter === 'c' ? 'claimed' : letter === 'd' ? 'done' : 'busy'));
+  });
   const marks = batchedCalls(async (items: MarkItem[]) => {
+    // Grouped by where their entries are acked (one partition of one reader): one lease check and one XACK each.
+    const byTarget = new Map<AckTarget, number[]>();
+    const plain: number[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const target = (items[i] as MarkItem).ack?.target;
+      if (!target) {
+        plain.push(i);
+        continue;
+      }
+      const group = byTarget.get(target);
+      if (group) group.push(i);
+      else byTarget.set(target, [i]);
+    }
     const keys: string[] = [];
-    const args: (string | number)[] = [];
-    for (const { key, claim, value, ms, ack } of items) {
-      if (ack) {
-        const { stream, lease, group, token } = ack.target;
-        keys.push(key, stream, lease);
-        args.push('a', claim, value, ms, group, ack.id, token);
-      } else {
+    const args: (string | number)[] = [byTarget.size];
+    for (const [{ stream, lease, group, token }, members] of byTarget) {
+      keys.push(stream, lease);
+      args.push(group, token, members.length);
+    }
+    const results = new Array<number>(items.length);
+    let g = 0;
+    for (const members of byTarget.values()) {
+      for (const i of members) {
+        const { key, claim, value, ms, ack } = items[i] as MarkItem;
         keys.push(key);
-        args.push('m', claim, value, ms);
+        args.push(claim, value, ms, (ack as AckWithMark).id);
       }
     }
-    return (await runScript(client, 'inboxMark', keys, args)) as number[];
+    for (const i of plain) {
+      const { key, claim, value, ms } = items[i] as MarkItem;
+      keys.push(key);
+      args.push(claim, value, ms);
+      results[i] = 1;
+    }
+    const written = (await runScript(client, 'inboxMark', keys, args)) as number[];
+    for (const members of byTarget.values()) {
+      const outcome = Number(written[g++]);
+      for (const i of members) results[i] = outcome;
+    }
+    return results;
   });
   /** The claims of the handler runs in progress (mark key → claim), renewed together every third of `claimMs`. */
   const running = new Map<string, string>();
