@@ -10,6 +10,9 @@
  *   `transport.publish` → `createConsumer` with the retry policy, the Redis inbox and 64 key lanes,
  *   `FACTLINE_BENCH_REDIS_LANES`: a lane spends most of its time waiting for Redis, so a user after
  *   this rate configures more lanes than the default 8; timed once the consumer holds its partitions).
+ *   `by-hand`: the seed's idempotent consumer written with node-redis alone (redis-by-hand.ts: claim
+ *   `SET NX GET PX`, mark `SET EX`, one `XACK` per batch; no fencing, no per-key order across processes,
+ *   no retry policy): what the inbox's guarantees cost a user who writes them without Factline.
  *   Each trial also reports the CPU per message of this process and of redis-server.
  *   `factline-half` then runs at half the factline rate: p50/p99 = publish resolved → handled (µs).
  * - `redis-inbox`: MESSAGES ids through an idempotency check, 64 at a time (seed: `GET processed:<id>`
@@ -21,6 +24,7 @@ import { messageToJson } from '@factline/core/adapter';
 import { getRedisInbox, getRedisTransport, type RedisInbox, type RedisTransport } from '@factline/redis';
 import { createClient } from 'redis';
 import { report, type Subject, type Trial, type Workload } from '../harness.ts';
+import { byHandRun } from './redis-by-hand.ts';
 
 const MESSAGES = Number(process.env.FACTLINE_BENCH_REDIS_MESSAGES ?? 10_000);
 /** Key lanes of the end-to-end consumer (its `concurrency`). */
@@ -281,6 +285,45 @@ function inboxTrial(kind: 'seed' | 'factline'): Trial {
   };
 }
 
+/** The seed's idempotent consumer by hand on one stream of its own (redis-by-hand.ts); its keys removed afterwards. */
+function byHandTrial(): Trial {
+  let client: Client;
+  let reader: Client;
+  const stream = unique('hand');
+  let handled = 0;
+  const run = () =>
+    byHandRun({
+      client,
+      reader,
+      stream,
+      prefix: `${stream}:`,
+      messages: messages(MESSAGES),
+      handle: () => {
+        handled += 1;
+      },
+    });
+  let prepared: ReturnType<typeof byHandRun>;
+  return {
+    setup: async () => {
+      client = await connect();
+      reader = await connect();
+      await client.sendCommand(['XGROUP', 'CREATE', stream, 'g', '$', 'MKSTREAM']);
+      prepared = run();
+    },
+    run: async () => {
+      await withCpu(client, 'by-hand', async () => void (await Promise.all([prepared.publish(), prepared.consume()])));
+      if (handled !== MESSAGES) throw new Error(`by hand: ${handled} of ${MESSAGES} messages handled`);
+      return MESSAGES;
+    },
+    teardown: async () => {
+      await client.sendCommand(['DEL', stream]);
+      await removeKeys(client, `${stream}:`);
+      await client.close();
+      await reader.close();
+    },
+  };
+}
+
 const subject = (name: string, make: () => Trial, repeat?: number): Subject => ({
   name,
   ...(repeat ? { repeat } : {}),
@@ -303,10 +346,11 @@ export const redisWorkloads: Workload[] = [
   {
     name: 'redis-e2e',
     warmup: true,
-    description: `${MESSAGES} messages published and handled; rate = first publish → last ack; raw = pipelined XADD + blocking XREADGROUP/XACK; factline = transport.publish → createConsumer (retry policy, Redis inbox, ${LANES} key lanes: more lanes than the default 8, since a lane mostly waits on Redis), timed once the consumer holds the 4 partitions, after a warm-up trial; node-cpu / redis-cpu = CPU µs per message of this process and of redis-server (shared: other clients count too), per trial; factline-half = the same at half the factline rate, p50/p99 = publish resolved → handled (µs)`,
+    description: `${MESSAGES} messages published and handled; rate = first publish → last ack; raw = pipelined XADD + blocking XREADGROUP/XACK; factline = transport.publish → createConsumer (retry policy, Redis inbox, ${LANES} key lanes: more lanes than the default 8, since a lane mostly waits on Redis), timed once the consumer holds the 4 partitions, after a warm-up trial; by-hand = the seed's idempotent consumer with node-redis alone (claim SET NX GET PX, handler, mark SET EX, one XACK per batch of 64; one stream, no fencing, no retry policy); node-cpu / redis-cpu = CPU µs per message of this process and of redis-server (shared: other clients count too), per trial; factline-half = the same at half the factline rate, p50/p99 = publish resolved → handled (µs)`,
     unit: 'msg/s',
     subjects: [
       subject('raw', () => rawTrial('e2e')),
+      subject('by-hand', () => byHandTrial()),
       subject('factline', () => factlineTrial('e2e')),
       subject('factline-half', () => factlineTrial('e2e', true), 1),
     ],
