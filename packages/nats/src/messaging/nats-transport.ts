@@ -23,7 +23,7 @@ import { checkNatsTransportOptions, type NatsErrorStage, type NatsTransportOptio
 import { ensureConsumer, ensureStream, partitionOf, topologyNames } from '../topology.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { createPartitionClaims, type PartitionClaims } from './partition-claims.ts';
-import { type Outgoing, publishAll } from './publish.ts';
+import { createPublisher, type Outgoing } from './publish.ts';
 
 export interface NatsTransport extends Transport {
   /** The JetStream stream holding the application's messages. */
@@ -198,7 +198,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     });
   };
 
-  const publishTimeoutMs = Math.max(5000, options.connectTimeoutMs);
+  const publisher = createPublisher(nc, Math.max(5000, options.connectTimeoutMs));
 
   return {
     stream: names.stream,
@@ -230,7 +230,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
       const pending = declaring.get(topic);
       if (pending) await Promise.allSettled(pending);
       if (required && !(await hasSubscription(topic))) throw new NoSubscriptionError(topic);
-      await publishAll(js, encode(topic, messages), publishTimeoutMs);
+      await publisher.publishAll(encode(topic, messages));
     },
 
     async declareSubscription(topic, group) {
@@ -245,14 +245,12 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
       assertMessages(messages);
       await declare(topic, group);
       // To this group's subject only; an id of its own, so the duplicate window never drops a redrive.
-      await publishAll(
-        js,
+      await publisher.publishAll(
         messages.map((message) => ({
           subject: names.groupSubject(topic, group, partitionOf(message.key, options.partitions)),
           data: encoder.encode(messageToJson(message)),
           messageId: `${message.id} redelivered ${Date.now()} ${Math.random().toString(36).slice(2)}`,
         })),
-        publishTimeoutMs,
       );
     },
 
@@ -358,6 +356,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
         new Promise((resolve) => setTimeout(resolve, 5000).unref()),
       ]);
       await nc.close().catch(() => undefined);
+      publisher.close();
     },
   };
 }
