@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TransportError } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { startPrivateServer } from '../fixtures/private-server.ts';
 import { natsUnavailable, natsUrl, testApplication } from '../fixtures/server.ts';
 import { createPublisher, DUE_HEADER, type Publisher } from './publish.ts';
 
@@ -122,6 +124,55 @@ describe('nats: publishing with PubAcks on an inbox subscription', { skip }, () 
     } finally {
       silent.unsubscribe();
       await own.close();
+    }
+  });
+});
+
+const server = await startPrivateServer({ jetstream: true });
+const noPrivateServer = 'reason' in server ? `no private nats-server: ${server.reason}` : false;
+
+after(async () => {
+  if (!('reason' in server)) await server.stop();
+});
+
+describe('nats: publishing across a server restart (private server)', { skip: noPrivateServer }, () => {
+  it('a publish while the server is down rejects at its deadline; after the reconnect the same publisher is answered again', async () => {
+    if ('reason' in server) return;
+    const nc = await connect({ servers: server.url, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name: 'restart', subjects: ['restart.>'], storage: 'file' });
+      const publisher = createPublisher(nc, 1000);
+      assert.equal(
+        (await publisher.publishAll([{ subject: 'restart.a', data: body('1'), messageId: 'r-1' }])).length,
+        1,
+      );
+      await server.stopServer();
+      const started = Date.now();
+      const error = await publisher.publishAll([{ subject: 'restart.a', data: body('2'), messageId: 'r-2' }]).then(
+        () => assert.fail('resolved'),
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof TransportError && error.retryable, 'a retryable TransportError');
+      assert.equal((error.cause as Error).name, 'TimeoutError');
+      assert.ok(Date.now() - started < 5000, 'rejected at the deadline');
+      await server.startServer();
+      // The outcome of r-2 was unknown: publishing it again is what a relay does; the stream holds it once.
+      let acks: Awaited<ReturnType<typeof publisher.publishAll>> = [];
+      await waitUntil(
+        async () => {
+          acks = await publisher
+            .publishAll([{ subject: 'restart.a', data: body('2'), messageId: 'r-2' }])
+            .catch(() => []);
+          return acks.length === 1;
+        },
+        'a publish answered after the reconnect',
+        30_000,
+      );
+      const info = await jsm.streams.info('restart');
+      assert.equal(info.state.messages, 2);
+    } finally {
+      await nc.close();
     }
   });
 });
