@@ -9,6 +9,7 @@
  *   at once on one consumer; factline: `transport.publish` → `createConsumer` with the retry policy, the
  *   SQLite inbox and per-key lanes (8), its handler one INSERT in the inbox's transaction).
  *   `factline-half` then runs at half the factline rate measured: p50/p99 = publish resolved → handled (µs).
+ *   `raw.node-cpu` and `factline.node-cpu`: this process's CPU (user + sys) per message, each trial.
  * The raw subjects send the same bytes as Factline's envelopes (`messageToJson`).
  */
 import { mkdirSync, rmSync } from 'node:fs';
@@ -28,6 +29,14 @@ const dir = join(tmpdir(), `factline-bench-nats-${process.pid}`);
 let counter = 0;
 /** The factline end-to-end rate measured last: `factline-half` runs at half of it. */
 let factlineRate = 0;
+
+/** Runs `work` and reports this process's CPU (user + sys) per message as `<subject>.node-cpu` (µs/msg). */
+async function withCpu(subject: string, work: () => Promise<unknown>): Promise<void> {
+  const own = process.cpuUsage();
+  await work();
+  const used = process.cpuUsage(own);
+  report('nats-e2e', `${subject}.node-cpu`, (used.user + used.system) / MESSAGES, 'us/msg');
+}
 
 const unique = (label: string) => `bench_${label}_${process.pid}_${++counter}`;
 const payload = (i: number) => ({ i, total: 10 + (i % 90), sku: `sku-${i % 100}` });
@@ -83,7 +92,7 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
     run: async () => {
       if (kind === 'publish') await publishAll();
       else if (kind === 'consume') await consumeAll();
-      else await Promise.all([publishAll(), consumeAll()]);
+      else await withCpu('raw', () => Promise.all([publishAll(), consumeAll()]));
       return MESSAGES;
     },
     teardown: async () => {
@@ -176,7 +185,8 @@ function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Tria
         await subscription.close();
       } else {
         const started = performance.now();
-        await Promise.all([publishAll(), done]);
+        if (paced) await Promise.all([publishAll(), done]);
+        else await withCpu('factline', () => Promise.all([publishAll(), done]));
         if (!paced) factlineRate = MESSAGES / ((performance.now() - started) / 1000);
       }
       return MESSAGES;

@@ -156,3 +156,10 @@ export type {
 } from '../tracing/trace-sources.ts';
 export { timerChanges, timerEventTypes } from '../workflows/timers/timer-changes.ts';
 export type { TimerChange } from '../workflows/timers/types.ts';
+export {
+  type BufferedEntry,
+  type BufferSettler,
+  createDeliveryBuffer,
+  type DeliveryBuffer,
+  type DeliveryBufferOptions,
+} from './delivery-buffer.ts';

@@ -1,17 +1,25 @@
 import { type DeadLetter, type DeadLetterStore, TransportError, uuidv7 } from '@factline/core';
-import { messageFromJson } from '@factline/core/adapter';
+import { type BufferedEntry, createDeliveryBuffer, messageFromJson } from '@factline/core/adapter';
 import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsErrorStage } from '../options.ts';
 import type { Names } from '../topology.ts';
 import { createPartitionGate, type PartitionGate } from './partition-gate.ts';
 import { DUE_HEADER } from './publish.ts';
-import { createDeliveryBuffer, type Entry } from './receive.ts';
 
 /** Decodes message bodies (one for every reader: `decode` keeps no state between calls without `stream`). */
 const utf8 = new TextDecoder();
 
 /** A release or a due time this close is held in the process (the message stays unacknowledged), not naked. */
 export const holdBelowMs = 100;
+
+/** One message a group reader holds (unacknowledged at the server) until it is acked or naked. */
+export interface Entry extends BufferedEntry {
+  raw: JsMsg;
+  /** Its stream sequence (read once from the delivery's reply subject). */
+  seq: number;
+  /** The claim on its partition it came under; a later claim (or none) means it may be someone else's now. */
+  epoch: number;
+}
 
 /** What a group reader needs from its transport. */
 export interface ReaderContext {
@@ -67,7 +75,7 @@ export function createGroupReader(context: ReaderContext) {
 
   const holds = (entry: Entry) => !stopped && held.get(entry.partition)?.epoch === entry.epoch;
 
-  const buffer = createDeliveryBuffer(
+  const buffer = createDeliveryBuffer<Entry>(
     {
       holds,
       ack(entry) {
@@ -77,7 +85,7 @@ export function createGroupReader(context: ReaderContext) {
       },
       async delay(entry, dueAt) {
         if (!holds(entry)) return true;
-        naked.set(entry.raw.seq, { count: entry.count, partition: entry.partition });
+        naked.set(entry.seq, { count: entry.count, partition: entry.partition });
         entry.raw.nak(Math.max(1, dueAt - Date.now()));
         return true;
       },
@@ -133,10 +141,17 @@ export function createGroupReader(context: ReaderContext) {
   /** A message pulled for `partition` under `epoch`, past the gate. */
   const accept = (raw: JsMsg, partition: number, epoch: number) => {
     const subject = raw.subject;
-    const target = subject.slice(subject.lastIndexOf('.') + 1);
-    if (!subject.endsWith('.all') && target !== ownToken) {
+    if (!subject.endsWith('.all') && subject.slice(subject.lastIndexOf('.') + 1) !== ownToken) {
       // A redelivery to another group of the topic.
       raw.ack();
+      return;
+    }
+    // Parsed from the reply subject once; `seq` and `info` read it again on every access otherwise.
+    const { streamSequence: seq, deliveryCount } = raw.info;
+    const known = buffer.find((e) => e.seq === seq);
+    if (known) {
+      // The server gave it again (an ack wait passed): the newer delivery is the one to settle.
+      known.raw = raw;
       return;
     }
     let message: Entry['message'];
@@ -147,27 +162,23 @@ export function createGroupReader(context: ReaderContext) {
       raw.term('unreadable');
       return;
     }
-    const known = buffer.find(raw.seq);
-    if (known) {
-      // The server gave it again (an ack wait passed): the newer delivery is the one to settle.
-      known.raw = raw;
-      return;
-    }
     const due = Number(raw.headers?.get(DUE_HEADER) ?? 0) || 0;
     const dueAt = Math.max(due, message.deliverAt?.getTime() ?? 0);
-    const count = Math.max(raw.info.deliveryCount - 1, naked.get(raw.seq)?.count ?? 0);
-    naked.delete(raw.seq);
+    const away = naked.get(seq);
+    const count = Math.max(deliveryCount - 1, away?.count ?? 0);
+    if (away) naked.delete(seq);
     const entry: Entry = {
       message,
-      raw,
       partition,
-      epoch,
+      seq,
       visibleAt: dueAt,
       count,
       lease: 0,
       holder: undefined,
+      raw,
+      epoch,
     };
-    if (raw.info.deliveryCount >= context.maxDeliver && raw.info.deliveryCount > 1) {
+    if (deliveryCount >= context.maxDeliver && deliveryCount > 1) {
       void deadLetter(raw, entry);
       return;
     }
@@ -252,7 +263,8 @@ export function createGroupReader(context: ReaderContext) {
     for (const [seq, item] of naked) if (item.partition === partition) naked.delete(seq);
     for (const entry of entries) entry.raw.nak();
     part.gate.giveBack();
-    buffer.dropPartition(partition);
+    buffer.drop((e) => e.partition === partition);
+    buffer.unpark((e) => e.partition === partition);
   };
 
   return {

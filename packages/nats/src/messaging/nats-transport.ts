@@ -23,7 +23,7 @@ import { checkNatsTransportOptions, type NatsErrorStage, type NatsTransportOptio
 import { ensureConsumer, ensureStream, partitionOf, topologyNames } from '../topology.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { createPartitionClaims, type PartitionClaims } from './partition-claims.ts';
-import { type Outgoing, publishAll } from './publish.ts';
+import { createPublisher, type Outgoing } from './publish.ts';
 
 export interface NatsTransport extends Transport {
   /** The JetStream stream holding the application's messages. */
@@ -182,23 +182,35 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
 
   const encode = (topic: string, messages: readonly Message[]): Outgoing[] => {
     const at = Date.now();
+    /** The topic's subject per partition, made on first use in this call (escaping the topic is not free). */
+    const subjects: string[] = [];
     /** Per key, when its latest delayed message is due: the key's later messages wait for it (same publish). */
-    const heldKeys = new Map<string, number>();
-    return messages.map((message) => {
-      const due = Math.max(message.deliverAt?.getTime() ?? 0, heldKeys.get(message.key) ?? 0);
-      if (due > at) heldKeys.set(message.key, due);
-      return {
-        subject: names.subject(topic, partitionOf(message.key, options.partitions)),
-        data: encoder.encode(messageToJson(message)),
-        // Per topic: one stream holds every topic, and the same message (an event relayed to two topics) is
-        // legitimately published once to each; a repeat to the same topic is what the server drops.
-        ...(options.deduplicate ? { messageId: `${topic} ${message.id}` } : {}),
-        ...(due > at ? { dueAt: due } : {}),
-      };
-    });
+    let heldKeys: Map<string, number> | undefined;
+    const out: Outgoing[] = new Array(messages.length);
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i] as Message;
+      const partition = partitionOf(message.key, options.partitions);
+      let subject = subjects[partition];
+      if (subject === undefined) {
+        subject = names.subject(topic, partition);
+        subjects[partition] = subject;
+      }
+      const item: Outgoing = { subject, data: encoder.encode(messageToJson(message)) };
+      // Per topic: one stream holds every topic, and the same message (an event relayed to two topics) is
+      // legitimately published once to each; a repeat to the same topic is what the server drops.
+      if (options.deduplicate) item.messageId = `${topic} ${message.id}`;
+      const due = Math.max(message.deliverAt?.getTime() ?? 0, heldKeys?.get(message.key) ?? 0);
+      if (due > at) {
+        heldKeys ??= new Map();
+        heldKeys.set(message.key, due);
+        item.dueAt = due;
+      }
+      out[i] = item;
+    }
+    return out;
   };
 
-  const publishTimeoutMs = Math.max(5000, options.connectTimeoutMs);
+  const publisher = createPublisher(nc, Math.max(5000, options.connectTimeoutMs));
 
   return {
     stream: names.stream,
@@ -230,7 +242,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
       const pending = declaring.get(topic);
       if (pending) await Promise.allSettled(pending);
       if (required && !(await hasSubscription(topic))) throw new NoSubscriptionError(topic);
-      await publishAll(js, encode(topic, messages), publishTimeoutMs);
+      await publisher.publishAll(encode(topic, messages));
     },
 
     async declareSubscription(topic, group) {
@@ -245,14 +257,12 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
       assertMessages(messages);
       await declare(topic, group);
       // To this group's subject only; an id of its own, so the duplicate window never drops a redrive.
-      await publishAll(
-        js,
+      await publisher.publishAll(
         messages.map((message) => ({
           subject: names.groupSubject(topic, group, partitionOf(message.key, options.partitions)),
           data: encoder.encode(messageToJson(message)),
           messageId: `${message.id} redelivered ${Date.now()} ${Math.random().toString(36).slice(2)}`,
         })),
-        publishTimeoutMs,
       );
     },
 
@@ -358,6 +368,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
         new Promise((resolve) => setTimeout(resolve, 5000).unref()),
       ]);
       await nc.close().catch(() => undefined);
+      publisher.close();
     },
   };
 }

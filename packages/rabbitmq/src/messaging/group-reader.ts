@@ -1,11 +1,11 @@
 import { type DeadLetter, type DeadLetterStore, TransportError, uuidv7 } from '@factline/core';
-import { messageFromJson } from '@factline/core/adapter';
+import { createDeliveryBuffer, messageFromJson } from '@factline/core/adapter';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { RabbitErrorStage } from '../options.ts';
 import { delayTierFor, localHoldMs, type Names, type TierKind } from '../topology.ts';
 import { type Acker, createAcker } from './acker.ts';
 import type { Outgoing } from './publish.ts';
-import { COUNT_HEADER, createDeliveryBuffer, DUE_HEADER, type Entry, readIncoming } from './receive.ts';
+import { COUNT_HEADER, DUE_HEADER, type Entry, readIncoming } from './receive.ts';
 
 /** What a group reader needs from its transport. */
 export interface ReaderContext {
@@ -48,9 +48,9 @@ export function createGroupReader(context: ReaderContext) {
   /** Set by a cancel from the server: its queue may be gone, declare it again. */
   let redeclare = false;
 
-  const buffer = createDeliveryBuffer(
+  const buffer = createDeliveryBuffer<Entry>(
     {
-      generation: () => generation,
+      holds: (entry) => entry.generation === generation,
       ack(entry) {
         // From an older channel: the broker took it back with that channel.
         if (entry.generation === generation) acker?.ack(entry.raw);
@@ -160,7 +160,7 @@ export function createGroupReader(context: ReaderContext) {
       if (stopped || !connection || channel) return;
       generation += 1;
       const seen = generation;
-      buffer.dropGeneration(seen - 1);
+      buffer.drop((e) => e.generation <= seen - 1);
       let own: Channel | undefined;
       let settle: Acker | undefined;
       try {
@@ -175,7 +175,7 @@ export function createGroupReader(context: ReaderContext) {
           if (channel !== own) return;
           channel = undefined;
           acker = undefined;
-          buffer.dropGeneration(seen);
+          buffer.drop((e) => e.generation <= seen);
           if (!stopped && context.connection()) {
             context.report(new TransportError(`the channel of ${topic}/${group} closed`), 'consume');
             scheduleRestart();
@@ -197,7 +197,7 @@ export function createGroupReader(context: ReaderContext) {
               acker = undefined;
               settle?.close();
               redeclare = true;
-              buffer.dropGeneration(seen);
+              buffer.drop((e) => e.generation <= seen);
               own?.close().catch(() => undefined);
               scheduleRestart();
             }
@@ -244,7 +244,7 @@ export function createGroupReader(context: ReaderContext) {
       channel = undefined;
       acker?.close();
       acker = undefined;
-      buffer.dropGeneration(generation);
+      buffer.drop((e) => e.generation <= generation);
       void start();
     },
     /** Stops consuming; what is held and unacknowledged goes back to the broker, in order. */

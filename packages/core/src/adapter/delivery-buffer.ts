@@ -1,0 +1,300 @@
+import { StoreClosedError } from '../errors/index.ts';
+import type { Message } from '../messaging/message.ts';
+import type { Delivery } from '../messaging/transport.ts';
+
+/** One message a broker transport's reader holds (unacknowledged at the broker) until it is settled. */
+export interface BufferedEntry {
+  message: Message;
+  /** The partition it came from. */
+  partition: number;
+  /**
+   * Where the broker numbers its messages (a stream sequence): a key's
+   * messages are handed out in this order, whenever each arrived. Without it,
+   * in arrival order, a message back from a delay ahead of its key's others.
+   */
+  seq?: number;
+  /** Not handed out before this time (held for a short delay, in flight, or released). */
+  visibleAt: number;
+  /** Hand-outs so far, here and before (broker deliveries and local ones). */
+  count: number;
+  /** Bumped on every hand-out, so a settle from an expired delivery is ignored. */
+  lease: number;
+  /** The subscription holding it, while in flight (until settled or its visibility timeout passes). */
+  holder: number | undefined;
+}
+
+/** What the buffer needs from its reader to settle an entry at the broker. */
+export interface BufferSettler<E extends BufferedEntry> {
+  /** Whether the entry is still this process's to settle (its partition, channel or claim unchanged). */
+  holds(entry: E): boolean;
+  ack(entry: E): void;
+  /** Hands the message to the broker, to come again at `dueAt`; false when it could not (it stays here). */
+  delay(entry: E, dueAt: number): Promise<boolean>;
+}
+
+export interface DeliveryBufferOptions {
+  /** How long past its due time a key waits for its delayed message before its later ones go on. */
+  parkGraceMs: number;
+  /** A release shorter than this is held here; a longer one goes through `settler.delay`. */
+  holdBelowMs: number;
+}
+
+/**
+ * The messages a process holds for one consumer group of a broker
+ * transport, handed to its subscriptions as the in-memory transport does,
+ * except that messages arrive over time: per key, a message goes out only to
+ * the subscription holding the key's earlier messages (or to any, once none
+ * is in flight), so one key is in one subscription's hands at a time, in
+ * order; a delivery left unsettled past its visibility timeout is handed out
+ * again; `release(0)` and short delays stay here, longer delays go to the
+ * broker (`settler.delay`) with the key parked (its later messages wait)
+ * until the message is back or `parkGraceMs` after it was due.
+ *
+ * @example
+ * const buffer = createDeliveryBuffer<Entry>({ holds, ack, delay }, { parkGraceMs: 5000, holdBelowMs: 100 });
+ * buffer.add(entry); // a message from the broker
+ * const deliveries = await buffer.receive(subscriber, 10, 1000, signal, 30_000);
+ */
+export function createDeliveryBuffer<E extends BufferedEntry>(
+  settler: BufferSettler<E>,
+  options: DeliveryBufferOptions,
+) {
+  const entries: E[] = [];
+  const waiters = new Set<() => void>();
+  /** Keys whose first message is away for a delay: that message, and when to stop waiting for it. */
+  const parked = new Map<string, { entry: E; until: number }>();
+  /** Releases on their way to the broker. */
+  const delaying = new Set<Promise<void>>();
+  let closed = false;
+
+  const wake = () => {
+    for (const waiter of waiters) waiter();
+  };
+
+  const isParked = (entry: E, at: number) => {
+    const park = parked.get(entry.message.key);
+    if (!park) return false;
+    if (at >= park.until) {
+      parked.delete(entry.message.key);
+      return false;
+    }
+    return park.entry.message.id !== entry.message.id;
+  };
+
+  const take = (subscriber: number, max: number, visibility: number): Delivery[] => {
+    const at = Date.now();
+    const out: Delivery[] = [];
+    /** Keys whose next message may not go to this subscriber now (made on the first such key). */
+    let blocked: Set<string> | undefined;
+    const block = (key: string) => {
+      blocked ??= new Set();
+      blocked.add(key);
+    };
+    for (const entry of entries) {
+      if (out.length >= max) break;
+      const key = entry.message.key;
+      if (blocked?.has(key)) continue;
+      // No longer this process's: it goes back to the broker, never to a handler here.
+      if (!settler.holds(entry)) continue;
+      if (entry.holder !== undefined && entry.visibleAt > at) {
+        // In flight: its key's later messages may follow it to the same subscription only.
+        if (entry.holder !== subscriber) block(key);
+        continue;
+      }
+      if (entry.visibleAt > at || isParked(entry, at)) {
+        block(key);
+        continue;
+      }
+      entry.visibleAt = at + visibility;
+      entry.holder = subscriber;
+      entry.count += 1;
+      entry.lease += 1;
+      out.push(deliveryOf(entry, entry.lease));
+    }
+    return out;
+  };
+
+  const remove = (entry: E) => {
+    const at = entries.indexOf(entry);
+    if (at >= 0) entries.splice(at, 1);
+    return at;
+  };
+
+  /** Sends `entry` to the broker for a delay, its key parked meanwhile; `undo` puts it back here if that fails. */
+  const sendAway = (entry: E, dueAt: number, undo: () => void) => {
+    const moving = settler.delay(entry, dueAt).then((moved) => {
+      if (moved) return;
+      if (parked.get(entry.message.key)?.entry === entry) parked.delete(entry.message.key);
+      entry.visibleAt = dueAt;
+      if (settler.holds(entry)) undo();
+      wake();
+    });
+    delaying.add(moving);
+    void moving.finally(() => delaying.delete(moving));
+  };
+
+  const deliveryOf = (entry: E, lease: number): Delivery => {
+    const current = () => entry.lease === lease && settler.holds(entry) && entries.includes(entry);
+    return {
+      message: entry.message,
+      deliveryCount: entry.count,
+      async ack() {
+        if (!current()) return;
+        remove(entry);
+        settler.ack(entry);
+        wake();
+      },
+      async release(delayMs: number) {
+        if (!current()) return;
+        entry.lease += 1;
+        entry.holder = undefined;
+        const dueAt = Date.now() + Math.max(0, delayMs);
+        if (delayMs < options.holdBelowMs) {
+          entry.visibleAt = dueAt;
+          wake();
+          return;
+        }
+        // Away from the others while it goes to the broker (resolved at once: the key is parked meanwhile);
+        // held here again, where it was, if that fails.
+        const at = remove(entry);
+        parked.set(entry.message.key, { entry, until: dueAt + options.parkGraceMs });
+        sendAway(entry, dueAt, () => entries.splice(Math.min(at, entries.length), 0, entry));
+        wake();
+      },
+      async extend(ms: number) {
+        if (current()) entry.visibleAt = Date.now() + ms;
+      },
+    };
+  };
+
+  const add = (entry: E) => {
+    const key = entry.message.key;
+    const returning = parked.get(key)?.entry.message.id === entry.message.id;
+    if (returning) parked.delete(key);
+    let at = -1;
+    const seq = entry.seq;
+    if (seq !== undefined) {
+      // Behind the key's held messages with a lower sequence (publish order), ahead of those with a higher one.
+      for (let i = 0; i < entries.length; i++) {
+        const other = entries[i] as E;
+        if (other.message.key === key && (other.seq as number) > seq) {
+          at = i;
+          break;
+        }
+      }
+    } else if (returning) {
+      // Back from its delay: ahead of the key's messages that waited for it.
+      at = entries.findIndex((e) => e.message.key === key);
+    }
+    if (at >= 0) entries.splice(at, 0, entry);
+    else entries.push(entry);
+    wake();
+  };
+
+  return {
+    /** A message from the broker, due now or within `holdBelowMs`. */
+    add,
+
+    /**
+     * A message due later than `holdBelowMs` on arrival: sent to the broker
+     * for its delay, its key parked (unless one of its earlier messages is)
+     * so that the key's later messages wait for it; held here if that fails.
+     */
+    defer(entry: E, dueAt: number) {
+      const key = entry.message.key;
+      if (!parked.has(key)) parked.set(key, { entry, until: dueAt + options.parkGraceMs });
+      sendAway(entry, dueAt, () => add(entry));
+    },
+
+    /** Forgets the held messages `test` picks (the broker took them back). */
+    drop(test: (entry: E) => boolean) {
+      for (let i = entries.length - 1; i >= 0; i--) if (test(entries[i] as E)) entries.splice(i, 1);
+    },
+
+    /** Ends the parks whose delayed message `test` picks (its return will not come here). */
+    unpark(test: (entry: E) => boolean) {
+      for (const [key, park] of parked) if (test(park.entry)) parked.delete(key);
+    },
+
+    /** The held message `test` picks, if any. */
+    find: (test: (entry: E) => boolean): E | undefined => entries.find(test),
+
+    /** Whether a message of `partition` is in a subscription's hands now. */
+    busy: (partition: number) => {
+      const at = Date.now();
+      return entries.some((e) => e.partition === partition && e.holder !== undefined && e.visibleAt > at);
+    },
+
+    /** How many messages of `partition` are held here (unacknowledged, not away for a delay). */
+    heldIn: (partition: number) => {
+      let n = 0;
+      for (const entry of entries) if (entry.partition === partition) n += 1;
+      return n;
+    },
+
+    /** What is held and never handed out, for giving back at close. */
+    held: () => [...entries],
+
+    receive(
+      subscriber: number,
+      max: number,
+      waitMs: number,
+      signal: AbortSignal,
+      visibility: number,
+    ): Promise<Delivery[]> {
+      if (closed) return Promise.reject(new StoreClosedError('transport'));
+      const ready = take(subscriber, max, visibility);
+      if (ready.length > 0 || waitMs <= 0 || signal.aborted) return Promise.resolve(ready);
+      return new Promise<Delivery[]>((resolve) => {
+        let retimer: ReturnType<typeof setTimeout> | undefined;
+        const finish = () => {
+          waiters.delete(wakeUp);
+          clearTimeout(timer);
+          clearTimeout(retimer);
+          signal.removeEventListener('abort', onAbort);
+        };
+        const wakeUp = () => {
+          const found = closed ? [] : take(subscriber, max, visibility);
+          if (found.length === 0 && !closed) return rearm();
+          finish();
+          resolve(found);
+        };
+        const onAbort = () => {
+          finish();
+          resolve([]);
+        };
+        // Held entries and parks end without a broker event: look again when the next one is due.
+        const rearm = () => {
+          clearTimeout(retimer);
+          const at = Date.now();
+          let next = Number.POSITIVE_INFINITY;
+          for (const entry of entries) if (entry.visibleAt > at) next = Math.min(next, entry.visibleAt);
+          for (const park of parked.values()) next = Math.min(next, park.until);
+          if (next !== Number.POSITIVE_INFINITY) retimer = setTimeout(wakeUp, Math.max(1, next - at));
+        };
+        const timer = setTimeout(() => {
+          finish();
+          resolve(closed ? [] : take(subscriber, max, visibility));
+        }, waitMs);
+        waiters.add(wakeUp);
+        signal.addEventListener('abort', onAbort, { once: true });
+        rearm();
+      });
+    },
+
+    /** Waits (up to `ms`) for the releases still on their way to the broker. */
+    async settled(ms: number) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+      await Promise.race([Promise.allSettled([...delaying]), timedOut]);
+      clearTimeout(timer);
+    },
+
+    close() {
+      closed = true;
+      wake();
+    },
+  };
+}
+
+export type DeliveryBuffer<E extends BufferedEntry> = ReturnType<typeof createDeliveryBuffer<E>>;
