@@ -86,6 +86,17 @@ export function checkName(value: unknown, path: string, max: number, issues: Val
   }
 }
 
+/** Whether `checkName` finds no problem with `value`, without building the path it would report under. */
+export function isCleanName(value: unknown, max: number): boolean {
+  return (
+    typeof value === 'string' &&
+    value.length > 0 &&
+    value.length <= max &&
+    !CONTROL_CHARS.test(value) &&
+    isWellFormedText(value)
+  );
+}
+
 /**
  * Throws `ValidationError` unless `value` is a usable name (a topic, group,
  * projection or lease name): a non-empty string with no control character and
@@ -343,6 +354,54 @@ export function checkJson(
     }
   }
   ancestors.delete(object);
+}
+
+/** Deeper than this, `plainJsonBound` leaves the value to `checkJson` (which finds cycles). */
+const PLAIN_DEPTH = 64;
+
+/**
+ * The size bound `checkJson` would sum for `value` (the same per-value
+ * figures), when `value` is plain JSON it finds no problem with: strings
+ * well-formed, finite numbers, booleans, null, arrays without undefined and
+ * plain objects, no deeper than 64 levels. -1 for anything else (a `toJSON`,
+ * a class instance, a problem): then `checkJson` walks it, reporting where.
+ */
+export function plainJsonBound(value: unknown, depth = 0): number {
+  switch (typeof value) {
+    case 'string':
+      return isWellFormedText(value) ? value.length * 6 + 3 : -1;
+    case 'boolean':
+      return 6;
+    case 'number':
+      return Number.isFinite(value) ? 25 : -1;
+    case 'object':
+      break;
+    default:
+      return -1;
+  }
+  if (value === null) return 5;
+  if (depth >= PLAIN_DEPTH || typeof (value as { toJSON?: unknown }).toJSON === 'function') return -1;
+  let bytes = 2;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const child = plainJsonBound(value[i], depth + 1);
+      if (child < 0) return -1;
+      bytes += child;
+    }
+    return bytes;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return -1;
+  for (const key of Object.keys(value)) {
+    if (!isWellFormedText(key)) return -1;
+    const child = (value as Record<string, unknown>)[key];
+    // An optional property left undefined is simply absent in JSON, as `checkJson` allows.
+    if (child === undefined) continue;
+    const size = plainJsonBound(child, depth + 1);
+    if (size < 0) return -1;
+    bytes += key.length * 6 + 4 + size;
+  }
+  return bytes;
 }
 
 /** Whether `value` is an object literal (or made with a null prototype). */
