@@ -138,11 +138,16 @@ export function messageToJson(message: Message): string {
 
 /** A message back from its stored JSON, with `createdAt` and `deliverAt` as Dates again. */
 export function messageFromJson(text: string): Message {
-  const parsed = JSON.parse(text) as Message & { createdAt: string; deliverAt?: string | null };
-  const { deliverAt, ...rest } = parsed;
-  const message: Message = { ...rest, createdAt: new Date(parsed.createdAt) };
-  if (deliverAt !== undefined && deliverAt !== null) message.deliverAt = new Date(deliverAt);
-  return message;
+  // The parsed object is the message: its dates are set in place, no copy made.
+  const parsed = JSON.parse(text) as Omit<Message, 'createdAt' | 'deliverAt'> & {
+    createdAt: string | Date;
+    deliverAt?: string | Date | null;
+  };
+  parsed.createdAt = new Date(parsed.createdAt);
+  const deliverAt = parsed.deliverAt;
+  if (deliverAt === null) delete parsed.deliverAt;
+  else if (deliverAt !== undefined) parsed.deliverAt = new Date(deliverAt);
+  return parsed as Message;
 }
 
 const isBuiltMessage = (value: Message | MessageInput): value is Message =>
