@@ -11,6 +11,8 @@ import { StepFailure, stepFailure } from './consumer-step.ts';
 import type { Message } from './message.ts';
 import type { Delivery } from './transport.ts';
 
+const settled = () => true;
+
 /** The counts the pipeline keeps (a part of `ConsumerStats`). */
 export interface ProcessCounts {
   handled: number;
@@ -101,13 +103,13 @@ export function createProcessor<Tx>(
   };
 
   const span = { system: settings.system, topic, group: name, producerSpan: settings.producerSpan };
-  return async (delivery, slot) => {
-    try {
-      await traceProcess(span, delivery.message, delivery.deliveryCount, () => process(delivery, slot));
-      return true;
-    } catch (failure) {
-      await failed(failure, delivery);
-      return false;
-    }
-  };
+  // Settled in a reaction rather than an async wrapper: one promise less per delivery.
+  return (delivery, slot) =>
+    traceProcess(span, delivery.message, delivery.deliveryCount, () => process(delivery, slot)).then(
+      settled,
+      async (failure: unknown) => {
+        await failed(failure, delivery);
+        return false;
+      },
+    );
 }

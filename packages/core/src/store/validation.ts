@@ -20,6 +20,8 @@ export const defaultStoreLimits: StoreLimits = Object.freeze({ maxEventBytes: 10
 export const MAX_NAME_LENGTH = 256;
 // C0 controls, DEL and C1 controls: invisible in logs, and NUL breaks C-string drivers.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+// Without the u flag: any control character or surrogate code unit, so a name without either is clean at once.
+const CONTROL_OR_SURROGATE = /[\u0000-\u001f\u007f-\u009f\uD800-\uDFFF]/;
 // With the u flag a surrogate pair is one code point, so this matches lone surrogates only.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
@@ -88,13 +90,9 @@ export function checkName(value: unknown, path: string, max: number, issues: Val
 
 /** Whether `checkName` finds no problem with `value`, without building the path it would report under. */
 export function isCleanName(value: unknown, max: number): boolean {
-  return (
-    typeof value === 'string' &&
-    value.length > 0 &&
-    value.length <= max &&
-    !CONTROL_CHARS.test(value) &&
-    isWellFormedText(value)
-  );
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) return false;
+  // Only a name with a control character or a surrogate needs the exact checks (a pair is allowed).
+  return !CONTROL_OR_SURROGATE.test(value) || (!CONTROL_CHARS.test(value) && isWellFormedText(value));
 }
 
 /**
