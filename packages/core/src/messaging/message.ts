@@ -131,15 +131,26 @@ export function inheritCorrelation<M extends EventMetadata>(metadata: M, ownId?:
   return metadata;
 }
 
+/** The last time `isoTime` formatted: the messages of a batch mostly share their creation time. */
+let lastIso = { time: Number.NaN, text: '' };
+
+/** `date.toISOString()` (a valid date), formatted once for a run of dates of the same time. */
+function isoTime(date: Date, time: number): string {
+  if (time !== lastIso.time) lastIso = { time, text: date.toISOString() };
+  return lastIso.text;
+}
+
 /** The JSON text a durable transport or outbox stores for a message. */
 export function messageToJson(message: Message): string {
   const createdAt = message.createdAt;
   // A Date's own JSON form (`toJSON`) takes V8 off its fast path: a valid one goes in as the same
   // ISO string, in its place; anything else is left to JSON.stringify as it is.
-  if (message.deliverAt !== undefined || !(createdAt instanceof Date) || Number.isNaN(createdAt.getTime())) {
+  if (message.deliverAt !== undefined || Object.getPrototypeOf(createdAt) !== Date.prototype) {
     return JSON.stringify(message);
   }
-  return JSON.stringify({ ...message, createdAt: createdAt.toISOString() });
+  const time = createdAt.getTime();
+  if (Number.isNaN(time)) return JSON.stringify(message);
+  return JSON.stringify({ ...message, createdAt: isoTime(createdAt, time) });
 }
 
 /** A message back from its stored JSON, with `createdAt` and `deliverAt` as Dates again. */
