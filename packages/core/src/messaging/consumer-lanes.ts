@@ -34,6 +34,9 @@ export interface KeyLaneSettings {
   report: (error: unknown, stage: ConsumerErrorStage, message?: Message) => void;
 }
 
+/** A lane's place in `running` while its run is being started. */
+const STARTING: Promise<void> = Promise.resolve();
+
 /** Waits for `work` up to `ms`; true when it settled in time. */
 const within = async (work: Promise<unknown>, ms: number): Promise<boolean> => {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -121,6 +124,9 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
       },
       working: () => void waiting.delete(key),
     };
+    // Registered before its run starts: the run may reach a group commit (and call `slot.waiting`)
+    // before its first await.
+    running.set(key, STARTING);
     running.set(key, runLane(key, lane, slot));
   };
 
