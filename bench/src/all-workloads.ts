@@ -3,6 +3,7 @@ import type { Workload } from './harness.ts';
 import { cliWorkloads } from './workloads/cli-tail.ts';
 import { natsWorkloads } from './workloads/nats.ts';
 import { pipelineWorkloads } from './workloads/pipeline.ts';
+import { pipelineMemoryWorkloads } from './workloads/pipeline-memory.ts';
 import { postgresWorkloads } from './workloads/postgres.ts';
 import { postgresScanWorkloads } from './workloads/postgres-scan.ts';
 import { projectionWorkloads } from './workloads/projections.ts';
@@ -27,6 +28,7 @@ export const workloads: Workload[] = [
   ...postgresScanWorkloads,
   ...projectionWorkloads,
   ...pipelineWorkloads,
+  ...pipelineMemoryWorkloads,
   ...rabbitmqWorkloads,
   ...natsWorkloads,
   ...redisWorkloads,

@@ -1,5 +1,5 @@
 import { isPromiseLike } from './consumer-ports.ts';
-import { runInMessageContext } from './context.ts';
+import { callInMessageContext } from './context.ts';
 import type { Message } from './message.ts';
 
 /** One try of the handler, as the inbox runs it, and whether the handler itself threw. */
@@ -8,6 +8,32 @@ export interface HandlerCall<Tx> {
   run(tx: Tx): unknown;
   /** The handler's own failure, told apart from the inbox's around it. */
   readonly threw: boolean;
+}
+
+/** One try: its `run` is a method (no closure per try); the inbox binds it where it hands it on. */
+class Call<Tx> implements HandlerCall<Tx> {
+  threw = false;
+
+  constructor(
+    private readonly consumer: string,
+    private readonly handler: (message: Message, tx: Tx) => unknown,
+    private readonly message: Message,
+  ) {}
+
+  run(tx: Tx): unknown {
+    let result: unknown;
+    try {
+      result = callInMessageContext(this.message, this.consumer, this.handler, this.message, tx);
+    } catch (error) {
+      this.threw = true;
+      throw error;
+    }
+    if (!isPromiseLike(result)) return result;
+    return Promise.resolve(result).catch((error: unknown) => {
+      this.threw = true;
+      throw error;
+    });
+  }
 }
 
 /**
@@ -21,21 +47,5 @@ export function handlerCall<Tx>(
   handler: (message: Message, tx: Tx) => unknown,
   message: Message,
 ): HandlerCall<Tx> {
-  const call = {
-    threw: false,
-    run(tx: Tx) {
-      try {
-        const result = runInMessageContext(message, () => handler(message, tx), consumer);
-        if (!isPromiseLike(result)) return result;
-        return Promise.resolve(result).catch((error: unknown) => {
-          call.threw = true;
-          throw error;
-        });
-      } catch (error) {
-        call.threw = true;
-        throw error;
-      }
-    },
-  };
-  return call;
+  return new Call(consumer, handler, message);
 }

@@ -184,4 +184,34 @@ describe('createKeyLanes', () => {
     assert.deepEqual(overlaps, [], 'one run of the key at a time');
     assert.deepEqual(order, Array.from({ length: 13 }, () => [1, 2]).flat(), 'in arrival order, each once');
   });
+
+  it('a run that waits for a shared commit before its first await still leaves its place to another key', async () => {
+    const settled: string[] = [];
+    const started: string[] = [];
+    const finishers: (() => void)[] = [];
+    const stop = new AbortController();
+    const lanes = createKeyLanes({
+      concurrency: 1,
+      // As a transactional inbox with group commits does: the run is queued for the commit at once.
+      process: (d, slot) => {
+        started.push(d.message.key);
+        slot.waiting();
+        return new Promise<boolean>((resolve) =>
+          finishers.push(() => {
+            slot.working();
+            resolve(true);
+          }),
+        );
+      },
+      signal: () => stop.signal,
+      report: () => {},
+    });
+    lanes.add(['a1', 'b1', 'c1'].map((name) => delivery(name[0] as string, Number(name[1]), settled)));
+    assert.deepEqual(started, ['a', 'b', 'c'], 'each waiting run let the next key start');
+    assert.equal(lanes.settling(), 3);
+    for (const finish of finishers) finish();
+    await settlesWithin(lanes.drain(1000), 2000, 'drain');
+    await waitUntil(() => lanes.buffered() === 0, 'the lanes emptied');
+    stop.abort();
+  });
 });

@@ -34,6 +34,9 @@ export interface KeyLaneSettings {
   report: (error: unknown, stage: ConsumerErrorStage, message?: Message) => void;
 }
 
+/** A lane's place in `running` while its run is being started. */
+const STARTING: Promise<void> = Promise.resolve();
+
 /** Waits for `work` up to `ms`; true when it settled in time. */
 const within = async (work: Promise<unknown>, ms: number): Promise<boolean> => {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -69,19 +72,9 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
   const waiting = new Set<string>();
   let freed: (() => void) | undefined;
 
-  const startLane = (key: string) => {
-    const slot: LaneSlot = {
-      waiting() {
-        if (!running.has(key) || waiting.has(key)) return;
-        waiting.add(key);
-        startWaitingLanes();
-        // The fetch loop may bring more keys into the group meanwhile.
-        freed?.();
-      },
-      working: () => void waiting.delete(key),
-    };
-    const work = (async () => {
-      const lane = lanes.get(key) as Delivery[];
+  /** Works off `lane`, the deliveries of `key`; settles once the key gave its place up. */
+  const runLane = async (key: string, lane: Delivery[], slot: LaneSlot) => {
+    try {
       while (lane.length > 0 && !signal().aborted) {
         const settled = await process(lane[0] as Delivery, slot);
         lane.shift();
@@ -105,14 +98,36 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
         }
       }
       if (lane.length === 0) lanes.delete(key);
-    })().finally(() => {
+    } finally {
       running.delete(key);
       waiting.delete(key);
       if (lanes.has(key)) ready.add(key);
       startWaitingLanes();
       freed?.();
-    });
-    running.set(key, work);
+    }
+  };
+
+  const startLane = (key: string) => {
+    const lane = lanes.get(key);
+    // Only a lane with work starts: its run awaits its first delivery, so it settles after it is registered.
+    if (lane === undefined || lane.length === 0) {
+      lanes.delete(key);
+      return;
+    }
+    const slot: LaneSlot = {
+      waiting() {
+        if (!running.has(key) || waiting.has(key)) return;
+        waiting.add(key);
+        startWaitingLanes();
+        // The fetch loop may bring more keys into the group meanwhile.
+        freed?.();
+      },
+      working: () => void waiting.delete(key),
+    };
+    // Registered before its run starts: the run may reach a group commit (and call `slot.waiting`)
+    // before its first await.
+    running.set(key, STARTING);
+    running.set(key, runLane(key, lane, slot));
   };
 
   const startWaitingLanes = () => {

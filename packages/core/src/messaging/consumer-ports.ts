@@ -148,17 +148,22 @@ export interface Inbox<Tx = undefined> {
 }
 
 export function getInMemoryInbox(): Inbox {
-  const marks = new Map<string, number>();
-  const key = (consumer: string, id: string) => `${consumer}\u0000${id}`;
+  // Per consumer, its marks by message id: no key string built per look-up.
+  const marks = new Map<string, Map<string, number>>();
   return {
     async has(consumer, id) {
-      return marks.has(key(consumer, id));
+      return marks.get(consumer)?.has(id) ?? false;
     },
     async add(consumer, id, at) {
-      marks.set(key(consumer, id), at.getTime());
+      let own = marks.get(consumer);
+      if (!own) {
+        own = new Map();
+        marks.set(consumer, own);
+      }
+      own.set(id, at.getTime());
     },
     async prune(before) {
-      for (const [k, at] of marks) if (at < before.getTime()) marks.delete(k);
+      for (const own of marks.values()) for (const [id, at] of own) if (at < before.getTime()) own.delete(id);
     },
   };
 }

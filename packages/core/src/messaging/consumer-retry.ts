@@ -1,8 +1,9 @@
 import { ValidationError } from '../errors/index.ts';
 import { noteAttempt, noteFailedAttempt, noteSettle } from '../tracing/messaging-spans.ts';
 import type { DeadLetterFailure } from './consumer-dead-letters.ts';
+import type { LaneSlot } from './consumer-inbox.ts';
 import { type ConsumerErrorStage, retryDecisionProblem } from './consumer-options.ts';
-import type { RetryDecision, RetryPolicy } from './consumer-ports.ts';
+import { isPromiseLike, type RetryDecision, type RetryPolicy } from './consumer-ports.ts';
 import { StepFailure, step } from './consumer-step.ts';
 import type { Message } from './message.ts';
 import type { Delivery } from './transport.ts';
@@ -24,8 +25,8 @@ export interface RetryStepSettings {
 }
 
 /**
- * Step 3 of the pipeline, the retry policy: runs `attempt` (one try of the
- * handler through the inbox) until it succeeds, and returns its result. Each
+ * Step 3 of the pipeline, the retry policy: runs `attempt(delivery, slot)`
+ * (one try of the handler through the inbox) until it succeeds, and returns its result. Each
  * failure of the handler is reported (`'handler'`) and put to the policy:
  * discard (acknowledged), dead-letter (step 2), or retry after its delay
  * (the delivery's visibility extended meanwhile). A delayed retry with
@@ -35,7 +36,8 @@ export interface RetryStepSettings {
  *
  * @example
  * const withRetries = retryStep({ policy: defaultRetryPolicy(), holdOnDelay: true, visibility, sleep, now, signal, report, stats, deadLetter });
- * const outcome = await withRetries(delivery, () => inbox.apply(delivery, handlerCall(name, handler, message)));
+ * const attempt = (delivery, slot) => inbox.apply(delivery, handlerCall(name, handler, delivery.message), slot);
+ * const outcome = await withRetries(delivery, attempt, slot);
  */
 export function retryStep(settings: RetryStepSettings) {
   const { policy, holdOnDelay, visibility, sleep, now, signal, report, stats, deadLetter } = settings;
@@ -54,14 +56,19 @@ export function retryStep(settings: RetryStepSettings) {
     }
   };
 
-  return async <T>(delivery: Delivery, attempt: () => Promise<T>): Promise<T | 'settled'> => {
+  return async <T>(
+    delivery: Delivery,
+    attempt: (delivery: Delivery, slot: LaneSlot | undefined) => T | Promise<T>,
+    slot?: LaneSlot,
+  ): Promise<T | 'settled'> => {
     const message = delivery.message;
     let attempts = 0;
     let firstFailureAt = 0;
     for (;;) {
       try {
         noteAttempt(attempts + 1);
-        return await attempt();
+        const result = attempt(delivery, slot);
+        return isPromiseLike(result) ? await result : result;
       } catch (error) {
         if (error instanceof StepFailure) throw error;
         report(error, 'handler', message);

@@ -18,18 +18,35 @@ const storage = new AsyncLocalStorage<MessageContext>();
  * causation id, without being passed anything. A message without a
  * correlation id starts a correlation of its own (its id).
  */
-export function runInMessageContext<T>(
-  message: { id: string; metadata?: { correlationId?: string; traceparent?: string } },
-  handler: () => T,
-  consumer?: string,
+export function runInMessageContext<T>(message: ContextSource, handler: () => T, consumer?: string): T {
+  return storage.run(contextOf(message, consumer), handler);
+}
+
+/** What a message context is made from. */
+type ContextSource = { id: string; metadata?: { correlationId?: string; traceparent?: string } };
+
+function contextOf(message: ContextSource, consumer: string | undefined): MessageContext {
+  const metadata = message.metadata;
+  const context: MessageContext = { messageId: message.id, correlationId: metadata?.correlationId ?? message.id };
+  if (consumer !== undefined) context.consumer = consumer;
+  const traceparent = metadata?.traceparent;
+  if (traceparent !== undefined) context.traceparent = traceparent;
+  return context;
+}
+
+/**
+ * `handler(first, second)` in `message`'s context, as `runInMessageContext`
+ * runs a handler: the consumer's form, which passes the handler its arguments
+ * instead of a closure per call.
+ */
+export function callInMessageContext<A, B, T>(
+  message: ContextSource,
+  consumer: string,
+  handler: (first: A, second: B) => T,
+  first: A,
+  second: B,
 ): T {
-  const context: MessageContext = {
-    messageId: message.id,
-    correlationId: message.metadata?.correlationId ?? message.id,
-    ...(consumer === undefined ? {} : { consumer }),
-    ...(message.metadata?.traceparent === undefined ? {} : { traceparent: message.metadata.traceparent }),
-  };
-  return storage.run(context, handler);
+  return storage.run(contextOf(message, consumer), handler, first, second);
 }
 
 /** The message being handled here, if any. */

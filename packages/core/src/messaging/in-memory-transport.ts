@@ -4,21 +4,137 @@ import { assertName } from '../store/validation.ts';
 import type { Message } from './message.ts';
 import { assertMessages } from './message-validation.ts';
 import { checkTransportPublishOptions } from './publish-options.ts';
+import { SeqHeap } from './seq-heap.ts';
 import type { Delivery, SubscribeOptions, Subscription, Transport } from './transport.ts';
 
 interface Entry {
   message: Message;
+  /** Publish order within the group. */
+  seq: number;
   /** Not handed out before this time (delayed delivery, released with a delay, or in flight). */
   visibleAt: number;
   inFlight: boolean;
   deliveryCount: number;
   /** Bumped on every hand-out, so a settle from an expired delivery is ignored. */
   lease: number;
+  /** Acknowledged: gone from the group. */
+  removed: boolean;
+  lane: KeyQueue;
 }
 
-interface Group {
+/**
+ * Where a key's queue is: `ready` (in the group's heap, its head visible when
+ * placed), `pending` (its head in flight or not yet due), `gone` (emptied),
+ * `none` while a hand-out or a move is placing it.
+ */
+type KeyState = 'ready' | 'pending' | 'gone' | 'none';
+
+/** One key's entries in publish order; acknowledged ones before `head` are dropped in chunks. */
+interface KeyQueue {
+  key: string;
   entries: Entry[];
+  /** Index of the key's earliest entry not acknowledged. */
+  head: number;
+  state: KeyState;
+  /** The head's `seq` when the queue was put in the ready heap: older heap nodes are stale. */
+  readySeq: number;
+}
+
+/** A ready key in the heap, by the `seq` of its head when it became ready. */
+interface ReadyNode {
+  seq: number;
+  queue: KeyQueue;
+}
+
+/** A key's next entry to hand out in a `take`, by its `seq`. */
+interface Cursor {
+  seq: number;
+  queue: KeyQueue;
+  index: number;
+}
+
+/**
+ * The entries of one group, kept per key so that a hand-out and a settle cost
+ * about the same however many entries wait: keys whose earliest entry is
+ * visible wait in a heap by that entry's publish order; the others (in flight,
+ * delayed) in `pending`, looked at again once `pendingDue` passed.
+ */
+interface Group {
+  keys: Map<string, KeyQueue>;
+  ready: SeqHeap<ReadyNode>;
+  pending: Set<KeyQueue>;
+  /** No pending key's head becomes visible before this time (a lower bound). */
+  pendingDue: number;
+  /** Entries not acknowledged. */
+  count: number;
+  nextSeq: number;
   waiters: Set<() => void>;
+}
+
+/** Whether `entry` may be handed out at `at` (a NaN time counts as due). */
+const visible = (entry: Entry, at: number) => !(entry.visibleAt > at);
+
+/** Puts a key whose head changed (or may have) where it belongs; drops it once empty. */
+function place(group: Group, queue: KeyQueue, at: number): void {
+  const entries = queue.entries;
+  while (queue.head < entries.length && (entries[queue.head] as Entry).removed) queue.head += 1;
+  if (queue.head >= entries.length) {
+    if (queue.state === 'pending') group.pending.delete(queue);
+    queue.state = 'gone';
+    if (group.keys.get(queue.key) === queue) group.keys.delete(queue.key);
+    return;
+  }
+  if (queue.head >= 64 && queue.head * 2 >= entries.length) {
+    entries.splice(0, queue.head);
+    queue.head = 0;
+  }
+  const head = entries[queue.head] as Entry;
+  if (visible(head, at)) {
+    if (queue.state === 'pending') group.pending.delete(queue);
+    if (queue.state !== 'ready' || queue.readySeq !== head.seq) {
+      queue.state = 'ready';
+      queue.readySeq = head.seq;
+      group.ready.push({ seq: head.seq, queue });
+    }
+    return;
+  }
+  if (queue.state !== 'pending') {
+    queue.state = 'pending';
+    group.pending.add(queue);
+  }
+  if (!(head.visibleAt >= group.pendingDue)) group.pendingDue = head.visibleAt;
+}
+
+/** Moves the pending keys whose head is due by `at` to the ready heap, once their earliest due time passed. */
+function promoteDue(group: Group, at: number): void {
+  if (at < group.pendingDue) return;
+  let next = Number.POSITIVE_INFINITY;
+  for (const queue of group.pending) {
+    const head = queue.entries[queue.head] as Entry;
+    if (visible(head, at)) place(group, queue, at);
+    else if (head.visibleAt < next) next = head.visibleAt;
+  }
+  group.pendingDue = next;
+}
+
+/** The ready key with the earliest head, dropping stale heap nodes and heads no longer visible. */
+function nextReady(group: Group, at: number): ReadyNode | undefined {
+  for (;;) {
+    const node = group.ready.peek();
+    if (node === undefined) return undefined;
+    const queue = node.queue;
+    if (queue.state !== 'ready' || queue.readySeq !== node.seq) {
+      group.ready.pop();
+      continue;
+    }
+    if (!visible(queue.entries[queue.head] as Entry, at)) {
+      group.ready.pop();
+      queue.state = 'none';
+      place(group, queue, at);
+      continue;
+    }
+    return node;
+  }
 }
 
 export interface InMemoryTransportOptions {
@@ -59,13 +175,25 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
 
   const enqueue = (group: Group, messages: readonly Message[]) => {
     for (const message of messages) {
-      group.entries.push({
+      let queue = group.keys.get(message.key);
+      if (!queue) {
+        queue = { key: message.key, entries: [], head: 0, state: 'none', readySeq: -1 };
+        group.keys.set(message.key, queue);
+      }
+      const visibleAt = message.deliverAt?.getTime() ?? 0;
+      queue.entries.push({
         message,
-        visibleAt: message.deliverAt?.getTime() ?? 0,
+        seq: group.nextSeq++,
+        visibleAt,
         inFlight: false,
         deliveryCount: 0,
         lease: 0,
+        removed: false,
+        lane: queue,
       });
+      group.count += 1;
+      // A key's first entry decides where the key waits; later ones wait behind it.
+      if (queue.entries.length - queue.head === 1) place(group, queue, visibleAt > 0 ? now() : 0);
     }
     wake(group);
   };
@@ -74,7 +202,15 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
     const groups = groupsOf(topic);
     let group = groups.get(groupName);
     if (!group) {
-      group = { entries: [], waiters: new Set() };
+      group = {
+        keys: new Map(),
+        ready: new SeqHeap(),
+        pending: new Set(),
+        pendingDue: Number.POSITIVE_INFINITY,
+        count: 0,
+        nextSeq: 0,
+        waiters: new Set(),
+      };
       groups.set(groupName, group);
     }
     return group;
@@ -111,12 +247,17 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
       if (closed) throw new StoreClosedError('transport');
       assertName(topic, 'topic');
       assertName(groupName, 'group');
-      const entries = groupsOf(topic).get(groupName)?.entries ?? [];
-      const oldest = entries.reduce<number | undefined>((min, e) => {
-        const at = e.message.createdAt.getTime();
-        return min === undefined || at < min ? at : min;
-      }, undefined);
-      return { messages: entries.length, oldestAt: oldest };
+      const group = groupsOf(topic).get(groupName);
+      let oldest: number | undefined;
+      for (const queue of group?.keys.values() ?? []) {
+        for (let i = queue.head; i < queue.entries.length; i++) {
+          const entry = queue.entries[i] as Entry;
+          if (entry.removed) continue;
+          const at = entry.message.createdAt.getTime();
+          if (oldest === undefined || at < oldest) oldest = at;
+        }
+      }
+      return { messages: group?.count ?? 0, oldestAt: oldest };
     },
 
     async redeliver(topic, groupName, messages) {
@@ -135,48 +276,91 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
       const visibility = subscribeOptions.visibilityTimeoutMs ?? 30_000;
       const own = declare(topic, groupName);
 
+      /** Acknowledges `entry`: a key whose head it was moves on to its next entry. */
+      const remove = (entry: Entry) => {
+        entry.removed = true;
+        own.count -= 1;
+        const queue = entry.lane;
+        if (queue.entries[queue.head] === entry) place(own, queue, now());
+      };
+
+      const handOut = (entry: Entry, at: number): Delivery => {
+        entry.inFlight = true;
+        entry.visibleAt = at + visibility;
+        entry.deliveryCount += 1;
+        entry.lease += 1;
+        const lease = entry.lease;
+        const current = () => entry.lease === lease && !entry.removed;
+        // An earlier due time of a pending head is looked at on the next take.
+        const reconsider = () => {
+          if (!(entry.visibleAt >= own.pendingDue)) own.pendingDue = entry.visibleAt;
+        };
+        return {
+          message: entry.message,
+          deliveryCount: entry.deliveryCount,
+          async ack() {
+            if (!current()) return;
+            remove(entry);
+            // The key's later entries may now go out.
+            wake(own);
+          },
+          async release(delayMs: number) {
+            if (!current()) return;
+            entry.inFlight = false;
+            entry.lease += 1;
+            entry.visibleAt = now() + Math.max(0, delayMs);
+            reconsider();
+            wake(own);
+          },
+          async extend(ms: number) {
+            if (!current()) return;
+            entry.visibleAt = now() + ms;
+            reconsider();
+          },
+        };
+      };
+
       const take = (max: number): Delivery[] => {
         const at = now();
+        promoteDue(own, at);
         const out: Delivery[] = [];
         // Per-key order across subscriptions: an entry goes out only with every earlier entry of its
-        // key in the same hand-out; a key whose earliest entry is not visible waits whole.
-        const blocked = new Set<string>();
-        for (const entry of own.entries) {
+        // key in the same hand-out; a key whose earliest entry is not visible waits whole. Entries go
+        // out in publish order: the ready keys' visible runs merged by `seq`.
+        const cursors = new SeqHeap<Cursor>();
+        const taken: KeyQueue[] = [];
+        for (;;) {
           if (out.length >= max) break;
-          const key = entry.message.key;
-          if (blocked.has(key)) continue;
-          if (entry.visibleAt > at) {
-            blocked.add(key);
+          const node = nextReady(own, at);
+          const cursor = cursors.peek();
+          if (node === undefined && cursor === undefined) break;
+          if (node !== undefined && (cursor === undefined || node.seq < cursor.seq)) {
+            own.ready.pop();
+            node.queue.state = 'none';
+            taken.push(node.queue);
+            cursors.push({ seq: node.seq, queue: node.queue, index: node.queue.head });
             continue;
           }
-          entry.inFlight = true;
-          entry.visibleAt = at + visibility;
-          entry.deliveryCount += 1;
-          entry.lease += 1;
-          const lease = entry.lease;
-          const current = () => entry.lease === lease && own.entries.includes(entry);
-          out.push({
-            message: entry.message,
-            deliveryCount: entry.deliveryCount,
-            async ack() {
-              if (!current()) return;
-              own.entries.splice(own.entries.indexOf(entry), 1);
-              // The key's later entries may now go out.
-              wake(own);
-            },
-            async release(delayMs: number) {
-              if (!current()) return;
-              entry.inFlight = false;
-              entry.lease += 1;
-              entry.visibleAt = now() + Math.max(0, delayMs);
-              wake(own);
-            },
-            async extend(ms: number) {
-              if (current()) entry.visibleAt = now() + ms;
-            },
-          });
+          const { queue, index } = cursors.pop() as Cursor;
+          out.push(handOut(queue.entries[index] as Entry, at));
+          let i = index + 1;
+          while (i < queue.entries.length && (queue.entries[i] as Entry).removed) i += 1;
+          const next = queue.entries[i];
+          if (next !== undefined && visible(next, at)) cursors.push({ seq: next.seq, queue, index: i });
         }
+        // Each key handed out has its head in flight now: it waits in `pending`.
+        for (const queue of taken) place(own, queue, at);
         return out;
+      };
+
+      /** When the earliest entry not in flight becomes visible (a delayed one), in ms from now. */
+      const nextDue = () => {
+        let due = Number.POSITIVE_INFINITY;
+        for (const queue of own.pending) {
+          const head = queue.entries[queue.head] as Entry;
+          if (!head.inFlight && head.visibleAt < due) due = head.visibleAt;
+        }
+        return due - now();
       };
 
       let subscriptionClosed = false;
@@ -203,8 +387,7 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
               resolve([]);
             };
             // Delayed entries become visible without a publish: look again when the next one is due.
-            const due = own.entries.filter((e) => !e.inFlight).map((e) => e.visibleAt);
-            const next = due.length > 0 ? Math.min(...due) - now() : Number.POSITIVE_INFINITY;
+            const next = nextDue();
             const retimer = setTimeout(wakeUp, Math.max(1, Math.min(next, waitMs)));
             const timer = setTimeout(() => {
               finish();

@@ -4,10 +4,12 @@ import {
   checkJson,
   checkName,
   defaultStoreLimits,
+  isCleanName,
   isPlainObject,
   isWellFormedText,
   type JsonSizeBound,
   MAX_NAME_LENGTH,
+  plainJsonBound,
 } from '../store/validation.ts';
 import type { Message } from './message.ts';
 
@@ -18,6 +20,50 @@ const join = (prefix: string, name: string) => (prefix === '' ? name : `${prefix
 
 const validDate = (value: unknown) => value instanceof Date && !Number.isNaN(value.getTime());
 
+/** The metadata keys that must hold strings when present. */
+const ID_KEYS = ['correlationId', 'causationId', 'traceparent'] as const;
+
+function cleanHeaders(value: unknown): boolean {
+  if (!isPlainObject(value)) return false;
+  for (const name of Object.keys(value)) {
+    const header = value[name];
+    if (!isWellFormedText(name) || typeof header !== 'string' || !isWellFormedText(header)) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether `checkMessage` finds no problem with `value`: the usual message of
+ * plain JSON checked without building a path, a set or an issue. Whatever it
+ * is unsure of (a problem, a `toJSON`, a size near the limit) it leaves to
+ * `checkMessage`'s full walk.
+ */
+function isCleanMessage(value: unknown, built: boolean): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const message = value as Partial<Message>;
+  if (!isCleanName(message.type, MAX_NAME_LENGTH)) return false;
+  if ((built || message.id !== undefined) && !isCleanName(message.id, MAX_NAME_LENGTH)) return false;
+  if ((built || message.key !== undefined) && !isCleanName(message.key, NO_LIMIT)) return false;
+  if (message.data === undefined) return false;
+  let bytes = plainJsonBound(message.data);
+  if (bytes < 0) return false;
+  if (built || message.metadata !== undefined) {
+    const metadata = message.metadata;
+    if (!isPlainObject(metadata)) return false;
+    for (const key of ID_KEYS) {
+      const id = metadata[key];
+      if (id !== undefined && typeof id !== 'string') return false;
+    }
+    const metadataBytes = plainJsonBound(metadata);
+    if (metadataBytes < 0) return false;
+    bytes += metadataBytes;
+  }
+  if ((built || message.headers !== undefined) && !cleanHeaders(message.headers)) return false;
+  if (built && !validDate(message.createdAt)) return false;
+  if (message.deliverAt !== undefined && !validDate(message.deliverAt)) return false;
+  return bytes <= defaultStoreLimits.maxEventBytes;
+}
+
 /**
  * Records every problem of one message under `prefix` (`''` for the message
  * itself, `messages[2]` in a batch), by the rules event data follows: names
@@ -27,6 +73,7 @@ const validDate = (value: unknown) => value instanceof Date && !Number.isNaN(val
  * `createdAt` are required; otherwise a `MessageInput`.
  */
 export function checkMessage(value: unknown, prefix: string, built: boolean, issues: ValidationIssue[]): void {
+  if (isCleanMessage(value, built)) return;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     issues.push({ path: prefix || 'message', message: `must be a message object, got ${describeValue(value)}` });
     return;
@@ -77,7 +124,7 @@ function checkMetadata(value: unknown, path: string, issues: ValidationIssue[], 
     issues.push({ path, message: `must be a plain object, got ${describeValue(value)}` });
     return;
   }
-  for (const key of ['correlationId', 'causationId', 'traceparent'] as const) {
+  for (const key of ID_KEYS) {
     const id = value[key];
     if (id !== undefined && typeof id !== 'string') {
       issues.push({ path: `${path}.${key}`, message: `must be a string, got ${describeValue(id)}` });
@@ -117,6 +164,9 @@ export function assertMessages(messages: unknown, path = 'messages'): asserts me
     throw new ValidationError({ path, message: `must be an array, got ${describeValue(messages)}` });
   }
   const issues: ValidationIssue[] = [];
-  for (let i = 0; i < messages.length; i++) checkMessage(messages[i], `${path}[${i}]`, true, issues);
+  for (let i = 0; i < messages.length; i++) {
+    // The path is built only for a message with a problem.
+    if (!isCleanMessage(messages[i], true)) checkMessage(messages[i], `${path}[${i}]`, true, issues);
+  }
   if (issues.length > 0) throw new ValidationError(issues);
 }

@@ -65,8 +65,15 @@ export function createQueueSubscription(options: QueueSubscriptionOptions): Subs
   const deliveries = createLeasedDeliveries(() => wakeups.wake(channel));
   const deliver = (claimed: ClaimedMessage): Delivery => {
     const message = claimed.parsed ?? messageFromJson(claimed.message);
-    const { committed, ...settle } = deliveries.handOut(message.key, claimed.row);
-    return { message, deliveryCount: claimed.deliveryCount, ...settle, ...claimed.extra?.(committed) };
+    const settle = deliveries.handOut(message.key, claimed.row);
+    const delivery: Delivery = {
+      message,
+      deliveryCount: claimed.deliveryCount,
+      ack: settle.ack,
+      release: settle.release,
+      extend: settle.extend,
+    };
+    return claimed.extra ? Object.assign(delivery, claimed.extra(settle.committed)) : delivery;
   };
   let subscriptionClosed = false;
   const ended = () => options.closed() || subscriptionClosed;

@@ -20,6 +20,8 @@ export const defaultStoreLimits: StoreLimits = Object.freeze({ maxEventBytes: 10
 export const MAX_NAME_LENGTH = 256;
 // C0 controls, DEL and C1 controls: invisible in logs, and NUL breaks C-string drivers.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+// Without the u flag: any control character or surrogate code unit, so a name without either is clean at once.
+const CONTROL_OR_SURROGATE = /[\u0000-\u001f\u007f-\u009f\uD800-\uDFFF]/;
 // With the u flag a surrogate pair is one code point, so this matches lone surrogates only.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
@@ -84,6 +86,13 @@ export function checkName(value: unknown, path: string, max: number, issues: Val
   } else if (!isWellFormedText(value)) {
     issues.push({ path, message: illFormed(value) });
   }
+}
+
+/** Whether `checkName` finds no problem with `value`, without building the path it would report under. */
+export function isCleanName(value: unknown, max: number): boolean {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) return false;
+  // Only a name with a control character or a surrogate needs the exact checks (a pair is allowed).
+  return !CONTROL_OR_SURROGATE.test(value) || (!CONTROL_CHARS.test(value) && isWellFormedText(value));
 }
 
 /**
@@ -343,6 +352,54 @@ export function checkJson(
     }
   }
   ancestors.delete(object);
+}
+
+/** Deeper than this, `plainJsonBound` leaves the value to `checkJson` (which finds cycles). */
+const PLAIN_DEPTH = 64;
+
+/**
+ * The size bound `checkJson` would sum for `value` (the same per-value
+ * figures), when `value` is plain JSON it finds no problem with: strings
+ * well-formed, finite numbers, booleans, null, arrays without undefined and
+ * plain objects, no deeper than 64 levels. -1 for anything else (a `toJSON`,
+ * a class instance, a problem): then `checkJson` walks it, reporting where.
+ */
+export function plainJsonBound(value: unknown, depth = 0): number {
+  switch (typeof value) {
+    case 'string':
+      return isWellFormedText(value) ? value.length * 6 + 3 : -1;
+    case 'boolean':
+      return 6;
+    case 'number':
+      return Number.isFinite(value) ? 25 : -1;
+    case 'object':
+      break;
+    default:
+      return -1;
+  }
+  if (value === null) return 5;
+  if (depth >= PLAIN_DEPTH || typeof (value as { toJSON?: unknown }).toJSON === 'function') return -1;
+  let bytes = 2;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const child = plainJsonBound(value[i], depth + 1);
+      if (child < 0) return -1;
+      bytes += child;
+    }
+    return bytes;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return -1;
+  for (const key of Object.keys(value)) {
+    if (!isWellFormedText(key)) return -1;
+    const child = (value as Record<string, unknown>)[key];
+    // An optional property left undefined is simply absent in JSON, as `checkJson` allows.
+    if (child === undefined) continue;
+    const size = plainJsonBound(child, depth + 1);
+    if (size < 0) return -1;
+    bytes += key.length * 6 + 4 + size;
+  }
+  return bytes;
 }
 
 /** Whether `value` is an object literal (or made with a null prototype). */
