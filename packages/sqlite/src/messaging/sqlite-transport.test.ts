@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { createMessage } from '@factline/core';
+import { createMessage, type Message } from '@factline/core';
 import { spawnTestChild, type TestChild, testTransportConformance, waitUntil } from '@factline/core/testing';
 import { getSqliteInbox, getSqliteTransport, openSqliteDatabase, type SqliteTransport } from '../index.ts';
 import { migrate } from '../migrations.ts';
@@ -48,6 +48,25 @@ function prepareFile(): { path: string; transport: SqliteTransport } {
 
 const count = (transport: SqliteTransport, sql: string, ...params: unknown[]) =>
   (transport.database.prepare(sql).get(...params) as { n: number }).n;
+
+/**
+ * A process holds a key while it has the key's messages, so one that keeps up may hold every key
+ * the whole time. Once both processes are idle, a round (one message per key, appended to
+ * `messages`) goes to whichever looks first: rounds go on until both took part (at most 50).
+ */
+async function roundsUntilBothTookPart(transport: SqliteTransport, messages: Message[], prefix: string, keys: number) {
+  const processes = () => count(transport, 'SELECT COUNT(DISTINCT pid) AS n FROM test_effects WHERE pid IS NOT NULL');
+  const handled = () => count(transport, 'SELECT COUNT(*) AS n FROM test_effects');
+  for (let round = 0; round < 50; round++) {
+    await waitUntil(() => handled() >= messages.length, 'every message so far handled', 45_000);
+    if (processes() === 2) return;
+    const next = Array.from({ length: keys }, (_, k) =>
+      createMessage({ type: 'OrderPlaced', data: { i: messages.length + k }, key: `${prefix}-${k}` }),
+    );
+    messages.push(...next);
+    await transport.publish('orders', next);
+  }
+}
 
 /** The stats a child printed when it stopped. */
 const statsOf = (child: Child) => {
@@ -129,6 +148,7 @@ describe('sqlite transport: processes sharing the file', () => {
         createMessage({ type: 'OrderPlaced', data: { i }, key: `order-${i % 10}` }),
       );
       for (let i = 0; i < messages.length; i += 20) await transport.publish('orders', messages.slice(i, i + 20));
+      await roundsUntilBothTookPart(transport, messages, 'order', 10);
       await waitUntil(
         () =>
           count(transport, 'SELECT COUNT(*) AS n FROM test_effects') >= messages.length &&
@@ -177,6 +197,7 @@ describe('sqlite transport: processes sharing the file', () => {
         createMessage({ type: 'OrderPlaced', data: { i }, key: `acct-${i % 20}` }),
       );
       for (let i = 0; i < messages.length; i += 30) await transport.publish('orders', messages.slice(i, i + 30));
+      await roundsUntilBothTookPart(transport, messages, 'acct', 20);
       await waitUntil(
         () =>
           count(transport, 'SELECT COUNT(*) AS n FROM test_effects') >= messages.length &&
