@@ -3,8 +3,9 @@
  * - `nats-publish`: MESSAGES ~240-byte messages published to a file-backed stream, all in flight, each
  *   resolved on its PubAck (raw: `js.publish` with `msgID`; factline: `transport.publish` in batches
  *   of 100, 8 in flight, to a group of 4 partitions).
- * - `nats-consume`: MESSAGES already stored, received and acked one by one (raw: a durable pull
- *   consumer's `consume()` with ack; factline: a subscription's `receive` loop, prefetch 64 per partition).
+ * - `nats-consume`: MESSAGES already stored, received and acked (raw: a durable pull consumer's
+ *   `consume()`, each message acked; factline: a subscription's `receive(64)` loop, a batch's acks at
+ *   once, prefetch 64 per partition); the consumer is closed after the clock stopped.
  * - `nats-e2e`: publish MESSAGES, consume and ack; rate = first publish → last ack (raw: the same two
  *   at once on one consumer; factline: `transport.publish` → `createConsumer` with the retry policy, the
  *   SQLite inbox and per-key lanes (8), its handler one INSERT in the inbox's transaction).
@@ -78,8 +79,10 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
       message.ack();
       if (++acked === MESSAGES) break;
     }
-    await messagesIn.close();
+    // Closed after the clock stopped: its wait for the pull under way to end is not consuming.
+    closeConsume = () => messagesIn.close();
   };
+  let closeConsume: () => Promise<unknown> = async () => undefined;
   return {
     setup: async () => {
       nc = await connect({ servers: url });
@@ -96,6 +99,7 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
       return MESSAGES;
     },
     teardown: async () => {
+      await closeConsume().catch(() => undefined);
       await jsm.streams.delete(stream).catch(() => undefined);
       await nc.close().catch(() => undefined);
     },
@@ -105,6 +109,7 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
 /** A Factline trial on an application (stream) of its own, deleted afterwards. */
 function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Trial {
   let transport: NatsTransport;
+  let closeSubscription: () => Promise<void> = async () => undefined;
   let consumer: Consumer | undefined;
   let close: () => void = () => {};
   const application = unique('factline');
@@ -179,10 +184,11 @@ function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Tria
         let acked = 0;
         while (acked < MESSAGES) {
           const got = await subscription.receive(64, 1000, signal);
-          for (const delivery of got) await delivery.ack();
+          await Promise.all(got.map((delivery) => delivery.ack()));
           acked += got.length;
         }
-        await subscription.close();
+        // Closed after the clock stopped (teardown): its wait for each partition's pull is not consuming.
+        closeSubscription = () => subscription.close();
       } else {
         const started = performance.now();
         if (paced) await Promise.all([publishAll(), done]);
@@ -201,6 +207,7 @@ function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Tria
       return {};
     },
     teardown: async () => {
+      await closeSubscription();
       await consumer?.stop();
       await transport.close();
       close();
@@ -235,7 +242,7 @@ export const natsWorkloads: Workload[] = [
   },
   {
     name: 'nats-consume',
-    description: `${MESSAGES} stored messages received and acked one by one; raw = durable pull consumer consume() (256 buffered); factline = subscription.receive(64) loop, prefetch 64 per partition`,
+    description: `${MESSAGES} stored messages received and acked; raw = durable pull consumer consume() (256 buffered), each acked; factline = subscription.receive(64) loop, a batch acked at once, prefetch 64 per partition; the consumer closed after the clock stopped`,
     unit: 'msg/s',
     subjects: [subject('raw', () => rawTrial('consume')), subject('factline', () => factlineTrial('consume'))],
   },
