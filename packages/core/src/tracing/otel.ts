@@ -29,17 +29,40 @@ const SCOPE = '@factline/core';
 const noopProvider = otel ? new otel.ProxyTracerProvider().getDelegate() : undefined;
 let cachedTracer: Api.Tracer | undefined;
 
-/** True when a tracer provider (an SDK) is registered; a cheap check, no allocation. */
+/**
+ * The API's global registry (`Symbol.for('opentelemetry.js.api.1')`): its
+ * `trace` slot holds the registered provider, and changes whenever one is
+ * registered or the API is disabled.
+ */
+const registry = Symbol.for('opentelemetry.js.api.1');
+/** The `trace` slot `tracingOn` last answered for, and its answer. */
+let holder: { trace?: unknown } | undefined;
+let seenSlot: unknown = registry;
+let seenOn = false;
+
+/**
+ * True when a tracer provider (an SDK) is registered; a cheap check, no
+ * allocation: the API is asked again only when the registry's `trace` slot
+ * changed since the last call (a read of one global property per call).
+ */
 export function tracingOn(): boolean {
   if (otel === undefined) return false;
+  // The registry object, once the API made it, stays for the process (unregistering empties a slot).
+  holder ??= (globalThis as Record<symbol, { trace?: unknown } | undefined>)[registry];
+  const slot = holder?.trace;
+  if (slot === seenSlot) return seenOn;
   const provider = otel.trace.getTracerProvider();
-  return !(provider instanceof otel.ProxyTracerProvider && provider.getDelegate() === noopProvider);
+  seenOn = !(provider instanceof otel.ProxyTracerProvider && provider.getDelegate() === noopProvider);
+  seenSlot = slot;
+  // A tracer made before is bound to the provider of its time: disabling the API replaces that provider.
+  cachedTracer = undefined;
+  return seenOn;
 }
 
 /** Factline's tracer while an SDK is registered, else `undefined` (the caller runs its plain path). */
 export function activeTracer(): Api.Tracer | undefined {
   if (!tracingOn()) return undefined;
-  // A ProxyTracer follows the provider registered after it was made.
+  // A ProxyTracer follows a provider registered after it was made; `tracingOn` drops it when the slot changes.
   cachedTracer ??= (otel as OtelApi).trace.getTracer(SCOPE);
   return cachedTracer;
 }
