@@ -98,6 +98,30 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
   }
 }
 
+/**
+ * Which server a connection talks to: its `run_id` (`INFO server`), the same
+ * for every connection to one running server whatever URL reached it
+ * (`localhost` or `127.0.0.1`, a hostname or an address); where `INFO` is
+ * refused (a proxy, an ACL) or gives no answer within `timeoutMs`, the URL as
+ * given.
+ */
+export async function serverIdentity(client: RedisCommandSender, url: string, timeoutMs = 5000): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), timeoutMs);
+  });
+  try {
+    const info = await Promise.race([client.sendCommand(['INFO', 'server']), late]);
+    const runId = /^run_id:([0-9a-f]+)\s*$/m.exec(String(info ?? ''))?.[1];
+    if (runId) return `run_id ${runId}`;
+  } catch {
+    // Not allowed or not understood: the URL stands in.
+  } finally {
+    clearTimeout(timer);
+  }
+  return `url ${url}`;
+}
+
 /** Closes a client now, whatever it was doing (a blocked read included); never throws. */
 export function destroyClient(client: RedisClient | undefined): void {
   try {

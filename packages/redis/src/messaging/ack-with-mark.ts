@@ -3,7 +3,7 @@ import type { Delivery } from '@factline/core';
 /**
  * Package-internal: a delivery of the Redis transport carries what its ack
  * needs under this key, so the Redis inbox, when it works on the same server
- * (the same URL), acknowledges the stream entry in the script that writes the
+ * (the same `serverIdentity`, whatever URL each was given), acknowledges the stream entry in the script that writes the
  * mark: one round trip instead of two. The script first checks the partition
  * lease still holds the reader's token (the fencing check); when another
  * reader holds it, neither mark nor ack is written and the delivery is left
@@ -13,8 +13,8 @@ export const ackWithMark = Symbol('factline.redis.ackWithMark');
 
 /** Where a partition's entries are acked, and the lease that fences the ack. */
 export interface AckTarget {
-  /** The transport's URL: the inbox acks here only when it was opened with the same one. */
-  url: string;
+  /** The transport's server (`serverIdentity`): the inbox acks here only when it talks to the same one. */
+  server: string;
   stream: string;
   group: string;
   /** The partition's lease key, and the value it holds while this reader has the partition. */

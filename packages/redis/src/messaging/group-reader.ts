@@ -64,7 +64,7 @@ export function createGroupReader(context: ReaderContext) {
 
   const leases = states.map((_, p) => keys.lease(topic, group, p));
   const targets: AckTarget[] = states.map((_, p) => ({
-    url: context.url,
+    server: context.server,
     stream: streams[p] as string,
     group,
     lease: leases[p] as string,

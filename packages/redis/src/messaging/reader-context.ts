@@ -6,8 +6,8 @@ import type { Entry } from './receive.ts';
 /** What a group reader needs from its transport. */
 export interface ReaderContext {
   keys: RedisKeys;
-  /** The server's URL, as the transport was given it. */
-  url: string;
+  /** Which server the transport talks to (`serverIdentity`): the Redis inbox acks with its mark only on the same. */
+  server: string;
   topic: string;
   group: string;
   partitions: number;

@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test';
 import type { Delivery } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
+import { serverIdentity } from '../connection.ts';
 import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
 import { type AckTarget, ackWithMark } from './ack-with-mark.ts';
 import { getRedisInbox, type RedisInbox } from './redis-inbox.ts';
@@ -28,6 +29,21 @@ const open = async (options: { retentionMs?: number; claimMs?: number } = {}) =>
   return inbox;
 };
 const markKey = (consumer: string, id: string) => `${application}:processed:${consumer}:${id}`;
+/** The same server's URL spelt the other way (127.0.0.1 ↔ localhost), when it is one of them. */
+const otherSpelling = redisUrl.includes('127.0.0.1')
+  ? redisUrl.replace('127.0.0.1', 'localhost')
+  : redisUrl.replace('localhost', '127.0.0.1');
+/** The server identity a transport opened with `url` would give its deliveries. */
+const identityThrough = async (url: string) => {
+  const other = createClient({ url });
+  other.on('error', () => undefined);
+  await other.connect();
+  try {
+    return await serverIdentity(other, url);
+  } finally {
+    await other.close();
+  }
+};
 
 describe('getRedisInbox: claim, then mark once the handler succeeded', { skip }, () => {
   it('applies a message once: the second run finds the mark, kept for the retention (24 h by default)', async () => {
@@ -128,8 +144,12 @@ describe('getRedisInbox: claim, then mark once the handler succeeded', { skip },
     // Partition 0 is still reader-a's; partition 1 moved to reader-b while the runs were in progress.
     await client.sendCommand(['SET', lease(0), 'reader-a', 'PX', '60000']);
     await client.sendCommand(['SET', lease(1), 'reader-b', 'PX', '60000']);
+    // The deliveries come from a transport that reached the server by another URL: the server is the same.
+    const server = await identityThrough(otherSpelling);
+    assert.match(server, /^run_id [0-9a-f]+$/);
+    assert.equal(server, await serverIdentity(client, redisUrl));
     const targets: AckTarget[] = [0, 1].map((p) => ({
-      url: redisUrl,
+      server,
       stream: stream(p),
       group: 'billing',
       lease: lease(p),

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type Inbox, TransportError } from '@factline/core';
 import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
 import { batchedCalls } from '../batched-calls.ts';
-import { assertRedisUrl, destroyClient, openClient, type RedisClient } from '../connection.ts';
+import { assertRedisUrl, destroyClient, openClient, type RedisClient, serverIdentity } from '../connection.ts';
 import { applicationName } from '../options.ts';
 import { runScript } from '../scripts.ts';
 import { type AckTarget, type AckWithMark, ackWithMarkOf } from './ack-with-mark.ts';
@@ -75,6 +75,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     name: `factline-${options.application}-inbox-${process.pid}`,
     onError: () => undefined,
   });
+  const server = await serverIdentity(client, options.url, options.connectTimeoutMs ?? 5000);
   const markKey = (consumer: string, id: string) => `${prefix}${consumer}:${id}`;
   /** Claim values: unique per inbox (72 random bits, short: each claim travels twice per message) and per run (a counter). */
   const runs = randomBytes(9).toString('base64url');
@@ -201,7 +202,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       running.delete(key);
       const { value, ttl } = markFor(at);
       const ack = ackWithMarkOf(delivery);
-      const target = ack && ack.target.url === options.url && ack.current() ? ack : undefined;
+      const target = ack && ack.target.server === server && ack.current() ? ack : undefined;
       // Only the mark (and the ack) is left: another key's run may start meanwhile.
       queued?.();
       const written = await marks.call({ key, claim, value, ms: Math.max(1, Math.ceil(ttl)), ack: target });

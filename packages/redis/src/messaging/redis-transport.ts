@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { NoSubscriptionError, type Subscription, type Transport, TransportError } from '@factline/core';
 import { createQueueSubscription, createQueueTransport, createReceiveWakeups } from '@factline/core/adapter';
-import { assertRedisUrl, destroyClient, openClient, type RedisClient } from '../connection.ts';
+import { assertRedisUrl, destroyClient, openClient, type RedisClient, serverIdentity } from '../connection.ts';
 import { type RedisKeys, redisKeys } from '../keys.ts';
 import { checkRedisTransportOptions, type RedisErrorStage, type RedisTransportOptions } from '../options.ts';
 import { runScript } from '../scripts.ts';
@@ -53,6 +53,7 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
     onError: (error: unknown) => report(error, 'connection'),
   };
   const client: RedisClient = await openClient(options.url, settings);
+  const server = await serverIdentity(client, options.url, options.connectTimeoutMs);
   // A dropped connection stops the readers' work at once (their leases are unknown until renewed).
   client.on('reconnecting', () => {
     for (const { reader } of readers.values()) reader.interrupt();
@@ -116,7 +117,7 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
     if (!shared) {
       const reader = createGroupReader({
         keys,
-        url: options.url,
+        server,
         topic,
         group,
         partitions: options.partitions,
