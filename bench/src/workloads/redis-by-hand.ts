@@ -16,6 +16,28 @@ interface Client {
   sendCommand(args: string[]): Promise<unknown>;
 }
 
+/**
+ * One `XREADGROUP GROUP g c COUNT 64 BLOCK 1000` of new entries of `stream` (the raw and by-hand
+ * subjects' read): the entries, `[id, [field, value, ...]]`, none after a second without any.
+ */
+export async function readGroupBatch(reader: Client, stream: string): Promise<[string, string[]][]> {
+  const reply = (await reader.sendCommand([
+    'XREADGROUP',
+    'GROUP',
+    'g',
+    'c',
+    'COUNT',
+    '64',
+    'BLOCK',
+    '1000',
+    'STREAMS',
+    stream,
+    '>',
+  ])) as Record<string, [string, string[]][]> | null;
+  // RESP3 (node-redis 6's default): a map of stream name → entries.
+  return reply ? (Object.values(reply)[0] ?? []) : [];
+}
+
 export interface ByHandRun {
   /** Publishes every message, pipelined. */
   publish(): Promise<void>;
@@ -46,21 +68,7 @@ export function byHandRun(settings: {
     async consume() {
       let settled = 0;
       while (settled < messages.length) {
-        const reply = (await reader.sendCommand([
-          'XREADGROUP',
-          'GROUP',
-          'g',
-          'c',
-          'COUNT',
-          '64',
-          'BLOCK',
-          '1000',
-          'STREAMS',
-          stream,
-          '>',
-        ])) as Record<string, [string, string[]][]> | null;
-        // RESP3 (node-redis 6's default): a map of stream name → entries.
-        const entries = reply ? (Object.values(reply)[0] ?? []) : [];
+        const entries = await readGroupBatch(reader, stream);
         if (entries.length === 0) continue;
         const batch = entries.map(([id, fields]) => ({ id, message: messageFromJson(fields[1] as string) }));
         const claim = `c:${process.pid}.${++claims}`;

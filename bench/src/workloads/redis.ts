@@ -24,7 +24,7 @@ import { messageToJson } from '@factline/core/adapter';
 import { getRedisInbox, getRedisTransport, type RedisInbox, type RedisTransport } from '@factline/redis';
 import { createClient } from 'redis';
 import { report, type Subject, type Trial, type Workload } from '../harness.ts';
-import { byHandRun } from './redis-by-hand.ts';
+import { byHandRun, readGroupBatch } from './redis-by-hand.ts';
 
 const MESSAGES = Number(process.env.FACTLINE_BENCH_REDIS_MESSAGES ?? 10_000);
 /** Key lanes of the end-to-end consumer (its `concurrency`). */
@@ -106,20 +106,7 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
   const consumeAll = async () => {
     let acked = 0;
     while (acked < MESSAGES) {
-      const reply = (await reader.sendCommand([
-        'XREADGROUP',
-        'GROUP',
-        'g',
-        'c',
-        'COUNT',
-        '64',
-        'BLOCK',
-        '1000',
-        'STREAMS',
-        stream,
-        '>',
-      ])) as Record<string, [string, string[]][]> | null;
-      const entries = reply ? (Object.values(reply)[0] ?? []) : [];
+      const entries = await readGroupBatch(reader, stream);
       if (entries.length === 0) continue;
       await client.sendCommand(['XACK', stream, 'g', ...entries.map(([id]) => id)]);
       acked += entries.length;

@@ -91,6 +91,7 @@ export {
 export { lazyAppendResult, storedAppendResult } from '../store/append-result.ts';
 export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from '../store/idempotency.ts';
 export { checkInlineProjections, inlineEvents, inlineProjectionFailure } from '../store/inline-projections.ts';
+export { isWellFormedText } from '../store/json-checks.ts';
 export {
   appliesReadAllMap,
   type ReadAllMap,
@@ -130,7 +131,6 @@ export {
   assertStreamId,
   checkExpectedVersion,
   defaultStoreLimits,
-  isWellFormedText,
   type PreparedAppend,
   type PreparedEvent,
   prepareAppend,

@@ -1,8 +1,8 @@
 import { ValidationError } from '../errors/index.ts';
 import { checkOptions, describeValue, type OptionKind, type OptionSpecOf } from '../options/check-options.ts';
 import { DEFAULT_SNAPSHOT_NAME, type SnapshotStore } from '../snapshots/types.ts';
+import { isPlainObject } from '../store/json-checks.ts';
 import type { Event, RecordedOf } from '../store/types.ts';
-import { isPlainObject } from '../store/validation.ts';
 
 /** What a snapshot policy function sees once the command's events are stored. */
 export interface SnapshotPolicyContext<State, E extends Event = Event> {

@@ -2,15 +2,12 @@ import { ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { describeValue } from '../options/check-options.ts';
 import {
   checkJson,
-  checkName,
-  defaultStoreLimits,
-  isCleanName,
   isPlainObject,
   isWellFormedText,
   type JsonSizeBound,
-  MAX_NAME_LENGTH,
   plainJsonBound,
-} from '../store/validation.ts';
+} from '../store/json-checks.ts';
+import { checkName, defaultStoreLimits, isCleanName, MAX_NAME_LENGTH } from '../store/validation.ts';
 import type { Message } from './message.ts';
 
 // Keys default to stream ids, whose limit a store may raise: only the kind of characters is checked.

@@ -1,6 +1,7 @@
 import { isValidationError, ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { checkOptions, describeValue, type OptionKind, type OptionSpecOf } from '../options/check-options.ts';
-import { checkJson, checkName, defaultStoreLimits, MAX_NAME_LENGTH } from '../store/validation.ts';
+import { checkJson } from '../store/json-checks.ts';
+import { checkName, defaultStoreLimits, MAX_NAME_LENGTH } from '../store/validation.ts';
 import { DEFAULT_SNAPSHOT_NAME, type Snapshot, type SnapshotKeyOptions, type SnapshotToSave } from './types.ts';
 
 /** A snapshot checked and serialized, ready for an adapter to write. */

@@ -3,6 +3,7 @@ import { uuidv7 } from '../ids/uuid-v7.ts';
 import { currentMessageContext } from '../messaging/context.ts';
 import { describeValue as describe } from '../options/check-options.ts';
 import { currentTraceFields } from '../tracing/trace-context.ts';
+import { checkJson, illFormed, isPlainObject, isWellFormedText } from './json-checks.ts';
 import { checkAppendOptions } from './store-options.ts';
 import type { DeleteMode, EventToAppend, ExpectedVersion } from './types.ts';
 
@@ -23,24 +24,6 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 // Without the u flag: any control character or surrogate code unit, so a name without either is clean at once.
 const CONTROL_OR_SURROGATE = /[\u0000-\u001f\u007f-\u009f\uD800-\uDFFF]/;
 // With the u flag a surrogate pair is one code point, so this matches lone surrogates only.
-const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
-
-/**
- * Whether `value` is well-formed UTF-16 (no lone surrogate). Databases store
- * text as UTF-8, which cannot hold a lone surrogate: PostgreSQL replaces or
- * refuses it and SQLite alters it, so two distinct ids would alias.
- */
-export function isWellFormedText(value: string): boolean {
-  // String.prototype.isWellFormed (Node 20) is not in the ES2023 lib this tree compiles against.
-  return (value as unknown as { isWellFormed(): boolean }).isWellFormed();
-}
-
-/** The issue for a string holding a lone surrogate, naming where. */
-function illFormed(value: string): string {
-  const at = LONE_SURROGATE.exec(value)?.index ?? 0;
-  return `holds a lone surrogate (U+${value.charCodeAt(at).toString(16).toUpperCase()} at index ${at}): it is not well-formed UTF-16 and cannot be stored as it is`;
-}
-
 /** An event checked and serialized, ready for an adapter to write. */
 export interface PreparedEvent {
   id: string;
@@ -231,182 +214,6 @@ function prepareEvent(
     return undefined;
   }
   return { id: event.id ?? uuidv7(), type: event.type as string, schemaVersion, data, metadata };
-}
-
-// Objects JSON.stringify turns into `{}` or mangles without a word.
-const LOSSY_TAGS = new Set([
-  '[object Map]',
-  '[object Set]',
-  '[object WeakMap]',
-  '[object WeakSet]',
-  '[object RegExp]',
-  '[object Promise]',
-  '[object Error]',
-  '[object ArrayBuffer]',
-]);
-
-/** `root` followed by the keys walked so far: `events[0].data.lines[2].price`. */
-function pathOf(root: string, trail: readonly (string | number)[]): string {
-  let path = root;
-  for (const key of trail) path += typeof key === 'number' ? `[${key}]` : `.${key}`;
-  return path;
-}
-
-/**
- * An upper bound of the UTF-8 bytes of a value's JSON text, summed while it
- * is checked: a character takes at most 6 bytes (a `\\u` escape), a number
- * 25. `Infinity` when a `toJSON` leaves the size unknown.
- */
-export interface JsonSizeBound {
-  bytes: number;
-}
-
-/**
- * Records every value under `value` that JSON cannot carry faithfully. The
- * path of a value is only written out when it has an issue: `trail` holds the
- * keys walked from `root`.
- */
-export function checkJson(
-  value: unknown,
-  root: string,
-  issues: ValidationIssue[],
-  ancestors: Set<object>,
-  trail: (string | number)[] = [],
-  size?: JsonSizeBound,
-): void {
-  switch (typeof value) {
-    case 'string':
-      if (!isWellFormedText(value)) issues.push({ path: pathOf(root, trail), message: illFormed(value) });
-      if (size) size.bytes += value.length * 6 + 3;
-      return;
-    case 'boolean':
-      if (size) size.bytes += 6;
-      return;
-    case 'number':
-      if (size) size.bytes += 25;
-      if (!Number.isFinite(value)) {
-        issues.push({ path: pathOf(root, trail), message: `is ${value}, which JSON cannot represent` });
-      }
-      return;
-    case 'bigint':
-      issues.push({ path: pathOf(root, trail), message: 'is a BigInt, which JSON cannot represent (use a string)' });
-      return;
-    case 'undefined':
-      issues.push({ path: pathOf(root, trail), message: 'is undefined, which JSON cannot represent (use null)' });
-      return;
-    case 'function':
-    case 'symbol':
-      issues.push({ path: pathOf(root, trail), message: `is a ${typeof value}, which JSON cannot represent` });
-      return;
-  }
-  if (value === null) {
-    if (size) size.bytes += 5;
-    return;
-  }
-  const object = value as object;
-  if (ancestors.has(object)) {
-    issues.push({ path: pathOf(root, trail), message: 'refers back to one of its parents (a cycle)' });
-    return;
-  }
-  const toJSON = (object as { toJSON?: unknown }).toJSON;
-  if (typeof toJSON === 'function') {
-    // Date, Buffer and the like choose their own JSON form, of a size not known here.
-    if (size) size.bytes = Number.POSITIVE_INFINITY;
-    return;
-  }
-  const isArray = Array.isArray(object);
-  const proto = isArray ? Array.prototype : Object.getPrototypeOf(object);
-  // Plain objects and arrays are what JSON carries; anything else is checked for a lossy kind.
-  if (!isArray && proto !== Object.prototype && proto !== null) {
-    const tag = Object.prototype.toString.call(object);
-    if (LOSSY_TAGS.has(tag) || ArrayBuffer.isView(object)) {
-      issues.push({
-        path: pathOf(root, trail),
-        message: `is a ${tag.slice(8, -1)}, which JSON would store as {} (convert it first)`,
-      });
-      return;
-    }
-  }
-  ancestors.add(object);
-  if (size) size.bytes += 2;
-  if (isArray) {
-    const array = object as unknown[];
-    for (let i = 0; i < array.length; i++) {
-      trail.push(i);
-      checkJson(array[i], root, issues, ancestors, trail, size);
-      trail.pop();
-    }
-  } else {
-    for (const key of Object.keys(object)) {
-      if (!isWellFormedText(key)) {
-        issues.push({ path: pathOf(root, trail), message: `has a key that ${illFormed(key)}` });
-        continue;
-      }
-      const child = (object as Record<string, unknown>)[key];
-      // An optional property left undefined is simply absent in JSON: allowed.
-      if (child === undefined) continue;
-      if (size) size.bytes += key.length * 6 + 4;
-      trail.push(key);
-      checkJson(child, root, issues, ancestors, trail, size);
-      trail.pop();
-    }
-  }
-  ancestors.delete(object);
-}
-
-/** Deeper than this, `plainJsonBound` leaves the value to `checkJson` (which finds cycles). */
-const PLAIN_DEPTH = 64;
-
-/**
- * The size bound `checkJson` would sum for `value` (the same per-value
- * figures), when `value` is plain JSON it finds no problem with: strings
- * well-formed, finite numbers, booleans, null, arrays without undefined and
- * plain objects, no deeper than 64 levels. -1 for anything else (a `toJSON`,
- * a class instance, a problem): then `checkJson` walks it, reporting where.
- */
-export function plainJsonBound(value: unknown, depth = 0): number {
-  switch (typeof value) {
-    case 'string':
-      return isWellFormedText(value) ? value.length * 6 + 3 : -1;
-    case 'boolean':
-      return 6;
-    case 'number':
-      return Number.isFinite(value) ? 25 : -1;
-    case 'object':
-      break;
-    default:
-      return -1;
-  }
-  if (value === null) return 5;
-  if (depth >= PLAIN_DEPTH || typeof (value as { toJSON?: unknown }).toJSON === 'function') return -1;
-  let bytes = 2;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const child = plainJsonBound(value[i], depth + 1);
-      if (child < 0) return -1;
-      bytes += child;
-    }
-    return bytes;
-  }
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return -1;
-  for (const key of Object.keys(value)) {
-    if (!isWellFormedText(key)) return -1;
-    const child = (value as Record<string, unknown>)[key];
-    // An optional property left undefined is simply absent in JSON, as `checkJson` allows.
-    if (child === undefined) continue;
-    const size = plainJsonBound(child, depth + 1);
-    if (size < 0) return -1;
-    bytes += key.length * 6 + 4 + size;
-  }
-  return bytes;
-}
-
-/** Whether `value` is an object literal (or made with a null prototype). */
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
 }
 
 /** Validates `deleteStream`'s mode. */
