@@ -316,12 +316,25 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
           group,
         ]);
       const applied = () => count(`SELECT count(*)::int AS n FROM ${s}.test_effects WHERE consumer = $1`, [group]);
-      await waitUntil(
-        async () => (await queued()) === 0 && (await applied()) >= messages.length,
-        'every message applied and acked',
-        45_000,
-        20,
-      );
+      const processes = () =>
+        count(`SELECT count(DISTINCT pid)::int AS n FROM ${s}.test_effects WHERE consumer = $1`, [group]);
+      // A process holds a key while it has the key's messages, so one that keeps up may hold every key the
+      // whole time: once both are idle, a round of one message per key goes to whichever looks first, until
+      // both took part (at most 50 rounds).
+      for (let round = 0; ; round++) {
+        await waitUntil(
+          async () => (await queued()) === 0 && (await applied()) >= messages.length,
+          'every message applied and acked',
+          45_000,
+          20,
+        );
+        if (round === 50 || (await processes()) === 2) break;
+        const next = Array.from({ length: 20 }, (_, k) =>
+          createMessage({ type: 'OrderPlaced', data: { i: messages.length + k }, key: `acct-${k}` }),
+        );
+        messages.push(...next);
+        await transport.publish(topic, next);
+      }
       // Effects in insert order: a key's next message is claimed only once the one before committed.
       const effects = await rows<{ message_id: string; pid: number }>(
         `SELECT message_id, pid FROM ${s}.test_effects WHERE consumer = $1 ORDER BY seq`,
