@@ -3,4 +3,4 @@ export { partitionOf, type RedisKeys, redisKeys } from './keys.ts';
 export { getRedisDeadLetterStore } from './messaging/redis-dead-letters.ts';
 export { getRedisInbox, type RedisInbox, type RedisInboxOptions } from './messaging/redis-inbox.ts';
 export { getRedisTransport, type RedisTransport } from './messaging/redis-transport.ts';
-export type { RedisErrorStage, RedisTransportOptions } from './options.ts';
+export { applicationName, type RedisErrorStage, type RedisTransportOptions } from './options.ts';

@@ -47,6 +47,7 @@ export interface RedisTransportOptions {
   onError?: (error: unknown, context: { stage: RedisErrorStage }) => void;
 }
 
+/** What is wrong with `value` as an `application` option (the prefix of every key), or undefined. */
 export const applicationName = (value: unknown) =>
   typeof value === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(value)
     ? undefined

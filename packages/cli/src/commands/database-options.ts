@@ -1,13 +1,19 @@
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
-import { type DatabaseTarget, parseDatabaseUrl } from '../inspect/database-url.ts';
-import type { DeadLetterOperator, Inspector, ProjectionControl } from '../inspect/inspector.ts';
+import {
+  type DatabaseTarget,
+  type DeadLetterTarget,
+  parseDatabaseUrl,
+  parseDeadLetterUrl,
+} from '../inspect/database-url.ts';
+import type { DeadLetterOperator, DeadLetterReader, Inspector, ProjectionControl } from '../inspect/inspector.ts';
 import type { CliContext } from './context.ts';
 
 /** The flags every database command takes. */
 export interface DatabaseFlags {
   db?: string;
   schema?: string;
+  app?: string;
   json?: boolean;
 }
 
@@ -15,7 +21,11 @@ export interface DatabaseFlags {
 export function addDatabaseOptions(program: Command): Command {
   return program
     .option('--db <url>', 'sqlite:./app.db (or a path) or postgres://...; default $FACTLINE_DB')
-    .option('--schema <name>', 'PostgreSQL schema holding the tables (default factline)');
+    .option('--schema <name>', 'PostgreSQL schema holding the tables (default factline)')
+    .option(
+      '--app <name>',
+      "with a redis:// --db (dlq commands): the Redis transport's application; default $FACTLINE_APP",
+    );
 }
 
 /** Adds `--json` to a command reading the database. */
@@ -37,7 +47,20 @@ export function databaseAction<Flags>(command: Command, work: (flags: Flags, ...
 
 /** Where the flags (or `FACTLINE_DB`) point, a SQLite path resolved from the working directory. */
 export function target(flags: DatabaseFlags, context: CliContext): DatabaseTarget {
-  const parsed = parseDatabaseUrl(flags.db ?? context.env.FACTLINE_DB, flags.schema);
+  const url = flags.db ?? context.env.FACTLINE_DB;
+  if (flags.app !== undefined && !/^rediss?:\/\//i.test(url ?? ''))
+    throw new CliError('--app applies to a redis:// --db only');
+  const parsed = parseDatabaseUrl(url, flags.schema);
+  return parsed.kind === 'sqlite' ? { kind: 'sqlite', path: context.resolve(parsed.path) } : parsed;
+}
+
+/** Where the dead-letter commands read: `target`'s databases, or a Redis server and application. */
+function deadLetterTarget(flags: DatabaseFlags, context: CliContext): DeadLetterTarget {
+  const parsed = parseDeadLetterUrl(
+    flags.db ?? context.env.FACTLINE_DB,
+    flags.schema,
+    flags.app ?? context.env.FACTLINE_APP,
+  );
   return parsed.kind === 'sqlite' ? { kind: 'sqlite', path: context.resolve(parsed.path) } : parsed;
 }
 
@@ -49,12 +72,42 @@ export async function openInspector(flags: DatabaseFlags, context: CliContext): 
     : await (await import('../inspect/postgres-inspector.ts')).openPostgresInspector(where.url, where.schema);
 }
 
-/** A read-write connection for changing dead letters on the database the flags name. */
+/** A read-write connection for changing dead letters where the flags point (a database or a Redis application). */
 export async function openDeadLetterOperator(flags: DatabaseFlags, context: CliContext): Promise<DeadLetterOperator> {
-  const where = target(flags, context);
+  const where = deadLetterTarget(flags, context);
+  if (where.kind === 'redis') {
+    return (await import('../inspect/redis-dead-letters.ts')).openRedisDeadLetterOperator(where.url, where.application);
+  }
   return where.kind === 'sqlite'
     ? (await import('../inspect/sqlite-inspector.ts')).openSqliteDeadLetterOperator(where.path)
     : await (await import('../inspect/postgres-inspector.ts')).openPostgresDeadLetterOperator(where.url, where.schema);
+}
+
+/**
+ * Runs `work` with a read-only view of the dead letters where the flags
+ * point: the database's (read-only, as every read command), or a Redis
+ * application's; closed afterwards.
+ */
+export async function withDeadLetterReader<T>(
+  flags: DatabaseFlags,
+  context: CliContext,
+  work: (reader: DeadLetterReader) => Promise<T>,
+): Promise<T> {
+  const where = deadLetterTarget(flags, context);
+  if (where.kind !== 'redis') {
+    return withInspector(flags, context, (inspector) =>
+      work({ list: (filter) => inspector.deadLetters(filter), get: (id) => inspector.deadLetter(id) }),
+    );
+  }
+  const reader = await (await import('../inspect/redis-dead-letters.ts')).openRedisDeadLetterReader(
+    where.url,
+    where.application,
+  );
+  try {
+    return await work(reader);
+  } finally {
+    await reader.close();
+  }
 }
 
 /** Runs `work` with a read-only view of the database, closed afterwards. */

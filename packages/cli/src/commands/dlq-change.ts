@@ -86,6 +86,11 @@ function addChange(dlq: Command, context: CliContext, verb: 'redrive' | 'discard
 
 /** `factline dlq redrive|discard`: by ids or by filter, after a confirmation. */
 export function addDeadLetterChanges(dlq: Command, context: CliContext): void {
-  addChange(dlq, context, 'redrive', 'deliver dead letters to their consumer group again (the SQL transports)');
+  addChange(
+    dlq,
+    context,
+    'redrive',
+    'deliver dead letters to their consumer group again (the SQL and Redis transports)',
+  );
   addChange(dlq, context, 'discard', 'mark dead letters discarded (kept for the record, never delivered)');
 }

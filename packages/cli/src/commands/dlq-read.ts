@@ -7,7 +7,7 @@ import {
   databaseOptions,
   notFound,
   printJson,
-  withInspector,
+  withDeadLetterReader,
 } from './database-options.ts';
 import { formatTable } from './table.ts';
 
@@ -50,7 +50,7 @@ export function addDeadLetterReads(dlq: Command, context: CliContext): void {
       ),
     ),
     async (flags: DatabaseFlags & DeadLetterFilterFlags) => {
-      const records = await withInspector(flags, context, (i) => i.deadLetters(deadLetterFilter(flags)));
+      const records = await withDeadLetterReader(flags, context, (r) => r.list(deadLetterFilter(flags)));
       if (flags.json) return printJson(context, records);
       const rows = records.map((r) => [
         r.id,
@@ -66,7 +66,7 @@ export function addDeadLetterReads(dlq: Command, context: CliContext): void {
   databaseAction(
     databaseOptions(dlq.command('show <id>').description('one dead letter: its message, error and history')),
     async (flags: DatabaseFlags, id: string) => {
-      const record = await withInspector(flags, context, (i) => i.deadLetter(id));
+      const record = await withDeadLetterReader(flags, context, (r) => r.get(id));
       if (!record) return notFound(context, `dead letter '${id}' not found`);
       if (flags.json) return printJson(context, record);
       const lines = [

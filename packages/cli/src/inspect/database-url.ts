@@ -3,6 +3,14 @@ import { CliError } from '../cli-error.ts';
 /** Where the CLI reads: a SQLite file, or a PostgreSQL database and the schema holding Factline's tables. */
 export type DatabaseTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; schema: string };
 
+/** Where `factline dlq` reads: a database, or the Redis server of an application on the Redis transport. */
+export type DeadLetterTarget = DatabaseTarget | { kind: 'redis'; url: string; application: string };
+
+const isRedisUrl = (url: string) => /^rediss?:\/\//i.test(url);
+
+/** The URL with its password hidden, for messages. */
+export const redactUrl = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+
 /**
  * Reads `--db` (or `FACTLINE_DB`): `sqlite:./orders.db`, a bare file path, or
  * `postgres://...` / `postgresql://...` (the schema from `--schema`, default
@@ -15,6 +23,11 @@ export function parseDatabaseUrl(url: string | undefined, schema?: string): Data
   if (url === undefined || url.trim() === '') {
     throw new CliError('no database: give --db sqlite:./app.db or --db postgres://..., or set FACTLINE_DB');
   }
+  if (isRedisUrl(url)) {
+    throw new CliError(
+      `--db ${redactUrl(url)}: Redis holds an application's dead letters only: 'factline dlq' reads them (with --app); this command needs a sqlite: path or postgres:// URL`,
+    );
+  }
   if (/^postgres(ql)?:\/\//.test(url)) return { kind: 'postgres', url, schema: schema ?? 'factline' };
   if (schema !== undefined) throw new CliError('--schema applies to a postgres:// database only');
   const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '') : url;
@@ -22,4 +35,27 @@ export function parseDatabaseUrl(url: string | undefined, schema?: string): Data
     throw new CliError(`--db ${url}: not a sqlite: path or postgres:// URL`);
   }
   return { kind: 'sqlite', path };
+}
+
+/**
+ * Reads `--db` for the dead-letter commands: what `parseDatabaseUrl` reads,
+ * or `redis://...` / `rediss://...` with the application (`--app` or
+ * `FACTLINE_APP`: the Redis transport's `application` option, the prefix of
+ * its keys).
+ *
+ * @example
+ * parseDeadLetterUrl('redis://127.0.0.1:6379', undefined, 'shop'); // { kind: 'redis', url: 'redis://127.0.0.1:6379', application: 'shop' }
+ */
+export function parseDeadLetterUrl(url: string | undefined, schema?: string, application?: string): DeadLetterTarget {
+  if (url === undefined || !isRedisUrl(url)) {
+    if (application !== undefined) throw new CliError('--app applies to a redis:// --db only');
+    return parseDatabaseUrl(url, schema);
+  }
+  if (schema !== undefined) throw new CliError('--schema applies to a postgres:// database only');
+  if (application === undefined || application.trim() === '') {
+    throw new CliError(
+      "a redis:// --db needs the application: give --app <name> (the Redis transport's application option) or set FACTLINE_APP",
+    );
+  }
+  return { kind: 'redis', url, application };
 }

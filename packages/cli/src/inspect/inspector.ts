@@ -89,13 +89,21 @@ export interface ProjectionControl {
   close(): Promise<void>;
 }
 
-/** What `dlq redrive|discard` change, through a read-write connection. */
-export interface DeadLetterOperator {
-  get(id: string): Promise<DeadLetter | undefined>;
+/** What `dlq ls|show` read: a database's dead letters, or a Redis application's. */
+export interface DeadLetterReader {
   list(filter: DeadLetterFilter): Promise<DeadLetter[]>;
+  get(id: string): Promise<DeadLetter | undefined>;
+}
+
+/** What `dlq redrive|discard` change, through a read-write connection. */
+export interface DeadLetterOperator extends DeadLetterReader {
   /** Why `record` cannot be redriven here (its group has no queue on the database's transport), or undefined. */
   cannotRedrive(record: DeadLetter): Promise<string | undefined>;
-  /** Puts the message back in its consumer group's queue and marks the record redriven, in one go per record. */
+  /**
+   * Puts the message back in its consumer group's queue and marks the record
+   * redriven: in one transaction on a database; on Redis the message first,
+   * then the mark (a failure between leaves the record dead, to redrive again).
+   */
   redrive(record: DeadLetter, at: Date): Promise<void>;
   discard(record: DeadLetter): Promise<void>;
   close(): Promise<void>;

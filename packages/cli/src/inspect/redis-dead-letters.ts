@@ -1,0 +1,125 @@
+import type { DeadLetter, DeadLetterStore } from '@factline/core';
+import {
+  applicationName,
+  assertRedisUrl,
+  getRedisDeadLetterStore,
+  getRedisTransport,
+  type RedisTransport,
+  redisKeys,
+} from '@factline/redis';
+import { createClient } from 'redis';
+import { CliError } from '../cli-error.ts';
+import { redactUrl } from './database-url.ts';
+import type { DeadLetterOperator, DeadLetterReader } from './inspector.ts';
+
+/** How long connecting (and each transport's opening) may take before the command fails. */
+const CONNECT_TIMEOUT_MS = 5000;
+
+
+/** One connection, no reconnects: a CLI command fails fast and says why. */
+async function connect(url: string, application: string) {
+  assertRedisUrl(url, '--db');
+  const problem = applicationName(application);
+  if (problem) throw new CliError(`--app ${problem}, got '${application}'`);
+  const client = createClient({ url, socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: false } });
+  // A dropped connection rejects the command waiting on it, which reports it; the event itself adds nothing.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return client;
+  } catch (error) {
+    client.destroy();
+    throw new CliError(`cannot reach Redis at ${redactUrl(url)}: ${(error as Error).message}`);
+  }
+}
+
+/** `*`, `?`, `[`, `]` and `\` of a name, escaped for a `SCAN … MATCH` pattern. */
+const escapeGlob = (text: string) => text.replace(/[*?[\]\\]/g, '\\$&');
+
+/** The dead letters of `application` on a Redis server (`getRedisDeadLetterStore`'s hashes), for `dlq ls|show`. */
+export async function openRedisDeadLetterReader(
+  url: string,
+  application: string,
+): Promise<DeadLetterReader & { close(): Promise<void> }> {
+  const client = await connect(url, application);
+  const store = getRedisDeadLetterStore({ client, application });
+  return {
+    list: (filter) => store.list(filter),
+    get: (id) => store.get(id),
+    close: () => client.close().catch(() => client.destroy()),
+  };
+}
+
+/**
+ * The dead letters of `application` on a Redis server, for `dlq redrive|discard`.
+ * A redrive goes through the Redis transport (`redeliver`: to the record's
+ * group only), on the partition the message's key maps to; the partition
+ * count is that of the topic's streams on the server (the application's
+ * `partitions` option), and a group not declared for the topic there is
+ * refused before anything is changed.
+ */
+export async function openRedisDeadLetterOperator(url: string, application: string): Promise<DeadLetterOperator> {
+  const client = await connect(url, application);
+  const store: DeadLetterStore = getRedisDeadLetterStore({ client, application });
+  const keys = redisKeys(application);
+  /** One transport per partition count (one in practice), opened at the first redrive. */
+  const transports = new Map<number, Promise<RedisTransport>>();
+
+  /** The topic's partition streams: the highest `<app>:stream:<topic>:<p>` there is, plus one (0 when none). */
+  const partitionsOf = async (topic: string): Promise<number> => {
+    const prefix = keys.stream(topic, 0).slice(0, -1);
+    let highest = -1;
+    let cursor = '0';
+    do {
+      const [next, found] = (await client.sendCommand([
+        'SCAN',
+        cursor,
+        'MATCH',
+        `${escapeGlob(prefix)}*`,
+        'COUNT',
+        '1000',
+      ])) as [string, string[]];
+      cursor = String(next);
+      for (const key of found) {
+        const rest = String(key).slice(prefix.length);
+        if (/^\d+$/.test(rest)) highest = Math.max(highest, Number(rest));
+      }
+    } while (cursor !== '0');
+    return highest + 1;
+  };
+
+  const cannotRedrive = async (record: DeadLetter): Promise<string | undefined> => {
+    const declared = Number(await client.sendCommand(['SISMEMBER', keys.groups(record.topic), record.consumer]));
+    if (declared === 1 && (await partitionsOf(record.topic)) > 0) return undefined;
+    return `cannot redrive ${record.id}: group '${record.consumer}' is not declared for topic '${record.topic}' in the Redis application '${application}'`;
+  };
+
+  const transportFor = (partitions: number): Promise<RedisTransport> => {
+    let transport = transports.get(partitions);
+    if (!transport) {
+      transport = getRedisTransport({ url, application, partitions, connectTimeoutMs: CONNECT_TIMEOUT_MS });
+      transports.set(partitions, transport);
+    }
+    return transport;
+  };
+
+  return {
+    list: (filter) => store.list(filter),
+    get: (id) => store.get(id),
+    cannotRedrive,
+    async redrive(record, at) {
+      const reason = await cannotRedrive(record);
+      if (reason) throw new CliError(reason);
+      const transport = await transportFor(await partitionsOf(record.topic));
+      // The message first, then the mark: a failure between leaves the record dead, to be redriven again.
+      await transport.redeliver(record.topic, record.consumer, [record.message]);
+      await store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
+    },
+    discard: (record) => store.update({ ...record, state: 'discarded' }),
+    async close() {
+      const opened = await Promise.allSettled(transports.values());
+      for (const result of opened) if (result.status === 'fulfilled') await result.value.close();
+      await client.close().catch(() => client.destroy());
+    },
+  };
+}
