@@ -21,6 +21,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { jetStreamDisabled, openConnection, redactUrl } from '../connection.ts';
 import { checkNatsTransportOptions, type NatsErrorStage, type NatsTransportOptions } from '../options.ts';
 import { ensureConsumer, ensureStream, partitionOf, topologyNames } from '../topology.ts';
+import { readBacklog } from './backlog.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { createPartitionClaims, type PartitionClaims } from './partition-claims.ts';
 import { createPublisher, type Outgoing } from './publish.ts';
@@ -337,6 +338,16 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
           }
         },
       };
+    },
+
+    async backlog(topic, group) {
+      if (closed) throw new StoreClosedError('transport');
+      checkNames(topic, group);
+      try {
+        return await readBacklog(jsm, names, topic, group, options.partitions);
+      } catch (error) {
+        throw new TransportError(`reading the backlog of ${topic}/${group} failed: ${String(error)}`, { cause: error });
+      }
     },
 
     async defaultDeadLetterStore(): Promise<DeadLetterStore> {
