@@ -55,7 +55,9 @@ async function openManager(nc: NatsConnection, url: string): Promise<JetStreamMa
  * `ack_wait`); publishes carry `Nats-Msg-Id` = topic + message id and resolve on
  * their PubAcks, pipelined; `release(delay)` and `deliverAt` are naks with a
  * delay. Reconnects by itself; a pull lost with the connection is replaced
- * and its partition gated until nothing of it is pending elsewhere. Rejects
+ * and its partition gated until nothing of it is pending elsewhere.
+ * `backlog` sums the group's consumers' unread and unacknowledged counts,
+ * with the oldest waiting message's `createdAt`. Rejects
  * at start with a `TransportError` when the server is unreachable, refuses
  * the credentials or has JetStream disabled.
  *

@@ -57,7 +57,9 @@ interface Link {
  * delivery limit and a dead-letter queue; publishes persistent, mandatory
  * and confirmed; delays through TTL tiers that dead-letter back to the
  * group queue. Reconnects by itself with backoff, declares its topology
- * again and resumes its subscriptions. Rejects at start with a
+ * again and resumes its subscriptions. `backlog` counts the group queues'
+ * ready messages and this process's own unacknowledged ones and releases
+ * away in a delay tier; the age is unknown (`ageUnknown`). Rejects at start with a
  * `TransportError` when the broker is unreachable or refuses the credentials.
  *
  * @example
