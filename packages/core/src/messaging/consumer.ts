@@ -113,12 +113,13 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
     log(options.logger, stage === 'handler' ? 'warn' : 'error', record, `consumer ${name}: ${stage} failed`);
   };
   let unobserve = () => {};
-  /** The group's backlog, where the transport tells it; a failed read is logged and leaves the points out. */
+  /** The group's backlog, where the transport tells it; a failed read is logged and leaves the points out, an unknown age its own. */
   const observeLag = async (i: FactlineInstruments, result: BatchObservableResult, attributes: Attributes) => {
     if (typeof transport.backlog !== 'function') return;
     try {
-      const { messages, oldestAt } = await transport.backlog(topic, name);
+      const { messages, oldestAt, ageUnknown } = await transport.backlog(topic, name);
       result.observe(i.consumerLag, messages, attributes);
+      if (ageUnknown === true) return;
       result.observe(
         i.consumerLagDuration,
         oldestAt === undefined ? 0 : Math.max(0, (now() - oldestAt) / 1000),

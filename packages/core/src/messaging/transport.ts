@@ -106,7 +106,8 @@ export interface Transport {
   /**
    * What waits for `group` on `topic`: messages not yet acknowledged (due,
    * delayed or in delivery) and the oldest one's `createdAt` (ms since the
-   * epoch, `undefined` when none). Read at metric collection only; optional:
+   * epoch, `undefined` when none or, with `ageUnknown`, when the transport
+   * cannot tell). Read at metric collection only; optional:
    * a transport that cannot tell cheaply leaves it out (no consumer lag).
    */
   backlog?(topic: string, group: string): Promise<TransportBacklog>;
@@ -117,4 +118,11 @@ export interface Transport {
 export interface TransportBacklog {
   messages: number;
   oldestAt: number | undefined;
+  /**
+   * True when messages wait but the transport cannot tell the oldest one's
+   * age (RabbitMQ: AMQP cannot look into a queue without disturbing it):
+   * `oldestAt` is then `undefined` and the age gauge leaves its point out
+   * rather than report 0. Absent or false: `oldestAt` is the oldest's time.
+   */
+  ageUnknown?: boolean;
 }

@@ -21,6 +21,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { jetStreamDisabled, openConnection, redactUrl } from '../connection.ts';
 import { checkNatsTransportOptions, type NatsErrorStage, type NatsTransportOptions } from '../options.ts';
 import { ensureConsumer, ensureStream, partitionOf, topologyNames } from '../topology.ts';
+import { readBacklog } from './backlog.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { createPartitionClaims, type PartitionClaims } from './partition-claims.ts';
 import { createPublisher, type Outgoing } from './publish.ts';
@@ -54,7 +55,9 @@ async function openManager(nc: NatsConnection, url: string): Promise<JetStreamMa
  * `ack_wait`); publishes carry `Nats-Msg-Id` = topic + message id and resolve on
  * their PubAcks, pipelined; `release(delay)` and `deliverAt` are naks with a
  * delay. Reconnects by itself; a pull lost with the connection is replaced
- * and its partition gated until nothing of it is pending elsewhere. Rejects
+ * and its partition gated until nothing of it is pending elsewhere.
+ * `backlog` sums the group's consumers' unread and unacknowledged counts,
+ * with the oldest waiting message's `createdAt`. Rejects
  * at start with a `TransportError` when the server is unreachable, refuses
  * the credentials or has JetStream disabled.
  *
@@ -337,6 +340,16 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
           }
         },
       };
+    },
+
+    async backlog(topic, group) {
+      if (closed) throw new StoreClosedError('transport');
+      checkNames(topic, group);
+      try {
+        return await readBacklog(jsm, names, topic, group, options.partitions);
+      } catch (error) {
+        throw new TransportError(`reading the backlog of ${topic}/${group} failed: ${String(error)}`, { cause: error });
+      }
     },
 
     async defaultDeadLetterStore(): Promise<DeadLetterStore> {

@@ -68,6 +68,22 @@ describe('createAcker', () => {
     assert.deepEqual(sent, ['nack 1', 'ack 3 multiple'], 'a second ack or a late nack of 3 sends nothing');
   });
 
+  it('counts the unsettled deliveries, those delivered uncounted left out', () => {
+    const { acker, deliver } = setup();
+    const [one, two, three] = deliver(1, 2, 3) as ConsumeMessage[];
+    const dead = { fields: { deliveryTag: 4 } } as ConsumeMessage;
+    acker.delivered(dead, false);
+    assert.equal(acker.outstanding(), 3);
+    acker.ack(one as ConsumeMessage);
+    acker.nack(two as ConsumeMessage, true);
+    acker.ack(dead);
+    assert.equal(acker.outstanding(), 1, 'settled once asked for, before the flush');
+    acker.close();
+    assert.equal(acker.outstanding(), 0, 'the broker took the rest back with the channel');
+    acker.ack(three as ConsumeMessage);
+    assert.equal(acker.outstanding(), 0);
+  });
+
   it('flush sends what waits at once; after close nothing is sent', () => {
     const { acker, sent, turn, deliver } = setup();
     const [one, two] = deliver(1, 2) as ConsumeMessage[];

@@ -24,6 +24,8 @@ export type AckChannel = Pick<Channel, 'ack' | 'nack'>;
 export function createAcker(channel: AckChannel, schedule: (flush: () => void) => void = afterMicrotasks) {
   /** Delivered on this channel and neither acked nor nacked yet. */
   const unsettled = new Set<number>();
+  /** Those of them left out of `outstanding()` (dead letters on their way to the store). */
+  const uncounted = new Set<number>();
   let waiting: ConsumeMessage[] = [];
   let scheduled = false;
   let closed = false;
@@ -51,14 +53,18 @@ export function createAcker(channel: AckChannel, schedule: (flush: () => void) =
   };
 
   return {
-    /** A delivery arrived on the channel: it is unsettled until acked or nacked here. */
-    delivered(raw: ConsumeMessage) {
+    /** A delivery arrived on the channel: it is unsettled until acked or nacked here; `counted`: in `outstanding()`. */
+    delivered(raw: ConsumeMessage, counted = true) {
       unsettled.add(raw.fields.deliveryTag);
+      if (!counted) uncounted.add(raw.fields.deliveryTag);
     },
+    /** How many counted deliveries are unsettled: the broker holds them as unacknowledged. */
+    outstanding: () => unsettled.size - uncounted.size,
     /** Acknowledges `raw` with the next flush (once the microtasks queued meanwhile have run). */
     ack(raw: ConsumeMessage) {
       // Once only: a second ack of a tag would close the channel (PRECONDITION_FAILED).
       if (closed || !unsettled.delete(raw.fields.deliveryTag)) return;
+      uncounted.delete(raw.fields.deliveryTag);
       waiting.push(raw);
       if (!scheduled) {
         scheduled = true;
@@ -68,6 +74,7 @@ export function createAcker(channel: AckChannel, schedule: (flush: () => void) =
     /** Rejects `raw` at once (to the dead-letter exchange, or back to its queue with `requeue`). */
     nack(raw: ConsumeMessage, requeue: boolean) {
       if (closed || !unsettled.delete(raw.fields.deliveryTag)) return;
+      uncounted.delete(raw.fields.deliveryTag);
       try {
         channel.nack(raw, false, requeue);
       } catch {
@@ -82,6 +89,7 @@ export function createAcker(channel: AckChannel, schedule: (flush: () => void) =
       closed = true;
       waiting = [];
       unsettled.clear();
+      uncounted.clear();
     },
   };
 }

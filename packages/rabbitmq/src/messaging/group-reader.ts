@@ -4,6 +4,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { RabbitErrorStage } from '../options.ts';
 import { delayTierFor, localHoldMs, type Names, type TierKind } from '../topology.ts';
 import { type Acker, createAcker } from './acker.ts';
+import { createAwayCount } from './away.ts';
 import type { Outgoing } from './publish.ts';
 import { COUNT_HEADER, DUE_HEADER, type Entry, readIncoming } from './receive.ts';
 
@@ -47,6 +48,8 @@ export function createGroupReader(context: ReaderContext) {
   let starting: Promise<void> | undefined;
   /** Set by a cancel from the server: its queue may be gone, declare it again. */
   let redeclare = false;
+  /** Releases in a delay tier (shared by every group: its depth is no measure of this one's). */
+  const away = createAwayCount();
 
   const buffer = createDeliveryBuffer<Entry>(
     {
@@ -82,6 +85,7 @@ export function createGroupReader(context: ReaderContext) {
       context.report(error, 'delay');
       return false;
     }
+    away.add(tier);
     // The copy is confirmed; the original goes. A channel lost meanwhile returns it: a duplicate, never a loss.
     if (seen === generation) acker?.ack(entry.raw);
     return true;
@@ -184,10 +188,11 @@ export function createGroupReader(context: ReaderContext) {
         channel = own;
         acker = settle;
         await own.prefetch(context.prefetch);
-        const consumeFrom = async (queue: string, handle: (raw: ConsumeMessage) => void) => {
+        /** `counted`: its deliveries wait for the group (the dead-letter queue's are on their way out). */
+        const consumeFrom = async (queue: string, counted: boolean, handle: (raw: ConsumeMessage) => void) => {
           await own?.consume(queue, (raw) => {
             if (raw) {
-              settle?.delivered(raw);
+              settle?.delivered(raw, counted);
               return handle(raw);
             }
             // Cancelled by the server (queue deleted, node lost): a fault, never a silently dead consumer.
@@ -207,13 +212,13 @@ export function createGroupReader(context: ReaderContext) {
         const offset = Math.floor(Math.random() * context.partitions);
         for (let i = 0; i < context.partitions; i++) {
           const partition = (offset + i) % context.partitions;
-          await consumeFrom(names.groupQueue(topic, group, partition), (raw) => {
+          await consumeFrom(names.groupQueue(topic, group, partition), true, (raw) => {
             void onMessage(raw, partition, seen);
           });
         }
         if (context.deadLetters) {
           const drain = settle;
-          await consumeFrom(names.deadQueue(topic, group), (raw) => void onDeadLetter(raw, drain));
+          await consumeFrom(names.deadQueue(topic, group), false, (raw) => void onDeadLetter(raw, drain));
         }
         restartAttempt = 0;
       } catch (error) {
@@ -237,6 +242,8 @@ export function createGroupReader(context: ReaderContext) {
   return {
     buffer,
     start,
+    /** What this process holds of the group unacknowledged (handed out or prefetched) or in a delay tier. */
+    waiting: () => (acker?.outstanding() ?? 0) + away.count(),
     /** After a reconnect: the old channel is gone with its messages; consume again. */
     resume() {
       if (stopped) return;

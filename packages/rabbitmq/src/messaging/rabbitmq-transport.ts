@@ -31,6 +31,7 @@ import {
   type TierKind,
   topologyNames,
 } from '../topology.ts';
+import { readyMessages } from './backlog.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { createPublisher, type Outgoing, type Publisher } from './publish.ts';
 import { DUE_HEADER } from './receive.ts';
@@ -56,7 +57,9 @@ interface Link {
  * delivery limit and a dead-letter queue; publishes persistent, mandatory
  * and confirmed; delays through TTL tiers that dead-letter back to the
  * group queue. Reconnects by itself with backoff, declares its topology
- * again and resumes its subscriptions. Rejects at start with a
+ * again and resumes its subscriptions. `backlog` counts the group queues'
+ * ready messages and this process's own unacknowledged ones and releases
+ * away in a delay tier; the age is unknown (`ageUnknown`). Rejects at start with a
  * `TransportError` when the broker is unreachable or refuses the credentials.
  *
  * @example
@@ -357,6 +360,21 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
           }
         },
       };
+    },
+
+    async backlog(topic, group) {
+      checkNames(topic, group);
+      const { connection } = current();
+      const queues = Array.from({ length: options.partitions }, (_, p) => names.groupQueue(topic, group, p));
+      let ready: number;
+      try {
+        ready = await readyMessages(connection, queues);
+      } catch (error) {
+        throw new TransportError(`reading the backlog of ${topic}/${group} failed: ${String(error)}`, { cause: error });
+      }
+      const messages = ready + (readers.get(groupKey(topic, group))?.reader.waiting() ?? 0);
+      // AMQP cannot look at a queue's oldest message without taking it: the age is unknown.
+      return { messages, oldestAt: undefined, ...(messages > 0 ? { ageUnknown: true } : {}) };
     },
 
     async defaultDeadLetterStore(): Promise<DeadLetterStore> {
