@@ -15,7 +15,6 @@ import type { DeadLetterOperator, DeadLetterReader } from './inspector.ts';
 /** How long connecting (and each transport's opening) may take before the command fails. */
 const CONNECT_TIMEOUT_MS = 5000;
 
-
 /** One connection, no reconnects: a CLI command fails fast and says why. */
 async function connect(url: string, application: string) {
   assertRedisUrl(url, '--db');

@@ -1,5 +1,4 @@
 import type { ValidationIssue } from '../errors/index.ts';
-import { describeValue as describe } from '../options/check-options.ts';
 
 // Well-formed text and JSON values: the checks every write of event data, metadata, snapshots and
 // messages shares (store/validation.ts for events, messaging/message-validation.ts for messages).
