@@ -141,13 +141,13 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
       if (entry.gone) continue;
       const key = entry.message.key;
       if (blocked?.has(key)) continue;
-      // No longer this process's: it goes back to the broker, never to a handler here.
-      if (!settler.holds(entry)) continue;
       if (entry.holder !== undefined && entry.visibleAt > at) {
         // In flight: its key's later messages may follow it to the same subscription only.
-        if (entry.holder !== subscriber) block(key);
+        if (entry.holder !== subscriber && settler.holds(entry)) block(key);
         continue;
       }
+      // No longer this process's: it goes back to the broker, never to a handler here.
+      if (!settler.holds(entry)) continue;
       if (entry.visibleAt > at || isParked(entry, at) || (settler.offers && !settler.offers(entry))) {
         block(key);
         continue;
