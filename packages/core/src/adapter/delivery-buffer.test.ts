@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createMessage } from '../messaging/message.ts';
-import { type BufferedEntry, createDeliveryBuffer } from './delivery-buffer.ts';
+import { type BufferedEntry, type BufferSettlement, createDeliveryBuffer } from './delivery-buffer.ts';
 
 const never = new AbortController().signal;
 
@@ -84,5 +84,104 @@ describe('delivery buffer (shared by the broker transports)', () => {
     assert.deepEqual(numbers(again), [0, 1]);
     b.drop((e) => !e.owned);
     assert.equal(b.heldIn(0), 2);
+  });
+});
+
+describe('delivery buffer: what an adapter may add', () => {
+  it('an ack is awaited and reaches the settler even after the entry stopped being held; a second ack does nothing', async () => {
+    const acks: number[] = [];
+    let finish: () => void = () => undefined;
+    const b = createDeliveryBuffer<TestEntry>(
+      {
+        holds: (e) => e.owned,
+        ack: (e) =>
+          new Promise<void>((resolve) => {
+            finish = () => {
+              acks.push((e.message.data as { n: number }).n);
+              resolve();
+            };
+          }),
+        delay: async () => true,
+      },
+      { parkGraceMs: 5000, holdBelowMs: 100 },
+    );
+    const held = entry('a', 0);
+    b.add(held);
+    const [d] = await b.receive(1, 1, 0, never, 30_000);
+    held.owned = false;
+    let done = false;
+    const acking = d?.ack().then(() => (done = true));
+    await Promise.resolve();
+    assert.equal(done, false, 'the ack waits for the settler');
+    finish();
+    await acking;
+    assert.deepEqual(acks, [0]);
+    await d?.ack();
+    await Promise.resolve();
+    assert.deepEqual(acks, [0], 'settled once');
+    assert.equal(b.size(), 0);
+  });
+
+  it('an entry not offered stays (its key blocked) while what is out can still be released', async () => {
+    let offered = true;
+    const b = createDeliveryBuffer<TestEntry>(
+      { holds: () => true, offers: () => offered, ack: () => undefined, delay: async () => true },
+      { parkGraceMs: 5000, holdBelowMs: 100 },
+    );
+    b.add(entry('a', 0), entry('a', 1), entry('b', 2));
+    const [d0] = await b.receive(1, 1, 0, never, 30_000);
+    offered = false;
+    assert.deepEqual(numbers(await b.receive(2, 10, 0, never, 30_000)), []);
+    await d0?.release(0);
+    assert.equal(b.busy(0), false, 'the release went through');
+    offered = true;
+    assert.deepEqual(numbers(await b.receive(2, 10, 0, never, 30_000)), [0, 1, 2]);
+  });
+
+  it('messageOf gives each hand-out its own message; deliveryFields settle the entry elsewhere', async () => {
+    const acked: number[] = [];
+    const b = createDeliveryBuffer<TestEntry>(
+      {
+        holds: () => true,
+        ack: (e) => acked.push((e.message.data as { n: number }).n),
+        delay: async () => true,
+        messageOf: (e) => structuredClone(e.message),
+        deliveryFields: (_e, settlement) => ({ settlement }),
+      },
+      { parkGraceMs: 5000, holdBelowMs: 100 },
+    );
+    b.add(entry('a', 0), entry('a', 1));
+    const [first] = await b.receive(1, 1, 0, never, 30_000);
+    (first?.message.data as { n: number }).n = 99;
+    await first?.release(0);
+    const [again] = await b.receive(1, 1, 0, never, 30_000);
+    assert.deepEqual(again?.message.data, { n: 0 }, "the handler's change did not stay");
+    const { settlement } = again as unknown as { settlement: BufferSettlement };
+    assert.equal(settlement.current(), true);
+    // A receiver waiting for the key's next message gets it once the entry is settled elsewhere.
+    const waiting = b.receive(2, 1, 2000, never, 30_000);
+    settlement.settled();
+    assert.deepEqual(numbers(await waiting), [1]);
+    assert.equal(settlement.current(), false);
+    await again?.ack();
+    assert.deepEqual(acked, [], "the delivery's own ack does nothing after");
+  });
+
+  it('removals keep the order of what is left; drop returns what it forgot', async () => {
+    const { buffer: b } = buffer();
+    const all = Array.from({ length: 100 }, (_, n) => ({ ...entry(`k${n}`, n), partition: n % 2 }));
+    b.add(...all);
+    // Two in three acked: past half of the array, the acked entries are compacted away meanwhile.
+    for (const d of await b.receive(1, 100, 0, never, 30_000))
+      if ((d.message.data as { n: number }).n % 3 !== 0) await d.ack();
+    assert.equal(b.size(), 34);
+    const dropped = b.drop((e) => e.partition === 1);
+    assert.ok(dropped.every((e) => e.partition === 1 && e.gone));
+    assert.equal(b.heldIn(1), 0);
+    const left = b.held().map((e) => (e.message.data as { n: number }).n);
+    assert.deepEqual(
+      left,
+      all.map((_, n) => n).filter((n) => n % 2 === 0 && n % 3 === 0),
+    );
   });
 });

@@ -21,15 +21,41 @@ export interface BufferedEntry {
   lease: number;
   /** The subscription holding it, while in flight (until settled or its visibility timeout passes). */
   holder: number | undefined;
+  /** Set by the buffer: out of it (settled, away for a delay, dropped), kept in its array until a compaction. */
+  gone?: boolean;
+}
+
+/** What a delivery's extra fields (`BufferSettler.deliveryFields`) may do with it. */
+export interface BufferSettlement {
+  /** True while the delivery may still be settled (not settled already, not handed out again since). */
+  current(): boolean;
+  /** The entry was acknowledged elsewhere (with an inbox's mark): the delivery is settled, the entry goes. */
+  settled(): void;
 }
 
 /** What the buffer needs from its reader to settle an entry at the broker. */
 export interface BufferSettler<E extends BufferedEntry> {
-  /** Whether the entry is still this process's to settle (its partition, channel or claim unchanged). */
+  /** Whether the entry is still this process's to hand out and release (its partition, channel or claim unchanged). */
   holds(entry: E): boolean;
+  /**
+   * Acknowledges the entry at the broker; a promise it returns is awaited by
+   * `Delivery.ack`. Called for a delivery's first ack even when `holds` no
+   * longer does (the partition went meanwhile): the settler decides whether
+   * the broker may still take it (a fenced ack), or leaves it.
+   */
   ack(entry: E): void;
   /** Hands the message to the broker, to come again at `dueAt`; false when it could not (it stays here). */
   delay(entry: E, dueAt: number): Promise<boolean>;
+  /**
+   * Whether the entry may go out now, besides `holds` (default: yes). A
+   * reader giving its partition up stops handing it out while what is out
+   * may still be settled.
+   */
+  offers?(entry: E): boolean;
+  /** The message of a hand-out (default `entry.message`): a fresh copy, so that a handler's changes do not stay. */
+  messageOf?(entry: E): Message;
+  /** More fields of every delivery (an adapter's hook for acking inside an inbox's own write). */
+  deliveryFields?(entry: E, settlement: BufferSettlement): object;
 }
 
 export interface DeliveryBufferOptions {
@@ -59,7 +85,7 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
   settler: BufferSettler<E>,
   options: DeliveryBufferOptions,
 ) {
-  const entries: E[] = [];
+  let entries: E[] = [];
   const waiters = new Set<() => void>();
   /** Keys whose first message is away for a delay: that message, and when to stop waiting for it. */
   const parked = new Map<string, { entry: E; until: number }>();
@@ -69,6 +95,26 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
 
   const wake = () => {
     for (const waiter of waiters) waiter();
+  };
+
+  /** Entries marked gone but still in the array: dropped at once when they make half of it (O(1) per removal). */
+  let goneCount = 0;
+  const compact = () => {
+    entries = entries.filter((entry) => !entry.gone);
+    goneCount = 0;
+  };
+  const remove = (entry: E) => {
+    if (entry.gone) return;
+    entry.gone = true;
+    goneCount += 1;
+    if (goneCount >= 32 && goneCount * 2 >= entries.length) compact();
+  };
+  /** Puts a removed entry back: where it was when the array still has it, else at `at`. */
+  const restore = (entry: E, at: number) => {
+    if (!entry.gone) return;
+    entry.gone = false;
+    if (entries.includes(entry)) goneCount -= 1;
+    else entries.splice(Math.min(at, entries.length), 0, entry);
   };
 
   const isParked = (entry: E, at: number) => {
@@ -92,16 +138,17 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
     };
     for (const entry of entries) {
       if (out.length >= max) break;
+      if (entry.gone) continue;
       const key = entry.message.key;
       if (blocked?.has(key)) continue;
-      // No longer this process's: it goes back to the broker, never to a handler here.
-      if (!settler.holds(entry)) continue;
       if (entry.holder !== undefined && entry.visibleAt > at) {
         // In flight: its key's later messages may follow it to the same subscription only.
-        if (entry.holder !== subscriber) block(key);
+        if (entry.holder !== subscriber && settler.holds(entry)) block(key);
         continue;
       }
-      if (entry.visibleAt > at || isParked(entry, at)) {
+      // No longer this process's: it goes back to the broker, never to a handler here.
+      if (!settler.holds(entry)) continue;
+      if (entry.visibleAt > at || isParked(entry, at) || (settler.offers && !settler.offers(entry))) {
         block(key);
         continue;
       }
@@ -112,12 +159,6 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
       out.push(deliveryOf(entry, entry.lease));
     }
     return out;
-  };
-
-  const remove = (entry: E) => {
-    const at = entries.indexOf(entry);
-    if (at >= 0) entries.splice(at, 1);
-    return at;
   };
 
   /** Sends `entry` to the broker for a delay, its key parked meanwhile; `undo` puts it back here if that fails. */
@@ -134,40 +175,52 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
   };
 
   const deliveryOf = (entry: E, lease: number): Delivery => {
-    const current = () => entry.lease === lease && settler.holds(entry) && entries.includes(entry);
-    return {
-      message: entry.message,
+    /** Not settled, not handed out again since. */
+    const mine = () => entry.lease === lease;
+    const current = () => mine() && !entry.gone && settler.holds(entry);
+    const settled = () => {
+      entry.lease += 1;
+      remove(entry);
+      wake();
+    };
+    const delivery: Delivery = {
+      message: settler.messageOf ? settler.messageOf(entry) : entry.message,
       deliveryCount: entry.count,
       async ack() {
-        if (!current()) return;
-        remove(entry);
-        settler.ack(entry);
-        wake();
+        if (!mine()) return;
+        settled();
+        await settler.ack(entry);
       },
       async release(delayMs: number) {
         if (!current()) return;
         entry.lease += 1;
         entry.holder = undefined;
-        const dueAt = Date.now() + Math.max(0, delayMs);
-        if (delayMs < options.holdBelowMs) {
+        const delay = Math.max(0, Number(delayMs) || 0);
+        const dueAt = Date.now() + delay;
+        if (delay < options.holdBelowMs) {
           entry.visibleAt = dueAt;
           wake();
           return;
         }
         // Away from the others while it goes to the broker (resolved at once: the key is parked meanwhile);
         // held here again, where it was, if that fails.
-        const at = remove(entry);
+        const at = entries.indexOf(entry);
+        remove(entry);
         parked.set(entry.message.key, { entry, until: dueAt + options.parkGraceMs });
-        sendAway(entry, dueAt, () => entries.splice(Math.min(at, entries.length), 0, entry));
+        sendAway(entry, dueAt, () => restore(entry, at));
         wake();
       },
       async extend(ms: number) {
-        if (current()) entry.visibleAt = Date.now() + ms;
+        if (mine() && !entry.gone) entry.visibleAt = Date.now() + ms;
       },
     };
+    return settler.deliveryFields
+      ? Object.assign(delivery, settler.deliveryFields(entry, { current: mine, settled }))
+      : delivery;
   };
 
-  const add = (entry: E) => {
+  const place = (entry: E) => {
+    entry.gone = false;
     const key = entry.message.key;
     const returning = parked.get(key)?.entry.message.id === entry.message.id;
     if (returning) parked.delete(key);
@@ -177,22 +230,26 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
       // Behind the key's held messages with a lower sequence (publish order), ahead of those with a higher one.
       for (let i = 0; i < entries.length; i++) {
         const other = entries[i] as E;
-        if (other.message.key === key && (other.seq as number) > seq) {
+        if (!other.gone && other.message.key === key && (other.seq as number) > seq) {
           at = i;
           break;
         }
       }
     } else if (returning) {
       // Back from its delay: ahead of the key's messages that waited for it.
-      at = entries.findIndex((e) => e.message.key === key);
+      at = entries.findIndex((e) => !e.gone && e.message.key === key);
     }
     if (at >= 0) entries.splice(at, 0, entry);
     else entries.push(entry);
-    wake();
+  };
+
+  const add = (...added: E[]) => {
+    for (const entry of added) place(entry);
+    if (added.length > 0) wake();
   };
 
   return {
-    /** A message from the broker, due now or within `holdBelowMs`. */
+    /** Messages from the broker (in the order read), due now or within `holdBelowMs`. */
     add,
 
     /**
@@ -206,9 +263,14 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
       sendAway(entry, dueAt, () => add(entry));
     },
 
-    /** Forgets the held messages `test` picks (the broker took them back). */
-    drop(test: (entry: E) => boolean) {
-      for (let i = entries.length - 1; i >= 0; i--) if (test(entries[i] as E)) entries.splice(i, 1);
+    /** Forgets the held messages `test` picks (the broker took them back), and returns them. */
+    drop(test: (entry: E) => boolean): E[] {
+      compact();
+      const dropped = entries.filter(test);
+      if (dropped.length === 0) return dropped;
+      entries = entries.filter((entry) => !test(entry));
+      for (const entry of dropped) entry.gone = true;
+      return dropped;
     },
 
     /** Ends the parks whose delayed message `test` picks (its return will not come here). */
@@ -217,23 +279,26 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
     },
 
     /** The held message `test` picks, if any. */
-    find: (test: (entry: E) => boolean): E | undefined => entries.find(test),
+    find: (test: (entry: E) => boolean): E | undefined => entries.find((e) => !e.gone && test(e)),
 
     /** Whether a message of `partition` is in a subscription's hands now. */
     busy: (partition: number) => {
       const at = Date.now();
-      return entries.some((e) => e.partition === partition && e.holder !== undefined && e.visibleAt > at);
+      return entries.some((e) => !e.gone && e.partition === partition && e.holder !== undefined && e.visibleAt > at);
     },
 
     /** How many messages of `partition` are held here (unacknowledged, not away for a delay). */
     heldIn: (partition: number) => {
       let n = 0;
-      for (const entry of entries) if (entry.partition === partition) n += 1;
+      for (const entry of entries) if (!entry.gone && entry.partition === partition) n += 1;
       return n;
     },
 
+    /** How many messages are held here (unacknowledged, not away for a delay). */
+    size: () => entries.length - goneCount,
+
     /** What is held and never handed out, for giving back at close. */
-    held: () => [...entries],
+    held: () => entries.filter((e) => !e.gone),
 
     receive(
       subscriber: number,
@@ -268,7 +333,7 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
           clearTimeout(retimer);
           const at = Date.now();
           let next = Number.POSITIVE_INFINITY;
-          for (const entry of entries) if (entry.visibleAt > at) next = Math.min(next, entry.visibleAt);
+          for (const entry of entries) if (!entry.gone && entry.visibleAt > at) next = Math.min(next, entry.visibleAt);
           for (const park of parked.values()) next = Math.min(next, park.until);
           if (next !== Number.POSITIVE_INFINITY) retimer = setTimeout(wakeUp, Math.max(1, next - at));
         };

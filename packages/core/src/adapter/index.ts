@@ -158,6 +158,7 @@ export { timerChanges, timerEventTypes } from '../workflows/timers/timer-changes
 export type { TimerChange } from '../workflows/timers/types.ts';
 export {
   type BufferedEntry,
+  type BufferSettlement,
   type BufferSettler,
   createDeliveryBuffer,
   type DeliveryBuffer,

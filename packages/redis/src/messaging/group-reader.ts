@@ -80,12 +80,19 @@ export function createGroupReader(context: ReaderContext) {
     fenced: (partition) => lose(partition, 'another reader holds it (found at an ack)'),
   });
 
+  /** True while the partition's entries may be handed out. */
+  const active = (partition: number) => {
+    const state = states[partition] as PartitionState;
+    return state.ready && !state.draining && Date.now() < state.expiresAt;
+  };
+
   const buffer = createGroupBuffer(
     {
       current: (entry) => {
         const state = states[entry.partition] as PartitionState;
         return state.held && state.generation === entry.generation && Date.now() < state.expiresAt;
       },
+      active,
       ack: (entry) => acks.ack(entry.partition, entry.id),
       ackTarget: (entry) => targets[entry.partition] as AckTarget,
       acked: wakeReader,
@@ -98,10 +105,15 @@ export function createGroupReader(context: ReaderContext) {
         wakeReader();
         return moved;
       },
-      changed: () => context.changed(),
     },
     { parkGraceMs: Math.max(5000, context.leaseMs) },
   );
+
+  /** Drops the partition's entries from the buffer (they stay pending), keeping their hand-outs for a claim. */
+  const forget = (partition: number) => {
+    for (const entry of buffer.drop((e) => e.partition === partition))
+      forgotten.set(`${partition} ${entry.id}`, entry.count);
+  };
 
   const lose = (partition: number, why: string) => {
     const state = states[partition] as PartitionState;
@@ -110,7 +122,7 @@ export function createGroupReader(context: ReaderContext) {
     state.ready = false;
     state.draining = false;
     state.generation += 1;
-    for (const entry of buffer.dropPartition(partition)) forgotten.set(`${partition} ${entry.id}`, entry.count);
+    forget(partition);
     context.report(new TransportError(`lost the lease of ${topic}/${group} partition ${partition}: ${why}`), 'lease');
     wakeReader();
   };
@@ -121,7 +133,9 @@ export function createGroupReader(context: ReaderContext) {
     const added: Entry[] = [];
     const skipped: string[] = [];
     // Claimed entries may be held here already; read ones (`>`) never are.
-    const held = counts ? buffer.heldIds(partition) : undefined;
+    const held = counts
+      ? new Set(buffer.held().flatMap((entry) => (entry.partition === partition ? [entry.id] : [])))
+      : undefined;
     for (const { id, fields } of raw) {
       if (!fields || (fields.o !== undefined && fields.o !== group)) {
         skipped.push(id);
@@ -154,7 +168,7 @@ export function createGroupReader(context: ReaderContext) {
       }
     }
     if (skipped.length > 0) await client.sendCommand(['XACK', streams[partition] as string, group, ...skipped]);
-    if (state.held && state.generation === generation) buffer.add(added);
+    if (state.held && state.generation === generation) buffer.add(...added);
   };
 
   /** Takes over what the group has pending on a partition (its earlier holders', returned or dead), in id order. */
@@ -200,7 +214,7 @@ export function createGroupReader(context: ReaderContext) {
     state.ready = false;
     state.draining = false;
     state.generation += 1;
-    for (const entry of buffer.dropPartition(partition)) forgotten.set(`${partition} ${entry.id}`, entry.count);
+    forget(partition);
     await runScript(
       client,
       'handBack',
@@ -269,7 +283,7 @@ export function createGroupReader(context: ReaderContext) {
     let held = states.filter((s) => s.held).length;
     for (let p = 0; p < states.length; p++) {
       const state = states[p] as PartitionState;
-      if (state.draining && state.held && !buffer.inFlight(p)) {
+      if (state.draining && state.held && !buffer.busy(p)) {
         await handBack(p);
         held -= 1;
       }
@@ -338,7 +352,7 @@ export function createGroupReader(context: ReaderContext) {
     let failures = 0;
     while (!stopped) {
       const ready = states.flatMap((s, p) => (s.ready && !s.draining ? [p] : []));
-      const room = context.prefetch - buffer.size;
+      const room = context.prefetch - buffer.size();
       if (ready.length === 0 || room <= 0) {
         await pause(context.blockMs);
         continue;
@@ -397,11 +411,6 @@ export function createGroupReader(context: ReaderContext) {
       })();
       return started;
     },
-    /** True while the partition's entries may be handed out. */
-    active: (partition: number) => {
-      const state = states[partition] as PartitionState;
-      return state.ready && !state.draining && Date.now() < state.expiresAt;
-    },
     /**
      * The connection dropped: what the server holds is unknown until it answers again (it may have
      * restarted and lost the leases to another reader), so every partition's work stops at once; the
@@ -417,6 +426,8 @@ export function createGroupReader(context: ReaderContext) {
       if (stopped) return;
       stopped = true;
       clearTimeout(leaseTimer);
+      // Waiting receivers get nothing more; deliveries out may still be settled.
+      buffer.close();
       await started?.catch(() => undefined);
       await ticking?.catch(() => undefined);
       const open = blocking;
@@ -424,6 +435,7 @@ export function createGroupReader(context: ReaderContext) {
       destroyClient(open);
       wakeReader();
       await reading?.catch(() => undefined);
+      await buffer.settled(5000);
       for (let p = 0; p < states.length; p++) {
         if (!(states[p] as PartitionState).held) continue;
         await handBack(p).catch((error: unknown) => context.report(error, 'lease'));

@@ -29,6 +29,4 @@ export interface ReaderContext {
   /** Acks the entry and schedules its copy for the group alone at `dueAt`. */
   delay(entry: Entry, dueAt: number): Promise<boolean>;
   report(error: unknown, stage: RedisErrorStage): void;
-  /** Entries may be ready: the group's waiting receivers look again. */
-  changed(): void;
 }

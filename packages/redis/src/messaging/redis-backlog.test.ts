@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
-import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
+import { redisUrl } from '../fixtures/server.ts';
+import { sharedRedis } from '../fixtures/shared-server.ts';
 import { getRedisTransport } from './redis-transport.ts';
 
-const skip = await redisUnavailable();
-const application = testApplication('backlog');
-
-after(async () => {
-  await removeKeys(application);
-});
+const { skip, application } = await sharedRedis('backlog');
 
 describe('redis: backlog', { skip }, () => {
   it("counts a group's unread and pending entries, and tells the oldest one's time", async () => {

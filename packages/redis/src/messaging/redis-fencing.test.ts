@@ -1,23 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createConsumer, createMessage, type Delivery } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import { createClient } from 'redis';
-import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
+import { redisUrl } from '../fixtures/server.ts';
+import { sharedRedis } from '../fixtures/shared-server.ts';
 import { getRedisInbox } from './redis-inbox.ts';
 import { getRedisTransport } from './redis-transport.ts';
 
-const skip = await redisUnavailable();
-const application = testApplication('fencing');
-const client = createClient({ url: redisUrl });
-client.on('error', () => undefined);
-if (!skip) await client.connect();
-
-after(async () => {
-  if (skip) return;
-  await client.close();
-  await removeKeys(application);
-});
+const { skip, application, client } = await sharedRedis('fencing');
 
 const pending = async (stream: string, group: string) =>
   Number(((await client.sendCommand(['XPENDING', stream, group])) as [number])[0]);

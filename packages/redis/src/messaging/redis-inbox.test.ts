@@ -1,26 +1,17 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Delivery } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
 import { serverIdentity } from '../connection.ts';
-import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
+import { redisUrl } from '../fixtures/server.ts';
+import { sharedRedis } from '../fixtures/shared-server.ts';
 import { type AckTarget, ackWithMark } from './ack-with-mark.ts';
 import { getRedisInbox, type RedisInbox } from './redis-inbox.ts';
 
-const skip = await redisUnavailable();
-const application = testApplication('inbox');
 const opened: RedisInbox[] = [];
-const client = createClient({ url: redisUrl });
-client.on('error', () => undefined);
-if (!skip) await client.connect();
-
-after(async () => {
+const { skip, application, client } = await sharedRedis('inbox', async () => {
   for (const inbox of opened) await inbox.close();
-  if (!skip) {
-    await client.close();
-    await removeKeys(application);
-  }
 });
 
 const open = async (options: { retentionMs?: number; claimMs?: number } = {}) => {

@@ -1,22 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createMessage, type Delivery } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import { createClient } from 'redis';
-import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
+import { redisUrl } from '../fixtures/server.ts';
+import { sharedRedis } from '../fixtures/shared-server.ts';
 import { getRedisTransport } from './redis-transport.ts';
 
-const skip = await redisUnavailable();
-const application = testApplication('leases');
-const client = createClient({ url: redisUrl });
-client.on('error', () => undefined);
-if (!skip) await client.connect();
-
-after(async () => {
-  if (skip) return;
-  await client.close();
-  await removeKeys(application);
-});
+const { skip, application, client } = await sharedRedis('leases');
 
 const consumersOf = async (stream: string, group: string) =>
   JSON.stringify(await client.sendCommand(['XINFO', 'CONSUMERS', stream, group]));

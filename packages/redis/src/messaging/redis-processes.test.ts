@@ -2,26 +2,22 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createMessage, type Message } from '@factline/core';
 import { spawnTestChild, type TestChild, waitUntil } from '@factline/core/testing';
 import { getSqliteInbox, openSqliteDatabase } from '@factline/sqlite';
-import { createClient } from 'redis';
-import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
+import { redisUrl } from '../fixtures/server.ts';
+import { sharedRedis } from '../fixtures/shared-server.ts';
 import { getRedisTransport, type RedisTransport } from './redis-transport.ts';
 
-const skip = await redisUnavailable();
 const childScript = new URL('./fixtures/consumer-child.ts', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'factline-redis-processes-'));
 const created: RedisTransport[] = [];
-const applications: string[] = [];
 const children: TestChild[] = [];
-
-after(async () => {
+const { skip, application, client } = await sharedRedis('kill', async () => {
   for (const child of children) if (child.child.exitCode === null) child.child.kill('SIGKILL');
   await Promise.all(children.map((c) => c.exited.catch(() => undefined)));
   await Promise.all(created.map((t) => t.close()));
-  for (const application of applications) await removeKeys(application);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -43,8 +39,6 @@ describe('redis: consumer processes of one group', { skip }, () => {
     db.exec(
       'CREATE TABLE effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT, key TEXT, n INTEGER, pid INTEGER)',
     );
-    const application = testApplication('kill');
-    applications.push(application);
     const partitions = 6;
     const transport = await getRedisTransport({ url: redisUrl, application, partitions });
     created.push(transport);
@@ -90,9 +84,6 @@ describe('redis: consumer processes of one group', { skip }, () => {
       }
       return count;
     };
-    const client = createClient({ url: redisUrl });
-    client.on('error', () => undefined);
-    await client.connect();
     victim.child.kill('SIGSTOP');
     const heldAtKill = await pendingOf(victim.child.pid);
     victim.child.kill('SIGKILL');
@@ -127,7 +118,6 @@ describe('redis: consumer processes of one group', { skip }, () => {
     );
     assert.ok(heldAtKill > 0, 'the victim held pending entries when it was killed');
     assert.equal(await pendingOf(victimPid), 0, "the victim's pending entries were claimed by the others");
-    await client.close();
     for (const child of started) if (child !== victim) child.child.kill('SIGTERM');
     await Promise.all(started.map((c) => c.exited));
     db.close();

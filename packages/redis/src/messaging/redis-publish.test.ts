@@ -1,21 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
-import { createClient } from 'redis';
-import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
+import { redisUrl } from '../fixtures/server.ts';
+import { sharedRedis } from '../fixtures/shared-server.ts';
 import { getRedisTransport } from './redis-transport.ts';
 
-const skip = await redisUnavailable();
-const application = testApplication('publish');
-const client = createClient({ url: redisUrl });
-client.on('error', () => undefined);
-if (!skip) await client.connect();
-
-after(async () => {
-  if (skip) return;
-  await client.close();
-  await removeKeys(application);
-});
+const { skip, application, client } = await sharedRedis('publish');
 
 /** What a partition stream holds, in stream order: each entry's key and `data.n`. */
 async function streamOf(stream: string): Promise<{ key: string; n: number }[]> {

@@ -1,18 +1,14 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import { createClient } from 'redis';
-import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
+import { redisUrl } from '../fixtures/server.ts';
+import { sharedRedis } from '../fixtures/shared-server.ts';
 import { getRedisTransport, type RedisTransport } from './redis-transport.ts';
 
-const skip = await redisUnavailable();
-const application = testApplication('retention');
 const created: RedisTransport[] = [];
-
-after(async () => {
+const { skip, application, client } = await sharedRedis('retention', async () => {
   for (const transport of created) await transport.close();
-  await removeKeys(application);
 });
 
 describe('redis: acknowledged entries do not stay', { skip }, () => {
@@ -31,9 +27,6 @@ describe('redis: acknowledged entries do not stay', { skip }, () => {
       return transport;
     };
     const transport = await open();
-    const client = createClient({ url: redisUrl });
-    client.on('error', () => undefined);
-    await client.connect();
     const lengths = async () => {
       let total = 0;
       for (let p = 0; p < partitions; p++)
@@ -92,7 +85,6 @@ describe('redis: acknowledged entries do not stay', { skip }, () => {
       running = false;
       await consuming;
       await subscription.close();
-      await client.close();
     }
   });
 });

@@ -1,6 +1,14 @@
 import { hostname } from 'node:os';
-import { NoSubscriptionError, type Subscription, type Transport, TransportError } from '@factline/core';
-import { createQueueSubscription, createQueueTransport, createReceiveWakeups } from '@factline/core/adapter';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  isFactlineError,
+  NoSubscriptionError,
+  StoreClosedError,
+  type Subscription,
+  type Transport,
+  TransportError,
+} from '@factline/core';
+import { createQueueTransport } from '@factline/core/adapter';
 import { assertRedisUrl, destroyClient, openClient, type RedisClient, serverIdentity } from '../connection.ts';
 import { type RedisKeys, redisKeys } from '../keys.ts';
 import { checkRedisTransportOptions, type RedisErrorStage, type RedisTransportOptions } from '../options.ts';
@@ -59,7 +67,6 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
     for (const { reader } of readers.values()) reader.interrupt();
   });
   const blockingClients = new Set<RedisClient>();
-  const wakeups = createReceiveWakeups();
   const readers = new Map<string, { reader: GroupReader; users: number }>();
   const declared = new Map<string, Promise<void>>();
   const withGroups = new Set<string>();
@@ -153,7 +160,6 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
           }
         },
         report,
-        changed: () => wakeups.wake(key),
       });
       shared = { reader, users: 0 };
       readers.set(key, shared);
@@ -189,29 +195,30 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
         // Declared now, so a publish right after `subscribe` reaches the group.
         let ready = declare(topic, group).then(() => reader.start());
         ready.catch(() => undefined);
-        const subscription = createQueueSubscription({
-          wakeups,
-          channel,
-          closed: () => closed,
-          retryPauseMs: 100,
-          prepare: () => {
-            // A failed declaration (the server away) is tried again by the next receive.
-            ready = ready.catch(() => declare(topic, group).then(() => reader.start()));
-            return ready;
-          },
-          take: (max) => reader.buffer.take(subscriber, max, visibilityMs, reader.active),
-          pause: (left) => {
-            const next = reader.buffer.nextChange();
-            return next === undefined ? left : Math.max(1, Math.min(left, next - Date.now()));
-          },
-        });
         let subscriptionClosed = false;
         return {
-          receive: (max, waitMs, signal) => subscription.receive(max, waitMs, signal),
+          async receive(max, waitMs, signal) {
+            if (closed || subscriptionClosed) throw new StoreClosedError('transport');
+            const limit = Math.floor(Number(max));
+            if (!(limit > 0) || signal?.aborted) return [];
+            const deadline = Date.now() + Math.max(0, Number(waitMs) || 0);
+            try {
+              // A failed declaration (the server away) is tried again by the next receive.
+              ready = ready.catch(() => declare(topic, group).then(() => reader.start()));
+              await ready;
+            } catch (error) {
+              // Reported after a short pause, so that a caller simply receiving again does not spin.
+              if (isFactlineError(error) && error.retryable && !closed) {
+                const pause = Math.min(Math.max(0, deadline - Date.now()), 100);
+                await sleep(pause, undefined, { signal }).catch(() => undefined);
+              }
+              throw error;
+            }
+            return reader.buffer.receive(subscriber, limit, deadline - Date.now(), signal, visibilityMs);
+          },
           async close() {
             if (subscriptionClosed) return;
             subscriptionClosed = true;
-            await subscription.close();
             shared.users -= 1;
             if (shared.users === 0 && readers.get(channel) === shared) {
               readers.delete(channel);
@@ -257,7 +264,6 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
       deadLetterStore: () => getRedisDeadLetterStore({ client, application: options.application }),
       async close() {
         closed = true;
-        wakeups.stop();
         await Promise.all([...readers.values()].map(({ reader }) => reader.stop()));
         readers.clear();
         await mover.stop();
