@@ -43,8 +43,10 @@ async function oldestWaiting(
     (inDelivery ? info.ack_floor.stream_seq : info.delivered.stream_seq) + 1,
   );
   if (!first || !inDelivery || info.ack_floor.consumer_seq > 0) return first;
+  // Stream times and the consumer's creation are in whole ms here: a message of the same ms counts as stored
+  // before the consumer (a message stored in that ms after it is passed over: the age is then off by that ms).
   const created = Date.parse(info.created);
-  if (!(first.time.getTime() < created)) return first;
+  if (!(first.time.getTime() <= created)) return first;
   let found: StoredMsg | null = null;
   let low = first.seq + 1;
   let high = info.delivered.stream_seq;
@@ -52,7 +54,7 @@ async function oldestWaiting(
     const middle = Math.floor((low + high) / 2);
     const probe = await nextOn(jsm, stream, filter, middle);
     if (!probe || probe.seq > high) high = middle - 1;
-    else if (probe.time.getTime() >= created) {
+    else if (probe.time.getTime() > created) {
       found = probe;
       high = middle - 1;
     } else low = probe.seq + 1;
