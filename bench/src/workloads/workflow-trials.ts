@@ -107,7 +107,7 @@ export interface StepsParts<Tx> {
   /** Runs the workflow relay as a projection of `store`. */
   startRelay: (relay: Projection<unknown>) => Promise<{ stop(): Promise<unknown> }>;
   /** Removes the database's leftovers, once the store and transport closed. */
-  remove: () => Promise<unknown> | void;
+  remove: () => unknown;
 }
 
 /** The steps trial (see the module's comment) on `parts`. */
