@@ -87,6 +87,10 @@ export interface RunOptions {
   module?: string;
 }
 
+/** The value at percentile `p` (0-100) of `sorted` (ascending): the nearest rank, 0 when empty. */
+export const percentile = (sorted: readonly number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;

@@ -7,7 +7,6 @@
  * Connects to FACTLINE_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
  */
 import pg from 'pg';
-import type { Trial } from '../harness.ts';
 import {
   emmettPgAppendSingle,
   emmettPgConcurrent16,
@@ -15,10 +14,11 @@ import {
   emmettPgHot8,
   emmettPostgresUnavailable,
 } from './emmett-postgres.ts';
+import { type PeerCheck, runPeerChecks } from './peer-checks.ts';
 
 const url = process.env.FACTLINE_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-const checks: [string, (schema: string) => Promise<Trial | string>][] = [
+const checks: PeerCheck<string>[] = [
   ['append-single count=200', (schema) => emmettPgAppendSingle(url, schema, 200)],
   ['concurrent16 perWriter=10', (schema) => emmettPgConcurrent16(url, schema, 10)],
   ['hot8 perWriter=5', (schema) => emmettPgHot8(url, schema, 5)],
@@ -33,37 +33,17 @@ if (unavailable) console.log(`peer unavailable: ${unavailable}`);
 
 const admin = new pg.Client({ connectionString: url });
 await admin.connect();
-let failed = false;
 try {
-  for (const [name, make] of checks) {
-    const schema = `bench_emmett_check_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    try {
-      const trial = await make(schema);
-      if (typeof trial === 'string') {
-        console.log(`${name}: skipped: ${trial}`);
-        continue;
-      }
-      await trial.setup?.();
-      const started = process.hrtime.bigint();
-      const done = await trial.run();
-      const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-      // A trial may time itself and report { units, seconds } (see harness.ts).
-      const { units, seconds } = typeof done === 'number' ? { units: done, seconds: elapsed } : done;
-      const extras = trial.extras?.() ?? {};
-      await trial.teardown?.();
-      const rate = (units / seconds).toFixed(1);
-      console.log(
-        `${name}: units=${units} seconds=${seconds.toFixed(3)} rate=${rate}/s extras=${JSON.stringify(extras)}`,
-      );
-    } catch (error) {
-      failed = true;
-      console.log(`${name}: FAILED: ${(error as Error).stack ?? String(error)}`);
-    } finally {
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    }
-  }
+  const failed = await runPeerChecks(
+    checks,
+    async () => {
+      const schema = `bench_emmett_check_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+      await admin.query(`CREATE SCHEMA ${schema}`);
+      return schema;
+    },
+    (schema) => admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`),
+  );
+  process.exitCode = failed ? 1 : 0;
 } finally {
   await admin.end();
 }
-process.exitCode = failed ? 1 : 0;

@@ -3,8 +3,9 @@
  * Factline's PostgreSQL benchmarks.
  *
  * The peer is installed into `bench/.peers` (never the project's own node_modules), so it is loaded
- * at run time from there and typed here only as far as these trials use it. When it is missing or
- * does not load, every factory returns the reason.
+ * at run time from there (emmett-peer.ts, with the parts of Emmett's core both peers use) and typed
+ * here only as far as these trials use it. When it is missing or does not load, every factory
+ * returns the reason.
  *
  * Emmett's PostgreSQL store as used here (`getPostgreSQLEventStore(connectionString)`, defaults,
  * nothing overridden):
@@ -35,37 +36,22 @@
  *   such transactions the next one skips the lower position (or re-reads the higher ones): the
  *   gap check counts those as `missed` and `duplicates`.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Trial } from '../harness.ts';
-import { orderData } from '../workloads/payload.ts';
+import {
+  type AppendResult,
+  counterHandler,
+  type EmmettEvent,
+  type EmmettPeer,
+  type EmmettReadEvent,
+  emmettPeerLoader,
+  type PullingOptions,
+  peersDir,
+  placed,
+  requirePeer,
+} from './emmett-peer.ts';
 
 // ---- the parts of Emmett's API these trials use ----
-
-interface EmmettEvent {
-  type: string;
-  data: Record<string, unknown>;
-}
-
-interface EmmettReadEvent extends EmmettEvent {
-  metadata: { streamName: string; streamPosition: bigint; globalPosition: bigint };
-}
-
-interface AppendResult {
-  nextExpectedStreamVersion: bigint;
-  lastEventGlobalPosition: bigint;
-  createdNewStream: boolean;
-}
-
-interface PullingOptions {
-  /** Messages read per batch (Emmett's default: 100). */
-  batchSize?: number;
-  /** Pause between batches while more are left, in ms (Emmett's default: 50). */
-  pullingFrequencyInMs?: number;
-}
 
 interface EmmettConsumer {
   reactor(options: {
@@ -97,61 +83,12 @@ interface EmmettPostgresModule {
   getPostgreSQLEventStore(connectionString: string): EmmettStore;
 }
 
-/** async-retry's options, as Emmett's command handler takes them. */
-interface RetryOptions {
-  retries?: number;
-  minTimeout?: number;
-  factor?: number;
-  onRetry?: (error: unknown, attempt: number) => void;
-}
+type Peer = EmmettPeer<EmmettPostgresModule, EmmettStore>;
 
-type DeciderHandle<Command extends EmmettEvent, StreamEvent extends EmmettEvent> = (
-  store: EmmettStore,
-  id: string,
-  command: Command,
-) => Promise<{ newEvents: StreamEvent[]; nextExpectedStreamVersion: bigint }>;
-
-interface EmmettCoreModule {
-  DeciderCommandHandler<State, Command extends EmmettEvent, StreamEvent extends EmmettEvent>(options: {
-    decide: (command: Command, state: State) => StreamEvent | StreamEvent[];
-    evolve: (state: State, event: StreamEvent) => State;
-    initialState: () => State;
-    retry?: { onVersionConflict: true | number | RetryOptions };
-  }): DeciderHandle<Command, StreamEvent>;
-  /** What `retry: { onVersionConflict: true }` means: 3 retries, 100 ms first wait, ×1.5 backoff. */
-  CommandHandlerStreamVersionConflictRetryOptions: RetryOptions;
-}
-
-interface Peer {
-  postgres: EmmettPostgresModule;
-  core: EmmettCoreModule;
-}
-
-// ---- loading the peer from bench/.peers ----
-
-const peersDir = fileURLToPath(new URL('../../.peers/', import.meta.url));
-let loaded: Peer | string | undefined;
-
-function loadPeer(): Peer | string {
-  if (loaded !== undefined) return loaded;
-  if (!existsSync(join(peersDir, 'node_modules', '@event-driven-io', 'emmett-postgresql'))) {
-    loaded = `@event-driven-io/emmett-postgresql is not installed in ${peersDir}`;
-    return loaded;
-  }
-  try {
-    const require = createRequire(join(peersDir, 'package.json'));
-    const postgres = require('@event-driven-io/emmett-postgresql') as unknown as EmmettPostgresModule;
-    const core = require('@event-driven-io/emmett') as unknown as EmmettCoreModule;
-    if (typeof postgres.getPostgreSQLEventStore !== 'function' || typeof core.DeciderCommandHandler !== 'function') {
-      loaded = 'the installed Emmett packages lack getPostgreSQLEventStore or DeciderCommandHandler';
-    } else {
-      loaded = { postgres, core };
-    }
-  } catch (error) {
-    loaded = `Emmett failed to load from ${peersDir}: ${(error as Error).message}`;
-  }
-  return loaded;
-}
+const loadPeer = emmettPeerLoader<EmmettPostgresModule, EmmettStore>(
+  '@event-driven-io/emmett-postgresql',
+  'getPostgreSQLEventStore',
+);
 
 /** Whether the Emmett peer loads; the reason when it does not. */
 export function emmettPostgresUnavailable(): string | undefined {
@@ -191,12 +128,10 @@ async function openStore(peer: Peer, url: string, schema: string): Promise<Emmet
   if (elsewhere.length > 0) {
     return `another schema (${elsewhere.join(', ')}) holds Emmett's functions; Emmett would create none in ${schema}`;
   }
-  const store = peer.postgres.getPostgreSQLEventStore(withSearchPath(url, schema));
+  const store = peer.adapter.getPostgreSQLEventStore(withSearchPath(url, schema));
   await store.schema.migrate();
   return store;
 }
-
-const placed = (i: number): EmmettEvent => ({ type: 'OrderPlaced', data: orderData(i) });
 
 /**
  * A trial on a fresh Emmett store in `schema`: `prepare` (untimed) may seed it, `work` is timed.
@@ -262,9 +197,6 @@ export function emmettPgConcurrent16(url: string, schema: string, perWriter: num
   );
 }
 
-type AddCommand = { type: 'Add'; data: { by: number } };
-type AddedEvent = { type: 'Added'; data: { by: number } };
-
 /**
  * 16 writers on 8 hot streams (writer w on stream w % 8), `perWriter` commands each through Emmett's
  * `DeciderCommandHandler`, with its own retry on version conflicts (Emmett's default policy for
@@ -276,18 +208,8 @@ export function emmettPgHot8(url: string, schema: string, perWriter: number): Pr
   if (typeof peer === 'string') return Promise.resolve(peer);
   let retries = 0;
   let failures = 0;
-  const handle = peer.core.DeciderCommandHandler<number, AddCommand, AddedEvent>({
-    initialState: () => 0,
-    evolve: (n) => n + 1,
-    decide: (command) => ({ type: 'Added', data: command.data }),
-    retry: {
-      onVersionConflict: {
-        ...peer.core.CommandHandlerStreamVersionConflictRetryOptions,
-        onRetry: () => {
-          retries++;
-        },
-      },
-    },
+  const handle = counterHandler(peer.core, () => {
+    retries++;
   });
   return storeTrial(
     url,
@@ -442,9 +364,8 @@ function loadProjectionApi(): { emmett: EmmettProjectionModule; dumbo: DumboModu
   const peer = loadPeer();
   if (typeof peer === 'string') return peer;
   try {
-    const require = createRequire(join(peersDir, 'package.json'));
-    const emmett = peer.postgres as unknown as EmmettProjectionModule;
-    const dumbo = require('@event-driven-io/dumbo') as unknown as DumboModule;
+    const emmett = peer.adapter as unknown as EmmettProjectionModule;
+    const dumbo = requirePeer('@event-driven-io/dumbo') as DumboModule;
     if (typeof emmett.postgreSQLRawSQLProjection !== 'function' || typeof dumbo.sql !== 'function') {
       return 'the installed Emmett packages lack postgreSQLRawSQLProjection or dumbo.sql';
     }

@@ -4,7 +4,8 @@
  */
 import type { Trial } from '../harness.ts';
 import { orderData } from '../workloads/payload.ts';
-import { type EmmettReadEvent, type EmmettStore, loadPeer, openStore } from './emmett-sqlite.ts';
+import type { EmmettReadEvent } from './emmett-peer.ts';
+import { type EmmettStore, loadPeer, openStore } from './emmett-sqlite.ts';
 
 interface OrderTotals {
   items: number;

@@ -7,7 +7,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Trial } from '../harness.ts';
 import {
   emmettAppendBatch10,
   emmettAppendSingle,
@@ -17,8 +16,9 @@ import {
   emmettReadStream,
   emmettSqliteSettings,
 } from './emmett-sqlite.ts';
+import { type PeerCheck, runPeerChecks } from './peer-checks.ts';
 
-const checks: [string, (dir: string) => Promise<Trial | string>][] = [
+const checks: PeerCheck<string>[] = [
   ['append-single count=200', (dir) => emmettAppendSingle(dir, 200)],
   ['append-batch10 streams=20 rounds=5', (dir) => emmettAppendBatch10(dir, 20, 5)],
   ['concurrent16 perWriter=10', (dir) => emmettConcurrent16(dir, 10)],
@@ -41,32 +41,5 @@ try {
   rmSync(settingsDir, { recursive: true, force: true });
 }
 
-let failed = false;
-for (const [name, make] of checks) {
-  const dir = tempDir();
-  try {
-    const trial = await make(dir);
-    if (typeof trial === 'string') {
-      console.log(`${name}: skipped: ${trial}`);
-      continue;
-    }
-    await trial.setup?.();
-    const started = process.hrtime.bigint();
-    const done = await trial.run();
-    const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-    // A trial may time itself and report { units, seconds } (see harness.ts).
-    const { units, seconds } = typeof done === 'number' ? { units: done, seconds: elapsed } : done;
-    const extras = trial.extras?.() ?? {};
-    await trial.teardown?.();
-    const rate = (units / seconds).toFixed(1);
-    console.log(
-      `${name}: units=${units} seconds=${seconds.toFixed(3)} rate=${rate}/s extras=${JSON.stringify(extras)}`,
-    );
-  } catch (error) {
-    failed = true;
-    console.log(`${name}: FAILED: ${(error as Error).stack ?? String(error)}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const failed = await runPeerChecks(checks, tempDir, (dir) => rmSync(dir, { recursive: true, force: true }));
 process.exitCode = failed ? 1 : 0;

@@ -3,8 +3,9 @@
  * Factline's SQLite benchmarks.
  *
  * The peer is installed into `bench/.peers` (never the project's own node_modules), so it is loaded
- * at run time from there and typed here only as far as these trials use it. When it is missing or
- * does not load (e.g. the native `sqlite3` module did not build), every factory returns the reason.
+ * at run time from there (emmett-peer.ts, with the parts of Emmett's core both peers use) and typed
+ * here only as far as these trials use it. When it is missing or does not load (e.g. the native
+ * `sqlite3` module did not build), every factory returns the reason.
  *
  * Emmett's SQLite store as used here (defaults, nothing overridden):
  * - a file database opens a new `sqlite3.Database` for every operation and closes it afterwards;
@@ -15,37 +16,22 @@
  * transaction is active", since Emmett rolls back after the failed BEGIN), and the per-connection
  * PRAGMA can raise an unhandled SQLITE_BUSY 'error' event: see `uncaughtBusyGuard`.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Sqlite from 'better-sqlite3';
 import type { Trial } from '../harness.ts';
 import { orderData } from '../workloads/payload.ts';
+import {
+  type AppendResult,
+  counterHandler,
+  type EmmettEvent,
+  type EmmettPeer,
+  type EmmettReadEvent,
+  emmettPeerLoader,
+  type PullingOptions,
+  placed,
+} from './emmett-peer.ts';
 
 // ---- the parts of Emmett's API these trials use ----
-
-interface EmmettEvent {
-  type: string;
-  data: Record<string, unknown>;
-}
-
-export interface EmmettReadEvent extends EmmettEvent {
-  metadata: { streamName: string; streamPosition: bigint; globalPosition: bigint };
-}
-
-interface AppendResult {
-  nextExpectedStreamVersion: bigint;
-  lastEventGlobalPosition: bigint;
-  createdNewStream: boolean;
-}
-
-interface PullingOptions {
-  /** Messages read per batch (Emmett's default: 100). */
-  batchSize?: number;
-  /** Pause between batches while more are left, in ms (Emmett's default: 50). */
-  pullingFrequencyInMs?: number;
-}
 
 interface EmmettConsumer {
   processor(options: {
@@ -89,66 +75,16 @@ interface EmmettSqliteModule {
   sqliteConnection(options: { fileName: string }): EmmettConnection;
 }
 
-/** async-retry's options, as Emmett's command handler takes them. */
-interface RetryOptions {
-  retries?: number;
-  minTimeout?: number;
-  factor?: number;
-  shouldRetryError?: (error?: unknown) => boolean;
-  onRetry?: (error: unknown, attempt: number) => void;
-}
+export type Peer = EmmettPeer<EmmettSqliteModule, EmmettStore>;
 
-type DeciderHandle<Command extends EmmettEvent, StreamEvent extends EmmettEvent> = (
-  store: EmmettStore,
-  id: string,
-  command: Command,
-) => Promise<{ newEvents: StreamEvent[]; nextExpectedStreamVersion: bigint }>;
-
-interface EmmettCoreModule {
-  DeciderCommandHandler<State, Command extends EmmettEvent, StreamEvent extends EmmettEvent>(options: {
-    decide: (command: Command, state: State) => StreamEvent | StreamEvent[];
-    evolve: (state: State, event: StreamEvent) => State;
-    initialState: () => State;
-    retry?: { onVersionConflict: true | number | RetryOptions };
-  }): DeciderHandle<Command, StreamEvent>;
-  /** What `retry: { onVersionConflict: true }` means: 3 retries, 100 ms first wait, ×1.5 backoff. */
-  CommandHandlerStreamVersionConflictRetryOptions: RetryOptions;
-}
-
-export interface Peer {
-  sqlite: EmmettSqliteModule;
-  core: EmmettCoreModule;
-}
-
-// ---- loading the peer from bench/.peers ----
-
-const peersDir = fileURLToPath(new URL('../../.peers/', import.meta.url));
-let loaded: Peer | string | undefined;
-
-export function loadPeer(): Peer | string {
-  if (loaded !== undefined) return loaded;
-  if (!existsSync(join(peersDir, 'node_modules', '@event-driven-io', 'emmett-sqlite'))) {
-    loaded = `@event-driven-io/emmett-sqlite is not installed in ${peersDir}`;
-    return loaded;
-  }
-  try {
-    const require = createRequire(join(peersDir, 'package.json'));
-    const sqlite = require('@event-driven-io/emmett-sqlite') as unknown as EmmettSqliteModule;
-    const core = require('@event-driven-io/emmett') as unknown as EmmettCoreModule;
-    if (typeof sqlite.getSQLiteEventStore !== 'function' || typeof core.DeciderCommandHandler !== 'function') {
-      loaded = 'the installed Emmett packages lack getSQLiteEventStore or DeciderCommandHandler';
-    } else {
-      loaded = { sqlite, core };
-    }
-  } catch (error) {
-    loaded = `Emmett failed to load from ${peersDir}: ${(error as Error).message}`;
-  }
-  return loaded;
-}
+export const loadPeer = emmettPeerLoader<EmmettSqliteModule, EmmettStore>(
+  '@event-driven-io/emmett-sqlite',
+  'getSQLiteEventStore',
+);
 
 /** An Emmett store on `<dir>/emmett.db` with its schema already created (outside the timed part). */
 export async function openStore(peer: Peer, dir: string): Promise<EmmettStore> {
-  const store = peer.sqlite.getSQLiteEventStore({ fileName: join(dir, 'emmett.db') });
+  const store = peer.adapter.getSQLiteEventStore({ fileName: join(dir, 'emmett.db') });
   await store.schema.migrate();
   return store;
 }
@@ -228,7 +164,6 @@ function withDeadline<T>(work: Promise<T>, ms = 10_000): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
-const placed = (i: number): EmmettEvent => ({ type: 'OrderPlaced', data: orderData(i) });
 const itemsAdded = (n: number): EmmettEvent[] =>
   Array.from({ length: n }, (_, j) => ({ type: 'ItemAdded', data: orderData(j) }));
 
@@ -237,7 +172,7 @@ export async function emmettSqliteSettings(dir: string): Promise<Record<string, 
   const peer = loadPeer();
   if (typeof peer === 'string') return peer;
   await openStore(peer, dir);
-  const connection = peer.sqlite.sqliteConnection({ fileName: join(dir, 'emmett.db') });
+  const connection = peer.adapter.sqliteConnection({ fileName: join(dir, 'emmett.db') });
   try {
     const [journal] = await connection.query<{ journal_mode: string }>('PRAGMA journal_mode');
     const [sync] = await connection.query<{ synchronous: number }>('PRAGMA synchronous');
@@ -343,9 +278,6 @@ export async function emmettConcurrent16(dir: string, perWriter: number): Promis
   };
 }
 
-type AddCommand = { type: 'Add'; data: { by: number } };
-type AddedEvent = { type: 'Added'; data: { by: number } };
-
 /**
  * 16 writers on 8 hot streams (writer w on stream w % 8), `perWriter` commands each through Emmett's
  * `DeciderCommandHandler`, with its own retry on version conflicts (Emmett's default policy for
@@ -360,18 +292,8 @@ export async function emmettHot16(dir: string, perWriter: number): Promise<Trial
   let retries = 0;
   let failures = 0;
   let guard: ReturnType<typeof uncaughtBusyGuard> | undefined;
-  const handle = peer.core.DeciderCommandHandler<number, AddCommand, AddedEvent>({
-    initialState: () => 0,
-    evolve: (n) => n + 1,
-    decide: (command) => ({ type: 'Added', data: command.data }),
-    retry: {
-      onVersionConflict: {
-        ...peer.core.CommandHandlerStreamVersionConflictRetryOptions,
-        onRetry: () => {
-          retries++;
-        },
-      },
-    },
+  const handle = counterHandler(peer.core, () => {
+    retries++;
   });
   return {
     setup: async () => {
@@ -519,7 +441,7 @@ export async function emmettSqliteProjectionLog(
 ): Promise<string | undefined> {
   const peer = loadPeer();
   if (typeof peer === 'string') return peer;
-  const store = peer.sqlite.getSQLiteEventStore({ fileName });
+  const store = peer.adapter.getSQLiteEventStore({ fileName });
   await store.schema.migrate();
   const perAppend = 1000;
   const appends = Math.ceil(events / perAppend);
@@ -561,7 +483,7 @@ export async function emmettSqliteProjectionCatchUp(
 ): Promise<Trial | string> {
   const peer = loadPeer();
   if (typeof peer === 'string') return peer;
-  const api = peer.sqlite as unknown as EmmettSqliteProjectionModule;
+  const api = peer.adapter as unknown as EmmettSqliteProjectionModule;
   if (typeof api.sqliteRawSQLProjection !== 'function') return 'the installed Emmett lacks sqliteRawSQLProjection';
   const { table } = plan;
   const processorId = `projection:${table}`;
@@ -587,7 +509,7 @@ export async function emmettSqliteProjectionCatchUp(
       }),
     run: async () => {
       const head = BigInt(plan.events);
-      const store = peer.sqlite.getSQLiteEventStore({ fileName });
+      const store = peer.adapter.getSQLiteEventStore({ fileName });
       const projection = api.sqliteRawSQLProjection({
         canHandle: ['ItemAdded'],
         evolve: (event) =>

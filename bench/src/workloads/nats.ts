@@ -13,36 +13,27 @@
  *   `raw.node-cpu` and `factline.node-cpu`: this process's CPU (user + sys) per message, each trial.
  * The raw subjects send the same bytes as Factline's envelopes (`messageToJson`).
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Consumer, createConsumer, createMessage, type Message } from '@factline/core';
 import { messageToJson } from '@factline/core/adapter';
 import { getNatsTransport, type NatsTransport } from '@factline/nats';
-import { getSqliteDeadLetterStore, getSqliteInbox, openSqliteDatabase } from '@factline/sqlite';
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { report, type Subject, type Trial, type Workload } from '../harness.ts';
+import type { Database } from 'better-sqlite3';
+import type { Trial, Workload } from '../harness.ts';
+import {
+  benchMessages,
+  sqliteEndToEnd,
+  subjectsUnless,
+  transportTrial,
+  uniqueName,
+  withCpu,
+} from './transport-trials.ts';
 
 const MESSAGES = Number(process.env.FACTLINE_BENCH_NATS_MESSAGES ?? 5000);
 const url = process.env.FACTLINE_NATS_URL ?? 'nats://127.0.0.1:4222';
 const dir = join(tmpdir(), `factline-bench-nats-${process.pid}`);
-let counter = 0;
-/** The factline end-to-end rate measured last: `factline-half` runs at half of it. */
-let factlineRate = 0;
-
-/** Runs `work` and reports this process's CPU (user + sys) per message as `<subject>.node-cpu` (µs/msg). */
-async function withCpu(subject: string, work: () => Promise<unknown>): Promise<void> {
-  const own = process.cpuUsage();
-  await work();
-  const used = process.cpuUsage(own);
-  report('nats-e2e', `${subject}.node-cpu`, (used.user + used.system) / MESSAGES, 'us/msg');
-}
-
-const unique = (label: string) => `bench_${label}_${process.pid}_${++counter}`;
-const payload = (i: number) => ({ i, total: 10 + (i % 90), sku: `sku-${i % 100}` });
-const messages = (count: number): Message[] =>
-  Array.from({ length: count }, (_, i) => createMessage({ type: 'Bench', key: `k-${i % 100}`, data: payload(i) }));
 
 async function unavailable(): Promise<string | undefined> {
   try {
@@ -59,8 +50,8 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
   let nc: NatsConnection;
   let js: JetStreamClient;
   let jsm: JetStreamManager;
-  const stream = unique('raw');
-  const batch = messages(MESSAGES);
+  const stream = uniqueName('raw');
+  const batch = benchMessages(MESSAGES);
   const bodies = batch.map((m) => new TextEncoder().encode(messageToJson(m)));
   const publishAll = async () => {
     const pending: Promise<unknown>[] = [];
@@ -95,7 +86,7 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
     run: async () => {
       if (kind === 'publish') await publishAll();
       else if (kind === 'consume') await consumeAll();
-      else await withCpu('raw', () => Promise.all([publishAll(), consumeAll()]));
+      else await withCpu('nats-e2e', 'raw', MESSAGES, () => Promise.all([publishAll(), consumeAll()]));
       return MESSAGES;
     },
     teardown: async () => {
@@ -108,109 +99,21 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
 
 /** A Factline trial on an application (stream) of its own, deleted afterwards. */
 function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Trial {
-  let transport: NatsTransport;
-  let closeSubscription: () => Promise<void> = async () => undefined;
-  let consumer: Consumer | undefined;
-  let close: () => void = () => {};
-  const application = unique('factline');
-  const batch = messages(MESSAGES);
-  const publishedAt = new Float64Array(MESSAGES);
-  const handledAt = new Float64Array(MESSAGES);
-  let handled = 0;
-  let allHandled: () => void = () => {};
-  const done = new Promise<void>((resolve) => {
-    allHandled = resolve;
-  });
-  const publishAll = async () => {
-    const size = 100;
-    const pending: Promise<void>[] = [];
-    const started = performance.now();
-    for (let i = 0; i < batch.length; i += size) {
-      if (paced) {
-        const wait = started + (i * 1000) / (factlineRate / 2) - performance.now();
-        if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-      }
-      const from = i;
-      pending.push(
-        transport.publish('orders', batch.slice(i, i + size)).then(() => {
-          const at = performance.now();
-          for (let j = from; j < Math.min(from + size, batch.length); j++) publishedAt[j] = at;
-        }),
-      );
-      if (pending.length >= 8) await pending.shift();
-    }
-    await Promise.all(pending);
-  };
-  return {
-    setup: async () => {
-      transport = await getNatsTransport({ url, application, partitions: 4, prefetch: 64 });
-      await transport.declareSubscription('orders', 'bench');
-      if (kind === 'consume') await publishAll();
-      if (kind === 'e2e') {
-        mkdirSync(dir, { recursive: true });
-        const db = openSqliteDatabase(join(dir, `${application}.db`));
-        db.exec('CREATE TABLE bench_items (id TEXT PRIMARY KEY, total REAL NOT NULL)');
-        const insert = db.prepare('INSERT INTO bench_items (id, total) VALUES (?, ?)');
-        close = () => db.close();
-        consumer = createConsumer({
-          name: 'bench',
-          topic: 'orders',
-          transport,
-          inbox: getSqliteInbox({ database: db }),
-          deadLetters: getSqliteDeadLetterStore({ database: db }),
-          maxRetries: 3,
-          retryDelay: [100, 1000],
-          concurrency: 8,
-          handler(message) {
-            const { i, total } = message.data as { i: number; total: number };
-            insert.run(message.id, total);
-            handledAt[i] = performance.now();
-            if (++handled === MESSAGES) allHandled();
-          },
-        });
-        await consumer.start();
-        // The claims are taken asynchronously: wait until this process pulls every partition.
-        const deadline = Date.now() + 10_000;
-        while (transport.heldPartitions('orders', 'bench').length < 4 && Date.now() < deadline) {
-          await new Promise((resolve) => setTimeout(resolve, 20));
-        }
-      }
-    },
-    run: async () => {
-      if (kind === 'publish') await publishAll();
-      else if (kind === 'consume') {
-        const subscription = transport.subscribe('orders', 'bench');
-        const signal = new AbortController().signal;
-        let acked = 0;
-        while (acked < MESSAGES) {
-          const got = await subscription.receive(64, 1000, signal);
-          await Promise.all(got.map((delivery) => delivery.ack()));
-          acked += got.length;
-        }
-        // Closed after the clock stopped (teardown): its wait for each partition's pull is not consuming.
-        closeSubscription = () => subscription.close();
-      } else {
-        const started = performance.now();
-        if (paced) await Promise.all([publishAll(), done]);
-        else await withCpu('factline', () => Promise.all([publishAll(), done]));
-        if (!paced) factlineRate = MESSAGES / ((performance.now() - started) / 1000);
-      }
-      return MESSAGES;
-    },
-    extras: () => {
-      if (kind !== 'e2e' || !paced) return {};
-      const latencies = Array.from(handledAt, (at, i) => at - (publishedAt[i] as number)).sort((a, b) => a - b);
-      const at = (p: number) =>
-        latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
-      report('nats-e2e', 'factline-half.p50', at(50) * 1000, 'us');
-      report('nats-e2e', 'factline-half.p99', at(99) * 1000, 'us');
-      return {};
-    },
-    teardown: async () => {
-      await closeSubscription();
-      await consumer?.stop();
-      await transport.close();
-      close();
+  const application = uniqueName('factline');
+  return transportTrial<NatsTransport, Database>({
+    workload: 'nats-e2e',
+    kind,
+    paced,
+    messages: MESSAGES,
+    open: (partitions) => getNatsTransport({ url, application, partitions, prefetch: 64 }),
+    endToEnd: () => ({
+      ...sqliteEndToEnd(dir, application),
+      measure: (work) => withCpu('nats-e2e', 'factline', MESSAGES, work),
+    }),
+    // The claims are taken asynchronously: the clock starts once this process pulls every partition.
+    held: (transport, topic, group) => transport.heldPartitions(topic, group),
+    closeAfterClock: true,
+    removeLeftovers: async () => {
       const nc = await connect({ servers: url });
       try {
         const jsm = await jetstreamManager(nc);
@@ -220,14 +123,10 @@ function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Tria
         await nc.close();
       }
     },
-  };
+  });
 }
 
-const subject = (name: string, make: () => Trial, repeat?: number): Subject => ({
-  name,
-  ...(repeat ? { repeat } : {}),
-  trial: async () => (await unavailable()) ?? make(),
-});
+const subject = subjectsUnless(unavailable);
 
 export function removeNatsFiles(): void {
   rmSync(dir, { recursive: true, force: true });

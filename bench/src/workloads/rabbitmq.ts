@@ -10,26 +10,18 @@
  *   SQLite inbox and per-key lanes (8), its handler one INSERT in the inbox's transaction).
  *   `factline-half` then runs at half the factline rate measured: p50/p99 = publish resolved → handled (µs).
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Consumer, createConsumer, createMessage, type Message } from '@factline/core';
 import { getRabbitTransport, type RabbitTransport } from '@factline/rabbitmq';
-import { getSqliteDeadLetterStore, getSqliteInbox, openSqliteDatabase } from '@factline/sqlite';
 import amqp from 'amqplib';
-import { report, type Subject, type Trial, type Workload } from '../harness.ts';
+import type { Database } from 'better-sqlite3';
+import type { Trial, Workload } from '../harness.ts';
+import { benchPayload, sqliteEndToEnd, subjectsUnless, transportTrial, uniqueName } from './transport-trials.ts';
 
 const MESSAGES = Number(process.env.FACTLINE_BENCH_RABBITMQ_MESSAGES ?? 5000);
 const url = process.env.FACTLINE_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const dir = join(tmpdir(), `factline-bench-rabbitmq-${process.pid}`);
-let counter = 0;
-/** The factline end-to-end rate measured last: `factline-half` runs at half of it. */
-let factlineRate = 0;
-
-const unique = (label: string) => `bench_${label}_${process.pid}_${++counter}`;
-const payload = (i: number) => ({ i, total: 10 + (i % 90), sku: `sku-${i % 100}` });
-const messages = (count: number): Message[] =>
-  Array.from({ length: count }, (_, i) => createMessage({ type: 'Bench', key: `k-${i % 100}`, data: payload(i) }));
 
 async function unavailable(): Promise<string | undefined> {
   try {
@@ -45,8 +37,8 @@ async function unavailable(): Promise<string | undefined> {
 function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
   let connection: amqp.ChannelModel;
   let channel: amqp.ConfirmChannel;
-  const queue = unique('raw');
-  const bodies = Array.from({ length: MESSAGES }, (_, i) => Buffer.from(JSON.stringify(payload(i))));
+  const queue = uniqueName('raw');
+  const bodies = Array.from({ length: MESSAGES }, (_, i) => Buffer.from(JSON.stringify(benchPayload(i))));
   const publishAll = async () => {
     for (const body of bodies) {
       if (!channel.publish('', queue, body, { persistent: true })) await new Promise((r) => channel.once('drain', r));
@@ -88,124 +80,35 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
 
 /** A Factline trial on an application of its own; its queues are deleted afterwards. */
 function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Trial {
-  let transport: RabbitTransport;
-  let consumer: Consumer | undefined;
-  let close: () => void = () => {};
-  const application = unique('factline');
-  const batch = messages(MESSAGES);
-  const publishedAt = new Float64Array(MESSAGES);
-  const handledAt = new Float64Array(MESSAGES);
-  let handled = 0;
-  let allHandled: () => void = () => {};
-  const done = new Promise<void>((resolve) => {
-    allHandled = resolve;
-  });
-  const publishAll = async () => {
-    const size = 100;
-    const pending: Promise<void>[] = [];
-    const started = performance.now();
-    for (let i = 0; i < batch.length; i += size) {
-      if (paced) {
-        const wait = started + (i * 1000) / (factlineRate / 2) - performance.now();
-        if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-      }
-      const from = i;
-      pending.push(
-        transport.publish('orders', batch.slice(i, i + size)).then(() => {
-          const at = performance.now();
-          for (let j = from; j < Math.min(from + size, batch.length); j++) publishedAt[j] = at;
-        }),
-      );
-      // Pipelined, with a bounded number of batches in flight.
-      if (pending.length >= 8) await pending.shift();
-    }
-    await Promise.all(pending);
-  };
-  return {
-    setup: async () => {
-      transport = await getRabbitTransport({ url, application, partitions: 4, prefetch: 64 });
-      await transport.declareSubscription('orders', 'bench');
-      if (kind === 'consume') await publishAll();
-      if (kind === 'e2e') {
-        mkdirSync(dir, { recursive: true });
-        const db = openSqliteDatabase(join(dir, `${application}.db`));
-        db.exec('CREATE TABLE bench_items (id TEXT PRIMARY KEY, total REAL NOT NULL)');
-        const insert = db.prepare('INSERT INTO bench_items (id, total) VALUES (?, ?)');
-        close = () => db.close();
-        consumer = createConsumer({
-          name: 'bench',
-          topic: 'orders',
-          transport,
-          inbox: getSqliteInbox({ database: db }),
-          deadLetters: getSqliteDeadLetterStore({ database: db }),
-          maxRetries: 3,
-          retryDelay: [100, 1000],
-          concurrency: 8,
-          handler(message) {
-            const { i, total } = message.data as { i: number; total: number };
-            insert.run(message.id, total);
-            handledAt[i] = performance.now();
-            if (++handled === MESSAGES) allHandled();
-          },
-        });
-        await consumer.start();
-      }
-    },
-    run: async () => {
-      if (kind === 'publish') await publishAll();
-      else if (kind === 'consume') {
-        const subscription = transport.subscribe('orders', 'bench');
-        const signal = new AbortController().signal;
-        let acked = 0;
-        while (acked < MESSAGES) {
-          const got = await subscription.receive(64, 1000, signal);
-          for (const delivery of got) await delivery.ack();
-          acked += got.length;
-        }
-        await subscription.close();
-      } else {
-        const started = performance.now();
-        await Promise.all([publishAll(), done]);
-        if (!paced) factlineRate = MESSAGES / ((performance.now() - started) / 1000);
-      }
-      return MESSAGES;
-    },
-    extras: () => {
-      if (kind !== 'e2e' || !paced) return {};
-      const latencies = Array.from(handledAt, (at, i) => at - (publishedAt[i] as number)).sort((a, b) => a - b);
-      const at = (p: number) =>
-        latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
-      report('rabbitmq-e2e', 'factline-half.p50', at(50) * 1000, 'us');
-      report('rabbitmq-e2e', 'factline-half.p99', at(99) * 1000, 'us');
-      return {};
-    },
-    teardown: async () => {
-      await consumer?.stop();
-      const declared = { queues: [...transport.declared.queues], exchanges: [...transport.declared.exchanges] };
-      await transport.close();
-      close();
+  const application = uniqueName('factline');
+  return transportTrial<RabbitTransport, Database>({
+    workload: 'rabbitmq-e2e',
+    kind,
+    paced,
+    messages: MESSAGES,
+    open: (partitions) => getRabbitTransport({ url, application, partitions, prefetch: 64 }),
+    endToEnd: () => sqliteEndToEnd(dir, application),
+    ackInTurn: true,
+    removeLeftovers: async (transport) => {
       const connection = await amqp.connect(url);
       try {
-        for (const queue of declared.queues) {
+        for (const queue of transport.declared.queues) {
           const channel = await connection.createChannel();
           channel.on('error', () => undefined);
           await channel.deleteQueue(queue).catch(() => undefined);
           await channel.close().catch(() => undefined);
         }
         const channel = await connection.createChannel();
-        for (const exchange of declared.exchanges) await channel.deleteExchange(exchange).catch(() => undefined);
+        for (const exchange of transport.declared.exchanges)
+          await channel.deleteExchange(exchange).catch(() => undefined);
       } finally {
         await connection.close();
       }
     },
-  };
+  });
 }
 
-const subject = (name: string, make: () => Trial, repeat?: number): Subject => ({
-  name,
-  ...(repeat ? { repeat } : {}),
-  trial: async () => (await unavailable()) ?? make(),
-});
+const subject = subjectsUnless(unavailable);
 
 export function removeRabbitFiles(): void {
   rmSync(dir, { recursive: true, force: true });

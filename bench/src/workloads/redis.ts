@@ -19,26 +19,24 @@
  *   then `SET processed:<id> 1 EX 86400`; factline: the Redis inbox's `applyOnce`, claim then mark,
  *   the claims and the marks of the 64 runs each in one script call).
  */
-import { type Consumer, createConsumer, createMessage, type Message } from '@factline/core';
 import { messageToJson } from '@factline/core/adapter';
 import { getRedisInbox, getRedisTransport, type RedisInbox, type RedisTransport } from '@factline/redis';
 import { createClient } from 'redis';
-import { report, type Subject, type Trial, type Workload } from '../harness.ts';
+import type { Trial, Workload } from '../harness.ts';
 import { byHandRun, readGroupBatch } from './redis-by-hand.ts';
+import {
+  benchMessages,
+  type CpuServer,
+  subjectsUnless,
+  transportTrial,
+  uniqueName,
+  withCpu,
+} from './transport-trials.ts';
 
 const MESSAGES = Number(process.env.FACTLINE_BENCH_REDIS_MESSAGES ?? 10_000);
 /** Key lanes of the end-to-end consumer (its `concurrency`). */
 const LANES = Number(process.env.FACTLINE_BENCH_REDIS_LANES ?? 64);
 const url = process.env.FACTLINE_REDIS_URL ?? 'redis://127.0.0.1:6379';
-let counter = 0;
-/** The factline end-to-end rate measured last: `factline-half` runs at half of it. */
-let factlineRate = 0;
-
-const unique = (label: string) => `bench_${label}_${process.pid}_${++counter}`;
-const messages = (count: number): Message[] =>
-  Array.from({ length: count }, (_, i) =>
-    createMessage({ type: 'Bench', key: `k-${i % 100}`, data: { i, total: 10 + (i % 90), sku: `sku-${i % 100}` } }),
-  );
 
 const connect = async () => {
   const client = createClient({ url });
@@ -73,33 +71,22 @@ async function removeKeys(client: Client, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-/** redis-server's CPU time so far (user + sys), µs; the server is shared, so other clients' work counts too. */
-async function serverCpu(client: Client): Promise<number> {
-  const info = String(await client.sendCommand(['INFO', 'cpu']));
-  const seconds = (name: string) => Number(info.match(new RegExp(`${name}:([0-9.]+)`))?.[1] ?? 0);
-  return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6;
-}
-
-/**
- * Measures `work`'s CPU per message: this process's (user + sys) and redis-server's, reported as
- * `<subject>.node-cpu` and `<subject>.redis-cpu` (µs per message) for each trial.
- */
-async function withCpu(client: Client, subject: string, work: () => Promise<void>): Promise<void> {
-  const server = await serverCpu(client);
-  const own = process.cpuUsage();
-  await work();
-  const used = process.cpuUsage(own);
-  const serverUsed = (await serverCpu(client)) - server;
-  report('redis-e2e', `${subject}.node-cpu`, (used.user + used.system) / MESSAGES, 'us/msg');
-  report('redis-e2e', `${subject}.redis-cpu`, serverUsed / MESSAGES, 'us/msg');
-}
+/** redis-server's CPU time (user + sys); the server is shared, so other clients' work counts too. */
+const redisCpu = (client: Client): CpuServer => ({
+  name: 'redis',
+  cpu: async () => {
+    const info = String(await client.sendCommand(['INFO', 'cpu']));
+    const seconds = (name: string) => Number(info.match(new RegExp(`${name}:([0-9.]+)`))?.[1] ?? 0);
+    return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6;
+  },
+});
 
 /** Raw node-redis on one stream of its own, removed afterwards. */
 function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
   let client: Client;
   let reader: Client;
-  const stream = unique('raw');
-  const bodies = messages(MESSAGES).map((m) => messageToJson(m));
+  const stream = uniqueName('raw');
+  const bodies = benchMessages(MESSAGES).map((m) => messageToJson(m));
   const publishAll = async () => {
     await Promise.all(bodies.map((body) => client.sendCommand(['XADD', stream, '*', 'm', body])));
   };
@@ -122,7 +109,8 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
     run: async () => {
       if (kind === 'publish') await publishAll();
       else if (kind === 'consume') await consumeAll();
-      else await withCpu(client, 'raw', async () => void (await Promise.all([publishAll(), consumeAll()])));
+      else
+        await withCpu('redis-e2e', 'raw', MESSAGES, () => Promise.all([publishAll(), consumeAll()]), redisCpu(client));
       return MESSAGES;
     },
     teardown: async () => {
@@ -135,117 +123,41 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
 
 /** A Factline trial on an application of its own; its keys are removed afterwards. */
 function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Trial {
-  let transport: RedisTransport;
-  let inbox: RedisInbox | undefined;
-  let consumer: Consumer | undefined;
-  let stats: Client | undefined;
-  const application = unique('factline');
-  const batch = messages(MESSAGES);
-  const publishedAt = new Float64Array(MESSAGES);
-  const handledAt = new Float64Array(MESSAGES);
-  let handled = 0;
-  let allHandled: () => void = () => {};
-  const done = new Promise<void>((resolve) => {
-    allHandled = resolve;
-  });
-  const publishAll = async () => {
-    const size = 100;
-    const pending: Promise<void>[] = [];
-    const started = performance.now();
-    for (let i = 0; i < batch.length; i += size) {
-      if (paced) {
-        const wait = started + (i * 1000) / (factlineRate / 2) - performance.now();
-        if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-      }
-      const from = i;
-      pending.push(
-        transport.publish('orders', batch.slice(i, i + size)).then(() => {
-          const at = performance.now();
-          for (let j = from; j < Math.min(from + size, batch.length); j++) publishedAt[j] = at;
-        }),
-      );
-      if (pending.length >= 8) await pending.shift();
-    }
-    await Promise.all(pending);
-  };
-  return {
-    setup: async () => {
-      transport = await getRedisTransport({ url, application, partitions: 4, prefetch: 512 });
-      await transport.declareSubscription('orders', 'bench');
-      if (kind === 'consume') await publishAll();
-      if (kind === 'e2e') {
-        stats = await connect();
-        inbox = await getRedisInbox({ url, application });
-        consumer = createConsumer({
-          name: 'bench',
-          topic: 'orders',
-          transport,
-          inbox,
-          maxRetries: 3,
-          retryDelay: [100, 1000],
-          concurrency: LANES,
-          handler(message) {
-            const { i } = message.data as { i: number };
-            handledAt[i] = performance.now();
-            if (++handled === MESSAGES) allHandled();
-          },
-        });
-        await consumer.start();
-        // The run starts once the consumer reads every partition: taking the leases is start-up, not throughput.
-        const deadline = Date.now() + 10_000;
-        while (transport.heldPartitions('orders', 'bench').length < 4) {
-          if (Date.now() > deadline) throw new Error('the consumer did not take the 4 partitions within 10 s');
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-      }
+  const application = uniqueName('factline');
+  return transportTrial<RedisTransport, undefined>({
+    workload: 'redis-e2e',
+    kind,
+    paced,
+    messages: MESSAGES,
+    open: (partitions) => getRedisTransport({ url, application, partitions, prefetch: 512 }),
+    endToEnd: async () => {
+      const stats = await connect();
+      const inbox = await getRedisInbox({ url, application });
+      return {
+        inbox,
+        lanes: LANES,
+        measure: (work) => withCpu('redis-e2e', 'factline', MESSAGES, work, redisCpu(stats)),
+        close: async () => {
+          await inbox.close();
+          await stats.close();
+        },
+      };
     },
-    run: async () => {
-      if (kind === 'publish') await publishAll();
-      else if (kind === 'consume') {
-        const subscription = transport.subscribe('orders', 'bench');
-        const signal = new AbortController().signal;
-        let acked = 0;
-        while (acked < MESSAGES) {
-          const got = await subscription.receive(64, 1000, signal);
-          await Promise.all(got.map((delivery) => delivery.ack()));
-          acked += got.length;
-        }
-        await subscription.close();
-      } else {
-        const started = performance.now();
-        if (paced) await Promise.all([publishAll(), done]);
-        else await withCpu(stats as Client, 'factline', async () => void (await Promise.all([publishAll(), done])));
-        if (!paced) factlineRate = MESSAGES / ((performance.now() - started) / 1000);
-      }
-      return MESSAGES;
-    },
-    extras: () => {
-      if (kind !== 'e2e' || !paced) return {};
-      const latencies = Array.from(handledAt, (at, i) => at - (publishedAt[i] as number)).sort((a, b) => a - b);
-      const at = (p: number) =>
-        latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
-      report('redis-e2e', 'factline-half.p50', at(50) * 1000, 'us');
-      report('redis-e2e', 'factline-half.p99', at(99) * 1000, 'us');
-      return {};
-    },
-    teardown: async () => {
-      await consumer?.stop();
-      await transport.close();
-      await inbox?.close();
-      await stats?.close();
+    held: (transport, topic, group) => transport.heldPartitions(topic, group),
+    removeLeftovers: async () => {
       const client = await connect();
       await removeKeys(client, `${application}:`);
       await client.close();
     },
-  };
+  });
 }
 
 /** The idempotency check per message, 64 messages at a time: the seed's GET + SET EX, or the Redis inbox. */
 function inboxTrial(kind: 'seed' | 'factline'): Trial {
   let client: Client;
   let inbox: RedisInbox;
-  const application = unique('inbox');
-  const ids = messages(MESSAGES).map((m) => m.id);
+  const application = uniqueName('inbox');
+  const ids = benchMessages(MESSAGES).map((m) => m.id);
   const seed = async (id: string) => {
     const key = `${application}:processed:${id}`;
     if (await client.get(key)) return;
@@ -276,7 +188,7 @@ function inboxTrial(kind: 'seed' | 'factline'): Trial {
 function byHandTrial(): Trial {
   let client: Client;
   let reader: Client;
-  const stream = unique('hand');
+  const stream = uniqueName('hand');
   let handled = 0;
   const run = () =>
     byHandRun({
@@ -284,7 +196,7 @@ function byHandTrial(): Trial {
       reader,
       stream,
       prefix: `${stream}:`,
-      messages: messages(MESSAGES),
+      messages: benchMessages(MESSAGES),
       handle: () => {
         handled += 1;
       },
@@ -298,7 +210,13 @@ function byHandTrial(): Trial {
       prepared = run();
     },
     run: async () => {
-      await withCpu(client, 'by-hand', async () => void (await Promise.all([prepared.publish(), prepared.consume()])));
+      await withCpu(
+        'redis-e2e',
+        'by-hand',
+        MESSAGES,
+        () => Promise.all([prepared.publish(), prepared.consume()]),
+        redisCpu(client),
+      );
       if (handled !== MESSAGES) throw new Error(`by hand: ${handled} of ${MESSAGES} messages handled`);
       return MESSAGES;
     },
@@ -311,11 +229,7 @@ function byHandTrial(): Trial {
   };
 }
 
-const subject = (name: string, make: () => Trial, repeat?: number): Subject => ({
-  name,
-  ...(repeat ? { repeat } : {}),
-  trial: async () => (await unavailable()) ?? make(),
-});
+const subject = subjectsUnless(unavailable);
 
 export const redisWorkloads: Workload[] = [
   {

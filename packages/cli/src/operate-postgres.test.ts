@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createMessage, type DeadLetter, defineProjection, type TraceTree, uuidv7 } from '@factline/core';
+import { type DeadLetter, defineProjection, type TraceTree } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import {
-  getPostgresDeadLetterStore,
   getPostgresEventStore,
-  getPostgresOutbox,
   getPostgresTransport,
   type PostgresEventStore,
   startPostgresProjections,
 } from '@factline/postgres';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../../postgres/src/fixtures/server.ts';
+import { addOperationalState } from './fixtures/postgres-operations.ts';
 import { runFactline, runJson } from './fixtures/run-factline.ts';
 import type { OutboxStatus, ProjectionState, StoredEvent, StreamSummary } from './inspect/inspector.ts';
 
@@ -33,38 +32,7 @@ before(async () => {
   });
   await store.append('order-7', [{ type: 'OrderShipped', data: {}, metadata }], { expectedVersion: 1 });
   await store.append('customer-ada', [{ type: 'CustomerJoined', data: {} }], { expectedVersion: 'no-stream' });
-  // A projection that caught up to the head, then stopped: its checkpoint stays.
-  const projections = await startPostgresProjections(store, [
-    defineProjection({ name: 'order_count', handles: ['OrderPlaced'], handle: () => undefined }),
-  ]);
-  await projections.waitFor('order_count', await store.headPosition());
-  await projections.stop();
-  const outbox = await getPostgresOutbox({ pool: store.pool, schema });
-  const client = await store.pool.connect();
-  try {
-    await client.query('BEGIN');
-    await outbox.enqueue(client, 'receipts', [{ type: 'ReceiptRequested', data: {}, metadata }]);
-    await client.query('COMMIT');
-  } finally {
-    client.release();
-  }
-  const deadLetters = await getPostgresDeadLetterStore({ pool: store.pool, schema });
-  const at = new Date();
-  deadLetterId = uuidv7();
-  await deadLetters.add({
-    id: deadLetterId,
-    consumer: 'billing',
-    topic: 'orders',
-    message: createMessage({ type: 'OrderPlaced', data: { total: 30 }, key: 'order-7', metadata }),
-    error: { type: 'Error', message: 'card declined' },
-    reason: 'retries exhausted',
-    attempts: 3,
-    firstFailureAt: at,
-    lastFailureAt: at,
-    deadLetteredAt: at,
-    redrives: [],
-    state: 'dead',
-  });
+  deadLetterId = await addOperationalState(store, schema, metadata);
 });
 
 after(async () => {

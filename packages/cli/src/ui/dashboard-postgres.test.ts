@@ -1,15 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createMessage, defineProjection, uuidv7 } from '@factline/core';
-import {
-  getPostgresDeadLetterStore,
-  getPostgresEventStore,
-  getPostgresOutbox,
-  type PostgresEventStore,
-  startPostgresProjections,
-} from '@factline/postgres';
+import { getPostgresEventStore, type PostgresEventStore } from '@factline/postgres';
 import type { Browser } from 'playwright-core';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../../../postgres/src/fixtures/server.ts';
+import { addOperationalState } from '../fixtures/postgres-operations.ts';
 import { openPostgresDeadLetterOperator, openPostgresInspector } from '../inspect/postgres-inspector.ts';
 import { chromiumUnavailable, launchChromium, textOf, withScreenshotOnFailure } from './fixtures/browser.ts';
 import { type RunningUi, startUi } from './start-ui.ts';
@@ -20,7 +14,6 @@ const schema = testSchema('ui');
 let store: PostgresEventStore | undefined;
 let ui: RunningUi | undefined;
 let browser: Browser | undefined;
-const deadLetterId = uuidv7();
 
 before(async () => {
   if (skip) return;
@@ -28,35 +21,7 @@ before(async () => {
   const metadata = { correlationId: 'checkout-7' };
   await store.append('order-7', [{ type: 'OrderPlaced', data: { total: 30 }, metadata }]);
   await store.append('order-7', [{ type: 'OrderShipped', data: {}, metadata }]);
-  const projections = await startPostgresProjections(store, [
-    defineProjection({ name: 'order_count', handles: ['OrderPlaced'], handle: () => undefined }),
-  ]);
-  await projections.waitFor('order_count', await store.headPosition());
-  await projections.stop();
-  const outbox = await getPostgresOutbox({ pool: store.pool, schema });
-  const client = await store.pool.connect();
-  try {
-    await client.query('BEGIN');
-    await outbox.enqueue(client, 'receipts', [{ type: 'ReceiptRequested', data: {}, metadata }]);
-    await client.query('COMMIT');
-  } finally {
-    client.release();
-  }
-  const at = new Date();
-  await (await getPostgresDeadLetterStore({ pool: store.pool, schema })).add({
-    id: deadLetterId,
-    consumer: 'billing',
-    topic: 'orders',
-    message: createMessage({ type: 'OrderPlaced', data: { total: 30 }, key: 'order-7', metadata }),
-    error: { type: 'Error', message: 'card declined' },
-    reason: 'retries exhausted',
-    attempts: 3,
-    firstFailureAt: at,
-    lastFailureAt: at,
-    deadLetteredAt: at,
-    redrives: [],
-    state: 'dead',
-  });
+  await addOperationalState(store, schema, metadata);
   ui = await startUi({
     inspector: await openPostgresInspector(postgresUrl, schema),
     openDeadLetterOperator: () => openPostgresDeadLetterOperator(postgresUrl, schema),

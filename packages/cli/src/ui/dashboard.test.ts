@@ -13,6 +13,7 @@ import {
   chromiumUnavailable,
   documentPage,
   launchChromium,
+  openCheckedPage,
   startSqliteDashboard,
   textOf,
   withScreenshotOnFailure,
@@ -40,15 +41,9 @@ after(async () => {
 });
 
 /** A fresh page whose console errors (a refused script, a failed request) fail the test. */
-async function openPage(): Promise<{ page: Page; problems: string[] }> {
+function openPage(): Promise<{ page: Page; problems: string[] }> {
   assert.ok(browser && ui);
-  const page = await browser.newPage({ baseURL: ui.url, viewport: { width: 1200, height: 760 } });
-  const problems: string[] = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(message.text());
-  });
-  page.on('pageerror', (error) => problems.push(error.message));
-  return { page, problems };
+  return openCheckedPage(browser, ui.url);
 }
 
 const rowTexts = (page: Page, selector: string) =>

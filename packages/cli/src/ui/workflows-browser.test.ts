@@ -12,6 +12,7 @@ import {
   chromiumUnavailable,
   documentPage,
   launchChromium,
+  openCheckedPage,
   textOf,
   withScreenshotOnFailure,
 } from './fixtures/browser.ts';
@@ -48,15 +49,9 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function openPage(): Promise<{ page: Page; problems: string[] }> {
+function openPage(): Promise<{ page: Page; problems: string[] }> {
   assert.ok(browser && ui);
-  const page = await browser.newPage({ baseURL: ui.url, viewport: { width: 1200, height: 760 } });
-  const problems: string[] = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(message.text());
-  });
-  page.on('pageerror', (error) => problems.push(error.message));
-  return { page, problems };
+  return openCheckedPage(browser, ui.url);
 }
 
 describe('factline ui workflows page in Chromium, on the shipping instances', { skip }, () => {

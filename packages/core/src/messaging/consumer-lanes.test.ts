@@ -44,18 +44,21 @@ function manualProcess() {
   };
 }
 
+/** Key lanes over a `manualProcess`; `add` takes deliveries by name (`a1`: key `a`, n 1). */
+function manualLanes(concurrency: number) {
+  const settled: string[] = [];
+  const work = manualProcess();
+  const stop = new AbortController();
+  const lanes = createKeyLanes({ concurrency, process: work.process, signal: () => stop.signal, report: () => {} });
+  const add = (names: string[]) =>
+    lanes.add(names.map((name) => delivery(name[0] as string, Number(name[1]), settled)));
+  return { settled, work, stop, lanes, add };
+}
+
 describe('createKeyLanes', () => {
   it('runs a key one delivery at a time in arrival order, and keys side by side up to concurrency', async () => {
-    const settled: string[] = [];
-    const work = manualProcess();
-    const stop = new AbortController();
-    const lanes = createKeyLanes({
-      concurrency: 2,
-      process: work.process,
-      signal: () => stop.signal,
-      report: () => {},
-    });
-    lanes.add(['a1', 'b1', 'a2', 'c1'].map((name) => delivery(name[0] as string, Number(name[1]), settled)));
+    const { settled, work, lanes, add } = manualLanes(2);
+    add(['a1', 'b1', 'a2', 'c1']);
     assert.deepEqual(work.started, ['a1', 'b1'], 'two keys at once; a2 waits for a1, c1 for a free lane');
     assert.equal(lanes.buffered(), 4);
     work.finish('b1');
@@ -71,20 +74,12 @@ describe('createKeyLanes', () => {
   });
 
   it("gives a failed delivery's later deliveries of its key back behind it, and what never started on giveBack", async () => {
-    const settled: string[] = [];
-    const work = manualProcess();
-    const stop = new AbortController();
-    const lanes = createKeyLanes({
-      concurrency: 1,
-      process: work.process,
-      signal: () => stop.signal,
-      report: () => {},
-    });
-    lanes.add(['a1', 'a2', 'a3', 'b1'].map((name) => delivery(name[0] as string, Number(name[1]), settled)));
+    const { settled, work, stop, lanes, add } = manualLanes(1);
+    add(['a1', 'a2', 'a3', 'b1']);
     work.finish('a1', false);
     await waitUntil(() => work.started.includes('b1'), 'b1 runs once key a is given back');
     assert.deepEqual(settled, ['release a2 0', 'release a3 0'], 'a2 and a3 go back, never run before a1');
-    lanes.add([delivery('b', 2, settled), delivery('c', 1, settled)]);
+    add(['b2', 'c1']);
     stop.abort();
     await lanes.giveBack(1000);
     assert.deepEqual(
@@ -98,16 +93,8 @@ describe('createKeyLanes', () => {
   });
 
   it('lets another key start while a run waits for a shared commit, never the same key', async () => {
-    const settled: string[] = [];
-    const work = manualProcess();
-    const stop = new AbortController();
-    const lanes = createKeyLanes({
-      concurrency: 1,
-      process: work.process,
-      signal: () => stop.signal,
-      report: () => {},
-    });
-    lanes.add(['a1', 'a2', 'b1', 'c1'].map((name) => delivery(name[0] as string, Number(name[1]), settled)));
+    const { settled, work, lanes, add } = manualLanes(1);
+    add(['a1', 'a2', 'b1', 'c1']);
     assert.deepEqual(work.started, ['a1'], 'one lane');
     work.slots.get('a1')?.waiting();
     await waitUntil(() => work.started.includes('b1'), 'b1 starts while a1 waits for its commit');
@@ -126,16 +113,8 @@ describe('createKeyLanes', () => {
   });
 
   it('a run whose place another key took while it waited gives its next delivery a turn, never over concurrency', async () => {
-    const settled: string[] = [];
-    const work = manualProcess();
-    const stop = new AbortController();
-    const lanes = createKeyLanes({
-      concurrency: 1,
-      process: work.process,
-      signal: () => stop.signal,
-      report: () => {},
-    });
-    lanes.add(['a1', 'a2', 'b1'].map((name) => delivery(name[0] as string, Number(name[1]), settled)));
+    const { settled, work, lanes, add } = manualLanes(1);
+    add(['a1', 'a2', 'b1']);
     work.slots.get('a1')?.waiting();
     await waitUntil(() => work.started.includes('b1'), 'b1 starts while a1 waits for its commit');
     // a1's commit settled while b1 works (as the Redis inbox's mark does after the handler ran).

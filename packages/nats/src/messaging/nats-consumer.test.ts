@@ -2,9 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
+import type { DeadLetterStore } from '@factline/core';
 import { testConsumerConformance } from '@factline/core/testing';
-import { getSqliteDeadLetterStore, getSqliteInbox, openSqliteDatabase } from '@factline/sqlite';
 import type { Database } from 'better-sqlite3';
+import { sqliteInboxEnvironment } from '../../../sqlite/src/messaging/fixtures/broker-consumer-environment.ts';
 import { startPrivateServer } from '../fixtures/private-server.ts';
 import { natsUnavailable, natsUrl, removeStreams, testApplication } from '../fixtures/server.ts';
 import { getNatsTransport } from './nats-transport.ts';
@@ -18,13 +19,9 @@ if ('reason' in server) console.log(`# no private nats-server (${server.reason})
 const skip = privateUrl ? false : await natsUnavailable();
 const dir = mkdtempSync(join(tmpdir(), 'factline-nats-consumer-'));
 const path = join(dir, 'consumers.db');
-const setup = openSqliteDatabase(path);
-setup.exec(`CREATE TABLE test_effects (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT, consumer TEXT NOT NULL, value TEXT NOT NULL)`);
-setup.close();
 const application = testApplication('consumer');
-/** A transport whose default dead-letter store is the SQLite one in `db`. */
-const open = (db: Database) =>
+/** A transport whose default dead-letter store is the SQLite one. */
+const open = (deadLetters: DeadLetterStore) =>
   getNatsTransport({
     url: privateUrl ?? natsUrl,
     application,
@@ -33,7 +30,7 @@ const open = (db: Database) =>
     // The inbox case publishes one message twice on purpose: with the server's de-duplication (the default)
     // the second copy would never be stored, so nothing would reach the inbox to turn away.
     deduplicate: false,
-    deadLetters: getSqliteDeadLetterStore({ database: db }),
+    deadLetters,
   });
 
 after(async () => {
@@ -51,26 +48,5 @@ testConsumerConformance<Database>({
   synchronousHandlers: true,
   skip,
   ...('reason' in server ? {} : { restart: () => server.restart() }),
-  async createEnvironment() {
-    const db = openSqliteDatabase(path);
-    const transport = await open(db);
-    const select = db.prepare<[string], { value: string }>(
-      'SELECT value FROM test_effects WHERE consumer = ? ORDER BY seq',
-    );
-    return {
-      transport,
-      inbox: getSqliteInbox({ database: db }),
-      deadLetters: getSqliteDeadLetterStore({ database: db }),
-      writeEffect(tx, consumer, value) {
-        tx.prepare('INSERT INTO test_effects (consumer, value) VALUES (?, ?)').run(consumer, value);
-      },
-      effects: async (consumer) => select.all(consumer).map((row) => row.value),
-      // A connection of its own, as another process has: it claims partitions of its own.
-      peerTransport: () => open(db),
-      close: async () => {
-        await transport.close();
-        db.close();
-      },
-    };
-  },
+  createEnvironment: sqliteInboxEnvironment(path, open),
 });

@@ -32,6 +32,30 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
   const count = async (text: string, values: unknown[] = []) =>
     (await rows<{ n: number }>(text, values))[0]?.n ?? Number.NaN;
 
+  /** How many messages of `group` the transport still holds. */
+  const queuedFor = (topic: string, group: string) =>
+    count(`SELECT count(*)::int AS n FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`, [
+      topic,
+      group,
+    ]);
+  /** How many effects `group` applied. */
+  const appliedBy = (group: string) =>
+    count(`SELECT count(*)::int AS n FROM ${s}.test_effects WHERE consumer = $1`, [group]);
+  /** The effects of `group`, in the order applied. */
+  const effectsBy = (group: string) =>
+    rows<{ message_id: string; pid: number }>(
+      `SELECT message_id, pid FROM ${s}.test_effects WHERE consumer = $1 ORDER BY seq`,
+      [group],
+    );
+  /** Waits until `group` applied `total` effects and nothing of it is left in the transport. */
+  const appliedAndAcked = (topic: string, group: string, total: number, timeoutMs = 20_000) =>
+    waitUntil(
+      async () => (await queuedFor(topic, group)) === 0 && (await appliedBy(group)) >= total,
+      'every message applied and acked',
+      timeoutMs,
+      20,
+    );
+
   /**
    * Registers the group, starts the victim process (`mode`: its inbox) and builds the survivor in
    * this process (not started), whose handler records its runs and writes the effect.
@@ -157,23 +181,9 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
         const late = Array.from({ length: 5 }, (_, i) => createMessage({ type: 'OrderPlaced', data: { i } }));
         await transport.publish(topic, late);
         const all = [uncommitted, unacked, ...early, ...late];
-        await waitUntil(
-          async () =>
-            (await count(
-              `SELECT count(*)::int AS n FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`,
-              [topic, group],
-            )) === 0 &&
-            (await count(`SELECT count(*)::int AS n FROM ${s}.test_effects WHERE consumer = $1`, [group])) >=
-              all.length,
-          'every message applied and acked',
-          20_000,
-          20,
-        );
+        await appliedAndAcked(topic, group, all.length);
 
-        const effects = await rows<{ message_id: string; pid: number }>(
-          `SELECT message_id, pid FROM ${s}.test_effects WHERE consumer = $1 ORDER BY seq`,
-          [group],
-        );
+        const effects = await effectsBy(group);
         assert.deepEqual(
           effects.map((e) => e.message_id).sort(),
           all.map((m) => m.id).sort(),
@@ -243,38 +253,15 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
         'one after the other, in one group',
       );
       // From outside nothing of the group shows: no effect, no inbox mark, every message still queued.
-      assert.equal(
-        await count(`SELECT count(*)::int AS n FROM ${s}.test_effects WHERE consumer = $1`, [group]),
-        0,
-        'the effects of the runs before the hang are not committed',
-      );
+      assert.equal(await appliedBy(group), 0, 'the effects of the runs before the hang are not committed');
       for (const m of all) assert.equal(await inbox.has(group, m.id), false);
-      assert.equal(
-        await count(`SELECT count(*)::int AS n FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`, [
-          topic,
-          group,
-        ]),
-        all.length,
-      );
+      assert.equal(await queuedFor(topic, group), all.length);
 
       victim.child.kill('SIGKILL');
       await victim.exited;
       await survivor.start();
-      await waitUntil(
-        async () =>
-          (await count(`SELECT count(*)::int AS n FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`, [
-            topic,
-            group,
-          ])) === 0 &&
-          (await count(`SELECT count(*)::int AS n FROM ${s}.test_effects WHERE consumer = $1`, [group])) >= all.length,
-        'every message applied and acked',
-        20_000,
-        20,
-      );
-      const effects = await rows<{ message_id: string; pid: number }>(
-        `SELECT message_id, pid FROM ${s}.test_effects WHERE consumer = $1`,
-        [group],
-      );
+      await appliedAndAcked(topic, group, all.length);
+      const effects = await effectsBy(group);
       assert.deepEqual(
         effects.map((e) => e.message_id).sort(),
         all.map((m) => m.id).sort(),
@@ -310,24 +297,13 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
         createMessage({ type: 'OrderPlaced', data: { i }, key: `acct-${i % 20}` }),
       );
       for (let i = 0; i < messages.length; i += 30) await transport.publish(topic, messages.slice(i, i + 30));
-      const queued = () =>
-        count(`SELECT count(*)::int AS n FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`, [
-          topic,
-          group,
-        ]);
-      const applied = () => count(`SELECT count(*)::int AS n FROM ${s}.test_effects WHERE consumer = $1`, [group]);
       const processes = () =>
         count(`SELECT count(DISTINCT pid)::int AS n FROM ${s}.test_effects WHERE consumer = $1`, [group]);
       // A process holds a key while it has the key's messages, so one that keeps up may hold every key the
       // whole time: once both are idle, a round of one message per key goes to whichever looks first, until
       // both took part (at most 50 rounds).
       for (let round = 0; ; round++) {
-        await waitUntil(
-          async () => (await queued()) === 0 && (await applied()) >= messages.length,
-          'every message applied and acked',
-          45_000,
-          20,
-        );
+        await appliedAndAcked(topic, group, messages.length, 45_000);
         if (round === 50 || (await processes()) === 2) break;
         const next = Array.from({ length: 20 }, (_, k) =>
           createMessage({ type: 'OrderPlaced', data: { i: messages.length + k }, key: `acct-${k}` }),
@@ -336,10 +312,7 @@ describe('postgres consumer: a process killed with SIGKILL mid-handler', { skip 
         await transport.publish(topic, next);
       }
       // Effects in insert order: a key's next message is claimed only once the one before committed.
-      const effects = await rows<{ message_id: string; pid: number }>(
-        `SELECT message_id, pid FROM ${s}.test_effects WHERE consumer = $1 ORDER BY seq`,
-        [group],
-      );
+      const effects = await effectsBy(group);
       assert.deepEqual(
         effects.map((e) => e.message_id).sort(),
         messages.map((m) => m.id).sort(),

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
+  type Consumer,
   createConsumer,
   defineEventRelay,
   type Message,
@@ -107,6 +108,51 @@ describe('postgres relays: killed with SIGKILL between a publish and recording i
     };
   }
 
+  /** Waits until `consumer` handled `handled` messages and none of `topic` is left in the transport. */
+  const appliedAll = (consumer: Consumer, topic: string, handled: number, what: string) =>
+    waitUntil(async () => consumer.stats().handled === handled && (await queued(topic)) === 0, what, 20_000, 20);
+
+  /**
+   * After the kill: the next relay published the killed batch again, then the later messages; the repeats
+   * reached the consumer and its inbox dropped them; each message applied once, in order per key.
+   */
+  async function assertAppliedOnce(check: {
+    consumer: Consumer;
+    group: string;
+    againPublished: string[][];
+    /** How many the killed relay had published: each reached the consumer twice. */
+    repeated: number;
+    relayed: readonly { id: string; key: string }[];
+    labels: { againPublished: string; once: string; order: string };
+  }) {
+    const { consumer, relayed, labels } = check;
+    assert.deepEqual(
+      check.againPublished.flat(),
+      relayed.map((m) => m.id),
+      labels.againPublished,
+    );
+    // The repeats reached the consumer again and its inbox dropped them.
+    assert.deepEqual(consumer.stats(), {
+      state: 'running',
+      errors: 0,
+      lastError: undefined,
+      handled: relayed.length,
+      duplicates: check.repeated,
+      retries: 0,
+      deadLettered: 0,
+      discarded: 0,
+    });
+    const effects = await effectsOf(check.group);
+    assert.deepEqual(effects.map((e) => e.message_id).sort(), relayed.map((m) => m.id).sort(), labels.once);
+    for (const key of new Set(relayed.map((m) => m.key))) {
+      assert.deepEqual(
+        effects.filter((e) => e.key === key).map((e) => e.message_id),
+        relayed.filter((m) => m.key === key).map((m) => m.id),
+        `${key} ${labels.order}`,
+      );
+    }
+  }
+
   it('the event store as outbox: the batch is published again by the next relay and applied once', {
     timeout: 60_000,
   }, async () => {
@@ -131,12 +177,7 @@ describe('postgres relays: killed with SIGKILL between a publish and recording i
       await waitUntil(() => victim.published().length > 0, 'the relay to publish', 20_000);
       assert.deepEqual(victim.published(), [first.map((e) => e.id)], 'one batch, in log order, handled types only');
       // The consumer applies them and acks them (gone from the transport), while the relay hangs.
-      await waitUntil(
-        async () => consumer.stats().handled === first.length && (await queued(topic)) === 0,
-        'the consumer to apply the batch',
-        20_000,
-        20,
-      );
+      await appliedAll(consumer, topic, first.length, 'the consumer to apply the batch');
       // The batch's transaction (checkpoint row locked) is still open: nothing recorded.
       assert.ok(
         (await count(
@@ -159,42 +200,20 @@ describe('postgres relays: killed with SIGKILL between a publish and recording i
       const later = (await store.append('order-0', [{ type: 'OrderPlaced', data: { i: 6 } }])).events;
       await runner.waitFor('relay', later.at(-1)?.position ?? 0, { timeoutMs: 20_000 });
       const relayed = [...first, ...later];
-      await waitUntil(
-        async () => consumer.stats().handled === relayed.length && (await queued(topic)) === 0,
-        'the consumer to apply the event appended after the kill',
-        20_000,
-        20,
-      );
+      await appliedAll(consumer, topic, relayed.length, 'the consumer to apply the event appended after the kill');
 
-      assert.deepEqual(
-        againPublished.flat(),
-        relayed.map((e) => e.id),
-        'the killed batch was published again, then the new event',
-      );
-      // The repeats reached the consumer again and its inbox dropped them.
-      assert.deepEqual(consumer.stats(), {
-        state: 'running',
-        errors: 0,
-        lastError: undefined,
-        handled: relayed.length,
-        duplicates: first.length,
-        retries: 0,
-        deadLettered: 0,
-        discarded: 0,
+      await assertAppliedOnce({
+        consumer,
+        group,
+        againPublished,
+        repeated: first.length,
+        relayed: relayed.map((e) => ({ id: e.id, key: e.streamId })),
+        labels: {
+          againPublished: 'the killed batch was published again, then the new event',
+          once: 'one effect per event',
+          order: 'applied in stream order',
+        },
       });
-      const effects = await effectsOf(group);
-      assert.deepEqual(
-        effects.map((e) => e.message_id).sort(),
-        relayed.map((e) => e.id).sort(),
-        'one effect per event',
-      );
-      for (const stream of ['order-0', 'order-1', 'order-2']) {
-        assert.deepEqual(
-          effects.filter((e) => e.key === stream).map((e) => e.message_id),
-          relayed.filter((e) => e.streamId === stream).map((e) => e.id),
-          `${stream} applied in stream order`,
-        );
-      }
     } finally {
       victim.child.kill('SIGKILL');
       await victim.exited;
@@ -235,12 +254,7 @@ describe('postgres relays: killed with SIGKILL between a publish and recording i
     try {
       await waitUntil(() => victim.published().length > 0, 'the relay to publish', 20_000);
       assert.deepEqual(victim.published(), [first.map((m) => m.id)], 'the rows, in outbox order');
-      await waitUntil(
-        async () => consumer.stats().handled === first.length && (await queued(topic)) === 0,
-        'the consumer to apply them',
-        20_000,
-        20,
-      );
+      await appliedAll(consumer, topic, first.length, 'the consumer to apply them');
       assert.equal(await outbox.pending(), first.length, 'the rows stay until the relay deletes them');
       victim.child.kill('SIGKILL');
       await victim.exited;
@@ -261,34 +275,18 @@ describe('postgres relays: killed with SIGKILL between a publish and recording i
         20,
       );
 
-      assert.deepEqual(
-        againPublished.flat(),
-        relayed.map((m) => m.id),
-        'the killed rows were published again, then the new one',
-      );
-      assert.deepEqual(consumer.stats(), {
-        state: 'running',
-        errors: 0,
-        lastError: undefined,
-        handled: relayed.length,
-        duplicates: first.length,
-        retries: 0,
-        deadLettered: 0,
-        discarded: 0,
+      await assertAppliedOnce({
+        consumer,
+        group,
+        againPublished,
+        repeated: first.length,
+        relayed,
+        labels: {
+          againPublished: 'the killed rows were published again, then the new one',
+          once: 'one effect per message',
+          order: 'applied in outbox order',
+        },
       });
-      const effects = await effectsOf(group);
-      assert.deepEqual(
-        effects.map((e) => e.message_id).sort(),
-        relayed.map((m) => m.id).sort(),
-        'one effect per message',
-      );
-      for (const key of ['o-1', 'o-2', 'o-3']) {
-        assert.deepEqual(
-          effects.filter((e) => e.key === key).map((e) => e.message_id),
-          relayed.filter((m) => m.key === key).map((m) => m.id),
-          `${key} applied in outbox order`,
-        );
-      }
     } finally {
       victim.child.kill('SIGKILL');
       await victim.exited;

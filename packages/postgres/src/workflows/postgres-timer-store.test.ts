@@ -1,17 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  complete,
-  createMessage,
-  createWorkflowHandler,
-  defineWorkflow,
-  type Event,
-  isValidationError,
-  schedule,
-} from '@factline/core';
+import { createMessage, createWorkflowHandler, isValidationError } from '@factline/core';
 import { testTimerStoreConformance, waitUntil } from '@factline/core/testing';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresEventStore } from '../store/postgres-event-store.ts';
+import { reminder } from './fixtures/reminder-workflow.ts';
 import { getPostgresTimerStore, postgresTimerProjection } from './postgres-timer-store.ts';
 import { startPostgresWorkflowTimers } from './postgres-workflow-timers.ts';
 
@@ -68,20 +61,6 @@ test('the timer table is migrated once as component workflow-timers; options are
     await timers.close();
     await store.close();
   }
-});
-
-type Reminder = Event<'Remind', { id: string; at: number }> | Event<'Ring', { id: string }>;
-const reminder = defineWorkflow<null, Reminder>({
-  name: 'reminder',
-  inputs: ['Remind', 'Ring'],
-  start: ['Remind'],
-  correlate: (input) => input.data.id,
-  initialState: () => null,
-  evolve: (state) => state,
-  decide: (input) =>
-    input.type === 'Remind'
-      ? schedule({ token: 'ring', at: new Date(input.data.at), message: { type: 'Ring', data: { id: input.data.id } } })
-      : complete(),
 });
 
 test('one timer poller per schema fires; a standby takes over when the holder stops', { skip }, async (t) => {
