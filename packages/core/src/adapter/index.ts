@@ -12,6 +12,7 @@ export { createLostSignal, type LostSignal } from '../lease/lost-signal.ts';
 export { log, loggerKind } from '../logging/logger.ts';
 export {
   deadLetterFromJson,
+  deadLetterMatches,
   deadLetterToJson,
   isPromiseLike,
 } from '../messaging/consumer-ports.ts';

@@ -168,7 +168,8 @@ export function getInMemoryInbox(): Inbox {
   };
 }
 
-const matches = (record: DeadLetter, filter: DeadLetterFilter) =>
+/** Whether `record` is one `filter` selects (state `'dead'` when the filter names none), as every store reads it. */
+export const deadLetterMatches = (record: DeadLetter, filter: DeadLetterFilter): boolean =>
   record.state === (filter.state ?? 'dead') &&
   (filter.consumer === undefined || record.consumer === filter.consumer) &&
   (filter.topic === undefined || record.topic === filter.topic) &&
@@ -189,7 +190,7 @@ export function getInMemoryDeadLetterStore(): DeadLetterStore {
       records.set(record.id, copy(record));
     },
     async list(filter = {}) {
-      return [...records.values()].filter((r) => matches(r, filter)).map(copy);
+      return [...records.values()].filter((r) => deadLetterMatches(r, filter)).map(copy);
     },
     async get(id) {
       const found = records.get(id);

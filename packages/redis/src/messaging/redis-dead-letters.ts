@@ -1,17 +1,8 @@
-import type { DeadLetter, DeadLetterFilter, DeadLetterStore } from '@factline/core';
-import { deadLetterFromJson, deadLetterToJson } from '@factline/core/adapter';
+import type { DeadLetter, DeadLetterStore } from '@factline/core';
+import { deadLetterFromJson, deadLetterMatches, deadLetterToJson } from '@factline/core/adapter';
 import type { RedisCommandSender } from '../connection.ts';
 import { redisKeys } from '../keys.ts';
 import { runScript } from '../scripts.ts';
-
-const matches = (record: DeadLetter, filter: DeadLetterFilter) =>
-  record.state === (filter.state ?? 'dead') &&
-  (filter.consumer === undefined || record.consumer === filter.consumer) &&
-  (filter.topic === undefined || record.topic === filter.topic) &&
-  (filter.type === undefined || record.message.type === filter.type) &&
-  (filter.error === undefined || record.error.type === filter.error || record.error.message.includes(filter.error)) &&
-  (filter.since === undefined || record.deadLetteredAt >= filter.since) &&
-  (filter.until === undefined || record.deadLetteredAt <= filter.until);
 
 const liveKey = (record: DeadLetter) => `${record.consumer}\u0000${record.message.id}`;
 
@@ -42,7 +33,7 @@ export function getRedisDeadLetterStore(settings: {
       const all = (await client.sendCommand(['HVALS', keys.deadLetters])) as unknown[];
       return all
         .map((json) => deadLetterFromJson(String(json)))
-        .filter((record) => matches(record, filter))
+        .filter((record) => deadLetterMatches(record, filter))
         .sort((a, b) => a.deadLetteredAt.getTime() - b.deadLetteredAt.getTime() || a.id.localeCompare(b.id));
     },
     async get(id) {
