@@ -20,7 +20,7 @@
  *   the claims and the marks of the 64 runs each in one script call).
  */
 import { messageToJson } from '@factline/core/adapter';
-import { getRedisInbox, getRedisTransport, type RedisInbox, type RedisTransport } from '@factline/redis';
+import { getRedisInbox, getRedisTransport, type RedisInbox, type RedisTransport, scanKeys } from '@factline/redis';
 import { createClient } from 'redis';
 import type { Trial, Workload } from '../harness.ts';
 import { byHandRun, readGroupBatch } from './redis-by-hand.ts';
@@ -60,15 +60,7 @@ async function unavailable(): Promise<string | undefined> {
 }
 
 async function removeKeys(client: Client, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, found] = (await client.sendCommand(['SCAN', cursor, 'MATCH', `${prefix}*`, 'COUNT', '1000'])) as [
-      string,
-      string[],
-    ];
-    cursor = String(next);
-    if (found.length > 0) await client.sendCommand(['UNLINK', ...found]);
-  } while (cursor !== '0');
+  for await (const found of scanKeys(client, `${prefix}*`)) await client.sendCommand(['UNLINK', ...found]);
 }
 
 /** redis-server's CPU time (user + sys); the server is shared, so other clients' work counts too. */

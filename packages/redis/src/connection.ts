@@ -130,3 +130,23 @@ export function destroyClient(client: RedisClient | undefined): void {
     // Closed already.
   }
 }
+
+/**
+ * The keys matching `pattern` (a `SCAN … MATCH` glob), a batch at a time,
+ * walking the keyspace with `SCAN` (never `KEYS`): a key may come twice,
+ * as `SCAN` promises.
+ *
+ * @example
+ * for await (const keys of scanKeys(client, 'shop:processed:*')) await client.sendCommand(['UNLINK', ...keys]);
+ */
+export async function* scanKeys(client: RedisCommandSender, pattern: string, count = 1000): AsyncGenerator<string[]> {
+  let cursor = '0';
+  do {
+    const [next, found] = (await client.sendCommand(['SCAN', cursor, 'MATCH', pattern, 'COUNT', String(count)])) as [
+      unknown,
+      unknown[],
+    ];
+    cursor = String(next);
+    if (found.length > 0) yield found.map(String);
+  } while (cursor !== '0');
+}

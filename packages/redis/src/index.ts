@@ -1,4 +1,4 @@
-export { assertRedisUrl, type RedisCommandSender, redactUrl } from './connection.ts';
+export { assertRedisUrl, type RedisCommandSender, redactUrl, scanKeys } from './connection.ts';
 export { partitionOf, type RedisKeys, redisKeys } from './keys.ts';
 export { getRedisDeadLetterStore } from './messaging/redis-dead-letters.ts';
 export { getRedisInbox, type RedisInbox, type RedisInboxOptions } from './messaging/redis-inbox.ts';

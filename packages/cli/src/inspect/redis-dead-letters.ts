@@ -6,6 +6,7 @@ import {
   getRedisTransport,
   type RedisTransport,
   redisKeys,
+  scanKeys,
 } from '@factline/redis';
 import { createClient } from 'redis';
 import { CliError } from '../cli-error.ts';
@@ -68,22 +69,12 @@ export async function openRedisDeadLetterOperator(url: string, application: stri
   const partitionsOf = async (topic: string): Promise<number> => {
     const prefix = keys.stream(topic, 0).slice(0, -1);
     let highest = -1;
-    let cursor = '0';
-    do {
-      const [next, found] = (await client.sendCommand([
-        'SCAN',
-        cursor,
-        'MATCH',
-        `${escapeGlob(prefix)}*`,
-        'COUNT',
-        '1000',
-      ])) as [string, string[]];
-      cursor = String(next);
+    for await (const found of scanKeys(client, `${escapeGlob(prefix)}*`)) {
       for (const key of found) {
-        const rest = String(key).slice(prefix.length);
+        const rest = key.slice(prefix.length);
         if (/^\d+$/.test(rest)) highest = Math.max(highest, Number(rest));
       }
-    } while (cursor !== '0');
+    }
     return highest + 1;
   };
 

@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { type Inbox, TransportError } from '@factline/core';
 import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
 import { batchedCalls } from '../batched-calls.ts';
-import { assertRedisUrl, destroyClient, openClient, type RedisClient, serverIdentity } from '../connection.ts';
+import {
+  assertRedisUrl,
+  destroyClient,
+  openClient,
+  type RedisClient,
+  scanKeys,
+  serverIdentity,
+} from '../connection.ts';
 import { applicationName } from '../options.ts';
 import { runScript } from '../scripts.ts';
 import { type AckTarget, type AckWithMark, ackWithMarkOf } from './ack-with-mark.ts';
@@ -170,15 +177,9 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       // Marks expire by their TTL `retentionMs` after their time: none older than that is left to delete, and the
       // keyspace is not scanned (the consumer's default retention, 7 days, is longer than the marks' 24 h).
       if (before.getTime() <= Date.now() - retentionMs) return;
-      let cursor = '0';
-      do {
-        const [next, found] = (await client.sendCommand(['SCAN', cursor, 'MATCH', `${prefix}*`, 'COUNT', '500'])) as [
-          string,
-          string[],
-        ];
-        cursor = String(next);
-        if (found.length > 0) await runScript(client, 'inboxPrune', found, [before.getTime()]);
-      } while (cursor !== '0');
+      for await (const found of scanKeys(client, `${prefix}*`, 500)) {
+        await runScript(client, 'inboxPrune', found, [before.getTime()]);
+      }
     },
 
     async applyOnce(consumer, id, at, work, delivery, queued) {
