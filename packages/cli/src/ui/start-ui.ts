@@ -75,6 +75,11 @@ async function closeSource(options: UiOptions): Promise<void> {
  * @example
  * const ui = await startUi({ inspector, openDeadLetterOperator: async () => openSqliteDeadLetterOperator('app.db') });
  * console.log(`dashboard on ${ui.url}`);
+ * // A Redis application's dead letters alone:
+ * await startUi({
+ *   deadLetters: await openRedisDeadLetterReader('redis://127.0.0.1:6379', 'shop'),
+ *   openDeadLetterOperator: () => openRedisDeadLetterOperator('redis://127.0.0.1:6379', 'shop'),
+ * });
  */
 export async function startUi(options: UiOptions): Promise<RunningUi> {
   try {
