@@ -1,16 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  type Consumer,
-  createConsumer,
-  createMessage,
-  type DeadLetter,
-  type DeadLetterStore,
-  NonRetryableError,
-} from '@factline/core';
+import { createMessage, type DeadLetter, type DeadLetterStore } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import { getRedisTransport, type RedisTransport } from '@factline/redis';
-import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../../redis/src/fixtures/server.ts';
+import { redisUnavailable, redisUrl, testApplication } from '../../redis/src/fixtures/server.ts';
+import { type BillingApplication, startBillingApplication } from './fixtures/redis-billing.ts';
 import { runFactline, runJson } from './fixtures/run-factline.ts';
 
 const skip = await redisUnavailable();
@@ -26,40 +19,22 @@ function assertOneLine(stderr: string, expected: RegExp) {
 }
 
 describe('factline dlq on a Redis application', { skip }, () => {
-  let transport: RedisTransport;
+  let billing: BillingApplication;
   let store: DeadLetterStore;
-  let consumer: Consumer | undefined;
-  const refused = new Set<string>();
-  const handled: string[] = [];
   const poison = [
     createMessage({ type: 'OrderPlaced', key: 'order-1', data: { order: 1 } }),
     createMessage({ type: 'OrderCancelled', key: 'order-2', data: { order: 2 } }),
   ];
-  for (const message of poison) refused.add(message.id);
 
   before(async () => {
-    // Two partitions, so a redrive must find the partition count from the topic's streams.
-    transport = await getRedisTransport({ url: redisUrl, application, partitions: 2 });
-    store = await (transport.defaultDeadLetterStore?.() as Promise<DeadLetterStore>);
-    consumer = createConsumer({
-      name: 'billing',
-      topic: 'orders',
-      transport,
-      handler(message) {
-        if (refused.has(message.id)) throw new NonRetryableError(`billing refuses ${message.type}`);
-        handled.push(message.id);
-      },
+    billing = await startBillingApplication(application, {
+      refused: poison,
+      accepted: [createMessage({ type: 'OrderPlaced', key: 'order-3', data: {} })],
     });
-    await consumer.start();
-    await transport.publish('orders', [...poison, createMessage({ type: 'OrderPlaced', key: 'order-3', data: {} })]);
-    await waitUntil(async () => (await store.list({})).length === 2 && handled.length === 1, 'two dead letters');
+    store = billing.store;
   });
 
-  after(async () => {
-    await consumer?.stop();
-    await transport?.close();
-    await removeKeys(application);
-  });
+  after(() => billing?.close());
 
   it('ls and show read the application’s dead letters, with the filters and --json', async () => {
     const records = await json<DeadLetter[]>('dlq', 'ls');
@@ -91,11 +66,11 @@ describe('factline dlq on a Redis application', { skip }, () => {
 
   it('redrive puts the message back for its group through the Redis transport and marks the record', async () => {
     const record = (await store.list({ type: 'OrderPlaced' }))[0] as DeadLetter;
-    refused.delete(record.message.id);
+    billing.refused.delete(record.message.id);
     const redriven = await factline('dlq', 'redrive', record.id, '--yes');
     assert.equal(redriven.code, 0, redriven.stderr);
     assert.equal(redriven.stdout.trim(), '1 dead letter redriven');
-    await waitUntil(() => handled.includes(record.message.id), 'the redriven message handled by billing');
+    await waitUntil(() => billing.handled.includes(record.message.id), 'the redriven message handled by billing');
     const after = (await store.get(record.id)) as DeadLetter;
     assert.equal(after.state, 'redriven');
     assert.equal(after.redrives.length, 1);

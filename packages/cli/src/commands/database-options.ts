@@ -6,7 +6,13 @@ import {
   parseDatabaseUrl,
   parseDeadLetterUrl,
 } from '../inspect/database-url.ts';
-import type { DeadLetterOperator, DeadLetterReader, Inspector, ProjectionControl } from '../inspect/inspector.ts';
+import {
+  type DeadLetterOperator,
+  type DeadLetterReader,
+  deadLetterReaderOf,
+  type Inspector,
+  type ProjectionControl,
+} from '../inspect/inspector.ts';
 import type { CliContext } from './context.ts';
 
 /** The flags every database command takes. */
@@ -24,7 +30,7 @@ export function addDatabaseOptions(program: Command): Command {
     .option('--schema <name>', 'PostgreSQL schema holding the tables (default factline)')
     .option(
       '--app <name>',
-      "with a redis:// --db (dlq commands): the Redis transport's application; default $FACTLINE_APP",
+      "with a redis:// --db (dlq commands, ui): the Redis transport's application; default $FACTLINE_APP",
     );
 }
 
@@ -54,8 +60,8 @@ export function target(flags: DatabaseFlags, context: CliContext): DatabaseTarge
   return parsed.kind === 'sqlite' ? { kind: 'sqlite', path: context.resolve(parsed.path) } : parsed;
 }
 
-/** Where the dead-letter commands read: `target`'s databases, or a Redis server and application. */
-function deadLetterTarget(flags: DatabaseFlags, context: CliContext): DeadLetterTarget {
+/** Where the dead-letter commands (and the dashboard) read: `target`'s databases, or a Redis server and application. */
+export function deadLetterTarget(flags: DatabaseFlags, context: CliContext): DeadLetterTarget {
   const parsed = parseDeadLetterUrl(
     flags.db ?? context.env.FACTLINE_DB,
     flags.schema,
@@ -70,6 +76,13 @@ export async function openInspector(flags: DatabaseFlags, context: CliContext): 
   return where.kind === 'sqlite'
     ? (await import('../inspect/sqlite-inspector.ts')).openSqliteInspector(where.path)
     : await (await import('../inspect/postgres-inspector.ts')).openPostgresInspector(where.url, where.schema);
+}
+
+/** The dead letters of a Redis application, read while the connection is open. */
+export async function openRedisDeadLetters(
+  where: Extract<DeadLetterTarget, { kind: 'redis' }>,
+): Promise<DeadLetterReader & { close(): Promise<void> }> {
+  return (await import('../inspect/redis-dead-letters.ts')).openRedisDeadLetterReader(where.url, where.application);
 }
 
 /** A read-write connection for changing dead letters where the flags point (a database or a Redis application). */
@@ -95,14 +108,9 @@ export async function withDeadLetterReader<T>(
 ): Promise<T> {
   const where = deadLetterTarget(flags, context);
   if (where.kind !== 'redis') {
-    return withInspector(flags, context, (inspector) =>
-      work({ list: (filter) => inspector.deadLetters(filter), get: (id) => inspector.deadLetter(id) }),
-    );
+    return withInspector(flags, context, (inspector) => work(deadLetterReaderOf(inspector)));
   }
-  const reader = await (await import('../inspect/redis-dead-letters.ts')).openRedisDeadLetterReader(
-    where.url,
-    where.application,
-  );
+  const reader = await openRedisDeadLetters(where);
   try {
     return await work(reader);
   } finally {

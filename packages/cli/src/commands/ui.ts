@@ -1,14 +1,18 @@
 import type { Command } from 'commander';
-import { startUi } from '../ui/start-ui.ts';
+import { CliError } from '../cli-error.ts';
+import { startUi, type UiSource } from '../ui/start-ui.ts';
+import type { WorkflowActions } from '../ui/workflow-routes.tsx';
 import { loadWorkflow } from '../workflows/load-workflows.ts';
 import { openWorkflowStore } from '../workflows/open-store.ts';
 import type { CliContext } from './context.ts';
 import {
   type DatabaseFlags,
   databaseAction,
+  deadLetterTarget,
   integerOption,
   openDeadLetterOperator,
   openInspector,
+  openRedisDeadLetters,
   target,
 } from './database-options.ts';
 
@@ -19,25 +23,44 @@ interface UiFlags extends DatabaseFlags {
   workflows?: string;
 }
 
+/**
+ * What the dashboard reads where the flags point: a database (every page,
+ * the workflow actions), or a Redis application's dead letters alone.
+ */
+async function openSource(flags: UiFlags, context: CliContext): Promise<UiSource & { workflows?: WorkflowActions }> {
+  const where = deadLetterTarget(flags, context);
+  if (where.kind === 'redis') {
+    if (flags.workflows !== undefined) {
+      throw new CliError('--workflows needs a sqlite: or postgres:// --db: a Redis application keeps no workflows');
+    }
+    return { deadLetters: await openRedisDeadLetters(where) };
+  }
+  const modulePath = flags.workflows;
+  return {
+    inspector: await openInspector(flags, context),
+    workflows: {
+      openStore: () => openWorkflowStore(target(flags, context)),
+      ...(modulePath === undefined ? {} : { loadWorkflow: (name) => loadWorkflow(modulePath, name, context.cwd) }),
+    },
+  };
+}
+
 /** `factline ui`: the local web dashboard, until Ctrl-C. */
 export function addUi(program: Command, context: CliContext): void {
   databaseAction(
     program
       .command('ui')
-      .description('the local web dashboard: streams, events, projections, dead letters, workflows, traces, outbox')
+      .description(
+        'the local web dashboard: streams, events, projections, dead letters, workflows, traces, outbox (dead letters only on a redis:// --db)',
+      )
       .option('--port <n>', 'port to listen on (0: any free one)', integerOption('--port', 0), 4400)
       .option('--host <address>', 'address to listen on; other than loopback requires --token', '127.0.0.1')
       .option('--token <secret>', 'required on every request (open the page once with ?token=...)')
       .option('--workflows <module>', "the application's workflow definitions, for retrying parked instances"),
     async (flags: UiFlags) => {
-      const modulePath = flags.workflows;
       const ui = await startUi({
-        inspector: await openInspector(flags, context),
+        ...(await openSource(flags, context)),
         openDeadLetterOperator: () => openDeadLetterOperator(flags, context),
-        workflows: {
-          openStore: () => openWorkflowStore(target(flags, context)),
-          ...(modulePath === undefined ? {} : { loadWorkflow: (name) => loadWorkflow(modulePath, name, context.cwd) }),
-        },
         host: flags.host,
         port: flags.port,
         ...(flags.token === undefined ? {} : { token: flags.token }),

@@ -95,6 +95,12 @@ export interface DeadLetterReader {
   get(id: string): Promise<DeadLetter | undefined>;
 }
 
+/** A database's dead letters, read through its inspector. */
+export const deadLetterReaderOf = (inspector: Inspector): DeadLetterReader => ({
+  list: (filter) => inspector.deadLetters(filter),
+  get: (id) => inspector.deadLetter(id),
+});
+
 /** What `dlq redrive|discard` change, through a read-write connection. */
 export interface DeadLetterOperator extends DeadLetterReader {
   /** Why `record` cannot be redriven here (its group has no queue on the database's transport), or undefined. */

@@ -1,19 +1,37 @@
 /** @jsxImportSource hono/jsx */
-import type { Child } from 'hono/jsx';
+import { type Child, createContext, useContext } from 'hono/jsx';
 
 export type Section = 'streams' | 'projections' | 'dead-letters' | 'workflows' | 'outbox' | 'trace';
 
-const sections: [Section, string, string][] = [
-  ['streams', '/streams', 'Streams'],
-  ['projections', '/projections', 'Projections'],
-  ['dead-letters', '/dead-letters', 'Dead letters'],
-  ['workflows', '/workflows', 'Workflows'],
-  ['outbox', '/outbox', 'Outbox'],
-  ['trace', '/trace', 'Trace'],
-];
+const labels: Record<Section, string> = {
+  streams: 'Streams',
+  projections: 'Projections',
+  'dead-letters': 'Dead letters',
+  workflows: 'Workflows',
+  outbox: 'Outbox',
+  trace: 'Trace',
+};
 
-/** Every page's frame: the navigation, a title, and the page's content. */
+/** The sections a dashboard serves, in the navigation's order; the first is its home (`/` leads there). */
+export type Sections = readonly [Section, ...Section[]];
+
+/** Every section: the dashboard over a database. */
+export const allSections: Sections = ['streams', 'projections', 'dead-letters', 'workflows', 'outbox', 'trace'];
+
+/** A section's page: `/streams`, `/dead-letters`... */
+export const sectionPath = (section: Section) => `/${section}`;
+
+const SectionsContext = createContext<Sections>(allSections);
+
+/** Renders `children` for a dashboard serving `sections` (the navigation and the links show only those). */
+export const SectionsProvider = SectionsContext.Provider;
+
+/** The sections the dashboard being rendered serves. */
+export const useSections = (): Sections => useContext(SectionsContext);
+
+/** Every page's frame: the navigation (the sections served), a title, and the page's content. */
 export function Layout(props: { title: string; section: Section; children: Child; scripts?: string[] }) {
+  const sections = useSections();
   return (
     <html lang="en">
       <head>
@@ -27,17 +45,19 @@ export function Layout(props: { title: string; section: Section; children: Child
       </head>
       <body>
         <header>
-          <a class="brand" href="/streams">
+          <a class="brand" href={sectionPath(sections[0])}>
             factline
           </a>
-          {sections.map(([name, href, label]) => (
-            <a href={href} aria-current={name === props.section ? 'page' : undefined}>
-              {label}
+          {sections.map((name) => (
+            <a href={sectionPath(name)} aria-current={name === props.section ? 'page' : undefined}>
+              {labels[name]}
             </a>
           ))}
-          <form method="get" action="/trace">
-            <input name="correlationId" placeholder="correlation id" aria-label="correlation id" />
-          </form>
+          {sections.includes('trace') ? (
+            <form method="get" action="/trace">
+              <input name="correlationId" placeholder="correlation id" aria-label="correlation id" />
+            </form>
+          ) : null}
         </header>
         <main>
           <h1>{props.title}</h1>

@@ -7,6 +7,7 @@ import { type InstanceState, instanceStates } from '../workflows/instance-summar
 import type { WorkflowStore } from '../workflows/open-store.ts';
 import { listInstances, readInstance } from '../workflows/read-instances.ts';
 import { ConfirmWorkflowPage, type WorkflowAction, WorkflowInstancePage, WorkflowsPage } from './pages/workflows.tsx';
+import type { RenderNotFound, RenderPage } from './render.tsx';
 
 /** Instances on one page of the workflows list. */
 const instancesPerPage = 100;
@@ -18,8 +19,6 @@ export interface WorkflowActions {
   loadWorkflow?: (name: string) => Promise<Workflow<unknown>>;
 }
 
-type Page = (c: Context, element: unknown, status?: 200 | 404 | 409) => Response | Promise<Response>;
-
 /**
  * The workflow pages: instances by state, one instance, and retry and
  * cancel behind a confirmation page (GET) and a POST with the CSRF token.
@@ -27,8 +26,8 @@ type Page = (c: Context, element: unknown, status?: 200 | 404 | 409) => Response
 export function addWorkflowRoutes(
   app: Hono,
   settings: { inspector: Inspector; csrfToken: string; workflows?: WorkflowActions },
-  page: Page,
-  notFound: (c: Context, what: string) => Response | Promise<Response>,
+  page: RenderPage,
+  notFound: RenderNotFound,
 ): void {
   const { inspector } = settings;
   const canRetry = settings.workflows?.loadWorkflow !== undefined;

@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import type { DeadLetter } from '@factline/core';
-import { Json, Layout, query, Time } from '../layout.tsx';
+import { Json, Layout, query, Time, useSections } from '../layout.tsx';
 import { csrfField } from '../security.ts';
 
 const states: DeadLetter['state'][] = ['dead', 'redriven', 'discarded'];
@@ -53,10 +53,15 @@ export function DeadLettersPage(props: { records: DeadLetter[]; state: DeadLette
   );
 }
 
-/** One dead letter: its error and stack, its message, its history, and the redrive and discard buttons. */
+/**
+ * One dead letter: its error and stack, its message (its correlation linked
+ * to the trace where the dashboard has one), its history, and the redrive
+ * and discard buttons.
+ */
 export function DeadLetterPage(props: { record: DeadLetter; notice?: string }) {
   const r = props.record;
   const correlationId = r.message.metadata?.correlationId;
+  const traced = useSections().includes('trace');
   return (
     <Layout title={`Dead letter ${r.id}`} section="dead-letters">
       {props.notice ? <p class="notice">{props.notice}</p> : null}
@@ -75,10 +80,12 @@ export function DeadLetterPage(props: { record: DeadLetter; notice?: string }) {
         </dd>
         <dt>correlation</dt>
         <dd>
-          {correlationId ? (
+          {correlationId && traced ? (
             <a class="mono trace-link" href={`/trace${query({ correlationId })}`}>
               {correlationId}
             </a>
+          ) : correlationId ? (
+            <span class="mono">{correlationId}</span>
           ) : (
             <span class="muted">none</span>
           )}

@@ -1,0 +1,68 @@
+/** @jsxImportSource hono/jsx */
+import type { DeadLetter } from '@factline/core';
+import type { Hono } from 'hono';
+import type { DeadLetterOperator, DeadLetterReader } from '../inspect/inspector.ts';
+import { ConfirmPage, DeadLetterPage, DeadLettersPage } from './pages/dead-letters.tsx';
+import type { RenderNotFound, RenderPage } from './render.tsx';
+
+const states = new Set<string>(['dead', 'redriven', 'discarded']);
+
+/** What the dead-letter pages read and change with. */
+export interface DeadLetterRouteSettings {
+  /** Read while the server runs: a database's dead letters, or a Redis application's. */
+  deadLetters: DeadLetterReader;
+  /** A read-write connection for one redrive or discard; closed after it. */
+  openDeadLetterOperator: () => Promise<DeadLetterOperator>;
+  csrfToken: string;
+}
+
+/**
+ * The dead-letter pages: the records of one state, one record, and redrive
+ * and discard behind a confirmation page (GET) and a POST with the CSRF token.
+ */
+export function addDeadLetterRoutes(
+  app: Hono,
+  settings: DeadLetterRouteSettings,
+  page: RenderPage,
+  notFound: RenderNotFound,
+): void {
+  const { deadLetters } = settings;
+  app.get('/dead-letters', async (c) => {
+    const asked = c.req.query('state') ?? 'dead';
+    const state = (states.has(asked) ? asked : 'dead') as DeadLetter['state'];
+    return page(c, <DeadLettersPage records={await deadLetters.list({ state })} state={state} />);
+  });
+  app.get('/dead-letters/:id', async (c) => {
+    const record = await deadLetters.get(c.req.param('id'));
+    if (!record) return notFound(c, `No dead letter ${c.req.param('id')}.`);
+    return page(c, <DeadLetterPage record={record} />);
+  });
+  for (const action of ['redrive', 'discard'] as const) {
+    app.get(`/dead-letters/:id/${action}`, async (c) => {
+      const record = await deadLetters.get(c.req.param('id'));
+      if (!record) return notFound(c, `No dead letter ${c.req.param('id')}.`);
+      if (record.state !== 'dead')
+        return page(c, <DeadLetterPage record={record} notice={`Already ${record.state}.`} />, 409);
+      return page(c, <ConfirmPage record={record} action={action} csrfToken={settings.csrfToken} />);
+    });
+    app.post(`/dead-letters/:id/${action}`, async (c) => {
+      const operator = await settings.openDeadLetterOperator();
+      try {
+        const record = await operator.get(c.req.param('id'));
+        if (!record) return notFound(c, `No dead letter ${c.req.param('id')}.`);
+        const refusal =
+          record.state !== 'dead'
+            ? `Already ${record.state}.`
+            : action === 'redrive'
+              ? await operator.cannotRedrive(record)
+              : undefined;
+        if (refusal !== undefined) return page(c, <DeadLetterPage record={record} notice={refusal} />, 409);
+        if (action === 'redrive') await operator.redrive(record, new Date());
+        else await operator.discard(record);
+      } finally {
+        await operator.close();
+      }
+      return c.redirect(`/dead-letters/${encodeURIComponent(c.req.param('id'))}`, 303);
+    });
+  }
+}
