@@ -78,11 +78,16 @@ export async function openInspector(flags: DatabaseFlags, context: CliContext): 
     : await (await import('../inspect/postgres-inspector.ts')).openPostgresInspector(where.url, where.schema);
 }
 
-/** The dead letters of a Redis application, read while the connection is open. */
+/** The dead letters of a Redis application, read while the connection is open (`reconnect`: after a drop too). */
 export async function openRedisDeadLetters(
   where: Extract<DeadLetterTarget, { kind: 'redis' }>,
+  options: { reconnect?: boolean } = {},
 ): Promise<DeadLetterReader & { close(): Promise<void> }> {
-  return (await import('../inspect/redis-dead-letters.ts')).openRedisDeadLetterReader(where.url, where.application);
+  return (await import('../inspect/redis-dead-letters.ts')).openRedisDeadLetterReader(
+    where.url,
+    where.application,
+    options,
+  );
 }
 
 /** A read-write connection for changing dead letters where the flags point (a database or a Redis application). */

@@ -33,7 +33,7 @@ async function openSource(flags: UiFlags, context: CliContext): Promise<UiSource
     if (flags.workflows !== undefined) {
       throw new CliError('--workflows needs a sqlite: or postgres:// --db: a Redis application keeps no workflows');
     }
-    return { deadLetters: await openRedisDeadLetters(where) };
+    return { deadLetters: await openRedisDeadLetters(where, { reconnect: true }) };
   }
   const modulePath = flags.workflows;
   return {

@@ -16,16 +16,33 @@ import type { DeadLetterOperator, DeadLetterReader } from './inspector.ts';
 /** How long connecting (and each transport's opening) may take before the command fails. */
 const CONNECT_TIMEOUT_MS = 5000;
 
-/** One connection, no reconnects: a CLI command fails fast and says why. */
-async function connect(url: string, application: string) {
+/** The longest wait between reconnect attempts of a long-lived connection (the dashboard's). */
+const RECONNECT_MAX_MS = 2000;
+
+/**
+ * One connection. The first connect fails fast and says why (a CLI command
+ * gives up); with `reconnect` (the dashboard, kept open for hours) a later
+ * drop is retried with backoff, and a command asked while Redis is away fails
+ * at once instead of waiting for it.
+ */
+async function connect(url: string, application: string, reconnect = false) {
   assertRedisUrl(url, '--db');
   const problem = applicationName(application);
   if (problem) throw new CliError(`--app ${problem}, got '${application}'`);
-  const client = createClient({ url, socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: false } });
+  let connected = false;
+  const client = createClient({
+    url,
+    disableOfflineQueue: reconnect,
+    socket: {
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      reconnectStrategy: (retries) => (reconnect && connected ? Math.min(50 * 2 ** retries, RECONNECT_MAX_MS) : false),
+    },
+  });
   // A dropped connection rejects the command waiting on it, which reports it; the event itself adds nothing.
   client.on('error', () => undefined);
   try {
     await client.connect();
+    connected = true;
     return client;
   } catch (error) {
     client.destroy();
@@ -36,12 +53,17 @@ async function connect(url: string, application: string) {
 /** `*`, `?`, `[`, `]` and `\` of a name, escaped for a `SCAN … MATCH` pattern. */
 const escapeGlob = (text: string) => text.replace(/[*?[\]\\]/g, '\\$&');
 
-/** The dead letters of `application` on a Redis server (`getRedisDeadLetterStore`'s hashes), for `dlq ls|show`. */
+/**
+ * The dead letters of `application` on a Redis server (`getRedisDeadLetterStore`'s
+ * hashes), for `dlq ls|show` and the dashboard (`reconnect`: kept open, it
+ * reconnects after a drop).
+ */
 export async function openRedisDeadLetterReader(
   url: string,
   application: string,
+  options: { reconnect?: boolean } = {},
 ): Promise<DeadLetterReader & { close(): Promise<void> }> {
-  const client = await connect(url, application);
+  const client = await connect(url, application, options.reconnect);
   const store = getRedisDeadLetterStore({ client, application });
   return {
     list: (filter) => store.list(filter),
