@@ -22,6 +22,18 @@ function createdAtOf(stored: StoredMsg): number {
 }
 
 /**
+ * A server time (RFC 3339 with up to 9 fraction digits, trailing zeros
+ * trimmed) as ns since the epoch: stream and consumer times of one server
+ * compare at the precision it wrote them, not at a Date's ms.
+ */
+export function serverNanos(text: string): bigint | undefined {
+  const parts = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(text);
+  const ms = Date.parse(parts ? `${parts[1]}${parts[3]}` : text);
+  if (Number.isNaN(ms)) return undefined;
+  return BigInt(ms) * 1_000_000n + BigInt((parts?.[2] ?? '').padEnd(9, '0'));
+}
+
+/**
  * The oldest message a consumer has not acknowledged: the first on its
  * filter after its ack floor (after what it delivered, when nothing is in
  * delivery). Until its first ack the floor is the stream's start, where
@@ -43,10 +55,10 @@ async function oldestWaiting(
     (inDelivery ? info.ack_floor.stream_seq : info.delivered.stream_seq) + 1,
   );
   if (!first || !inDelivery || info.ack_floor.consumer_seq > 0) return first;
-  // Stream times and the consumer's creation are in whole ms here: a message of the same ms counts as stored
-  // before the consumer (a message stored in that ms after it is passed over: the age is then off by that ms).
-  const created = Date.parse(info.created);
-  if (!(first.time.getTime() <= created)) return first;
+  // Stored before the consumer was made (by the server's clock, to the ns): another group's, not its own.
+  const created = serverNanos(info.created);
+  const storedAt = serverNanos(first.timestamp);
+  if (created === undefined || storedAt === undefined || storedAt >= created) return first;
   let found: StoredMsg | null = null;
   let low = first.seq + 1;
   let high = info.delivered.stream_seq;
@@ -54,7 +66,7 @@ async function oldestWaiting(
     const middle = Math.floor((low + high) / 2);
     const probe = await nextOn(jsm, stream, filter, middle);
     if (!probe || probe.seq > high) high = middle - 1;
-    else if (probe.time.getTime() > created) {
+    else if ((serverNanos(probe.timestamp) ?? created) >= created) {
       found = probe;
       high = middle - 1;
     } else low = probe.seq + 1;
