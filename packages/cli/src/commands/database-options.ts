@@ -53,10 +53,7 @@ export function databaseAction<Flags>(command: Command, work: (flags: Flags, ...
 
 /** Where the flags (or `FACTLINE_DB`) point, a SQLite path resolved from the working directory. */
 export function target(flags: DatabaseFlags, context: CliContext): DatabaseTarget {
-  const url = flags.db ?? context.env.FACTLINE_DB;
-  if (flags.app !== undefined && !/^rediss?:\/\//i.test(url ?? ''))
-    throw new CliError('--app applies to a redis:// --db only');
-  const parsed = parseDatabaseUrl(url, flags.schema);
+  const parsed = parseDatabaseUrl(flags.db ?? context.env.FACTLINE_DB, flags.schema, flags.app);
   return parsed.kind === 'sqlite' ? { kind: 'sqlite', path: context.resolve(parsed.path) } : parsed;
 }
 
@@ -65,7 +62,8 @@ export function deadLetterTarget(flags: DatabaseFlags, context: CliContext): Dea
   const parsed = parseDeadLetterUrl(
     flags.db ?? context.env.FACTLINE_DB,
     flags.schema,
-    flags.app ?? context.env.FACTLINE_APP,
+    flags.app,
+    context.env.FACTLINE_APP,
   );
   return parsed.kind === 'sqlite' ? { kind: 'sqlite', path: context.resolve(parsed.path) } : parsed;
 }

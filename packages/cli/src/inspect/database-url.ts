@@ -14,12 +14,13 @@ export const redactUrl = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '
 /**
  * Reads `--db` (or `FACTLINE_DB`): `sqlite:./orders.db`, a bare file path, or
  * `postgres://...` / `postgresql://...` (the schema from `--schema`, default
- * `factline`).
+ * `factline`). `app` is the `--app` flag, refused here: it names a Redis
+ * application.
  *
  * @example
  * parseDatabaseUrl('sqlite:./orders.db'); // { kind: 'sqlite', path: './orders.db' }
  */
-export function parseDatabaseUrl(url: string | undefined, schema?: string): DatabaseTarget {
+export function parseDatabaseUrl(url: string | undefined, schema?: string, app?: string): DatabaseTarget {
   if (url === undefined || url.trim() === '') {
     throw new CliError('no database: give --db sqlite:./app.db or --db postgres://..., or set FACTLINE_DB');
   }
@@ -28,6 +29,7 @@ export function parseDatabaseUrl(url: string | undefined, schema?: string): Data
       `--db ${redactUrl(url)}: Redis holds an application's dead letters only: 'factline dlq' reads them (with --app); this command needs a sqlite: path or postgres:// URL`,
     );
   }
+  if (app !== undefined) throw new CliError('--app applies to a redis:// --db only');
   if (/^postgres(ql)?:\/\//.test(url)) return { kind: 'postgres', url, schema: schema ?? 'factline' };
   if (schema !== undefined) throw new CliError('--schema applies to a postgres:// database only');
   const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '') : url;
@@ -39,19 +41,23 @@ export function parseDatabaseUrl(url: string | undefined, schema?: string): Data
 
 /**
  * Reads `--db` for the dead-letter commands: what `parseDatabaseUrl` reads,
- * or `redis://...` / `rediss://...` with the application (`--app` or
- * `FACTLINE_APP`: the Redis transport's `application` option, the prefix of
- * its keys).
+ * or `redis://...` / `rediss://...` with the application (the `--app` flag
+ * `app`, else `FACTLINE_APP` given as `defaultApp`: the Redis transport's
+ * `application` option, the prefix of its keys). `FACTLINE_APP` set for a
+ * Redis application is ignored with a database.
  *
  * @example
  * parseDeadLetterUrl('redis://127.0.0.1:6379', undefined, 'shop'); // { kind: 'redis', url: 'redis://127.0.0.1:6379', application: 'shop' }
  */
-export function parseDeadLetterUrl(url: string | undefined, schema?: string, application?: string): DeadLetterTarget {
-  if (url === undefined || !isRedisUrl(url)) {
-    if (application !== undefined) throw new CliError('--app applies to a redis:// --db only');
-    return parseDatabaseUrl(url, schema);
-  }
+export function parseDeadLetterUrl(
+  url: string | undefined,
+  schema?: string,
+  app?: string,
+  defaultApp?: string,
+): DeadLetterTarget {
+  if (url === undefined || !isRedisUrl(url)) return parseDatabaseUrl(url, schema, app);
   if (schema !== undefined) throw new CliError('--schema applies to a postgres:// database only');
+  const application = app ?? defaultApp;
   if (application === undefined || application.trim() === '') {
     throw new CliError(
       "a redis:// --db needs the application: give --app <name> (the Redis transport's application option) or set FACTLINE_APP",
