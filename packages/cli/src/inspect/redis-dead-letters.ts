@@ -6,7 +6,6 @@ import {
   getRedisTransport,
   type RedisTransport,
   redisKeys,
-  scanKeys,
 } from '@factline/redis';
 import { createClient } from 'redis';
 import { CliError } from '../cli-error.ts';
@@ -50,9 +49,6 @@ async function connect(url: string, application: string, reconnect = false) {
   }
 }
 
-/** `*`, `?`, `[`, `]` and `\` of a name, escaped for a `SCAN … MATCH` pattern. */
-const escapeGlob = (text: string) => text.replace(/[*?[\]\\]/g, '\\$&');
-
 /**
  * The dead letters of `application` on a Redis server (`getRedisDeadLetterStore`'s
  * hashes), for `dlq ls|show` and the dashboard (`reconnect`: kept open, it
@@ -87,17 +83,25 @@ export async function openRedisDeadLetterOperator(url: string, application: stri
   /** One transport per partition count (one in practice), opened at the first redrive. */
   const transports = new Map<number, Promise<RedisTransport>>();
 
-  /** The topic's partition streams: the highest `<app>:stream:<topic>:<p>` there is, plus one (0 when none). */
-  const partitionsOf = async (topic: string): Promise<number> => {
-    const prefix = keys.stream(topic, 0).slice(0, -1);
-    let highest = -1;
-    for await (const found of scanKeys(client, `${escapeGlob(prefix)}*`)) {
-      for (const key of found) {
-        const rest = key.slice(prefix.length);
-        if (/^\d+$/.test(rest)) highest = Math.max(highest, Number(rest));
-      }
+  /** Per topic, how many partition streams it has. */
+  const partitionCounts = new Map<string, Promise<number>>();
+  /**
+   * The topic's partition streams: `<app>:stream:<topic>:0`, `:1`, … while
+   * they exist (a declared group has all of them), asked once per topic and
+   * command: a key look-up each, never a walk of the keyspace.
+   */
+  const partitionsOf = (topic: string): Promise<number> => {
+    let counted = partitionCounts.get(topic);
+    if (!counted) {
+      counted = (async () => {
+        let count = 0;
+        while (Number(await client.sendCommand(['EXISTS', keys.stream(topic, count)])) === 1) count += 1;
+        return count;
+      })();
+      partitionCounts.set(topic, counted);
+      counted.catch(() => partitionCounts.delete(topic));
     }
-    return highest + 1;
+    return counted;
   };
 
   const cannotRedrive = async (record: DeadLetter): Promise<string | undefined> => {
