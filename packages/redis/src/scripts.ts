@@ -192,12 +192,17 @@ for i = k + 1, #KEYS do
 end
 return out`,
 
-  /** KEYS: marks. ARGV: ms, then one claim value per mark. Renews each claim that is still the run's. */
+  /**
+   * KEYS: marks. ARGV: ms, then one claim value per mark. Renews each claim
+   * that is still the run's; returns the positions (from 1) of those that are
+   * not (expired, or another run's now).
+   */
   inboxRenew: `
+local lost = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[i + 1] then redis.call('PEXPIRE', key, ARGV[1]) end
+  if redis.call('GET', key) == ARGV[i + 1] then redis.call('PEXPIRE', key, ARGV[1]) else lost[#lost + 1] = i end
 end
-return #KEYS`,
+return lost`,
 
   /** KEYS: mark. ARGV: claim value, then a mark and its ms ('' to drop the claim), or ms to renew. */
   inboxSettle: `

@@ -440,7 +440,10 @@ export function createGroupReader(context: ReaderContext) {
         if (!(states[p] as PartitionState).held) continue;
         await handBack(p).catch((error: unknown) => context.report(error, 'lease'));
       }
-      await client.sendCommand(['ZREM', keys.readers(topic, group), consumer]).catch(() => undefined);
+      // Left behind, the entry still ends at its expiry (one lease time): until then the others count one reader too many.
+      await client
+        .sendCommand(['ZREM', keys.readers(topic, group), consumer])
+        .catch((error: unknown) => context.report(error, 'lease'));
     },
   };
 }

@@ -5,7 +5,7 @@ import { redisUrl } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
 import { getRedisTransport } from './redis-transport.ts';
 
-const { skip, application } = await sharedRedis('backlog');
+const { skip, application, client } = await sharedRedis('backlog');
 
 describe('redis: backlog', { skip }, () => {
   it("counts a group's unread and pending entries, and tells the oldest one's time", async () => {
@@ -27,6 +27,18 @@ describe('redis: backlog', { skip }, () => {
       await Promise.all(got.map((d) => d.ack()));
       assert.equal((await transport.backlog?.('orders', 'billing'))?.messages, 5 - got.length);
       await subscription.close();
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it('a topic nothing was declared for has nothing waiting; a failed read is an error, never a zero', async () => {
+    const transport = await getRedisTransport({ url: redisUrl, application, partitions: 2 });
+    try {
+      assert.deepEqual(await transport.backlog?.('never-declared', 'billing'), { messages: 0, oldestAt: undefined });
+      // Partition 1's key holds something that is no stream: Redis refuses XINFO on it.
+      await client.sendCommand(['SET', `${application}:stream:broken:1`, 'not a stream']);
+      await assert.rejects(Promise.resolve(transport.backlog?.('broken', 'billing')), /WRONGTYPE/);
     } finally {
       await transport.close();
     }

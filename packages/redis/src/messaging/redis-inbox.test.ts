@@ -4,17 +4,18 @@ import type { Delivery } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
 import { serverIdentity } from '../connection.ts';
+import { startPrivateServer } from '../fixtures/private-server.ts';
 import { redisUrl } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
 import { type AckTarget, ackWithMark } from './ack-with-mark.ts';
-import { getRedisInbox, type RedisInbox } from './redis-inbox.ts';
+import { getRedisInbox, type RedisInbox, type RedisInboxErrorStage, type RedisInboxOptions } from './redis-inbox.ts';
 
 const opened: RedisInbox[] = [];
 const { skip, application, client } = await sharedRedis('inbox', async () => {
   for (const inbox of opened) await inbox.close();
 });
 
-const open = async (options: { retentionMs?: number; claimMs?: number } = {}) => {
+const open = async (options: Omit<RedisInboxOptions, 'url' | 'application'> = {}) => {
   const inbox = await getRedisInbox({ url: redisUrl, application, ...options });
   opened.push(inbox);
   return inbox;
@@ -182,5 +183,79 @@ describe('getRedisInbox: claim, then mark once the handler succeeded', { skip },
       assert.equal(await client.sendCommand(['EXISTS', markKey('billing', `m-1-${i}`)]), 0, 'no mark, no claim left');
     }
     assert.equal(await inbox.has('billing', 'm-plain'), true, 'a mark with no ack is written as well');
+  });
+});
+
+describe('getRedisInbox: failures outside a run are told to onError', { skip }, () => {
+  const told = () => {
+    const errors: { error: unknown; stage: RedisInboxErrorStage }[] = [];
+    return {
+      errors,
+      onError: (error: unknown, { stage }: { stage: RedisInboxErrorStage }) => errors.push({ error, stage }),
+    };
+  };
+
+  it('a claim gone before its renewal (expired, another run holds it) is reported once, naming the message', async () => {
+    const { errors, onError } = told();
+    const inbox = await open({ claimMs: 150, onError });
+    let finish: () => void = () => undefined;
+    const run = inbox.applyOnce?.('billing', 'lost-1', new Date(), () => new Promise<void>((r) => (finish = r)));
+    await waitUntil(
+      async () => Number(await client.sendCommand(['EXISTS', markKey('billing', 'lost-1')])) === 1,
+      'the claim',
+    );
+    // Another run's claim in its place, as after this run's claim ran out.
+    await client.sendCommand(['SET', markKey('billing', 'lost-1'), 'c:another-run', 'PX', '60000']);
+    await waitUntil(() => errors.length > 0, 'the renewal to find the claim gone');
+    const renewalsBefore = Date.now();
+    await waitUntil(() => Date.now() - renewalsBefore > 300, 'several more renewals');
+    assert.equal(errors.length, 1, 'reported once per run');
+    assert.equal(errors[0]?.stage, 'renew');
+    assert.match(String(errors[0]?.error), /claim of message lost-1 by consumer 'billing' ran out/);
+    finish();
+    assert.equal(await run, true);
+    assert.equal(
+      await client.sendCommand(['GET', markKey('billing', 'lost-1')]),
+      'c:another-run',
+      'the other run keeps it',
+    );
+  });
+
+  it("a failed run's claim that cannot be deleted is reported as 'settle'; the handler's error is the run's", async () => {
+    const { errors, onError } = told();
+    const inbox = await open({ onError });
+    const key = markKey('billing', 'settle-1');
+    await assert.rejects(
+      inbox.applyOnce?.('billing', 'settle-1', new Date(), async () => {
+        // The claim's key made a hash: the script deleting the claim fails on it.
+        await client.sendCommand(['DEL', key]);
+        await client.sendCommand(['HSET', key, 'f', 'v']);
+        throw new Error('handler failed');
+      }) ?? Promise.resolve(),
+      /handler failed/,
+    );
+    assert.deepEqual(
+      errors.map((e) => e.stage),
+      ['settle'],
+    );
+    assert.match(String(errors[0]?.error), /WRONGTYPE/);
+  });
+
+  it("a dropped connection is reported as 'connection'; close resolves", async (t) => {
+    const server = await startPrivateServer();
+    if ('reason' in server) {
+      t.skip(server.reason);
+      return;
+    }
+    try {
+      const { errors, onError } = told();
+      const inbox = await getRedisInbox({ url: server.url, application, onError });
+      assert.equal(await inbox.applyOnce?.('billing', 'c-1', new Date(), () => undefined), true);
+      await server.stop();
+      await waitUntil(() => errors.some((e) => e.stage === 'connection'), 'the dropped connection reported');
+      await inbox.close();
+    } finally {
+      await server.stop();
+    }
   });
 });

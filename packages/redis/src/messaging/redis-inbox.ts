@@ -38,7 +38,19 @@ export interface RedisInboxOptions {
   claimMs?: number;
   /** How long opening the connection may take. Default 5000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * Told what fails outside a handler run's own outcome: `connection` (the
+   * connection dropped or cannot reconnect; it keeps trying), `renew` (a
+   * renewal failed, or found a run's claim gone: it ran out before it was
+   * renewed, and another run may apply the message too), `settle` (a failed
+   * run's claim could not be deleted: its retry waits for it to expire).
+   * Default: nothing is written anywhere.
+   */
+  onError?: (error: unknown, context: { stage: RedisInboxErrorStage }) => void;
 }
+
+/** Where a Redis inbox failure happened, as told to `onError`. */
+export type RedisInboxErrorStage = 'connection' | 'renew' | 'settle';
 
 export interface RedisInbox extends Inbox {
   /** Closes the inbox's connection. */
@@ -51,6 +63,7 @@ const spec: OptionSpecOf<RedisInboxOptions> = {
   retentionMs: 'positive-integer',
   claimMs: 'positive-integer',
   connectTimeoutMs: 'positive-integer',
+  onError: 'function',
 };
 
 /**
@@ -75,15 +88,23 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
   const retentionMs = options.retentionMs ?? 86_400_000;
   const claimMs = options.claimMs ?? 10_000;
   const prefix = `${options.application}:processed:`;
+  const report = (error: unknown, stage: RedisInboxErrorStage) => {
+    try {
+      options.onError?.(error, { stage });
+    } catch {
+      // The hook's own failure changes nothing.
+    }
+  };
   const client: RedisClient = await openClient(options.url, {
     connectTimeoutMs: options.connectTimeoutMs ?? 5000,
     reconnectMinMs: 100,
     reconnectMaxMs: 5000,
     name: `factline-${options.application}-inbox-${process.pid}`,
-    onError: () => undefined,
+    onError: (error) => report(error, 'connection'),
   });
   const server = await serverIdentity(client, options.url, options.connectTimeoutMs ?? 5000);
   const markKey = (consumer: string, id: string) => `${prefix}${consumer}:${id}`;
+
   /** Claim values: unique per inbox (72 random bits, short: each claim travels twice per message) and per run (a counter). */
   const runs = randomBytes(9).toString('base64url');
   let runCount = 0;
@@ -142,8 +163,8 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     }
     return results;
   });
-  /** The claims of the handler runs in progress (mark key → claim), renewed together every third of `claimMs`. */
-  const running = new Map<string, string>();
+  /** The handler runs in progress by mark key, their claims renewed together every third of `claimMs`. */
+  const running = new Map<string, { claim: string; consumer: string; id: string; lost?: boolean }>();
   let renewals: ReturnType<typeof setInterval> | undefined;
   const startRenewals = () => {
     renewals ??= setInterval(
@@ -153,7 +174,26 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
           renewals = undefined;
           return;
         }
-        runScript(client, 'inboxRenew', [...running.keys()], [claimMs, ...running.values()]).catch(() => undefined);
+        const keys = [...running.keys()];
+        const runs = [...running.values()];
+        runScript(client, 'inboxRenew', keys, [claimMs, ...runs.map((run) => run.claim)]).then(
+          (lost) => {
+            for (const at of lost as number[]) {
+              const run = runs[Number(at) - 1];
+              // A run that ended meanwhile turned its claim into a mark (or dropped it): nothing was lost.
+              if (run === undefined || run.lost || running.get(keys[Number(at) - 1] as string) !== run) continue;
+              run.lost = true;
+              const { consumer, id } = run;
+              report(
+                new TransportError(
+                  `the claim of message ${id} by consumer '${consumer}' ran out before it was renewed (claimMs ${claimMs}): another run may apply the message too`,
+                ),
+                'renew',
+              );
+            }
+          },
+          (error: unknown) => report(error, 'renew'),
+        );
       },
       Math.max(10, Math.floor(claimMs / 3)),
     );
@@ -190,14 +230,16 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       if (outcome === 'busy') {
         throw new TransportError(`message ${id} is being handled by another run of consumer '${consumer}'`);
       }
-      running.set(key, claim);
+      running.set(key, { claim, consumer, id });
       startRenewals();
       try {
         await work(undefined);
       } catch (error) {
         running.delete(key);
         // The claim goes, so that a retry runs; failing to delete it only delays the retry to its expiry.
-        await runScript(client, 'inboxSettle', [key], [claim, '', 0]).catch(() => undefined);
+        await runScript(client, 'inboxSettle', [key], [claim, '', 0]).catch((settleError: unknown) =>
+          report(settleError, 'settle'),
+        );
         throw error;
       }
       running.delete(key);

@@ -17,7 +17,7 @@ import { startDelayMover } from './delay-mover.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { delayedMember, writeMessages } from './publish.ts';
 import { getRedisDeadLetterStore } from './redis-dead-letters.ts';
-import { idTime, infoRow } from './stream-replies.ts';
+import { idTime, infoRow, isNoSuchKey } from './stream-replies.ts';
 
 export interface RedisTransport extends Transport {
   /** The keys this transport writes, by application. */
@@ -231,7 +231,11 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
         let messages = 0;
         let oldestAt: number | undefined;
         for (const stream of streamsOf(topic)) {
-          const info = (await client.sendCommand(['XINFO', 'GROUPS', stream]).catch(() => [])) as unknown[];
+          // A partition nothing was written to has no stream yet: nothing waits there. Any other failure is the caller's.
+          const info = (await client.sendCommand(['XINFO', 'GROUPS', stream]).catch((error: unknown) => {
+            if (isNoSuchKey(error)) return [];
+            throw error;
+          })) as unknown[];
           for (const row of info) {
             const fields = infoRow(row);
             if (String(fields.get('name')) !== group) continue;

@@ -61,6 +61,9 @@ export const idTime = (id: string) => Number(id.split('-')[0]);
 /** True for a server reply naming a missing consumer group (the server restarted without persistence). */
 export const isNoGroup = (error: unknown) => /NOGROUP/.test(String((error as Error)?.message ?? error));
 
+/** Redis's answer about a key that does not exist (an `XINFO` on a stream nothing was written to). */
+export const isNoSuchKey = (error: unknown) => /no such key/i.test(String((error as Error)?.message ?? error));
+
 /** One row of an `XINFO` reply as a map, whether node-redis gave it flat (`[name, value, ...]`) or as an object. */
 export function infoRow(row: unknown): Map<string, unknown> {
   const out = new Map<string, unknown>();
