@@ -441,9 +441,18 @@ export function createGroupReader(context: ReaderContext) {
         await handBack(p).catch((error: unknown) => context.report(error, 'lease'));
       }
       // Left behind, the entry still ends at its expiry (one lease time): until then the others count one reader too many.
-      await client
-        .sendCommand(['ZREM', keys.readers(topic, group), consumer])
-        .catch((error: unknown) => context.report(error, 'lease'));
+      // Not tried while the connection is down (it would wait for the command deadline to fail).
+      const leave = client.isReady
+        ? client.sendCommand(['ZREM', keys.readers(topic, group), consumer])
+        : Promise.reject(new TransportError('not connected to Redis'));
+      await leave.catch((error: unknown) =>
+        context.report(
+          new TransportError(`${consumer} could not leave the readers of ${topic}/${group}: ${String(error)}`, {
+            cause: error,
+          }),
+          'lease',
+        ),
+      );
     },
   };
 }

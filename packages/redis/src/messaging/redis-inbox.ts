@@ -259,7 +259,9 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     async close() {
       clearInterval(renewals);
       renewals = undefined;
-      await client.close().catch(() => destroyClient(client));
+      // A connection that is down has nothing to finish: what waits in it is given up at once, not at its deadline.
+      if (client.isReady) await client.close().catch(() => destroyClient(client));
+      else destroyClient(client);
     },
   };
 }

@@ -268,11 +268,15 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
       deadLetterStore: () => getRedisDeadLetterStore({ client, application: options.application }),
       async close() {
         closed = true;
+        // A connection that is down has nothing to finish: what waits in it (a lease tick, a mover run) is given
+        // up at once, not at its command deadline; the readers' leases are lost already.
+        if (!client.isReady) destroyClient(client);
         await Promise.all([...readers.values()].map(({ reader }) => reader.stop()));
         readers.clear();
         await mover.stop();
         for (const own of blockingClients) destroyClient(own);
-        await client.close().catch(() => destroyClient(client));
+        if (client.isReady) await client.close().catch(() => destroyClient(client));
+        else destroyClient(client);
       },
     },
     {
