@@ -299,6 +299,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
           {
             bucket: claimBucket,
             scope: `${keyToken(topic)}.${keyToken(group)}`,
+            label: `${topic}/${group}`,
             async members() {
               const scope = `${keyToken(topic)}.${keyToken(group)}`;
               const info = await jsm.streams.info(`KV_${names.claims}`, {
@@ -312,6 +313,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
             partitions: options.partitions,
             ttlMs: options.claimTtlMs,
             report: (error) => report(error, 'claim'),
+            connected: () => connected,
           },
           reader,
         );

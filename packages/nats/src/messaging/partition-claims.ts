@@ -14,6 +14,8 @@ export interface ClaimSettings {
   bucket(): Promise<KV>;
   /** `<topic>.<group>` as key tokens. */
   scope: string;
+  /** `<topic>/<group>` as given, for messages. */
+  label: string;
   /** How many `member.<scope>.*` keys the bucket holds (a departed member counts until its entry expires). */
   members(): Promise<number>;
   /** Removes a key with no trace (a delete would leave a marker that counts as a member until it expires). */
@@ -21,6 +23,8 @@ export interface ClaimSettings {
   partitions: number;
   ttlMs: number;
   report(error: unknown): void;
+  /** Whether the connection is up now: at `stop()` without it, the claims are left to expire rather than waited on. */
+  connected?(): boolean;
 }
 
 /**
@@ -83,7 +87,7 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
     for (const [partition, at] of renewedAt) {
       if (at >= limit) continue;
       settings.report(
-        new TransportError(`the claim on partition ${partition} of ${settings.scope} was not renewed in time`),
+        new TransportError(`the claim on partition ${partition} of ${settings.label} was not renewed in time`),
       );
       lose(partition);
     }
@@ -93,6 +97,8 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
 
   const renew = async (kv: KV) => {
     for (const [partition, revision] of [...held]) {
+      // Stopping: a renewal now would keep a claim that is being given up alive for another ttl.
+      if (stopped) return;
       const started = Date.now();
       try {
         const next = await bounded(kv.update(claimKey(partition), value, revision));
@@ -102,13 +108,26 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
       } catch (error) {
         if (!held.has(partition)) continue;
         settings.report(
-          new TransportError(`lost the claim on partition ${partition} of ${settings.scope}`, { cause: error }),
+          new TransportError(`lost the claim on partition ${partition} of ${settings.label}`, { cause: error }),
         );
         lose(partition);
       }
     }
+    if (stopped) return;
     memberRevision = await bounded(kv.put(memberKey, value));
   };
+
+  /** Deletes a claim this process held; one another process holds by now (a newer revision) is left alone. */
+  const release = (kv: KV, partition: number, revision: number) =>
+    bounded(kv.delete(claimKey(partition), { previousSeq: revision })).catch((error: unknown) => {
+      if (/wrong last sequence/i.test(String((error as Error)?.message ?? error))) return;
+      settings.report(
+        new TransportError(
+          `giving up the claim on partition ${partition} of ${settings.label} failed: another process can take it after ${settings.ttlMs} ms`,
+          { cause: error },
+        ),
+      );
+    });
 
   const balance = async (kv: KV) => {
     const share = Math.ceil(settings.partitions / Math.max(1, await bounded(settings.members())));
@@ -119,7 +138,7 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
       const revision = held.get(partition) as number;
       lose(partition);
       await Promise.allSettled([...losing]);
-      await bounded(kv.delete(claimKey(partition), { previousSeq: revision })).catch(() => undefined);
+      await release(kv, partition, revision);
     }
     // Below it: claim free partitions, from a random one so processes starting together spread.
     const offset = Math.floor(Math.random() * settings.partitions);
@@ -174,12 +193,30 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
       const revisions = [...held];
       for (const [partition] of revisions) lose(partition);
       await Promise.allSettled([...losing]);
+      if (revisions.length === 0 && memberRevision === undefined) return;
+      if (settings.connected?.() === false) {
+        // Nothing would reach the server: each call would only wait for its deadline.
+        settings.report(
+          new TransportError(
+            `not connected: the claims of ${settings.label}${revisions.length > 0 ? ` (partitions ${revisions.map(([p]) => p).join(', ')})` : ''} are left to expire after ${settings.ttlMs} ms`,
+          ),
+        );
+        return;
+      }
       try {
         const kv = await settings.bucket();
-        for (const [partition, revision] of revisions) {
-          await bounded(kv.delete(claimKey(partition), { previousSeq: revision })).catch(() => undefined);
-        }
-        if (memberRevision !== undefined) await bounded(settings.remove(memberKey)).catch(() => undefined);
+        await Promise.all([
+          ...revisions.map(([partition, revision]) => release(kv, partition, revision)),
+          memberRevision === undefined
+            ? undefined
+            : bounded(settings.remove(memberKey)).catch((error: unknown) =>
+                settings.report(
+                  new TransportError(`leaving the members of ${settings.label} failed: it counts until it expires`, {
+                    cause: error,
+                  }),
+                ),
+              ),
+        ]);
       } catch (error) {
         settings.report(error);
       }
