@@ -104,7 +104,6 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
   });
   const server = await serverIdentity(client, options.url, options.connectTimeoutMs ?? 5000);
   const markKey = (consumer: string, id: string) => `${prefix}${consumer}:${id}`;
-
   /** Claim values: unique per inbox (72 random bits, short: each claim travels twice per message) and per run (a counter). */
   const runs = randomBytes(9).toString('base64url');
   let runCount = 0;
@@ -175,11 +174,11 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
           return;
         }
         const keys = [...running.keys()];
-        const runs = [...running.values()];
-        runScript(client, 'inboxRenew', keys, [claimMs, ...runs.map((run) => run.claim)]).then(
+        const inFlight = [...running.values()];
+        runScript(client, 'inboxRenew', keys, [claimMs, ...inFlight.map((run) => run.claim)]).then(
           (lost) => {
             for (const at of lost as number[]) {
-              const run = runs[Number(at) - 1];
+              const run = inFlight[Number(at) - 1];
               // A run that ended meanwhile turned its claim into a mark (or dropped it): nothing was lost.
               if (run === undefined || run.lost || running.get(keys[Number(at) - 1] as string) !== run) continue;
               run.lost = true;
