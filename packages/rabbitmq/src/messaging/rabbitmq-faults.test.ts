@@ -23,7 +23,11 @@ async function receiveOne(subscription: Subscription, ms = 15_000): Promise<Deli
 }
 
 describe('rabbitmq transport faults on the shared broker (only this test’s connection and queues)', { skip }, () => {
-  after(() => removeTopology(created));
+  after(async () => {
+    // Also after a failed case: a transport left open reconnects for ever and keeps this file running.
+    await Promise.allSettled(created.map((transport) => transport.close()));
+    await removeTopology(created);
+  });
 
   it('its connection closed by the server: a publish meanwhile rejects (retryable), then it reconnects and the subscription resumes', async () => {
     const errors: string[] = [];
@@ -100,6 +104,45 @@ describe('rabbitmq transport faults on the shared broker (only this test’s con
     assert.equal(delivery.message.id, second.id);
     await delivery.ack();
     await subscription.close();
+    await transport.close();
+  });
+
+  it("a publish channel error (its exchange deleted on the server) is reported with the broker's reason; the link comes back", async () => {
+    const errors: string[] = [];
+    const application = testApplication('channel');
+    const transport = await getRabbitTransport({
+      url: amqpUrl,
+      application,
+      partitions: 1,
+      reconnectMinMs: 100,
+      reconnectMaxMs: 500,
+      onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
+    });
+    created.push(transport);
+    await transport.declareSubscription('orders', 'billing');
+    const admin = await amqp.connect(amqpUrl);
+    try {
+      const channel = await admin.createChannel();
+      await channel.deleteExchange(topologyNames(application).exchange);
+    } finally {
+      await admin.close();
+    }
+    await transport.publish('orders', [createMessage({ type: 'Placed', data: {} })]).catch(() => undefined);
+    await waitUntil(
+      () => errors.some((e) => /^connection: the publish channel .* failed: .*NOT_FOUND/.test(e)),
+      'the channel error reported with its reason',
+      10_000,
+    );
+    // Reconnected and declared again: a publish goes through.
+    await waitUntil(
+      async () =>
+        transport.publish('orders', [createMessage({ type: 'Placed', data: {} })]).then(
+          () => true,
+          () => false,
+        ),
+      'a publish to go through again',
+      15_000,
+    );
     await transport.close();
   });
 

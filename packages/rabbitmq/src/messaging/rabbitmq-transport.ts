@@ -95,9 +95,20 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
     const connection = await openConnection(options.url, options.connectTimeoutMs, connectionName);
     try {
       const channel = await connection.createConfirmChannel();
-      channel.on('error', () => undefined);
+      // A channel error of the link in use (e.g. a publish to an exchange that is gone) closes the channel, and with
+      // it the link: its reason is told here, the lost connection after it. (One while declaring rejects `open`.)
+      let opened: Link | undefined;
+      channel.on('error', (error: Error) => {
+        if (closed || opened === undefined || link !== opened) return;
+        report(
+          new TransportError(`the publish channel to RabbitMQ at ${redactUrl(options.url)} failed: ${error.message}`, {
+            cause: error,
+          }),
+          'connection',
+        );
+      });
       await declareExchanges(channel, names);
-      const opened: Link = { connection, channel, publisher: createPublisher(channel) };
+      opened = { connection, channel, publisher: createPublisher(channel) };
       connection.on('close', () => {
         if (link !== opened) return;
         link = undefined;
