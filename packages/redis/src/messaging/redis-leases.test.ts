@@ -63,13 +63,17 @@ describe('redis: partition leases and consumer names', { skip }, () => {
   it('consumer names are unique per process and removed from the group at shutdown, their pending entries handed back', async () => {
     const transport = await getRedisTransport({ url: redisUrl, application, partitions: 1 });
     const stream = transport.keys.stream('names', 0);
-    const subscription = transport.subscribe('names', 'g');
-    await transport.publish('names', [createMessage({ type: 'A', key: 'k', data: {} })]);
-    const [held] = await subscription.receive(1, 5000, new AbortController().signal);
-    assert.ok(held);
-    assert.match(await consumersOf(stream, 'g'), new RegExp(transport.consumerName));
-    await subscription.close();
-    await transport.close();
+    try {
+      const subscription = transport.subscribe('names', 'g');
+      await transport.publish('names', [createMessage({ type: 'A', key: 'k', data: {} })]);
+      const [held] = await subscription.receive(1, 5000, new AbortController().signal);
+      assert.ok(held);
+      assert.match(await consumersOf(stream, 'g'), new RegExp(transport.consumerName));
+      await subscription.close();
+    } finally {
+      // Also after a failed assertion: a transport left open would keep this file running.
+      await transport.close();
+    }
     const after = await consumersOf(stream, 'g');
     assert.doesNotMatch(after, new RegExp(transport.consumerName), 'the name is gone');
     const pending = (await client.sendCommand(['XPENDING', stream, 'g'])) as [number, unknown, unknown, unknown];
