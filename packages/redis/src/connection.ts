@@ -122,6 +122,16 @@ export async function serverIdentity(client: RedisCommandSender, url: string, ti
   return `url ${url}`;
 }
 
+/**
+ * Closes a client: gracefully (what it sent is answered first) while it is
+ * connected; at once while it is not, since nothing waiting in it could be
+ * answered before node-redis's command deadline. Never throws.
+ */
+export async function closeClient(client: RedisClient): Promise<void> {
+  if (client.isReady) await client.close().catch(() => destroyClient(client));
+  else destroyClient(client);
+}
+
 /** Closes a client now, whatever it was doing (a blocked read included); never throws. */
 export function destroyClient(client: RedisClient | undefined): void {
   try {

@@ -5,6 +5,7 @@ import { waitUntil } from '@factline/core/testing';
 import amqp from 'amqplib';
 import { closeConnectionFromServer } from '../fixtures/close-connection.ts';
 import { amqpUrl, rabbitUnavailable, removeTopology, testApplication } from '../fixtures/server.ts';
+import type { RabbitTransportOptions } from '../options.ts';
 import { topologyNames } from '../topology.ts';
 import { getRabbitTransport, type RabbitTransport } from './rabbitmq-transport.ts';
 
@@ -20,6 +21,31 @@ async function receiveOne(subscription: Subscription, ms = 15_000): Promise<Deli
     if (delivery) return delivery;
   }
   assert.fail(`nothing received in ${ms} ms`);
+}
+
+/** A transport of its own application whose `onError` calls are kept as `<stage>: <message>`. */
+async function toldTransport(label: string, options: Partial<RabbitTransportOptions> = {}) {
+  const errors: string[] = [];
+  const application = testApplication(label);
+  const transport = await getRabbitTransport({
+    url: amqpUrl,
+    application,
+    partitions: 1,
+    ...options,
+    onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
+  });
+  created.push(transport);
+  return { transport, application, errors };
+}
+
+/** Changes the broker behind the transport's back, on a connection of its own. */
+async function asAdmin(change: (channel: amqp.Channel) => Promise<unknown>): Promise<void> {
+  const admin = await amqp.connect(amqpUrl);
+  try {
+    await change(await admin.createChannel());
+  } finally {
+    await admin.close();
+  }
 }
 
 describe('rabbitmq transport faults on the shared broker (only this test’s connection and queues)', { skip }, () => {
@@ -66,28 +92,14 @@ describe('rabbitmq transport faults on the shared broker (only this test’s con
   });
 
   it('a consumer cancelled by the server (its queue deleted) is reported, declared again and consumes again', async () => {
-    const errors: string[] = [];
-    const application = testApplication('cancel');
-    const transport = await getRabbitTransport({
-      url: amqpUrl,
-      application,
-      partitions: 1,
-      onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
-    });
-    created.push(transport);
+    const { transport, application, errors } = await toldTransport('cancel');
     const subscription = transport.subscribe('orders', 'billing');
     await transport.declareSubscription('orders', 'billing');
     const first = createMessage({ type: 'Placed', data: { n: 1 } });
     await transport.publish('orders', [first]);
     await (await receiveOne(subscription)).ack();
 
-    const admin = await amqp.connect(amqpUrl);
-    try {
-      const channel = await admin.createChannel();
-      await channel.deleteQueue(topologyNames(application).groupQueue('orders', 'billing', 0));
-    } finally {
-      await admin.close();
-    }
+    await asAdmin((channel) => channel.deleteQueue(topologyNames(application).groupQueue('orders', 'billing', 0)));
     await waitUntil(() => errors.some((e) => /cancelled the consumer/.test(e)), 'the cancel to be reported', 10_000);
     // Declared again by the reader: a publish that requires a subscription finds one.
     const second = createMessage({ type: 'Placed', data: { n: 2 } });
@@ -108,25 +120,12 @@ describe('rabbitmq transport faults on the shared broker (only this test’s con
   });
 
   it("a publish channel error (its exchange deleted on the server) is reported with the broker's reason; the link comes back", async () => {
-    const errors: string[] = [];
-    const application = testApplication('channel');
-    const transport = await getRabbitTransport({
-      url: amqpUrl,
-      application,
-      partitions: 1,
+    const { transport, application, errors } = await toldTransport('channel', {
       reconnectMinMs: 100,
       reconnectMaxMs: 500,
-      onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
     });
-    created.push(transport);
     await transport.declareSubscription('orders', 'billing');
-    const admin = await amqp.connect(amqpUrl);
-    try {
-      const channel = await admin.createChannel();
-      await channel.deleteExchange(topologyNames(application).exchange);
-    } finally {
-      await admin.close();
-    }
+    await asAdmin((channel) => channel.deleteExchange(topologyNames(application).exchange));
     await transport.publish('orders', [createMessage({ type: 'Placed', data: {} })]).catch(() => undefined);
     await waitUntil(
       () => errors.some((e) => /^connection: the publish channel .* failed: .*NOT_FOUND/.test(e)),

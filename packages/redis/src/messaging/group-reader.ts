@@ -5,9 +5,10 @@ import { RETURNED_CONSUMER } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
 import type { AckTarget } from './ack-with-mark.ts';
+import { createPendingClaims } from './pending-claims.ts';
 import type { ReaderContext } from './reader-context.ts';
 import { createGroupBuffer, type Entry } from './receive.ts';
-import { isNoGroup, parseAutoClaim, parsePendingHolders, parseStreams, type RawEntry } from './stream-replies.ts';
+import { isNoGroup, parseStreams, type RawEntry } from './stream-replies.ts';
 
 interface PartitionState {
   held: boolean;
@@ -38,8 +39,7 @@ export function createGroupReader(context: ReaderContext) {
   }));
   const streams = states.map((_, p) => keys.stream(topic, p));
   let stopped = false;
-  /** Hand-outs of entries this reader dropped when it lost their partition, for when it claims them again. */
-  const forgotten = new Map<string, number>();
+  const pending = createPendingClaims({ client, group, consumer });
   let blocking: RedisClient | undefined;
   let blockingId = '';
   let leaseTimer: ReturnType<typeof setTimeout> | undefined;
@@ -110,10 +110,11 @@ export function createGroupReader(context: ReaderContext) {
   );
 
   /** Drops the partition's entries from the buffer (they stay pending), keeping their hand-outs for a claim. */
-  const forget = (partition: number) => {
-    for (const entry of buffer.drop((e) => e.partition === partition))
-      forgotten.set(`${partition} ${entry.id}`, entry.count);
-  };
+  const forget = (partition: number) =>
+    pending.remember(
+      partition,
+      buffer.drop((e) => e.partition === partition),
+    );
 
   const lose = (partition: number, why: string) => {
     const state = states[partition] as PartitionState;
@@ -175,37 +176,10 @@ export function createGroupReader(context: ReaderContext) {
   const claimPending = async (partition: number, minIdleMs: number) => {
     const state = states[partition] as PartitionState;
     const generation = state.generation;
-    const stream = streams[partition] as string;
-    let cursor = '0-0';
-    do {
-      // Who held each entry and how often Redis gave it out, read before the claim counts it once more.
-      const holders = parsePendingHolders(
-        await client.sendCommand(['XPENDING', stream, group, 'IDLE', String(minIdleMs), cursor, '+', '200']),
-      );
-      const reply = await client.sendCommand([
-        'XAUTOCLAIM',
-        stream,
-        group,
-        consumer,
-        String(minIdleMs),
-        cursor,
-        'COUNT',
-        '200',
-      ]);
-      const { next, entries } = parseAutoClaim(reply);
-      cursor = next;
-      if (entries.length === 0) continue;
-      const counts = new Map<string, number>();
-      for (const { id, fields } of entries) {
-        const holder = holders.get(id);
-        const carried = Number(fields?.n ?? 0);
-        // Read by this reader: its own hand-outs (none if it never handed the entry out); by another: each read may have been one.
-        if (holder?.owner === consumer) counts.set(id, forgotten.get(`${partition} ${id}`) ?? carried);
-        else counts.set(id, carried + (holder?.times ?? 1));
-        forgotten.delete(`${partition} ${id}`);
-      }
-      await accept(partition, generation, entries, counts);
-    } while (cursor !== '0-0' && state.held && state.generation === generation && !stopped);
+    for await (const { entries, counts } of pending.claim(partition, streams[partition] as string, minIdleMs)) {
+      if (entries.length > 0) await accept(partition, generation, entries, counts);
+      if (!state.held || state.generation !== generation || stopped) break;
+    }
   };
 
   const handBack = async (partition: number) => {

@@ -2,14 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type Inbox, TransportError } from '@factline/core';
 import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
 import { batchedCalls } from '../batched-calls.ts';
-import {
-  assertRedisUrl,
-  destroyClient,
-  openClient,
-  type RedisClient,
-  scanKeys,
-  serverIdentity,
-} from '../connection.ts';
+import { assertRedisUrl, closeClient, openClient, type RedisClient, scanKeys, serverIdentity } from '../connection.ts';
 import { applicationName } from '../options.ts';
 import { runScript } from '../scripts.ts';
 import { type AckTarget, type AckWithMark, ackWithMarkOf } from './ack-with-mark.ts';
@@ -258,9 +251,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     async close() {
       clearInterval(renewals);
       renewals = undefined;
-      // A connection that is down has nothing to finish: what waits in it is given up at once, not at its deadline.
-      if (client.isReady) await client.close().catch(() => destroyClient(client));
-      else destroyClient(client);
+      await closeClient(client);
     },
   };
 }

@@ -9,7 +9,14 @@ import {
   TransportError,
 } from '@factline/core';
 import { createQueueTransport } from '@factline/core/adapter';
-import { assertRedisUrl, destroyClient, openClient, type RedisClient, serverIdentity } from '../connection.ts';
+import {
+  assertRedisUrl,
+  closeClient,
+  destroyClient,
+  openClient,
+  type RedisClient,
+  serverIdentity,
+} from '../connection.ts';
 import { type RedisKeys, redisKeys } from '../keys.ts';
 import { checkRedisTransportOptions, type RedisErrorStage, type RedisTransportOptions } from '../options.ts';
 import { runScript } from '../scripts.ts';
@@ -275,8 +282,7 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
         readers.clear();
         await mover.stop();
         for (const own of blockingClients) destroyClient(own);
-        if (client.isReady) await client.close().catch(() => destroyClient(client));
-        else destroyClient(client);
+        await closeClient(client);
       },
     },
     {

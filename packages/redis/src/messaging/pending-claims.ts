@@ -1,0 +1,66 @@
+import type { RedisClient } from '../connection.ts';
+import { parseAutoClaim, parsePendingHolders, type RawEntry } from './stream-replies.ts';
+
+/** One page of pending entries a reader took over, with each entry's hand-outs so far. */
+export interface ClaimedPage {
+  entries: RawEntry[];
+  counts: Map<string, number>;
+}
+
+/**
+ * A group reader's recovery of pending entries: it takes over what the group
+ * has pending on a partition (its earlier holders', handed back or dead) with
+ * `XAUTOCLAIM`, 200 at a time in id order, and counts each entry's hand-outs:
+ * for an entry another consumer read, what the entry carries plus each read
+ * of it (`XPENDING`, asked before the claim counts one more); for one this
+ * reader read itself, the hand-outs it remembered when it dropped the entry
+ * (none if it never handed it out).
+ *
+ * @example
+ * const pending = createPendingClaims({ client, group: 'billing', consumer });
+ * for await (const page of pending.claim(0, stream, 0)) accept(page.entries, page.counts);
+ */
+export function createPendingClaims(settings: { client: RedisClient; group: string; consumer: string }) {
+  const { client, group, consumer } = settings;
+  /** Hand-outs of entries the reader dropped when it lost their partition, for when it claims them again. */
+  const forgotten = new Map<string, number>();
+
+  return {
+    /** The reader dropped these entries of `partition` (they stay pending under its name). */
+    remember(partition: number, entries: readonly { id: string; count: number }[]) {
+      for (const entry of entries) forgotten.set(`${partition} ${entry.id}`, entry.count);
+    },
+
+    /** Claims `partition`'s entries idle at least `minIdleMs`, a page at a time (pages may be empty); stop by `break`. */
+    async *claim(partition: number, stream: string, minIdleMs: number): AsyncGenerator<ClaimedPage> {
+      let cursor = '0-0';
+      do {
+        const holders = parsePendingHolders(
+          await client.sendCommand(['XPENDING', stream, group, 'IDLE', String(minIdleMs), cursor, '+', '200']),
+        );
+        const reply = await client.sendCommand([
+          'XAUTOCLAIM',
+          stream,
+          group,
+          consumer,
+          String(minIdleMs),
+          cursor,
+          'COUNT',
+          '200',
+        ]);
+        const { next, entries } = parseAutoClaim(reply);
+        cursor = next;
+        const counts = new Map<string, number>();
+        for (const { id, fields } of entries) {
+          const holder = holders.get(id);
+          const carried = Number(fields?.n ?? 0);
+          const key = `${partition} ${id}`;
+          if (holder?.owner === consumer) counts.set(id, forgotten.get(key) ?? carried);
+          else counts.set(id, carried + (holder?.times ?? 1));
+          forgotten.delete(key);
+        }
+        yield { entries, counts };
+      } while (cursor !== '0-0');
+    },
+  };
+}
