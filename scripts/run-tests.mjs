@@ -1,6 +1,10 @@
 // Runs every *.test.ts in the workspace with Node's test runner (TypeScript
 // through tsx, workspace packages from source), then prints each skip reason
 // with its count and one plain summary line: "N passed, N failed, N skipped".
+// Every file has a deadline (FACTLINE_TEST_FILE_TIMEOUT_MS, default 10 min)
+// from its start to its process's exit: a file whose tests are done but
+// which a handle left open keeps alive (a client that reconnects for ever)
+// fails naming itself, and the run goes on instead of waiting for it.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -35,11 +39,21 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+const fileTimeoutMs = Number(process.env.FACTLINE_TEST_FILE_TIMEOUT_MS ?? 600_000);
+if (!Number.isInteger(fileTimeoutMs) || fileTimeoutMs <= 0) {
+  console.error(
+    `FACTLINE_TEST_FILE_TIMEOUT_MS must be a positive integer (ms), got '${process.env.FACTLINE_TEST_FILE_TIMEOUT_MS}'`,
+  );
+  process.exit(2);
+}
+
 const args = [
   '--conditions=factline-source',
   '--import',
   'tsx',
   '--test',
+  // Node's runner applies it to each file's process as a whole (and to any test that sets no timeout of its own).
+  `--test-timeout=${fileTimeoutMs}`,
   '--test-reporter=spec',
   '--test-reporter-destination=stdout',
   '--test-reporter=./scripts/summary-reporter.mjs',

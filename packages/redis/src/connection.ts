@@ -1,5 +1,5 @@
-import { TransportError, ValidationError } from '@factline/core';
-import { createClient, type RedisClientType } from 'redis';
+import { isFactlineError, TransportError, ValidationError } from '@factline/core';
+import { createClient, ErrorReply, type RedisClientType } from 'redis';
 
 /** A node-redis client on RESP2 with no modules: what the transport and the inbox talk through. */
 export type RedisClient = RedisClientType;
@@ -39,6 +39,28 @@ export function connectionError(error: unknown, url: string): TransportError {
     return new TransportError(`Redis at ${where} refused the credentials: ${text}`, { cause: error, retryable: false });
   }
   return new TransportError(`Redis at ${where} is unreachable: ${text}`, { cause: error });
+}
+
+/** Replies of a server that cannot serve for now: loading its data, busy with a script, read-only, out of memory. */
+const PASSING_REPLY = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|READONLY|OOM|CLUSTERDOWN)\b/;
+
+/**
+ * A failed command as its caller gets it: a Factline error as it is, anything
+ * else a `TransportError` naming `what`, retryable when the connection or the
+ * server's state was the cause (a command deadline, a dropped or closed
+ * connection, a server loading), not when Redis refused the command itself (a
+ * wrong type, no permission, a script error).
+ *
+ * @example
+ * await writeMessages(client, keys, partitions, topic, messages).catch((error: unknown) => {
+ *   throw commandError(error, `publishing to ${topic}`);
+ * });
+ */
+export function commandError(error: unknown, what: string): unknown {
+  if (isFactlineError(error)) return error;
+  const text = error instanceof Error ? error.message : String(error);
+  const refused = error instanceof ErrorReply && !PASSING_REPLY.test(text);
+  return new TransportError(`${what} failed: ${text}`, { cause: error, retryable: !refused });
 }
 
 /** Backoff before reconnect attempt `n` (1-based): doubling from `min` to `max`, with up to 25% jitter. */

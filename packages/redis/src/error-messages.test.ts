@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { createMessage, TransportError } from '@factline/core';
+import { createClient, ErrorReply, TimeoutError } from 'redis';
+import { commandError } from './connection.ts';
 import { startPrivateServer } from './fixtures/private-server.ts';
-import { redisUrl } from './fixtures/server.ts';
+import { redisUnavailable, redisUrl, removeKeys, testApplication } from './fixtures/server.ts';
 import { getRedisInbox } from './messaging/redis-inbox.ts';
 import { getRedisTransport } from './messaging/redis-transport.ts';
 
@@ -82,5 +85,54 @@ describe('getRedisTransport and getRedisInbox refuse what cannot work, with type
       application: 'a',
     });
     await transport.close();
+  });
+});
+
+describe('a command that fails is a TransportError naming what it did', () => {
+  it('retryable when the connection or the server state was the cause, not when Redis refused the command', () => {
+    const cases: [unknown, boolean][] = [
+      [new TimeoutError('Command timed out after 5000ms waiting to be sent'), true],
+      [new Error('Socket closed unexpectedly'), true],
+      [new ErrorReply('LOADING Redis is loading the dataset in memory'), true],
+      [new ErrorReply('OOM command not allowed when used memory > maxmemory'), true],
+      [new ErrorReply('WRONGTYPE Operation against a key holding the wrong kind of value'), false],
+      [new ErrorReply('NOPERM this user has no permissions to run the xadd command'), false],
+    ];
+    for (const [cause, retryable] of cases) {
+      const error = commandError(cause, 'publishing to orders on Redis') as Failure;
+      assert.equal(error.code, 'TRANSPORT', String(cause));
+      assert.equal(error.retryable, retryable, String(cause));
+      assert.match(error.message, /^publishing to orders on Redis failed: /);
+    }
+    const typed = new TransportError('already typed');
+    assert.equal(commandError(typed, 'anything'), typed, 'a Factline error passes as it is');
+  });
+
+  it('a publish Redis refuses (a stream key holding a string) rejects with one that is not retryable', async (t) => {
+    const unavailable = await redisUnavailable();
+    if (unavailable) return t.skip(unavailable);
+    const application = testApplication('refused');
+    const transport = await getRedisTransport({ url: redisUrl, application, partitions: 1 });
+    const client = createClient({ url: redisUrl });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await transport.declareSubscription('orders', 'billing');
+      await client.sendCommand(['DEL', `${application}:stream:orders:0`]);
+      await client.sendCommand(['SET', `${application}:stream:orders:0`, 'not a stream']);
+      await assert.rejects(
+        transport.publish('orders', [createMessage({ type: 'OrderPlaced', data: {} })]),
+        (error: Failure) => {
+          assert.equal(error.code, 'TRANSPORT');
+          assert.equal(error.retryable, false);
+          assert.match(error.message, /publishing to orders on Redis failed: .*WRONGTYPE/);
+          return true;
+        },
+      );
+    } finally {
+      await transport.close();
+      await client.close();
+      await removeKeys(application);
+    }
   });
 });

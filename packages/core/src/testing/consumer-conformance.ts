@@ -10,6 +10,7 @@ import {
   consumerConformanceCases,
   consumerSkipReasons,
 } from './consumer/index.ts';
+import { caseOutage, type OutageHook } from './outage.ts';
 import { unmet } from './requirements.ts';
 
 export {
@@ -38,6 +39,13 @@ export interface ConsumerConformanceOptions<Tx = undefined> {
    * cases are skipped with the reason.
    */
   restart?: () => Promise<void>;
+  /**
+   * Stops the backend (a server the test owns, never a shared one) and
+   * resolves once it refuses connections, with a call that starts it again
+   * and resolves once it accepts them. Without it the cases of a backend gone
+   * for good are skipped with the reason.
+   */
+  outage?: OutageHook;
   teardown?: () => Promise<void> | void;
   skip?: string | false;
 }
@@ -48,7 +56,7 @@ export interface ConsumerConformanceOptions<Tx = undefined> {
  * order, correlation, shutdown, restarts) on the given transport, inbox and
  * dead-letter store, grouped by topic. A case the environment cannot run
  * (synchronous handlers, no transactional inbox, a transport that is not
- * durable, no restart hook) is skipped with the reason.
+ * durable, no restart or outage hook) is skipped with the reason.
  *
  * @example
  * testConsumerConformance({ name: 'in-memory', createEnvironment: async () => ({ transport, writeEffect, effects, close }) });
@@ -60,6 +68,7 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
     asyncHandlers: !synchronousHandlers,
     transactional,
     restart: options.restart !== undefined,
+    outage: options.outage !== undefined,
   };
   describe(`Consumer conformance: ${options.name}`, { skip: options.skip || false }, () => {
     after(async () => {
@@ -88,6 +97,7 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
       const consumers: Consumer[] = [];
       const peers: Transport[] = [];
       const topic = uniqueCategory('topic');
+      const outage = caseOutage(options.outage);
       try {
         const durable = environment.transport.capabilities.durable;
         const fromEnvironment: Partial<Record<ConsumerRequirement, boolean>> = {
@@ -142,8 +152,11 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
             if (!options.restart) throw new Error('this case requires the restart option');
             await options.restart();
           },
+          outage: outage.outage,
         });
       } finally {
+        // The backend up again first, so what the case left running stops as usual.
+        await outage.end();
         for (const consumer of consumers) await consumer.stop();
         for (const peer of peers) await peer.close();
         await environment.close();

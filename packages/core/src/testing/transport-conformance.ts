@@ -2,6 +2,7 @@ import { after, describe, it } from 'node:test';
 import { createMessage } from '../messaging/message.ts';
 import type { Transport } from '../messaging/transport.ts';
 import { uniqueCategory } from './conformance/context.ts';
+import { caseOutage, type OutageHook } from './outage.ts';
 import { unmet } from './requirements.ts';
 import {
   receiveAtLeast,
@@ -34,6 +35,13 @@ export interface TransportConformanceOptions {
    * cases are skipped with the reason.
    */
   restart?: () => Promise<void>;
+  /**
+   * Stops the backend (a server the test owns, never a shared one) and
+   * resolves once it refuses connections, with a call that starts it again
+   * and resolves once it accepts them. Without it the cases of a backend gone
+   * for good are skipped with the reason.
+   */
+  outage?: OutageHook;
   /** Called once after the whole suite, e.g. to delete a file. */
   teardown?: () => Promise<void> | void;
   /** Skip the suite with this reason. */
@@ -43,7 +51,7 @@ export interface TransportConformanceOptions {
 /**
  * Registers the transport contract with `node:test`: one test per case,
  * grouped by topic. A case needing a capability the transport does not
- * declare (or a restart hook not given) is skipped with the reason. Every
+ * declare (or a restart or outage hook not given) is skipped with the reason. Every
  * transport adapter runs it against itself; the cases are also exported as
  * data (`transportConformanceCases`) for other test runners.
  *
@@ -52,7 +60,11 @@ export interface TransportConformanceOptions {
  */
 export function testTransportConformance(options: TransportConformanceOptions): void {
   const restart = options.restart;
-  const hasOption = (requirement: TransportRequirement) => requirement !== 'restart' || restart !== undefined;
+  const hooks: Partial<Record<TransportRequirement, boolean>> = {
+    restart: restart !== undefined,
+    outage: options.outage !== undefined,
+  };
+  const hasOption = (requirement: TransportRequirement) => hooks[requirement] ?? true;
   describe(`Transport conformance: ${options.name}`, { skip: options.skip || false }, () => {
     after(async () => {
       await options.teardown?.();
@@ -64,10 +76,11 @@ export function testTransportConformance(options: TransportConformanceOptions): 
           const skip = unmet(conformanceCase.requires, hasOption, transportSkipReasons) ?? false;
           it(conformanceCase.name, { skip }, async (t) => {
             const transport = await options.createTransport();
+            const outage = caseOutage(options.outage);
             try {
               const lacking = unmet(
                 conformanceCase.requires,
-                (r) => r === 'restart' || transport.capabilities[r],
+                (r) => r === 'restart' || r === 'outage' || transport.capabilities[r],
                 transportSkipReasons,
               );
               if (lacking !== undefined) {
@@ -84,8 +97,10 @@ export function testTransportConformance(options: TransportConformanceOptions): 
                   if (!restart) throw new Error('this case requires the restart option');
                   await restart();
                 },
+                outage: outage.outage,
               });
             } finally {
+              await outage.end();
               await transport.close();
             }
           });

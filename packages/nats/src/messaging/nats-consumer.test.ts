@@ -47,6 +47,14 @@ testConsumerConformance<Database>({
   transactional: true,
   synchronousHandlers: true,
   skip,
-  ...('reason' in server ? {} : { restart: () => server.restart() }),
+  ...('reason' in server
+    ? {}
+    : {
+        restart: () => server.restart(),
+        outage: async () => {
+          await server.stopServer();
+          return server.startServer;
+        },
+      }),
   createEnvironment: sqliteInboxEnvironment(path, open),
 });

@@ -1,24 +1,27 @@
 import { after } from 'node:test';
 import { testConsumerConformance, testTransportConformance } from '@factline/core/testing';
 import type pg from 'pg';
-import { type Cluster, privateCluster, restartCluster } from '../fixtures/private-cluster.ts';
+import { type Cluster, privateCluster, restartCluster, stopCluster } from '../fixtures/private-cluster.ts';
 import { getPostgresDeadLetterStore, getPostgresInbox } from './postgres-consumer-stores.ts';
 import { getPostgresTransport } from './postgres-transport.ts';
 
 // The transport and consumer suites on a private server that their `restart`
-// option restarts (the reconnect cases run here, and are skipped with the
-// reason on the shared server, which no test may restart).
+// option restarts and their `outage` option stops and starts (the reconnect
+// and outage cases run here, and are skipped with the reason on the shared
+// server, which no test may stop).
 
 const { cluster, skip, remove } = await privateCluster();
 after(remove);
 const url = () => (cluster as Cluster).url;
 const restart = () => restartCluster(cluster as Cluster);
+const outage = () => stopCluster(cluster as Cluster);
 const schema = 'factline';
 
 testTransportConformance({
   name: 'postgres (a private server, restarted by the restart cases)',
   skip,
   restart,
+  outage,
   createTransport: () => getPostgresTransport({ connectionString: url(), schema, poolSize: 4 }),
 });
 
@@ -27,6 +30,7 @@ testConsumerConformance<pg.PoolClient>({
   transactional: true,
   skip,
   restart,
+  outage,
   async createEnvironment() {
     const transport = await getPostgresTransport({ connectionString: url(), schema, poolSize: 8 });
     const pool = transport.pool;

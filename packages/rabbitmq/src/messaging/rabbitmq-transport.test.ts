@@ -32,5 +32,13 @@ testTransportConformance({
     created.push(transport);
     return transport;
   },
-  ...('reason' in node ? {} : { restart: () => node.restart() }),
+  ...('reason' in node
+    ? {}
+    : {
+        restart: () => node.restart(),
+        outage: async () => {
+          await node.stopApp();
+          return node.startApp;
+        },
+      }),
 });

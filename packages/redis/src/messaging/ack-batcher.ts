@@ -1,4 +1,4 @@
-import type { RedisClient } from '../connection.ts';
+import { commandError, type RedisClient } from '../connection.ts';
 import { runScript } from '../scripts.ts';
 
 interface Waiting {
@@ -55,7 +55,8 @@ export function createAckBatcher(settings: AckBatcherSettings) {
         for (const d of done) d.resolve();
       },
       (error: unknown) => {
-        for (const d of done) d.reject(error);
+        const failure = commandError(error, `acknowledging ${ids.length} entries of ${settings.streamOf(partition)}`);
+        for (const d of done) d.reject(failure);
       },
     );
   };

@@ -24,7 +24,15 @@ after(async () => {
 testConsumerConformance({
   name: 'redis transport, Redis inbox and dead letters',
   skip,
-  ...('reason' in server ? {} : { restart: () => server.restart() }),
+  ...('reason' in server
+    ? {}
+    : {
+        restart: () => server.restart(),
+        outage: async () => {
+          await server.stopServer();
+          return server.startServer;
+        },
+      }),
   async createEnvironment() {
     const transport: RedisTransport = await open();
     const inbox = await getRedisInbox({ url, application });

@@ -2,7 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { type Inbox, TransportError } from '@factline/core';
 import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
 import { batchedCalls } from '../batched-calls.ts';
-import { assertRedisUrl, closeClient, openClient, type RedisClient, scanKeys, serverIdentity } from '../connection.ts';
+import {
+  assertRedisUrl,
+  closeClient,
+  commandError,
+  openClient,
+  type RedisClient,
+  scanKeys,
+  serverIdentity,
+} from '../connection.ts';
 import { applicationName } from '../options.ts';
 import { runScript } from '../scripts.ts';
 import { type AckTarget, type AckWithMark, ackWithMarkOf } from './ack-with-mark.ts';
@@ -110,7 +118,11 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       keys[i] = item.key;
       args[i + 1] = item.claim;
     }
-    const letters = String(await runScript(client, 'inboxClaim', keys, args));
+    const letters = String(
+      await runScript(client, 'inboxClaim', keys, args).catch((error: unknown) => {
+        throw commandError(error, `claiming ${items.length} messages in the Redis inbox`);
+      }),
+    );
     return Array.from(letters, (letter) => (letter === 'c' ? 'claimed' : letter === 'd' ? 'done' : 'busy'));
   });
   const marks = batchedCalls(async (items: MarkItem[]) => {
@@ -148,7 +160,9 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       args.push(claim, value, ms);
       results[i] = 1;
     }
-    const written = (await runScript(client, 'inboxMark', keys, args)) as number[];
+    const written = (await runScript(client, 'inboxMark', keys, args).catch((error: unknown) => {
+      throw commandError(error, `marking ${items.length} messages in the Redis inbox`);
+    })) as number[];
     for (const members of byTarget.values()) {
       const outcome = Number(written[g++]);
       for (const i of members) results[i] = outcome;
@@ -196,13 +210,20 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
 
   return {
     async has(consumer, id) {
-      const value: unknown = await client.sendCommand(['GET', markKey(consumer, id)]);
+      const value: unknown = await client.sendCommand(['GET', markKey(consumer, id)]).catch((error: unknown) => {
+        throw commandError(error, `reading the mark of ${id} in the Redis inbox`);
+      });
       return typeof value === 'string' && value.startsWith('d:');
     },
 
     async add(consumer, id, at) {
       const { value, ttl } = markFor(at);
-      if (ttl > 0) await client.sendCommand(['SET', markKey(consumer, id), value, 'PX', String(Math.ceil(ttl))]);
+      if (ttl <= 0) return;
+      await client
+        .sendCommand(['SET', markKey(consumer, id), value, 'PX', String(Math.ceil(ttl))])
+        .catch((error: unknown) => {
+          throw commandError(error, `marking ${id} in the Redis inbox`);
+        });
     },
 
     async prune(before) {
@@ -230,7 +251,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
         running.delete(key);
         // The claim goes, so that a retry runs; failing to delete it only delays the retry to its expiry.
         await runScript(client, 'inboxSettle', [key], [claim, '', 0]).catch((settleError: unknown) =>
-          report(settleError, 'settle'),
+          report(commandError(settleError, `dropping the claim of ${id} in the Redis inbox`), 'settle'),
         );
         throw error;
       }

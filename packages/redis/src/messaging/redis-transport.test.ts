@@ -25,5 +25,13 @@ testTransportConformance({
     // One partition: the suite's per-key cases also ask a lone subscription for publish order across keys.
     return getRedisTransport({ url: privateUrl ?? redisUrl, application, partitions: 1, reconnectMaxMs: 500 });
   },
-  ...('reason' in server ? {} : { restart: () => server.restart() }),
+  ...('reason' in server
+    ? {}
+    : {
+        restart: () => server.restart(),
+        outage: async () => {
+          await server.stopServer();
+          return server.startServer;
+        },
+      }),
 });

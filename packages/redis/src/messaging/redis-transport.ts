@@ -12,6 +12,7 @@ import { createQueueTransport } from '@factline/core/adapter';
 import {
   assertRedisUrl,
   closeClient,
+  commandError,
   destroyClient,
   openClient,
   type RedisClient,
@@ -181,17 +182,23 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
       async publish(topic, messages, required) {
         const pending = declaring.get(topic);
         if (pending) await Promise.allSettled(pending);
-        if (!(await hasGroups(topic))) {
-          if (required) throw new NoSubscriptionError(topic);
-          return;
+        try {
+          if (!(await hasGroups(topic))) {
+            if (required) throw new NoSubscriptionError(topic);
+            return;
+          }
+          await writeMessages(client, keys, options.partitions, topic, messages);
+        } catch (error) {
+          throw commandError(error, `publishing to ${topic} on Redis`);
         }
-        await writeMessages(client, keys, options.partitions, topic, messages);
         if (messages.some((m) => m.deliverAt))
           mover.wake(Math.min(...messages.map((m) => m.deliverAt?.getTime() ?? Number.POSITIVE_INFINITY)));
       },
       async redeliver(topic, group, messages) {
         await declare(topic, group);
-        await writeMessages(client, keys, options.partitions, topic, messages, group);
+        await writeMessages(client, keys, options.partitions, topic, messages, group).catch((error: unknown) => {
+          throw commandError(error, `redelivering to ${topic}/${group} on Redis`);
+        });
       },
       declare: (topic, group) => declare(topic, group),
       subscribe(topic, group, visibilityMs): Subscription {

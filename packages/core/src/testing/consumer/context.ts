@@ -51,13 +51,26 @@ export interface ConsumerCaseContext<Tx = undefined> {
   reopen(): Promise<ConsumerEnvironment<Tx>>;
   /** The suite's `restart` option: restarts the backend (cases that call it require `'restart'`). */
   restart(): Promise<void>;
+  /**
+   * The suite's `outage` option: stops the backend and resolves with the call
+   * that starts it again (cases that call it require `'outage'`). The suite
+   * starts it again after the case if the case did not.
+   */
+  outage(): Promise<() => Promise<void>>;
 }
 
 /**
  * What a case needs of the environment or the suite's options. `volatile` is
  * the opposite of `durable`: a transport whose messages die with the process.
  */
-export type ConsumerRequirement = 'asyncHandlers' | 'transactional' | 'inbox' | 'durable' | 'volatile' | 'restart';
+export type ConsumerRequirement =
+  | 'asyncHandlers'
+  | 'transactional'
+  | 'inbox'
+  | 'durable'
+  | 'volatile'
+  | 'restart'
+  | 'outage';
 
 /** The skip reason shown for each requirement an environment (or the suite's options) does not meet. */
 export const consumerSkipReasons: Readonly<Record<ConsumerRequirement, string>> = {
@@ -67,6 +80,7 @@ export const consumerSkipReasons: Readonly<Record<ConsumerRequirement, string>> 
   durable: 'the transport is not durable (capabilities.durable is false)',
   volatile: 'the transport is durable (capabilities.durable is true): the durable variant of this case runs instead',
   restart: 'no restart hook: give the suite a restart option that restarts the backend',
+  outage: 'no outage hook: give the suite an outage option that stops the backend and starts it again',
 };
 
 export interface ConsumerConformanceCase {

@@ -5,6 +5,7 @@ import { defaultRetryPolicy } from '../../messaging/consumer-ports.ts';
 import { createMessage } from '../../messaging/message.ts';
 import type { Subscription, Transport } from '../../messaging/transport.ts';
 import { uniqueCategory } from '../conformance/context.ts';
+import { assertRetryableRefusal, OUTAGE_BOUND_MS, outcomeWithin } from '../outage.ts';
 import { untilAccepted } from '../requirements.ts';
 import { settlesWithin, waitUntil } from '../wait-until.ts';
 import { type ConsumerConformanceCase, n } from './context.ts';
@@ -41,7 +42,10 @@ function countReceives(transport: Transport, spinGuard = 1000): { transport: Tra
   return { transport: counted, receives: () => receives };
 }
 
-/** Lifecycle: stop, a transport closed under a running consumer, a restart of the backend. */
+const stopOrders = ['the consumer, then the transport', 'the transport, then the consumer'] as const;
+const DRAIN_MS = 1000;
+
+/** Lifecycle: stop, a transport closed under a running consumer, a restart of the backend, the backend gone. */
 export const lifecycleCases: readonly ConsumerConformanceCase[] = [
   {
     name: 'stop lets the handler in flight finish and gives the waiting messages back',
@@ -128,6 +132,73 @@ export const lifecycleCases: readonly ConsumerConformanceCase[] = [
       assert.equal(consumer.stats().deadLettered, 0);
       const effects = await untilAccepted(() => c.environment.effects(consumer.name), 'reading the effects');
       assert.deepEqual(effects, [before.id, after.id], 'each message applied once');
+    },
+  },
+  ...stopOrders.map(
+    (order): ConsumerConformanceCase => ({
+      name: `with its backend gone for good, a running consumer (a handler in flight, messages waiting) and its transport stop (${order}) in bounded time`,
+      requires: ['asyncHandlers', 'outage'],
+      async run(c) {
+        let release: () => void = () => undefined;
+        const held = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        let reached = 0;
+        const consumer = c.consumer({
+          name: uniqueCategory('outage'),
+          concurrency: 4,
+          drainTimeoutMs: DRAIN_MS,
+          onError: () => undefined,
+          handler: async (m, tx) => {
+            reached += 1;
+            if (n(m) === 3) await held;
+            else await c.environment.writeEffect(tx, consumer.name, String(n(m)));
+          },
+        });
+        await consumer.start();
+        // 0–2 on keys of their own; 3 is held in its handler, 4 and 5 wait behind it on its key.
+        const key = (i: number) => (i < 3 ? `order-${i}` : 'order-held');
+        await c.environment.transport.publish(
+          c.topic,
+          [0, 1, 2, 3, 4, 5].map((i) => createMessage({ type: 'OrderPlaced', data: { n: i }, key: key(i) })),
+        );
+        await waitUntil(() => consumer.stats().handled === 3 && reached === 4, 'three handled, the fourth held');
+        const resume = await c.outage();
+        // The held handler ends with the backend gone: its mark and its ack cannot reach it.
+        release();
+        const stopConsumer = () => settlesWithin(consumer.stop(), DRAIN_MS + OUTAGE_BOUND_MS, 'consumer.stop()');
+        const closeTransport = () =>
+          settlesWithin(c.environment.transport.close(), OUTAGE_BOUND_MS, 'transport.close()');
+        if (order === stopOrders[0]) {
+          await stopConsumer();
+          await closeTransport();
+        } else {
+          await closeTransport();
+          await stopConsumer();
+        }
+        assert.notEqual(consumer.stats().state, 'running');
+        assert.equal(
+          consumer.stats().handled,
+          3,
+          'the held message is not counted handled: its ack never reached the backend',
+        );
+        await resume();
+      },
+    }),
+  ),
+  {
+    name: 'a consumer started with its backend gone: start() settles in bounded time (refused with a retryable error, or running), and stop() resolves',
+    requires: ['outage'],
+    async run(c) {
+      const consumer = c.consumer({
+        name: uniqueCategory('outage-start'),
+        onError: () => undefined,
+        handler: () => undefined,
+      });
+      await c.outage();
+      assertRetryableRefusal(await outcomeWithin(consumer.start(), 'consumer.start()'), 'consumer.start()');
+      await settlesWithin(consumer.stop(), DRAIN_MS + OUTAGE_BOUND_MS, 'consumer.stop()');
+      await settlesWithin(c.environment.transport.close(), OUTAGE_BOUND_MS, 'transport.close()');
     },
   },
 ];

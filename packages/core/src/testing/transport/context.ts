@@ -24,6 +24,12 @@ export interface TransportCaseContext {
   receiveAtLeast(subscription: Subscription, count: number, options?: ReceiveOptions): Promise<Delivery[]>;
   /** The suite's `restart` option: restarts the backend (cases that call it require `'restart'`). */
   restart(): Promise<void>;
+  /**
+   * The suite's `outage` option: stops the backend and resolves with the call
+   * that starts it again (cases that call it require `'outage'`). The suite
+   * starts it again after the case if the case did not.
+   */
+  outage(): Promise<() => Promise<void>>;
 }
 
 export interface ReceiveOptions {
@@ -33,8 +39,8 @@ export interface ReceiveOptions {
   max?: number;
 }
 
-/** What a case needs: a capability the transport declares, or a `restart` hook in the suite's options. */
-export type TransportRequirement = keyof TransportCapabilities | 'restart';
+/** What a case needs: a capability the transport declares, or a `restart` or `outage` hook in the suite's options. */
+export type TransportRequirement = keyof TransportCapabilities | 'restart' | 'outage';
 
 /** The skip reason shown for each requirement a transport (or the suite's options) does not meet. */
 export const transportSkipReasons: Readonly<Record<TransportRequirement, string>> = {
@@ -44,6 +50,7 @@ export const transportSkipReasons: Readonly<Record<TransportRequirement, string>
   competingConsumers: 'no competing consumers (capabilities.competingConsumers is false)',
   durable: 'not durable (capabilities.durable is false)',
   restart: 'no restart hook: give the suite a restart option that restarts the backend',
+  outage: 'no outage hook: give the suite an outage option that stops the backend and starts it again',
 };
 
 export interface TransportConformanceCase {

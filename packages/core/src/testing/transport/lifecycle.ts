@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import type { Delivery, Subscription } from '../../messaging/transport.ts';
 import { rejectsWithCode } from '../conformance/context.ts';
+import { assertRetryableRefusal, OUTAGE_BOUND_MS, outcomeWithin } from '../outage.ts';
 import { untilAccepted } from '../requirements.ts';
+import { settlesWithin } from '../wait-until.ts';
 import { ackAll, ids, never, subscribe, type TransportConformanceCase } from './context.ts';
 
 /** Receives until `count` deliveries came, riding out the retryable errors of connections lost in a restart. */
@@ -14,6 +16,8 @@ async function receiveAcross(subscription: Subscription, count: number, deadline
   }
   return out;
 }
+
+const closeOrders = ['the subscription, then the transport', 'the transport, then the subscription'] as const;
 
 /** Closing and restarting: what a closed transport refuses, and a transport across a restart of its backend. */
 export const lifecycleCases: readonly TransportConformanceCase[] = [
@@ -58,4 +62,39 @@ export const lifecycleCases: readonly TransportConformanceCase[] = [
       await untilAccepted(() => ackAll(got), 'the ack after the restart');
     },
   },
+  ...closeOrders.map(
+    (order): TransportConformanceCase => ({
+      name: `with its backend gone for good, a publish is refused (retryable); a waiting receive, an ack and closing (${order}) all settle in bounded time`,
+      requires: ['outage'],
+      async run(context) {
+        const topic = context.topic();
+        const sub = subscribe(context, topic, context.group());
+        await context.transport.publish(topic, [context.message()]);
+        const [held] = await context.receiveAtLeast(sub, 1);
+        // Waiting on the backend when it goes: only closing ends this wait.
+        const waiting = sub.receive(10, 120_000, never()).then(
+          () => undefined,
+          () => undefined,
+        );
+        await context.outage();
+        const [published, acked] = await Promise.all([
+          outcomeWithin(context.transport.publish(topic, [context.message()]), 'a publish with the backend gone'),
+          outcomeWithin((held as Delivery).ack(), 'an ack with the backend gone'),
+        ]);
+        assert.ok(published !== undefined, 'a publish the backend did not take resolved: it must be refused');
+        assertRetryableRefusal(published, 'the publish');
+        assertRetryableRefusal(acked, 'the ack');
+        const closeSubscription = () => settlesWithin(sub.close(), OUTAGE_BOUND_MS, 'subscription.close()');
+        const closeTransport = () => settlesWithin(context.transport.close(), OUTAGE_BOUND_MS, 'transport.close()');
+        if (order === closeOrders[0]) {
+          await closeSubscription();
+          await closeTransport();
+        } else {
+          await closeTransport();
+          await closeSubscription();
+        }
+        await settlesWithin(waiting, OUTAGE_BOUND_MS, 'the receive waiting when the backend went');
+      },
+    }),
+  ),
 ];
