@@ -28,7 +28,7 @@ export { type EventStoreConformanceOptions, testEventStoreConformance } from './
 export { createInMemoryOutbox, type InMemoryOutbox, type InMemoryOutboxOptions } from './in-memory-outbox.ts';
 export { type LeaseConformanceOptions, testLeaseConformance } from './lease-conformance.ts';
 export { mapDeliveries } from './map-deliveries.ts';
-export { OUTAGE_BOUND_MS, type OutageHook } from './outage.ts';
+export { backendHooks, OUTAGE_BOUND_MS, type OutageHook } from './outage.ts';
 export {
   type OutboxRelayConformanceOptions,
   type OutboxRelayEnvironment,

@@ -61,3 +61,27 @@ export function assertRetryableRefusal(error: unknown, what: string): void {
     `${what} rejected with ${String(error)}: expected a retryable Factline error`,
   );
 }
+
+/**
+ * The `restart` and `outage` options of a conformance suite, from the two
+ * calls that stop a backend the test owns and start it again (each resolving
+ * once it refuses, or accepts, connections).
+ *
+ * @example
+ * testTransportConformance({ name: 'redis (private server)', createTransport, ...backendHooks(server.stopServer, server.startServer) });
+ */
+export function backendHooks(
+  stop: () => Promise<void>,
+  start: () => Promise<void>,
+): { restart: () => Promise<void>; outage: OutageHook } {
+  return {
+    async restart() {
+      await stop();
+      await start();
+    },
+    async outage() {
+      await stop();
+      return start;
+    },
+  };
+}

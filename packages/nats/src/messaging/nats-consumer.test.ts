@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import type { DeadLetterStore } from '@factline/core';
-import { testConsumerConformance } from '@factline/core/testing';
+import { backendHooks, testConsumerConformance } from '@factline/core/testing';
 import type { Database } from 'better-sqlite3';
 import { sqliteInboxEnvironment } from '../../../sqlite/src/messaging/fixtures/broker-consumer-environment.ts';
 import { startPrivateServer } from '../fixtures/private-server.ts';
@@ -47,14 +47,6 @@ testConsumerConformance<Database>({
   transactional: true,
   synchronousHandlers: true,
   skip,
-  ...('reason' in server
-    ? {}
-    : {
-        restart: () => server.restart(),
-        outage: async () => {
-          await server.stopServer();
-          return server.startServer;
-        },
-      }),
+  ...('reason' in server ? {} : backendHooks(server.stopServer, server.startServer)),
   createEnvironment: sqliteInboxEnvironment(path, open),
 });

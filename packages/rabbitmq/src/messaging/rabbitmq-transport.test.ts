@@ -1,5 +1,5 @@
 import { after } from 'node:test';
-import { testTransportConformance } from '@factline/core/testing';
+import { backendHooks, testTransportConformance } from '@factline/core/testing';
 import { startPrivateNode } from '../fixtures/private-node.ts';
 import { amqpUrl, rabbitUnavailable, removeTopology, testApplication } from '../fixtures/server.ts';
 import { getRabbitTransport, type RabbitTransport } from './rabbitmq-transport.ts';
@@ -32,13 +32,5 @@ testTransportConformance({
     created.push(transport);
     return transport;
   },
-  ...('reason' in node
-    ? {}
-    : {
-        restart: () => node.restart(),
-        outage: async () => {
-          await node.stopApp();
-          return node.startApp;
-        },
-      }),
+  ...('reason' in node ? {} : backendHooks(node.stopApp, node.startApp)),
 });

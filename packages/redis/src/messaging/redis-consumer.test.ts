@@ -1,5 +1,5 @@
 import { after } from 'node:test';
-import { testConsumerConformance } from '@factline/core/testing';
+import { backendHooks, testConsumerConformance } from '@factline/core/testing';
 import { createClient } from 'redis';
 import { startPrivateServer } from '../fixtures/private-server.ts';
 import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
@@ -24,15 +24,7 @@ after(async () => {
 testConsumerConformance({
   name: 'redis transport, Redis inbox and dead letters',
   skip,
-  ...('reason' in server
-    ? {}
-    : {
-        restart: () => server.restart(),
-        outage: async () => {
-          await server.stopServer();
-          return server.startServer;
-        },
-      }),
+  ...('reason' in server ? {} : backendHooks(server.stopServer, server.startServer)),
   async createEnvironment() {
     const transport: RedisTransport = await open();
     const inbox = await getRedisInbox({ url, application });

@@ -1,5 +1,5 @@
 import { after } from 'node:test';
-import { testTransportConformance } from '@factline/core/testing';
+import { backendHooks, testTransportConformance } from '@factline/core/testing';
 import { startPrivateServer } from '../fixtures/private-server.ts';
 import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../fixtures/server.ts';
 import { getRedisTransport } from './redis-transport.ts';
@@ -25,13 +25,5 @@ testTransportConformance({
     // One partition: the suite's per-key cases also ask a lone subscription for publish order across keys.
     return getRedisTransport({ url: privateUrl ?? redisUrl, application, partitions: 1, reconnectMaxMs: 500 });
   },
-  ...('reason' in server
-    ? {}
-    : {
-        restart: () => server.restart(),
-        outage: async () => {
-          await server.stopServer();
-          return server.startServer;
-        },
-      }),
+  ...('reason' in server ? {} : backendHooks(server.stopServer, server.startServer)),
 });
