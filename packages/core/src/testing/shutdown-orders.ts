@@ -6,6 +6,7 @@ import { defineEventRelay } from '../messaging/event-relay.ts';
 import type { Transport } from '../messaging/transport.ts';
 import type { Projection } from '../projections/types.ts';
 import type { EventStore } from '../store/types.ts';
+import type { OutageHook } from './outage.ts';
 import { settlesWithin, waitUntil } from './wait-until.ts';
 
 /** The parts of one service, opened on a backend of their own for one order. */
@@ -39,6 +40,15 @@ export interface ShutdownOrdersOptions {
   stopWithinMs?: number;
   /** Consumer poll interval, ms. Default 20. */
   pollMs?: number;
+  /**
+   * Stops the backend the parts share (a server the test owns, never a shared
+   * one), resolving with the call that starts it again. With it, the suite
+   * also stops the busy parts in `outageOrders` orders after the backend went
+   * away for good, each stop within `stopWithinMs`.
+   */
+  outage?: OutageHook;
+  /** How many orders to try with the backend gone (every rotation, both ways, first). Default 4. */
+  outageOrders?: number;
   skip?: string | false;
 }
 
@@ -84,53 +94,73 @@ function someOrders(count: number): ShutdownPart[][] {
 export function testShutdownOrders(options: ShutdownOrdersOptions): void {
   const orders = options.orders === 'all' ? permutations(parts) : someOrders(options.orders);
   const within = options.stopWithinMs ?? 5000;
+
+  /** One service started and busy, then stopped in `order` (after the backend went away, given `outage`). */
+  const stopInOrder = async (n: number, order: ShutdownPart[], outage?: OutageHook) => {
+    const service = await options.openService(n);
+    const { store, transport } = service;
+    let handled = 0;
+    const consumer = createConsumer({
+      name: 'billing',
+      topic: 'orders',
+      transport,
+      inbox: getInMemoryInbox(),
+      pollMs: options.pollMs ?? 20,
+      drainTimeoutMs: 500,
+      onError: () => undefined,
+      handler: () => {
+        handled += 1;
+      },
+    });
+    await consumer.start();
+    const outboxRelay = await service.startOutboxRelay();
+    const runner = await service.startProjections([
+      defineEventRelay({
+        name: 'orders-relay',
+        transport,
+        topic: 'orders',
+        handles: ['OrderPlaced'],
+      }) as Projection<never>,
+    ]);
+    // Busy parts: a message in the outbox and an event in the store, both on their way to the consumer.
+    await service.enqueue({ type: 'Enqueued', data: { n }, key: `o-${n}` });
+    await store.append(`order-${n}`, [{ type: 'OrderPlaced', data: { n } }]);
+    await waitUntil(() => handled >= 1, `order ${n}: a message reached the consumer`);
+    const resume = await outage?.();
+    try {
+      const stop: Record<ShutdownPart, () => Promise<unknown>> = {
+        store: () => store.close(),
+        transport: () => transport.close(),
+        consumer: () => consumer.stop(),
+        outboxRelay: () => outboxRelay.stop(),
+        eventRelay: () => runner.stop(),
+      };
+      const gone = resume ? ' with the backend gone' : '';
+      for (const part of order)
+        await settlesWithin(stop[part](), within, `${part}.stop() in the order ${order.join(', ')}${gone}`);
+      if (service.close)
+        await settlesWithin(service.close(), within, `the close after the order ${order.join(', ')}${gone}`);
+    } finally {
+      await resume?.();
+    }
+  };
+
   describe(`Shutdown orders: ${options.name}`, { skip: options.skip || false }, () => {
     it(`every one of ${orders.length} orders of stopping store, transport, consumer, outbox relay and event relay resolves`, async () => {
       let n = 0;
-      for (const order of orders) {
-        n += 1;
-        const service = await options.openService(n);
-        const { store, transport } = service;
-        let handled = 0;
-        const consumer = createConsumer({
-          name: 'billing',
-          topic: 'orders',
-          transport,
-          inbox: getInMemoryInbox(),
-          pollMs: options.pollMs ?? 20,
-          drainTimeoutMs: 500,
-          handler: () => {
-            handled += 1;
-          },
-        });
-        await consumer.start();
-        const outboxRelay = await service.startOutboxRelay();
-        const runner = await service.startProjections([
-          defineEventRelay({
-            name: 'orders-relay',
-            transport,
-            topic: 'orders',
-            handles: ['OrderPlaced'],
-          }) as Projection<never>,
-        ]);
-        // Busy parts: a message in the outbox and an event in the store, both on their way to the consumer.
-        await service.enqueue({ type: 'Enqueued', data: { n }, key: `o-${n}` });
-        await store.append(`order-${n}`, [{ type: 'OrderPlaced', data: { n } }]);
-        await waitUntil(() => handled >= 1, `order ${n}: a message reached the consumer`);
-
-        const stop: Record<ShutdownPart, () => Promise<unknown>> = {
-          store: () => store.close(),
-          transport: () => transport.close(),
-          consumer: () => consumer.stop(),
-          outboxRelay: () => outboxRelay.stop(),
-          eventRelay: () => runner.stop(),
-        };
-        for (const part of order)
-          await settlesWithin(stop[part](), within, `${part}.stop() in the order ${order.join(', ')}`);
-        if (service.close)
-          await settlesWithin(service.close(), within, `the close after the order ${order.join(', ')}`);
-      }
+      for (const order of orders) await stopInOrder(++n, order);
       assert.equal(n, orders.length);
+    });
+
+    const { outage } = options;
+    const outageOrders = someOrders(options.outageOrders ?? 4);
+    it(`with the backend gone for good, every one of ${outageOrders.length} orders of stopping the busy parts resolves`, {
+      skip: outage
+        ? false
+        : 'no outage hook: give the suite an outage option that stops the backend and starts it again',
+    }, async () => {
+      let n = orders.length;
+      for (const order of outageOrders) await stopInOrder(++n, order, outage);
     });
   });
 }
