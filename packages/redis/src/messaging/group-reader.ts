@@ -45,6 +45,8 @@ export function createGroupReader(context: ReaderContext) {
   let leaseTimer: ReturnType<typeof setTimeout> | undefined;
   let reading: Promise<void> | undefined;
   let kick: (() => void) | undefined;
+  /** Where the next read starts among the ready partitions when there is room for fewer entries than them. */
+  let turn = 0;
   let ticking: Promise<void> | undefined;
   let lastTrim = Date.now();
   /** Leases are renewed every third of their time; trims ride on the same timer. */
@@ -325,11 +327,18 @@ export function createGroupReader(context: ReaderContext) {
   const readLoop = async () => {
     let failures = 0;
     while (!stopped) {
-      const ready = states.flatMap((s, p) => (s.ready && !s.draining ? [p] : []));
+      let ready = states.flatMap((s, p) => (s.ready && !s.draining ? [p] : []));
       const room = context.prefetch - buffer.size();
       if (ready.length === 0 || room <= 0) {
         await pause(context.blockMs);
         continue;
+      }
+      // COUNT is per stream: the room is shared out, so one read never brings more than `prefetch` in all.
+      let count = Math.floor(room / ready.length);
+      if (count === 0) {
+        const from = turn++ % ready.length;
+        ready = [...ready.slice(from), ...ready.slice(0, from)].slice(0, room);
+        count = 1;
       }
       const generations = ready.map((p) => (states[p] as PartitionState).generation);
       try {
@@ -344,7 +353,7 @@ export function createGroupReader(context: ReaderContext) {
             group,
             consumer,
             'COUNT',
-            String(room),
+            String(count),
             'BLOCK',
             String(context.blockMs),
             'STREAMS',
