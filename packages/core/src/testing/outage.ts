@@ -10,6 +10,10 @@ import { settlesWithin } from './wait-until.ts';
  */
 export const OUTAGE_BOUND_MS = 12_000;
 
+/** Why a case of a backend gone for good is skipped: the suite was given no `outage` hook. */
+export const OUTAGE_SKIP_REASON =
+  'no outage hook: give the suite an outage option that stops the backend and starts it again';
+
 /** The suite's `outage` hook: stops the backend, resolves with the call that starts it again. */
 export type OutageHook = () => Promise<() => Promise<void>>;
 

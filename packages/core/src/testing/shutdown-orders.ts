@@ -6,7 +6,7 @@ import { defineEventRelay } from '../messaging/event-relay.ts';
 import type { Transport } from '../messaging/transport.ts';
 import type { Projection } from '../projections/types.ts';
 import type { EventStore } from '../store/types.ts';
-import type { OutageHook } from './outage.ts';
+import { OUTAGE_SKIP_REASON, type OutageHook } from './outage.ts';
 import { settlesWithin, waitUntil } from './wait-until.ts';
 
 /** The parts of one service, opened on a backend of their own for one order. */
@@ -155,9 +155,7 @@ export function testShutdownOrders(options: ShutdownOrdersOptions): void {
     const { outage } = options;
     const outageOrders = someOrders(options.outageOrders ?? 4);
     it(`with the backend gone for good, every one of ${outageOrders.length} orders of stopping the busy parts resolves`, {
-      skip: outage
-        ? false
-        : 'no outage hook: give the suite an outage option that stops the backend and starts it again',
+      skip: outage ? false : OUTAGE_SKIP_REASON,
     }, async () => {
       let n = orders.length;
       for (const order of outageOrders) await stopInOrder(++n, order, outage);

@@ -2,6 +2,7 @@ import type { Consumer, ConsumerOptions } from '../../messaging/consumer.ts';
 import type { DeadLetterStore, Inbox } from '../../messaging/consumer-ports.ts';
 import type { Message } from '../../messaging/message.ts';
 import type { Transport } from '../../messaging/transport.ts';
+import { OUTAGE_SKIP_REASON } from '../outage.ts';
 
 /**
  * What the consumer pipeline runs on in one case: a transport, optionally an
@@ -80,7 +81,7 @@ export const consumerSkipReasons: Readonly<Record<ConsumerRequirement, string>> 
   durable: 'the transport is not durable (capabilities.durable is false)',
   volatile: 'the transport is durable (capabilities.durable is true): the durable variant of this case runs instead',
   restart: 'no restart hook: give the suite a restart option that restarts the backend',
-  outage: 'no outage hook: give the suite an outage option that stops the backend and starts it again',
+  outage: OUTAGE_SKIP_REASON,
 };
 
 export interface ConsumerConformanceCase {

@@ -7,6 +7,7 @@ import type {
   Transport,
   TransportCapabilities,
 } from '../../messaging/transport.ts';
+import { OUTAGE_SKIP_REASON } from '../outage.ts';
 
 /** What one transport case gets: a fresh transport and names no other case uses. */
 export interface TransportCaseContext {
@@ -50,7 +51,7 @@ export const transportSkipReasons: Readonly<Record<TransportRequirement, string>
   competingConsumers: 'no competing consumers (capabilities.competingConsumers is false)',
   durable: 'not durable (capabilities.durable is false)',
   restart: 'no restart hook: give the suite a restart option that restarts the backend',
-  outage: 'no outage hook: give the suite an outage option that stops the backend and starts it again',
+  outage: OUTAGE_SKIP_REASON,
 };
 
 export interface TransportConformanceCase {
