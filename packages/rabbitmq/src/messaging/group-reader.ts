@@ -50,6 +50,8 @@ export function createGroupReader(context: ReaderContext) {
   let redeclare = false;
   /** Releases in a delay tier (shared by every group: its depth is no measure of this one's). */
   const away = createAwayCount();
+  /** Deliveries from the group queues since the reader was made (rises only; the backlog reads it around a count). */
+  let arrived = 0;
 
   const buffer = createDeliveryBuffer<Entry>(
     {
@@ -193,6 +195,7 @@ export function createGroupReader(context: ReaderContext) {
           await own?.consume(queue, (raw) => {
             if (raw) {
               settle?.delivered(raw, counted);
+              if (counted) arrived += 1;
               return handle(raw);
             }
             // Cancelled by the server (queue deleted, node lost): a fault, never a silently dead consumer.
@@ -244,6 +247,8 @@ export function createGroupReader(context: ReaderContext) {
     start,
     /** What this process holds of the group unacknowledged (handed out or prefetched) or in a delay tier. */
     waiting: () => (acker?.outstanding() ?? 0) + away.count(),
+    /** How many deliveries came from the group queues so far: a change tells that some arrived meanwhile. */
+    arrived: () => arrived,
     /** After a reconnect: the old channel is gone with its messages; consume again. */
     resume() {
       if (stopped) return;

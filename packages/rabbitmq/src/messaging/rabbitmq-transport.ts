@@ -31,7 +31,7 @@ import {
   type TierKind,
   topologyNames,
 } from '../topology.ts';
-import { readyMessages } from './backlog.ts';
+import { groupBacklog, readyMessages } from './backlog.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { createPublisher, type Outgoing, type Publisher } from './publish.ts';
 import { DUE_HEADER } from './receive.ts';
@@ -377,13 +377,15 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
       checkNames(topic, group);
       const { connection } = current();
       const queues = Array.from({ length: options.partitions }, (_, p) => names.groupQueue(topic, group, p));
-      let ready: number;
+      let messages: number;
       try {
-        ready = await readyMessages(connection, queues);
+        messages = await groupBacklog(
+          () => readyMessages(connection, queues),
+          readers.get(groupKey(topic, group))?.reader,
+        );
       } catch (error) {
         throw new TransportError(`reading the backlog of ${topic}/${group} failed: ${String(error)}`, { cause: error });
       }
-      const messages = ready + (readers.get(groupKey(topic, group))?.reader.waiting() ?? 0);
       // AMQP cannot look at a queue's oldest message without taking it: the age is unknown.
       return { messages, oldestAt: undefined, ...(messages > 0 ? { ageUnknown: true } : {}) };
     },
