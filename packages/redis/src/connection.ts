@@ -1,8 +1,25 @@
 import { isFactlineError, TransportError, ValidationError } from '@factline/core';
-import { createClient, ErrorReply, type RedisClientType } from 'redis';
+import { ErrorReply, RedisClient as NodeRedisClient } from 'redis';
+
+type ClientMaker = ReturnType<typeof NodeRedisClient.factory>;
 
 /** A node-redis client on RESP2 with no modules: what the transport and the inbox talk through. */
-export type RedisClient = RedisClientType;
+export type RedisClient = ReturnType<ClientMaker>;
+
+/**
+ * Makes a client of one class for every connection of the process. node-redis
+ * builds a client class (a method for each of its commands, modules' and
+ * transactions' included) for each set of options that differs from the last
+ * one it saw (its cache holds one entry, compared as JSON), so connections
+ * with their own names would each build one again: 60–130 ms of CPU and
+ * megabytes of garbage per connection. Built once, on first use, with no
+ * modules (the transport and the inbox send core commands only).
+ */
+let makeClient: ClientMaker | undefined;
+function newClient(options: Parameters<ClientMaker>[0]): RedisClient {
+  makeClient ??= NodeRedisClient.factory();
+  return makeClient(options);
+}
 
 /** What the stores need of a connection: any node-redis client (RESP2 or RESP3) has it. */
 export interface RedisCommandSender {
@@ -86,7 +103,7 @@ export interface OpenSettings {
 export async function openClient(url: string, settings: OpenSettings): Promise<RedisClient> {
   let opened = false;
   let firstError: unknown;
-  const client = createClient({
+  const client = newClient({
     url,
     name: settings.name,
     socket: {
@@ -96,7 +113,7 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
         return reconnectDelay(retries + 1, settings.reconnectMinMs, settings.reconnectMaxMs);
       },
     },
-  }) as unknown as RedisClient;
+  });
   client.on('error', (error: unknown) => {
     if (opened) settings.onError(error);
     else firstError ??= error;

@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { closeClient, openClient, type RedisClient } from './connection.ts';
+import { redisUnavailable, redisUrl } from './fixtures/server.ts';
+
+const skip = await redisUnavailable();
+
+/** The node-redis class a client was made from (node-redis hands out an object whose prototype is the client). */
+const classOf = (client: RedisClient) => (Object.getPrototypeOf(Object.getPrototypeOf(client)) as object).constructor;
+
+const settings = (name: string) => ({
+  name,
+  connectTimeoutMs: 3000,
+  reconnectMinMs: 100,
+  reconnectMaxMs: 1000,
+  onError: () => undefined,
+});
+
+describe('openClient', { skip }, () => {
+  it('makes every connection from one client class, each under its own name', async () => {
+    // node-redis builds a class per distinct options (tens of ms each): connections with names of their own must not.
+    const clients: RedisClient[] = [];
+    try {
+      for (const name of ['factline-test-a', 'factline-test-b', 'factline-test-a-read']) {
+        clients.push(await openClient(redisUrl, settings(name)));
+      }
+      const [first, ...rest] = clients.map(classOf);
+      for (const other of rest) assert.equal(other, first, 'one class for all');
+      const names = await Promise.all(clients.map((client) => client.sendCommand(['CLIENT', 'GETNAME'])));
+      assert.deepEqual(names, ['factline-test-a', 'factline-test-b', 'factline-test-a-read']);
+    } finally {
+      await Promise.all(clients.map(closeClient));
+    }
+  });
+});
