@@ -125,7 +125,7 @@ describe('factline dlq: a redis:// --db and its options', () => {
   it('--app goes with a redis:// --db only; other commands refuse Redis and say why', async () => {
     const app = await runFactline(['dlq', 'ls', '--db', 'sqlite:./nothing.db', '--app', 'shop']);
     assert.equal(app.code, 2);
-    assertOneLine(app.stderr, /^factline: --app applies to a redis:\/\/ --db only$/);
+    assertOneLine(app.stderr, /^factline: --app applies to a redis:\/\/ --db, or with a --transport, only$/);
     const streams = await runFactline(['streams', 'ls', '--db', 'redis://user:secret@127.0.0.1:6379', '--app', 'shop']);
     assert.equal(streams.code, 2);
     assertOneLine(

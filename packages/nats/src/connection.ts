@@ -1,4 +1,5 @@
 import { TransportError, ValidationError } from '@factline/core';
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 /**
@@ -17,27 +18,28 @@ interface Server {
 
 /**
  * Refuses a URL the client could not use, before any connection is tried; splits credentials off.
+ * `option` is the path a `ValidationError` names.
  *
  * @example
  * parseNatsUrl('nats://app:secret@n1:4222,nats://n2:4222'); // [{ server: 'nats://n1:4222', user: 'app', pass: 'secret' }, { server: 'nats://n2:4222' }]
  */
-export function parseNatsUrl(url: string): Server[] {
+export function parseNatsUrl(url: string, option = 'getNatsTransport.url'): Server[] {
   const servers: Server[] = [];
   for (const part of url.split(',')) {
     let parsed: URL;
     try {
       parsed = new URL(part.trim());
     } catch {
-      throw new ValidationError({ path: 'getNatsTransport.url', message: `is not a URL: '${redactUrl(url)}'` });
+      throw new ValidationError({ path: option, message: `is not a URL: '${redactUrl(url)}'` });
     }
     if (!['nats:', 'tls:'].includes(parsed.protocol)) {
       throw new ValidationError({
-        path: 'getNatsTransport.url',
+        path: option,
         message: `must start with nats:// or tls://, got '${parsed.protocol}//'`,
       });
     }
     if (parsed.hostname === '') {
-      throw new ValidationError({ path: 'getNatsTransport.url', message: `names no host: '${redactUrl(url)}'` });
+      throw new ValidationError({ path: option, message: `names no host: '${redactUrl(url)}'` });
     }
     const server: Server = { server: `${parsed.protocol}//${parsed.host}` };
     if (parsed.username) server.user = decodeURIComponent(parsed.username);
@@ -67,14 +69,15 @@ export function jetStreamDisabled(url: string, error?: unknown): TransportError 
 }
 
 /**
- * Opens one connection that reconnects by itself for ever (with `reconnectMaxMs`
+ * Opens one connection that reconnects by itself for ever (with `reconnectWaitMs`
  * between attempts, jittered), failing at start with a typed error within `timeoutMs`.
+ * A bad URL is a `ValidationError` naming `urlOption` (default `getNatsTransport.url`).
  */
 export async function openConnection(
   url: string,
-  settings: { timeoutMs: number; reconnectWaitMs: number; name: string },
+  settings: { timeoutMs: number; reconnectWaitMs: number; name: string; urlOption?: string },
 ): Promise<NatsConnection> {
-  const servers = parseNatsUrl(url);
+  const servers = parseNatsUrl(url, settings.urlOption);
   const first = servers[0] as Server;
   try {
     return await connect({
@@ -92,5 +95,16 @@ export async function openConnection(
     });
   } catch (error) {
     throw connectionError(error, url);
+  }
+}
+
+/** Opens the JetStream manager, telling a server without JetStream apart from other failures. */
+export async function openManager(nc: NatsConnection, url: string): Promise<JetStreamManager> {
+  try {
+    return await jetstreamManager(nc);
+  } catch (error) {
+    const text = String((error as Error)?.message ?? error);
+    if (/not enabled|no responders|503/i.test(text)) throw jetStreamDisabled(url, error);
+    throw new TransportError(`NATS at ${redactUrl(url)} did not answer the JetStream API: ${text}`, { cause: error });
   }
 }

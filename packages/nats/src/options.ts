@@ -62,12 +62,15 @@ export interface NatsTransportOptions {
   connectionName?: string;
 }
 
+/** The check of `application` (it names the stream and the claim bucket), for every option object that takes one. */
+export const applicationOption = (value: unknown) =>
+  typeof value === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(value)
+    ? undefined
+    : 'must be 1 to 64 letters, digits, "-" or "_"';
+
 const spec: OptionSpecOf<NatsTransportOptions> = {
   url: 'non-empty-string',
-  application: (value) =>
-    typeof value === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(value)
-      ? undefined
-      : 'must be 1 to 64 letters, digits, "-" or "_"',
+  application: applicationOption,
   partitions: 'positive-integer',
   prefetch: 'positive-integer',
   maxDeliver: 'positive-integer',

@@ -1,4 +1,5 @@
 import { TransportError } from '@factline/core';
+import { assertName } from '@factline/core/adapter';
 import type { JetStreamManager } from '@nats-io/jetstream';
 
 /**
@@ -45,6 +46,17 @@ export function subjectToken(name: string): string {
     else for (const byte of Buffer.from(char, 'utf8')) out += `~${byte.toString(16).padStart(2, '0')}`;
   }
   return out;
+}
+
+/**
+ * Throws a `ValidationError` unless `topic` (and `group`, when given) is a usable name.
+ *
+ * @example
+ * assertTopicAndGroup('orders', 'billing'); // passes; assertTopicAndGroup('', 'billing') throws, naming `topic`
+ */
+export function assertTopicAndGroup(topic: string, group?: string): void {
+  assertName(topic, 'topic');
+  if (group !== undefined) assertName(group, 'group');
 }
 
 export interface Names {

@@ -4,22 +4,22 @@ import amqp, { type ChannelModel } from 'amqplib';
 /** The URL without its password, for messages and logs. */
 export const redactUrl = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
 
-/** Refuses a URL amqplib could not use, before any connection is tried. */
-export function assertAmqpUrl(url: string): void {
+/** Refuses a URL amqplib could not use, before any connection is tried; `where` names the factory in the error. */
+export function assertAmqpUrl(url: string, where = 'getRabbitTransport'): void {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new ValidationError({ path: 'getRabbitTransport.url', message: `is not a URL: '${redactUrl(url)}'` });
+    throw new ValidationError({ path: `${where}.url`, message: `is not a URL: '${redactUrl(url)}'` });
   }
   if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
     throw new ValidationError({
-      path: 'getRabbitTransport.url',
+      path: `${where}.url`,
       message: `must start with amqp:// or amqps://, got '${parsed.protocol}//'`,
     });
   }
   if (parsed.hostname === '') {
-    throw new ValidationError({ path: 'getRabbitTransport.url', message: `names no host: '${redactUrl(url)}'` });
+    throw new ValidationError({ path: `${where}.url`, message: `names no host: '${redactUrl(url)}'` });
   }
 }
 

@@ -49,12 +49,15 @@ export interface RabbitTransportOptions {
   connectionName?: string;
 }
 
+/** The `application` option's check: every name the application declares on the broker starts with it. */
+export const applicationOption = (value: unknown): string | undefined =>
+  typeof value === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(value)
+    ? undefined
+    : 'must be 1 to 64 letters, digits, "-", "_" or "."';
+
 const spec: OptionSpecOf<RabbitTransportOptions> = {
   url: 'non-empty-string',
-  application: (value) =>
-    typeof value === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(value)
-      ? undefined
-      : 'must be 1 to 64 letters, digits, "-", "_" or "."',
+  application: applicationOption,
   partitions: 'positive-integer',
   prefetch: 'positive-integer',
   deliveryLimit: 'positive-integer',

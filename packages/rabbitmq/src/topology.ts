@@ -1,3 +1,5 @@
+import { TransportError } from '@factline/core';
+import { assertName } from '@factline/core/adapter';
 import type { Channel } from 'amqplib';
 
 /**
@@ -70,6 +72,26 @@ export function topologyNames(application: string): Names {
 
 /** AMQP names are at most 255 bytes. */
 export const fitsAmqpName = (name: string) => Buffer.byteLength(name) <= 255;
+
+/**
+ * Refuses a topic or group that is no name (`ValidationError`), or whose
+ * queues with `partitions` would pass RabbitMQ's 255 bytes (a `TransportError`
+ * that is not retryable): before anything is declared or sent. Without a
+ * group, the longest name any group of the topic could still have.
+ *
+ * @example
+ * assertQueueNames(topologyNames('shop'), 4, 'orders', 'billing');
+ */
+export function assertQueueNames(names: Names, partitions: number, topic: string, group?: string): void {
+  assertName(topic, 'topic');
+  if (group !== undefined) assertName(group, 'group');
+  const longest = names.groupQueue(topic, group ?? '', partitions) + (group === undefined ? '.dead' : '');
+  if (!fitsAmqpName(`${longest}.dead`)) {
+    throw new TransportError(`the queue names for topic '${topic}' would pass RabbitMQ's 255-byte limit`, {
+      retryable: false,
+    });
+  }
+}
 
 const quorum = { 'x-queue-type': 'quorum' };
 /** Dead-lettering that keeps the message until the target queue confirmed it (quorum queues only). */

@@ -3,6 +3,7 @@ import { CliError } from '../cli-error.ts';
 import {
   type DatabaseTarget,
   type DeadLetterTarget,
+  isRedisUrl,
   parseDatabaseUrl,
   parseDeadLetterUrl,
 } from '../inspect/database-url.ts';
@@ -13,6 +14,7 @@ import {
   type Inspector,
   type ProjectionControl,
 } from '../inspect/inspector.ts';
+import { openRedriver, parseTransportUrl, type TransportTarget } from '../inspect/redriver.ts';
 import type { CliContext } from './context.ts';
 
 /** The flags every database command takes. */
@@ -20,6 +22,7 @@ export interface DatabaseFlags {
   db?: string;
   schema?: string;
   app?: string;
+  transport?: string;
   json?: boolean;
 }
 
@@ -30,7 +33,11 @@ export function addDatabaseOptions(program: Command): Command {
     .option('--schema <name>', 'PostgreSQL schema holding the tables (default factline)')
     .option(
       '--app <name>',
-      "with a redis:// --db (dlq commands, ui): the Redis transport's application; default $FACTLINE_APP",
+      "with a redis:// --db or a --transport (dlq commands, ui): the transport's application; default $FACTLINE_APP",
+    )
+    .option(
+      '--transport <url>',
+      'dlq commands, ui: the broker the application runs on (amqp://, nats://, redis://), for redrives of dead letters kept in --db; default $FACTLINE_TRANSPORT',
     );
 }
 
@@ -53,24 +60,55 @@ export function databaseAction<Flags>(command: Command, work: (flags: Flags, ...
 
 /** Where the flags (or `FACTLINE_DB`) point, a SQLite path resolved from the working directory. */
 export function target(flags: DatabaseFlags, context: CliContext): DatabaseTarget {
+  if (flags.transport !== undefined) throw new CliError('--transport applies to the dlq commands and ui only');
   const parsed = parseDatabaseUrl(flags.db ?? context.env.FACTLINE_DB, flags.schema, flags.app);
   return parsed.kind === 'sqlite' ? { kind: 'sqlite', path: context.resolve(parsed.path) } : parsed;
 }
 
+/** `--transport`, else a non-empty `FACTLINE_TRANSPORT`. */
+const transportUrl = (flags: DatabaseFlags, context: CliContext) =>
+  flags.transport ?? (context.env.FACTLINE_TRANSPORT?.trim() || undefined);
+
 /** Where the dead-letter commands (and the dashboard) read: `target`'s databases, or a Redis server and application. */
 export function deadLetterTarget(flags: DatabaseFlags, context: CliContext): DeadLetterTarget {
-  const parsed = parseDeadLetterUrl(
-    flags.db ?? context.env.FACTLINE_DB,
-    flags.schema,
-    flags.app,
-    context.env.FACTLINE_APP,
-  );
+  const db = flags.db ?? context.env.FACTLINE_DB;
+  // With a broker transport, --app names its application, whatever holds the dead letters.
+  const throughBroker = transportUrl(flags, context) !== undefined && !isRedisUrl(db);
+  const parsed = parseDeadLetterUrl(db, flags.schema, throughBroker ? undefined : flags.app, context.env.FACTLINE_APP);
   return parsed.kind === 'sqlite' ? { kind: 'sqlite', path: context.resolve(parsed.path) } : parsed;
+}
+
+/**
+ * The broker a database's dead letters are redriven through: `--transport`
+ * (or `FACTLINE_TRANSPORT`) with `--app` (or `FACTLINE_APP`); undefined
+ * without one (the database's SQL transport). A redis:// --db redrives
+ * through its own Redis transport: an explicit `--transport` is refused there,
+ * `FACTLINE_TRANSPORT` ignored.
+ */
+export function redriveTarget(
+  flags: DatabaseFlags,
+  context: CliContext,
+  where: DeadLetterTarget,
+): TransportTarget | undefined {
+  if (where.kind === 'redis') {
+    if (flags.transport !== undefined) {
+      throw new CliError(
+        '--transport applies to dead letters kept in a database: a redis:// --db redrives through its own Redis transport',
+      );
+    }
+    return undefined;
+  }
+  const url = transportUrl(flags, context);
+  return url === undefined ? undefined : parseTransportUrl(url, flags.app ?? context.env.FACTLINE_APP);
 }
 
 /** A read-only view of the database the flags name. */
 export async function openInspector(flags: DatabaseFlags, context: CliContext): Promise<Inspector> {
-  const where = target(flags, context);
+  return openInspectorAt(target(flags, context));
+}
+
+/** A read-only view of the database `where`. */
+export async function openInspectorAt(where: DatabaseTarget): Promise<Inspector> {
   return where.kind === 'sqlite'
     ? (await import('../inspect/sqlite-inspector.ts')).openSqliteInspector(where.path)
     : await (await import('../inspect/postgres-inspector.ts')).openPostgresInspector(where.url, where.schema);
@@ -88,15 +126,30 @@ export async function openRedisDeadLetters(
   );
 }
 
-/** A read-write connection for changing dead letters where the flags point (a database or a Redis application). */
+/**
+ * A read-write connection for changing dead letters where the flags point (a
+ * database or a Redis application); a database's redrives go through the
+ * broker `redriveTarget` names, when it names one.
+ */
 export async function openDeadLetterOperator(flags: DatabaseFlags, context: CliContext): Promise<DeadLetterOperator> {
   const where = deadLetterTarget(flags, context);
+  const through = redriveTarget(flags, context, where);
   if (where.kind === 'redis') {
     return (await import('../inspect/redis-dead-letters.ts')).openRedisDeadLetterOperator(where.url, where.application);
   }
-  return where.kind === 'sqlite'
-    ? (await import('../inspect/sqlite-inspector.ts')).openSqliteDeadLetterOperator(where.path)
-    : await (await import('../inspect/postgres-inspector.ts')).openPostgresDeadLetterOperator(where.url, where.schema);
+  const redriver = through ? await openRedriver(through) : undefined;
+  try {
+    return where.kind === 'sqlite'
+      ? (await import('../inspect/sqlite-inspector.ts')).openSqliteDeadLetterOperator(where.path, redriver)
+      : await (await import('../inspect/postgres-inspector.ts')).openPostgresDeadLetterOperator(
+          where.url,
+          where.schema,
+          redriver,
+        );
+  } catch (error) {
+    await redriver?.close();
+    throw error;
+  }
 }
 
 /**
@@ -110,8 +163,15 @@ export async function withDeadLetterReader<T>(
   work: (reader: DeadLetterReader) => Promise<T>,
 ): Promise<T> {
   const where = deadLetterTarget(flags, context);
+  // A bad --transport or a missing --app fails every dlq command alike, not only a redrive.
+  redriveTarget(flags, context, where);
   if (where.kind !== 'redis') {
-    return withInspector(flags, context, (inspector) => work(deadLetterReaderOf(inspector)));
+    const inspector = await openInspectorAt(where);
+    try {
+      return await work(deadLetterReaderOf(inspector));
+    } finally {
+      await inspector.close();
+    }
   }
   const reader = await openRedisDeadLetters(where);
   try {

@@ -90,7 +90,7 @@ export function addDeadLetterChanges(dlq: Command, context: CliContext): void {
     dlq,
     context,
     'redrive',
-    'deliver dead letters to their consumer group again (the SQL and Redis transports)',
+    'deliver dead letters to their consumer group again (the SQL transports, or --transport: RabbitMQ, NATS, Redis)',
   );
   addChange(dlq, context, 'discard', 'mark dead letters discarded (kept for the record, never delivered)');
 }

@@ -11,9 +11,9 @@ import {
   deadLetterTarget,
   integerOption,
   openDeadLetterOperator,
-  openInspector,
+  openInspectorAt,
   openRedisDeadLetters,
-  target,
+  redriveTarget,
 } from './database-options.ts';
 
 interface UiFlags extends DatabaseFlags {
@@ -35,11 +35,12 @@ async function openSource(flags: UiFlags, context: CliContext): Promise<UiSource
     }
     return { deadLetters: await openRedisDeadLetters(where, { reconnect: true }) };
   }
+  redriveTarget(flags, context, where);
   const modulePath = flags.workflows;
   return {
-    inspector: await openInspector(flags, context),
+    inspector: await openInspectorAt(where),
     workflows: {
-      openStore: () => openWorkflowStore(target(flags, context)),
+      openStore: () => openWorkflowStore(where),
       ...(modulePath === undefined ? {} : { loadWorkflow: (name) => loadWorkflow(modulePath, name, context.cwd) }),
     },
   };

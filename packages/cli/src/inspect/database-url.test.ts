@@ -4,7 +4,7 @@ import { CliError } from '../cli-error.ts';
 import { parseDatabaseUrl, parseDeadLetterUrl } from './database-url.ts';
 
 test('--app names a Redis application: refused with a database, FACTLINE_APP ignored there', () => {
-  const refused = { name: CliError.name, message: '--app applies to a redis:// --db only' };
+  const refused = { name: CliError.name, message: '--app applies to a redis:// --db, or with a --transport, only' };
   assert.throws(() => parseDatabaseUrl('sqlite:./app.db', undefined, 'shop'), refused);
   assert.throws(() => parseDeadLetterUrl('postgres://db/app', undefined, 'shop'), refused);
   // FACTLINE_APP exported for a Redis application does not stop a command on a database.

@@ -6,7 +6,8 @@ export type DatabaseTarget = { kind: 'sqlite'; path: string } | { kind: 'postgre
 /** Where `factline dlq` reads: a database, or the Redis server of an application on the Redis transport. */
 export type DeadLetterTarget = DatabaseTarget | { kind: 'redis'; url: string; application: string };
 
-const isRedisUrl = (url: string) => /^rediss?:\/\//i.test(url);
+/** A `redis://` or `rediss://` URL. */
+export const isRedisUrl = (url: string | undefined) => url !== undefined && /^rediss?:\/\//i.test(url);
 
 /** The URL with its password hidden, for messages. */
 export const redactUrl = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
@@ -14,8 +15,8 @@ export const redactUrl = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '
 /**
  * Reads `--db` (or `FACTLINE_DB`): `sqlite:./orders.db`, a bare file path, or
  * `postgres://...` / `postgresql://...` (the schema from `--schema`, default
- * `factline`). `app` is the `--app` flag, refused here: it names a Redis
- * application.
+ * `factline`). `app` is the `--app` flag, refused here: it names the
+ * application of a transport (a redis:// --db, or a `--transport`).
  *
  * @example
  * parseDatabaseUrl('sqlite:./orders.db'); // { kind: 'sqlite', path: './orders.db' }
@@ -29,7 +30,7 @@ export function parseDatabaseUrl(url: string | undefined, schema?: string, app?:
       `--db ${redactUrl(url)}: Redis holds an application's dead letters only: 'factline dlq' reads them (with --app); this command needs a sqlite: path or postgres:// URL`,
     );
   }
-  if (app !== undefined) throw new CliError('--app applies to a redis:// --db only');
+  if (app !== undefined) throw new CliError('--app applies to a redis:// --db, or with a --transport, only');
   if (/^postgres(ql)?:\/\//.test(url)) return { kind: 'postgres', url, schema: schema ?? 'factline' };
   if (schema !== undefined) throw new CliError('--schema applies to a postgres:// database only');
   const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '') : url;

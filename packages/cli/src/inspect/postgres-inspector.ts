@@ -6,6 +6,7 @@ import { CliError } from '../cli-error.ts';
 import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
 import { noQueue, noQueueMessage } from './no-queue.ts';
 import { projectionName } from './projection-name.ts';
+import { type GroupRedriver, redrivingThrough } from './redriver.ts';
 
 interface EventRow {
   position: string;
@@ -212,16 +213,23 @@ export async function openPostgresInspector(url: string, schema: string): Promis
 
 /**
  * Changes dead letters in a PostgreSQL schema: a redrive queues the message
- * again for its consumer group on the schema's SQL transport.
+ * again for its consumer group on the schema's SQL transport; with
+ * `redriver` (the application's messages travel over a broker) it goes
+ * through the broker instead (`redrivingThrough`).
  *
  * @example
  * const operator = await openPostgresDeadLetterOperator('postgres://app@127.0.0.1/app', 'factline');
  */
-export async function openPostgresDeadLetterOperator(url: string, schema: string): Promise<DeadLetterOperator> {
+export async function openPostgresDeadLetterOperator(
+  url: string,
+  schema: string,
+  redriver?: GroupRedriver,
+): Promise<DeadLetterOperator> {
   const s = quoteSchema(schema);
   const pool = await connectPostgres(url, false);
   try {
     const store = await getPostgresDeadLetterStore({ pool, schema });
+    if (redriver) return redrivingThrough(store, redriver, () => pool.end());
     const transport = await getPostgresTransport({ pool, schema, listen: false });
     const hasQueue = async (record: DeadLetter) =>
       ((

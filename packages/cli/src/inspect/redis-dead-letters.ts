@@ -11,6 +11,7 @@ import { createClient } from 'redis';
 import { CliError } from '../cli-error.ts';
 import { redactUrl } from './database-url.ts';
 import type { DeadLetterOperator, DeadLetterReader } from './inspector.ts';
+import { type GroupRedriver, redrivingThrough } from './redriver.ts';
 
 /** How long connecting (and each transport's opening) may take before the command fails. */
 const CONNECT_TIMEOUT_MS = 5000;
@@ -69,16 +70,19 @@ export async function openRedisDeadLetterReader(
 }
 
 /**
- * The dead letters of `application` on a Redis server, for `dlq redrive|discard`.
- * A redrive goes through the Redis transport (`redeliver`: to the record's
- * group only), on the partition the message's key maps to; the partition
- * count is that of the topic's streams on the server (the application's
- * `partitions` option), and a group not declared for the topic there is
- * refused before anything is changed.
+ * Redrives through the Redis transport of `application`, asking `client`
+ * (an open connection to its server) what is declared: to the record's group
+ * only (`redeliver`), on the partition the message's key maps to; the
+ * partition count is that of the topic's streams on the server (the
+ * application's `partitions` option), and a group not declared for the topic
+ * there is refused before anything is sent. `close` closes the transports it
+ * opened, not `client`.
  */
-export async function openRedisDeadLetterOperator(url: string, application: string): Promise<DeadLetterOperator> {
-  const client = await connect(url, application);
-  const store: DeadLetterStore = getRedisDeadLetterStore({ client, application });
+export function redisRedriver(
+  client: { sendCommand(args: string[]): Promise<unknown> },
+  url: string,
+  application: string,
+): GroupRedriver {
   const keys = redisKeys(application);
   /** One transport per partition count (one in practice), opened at the first redrive. */
   const transports = new Map<number, Promise<RedisTransport>>();
@@ -120,22 +124,44 @@ export async function openRedisDeadLetterOperator(url: string, application: stri
   };
 
   return {
-    list: (filter) => store.list(filter),
-    get: (id) => store.get(id),
     cannotRedrive,
-    async redrive(record, at) {
+    async redeliver(record) {
       const reason = await cannotRedrive(record);
       if (reason) throw new CliError(reason);
       const transport = await transportFor(await partitionsOf(record.topic));
-      // The message first, then the mark: a failure between leaves the record dead, to be redriven again.
       await transport.redeliver(record.topic, record.consumer, [record.message]);
-      await store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
     },
-    discard: (record) => store.update({ ...record, state: 'discarded' }),
     async close() {
       const opened = await Promise.allSettled(transports.values());
       for (const result of opened) if (result.status === 'fulfilled') await result.value.close();
+    },
+  };
+}
+
+/** `redisRedriver` on a connection of its own, closed with it: for dead letters kept in a database. */
+export async function openRedisRedriver(url: string, application: string): Promise<GroupRedriver> {
+  const client = await connect(url, application);
+  const redriver = redisRedriver(client, url, application);
+  return {
+    cannotRedrive: redriver.cannotRedrive,
+    redeliver: redriver.redeliver,
+    async close() {
+      await redriver.close();
       await client.close().catch(() => client.destroy());
     },
   };
+}
+
+/**
+ * The dead letters of `application` on a Redis server, for `dlq redrive|discard`.
+ * A redrive goes through the Redis transport (`redisRedriver`); the message
+ * first, then the mark: a failure between leaves the record dead, to be
+ * redriven again.
+ */
+export async function openRedisDeadLetterOperator(url: string, application: string): Promise<DeadLetterOperator> {
+  const client = await connect(url, application);
+  const store: DeadLetterStore = getRedisDeadLetterStore({ client, application });
+  return redrivingThrough(store, redisRedriver(client, url, application), () =>
+    client.close().catch(() => client.destroy()),
+  );
 }

@@ -5,6 +5,7 @@ import { CliError } from '../cli-error.ts';
 import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
 import { noQueue, noQueueMessage } from './no-queue.ts';
 import { projectionName } from './projection-name.ts';
+import { type GroupRedriver, redrivingThrough } from './redriver.ts';
 
 interface EventRow {
   position: number;
@@ -209,14 +210,21 @@ export function openSqliteInspector(path: string): Inspector {
 /**
  * Changes dead letters in a SQLite file: a redrive queues the message again
  * for its consumer group on the file's SQL transport, which the application's
- * consumers poll. (A broker transport's queue is not reachable from here.)
+ * consumers poll; with `redriver` (the application's messages travel over a
+ * broker) it goes through the broker instead, the message first, then the
+ * record marked redriven.
  *
  * @example
  * const operator = openSqliteDeadLetterOperator('orders.db');
  */
-export function openSqliteDeadLetterOperator(path: string): DeadLetterOperator {
+export function openSqliteDeadLetterOperator(path: string, redriver?: GroupRedriver): DeadLetterOperator {
   const db = openSqliteFile(path, false);
   const store = getSqliteDeadLetterStore({ database: db });
+  if (redriver) {
+    return redrivingThrough(store, redriver, () => {
+      db.close();
+    });
+  }
   const transport = getSqliteTransport({ database: db });
   const group = db.prepare('SELECT 1 FROM factline_transport_groups WHERE topic = ? AND group_name = ?');
   return {

@@ -10,21 +10,20 @@ import {
 } from '@factline/core';
 import {
   assertMessages,
-  assertName,
   checkSubscribeOptions,
   checkTransportPublishOptions,
   messageToJson,
 } from '@factline/core/adapter';
-import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { jetStreamDisabled, openConnection, redactUrl } from '../connection.ts';
+import { openConnection, openManager, redactUrl } from '../connection.ts';
 import { checkNatsTransportOptions, type NatsErrorStage, type NatsTransportOptions } from '../options.ts';
-import { ensureConsumer, ensureStream, partitionOf, topologyNames } from '../topology.ts';
+import { assertTopicAndGroup, ensureConsumer, ensureStream, partitionOf, topologyNames } from '../topology.ts';
 import { readBacklog } from './backlog.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { createPartitionClaims, type PartitionClaims } from './partition-claims.ts';
 import { createPublisher, type Outgoing } from './publish.ts';
+import { encodeRedelivery } from './redelivery.ts';
 
 export interface NatsTransport extends Transport {
   /** The JetStream stream holding the application's messages. */
@@ -36,17 +35,6 @@ export interface NatsTransport extends Transport {
 }
 
 const encoder = new TextEncoder();
-
-/** Opens the JetStream manager, telling a server without JetStream apart from other failures. */
-async function openManager(nc: NatsConnection, url: string): Promise<JetStreamManager> {
-  try {
-    return await jetstreamManager(nc);
-  } catch (error) {
-    const text = String((error as Error)?.message ?? error);
-    if (/not enabled|no responders|503/i.test(text)) throw jetStreamDisabled(url, error);
-    throw new TransportError(`NATS at ${redactUrl(url)} did not answer the JetStream API: ${text}`, { cause: error });
-  }
-}
 
 /**
  * The transport on NATS JetStream: one stream per application (file
@@ -178,11 +166,6 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     return false;
   };
 
-  const checkNames = (topic: string, group?: string) => {
-    assertName(topic, 'topic');
-    if (group !== undefined) assertName(group, 'group');
-  };
-
   const encode = (topic: string, messages: readonly Message[]): Outgoing[] => {
     const at = Date.now();
     /** The topic's subject per partition, made on first use in this call (escaping the topic is not free). */
@@ -238,7 +221,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
 
     async publish(topic, messages, publishOptions) {
       if (closed) throw new StoreClosedError('transport');
-      checkNames(topic);
+      assertTopicAndGroup(topic);
       assertMessages(messages);
       const required = checkTransportPublishOptions(publishOptions);
       if (messages.length === 0) return;
@@ -250,28 +233,21 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
 
     async declareSubscription(topic, group) {
       if (closed) throw new StoreClosedError('transport');
-      checkNames(topic, group);
+      assertTopicAndGroup(topic, group);
       await declare(topic, group);
     },
 
     async redeliver(topic, group, messages) {
       if (closed) throw new StoreClosedError('transport');
-      checkNames(topic, group);
+      assertTopicAndGroup(topic, group);
       assertMessages(messages);
       await declare(topic, group);
-      // To this group's subject only; an id of its own, so the duplicate window never drops a redrive.
-      await publisher.publishAll(
-        messages.map((message) => ({
-          subject: names.groupSubject(topic, group, partitionOf(message.key, options.partitions)),
-          data: encoder.encode(messageToJson(message)),
-          messageId: `${message.id} redelivered ${Date.now()} ${Math.random().toString(36).slice(2)}`,
-        })),
-      );
+      await publisher.publishAll(encodeRedelivery(names, topic, group, options.partitions, messages));
     },
 
     subscribe(topic: string, group: string, given?: SubscribeOptions): Subscription {
       const subscribeOptions = checkSubscribeOptions(given) ?? {};
-      checkNames(topic, group);
+      assertTopicAndGroup(topic, group);
       if (closed) throw new StoreClosedError('transport');
       const visibility = subscribeOptions.visibilityTimeoutMs ?? 30_000;
       const key = groupKey(topic, group);
@@ -346,7 +322,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
 
     async backlog(topic, group) {
       if (closed) throw new StoreClosedError('transport');
-      checkNames(topic, group);
+      assertTopicAndGroup(topic, group);
       try {
         return await readBacklog(jsm, names, topic, group, options.partitions);
       } catch (error) {

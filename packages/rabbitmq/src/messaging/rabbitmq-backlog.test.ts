@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createMessage, type Delivery } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import amqp from 'amqplib';
-import { amqpUrl, rabbitUnavailable, removeTopology, testApplication } from '../fixtures/server.ts';
+import { amqpUrl, rabbitUnavailable, readyIn, removeTopology, testApplication } from '../fixtures/server.ts';
 import { delayTierFor, partitionOf, topologyNames } from '../topology.ts';
 import { getRabbitTransport, type RabbitTransport } from './rabbitmq-transport.ts';
 
@@ -15,21 +14,6 @@ const created: RabbitTransport[] = [];
 after(async () => {
   if (!skip) await removeTopology(created);
 });
-
-/** The ready messages of `queue`, or 'missing', asked on a connection of the test's own. */
-async function readyIn(queue: string): Promise<number | 'missing'> {
-  const connection = await amqp.connect(amqpUrl, { timeout: 3000 });
-  try {
-    const channel = await connection.createChannel();
-    channel.on('error', () => undefined);
-    return (await channel.checkQueue(queue)).messageCount;
-  } catch (error) {
-    if ((error as { code?: unknown }).code === 404) return 'missing';
-    throw error;
-  } finally {
-    await connection.close().catch(() => undefined);
-  }
-}
 
 const open = async () => {
   const transport = await getRabbitTransport({ url: amqpUrl, application, partitions: 2 });

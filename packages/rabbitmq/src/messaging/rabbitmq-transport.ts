@@ -10,7 +10,6 @@ import {
 } from '@factline/core';
 import {
   assertMessages,
-  assertName,
   checkSubscribeOptions,
   checkTransportPublishOptions,
   messageToJson,
@@ -19,13 +18,13 @@ import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
 import { assertAmqpUrl, openConnection, reconnectDelay, redactUrl } from '../connection.ts';
 import { checkRabbitTransportOptions, type RabbitErrorStage, type RabbitTransportOptions } from '../options.ts';
 import {
+  assertQueueNames,
   type Declared,
   declareDelayTier,
   declareExchanges,
   declareGroup,
   delayTierFor,
   delayTiers,
-  fitsAmqpName,
   localHoldMs,
   partitionOf,
   type TierKind,
@@ -35,6 +34,7 @@ import { groupBacklog, readyMessages } from './backlog.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { createPublisher, type Outgoing, type Publisher } from './publish.ts';
 import { DUE_HEADER } from './receive.ts';
+import { redeliveryOf } from './redelivery.ts';
 
 export interface RabbitTransport extends Transport {
   /** The exchanges and queues this transport declared (the application's, as far as it used them). */
@@ -232,16 +232,7 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
   const declareTier = (tier: number, kind: TierKind) =>
     once(`${kind} ${tier}`, (channel) => declareDelayTier(channel, names, tier, kind, declared));
 
-  const checkNames = (topic: string, group?: string) => {
-    assertName(topic, 'topic');
-    if (group !== undefined) assertName(group, 'group');
-    const longest = names.groupQueue(topic, group ?? '', options.partitions) + (group === undefined ? '.dead' : '');
-    if (!fitsAmqpName(`${longest}.dead`)) {
-      throw new TransportError(`the queue names for topic '${topic}' would pass RabbitMQ's 255-byte limit`, {
-        retryable: false,
-      });
-    }
-  };
+  const checkNames = (topic: string, group?: string) => assertQueueNames(names, options.partitions, topic, group);
 
   const encode = (topic: string, messages: readonly Message[]): (Outgoing & { tier?: number })[] => {
     const at = Date.now();
@@ -314,16 +305,7 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
       checkNames(topic, group);
       assertMessages(messages);
       await declare(topic, group);
-      // Straight into the group's partition queue (default exchange): no other group sees it.
-      await current().publisher.publish(
-        messages.map((message) => ({
-          exchange: '',
-          routingKey: names.groupQueue(topic, group, partitionOf(message.key, options.partitions)),
-          content: Buffer.from(messageToJson(message)),
-          headers: {},
-          messageId: message.id,
-        })),
-      );
+      await current().publisher.publish(redeliveryOf(names, topic, group, options.partitions, messages));
     },
 
     subscribe(topic: string, group: string, given?: SubscribeOptions): Subscription {
