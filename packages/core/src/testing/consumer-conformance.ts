@@ -46,6 +46,12 @@ export interface ConsumerConformanceOptions<Tx = undefined> {
    * for good are skipped with the reason.
    */
   outage?: OutageHook;
+  /**
+   * Registers only the cases that need every one of these: a second, narrower
+   * run of the suite in another set-up (e.g. the cases that need handlers
+   * that await, where the main run's inbox wants synchronous ones).
+   */
+  only?: readonly ConsumerRequirement[];
   teardown?: () => Promise<void> | void;
   skip?: string | false;
 }
@@ -75,8 +81,10 @@ export function testConsumerConformance<Tx = undefined>(options: ConsumerConform
       await options.teardown?.();
     });
     for (const [topic, cases] of Object.entries(consumerConformanceCases)) {
+      if (options.only && !cases.some((c) => options.only?.every((r) => c.requires?.includes(r)))) continue;
       describe(topic, () => {
         for (const conformanceCase of cases) {
+          if (options.only?.some((r) => !conformanceCase.requires?.includes(r))) continue;
           register(conformanceCase);
         }
       });

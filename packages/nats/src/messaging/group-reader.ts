@@ -37,6 +37,8 @@ export interface ReaderContext {
   /** Reads the consumer's `num_ack_pending` and the last stream sequence it delivered. */
   pending(partition: number): Promise<{ ackPending: number; deliveredSeq: number }>;
   report(error: unknown, stage: NatsErrorStage): void;
+  /** False while the client reconnects: an ack sent then may never reach the server. */
+  connected(): boolean;
 }
 
 /** One partition's pull loop state while this process holds it. */
@@ -73,13 +75,20 @@ export function createGroupReader(context: ReaderContext) {
   const wakers = new Set<() => void>();
   const ownToken = names.groupToken(group);
 
+  /** Why an ack cannot reach the server: the group gets the message again. */
+  const notAcked = (entry: Entry, why: string) =>
+    new TransportError(
+      `the ack of message ${entry.message.id} in ${topic}/${group} cannot reach the server (${why}): it will be delivered again`,
+    );
   const holds = (entry: Entry) => !stopped && held.get(entry.partition)?.epoch === entry.epoch;
 
   const buffer = createDeliveryBuffer<Entry>(
     {
       holds,
       ack(entry) {
-        if (!holds(entry)) return;
+        // Resolving would say the group never sees it again; it will, so the ack is refused (retryable).
+        if (!holds(entry)) throw notAcked(entry, 'this process no longer holds its partition');
+        if (!context.connected()) throw notAcked(entry, 'the connection to the server is down');
         entry.raw.ack();
         for (const wake of wakers) wake();
       },

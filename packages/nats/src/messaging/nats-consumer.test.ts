@@ -5,7 +5,10 @@ import { after } from 'node:test';
 import type { DeadLetterStore } from '@factline/core';
 import { backendHooks, testConsumerConformance } from '@factline/core/testing';
 import type { Database } from 'better-sqlite3';
-import { sqliteInboxEnvironment } from '../../../sqlite/src/messaging/fixtures/broker-consumer-environment.ts';
+import {
+  memoryInboxEnvironment,
+  sqliteInboxEnvironment,
+} from '../../../sqlite/src/messaging/fixtures/broker-consumer-environment.ts';
 import { startPrivateServer } from '../fixtures/private-server.ts';
 import { natsUnavailable, natsUrl, removeStreams, testApplication } from '../fixtures/server.ts';
 import { getNatsTransport } from './nats-transport.ts';
@@ -49,4 +52,14 @@ testConsumerConformance<Database>({
   skip,
   ...('reason' in server ? {} : backendHooks(server.stopServer, server.startServer)),
   createEnvironment: sqliteInboxEnvironment(path, open),
+});
+
+// The cases of a running consumer whose handler is in flight when the server goes away need handlers that
+// await, which the SQLite inbox does not allow: the consumer's in-memory inbox, on the same private server.
+testConsumerConformance({
+  name: 'nats transport (private server), in-memory inbox',
+  only: ['asyncHandlers', 'outage'],
+  skip: privateUrl ? false : 'no private nats-server: the server cannot be stopped under a running consumer',
+  ...('reason' in server ? {} : backendHooks(server.stopServer, server.startServer)),
+  createEnvironment: memoryInboxEnvironment(open),
 });

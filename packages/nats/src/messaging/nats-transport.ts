@@ -270,6 +270,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
             return { ackPending: info.num_ack_pending, deliveredSeq: info.delivered.stream_seq };
           },
           report,
+          connected: () => connected,
         });
         const claims = createPartitionClaims(
           {

@@ -84,15 +84,17 @@ describe('createAcker', () => {
     assert.equal(acker.outstanding(), 0);
   });
 
-  it('flush sends what waits at once; after close nothing is sent', () => {
+  it('flush sends what waits at once; after close nothing is sent, and an ack says so', () => {
     const { acker, sent, turn, deliver } = setup();
     const [one, two] = deliver(1, 2) as ConsumeMessage[];
-    acker.ack(one as ConsumeMessage);
+    assert.equal(acker.ack(one as ConsumeMessage), true);
     acker.flush();
     assert.deepEqual(sent, ['ack 1 multiple']);
+    assert.equal(acker.ack(one as ConsumeMessage), true, 'acked already: a second ack is no failure');
     acker.ack(two as ConsumeMessage);
     acker.close();
     turn();
+    assert.equal(acker.ack(two as ConsumeMessage), false, 'after close an ack tells it cannot be sent');
     acker.nack(two as ConsumeMessage, true);
     assert.deepEqual(sent, ['ack 1 multiple'], 'the broker took 2 back with the channel');
   });

@@ -60,16 +60,21 @@ export function createAcker(channel: AckChannel, schedule: (flush: () => void) =
     },
     /** How many counted deliveries are unsettled: the broker holds them as unacknowledged. */
     outstanding: () => unsettled.size - uncounted.size,
-    /** Acknowledges `raw` with the next flush (once the microtasks queued meanwhile have run). */
-    ack(raw: ConsumeMessage) {
+    /**
+     * Acknowledges `raw` with the next flush (once the microtasks queued meanwhile have run); false when
+     * the channel is gone (the broker took the delivery back).
+     */
+    ack(raw: ConsumeMessage): boolean {
+      if (closed) return false;
       // Once only: a second ack of a tag would close the channel (PRECONDITION_FAILED).
-      if (closed || !unsettled.delete(raw.fields.deliveryTag)) return;
+      if (!unsettled.delete(raw.fields.deliveryTag)) return true;
       uncounted.delete(raw.fields.deliveryTag);
       waiting.push(raw);
       if (!scheduled) {
         scheduled = true;
         schedule(flush);
       }
+      return true;
     },
     /** Rejects `raw` at once (to the dead-letter exchange, or back to its queue with `requeue`). */
     nack(raw: ConsumeMessage, requeue: boolean) {

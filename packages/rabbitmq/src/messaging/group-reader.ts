@@ -57,8 +57,13 @@ export function createGroupReader(context: ReaderContext) {
     {
       holds: (entry) => entry.generation === generation,
       ack(entry) {
-        // From an older channel: the broker took it back with that channel.
-        if (entry.generation === generation) acker?.ack(entry.raw);
+        // From a channel that closed: the broker took it back with that channel and hands it out again, so
+        // resolving would say the group never sees it again; the ack is refused (retryable) instead.
+        if (entry.generation !== generation || !acker?.ack(entry.raw)) {
+          throw new TransportError(
+            `the ack of message ${entry.message.id} in ${topic}/${group} cannot reach RabbitMQ (the channel that delivered it closed): it will be delivered again`,
+          );
+        }
       },
       async delay(entry, dueAt) {
         return delayEntry(entry, dueAt, entry.count);

@@ -5,7 +5,10 @@ import { after } from 'node:test';
 import type { DeadLetterStore } from '@factline/core';
 import { backendHooks, testConsumerConformance } from '@factline/core/testing';
 import type { Database } from 'better-sqlite3';
-import { sqliteInboxEnvironment } from '../../../sqlite/src/messaging/fixtures/broker-consumer-environment.ts';
+import {
+  memoryInboxEnvironment,
+  sqliteInboxEnvironment,
+} from '../../../sqlite/src/messaging/fixtures/broker-consumer-environment.ts';
 import { startPrivateNode } from '../fixtures/private-node.ts';
 import { amqpUrl, rabbitUnavailable, removeTopology, testApplication } from '../fixtures/server.ts';
 import { getRabbitTransport, type RabbitTransport } from './rabbitmq-transport.ts';
@@ -50,4 +53,14 @@ testConsumerConformance<Database>({
   skip,
   ...('reason' in node ? {} : backendHooks(node.stopApp, node.startApp)),
   createEnvironment: sqliteInboxEnvironment(path, open),
+});
+
+// The cases of a running consumer whose handler is in flight when the broker goes away need handlers that
+// await, which the SQLite inbox does not allow: the consumer's in-memory inbox, on the same private node.
+testConsumerConformance({
+  name: 'rabbitmq transport (private node), in-memory inbox',
+  only: ['asyncHandlers', 'outage'],
+  skip: privateUrl ? false : 'no private RabbitMQ node: the broker cannot be stopped under a running consumer',
+  ...('reason' in node ? {} : backendHooks(node.stopApp, node.startApp)),
+  createEnvironment: memoryInboxEnvironment(open),
 });
