@@ -4,6 +4,7 @@ import {
   assertRedisUrl,
   getRedisDeadLetterStore,
   getRedisTransport,
+  type RedisCommandSender,
   type RedisTransport,
   redisKeys,
 } from '@factline/redis';
@@ -78,11 +79,7 @@ export async function openRedisDeadLetterReader(
  * there is refused before anything is sent. `close` closes the transports it
  * opened, not `client`.
  */
-export function redisRedriver(
-  client: { sendCommand(args: string[]): Promise<unknown> },
-  url: string,
-  application: string,
-): GroupRedriver {
+export function redisRedriver(client: RedisCommandSender, url: string, application: string): GroupRedriver {
   const keys = redisKeys(application);
   /** One transport per partition count (one in practice), opened at the first redrive. */
   const transports = new Map<number, Promise<RedisTransport>>();

@@ -41,7 +41,10 @@ export interface BufferSettler<E extends BufferedEntry> {
    * Acknowledges the entry at the broker; a promise it returns is awaited by
    * `Delivery.ack`. Called for a delivery's first ack even when `holds` no
    * longer does (the partition went meanwhile): the settler decides whether
-   * the broker may still take it (a fenced ack), or leaves it.
+   * the broker may still take it (a fenced ack), or refuses. An ack the
+   * broker cannot get (its channel or partition gone, the connection down)
+   * throws or rejects, with a retryable `TransportError`: the message comes
+   * again, so `Delivery.ack` must not resolve.
    */
   ack(entry: E): void;
   /** Hands the message to the broker, to come again at `dueAt`; false when it could not (it stays here). */
