@@ -13,12 +13,15 @@
  *   `by-hand`: the seed's idempotent consumer written with node-redis alone (redis-by-hand.ts: claim
  *   `SET NX GET PX`, mark `SET EX`, one `XACK` per batch; no fencing, no per-key order across processes,
  *   no retry policy): what the inbox's guarantees cost a user who writes them without Factline.
+ *   `factline-memory-inbox`: the same consumer with `createConsumer`'s default in-memory inbox (no
+ *   claim or mark in Redis): what the Redis inbox costs end to end.
  *   Each trial also reports the CPU per message of this process and of redis-server.
  *   `factline-half` then runs at half the factline rate: p50/p99 = publish resolved → handled (µs).
  * - `redis-inbox`: MESSAGES ids through an idempotency check, 64 at a time (seed: `GET processed:<id>`
  *   then `SET processed:<id> 1 EX 86400`; factline: the Redis inbox's `applyOnce`, claim then mark,
  *   the claims and the marks of the 64 runs each in one script call).
  */
+import { getInMemoryInbox } from '@factline/core';
 import { messageToJson } from '@factline/core/adapter';
 import { getRedisInbox, getRedisTransport, type RedisInbox, type RedisTransport, scanKeys } from '@factline/redis';
 import { createClient } from 'redis';
@@ -113,24 +116,29 @@ function rawTrial(kind: 'publish' | 'consume' | 'e2e'): Trial {
   };
 }
 
-/** A Factline trial on an application of its own; its keys are removed afterwards. */
-function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Trial {
+/**
+ * A Factline trial on an application of its own; its keys are removed afterwards. `memory`: the
+ * end-to-end consumer keeps the default in-memory inbox instead of the Redis inbox.
+ */
+function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false, inbox: 'redis' | 'memory' = 'redis'): Trial {
   const application = uniqueName('factline');
+  const subject = inbox === 'redis' ? 'factline' : 'factline-memory-inbox';
   return transportTrial<RedisTransport, undefined>({
     workload: 'redis-e2e',
     kind,
     paced,
+    setsPace: inbox === 'redis',
     messages: MESSAGES,
     open: (partitions) => getRedisTransport({ url, application, partitions, prefetch: 512 }),
     endToEnd: async () => {
       const stats = await connect();
-      const inbox = await getRedisInbox({ url, application });
+      const redisInbox = inbox === 'redis' ? await getRedisInbox({ url, application }) : undefined;
       return {
-        inbox,
+        inbox: redisInbox ?? getInMemoryInbox(),
         lanes: LANES,
-        measure: (work) => withCpu('redis-e2e', 'factline', MESSAGES, work, redisCpu(stats)),
+        measure: (work) => withCpu('redis-e2e', subject, MESSAGES, work, redisCpu(stats)),
         close: async () => {
-          await inbox.close();
+          await redisInbox?.close();
           await stats.close();
         },
       };
@@ -226,25 +234,28 @@ const subject = subjectsUnless(unavailable);
 export const redisWorkloads: Workload[] = [
   {
     name: 'redis-publish',
-    description: `${MESSAGES} ~200-byte messages appended; raw = node-redis pipelined XADD, all in flight; factline = transport.publish in batches of 100 (8 in flight) to 4 partition streams`,
+    warmup: true,
+    description: `${MESSAGES} ~200-byte messages appended; raw = node-redis pipelined XADD, all in flight; factline = transport.publish in batches of 100 (8 in flight) to 4 partition streams; after a warm-up trial`,
     unit: 'msg/s',
     subjects: [subject('raw', () => rawTrial('publish')), subject('factline', () => factlineTrial('publish'))],
   },
   {
     name: 'redis-consume',
-    description: `${MESSAGES} messages in the stream read and acked; raw = XREADGROUP COUNT 64 + one XACK per batch; factline = subscription.receive(64) loop, one ack per delivery`,
+    warmup: true,
+    description: `${MESSAGES} messages in the stream read and acked; raw = XREADGROUP COUNT 64 + one XACK per batch; factline = subscription.receive(64) loop, one ack per delivery; after a warm-up trial`,
     unit: 'msg/s',
     subjects: [subject('raw', () => rawTrial('consume')), subject('factline', () => factlineTrial('consume'))],
   },
   {
     name: 'redis-e2e',
     warmup: true,
-    description: `${MESSAGES} messages published and handled; rate = first publish → last ack; raw = pipelined XADD + blocking XREADGROUP/XACK; factline = transport.publish → createConsumer (retry policy, Redis inbox, ${LANES} key lanes: more lanes than the default 8, since a lane mostly waits on Redis), timed once the consumer holds the 4 partitions, after a warm-up trial; by-hand = the seed's idempotent consumer with node-redis alone (claim SET NX GET PX, handler, mark SET EX, one XACK per batch of 64; one stream, no fencing, no retry policy); node-cpu / redis-cpu = CPU µs per message of this process and of redis-server (shared: other clients count too), per trial; factline-half = the same at half the factline rate, p50/p99 = publish resolved → handled (µs)`,
+    description: `${MESSAGES} messages published and handled; rate = first publish → last ack; raw = pipelined XADD + blocking XREADGROUP/XACK; factline = transport.publish → createConsumer (retry policy, Redis inbox, ${LANES} key lanes: more lanes than the default 8, since a lane mostly waits on Redis), timed once the consumer holds the 4 partitions, after a warm-up trial; by-hand = the seed's idempotent consumer with node-redis alone (claim SET NX GET PX, handler, mark SET EX, one XACK per batch of 64; one stream, no fencing, no retry policy); factline-memory-inbox = the factline consumer with the default in-memory inbox (duplicates dropped within the process only, nothing written to Redis per message but the ack); node-cpu / redis-cpu = CPU µs per message of this process and of redis-server (shared: other clients count too), per trial; factline-half = the same at half the factline rate, p50/p99 = publish resolved → handled (µs)`,
     unit: 'msg/s',
     subjects: [
       subject('raw', () => rawTrial('e2e')),
       subject('by-hand', () => byHandTrial()),
       subject('factline', () => factlineTrial('e2e')),
+      subject('factline-memory-inbox', () => factlineTrial('e2e', false, 'memory')),
       subject('factline-half', () => factlineTrial('e2e', true), 1),
     ],
   },

@@ -116,6 +116,8 @@ export interface TransportTrialOptions<T extends Transport, Tx> {
   kind: 'publish' | 'consume' | 'e2e';
   /** e2e only: at half the workload's last unpaced rate, reporting latency percentiles. */
   paced?: boolean;
+  /** e2e, unpaced: whether this subject's rate is the one a paced trial halves (default true). */
+  setsPace?: boolean;
   messages: number;
   /** Opens the trial's transport (on an application of its own). */
   open: (partitions: number) => Promise<T>;
@@ -225,7 +227,7 @@ export function transportTrial<T extends Transport, Tx = undefined>(options: Tra
         const all = () => Promise.all([publishAll(), done]);
         if (paced || !parts?.measure) await all();
         else await parts.measure(all);
-        if (!paced) rates.set(workload, count / ((performance.now() - started) / 1000));
+        if (!paced && options.setsPace !== false) rates.set(workload, count / ((performance.now() - started) / 1000));
       }
       return count;
     },
