@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { type Consumer, createConsumer } from '@factline/core';
 import { getRedisInbox, getRedisTransport, type RedisInbox, type RedisTransport } from '@factline/redis';
 import { createClient } from 'redis';
@@ -42,4 +43,22 @@ export async function redisBilling(
       await invoices.close();
     },
   };
+}
+
+/** The transport and the inbox of `application` on a Redis that serves TLS and verifies clients. */
+export async function redisOverTls(
+  url: string,
+  application: string,
+  files: { ca: string; cert: string; key: string },
+): Promise<{ transport: RedisTransport; inbox: RedisInbox }> {
+  // #region tls
+  const tls = {
+    ca: readFileSync(files.ca), // the CA that signs the server's certificate (PEM)
+    cert: readFileSync(files.cert), // the client certificate, where the server verifies clients
+    key: readFileSync(files.key),
+  };
+  const transport = await getRedisTransport({ url, application, tls }); // url: rediss://host:6380
+  const inbox = await getRedisInbox({ url, application, tls });
+  // #endregion
+  return { transport, inbox };
 }

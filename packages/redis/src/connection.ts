@@ -48,12 +48,139 @@ export function assertRedisUrl(url: string, where = 'getRedisTransport.url'): vo
   }
 }
 
-/** A connection failure as a `TransportError`: refused credentials are not retryable, an outage is. */
+/**
+ * The TLS settings of a `rediss://` connection, as PEM text (the files'
+ * contents, not their paths). Without `ca` the server's certificate must chain
+ * to a CA Node trusts: its bundled ones, plus those of `NODE_EXTRA_CA_CERTS`.
+ */
+export interface RedisTlsOptions {
+  /** The certificate authorities that sign the server's certificate, replacing Node's bundled ones for this connection. */
+  ca?: string | Buffer | readonly (string | Buffer)[];
+  /** The client's certificate, for a server that verifies clients (Redis's `tls-auth-clients yes`, its default). With `key`. */
+  cert?: string | Buffer;
+  /** The client certificate's private key. With `cert`. */
+  key?: string | Buffer;
+  /** The name the server's certificate must carry, when it is not the URL's host (an address, a tunnel). */
+  servername?: string;
+}
+
+const TLS_FIELDS = new Set(['ca', 'cert', 'key', 'servername']);
+
+/** What is wrong with one PEM value, or undefined. */
+function pemProblem(value: unknown, field: string): string | undefined {
+  const text = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('latin1') : undefined;
+  if (text === undefined) return `${field} must be PEM text (a string or a Buffer), got ${describe(value)}`;
+  if (!text.includes('-----BEGIN ')) {
+    return `${field} must be PEM text (the file's contents: read it with readFileSync), got ${
+      typeof value === 'string' && value.length <= 80 ? `'${value}'` : 'text with no -----BEGIN line'
+    }`;
+  }
+  return undefined;
+}
+
+const describe = (value: unknown) =>
+  value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : typeof value;
+
+/**
+ * The `tls` option's check (for `checkOptions`): an object of PEM texts and a
+ * server name, no other field; `cert` and `key` both or neither.
+ */
+export function tlsOptionProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || Buffer.isBuffer(value)) {
+    return `must be an object ({ ca, cert, key, servername }), got ${describe(value)}`;
+  }
+  const given = value as Record<string, unknown>;
+  const problems: string[] = [];
+  const unknown = Object.keys(given).filter((name) => !TLS_FIELDS.has(name));
+  if (unknown.length > 0)
+    problems.push(`has no field ${unknown.map((name) => `'${name}'`).join(', ')} (it takes ca, cert, key, servername)`);
+  if (given.ca !== undefined) {
+    const cas = Array.isArray(given.ca) ? given.ca : [given.ca];
+    if (cas.length === 0) problems.push('ca must name at least one certificate');
+    cas.forEach((ca, i) => {
+      const problem = pemProblem(ca, Array.isArray(given.ca) ? `ca[${i}]` : 'ca');
+      if (problem) problems.push(problem);
+    });
+  }
+  for (const field of ['cert', 'key'] as const) {
+    if (given[field] === undefined) continue;
+    const problem = pemProblem(given[field], field);
+    if (problem) problems.push(problem);
+  }
+  if ((given.cert === undefined) !== (given.key === undefined))
+    problems.push('cert and key go together: give both or neither');
+  if (given.servername !== undefined && (typeof given.servername !== 'string' || given.servername === '')) {
+    problems.push(`servername must be a non-empty string, got ${describe(given.servername)}`);
+  }
+  return problems.length > 0 ? problems.join('; ') : undefined;
+}
+
+/** Refuses TLS settings for a URL that does not ask for TLS (`redis://`). */
+export function assertTlsUrl(url: string, tls: RedisTlsOptions | undefined, where: string): void {
+  if (tls !== undefined && new URL(url).protocol !== 'rediss:') {
+    throw new ValidationError({ path: where, message: `is set, but the url is not rediss://: '${redactUrl(url)}'` });
+  }
+}
+
+/** Node's codes for a handshake that failed on the certificates or the protocol: settings to fix, not an outage. */
+const TLS_REFUSAL = /CERT|^ERR_TLS_|^ERR_SSL_|^UNABLE_TO_|^SELF_SIGNED|^DEPTH_ZERO/;
+
+/**
+ * Why a TLS handshake failed, from Node's error code, or undefined when
+ * `error` is no handshake failure: `untrusted-server` (the server's
+ * certificate does not chain to a trusted CA, or has expired), `wrong-host`
+ * (it does not name the host), `client-certificate-required` (the server
+ * verifies clients and got none), `client-certificate-refused` (the server
+ * did not accept the one it got), `handshake` (anything else: a protocol
+ * both ends do not share).
+ */
+export type RedisTlsFailure =
+  | 'untrusted-server'
+  | 'wrong-host'
+  | 'client-certificate-required'
+  | 'client-certificate-refused'
+  | 'handshake';
+
+export function redisTlsFailure(error: unknown): RedisTlsFailure | undefined {
+  const code = String((error as { code?: unknown } | undefined)?.code ?? '');
+  if (!TLS_REFUSAL.test(code)) return undefined;
+  if (/CERTIFICATE_REQUIRED/.test(code)) return 'client-certificate-required';
+  // An alert is the server's answer: what it refused is ours (a decrypt error: the client certificate's signature).
+  if (/ALERT/.test(code))
+    return /CERT|UNKNOWN_CA|DECRYPT_ERROR/.test(code) ? 'client-certificate-refused' : 'handshake';
+  if (/ALTNAME/.test(code)) return 'wrong-host';
+  if (/CERT|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO/.test(code)) return 'untrusted-server';
+  return 'handshake';
+}
+
+const TLS_HINTS: Record<RedisTlsFailure, string> = {
+  'untrusted-server':
+    "the server's certificate is not trusted: give the CA that signed it in tls.ca (or NODE_EXTRA_CA_CERTS)",
+  'wrong-host': "the server's certificate does not name the host: connect by a name it carries, or give tls.servername",
+  'client-certificate-required': 'the server requires a client certificate: give tls.cert and tls.key',
+  'client-certificate-refused':
+    'the server refused the client certificate (tls.cert): it must be signed by a CA the server trusts',
+  handshake: 'check the TLS settings of both ends',
+};
+
+/**
+ * A connection failure as a `TransportError`: refused credentials and a
+ * failed TLS handshake (an untrusted or wrong certificate, a client
+ * certificate the server requires or refuses) are not retryable, an outage is.
+ */
 export function connectionError(error: unknown, url: string): TransportError {
   const text = error instanceof Error ? error.message : String(error);
   const where = redactUrl(url);
   if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(text)) {
     return new TransportError(`Redis at ${where} refused the credentials: ${text}`, { cause: error, retryable: false });
+  }
+  const failure = redisTlsFailure(error);
+  if (failure) {
+    const code = (error as { code: string }).code;
+    return new TransportError(
+      `Redis at ${where}: the TLS handshake failed (${code}: ${text.trim()}); ${TLS_HINTS[failure]}`,
+      { cause: error, retryable: false },
+    );
   }
   return new TransportError(`Redis at ${where} is unreachable: ${text}`, { cause: error });
 }
@@ -88,6 +215,8 @@ export function reconnectDelay(attempt: number, min: number, max: number, random
 
 export interface OpenSettings {
   connectTimeoutMs: number;
+  /** For a `rediss://` URL: the CA, client certificate and server name to use. */
+  tls?: RedisTlsOptions | undefined;
   reconnectMinMs: number;
   reconnectMaxMs: number;
   name: string;
@@ -112,6 +241,7 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
         if (!opened) return cause;
         return reconnectDelay(retries + 1, settings.reconnectMinMs, settings.reconnectMaxMs);
       },
+      ...tlsSocket(settings.tls),
     },
   });
   client.on('error', (error: unknown) => {
@@ -135,6 +265,19 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The socket options of `tls` (the URL's `rediss://` turns TLS on). */
+function tlsSocket(tls: RedisTlsOptions | undefined): { tls?: true; ca?: (string | Buffer)[] | string | Buffer } {
+  if (!tls) return {};
+  const { ca, cert, key, servername } = tls;
+  return {
+    tls: true,
+    ...(ca !== undefined ? { ca: Array.isArray(ca) ? [...ca] : (ca as string | Buffer) } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+    ...(servername !== undefined ? { servername } : {}),
+  };
 }
 
 /**

@@ -1,4 +1,12 @@
-export { assertRedisUrl, type RedisCommandSender, redactUrl, scanKeys } from './connection.ts';
+export {
+  assertRedisUrl,
+  type RedisCommandSender,
+  type RedisTlsFailure,
+  type RedisTlsOptions,
+  redactUrl,
+  redisTlsFailure,
+  scanKeys,
+} from './connection.ts';
 export { partitionOf, type RedisKeys, redisKeys } from './keys.ts';
 export { getRedisDeadLetterStore } from './messaging/redis-dead-letters.ts';
 export {

@@ -1,4 +1,5 @@
 import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
+import { type RedisTlsOptions, tlsOptionProblem } from './connection.ts';
 
 /** Where a transport failure happened, as told to `onError`. */
 export type RedisErrorStage = 'connection' | 'consume' | 'lease' | 'delay' | 'trim';
@@ -6,6 +7,13 @@ export type RedisErrorStage = 'connection' | 'consume' | 'lease' | 'delay' | 'tr
 export interface RedisTransportOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://`). */
   url: string;
+  /**
+   * For a `rediss://` URL: the CA that signs the server's certificate, and
+   * the client certificate and key for a server that verifies clients, as
+   * PEM text. Default: Node's trusted CAs (and `NODE_EXTRA_CA_CERTS`), no
+   * client certificate.
+   */
+  tls?: RedisTlsOptions;
   /**
    * Prefixes every key the transport writes (`<application>:stream:<topic>:<p>`
    * and the others listed in docs/redis.md). Several services of one
@@ -55,6 +63,7 @@ export const applicationName = (value: unknown) =>
 
 const spec: OptionSpecOf<RedisTransportOptions> = {
   url: 'non-empty-string',
+  tls: tlsOptionProblem,
   application: applicationName,
   partitions: 'positive-integer',
   prefetch: 'positive-integer',

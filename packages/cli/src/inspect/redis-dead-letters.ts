@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { DeadLetter, DeadLetterStore } from '@factline/core';
 import {
   applicationName,
@@ -7,6 +8,7 @@ import {
   type RedisCommandSender,
   type RedisTransport,
   redisKeys,
+  redisTlsFailure,
 } from '@factline/redis';
 import { createClient } from 'redis';
 import { CliError } from '../cli-error.ts';
@@ -20,6 +22,58 @@ const CONNECT_TIMEOUT_MS = 5000;
 /** The longest wait between reconnect attempts of a long-lived connection (the dashboard's). */
 const RECONNECT_MAX_MS = 2000;
 
+/** The variables naming the PEM files of a `rediss://` connection: the CA, and the client certificate and key. */
+const TLS_VARIABLES = {
+  ca: 'FACTLINE_REDIS_TLS_CA',
+  cert: 'FACTLINE_REDIS_TLS_CERT',
+  key: 'FACTLINE_REDIS_TLS_KEY',
+} as const;
+
+/**
+ * The TLS settings the environment names for `url`: each variable of
+ * `TLS_VARIABLES` set (non-empty) is a PEM file read now. None set: Node's
+ * trusted CAs (and `NODE_EXTRA_CA_CERTS`), no client certificate. Set with a
+ * `redis://` URL, or naming a file that cannot be read, is a `CliError`.
+ */
+export function redisTlsFromEnvironment(
+  url: string,
+  env = process.env,
+): { ca?: string; cert?: string; key?: string } | undefined {
+  const named = Object.entries(TLS_VARIABLES).filter(([, variable]) => env[variable]);
+  if (named.length === 0) return undefined;
+  if (!/^rediss:\/\//i.test(url)) {
+    throw new CliError(`${named.map(([, v]) => v).join(', ')} set, but ${redactUrl(url)} is not a rediss:// URL`);
+  }
+  const tls: Record<string, string> = {};
+  for (const [field, variable] of named) {
+    const path = env[variable] as string;
+    try {
+      tls[field] = readFileSync(path, 'utf8');
+    } catch (error) {
+      throw new CliError(`${variable}: cannot read '${path}': ${(error as Error).message}`);
+    }
+  }
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new CliError(`${TLS_VARIABLES.cert} and ${TLS_VARIABLES.key} go together: set both or neither`);
+  }
+  return tls;
+}
+
+/** Why a connection failed, in the CLI's words: a failed TLS handshake names the variables that fix it. */
+function unreachable(url: string, error: unknown): CliError {
+  const text = error instanceof Error ? error.message.trim() : String(error);
+  const failure = redisTlsFailure(error);
+  if (!failure) return new CliError(`cannot reach Redis at ${redactUrl(url)}: ${text}`);
+  const fix =
+    failure === 'client-certificate-required' || failure === 'client-certificate-refused'
+      ? `set ${TLS_VARIABLES.cert} and ${TLS_VARIABLES.key} to a client certificate the server accepts`
+      : failure === 'wrong-host'
+        ? "connect by a name the server's certificate carries"
+        : `set ${TLS_VARIABLES.ca} to the file of the CA that signs its certificate`;
+  const code = (error as { code: string }).code;
+  return new CliError(`the TLS handshake with Redis at ${redactUrl(url)} failed (${code}: ${text}): ${fix}`);
+}
+
 /**
  * One connection. The first connect fails fast and says why (a CLI command
  * gives up); with `reconnect` (the dashboard, kept open for hours) a later
@@ -30,6 +84,7 @@ async function connect(url: string, application: string, reconnect = false) {
   assertRedisUrl(url, '--db');
   const problem = applicationName(application);
   if (problem) throw new CliError(`--app ${problem}, got '${application}'`);
+  const tls = redisTlsFromEnvironment(url);
   let connected = false;
   const client = createClient({
     url,
@@ -37,6 +92,7 @@ async function connect(url: string, application: string, reconnect = false) {
     socket: {
       connectTimeout: CONNECT_TIMEOUT_MS,
       reconnectStrategy: (retries) => (reconnect && connected ? Math.min(50 * 2 ** retries, RECONNECT_MAX_MS) : false),
+      ...(tls ? { tls: true as const, ...tls } : {}),
     },
   });
   // A dropped connection rejects the command waiting on it, which reports it; the event itself adds nothing.
@@ -47,7 +103,7 @@ async function connect(url: string, application: string, reconnect = false) {
     return client;
   } catch (error) {
     client.destroy();
-    throw new CliError(`cannot reach Redis at ${redactUrl(url)}: ${(error as Error).message}`);
+    throw unreachable(url, error);
   }
 }
 
@@ -114,7 +170,14 @@ export function redisRedriver(client: RedisCommandSender, url: string, applicati
   const transportFor = (partitions: number): Promise<RedisTransport> => {
     let transport = transports.get(partitions);
     if (!transport) {
-      transport = getRedisTransport({ url, application, partitions, connectTimeoutMs: CONNECT_TIMEOUT_MS });
+      const tls = redisTlsFromEnvironment(url);
+      transport = getRedisTransport({
+        url,
+        application,
+        partitions,
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
+        ...(tls ? { tls } : {}),
+      });
       transports.set(partitions, transport);
     }
     return transport;

@@ -4,12 +4,15 @@ import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
 import { batchedCalls } from '../batched-calls.ts';
 import {
   assertRedisUrl,
+  assertTlsUrl,
   closeClient,
   commandError,
   openClient,
   type RedisClient,
+  type RedisTlsOptions,
   scanKeys,
   serverIdentity,
+  tlsOptionProblem,
 } from '../connection.ts';
 import { applicationName } from '../options.ts';
 import { runScript } from '../scripts.ts';
@@ -25,8 +28,10 @@ interface MarkItem {
 }
 
 export interface RedisInboxOptions {
-  /** `redis://[user:password@]host:port[/db]`. */
+  /** `redis://[user:password@]host:port[/db]` (or `rediss://`). */
   url: string;
+  /** For a `rediss://` URL: the CA, client certificate and key, as the transport's `tls` option. */
+  tls?: RedisTlsOptions;
   /** Prefixes the marks: `<application>:processed:<consumer>:<message id>`. */
   application: string;
   /** How long a mark is kept (its TTL). Default 24 h, as the seed's `EX 86400`. */
@@ -60,6 +65,7 @@ export interface RedisInbox extends Inbox {
 
 const spec: OptionSpecOf<RedisInboxOptions> = {
   url: 'non-empty-string',
+  tls: tlsOptionProblem,
   application: applicationName,
   retentionMs: 'positive-integer',
   claimMs: 'positive-integer',
@@ -86,6 +92,7 @@ const spec: OptionSpecOf<RedisInboxOptions> = {
 export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbox> {
   const options = checkOptions(given, spec, 'getRedisInbox', { required: ['url', 'application'], optional: false });
   assertRedisUrl(options.url, 'getRedisInbox.url');
+  assertTlsUrl(options.url, options.tls, 'getRedisInbox.tls');
   const retentionMs = options.retentionMs ?? 86_400_000;
   const claimMs = options.claimMs ?? 10_000;
   const prefix = `${options.application}:processed:`;
@@ -98,6 +105,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
   };
   const client: RedisClient = await openClient(options.url, {
     connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+    tls: options.tls,
     reconnectMinMs: 100,
     reconnectMaxMs: 5000,
     name: `factline-${options.application}-inbox-${process.pid}`,

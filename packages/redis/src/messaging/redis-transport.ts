@@ -11,6 +11,7 @@ import {
 import { createQueueTransport } from '@factline/core/adapter';
 import {
   assertRedisUrl,
+  assertTlsUrl,
   closeClient,
   commandError,
   destroyClient,
@@ -52,6 +53,7 @@ export interface RedisTransport extends Transport {
 export async function getRedisTransport(given: RedisTransportOptions): Promise<RedisTransport> {
   const options = checkRedisTransportOptions(given);
   assertRedisUrl(options.url);
+  assertTlsUrl(options.url, options.tls, 'getRedisTransport.tls');
   const keys = redisKeys(options.application);
   const consumerName = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
   const report = (error: unknown, stage: RedisErrorStage) => {
@@ -63,6 +65,7 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
   };
   const settings = {
     connectTimeoutMs: options.connectTimeoutMs,
+    tls: options.tls,
     reconnectMinMs: options.reconnectMinMs,
     reconnectMaxMs: options.reconnectMaxMs,
     name: `factline-${options.application}-${process.pid}`,
