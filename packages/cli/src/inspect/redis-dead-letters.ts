@@ -35,7 +35,7 @@ const TLS_VARIABLES = {
  * trusted CAs (and `NODE_EXTRA_CA_CERTS`), no client certificate. Set with a
  * `redis://` URL, or naming a file that cannot be read, is a `CliError`.
  */
-export function redisTlsFromEnvironment(
+function redisTlsFromEnvironment(
   url: string,
   env = process.env,
 ): { ca?: string; cert?: string; key?: string } | undefined {
