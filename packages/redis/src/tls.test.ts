@@ -74,6 +74,45 @@ describe('Redis over TLS (rediss://)', { skip }, () => {
     }
   });
 
+  it('after the server restarts, the transport and the inbox reconnect over TLS: a message published after it is handled', async () => {
+    const application = testApplication('tls-restart');
+    const transport = await getRedisTransport({ url: tlsServer.url, application, tls, onError: () => undefined });
+    const inbox = await getRedisInbox({ url: tlsServer.url, application, tls, onError: () => undefined });
+    const handled: string[] = [];
+    const consumer = createConsumer({
+      name: 'billing',
+      topic: 'orders',
+      transport,
+      inbox,
+      onError: () => undefined,
+      handler: (message) => {
+        handled.push(message.id);
+      },
+    });
+    try {
+      await consumer.start();
+      const before = createMessage({ type: 'OrderPlaced', key: 'order-1', data: {} });
+      await transport.publish('orders', [before]);
+      await waitUntil(() => handled.includes(before.id), 'the message before the restart to be handled');
+      await tlsServer.restart();
+      const after = createMessage({ type: 'OrderPlaced', key: 'order-1', data: {} });
+      // The publish fails while the transport reconnects; it is tried again until Redis takes it.
+      await waitUntil(
+        () =>
+          transport.publish('orders', [after]).then(
+            () => true,
+            () => false,
+          ),
+        'a publish after the restart to be taken',
+      );
+      await waitUntil(() => handled.includes(after.id), 'the message published after the restart to be handled');
+    } finally {
+      await consumer.stop();
+      await inbox.close();
+      await transport.close();
+    }
+  });
+
   it('a server certificate Node does not trust fails at once, not retryable, saying to give its CA in tls.ca', async () => {
     const started = Date.now();
     await assert.rejects(
