@@ -56,6 +56,19 @@ describe('factline dlq on a Redis that serves TLS', { skip }, () => {
     await waitUntil(() => billing.handled.includes(poison.id), 'the redriven message handled by billing');
   });
 
+  it('an encrypted client key opens with FACTLINE_REDIS_TLS_PASSPHRASE; a wrong one is one line naming it', async () => {
+    const encrypted = { ...variables, FACTLINE_REDIS_TLS_KEY: `${server.dir}/client-encrypted.key` };
+    const { passphrase } = server.certificates as NonNullable<PrivateServer['certificates']>;
+    const listed = await factline({ ...encrypted, FACTLINE_REDIS_TLS_PASSPHRASE: passphrase }, 'dlq', 'ls', '--json');
+    assert.equal(listed.code, 0, listed.stderr);
+    const wrong = await factline({ ...encrypted, FACTLINE_REDIS_TLS_PASSPHRASE: 'wrong' }, 'dlq', 'ls');
+    assert.equal(wrong.code, 2);
+    assert.match(
+      wrong.stderr.trim(),
+      /^factline: the TLS handshake with Redis at .* failed \(ERR_OSSL_BAD_DECRYPT: .*\): check FACTLINE_REDIS_TLS_PASSPHRASE/,
+    );
+  });
+
   it('without the variables the handshake fails, exit 2, one line naming them', async () => {
     const untrusted = await factline({}, 'dlq', 'ls');
     assert.equal(untrusted.code, 2);
@@ -75,6 +88,13 @@ describe('factline dlq on a Redis that serves TLS', { skip }, () => {
     const missing = await factline({ ...variables, FACTLINE_REDIS_TLS_CA: `${server.dir}/no-such.pem` }, 'dlq', 'ls');
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /^factline: FACTLINE_REDIS_TLS_CA: cannot read '.*no-such\.pem': ENOENT/);
+    const lonePassphrase = await factline(
+      { FACTLINE_REDIS_TLS_CA: variables.FACTLINE_REDIS_TLS_CA, FACTLINE_REDIS_TLS_PASSPHRASE: 'x' },
+      'dlq',
+      'ls',
+    );
+    assert.equal(lonePassphrase.code, 2);
+    assert.match(lonePassphrase.stderr, /FACTLINE_REDIS_TLS_PASSPHRASE goes with FACTLINE_REDIS_TLS_KEY/);
     const half = await factline({ ...variables, FACTLINE_REDIS_TLS_KEY: undefined }, 'dlq', 'ls');
     assert.equal(half.code, 2);
     assert.match(half.stderr, /FACTLINE_REDIS_TLS_CERT and FACTLINE_REDIS_TLS_KEY go together/);

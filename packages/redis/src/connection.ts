@@ -60,11 +60,13 @@ export interface RedisTlsOptions {
   cert?: string | Buffer;
   /** The client certificate's private key. With `cert`. */
   key?: string | Buffer;
+  /** The passphrase of an encrypted `key`. */
+  passphrase?: string;
   /** The name the server's certificate must carry, when it is not the URL's host (an address, a tunnel). */
   servername?: string;
 }
 
-const TLS_FIELDS = new Set(['ca', 'cert', 'key', 'servername']);
+const TLS_FIELDS = new Set(['ca', 'cert', 'key', 'passphrase', 'servername']);
 
 /** What is wrong with one PEM value, or undefined. */
 function pemProblem(value: unknown, field: string): string | undefined {
@@ -87,13 +89,15 @@ const describe = (value: unknown) =>
  */
 export function tlsOptionProblem(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || Buffer.isBuffer(value)) {
-    return `must be an object ({ ca, cert, key, servername }), got ${describe(value)}`;
+    return `must be an object ({ ca, cert, key, passphrase, servername }), got ${describe(value)}`;
   }
   const given = value as Record<string, unknown>;
   const problems: string[] = [];
   const unknown = Object.keys(given).filter((name) => !TLS_FIELDS.has(name));
   if (unknown.length > 0)
-    problems.push(`has no field ${unknown.map((name) => `'${name}'`).join(', ')} (it takes ca, cert, key, servername)`);
+    problems.push(
+      `has no field ${unknown.map((name) => `'${name}'`).join(', ')} (it takes ca, cert, key, passphrase, servername)`,
+    );
   if (given.ca !== undefined) {
     const cas = Array.isArray(given.ca) ? given.ca : [given.ca];
     if (cas.length === 0) problems.push('ca must name at least one certificate');
@@ -109,6 +113,10 @@ export function tlsOptionProblem(value: unknown): string | undefined {
   }
   if ((given.cert === undefined) !== (given.key === undefined))
     problems.push('cert and key go together: give both or neither');
+  if (given.passphrase !== undefined && typeof given.passphrase !== 'string') {
+    problems.push(`passphrase must be a string, got ${describe(given.passphrase)}`);
+  }
+  if (given.passphrase !== undefined && given.key === undefined) problems.push('passphrase goes with key');
   if (given.servername !== undefined && (typeof given.servername !== 'string' || given.servername === '')) {
     problems.push(`servername must be a non-empty string, got ${describe(given.servername)}`);
   }
@@ -123,7 +131,7 @@ export function assertTlsUrl(url: string, tls: RedisTlsOptions | undefined, wher
 }
 
 /** Node's codes for a handshake that failed on the certificates or the protocol: settings to fix, not an outage. */
-const TLS_REFUSAL = /CERT|^ERR_TLS_|^ERR_SSL_|^UNABLE_TO_|^SELF_SIGNED|^DEPTH_ZERO/;
+const TLS_REFUSAL = /CERT|^ERR_TLS_|^ERR_SSL_|^ERR_OSSL_|^UNABLE_TO_|^SELF_SIGNED|^DEPTH_ZERO/;
 
 /**
  * Why a TLS handshake failed, from Node's error code, or undefined when
@@ -131,20 +139,25 @@ const TLS_REFUSAL = /CERT|^ERR_TLS_|^ERR_SSL_|^UNABLE_TO_|^SELF_SIGNED|^DEPTH_ZE
  * certificate does not chain to a trusted CA, or has expired), `wrong-host`
  * (it does not name the host), `client-certificate-required` (the server
  * verifies clients and got none), `client-certificate-refused` (the server
- * did not accept the one it got), `handshake` (anything else: a protocol
- * both ends do not share).
+ * did not accept the one it got), `client-key` (the key cannot be used: a
+ * wrong or missing passphrase, or not the certificate's key), `handshake`
+ * (anything else: a protocol both ends do not share, settings OpenSSL cannot
+ * read).
  */
 export type RedisTlsFailure =
   | 'untrusted-server'
   | 'wrong-host'
   | 'client-certificate-required'
   | 'client-certificate-refused'
+  | 'client-key'
   | 'handshake';
 
 export function redisTlsFailure(error: unknown): RedisTlsFailure | undefined {
   const code = String((error as { code?: unknown } | undefined)?.code ?? '');
   if (!TLS_REFUSAL.test(code)) return undefined;
   if (/CERTIFICATE_REQUIRED/.test(code)) return 'client-certificate-required';
+  if (/^ERR_OSSL_(BAD_DECRYPT|X509_KEY_VALUES_MISMATCH)$/.test(code)) return 'client-key';
+  if (/^ERR_OSSL_/.test(code)) return 'handshake';
   // An alert is the server's answer: what it refused is ours (a decrypt error: the client certificate's signature).
   if (/ALERT/.test(code))
     return /CERT|UNKNOWN_CA|DECRYPT_ERROR/.test(code) ? 'client-certificate-refused' : 'handshake';
@@ -160,6 +173,7 @@ const TLS_HINTS: Record<RedisTlsFailure, string> = {
   'client-certificate-required': 'the server requires a client certificate: give tls.cert and tls.key',
   'client-certificate-refused':
     'the server refused the client certificate (tls.cert): it must be signed by a CA the server trusts',
+  'client-key': "the client key cannot be used: a wrong or missing tls.passphrase, or a tls.key that is not tls.cert's",
   handshake: 'check the TLS settings of both ends',
 };
 
@@ -270,12 +284,13 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
 /** The socket options of `tls` (the URL's `rediss://` turns TLS on). */
 function tlsSocket(tls: RedisTlsOptions | undefined): { tls?: true; ca?: (string | Buffer)[] | string | Buffer } {
   if (!tls) return {};
-  const { ca, cert, key, servername } = tls;
+  const { ca, cert, key, passphrase, servername } = tls;
   return {
     tls: true,
     ...(ca !== undefined ? { ca: Array.isArray(ca) ? [...ca] : (ca as string | Buffer) } : {}),
     ...(cert !== undefined ? { cert } : {}),
     ...(key !== undefined ? { key } : {}),
+    ...(passphrase !== undefined ? { passphrase } : {}),
     ...(servername !== undefined ? { servername } : {}),
   };
 }

@@ -133,7 +133,7 @@ describe('Redis over TLS (rediss://)', { skip }, () => {
     );
   });
 
-  it('a client certificate signed by a CA the server does not trust is refused: not retryable, saying so', async () => {
+  it("a client certificate from a CA the server does not trust, or a key that is not the certificate's, is refused: not retryable, saying so", async () => {
     const stranger = await startPrivateServer({ tls: 'server-only' });
     if ('reason' in stranger) throw new Error(stranger.reason);
     try {
@@ -144,9 +144,32 @@ describe('Redis over TLS (rediss://)', { skip }, () => {
           /TLS handshake failed \(ERR_SSL_.*ALERT_UNKNOWN_CA.*the server refused the client certificate \(tls\.cert\)/,
         ),
       );
+      // Our certificate with the other one's key: refused before anything is sent.
+      await assert.rejects(
+        getRedisInbox({ url: tlsServer.url, application: 'a', tls: { ca: tls.ca, cert: tls.cert, key } }),
+        refusedWith(/X509_KEY_VALUES_MISMATCH.*a tls\.key that is not tls\.cert's/),
+      );
     } finally {
       await stranger.stop();
     }
+  });
+
+  it('an encrypted client key opens with tls.passphrase; a wrong one is refused at once, not retryable, naming tls.passphrase', async () => {
+    const { encryptedKey, passphrase } = tlsServer.certificates as NonNullable<PrivateServer['certificates']>;
+    const inbox = await getRedisInbox({
+      url: tlsServer.url,
+      application: 'a',
+      tls: { ...tls, key: encryptedKey, passphrase },
+    });
+    await inbox.close();
+    await assert.rejects(
+      getRedisTransport({
+        url: tlsServer.url,
+        application: 'a',
+        tls: { ...tls, key: encryptedKey, passphrase: 'wrong' },
+      }),
+      refusedWith(/TLS handshake failed \(ERR_OSSL_BAD_DECRYPT.*wrong or missing tls\.passphrase/),
+    );
   });
 
   it('a certificate that does not name the host is refused, pointing at tls.servername; servername makes it pass', async () => {
@@ -181,6 +204,7 @@ describe('Redis over TLS (rediss://)', { skip }, () => {
       ],
       [{ url: tlsServer.url, tls: { ca: tls.ca, cert: tls.cert } }, 'transport', /cert and key go together/],
       [{ url: tlsServer.url, tls: { ca: [] } }, 'transport', /ca must name at least one certificate/],
+      [{ url: tlsServer.url, tls: { ca: tls.ca, passphrase: 'x' } }, 'transport', /passphrase goes with key/],
       [{ url: tlsServer.url, tls: 'yes' }, 'transport', /getRedisTransport\.tls.*must be an object/],
       [
         { url: tlsServer.url, tls: { ...tls, ca: [tls.ca, 42] } },

@@ -29,32 +29,42 @@ const TLS_VARIABLES = {
   key: 'FACTLINE_REDIS_TLS_KEY',
 } as const;
 
+/** The variable holding the passphrase of an encrypted client key (the passphrase itself, not a file). */
+const TLS_PASSPHRASE = 'FACTLINE_REDIS_TLS_PASSPHRASE';
+
 /**
  * The TLS settings the environment names for `url`: each variable of
- * `TLS_VARIABLES` set (non-empty) is a PEM file read now. None set: Node's
- * trusted CAs (and `NODE_EXTRA_CA_CERTS`), no client certificate. Set with a
- * `redis://` URL, or naming a file that cannot be read, is a `CliError`.
+ * `TLS_VARIABLES` set (non-empty) is a PEM file read now, `TLS_PASSPHRASE`
+ * the key's passphrase. None set: Node's trusted CAs (and
+ * `NODE_EXTRA_CA_CERTS`), no client certificate. Set with a `redis://` URL,
+ * naming a file that cannot be read, or half of a pair, is a `CliError`.
  */
 function redisTlsFromEnvironment(
   url: string,
   env = process.env,
-): { ca?: string; cert?: string; key?: string } | undefined {
+): { ca?: string; cert?: string; key?: string; passphrase?: string } | undefined {
   const named = Object.entries(TLS_VARIABLES).filter(([, variable]) => env[variable]);
-  if (named.length === 0) return undefined;
+  const passphrase = env[TLS_PASSPHRASE] || undefined;
+  const set = [...named.map(([, variable]) => variable), ...(passphrase ? [TLS_PASSPHRASE] : [])];
+  if (set.length === 0) return undefined;
   if (!/^rediss:\/\//i.test(url)) {
-    throw new CliError(`${named.map(([, v]) => v).join(', ')} set, but ${redactUrl(url)} is not a rediss:// URL`);
+    throw new CliError(`${set.join(', ')} set, but ${redactUrl(url)} is not a rediss:// URL`);
   }
-  const tls: Record<string, string> = {};
+  const tls: { ca?: string; cert?: string; key?: string; passphrase?: string } = {};
   for (const [field, variable] of named) {
     const path = env[variable] as string;
     try {
-      tls[field] = readFileSync(path, 'utf8');
+      tls[field as keyof typeof TLS_VARIABLES] = readFileSync(path, 'utf8');
     } catch (error) {
       throw new CliError(`${variable}: cannot read '${path}': ${(error as Error).message}`);
     }
   }
   if ((tls.cert === undefined) !== (tls.key === undefined)) {
     throw new CliError(`${TLS_VARIABLES.cert} and ${TLS_VARIABLES.key} go together: set both or neither`);
+  }
+  if (passphrase !== undefined) {
+    if (tls.key === undefined) throw new CliError(`${TLS_PASSPHRASE} goes with ${TLS_VARIABLES.key}`);
+    tls.passphrase = passphrase;
   }
   return tls;
 }
@@ -67,9 +77,11 @@ function unreachable(url: string, error: unknown): CliError {
   const fix =
     failure === 'client-certificate-required' || failure === 'client-certificate-refused'
       ? `set ${TLS_VARIABLES.cert} and ${TLS_VARIABLES.key} to a client certificate the server accepts`
-      : failure === 'wrong-host'
-        ? "connect by a name the server's certificate carries"
-        : `set ${TLS_VARIABLES.ca} to the file of the CA that signs its certificate`;
+      : failure === 'client-key'
+        ? `check ${TLS_PASSPHRASE} (the key's passphrase) and that ${TLS_VARIABLES.key} is the key of ${TLS_VARIABLES.cert}`
+        : failure === 'wrong-host'
+          ? "connect by a name the server's certificate carries"
+          : `set ${TLS_VARIABLES.ca} to the file of the CA that signs its certificate`;
   const code = (error as { code: string }).code;
   return new CliError(`the TLS handshake with Redis at ${redactUrl(url)} failed (${code}: ${text}): ${fix}`);
 }
