@@ -1,4 +1,5 @@
 import { isFactlineError, TransportError, ValidationError } from '@factline/core';
+import { describeValue } from '@factline/core/adapter';
 import { ErrorReply, RedisClient as NodeRedisClient } from 'redis';
 
 type ClientMaker = ReturnType<typeof NodeRedisClient.factory>;
@@ -67,11 +68,12 @@ export interface RedisTlsOptions {
 }
 
 const TLS_FIELDS = new Set(['ca', 'cert', 'key', 'passphrase', 'servername']);
+const TLS_FIELD_LIST = [...TLS_FIELDS].join(', ');
 
 /** What is wrong with one PEM value, or undefined. */
 function pemProblem(value: unknown, field: string): string | undefined {
   const text = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('latin1') : undefined;
-  if (text === undefined) return `${field} must be PEM text (a string or a Buffer), got ${describe(value)}`;
+  if (text === undefined) return `${field} must be PEM text (a string or a Buffer), got ${describeValue(value)}`;
   if (!text.includes('-----BEGIN ')) {
     return `${field} must be PEM text (the file's contents: read it with readFileSync), got ${
       typeof value === 'string' && value.length <= 80 ? `'${value}'` : 'text with no -----BEGIN line'
@@ -80,24 +82,19 @@ function pemProblem(value: unknown, field: string): string | undefined {
   return undefined;
 }
 
-const describe = (value: unknown) =>
-  value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : typeof value;
-
 /**
  * The `tls` option's check (for `checkOptions`): an object of PEM texts and a
  * server name, no other field; `cert` and `key` both or neither.
  */
 export function tlsOptionProblem(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || Buffer.isBuffer(value)) {
-    return `must be an object ({ ca, cert, key, passphrase, servername }), got ${describe(value)}`;
+    return `must be an object ({ ${TLS_FIELD_LIST} }), got ${describeValue(value)}`;
   }
   const given = value as Record<string, unknown>;
   const problems: string[] = [];
   const unknown = Object.keys(given).filter((name) => !TLS_FIELDS.has(name));
   if (unknown.length > 0)
-    problems.push(
-      `has no field ${unknown.map((name) => `'${name}'`).join(', ')} (it takes ca, cert, key, passphrase, servername)`,
-    );
+    problems.push(`has no field ${unknown.map((name) => `'${name}'`).join(', ')} (it takes ${TLS_FIELD_LIST})`);
   if (given.ca !== undefined) {
     const cas = Array.isArray(given.ca) ? given.ca : [given.ca];
     if (cas.length === 0) problems.push('ca must name at least one certificate');
@@ -114,11 +111,11 @@ export function tlsOptionProblem(value: unknown): string | undefined {
   if ((given.cert === undefined) !== (given.key === undefined))
     problems.push('cert and key go together: give both or neither');
   if (given.passphrase !== undefined && typeof given.passphrase !== 'string') {
-    problems.push(`passphrase must be a string, got ${describe(given.passphrase)}`);
+    problems.push(`passphrase must be a string, got ${describeValue(given.passphrase)}`);
   }
   if (given.passphrase !== undefined && given.key === undefined) problems.push('passphrase goes with key');
   if (given.servername !== undefined && (typeof given.servername !== 'string' || given.servername === '')) {
-    problems.push(`servername must be a non-empty string, got ${describe(given.servername)}`);
+    problems.push(`servername must be a non-empty string, got ${describeValue(given.servername)}`);
   }
   return problems.length > 0 ? problems.join('; ') : undefined;
 }
