@@ -1,6 +1,8 @@
 // `npm run bench [-- <filter>]`: installs the peer libraries into bench/.peers on
 // first use (so they never weigh on the project's own install), then runs the
-// workloads whose name contains <filter>.
+// workloads whose name contains <filter>. With FACTLINE_BENCH_BUILT=1 it builds
+// the packages first and measures the build instead of the sources
+// (src/code-under-test.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 
@@ -28,10 +30,23 @@ if (
   }
 }
 
+const built = process.env.FACTLINE_BENCH_BUILT === '1';
+if (built) {
+  console.log('# FACTLINE_BENCH_BUILT=1: building the packages (npm run build); the build is measured');
+  const build = spawnSync('npm', ['run', 'build', '--silent'], {
+    cwd: new URL('..', here).pathname,
+    stdio: 'inherit',
+  });
+  if (build.status !== 0) {
+    console.error('# npm run build failed: nothing measured');
+    process.exit(build.status ?? 1);
+  }
+}
+
 const result = spawnSync(
   process.execPath,
   [
-    '--conditions=factline-source',
+    ...(built ? [] : ['--conditions=factline-source']),
     '--expose-gc',
     '--import',
     'tsx',

@@ -1,5 +1,6 @@
 // Workloads for harness.test.ts: peers that fail in each way a real one has (a thrown error, a
 // crash of its process, a hang) beside subjects that work.
+import { BUILT } from './code-under-test.ts';
 import type { Subject, Workload } from './harness.ts';
 
 const works = (name: string, units: number, isolate = false): Subject => ({
@@ -19,6 +20,8 @@ export const workloads: Workload[] = [
       works('factline', 300),
       works('raw', 400),
       works('isolated', 200, true),
+      // Its rate tells which code its child process measures: 100 the sources, 50 the build.
+      works('isolated-code', BUILT ? 50 : 100, true),
       {
         name: 'peer-throws',
         trial: () => ({

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { BUILT } from './code-under-test.ts';
 import { runWorkload } from './harness.ts';
 import { workloads } from './harness-fixture.ts';
 
@@ -10,6 +11,8 @@ test('a failing peer gets a failed figure with its error, and the other subjects
   assert.equal(by.get('factline')?.value, 300);
   assert.equal(by.get('raw')?.value, 400);
   assert.equal(by.get('isolated')?.value, 200, 'a trial in a child process reports its rate');
+  assert.equal(BUILT, false, 'the tests run the sources');
+  assert.equal(by.get('isolated-code')?.value, 100, "a trial's child process measures the same code as the bench");
   assert.equal(by.get('factline/raw')?.value, 0.75);
   assert.match(by.get('peer-throws')?.failed ?? '', /SQLITE_BUSY: cannot commit transaction/);
   assert.match(by.get('peer-stray-error')?.failed ?? '', /stray error event/);

@@ -8,6 +8,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { BUILT } from './code-under-test.ts';
 import { type TrialOutcome, trialInChild, trialInProcess } from './trial-outcome.ts';
 
 /** One measured run: how many units of work `run` did. */
@@ -185,7 +186,8 @@ export async function runWorkload(workload: Workload, options: RunOptions = {}):
 /**
  * Writes this run's figures into `path`, keeping the figures of workloads this
  * run did not select (so `npm run bench -- postgres` does not erase the SQLite
- * figures). Each figure carries the date of the run that measured it.
+ * figures). Each figure carries the date of the run that measured it and the
+ * code it measured (`code`: 'source' or 'built', code-under-test.ts).
  */
 export function writeResults(path: URL, filter: string): void {
   mkdirSync(new URL('.', path), { recursive: true });
@@ -213,7 +215,7 @@ export function writeResults(path: URL, filter: string): void {
     node: process.version,
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model,
-    figures: [...kept, ...figures.map((f) => ({ ...f, date }))],
+    figures: [...kept, ...figures.map((f) => ({ ...f, date, code: BUILT ? 'built' : 'source' }))],
   };
   writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`);
   console.log(

@@ -1,4 +1,5 @@
 import { workloads } from './all-workloads.ts';
+import { BUILT } from './code-under-test.ts';
 import { runWorkload, writeResults } from './harness.ts';
 import { removeNatsFiles } from './workloads/nats.ts';
 import { removePipelineFiles } from './workloads/pipeline.ts';
@@ -12,6 +13,11 @@ import { removeTracingOverheadFiles } from './workloads/tracing-overhead.ts';
 import { removeWorkflowFiles } from './workloads/workflow.ts';
 
 const filter = process.argv[2] ?? '';
+console.log(
+  BUILT
+    ? '# measuring the built packages (packages/*/dist)'
+    : '# measuring the TypeScript sources through tsx (FACTLINE_BENCH_BUILT=1 measures the build)',
+);
 const selected = workloads.filter((w) => w.name.includes(filter));
 if (selected.length === 0) {
   console.error(`no workload matches '${filter}'; workloads: ${workloads.map((w) => w.name).join(', ')}`);

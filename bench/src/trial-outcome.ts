@@ -7,6 +7,7 @@
  *   subject's figure only and the run goes on.
  */
 import { spawn } from 'node:child_process';
+import { NODE_FLAGS } from './code-under-test.ts';
 import type { Subject, Workload } from './harness.ts';
 
 /** What one trial came to. */
@@ -66,8 +67,6 @@ const lastError = (stderr: string): string | undefined =>
     .pop()
     ?.trim();
 
-/** The flags the bench runs with (see bench/run.mjs): workspace packages from source, TypeScript via tsx. */
-const NODE_FLAGS = ['--conditions=factline-source', '--expose-gc', '--import', 'tsx'];
 const root = new URL('../../', import.meta.url).pathname;
 
 /**
@@ -86,7 +85,12 @@ export function trialInChild(
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      [...NODE_FLAGS, ...(subject.execArgv ?? []), new URL('./trial-child.ts', import.meta.url).pathname],
+      [
+        '--expose-gc',
+        ...NODE_FLAGS,
+        ...(subject.execArgv ?? []),
+        new URL('./trial-child.ts', import.meta.url).pathname,
+      ],
       {
         cwd: root,
         env: {

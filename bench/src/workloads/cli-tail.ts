@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getSqliteEventStore, type SqliteEventStore } from '@factline/sqlite';
+import { NODE_FLAGS, packageModule } from '../code-under-test.ts';
 import type { Trial, Workload } from '../harness.ts';
 import { orderData } from './payload.ts';
 
@@ -22,7 +23,7 @@ const SECONDS = Number(process.env.FACTLINE_BENCH_TAIL_SECONDS ?? 5);
 const TICK_MS = 20;
 const PER_TICK = Math.max(1, Math.round((RATE * TICK_MS) / 1000));
 const TOTAL = PER_TICK * Math.round((SECONDS * 1000) / TICK_MS);
-const BIN = new URL('../../../packages/cli/src/bin.ts', import.meta.url).pathname;
+const BIN = packageModule('cli', 'bin');
 
 function tailTrial(): Trial {
   let dir = '';
@@ -39,9 +40,7 @@ function tailTrial(): Trial {
       const child = spawn(
         process.execPath,
         [
-          '--conditions=factline-source',
-          '--import',
-          'tsx',
+          ...NODE_FLAGS,
           BIN,
           'events',
           'tail',

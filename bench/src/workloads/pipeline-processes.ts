@@ -6,9 +6,9 @@
  * code is warm after the workload's warm-up trial, as the parent's is.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { NODE_FLAGS } from '../code-under-test.ts';
 import type { OpenRequest } from '../pipeline-consumer-child.ts';
 
-const NODE_FLAGS = ['--conditions=factline-source', '--import', 'tsx'];
 const root = new URL('../../../', import.meta.url).pathname;
 const script = new URL('../pipeline-consumer-child.ts', import.meta.url).pathname;
 const ANSWER_MS = 30_000;

@@ -12,6 +12,7 @@
  * `dropPostgresScanSchemas` removes both at the end of the run.
  */
 import { spawnSync } from 'node:child_process';
+import { NODE_FLAGS } from '../code-under-test.ts';
 import type { Subject, Workload } from '../harness.ts';
 import { orderData } from './payload.ts';
 import {
@@ -173,15 +174,7 @@ export function seeded(name: 'factline' | 'raw'): Promise<string> {
 function scanInChild(schema: string, mode: ScanMode): { units: number; seconds: number; maxRssMB: number } {
   const child = spawnSync(
     process.execPath,
-    [
-      '--conditions=factline-source',
-      '--import',
-      'tsx',
-      new URL('../pg-scan-child.ts', import.meta.url).pathname,
-      pgUrl,
-      schema,
-      mode,
-    ],
+    [...NODE_FLAGS, new URL('../pg-scan-child.ts', import.meta.url).pathname, pgUrl, schema, mode],
     { encoding: 'utf8' },
   );
   if (child.status !== 0) throw new Error(`scan child failed: ${child.stderr}`);

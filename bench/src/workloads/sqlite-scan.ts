@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getSqliteEventStore } from '@factline/sqlite';
 import Sqlite from 'better-sqlite3';
+import { NODE_FLAGS } from '../code-under-test.ts';
 import type { Subject, Workload } from '../harness.ts';
 import { orderData } from './payload.ts';
 import { emmettSubject } from './sqlite.ts';
@@ -39,14 +40,7 @@ async function seededFile(total: number): Promise<string> {
 function scanInChild(path: string, mode: 'factline' | 'raw'): { units: number; seconds: number; maxRssMB: number } {
   const child = spawnSync(
     process.execPath,
-    [
-      '--conditions=factline-source',
-      '--import',
-      'tsx',
-      new URL('../scan-child.ts', import.meta.url).pathname,
-      path,
-      mode,
-    ],
+    [...NODE_FLAGS, new URL('../scan-child.ts', import.meta.url).pathname, path, mode],
     { encoding: 'utf8' },
   );
   if (child.status !== 0) throw new Error(`scan child failed: ${child.stderr}`);

@@ -24,10 +24,17 @@ import {
 } from '@factline/core';
 import { instrumentEventStore } from '@factline/core/adapter';
 import { getSqliteEventStore } from '@factline/sqlite';
-import { noteAttempt, noteSettle, traceProcess } from '../../../packages/core/src/tracing/messaging-spans.ts';
-import { otel, tracingOn } from '../../../packages/core/src/tracing/otel.ts';
+import { packageModule } from '../code-under-test.ts';
 import type { Workload } from '../harness.ts';
 import { orderData } from './payload.ts';
+
+// Core's internals, from the code the bench measures (code-under-test.ts).
+const { noteAttempt, noteSettle, traceProcess } = (await import(
+  packageModule('core', 'tracing/messaging-spans')
+)) as typeof import('../../../packages/core/src/tracing/messaging-spans.ts');
+const { otel, tracingOn } = (await import(
+  packageModule('core', 'tracing/otel')
+)) as typeof import('../../../packages/core/src/tracing/otel.ts');
 
 const CALLS = 200_000;
 const ROUNDS = 9;

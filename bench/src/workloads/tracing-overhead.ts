@@ -31,6 +31,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Consumer, createConsumer, createMessage, getInMemoryTransport, type Transport } from '@factline/core';
 import { getSqliteEventStore, type SqliteEventStore } from '@factline/sqlite';
+import { packageModule } from '../code-under-test.ts';
 import type { Subject, Trial, Workload } from '../harness.ts';
 import { orderData } from './payload.ts';
 import { sqliteE2e } from './pipeline.ts';
@@ -45,7 +46,7 @@ const HIDE_FROM_CORE = new URL(
   '../../../packages/core/src/tracing/fixtures/hide-otel-api-from-core.cjs',
   import.meta.url,
 ).pathname;
-const CORE_OTEL = new URL('../../../packages/core/src/tracing/otel.ts', import.meta.url).pathname;
+const CORE_OTEL = packageModule('core', 'tracing/otel');
 // Shared by the trials' child processes; each file is named by its child's pid.
 const dir = join(tmpdir(), 'factline-bench-tracing-overhead');
 let counter = 0;

@@ -12,13 +12,18 @@ import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { getSqliteEventStore } from '@factline/sqlite';
-import {
-  openSqliteDeadLetterOperator,
-  openSqliteInspector,
-} from '../../../packages/cli/src/inspect/sqlite-inspector.ts';
-import { type RunningUi, startUi } from '../../../packages/cli/src/ui/start-ui.ts';
+import type { RunningUi } from '../../../packages/cli/src/ui/start-ui.ts';
+import { packageModule } from '../code-under-test.ts';
 import type { Subject, Trial, Workload } from '../harness.ts';
 import { orderData } from './payload.ts';
+
+// The CLI's internals, from the code the bench measures (code-under-test.ts).
+const { openSqliteDeadLetterOperator, openSqliteInspector } = (await import(
+  packageModule('cli', 'inspect/sqlite-inspector')
+)) as typeof import('../../../packages/cli/src/inspect/sqlite-inspector.ts');
+const { startUi } = (await import(
+  packageModule('cli', 'ui/start-ui')
+)) as typeof import('../../../packages/cli/src/ui/start-ui.ts');
 
 const STREAMS = 100_000;
 const PER_STREAM = 10;
