@@ -293,27 +293,64 @@ function tlsSocket(tls: RedisTlsOptions | undefined): { tls?: true; ca?: (string
 }
 
 /**
- * Which server a connection talks to: its `run_id` (`INFO server`), the same
- * for every connection to one running server whatever URL reached it
+ * Which server a connection talks to: its `run_id` (`INFO`), the same for
+ * every connection to one running server whatever URL reached it
  * (`localhost` or `127.0.0.1`, a hostname or an address); where `INFO` is
  * refused (a proxy, an ACL) or gives no answer within `timeoutMs`, the URL as
- * given.
+ * given. A server the transport and the inbox cannot work on is refused here,
+ * at open, rather than by the first command (see `unusableServer`).
  */
 export async function serverIdentity(client: RedisCommandSender, url: string, timeoutMs = 5000): Promise<string> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), timeoutMs);
   });
+  let info = '';
   try {
-    const info = await Promise.race([client.sendCommand(['INFO', 'server']), late]);
-    const runId = /^run_id:([0-9a-f]+)\s*$/m.exec(String(info ?? ''))?.[1];
-    if (runId) return `run_id ${runId}`;
+    info = String((await Promise.race([client.sendCommand(['INFO']), late])) ?? '');
   } catch {
-    // Not allowed or not understood: the URL stands in.
+    // Not allowed or not understood: the URL stands in, and the server is taken as it is.
   } finally {
     clearTimeout(timer);
   }
-  return `url ${url}`;
+  const refusal = unusableServer(info, url);
+  if (refusal) throw refusal;
+  const runId = /^run_id:([0-9a-f]+)\s*$/m.exec(info)?.[1];
+  return runId ? `run_id ${runId}` : `url ${url}`;
+}
+
+/**
+ * A non-retryable `TransportError` for a server, by its `INFO`, that the
+ * transport and the inbox cannot work on, or undefined: a Redis Cluster node
+ * (their scripts use keys of several hash slots), a Sentinel (it stores
+ * nothing; it names the primary), a replica (it takes no writes, or loses them
+ * at its next sync).
+ */
+export function unusableServer(info: string, url: string): TransportError | undefined {
+  const field = (name: string) => new RegExp(`^${name}:(.*?)\\s*$`, 'm').exec(info)?.[1];
+  const where = redactUrl(url);
+  const mode = field('redis_mode');
+  if (mode === 'cluster') {
+    return new TransportError(
+      `Redis at ${where} is a Redis Cluster node (redis_mode:cluster): the Factline Redis transport and inbox need a standalone server or a primary with replicas (their scripts use keys of several hash slots)`,
+      { retryable: false },
+    );
+  }
+  if (mode === 'sentinel') {
+    return new TransportError(
+      `Redis at ${where} is a Redis Sentinel (redis_mode:sentinel): give the URL of the primary it monitors (SENTINEL GET-MASTER-ADDR-BY-NAME <name>)`,
+      { retryable: false },
+    );
+  }
+  if (field('role') === 'slave') {
+    const host = field('master_host');
+    const port = field('master_port');
+    return new TransportError(
+      `Redis at ${where} is a replica (role:slave), which takes no writes of its own: give the URL of its primary${host ? ` (${host}:${port ?? '6379'})` : ''}`,
+      { retryable: false },
+    );
+  }
+  return undefined;
 }
 
 /**

@@ -111,7 +111,12 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     name: `factline-${options.application}-inbox-${process.pid}`,
     onError: (error) => report(error, 'connection'),
   });
-  const server = await serverIdentity(client, options.url, options.connectTimeoutMs ?? 5000);
+  const server = await serverIdentity(client, options.url, options.connectTimeoutMs ?? 5000).catch(
+    async (error: unknown) => {
+      await closeClient(client);
+      throw error;
+    },
+  );
   const markKey = (consumer: string, id: string) => `${prefix}${consumer}:${id}`;
   /** Claim values: unique per inbox (72 random bits, short: each claim travels twice per message) and per run (a counter). */
   const runs = randomBytes(9).toString('base64url');

@@ -72,7 +72,10 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
     onError: (error: unknown) => report(error, 'connection'),
   };
   const client: RedisClient = await openClient(options.url, settings);
-  const server = await serverIdentity(client, options.url, options.connectTimeoutMs);
+  const server = await serverIdentity(client, options.url, options.connectTimeoutMs).catch(async (error: unknown) => {
+    await closeClient(client);
+    throw error;
+  });
   // A dropped connection stops the readers' work at once (their leases are unknown until renewed).
   client.on('reconnecting', () => {
     for (const { reader } of readers.values()) reader.interrupt();
