@@ -298,7 +298,7 @@ function tlsSocket(tls: RedisTlsOptions | undefined): { tls?: true; ca?: (string
  * (`localhost` or `127.0.0.1`, a hostname or an address); where `INFO` is
  * refused (a proxy, an ACL) or gives no answer within `timeoutMs`, the URL as
  * given. A server the transport and the inbox cannot work on is refused here,
- * at open, rather than by the first command (see `unusableServer`).
+ * at open, rather than by the first command (see `unusableRedisServer`).
  */
 export async function serverIdentity(client: RedisCommandSender, url: string, timeoutMs = 5000): Promise<string> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -313,20 +313,30 @@ export async function serverIdentity(client: RedisCommandSender, url: string, ti
   } finally {
     clearTimeout(timer);
   }
-  const refusal = unusableServer(info, url);
+  const refusal = unusableRedisServer(info, url);
   if (refusal) throw refusal;
   const runId = /^run_id:([0-9a-f]+)\s*$/m.exec(info)?.[1];
   return runId ? `run_id ${runId}` : `url ${url}`;
 }
 
 /**
- * A non-retryable `TransportError` for a server, by its `INFO`, that the
+ * A non-retryable `TransportError` for a server, by its `INFO` text, that the
  * transport and the inbox cannot work on, or undefined: a Redis Cluster node
  * (their scripts use keys of several hash slots), a Sentinel (it stores
- * nothing; it names the primary), a replica (it takes no writes, or loses them
- * at its next sync).
+ * nothing; it names the primary), and unless `writes` is false a replica (it
+ * takes no writes, or loses them at its next sync). An empty `INFO` (refused
+ * by an ACL or a proxy) passes. The transport and the inbox ask it when they
+ * open; a tool of its own (the CLI) asks it of its connection.
+ *
+ * @example
+ * const problem = unusableRedisServer(String(await client.sendCommand(['INFO'])), url, { writes: false });
+ * if (problem) throw problem;
  */
-export function unusableServer(info: string, url: string): TransportError | undefined {
+export function unusableRedisServer(
+  info: string,
+  url: string,
+  { writes = true }: { writes?: boolean } = {},
+): TransportError | undefined {
   const field = (name: string) => new RegExp(`^${name}:(.*?)\\s*$`, 'm').exec(info)?.[1];
   const where = redactUrl(url);
   const mode = field('redis_mode');
@@ -342,7 +352,7 @@ export function unusableServer(info: string, url: string): TransportError | unde
       { retryable: false },
     );
   }
-  if (field('role') === 'slave') {
+  if (writes && field('role') === 'slave') {
     const host = field('master_host');
     const port = field('master_port');
     return new TransportError(

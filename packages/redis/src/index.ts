@@ -6,6 +6,7 @@ export {
   redactUrl,
   redisTlsFailure,
   scanKeys,
+  unusableRedisServer,
 } from './connection.ts';
 export { partitionOf, type RedisKeys, redisKeys } from './keys.ts';
 export { getRedisDeadLetterStore } from './messaging/redis-dead-letters.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { serverIdentity, unusableServer } from './connection.ts';
+import { serverIdentity, unusableRedisServer } from './connection.ts';
 
 describe('serverIdentity', () => {
   it("is the server's run_id from INFO", async () => {
@@ -21,25 +21,28 @@ describe('serverIdentity', () => {
   });
 });
 
-describe('unusableServer', () => {
+describe('unusableRedisServer', () => {
   const url = 'redis://user:secret@cache.internal:6379';
   it('accepts a standalone server and a primary with replicas', () => {
-    assert.equal(unusableServer('redis_mode:standalone\r\nrole:master\r\nconnected_slaves:2\r\n', url), undefined);
-    assert.equal(unusableServer('', url), undefined, 'INFO refused: the server is taken as it is');
+    assert.equal(unusableRedisServer('redis_mode:standalone\r\nrole:master\r\nconnected_slaves:2\r\n', url), undefined);
+    assert.equal(unusableRedisServer('', url), undefined, 'INFO refused: the server is taken as it is');
   });
 
   it('refuses a cluster node, a sentinel and a replica, naming the primary of a replica, the password hidden', () => {
-    const cluster = unusableServer('redis_mode:cluster\r\nrole:master\r\n', url);
+    const cluster = unusableRedisServer('redis_mode:cluster\r\nrole:master\r\n', url);
     assert.match(
       String(cluster?.message),
       /^Redis at redis:\/\/user:\*\*\*@cache\.internal:6379 is a Redis Cluster node/,
     );
     assert.equal(cluster?.retryable, false);
-    assert.match(String(unusableServer('redis_mode:sentinel\r\n', url)?.message), /is a Redis Sentinel/);
-    const replica = unusableServer(
+    assert.match(String(unusableRedisServer('redis_mode:sentinel\r\n', url)?.message), /is a Redis Sentinel/);
+    const replica = unusableRedisServer(
       'redis_mode:standalone\r\nrole:slave\r\nmaster_host:10.0.0.7\r\nmaster_port:6380\r\n',
       url,
     );
     assert.match(String(replica?.message), /is a replica \(role:slave\).*its primary \(10\.0\.0\.7:6380\)$/);
+    const replicaInfo = 'redis_mode:standalone\r\nrole:slave\r\n';
+    assert.equal(unusableRedisServer(replicaInfo, url, { writes: false }), undefined, 'a replica serves reads');
+    assert.match(String(unusableRedisServer('redis_mode:cluster\r\n', url, { writes: false })?.message), /Cluster/);
   });
 });

@@ -9,6 +9,7 @@ import {
   type RedisTransport,
   redisKeys,
   redisTlsFailure,
+  unusableRedisServer,
 } from '@factline/redis';
 import { createClient } from 'redis';
 import { CliError } from '../cli-error.ts';
@@ -92,7 +93,7 @@ function unreachable(url: string, error: unknown): CliError {
  * drop is retried with backoff, and a command asked while Redis is away fails
  * at once instead of waiting for it.
  */
-async function connect(url: string, application: string, reconnect = false) {
+async function connect(url: string, application: string, { reconnect = false, writes = false } = {}) {
   assertRedisUrl(url, '--db');
   const problem = applicationName(application);
   if (problem) throw new CliError(`--app ${problem}, got '${application}'`);
@@ -112,11 +113,18 @@ async function connect(url: string, application: string, reconnect = false) {
   try {
     await client.connect();
     connected = true;
-    return client;
   } catch (error) {
     client.destroy();
     throw unreachable(url, error);
   }
+  // A Cluster node or a Sentinel holds no dead letters of the application; a replica holds them but takes no writes.
+  const info = await client.sendCommand(['INFO']).then(String, () => '');
+  const unusable = unusableRedisServer(info, url, { writes });
+  if (unusable) {
+    await client.close().catch(() => client.destroy());
+    throw new CliError(unusable.message);
+  }
+  return client;
 }
 
 /**
@@ -129,7 +137,7 @@ export async function openRedisDeadLetterReader(
   application: string,
   options: { reconnect?: boolean } = {},
 ): Promise<DeadLetterReader & { close(): Promise<void> }> {
-  const client = await connect(url, application, options.reconnect);
+  const client = await connect(url, application, { reconnect: options.reconnect ?? false });
   const store = getRedisDeadLetterStore({ client, application });
   return {
     list: (filter) => store.list(filter),
@@ -212,7 +220,7 @@ export function redisRedriver(client: RedisCommandSender, url: string, applicati
 
 /** `redisRedriver` on a connection of its own, closed with it: for dead letters kept in a database. */
 export async function openRedisRedriver(url: string, application: string): Promise<GroupRedriver> {
-  const client = await connect(url, application);
+  const client = await connect(url, application, { writes: true });
   const redriver = redisRedriver(client, url, application);
   return {
     cannotRedrive: redriver.cannotRedrive,
@@ -231,7 +239,7 @@ export async function openRedisRedriver(url: string, application: string): Promi
  * redriven again.
  */
 export async function openRedisDeadLetterOperator(url: string, application: string): Promise<DeadLetterOperator> {
-  const client = await connect(url, application);
+  const client = await connect(url, application, { writes: true });
   const store: DeadLetterStore = getRedisDeadLetterStore({ client, application });
   return redrivingThrough(store, redisRedriver(client, url, application), () =>
     client.close().catch(() => client.destroy()),
