@@ -84,6 +84,17 @@ describe('factline dlq on a Redis that serves TLS', { skip }, () => {
     );
   });
 
+  it('FACTLINE_REDIS_TLS_SERVERNAME names the host to verify: one the certificate lacks is one line naming the variable', async () => {
+    const wrongHost = await factline({ ...variables, FACTLINE_REDIS_TLS_SERVERNAME: 'redis.example' }, 'dlq', 'ls');
+    assert.equal(wrongHost.code, 2);
+    assert.match(
+      wrongHost.stderr.trim(),
+      /^factline: the TLS handshake with Redis at .* failed \(ERR_TLS_CERT_ALTNAME_INVALID: .*\): connect by a name the server's certificate carries, or set FACTLINE_REDIS_TLS_SERVERNAME to one$/,
+    );
+    const named = await factline({ ...variables, FACTLINE_REDIS_TLS_SERVERNAME: 'localhost' }, 'dlq', 'ls', '--json');
+    assert.equal(named.code, 0, named.stderr);
+  });
+
   it('variables that cannot be used are refused before connecting, exit 2', async () => {
     const missing = await factline({ ...variables, FACTLINE_REDIS_TLS_CA: `${server.dir}/no-such.pem` }, 'dlq', 'ls');
     assert.equal(missing.code, 2);

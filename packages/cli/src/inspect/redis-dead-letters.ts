@@ -33,25 +33,34 @@ const TLS_VARIABLES = {
 /** The variable holding the passphrase of an encrypted client key (the passphrase itself, not a file). */
 const TLS_PASSPHRASE = 'FACTLINE_REDIS_TLS_PASSPHRASE';
 
+/** The variable holding the name the server's certificate must carry, when the URL's host is not one of them. */
+const TLS_SERVERNAME = 'FACTLINE_REDIS_TLS_SERVERNAME';
+
 /**
  * The TLS settings the environment names for `url`: each variable of
  * `TLS_VARIABLES` set (non-empty) is a PEM file read now, `TLS_PASSPHRASE`
- * the key's passphrase. None set: Node's trusted CAs (and
+ * the key's passphrase, `TLS_SERVERNAME` the name to verify the server's
+ * certificate against. None set: Node's trusted CAs (and
  * `NODE_EXTRA_CA_CERTS`), no client certificate. Set with a `redis://` URL,
  * naming a file that cannot be read, or half of a pair, is a `CliError`.
  */
 function redisTlsFromEnvironment(
   url: string,
   env = process.env,
-): { ca?: string; cert?: string; key?: string; passphrase?: string } | undefined {
+): { ca?: string; cert?: string; key?: string; passphrase?: string; servername?: string } | undefined {
   const named = Object.entries(TLS_VARIABLES).filter(([, variable]) => env[variable]);
   const passphrase = env[TLS_PASSPHRASE] || undefined;
-  const set = [...named.map(([, variable]) => variable), ...(passphrase ? [TLS_PASSPHRASE] : [])];
+  const servername = env[TLS_SERVERNAME] || undefined;
+  const set = [
+    ...named.map(([, variable]) => variable),
+    ...(passphrase ? [TLS_PASSPHRASE] : []),
+    ...(servername ? [TLS_SERVERNAME] : []),
+  ];
   if (set.length === 0) return undefined;
   if (!/^rediss:\/\//i.test(url)) {
     throw new CliError(`${set.join(', ')} set, but ${redactUrl(url)} is not a rediss:// URL`);
   }
-  const tls: { ca?: string; cert?: string; key?: string; passphrase?: string } = {};
+  const tls: { ca?: string; cert?: string; key?: string; passphrase?: string; servername?: string } = {};
   for (const [field, variable] of named) {
     const path = env[variable] as string;
     try {
@@ -67,6 +76,7 @@ function redisTlsFromEnvironment(
     if (tls.key === undefined) throw new CliError(`${TLS_PASSPHRASE} goes with ${TLS_VARIABLES.key}`);
     tls.passphrase = passphrase;
   }
+  if (servername !== undefined) tls.servername = servername;
   return tls;
 }
 
@@ -81,7 +91,7 @@ function unreachable(url: string, error: unknown): CliError {
       : failure === 'client-key'
         ? `check ${TLS_PASSPHRASE} (the key's passphrase) and that ${TLS_VARIABLES.key} is the key of ${TLS_VARIABLES.cert}`
         : failure === 'wrong-host'
-          ? "connect by a name the server's certificate carries"
+          ? `connect by a name the server's certificate carries, or set ${TLS_SERVERNAME} to one`
           : `set ${TLS_VARIABLES.ca} to the file of the CA that signs its certificate`;
   const code = (error as { code: string }).code;
   return new CliError(`the TLS handshake with Redis at ${redactUrl(url)} failed (${code}: ${text}): ${fix}`);
