@@ -300,7 +300,12 @@ function tlsSocket(tls: RedisTlsOptions | undefined): { tls?: true; ca?: (string
  * given. A server the transport and the inbox cannot work on is refused here,
  * at open, rather than by the first command (see `unusableRedisServer`).
  */
-export async function serverIdentity(client: RedisCommandSender, url: string, timeoutMs = 5000): Promise<string> {
+export async function serverIdentity(
+  client: RedisCommandSender,
+  url: string,
+  timeoutMs = 5000,
+  { allowEviction = false }: { allowEviction?: boolean } = {},
+): Promise<string> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), timeoutMs);
@@ -313,7 +318,7 @@ export async function serverIdentity(client: RedisCommandSender, url: string, ti
   } finally {
     clearTimeout(timer);
   }
-  const refusal = unusableRedisServer(info, url);
+  const refusal = unusableRedisServer(info, url, { allowEviction });
   if (refusal) throw refusal;
   const runId = /^run_id:([0-9a-f]+)\s*$/m.exec(info)?.[1];
   return runId ? `run_id ${runId}` : `url ${url}`;
@@ -324,9 +329,12 @@ export async function serverIdentity(client: RedisCommandSender, url: string, ti
  * transport and the inbox cannot work on, or undefined: a Redis Cluster node
  * (their scripts use keys of several hash slots), a Sentinel (it stores
  * nothing; it names the primary), and unless `writes` is false a replica (it
- * takes no writes, or loses them at its next sync). An empty `INFO` (refused
- * by an ACL or a proxy) passes. The transport and the inbox ask it when they
- * open; a tool of its own (the CLI) asks it of its connection.
+ * takes no writes, or loses them at its next sync) and, unless `allowEviction`,
+ * a server that evicts keys when full (a `maxmemory` with a
+ * `maxmemory-policy` other than `noeviction`: it could drop streams, leases
+ * or inbox marks). An empty `INFO` (refused by an ACL or a proxy) passes. The
+ * transport and the inbox ask it when they open; a tool of its own (the CLI)
+ * asks it of its connection.
  *
  * @example
  * const problem = unusableRedisServer(String(await client.sendCommand(['INFO'])), url, { writes: false });
@@ -335,7 +343,7 @@ export async function serverIdentity(client: RedisCommandSender, url: string, ti
 export function unusableRedisServer(
   info: string,
   url: string,
-  { writes = true }: { writes?: boolean } = {},
+  { writes = true, allowEviction = false }: { writes?: boolean; allowEviction?: boolean } = {},
 ): TransportError | undefined {
   const field = (name: string) => new RegExp(`^${name}:(.*?)\\s*$`, 'm').exec(info)?.[1];
   const where = redactUrl(url);
@@ -357,6 +365,17 @@ export function unusableRedisServer(
     const port = field('master_port');
     return new TransportError(
       `Redis at ${where} is a replica (role:slave), which takes no writes of its own: give the URL of its primary${host ? ` (${host}:${port ?? '6379'})` : ''}`,
+      { retryable: false },
+    );
+  }
+  const policy = field('maxmemory_policy');
+  const limit = field('maxmemory_human') ?? field('maxmemory');
+  if (writes && !allowEviction && Number(field('maxmemory') ?? 0) > 0 && policy && policy !== 'noeviction') {
+    const drops = policy.startsWith('volatile-')
+      ? 'the keys with an expiry: partition leases (per-key order) and inbox marks (duplicates handled again)'
+      : 'any key: streams (messages lost), leases and inbox marks';
+    return new TransportError(
+      `Redis at ${where} evicts keys when full (maxmemory ${limit}, maxmemory-policy ${policy}) and could drop ${drops}: set maxmemory-policy to noeviction (a full server then refuses writes, which are retried), or give allowEviction: true to accept it`,
       { retryable: false },
     );
   }

@@ -48,6 +48,12 @@ describe('getRedisTransport and getRedisInbox refuse what cannot work, with type
     });
     await assert.rejects(getRedisTransport({ url: redisUrl, application: 'a', leaseMs: 0 }), { code: 'VALIDATION' });
     await assert.rejects(getRedisInbox({ url: redisUrl, application: 'a', retentionMs: -1 }), { code: 'VALIDATION' });
+    for (const open of [getRedisTransport, getRedisInbox]) {
+      await assert.rejects(open({ url: redisUrl, application: 'a', allowEviction: 'yes' as never }), {
+        code: 'VALIDATION',
+        message: /\.allowEviction.*must be true or false/,
+      });
+    }
   });
 
   it('an unreachable server: a retryable TransportError naming the address', async () => {

@@ -51,6 +51,12 @@ export interface RedisTransportOptions {
   reconnectMaxMs?: number;
   /** How long `getRedisTransport` waits for the server. Default 5000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * Opens on a server that evicts keys when full (a `maxmemory` with a
+   * `maxmemory-policy` other than `noeviction`), which could drop streams,
+   * leases and inbox marks. Default false: such a server is refused at open.
+   */
+  allowEviction?: boolean;
   /** Told every failure the transport handles itself (lost connection, lost lease, failed move of delayed messages). */
   onError?: (error: unknown, context: { stage: RedisErrorStage }) => void;
 }
@@ -74,6 +80,7 @@ const spec: OptionSpecOf<RedisTransportOptions> = {
   reconnectMinMs: 'positive-integer',
   reconnectMaxMs: 'positive-integer',
   connectTimeoutMs: 'positive-integer',
+  allowEviction: 'boolean',
   onError: 'function',
 };
 

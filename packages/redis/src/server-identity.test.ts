@@ -45,4 +45,23 @@ describe('unusableRedisServer', () => {
     assert.equal(unusableRedisServer(replicaInfo, url, { writes: false }), undefined, 'a replica serves reads');
     assert.match(String(unusableRedisServer('redis_mode:cluster\r\n', url, { writes: false })?.message), /Cluster/);
   });
+
+  it('refuses a server that evicts keys when full unless allowEviction, saying what it could drop', () => {
+    const evicting = (policy: string, maxmemory = '67108864') =>
+      `redis_mode:standalone\r\nrole:master\r\nmaxmemory:${maxmemory}\r\nmaxmemory_human:64.00M\r\nmaxmemory_policy:${policy}\r\n`;
+    const allKeys = unusableRedisServer(evicting('allkeys-lru'), url);
+    assert.match(
+      String(allKeys?.message),
+      /evicts keys when full \(maxmemory 64\.00M, maxmemory-policy allkeys-lru\) and could drop any key: streams \(messages lost\).*noeviction.*allowEviction: true/,
+    );
+    assert.equal(allKeys?.retryable, false);
+    assert.match(
+      String(unusableRedisServer(evicting('volatile-ttl'), url)?.message),
+      /partition leases .* inbox marks/,
+    );
+    assert.equal(unusableRedisServer(evicting('noeviction'), url), undefined);
+    assert.equal(unusableRedisServer(evicting('allkeys-lru', '0'), url), undefined, 'no maxmemory: nothing is evicted');
+    assert.equal(unusableRedisServer(evicting('allkeys-lru'), url, { allowEviction: true }), undefined);
+    assert.equal(unusableRedisServer(evicting('allkeys-lru'), url, { writes: false }), undefined, 'reads only');
+  });
 });

@@ -1,16 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { isFactlineError } from '@factline/core';
+import { createMessage, isFactlineError } from '@factline/core';
 import { startPrivateServer } from './fixtures/private-server.ts';
 import { testApplication } from './fixtures/server.ts';
 import { getRedisInbox } from './messaging/redis-inbox.ts';
 import { getRedisTransport } from './messaging/redis-transport.ts';
 
 // Servers the transport and the inbox cannot work on, each a private redis-server: a Redis Cluster node,
-// a Sentinel, a replica. Each is refused when the transport or the inbox opens, with an error naming what
-// the server is and what to give instead, and nothing is left open (the file's process ends on its own).
+// a Sentinel, a replica, and a server that evicts keys when full (unless told to accept it). Each is refused
+// when the transport or the inbox opens, with an error naming what the server is and what to give instead,
+// and nothing is left open (the file's process ends on its own).
 const modes = ['cluster', 'sentinel', 'replica'] as const;
-const servers = await Promise.all(modes.map((mode) => startPrivateServer({ mode })));
+const servers = await Promise.all([
+  ...modes.map((mode) => startPrivateServer({ mode })),
+  startPrivateServer({ maxmemoryPolicy: 'allkeys-lru' }),
+]);
 const skip = servers.map((s) => ('reason' in s ? s.reason : '')).find(Boolean) || false;
 after(async () => {
   await Promise.all(servers.map((s) => ('reason' in s ? undefined : s.stop())));
@@ -45,5 +49,27 @@ describe('servers the Redis transport and inbox cannot use', { skip }, () => {
         refusedWith(expected[mode]),
       );
     });
+  });
+
+  it('a server that evicts keys when full is refused unless allowEviction: true, which opens and works', async () => {
+    const server = servers[3] as { url: string };
+    const application = testApplication('mode_evicting');
+    const pattern = /evicts keys when full \(maxmemory 64\.00M, maxmemory-policy allkeys-lru\).*allowEviction: true/;
+    await assert.rejects(getRedisTransport({ url: server.url, application }), refusedWith(pattern));
+    await assert.rejects(getRedisInbox({ url: server.url, application }), refusedWith(pattern));
+    const transport = await getRedisTransport({ url: server.url, application, allowEviction: true });
+    const inbox = await getRedisInbox({ url: server.url, application, allowEviction: true });
+    try {
+      const message = createMessage({ type: 'Placed', key: 'k-1', data: {} });
+      const subscription = transport.subscribe('orders', 'billing');
+      await transport.publish('orders', [message]);
+      const [delivery] = await subscription.receive(1, 5000, new AbortController().signal);
+      assert.equal(delivery?.message.id, message.id);
+      assert.equal(await inbox.applyOnce?.('billing', message.id, new Date(), () => undefined, delivery), true);
+      await subscription.close();
+    } finally {
+      await inbox.close();
+      await transport.close();
+    }
   });
 });

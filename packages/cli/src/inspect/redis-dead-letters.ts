@@ -127,9 +127,11 @@ async function connect(url: string, application: string, { reconnect = false, wr
     client.destroy();
     throw unreachable(url, error);
   }
-  // A Cluster node or a Sentinel holds no dead letters of the application; a replica holds them but takes no writes.
+  // A Cluster node or a Sentinel holds no dead letters of the application; a replica holds them but takes no
+  // writes. A server that evicts keys is the application's to refuse (its transport does): an operator still
+  // works on its dead letters there.
   const info = await client.sendCommand(['INFO']).then(String, () => '');
-  const unusable = unusableRedisServer(info, url, { writes });
+  const unusable = unusableRedisServer(info, url, { writes, allowEviction: true });
   if (unusable) {
     await client.close().catch(() => client.destroy());
     throw new CliError(unusable.message);
@@ -206,6 +208,7 @@ export function redisRedriver(client: RedisCommandSender, url: string, applicati
         application,
         partitions,
         connectTimeoutMs: CONNECT_TIMEOUT_MS,
+        allowEviction: true,
         ...(tls ? { tls } : {}),
       });
       transports.set(partitions, transport);

@@ -45,6 +45,12 @@ export interface RedisInboxOptions {
   /** How long opening the connection may take. Default 5000 ms. */
   connectTimeoutMs?: number;
   /**
+   * Opens on a server that evicts keys when full (a `maxmemory` with a
+   * `maxmemory-policy` other than `noeviction`): an evicted mark lets a
+   * duplicate run again. Default false: such a server is refused at open.
+   */
+  allowEviction?: boolean;
+  /**
    * Told what fails outside a handler run's own outcome: `connection` (the
    * connection dropped or cannot reconnect; it keeps trying), `renew` (a
    * renewal failed, or found a run's claim gone: it ran out before it was
@@ -70,6 +76,7 @@ const spec: OptionSpecOf<RedisInboxOptions> = {
   retentionMs: 'positive-integer',
   claimMs: 'positive-integer',
   connectTimeoutMs: 'positive-integer',
+  allowEviction: 'boolean',
   onError: 'function',
 };
 
@@ -111,12 +118,12 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     name: `factline-${options.application}-inbox-${process.pid}`,
     onError: (error) => report(error, 'connection'),
   });
-  const server = await serverIdentity(client, options.url, options.connectTimeoutMs ?? 5000).catch(
-    async (error: unknown) => {
-      await closeClient(client);
-      throw error;
-    },
-  );
+  const server = await serverIdentity(client, options.url, options.connectTimeoutMs ?? 5000, {
+    allowEviction: options.allowEviction ?? false,
+  }).catch(async (error: unknown) => {
+    await closeClient(client);
+    throw error;
+  });
   const markKey = (consumer: string, id: string) => `${prefix}${consumer}:${id}`;
   /** Claim values: unique per inbox (72 random bits, short: each claim travels twice per message) and per run (a counter). */
   const runs = randomBytes(9).toString('base64url');

@@ -72,7 +72,9 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
     onError: (error: unknown) => report(error, 'connection'),
   };
   const client: RedisClient = await openClient(options.url, settings);
-  const server = await serverIdentity(client, options.url, options.connectTimeoutMs).catch(async (error: unknown) => {
+  const server = await serverIdentity(client, options.url, options.connectTimeoutMs, {
+    allowEviction: options.allowEviction ?? false,
+  }).catch(async (error: unknown) => {
     await closeClient(client);
     throw error;
   });
