@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createMessage, isFactlineError } from '@factline/core';
+import { createMessage } from '@factline/core';
 import { startPrivateServer } from './fixtures/private-server.ts';
+import { refusedWith } from './fixtures/refused.ts';
 import { testApplication } from './fixtures/server.ts';
 import { getRedisInbox } from './messaging/redis-inbox.ts';
 import { getRedisTransport } from './messaging/redis-transport.ts';
@@ -25,14 +26,6 @@ const expected: Record<(typeof modes)[number], RegExp> = {
   sentinel: /is a Redis Sentinel \(redis_mode:sentinel\): give the URL of the primary it monitors/,
   replica:
     /is a replica \(role:slave\), which takes no writes of its own: give the URL of its primary \(127\.0\.0\.1:1\)/,
-};
-
-const refusedWith = (pattern: RegExp) => (error: Error & { code?: string; retryable?: boolean }) => {
-  assert.ok(isFactlineError(error), `a Factline error, got ${String(error)}`);
-  assert.equal(error.code, 'TRANSPORT');
-  assert.equal(error.retryable, false, error.message);
-  assert.match(error.message, pattern);
-  return true;
 };
 
 describe('servers the Redis transport and inbox cannot use', { skip }, () => {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createConsumer, createMessage, isFactlineError, type Message } from '@factline/core';
+import { createConsumer, createMessage, type Message } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { type PrivateServer, startPrivateServer } from './fixtures/private-server.ts';
+import { refusedWith } from './fixtures/refused.ts';
 import { testApplication } from './fixtures/server.ts';
 import { getRedisInbox } from './messaging/redis-inbox.ts';
 import { getRedisTransport } from './messaging/redis-transport.ts';
@@ -18,15 +19,6 @@ after(async () => {
 });
 
 type Failure = Error & { code?: string; retryable?: boolean };
-
-/** Asserts a `TransportError` that is not retryable and whose message matches `pattern`. */
-const refusedWith = (pattern: RegExp) => (error: Failure) => {
-  assert.ok(isFactlineError(error), `a Factline error, got ${String(error)}`);
-  assert.equal(error.code, 'TRANSPORT');
-  assert.equal(error.retryable, false, error.message);
-  assert.match(error.message, pattern);
-  return true;
-};
 
 describe('Redis over TLS (rediss://)', { skip }, () => {
   let tlsServer: PrivateServer;
