@@ -215,8 +215,18 @@ export function commandError(error: unknown, what: string): unknown {
   if (isFactlineError(error)) return error;
   const text = error instanceof Error ? error.message : String(error);
   const refused = error instanceof ErrorReply && !PASSING_REPLY.test(text);
-  return new TransportError(`${what} failed: ${text}`, { cause: error, retryable: !refused });
+  const hint = error instanceof ErrorReply ? STATE_HINTS.find(([reply]) => reply.test(text))?.[1] : undefined;
+  return new TransportError(`${what} failed: ${text}${hint ? ` (${hint})` : ''}`, {
+    cause: error,
+    retryable: !refused,
+  });
 }
+
+/** What a server-state reply most often means for an application, added to its error. */
+const STATE_HINTS: [RegExp, string][] = [
+  [/^READONLY\b/, 'the server is a replica now, as after a failover: the URL must name the primary'],
+  [/^OOM\b/, 'the server is full (maxmemory, noeviction): writes are refused until memory is freed'],
+];
 
 /** Backoff before reconnect attempt `n` (1-based): doubling from `min` to `max`, with up to 25% jitter. */
 export function reconnectDelay(attempt: number, min: number, max: number, random = Math.random): number {

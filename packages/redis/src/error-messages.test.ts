@@ -110,6 +110,16 @@ describe('a command that fails is a TransportError naming what it did', () => {
       assert.equal(error.retryable, retryable, String(cause));
       assert.match(error.message, /^publishing to orders on Redis failed: /);
     }
+    const readOnly = commandError(new ErrorReply("READONLY You can't write against a read only replica."), 'acking');
+    assert.match(
+      String((readOnly as Failure).message),
+      /read only replica\. \(the server is a replica now, as after a failover: the URL must name the primary\)$/,
+    );
+    const full = commandError(new ErrorReply('OOM command not allowed when used memory > maxmemory.'), 'publishing');
+    assert.match(
+      String((full as Failure).message),
+      /\(the server is full \(maxmemory, noeviction\): writes are refused until memory is freed\)$/,
+    );
     const typed = new TransportError('already typed');
     assert.equal(commandError(typed, 'anything'), typed, 'a Factline error passes as it is');
   });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createMessage } from '@factline/core';
+import { createMessage, isFactlineError } from '@factline/core';
+import { createClient } from 'redis';
 import { startPrivateServer } from './fixtures/private-server.ts';
 import { refusedWith } from './fixtures/refused.ts';
 import { testApplication } from './fixtures/server.ts';
@@ -15,6 +16,7 @@ const modes = ['cluster', 'sentinel', 'replica'] as const;
 const servers = await Promise.all([
   ...modes.map((mode) => startPrivateServer({ mode })),
   startPrivateServer({ maxmemoryPolicy: 'allkeys-lru' }),
+  startPrivateServer(),
 ]);
 const skip = servers.map((s) => ('reason' in s ? s.reason : '')).find(Boolean) || false;
 after(async () => {
@@ -62,6 +64,37 @@ describe('servers the Redis transport and inbox cannot use', { skip }, () => {
       await subscription.close();
     } finally {
       await inbox.close();
+      await transport.close();
+    }
+  });
+
+  it('a primary turned replica under an open transport (a failover): publishes are refused, retryable, saying so; they pass again once it is primary', async () => {
+    const server = servers[4] as { url: string };
+    const application = testApplication('mode_failover');
+    const transport = await getRedisTransport({ url: server.url, application });
+    const admin = createClient({ url: server.url });
+    admin.on('error', () => undefined);
+    await admin.connect();
+    try {
+      await transport.declareSubscription('orders', 'billing');
+      await transport.publish('orders', [createMessage({ type: 'Placed', key: 'k-1', data: {} })]);
+      await admin.sendCommand(['REPLICAOF', '127.0.0.1', '1']);
+      await assert.rejects(
+        transport.publish('orders', [createMessage({ type: 'Placed', key: 'k-2', data: {} })]),
+        (error: Error & { retryable?: boolean }) => {
+          assert.ok(isFactlineError(error), String(error));
+          assert.equal(error.retryable, true, error.message);
+          assert.match(
+            error.message,
+            /READONLY .*\(the server is a replica now, as after a failover: the URL must name the primary\)$/,
+          );
+          return true;
+        },
+      );
+      await admin.sendCommand(['REPLICAOF', 'NO', 'ONE']);
+      await transport.publish('orders', [createMessage({ type: 'Placed', key: 'k-3', data: {} })]);
+    } finally {
+      await admin.close();
       await transport.close();
     }
   });
