@@ -7,6 +7,8 @@
  *   `n` hand-outs before (a released message), `o` the one group it is for
  *   (a release or a redrive; other groups skip it).
  * - `<app>:groups:<topic>`: set of the groups declared for the topic.
+ * - `<app>:partitions`: hash of each declared topic's partition count, written
+ *   by the first declaration; a transport given another count is refused.
  * - `<app>:delayed`: sorted set of messages due later (score: due time in ms),
  *   moved into their stream by a script when due.
  * - `<app>:lease:<topic>:<group>:<p>`: who reads partition `p` for the group.
@@ -17,6 +19,7 @@
 export interface RedisKeys {
   stream(topic: string, partition: number): string;
   groups(topic: string): string;
+  partitions: string;
   delayed: string;
   lease(topic: string, group: string, partition: number): string;
   readers(topic: string, group: string): string;
@@ -28,6 +31,7 @@ export function redisKeys(application: string): RedisKeys {
   return {
     stream: (topic, partition) => `${application}:stream:${topic}:${partition}`,
     groups: (topic) => `${application}:groups:${topic}`,
+    partitions: `${application}:partitions`,
     delayed: `${application}:delayed`,
     lease: (topic, group, partition) => `${application}:lease:${topic}:${group}:${partition}`,
     readers: (topic, group) => `${application}:readers:${topic}:${group}`,

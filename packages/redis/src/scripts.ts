@@ -8,15 +8,21 @@ import type { RedisCommandSender } from './connection.ts';
  */
 export const scripts = {
   /**
-   * KEYS: groups set, then the topic's partition streams. ARGV: group, start id
-   * (`$`: from now on; `0`: all the stream holds, when the server lost the group).
-   * Creates the group on each stream (BUSYGROUP is fine), then records it.
+   * KEYS: groups set, partition counts hash, then the topic's partition streams.
+   * ARGV: group, start id (`$`: from now on; `0`: all the stream holds, when the
+   * server lost the group), topic, partition count. Returns `partitions <n>`
+   * and changes nothing when the topic's recorded count is another; else
+   * creates the group on each stream (BUSYGROUP is fine), then records the
+   * count and the group.
    */
   declare: `
-for i = 2, #KEYS do
+local recorded = redis.call('HGET', KEYS[2], ARGV[3])
+if recorded and recorded ~= ARGV[4] then return 'partitions ' .. recorded end
+for i = 3, #KEYS do
   local r = redis.pcall('XGROUP', 'CREATE', KEYS[i], ARGV[1], ARGV[2], 'MKSTREAM')
   if type(r) == 'table' and r.err and not string.find(r.err, 'BUSYGROUP') then return r end
 end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 redis.call('SADD', KEYS[1], ARGV[1])
 return 1`,
 

@@ -162,7 +162,7 @@ export async function openRedisDeadLetterReader(
  * Redrives through the Redis transport of `application`, asking `client`
  * (an open connection to its server) what is declared: to the record's group
  * only (`redeliver`), on the partition the message's key maps to; the
- * partition count is that of the topic's streams on the server (the
+ * partition count is the one recorded for the topic on the server (the
  * application's `partitions` option), and a group not declared for the topic
  * there is refused before anything is sent. `close` closes the transports it
  * opened, not `client`.
@@ -175,14 +175,18 @@ export function redisRedriver(client: RedisCommandSender, url: string, applicati
   /** Per topic, how many partition streams it has. */
   const partitionCounts = new Map<string, Promise<number>>();
   /**
-   * The topic's partition streams: `<app>:stream:<topic>:0`, `:1`, … while
-   * they exist (a declared group has all of them), asked once per topic and
-   * command: a key look-up each, never a walk of the keyspace.
+   * The topic's partition count: as the transport recorded it when the topic
+   * was first declared (`<app>:partitions`), else (data written before the
+   * count was recorded) its partition streams `<app>:stream:<topic>:0`, `:1`,
+   * … while they exist (a declared group has all of them). Asked once per
+   * topic and command: never a walk of the keyspace.
    */
   const partitionsOf = (topic: string): Promise<number> => {
     let counted = partitionCounts.get(topic);
     if (!counted) {
       counted = (async () => {
+        const recorded = await client.sendCommand(['HGET', keys.partitions, topic]);
+        if (recorded != null) return Number(recorded);
         let count = 0;
         while (Number(await client.sendCommand(['EXISTS', keys.stream(topic, count)])) === 1) count += 1;
         return count;

@@ -103,15 +103,26 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
       declaring.set(topic, tracked);
       // Declared again because the server lost the group (restarted without persistence): what the
       // streams hold now came after the loss, and is the group's.
-      done = runScript(client, 'declare', [keys.groups(topic), ...streamsOf(topic)], [group, again ? '0' : '$']).then(
-        () => {
+      const attempt = runScript(
+        client,
+        'declare',
+        [keys.groups(topic), keys.partitions, ...streamsOf(topic)],
+        [group, again ? '0' : '$', topic, options.partitions],
+      ).then(
+        (outcome) => {
+          const recorded = /^partitions (\d+)$/.exec(String(outcome))?.[1];
+          if (recorded !== undefined) throw otherCount(topic, Number(recorded));
           withGroups.add(topic);
         },
         (error: unknown) => {
-          declared.delete(key);
           throw new TransportError(`declaring ${topic}/${group} on Redis failed: ${String(error)}`, { cause: error });
         },
       );
+      // A failed declaration is tried again by the next call.
+      attempt.catch(() => {
+        if (declared.get(key) === attempt) declared.delete(key);
+      });
+      done = attempt;
       declared.set(key, done);
       const work = done;
       tracked.add(work);
@@ -124,12 +135,23 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
     return done;
   };
 
+  /** The refusal of a topic whose recorded partition count is not this transport's. */
+  const otherCount = (topic: string, recorded: number) =>
+    new TransportError(
+      `topic '${topic}' has ${recorded} partitions in the Redis application '${options.application}' (${keys.partitions}), and this transport was given partitions: ${options.partitions}: every process of an application must use the same count, or keys land in other partitions and lose their order (to change it: stop every process, let the groups drain, HDEL ${keys.partitions} ${topic}, start them with the new count)`,
+      { retryable: false },
+    );
+
   const hasGroups = async (topic: string) => {
     if (withGroups.has(topic)) return true;
     // Groups are never undeclared: once seen, always there (until the server loses its data).
-    const count = Number(await client.sendCommand(['SCARD', keys.groups(topic)]));
-    if (count > 0) withGroups.add(topic);
-    return count > 0;
+    const [count, recorded] = await Promise.all([
+      client.sendCommand(['SCARD', keys.groups(topic)]),
+      client.sendCommand(['HGET', keys.partitions, topic]),
+    ]);
+    if (recorded != null && Number(recorded) !== options.partitions) throw otherCount(topic, Number(recorded));
+    if (Number(count) > 0) withGroups.add(topic);
+    return Number(count) > 0;
   };
 
   const mover = startDelayMover(client, keys, (error) => report(error, 'delay'));
