@@ -6,6 +6,7 @@ import {
   getRedisDeadLetterStore,
   getRedisTransport,
   type RedisCommandSender,
+  type RedisTlsOptions,
   type RedisTransport,
   redisKeys,
   redisTlsFailure,
@@ -101,7 +102,8 @@ function unreachable(url: string, error: unknown): CliError {
  * One connection. The first connect fails fast and says why (a CLI command
  * gives up); with `reconnect` (the dashboard, kept open for hours) a later
  * drop is retried with backoff, and a command asked while Redis is away fails
- * at once instead of waiting for it.
+ * at once instead of waiting for it. Returns the client and the TLS settings
+ * the environment named (read once, for the transports a redrive opens).
  */
 async function connect(url: string, application: string, { reconnect = false, writes = false } = {}) {
   assertRedisUrl(url, '--db');
@@ -136,7 +138,7 @@ async function connect(url: string, application: string, { reconnect = false, wr
     await client.close().catch(() => client.destroy());
     throw new CliError(unusable.message);
   }
-  return client;
+  return { client, tls };
 }
 
 /**
@@ -149,7 +151,7 @@ export async function openRedisDeadLetterReader(
   application: string,
   options: { reconnect?: boolean } = {},
 ): Promise<DeadLetterReader & { close(): Promise<void> }> {
-  const client = await connect(url, application, { reconnect: options.reconnect ?? false });
+  const { client } = await connect(url, application, { reconnect: options.reconnect ?? false });
   const store = getRedisDeadLetterStore({ client, application });
   return {
     list: (filter) => store.list(filter),
@@ -164,15 +166,20 @@ export async function openRedisDeadLetterReader(
  * only (`redeliver`), on the partition the message's key maps to; the
  * partition count is the one recorded for the topic on the server (the
  * application's `partitions` option), and a group not declared for the topic
- * there is refused before anything is sent. `close` closes the transports it
- * opened, not `client`.
+ * there is refused before anything is sent; its transports connect with
+ * `tls`. `close` closes the transports it opened, not `client`.
  */
-export function redisRedriver(client: RedisCommandSender, url: string, application: string): GroupRedriver {
+export function redisRedriver(
+  client: RedisCommandSender,
+  url: string,
+  application: string,
+  tls?: RedisTlsOptions,
+): GroupRedriver {
   const keys = redisKeys(application);
   /** One transport per partition count (one in practice), opened at the first redrive. */
   const transports = new Map<number, Promise<RedisTransport>>();
 
-  /** Per topic, how many partition streams it has. */
+  /** Per topic, its partition count. */
   const partitionCounts = new Map<string, Promise<number>>();
   /**
    * The topic's partition count: as the transport recorded it when the topic
@@ -206,7 +213,6 @@ export function redisRedriver(client: RedisCommandSender, url: string, applicati
   const transportFor = (partitions: number): Promise<RedisTransport> => {
     let transport = transports.get(partitions);
     if (!transport) {
-      const tls = redisTlsFromEnvironment(url);
       transport = getRedisTransport({
         url,
         application,
@@ -237,8 +243,8 @@ export function redisRedriver(client: RedisCommandSender, url: string, applicati
 
 /** `redisRedriver` on a connection of its own, closed with it: for dead letters kept in a database. */
 export async function openRedisRedriver(url: string, application: string): Promise<GroupRedriver> {
-  const client = await connect(url, application, { writes: true });
-  const redriver = redisRedriver(client, url, application);
+  const { client, tls } = await connect(url, application, { writes: true });
+  const redriver = redisRedriver(client, url, application, tls);
   return {
     cannotRedrive: redriver.cannotRedrive,
     redeliver: redriver.redeliver,
@@ -256,9 +262,9 @@ export async function openRedisRedriver(url: string, application: string): Promi
  * redriven again.
  */
 export async function openRedisDeadLetterOperator(url: string, application: string): Promise<DeadLetterOperator> {
-  const client = await connect(url, application, { writes: true });
+  const { client, tls } = await connect(url, application, { writes: true });
   const store: DeadLetterStore = getRedisDeadLetterStore({ client, application });
-  return redrivingThrough(store, redisRedriver(client, url, application), () =>
+  return redrivingThrough(store, redisRedriver(client, url, application, tls), () =>
     client.close().catch(() => client.destroy()),
   );
 }
