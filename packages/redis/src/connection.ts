@@ -336,7 +336,8 @@ export async function serverIdentity(
 
 /**
  * A non-retryable `TransportError` for a server, by its `INFO` text, that the
- * transport and the inbox cannot work on, or undefined: a Redis Cluster node
+ * transport and the inbox cannot work on, or undefined: a server older than
+ * Redis 7.0 (by its `redis_version`, which compatible servers report too), a Redis Cluster node
  * (their scripts use keys of several hash slots), a Sentinel (it stores
  * nothing; it names the primary), and unless `writes` is false a replica (it
  * takes no writes, or loses them at its next sync) and, unless `allowEviction`,
@@ -357,6 +358,14 @@ export function unusableRedisServer(
 ): TransportError | undefined {
   const field = (name: string) => new RegExp(`^${name}:(.*?)\\s*$`, 'm').exec(info)?.[1];
   const where = redactUrl(url);
+  const version = field('redis_version');
+  const major = Number(version?.split('.')[0]);
+  if (version !== undefined && Number.isInteger(major) && major < 7) {
+    return new TransportError(
+      `Redis at ${where} is version ${version} (redis_version:${version}): the Factline Redis transport and inbox need Redis 7.0 or later (their scripts claim with SET NX GET, and a group's lag comes from XINFO GROUPS, both 7.0)`,
+      { retryable: false },
+    );
+  }
   const mode = field('redis_mode');
   if (mode === 'cluster') {
     return new TransportError(

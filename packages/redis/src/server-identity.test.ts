@@ -46,6 +46,28 @@ describe('unusableRedisServer', () => {
     assert.match(String(unusableRedisServer('redis_mode:cluster\r\n', url, { writes: false })?.message), /Cluster/);
   });
 
+  it('refuses a server older than Redis 7.0, also a compatible one that reports an older redis_version', () => {
+    const old = unusableRedisServer('# Server\r\nredis_version:6.2.14\r\nredis_mode:standalone\r\n', url);
+    assert.match(
+      String(old?.message),
+      /^Redis at redis:\/\/user:\*\*\*@cache\.internal:6379 is version 6\.2\.14 \(redis_version:6\.2\.14\): .* need Redis 7\.0 or later/,
+    );
+    assert.equal(old?.retryable, false);
+    assert.match(String(unusableRedisServer('redis_version:5.0.7\r\n', url, { writes: false })?.message), /5\.0\.7/);
+    const dragonfly = 'redis_version:6.2.11\r\ndragonfly_version:df-v1.21.2\r\nredis_mode:standalone\r\n';
+    assert.match(String(unusableRedisServer(dragonfly, url)?.message), /version 6\.2\.11/);
+    for (const version of ['7.0.0', '7.0.15', '7.2.4', '8.0.2', '10.1.0']) {
+      assert.equal(
+        unusableRedisServer(`redis_version:${version}\r\nredis_mode:standalone\r\n`, url),
+        undefined,
+        version,
+      );
+    }
+    const valkey = 'redis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.0.1\r\nredis_mode:standalone\r\n';
+    assert.equal(unusableRedisServer(valkey, url), undefined, 'Valkey reports redis_version 7.2.4');
+    assert.equal(unusableRedisServer('redis_version:unknown\r\n', url), undefined, 'a version not read is not refused');
+  });
+
   it('refuses a server that evicts keys when full unless allowEviction, saying what it could drop', () => {
     const evicting = (policy: string, maxmemory = '67108864') =>
       `redis_mode:standalone\r\nrole:master\r\nmaxmemory:${maxmemory}\r\nmaxmemory_human:64.00M\r\nmaxmemory_policy:${policy}\r\n`;
