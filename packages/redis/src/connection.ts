@@ -269,6 +269,7 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
     if (opened) settings.onError(error);
     else firstError ??= error;
   });
+  redialOnReadOnly(client, url, settings.onError);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -286,6 +287,41 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** At most one reconnect a second per connection for `READONLY` replies. */
+const REDIAL_EVERY_MS = 1000;
+
+/**
+ * A connection whose server answers `READONLY` (a replica now: a failover
+ * demoted it) is dropped and made again, at most once a second: where the URL
+ * names the primary by a name that follows failovers (a managed service's
+ * primary endpoint, a DNS record), the new connection reaches the new
+ * primary; where it names the old one, the replies stay `READONLY` and say
+ * so. The server is asked to close the connection (`QUIT`, answered `OK`,
+ * then closed: node-redis reconnects as after any drop, with its backoff,
+ * resolving the host again); commands in flight on it fail, retryable.
+ * Every command of the transport and the inbox goes through `sendCommand`.
+ */
+function redialOnReadOnly(client: RedisClient, url: string, onError: (error: unknown) => void): void {
+  const send = client.sendCommand.bind(client);
+  let last = Number.NEGATIVE_INFINITY;
+  const redial = (reply: string) => {
+    const now = Date.now();
+    if (now - last < REDIAL_EVERY_MS || !client.isReady) return;
+    last = now;
+    onError(
+      new TransportError(
+        `Redis at ${redactUrl(url)} answered ${reply.split(' ')[0]} (a replica now, as after a failover): reconnecting, to reach the primary where the URL follows it`,
+      ),
+    );
+    send(['QUIT']).catch(() => undefined);
+  };
+  client.sendCommand = ((...args: Parameters<typeof send>) =>
+    send(...args).catch((error: unknown) => {
+      if (error instanceof ErrorReply && /^READONLY\b/.test(error.message)) redial(error.message);
+      throw error;
+    })) as typeof client.sendCommand;
 }
 
 /** The socket options of `tls` (the URL's `rediss://` turns TLS on). */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createMessage, isFactlineError } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
 import { startPrivateServer } from './fixtures/private-server.ts';
 import { refusedWith } from './fixtures/refused.ts';
@@ -92,7 +93,21 @@ describe('servers the Redis transport and inbox cannot use', { skip }, () => {
         },
       );
       await admin.sendCommand(['REPLICAOF', 'NO', 'ONE']);
-      await transport.publish('orders', [createMessage({ type: 'Placed', key: 'k-3', data: {} })]);
+      // The READONLY reply made the transport reconnect: a publish sent meanwhile may fail with the dropped connection.
+      const again = createMessage({ type: 'Placed', key: 'k-3', data: {} });
+      await waitUntil(
+        () =>
+          transport.publish('orders', [again]).then(
+            () => true,
+            (error: unknown) => {
+              assert.ok(isFactlineError(error) && error.retryable, String(error));
+              return false;
+            },
+          ),
+        'a publish accepted once the server is primary again',
+        10_000,
+        20,
+      );
     } finally {
       await admin.close();
       await transport.close();
