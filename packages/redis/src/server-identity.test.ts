@@ -54,8 +54,8 @@ describe('unusableRedisServer', () => {
     );
     assert.equal(old?.retryable, false);
     assert.match(String(unusableRedisServer('redis_version:5.0.7\r\n', url, { writes: false })?.message), /5\.0\.7/);
-    const dragonfly = 'redis_version:6.2.11\r\ndragonfly_version:df-v1.21.2\r\nredis_mode:standalone\r\n';
-    assert.match(String(unusableRedisServer(dragonfly, url)?.message), /version 6\.2\.11/);
+    const compatible = 'redis_version:6.2.11\r\nserver_name:another\r\nredis_mode:standalone\r\n';
+    assert.match(String(unusableRedisServer(compatible, url)?.message), /version 6\.2\.11/);
     for (const version of ['7.0.0', '7.0.15', '7.2.4', '8.0.2', '10.1.0']) {
       assert.equal(
         unusableRedisServer(`redis_version:${version}\r\nredis_mode:standalone\r\n`, url),
