@@ -39,7 +39,13 @@ export function createGroupReader(context: ReaderContext) {
   }));
   const streams = states.map((_, p) => keys.stream(topic, p));
   let stopped = false;
-  const pending = createPendingClaims({ client, group, consumer });
+  // The hand-outs of the entries of a few partitions lost in a row, at least.
+  const pending = createPendingClaims({
+    client,
+    group,
+    consumer,
+    mostRemembered: Math.max(10_000, 4 * context.prefetch),
+  });
   let blocking: RedisClient | undefined;
   let blockingId = '';
   let leaseTimer: ReturnType<typeof setTimeout> | undefined;

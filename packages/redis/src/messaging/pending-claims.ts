@@ -20,16 +20,39 @@ export interface ClaimedPage {
  * const pending = createPendingClaims({ client, group: 'billing', consumer });
  * for await (const page of pending.claim(0, stream, 0)) accept(page.entries, page.counts);
  */
-export function createPendingClaims(settings: { client: RedisClient; group: string; consumer: string }) {
+export function createPendingClaims(settings: {
+  client: RedisClient;
+  group: string;
+  consumer: string;
+  /** At most this many dropped entries' hand-outs are remembered, the oldest let go first. Default 10,000. */
+  mostRemembered?: number;
+}) {
   const { client, group, consumer } = settings;
-  /** Hand-outs of entries the reader dropped when it lost their partition, for when it claims them again. */
+  const most = settings.mostRemembered ?? 10_000;
+  /**
+   * Hand-outs of entries the reader dropped when it lost their partition, for when it claims them again.
+   * An entry another reader claims is never claimed here again: its count stays until pushed out by newer
+   * ones (a long-running reader whose partitions move often would otherwise keep them all). One pushed out
+   * and claimed here after all counts what the entry carries, as an entry read elsewhere.
+   */
   const forgotten = new Map<string, number>();
 
   return {
     /** The reader dropped these entries of `partition` (they stay pending under its name). */
     remember(partition: number, entries: readonly { id: string; count: number }[]) {
-      for (const entry of entries) forgotten.set(`${partition} ${entry.id}`, entry.count);
+      for (const entry of entries) {
+        const key = `${partition} ${entry.id}`;
+        forgotten.delete(key);
+        forgotten.set(key, entry.count);
+      }
+      for (const key of forgotten.keys()) {
+        if (forgotten.size <= most) break;
+        forgotten.delete(key);
+      }
     },
+
+    /** How many dropped entries' hand-outs are remembered. */
+    remembered: () => forgotten.size,
 
     /** Claims `partition`'s entries idle at least `minIdleMs`, a page at a time (pages may be empty); stop by `break`. */
     async *claim(partition: number, stream: string, minIdleMs: number): AsyncGenerator<ClaimedPage> {
