@@ -301,7 +301,8 @@ const REDIAL_EVERY_MS = 1000;
  * so. The server is asked to close the connection (`QUIT`, answered `OK`,
  * then closed: node-redis reconnects as after any drop, with its backoff,
  * resolving the host again); commands in flight on it fail, retryable.
- * Every command of the transport and the inbox goes through `sendCommand`.
+ * The transport's and the inbox's commands go through `sendCommand`, but for
+ * the readers' registration (a `MULTI`), whose lease renewals right after do.
  */
 function redialOnReadOnly(client: RedisClient, url: string, onError: (error: unknown) => void): void {
   const send = client.sendCommand.bind(client);
@@ -438,13 +439,50 @@ export function unusableRedisServer(
 }
 
 /**
- * Closes a client: gracefully (what it sent is answered first) while it is
- * connected; at once while it is not, since nothing waiting in it could be
- * answered before node-redis's command deadline. Never throws.
+ * How long closing waits for Redis to answer what was sent before dropping
+ * the connection. A command already sent has no deadline of its own: a server
+ * that stopped answering without closing the connection (its host gone, a
+ * network dropping packets) would hold it until the operating system's TCP
+ * timeout, many minutes.
  */
-export async function closeClient(client: RedisClient): Promise<void> {
-  if (client.isReady) await client.close().catch(() => destroyClient(client));
-  else destroyClient(client);
+export const CLOSE_WAIT_MS = 5000;
+
+/** Whether `promise` settled within `ms`. */
+export async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Closes a client: gracefully (what it sent is answered first) while it is
+ * connected, dropping it when that takes longer than `waitMs`; at once while
+ * it is not, since nothing waiting in it could be answered before node-redis's
+ * command deadline. Resolves whether it closed in time; never throws.
+ */
+export async function closeClient(client: RedisClient, waitMs = CLOSE_WAIT_MS): Promise<boolean> {
+  if (!client.isReady) {
+    destroyClient(client);
+    return true;
+  }
+  // Dropped, the client rejects what waits in it and ends, which settles its close().
+  const closing = client.close().catch(() => destroyClient(client));
+  const inTime = await settledWithin(closing, waitMs);
+  if (!inTime) destroyClient(client);
+  await closing;
+  return inTime;
 }
 
 /** Closes a client now, whatever it was doing (a blocked read included); never throws. */

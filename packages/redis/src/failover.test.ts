@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { createConsumer, createMessage, isFactlineError, type Message } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
+import { startForwarder } from './fixtures/forwarder.ts';
 import { startPrivateServer } from './fixtures/private-server.ts';
 import { testApplication } from './fixtures/server.ts';
 import { getRedisInbox } from './messaging/redis-inbox.ts';
@@ -16,35 +16,6 @@ import { getRedisTransport } from './messaging/redis-transport.ts';
 // and the inbox drop those connections and make them again, which reaches B, and the run goes on.
 const servers = await Promise.all([startPrivateServer(), startPrivateServer()]);
 const skip = servers.map((s) => ('reason' in s ? s.reason : '')).find(Boolean) || false;
-
-/** A TCP forwarder to 127.0.0.1:`target()` for each new connection; `close` ends it and every connection through it. */
-async function startForwarder(target: () => number): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = tcpConnect(target(), '127.0.0.1');
-    for (const [from, to] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      sockets.add(from);
-      from.pipe(to);
-      from.on('error', () => to.destroy());
-      from.on('close', () => {
-        sockets.delete(from);
-        to.destroy();
-      });
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    port,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 const closers: (() => Promise<unknown>)[] = [];
 after(async () => {

@@ -71,6 +71,31 @@ describe('delivery buffer (shared by the broker transports)', () => {
     assert.deepEqual(numbers(await b.receive(1, 10, 0, never, 30_000)), [0, 1]);
   });
 
+  it('a park whose delayed message never comes back ends at its time: a waiting receive does not wake every millisecond after', async () => {
+    let looks = 0;
+    const b = createDeliveryBuffer<TestEntry>(
+      {
+        holds: (e) => e.owned,
+        // An entry this buffer holds but may not hand out now (its partition is being given up): looked at each wake-up.
+        offers: (e) => {
+          if ((e.message.data as { n: number }).n === 9) looks += 1;
+          return (e.message.data as { n: number }).n !== 9;
+        },
+        ack: () => undefined,
+        delay: async () => true,
+      },
+      { parkGraceMs: 1, holdBelowMs: 1 },
+    );
+    b.add(entry('a', 0));
+    const [d0] = await b.receive(1, 1, 0, never, 30_000);
+    await d0?.release(5);
+    b.add(entry('b', 9));
+    // The delayed message of 'a' never returns (its partition went to another reader); its park ends after ~6 ms.
+    looks = 0;
+    assert.deepEqual(numbers(await b.receive(1, 10, 150, never, 30_000)), []);
+    assert.ok(looks <= 5, `the waiting receive looked ${looks} times in 150 ms`);
+  });
+
   it('a delay the broker refused keeps the message here, in its place; an entry no longer held is never handed out', async () => {
     const { buffer: b } = buffer(false);
     b.add(entry('a', 0));

@@ -337,7 +337,12 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
           const at = Date.now();
           let next = Number.POSITIVE_INFINITY;
           for (const entry of entries) if (!entry.gone && entry.visibleAt > at) next = Math.min(next, entry.visibleAt);
-          for (const park of parked.values()) next = Math.min(next, park.until);
+          // A park past its time ends here: its delayed message went elsewhere (its partition moved), and a wake-up
+          // for it would come round every millisecond until an entry of its key passed by.
+          for (const [key, park] of parked) {
+            if (park.until <= at) parked.delete(key);
+            else next = Math.min(next, park.until);
+          }
           if (next !== Number.POSITIVE_INFINITY) retimer = setTimeout(wakeUp, Math.max(1, next - at));
         };
         const timer = setTimeout(() => {

@@ -1,6 +1,6 @@
 import { TransportError } from '@factline/core';
 import { messageFromJson } from '@factline/core/adapter';
-import { destroyClient, type RedisClient, reconnectDelay } from '../connection.ts';
+import { CLOSE_WAIT_MS, destroyClient, type RedisClient, reconnectDelay, settledWithin } from '../connection.ts';
 import { RETURNED_CONSUMER } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
@@ -117,12 +117,17 @@ export function createGroupReader(context: ReaderContext) {
     { parkGraceMs: Math.max(5000, context.leaseMs) },
   );
 
-  /** Drops the partition's entries from the buffer (they stay pending), keeping their hand-outs for a claim. */
-  const forget = (partition: number) =>
+  /**
+   * Drops the partition's entries from the buffer (they stay pending), keeping their hand-outs for a claim, and
+   * ends its keys' parks (their delayed messages come back to the partition's next holder, not here).
+   */
+  const forget = (partition: number) => {
     pending.remember(
       partition,
       buffer.drop((e) => e.partition === partition),
     );
+    buffer.unpark((e) => e.partition === partition);
+  };
 
   const lose = (partition: number, why: string) => {
     const state = states[partition] as PartitionState;
@@ -242,6 +247,7 @@ export function createGroupReader(context: ReaderContext) {
 
   /** Renews held leases, shares partitions with the live readers, picks up stragglers. */
   const tick = async () => {
+    if (stopped) return;
     const now = Date.now();
     const readers = keys.readers(topic, group);
     const [, , live] = (await client
@@ -275,7 +281,7 @@ export function createGroupReader(context: ReaderContext) {
       if (give >= 0) (states[give] as PartitionState).draining = true;
     }
     const offset = Math.floor(Math.random() * states.length);
-    for (let i = 0; i < states.length && held < share; i++) {
+    for (let i = 0; i < states.length && held < share && !stopped; i++) {
       const p = (offset + i) % states.length;
       if (!(states[p] as PartitionState).held && (await acquire(p))) held += 1;
     }
@@ -303,6 +309,17 @@ export function createGroupReader(context: ReaderContext) {
   const scheduleTick = (delay: number) => {
     if (stopped) return;
     leaseTimer = setTimeout(() => {
+      // A renewal unanswered for a lease time: the partitions' work stopped (their leases ran out here), told once.
+      const silent = setTimeout(() => {
+        if (stopped) return;
+        context.report(
+          new TransportError(
+            `Redis has not answered the lease renewal of ${topic}/${group} for ${context.leaseMs} ms: its partitions are not handed out until it does (a connection gone silently ends at the operating system's TCP timeout)`,
+          ),
+          'lease',
+        );
+      }, context.leaseMs);
+      silent.unref?.();
       ticking = tick()
         .catch((error: unknown) => {
           context.report(error, 'lease');
@@ -313,6 +330,7 @@ export function createGroupReader(context: ReaderContext) {
           }
         })
         .finally(() => {
+          clearTimeout(silent);
           ticking = undefined;
           scheduleTick(tickEvery);
         });
@@ -348,7 +366,15 @@ export function createGroupReader(context: ReaderContext) {
       }
       const generations = ready.map((p) => (states[p] as PartitionState).generation);
       try {
-        blocking ??= await context.openBlocking();
+        if (!blocking) {
+          const opened = await context.openBlocking();
+          // Stopped while it connected: stop() had no connection to close.
+          if (stopped) {
+            destroyClient(opened);
+            break;
+          }
+          blocking = opened;
+        }
         // Asked again after a failure: a reconnected connection has a new id.
         if (blockingId === '') blockingId = String(await blocking.sendCommand(['CLIENT', 'ID']));
         blockedId = blockingId;
@@ -380,6 +406,7 @@ export function createGroupReader(context: ReaderContext) {
         failures += 1;
         context.report(error, 'consume');
         if (isNoGroup(error)) await context.declare(true).catch((e: unknown) => context.report(e, 'consume'));
+        if (stopped) break;
         // A turn of the event loop and a backoff: the client reconnects meanwhile.
         await pause(reconnectDelay(failures, context.reconnectMinMs, context.reconnectMaxMs));
       }
@@ -392,6 +419,8 @@ export function createGroupReader(context: ReaderContext) {
     buffer,
     /** Resolves once the first share of partitions is held (or that attempt failed and was reported). */
     start(): Promise<void> {
+      // A subscription closed before its group was declared: stopped before it started, it takes nothing.
+      if (stopped) return Promise.resolve();
       started ??= (async () => {
         ticking = tick().catch((error: unknown) => context.report(error, 'lease'));
         await ticking;
@@ -417,31 +446,44 @@ export function createGroupReader(context: ReaderContext) {
       clearTimeout(leaseTimer);
       // Waiting receivers get nothing more; deliveries out may still be settled.
       buffer.close();
-      await started?.catch(() => undefined);
-      await ticking?.catch(() => undefined);
-      const open = blocking;
-      blocking = undefined;
-      destroyClient(open);
-      wakeReader();
-      await reading?.catch(() => undefined);
-      await buffer.settled(5000);
-      for (let p = 0; p < states.length; p++) {
-        if (!(states[p] as PartitionState).held) continue;
-        await handBack(p).catch((error: unknown) => context.report(error, 'lease'));
-      }
-      // Left behind, the entry still ends at its expiry (one lease time): until then the others count one reader too many.
-      // Not tried while the connection is down (it would wait for the command deadline to fail).
-      const leave = client.isReady
-        ? client.sendCommand(['ZREM', keys.readers(topic, group), consumer])
-        : Promise.reject(new TransportError('not connected to Redis'));
-      await leave.catch((error: unknown) =>
+      const leaving = (async () => {
+        await started?.catch(() => undefined);
+        await ticking?.catch(() => undefined);
+        const open = blocking;
+        blocking = undefined;
+        destroyClient(open);
+        wakeReader();
+        await reading?.catch(() => undefined);
+        await buffer.settled(5000);
+        for (let p = 0; p < states.length; p++) {
+          if (!(states[p] as PartitionState).held) continue;
+          await handBack(p).catch((error: unknown) => context.report(error, 'lease'));
+        }
+        // Left behind, the entry still ends at its expiry (one lease time): until then the others count one reader too many.
+        // Not tried while the connection is down (it would wait for the command deadline to fail).
+        const leave = client.isReady
+          ? client.sendCommand(['ZREM', keys.readers(topic, group), consumer])
+          : Promise.reject(new TransportError('not connected to Redis'));
+        await leave.catch((error: unknown) =>
+          context.report(
+            new TransportError(`${consumer} could not leave the readers of ${topic}/${group}: ${String(error)}`, {
+              cause: error,
+            }),
+            'lease',
+          ),
+        );
+      })();
+      // A command already sent waits for its answer without a deadline: a Redis that stopped answering without
+      // closing the connection would hold the stop until the operating system's TCP timeout.
+      if (!(await settledWithin(leaving, 5000 + CLOSE_WAIT_MS))) {
+        destroyClient(blocking);
         context.report(
-          new TransportError(`${consumer} could not leave the readers of ${topic}/${group}: ${String(error)}`, {
-            cause: error,
-          }),
+          new TransportError(
+            `${consumer} stopped without Redis answering within ${CLOSE_WAIT_MS} ms: its partitions of ${topic}/${group} are free when their leases end`,
+          ),
           'lease',
-        ),
-      );
+        );
+      }
     },
   };
 }

@@ -221,6 +221,45 @@ describe('getRedisInbox: failures outside a run are told to onError', { skip }, 
     );
   });
 
+  it("a run whose claim ran out, ending while a second run of the message here holds it, leaves the second run's claim renewed", async () => {
+    const inbox = await open({ claimMs: 150 });
+    let finishFirst: () => void = () => undefined;
+    const first = inbox.applyOnce?.(
+      'billing',
+      'twice-1',
+      new Date(),
+      () => new Promise<void>((r) => (finishFirst = r)),
+    );
+    await waitUntil(
+      async () => Number(await client.sendCommand(['EXISTS', markKey('billing', 'twice-1')])) === 1,
+      'the first claim',
+    );
+    // The first run's claim runs out (deleted here, as if its renewals had not reached Redis): a second run claims it.
+    await client.sendCommand(['DEL', markKey('billing', 'twice-1')]);
+    let finishSecond: () => void = () => undefined;
+    const second = inbox.applyOnce?.(
+      'billing',
+      'twice-1',
+      new Date(),
+      () => new Promise<void>((r) => (finishSecond = r)),
+    );
+    await waitUntil(
+      async () => Number(await client.sendCommand(['EXISTS', markKey('billing', 'twice-1')])) === 1,
+      'the second claim',
+    );
+    finishFirst();
+    await first;
+    // Several claim times on, the second run's claim is still renewed: a third run is turned away.
+    const from = Date.now();
+    await waitUntil(() => Date.now() - from > 500, 'three claim times');
+    await assert.rejects(
+      inbox.applyOnce?.('billing', 'twice-1', new Date(), () => undefined) as Promise<boolean>,
+      /being handled by another run/,
+    );
+    finishSecond();
+    assert.equal(await second, true);
+  });
+
   it("a failed run's claim that cannot be deleted is reported as 'settle'; the handler's error is the run's", async () => {
     const { errors, onError } = told();
     const inbox = await open({ onError });

@@ -5,11 +5,13 @@ import { batchedCalls } from '../batched-calls.ts';
 import {
   assertRedisUrl,
   assertTlsUrl,
+  CLOSE_WAIT_MS,
   closeClient,
   commandError,
   openClient,
   type RedisClient,
   type RedisTlsOptions,
+  redactUrl,
   scanKeys,
   serverIdentity,
   tlsOptionProblem,
@@ -192,7 +194,9 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
   /** The handler runs in progress by mark key, their claims renewed together every third of `claimMs`. */
   const running = new Map<string, { claim: string; consumer: string; id: string; lost?: boolean }>();
   let renewals: ReturnType<typeof setInterval> | undefined;
+  let closed = false;
   const startRenewals = () => {
+    if (closed) return;
     renewals ??= setInterval(
       () => {
         if (running.size === 0) {
@@ -263,19 +267,24 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       if (outcome === 'busy') {
         throw new TransportError(`message ${id} is being handled by another run of consumer '${consumer}'`);
       }
-      running.set(key, { claim, consumer, id });
+      const run = { claim, consumer, id };
+      running.set(key, run);
       startRenewals();
+      // Only this run's own entry goes: a run of the same message here after this one's claim ran out has its own.
+      const done = () => {
+        if (running.get(key) === run) running.delete(key);
+      };
       try {
         await work(undefined);
       } catch (error) {
-        running.delete(key);
+        done();
         // The claim goes, so that a retry runs; failing to delete it only delays the retry to its expiry.
         await runScript(client, 'inboxSettle', [key], [claim, '', 0]).catch((settleError: unknown) =>
           report(commandError(settleError, `dropping the claim of ${id} in the Redis inbox`), 'settle'),
         );
         throw error;
       }
-      running.delete(key);
+      done();
       const { value, ttl } = markFor(at);
       const ack = ackWithMarkOf(delivery);
       const target = ack && ack.target.server === server && ack.current() ? ack : undefined;
@@ -290,9 +299,17 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     },
 
     async close() {
+      closed = true;
       clearInterval(renewals);
       renewals = undefined;
-      await closeClient(client);
+      if (!(await closeClient(client))) {
+        report(
+          new TransportError(
+            `Redis at ${redactUrl(options.url)} did not answer within ${CLOSE_WAIT_MS} ms while the inbox closed: its connection was dropped`,
+          ),
+          'connection',
+        );
+      }
     },
   };
 }

@@ -80,4 +80,48 @@ describe('redis: partition leases and consumer names', { skip }, () => {
     assert.equal(Number(pending[0]), 1, 'its unacknowledged entry is still pending, for the next reader');
     assert.match(after, /factline-returned/);
   });
+
+  it('a subscription closed before its group was declared takes no lease and leaves no reader or connection behind', async () => {
+    const transport = await getRedisTransport({ url: redisUrl, application, partitions: 2, leaseMs: 600 });
+    try {
+      const readersKey = `${application}:readers:returns:refunds`;
+      const leaseKeys = [0, 1].map((p) => transport.keys.lease('returns', 'refunds', p));
+      const before = String(await client.sendCommand(['CLIENT', 'LIST'])).split('\n').length;
+      // Closed at once: its declaration is still on its way to Redis.
+      await transport.subscribe('returns', 'refunds').close();
+      await waitUntil(
+        async () => Number(await client.sendCommand(['SISMEMBER', transport.keys.groups('returns'), 'refunds'])) === 1,
+        'the declaration done',
+      );
+      // What a started reader does at once (register, take the leases) within a lease time; nothing must come.
+      const deadline = Date.now() + 600;
+      while (Date.now() < deadline) {
+        assert.equal(Number(await client.sendCommand(['EXISTS', readersKey, ...leaseKeys])), 0, 'a lease or a reader');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.deepEqual(transport.heldPartitions('returns', 'refunds'), []);
+      const after = String(await client.sendCommand(['CLIENT', 'LIST'])).split('\n').length;
+      assert.ok(after <= before, `no blocking connection left open (${before} connections before, ${after} after)`);
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it("a subscription's close and the transport's close at once: the partitions are handed back before the connection ends", async () => {
+    const reports: string[] = [];
+    const transport = await getRedisTransport({
+      url: redisUrl,
+      application,
+      partitions: 2,
+      leaseMs: 5000,
+      onError: (error) => reports.push(String(error)),
+    });
+    const subscription = transport.subscribe('invoices', 'mailing');
+    await waitUntil(() => transport.heldPartitions('invoices', 'mailing').length === 2, 'both partitions held');
+    const leaseKeys = [0, 1].map((p) => transport.keys.lease('invoices', 'mailing', p));
+    await Promise.all([subscription.close(), transport.close()]);
+    assert.equal(Number(await client.sendCommand(['EXISTS', ...leaseKeys])), 0, 'the leases freed at once');
+    assert.equal(Number(await client.sendCommand(['EXISTS', `${application}:readers:invoices:mailing`])), 0);
+    assert.deepEqual(reports, []);
+  });
 });

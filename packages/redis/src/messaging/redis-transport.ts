@@ -12,12 +12,15 @@ import { createQueueTransport } from '@factline/core/adapter';
 import {
   assertRedisUrl,
   assertTlsUrl,
+  CLOSE_WAIT_MS,
   closeClient,
   commandError,
   destroyClient,
   openClient,
   type RedisClient,
+  redactUrl,
   serverIdentity,
+  settledWithin,
 } from '../connection.ts';
 import { type RedisKeys, redisKeys } from '../keys.ts';
 import { checkRedisTransportOptions, type RedisErrorStage, type RedisTransportOptions } from '../options.ts';
@@ -84,6 +87,8 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
   });
   const blockingClients = new Set<RedisClient>();
   const readers = new Map<string, { reader: GroupReader; users: number }>();
+  /** Readers whose subscription closed, still stopping. */
+  const readersStopping = new Set<Promise<void>>();
   const declared = new Map<string, Promise<void>>();
   const withGroups = new Set<string>();
   let closed = false;
@@ -178,6 +183,7 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
         openBlocking: async () => {
           const own = await openClient(options.url, { ...settings, name: `${settings.name}-read` });
           blockingClients.add(own);
+          own.once('end', () => blockingClients.delete(own));
           return own;
         },
         declare: (again) => declare(topic, group, again),
@@ -266,7 +272,10 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
             shared.users -= 1;
             if (shared.users === 0 && readers.get(channel) === shared) {
               readers.delete(channel);
-              await reader.stop();
+              const stop = reader.stop();
+              // The transport's close waits for it too (it hands back partitions on the connection close ends).
+              readersStopping.add(stop);
+              await stop.finally(() => readersStopping.delete(stop));
             }
           },
         };
@@ -315,11 +324,34 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
         // A connection that is down has nothing to finish: what waits in it (a lease tick, a mover run) is given
         // up at once, not at its command deadline; the readers' leases are lost already.
         if (!client.isReady) destroyClient(client);
-        await Promise.all([...readers.values()].map(({ reader }) => reader.stop()));
-        readers.clear();
-        await mover.stop();
+        const stopping = (async () => {
+          await Promise.all([...[...readers.values()].map(({ reader }) => reader.stop()), ...readersStopping]);
+          readers.clear();
+          await mover.stop();
+        })();
+        // The readers wait up to 5 s for deliveries out to be settled, then hand back their partitions. Past that
+        // and CLOSE_WAIT_MS, Redis stopped answering without closing the connections: they are dropped, which fails
+        // what waits on them (reported; partitions not handed back are free when their leases end).
+        if (!(await settledWithin(stopping, 5000 + CLOSE_WAIT_MS))) {
+          report(
+            new TransportError(
+              `Redis at ${redactUrl(options.url)} did not answer within ${CLOSE_WAIT_MS} ms while the transport closed: its connections were dropped`,
+            ),
+            'connection',
+          );
+          destroyClient(client);
+          for (const own of blockingClients) destroyClient(own);
+        }
+        await stopping;
         for (const own of blockingClients) destroyClient(own);
-        await closeClient(client);
+        if (!(await closeClient(client))) {
+          report(
+            new TransportError(
+              `Redis at ${redactUrl(options.url)} did not answer within ${CLOSE_WAIT_MS} ms while the transport closed: its connection was dropped`,
+            ),
+            'connection',
+          );
+        }
       },
     },
     {
