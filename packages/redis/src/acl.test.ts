@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createConsumer, createMessage, type Message } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
-import { startPrivateServer } from './fixtures/private-server.ts';
+import { privateServersForFile } from './fixtures/private-file.ts';
+import type { PrivateServer } from './fixtures/private-server.ts';
 import { testApplication } from './fixtures/server.ts';
 import { getRedisInbox } from './messaging/redis-inbox.ts';
 import { getRedisTransport } from './messaging/redis-transport.ts';
@@ -13,22 +14,20 @@ import { getRedisTransport } from './messaging/redis-transport.ts';
 // the `@dangerous` category is allowed (among them INFO and CLIENT UNBLOCK). The application works: its keys
 // all start with `<app>:`, the server checks at open are skipped without INFO, and a read that could have
 // been cut short with CLIENT UNBLOCK waits out its block instead.
-const server = await startPrivateServer();
-const skip = 'reason' in server ? server.reason : false;
-const closers: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const close of closers.reverse()) await close().catch(() => undefined);
-  if (!('reason' in server)) await server.stop();
-});
+const {
+  servers: [server],
+  skip,
+  closeLater,
+} = await privateServersForFile({});
 
 describe('redis: under an ACL user limited to the application keys, without @dangerous', { skip }, () => {
   it('publishes, consumes with the Redis inbox in per-key order, dead-letters, redrives and stops, with no command refused', async () => {
-    if ('reason' in server) return;
+    const { url: adminUrl, port } = server as PrivateServer;
     const application = testApplication('acl');
-    const admin = createClient({ url: server.url });
+    const admin = createClient({ url: adminUrl });
     admin.on('error', () => undefined);
     await admin.connect();
-    closers.push(() => admin.close());
+    closeLater(() => admin.close());
     await admin.sendCommand([
       'ACL',
       'SETUSER',
@@ -41,7 +40,7 @@ describe('redis: under an ACL user limited to the application keys, without @dan
       '+@all',
       '-@dangerous',
     ]);
-    const url = `redis://shop-app:app-secret@127.0.0.1:${server.port}`;
+    const url = `redis://shop-app:app-secret@127.0.0.1:${port}`;
     // The user cannot do what the test relies on it not doing.
     const probe = createClient({ url });
     probe.on('error', () => undefined);
@@ -53,9 +52,9 @@ describe('redis: under an ACL user limited to the application keys, without @dan
     const reports: string[] = [];
     const onError = (error: unknown) => reports.push(String(error));
     const transport = await getRedisTransport({ url, application, partitions: 2, leaseMs: 2000, onError });
-    closers.push(() => transport.close());
+    closeLater(() => transport.close());
     const inbox = await getRedisInbox({ url, application, onError });
-    closers.push(() => inbox.close());
+    closeLater(() => inbox.close());
     const handled: Message[] = [];
     let fixed = false;
     const consumer = createConsumer({

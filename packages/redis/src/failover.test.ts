@@ -1,33 +1,25 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import { createConsumer, createMessage, isFactlineError, type Message } from '@factline/core';
+import { describe, it } from 'node:test';
+import { createMessage, isFactlineError } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
 import { startForwarder } from './fixtures/forwarder.ts';
-import { startPrivateServer } from './fixtures/private-server.ts';
+import { privateServersForFile, startBilling } from './fixtures/private-file.ts';
+import type { PrivateServer } from './fixtures/private-server.ts';
 import { testApplication } from './fixtures/server.ts';
-import { getRedisInbox } from './messaging/redis-inbox.ts';
-import { getRedisTransport } from './messaging/redis-transport.ts';
 
 // A failover behind a name that follows the primary (a managed service's primary endpoint, a DNS record),
 // on two private redis-servers: A the primary, B its replica. The application connects through a TCP
 // forwarder standing in for that name: connections made before the failover stay on A, new ones reach B.
 // After the failover A is B's replica and answers the application's writes with READONLY; the transport
 // and the inbox drop those connections and make them again, which reaches B, and the run goes on.
-const servers = await Promise.all([startPrivateServer(), startPrivateServer()]);
-const skip = servers.map((s) => ('reason' in s ? s.reason : '')).find(Boolean) || false;
-
-const closers: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const close of closers.reverse()) await close().catch(() => undefined);
-  await Promise.all(servers.map((s) => ('reason' in s ? undefined : s.stop())));
-});
+const { servers, skip, closeLater } = await privateServersForFile({}, {});
 
 const admin = async (url: string) => {
   const client = createClient({ url });
   client.on('error', () => undefined);
   await client.connect();
-  closers.push(() => client.close());
+  closeLater(() => client.close());
   return client;
 };
 
@@ -36,10 +28,10 @@ const infoField = async (client: Awaited<ReturnType<typeof admin>>, name: string
 
 describe('redis: a failover behind a name that follows the primary', { skip }, () => {
   it('a primary demoted under a running consumer: the transport and the inbox reconnect on READONLY and reach the new primary; every message is handled once, in per-key order', async () => {
-    const [a, b] = servers as [{ url: string; port: number }, { url: string; port: number }];
+    const [a, b] = servers as [PrivateServer, PrivateServer];
     let primary = a.port;
     const forwarder = await startForwarder(() => primary);
-    closers.push(() => forwarder.close());
+    closeLater(() => forwarder.close());
     const url = `redis://127.0.0.1:${forwarder.port}`;
     const [adminA, adminB] = [await admin(a.url), await admin(b.url)];
     await adminB.sendCommand(['REPLICAOF', '127.0.0.1', String(a.port)]);
@@ -48,31 +40,13 @@ describe('redis: a failover behind a name that follows the primary', { skip }, (
     const application = testApplication('failover');
     const reports: string[] = [];
     const onError = (error: unknown) => reports.push(String(error));
-    const transport = await getRedisTransport({
-      url,
-      application,
-      partitions: 2,
+    const { transport, handled } = await startBilling(url, application, {
       leaseMs: 3000,
       reconnectMaxMs: 500,
       onError,
+      consumer: { maxRetries: 20, retryDelay: [50, 200] },
+      closeLater,
     });
-    closers.push(() => transport.close());
-    const inbox = await getRedisInbox({ url, application, onError });
-    closers.push(() => inbox.close());
-    const handled: Message[] = [];
-    const consumer = createConsumer({
-      name: 'billing',
-      topic: 'orders',
-      transport,
-      inbox,
-      maxRetries: 20,
-      retryDelay: [50, 200],
-      handler(message) {
-        handled.push(message);
-      },
-    });
-    closers.push(() => consumer.stop());
-    await consumer.start();
     const batch = (from: number) =>
       Array.from({ length: 20 }, (_, i) =>
         createMessage({ type: 'Placed', key: `k-${(from + i) % 4}`, data: { n: from + i } }),

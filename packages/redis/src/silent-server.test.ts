@@ -1,52 +1,38 @@
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import { createConsumer, createMessage, type Message } from '@factline/core';
+import { describe, it } from 'node:test';
+import { createMessage } from '@factline/core';
 import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { startForwarder } from './fixtures/forwarder.ts';
-import { startPrivateServer } from './fixtures/private-server.ts';
+import { privateServersForFile, startBilling } from './fixtures/private-file.ts';
+import type { PrivateServer } from './fixtures/private-server.ts';
 import { testApplication } from './fixtures/server.ts';
-import { getRedisInbox } from './messaging/redis-inbox.ts';
-import { getRedisTransport } from './messaging/redis-transport.ts';
 
 // A Redis that stops answering without closing the connections (its host gone, a network dropping packets):
 // the connections stay open and a command already sent never gets an answer, until the operating system's TCP
 // timeout, many minutes later. Through a TCP forwarder that stops passing data, a private server behind it.
 // The consumer's stop, the transport's close and the inbox's close still resolve, within their bounds
 // (the readers' 5 s for deliveries out plus CLOSE_WAIT_MS, 5 s), and say what they gave up.
-const server = await startPrivateServer();
-const skip = 'reason' in server ? server.reason : false;
-const closers: (() => Promise<unknown>)[] = [];
-after(async () => {
-  for (const close of closers.reverse()) await close().catch(() => undefined);
-  if (!('reason' in server)) await server.stop();
-});
+const {
+  servers: [server],
+  skip,
+  closeLater,
+} = await privateServersForFile({});
 
 describe('redis: a server that stops answering without closing the connections', { skip }, () => {
   it("told while it runs; a running consumer's stop, the transport's close and the inbox's close resolve in bounded time, reported", async () => {
-    if ('reason' in server) return;
-    const forwarder = await startForwarder(() => server.port);
-    closers.push(() => forwarder.close());
+    const { port } = server as PrivateServer;
+    const forwarder = await startForwarder(() => port);
+    closeLater(() => forwarder.close());
     const url = `redis://127.0.0.1:${forwarder.port}`;
     const application = testApplication('silent');
     const reports: string[] = [];
     const onError = (error: unknown) => reports.push(String(error));
-    const transport = await getRedisTransport({ url, application, partitions: 2, leaseMs: 3000, onError });
-    closers.push(() => transport.close());
-    const inbox = await getRedisInbox({ url, application, onError });
-    closers.push(() => inbox.close());
-    const handled: Message[] = [];
-    const consumer = createConsumer({
-      name: 'billing',
-      topic: 'orders',
-      transport,
-      inbox,
-      drainTimeoutMs: 1000,
+    const { transport, inbox, consumer, handled } = await startBilling(url, application, {
+      leaseMs: 3000,
       onError,
-      handler(message) {
-        handled.push(message);
-      },
+      consumer: { drainTimeoutMs: 1000 },
+      closeLater,
     });
-    await consumer.start();
     await transport.publish(
       'orders',
       Array.from({ length: 10 }, (_, i) => createMessage({ type: 'Placed', key: `k-${i % 3}`, data: { n: i } })),
