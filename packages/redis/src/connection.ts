@@ -1,6 +1,6 @@
 import { isFactlineError, TransportError, ValidationError } from '@factline/core';
-import { describeValue } from '@factline/core/adapter';
 import { ErrorReply, RedisClient as NodeRedisClient } from 'redis';
+import { type RedisTlsOptions, redisTlsFailure, tlsHint, tlsSocket } from './tls.ts';
 
 type ClientMaker = ReturnType<typeof NodeRedisClient.factory>;
 
@@ -49,130 +49,12 @@ export function assertRedisUrl(url: string, where = 'getRedisTransport.url'): vo
   }
 }
 
-/**
- * The TLS settings of a `rediss://` connection, as PEM text (the files'
- * contents, not their paths). Without `ca` the server's certificate must chain
- * to a CA Node trusts: its bundled ones, plus those of `NODE_EXTRA_CA_CERTS`.
- */
-export interface RedisTlsOptions {
-  /** The certificate authorities that sign the server's certificate, replacing Node's bundled ones for this connection. */
-  ca?: string | Buffer | readonly (string | Buffer)[];
-  /** The client's certificate, for a server that verifies clients (Redis's `tls-auth-clients yes`, its default). With `key`. */
-  cert?: string | Buffer;
-  /** The client certificate's private key. With `cert`. */
-  key?: string | Buffer;
-  /** The passphrase of an encrypted `key`. */
-  passphrase?: string;
-  /** The name the server's certificate must carry, when it is not the URL's host (an address, a tunnel). */
-  servername?: string;
-}
-
-const TLS_FIELDS = new Set(['ca', 'cert', 'key', 'passphrase', 'servername']);
-const TLS_FIELD_LIST = [...TLS_FIELDS].join(', ');
-
-/** What is wrong with one PEM value, or undefined. */
-function pemProblem(value: unknown, field: string): string | undefined {
-  const text = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('latin1') : undefined;
-  if (text === undefined) return `${field} must be PEM text (a string or a Buffer), got ${describeValue(value)}`;
-  if (!text.includes('-----BEGIN ')) {
-    return `${field} must be PEM text (the file's contents: read it with readFileSync), got ${
-      typeof value === 'string' && value.length <= 80 ? `'${value}'` : 'text with no -----BEGIN line'
-    }`;
-  }
-  return undefined;
-}
-
-/**
- * The `tls` option's check (for `checkOptions`): an object of PEM texts and a
- * server name, no other field; `cert` and `key` both or neither.
- */
-export function tlsOptionProblem(value: unknown): string | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || Buffer.isBuffer(value)) {
-    return `must be an object ({ ${TLS_FIELD_LIST} }), got ${describeValue(value)}`;
-  }
-  const given = value as Record<string, unknown>;
-  const problems: string[] = [];
-  const unknown = Object.keys(given).filter((name) => !TLS_FIELDS.has(name));
-  if (unknown.length > 0)
-    problems.push(`has no field ${unknown.map((name) => `'${name}'`).join(', ')} (it takes ${TLS_FIELD_LIST})`);
-  if (given.ca !== undefined) {
-    const cas = Array.isArray(given.ca) ? given.ca : [given.ca];
-    if (cas.length === 0) problems.push('ca must name at least one certificate');
-    cas.forEach((ca, i) => {
-      const problem = pemProblem(ca, Array.isArray(given.ca) ? `ca[${i}]` : 'ca');
-      if (problem) problems.push(problem);
-    });
-  }
-  for (const field of ['cert', 'key'] as const) {
-    if (given[field] === undefined) continue;
-    const problem = pemProblem(given[field], field);
-    if (problem) problems.push(problem);
-  }
-  if ((given.cert === undefined) !== (given.key === undefined))
-    problems.push('cert and key go together: give both or neither');
-  if (given.passphrase !== undefined && typeof given.passphrase !== 'string') {
-    problems.push(`passphrase must be a string, got ${describeValue(given.passphrase)}`);
-  }
-  if (given.passphrase !== undefined && given.key === undefined) problems.push('passphrase goes with key');
-  if (given.servername !== undefined && (typeof given.servername !== 'string' || given.servername === '')) {
-    problems.push(`servername must be a non-empty string, got ${describeValue(given.servername)}`);
-  }
-  return problems.length > 0 ? problems.join('; ') : undefined;
-}
-
 /** Refuses TLS settings for a URL that does not ask for TLS (`redis://`). */
 export function assertTlsUrl(url: string, tls: RedisTlsOptions | undefined, where: string): void {
   if (tls !== undefined && new URL(url).protocol !== 'rediss:') {
     throw new ValidationError({ path: where, message: `is set, but the url is not rediss://: '${redactUrl(url)}'` });
   }
 }
-
-/** Node's codes for a handshake that failed on the certificates or the protocol: settings to fix, not an outage. */
-const TLS_REFUSAL = /CERT|^ERR_TLS_|^ERR_SSL_|^ERR_OSSL_|^UNABLE_TO_|^SELF_SIGNED|^DEPTH_ZERO/;
-
-/**
- * Why a TLS handshake failed, from Node's error code, or undefined when
- * `error` is no handshake failure: `untrusted-server` (the server's
- * certificate does not chain to a trusted CA, or has expired), `wrong-host`
- * (it does not name the host), `client-certificate-required` (the server
- * verifies clients and got none), `client-certificate-refused` (the server
- * did not accept the one it got), `client-key` (the key cannot be used: a
- * wrong or missing passphrase, or not the certificate's key), `handshake`
- * (anything else: a protocol both ends do not share, settings OpenSSL cannot
- * read).
- */
-export type RedisTlsFailure =
-  | 'untrusted-server'
-  | 'wrong-host'
-  | 'client-certificate-required'
-  | 'client-certificate-refused'
-  | 'client-key'
-  | 'handshake';
-
-export function redisTlsFailure(error: unknown): RedisTlsFailure | undefined {
-  const code = String((error as { code?: unknown } | undefined)?.code ?? '');
-  if (!TLS_REFUSAL.test(code)) return undefined;
-  if (/CERTIFICATE_REQUIRED/.test(code)) return 'client-certificate-required';
-  if (/^ERR_OSSL_(BAD_DECRYPT|X509_KEY_VALUES_MISMATCH)$/.test(code)) return 'client-key';
-  if (/^ERR_OSSL_/.test(code)) return 'handshake';
-  // An alert is the server's answer: what it refused is ours (a decrypt error: the client certificate's signature).
-  if (/ALERT/.test(code))
-    return /CERT|UNKNOWN_CA|DECRYPT_ERROR/.test(code) ? 'client-certificate-refused' : 'handshake';
-  if (/ALTNAME/.test(code)) return 'wrong-host';
-  if (/CERT|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO/.test(code)) return 'untrusted-server';
-  return 'handshake';
-}
-
-const TLS_HINTS: Record<RedisTlsFailure, string> = {
-  'untrusted-server':
-    "the server's certificate is not trusted: give the CA that signed it in tls.ca (or NODE_EXTRA_CA_CERTS)",
-  'wrong-host': "the server's certificate does not name the host: connect by a name it carries, or give tls.servername",
-  'client-certificate-required': 'the server requires a client certificate: give tls.cert and tls.key',
-  'client-certificate-refused':
-    'the server refused the client certificate (tls.cert): it must be signed by a CA the server trusts',
-  'client-key': "the client key cannot be used: a wrong or missing tls.passphrase, or a tls.key that is not tls.cert's",
-  handshake: 'check the TLS settings of both ends',
-};
 
 /**
  * A connection failure as a `TransportError`: refused credentials and a
@@ -189,7 +71,7 @@ export function connectionError(error: unknown, url: string): TransportError {
   if (failure) {
     const code = (error as { code: string }).code;
     return new TransportError(
-      `Redis at ${where}: the TLS handshake failed (${code}: ${text.trim()}); ${TLS_HINTS[failure]}`,
+      `Redis at ${where}: the TLS handshake failed (${code}: ${text.trim()}); ${tlsHint(failure)}`,
       { cause: error, retryable: false },
     );
   }
@@ -325,119 +207,6 @@ function redialOnReadOnly(client: RedisClient, url: string, onError: (error: unk
     })) as typeof client.sendCommand;
 }
 
-/** The socket options of `tls` (the URL's `rediss://` turns TLS on). */
-function tlsSocket(tls: RedisTlsOptions | undefined): { tls?: true; ca?: (string | Buffer)[] | string | Buffer } {
-  if (!tls) return {};
-  const { ca, cert, key, passphrase, servername } = tls;
-  return {
-    tls: true,
-    ...(ca !== undefined ? { ca: Array.isArray(ca) ? [...ca] : (ca as string | Buffer) } : {}),
-    ...(cert !== undefined ? { cert } : {}),
-    ...(key !== undefined ? { key } : {}),
-    ...(passphrase !== undefined ? { passphrase } : {}),
-    ...(servername !== undefined ? { servername } : {}),
-  };
-}
-
-/**
- * Which server a connection talks to: its `run_id` (`INFO`), the same for
- * every connection to one running server whatever URL reached it
- * (`localhost` or `127.0.0.1`, a hostname or an address); where `INFO` is
- * refused (a proxy, an ACL) or gives no answer within `timeoutMs`, the URL as
- * given. A server the transport and the inbox cannot work on is refused here,
- * at open, rather than by the first command (see `unusableRedisServer`).
- */
-export async function serverIdentity(
-  client: RedisCommandSender,
-  url: string,
-  timeoutMs = 5000,
-  { allowEviction = false }: { allowEviction?: boolean } = {},
-): Promise<string> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), timeoutMs);
-  });
-  let info = '';
-  try {
-    info = String((await Promise.race([client.sendCommand(['INFO']), late])) ?? '');
-  } catch {
-    // Not allowed or not understood: the URL stands in, and the server is taken as it is.
-  } finally {
-    clearTimeout(timer);
-  }
-  const refusal = unusableRedisServer(info, url, { allowEviction });
-  if (refusal) throw refusal;
-  const runId = /^run_id:([0-9a-f]+)\s*$/m.exec(info)?.[1];
-  return runId ? `run_id ${runId}` : `url ${url}`;
-}
-
-/**
- * A non-retryable `TransportError` for a server, by its `INFO` text, that the
- * transport and the inbox cannot work on, or undefined: a server older than
- * Redis 7.0 (by its `redis_version`, which compatible servers report too), a Redis Cluster node
- * (their scripts use keys of several hash slots), a Sentinel (it stores
- * nothing; it names the primary), and unless `writes` is false a replica (it
- * takes no writes, or loses them at its next sync) and, unless `allowEviction`,
- * a server that evicts keys when full (a `maxmemory` with a
- * `maxmemory-policy` other than `noeviction`: it could drop streams, leases
- * or inbox marks). An empty `INFO` (refused by an ACL or a proxy) passes. The
- * transport and the inbox ask it when they open; a tool of its own (the CLI)
- * asks it of its connection.
- *
- * @example
- * const problem = unusableRedisServer(String(await client.sendCommand(['INFO'])), url, { writes: false });
- * if (problem) throw problem;
- */
-export function unusableRedisServer(
-  info: string,
-  url: string,
-  { writes = true, allowEviction = false }: { writes?: boolean; allowEviction?: boolean } = {},
-): TransportError | undefined {
-  const field = (name: string) => new RegExp(`^${name}:(.*?)\\s*$`, 'm').exec(info)?.[1];
-  const where = redactUrl(url);
-  const version = field('redis_version');
-  const major = Number(version?.split('.')[0]);
-  if (version !== undefined && Number.isInteger(major) && major < 7) {
-    return new TransportError(
-      `Redis at ${where} is version ${version} (redis_version:${version}): the Factline Redis transport and inbox need Redis 7.0 or later (their scripts claim with SET NX GET, and a group's lag comes from XINFO GROUPS, both 7.0)`,
-      { retryable: false },
-    );
-  }
-  const mode = field('redis_mode');
-  if (mode === 'cluster') {
-    return new TransportError(
-      `Redis at ${where} is a Redis Cluster node (redis_mode:cluster): the Factline Redis transport and inbox need a standalone server or a primary with replicas (their scripts use keys of several hash slots)`,
-      { retryable: false },
-    );
-  }
-  if (mode === 'sentinel') {
-    return new TransportError(
-      `Redis at ${where} is a Redis Sentinel (redis_mode:sentinel): give the URL of the primary it monitors (SENTINEL GET-MASTER-ADDR-BY-NAME <name>)`,
-      { retryable: false },
-    );
-  }
-  if (writes && field('role') === 'slave') {
-    const host = field('master_host');
-    const port = field('master_port');
-    return new TransportError(
-      `Redis at ${where} is a replica (role:slave), which takes no writes of its own: give the URL of its primary${host ? ` (${host}:${port ?? '6379'})` : ''}`,
-      { retryable: false },
-    );
-  }
-  const policy = field('maxmemory_policy');
-  const limit = field('maxmemory_human') ?? field('maxmemory');
-  if (writes && !allowEviction && Number(field('maxmemory') ?? 0) > 0 && policy && policy !== 'noeviction') {
-    const drops = policy.startsWith('volatile-')
-      ? 'the keys with an expiry: partition leases (per-key order) and inbox marks (duplicates handled again)'
-      : 'any key: streams (messages lost), leases and inbox marks';
-    return new TransportError(
-      `Redis at ${where} evicts keys when full (maxmemory ${limit}, maxmemory-policy ${policy}) and could drop ${drops}: set maxmemory-policy to noeviction (a full server then refuses writes, which are retried), or give allowEviction: true to accept it`,
-      { retryable: false },
-    );
-  }
-  return undefined;
-}
-
 /**
  * How long closing waits for Redis to answer what was sent before dropping
  * the connection. A command already sent has no deadline of its own: a server
@@ -446,6 +215,12 @@ export function unusableRedisServer(
  * timeout, many minutes.
  */
 export const CLOSE_WAIT_MS = 5000;
+
+/** What the transport or the inbox (`what`) tells `onError` when it closed without Redis answering in time. */
+export const unansweredAtClose = (url: string, what: string) =>
+  new TransportError(
+    `Redis at ${redactUrl(url)} did not answer within ${CLOSE_WAIT_MS} ms while the ${what} closed: its connections were dropped`,
+  );
 
 /** Whether `promise` settled within `ms`. */
 export async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {

@@ -1,13 +1,4 @@
-export {
-  assertRedisUrl,
-  type RedisCommandSender,
-  type RedisTlsFailure,
-  type RedisTlsOptions,
-  redactUrl,
-  redisTlsFailure,
-  scanKeys,
-  unusableRedisServer,
-} from './connection.ts';
+export { assertRedisUrl, type RedisCommandSender, redactUrl, scanKeys } from './connection.ts';
 export { partitionOf, type RedisKeys, redisKeys } from './keys.ts';
 export { getRedisDeadLetterStore } from './messaging/redis-dead-letters.ts';
 export {
@@ -18,3 +9,5 @@ export {
 } from './messaging/redis-inbox.ts';
 export { getRedisTransport, type RedisTransport } from './messaging/redis-transport.ts';
 export { applicationName, type RedisErrorStage, type RedisTransportOptions } from './options.ts';
+export { unusableRedisServer } from './server-checks.ts';
+export { type RedisTlsFailure, type RedisTlsOptions, redisTlsFailure } from './tls.ts';

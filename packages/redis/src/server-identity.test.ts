@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { serverIdentity, unusableRedisServer } from './connection.ts';
+import { serverIdentity, unusableRedisServer } from './server-checks.ts';
 
 describe('serverIdentity', () => {
   it("is the server's run_id from INFO", async () => {

@@ -1,5 +1,4 @@
 import { TransportError } from '@factline/core';
-import { messageFromJson } from '@factline/core/adapter';
 import { CLOSE_WAIT_MS, destroyClient, type RedisClient, reconnectDelay, settledWithin } from '../connection.ts';
 import { RETURNED_CONSUMER } from '../keys.ts';
 import { runScript } from '../scripts.ts';
@@ -7,8 +6,8 @@ import { createAckBatcher } from './ack-batcher.ts';
 import type { AckTarget } from './ack-with-mark.ts';
 import { createPendingClaims } from './pending-claims.ts';
 import type { ReaderContext } from './reader-context.ts';
-import { createGroupBuffer, type Entry } from './receive.ts';
-import { isNoGroup, parseStreams, type RawEntry } from './stream-replies.ts';
+import { createGroupBuffer, entriesOf } from './receive.ts';
+import { isNoGroup, parseStreams, type RawEntry, readNewCommand } from './stream-replies.ts';
 
 interface PartitionState {
   held: boolean;
@@ -144,42 +143,17 @@ export function createGroupReader(context: ReaderContext) {
   /** Entries read or claimed for a partition, into the buffer; entries for another group are acked and skipped. */
   const accept = async (partition: number, generation: number, raw: RawEntry[], counts?: Map<string, number>) => {
     const state = states[partition] as PartitionState;
-    const added: Entry[] = [];
-    const skipped: string[] = [];
     // Claimed entries may be held here already; read ones (`>`) never are.
     const held = counts
       ? new Set(buffer.held().flatMap((entry) => (entry.partition === partition ? [entry.id] : [])))
       : undefined;
-    for (const { id, fields } of raw) {
-      if (!fields || (fields.o !== undefined && fields.o !== group)) {
-        skipped.push(id);
-        continue;
-      }
-      if (held?.has(id)) continue;
-      try {
-        const json = fields.m ?? '';
-        const before = counts?.get(id) ?? Number(fields.n ?? 0);
-        const message = messageFromJson(json);
-        added.push({
-          id,
-          fresh: message,
-          partition,
-          generation,
-          message,
-          json,
-          visibleAt: 0,
-          count: before,
-          lease: 0,
-          holder: undefined,
-        });
-      } catch (error) {
-        // Not a Factline message: reported, and acknowledged so that it does not hold the stream's trimming.
-        context.report(
-          new TransportError(`an unreadable entry ${id} in ${streams[partition]}`, { cause: error }),
-          'consume',
-        );
-        skipped.push(id);
-      }
+    const { added, skipped, unreadable } = entriesOf(raw, { partition, generation, group, counts, held });
+    for (const { id, error } of unreadable) {
+      // Not a Factline message: reported, and acknowledged so that it does not hold the stream's trimming.
+      context.report(
+        new TransportError(`an unreadable entry ${id} in ${streams[partition]}`, { cause: error }),
+        'consume',
+      );
     }
     if (skipped.length > 0) await client.sendCommand(['XACK', streams[partition] as string, group, ...skipped]);
     if (state.held && state.generation === generation) buffer.add(...added);
@@ -379,19 +353,15 @@ export function createGroupReader(context: ReaderContext) {
         if (blockingId === '') blockingId = String(await blocking.sendCommand(['CLIENT', 'ID']));
         blockedId = blockingId;
         const reply = await blocking
-          .sendCommand([
-            'XREADGROUP',
-            'GROUP',
-            group,
-            consumer,
-            'COUNT',
-            String(count),
-            'BLOCK',
-            String(context.blockMs),
-            'STREAMS',
-            ...ready.map((p) => streams[p] as string),
-            ...ready.map(() => '>'),
-          ])
+          .sendCommand(
+            readNewCommand(
+              group,
+              consumer,
+              count,
+              context.blockMs,
+              ready.map((p) => streams[p] as string),
+            ),
+          )
           .finally(() => {
             blockedId = undefined;
           });

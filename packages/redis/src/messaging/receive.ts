@@ -1,6 +1,7 @@
 import type { Message } from '@factline/core';
 import { type BufferedEntry, createDeliveryBuffer, messageFromJson } from '@factline/core/adapter';
 import { type AckTarget, type AckWithMark, ackWithMark } from './ack-with-mark.ts';
+import type { RawEntry } from './stream-replies.ts';
 
 /** One stream entry a process holds for a group (pending under its consumer name) until it is acked or released. */
 export interface Entry extends BufferedEntry {
@@ -12,6 +13,50 @@ export interface Entry extends BufferedEntry {
   json: string;
   /** `message`, until its first hand-out takes it (later hand-outs parse `json` again: a handler may change it). */
   fresh?: Message | undefined;
+}
+
+/**
+ * The buffer entries of a page of `raw` stream entries read or claimed for `partition` under lease
+ * `generation`: `skipped` the ids to ack unread (another group's, or `unreadable`: not a Factline message),
+ * leaving out the ids in `held` (claimed again while still held here). Hand-outs so far come from `counts`
+ * (a claimed entry) or what the entry carries.
+ */
+export function entriesOf(
+  raw: readonly RawEntry[],
+  at: { partition: number; generation: number; group: string; counts?: Map<string, number>; held?: Set<string> },
+): { added: Entry[]; skipped: string[]; unreadable: { id: string; error: unknown }[] } {
+  const { partition, generation, group, counts, held } = at;
+  const added: Entry[] = [];
+  const skipped: string[] = [];
+  const unreadable: { id: string; error: unknown }[] = [];
+  for (const { id, fields } of raw) {
+    if (!fields || (fields.o !== undefined && fields.o !== group)) {
+      skipped.push(id);
+      continue;
+    }
+    if (held?.has(id)) continue;
+    try {
+      const json = fields.m ?? '';
+      const message = messageFromJson(json);
+      const count = counts?.get(id) ?? Number(fields.n ?? 0);
+      added.push({
+        id,
+        fresh: message,
+        partition,
+        generation,
+        message,
+        json,
+        visibleAt: 0,
+        count,
+        lease: 0,
+        holder: undefined,
+      });
+    } catch (error) {
+      unreadable.push({ id, error });
+      skipped.push(id);
+    }
+  }
+  return { added, skipped, unreadable };
 }
 
 /** What the buffer needs from its reader to settle an entry in Redis. */

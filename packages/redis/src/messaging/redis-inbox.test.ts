@@ -3,10 +3,10 @@ import { describe, it } from 'node:test';
 import type { Delivery } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
-import { serverIdentity } from '../connection.ts';
 import { startPrivateServer } from '../fixtures/private-server.ts';
 import { redisUrl } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
+import { serverIdentity } from '../server-checks.ts';
 import { type AckTarget, ackWithMark } from './ack-with-mark.ts';
 import { getRedisInbox, type RedisInbox, type RedisInboxErrorStage, type RedisInboxOptions } from './redis-inbox.ts';
 

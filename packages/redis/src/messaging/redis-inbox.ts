@@ -5,19 +5,17 @@ import { batchedCalls } from '../batched-calls.ts';
 import {
   assertRedisUrl,
   assertTlsUrl,
-  CLOSE_WAIT_MS,
   closeClient,
   commandError,
   openClient,
   type RedisClient,
-  type RedisTlsOptions,
-  redactUrl,
   scanKeys,
-  serverIdentity,
-  tlsOptionProblem,
+  unansweredAtClose,
 } from '../connection.ts';
 import { applicationName } from '../options.ts';
 import { runScript } from '../scripts.ts';
+import { serverIdentity } from '../server-checks.ts';
+import { type RedisTlsOptions, tlsOptionProblem } from '../tls.ts';
 import { type AckTarget, type AckWithMark, ackWithMarkOf } from './ack-with-mark.ts';
 
 interface MarkItem {
@@ -302,14 +300,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       closed = true;
       clearInterval(renewals);
       renewals = undefined;
-      if (!(await closeClient(client))) {
-        report(
-          new TransportError(
-            `Redis at ${redactUrl(options.url)} did not answer within ${CLOSE_WAIT_MS} ms while the inbox closed: its connection was dropped`,
-          ),
-          'connection',
-        );
-      }
+      if (!(await closeClient(client))) report(unansweredAtClose(options.url, 'inbox'), 'connection');
     },
   };
 }

@@ -18,13 +18,13 @@ import {
   destroyClient,
   openClient,
   type RedisClient,
-  redactUrl,
-  serverIdentity,
   settledWithin,
+  unansweredAtClose,
 } from '../connection.ts';
 import { type RedisKeys, redisKeys } from '../keys.ts';
 import { checkRedisTransportOptions, type RedisErrorStage, type RedisTransportOptions } from '../options.ts';
 import { runScript } from '../scripts.ts';
+import { serverIdentity } from '../server-checks.ts';
 import { startDelayMover } from './delay-mover.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { delayedMember, writeMessages } from './publish.ts';
@@ -330,28 +330,13 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
           await mover.stop();
         })();
         // The readers wait up to 5 s for deliveries out to be settled, then hand back their partitions. Past that
-        // and CLOSE_WAIT_MS, Redis stopped answering without closing the connections: they are dropped, which fails
-        // what waits on them (reported; partitions not handed back are free when their leases end).
-        if (!(await settledWithin(stopping, 5000 + CLOSE_WAIT_MS))) {
-          report(
-            new TransportError(
-              `Redis at ${redactUrl(options.url)} did not answer within ${CLOSE_WAIT_MS} ms while the transport closed: its connections were dropped`,
-            ),
-            'connection',
-          );
-          destroyClient(client);
-          for (const own of blockingClients) destroyClient(own);
-        }
+        // and CLOSE_WAIT_MS, Redis stopped answering without closing the connection: it is dropped, which fails
+        // what waits on it (partitions not handed back are free when their leases end).
+        const inTime = await settledWithin(stopping, 5000 + CLOSE_WAIT_MS);
+        if (!inTime) destroyClient(client);
         await stopping;
         for (const own of blockingClients) destroyClient(own);
-        if (!(await closeClient(client))) {
-          report(
-            new TransportError(
-              `Redis at ${redactUrl(options.url)} did not answer within ${CLOSE_WAIT_MS} ms while the transport closed: its connection was dropped`,
-            ),
-            'connection',
-          );
-        }
+        if (!(await closeClient(client)) || !inTime) report(unansweredAtClose(options.url, 'transport'), 'connection');
       },
     },
     {

@@ -18,6 +18,21 @@ export function parseEntries(reply: unknown): RawEntry[] {
   });
 }
 
+/** The blocking `XREADGROUP` of up to `count` new entries of each of `streams`, read by `consumer` of `group`. */
+export const readNewCommand = (group: string, consumer: string, count: number, blockMs: number, streams: string[]) => [
+  'XREADGROUP',
+  'GROUP',
+  group,
+  consumer,
+  'COUNT',
+  String(count),
+  'BLOCK',
+  String(blockMs),
+  'STREAMS',
+  ...streams,
+  ...streams.map(() => '>'),
+];
+
 /** An `XREADGROUP` reply (`[[stream, entries], ...]` or null) by stream key. */
 export function parseStreams(reply: unknown): Map<string, RawEntry[]> {
   const out = new Map<string, RawEntry[]>();
