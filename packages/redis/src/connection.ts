@@ -260,10 +260,14 @@ export async function closeClient(client: RedisClient, waitMs = CLOSE_WAIT_MS): 
   return inTime;
 }
 
-/** Closes a client now, whatever it was doing (a blocked read included); never throws. */
+/**
+ * Closes a client now, whatever it was doing (a blocked read included, or a
+ * graceful close still waiting for answers: `isOpen` is false then, yet its
+ * connection is up and must be torn down); never throws.
+ */
 export function destroyClient(client: RedisClient | undefined): void {
   try {
-    if (client?.isOpen) client.destroy();
+    client?.destroy();
   } catch {
     // Closed already.
   }

@@ -48,6 +48,8 @@ describe('redis: a server that stops answering without closing the connections',
     );
     // A publish now waits for an answer that never comes (it is not the subject here); the lease ticks do too.
     void transport.publish('orders', [createMessage({ type: 'Placed', key: 'k-0', data: {} })]).catch(() => undefined);
+    // So does an inbox read: the inbox's close has a command to wait for, as when a run's mark or renewal is away.
+    void inbox.has('billing', 'unanswered').catch(() => undefined);
     const started = Date.now();
     await settlesWithin(consumer.stop(), 20_000, 'consumer.stop()');
     await settlesWithin(transport.close(), 20_000, 'transport.close()');
@@ -61,6 +63,10 @@ describe('redis: a server that stops answering without closing the connections',
     assert.ok(
       reports.some((r) => /did not answer within 5000 ms while the transport closed/.test(r)),
       `the transport's close said so: ${reports.join(' | ')}`,
+    );
+    assert.ok(
+      reports.some((r) => /did not answer within 5000 ms while the inbox closed/.test(r)),
+      `the inbox's close said so: ${reports.join(' | ')}`,
     );
   });
 });
