@@ -13,6 +13,7 @@ import type { Database } from 'better-sqlite3';
 import { natsUnavailable, natsUrl, removeStreams, testApplication } from '../../nats/src/fixtures/server.ts';
 import { amqpUrl, rabbitUnavailable, removeTopology } from '../../rabbitmq/src/fixtures/server.ts';
 import { redisUnavailable, redisUrl, removeKeys } from '../../redis/src/fixtures/server.ts';
+import { assertOneLine } from './fixtures/assert-output.ts';
 import { runFactline, runJson } from './fixtures/run-factline.ts';
 
 /** A broker an application runs on, with non-default options the CLI cannot know (it must declare nothing). */
@@ -47,12 +48,6 @@ const brokers: Broker[] = [
     remove: (application) => removeKeys(application),
   },
 ];
-
-/** One line on stderr, `factline: ...`, matching `expected`. */
-function assertOneLine(stderr: string, expected: RegExp) {
-  assert.equal(stderr.trimEnd().split('\n').length, 1, `one line: ${stderr}`);
-  assert.match(stderr.trimEnd(), expected);
-}
 
 /** A dead letter of `consumer` on topic `orders`, as a consumer's dead-letter store keeps it. */
 const deadLetter = (id: string, consumer: string, message: Message): DeadLetter => ({

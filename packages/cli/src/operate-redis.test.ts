@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { createMessage, type DeadLetter, type DeadLetterStore } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { redisUnavailable, redisUrl, testApplication } from '../../redis/src/fixtures/server.ts';
+import { assertOneLine } from './fixtures/assert-output.ts';
 import { type BillingApplication, startBillingApplication } from './fixtures/redis-billing.ts';
 import { runFactline, runJson } from './fixtures/run-factline.ts';
 
@@ -11,12 +12,6 @@ const application = testApplication('cli');
 const args = (...rest: string[]) => [...rest, '--db', redisUrl, '--app', application];
 const factline = (...rest: string[]) => runFactline(args(...rest));
 const json = <T>(...rest: string[]) => runJson<T>(args(...rest));
-
-/** One line on stderr, `factline: ...`, matching `expected`. */
-function assertOneLine(stderr: string, expected: RegExp) {
-  assert.equal(stderr.trimEnd().split('\n').length, 1, `one line: ${stderr}`);
-  assert.match(stderr.trimEnd(), expected);
-}
 
 describe('factline dlq on a Redis application', { skip }, () => {
   let billing: BillingApplication;

@@ -9,6 +9,7 @@ import { getSqliteEventStore, getSqliteTransport, startSqliteProjections } from 
 import type { Database } from 'better-sqlite3';
 import { orderSchemas } from '../../../examples/orders/src/schemas.ts';
 import { startOrderServices } from '../../../examples/orders/src/services.ts';
+import { assertOneLine } from './fixtures/assert-output.ts';
 import { fillOrdersDatabase } from './fixtures/orders-database.ts';
 import { runFactline, runJson } from './fixtures/run-factline.ts';
 import type { OutboxStatus, ProjectionState, StoredEvent, StreamSummary } from './inspect/inspector.ts';
@@ -24,12 +25,6 @@ before(async () => {
   await fillOrdersDatabase(db);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** One line on stderr, `factline: ...`, matching `expected`. */
-function assertOneLine(stderr: string, expected: RegExp) {
-  assert.equal(stderr.trimEnd().split('\n').length, 1, `one line: ${stderr}`);
-  assert.match(stderr.trimEnd(), expected);
-}
 
 describe('factline read commands on the orders SQLite file', () => {
   it('streams ls pages by id, filters by category, and prints a table', async () => {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createMessage, type DeadLetter } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { getRedisDeadLetterStore } from '@factline/redis';
 import { createClient } from 'redis';
 import { startPrivateServer } from '../../../redis/src/fixtures/private-server.ts';
+import { deadLetterRecord } from '../fixtures/dead-letter.ts';
 import { openRedisDeadLetterReader } from './redis-dead-letters.ts';
 
 // A private redis-server keeping its data across a restart, so the shared one is never restarted.
@@ -22,22 +22,7 @@ describe("the dashboard's Redis dead-letter reader across a server restart", { s
     const client = createClient({ url: server.url });
     client.on('error', () => undefined);
     await client.connect();
-    const at = new Date();
-    const record: DeadLetter = {
-      id: 'dead-1',
-      consumer: 'billing',
-      topic: 'orders',
-      message: createMessage({ type: 'OrderPlaced', key: 'order-1', data: {} }),
-      error: { type: 'Error', message: 'refused' },
-      reason: 'not retryable',
-      attempts: 1,
-      firstFailureAt: at,
-      lastFailureAt: at,
-      deadLetteredAt: at,
-      state: 'dead',
-      redrives: [],
-    };
-    await getRedisDeadLetterStore({ client, application }).add(record);
+    await getRedisDeadLetterStore({ client, application }).add(deadLetterRecord('dead-1'));
     await client.close();
 
     const dashboard = await openRedisDeadLetterReader(server.url, application, { reconnect: true });

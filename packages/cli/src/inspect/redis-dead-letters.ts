@@ -24,6 +24,69 @@ const CONNECT_TIMEOUT_MS = 5000;
 /** The longest wait between reconnect attempts of a long-lived connection (the dashboard's). */
 const RECONNECT_MAX_MS = 2000;
 
+/**
+ * How long a command waits for Redis's answer. A server that stopped
+ * answering without closing the connection (its host gone, a network
+ * dropping packets) would otherwise hold a command, and the dashboard's
+ * page, until the operating system's TCP timeout, many minutes.
+ */
+const ANSWER_TIMEOUT_MS = 10_000;
+
+/** What a command or an opening that got no answer within `ms` fails with. */
+const noAnswer = (url: string, ms: number, what: string) =>
+  new CliError(`Redis at ${redactUrl(url)} did not answer ${what} within ${ms} ms`);
+
+/**
+ * `promise`, or `late()`'s error once `ms` passed without it settling (what
+ * `promise` does later is ignored); `afterLate` runs once that error is given.
+ */
+async function within<T>(promise: Promise<T>, ms: number, late: () => Error, afterLate?: () => void): Promise<T> {
+  promise.catch(() => undefined);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(late());
+          afterLate?.();
+        }, ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What the CLI does with a connection. */
+type Client = RedisCommandSender & { readonly isOpen: boolean; close(): Promise<unknown>; destroy(): void };
+
+/** Closes `client`, gracefully for at most `ms`, then at once: never waits on a server that stopped answering. */
+async function closeWithin(client: Client, ms: number): Promise<void> {
+  if (!client.isOpen) {
+    client.destroy();
+    return;
+  }
+  await within(client.close(), ms, () => new Error('late')).catch(() => client.destroy());
+}
+
+/**
+ * `client`'s commands, each failing with a `CliError` when Redis did not
+ * answer within `ms`; the connection is then dropped (what else waits on it
+ * fails at once; the dashboard's reader opens another).
+ */
+function answeredWithin(client: Client, url: string, ms: number): RedisCommandSender {
+  return {
+    sendCommand: (args) =>
+      within(
+        client.sendCommand(args),
+        ms,
+        () => noAnswer(url, ms, `${args[0]}`),
+        () => client.destroy(),
+      ),
+  };
+}
+
 /** The variables naming the PEM files of a `rediss://` connection: the CA, and the client certificate and key. */
 const TLS_VARIABLES = {
   ca: 'FACTLINE_REDIS_TLS_CA',
@@ -123,19 +186,27 @@ async function connect(url: string, application: string, { reconnect = false, wr
   // A dropped connection rejects the command waiting on it, which reports it; the event itself adds nothing.
   client.on('error', () => undefined);
   try {
-    await client.connect();
+    // node-redis's connectTimeout covers the TCP connection, not the commands of its handshake after it.
+    await within(client.connect(), CONNECT_TIMEOUT_MS, () => noAnswer(url, CONNECT_TIMEOUT_MS, 'while connecting'));
     connected = true;
   } catch (error) {
     client.destroy();
-    throw unreachable(url, error);
+    throw error instanceof CliError ? error : unreachable(url, error);
   }
   // A Cluster node or a Sentinel holds no dead letters of the application; a replica holds them but takes no
   // writes. A server that evicts keys is the application's to refuse (its transport does): an operator still
-  // works on its dead letters there.
-  const info = await client.sendCommand(['INFO']).then(String, () => '');
+  // works on its dead letters there. INFO refused (an ACL user without it): the server is taken as it is.
+  const info = await within(
+    client.sendCommand(['INFO']).then(String, () => ''),
+    CONNECT_TIMEOUT_MS,
+    () => noAnswer(url, CONNECT_TIMEOUT_MS, 'INFO'),
+  ).catch((error: unknown) => {
+    client.destroy();
+    throw error;
+  });
   const unusable = unusableRedisServer(info, url, { writes, allowEviction: true });
   if (unusable) {
-    await client.close().catch(() => client.destroy());
+    await closeWithin(client, CONNECT_TIMEOUT_MS);
     throw new CliError(unusable.message);
   }
   return { client, tls };
@@ -144,19 +215,41 @@ async function connect(url: string, application: string, { reconnect = false, wr
 /**
  * The dead letters of `application` on a Redis server (`getRedisDeadLetterStore`'s
  * hashes), for `dlq ls|show` and the dashboard (`reconnect`: kept open, it
- * reconnects after a drop).
+ * reconnects after a drop, and opens a new connection after one that
+ * stopped answering). Each command fails when Redis did not answer within
+ * `answerTimeoutMs` (10 s).
  */
 export async function openRedisDeadLetterReader(
   url: string,
   application: string,
-  options: { reconnect?: boolean } = {},
+  options: { reconnect?: boolean; answerTimeoutMs?: number } = {},
 ): Promise<DeadLetterReader & { close(): Promise<void> }> {
-  const { client } = await connect(url, application, { reconnect: options.reconnect ?? false });
-  const store = getRedisDeadLetterStore({ client, application });
+  const reconnect = options.reconnect ?? false;
+  const answerMs = options.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
+  const open = async () => {
+    const { client } = await connect(url, application, { reconnect });
+    return { client, store: getRedisDeadLetterStore({ client: answeredWithin(client, url, answerMs), application }) };
+  };
+  let current = await open();
+  /** The connection to read on: the dashboard's replaces one dropped as silent (`destroy` left it not open). */
+  let reopening: Promise<typeof current> | undefined;
+  let closed = false;
+  const store = async () => {
+    if (!reconnect || current.client.isOpen || closed) return current.store;
+    reopening ??= open().finally(() => {
+      reopening = undefined;
+    });
+    current = await reopening;
+    return current.store;
+  };
   return {
-    list: (filter) => store.list(filter),
-    get: (id) => store.get(id),
-    close: () => client.close().catch(() => client.destroy()),
+    list: async (filter) => (await store()).list(filter),
+    get: async (id) => (await store()).get(id),
+    async close() {
+      closed = true;
+      await reopening?.catch(() => undefined);
+      await closeWithin(current.client, answerMs);
+    },
   };
 }
 
@@ -174,6 +267,7 @@ export function redisRedriver(
   url: string,
   application: string,
   tls?: RedisTlsOptions,
+  answerMs = ANSWER_TIMEOUT_MS,
 ): GroupRedriver {
   const keys = redisKeys(application);
   /** One transport per partition count (one in practice), opened at the first redrive. */
@@ -232,7 +326,9 @@ export function redisRedriver(
       const reason = await cannotRedrive(record);
       if (reason) throw new CliError(reason);
       const transport = await transportFor(await partitionsOf(record.topic));
-      await transport.redeliver(record.topic, record.consumer, [record.message]);
+      await within(transport.redeliver(record.topic, record.consumer, [record.message]), answerMs, () =>
+        noAnswer(url, answerMs, `the redrive of ${record.id} (it may have been sent: the record stays dead)`),
+      );
     },
     async close() {
       const opened = await Promise.allSettled(transports.values());
@@ -244,13 +340,13 @@ export function redisRedriver(
 /** `redisRedriver` on a connection of its own, closed with it: for dead letters kept in a database. */
 export async function openRedisRedriver(url: string, application: string): Promise<GroupRedriver> {
   const { client, tls } = await connect(url, application, { writes: true });
-  const redriver = redisRedriver(client, url, application, tls);
+  const redriver = redisRedriver(answeredWithin(client, url, ANSWER_TIMEOUT_MS), url, application, tls);
   return {
     cannotRedrive: redriver.cannotRedrive,
     redeliver: redriver.redeliver,
     async close() {
       await redriver.close();
-      await client.close().catch(() => client.destroy());
+      await closeWithin(client, ANSWER_TIMEOUT_MS);
     },
   };
 }
@@ -259,12 +355,19 @@ export async function openRedisRedriver(url: string, application: string): Promi
  * The dead letters of `application` on a Redis server, for `dlq redrive|discard`.
  * A redrive goes through the Redis transport (`redisRedriver`); the message
  * first, then the mark: a failure between leaves the record dead, to be
- * redriven again.
+ * redriven again. Each command fails when Redis did not answer within
+ * `answerTimeoutMs` (10 s).
  */
-export async function openRedisDeadLetterOperator(url: string, application: string): Promise<DeadLetterOperator> {
+export async function openRedisDeadLetterOperator(
+  url: string,
+  application: string,
+  options: { answerTimeoutMs?: number } = {},
+): Promise<DeadLetterOperator> {
+  const answerMs = options.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
   const { client, tls } = await connect(url, application, { writes: true });
-  const store: DeadLetterStore = getRedisDeadLetterStore({ client, application });
-  return redrivingThrough(store, redisRedriver(client, url, application, tls), () =>
-    client.close().catch(() => client.destroy()),
+  const bounded = answeredWithin(client, url, answerMs);
+  const store: DeadLetterStore = getRedisDeadLetterStore({ client: bounded, application });
+  return redrivingThrough(store, redisRedriver(bounded, url, application, tls, answerMs), () =>
+    closeWithin(client, answerMs),
   );
 }
