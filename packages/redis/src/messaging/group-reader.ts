@@ -1,13 +1,14 @@
 import { TransportError } from '@factline/core';
-import { CLOSE_WAIT_MS, destroyClient, type RedisClient, reconnectDelay, settledWithin } from '../connection.ts';
+import { CLOSE_WAIT_MS, settledWithin } from '../connection.ts';
 import { RETURNED_CONSUMER } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
 import type { AckTarget } from './ack-with-mark.ts';
+import { createNewEntryReader } from './new-entries.ts';
 import { createPendingClaims } from './pending-claims.ts';
 import type { ReaderContext } from './reader-context.ts';
 import { createGroupBuffer, entriesOf } from './receive.ts';
-import { isNoGroup, parseStreams, type RawEntry, readNewCommand } from './stream-replies.ts';
+import { isNoGroup, type RawEntry } from './stream-replies.ts';
 
 interface PartitionState {
   held: boolean;
@@ -45,29 +46,14 @@ export function createGroupReader(context: ReaderContext) {
     consumer,
     mostRemembered: Math.max(10_000, 4 * context.prefetch),
   });
-  let blocking: RedisClient | undefined;
-  let blockingId = '';
   let leaseTimer: ReturnType<typeof setTimeout> | undefined;
   let reading: Promise<void> | undefined;
-  let kick: (() => void) | undefined;
-  /** Where the next read starts among the ready partitions when there is room for fewer entries than them. */
-  let turn = 0;
   let ticking: Promise<void> | undefined;
   let lastTrim = Date.now();
   /** Leases are renewed every third of their time; trims ride on the same timer. */
   const tickEvery = Math.max(50, Math.min(Math.floor(context.leaseMs / 3), context.trimIntervalMs));
 
-  const wakeReader = () => kick?.();
-  /** The blocking connection's id while an `XREADGROUP` waits on it, to end that wait early. */
-  let blockedId: string | undefined;
-  /**
-   * A partition became ready: the blocking read in flight does not cover it, so it is ended at once
-   * (`CLIENT UNBLOCK`, answered as a timeout) and the next read includes it, instead of after `blockMs`.
-   */
-  const rereadNow = () => {
-    wakeReader();
-    if (blockedId !== undefined) client.sendCommand(['CLIENT', 'UNBLOCK', blockedId]).catch(() => undefined);
-  };
+  const wakeReader = () => newEntries.wake();
 
   const leases = states.map((_, p) => keys.lease(topic, group, p));
   const targets: AckTarget[] = states.map((_, p) => ({
@@ -159,6 +145,16 @@ export function createGroupReader(context: ReaderContext) {
     if (state.held && state.generation === generation) buffer.add(...added);
   };
 
+  const newEntries = createNewEntryReader({
+    context,
+    streams,
+    readable: () => states.flatMap((s, p) => (s.ready && !s.draining ? [p] : [])),
+    generationOf: (partition) => (states[partition] as PartitionState).generation,
+    room: () => context.prefetch - buffer.size(),
+    accept,
+    stopped: () => stopped,
+  });
+
   /** Takes over what the group has pending on a partition (its earlier holders', returned or dead), in id order. */
   const claimPending = async (partition: number, minIdleMs: number) => {
     const state = states[partition] as PartitionState;
@@ -198,7 +194,7 @@ export function createGroupReader(context: ReaderContext) {
       return;
     }
     if (state.held) state.ready = true;
-    rereadNow();
+    newEntries.rereadNow();
   };
 
   const acquire = async (partition: number) => {
@@ -311,78 +307,6 @@ export function createGroupReader(context: ReaderContext) {
     }, delay);
   };
 
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        if (kick === done) kick = undefined;
-        resolve();
-      }
-      kick = done;
-    });
-
-  const readLoop = async () => {
-    let failures = 0;
-    while (!stopped) {
-      let ready = states.flatMap((s, p) => (s.ready && !s.draining ? [p] : []));
-      const room = context.prefetch - buffer.size();
-      if (ready.length === 0 || room <= 0) {
-        await pause(context.blockMs);
-        continue;
-      }
-      // COUNT is per stream: the room is shared out, so one read never brings more than `prefetch` in all.
-      let count = Math.floor(room / ready.length);
-      if (count === 0) {
-        const from = turn++ % ready.length;
-        ready = [...ready.slice(from), ...ready.slice(0, from)].slice(0, room);
-        count = 1;
-      }
-      const generations = ready.map((p) => (states[p] as PartitionState).generation);
-      try {
-        if (!blocking) {
-          const opened = await context.openBlocking();
-          // Stopped while it connected: stop() had no connection to close.
-          if (stopped) {
-            destroyClient(opened);
-            break;
-          }
-          blocking = opened;
-        }
-        // Asked again after a failure: a reconnected connection has a new id.
-        if (blockingId === '') blockingId = String(await blocking.sendCommand(['CLIENT', 'ID']));
-        blockedId = blockingId;
-        const reply = await blocking
-          .sendCommand(
-            readNewCommand(
-              group,
-              consumer,
-              count,
-              context.blockMs,
-              ready.map((p) => streams[p] as string),
-            ),
-          )
-          .finally(() => {
-            blockedId = undefined;
-          });
-        failures = 0;
-        for (const [stream, entries] of parseStreams(reply)) {
-          const at = ready.findIndex((p) => streams[p] === stream);
-          if (at >= 0) await accept(ready[at] as number, generations[at] as number, entries);
-        }
-      } catch (error) {
-        if (stopped) break;
-        blockingId = '';
-        failures += 1;
-        context.report(error, 'consume');
-        if (isNoGroup(error)) await context.declare(true).catch((e: unknown) => context.report(e, 'consume'));
-        if (stopped) break;
-        // A turn of the event loop and a backoff: the client reconnects meanwhile.
-        await pause(reconnectDelay(failures, context.reconnectMinMs, context.reconnectMaxMs));
-      }
-    }
-  };
-
   let started: Promise<void> | undefined;
 
   return {
@@ -395,7 +319,7 @@ export function createGroupReader(context: ReaderContext) {
         ticking = tick().catch((error: unknown) => context.report(error, 'lease'));
         await ticking;
         scheduleTick(tickEvery);
-        reading = readLoop();
+        reading = newEntries.run();
       })();
       return started;
     },
@@ -419,10 +343,7 @@ export function createGroupReader(context: ReaderContext) {
       const leaving = (async () => {
         await started?.catch(() => undefined);
         await ticking?.catch(() => undefined);
-        const open = blocking;
-        blocking = undefined;
-        destroyClient(open);
-        wakeReader();
+        newEntries.dropConnection();
         await reading?.catch(() => undefined);
         await buffer.settled(5000);
         for (let p = 0; p < states.length; p++) {
@@ -446,7 +367,7 @@ export function createGroupReader(context: ReaderContext) {
       // A command already sent waits for its answer without a deadline: a Redis that stopped answering without
       // closing the connection would hold the stop until the operating system's TCP timeout.
       if (!(await settledWithin(leaving, 5000 + CLOSE_WAIT_MS))) {
-        destroyClient(blocking);
+        newEntries.dropConnection();
         context.report(
           new TransportError(
             `${consumer} stopped without Redis answering within ${CLOSE_WAIT_MS} ms: its partitions of ${topic}/${group} are free when their leases end`,

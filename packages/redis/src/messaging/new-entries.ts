@@ -1,0 +1,136 @@
+import { destroyClient, type RedisClient, reconnectDelay } from '../connection.ts';
+import type { ReaderContext } from './reader-context.ts';
+import { isNoGroup, parseStreams, type RawEntry, readNewCommand } from './stream-replies.ts';
+
+/** What the read of new entries asks of its group reader. */
+export interface NewEntrySource {
+  context: ReaderContext;
+  /** Each partition's stream. */
+  streams: readonly string[];
+  /** The partitions whose new entries may be read now (held, claimed, not draining). */
+  readable(): number[];
+  /** The generation of a partition's lease: entries read under an older one are not handed out. */
+  generationOf(partition: number): number;
+  /** How many more entries the buffer takes (`prefetch` less what it holds). */
+  room(): number;
+  /** Takes the entries read from a partition's stream under `generation`. */
+  accept(partition: number, generation: number, entries: RawEntry[]): Promise<void>;
+  stopped(): boolean;
+}
+
+/**
+ * The loop reading a group's new entries (`XREADGROUP … >`) on a connection
+ * of its own, blocking up to `blockMs`, for the partitions the reader may
+ * read, never more than the buffer has room for. It waits while there is
+ * nothing to read or no room; `wake` ends that wait, `rereadNow` also ends a
+ * blocking read in flight (a partition became readable: the read under way
+ * does not cover it). A failed read is reported and tried again after a
+ * backoff, declaring the group again where the server lost it.
+ */
+export function createNewEntryReader(source: NewEntrySource) {
+  const { context, streams } = source;
+  const { client, group, consumer } = context;
+  let blocking: RedisClient | undefined;
+  let blockingId = '';
+  /** The blocking connection's id while an `XREADGROUP` waits on it, to end that wait early. */
+  let blockedId: string | undefined;
+  let kick: (() => void) | undefined;
+  /** Where the next read starts among the readable partitions when there is room for fewer entries than them. */
+  let turn = 0;
+
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        if (kick === done) kick = undefined;
+        resolve();
+      }
+      kick = done;
+    });
+
+  const run = async () => {
+    let failures = 0;
+    while (!source.stopped()) {
+      let ready = source.readable();
+      const room = source.room();
+      if (ready.length === 0 || room <= 0) {
+        await pause(context.blockMs);
+        continue;
+      }
+      // COUNT is per stream: the room is shared out, so one read never brings more than `prefetch` in all.
+      let count = Math.floor(room / ready.length);
+      if (count === 0) {
+        const from = turn++ % ready.length;
+        ready = [...ready.slice(from), ...ready.slice(0, from)].slice(0, room);
+        count = 1;
+      }
+      const generations = ready.map(source.generationOf);
+      try {
+        if (!blocking) {
+          const opened = await context.openBlocking();
+          // Stopped while it connected: the stop had no connection to close.
+          if (source.stopped()) {
+            destroyClient(opened);
+            break;
+          }
+          blocking = opened;
+        }
+        // Asked again after a failure: a reconnected connection has a new id.
+        if (blockingId === '') blockingId = String(await blocking.sendCommand(['CLIENT', 'ID']));
+        blockedId = blockingId;
+        const reply = await blocking
+          .sendCommand(
+            readNewCommand(
+              group,
+              consumer,
+              count,
+              context.blockMs,
+              ready.map((p) => streams[p] as string),
+            ),
+          )
+          .finally(() => {
+            blockedId = undefined;
+          });
+        failures = 0;
+        for (const [stream, entries] of parseStreams(reply)) {
+          const at = ready.findIndex((p) => streams[p] === stream);
+          if (at >= 0) await source.accept(ready[at] as number, generations[at] as number, entries);
+        }
+      } catch (error) {
+        if (source.stopped()) break;
+        blockingId = '';
+        failures += 1;
+        context.report(error, 'consume');
+        if (isNoGroup(error)) await context.declare(true).catch((e: unknown) => context.report(e, 'consume'));
+        if (source.stopped()) break;
+        // A turn of the event loop and a backoff: the client reconnects meanwhile.
+        await pause(reconnectDelay(failures, context.reconnectMinMs, context.reconnectMaxMs));
+      }
+    }
+  };
+
+  const wake = () => kick?.();
+
+  return {
+    /** Reads until the source is stopped and the connection dropped (`dropConnection`). */
+    run,
+    /** Ends the wait for room or for a readable partition. */
+    wake,
+    /**
+     * A partition became readable: the blocking read in flight does not cover it, so it is ended at once
+     * (`CLIENT UNBLOCK`, answered as a timeout) and the next read includes it, instead of after `blockMs`.
+     */
+    rereadNow() {
+      wake();
+      if (blockedId !== undefined) client.sendCommand(['CLIENT', 'UNBLOCK', blockedId]).catch(() => undefined);
+    },
+    /** Closes the blocking connection now, whatever waits on it; the loop then ends once stopped. */
+    dropConnection() {
+      const open = blocking;
+      blocking = undefined;
+      destroyClient(open);
+      wake();
+    },
+  };
+}
