@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { settlesWithin } from '@factline/core/testing';
+import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { closeClient, openClient, type RedisClient } from './connection.ts';
 import { startForwarder } from './fixtures/forwarder.ts';
 import { redisUnavailable, redisUrl } from './fixtures/server.ts';
@@ -55,6 +55,69 @@ describe('closeClient', { skip }, () => {
       assert.equal(client.isOpen, false);
     } finally {
       await forwarder.close();
+    }
+  });
+});
+
+describe('the silence watch', { skip }, () => {
+  it('drops a connection whose commands waited silentMs with nothing back, tells onError, and makes it again', async () => {
+    // Also the alarm for a node-redis without the internal reset it uses: the command would then wait on.
+    const forwarder = await startForwarder(() => Number(new URL(redisUrl).port || 6379));
+    const told: string[] = [];
+    const client = await openClient(`redis://127.0.0.1:${forwarder.port}`, {
+      ...settings('factline-test-watch'),
+      silentMs: 300,
+      onError: (error) => told.push(String(error)),
+    });
+    try {
+      forwarder.freeze();
+      const outcome = await settlesWithin(
+        client.sendCommand(['PING']).then(
+          () => 'answered',
+          (error: Error) => error.message,
+        ),
+        5000,
+        'a PING on the silent connection',
+      );
+      assert.match(
+        outcome,
+        /sent nothing back for 300 ms while 1 command\(s\) waited: the connection is dropped and made again/,
+      );
+      assert.ok(
+        told.some((t) => /sent nothing back for 300 ms/.test(t)),
+        `onError told: ${told.join(' | ')}`,
+      );
+      forwarder.thaw();
+      assert.equal(
+        await waitUntil(
+          () => client.sendCommand(['PING']).catch(() => undefined),
+          'a PING answered on the connection made again',
+          5000,
+          50,
+        ),
+        'PONG',
+      );
+    } finally {
+      await closeClient(client, 200);
+      await forwarder.close();
+    }
+  });
+
+  it('leaves a connection alone while it answers, however long it is idle', async () => {
+    const told: string[] = [];
+    const client = await openClient(redisUrl, {
+      ...settings('factline-test-watch-idle'),
+      silentMs: 100,
+      onError: (error) => told.push(String(error)),
+    });
+    try {
+      // Idle for three times silentMs (nothing waiting is no silence), then answered at once.
+      const idleFrom = Date.now();
+      await waitUntil(() => Date.now() - idleFrom >= 300, 'three silences idle', 5000, 20);
+      assert.equal(await client.sendCommand(['PING']), 'PONG');
+      assert.deepEqual(told, []);
+    } finally {
+      await closeClient(client);
     }
   });
 });

@@ -123,9 +123,26 @@ export interface OpenSettings {
   reconnectMinMs: number;
   reconnectMaxMs: number;
   name: string;
+  /**
+   * How long commands may wait with nothing coming back before the connection
+   * is taken for silently dead and made again (default `SILENCE_MS`; a
+   * connection for blocking reads adds its longest block).
+   */
+  silentMs?: number;
   /** Told the errors of a connection that was open once (it reconnects by itself). */
   onError(error: unknown): void;
 }
+
+/**
+ * How long commands may wait on a connection with nothing coming back before
+ * it is dropped and made again. A server or a network that stops answering
+ * without closing the connection (a host gone, a failover moving an address,
+ * a middlebox dropping the flow) leaves it open until the operating system's
+ * TCP timeout, many minutes, and node-redis gives a command already sent no
+ * deadline of its own. Redis answers in milliseconds; 10 s of silence with
+ * commands waiting is not a slow server.
+ */
+export const SILENCE_MS = 10_000;
 
 /**
  * Opens one connection, failing with a typed error within `connectTimeoutMs`
@@ -151,7 +168,6 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
     if (opened) settings.onError(error);
     else firstError ??= error;
   });
-  redialOnReadOnly(client, url, settings.onError);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -162,6 +178,7 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
   try {
     await Promise.race([client.connect(), timedOut]);
     opened = true;
+    watchReplies(client, url, settings.silentMs ?? SILENCE_MS, settings.onError);
     return client;
   } catch (error) {
     client.destroy();
@@ -174,25 +191,36 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
 /** At most one reconnect a second per connection for `READONLY` replies. */
 const REDIAL_EVERY_MS = 1000;
 
+/** node-redis's own way to drop a connection and let it reconnect as after a network error (not public API). */
+type Resettable = { _resetDesyncedConnection?: (error: Error) => void };
+
 /**
- * A connection whose server answers `READONLY` (a replica now: a failover
- * demoted it) is dropped and made again, at most once a second: where the URL
- * names the primary by a name that follows failovers (a managed service's
- * primary endpoint, a DNS record), the new connection reaches the new
- * primary; where it names the old one, the replies stay `READONLY` and say
- * so. The server is asked to close the connection (`QUIT`, answered `OK`,
- * then closed: node-redis reconnects as after any drop, with its backoff,
- * resolving the host again); commands in flight on it fail, retryable.
- * The transport's and the inbox's commands go through `sendCommand`, but for
- * the readers' registration (a `MULTI`), whose lease renewals right after do.
+ * Watches what comes back on a connection, and makes it again when:
+ *
+ * - its server answers `READONLY` (a replica now: a failover demoted it), at
+ *   most once a second: where the URL names the primary by a name that
+ *   follows failovers (a managed service's primary endpoint, a DNS record),
+ *   the new connection reaches the new primary; where it names the old one,
+ *   the replies stay `READONLY` and say so. The server is asked to close the
+ *   connection (`QUIT`, answered `OK`, then closed: node-redis reconnects as
+ *   after any drop, with its backoff, resolving the host again);
+ * - commands have waited `silentMs` with nothing coming back (a server or a
+ *   network gone silent without closing the connection): the connection is
+ *   dropped on this side, through node-redis's internal reset (the public
+ *   API has none); where a node-redis lacks it, the silence is only told.
+ *
+ * Either way `onError` is told, and commands in flight on the connection
+ * fail, retryable. The transport's and the inbox's commands go through
+ * `sendCommand`, but for the readers' registration (a `MULTI`), whose lease
+ * renewals right after do.
  */
-function redialOnReadOnly(client: RedisClient, url: string, onError: (error: unknown) => void): void {
+function watchReplies(client: RedisClient, url: string, silentMs: number, onError: (error: unknown) => void): void {
   const send = client.sendCommand.bind(client);
-  let last = Number.NEGATIVE_INFINITY;
+  let lastRedial = Number.NEGATIVE_INFINITY;
   const redial = (reply: string) => {
     const now = Date.now();
-    if (now - last < REDIAL_EVERY_MS || !client.isReady) return;
-    last = now;
+    if (now - lastRedial < REDIAL_EVERY_MS || !client.isReady) return;
+    lastRedial = now;
     onError(
       new TransportError(
         `Redis at ${redactUrl(url)} answered ${reply.split(' ')[0]} (a replica now, as after a failover): reconnecting, to reach the primary where the URL follows it`,
@@ -200,11 +228,49 @@ function redialOnReadOnly(client: RedisClient, url: string, onError: (error: unk
     );
     send(['QUIT']).catch(() => undefined);
   };
-  client.sendCommand = ((...args: Parameters<typeof send>) =>
-    send(...args).catch((error: unknown) => {
-      if (error instanceof ErrorReply && /^READONLY\b/.test(error.message)) redial(error.message);
-      throw error;
-    })) as typeof client.sendCommand;
+  /** Commands sent and not yet settled, and when the connection last showed life while one waited. */
+  let waiting = 0;
+  let lastSign = Date.now();
+  const settled = () => {
+    waiting -= 1;
+    lastSign = Date.now();
+  };
+  client.sendCommand = ((...args: Parameters<typeof send>) => {
+    if (waiting === 0) lastSign = Date.now();
+    waiting += 1;
+    return send(...args).then(
+      (reply) => {
+        settled();
+        return reply;
+      },
+      (error: unknown) => {
+        settled();
+        if (error instanceof ErrorReply && /^READONLY\b/.test(error.message)) redial(error.message);
+        throw error;
+      },
+    );
+  }) as typeof client.sendCommand;
+  const watch = setInterval(
+    () => {
+      if (!client.isOpen) {
+        clearInterval(watch);
+        return;
+      }
+      if (waiting === 0 || Date.now() - lastSign < silentMs) return;
+      lastSign = Date.now();
+      const reset = (client as Resettable)._resetDesyncedConnection;
+      const silence = new TransportError(
+        `Redis at ${redactUrl(url)} sent nothing back for ${silentMs} ms while ${waiting} command(s) waited: ${
+          reset ? 'the connection is dropped and made again' : "it ends at the operating system's TCP timeout"
+        }`,
+      );
+      // Dropped with this error, the connection tells it through its 'error' event (to onError), as any drop.
+      if (reset) reset.call(client, silence);
+      else onError(silence);
+    },
+    Math.max(10, Math.min(1000, Math.floor(silentMs / 4))),
+  );
+  watch.unref?.();
 }
 
 /**

@@ -1,5 +1,5 @@
 import { TransportError } from '@factline/core';
-import { CLOSE_WAIT_MS, settledWithin } from '../connection.ts';
+import { CLOSE_WAIT_MS, SILENCE_MS, settledWithin } from '../connection.ts';
 import { RETURNED_CONSUMER } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
@@ -284,7 +284,7 @@ export function createGroupReader(context: ReaderContext) {
         if (stopped) return;
         context.report(
           new TransportError(
-            `Redis has not answered the lease renewal of ${topic}/${group} for ${context.leaseMs} ms: its partitions are not handed out until it does (a connection gone silently ends at the operating system's TCP timeout)`,
+            `Redis has not answered the lease renewal of ${topic}/${group} for ${context.leaseMs} ms: its partitions are not handed out until it does (a connection silent for ${SILENCE_MS} ms with commands waiting is made again)`,
           ),
           'lease',
         );

@@ -18,6 +18,7 @@ import {
   destroyClient,
   openClient,
   type RedisClient,
+  SILENCE_MS,
   settledWithin,
   unansweredAtClose,
 } from '../connection.ts';
@@ -181,7 +182,12 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
         consumer: `${consumerName}-${nextReader++}`,
         client,
         openBlocking: async () => {
-          const own = await openClient(options.url, { ...settings, name: `${settings.name}-read` });
+          // Its reads block up to blockMs with nothing coming back: only longer is silence.
+          const own = await openClient(options.url, {
+            ...settings,
+            name: `${settings.name}-read`,
+            silentMs: SILENCE_MS + options.blockMs,
+          });
           blockingClients.add(own);
           own.once('end', () => blockingClients.delete(own));
           return own;
