@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createConsumer, createMessage, isTimeoutError } from '@factline/core';
-import { waitUntil } from '@factline/core/testing';
+import { settlesWithin, waitUntil } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from './fixtures/server.ts';
 import { getPostgresInbox } from './messaging/postgres-consumer-stores.ts';
@@ -28,19 +28,6 @@ function schema(label: string): string {
   return name;
 }
 
-/** `promise`, or a failure naming `what` once `ms` passed: these waits hung forever before. */
-async function settles<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} had not settled after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 describe('components sharing one pg pool', { skip, timeout: 60_000 }, () => {
   after(async () => {
     for (const p of pools) {
@@ -48,7 +35,7 @@ describe('components sharing one pg pool', { skip, timeout: 60_000 }, () => {
       for (const client of (p as unknown as { _clients: pg.PoolClient[] })._clients ?? []) {
         (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
       }
-      await settles(p.end(), 'pool.end', 5000).catch(() => undefined);
+      await settlesWithin(p.end(), 5000, 'pool.end').catch(() => undefined);
     }
     for (const name of schemas) await dropSchema(name);
   });
@@ -59,14 +46,16 @@ describe('components sharing one pg pool', { skip, timeout: 60_000 }, () => {
     const second = await getPostgresEventStore({ pool: shared, schema: schema('share_b') });
     await first.append('acct-1', [{ type: 'Opened', data: {} }]);
     await second.append('acct-1', [{ type: 'Opened', data: {} }]);
-    const [a, b] = await settles(
+    const [a, b] = await settlesWithin(
       Promise.all([first.readStream('acct-1'), second.readStream('acct-1')]),
+      10_000,
       'reads of two stores sharing a pool of 2',
     );
     assert.equal(a.version, 1);
     assert.equal(b.version, 1);
-    await settles(
+    await settlesWithin(
       Promise.all([first.append('acct-2', [{ type: 'Opened', data: {} }]), second.headPosition()]),
+      10_000,
       'an append and a read after them',
     );
     await first.close();
@@ -99,7 +88,7 @@ describe('components sharing one pg pool', { skip, timeout: 60_000 }, () => {
     );
     await waitUntil(() => seen.length === 5, 'five handlers that read the store', 10_000);
     assert.deepEqual(seen, [1, 1, 1, 1, 1]);
-    await settles(consumer.stop(), 'consumer.stop');
+    await settlesWithin(consumer.stop(), 10_000, 'consumer.stop');
     await transport.close();
     await inbox.close();
     await store.close();
@@ -110,11 +99,12 @@ describe('components sharing one pg pool', { skip, timeout: 60_000 }, () => {
     const store = await getPostgresEventStore({ pool: shared, schema: schema('share_d') });
     const blocker = await shared.connect();
     try {
-      const error = await settles(
+      const error = await settlesWithin(
         store.readStream('acct-1').then(
           () => assert.fail('the read found a connection the test holds'),
           (e: unknown) => e,
         ),
+        10_000,
         'a read with every connection held',
       );
       assert.ok(isTimeoutError(error), `expected a TimeoutError, got ${String(error)}`);

@@ -1,4 +1,5 @@
 import { TransportError, ValidationError } from '@factline/core';
+import { answerWithin } from '@factline/core/adapter';
 import amqp, { type ChannelModel } from 'amqplib';
 
 /** The URL without its password, for messages and logs. */
@@ -44,13 +45,9 @@ export function connectionError(error: unknown, url: string): TransportError {
 
 /** Opens one AMQP connection, failing with a typed error within `timeoutMs`. */
 export async function openConnection(url: string, timeoutMs: number, name: string): Promise<ChannelModel> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
   const attempt = amqp.connect(url, { timeout: timeoutMs, clientProperties: { connection_name: name } });
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
   try {
-    const connection = await Promise.race([attempt, timedOut]);
+    const connection = await answerWithin(attempt, timeoutMs, () => new Error(`no answer within ${timeoutMs} ms`));
     // A connection's own errors arrive with its close; without a listener Node would throw them.
     connection.on('error', () => undefined);
     return connection;
@@ -58,8 +55,6 @@ export async function openConnection(url: string, timeoutMs: number, name: strin
     // A late success after the timeout must not leak a connection.
     attempt.then((late) => late.close().catch(() => undefined)).catch(() => undefined);
     throw connectionError(error, url);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

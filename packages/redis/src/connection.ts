@@ -1,4 +1,5 @@
 import { isFactlineError, TransportError, ValidationError } from '@factline/core';
+import { answerWithin, settledWithin } from '@factline/core/adapter';
 import { ErrorReply, RedisClient as NodeRedisClient } from 'redis';
 import { type RedisTlsOptions, redisTlsFailure, tlsHint, tlsSocket } from './tls.ts';
 
@@ -168,23 +169,18 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
     if (opened) settings.onError(error);
     else firstError ??= error;
   });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`no answer within ${settings.connectTimeoutMs} ms`)),
-      settings.connectTimeoutMs,
-    );
-  });
   try {
-    await Promise.race([client.connect(), timedOut]);
+    await answerWithin(
+      client.connect(),
+      settings.connectTimeoutMs,
+      () => new Error(`no answer within ${settings.connectTimeoutMs} ms`),
+    );
     opened = true;
     watchReplies(client, url, settings.silentMs ?? SILENCE_MS, settings.onError);
     return client;
   } catch (error) {
     client.destroy();
     throw connectionError(firstError ?? error, url);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -287,25 +283,6 @@ export const unansweredAtClose = (url: string, what: string) =>
   new TransportError(
     `Redis at ${redactUrl(url)} did not answer within ${CLOSE_WAIT_MS} ms while the ${what} closed: its connections were dropped`,
   );
-
-/** Whether `promise` settled within `ms`. */
-export async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([
-      promise.then(
-        () => true,
-        () => true,
-      ),
-      late,
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * Closes a client: gracefully (what it sent is answered first) while it is

@@ -1,5 +1,6 @@
 import { TransportError } from '@factline/core';
-import { type RedisCommandSender, redactUrl, settledWithin } from './connection.ts';
+import { settledWithin } from '@factline/core/adapter';
+import { type RedisCommandSender, redactUrl } from './connection.ts';
 
 // What a server is, read off its INFO when the transport or the inbox opens: which one it is, and whether they
 // can work on it.

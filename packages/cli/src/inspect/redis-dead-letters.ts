@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { DeadLetter, DeadLetterStore } from '@factline/core';
+import { answerWithin } from '@factline/core/adapter';
 import {
   applicationName,
   assertRedisUrl,
@@ -36,28 +37,6 @@ const ANSWER_TIMEOUT_MS = 10_000;
 const noAnswer = (url: string, ms: number, what: string) =>
   new CliError(`Redis at ${redactUrl(url)} did not answer ${what} within ${ms} ms`);
 
-/**
- * `promise`, or `late()`'s error once `ms` passed without it settling (what
- * `promise` does later is ignored); `afterLate` runs once that error is given.
- */
-async function within<T>(promise: Promise<T>, ms: number, late: () => Error, afterLate?: () => void): Promise<T> {
-  promise.catch(() => undefined);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          reject(late());
-          afterLate?.();
-        }, ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** What the CLI does with a connection. */
 type Client = RedisCommandSender & { readonly isOpen: boolean; close(): Promise<unknown>; destroy(): void };
 
@@ -67,7 +46,7 @@ async function closeWithin(client: Client, ms: number): Promise<void> {
     client.destroy();
     return;
   }
-  await within(client.close(), ms, () => new Error('late')).catch(() => client.destroy());
+  await answerWithin(client.close(), ms, () => new Error('late')).catch(() => client.destroy());
 }
 
 /**
@@ -78,7 +57,7 @@ async function closeWithin(client: Client, ms: number): Promise<void> {
 function answeredWithin(client: Client, url: string, ms: number): RedisCommandSender {
   return {
     sendCommand: (args) =>
-      within(
+      answerWithin(
         client.sendCommand(args),
         ms,
         () => noAnswer(url, ms, `${args[0]}`),
@@ -187,7 +166,9 @@ async function connect(url: string, application: string, { reconnect = false, wr
   client.on('error', () => undefined);
   try {
     // node-redis's connectTimeout covers the TCP connection, not the commands of its handshake after it.
-    await within(client.connect(), CONNECT_TIMEOUT_MS, () => noAnswer(url, CONNECT_TIMEOUT_MS, 'while connecting'));
+    await answerWithin(client.connect(), CONNECT_TIMEOUT_MS, () =>
+      noAnswer(url, CONNECT_TIMEOUT_MS, 'while connecting'),
+    );
     connected = true;
   } catch (error) {
     client.destroy();
@@ -196,7 +177,7 @@ async function connect(url: string, application: string, { reconnect = false, wr
   // A Cluster node or a Sentinel holds no dead letters of the application; a replica holds them but takes no
   // writes. A server that evicts keys is the application's to refuse (its transport does): an operator still
   // works on its dead letters there. INFO refused (an ACL user without it): the server is taken as it is.
-  const info = await within(
+  const info = await answerWithin(
     client.sendCommand(['INFO']).then(String, () => ''),
     CONNECT_TIMEOUT_MS,
     () => noAnswer(url, CONNECT_TIMEOUT_MS, 'INFO'),
@@ -326,7 +307,7 @@ export function redisRedriver(
       const reason = await cannotRedrive(record);
       if (reason) throw new CliError(reason);
       const transport = await transportFor(await partitionsOf(record.topic));
-      await within(transport.redeliver(record.topic, record.consumer, [record.message]), answerMs, () =>
+      await answerWithin(transport.redeliver(record.topic, record.consumer, [record.message]), answerMs, () =>
         noAnswer(url, answerMs, `the redrive of ${record.id} (it may have been sent: the record stays dead)`),
       );
     },

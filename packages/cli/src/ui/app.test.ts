@@ -5,7 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { waitUntil } from '@factline/core/testing';
+import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { getSqliteEventStore } from '@factline/sqlite';
 import { fillOrdersDatabase } from '../fixtures/orders-database.ts';
 import { runFactline } from '../fixtures/run-factline.ts';
@@ -33,19 +33,6 @@ function send(url: string, options: { method?: string; headers?: Record<string, 
     req.on('error', reject);
     req.end(options.body);
   });
-}
-
-/** `work`, failing after 10 s instead of hanging. */
-async function within<T>(work: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within 10 s`)), 10_000);
-  });
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const links = (html: string, kind: string) =>
@@ -211,7 +198,7 @@ describe('factline ui over HTTP', () => {
     });
     await waitUntil(() => received.includes('event: projections'), 'a first lag event');
     assert.match(received, /"name":"order_events_relay"/);
-    await within(Promise.all([live.close(), ended]), 'close() and the end of the stream');
+    await settlesWithin(Promise.all([live.close(), ended]), 10_000, 'close() and the end of the stream');
   });
 
   it('runs as `factline ui` from the bin until Ctrl-C', async () => {
@@ -241,7 +228,7 @@ describe('factline ui over HTTP', () => {
       assert.equal(page.status, 200);
       assert.deepEqual(links(page.body, 'stream-link'), ['order-1001', 'order-1002', 'order-1003']);
       child.kill('SIGINT');
-      assert.equal(await within(exited, 'the bin exiting on SIGINT'), 0, stderr);
+      assert.equal(await settlesWithin(exited, 10_000, 'the bin exiting on SIGINT'), 0, stderr);
     } finally {
       child.kill('SIGKILL');
     }

@@ -1,6 +1,7 @@
 import { StoreClosedError } from '../errors/index.ts';
 import type { Message } from '../messaging/message.ts';
 import type { Delivery } from '../messaging/transport.ts';
+import { settledWithin } from './deadline.ts';
 
 /** One message a broker transport's reader holds (unacknowledged at the broker) until it is settled. */
 export interface BufferedEntry {
@@ -357,10 +358,7 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
 
     /** Waits (up to `ms`) for the releases still on their way to the broker. */
     async settled(ms: number) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
-      await Promise.race([Promise.allSettled([...delaying]), timedOut]);
-      clearTimeout(timer);
+      await settledWithin(Promise.allSettled([...delaying]), ms);
     },
 
     close() {

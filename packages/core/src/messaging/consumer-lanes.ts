@@ -1,3 +1,4 @@
+import { settledWithin } from '../adapter/deadline.ts';
 import { isStoreClosedError } from '../errors/index.ts';
 import type { LaneSlot } from './consumer-inbox.ts';
 import type { ConsumerErrorStage } from './consumer-options.ts';
@@ -36,17 +37,6 @@ export interface KeyLaneSettings {
 
 /** A lane's place in `running` while its run is being started. */
 const STARTING: Promise<void> = Promise.resolve();
-
-/** Waits for `work` up to `ms`; true when it settled in time. */
-const within = async (work: Promise<unknown>, ms: number): Promise<boolean> => {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))));
-  try {
-    return await Promise.race([work.then(() => true), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
-};
 
 /**
  * A key's deliveries run one after another, in arrival order; up to
@@ -176,7 +166,7 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
     },
 
     async drain(ms) {
-      await within(Promise.all(running.values()), ms);
+      await settledWithin(Promise.all(running.values()), ms);
     },
 
     async giveBack(ms) {
@@ -187,7 +177,7 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
       const released = Promise.all(
         waiting.map((d) => d.release(0).catch((error: unknown) => report(error, 'release', d.message))),
       );
-      if (!(await within(released, ms))) {
+      if (!(await settledWithin(released, ms))) {
         report(
           new Error(
             `giving ${waiting.length} messages back took over ${ms} ms; they return after their visibility timeout`,

@@ -1,3 +1,5 @@
+import { answerWithin } from '../adapter/deadline.ts';
+
 /**
  * Polls `condition` until it returns something other than `undefined` or
  * `false` and returns that; fails with `what` in the message after
@@ -30,13 +32,5 @@ export async function waitUntil<T>(
  * await settlesWithin(consumer.stop(), 5000, 'consumer.stop()');
  */
 export async function settlesWithin<T>(work: Promise<T>, deadlineMs: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${deadlineMs} ms`)), deadlineMs);
-  });
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return answerWithin(work, deadlineMs, () => new Error(`${what} did not settle within ${deadlineMs} ms`));
 }

@@ -13,6 +13,7 @@ import {
   checkSubscribeOptions,
   checkTransportPublishOptions,
   messageToJson,
+  settledWithin,
 } from '@factline/core/adapter';
 import { type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
@@ -355,10 +356,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
       );
       readers.clear();
       // Drain: the acks and naks sent above reach the server before the connection closes.
-      await Promise.race([
-        nc.drain().catch(() => undefined),
-        new Promise((resolve) => setTimeout(resolve, 5000).unref()),
-      ]);
+      await settledWithin(nc.drain(), 5000);
       await nc.close().catch(() => undefined);
       publisher.close();
     },

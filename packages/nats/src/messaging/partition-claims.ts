@@ -1,4 +1,5 @@
 import { TransportError } from '@factline/core';
+import { answerWithin } from '@factline/core/adapter';
 import type { KV } from '@nats-io/kv';
 
 /** What the claims steer: the reader that pulls the partitions this process holds. */
@@ -69,13 +70,8 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
   const losing = new Set<Promise<void>>();
 
   /** A call to the server that gives up after a third of the ttl (a renewal that late is too late anyway). */
-  const bounded = <T>(work: Promise<T>): Promise<T> => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('no answer in time')), Math.max(100, Math.floor(settings.ttlMs / 3)));
-    });
-    return Promise.race([work, timedOut]).finally(() => clearTimeout(timer));
-  };
+  const bounded = <T>(work: Promise<T>): Promise<T> =>
+    answerWithin(work, Math.max(100, Math.floor(settings.ttlMs / 3)), () => new Error('no answer in time'));
 
   /**
    * Gives up every claim not renewed for two thirds of the ttl, whatever the

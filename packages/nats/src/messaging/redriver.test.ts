@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createMessage, type Delivery, type Message, type Subscription } from '@factline/core';
-import { waitUntil } from '@factline/core/testing';
+import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { startPrivateServer } from '../fixtures/private-server.ts';
@@ -194,16 +194,8 @@ describe('getNatsRedriver refuses what cannot work, with typed errors', () => {
       const redriver = await getNatsRedriver({ url: server.url, application: 'a' });
       assert.equal(await redriver.partitions('orders', 'billing'), 0);
       await server.stopServer();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('close did not resolve within 5 s')), 5000);
-      });
-      try {
-        await Promise.race([redriver.close(), deadline]);
-        await Promise.race([redriver.close(), deadline]);
-      } finally {
-        clearTimeout(timer);
-      }
+      await settlesWithin(redriver.close(), 5000, 'the first close');
+      await settlesWithin(redriver.close(), 5000, 'the second close');
     } finally {
       await server.stop();
     }

@@ -1,5 +1,6 @@
 import { TransportError } from '@factline/core';
-import { CLOSE_WAIT_MS, SILENCE_MS, settledWithin } from '../connection.ts';
+import { settledWithin } from '@factline/core/adapter';
+import { CLOSE_WAIT_MS, SILENCE_MS } from '../connection.ts';
 import { RETURNED_CONSUMER } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';

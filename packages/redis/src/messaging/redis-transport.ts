@@ -8,7 +8,7 @@ import {
   type Transport,
   TransportError,
 } from '@factline/core';
-import { createQueueTransport } from '@factline/core/adapter';
+import { createQueueTransport, settledWithin } from '@factline/core/adapter';
 import {
   assertRedisUrl,
   assertTlsUrl,
@@ -19,7 +19,6 @@ import {
   openClient,
   type RedisClient,
   SILENCE_MS,
-  settledWithin,
   unansweredAtClose,
 } from '../connection.ts';
 import { type RedisKeys, redisKeys } from '../keys.ts';

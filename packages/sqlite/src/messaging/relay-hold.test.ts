@@ -10,7 +10,7 @@ import {
   type Message,
   type Subscription,
 } from '@factline/core';
-import { testOutboxRelayConformance, waitUntil } from '@factline/core/testing';
+import { settlesWithin, testOutboxRelayConformance, waitUntil } from '@factline/core/testing';
 import { getSqliteOutbox, startSqliteOutboxRelay } from '../outbox/sqlite-outbox.ts';
 import { startSqliteProjections } from '../projections/sqlite-projections.ts';
 import { getSqliteEventStore, openSqliteDatabase } from '../store/sqlite-event-store.ts';
@@ -18,19 +18,6 @@ import { getSqliteEventStore, openSqliteDatabase } from '../store/sqlite-event-s
 const dir = mkdtempSync(join(tmpdir(), 'factline-hold-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
-
-/** Fails if `promise` has not settled within `ms`: a stop that hangs fails the test instead of the run. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not resolve within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function receiveAll(sub: Subscription, count: number): Promise<Message[]> {
   const out: Message[] = [];
@@ -96,7 +83,7 @@ describe('sqlite event relays hold what nobody subscribed to yet', () => {
       );
       await runner.waitFor('orders-relay', events[1]?.position as number);
     } finally {
-      await within(runner.stop(), 2000, 'stop');
+      await settlesWithin(runner.stop(), 2000, 'stop');
       await store.close();
     }
   });
@@ -123,7 +110,7 @@ describe('sqlite event relays hold what nobody subscribed to yet', () => {
     try {
       await waitUntil(() => tries >= 1, 'holding');
     } finally {
-      await within(runner.stop(), 2000, 'stop');
+      await settlesWithin(runner.stop(), 2000, 'stop');
       await store.close();
     }
     assert.equal(tries, 1);
