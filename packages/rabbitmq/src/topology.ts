@@ -18,6 +18,8 @@ import type { Channel } from 'amqplib';
  * - `<app>.delay.<ms>` (the same, dead-lettering into `<app>` with the
  *   routing key `<topic>.<p>`): a message published with a `deliverAt`
  *   reaches every group of its topic when due.
+ * - `<app>.<topic>.partitions`: an empty queue whose `x-max-length` records
+ *   the topic's partition count (partition-count.ts).
  */
 
 /** Delay tiers in ms: 64 × 4^k, 64 ms to 70 minutes. A longer delay takes the largest tier again. */
@@ -55,6 +57,8 @@ export interface Names {
   deadQueue(topic: string, group: string): string;
   /** The delay tier back to one group queue (`'retry'`) or into the topic exchange (`'delay'`). */
   tier(tier: number, kind: TierKind): string;
+  /** The empty queue whose `x-max-length` records the topic's partition count (partition-count.ts). */
+  partitionCount(topic: string): string;
 }
 
 export type TierKind = 'retry' | 'delay';
@@ -67,6 +71,7 @@ export function topologyNames(application: string): Names {
     groupQueue: (topic, group, partition) => `${application}.${topic}.${group}.${partition}`,
     deadQueue: (topic, group) => `${application}.${topic}.${group}.dead`,
     tier: (tier, kind) => `${application}.${kind}.${tier}`,
+    partitionCount: (topic) => `${application}.${topic}.partitions`,
   };
 }
 

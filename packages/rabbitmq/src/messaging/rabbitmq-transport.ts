@@ -17,6 +17,7 @@ import {
 import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
 import { assertAmqpUrl, openConnection, reconnectDelay, redactUrl } from '../connection.ts';
 import { checkRabbitTransportOptions, type RabbitErrorStage, type RabbitTransportOptions } from '../options.ts';
+import { checkPartitionCount } from '../partition-count.ts';
 import {
   assertQueueNames,
   type Declared,
@@ -56,7 +57,9 @@ interface Link {
  * (topic, group) `partitions` quorum queues with single active consumer, a
  * delivery limit and a dead-letter queue; publishes persistent, mandatory
  * and confirmed; delays through TTL tiers that dead-letter back to the
- * group queue. Reconnects by itself with backoff, declares its topology
+ * group queue. A topic's partition count is recorded at its first
+ * declaration or publish and another count refused (partition-count.ts).
+ * Reconnects by itself with backoff, declares its topology
  * again and resumes its subscriptions. `backlog` counts the group queues'
  * ready messages and this process's own unacknowledged ones and releases
  * away in a delay tier; the age is unknown (`ageUnknown`). Rejects at start with a
@@ -210,13 +213,31 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
 
   const groupKey = (topic: string, group: string) => JSON.stringify([topic, group]);
 
+  /** Per topic, the check of its recorded partition count: once it passed (a failed one runs again next time). */
+  const counted = new Map<string, Promise<void>>();
+  const countChecked = (topic: string): Promise<void> => {
+    let done = counted.get(topic);
+    if (!done) {
+      done = checkPartitionCount(current().connection, names, options.application, topic, options.partitions, declared);
+      const own = done;
+      own.catch(() => {
+        if (counted.get(topic) === own) counted.delete(topic);
+      });
+      counted.set(topic, own);
+    }
+    return done;
+  };
+
   /** Per topic, the group declarations under way: a publish waits for them (a subscribe is synchronous). */
   const declaring = new Map<string, Set<Promise<void>>>();
 
   const declare = (topic: string, group: string, again = false): Promise<void> => {
     if (again) declaredNow.delete(`group ${groupKey(topic, group)}`);
-    const work = once(`group ${groupKey(topic, group)}`, (channel) =>
-      declareGroup(channel, names, topic, group, options, declared),
+    // The topic's partition count first: a process given another one declares nothing.
+    const work = countChecked(topic).then(() =>
+      once(`group ${groupKey(topic, group)}`, (channel) =>
+        declareGroup(channel, names, topic, group, options, declared),
+      ),
     );
     const tracked = declaring.get(topic) ?? new Set<Promise<void>>();
     declaring.set(topic, tracked);
@@ -287,6 +308,7 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
       if (messages.length === 0) return;
       const pending = declaring.get(topic);
       if (pending) await Promise.allSettled(pending);
+      await countChecked(topic);
       const outgoing = encode(topic, messages);
       for (const tier of new Set(outgoing.map((item) => item.tier))) if (tier) await declareTier(tier, 'delay');
       const outcomes = await current().publisher.publish(outgoing);
