@@ -1,7 +1,7 @@
 import { isFactlineError, TransportError, ValidationError } from '@factline/core';
-import { answerWithin, settledWithin } from '@factline/core/adapter';
+import { answerWithin, settledWithin, tlsHint } from '@factline/core/adapter';
 import { ErrorReply, RedisClient as NodeRedisClient } from 'redis';
-import { type RedisTlsOptions, redisTlsFailure, tlsHint, tlsSocket } from './tls.ts';
+import { type RedisTlsOptions, redisTlsFailure, tlsSocket } from './tls.ts';
 
 type ClientMaker = ReturnType<typeof NodeRedisClient.factory>;
 

@@ -1,5 +1,5 @@
-import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
-import { type RedisTlsOptions, tlsOptionProblem } from './tls.ts';
+import { checkOptions, type OptionSpecOf, tlsOptionProblem } from '@factline/core/adapter';
+import type { RedisTlsOptions } from './tls.ts';
 
 /** Where a transport failure happened, as told to `onError`. */
 export type RedisErrorStage = 'connection' | 'consume' | 'lease' | 'delay' | 'trim';

@@ -1,142 +1,19 @@
-import { describeValue } from '@factline/core/adapter';
+import { type TlsFailure, type TlsOptions, tlsConnectOptions, tlsFailure } from '@factline/core/adapter';
 
-// The TLS settings of a `rediss://` connection: their check, the socket options they make, and what a failed
-// handshake means.
+// The TLS settings of a `rediss://` connection: the generic check and failure reading live on
+// `@factline/core/adapter` (tls.ts); the names here are the Redis package's.
 
-/**
- * The TLS settings of a `rediss://` connection, as PEM text (the files'
- * contents, not their paths). Without `ca` the server's certificate must chain
- * to a CA Node trusts: its bundled ones, plus those of `NODE_EXTRA_CA_CERTS`.
- */
-export interface RedisTlsOptions {
-  /** The certificate authorities that sign the server's certificate, replacing Node's bundled ones for this connection. */
-  ca?: string | Buffer | readonly (string | Buffer)[];
-  /** The client's certificate, for a server that verifies clients (Redis's `tls-auth-clients yes`, its default). With `key`. */
-  cert?: string | Buffer;
-  /** The client certificate's private key. With `cert`. */
-  key?: string | Buffer;
-  /** The passphrase of an encrypted `key`. */
-  passphrase?: string;
-  /** The name the server's certificate must carry, when it is not the URL's host (an address, a tunnel). */
-  servername?: string;
-}
+/** The TLS settings of a `rediss://` connection (`TlsOptions`): `cert` and `key` for a server with `tls-auth-clients yes`, its default. */
+export type RedisTlsOptions = TlsOptions;
 
-const TLS_FIELDS = new Set(['ca', 'cert', 'key', 'passphrase', 'servername']);
-const TLS_FIELD_LIST = [...TLS_FIELDS].join(', ');
+/** Why a TLS handshake with Redis failed (`TlsFailure`). */
+export type RedisTlsFailure = TlsFailure;
 
-/** What is wrong with one PEM value, or undefined. */
-function pemProblem(value: unknown, field: string): string | undefined {
-  const text = typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('latin1') : undefined;
-  if (text === undefined) return `${field} must be PEM text (a string or a Buffer), got ${describeValue(value)}`;
-  if (!text.includes('-----BEGIN ')) {
-    return `${field} must be PEM text (the file's contents: read it with readFileSync), got ${
-      typeof value === 'string' && value.length <= 80 ? `'${value}'` : 'text with no -----BEGIN line'
-    }`;
-  }
-  return undefined;
-}
-
-/**
- * The `tls` option's check (for `checkOptions`): an object of PEM texts and a
- * server name, no other field; `cert` and `key` both or neither.
- */
-export function tlsOptionProblem(value: unknown): string | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || Buffer.isBuffer(value)) {
-    return `must be an object ({ ${TLS_FIELD_LIST} }), got ${describeValue(value)}`;
-  }
-  const given = value as Record<string, unknown>;
-  const problems: string[] = [];
-  const unknown = Object.keys(given).filter((name) => !TLS_FIELDS.has(name));
-  if (unknown.length > 0)
-    problems.push(`has no field ${unknown.map((name) => `'${name}'`).join(', ')} (it takes ${TLS_FIELD_LIST})`);
-  if (given.ca !== undefined) {
-    const cas = Array.isArray(given.ca) ? given.ca : [given.ca];
-    if (cas.length === 0) problems.push('ca must name at least one certificate');
-    cas.forEach((ca, i) => {
-      const problem = pemProblem(ca, Array.isArray(given.ca) ? `ca[${i}]` : 'ca');
-      if (problem) problems.push(problem);
-    });
-  }
-  for (const field of ['cert', 'key'] as const) {
-    if (given[field] === undefined) continue;
-    const problem = pemProblem(given[field], field);
-    if (problem) problems.push(problem);
-  }
-  if ((given.cert === undefined) !== (given.key === undefined))
-    problems.push('cert and key go together: give both or neither');
-  if (given.passphrase !== undefined && typeof given.passphrase !== 'string') {
-    problems.push(`passphrase must be a string, got ${describeValue(given.passphrase)}`);
-  }
-  if (given.passphrase !== undefined && given.key === undefined) problems.push('passphrase goes with key');
-  if (given.servername !== undefined && (typeof given.servername !== 'string' || given.servername === '')) {
-    problems.push(`servername must be a non-empty string, got ${describeValue(given.servername)}`);
-  }
-  return problems.length > 0 ? problems.join('; ') : undefined;
-}
-
-/** Node's codes for a handshake that failed on the certificates or the protocol: settings to fix, not an outage. */
-const TLS_REFUSAL = /CERT|^ERR_TLS_|^ERR_SSL_|^ERR_OSSL_|^UNABLE_TO_|^SELF_SIGNED|^DEPTH_ZERO/;
-
-/**
- * Why a TLS handshake failed, from Node's error code, or undefined when
- * `error` is no handshake failure: `untrusted-server` (the server's
- * certificate does not chain to a trusted CA, or has expired), `wrong-host`
- * (it does not name the host), `client-certificate-required` (the server
- * verifies clients and got none), `client-certificate-refused` (the server
- * did not accept the one it got), `client-key` (the key cannot be used: a
- * wrong or missing passphrase, or not the certificate's key), `handshake`
- * (anything else: a protocol both ends do not share, settings OpenSSL cannot
- * read).
- */
-export type RedisTlsFailure =
-  | 'untrusted-server'
-  | 'wrong-host'
-  | 'client-certificate-required'
-  | 'client-certificate-refused'
-  | 'client-key'
-  | 'handshake';
-
-export function redisTlsFailure(error: unknown): RedisTlsFailure | undefined {
-  const code = String((error as { code?: unknown } | undefined)?.code ?? '');
-  if (!TLS_REFUSAL.test(code)) return undefined;
-  if (/CERTIFICATE_REQUIRED/.test(code)) return 'client-certificate-required';
-  if (/^ERR_OSSL_(BAD_DECRYPT|X509_KEY_VALUES_MISMATCH)$/.test(code)) return 'client-key';
-  if (/^ERR_OSSL_/.test(code)) return 'handshake';
-  // An alert is the server's answer: what it refused is ours (a decrypt error: the client certificate's signature).
-  if (/ALERT/.test(code))
-    return /CERT|UNKNOWN_CA|DECRYPT_ERROR/.test(code) ? 'client-certificate-refused' : 'handshake';
-  if (/ALTNAME/.test(code)) return 'wrong-host';
-  if (/CERT|UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO/.test(code)) return 'untrusted-server';
-  return 'handshake';
-}
-
-const TLS_HINTS: Record<RedisTlsFailure, string> = {
-  'untrusted-server':
-    "the server's certificate is not trusted: give the CA that signed it in tls.ca (or NODE_EXTRA_CA_CERTS)",
-  'wrong-host': "the server's certificate does not name the host: connect by a name it carries, or give tls.servername",
-  'client-certificate-required': 'the server requires a client certificate: give tls.cert and tls.key',
-  'client-certificate-refused':
-    'the server refused the client certificate (tls.cert): it must be signed by a CA the server trusts',
-  'client-key': "the client key cannot be used: a wrong or missing tls.passphrase, or a tls.key that is not tls.cert's",
-  handshake: 'check the TLS settings of both ends',
-};
-
-/** What to do about a handshake that failed as `failure`, for its error. */
-export const tlsHint = (failure: RedisTlsFailure): string => TLS_HINTS[failure];
+/** `tlsFailure` under the Redis package's name. */
+export const redisTlsFailure = (error: unknown): RedisTlsFailure | undefined => tlsFailure(error);
 
 /** The socket options of `tls` (the URL's `rediss://` turns TLS on). */
-export function tlsSocket(tls: RedisTlsOptions | undefined): {
-  tls?: true;
-  ca?: (string | Buffer)[] | string | Buffer;
-} {
+export function tlsSocket(tls: RedisTlsOptions | undefined): ReturnType<typeof tlsConnectOptions> & { tls?: true } {
   if (!tls) return {};
-  const { ca, cert, key, passphrase, servername } = tls;
-  return {
-    tls: true,
-    ...(ca !== undefined ? { ca: Array.isArray(ca) ? [...ca] : (ca as string | Buffer) } : {}),
-    ...(cert !== undefined ? { cert } : {}),
-    ...(key !== undefined ? { key } : {}),
-    ...(passphrase !== undefined ? { passphrase } : {}),
-    ...(servername !== undefined ? { servername } : {}),
-  };
+  return { tls: true, ...tlsConnectOptions(tls) };
 }

@@ -166,3 +166,11 @@ export {
   type DeliveryBuffer,
   type DeliveryBufferOptions,
 } from './delivery-buffer.ts';
+export {
+  type TlsFailure,
+  type TlsOptions,
+  tlsConnectOptions,
+  tlsFailure,
+  tlsHint,
+  tlsOptionProblem,
+} from './tls.ts';

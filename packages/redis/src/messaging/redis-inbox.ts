@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Inbox, TransportError } from '@factline/core';
-import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
+import { checkOptions, type OptionSpecOf, tlsOptionProblem } from '@factline/core/adapter';
 import { batchedCalls } from '../batched-calls.ts';
 import {
   assertRedisUrl,
@@ -15,7 +15,7 @@ import {
 import { applicationName } from '../options.ts';
 import { runScript } from '../scripts.ts';
 import { serverIdentity } from '../server-checks.ts';
-import { type RedisTlsOptions, tlsOptionProblem } from '../tls.ts';
+import type { RedisTlsOptions } from '../tls.ts';
 import { type AckTarget, type AckWithMark, ackWithMarkOf } from './ack-with-mark.ts';
 
 interface MarkItem {
