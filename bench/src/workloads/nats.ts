@@ -119,6 +119,7 @@ function factlineTrial(kind: 'publish' | 'consume' | 'e2e', paced = false): Tria
         const jsm = await jetstreamManager(nc);
         await jsm.streams.delete(application).catch(() => undefined);
         await jsm.streams.delete(`KV_${application}_claims`).catch(() => undefined);
+        await jsm.streams.delete(`KV_${application}_partitions`).catch(() => undefined);
       } finally {
         await nc.close();
       }

@@ -17,7 +17,8 @@ export interface NatsTransportOptions {
    * Durable consumers per (topic, group), each held by one process at a time:
    * a key always goes to the same partition, so its messages are handled in
    * publish order; different partitions run in parallel. The same for every
-   * process of an application. Default 4.
+   * process of an application: the first use of a topic records its count
+   * (the `<app>_partitions` bucket) and another count is refused. Default 4.
    */
   partitions?: number;
   /** Unacknowledged messages one process holds per partition (pull batch). Default 64. */

@@ -13,6 +13,9 @@ import type { JetStreamManager } from '@nats-io/jetstream';
  *   (a dead-letter redrive); the other groups' readers skip it.
  * - durable pull consumer `<topic>~~<group>~~<p>`, filter `<app>.<topic>.<p>.>`,
  *   explicit ack, finite `max_deliver`, `ack_wait`, new messages only.
+ * - key-value bucket `<app>_claims`: which process pulls which partition.
+ * - key-value bucket `<app>_partitions` (no TTL): per topic, the partition
+ *   count every process of the application must use.
  *
  * Topic and group names are written as subject tokens: letters, digits, `-`
  * and `_` as they are, any other character as `~` and the hex of its UTF-8 bytes.
@@ -74,6 +77,10 @@ export interface Names {
   topicPrefix(topic: string): string;
   /** The key-value bucket holding the partition claims. */
   claims: string;
+  /** The key-value bucket holding each topic's partition count (recorded once, no TTL). */
+  partitionCounts: string;
+  /** The key of `topic` in the `partitionCounts` bucket: its subject token with `=` for `~` (a key takes no `~`). */
+  countKey(topic: string): string;
 }
 
 /**
@@ -92,6 +99,8 @@ export function topologyNames(application: string): Names {
     consumer: (topic, group, p) => `${subjectToken(topic)}~~${subjectToken(group)}~~${p}`,
     topicPrefix: (topic) => `${application}.${subjectToken(topic)}.`,
     claims: `${application}_claims`,
+    partitionCounts: `${application}_partitions`,
+    countKey: (topic) => subjectToken(topic).replaceAll('~', '='),
   };
 }
 

@@ -23,6 +23,7 @@ import { assertTopicAndGroup, ensureConsumer, ensureStream, partitionOf, topolog
 import { readBacklog } from './backlog.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { createPartitionClaims, type PartitionClaims } from './partition-claims.ts';
+import { createPartitionCountCheck } from './partition-count.ts';
 import { createPublisher, type Outgoing } from './publish.ts';
 import { encodeRedelivery } from './redelivery.ts';
 
@@ -87,6 +88,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     });
     return bucket;
   };
+  const checkPartitionCount = createPartitionCountCheck(js, names, options.application, options.partitions);
   /** A topic or group name as a key-value key token. */
   const keyToken = (name: string) => Buffer.from(name, 'utf8').toString('base64url');
   /** Consumer creations done (or under way) by this transport; a failure is forgotten, to be tried again. */
@@ -138,11 +140,11 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
   };
 
   const declare = (topic: string, group: string): Promise<void> => {
-    const work = Promise.all(
-      Array.from({ length: options.partitions }, (_, p) => ensurePartition(topic, group, p)),
-    ).then(() => {
-      subscribedTopics.add(topic);
-    });
+    const work = checkPartitionCount(topic)
+      .then(() => Promise.all(Array.from({ length: options.partitions }, (_, p) => ensurePartition(topic, group, p))))
+      .then(() => {
+        subscribedTopics.add(topic);
+      });
     const tracked = declaring.get(topic) ?? new Set<Promise<void>>();
     declaring.set(topic, tracked);
     tracked.add(work);
@@ -228,6 +230,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
       if (messages.length === 0) return;
       const pending = declaring.get(topic);
       if (pending) await Promise.allSettled(pending);
+      await checkPartitionCount(topic);
       if (required && !(await hasSubscription(topic))) throw new NoSubscriptionError(topic);
       await publisher.publishAll(encode(topic, messages));
     },
@@ -265,7 +268,8 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
           ackWaitMs: options.ackWaitMs,
           deadLetters: options.deadLetters,
           js: () => js,
-          ensureConsumer: (partition) => ensurePartition(topic, group, partition),
+          ensureConsumer: (partition) =>
+            checkPartitionCount(topic).then(() => ensurePartition(topic, group, partition)),
           async pending(partition) {
             const info = await jsm.consumers.info(names.stream, names.consumer(topic, group, partition));
             return { ackPending: info.num_ack_pending, deliveredSeq: info.delivered.stream_seq };
@@ -275,7 +279,8 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
         });
         const claims = createPartitionClaims(
           {
-            bucket: claimBucket,
+            // Nothing is claimed (no member either) while the topic's partition count is refused.
+            bucket: () => checkPartitionCount(topic).then(claimBucket),
             scope: `${keyToken(topic)}.${keyToken(group)}`,
             label: `${topic}/${group}`,
             async members() {
