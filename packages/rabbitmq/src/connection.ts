@@ -1,5 +1,5 @@
 import { TransportError, ValidationError } from '@factline/core';
-import { answerWithin } from '@factline/core/adapter';
+import { answerWithin, type TlsOptions, tlsConnectOptions, tlsFailure, tlsHint } from '@factline/core/adapter';
 import amqp, { type ChannelModel } from 'amqplib';
 
 /** The URL without its password, for messages and logs. */
@@ -24,17 +24,42 @@ export function assertAmqpUrl(url: string, where = 'getRabbitTransport'): void {
   }
 }
 
-/** A connection failure as a `TransportError`: refused credentials are not retryable, an outage is. */
+/** Refuses TLS settings for a URL that does not ask for TLS (`amqp://`); `where` names the option in the error. */
+export function assertTlsUrl(url: string, tls: TlsOptions | undefined, where: string): void {
+  if (tls !== undefined && new URL(url).protocol !== 'amqps:') {
+    throw new ValidationError({ path: where, message: `is set, but the url is not amqps://: '${redactUrl(url)}'` });
+  }
+}
+
+/**
+ * A connection failure as a `TransportError`: refused credentials or virtual
+ * host and a failed TLS handshake (an untrusted or wrong certificate, a
+ * client certificate the broker requires or refuses, a key that cannot be
+ * used) are not retryable, an outage is. amqplib rejects with Node's own
+ * TLS error, its `code` intact, both for a failure during the handshake and
+ * for the broker's alert after it (TLS 1.3 sends a refused client
+ * certificate's alert once the client has finished).
+ */
 export function connectionError(error: unknown, url: string): TransportError {
   const text = error instanceof Error ? error.message : String(error);
   const where = redactUrl(url);
-  if (/ACCESS[-_]REFUSED|403/.test(text)) {
+  // First: OpenSSL's texts carry hex numbers that could read as a reply code below.
+  const failure = tlsFailure(error);
+  if (failure) {
+    const code = (error as { code: string }).code;
+    const hint = code === 'ERR_SSL_WRONG_VERSION_NUMBER' ? NOT_TLS_HINT : tlsHint(failure);
+    return new TransportError(`RabbitMQ at ${where}: the TLS handshake failed (${code}: ${text.trim()}); ${hint}`, {
+      cause: error,
+      retryable: false,
+    });
+  }
+  if (/ACCESS[-_]REFUSED|\b403\b/.test(text)) {
     return new TransportError(`RabbitMQ at ${where} refused the credentials: ${text}`, {
       cause: error,
       retryable: false,
     });
   }
-  if (/NOT_ALLOWED|530/.test(text)) {
+  if (/NOT_ALLOWED|\b530\b/.test(text)) {
     return new TransportError(`RabbitMQ at ${where} refused access to the virtual host: ${text}`, {
       cause: error,
       retryable: false,
@@ -43,9 +68,26 @@ export function connectionError(error: unknown, url: string): TransportError {
   return new TransportError(`RabbitMQ at ${where} is unreachable: ${text}`, { cause: error });
 }
 
-/** Opens one AMQP connection, failing with a typed error within `timeoutMs`. */
-export async function openConnection(url: string, timeoutMs: number, name: string): Promise<ChannelModel> {
-  const attempt = amqp.connect(url, { timeout: timeoutMs, clientProperties: { connection_name: name } });
+/** What an `amqps://` URL that reached a listener without TLS gets back (its first bytes are no TLS record). */
+const NOT_TLS_HINT =
+  "the server did not answer in TLS: amqps:// needs the broker's TLS listener (5671 by default; 5672 is plain AMQP)";
+
+/**
+ * Opens one AMQP connection, failing with a typed error within `timeoutMs`;
+ * with `tls` (an `amqps://` URL) the handshake uses its CA, client
+ * certificate and server name.
+ */
+export async function openConnection(
+  url: string,
+  timeoutMs: number,
+  name: string,
+  tls?: TlsOptions,
+): Promise<ChannelModel> {
+  const attempt = amqp.connect(url, {
+    timeout: timeoutMs,
+    clientProperties: { connection_name: name },
+    ...(tls ? tlsConnectOptions(tls) : {}),
+  });
   try {
     const connection = await answerWithin(attempt, timeoutMs, () => new Error(`no answer within ${timeoutMs} ms`));
     // A connection's own errors arrive with its close; without a listener Node would throw them.

@@ -1,5 +1,13 @@
 import type { DeadLetterStore } from '@factline/core';
-import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
+import { checkOptions, type OptionSpecOf, type TlsOptions, tlsOptionProblem } from '@factline/core/adapter';
+
+/**
+ * The TLS settings of an `amqps://` connection (`TlsOptions` of
+ * `@factline/core/adapter`), as PEM text: `ca`, `cert` and `key` (for a
+ * broker with `ssl_options.fail_if_no_peer_cert = true`), `passphrase`,
+ * `servername`.
+ */
+export type RabbitTlsOptions = TlsOptions;
 
 /** Where a transport failure happened, as told to `onError`. */
 export type RabbitErrorStage = 'connection' | 'reconnect' | 'consume' | 'dead-letters' | 'delay';
@@ -7,6 +15,13 @@ export type RabbitErrorStage = 'connection' | 'reconnect' | 'consume' | 'dead-le
 export interface RabbitTransportOptions {
   /** `amqp://user:password@host:port/vhost` (or `amqps://`). */
   url: string;
+  /**
+   * For an `amqps://` URL: the CA that signs the broker's certificate, and the
+   * client certificate and key for a broker that verifies clients, as PEM
+   * text. Default: Node's trusted CAs (and `NODE_EXTRA_CA_CERTS`), no client
+   * certificate.
+   */
+  tls?: RabbitTlsOptions;
   /**
    * Names everything the transport declares: the topic exchange `<application>`,
    * queues `<application>.<topic>.<group>.<partition>`, dead-letter and delay
@@ -18,7 +33,9 @@ export interface RabbitTransportOptions {
    * Queues per (topic, group), each with one active consumer across every
    * process: a key always goes to the same partition, so its messages are
    * handled in publish order; different partitions run in parallel. Must be
-   * the same for every process of an application. Default 4.
+   * the same for every process of an application: the first declaration or
+   * publish of a topic records its count (the queue
+   * `<application>.<topic>.partitions`) and another count is refused. Default 4.
    */
   partitions?: number;
   /** Unacknowledged messages per partition queue a process may hold (AMQP prefetch). Default 64. */
@@ -57,6 +74,7 @@ export const applicationOption = (value: unknown): string | undefined =>
 
 const spec: OptionSpecOf<RabbitTransportOptions> = {
   url: 'non-empty-string',
+  tls: tlsOptionProblem,
   application: applicationOption,
   partitions: 'positive-integer',
   prefetch: 'positive-integer',

@@ -15,7 +15,7 @@ import {
   messageToJson,
 } from '@factline/core/adapter';
 import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
-import { assertAmqpUrl, openConnection, reconnectDelay, redactUrl } from '../connection.ts';
+import { assertAmqpUrl, assertTlsUrl, openConnection, reconnectDelay, redactUrl } from '../connection.ts';
 import { checkRabbitTransportOptions, type RabbitErrorStage, type RabbitTransportOptions } from '../options.ts';
 import { checkPartitionCount } from '../partition-count.ts';
 import {
@@ -63,7 +63,8 @@ interface Link {
  * again and resumes its subscriptions. `backlog` counts the group queues'
  * ready messages and this process's own unacknowledged ones and releases
  * away in a delay tier; the age is unknown (`ageUnknown`). Rejects at start with a
- * `TransportError` when the broker is unreachable or refuses the credentials.
+ * `TransportError` when the broker is unreachable or refuses the credentials
+ * or the TLS handshake (`tls`, for an `amqps://` URL).
  *
  * @example
  * const transport = await getRabbitTransport({ url: 'amqp://guest:guest@127.0.0.1:5672', application: 'shop' });
@@ -72,6 +73,7 @@ interface Link {
 export async function getRabbitTransport(given: RabbitTransportOptions): Promise<RabbitTransport> {
   const options = checkRabbitTransportOptions(given);
   assertAmqpUrl(options.url);
+  assertTlsUrl(options.url, options.tls, 'getRabbitTransport.tls');
   const names = topologyNames(options.application);
   const connectionName =
     options.connectionName ??
@@ -95,7 +97,7 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
   };
 
   const open = async (): Promise<Link> => {
-    const connection = await openConnection(options.url, options.connectTimeoutMs, connectionName);
+    const connection = await openConnection(options.url, options.connectTimeoutMs, connectionName, options.tls);
     try {
       const channel = await connection.createConfirmChannel();
       // A channel error of the link in use (e.g. a publish to an exchange that is gone) closes the channel, and with

@@ -1,8 +1,8 @@
 import { type Message, StoreClosedError, TransportError } from '@factline/core';
-import { assertMessages, checkOptions, type OptionSpecOf } from '@factline/core/adapter';
+import { assertMessages, checkOptions, type OptionSpecOf, tlsOptionProblem } from '@factline/core/adapter';
 import type { ConfirmChannel } from 'amqplib';
-import { assertAmqpUrl, openConnection, redactUrl } from '../connection.ts';
-import { applicationOption } from '../options.ts';
+import { assertAmqpUrl, assertTlsUrl, openConnection, redactUrl } from '../connection.ts';
+import { applicationOption, type RabbitTlsOptions } from '../options.ts';
 import { assertQueueNames, fitsAmqpName, topologyNames } from '../topology.ts';
 import { checkQueues } from './check-queues.ts';
 import { createPublisher, type Publisher } from './publish.ts';
@@ -11,6 +11,8 @@ import { redeliveryOf } from './redelivery.ts';
 export interface RabbitRedriverOptions {
   /** `amqp://user:password@host:port/vhost` (or `amqps://`): the application's broker. */
   url: string;
+  /** For an `amqps://` URL: the CA, client certificate and server name, as the transport's `tls`. */
+  tls?: RabbitTlsOptions;
   /** The application whose queues it sends to: the transport's `application`. */
   application: string;
   /** How long `getRabbitRedriver` waits for the broker. Default 5000 ms. */
@@ -47,15 +49,16 @@ export interface RabbitRedriver {
 
 const spec: OptionSpecOf<RabbitRedriverOptions> = {
   url: 'non-empty-string',
+  tls: tlsOptionProblem,
   application: applicationOption,
   connectTimeoutMs: 'positive-integer',
 };
 
 /**
  * A redriver on a connection of its own. Rejects with a `ValidationError`
- * for unknown or bad options and a URL that is not `amqp://` / `amqps://`,
- * with a `TransportError` when the broker is unreachable or refuses the
- * credentials.
+ * for unknown or bad options, a URL that is not `amqp://` / `amqps://` and
+ * `tls` with an `amqp://` URL, with a `TransportError` when the broker is
+ * unreachable or refuses the credentials or the TLS handshake.
  *
  * @example
  * const redriver = await getRabbitRedriver({ url: 'amqp://guest:guest@127.0.0.1:5672', application: 'shop' });
@@ -68,6 +71,7 @@ const spec: OptionSpecOf<RabbitRedriverOptions> = {
 export async function getRabbitRedriver(given: RabbitRedriverOptions): Promise<RabbitRedriver> {
   const options = checkOptions(given, spec, 'getRabbitRedriver', { required: ['url', 'application'], optional: false });
   assertAmqpUrl(options.url, 'getRabbitRedriver');
+  assertTlsUrl(options.url, options.tls, 'getRabbitRedriver.tls');
   const { application } = options;
   const names = topologyNames(application);
   const where = redactUrl(options.url);
@@ -75,6 +79,7 @@ export async function getRabbitRedriver(given: RabbitRedriverOptions): Promise<R
     options.url,
     options.connectTimeoutMs ?? 5000,
     `factline redrive ${application} ${process.pid} ${Math.random().toString(36).slice(2, 8)}`,
+    options.tls,
   );
   let closed = false;
   let lost = false;
