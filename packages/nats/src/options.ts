@@ -1,12 +1,24 @@
 import type { DeadLetterStore } from '@factline/core';
-import { checkOptions, type OptionSpecOf } from '@factline/core/adapter';
+import { checkOptions, type OptionSpecOf, tlsOptionProblem } from '@factline/core/adapter';
+import type { NatsTlsOptions } from './connection.ts';
 
 /** Where a transport failure happened, as told to `onError`. */
 export type NatsErrorStage = 'connection' | 'consume' | 'dead-letters' | 'delay' | 'claim';
 
 export interface NatsTransportOptions {
-  /** `nats://host:port` (or `tls://`), optionally `nats://user:password@host:port`; several comma-separated. */
+  /**
+   * `nats://host:port` (or `tls://`: TLS required of every server),
+   * optionally `nats://user:password@host:port`; several comma-separated, all
+   * `nats://` or all `tls://`.
+   */
   url: string;
+  /**
+   * For a `tls://` URL: the CA that signs the servers' certificates, and the
+   * client certificate and key for a server that verifies clients
+   * (`verify: true`), as PEM text. Default: Node's trusted CAs (and
+   * `NODE_EXTRA_CA_CERTS`), no client certificate.
+   */
+  tls?: NatsTlsOptions;
   /**
    * Names the JetStream stream `<application>` (subjects `<application>.>`)
    * and everything else the transport creates. Several services of one
@@ -71,6 +83,7 @@ export const applicationOption = (value: unknown) =>
 
 const spec: OptionSpecOf<NatsTransportOptions> = {
   url: 'non-empty-string',
+  tls: tlsOptionProblem,
   application: applicationOption,
   partitions: 'positive-integer',
   prefetch: 'positive-integer',

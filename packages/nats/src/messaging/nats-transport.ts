@@ -49,7 +49,7 @@ const encoder = new TextEncoder();
  * `backlog` sums the group's consumers' unread and unacknowledged counts,
  * with the oldest waiting message's `createdAt`. Rejects
  * at start with a `TransportError` when the server is unreachable, refuses
- * the credentials or has JetStream disabled.
+ * the credentials or the TLS handshake, or has JetStream disabled.
  *
  * @example
  * const transport = await getNatsTransport({ url: 'nats://127.0.0.1:4222', application: 'shop' });
@@ -65,6 +65,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     timeoutMs: options.connectTimeoutMs,
     reconnectWaitMs: options.reconnectWaitMs,
     name: connectionName,
+    tls: options.tls,
   });
   let jsm: JetStreamManager;
   try {

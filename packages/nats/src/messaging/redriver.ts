@@ -1,7 +1,7 @@
 import { type Message, StoreClosedError, TransportError } from '@factline/core';
-import { assertMessages, checkOptions, type OptionSpecOf } from '@factline/core/adapter';
+import { assertMessages, checkOptions, type OptionSpecOf, tlsOptionProblem } from '@factline/core/adapter';
 import type { JetStreamManager } from '@nats-io/jetstream';
-import { openConnection, openManager } from '../connection.ts';
+import { type NatsTlsOptions, openConnection, openManager } from '../connection.ts';
 import { applicationOption } from '../options.ts';
 import { assertTopicAndGroup, isNotFound, topologyNames } from '../topology.ts';
 import { createPublisher } from './publish.ts';
@@ -10,6 +10,8 @@ import { encodeRedelivery } from './redelivery.ts';
 export interface NatsRedriverOptions {
   /** `nats://host:port` (or `tls://`), optionally `nats://user:password@host:port`; several comma-separated. */
   url: string;
+  /** For a `tls://` URL: the CA, client certificate and server name to use, as the transport's `tls`. */
+  tls?: NatsTlsOptions;
   /** The application whose stream (`<application>`) and consumers the dead letters go back to. */
   application: string;
   /** How long `getNatsRedriver` waits for the server; also the publish deadline (at least 5000 ms). Default 5000 ms. */
@@ -48,6 +50,7 @@ export interface NatsRedriver {
 
 const spec: OptionSpecOf<NatsRedriverOptions> = {
   url: 'non-empty-string',
+  tls: tlsOptionProblem,
   application: applicationOption,
   connectTimeoutMs: 'positive-integer',
 };
@@ -68,7 +71,7 @@ async function consumerExists(jsm: JetStreamManager, stream: string, consumer: s
  * `ValidationError` for an unknown or bad option (a URL that is not
  * `nats://` / `tls://` included), with a `TransportError` as
  * `getNatsTransport` does when the server is unreachable, refuses the
- * credentials or has JetStream disabled.
+ * credentials or the TLS handshake, or has JetStream disabled.
  *
  * @example
  * const redriver = await getNatsRedriver({ url: 'nats://127.0.0.1:4222', application: 'shop' });
@@ -86,7 +89,8 @@ export async function getNatsRedriver(given: NatsRedriverOptions): Promise<NatsR
     timeoutMs: connectTimeoutMs,
     reconnectWaitMs: 250,
     name: `factline redriver ${options.application} ${process.pid}`,
-    urlOption: 'getNatsRedriver.url',
+    tls: options.tls,
+    caller: 'getNatsRedriver',
   });
   let jsm: JetStreamManager;
   try {
