@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { DeadLetter, DeadLetterStore } from '@factline/core';
 import { answerWithin } from '@factline/core/adapter';
 import {
@@ -10,7 +9,6 @@ import {
   type RedisTlsOptions,
   type RedisTransport,
   redisKeys,
-  redisTlsFailure,
   unusableRedisServer,
 } from '@factline/redis';
 import { createClient } from 'redis';
@@ -18,6 +16,7 @@ import { CliError } from '../cli-error.ts';
 import { redactUrl } from './database-url.ts';
 import type { DeadLetterOperator, DeadLetterReader } from './inspector.ts';
 import { type GroupRedriver, redrivingThrough } from './redriver.ts';
+import { tlsFromEnvironment, tlsHandshakeError } from './tls-environment.ts';
 
 /** How long connecting (and each transport's opening) may take before the command fails. */
 const CONNECT_TIMEOUT_MS = 5000;
@@ -66,78 +65,10 @@ function answeredWithin(client: Client, url: string, ms: number): RedisCommandSe
   };
 }
 
-/** The variables naming the PEM files of a `rediss://` connection: the CA, and the client certificate and key. */
-const TLS_VARIABLES = {
-  ca: 'FACTLINE_REDIS_TLS_CA',
-  cert: 'FACTLINE_REDIS_TLS_CERT',
-  key: 'FACTLINE_REDIS_TLS_KEY',
-} as const;
-
-/** The variable holding the passphrase of an encrypted client key (the passphrase itself, not a file). */
-const TLS_PASSPHRASE = 'FACTLINE_REDIS_TLS_PASSPHRASE';
-
-/** The variable holding the name the server's certificate must carry, when the URL's host is not one of them. */
-const TLS_SERVERNAME = 'FACTLINE_REDIS_TLS_SERVERNAME';
-
-/**
- * The TLS settings the environment names for `url`: each variable of
- * `TLS_VARIABLES` set (non-empty) is a PEM file read now, `TLS_PASSPHRASE`
- * the key's passphrase, `TLS_SERVERNAME` the name to verify the server's
- * certificate against. None set: Node's trusted CAs (and
- * `NODE_EXTRA_CA_CERTS`), no client certificate. Set with a `redis://` URL,
- * naming a file that cannot be read, or half of a pair, is a `CliError`.
- */
-function redisTlsFromEnvironment(
-  url: string,
-  env = process.env,
-): { ca?: string; cert?: string; key?: string; passphrase?: string; servername?: string } | undefined {
-  const named = Object.entries(TLS_VARIABLES).filter(([, variable]) => env[variable]);
-  const passphrase = env[TLS_PASSPHRASE] || undefined;
-  const servername = env[TLS_SERVERNAME] || undefined;
-  const set = [
-    ...named.map(([, variable]) => variable),
-    ...(passphrase ? [TLS_PASSPHRASE] : []),
-    ...(servername ? [TLS_SERVERNAME] : []),
-  ];
-  if (set.length === 0) return undefined;
-  if (!/^rediss:\/\//i.test(url)) {
-    throw new CliError(`${set.join(', ')} set, but ${redactUrl(url)} is not a rediss:// URL`);
-  }
-  const tls: { ca?: string; cert?: string; key?: string; passphrase?: string; servername?: string } = {};
-  for (const [field, variable] of named) {
-    const path = env[variable] as string;
-    try {
-      tls[field as keyof typeof TLS_VARIABLES] = readFileSync(path, 'utf8');
-    } catch (error) {
-      throw new CliError(`${variable}: cannot read '${path}': ${(error as Error).message}`);
-    }
-  }
-  if ((tls.cert === undefined) !== (tls.key === undefined)) {
-    throw new CliError(`${TLS_VARIABLES.cert} and ${TLS_VARIABLES.key} go together: set both or neither`);
-  }
-  if (passphrase !== undefined) {
-    if (tls.key === undefined) throw new CliError(`${TLS_PASSPHRASE} goes with ${TLS_VARIABLES.key}`);
-    tls.passphrase = passphrase;
-  }
-  if (servername !== undefined) tls.servername = servername;
-  return tls;
-}
-
 /** Why a connection failed, in the CLI's words: a failed TLS handshake names the variables that fix it. */
 function unreachable(url: string, error: unknown): CliError {
   const text = error instanceof Error ? error.message.trim() : String(error);
-  const failure = redisTlsFailure(error);
-  if (!failure) return new CliError(`cannot reach Redis at ${redactUrl(url)}: ${text}`);
-  const fix =
-    failure === 'client-certificate-required' || failure === 'client-certificate-refused'
-      ? `set ${TLS_VARIABLES.cert} and ${TLS_VARIABLES.key} to a client certificate the server accepts`
-      : failure === 'client-key'
-        ? `check ${TLS_PASSPHRASE} (the key's passphrase) and that ${TLS_VARIABLES.key} is the key of ${TLS_VARIABLES.cert}`
-        : failure === 'wrong-host'
-          ? `connect by a name the server's certificate carries, or set ${TLS_SERVERNAME} to one`
-          : `set ${TLS_VARIABLES.ca} to the file of the CA that signs its certificate`;
-  const code = (error as { code: string }).code;
-  return new CliError(`the TLS handshake with Redis at ${redactUrl(url)} failed (${code}: ${text}): ${fix}`);
+  return tlsHandshakeError(url, 'redis', error) ?? new CliError(`cannot reach Redis at ${redactUrl(url)}: ${text}`);
 }
 
 /**
@@ -151,7 +82,7 @@ async function connect(url: string, application: string, { reconnect = false, wr
   assertRedisUrl(url, '--db');
   const problem = applicationName(application);
   if (problem) throw new CliError(`--app ${problem}, got '${application}'`);
-  const tls = redisTlsFromEnvironment(url);
+  const tls = tlsFromEnvironment(url, 'redis');
   let connected = false;
   const client = createClient({
     url,

@@ -2,6 +2,7 @@ import type { DeadLetter, DeadLetterStore, Message } from '@factline/core';
 import { CliError } from '../cli-error.ts';
 import { redactUrl } from './database-url.ts';
 import type { DeadLetterOperator } from './inspector.ts';
+import { tlsFromEnvironment, tlsHandshakeError } from './tls-environment.ts';
 
 /** Sends dead letters back to their consumer group on an application's broker transport. */
 export interface GroupRedriver {
@@ -90,11 +91,19 @@ export async function openRedriver(target: TransportTarget): Promise<GroupRedriv
   const { url, application } = target;
   if (target.kind === 'rabbitmq') {
     const { getRabbitRedriver } = await load('@factline/rabbitmq', 'RabbitMQ', () => import('@factline/rabbitmq'));
-    return fromPackage(await getRabbitRedriver({ url, application }), target);
+    const tls = tlsFromEnvironment(url, 'amqp');
+    const redriver = await getRabbitRedriver({ url, application, ...(tls ? { tls } : {}) }).catch((error: unknown) => {
+      throw tlsHandshakeError(url, 'amqp', error) ?? error;
+    });
+    return fromPackage(redriver, target);
   }
   if (target.kind === 'nats') {
     const { getNatsRedriver } = await load('@factline/nats', 'NATS', () => import('@factline/nats'));
-    return fromPackage(await getNatsRedriver({ url, application }), target);
+    const tls = tlsFromEnvironment(url, 'nats');
+    const redriver = await getNatsRedriver({ url, application, ...(tls ? { tls } : {}) }).catch((error: unknown) => {
+      throw tlsHandshakeError(url, 'nats', error) ?? error;
+    });
+    return fromPackage(redriver, target);
   }
   const { openRedisRedriver } = await load('@factline/redis', 'Redis', () => import('./redis-dead-letters.ts'));
   return openRedisRedriver(url, application);
