@@ -3,16 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  createConsumer,
-  createMessage,
-  type Delivery,
-  getInMemoryDeadLetterStore,
-  isFactlineError,
-  type Message,
-} from '@factline/core';
+import { createConsumer, createMessage, type Delivery, getInMemoryDeadLetterStore } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { makeTestCertificates } from '../../core/src/testing/fixtures/certificates.ts';
+import {
+  assertHandledOnceInKeyOrder,
+  refusedWith,
+  refusesToOpen,
+} from '../../core/src/testing/fixtures/transport-checks.ts';
 import { type PrivateServer, startPrivateServer } from './fixtures/private-server.ts';
 import { testApplication } from './fixtures/server.ts';
 import { getNatsTransport } from './messaging/nats-transport.ts';
@@ -40,25 +38,6 @@ after(async () => {
 type Failure = Error & { code?: string; retryable?: boolean };
 type Certificates = NonNullable<PrivateServer['certificates']>;
 
-/** For `assert.rejects`: a `TransportError` that is not retryable and whose message matches `pattern`. */
-const refusedWith = (pattern: RegExp) => (error: Failure) => {
-  assert.ok(isFactlineError(error), `a Factline error, got ${String(error)}`);
-  assert.equal(error.code, 'TRANSPORT');
-  assert.equal(error.retryable, false, error.message);
-  assert.match(error.message, pattern);
-  return true;
-};
-
-/** `assert.rejects` for an opening: one that opens after all is closed (then fails the case), so no connection keeps the file running. */
-const refusesToOpen = (opening: Promise<{ close(): Promise<void> }>, check: (error: Failure) => boolean) =>
-  assert.rejects(
-    opening.then(async (opened) => {
-      await opened.close();
-      return opened;
-    }),
-    check,
-  );
-
 // The skip on each case, not the suite: the run's summary then counts the cases under the reason.
 describe('NATS over TLS (tls://)', () => {
   let tlsServer: PrivateServer;
@@ -77,35 +56,9 @@ describe('NATS over TLS (tls://)', () => {
   }, async () => {
     const application = testApplication('tls');
     const transport = await getNatsTransport({ url: tlsServer.url, application, tls, partitions: 2 });
-    const seen: Message[] = [];
-    const consumer = createConsumer({
-      name: 'billing',
-      topic: 'orders',
-      transport,
-      deadLetters: getInMemoryDeadLetterStore(),
-      handler: (message) => {
-        seen.push(message);
-      },
-    });
     try {
-      await consumer.start();
-      const messages = Array.from({ length: 30 }, (_, n) =>
-        createMessage({ type: 'OrderPlaced', key: `order-${n % 3}`, data: { n } }),
-      );
-      await transport.publish('orders', messages);
-      await waitUntil(() => consumer.stats().handled === messages.length, 'the 30 messages to be handled');
-      assert.equal(seen.length, messages.length, 'each once');
-      assert.equal(new Set(seen.map((m) => m.id)).size, messages.length);
-      for (const key of ['order-0', 'order-1', 'order-2']) {
-        const order = seen.filter((m) => m.key === key).map((m) => (m.data as { n: number }).n);
-        assert.deepEqual(
-          order,
-          [...order].sort((a, b) => a - b),
-          `${key} in publish order`,
-        );
-      }
+      await assertHandledOnceInKeyOrder(transport, { deadLetters: getInMemoryDeadLetterStore() });
     } finally {
-      await consumer.stop();
       await transport.close();
     }
   });

@@ -2,16 +2,14 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  createConsumer,
-  createMessage,
-  type Delivery,
-  getInMemoryDeadLetterStore,
-  isFactlineError,
-  type Message,
-} from '@factline/core';
+import { createMessage, type Delivery, getInMemoryDeadLetterStore } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { makeTestCertificates } from '../../core/src/testing/fixtures/certificates.ts';
+import {
+  assertHandledOnceInKeyOrder,
+  refusedWith as refused,
+  refusesToOpen,
+} from '../../core/src/testing/fixtures/transport-checks.ts';
 import { type PrivateNode, startPrivateNode, type TestCertificates } from './fixtures/private-node.ts';
 import { testApplication } from './fixtures/server.ts';
 import { getRabbitTransport } from './messaging/rabbitmq-transport.ts';
@@ -31,28 +29,8 @@ after(async () => {
 
 type Failure = Error & { code?: string; retryable?: boolean };
 
-/** For `assert.rejects`: a `TransportError` that is not retryable and whose message matches `pattern`. */
-const refusedWith = (pattern: RegExp) => (error: Failure) => {
-  assert.ok(isFactlineError(error), `a Factline error, got ${String(error)}`);
-  assert.equal(error.code, 'TRANSPORT');
-  assert.equal(error.retryable, false, error.message);
-  assert.match(error.message, pattern);
-  assert.doesNotMatch(error.message, /guest:guest/, 'no password in the message');
-  return true;
-};
-
-/**
- * `assert.rejects` for an opening: one that opens after all is closed (then fails the case), so that no
- * connection keeps the file running.
- */
-const refusesToOpen = (opening: Promise<{ close(): Promise<void> }>, check: (error: Failure) => boolean) =>
-  assert.rejects(
-    opening.then(async (opened) => {
-      await opened.close();
-      return opened;
-    }),
-    check,
-  );
+/** A refusal whose message never shows the URL's password. */
+const refusedWith = (pattern: RegExp) => refused(pattern, 'guest:guest');
 
 // The skip on each case, not the suite: the run's summary then counts the cases under the reason.
 describe('RabbitMQ over TLS (amqps://)', () => {
@@ -72,35 +50,9 @@ describe('RabbitMQ over TLS (amqps://)', () => {
   }, async () => {
     const application = testApplication('tls');
     const transport = await getRabbitTransport({ url: tlsNode.url, application, tls, partitions: 2 });
-    const seen: Message[] = [];
-    const consumer = createConsumer({
-      name: 'billing',
-      topic: 'orders',
-      transport,
-      deadLetters: getInMemoryDeadLetterStore(),
-      handler: (message) => {
-        seen.push(message);
-      },
-    });
     try {
-      await consumer.start();
-      const messages = Array.from({ length: 30 }, (_, n) =>
-        createMessage({ type: 'OrderPlaced', key: `order-${n % 3}`, data: { n } }),
-      );
-      await transport.publish('orders', messages);
-      await waitUntil(() => consumer.stats().handled === messages.length, 'the 30 messages to be handled');
-      assert.equal(seen.length, messages.length, 'each once');
-      assert.equal(new Set(seen.map((m) => m.id)).size, messages.length);
-      for (const key of ['order-0', 'order-1', 'order-2']) {
-        const order = seen.filter((m) => m.key === key).map((m) => (m.data as { n: number }).n);
-        assert.deepEqual(
-          order,
-          [...order].sort((a, b) => a - b),
-          `${key} in publish order`,
-        );
-      }
+      await assertHandledOnceInKeyOrder(transport, { deadLetters: getInMemoryDeadLetterStore() });
     } finally {
-      await consumer.stop();
       await transport.close();
     }
   });

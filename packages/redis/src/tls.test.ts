@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createConsumer, createMessage, type Message } from '@factline/core';
+import { createConsumer, createMessage } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
+import { assertHandledOnceInKeyOrder, refusedWith } from '../../core/src/testing/fixtures/transport-checks.ts';
 import { type PrivateServer, startPrivateServer } from './fixtures/private-server.ts';
-import { refusedWith } from './fixtures/refused.ts';
 import { testApplication } from './fixtures/server.ts';
 import { getRedisInbox } from './messaging/redis-inbox.ts';
 import { getRedisTransport } from './messaging/redis-transport.ts';
@@ -33,34 +33,9 @@ describe('Redis over TLS (rediss://)', { skip }, () => {
     const application = testApplication('tls');
     const transport = await getRedisTransport({ url: tlsServer.url, application, tls, partitions: 2 });
     const inbox = await getRedisInbox({ url: tlsServer.url, application, tls: { ...tls, ca: [tls.ca] } });
-    const seen: Message[] = [];
-    const consumer = createConsumer({
-      name: 'billing',
-      topic: 'orders',
-      transport,
-      inbox,
-      handler: (message) => {
-        seen.push(message);
-      },
-    });
     try {
-      await consumer.start();
-      const messages = Array.from({ length: 30 }, (_, n) =>
-        createMessage({ type: 'OrderPlaced', key: `order-${n % 3}`, data: { n } }),
-      );
-      await transport.publish('orders', messages);
-      await waitUntil(() => consumer.stats().handled === messages.length, 'the 30 messages to be handled');
-      assert.deepEqual(new Set(seen.map((m) => m.id)).size, messages.length);
-      for (const key of ['order-0', 'order-1', 'order-2']) {
-        const order = seen.filter((m) => m.key === key).map((m) => (m.data as { n: number }).n);
-        assert.deepEqual(
-          order,
-          [...order].sort((a, b) => a - b),
-          `${key} in publish order`,
-        );
-      }
+      await assertHandledOnceInKeyOrder(transport, { inbox });
     } finally {
-      await consumer.stop();
       await inbox.close();
       await transport.close();
     }
