@@ -3,11 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createConsumer, createMessage, type Delivery, getInMemoryDeadLetterStore } from '@factline/core';
+import { createConsumer, createMessage, getInMemoryDeadLetterStore } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { makeTestCertificates } from '../../core/src/testing/fixtures/certificates.ts';
 import {
   assertHandledOnceInKeyOrder,
+  assertRedrivesToGroup,
   refusedWith,
   refusesToOpen,
 } from '../../core/src/testing/fixtures/transport-checks.ts';
@@ -118,20 +119,7 @@ describe('NATS over TLS (tls://)', () => {
     const transport = await getNatsTransport({ url: tlsServer.url, application, tls, partitions: 2 });
     const redriver = await getNatsRedriver({ url: tlsServer.url, application, tls: { ...tls, ca: [tls.ca] } });
     try {
-      await transport.declareSubscription('orders', 'billing');
-      assert.equal(await redriver.partitions('orders', 'billing'), 2);
-      const message = createMessage({ type: 'OrderPlaced', key: 'order-1', data: { total: 3 } });
-      await redriver.redeliver('orders', 'billing', [message]);
-      const subscription = transport.subscribe('orders', 'billing');
-      const signal = new AbortController().signal;
-      const got: Delivery[] = [];
-      await waitUntil(async () => {
-        got.push(...(await subscription.receive(1, 200, signal)));
-        return got.length === 1;
-      }, 'the redriven message received by billing');
-      assert.equal(got[0]?.message.id, message.id);
-      await got[0]?.ack();
-      await subscription.close();
+      await assertRedrivesToGroup(transport, redriver, 2);
     } finally {
       await redriver.close();
       await transport.close();

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createMessage, type Delivery, getInMemoryDeadLetterStore } from '@factline/core';
-import { waitUntil } from '@factline/core/testing';
+import { getInMemoryDeadLetterStore } from '@factline/core';
 import { makeTestCertificates } from '../../core/src/testing/fixtures/certificates.ts';
 import {
   assertHandledOnceInKeyOrder,
+  assertRedrivesToGroup,
   refusedWith as refused,
   refusesToOpen,
 } from '../../core/src/testing/fixtures/transport-checks.ts';
@@ -64,20 +64,7 @@ describe('RabbitMQ over TLS (amqps://)', () => {
     const transport = await getRabbitTransport({ url: tlsNode.url, application, tls, partitions: 2 });
     const redriver = await getRabbitRedriver({ url: tlsNode.url, application, tls: { ...tls, ca: [tls.ca] } });
     try {
-      await transport.declareSubscription('orders', 'billing');
-      assert.equal(await redriver.partitions('orders', 'billing'), 2);
-      const message = createMessage({ type: 'OrderPlaced', key: 'order-1', data: { total: 3 } });
-      await redriver.redeliver('orders', 'billing', [message]);
-      const subscription = transport.subscribe('orders', 'billing');
-      const signal = new AbortController().signal;
-      const got: Delivery[] = [];
-      await waitUntil(async () => {
-        got.push(...(await subscription.receive(1, 200, signal)));
-        return got.length === 1;
-      }, 'the redriven message received by billing');
-      assert.equal(got[0]?.message.id, message.id);
-      await got[0]?.ack();
-      await subscription.close();
+      await assertRedrivesToGroup(transport, redriver, 2);
     } finally {
       await redriver.close();
       await transport.close();
