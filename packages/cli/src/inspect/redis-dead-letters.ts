@@ -1,5 +1,5 @@
 import type { DeadLetter, DeadLetterStore } from '@factline/core';
-import { answerWithin } from '@factline/core/adapter';
+import { answerWithin, keptOnSuccess } from '@factline/core/adapter';
 import {
   applicationName,
   assertRedisUrl,
@@ -186,7 +186,7 @@ export function redisRedriver(
   const transports = new Map<number, Promise<RedisTransport>>();
 
   /** Per topic, its partition count. */
-  const partitionCounts = new Map<string, Promise<number>>();
+  const partitionCounts = keptOnSuccess<number>();
   /**
    * The topic's partition count: as the transport recorded it when the topic
    * was first declared (`<app>:partitions`), else (data written before the
@@ -194,21 +194,14 @@ export function redisRedriver(
    * … while they exist (a declared group has all of them). Asked once per
    * topic and command: never a walk of the keyspace.
    */
-  const partitionsOf = (topic: string): Promise<number> => {
-    let counted = partitionCounts.get(topic);
-    if (!counted) {
-      counted = (async () => {
-        const recorded = await client.sendCommand(['HGET', keys.partitions, topic]);
-        if (recorded != null) return Number(recorded);
-        let count = 0;
-        while (Number(await client.sendCommand(['EXISTS', keys.stream(topic, count)])) === 1) count += 1;
-        return count;
-      })();
-      partitionCounts.set(topic, counted);
-      counted.catch(() => partitionCounts.delete(topic));
-    }
-    return counted;
-  };
+  const partitionsOf = (topic: string): Promise<number> =>
+    partitionCounts.get(topic, async () => {
+      const recorded = await client.sendCommand(['HGET', keys.partitions, topic]);
+      if (recorded != null) return Number(recorded);
+      let count = 0;
+      while (Number(await client.sendCommand(['EXISTS', keys.stream(topic, count)])) === 1) count += 1;
+      return count;
+    });
 
   const cannotRedrive = async (record: DeadLetter): Promise<string | undefined> => {
     const declared = Number(await client.sendCommand(['SISMEMBER', keys.groups(record.topic), record.consumer]));

@@ -166,6 +166,7 @@ export {
   type DeliveryBuffer,
   type DeliveryBufferOptions,
 } from './delivery-buffer.ts';
+export { type KeptOnSuccess, keptOnSuccess } from './kept-on-success.ts';
 export {
   type TlsFailure,
   type TlsOptions,

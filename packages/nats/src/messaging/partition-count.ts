@@ -1,4 +1,5 @@
 import { TransportError } from '@factline/core';
+import { keptOnSuccess } from '@factline/core/adapter';
 import { JetStreamApiCodes, type JetStreamClient } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { Names } from '../topology.ts';
@@ -82,18 +83,6 @@ export function createPartitionCountCheck(
     );
   };
   /** Per topic, the check of its partition count: a success is kept, a failure is forgotten (checked again). */
-  const countChecks = new Map<string, Promise<void>>();
-  const checkPartitionCount = (topic: string): Promise<void> => {
-    let check = countChecks.get(topic);
-    if (!check) {
-      const attempt = recordOrCompareCount(topic);
-      countChecks.set(topic, attempt);
-      attempt.catch(() => {
-        if (countChecks.get(topic) === attempt) countChecks.delete(topic);
-      });
-      check = attempt;
-    }
-    return check;
-  };
-  return checkPartitionCount;
+  const checks = keptOnSuccess<void>();
+  return (topic) => checks.get(topic, () => recordOrCompareCount(topic));
 }

@@ -12,6 +12,7 @@ import {
   assertMessages,
   checkSubscribeOptions,
   checkTransportPublishOptions,
+  keptOnSuccess,
   messageToJson,
 } from '@factline/core/adapter';
 import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
@@ -216,19 +217,11 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
   const groupKey = (topic: string, group: string) => JSON.stringify([topic, group]);
 
   /** Per topic, the check of its recorded partition count: once it passed (a failed one runs again next time). */
-  const counted = new Map<string, Promise<void>>();
-  const countChecked = (topic: string): Promise<void> => {
-    let done = counted.get(topic);
-    if (!done) {
-      done = checkPartitionCount(current().connection, names, options.application, topic, options.partitions, declared);
-      const own = done;
-      own.catch(() => {
-        if (counted.get(topic) === own) counted.delete(topic);
-      });
-      counted.set(topic, own);
-    }
-    return done;
-  };
+  const counted = keptOnSuccess<void>();
+  const countChecked = (topic: string): Promise<void> =>
+    counted.get(topic, () =>
+      checkPartitionCount(current().connection, names, options.application, topic, options.partitions, declared),
+    );
 
   /** Per topic, the group declarations under way: a publish waits for them (a subscribe is synchronous). */
   const declaring = new Map<string, Set<Promise<void>>>();
