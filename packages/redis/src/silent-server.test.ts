@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
 import { settlesWithin, waitUntil } from '@factline/core/testing';
+import { createClient } from 'redis';
 import { startForwarder } from './fixtures/forwarder.ts';
 import { privateServersForFile, startBilling } from './fixtures/private-file.ts';
 import type { PrivateServer } from './fixtures/private-server.ts';
 import { testApplication } from './fixtures/server.ts';
+import { redisKeys } from './keys.ts';
 import { getRedisTransport } from './messaging/redis-transport.ts';
 
 // A Redis that stops answering without closing the connections (its host gone, a network dropping packets):
@@ -92,6 +94,21 @@ describe('redis: a server that stops answering without closing the connections',
       );
     await publisher.publish('orders', batch(0));
     await waitUntil(() => handled.length === 10, 'the messages handled');
+    // Settled too (marked, and acked with the mark): a freeze between a handler and its mark would run the
+    // handler again, the Redis inbox's documented at-least-once for effects outside Redis.
+    const keys = redisKeys(application);
+    const direct = createClient({ url: `redis://127.0.0.1:${port}` });
+    await direct.connect();
+    closeLater(() => direct.close());
+    const pending = async () => {
+      let count = 0;
+      for (let p = 0; p < 2; p++) {
+        const [waiting] = (await direct.sendCommand(['XPENDING', keys.stream('orders', p), 'billing'])) as [number];
+        count += Number(waiting);
+      }
+      return count;
+    };
+    await waitUntil(async () => (await pending()) === 0, 'the first messages marked and acked');
 
     forwarder.freeze();
     await publisher.publish('orders', batch(10));
