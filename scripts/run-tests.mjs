@@ -1,6 +1,7 @@
 // Runs every *.test.ts in the workspace with Node's test runner (TypeScript
-// through tsx, workspace packages from source), then prints each skip reason
-// with its count and one plain summary line: "N passed, N failed, N skipped".
+// through tsx, workspace packages from source), FACTLINE_TEST_CONCURRENCY files
+// at once (default 3), then prints each skip reason with its count, the ten
+// slowest files and one plain summary line: "N passed, N failed, N skipped".
 // Every file has a deadline (FACTLINE_TEST_FILE_TIMEOUT_MS, default 10 min)
 // from its start to its process's exit: a file whose tests are done but
 // which a handle left open keeps alive (a client that reconnects for ever)
@@ -47,11 +48,22 @@ if (!Number.isInteger(fileTimeoutMs) || fileTimeoutMs <= 0) {
   process.exit(2);
 }
 
+// Files run side by side (each in its own process): most of their time is spent waiting on servers,
+// and Node's default (one fewer than the CPUs) runs them one at a time on a 2-CPU machine.
+const concurrency = Number(process.env.FACTLINE_TEST_CONCURRENCY ?? 3);
+if (!Number.isInteger(concurrency) || concurrency <= 0) {
+  console.error(
+    `FACTLINE_TEST_CONCURRENCY must be a positive integer (files at once), got '${process.env.FACTLINE_TEST_CONCURRENCY}'`,
+  );
+  process.exit(2);
+}
+
 const args = [
   '--conditions=factline-source',
   '--import',
   'tsx',
   '--test',
+  `--test-concurrency=${concurrency}`,
   // Node's runner applies it to each file's process as a whole (and to any test that sets no timeout of its own).
   `--test-timeout=${fileTimeoutMs}`,
   '--test-reporter=spec',
@@ -73,6 +85,14 @@ child.on('exit', async (code, signal) => {
     // Skips are allowed (a capability a backend lacks); a service CI needs fails its fixture instead.
     for (const [reason, count] of Object.entries(summary.skipReasons ?? {})) {
       console.log(`skipped: ${reason} (${count})`);
+    }
+    const slowest = Object.entries(summary.fileMs ?? {})
+      .sort(([, a], [, b]) => b - a)
+      .slice(0, 10);
+    if (slowest.length > 1) {
+      console.log('\nslowest files:');
+      for (const [file, ms] of slowest)
+        console.log(`  ${(ms / 1000).toFixed(1).padStart(6)} s  ${relative(root, file)}`);
     }
     console.log(`\n${summary.passed} passed, ${summary.failed} failed, ${summary.skipped} skipped`);
   }

@@ -86,7 +86,12 @@ describe('redis: partition leases and consumer names', { skip }, () => {
     try {
       const readersKey = `${application}:readers:returns:refunds`;
       const leaseKeys = [0, 1].map((p) => transport.keys.lease('returns', 'refunds', p));
-      const before = String(await client.sendCommand(['CLIENT', 'LIST'])).split('\n').length;
+      // Only this application's connections: other test files share the server.
+      const connections = async () =>
+        String(await client.sendCommand(['CLIENT', 'LIST']))
+          .split('\n')
+          .filter((line) => line.includes(`name=factline-${application}-`)).length;
+      const before = await connections();
       // Closed at once: its declaration is still on its way to Redis.
       await transport.subscribe('returns', 'refunds').close();
       await waitUntil(
@@ -100,7 +105,7 @@ describe('redis: partition leases and consumer names', { skip }, () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       assert.deepEqual(transport.heldPartitions('returns', 'refunds'), []);
-      const after = String(await client.sendCommand(['CLIENT', 'LIST'])).split('\n').length;
+      const after = await connections();
       assert.ok(after <= before, `no blocking connection left open (${before} connections before, ${after} after)`);
     } finally {
       await transport.close();
