@@ -98,7 +98,7 @@ export function createGroupReader(context: ReaderContext) {
     return true;
   };
 
-  const onMessage = async (raw: ConsumeMessage, partition: number, seen: number) => {
+  const onMessage = (raw: ConsumeMessage, partition: number, seen: number) => {
     let incoming: ReturnType<typeof readIncoming>;
     try {
       incoming = readIncoming(raw);
@@ -118,8 +118,11 @@ export function createGroupReader(context: ReaderContext) {
       lease: 0,
       holder: undefined,
     };
-    if (incoming.dueAt - Date.now() >= localHoldMs && (await delayEntry(entry, incoming.dueAt, incoming.count))) return;
-    if (seen === generation) buffer.add(entry);
+    if (seen !== generation) return;
+    // Due later: through a delay tier again, its key parked meanwhile, so that a later message of the key
+    // that arrives with less left (held here) waits for it; held here if the tier cannot take it.
+    if (incoming.dueAt - Date.now() >= localHoldMs) buffer.defer(entry, incoming.dueAt);
+    else buffer.add(entry);
   };
 
   const onDeadLetter = async (raw: ConsumeMessage, own: Acker) => {
@@ -220,9 +223,7 @@ export function createGroupReader(context: ReaderContext) {
         const offset = Math.floor(Math.random() * context.partitions);
         for (let i = 0; i < context.partitions; i++) {
           const partition = (offset + i) % context.partitions;
-          await consumeFrom(names.groupQueue(topic, group, partition), true, (raw) => {
-            void onMessage(raw, partition, seen);
-          });
+          await consumeFrom(names.groupQueue(topic, group, partition), true, (raw) => onMessage(raw, partition, seen));
         }
         if (context.deadLetters) {
           const drain = settle;
