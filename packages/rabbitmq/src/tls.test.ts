@@ -175,6 +175,17 @@ describe('RabbitMQ over TLS (amqps://)', () => {
     );
   });
 
+  it('amqp:// to the TLS listener fails at once, not retryable, saying the port answers in TLS: use amqps://', {
+    skip,
+  }, async () => {
+    const plain = tlsNode.url.replace('amqps:', 'amqp:');
+    await refusesToOpen(
+      getRabbitTransport({ url: plain, application: 'a' }),
+      refusedWith(/port \d+ answers in TLS, and the URL asks for plain AMQP .*use amqps:\/\//),
+    );
+    await refusesToOpen(getRabbitRedriver({ url: plain, application: 'a' }), refusedWith(/answers in TLS/));
+  });
+
   it('bad TLS settings are a ValidationError before anything connects', { skip }, async () => {
     // The amqp:// URL names the node's plain listener: a connection tried would open.
     const cases: [Record<string, unknown>, 'transport' | 'redriver', RegExp][] = [

@@ -2,7 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createConsumer, createMessage } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import { assertHandledOnceInKeyOrder, refusedWith } from '../../core/src/testing/fixtures/transport-checks.ts';
+import {
+  assertHandledOnceInKeyOrder,
+  refusedWith,
+  refusesToOpen,
+} from '../../core/src/testing/fixtures/transport-checks.ts';
 import { type PrivateServer, startPrivateServer } from './fixtures/private-server.ts';
 import { testApplication } from './fixtures/server.ts';
 import { getRedisInbox } from './messaging/redis-inbox.ts';
@@ -150,6 +154,15 @@ describe('Redis over TLS (rediss://)', { skip }, () => {
       tls: { ...tls, servername: 'localhost' },
     });
     await transport.close();
+  });
+
+  it('redis:// to the TLS port fails at once, not retryable, saying the port answers in TLS: use rediss://', async () => {
+    const plain = tlsServer.url.replace('rediss:', 'redis:');
+    await refusesToOpen(
+      getRedisTransport({ url: plain, application: 'a' }),
+      refusedWith(/port \d+ answers in TLS, and the URL asks for plain text .*use rediss:\/\//),
+    );
+    await refusesToOpen(getRedisInbox({ url: plain, application: 'a' }), refusedWith(/answers in TLS/));
   });
 
   it('bad TLS settings are a ValidationError before anything connects', async () => {

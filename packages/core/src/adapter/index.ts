@@ -168,6 +168,7 @@ export {
 } from './delivery-buffer.ts';
 export { type KeptOnSuccess, keptOnSuccess } from './kept-on-success.ts';
 export {
+  answersInTls,
   type TlsFailure,
   type TlsOptions,
   tlsConnectOptions,

@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { describeValue } from '../options/check-options.ts';
 
 // The TLS settings of a broker connection (Redis's `rediss://`, RabbitMQ's `amqps://`, NATS's `tls://`): their
@@ -140,4 +142,39 @@ export function tlsConnectOptions(tls: TlsOptions): {
     ...(passphrase !== undefined ? { passphrase } : {}),
     ...(servername !== undefined ? { servername } : {}),
   };
+}
+
+/**
+ * Whether the server at `host:port` answers in TLS, asked after a plain-text
+ * connection to it was closed during its handshake (a TLS listener drops a
+ * client that does not start with a TLS ClientHello, which the plain
+ * client reports as a reset or a closed socket). One TLS connection,
+ * trusting any certificate and sending nothing after the handshake, closed
+ * at once: true when the handshake completes or the server answers it with
+ * a TLS alert (a client certificate it requires); false for anything else
+ * (no TLS record back, a refused connection, no answer within `waitMs`).
+ * Never rejects.
+ *
+ * @example
+ * if (url.startsWith('redis://') && (await answersInTls(host, port, 2000))) throw new TransportError('use rediss://');
+ */
+export function answersInTls(host: string, port: number, waitMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let socket: TLSSocket | undefined;
+    const done = (answer: boolean) => {
+      clearTimeout(timer);
+      socket?.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done(false), Math.max(0, waitMs));
+    try {
+      socket = connectTls({ host, port, rejectUnauthorized: false, ...(isIP(host) ? {} : { servername: host }) });
+    } catch {
+      done(false);
+      return;
+    }
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', (error: { code?: unknown }) => done(/ALERT/.test(String(error.code ?? ''))));
+    socket.once('close', () => done(false));
+  });
 }
