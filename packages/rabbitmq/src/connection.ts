@@ -1,7 +1,7 @@
 import { TransportError, ValidationError } from '@factline/core';
 import {
-  answersInTls,
   answerWithin,
+  plainUrlToTlsPort,
   type TlsOptions,
   tlsConnectOptions,
   tlsFailure,
@@ -103,26 +103,17 @@ export async function openConnection(
   } catch (error) {
     // A late success after the timeout must not leak a connection.
     attempt.then((late) => late.close().catch(() => undefined)).catch(() => undefined);
-    throw (await tlsListenerError(url, error, timeoutMs)) ?? connectionError(error, url);
+    const shown = redactUrl(url);
+    const settings = {
+      server: 'RabbitMQ',
+      plain: 'amqp:',
+      secure: 'amqps',
+      defaultPort: 5672,
+      shown,
+      waitMs: timeoutMs,
+    };
+    throw (await plainUrlToTlsPort(url, error, settings)) ?? connectionError(error, url);
   }
-}
-
-/**
- * For an `amqp://` URL whose connection was closed during its handshake, as
- * a TLS listener closes one that does not speak TLS: when the port answers
- * in TLS (asked once, within 2 s at most), the error saying to use
- * `amqps://`, not retryable; otherwise undefined (an outage, told as one).
- */
-async function tlsListenerError(url: string, error: unknown, timeoutMs: number): Promise<TransportError | undefined> {
-  const parsed = new URL(url);
-  const text = error instanceof Error ? error.message : String(error);
-  if (parsed.protocol !== 'amqp:' || !/socket closed|ECONNRESET/i.test(text)) return undefined;
-  const port = Number(parsed.port || 5672);
-  if (!(await answersInTls(parsed.hostname.replace(/^\[|\]$/g, ''), port, Math.min(2000, timeoutMs)))) return undefined;
-  return new TransportError(
-    `RabbitMQ at ${redactUrl(url)}: port ${port} answers in TLS, and the URL asks for plain AMQP (${text}): use amqps:// (with tls settings where the broker's certificate needs them)`,
-    { cause: error, retryable: false },
-  );
 }
 
 /** Backoff before reconnect attempt `n` (1-based): doubling from `min` to `max`, with up to 25% jitter. */

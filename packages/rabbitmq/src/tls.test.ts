@@ -181,7 +181,7 @@ describe('RabbitMQ over TLS (amqps://)', () => {
     const plain = tlsNode.url.replace('amqps:', 'amqp:');
     await refusesToOpen(
       getRabbitTransport({ url: plain, application: 'a' }),
-      refusedWith(/port \d+ answers in TLS, and the URL asks for plain AMQP .*use amqps:\/\//),
+      refusedWith(/port \d+ answers in TLS, and the URL asks for plain text .*use amqps:\/\//),
     );
     await refusesToOpen(getRabbitRedriver({ url: plain, application: 'a' }), refusedWith(/answers in TLS/));
   });

@@ -1,5 +1,5 @@
 import { isFactlineError, TransportError, ValidationError } from '@factline/core';
-import { answersInTls, answerWithin, settledWithin, tlsHint } from '@factline/core/adapter';
+import { answerWithin, plainUrlToTlsPort, settledWithin, tlsHint } from '@factline/core/adapter';
 import { ErrorReply, RedisClient as NodeRedisClient } from 'redis';
 import { type RedisTlsOptions, redisTlsFailure, tlsSocket } from './tls.ts';
 
@@ -181,26 +181,13 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
   } catch (error) {
     client.destroy();
     const cause = firstError ?? error;
-    throw (await tlsListenerError(url, cause, settings.connectTimeoutMs)) ?? connectionError(cause, url);
+    const shown = redactUrl(url);
+    const plain = { server: 'Redis', plain: 'redis:', secure: 'rediss', defaultPort: 6379, shown };
+    throw (
+      (await plainUrlToTlsPort(url, cause, { ...plain, waitMs: settings.connectTimeoutMs })) ??
+      connectionError(cause, url)
+    );
   }
-}
-
-/**
- * For a `redis://` URL whose connection was reset or closed during its
- * handshake, as a TLS port drops a client that does not speak TLS: when the
- * port answers in TLS (asked once, within 2 s at most), the error saying to
- * use `rediss://`, not retryable; otherwise undefined (an outage, told as one).
- */
-async function tlsListenerError(url: string, error: unknown, timeoutMs: number): Promise<TransportError | undefined> {
-  const parsed = new URL(url);
-  const text = error instanceof Error ? error.message : String(error);
-  if (parsed.protocol !== 'redis:' || !/ECONNRESET|socket closed/i.test(text)) return undefined;
-  const port = Number(parsed.port || 6379);
-  if (!(await answersInTls(parsed.hostname.replace(/^\[|\]$/g, ''), port, Math.min(2000, timeoutMs)))) return undefined;
-  return new TransportError(
-    `Redis at ${redactUrl(url)}: port ${port} answers in TLS, and the URL asks for plain text (${text}): use rediss:// (with tls settings where the server's certificate needs them)`,
-    { cause: error, retryable: false },
-  );
 }
 
 /** At most one reconnect a second per connection for `READONLY` replies. */

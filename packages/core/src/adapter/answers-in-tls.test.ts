@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createServer as createTlsServer } from 'node:tls';
 import { makeTestCertificates, OPENSSL } from '../testing/fixtures/certificates.ts';
-import { answersInTls } from './tls.ts';
+import { answersInTls, plainUrlToTlsPort } from './tls.ts';
 
 // answersInTls against servers on 127.0.0.1 made here: TLS ones (with a certificate openssl made, one of them
 // requiring a client certificate), a plain one that answers with a protocol header of its own and closes, one
@@ -46,7 +46,7 @@ const tlsServer = (requireClientCertificate: boolean) => {
   return listening(server);
 };
 
-describe('answersInTls', { skip }, () => {
+describe('answersInTls and plainUrlToTlsPort', { skip }, () => {
   it('is true for a TLS server, whatever its certificate, and for one that requires a client certificate', async () => {
     assert.equal(await answersInTls('127.0.0.1', await tlsServer(false), 2000), true);
     assert.equal(await answersInTls('127.0.0.1', await tlsServer(true), 2000), true);
@@ -70,5 +70,36 @@ describe('answersInTls', { skip }, () => {
     assert.equal(await answersInTls('127.0.0.1', silent, 300), false);
     const took = Date.now() - started;
     assert.ok(took >= 290 && took < 5000, `answered after ${took} ms`);
+  });
+
+  it("plainUrlToTlsPort: a reset plain-text URL's TLS port is a non-retryable TransportError naming the scheme to use; anything else undefined", async () => {
+    const port = await tlsServer(false);
+    const url = `redis://127.0.0.1:${port}`;
+    const settings = {
+      server: 'Redis',
+      plain: 'redis:',
+      secure: 'rediss',
+      defaultPort: 6379,
+      shown: url,
+      waitMs: 2000,
+    };
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    const refusal = await plainUrlToTlsPort(url, reset, settings);
+    assert.equal(refusal?.code, 'TRANSPORT');
+    assert.equal(refusal?.retryable, false);
+    assert.equal(refusal?.cause, reset);
+    assert.match(
+      refusal?.message ?? '',
+      new RegExp(
+        `^Redis at ${url}: port ${port} answers in TLS, and the URL asks for plain text \\(read ECONNRESET\\): use rediss://`,
+      ),
+    );
+    // Not asked: another failure, a URL that asks for TLS already, a URL that does not parse.
+    assert.equal(await plainUrlToTlsPort(url, new Error('connect ECONNREFUSED'), settings), undefined);
+    assert.equal(await plainUrlToTlsPort(`rediss://127.0.0.1:${port}`, reset, settings), undefined);
+    assert.equal(await plainUrlToTlsPort('not a url', reset, settings), undefined);
+    // Asked, and the port does not answer in TLS.
+    const plain = await listening(createTcpServer((socket) => socket.end('-ERR not TLS\r\n')));
+    assert.equal(await plainUrlToTlsPort(`redis://127.0.0.1:${plain}`, reset, settings), undefined);
   });
 });

@@ -169,6 +169,8 @@ export {
 export { type KeptOnSuccess, keptOnSuccess } from './kept-on-success.ts';
 export {
   answersInTls,
+  type PlainUrlSettings,
+  plainUrlToTlsPort,
   type TlsFailure,
   type TlsOptions,
   tlsConnectOptions,

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
+import { TransportError } from '../errors/index.ts';
 import { describeValue } from '../options/check-options.ts';
 
 // The TLS settings of a broker connection (Redis's `rediss://`, RabbitMQ's `amqps://`, NATS's `tls://`): their
@@ -177,4 +178,51 @@ export function answersInTls(host: string, port: number, waitMs: number): Promis
     socket.once('error', (error: { code?: unknown }) => done(/ALERT/.test(String(error.code ?? ''))));
     socket.once('close', () => done(false));
   });
+}
+
+/** Which plain-text URL `plainUrlToTlsPort` looks at, and how its failure reads. */
+export interface PlainUrlSettings {
+  /** The server, for the message: `'Redis'`, `'RabbitMQ'`. */
+  server: string;
+  /** The plain scheme (`'redis:'`, `'amqp:'`) and the one with TLS it should be (`'rediss'`, `'amqps'`). */
+  plain: string;
+  secure: string;
+  defaultPort: number;
+  /** The URL as the message shows it (its password hidden). */
+  shown: string;
+  /** The longest wait for the port's answer (2 s at most is asked). */
+  waitMs: number;
+}
+
+/**
+ * For a plain-text URL whose connection was reset or closed during its
+ * handshake, as a TLS port drops a client that does not speak TLS: when the
+ * port answers in TLS (`answersInTls`, within 2 s at most), a
+ * `TransportError`, not retryable, saying to use the TLS scheme; otherwise
+ * undefined (an outage, to be told as one). Never rejects.
+ *
+ * @example
+ * const refusal = await plainUrlToTlsPort(url, error, { server: 'Redis', plain: 'redis:', secure: 'rediss', defaultPort: 6379, shown, waitMs });
+ * throw refusal ?? connectionError(error, url);
+ */
+export async function plainUrlToTlsPort(
+  url: string,
+  error: unknown,
+  settings: PlainUrlSettings,
+): Promise<TransportError | undefined> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  const text = error instanceof Error ? error.message : String(error);
+  if (parsed.protocol !== settings.plain || !/ECONNRESET|socket closed/i.test(text)) return undefined;
+  const port = Number(parsed.port || settings.defaultPort);
+  const host = parsed.hostname.replace(/^\[|\]$/g, '');
+  if (!(await answersInTls(host, port, Math.min(2000, settings.waitMs)))) return undefined;
+  return new TransportError(
+    `${settings.server} at ${settings.shown}: port ${port} answers in TLS, and the URL asks for plain text (${text}): use ${settings.secure}:// (with tls settings where the server's certificate needs them)`,
+    { cause: error, retryable: false },
+  );
 }
