@@ -103,13 +103,11 @@ export async function openConnection(
   } catch (error) {
     // A late success after the timeout must not leak a connection.
     attempt.then((late) => late.close().catch(() => undefined)).catch(() => undefined);
-    const shown = redactUrl(url);
     const settings = {
       server: 'RabbitMQ',
-      plain: 'amqp:',
-      secure: 'amqps',
+      scheme: 'amqp',
       defaultPort: 5672,
-      shown,
+      shown: redactUrl(url),
       waitMs: timeoutMs,
     };
     throw (await plainUrlToTlsPort(url, error, settings)) ?? connectionError(error, url);

@@ -181,12 +181,9 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
   } catch (error) {
     client.destroy();
     const cause = firstError ?? error;
-    const shown = redactUrl(url);
-    const plain = { server: 'Redis', plain: 'redis:', secure: 'rediss', defaultPort: 6379, shown };
-    throw (
-      (await plainUrlToTlsPort(url, cause, { ...plain, waitMs: settings.connectTimeoutMs })) ??
-      connectionError(cause, url)
-    );
+    const plain = { server: 'Redis', scheme: 'redis', defaultPort: 6379, shown: redactUrl(url) };
+    const waitMs = settings.connectTimeoutMs;
+    throw (await plainUrlToTlsPort(url, cause, { ...plain, waitMs })) ?? connectionError(cause, url);
   }
 }
 

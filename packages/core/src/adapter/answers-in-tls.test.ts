@@ -77,8 +77,7 @@ describe('answersInTls and plainUrlToTlsPort', { skip }, () => {
     const url = `redis://127.0.0.1:${port}`;
     const settings = {
       server: 'Redis',
-      plain: 'redis:',
-      secure: 'rediss',
+      scheme: 'redis',
       defaultPort: 6379,
       shown: url,
       waitMs: 2000,

@@ -162,7 +162,10 @@ export function tlsConnectOptions(tls: TlsOptions): {
 export function answersInTls(host: string, port: number, waitMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     let socket: TLSSocket | undefined;
+    let answered = false;
     const done = (answer: boolean) => {
+      if (answered) return;
+      answered = true;
       clearTimeout(timer);
       socket?.destroy();
       resolve(answer);
@@ -175,7 +178,8 @@ export function answersInTls(host: string, port: number, waitMs: number): Promis
       return;
     }
     socket.once('secureConnect', () => done(true));
-    socket.once('error', (error: { code?: unknown }) => done(/ALERT/.test(String(error.code ?? ''))));
+    // Every error is listened to (one after the answer would otherwise be thrown); the first one answers.
+    socket.on('error', (error: { code?: unknown }) => done(/ALERT/.test(String(error.code ?? ''))));
     socket.once('close', () => done(false));
   });
 }
@@ -184,9 +188,8 @@ export function answersInTls(host: string, port: number, waitMs: number): Promis
 export interface PlainUrlSettings {
   /** The server, for the message: `'Redis'`, `'RabbitMQ'`. */
   server: string;
-  /** The plain scheme (`'redis:'`, `'amqp:'`) and the one with TLS it should be (`'rediss'`, `'amqps'`). */
-  plain: string;
-  secure: string;
+  /** The plain scheme (`'redis'`, `'amqp'`); the one with TLS is it with an `s` (`rediss`, `amqps`). */
+  scheme: string;
   defaultPort: number;
   /** The URL as the message shows it (its password hidden). */
   shown: string;
@@ -202,7 +205,7 @@ export interface PlainUrlSettings {
  * undefined (an outage, to be told as one). Never rejects.
  *
  * @example
- * const refusal = await plainUrlToTlsPort(url, error, { server: 'Redis', plain: 'redis:', secure: 'rediss', defaultPort: 6379, shown, waitMs });
+ * const refusal = await plainUrlToTlsPort(url, error, { server: 'Redis', scheme: 'redis', defaultPort: 6379, shown, waitMs });
  * throw refusal ?? connectionError(error, url);
  */
 export async function plainUrlToTlsPort(
@@ -217,12 +220,12 @@ export async function plainUrlToTlsPort(
     return undefined;
   }
   const text = error instanceof Error ? error.message : String(error);
-  if (parsed.protocol !== settings.plain || !/ECONNRESET|socket closed/i.test(text)) return undefined;
+  if (parsed.protocol !== `${settings.scheme}:` || !/ECONNRESET|socket closed/i.test(text)) return undefined;
   const port = Number(parsed.port || settings.defaultPort);
   const host = parsed.hostname.replace(/^\[|\]$/g, '');
   if (!(await answersInTls(host, port, Math.min(2000, settings.waitMs)))) return undefined;
   return new TransportError(
-    `${settings.server} at ${settings.shown}: port ${port} answers in TLS, and the URL asks for plain text (${text}): use ${settings.secure}:// (with tls settings where the server's certificate needs them)`,
+    `${settings.server} at ${settings.shown}: port ${port} answers in TLS, and the URL asks for plain text (${text}): use ${settings.scheme}s:// (with tls settings where the server's certificate needs them)`,
     { cause: error, retryable: false },
   );
 }
