@@ -13,6 +13,7 @@
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { redactUrl } from '@factline/core/adapter';
 import { getRabbitTransport, type RabbitTransport } from '@factline/rabbitmq';
 import amqp from 'amqplib';
 import type { Database } from 'better-sqlite3';
@@ -29,7 +30,7 @@ async function unavailable(): Promise<string | undefined> {
     await connection.close();
     return undefined;
   } catch (error) {
-    return `RabbitMQ at ${url.replace(/:[^:@/]*@/, ':***@')} does not answer: ${(error as Error).message}`;
+    return `RabbitMQ at ${redactUrl(url)} does not answer: ${(error as Error).message}`;
   }
 }
 

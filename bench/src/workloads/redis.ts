@@ -22,7 +22,7 @@
  *   the claims and the marks of the 64 runs each in one script call).
  */
 import { getInMemoryInbox } from '@factline/core';
-import { messageToJson } from '@factline/core/adapter';
+import { messageToJson, redactUrl } from '@factline/core/adapter';
 import { getRedisInbox, getRedisTransport, type RedisInbox, type RedisTransport, scanKeys } from '@factline/redis';
 import { createClient } from 'redis';
 import type { Trial, Workload } from '../harness.ts';
@@ -58,7 +58,7 @@ async function unavailable(): Promise<string | undefined> {
     await client.close();
     return undefined;
   } catch (error) {
-    return `Redis at ${url.replace(/:[^:@/]*@/, ':***@')} does not answer: ${(error as Error).message}`;
+    return `Redis at ${redactUrl(url)} does not answer: ${(error as Error).message}`;
   }
 }
 

@@ -1,7 +1,14 @@
 import { createConnection, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { TransportError, ValidationError } from '@factline/core';
-import { type TlsFailure, type TlsOptions, tlsConnectOptions, tlsFailure, tlsHint } from '@factline/core/adapter';
+import {
+  redactUrl,
+  type TlsFailure,
+  type TlsOptions,
+  tlsConnectOptions,
+  tlsFailure,
+  tlsHint,
+} from '@factline/core/adapter';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import {
   type TlsOptions as ClientTlsOptions,
@@ -18,13 +25,8 @@ import {
  */
 export type NatsTlsOptions = TlsOptions;
 
-/**
- * The URL without its password, for messages and logs.
- *
- * @example
- * redactUrl('nats://app:secret@127.0.0.1:4222'); // 'nats://app:***@127.0.0.1:4222'
- */
-export const redactUrl = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/g, '//$1:***@');
+/** The URL without its secrets (passwords, and tokens: `nats://<token>@host`), for messages and logs (`@factline/core/adapter`'s). */
+export { redactUrl };
 
 interface Server {
   server: string;

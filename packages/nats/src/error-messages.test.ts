@@ -77,4 +77,29 @@ describe('getNatsTransport refuses what cannot work, with typed errors', () => {
     assert.equal(transport.connected(), true);
     await transport.close();
   });
+
+  it('a refused token (nats://<token>@host): not retryable, and no message shows the token, refused or right', async () => {
+    const server = await privateServer({ jetstream: true, token: 'right-t0ken' });
+    const url = `nats://wrong-t0ken@127.0.0.1:${server.port}`;
+    await assert.rejects(getNatsTransport({ url, application: 'a' }), (error: Failure) => {
+      assert.equal(error.code, 'TRANSPORT');
+      assert.equal(error.retryable, false);
+      assert.match(error.message, /refused the credentials/);
+      assert.match(error.message, /nats:\/\/\*\*\*@127\.0\.0\.1/);
+      assert.doesNotMatch(error.message, /t0ken/);
+      return true;
+    });
+    const errors: unknown[] = [];
+    const right = `nats://right-t0ken@127.0.0.1:${server.port}`;
+    const transport = await getNatsTransport({ url: right, application: 'a', onError: (error) => errors.push(error) });
+    assert.equal(transport.connected(), true);
+    // The server goes away: what the transport tells of the lost connection names the server without the token.
+    await server.stopServer();
+    const deadline = Date.now() + 10_000;
+    while (errors.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    await transport.close();
+    assert.ok(errors.length > 0, 'the lost connection was told');
+    for (const error of errors) assert.doesNotMatch(String((error as Error).message), /t0ken/);
+    assert.ok(errors.some((error) => /\*\*\*@127\.0\.0\.1/.test(String((error as Error).message))));
+  });
 });

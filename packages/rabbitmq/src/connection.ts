@@ -2,6 +2,7 @@ import { TransportError, ValidationError } from '@factline/core';
 import {
   answerWithin,
   plainUrlToTlsPort,
+  redactUrl,
   type TlsOptions,
   tlsConnectOptions,
   tlsFailure,
@@ -9,8 +10,8 @@ import {
 } from '@factline/core/adapter';
 import amqp, { type ChannelModel } from 'amqplib';
 
-/** The URL without its password, for messages and logs. */
-export const redactUrl = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+/** The URL without its secrets, for messages and logs (`@factline/core/adapter`'s). */
+export { redactUrl };
 
 /** Refuses a URL amqplib could not use, before any connection is tried; `where` names the factory in the error. */
 export function assertAmqpUrl(url: string, where = 'getRabbitTransport'): void {
@@ -107,7 +108,6 @@ export async function openConnection(
       server: 'RabbitMQ',
       scheme: 'amqp',
       defaultPort: 5672,
-      shown: redactUrl(url),
       waitMs: timeoutMs,
     };
     throw (await plainUrlToTlsPort(url, error, settings)) ?? connectionError(error, url);

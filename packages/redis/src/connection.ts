@@ -1,5 +1,5 @@
 import { isFactlineError, TransportError, ValidationError } from '@factline/core';
-import { answerWithin, plainUrlToTlsPort, settledWithin, tlsHint } from '@factline/core/adapter';
+import { answerWithin, plainUrlToTlsPort, redactUrl, settledWithin, tlsHint } from '@factline/core/adapter';
 import { ErrorReply, RedisClient as NodeRedisClient } from 'redis';
 import { type RedisTlsOptions, redisTlsFailure, tlsSocket } from './tls.ts';
 
@@ -28,8 +28,8 @@ export interface RedisCommandSender {
   sendCommand(args: string[]): Promise<unknown>;
 }
 
-/** The URL without its password, for messages and logs. */
-export const redactUrl = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+/** The URL without its secrets, for messages and logs (`@factline/core/adapter`'s). */
+export { redactUrl };
 
 /** Refuses a URL node-redis could not use, before any connection is tried. */
 export function assertRedisUrl(url: string, where = 'getRedisTransport.url'): void {
@@ -181,7 +181,7 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
   } catch (error) {
     client.destroy();
     const cause = firstError ?? error;
-    const plain = { server: 'Redis', scheme: 'redis', defaultPort: 6379, shown: redactUrl(url) };
+    const plain = { server: 'Redis', scheme: 'redis', defaultPort: 6379 };
     const waitMs = settings.connectTimeoutMs;
     throw (await plainUrlToTlsPort(url, cause, { ...plain, waitMs })) ?? connectionError(cause, url);
   }

@@ -28,3 +28,14 @@ test('--app names a Redis application: refused with a database, FACTLINE_APP ign
     /redis:\/\/u:\*\*\*@127\.0\.0\.1:6379: Redis holds/,
   );
 });
+
+test('a --db of another kind is refused naming it without its secrets', () => {
+  assert.throws(
+    () => parseDatabaseUrl('mysql://app:s3cret@127.0.0.1:3306/shop'),
+    (error: Error) => {
+      assert.equal(error.message, '--db mysql://app:***@127.0.0.1:3306/shop: not a sqlite: path or postgres:// URL');
+      return true;
+    },
+  );
+  assert.throws(() => parseDatabaseUrl('mongodb://t0ken@db/shop'), /--db mongodb:\/\/\*\*\*@db\/shop: not a sqlite/);
+});

@@ -1,3 +1,4 @@
+import { redactUrl } from '@factline/core/adapter';
 import { CliError } from '../cli-error.ts';
 
 /** Where the CLI reads: a SQLite file, or a PostgreSQL database and the schema holding Factline's tables. */
@@ -9,8 +10,8 @@ export type DeadLetterTarget = DatabaseTarget | { kind: 'redis'; url: string; ap
 /** A `redis://` or `rediss://` URL. */
 export const isRedisUrl = (url: string | undefined) => url !== undefined && /^rediss?:\/\//i.test(url);
 
-/** The URL with its password hidden, for messages. */
-export const redactUrl = (url: string) => url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+/** The URL with its secrets hidden, for messages (`@factline/core/adapter`'s). */
+export { redactUrl };
 
 /**
  * Reads `--db` (or `FACTLINE_DB`): `sqlite:./orders.db`, a bare file path, or
@@ -35,7 +36,7 @@ export function parseDatabaseUrl(url: string | undefined, schema?: string, app?:
   if (schema !== undefined) throw new CliError('--schema applies to a postgres:// database only');
   const path = url.startsWith('sqlite:') ? url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '') : url;
   if (path === '' || /^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
-    throw new CliError(`--db ${url}: not a sqlite: path or postgres:// URL`);
+    throw new CliError(`--db ${redactUrl(url)}: not a sqlite: path or postgres:// URL`);
   }
   return { kind: 'sqlite', path };
 }

@@ -79,7 +79,6 @@ describe('answersInTls and plainUrlToTlsPort', { skip }, () => {
       server: 'Redis',
       scheme: 'redis',
       defaultPort: 6379,
-      shown: url,
       waitMs: 2000,
     };
     const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });

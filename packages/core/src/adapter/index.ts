@@ -167,6 +167,7 @@ export {
   type DeliveryBufferOptions,
 } from './delivery-buffer.ts';
 export { type KeptOnSuccess, keptOnSuccess } from './kept-on-success.ts';
+export { redactUrl } from './redact-url.ts';
 export {
   answersInTls,
   type PlainUrlSettings,

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { TransportError } from '../errors/index.ts';
 import { describeValue } from '../options/check-options.ts';
+import { redactUrl } from './redact-url.ts';
 
 // The TLS settings of a broker connection (Redis's `rediss://`, RabbitMQ's `amqps://`, NATS's `tls://`): their
 // check, the options Node's `tls.connect` takes from them, and what a failed handshake means.
@@ -191,8 +192,6 @@ export interface PlainUrlSettings {
   /** The plain scheme (`'redis'`, `'amqp'`); the one with TLS is it with an `s` (`rediss`, `amqps`). */
   scheme: string;
   defaultPort: number;
-  /** The URL as the message shows it (its password hidden). */
-  shown: string;
   /** The longest wait for the port's answer (2 s at most is asked). */
   waitMs: number;
 }
@@ -205,7 +204,7 @@ export interface PlainUrlSettings {
  * undefined (an outage, to be told as one). Never rejects.
  *
  * @example
- * const refusal = await plainUrlToTlsPort(url, error, { server: 'Redis', scheme: 'redis', defaultPort: 6379, shown, waitMs });
+ * const refusal = await plainUrlToTlsPort(url, error, { server: 'Redis', scheme: 'redis', defaultPort: 6379, waitMs });
  * throw refusal ?? connectionError(error, url);
  */
 export async function plainUrlToTlsPort(
@@ -225,7 +224,7 @@ export async function plainUrlToTlsPort(
   const host = parsed.hostname.replace(/^\[|\]$/g, '');
   if (!(await answersInTls(host, port, Math.min(2000, settings.waitMs)))) return undefined;
   return new TransportError(
-    `${settings.server} at ${settings.shown}: port ${port} answers in TLS, and the URL asks for plain text (${text}): use ${settings.scheme}s:// (with tls settings where the server's certificate needs them)`,
+    `${settings.server} at ${redactUrl(url)}: port ${port} answers in TLS, and the URL asks for plain text (${text}): use ${settings.scheme}s:// (with tls settings where the server's certificate needs them)`,
     { cause: error, retryable: false },
   );
 }
