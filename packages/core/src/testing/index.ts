@@ -83,6 +83,7 @@ export { type TraceEnvironment, type TraceOperationOptions, testTraceOperation }
 export {
   type ReceiveOptions,
   type TransportCaseContext,
+  type TransportCaseHooks,
   type TransportConformanceCase,
   type TransportConformanceOptions,
   type TransportRequirement,

@@ -26,9 +26,11 @@ export interface TransportConformanceOptions {
   /**
    * Called once per case; the transport is closed when the case ends. It may
    * share its storage with earlier transports: every case uses topics and
-   * groups of its own.
+   * groups of its own. Give `hooks.onError` to the transport's own error
+   * hook: when the case fails, what it was told (the last 20, with their
+   * times since the case began) is added to the failure's message.
    */
-  createTransport: () => Promise<Transport> | Transport;
+  createTransport: (hooks: TransportCaseHooks) => Promise<Transport> | Transport;
   /**
    * Restarts the backend (the server or broker, never a shared one) and
    * resolves once it accepts connections again. Without it the restart
@@ -46,6 +48,50 @@ export interface TransportConformanceOptions {
   teardown?: () => Promise<void> | void;
   /** Skip the suite with this reason. */
   skip?: string | false;
+}
+
+/** What the suite gives `createTransport` for one case. */
+export interface TransportCaseHooks {
+  /** Pass to the transport's `onError`: a failing case's message then says what the transport reported. */
+  onError(error: unknown, context?: { stage?: string }): void;
+}
+
+/** How many of a case's first and of its last reported errors its failure shows. */
+const REPORTED_SHOWN = 10;
+
+/**
+ * What a transport tells `onError` during one case: the first
+ * `REPORTED_SHOWN` (where a fault began) and the last (what it still said
+ * at the end), each with its time since the case began.
+ */
+function reportedErrors() {
+  const began = Date.now();
+  const first: string[] = [];
+  const last: string[] = [];
+  let count = 0;
+  return {
+    onError(error: unknown, context?: { stage?: string }) {
+      const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      const line = `+${Date.now() - began} ms${context?.stage ? ` ${context.stage}` : ''} ${text}`;
+      count += 1;
+      if (first.length < REPORTED_SHOWN) first.push(line);
+      else {
+        last.push(line);
+        if (last.length > REPORTED_SHOWN) last.shift();
+      }
+    },
+    /** `failure` with what was reported added to its message (and stack), when something was. */
+    addTo(failure: unknown): unknown {
+      if (count === 0 || !(failure instanceof Error)) return failure;
+      const skipped = count - first.length - last.length;
+      const lines = [...first, ...(skipped > 0 ? [`(${skipped} more)`] : []), ...last];
+      const { message } = failure;
+      failure.message += `\n  the transport reported to onError meanwhile (${count}):\n  - ${lines.join('\n  - ')}`;
+      // Reporters that print the stack show the message it was made with: it gets the addition too.
+      if (typeof failure.stack === 'string') failure.stack = failure.stack.replace(message, failure.message);
+      return failure;
+    },
+  };
 }
 
 /**
@@ -75,7 +121,8 @@ export function testTransportConformance(options: TransportConformanceOptions): 
           // What the options lack is known now; what the transport lacks once one is created.
           const skip = unmet(conformanceCase.requires, hasOption, transportSkipReasons) ?? false;
           it(conformanceCase.name, { skip }, async (t) => {
-            const transport = await options.createTransport();
+            const reported = reportedErrors();
+            const transport = await options.createTransport({ onError: reported.onError });
             const outage = caseOutage(options.outage);
             try {
               const lacking = unmet(
@@ -99,6 +146,8 @@ export function testTransportConformance(options: TransportConformanceOptions): 
                 },
                 outage: outage.outage,
               });
+            } catch (failure) {
+              throw reported.addTo(failure);
             } finally {
               await outage.end();
               await transport.close();

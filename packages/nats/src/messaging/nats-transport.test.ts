@@ -21,9 +21,9 @@ after(async () => {
 testTransportConformance({
   name: privateUrl ? 'nats (private server)' : 'nats',
   skip,
-  async createTransport() {
+  async createTransport({ onError }) {
     // One partition: the suite's per-key cases also ask a lone subscription for publish order across keys.
-    return getNatsTransport({ url: privateUrl ?? natsUrl, application, partitions: 1, ackWaitMs: 2000 });
+    return getNatsTransport({ url: privateUrl ?? natsUrl, application, partitions: 1, ackWaitMs: 2000, onError });
   },
   ...('reason' in server ? {} : backendHooks(server.stopServer, server.startServer)),
 });

@@ -21,13 +21,14 @@ after(async () => {
 testTransportConformance({
   name: privateUrl ? 'rabbitmq (private node)' : 'rabbitmq',
   skip,
-  async createTransport() {
+  async createTransport({ onError }) {
     // One partition: the suite's per-key cases also ask a lone subscription for publish order across keys.
     const transport = await getRabbitTransport({
       url: privateUrl ?? amqpUrl,
       application,
       partitions: 1,
       reconnectMaxMs: 500,
+      onError,
     });
     created.push(transport);
     return transport;

@@ -21,9 +21,9 @@ after(async () => {
 testTransportConformance({
   name: privateUrl ? 'redis (private server, append-only file)' : 'redis',
   skip,
-  async createTransport() {
+  async createTransport({ onError }) {
     // One partition: the suite's per-key cases also ask a lone subscription for publish order across keys.
-    return getRedisTransport({ url: privateUrl ?? redisUrl, application, partitions: 1, reconnectMaxMs: 500 });
+    return getRedisTransport({ url: privateUrl ?? redisUrl, application, partitions: 1, reconnectMaxMs: 500, onError });
   },
   ...('reason' in server ? {} : backendHooks(server.stopServer, server.startServer)),
 });
