@@ -142,13 +142,28 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
       const partition = (offset + i) % settings.partitions;
       if (held.has(partition)) continue;
       const started = Date.now();
-      try {
-        held.set(partition, await bounded(kv.create(claimKey(partition), value)));
-        renewedAt.set(partition, started);
-        target.gain(partition);
-      } catch {
-        // Held by another process.
-      }
+      const revision = await bounded(kv.create(claimKey(partition), value)).catch(() => ownEntry(kv, partition));
+      // Undefined: held by another process (or not known to be this one's).
+      if (revision === undefined) continue;
+      held.set(partition, revision);
+      renewedAt.set(partition, started);
+      target.gain(partition);
+    }
+  };
+
+  /**
+   * The revision of a claim entry that names this process, or undefined. A
+   * create whose answer came too late (a loaded server, a slow network) may
+   * have gone through: without this, its partition would stay unread until
+   * the entry expired (`ttlMs`), every later create refused as the key exists.
+   */
+  const ownEntry = async (kv: KV, partition: number): Promise<number | undefined> => {
+    try {
+      const entry = await bounded(kv.get(claimKey(partition)));
+      if (entry?.operation !== 'PUT' || entry.value.length !== value.length) return undefined;
+      return entry.value.every((byte, i) => byte === value[i]) ? entry.revision : undefined;
+    } catch {
+      return undefined;
     }
   };
 

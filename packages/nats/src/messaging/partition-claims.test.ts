@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { KV } from '@nats-io/kv';
+import { createPartitionClaims } from './partition-claims.ts';
+
+/**
+ * A key-value bucket in memory with the semantics the claims rely on (create
+ * only where absent, update only at the current revision), whose creates can
+ * be made to go through at once and answer `answerAfterMs` later: a loaded
+ * server whose answer comes after the caller's deadline.
+ */
+function bucket(answerAfterMs = 0) {
+  const entries = new Map<string, { value: Uint8Array; revision: number }>();
+  let revision = 0;
+  const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const kv = {
+    async create(key: string, value: Uint8Array) {
+      if (entries.has(key)) throw new Error('wrong last sequence: key exists');
+      entries.set(key, { value, revision: ++revision });
+      const created = revision;
+      await wait(answerAfterMs);
+      return created;
+    },
+    async update(key: string, value: Uint8Array, last: number) {
+      if (entries.get(key)?.revision !== last) throw new Error('wrong last sequence');
+      entries.set(key, { value, revision: ++revision });
+      return revision;
+    },
+    async put(key: string, value: Uint8Array) {
+      entries.set(key, { value, revision: ++revision });
+      return revision;
+    },
+    async get(key: string) {
+      const entry = entries.get(key);
+      return entry ? { ...entry, operation: 'PUT' as const } : null;
+    },
+    async delete(key: string) {
+      entries.delete(key);
+    },
+  };
+  return { kv: kv as unknown as KV, entries };
+}
+
+async function until(condition: () => boolean, what: string, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function claimsOn(kv: KV, ttlMs: number, partitions = 2) {
+  const gained: number[] = [];
+  const errors: unknown[] = [];
+  const claims = createPartitionClaims(
+    {
+      bucket: async () => kv,
+      scope: 't.g',
+      label: 't/g',
+      members: async () => 1,
+      remove: async () => undefined,
+      partitions,
+      ttlMs,
+      report: (error) => errors.push(error),
+    },
+    { gain: (p) => gained.push(p), lose: async () => undefined, idle: () => true },
+  );
+  return { claims, gained, errors };
+}
+
+describe('partition claims', () => {
+  it('a claim whose create went through but answered after the deadline is taken as this process’s, at once', async () => {
+    // ttl 3000 ms: a call's deadline is 1000 ms; the creates answer after 1500 ms.
+    const { kv, entries } = bucket(1500);
+    const { claims, gained } = claimsOn(kv, 3000, 1);
+    claims.start();
+    try {
+      // Without reading the entry back, every later create is refused (the key exists) and the partition stays
+      // unread until the entry expires (the ttl); here it is held in the first round, about 1 s in.
+      await until(() => claims.held().length === 1, 'the partition held before its entry could expire', 2900);
+      assert.deepEqual(gained, [0]);
+      assert.deepEqual(
+        [...entries.keys()].filter((key) => key.startsWith('claim.')),
+        ['claim.t.g.0'],
+      );
+    } finally {
+      await claims.stop();
+    }
+    assert.deepEqual(
+      [...entries.keys()].filter((key) => key.startsWith('claim.')),
+      [],
+      'given back at stop',
+    );
+  });
+
+  it('a claim entry naming another process is left to it', async () => {
+    const { kv, entries } = bucket();
+    entries.set('claim.t.g.0', { value: new TextEncoder().encode('other-process'), revision: 1 });
+    const { claims, gained } = claimsOn(kv, 3000);
+    claims.start();
+    try {
+      await until(() => claims.held().length === 1, 'the free partition held');
+      // A few rounds more: partition 0 is never taken.
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      assert.deepEqual(claims.held(), [1]);
+      assert.deepEqual(gained, [1]);
+    } finally {
+      await claims.stop();
+    }
+    assert.equal(new TextDecoder().decode(entries.get('claim.t.g.0')?.value), 'other-process');
+  });
+});
