@@ -200,6 +200,9 @@ export function createGroupReader(context: ReaderContext) {
 
   const acquire = async (partition: number) => {
     const state = states[partition] as PartitionState;
+    // The lease runs from when Redis set it, before its answer came back: counted from the asking, the
+    // process stops handing out no later than Redis frees the partition, however late the answer.
+    const asked = Date.now();
     const taken = await runScript(
       client,
       'acquire',
@@ -211,7 +214,7 @@ export function createGroupReader(context: ReaderContext) {
     state.ready = false;
     state.draining = false;
     state.generation += 1;
-    state.expiresAt = Date.now() + context.leaseMs;
+    state.expiresAt = asked + context.leaseMs;
     await takeOver(partition);
     return true;
   };
@@ -231,8 +234,9 @@ export function createGroupReader(context: ReaderContext) {
     for (let p = 0; p < states.length; p++) {
       const state = states[p] as PartitionState;
       if (!state.held) continue;
+      const asked = Date.now();
       const renewed = await runScript(client, 'renew', [keys.lease(topic, group, p)], [consumer, context.leaseMs]);
-      if (Number(renewed) === 1) state.expiresAt = Date.now() + context.leaseMs;
+      if (Number(renewed) === 1) state.expiresAt = asked + context.leaseMs;
       else lose(p, 'another reader holds it');
     }
     for (let p = 0; p < states.length; p++) {
