@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { createSecureContext } from 'node:tls';
 import { tlsConnectOptions, tlsFailure, tlsHint, tlsOptionProblem } from './tls.ts';
 
 const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
@@ -27,6 +29,33 @@ describe('TLS settings of a broker connection', () => {
     assert.equal(failure('ECONNREFUSED'), undefined);
     assert.equal(tlsFailure(new Error('no code')), undefined);
     assert.match(tlsHint('untrusted-server'), /tls\.ca/);
+  });
+
+  it("an encrypted key opened with a wrong passphrase is 'client-key', whichever of OpenSSL's two errors it gets", () => {
+    const { privateKey } = generateKeyPairSync('rsa', {
+      modulusLength: 1024,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'right' },
+    });
+    // Most wrong passphrases fail the decryption's padding check (bad decrypt); about 1 in 400 pass it by chance,
+    // and the garbage is then no key OpenSSL can read (DECODER routines::unsupported).
+    const seen = new Map<string, unknown>();
+    for (let i = 0; i < 20_000 && seen.size < 2; i++) {
+      try {
+        createSecureContext({ key: privateKey, passphrase: `wrong-${i}` });
+      } catch (error) {
+        const code = String((error as { code?: unknown }).code);
+        if (!seen.has(code)) seen.set(code, error);
+      }
+    }
+    assert.deepEqual([...seen.keys()].sort(), ['ERR_OSSL_BAD_DECRYPT', 'ERR_OSSL_UNSUPPORTED']);
+    for (const error of seen.values()) assert.equal(tlsFailure(error), 'client-key');
+    assert.match(tlsHint('client-key'), /wrong or missing tls\.passphrase/);
+    // An unreadable key, passphrase or not, is the key's fault too.
+    assert.throws(
+      () => createSecureContext({ key: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' }),
+      (error) => tlsFailure(error) === 'client-key',
+    );
   });
 
   it('tlsConnectOptions copies what was given and nothing else', () => {

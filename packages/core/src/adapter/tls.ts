@@ -88,7 +88,7 @@ const TLS_REFUSAL = /CERT|^ERR_TLS_|^ERR_SSL_|^ERR_OSSL_|^UNABLE_TO_|^SELF_SIGNE
  * (it does not name the host), `client-certificate-required` (the server
  * verifies clients and got none), `client-certificate-refused` (the server
  * did not accept the one it got), `client-key` (the key cannot be used: a
- * wrong or missing passphrase, or not the certificate's key), `handshake`
+ * wrong or missing passphrase, not the certificate's key, or unreadable), `handshake`
  * (anything else: a protocol both ends do not share, settings OpenSSL cannot
  * read).
  */
@@ -105,6 +105,9 @@ export function tlsFailure(error: unknown): TlsFailure | undefined {
   if (!TLS_REFUSAL.test(code)) return undefined;
   if (/CERTIFICATE_REQUIRED/.test(code)) return 'client-certificate-required';
   if (/^ERR_OSSL_(BAD_DECRYPT|X509_KEY_VALUES_MISMATCH)$/.test(code)) return 'client-key';
+  // A key OpenSSL cannot read: also, about once in 400, an encrypted key given a wrong passphrase (the
+  // decryption's padding check passes by chance and the result is not a key).
+  if (code === 'ERR_OSSL_UNSUPPORTED' && /DECODER routines/.test(String((error as Error).message))) return 'client-key';
   if (/^ERR_OSSL_/.test(code)) return 'handshake';
   // An alert is the server's answer: what it refused is ours (a decrypt error: the client certificate's signature).
   if (/ALERT/.test(code))
@@ -121,7 +124,8 @@ const TLS_HINTS: Record<TlsFailure, string> = {
   'client-certificate-required': 'the server requires a client certificate: give tls.cert and tls.key',
   'client-certificate-refused':
     'the server refused the client certificate (tls.cert): it must be signed by a CA the server trusts',
-  'client-key': "the client key cannot be used: a wrong or missing tls.passphrase, or a tls.key that is not tls.cert's",
+  'client-key':
+    "the client key cannot be used: a wrong or missing tls.passphrase, a tls.key that is not tls.cert's, or one OpenSSL cannot read",
   handshake: 'check the TLS settings of both ends',
 };
 
