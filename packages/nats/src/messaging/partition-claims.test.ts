@@ -49,12 +49,12 @@ async function until(condition: () => boolean, what: string, ms = 3000): Promise
   }
 }
 
-function claimsOn(kv: KV, ttlMs: number, partitions = 2) {
+function claimsOn(kv: KV, ttlMs: number, partitions = 2, bucket: () => Promise<KV> = async () => kv) {
   const gained: number[] = [];
   const errors: unknown[] = [];
   const claims = createPartitionClaims(
     {
-      bucket: async () => kv,
+      bucket,
       scope: 't.g',
       label: 't/g',
       members: async () => 1,
@@ -91,6 +91,31 @@ describe('partition claims', () => {
       [],
       'given back at stop',
     );
+  });
+
+  it('a claim no longer renewed ends after two thirds of the ttl, with the wall clock stepped back a minute', async () => {
+    const { kv } = bucket();
+    // Once the partition is held, the bucket stops answering: no renewal runs (the watchdog alone ends the claim).
+    let stall: (() => void) | undefined;
+    const stalled = new Promise<KV>((resolve) => {
+      stall = () => resolve(kv);
+    });
+    let answering = true;
+    const { claims, errors } = claimsOn(kv, 600, 1, () => (answering ? Promise.resolve(kv) : stalled));
+    const realNow = Date.now;
+    claims.start();
+    try {
+      await until(() => claims.held().length === 1, 'the partition held');
+      answering = false;
+      // As NTP stepping the clock back: a claim timed on it would live a minute more here.
+      Date.now = () => realNow() - 60_000;
+      await until(() => claims.held().length === 0, 'the claim ended here', 2000);
+      assert.match(String(errors.at(-1)), /the claim on partition 0 of t\/g was not renewed in time/);
+    } finally {
+      Date.now = realNow;
+      stall?.();
+      await claims.stop();
+    }
   });
 
   it('a claim entry naming another process is left to it', async () => {

@@ -1,68 +1,90 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createMessage, type Delivery } from '@factline/core';
+import { createMessage, type Delivery, type Subscription } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import { startForwarder } from '../fixtures/forwarder.ts';
+import { type Forwarder, startForwarder } from '../fixtures/forwarder.ts';
 import { redisUrl } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
-import { getRedisTransport } from './redis-transport.ts';
+import { getRedisTransport, type RedisTransport } from './redis-transport.ts';
 
 const { skip, application, client } = await sharedRedis('lease-expiry');
 
 const LEASE_MS = 3000;
-/** How late the lease renewals' answers come back. */
+/** How late the lease renewals' answers come back, in the first case. */
 const REPLY_DELAY_MS = 1000;
 /** Timer and polling slack allowed past the server's expiry. */
 const SLACK_MS = 250;
 const MESSAGES = 400;
+const realNow = Date.now;
+const signal = new AbortController().signal;
 
-// A reader's lease runs from when Redis set it, not from when the answer came back: a reader whose answers come
-// late (a slow path, an event loop busy elsewhere) must stop handing out the partition's entries no later than
-// Redis frees the lease for another reader. Through a forwarder to the shared server: the renewals' answers are
-// held back REPLY_DELAY_MS, then, once a renewal reached Redis, nothing more the reader sends gets through (its
-// answer still comes back): that renewal's expiry on the server is the last. Entries already read keep being
-// asked for, one at a time, unacknowledged (keys of their own: none waits for another).
-describe('redis: a partition lease whose answers come late', { skip }, () => {
-  it('the reader stops handing out by the time Redis frees the lease, not an answer-delay later', async () => {
-    const forwarder = await startForwarder(() => Number(new URL(redisUrl).port || 6379));
-    const transport = await getRedisTransport({
-      url: `redis://127.0.0.1:${forwarder.port}`,
-      application,
-      partitions: 1,
-      leaseMs: LEASE_MS,
-      prefetch: 1000,
-    });
-    const signal = new AbortController().signal;
+/**
+ * A transport through a forwarder to the shared server, reading topic `topic` (one partition) for `billing`:
+ * once it holds the partition, every entry read into it (pending to it) and one handed out.
+ */
+async function holding(topic: string) {
+  const forwarder = await startForwarder(() => Number(new URL(redisUrl).port || 6379));
+  const transport = await getRedisTransport({
+    url: `redis://127.0.0.1:${forwarder.port}`,
+    application,
+    partitions: 1,
+    leaseMs: LEASE_MS,
+    prefetch: 1000,
+  });
+  const subscription = transport.subscribe(topic, 'billing');
+  await transport.publish(
+    topic,
+    Array.from({ length: MESSAGES }, (_, i) => createMessage({ type: 'E', key: `k-${i}`, data: { i } })),
+  );
+  const stream = transport.keys.stream(topic, 0);
+  await waitUntil(
+    async () =>
+      Number(((await client.sendCommand(['XPENDING', stream, 'billing'])) as [number])[0]) === MESSAGES &&
+      transport.heldPartitions(topic, 'billing').length === 1,
+    'the reader to hold the partition and every entry',
+    10_000,
+  );
+  // Read is not yet in the buffer (the reply is parsed after Redis counts the entries pending): the first hand-out.
+  const first: Delivery[] = [];
+  await waitUntil(
+    async () => {
+      first.push(...(await subscription.receive(1, 100, signal)));
+      return first.length === 1;
+    },
+    'entries handed out while the lease holds',
+    10_000,
+  );
+  const lease = transport.keys.lease(topic, 'billing', 0);
+  const pttl = async () => Number(await client.sendCommand(['PTTL', lease]));
+  return { forwarder, transport, subscription, pttl };
+}
+
+/** Asks for the held entries one at a time, unacknowledged, until `until` (real clock): the last hand-out's time. */
+async function lastHandOut(subscription: Subscription, until: number): Promise<number> {
+  let last = 0;
+  while (realNow() < until) {
+    if ((await subscription.receive(1, 0, signal)).length > 0) last = realNow();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return last;
+}
+
+async function closeBoth(forwarder: Forwarder, transport: RedisTransport) {
+  // Its requests held, the transport closes within its bounds (told, not waited on for ever).
+  await forwarder.close();
+  await transport.close();
+}
+
+// A reader must stop handing out a partition's entries no later than Redis frees its lease for another reader.
+// Through a forwarder to the shared server; once the last renewal reached Redis, nothing more the reader sends gets
+// through (answers to what reached it still come back): that renewal's expiry on the server is the last. Entries
+// already read keep being asked for, one at a time, unacknowledged (keys of their own: none waits for another).
+describe('redis: a partition lease ends in the process no later than in Redis', { skip }, () => {
+  it('with answers coming late: counted from the asking, not from the answer', async () => {
+    const { forwarder, transport, subscription, pttl } = await holding('late');
     try {
-      const subscription = transport.subscribe('expiry', 'billing');
-      await transport.publish(
-        'expiry',
-        Array.from({ length: MESSAGES }, (_, i) => createMessage({ type: 'E', key: `k-${i}`, data: { i } })),
-      );
-      const stream = transport.keys.stream('expiry', 0);
-      const lease = transport.keys.lease('expiry', 'billing', 0);
-      // Every entry read into the reader (pending to it), the partition held.
-      await waitUntil(
-        async () =>
-          Number(((await client.sendCommand(['XPENDING', stream, 'billing'])) as [number])[0]) === MESSAGES &&
-          transport.heldPartitions('expiry', 'billing').length === 1,
-        'the reader to hold the partition and every entry',
-        10_000,
-      );
-      // Read is not yet in the buffer (the reply is parsed after Redis counts the entries pending): the first hand-out.
-      const first: Delivery[] = [];
-      await waitUntil(
-        async () => {
-          first.push(...(await subscription.receive(1, 100, signal)));
-          return first.length === 1;
-        },
-        'entries handed out while the lease holds',
-        10_000,
-      );
-
       forwarder.delayReplies(REPLY_DELAY_MS);
       // A renewal reaching Redis after that shows as the lease's time to live going back up.
-      const pttl = async () => Number(await client.sendCommand(['PTTL', lease]));
       let last = await pttl();
       let serverExpiry = 0;
       await waitUntil(
@@ -72,28 +94,33 @@ describe('redis: a partition lease whose answers come late', { skip }, () => {
           last = now;
           if (!renewed) return false;
           forwarder.holdRequests();
-          serverExpiry = Date.now() + (await pttl());
+          serverExpiry = realNow() + (await pttl());
           return true;
         },
         'a renewal to reach Redis',
         LEASE_MS * 2,
       );
-
-      let lastHandOut = 0;
-      const until = serverExpiry + REPLY_DELAY_MS + 3 * SLACK_MS;
-      while (Date.now() < until) {
-        if ((await subscription.receive(1, 0, signal)).length > 0) lastHandOut = Date.now();
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      assert.ok(lastHandOut > 0, 'entries were handed out after the renewal');
-      assert.ok(
-        lastHandOut <= serverExpiry + SLACK_MS,
-        `handed out ${lastHandOut - serverExpiry} ms after Redis freed the lease`,
-      );
+      const at = await lastHandOut(subscription, serverExpiry + REPLY_DELAY_MS + 3 * SLACK_MS);
+      assert.ok(at > 0, 'entries were handed out after the renewal');
+      assert.ok(at <= serverExpiry + SLACK_MS, `handed out ${at - serverExpiry} ms after Redis freed the lease`);
     } finally {
-      // Its requests held, the transport closes within its bounds (told, not waited on for ever).
-      await forwarder.close();
-      await transport.close();
+      await closeBoth(forwarder, transport);
+    }
+  });
+
+  it('with the wall clock stepped back a minute: the lease is counted on a monotonic clock', async () => {
+    const { forwarder, transport, subscription, pttl } = await holding('stepped');
+    try {
+      forwarder.holdRequests();
+      const serverExpiry = realNow() + (await pttl());
+      // As NTP stepping the clock back, or a virtual machine resumed with an old time.
+      Date.now = () => realNow() - 60_000;
+      const at = await lastHandOut(subscription, serverExpiry + 4 * SLACK_MS);
+      assert.ok(at > 0, 'entries were handed out after the step');
+      assert.ok(at <= serverExpiry + SLACK_MS, `handed out ${at - serverExpiry} ms after Redis freed the lease`);
+    } finally {
+      Date.now = realNow;
+      await closeBoth(forwarder, transport);
     }
   });
 });
