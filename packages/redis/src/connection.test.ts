@@ -120,4 +120,27 @@ describe('the silence watch', { skip }, () => {
       await closeClient(client);
     }
   });
+
+  it('leaves an answering connection alone when the wall clock steps forward while a command waits', async () => {
+    const told: string[] = [];
+    const client = await openClient(redisUrl, {
+      ...settings('factline-test-watch-step'),
+      silentMs: 3000,
+      onError: (error) => told.push(String(error)),
+    });
+    const realNow = Date.now;
+    try {
+      // A blocking read waits 1.5 s, within silentMs, and is answered at its end (nil); the watch looks every
+      // 750 ms. By the wall clock, stepped a minute forward while it waits, it would have waited a minute.
+      const key = `factline-test-watch-step-${process.pid}`;
+      const waiting = client.sendCommand(['BLPOP', key, '1.5']);
+      Date.now = () => realNow() + 60_000;
+      assert.equal(await waiting, null, 'answered at the end of its block, on the same connection');
+      assert.equal(await client.sendCommand(['PING']), 'PONG');
+      assert.deepEqual(told, [], 'nothing was dropped');
+    } finally {
+      Date.now = realNow;
+      await closeClient(client);
+    }
+  });
 });

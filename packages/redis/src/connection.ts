@@ -215,9 +215,11 @@ type Resettable = { _resetDesyncedConnection?: (error: Error) => void };
  */
 function watchReplies(client: RedisClient, url: string, silentMs: number, onError: (error: unknown) => void): void {
   const send = client.sendCommand.bind(client);
+  // Timed on a monotonic clock: a wall clock stepped forward would take an answering connection for a silent one.
+  const clock = () => performance.now();
   let lastRedial = Number.NEGATIVE_INFINITY;
   const redial = (reply: string) => {
-    const now = Date.now();
+    const now = clock();
     if (now - lastRedial < REDIAL_EVERY_MS || !client.isReady) return;
     lastRedial = now;
     onError(
@@ -229,13 +231,13 @@ function watchReplies(client: RedisClient, url: string, silentMs: number, onErro
   };
   /** Commands sent and not yet settled, and when the connection last showed life while one waited. */
   let waiting = 0;
-  let lastSign = Date.now();
+  let lastSign = clock();
   const settled = () => {
     waiting -= 1;
-    lastSign = Date.now();
+    lastSign = clock();
   };
   client.sendCommand = ((...args: Parameters<typeof send>) => {
-    if (waiting === 0) lastSign = Date.now();
+    if (waiting === 0) lastSign = clock();
     waiting += 1;
     return send(...args).then(
       (reply) => {
@@ -255,8 +257,8 @@ function watchReplies(client: RedisClient, url: string, silentMs: number, onErro
         clearInterval(watch);
         return;
       }
-      if (waiting === 0 || Date.now() - lastSign < silentMs) return;
-      lastSign = Date.now();
+      if (waiting === 0 || clock() - lastSign < silentMs) return;
+      lastSign = clock();
       const reset = (client as Resettable)._resetDesyncedConnection;
       const silence = new TransportError(
         `Redis at ${redactUrl(url)} sent nothing back for ${silentMs} ms while ${waiting} command(s) waited: ${
