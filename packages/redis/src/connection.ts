@@ -209,9 +209,8 @@ type Resettable = { _resetDesyncedConnection?: (error: Error) => void };
  *   API has none); where a node-redis lacks it, the silence is only told.
  *
  * Either way `onError` is told, and commands in flight on the connection
- * fail, retryable. The transport's and the inbox's commands go through
- * `sendCommand`, but for the readers' registration (a `MULTI`), whose lease
- * renewals right after do.
+ * fail, retryable. The transport's and the inbox's commands all go through
+ * `sendCommand`.
  */
 function watchReplies(client: RedisClient, url: string, silentMs: number, onError: (error: unknown) => void): void {
   const send = client.sendCommand.bind(client);

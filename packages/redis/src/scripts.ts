@@ -67,6 +67,19 @@ for _, member in ipairs(due) do
 end
 return #due`,
 
+  /**
+   * KEYS: a group's readers set. ARGV: reader, lease ms. Registers the reader
+   * until now + lease ms and drops the registrations that ended, both by
+   * Redis's clock (the readers' clocks may disagree); returns how many readers
+   * are registered.
+   */
+  register: `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], string.format('%.0f', now + tonumber(ARGV[2])), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
+return redis.call('ZCARD', KEYS[1])`,
+
   /** KEYS: lease. ARGV: holder, ttl ms. Takes the lease when free or already the holder's: 1, else 0. */
   acquire: `
 local holder = redis.call('GET', KEYS[1])

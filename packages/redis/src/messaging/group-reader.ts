@@ -230,14 +230,8 @@ export function createGroupReader(context: ReaderContext) {
   /** Renews held leases, shares partitions with the live readers, picks up stragglers. */
   const tick = async () => {
     if (stopped) return;
-    const now = Date.now();
-    const readers = keys.readers(topic, group);
-    const [, , live] = (await client
-      .multi()
-      .addCommand(['ZADD', readers, String(now + context.leaseMs), consumer])
-      .addCommand(['ZREMRANGEBYSCORE', readers, '-inf', String(now)])
-      .addCommand(['ZCARD', readers])
-      .exec()) as unknown as [unknown, unknown, number];
+    // Registered by Redis's clock: a reader whose clock runs ahead would otherwise take the others' for ended.
+    const live = await runScript(client, 'register', [keys.readers(topic, group)], [consumer, context.leaseMs]);
     const share = Math.ceil(context.partitions / Math.max(1, Number(live)));
     for (let p = 0; p < states.length; p++) {
       const state = states[p] as PartitionState;
