@@ -181,9 +181,8 @@ export async function openClient(url: string, settings: OpenSettings): Promise<R
   } catch (error) {
     client.destroy();
     const cause = firstError ?? error;
-    const plain = { server: 'Redis', scheme: 'redis', defaultPort: 6379 };
-    const waitMs = settings.connectTimeoutMs;
-    throw (await plainUrlToTlsPort(url, cause, { ...plain, waitMs })) ?? connectionError(cause, url);
+    const plain = { server: 'Redis', scheme: 'redis', defaultPort: 6379, waitMs: settings.connectTimeoutMs };
+    throw (await plainUrlToTlsPort(url, cause, plain)) ?? connectionError(cause, url);
   }
 }
 
@@ -214,11 +213,9 @@ type Resettable = { _resetDesyncedConnection?: (error: Error) => void };
  */
 function watchReplies(client: RedisClient, url: string, silentMs: number, onError: (error: unknown) => void): void {
   const send = client.sendCommand.bind(client);
-  // Timed on a monotonic clock: a wall clock stepped forward would take an answering connection for a silent one.
-  const clock = () => performance.now();
   let lastRedial = Number.NEGATIVE_INFINITY;
   const redial = (reply: string) => {
-    const now = clock();
+    const now = performance.now();
     if (now - lastRedial < REDIAL_EVERY_MS || !client.isReady) return;
     lastRedial = now;
     onError(
@@ -228,15 +225,18 @@ function watchReplies(client: RedisClient, url: string, silentMs: number, onErro
     );
     send(['QUIT']).catch(() => undefined);
   };
-  /** Commands sent and not yet settled, and when the connection last showed life while one waited. */
+  /**
+   * Commands sent and not yet settled, and when the connection last showed life while one waited, on
+   * `performance.now()` (monotonic: a wall clock stepped forward would take an answering connection for a silent one).
+   */
   let waiting = 0;
-  let lastSign = clock();
+  let lastSign = performance.now();
   const settled = () => {
     waiting -= 1;
-    lastSign = clock();
+    lastSign = performance.now();
   };
   client.sendCommand = ((...args: Parameters<typeof send>) => {
-    if (waiting === 0) lastSign = clock();
+    if (waiting === 0) lastSign = performance.now();
     waiting += 1;
     return send(...args).then(
       (reply) => {
@@ -256,8 +256,8 @@ function watchReplies(client: RedisClient, url: string, silentMs: number, onErro
         clearInterval(watch);
         return;
       }
-      if (waiting === 0 || clock() - lastSign < silentMs) return;
-      lastSign = clock();
+      if (waiting === 0 || performance.now() - lastSign < silentMs) return;
+      lastSign = performance.now();
       const reset = (client as Resettable)._resetDesyncedConnection;
       const silence = new TransportError(
         `Redis at ${redactUrl(url)} sent nothing back for ${silentMs} ms while ${waiting} command(s) waited: ${

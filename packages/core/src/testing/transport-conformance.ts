@@ -27,8 +27,9 @@ export interface TransportConformanceOptions {
    * Called once per case; the transport is closed when the case ends. It may
    * share its storage with earlier transports: every case uses topics and
    * groups of its own. Give `hooks.onError` to the transport's own error
-   * hook: when the case fails, what it was told (the last 20, with their
-   * times since the case began) is added to the failure's message.
+   * hook: when the case fails, what it was told (the count, the first 10 and
+   * the last 10, with their times since the case began) is added to the
+   * failure's message.
    */
   createTransport: (hooks: TransportCaseHooks) => Promise<Transport> | Transport;
   /**

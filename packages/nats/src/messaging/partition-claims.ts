@@ -10,13 +10,6 @@ export interface ClaimTarget {
   idle(partition: number): boolean;
 }
 
-/**
- * The clock claims are timed on here: monotonic. Only this process compares its
- * readings, and a wall clock stepped back (NTP, a resumed virtual machine)
- * would keep a claim alive here past its expiry in the bucket.
- */
-const claimClock = () => performance.now();
-
 export interface ClaimSettings {
   /** The application's claim bucket (entries expire `ttlMs` after their last write). */
   bucket(): Promise<KV>;
@@ -56,7 +49,10 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
   const id = `${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
   /** Partition → the revision of its claim entry. */
   const held = new Map<number, number>();
-  /** Partition → when its claim was last written (created or renewed), on `claimClock`. */
+  /**
+   * Partition → when its claim was last written (created or renewed), on `performance.now()` (monotonic: a wall
+   * clock stepped back would keep a claim alive here past its expiry in the bucket).
+   */
   const renewedAt = new Map<number, number>();
   let memberRevision: number | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -86,7 +82,7 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
    * this one has stopped handing its messages out.
    */
   const expire = () => {
-    const limit = claimClock() - Math.floor((settings.ttlMs * 2) / 3);
+    const limit = performance.now() - Math.floor((settings.ttlMs * 2) / 3);
     for (const [partition, at] of renewedAt) {
       if (at >= limit) continue;
       settings.report(
@@ -102,7 +98,7 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
     for (const [partition, revision] of [...held]) {
       // Stopping: a renewal now would keep a claim that is being given up alive for another ttl.
       if (stopped) return;
-      const started = claimClock();
+      const started = performance.now();
       try {
         const next = await bounded(kv.update(claimKey(partition), value, revision));
         if (!held.has(partition)) continue;
@@ -148,7 +144,7 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
     for (let i = 0; i < settings.partitions && held.size < share && !stopped; i++) {
       const partition = (offset + i) % settings.partitions;
       if (held.has(partition)) continue;
-      const started = claimClock();
+      const started = performance.now();
       const revision = await bounded(kv.create(claimKey(partition), value)).catch(() => ownEntry(kv, partition));
       // Undefined: held by another process (or not known to be this one's).
       if (revision === undefined) continue;

@@ -11,19 +11,15 @@ import type { ReaderContext } from './reader-context.ts';
 import { createGroupBuffer, entriesOf } from './receive.ts';
 import { isNoGroup, type RawEntry } from './stream-replies.ts';
 
-/**
- * The clock leases are counted on here: monotonic. Only this process compares
- * its readings, and a wall clock stepped back (NTP, a resumed virtual machine)
- * would stretch a lease in this process past its end in Redis.
- */
-const leaseClock = () => performance.now();
-
 interface PartitionState {
   held: boolean;
   /** Claimed what the previous holders left pending: new entries may be read. */
   ready: boolean;
   generation: number;
-  /** When the lease ends, on `leaseClock`: counted from the asking for it or its last renewal. */
+  /**
+   * When the lease ends, on `performance.now()` (monotonic: a wall clock stepped back would stretch the lease here
+   * past its end in Redis), counted from the asking for it or its last renewal.
+   */
   expiresAt: number;
   /** Giving the partition up for a fairer share: nothing new goes out; handed back once nothing is in flight. */
   draining: boolean;
@@ -85,14 +81,14 @@ export function createGroupReader(context: ReaderContext) {
   /** True while the partition's entries may be handed out. */
   const active = (partition: number) => {
     const state = states[partition] as PartitionState;
-    return state.ready && !state.draining && leaseClock() < state.expiresAt;
+    return state.ready && !state.draining && performance.now() < state.expiresAt;
   };
 
   const buffer = createGroupBuffer(
     {
       current: (entry) => {
         const state = states[entry.partition] as PartitionState;
-        return state.held && state.generation === entry.generation && leaseClock() < state.expiresAt;
+        return state.held && state.generation === entry.generation && performance.now() < state.expiresAt;
       },
       active,
       ack: (entry) => acks.ack(entry.partition, entry.id),
@@ -210,7 +206,7 @@ export function createGroupReader(context: ReaderContext) {
     const state = states[partition] as PartitionState;
     // The lease runs from when Redis set it, before its answer came back: counted from the asking, the
     // process stops handing out no later than Redis frees the partition, however late the answer.
-    const asked = leaseClock();
+    const asked = performance.now();
     const taken = await runScript(
       client,
       'acquire',
@@ -236,7 +232,7 @@ export function createGroupReader(context: ReaderContext) {
     for (let p = 0; p < states.length; p++) {
       const state = states[p] as PartitionState;
       if (!state.held) continue;
-      const asked = leaseClock();
+      const asked = performance.now();
       const renewed = await runScript(client, 'renew', [keys.lease(topic, group, p)], [consumer, context.leaseMs]);
       if (Number(renewed) === 1) state.expiresAt = asked + context.leaseMs;
       else lose(p, 'another reader holds it');
@@ -303,7 +299,7 @@ export function createGroupReader(context: ReaderContext) {
           // Leases not renewed in time end here, whatever the server says later.
           for (let p = 0; p < states.length; p++) {
             const state = states[p] as PartitionState;
-            if (state.held && leaseClock() >= state.expiresAt) lose(p, 'not renewed in time');
+            if (state.held && performance.now() >= state.expiresAt) lose(p, 'not renewed in time');
           }
         })
         .finally(() => {
