@@ -12,7 +12,7 @@ import {
   refusedWith,
   refusesToOpen,
 } from '../../core/src/testing/fixtures/transport-checks.ts';
-import { type PrivateServer, startPrivateServer } from './fixtures/private-server.ts';
+import { type PrivateServer, showLogOnFailure, startPrivateServer } from './fixtures/private-server.ts';
 import { testApplication } from './fixtures/server.ts';
 import { getNatsTransport } from './messaging/nats-transport.ts';
 import { getNatsRedriver } from './messaging/redriver.ts';
@@ -22,6 +22,7 @@ import { getNatsRedriver } from './messaging/redriver.ts';
 // and the redriver over it, and the typed errors of a handshake that cannot succeed. One server for the file,
 // thrown away with its streams at the end.
 const started = await startPrivateServer({ jetstream: true, tls: 'verify-clients' });
+showLogOnFailure(started);
 if ('reason' in started && process.env.FACTLINE_REQUIRE_SERVICES === '1') {
   throw new Error(`FACTLINE_REQUIRE_SERVICES=1: no private nats-server over TLS: ${started.reason}`);
 }
@@ -68,6 +69,8 @@ describe('NATS over TLS (tls://)', () => {
     skip,
   }, async () => {
     const application = testApplication('tls-restart');
+    const began = Date.now();
+    const reported: string[] = [];
     const transport = await getNatsTransport({
       url: tlsServer.url,
       application,
@@ -75,7 +78,8 @@ describe('NATS over TLS (tls://)', () => {
       reconnectWaitMs: 100,
       // Claims left over from before the restart expire within it: the partitions are pulled again soon after.
       claimTtlMs: 1000,
-      onError: () => undefined,
+      // Shown if the case fails: what the transport went through across the restart.
+      onError: (error, { stage }) => reported.push(`+${Date.now() - began} ms ${stage} ${String(error)}`),
     });
     const handled: string[] = [];
     const consumer = createConsumer({
@@ -106,6 +110,11 @@ describe('NATS over TLS (tls://)', () => {
         'a publish after the restart to be taken',
       );
       await waitUntil(() => handled.includes(second.id), 'the message published after the restart to be handled');
+    } catch (error) {
+      console.log(
+        `# the transport reported (${reported.length}):\n${reported.map((line) => `#   ${line}`).join('\n')}`,
+      );
+      throw error;
     } finally {
       await consumer.stop();
       await transport.close();

@@ -35,7 +35,7 @@ function runCase(name: string, reporter: 'tap' | 'spec'): Promise<{ code: number
 }
 
 describe('testTransportConformance', () => {
-  it("adds what the transport told createTransport's onError to a failing case's message: the first 10 and the last 10, timed", async () => {
+  it("adds what the transport told createTransport's onError to a failing case's message (the first 10 and the last 10, timed), then what diagnose says", async () => {
     const name = 'delivers what was published, whole and in publish order per key';
     // TAP prints the failure's message, spec its stack: both carry what was reported.
     const [tap, spec] = await Promise.all([runCase(name, 'tap'), runCase(name, 'spec')]);
@@ -53,5 +53,12 @@ describe('testTransportConformance', () => {
     assert.deepEqual(pulls, [...[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], ...tail], 'the first 10 and the last 10, in order');
     assert.ok(Number(told[0]?.[1]) < 1000, 'timed from the start of the case');
     assert.ok(Number(told.at(-1)?.[1]) >= 4000, 'the last near the 5 s deadline');
+    // Then what `diagnose` said of the transport before it was closed, each of its lines indented.
+    for (const output of [tap.out, spec.out]) {
+      assert.match(
+        output,
+        /the backend's state \(diagnose\):\n {4,}silent: subscribed t\w+\/g\w+\n {4,}nothing handed out/,
+      );
+    }
   });
 });

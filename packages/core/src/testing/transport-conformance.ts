@@ -1,4 +1,5 @@
 import { after, describe, it } from 'node:test';
+import { answerWithin } from '../adapter/deadline.ts';
 import { createMessage } from '../messaging/message.ts';
 import type { Transport } from '../messaging/transport.ts';
 import { uniqueCategory } from './conformance/context.ts';
@@ -45,6 +46,13 @@ export interface TransportConformanceOptions {
    * for good are skipped with the reason.
    */
   outage?: OutageHook;
+  /**
+   * Called when a case fails, before its transport is closed: what the
+   * backend holds for it (a consumer's pending counts, which partitions the
+   * process holds), added to the failure's message. Given 5 s; a failure of
+   * its own is shown instead.
+   */
+  diagnose?: (transport: Transport) => Promise<string> | string;
   /** Called once after the whole suite, e.g. to delete a file. */
   teardown?: () => Promise<void> | void;
   /** Skip the suite with this reason. */
@@ -81,18 +89,38 @@ function reportedErrors() {
         if (last.length > REPORTED_SHOWN) last.shift();
       }
     },
-    /** `failure` with what was reported added to its message (and stack), when something was. */
-    addTo(failure: unknown): unknown {
-      if (count === 0 || !(failure instanceof Error)) return failure;
+    /** `failure` with what was reported (when something was) and the backend's state (when given) added to its message (and stack). */
+    addTo(failure: unknown, state?: string): unknown {
+      if ((count === 0 && state === undefined) || !(failure instanceof Error)) return failure;
       const skipped = count - first.length - last.length;
       const lines = [...first, ...(skipped > 0 ? [`(${skipped} more)`] : []), ...last];
       const { message } = failure;
-      failure.message += `\n  the transport reported to onError meanwhile (${count}):\n  - ${lines.join('\n  - ')}`;
+      if (count > 0)
+        failure.message += `\n  the transport reported to onError meanwhile (${count}):\n  - ${lines.join('\n  - ')}`;
+      if (state !== undefined)
+        failure.message += `\n  the backend's state (diagnose):\n    ${state.split('\n').join('\n    ')}`;
       // Reporters that print the stack show the message it was made with: it gets the addition too.
       if (typeof failure.stack === 'string') failure.stack = failure.stack.replace(message, failure.message);
       return failure;
     },
   };
+}
+
+/** What `diagnose` says of a failed case's transport within 5 s, or why it could not; undefined without it. */
+async function diagnosis(
+  diagnose: TransportConformanceOptions['diagnose'],
+  transport: Transport,
+): Promise<string | undefined> {
+  if (!diagnose) return undefined;
+  try {
+    return await answerWithin(
+      Promise.resolve().then(() => diagnose(transport)),
+      5000,
+      () => new Error('no answer in 5 s'),
+    );
+  } catch (error) {
+    return `diagnose failed: ${String(error)}`;
+  }
 }
 
 /**
@@ -148,7 +176,7 @@ export function testTransportConformance(options: TransportConformanceOptions): 
                 outage: outage.outage,
               });
             } catch (failure) {
-              throw reported.addTo(failure);
+              throw reported.addTo(failure, await diagnosis(options.diagnose, transport));
             } finally {
               await outage.end();
               await transport.close();

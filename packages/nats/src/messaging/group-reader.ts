@@ -9,6 +9,11 @@ import { DUE_HEADER } from './publish.ts';
 /** Decodes message bodies (one for every reader: `decode` keeps no state between calls without `stream`). */
 const utf8 = new TextDecoder();
 
+/** How long one pull waits at the server for messages (the least the client allows). */
+const PULL_EXPIRES_MS = 1000;
+/** How long past its expiry a pull may stay open before the reader stops it and pulls again. */
+const PULL_GRACE_MS = 4000;
+
 /** A release or a due time this close is held in the process (the message stays unacknowledged), not naked. */
 export const holdBelowMs = 100;
 
@@ -236,15 +241,31 @@ export function createGroupReader(context: ReaderContext) {
           await roomOrTimeout(1000);
           continue;
         }
-        const batch = await consumer.fetch({ max_messages: room, expires: 1000 });
+        const batch = await consumer.fetch({ max_messages: room, expires: PULL_EXPIRES_MS });
         part.batch = batch;
-        for await (const raw of batch) {
-          if (part.regate) break;
-          // Given up meanwhile: the pull stays open at the server until it ends, and what it brings goes back.
-          if (!current()) raw.nak();
-          else part.gate.offer(raw);
+        // The server ends a pull at its expiry and the client stops one whose heartbeats stop; a pull still
+        // open well after that is stopped here, told, and the partition gated again (it may have lost messages).
+        let overdue = false;
+        const watch = setTimeout(() => {
+          overdue = true;
+          batch.stop();
+        }, PULL_EXPIRES_MS + PULL_GRACE_MS);
+        try {
+          for await (const raw of batch) {
+            if (part.regate) break;
+            // Given up meanwhile: the pull stays open at the server until it ends, and what it brings goes back.
+            if (!current()) raw.nak();
+            else part.gate.offer(raw);
+          }
+        } finally {
+          clearTimeout(watch);
+          part.batch = undefined;
         }
-        part.batch = undefined;
+        if (overdue && current()) {
+          throw new TransportError(
+            `the pull did not end within ${PULL_EXPIRES_MS + PULL_GRACE_MS} ms (its expiry is ${PULL_EXPIRES_MS} ms): stopped`,
+          );
+        }
         failures = 0;
       } catch (error) {
         if (!current()) break;

@@ -9,7 +9,7 @@ import {
   memoryInboxEnvironment,
   sqliteInboxEnvironment,
 } from '../../../sqlite/src/messaging/fixtures/broker-consumer-environment.ts';
-import { startPrivateServer } from '../fixtures/private-server.ts';
+import { showLogOnFailure, startPrivateServer } from '../fixtures/private-server.ts';
 import { natsUnavailable, natsUrl, removeStreams, testApplication } from '../fixtures/server.ts';
 import { getNatsTransport } from './nats-transport.ts';
 
@@ -17,6 +17,7 @@ import { getNatsTransport } from './nats-transport.ts';
 // the inbox mark and the dead letters in one file; the server carries the messages. On a private server when
 // this machine can start one (its restart case stops and starts it), else on the shared one without it.
 const server = await startPrivateServer({ jetstream: true });
+showLogOnFailure(server);
 const privateUrl = 'reason' in server ? undefined : server.url;
 if ('reason' in server) console.log(`# no private nats-server (${server.reason}): the restart case skips`);
 const skip = privateUrl ? false : await natsUnavailable();

@@ -1,6 +1,6 @@
 import { after, describe, it } from 'node:test';
 import { brokerRestartRun } from '../../../sqlite/src/outbox/fixtures/broker-restart.ts';
-import { startPrivateServer } from '../fixtures/private-server.ts';
+import { showLogOnFailure, startPrivateServer } from '../fixtures/private-server.ts';
 import { testApplication } from '../fixtures/server.ts';
 import { getNatsTransport } from './nats-transport.ts';
 
@@ -8,6 +8,7 @@ import { getNatsTransport } from './nats-transport.ts';
 // writing to the SQLite outbox, its relay publishing to JetStream, three consumer processes; the server
 // stops and starts again (the scenario: broker-restart.ts).
 const server = await startPrivateServer({ jetstream: true });
+showLogOnFailure(server);
 const skip = 'reason' in server ? `no private nats-server: ${server.reason}` : false;
 if (skip) console.log(`# skipped: ${skip}`);
 const restart = brokerRestartRun('nats');

@@ -12,10 +12,14 @@ import { createPartitionClaims } from './partition-claims.ts';
 function bucket(answerAfterMs = 0) {
   const entries = new Map<string, { value: Uint8Array; revision: number }>();
   let revision = 0;
+  /** While set, every create fails with it before reaching the entries (a server that cannot take the write). */
+  let failCreates: Error | undefined;
   const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   const kv = {
     async create(key: string, value: Uint8Array) {
-      if (entries.has(key)) throw new Error('wrong last sequence: key exists');
+      if (failCreates) throw failCreates;
+      // The server's answer to a create where the key exists: "wrong last sequence", API code 10071.
+      if (entries.has(key)) throw Object.assign(new Error('wrong last sequence: 1'), { code: 10071 });
       entries.set(key, { value, revision: ++revision });
       const created = revision;
       await wait(answerAfterMs);
@@ -38,7 +42,13 @@ function bucket(answerAfterMs = 0) {
       entries.delete(key);
     },
   };
-  return { kv: kv as unknown as KV, entries };
+  return {
+    kv: kv as unknown as KV,
+    entries,
+    failCreatesWith(error: Error | undefined) {
+      failCreates = error;
+    },
+  };
 }
 
 async function until(condition: () => boolean, what: string, ms = 3000): Promise<void> {
@@ -121,7 +131,7 @@ describe('partition claims', () => {
   it('a claim entry naming another process is left to it', async () => {
     const { kv, entries } = bucket();
     entries.set('claim.t.g.0', { value: new TextEncoder().encode('other-process'), revision: 1 });
-    const { claims, gained } = claimsOn(kv, 3000);
+    const { claims, gained, errors } = claimsOn(kv, 3000);
     claims.start();
     try {
       await until(() => claims.held().length === 1, 'the free partition held');
@@ -129,9 +139,48 @@ describe('partition claims', () => {
       await new Promise((resolve) => setTimeout(resolve, 1200));
       assert.deepEqual(claims.held(), [1]);
       assert.deepEqual(gained, [1]);
+      assert.deepEqual(errors, [], 'a partition another process holds is no failure');
     } finally {
       await claims.stop();
     }
     assert.equal(new TextDecoder().decode(entries.get('claim.t.g.0')?.value), 'other-process');
+  });
+
+  it('a create that fails for another reason than a claim being there is told, every round, and retried', async () => {
+    const { kv, failCreatesWith } = bucket();
+    failCreatesWith(Object.assign(new Error('insufficient resources'), { code: 10023 }));
+    const { claims, errors } = claimsOn(kv, 600, 1);
+    claims.start();
+    try {
+      // Rounds run every 200 ms here (a third of the ttl): two told failures are two rounds.
+      await until(() => errors.length >= 2, 'the failed claims told');
+      assert.deepEqual(claims.held(), []);
+      for (const error of errors) {
+        assert.match(String(error), /claiming partition 0 of t\/g failed/);
+        assert.match(String((error as Error).cause), /insufficient resources/);
+      }
+      failCreatesWith(undefined);
+      await until(() => claims.held().length === 1, 'the partition claimed once the creates go through');
+    } finally {
+      await claims.stop();
+    }
+  });
+
+  it('a bucket that does not open is told each round, not waited on for ever', async () => {
+    const { kv } = bucket();
+    let opens = false;
+    const never = new Promise<KV>(() => undefined);
+    const { claims, errors } = claimsOn(kv, 300, 1, () => (opens ? Promise.resolve(kv) : never));
+    claims.start();
+    try {
+      // The wait is bounded by the ttl, at least 5 s.
+      await until(() => errors.length >= 1, 'the bucket that did not open told', 7000);
+      assert.match(String(errors[0]), /the claim bucket of t\/g did not open within 5000 ms/);
+      assert.deepEqual(claims.held(), []);
+      opens = true;
+      await until(() => claims.held().length === 1, 'the partition claimed once the bucket opens', 7000);
+    } finally {
+      await claims.stop();
+    }
   });
 });

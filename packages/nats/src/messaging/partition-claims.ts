@@ -1,6 +1,15 @@
 import { TransportError } from '@factline/core';
 import { answerWithin } from '@factline/core/adapter';
+import { JetStreamApiCodes } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
+
+/** Whether a failed `kv.create` says the key exists (a claim is there): the server's "wrong last sequence". */
+const isKeyTaken = (error: unknown): boolean => {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return (
+    code === JetStreamApiCodes.StreamWrongLastSequence || code === JetStreamApiCodes.StreamWrongLastSequenceUnknown
+  );
+};
 
 /** What the claims steer: the reader that pulls the partitions this process holds. */
 export interface ClaimTarget {
@@ -145,7 +154,16 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
       const partition = (offset + i) % settings.partitions;
       if (held.has(partition)) continue;
       const started = performance.now();
-      const revision = await bounded(kv.create(claimKey(partition), value)).catch(() => ownEntry(kv, partition));
+      const revision = await bounded(kv.create(claimKey(partition), value)).catch((error: unknown) => {
+        // "Wrong last sequence": the key exists, held by another process (or by this one, if an earlier create
+        // went through unanswered). Any other failure is told: retried every round, it must not stay silent.
+        if (!isKeyTaken(error)) {
+          settings.report(
+            new TransportError(`claiming partition ${partition} of ${settings.label} failed`, { cause: error }),
+          );
+        }
+        return ownEntry(kv, partition);
+      });
       // Undefined: held by another process (or not known to be this one's).
       if (revision === undefined) continue;
       held.set(partition, revision);
@@ -170,9 +188,22 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
     }
   };
 
+  /**
+   * The bucket, or a told failure once it did not come within the ttl (at least 5 s: the first round creates it):
+   * a round waits on nothing for ever, and a bucket that never comes says so every round.
+   */
+  const openBucket = () => {
+    const ms = Math.max(5000, settings.ttlMs);
+    return answerWithin(
+      settings.bucket(),
+      ms,
+      () => new TransportError(`the claim bucket of ${settings.label} did not open within ${ms} ms`),
+    );
+  };
+
   const tick = async () => {
     try {
-      const kv = await settings.bucket();
+      const kv = await openBucket();
       if (stopped) return;
       await renew(kv);
       if (stopped) return;
@@ -218,7 +249,8 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
         return;
       }
       try {
-        const kv = await settings.bucket();
+        // Opened by the rounds before (something is held): at once, unless the server stopped answering.
+        const kv = await bounded(settings.bucket());
         await Promise.all([
           ...revisions.map(([partition, revision]) => release(kv, partition, revision)),
           memberRevision === undefined

@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { topologyNames } from '../topology.ts';
+import { createGroupReader } from './group-reader.ts';
+
+/**
+ * A pull the server never ends and the client library never stops (no
+ * expiry, no missed heartbeats): it brings nothing until `stop()`.
+ */
+function endlessPull() {
+  let stop: (() => void) | undefined;
+  const stopped = new Promise<void>((resolve) => {
+    stop = resolve;
+  });
+  return {
+    stop: () => stop?.(),
+    async *[Symbol.asyncIterator](): AsyncGenerator<never> {
+      await stopped;
+      // Ends at stop with nothing brought: the loop below never runs.
+      yield* [];
+    },
+  };
+}
+
+async function until(condition: () => boolean, what: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('the group reader', () => {
+  it('a pull still open well past its expiry is stopped, told, and the partition pulled again behind its gate', async () => {
+    let pulls = 0;
+    let pendingReads = 0;
+    const reported: { error: unknown; stage: string }[] = [];
+    const consumer = {
+      // The first pull never ends; the later ones end at once with nothing (so that stop() need not wait).
+      fetch: async () => {
+        pulls += 1;
+        if (pulls === 1) return endlessPull();
+        const done = endlessPull();
+        setTimeout(done.stop, 20);
+        return done;
+      },
+    };
+    const reader = createGroupReader({
+      names: topologyNames('reader-test'),
+      topic: 'orders',
+      group: 'billing',
+      partitions: 1,
+      prefetch: 10,
+      maxDeliver: 5,
+      ackWaitMs: 30_000,
+      deadLetters: undefined,
+      js: () => ({ consumers: { get: async () => consumer } }) as unknown as JetStreamClient,
+      ensureConsumer: async () => undefined,
+      pending: async () => {
+        pendingReads += 1;
+        return { ackPending: 0, deliveredSeq: 0 };
+      },
+      report: (error, stage) => reported.push({ error, stage }),
+      connected: () => true,
+    });
+    reader.gain(0);
+    try {
+      // The pull expires after 1 s; 4 s past that the reader stops it.
+      await until(() => reported.length >= 1, 'the overdue pull told', 8000);
+      const [first] = reported;
+      assert.equal(first?.stage, 'consume');
+      assert.match(String(first?.error), /pulling orders\/billing partition 0 failed/);
+      assert.match(String((first?.error as Error | undefined)?.cause), /the pull did not end within 5000 ms/);
+      const readsBefore = pendingReads;
+      await until(() => pulls >= 2, 'a new pull after the stopped one', 3000);
+      // Messages may have been lost with the stopped pull: the gate read the consumer's pending state again.
+      assert.ok(pendingReads > readsBefore, 'the partition gated again before the new pull');
+    } finally {
+      await reader.stop();
+    }
+  });
+});
