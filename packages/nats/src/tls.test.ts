@@ -97,6 +97,12 @@ describe('NATS over TLS (tls://)', () => {
       const first = createMessage({ type: 'OrderPlaced', key: 'order-1', data: {} });
       await transport.publish('orders', [first]);
       await waitUntil(() => handled.includes(first.id), 'the message before the restart to be handled');
+      // Its ack reached the server first: an ack lost in the restart would keep the partition gated until the
+      // message came back (the ack wait, 30 s), which is not what this case is about.
+      await waitUntil(
+        async () => (await transport.backlog?.('orders', 'billing'))?.messages === 0,
+        'the ack of the message before the restart to reach the server',
+      );
       await tlsServer.restart();
       await waitUntil(() => transport.connected(), 'the transport to reconnect over TLS');
       const second = createMessage({ type: 'OrderPlaced', key: 'order-1', data: {} });
