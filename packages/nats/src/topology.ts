@@ -77,11 +77,16 @@ export interface Names {
   topicPrefix(topic: string): string;
   /** The key-value bucket holding the partition claims. */
   claims: string;
+  /** `<topic>.<group>` as key-value key tokens (base64url): the claims' and members' keys of one group. */
+  claimScope(topic: string, group: string): string;
   /** The key-value bucket holding each topic's partition count (recorded once, no TTL). */
   partitionCounts: string;
   /** The key of `topic` in the `partitionCounts` bucket: its subject token with `=` for `~` (a key takes no `~`). */
   countKey(topic: string): string;
 }
+
+/** A topic or group name as a key-value key token (base64url: any name, in the characters a key takes). */
+const keyToken = (name: string) => Buffer.from(name, 'utf8').toString('base64url');
 
 /**
  * The stream, subjects and consumer names of one application.
@@ -99,6 +104,7 @@ export function topologyNames(application: string): Names {
     consumer: (topic, group, p) => `${subjectToken(topic)}~~${subjectToken(group)}~~${p}`,
     topicPrefix: (topic) => `${application}.${subjectToken(topic)}.`,
     claims: `${application}_claims`,
+    claimScope: (topic, group) => `${keyToken(topic)}.${keyToken(group)}`,
     partitionCounts: `${application}_partitions`,
     countKey: (topic) => subjectToken(topic).replaceAll('~', '='),
   };

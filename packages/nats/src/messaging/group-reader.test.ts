@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { waitUntil } from '@factline/core/testing';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { topologyNames } from '../topology.ts';
 import { createGroupReader } from './group-reader.ts';
@@ -21,14 +22,6 @@ function endlessPull() {
       yield* [];
     },
   };
-}
-
-async function until(condition: () => boolean, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('the group reader', () => {
@@ -67,13 +60,13 @@ describe('the group reader', () => {
     reader.gain(0);
     try {
       // The pull expires after 1 s; 4 s past that the reader stops it.
-      await until(() => reported.length >= 1, 'the overdue pull told', 8000);
+      await waitUntil(() => reported.length >= 1, 'the overdue pull told', 8000, 20);
       const [first] = reported;
       assert.equal(first?.stage, 'consume');
       assert.match(String(first?.error), /pulling orders\/billing partition 0 failed/);
       assert.match(String((first?.error as Error | undefined)?.cause), /the pull did not end within 5000 ms/);
       const readsBefore = pendingReads;
-      await until(() => pulls >= 2, 'a new pull after the stopped one', 3000);
+      await waitUntil(() => pulls >= 2, 'a new pull after the stopped one', 3000, 20);
       // Messages may have been lost with the stopped pull: the gate read the consumer's pending state again.
       assert.ok(pendingReads > readsBefore, 'the partition gated again before the new pull');
     } finally {

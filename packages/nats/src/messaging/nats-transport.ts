@@ -90,8 +90,6 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     return bucket;
   };
   const checkPartitionCount = createPartitionCountCheck(js, names, options.application, options.partitions);
-  /** A topic or group name as a key-value key token. */
-  const keyToken = (name: string) => Buffer.from(name, 'utf8').toString('base64url');
   /** Consumer creations done (or under way) by this transport; a failure is forgotten, to be tried again. */
   const declared = new Map<string, Promise<void>>();
   /** Per topic, the group declarations under way: a publish waits for them (a subscribe is synchronous). */
@@ -278,14 +276,14 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
           report,
           connected: () => connected,
         });
+        const scope = names.claimScope(topic, group);
         const claims = createPartitionClaims(
           {
             // Nothing is claimed (no member either) while the topic's partition count is refused.
             bucket: () => checkPartitionCount(topic).then(claimBucket),
-            scope: `${keyToken(topic)}.${keyToken(group)}`,
+            scope,
             label: `${topic}/${group}`,
             async members() {
-              const scope = `${keyToken(topic)}.${keyToken(group)}`;
               const info = await jsm.streams.info(`KV_${names.claims}`, {
                 subjects_filter: `$KV.${names.claims}.member.${scope}.*`,
               });

@@ -11,6 +11,9 @@ const isKeyTaken = (error: unknown): boolean => {
   );
 };
 
+/** The claim entry of `partition` in a group's scope (`Names.claimScope`): it names the process pulling it. */
+export const claimKey = (scope: string, partition: number) => `claim.${scope}.${partition}`;
+
 /** What the claims steer: the reader that pulls the partitions this process holds. */
 export interface ClaimTarget {
   gain(partition: number): void;
@@ -67,7 +70,6 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
-  const claimKey = (p: number) => `claim.${settings.scope}.${p}`;
   const memberKey = `member.${settings.scope}.${id}`;
   const value = new TextEncoder().encode(id);
 
@@ -109,7 +111,7 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
       if (stopped) return;
       const started = performance.now();
       try {
-        const next = await bounded(kv.update(claimKey(partition), value, revision));
+        const next = await bounded(kv.update(claimKey(settings.scope, partition), value, revision));
         if (!held.has(partition)) continue;
         held.set(partition, next);
         renewedAt.set(partition, started);
@@ -127,7 +129,7 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
 
   /** Deletes a claim this process held; one another process holds by now (a newer revision) is left alone. */
   const release = (kv: KV, partition: number, revision: number) =>
-    bounded(kv.delete(claimKey(partition), { previousSeq: revision })).catch((error: unknown) => {
+    bounded(kv.delete(claimKey(settings.scope, partition), { previousSeq: revision })).catch((error: unknown) => {
       if (/wrong last sequence/i.test(String((error as Error)?.message ?? error))) return;
       settings.report(
         new TransportError(
@@ -154,7 +156,7 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
       const partition = (offset + i) % settings.partitions;
       if (held.has(partition)) continue;
       const started = performance.now();
-      const revision = await bounded(kv.create(claimKey(partition), value)).catch((error: unknown) => {
+      const revision = await bounded(kv.create(claimKey(settings.scope, partition), value)).catch((error: unknown) => {
         // "Wrong last sequence": the key exists, held by another process (or by this one, if an earlier create
         // went through unanswered). Any other failure is told: retried every round, it must not stay silent.
         if (!isKeyTaken(error)) {
@@ -180,7 +182,7 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
    */
   const ownEntry = async (kv: KV, partition: number): Promise<number | undefined> => {
     try {
-      const entry = await bounded(kv.get(claimKey(partition)));
+      const entry = await bounded(kv.get(claimKey(settings.scope, partition)));
       if (entry?.operation !== 'PUT' || entry.value.length !== value.length) return undefined;
       return entry.value.every((byte, i) => byte === value[i]) ? entry.revision : undefined;
     } catch {
