@@ -6,6 +6,15 @@ import type { RedisCommandSender } from './connection.ts';
  * touch keys they read from their arguments (a delayed message names its
  * stream): the transport targets one Redis server, not a cluster.
  */
+/**
+ * Lua setting `now` to Redis's clock in ms. The delayed set and the readers'
+ * registrations are timed by it: the clocks of the processes sharing them may
+ * disagree.
+ */
+const NOW_MS = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
 export const scripts = {
   /**
    * KEYS: groups set, partition counts hash, then the topic's partition streams.
@@ -47,15 +56,26 @@ for k = 1, #KEYS do
 end
 return a - 1 - #KEYS`,
 
-  /** KEYS: stream, delayed set. ARGV: group, entry id, due ms, member. Acks the entry and schedules its copy, or nothing when it was not pending. */
-  release: `
+  /**
+   * KEYS: stream, delayed set. ARGV: group, entry id, delay ms, member. Acks
+   * the entry and schedules its copy `delay ms` from now by Redis's clock, or
+   * does nothing when it was not pending.
+   */
+  release: `${NOW_MS}
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('ZADD', KEYS[1 + 1], ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[1 + 1], string.format('%.0f', now + tonumber(ARGV[3])), ARGV[4])
 return 1`,
 
-  /** KEYS: delayed set. ARGV: now ms, limit. Moves what is due into its stream, oldest first; returns how many. */
-  moveDue: `
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+  /** KEYS: delayed set. ARGV: delay ms, member. Schedules a published message `delay ms` from now by Redis's clock. */
+  schedule: `${NOW_MS}
+return redis.call('ZADD', KEYS[1], string.format('%.0f', now + tonumber(ARGV[1])), ARGV[2])`,
+
+  /**
+   * KEYS: delayed set. ARGV: limit. Moves what is due by Redis's clock into its
+   * stream, oldest first; returns how many.
+   */
+  moveDue: `${NOW_MS}
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now), 'LIMIT', 0, tonumber(ARGV[1]))
 for _, member in ipairs(due) do
   local item = cjson.decode(member)
   if item.o ~= '' then
@@ -73,9 +93,7 @@ return #due`,
    * Redis's clock (the readers' clocks may disagree); returns how many readers
    * are registered.
    */
-  register: `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  register: `${NOW_MS}
 redis.call('ZADD', KEYS[1], string.format('%.0f', now + tonumber(ARGV[2])), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
 return redis.call('ZCARD', KEYS[1])`,

@@ -12,7 +12,10 @@ const BATCH = 200;
  * by a script (atomic: a message is moved once, whichever transport runs it).
  * Every transport of the application runs one; it looks every 250 ms, sooner
  * when told of an earlier due time (`wake`), at once again while a run found
- * a full batch. The stream never waits for it: only delayed messages do.
+ * a full batch. What is due is told by Redis's clock, which also times the
+ * delays as they are scheduled (`release`, `schedule`): a process whose clock
+ * is off moves nothing early. The stream never waits for it: only delayed
+ * messages do.
  */
 export function startDelayMover(client: RedisClient, keys: RedisKeys, report: (error: unknown) => void) {
   let stopped = false;
@@ -33,7 +36,8 @@ export function startDelayMover(client: RedisClient, keys: RedisKeys, report: (e
     running = (async () => {
       let delay = LOOK_EVERY_MS;
       try {
-        const moved = Number(await runScript(client, 'moveDue', [keys.delayed], [Date.now(), BATCH]));
+        // Due by Redis's clock: the processes that schedule and move delayed messages may disagree on the time.
+        const moved = Number(await runScript(client, 'moveDue', [keys.delayed], [BATCH]));
         failures = 0;
         if (moved >= BATCH) delay = 0;
       } catch (error) {

@@ -23,8 +23,9 @@ export function delayedMember(stream: string, json: string, count: number, only:
 /**
  * Writes a publish: the messages due now go to their partitions' streams in
  * `append` script calls (one `XADD` each, in publish order per stream; up to
- * 500 messages or about 1 MB of JSON a call), each due later is a `ZADD` to
- * the delayed set, sent after the calls holding the messages before it; all
+ * 500 messages or about 1 MB of JSON a call), each due later goes to the
+ * delayed set (`schedule`: its delay from now, by Redis's clock), sent after
+ * the calls holding the messages before it; all
  * sent at once on one connection (node-redis pipelines the commands of one
  * turn), resolved when Redis answered for every one. A key's messages after a
  * delayed one in the same publish are delayed with it, so they keep their order.
@@ -68,7 +69,8 @@ export async function writeMessages(
       // The messages before it go first: once in the delayed set it may be moved (by any process) when due.
       if (count > 0) append();
       const member = delayedMember(streams[partition] as string, json, 0, only ?? '');
-      sent.push(client.sendCommand(['ZADD', keys.delayed, String(due), member]));
+      // Its delay from now, timed by Redis's clock (the movers' clock); in order with the appends on this connection.
+      sent.push(runScriptInOrder(client, 'schedule', [keys.delayed], [String(due - at), member]));
       continue;
     }
     const list = waiting.get(partition);

@@ -199,7 +199,13 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
               client,
               'release',
               [stream, keys.delayed],
-              [group, entry.id, dueAt, delayedMember(stream, entry.json, entry.count, group)],
+              // The delay from now: the script times it by Redis's clock, which every process's mover reads.
+              [
+                group,
+                entry.id,
+                Math.max(0, Math.ceil(dueAt - Date.now())),
+                delayedMember(stream, entry.json, entry.count, group),
+              ],
             );
             mover.wake(dueAt);
             return true;
