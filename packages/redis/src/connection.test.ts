@@ -57,6 +57,29 @@ describe('closeClient', { skip }, () => {
       await forwarder.close();
     }
   });
+
+  it('ends when the connection is reset while the close waits for answers, and says it was late', async () => {
+    // node-redis 6.4 ends neither its close() nor, once dropped, the client when the connection fails while a
+    // close drains: the close waited on that for ever.
+    const forwarder = await startForwarder(() => Number(new URL(redisUrl).port || 6379));
+    try {
+      const client = await openClient(`redis://127.0.0.1:${forwarder.port}`, settings('factline-test-reset'));
+      assert.equal(await client.sendCommand(['PING']), 'PONG');
+      forwarder.freeze();
+      const unanswered = client.sendCommand(['PING']).then(
+        () => 'answered',
+        (error: unknown) => (error as Error).name,
+      );
+      const closing = closeClient(client, 500);
+      await waitUntil(() => !client.isOpen, 'the close to begin', 2000);
+      forwarder.reset();
+      const inTime = await settlesWithin(closing, 5000, 'closeClient(client, 500) after the reset');
+      assert.equal(inTime, false, 'the close was late');
+      assert.notEqual(await settlesWithin(unanswered, 1000, 'the command sent before'), 'answered');
+    } finally {
+      await forwarder.close();
+    }
+  });
 });
 
 describe('the silence watch', { skip }, () => {

@@ -299,13 +299,19 @@ export async function closeClient(client: RedisClient, waitMs = CLOSE_WAIT_MS): 
     destroyClient(client);
     return true;
   }
-  // Dropped, the client rejects what waits in it and ends, which settles its close().
+  // Dropped, the client rejects what waits in it and ends, which settles its close(); except when its connection
+  // failed while the close waited for answers (node-redis 6.4 then never ends it): the wait for that is bounded.
   const closing = client.close().catch(() => destroyClient(client));
   const inTime = await settledWithin(closing, waitMs);
-  if (!inTime) destroyClient(client);
-  await closing;
+  if (!inTime) {
+    destroyClient(client);
+    await settledWithin(closing, DROP_WAIT_MS);
+  }
   return inTime;
 }
+
+/** How long `closeClient` waits for a dropped client's close() to settle: the drop is done by then either way. */
+const DROP_WAIT_MS = 1000;
 
 /**
  * Closes a client now, whatever it was doing (a blocked read included, or a
