@@ -186,25 +186,34 @@ return table.concat(out)`,
    * then those with no ack. ARGV: the number of ack groups G; per ack group
    * its consumer group, lease token and number of marks; then per mark its
    * claim value, mark value and ms, followed by its entry id when it is in an
-   * ack group. A mark replaces the run's claim only while the claim is the
-   * run's. An ack group whose lease holds another token (the partition moved
-   * to another reader) writes neither marks nor acks and drops the claims, so
-   * the new holder's runs apply the messages; the others' entries are acked
-   * with one `XACK` per group (in chunks, `unpack` has a limit). Returns per
-   * ack group 1, or 0 when fenced off.
+   * ack group. A mark replaces the run's claim while the claim is the run's,
+   * and is written where the claim ran out with nothing in its place (no
+   * other run took the message meanwhile); another run's claim or mark is
+   * left to it. An ack group whose lease holds another token (the partition
+   * moved to another reader) writes neither marks nor acks and drops the
+   * claims, so the new holder's runs apply the messages; the others' entries
+   * are acked with one `XACK` per group (in chunks, `unpack` has a limit).
+   * Returns per ack group 1, or 0 when fenced off; then the positions (from
+   * 1, among the marks) of the runs not fenced off whose claim was no longer
+   * theirs.
    */
   inboxMark: `
 local groups = tonumber(ARGV[1])
 local k = groups * 2
 local a = 1 + groups * 3
 local out = {}
+local lost = {}
+local function mark(key, position)
+  local value = redis.call('GET', key)
+  if value == ARGV[a + 1] or not value then redis.call('SET', key, ARGV[a + 2], 'PX', ARGV[a + 3]) end
+  if value ~= ARGV[a + 1] then lost[#lost + 1] = position end
+end
 for g = 1, groups do
   local n = tonumber(ARGV[g * 3 + 1])
   if redis.call('GET', KEYS[g * 2]) == ARGV[g * 3] then
     local ids = {}
     for i = 1, n do
-      local mark = KEYS[k + i]
-      if redis.call('GET', mark) == ARGV[a + 1] then redis.call('SET', mark, ARGV[a + 2], 'PX', ARGV[a + 3]) end
+      mark(KEYS[k + i], k - groups * 2 + i)
       ids[#ids + 1] = ARGV[a + 4]
       if #ids == 1000 or i == n then
         redis.call('XACK', KEYS[g * 2 - 1], ARGV[g * 3 - 1], unpack(ids))
@@ -215,8 +224,8 @@ for g = 1, groups do
     out[g] = 1
   else
     for i = 1, n do
-      local mark = KEYS[k + i]
-      if redis.call('GET', mark) == ARGV[a + 1] then redis.call('DEL', mark) end
+      local key = KEYS[k + i]
+      if redis.call('GET', key) == ARGV[a + 1] then redis.call('DEL', key) end
       a = a + 4
     end
     out[g] = 0
@@ -224,10 +233,10 @@ for g = 1, groups do
   k = k + n
 end
 for i = k + 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[a + 1] then redis.call('SET', KEYS[i], ARGV[a + 2], 'PX', ARGV[a + 3]) end
+  mark(KEYS[i], i - groups * 2)
   a = a + 3
 end
-return out`,
+return {out, lost}`,
 
   /**
    * KEYS: marks. ARGV: ms, then one claim value per mark. Renews each claim

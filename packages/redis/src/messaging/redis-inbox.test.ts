@@ -221,6 +221,40 @@ describe('getRedisInbox: failures outside a run are told to onError', { skip }, 
     );
   });
 
+  it('a run whose claim ran out unseen (its event loop blocked past claimMs) still marks the message, and says so once', async () => {
+    const { errors, onError } = told();
+    const inbox = await open({ claimMs: 200, onError });
+    // A synchronous handler holding the event loop twice the claim's life: no renewal runs meanwhile.
+    const applied = await inbox.applyOnce?.('billing', 'blocked-1', new Date(), () => {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400);
+    });
+    assert.equal(applied, true);
+    assert.match(String(await client.sendCommand(['GET', markKey('billing', 'blocked-1')])), /^d:/, 'marked');
+    const again = await inbox.applyOnce?.('billing', 'blocked-1', new Date(), () => assert.fail('ran again'));
+    assert.equal(again, false, 'a later copy of the message is a duplicate');
+    assert.equal(errors.length, 1, `told once: ${errors.map((e) => String(e.error)).join('; ')}`);
+    assert.equal(errors[0]?.stage, 'renew');
+    assert.match(String(errors[0]?.error), /claim of message blocked-1 by consumer 'billing' ran out/);
+  });
+
+  it("a run whose claim another run took before any renewal saw it leaves that run's claim, and says so once", async () => {
+    const { errors, onError } = told();
+    const inbox = await open({ onError });
+    const applied = await inbox.applyOnce?.('billing', 'taken-1', new Date(), async () => {
+      // As after this run's claim ran out: another run claims the message (its renewals are 3.3 s apart).
+      await client.sendCommand(['SET', markKey('billing', 'taken-1'), 'c:another-run', 'PX', '60000']);
+    });
+    assert.equal(applied, true);
+    assert.equal(
+      await client.sendCommand(['GET', markKey('billing', 'taken-1')]),
+      'c:another-run',
+      'the other run keeps it',
+    );
+    assert.equal(errors.length, 1, 'told once');
+    assert.equal(errors[0]?.stage, 'renew');
+    assert.match(String(errors[0]?.error), /claim of message taken-1 by consumer 'billing' ran out/);
+  });
+
   it("a run whose claim ran out, ending while a second run of the message here holds it, leaves the second run's claim renewed", async () => {
     const inbox = await open({ claimMs: 150 });
     let finishFirst: () => void = () => undefined;

@@ -18,6 +18,11 @@ import { serverIdentity } from '../server-checks.ts';
 import type { RedisTlsOptions } from '../tls.ts';
 import { type AckTarget, type AckWithMark, ackWithMarkOf } from './ack-with-mark.ts';
 
+/** A mark call's outcome for a run, bits: marked (and acked, for a delivery acked with its mark), else fenced off. */
+const MARKED = 1;
+/** The run's claim was no longer its own at the mark: it ran out (marked where no other run took it meanwhile). */
+const CLAIM_RAN_OUT = 2;
+
 interface MarkItem {
   key: string;
   claim: string;
@@ -166,31 +171,51 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       args.push(group, token, members.length);
     }
     const results = new Array<number>(items.length);
+    /** The items in the order of their marks in the call. */
+    const order: number[] = [];
     let g = 0;
     for (const members of byTarget.values()) {
       for (const i of members) {
         const { key, claim, value, ms, ack } = items[i] as MarkItem;
         keys.push(key);
         args.push(claim, value, ms, (ack as AckWithMark).id);
+        order.push(i);
       }
     }
     for (const i of plain) {
       const { key, claim, value, ms } = items[i] as MarkItem;
       keys.push(key);
       args.push(claim, value, ms);
-      results[i] = 1;
+      results[i] = MARKED;
+      order.push(i);
     }
-    const written = (await runScript(client, 'inboxMark', keys, args).catch((error: unknown) => {
+    const [written, lost] = (await runScript(client, 'inboxMark', keys, args).catch((error: unknown) => {
       throw commandError(error, `marking ${items.length} messages in the Redis inbox`);
-    })) as number[];
+    })) as [number[], number[]];
     for (const members of byTarget.values()) {
-      const outcome = Number(written[g++]);
+      const outcome = Number(written[g++]) === 1 ? MARKED : 0;
       for (const i of members) results[i] = outcome;
+    }
+    for (const position of lost) {
+      const i = order[Number(position) - 1] as number;
+      results[i] = (results[i] as number) | CLAIM_RAN_OUT;
     }
     return results;
   });
+  type Run = { claim: string; consumer: string; id: string; lost?: boolean };
   /** The handler runs in progress by mark key, their claims renewed together every third of `claimMs`. */
-  const running = new Map<string, { claim: string; consumer: string; id: string; lost?: boolean }>();
+  const running = new Map<string, Run>();
+  /** Tells once per run that its claim ran out: found by a renewal, or at the mark when no renewal saw it. */
+  const claimRanOut = (run: Run) => {
+    if (run.lost) return;
+    run.lost = true;
+    report(
+      new TransportError(
+        `the claim of message ${run.id} by consumer '${run.consumer}' ran out before it was renewed (claimMs ${claimMs}): another run may apply the message too`,
+      ),
+      'renew',
+    );
+  };
   let renewals: ReturnType<typeof setInterval> | undefined;
   let closed = false;
   const startRenewals = () => {
@@ -209,15 +234,8 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
             for (const at of lost as number[]) {
               const run = inFlight[Number(at) - 1];
               // A run that ended meanwhile turned its claim into a mark (or dropped it): nothing was lost.
-              if (run === undefined || run.lost || running.get(keys[Number(at) - 1] as string) !== run) continue;
-              run.lost = true;
-              const { consumer, id } = run;
-              report(
-                new TransportError(
-                  `the claim of message ${id} by consumer '${consumer}' ran out before it was renewed (claimMs ${claimMs}): another run may apply the message too`,
-                ),
-                'renew',
-              );
+              if (run === undefined || running.get(keys[Number(at) - 1] as string) !== run) continue;
+              claimRanOut(run);
             }
           },
           (error: unknown) => report(error, 'renew'),
@@ -265,7 +283,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       if (outcome === 'busy') {
         throw new TransportError(`message ${id} is being handled by another run of consumer '${consumer}'`);
       }
-      const run = { claim, consumer, id };
+      const run: Run = { claim, consumer, id };
       running.set(key, run);
       startRenewals();
       // Only this run's own entry goes: a run of the same message here after this one's claim ran out has its own.
@@ -289,8 +307,11 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       // Only the mark (and the ack) is left: another key's run may start meanwhile.
       queued?.();
       const written = await marks.call({ key, claim, value, ms: Math.max(1, Math.ceil(ttl)), ack: target });
+      // The claim ran out unseen (an event loop blocked past claimMs, renewals that failed): marked unless another
+      // run took the message meanwhile, and told either way.
+      if (written & CLAIM_RAN_OUT) claimRanOut(run);
       if (target) {
-        if (written === 1) target.acked();
+        if (written & MARKED) target.acked();
         else target.fenced();
       }
       return true;
