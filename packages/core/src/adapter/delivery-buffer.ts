@@ -113,12 +113,20 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
     goneCount += 1;
     if (goneCount >= 32 && goneCount * 2 >= entries.length) compact();
   };
-  /** Puts a removed entry back: where it was when the array still has it, else at `at`. */
+  /**
+   * Puts a removed entry back: where it was when the array still has it, else at `at` (where it was before a
+   * compaction moved the others up), and never behind a held message of its key (it was the key's first).
+   */
   const restore = (entry: E, at: number) => {
     if (!entry.gone) return;
     entry.gone = false;
-    if (entries.includes(entry)) goneCount -= 1;
-    else entries.splice(Math.min(at, entries.length), 0, entry);
+    if (entries.includes(entry)) {
+      goneCount -= 1;
+      return;
+    }
+    const key = entry.message.key;
+    const first = entries.findIndex((e) => !e.gone && e.message.key === key);
+    entries.splice(first >= 0 ? Math.min(first, at) : Math.min(at, entries.length), 0, entry);
   };
 
   const isParked = (entry: E, at: number) => {
