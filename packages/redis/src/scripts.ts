@@ -57,11 +57,14 @@ end
 return a - 1 - #KEYS`,
 
   /**
-   * KEYS: stream, delayed set. ARGV: group, entry id, delay ms, member. Acks
-   * the entry and schedules its copy `delay ms` from now by Redis's clock, or
-   * does nothing when it was not pending.
+   * KEYS: stream, delayed set, partition lease. ARGV: group, entry id, delay
+   * ms, member, lease token. While the lease holds the token (the reader still
+   * has the partition), acks the entry and schedules its copy `delay ms` from
+   * now by Redis's clock: 1; 0 (nothing done) when the entry was not pending;
+   * -1 (nothing done) when fenced off, as `ackFenced`.
    */
   release: `${NOW_MS}
+if redis.call('GET', KEYS[3]) ~= ARGV[5] then return -1 end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1 + 1], string.format('%.0f', now + tonumber(ARGV[3])), ARGV[4])
 return 1`,

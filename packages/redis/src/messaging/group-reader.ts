@@ -99,9 +99,16 @@ export function createGroupReader(context: ReaderContext) {
         if (state.generation === entry.generation) lose(entry.partition, 'another reader holds it (found at an ack)');
       },
       delay: async (entry, dueAt) => {
-        const moved = await context.delay(entry, dueAt);
+        const outcome = await context.delay(entry, dueAt);
         wakeReader();
-        return moved;
+        if (outcome === 'fenced') {
+          const state = states[entry.partition] as PartitionState;
+          if (state.generation === entry.generation)
+            lose(entry.partition, 'another reader holds it (found at a release)');
+        }
+        // Nothing of it is left to come back: its key waits no longer.
+        if (outcome === 'gone') buffer.unpark((parked) => parked === entry);
+        return outcome === 'moved' || outcome === 'gone';
       },
     },
     { parkGraceMs: Math.max(5000, context.leaseMs) },

@@ -3,6 +3,9 @@ import type { RedisKeys } from '../keys.ts';
 import type { RedisErrorStage } from '../options.ts';
 import type { Entry } from './receive.ts';
 
+/** How a delayed release went (`ReaderContext.delay`). */
+export type DelayOutcome = 'moved' | 'fenced' | 'gone' | 'failed';
+
 /** What a group reader needs from its transport. */
 export interface ReaderContext {
   keys: RedisKeys;
@@ -26,7 +29,11 @@ export interface ReaderContext {
   openBlocking(): Promise<RedisClient>;
   /** Declares the group on every partition stream (again after a server lost it). */
   declare(again: boolean): Promise<void>;
-  /** Acks the entry and schedules its copy for the group alone at `dueAt`. */
-  delay(entry: Entry, dueAt: number): Promise<boolean>;
+  /**
+   * Acks the entry and schedules its copy for the group alone at `dueAt`, while the reader holds the partition's
+   * lease: `moved`; `fenced` when another reader holds it (nothing done); `gone` when the entry was no longer
+   * pending (nothing done, told); `failed` when Redis could not be asked (told).
+   */
+  delay(entry: Entry, dueAt: number): Promise<DelayOutcome>;
   report(error: unknown, stage: RedisErrorStage): void;
 }

@@ -71,6 +71,66 @@ describe('redis: the partition lease fences off a reader that lost it', { skip }
     }
   });
 
+  it('a delayed release after the lease moved acks and schedules nothing: the reader lets the partition go, the new holder gets the entry', async () => {
+    const errors: string[] = [];
+    const open = () =>
+      getRedisTransport({
+        url: redisUrl,
+        application,
+        partitions: 1,
+        leaseMs: 60_000,
+        onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
+      });
+    const stale = await open();
+    const next = await open();
+    const signal = new AbortController().signal;
+    try {
+      const a = stale.subscribe('releases', 'billing');
+      await stale.publish('releases', [createMessage({ type: 'A', key: 'k', data: { n: 1 } })]);
+      const [delivery] = await a.receive(1, 5000, signal);
+      assert.ok(delivery, 'the first reader got the message');
+      await client.sendCommand([
+        'SET',
+        stale.keys.lease('releases', 'billing', 0),
+        `${next.consumerName}-1`,
+        'PX',
+        '60000',
+      ]);
+      // A minute: no copy could be due during the case.
+      await delivery.release(60_000);
+      const stream = stale.keys.stream('releases', 0);
+      await waitUntil(
+        () => stale.heldPartitions('releases', 'billing').length === 0,
+        'the stale reader to let go',
+        5000,
+      );
+      assert.equal(await pending(stream, 'billing'), 1, 'the entry is still pending: not acked by the stale reader');
+      assert.equal(Number(await client.sendCommand(['ZCARD', stale.keys.delayed])), 0, 'no copy scheduled');
+      assert.ok(
+        errors.some((e) => /^lease: lost the lease of releases\/billing partition 0: another reader holds it/.test(e)),
+        errors.join('\n'),
+      );
+      const b = next.subscribe('releases', 'billing');
+      const again: Delivery[] = [];
+      await waitUntil(
+        async () => {
+          again.push(...(await b.receive(1, 100, signal)));
+          return again.length === 1;
+        },
+        'the new holder to get the entry',
+        10_000,
+      );
+      assert.equal(again[0]?.message.id, delivery.message.id);
+      await again[0]?.ack();
+      assert.equal(await pending(stream, 'billing'), 0, 'acked by the new holder');
+      await a.close();
+      await b.close();
+    } finally {
+      await stale.close();
+      await next.close();
+    }
+  });
+
   it('with the Redis inbox, a run that finishes after the lease moved writes neither mark nor ack; the new holder applies the message', async () => {
     const errors: string[] = [];
     const open = () =>

@@ -165,6 +165,7 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
     const key = groupKey(topic, group);
     let shared = readers.get(key);
     if (!shared) {
+      const consumer = `${consumerName}-${nextReader++}`;
       const reader = createGroupReader({
         keys,
         server,
@@ -178,7 +179,7 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
         consumerIdleMs: options.consumerIdleMs,
         reconnectMinMs: options.reconnectMinMs,
         reconnectMaxMs: options.reconnectMaxMs,
-        consumer: `${consumerName}-${nextReader++}`,
+        consumer,
         client,
         openBlocking: async () => {
           // Its reads block up to blockMs with nothing coming back: only longer is silence.
@@ -194,25 +195,39 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
         declare: (again) => declare(topic, group, again),
         delay: async (entry, dueAt) => {
           const stream = keys.stream(topic, entry.partition);
+          let outcome: number;
           try {
-            await runScript(
-              client,
-              'release',
-              [stream, keys.delayed],
-              // The delay from now: the script times it by Redis's clock, which every process's mover reads.
-              [
-                group,
-                entry.id,
-                Math.max(0, Math.ceil(dueAt - Date.now())),
-                delayedMember(stream, entry.json, entry.count, group),
-              ],
+            outcome = Number(
+              await runScript(
+                client,
+                'release',
+                [stream, keys.delayed, keys.lease(topic, group, entry.partition)],
+                // The delay from now: the script times it by Redis's clock, which every process's mover reads.
+                [
+                  group,
+                  entry.id,
+                  Math.max(0, Math.ceil(dueAt - Date.now())),
+                  delayedMember(stream, entry.json, entry.count, group),
+                  consumer,
+                ],
+              ),
             );
-            mover.wake(dueAt);
-            return true;
           } catch (error) {
             report(error, 'delay');
-            return false;
+            return 'failed';
           }
+          if (outcome < 0) return 'fenced';
+          if (outcome === 0) {
+            report(
+              new TransportError(
+                `entry ${entry.id} of ${stream} was no longer pending for group '${group}' when released: nothing was scheduled`,
+              ),
+              'delay',
+            );
+            return 'gone';
+          }
+          mover.wake(dueAt);
+          return 'moved';
         },
         report,
       });
