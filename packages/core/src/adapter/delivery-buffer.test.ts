@@ -111,6 +111,31 @@ describe('delivery buffer (shared by the broker transports)', () => {
     assert.equal(b.heldIn(0), 2);
   });
 
+  it('settled waits for the deliveries in hands to be settled, up to its bound', async () => {
+    const { buffer: b } = buffer();
+    b.add(entry('a', 0));
+    b.add(entry('b', 1));
+    const [d0, d1] = await b.receive(1, 2, 0, never, 30_000);
+    b.close();
+    let done = false;
+    const waiting = b.settled(5000).then(() => {
+      done = true;
+    });
+    await d0?.ack();
+    await new Promise(setImmediate);
+    assert.equal(done, false, 'one delivery is still out');
+    await d1?.release(0);
+    await waiting;
+    // One never settled: the wait ends at its bound.
+    const { buffer: other } = buffer();
+    other.add(entry('c', 2));
+    await other.receive(1, 1, 0, never, 30_000);
+    const began = performance.now();
+    await other.settled(300);
+    const waited = performance.now() - began;
+    assert.ok(waited >= 250 && waited < 2000, `waited ${waited} ms for a bound of 300`);
+  });
+
   it("a delay the broker refused after the buffer was compacted goes back ahead of its key's later messages", async () => {
     // While the release is on its way, acks of others compact the array (at 32 gone making half): the place it
     // was taken from is no longer its place.

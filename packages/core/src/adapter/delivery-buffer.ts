@@ -1,4 +1,5 @@
 import { StoreClosedError } from '../errors/index.ts';
+import { isPromiseLike } from '../messaging/consumer-ports.ts';
 import type { Message } from '../messaging/message.ts';
 import type { Delivery } from '../messaging/transport.ts';
 import { settledWithin } from './deadline.ts';
@@ -95,11 +96,15 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
   const parked = new Map<string, { entry: E; until: number }>();
   /** Releases on their way to the broker. */
   const delaying = new Set<Promise<void>>();
+  /** Acks on their way to the broker (a reader that stops hands back only once they arrived). */
+  const acking = new Set<Promise<unknown>>();
   let closed = false;
 
   const wake = () => {
     for (const waiter of waiters) waiter();
   };
+  /** Whether a delivery is in a subscriber's hands at `at` (handed out, not settled, its visibility not over). */
+  const handedOut = (at: number) => entries.some((e) => !e.gone && e.holder !== undefined && e.visibleAt > at);
 
   /** Entries marked gone but still in the array: dropped at once when they make half of it (O(1) per removal). */
   let goneCount = 0;
@@ -201,7 +206,15 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
       async ack() {
         if (!mine()) return;
         settled();
-        await settler.ack(entry);
+        const sent: unknown = settler.ack(entry);
+        if (!isPromiseLike(sent)) return;
+        const arriving = Promise.resolve(sent);
+        acking.add(arriving);
+        try {
+          await arriving;
+        } finally {
+          acking.delete(arriving);
+        }
       },
       async release(delayMs: number) {
         if (!current()) return;
@@ -364,9 +377,30 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
       });
     },
 
-    /** Waits (up to `ms`) for the releases still on their way to the broker. */
+    /**
+     * Waits (up to `ms` in all) for the deliveries still in subscribers' hands (handed out, their visibility not
+     * over) to be settled, and for those acks and releases to reach the broker: a reader that stops hands back
+     * what is left, and another process gets it, so one a handler still runs would run twice at once.
+     */
     async settled(ms: number) {
-      await settledWithin(Promise.allSettled([...delaying]), ms);
+      const until = Date.now() + ms;
+      for (let left = ms; left > 0; left = until - Date.now()) {
+        if (delaying.size > 0 || acking.size > 0) {
+          await settledWithin(Promise.allSettled([...delaying, ...acking]), left);
+          continue;
+        }
+        if (!handedOut(Date.now())) return;
+        // Woken by each settle; a visibility running out wakes nothing, so it looks again every 100 ms.
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            waiters.delete(done);
+            resolve();
+          };
+          const timer = setTimeout(done, Math.min(left, 100));
+          waiters.add(done);
+        });
+      }
     },
 
     close() {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createConsumer, createMessage, type Delivery } from '@factline/core';
-import { waitUntil } from '@factline/core/testing';
+import { settledWithin } from '@factline/core/adapter';
+import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { redisUrl } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
 import { getRedisInbox } from './redis-inbox.ts';
@@ -191,5 +192,23 @@ describe('redis: the partition lease fences off a reader that lost it', { skip }
       await next.close();
       await inbox.close();
     }
+  });
+});
+
+describe('redis: a transport closed while a handler holds a delivery', { skip }, () => {
+  it('waits for that delivery to be settled before handing its partition back, so the ack still counts', async () => {
+    // Closed before its consumer stopped: handed back at once, the entry went to another process while the handler
+    // still ran, and the handler's ack was fenced off.
+    const transport = await getRedisTransport({ url: redisUrl, application, partitions: 1 });
+    const signal = new AbortController().signal;
+    const subscription = transport.subscribe('closing', 'billing');
+    await transport.publish('closing', [createMessage({ type: 'A', key: 'k', data: { n: 1 } })]);
+    const [delivery] = await subscription.receive(1, 5000, signal);
+    assert.ok(delivery, 'the reader got the message');
+    const closing = transport.close();
+    assert.equal(await settledWithin(closing, 1000), false, 'the close waits while the delivery is out');
+    await delivery.ack();
+    await settlesWithin(closing, 10_000, 'the close once the delivery was settled');
+    assert.equal(await pending(transport.keys.stream('closing', 0), 'billing'), 0, 'acked by its reader');
   });
 });
