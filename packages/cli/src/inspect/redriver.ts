@@ -128,7 +128,9 @@ export function redrivingThrough(
       await redriver.redeliver(record);
       await store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
     },
-    discard: (record) => store.update({ ...record, state: 'discarded' }),
+    async discard(record) {
+      await store.update({ ...record, state: 'discarded' });
+    },
     async close() {
       try {
         await redriver.close();

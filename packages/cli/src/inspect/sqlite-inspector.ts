@@ -239,7 +239,9 @@ export function openSqliteDeadLetterOperator(path: string, redriver?: GroupRedri
       await transport.redeliver(record.topic, record.consumer, [record.message]);
       await store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
     },
-    discard: (record) => store.update({ ...record, state: 'discarded' }),
+    async discard(record) {
+      await store.update({ ...record, state: 'discarded' });
+    },
     async close() {
       await transport.close();
       db.close();

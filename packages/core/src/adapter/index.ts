@@ -15,6 +15,8 @@ export {
   deadLetterMatches,
   deadLetterToJson,
   isPromiseLike,
+  refreshedDeadLetter,
+  unchangedDeadLetter,
 } from '../messaging/consumer-ports.ts';
 export {
   type DeadLetterConditions,

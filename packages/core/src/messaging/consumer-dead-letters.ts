@@ -18,10 +18,16 @@ export interface ConsumerDeadLetters {
   /**
    * Delivers dead letters to this consumer again (attempts start over; each
    * record is kept, marked `redriven`, with the redrive's time). Returns how
-   * many were redriven.
+   * many were redriven. The message goes first, then the mark: a message that
+   * fails again before its mark is written leaves its record dead, with the
+   * new failure (the mark does not overwrite it).
    */
   redrive(selection: string | readonly string[] | DeadLetterFilter): Promise<number>;
-  /** Marks dead letters as discarded (kept for the record, never delivered). */
+  /**
+   * Marks dead letters as discarded (kept for the record, never delivered).
+   * Returns how many were discarded: one redriven, discarded or dead again
+   * with a newer failure since it was selected stays as it is.
+   */
   discard(selection: string | readonly string[] | DeadLetterFilter): Promise<number>;
 }
 
@@ -164,8 +170,10 @@ export function consumerDeadLetters(
     async discard(selection) {
       const records = await select(selection);
       const target = await store();
-      for (const record of records) await target.update({ ...record, state: 'discarded' });
-      return records.length;
+      let discarded = 0;
+      // A record redriven, discarded or dead again meanwhile stays as it is.
+      for (const record of records) if (await target.update({ ...record, state: 'discarded' })) discarded += 1;
+      return discarded;
     },
   };
 }

@@ -102,11 +102,36 @@ export interface DeadLetterFilter {
 
 /** Where a consumer keeps its dead letters. In memory here; SQL stores keep them in a table. */
 export interface DeadLetterStore {
-  /** Keeps `record`; a no-op while a `'dead'` record of the same consumer and message id exists. */
+  /**
+   * Keeps `record`. While a `'dead'` record of the same consumer and message
+   * id exists, that record takes `record`'s failure instead (`refreshedDeadLetter`:
+   * its id, state and redrives kept): one live record per message, with its
+   * last failure. A message redriven that fails again before the redrive
+   * recorded itself is dead again that way, not lost.
+   */
   add(record: DeadLetter): Promise<void>;
   list(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
   get(id: string): Promise<DeadLetter | undefined>;
-  update(record: DeadLetter): Promise<void>;
+  /**
+   * Writes `record` (a redrive or a discard of a record read before) while the
+   * stored one is still what it was read from: `'dead'`, with the same
+   * `deadLetteredAt`. Resolves whether it wrote: a record redriven or
+   * discarded meanwhile, or dead again with a newer failure, stays as it is.
+   */
+  update(record: DeadLetter): Promise<boolean>;
+}
+
+/**
+ * The live dead letter `live` after its message failed again as `next`
+ * says: `next`'s failure, with `live`'s id, redrives and state.
+ */
+export function refreshedDeadLetter(live: DeadLetter, next: DeadLetter): DeadLetter {
+  return { ...next, id: live.id, redrives: [...live.redrives], state: live.state };
+}
+
+/** Whether `stored` is still the record `read` was read as, for `DeadLetterStore.update`. */
+export function unchangedDeadLetter(stored: DeadLetter, read: DeadLetter): boolean {
+  return stored.state === 'dead' && stored.deadLetteredAt.getTime() === read.deadLetteredAt.getTime();
 }
 
 /**
@@ -183,11 +208,14 @@ export function getInMemoryDeadLetterStore(): DeadLetterStore {
   const copy = (r: DeadLetter): DeadLetter => ({ ...r, redrives: [...r.redrives] });
   return {
     async add(record) {
-      // One live dead letter per consumer and message, as in the SQL stores.
+      // One live dead letter per consumer and message, as in the SQL stores: a new failure refreshes it.
       for (const r of records.values()) {
-        if (r.state === 'dead' && r.consumer === record.consumer && r.message.id === record.message.id) return;
+        if (r.state === 'dead' && r.consumer === record.consumer && r.message.id === record.message.id) {
+          records.set(r.id, copy(refreshedDeadLetter(r, record)));
+          return;
+        }
       }
-      records.set(record.id, copy(record));
+      if (!records.has(record.id)) records.set(record.id, copy(record));
     },
     async list(filter = {}) {
       return [...records.values()].filter((r) => deadLetterMatches(r, filter)).map(copy);
@@ -197,7 +225,10 @@ export function getInMemoryDeadLetterStore(): DeadLetterStore {
       return found && copy(found);
     },
     async update(record) {
+      const stored = records.get(record.id);
+      if (!stored || !unchangedDeadLetter(stored, record)) return false;
       records.set(record.id, copy(record));
+      return true;
     },
   };
 }

@@ -1,5 +1,11 @@
-import type { DeadLetter, DeadLetterFilter, DeadLetterStore } from '@factline/core';
-import { deadLetterConditions, deadLetterFromJson, deadLetterRow, deadLetterToJson } from '@factline/core/adapter';
+import { type DeadLetter, type DeadLetterFilter, type DeadLetterStore, TransportError } from '@factline/core';
+import {
+  deadLetterConditions,
+  deadLetterFromJson,
+  deadLetterRow,
+  deadLetterToJson,
+  refreshedDeadLetter,
+} from '@factline/core/adapter';
 import type pg from 'pg';
 import { checkPostgresDeadLetterStoreOptions } from '../options.ts';
 import { openConsumerTables, type PostgresConsumerStoreOptions } from './postgres-consumer-tables.ts';
@@ -12,8 +18,9 @@ export interface PostgresDeadLetterStore extends DeadLetterStore {
 
 /**
  * Dead letters in PostgreSQL (migration component `consumer`), kept after a
- * redrive or a discard with their history. Adding a second live dead letter
- * for the same consumer and message is a no-op.
+ * redrive or a discard with their history. A new failure of a message whose
+ * record is live refreshes that record; an update applies only to a record
+ * still dead with the failure it was read with.
  *
  * @example
  * const deadLetters = await getPostgresDeadLetterStore({ pool });
@@ -29,25 +36,68 @@ export async function getPostgresDeadLetterStore(
   return {
     pool,
     async add(record: DeadLetter) {
-      const row = deadLetterRow(record);
-      await tables.query(
-        'dead-letter-add',
-        `INSERT INTO ${s}.dead_letters
-           (id, consumer, topic, message_id, message_type, error_type, error_message, dead_lettered_at, state, record)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json)
-         ON CONFLICT DO NOTHING`,
-        [
-          row.id,
-          row.consumer,
-          row.topic,
-          row.messageId,
-          row.messageType,
-          row.errorType,
-          row.errorMessage,
-          row.deadLetteredAt,
-          row.state,
-          row.record,
-        ],
+      // The live record refreshed while it is the one read (compared by its text), else the record added; a
+      // conflict or a change meanwhile (another failure of the message, a redrive) looks again.
+      for (let round = 0; round < 5; round++) {
+        const { rows } = await tables.query<{ record: string }>(
+          'dead-letter-live',
+          `SELECT record::text AS record FROM ${s}.dead_letters WHERE consumer = $1 AND message_id = $2 AND state = 'dead'`,
+          [record.consumer, record.message.id],
+        );
+        const found = rows[0];
+        if (found) {
+          const row = deadLetterRow(refreshedDeadLetter(deadLetterFromJson(found.record), record));
+          const refreshed = await tables.query(
+            'dead-letter-refresh',
+            `UPDATE ${s}.dead_letters
+                SET topic = $2, message_type = $3, error_type = $4, error_message = $5, dead_lettered_at = $6,
+                    record = $7::json
+              WHERE id = $1 AND state = 'dead' AND record::text = $8`,
+            [
+              row.id,
+              row.topic,
+              row.messageType,
+              row.errorType,
+              row.errorMessage,
+              row.deadLetteredAt,
+              row.record,
+              found.record,
+            ],
+          );
+          if ((refreshed.rowCount ?? 0) > 0) return;
+          continue;
+        }
+        const row = deadLetterRow(record);
+        const added = await tables.query(
+          'dead-letter-add',
+          `INSERT INTO ${s}.dead_letters
+             (id, consumer, topic, message_id, message_type, error_type, error_message, dead_lettered_at, state, record)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json)
+           ON CONFLICT DO NOTHING`,
+          [
+            row.id,
+            row.consumer,
+            row.topic,
+            row.messageId,
+            row.messageType,
+            row.errorType,
+            row.errorMessage,
+            row.deadLetteredAt,
+            row.state,
+            row.record,
+          ],
+        );
+        if ((added.rowCount ?? 0) > 0) return;
+        // Kept already under its id (the same record added again): nothing to do.
+        const same = await tables.query(
+          'dead-letter-get',
+          `SELECT record::text AS record FROM ${s}.dead_letters WHERE id = $1`,
+          [record.id],
+        );
+        if ((same.rowCount ?? 0) > 0) return;
+      }
+      throw new TransportError(
+        `the dead letter of message ${record.message.id} for consumer '${record.consumer}' kept changing while it was added`,
       );
     },
     async list(filter: DeadLetterFilter = {}) {
@@ -77,11 +127,13 @@ export async function getPostgresDeadLetterStore(
       return revive(rows)[0];
     },
     async update(record) {
-      await tables.query(
+      const { rowCount } = await tables.query(
         'dead-letter-update',
-        `UPDATE ${s}.dead_letters SET state = $1, record = $2::json WHERE id = $3`,
-        [record.state, deadLetterToJson(record), record.id],
+        `UPDATE ${s}.dead_letters SET state = $1, record = $2::json
+          WHERE id = $3 AND state = 'dead' AND dead_lettered_at = $4`,
+        [record.state, deadLetterToJson(record), record.id, record.deadLetteredAt],
       );
+      return (rowCount ?? 0) > 0;
     },
     close: tables.close,
   };

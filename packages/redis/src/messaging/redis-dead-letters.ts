@@ -1,5 +1,5 @@
-import type { DeadLetter, DeadLetterStore } from '@factline/core';
-import { deadLetterFromJson, deadLetterMatches, deadLetterToJson } from '@factline/core/adapter';
+import { type DeadLetter, type DeadLetterStore, TransportError } from '@factline/core';
+import { deadLetterFromJson, deadLetterMatches, deadLetterToJson, refreshedDeadLetter } from '@factline/core/adapter';
 import type { RedisCommandSender } from '../connection.ts';
 import { redisKeys } from '../keys.ts';
 import { runScript } from '../scripts.ts';
@@ -10,7 +10,9 @@ const liveKey = (record: DeadLetter) => `${record.consumer}\u0000${record.messag
  * The dead letters of an application in Redis: a hash of records by id
  * (`<app>:dead`, each the record's JSON with its error, attempts, timestamps
  * and origin) and a hash of the live ones by consumer and message id
- * (`<app>:dead:live`), so that one message has one live record per consumer.
+ * (`<app>:dead:live`), so that one message has one live record per consumer
+ * (a new failure of the message refreshes it; an update applies only to a
+ * record still dead with the failure it was read with).
  * Kept until discarded records are removed by hand: they are few, and the
  * history is what an operator reads. The transport's `defaultDeadLetterStore()`.
  *
@@ -27,7 +29,19 @@ export function getRedisDeadLetterStore(settings: {
   const both = [keys.deadLetters, keys.liveDeadLetters];
   return {
     async add(record) {
-      await runScript(client, 'deadAdd', both, [record.id, deadLetterToJson(record), liveKey(record)]);
+      const json = deadLetterToJson(record);
+      // While another record of the message is live, it takes this failure (kept as read, else looked at again).
+      for (let round = 0; round < 5; round++) {
+        const reply = await runScript(client, 'deadAdd', both, [record.id, json, liveKey(record)]);
+        if (!Array.isArray(reply)) return;
+        const [liveId, liveJson] = reply.map(String) as [string, string];
+        const refreshed = deadLetterToJson(refreshedDeadLetter(deadLetterFromJson(liveJson), record));
+        const done = await runScript(client, 'deadRefresh', both, [liveId, liveJson, refreshed, liveKey(record)]);
+        if (Number(done) === 1) return;
+      }
+      throw new TransportError(
+        `the dead letter of message ${record.message.id} for consumer '${record.consumer}' kept changing while it was added`,
+      );
     },
     async list(filter = {}) {
       const all = (await client.sendCommand(['HVALS', keys.deadLetters])) as unknown[];
@@ -41,7 +55,14 @@ export function getRedisDeadLetterStore(settings: {
       return json === null || json === undefined ? undefined : deadLetterFromJson(String(json));
     },
     async update(record) {
-      await runScript(client, 'deadUpdate', both, [record.id, deadLetterToJson(record), liveKey(record), record.state]);
+      const written = await runScript(client, 'deadUpdate', both, [
+        record.id,
+        deadLetterToJson(record),
+        liveKey(record),
+        record.state,
+        record.deadLetteredAt.toISOString(),
+      ]);
+      return Number(written) === 1;
     },
   };
 }

@@ -1,5 +1,11 @@
-import type { DeadLetterFilter, DeadLetterStore } from '@factline/core';
-import { deadLetterConditions, deadLetterFromJson, deadLetterRow, deadLetterToJson } from '@factline/core/adapter';
+import type { DeadLetter, DeadLetterFilter, DeadLetterStore } from '@factline/core';
+import {
+  deadLetterConditions,
+  deadLetterFromJson,
+  deadLetterRow,
+  deadLetterToJson,
+  refreshedDeadLetter,
+} from '@factline/core/adapter';
 import { checkSqliteDeadLetterStoreOptions } from '../options.ts';
 import { guardConsumerStore, openConsumerTables, type SqliteConsumerStoreOptions } from './sqlite-consumer-tables.ts';
 
@@ -9,8 +15,9 @@ interface DeadLetterRecordRow {
 
 /**
  * Dead letters in the SQLite file (migration component `consumer`), kept
- * after a redrive or a discard with their history. Adding a second live
- * dead letter for the same consumer and message is a no-op.
+ * after a redrive or a discard with their history. A new failure of a
+ * message whose record is live refreshes that record; an update applies only
+ * to a record still dead with the failure it was read with.
  *
  * @example
  * const deadLetters = getSqliteDeadLetterStore({ database: db });
@@ -26,15 +33,30 @@ export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): D
      VALUES (@id, @consumer, @topic, @messageId, @messageType, @errorType, @errorMessage, @at, @state, @record)`,
   );
   const get = db.prepare<[string], DeadLetterRecordRow>('SELECT record FROM factline_dead_letters WHERE id = ?');
-  const update = db.prepare<[string, string, string]>(
-    'UPDATE factline_dead_letters SET state = ?, record = ? WHERE id = ?',
+  const update = db.prepare<[string, string, string, number]>(
+    `UPDATE factline_dead_letters SET state = ?, record = ?
+      WHERE id = ? AND state = 'dead' AND dead_lettered_at = ?`,
   );
+  const live = db.prepare<[string, string], DeadLetterRecordRow>(
+    `SELECT record FROM factline_dead_letters WHERE consumer = ? AND message_id = ? AND state = 'dead'`,
+  );
+  const refresh = db.prepare(
+    `UPDATE factline_dead_letters
+        SET topic = @topic, message_type = @messageType, error_type = @errorType, error_message = @errorMessage,
+            dead_lettered_at = @at, record = @record
+      WHERE id = @id AND state = 'dead'`,
+  );
+  /** In one transaction: the live record of the message refreshed, or the record added. */
+  const add = db.transaction((record: DeadLetter) => {
+    const found = live.get(record.consumer, record.message.id);
+    const { deadLetteredAt, ...row } = deadLetterRow(
+      found ? refreshedDeadLetter(deadLetterFromJson(found.record), record) : record,
+    );
+    (found ? refresh : insert).run({ ...row, at: deadLetteredAt.getTime() });
+  });
   return {
     add: async (record) => {
-      guard(() => {
-        const { deadLetteredAt, ...row } = deadLetterRow(record);
-        insert.run({ ...row, at: deadLetteredAt.getTime() });
-      });
+      guard(() => add(record));
     },
     async list(filter: DeadLetterFilter = {}) {
       const conditions = deadLetterConditions(filter);
@@ -70,8 +92,10 @@ export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): D
       const found = guard(() => get.get(id));
       return found && deadLetterFromJson(found.record);
     },
-    update: async (record) => {
-      guard(() => update.run(record.state, deadLetterToJson(record), record.id));
-    },
+    update: async (record) =>
+      guard(
+        () =>
+          update.run(record.state, deadLetterToJson(record), record.id, record.deadLetteredAt.getTime()).changes > 0,
+      ),
   };
 }

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { NonRetryableError } from '../../errors/index.ts';
-import { type DeadLetter, getInMemoryDeadLetterStore } from '../../messaging/consumer-ports.ts';
+import { type DeadLetter, type DeadLetterStore, getInMemoryDeadLetterStore } from '../../messaging/consumer-ports.ts';
 import { createMessage, type Message } from '../../messaging/message.ts';
 import { uniqueCategory } from '../conformance/context.ts';
-import { waitUntil } from '../wait-until.ts';
+import { settlesWithin, waitUntil } from '../wait-until.ts';
 import type { ConsumerConformanceCase } from './context.ts';
 
 /** Dead letters: the store's queries, and where dead letters live when the consumer is given no store. */
@@ -46,18 +46,96 @@ export const deadLetterCases: readonly ConsumerConformanceCase[] = [
       assert.deepEqual(ids(await store.list({ topic: c.topic, consumer: other })), [`${other}-9`]);
       assert.deepEqual(await store.list({ consumer, topic: `${c.topic}-none` }), []);
 
-      // A consumer that died between recording and acking records the same failure again: ignored.
+      // A consumer that died between recording and acking records the same failure again: one record still.
       await store.add({ ...(records[1] as DeadLetter), id: `${consumer}-again` });
       assert.equal(await store.get(`${consumer}-again`), undefined);
+      assert.deepEqual(await store.get(`${consumer}-1`), records[1]);
 
       const redriven = { ...(records[1] as DeadLetter), state: 'redriven' as const, redrives: [new Date(base + 99)] };
-      await store.update(redriven);
+      assert.equal(await store.update(redriven), true, 'written');
       assert.deepEqual(await store.get(redriven.id), redriven);
       assert.deepEqual(ids(await store.list({ consumer, state: 'redriven' })), [redriven.id]);
       assert.equal((await store.list({ consumer })).length, 5);
+      // Written from the record as read before: it is no longer that record (a second redrive, a discard).
+      assert.equal(await store.update({ ...(records[1] as DeadLetter), state: 'discarded' }), false, 'not written');
+      assert.deepEqual(await store.get(redriven.id), redriven);
       // Once the record is no longer live, the message may be dead-lettered again.
       await store.add({ ...(records[1] as DeadLetter), id: `${consumer}-later` });
       assert.ok(await store.get(`${consumer}-later`));
+
+      // The message of a live record fails again (as after a redrive not yet marked): the record takes the new
+      // failure, keeping its id and history, and an update from the record as read before writes nothing.
+      const again = {
+        ...(records[2] as DeadLetter),
+        id: `${consumer}-2-again`,
+        error: { type: 'TypeError', message: 'failed once more' },
+        attempts: 1,
+        firstFailureAt: new Date(base + 50_000),
+        lastFailureAt: new Date(base + 50_000),
+        deadLetteredAt: new Date(base + 50_000),
+      };
+      await store.add(again);
+      const refreshed = { ...again, id: `${consumer}-2`, redrives: [] };
+      assert.deepEqual(await store.get(`${consumer}-2`), refreshed, 'the live record with the new failure');
+      assert.equal(await store.get(`${consumer}-2-again`), undefined, 'no second record');
+      assert.equal(
+        await store.update({ ...(records[2] as DeadLetter), state: 'redriven', redrives: [new Date(base + 60_000)] }),
+        false,
+        'a redrive of the record as read before writes nothing',
+      );
+      assert.deepEqual(await store.get(`${consumer}-2`), refreshed);
+      assert.deepEqual(ids(await store.list({ consumer, error: 'once more' })), [`${consumer}-2`]);
+    },
+  },
+  {
+    name: 'a redriven message that fails again before the redrive marked its record stays a live dead letter, with its new failure',
+    async run(c) {
+      const store = c.environment.deadLetters ?? getInMemoryDeadLetterStore();
+      // The redrive's mark reaches the store only once the redriven message failed again (an operator far from
+      // the store, the consumers next to it): it must not overwrite that failure.
+      let adds = 0;
+      let failedAgain: () => void = () => undefined;
+      const second = new Promise<void>((resolve) => {
+        failedAgain = resolve;
+      });
+      const slow: DeadLetterStore = {
+        async add(record) {
+          await store.add(record);
+          if (++adds === 2) failedAgain();
+        },
+        list: (filter) => store.list(filter),
+        get: (id) => store.get(id),
+        async update(record) {
+          await settlesWithin(second, 10_000, 'the redriven message to fail again');
+          return store.update(record);
+        },
+      };
+      let runs = 0;
+      const consumer = c.consumer({
+        name: uniqueCategory('refunds'),
+        deadLetters: slow,
+        handler: () => {
+          runs += 1;
+          throw new NonRetryableError(`card expired (run ${runs})`);
+        },
+      });
+      await consumer.start();
+      try {
+        const message = createMessage({ type: 'RefundRequested', data: { n: 1 }, key: 'order-4' });
+        await c.environment.transport.publish(c.topic, [message]);
+        await waitUntil(() => consumer.stats().deadLettered === 1, 'the dead letter');
+        const [record] = await consumer.deadLetters.list();
+        assert.equal(await consumer.deadLetters.redrive(record?.id as string), 1);
+        await waitUntil(() => consumer.stats().deadLettered === 2, 'the redriven message dead-lettered again');
+        const live = await consumer.deadLetters.list();
+        assert.deepEqual(
+          live.map((r) => [r.id, r.message.id, r.error.message, r.state]),
+          [[record?.id, message.id, 'card expired (run 2)', 'dead']],
+          'one live dead letter, with the second failure',
+        );
+      } finally {
+        await consumer.stop();
+      }
     },
   },
   {
