@@ -5,6 +5,7 @@ import { settledWithin } from '@factline/core/adapter';
 import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { redisUrl } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
+import { redisKeys } from '../keys.ts';
 import { getRedisInbox } from './redis-inbox.ts';
 import { getRedisTransport } from './redis-transport.ts';
 
@@ -16,132 +17,96 @@ const pending = async (stream: string, group: string) =>
 // A reader whose event loop stalled past its lease is played by taking its lease key away from it (as the
 // partition's next holder would once the lease expired) while it holds a delivery; then it settles the delivery.
 // Leases last a minute here, so no renewal runs during a case.
+/** A transport on one partition, leases of a minute (no renewal runs during a case), telling `errors` what fails. */
+const openTold = (errors: string[]) =>
+  getRedisTransport({
+    url: redisUrl,
+    application,
+    partitions: 1,
+    leaseMs: 60_000,
+    onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
+  });
+
+/**
+ * Two transports on one partition of `topic`: the first reads a message, the second takes its lease key, then the
+ * first settles the delivery with `settle`. The first must let the partition go having acked nothing (`checks`
+ * looks at more), and the second get the entry, handed out a second time, and ack it.
+ */
+async function settledAfterTheLeaseMoved(
+  topic: string,
+  settle: (delivery: Delivery) => Promise<void>,
+  checks: () => Promise<void> = async () => undefined,
+) {
+  const errors: string[] = [];
+  const open = () => openTold(errors);
+  const stale = await open();
+  const next = await open();
+  const signal = new AbortController().signal;
+  try {
+    const a = stale.subscribe(topic, 'billing');
+    await stale.publish(topic, [createMessage({ type: 'A', key: 'k', data: { n: 1 } })]);
+    const [delivery] = await a.receive(1, 5000, signal);
+    assert.ok(delivery, 'the first reader got the message');
+    await client.sendCommand(['SET', stale.keys.lease(topic, 'billing', 0), `${next.consumerName}-1`, 'PX', '60000']);
+    await settle(delivery);
+    const stream = stale.keys.stream(topic, 0);
+    await waitUntil(() => stale.heldPartitions(topic, 'billing').length === 0, 'the stale reader to let go', 5000);
+    assert.equal(await pending(stream, 'billing'), 1, 'the entry is still pending: not acked by the stale reader');
+    assert.ok(
+      errors.some((e) =>
+        e.startsWith(`lease: lost the lease of ${topic}/billing partition 0: another reader holds it`),
+      ),
+      errors.join('\n'),
+    );
+    await checks();
+    const b = next.subscribe(topic, 'billing');
+    const again: Delivery[] = [];
+    await waitUntil(
+      async () => {
+        again.push(...(await b.receive(1, 100, signal)));
+        return again.length === 1;
+      },
+      'the new holder to get the entry',
+      10_000,
+    );
+    assert.equal(again[0]?.message.id, delivery.message.id);
+    assert.equal(again[0]?.deliveryCount, 2);
+    await again[0]?.ack();
+    assert.equal(await pending(stream, 'billing'), 0, 'acked by the new holder');
+    await a.close();
+    await b.close();
+  } finally {
+    await stale.close();
+    await next.close();
+  }
+}
+
+// A reader whose event loop stalled past its lease is played by taking its lease key away from it (as the
+// partition's next holder would once the lease expired) while it holds a delivery; then it settles the delivery.
+// Leases last a minute here, so no renewal runs during a case.
 describe('redis: the partition lease fences off a reader that lost it', { skip }, () => {
   it('an ack after the lease moved acks nothing: the reader lets the partition go, the new holder gets the entry', async () => {
-    const errors: string[] = [];
-    const open = () =>
-      getRedisTransport({
-        url: redisUrl,
-        application,
-        partitions: 1,
-        leaseMs: 60_000,
-        onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
-      });
-    const stale = await open();
-    const next = await open();
-    const signal = new AbortController().signal;
-    try {
-      const a = stale.subscribe('acks', 'billing');
-      await stale.publish('acks', [createMessage({ type: 'A', key: 'k', data: { n: 1 } })]);
-      const [delivery] = await a.receive(1, 5000, signal);
-      assert.ok(delivery, 'the first reader got the message');
-      await client.sendCommand([
-        'SET',
-        stale.keys.lease('acks', 'billing', 0),
-        `${next.consumerName}-1`,
-        'PX',
-        '60000',
-      ]);
-      await delivery.ack();
-      const stream = stale.keys.stream('acks', 0);
-      assert.equal(await pending(stream, 'billing'), 1, 'the entry is still pending: not acked by the stale reader');
-      assert.deepEqual(stale.heldPartitions('acks', 'billing'), [], 'the stale reader let the partition go');
-      assert.ok(
-        errors.some((e) => /^lease: lost the lease of acks\/billing partition 0: another reader holds it/.test(e)),
-        errors.join('\n'),
-      );
-      const b = next.subscribe('acks', 'billing');
-      const again: Delivery[] = [];
-      await waitUntil(
-        async () => {
-          again.push(...(await b.receive(1, 100, signal)));
-          return again.length === 1;
-        },
-        'the new holder to get the entry',
-        10_000,
-      );
-      assert.equal(again[0]?.message.id, delivery.message.id);
-      assert.equal(again[0]?.deliveryCount, 2);
-      await again[0]?.ack();
-      assert.equal(await pending(stream, 'billing'), 0, 'acked by the new holder');
-      await a.close();
-      await b.close();
-    } finally {
-      await stale.close();
-      await next.close();
-    }
+    await settledAfterTheLeaseMoved('acks', (delivery) => delivery.ack());
   });
 
   it('a delayed release after the lease moved acks and schedules nothing: the reader lets the partition go, the new holder gets the entry', async () => {
-    const errors: string[] = [];
-    const open = () =>
-      getRedisTransport({
-        url: redisUrl,
-        application,
-        partitions: 1,
-        leaseMs: 60_000,
-        onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
-      });
-    const stale = await open();
-    const next = await open();
-    const signal = new AbortController().signal;
-    try {
-      const a = stale.subscribe('releases', 'billing');
-      await stale.publish('releases', [createMessage({ type: 'A', key: 'k', data: { n: 1 } })]);
-      const [delivery] = await a.receive(1, 5000, signal);
-      assert.ok(delivery, 'the first reader got the message');
-      await client.sendCommand([
-        'SET',
-        stale.keys.lease('releases', 'billing', 0),
-        `${next.consumerName}-1`,
-        'PX',
-        '60000',
-      ]);
-      // A minute: no copy could be due during the case.
-      await delivery.release(60_000);
-      const stream = stale.keys.stream('releases', 0);
-      await waitUntil(
-        () => stale.heldPartitions('releases', 'billing').length === 0,
-        'the stale reader to let go',
-        5000,
-      );
-      assert.equal(await pending(stream, 'billing'), 1, 'the entry is still pending: not acked by the stale reader');
-      assert.equal(Number(await client.sendCommand(['ZCARD', stale.keys.delayed])), 0, 'no copy scheduled');
-      assert.ok(
-        errors.some((e) => /^lease: lost the lease of releases\/billing partition 0: another reader holds it/.test(e)),
-        errors.join('\n'),
-      );
-      const b = next.subscribe('releases', 'billing');
-      const again: Delivery[] = [];
-      await waitUntil(
-        async () => {
-          again.push(...(await b.receive(1, 100, signal)));
-          return again.length === 1;
-        },
-        'the new holder to get the entry',
-        10_000,
-      );
-      assert.equal(again[0]?.message.id, delivery.message.id);
-      await again[0]?.ack();
-      assert.equal(await pending(stream, 'billing'), 0, 'acked by the new holder');
-      await a.close();
-      await b.close();
-    } finally {
-      await stale.close();
-      await next.close();
-    }
+    // A minute: no copy could be due during the case.
+    await settledAfterTheLeaseMoved(
+      'releases',
+      (delivery) => delivery.release(60_000),
+      async () => {
+        assert.equal(
+          Number(await client.sendCommand(['ZCARD', redisKeys(application).delayed])),
+          0,
+          'no copy scheduled',
+        );
+      },
+    );
   });
 
   it('with the Redis inbox, a run that finishes after the lease moved writes neither mark nor ack; the new holder applies the message', async () => {
     const errors: string[] = [];
-    const open = () =>
-      getRedisTransport({
-        url: redisUrl,
-        application,
-        partitions: 1,
-        leaseMs: 60_000,
-        onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
-      });
+    const open = () => openTold(errors);
     const stale = await open();
     const next = await open();
     const inbox = await getRedisInbox({ url: redisUrl, application });
