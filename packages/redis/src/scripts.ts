@@ -2,11 +2,6 @@ import { createHash } from 'node:crypto';
 import type { RedisCommandSender } from './connection.ts';
 
 /**
- * The Lua scripts of the transport. Each runs atomically on the server. Some
- * touch keys they read from their arguments (a delayed message names its
- * stream): the transport targets one Redis server, not a cluster.
- */
-/**
  * Lua setting `now` to Redis's clock in ms. The delayed set and the readers'
  * registrations are timed by it: the clocks of the processes sharing them may
  * disagree.
@@ -15,6 +10,11 @@ const NOW_MS = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
+/**
+ * The Lua scripts of the transport. Each runs atomically on the server. Some
+ * touch keys they read from their arguments (a delayed message names its
+ * stream): the transport targets one Redis server, not a cluster.
+ */
 export const scripts = {
   /**
    * KEYS: groups set, partition counts hash, then the topic's partition streams.

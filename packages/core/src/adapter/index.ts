@@ -16,7 +16,6 @@ export {
   deadLetterToJson,
   isPromiseLike,
   refreshedDeadLetter,
-  unchangedDeadLetter,
 } from '../messaging/consumer-ports.ts';
 export {
   type DeadLetterConditions,

@@ -129,11 +129,6 @@ export function refreshedDeadLetter(live: DeadLetter, next: DeadLetter): DeadLet
   return { ...next, id: live.id, redrives: [...live.redrives], state: live.state };
 }
 
-/** Whether `stored` is still the record `read` was read as, for `DeadLetterStore.update`. */
-export function unchangedDeadLetter(stored: DeadLetter, read: DeadLetter): boolean {
-  return stored.state === 'dead' && stored.deadLetteredAt.getTime() === read.deadLetteredAt.getTime();
-}
-
 /**
  * Message ids a consumer has applied, kept for a retention window.
  *
@@ -226,7 +221,8 @@ export function getInMemoryDeadLetterStore(): DeadLetterStore {
     },
     async update(record) {
       const stored = records.get(record.id);
-      if (!stored || !unchangedDeadLetter(stored, record)) return false;
+      // Only the record as it was read: still dead, with the same failure time.
+      if (stored?.state !== 'dead' || stored.deadLetteredAt.getTime() !== record.deadLetteredAt.getTime()) return false;
       records.set(record.id, copy(record));
       return true;
     },

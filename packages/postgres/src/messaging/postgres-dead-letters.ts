@@ -33,6 +33,14 @@ export async function getPostgresDeadLetterStore(
   const tables = await openConsumerTables(options, 'dead-letter store');
   const { pool, s } = tables;
   const revive = (rows: { record: string }[]) => rows.map((row) => deadLetterFromJson(row.record));
+  const get = async (id: string) => {
+    const { rows } = await tables.query<{ record: string }>(
+      'dead-letter-get',
+      `SELECT record::text AS record FROM ${s}.dead_letters WHERE id = $1`,
+      [id],
+    );
+    return revive(rows)[0];
+  };
   return {
     pool,
     async add(record: DeadLetter) {
@@ -89,12 +97,7 @@ export async function getPostgresDeadLetterStore(
         );
         if ((added.rowCount ?? 0) > 0) return;
         // Kept already under its id (the same record added again): nothing to do.
-        const same = await tables.query(
-          'dead-letter-get',
-          `SELECT record::text AS record FROM ${s}.dead_letters WHERE id = $1`,
-          [record.id],
-        );
-        if ((same.rowCount ?? 0) > 0) return;
+        if (await get(record.id)) return;
       }
       throw new TransportError(
         `the dead letter of message ${record.message.id} for consumer '${record.consumer}' kept changing while it was added`,
@@ -118,14 +121,7 @@ export async function getPostgresDeadLetterStore(
       );
       return revive(rows);
     },
-    async get(id) {
-      const { rows } = await tables.query<{ record: string }>(
-        'dead-letter-get',
-        `SELECT record::text AS record FROM ${s}.dead_letters WHERE id = $1`,
-        [id],
-      );
-      return revive(rows)[0];
-    },
+    get,
     async update(record) {
       const { rowCount } = await tables.query(
         'dead-letter-update',

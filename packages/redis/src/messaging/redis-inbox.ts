@@ -93,9 +93,9 @@ const spec: OptionSpecOf<RedisInboxOptions> = {
  * default); when it fails the claim is deleted so a retry runs. A message whose
  * mark exists is acknowledged without running the handler; one claimed by a
  * run elsewhere fails this try with a retryable error (the consumer reports
- * it as its inbox failing and gives the message back for a second). Effects outside Redis are at least once: a process that dies after
- * the effect and before the mark lets the claim expire and the message run
- * again. For exactly-once effects keep them in an SQL database with its inbox.
+ * it as its inbox failing and gives the message back for a second). Effects
+ * outside Redis are at least once: a process that dies after the effect and
+ * before the mark lets the claim expire and the message run again. For exactly-once effects keep them in an SQL database with its inbox.
  *
  * @example
  * const inbox = await getRedisInbox({ url: 'redis://127.0.0.1:6379', application: 'shop' });
