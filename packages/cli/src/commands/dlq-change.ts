@@ -72,13 +72,27 @@ function addChange(dlq: Command, context: CliContext, verb: 'redrive' | 'discard
           return;
         }
         const at = new Date();
+        // Records changed since they were read (failed again, or changed by someone else) are left as they are.
+        const changed: string[] = [];
         for (const record of records) {
-          if (verb === 'redrive') await operator.redrive(record, at);
-          else await operator.discard(record);
+          const marked = verb === 'redrive' ? await operator.redrive(record, at) : await operator.discard(record);
+          if (!marked) changed.push(record.id);
+        }
+        if (changed.length > 0) {
+          const what = `${changed.length} dead letter${changed.length === 1 ? '' : 's'}`;
+          // A redrive sent the message all the same; a discard wrote nothing.
+          const outcome =
+            verb === 'redrive' ? 'its message was sent, its record left as it is' : 'left as it is, not discarded';
+          context.stderr(
+            `factline: ${what} changed since read (failed again, or redriven or discarded elsewhere), ${outcome}: ${changed.join(', ')}`,
+          );
+          if (verb === 'discard') context.exitCode = 1;
         }
         const done = verb === 'redrive' ? 'redriven' : 'discarded';
-        if (flags.json) return printJson(context, { [done]: records.map((r) => r.id) });
-        context.stdout(`${count} ${done}`);
+        // Discarded: only what was written. Redriven: every message sent.
+        const listed = verb === 'discard' ? records.filter((r) => !changed.includes(r.id)) : records;
+        if (flags.json) return printJson(context, { [done]: listed.map((r) => r.id), changed });
+        context.stdout(`${listed.length} dead letter${listed.length === 1 ? '' : 's'} ${done}`);
       });
     },
   );

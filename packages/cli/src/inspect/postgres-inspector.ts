@@ -247,10 +247,10 @@ export async function openPostgresDeadLetterOperator(
       async redrive(record, at) {
         if (!(await hasQueue(record))) throw noQueue(record);
         await transport.redeliver(record.topic, record.consumer, [record.message]);
-        await store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
+        return store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
       },
       async discard(record) {
-        await store.update({ ...record, state: 'discarded' });
+        return store.update({ ...record, state: 'discarded' });
       },
       async close() {
         await transport.close();

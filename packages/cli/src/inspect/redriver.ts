@@ -126,10 +126,10 @@ export function redrivingThrough(
     cannotRedrive: (record) => redriver.cannotRedrive(record),
     async redrive(record, at) {
       await redriver.redeliver(record);
-      await store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
+      return store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
     },
     async discard(record) {
-      await store.update({ ...record, state: 'discarded' });
+      return store.update({ ...record, state: 'discarded' });
     },
     async close() {
       try {

@@ -237,10 +237,10 @@ export function openSqliteDeadLetterOperator(path: string, redriver?: GroupRedri
       // A group without a queue here (a broker transport) would take the message nowhere.
       if (!group.get(record.topic, record.consumer)) throw noQueue(record);
       await transport.redeliver(record.topic, record.consumer, [record.message]);
-      await store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
+      return store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
     },
     async discard(record) {
-      await store.update({ ...record, state: 'discarded' });
+      return store.update({ ...record, state: 'discarded' });
     },
     async close() {
       await transport.close();

@@ -59,6 +59,14 @@ export function createGroupReader(context: ReaderContext) {
   const tickEvery = Math.max(50, Math.min(Math.floor(context.leaseMs / 3), context.trimIntervalMs));
 
   const wakeReader = () => newEntries.wake();
+  /**
+   * Kept between a lease's end here and the last read of its partition's new entries: a read reaches Redis a little
+   * after it is sent, and one served once the lease ended there would take entries its next holder should read.
+   */
+  const readMarginMs = Math.min(250, Math.floor(context.leaseMs / 10));
+  /** How long new entries of a partition may still be read (a blocking read waits no longer). */
+  const readableFor = (partition: number) =>
+    Math.floor((states[partition] as PartitionState).expiresAt - readMarginMs - performance.now());
 
   const leases = states.map((_, p) => keys.lease(topic, group, p));
   const targets: AckTarget[] = states.map((_, p) => ({
@@ -135,7 +143,8 @@ export function createGroupReader(context: ReaderContext) {
     state.generation += 1;
     forget(partition);
     context.report(new TransportError(`lost the lease of ${topic}/${group} partition ${partition}: ${why}`), 'lease');
-    wakeReader();
+    // A blocking read in flight may cover the partition: ended, so that it reads nothing more there.
+    newEntries.rereadNow();
   };
 
   /** Entries read or claimed for a partition, into the buffer; entries for another group are acked and skipped. */
@@ -160,7 +169,8 @@ export function createGroupReader(context: ReaderContext) {
   const newEntries = createNewEntryReader({
     context,
     streams,
-    readable: () => states.flatMap((s, p) => (s.ready && !s.draining ? [p] : [])),
+    readable: () => states.flatMap((s, p) => (s.ready && !s.draining && readableFor(p) >= 1 ? [p] : [])),
+    readableFor,
     generationOf: (partition) => (states[partition] as PartitionState).generation,
     room: () => context.prefetch - buffer.size(),
     accept,
@@ -244,6 +254,8 @@ export function createGroupReader(context: ReaderContext) {
       if (Number(renewed) === 1) state.expiresAt = asked + context.leaseMs;
       else lose(p, 'another reader holds it');
     }
+    // A partition whose lease was near its end here was left out of the reads: read again at once.
+    wakeReader();
     for (let p = 0; p < states.length; p++) {
       const state = states[p] as PartitionState;
       if (state.held && !state.ready) await takeOver(p);

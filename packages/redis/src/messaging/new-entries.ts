@@ -7,8 +7,10 @@ export interface NewEntrySource {
   context: ReaderContext;
   /** Each partition's stream. */
   streams: readonly string[];
-  /** The partitions whose new entries may be read now (held, claimed, not draining). */
+  /** The partitions whose new entries may be read now (held, claimed, not draining, their leases not near their ends). */
   readable(): number[];
+  /** How long, in ms, new entries of a readable partition may still be read: a blocking read covering it waits no longer. */
+  readableFor(partition: number): number;
   /** The generation of a partition's lease: entries read under an older one are not handed out. */
   generationOf(partition: number): number;
   /** How many more entries the buffer takes (`prefetch` less what it holds). */
@@ -20,8 +22,9 @@ export interface NewEntrySource {
 
 /**
  * The loop reading a group's new entries (`XREADGROUP … >`) on a connection
- * of its own, blocking up to `blockMs`, for the partitions the reader may
- * read, never more than the buffer has room for. It waits while there is
+ * of its own, blocking up to `blockMs` (less where a partition's lease ends
+ * sooner), for the partitions the reader may read, never more than the buffer
+ * has room for. It waits while there is
  * nothing to read or no room; `wake` ends that wait, `rereadNow` also ends a
  * blocking read in flight (a partition became readable: the read under way
  * does not cover it). A failed read is reported and tried again after a
@@ -66,6 +69,8 @@ export function createNewEntryReader(source: NewEntrySource) {
         count = 1;
       }
       const generations = ready.map(source.generationOf);
+      // Never 0 (that blocks for ever): a readable partition has at least 1 ms left.
+      const blockMs = Math.max(1, Math.min(context.blockMs, ...ready.map(source.readableFor)));
       try {
         if (!blocking) {
           const opened = await context.openBlocking();
@@ -85,7 +90,7 @@ export function createNewEntryReader(source: NewEntrySource) {
               group,
               consumer,
               count,
-              context.blockMs,
+              blockMs,
               ready.map((p) => streams[p] as string),
             ),
           )

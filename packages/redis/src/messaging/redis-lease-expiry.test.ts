@@ -124,3 +124,76 @@ describe('redis: a partition lease ends in the process no later than in Redis', 
     }
   });
 });
+
+// A reader must read no new entry of a partition once Redis may have freed its lease: an entry read (`>`) is pending
+// to that reader, and the partition's next holder never reads it; it would come late, behind newer entries of its
+// key. The first reader's commands stop reaching Redis (its lease is not renewed) while its blocking connection still
+// works; a second reader takes the partition over, and what is published then must all be read by that one.
+describe('redis: a reader reads no new entries of a partition past its lease', { skip }, () => {
+  it('with its renewals held and its blocking read still passing', async () => {
+    const topic = 'past-lease';
+    const forwarder = await startForwarder(() => Number(new URL(redisUrl).port || 6379));
+    const options = { application, partitions: 1, leaseMs: 1500 };
+    // Blocking reads longer than the lease: one in flight would outlive it.
+    const first = await getRedisTransport({ ...options, url: `redis://127.0.0.1:${forwarder.port}`, blockMs: 5000 });
+    let second: RedisTransport | undefined;
+    try {
+      first.subscribe(topic, 'billing');
+      await waitUntil(() => first.heldPartitions(topic, 'billing').length === 1, 'the first reader to hold it', 10_000);
+      // Its blocking connection (named `…-read`), once open.
+      let reading: number[] = [];
+      await waitUntil(
+        async () => {
+          const clients = String(await client.sendCommand(['CLIENT', 'LIST', 'TYPE', 'normal']));
+          reading = clients
+            .split('\n')
+            .filter((line) => / name=\S+-read /.test(line))
+            .map((line) => Number(/ addr=[^ ]*:(\d+) /.exec(line)?.[1]))
+            .filter((port) => forwarder.serverPorts().includes(port));
+          return reading.length === 1;
+        },
+        'the first reader to open its blocking connection',
+        10_000,
+      );
+      forwarder.holdRequests({ except: reading });
+
+      second = await getRedisTransport({ ...options, url: redisUrl });
+      const subscription = second.subscribe(topic, 'billing');
+      await waitUntil(() => second?.heldPartitions(topic, 'billing').length === 1, 'the second to take it', 10_000);
+      const count = 20;
+      await second.publish(
+        topic,
+        Array.from({ length: count }, (_, i) => createMessage({ type: 'E', key: `k-${i}`, data: { i } })),
+      );
+      const got: Delivery[] = [];
+      const stream = second.keys.stream(topic, 0);
+      await waitUntil(
+        async () => {
+          got.push(...(await subscription.receive(count, 50, signal)));
+          const [pending] = (await client.sendCommand(['XPENDING', stream, 'billing'])) as [number];
+          return got.length === count || Number(pending) === count;
+        },
+        'every entry to be read',
+        10_000,
+      );
+      const owners = (await client.sendCommand(['XPENDING', stream, 'billing', '-', '+', String(count)])) as [
+        string,
+        string,
+      ][];
+      const byFirst = owners.filter(([, owner]) => owner.startsWith(first.consumerName)).length;
+      assert.equal(byFirst, 0, `${byFirst} of ${count} entries read by the reader whose lease had ended`);
+      await waitUntil(
+        async () => {
+          got.push(...(await subscription.receive(count, 50, signal)));
+          return got.length === count;
+        },
+        'the second reader to get every entry',
+        5000,
+      );
+      await Promise.all(got.map((delivery) => delivery.ack()));
+    } finally {
+      await closeBoth(forwarder, first);
+      await second?.close();
+    }
+  });
+});

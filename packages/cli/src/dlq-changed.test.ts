@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createMessage, type DeadLetter, type DeadLetterStore } from '@factline/core';
+import {
+  getSqliteDeadLetterStore,
+  getSqliteEventStore,
+  getSqliteTransport,
+  openSqliteDatabase,
+} from '@factline/sqlite';
+import type { Database } from 'better-sqlite3';
+import { runCli } from './program.ts';
+
+/** A dead letter of `billing` on topic `orders`, dead-lettered at `at`. */
+const deadLetter = (id: string, at: string, messageId?: string): DeadLetter => {
+  const message = createMessage({ type: 'OrderPlaced', key: id, data: {} });
+  return {
+    id,
+    consumer: 'billing',
+    topic: 'orders',
+    message: messageId ? { ...message, id: messageId } : message,
+    error: { type: 'Error', message: `failed at ${at}` },
+    reason: 'exhausted',
+    attempts: 3,
+    firstFailureAt: new Date(at),
+    lastFailureAt: new Date(at),
+    deadLetteredAt: new Date(at),
+    redrives: [],
+    state: 'dead',
+  };
+};
+
+// `dlq redrive|discard` read the records, ask, then write: a record that changed while the question was asked
+// (its message failed again, or someone else redrove or discarded it) is left as it is, and the output says so.
+describe('factline dlq: records that changed since they were read', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'factline-dlq-changed-'));
+  const file = join(dir, 'app.db');
+  let database: Database;
+  let store: DeadLetterStore;
+
+  before(async () => {
+    await getSqliteEventStore({ path: file }).close();
+    database = openSqliteDatabase(file);
+    store = getSqliteDeadLetterStore({ database });
+    const transport = getSqliteTransport({ database });
+    await transport.declareSubscription('orders', 'billing');
+    await transport.close();
+  });
+  after(() => {
+    database?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs the CLI as on a terminal; `meanwhile` runs while it asks for confirmation, which is then given. */
+  const run = async (args: string[], meanwhile: () => Promise<void>) => {
+    const stdout: string[] = [];
+    const stderr: string[] = [];
+    const code = await runCli([...args, '--db', `sqlite:${file}`], {
+      cwd: dir,
+      stdout: (line) => stdout.push(line),
+      stderr: (line) => stderr.push(line),
+      interactive: true,
+      ask: async () => {
+        await meanwhile();
+        return 'y';
+      },
+    });
+    return { code, stdout: stdout.join('\n'), stderr: stderr.join('\n') };
+  };
+
+  it('discard writes only the records unchanged, names the others and exits 1', async () => {
+    const failing = deadLetter('d-failing', '2026-01-01T00:00:00Z');
+    await store.add(failing);
+    await store.add(deadLetter('d-kept', '2026-01-01T00:00:00Z'));
+    await store.add(deadLetter('d-elsewhere', '2026-01-01T00:00:00Z'));
+    const result = await run(['dlq', 'discard', 'd-failing', 'd-kept', 'd-elsewhere'], async () => {
+      // The message failed again (redriven by its consumer's own code, say): the record has a newer failure.
+      await store.add({ ...deadLetter('other-id', '2026-01-02T00:00:00Z', failing.message.id), id: 'other-id' });
+      const elsewhere = (await store.get('d-elsewhere')) as DeadLetter;
+      assert.equal(await store.update({ ...elsewhere, state: 'discarded' }), true);
+    });
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(result.stdout, '1 dead letter discarded');
+    assert.equal(
+      result.stderr,
+      'factline: 2 dead letters changed since read (failed again, or redriven or discarded elsewhere), left as it is, not discarded: d-failing, d-elsewhere',
+    );
+    const kept = (await store.get('d-failing')) as DeadLetter;
+    assert.equal(kept.state, 'dead');
+    assert.equal(kept.error.message, 'failed at 2026-01-02T00:00:00Z');
+    assert.equal((await store.get('d-kept'))?.state, 'discarded');
+  });
+
+  it('redrive sends every message, marks the unchanged records and names the others (JSON too)', async () => {
+    const failing = deadLetter('r-failing', '2026-01-01T00:00:00Z');
+    await store.add(failing);
+    await store.add(deadLetter('r-kept', '2026-01-01T00:00:00Z'));
+    const result = await run(['dlq', 'redrive', 'r-failing', 'r-kept', '--json'], async () => {
+      await store.add({ ...deadLetter('x', '2026-01-03T00:00:00Z', failing.message.id), id: 'x' });
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), { redriven: ['r-failing', 'r-kept'], changed: ['r-failing'] });
+    assert.match(result.stderr, /its message was sent, its record left as it is: r-failing$/);
+    const kept = (await store.get('r-failing')) as DeadLetter;
+    assert.equal(kept.state, 'dead');
+    assert.deepEqual(kept.redrives, []);
+    assert.equal((await store.get('r-kept'))?.state, 'redriven');
+    const queued = database
+      .prepare("SELECT message_id FROM factline_transport_messages WHERE topic = 'orders' AND group_name = 'billing'")
+      .all() as { message_id: string }[];
+    assert.equal(queued.length, 2, 'both messages queued for billing');
+  });
+});
