@@ -240,48 +240,56 @@ export function createGroupReader(context: ReaderContext) {
     return true;
   };
 
-  /** Renews held leases, shares partitions with the live readers, picks up stragglers. */
+  /** The partitions whose state passes `test`. */
+  const partitionsWhere = (test: (state: PartitionState) => boolean) =>
+    states.flatMap((state, p) => (test(state) ? [p] : []));
+
+  /**
+   * Renews held leases, shares partitions with the live readers, picks up stragglers. Each step's commands for
+   * the partitions go out together (one round trip, not one per partition): made one after another, a slow path
+   * to Redis and many partitions would stretch a tick past the leases it renews.
+   */
   const tick = async () => {
     if (stopped) return;
     // Registered by Redis's clock: a reader whose clock runs ahead would otherwise take the others' for ended.
     const live = await runScript(client, 'register', [keys.readers(topic, group)], [consumer, context.leaseMs]);
     const share = Math.ceil(context.partitions / Math.max(1, Number(live)));
-    for (let p = 0; p < states.length; p++) {
-      const state = states[p] as PartitionState;
-      if (!state.held) continue;
-      const asked = performance.now();
-      const renewed = await runScript(client, 'renew', [keys.lease(topic, group, p)], [consumer, context.leaseMs]);
-      if (Number(renewed) === 1) state.expiresAt = asked + context.leaseMs;
-      else lose(p, 'another reader holds it');
-    }
+    await Promise.all(
+      partitionsWhere((s) => s.held).map(async (p) => {
+        const state = states[p] as PartitionState;
+        const generation = state.generation;
+        const asked = performance.now();
+        const renewed = await runScript(client, 'renew', [keys.lease(topic, group, p)], [consumer, context.leaseMs]);
+        // Lost meanwhile (a fenced ack): not this renewal's to change.
+        if (!state.held || state.generation !== generation) return;
+        if (Number(renewed) === 1) state.expiresAt = asked + context.leaseMs;
+        else lose(p, 'another reader holds it');
+      }),
+    );
     // A partition whose lease was near its end here was left out of the reads: read again at once.
     wakeReader();
-    for (let p = 0; p < states.length; p++) {
-      const state = states[p] as PartitionState;
-      if (state.held && !state.ready) await takeOver(p);
-    }
-    let held = states.filter((s) => s.held).length;
-    for (let p = 0; p < states.length; p++) {
-      const state = states[p] as PartitionState;
-      if (state.draining && state.held && !buffer.busy(p)) {
-        await handBack(p);
-        held -= 1;
-      }
+    await Promise.all(partitionsWhere((s) => s.held && !s.ready).map(takeOver));
+    let held = partitionsWhere((s) => s.held).length;
+    for (const p of partitionsWhere((s) => s.draining && s.held)) {
+      if (buffer.busy(p)) continue;
+      await handBack(p);
+      held -= 1;
     }
     if (held > share && !states.some((s) => s.draining)) {
       const give = states.findIndex((s) => s.held);
       if (give >= 0) (states[give] as PartitionState).draining = true;
     }
+    // Free partitions are asked for in rounds of as many as the share lacks, from a random place.
     const offset = Math.floor(Math.random() * states.length);
-    for (let i = 0; i < states.length && held < share && !stopped; i++) {
-      const p = (offset + i) % states.length;
-      if (!(states[p] as PartitionState).held && (await acquire(p))) held += 1;
+    const candidates = Array.from({ length: states.length }, (_, i) => (offset + i) % states.length).filter(
+      (p) => !(states[p] as PartitionState).held,
+    );
+    while (held < share && candidates.length > 0 && !stopped) {
+      const round = candidates.splice(0, share - held);
+      held += (await Promise.all(round.map(acquire))).filter(Boolean).length;
     }
     // Entries a reader read just before it lost its lease, left pending after this holder claimed: picked up late.
-    for (let p = 0; p < states.length; p++) {
-      const state = states[p] as PartitionState;
-      if (state.ready && !state.draining) await claimPending(p, context.leaseMs * 2);
-    }
+    await Promise.all(partitionsWhere((s) => s.ready && !s.draining).map((p) => claimPending(p, context.leaseMs * 2)));
     if (Date.now() - lastTrim >= context.trimIntervalMs) {
       lastTrim = Date.now();
       await trim();
@@ -289,14 +297,14 @@ export function createGroupReader(context: ReaderContext) {
   };
 
   /** Trims the streams of the partitions held; a failure is reported and tried again at the next trim. */
-  const trim = async () => {
-    for (let p = 0; p < states.length; p++) {
-      if (!(states[p] as PartitionState).held) continue;
-      await runScript(client, 'trim', [streams[p] as string], [context.consumerIdleMs]).catch((error: unknown) =>
-        context.report(error, 'trim'),
-      );
-    }
-  };
+  const trim = () =>
+    Promise.all(
+      partitionsWhere((s) => s.held).map((p) =>
+        runScript(client, 'trim', [streams[p] as string], [context.consumerIdleMs]).catch((error: unknown) =>
+          context.report(error, 'trim'),
+        ),
+      ),
+    );
 
   const scheduleTick = (delay: number) => {
     if (stopped) return;

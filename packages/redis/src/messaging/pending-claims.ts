@@ -58,19 +58,12 @@ export function createPendingClaims(settings: {
     async *claim(partition: number, stream: string, minIdleMs: number): AsyncGenerator<ClaimedPage> {
       let cursor = '0-0';
       do {
-        const holders = parsePendingHolders(
-          await client.sendCommand(['XPENDING', stream, group, 'IDLE', String(minIdleMs), cursor, '+', '200']),
-        );
-        const reply = await client.sendCommand([
-          'XAUTOCLAIM',
-          stream,
-          group,
-          consumer,
-          String(minIdleMs),
-          cursor,
-          'COUNT',
-          '200',
+        // Sent together (one round trip): the connection runs them in order, the hand-outs read before the claim.
+        const [pendingReply, reply] = await Promise.all([
+          client.sendCommand(['XPENDING', stream, group, 'IDLE', String(minIdleMs), cursor, '+', '200']),
+          client.sendCommand(['XAUTOCLAIM', stream, group, consumer, String(minIdleMs), cursor, 'COUNT', '200']),
         ]);
+        const holders = parsePendingHolders(pendingReply);
         const { next, entries } = parseAutoClaim(reply);
         cursor = next;
         const counts = new Map<string, number>();

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createMessage, type Delivery } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
+import { startForwarder } from '../fixtures/forwarder.ts';
 import { redisUrl } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
 import { getRedisTransport } from './redis-transport.ts';
@@ -128,5 +129,40 @@ describe('redis: partition leases and consumer names', { skip }, () => {
     assert.equal(Number(await client.sendCommand(['EXISTS', ...leaseKeys])), 0, 'the leases freed at once');
     assert.equal(Number(await client.sendCommand(['EXISTS', `${application}:readers:invoices:mailing`])), 0);
     assert.deepEqual(reports, []);
+  });
+});
+
+// A reader's periodic work (renewals, take-overs, late claims, trims) has a round trip per partition: made one after
+// another, a slow path to Redis and many partitions stretch a round of it past the lease, and the reader loses
+// leases it holds. Through a forwarder whose answers come 60 ms late, one reader of 24 partitions keeps them all.
+describe('redis: partition leases over a slow path', { skip }, () => {
+  it('a reader of 24 partitions with answers 60 ms late takes them all and loses none', async () => {
+    const forwarder = await startForwarder(() => Number(new URL(redisUrl).port || 6379));
+    forwarder.delayReplies(60);
+    const errors: string[] = [];
+    const transport = await getRedisTransport({
+      url: `redis://127.0.0.1:${forwarder.port}`,
+      application,
+      partitions: 24,
+      leaseMs: 3000,
+      onError: (error, { stage }) => errors.push(`${stage}: ${String(error)}`),
+    });
+    try {
+      transport.subscribe('slow', 'billing');
+      await waitUntil(
+        () => transport.heldPartitions('slow', 'billing').length === 24,
+        'the reader to hold every partition',
+        15_000,
+      );
+      // Two lease times: every lease renewed at least twice.
+      const until = Date.now() + 6000;
+      await waitUntil(() => errors.length > 0 || Date.now() >= until, 'two lease times to pass', 10_000);
+      assert.deepEqual(errors, []);
+      assert.equal(transport.heldPartitions('slow', 'billing').length, 24);
+    } finally {
+      forwarder.delayReplies(0);
+      await transport.close();
+      await forwarder.close();
+    }
   });
 });
