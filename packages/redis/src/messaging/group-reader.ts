@@ -194,6 +194,8 @@ export function createGroupReader(context: ReaderContext) {
     state.draining = false;
     state.generation += 1;
     forget(partition);
+    // A read in flight covering the partition would take entries after the lease is freed.
+    newEntries.rereadNow();
     await runScript(
       client,
       'handBack',
@@ -240,6 +242,18 @@ export function createGroupReader(context: ReaderContext) {
     return true;
   };
 
+  /**
+   * Waits for every one of a step's per-partition commands (none left running past the tick, to overlap a stop);
+   * failures past the first are reported, the first thrown.
+   */
+  const allDone = async <T>(work: Promise<T>[]): Promise<T[]> => {
+    const settled = await Promise.allSettled(work);
+    const failed = settled.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as unknown] : []));
+    for (const error of failed.slice(1)) context.report(error, 'lease');
+    if (failed.length > 0) throw failed[0];
+    return settled.map((outcome) => (outcome as PromiseFulfilledResult<T>).value);
+  };
+
   /** The partitions whose state passes `test`. */
   const partitionsWhere = (test: (state: PartitionState) => boolean) =>
     states.flatMap((state, p) => (test(state) ? [p] : []));
@@ -254,21 +268,25 @@ export function createGroupReader(context: ReaderContext) {
     // Registered by Redis's clock: a reader whose clock runs ahead would otherwise take the others' for ended.
     const live = await runScript(client, 'register', [keys.readers(topic, group)], [consumer, context.leaseMs]);
     const share = Math.ceil(context.partitions / Math.max(1, Number(live)));
-    await Promise.all(
+    let unread = false;
+    await allDone(
       partitionsWhere((s) => s.held).map(async (p) => {
         const state = states[p] as PartitionState;
         const generation = state.generation;
+        const wasReadable = readableFor(p) >= 1;
         const asked = performance.now();
         const renewed = await runScript(client, 'renew', [keys.lease(topic, group, p)], [consumer, context.leaseMs]);
         // Lost meanwhile (a fenced ack): not this renewal's to change.
         if (!state.held || state.generation !== generation) return;
-        if (Number(renewed) === 1) state.expiresAt = asked + context.leaseMs;
-        else lose(p, 'another reader holds it');
+        if (Number(renewed) === 1) {
+          state.expiresAt = asked + context.leaseMs;
+          if (!wasReadable) unread = true;
+        } else lose(p, 'another reader holds it');
       }),
     );
     // A partition whose lease was near its end here was left out of the reads: read again at once.
-    wakeReader();
-    await Promise.all(partitionsWhere((s) => s.held && !s.ready).map(takeOver));
+    if (unread) newEntries.rereadNow();
+    await allDone(partitionsWhere((s) => s.held && !s.ready).map(takeOver));
     let held = partitionsWhere((s) => s.held).length;
     for (const p of partitionsWhere((s) => s.draining && s.held)) {
       if (buffer.busy(p)) continue;
@@ -277,7 +295,10 @@ export function createGroupReader(context: ReaderContext) {
     }
     if (held > share && !states.some((s) => s.draining)) {
       const give = states.findIndex((s) => s.held);
-      if (give >= 0) (states[give] as PartitionState).draining = true;
+      if (give >= 0) {
+        (states[give] as PartitionState).draining = true;
+        newEntries.rereadNow();
+      }
     }
     // Free partitions are asked for in rounds of as many as the share lacks, from a random place.
     const offset = Math.floor(Math.random() * states.length);
@@ -286,10 +307,10 @@ export function createGroupReader(context: ReaderContext) {
     );
     while (held < share && candidates.length > 0 && !stopped) {
       const round = candidates.splice(0, share - held);
-      held += (await Promise.all(round.map(acquire))).filter(Boolean).length;
+      held += (await allDone(round.map(acquire))).filter(Boolean).length;
     }
     // Entries a reader read just before it lost its lease, left pending after this holder claimed: picked up late.
-    await Promise.all(partitionsWhere((s) => s.ready && !s.draining).map((p) => claimPending(p, context.leaseMs * 2)));
+    await allDone(partitionsWhere((s) => s.ready && !s.draining).map((p) => claimPending(p, context.leaseMs * 2)));
     if (Date.now() - lastTrim >= context.trimIntervalMs) {
       lastTrim = Date.now();
       await trim();
@@ -298,7 +319,7 @@ export function createGroupReader(context: ReaderContext) {
 
   /** Trims the streams of the partitions held; a failure is reported and tried again at the next trim. */
   const trim = () =>
-    Promise.all(
+    allDone(
       partitionsWhere((s) => s.held).map((p) =>
         runScript(client, 'trim', [streams[p] as string], [context.consumerIdleMs]).catch((error: unknown) =>
           context.report(error, 'trim'),

@@ -40,6 +40,8 @@ export function createNewEntryReader(source: NewEntrySource) {
   let kick: (() => void) | undefined;
   /** Where the next read starts among the readable partitions when there is room for fewer entries than them. */
   let turn = 0;
+  /** Reads sent so far: an unblock retried is for the read it was asked for, never the next one. */
+  let reads = 0;
 
   const pause = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -55,22 +57,10 @@ export function createNewEntryReader(source: NewEntrySource) {
   const run = async () => {
     let failures = 0;
     while (!source.stopped()) {
-      let ready = source.readable();
-      const room = source.room();
-      if (ready.length === 0 || room <= 0) {
+      if (source.readable().length === 0 || source.room() <= 0) {
         await pause(context.blockMs);
         continue;
       }
-      // COUNT is per stream: the room is shared out, so one read never brings more than `prefetch` in all.
-      let count = Math.floor(room / ready.length);
-      if (count === 0) {
-        const from = turn++ % ready.length;
-        ready = [...ready.slice(from), ...ready.slice(0, from)].slice(0, room);
-        count = 1;
-      }
-      const generations = ready.map(source.generationOf);
-      // Never 0 (that blocks for ever): a readable partition has at least 1 ms left.
-      const blockMs = Math.max(1, Math.min(context.blockMs, ...ready.map(source.readableFor)));
       try {
         if (!blocking) {
           const opened = await context.openBlocking();
@@ -83,7 +73,22 @@ export function createNewEntryReader(source: NewEntrySource) {
         }
         // Asked again after a failure: a reconnected connection has a new id.
         if (blockingId === '') blockingId = String(await blocking.sendCommand(['CLIENT', 'ID']));
+        // Worked out once connected (that can take a reconnection's time): a partition lost meanwhile is not read.
+        let ready = source.readable();
+        const room = source.room();
+        if (ready.length === 0 || room <= 0) continue;
+        // COUNT is per stream: the room is shared out, so one read never brings more than `prefetch` in all.
+        let count = Math.floor(room / ready.length);
+        if (count === 0) {
+          const from = turn++ % ready.length;
+          ready = [...ready.slice(from), ...ready.slice(0, from)].slice(0, room);
+          count = 1;
+        }
+        const generations = ready.map(source.generationOf);
+        // Never 0 (that blocks for ever): a readable partition has at least 1 ms left.
+        const blockMs = Math.max(1, Math.min(context.blockMs, ...ready.map(source.readableFor)));
         blockedId = blockingId;
+        reads += 1;
         const reply = await blocking
           .sendCommand(
             readNewCommand(
@@ -128,7 +133,19 @@ export function createNewEntryReader(source: NewEntrySource) {
      */
     rereadNow() {
       wake();
-      if (blockedId !== undefined) client.sendCommand(['CLIENT', 'UNBLOCK', blockedId]).catch(() => undefined);
+      const read = reads;
+      // The unblock travels on another connection and can reach Redis before the read it is for: tried again a
+      // few times, 5 ms apart, while that read is still unanswered.
+      const unblock = (tries: number) => {
+        if (blockedId === undefined || reads !== read) return;
+        client.sendCommand(['CLIENT', 'UNBLOCK', blockedId]).then(
+          (done) => {
+            if (Number(done) === 0 && tries > 1) setTimeout(() => unblock(tries - 1), 5).unref?.();
+          },
+          () => undefined,
+        );
+      };
+      unblock(3);
     },
     /** Closes the blocking connection now, whatever waits on it; the loop then ends once stopped. */
     dropConnection() {
