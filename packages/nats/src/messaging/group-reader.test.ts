@@ -74,3 +74,55 @@ describe('the group reader', () => {
     }
   });
 });
+
+describe('the group reader, a partition lost while its pull loop waits on the server', () => {
+  it('sends no pull for it once lost, however late the answers it waited on come', async () => {
+    let pulls = 0;
+    let answer: (() => void) | undefined;
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    let asked = false;
+    const reader = createGroupReader({
+      names: topologyNames('reader-test'),
+      topic: 'orders',
+      group: 'billing',
+      partitions: 1,
+      prefetch: 10,
+      maxDeliver: 5,
+      ackWaitMs: 30_000,
+      deadLetters: undefined,
+      js: () =>
+        ({
+          consumers: {
+            get: async () => ({
+              fetch: async () => {
+                pulls += 1;
+                const done = endlessPull();
+                setTimeout(done.stop, 20);
+                return done;
+              },
+            }),
+          },
+        }) as unknown as JetStreamClient,
+      // As a request held across a reconnection: answered only after the partition was lost (the claim ran out).
+      ensureConsumer: async () => {
+        asked = true;
+        await answered;
+      },
+      pending: async () => ({ ackPending: 0, deliveredSeq: 0 }),
+      report: () => undefined,
+      connected: () => true,
+    });
+    reader.gain(0);
+    try {
+      await waitUntil(() => asked, 'the pull loop to ask for its consumer', 5000, 10);
+      const losing = reader.lose(0);
+      answer?.();
+      await losing;
+      assert.equal(pulls, 0, 'a pull was sent for a partition this process no longer holds');
+    } finally {
+      await reader.stop();
+    }
+  });
+});

@@ -241,6 +241,8 @@ export function createGroupReader(context: ReaderContext) {
           await roomOrTimeout(1000);
           continue;
         }
+        // The requests above can take long (across a reconnection): a partition lost meanwhile is pulled no more.
+        if (!current()) break;
         const batch = await consumer.fetch({ max_messages: room, expires: PULL_EXPIRES_MS });
         part.batch = batch;
         // The server ends a pull at its expiry and the client stops one whose heartbeats stop; a pull still
