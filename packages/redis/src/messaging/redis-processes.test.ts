@@ -136,3 +136,89 @@ describe('redis: consumer processes of one group', { skip }, () => {
     db.close();
   });
 });
+
+describe('redis: consumer processes joining and leaving while messages flow', { skip }, () => {
+  it('partitions move to the fair share and back as processes come and go: every message applied once, per-key order held', async () => {
+    const path = join(dir, 'moves.db');
+    const db = openSqliteDatabase(path);
+    getSqliteInbox({ database: db });
+    db.exec(
+      'CREATE TABLE effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT, key TEXT, n INTEGER, pid INTEGER)',
+    );
+    const partitions = 6;
+    const transport = await getRedisTransport({ url: redisUrl, application, partitions });
+    created.push(transport);
+    await transport.declareSubscription('moves', 'mover');
+    // Short rounds (every trimIntervalMs) and blocking reads longer than them: partitions move while reads wait.
+    const env = { FACTLINE_TEST_REDIS_OPTIONS: JSON.stringify({ leaseMs: 3000, blockMs: 2000, trimIntervalMs: 150 }) };
+    const start = () => {
+      const child = spawnTestChild(
+        childScript,
+        [redisUrl, application, 'moves', 'mover', path, String(partitions), '1'],
+        env,
+      );
+      children.push(child);
+      return child;
+    };
+    const ready = (child: TestChild) =>
+      waitUntil(() => child.stdout().includes('ready'), 'a consumer process ready', 60_000);
+    const leave = async (child: TestChild) => {
+      child.child.kill('SIGTERM');
+      assert.equal(await child.exited, 0, 'a process sent SIGTERM stops and exits 0');
+    };
+
+    // Messages flow all along, in bursts of rounds (one message per key each), while processes come and go.
+    const keys = 24;
+    const applied = db.prepare<[], { n: number }>('SELECT count(DISTINCT message_id) AS n FROM effects');
+    let rounds = 0;
+    let moving = true;
+    const publishing = (async () => {
+      // Bounded: at most 1,000 rounds, however long the moves take.
+      while ((moving || rounds < 20) && rounds < 1000) {
+        // Keys in a random order: the first stream a burst reaches (the one a waiting read is served from) varies.
+        const round = Array.from({ length: keys }, (_, k) =>
+          createMessage({ type: 'Counted', key: `key-${k}`, data: { n: rounds } }),
+        ).sort(() => Math.random() - 0.5);
+        await transport.publish('moves', round);
+        rounds += 1;
+        // Bursts and quiet spells: in a quiet one the readers' blocking reads wait, as partitions move.
+        await new Promise((resolve) => setTimeout(resolve, rounds % 4 === 0 ? 400 : 20));
+      }
+    })();
+    try {
+      const a = start();
+      await ready(a);
+      const b = start();
+      await ready(b);
+      const c = start();
+      await ready(c);
+      await leave(a);
+      const d = start();
+      await ready(d);
+      await leave(b);
+      moving = false;
+      await publishing;
+      await waitUntil(() => (applied.get()?.n ?? 0) >= rounds * keys, 'every message applied', 60_000);
+      await Promise.all([c, d].map(leave));
+    } finally {
+      moving = false;
+      await publishing;
+    }
+
+    const rows = db
+      .prepare<[], { message_id: string; key: string; n: number; pid: number }>(
+        'SELECT message_id, key, n, pid FROM effects ORDER BY seq',
+      )
+      .all();
+    assert.equal(rows.length, rounds * keys, 'each message applied once');
+    for (let k = 0; k < keys; k++) {
+      assert.deepEqual(
+        rows.filter((r) => r.key === `key-${k}`).map((r) => r.n),
+        Array.from({ length: rounds }, (_, n) => n),
+        `key-${k} applied in publish order`,
+      );
+    }
+    assert.ok(new Set(rows.map((r) => r.pid)).size >= 3, 'the work moved between processes');
+    db.close();
+  });
+});
