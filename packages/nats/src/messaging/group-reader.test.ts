@@ -24,6 +24,25 @@ function endlessPull() {
   };
 }
 
+/** A one-partition reader of orders/billing on `consumer` (the pull's source); `context` overrides the rest. */
+const readerOf = (consumer: unknown, context: Partial<Parameters<typeof createGroupReader>[0]>) =>
+  createGroupReader({
+    names: topologyNames('reader-test'),
+    topic: 'orders',
+    group: 'billing',
+    partitions: 1,
+    prefetch: 10,
+    maxDeliver: 5,
+    ackWaitMs: 30_000,
+    deadLetters: undefined,
+    js: () => ({ consumers: { get: async () => consumer } }) as unknown as JetStreamClient,
+    ensureConsumer: async () => undefined,
+    pending: async () => ({ ackPending: 0, deliveredSeq: 0 }),
+    report: () => undefined,
+    connected: () => true,
+    ...context,
+  });
+
 describe('the group reader', () => {
   it('a pull still open well past its expiry is stopped, told, and the partition pulled again behind its gate', async () => {
     let pulls = 0;
@@ -39,23 +58,12 @@ describe('the group reader', () => {
         return done;
       },
     };
-    const reader = createGroupReader({
-      names: topologyNames('reader-test'),
-      topic: 'orders',
-      group: 'billing',
-      partitions: 1,
-      prefetch: 10,
-      maxDeliver: 5,
-      ackWaitMs: 30_000,
-      deadLetters: undefined,
-      js: () => ({ consumers: { get: async () => consumer } }) as unknown as JetStreamClient,
-      ensureConsumer: async () => undefined,
+    const reader = readerOf(consumer, {
       pending: async () => {
         pendingReads += 1;
         return { ackPending: 0, deliveredSeq: 0 };
       },
       report: (error, stage) => reported.push({ error, stage }),
-      connected: () => true,
     });
     reader.gain(0);
     try {
@@ -83,36 +91,20 @@ describe('the group reader, a partition lost while its pull loop waits on the se
       answer = resolve;
     });
     let asked = false;
-    const reader = createGroupReader({
-      names: topologyNames('reader-test'),
-      topic: 'orders',
-      group: 'billing',
-      partitions: 1,
-      prefetch: 10,
-      maxDeliver: 5,
-      ackWaitMs: 30_000,
-      deadLetters: undefined,
-      js: () =>
-        ({
-          consumers: {
-            get: async () => ({
-              fetch: async () => {
-                pulls += 1;
-                const done = endlessPull();
-                setTimeout(done.stop, 20);
-                return done;
-              },
-            }),
-          },
-        }) as unknown as JetStreamClient,
+    const consumer = {
+      fetch: async () => {
+        pulls += 1;
+        const done = endlessPull();
+        setTimeout(done.stop, 20);
+        return done;
+      },
+    };
+    const reader = readerOf(consumer, {
       // As a request held across a reconnection: answered only after the partition was lost (the claim ran out).
       ensureConsumer: async () => {
         asked = true;
         await answered;
       },
-      pending: async () => ({ ackPending: 0, deliveredSeq: 0 }),
-      report: () => undefined,
-      connected: () => true,
     });
     reader.gain(0);
     try {

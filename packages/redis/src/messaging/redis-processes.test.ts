@@ -30,19 +30,27 @@ const messages = (keys: number, perKey: number): Message[] => {
   return out;
 };
 
+/**
+ * The children's SQLite file `name` (its inbox table made here, once, and the effects table) and a transport
+ * of `partitions` partitions with the group declared.
+ */
+async function setUp(name: string, topic: string, group: string, partitions: number) {
+  const path = join(dir, name);
+  const db = openSqliteDatabase(path);
+  getSqliteInbox({ database: db });
+  db.exec(
+    'CREATE TABLE effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT, key TEXT, n INTEGER, pid INTEGER)',
+  );
+  const transport = await getRedisTransport({ url: redisUrl, application, partitions });
+  created.push(transport);
+  await transport.declareSubscription(topic, group);
+  return { path, db, transport };
+}
+
 describe('redis: consumer processes of one group', { skip }, () => {
   it('three processes, one SIGKILLed while it holds pending entries: the others claim them; every message applied once, per-key order held', async () => {
-    const path = join(dir, 'kill.db');
-    const db = openSqliteDatabase(path);
-    // The inbox table, made once here (the children find it), and the effects.
-    getSqliteInbox({ database: db });
-    db.exec(
-      'CREATE TABLE effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT, key TEXT, n INTEGER, pid INTEGER)',
-    );
     const partitions = 6;
-    const transport = await getRedisTransport({ url: redisUrl, application, partitions });
-    created.push(transport);
-    await transport.declareSubscription('counts', 'counter');
+    const { path, db, transport } = await setUp('kill.db', 'counts', 'counter', partitions);
     const start = () => {
       const child = spawnTestChild(childScript, [
         redisUrl,
@@ -139,16 +147,8 @@ describe('redis: consumer processes of one group', { skip }, () => {
 
 describe('redis: consumer processes joining and leaving while messages flow', { skip }, () => {
   it('partitions move to the fair share and back as processes come and go: every message applied once, per-key order held', async () => {
-    const path = join(dir, 'moves.db');
-    const db = openSqliteDatabase(path);
-    getSqliteInbox({ database: db });
-    db.exec(
-      'CREATE TABLE effects (seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT, key TEXT, n INTEGER, pid INTEGER)',
-    );
     const partitions = 6;
-    const transport = await getRedisTransport({ url: redisUrl, application, partitions });
-    created.push(transport);
-    await transport.declareSubscription('moves', 'mover');
+    const { path, db, transport } = await setUp('moves.db', 'moves', 'mover', partitions);
     // Short rounds (every trimIntervalMs) and blocking reads longer than them: partitions move while reads wait.
     const env = { FACTLINE_TEST_REDIS_OPTIONS: JSON.stringify({ leaseMs: 3000, blockMs: 2000, trimIntervalMs: 150 }) };
     const start = () => {
