@@ -42,6 +42,8 @@ export function createNewEntryReader(source: NewEntrySource) {
   let turn = 0;
   /** Reads sent so far: an unblock retried is for the read it was asked for, never the next one. */
   let reads = 0;
+  /** The read an unblock is on its way for, or -1. */
+  let unblocking = -1;
 
   const pause = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -134,15 +136,24 @@ export function createNewEntryReader(source: NewEntrySource) {
     rereadNow() {
       wake();
       const read = reads;
+      // One unblock at a time per read: a connection lost loses every partition at once.
+      if (blockedId === undefined || unblocking === read) return;
+      unblocking = read;
       // The unblock travels on another connection and can reach Redis before the read it is for: tried again a
       // few times, 5 ms apart, while that read is still unanswered.
       const unblock = (tries: number) => {
-        if (blockedId === undefined || reads !== read) return;
+        if (blockedId === undefined || reads !== read) {
+          unblocking = -1;
+          return;
+        }
         client.sendCommand(['CLIENT', 'UNBLOCK', blockedId]).then(
           (done) => {
             if (Number(done) === 0 && tries > 1) setTimeout(() => unblock(tries - 1), 5).unref?.();
+            else unblocking = -1;
           },
-          () => undefined,
+          () => {
+            unblocking = -1;
+          },
         );
       };
       unblock(3);
