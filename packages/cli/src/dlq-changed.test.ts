@@ -85,7 +85,7 @@ describe('factline dlq: records that changed since they were read', () => {
     assert.equal(result.stdout, '1 dead letter discarded');
     assert.equal(
       result.stderr,
-      'factline: 2 dead letters changed since read (failed again, or redriven or discarded elsewhere), left as it is, not discarded: d-failing, d-elsewhere',
+      'factline: 2 dead letters changed since read (failed again, or redriven or discarded elsewhere), left as they are, not discarded: d-failing, d-elsewhere',
     );
     const kept = (await store.get('d-failing')) as DeadLetter;
     assert.equal(kept.state, 'dead');
@@ -93,7 +93,7 @@ describe('factline dlq: records that changed since they were read', () => {
     assert.equal((await store.get('d-kept'))?.state, 'discarded');
   });
 
-  it('redrive sends every message, marks the unchanged records and names the others (JSON too)', async () => {
+  it('redrive sends every message, marks the unchanged records and lists the others apart (JSON)', async () => {
     const failing = deadLetter('r-failing', '2026-01-01T00:00:00Z');
     await store.add(failing);
     await store.add(deadLetter('r-kept', '2026-01-01T00:00:00Z'));
@@ -101,7 +101,7 @@ describe('factline dlq: records that changed since they were read', () => {
       await store.add({ ...deadLetter('x', '2026-01-03T00:00:00Z', failing.message.id), id: 'x' });
     });
     assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(JSON.parse(result.stdout), { redriven: ['r-failing', 'r-kept'], changed: ['r-failing'] });
+    assert.deepEqual(JSON.parse(result.stdout), { redriven: ['r-kept'], changed: ['r-failing'] });
     assert.match(result.stderr, /its message was sent, its record left as it is: r-failing$/);
     const kept = (await store.get('r-failing')) as DeadLetter;
     assert.equal(kept.state, 'dead');

@@ -79,20 +79,24 @@ function addChange(dlq: Command, context: CliContext, verb: 'redrive' | 'discard
           if (!marked) changed.push(record.id);
         }
         if (changed.length > 0) {
-          const what = `${changed.length} dead letter${changed.length === 1 ? '' : 's'}`;
-          // A redrive sent the message all the same; a discard wrote nothing.
+          const one = changed.length === 1;
+          // A redrive sent the messages all the same; a discard wrote nothing.
           const outcome =
-            verb === 'redrive' ? 'its message was sent, its record left as it is' : 'left as it is, not discarded';
+            verb === 'redrive'
+              ? one
+                ? 'its message was sent, its record left as it is'
+                : 'their messages were sent, their records left as they are'
+              : `left as ${one ? 'it is' : 'they are'}, not discarded`;
           context.stderr(
-            `factline: ${what} changed since read (failed again, or redriven or discarded elsewhere), ${outcome}: ${changed.join(', ')}`,
+            `factline: ${changed.length} dead letter${one ? '' : 's'} changed since read (failed again, or redriven or discarded elsewhere), ${outcome}: ${changed.join(', ')}`,
           );
           if (verb === 'discard') context.exitCode = 1;
         }
         const done = verb === 'redrive' ? 'redriven' : 'discarded';
-        // Discarded: only what was written. Redriven: every message sent.
-        const listed = verb === 'discard' ? records.filter((r) => !changed.includes(r.id)) : records;
-        if (flags.json) return printJson(context, { [done]: listed.map((r) => r.id), changed });
-        context.stdout(`${listed.length} dead letter${listed.length === 1 ? '' : 's'} ${done}`);
+        // Only the records marked; those left as they are go under `changed`.
+        const marked = records.filter((r) => !changed.includes(r.id));
+        if (flags.json) return printJson(context, { [done]: marked.map((r) => r.id), changed });
+        context.stdout(`${marked.length} dead letter${marked.length === 1 ? '' : 's'} ${done}`);
       });
     },
   );

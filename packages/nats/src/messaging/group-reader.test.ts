@@ -114,6 +114,8 @@ describe('the group reader, a partition lost while its pull loop waits on the se
       await losing;
       assert.equal(pulls, 0, 'a pull was sent for a partition this process no longer holds');
     } finally {
+      // Answered in any case: the loop, and so the stop, wait on it.
+      answer?.();
       await reader.stop();
     }
   });

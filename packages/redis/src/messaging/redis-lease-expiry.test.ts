@@ -134,10 +134,11 @@ describe('redis: a reader reads no new entries of a partition past its lease', {
     const topic = 'past-lease';
     const forwarder = await startForwarder(() => Number(new URL(redisUrl).port || 6379));
     const options = { application, partitions: 1, leaseMs: 1500 };
-    // Blocking reads longer than the lease: one in flight would outlive it.
-    const first = await getRedisTransport({ ...options, url: `redis://127.0.0.1:${forwarder.port}`, blockMs: 5000 });
-    let second: RedisTransport | undefined;
+    const opened: RedisTransport[] = [];
     try {
+      // Blocking reads longer than the lease: one in flight would outlive it.
+      const first = await getRedisTransport({ ...options, url: `redis://127.0.0.1:${forwarder.port}`, blockMs: 5000 });
+      opened.push(first);
       first.subscribe(topic, 'billing');
       await waitUntil(() => first.heldPartitions(topic, 'billing').length === 1, 'the first reader to hold it', 10_000);
       // Its blocking connection (named `…-read`), once open.
@@ -157,9 +158,10 @@ describe('redis: a reader reads no new entries of a partition past its lease', {
       );
       forwarder.holdRequests({ except: reading });
 
-      second = await getRedisTransport({ ...options, url: redisUrl });
+      const second = await getRedisTransport({ ...options, url: redisUrl });
+      opened.push(second);
       const subscription = second.subscribe(topic, 'billing');
-      await waitUntil(() => second?.heldPartitions(topic, 'billing').length === 1, 'the second to take it', 10_000);
+      await waitUntil(() => second.heldPartitions(topic, 'billing').length === 1, 'the second to take it', 10_000);
       const count = 20;
       await second.publish(
         topic,
@@ -192,8 +194,9 @@ describe('redis: a reader reads no new entries of a partition past its lease', {
       );
       await Promise.all(got.map((delivery) => delivery.ack()));
     } finally {
-      await closeBoth(forwarder, first);
-      await second?.close();
+      // The first's requests held: closed within its bounds once the forwarder is gone.
+      await forwarder.close();
+      await Promise.allSettled(opened.map((transport) => transport.close()));
     }
   });
 });

@@ -6,7 +6,7 @@ import { startForwarder } from '../fixtures/forwarder.ts';
 import { redisUrl } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
 import { partitionOf } from '../keys.ts';
-import { getRedisTransport } from './redis-transport.ts';
+import { getRedisTransport, type RedisTransport } from './redis-transport.ts';
 
 const { skip, application, client } = await sharedRedis('leases');
 
@@ -141,14 +141,16 @@ describe('redis: partition leases over a slow path', { skip }, () => {
     const forwarder = await startForwarder(() => Number(new URL(redisUrl).port || 6379));
     forwarder.delayReplies(60);
     const errors: string[] = [];
-    const transport = await getRedisTransport({
-      url: `redis://127.0.0.1:${forwarder.port}`,
-      application,
-      partitions: 24,
-      leaseMs: 3000,
-      onError: (error, { stage }) => errors.push(`${stage}: ${String(error)}`),
-    });
+    const opened: RedisTransport[] = [];
     try {
+      const transport = await getRedisTransport({
+        url: `redis://127.0.0.1:${forwarder.port}`,
+        application,
+        partitions: 24,
+        leaseMs: 3000,
+        onError: (error, { stage }) => errors.push(`${stage}: ${String(error)}`),
+      });
+      opened.push(transport);
       transport.subscribe('slow', 'billing');
       await waitUntil(
         () => transport.heldPartitions('slow', 'billing').length === 24,
@@ -162,17 +164,26 @@ describe('redis: partition leases over a slow path', { skip }, () => {
       assert.equal(transport.heldPartitions('slow', 'billing').length, 24);
     } finally {
       forwarder.delayReplies(0);
-      await transport.close();
+      await Promise.allSettled(opened.map((transport) => transport.close()));
       await forwarder.close();
     }
   });
 });
 
-/** The blocking reads waiting in Redis now (connections named `…-read`, blocked in `XREADGROUP`). */
+/**
+ * This file's blocking reads waiting in Redis now (its transports' connections named `factline-<application>-…-read`,
+ * blocked in `XREADGROUP`; other files run beside it on the same server).
+ */
 const blockedReads = async () =>
   String(await client.sendCommand(['CLIENT', 'LIST', 'TYPE', 'normal']))
     .split('\n')
-    .filter((line) => / name=\S+-read /.test(line) && / flags=b /.test(line) && / cmd=xreadgroup /.test(line)).length;
+    .filter(
+      (line) =>
+        line.includes(` name=factline-${application}-`) &&
+        / name=\S+-read /.test(line) &&
+        / flags=b /.test(line) &&
+        / cmd=xreadgroup /.test(line),
+    ).length;
 
 // A reader that gives a partition up for a fairer share must read nothing more of it: a blocking read in flight
 // that covers it would take entries published once the next holder has it (pending to the wrong reader, they reach
@@ -188,9 +199,12 @@ describe('redis: a partition handed back for a fairer share', { skip }, () => {
       blockMs: 20_000,
       trimIntervalMs: 100,
     };
-    const first = await getRedisTransport(options);
-    const second = await getRedisTransport(options);
+    const opened: RedisTransport[] = [];
     try {
+      const first = await getRedisTransport(options);
+      opened.push(first);
+      const second = await getRedisTransport(options);
+      opened.push(second);
       first.subscribe('shares', 'billing');
       await waitUntil(() => first.heldPartitions('shares', 'billing').length === 2, 'the first to hold both', 10_000);
       await waitUntil(async () => (await blockedReads()) === 1, "the first reader's blocking read", 5000);
@@ -238,8 +252,7 @@ describe('redis: a partition handed back for a fairer share', { skip }, () => {
       );
       await Promise.all(got.map((d) => d.ack()));
     } finally {
-      await first.close();
-      await second.close();
+      await Promise.allSettled(opened.map((transport) => transport.close()));
     }
   });
 });
