@@ -397,10 +397,12 @@ export function createGroupReader(context: ReaderContext) {
         newEntries.dropConnection();
         await reading?.catch(() => undefined);
         await buffer.settled(5000);
-        for (let p = 0; p < states.length; p++) {
-          if (!(states[p] as PartitionState).held) continue;
-          await handBack(p).catch((error: unknown) => context.report(error, 'lease'));
-        }
+        // All together (one round trip, not one per partition: the stop's bound holds on a slow path too).
+        await Promise.all(
+          partitionsWhere((s) => s.held).map((p) =>
+            handBack(p).catch((error: unknown) => context.report(error, 'lease')),
+          ),
+        );
         // Left behind, the entry still ends at its expiry (one lease time): until then the others count one reader too many.
         // Not tried while the connection is down (it would wait for the command deadline to fail).
         const leave = client.isReady

@@ -168,6 +168,39 @@ describe('redis: partition leases over a slow path', { skip }, () => {
       await forwarder.close();
     }
   });
+
+  it('a reader of 24 partitions with answers 500 ms late hands them all back at its close', async () => {
+    const forwarder = await startForwarder(() => Number(new URL(redisUrl).port || 6379));
+    forwarder.delayReplies(500);
+    const errors: string[] = [];
+    const opened: RedisTransport[] = [];
+    try {
+      const transport = await getRedisTransport({
+        url: `redis://127.0.0.1:${forwarder.port}`,
+        application,
+        partitions: 24,
+        leaseMs: 9000,
+        onError: (error, { stage }) => errors.push(`${stage}: ${String(error)}`),
+      });
+      opened.push(transport);
+      transport.subscribe('handed', 'billing');
+      await waitUntil(
+        () => transport.heldPartitions('handed', 'billing').length === 24,
+        'the reader to hold every partition',
+        20_000,
+      );
+      // Handed back one after another, 24 round trips of 500 ms would outlast the stop's bound (10 s): the leases
+      // would be left to expire, the partitions idle for up to leaseMs.
+      await transport.close();
+      const leases = Array.from({ length: 24 }, (_, p) => transport.keys.lease('handed', 'billing', p));
+      assert.equal(Number(await client.sendCommand(['EXISTS', ...leases])), 0, 'every lease freed at the close');
+      assert.deepEqual(errors, []);
+    } finally {
+      forwarder.delayReplies(0);
+      await Promise.allSettled(opened.map((transport) => transport.close()));
+      await forwarder.close();
+    }
+  });
 });
 
 /**
