@@ -136,70 +136,63 @@ describe('redis: partition leases and consumer names', { skip }, () => {
 // A reader's periodic work (renewals, take-overs, late claims, trims) has a round trip per partition: made one after
 // another, a slow path to Redis and many partitions stretch a round of it past the lease, and the reader loses
 // leases it holds. Through a forwarder whose answers come 60 ms late, one reader of 24 partitions keeps them all.
+/**
+ * Runs `body` with a transport of 24 partitions reading `topic` for `billing` through a forwarder whose answers
+ * come `delayMs` late, once it holds every partition; closes both after, whatever happens.
+ */
+async function holdingAllOverSlowPath(
+  topic: string,
+  delayMs: number,
+  leaseMs: number,
+  body: (transport: RedisTransport, errors: string[]) => Promise<void>,
+) {
+  const forwarder = await startForwarder(() => Number(new URL(redisUrl).port || 6379));
+  forwarder.delayReplies(delayMs);
+  const errors: string[] = [];
+  const opened: RedisTransport[] = [];
+  try {
+    const transport = await getRedisTransport({
+      url: `redis://127.0.0.1:${forwarder.port}`,
+      application,
+      partitions: 24,
+      leaseMs,
+      onError: (error, { stage }) => errors.push(`${stage}: ${String(error)}`),
+    });
+    opened.push(transport);
+    transport.subscribe(topic, 'billing');
+    await waitUntil(
+      () => transport.heldPartitions(topic, 'billing').length === 24,
+      'the reader to hold every partition',
+      20_000,
+    );
+    await body(transport, errors);
+  } finally {
+    forwarder.delayReplies(0);
+    await Promise.allSettled(opened.map((transport) => transport.close()));
+    await forwarder.close();
+  }
+}
+
 describe('redis: partition leases over a slow path', { skip }, () => {
   it('a reader of 24 partitions with answers 60 ms late takes them all and loses none', async () => {
-    const forwarder = await startForwarder(() => Number(new URL(redisUrl).port || 6379));
-    forwarder.delayReplies(60);
-    const errors: string[] = [];
-    const opened: RedisTransport[] = [];
-    try {
-      const transport = await getRedisTransport({
-        url: `redis://127.0.0.1:${forwarder.port}`,
-        application,
-        partitions: 24,
-        leaseMs: 3000,
-        onError: (error, { stage }) => errors.push(`${stage}: ${String(error)}`),
-      });
-      opened.push(transport);
-      transport.subscribe('slow', 'billing');
-      await waitUntil(
-        () => transport.heldPartitions('slow', 'billing').length === 24,
-        'the reader to hold every partition',
-        15_000,
-      );
+    await holdingAllOverSlowPath('slow', 60, 3000, async (transport, errors) => {
       // Two lease times: every lease renewed at least twice.
       const until = Date.now() + 6000;
       await waitUntil(() => errors.length > 0 || Date.now() >= until, 'two lease times to pass', 10_000);
       assert.deepEqual(errors, []);
       assert.equal(transport.heldPartitions('slow', 'billing').length, 24);
-    } finally {
-      forwarder.delayReplies(0);
-      await Promise.allSettled(opened.map((transport) => transport.close()));
-      await forwarder.close();
-    }
+    });
   });
 
   it('a reader of 24 partitions with answers 500 ms late hands them all back at its close', async () => {
-    const forwarder = await startForwarder(() => Number(new URL(redisUrl).port || 6379));
-    forwarder.delayReplies(500);
-    const errors: string[] = [];
-    const opened: RedisTransport[] = [];
-    try {
-      const transport = await getRedisTransport({
-        url: `redis://127.0.0.1:${forwarder.port}`,
-        application,
-        partitions: 24,
-        leaseMs: 9000,
-        onError: (error, { stage }) => errors.push(`${stage}: ${String(error)}`),
-      });
-      opened.push(transport);
-      transport.subscribe('handed', 'billing');
-      await waitUntil(
-        () => transport.heldPartitions('handed', 'billing').length === 24,
-        'the reader to hold every partition',
-        20_000,
-      );
+    await holdingAllOverSlowPath('handed', 500, 9000, async (transport, errors) => {
       // Handed back one after another, 24 round trips of 500 ms would outlast the stop's bound (10 s): the leases
       // would be left to expire, the partitions idle for up to leaseMs.
       await transport.close();
       const leases = Array.from({ length: 24 }, (_, p) => transport.keys.lease('handed', 'billing', p));
       assert.equal(Number(await client.sendCommand(['EXISTS', ...leases])), 0, 'every lease freed at the close');
       assert.deepEqual(errors, []);
-    } finally {
-      forwarder.delayReplies(0);
-      await Promise.allSettled(opened.map((transport) => transport.close()));
-      await forwarder.close();
-    }
+    });
   });
 });
 
