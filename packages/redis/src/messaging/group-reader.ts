@@ -58,6 +58,10 @@ export function createGroupReader(context: ReaderContext) {
   /** Leases are renewed every third of their time; trims ride on the same timer. */
   const tickEvery = Math.max(50, Math.min(Math.floor(context.leaseMs / 3), context.trimIntervalMs));
 
+  /** The partitions whose state passes `test`. */
+  const partitionsWhere = (test: (state: PartitionState, partition: number) => boolean) =>
+    states.flatMap((state, p) => (test(state, p) ? [p] : []));
+
   const wakeReader = () => newEntries.wake();
   /**
    * Kept between a lease's end here and the last read of its partition's new entries: a read reaches Redis a little
@@ -169,7 +173,7 @@ export function createGroupReader(context: ReaderContext) {
   const newEntries = createNewEntryReader({
     context,
     streams,
-    readable: () => states.flatMap((s, p) => (s.ready && !s.draining && readableFor(p) >= 1 ? [p] : [])),
+    readable: () => partitionsWhere((s, p) => s.ready && !s.draining && readableFor(p) >= 1),
     readableFor,
     generationOf: (partition) => (states[partition] as PartitionState).generation,
     room: () => context.prefetch - buffer.size(),
@@ -253,10 +257,6 @@ export function createGroupReader(context: ReaderContext) {
     if (failed.length > 0) throw failed[0];
     return settled.map((outcome) => (outcome as PromiseFulfilledResult<T>).value);
   };
-
-  /** The partitions whose state passes `test`. */
-  const partitionsWhere = (test: (state: PartitionState) => boolean) =>
-    states.flatMap((state, p) => (test(state) ? [p] : []));
 
   /**
    * Renews held leases, shares partitions with the live readers, picks up stragglers. Each step's commands for
@@ -383,7 +383,7 @@ export function createGroupReader(context: ReaderContext) {
       for (let p = 0; p < states.length; p++) lose(p, 'the connection to Redis dropped');
     },
     /** Partitions this reader holds now. */
-    held: () => states.flatMap((s, p) => (s.held ? [p] : [])),
+    held: () => partitionsWhere((s) => s.held),
     /** Stops reading; hands back what is pending and frees the leases. */
     async stop() {
       if (stopped) return;
