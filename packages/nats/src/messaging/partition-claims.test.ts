@@ -7,9 +7,10 @@ import { createPartitionClaims } from './partition-claims.ts';
  * A key-value bucket in memory with the semantics the claims rely on (create
  * only where absent, update only at the current revision), whose creates can
  * be made to go through at once and answer `answerAfterMs` later: a loaded
- * server whose answer comes after the caller's deadline.
+ * server whose answer comes after the caller's deadline. With `roundTripMs`,
+ * every call answers that late (a server far away), its write made at once.
  */
-function bucket(answerAfterMs = 0) {
+function bucket(answerAfterMs = 0, roundTripMs = 0) {
   const entries = new Map<string, { value: Uint8Array; revision: number }>();
   let revision = 0;
   /** While set, every create fails with it before reaching the entries (a server that cannot take the write). */
@@ -22,24 +23,30 @@ function bucket(answerAfterMs = 0) {
       if (entries.has(key)) throw Object.assign(new Error('wrong last sequence: 1'), { code: 10071 });
       entries.set(key, { value, revision: ++revision });
       const created = revision;
-      await wait(answerAfterMs);
+      await wait(Math.max(answerAfterMs, roundTripMs));
       return created;
     },
     async update(key: string, value: Uint8Array, last: number) {
       if (entries.get(key)?.revision !== last) throw new Error('wrong last sequence');
       entries.set(key, { value, revision: ++revision });
-      return revision;
+      const updated = revision;
+      await wait(roundTripMs);
+      return updated;
     },
     async put(key: string, value: Uint8Array) {
       entries.set(key, { value, revision: ++revision });
-      return revision;
+      const put = revision;
+      await wait(roundTripMs);
+      return put;
     },
     async get(key: string) {
       const entry = entries.get(key);
+      await wait(roundTripMs);
       return entry ? { ...entry, operation: 'PUT' as const } : null;
     },
     async delete(key: string) {
       entries.delete(key);
+      await wait(roundTripMs);
     },
   };
   return {
@@ -59,23 +66,36 @@ async function until(condition: () => boolean, what: string, ms = 3000): Promise
   }
 }
 
-function claimsOn(kv: KV, ttlMs: number, partitions = 2, bucket: () => Promise<KV> = async () => kv) {
+function claimsOn(
+  kv: KV,
+  ttlMs: number,
+  partitions = 2,
+  bucket: () => Promise<KV> = async () => kv,
+  members: () => Promise<number> = async () => 1,
+) {
   const gained: number[] = [];
+  const lost: number[] = [];
   const errors: unknown[] = [];
   const claims = createPartitionClaims(
     {
       bucket,
       scope: 't.g',
       label: 't/g',
-      members: async () => 1,
+      members,
       remove: async () => undefined,
       partitions,
       ttlMs,
       report: (error) => errors.push(error),
     },
-    { gain: (p) => gained.push(p), lose: async () => undefined, idle: () => true },
+    {
+      gain: (p) => gained.push(p),
+      lose: async (p) => {
+        lost.push(p);
+      },
+      idle: () => true,
+    },
   );
-  return { claims, gained, errors };
+  return { claims, gained, lost, errors };
 }
 
 describe('partition claims', () => {
@@ -124,6 +144,59 @@ describe('partition claims', () => {
     } finally {
       Date.now = realNow;
       stall?.();
+      await claims.stop();
+    }
+  });
+
+  it('a process of 24 partitions with answers 250 ms late claims them all and loses none', async () => {
+    // ttl 3000 ms: a claim not renewed for 2000 ms ends here. One after another, the 24 creates (and each round's
+    // 24 renewals) would take 6 s: the first claims would end before the round that renews them.
+    const { kv, entries } = bucket(0, 250);
+    const { claims, gained, lost, errors } = claimsOn(kv, 3000, 24);
+    claims.start();
+    try {
+      await until(() => claims.held().length === 24, 'the 24 partitions held', 2500);
+      // Rounds run every second: two more renew every claim twice.
+      const renewedFrom = Math.min(...[...entries.values()].map((entry) => entry.revision));
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      assert.deepEqual(lost, [], 'no claim lost');
+      assert.deepEqual(errors, []);
+      assert.equal(claims.held().length, 24);
+      assert.equal(gained.length, 24, 'each partition gained once');
+      const claimed = [...entries].filter(([key]) => key.startsWith('claim.'));
+      assert.equal(claimed.length, 24);
+      for (const [key, entry] of claimed) assert.ok(entry.revision > renewedFrom, `${key} renewed`);
+    } finally {
+      await claims.stop();
+    }
+    assert.deepEqual(
+      [...entries.keys()].filter((key) => key.startsWith('claim.')),
+      [],
+      'given back at stop',
+    );
+  });
+
+  it('a process of 24 partitions with answers 250 ms late gives half up for a second member and keeps the rest', async () => {
+    const { kv, entries } = bucket(0, 250);
+    let members = 1;
+    const { claims, lost, errors } = claimsOn(kv, 3000, 24, undefined, async () => members);
+    claims.start();
+    try {
+      await until(() => claims.held().length === 24, 'the 24 partitions held', 2500);
+      members = 2;
+      // One after another, the 12 give-ups would take 3 s: the claims kept would end before the next renewal.
+      await until(() => claims.held().length === 12, 'half given up', 2500);
+      const kept = claims.held();
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      assert.deepEqual(errors, []);
+      assert.deepEqual(claims.held(), kept, 'the partitions kept still held');
+      assert.equal(lost.length, 12, 'only the 12 given up');
+      assert.ok(
+        lost.every((p) => !kept.includes(p)),
+        'none of the kept lost',
+      );
+      assert.equal([...entries.keys()].filter((key) => key.startsWith('claim.')).length, 12, 'the given up deleted');
+    } finally {
       await claims.stop();
     }
   });

@@ -105,26 +105,34 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
   const watchdog = setInterval(expire, Math.max(50, Math.floor(settings.ttlMs / 6)));
   watchdog.unref?.();
 
+  /** Renews every claim held, all at once: one after another, the round trips of a slow path would add up past the ttl. */
   const renew = async (kv: KV) => {
-    for (const [partition, revision] of [...held]) {
-      // Stopping: a renewal now would keep a claim that is being given up alive for another ttl.
-      if (stopped) return;
+    // Stopping: a renewal now would keep a claim that is being given up alive for another ttl.
+    if (stopped) return;
+    const renewal = async (partition: number, revision: number) => {
       const started = performance.now();
       try {
         const next = await bounded(kv.update(claimKey(settings.scope, partition), value, revision));
-        if (!held.has(partition)) continue;
+        if (!held.has(partition)) return;
         held.set(partition, next);
         renewedAt.set(partition, started);
       } catch (error) {
-        if (!held.has(partition)) continue;
+        if (!held.has(partition)) return;
         settings.report(
           new TransportError(`lost the claim on partition ${partition} of ${settings.label}`, { cause: error }),
         );
         lose(partition);
       }
-    }
-    if (stopped) return;
-    memberRevision = await bounded(kv.put(memberKey, value));
+    };
+    const member = async () => {
+      memberRevision = await bounded(kv.put(memberKey, value));
+    };
+    // The member entry's failure fails the round (told), once every renewal has settled.
+    const [, joined] = await Promise.allSettled([
+      Promise.all([...held].map(([partition, revision]) => renewal(partition, revision))),
+      member(),
+    ]);
+    if (joined.status === 'rejected') throw joined.reason;
   };
 
   /** Deletes a claim this process held; one another process holds by now (a newer revision) is left alone. */
@@ -139,38 +147,55 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
       );
     });
 
+  /** Claims `partition` if it is free (or already this process's, unanswered): true once held. */
+  const claim = async (kv: KV, partition: number) => {
+    const started = performance.now();
+    const revision = await bounded(kv.create(claimKey(settings.scope, partition), value)).catch((error: unknown) => {
+      // "Wrong last sequence": the key exists, held by another process (or by this one, if an earlier create
+      // went through unanswered). Any other failure is told: retried every round, it must not stay silent.
+      if (!isKeyTaken(error)) {
+        settings.report(
+          new TransportError(`claiming partition ${partition} of ${settings.label} failed`, { cause: error }),
+        );
+      }
+      return ownEntry(kv, partition);
+    });
+    // Undefined: held by another process (or not known to be this one's).
+    if (revision === undefined) return;
+    held.set(partition, revision);
+    renewedAt.set(partition, started);
+    target.gain(partition);
+  };
+
+  /**
+   * Evens out: gives up idle partitions above the share, claims free ones up to it. Each step's calls go out
+   * together (claims in rounds of as many as the share lacks, so it is never overshot): one after another, a slow
+   * path's round trips would hold up the next round's renewals past the ttl.
+   */
   const balance = async (kv: KV) => {
     const share = Math.ceil(settings.partitions / Math.max(1, await bounded(settings.members())));
     // Above the share: give up idle partitions, the highest first.
-    for (const partition of [...held.keys()].sort((a, b) => b - a)) {
-      if (held.size <= share) break;
-      if (!target.idle(partition)) continue;
-      const revision = held.get(partition) as number;
-      lose(partition);
+    const above = [...held.keys()]
+      .sort((a, b) => b - a)
+      .filter((partition) => target.idle(partition))
+      .slice(0, Math.max(0, held.size - share))
+      .map((partition) => [partition, held.get(partition) as number] as const);
+    for (const [partition] of above) lose(partition);
+    if (above.length > 0) {
       await Promise.allSettled([...losing]);
-      await release(kv, partition, revision);
+      await Promise.all(above.map(([partition, revision]) => release(kv, partition, revision)));
     }
     // Below it: claim free partitions, from a random one so processes starting together spread.
     const offset = Math.floor(Math.random() * settings.partitions);
-    for (let i = 0; i < settings.partitions && held.size < share && !stopped; i++) {
-      const partition = (offset + i) % settings.partitions;
-      if (held.has(partition)) continue;
-      const started = performance.now();
-      const revision = await bounded(kv.create(claimKey(settings.scope, partition), value)).catch((error: unknown) => {
-        // "Wrong last sequence": the key exists, held by another process (or by this one, if an earlier create
-        // went through unanswered). Any other failure is told: retried every round, it must not stay silent.
-        if (!isKeyTaken(error)) {
-          settings.report(
-            new TransportError(`claiming partition ${partition} of ${settings.label} failed`, { cause: error }),
-          );
-        }
-        return ownEntry(kv, partition);
-      });
-      // Undefined: held by another process (or not known to be this one's).
-      if (revision === undefined) continue;
-      held.set(partition, revision);
-      renewedAt.set(partition, started);
-      target.gain(partition);
+    const candidates = Array.from({ length: settings.partitions }, (_, i) => (offset + i) % settings.partitions);
+    let next = 0;
+    while (next < candidates.length && held.size < share && !stopped) {
+      const round: number[] = [];
+      while (next < candidates.length && round.length < share - held.size) {
+        const partition = candidates[next++] as number;
+        if (!held.has(partition)) round.push(partition);
+      }
+      await Promise.all(round.map((partition) => claim(kv, partition)));
     }
   };
 
