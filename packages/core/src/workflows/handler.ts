@@ -1,4 +1,4 @@
-import { isConcurrencyError, isEventIdConflictError, ValidationError } from '../errors/index.ts';
+import { isConcurrencyError, isEventIdConflictError, isStreamDeletedError, ValidationError } from '../errors/index.ts';
 import { log } from '../logging/logger.ts';
 import type { Event } from '../store/types.ts';
 import { derivedId } from './derived-id.ts';
@@ -127,9 +127,9 @@ export function createWorkflowHandler<State, In extends Event, Out extends Event
     return 'not-found';
   };
 
-  /** A fired timer's outcome: the end (or absence) of its instance drops it. */
+  /** A fired timer's outcome: the end (or absence) of its instance, or its cancel or replacement, drops it. */
   const timerOutcome = (timer: PendingTimer, outcome: WorkflowOutcome): WorkflowOutcome => {
-    if (outcome === 'after-end' || outcome === 'not-found') {
+    if (outcome === 'after-end' || outcome === 'not-found' || outcome === 'timer-dropped') {
       log(options.logger, 'info', { streamId: timer.streamId, timerId: timer.timerId }, 'timer dropped');
       return counted('timer-dropped');
     }
@@ -137,9 +137,14 @@ export function createWorkflowHandler<State, In extends Event, Out extends Event
   };
 
   const fireTimer = async (timer: PendingTimer): Promise<WorkflowOutcome> => {
-    const outcome = await record(workflow, options, timer.streamId, firedInput(timer), false, () => {
-      return 'not-found';
-    });
+    let outcome: WorkflowOutcome;
+    try {
+      outcome = await record(workflow, options, timer.streamId, firedInput(timer), false, () => 'not-found');
+    } catch (error) {
+      // Its instance was deleted for good: the timer has nowhere to go, and would fail at every look.
+      if (!isStreamDeletedError(error)) throw error;
+      outcome = 'not-found';
+    }
     return timerOutcome(timer, outcome);
   };
 
@@ -161,6 +166,10 @@ export function createWorkflowHandler<State, In extends Event, Out extends Event
           const outcome = await tryRecord(workflow, options, loaded, firedInput(timer), false);
           if (outcome !== 'conflict') firings[i] = { timer, outcome: timerOutcome(timer, outcome) };
         } catch (error) {
+          if (isStreamDeletedError(error)) {
+            firings[i] = { timer, outcome: timerOutcome(timer, 'not-found') };
+            return;
+          }
           // Left for the second pass, which tries it alone and reports its own error.
           log(
             options.logger,
@@ -260,6 +269,8 @@ async function tryRecord<State, In extends Event, Out extends Event>(
   if (instance.seen.has(input.id)) return 'duplicate';
   if (version === 0 && !mayStart) return 'not-found';
   if (instance.status === 'completed' || instance.status === 'cancelled') return 'after-end';
+  // A timer read as pending before its cancel or its replacement (a newer schedule of its token) was recorded.
+  if (data.timer && instance.timers.get(data.timer.token) !== data.timer.timerId) return 'timer-dropped';
   const metadata = recordMetadata(input);
   let events: Parameters<typeof store.append>[1];
   let outcome: WorkflowOutcome = 'recorded';

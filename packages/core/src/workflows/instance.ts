@@ -4,6 +4,7 @@ import {
   type ParkedRecordData,
   type SentRecordData,
   workflowEventTypes as T,
+  type TimerScheduledData,
 } from './records.ts';
 import type { Workflow, WorkflowInputOf, WorkflowRecord } from './types.ts';
 
@@ -18,6 +19,11 @@ export interface WorkflowInstance<State> {
   status: InstanceStatus;
   /** Ids of every input the instance has seen (handled, parked or deferred). */
   seen: Set<string>;
+  /**
+   * Its pending timers, token → timer id (the id of the record that scheduled it): a timer fired
+   * after its cancel, its replacement or the instance's end was recorded is no longer here.
+   */
+  timers: Map<string, string>;
   /** While parked: the input it failed on, the error, and the inputs received since, in order. */
   parked?: { record: ParkedRecordData; pending: InputRecordData[]; at: Date };
 }
@@ -38,6 +44,7 @@ export function foldInstance<State, In extends Event, Out extends Event>(
     state: workflow.initialState(),
     status: 'active',
     seen: new Set(),
+    timers: new Map(),
   };
   return applyRecords(workflow, instance, events);
 }
@@ -55,27 +62,42 @@ export function applyRecords<State, In extends Event, Out extends Event>(
   const evolve = (recorded: WorkflowRecord<In, Out>) => {
     instance.state = workflow.evolve(instance.state, recorded);
   };
+  /** A fired timer's input was recorded (handled, parked on or deferred): the timer is pending no more. */
+  const fired = (timer: InputRecordData['timer']) => {
+    if (timer && instance.timers.get(timer.token) === timer.timerId) instance.timers.delete(timer.token);
+  };
   for (const event of events) {
     switch (event.type) {
       case T.input: {
         const data = event.data as InputRecordData;
         instance.seen.add(data.message.id);
+        fired(data.timer);
         evolve({ kind: 'input', message: data.message as WorkflowInputOf<In> });
         break;
       }
       case T.sent:
         evolve({ kind: 'sent', message: (event.data as SentRecordData).message as Out });
         break;
+      case T.timerScheduled:
+        // A newer schedule of a token replaces its pending timer.
+        instance.timers.set((event.data as TimerScheduledData).token, event.id);
+        break;
+      case T.timerCancelled:
+        instance.timers.delete((event.data as { token: string }).token);
+        break;
       case T.completed:
         instance.status = 'completed';
+        instance.timers.clear();
         break;
       case T.cancelled:
         instance.status = 'cancelled';
         instance.parked = undefined;
+        instance.timers.clear();
         break;
       case T.parked: {
         const record = event.data as ParkedRecordData;
         instance.seen.add(record.input.message.id);
+        fired(record.input.timer);
         instance.status = 'parked';
         instance.parked = { record, pending: [], at: event.recordedAt };
         break;
@@ -83,6 +105,7 @@ export function applyRecords<State, In extends Event, Out extends Event>(
       case T.deferred: {
         const data = event.data as InputRecordData;
         instance.seen.add(data.message.id);
+        fired(data.timer);
         instance.parked?.pending.push(data);
         break;
       }

@@ -242,6 +242,58 @@ describe('workflow handler snapshots', () => {
     assert.deepEqual(errors, []);
   });
 
+  it('timers: the pending timers come from the snapshot, and one without them is passed over unreported', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const errors: Errors = [];
+    const handler = createWorkflowHandler(paymentFlow, {
+      store,
+      now: () => 1_000,
+      snapshots: { store: snapshots, version: 1, every: 1, onError: collect(errors) },
+    });
+    const timerOf = async (orderId: string, nth: number) => {
+      const { events } = await store.readStream(`flow-${orderId}`);
+      const scheduled = events.filter((e) => e.type === '$workflow.timer-scheduled')[nth];
+      assert.ok(scheduled);
+      return {
+        timerId: scheduled.id,
+        streamId: `flow-${orderId}`,
+        workflow: 'flow',
+        token: 'payment',
+        dueAt: 1_000 + 15 * 60_000,
+        message: { type: 'PaymentTimedOut', data: { orderId } },
+        metadata: {},
+      };
+    };
+    await handler.handle(placed('t', 12));
+    await handler.handle(reserved('t'));
+    const first = await timerOf('t', 0);
+    let saved = await snapshots.load<InstanceSnapshotData>('flow-t', { name: 'workflow' });
+    assert.deepEqual(saved?.state.timers, [['payment', first.timerId]]);
+    // Scheduled again (the same token): the snapshot holds the newer timer only.
+    await handler.handle(createMessage({ type: 'StockReserved', data: { orderId: 't' } }));
+    const second = await timerOf('t', 1);
+    saved = await snapshots.load<InstanceSnapshotData>('flow-t', { name: 'workflow' });
+    assert.deepEqual(saved?.state.timers, [['payment', second.timerId]]);
+    assert.equal(await handler.fireTimer(first), 'timer-dropped', 'the replaced timer, told by the snapshot');
+    assert.equal(await handler.fireTimer(second), 'recorded');
+
+    // A snapshot of the shape written before the pending timers were kept: not used, not reported, replaced.
+    await handler.handle(placed('u', 5));
+    await handler.handle(reserved('u'));
+    const pending = await timerOf('u', 0);
+    const current = await snapshots.load<InstanceSnapshotData>('flow-u', { name: 'workflow' });
+    assert.ok(current);
+    const { timers: _timers, ...older } = current.state;
+    await snapshots.delete('flow-u', { name: 'workflow' });
+    await snapshots.save({ ...current, state: { ...older, status: 'completed' } });
+    // Trusted, the older snapshot would drop the timer as after the end; folded from the events, it fires.
+    assert.equal(await handler.fireTimer(pending), 'recorded');
+    saved = await snapshots.load<InstanceSnapshotData>('flow-u', { name: 'workflow' });
+    assert.deepEqual(saved?.state.timers, [], 'the next snapshot has them (none pending after the firing)');
+    assert.deepEqual(errors, []);
+  });
+
   it('an onError that throws changes nothing', async () => {
     const store = getInMemoryEventStore();
     const handler = createWorkflowHandler(paymentFlow, {

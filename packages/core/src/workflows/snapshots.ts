@@ -70,6 +70,12 @@ export interface InstanceSnapshotData {
   status: InstanceStatus;
   /** Every input id the instance has seen, in the order seen: the duplicate check needs them all. */
   seen: string[];
+  /**
+   * Its pending timers as [token, timer id] pairs: a timer fired after its cancel or replacement is
+   * dropped by them. A snapshot without them (written before they were kept) is not used: the
+   * instance is folded from its events, and the next snapshot has them.
+   */
+  timers: [string, string][];
   /** While parked: the failed input, the inputs kept since, and when it parked (epoch ms). */
   parked?: { record: ParkedRecordData; pending: InputRecordData[]; at: number };
 }
@@ -137,12 +143,18 @@ export interface LoadedInstance<State> {
 
 const statuses: readonly InstanceStatus[] = ['active', 'completed', 'cancelled', 'parked'];
 
-/** The instance a snapshot holds; a snapshot not of this shape is a `ValidationError`. */
+const isTimerPair = (pair: unknown) =>
+  Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string';
+
+/**
+ * The instance a snapshot holds; a snapshot not of this shape is a `ValidationError`. Undefined for a
+ * snapshot written before the pending timers were kept: not a failure, the instance is folded from its events.
+ */
 function restoreInstance<State>(
   streamId: string,
   snapshot: Snapshot,
   snapshots: ResolvedWorkflowSnapshots<State>,
-): WorkflowInstance<State> {
+): WorkflowInstance<State> | undefined {
   const data = snapshot.state as Partial<InstanceSnapshotData> | null;
   const bad = (path: string, value: unknown) =>
     new ValidationError({
@@ -152,6 +164,8 @@ function restoreInstance<State>(
   if (typeof data !== 'object' || data === null) throw bad('', data);
   if (!statuses.includes(data.status as InstanceStatus)) throw bad('status', data.status);
   if (!Array.isArray(data.seen) || !data.seen.every((id) => typeof id === 'string')) throw bad('seen', data.seen);
+  if (data.timers === undefined) return undefined;
+  if (!Array.isArray(data.timers) || !data.timers.every(isTimerPair)) throw bad('timers', data.timers);
   const parked = data.parked;
   if ((data.status === 'parked') !== (parked !== undefined)) throw bad('parked', parked);
   if (parked !== undefined && (!Array.isArray(parked.pending) || typeof parked.at !== 'number')) {
@@ -163,6 +177,7 @@ function restoreInstance<State>(
     state: snapshots.fromSnapshot(data.state),
     status: data.status as InstanceStatus,
     seen: new Set(data.seen),
+    timers: new Map(data.timers),
   };
   if (parked !== undefined)
     instance.parked = { record: parked.record, pending: parked.pending, at: new Date(parked.at) };
@@ -175,7 +190,8 @@ function restoreInstance<State>(
  * the stream (the event at its version must still be the one it covers),
  * then only the events after it. A snapshot of another version is ignored;
  * one the stream does not continue is deleted; a snapshot store that fails,
- * or a snapshot of another shape, is reported. Each falls back to the full fold.
+ * or a snapshot of another shape, is reported; one without the pending
+ * timers (an older shape) is passed over. Each falls back to the full fold.
  */
 export async function loadWorkflowInstance<State, In extends Event, Out extends Event>(
   store: EventStore,
@@ -272,6 +288,7 @@ export async function snapshotAfterAppend<State, In extends Event, Out extends E
       state: snapshots.toSnapshot(instance.state),
       status: instance.status,
       seen: [...instance.seen],
+      timers: [...instance.timers],
     };
     if (instance.parked) {
       const { record, pending, at } = instance.parked;

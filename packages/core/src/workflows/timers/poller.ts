@@ -68,6 +68,47 @@ async function fireWith(handler: WorkflowHandler, timers: readonly PendingTimer[
   );
 }
 
+/** The longest a failing timer, or a failing store, waits before the poller tries again. */
+const RETRY_CAP_MS = 5000;
+
+/** The wait before the `failures`-th retry: `pollMs`, doubled at each failure, at most `RETRY_CAP_MS`. */
+const retryDelay = (pollMs: number, failures: number) =>
+  Math.min(Math.max(pollMs, RETRY_CAP_MS), pollMs * 2 ** Math.min(failures - 1, 20));
+
+/** The loop's timers that failed, each left out of the looks until its retry. */
+interface RetryWaits {
+  /** Whether `timerId` failed and its retry is not due at `now`. */
+  waits(timerId: string, now: number): boolean;
+  size(): number;
+  /** When the earliest retry is due. */
+  nextRetry(): number;
+  /** After a look at `now`: the timers that failed in it wait longer; those tried and not failed are forgotten. */
+  settle(failed: ReadonlySet<string>, now: number): void;
+}
+
+function createRetryWaits(pollMs: number): RetryWaits {
+  const byTimer = new Map<string, { failures: number; retryAt: number }>();
+  return {
+    waits: (timerId, now) => (byTimer.get(timerId)?.retryAt ?? 0) > now,
+    size: () => byTimer.size,
+    nextRetry() {
+      let next = Number.POSITIVE_INFINITY;
+      for (const { retryAt } of byTimer.values()) next = Math.min(next, retryAt);
+      return next;
+    },
+    settle(failed, now) {
+      for (const [timerId, wait] of byTimer) {
+        // Due for its retry and not failed again: fired, dropped, or gone from the table.
+        if (wait.retryAt <= now && !failed.has(timerId)) byTimer.delete(timerId);
+      }
+      for (const timerId of failed) {
+        const failures = (byTimer.get(timerId)?.failures ?? 0) + 1;
+        byTimer.set(timerId, { failures, retryAt: now + retryDelay(pollMs, failures) });
+      }
+    },
+  };
+}
+
 export interface FireReport {
   fired: number;
   dropped: number;
@@ -153,20 +194,33 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
     );
   };
 
-  const fireDue = async (holds: () => Promise<boolean> = async () => true): Promise<FireReport> => {
+  /**
+   * Fires what is due now, `failedNow` left out (tried and failed in this call already); `waiting`, the loop's
+   * timers that failed in earlier rounds, left out until their retry.
+   */
+  const fireDue = async (
+    holds: () => Promise<boolean> = async () => true,
+    waiting?: RetryWaits,
+  ): Promise<FireReport> => {
     const round: FireReport = { fired: 0, dropped: 0, failed: 0 };
     const failedNow = new Set<string>();
-    for (;;) {
-      const asked = batchSize + failedNow.size;
-      const read = await timers.due(clock.now(), asked);
-      const due = read.filter((t) => !failedNow.has(t.timerId));
-      if (due.length === 0) return round;
-      for (let from = 0; from < due.length; from += concurrency) {
-        if (!(await holds())) return round;
-        await fireBatch(due.slice(from, from + concurrency), round, failedNow);
+    const now = clock.now();
+    const skipped = (timerId: string) => failedNow.has(timerId) || (waiting?.waits(timerId, now) ?? false);
+    try {
+      for (;;) {
+        const asked = batchSize + failedNow.size + (waiting?.size() ?? 0);
+        const read = await timers.due(clock.now(), asked);
+        const due = read.filter((t) => !skipped(t.timerId));
+        if (due.length === 0) return round;
+        for (let from = 0; from < due.length; from += concurrency) {
+          if (!(await holds())) return round;
+          await fireBatch(due.slice(from, from + concurrency), round, failedNow);
+        }
+        // Fewer than asked: every due timer was read, none is left for another look.
+        if (read.length < asked) return round;
       }
-      // Fewer than asked: every due timer was read, none is left for another look.
-      if (read.length < asked) return round;
+    } finally {
+      waiting?.settle(failedNow, now);
     }
   };
   const count = (round: FireReport) => {
@@ -184,12 +238,9 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
       current.running = false;
       wakeNow();
     };
-    const wait = async () => {
-      const next = await timers.nextDueAt();
-      const ms = next === undefined ? pollMs : Math.min(pollMs, Math.max(0, next - clock.now()));
-      // Woken while firing or reading (a timer scheduled meanwhile): look again at once.
-      if (!current.running || woken) return;
-      await new Promise<void>((resolve) => {
+    /** Sleeps `ms`, ended early by `wake()` and by `stop()`. */
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
         const cancel = clock.setTimer(done, ms);
         function done() {
           cancel();
@@ -198,16 +249,29 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
         }
         wakeNow = done;
       });
+    const waiting = createRetryWaits(pollMs);
+    const wait = async () => {
+      const next = await timers.nextDueAt();
+      let ms = next === undefined ? pollMs : Math.min(pollMs, Math.max(0, next - clock.now()));
+      // What is due may be only timers waiting for their retry: the loop does not spin on them.
+      if (ms === 0 && waiting.size() > 0) ms = Math.max(1, Math.min(pollMs, waiting.nextRetry() - clock.now()));
+      // Woken while firing or reading (a timer scheduled meanwhile): look again at once.
+      if (!current.running || woken) return;
+      await sleep(ms);
     };
     current.done = (async () => {
+      let failures = 0;
       while (current.running) {
         try {
           woken = false;
-          count(await fireDue(() => (current.running ? guard.holds() : Promise.resolve(false))));
+          count(await fireDue(() => (current.running ? guard.holds() : Promise.resolve(false)), waiting));
+          failures = 0;
           await wait();
         } catch (error) {
           report(error);
-          await new Promise<void>((resolve) => clock.setTimer(resolve, pollMs));
+          // The store failing (down, closed): the next look waits longer each time, up to RETRY_CAP_MS.
+          failures += 1;
+          if (current.running) await sleep(retryDelay(pollMs, failures));
         }
       }
     })();

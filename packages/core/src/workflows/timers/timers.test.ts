@@ -3,12 +3,13 @@ import { beforeEach, describe, it } from 'node:test';
 import { isValidationError, NonRetryableError } from '../../errors/index.ts';
 import { createMessage } from '../../messaging/message.ts';
 import { getInMemoryEventStore } from '../../store/in-memory.ts';
-import type { EventStore } from '../../store/types.ts';
+import type { Event, EventStore } from '../../store/types.ts';
 import { waitUntil } from '../../testing/wait-until.ts';
+import { cancelTimer, defineWorkflow, schedule } from '../define.ts';
 import { type FlowInput, paymentFlow } from '../fixtures/payment-flow.ts';
 import { createWorkflowHandler, type WorkflowHandler } from '../handler.ts';
 import { workflowEventTypes as T } from '../records.ts';
-import { createVirtualClock, type VirtualClock } from './clock.ts';
+import { createVirtualClock, systemClock, type VirtualClock } from './clock.ts';
 import { getInMemoryTimerStore } from './in-memory.ts';
 import { createWorkflowTimers } from './poller.ts';
 import type { TimerStore } from './types.ts';
@@ -98,6 +99,143 @@ describe('workflow timers', () => {
     assert.notEqual(pending[0]?.timerId, first?.timerId);
     await handler.handle(input('PaymentSucceeded', { orderId: 'o1' }));
     assert.equal(await timers.pendingCount(), 0);
+  });
+
+  it('drops a timer read before a newer schedule of its token replaced it, and keeps the new one', async () => {
+    const poller = createWorkflowTimers({ timers, handlers: [handler], clock });
+    await charging('o1');
+    clock.advance(minutes(15));
+    // The poller has read the timer; before it records it, the deadline is set again.
+    const [first] = await timers.due(clock.now(), 10);
+    assert.ok(first);
+    await handler.handle(input('StockReserved', { orderId: 'o1' }));
+    const [firing] = await handler.fireTimers([first]);
+    assert.equal(firing?.outcome, 'timer-dropped');
+    assert.equal(await handler.fireTimer(first), 'timer-dropped', 'alone too');
+    const types = (await store.readStream('flow-o1')).events
+      .filter((e) => e.type === T.input)
+      .map((e) => (e.data as { message: { type: string } }).message.type);
+    assert.ok(!types.includes('PaymentTimedOut'), 'the replaced timer recorded nothing');
+    const pending = await timers.due(clock.now() + minutes(15), 10);
+    assert.equal(pending.length, 1, 'the newer timer stays pending');
+    assert.notEqual(pending[0]?.timerId, first.timerId);
+    clock.advance(minutes(15));
+    assert.deepEqual(await poller.fireDue(), { fired: 1, dropped: 0, failed: 0 }, 'the newer one fires');
+  });
+
+  it('drops a timer read before its cancel was recorded', async () => {
+    type HoldInput =
+      | Event<'Hold', { id: string }>
+      | Event<'Release', { id: string }>
+      | Event<'Expired', { id: string }>;
+    const holds = defineWorkflow<{ expired: boolean }, HoldInput, never>({
+      name: 'hold',
+      inputs: ['Hold', 'Release', 'Expired'],
+      start: ['Hold'],
+      correlate: (message) => message.data.id,
+      initialState: () => ({ expired: false }),
+      evolve: (state, recorded) =>
+        recorded.kind === 'input' && recorded.message.type === 'Expired' ? { expired: true } : state,
+      decide: (message) => {
+        if (message.type === 'Hold') {
+          return [schedule({ token: 'expiry', afterMs: minutes(5), message: { type: 'Expired', data: message.data } })];
+        }
+        // Released: the instance goes on, its expiry cancelled.
+        return message.type === 'Release' ? [cancelTimer('expiry')] : [];
+      },
+    });
+    const holding = createWorkflowHandler(holds, { store, now: clock.now });
+    await holding.handle(createMessage({ type: 'Hold', data: { id: 'h' } }));
+    clock.advance(minutes(5));
+    const [timer] = await timers.due(clock.now(), 10);
+    assert.ok(timer);
+    await holding.handle(createMessage({ type: 'Release', data: { id: 'h' } }));
+    assert.equal(await holding.fireTimer(timer), 'timer-dropped');
+    const inputs = (await store.readStream('hold-h')).events.filter((e) => e.type === T.input);
+    assert.deepEqual(
+      inputs.map((e) => (e.data as { message: { type: string } }).message.type),
+      ['Hold', 'Release'],
+    );
+  });
+
+  it('drops the timer of a deleted instance started again before it fell due', async () => {
+    const poller = createWorkflowTimers({ timers, handlers: [handler], clock });
+    await charging('o1');
+    // Read into the table before the delete, as the SQL stores write it with the append.
+    assert.equal(await timers.pendingCount(), 1);
+    await store.deleteStream('flow-o1');
+    await handler.handle(input('OrderPlaced', { orderId: 'o1', amount: 2 }));
+    clock.advance(minutes(16));
+    assert.deepEqual(await poller.fireDue(), { fired: 0, dropped: 1, failed: 0 });
+    const types = (await store.readStream('flow-o1')).events
+      .filter((e) => e.type === T.input)
+      .map((e) => (e.data as { message: { type: string } }).message.type);
+    assert.ok(!types.includes('PaymentTimedOut'), 'the new instance got nothing of the old one');
+    assert.equal(await timers.pendingCount(), 0);
+  });
+
+  it('drops the timer of an instance deleted for good, rather than failing on it at every look', async () => {
+    const errors: unknown[] = [];
+    const poller = createWorkflowTimers({ timers, handlers: [handler], clock, onError: (e) => errors.push(e) });
+    await charging('o1');
+    assert.equal(await timers.pendingCount(), 1);
+    await store.deleteStream('flow-o1', { mode: 'hard' });
+    clock.advance(minutes(16));
+    assert.deepEqual(await poller.fireDue(), { fired: 0, dropped: 1, failed: 0 });
+    assert.deepEqual(errors, []);
+    assert.equal(await timers.pendingCount(), 0);
+  });
+
+  it('waits longer before each new try of a failing timer: the loop does not spin on it', async () => {
+    const errors: unknown[] = [];
+    // The system clock: a loop spinning on a timer due already turns through setTimeout(0), not microtasks alone.
+    const poller = createWorkflowTimers({
+      timers,
+      handlers: [],
+      clock: systemClock,
+      pollMs: 100,
+      onError: (e) => errors.push(e),
+    });
+    const past = createWorkflowHandler(paymentFlow, { store, now: () => Date.now() - minutes(16) });
+    await past.handle(input('OrderPlaced', { orderId: 'o1', amount: 1 }));
+    await past.handle(input('StockReserved', { orderId: 'o1' }));
+    await poller.start();
+    try {
+      await waitUntil(() => errors.length >= 1, 'the timer without a handler reported');
+      const since = Date.now();
+      // Tries 100, 200 and 400 ms apart: at most 4 in the next 450 ms (every few ms when it spun).
+      await new Promise((resolve) => setTimeout(resolve, 450));
+      const elapsed = Date.now() - since;
+      assert.ok(errors.length <= 4, `${errors.length} failures told in ${elapsed} ms`);
+      assert.equal(await timers.pendingCount(), 1, 'still pending');
+    } finally {
+      await poller.stop();
+    }
+  });
+
+  it('stops at once while it waits after a failure of the store, on a virtual clock', async () => {
+    const errors: unknown[] = [];
+    const failing: TimerStore = {
+      ...timers,
+      due: async () => {
+        throw new Error('the database is gone');
+      },
+    };
+    const poller = createWorkflowTimers({
+      timers: failing,
+      handlers: [handler],
+      clock,
+      onError: (e) => errors.push(e),
+    });
+    await poller.start();
+    await waitUntil(() => errors.length >= 1, 'the failure reported');
+    // Nothing advances the virtual clock: the wait after the failure must not hold the stop.
+    const stopped = await Promise.race([
+      poller.stop().then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000)),
+    ]);
+    assert.equal(stopped, true, 'stop() resolved within 2 s');
+    assert.match(String(errors[0]), /the database is gone/);
   });
 
   it('fires timers due while nothing ran, late rather than never, earliest first', async () => {
