@@ -42,6 +42,12 @@ export interface InboxStep<Tx> {
 export interface LaneSlot {
   waiting(): void;
   working(): void;
+  /**
+   * Extends the visibility of the deliveries waiting in the lane behind the
+   * one in flight (a delayed retry holds its key: they must not come back to
+   * another consumer meanwhile). Failures are reported, never thrown.
+   */
+  extendWaiting?(ms: number): Promise<void>;
 }
 
 const applied = () => 'applied' as const;

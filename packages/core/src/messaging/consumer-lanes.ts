@@ -60,7 +60,20 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
   const ready = new Set<string>();
   /** Running keys whose run only waits for a shared group commit: they leave their place to others. */
   const waiting = new Set<string>();
+  /** Keys held by a delayed retry: until when (`Date.now()`) their deliveries are kept invisible to others. */
+  const holds = new Map<string, number>();
   let freed: (() => void) | undefined;
+
+  /** Extends `deliveries`' visibility by `ms`; failures reported (a closed transport is, by the step that finds it). */
+  const extendAll = async (deliveries: readonly Delivery[], ms: number) => {
+    await Promise.all(
+      deliveries.map((d) =>
+        d.extend(ms).catch((error: unknown) => {
+          if (!isStoreClosedError(error)) report(error, 'extend', d.message);
+        }),
+      ),
+    );
+  };
 
   /** Works off `lane`, the deliveries of `key`; settles once the key gave its place up. */
   const runLane = async (key: string, lane: Delivery[], slot: LaneSlot) => {
@@ -87,7 +100,10 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
           );
         }
       }
-      if (lane.length === 0) lanes.delete(key);
+      if (lane.length === 0) {
+        lanes.delete(key);
+        holds.delete(key);
+      }
     } finally {
       running.delete(key);
       waiting.delete(key);
@@ -113,6 +129,11 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
         freed?.();
       },
       working: () => void waiting.delete(key),
+      async extendWaiting(ms) {
+        // Those that join the lane while the hold lasts are extended as they come (`add`).
+        holds.set(key, Date.now() + ms);
+        await extendAll(lane.slice(1), ms);
+      },
     };
     // Registered before its run starts: the run may reach a group commit (and call `slot.waiting`)
     // before its first await.
@@ -133,11 +154,16 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
 
   return {
     add(deliveries) {
+      const now = Date.now();
       for (const delivery of deliveries) {
         const key = delivery.message.key;
         const lane = lanes.get(key);
-        if (lane) lane.push(delivery);
-        else {
+        if (lane) {
+          lane.push(delivery);
+          // Behind a delayed retry: kept from other consumers as long as the retry holds the key.
+          const until = holds.get(key);
+          if (until !== undefined && until > now) void extendAll([delivery], until - now);
+        } else {
           lanes.set(key, [delivery]);
           ready.add(key);
         }
@@ -174,6 +200,7 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
       for (const [key, lane] of lanes) waiting.push(...(running.has(key) ? lane.slice(1) : lane));
       lanes.clear();
       ready.clear();
+      holds.clear();
       const released = Promise.all(
         waiting.map((d) => d.release(0).catch((error: unknown) => report(error, 'release', d.message))),
       );

@@ -29,7 +29,8 @@ export interface RetryStepSettings {
  * (one try of the handler through the inbox) until it succeeds, and returns its result. Each
  * failure of the handler is reported (`'handler'`) and put to the policy:
  * discard (acknowledged), dead-letter (step 2), or retry after its delay
- * (the delivery's visibility extended meanwhile). A delayed retry with
+ * (the visibility of the delivery, and of its key's deliveries waiting in
+ * its lane, extended meanwhile). A delayed retry with
  * `holdOnDelay` off dead-letters instead; one due while the consumer stops
  * gives the message back with its delay. Those end in `'settled'`. A
  * `StepFailure` (the inbox, a settle) rejects as it is.
@@ -98,6 +99,8 @@ export function retryStep(settings: RetryStepSettings) {
         }
         stats.retries += 1;
         await step('extend', () => delivery.extend(decision.delayMs + visibility));
+        // The delay holds the key: its later deliveries, here already, must not come back to another consumer.
+        await slot?.extendWaiting?.(decision.delayMs + visibility);
         await sleep(decision.delayMs, signal());
         if (signal().aborted) {
           await step('release', () => delivery.release(0));

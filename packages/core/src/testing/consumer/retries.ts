@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { NonRetryableError } from '../../errors/index.ts';
 import { defaultRetryPolicy } from '../../messaging/consumer-ports.ts';
-import { createMessage } from '../../messaging/message.ts';
+import { createMessage, type Message } from '../../messaging/message.ts';
 import { uniqueCategory } from '../conformance/context.ts';
 import { waitUntil } from '../wait-until.ts';
 import { type ConsumerConformanceCase, n } from './context.ts';
@@ -108,6 +108,65 @@ export const retryCases: readonly ConsumerConformanceCase[] = [
       await waitUntil(() => consumer.stats().handled === 2, 'the key moving on');
       assert.deepEqual(await c.environment.effects(consumer.name), ['0', '2']);
       assert.equal((await consumer.deadLetters.list())[0]?.reason, 'delayed retry, key moved on');
+    },
+  },
+  {
+    name: 'a delayed retry longer than the visibility timeout holds its key: the messages fetched behind it are not handed out again, here or to another consumer',
+    async run(c) {
+      const name = uniqueCategory('ledger');
+      const runs: number[] = [];
+      let inFlight = 0;
+      let overlapped = false;
+      const reported: string[] = [];
+      const handler = (m: Message, tx: unknown) => {
+        const i = n(m);
+        runs[i] = (runs[i] ?? 0) + 1;
+        if (i === 0 && runs[0] === 1) throw new Error('ledger busy');
+        const write = () => c.environment.writeEffect(tx, name, String(i));
+        if (c.synchronousHandlers) return write();
+        return (async () => {
+          // One key: two handlers at once means it ran on two consumers.
+          inFlight += 1;
+          if (inFlight > 1) overlapped = true;
+          try {
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            await write();
+          } finally {
+            inFlight -= 1;
+          }
+        })();
+      };
+      const options = {
+        name,
+        concurrency: 2,
+        visibilityTimeoutMs: 300,
+        // Three times the visibility timeout: the messages fetched behind it would come back meanwhile.
+        retryPolicy: defaultRetryPolicy({ immediate: 0, delaysMs: [900], jitter: 0 }),
+        handler,
+        onError: (error: unknown, context: { stage: string }) => {
+          reported.push(`${context.stage}: ${error instanceof Error ? error.message : String(error)}`);
+        },
+      };
+      const peer = await c.peerTransport();
+      const consumers = [c.consumer(options), c.consumer(options), c.consumer({ ...options, transport: peer })];
+      for (const consumer of consumers) await consumer.start();
+      await c.environment.transport.publish(
+        c.topic,
+        [0, 1, 2, 3].map((i) => createMessage({ type: 'Posted', data: { n: i }, key: 'ledger-1' })),
+      );
+      const settled = () => consumers.reduce((sum, x) => sum + x.stats().handled + x.stats().duplicates, 0);
+      await waitUntil(() => settled() >= 4, 'the four messages handled', 15_000);
+      // A copy that came back to another consumer would be handled within a visibility timeout or two.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      assert.deepEqual(await c.environment.effects(name), ['0', '1', '2', '3'], 'each once, in order');
+      assert.deepEqual(runs, [2, 1, 1, 1], 'the failing one twice (its retry), the others once');
+      assert.equal(overlapped, false, 'the key ran on two consumers at once');
+      assert.deepEqual(
+        consumers.map((x) => x.stats().duplicates),
+        [0, 0, 0],
+        'a message fetched behind the retry was delivered again',
+      );
+      assert.deepEqual(reported, ['handler: ledger busy']);
     },
   },
   {
