@@ -29,8 +29,10 @@ export const claimWindow = (max: number): number => Math.max(64, 4 * max);
  * - followers: the visible candidates with no row of their key not due before
  *   them, locked (waiting: only a settle holds them, briefly). Locking reads
  *   the newest version: one settled or released meanwhile drops out.
- * - picked: the heads, and each follower whose key's earlier candidates were
- *   all locked, so a key's rows go out as a consecutive run.
+ * - picked: the heads among the candidates, and each follower whose key's
+ *   earlier candidates were all locked, so a key's rows go out as a
+ *   consecutive run, and never more than `max` rows (a head past the first
+ *   `max` candidates waits for the next claim; its lock ends with the statement).
  *
  * Picked rows are found again by the `ctid` their lock returned (a TID scan:
  * the rows are locked, so their ctids hold; joined on `seq`, the planner, with
@@ -64,7 +66,7 @@ export const claimStatement = (s: string): string => `WITH win AS MATERIALIZED (
          AND t.visible_at <= now()
        FOR UPDATE
     ), picked AS MATERIALIZED (
-      SELECT h.ctid FROM heads h
+      SELECT h.ctid FROM heads h JOIN candidates c ON c.seq = h.seq
       UNION ALL
       SELECT f.ctid FROM followers f JOIN candidates c ON c.seq = f.seq
        WHERE NOT EXISTS (

@@ -85,7 +85,10 @@ export async function receiveAtLeast(
   while (out.length < count) {
     const left = deadline - Date.now();
     if (left <= 0) assert.fail(`received ${out.length} deliveries, expected at least ${count} in time`);
-    out.push(...(await subscription.receive(options.max ?? 100, Math.min(left, 200), never())));
+    const max = options.max ?? 100;
+    const got = await subscription.receive(max, Math.min(left, 200), never());
+    if (got.length > max) assert.fail(`receive(${max}) returned ${got.length} deliveries`);
+    out.push(...got);
   }
   return out;
 }

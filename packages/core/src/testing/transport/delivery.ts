@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { Delivery } from '../../messaging/transport.ts';
 import { ackAll, assertNothingFor, ids, never, subscribe, type TransportConformanceCase } from './context.ts';
 
 /** Delivery: what a subscription receives, whole, in order, from when, and how receive waits. */
@@ -104,6 +105,26 @@ export const deliveryCases: readonly TransportConformanceCase[] = [
       assert.deepEqual(empty, []);
       assert.ok(waited >= 140, `returned after ${waited} ms, before waitMs`);
       assert.ok(waited < 3000, `returned after ${waited} ms, long after waitMs`);
+    },
+  },
+  {
+    name: 'receive never hands out more than max, with keys repeating in the queue',
+    async run(context) {
+      const topic = context.topic();
+      const sub = subscribe(context, topic, context.group());
+      // Runs of one key between others: a claim that takes a key's run must still stop at max.
+      const messages = ['a', 'a', 'b', 'c', 'c', 'd', 'd', 'd', 'e'].map((key, i) =>
+        context.message({ key: `${key}-${topic}`, data: { i } }),
+      );
+      await context.transport.publish(topic, messages);
+      // Each receive is checked against its max; each batch acked before the next, so every key moves on.
+      const got: Delivery[] = [];
+      while (got.length < messages.length) {
+        const batch = await context.receiveAtLeast(sub, 1, { max: 2 });
+        await ackAll(batch);
+        got.push(...batch);
+      }
+      assert.deepEqual(ids(got).sort(), messages.map((m) => m.id).sort());
     },
   },
   {
