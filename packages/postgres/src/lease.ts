@@ -26,15 +26,40 @@ export function advisoryLockKey(text: string): string {
 }
 
 /**
+ * Has the server end `client`'s session once the client has been silent for
+ * `ms` (its host gone, a network cut with no reset sent): ending it releases
+ * the session's advisory locks, so a stand-by takes them over. Without it the
+ * server keeps them until TCP gives up on the connection, two hours and more
+ * with the operating system's defaults. A holder is never that silent: it
+ * renews every check. `idle_session_timeout` on PostgreSQL 14 and later;
+ * before, and for a dead host on every version, the session's TCP keepalives.
+ */
+async function endSessionWhenSilent(client: pg.Client, ms: number): Promise<void> {
+  const seconds = Math.ceil(ms / 1000);
+  const { rows } = await client.query<{ version: number }>(
+    `SELECT set_config('tcp_keepalives_idle', $1, false), set_config('tcp_keepalives_interval', $2, false),
+            set_config('tcp_keepalives_count', '3', false), current_setting('server_version_num')::int AS version`,
+    [String(Math.max(1, Math.ceil(seconds / 2))), String(Math.max(1, Math.ceil(seconds / 6)))],
+  );
+  if ((rows[0]?.version ?? 0) >= 140_000) {
+    await client.query(`SELECT set_config('idle_session_timeout', $1, false)`, [String(ms)]);
+  }
+}
+
+/**
  * Core's `LeaseProvider` on PostgreSQL session advisory locks: every lease of
  * the provider is a `pg_try_advisory_lock` held by one dedicated connection,
  * opened on the first take. The server releases the locks when the session
  * ends, so a holder that crashes or loses its connection loses its leases
  * at once (every held lease's `onLost` listeners are called) and a stand-by
- * takes them at its next try. A renewal checks that the connection answers.
+ * takes them at its next try; a holder gone silent loses them after
+ * `max(10 s, 5 × checkMs)` (`endSessionWhenSilent`). A renewal checks that
+ * the connection answers.
  */
 export function createPostgresLeases(options: PostgresLeasesOptions): LeaseProvider {
   const { checkMs } = options;
+  /** How long each side waits on a silent other before it takes the lease connection for dead. */
+  const silenceMs = Math.max(10_000, 5 * checkMs);
   let connection: pg.Client | undefined;
   let connecting: Promise<pg.Client> | undefined;
   /** After losing the connection, not before: a process standing by takes over first. */
@@ -59,12 +84,13 @@ export function createPostgresLeases(options: PostgresLeasesOptions): LeaseProvi
       const client = new pg.Client({
         ...options.connection,
         // The lease queries never wait on anything: one that hangs means a dead connection.
-        query_timeout: Math.max(10_000, 5 * checkMs),
+        query_timeout: silenceMs,
       });
       client.on('error', () => connectionLost(client));
       client.on('end', () => connectionLost(client));
       try {
         await client.connect();
+        await endSessionWhenSilent(client, silenceMs);
       } catch (error) {
         client.end().catch(noop);
         throw toStorageError(error);

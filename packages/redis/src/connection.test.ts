@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { settlesWithin, waitUntil } from '@factline/core/testing';
+import { startForwarder } from '../../core/src/testing/fixtures/forwarder.ts';
 import { closeClient, openClient, type RedisClient } from './connection.ts';
-import { startForwarder } from './fixtures/forwarder.ts';
 import { redisUnavailable, redisUrl } from './fixtures/server.ts';
 
 const skip = await redisUnavailable();

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { createMessage, isFactlineError } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
-import { startForwarder } from './fixtures/forwarder.ts';
+import { startForwarder } from '../../core/src/testing/fixtures/forwarder.ts';
 import { privateServersForFile, startBilling } from './fixtures/private-file.ts';
 import type { PrivateServer } from './fixtures/private-server.ts';
 import { testApplication } from './fixtures/server.ts';

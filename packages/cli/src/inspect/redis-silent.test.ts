@@ -3,7 +3,7 @@ import { after, describe, it } from 'node:test';
 import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { getRedisDeadLetterStore } from '@factline/redis';
 import { createClient } from 'redis';
-import { startForwarder } from '../../../redis/src/fixtures/forwarder.ts';
+import { startForwarder } from '../../../core/src/testing/fixtures/forwarder.ts';
 import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../../../redis/src/fixtures/server.ts';
 import { assertOneLine } from '../fixtures/assert-output.ts';
 import { deadLetterRecord } from '../fixtures/dead-letter.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createMessage, type Delivery, type Subscription } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import { type Forwarder, startForwarder } from '../fixtures/forwarder.ts';
+import { type Forwarder, startForwarder } from '../../../core/src/testing/fixtures/forwarder.ts';
 import { redisUrl } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
 import { getRedisTransport, type RedisTransport } from './redis-transport.ts';
