@@ -52,6 +52,33 @@ test('enqueue outside a transaction is refused', () => {
   }
 });
 
+test('a transaction begun by hand and left open across an await: the relay reads nothing of it; its rollback publishes nothing', async () => {
+  const { db, outbox, cleanup } = setup();
+  const transport = getInMemoryTransport();
+  const { received, consumer } = await collect(transport);
+  const relay = startSqliteOutboxRelay(outbox, transport, { pollMs: 10 });
+  try {
+    await relay.ready();
+    db.exec('BEGIN');
+    outbox.enqueue(db, 'orders', [{ type: 'OrderPlaced', data: { id: 'rolled-back' } }]);
+    // The application awaits something inside its transaction: the relay's rounds (every 10 ms) run meanwhile,
+    // on the same connection, where the uncommitted row is visible.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    db.exec('ROLLBACK');
+    db.transaction(() => outbox.enqueue(db, 'orders', [{ type: 'OrderPlaced', data: { id: 'committed' } }]))();
+    await waitUntil(() => received.length >= 1, 'the committed message published');
+    assert.deepEqual(
+      received.map((m) => (m.data as { id: string }).id),
+      ['committed'],
+    );
+    assert.equal(outbox.pending(), 0);
+  } finally {
+    await relay.stop();
+    await consumer.stop();
+    cleanup();
+  }
+});
+
 test("a rolled-back transaction's messages are never published; a committed one's are, with its rows", async () => {
   const { db, outbox, cleanup } = setup();
   const transport = getInMemoryTransport();

@@ -270,8 +270,15 @@ function sqliteOutboxRows(outbox: SqliteOutbox): Outbox {
   const removeAll = db.transaction((seqs: readonly number[]) => {
     for (const seq of seqs) remove.run(seq);
   });
+  /**
+   * The relay runs between the application's turns, so a transaction open on the connection now was left
+   * open across an `await` (a `BEGIN` by hand): its rows may yet roll back, and a statement of the relay would
+   * join it. The relay neither reads (nothing is published until it ends) nor deletes then.
+   */
+  const foreignTransaction = () => db.inTransaction;
   return {
     async read(limit, skipTopics) {
+      if (foreignTransaction()) return [];
       try {
         const rows = skipTopics.length === 0 ? read.all(limit) : readSkipping.all(JSON.stringify(skipTopics), limit);
         return rows.map((row) => ({ seq: row.seq, topic: row.topic, message: revive(row.message) }));
@@ -280,6 +287,13 @@ function sqliteOutboxRows(outbox: SqliteOutbox): Outbox {
       }
     },
     async remove(seqs) {
+      if (foreignTransaction()) {
+        // Published already: the rows stay and go out again once the transaction ended (at least once).
+        throw new StorageError(
+          'a transaction is open on the outbox connection (begun by hand and left open across an await): the rows published are deleted once it ends',
+          { retryable: true },
+        );
+      }
       try {
         removeAll(seqs as number[]);
       } catch (error) {
