@@ -1,4 +1,4 @@
-import { ProjectionFailedError, ValidationError } from '../errors/index.ts';
+import { ProjectionFailedError, TimeoutError, ValidationError } from '../errors/index.ts';
 import { type Logger, log } from '../logging/logger.ts';
 import { checkProjectionRunnerOptions, checkRebuildOptions, checkWaitForOptions } from '../options/core-options.ts';
 import { assertIntegerOption, assertPosition } from '../store/validation.ts';
@@ -112,6 +112,8 @@ export function createProjectionRunner<Tx>(
   const workers = createWorkers(backend, projections);
   const rebuilding = new Set<string>();
   let started = false;
+  /** How many times the runner was stopped: a rebuild that saw it change starts no loop. */
+  let stops = 0;
   let unobserve = () => {};
 
   const worker = (name: string): Worker<Tx> => {
@@ -157,9 +159,23 @@ export function createProjectionRunner<Tx>(
 
   const rebuildNow = async (w: Worker<Tx>, onProgress: RebuildOptions['onProgress']) => {
     const wasRunning = w.loop !== undefined;
+    const stopsBefore = stops;
     await halt(w);
-    await resetForRebuild(ctx, w);
-    const finished = trackRebuild(w, await backend.store.headPosition(), onProgress);
+    let target: number;
+    try {
+      await resetForRebuild(ctx, w);
+      target = await backend.store.headPosition();
+    } catch (error) {
+      // Nothing replayed: the projection goes on from its checkpoint (0 once the reset committed), and says why.
+      recordError(ctx, w, error, w.checkpoint);
+      if (wasRunning && started && stops === stopsBefore && !w.loop && !w.superseded) run(w);
+      throw error;
+    }
+    if (stops !== stopsBefore) {
+      // The runner stopped meanwhile: it stays stopped (the next start catches up from the reset checkpoint).
+      throw new TimeoutError(`projection '${w.projection.name}' was stopped before its rebuild finished`);
+    }
+    const finished = trackRebuild(w, target, onProgress);
     run(w);
     await finished;
     if (!wasRunning && !started) await halt(w);
@@ -171,24 +187,34 @@ export function createProjectionRunner<Tx>(
       started = true;
       unobserve();
       unobserve = observeProjectionLag(() => workers.values(), backend.store, ctx.logger);
-      for (const w of workers.values()) {
-        w.superseded = undefined;
-        w.failure = undefined;
-        await readLive(ctx, w);
-        w.checkpoint = await backend.loadCheckpoint(w.key);
-        if (w.live > w.version) {
-          // Never written to again: not even `init`.
-          supersede(w);
-          continue;
+      try {
+        for (const w of workers.values()) {
+          w.superseded = undefined;
+          w.failure = undefined;
+          await readLive(ctx, w);
+          w.checkpoint = await backend.loadCheckpoint(w.key);
+          if (w.live > w.version) {
+            // Never written to again: not even `init`.
+            supersede(w);
+            continue;
+          }
+          const init = w.projection.init;
+          if (init) await backend.transaction((tx) => init(tx));
+          run(w);
         }
-        const init = w.projection.init;
-        if (init) await backend.transaction((tx) => init(tx));
-        run(w);
+      } catch (error) {
+        // Nothing of a start that failed goes on running: the caller gets no runner to stop.
+        started = false;
+        stops += 1;
+        unobserve();
+        await Promise.all([...workers.values()].map(halt));
+        throw error;
       }
     },
 
     async stop() {
       started = false;
+      stops += 1;
       unobserve();
       await Promise.all([...workers.values()].map(halt));
       for (const w of workers.values()) rejectWaitersOnStop(w);

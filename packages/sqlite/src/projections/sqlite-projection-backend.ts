@@ -110,9 +110,13 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
       `INSERT INTO factline_projections (name, position, updated_at) VALUES (?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at`,
     ),
+    // A rebuild may park the same event again: the newer error replaces the older.
     park: db.prepare(
       `INSERT INTO factline_parked (projection, position, event_id, stream_id, type, event, error, parked_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (projection, position) DO UPDATE SET event_id = excluded.event_id,
+         stream_id = excluded.stream_id, type = excluded.type, event = excluded.event,
+         error = excluded.error, parked_at = excluded.parked_at`,
     ),
     parked: db.prepare<[string, string], { projection: string; event: string; error: string; parked_at: number }>(
       `SELECT projection, event, error, parked_at FROM factline_parked

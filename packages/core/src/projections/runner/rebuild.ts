@@ -110,7 +110,10 @@ export async function rebuildOnRequest<Tx>(
     await runner.halt(w);
     await resetForRebuild(ctx, w);
     await ctx.backend.clearRebuildRequest?.(name, requestedAt);
-    const finished = trackRebuild(w, await ctx.backend.store.headPosition(), undefined);
+    const target = await ctx.backend.store.headPosition();
+    // Stopped meanwhile: it stays stopped (the next start catches up from the reset checkpoint).
+    if (!runner.started()) return;
+    const finished = trackRebuild(w, target, undefined);
     runner.run(w);
     await finished;
   } catch (error) {

@@ -155,4 +155,43 @@ export const failureCases: readonly ProjectionConformanceCase[] = [
       assert.ok((await model.read(n.projection)).applied.includes(lastPosition(more)));
     },
   },
+  {
+    name: "onFailure 'park' and a rebuild: the events parked before are parked again, once each, and the rebuild finishes",
+    async run({ store, model, createRunner, names }) {
+      const n = names('repark');
+      const poisoned = new Set([2, 5]);
+      const seeded = await appendEvents(store, n, 8, { data: (i) => ({ i, poison: poisoned.has(i) }) });
+      const runner = createRunner(
+        [
+          counterProjection(model, n, {
+            failsOn: (e) => (e.data as { poison: boolean }).poison,
+            onFailure: 'park',
+          }),
+        ],
+        { batchSize: 3, maxAttempts: 2, sleep: noSleep },
+      );
+      await runner.start();
+      await runner.waitFor(n.projection, lastPosition(seeded));
+      const parkedPositions = [...poisoned].map((i) => (seeded[i] as AppendResult).position);
+      assert.deepEqual(
+        (await runner.parked(n.projection)).map((p) => p.event.position),
+        parkedPositions,
+      );
+
+      await runner.rebuild(n.projection);
+      await untilRunning(runner, n.projection);
+      const status = runner.status(n.projection);
+      assert.equal(status.checkpoint, lastPosition(seeded), 'the rebuild reached the head');
+      assert.deepEqual(
+        (await runner.parked(n.projection)).map((p) => p.event.position),
+        parkedPositions,
+        'one entry per parked event',
+      );
+      assertModel(
+        await model.read(n.projection),
+        await countLog(store, n.type, (p) => !parkedPositions.includes(p)),
+        'after the rebuild: ',
+      );
+    },
+  },
 ];

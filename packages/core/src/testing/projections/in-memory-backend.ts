@@ -100,13 +100,13 @@ export function getInMemoryProjectionBackend(store: EventStore): InMemoryProject
       serialized(async () => {
         if (!unchanged(name, expected, version)) return false;
         const { name: projection, version: keyVersion } = parseProjectionVersionKey(name);
-        parked.push({
-          projection,
-          version: keyVersion,
-          event,
-          error,
-          parkedAt: new Date(),
-        });
+        const entry = { projection, version: keyVersion, event, error, parkedAt: new Date() };
+        // A rebuild may park the same event again: the newer error replaces the older.
+        const at = parked.findIndex(
+          (p) => p.projection === projection && p.version === keyVersion && p.event.position === event.position,
+        );
+        if (at >= 0) parked[at] = entry;
+        else parked.push(entry);
         checkpoints.set(name, event.position);
         return true;
       }),
