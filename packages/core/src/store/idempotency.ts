@@ -32,6 +32,25 @@ export function toRecordedEvent(row: StoredEvent): RecordedEvent {
   };
 }
 
+/** Metadata text without the trace context an append inherits from the span current at it. */
+function withoutTraceContext(metadata: string): string {
+  try {
+    const { traceparent: _parent, tracestate: _state, ...rest } = JSON.parse(metadata) as Record<string, unknown>;
+    return JSON.stringify(rest);
+  } catch {
+    return metadata;
+  }
+}
+
+/**
+ * Whether a retried event's metadata is the stored one's: the same text, or
+ * the same but for its trace context. A retry runs in a span of its own (the
+ * append's, when traced), whose `traceparent` it inherits: that makes it no
+ * other event.
+ */
+const sameMetadata = (stored: string, given: string): boolean =>
+  stored === given || withoutTraceContext(stored) === withoutTraceContext(given);
+
 /**
  * Decides whether an append whose ids are (partly) stored already is a retry of
  * the same append after an unknown outcome. `stored[i]` is the stored event
@@ -62,7 +81,7 @@ export function matchRetriedAppend(
       event === undefined ||
       row.type !== event.type ||
       row.data !== event.data ||
-      row.metadata !== event.metadata ||
+      !sameMetadata(row.metadata, event.metadata) ||
       row.schemaVersion !== event.schemaVersion
     ) {
       throw conflict(i, 'the stored event has other content');

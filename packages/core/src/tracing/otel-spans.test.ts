@@ -200,3 +200,28 @@ describe('OpenTelemetry spans', () => {
     assert.equal(notification.links.length, 0);
   });
 });
+
+describe('an append retried under tracing', () => {
+  it('is taken as the same append: its own span’s traceparent makes it no other event', async () => {
+    const store = getInMemoryEventStore();
+    const placed = { id: 'evt-retried-1', type: 'OrderPlaced', data: { order: 'o-1' } };
+    const events = [{ ...placed, metadata: { tenant: 't' } }];
+    const first = await store.append('order-retried', events, { expectedVersion: 'no-stream' });
+    // The caller never saw the answer (a timeout) and sends the same append again, in a span of its own.
+    const again = await store.append('order-retried', events, { expectedVersion: 'no-stream' });
+    assert.equal(again.position, first.position);
+    assert.equal(again.version, 1);
+    const appendSpans = sdk.spans.getFinishedSpans().filter((s) => s.name.includes('append'));
+    assert.ok(appendSpans.length >= 2, 'each append ran in a span of its own');
+    const { events: stored } = await store.readStream('order-retried');
+    assert.equal(stored.length, 1, 'stored once');
+    assert.match(String(stored[0]?.metadata.traceparent), /^00-/, 'the first attempt’s trace context kept');
+    // Other content under the same id is still refused.
+    await assert.rejects(
+      store.append('order-retried', [{ ...placed, metadata: { tenant: 'other' } }], {
+        expectedVersion: 'no-stream',
+      }),
+      { code: 'EVENT_ID_CONFLICT' },
+    );
+  });
+});
