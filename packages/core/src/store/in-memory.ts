@@ -91,10 +91,11 @@ function openInMemoryEventStore(options: InMemoryEventStoreOptions): EventStore 
   const removeFromLog = (removed: readonly StoredEvent[]) => {
     if (removed.length === 0) return;
     const gone = new Set(removed);
+    // In place: spreading a large log as call arguments would overflow the stack after the log was emptied.
+    let kept = 0;
+    for (const event of log) if (!gone.has(event)) log[kept++] = event;
+    log.length = kept;
     for (const event of removed) byId.delete(event.id);
-    const kept = log.filter((event) => !gone.has(event));
-    log.length = 0;
-    log.push(...kept);
   };
 
   /** Index of the first event with position > `after`. */
