@@ -104,7 +104,16 @@ describeRuleCases('zod', [
     path: '$.currency',
     before: z.object({ total: z.number() }),
     breaking: z.object({ total: z.number(), currency: z.string() }),
-    widening: z.object({ total: z.number(), currency: z.string().default('EUR') }),
+    widening: z.object({ total: z.number(), currency: z.string().optional() }),
+  },
+  {
+    // Stored events read back without it: reads apply no defaults.
+    name: 'a new field with a default',
+    rule: 'required-added',
+    path: '$.currency',
+    before: z.object({ total: z.number() }),
+    breaking: z.object({ total: z.number(), currency: z.string().default('EUR') }),
+    widening: z.object({ total: z.number(), currency: z.string().optional() }),
   },
   {
     name: 'an optional field becomes required',

@@ -91,10 +91,16 @@ describe('compareSchemas reads the ways validators write the same thing', () => 
     assert.deepEqual(found({ type: 'array' }, { type: 'array', uniqueItems: true }), ['bounds-tightened $']);
   });
 
-  it('passes a required field that gains a default only when the default is there', () => {
+  it('flags an optional field made required or given a default: stored events may lack it, reads apply no defaults', () => {
     const before = object({ a: { type: 'string' } }, { required: [] });
-    assert.deepEqual(found(before, object({ a: { type: 'string', default: 'x' } })), []);
+    assert.deepEqual(found(before, object({ a: { type: 'string', default: 'x' } })), ['required-added $.a']);
+    assert.deepEqual(found(before, object({ a: { type: 'string', default: 'x' } }, { required: [] })), [
+      'required-added $.a',
+    ]);
     assert.deepEqual(found(before, object({ a: { type: 'string' } })), ['required-added $.a']);
+    assert.deepEqual(found(before, object({ a: { type: 'string' } }, { required: [] })), []);
+    // Required before: every stored event has it, a default changes nothing for them.
+    assert.deepEqual(found(object({ a: { type: 'string' } }), object({ a: { type: 'string', default: 'x' } })), []);
   });
 
   it('quotes a field name that is not an identifier in the path', () => {

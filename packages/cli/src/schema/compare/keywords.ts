@@ -158,13 +158,19 @@ function objectChanges(
     } else changes.push(...compare(was, nowFields[key], at));
   }
   const wasRequired = new Set(stringList(before.schema.required));
-  for (const key of stringList(after.schema.required)) {
+  const nowRequired = new Set(stringList(after.schema.required));
+  for (const [key, now] of Object.entries(nowFields)) {
     if (wasRequired.has(key)) continue;
-    const field = dereference(nowFields[key], afterRoot);
-    if (isObject(field) && 'default' in field) continue;
-    const message =
-      key in wasFields ? `field '${key}' became required` : `new field '${key}' is required and has no default`;
-    changes.push(change('required-added', fieldPath(path, key), message, wasFields[key], nowFields[key]));
+    const field = dereference(now, afterRoot);
+    const defaulted = isObject(field) && 'default' in field;
+    if (!defaulted && !nowRequired.has(key)) continue;
+    // A default is applied when an event is written, never when a stored one is read: events stored before
+    // the field was there (or optional) read back without it, though the schema's output type says it is always set.
+    let message = `field '${key}' became required`;
+    if (defaulted) {
+      message = `${key in wasFields ? `field '${key}' gained` : `new field '${key}' has`} a default, but events stored before it read back without it (reads apply no defaults): add it in a new version whose upcaster fills it, or leave it optional without a default`;
+    } else if (!(key in wasFields)) message = `new field '${key}' is required and has no default`;
+    changes.push(change('required-added', fieldPath(path, key), message, wasFields[key], now));
   }
   const wasExtra = extraProperties(before.schema);
   const nowExtra = extraProperties(after.schema);
