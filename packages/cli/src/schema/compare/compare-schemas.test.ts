@@ -103,6 +103,24 @@ describe('compareSchemas reads the ways validators write the same thing', () => 
     assert.deepEqual(found(object({ a: { type: 'string' } }), object({ a: { type: 'string', default: 'x' } })), []);
   });
 
+  it("flags a record's keys narrowed (an enum value gone, a pattern added), not widened", () => {
+    const record = (propertyNames?: object) => ({
+      type: 'object',
+      properties: {
+        m: { type: 'object', ...(propertyNames ? { propertyNames } : {}), additionalProperties: { type: 'number' } },
+      },
+      required: ['m'],
+    });
+    const ab = { type: 'string', enum: ['a', 'b'] };
+    assert.deepEqual(found(record(ab), record({ type: 'string', enum: ['a'] })), ['enum-value-removed $.m{key}']);
+    assert.deepEqual(found(record({ type: 'string' }), record({ type: 'string', pattern: '^x' })), [
+      'type-narrowed $.m{key}',
+    ]);
+    assert.deepEqual(found(record(), record(ab)), ['type-narrowed $.m{key}']);
+    assert.deepEqual(found(record({ type: 'string', enum: ['a'] }), record(ab)), []);
+    assert.deepEqual(found(record(ab), record()), []);
+  });
+
   it('quotes a field name that is not an identifier in the path', () => {
     assert.deepEqual(found(object({ 'first name': { type: 'string' } }), object({})), [
       'field-removed $["first name"]',

@@ -172,6 +172,10 @@ function objectChanges(
     } else if (!(key in wasFields)) message = `new field '${key}' is required and has no default`;
     changes.push(change('required-added', fieldPath(path, key), message, wasFields[key], now));
   }
+  // The keys a record accepts (`z.record(z.enum([...]), …)`, a key pattern): fewer keys break stored events.
+  const wasKeys = before.schema.propertyNames ?? true;
+  const nowKeys = after.schema.propertyNames ?? true;
+  if (nowKeys !== true) changes.push(...compare(wasKeys, nowKeys, `${path}{key}`));
   const wasExtra = extraProperties(before.schema);
   const nowExtra = extraProperties(after.schema);
   if (nowExtra === true || wasExtra === false) return changes;
