@@ -128,3 +128,24 @@ describe('projection runner: rebuilds and starts that fail or are stopped', () =
     assert.equal(count('a'), 0);
   });
 });
+
+describe('projection runner: a rebuild whose reset another runner keeps refusing', () => {
+  it('rejects and resets nothing, instead of reporting the rebuild done', async () => {
+    const { store, backend, append, count } = setUp();
+    const runner = createProjectionRunner(backend, [counting('p')], fast);
+    await runner.start();
+    try {
+      await runner.waitFor('p', await append(3));
+      // Every commit that would move the checkpoint back to 0 is refused, as when another runner keeps moving it.
+      const commit = backend.commit.bind(backend);
+      backend.commit = async (request) => (request.checkpoint === 0 ? false : commit(request));
+      await assert.rejects(runner.rebuild('p'), /moved twice while its rebuild reset it/);
+      assert.equal(count('p'), 3, 'nothing reset');
+      backend.commit = commit;
+      await runner.waitFor('p', await append(1));
+      assert.equal(runner.status('p').checkpoint, await store.headPosition());
+    } finally {
+      await runner.stop();
+    }
+  });
+});

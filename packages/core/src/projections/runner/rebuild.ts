@@ -1,4 +1,4 @@
-import { TimeoutError } from '../../errors/index.ts';
+import { StorageError, TimeoutError } from '../../errors/index.ts';
 import type { RebuildProgress } from '../types.ts';
 import type { RunnerContext } from './context.ts';
 import { checkSuperseded } from './versions.ts';
@@ -27,7 +27,13 @@ export async function resetForRebuild<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>)
   if (!(await backend.commit({ name: w.key, expected: w.checkpoint, checkpoint: 0, work, version: versionOf(w) }))) {
     w.checkpoint = await backend.loadCheckpoint(w.key);
     if (await checkSuperseded(ctx, w)) throw w.superseded;
-    await backend.commit({ name: w.key, expected: w.checkpoint, checkpoint: 0, work, version: versionOf(w) });
+    if (!(await backend.commit({ name: w.key, expected: w.checkpoint, checkpoint: 0, work, version: versionOf(w) }))) {
+      // Moved again: another runner writes it. Nothing was reset, so the rebuild must not report it done.
+      throw new StorageError(
+        `the checkpoint of projection '${w.projection.name}' moved twice while its rebuild reset it: another runner is writing it; nothing was reset`,
+        { retryable: true },
+      );
+    }
   }
   w.checkpoint = 0;
   w.isolateUntil = 0;
