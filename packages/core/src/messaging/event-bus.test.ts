@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { z } from 'zod';
 import { ValidationError } from '../errors/index.ts';
+import { defineMessage } from '../schema/define.ts';
+import { createSchemaRegistry } from '../schema/registry.ts';
 import { waitUntil } from '../testing/wait-until.ts';
 import { defaultRetryPolicy } from './consumer-ports.ts';
 import { createEventBus } from './event-bus.ts';
@@ -121,5 +124,40 @@ describe('event bus (in-memory transport)', () => {
     bus.subscribe('a', ['X'], () => {});
     assert.throws(() => bus.subscribe('a', ['X'], () => {}), ValidationError);
     assert.throws(() => bus.subscribe('b', [], () => {}), ValidationError);
+  });
+});
+
+describe('event bus with schemas', () => {
+  it('acknowledges a type it was not subscribed to without decoding it: no retry, no dead letter', async () => {
+    const schemas = createSchemaRegistry(
+      [defineMessage({ type: 'OrderPlaced', version: 1, schema: z.object({ order: z.string() }) })],
+      { unknownTypes: 'error' },
+    );
+    const bus = createEventBus({ transport: getInMemoryTransport() });
+    const handled: string[] = [];
+    const errors: unknown[] = [];
+    const inventory = bus.subscribe('inventory', ['OrderPlaced'], (m) => void handled.push(m.type), {
+      ...fast,
+      schemas,
+      onError: (error) => errors.push(error),
+    });
+    await bus.start();
+    try {
+      // A type the registry cannot read (unknown to it), then a wanted one, on one key.
+      await bus.publish('InvoiceSent', { invoice: 'i-1' }, { key: 'order-1' });
+      await bus.publish('OrderPlaced', { order: 'o-1' }, { key: 'order-1' });
+      await waitUntil(() => handled.length === 1, 'the wanted type handled');
+      assert.deepEqual(handled, ['OrderPlaced'], errors.map(String).join(' | '));
+      assert.deepEqual(errors, [], 'the other type decoded (and failed) before the filter');
+      assert.equal(inventory.stats().deadLettered, 0);
+      assert.equal(inventory.stats().retries, 0);
+    } finally {
+      await bus.stop();
+    }
+  });
+
+  it('refuses schemas that are not a registry', () => {
+    const bus = createEventBus({ transport: getInMemoryTransport() });
+    assert.throws(() => bus.subscribe('g', ['A'], () => undefined, { schemas: {} as never }), ValidationError);
   });
 });

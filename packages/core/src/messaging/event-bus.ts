@@ -1,10 +1,11 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
-import { checkEventBusOptions } from '../options/core-options.ts';
+import { checkEventBusOptions, schemasOption } from '../options/core-options.ts';
 import { assertName } from '../store/validation.ts';
 import { messageAttributes, systemOf, traceSend } from '../tracing/messaging-spans.ts';
 import { tracingOn } from '../tracing/otel.ts';
 import { currentTraceFields } from '../tracing/trace-context.ts';
 import { type Consumer, type ConsumerOptions, createConsumer } from './consumer.ts';
+import { decodingHandler } from './consumer-decode.ts';
 import { createMessage, type Message, type MessageInput } from './message.ts';
 import type { Transport } from './transport.ts';
 
@@ -124,16 +125,23 @@ export function createEventBus(options: EventBusOptions): EventBus {
         issues.push({ path: 'types', message: 'must be a non-empty list of event types' });
       }
       if (typeof handler !== 'function') issues.push({ path: 'handler', message: 'must be a function' });
+      const { schemas, ...options } = consumerOptions ?? {};
+      const badSchemas =
+        schemas === undefined ? undefined : (schemasOption as (value: unknown) => string | undefined)(schemas);
+      if (badSchemas) issues.push({ path: 'options.schemas', message: badSchemas });
       if (issues.length > 0) throw new ValidationError(issues);
 
       const wanted = new Set(types);
+      // Decoded after the type filter: a type not subscribed to is never decoded, so one the registry cannot read
+      // (unknown, newer, invalid) is acknowledged like any other, not retried and dead-lettered.
+      const decoded = schemas ? decodingHandler(schemas, handler) : handler;
       const consumer = createConsumer<Tx>({
-        ...consumerOptions,
+        ...options,
         name: group,
         topic,
         transport,
         // Other types are settled without a call: returning acknowledges them.
-        handler: (message, tx) => (wanted.has(message.type) ? handler(message, tx) : undefined),
+        handler: (message, tx) => (wanted.has(message.type) ? decoded(message, tx) : undefined),
       });
       consumers.set(group, consumer);
       // A failed start is reported through the subscriber's onError and its stats.
