@@ -270,6 +270,49 @@ describe('factline projections pause and resume', () => {
   });
 });
 
+describe('factline projections rebuild that does not finish', () => {
+  it('exits 1 once the rebuild has not moved for --timeout-ms, naming where it stands, not as rebuilt', async () => {
+    const store = getSqliteEventStore({ path: db });
+    let failing = false;
+    const projection = defineProjection<Database>({
+      name: 'stuck_count',
+      handles: ['Stuck'],
+      handle: () => {
+        if (failing) throw new Error('the read model is gone');
+      },
+    });
+    const runner = await startSqliteProjections(store, [projection], { idleCheckMs: 20, maxAttempts: 1 });
+    try {
+      await store.append('stuck-1', [
+        { type: 'Stuck', data: {} },
+        { type: 'Stuck', data: {} },
+      ]);
+      await runner.waitFor('stuck_count', await store.headPosition());
+      // The runner takes the request and resets, then fails on the first event: the checkpoint stays at 0.
+      failing = true;
+      const stalled = await factline(
+        'projections',
+        'rebuild',
+        'stuck_count',
+        '--timeout-ms',
+        '500',
+        '--interval-ms',
+        '20',
+      );
+      assert.equal(stalled.code, 1, stalled.stdout);
+      assert.equal(stalled.stdout, '');
+      assert.match(
+        stalled.stderr,
+        /factline: the rebuild of 'stuck_count' has not moved for 500 ms, at position 0 of \d+ \(has the application stopped/,
+      );
+      assert.equal(runner.status('stuck_count').state, 'failed');
+    } finally {
+      await runner.stop();
+      await store.close();
+    }
+  });
+});
+
 describe('factline usage and connection errors', () => {
   it('exit 2 with one line, the stack only with --verbose', async () => {
     const cases: [string[], string | undefined, RegExp][] = [

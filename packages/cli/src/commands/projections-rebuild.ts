@@ -24,10 +24,21 @@ const progressLine = (name: string, position: number, target: number, rate: numb
   return `rebuilding ${name}: ${position}/${target} (${percent}%), ${Math.round(rate)}/s, ${left}`;
 };
 
-type Outcome = { taken: false } | { taken: true; target: number; seconds: number };
+type Outcome =
+  | { taken: false; interrupted: boolean }
+  | { taken: true; done: boolean; interrupted: boolean; position: number; target: number; seconds: number };
 
-/** Waits for a runner to take the request, then follows the checkpoint up to the head it found. */
-async function follow(control: ProjectionControl, name: string, flags: RebuildFlags, context: CliContext) {
+/**
+ * Waits for a runner to take the request, then follows the checkpoint up to the head it found. It stops
+ * following when the command is interrupted, or when the checkpoint has not moved for `--timeout-ms` (the
+ * application stopped, or the projection failed): neither is reported as rebuilt.
+ */
+async function follow(
+  control: ProjectionControl,
+  name: string,
+  flags: RebuildFlags,
+  context: CliContext,
+): Promise<Outcome> {
   const requestedAt = await control.requestRebuild(name);
   const deadline = Date.now() + flags.timeoutMs;
   for (;;) {
@@ -35,19 +46,34 @@ async function follow(control: ProjectionControl, name: string, flags: RebuildFl
     if (pending !== requestedAt) {
       const started = Date.now();
       let reportedAt = 0;
+      let last = -1;
+      let movedAt = Date.now();
       for (;;) {
         const { position } = await control.rebuildProgress(name);
         const seconds = (Date.now() - started) / 1000;
-        if (position >= head) return { taken: true, target: head, seconds } satisfies Outcome;
+        const outcome = (done: boolean, interrupted: boolean): Outcome => ({
+          taken: true,
+          done,
+          interrupted,
+          position,
+          target: head,
+          seconds,
+        });
+        if (position >= head) return outcome(true, false);
+        if (position !== last) {
+          last = position;
+          movedAt = Date.now();
+        } else if (Date.now() - movedAt >= flags.timeoutMs) return outcome(false, false);
         if (!flags.json && Date.now() - reportedAt >= 1000) {
           reportedAt = Date.now();
           context.stderr(progressLine(name, position, head, seconds > 0 ? position / seconds : 0));
         }
         await delay(flags.intervalMs, undefined, { signal: context.signal }).catch(() => undefined);
-        if (context.signal.aborted) return { taken: true, target: head, seconds } satisfies Outcome;
+        if (context.signal.aborted) return outcome(false, true);
       }
     }
-    if (Date.now() >= deadline || context.signal.aborted) return { taken: false } satisfies Outcome;
+    if (context.signal.aborted) return { taken: false, interrupted: true };
+    if (Date.now() >= deadline) return { taken: false, interrupted: false };
     await delay(flags.intervalMs, undefined, { signal: context.signal }).catch(() => undefined);
   }
 }
@@ -61,7 +87,7 @@ export function addProjectionRebuild(projections: Command, context: CliContext):
         .description("ask the application's runner to rebuild a projection; progress (rate, time left) on stderr")
         .option(
           '--timeout-ms <ms>',
-          'how long a runner may take to pick the request up',
+          'how long a runner may take to pick the request up, and the rebuild to move on',
           integerOption('--timeout-ms', 1),
           30_000,
         )
@@ -75,7 +101,18 @@ export function addProjectionRebuild(projections: Command, context: CliContext):
       if (!outcome.taken) {
         return notFound(
           context,
-          `no runner took the rebuild of '${name}' within ${flags.timeoutMs} ms (are the application's projections running?); the request stays until one does`,
+          outcome.interrupted
+            ? `interrupted before a runner took the rebuild of '${name}'; the request stays until one does`
+            : `no runner took the rebuild of '${name}' within ${flags.timeoutMs} ms (are the application's projections running?); the request stays until one does`,
+        );
+      }
+      if (!outcome.done) {
+        const where = `at position ${outcome.position} of ${outcome.target}`;
+        return notFound(
+          context,
+          outcome.interrupted
+            ? `interrupted while following the rebuild of '${name}', ${where}: the runner goes on with it`
+            : `the rebuild of '${name}' has not moved for ${flags.timeoutMs} ms, ${where} (has the application stopped, or the projection failed? see projections status)`,
         );
       }
       const rate = outcome.seconds > 0 ? outcome.target / outcome.seconds : 0;
