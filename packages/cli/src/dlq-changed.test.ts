@@ -113,3 +113,32 @@ describe('factline dlq: records that changed since they were read', () => {
     assert.equal(queued.length, 2, 'both messages queued for billing');
   });
 });
+
+// Opening a dead-letter store migrates: the operator must not create Factline's tables where there are none.
+describe('factline dlq redrive|discard on a file without dead letters', () => {
+  it('refuses with exit 2 and creates nothing in it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'factline-dlq-other-'));
+    const file = join(dir, 'other.db');
+    try {
+      const other = openSqliteDatabase(file);
+      other.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY)');
+      other.close();
+      for (const command of ['discard', 'redrive']) {
+        const stderr: string[] = [];
+        const code = await runCli(['dlq', command, '--all-matching', '--yes', '--db', `sqlite:${file}`], {
+          cwd: dir,
+          stdout: () => undefined,
+          stderr: (line) => stderr.push(line),
+        });
+        assert.equal(code, 2, stderr.join('\n'));
+        assert.match(stderr.join('\n'), /other\.db holds no Factline dead letters \(no factline_dead_letters table\)/);
+      }
+      const after = openSqliteDatabase(file);
+      const tables = after.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all();
+      after.close();
+      assert.deepEqual(tables, [{ name: 'notes' }], 'no table created');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -228,10 +228,22 @@ export async function openPostgresDeadLetterOperator(
   const s = quoteSchema(schema);
   const pool = await connectPostgres(url, false);
   try {
+    const has = async (table: string) =>
+      (await pool.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [`${s}.${table}`]))
+        .rows[0]?.present === true;
+    // Opening a store migrates: in a schema the application never gave dead letters (a mistyped --schema)
+    // that would create Factline's tables. The operator works only where they are.
+    if (!(await has('dead_letters'))) {
+      throw new CliError(`schema ${schema} holds no Factline dead letters (no dead_letters table)`);
+    }
     const store = await getPostgresDeadLetterStore({ pool, schema });
     if (redriver) return redrivingThrough(store, redriver, () => pool.end());
-    const transport = await getPostgresTransport({ pool, schema, listen: false });
+    // No SQL transport in the schema (the messages travel over a broker): no queue to redrive to.
+    const transport = (await has('transport_groups'))
+      ? await getPostgresTransport({ pool, schema, listen: false })
+      : undefined;
     const hasQueue = async (record: DeadLetter) =>
+      transport !== undefined &&
       ((
         await pool.query(`SELECT 1 FROM ${s}.transport_groups WHERE topic = $1 AND group_name = $2`, [
           record.topic,
@@ -245,7 +257,7 @@ export async function openPostgresDeadLetterOperator(
         return (await hasQueue(record)) ? undefined : noQueueMessage(record);
       },
       async redrive(record, at) {
-        if (!(await hasQueue(record))) throw noQueue(record);
+        if (!transport || !(await hasQueue(record))) throw noQueue(record);
         await transport.redeliver(record.topic, record.consumer, [record.message]);
         return store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
       },
@@ -253,7 +265,7 @@ export async function openPostgresDeadLetterOperator(
         return store.update({ ...record, state: 'discarded' });
       },
       async close() {
-        await transport.close();
+        await transport?.close();
         await pool.end();
       },
     };

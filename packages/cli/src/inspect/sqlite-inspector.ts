@@ -219,14 +219,26 @@ export function openSqliteInspector(path: string): Inspector {
  */
 export function openSqliteDeadLetterOperator(path: string, redriver?: GroupRedriver): DeadLetterOperator {
   const db = openSqliteFile(path, false);
+  const has = (table: string) =>
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+  // Opening a store migrates: on a file the application never gave dead letters (another file, a typo)
+  // that would create Factline's tables in it. The operator works only where they are.
+  if (!has('factline_dead_letters')) {
+    db.close();
+    throw new CliError(`${path} holds no Factline dead letters (no factline_dead_letters table)`);
+  }
   const store = getSqliteDeadLetterStore({ database: db });
   if (redriver) {
     return redrivingThrough(store, redriver, () => {
       db.close();
     });
   }
-  const transport = getSqliteTransport({ database: db });
-  const group = db.prepare('SELECT 1 FROM factline_transport_groups WHERE topic = ? AND group_name = ?');
+  // No SQL transport in the file (the application's messages travel over a broker): no queue to redrive to.
+  const transport = has('factline_transport_groups') ? getSqliteTransport({ database: db }) : undefined;
+  const groupQuery = transport
+    ? db.prepare('SELECT 1 FROM factline_transport_groups WHERE topic = ? AND group_name = ?')
+    : undefined;
+  const group = { get: (topic: string, consumer: string) => groupQuery?.get(topic, consumer) };
   return {
     get: (id) => store.get(id),
     list: (filter) => store.list(filter),
@@ -235,7 +247,7 @@ export function openSqliteDeadLetterOperator(path: string, redriver?: GroupRedri
     },
     async redrive(record, at) {
       // A group without a queue here (a broker transport) would take the message nowhere.
-      if (!group.get(record.topic, record.consumer)) throw noQueue(record);
+      if (!transport || !group.get(record.topic, record.consumer)) throw noQueue(record);
       await transport.redeliver(record.topic, record.consumer, [record.message]);
       return store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
     },
@@ -243,7 +255,7 @@ export function openSqliteDeadLetterOperator(path: string, redriver?: GroupRedri
       return store.update({ ...record, state: 'discarded' });
     },
     async close() {
-      await transport.close();
+      await transport?.close();
       db.close();
     },
   };
