@@ -44,4 +44,26 @@ describe('in-memory transport hand-out order', () => {
     assert.deepEqual(ids(await subscription.receive(10, 0, signal)), ['a1', 'b1', 'a2', 'b2']);
     await transport.close();
   });
+
+  it('hands out copies as a durable transport would: JSON data, and no change of one reaches another', async () => {
+    const transport = getInMemoryTransport();
+    await transport.declareSubscription('t', 'a');
+    await transport.declareSubscription('t', 'b');
+    const at = new Date('2026-01-01T00:00:00Z');
+    const published = createMessage({ type: 'Paid', key: 'k', data: { at, n: 1, gone: undefined } });
+    await transport.publish('t', [published]);
+    (published.data as { n: number }).n = 99; // the publisher's change after publishing
+    const [a] = await transport.subscribe('t', 'a').receive(1, 0, signal);
+    const [b] = await transport.subscribe('t', 'b').receive(1, 0, signal);
+    assert.ok(a && b);
+    const data = a.message.data as { at: unknown; n: number };
+    // Before: the publisher's own object, Date and all, shared by every group.
+    assert.equal(data.at, '2026-01-01T00:00:00.000Z', 'a Date in the data arrives as its ISO string');
+    assert.equal(data.n, 1);
+    assert.ok(!('gone' in data), 'an undefined property is not there');
+    data.n = 42; // group a's handler changes its message
+    assert.equal((b.message.data as { n: number }).n, 1, "group b's copy is its own");
+    assert.ok(a.message.createdAt instanceof Date, 'the envelope dates are Dates, as from JSON storage');
+    await transport.close();
+  });
 });

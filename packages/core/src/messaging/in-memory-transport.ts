@@ -1,7 +1,7 @@
 import { NoSubscriptionError, StoreClosedError } from '../errors/index.ts';
 import { checkInMemoryTransportOptions, checkSubscribeOptions } from '../options/core-options.ts';
 import { assertName } from '../store/validation.ts';
-import type { Message } from './message.ts';
+import { type Message, messageFromJson, messageToJson } from './message.ts';
 import { assertMessages } from './message-validation.ts';
 import { checkTransportPublishOptions } from './publish-options.ts';
 import { SeqHeap } from './seq-heap.ts';
@@ -9,6 +9,13 @@ import type { Delivery, SubscribeOptions, Subscription, Transport } from './tran
 
 interface Entry {
   message: Message;
+  /**
+   * The message as a durable transport stores it (`messageToJson`): each hand-out is a copy parsed from it, as
+   * from a database or a broker, so a handler sees what it would see in production (a `Date` in the data as
+   * its ISO string, no `undefined` property) and a change it makes, or the publisher's after publishing,
+   * reaches no other delivery.
+   */
+  json: string;
   /** Publish order within the group. */
   seq: number;
   /** Not handed out before this time (delayed delivery, released with a delay, or in flight). */
@@ -183,6 +190,7 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
       const visibleAt = message.deliverAt?.getTime() ?? 0;
       queue.entries.push({
         message,
+        json: messageToJson(message),
         seq: group.nextSeq++,
         visibleAt,
         inFlight: false,
@@ -296,7 +304,7 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
           if (!(entry.visibleAt >= own.pendingDue)) own.pendingDue = entry.visibleAt;
         };
         return {
-          message: entry.message,
+          message: messageFromJson(entry.json),
           deliveryCount: entry.deliveryCount,
           async ack() {
             if (!current()) return;
