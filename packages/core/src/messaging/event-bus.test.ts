@@ -161,3 +161,20 @@ describe('event bus with schemas', () => {
     assert.throws(() => bus.subscribe('g', ['A'], () => undefined, { schemas: {} as never }), ValidationError);
   });
 });
+
+describe('event bus publish options', () => {
+  it('refuses an unknown option, naming it, and publishes nothing', async () => {
+    const transport = getInMemoryTransport();
+    await transport.declareSubscription('events', 'g');
+    const bus = createEventBus({ transport });
+    // Before: `delay` was ignored and the message went out at once.
+    await assert.rejects(bus.publish('OrderPlaced', {}, { delay: 5000 } as never), (error) => {
+      assert.ok(error instanceof ValidationError);
+      assert.match(error.message, /delay/);
+      return true;
+    });
+    await assert.rejects(bus.publish('OrderPlaced', {}, null as never), ValidationError);
+    assert.deepEqual(await transport.subscribe('events', 'g').receive(10, 0, new AbortController().signal), []);
+    await transport.close();
+  });
+});

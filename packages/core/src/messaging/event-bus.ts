@@ -1,4 +1,5 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
+import { checkOptions, type OptionSpecOf } from '../options/check-options.ts';
 import { checkEventBusOptions, schemasOption } from '../options/core-options.ts';
 import { assertName } from '../store/validation.ts';
 import { messageAttributes, systemOf, traceSend } from '../tracing/messaging-spans.ts';
@@ -17,6 +18,14 @@ export interface EventBusOptions {
 
 /** What `publish` may set beside the type and data (id, key, metadata, headers, delayed delivery). */
 export type PublishOptions = Omit<MessageInput, 'type' | 'data'>;
+
+const publishOptionNames: OptionSpecOf<PublishOptions> = {
+  id: 'any',
+  key: 'any',
+  metadata: 'any',
+  headers: 'any',
+  deliverAt: 'any',
+};
 
 /** Consumer settings for one subscription (retry policy, inbox, dead letters, concurrency, …). */
 export type SubscriberOptions<Tx = undefined> = Omit<ConsumerOptions<Tx>, 'name' | 'topic' | 'transport' | 'handler'>;
@@ -94,6 +103,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
     topic,
 
     async publish(type, data, publishOptions = {}) {
+      // The names only: the values are checked by createMessage, with the message's other fields.
+      checkOptions(publishOptions, publishOptionNames, 'bus.publish options');
       if (!tracingOn()) {
         const message = createMessage({ ...publishOptions, type, data });
         await transport.publish(topic, [message]);
