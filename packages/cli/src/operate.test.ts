@@ -270,6 +270,35 @@ describe('factline projections pause and resume', () => {
   });
 });
 
+describe('factline projections status with versions', () => {
+  it('shows the live version on the checkpoint of every version of a projection', async () => {
+    const store = getSqliteEventStore({ path: db });
+    const counting = (version: number) =>
+      defineProjection<Database>({ name: 'ver_count', version, handles: ['Versioned'], handle: () => undefined });
+    try {
+      await store.append('versioned-1', [{ type: 'Versioned', data: {} }]);
+      const v1 = await startSqliteProjections(store, [counting(1)], { idleCheckMs: 20 });
+      await v1.waitFor('ver_count', await store.headPosition());
+      await v1.stop();
+      // Version 2 built side by side goes live once caught up.
+      const v2 = await startSqliteProjections(store, [counting(2)], { idleCheckMs: 20 });
+      await waitUntil(async () => (await v2.liveVersion('ver_count')) === 2, 'version 2 live');
+      await v2.stop();
+    } finally {
+      await store.close();
+    }
+    const status = await json<ProjectionState[]>('projections', 'status');
+    // Before: the checkpoint of v2 (`ver_count@v2`) showed v1, that of v1 showed v2.
+    assert.deepEqual(
+      status.filter((p) => p.name.startsWith('ver_count')).map((p) => [p.name, p.liveVersion]),
+      [
+        ['ver_count', 2],
+        ['ver_count@v2', 2],
+      ],
+    );
+  });
+});
+
 describe('factline projections rebuild that does not finish', () => {
   it('exits 1 once the rebuild has not moved for --timeout-ms, naming where it stands, not as rebuilt', async () => {
     const store = getSqliteEventStore({ path: db });

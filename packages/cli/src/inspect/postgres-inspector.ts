@@ -153,15 +153,23 @@ export async function openPostgresInspector(url: string, schema: string): Promis
             )
           : [],
       );
+      // The live version is kept by projection name, a checkpoint by name and version (`name@v2`).
+      const live = new Map(
+        versions
+          ? (
+              await pool.query<{ name: string; live_version: number }>(
+                `SELECT name, live_version FROM ${s}.projection_versions`,
+              )
+            ).rows.map((r) => [r.name, Number(r.live_version)])
+          : [],
+      );
       const { rows } = await pool.query<{
         name: string;
         position: string;
         updated_at: Date;
-        live: number;
         parked: string;
       }>(
         `SELECT p.name, p.position, p.updated_at,
-           ${versions ? `COALESCE((SELECT live_version FROM ${s}.projection_versions v WHERE v.name = p.name), 1)` : '1'} AS live,
            (SELECT COUNT(*) FROM ${s}.parked k WHERE k.projection = p.name) AS parked
          FROM ${s}.projections p ORDER BY p.name`,
       );
@@ -171,7 +179,7 @@ export async function openPostgresInspector(url: string, schema: string): Promis
         head: at,
         lag: Math.max(0, at - Number(r.position)),
         updatedAt: r.updated_at,
-        liveVersion: r.live,
+        liveVersion: live.get(projectionName(r.name)) ?? 1,
         parked: Number(r.parked),
         paused: paused.has(projectionName(r.name)),
       }));

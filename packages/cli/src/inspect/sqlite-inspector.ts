@@ -160,21 +160,32 @@ export function openSqliteInspector(path: string): Inspector {
             ).map((r) => r.name)
           : [],
       );
+      // The live version is kept by projection name, a checkpoint by name and version (`name@v2`); a file
+      // migrated before versions were kept has no table for them (every projection at version 1).
+      const live = new Map(
+        has('factline_projection_versions')
+          ? (
+              db.prepare('SELECT name, live_version FROM factline_projection_versions').all() as {
+                name: string;
+                live_version: number;
+              }[]
+            ).map((r) => [r.name, r.live_version])
+          : [],
+      );
       const rows = db
         .prepare(
           `SELECT p.name, p.position, p.updated_at,
-             COALESCE((SELECT live_version FROM factline_projection_versions v WHERE v.name = p.name), 1) AS live,
              (SELECT COUNT(*) FROM factline_parked k WHERE k.projection = p.name) AS parked
            FROM factline_projections p ORDER BY p.name`,
         )
-        .all() as { name: string; position: number; updated_at: number; live: number; parked: number }[];
+        .all() as { name: string; position: number; updated_at: number; parked: number }[];
       return rows.map((r) => ({
         name: r.name,
         position: r.position,
         head: at,
         lag: Math.max(0, at - r.position),
         updatedAt: new Date(r.updated_at),
-        liveVersion: r.live,
+        liveVersion: live.get(projectionName(r.name)) ?? 1,
         parked: r.parked,
         paused: paused.has(projectionName(r.name)),
       }));
