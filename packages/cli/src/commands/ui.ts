@@ -29,13 +29,14 @@ interface UiFlags extends DatabaseFlags {
  */
 async function openSource(flags: UiFlags, context: CliContext): Promise<UiSource & { workflows?: WorkflowActions }> {
   const where = deadLetterTarget(flags, context);
+  // Refuses a --transport a redis:// --db cannot use, before anything is opened (as `dlq` does).
+  redriveTarget(flags, context, where);
   if (where.kind === 'redis') {
     if (flags.workflows !== undefined) {
       throw new CliError('--workflows needs a sqlite: or postgres:// --db: a Redis application keeps no workflows');
     }
     return { deadLetters: await openRedisDeadLetters(where, { reconnect: true }) };
   }
-  redriveTarget(flags, context, where);
   const modulePath = flags.workflows;
   return {
     inspector: await openInspectorAt(where),

@@ -223,6 +223,15 @@ describe('factline ui: a redis:// --db and its options', () => {
     assert.deepEqual(ui, await run('dlq', 'ls', '--db', 'redis://127.0.0.1:6379'));
   });
 
+  it('refuses --transport before connecting, as dlq does: the error dlq gives, exit 2', async () => {
+    // Port 1: nothing listens there; the refusal comes before any connection.
+    const args = ['--db', 'redis://127.0.0.1:1', '--app', 'shop', '--transport', 'amqp://127.0.0.1'];
+    const ui = await run('ui', ...args, '--port', '0');
+    assert.equal(ui.code, 2, ui.stderr);
+    assert.match(ui.stderr, /^factline: --transport applies to dead letters kept in a database/);
+    assert.deepEqual(ui, await run('dlq', 'ls', ...args));
+  });
+
   it('refuses --workflows: a Redis application keeps no workflows', async () => {
     const ui = await run('ui', '--db', 'redis://127.0.0.1:6379', '--app', 'shop', '--workflows', 'src/workflows.ts');
     assert.deepEqual(ui, {
