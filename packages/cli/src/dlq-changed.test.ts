@@ -112,6 +112,26 @@ describe('factline dlq: records that changed since they were read', () => {
       .all() as { message_id: string }[];
     assert.equal(queued.length, 2, 'both messages queued for billing');
   });
+
+  it('a redrive that fails part-way tells what it redrove, the one that failed and those not tried, exit 2', async () => {
+    const transport = getSqliteTransport({ database });
+    await transport.declareSubscription('orders', 'shipping');
+    await transport.close();
+    await store.add(deadLetter('f-bill', '2026-01-01T00:00:00Z'));
+    await store.add({ ...deadLetter('f-ship', '2026-01-01T00:00:00Z'), consumer: 'shipping' });
+    await store.add(deadLetter('f-after', '2026-01-01T00:00:00Z'));
+    const result = await run(['dlq', 'redrive', 'f-bill', 'f-ship', 'f-after'], async () => {
+      // The shipping group's queue goes away while the question is asked: its redrive fails.
+      database.prepare("DELETE FROM factline_transport_groups WHERE group_name = 'shipping'").run();
+    });
+    assert.equal(result.code, 2, result.stderr);
+    // Before: one error line, nothing said of f-bill, which was redriven.
+    assert.equal(result.stdout, '1 dead letter redriven');
+    assert.match(result.stderr, /^factline: redrive of f-ship failed, the run stopped there: .*; not tried: f-after$/);
+    assert.equal((await store.get('f-bill'))?.state, 'redriven');
+    assert.equal((await store.get('f-ship'))?.state, 'dead');
+    assert.equal((await store.get('f-after'))?.state, 'dead');
+  });
 });
 
 // Opening a dead-letter store migrates: the operator must not create Factline's tables where there are none.

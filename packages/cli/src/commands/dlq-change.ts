@@ -74,9 +74,18 @@ function addChange(dlq: Command, context: CliContext, verb: 'redrive' | 'discard
         const at = new Date();
         // Records changed since they were read (failed again, or changed by someone else) are left as they are.
         const changed: string[] = [];
+        // A failure (the broker or the database gone) stops the run: what was done before it is still told.
+        let failure: { id: string; error: unknown; notTried: string[] } | undefined;
+        let tried = 0;
         for (const record of records) {
-          const marked = verb === 'redrive' ? await operator.redrive(record, at) : await operator.discard(record);
-          if (!marked) changed.push(record.id);
+          tried += 1;
+          try {
+            const marked = verb === 'redrive' ? await operator.redrive(record, at) : await operator.discard(record);
+            if (!marked) changed.push(record.id);
+          } catch (error) {
+            failure = { id: record.id, error, notTried: records.slice(tried).map((r) => r.id) };
+            break;
+          }
         }
         if (changed.length > 0) {
           const one = changed.length === 1;
@@ -94,8 +103,20 @@ function addChange(dlq: Command, context: CliContext, verb: 'redrive' | 'discard
         }
         const done = verb === 'redrive' ? 'redriven' : 'discarded';
         // Only the records marked; those left as they are go under `changed`.
-        const marked = records.filter((r) => !changed.includes(r.id));
-        if (flags.json) return printJson(context, { [done]: marked.map((r) => r.id), changed });
+        const marked = records.slice(0, failure ? tried - 1 : tried).filter((r) => !changed.includes(r.id));
+        if (failure) {
+          const why = failure.error instanceof Error ? failure.error.message : String(failure.error);
+          const rest = failure.notTried.length > 0 ? `; not tried: ${failure.notTried.join(', ')}` : '';
+          context.stderr(`factline: ${verb} of ${failure.id} failed, the run stopped there: ${why}${rest}`);
+          context.exitCode = 2;
+        }
+        if (flags.json) {
+          return printJson(context, {
+            [done]: marked.map((r) => r.id),
+            changed,
+            ...(failure ? { failed: failure.id, notTried: failure.notTried } : {}),
+          });
+        }
         context.stdout(`${marked.length} dead letter${marked.length === 1 ? '' : 's'} ${done}`);
       });
     },
