@@ -9,7 +9,7 @@ import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { getSqliteEventStore } from '@factline/sqlite';
 import { fillOrdersDatabase } from '../fixtures/orders-database.ts';
 import { runFactline } from '../fixtures/run-factline.ts';
-import { openSqliteInspector } from '../inspect/sqlite-inspector.ts';
+import { openSqliteDeadLetterOperator, openSqliteInspector } from '../inspect/sqlite-inspector.ts';
 import { startSqliteDashboard } from './fixtures/browser.ts';
 import { type RunningUi, startUi } from './start-ui.ts';
 
@@ -142,6 +142,34 @@ describe('factline ui over HTTP', () => {
     const again = await post({ Referer: `${origin}/dead-letters/${id}/discard` }, `_csrf=${csrf}`);
     assert.equal(again.status, 409);
     assert.match(again.body, /Already discarded/);
+  });
+
+  it('a change the store did not make (the record changed meanwhile) is told with 409, not shown as done', async () => {
+    const changing = await startUi({
+      inspector: openSqliteInspector(db),
+      // The record changes between the POST's read and its write: the store's check leaves it as it is.
+      openDeadLetterOperator: async () => ({ ...openSqliteDeadLetterOperator(db), discard: async () => false }),
+      port: 0,
+    });
+    try {
+      const list = await send(`${changing.url}dead-letters`);
+      const id = /href="\/dead-letters\/([^"/]+)"/.exec(list.body)?.[1];
+      assert.ok(id);
+      const confirm = await send(`${changing.url}dead-letters/${id}/discard`);
+      const csrf = /name="_csrf" value="([^"]+)"/.exec(confirm.body)?.[1];
+      assert.ok(csrf);
+      const answer = await send(`${changing.url}dead-letters/${id}/discard`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: new URL(changing.url).origin },
+        body: `_csrf=${csrf}`,
+      });
+      // Before: a 303 to the record, as if discarded.
+      assert.equal(answer.status, 409);
+      assert.match(answer.body, /changed meanwhile/);
+      assert.match(answer.body, /id="dead-letter-state">dead</);
+    } finally {
+      await changing.close();
+    }
   });
 
   it('with a token, refuses every request without it; ?token= sets a cookie once', async () => {

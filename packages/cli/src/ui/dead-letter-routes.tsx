@@ -57,8 +57,17 @@ export function addDeadLetterRoutes(
               ? await operator.cannotRedrive(record)
               : undefined;
         if (refusal !== undefined) return page(c, <DeadLetterPage record={record} notice={refusal} />, 409);
-        if (action === 'redrive') await operator.redrive(record, new Date());
-        else await operator.discard(record);
+        const marked =
+          action === 'redrive' ? await operator.redrive(record, new Date()) : await operator.discard(record);
+        if (!marked) {
+          // Changed between its reading and its change (failed again, or redriven or discarded elsewhere).
+          const now = (await operator.get(record.id)) ?? record;
+          const notice =
+            action === 'redrive'
+              ? 'Its message was sent, but the record changed meanwhile (failed again, or redriven or discarded elsewhere) and was left as it is.'
+              : 'The record changed meanwhile (failed again, or redriven or discarded elsewhere): left as it is, not discarded.';
+          return page(c, <DeadLetterPage record={now} notice={notice} />, 409);
+        }
       } finally {
         await operator.close();
       }
