@@ -18,7 +18,7 @@ const join = (prefix: string, name: string) => (prefix === '' ? name : `${prefix
 const validDate = (value: unknown) => value instanceof Date && !Number.isNaN(value.getTime());
 
 /** The metadata keys that must hold strings when present. */
-const ID_KEYS = ['correlationId', 'causationId', 'traceparent'] as const;
+const ID_KEYS = ['correlationId', 'causationId', 'traceparent', 'tracestate'] as const;
 
 function cleanHeaders(value: unknown): boolean {
   if (!isPlainObject(value)) return false;

@@ -194,7 +194,9 @@ function prepareEvent(
     if (!isPlainObject(event.metadata)) {
       issues.push({ path: `${path}.metadata`, message: `must be a plain object, got ${describe(event.metadata)}` });
     } else {
-      for (const key of ['correlationId', 'causationId'] as const) {
+      // As messages require (an event relay publishes the event as a message): a `traceparent` that is no
+      // string would be stored here, then refused by every transport, halting the relay at that event.
+      for (const key of ['correlationId', 'causationId', 'traceparent', 'tracestate'] as const) {
         const id = event.metadata[key];
         if (id !== undefined && typeof id !== 'string') {
           issues.push({ path: `${path}.metadata.${key}`, message: `must be a string, got ${describe(id)}` });

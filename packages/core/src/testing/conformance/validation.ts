@@ -185,6 +185,22 @@ export const validationCases: ConformanceCase[] = [
     },
   },
   {
+    name: 'metadata ids and trace context that are not strings are ValidationErrors naming them (a relay could not publish them)',
+    async run({ store, streamId }) {
+      const id = streamId();
+      const head = await store.headPosition();
+      for (const key of ['correlationId', 'causationId', 'traceparent', 'tracestate']) {
+        const error = await rejectsWithCode<ValidationError>(
+          store.append(id, [event('A', {}, { metadata: { [key]: 7 } })]),
+          'VALIDATION',
+        );
+        assert.equal(error.issues[0]?.path, `events[0].metadata.${key}`);
+        assert.equal(error.issues[0]?.message, 'must be a string, got number 7');
+      }
+      await assertUnchanged(store, head, id, 0);
+    },
+  },
+  {
     name: 'errors describe what they got: "got undefined", "got an object", "got a Map"',
     async run({ store, streamId }) {
       const undefinedId = await rejectsWithCode<ValidationError>(
