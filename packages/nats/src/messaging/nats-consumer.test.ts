@@ -11,7 +11,7 @@ import {
 } from '../../../sqlite/src/messaging/fixtures/broker-consumer-environment.ts';
 import { showLogOnFailure, startPrivateServer } from '../fixtures/private-server.ts';
 import { natsUnavailable, natsUrl, removeStreams, testApplication } from '../fixtures/server.ts';
-import { getNatsTransport } from './nats-transport.ts';
+import { getNatsTransport, type NatsTransport } from './nats-transport.ts';
 
 // The consumer pipeline on NATS JetStream with the SQLite inbox and dead-letter store: the handler's writes,
 // the inbox mark and the dead letters in one file; the server carries the messages. On a private server when
@@ -24,9 +24,11 @@ const skip = privateUrl ? false : await natsUnavailable();
 const dir = mkdtempSync(join(tmpdir(), 'factline-nats-consumer-'));
 const path = join(dir, 'consumers.db');
 const application = testApplication('consumer');
+/** The transports the cases opened (a closed one reports itself not connected). */
+const opened = new Set<NatsTransport>();
 /** A transport whose default dead-letter store is the SQLite one. */
-const open = (deadLetters: DeadLetterStore) =>
-  getNatsTransport({
+const open = async (deadLetters: DeadLetterStore) => {
+  const transport = await getNatsTransport({
     url: privateUrl ?? natsUrl,
     application,
     partitions: 2,
@@ -36,6 +38,24 @@ const open = (deadLetters: DeadLetterStore) =>
     deduplicate: false,
     deadLetters,
   });
+  opened.add(transport);
+  return transport;
+};
+
+/**
+ * Stops the server and waits until every transport has seen its connection go. An ack is a core publish with
+ * no answer: one written in the instant between the server's exit and the client noticing it goes to a dead
+ * socket unseen, and the delivery counts as settled (it comes again later: at least once). The cases of a
+ * backend gone for good assert what happens once the client knows.
+ */
+const stopServerSeen = async (stop: () => Promise<void>) => {
+  await stop();
+  const deadline = Date.now() + 5000;
+  while ([...opened].some((transport) => transport.connected())) {
+    if (Date.now() > deadline) throw new Error('a transport did not see the server stop within 5 s');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+};
 
 after(async () => {
   if ('reason' in server) {
@@ -61,6 +81,6 @@ testConsumerConformance({
   name: 'nats transport (private server), in-memory inbox',
   only: ['asyncHandlers', 'outage'],
   skip: privateUrl ? false : 'no private nats-server: the server cannot be stopped under a running consumer',
-  ...('reason' in server ? {} : backendHooks(server.stopServer, server.startServer)),
+  ...('reason' in server ? {} : backendHooks(() => stopServerSeen(server.stopServer), server.startServer)),
   createEnvironment: memoryInboxEnvironment(open),
 });
