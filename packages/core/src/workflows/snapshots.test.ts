@@ -6,11 +6,13 @@ import { createMessage } from '../messaging/message.ts';
 import { getInMemorySnapshotStore } from '../snapshots/in-memory.ts';
 import type { SnapshotStore } from '../snapshots/types.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
+import type { EventStore } from '../store/types.ts';
 import { defineWorkflow, send } from './define.ts';
 import { type FlowState, paymentFlow } from './fixtures/payment-flow.ts';
 import { createWorkflowHandler } from './handler.ts';
 import { instanceStreamId, loadInstance } from './instance.ts';
 import type { InstanceSnapshotData } from './snapshots.ts';
+import type { PendingTimer } from './timers/types.ts';
 
 type Errors = { error: unknown; context: SnapshotErrorContext }[];
 const collect = (errors: Errors) => (error: unknown, context: SnapshotErrorContext) => errors.push({ error, context });
@@ -36,6 +38,22 @@ const tallyFlow = defineWorkflow<Tally, Bump, Bumped>({
   evolve: (state, recorded) => (recorded.kind === 'input' ? state.next() : state),
   decide: (_input, state) => send({ type: 'Bumped', data: { count: state.next().count } }),
 });
+
+/** The `nth` payment timer the flow scheduled for `orderId` (its handler's clock at 1,000), as the poller reads it. */
+async function paymentTimer(store: EventStore, orderId: string, nth: number): Promise<PendingTimer> {
+  const { events } = await store.readStream(`flow-${orderId}`);
+  const scheduled = events.filter((e) => e.type === '$workflow.timer-scheduled')[nth];
+  assert.ok(scheduled);
+  return {
+    timerId: scheduled.id,
+    streamId: `flow-${orderId}`,
+    workflow: 'flow',
+    token: 'payment',
+    dueAt: 1_000 + 15 * 60_000,
+    message: { type: 'PaymentTimedOut', data: { orderId } },
+    metadata: {},
+  };
+}
 
 describe('workflow handler snapshots', () => {
   it('checks the option: unknown keys, the version, somewhere for failures, class states', () => {
@@ -218,18 +236,7 @@ describe('workflow handler snapshots', () => {
     });
     await handler.handle(placed('t', 12));
     await handler.handle(reserved('t'));
-    const { events } = await store.readStream('flow-t');
-    const scheduled = events.find((e) => e.type === '$workflow.timer-scheduled');
-    assert.ok(scheduled);
-    const timer = {
-      timerId: scheduled.id,
-      streamId: 'flow-t',
-      workflow: 'flow',
-      token: 'payment',
-      dueAt: 1_000 + 15 * 60_000,
-      message: { type: 'PaymentTimedOut', data: { orderId: 't' } },
-      metadata: {},
-    };
+    const timer = await paymentTimer(store, 't', 0);
     assert.equal(await handler.fireTimer(timer), 'recorded');
     const saved = await snapshots.load<InstanceSnapshotData>('flow-t', { name: 'workflow' });
     assert.equal(saved?.state.status, 'completed', 'the timeout compensated and completed the instance');
@@ -251,28 +258,14 @@ describe('workflow handler snapshots', () => {
       now: () => 1_000,
       snapshots: { store: snapshots, version: 1, every: 1, onError: collect(errors) },
     });
-    const timerOf = async (orderId: string, nth: number) => {
-      const { events } = await store.readStream(`flow-${orderId}`);
-      const scheduled = events.filter((e) => e.type === '$workflow.timer-scheduled')[nth];
-      assert.ok(scheduled);
-      return {
-        timerId: scheduled.id,
-        streamId: `flow-${orderId}`,
-        workflow: 'flow',
-        token: 'payment',
-        dueAt: 1_000 + 15 * 60_000,
-        message: { type: 'PaymentTimedOut', data: { orderId } },
-        metadata: {},
-      };
-    };
     await handler.handle(placed('t', 12));
     await handler.handle(reserved('t'));
-    const first = await timerOf('t', 0);
+    const first = await paymentTimer(store, 't', 0);
     let saved = await snapshots.load<InstanceSnapshotData>('flow-t', { name: 'workflow' });
     assert.deepEqual(saved?.state.timers, [['payment', first.timerId]]);
     // Scheduled again (the same token): the snapshot holds the newer timer only.
     await handler.handle(createMessage({ type: 'StockReserved', data: { orderId: 't' } }));
-    const second = await timerOf('t', 1);
+    const second = await paymentTimer(store, 't', 1);
     saved = await snapshots.load<InstanceSnapshotData>('flow-t', { name: 'workflow' });
     assert.deepEqual(saved?.state.timers, [['payment', second.timerId]]);
     assert.equal(await handler.fireTimer(first), 'timer-dropped', 'the replaced timer, told by the snapshot');
@@ -281,7 +274,7 @@ describe('workflow handler snapshots', () => {
     // A snapshot of the shape written before the pending timers were kept: not used, not reported, replaced.
     await handler.handle(placed('u', 5));
     await handler.handle(reserved('u'));
-    const pending = await timerOf('u', 0);
+    const pending = await paymentTimer(store, 'u', 0);
     const current = await snapshots.load<InstanceSnapshotData>('flow-u', { name: 'workflow' });
     assert.ok(current);
     const { timers: _timers, ...older } = current.state;
