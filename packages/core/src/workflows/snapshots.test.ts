@@ -39,6 +39,19 @@ const tallyFlow = defineWorkflow<Tally, Bump, Bumped>({
   decide: (_input, state) => send({ type: 'Bumped', data: { count: state.next().count } }),
 });
 
+/** The payment flow's handler on in-memory stores, its clock at 1,000, a snapshot after every input. */
+function snapshottingFlow() {
+  const store = getInMemoryEventStore();
+  const snapshots = getInMemorySnapshotStore();
+  const errors: Errors = [];
+  const handler = createWorkflowHandler(paymentFlow, {
+    store,
+    now: () => 1_000,
+    snapshots: { store: snapshots, version: 1, every: 1, onError: collect(errors) },
+  });
+  return { store, snapshots, errors, handler };
+}
+
 /** The `nth` payment timer the flow scheduled for `orderId` (its handler's clock at 1,000), as the poller reads it. */
 async function paymentTimer(store: EventStore, orderId: string, nth: number): Promise<PendingTimer> {
   const { events } = await store.readStream(`flow-${orderId}`);
@@ -226,14 +239,7 @@ describe('workflow handler snapshots', () => {
   });
 
   it('timers: a fired timer is decided on the snapshot state; fired again it is a duplicate, another is dropped', async () => {
-    const store = getInMemoryEventStore();
-    const snapshots = getInMemorySnapshotStore();
-    const errors: Errors = [];
-    const handler = createWorkflowHandler(paymentFlow, {
-      store,
-      now: () => 1_000,
-      snapshots: { store: snapshots, version: 1, every: 1, onError: collect(errors) },
-    });
+    const { store, snapshots, errors, handler } = snapshottingFlow();
     await handler.handle(placed('t', 12));
     await handler.handle(reserved('t'));
     const timer = await paymentTimer(store, 't', 0);
@@ -250,14 +256,7 @@ describe('workflow handler snapshots', () => {
   });
 
   it('timers: the pending timers come from the snapshot, and one without them is passed over unreported', async () => {
-    const store = getInMemoryEventStore();
-    const snapshots = getInMemorySnapshotStore();
-    const errors: Errors = [];
-    const handler = createWorkflowHandler(paymentFlow, {
-      store,
-      now: () => 1_000,
-      snapshots: { store: snapshots, version: 1, every: 1, onError: collect(errors) },
-    });
+    const { store, snapshots, errors, handler } = snapshottingFlow();
     await handler.handle(placed('t', 12));
     await handler.handle(reserved('t'));
     const first = await paymentTimer(store, 't', 0);
