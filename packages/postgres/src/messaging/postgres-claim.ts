@@ -98,7 +98,9 @@ export type QueueQuery = <R extends pg.QueryResultRow>(name: string, text: strin
 /**
  * Claims up to `max` rows of a group for `visibility` ms with `statement`
  * (`claimStatement`), looking 8 times further each round while the window was
- * full and fewer than `max` were found; the rows in seq order.
+ * full and fewer than `max` were found; the rows in seq order. A wider round
+ * that fails ends the claim with the rows the earlier rounds took; a failing
+ * first round rejects.
  */
 export async function claim(
   query: QueueQuery,
@@ -110,7 +112,15 @@ export async function claim(
 ): Promise<ClaimedRow[]> {
   const rows: ClaimedRow[] = [];
   for (let window = claimWindow(max); ; window *= 8) {
-    const found = await query<ClaimedRow>('take', statement, [topic, group, max - rows.length, visibility, window]);
+    let found: ClaimedRow[];
+    try {
+      found = await query<ClaimedRow>('take', statement, [topic, group, max - rows.length, visibility, window]);
+    } catch (error) {
+      // The rows an earlier round took are leased to this claim: handed out, they are not left
+      // unseen until their visibility ends. A failure that lasts fails the next claim's first round.
+      if (rows.length === 0) throw error;
+      break;
+    }
     for (const row of found) if (row.seq != null) rows.push(row);
     // No marker row: the window held the whole group. Otherwise rows in flight, held back or
     // scheduled later filled it: look further while short (the rows taken now hold their keys).
