@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { type Inbox, StorageError, StoreClosedError } from '@factline/core';
 import { assertIntegerOption } from '@factline/core/adapter';
 import type pg from 'pg';
@@ -147,12 +148,13 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
       const ack = ackInTransactionOf(delivery);
       const ackHere = ack?.pool === pool ? ack : undefined;
       return new Promise<boolean>((resolve, reject) => {
-        const member: InboxMember = { consumer, id, at, work, ack: ackHere, resolve, reject };
         if (!groupCommit) {
-          applyAlone(member).then(resolve, reject);
+          applyAlone({ consumer, id, at, work, ack: ackHere, resolve, reject }).then(resolve, reject);
           return;
         }
-        groups.apply(member);
+        // A group runs its handlers from whichever run started it: each keeps its own caller's async
+        // context (its delivery's span, the caller's async-local stores).
+        groups.apply({ consumer, id, at, work: AsyncResource.bind(work), ack: ackHere, resolve, reject });
       });
     },
     close: tables.close,

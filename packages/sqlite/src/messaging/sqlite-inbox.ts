@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { type Inbox, StoreClosedError, ValidationError } from '@factline/core';
 import { assertIntegerOption, isPromiseLike } from '@factline/core/adapter';
 import type { Database } from 'better-sqlite3';
@@ -184,8 +185,11 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
       const ack = ackInTransactionOf(delivery);
       const ackHere = ack?.database === db ? ack : undefined;
       return new Promise<boolean>((resolve, reject) => {
-        const member: Member = { consumer, id, at: at.getTime(), work, ack: ackHere, resolve, reject };
-        if (!groupCommit) return runGroup([member]);
+        if (!groupCommit) return runGroup([{ consumer, id, at: at.getTime(), work, ack: ackHere, resolve, reject }]);
+        // The group runs at a later turn, from whichever run started it: each handler keeps its own
+        // caller's async context (its delivery's span, the caller's async-local stores).
+        const bound = AsyncResource.bind(work);
+        const member: Member = { consumer, id, at: at.getTime(), work: bound, ack: ackHere, resolve, reject };
         queue.push(member);
         schedule();
         // It waits for the group's commit: its consumer may start another key's run, to join the same group.
