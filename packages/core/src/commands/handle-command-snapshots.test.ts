@@ -286,3 +286,77 @@ describe('handleCommand snapshots: class aggregates', () => {
     assert.deepEqual(errors, []);
   });
 });
+
+describe('handleCommand snapshots: conflicts', () => {
+  /** The store with `interfere` run once, between the command's read and its append. */
+  const racing = (store: ReturnType<typeof getInMemoryEventStore>, interfere: () => Promise<unknown>) => {
+    let pending: (() => Promise<unknown>) | undefined = interfere;
+    return {
+      ...store,
+      async append(...args: Parameters<typeof store.append>) {
+        const run = pending;
+        pending = undefined;
+        await run?.();
+        return store.append(...args);
+      },
+    };
+  };
+
+  it('a retry after a conflict on a stream truncated up to the snapshot keeps what the snapshot holds', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const { onError, errors } = collect();
+    const options = { snapshots: { store: snapshots, version: 1, every: 5, onError }, sleep: async () => {} };
+    for (let n = 1; n <= 5; n++) await (await handleCommand(store, 'c-1', { n: 100 }, counter, options)).snapshotSaved;
+    assert.equal((await snapshots.load('c-1'))?.version, 5);
+    // The snapshot is now the only record of events 1..5.
+    await store.truncateBefore('c-1', 6);
+    const other = () => store.append('c-1', [{ type: 'Added', data: { n: 1 } }]);
+    const result = await handleCommand(racing(store, other), 'c-1', { n: 5 }, counter, options);
+    assert.equal(result.attempts, 2);
+    assert.equal(result.version, 7);
+    assert.deepEqual(result.state, { total: 506 }, 'the snapshot (500), the other writer (1) and this command (5)');
+    const next = await handleCommand(store, 'c-1', { n: 1 }, counter, options);
+    assert.deepEqual(next.state, { total: 507 });
+    assert.deepEqual(errors, []);
+  });
+
+  it("with expectedVersion 'any', others' events appended meanwhile are in the state returned and saved", async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const { onError, errors } = collect();
+    const options = { snapshots: { store: snapshots, version: 1, every: 1, onError } };
+    await (await handleCommand(store, 'c-2', { n: 1 }, counter, options)).snapshotSaved;
+    const others = () => store.append('c-2', [{ type: 'Added', data: { n: 1000 } }]);
+    const result = await handleCommand(racing(store, others), 'c-2', { n: 1 }, counter, {
+      ...options,
+      expectedVersion: 'any',
+    });
+    assert.equal(result.version, 3);
+    assert.deepEqual(result.state, { total: 1002 });
+    assert.equal(await result.snapshotSaved, true);
+    assert.deepEqual((await snapshots.load('c-2'))?.state, { total: 1002 });
+    const next = await handleCommand(store, 'c-2', { n: 1 }, counter, options);
+    assert.deepEqual(next.state, { total: 1003 });
+    assert.deepEqual(errors, []);
+  });
+
+  it("with expectedVersion 'any' and the events between missing (truncated), nothing is saved", async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const { onError } = collect();
+    const options = { snapshots: { store: snapshots, version: 1, every: 1, onError } };
+    await (await handleCommand(store, 'c-3', { n: 1 }, counter, options)).snapshotSaved;
+    const others = async () => {
+      await store.append('c-3', [{ type: 'Added', data: { n: 1000 } }]);
+      await store.truncateBefore('c-3', 3);
+    };
+    const result = await handleCommand(racing(store, others), 'c-3', { n: 1 }, counter, {
+      ...options,
+      expectedVersion: 'any',
+    });
+    assert.equal(result.version, 3);
+    assert.equal(await result.snapshotSaved, false);
+    assert.equal((await snapshots.load('c-3'))?.version, 1, 'the older snapshot stays');
+  });
+});

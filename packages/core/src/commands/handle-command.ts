@@ -3,7 +3,7 @@ import { checkHandleCommandOptions } from '../options/core-options.ts';
 import type { Event, EventMetadata, EventStore, ExpectedVersion, RecordedOf } from '../store/types.ts';
 import { traceCommand } from '../tracing/store-spans.ts';
 import { type Decider, foldEvents } from './decider.ts';
-import { type Loaded, loadFromSnapshot, loadState } from './load-state.ts';
+import { continueState, type Loaded, loadFromSnapshot, loadState } from './load-state.ts';
 import { type CommandSnapshots, resolveSnapshots } from './snapshot-options.ts';
 import { snapshotAfterCommit } from './snapshot-save.ts';
 
@@ -87,6 +87,27 @@ export async function handleCommand<State, Command, E extends Event>(
   return traceCommand(streamId, given?.metadata, () => decideAndAppend(store, streamId, command, decider, given));
 }
 
+/**
+ * The events after `version` up to `to` (this command's last), when they are
+ * all there: others' events appended between this command's read and its
+ * append, then its own. `undefined` when some are missing (truncated, the
+ * stream re-created) or the read failed: the append is committed either way.
+ */
+async function eventsSince<E extends Event>(
+  store: EventStore,
+  streamId: string,
+  version: number,
+  to: number,
+): Promise<E[] | undefined> {
+  try {
+    const { events } = await store.readStream<E>(streamId, { from: version + 1, to });
+    const contiguous = events.length === to - version && events[0]?.streamVersion === version + 1;
+    return contiguous ? (events as unknown as E[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function decideAndAppend<State, Command, E extends Event>(
   store: EventStore,
   streamId: string,
@@ -109,13 +130,15 @@ async function decideAndAppend<State, Command, E extends Event>(
   // The stream version of the snapshot the first attempt started from.
   let base = 0;
   for (let attempt = 1; ; attempt++) {
-    if (known === undefined && snapshots) {
+    const continued = known && (await continueState(store, streamId, decider, known));
+    if (continued) known = continued;
+    else if (snapshots) {
+      // The first attempt, or a retry on a stream that no longer continues what it read: the
+      // snapshot again (events it covers may have been truncated away since).
       const start = await loadFromSnapshot(store, streamId, decider, snapshots);
       base = start.base;
       known = start;
-    } else {
-      known = await loadState(store, streamId, decider, known);
-    }
+    } else known = await loadState(store, streamId, decider, undefined);
     const { state, version } = known;
     const decided = decider.decide(command, state);
     const newEvents = Array.isArray(decided) ? (decided as readonly E[]) : [decided as E];
@@ -127,7 +150,12 @@ async function decideAndAppend<State, Command, E extends Event>(
       : newEvents;
     try {
       const result = await store.append(streamId, toAppend, { expectedVersion: fixedVersion ?? version });
-      const next = foldEvents(decider, result.events as unknown as E[], state);
+      // With `'any'` or `'stream-exists'`, others' events may have landed between the read and the append.
+      const landed =
+        result.version === version + newEvents.length
+          ? (result.events as unknown as E[])
+          : await eventsSince<E>(store, streamId, version, result.version);
+      const next = foldEvents(decider, landed ?? (result.events as unknown as E[]), state);
       // The store recorded exactly what `decide` returned, so the events keep the decider's union.
       const stored = result.events as RecordedOf<E>[];
       const committed = { streamId, state: next, version: result.version, newEvents: stored, base };
@@ -137,7 +165,8 @@ async function decideAndAppend<State, Command, E extends Event>(
         version: result.version,
         position: result.position,
         attempts: attempt,
-        snapshotSaved: snapshots ? snapshotAfterCommit(snapshots, committed) : noSnapshot,
+        // A state that may miss others' events is never saved.
+        snapshotSaved: snapshots && landed ? snapshotAfterCommit(snapshots, committed) : noSnapshot,
       };
     } catch (error) {
       if (!isConcurrencyError(error) || fixedVersion !== undefined) throw error;

@@ -14,10 +14,40 @@ export interface Loaded<State> {
 type Evolving<State, E extends Event> = Pick<Decider<State, unknown, E>, 'initialState' | 'evolve'>;
 
 /**
- * Reads the stream and folds it. Given what an earlier attempt loaded, reads
- * only from that version on: when the event there is still the one folded
- * (same id, so the stream was not deleted and re-created meanwhile), only the
- * newer events are folded onto the earlier state; otherwise it reads it all.
+ * Given what an earlier attempt loaded, reads the stream from that version on
+ * and folds only the newer events onto the earlier state, when the stream
+ * still continues it: the event at that version is still the one folded (same
+ * id, so the stream was not deleted and re-created meanwhile), or it was
+ * truncated away and the next event is the first read (nothing between is
+ * missed; the earlier state is then the only record of what it built, as a
+ * snapshot is). Otherwise `undefined`: the caller loads afresh.
+ */
+export async function continueState<State, E extends Event>(
+  store: EventStore,
+  streamId: string,
+  decider: Evolving<State, E>,
+  known: Loaded<State>,
+): Promise<Loaded<State> | undefined> {
+  if (known.version === 0 || known.lastId === undefined) return undefined;
+  const tail = await store.readStream<E>(streamId, { from: known.version });
+  if (tail.version < known.version) return undefined;
+  const first = tail.events[0];
+  let newer: readonly E[];
+  if (first?.streamVersion === known.version) {
+    if (first.id !== known.lastId) return undefined;
+    newer = tail.events.slice(1) as unknown as E[];
+  } else if (first?.streamVersion === known.version + 1) newer = tail.events as unknown as E[];
+  else return undefined;
+  return {
+    state: foldEvents(decider, newer, known.state),
+    version: tail.version,
+    lastId: tail.events[tail.events.length - 1]?.id ?? known.lastId,
+  };
+}
+
+/**
+ * Reads the stream and folds it; given what an earlier attempt loaded, only
+ * the newer events when the stream continues it (`continueState`).
  */
 export async function loadState<State, E extends Event>(
   store: EventStore,
@@ -25,17 +55,8 @@ export async function loadState<State, E extends Event>(
   decider: Evolving<State, E>,
   known: Loaded<State> | undefined,
 ): Promise<Loaded<State>> {
-  if (known && known.version > 0 && known.lastId !== undefined) {
-    const tail = await store.readStream<E>(streamId, { from: known.version });
-    const first = tail.events[0];
-    if (first?.streamVersion === known.version && first.id === known.lastId && tail.version >= known.version) {
-      return {
-        state: foldEvents(decider, tail.events.slice(1) as unknown as E[], known.state),
-        version: tail.version,
-        lastId: tail.events[tail.events.length - 1]?.id,
-      };
-    }
-  }
+  const continued = known && (await continueState(store, streamId, decider, known));
+  if (continued) return continued;
   const { version, events } = await store.readStream(streamId);
   return { state: foldEvents(decider, events as unknown as E[]), version, lastId: events[events.length - 1]?.id };
 }
