@@ -334,6 +334,9 @@ export function destroyClient(client: RedisClient | undefined): void {
  * @example
  * for await (const keys of scanKeys(client, 'shop:processed:*')) await client.sendCommand(['UNLINK', ...keys]);
  */
+/** `text` as a `SCAN … MATCH` glob matching itself only (`*`, `?`, `[`, `]` and `\\` escaped). */
+export const globEscape = (text: string): string => text.replace(/[*?[\]\\]/g, '\\$&');
+
 export async function* scanKeys(client: RedisCommandSender, pattern: string, count = 1000): AsyncGenerator<string[]> {
   let cursor = '0';
   do {

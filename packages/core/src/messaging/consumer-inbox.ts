@@ -133,7 +133,7 @@ export function inboxStep<Tx>(settings: InboxStepSettings<Tx>): InboxStep<Tx> {
     async pruneWhenDue() {
       if (now() - lastPrune <= 60_000) return;
       lastPrune = now();
-      await inbox.prune(new Date(now() - retentionMs)).catch((error: unknown) => report(error, 'prune'));
+      await inbox.prune(new Date(now() - retentionMs), name).catch((error: unknown) => report(error, 'prune'));
     },
   };
 }

@@ -141,8 +141,11 @@ export function refreshedDeadLetter(live: DeadLetter, next: DeadLetter): DeadLet
 export interface Inbox<Tx = undefined> {
   has(consumer: string, messageId: string): Promise<boolean>;
   add(consumer: string, messageId: string, at: Date): Promise<void>;
-  /** Forgets marks older than `before`. */
-  prune(before: Date): Promise<void>;
+  /**
+   * Forgets `consumer`'s marks older than `before`. Other consumers' marks
+   * stay: each consumer prunes its own, by its own retention.
+   */
+  prune(before: Date, consumer: string): Promise<void>;
   /**
    * Opens a transaction, writes the mark for (`consumer`, `messageId`) and runs
    * `work` with the transaction, then commits. Resolves `false` without
@@ -182,8 +185,9 @@ export function getInMemoryInbox(): Inbox {
       }
       own.set(id, at.getTime());
     },
-    async prune(before) {
-      for (const own of marks.values()) for (const [id, at] of own) if (at < before.getTime()) own.delete(id);
+    async prune(before, consumer) {
+      const own = marks.get(consumer);
+      if (own) for (const [id, at] of own) if (at < before.getTime()) own.delete(id);
     },
   };
 }

@@ -46,6 +46,14 @@ export const consumerMigrations: readonly PostgresMigration[] = [
       CREATE INDEX dead_letters_correlation ON ${s}.dead_letters ((record->'message'->'metadata'->>'correlationId'));
     `,
   },
+  {
+    version: 3,
+    description: 'inbox marks pruned per consumer',
+    up: (s) => `
+      CREATE INDEX inbox_consumer_at ON ${s}.inbox (consumer, at);
+      DROP INDEX ${s}.inbox_at;
+    `,
+  },
 ];
 
 export interface PostgresConsumerStoreOptions {

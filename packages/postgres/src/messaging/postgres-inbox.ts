@@ -139,8 +139,8 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
     add: async (consumer, id, at) => {
       await tables.query('mark', MARK, [consumer, id, at]);
     },
-    prune: async (before) => {
-      await tables.query('prune', `DELETE FROM ${s}.inbox WHERE at < $1`, [before]);
+    prune: async (before, consumer) => {
+      await tables.query('prune', `DELETE FROM ${s}.inbox WHERE consumer = $1 AND at < $2`, [consumer, before]);
     },
     applyOnce(consumer, id, at, work, delivery) {
       if (tables.closed()) return Promise.reject(new StoreClosedError('inbox'));

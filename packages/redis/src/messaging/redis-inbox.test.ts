@@ -106,7 +106,7 @@ describe('getRedisInbox: claim, then mark once the handler succeeded', { skip },
     await inbox.add('shipping', 'old', new Date(now - 10_000));
     await inbox.add('shipping', 'gone', new Date(now - 120_000));
     await inbox.add('shipping', 'new', new Date(now));
-    await inbox.prune(new Date(now - 5000));
+    await inbox.prune(new Date(now - 5000), 'shipping');
     assert.deepEqual(
       [await inbox.has('shipping', 'old'), await inbox.has('shipping', 'gone'), await inbox.has('shipping', 'new')],
       [false, false, true],
@@ -117,9 +117,9 @@ describe('getRedisInbox: claim, then mark once the handler succeeded', { skip },
     const inbox = await open({ retentionMs: 60_000 });
     // A mark without a TTL (written by hand): only a scan would find it.
     await client.sendCommand(['SET', markKey('audit', 'kept'), `d:${Date.now() - 300_000}`]);
-    await inbox.prune(new Date(Date.now() - 120_000));
+    await inbox.prune(new Date(Date.now() - 120_000), 'audit');
     assert.equal(await inbox.has('audit', 'kept'), true, 'not scanned: every mark before that time expired by itself');
-    await inbox.prune(new Date(Date.now() - 5000));
+    await inbox.prune(new Date(Date.now() - 5000), 'audit');
     assert.equal(await inbox.has('audit', 'kept'), false, 'a time within the retention is scanned for');
   });
 

@@ -7,6 +7,7 @@ import {
   assertTlsUrl,
   closeClient,
   commandError,
+  globEscape,
   openClient,
   type RedisClient,
   scanKeys,
@@ -266,11 +267,13 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
         });
     },
 
-    async prune(before) {
+    async prune(before, consumer) {
       // Marks expire by their TTL `retentionMs` after their time: none older than that is left to delete, and the
       // keyspace is not scanned (the consumer's default retention, 7 days, is longer than the marks' 24 h).
       if (before.getTime() <= Date.now() - retentionMs) return;
-      for await (const found of scanKeys(client, `${prefix}*`, 500)) {
+      // Only this consumer's marks (a consumer named like this one plus `:…` matches too: its marks' keys
+      // cannot be told apart from these).
+      for await (const found of scanKeys(client, `${globEscape(prefix + consumer)}:*`, 500)) {
         await runScript(client, 'inboxPrune', found, [before.getTime()]);
       }
     },

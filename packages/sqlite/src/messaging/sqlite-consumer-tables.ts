@@ -46,6 +46,14 @@ export const consumerMigrations: readonly Migration[] = [
         ON factline_dead_letters (json_extract(record, '$.message.metadata.correlationId'));
     `,
   },
+  {
+    version: 3,
+    description: 'inbox marks pruned per consumer',
+    up: `
+      CREATE INDEX factline_inbox_consumer_at ON factline_inbox (consumer, at);
+      DROP INDEX factline_inbox_at;
+    `,
+  },
 ];
 
 export interface SqliteConsumerStoreOptions {

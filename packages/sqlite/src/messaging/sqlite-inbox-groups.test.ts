@@ -94,3 +94,56 @@ test('a lane waiting for a group commit lets other keys join it: one commit cove
     db.close();
   }
 });
+
+test('a consumer with a short inbox retention prunes its own marks only, not those of another consumer of the inbox', async () => {
+  const db = openSqliteDatabase(join(dir, 'retention.db'));
+  const transport = getInMemoryTransport();
+  const inbox = getSqliteInbox({ database: db });
+  const handled: string[] = [];
+  const billing = createConsumer({
+    name: 'billing',
+    topic: 'orders',
+    transport,
+    inbox,
+    pollMs: 5,
+    handler: (message) => {
+      handled.push(message.id);
+    },
+  });
+  let clock = Date.now();
+  const audit = createConsumer({
+    name: 'audit',
+    topic: 'audit-log',
+    transport,
+    inbox,
+    pollMs: 5,
+    inboxRetentionMs: 60_000,
+    now: () => clock,
+    handler: () => undefined,
+  });
+  try {
+    await billing.start();
+    const order = createMessage({ type: 'OrderPlaced', key: 'o-1', data: {} });
+    await transport.publish('orders', [order]);
+    await waitUntil(() => billing.stats().handled === 1, 'billing applied the order');
+    // Two minutes on, audit's first fetch prunes what is older than its one minute.
+    clock += 120_000;
+    await audit.start();
+    await transport.publish('audit-log', [createMessage({ type: 'Logged', data: {} })]);
+    await waitUntil(() => audit.stats().handled === 1, 'audit ran, and pruned');
+    const marks = db.prepare('SELECT consumer FROM factline_inbox ORDER BY consumer').all() as { consumer: string }[];
+    assert.deepEqual(
+      marks.map((row) => row.consumer),
+      ['audit', 'billing'],
+    );
+    // The order comes again (a relay publishing it twice): billing still knows it.
+    await transport.publish('orders', [order]);
+    await waitUntil(() => billing.stats().duplicates === 1, 'billing dropped the duplicate');
+    assert.deepEqual(handled, [order.id]);
+  } finally {
+    await billing.stop();
+    await audit.stop();
+    await transport.close();
+    db.close();
+  }
+});

@@ -76,7 +76,7 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
   const mark = db.prepare<[string, string, number]>(
     'INSERT OR IGNORE INTO factline_inbox (consumer, message_id, at) VALUES (?, ?, ?)',
   );
-  const prune = db.prepare<[number]>('DELETE FROM factline_inbox WHERE at < ?');
+  const prune = db.prepare<[string, number]>('DELETE FROM factline_inbox WHERE consumer = ? AND at < ?');
 
   /** One message: a savepoint when nested in a group's transaction. Throws `{ handler: error }` for the handler's errors. */
   const one = db.transaction((member: Member): boolean => {
@@ -176,8 +176,8 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
     add: async (consumer, id, at) => {
       guardConsumerStore(db, () => mark.run(consumer, id, at.getTime()), 'inbox');
     },
-    prune: async (before) => {
-      guardConsumerStore(db, () => prune.run(before.getTime()), 'inbox');
+    prune: async (before, consumer) => {
+      guardConsumerStore(db, () => prune.run(consumer, before.getTime()), 'inbox');
     },
     applyOnce(consumer, id, at, work, delivery, queued) {
       if (!db.open) return Promise.reject(new StoreClosedError('inbox'));

@@ -24,19 +24,25 @@ export const inboxCases: readonly ConsumerConformanceCase[] = [
     },
   },
   {
-    name: 'the inbox forgets marks older than the retention window',
+    name: "the inbox forgets a consumer's marks older than its retention window, and only that consumer's",
     requires: ['inbox'],
     async run(c) {
       const inbox = c.environment.inbox as Inbox<unknown>;
       const consumer = uniqueCategory('inbox');
+      // Another consumer of the same inbox, with a longer retention (and a name with glob characters).
+      const other = `${uniqueCategory('audit')}*[x]?`;
       const now = Date.now();
       await inbox.add(consumer, 'old', new Date(now - 10_000));
       await inbox.add(consumer, 'new', new Date(now));
+      await inbox.add(other, 'old', new Date(now - 10_000));
       assert.equal(await inbox.has(consumer, 'old'), true);
       assert.equal(await inbox.has(`${consumer}-other`, 'old'), false, 'marks are per consumer');
-      await inbox.prune(new Date(now - 5000));
+      await inbox.prune(new Date(now - 5000), consumer);
       assert.equal(await inbox.has(consumer, 'old'), false);
       assert.equal(await inbox.has(consumer, 'new'), true);
+      assert.equal(await inbox.has(other, 'old'), true, "another consumer's mark is its own to prune");
+      await inbox.prune(new Date(now - 5000), other);
+      assert.equal(await inbox.has(other, 'old'), false);
     },
   },
 ];
