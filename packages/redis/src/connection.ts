@@ -48,6 +48,12 @@ export function assertRedisUrl(url: string, where = 'getRedisTransport.url'): vo
   if (parsed.hostname === '') {
     throw new ValidationError({ path: where, message: `names no host: '${redactUrl(url)}'` });
   }
+  if (!/^\/?([0-9]+)?$/.test(parsed.pathname)) {
+    throw new ValidationError({
+      path: where,
+      message: `selects database '${parsed.pathname.slice(1)}': the path is a database number (redis://host:6379/3), or nothing for 0`,
+    });
+  }
 }
 
 /** Refuses TLS settings for a URL that does not ask for TLS (`redis://`). */

@@ -26,7 +26,7 @@ type Failure = Error & { code?: string; retryable?: boolean };
 
 describe('getRedisTransport and getRedisInbox refuse what cannot work, with typed errors', () => {
   it('a URL that is no URL, or not redis(s), is a ValidationError naming the option', async () => {
-    for (const url of ['not a url', 'http://127.0.0.1:6379', 'redis://']) {
+    for (const url of ['not a url', 'http://127.0.0.1:6379', 'redis://', 'redis://127.0.0.1:6379/orders']) {
       await assert.rejects(getRedisTransport({ url, application: 'a' }), (error: Failure) => {
         assert.equal(error.code, 'VALIDATION', url);
         assert.match(error.message, /getRedisTransport\.url/);

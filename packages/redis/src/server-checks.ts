@@ -6,11 +6,12 @@ import { type RedisCommandSender, redactUrl } from './connection.ts';
 // can work on it.
 
 /**
- * Which server a connection talks to: its `run_id` (`INFO`), the same for
- * every connection to one running server whatever URL reached it
- * (`localhost` or `127.0.0.1`, a hostname or an address); where `INFO` is
- * refused (a proxy, an ACL) or gives no answer within `timeoutMs`, the URL as
- * given. A server the transport and the inbox cannot work on is refused here,
+ * Which server and database a connection talks to: its `run_id` (`INFO`),
+ * the same for every connection to one running server whatever URL reached
+ * it (`localhost` or `127.0.0.1`, a hostname or an address), and the
+ * database the URL selects (`/3`; 0 without one: keys of one database are
+ * not seen from another); where `INFO` is refused (a proxy, an ACL) or gives
+ * no answer within `timeoutMs`, the URL as given. A server the transport and the inbox cannot work on is refused here,
  * at open, rather than by the first command (see `unusableRedisServer`).
  */
 export async function serverIdentity(
@@ -25,7 +26,13 @@ export async function serverIdentity(
   const refusal = unusableRedisServer(info, url, { allowEviction });
   if (refusal) throw refusal;
   const runId = /^run_id:([0-9a-f]+)\s*$/m.exec(info)?.[1];
-  return runId ? `run_id ${runId}` : `url ${url}`;
+  return runId ? `run_id ${runId} db ${databaseOf(url)}` : `url ${url}`;
+}
+
+/** The database a `redis://` URL selects: its path's number (`/3`), 0 without one. */
+function databaseOf(url: string): number {
+  const path = new URL(url).pathname.slice(1);
+  return path === '' ? 0 : Number(path);
 }
 
 /**

@@ -5,7 +5,9 @@ import { serverIdentity, unusableRedisServer } from './server-checks.ts';
 describe('serverIdentity', () => {
   it("is the server's run_id from INFO", async () => {
     const info = '# Server\r\nredis_version:7.0.15\r\nrun_id:0a1b2c3d4e5f\r\ntcp_port:6379\r\n';
-    assert.equal(await serverIdentity({ sendCommand: async () => info }, 'redis://h:1'), 'run_id 0a1b2c3d4e5f');
+    assert.equal(await serverIdentity({ sendCommand: async () => info }, 'redis://h:1'), 'run_id 0a1b2c3d4e5f db 0');
+    // Another database of the same server is another place: its keys are not seen from the first.
+    assert.equal(await serverIdentity({ sendCommand: async () => info }, 'redis://h:1/3'), 'run_id 0a1b2c3d4e5f db 3');
   });
 
   it('falls back to the URL when INFO is refused, answers without a run_id, or does not answer in time', async () => {

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Delivery } from '@factline/core';
+import { createConsumer, createMessage, type Delivery } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
 import { startPrivateServer } from '../fixtures/private-server.ts';
-import { redisUrl } from '../fixtures/server.ts';
+import { redisUrl, removeKeys } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
 import { serverIdentity } from '../server-checks.ts';
 import { type AckTarget, ackWithMark } from './ack-with-mark.ts';
 import { getRedisInbox, type RedisInbox, type RedisInboxErrorStage, type RedisInboxOptions } from './redis-inbox.ts';
+import { getRedisTransport } from './redis-transport.ts';
 
 const opened: RedisInbox[] = [];
 const { skip, application, client } = await sharedRedis('inbox', async () => {
@@ -138,7 +139,7 @@ describe('getRedisInbox: claim, then mark once the handler succeeded', { skip },
     await client.sendCommand(['SET', lease(1), 'reader-b', 'PX', '60000']);
     // The deliveries come from a transport that reached the server by another URL: the server is the same.
     const server = await identityThrough(otherSpelling);
-    assert.match(server, /^run_id [0-9a-f]+$/);
+    assert.match(server, /^run_id [0-9a-f]+ db [0-9]+$/);
     assert.equal(server, await serverIdentity(client, redisUrl));
     const targets: AckTarget[] = [0, 1].map((p) => ({
       server,
@@ -183,6 +184,49 @@ describe('getRedisInbox: claim, then mark once the handler succeeded', { skip },
       assert.equal(await client.sendCommand(['EXISTS', markKey('billing', `m-1-${i}`)]), 0, 'no mark, no claim left');
     }
     assert.equal(await inbox.has('billing', 'm-plain'), true, 'a mark with no ack is written as well');
+  });
+
+  it("an inbox on another database of the transport's server marks, and the consumer acks, each message once", async () => {
+    const other = new URL(redisUrl);
+    other.pathname = `/${Number(other.pathname.slice(1) || 0) === 7 ? 8 : 7}`;
+    const inbox = await getRedisInbox({ url: other.href, application });
+    opened.push(inbox);
+    assert.notEqual(await identityThrough(other.href), await serverIdentity(client, redisUrl));
+    const lost: unknown[] = [];
+    const transport = await getRedisTransport({
+      url: redisUrl,
+      application,
+      partitions: 1,
+      leaseMs: 1000,
+      onError: (error, { stage }) => {
+        if (stage === 'lease') lost.push(error);
+      },
+    });
+    let runs = 0;
+    const consumer = createConsumer({
+      name: 'other-db',
+      topic: 'other-db',
+      transport,
+      inbox,
+      pollMs: 5,
+      handler: () => {
+        runs += 1;
+      },
+    });
+    try {
+      await consumer.start();
+      await transport.publish('other-db', [createMessage({ type: 'Placed', key: 'k', data: {} })]);
+      await waitUntil(
+        async () => (await transport.backlog?.('other-db', 'other-db'))?.messages === 0,
+        'the entry acked',
+      );
+      assert.equal(runs, 1);
+      assert.deepEqual(lost, [], 'no lease taken for lost at the mark');
+    } finally {
+      await consumer.stop();
+      await transport.close();
+      await removeKeys(application, other.href);
+    }
   });
 });
 
