@@ -22,13 +22,23 @@ export const scripts = {
    * server lost the group), topic, partition count. Returns `partitions <n>`
    * and changes nothing when the topic's recorded count is another; else
    * creates the group on each stream (BUSYGROUP is fine), then records the
-   * count and the group.
+   * count and the group. With no count recorded, the topic's first declaration
+   * here, a stream that holds entries already was written after the server
+   * lost its data (by a producer that had seen groups before: nothing is
+   * published to a topic before its first group): the group starts at `0`, so
+   * those entries are its.
    */
   declare: `
 local recorded = redis.call('HGET', KEYS[2], ARGV[3])
 if recorded and recorded ~= ARGV[4] then return 'partitions ' .. recorded end
+local start = ARGV[2]
+if not recorded then
+  for i = 3, #KEYS do
+    if redis.call('XLEN', KEYS[i]) > 0 then start = '0' end
+  end
+end
 for i = 3, #KEYS do
-  local r = redis.pcall('XGROUP', 'CREATE', KEYS[i], ARGV[1], ARGV[2], 'MKSTREAM')
+  local r = redis.pcall('XGROUP', 'CREATE', KEYS[i], ARGV[1], start, 'MKSTREAM')
   if type(r) == 'table' and r.err and not string.find(r.err, 'BUSYGROUP') then return r end
 end
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])

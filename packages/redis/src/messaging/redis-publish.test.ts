@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
 import { redisUrl } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
 import { getRedisTransport } from './redis-transport.ts';
@@ -45,6 +46,42 @@ describe('redis: publish', { skip }, () => {
       }
     } finally {
       await transport.close();
+    }
+  });
+
+  it('what a producer publishes after the server lost its data reaches a group declared afterwards', async () => {
+    const producer = await getRedisTransport({ url: redisUrl, application, partitions: 2 });
+    const topic = 'lost';
+    const streams = [0, 1].map((p) => producer.keys.stream(topic, p));
+    let consumer: Awaited<ReturnType<typeof getRedisTransport>> | undefined;
+    try {
+      await producer.declareSubscription(topic, 'billing');
+      await producer.publish(topic, [createMessage({ type: 'T', key: 'a', data: { n: 0 } })]);
+      // What a restart without persistence leaves: none of the topic's keys.
+      await client.sendCommand(['DEL', producer.keys.groups(topic), ...streams]);
+      await client.sendCommand(['HDEL', producer.keys.partitions, topic]);
+      // The producer had seen the group: it publishes on (an outbox relay, asking for a subscription).
+      const after = [1, 2, 3].map((n) => createMessage({ type: 'T', key: `k${n}`, data: { n } }));
+      await producer.publish(topic, after, { requireSubscription: true });
+      // The consumer's process starts after the restart: its group is declared on streams that hold those.
+      consumer = await getRedisTransport({ url: redisUrl, application, partitions: 2 });
+      const subscription = consumer.subscribe(topic, 'billing');
+      const received: number[] = [];
+      await waitUntil(async () => {
+        for (const delivery of await subscription.receive(10, 100, new AbortController().signal)) {
+          received.push((delivery.message.data as { n: number }).n);
+          await delivery.ack();
+        }
+        return received.length >= 3;
+      }, 'the messages published after the loss');
+      assert.deepEqual(received.sort(), [1, 2, 3]);
+      // A group declared later, once the topic's count is recorded again, starts from then on as ever.
+      await consumer.declareSubscription(topic, 'audit');
+      assert.equal((await consumer.backlog?.(topic, 'audit'))?.messages, 0);
+      await subscription.close();
+    } finally {
+      await consumer?.close();
+      await producer.close();
     }
   });
 });
