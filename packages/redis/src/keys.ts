@@ -15,6 +15,10 @@
  * - `<app>:readers:<topic>:<group>`: sorted set of the group's live readers
  *   (score: when their registration expires), to share partitions fairly.
  * - `<app>:dead` and `<app>:dead:live`: dead letters (see redis-dead-letters.ts).
+ *
+ * In the lease and readers keys the topic is written with `keyPart`, so the
+ * first `:` after it ends it: topic `a:b` with group `c` and topic `a` with
+ * group `b:c` get keys of their own.
  */
 export interface RedisKeys {
   stream(topic: string, partition: number): string;
@@ -33,12 +37,19 @@ export function redisKeys(application: string): RedisKeys {
     groups: (topic) => `${application}:groups:${topic}`,
     partitions: `${application}:partitions`,
     delayed: `${application}:delayed`,
-    lease: (topic, group, partition) => `${application}:lease:${topic}:${group}:${partition}`,
-    readers: (topic, group) => `${application}:readers:${topic}:${group}`,
+    lease: (topic, group, partition) => `${application}:lease:${keyPart(topic)}:${group}:${partition}`,
+    readers: (topic, group) => `${application}:readers:${keyPart(topic)}:${group}`,
     deadLetters: `${application}:dead`,
     liveDeadLetters: `${application}:dead:live`,
   };
 }
+
+/**
+ * A name as one part of a key, with no `:` in it: `%` as `%25` and `:` as
+ * `%3A`; a name with neither is written as it is.
+ */
+export const keyPart = (name: string): string =>
+  /[%:]/.test(name) ? name.replace(/%/g, '%25').replace(/:/g, '%3A') : name;
 
 /** FNV-1a of the key: stable across processes and versions. */
 export function partitionOf(key: string, partitions: number): number {

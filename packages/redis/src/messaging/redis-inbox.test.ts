@@ -6,6 +6,7 @@ import { createClient } from 'redis';
 import { startPrivateServer } from '../fixtures/private-server.ts';
 import { redisUrl, removeKeys } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
+import { keyPart } from '../keys.ts';
 import { serverIdentity } from '../server-checks.ts';
 import { type AckTarget, ackWithMark } from './ack-with-mark.ts';
 import { getRedisInbox, type RedisInbox, type RedisInboxErrorStage, type RedisInboxOptions } from './redis-inbox.ts';
@@ -21,7 +22,7 @@ const open = async (options: Omit<RedisInboxOptions, 'url' | 'application'> = {}
   opened.push(inbox);
   return inbox;
 };
-const markKey = (consumer: string, id: string) => `${application}:processed:${consumer}:${id}`;
+const markKey = (consumer: string, id: string) => `${application}:processed:${keyPart(consumer)}:${id}`;
 /** The same server's URL spelt the other way (127.0.0.1 ↔ localhost), when it is one of them. */
 const otherSpelling = redisUrl.includes('127.0.0.1')
   ? redisUrl.replace('127.0.0.1', 'localhost')
@@ -112,6 +113,19 @@ describe('getRedisInbox: claim, then mark once the handler succeeded', { skip },
       [await inbox.has('shipping', 'old'), await inbox.has('shipping', 'gone'), await inbox.has('shipping', 'new')],
       [false, false, true],
     );
+  });
+
+  it('consumers whose names hold `:` keep marks of their own, and prune only their own', async () => {
+    const inbox = await open({ retentionMs: 60_000 });
+    const now = Date.now();
+    await inbox.add('audit', 'eu:m1', new Date(now - 10_000));
+    await inbox.add('audit:eu', 'm1', new Date(now - 10_000));
+    assert.equal(await inbox.has('audit:eu', 'm2'), false);
+    await inbox.add('audit', 'eu:m2', new Date(now));
+    assert.equal(await inbox.has('audit:eu', 'm2'), false, "another consumer's mark");
+    await inbox.prune(new Date(now - 5000), 'audit');
+    assert.equal(await inbox.has('audit', 'eu:m1'), false);
+    assert.equal(await inbox.has('audit:eu', 'm1'), true, "not pruned with another consumer's marks");
   });
 
   it('prune scans nothing for a time its marks outlive by their TTL (the consumer asks for 7 days, marks live 24 h)', async () => {

@@ -13,6 +13,7 @@ import {
   scanKeys,
   unansweredAtClose,
 } from '../connection.ts';
+import { keyPart } from '../keys.ts';
 import { applicationName } from '../options.ts';
 import { runScript } from '../scripts.ts';
 import { serverIdentity } from '../server-checks.ts';
@@ -38,7 +39,7 @@ export interface RedisInboxOptions {
   url: string;
   /** For a `rediss://` URL: the CA, client certificate and key, as the transport's `tls` option. */
   tls?: RedisTlsOptions;
-  /** Prefixes the marks: `<application>:processed:<consumer>:<message id>`. */
+  /** Prefixes the marks: `<application>:processed:<consumer>:<message id>` (a `:` or `%` in the consumer written `%3A`, `%25`). */
   application: string;
   /** How long a mark is kept (its TTL). Default 24 h, as the seed's `EX 86400`. */
   retentionMs?: number;
@@ -130,7 +131,8 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     await closeClient(client);
     throw error;
   });
-  const markKey = (consumer: string, id: string) => `${prefix}${consumer}:${id}`;
+  // The consumer as a key part (no `:`): the first `:` after it starts the message id.
+  const markKey = (consumer: string, id: string) => `${prefix}${keyPart(consumer)}:${id}`;
   /** Claim values: unique per inbox (72 random bits, short: each claim travels twice per message) and per run (a counter). */
   const runs = randomBytes(9).toString('base64url');
   let runCount = 0;
@@ -271,9 +273,8 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       // Marks expire by their TTL `retentionMs` after their time: none older than that is left to delete, and the
       // keyspace is not scanned (the consumer's default retention, 7 days, is longer than the marks' 24 h).
       if (before.getTime() <= Date.now() - retentionMs) return;
-      // Only this consumer's marks (a consumer named like this one plus `:…` matches too: its marks' keys
-      // cannot be told apart from these).
-      for await (const found of scanKeys(client, `${globEscape(prefix + consumer)}:*`, 500)) {
+      // Only this consumer's marks.
+      for await (const found of scanKeys(client, `${globEscape(prefix + keyPart(consumer))}:*`, 500)) {
         await runScript(client, 'inboxPrune', found, [before.getTime()]);
       }
     },
