@@ -43,4 +43,39 @@ describe('redis: backlog', { skip }, () => {
       await transport.close();
     }
   });
+
+  it("counts the topic's delayed messages for the group, and takes the oldest's age from its createdAt", async () => {
+    const transport = await getRedisTransport({ url: redisUrl, application, partitions: 2 });
+    try {
+      await transport.declareSubscription('refunds', 'billing');
+      await transport.declareSubscription('refunds:eu', 'billing');
+      const hourAgo = new Date(Date.now() - 3_600_000);
+      // Created an hour ago (an outbox relay catching up), appended now.
+      const old = { ...createMessage({ type: 'Refund', key: 'r-1', data: {} }), createdAt: hourAgo };
+      await transport.publish('refunds', [old]);
+      const soon = new Date(Date.now() + 60_000);
+      await transport.publish('refunds', [createMessage({ type: 'Refund', key: 'r-2', data: {}, deliverAt: soon })]);
+      // Another topic whose streams' names begin like these: its delayed message is not this topic's.
+      await transport.publish('refunds:eu', [createMessage({ type: 'Refund', key: 'r-3', data: {}, deliverAt: soon })]);
+      const waiting = await transport.backlog?.('refunds', 'billing');
+      assert.equal(waiting?.messages, 2, 'the appended one and the delayed one');
+      assert.equal(waiting?.oldestAt, hourAgo.getTime());
+      assert.equal((await transport.backlog?.('refunds:eu', 'billing'))?.messages, 1);
+      // A release for one group waits for that group only.
+      await transport.declareSubscription('refunds', 'audit');
+      const subscription = transport.subscribe('refunds', 'audit');
+      await transport.publish('refunds', [createMessage({ type: 'Refund', key: 'r-4', data: {} })]);
+      const [delivery] = await subscription.receive(1, 5000, new AbortController().signal);
+      await delivery?.release(60_000);
+      assert.equal(
+        (await transport.backlog?.('refunds', 'audit'))?.messages,
+        2,
+        'the delayed r-2 and the released r-4',
+      );
+      assert.equal((await transport.backlog?.('refunds', 'billing'))?.messages, 3, 'r-1, r-2 and r-4');
+      await subscription.close();
+    } finally {
+      await transport.close();
+    }
+  });
 });

@@ -25,11 +25,11 @@ import { type RedisKeys, redisKeys } from '../keys.ts';
 import { checkRedisTransportOptions, type RedisErrorStage, type RedisTransportOptions } from '../options.ts';
 import { runScript } from '../scripts.ts';
 import { serverIdentity } from '../server-checks.ts';
+import { readBacklog } from './backlog.ts';
 import { startDelayMover } from './delay-mover.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { delayedMember, writeMessages } from './publish.ts';
 import { getRedisDeadLetterStore } from './redis-dead-letters.ts';
-import { idTime, infoRow, isNoSuchKey } from './stream-replies.ts';
 
 export interface RedisTransport extends Transport {
   /** The keys this transport writes, by application. */
@@ -306,44 +306,7 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
           },
         };
       },
-      async backlog(topic, group) {
-        let messages = 0;
-        let oldestAt: number | undefined;
-        for (const stream of streamsOf(topic)) {
-          // A partition nothing was written to has no stream yet: nothing waits there. Any other failure is the caller's.
-          const info = (await client.sendCommand(['XINFO', 'GROUPS', stream]).catch((error: unknown) => {
-            if (isNoSuchKey(error)) return [];
-            throw error;
-          })) as unknown[];
-          for (const row of info) {
-            const fields = infoRow(row);
-            if (String(fields.get('name')) !== group) continue;
-            const pending = Number(fields.get('pending') ?? 0);
-            const lag = Number(fields.get('lag') ?? 0);
-            messages += pending + lag;
-            const first =
-              pending > 0
-                ? ((await client.sendCommand(['XPENDING', stream, group])) as unknown[])[1]
-                : lag > 0
-                  ? (
-                      (await client.sendCommand([
-                        'XRANGE',
-                        stream,
-                        `(${String(fields.get('last-delivered-id'))}`,
-                        '+',
-                        'COUNT',
-                        '1',
-                      ])) as unknown[][]
-                    )[0]?.[0]
-                  : undefined;
-            if (first !== undefined && first !== null) {
-              const at = idTime(String(first));
-              oldestAt = oldestAt === undefined ? at : Math.min(oldestAt, at);
-            }
-          }
-        }
-        return { messages, oldestAt };
-      },
+      backlog: (topic, group) => readBacklog(client, keys, options.partitions, topic, group),
       deadLetterStore: () => getRedisDeadLetterStore({ client, application: options.application }),
       async close() {
         closed = true;
