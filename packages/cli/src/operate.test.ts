@@ -270,6 +270,53 @@ describe('factline projections pause and resume', () => {
   });
 });
 
+describe('factline projections rebuild asked twice', () => {
+  it('a request written over by a second rebuild is not taken for one a runner took: with no runner, both exit 1', async () => {
+    const store = getSqliteEventStore({ path: db });
+    const requested = () =>
+      (
+        store.database
+          .prepare(
+            "SELECT rebuild_requested_at AS at FROM factline_projection_controls WHERE name = 'order_events_relay'",
+          )
+          .get() as { at: number | null } | undefined
+      )?.at ?? null;
+    try {
+      store.database
+        .prepare(
+          "UPDATE factline_projection_controls SET rebuild_requested_at = NULL WHERE name = 'order_events_relay'",
+        )
+        .run();
+      const first = factline(
+        'projections',
+        'rebuild',
+        'order_events_relay',
+        '--timeout-ms',
+        '2000',
+        '--interval-ms',
+        '20',
+      );
+      await waitUntil(() => requested() !== null, 'the first request written');
+      const firstAt = requested();
+      // The second writes its own request over the first (a second operator, or the first seemed stuck).
+      const second = await factline('projections', 'rebuild', 'order_events_relay', '--timeout-ms', '300');
+      assert.notEqual(requested(), firstAt);
+      assert.equal(second.code, 1);
+      const outcome = await first;
+      assert.equal(outcome.code, 1, outcome.stdout);
+      assertOneLine(outcome.stderr, /^factline: no runner took the rebuild of 'order_events_relay' within 2000 ms/);
+    } finally {
+      // Nothing left for a later runner to rebuild.
+      store.database
+        .prepare(
+          "UPDATE factline_projection_controls SET rebuild_requested_at = NULL WHERE name = 'order_events_relay'",
+        )
+        .run();
+      await store.close();
+    }
+  });
+});
+
 describe('factline projections status with versions', () => {
   it('shows the live version on the checkpoint of every version of a projection', async () => {
     const store = getSqliteEventStore({ path: db });

@@ -39,11 +39,13 @@ async function follow(
   flags: RebuildFlags,
   context: CliContext,
 ): Promise<Outcome> {
-  const requestedAt = await control.requestRebuild(name);
+  await control.requestRebuild(name);
   const deadline = Date.now() + flags.timeoutMs;
   for (;;) {
     const { requestedAt: pending, head } = await control.rebuildProgress(name);
-    if (pending !== requestedAt) {
+    // Taken once a runner cleared it. A newer request written over this one (another `rebuild`) stands for
+    // both: this one waits for it to be taken too.
+    if (pending === null) {
       const started = Date.now();
       let reportedAt = 0;
       let last = -1;
