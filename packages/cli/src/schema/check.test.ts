@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -84,6 +84,22 @@ describe('checkSchemas: versions and types', () => {
       () => checkSchemas([placed(1)], join(root, 'missing')),
       (error: unknown) => isValidationError(error) && /is not a schema snapshot folder/.test(error.message),
     );
+    // A folder that exists but holds no snapshot: the source folder, the snapshot's own events/, an empty one.
+    const dir = freshDir();
+    writeSchemaSnapshot(dir, [placed(1)]);
+    const emptyFolder = freshDir();
+    mkdirSync(emptyFolder);
+    for (const wrong of [emptyFolder, join(dir, 'events')]) {
+      assert.throws(
+        () => checkSchemas([placed(1, z.object({ orderId: z.number() }))], wrong),
+        (error: unknown) => isValidationError(error) && /holds no schema snapshot/.test(error.message),
+        wrong,
+      );
+    }
+    // Writing the first snapshot into an empty folder still works.
+    const empty = freshDir();
+    mkdirSync(empty);
+    assert.deepEqual(writeSchemaSnapshot(empty, [placed(1)]).written, ['events/OrderPlaced.v1.json']);
   });
 });
 

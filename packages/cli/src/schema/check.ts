@@ -1,7 +1,8 @@
+import { ValidationError } from '@factline/core';
 import { compareSchemas } from './compare/compare-schemas.ts';
 import { type ResolvedDefinition, resolveDefinitions, type SchemaDefinitionsSource } from './definitions.ts';
 import type { SchemaCheckReport, SchemaNotice, SchemaNoticeRule, SchemaProblem } from './report.ts';
-import { asStored, readSnapshotFiles, type SnapshotFile, snapshotFileName } from './snapshot-files.ts';
+import { asStored, folders, readSnapshotFiles, type SnapshotFile, snapshotFileName } from './snapshot-files.ts';
 
 const keyOf = (kind: string, type: string) => `${kind}\u0000${type}`;
 
@@ -88,8 +89,8 @@ export function compareWithSnapshot(definitions: ResolvedDefinition[], files: Sn
  * every change an old stored payload or an old reader could not survive at
  * the same version. A version with no snapshot passes as a notice: a new
  * type, or a bumped version (the registry enforces its upcaster). Throws a
- * `ValidationError` when `dir` is not a snapshot folder or a definition has
- * no JSON Schema.
+ * `ValidationError` when `dir` is not a snapshot folder, holds no snapshot
+ * file, or a definition has no JSON Schema.
  *
  * @example
  * const report = checkSchemas(registry, 'schemas');
@@ -97,5 +98,14 @@ export function compareWithSnapshot(definitions: ResolvedDefinition[], files: Sn
  */
 export function checkSchemas(definitions: SchemaDefinitionsSource, dir: string): SchemaCheckReport {
   const resolved = resolveDefinitions(definitions);
-  return compareWithSnapshot(resolved, readSnapshotFiles(dir));
+  const files = readSnapshotFiles(dir);
+  // A folder with no snapshot at all (`--dir src`, `.`, the snapshot's `events/` itself) would pass every
+  // change as a new type: the gate must not open on a wrong folder.
+  if (files.length === 0) {
+    throw new ValidationError({
+      path: dir,
+      message: `holds no schema snapshot (no ${folders.event}/ or ${folders.message}/ file): write one first (factline schema snapshot), or give the folder that holds them`,
+    });
+  }
+  return compareWithSnapshot(resolved, files);
 }

@@ -20,7 +20,8 @@ export interface SnapshotFile {
   file: string;
 }
 
-const folders: Record<SchemaKind, string> = { event: 'events', message: 'messages' };
+/** The folder of each kind's snapshot files under the snapshot folder. */
+export const folders: Record<SchemaKind, string> = { event: 'events', message: 'messages' };
 
 /** The file of one type at one version, relative to the snapshot folder; the type name is escaped for a file name. */
 export function snapshotFileName(kind: SchemaKind, type: string, version: number): string {
