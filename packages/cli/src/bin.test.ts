@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { runFactline } from './fixtures/run-factline.ts';
 import type { SchemaCheckReport } from './schema/report.ts';
 
@@ -98,6 +100,35 @@ export const schemas = [{ kind: 'event', type: 'Paid', version: 1, schema: z.obj
       assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
       assert.equal(run.stderr.trimEnd().split('\n').length, 1, `one line: ${run.stderr}`);
       assert.match(run.stderr.trimEnd(), expected);
+    }
+  });
+
+  it('Ctrl-C ends a command that does not follow it at once, with exit code 130', async () => {
+    // A registry module that never finishes loading (it keeps a timer, so the process has work left).
+    const marker = join(project, 'hang-loaded');
+    writeFileSync(
+      join(project, 'hang.mts'),
+      `import { writeFileSync } from 'node:fs';
+setInterval(() => undefined, 1000);
+writeFileSync(${JSON.stringify(marker)}, 'loading');
+await new Promise(() => undefined);
+export const registry = [];
+`,
+    );
+    const tsx = import.meta.resolve('tsx');
+    const bin = fileURLToPath(new URL('./bin.ts', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      ['--conditions=factline-source', '--import', tsx, bin, 'schema', 'check', '--registry', 'hang.mts'],
+      { cwd: project, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      await waitUntil(() => existsSync(marker), 'the CLI loading the module', 30_000);
+      child.kill('SIGINT');
+      assert.equal(await settlesWithin(exited, 10_000, 'the bin ending on the first Ctrl-C'), 130);
+    } finally {
+      child.kill('SIGKILL');
     }
   });
 });

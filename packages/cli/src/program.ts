@@ -52,7 +52,12 @@ function createProgram(context: CliContext): Command {
 /** The terminal's streams, environment and Ctrl-C, for the bin. */
 function processIo(): CliIo {
   const interrupt = new AbortController();
-  process.once('SIGINT', () => interrupt.abort());
+  let followed = false;
+  process.once('SIGINT', () => {
+    interrupt.abort();
+    // A command that does not follow Ctrl-C (a read waiting on a lock, a module that hangs on load) ends now.
+    if (!followed) process.exit(130);
+  });
   // Output piped into `head` that closed early: the reader has what it wanted.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EPIPE') throw error;
@@ -73,6 +78,9 @@ function processIo(): CliIo {
       }
     },
     signal: interrupt.signal,
+    followInterrupt: () => {
+      followed = true;
+    },
   };
 }
 

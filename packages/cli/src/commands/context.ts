@@ -13,6 +13,12 @@ export interface CliContext {
   ask(question: string): Promise<string>;
   /** Aborted on SIGINT: a command that follows (`events tail`) stops and exits 0. */
   signal: AbortSignal;
+  /**
+   * Called by a command that stops by itself when `signal` aborts (it
+   * follows Ctrl-C). For any other command Ctrl-C ends the process at once,
+   * with exit code 130, as a program that does not handle it.
+   */
+  followInterrupt(): void;
   /** Set by a command: 0 fine, 1 not found or a check failed, 2 usage, connection or load error. */
   exitCode: number;
   /** A path given on the command line, from `cwd`. */
@@ -27,6 +33,7 @@ export function createCliContext(io: CliIo): CliContext {
     interactive: false,
     ask: () => Promise.resolve(''),
     signal: new AbortController().signal,
+    followInterrupt: () => undefined,
     ...io,
     exitCode: 0,
     resolve: (path) => resolve(io.cwd, path),

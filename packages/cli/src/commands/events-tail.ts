@@ -40,6 +40,7 @@ export function addEventsTail(program: Command, context: CliContext): void {
       await withInspector(flags, context, async (inspector) => {
         let position = flags.from === undefined ? await inspector.headPosition() : flags.from - 1;
         let printed = 0;
+        context.followInterrupt();
         const { signal } = context;
         while (!signal.aborted) {
           const page = await inspector.readAll(position, PAGE);

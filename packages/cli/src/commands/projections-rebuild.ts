@@ -39,6 +39,7 @@ async function follow(
   flags: RebuildFlags,
   context: CliContext,
 ): Promise<Outcome> {
+  context.followInterrupt();
   await control.requestRebuild(name);
   const deadline = Date.now() + flags.timeoutMs;
   for (;;) {

@@ -69,6 +69,7 @@ export function addUi(program: Command, context: CliContext): void {
         onError: (error) => context.stderr(`factline ui: ${error instanceof Error ? error.message : String(error)}`),
       });
       context.stdout(`factline ui on ${ui.url}${flags.token ? '?token=…' : ''} (Ctrl-C to stop)`);
+      context.followInterrupt();
       await new Promise<void>((resolve) => {
         if (context.signal.aborted) resolve();
         else context.signal.addEventListener('abort', () => resolve(), { once: true });
