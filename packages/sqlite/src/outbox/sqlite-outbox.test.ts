@@ -52,6 +52,33 @@ test('enqueue outside a transaction is refused', () => {
   }
 });
 
+test('an enqueue that fails part-way writes none of its batch, even when the caller goes on and commits', () => {
+  const { db, outbox, cleanup } = setup();
+  try {
+    const [first] = db.transaction(() => outbox.enqueue(db, 'orders', [{ type: 'OrderPlaced', data: { n: 1 } }]))();
+    const fresh = { id: 'fresh-1', type: 'OrderPlaced', data: { n: 2 } };
+    const again = { id: first?.id as string, type: 'OrderPlaced', data: { n: 1 } };
+    db.transaction(() => {
+      db.prepare("INSERT INTO orders (id, total) VALUES ('o-2', 2)").run();
+      // The second message's id is still in the outbox: the enqueue fails, and the caller carries on.
+      assert.throws(() => outbox.enqueue(db, 'orders', [fresh, again]), /UNIQUE/);
+    })();
+    const ids = db.prepare('SELECT message_id AS id FROM factline_outbox ORDER BY id').all() as { id: string }[];
+    assert.deepEqual(
+      ids.map((row) => row.id),
+      [first?.id],
+      'the fresh message is not left behind without the rest of its batch',
+    );
+    assert.equal(
+      (db.prepare('SELECT count(*) AS n FROM orders').get() as { n: number }).n,
+      1,
+      "the caller's own row committed",
+    );
+  } finally {
+    cleanup();
+  }
+});
+
 test('a transaction begun by hand and left open across an await: the relay reads nothing of it; its rollback publishes nothing', async () => {
   const { db, outbox, cleanup } = setup();
   const transport = getInMemoryTransport();

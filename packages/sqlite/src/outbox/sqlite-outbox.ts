@@ -16,7 +16,7 @@ import {
   prepareMessages,
   startOutboxRelay,
 } from '@factline/core/adapter';
-import type { Database, Statement } from 'better-sqlite3';
+import type { Database } from 'better-sqlite3';
 import { createSqliteLeases, leaseTimings } from '../lease.ts';
 import { type Migration, migrate } from '../migrations.ts';
 import { checkSqliteOutboxOptions, checkSqliteOutboxRelayOptions } from '../options.ts';
@@ -160,13 +160,17 @@ export function getSqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
     throw toStorageError(error);
   }
   // Statements belong to one connection: prepared per connection enqueue is given.
-  const inserts = new WeakMap<Database, Statement<[string, string, string, string, number]>>();
+  const inserts = new WeakMap<Database, (topic: string, rows: readonly Message[], at: number) => void>();
+  /** The batch's inserts on `db`, in a savepoint of the caller's transaction: all of them or none. */
   const insertOn = (db: Database) => {
     let insert = inserts.get(db);
     if (!insert) {
-      insert = db.prepare(
+      const statement = db.prepare<[string, string, string, string, number]>(
         'INSERT INTO factline_outbox (topic, message_id, key, message, created_at) VALUES (?, ?, ?, ?, ?)',
       );
+      insert = db.transaction((topic: string, rows: readonly Message[], at: number) => {
+        for (const message of rows) statement.run(topic, message.id, message.key, JSON.stringify(message), at);
+      });
       inserts.set(db, insert);
     }
     return insert;
@@ -194,8 +198,7 @@ export function getSqliteOutbox(options: SqliteOutboxOptions): SqliteOutbox {
         : toOutboxMessages(messages, now);
       const at = now();
       try {
-        const insert = insertOn(db);
-        for (const message of built) insert.run(topic, message.id, message.key, JSON.stringify(message), at);
+        insertOn(db)(topic, built, at);
       } catch (error) {
         throw missingOutboxError(error) ?? toStorageError(error);
       }
