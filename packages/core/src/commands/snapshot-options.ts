@@ -1,5 +1,6 @@
 import { ValidationError } from '../errors/index.ts';
 import { checkOptions, describeValue, type OptionKind, type OptionSpecOf } from '../options/check-options.ts';
+import { snapshotVersionKind } from '../snapshots/prepare.ts';
 import { DEFAULT_SNAPSHOT_NAME, type SnapshotStore } from '../snapshots/types.ts';
 import { isPlainObject } from '../store/json-checks.ts';
 import type { Event, RecordedOf } from '../store/types.ts';
@@ -79,7 +80,7 @@ export const snapshotEveryKind: OptionKind = (value) =>
 
 const spec: OptionSpecOf<CommandSnapshots<unknown>> = {
   store: snapshotStoreKind,
-  version: 'positive-integer',
+  version: snapshotVersionKind,
   every: snapshotEveryKind,
   name: 'non-empty-string',
   toSnapshot: 'function',

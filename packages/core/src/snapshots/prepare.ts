@@ -1,7 +1,7 @@
 import { isValidationError, ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { checkOptions, describeValue, type OptionKind, type OptionSpecOf } from '../options/check-options.ts';
 import { checkJson } from '../store/json-checks.ts';
-import { checkName, defaultStoreLimits, MAX_NAME_LENGTH } from '../store/validation.ts';
+import { checkName, MAX_NAME_LENGTH } from '../store/validation.ts';
 import { DEFAULT_SNAPSHOT_NAME, type Snapshot, type SnapshotKeyOptions, type SnapshotToSave } from './types.ts';
 
 /** A snapshot checked and serialized, ready for an adapter to write. */
@@ -37,12 +37,22 @@ const nameKind =
     return issues[0]?.message;
   };
 
+/** The largest `snapshotVersion` (a state shape's number): what every store keeps (PostgreSQL's `integer`). */
+export const MAX_SNAPSHOT_VERSION = 2_147_483_647;
+
+/** A state shape's version: an integer from 1 to `MAX_SNAPSHOT_VERSION`, the same on every store. */
+export const snapshotVersionKind: OptionKind = (value) =>
+  typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_SNAPSHOT_VERSION
+    ? undefined
+    : `must be an integer from 1 to ${MAX_SNAPSHOT_VERSION}, got ${describeValue(value)}`;
+
 const snapshotSpec: OptionSpecOf<SnapshotToSave> = {
-  streamId: nameKind(defaultStoreLimits.maxStreamIdLength),
+  // Any stream id the event store took (its `limits.maxStreamIdLength` may be above the default).
+  streamId: nameKind(Number.POSITIVE_INFINITY),
   name: nameKind(MAX_NAME_LENGTH),
   version: 'positive-integer',
   lastEventId: nameKind(MAX_NAME_LENGTH),
-  snapshotVersion: 'positive-integer',
+  snapshotVersion: snapshotVersionKind,
   state: 'any',
   takenAt: 'date',
 };
@@ -98,7 +108,7 @@ const keySpec: OptionSpecOf<SnapshotKeyOptions> = { name: nameKind(MAX_NAME_LENG
  */
 export function checkSnapshotKey(streamId: unknown, options: unknown, where: 'load' | 'delete'): string {
   const issues: ValidationIssue[] = [];
-  checkName(streamId, 'streamId', defaultStoreLimits.maxStreamIdLength, issues);
+  checkName(streamId, 'streamId', Number.POSITIVE_INFINITY, issues);
   collect(issues, () => checkOptions(options as SnapshotKeyOptions | undefined, keySpec, `${where} options`));
   if (issues.length > 0) throw new ValidationError(issues);
   return (options as SnapshotKeyOptions | undefined)?.name ?? DEFAULT_SNAPSHOT_NAME;

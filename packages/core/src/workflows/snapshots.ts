@@ -9,6 +9,7 @@ import {
 import { ValidationError } from '../errors/index.ts';
 import { type Logger, log } from '../logging/logger.ts';
 import { checkOptions, describeValue, type OptionSpecOf } from '../options/check-options.ts';
+import { snapshotVersionKind } from '../snapshots/prepare.ts';
 import type { Snapshot, SnapshotStore } from '../snapshots/types.ts';
 import type { AppendResult, Event, EventStore } from '../store/types.ts';
 import { applyRecords, type InstanceStatus, loadInstance, type WorkflowInstance } from './instance.ts';
@@ -84,7 +85,7 @@ const where = 'createWorkflowHandler options.snapshots';
 
 const spec: OptionSpecOf<WorkflowSnapshots> = {
   store: snapshotStoreKind,
-  version: 'positive-integer',
+  version: snapshotVersionKind,
   every: snapshotEveryKind,
   name: 'non-empty-string',
   toSnapshot: 'function',

@@ -51,12 +51,12 @@ export const validationCases: SnapshotConformanceCase[] = [
       const valid = snapshotOf(id, 5);
       const cases: [Record<string, unknown>, string[]][] = [
         [{ ...valid, streamId: '' }, ['snapshot.streamId']],
-        [{ ...valid, streamId: 'x'.repeat(201) }, ['snapshot.streamId']],
         [{ ...valid, streamId: 'tab\there' }, ['snapshot.streamId']],
         [{ ...valid, version: 0 }, ['snapshot.version']],
         [{ ...valid, version: 1.5 }, ['snapshot.version']],
         [{ ...valid, version: '5' }, ['snapshot.version']],
         [{ ...valid, snapshotVersion: 0 }, ['snapshot.snapshotVersion']],
+        [{ ...valid, snapshotVersion: 2_147_483_648 }, ['snapshot.snapshotVersion']],
         [{ ...valid, lastEventId: '' }, ['snapshot.lastEventId']],
         [{ ...valid, name: '' }, ['snapshot.name']],
         [{ ...valid, name: 42 }, ['snapshot.name']],
@@ -81,6 +81,17 @@ export const validationCases: SnapshotConformanceCase[] = [
         assert.deepEqual(await issuePaths(snapshots.save(notObject as unknown as SnapshotToSave)), ['snapshot']);
       }
       assert.equal(await snapshots.load(id), undefined, 'nothing was written');
+    },
+  },
+  {
+    name: 'every store keeps what the event store can hold: a long stream id, the largest snapshot version',
+    async run({ snapshots, streamId }) {
+      // An event store may be given a `limits.maxStreamIdLength` above the default 200.
+      const long = `${streamId()}-${'x'.repeat(300)}`;
+      assert.equal(await snapshots.save({ ...snapshotOf(long, 3), snapshotVersion: 2_147_483_647 }), true);
+      const stored = await snapshots.load(long);
+      assert.deepEqual([stored?.version, stored?.snapshotVersion], [3, 2_147_483_647]);
+      assert.equal(await snapshots.delete(long), true);
     },
   },
   {
