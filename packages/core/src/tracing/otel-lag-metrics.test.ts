@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { getInMemoryTransport } from '../messaging/in-memory-transport.ts';
 import { createProjectionRunner } from '../projections/runner.ts';
+import { withSchemas } from '../schema/schema-store.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
 import { getInMemoryProjectionBackend } from '../testing/projections/in-memory-backend.ts';
+import { suiteSchemas } from '../testing/schema-store/fixtures.ts';
 import { waitUntil } from '../testing/wait-until.ts';
 import { checkConsumerLag } from './fixtures/consumer-lag.ts';
 import { registerTestSdk, type TestSdk } from './fixtures/otel-sdk.ts';
@@ -66,6 +68,31 @@ describe('consumer lag metrics', () => {
       await checkConsumerLag(sdk, transport, 'bills');
     } finally {
       await transport.close();
+    }
+  });
+
+  it('still reports the age when the projection is stuck on an event its schemas cannot read', async () => {
+    const raw = getInMemoryEventStore({ now: () => Date.now() - 30_000 });
+    const store = withSchemas(raw, suiteSchemas());
+    // Stored at version 1, whose upcaster throws: the projection stops on it.
+    await raw.append('garbled-1', [{ type: 'Garbled', data: { text: 'x' } }]);
+    const runner = createProjectionRunner(
+      getInMemoryProjectionBackend(store),
+      [{ name: 'garbled-list', handles: ['Garbled'], onFailure: 'stop', handle: () => undefined }],
+      { idleCheckMs: 5, maxAttempts: 1, sleep: async () => {} },
+    );
+    await runner.start();
+    try {
+      await waitUntil(() => runner.status('garbled-list').state === 'failed', 'the projection stopped on the event');
+      const name = { 'factline.projection.name': 'garbled-list' };
+      const mine = async (metric: string) =>
+        (await sdk.points(metric)).filter((p) => p.attributes['factline.projection.name'] === 'garbled-list');
+      assert.deepEqual(await mine('factline.projection.lag'), [{ attributes: name, value: 1 }]);
+      const [lagging] = await mine('factline.projection.lag.duration');
+      assert.deepEqual(lagging?.attributes, name, 'the age is there when it matters most');
+      assert.ok((lagging?.value as number) >= 30);
+    } finally {
+      await runner.stop();
     }
   });
 });

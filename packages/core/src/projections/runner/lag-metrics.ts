@@ -1,14 +1,18 @@
 import { type Logger, log } from '../../logging/logger.ts';
+import { schemaSourceOf } from '../../schema/schema-store.ts';
 import type { EventStore } from '../../store/types.ts';
 import { observeMetrics } from '../../tracing/metrics.ts';
 import { statusOf, type Worker } from './worker.ts';
 
 /**
  * The age of the oldest event past `checkpoint` (the one the projection waits
- * longest to apply), in seconds; 0 when none is there. One indexed read.
+ * longest to apply), in seconds; 0 when none is there. One indexed read, of
+ * the events as stored: only `recordedAt` is wanted, and an event the schemas
+ * cannot decode (the one a stalled projection is stuck on) still has its age.
  */
 async function oldestUnappliedAge(store: EventStore, checkpoint: number, now: number): Promise<number> {
-  for await (const event of store.readAll({ after: checkpoint, limit: 1 })) {
+  const stored = schemaSourceOf(store)?.store ?? store;
+  for await (const event of stored.readAll({ after: checkpoint, limit: 1 })) {
     return Math.max(0, (now - event.recordedAt.getTime()) / 1000);
   }
   return 0;
