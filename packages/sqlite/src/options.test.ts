@@ -55,6 +55,16 @@ const cases: [string, () => unknown, string][] = [
     'getSqliteTransport.pollInterval',
   ],
   [
+    'getSqliteTransport path beside database',
+    () => getSqliteTransport({ database, path: 'other.db' }),
+    'getSqliteTransport.path',
+  ],
+  [
+    'getSqliteTransport connection setting beside database',
+    () => getSqliteTransport({ database, busyTimeoutMs: 60_000 }),
+    'getSqliteTransport.busyTimeoutMs',
+  ],
+  [
     'getSqliteTransport kind',
     () => getSqliteTransport({ path: ':memory:', busyTimeoutMs: '5000' } as never),
     'getSqliteTransport.busyTimeoutMs',

@@ -54,6 +54,19 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
   if (options?.database === undefined && typeof options?.path !== 'string') {
     throw new ValidationError({ path: 'path', message: 'give a database connection or a file path' });
   }
+  if (options.database !== undefined) {
+    // Settings of a connection this transport would open: with one given, they would do nothing.
+    const unused = (['path', 'busyTimeoutMs', 'synchronous'] as const).filter((name) => options[name] !== undefined);
+    if (unused.length > 0) {
+      throw new ValidationError(
+        unused.map((name) => ({
+          path: `getSqliteTransport.${name}`,
+          message:
+            'is for a connection the transport opens: with `database` given it would do nothing (set it on that connection)',
+        })),
+      );
+    }
+  }
   const owned = options.database === undefined;
   const db = options.database ?? openSqliteDatabase(options.path as string, connectionOptions(options));
   try {
