@@ -175,4 +175,34 @@ describe('rabbitmq transport faults on the shared broker (only this test’s con
     await reader.close();
     await transport.close();
   });
+
+  it('a group declared elsewhere with another deliveryLimit: a non-retryable refusal naming it, and the connection stays up', async () => {
+    const first = await toldTransport('limits', { deliveryLimit: 20 });
+    await first.transport.declareSubscription('orders', 'billing');
+    // Another process of the application (another release) with another limit, on an application of the same name.
+    const second = await toldTransport('limits-2', { deliveryLimit: 5 });
+    const other = await getRabbitTransport({
+      url: amqpUrl,
+      application: first.application,
+      partitions: 1,
+      deliveryLimit: 5,
+      onError: (error, { stage }) => second.errors.push(`${stage}: ${(error as Error).message}`),
+    });
+    created.push(other);
+    await other.declareSubscription('audit', 'log');
+    await assert.rejects(other.declareSubscription('orders', 'billing'), (error: Error & { retryable?: boolean }) => {
+      assert.match(error.message, /x-delivery-limit/);
+      assert.match(error.message, /deliveryLimit/);
+      assert.equal(error.retryable, false);
+      return true;
+    });
+    // Its publish channel and connection were not taken down with the refusal: publishing goes on.
+    await other.publish('audit', [createMessage({ type: 'Logged', data: {} })]);
+    assert.deepEqual(
+      second.errors.filter((line) => line.startsWith('connection')),
+      [],
+      'no connection lost',
+    );
+    await other.close();
+  });
 });

@@ -199,15 +199,19 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
     return link;
   };
 
-  /** Runs a declaration once per connection (again after a reconnect). */
-  const once = (key: string, work: (channel: ConfirmChannel) => Promise<void>): Promise<void> => {
-    const { channel } = current();
+  /**
+   * Runs a declaration once per connection (again after a reconnect), on a
+   * channel of its own: a refusal closes the channel it came on, and the
+   * publish channel (with the connection) must not go with it.
+   */
+  const once = (key: string, work: (channel: Channel) => Promise<void>): Promise<void> => {
+    const { connection } = current();
     let done = declaredNow.get(key);
     if (!done) {
       const table = declaredNow;
-      done = work(channel).catch((error: unknown) => {
+      done = declareApart(connection, work).catch((error: unknown) => {
         table.delete(key);
-        throw new TransportError(`declaring ${key} on RabbitMQ failed: ${String(error)}`, { cause: error });
+        throw declarationError(key, error);
       });
       table.set(key, done);
     }
@@ -215,6 +219,20 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
   };
 
   const groupKey = (topic: string, group: string) => JSON.stringify([topic, group]);
+
+  /** A declaration's failure: a queue that exists with other arguments is refused for good (not retryable). */
+  const declarationError = (key: string, error: unknown): TransportError => {
+    const text = String((error as Error)?.message ?? error);
+    const argument = /inequivalent arg '([^']+)'/.exec(text)?.[1];
+    if (argument === undefined) {
+      return new TransportError(`declaring ${key} on RabbitMQ failed: ${String(error)}`, { cause: error });
+    }
+    const option = argument === 'x-delivery-limit' ? 'deliveryLimit' : undefined;
+    return new TransportError(
+      `declaring ${key} on RabbitMQ failed: its queue exists with another ${argument}${option ? ` (the transport's ${option})` : ''}: every process of the application '${options.application}' must declare it alike${option ? ` (the same ${option})` : ''}; to change it, stop them all, let the queue drain and delete it, then start them with the new value (${text})`,
+      { retryable: false, cause: error },
+    );
+  };
 
   /** Per topic, the check of its recorded partition count: once it passed (a failed one runs again next time). */
   const counted = keptOnSuccess<void>();
@@ -411,4 +429,16 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
       await last?.connection.close().catch(() => undefined);
     },
   };
+}
+
+/** Runs `work` on a channel opened for it and closed after, whatever it did. */
+async function declareApart(connection: ChannelModel, work: (channel: Channel) => Promise<void>): Promise<void> {
+  const channel = await connection.createChannel();
+  // A refusal arrives as the channel's close too; `work`'s rejection says it.
+  channel.on('error', () => undefined);
+  try {
+    await work(channel);
+  } finally {
+    await channel.close().catch(() => undefined);
+  }
 }
