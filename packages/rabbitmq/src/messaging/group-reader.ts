@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type DeadLetter, type DeadLetterStore, TransportError, uuidv7 } from '@factline/core';
 import { createDeliveryBuffer, messageFromJson } from '@factline/core/adapter';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
@@ -125,35 +126,63 @@ export function createGroupReader(context: ReaderContext) {
     else buffer.add(entry);
   };
 
-  const onDeadLetter = async (raw: ConsumeMessage, own: Acker) => {
+  /** Stores that failed one after the other: the next try waits 100 ms, doubling to 5 s. */
+  let storeFailures = 0;
+
+  /**
+   * Moves a broker dead letter into the store, then acks it. An unreadable one
+   * is told and left unacknowledged in the dead-letter queue (it comes back at
+   * the reader's next start), and a store that fails is tried again after a
+   * backoff while the channel lasts: requeued at once, either would come
+   * straight back, round and round.
+   */
+  const onDeadLetter = async (raw: ConsumeMessage, own: Acker, seen: number) => {
     const store = context.deadLetters;
     if (!store) return;
+    let message: ReturnType<typeof messageFromJson>;
     try {
-      const message = messageFromJson(raw.content.toString('utf8'));
-      const at = new Date();
-      const record: DeadLetter = {
-        id: uuidv7(),
-        consumer: group,
-        topic,
-        message,
-        error: {
-          type: 'DeliveryLimitExceeded',
-          message: `handed out more than ${context.deliveryLimit} times without an acknowledgement (x-delivery-limit)`,
-        },
-        reason: 'the broker dead-lettered it: delivery limit exceeded',
-        attempts: context.deliveryLimit,
-        firstFailureAt: at,
-        lastFailureAt: at,
-        deadLetteredAt: at,
-        redrives: [],
-        state: 'dead',
-      };
-      await store.add(record);
-      own.ack(raw);
+      message = messageFromJson(raw.content.toString('utf8'));
     } catch (error) {
-      context.report(error, 'dead-letters');
-      // Kept in the queue; the next start of the reader tries again.
-      own.nack(raw, true);
+      context.report(
+        new TransportError(
+          `an unreadable message in the dead-letter queue ${names.deadQueue(topic, group)}: left there for an operator`,
+          { cause: error },
+        ),
+        'dead-letters',
+      );
+      return;
+    }
+    const at = new Date();
+    const record: DeadLetter = {
+      id: uuidv7(),
+      consumer: group,
+      topic,
+      message,
+      error: {
+        type: 'DeliveryLimitExceeded',
+        message: `handed out more than ${context.deliveryLimit} times without an acknowledgement (x-delivery-limit)`,
+      },
+      reason: 'the broker dead-lettered it: delivery limit exceeded',
+      attempts: context.deliveryLimit,
+      firstFailureAt: at,
+      lastFailureAt: at,
+      deadLetteredAt: at,
+      redrives: [],
+      state: 'dead',
+    };
+    for (;;) {
+      try {
+        await store.add(record);
+        storeFailures = 0;
+        own.ack(raw);
+        return;
+      } catch (error) {
+        context.report(error, 'dead-letters');
+        storeFailures += 1;
+        await sleep(Math.min(5000, 100 * 2 ** Math.min(storeFailures - 1, 6)), undefined, { ref: false });
+        // The channel gone, the broker has it back: the next channel's drain takes it.
+        if (stopped || seen !== generation) return;
+      }
     }
   };
 
@@ -227,7 +256,7 @@ export function createGroupReader(context: ReaderContext) {
         }
         if (context.deadLetters) {
           const drain = settle;
-          await consumeFrom(names.deadQueue(topic, group), false, (raw) => void onDeadLetter(raw, drain));
+          await consumeFrom(names.deadQueue(topic, group), false, (raw) => void onDeadLetter(raw, drain, seen));
         }
         restartAttempt = 0;
       } catch (error) {

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createMessage, type Delivery, getInMemoryDeadLetterStore, type Subscription } from '@factline/core';
+import {
+  createMessage,
+  type DeadLetterStore,
+  type Delivery,
+  getInMemoryDeadLetterStore,
+  type Subscription,
+} from '@factline/core';
+import { messageToJson } from '@factline/core/adapter';
 import { waitUntil } from '@factline/core/testing';
 import amqp from 'amqplib';
 import { closeConnectionFromServer } from '../fixtures/close-connection.ts';
@@ -204,5 +211,82 @@ describe('rabbitmq transport faults on the shared broker (only this test’s con
       'no connection lost',
     );
     await other.close();
+  });
+
+  it('an unreadable message in the dead-letter queue is told once and left there; the dead letters behind it are stored', async () => {
+    const deadLetters = getInMemoryDeadLetterStore();
+    const { transport, application, errors } = await toldTransport('dead-drain', { deadLetters });
+    await transport.declareSubscription('orders', 'billing');
+    const deadQueue = topologyNames(application).deadQueue('orders', 'billing');
+    const readable = createMessage({ type: 'Placed', data: { n: 1 } });
+    const admin = await amqp.connect(amqpUrl);
+    try {
+      const confirmed = await admin.createConfirmChannel();
+      confirmed.sendToQueue(deadQueue, Buffer.from('not json'));
+      confirmed.sendToQueue(deadQueue, Buffer.from(messageToJson(readable)));
+      await confirmed.waitForConfirms();
+    } finally {
+      await admin.close();
+    }
+    const reader = transport.subscribe('orders', 'billing');
+    await waitUntil(
+      async () => {
+        // The group's reader runs while its subscription receives.
+        await reader.receive(1, 100, never());
+        return (await deadLetters.list()).length === 1;
+      },
+      'the readable one stored',
+      15_000,
+    );
+    await reader.close();
+    const unreadable = errors.filter((line) => line.startsWith('dead-letters: an unreadable message'));
+    assert.equal(unreadable.length, 1, errors.slice(0, 5).join('\n'));
+    // Still there, for an operator, handed out once (then given back at the close), not round and round.
+    let count: unknown;
+    await asAdmin(async (channel) => {
+      const left = await channel.get(deadQueue, { noAck: true });
+      assert.ok(left, 'the unreadable message is still in the dead-letter queue');
+      assert.equal(left.content.toString(), 'not json');
+      count = left.properties.headers?.['x-delivery-count'];
+    });
+    assert.ok(count === undefined || Number(count) <= 1, `handed out ${String(count)} times`);
+  });
+
+  it('a dead-letter store that fails is tried again after a backoff, not at once round and round', async () => {
+    const inner = getInMemoryDeadLetterStore();
+    const calls: number[] = [];
+    const failing: DeadLetterStore = {
+      ...inner,
+      add: async (record) => {
+        calls.push(performance.now());
+        if (calls.length < 3) throw new Error('the database is down');
+        return inner.add(record);
+      },
+    };
+    const { transport, application, errors } = await toldTransport('dead-store', { deadLetters: failing });
+    await transport.declareSubscription('orders', 'billing');
+    const deadQueue = topologyNames(application).deadQueue('orders', 'billing');
+    const admin = await amqp.connect(amqpUrl);
+    try {
+      const confirmed = await admin.createConfirmChannel();
+      confirmed.sendToQueue(deadQueue, Buffer.from(messageToJson(createMessage({ type: 'Placed', data: {} }))));
+      await confirmed.waitForConfirms();
+    } finally {
+      await admin.close();
+    }
+    const reader = transport.subscribe('orders', 'billing');
+    await waitUntil(
+      async () => {
+        await reader.receive(1, 100, never());
+        return (await inner.list()).length === 1;
+      },
+      'stored once the store is back',
+      15_000,
+    );
+    await reader.close();
+    assert.equal(calls.length, 3);
+    // 100 ms, then 200 ms between the tries (timers never fire early).
+    assert.ok((calls[2] as number) - (calls[0] as number) >= 295, `tries at ${calls.map((t) => Math.round(t))}`);
+    assert.equal(errors.filter((line) => line.startsWith('dead-letters')).length, 2);
   });
 });
