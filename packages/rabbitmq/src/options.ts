@@ -60,6 +60,12 @@ export interface RabbitTransportOptions {
   reconnectMaxMs?: number;
   /** How long `getRabbitTransport` and each reconnect attempt wait for the broker. Default 5000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * How long a publish waits for the broker's confirms (and for room to send)
+   * before it rejects with a retryable `TransportError`: a broker under a
+   * memory or disk alarm blocks publishers until the alarm clears. Default 30000 ms.
+   */
+  publishTimeoutMs?: number;
   /** Told every failure the transport handles itself (lost connection, cancelled consumer). */
   onError?: (error: unknown, context: { stage: RabbitErrorStage }) => void;
   /** Shown in the broker's connection list (`rabbitmqctl list_connections client_properties`). */
@@ -83,6 +89,7 @@ const spec: OptionSpecOf<RabbitTransportOptions> = {
   reconnectMinMs: 'positive-integer',
   reconnectMaxMs: 'positive-integer',
   connectTimeoutMs: 'positive-integer',
+  publishTimeoutMs: 'positive-integer',
   onError: 'function',
   connectionName: 'non-empty-string',
 };
@@ -101,6 +108,7 @@ export function checkRabbitTransportOptions(given: RabbitTransportOptions) {
     reconnectMinMs: options.reconnectMinMs ?? 100,
     reconnectMaxMs: options.reconnectMaxMs ?? 5000,
     connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+    publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
   };
 }
 

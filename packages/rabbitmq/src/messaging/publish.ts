@@ -20,11 +20,12 @@ const TOKEN = 'x-factline-publish';
  * A publisher on one confirm channel: every message persistent and
  * `mandatory`, all of a batch in flight at once (pipelined), each resolved by
  * its own broker confirm. A nack or a channel closed before the confirm
- * rejects the batch with a retryable `TransportError`; a message the broker
- * could not route comes back as `'returned'` (the broker sends the return
- * before the confirm).
+ * rejects the batch with a retryable `TransportError`, and so does a batch
+ * not confirmed within `timeoutMs` (a broker blocking publishers under a
+ * memory or disk alarm); a message the broker could not route comes back as
+ * `'returned'` (the broker sends the return before the confirm).
  */
-export function createPublisher(channel: ConfirmChannel) {
+export function createPublisher(channel: ConfirmChannel, timeoutMs = 30_000) {
   const returned = new Set<number>();
   /** The next message's token (in its headers): a return names the message it returns. */
   let next = 0;
@@ -57,6 +58,24 @@ export function createPublisher(channel: ConfirmChannel) {
       });
       // Handled when returned below; a nack while waiting for `drain`, or after a throw, is not unhandled.
       confirmed.catch(() => undefined);
+      // The whole batch, room to send included, within the deadline; confirms arriving later change nothing.
+      let over = false;
+      const deadline = setTimeout(() => {
+        over = true;
+        forget();
+        settle?.reject(
+          new TransportError(
+            `RabbitMQ did not confirm the publish to '${[...new Set(items.map((item) => item.exchange))].join("', '")}' within ${timeoutMs} ms (a broker under a memory or disk alarm blocks publishers until it clears: see its log)`,
+          ),
+        );
+      }, timeoutMs);
+      /** Resolves once the batch settled: confirmed, refused or past its deadline. */
+      const ended = confirmed
+        .then(
+          () => undefined,
+          () => undefined,
+        )
+        .finally(() => clearTimeout(deadline));
       const forget = () => {
         const outcomes: Outcome[] = [];
         // The broker sends a message's return before its confirm: every return of the batch is in.
@@ -74,7 +93,9 @@ export function createPublisher(channel: ConfirmChannel) {
         if (drained) {
           const waiting = drained;
           drained = undefined;
-          await Promise.race([waiting, once(channel, 'close')]);
+          await Promise.race([waiting, once(channel, 'close'), ended]);
+          // Past the deadline (the batch rejected): nothing more of it is sent.
+          if (over) return confirmed;
         }
         const item = items[i] as Outgoing;
         const options: Options.Publish = {

@@ -1,4 +1,7 @@
+import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { createMessage } from '@factline/core';
+import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { brokerRestartRun } from '../../../sqlite/src/outbox/fixtures/broker-restart.ts';
 import { startPrivateNode } from '../fixtures/private-node.ts';
 import { testApplication } from '../fixtures/server.ts';
@@ -30,5 +33,49 @@ describe('rabbitmq: the broker restarts mid-run', { skip }, () => {
       stopBroker: () => node.stopApp(),
       startBroker: () => node.startApp(),
     });
+  });
+});
+
+describe('rabbitmq: a memory alarm', { skip }, () => {
+  it('a publish the blocked broker does not confirm rejects after publishTimeoutMs, retryable; it goes through once the alarm clears', async () => {
+    if ('reason' in node) return;
+    const transport = await getRabbitTransport({
+      url: node.url,
+      application: testApplication('alarm'),
+      partitions: 1,
+      publishTimeoutMs: 1500,
+    });
+    try {
+      await transport.declareSubscription('orders', 'billing');
+      await node.memoryAlarm(true);
+      const started = performance.now();
+      await assert.rejects(
+        settlesWithin(
+          transport.publish('orders', [createMessage({ type: 'Placed', data: {} })]),
+          20_000,
+          'the publish during the alarm',
+        ),
+        (error: Error & { code?: string; retryable?: boolean }) => {
+          assert.equal(error.code, 'TRANSPORT');
+          assert.equal(error.retryable, true);
+          assert.match(error.message, /within 1500 ms.*alarm/);
+          return true;
+        },
+      );
+      assert.ok(performance.now() - started >= 1400);
+      await node.memoryAlarm(false);
+      await waitUntil(
+        () =>
+          transport.publish('orders', [createMessage({ type: 'Placed', data: {} })]).then(
+            () => true,
+            () => false,
+          ),
+        'a publish confirmed once the alarm cleared',
+        30_000,
+      );
+    } finally {
+      await node.memoryAlarm(false).catch(() => undefined);
+      await transport.close();
+    }
   });
 });

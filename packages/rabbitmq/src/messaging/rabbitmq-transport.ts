@@ -114,7 +114,7 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
         );
       });
       await declareExchanges(channel, names);
-      opened = { connection, channel, publisher: createPublisher(channel) };
+      opened = { connection, channel, publisher: createPublisher(channel, options.publishTimeoutMs) };
       connection.on('close', () => {
         if (link !== opened) return;
         link = undefined;
