@@ -210,7 +210,12 @@ export function createGroupReader(context: ReaderContext) {
         await context.declareGroup(redeclare);
         redeclare = false;
         own = await connection.createChannel();
-        own.on('error', () => undefined);
+        // The broker's reason for closing the channel (e.g. `consumer_timeout`: a delivery held past it),
+        // told with the close below.
+        let closedBecause: Error | undefined;
+        own.on('error', (error: Error) => {
+          closedBecause = error;
+        });
         settle = createAcker(own);
         const ownAcker = settle;
         own.on('close', () => {
@@ -220,7 +225,13 @@ export function createGroupReader(context: ReaderContext) {
           acker = undefined;
           buffer.drop((e) => e.generation <= seen);
           if (!stopped && context.connection()) {
-            context.report(new TransportError(`the channel of ${topic}/${group} closed`), 'consume');
+            context.report(
+              new TransportError(
+                `the channel of ${topic}/${group} closed${closedBecause ? `: ${closedBecause.message}` : ''}`,
+                closedBecause ? { cause: closedBecause } : {},
+              ),
+              'consume',
+            );
             scheduleRestart();
           }
         });
