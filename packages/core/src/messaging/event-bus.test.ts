@@ -159,6 +159,38 @@ describe('event bus with schemas', () => {
   it('refuses schemas that are not a registry', () => {
     const bus = createEventBus({ transport: getInMemoryTransport() });
     assert.throws(() => bus.subscribe('g', ['A'], () => undefined, { schemas: {} as never }), ValidationError);
+    assert.throws(() => createEventBus({ transport: getInMemoryTransport(), schemas: {} as never }), ValidationError);
+  });
+
+  it("with the bus's schemas, publish validates and stamps the version: a consumer does not upcast current data", async () => {
+    // ShipOrder v2 gained `carrier`; a v1 message is upcast to the post.
+    const schemas = createSchemaRegistry([
+      defineMessage({
+        type: 'ShipOrder',
+        version: 2,
+        schema: z.object({ orderId: z.string(), carrier: z.enum(['post', 'courier']) }),
+        upcasters: { 1: (v1: { orderId: string }) => ({ ...v1, carrier: 'post' as const }) },
+      }),
+    ]);
+    const transport = getInMemoryTransport();
+    const bus = createEventBus({ transport, schemas });
+    const received: unknown[] = [];
+    bus.subscribe('shipping', ['ShipOrder'], (m) => void received.push(m.data), fast);
+    await bus.start();
+    try {
+      const sent = await bus.publish('ShipOrder', { orderId: 'o-1', carrier: 'courier' });
+      assert.equal(sent.headers['factline-schema-version'], '2');
+      await assert.rejects(bus.publish('ShipOrder', { orderId: 'o-2', carrier: 'pigeon' }), ValidationError);
+      // An old producer's message (no header: version 1) is still upcast.
+      await transport.publish('events', [{ ...sent, id: 'old-1', data: { orderId: 'o-3' }, headers: {} } as Message]);
+      await waitUntil(() => received.length === 2, 'both delivered');
+      assert.deepEqual(received, [
+        { orderId: 'o-1', carrier: 'courier' },
+        { orderId: 'o-3', carrier: 'post' },
+      ]);
+    } finally {
+      await bus.stop();
+    }
   });
 });
 

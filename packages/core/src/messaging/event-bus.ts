@@ -1,6 +1,8 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { checkOptions, type OptionSpecOf } from '../options/check-options.ts';
 import { checkEventBusOptions, schemasOption } from '../options/core-options.ts';
+import { encodeMessages } from '../schema/encode-messages.ts';
+import type { SchemaRegistry } from '../schema/registry.ts';
 import { assertName } from '../store/validation.ts';
 import { messageAttributes, systemOf, traceSend } from '../tracing/messaging-spans.ts';
 import { tracingOn } from '../tracing/otel.ts';
@@ -14,6 +16,14 @@ export interface EventBusOptions {
   transport: Transport;
   /** The topic every event goes through. Default `'events'`. */
   topic?: string;
+  /**
+   * The message types' schemas: `publish` validates each message of a
+   * defined type and stamps its version (`factline-schema-version`), as the
+   * outboxes' `schemas` do, and every subscription decodes with it unless it
+   * is given its own. A message published without the header is read as
+   * version 1 by a consumer that decodes.
+   */
+  schemas?: SchemaRegistry;
 }
 
 /** What `publish` may set beside the type and data (id, key, metadata, headers, delayed delivery). */
@@ -96,6 +106,10 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const topic = options.topic ?? 'events';
   assertName(topic, 'topic');
   const { transport } = options;
+  const busSchemas = options.schemas;
+  /** The message validated and stamped with its type's version, with `schemas`; as it is without. */
+  const encoded = async <M extends Message>(message: M): Promise<M> =>
+    busSchemas ? (((await encodeMessages(busSchemas, [message])) as Message[])[0] as M) : message;
   const consumers = new Map<string, Consumer>();
   let running = false;
 
@@ -106,14 +120,14 @@ export function createEventBus(options: EventBusOptions): EventBus {
       // The names only: the values are checked by createMessage, with the message's other fields.
       checkOptions(publishOptions, publishOptionNames, 'bus.publish options');
       if (!tracingOn()) {
-        const message = createMessage({ ...publishOptions, type, data });
+        const message = await encoded(createMessage({ ...publishOptions, type, data }));
         await transport.publish(topic, [message]);
         return message;
       }
       // Traced: the message is sent in a `send` span and names that span as its producer.
       return traceSend(systemOf(transport), topic, undefined, async (span) => {
         const metadata = { ...currentTraceFields(), ...publishOptions.metadata };
-        const message = createMessage({ ...publishOptions, metadata, type, data });
+        const message = await encoded(createMessage({ ...publishOptions, metadata, type, data }));
         span?.setAttributes(messageAttributes(message));
         await transport.publish(topic, [message]);
         return message;
@@ -136,7 +150,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
         issues.push({ path: 'types', message: 'must be a non-empty list of event types' });
       }
       if (typeof handler !== 'function') issues.push({ path: 'handler', message: 'must be a function' });
-      const { schemas, ...options } = consumerOptions ?? {};
+      const { schemas = busSchemas, ...options } = consumerOptions ?? {};
       const badSchemas =
         schemas === undefined ? undefined : (schemasOption as (value: unknown) => string | undefined)(schemas);
       if (badSchemas) issues.push({ path: 'options.schemas', message: badSchemas });

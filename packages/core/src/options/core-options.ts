@@ -67,7 +67,11 @@ export function checkInMemoryTransportOptions(options: unknown): InMemoryTranspo
   return checkOptions(options as InMemoryTransportOptions | undefined, inMemoryTransportSpec, 'getInMemoryTransport');
 }
 
-const eventBusSpec: OptionSpecOf<EventBusOptions> = { transport: 'object', topic: 'non-empty-string' };
+const eventBusSpec: OptionSpecOf<EventBusOptions> = {
+  transport: 'object',
+  topic: 'non-empty-string',
+  schemas: schemasOption,
+};
 
 /** Checks `createEventBus`'s options. */
 export function checkEventBusOptions(options: unknown): EventBusOptions {
