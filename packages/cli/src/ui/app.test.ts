@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { settlesWithin, waitUntil } from '@factline/core/testing';
-import { getSqliteEventStore } from '@factline/sqlite';
+import { getSqliteDeadLetterStore, getSqliteEventStore } from '@factline/sqlite';
 import { fillOrdersDatabase } from '../fixtures/orders-database.ts';
 import { runFactline } from '../fixtures/run-factline.ts';
 import { openSqliteDeadLetterOperator, openSqliteInspector } from '../inspect/sqlite-inspector.ts';
 import { startSqliteDashboard } from './fixtures/browser.ts';
+import { confirmForm } from './fixtures/confirm-form.ts';
 import { type RunningUi, startUi } from './start-ui.ts';
 
 interface Answer {
@@ -124,6 +125,7 @@ describe('factline ui over HTTP', () => {
     const confirm = await send(`${ui.url}dead-letters/${id}/discard`);
     const csrf = /name="_csrf" value="([^"]+)"/.exec(confirm.body)?.[1];
     assert.ok(csrf);
+    const filled = confirmForm(confirm.body);
     const origin = new URL(ui.url).origin;
     const form = { 'Content-Type': 'application/x-www-form-urlencoded' };
     const post = (headers: Record<string, string>, body: string) =>
@@ -136,10 +138,10 @@ describe('factline ui over HTTP', () => {
     assert.equal((await send(`${ui.url}dead-letters/${id}/discard`, { method: 'GET' })).status, 200, 'GET only asks');
     assert.match((await send(`${ui.url}dead-letters/${id}`)).body, /id="dead-letter-state">dead</);
 
-    const done = await post({ Origin: origin }, `_csrf=${csrf}`);
+    const done = await post({ Origin: origin }, filled);
     assert.equal(done.status, 303);
     assert.match((await send(`${ui.url}dead-letters/${id}`)).body, /id="dead-letter-state">discarded</);
-    const again = await post({ Referer: `${origin}/dead-letters/${id}/discard` }, `_csrf=${csrf}`);
+    const again = await post({ Referer: `${origin}/dead-letters/${id}/discard` }, filled);
     assert.equal(again.status, 409);
     assert.match(again.body, /Already discarded/);
   });
@@ -156,12 +158,10 @@ describe('factline ui over HTTP', () => {
       const id = /href="\/dead-letters\/([^"/]+)"/.exec(list.body)?.[1];
       assert.ok(id);
       const confirm = await send(`${changing.url}dead-letters/${id}/discard`);
-      const csrf = /name="_csrf" value="([^"]+)"/.exec(confirm.body)?.[1];
-      assert.ok(csrf);
       const answer = await send(`${changing.url}dead-letters/${id}/discard`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: new URL(changing.url).origin },
-        body: `_csrf=${csrf}`,
+        body: confirmForm(confirm.body),
       });
       // Before: a 303 to the record, as if discarded.
       assert.equal(answer.status, 409);
@@ -170,6 +170,41 @@ describe('factline ui over HTTP', () => {
     } finally {
       await changing.close();
     }
+  });
+
+  it('a record that failed again after its confirmation page was shown is left as it is (409), not changed unseen', async () => {
+    assert.ok(ui);
+    const list = await send(`${ui.url}dead-letters`);
+    const id = /href="\/dead-letters\/([^"/]+)"/.exec(list.body)?.[1];
+    assert.ok(id);
+    const confirm = await send(`${ui.url}dead-letters/${id}/discard`);
+    // The message fails again meanwhile: the same record now carries the newer failure.
+    const store = getSqliteEventStore({ path: db });
+    try {
+      const deadLetters = getSqliteDeadLetterStore({ database: store.database });
+      const shown = await deadLetters.get(id);
+      assert.ok(shown);
+      const later = new Date(shown.lastFailureAt.getTime() + 60_000);
+      await deadLetters.add({
+        ...shown,
+        id: 'a-newer-failure',
+        error: { type: 'Error', message: 'customer account frozen' },
+        attempts: shown.attempts + 1,
+        lastFailureAt: later,
+        deadLetteredAt: later,
+      });
+    } finally {
+      await store.close();
+    }
+    const answer = await send(`${ui.url}dead-letters/${id}/discard`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: new URL(ui.url).origin },
+      body: confirmForm(confirm.body),
+    });
+    assert.equal(answer.status, 409);
+    assert.match(answer.body, /changed after this page showed it/);
+    assert.match(answer.body, /customer account frozen/);
+    assert.match((await send(`${ui.url}dead-letters/${id}`)).body, /id="dead-letter-state">dead</);
   });
 
   it('with a token, refuses every request without it; ?token= sets a cookie once', async () => {

@@ -8,6 +8,7 @@ import { redisUnavailable, redisUrl, testApplication } from '../../../redis/src/
 import { type BillingApplication, startBillingApplication } from '../fixtures/redis-billing.ts';
 import { openRedisDeadLetterReader } from '../inspect/redis-dead-letters.ts';
 import { runCli } from '../program.ts';
+import { confirmForm } from './fixtures/confirm-form.ts';
 import { startRedisDashboard } from './fixtures/redis-dashboard.ts';
 import { type RunningUi, startUi } from './start-ui.ts';
 
@@ -64,12 +65,12 @@ describe('factline ui on a Redis application: the dead letters alone', { skip },
     return answer.text();
   };
   /** The confirmation page's form sent as a browser sends it: from the dashboard's origin, with `csrf`. */
-  const post = (path: string, csrf: string) =>
+  const post = (path: string, form: string) =>
     fetch(new URL(path, ui.url), {
       method: 'POST',
       redirect: 'manual',
       headers: { Origin: new URL(ui.url).origin, 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ _csrf: csrf }).toString(),
+      body: form,
     });
   const recordOf = async (message: { id: string }) =>
     (await billing.store.get(recordIdOf.get(message.id) ?? '')) as DeadLetter;
@@ -78,10 +79,11 @@ describe('factline ui on a Redis application: the dead letters alone', { skip },
     const keys = redisKeys(application);
     return (await client.xLen(keys.stream('orders', 0))) + (await client.xLen(keys.stream('orders', 1)));
   };
+  /** The confirmation page's form at `path` (its CSRF token and what it showed), as a browser sends it. */
   const csrfFrom = async (path: string) => {
-    const token = csrfOf(await html(path));
-    assert.ok(token, `a CSRF token on ${path}`);
-    return token;
+    const page = await html(path);
+    assert.ok(csrfOf(page), `a CSRF token on ${path}`);
+    return confirmForm(page);
   };
 
   it('lists the dead letters by state and shows one; the navigation has Dead letters only', async () => {

@@ -2,8 +2,9 @@
 import type { DeadLetter } from '@factline/core';
 import type { Hono } from 'hono';
 import type { DeadLetterOperator, DeadLetterReader } from '../inspect/inspector.ts';
-import { ConfirmPage, DeadLetterPage, DeadLettersPage } from './pages/dead-letters.tsx';
+import { ConfirmPage, DeadLetterPage, DeadLettersPage, deadLetterSeen } from './pages/dead-letters.tsx';
 import type { RenderNotFound, RenderPage } from './render.tsx';
+import { seenField } from './security.ts';
 
 const states = new Set<string>(['dead', 'redriven', 'discarded']);
 
@@ -50,12 +51,15 @@ export function addDeadLetterRoutes(
       try {
         const record = await operator.get(c.req.param('id'));
         if (!record) return notFound(c, `No dead letter ${c.req.param('id')}.`);
+        const seen = (await c.req.parseBody())[seenField];
         const refusal =
           record.state !== 'dead'
             ? `Already ${record.state}.`
-            : action === 'redrive'
-              ? await operator.cannotRedrive(record)
-              : undefined;
+            : seen !== deadLetterSeen(record)
+              ? 'The record changed after this page showed it (it failed again, or was redriven or discarded elsewhere): nothing was done. Here it is as it is now.'
+              : action === 'redrive'
+                ? await operator.cannotRedrive(record)
+                : undefined;
         if (refusal !== undefined) return page(c, <DeadLetterPage record={record} notice={refusal} />, 409);
         const marked =
           action === 'redrive' ? await operator.redrive(record, new Date()) : await operator.discard(record);

@@ -4,6 +4,8 @@ import { getCookie, setCookie } from 'hono/cookie';
 
 /** The form field and header carrying the CSRF token of a state-changing request. */
 export const csrfField = '_csrf';
+/** The confirmation form's field naming what the page showed: the change applies only to that. */
+export const seenField = '_seen';
 const tokenCookie = 'factline_ui_token';
 
 /** Scripts and styles only from the dashboard itself: no inline script runs, whatever a page shows. */

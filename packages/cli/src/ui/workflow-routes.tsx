@@ -8,6 +8,7 @@ import type { WorkflowStore } from '../workflows/open-store.ts';
 import { listInstances, readInstance } from '../workflows/read-instances.ts';
 import { ConfirmWorkflowPage, type WorkflowAction, WorkflowInstancePage, WorkflowsPage } from './pages/workflows.tsx';
 import type { RenderNotFound, RenderPage } from './render.tsx';
+import { seenField } from './security.ts';
 
 /** Instances on one page of the workflows list. */
 const instancesPerPage = 100;
@@ -76,8 +77,12 @@ export function addWorkflowRoutes(
       const found = await find(c);
       if (!found) return missing(c);
       const actions = settings.workflows;
+      const seen = (await c.req.parseBody())[seenField];
       const refused =
         refusal(found.summary.state, action) ??
+        (seen !== String(found.summary.version)
+          ? 'The instance changed after this page showed it: nothing was done. Here it is as it is now.'
+          : undefined) ??
         (actions === undefined || (action === 'retry' && !actions.loadWorkflow) ? 'Not available here.' : undefined);
       if (refused || !actions) {
         return page(c, <WorkflowInstancePage {...found} canRetry={canRetry} notice={refused} />, 409);

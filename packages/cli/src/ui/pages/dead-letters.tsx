@@ -1,7 +1,11 @@
 /** @jsxImportSource hono/jsx */
 import type { DeadLetter } from '@factline/core';
 import { Json, Layout, query, Time, useSections } from '../layout.tsx';
-import { csrfField } from '../security.ts';
+import { csrfField, seenField } from '../security.ts';
+
+/** What a confirmation page showed of a dead letter: a record that failed again, or moved on, differs. */
+export const deadLetterSeen = (r: DeadLetter): string =>
+  `${r.state} ${r.lastFailureAt.toISOString()} ${r.attempts} ${r.redrives.length}`;
 
 const states: DeadLetter['state'][] = ['dead', 'redriven', 'discarded'];
 const href = (record: DeadLetter, action = '') => `/dead-letters/${encodeURIComponent(record.id)}${action}`;
@@ -149,6 +153,7 @@ export function ConfirmPage(props: { record: DeadLetter; action: 'redrive' | 'di
       </p>
       <form method="post" action={href(r, `/${props.action}`)} class="inline">
         <input type="hidden" name={csrfField} value={props.csrfToken} />
+        <input type="hidden" name={seenField} value={deadLetterSeen(r)} />
         <button type="submit" class={props.action === 'redrive' ? 'primary' : 'danger'} id="confirm">
           {props.action === 'redrive' ? 'Redrive' : 'Discard'}
         </button>

@@ -2,7 +2,7 @@
 import type { StoredEvent } from '../../inspect/inspector.ts';
 import { type InstanceState, instanceStates, type WorkflowInstanceSummary } from '../../workflows/instance-summary.ts';
 import { Json, Layout, query, Time } from '../layout.tsx';
-import { csrfField } from '../security.ts';
+import { csrfField, seenField } from '../security.ts';
 
 export type WorkflowAction = 'retry' | 'cancel';
 
@@ -178,6 +178,7 @@ export function ConfirmWorkflowPage(props: {
       <p>{what}</p>
       <form method="post" action={href(s, `/${props.action}`)} class="inline">
         <input type="hidden" name={csrfField} value={props.csrfToken} />
+        <input type="hidden" name={seenField} value={String(s.version)} />
         <button type="submit" class={props.action === 'retry' ? 'primary' : 'danger'} id="confirm">
           {props.action === 'retry' ? 'Retry' : 'Cancel instance'}
         </button>
