@@ -3,8 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createMessage, createWorkflowHandler } from '@factline/core';
+import { getSqliteEventStore, sqliteTimerProjection } from '@factline/sqlite';
 import type { Browser, Page } from 'playwright-core';
-import { workflows } from '../fixtures/shipping-workflow.ts';
+import { defineShipping, workflows } from '../fixtures/shipping-workflow.ts';
 import { fillWorkflowDatabase } from '../fixtures/workflow-database.ts';
 import { openSqliteDeadLetterOperator, openSqliteInspector } from '../inspect/sqlite-inspector.ts';
 import { openWorkflowStore } from '../workflows/open-store.ts';
@@ -20,13 +22,14 @@ import { type RunningUi, startUi } from './start-ui.ts';
 
 const skip = chromiumUnavailable();
 let dir = '';
+let db = '';
 let ui: RunningUi | undefined;
 let browser: Browser | undefined;
 
 before(async () => {
   if (skip) return;
   dir = mkdtempSync(join(tmpdir(), 'factline-ui-workflows-'));
-  const db = join(dir, 'shipping.db');
+  db = join(dir, 'shipping.db');
   await fillWorkflowDatabase(db);
   ui = await startUi({
     inspector: openSqliteInspector(db),
@@ -106,6 +109,29 @@ describe('factline ui workflows page in Chromium, on the shipping instances', { 
     await page.goto('/workflows?state=running&after=shipping-A1');
     assert.deepEqual(await page.$$eval('a.instance-link', (links) => links.map((a) => a.textContent)), ['A3']);
     assert.equal(await page.locator('.pager a:text-is("« first page")').count(), 1);
+    await page.close();
+  });
+
+  it('a cancel confirmed on a page shown before the instance moved on is refused (409), and the instance runs on', async () => {
+    assert.ok(ui);
+    const { page } = await openPage();
+    await page.goto('/workflows/shipping/A1/cancel');
+    // Meanwhile the instance handles another input.
+    const store = getSqliteEventStore({ path: db, inlineProjections: [sqliteTimerProjection()] });
+    try {
+      const handler = createWorkflowHandler(defineShipping(true), { store });
+      await handler.handle(
+        createMessage({ type: 'AddressChanged', data: { orderId: 'A1', address: '1 New Rd' }, key: 'A1' }),
+      );
+    } finally {
+      await store.close();
+    }
+    const answer = page.waitForResponse((response) => response.request().method() === 'POST');
+    await page.click('#confirm');
+    assert.equal((await answer).status(), 409);
+    assert.match(await textOf(page, 'p.notice'), /changed after this page showed it/);
+    await page.goto('/workflows/shipping/A1');
+    assert.equal(await textOf(page, '#instance-state'), 'running');
     await page.close();
   });
 });
