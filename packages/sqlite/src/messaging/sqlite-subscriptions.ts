@@ -60,7 +60,11 @@ export function openSqliteSubscription(
     channel: groupChannel(topic, group),
     closed: queue.closed,
     take: (max) =>
-      run(() => queue.claim.immediate(topic, group, max, visibility)).map((row) => ({
+      // A transaction open on the connection now was begun by hand and left open across an await (a
+      // receive never runs inside Factline's synchronous ones): a claim would join it, and its rollback would
+      // undo the hand-out while this process holds the messages, freeing their key for another subscriber.
+      // Nothing is claimed until it ended; the receive waits and looks again.
+      (queue.db.inTransaction ? [] : run(() => queue.claim.immediate(topic, group, max, visibility))).map((row) => ({
         message: row.message,
         deliveryCount: row.deliveryCount,
         row: leasedRow(row),

@@ -135,6 +135,33 @@ describe('sqlite transport: the queue table', () => {
   });
 });
 
+describe('sqlite transport: a transaction begun by hand on the shared connection', () => {
+  it('no claim joins it: a rollback cannot undo a hand-out and let a second subscriber take the same key', async () => {
+    const db = openSqliteDatabase(file());
+    const transport = getSqliteTransport({ database: db, pollIntervalMs: 10 });
+    try {
+      await transport.declareSubscription('orders', 'billing');
+      await transport.publish('orders', [createMessage({ type: 'Placed', key: 'o-1', data: { n: 1 } })]);
+      const first = transport.subscribe('orders', 'billing');
+      const second = transport.subscribe('orders', 'billing');
+      const never = new AbortController().signal;
+      // Begun by hand and left open across an await (another part of the application).
+      db.exec('BEGIN');
+      assert.deepEqual(await first.receive(1, 50, never), [], 'nothing handed out inside the foreign transaction');
+      db.exec('ROLLBACK');
+      const [held] = await first.receive(1, 1000, never);
+      assert.equal((held?.message.data as { n: number }).n, 1);
+      assert.deepEqual(await second.receive(1, 50, never), [], 'the key stays with its holder');
+      await held?.ack();
+      await first.close();
+      await second.close();
+    } finally {
+      await transport.close();
+      db.close();
+    }
+  });
+});
+
 describe('sqlite transport: processes sharing the file', () => {
   it('two consumer processes of one group handle every message exactly once', { timeout: 60_000 }, async () => {
     const { path, transport } = prepareFile();
