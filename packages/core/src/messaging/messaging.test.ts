@@ -140,7 +140,7 @@ describe('correlation across hops', () => {
     );
   });
 
-  it('explicit metadata wins; concurrent handlers keep their own context; none outside', async () => {
+  it('explicit metadata wins; concurrent handlers keep their own context; outside one a root event correlates itself', async () => {
     const store = getInMemoryEventStore();
     const one = createMessage({ type: 'One', data: {}, metadata: { correlationId: 'corr-1' } });
     const two = createMessage({ type: 'Two', data: {}, metadata: { correlationId: 'corr-2' } });
@@ -161,7 +161,8 @@ describe('correlation across hops', () => {
     const [y] = (await store.readStream('s-2')).events;
     assert.deepEqual(x?.metadata, { correlationId: 'corr-1', causationId: one.id });
     assert.deepEqual(y?.metadata, { causationId: 'mine', correlationId: 'corr-2' });
+    // Outside a handler an event with no correlation id starts an operation: its own id correlates it.
     const outside = await store.append('s-3', [{ type: 'Z', data: {} }]);
-    assert.deepEqual(outside.events[0]?.metadata, {});
+    assert.deepEqual(outside.events[0]?.metadata, { correlationId: outside.events[0]?.id });
   });
 });

@@ -206,8 +206,9 @@ function prepareEvent(
     }
   }
   if (issues.length > before) return undefined;
+  const id = event.id ?? uuidv7();
   const data = JSON.stringify(event.data);
-  const metadata = serializeMetadata(event.metadata);
+  const metadata = serializeMetadata(event.metadata, id);
   // Each UTF-16 unit is at most 3 UTF-8 bytes: count exactly only when that bound is over the limit.
   const bound = (data.length + metadata.length) * 3;
   const size = bound <= limits.maxEventBytes ? bound : Buffer.byteLength(data) + Buffer.byteLength(metadata);
@@ -215,7 +216,7 @@ function prepareEvent(
     issues.push({ path, message: `is ${size} bytes serialized; the limit is ${limits.maxEventBytes}` });
     return undefined;
   }
-  return { id: event.id ?? uuidv7(), type: event.type as string, schemaVersion, data, metadata };
+  return { id, type: event.type as string, schemaVersion, data, metadata };
 }
 
 /** Validates `deleteStream`'s mode. */
@@ -255,14 +256,20 @@ export function assertNameList(value: unknown, path: string): readonly string[] 
 /**
  * Inside a message handler (see `runInMessageContext`), an event inherits the
  * handled message's correlation id and gets its id as causation id, unless
- * the event's metadata sets them.
+ * the event's metadata sets them. Outside one, an event with no correlation
+ * id starts an operation: its own id (`id`) is its correlation id, as a
+ * message made outside a handler has (so `traceOperation` finds it).
  */
-function serializeMetadata(metadata: EventToAppend['metadata']): string {
+function serializeMetadata(metadata: EventToAppend['metadata'], id: string): string {
   const context = currentMessageContext();
   // The span current at the append (its own span, when traced): consumers of the event link to it.
   const trace = currentTraceFields();
-  if (!context && !trace) return metadata === undefined ? '{}' : JSON.stringify(metadata);
+  if (!context && !trace) {
+    if (metadata?.correlationId !== undefined) return JSON.stringify(metadata);
+    return JSON.stringify({ ...metadata, correlationId: id });
+  }
   const inherited: Record<string, unknown> = { ...metadata };
+  if (!context && inherited.correlationId === undefined) inherited.correlationId = id;
   if (context && inherited.correlationId === undefined) inherited.correlationId = context.correlationId;
   if (context && inherited.causationId === undefined) inherited.causationId = context.messageId;
   if (trace && inherited.traceparent === undefined) Object.assign(inherited, trace);

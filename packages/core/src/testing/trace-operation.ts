@@ -201,5 +201,46 @@ export function testTraceOperation<Tx>(options: TraceOperationOptions<Tx>): void
         for (const stop of stops.reverse()) await stop();
       }
     });
+
+    it('an operation started by a plain append (no correlation id given) is traced from that event, dead letters included', async () => {
+      const env = await options.open();
+      const stops: (() => Promise<void>)[] = [() => env.close()];
+      try {
+        const plainTopic = `${topic}-plain`;
+        const bus = createEventBus({ transport: env.transport, topic: plainTopic });
+        bus.subscribe<Tx>(
+          'billing',
+          ['InvoiceDue'],
+          () => {
+            throw new NonRetryableError('no billing account');
+          },
+          { inbox: env.inbox, deadLetters: env.deadLetters, pollMs: 20 },
+        );
+        await bus.start();
+        stops.push(() => bus.stop());
+        const relay = await env.startRelay(
+          defineEventRelay({
+            name: 'trace_plain_relay',
+            transport: env.transport,
+            topic: plainTopic,
+            handles: ['InvoiceDue'],
+          }),
+        );
+        stops.push(() => relay.stop());
+        const { events } = await env.store.append('invoice-9', [{ type: 'InvoiceDue', data: {} }]);
+        const root = events[0]?.id as string;
+        const tree = await waitUntil(async () => {
+          const t = await env.tracer.traceOperation(root);
+          return outline(t.roots).some((line) => line.trim().startsWith('dead-letter')) && t;
+        }, 'the dead letter in the trace of the root event');
+        assert.deepEqual(
+          tree.roots.map((n) => `${n.kind} ${n.type} ${n.stream}@${n.streamVersion}`),
+          ['event InvoiceDue invoice-9@1'],
+          'the root event itself, not a missing parent',
+        );
+      } finally {
+        for (const stop of stops.reverse()) await stop();
+      }
+    });
   });
 }

@@ -150,9 +150,10 @@ describe('sqlite transport: a transaction begun by hand on the shared connection
       assert.deepEqual(await first.receive(1, 50, never), [], 'nothing handed out inside the foreign transaction');
       db.exec('ROLLBACK');
       const [held] = await first.receive(1, 1000, never);
-      assert.equal((held?.message.data as { n: number }).n, 1);
+      assert.ok(held, 'handed out once the transaction ended');
+      assert.equal((held.message.data as { n: number }).n, 1);
       assert.deepEqual(await second.receive(1, 50, never), [], 'the key stays with its holder');
-      await held?.ack();
+      await held.ack();
       await first.close();
       await second.close();
     } finally {

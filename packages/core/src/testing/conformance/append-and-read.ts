@@ -35,7 +35,8 @@ export const appendAndReadCases: ConformanceCase[] = [
       assert.ok(placed.recordedAt.getTime() >= before - 1000 && placed.recordedAt.getTime() <= Date.now() + 1000);
       assert.equal(paid.id, 'my-own-id-1');
       assert.equal(paid.schemaVersion, 3);
-      assert.deepEqual(paid.metadata, {});
+      // Appended outside any handler with no correlation id: it starts an operation, its own id correlating it.
+      assert.deepEqual(paid.metadata, { correlationId: 'my-own-id-1' });
       assert.ok(paid.position > placed.position);
     },
   },
@@ -143,7 +144,7 @@ export const appendAndReadCases: ConformanceCase[] = [
         list: [],
         when: when.toISOString(),
       });
-      assert.deepEqual(stored?.metadata, { causationId: 'm-1', tenant: 't1', n: 3 });
+      assert.deepEqual(stored?.metadata, { causationId: 'm-1', tenant: 't1', n: 3, correlationId: stored?.id });
       await store.append(id, [event('Scalar', 42), event('Null', null), event('Text', 'x')]);
       const rest = (await store.readStream(id, { from: 2 })).events.map((e) => e.data);
       assert.deepEqual(rest, [42, null, 'x']);
