@@ -55,6 +55,35 @@ async function asAdmin(change: (channel: amqp.Channel) => Promise<unknown>): Pro
   }
 }
 
+/** Puts `bodies` straight into `queue`, confirmed by the broker (as the broker's dead-lettering does). */
+async function sendConfirmed(queue: string, bodies: readonly string[]): Promise<void> {
+  const admin = await amqp.connect(amqpUrl);
+  try {
+    const confirmed = await admin.createConfirmChannel();
+    for (const body of bodies) confirmed.sendToQueue(queue, Buffer.from(body));
+    await confirmed.waitForConfirms();
+  } finally {
+    await admin.close();
+  }
+}
+
+/** Runs the group's reader (it runs while its subscription receives) until `done`. */
+async function drainUntil(transport: RabbitTransport, done: () => Promise<boolean>, what: string): Promise<void> {
+  const reader = transport.subscribe('orders', 'billing');
+  try {
+    await waitUntil(
+      async () => {
+        await reader.receive(1, 100, never());
+        return done();
+      },
+      what,
+      15_000,
+    );
+  } finally {
+    await reader.close();
+  }
+}
+
 describe('rabbitmq transport faults on the shared broker (only this test’s connection and queues)', { skip }, () => {
   after(async () => {
     // Also after a failed case: a transport left open reconnects for ever and keeps this file running.
@@ -219,26 +248,8 @@ describe('rabbitmq transport faults on the shared broker (only this test’s con
     await transport.declareSubscription('orders', 'billing');
     const deadQueue = topologyNames(application).deadQueue('orders', 'billing');
     const readable = createMessage({ type: 'Placed', data: { n: 1 } });
-    const admin = await amqp.connect(amqpUrl);
-    try {
-      const confirmed = await admin.createConfirmChannel();
-      confirmed.sendToQueue(deadQueue, Buffer.from('not json'));
-      confirmed.sendToQueue(deadQueue, Buffer.from(messageToJson(readable)));
-      await confirmed.waitForConfirms();
-    } finally {
-      await admin.close();
-    }
-    const reader = transport.subscribe('orders', 'billing');
-    await waitUntil(
-      async () => {
-        // The group's reader runs while its subscription receives.
-        await reader.receive(1, 100, never());
-        return (await deadLetters.list()).length === 1;
-      },
-      'the readable one stored',
-      15_000,
-    );
-    await reader.close();
+    await sendConfirmed(deadQueue, ['not json', messageToJson(readable)]);
+    await drainUntil(transport, async () => (await deadLetters.list()).length === 1, 'the readable one stored');
     const unreadable = errors.filter((line) => line.startsWith('dead-letters: an unreadable message'));
     assert.equal(unreadable.length, 1, errors.slice(0, 5).join('\n'));
     // Still there, for an operator, handed out once (then given back at the close), not round and round.
@@ -266,24 +277,8 @@ describe('rabbitmq transport faults on the shared broker (only this test’s con
     const { transport, application, errors } = await toldTransport('dead-store', { deadLetters: failing });
     await transport.declareSubscription('orders', 'billing');
     const deadQueue = topologyNames(application).deadQueue('orders', 'billing');
-    const admin = await amqp.connect(amqpUrl);
-    try {
-      const confirmed = await admin.createConfirmChannel();
-      confirmed.sendToQueue(deadQueue, Buffer.from(messageToJson(createMessage({ type: 'Placed', data: {} }))));
-      await confirmed.waitForConfirms();
-    } finally {
-      await admin.close();
-    }
-    const reader = transport.subscribe('orders', 'billing');
-    await waitUntil(
-      async () => {
-        await reader.receive(1, 100, never());
-        return (await inner.list()).length === 1;
-      },
-      'stored once the store is back',
-      15_000,
-    );
-    await reader.close();
+    await sendConfirmed(deadQueue, [messageToJson(createMessage({ type: 'Placed', data: {} }))]);
+    await drainUntil(transport, async () => (await inner.list()).length === 1, 'stored once the store is back');
     assert.equal(calls.length, 3);
     // 100 ms, then 200 ms between the tries (timers never fire early).
     assert.ok((calls[2] as number) - (calls[0] as number) >= 295, `tries at ${calls.map((t) => Math.round(t))}`);
