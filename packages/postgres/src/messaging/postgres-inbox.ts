@@ -1,6 +1,5 @@
-import { AsyncResource } from 'node:async_hooks';
 import { type Inbox, StorageError, StoreClosedError } from '@factline/core';
-import { assertIntegerOption } from '@factline/core/adapter';
+import { assertIntegerOption, callerScope } from '@factline/core/adapter';
 import type pg from 'pg';
 import { checkOutHeld } from '../checkout.ts';
 import { checkPostgresInboxOptions } from '../options.ts';
@@ -154,7 +153,22 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
         }
         // A group runs its handlers from whichever run started it: each keeps its own caller's async
         // context (its delivery's span, the caller's async-local stores).
-        groups.apply({ consumer, id, at, work: AsyncResource.bind(work), ack: ackHere, resolve, reject });
+        const scope = callerScope();
+        groups.apply({
+          consumer,
+          id,
+          at,
+          work: (tx) => scope.run(work, tx),
+          ack: ackHere,
+          resolve: (applied) => {
+            scope.end();
+            resolve(applied);
+          },
+          reject: (error) => {
+            scope.end();
+            reject(error);
+          },
+        });
       });
     },
     close: tables.close,

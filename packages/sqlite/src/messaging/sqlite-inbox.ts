@@ -1,6 +1,5 @@
-import { AsyncResource } from 'node:async_hooks';
 import { type Inbox, StoreClosedError, ValidationError } from '@factline/core';
-import { assertIntegerOption, isPromiseLike } from '@factline/core/adapter';
+import { assertIntegerOption, callerScope, isPromiseLike } from '@factline/core/adapter';
 import type { Database } from 'better-sqlite3';
 import { checkSqliteInboxOptions } from '../options.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
@@ -188,8 +187,22 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
         if (!groupCommit) return runGroup([{ consumer, id, at: at.getTime(), work, ack: ackHere, resolve, reject }]);
         // The group runs at a later turn, from whichever run started it: each handler keeps its own
         // caller's async context (its delivery's span, the caller's async-local stores).
-        const bound = AsyncResource.bind(work);
-        const member: Member = { consumer, id, at: at.getTime(), work: bound, ack: ackHere, resolve, reject };
+        const scope = callerScope();
+        const member: Member = {
+          consumer,
+          id,
+          at: at.getTime(),
+          work: (tx) => scope.run(work, tx),
+          ack: ackHere,
+          resolve: (applied) => {
+            scope.end();
+            resolve(applied);
+          },
+          reject: (error) => {
+            scope.end();
+            reject(error);
+          },
+        };
         queue.push(member);
         schedule();
         // It waits for the group's commit: its consumer may start another key's run, to join the same group.
