@@ -40,16 +40,24 @@ describe('PostgreSQL store specifics', { skip }, () => {
   it('reads give events written by other means their stored fields: sub-millisecond times truncated, schema versions and metadata as stored', async () => {
     const schema = freshSchema('read_rows');
     const store = await open(schema);
-    await store.append('s-1', [
+    const { events: appended } = await store.append('s-1', [
       { type: 'A', data: { n: 1 } },
       { type: 'B', data: { n: 2 }, schemaVersion: 3, metadata: { correlationId: 'c-1', tenant: 't' } },
       { type: 'C', data: null },
     ]);
+    // Appended outside any handler with no correlation id, A and C correlate themselves.
+    const selfCorrelated = (i: number) => ({ correlationId: appended[i]?.id });
     // Times with microseconds, before and after 1970, as another writer could have stored them.
     await sql(`UPDATE "${schema}".events SET recorded_at = '2026-01-01T00:00:00.123987Z' WHERE type = 'A'`);
     await sql(`UPDATE "${schema}".events SET recorded_at = '1969-12-31T23:59:59.9995Z' WHERE type = 'B'`);
     const expected = [
-      { type: 'A', data: { n: 1 }, schemaVersion: 1, metadata: {}, recordedAt: '2026-01-01T00:00:00.123Z' },
+      {
+        type: 'A',
+        data: { n: 1 },
+        schemaVersion: 1,
+        metadata: selfCorrelated(0),
+        recordedAt: '2026-01-01T00:00:00.123Z',
+      },
       {
         type: 'B',
         data: { n: 2 },
@@ -57,7 +65,7 @@ describe('PostgreSQL store specifics', { skip }, () => {
         metadata: { correlationId: 'c-1', tenant: 't' },
         recordedAt: '1969-12-31T23:59:59.999Z',
       },
-      { type: 'C', data: null, schemaVersion: 1, metadata: {} },
+      { type: 'C', data: null, schemaVersion: 1, metadata: selfCorrelated(2) },
     ];
     const shape = (
       events: readonly { type: string; data: unknown; schemaVersion: number; metadata: unknown; recordedAt: Date }[],
@@ -132,7 +140,7 @@ describe('PostgreSQL store specifics', { skip }, () => {
     const read = await store.readStream(streamId);
     assert.equal(read.events[0]?.type, type);
     assert.deepEqual(read.events[0]?.data, data);
-    assert.deepEqual(read.events[0]?.metadata, { note: "it's" });
+    assert.deepEqual(read.events[0]?.metadata, { note: "it's", correlationId: read.events[0]?.id });
   });
 
   it('concurrent appends share batches; one conflict fails alone', async () => {
