@@ -1,5 +1,6 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { type Message, type MessageInput, prepareMessages } from '../messaging/message.ts';
+import { checkJson } from '../store/json-checks.ts';
 import { messageKind, SCHEMA_VERSION_HEADER } from './decode.ts';
 import type { EncodedData, SchemaRegistry } from './registry.ts';
 import { isThenable } from './validate.ts';
@@ -24,6 +25,9 @@ function encodeOne(
     });
   }
   const done = (encoded: EncodedData) => {
+    // The schema's output is what is stored and sent: it must be JSON too (a coercion to a bigint, a Date
+    // or a Map is not), named here rather than failing later as a storage or transport error.
+    if (encoded.data !== message.data) checkJson(encoded.data, `${path}.data`, mine, new Set());
     if (mine.length > 0) return undefined;
     if (encoded.schemaVersion === undefined) return message;
     const headers = { ...message.headers, [SCHEMA_VERSION_HEADER]: String(encoded.schemaVersion) };

@@ -124,6 +124,24 @@ describe('outbox messages are validated and stamped', () => {
   });
 });
 
+describe('messages encoded: the schema output is checked as JSON', () => {
+  it('a schema whose output JSON cannot carry (a coerced bigint) is a ValidationError naming the path; nothing enqueued', async () => {
+    const coercing = createSchemaRegistry([
+      defineMessage({ type: 'Refund', version: 1, schema: z.object({ amount: z.coerce.bigint() }) }),
+    ]);
+    await assert.rejects(
+      async () => encodeMessages(coercing, [{ type: 'Refund', data: { amount: '12' } }]),
+      (error: ValidationError) => error.issues.map((i) => i.path).join() === 'messages[0].data.amount',
+    );
+    const outbox = createInMemoryOutbox({ schemas: coercing });
+    assert.throws(
+      () => outbox.enqueue('refunds', [{ type: 'Refund', data: { amount: '12' } }]),
+      (error: ValidationError) => error.issues[0]?.path === 'messages[0].data.amount',
+    );
+    assert.equal(outbox.pending(), 0);
+  });
+});
+
 describe('messages read upcast', () => {
   it('event relay → message → consumer: a v1 event is published and handled as v3', async () => {
     const raw = getInMemoryEventStore();
