@@ -29,6 +29,15 @@ function cleanHeaders(value: unknown): boolean {
   return true;
 }
 
+/** The fields a `MessageInput` may have: any other (`deliverat`, `delay`) is a mistake, not ignored. */
+const INPUT_KEYS: ReadonlySet<string> = new Set(['type', 'data', 'id', 'key', 'metadata', 'headers', 'deliverAt']);
+
+/** The first key of `value` that no `MessageInput` has, if any. */
+function unknownInputKey(value: object): string | undefined {
+  for (const name in value) if (!INPUT_KEYS.has(name)) return name;
+  return undefined;
+}
+
 /**
  * Whether `checkMessage` finds no problem with `value`: the usual message of
  * plain JSON checked without building a path, a set or an issue. Whatever it
@@ -37,6 +46,7 @@ function cleanHeaders(value: unknown): boolean {
  */
 function isCleanMessage(value: unknown, built: boolean): boolean {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  if (!built && unknownInputKey(value) !== undefined) return false;
   const message = value as Partial<Message>;
   if (!isCleanName(message.type, MAX_NAME_LENGTH)) return false;
   if ((built || message.id !== undefined) && !isCleanName(message.id, MAX_NAME_LENGTH)) return false;
@@ -77,6 +87,16 @@ export function checkMessage(value: unknown, prefix: string, built: boolean, iss
   }
   const message = value as Partial<Message>;
   const before = issues.length;
+  if (!built) {
+    for (const name of Object.keys(value)) {
+      if (!INPUT_KEYS.has(name)) {
+        issues.push({
+          path: join(prefix, name),
+          message: `is not a field of a message (${[...INPUT_KEYS].join(', ')})`,
+        });
+      }
+    }
+  }
   checkName(message.type, join(prefix, 'type'), MAX_NAME_LENGTH, issues);
   if (built || message.id !== undefined) checkName(message.id, join(prefix, 'id'), MAX_NAME_LENGTH, issues);
   if (built || message.key !== undefined) checkName(message.key, join(prefix, 'key'), NO_LIMIT, issues);

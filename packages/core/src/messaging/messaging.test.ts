@@ -51,6 +51,12 @@ describe('messages', () => {
       [{ metadata: { tenant: new Set() } }, 'metadata.tenant', /Set/],
       [{ metadata: new Map() }, 'metadata', /^must be a plain object, got a Map$/],
       [{ headers: { n: 1 } }, 'headers.n', /^must be a string, got number 1$/],
+      // A misspelt field is a mistake, not ignored: `deliverat` would send the message at once.
+      [
+        { deliverat: new Date() },
+        'deliverat',
+        /^is not a field of a message \(type, data, id, key, metadata, headers, deliverAt\)$/,
+      ],
     ];
     for (const [change, path, message] of cases) {
       assert.throws(
@@ -81,10 +87,17 @@ describe('messages', () => {
   it('prepareMessages checks every message, built ones included, and lists every problem at once', () => {
     const built = { ...createMessage({ type: 'Built', data: {} }), data: { at: Number.POSITIVE_INFINITY } };
     assert.throws(
-      () => prepareMessages([{ type: 'A', data: { n: 1n } }, built, { type: '', data: {} }]),
+      () =>
+        prepareMessages([
+          { type: 'A', data: { n: 1n } },
+          built,
+          { type: '', data: {} },
+          { type: 'B', data: {}, delay: 5000 } as never,
+        ]),
       (error: unknown) =>
         isValidationError(error) &&
-        error.issues.map((i) => i.path).join() === 'messages[0].data.n,messages[1].data.at,messages[2].type',
+        error.issues.map((i) => i.path).join() ===
+          'messages[0].data.n,messages[1].data.at,messages[2].type,messages[3].delay',
     );
   });
 
