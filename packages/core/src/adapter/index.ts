@@ -158,7 +158,7 @@ export type {
 } from '../tracing/trace-sources.ts';
 export { timerChanges, timerEventTypes } from '../workflows/timers/timer-changes.ts';
 export type { TimerChange } from '../workflows/timers/types.ts';
-export { type CallerScope, callerScope } from './caller-scope.ts';
+export { inCallerScope, type QueuedRun } from './caller-scope.ts';
 export { answerWithin, settledWithin } from './deadline.ts';
 export {
   type BufferedEntry,

@@ -1,5 +1,5 @@
 import { type Inbox, StorageError, StoreClosedError } from '@factline/core';
-import { assertIntegerOption, callerScope } from '@factline/core/adapter';
+import { assertIntegerOption, inCallerScope } from '@factline/core/adapter';
 import type pg from 'pg';
 import { checkOutHeld } from '../checkout.ts';
 import { checkPostgresInboxOptions } from '../options.ts';
@@ -153,21 +153,12 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
         }
         // A group runs its handlers from whichever run started it: each keeps its own caller's async
         // context (its delivery's span, the caller's async-local stores).
-        const scope = callerScope();
         groups.apply({
           consumer,
           id,
           at,
-          work: (tx) => scope.run(work, tx),
           ack: ackHere,
-          resolve: (applied) => {
-            scope.end();
-            resolve(applied);
-          },
-          reject: (error) => {
-            scope.end();
-            reject(error);
-          },
+          ...inCallerScope<pg.PoolClient, boolean>({ work, resolve, reject }),
         });
       });
     },

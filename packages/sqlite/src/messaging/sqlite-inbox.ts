@@ -1,5 +1,5 @@
 import { type Inbox, StoreClosedError, ValidationError } from '@factline/core';
-import { assertIntegerOption, callerScope, isPromiseLike } from '@factline/core/adapter';
+import { assertIntegerOption, inCallerScope, isPromiseLike } from '@factline/core/adapter';
 import type { Database } from 'better-sqlite3';
 import { checkSqliteInboxOptions } from '../options.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
@@ -187,21 +187,12 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
         if (!groupCommit) return runGroup([{ consumer, id, at: at.getTime(), work, ack: ackHere, resolve, reject }]);
         // The group runs at a later turn, from whichever run started it: each handler keeps its own
         // caller's async context (its delivery's span, the caller's async-local stores).
-        const scope = callerScope();
         const member: Member = {
           consumer,
           id,
           at: at.getTime(),
-          work: (tx) => scope.run(work, tx),
           ack: ackHere,
-          resolve: (applied) => {
-            scope.end();
-            resolve(applied);
-          },
-          reject: (error) => {
-            scope.end();
-            reject(error);
-          },
+          ...inCallerScope<Database, boolean>({ work, resolve, reject }),
         };
         queue.push(member);
         schedule();
