@@ -269,8 +269,7 @@ function serializeMetadata(metadata: EventToAppend['metadata'], id: string): str
     return JSON.stringify({ ...metadata, correlationId: id });
   }
   const inherited: Record<string, unknown> = { ...metadata };
-  if (!context && inherited.correlationId === undefined) inherited.correlationId = id;
-  if (context && inherited.correlationId === undefined) inherited.correlationId = context.correlationId;
+  if (inherited.correlationId === undefined) inherited.correlationId = context ? context.correlationId : id;
   if (context && inherited.causationId === undefined) inherited.causationId = context.messageId;
   if (trace && inherited.traceparent === undefined) Object.assign(inherited, trace);
   return JSON.stringify(inherited);

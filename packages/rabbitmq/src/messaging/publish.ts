@@ -36,12 +36,11 @@ export function createPublisher(channel: ConfirmChannel, timeoutMs = 30_000) {
 
   let drained: Promise<void> | undefined;
 
-  const failed = (items: readonly Outgoing[], error: unknown) => {
-    const exchanges = [...new Set(items.map((item) => item.exchange))].join("', '");
-    return new TransportError(`RabbitMQ did not confirm the publish to '${exchanges}' (${String(error)})`, {
+  const exchangesOf = (items: readonly Outgoing[]) => [...new Set(items.map((item) => item.exchange))].join("', '");
+  const failed = (items: readonly Outgoing[], error: unknown) =>
+    new TransportError(`RabbitMQ did not confirm the publish to '${exchangesOf(items)}' (${String(error)})`, {
       cause: error,
     });
-  };
 
   return {
     /** Publishes every item (waiting for `drain` when the socket buffer is full) and waits for every confirm. */
@@ -65,7 +64,7 @@ export function createPublisher(channel: ConfirmChannel, timeoutMs = 30_000) {
         forget();
         settle?.reject(
           new TransportError(
-            `RabbitMQ did not confirm the publish to '${[...new Set(items.map((item) => item.exchange))].join("', '")}' within ${timeoutMs} ms (a broker under a memory or disk alarm blocks publishers until it clears: see its log)`,
+            `RabbitMQ did not confirm the publish to '${exchangesOf(items)}' within ${timeoutMs} ms (a broker under a memory or disk alarm blocks publishers until it clears: see its log)`,
           ),
         );
       }, timeoutMs);
