@@ -48,9 +48,12 @@ export async function readBacklog(
       const pending = Number(fields.get('pending') ?? 0);
       const lag = Number(fields.get('lag') ?? 0);
       messages += pending + lag;
+      // The summary's first pending id; none when the group acked them all since XINFO (a snapshot, not a lock).
+      const firstPending =
+        pending > 0 ? ((await client.sendCommand(['XPENDING', stream, group])) as unknown[] | null)?.[1] : undefined;
       const from =
-        pending > 0
-          ? String(((await client.sendCommand(['XPENDING', stream, group])) as unknown[])[1])
+        firstPending !== undefined && firstPending !== null
+          ? String(firstPending)
           : lag > 0
             ? `(${String(fields.get('last-delivered-id'))}`
             : undefined;

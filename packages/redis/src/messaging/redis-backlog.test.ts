@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
 import { redisUrl } from '../fixtures/server.ts';
 import { sharedRedis } from '../fixtures/shared-server.ts';
+import { redisKeys } from '../keys.ts';
+import { readBacklog } from './backlog.ts';
 import { getRedisTransport } from './redis-transport.ts';
+import { parseEntries } from './stream-replies.ts';
 
 const { skip, application, client } = await sharedRedis('backlog');
 
@@ -67,6 +71,11 @@ describe('redis: backlog', { skip }, () => {
       await transport.publish('refunds', [createMessage({ type: 'Refund', key: 'r-4', data: {} })]);
       const [delivery] = await subscription.receive(1, 5000, new AbortController().signal);
       await delivery?.release(60_000);
+      // release resolves at once; the move (ack and schedule, one script) reaches Redis after.
+      await waitUntil(
+        async () => Number(await client.sendCommand(['ZCARD', `${application}:delayed`])) === 3,
+        'r-4 scheduled',
+      );
       assert.equal(
         (await transport.backlog?.('refunds', 'audit'))?.messages,
         2,
@@ -74,6 +83,44 @@ describe('redis: backlog', { skip }, () => {
       );
       assert.equal((await transport.backlog?.('refunds', 'billing'))?.messages, 3, 'r-1, r-2 and r-4');
       await subscription.close();
+    } finally {
+      await transport.close();
+    }
+  });
+});
+
+describe('redis: backlog read while the group acks', { skip }, () => {
+  it('a pending entry acked between the group summary and its first-pending read counts as seen, never an error', async () => {
+    const transport = await getRedisTransport({ url: redisUrl, application, partitions: 1 });
+    try {
+      await transport.declareSubscription('acking', 'billing');
+      await transport.publish('acking', [createMessage({ type: 'Paid', key: 'p-1', data: {} })]);
+      const keys = redisKeys(application);
+      const stream = keys.stream('acking', 0);
+      const read = (await client.sendCommand([
+        'XREADGROUP',
+        'GROUP',
+        'billing',
+        'someone',
+        'COUNT',
+        '1',
+        'STREAMS',
+        stream,
+        '>',
+      ])) as unknown[];
+      assert.ok(read, 'the entry handed out');
+      const [entry] = parseEntries(await client.sendCommand(['XRANGE', stream, '-', '+']));
+      // The group acks its entry right after the backlog read XINFO GROUPS, as a consumer running beside it may.
+      const racing = {
+        async sendCommand(args: string[]) {
+          if (args[0] === 'XPENDING') await client.sendCommand(['XACK', stream, 'billing', String(entry?.id)]);
+          return client.sendCommand(args);
+        },
+      };
+      const waiting = await readBacklog(racing, keys, 1, 'acking', 'billing');
+      assert.equal(waiting.messages, 1, 'the count XINFO GROUPS gave');
+      assert.equal(waiting.oldestAt, undefined, 'no entry left to date');
+      assert.deepEqual(await transport.backlog?.('acking', 'billing'), { messages: 0, oldestAt: undefined });
     } finally {
       await transport.close();
     }
