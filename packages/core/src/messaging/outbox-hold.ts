@@ -14,19 +14,23 @@ export interface OutboxHoldOptions {
 }
 
 /**
- * How an outbox relay holds the rows of a topic nobody subscribed to yet:
- * it publishes with `requireSubscription`, and on `NoSubscriptionError` keeps
- * the rows, reports the hold, and leaves the topic out of its reads until a
- * backoff has passed. The rows of a held topic are never published past, so
- * they go out in outbox order once a subscription is declared.
+ * How an outbox relay holds the rows of a topic nobody subscribed to yet, or
+ * whose publish the transport refused as not retryable (`retryable: false`:
+ * a message it cannot carry, a queue declared with other arguments): it
+ * publishes with `requireSubscription`, and on `NoSubscriptionError` or a
+ * refusal keeps the rows, reports the hold, and leaves the topic out of its
+ * reads until a backoff has passed. The rows of a held topic are never
+ * published past, so they go out in outbox order once a subscription is
+ * declared or the refusal ends; the other topics go on meanwhile. Any other
+ * failure (an outage) fails the round.
  */
 export interface OutboxHold {
   /** Held topics whose next try is not due yet: the relay's next read leaves their rows out. */
   skipped(): string[];
   /**
    * Publishes one run of `topic`'s rows. True when published; false when held
-   * (reported through the relay status, nothing written): keep the rows, and
-   * publish no later row of the topic in this round.
+   * (reported through the relay status): keep the rows, and publish no later
+   * row of the topic in this round.
    */
   publish(transport: Transport, topic: string, messages: readonly Message[]): Promise<boolean>;
 }
@@ -38,6 +42,10 @@ export interface OutboxHold {
  * const hold = createOutboxHold(status, { initialMs: pollMs, maxMs: holdBackoffMaxMs });
  * if (await hold.publish(transport, topic, messages)) deleteRows();
  */
+/** A failure trying again cannot help: the error says so (`retryable: false`, on any error object). */
+const isRefusal = (error: unknown): boolean =>
+  typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false;
+
 export function createOutboxHold(status: RelayStatus, options: OutboxHoldOptions): OutboxHold {
   const now = options.now ?? Date.now;
   /** Per held topic: consecutive holds, and when it may be tried again. */
@@ -53,11 +61,13 @@ export function createOutboxHold(status: RelayStatus, options: OutboxHoldOptions
           transport.publish(topic, messages, { requireSubscription: true }),
         );
       } catch (error) {
-        if (!isNoSubscriptionError(error)) throw error;
+        const unsubscribed = isNoSubscriptionError(error);
+        if (!unsubscribed && !isRefusal(error)) throw error;
         const holds = (topics.get(topic)?.holds ?? 0) + 1;
         const wait = Math.min(options.maxMs, options.initialMs * 2 ** Math.min(holds - 1, 30));
         topics.set(topic, { holds, dueAt: now() + Math.max(1, wait) });
-        status.hold(topic, error);
+        if (unsubscribed) status.hold(topic, error);
+        else status.refuse(topic, error);
         return false;
       }
       if (topics.delete(topic)) status.unhold(topic);

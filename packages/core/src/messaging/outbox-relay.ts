@@ -54,9 +54,16 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** How often the holder looks for rows while idle (rows written where no wake-up reaches), ms. Default 100. */
   pollMs?: number;
-  /** While no subscription to a topic is declared, its rows are held, tried again after `pollMs`, doubling up to this, ms. Default 5000. */
+  /**
+   * While no subscription to a topic is declared, or while the transport
+   * refuses its publish as not retryable, its rows are held, tried again
+   * after `pollMs`, doubling up to this, ms. Default 5000.
+   */
   holdBackoffMaxMs?: number;
-  /** Called when a round or a lease check fails (the relay tries again), and on every hold of a topic with no subscription. */
+  /**
+   * Called when a round or a lease check fails (the relay tries again), on
+   * every refused publish, and on every hold of a topic with no subscription.
+   */
   onError?: (error: unknown) => void;
   /** Called when this relay takes (`'held'`) or loses (`'standby'`) the lease. */
   onLeaseChange?: (lease: 'held' | 'standby') => void;
@@ -101,7 +108,9 @@ const roundAttributes = (rows: readonly OutboxRow[]) => {
  * crash or failure in between publishes them again (consumers' inboxes drop
  * the repeats by message id). Before every publish it checks that its lease
  * still holds, so a holder that lost it stops within one publish. A topic with
- * no declared subscription is held, never dropped (`createOutboxHold`).
+ * no declared subscription, or whose publish the transport refused as not
+ * retryable, is held, never dropped, and holds back no other topic
+ * (`createOutboxHold`).
  *
  * Adapters give the outbox's statements (`Outbox`) and their lease; this loop
  * is the same on every database.

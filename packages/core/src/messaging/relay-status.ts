@@ -13,7 +13,15 @@ export interface OutboxRelayStats {
    * (`NoSubscriptionError`): kept in the outbox and tried again with backoff.
    */
   held: readonly string[];
-  /** The last failure, or the `NoSubscriptionError` of the last hold. */
+  /**
+   * Topics whose rows are held because the transport refused their last
+   * publish as not retryable (`retryable: false`, e.g. a message larger than
+   * it carries): kept in the outbox, tried again with backoff, each refusal
+   * counted in `failures`. The rows go out once the cause is fixed, or
+   * once the refused row is deleted from the outbox by hand.
+   */
+  refused: readonly string[];
+  /** The last failure or refusal, or the `NoSubscriptionError` of the last hold. */
   lastError: unknown;
   running: boolean;
 }
@@ -34,7 +42,9 @@ export interface RelayStatus {
   report(error: unknown): void;
   /** Records that `topic`'s rows are held (no subscription) and tells `onError`; not counted as a failure. */
   hold(topic: string, error: unknown): void;
-  /** `topic` was published again: no longer held. */
+  /** Records that `topic`'s publish was refused (not retryable), counts it as a failure and tells `onError`. */
+  refuse(topic: string, error: unknown): void;
+  /** `topic` was published again: no longer held or refused. */
   unhold(topic: string): void;
 }
 
@@ -49,6 +59,7 @@ export function createRelayStatus(initialLease: 'held' | 'standby', callbacks: R
     published: 0,
     failures: 0,
     held: [],
+    refused: [],
     lastError: undefined,
     running: true,
   };
@@ -80,8 +91,21 @@ export function createRelayStatus(initialLease: 'held' | 'standby', callbacks: R
       call(callbacks.onError, error);
       log(callbacks.logger, 'warn', { topic, err: error }, `outbox relay: topic ${topic} held, no subscription`);
     },
+    refuse(topic, error) {
+      if (!stats.refused.includes(topic)) stats.refused = [...stats.refused, topic];
+      stats.failures++;
+      stats.lastError = error;
+      call(callbacks.onError, error);
+      log(
+        callbacks.logger,
+        'error',
+        { topic, err: error },
+        `outbox relay: topic ${topic} held, its publish was refused (not retryable)`,
+      );
+    },
     unhold(topic) {
       if (stats.held.includes(topic)) stats.held = stats.held.filter((t) => t !== topic);
+      if (stats.refused.includes(topic)) stats.refused = stats.refused.filter((t) => t !== topic);
     },
   };
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { isNoSubscriptionError } from '../errors/index.ts';
+import { isNoSubscriptionError, isTransportError, TransportError } from '../errors/index.ts';
 import type { Message } from '../messaging/message.ts';
 import type { OutboxRelayOptions } from '../messaging/outbox-relay.ts';
 import type { OutboxRelayStats } from '../messaging/relay-status.ts';
@@ -47,7 +47,9 @@ async function receiveAll(subscription: Subscription, count: number): Promise<Me
  * Registers the outbox relay contract with `node:test`: rows published in
  * outbox order and deleted once published; a topic nobody subscribed to yet
  * is held (reported, never dropped, holding back no other topic) and goes out
- * in order once a subscription is declared; `stop()` resolves while holding.
+ * in order once a subscription is declared; a topic whose publish the
+ * transport refuses as not retryable is held the same way until the refusal
+ * ends; `stop()` resolves while holding.
  * Every adapter's relay runs it against itself.
  */
 export function testOutboxRelayConformance(options: OutboxRelayConformanceOptions): void {
@@ -161,6 +163,63 @@ export function testOutboxRelayConformance(options: OutboxRelayConformanceOption
           'published in outbox order',
         );
         await waitUntil(async () => relay.stats().held.length === 0 && (await env.pending()) === 0, 'the hold lifted');
+      } finally {
+        await settlesWithin(relay.stop(), 5000, 'stop');
+      }
+    });
+
+    it('holds a topic whose publish the transport refuses (not retryable), reports each refusal, publishes other topics, then the held rows in order', async () => {
+      const env = await environment();
+      await env.transport.declareSubscription('orders', 'billing');
+      await env.transport.declareSubscription('payments', 'ledger');
+      let refusing = true;
+      const inner = env.transport;
+      // A transport that cannot carry the topic's messages (too large, a queue declared otherwise) until fixed.
+      const refusingOrders: Transport = Object.create(inner, {
+        publish: {
+          value: async (...args: Parameters<Transport['publish']>) => {
+            if (refusing && args[0] === 'orders') {
+              throw new TransportError("topic 'orders': refused by the broker", { retryable: false });
+            }
+            return inner.publish(...args);
+          },
+        },
+      });
+      const held = [await env.enqueue('orders', 'A1'), await env.enqueue('orders', 'A2')];
+      const payment = await env.enqueue('payments', 'P1');
+      held.push(await env.enqueue('orders', 'A3'));
+      const errors: unknown[] = [];
+      const relay = await env.startRelay(
+        { pollMs: 10, holdBackoffMaxMs: 40, onError: (error) => errors.push(error) },
+        refusingOrders,
+      );
+      try {
+        const payments = await receiveAll(inner.subscribe('payments', 'ledger'), 1);
+        assert.deepEqual(
+          payments.map((m) => m.id),
+          [payment.id],
+          'a refused topic holds back no other topic',
+        );
+        await waitUntil(() => errors.length >= 3, 'three tries of the refused topic, each reported');
+        assert.ok(errors.every((e) => isTransportError(e) && !e.retryable));
+        const stats = relay.stats();
+        assert.deepEqual(stats.refused, ['orders']);
+        assert.deepEqual(stats.held, [], 'refused, not waiting for a subscription');
+        assert.ok(stats.failures >= 3, 'each refusal is a failure');
+        assert.equal(stats.published, 1);
+        assert.equal(await env.pending(), 3, 'the refused rows stay in the outbox');
+
+        refusing = false;
+        const orders = await receiveAll(inner.subscribe('orders', 'billing'), 3);
+        assert.deepEqual(
+          orders.map((m) => m.id),
+          held.map((m) => m.id),
+          'published in outbox order',
+        );
+        await waitUntil(
+          async () => relay.stats().refused.length === 0 && (await env.pending()) === 0,
+          'the refusal lifted',
+        );
       } finally {
         await settlesWithin(relay.stop(), 5000, 'stop');
       }
