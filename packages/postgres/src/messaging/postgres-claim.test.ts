@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { claim, claimStatement, type QueueQuery } from './postgres-claim.ts';
+import { messageColumns, queueStatements } from './postgres-queue-statements.ts';
 import { getPostgresTransport, type PostgresTransport } from './postgres-transport.ts';
 
 const skip = await postgresUnavailable();
@@ -61,6 +62,37 @@ describe('postgres claim', { skip }, () => {
       leased.rows.map((row) => row.seq),
       [seqOf('c')],
     );
+  });
+
+  it('a key whose earlier row commits after a later one was handed out is held by nobody else until that one settles', async () => {
+    await transport.declareSubscription('late', 'g');
+    const statements = queueStatements(`"${schema}"`);
+    const first = createMessage({ type: 'T', key: 'k', data: { n: 1 } });
+    const second = createMessage({ type: 'T', key: 'k', data: { n: 2 } });
+    // A publish statement that took its seq, then was slow to commit (a large batch, a busy server).
+    const slow = await transport.pool.connect();
+    try {
+      await slow.query('BEGIN');
+      await slow.query(statements.PUBLISH, ['late', ...messageColumns([first]), null, 'unused', 'late']);
+      // A later publish of the same key commits first: its row is the key's only visible one.
+      await transport.publish('late', [second]);
+      const one = transport.subscribe('late', 'g');
+      const other = transport.subscribe('late', 'g');
+      const signal = new AbortController().signal;
+      const [held] = await one.receive(10, 1000, signal);
+      assert.equal(held?.message.id, second.id);
+      await slow.query('COMMIT');
+      // The earlier row is now the key's first, but the key is in flight with the other subscriber.
+      assert.deepEqual(await other.receive(10, 100, signal), [], 'nobody else takes the key while its row is held');
+      await held?.ack();
+      const [next] = await other.receive(10, 1000, signal);
+      assert.equal(next?.message.id, first.id, 'the key goes on once the held row settled');
+      await next?.ack();
+      await one.close();
+      await other.close();
+    } finally {
+      slow.release();
+    }
   });
 
   it('a failing first round still rejects', async () => {

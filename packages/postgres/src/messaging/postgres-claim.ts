@@ -23,7 +23,13 @@ export const claimWindow = (max: number): number => Math.max(64, 4 * max);
  *   whose first row is in flight, waiting for a retry, scheduled later, or
  *   being claimed by someone else (locked) is skipped whole. A later row of a
  *   key is nobody's head while that first row exists, so no concurrent claim,
- *   however stale its snapshot, takes it.
+ *   however stale its snapshot, takes it. A key with any row of the window in
+ *   flight (`busy`: under a lease not run out) is skipped too: seq is taken at
+ *   insert, so a publish that committed after a later one of its key (a slow
+ *   statement, a large batch) adds a first row while the later one is held,
+ *   and handing it out would run the key twice at once. (A row in flight past
+ *   the window is not seen: it would take a window of rows ahead of it, all
+ *   waiting or in flight, between the two rows of the key.)
  * - candidates: the heads and the rows of their keys after them in the
  *   window, the first `max` by seq.
  * - followers: the visible candidates with no row of their key not due before
@@ -42,13 +48,18 @@ export const claimWindow = (max: number): number => Math.max(64, 4 * max);
  * `max`). Cost: one pass over the window per claim, whatever the number of keys.
  */
 export const claimStatement = (s: string): string => `WITH win AS MATERIALIZED (
-      SELECT w.ctid, w.seq, w.key, w.visible_at <= now() AS due FROM ${s}.transport_messages w
+      SELECT w.ctid, w.seq, w.key, w.visible_at <= now() AS due,
+             w.lease IS NOT NULL AND w.visible_at > now() AS busy
+        FROM ${s}.transport_messages w
        WHERE w.topic = $1 AND w.group_name = $2
        ORDER BY w.seq
        LIMIT $5
     ), heads AS MATERIALIZED (
       SELECT t.ctid, t.seq, t.key FROM ${s}.transport_messages t
-       WHERE t.ctid = ANY (ARRAY(SELECT DISTINCT ON (f.key) f.ctid FROM win f ORDER BY f.key, f.seq))
+       WHERE t.ctid = ANY (ARRAY(
+               SELECT DISTINCT ON (f.key) f.ctid FROM win f
+                WHERE f.key NOT IN (SELECT b.key FROM win b WHERE b.busy)
+                ORDER BY f.key, f.seq))
          AND t.visible_at <= now()
        ORDER BY t.seq
        LIMIT $3
