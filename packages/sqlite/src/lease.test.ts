@@ -153,6 +153,26 @@ describe('sqlite lease', () => {
     }
   });
 
+  it('while a transaction begun by hand is open on its connection, a renewal writes nothing and extends nothing', () => {
+    const { clock, a, b, dbA, close } = twoHolders();
+    try {
+      assert.equal(a.acquire(), true);
+      clock.t = 1060;
+      dbA.exec('BEGIN');
+      assert.equal(a.acquire(), true, 'still held, until its current end');
+      dbA.exec('ROLLBACK');
+      assert.deepEqual(a.read(), { holder: 'a', expiresAt: 1100, acquiredAt: 1000 });
+      clock.t = 1100;
+      assert.equal(a.isHeld(), false, 'the end this holder counts on is the stored one');
+      assert.equal(b.acquire(), true, 'so the other takes it only once this one knows it is gone');
+      dbA.exec('BEGIN');
+      assert.equal(a.acquire(), false, 'a stand-by takes nothing meanwhile either');
+      dbA.exec('ROLLBACK');
+    } finally {
+      close();
+    }
+  });
+
   it('timings: defaults, a check derived from a short TTL, and a check not below the TTL refused', () => {
     assert.deepEqual(leaseTimings({}), { ttlMs: DEFAULT_LEASE_TTL_MS, checkMs: DEFAULT_LEASE_CHECK_MS });
     assert.deepEqual(leaseTimings({ leaseTtlMs: 500 }), { ttlMs: 500, checkMs: 100 });

@@ -57,7 +57,10 @@ export interface SqliteLease {
    * Takes the lease when it is free, expired or already this holder's, and
    * extends it to now + ttl, in one IMMEDIATE transaction. Returns true when
    * held. A failure (the file busy past its busy timeout) drops the lease
-   * here (`isHeld()` is false) and throws a `StorageError`.
+   * here (`isHeld()` is false) and throws a `StorageError`. While a
+   * transaction is open on the connection (begun by hand and left open
+   * across an `await`) it writes nothing: a lease held stays held until its
+   * current end, unrenewed, and one not held is not taken.
    */
   acquire(): boolean;
   /**
@@ -144,6 +147,11 @@ export function createSqliteLease(options: SqliteLeaseOptions): SqliteLease {
 
   const acquire = (): boolean => {
     const before = now();
+    if (database.inTransaction) {
+      // A transaction begun by hand and left open across an await: the write would join it, and its
+      // rollback would undo a renewal counted here. Nothing is written; the lease stays as it was.
+      return expiresAt > before;
+    }
     try {
       // The time inside the transaction decides who may take it (the lock may have been waited for).
       const held = take.immediate(Math.max(before, now()));
