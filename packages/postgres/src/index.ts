@@ -31,6 +31,7 @@ export {
   readLiveProjectionVersion,
   startPostgresProjections,
 } from './projections/postgres-projections.ts';
+export { readPostgresSchemaVersions, type SchemaComponentVersion } from './schema-versions.ts';
 export {
   getPostgresSnapshotStore,
   type PostgresSnapshotStore,

@@ -32,6 +32,7 @@ export {
   type SqliteProjectionsOptions,
   startSqliteProjections,
 } from './projections/sqlite-projections.ts';
+export { readSqliteSchemaVersions, type SchemaComponentVersion } from './schema-versions.ts';
 export { getSqliteSnapshotStore, type SqliteSnapshotStoreOptions } from './snapshots/sqlite-snapshot-store.ts';
 export {
   getSqliteEventStore,

@@ -1,12 +1,18 @@
 import { type DeadLetter, type DeadLetterFilter, type EventMetadata, workflowEventTypes } from '@factline/core';
 import { createOperationTracer, deadLetterConditions, deadLetterFromJson } from '@factline/core/adapter';
-import { getPostgresDeadLetterStore, getPostgresTransport, postgresTraceReader } from '@factline/postgres';
+import {
+  getPostgresDeadLetterStore,
+  getPostgresTransport,
+  postgresTraceReader,
+  readPostgresSchemaVersions,
+} from '@factline/postgres';
 import pg from 'pg';
 import { CliError } from '../cli-error.ts';
 import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
 import { noQueue, noQueueMessage } from './no-queue.ts';
 import { projectionName } from './projection-name.ts';
 import { type GroupRedriver, redrivingThrough } from './redriver.ts';
+import { refuseOlderSchema } from './schema-guard.ts';
 
 interface EventRow {
   position: string;
@@ -244,6 +250,7 @@ export async function openPostgresDeadLetterOperator(
     if (!(await has('dead_letters'))) {
       throw new CliError(`schema ${schema} holds no Factline dead letters (no dead_letters table)`);
     }
+    refuseOlderSchema(`schema ${schema}`, await readPostgresSchemaVersions(pool, schema), ['consumer', 'transport']);
     const store = await getPostgresDeadLetterStore({ pool, schema });
     if (redriver) return redrivingThrough(store, redriver, () => pool.end());
     // No SQL transport in the schema (the messages travel over a broker): no queue to redrive to.

@@ -1,11 +1,17 @@
-import { type DeadLetterFilter, type EventMetadata, workflowEventTypes } from '@factline/core';
-import { getSqliteDeadLetterStore, getSqliteTracer, getSqliteTransport } from '@factline/sqlite';
+import { type DeadLetterFilter, type DeadLetterStore, type EventMetadata, workflowEventTypes } from '@factline/core';
+import {
+  getSqliteDeadLetterStore,
+  getSqliteTracer,
+  getSqliteTransport,
+  readSqliteSchemaVersions,
+} from '@factline/sqlite';
 import Sqlite, { type Database } from 'better-sqlite3';
 import { CliError } from '../cli-error.ts';
 import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
 import { noQueue, noQueueMessage } from './no-queue.ts';
 import { projectionName } from './projection-name.ts';
 import { type GroupRedriver, redrivingThrough } from './redriver.ts';
+import { refuseOlderSchema, tracedComponents } from './schema-guard.ts';
 
 interface EventRow {
   position: number;
@@ -94,7 +100,17 @@ export function openSqliteInspector(path: string): Inspector {
       .pluck(),
   };
   const head = () => (sql.head.get() as { head: number }).head;
-  const deadLetters = has('factline_dead_letters') ? getSqliteDeadLetterStore({ database: db }) : undefined;
+  // Opened at the first read of dead letters (opening a store migrates: refused on a file an older Factline
+  // wrote, where the other reads still work).
+  let deadLetterStore: DeadLetterStore | undefined;
+  const deadLetters = () => {
+    if (!has('factline_dead_letters')) return undefined;
+    if (deadLetterStore === undefined) {
+      refuseOlderSchema(path, readSqliteSchemaVersions(db), ['consumer']);
+      deadLetterStore = getSqliteDeadLetterStore({ database: db });
+    }
+    return deadLetterStore;
+  };
 
   return {
     async listStreams({ limit, after, category, prefix }) {
@@ -191,12 +207,13 @@ export function openSqliteInspector(path: string): Inspector {
       }));
     },
     async deadLetters(filter: DeadLetterFilter) {
-      return deadLetters ? deadLetters.list(filter) : [];
+      return deadLetters()?.list(filter) ?? [];
     },
     async deadLetter(id) {
-      return deadLetters?.get(id);
+      return deadLetters()?.get(id);
     },
     trace(correlationId) {
+      refuseOlderSchema(path, readSqliteSchemaVersions(db), tracedComponents);
       return getSqliteTracer({ database: db }).traceOperation(correlationId);
     },
     async workflowInstances(workflow, { after, limit }) {
@@ -237,6 +254,12 @@ export function openSqliteDeadLetterOperator(path: string, redriver?: GroupRedri
   if (!has('factline_dead_letters')) {
     db.close();
     throw new CliError(`${path} holds no Factline dead letters (no factline_dead_letters table)`);
+  }
+  try {
+    refuseOlderSchema(path, readSqliteSchemaVersions(db), ['consumer', 'transport']);
+  } catch (error) {
+    db.close();
+    throw error;
   }
   const store = getSqliteDeadLetterStore({ database: db });
   if (redriver) {

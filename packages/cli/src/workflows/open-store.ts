@@ -2,6 +2,10 @@ import { existsSync } from 'node:fs';
 import type { EventStore } from '@factline/core';
 import { CliError } from '../cli-error.ts';
 import type { DatabaseTarget } from '../inspect/database-url.ts';
+import { refuseOlderSchema } from '../inspect/schema-guard.ts';
+
+/** What the workflow store migrates as it opens: the events, and the timer table its inline projection keeps. */
+const workflowComponents = ['event-store', 'workflow-timers'];
 
 /** A read-write event store on the database, keeping its workflow timer table in each append as the application's does. */
 export interface WorkflowStore {
@@ -11,7 +15,8 @@ export interface WorkflowStore {
 
 /**
  * Opens the event store of the database with the timer table's inline
- * projection, so an instance's cancel drops its timers in the same commit.
+ * projection, so an instance's cancel drops its timers in the same commit;
+ * a database an older Factline wrote is refused, never upgraded.
  *
  * @example
  * const { store, close } = await openWorkflowStore({ kind: 'sqlite', path: 'app.db' });
@@ -19,11 +24,31 @@ export interface WorkflowStore {
 export async function openWorkflowStore(where: DatabaseTarget): Promise<WorkflowStore> {
   if (where.kind === 'sqlite') {
     if (!existsSync(where.path)) throw new CliError(`cannot open SQLite file ${where.path}: no such file`);
-    const { getSqliteEventStore, sqliteTimerProjection } = await import('@factline/sqlite');
+    const { getSqliteEventStore, readSqliteSchemaVersions, sqliteTimerProjection } = await import('@factline/sqlite');
+    const { openSqliteFile } = await import('../inspect/sqlite-inspector.ts');
+    const reader = openSqliteFile(where.path, true);
+    try {
+      refuseOlderSchema(where.path, readSqliteSchemaVersions(reader), workflowComponents);
+    } finally {
+      reader.close();
+    }
     const store = getSqliteEventStore({ path: where.path, inlineProjections: [sqliteTimerProjection()] });
     return { store, close: () => store.close() };
   }
-  const { getPostgresEventStore, postgresTimerProjection } = await import('@factline/postgres');
+  const { getPostgresEventStore, postgresTimerProjection, readPostgresSchemaVersions } = await import(
+    '@factline/postgres'
+  );
+  const { connectPostgres } = await import('../inspect/postgres-inspector.ts');
+  const reader = await connectPostgres(where.url, true);
+  try {
+    refuseOlderSchema(
+      `schema ${where.schema}`,
+      await readPostgresSchemaVersions(reader, where.schema),
+      workflowComponents,
+    );
+  } finally {
+    await reader.end();
+  }
   const store = await getPostgresEventStore({
     connectionString: where.url,
     schema: where.schema,

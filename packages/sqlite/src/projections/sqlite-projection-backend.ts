@@ -6,12 +6,12 @@ import {
   waitForAppendSignal,
 } from '@factline/core/adapter';
 import type { Database, Statement } from 'better-sqlite3';
-import { migrate } from '../migrations.ts';
+import { type Migration, migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { type SqliteEventStore, synchronously } from '../store/sqlite-event-store.ts';
 import { connectionOf, withTransactionHandle } from '../transaction-handle.ts';
 
-const projectionMigrations = [
+export const projectionMigrations: readonly Migration[] = [
   {
     version: 1,
     description: 'projection checkpoints and parked events',
