@@ -11,7 +11,7 @@ import {
   openSqliteDatabase,
 } from '@factline/sqlite';
 import type { Database } from 'better-sqlite3';
-import { runCli } from './program.ts';
+import { runInProcess } from './fixtures/run-factline.ts';
 
 /** A dead letter of `billing` on topic `orders`, dead-lettered at `at`. */
 const deadLetter = (id: string, at: string, messageId?: string): DeadLetter => {
@@ -54,21 +54,15 @@ describe('factline dlq: records that changed since they were read', () => {
   });
 
   /** Runs the CLI as on a terminal; `meanwhile` runs while it asks for confirmation, which is then given. */
-  const run = async (args: string[], meanwhile: () => Promise<void>) => {
-    const stdout: string[] = [];
-    const stderr: string[] = [];
-    const code = await runCli([...args, '--db', `sqlite:${file}`], {
+  const run = (args: string[], meanwhile: () => Promise<void>) =>
+    runInProcess([...args, '--db', `sqlite:${file}`], {
       cwd: dir,
-      stdout: (line) => stdout.push(line),
-      stderr: (line) => stderr.push(line),
       interactive: true,
       ask: async () => {
         await meanwhile();
         return 'y';
       },
     });
-    return { code, stdout: stdout.join('\n'), stderr: stderr.join('\n') };
-  };
 
   it('discard writes only the records unchanged, names the others and exits 1', async () => {
     const failing = deadLetter('d-failing', '2026-01-01T00:00:00Z');
@@ -144,14 +138,12 @@ describe('factline dlq redrive|discard on a file without dead letters', () => {
       other.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY)');
       other.close();
       for (const command of ['discard', 'redrive']) {
-        const stderr: string[] = [];
-        const code = await runCli(['dlq', command, '--all-matching', '--yes', '--db', `sqlite:${file}`], {
-          cwd: dir,
-          stdout: () => undefined,
-          stderr: (line) => stderr.push(line),
-        });
-        assert.equal(code, 2, stderr.join('\n'));
-        assert.match(stderr.join('\n'), /other\.db holds no Factline dead letters \(no factline_dead_letters table\)/);
+        const { code, stderr } = await runInProcess(
+          ['dlq', command, '--all-matching', '--yes', '--db', `sqlite:${file}`],
+          { cwd: dir },
+        );
+        assert.equal(code, 2, stderr);
+        assert.match(stderr, /other\.db holds no Factline dead letters \(no factline_dead_letters table\)/);
       }
       const after = openSqliteDatabase(file);
       const tables = after.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all();

@@ -20,8 +20,8 @@ import {
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../../postgres/src/fixtures/server.ts';
 import { deadLetterRecord } from './fixtures/dead-letter.ts';
+import { runInProcess } from './fixtures/run-factline.ts';
 import { fillShippingInstances } from './fixtures/workflow-database.ts';
-import { runCli } from './program.ts';
 
 // An operator's newer CLI on a file an older Factline wrote: opening a store migrates, which would upgrade the
 // application's schema from a CLI command (the older application would then refuse to start). The CLI refuses.
@@ -57,18 +57,7 @@ describe('factline on a SQLite file an older Factline wrote', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  const run = async (...args: string[]) => {
-    const stdout: string[] = [];
-    const stderr: string[] = [];
-    const code = await runCli([...args, '--db', `sqlite:${file}`], {
-      cwd: dir,
-      stdout: (line) => stdout.push(line),
-      stderr: (line) => stderr.push(line),
-      interactive: false,
-      ask: async () => 'n',
-    });
-    return { code, stdout: stdout.join('\n'), stderr: stderr.join('\n') };
-  };
+  const run = (...args: string[]) => runInProcess([...args, '--db', `sqlite:${file}`], { cwd: dir });
   const versions = () => {
     const database = openSqliteDatabase(file);
     try {
@@ -159,18 +148,7 @@ describe('factline on a PostgreSQL schema an older Factline wrote', {
     await dropSchema(schema);
   });
 
-  const run = async (...args: string[]) => {
-    const stdout: string[] = [];
-    const stderr: string[] = [];
-    const code = await runCli([...args, '--db', postgresUrl, '--schema', schema], {
-      cwd: tmpdir(),
-      stdout: (line) => stdout.push(line),
-      stderr: (line) => stderr.push(line),
-      interactive: false,
-      ask: async () => 'n',
-    });
-    return { code, stdout: stdout.join('\n'), stderr: stderr.join('\n') };
-  };
+  const run = (...args: string[]) => runInProcess([...args, '--db', postgresUrl, '--schema', schema]);
 
   it('refuses dead-letter changes and a workflow change, naming the components, and upgrades nothing', async () => {
     const discard = await run('dlq', 'discard', 'd-1', '--yes');

@@ -1,3 +1,4 @@
+import { componentVersions, type SchemaComponentVersion } from '@factline/core/adapter';
 import type pg from 'pg';
 import { consumerMigrations } from './messaging/postgres-consumer-tables.ts';
 import { transportMigrations } from './messaging/postgres-transport-migrations.ts';
@@ -9,15 +10,7 @@ import { snapshotMigrations } from './snapshots/postgres-snapshot-store.ts';
 import { eventStoreMigrations } from './store/schema.ts';
 import { timerMigrations } from './workflows/postgres-timer-store.ts';
 
-/** A migration component of a schema: the version its tables are at, and the one this Factline brings them to. */
-export interface SchemaComponentVersion {
-  /** `'event-store'`, `'transport'`, `'consumer'`, `'outbox'`, `'snapshots'`, `'projections'`, `'workflow-timers'`. */
-  component: string;
-  /** 0: the schema holds none of the component's tables. */
-  version: number;
-  /** The last version this Factline knows; opening a store of the component migrates `version` up to it. */
-  latest: number;
-}
+export type { SchemaComponentVersion };
 
 const components: readonly [string, readonly PostgresMigration[]][] = [
   ['event-store', eventStoreMigrations],
@@ -28,9 +21,6 @@ const components: readonly [string, readonly PostgresMigration[]][] = [
   ['outbox', outboxMigrations],
   ['workflow-timers', timerMigrations],
 ];
-
-const latestOf = (migrations: readonly PostgresMigration[]) =>
-  migrations.reduce((max, m) => Math.max(max, m.version), 0);
 
 /**
  * The version of each of Factline's migration components in `schema`, next
@@ -58,11 +48,7 @@ export async function readPostgresSchemaVersions(
       );
       for (const row of rows) stored.set(row.component, row.version);
     }
-    return components.map(([component, migrations]) => ({
-      component,
-      version: stored.get(component) ?? 0,
-      latest: latestOf(migrations),
-    }));
+    return componentVersions(components, stored);
   } catch (error) {
     throw toStorageError(error);
   }

@@ -1,3 +1,4 @@
+import { componentVersions, type SchemaComponentVersion } from '@factline/core/adapter';
 import type { Database } from 'better-sqlite3';
 import { leaseMigrations } from './lease.ts';
 import { consumerMigrations } from './messaging/sqlite-consumer-tables.ts';
@@ -10,15 +11,7 @@ import { eventStoreMigrations } from './store/schema.ts';
 import { toStorageError } from './store/sqlite-errors.ts';
 import { timerMigrations } from './workflows/sqlite-timer-store.ts';
 
-/** A migration component of a database: the version its tables are at, and the one this Factline brings them to. */
-export interface SchemaComponentVersion {
-  /** `'event-store'`, `'transport'`, `'consumer'`, `'outbox'`, `'snapshots'`, `'projections'`, `'leases'`, `'workflow-timers'`. */
-  component: string;
-  /** 0: the database holds none of the component's tables. */
-  version: number;
-  /** The last version this Factline knows; opening a store of the component migrates `version` up to it. */
-  latest: number;
-}
+export type { SchemaComponentVersion };
 
 const components: readonly [string, readonly Migration[]][] = [
   ['event-store', eventStoreMigrations],
@@ -30,8 +23,6 @@ const components: readonly [string, readonly Migration[]][] = [
   ['leases', leaseMigrations],
   ['workflow-timers', timerMigrations],
 ];
-
-const latestOf = (migrations: readonly Migration[]) => migrations.reduce((max, m) => Math.max(max, m.version), 0);
 
 /**
  * The version of each of Factline's migration components in a SQLite file,
@@ -54,11 +45,7 @@ export function readSqliteSchemaVersions(db: Database): SchemaComponentVersion[]
           ).map((row) => [row.component, row.version])
         : [],
     );
-    return components.map(([component, migrations]) => ({
-      component,
-      version: stored.get(component) ?? 0,
-      latest: latestOf(migrations),
-    }));
+    return componentVersions(components, stored);
   } catch (error) {
     throw toStorageError(error);
   }

@@ -1,11 +1,5 @@
+import type { SchemaComponentVersion } from '@factline/core/adapter';
 import { CliError } from '../cli-error.ts';
-
-/** A migration component's version in a database, and the one this Factline's stores migrate it to. */
-export interface ComponentVersion {
-  component: string;
-  version: number;
-  latest: number;
-}
 
 /**
  * Refuses a database in which one of `components` (those a command's stores
@@ -20,7 +14,7 @@ export interface ComponentVersion {
  */
 export function refuseOlderSchema(
   where: string,
-  versions: readonly ComponentVersion[],
+  versions: readonly SchemaComponentVersion[],
   components: readonly string[],
 ): void {
   const behind = versions.filter((v) => components.includes(v.component) && v.version > 0 && v.version < v.latest);

@@ -170,6 +170,7 @@ export {
 } from './delivery-buffer.ts';
 export { type KeptOnSuccess, keptOnSuccess } from './kept-on-success.ts';
 export { redactUrl } from './redact-url.ts';
+export { componentVersions, type SchemaComponentVersion } from './schema-versions.ts';
 export {
   answersInTls,
   type PlainUrlSettings,
