@@ -71,6 +71,20 @@ describe('delivery buffer (shared by the broker transports)', () => {
     assert.deepEqual(numbers(await b.receive(1, 10, 0, never, 30_000)), [0, 1]);
   });
 
+  it("a message deferred on arrival (deliverAt ahead) parks only its key's later messages, not those held before it", async () => {
+    for (const withSeq of [true, false]) {
+      const { buffer: b, delayed } = buffer();
+      b.add(entry('a', 1, withSeq ? 10 : undefined));
+      b.defer(entry('a', 2, withSeq ? 11 : undefined), Date.now() + 3_600_000);
+      b.add(entry('a', 3, withSeq ? 12 : undefined));
+      assert.deepEqual(delayed, [2]);
+      const got = await b.receive(1, 10, 0, never, 30_000);
+      assert.deepEqual(numbers(got), [1], `the earlier message goes out, the later one waits (seq: ${withSeq})`);
+      for (const d of got) await d.ack();
+      assert.deepEqual(numbers(await b.receive(1, 10, 0, never, 30_000)), [], 'the later one still waits');
+    }
+  });
+
   it('a park whose delayed message never comes back ends at its time: a waiting receive does not wake every millisecond after', async () => {
     let looks = 0;
     const b = createDeliveryBuffer<TestEntry>(

@@ -92,8 +92,11 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
 ) {
   let entries: E[] = [];
   const waiters = new Set<() => void>();
-  /** Keys whose first message is away for a delay: that message, and when to stop waiting for it. */
-  const parked = new Map<string, { entry: E; until: number }>();
+  /**
+   * Keys with a message away for a delay: that message, when to stop waiting for it, and the key's messages
+   * held here that came before it (a later one deferred on arrival), which go on meanwhile.
+   */
+  const parked = new Map<string, { entry: E; until: number; before?: ReadonlySet<E> }>();
   /** Releases on their way to the broker. */
   const delaying = new Set<Promise<void>>();
   /** Acks on their way to the broker (a reader that stops hands back only once they arrived). */
@@ -141,7 +144,13 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
       parked.delete(entry.message.key);
       return false;
     }
-    return park.entry.message.id !== entry.message.id;
+    if (park.entry.message.id === entry.message.id) return false;
+    // Only the key's messages after the delayed one wait for it.
+    const earlier =
+      entry.seq !== undefined && park.entry.seq !== undefined
+        ? entry.seq < park.entry.seq
+        : park.before?.has(entry) === true;
+    return !earlier;
   };
 
   const take = (subscriber: number, max: number, visibility: number): Delivery[] => {
@@ -280,11 +289,16 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
     /**
      * A message due later than `holdBelowMs` on arrival: sent to the broker
      * for its delay, its key parked (unless one of its earlier messages is)
-     * so that the key's later messages wait for it; held here if that fails.
+     * so that the key's later messages wait for it, while those held here
+     * that came before it go on; held here if that fails.
      */
     defer(entry: E, dueAt: number) {
       const key = entry.message.key;
-      if (!parked.has(key)) parked.set(key, { entry, until: dueAt + options.parkGraceMs });
+      if (!parked.has(key)) {
+        // The key's messages held already came before it: they go out meanwhile, its later ones wait.
+        const before = new Set(entries.filter((e) => !e.gone && e.message.key === key));
+        parked.set(key, { entry, until: dueAt + options.parkGraceMs, before });
+      }
       sendAway(entry, dueAt, () => add(entry));
     },
 

@@ -92,6 +92,41 @@ describe('createKeyLanes', () => {
     assert.deepEqual(work.started, ['a1', 'b1'], 'no lane starts once stopped');
   });
 
+  it('a run the drain left behind ends with its delivery; what was given back never runs, and the next start has the key', async () => {
+    const settled: string[] = [];
+    const work = manualProcess();
+    let stop = new AbortController();
+    const lanes = createKeyLanes({
+      concurrency: 2,
+      process: work.process,
+      signal: () => stop.signal,
+      report: () => {},
+    });
+    const add = (names: string[]) =>
+      lanes.add(names.map((name) => delivery(name[0] as string, Number(name[1]), settled)));
+    add(['a1', 'a2', 'a3']);
+    assert.deepEqual(work.started, ['a1']);
+    // A stop whose drain runs out while a1's handler still runs: a2 and a3 go back to the transport.
+    stop.abort();
+    await lanes.drain(10);
+    await lanes.giveBack(1000);
+    assert.deepEqual(settled, ['release a2 0', 'release a3 0']);
+    // Started again; the transport hands the key's messages out anew.
+    stop = new AbortController();
+    add(['a1', 'a2', 'a3']);
+    assert.deepEqual(work.started, ['a1'], "the key waits for the old run's handler");
+    work.finish('a1');
+    await waitUntil(() => work.started.length === 2, 'the new lane starts once the old run ended');
+    assert.deepEqual(work.started, ['a1', 'a1'], 'the old run did not go on with what it gave back');
+    work.finish('a1');
+    await waitUntil(() => work.started.length === 3, 'a2');
+    work.finish('a2');
+    await waitUntil(() => work.started.length === 4, 'a3');
+    work.finish('a3');
+    await waitUntil(() => lanes.buffered() === 0, 'the new lane worked off');
+    assert.deepEqual(work.started, ['a1', 'a1', 'a2', 'a3']);
+  });
+
   it('lets another key start while a run waits for a shared commit, never the same key', async () => {
     const { settled, work, lanes, add } = manualLanes(1);
     add(['a1', 'a2', 'b1', 'c1']);

@@ -77,8 +77,10 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
 
   /** Works off `lane`, the deliveries of `key`; settles once the key gave its place up. */
   const runLane = async (key: string, lane: Delivery[], slot: LaneSlot) => {
+    // The stop of the start it belongs to: a run that outlived a stop's drain never goes on under a later start.
+    const stop = signal();
     try {
-      while (lane.length > 0 && !signal().aborted) {
+      while (lane.length > 0 && !stop.aborted) {
         const settled = await process(lane[0] as Delivery, slot);
         lane.shift();
         if (settled && lane.length > 0 && running.size - waiting.size > concurrency) {
@@ -100,7 +102,8 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
           );
         }
       }
-      if (lane.length === 0) {
+      // A lane given back at a stop was replaced by the next start's lane of the key, if any: that one stays.
+      if (lane.length === 0 && lanes.get(key) === lane) {
         lanes.delete(key);
         holds.delete(key);
       }
@@ -197,7 +200,8 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
 
     async giveBack(ms) {
       const waiting: Delivery[] = [];
-      for (const [key, lane] of lanes) waiting.push(...(running.has(key) ? lane.slice(1) : lane));
+      // A run the drain left (its handler still going) keeps only that delivery: the rest goes back, never run here.
+      for (const [key, lane] of lanes) waiting.push(...(running.has(key) ? lane.splice(1) : lane));
       lanes.clear();
       ready.clear();
       holds.clear();

@@ -99,7 +99,17 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
   let subscription: Subscription | undefined;
   let stopping = new AbortController();
   let loop: Promise<void> | undefined;
-  let starting: Promise<void> | undefined;
+  /**
+   * Starts and stops run one after another, in call order: a start made while a stop drains begins once
+   * that stop closed its own subscription (it would close the new one), and a stop made while a start
+   * awaits the transport stops what that start began.
+   */
+  let lifecycle: Promise<unknown> = Promise.resolve();
+  const inTurn = (step: () => Promise<void>): Promise<void> => {
+    const run = lifecycle.then(step);
+    lifecycle = run.catch(() => undefined);
+    return run;
+  };
 
   const report = (error: unknown, stage: ConsumerErrorStage, message?: Message) => {
     stats.errors += 1;
@@ -162,9 +172,8 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
     name,
 
     start() {
-      if (loop) return Promise.resolve();
-      // One start at a time: a second call while the first awaits gets the same promise.
-      starting ??= (async () => {
+      return inTurn(async () => {
+        if (loop) return;
         try {
           await deadLetterStore();
           // Declared before it resolves: whatever is published from now on reaches the group.
@@ -186,29 +195,26 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
           report,
           fail,
         });
-      })().finally(() => {
-        starting = undefined;
       });
-      return starting;
     },
 
-    async stop() {
-      await starting?.catch(() => undefined);
-      if (!loop) return;
-      stopping.abort();
-      await loop;
-      loop = undefined;
-      // Handlers in flight finish (bounded); what never started goes back to the transport.
-      const started = Date.now();
-      await lanes.drain(drainTimeoutMs);
-      // Giving back gets what the drain left of drainTimeoutMs, and at least a second.
-      await lanes.giveBack(Math.max(1000, drainTimeoutMs - (Date.now() - started)));
-      const sub = subscription;
-      subscription = undefined;
-      await sub?.close().catch((error: unknown) => report(error, 'receive'));
-      if (stats.state === 'running') stats.state = 'stopped';
-      unobserve();
-    },
+    stop: () =>
+      inTurn(async () => {
+        if (!loop) return;
+        stopping.abort();
+        await loop;
+        loop = undefined;
+        // Handlers in flight finish (bounded); what never started goes back to the transport.
+        const started = Date.now();
+        await lanes.drain(drainTimeoutMs);
+        // Giving back gets what the drain left of drainTimeoutMs, and at least a second.
+        await lanes.giveBack(Math.max(1000, drainTimeoutMs - (Date.now() - started)));
+        const sub = subscription;
+        subscription = undefined;
+        await sub?.close().catch((error: unknown) => report(error, 'receive'));
+        if (stats.state === 'running') stats.state = 'stopped';
+        unobserve();
+      }),
 
     stats: () => ({ ...stats }),
 

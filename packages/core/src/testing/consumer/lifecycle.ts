@@ -81,6 +81,44 @@ export const lifecycleCases: readonly ConsumerConformanceCase[] = [
     },
   },
   {
+    name: 'a start() made while stop() drains runs after it: the consumer runs again and handles what follows',
+    requires: ['asyncHandlers'],
+    async run(c) {
+      let release: (() => void) | undefined;
+      const name = uniqueCategory('restart');
+      const errors: unknown[] = [];
+      const consumer = c.consumer({
+        name,
+        onError: (error) => errors.push(error),
+        handler: async (m, tx) => {
+          if (n(m) === 0) await new Promise<void>((resolve) => (release = resolve));
+          await c.environment.writeEffect(tx, name, String(n(m)));
+        },
+      });
+      await consumer.start();
+      await c.environment.transport.publish(c.topic, [
+        createMessage({ type: 'OrderPlaced', data: { n: 0 }, key: 'order-1' }),
+      ]);
+      await waitUntil(() => release !== undefined, 'the first handler');
+      // A stop, then a start before the stop's drain ended (a pause and resume, a bus restarted without awaiting).
+      const stopping = consumer.stop();
+      const starting = consumer.start();
+      release?.();
+      await settlesWithin(stopping, 10_000, 'the stop');
+      await settlesWithin(starting, 10_000, 'the start');
+      assert.equal(consumer.stats().state, 'running');
+      await c.environment.transport.publish(
+        c.topic,
+        [1, 2].map((i) => createMessage({ type: 'OrderPlaced', data: { n: i }, key: `order-${i}` })),
+      );
+      await waitUntil(async () => (await c.environment.effects(name)).length >= 3, 'the messages after the restart');
+      assert.deepEqual([...(await c.environment.effects(name))].sort(), ['0', '1', '2']);
+      assert.deepEqual(errors, [], 'nothing failed (no receive on a subscription closed under it)');
+      await settlesWithin(consumer.stop(), 10_000, 'the last stop');
+      assert.equal(consumer.stats().state, 'stopped');
+    },
+  },
+  {
     name: 'a transport closed under a running consumer fails it: receives stop, onError is told, stop() resolves',
     async run(c) {
       const { transport, receives } = countReceives(c.environment.transport);
