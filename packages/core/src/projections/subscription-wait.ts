@@ -1,4 +1,4 @@
-import { isNoSubscriptionError } from '../errors/index.ts';
+import { isNoSubscriptionError, isTimeoutError, isTransportError } from '../errors/index.ts';
 
 export interface SubscriptionWaitOptions {
   /** The first wait, ms (the runner's `initialBackoffMs`). */
@@ -10,22 +10,34 @@ export interface SubscriptionWaitOptions {
 }
 
 /**
- * A projection that publishes (the event relay) and finds no subscription
- * for its topic is not failing: it waits for a consumer group to declare one.
- * `holds` is how many times in a row the batch was held; the wait doubles
- * each time up to `maxMs`, and ends early when `signal` aborts (the runner
- * stops). Returns false, without waiting, when `error` is anything else.
+ * Whether a failed batch is held rather than failing: a projection that
+ * publishes (the event relay) and finds no subscription for its topic waits
+ * for a consumer group to declare one; one with external effects (the
+ * relays) whose transport is unreachable (a retryable `TransportError` or a
+ * `TimeoutError`: a broker restarting, a network cut) waits for it to come
+ * back, as the outbox relay does. Neither counts towards `maxAttempts`.
+ */
+export function isHeldFailure(error: unknown, external: boolean): boolean {
+  if (isNoSubscriptionError(error)) return true;
+  return external && (isTransportError(error) || isTimeoutError(error)) && error.retryable;
+}
+
+/**
+ * Waits before a held batch is tried again (`isHeldFailure`). `holds` is
+ * how many times in a row the batch was held; the wait doubles each time up
+ * to `maxMs`, and ends early when `signal` aborts (the runner stops).
+ * Returns false, without waiting, when `held` is false.
  *
  * @example
- * if (await waitForSubscription(error, ++holds, w.abort.signal, { initialMs: 100, maxMs: 5000 })) attempt -= 1;
+ * if (await waitWhileHeld(isHeldFailure(error, external), ++holds, w.abort.signal, { initialMs: 100, maxMs: 5000 })) attempt -= 1;
  */
-export async function waitForSubscription(
-  error: unknown,
+export async function waitWhileHeld(
+  held: boolean,
   holds: number,
   signal: AbortSignal,
   options: SubscriptionWaitOptions,
 ): Promise<boolean> {
-  if (!isNoSubscriptionError(error)) return false;
+  if (!held) return false;
   const ms = Math.max(1, Math.min(options.maxMs, options.initialMs * 2 ** Math.min(Math.max(0, holds - 1), 30)));
   if (signal.aborted) return true;
   let onAbort: (() => void) | undefined;

@@ -10,6 +10,7 @@ import {
   getInMemoryTransport,
   type Message,
   runInMessageContext,
+  TransportError,
   type TransportPublishOptions,
 } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
@@ -79,4 +80,66 @@ test('the store is the outbox: committed events reach a consumer in stream order
   await consumer.stop();
   await store.close();
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('a relay whose transport is unreachable for longer than its attempts waits for it, then publishes; a refusal still fails it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'factline-relay-outage-'));
+  const store = getSqliteEventStore({ path: join(dir, 'orders.db') });
+  const inner = getInMemoryTransport();
+  await inner.declareSubscription('orders', 'notifications');
+  // A broker restarting: eight publishes in a row fail as a transport reports an outage (retryable).
+  let outage = 8;
+  const errors: unknown[] = [];
+  const transport = {
+    ...inner,
+    async publish(topic: string, messages: readonly Message[], options?: TransportPublishOptions) {
+      if (outage > 0) {
+        outage -= 1;
+        throw new TransportError('broker unreachable (connection refused)');
+      }
+      await inner.publish(topic, messages, options);
+    },
+  };
+  try {
+    await store.append('order-1', [{ type: 'OrderPlaced', data: {} }]);
+    const relay = defineEventRelay({ name: 'orders-relay', transport, topic: 'orders', handles: ['OrderPlaced'] });
+    const runner = await startSqliteProjections(store, [relay], {
+      initialBackoffMs: 1,
+      maxBackoffMs: 20,
+      maxAttempts: 3,
+      onError: (error) => errors.push(error),
+    });
+    try {
+      await runner.waitFor('orders-relay', await store.headPosition(), { timeoutMs: 10_000 });
+      assert.equal(outage, 0);
+      assert.equal(errors.length, 8, 'each failed try reported');
+      assert.equal(runner.status('orders-relay').state, 'running');
+      const [delivery] = await inner
+        .subscribe('orders', 'notifications')
+        .receive(1, 1000, new AbortController().signal);
+      assert.equal(delivery?.message.type, 'OrderPlaced');
+    } finally {
+      await runner.stop();
+    }
+    // Refused for good (the broker cannot take the message): each try counts, and the relay fails after its attempts.
+    const refusing = {
+      ...inner,
+      publish: async () => Promise.reject(new TransportError('refused by the broker', { retryable: false })),
+    };
+    const refused: unknown[] = [];
+    const failing = await startSqliteProjections(
+      store,
+      [defineEventRelay({ name: 'refused-relay', transport: refusing, topic: 'orders', handles: ['OrderPlaced'] })],
+      { initialBackoffMs: 1, maxBackoffMs: 20, maxAttempts: 3, onError: (error) => refused.push(error) },
+    );
+    try {
+      await waitUntil(() => failing.status('refused-relay').state === 'failed', 'the relay failed');
+      assert.equal(refused.length, 3);
+    } finally {
+      await failing.stop();
+    }
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,7 +2,7 @@ import { ProjectionFailedError } from '../../errors/index.ts';
 import { firstDecodeFailure } from '../../schema/projection-read.ts';
 import type { RecordedEvent } from '../../store/types.ts';
 import { traceProjectionBatch } from '../../tracing/projection-spans.ts';
-import { waitForSubscription } from '../subscription-wait.ts';
+import { isHeldFailure, waitWhileHeld } from '../subscription-wait.ts';
 import type { RunnerContext } from './context.ts';
 import { checkSuperseded } from './versions.ts';
 import { markFailed, recordError, versionOf, type Worker } from './worker.ts';
@@ -24,7 +24,7 @@ export async function applyBatch<Tx>(
 ): Promise<boolean> {
   const { backend, maxAttempts, initialBackoffMs, maxBackoffMs } = ctx;
   let lastFailure: unknown;
-  /** Tries in a row that found no subscription (a relay): they wait, and count as no attempt. */
+  /** Tries in a row that were held (no subscription, a relay's transport unreachable): they wait, and count as no attempt. */
   let holds = 0;
   // An event the registry cannot decode fails the batch like a failing handler, without
   // retries: upcasters are pure, so reading it again gives the same failure.
@@ -58,7 +58,8 @@ export async function applyBatch<Tx>(
         break;
       }
       const wait = { initialMs: initialBackoffMs, maxMs: maxBackoffMs, sleep: ctx.givenSleep };
-      if (await waitForSubscription(error, ++holds, w.abort.signal, wait)) {
+      const held = isHeldFailure(error, w.projection.effects === 'external');
+      if (await waitWhileHeld(held, held ? ++holds : holds, w.abort.signal, wait)) {
         attempt -= 1;
         continue;
       }
