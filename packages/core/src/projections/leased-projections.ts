@@ -164,7 +164,11 @@ export function createLeasedProjections<Tx>(settings: LeasedProjectionsSettings<
     checkMs: settings.checkMs,
     onError(work, error) {
       const projection = workNames.get(work) as LeasedProjection;
-      options.onError?.(projection.name, error, projection.checkpoint);
+      try {
+        options.onError?.(projection.name, error, projection.checkpoint);
+      } catch {
+        // The hook's own failure changes nothing.
+      }
     },
     close: settings.close,
   });

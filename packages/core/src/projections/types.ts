@@ -25,7 +25,11 @@ export interface Projection<Tx = unknown, E extends Event = Event> {
   handles: readonly E['type'][];
   /** Creates the read model's tables; runs once when the runner starts, in a transaction. */
   init?: (tx: Tx) => void | Promise<void>;
-  /** Empties the read model for a rebuild; runs in the transaction that resets the checkpoint. */
+  /**
+   * Empties the read model for a rebuild; runs in the transaction that resets the checkpoint. Without
+   * it a rebuild replays every event on top of the model as it is: a handler that accumulates (a
+   * counter, a sum, a row per event) needs one.
+   */
   reset?: (tx: Tx) => void | Promise<void>;
   /**
    * Applies a batch of events, in position order, inside the transaction that saves the checkpoint.

@@ -106,7 +106,11 @@ export function recordError<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>, error: un
     position,
     at: new Date(),
   };
-  ctx.onError?.(w.projection.name, error, position);
+  try {
+    ctx.onError?.(w.projection.name, error, position);
+  } catch {
+    // The hook's own failure changes nothing: the runner goes on, the error is logged below.
+  }
   log(
     ctx.logger,
     'warn',

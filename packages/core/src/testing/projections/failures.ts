@@ -100,6 +100,36 @@ export const failureCases: readonly ProjectionConformanceCase[] = [
     },
   },
   {
+    name: 'an onError hook that throws changes nothing: the failing batch is retried and the projection goes on',
+    async run({ store, model, createRunner, names }) {
+      const n = names('hook-throws');
+      const seeded = await appendEvents(store, n, 6, { data: (i) => ({ i, poison: i === 3 }) });
+      let failures = 2;
+      const told: number[] = [];
+      const runner = createRunner(
+        [
+          counterProjection(model, n, {
+            failsOn: (e) => (e.data as { poison: boolean }).poison && failures-- > 0,
+          }),
+        ],
+        {
+          batchSize: 2,
+          maxAttempts: 5,
+          sleep: noSleep,
+          onError: (_projection, _error, position) => {
+            told.push(position);
+            throw new Error('the metrics client is not ready');
+          },
+        },
+      );
+      await runner.start();
+      await runner.waitFor(n.projection, lastPosition(seeded), { timeoutMs: 10_000 });
+      assert.equal(told.length, 2, 'each failure told, the hook throwing each time');
+      assertModel(await model.read(n.projection), await countLog(store, n.type), 'after the retries: ');
+      assert.equal(runner.status(n.projection).state, 'running');
+    },
+  },
+  {
     name: "onFailure 'park': the failing events are parked with their error, the ones after them applied",
     async run({ store, model, createRunner, names }) {
       const n = names('park');
