@@ -1,4 +1,4 @@
-import type { ParkedEvent, RecordedEvent } from '@factline/core';
+import { type ParkedEvent, type RecordedEvent, StorageError } from '@factline/core';
 import {
   type ProjectionBackend,
   type ProjectionVersionRef,
@@ -87,6 +87,11 @@ export function readLiveProjectionVersion(source: Database | SqliteEventStore, n
     if (!statement && /no such table/.test(String((error as Error)?.message))) return 1;
     throw toStorageError(error);
   }
+}
+
+/** What a projection's handler (or its reset) threw, carried out of the transaction apart from the driver's own errors. */
+class HandlerThrew {
+  constructor(readonly error: unknown) {}
 }
 
 /**
@@ -178,11 +183,33 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
    */
   const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+  /**
+   * A transaction begun by hand and left open across an `await` on this connection: a batch would join
+   * it, and its rollback would undo what the runner counted as committed (its checkpoint, its waiters
+   * answered). The batch waits for it to end, up to the connection's busy timeout, as for a lock another
+   * connection holds, then fails as a busy file does (retryable).
+   */
+  const outsideForeignTransaction = async () => {
+    if (!db.inTransaction) return;
+    const limit = Number(db.pragma('busy_timeout', { simple: true })) || 0;
+    const until = Date.now() + limit;
+    while (db.inTransaction) {
+      if (Date.now() >= until) {
+        throw new StorageError(
+          `a transaction begun by hand on the projections' connection stayed open over ${limit} ms (its busy timeout): the batch waits for it to end`,
+          { retryable: true },
+        );
+      }
+      await new Promise<void>((resolve) => setTimeout(resolve, 5));
+    }
+  };
+
+  /** A driver's error becomes a `StorageError`; what a handler threw goes out as it was (its type, its stack). */
   const wrap = <T>(work: () => T): Promise<T> => {
     try {
       return Promise.resolve(work());
     } catch (error) {
-      return Promise.reject(toStorageError(error));
+      return Promise.reject(error instanceof HandlerThrew ? error.error : toStorageError(error));
     }
   };
 
@@ -191,10 +218,12 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
     loadCheckpoint: (name) => wrap(() => current(name)),
     commit: async ({ name, expected, checkpoint: next, work, external, version }) => {
       await turn();
+      await outsideForeignTransaction();
       if (external && work) {
         // Effects elsewhere (at least once): run them first, then save the checkpoint.
         if (!(await wrap(() => unchanged(name, expected, version)))) return false;
         await work(db);
+        await outsideForeignTransaction();
         return wrap(() => guarded(name, expected, next, () => undefined, version));
       }
       return wrap(() =>
@@ -203,13 +232,21 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
           expected,
           next,
           // A handle ended with the batch's transaction: nothing a handler writes later can land.
-          () => work && synchronously(withTransactionHandle(db, work, `projection '${name}'`), name),
+          () => {
+            if (!work) return;
+            try {
+              synchronously(withTransactionHandle(db, work, `projection '${name}'`), name);
+            } catch (error) {
+              throw new HandlerThrew(error);
+            }
+          },
           version,
         ),
       );
     },
     park: async (name, expected, event: RecordedEvent, error: string, version) => {
       await turn();
+      await outsideForeignTransaction();
       return wrap(() =>
         guarded(
           name,

@@ -417,3 +417,81 @@ describe('sqlite projections: side-by-side versions', () => {
     await store.close();
   });
 });
+
+describe('sqlite projections: a transaction begun by hand on the connection', () => {
+  it('a batch waits for it to end instead of joining it: its rollback undoes nothing the runner counted', async () => {
+    const path = file();
+    const store = getSqliteEventStore({ path });
+    // Another process appending to the file while this one holds its own transaction open.
+    const writer = getSqliteEventStore({ path });
+    const db = store.database;
+    const projection = defineProjection<Database>({
+      name: 'seen',
+      handles: ['Seen'],
+      init(tx) {
+        tx.exec('CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY)');
+      },
+      handle(events, tx) {
+        for (const e of events) tx.prepare('INSERT INTO seen (id) VALUES (?)').run(e.id);
+      },
+    });
+    const runner = await startSqliteProjections(store, [projection], { idleCheckMs: 10 });
+    const rows = () => (db.prepare('SELECT COUNT(*) AS n FROM seen').get() as { n: number }).n;
+    const saved = () =>
+      (db.prepare("SELECT position FROM factline_projections WHERE name = 'seen'").get() as { position: number })
+        .position;
+    try {
+      await runner.waitFor('seen', (await store.append('s-1', [{ type: 'Seen', data: {} }])).position);
+      const { position } = await writer.append('s-2', [{ type: 'Seen', data: {} }]);
+      // Begun before the runner's next turn, its snapshot holding s-2 (a read takes it).
+      db.exec('BEGIN');
+      db.prepare('SELECT COUNT(*) FROM factline_events').get();
+      const openedAt = Date.now();
+      await waitUntil(() => Date.now() - openedAt >= 200, 'several idle checks while the transaction is open');
+      assert.equal(runner.status('seen').checkpoint < position, true, 'nothing applied inside it');
+      db.exec('ROLLBACK');
+      await runner.waitFor('seen', position, { timeoutMs: 10_000 });
+      assert.equal(rows(), 2);
+      assert.equal(saved(), position, 'the checkpoint saved, not rolled back');
+    } finally {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      await runner.stop();
+      await writer.close();
+      await store.close();
+    }
+  });
+});
+
+describe('sqlite projections: a handler that throws', () => {
+  it('its error reaches onError and lastError as it was thrown: its class and its stack, not a storage error', async () => {
+    class PricingError extends Error {
+      override name = 'PricingError';
+    }
+    const store = getSqliteEventStore({ path: file() });
+    const told: unknown[] = [];
+    const projection = defineProjection<Database>({
+      name: 'priced',
+      handles: ['Priced'],
+      handle: function priceLines() {
+        throw new PricingError('no price for sku X');
+      },
+    });
+    const runner = await startSqliteProjections(store, [projection], {
+      maxAttempts: 1,
+      initialBackoffMs: 1,
+      onError: (_name, error) => told.push(error),
+    });
+    try {
+      await store.append('p-1', [{ type: 'Priced', data: {} }]);
+      await waitUntil(() => runner.status('priced').state === 'failed', 'the projection failed');
+      assert.ok(told[0] instanceof PricingError, `told ${String(told[0])}`);
+      assert.match(
+        runner.status('priced').lastError?.stack ?? '',
+        /^PricingError: no price for sku X\n\s+at (Object\.)?priceLines/,
+      );
+    } finally {
+      await runner.stop();
+      await store.close();
+    }
+  });
+});
