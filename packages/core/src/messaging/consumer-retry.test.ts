@@ -8,7 +8,15 @@ import { StepFailure } from './consumer-step.ts';
 import { createMessage } from './message.ts';
 import type { Delivery } from './transport.ts';
 
-function setup(policy: RetryPolicy, options: { holdOnDelay?: boolean; stop?: AbortController } = {}) {
+function setup(
+  policy: RetryPolicy,
+  options: {
+    holdOnDelay?: boolean;
+    stop?: AbortController;
+    now?: () => number;
+    sleep?: (ms: number) => Promise<void>;
+  } = {},
+) {
   const settled: string[] = [];
   const reported: ConsumerErrorStage[] = [];
   const deadLettered: DeadLetterFailure[] = [];
@@ -26,8 +34,11 @@ function setup(policy: RetryPolicy, options: { holdOnDelay?: boolean; stop?: Abo
     policy,
     holdOnDelay: options.holdOnDelay ?? true,
     visibility: 30_000,
-    sleep: async (ms) => void slept.push(ms),
-    now: () => 1_000,
+    sleep: async (ms) => {
+      slept.push(ms);
+      await options.sleep?.(ms);
+    },
+    now: options.now ?? (() => 1_000),
     signal: () => stop.signal,
     report: (_error, stage) => void reported.push(stage),
     stats,
@@ -94,6 +105,22 @@ describe('retryStep', () => {
     const stopping = setup(() => ({ action: 'retry', delayMs: 700 }), { stop });
     assert.equal(await stopping.withRetries(stopping.delivery, failing(1)), 'settled');
     assert.deepEqual(stopping.settled, ['release 700']);
+  });
+
+  it('a stop during the delay gives the message back with what is left of it, never sooner', async () => {
+    const clock = { t: 1_000 };
+    const stop = new AbortController();
+    const t = setup(() => ({ action: 'retry', delayMs: 1000 }), {
+      stop,
+      now: () => clock.t,
+      // 300 ms into the delay the consumer stops: the sleep ends at once.
+      sleep: async () => {
+        clock.t += 300;
+        stop.abort();
+      },
+    });
+    assert.equal(await t.withRetries(t.delivery, failing(1)), 'settled');
+    assert.deepEqual(t.settled, ['extend 31000', 'release 700']);
   });
 
   it("a step's failure (the inbox) passes through untouched: not the handler's, not put to the policy", async () => {

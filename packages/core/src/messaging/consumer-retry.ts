@@ -101,9 +101,12 @@ export function retryStep(settings: RetryStepSettings) {
         await step('extend', () => delivery.extend(decision.delayMs + visibility));
         // The delay holds the key: its later deliveries, here already, must not come back to another consumer.
         await slot?.extendWaiting?.(decision.delayMs + visibility);
+        const dueAt = now() + decision.delayMs;
         await sleep(decision.delayMs, signal());
         if (signal().aborted) {
-          await step('release', () => delivery.release(0));
+          // Stopped during the delay: given back with what is left of it, never sooner.
+          const left = Math.max(0, dueAt - now());
+          await step('release', () => delivery.release(left));
           noteSettle('release');
           return 'settled';
         }

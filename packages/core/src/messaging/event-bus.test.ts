@@ -125,6 +125,21 @@ describe('event bus (in-memory transport)', () => {
     assert.throws(() => bus.subscribe('a', ['X'], () => {}), ValidationError);
     assert.throws(() => bus.subscribe('b', [], () => {}), ValidationError);
   });
+
+  it('refuses subscriber options the bus sets itself (name, topic, transport, handler), naming each', () => {
+    const bus = createEventBus({ transport: getInMemoryTransport(), topic: 'orders' });
+    const given = { topic: 'payments', name: 'billing-v2', transport: getInMemoryTransport(), handler: () => {} };
+    assert.throws(
+      () => bus.subscribe('billing', ['OrderPlaced'], () => {}, given as never),
+      (error: unknown) =>
+        error instanceof ValidationError &&
+        ['options.name', 'options.topic', 'options.transport', 'options.handler'].every((path) =>
+          error.issues.some((issue) => issue.path === path && /set by the bus/.test(issue.message)),
+        ),
+    );
+    // Nothing subscribed: the group is free.
+    bus.subscribe('billing', ['OrderPlaced'], () => {});
+  });
 });
 
 describe('event bus with schemas', () => {

@@ -151,6 +151,15 @@ export function createEventBus(options: EventBusOptions): EventBus {
       }
       if (typeof handler !== 'function') issues.push({ path: 'handler', message: 'must be a function' });
       const { schemas = busSchemas, ...options } = consumerOptions ?? {};
+      // The bus sets these itself: given here they would be overwritten without a word.
+      for (const fixed of ['name', 'topic', 'transport', 'handler'] as const) {
+        if (Object.hasOwn(options, fixed)) {
+          issues.push({
+            path: `options.${fixed}`,
+            message: 'is set by the bus (the group, its topic, its transport, the handler argument)',
+          });
+        }
+      }
       const badSchemas =
         schemas === undefined ? undefined : (schemasOption as (value: unknown) => string | undefined)(schemas);
       if (badSchemas) issues.push({ path: 'options.schemas', message: badSchemas });
