@@ -19,6 +19,12 @@ export interface KeyLanes {
   drain(ms: number): Promise<void>;
   /** Gives the deliveries that never started back to the transport; failures reported, bounded by `ms`. */
   giveBack(ms: number): Promise<void>;
+  /**
+   * Extends by `visibility` each delivery waiting its turn (not yet started) whose visibility was last
+   * set a third of it ago or more (longer where a delayed retry holds its key), so that a key's
+   * messages queued behind a busy lane never become visible to another consumer while they wait here.
+   */
+  keepAlive(visibility: number): Promise<void>;
 }
 
 export interface KeyLaneSettings {
@@ -63,9 +69,13 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
   /** Keys held by a delayed retry: until when (`Date.now()`) their deliveries are kept invisible to others. */
   const holds = new Map<string, number>();
   let freed: (() => void) | undefined;
+  /** When each buffered delivery's visibility was last set: fetched, or extended here. */
+  const refreshed = new WeakMap<Delivery, number>();
 
   /** Extends `deliveries`' visibility by `ms`; failures reported (a closed transport is, by the step that finds it). */
   const extendAll = async (deliveries: readonly Delivery[], ms: number) => {
+    const at = Date.now();
+    for (const d of deliveries) refreshed.set(d, at);
     await Promise.all(
       deliveries.map((d) =>
         d.extend(ms).catch((error: unknown) => {
@@ -159,6 +169,7 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
     add(deliveries) {
       const now = Date.now();
       for (const delivery of deliveries) {
+        refreshed.set(delivery, now);
         const key = delivery.message.key;
         const lane = lanes.get(key);
         if (lane) {
@@ -196,6 +207,21 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
 
     async drain(ms) {
       await settledWithin(Promise.all(running.values()), ms);
+    },
+
+    async keepAlive(visibility) {
+      if (!(visibility > 0)) return;
+      const now = Date.now();
+      const extending: Promise<void>[] = [];
+      for (const [key, lane] of lanes) {
+        // The delivery in flight keeps the visibility it had (a handler's own budget); those behind it are kept.
+        const waitingHere = running.has(key) ? lane.slice(1) : lane;
+        const stale = waitingHere.filter((d) => now - (refreshed.get(d) ?? 0) >= visibility / 3);
+        if (stale.length === 0) continue;
+        const hold = holds.get(key);
+        extending.push(extendAll(stale, Math.max(visibility, hold === undefined ? 0 : hold - now)));
+      }
+      await Promise.all(extending);
     },
 
     async giveBack(ms) {

@@ -99,6 +99,8 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
   let subscription: Subscription | undefined;
   let stopping = new AbortController();
   let loop: Promise<void> | undefined;
+  /** Keeps the deliveries waiting in the lanes invisible to the group's other consumers while this one runs. */
+  let keepAlive: ReturnType<typeof setInterval> | undefined;
   /**
    * Starts and stops run one after another, in call order: a start made while a stop drains begins once
    * that stop closed its own subscription (it would close the new one), and a stop made while a start
@@ -187,6 +189,10 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
         stats.state = 'running';
         unobserve();
         unobserve = observe();
+        if (visibility > 0) {
+          keepAlive = setInterval(() => void lanes.keepAlive(visibility), Math.max(10, Math.floor(visibility / 3)));
+          keepAlive.unref?.();
+        }
         loop = fetchIntoLanes(subscription, {
           ...settings,
           lanes,
@@ -209,6 +215,8 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
         await lanes.drain(drainTimeoutMs);
         // Giving back gets what the drain left of drainTimeoutMs, and at least a second.
         await lanes.giveBack(Math.max(1000, drainTimeoutMs - (Date.now() - started)));
+        clearInterval(keepAlive);
+        keepAlive = undefined;
         const sub = subscription;
         subscription = undefined;
         await sub?.close().catch((error: unknown) => report(error, 'receive'));

@@ -3,7 +3,7 @@ import { defaultRetryPolicy } from '../../messaging/consumer-ports.ts';
 import { createMessage, type Message } from '../../messaging/message.ts';
 import { uniqueCategory } from '../conformance/context.ts';
 import { waitUntil } from '../wait-until.ts';
-import type { ConsumerCaseContext, ConsumerConformanceCase } from './context.ts';
+import { type ConsumerCaseContext, type ConsumerConformanceCase, n } from './context.ts';
 
 const KEYS = 20;
 const PER_KEY = 15;
@@ -96,6 +96,52 @@ export const competingConsumerCases: readonly ConsumerConformanceCase[] = [
       assert.ok(
         left.reduce((sum, handled) => sum + handled, 0) > 0,
         `the consumers left running took part: ${left.join(' / ')}`,
+      );
+    },
+  },
+  {
+    name: "a key's messages waiting in one consumer's lane past the visibility timeout stay with it: never run by another, never twice",
+    requires: ['asyncHandlers'],
+    async run(c: Context) {
+      const name = uniqueCategory('queued');
+      const COUNT = 40;
+      const runs = new Map<number, number>();
+      let inFlight = 0;
+      let overlapped = 0;
+      const handler = async (m: Message, tx: unknown) => {
+        inFlight += 1;
+        if (inFlight > 1) overlapped += 1;
+        runs.set(n(m), (runs.get(n(m)) ?? 0) + 1);
+        // One receive hands out up to 4 × concurrency = 32 of the key: at 40 ms each, the last of them waits
+        // in the lane far past the 600 ms visibility timeout.
+        await new Promise((resolve) => setTimeout(resolve, 40));
+        await c.environment.writeEffect(tx, name, String(n(m)));
+        inFlight -= 1;
+      };
+      const peer = await c.peerTransport();
+      const options = { name, concurrency: 8, visibilityTimeoutMs: 600, handler };
+      const first = c.consumer(options);
+      const second = c.consumer({ ...options, transport: peer });
+      await first.start();
+      await second.start();
+      await c.environment.transport.publish(
+        c.topic,
+        Array.from({ length: COUNT }, (_, i) => createMessage({ type: 'Queued', data: { n: i }, key: 'one-key' })),
+      );
+      await waitUntil(async () => (await c.environment.effects(name)).length >= COUNT, 'every message applied', 60_000);
+      // Time for a duplicate to show, had a message come back to the other consumer.
+      const settledAt = Date.now();
+      await waitUntil(() => Date.now() - settledAt >= 700, 'one visibility timeout more');
+      assert.equal(overlapped, 0, 'two handlers of the key ran at once');
+      assert.deepEqual(
+        [...runs.entries()].filter(([, count]) => count !== 1),
+        [],
+        'a message ran more than once',
+      );
+      assert.equal(runs.size, COUNT);
+      assert.deepEqual(
+        await c.environment.effects(name),
+        Array.from({ length: COUNT }, (_, i) => String(i)),
       );
     },
   },
