@@ -107,14 +107,21 @@ export function createParkedInstances<State, In extends Event, Out extends Event
         let state = instance.state;
         let outcome: RetryOutcome = 'resumed';
         let failure: { error: unknown; input: WorkflowInput } | undefined;
+        /** Tokens a decision of this retry scheduled again or cancelled: a kept firing of their earlier timer is dropped. */
+        const retimed = new Set<string>();
         for (const [i, record] of kept.entries()) {
           if (outcome === 'parked') {
             events.push(keptEvent(streamId, record, T.deferred, salt));
             continue;
           }
+          // As for a live firing: a timer cancelled or replaced before it is decided is never delivered.
+          if (record.timer && retimed.has(record.timer.token)) continue;
           let outputs: WorkflowOutput[];
+          let decided: EventToAppend[];
           try {
             outputs = outputList(workflow.decide(record.message as WorkflowInputOf<In>, state));
+            // A decision that cannot be recorded (a send the relay could not publish, a bad schedule) fails as decide would.
+            decided = decisionEvents(streamId, record, outputs, options.now(), `${salt}:${i}`);
           } catch (error) {
             if (!options.isTerminal(error)) throw error;
             events.push({
@@ -127,7 +134,10 @@ export function createParkedInstances<State, In extends Event, Out extends Event
             failure = { error, input: record.message as WorkflowInput };
             continue;
           }
-          events.push(...decisionEvents(streamId, record, outputs, options.now(), `${salt}:${i}`));
+          events.push(...decided);
+          for (const output of outputs) {
+            if (output.kind === 'schedule' || output.kind === 'cancel') retimed.add(output.token);
+          }
           state = evolveDecision(workflow, state, record, outputs);
           if (outputs.some((output) => output.kind === 'complete')) break;
         }

@@ -1,5 +1,7 @@
-import { ValidationError } from '../errors/index.ts';
+import { ValidationError, type ValidationIssue } from '../errors/index.ts';
+import { checkMessage } from '../messaging/message-validation.ts';
 import type { Event, EventMetadata, EventToAppend } from '../store/types.ts';
+import { checkName } from '../store/validation.ts';
 import { derivedId } from './derived-id.ts';
 import type { WorkflowInput, WorkflowOutput } from './types.ts';
 
@@ -68,9 +70,34 @@ export function decisionEvents(
   const events: EventToAppend[] = [{ id: inputId, type: workflowEventTypes.input, data: record, metadata }];
   outputs.forEach((output, i) => {
     const id = derivedId(inputId, 'output', String(i));
+    if (output?.kind === 'send') checkSent(streamId, output, `outputs[${i}]`);
     events.push({ id, ...outputEvent(output, now), metadata });
   });
   return events;
+}
+
+/**
+ * Refuses a `send` the relay could never publish (an empty or unreadable key
+ * or type, data JSON cannot carry, a message over the transports' size, a
+ * bad topic name): checked as the message the relay will build, so that the
+ * decision fails (and the instance parks on its input) instead of stopping
+ * the relay, and every instance's messages behind it, at the record.
+ */
+function checkSent(streamId: string, output: Extract<WorkflowOutput, { kind: 'send' }>, path: string): void {
+  const issues: ValidationIssue[] = [];
+  const message = output.message as { type?: unknown; data?: unknown; key?: unknown } | undefined;
+  const probe = {
+    id: 'sent',
+    type: message?.type,
+    data: message?.data,
+    metadata: {},
+    key: message?.key ?? streamId,
+    headers: {},
+    createdAt: new Date(0),
+  };
+  checkMessage(probe, `${path}.message`, true, issues);
+  if (output.topic !== undefined) checkName(output.topic, `${path}.topic`, Number.POSITIVE_INFINITY, issues);
+  if (issues.length > 0) throw new ValidationError(issues);
 }
 
 function outputEvent(output: WorkflowOutput, now: number): Event {

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { NonRetryableError } from '../errors/index.ts';
+import type { Event } from '../store/types.ts';
+import { createWorkflowScenario } from '../testing/workflow-scenario.ts';
+import { cancelTimer, complete, defineWorkflow, schedule, send } from './define.ts';
+import type { WorkflowOutput } from './types.ts';
+
+type Input =
+  | Event<'OrderPlaced', { orderId: string }>
+  | Event<'PaymentSucceeded', { orderId: string }>
+  | Event<'Noted', { orderId: string; amount: number }>
+  | Event<'DeadlinePassed', { orderId: string }>;
+type Output =
+  | Event<'ChargeCard', { orderId: string }>
+  | Event<'ShipOrder', { orderId: string }>
+  | Event<'Audit', { orderId: string; amount: number }>
+  | Event<'RefundAndCancel', { orderId: string }>;
+
+/** Switched by the tests: while true, `PaymentSucceeded` fails for good (a bug, fixed before the retry). */
+const bug = { on: true };
+
+/** A checkout whose payment reschedules (or cancels) the deadline its start set. */
+const checkout = (onPaid: 'reschedule' | 'cancel') =>
+  defineWorkflow<{ paid: boolean }, Input, Output>({
+    name: `checkout_${onPaid}`,
+    inputs: ['OrderPlaced', 'PaymentSucceeded', 'Noted', 'DeadlinePassed'],
+    start: ['OrderPlaced'],
+    correlate: (input) => input.data.orderId,
+    initialState: () => ({ paid: false }),
+    evolve: (state, recorded) =>
+      recorded.kind === 'input' && recorded.message.type === 'PaymentSucceeded' ? { paid: true } : state,
+    decide: (input): WorkflowOutput<Output, Input>[] => {
+      const { orderId } = input.data;
+      switch (input.type) {
+        case 'OrderPlaced':
+          return [
+            send({ type: 'ChargeCard', data: { orderId } }),
+            schedule({ token: 'deadline', afterMs: 60_000, message: { type: 'DeadlinePassed', data: { orderId } } }),
+          ];
+        case 'PaymentSucceeded':
+          if (bug.on) throw new NonRetryableError('a bug in the payment step');
+          return [
+            send({ type: 'ShipOrder', data: { orderId } }),
+            onPaid === 'cancel'
+              ? cancelTimer('deadline')
+              : schedule({
+                  token: 'deadline',
+                  afterMs: 3_600_000,
+                  message: { type: 'DeadlinePassed', data: { orderId } },
+                }),
+          ];
+        case 'Noted':
+          // A bug of its own: a negative amount gives NaN, which JSON cannot carry.
+          return [send({ type: 'Audit', data: { orderId, amount: Math.sqrt(input.data.amount) } })];
+        case 'DeadlinePassed':
+          return [send({ type: 'RefundAndCancel', data: { orderId } }), complete()];
+      }
+    },
+  });
+
+describe('parked.retry', () => {
+  for (const onPaid of ['reschedule', 'cancel'] as const) {
+    it(`drops a kept timer firing whose timer a retried decision ${onPaid === 'cancel' ? 'cancelled' : 'replaced'}, as a live firing is`, async () => {
+      bug.on = true;
+      const workflow = checkout(onPaid);
+      const scenario = createWorkflowScenario({ workflows: [workflow] });
+      await scenario.send({ type: 'OrderPlaced', data: { orderId: 'o1' } });
+      await scenario.advance(10_000);
+      await scenario.send({ type: 'PaymentSucceeded', data: { orderId: 'o1' } });
+      assert.equal((await scenario.instance(workflow, 'o1')).status, 'parked');
+      // The deadline fires while the instance is parked: kept for the retry.
+      await scenario.advance(60_000);
+      assert.equal((await scenario.instance(workflow, 'o1')).parked?.pending.length, 1);
+
+      bug.on = false;
+      const handler = scenario.workflows.get(workflow.name);
+      assert.equal(await handler?.parked.retry('o1'), 'resumed');
+      await scenario.drain();
+      assert.deepEqual(
+        scenario.deliveredTypes().filter((t) => t !== 'OrderPlaced' && t !== 'PaymentSucceeded'),
+        ['ChargeCard', 'ShipOrder'],
+      );
+      const instance = await scenario.instance(workflow, 'o1');
+      assert.equal(instance.status, 'active', 'not completed by the stale deadline');
+      assert.equal(instance.timers.has('deadline'), onPaid === 'reschedule');
+    });
+  }
+
+  it('a kept input whose decision cannot be recorded (data JSON cannot carry) parks the instance on it; the retry never gets stuck', async () => {
+    bug.on = true;
+    const workflow = checkout('cancel');
+    const scenario = createWorkflowScenario({ workflows: [workflow] });
+    await scenario.send({ type: 'OrderPlaced', data: { orderId: 'o2' } });
+    await scenario.send({ type: 'PaymentSucceeded', data: { orderId: 'o2' } });
+    // Kept while parked; its decision sends data JSON cannot carry.
+    await scenario.send({ type: 'Noted', data: { orderId: 'o2', amount: -1 } });
+    bug.on = false;
+    const handler = scenario.workflows.get(workflow.name);
+    assert.equal(await handler?.parked.retry('o2'), 'parked');
+    const [parked] = (await handler?.parked.list()) ?? [];
+    assert.equal(parked?.input.type, 'Noted', 'parked on the input whose decision could not be recorded');
+    assert.match(parked?.error.message ?? '', /outputs\[0\]\.message\.data/);
+    await scenario.drain();
+    assert.ok(scenario.deliveredTypes().includes('ShipOrder'), 'the payment, decided before it, went through');
+  });
+});
+
+describe('a send the relay could never publish', () => {
+  it('parks the instance on its input instead of being recorded (it would stop the relay for every instance)', async () => {
+    const workflow = defineWorkflow<Record<string, never>, Input, Output>({
+      name: 'keyed',
+      inputs: ['OrderPlaced'],
+      start: ['OrderPlaced'],
+      correlate: (input) => input.data.orderId,
+      initialState: () => ({}),
+      evolve: (state) => state,
+      decide: (input) => [send({ type: 'ChargeCard', data: { orderId: input.data.orderId }, key: '' })],
+    });
+    const scenario = createWorkflowScenario({ workflows: [workflow] });
+    await scenario.send({ type: 'OrderPlaced', data: { orderId: 'o3' } });
+    const instance = await scenario.instance(workflow, 'o3');
+    assert.equal(instance.status, 'parked');
+    assert.match(instance.parked?.record.error.message ?? '', /outputs\[0\]\.message\.key/);
+    assert.equal(scenario.deliveredTypes().includes('ChargeCard'), false);
+  });
+});
