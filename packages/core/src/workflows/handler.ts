@@ -16,6 +16,7 @@ import {
   describeError,
   type InputRecordData,
   outputList,
+  parkedState,
   recordMetadata,
   workflowEventTypes as T,
 } from './records.ts';
@@ -284,7 +285,7 @@ async function tryRecord<State, In extends Event, Out extends Event>(
       events = decisionEvents(streamId, data, outputs, options.now());
     } catch (error) {
       if (!options.isTerminal(error)) throw error;
-      events = [parkedEvent(streamId, data, error, instance.state, version)];
+      events = [parkedEvent(streamId, data, error, instance.state, version, options.snapshots?.toSnapshot)];
       outcome = 'parked';
       failure = error;
     }
@@ -299,7 +300,8 @@ async function tryRecord<State, In extends Event, Out extends Event>(
     if ((isConcurrencyError(error) || isEventIdConflictError(error)) && !rethrowConflicts) return 'conflict';
     if (outcome === 'recorded' && options.isTerminal(error)) {
       // The decision cannot be recorded (an output JSON cannot carry, too large): park on it.
-      const appended = await store.append(streamId, [parkedEvent(streamId, data, error, instance.state, version)], {
+      const parked = parkedEvent(streamId, data, error, instance.state, version, options.snapshots?.toSnapshot);
+      const appended = await store.append(streamId, [parked], {
         expectedVersion: version,
       });
       await snapshotAfterAppend(options.snapshots, workflow, loaded, appended);
@@ -310,11 +312,18 @@ async function tryRecord<State, In extends Event, Out extends Event>(
   }
 }
 
-export function parkedEvent(streamId: string, input: InputRecordData, error: unknown, state: unknown, version: number) {
+export function parkedEvent(
+  streamId: string,
+  input: InputRecordData,
+  error: unknown,
+  state: unknown,
+  version: number,
+  toSnapshot?: (state: never) => unknown,
+) {
   return {
     id: derivedId(streamId, input.message.id, 'parked', String(version)),
     type: T.parked,
-    data: { input, error: describeError(error), state },
+    data: { input, error: describeError(error), ...parkedState(state, toSnapshot) },
     metadata: recordMetadata(input.message),
   };
 }

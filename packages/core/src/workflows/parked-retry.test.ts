@@ -125,3 +125,51 @@ describe('a send the relay could never publish', () => {
     assert.equal(scenario.deliveredTypes().includes('ChargeCard'), false);
   });
 });
+
+describe('parking an instance whose state JSON cannot carry', () => {
+  type Basket = { items: Map<string, number> };
+  const basket = (toSnapshot?: (state: Basket) => unknown) =>
+    defineWorkflow<Basket, Input, Output>({
+      name: toSnapshot ? 'basket_snap' : 'basket',
+      inputs: ['OrderPlaced', 'PaymentSucceeded'],
+      start: ['OrderPlaced'],
+      correlate: (input) => input.data.orderId,
+      initialState: () => ({ items: new Map([['sku-1', 2]]) }),
+      evolve: (state) => state,
+      decide: (input) => {
+        if (input.type === 'PaymentSucceeded') throw new NonRetryableError('a bug');
+        return [];
+      },
+    });
+
+  it('parks with the state left out and the reason, instead of failing the park', async () => {
+    const workflow = basket();
+    const scenario = createWorkflowScenario({ workflows: [workflow] });
+    await scenario.send({ type: 'OrderPlaced', data: { orderId: 'b1' } });
+    await scenario.send({ type: 'PaymentSucceeded', data: { orderId: 'b1' } });
+    const [parked] = (await scenario.workflows.get(workflow.name)?.parked.list()) ?? [];
+    assert.equal(parked?.instanceId, 'b1');
+    assert.equal(parked?.state, null);
+    assert.match(parked?.stateOmitted ?? '', /state\.items: .*Map/);
+  });
+
+  it("keeps it through the snapshots' toSnapshot where one is given", async () => {
+    const toSnapshot = (state: Basket) => ({ items: [...state.items] });
+    const workflow = basket(toSnapshot);
+    const scenario = createWorkflowScenario({
+      workflows: [workflow],
+      snapshots: {
+        basket_snap: {
+          version: 1,
+          toSnapshot,
+          fromSnapshot: (s: unknown) => ({ items: new Map((s as { items: [string, number][] }).items) }),
+        },
+      },
+    });
+    await scenario.send({ type: 'OrderPlaced', data: { orderId: 'b2' } });
+    await scenario.send({ type: 'PaymentSucceeded', data: { orderId: 'b2' } });
+    const [parked] = (await scenario.workflows.get(workflow.name)?.parked.list()) ?? [];
+    assert.deepEqual(parked?.state, { items: [['sku-1', 2]] });
+    assert.equal(parked?.stateOmitted, undefined);
+  });
+});

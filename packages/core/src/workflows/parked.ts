@@ -9,6 +9,7 @@ import {
   type InputRecordData,
   outputList,
   type ParkedRecordData,
+  parkedState,
   recordMetadata,
   workflowEventTypes as T,
 } from './records.ts';
@@ -22,7 +23,10 @@ export interface ParkedInstance {
   /** The input `decide` failed on, the error, and the state it was given. */
   input: ParkedRecordData['input']['message'];
   error: ParkedRecordData['error'];
+  /** The state (through `toSnapshot` where JSON cannot carry it as it is; `null` when left out). */
   state: unknown;
+  /** Why the state was left out, when it was. */
+  stateOmitted?: string;
   /** Inputs received since, kept for the retry, in order. */
   pending: number;
   parkedAt: Date;
@@ -88,6 +92,7 @@ export function createParkedInstances<State, In extends Event, Out extends Event
           input: record.input.message,
           error: record.error,
           state: record.state,
+          ...(record.stateOmitted === undefined ? {} : { stateOmitted: record.stateOmitted }),
           pending: pending.length,
           parkedAt: at,
         });
@@ -127,7 +132,7 @@ export function createParkedInstances<State, In extends Event, Out extends Event
             events.push({
               id: derivedId(streamId, record.message.id, 'parked', salt),
               type: T.parked,
-              data: { input: record, error: describeError(error), state },
+              data: { input: record, error: describeError(error), ...parkedState(state, snapshots?.toSnapshot) },
               metadata: recordMetadata(record.message),
             });
             outcome = 'parked';

@@ -1,5 +1,6 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { checkMessage } from '../messaging/message-validation.ts';
+import { checkJson } from '../store/json-checks.ts';
 import type { Event, EventMetadata, EventToAppend } from '../store/types.ts';
 import { checkName } from '../store/validation.ts';
 import { derivedId } from './derived-id.ts';
@@ -45,7 +46,10 @@ export interface TimerScheduledData {
 export interface ParkedRecordData {
   input: InputRecordData;
   error: { name: string; message: string; code?: string; stack?: string };
+  /** The state the input was decided on (through `toSnapshot` when JSON cannot carry it; `null` when left out). */
   state: unknown;
+  /** Why the state was left out: JSON could not carry it, nor its `toSnapshot`. */
+  stateOmitted?: string;
 }
 
 /** Metadata of everything one input leads to: its correlation, caused by it. */
@@ -148,4 +152,30 @@ export function describeError(error: unknown): ParkedRecordData['error'] {
     };
   }
   return { name: 'Error', message: String(error) };
+}
+
+/**
+ * The state a parked record keeps for the operator: as it is when JSON can
+ * carry it, else through the snapshots' `toSnapshot` (a `Map` in the state),
+ * else left out with the reason (`stateOmitted`). A park never fails on it:
+ * the store would refuse the record, and the input would be dead-lettered
+ * instead of kept.
+ */
+export function parkedState(state: unknown, toSnapshot?: (state: never) => unknown) {
+  const problem = (value: unknown) => {
+    const issues: ValidationIssue[] = [];
+    checkJson(value, 'state', issues, new Set());
+    return issues[0] ? `${issues[0].path}: ${issues[0].message}` : undefined;
+  };
+  const raw = problem(state);
+  if (raw === undefined) return { state };
+  if (toSnapshot) {
+    try {
+      const converted = toSnapshot(state as never);
+      if (problem(converted) === undefined) return { state: converted };
+    } catch {
+      // Left out below, with the first reason.
+    }
+  }
+  return { state: null, stateOmitted: raw };
 }
