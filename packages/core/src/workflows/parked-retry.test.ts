@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NonRetryableError } from '../errors/index.ts';
+import { createMessage } from '../messaging/message.ts';
+import { getInMemorySnapshotStore } from '../snapshots/in-memory.ts';
+import { getInMemoryEventStore } from '../store/in-memory.ts';
 import type { Event } from '../store/types.ts';
 import { createWorkflowScenario } from '../testing/workflow-scenario.ts';
 import { cancelTimer, complete, defineWorkflow, schedule, send } from './define.ts';
+import { createWorkflowHandler } from './handler.ts';
 import type { WorkflowOutput } from './types.ts';
 
 type Input =
@@ -171,5 +175,63 @@ describe('parking an instance whose state JSON cannot carry', () => {
     const [parked] = (await scenario.workflows.get(workflow.name)?.parked.list()) ?? [];
     assert.deepEqual(parked?.state, { items: [['sku-1', 2]] });
     assert.equal(parked?.stateOmitted, undefined);
+  });
+});
+
+describe('parked.retry with snapshots', () => {
+  /** A state whose evolve changes it in place, as a class with an `apply` method often does. */
+  class Tally {
+    count = 0;
+    apply(): Tally {
+      this.count += 1;
+      return this;
+    }
+  }
+  type Bump = Event<'Bump', { id: string; fail?: boolean }>;
+  const failing = { on: true };
+  const tally = defineWorkflow<Tally, Bump, Event<'Counted', { count: number }>>({
+    name: 'tally_mutable',
+    inputs: ['Bump'],
+    start: ['Bump'],
+    correlate: (input) => input.data.id,
+    initialState: () => new Tally(),
+    evolve: (state, recorded) => (recorded.kind === 'input' ? state.apply() : state),
+    decide: (input, state) => {
+      if (input.data.fail && failing.on) throw new NonRetryableError('a bug');
+      return [send({ type: 'Counted', data: { count: state.count + 1 } })];
+    },
+  });
+
+  it('the snapshot it saves holds the state folded once, not evolved twice', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const errors: unknown[] = [];
+    const handler = createWorkflowHandler(tally, {
+      store,
+      snapshots: {
+        store: snapshots,
+        version: 1,
+        every: 1,
+        toSnapshot: (state) => ({ count: state.count }),
+        fromSnapshot: (data) => Object.assign(new Tally(), data as { count: number }),
+        onError: (error) => errors.push(error),
+      },
+    });
+    await handler.handle(createMessage({ type: 'Bump', data: { id: 't' } }));
+    await handler.handle(createMessage({ type: 'Bump', data: { id: 't', fail: true } }));
+    await handler.handle(createMessage({ type: 'Bump', data: { id: 't' } }));
+    await handler.handle(createMessage({ type: 'Bump', data: { id: 't' } }));
+    failing.on = false;
+    assert.equal(await handler.parked.retry('t'), 'resumed');
+    const saved = await snapshots.load<{ state: { count: number } }>('tally_mutable-t', { name: 'workflow' });
+    assert.equal(saved?.state.state.count, 4, 'four inputs recorded, each folded once');
+    // The next decision sees the same count.
+    await handler.handle(createMessage({ type: 'Bump', data: { id: 't' } }));
+    const { events } = await store.readStream('tally_mutable-t');
+    const counted = events
+      .filter((e) => e.type === '$workflow.sent')
+      .map((e) => (e.data as { message: { data: { count: number } } }).message.data.count);
+    assert.deepEqual(counted, [1, 2, 3, 4, 5]);
+    assert.deepEqual(errors, []);
   });
 });

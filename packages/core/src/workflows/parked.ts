@@ -109,7 +109,10 @@ export function createParkedInstances<State, In extends Event, Out extends Event
         const salt = String(version);
         const kept = [instance.parked.record.input, ...instance.parked.pending];
         const events: EventToAppend[] = [{ id: derivedId(streamId, 'resumed', salt), type: T.resumed, data: {} }];
-        let state = instance.state;
+        // Decided on a state of its own: an `evolve` that changes its state in place (a class's `apply`) would
+        // otherwise change `loaded`, which the snapshot after the append folds the new records into again. A
+        // record appended between the two loads makes the append below conflict, and the retry starts over.
+        let state = (await load(instanceId)).instance.state;
         let outcome: RetryOutcome = 'resumed';
         let failure: { error: unknown; input: WorkflowInput } | undefined;
         /** Tokens a decision of this retry scheduled again or cancelled: a kept firing of their earlier timer is dropped. */
