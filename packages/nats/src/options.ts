@@ -87,7 +87,10 @@ const spec: OptionSpecOf<NatsTransportOptions> = {
   application: applicationOption,
   partitions: 'positive-integer',
   prefetch: 'positive-integer',
-  maxDeliver: 'positive-integer',
+  maxDeliver: (value) =>
+    value === undefined || (Number.isSafeInteger(value) && (value as number) >= 2)
+      ? undefined
+      : 'must be a whole number, at least 2: the last delivery is the one dead-lettered, never handed to a handler',
   ackWaitMs: (value) =>
     value === undefined || (Number.isSafeInteger(value) && (value as number) >= 1000)
       ? undefined

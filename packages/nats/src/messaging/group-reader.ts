@@ -1,5 +1,5 @@
 import { type DeadLetter, type DeadLetterStore, TransportError, uuidv7 } from '@factline/core';
-import { type BufferedEntry, createDeliveryBuffer, messageFromJson } from '@factline/core/adapter';
+import { type BufferedEntry, createDeliveryBuffer, messageFromJson, settledWithin } from '@factline/core/adapter';
 import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsErrorStage } from '../options.ts';
 import type { Names } from '../topology.ts';
@@ -117,6 +117,13 @@ export function createGroupReader(context: ReaderContext) {
   );
   keepAlive.unref?.();
 
+  /** Dead-letterings on their way to the store: `stop` waits for them (bounded). */
+  const deadLettering = new Set<Promise<void>>();
+  /**
+   * Records a message at its last delivery (`max_deliver`) in the dead letters, then terminates it. The server
+   * delivers it no more, so a store that fails is tried again (100 ms, doubling to 5 s) while the message is
+   * kept from its ack wait, until it took the record or the reader stops: terminated before, it would be lost.
+   */
   const deadLetter = async (raw: JsMsg, entry: Entry) => {
     const store = context.deadLetters;
     try {
@@ -139,7 +146,25 @@ export function createGroupReader(context: ReaderContext) {
           redrives: [],
           state: 'dead',
         };
-        await store.add(record);
+        for (let wait = 100; ; wait = Math.min(wait * 2, 5000)) {
+          try {
+            await store.add(record);
+            break;
+          } catch (error) {
+            context.report(error, 'dead-letters');
+            if (stopped) {
+              context.report(
+                new TransportError(
+                  `a message of ${topic}/${group} at max_deliver could not be dead-lettered before the reader stopped: the server will not deliver it again`,
+                ),
+                'dead-letters',
+              );
+              return;
+            }
+            raw.working();
+            await new Promise((resolve) => setTimeout(resolve, wait));
+          }
+        }
       } else {
         context.report(
           new TransportError(`a message of ${topic}/${group} reached max_deliver; no dead-letter store was given`),
@@ -192,8 +217,10 @@ export function createGroupReader(context: ReaderContext) {
       raw,
       epoch,
     };
-    if (deliveryCount >= context.maxDeliver && deliveryCount > 1) {
-      void deadLetter(raw, entry);
+    if (deliveryCount >= context.maxDeliver) {
+      const recording = deadLetter(raw, entry);
+      deadLettering.add(recording);
+      void recording.finally(() => deadLettering.delete(recording));
       return;
     }
     if (dueAt - Date.now() >= holdBelowMs) buffer.defer(entry, dueAt);
@@ -334,6 +361,8 @@ export function createGroupReader(context: ReaderContext) {
       const parts = [...held.keys()];
       await Promise.all(parts.map((p) => lose(p)));
       stopped = true;
+      // A store failing for good gives up at its next try (told); never longer than this.
+      await settledWithin(Promise.allSettled([...deadLettering]), 6000);
       clearInterval(keepAlive);
       buffer.close();
     },

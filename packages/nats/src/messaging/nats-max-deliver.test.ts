@@ -55,4 +55,56 @@ describe('nats: max_deliver', { skip }, () => {
     await second.close();
     db.close();
   });
+
+  it('a dead-letter store that fails at the last delivery is tried again until it takes the record: the message is never lost', async () => {
+    const db = openSqliteDatabase(':memory:');
+    const inner = getSqliteDeadLetterStore({ database: db });
+    let failures = 2;
+    const told: string[] = [];
+    // A store busy for its first two writes (a locked file, a connection lost).
+    const deadLetters = Object.create(inner, {
+      add: {
+        value: async (record: Parameters<typeof inner.add>[0]) => {
+          if (failures > 0) {
+            failures -= 1;
+            throw new Error('SQLITE_BUSY: database is locked');
+          }
+          return inner.add(record);
+        },
+      },
+    }) as typeof inner;
+    const transport = await getNatsTransport({
+      url: natsUrl,
+      application: `${application}-busy`,
+      partitions: 1,
+      maxDeliver: 2,
+      deadLetters,
+      onError: (error, { stage }) => told.push(`${stage}: ${String(error)}`),
+    });
+    try {
+      await transport.declareSubscription('jobs', 'worker');
+      const message = createMessage({ type: 'Poison', key: 'p-2', data: {} });
+      await transport.publish('jobs', [message]);
+      const subscription = transport.subscribe('jobs', 'worker');
+      const [first] = await subscription.receive(1, 5000, never);
+      assert.equal(first?.message.id, message.id);
+      // Given back for a retry: its next delivery is the last the server makes.
+      await first?.release(200);
+      await waitUntil(async () => (await inner.list()).length === 1, 'the dead letter, once the store took it', 15_000);
+      assert.equal((await inner.list())[0]?.message.id, message.id);
+      assert.equal(told.filter((t) => t.startsWith('dead-letters: Error: SQLITE_BUSY')).length, 2);
+      assert.deepEqual(await subscription.receive(1, 300, never), [], 'never handed to a handler');
+    } finally {
+      await transport.close();
+      await removeStreams([`${application}-busy`]);
+      db.close();
+    }
+  });
+
+  it('refuses maxDeliver under 2: the last delivery is dead-lettered, never handled, so 1 would lose every message given back', async () => {
+    await assert.rejects(
+      getNatsTransport({ url: natsUrl, application, maxDeliver: 1 }),
+      /getNatsTransport\.maxDeliver: must be a whole number, at least 2/,
+    );
+  });
 });
