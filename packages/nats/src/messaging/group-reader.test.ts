@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { createMessage } from '@factline/core';
+import { messageToJson } from '@factline/core/adapter';
 import { waitUntil } from '@factline/core/testing';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { topologyNames } from '../topology.ts';
@@ -116,6 +118,66 @@ describe('the group reader, a partition lost while its pull loop waits on the se
     } finally {
       // Answered in any case: the loop, and so the stop, wait on it.
       answer?.();
+      await reader.stop();
+    }
+  });
+});
+
+describe('the group reader, a partition held again while its earlier holding is given up', () => {
+  it("the earlier holding's give-up naks only what it brought, never the new holding's messages", async () => {
+    const names = topologyNames('reader-test');
+    const settled: string[] = [];
+    /** A message as a pull brings it. */
+    const pulled = (seq: number, key: string) => ({
+      subject: names.subject('orders', 0),
+      info: { streamSequence: seq, deliveryCount: 1 },
+      data: new TextEncoder().encode(messageToJson(createMessage({ type: 'T', key, data: { seq } }))),
+      seq,
+      headers: undefined,
+      ack: () => void settled.push(`ack ${seq}`),
+      nak: () => void settled.push(`nak ${seq}`),
+      term: () => void settled.push(`term ${seq}`),
+      working: () => undefined,
+    });
+    /** Pulls bringing `messages`, then staying open until stopped (`end`), as a pull waiting out its expiry does. */
+    const pulls: { end: () => void }[] = [];
+    const queue = [[pulled(1, 'k1')], [pulled(2, 'k2')]];
+    const consumer = {
+      fetch: async () => {
+        const bring = queue.shift() ?? [];
+        const pull = endlessPull();
+        pulls.push({ end: pull.stop });
+        return {
+          stop: pull.stop,
+          async *[Symbol.asyncIterator]() {
+            yield* bring;
+            yield* pull;
+          },
+        };
+      },
+    };
+    const reader = readerOf(consumer, {});
+    const never = new AbortController().signal;
+    const seqOf = (delivery: { message: { data: unknown } } | undefined) =>
+      (delivery?.message.data as { seq: number } | undefined)?.seq;
+    try {
+      reader.gain(0);
+      const [first] = await reader.buffer.receive(1, 1, 5000, never, 30_000);
+      assert.equal(seqOf(first), 1);
+      // The claim is lost (a renewal answered late), then found still this process's and held again at once,
+      // while the first pull stays open.
+      const losing = reader.lose(0);
+      reader.gain(0);
+      const [second] = await reader.buffer.receive(2, 1, 5000, never, 30_000);
+      assert.equal(seqOf(second), 2);
+      // The earlier holding's pull ends: its give-up runs to its end.
+      pulls[0]?.end();
+      await losing;
+      assert.deepEqual(settled, ['nak 1'], 'only the earlier holding’s message went back');
+      await second?.ack();
+      assert.deepEqual(settled, ['nak 1', 'ack 2']);
+    } finally {
+      for (const pull of pulls) pull.end();
       await reader.stop();
     }
   });

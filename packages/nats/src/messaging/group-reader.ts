@@ -69,7 +69,7 @@ export function createGroupReader(context: ReaderContext) {
   const { names, topic, group } = context;
   const held = new Map<number, Held>();
   /** Messages naked with a delay, by stream sequence: their hand-outs (carried to their return) and partition. */
-  const naked = new Map<number, { count: number; partition: number }>();
+  const naked = new Map<number, { count: number; partition: number; epoch: number }>();
   const nakedIn = (partition: number) => {
     let n = 0;
     for (const item of naked.values()) if (item.partition === partition) n += 1;
@@ -99,7 +99,7 @@ export function createGroupReader(context: ReaderContext) {
       },
       async delay(entry, dueAt) {
         if (!holds(entry)) return true;
-        naked.set(entry.seq, { count: entry.count, partition: entry.partition });
+        naked.set(entry.seq, { count: entry.count, partition: entry.partition, epoch: entry.epoch });
         entry.raw.nak(Math.max(1, dueAt - Date.now()));
         return true;
       },
@@ -318,12 +318,15 @@ export function createGroupReader(context: ReaderContext) {
     // The pull under way runs to its end (a pull cannot be cancelled at the server: a message naked
     // before it ended would be delivered to it, lost until its ack wait); what it brings is naked.
     await part.loop;
-    const entries = buffer.held().filter((e) => e.partition === partition);
-    for (const [seq, item] of naked) if (item.partition === partition) naked.delete(seq);
+    // Only what this holding brought: the partition may be held again meanwhile (a claim renewal answered
+    // late, then found still this process's), and the new holding's messages stay with it.
+    const mine = (e: Entry) => e.partition === partition && e.epoch === part.epoch;
+    const entries = buffer.held().filter(mine);
+    for (const [seq, item] of naked) if (item.partition === partition && item.epoch === part.epoch) naked.delete(seq);
     for (const entry of entries) entry.raw.nak();
     part.gate.giveBack();
-    buffer.drop((e) => e.partition === partition);
-    buffer.unpark((e) => e.partition === partition);
+    buffer.drop(mine);
+    buffer.unpark(mine);
   };
 
   return {
