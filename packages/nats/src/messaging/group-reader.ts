@@ -2,7 +2,7 @@ import { type DeadLetter, type DeadLetterStore, TransportError, uuidv7 } from '@
 import { type BufferedEntry, createDeliveryBuffer, messageFromJson, settledWithin } from '@factline/core/adapter';
 import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsErrorStage } from '../options.ts';
-import type { Names } from '../topology.ts';
+import { isNotFound, type Names } from '../topology.ts';
 import { createPartitionGate, type PartitionGate } from './partition-gate.ts';
 import { DUE_HEADER } from './publish.ts';
 
@@ -38,7 +38,8 @@ export interface ReaderContext {
   deadLetters: DeadLetterStore | undefined;
   js(): JetStreamClient;
   /** Creates the partition's durable consumer (again, if it was deleted). */
-  ensureConsumer(partition: number): Promise<void>;
+  /** `again`: created again even when this process made it before (it was found missing). */
+  ensureConsumer(partition: number, again?: boolean): Promise<void>;
   /** Reads the consumer's `num_ack_pending` and the last stream sequence it delivered. */
   pending(partition: number): Promise<{ ackPending: number; deliveredSeq: number }>;
   report(error: unknown, stage: NatsErrorStage): void;
@@ -242,6 +243,8 @@ export function createGroupReader(context: ReaderContext) {
   const pullLoop = async (partition: number, part: Held) => {
     let consumer: Consumer | undefined;
     let failures = 0;
+    /** The consumer was found missing (deleted by hand, a server that lost its state): created again. */
+    let missing = false;
     const current = () => !stopped && held.get(partition) === part;
     while (current()) {
       try {
@@ -250,7 +253,8 @@ export function createGroupReader(context: ReaderContext) {
           consumer = undefined;
         }
         if (!consumer) {
-          await context.ensureConsumer(partition);
+          await context.ensureConsumer(partition, missing);
+          missing = false;
           consumer = await context.js().consumers.get(names.stream, names.consumer(topic, group, partition));
           await part.gate.close();
         }
@@ -305,6 +309,7 @@ export function createGroupReader(context: ReaderContext) {
         );
         // Pulled messages may have been lost on the way: gate the partition again once the consumer is back.
         consumer = undefined;
+        if (isNotFound(error)) missing = true;
         await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** Math.min(failures, 5))));
       }
     }

@@ -140,7 +140,10 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
 
   const declare = (topic: string, group: string): Promise<void> => {
     const work = checkPartitionCount(topic)
-      .then(() => Promise.all(Array.from({ length: options.partitions }, (_, p) => ensurePartition(topic, group, p))))
+      // Added again on every declaration (idempotent at the server): one deleted since is made again.
+      .then(() =>
+        Promise.all(Array.from({ length: options.partitions }, (_, p) => ensurePartition(topic, group, p, true))),
+      )
       .then(() => {
         subscribedTopics.add(topic);
       });
@@ -267,8 +270,11 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
           ackWaitMs: options.ackWaitMs,
           deadLetters: options.deadLetters,
           js: () => js,
-          ensureConsumer: (partition) =>
-            checkPartitionCount(topic).then(() => ensurePartition(topic, group, partition)),
+          ensureConsumer: (partition, again) => {
+            // Found missing: publishes must not count on a subscription remembered from before.
+            if (again) subscribedTopics.delete(topic);
+            return checkPartitionCount(topic).then(() => ensurePartition(topic, group, partition, again));
+          },
           async pending(partition) {
             const info = await jsm.consumers.info(names.stream, names.consumer(topic, group, partition));
             return { ackPending: info.num_ack_pending, deliveredSeq: info.delivered.stream_seq };

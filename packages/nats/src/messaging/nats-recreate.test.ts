@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createMessage } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { natsUnavailable, natsUrl, removeStreams, testApplication } from '../fixtures/server.ts';
+import { topologyNames } from '../topology.ts';
+import { getNatsTransport } from './nats-transport.ts';
+
+const skip = await natsUnavailable();
+const application = testApplication('recreate');
+const never = new AbortController().signal;
+
+describe('nats: a consumer deleted at the server', { skip }, () => {
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  before(async () => {
+    nc = await connect({ servers: natsUrl, timeout: 3000, reconnect: false });
+    jsm = await jetstreamManager(nc);
+  });
+  after(async () => {
+    await nc?.close();
+    await removeStreams([application]);
+  });
+
+  const consumerName = topologyNames(application).consumer('jobs', 'worker', 0);
+  const exists = async () =>
+    jsm.consumers.info(application, consumerName).then(
+      () => true,
+      () => false,
+    );
+
+  it('is made again by a running subscription, and by a declaration, instead of being trusted from memory', async () => {
+    const told: string[] = [];
+    const transport = await getNatsTransport({
+      url: natsUrl,
+      application,
+      partitions: 1,
+      claimTtlMs: 600,
+      onError: (error, { stage }) => told.push(`${stage}: ${String(error)}`),
+    });
+    try {
+      await transport.declareSubscription('jobs', 'worker');
+      const subscription = transport.subscribe('jobs', 'worker');
+      await transport.publish('jobs', [createMessage({ type: 'Job', key: 'j', data: { n: 1 } })]);
+      const [first] = await subscription.receive(1, 10_000, never);
+      await first?.ack();
+
+      // Deleted by hand (or lost with the server's state): the reader's next pull finds it missing.
+      await jsm.consumers.delete(application, consumerName);
+      await waitUntil(exists, 'the consumer made again by the reader', 20_000);
+      await transport.publish('jobs', [createMessage({ type: 'Job', key: 'j', data: { n: 2 } })]);
+      const [second] = await subscription.receive(1, 10_000, never);
+      assert.deepEqual(second?.message.data, { n: 2 });
+      await second?.ack();
+      await subscription.close();
+
+      // With no reader running, a declaration makes it again before it resolves.
+      await jsm.consumers.delete(application, consumerName);
+      await transport.declareSubscription('jobs', 'worker');
+      assert.equal(await exists(), true, 'declareSubscription resolved with the consumer there');
+    } finally {
+      await transport.close();
+    }
+  });
+});
