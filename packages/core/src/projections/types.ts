@@ -186,6 +186,11 @@ export interface ProjectionCommit<Tx> {
   external?: boolean;
   /** Refuse the commit when a newer version of the projection is live. */
   version?: ProjectionVersionRef;
+  /**
+   * A rebuild's reset: the parked events of `name` are deleted in the same transaction (the replay parks
+   * again those that still fail; those that now apply are parked no more).
+   */
+  resetParked?: boolean;
 }
 
 /**

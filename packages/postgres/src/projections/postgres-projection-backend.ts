@@ -235,8 +235,25 @@ export function getPostgresProjectionBackend(
       return rows[0]?.position ?? 0;
     },
 
-    commit: ({ name, expected, checkpoint: next, work, version }) =>
-      guarded(name, expected, next, work && ((client) => callerWork(work, client)), version),
+    commit: ({ name, expected, checkpoint: next, work, version, resetParked }) =>
+      guarded(
+        name,
+        expected,
+        next,
+        work || resetParked
+          ? async (client) => {
+              if (resetParked) {
+                await client.query({
+                  name: statement('unpark-all'),
+                  text: `DELETE FROM ${s}.parked WHERE projection = $1`,
+                  values: [name],
+                });
+              }
+              if (work) await callerWork(work, client);
+            }
+          : undefined,
+        version,
+      ),
 
     park: (name, expected, event: RecordedEvent, error: string, version) =>
       guarded(

@@ -123,6 +123,7 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
          stream_id = excluded.stream_id, type = excluded.type, event = excluded.event,
          error = excluded.error, parked_at = excluded.parked_at`,
     ),
+    unparkAll: db.prepare<[string]>('DELETE FROM factline_parked WHERE projection = ?'),
     parked: db.prepare<[string, string], { projection: string; event: string; error: string; parked_at: number }>(
       `SELECT projection, event, error, parked_at FROM factline_parked
        WHERE ? = '' OR projection = ? ORDER BY projection, position`,
@@ -216,15 +217,18 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
   return {
     store,
     loadCheckpoint: (name) => wrap(() => current(name)),
-    commit: async ({ name, expected, checkpoint: next, work, external, version }) => {
+    commit: async ({ name, expected, checkpoint: next, work, external, version, resetParked }) => {
       await turn();
       await outsideForeignTransaction();
+      const unpark = () => {
+        if (resetParked) sql.unparkAll.run(name);
+      };
       if (external && work) {
         // Effects elsewhere (at least once): run them first, then save the checkpoint.
         if (!(await wrap(() => unchanged(name, expected, version)))) return false;
         await work(db);
         await outsideForeignTransaction();
-        return wrap(() => guarded(name, expected, next, () => undefined, version));
+        return wrap(() => guarded(name, expected, next, unpark, version));
       }
       return wrap(() =>
         guarded(
@@ -233,6 +237,7 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
           next,
           // A handle ended with the batch's transaction: nothing a handler writes later can land.
           () => {
+            unpark();
             if (!work) return;
             try {
               synchronously(withTransactionHandle(db, work, `projection '${name}'`), name);

@@ -22,12 +22,21 @@ export interface RebuildRun {
  */
 export async function resetForRebuild<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>): Promise<void> {
   const { backend } = ctx;
-  const reset = w.projection.reset;
-  const work = reset ? (tx: Tx) => reset(tx) : undefined;
-  if (!(await backend.commit({ name: w.key, expected: w.checkpoint, checkpoint: 0, work, version: versionOf(w) }))) {
+  const resetModel = w.projection.reset;
+  const work = resetModel ? (tx: Tx) => resetModel(tx) : undefined;
+  const reset = () =>
+    backend.commit({
+      name: w.key,
+      expected: w.checkpoint,
+      checkpoint: 0,
+      work,
+      version: versionOf(w),
+      resetParked: true,
+    });
+  if (!(await reset())) {
     w.checkpoint = await backend.loadCheckpoint(w.key);
     if (await checkSuperseded(ctx, w)) throw w.superseded;
-    if (!(await backend.commit({ name: w.key, expected: w.checkpoint, checkpoint: 0, work, version: versionOf(w) }))) {
+    if (!(await reset())) {
       // Moved again: another runner writes it. Nothing was reset, so the rebuild must not report it done.
       throw new StorageError(
         `the checkpoint of projection '${w.projection.name}' moved twice while its rebuild reset it: another runner is writing it; nothing was reset`,
@@ -37,6 +46,8 @@ export async function resetForRebuild<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>)
   }
   w.checkpoint = 0;
   w.isolateUntil = 0;
+  // Its parked events went with the reset: the replay counts those it parks again.
+  w.parked = 0;
 }
 
 /** Starts tracking a rebuild from 0 up to `target`; the promise settles when `reportRebuild` reaches it or it fails. */

@@ -186,6 +186,32 @@ export const failureCases: readonly ProjectionConformanceCase[] = [
     },
   },
   {
+    name: "onFailure 'park', the handler fixed, then a rebuild: the events parked before are applied and parked no more",
+    async run({ store, model, createRunner, names }) {
+      const n = names('unpark');
+      const seeded = await appendEvents(store, n, 6, { data: (i) => ({ i, poison: i === 2 }) });
+      let broken = true;
+      const runner = createRunner(
+        [
+          counterProjection(model, n, {
+            failsOn: (e) => broken && (e.data as { poison: boolean }).poison,
+            onFailure: 'park',
+          }),
+        ],
+        { batchSize: 3, maxAttempts: 2, sleep: noSleep },
+      );
+      await runner.start();
+      await runner.waitFor(n.projection, lastPosition(seeded));
+      assert.equal((await runner.parked(n.projection)).length, 1);
+      broken = false;
+      await runner.rebuild(n.projection);
+      await untilRunning(runner, n.projection);
+      assert.deepEqual(await runner.parked(n.projection), [], 'applied by the rebuild: parked no more');
+      assert.equal(runner.status(n.projection).parked, 0);
+      assertModel(await model.read(n.projection), await countLog(store, n.type), 'after the rebuild: ');
+    },
+  },
+  {
     name: "onFailure 'park' and a rebuild: the events parked before are parked again, once each, and the rebuild finishes",
     async run({ store, model, createRunner, names }) {
       const n = names('repark');

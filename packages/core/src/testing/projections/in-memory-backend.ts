@@ -87,12 +87,19 @@ export function getInMemoryProjectionBackend(store: EventStore): InMemoryProject
     store,
     read: (table) => new Map(copy(tables).get(table) ?? []),
     loadCheckpoint: async (name) => checkpoints.get(name) ?? 0,
-    commit: ({ name, expected, checkpoint, work, version }) =>
+    commit: ({ name, expected, checkpoint, work, version, resetParked }) =>
       serialized(async () => {
         if (!unchanged(name, expected, version)) return false;
         return transaction(work, () => {
           if (!unchanged(name, expected, version)) return false;
           checkpoints.set(name, checkpoint);
+          if (resetParked) {
+            const key = parseProjectionVersionKey(name);
+            for (let i = parked.length - 1; i >= 0; i--) {
+              const entry = parked[i] as ParkedEvent;
+              if (entry.projection === key.name && entry.version === key.version) parked.splice(i, 1);
+            }
+          }
           return true;
         });
       }),
