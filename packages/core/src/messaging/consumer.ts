@@ -1,4 +1,6 @@
 import type { Attributes, BatchObservableResult } from '@opentelemetry/api';
+import { settledWithin } from '../adapter/deadline.ts';
+import { TimeoutError } from '../errors/index.ts';
 import { log } from '../logging/logger.ts';
 import { type FactlineInstruments, observeMetrics } from '../tracing/metrics.ts';
 import { type ConsumerDeadLetters, consumerDeadLetters } from './consumer-dead-letters.ts';
@@ -208,7 +210,14 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
       inTurn(async () => {
         if (!loop) return;
         stopping.abort();
-        await loop;
+        // The fetch loop ends at its next turn, unless a call of it (a receive, the inbox's pruning) hangs on
+        // its backend: never waited for longer than the drain.
+        if (!(await settledWithin(loop, Math.max(1000, drainTimeoutMs)))) {
+          report(
+            new TimeoutError(`the fetch loop did not end within ${Math.max(1000, drainTimeoutMs)} ms of the stop`),
+            'receive',
+          );
+        }
         loop = undefined;
         // Handlers in flight finish (bounded); what never started goes back to the transport.
         const started = Date.now();
@@ -219,7 +228,10 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
         keepAlive = undefined;
         const sub = subscription;
         subscription = undefined;
-        await sub?.close().catch((error: unknown) => report(error, 'receive'));
+        const closing = sub?.close().catch((error: unknown) => report(error, 'receive'));
+        if (closing && !(await settledWithin(closing, Math.max(1000, drainTimeoutMs)))) {
+          report(new TimeoutError('closing the subscription did not end in time'), 'receive');
+        }
         if (stats.state === 'running') stats.state = 'stopped';
         unobserve();
       }),
