@@ -56,6 +56,8 @@ interface Held {
   batch: { stop(): void } | undefined;
   /** Set after a reconnect: the next turn gets the consumer again and closes the gate. */
   regate: boolean;
+  /** When the last pull went out while the gate held `prefetch` messages or more (one a second then). */
+  fullPullAt: number;
 }
 
 /**
@@ -261,9 +263,22 @@ export function createGroupReader(context: ReaderContext) {
         await part.gate.check();
         // While gated, the messages still pending elsewhere must be able to come (they come first, once
         // their ack wait ends), however full the partition is of ones waiting behind them.
+        // Behind a closed gate, no more than `prefetch` wait: past that, one message a second, so that the ones
+        // pending elsewhere still come (a pull brings redeliveries first) while new ones no longer pile up.
+        const gatedFull = !part.gate.isOpen() && part.gate.size() >= context.prefetch;
+        if (gatedFull) {
+          const since = Date.now() - part.fullPullAt;
+          if (since < 1000) {
+            await roomOrTimeout(1000 - since);
+            continue;
+          }
+          part.fullPullAt = Date.now();
+        }
         const room = part.gate.isOpen()
           ? context.prefetch - buffer.heldIn(partition) - part.gate.size()
-          : Math.max(1, part.gate.missing());
+          : gatedFull
+            ? 1
+            : Math.max(1, Math.min(part.gate.missing(), context.prefetch - part.gate.size()));
         // Pull in halves of the prefetch, not one message per ack: each pull is a round trip.
         if (
           room <= 0 ||
@@ -346,7 +361,7 @@ export function createGroupReader(context: ReaderContext) {
         ours: () => buffer.heldIn(partition) + nakedIn(partition),
         pass: (raw) => accept(raw, partition, epoch),
       });
-      const part: Held = { epoch, gate, loop: Promise.resolve(), batch: undefined, regate: false };
+      const part: Held = { epoch, gate, loop: Promise.resolve(), batch: undefined, regate: false, fullPullAt: 0 };
       held.set(partition, part);
       part.loop = pullLoop(partition, part);
     },
