@@ -41,6 +41,14 @@ export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
   /** Shorthand for a policy: ms before each retry, one number or a schedule (`[1000, 5000, 30000]`). */
   retryDelay?: number | readonly number[];
   /**
+   * A message handed out more often than this (`deliveryCount`) without being settled is dead-lettered
+   * without running the handler: each consumer that had it crashed or hung on it (a poison message that
+   * takes its process down would otherwise be redelivered, and take the next one down, for ever).
+   * Every hand-out counts: one given back at a stop too, and each delayed retry sent through the
+   * transport. Default: no bound.
+   */
+  maxDeliveries?: number;
+  /**
    * Default: on a durable transport, its `defaultDeadLetterStore()` (the SQL
    * transports: a table in their own database), so dead letters survive a
    * restart; on the in-memory transport, memory.
@@ -138,6 +146,7 @@ export const consumerOptionSpec: OptionSpec = {
   retryPolicy: retryPolicyKind,
   maxRetries: 'non-negative-integer',
   retryDelay: retryDelayKind,
+  maxDeliveries: 'positive-integer',
   deadLetters: 'object',
   inbox: 'object',
   inboxRetentionMs: 'non-negative-number',
@@ -246,5 +255,6 @@ export function resolveConsumerOptions<Tx, M extends Message>(options: ConsumerO
     now: options.now ?? Date.now,
     system: systemOf(options.transport),
     producerSpan: options.producerSpan ?? 'link',
+    maxDeliveries: options.maxDeliveries,
   };
 }

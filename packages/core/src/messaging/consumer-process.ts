@@ -1,4 +1,4 @@
-import { isStoreClosedError } from '../errors/index.ts';
+import { isStoreClosedError, NonRetryableError } from '../errors/index.ts';
 import { noteSettle, traceProcess } from '../tracing/messaging-spans.ts';
 import type { ProducerSpanRelation } from '../tracing/span-relation.ts';
 import { handlerCall } from './consumer-context.ts';
@@ -44,6 +44,8 @@ export interface ProcessSettings<Tx> {
   system: string;
   /** Process spans link to the producer's span (`'link'`), or are its children (`'parent'`). */
   producerSpan: ProducerSpanRelation;
+  /** A delivery handed out more often than this is dead-lettered without running the handler; none: no bound. */
+  maxDeliveries: number | undefined;
 }
 
 /**
@@ -71,6 +73,21 @@ export function createProcessor<Tx>(
     const message = delivery.message;
     let outcome: 'applied' | 'duplicate' | 'settled' = 'duplicate';
     if (!(inbox.marksApart && (await inbox.seen(message)))) {
+      const { maxDeliveries } = settings;
+      if (maxDeliveries !== undefined && delivery.deliveryCount > maxDeliveries) {
+        // Handed out again and again without a settle: every consumer that had it crashed or hung on it.
+        const error = new NonRetryableError(
+          `delivered ${delivery.deliveryCount} times without being settled (maxDeliveries ${maxDeliveries}): the consumers that had it crashed or hung on it`,
+        );
+        report(error, 'handler', message);
+        await deadLetter(delivery, {
+          error,
+          reason: 'maxDeliveries reached',
+          attempts: delivery.deliveryCount,
+          firstFailureAt: now(),
+        });
+        return;
+      }
       outcome = await withRetries(delivery, attempt, slot);
       if (outcome === 'settled') return;
       if (outcome === 'applied' && inbox.marksApart) await inbox.record(message);

@@ -39,3 +39,64 @@ describe('consumer stop', () => {
     assert.ok(told.some((error) => isTimeoutError(error) && /fetch loop did not end/.test(String(error))));
   });
 });
+
+describe('consumer maxDeliveries', () => {
+  it('dead-letters a message handed out more often than maxDeliveries without settling it, never running the handler', async () => {
+    const transport = getInMemoryTransport();
+    await transport.declareSubscription('orders', 'billing');
+    const poison = createMessage({ type: 'OrderPlaced', key: 'o-1', data: {} });
+    await transport.publish('orders', [poison]);
+    // Three consumers took it and died on it (never settled): each hand-out runs out its visibility.
+    const crashed = transport.subscribe('orders', 'billing', { visibilityTimeoutMs: 20 });
+    for (let i = 1; i <= 3; i++) {
+      const delivery = await waitUntil(
+        async () => (await crashed.receive(1, 10, new AbortController().signal))[0],
+        `hand-out ${i}`,
+      );
+      assert.equal(delivery.deliveryCount, i);
+    }
+    await crashed.close();
+    let ran = 0;
+    const told: unknown[] = [];
+    const consumer = createConsumer({
+      name: 'billing',
+      topic: 'orders',
+      transport,
+      pollMs: 20,
+      maxDeliveries: 3,
+      onError: (error) => told.push(error),
+      handler: () => {
+        ran += 1;
+      },
+    });
+    await consumer.start();
+    try {
+      await waitUntil(() => consumer.stats().deadLettered === 1, 'the poison message dead-lettered');
+      assert.equal(ran, 0, 'the handler never ran');
+      const [record] = await consumer.deadLetters.list();
+      assert.equal(record?.message.id, poison.id);
+      assert.equal(record?.reason, 'maxDeliveries reached');
+      assert.equal(record?.attempts, 4);
+      assert.match(String(told[0]), /delivered 4 times without being settled \(maxDeliveries 3\)/);
+      // Others go on.
+      await transport.publish('orders', [createMessage({ type: 'OrderPlaced', key: 'o-2', data: {} })]);
+      await waitUntil(() => ran === 1, 'the next message handled');
+    } finally {
+      await consumer.stop();
+    }
+  });
+
+  it('refuses a maxDeliveries that is not a positive whole number', () => {
+    assert.throws(
+      () =>
+        createConsumer({
+          name: 'billing',
+          topic: 'orders',
+          transport: getInMemoryTransport(),
+          maxDeliveries: 0,
+          handler: () => {},
+        }),
+      /maxDeliveries/,
+    );
+  });
+});
