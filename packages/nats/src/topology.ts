@@ -112,7 +112,11 @@ export function topologyNames(application: string): Names {
 
 const ns = (ms: number) => ms * 1_000_000;
 
-/** Creates the application's stream, or checks the one there takes its subjects. Idempotent. */
+/**
+ * Creates the application's stream, or checks the one there takes its subjects. Idempotent. A stream whose
+ * duplicate window is shorter than `duplicateWindowMs` has it raised (never lowered): the publishes of a
+ * process that asked for longer are dropped as repeats over all the time it counts on.
+ */
 export async function ensureStream(jsm: JetStreamManager, names: Names, duplicateWindowMs: number): Promise<void> {
   try {
     const info = await jsm.streams.info(names.stream);
@@ -121,6 +125,9 @@ export async function ensureStream(jsm: JetStreamManager, names: Names, duplicat
         `the JetStream stream '${names.stream}' exists without the subjects '${names.stream}.>': not one this transport made`,
         { retryable: false },
       );
+    }
+    if ((info.config.duplicate_window ?? 0) < ns(duplicateWindowMs)) {
+      await jsm.streams.update(names.stream, { ...info.config, duplicate_window: ns(duplicateWindowMs) });
     }
     return;
   } catch (error) {

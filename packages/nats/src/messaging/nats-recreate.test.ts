@@ -12,7 +12,7 @@ const skip = await natsUnavailable();
 const application = testApplication('recreate');
 const never = new AbortController().signal;
 
-describe('nats: a consumer deleted at the server', { skip }, () => {
+describe('nats: the server objects, made again when deleted and kept as asked', { skip }, () => {
   let nc: NatsConnection;
   let jsm: JetStreamManager;
   before(async () => {
@@ -31,7 +31,7 @@ describe('nats: a consumer deleted at the server', { skip }, () => {
       () => false,
     );
 
-  it('is made again by a running subscription, and by a declaration, instead of being trusted from memory', async () => {
+  it('a consumer deleted at the server is made again by a running subscription, and by a declaration, never trusted from memory', async () => {
     const told: string[] = [];
     const transport = await getNatsTransport({
       url: natsUrl,
@@ -62,6 +62,24 @@ describe('nats: a consumer deleted at the server', { skip }, () => {
       assert.equal(await exists(), true, 'declareSubscription resolved with the consumer there');
     } finally {
       await transport.close();
+    }
+  });
+
+  it("a longer duplicateWindowMs raises the stream's duplicate window; a shorter one never lowers it", async () => {
+    const own = testApplication('window');
+    const windowOf = async () => ((await jsm.streams.info(own)).config.duplicate_window ?? 0) / 1_000_000;
+    try {
+      for (const [asked, expected] of [
+        [120_000, 120_000],
+        [600_000, 600_000],
+        [60_000, 600_000],
+      ] as const) {
+        const transport = await getNatsTransport({ url: natsUrl, application: own, duplicateWindowMs: asked });
+        await transport.close();
+        assert.equal(await windowOf(), expected, `asked ${asked} ms`);
+      }
+    } finally {
+      await removeStreams([own]);
     }
   });
 });
