@@ -129,6 +129,41 @@ describe('projection runner: rebuilds and starts that fail or are stopped', () =
   });
 });
 
+describe('projection runner: a stop while start() awaits', () => {
+  it('ends the start: no projection starts after the stop resolved', async () => {
+    const { backend, append, count } = setUp();
+    let initStarted = false;
+    let finishInit: () => void = () => undefined;
+    const runner = createProjectionRunner(
+      backend,
+      [
+        counting('a'),
+        counting('b', {
+          // An init that takes long (a lease connection waiting, a large table's index).
+          init: () => {
+            initStarted = true;
+            return new Promise<void>((resolve) => {
+              finishInit = resolve;
+            }) as never;
+          },
+        }),
+      ],
+      fast,
+    );
+    const starting = runner.start();
+    await waitUntil(() => initStarted, "b's init");
+    await runner.stop();
+    finishInit();
+    await starting;
+    assert.equal(runner.status('a').state, 'stopped');
+    assert.equal(runner.status('b').state, 'stopped');
+    const position = await append(2);
+    await assert.rejects(runner.waitFor('b', position, { timeoutMs: 300 }));
+    assert.equal(count('a'), 0);
+    assert.equal(count('b'), 0, 'b started after the stop resolved');
+  });
+});
+
 describe('projection runner: a rebuild whose reset another runner keeps refusing', () => {
   it('rejects and resets nothing, instead of reporting the rebuild done', async () => {
     const { store, backend, append, count } = setUp();

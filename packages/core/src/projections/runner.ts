@@ -187,8 +187,11 @@ export function createProjectionRunner<Tx>(
       started = true;
       unobserve();
       unobserve = observeProjectionLag(() => workers.values(), backend.store, ctx.logger);
+      /** A stop made while this start awaits (a checkpoint, an `init`) ends it: nothing starts after that stop. */
+      const generation = stops;
       try {
         for (const w of workers.values()) {
+          if (stops !== generation) return;
           w.superseded = undefined;
           w.failure = undefined;
           await readLive(ctx, w);
@@ -200,9 +203,12 @@ export function createProjectionRunner<Tx>(
           }
           const init = w.projection.init;
           if (init) await backend.transaction((tx) => init(tx));
+          if (stops !== generation) return;
           run(w);
         }
       } catch (error) {
+        // Stopped meanwhile: that stop ended it, and what failed is of no use to anyone.
+        if (stops !== generation) return;
         // Nothing of a start that failed goes on running: the caller gets no runner to stop.
         started = false;
         stops += 1;
