@@ -61,7 +61,7 @@ export interface ProcessSettings<Tx> {
 export function createProcessor<Tx>(
   settings: ProcessSettings<Tx>,
 ): (delivery: Delivery, slot?: LaneSlot) => Promise<boolean> {
-  const { name, topic, handler, inbox, now, report, fail, stats } = settings;
+  const { name, topic, handler, inbox, now, report, fail, stats, maxDeliveries } = settings;
   const deadLetter = deadLetterStep({ name, topic, store: settings.deadLetterStore, now, stats });
   const withRetries = retryStep({ ...settings, deadLetter });
 
@@ -73,7 +73,6 @@ export function createProcessor<Tx>(
     const message = delivery.message;
     let outcome: 'applied' | 'duplicate' | 'settled' = 'duplicate';
     if (!(inbox.marksApart && (await inbox.seen(message)))) {
-      const { maxDeliveries } = settings;
       if (maxDeliveries !== undefined && delivery.deliveryCount > maxDeliveries) {
         // Handed out again and again without a settle: every consumer that had it crashed or hung on it.
         const error = new NonRetryableError(

@@ -176,6 +176,14 @@ function checkHeaders(value: unknown, path: string, issues: ValidationIssue[]): 
  * @example
  * assertMessages(messages); // in a transport's publish, before its first write
  */
+/** Throws one `ValidationError` listing every problem of one built message, its paths under `path`. */
+export function assertMessage(message: unknown, path: string): asserts message is Message {
+  if (isCleanMessage(message, true)) return;
+  const issues: ValidationIssue[] = [];
+  checkMessage(message, path, true, issues);
+  if (issues.length > 0) throw new ValidationError(issues);
+}
+
 export function assertMessages(messages: unknown, path = 'messages'): asserts messages is readonly Message[] {
   if (!Array.isArray(messages)) {
     throw new ValidationError({ path, message: `must be an array, got ${describeValue(messages)}` });

@@ -1,8 +1,8 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
-import { checkMessage } from '../messaging/message-validation.ts';
+import { assertMessage } from '../messaging/message-validation.ts';
 import { checkJson } from '../store/json-checks.ts';
 import type { Event, EventMetadata, EventToAppend } from '../store/types.ts';
-import { checkName } from '../store/validation.ts';
+import { assertName } from '../store/validation.ts';
 import { derivedId } from './derived-id.ts';
 import type { WorkflowInput, WorkflowOutput } from './types.ts';
 
@@ -88,7 +88,7 @@ export function decisionEvents(
  * the relay, and every instance's messages behind it, at the record.
  */
 function checkSent(streamId: string, output: Extract<WorkflowOutput, { kind: 'send' }>, path: string): void {
-  const issues: ValidationIssue[] = [];
+  if (output.topic !== undefined) assertName(output.topic, `${path}.topic`);
   const message = output.message as { type?: unknown; data?: unknown; key?: unknown } | undefined;
   const probe = {
     id: 'sent',
@@ -99,9 +99,7 @@ function checkSent(streamId: string, output: Extract<WorkflowOutput, { kind: 'se
     headers: {},
     createdAt: new Date(0),
   };
-  checkMessage(probe, `${path}.message`, true, issues);
-  if (output.topic !== undefined) checkName(output.topic, `${path}.topic`, Number.POSITIVE_INFINITY, issues);
-  if (issues.length > 0) throw new ValidationError(issues);
+  assertMessage(probe, `${path}.message`);
 }
 
 function outputEvent(output: WorkflowOutput, now: number): Event {

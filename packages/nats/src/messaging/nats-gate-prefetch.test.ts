@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { natsUnavailable, natsUrl, removeStreams, testApplication } from '../fixtures/server.ts';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { natsUnavailable, natsUrl, openManager, removeStreams, testApplication } from '../fixtures/server.ts';
 import { topologyNames } from '../topology.ts';
 import { getNatsTransport } from './nats-transport.ts';
 
@@ -13,14 +12,14 @@ const application = testApplication('gateprefetch');
 const never = new AbortController().signal;
 
 describe('nats: a partition gated behind a message pending elsewhere', { skip }, () => {
-  let nc: NatsConnection;
+  let manager: Awaited<ReturnType<typeof openManager>> | undefined;
   let jsm: JetStreamManager;
   before(async () => {
-    nc = await connect({ servers: natsUrl, timeout: 3000, reconnect: false });
-    jsm = await jetstreamManager(nc);
+    manager = await openManager();
+    jsm = manager.jsm;
   });
   after(async () => {
-    await nc?.close();
+    await manager?.close();
     await removeStreams([application]);
   });
 
