@@ -126,7 +126,7 @@ export const failureCases: readonly ProjectionConformanceCase[] = [
       await runner.waitFor(n.projection, lastPosition(seeded), { timeoutMs: 10_000 });
       assert.equal(told.length, 2, 'each failure told, the hook throwing each time');
       assertModel(await model.read(n.projection), await countLog(store, n.type), 'after the retries: ');
-      assert.equal(runner.status(n.projection).state, 'running');
+      await untilRunning(runner, n.projection);
     },
   },
   {
