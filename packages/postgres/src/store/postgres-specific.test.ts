@@ -238,6 +238,32 @@ describe('PostgreSQL store specifics', { skip }, () => {
     assert.equal(n, 6, 'm-trunc 3 and 4, m-first, m-same 1 and 2, m-last');
   });
 
+  it('appends to a truncated stream sharing a batch are decided one after another, in the batch order', async () => {
+    const store = await open(freshSchema('deferred_order'));
+    for (let round = 0; round < 10; round++) {
+      const stream = `t-${round}`;
+      await store.append(stream, [1, 2].map((n) => ({ type: 'T', data: { n } })));
+      await store.truncateBefore(stream, 2);
+      // The first append goes alone; the four to the truncated stream arrive while it is written and share a batch.
+      const settled = await Promise.allSettled([
+        store.append(`other-${round}`, [{ type: 'O', data: {} }]),
+        store.append(stream, [{ type: 'A', data: {} }], { expectedVersion: 2 }),
+        store.append(stream, [{ type: 'B', data: {} }], { expectedVersion: 3 }),
+        store.append(stream, [{ type: 'C', data: {} }]),
+        store.append(stream, [{ type: 'D', data: {} }]),
+      ]);
+      const failed = settled.flatMap((outcome, i) =>
+        outcome.status === 'rejected' ? [`${i}: ${String(outcome.reason)}`] : [],
+      );
+      assert.deepEqual(failed, [], `round ${round}`);
+      assert.deepEqual(
+        (await store.readStream(stream)).events.map((e) => `${e.type}${e.streamVersion}`),
+        ['T2', 'A3', 'B4', 'C5', 'D6'],
+        `round ${round}`,
+      );
+    }
+  });
+
   it('a one-event batch holding a retried append: the retry gets the stored result, the others are written', async () => {
     const store = await open(freshSchema('retry_batch'));
     const event = { id: 'retried-event-1', type: 'Placed', data: { total: 3 } };

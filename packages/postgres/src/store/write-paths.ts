@@ -1,3 +1,4 @@
+import type { AppendResult } from '@factline/core';
 import type { PreparedAppend } from '@factline/core/adapter';
 import type pg from 'pg';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
@@ -117,12 +118,25 @@ export function createWritePaths(options: WritePathsOptions): {
         const conflict = { outcome: Outcome.versionConflict, version_after: Number(version), last_pos: null };
         return () => settle(append, conflict, recordedAt);
       }
-      // A stream with a streams row: append_event decides, after the batch.
-      return async () => {
-        const [alone] = await writeAndSignal([append]);
-        return (alone as Settle)();
-      };
+      // A stream with a streams row: append_event decides, after the batch, after the ones deferred before it.
+      return () => deferred(append);
     });
+  };
+
+  /**
+   * Appends deferred to `append_event` run one after another, in the order their batches settle them (each
+   * batch's in its order): started together, each on a connection of its own, they would race for the append
+   * lock and commit in any order, so a later append to a truncated stream could land first, or meet a version
+   * an earlier one was to make and conflict.
+   */
+  let deferredTail: Promise<unknown> = Promise.resolve();
+  const deferred = (append: PreparedAppend): Promise<AppendResult> => {
+    const run = deferredTail.then(async () => {
+      const [alone] = await writeAndSignal([append]);
+      return (alone as Settle)();
+    });
+    deferredTail = run.catch(() => undefined);
+    return run;
   };
 
   const writeBatch = async (batch: readonly PreparedAppend[]): Promise<Settle[]> => {
