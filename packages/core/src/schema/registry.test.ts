@@ -266,6 +266,22 @@ describe('decode', () => {
     );
   });
 
+  it('validateOnRead gives the data as stored: a schema that transforms is not applied again on read', () => {
+    const PriceSet = defineEvent({
+      type: 'PriceSet',
+      version: 1,
+      schema: z.object({ cents: z.number().transform((euros) => euros * 100) }),
+    });
+    const registry = createSchemaRegistry([PriceSet], { validateOnRead: true });
+    const stored = registry.encode('event', 'PriceSet', { cents: 5 });
+    assert.deepEqual(stored, { data: { cents: 500 }, schemaVersion: 1 });
+    assert.deepEqual(decodeEvent(registry, recorded('PriceSet', { cents: 500 }, 1)).data, { cents: 500 });
+    assert.throws(
+      () => decodeEvent(registry, recorded('PriceSet', { cents: 'five' }, 1)),
+      (e: ValidationError) => e.issues[0]?.path === 'data.cents',
+    );
+  });
+
   it('decodes a message by its header: an event relayed by the event types, others by the message types', async () => {
     const ShipOrder = defineMessage({
       type: 'OrderPlaced',

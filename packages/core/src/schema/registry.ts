@@ -100,12 +100,16 @@ export function createSchemaRegistry(
     return { data: result.value, schemaVersion: definition.version };
   };
 
-  /** Validates upcast data against the current schema (validateOnRead). */
+  /**
+   * Validates upcast data against the current schema (validateOnRead). The read gives the data as stored or
+   * upcast, never the schema's output: stored data is already an output, and a transform run on it again would
+   * apply twice.
+   */
   const checkRead = (definition: SchemaDefinition, from: number, data: unknown) => {
     const context = ` (reading ${definition.kind} '${definition.type}' stored at version ${from})`;
     const done = (result: Awaited<ReturnType<typeof runSchema>>): DecodedData => {
       if (result.issues) throw new ValidationError(toValidationIssues(result.issues, 'data', context));
-      return { data: result.value, schemaVersion: definition.version };
+      return { data, schemaVersion: definition.version };
     };
     const result = runSchema(definition.schema, data);
     return isThenable(result) ? Promise.resolve(result).then(done) : done(result);
