@@ -19,6 +19,8 @@ export const defaultStoreLimits: StoreLimits = Object.freeze({ maxEventBytes: 10
 
 /** Longest event type or event id, in characters. */
 export const MAX_NAME_LENGTH = 256;
+/** The highest schema version an event may carry: the SQL stores keep it as a 32-bit integer. */
+export const MAX_SCHEMA_VERSION = 2_147_483_647;
 // C0 controls, DEL and C1 controls: invisible in logs, and NUL breaks C-string drivers.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 // Without the u flag: any control character or surrogate code unit, so a name without either is clean at once.
@@ -182,8 +184,12 @@ function prepareEvent(
   checkName(event.type, `${path}.type`, MAX_NAME_LENGTH, issues);
   if (event.id !== undefined) checkName(event.id, `${path}.id`, MAX_NAME_LENGTH, issues);
   const schemaVersion = event.schemaVersion ?? 1;
-  if (!Number.isSafeInteger(schemaVersion) || schemaVersion < 1) {
-    issues.push({ path: `${path}.schemaVersion`, message: `must be an integer >= 1, got ${describe(schemaVersion)}` });
+  // Bounded as the SQL stores keep it (a 32-bit integer): every store refuses what one refuses.
+  if (!Number.isSafeInteger(schemaVersion) || schemaVersion < 1 || schemaVersion > MAX_SCHEMA_VERSION) {
+    issues.push({
+      path: `${path}.schemaVersion`,
+      message: `must be an integer from 1 to ${MAX_SCHEMA_VERSION}, got ${describe(schemaVersion)}`,
+    });
   }
   if (event.data === undefined) {
     issues.push({ path: `${path}.data`, message: 'is missing (use null or {} for an event without data)' });
@@ -200,6 +206,9 @@ function prepareEvent(
         const id = event.metadata[key];
         if (id !== undefined && typeof id !== 'string') {
           issues.push({ path: `${path}.metadata.${key}`, message: `must be a string, got ${describe(id)}` });
+        } else if (id !== undefined && CONTROL_CHARS.test(id)) {
+          // Ids and trace headers: PostgreSQL's index on the correlation id cannot hold a NUL, transports no newline.
+          issues.push({ path: `${path}.metadata.${key}`, message: 'must not contain control characters' });
         }
       }
       checkJson(event.metadata, `${path}.metadata`, issues, new Set());
@@ -207,8 +216,10 @@ function prepareEvent(
   }
   if (issues.length > before) return undefined;
   const id = event.id ?? uuidv7();
-  const data = JSON.stringify(event.data);
-  const metadata = serializeMetadata(event.metadata, id);
+  // A `toJSON` decides what its value becomes, past the checks: it may give nothing, or a value JSON cannot carry.
+  const data = serialized(() => JSON.stringify(event.data), `${path}.data`, issues);
+  const metadata = serialized(() => serializeMetadata(event.metadata, id), `${path}.metadata`, issues);
+  if (data === undefined || metadata === undefined) return undefined;
   // Each UTF-16 unit is at most 3 UTF-8 bytes: count exactly only when that bound is over the limit.
   const bound = (data.length + metadata.length) * 3;
   const size = bound <= limits.maxEventBytes ? bound : Buffer.byteLength(data) + Buffer.byteLength(metadata);
@@ -217,6 +228,23 @@ function prepareEvent(
     return undefined;
   }
   return { id, type: event.type as string, schemaVersion, data, metadata };
+}
+
+/** The JSON text `serialize` makes, or an issue at `path` when it throws or makes none. */
+function serialized(serialize: () => string | undefined, path: string, issues: ValidationIssue[]): string | undefined {
+  let text: string | undefined;
+  try {
+    text = serialize();
+  } catch (error) {
+    issues.push({
+      path,
+      message: `cannot be serialized as JSON: ${error instanceof Error ? error.message : String(error)}`,
+    });
+    return undefined;
+  }
+  if (typeof text !== 'string')
+    issues.push({ path, message: 'serializes to nothing (a toJSON that returns undefined?)' });
+  return text;
 }
 
 /** Validates `deleteStream`'s mode. */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ValidationError } from '../../errors/index.ts';
+import type { EventToAppend } from '../../store/types.ts';
 import { assertUnchanged, type ConformanceCase, event, rejectsWithCode } from './context.ts';
 import { optionCases } from './options.ts';
 
@@ -197,8 +198,40 @@ export const validationCases: ConformanceCase[] = [
         );
         assert.equal(error.issues[0]?.path, `events[0].metadata.${key}`);
         assert.equal(error.issues[0]?.message, 'must be a string, got number 7');
+        const control = await rejectsWithCode<ValidationError>(
+          store.append(id, [event('A', {}, { metadata: { [key]: 'a\u0000b' } })]),
+          'VALIDATION',
+        );
+        assert.equal(control.issues[0]?.path, `events[0].metadata.${key}`);
+        assert.equal(control.issues[0]?.message, 'must not contain control characters');
       }
       await assertUnchanged(store, head, id, 0);
+    },
+  },
+  {
+    name: 'a schema version past 2147483647, or data whose toJSON gives nothing or throws, is a ValidationError naming it',
+    async run({ store, streamId }) {
+      const id = streamId();
+      const head = await store.headPosition();
+      const cases: [EventToAppend, string][] = [
+        [event('A', {}, { schemaVersion: 2 ** 31 }), 'events[0].schemaVersion'],
+        [event('A', { toJSON: () => undefined }), 'events[0].data'],
+        [
+          event('A', {
+            toJSON: () => {
+              throw new Error('not ready');
+            },
+          }),
+          'events[0].data',
+        ],
+        [event('A', { amount: { toJSON: () => 10n } }), 'events[0].data'],
+      ];
+      for (const [appended, path] of cases) {
+        const error = await rejectsWithCode<ValidationError>(store.append(id, [appended]), 'VALIDATION');
+        assert.equal(error.issues[0]?.path, path, error.message);
+      }
+      assert.equal((await store.append(id, [event('A', {}, { schemaVersion: 2 ** 31 - 1 })])).version, 1);
+      assert.equal(await store.headPosition(), head + 1);
     },
   },
   {
