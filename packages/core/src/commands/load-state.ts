@@ -1,3 +1,4 @@
+import { StorageError } from '../errors/index.ts';
 import type { Snapshot } from '../snapshots/types.ts';
 import type { Event, EventStore, ReadStreamResult } from '../store/types.ts';
 import { type Decider, foldEvents } from './decider.ts';
@@ -73,11 +74,23 @@ export interface SnapshotStart<State> extends Loaded<State> {
  * snapshot, or another event at its version, was deleted and written again.
  * When the event at its version was truncated away, the snapshot cannot be
  * checked and is trusted: it is then the only record of what those events built.
+ * When events after it were truncated away too (the first left is past the
+ * one after it), folding on it would miss them: it is not continued, and the
+ * gap is told to `report`.
  */
-export function continues(snapshot: Snapshot, tail: ReadStreamResult): boolean {
+export function continues(snapshot: Snapshot, tail: ReadStreamResult, report: (error: unknown) => void): boolean {
   if (tail.version < snapshot.version) return false;
   const first = tail.events[0];
   if (first?.streamVersion === snapshot.version) return first.id === snapshot.lastEventId;
+  const firstLeft = first?.streamVersion ?? tail.version + 1;
+  if (firstLeft > snapshot.version + 1 && tail.version > snapshot.version) {
+    report(
+      new StorageError(
+        `the snapshot of '${tail.streamId}' ends at version ${snapshot.version}, but the stream was truncated past it (its first event left is ${first ? `version ${firstLeft}` : 'none'}, its version ${tail.version}): events ${snapshot.version + 1} to ${Math.min(firstLeft, tail.version + 1) - 1} are in neither; the snapshot is deleted and the stream read from its first event left`,
+      ),
+    );
+    return false;
+  }
   return true;
 }
 
@@ -102,7 +115,7 @@ export async function loadFromSnapshot<State, E extends Event>(
   }
   if (snapshot !== undefined && snapshot.snapshotVersion === snapshots.version) {
     const tail = await store.readStream<E>(streamId, { from: snapshot.version });
-    if (continues(snapshot, tail)) {
+    if (continues(snapshot, tail, (error) => snapshots.report(error, streamId, 'load'))) {
       let restored: { state: State } | undefined;
       try {
         restored = { state: snapshots.fromSnapshot(snapshot.state) };

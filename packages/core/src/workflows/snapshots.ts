@@ -209,7 +209,7 @@ export async function loadWorkflowInstance<State, In extends Event, Out extends 
     }
     if (snapshot !== undefined && snapshot.snapshotVersion === snapshots.version) {
       const tail = await store.readStream(streamId, { from: snapshot.version });
-      if (continues(snapshot, tail)) {
+      if (continues(snapshot, tail, (error) => snapshots.report(error, streamId, 'load'))) {
         let instance: WorkflowInstance<State> | undefined;
         try {
           instance = restoreInstance(streamId, snapshot, snapshots);

@@ -105,6 +105,36 @@ export const trustCases: SnapshotConformanceCase[] = [
     },
   },
   {
+    name: 'a snapshot the stream was truncated past (events after it gone too) is reported, deleted and not folded on',
+    async run({ snapshots, events, streamId }) {
+      const id = streamId();
+      const errors: Errors = [];
+      await seed(events, id, 10);
+      const { events: stored } = await events.readStream(id);
+      await snapshots.save({
+        streamId: id,
+        version: 10,
+        lastEventId: stored[9]?.id as string,
+        snapshotVersion: 1,
+        state: { total: 10, count: 10 },
+      });
+      await seed(events, id, 9);
+      await events.truncateBefore(id, 15);
+      const result = await handleCommand(events, id, { n: 1 }, tally, {
+        snapshots: snapshotOptions(snapshots, errors),
+      });
+      assert.deepEqual(
+        result.state,
+        { total: 6, count: 6 },
+        'the events left (15 to 19) and the new one, as with no snapshot',
+      );
+      assert.equal(errors.length, 1, 'the gap reported');
+      assert.equal(errors[0]?.context.operation, 'load');
+      assert.match((errors[0]?.error as Error).message, /events 11 to 14 are in neither/);
+      assert.equal(await snapshots.load(id), undefined, 'the snapshot deleted');
+    },
+  },
+  {
     name: 'a failing snapshot store is reported to onError and never fails the command',
     async run({ snapshots, events, streamId }) {
       const id = streamId();
