@@ -1,4 +1,4 @@
-import { ValidationError, type ValidationIssue } from '../errors/index.ts';
+import { StoreClosedError, ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { appliesReadAllMap, type ReadAllMap } from '../store/read-all-pages.ts';
 import type { Event, EventStore, EventToAppend, ReadAllOptions, RecordedEvent, RecordedOf } from '../store/types.ts';
 import { decodeEvent } from './decode.ts';
@@ -117,12 +117,25 @@ export function withSchemas<S extends EventStore>(store: S, registry: SchemaRegi
     throw new ValidationError({ path: 'schemas', message: 'the store already applies a schema registry' });
   }
   const decode = (event: RecordedEvent) => decodeEvent(registry, event);
+  // Appends still being validated when `close()` is called reach the store before it closes, as it promises.
+  const encoding = new Set<Promise<unknown>>();
+  let closing = false;
   return {
     ...store,
     [SCHEMA_SOURCE]: { store, registry } satisfies SchemaSource,
 
-    async append(streamId, events, options) {
-      return store.append(streamId, await encodeAppend(registry, events), options);
+    append(streamId, events, options) {
+      if (closing) return Promise.reject(new StoreClosedError());
+      const encoded = encodeAppend(registry, events);
+      encoding.add(encoded);
+      const done = () => encoding.delete(encoded);
+      encoded.then(done, done);
+      return encoded.then((ready) => store.append(streamId, ready, options));
+    },
+
+    close() {
+      closing = true;
+      return Promise.allSettled([...encoding]).then(() => store.close());
     },
 
     async readStream<E extends Event = Event>(streamId: string, options?: Parameters<EventStore['readStream']>[1]) {

@@ -123,6 +123,18 @@ export const schemaStoreCases: readonly SchemaStoreCase[] = [
     },
   },
   {
+    name: 'close() finishes appends still being validated (async validators) and refuses the ones after it',
+    async run({ open, streamId }) {
+      const { store } = await open();
+      const id = streamId('reserved');
+      const pending = store.append(id, [{ type: 'ItemReserved', data: { sku: 'SKU-1' } }]);
+      const closed = store.close();
+      assert.equal((await pending).version, 1, 'the append made before close() is stored');
+      await closed;
+      await rejectsWithCode(store.append(id, [{ type: 'ItemReserved', data: { sku: 'SKU-2' } }]), 'STORE_CLOSED');
+    },
+  },
+  {
     name: 'a re-sent append (same ids) is still idempotent',
     async run({ open, streamId }) {
       const { raw, store } = await open();
