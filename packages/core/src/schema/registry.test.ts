@@ -275,7 +275,9 @@ describe('decode', () => {
     const registry = createSchemaRegistry([PriceSet], { validateOnRead: true });
     const stored = registry.encode('event', 'PriceSet', { cents: 5 });
     assert.deepEqual(stored, { data: { cents: 500 }, schemaVersion: 1 });
-    assert.deepEqual((decodeEvent(registry, recorded('PriceSet', { cents: 500 }, 1)) as RecordedEvent).data, { cents: 500 });
+    assert.deepEqual((decodeEvent(registry, recorded('PriceSet', { cents: 500 }, 1)) as RecordedEvent).data, {
+      cents: 500,
+    });
     assert.throws(
       () => decodeEvent(registry, recorded('PriceSet', { cents: 'five' }, 1)),
       (e: ValidationError) => e.issues[0]?.path === 'data.cents',

@@ -242,7 +242,10 @@ describe('PostgreSQL store specifics', { skip }, () => {
     const store = await open(freshSchema('deferred_order'));
     for (let round = 0; round < 10; round++) {
       const stream = `t-${round}`;
-      await store.append(stream, [1, 2].map((n) => ({ type: 'T', data: { n } })));
+      await store.append(
+        stream,
+        [1, 2].map((n) => ({ type: 'T', data: { n } })),
+      );
       await store.truncateBefore(stream, 2);
       // The first append goes alone; the four to the truncated stream arrive while it is written and share a batch.
       const settled = await Promise.allSettled([

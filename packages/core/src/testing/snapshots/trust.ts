@@ -130,7 +130,7 @@ export const trustCases: SnapshotConformanceCase[] = [
       );
       assert.equal(errors.length, 1, 'the gap reported');
       assert.equal(errors[0]?.context.operation, 'load');
-      assert.match((errors[0]?.error as Error).message, /events 11 to 14 are in neither/);
+      assert.match(String((errors[0]?.error as Error | undefined)?.message), /events 11 to 14 are in neither/);
       assert.equal(await snapshots.load(id), undefined, 'the snapshot deleted');
     },
   },
