@@ -91,7 +91,12 @@ export async function openPostgresInspector(url: string, schema: string): Promis
     Number(
       (await pool.query<{ head: string }>(`SELECT COALESCE(MAX(position), 0) AS head FROM ${s}.events`)).rows[0]?.head,
     );
-  const hasDeadLetters = await has('dead_letters');
+  // Made at a consumer's first start, perhaps after the dashboard opened: looked up until found.
+  let deadLettersFound = false;
+  const hasDeadLetters = async () => {
+    deadLettersFound ||= await has('dead_letters');
+    return deadLettersFound;
+  };
   const tracer = createOperationTracer(postgresTraceReader(pool, s));
 
   return {
@@ -191,7 +196,7 @@ export async function openPostgresInspector(url: string, schema: string): Promis
       }));
     },
     async deadLetters(filter: DeadLetterFilter) {
-      if (!hasDeadLetters) return [];
+      if (!(await hasDeadLetters())) return [];
       const c = deadLetterConditions(filter);
       const { rows } = await pool.query<{ record: string }>(
         `SELECT record::text AS record FROM ${s}.dead_letters
@@ -203,7 +208,7 @@ export async function openPostgresInspector(url: string, schema: string): Promis
       return rows.map((r): DeadLetter => deadLetterFromJson(r.record));
     },
     async deadLetter(id) {
-      if (!hasDeadLetters) return undefined;
+      if (!(await hasDeadLetters())) return undefined;
       const { rows } = await pool.query<{ record: string }>(
         `SELECT record::text AS record FROM ${s}.dead_letters WHERE id = $1`,
         [id],
