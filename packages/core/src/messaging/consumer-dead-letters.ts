@@ -11,7 +11,11 @@ import { step } from './consumer-step.ts';
 import type { Message } from './message.ts';
 import type { Delivery, Transport } from './transport.ts';
 
-/** A consumer's view of its dead letters (`consumer.deadLetters`). */
+/**
+ * A consumer's view of its dead letters (`consumer.deadLetters`): the records
+ * of its group on its topic only. An id of another group's or topic's record
+ * is not found; a filter naming another group or topic selects none.
+ */
 export interface ConsumerDeadLetters {
   list(filter?: DeadLetterFilter): Promise<DeadLetter[]>;
   show(id: string): Promise<DeadLetter | undefined>;
@@ -135,7 +139,10 @@ export function deadLetterStep(settings: DeadLetterStepSettings) {
   };
 }
 
-/** `consumer.deadLetters`: the consumer's own records in `store`, redriven through `transport` to its group only. */
+/**
+ * `consumer.deadLetters`: the records of the consumer's group and topic in `store` (a group may consume other
+ * topics too; their records are not this consumer's), redriven through `transport` to its group only.
+ */
 export function consumerDeadLetters(
   consumer: string,
   topic: string,
@@ -143,20 +150,27 @@ export function consumerDeadLetters(
   store: () => Promise<DeadLetterStore>,
   now: () => number,
 ): ConsumerDeadLetters {
+  const own = (record: DeadLetter | undefined): record is DeadLetter =>
+    record?.consumer === consumer && record.topic === topic;
+  /** `filter` within the consumer's records: one naming another group or topic selects none. */
+  const within = async (filter: DeadLetterFilter): Promise<DeadLetter[]> => {
+    if ((filter.consumer ?? consumer) !== consumer || (filter.topic ?? topic) !== topic) return [];
+    return (await store()).list({ ...filter, consumer, topic });
+  };
   const select = async (selection: string | readonly string[] | DeadLetterFilter): Promise<DeadLetter[]> => {
-    const records = await store();
     if (typeof selection === 'string' || Array.isArray(selection)) {
+      const records = await store();
       const ids = typeof selection === 'string' ? [selection] : (selection as readonly string[]);
       const found = await Promise.all(ids.map((id) => records.get(id)));
-      return found.filter((r): r is DeadLetter => r !== undefined && r.consumer === consumer && r.state === 'dead');
+      return found.filter((r): r is DeadLetter => own(r) && r.state === 'dead');
     }
-    return records.list({ ...(selection as DeadLetterFilter), consumer, state: 'dead' });
+    return within({ ...(selection as DeadLetterFilter), state: 'dead' });
   };
   return {
-    list: async (filter = {}) => (await store()).list({ ...filter, consumer }),
+    list: (filter = {}) => within(filter),
     async show(id) {
       const record = await (await store()).get(id);
-      return record?.consumer === consumer ? record : undefined;
+      return own(record) ? record : undefined;
     },
     async redrive(selection) {
       const records = await select(selection);

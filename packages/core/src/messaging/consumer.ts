@@ -152,7 +152,7 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
         result.observe(i.retries, stats.retries, attributes);
         result.observe(i.deadLettered, stats.deadLettered, attributes);
         await observeLag(i, result, attributes);
-        const waiting = await (await deadLetterStore()).list({ consumer: name, state: 'dead' });
+        const waiting = await (await deadLetterStore()).list({ consumer: name, topic, state: 'dead' });
         result.observe(i.deadLetterDepth, waiting.length, attributes);
       },
     );

@@ -20,7 +20,7 @@ export interface FactlineInstruments {
   retries: ObservableCounter;
   /** `factline.consumer.dead_lettered`: messages given up on, into the dead-letter store. */
   deadLettered: ObservableCounter;
-  /** `factline.consumer.dead_letter.depth`: dead letters waiting (state `dead`), per consumer group. */
+  /** `factline.consumer.dead_letter.depth`: dead letters waiting (state `dead`), per consumer group and topic. */
   deadLetterDepth: ObservableGauge;
   /** `factline.consumer.lag`: messages waiting for a consumer group, where the transport can tell. */
   consumerLag: ObservableGauge;
@@ -60,7 +60,7 @@ const create = (meter: Meter): FactlineInstruments => ({
   }),
   deadLetterDepth: meter.createObservableGauge('factline.consumer.dead_letter.depth', {
     unit: '{message}',
-    description: 'Dead letters waiting, per consumer group',
+    description: 'Dead letters waiting, per consumer group and topic',
   }),
   consumerLag: meter.createObservableGauge('factline.consumer.lag', {
     unit: '{message}',

@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { NonRetryableError } from '../errors/index.ts';
 import type { Logger } from '../logging/logger.ts';
+import { createConsumer } from '../messaging/consumer.ts';
+import { getInMemoryDeadLetterStore } from '../messaging/consumer-ports.ts';
 import { createEventBus } from '../messaging/event-bus.ts';
 import { getInMemoryTransport } from '../messaging/in-memory-transport.ts';
+import { createMessage } from '../messaging/message.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
 import { waitUntil } from '../testing/wait-until.ts';
 import { registerTestSdk, type TestSdk } from './fixtures/otel-sdk.ts';
@@ -66,6 +69,39 @@ describe('metrics and the logger', () => {
       assert.ok(warned.every((r) => r.obj.consumer === 'billing' && r.obj.stage === 'handler' && r.obj.messageId));
     } finally {
       await bus.stop();
+    }
+  });
+
+  it('counts the dead-letter depth of a group per topic, when the group consumes two topics into one store', async () => {
+    const transport = getInMemoryTransport();
+    const deadLetters = getInMemoryDeadLetterStore();
+    const group = 'audit-depth';
+    const orders = createConsumer({ name: group, topic: 'd-orders', transport, deadLetters, handler: () => {} });
+    const payments = createConsumer({
+      name: group,
+      topic: 'd-payments',
+      transport,
+      deadLetters,
+      pollMs: 5,
+      handler: () => {
+        throw new NonRetryableError('card expired');
+      },
+    });
+    await orders.start();
+    await payments.start();
+    try {
+      await transport.publish('d-payments', [createMessage({ type: 'PaymentTaken', data: {} })]);
+      await waitUntil(() => payments.stats().deadLettered === 1, 'the dead letter');
+      const depth = (await sdk.points('factline.consumer.dead_letter.depth')).filter(
+        (p) => p.attributes['messaging.consumer.group.name'] === group,
+      );
+      assert.deepEqual(depth.map((p) => [p.attributes['messaging.destination.name'], p.value]).sort(), [
+        ['d-orders', 0],
+        ['d-payments', 1],
+      ]);
+    } finally {
+      await orders.stop();
+      await payments.stop();
     }
   });
 

@@ -88,6 +88,51 @@ export const deadLetterCases: readonly ConsumerConformanceCase[] = [
     },
   },
   {
+    name: "a consumer's dead letters are its group's on its topic: another topic's record of the group is not listed, shown, redriven or discarded",
+    async run(c) {
+      // One store for both consumers, as a durable transport's default store is (the in-memory default is one each).
+      const deadLetters = c.environment.deadLetters ?? getInMemoryDeadLetterStore();
+      const group = uniqueCategory('audit');
+      const seen: string[] = [];
+      let fixed = false;
+      const orders = c.consumer({ name: group, deadLetters, handler: (m) => void seen.push(`orders ${m.type}`) });
+      const payments = c.consumer({
+        name: group,
+        topic: `${c.topic}-payments`,
+        deadLetters,
+        handler: (m) => {
+          seen.push(`payments ${m.type}`);
+          if (!fixed) throw new NonRetryableError('card expired');
+        },
+      });
+      await orders.start();
+      await payments.start();
+      await c.environment.transport.publish(`${c.topic}-payments`, [
+        createMessage({ type: 'PaymentTaken', data: { n: 1 }, key: 'order-5' }),
+      ]);
+      await waitUntil(() => payments.stats().deadLettered === 1, 'the dead letter');
+      const [record, ...others] = await payments.deadLetters.list();
+      assert.equal(others.length, 0);
+      assert.equal(record?.topic, `${c.topic}-payments`);
+      const id = record?.id as string;
+
+      // As an id the consumer does not know: not found, nothing redriven or discarded.
+      assert.deepEqual(await orders.deadLetters.list(), [], 'not listed');
+      assert.deepEqual(await orders.deadLetters.list({ topic: `${c.topic}-payments` }), [], 'not listed by topic');
+      assert.equal(await orders.deadLetters.show(id), undefined, 'not shown');
+      assert.equal(await orders.deadLetters.redrive({}), 0, 'not redriven by filter');
+      assert.equal(await orders.deadLetters.redrive(id), 0, 'not redriven by id');
+      assert.equal(await orders.deadLetters.discard([id]), 0, 'not discarded by id');
+      assert.equal(await orders.deadLetters.discard({}), 0, 'not discarded by filter');
+      assert.equal((await payments.deadLetters.show(id))?.state, 'dead', 'still dead, for its own consumer');
+
+      fixed = true;
+      assert.equal(await payments.deadLetters.redrive(id), 1);
+      await waitUntil(() => payments.stats().handled === 1, 'the redriven payment');
+      assert.deepEqual(seen, ['payments PaymentTaken', 'payments PaymentTaken'], 'the orders handler got nothing');
+    },
+  },
+  {
     name: 'a redriven message that fails again before the redrive marked its record stays a live dead letter, with its new failure',
     async run(c) {
       const store = c.environment.deadLetters ?? getInMemoryDeadLetterStore();
