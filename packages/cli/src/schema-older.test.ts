@@ -45,9 +45,10 @@ describe('factline on a SQLite file an older Factline wrote', () => {
       await transport.close();
       // What the file looked like before the last step of two components: as an older Factline left it.
       database.exec(`
-        DROP INDEX factline_inbox_consumer_at;
-        CREATE INDEX factline_inbox_at ON factline_inbox (at);
-        DELETE FROM factline_migrations WHERE component = 'consumer' AND version = 3;
+        DROP INDEX factline_dead_letters_live;
+        CREATE UNIQUE INDEX factline_dead_letters_live ON factline_dead_letters (consumer, message_id)
+          WHERE state = 'dead';
+        DELETE FROM factline_migrations WHERE component = 'consumer' AND version = 4;
         DROP INDEX factline_events_correlation;
         DELETE FROM factline_migrations WHERE component = 'event-store' AND version = 2;
       `);
@@ -84,11 +85,11 @@ describe('factline on a SQLite file an older Factline wrote', () => {
       assert.equal(result.code, 2, `${args.join(' ')}: ${result.stdout}`);
       assert.match(
         result.stderr,
-        /^factline: .*app\.db: an older Factline wrote its schema: 'consumer' at version 2 \(this CLI's: 3\)\. The factline CLI would upgrade it, and does not change an application's schema/,
+        /^factline: .*app\.db: an older Factline wrote its schema: 'consumer' at version 3 \(this CLI's: 4\)\. The factline CLI would upgrade it, and does not change an application's schema/,
         args.join(' '),
       );
     }
-    assert.equal(versions().consumer, 2, 'the consumer tables are as the older Factline left them');
+    assert.equal(versions().consumer, 3, 'the consumer tables are as the older Factline left them');
     const database = openSqliteDatabase(file);
     try {
       const row = database.prepare('SELECT state FROM factline_dead_letters WHERE id = ?').get('d-1') as {
@@ -105,7 +106,7 @@ describe('factline on a SQLite file an older Factline wrote', () => {
     assert.equal(trace.code, 2, trace.stdout + trace.stderr);
     assert.match(
       trace.stderr,
-      /'event-store' at version 1 \(this CLI's: 2\), 'consumer' at version 2 \(this CLI's: 3\)/,
+      /'event-store' at version 1 \(this CLI's: 2\), 'consumer' at version 3 \(this CLI's: 4\)/,
     );
     const cancel = await run('workflows', 'cancel', 'shipping', 'A4', '--yes');
     assert.equal(cancel.code, 2, cancel.stdout + cancel.stderr);
@@ -136,9 +137,9 @@ describe('factline on a PostgreSQL schema an older Factline wrote', {
     await (await getPostgresDeadLetterStore({ pool: store.pool, schema })).add(deadLetterRecord('d-1'));
     // What the schema looked like before the last step of two components: as an older Factline left it.
     await store.pool.query(`
-      CREATE INDEX inbox_at ON ${s}.inbox (at);
-      DROP INDEX ${s}.inbox_consumer_at;
-      DELETE FROM ${s}.migrations WHERE component = 'consumer' AND version = 3;
+      DROP INDEX ${s}.dead_letters_live;
+      CREATE UNIQUE INDEX dead_letters_live ON ${s}.dead_letters (consumer, message_id) WHERE state = 'dead';
+      DELETE FROM ${s}.migrations WHERE component = 'consumer' AND version = 4;
       DROP INDEX ${s}.events_correlation;
       DELETE FROM ${s}.migrations WHERE component = 'event-store' AND version = 3;
     `);
@@ -156,7 +157,7 @@ describe('factline on a PostgreSQL schema an older Factline wrote', {
     assert.match(
       discard.stderr,
       new RegExp(
-        `^factline: schema ${schema}: an older Factline wrote its schema: 'consumer' at version 2 \\(this CLI's: 3\\)\\.`,
+        `^factline: schema ${schema}: an older Factline wrote its schema: 'consumer' at version 3 \\(this CLI's: 4\\)\\.`,
       ),
     );
     const cancel = await run('workflows', 'cancel', 'shipping', 'A4', '--yes');
@@ -172,7 +173,7 @@ describe('factline on a PostgreSQL schema an older Factline wrote', {
       const versions = Object.fromEntries(
         (await readPostgresSchemaVersions(reader, schema)).map((c) => [c.component, c.version]),
       );
-      assert.equal(versions.consumer, 2);
+      assert.equal(versions.consumer, 3);
       assert.equal(versions['event-store'], 2);
       const { rows } = await reader.query(`SELECT state FROM ${s}.dead_letters WHERE id = 'd-1'`);
       assert.equal(rows[0]?.state, 'dead');

@@ -157,9 +157,10 @@ return moved`,
 
   /**
    * KEYS: records, live index. ARGV: id, json, live key. Adds a dead letter
-   * and makes it the live one of its consumer and message: 1; 0 when a record
-   * with that id is kept already; while another is live, changes nothing and
-   * returns that record's id and JSON (the caller refreshes it: `deadRefresh`).
+   * and makes it the live one of its consumer, topic and message: 1; 0 when
+   * a record with that id is kept already; while another is live, changes
+   * nothing and returns that record's id and JSON (the caller refreshes it:
+   * `deadRefresh`).
    */
   deadAdd: `
 local live = redis.call('HGET', KEYS[2], ARGV[3])

@@ -103,10 +103,11 @@ export interface DeadLetterFilter {
 /** Where a consumer keeps its dead letters. In memory here; SQL stores keep them in a table. */
 export interface DeadLetterStore {
   /**
-   * Keeps `record`. While a `'dead'` record of the same consumer and message
-   * id exists, that record takes `record`'s failure instead (`refreshedDeadLetter`:
-   * its id, state and redrives kept): one live record per message, with its
-   * last failure. A message redriven that fails again before the redrive
+   * Keeps `record`. While a `'dead'` record of the same consumer, topic and
+   * message id exists, that record takes `record`'s failure instead
+   * (`refreshedDeadLetter`: its id, state and redrives kept): one live record
+   * per message and topic, with its last failure (a group consuming two
+   * topics may see one message on both). A message redriven that fails again before the redrive
    * recorded itself is dead again that way, not lost.
    */
   add(record: DeadLetter): Promise<void>;
@@ -207,9 +208,14 @@ export function getInMemoryDeadLetterStore(): DeadLetterStore {
   const copy = (r: DeadLetter): DeadLetter => ({ ...r, redrives: [...r.redrives] });
   return {
     async add(record) {
-      // One live dead letter per consumer and message, as in the SQL stores: a new failure refreshes it.
+      // One live dead letter per consumer, topic and message, as in the SQL stores: a new failure refreshes it.
       for (const r of records.values()) {
-        if (r.state === 'dead' && r.consumer === record.consumer && r.message.id === record.message.id) {
+        if (
+          r.state === 'dead' &&
+          r.consumer === record.consumer &&
+          r.topic === record.topic &&
+          r.message.id === record.message.id
+        ) {
           records.set(r.id, copy(refreshedDeadLetter(r, record)));
           return;
         }

@@ -54,6 +54,15 @@ export const consumerMigrations: readonly PostgresMigration[] = [
       DROP INDEX ${s}.inbox_at;
     `,
   },
+  {
+    version: 4,
+    description: 'one live dead letter per consumer, topic and message',
+    up: (s) => `
+      -- A group consuming two topics may dead-letter one message on both: a record each.
+      DROP INDEX ${s}.dead_letters_live;
+      CREATE UNIQUE INDEX dead_letters_live ON ${s}.dead_letters (consumer, topic, message_id) WHERE state = 'dead';
+    `,
+  },
 ];
 
 export interface PostgresConsumerStoreOptions {

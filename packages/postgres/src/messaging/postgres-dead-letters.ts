@@ -49,8 +49,9 @@ export async function getPostgresDeadLetterStore(
       for (let round = 0; round < 5; round++) {
         const { rows } = await tables.query<{ record: string }>(
           'dead-letter-live',
-          `SELECT record::text AS record FROM ${s}.dead_letters WHERE consumer = $1 AND message_id = $2 AND state = 'dead'`,
-          [record.consumer, record.message.id],
+          `SELECT record::text AS record FROM ${s}.dead_letters
+            WHERE consumer = $1 AND topic = $2 AND message_id = $3 AND state = 'dead'`,
+          [record.consumer, record.topic, record.message.id],
         );
         const found = rows[0];
         if (found) {
@@ -58,19 +59,9 @@ export async function getPostgresDeadLetterStore(
           const refreshed = await tables.query(
             'dead-letter-refresh',
             `UPDATE ${s}.dead_letters
-                SET topic = $2, message_type = $3, error_type = $4, error_message = $5, dead_lettered_at = $6,
-                    record = $7::json
-              WHERE id = $1 AND state = 'dead' AND record::text = $8`,
-            [
-              row.id,
-              row.topic,
-              row.messageType,
-              row.errorType,
-              row.errorMessage,
-              row.deadLetteredAt,
-              row.record,
-              found.record,
-            ],
+                SET message_type = $2, error_type = $3, error_message = $4, dead_lettered_at = $5, record = $6::json
+              WHERE id = $1 AND state = 'dead' AND record::text = $7`,
+            [row.id, row.messageType, row.errorType, row.errorMessage, row.deadLetteredAt, row.record, found.record],
           );
           if ((refreshed.rowCount ?? 0) > 0) return;
           continue;

@@ -4,15 +4,15 @@ import type { RedisCommandSender } from '../connection.ts';
 import { redisKeys } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 
-const liveKey = (record: DeadLetter) => `${record.consumer}\u0000${record.message.id}`;
+const liveKey = (record: DeadLetter) => `${record.consumer}\u0000${record.topic}\u0000${record.message.id}`;
 
 /**
  * The dead letters of an application in Redis: a hash of records by id
  * (`<app>:dead`, each the record's JSON with its error, attempts, timestamps
- * and origin) and a hash of the live ones by consumer and message id
- * (`<app>:dead:live`), so that one message has one live record per consumer
- * (a new failure of the message refreshes it; an update applies only to a
- * record still dead with the failure it was read with).
+ * and origin) and a hash of the live ones by consumer, topic and message
+ * id (`<app>:dead:live`), so that one message has one live record per
+ * consumer and topic (a new failure of the message refreshes it; an update
+ * applies only to a record still dead with the failure it was read with).
  * Kept until discarded records are removed by hand: they are few, and the
  * history is what an operator reads. The transport's `defaultDeadLetterStore()`.
  *

@@ -54,6 +54,16 @@ export const consumerMigrations: readonly Migration[] = [
       DROP INDEX factline_inbox_at;
     `,
   },
+  {
+    version: 4,
+    description: 'one live dead letter per consumer, topic and message',
+    up: `
+      -- A group consuming two topics may dead-letter one message on both: a record each.
+      DROP INDEX factline_dead_letters_live;
+      CREATE UNIQUE INDEX factline_dead_letters_live ON factline_dead_letters (consumer, topic, message_id)
+        WHERE state = 'dead';
+    `,
+  },
 ];
 
 export interface SqliteConsumerStoreOptions {

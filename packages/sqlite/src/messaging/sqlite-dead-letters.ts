@@ -37,18 +37,18 @@ export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): D
     `UPDATE factline_dead_letters SET state = ?, record = ?
       WHERE id = ? AND state = 'dead' AND dead_lettered_at = ?`,
   );
-  const live = db.prepare<[string, string], DeadLetterRecordRow>(
-    `SELECT record FROM factline_dead_letters WHERE consumer = ? AND message_id = ? AND state = 'dead'`,
+  const live = db.prepare<[string, string, string], DeadLetterRecordRow>(
+    `SELECT record FROM factline_dead_letters WHERE consumer = ? AND topic = ? AND message_id = ? AND state = 'dead'`,
   );
   const refresh = db.prepare(
     `UPDATE factline_dead_letters
-        SET topic = @topic, message_type = @messageType, error_type = @errorType, error_message = @errorMessage,
+        SET message_type = @messageType, error_type = @errorType, error_message = @errorMessage,
             dead_lettered_at = @at, record = @record
       WHERE id = @id AND state = 'dead'`,
   );
   /** In one transaction: the live record of the message refreshed, or the record added. */
   const add = db.transaction((record: DeadLetter) => {
-    const found = live.get(record.consumer, record.message.id);
+    const found = live.get(record.consumer, record.topic, record.message.id);
     const { deadLetteredAt, ...row } = deadLetterRow(
       found ? refreshedDeadLetter(deadLetterFromJson(found.record), record) : record,
     );

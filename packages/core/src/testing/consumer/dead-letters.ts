@@ -88,6 +88,45 @@ export const deadLetterCases: readonly ConsumerConformanceCase[] = [
     },
   },
   {
+    name: 'the dead-letter store keeps one live record per consumer, topic and message: one message of a group on two topics is two records',
+    async run(c) {
+      const store = c.environment.deadLetters ?? getInMemoryDeadLetterStore();
+      const consumer = uniqueCategory('audit');
+      const eu = `${c.topic}-eu`;
+      const at = new Date(Date.UTC(2026, 0, 1));
+      const message = createMessage({ type: 'OrderPlaced', data: { n: 1 }, key: 'order-1' });
+      const record = (id: string, topic: string, error: string): DeadLetter => ({
+        id,
+        consumer,
+        topic,
+        message,
+        error: { type: 'Error', message: error },
+        reason: 'not retryable',
+        attempts: 1,
+        firstFailureAt: at,
+        lastFailureAt: at,
+        deadLetteredAt: at,
+        redrives: [],
+        state: 'dead',
+      });
+      const home = record(`${consumer}-home`, c.topic, 'home failed');
+      const abroad = record(`${consumer}-eu`, eu, 'eu failed');
+      await store.add(home);
+      await store.add(abroad);
+      assert.deepEqual(await store.get(home.id), home, 'the first topic keeps its record');
+      assert.deepEqual(await store.get(abroad.id), abroad);
+      // A new failure on one topic refreshes that topic's record only.
+      await store.add({ ...record(`${consumer}-eu-again`, eu, 'eu failed again'), deadLetteredAt: new Date(+at + 1) });
+      assert.deepEqual(
+        (await store.list({ consumer })).map((r) => [r.id, r.topic, r.error.message]),
+        [
+          [home.id, c.topic, 'home failed'],
+          [abroad.id, eu, 'eu failed again'],
+        ],
+      );
+    },
+  },
+  {
     name: "a consumer's dead letters are its group's on its topic: another topic's record of the group is not listed, shown, redriven or discarded",
     async run(c) {
       // One store for both consumers, as a durable transport's default store is (the in-memory default is one each).
@@ -130,6 +169,45 @@ export const deadLetterCases: readonly ConsumerConformanceCase[] = [
       assert.equal(await payments.deadLetters.redrive(id), 1);
       await waitUntil(() => payments.stats().handled === 1, 'the redriven payment');
       assert.deepEqual(seen, ['payments PaymentTaken', 'payments PaymentTaken'], 'the orders handler got nothing');
+    },
+  },
+  {
+    name: 'a group dead-lettering one message on two topics keeps a record for each, each consumer redriving its own to its topic',
+    async run(c) {
+      const deadLetters = c.environment.deadLetters ?? getInMemoryDeadLetterStore();
+      const group = uniqueCategory('audit');
+      const eu = `${c.topic}-eu`;
+      const handled: string[] = [];
+      let fixed = false;
+      const handlerFor = (topic: string) => (m: Message) => {
+        if (!fixed) throw new NonRetryableError(`failed on ${topic}`);
+        handled.push(`${topic} ${m.id}`);
+      };
+      // An inbox each: a group's shared inbox applies a message id once, whichever topic brought it.
+      const home = c.consumer({ name: group, deadLetters, inbox: undefined, handler: handlerFor(c.topic) });
+      const abroad = c.consumer({ name: group, topic: eu, deadLetters, inbox: undefined, handler: handlerFor(eu) });
+      await home.start();
+      await abroad.start();
+      const message = createMessage({ type: 'OrderPlaced', data: { n: 1 }, key: 'order-6' });
+      await c.environment.transport.publish(c.topic, [message]);
+      await c.environment.transport.publish(eu, [message]);
+      await waitUntil(
+        () => home.stats().deadLettered === 1 && abroad.stats().deadLettered === 1,
+        'the dead letter on each topic',
+      );
+      const [own, ...more] = await home.deadLetters.list();
+      const [theirs, ...moreEu] = await abroad.deadLetters.list();
+      assert.deepEqual(
+        [own?.topic, own?.error.message, more.length, theirs?.topic, theirs?.error.message, moreEu.length],
+        [c.topic, `failed on ${c.topic}`, 0, eu, `failed on ${eu}`, 0],
+        'a live record on each topic',
+      );
+
+      fixed = true;
+      assert.equal(await home.deadLetters.redrive({}), 1);
+      assert.equal(await abroad.deadLetters.redrive({}), 1);
+      await waitUntil(() => home.stats().handled === 1 && abroad.stats().handled === 1, 'both redriven');
+      assert.deepEqual(handled.sort(), [`${c.topic} ${message.id}`, `${eu} ${message.id}`].sort());
     },
   },
   {
