@@ -75,6 +75,30 @@ describe('compareSchemas reads the ways validators write the same thing', () => 
     assert.deepEqual(found(object({ a: { type: 'string' } }), object({ a: false })), ['type-narrowed $.a']);
   });
 
+  it('checks each value an enum or const listed against the bounds, pattern and format that replace it', () => {
+    assert.deepEqual(compareSchemas({ type: 'string', enum: ['small', 'medium'] }, { type: 'string', maxLength: 5 }), [
+      {
+        rule: 'bounds-tightened',
+        path: '$',
+        message: 'no longer accepts "medium" (maxLength lowered to 5 characters)',
+        before: ['medium'],
+        after: 5,
+      },
+    ]);
+    assert.deepEqual(found({ enum: [1, 2.5] }, { type: 'integer' }), ['type-narrowed $']);
+    assert.deepEqual(found({ enum: [1, 2] }, { type: 'integer' }), []);
+    assert.deepEqual(found({ const: 5 }, { type: 'number', exclusiveMaximum: 5 }), ['bounds-tightened $']);
+    assert.deepEqual(found({ const: 5 }, { type: 'number', minimum: 5, maximum: 5 }), []);
+    assert.deepEqual(found({ enum: [0.3, 0.6] }, { type: 'number', multipleOf: 0.1 }), []);
+    assert.deepEqual(found({ enum: [0.3, 0.5] }, { type: 'number', multipleOf: 0.2 }), ['bounds-tightened $']);
+    // Length in code points (JSON Schema) for a minimum, UTF-16 units (JavaScript) for a maximum: the stricter.
+    assert.deepEqual(found({ const: '😀😀' }, { type: 'string', minLength: 3 }), ['bounds-tightened $']);
+    assert.deepEqual(found({ const: '😀😀' }, { type: 'string', maxLength: 3 }), ['bounds-tightened $']);
+    assert.deepEqual(found({ enum: ['a@b.co'] }, { type: 'string', format: 'email' }), ['type-narrowed $']);
+    assert.deepEqual(found({ enum: ['a@b.co'], format: 'email' }, { type: 'string', format: 'email' }), []);
+    assert.deepEqual(found({ enum: ['EUR', 'USD'] }, { type: 'string', pattern: '^[A-Z]{3}$' }), []);
+  });
+
   it('ignores the safe-integer range zod writes on every integer, not a real bound', () => {
     const zodInt = { type: 'integer', minimum: -9007199254740991, maximum: 9007199254740991 };
     assert.deepEqual(found({ type: 'integer' }, zodInt), []);

@@ -189,10 +189,87 @@ function objectChanges(
   return changes;
 }
 
+/** Why a value listed before fails a keyword of `after`: the rule it breaks and the keyword's value. */
+interface Refusal {
+  rule: SchemaChange['rule'];
+  reason: string;
+  after: unknown;
+}
+
+/** `pattern` as JSON Schema reads it (ECMA-262, unicode); `undefined` when JavaScript cannot compile it. */
+function patternOf(source: string): RegExp | undefined {
+  for (const flags of ['u', '']) {
+    try {
+      return new RegExp(source, flags);
+    } catch {}
+  }
+  return undefined;
+}
+
+// multipleOf on decimals: 0.3 / 0.1 is 2.9999999999999996 in floating point.
+const isMultiple = (value: number, step: number) => Math.abs(value / step - Math.round(value / step)) < 1e-9;
+
+/** The keywords of `after` a value (of the branch's type) fails. Objects and arrays are not taken apart. */
+function refusals(value: unknown, after: Branch, was: Record<string, unknown>): Refusal[] {
+  const found: Refusal[] = [];
+  const refuse = (rule: Refusal['rule'], reason: string, keyword: unknown) =>
+    found.push({ rule, reason, after: keyword });
+  const { minLength, maxLength, pattern, format, multipleOf } = after.schema;
+  if (typeof value === 'number') {
+    if (after.type === 'integer' && !Number.isInteger(value)) {
+      refuse('type-narrowed', 'now accepts integers only', 'integer');
+    }
+    for (const side of ['lower', 'upper'] as const) {
+      const now = bound(after.schema, side, after.type);
+      if (now === undefined) continue;
+      const outside = side === 'lower' ? value < now.value : value > now.value;
+      if (outside || (now.exclusive && value === now.value)) {
+        refuse('bounds-tightened', `must now be ${describeBound(now, side)}`, now.value);
+      }
+    }
+    if (typeof multipleOf === 'number' && multipleOf > 0 && !isMultiple(value, multipleOf)) {
+      refuse('bounds-tightened', `must now be a multiple of ${multipleOf}`, multipleOf);
+    }
+  }
+  if (typeof value === 'string') {
+    // JSON Schema counts code points, JavaScript validators UTF-16 units: each bound is held to the stricter count.
+    if (typeof minLength === 'number' && [...value].length < minLength) {
+      refuse('bounds-tightened', `minLength raised to ${minLength} characters`, minLength);
+    }
+    if (typeof maxLength === 'number' && value.length > maxLength) {
+      refuse('bounds-tightened', `maxLength lowered to ${maxLength} characters`, maxLength);
+    }
+    if (typeof pattern === 'string' && !patternOf(pattern)?.test(value)) {
+      refuse('type-narrowed', `must now match /${pattern}/`, pattern);
+    }
+    // The check knows no formats: a new one is taken as failed (the old one let the value pass already).
+    if (typeof format === 'string' && format !== was.format) {
+      refuse('type-narrowed', `must now be of format '${format}'`, format);
+    }
+  }
+  return found;
+}
+
+/** Values listed before (`enum`, `const`) against a branch that lists none: each must pass its keywords. */
+function valueChanges(before: Branch, after: Branch, path: string): SchemaChange[] {
+  const failing = new Map<string, Refusal & { values: unknown[] }>();
+  for (const value of before.values ?? []) {
+    for (const refusal of refusals(value, after, before.schema)) {
+      const entry = failing.get(refusal.reason) ?? { ...refusal, values: [] };
+      entry.values.push(value);
+      failing.set(refusal.reason, entry);
+    }
+  }
+  return [...failing.values()].map(({ rule, reason, after: now, values: refused }) => {
+    const listed = refused.map((v) => JSON.stringify(v)).join(', ');
+    return change(rule, path, `no longer accepts ${listed} (${reason})`, refused, now);
+  });
+}
+
 /**
  * The breaking changes between two branches of types that can match (the
  * same, or integer for number). Values (`enum`, `const`) are checked first:
- * a branch of listed values needs no bounds.
+ * listed values before are checked one by one against `after`'s keywords.
  */
 export function branchChanges(
   before: Branch,
@@ -217,15 +294,10 @@ export function branchChanges(
     const message = `no longer accepts ${removed.map((v) => JSON.stringify(v)).join(', ')}`;
     return [change('enum-value-removed', path, message, removed, after.values)];
   }
-  const integerOnly =
-    before.type === 'number' &&
-    after.type === 'integer' &&
-    !before.values?.every((v) => typeof v === 'number' && Number.isInteger(v));
-  if (integerOnly) {
+  if (before.values) return valueChanges(before, after, path);
+  if (before.type === 'number' && after.type === 'integer') {
     changes.push(change('type-narrowed', path, 'now accepts integers only (was any number)', 'number', 'integer'));
   }
-  // Listed values need no bounds: they were checked one by one above or stay as they were.
-  if (before.values) return changes;
   switch (after.type) {
     case 'number':
     case 'integer':
