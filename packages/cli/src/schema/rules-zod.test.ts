@@ -123,6 +123,15 @@ describeRuleCases('zod', [
     widening: z.object({ qty: z.number().max(10) }),
   },
   {
+    // zod writes an intersection as allOf: the record's value schema applies to `id` too.
+    name: 'an intersection with a record narrows the record values',
+    rule: 'union-member-removed',
+    path: '$.*',
+    before: z.object({ id: z.string() }).and(z.record(z.string(), z.union([z.string(), z.number()]))),
+    breaking: z.object({ id: z.string() }).and(z.record(z.string(), z.string())),
+    widening: z.object({ id: z.string() }).and(z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))),
+  },
+  {
     name: 'an enum value is removed',
     rule: 'enum-value-removed',
     path: '$.status',

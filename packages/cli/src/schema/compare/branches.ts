@@ -94,21 +94,134 @@ function valueBranches(schema: Record<string, unknown>): Branch[] {
   return [...groups].map(([type, grouped]) => ({ type, schema, values: grouped, fromConst }));
 }
 
-/** Merges `allOf` members that are all plain objects into one object schema; `undefined` when they are not. */
-function mergeAllOf(members: unknown[], root: unknown): Record<string, unknown> | undefined {
-  const properties: Record<string, unknown> = {};
-  const required: unknown[] = [];
-  let additionalProperties: unknown;
-  for (const member of members) {
-    const schema = dereference(member, root);
-    const parts = branches(schema, root);
-    const only = parts[0];
-    if (parts.length !== 1 || only?.type !== 'object') return undefined;
-    Object.assign(properties, only.schema.properties);
-    if (Array.isArray(only.schema.required)) required.push(...only.schema.required);
-    if (only.schema.additionalProperties === false) additionalProperties = false;
+// Key order never matters in JSON Schema; a stable text compares two schemas the check does not take apart.
+export function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  );
+}
+
+/** Keywords that describe a schema without constraining values. */
+const annotations = new Set([
+  '$schema',
+  '$id',
+  '$comment',
+  '$defs',
+  'definitions',
+  'title',
+  'description',
+  'examples',
+  'default',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+]);
+
+/** The keywords of an object member `mergeAllOf` knows how to merge; any other makes the `allOf` opaque. */
+const mergeable = new Set([
+  'type',
+  'properties',
+  'required',
+  'additionalProperties',
+  'propertyNames',
+  'minProperties',
+  'maxProperties',
+  ...annotations,
+]);
+
+/** A branch that only names its type. */
+const bareType = (branch: Branch) =>
+  !branch.values &&
+  branch.type !== 'opaque' &&
+  Object.keys(branch.schema).every((key) => key === 'type' || key === 'nullable' || annotations.has(key));
+
+/** Every branch of `narrower` is of a type `bare` accepts. */
+const coversTypes = (bare: Branch[], narrower: Branch[]) =>
+  narrower.every(({ type }) => bare.some((b) => b.type === type || (b.type === 'number' && type === 'integer')));
+
+/**
+ * The members of an `allOf` that each constrain something the others do not:
+ * duplicates, `true` (`{}`) and a bare type another member narrows within
+ * (`{type: ['string', 'number']}` beside `{type: 'string', maxLength: 5}`) dropped.
+ * `[false]` when one refuses everything.
+ */
+function essentialMembers(members: unknown[], root: unknown): unknown[] {
+  if (members.some((m) => dereference(m, root) === false)) return [false];
+  const unique = [...new Map(members.map((m) => [canonical(dereference(m, root)), m])).values()];
+  const kept = unique.map((member) => ({ member, parts: branches(member, root) }));
+  for (let i = kept.length - 1; i >= 0; i--) {
+    const { parts } = kept[i] as (typeof kept)[number];
+    const redundant =
+      parts.every((b) => b.type === 'any') ||
+      (parts.every(bareType) && kept.some((other, j) => j !== i && coversTypes(parts, other.parts)));
+    if (redundant) kept.splice(i, 1);
   }
-  return { type: 'object', properties, required, ...(additionalProperties === false ? { additionalProperties } : {}) };
+  return kept.map((k) => k.member);
+}
+
+/** One schema that accepts what every one of `members` accepts: `true` for none, an `allOf` for several. */
+function intersection(members: unknown[], root: unknown): unknown {
+  const kept = essentialMembers(members, root);
+  return kept.length === 0 ? true : kept.length === 1 ? kept[0] : { allOf: kept };
+}
+
+/**
+ * Merges `allOf` members that are all plain objects into one object schema;
+ * `undefined` when they are not, or one has a keyword it cannot merge
+ * (`patternProperties`, `unevaluatedProperties`, ...). A member's extra
+ * properties schema applies to the fields the other members declare too.
+ */
+function mergeAllOf(members: unknown[], root: unknown): Record<string, unknown> | undefined {
+  const objects: Record<string, unknown>[] = [];
+  for (const member of members) {
+    const parts = branches(member, root);
+    const only = parts[0];
+    if (parts.length === 1 && only?.type === 'any') continue;
+    if (parts.length !== 1 || only?.type !== 'object' || only.values) return undefined;
+    if (Object.keys(only.schema).some((key) => !mergeable.has(key))) return undefined;
+    objects.push(only.schema);
+  }
+  if (objects.length === 0) return undefined;
+  const fieldsOf = (schema: Record<string, unknown>) => (isObject(schema.properties) ? schema.properties : {});
+  const extraOf = (schema: Record<string, unknown>) => schema.additionalProperties ?? true;
+  const properties: Record<string, unknown> = {};
+  for (const key of new Set(objects.flatMap((o) => Object.keys(fieldsOf(o))))) {
+    properties[key] = intersection(
+      objects.map((o) => (key in fieldsOf(o) ? fieldsOf(o)[key] : extraOf(o))),
+      root,
+    );
+  }
+  const merged: Record<string, unknown> = {
+    type: 'object',
+    properties,
+    required: [...new Set(objects.flatMap((o) => (Array.isArray(o.required) ? o.required : [])))],
+  };
+  const extra = intersection(objects.map(extraOf), root);
+  if (extra !== true) merged.additionalProperties = extra;
+  const keys = intersection(
+    objects.map((o) => o.propertyNames ?? true),
+    root,
+  );
+  if (keys !== true) merged.propertyNames = keys;
+  const sizes = (key: string) => objects.map((o) => o[key]).filter((v): v is number => typeof v === 'number');
+  if (sizes('minProperties').length > 0) merged.minProperties = Math.max(...sizes('minProperties'));
+  if (sizes('maxProperties').length > 0) merged.maxProperties = Math.min(...sizes('maxProperties'));
+  return merged;
+}
+
+function mergedBranches(schema: Record<string, unknown>, allOf: unknown[], root: unknown): Branch[] {
+  const { allOf: _, ...rest } = schema;
+  const members = essentialMembers(allOf, root);
+  if (members.length === 0) return branches(rest, root);
+  // Keywords beside the allOf constrain too: they add to a lone member, or merge as one more.
+  const beside = Object.keys(rest).filter((key) => !annotations.has(key));
+  const only = members.length === 1 ? dereference(members[0], root) : undefined;
+  if (only === false) return [];
+  if (isObject(only) && !beside.some((key) => key in only)) return branches({ ...rest, ...only }, root);
+  const merged = mergeAllOf(beside.length > 0 ? [rest, ...members] : members, root);
+  return merged ? [{ type: 'object', schema: merged }] : [{ type: 'opaque', schema }];
 }
 
 /**
@@ -133,10 +246,7 @@ export function branches(node: unknown, root: unknown): Branch[] {
     return schema.nullable === true ? [...parts, { type: 'null', schema: {} }] : parts;
   }
   if (Array.isArray(schema.allOf)) {
-    const { allOf, ...rest } = schema;
-    if (allOf.length === 1) return branches({ ...rest, ...(dereference(allOf[0], root) as object) }, root);
-    const merged = mergeAllOf(allOf, root);
-    return merged ? [{ type: 'object', schema: merged }] : [{ type: 'opaque', schema }];
+    return mergedBranches(schema, schema.allOf, root);
   }
   const nullable: Branch[] = schema.nullable === true ? [{ type: 'null', schema: {} }] : [];
   if ('const' in schema || Array.isArray(schema.enum)) return [...valueBranches(schema), ...nullable];

@@ -75,6 +75,38 @@ describe('compareSchemas reads the ways validators write the same thing', () => 
     assert.deepEqual(found(object({ a: { type: 'string' } }), object({ a: false })), ['type-narrowed $.a']);
   });
 
+  it('merges what allOf members say of extra fields, their keys and their count; takes other keywords as opaque', () => {
+    const record = (values: unknown, extra: Record<string, unknown> = {}) => ({
+      allOf: [object({ id: { type: 'string' } }), { type: 'object', additionalProperties: values, ...extra }],
+    });
+    const text = { type: 'string' };
+    const textOrNumber = { type: ['string', 'number'] };
+    // The record's values apply to `id` too: string and (string or number) is string.
+    assert.deepEqual(found(record(textOrNumber), object({ id: text }, { additionalProperties: textOrNumber })), []);
+    assert.deepEqual(found(record(textOrNumber), record(text)), ['union-member-removed $.*']);
+    assert.deepEqual(found(record(text), record(textOrNumber)), []);
+    // A member refusing extra fields refuses the fields only the other declares: `id` too.
+    assert.deepEqual(found(record(text), record(false)), ['type-narrowed $.id', 'additional-properties-tightened $']);
+    const keyed = record(text, { propertyNames: { pattern: '^x' } });
+    assert.deepEqual(found(object({ m: record(text) }), object({ m: keyed })), ['type-narrowed $.m{key}']);
+    assert.deepEqual(found(record(text, { maxProperties: 9 }), record(text, { maxProperties: 5 })), [
+      'bounds-tightened $',
+    ]);
+    assert.deepEqual(found(record(text, { minProperties: 2 }), record(text, { minProperties: 1 })), []);
+    // A field both members declare must pass both.
+    const shared = (a: unknown, b: unknown) => ({ allOf: [object({ code: a }), object({ code: b })] });
+    assert.deepEqual(found(shared(text, text), shared({ type: 'string', maxLength: 3 }, text)), [
+      'bounds-tightened $.code',
+    ]);
+    // patternProperties does not merge: the allOf is compared by its text, never passed unseen.
+    const opaque = record(text, { patternProperties: { '^n': { type: 'number' } } });
+    assert.deepEqual(found(opaque, structuredClone(opaque)), []);
+    assert.deepEqual(found(record(text), opaque), ['type-narrowed $']);
+    assert.deepEqual(found(opaque, record(text, { patternProperties: { '^n': { type: 'integer' } } })), [
+      'type-narrowed $',
+    ]);
+  });
+
   it('checks each value an enum or const listed against the bounds, pattern and format that replace it', () => {
     assert.deepEqual(compareSchemas({ type: 'string', enum: ['small', 'medium'] }, { type: 'string', maxLength: 5 }), [
       {

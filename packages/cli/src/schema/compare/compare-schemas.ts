@@ -1,19 +1,12 @@
 import type { SchemaChange } from '../report.ts';
-import { type Branch, branches } from './branches.ts';
+import { type Branch, branches, canonical } from './branches.ts';
 import { branchChanges } from './keywords.ts';
 
 // number and integer are compared keyword by keyword: integer for number is itself a narrowing found there.
 const comparable = (now: Branch['type'], was: Branch['type']) =>
   now === was || (now === 'number' && was === 'integer') || (now === 'integer' && was === 'number');
 
-// Key order never matters in JSON Schema; a stable text compares two opaque parts.
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
-      : v,
-  );
-}
+const opaqueKinds = 'not, if/then, an outside $ref, an allOf it cannot merge';
 
 const describeTypes = (list: readonly Branch[]) => [...new Set(list.map((b) => b.type))].join(' | ') || 'nothing';
 
@@ -62,13 +55,16 @@ export function compareSchemas(before: unknown, after: unknown): SchemaChange[] 
       const message = `accepted any value, now only ${describeTypes(nowList)}`;
       return [{ rule: 'type-narrowed', path, message, before: true, after: nowList.map((b) => b.schema) }];
     }
+    const cannotCompare = (): SchemaChange[] => {
+      const message = `changed in a way the check cannot compare (${opaqueKinds})`;
+      return [{ rule: 'type-narrowed', path, message, before: was.schema, after: nowList.map((b) => b.schema) }];
+    };
     if (was.type === 'opaque') {
       const text = canonical(was.schema);
-      if (nowList.some((b) => canonical(b.schema) === text)) return [];
-      const message = 'changed in a way the check cannot compare (not, if/then, an outside $ref)';
-      return [{ rule: 'type-narrowed', path, message, before: was.schema, after: nowList.map((b) => b.schema) }];
+      return nowList.some((b) => canonical(b.schema) === text) ? [] : cannotCompare();
     }
     const candidates = nowList.filter((now) => comparable(now.type, was.type));
+    if (candidates.length === 0 && nowList.some((b) => b.type === 'opaque')) return cannotCompare();
     if (candidates.length === 0) return [missingBranch(was, wasList, nowList, path)];
     let best: SchemaChange[] | undefined;
     for (const now of candidates) {
