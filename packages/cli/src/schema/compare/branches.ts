@@ -211,6 +211,9 @@ function mergeAllOf(members: unknown[], root: unknown): Record<string, unknown> 
   return merged;
 }
 
+// A merged allOf is a new object: kept per schema so that comparing it again meets the same one (a cycle ends).
+const allOfBranches = new WeakMap<object, Branch[]>();
+
 function mergedBranches(schema: Record<string, unknown>, allOf: unknown[], root: unknown): Branch[] {
   const { allOf: _, ...rest } = schema;
   const members = essentialMembers(allOf, root);
@@ -246,7 +249,13 @@ export function branches(node: unknown, root: unknown): Branch[] {
     return schema.nullable === true ? [...parts, { type: 'null', schema: {} }] : parts;
   }
   if (Array.isArray(schema.allOf)) {
-    return mergedBranches(schema, schema.allOf, root);
+    const known = allOfBranches.get(schema);
+    if (known) return known;
+    // A member that refers back to its own allOf reads as opaque rather than recursing forever.
+    allOfBranches.set(schema, [{ type: 'opaque', schema }]);
+    const found = mergedBranches(schema, schema.allOf, root);
+    allOfBranches.set(schema, found);
+    return found;
   }
   const nullable: Branch[] = schema.nullable === true ? [{ type: 'null', schema: {} }] : [];
   if ('const' in schema || Array.isArray(schema.enum)) return [...valueBranches(schema), ...nullable];

@@ -49,6 +49,17 @@ describe('compareSchemas reads the ways validators write the same thing', () => 
     assert.deepEqual(found(node({ type: 'number' }), node({ type: 'integer' })), ['type-narrowed $.value']);
   });
 
+  it('ends on a cycle through a merged allOf and still finds a change inside it', () => {
+    const node = (value: unknown) => ({
+      $ref: '#/$defs/N',
+      $defs: {
+        N: { allOf: [object({ value }), object({ next: { anyOf: [{ $ref: '#/$defs/N' }, { type: 'null' }] } })] },
+      },
+    });
+    assert.deepEqual(found(node({ type: 'number' }), node({ type: 'number' })), []);
+    assert.deepEqual(found(node({ type: 'number' }), node({ type: 'integer' })), ['type-narrowed $.value']);
+  });
+
   it('compares what it cannot take apart by its text', () => {
     const outside = { $ref: 'https://example.com/money.json' };
     assert.deepEqual(found(outside, { ...outside }), []);
