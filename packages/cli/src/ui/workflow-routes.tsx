@@ -90,11 +90,18 @@ export function addWorkflowRoutes(
       const { workflow, instanceId } = found.summary;
       const definition = action === 'retry' ? await actions.loadWorkflow?.(workflow) : undefined;
       const { store, close } = await actions.openStore();
+      let outcome: Awaited<ReturnType<typeof retryInstance>> | undefined;
       try {
-        if (definition) await retryInstance(store, definition, instanceId);
+        if (definition) outcome = await retryInstance(store, definition, instanceId);
         else await cancelInstance(store, workflow, instanceId);
       } finally {
         await close();
+      }
+      if (outcome === 'parked') {
+        // As `workflows retry` exits 1: the retry ran and the instance parked again, which is no success.
+        const now = (await find(c)) ?? found;
+        const notice = 'The retry parked the instance again: its latest error is below.';
+        return page(c, <WorkflowInstancePage {...now} canRetry={canRetry} notice={notice} />, 409);
       }
       return c.redirect(`/workflows/${encodeURIComponent(workflow)}/${encodeURIComponent(instanceId)}`, 303);
     });

@@ -134,4 +134,32 @@ describe('factline ui workflows page in Chromium, on the shipping instances', { 
     assert.equal(await textOf(page, '#instance-state'), 'running');
     await page.close();
   });
+
+  it('a retry that parks the instance again is answered 409 with a notice, the instance shown parked', async () => {
+    assert.ok(browser);
+    const again = join(dir, 'parks-again.db');
+    await fillWorkflowDatabase(again);
+    const refusing = await startUi({
+      inspector: openSqliteInspector(again),
+      openDeadLetterOperator: async () => openSqliteDeadLetterOperator(again),
+      // The release still refusing the address: the retry decides the same way.
+      workflows: {
+        openStore: () => openWorkflowStore({ kind: 'sqlite', path: again }),
+        loadWorkflow: async () => defineShipping(true) as never,
+      },
+      port: 0,
+    });
+    const page = await browser.newPage({ baseURL: refusing.url });
+    try {
+      await page.goto('/workflows/shipping/A3/retry');
+      const answer = page.waitForResponse((response) => response.request().method() === 'POST');
+      await page.click('#confirm');
+      assert.equal((await answer).status(), 409);
+      assert.match(await textOf(page, 'p.notice'), /parked the instance again/);
+      assert.equal(await textOf(page, '#instance-state'), 'parked');
+    } finally {
+      await page.close();
+      await refusing.close();
+    }
+  });
 });
