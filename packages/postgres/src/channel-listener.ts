@@ -11,6 +11,11 @@ export interface ChannelListenerOptions {
   /** First reconnect delay ceiling, ms; it doubles per failed attempt up to `reconnectMaxMs`. */
   reconnectInitialMs: number;
   reconnectMaxMs: number;
+  /**
+   * Told the first failure of each run of failed connects or LISTENs (a drop, refused credentials, a pooler
+   * that does not pass LISTEN on), not each retry of it; subscribers go on with their own timeouts meanwhile.
+   */
+  onError?: (error: unknown) => void;
 }
 
 /**
@@ -27,6 +32,8 @@ export class ChannelListener {
   private active = false;
   private wanted = false;
   private attempt = 0;
+  /** A failure of the current run was told (`onError`): the next is told only once listening again. */
+  private told = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly subscribers = new Set<Subscriber>();
   /** Connections that were listening and dropped (for tests and diagnostics). */
@@ -73,8 +80,8 @@ export class ChannelListener {
     const { connection, channel } = this.options;
     const client = new pg.Client(connection);
     this.client = client;
-    client.on('error', () => this.lost(client));
-    client.on('end', () => this.lost(client));
+    client.on('error', (error) => this.lost(client, error));
+    client.on('end', () => this.lost(client, new Error('the connection ended')));
     client.on('notification', (message) => {
       if (message.channel !== channel) return;
       this.wake(message.payload || undefined);
@@ -82,8 +89,8 @@ export class ChannelListener {
     try {
       await client.connect();
       await client.query(`LISTEN "${channel}"`);
-    } catch {
-      this.lost(client);
+    } catch (error) {
+      this.lost(client, error);
       return;
     }
     if (this.client !== client) {
@@ -93,16 +100,25 @@ export class ChannelListener {
     }
     this.active = true;
     this.attempt = 0;
+    this.told = false;
     this.wake(undefined);
   }
 
-  private lost(client: pg.Client): void {
+  private lost(client: pg.Client, error: unknown): void {
     if (this.client !== client) return;
     if (this.active) this.drops += 1;
     this.client = undefined;
     this.active = false;
     client.end().catch(() => undefined);
     if (!this.wanted) return;
+    if (!this.told) {
+      this.told = true;
+      try {
+        this.options.onError?.(error);
+      } catch {
+        // The hook's own failure changes nothing.
+      }
+    }
     const { reconnectInitialMs, reconnectMaxMs } = this.options;
     const ceiling = Math.min(reconnectMaxMs, reconnectInitialMs * 2 ** this.attempt);
     this.attempt += 1;

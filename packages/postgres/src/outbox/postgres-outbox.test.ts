@@ -168,3 +168,49 @@ test('two relays: one publishes at a time; the other takes over when the lease c
     await transport.close();
   }
 });
+
+test('a LISTEN connection that drops is told to onError once per drop; the relay polls meanwhile and listens again', {
+  skip,
+}, async () => {
+  const outbox = await setup('outbox_listen');
+  const transport = getInMemoryTransport();
+  const { received, consumer } = await collect(transport);
+  const name = `outbox-listen-${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const errors: unknown[] = [];
+  const relay = await startPostgresOutboxRelay(outbox, transport, {
+    pollMs: 10,
+    leaseCheckMs: 50,
+    leaseApplicationName: name,
+    onError: (error) => errors.push(error),
+  });
+  const listening = async () =>
+    Number(
+      (
+        await pool.query<{ n: string }>(
+          "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+          [`${name}-listen`],
+        )
+      ).rows[0]?.n,
+    ) === 1;
+  try {
+    for (let drop = 1; drop <= 2; drop++) {
+      await waitUntil(listening, `the relay listening (${drop})`);
+      await pool.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [
+        `${name}-listen`,
+      ]);
+      await waitUntil(() => errors.length === drop, `drop ${drop} told`);
+      const told = errors[drop - 1] as Error & { code?: string };
+      assert.equal(told.code, 'STORAGE');
+      assert.match(told.message, /cannot LISTEN for enqueues .* it polls every 10 ms until the connection is back/);
+      await place(outbox, `after-drop-${drop}`);
+      await waitUntil(() => received.length === drop, `the message after drop ${drop}`);
+    }
+    await waitUntil(listening, 'the relay listening again');
+    assert.equal(errors.length, 2, 'each drop told once');
+    assert.equal(relay.stats().failures, 0, 'no round failed');
+  } finally {
+    await relay.stop();
+    await consumer.stop();
+    await transport.close();
+  }
+});

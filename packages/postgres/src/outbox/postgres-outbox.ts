@@ -5,12 +5,14 @@ import {
   type MessageInput,
   type OutboxRelayStats,
   type SchemaRegistry,
+  StorageError,
   type Transport,
   ValidationError,
 } from '@factline/core';
 import {
   assertIntegerOption,
   assertName,
+  log,
   messageFromJson,
   type Outbox,
   type OutboxRelayOptions,
@@ -255,6 +257,18 @@ export async function startPostgresOutboxRelay(
     channel: outboxChannel(outbox.schema),
     reconnectInitialMs: 100,
     reconnectMaxMs: Math.max(1000, leaseCheckMs),
+    onError: (error) => {
+      const problem = new StorageError(
+        `the outbox relay cannot LISTEN for enqueues on ${outboxChannel(outbox.schema)} (${error instanceof Error ? error.message : String(error)}): it polls every ${options.pollMs ?? 100} ms until the connection is back`,
+        { cause: error },
+      );
+      try {
+        options.onError?.(problem);
+      } catch {
+        // The hook's own failure changes nothing.
+      }
+      log(options.logger, 'warn', { err: problem }, 'outbox relay: LISTEN connection failed');
+    },
   });
   return startOutboxRelay(postgresOutboxRows(outbox, listener), transport, {
     ...relayOptions,
