@@ -33,6 +33,11 @@ export interface OutboxHold {
    * row of the topic in this round.
    */
   publish(transport: Transport, topic: string, messages: readonly Message[]): Promise<boolean>;
+  /**
+   * A read that left out `skipped` found every row waiting (a short page) and these topics among them: a held
+   * topic it read and found no row of has none left (deleted by hand), so it is held no more.
+   */
+  readAll(skipped: readonly string[], present: ReadonlySet<string>): void;
 }
 
 /**
@@ -72,6 +77,13 @@ export function createOutboxHold(status: RelayStatus, options: OutboxHoldOptions
       }
       if (topics.delete(topic)) status.unhold(topic);
       return true;
+    },
+    readAll(skipped, present) {
+      for (const topic of [...topics.keys()]) {
+        if (skipped.includes(topic) || present.has(topic)) continue;
+        topics.delete(topic);
+        status.unhold(topic);
+      }
     },
   };
 }

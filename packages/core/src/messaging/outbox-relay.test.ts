@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { TransportError } from '../errors/index.ts';
 import { createInMemoryLeases } from '../lease/in-memory.ts';
 import { createInMemoryOutbox } from '../testing/in-memory-outbox.ts';
 import { testOutboxRelayConformance } from '../testing/outbox-relay-conformance.ts';
@@ -60,5 +61,30 @@ describe('startOutboxRelay under a lease', () => {
       await settlesWithin(Promise.all([a.stop(), b.stop()]), 5000, 'both stops');
     }
     assert.equal(table.size, 0, 'the lease released on stop');
+  });
+});
+
+describe('startOutboxRelay holds', () => {
+  it('a refused topic whose rows are deleted by hand is refused no more once a read finds none of them', async () => {
+    const outbox = createInMemoryOutbox();
+    const transport = getInMemoryTransport();
+    await transport.declareSubscription('orders', 'billing');
+    const refusing = {
+      ...transport,
+      publish: async (...args: Parameters<typeof transport.publish>) => {
+        throw new TransportError(`topic '${args[0]}': refused by the broker`, { retryable: false });
+      },
+    };
+    outbox.enqueue('orders', [{ type: 'Poison', data: {}, key: 'k' }]);
+    const relay = startOutboxRelay(outbox, refusing, { pollMs: 5, holdBackoffMaxMs: 20, leaseCheckMs: 20 });
+    try {
+      await waitUntil(() => relay.stats().refused.length === 1, 'the topic refused');
+      // The operator deletes the poison row, as the docs say.
+      const rows = await outbox.read(10, []);
+      await outbox.remove(rows.map((row) => row.seq));
+      await waitUntil(() => relay.stats().refused.length === 0, 'the refusal forgotten', 2000);
+    } finally {
+      await settlesWithin(relay.stop(), 5000, 'stop');
+    }
   });
 });

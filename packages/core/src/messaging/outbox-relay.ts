@@ -129,7 +129,9 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
 
   /** One round: returns how many rows it read. */
   const round = async (holds: () => Promise<boolean>, publishing: () => boolean): Promise<number> => {
-    const rows = await outbox.read(batchSize, hold.skipped());
+    const skipped = hold.skipped();
+    const rows = await outbox.read(batchSize, skipped);
+    if (rows.length < batchSize) hold.readAll(skipped, new Set(rows.map((row) => row.topic)));
     if (rows.length === 0) return 0;
     // A span per round that found rows (idle rounds make none), the sends inside it.
     await traceInternal(
