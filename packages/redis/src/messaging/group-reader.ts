@@ -6,7 +6,7 @@ import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
 import type { AckTarget } from './ack-with-mark.ts';
 import { createNewEntryReader } from './new-entries.ts';
-import { createPendingClaims } from './pending-claims.ts';
+import { type ClaimedPage, createPendingClaims } from './pending-claims.ts';
 import type { ReaderContext } from './reader-context.ts';
 import { createGroupBuffer, entriesOf } from './receive.ts';
 import { isNoGroup, type RawEntry } from './stream-replies.ts';
@@ -151,13 +151,15 @@ export function createGroupReader(context: ReaderContext) {
     newEntries.rereadNow();
   };
 
+  /** The ids of the partition's entries held here (read or claimed, not settled). */
+  const heldIds = (partition: number) =>
+    new Set(buffer.held().flatMap((entry) => (entry.partition === partition ? [entry.id] : [])));
+
   /** Entries read or claimed for a partition, into the buffer; entries for another group are acked and skipped. */
   const accept = async (partition: number, generation: number, raw: RawEntry[], counts?: Map<string, number>) => {
     const state = states[partition] as PartitionState;
     // Claimed entries may be held here already; read ones (`>`) never are.
-    const held = counts
-      ? new Set(buffer.held().flatMap((entry) => (entry.partition === partition ? [entry.id] : [])))
-      : undefined;
+    const held = counts ? heldIds(partition) : undefined;
     const { added, skipped, unreadable } = entriesOf(raw, { partition, generation, group, counts, held });
     for (const { id, error } of unreadable) {
       // Not a Factline message: reported, and acknowledged so that it does not hold the stream's trimming.
@@ -181,15 +183,19 @@ export function createGroupReader(context: ReaderContext) {
     stopped: () => stopped,
   });
 
-  /** Takes over what the group has pending on a partition (its earlier holders', returned or dead), in id order. */
-  const claimPending = async (partition: number, minIdleMs: number) => {
+  /** Into the buffer, the pages of pending entries claimed for a partition, while it stays held under one generation. */
+  const acceptClaimed = async (partition: number, pages: AsyncGenerator<ClaimedPage>) => {
     const state = states[partition] as PartitionState;
     const generation = state.generation;
-    for await (const { entries, counts } of pending.claim(partition, streams[partition] as string, minIdleMs)) {
+    for await (const { entries, counts } of pages) {
       if (entries.length > 0) await accept(partition, generation, entries, counts);
       if (!state.held || state.generation !== generation || stopped) break;
     }
   };
+
+  /** Takes over what the group has pending on a partition (its earlier holders', returned or dead), in id order. */
+  const claimPending = (partition: number) =>
+    acceptClaimed(partition, pending.claim(partition, streams[partition] as string, 0));
 
   const handBack = async (partition: number) => {
     const state = states[partition] as PartitionState;
@@ -215,7 +221,7 @@ export function createGroupReader(context: ReaderContext) {
   const takeOver = async (partition: number) => {
     const state = states[partition] as PartitionState;
     try {
-      await claimPending(partition, 0);
+      await claimPending(partition);
     } catch (error) {
       if (isNoGroup(error)) await context.declare(true).catch((e: unknown) => context.report(e, 'consume'));
       else context.report(error, 'lease');
@@ -310,7 +316,15 @@ export function createGroupReader(context: ReaderContext) {
       held += (await allDone(round.map(acquire))).filter(Boolean).length;
     }
     // Entries a reader read just before it lost its lease, left pending after this holder claimed: picked up late.
-    await allDone(partitionsWhere((s) => s.ready && !s.draining).map((p) => claimPending(p, context.leaseMs * 2)));
+    // Those held here are left alone (a claim would count a delivery of an entry that may never have gone out).
+    await allDone(
+      partitionsWhere((s) => s.ready && !s.draining).map((p) =>
+        acceptClaimed(
+          p,
+          pending.sweep(p, streams[p] as string, context.leaseMs * 2, () => heldIds(p)),
+        ),
+      ),
+    );
     if (Date.now() - lastTrim >= context.trimIntervalMs) {
       lastTrim = Date.now();
       await trim();

@@ -1,5 +1,5 @@
 import type { RedisClient } from '../connection.ts';
-import { parseAutoClaim, parsePendingHolders, type RawEntry } from './stream-replies.ts';
+import { parseAutoClaim, parseEntries, parsePendingHolders, type RawEntry } from './stream-replies.ts';
 
 /** One page of pending entries a reader took over, with each entry's hand-outs so far. */
 export interface ClaimedPage {
@@ -10,11 +10,12 @@ export interface ClaimedPage {
 /**
  * A group reader's recovery of pending entries: it takes over what the group
  * has pending on a partition (its earlier holders', handed back or dead) with
- * `XAUTOCLAIM`, 200 at a time in id order, and counts each entry's hand-outs:
- * for an entry another consumer read, what the entry carries plus each read
- * of it (`XPENDING`, asked before the claim counts one more); for one this
- * reader read itself, the hand-outs it remembered when it dropped the entry
- * (none if it never handed it out).
+ * `XAUTOCLAIM`, 200 at a time in id order, or picks up stragglers while it
+ * holds the partition, and counts each entry's hand-outs: for an entry
+ * another consumer read, what the entry carries plus each read of it
+ * (`XPENDING`, asked before the claim counts one more); for one this reader
+ * read itself, the hand-outs it remembered when it dropped the entry (none if
+ * it never handed it out).
  *
  * @example
  * const pending = createPendingClaims({ client, group: 'billing', consumer });
@@ -36,6 +37,20 @@ export function createPendingClaims(settings: {
    * and claimed here after all counts what the entry carries, as an entry read elsewhere.
    */
   const forgotten = new Map<string, number>();
+
+  /** The hand-outs so far of claimed `entries`, by who held them before the claim. */
+  const countsOf = (partition: number, entries: RawEntry[], holders: Map<string, { owner: string; times: number }>) => {
+    const counts = new Map<string, number>();
+    for (const { id, fields } of entries) {
+      const holder = holders.get(id);
+      const carried = Number(fields?.n ?? 0);
+      const key = `${partition} ${id}`;
+      if (holder?.owner === consumer) counts.set(id, forgotten.get(key) ?? carried);
+      else counts.set(id, carried + (holder?.times ?? 1));
+      forgotten.delete(key);
+    }
+    return counts;
+  };
 
   return {
     /** The reader dropped these entries of `partition` (they stay pending under its name). */
@@ -63,20 +78,46 @@ export function createPendingClaims(settings: {
           client.sendCommand(['XPENDING', stream, group, 'IDLE', String(minIdleMs), cursor, '+', '200']),
           client.sendCommand(['XAUTOCLAIM', stream, group, consumer, String(minIdleMs), cursor, 'COUNT', '200']),
         ]);
-        const holders = parsePendingHolders(pendingReply);
         const { next, entries } = parseAutoClaim(reply);
         cursor = next;
-        const counts = new Map<string, number>();
-        for (const { id, fields } of entries) {
-          const holder = holders.get(id);
-          const carried = Number(fields?.n ?? 0);
-          const key = `${partition} ${id}`;
-          if (holder?.owner === consumer) counts.set(id, forgotten.get(key) ?? carried);
-          else counts.set(id, carried + (holder?.times ?? 1));
-          forgotten.delete(key);
-        }
-        yield { entries, counts };
+        yield { entries, counts: countsOf(partition, entries, parsePendingHolders(pendingReply)) };
       } while (cursor !== '0-0');
+    },
+
+    /**
+     * Claims `partition`'s entries idle at least `minIdleMs` that are not in `held()` (the ids this reader holds
+     * now, asked per page), a page at a time; stop by `break`. A claim counts one more delivery in Redis: one of
+     * an entry still waiting here would count hand-outs that never were, and its next holder would take them
+     * for crashes (`maxDeliveries`).
+     */
+    async *sweep(
+      partition: number,
+      stream: string,
+      minIdleMs: number,
+      held: () => ReadonlySet<string>,
+    ): AsyncGenerator<ClaimedPage> {
+      let start = '-';
+      for (;;) {
+        const holders = parsePendingHolders(
+          await client.sendCommand(['XPENDING', stream, group, 'IDLE', String(minIdleMs), start, '+', '200']),
+        );
+        const holding = held();
+        const ids: string[] = [];
+        let last = '';
+        for (const [id, { owner }] of holders) {
+          last = id;
+          if (owner !== consumer || !holding.has(id)) ids.push(id);
+        }
+        if (ids.length > 0) {
+          // Idle still: an entry read again or claimed elsewhere since the look is left alone.
+          const reply = await client.sendCommand(['XCLAIM', stream, group, consumer, String(minIdleMs), ...ids]);
+          // Deleted entries are dropped from the pending list, not returned.
+          const entries = parseEntries(reply).filter((entry) => entry.fields !== undefined);
+          yield { entries, counts: countsOf(partition, entries, holders) };
+        }
+        if (holders.size < 200) return;
+        start = `(${last}`;
+      }
     },
   };
 }
