@@ -214,6 +214,44 @@ describe('delivery buffer: what an adapter may add', () => {
     assert.equal(b.size(), 0);
   });
 
+  it('a partition stays busy while an ack or a delayed release of its message is on its way to the broker', async () => {
+    const arrive: (() => void)[] = [];
+    const onTheWay = () => new Promise<void>((resolve) => arrive.push(resolve));
+    const b = createDeliveryBuffer<TestEntry>(
+      {
+        holds: () => true,
+        ack: onTheWay,
+        delay: async () => {
+          await onTheWay();
+          return true;
+        },
+      },
+      { parkGraceMs: 5000, holdBelowMs: 100 },
+    );
+    b.add(entry('a', 0), { ...entry('b', 1), partition: 1 }, { ...entry('c', 2), partition: 2 });
+    const [d0, d1, d2] = await b.receive(1, 3, 0, never, 30_000);
+    const acked = d0?.ack();
+    await d1?.release(60_000);
+    assert.equal(b.size(), 1, 'settled here: the acked and the released entries are out of the buffer');
+    // A reader hands a partition back once it is not busy: an ack still on its way would reach Redis too late.
+    assert.deepEqual(
+      [0, 1, 2].map((p) => b.busy(p)),
+      [true, true, true],
+      'the ack and the release on their way, the third in hands',
+    );
+    for (const done of arrive.splice(0)) done();
+    await acked;
+    const last = d2?.ack();
+    for (const done of arrive.splice(0)) done();
+    await last;
+    await b.settled(1000);
+    assert.deepEqual(
+      [0, 1, 2].map((p) => b.busy(p)),
+      [false, false, false],
+      'arrived: nothing of them busy',
+    );
+  });
+
   it('an entry not offered stays (its key blocked) while what is out can still be released', async () => {
     let offered = true;
     const b = createDeliveryBuffer<TestEntry>(

@@ -97,10 +97,13 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
    * held here that came before it (a later one deferred on arrival), which go on meanwhile.
    */
   const parked = new Map<string, { entry: E; until: number; before?: ReadonlySet<E> }>();
-  /** Releases on their way to the broker. */
-  const delaying = new Set<Promise<void>>();
-  /** Acks on their way to the broker (a reader that stops hands back only once they arrived). */
-  const acking = new Set<Promise<unknown>>();
+  /** Releases on their way to the broker, with their entries' partitions. */
+  const delaying = new Map<Promise<void>, number>();
+  /**
+   * Acks on their way to the broker, with their entries' partitions (a reader that stops, or gives a partition
+   * up, hands back only once they arrived).
+   */
+  const acking = new Map<Promise<unknown>, number>();
   let closed = false;
 
   const wake = () => {
@@ -196,7 +199,7 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
       if (settler.holds(entry)) undo();
       wake();
     });
-    delaying.add(moving);
+    delaying.set(moving, entry.partition);
     void moving.finally(() => delaying.delete(moving));
   };
 
@@ -218,7 +221,7 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
         const sent: unknown = settler.ack(entry);
         if (!isPromiseLike(sent)) return;
         const arriving = Promise.resolve(sent);
-        acking.add(arriving);
+        acking.set(arriving, entry.partition);
         try {
           await arriving;
         } finally {
@@ -320,9 +323,14 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
     /** The held message `test` picks, if any. */
     find: (test: (entry: E) => boolean): E | undefined => entries.find((e) => !e.gone && test(e)),
 
-    /** Whether a message of `partition` is in a subscription's hands now. */
+    /**
+     * Whether a message of `partition` is in a subscription's hands now, or its ack or release is on its way to
+     * the broker: settled here first, it would reach a broker whose partition was handed back meanwhile too late.
+     */
     busy: (partition: number) => {
       const at = Date.now();
+      for (const p of acking.values()) if (p === partition) return true;
+      for (const p of delaying.values()) if (p === partition) return true;
       return entries.some((e) => !e.gone && e.partition === partition && e.holder !== undefined && e.visibleAt > at);
     },
 
@@ -400,7 +408,7 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
       const until = Date.now() + ms;
       for (let left = ms; left > 0; left = until - Date.now()) {
         if (delaying.size > 0 || acking.size > 0) {
-          await settledWithin(Promise.allSettled([...delaying, ...acking]), left);
+          await settledWithin(Promise.allSettled([...delaying.keys(), ...acking.keys()]), left);
           continue;
         }
         if (!handedOut(Date.now())) return;
