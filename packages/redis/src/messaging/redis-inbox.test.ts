@@ -372,6 +372,66 @@ describe('getRedisInbox: failures outside a run are told to onError', { skip }, 
     assert.match(String(errors[0]?.error), /WRONGTYPE/);
   });
 
+  it("a run whose mark fails drops its claim, so the retry runs at once; the failure is reported as 'settle'", async () => {
+    const { errors, onError } = told();
+    // A claim lasting a minute: a retry turned away by it would not run within this case.
+    const inbox = await open({ claimMs: 60_000, onError });
+    // The partition's lease key made a hash: the mark script fails on it (as any failure of the mark call).
+    const lease = `${application}:lease:marked:billing:0`;
+    await client.sendCommand(['HSET', lease, 'f', 'v']);
+    const delivery = {
+      [ackWithMark]: {
+        target: {
+          server: await serverIdentity(client, redisUrl),
+          stream: `${application}:stream:marked:0`,
+          group: 'billing',
+          lease,
+          token: 'reader-a',
+        },
+        id: '1-0',
+        current: () => true,
+        acked: () => undefined,
+        fenced: () => undefined,
+      },
+    } as unknown as Delivery;
+    let runs = 0;
+    await assert.rejects(
+      inbox.applyOnce?.('billing', 'unmarked-1', new Date(), () => runs++, delivery) ?? Promise.resolve(),
+      /WRONGTYPE/,
+    );
+    assert.equal(await client.sendCommand(['EXISTS', markKey('billing', 'unmarked-1')]), 0, 'no claim left behind');
+    assert.equal(await inbox.applyOnce?.('billing', 'unmarked-1', new Date(), () => runs++), true, 'the retry ran');
+    assert.equal(runs, 2);
+    assert.deepEqual(
+      errors.map((e) => e.stage),
+      ['settle'],
+    );
+    assert.match(
+      String(errors[0]?.error),
+      /the mark of message unmarked-1 by consumer 'billing' failed after its handler ran.*its claim was dropped.*WRONGTYPE/,
+    );
+  });
+
+  it("a run whose mark fails and whose claim cannot be dropped either reports both as 'settle'", async () => {
+    const { errors, onError } = told();
+    const inbox = await open({ onError });
+    const key = markKey('billing', 'unmarked-2');
+    await assert.rejects(
+      inbox.applyOnce?.('billing', 'unmarked-2', new Date(), async () => {
+        // The claim's key made a hash: the mark script fails on it, and so does the one deleting the claim.
+        await client.sendCommand(['DEL', key]);
+        await client.sendCommand(['HSET', key, 'f', 'v']);
+      }) ?? Promise.resolve(),
+      /marking 1 messages in the Redis inbox failed: WRONGTYPE/,
+    );
+    assert.deepEqual(
+      errors.map((e) => e.stage),
+      ['settle', 'settle'],
+    );
+    assert.match(String(errors[0]?.error), /dropping the claim of unmarked-2 in the Redis inbox failed: WRONGTYPE/);
+    assert.match(String(errors[1]?.error), /the mark of message unmarked-2 .*its claim stays until it expires/);
+  });
+
   it("a dropped connection is reported as 'connection'; close resolves", async (t) => {
     const server = await startPrivateServer();
     if ('reason' in server) {

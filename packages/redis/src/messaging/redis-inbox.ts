@@ -62,7 +62,9 @@ export interface RedisInboxOptions {
    * connection dropped or cannot reconnect; it keeps trying), `renew` (a
    * renewal failed, or found a run's claim gone: it ran out before it was
    * renewed, and another run may apply the message too), `settle` (a failed
-   * run's claim could not be deleted: its retry waits for it to expire).
+   * run's claim could not be deleted: its retry waits for it to expire; or a
+   * run's mark failed after its handler ran: its claim is dropped, and the
+   * message runs again).
    * Default: nothing is written anywhere.
    */
   onError?: (error: unknown, context: { stage: RedisInboxErrorStage }) => void;
@@ -248,6 +250,18 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     );
     renewals.unref?.();
   };
+  /**
+   * Deletes a run's claim while it is still the run's own, so that a retry runs; a failure is told (`settle`).
+   * Resolves to what became of the claim.
+   */
+  const dropClaim = (key: string, claim: string, id: string) =>
+    runScript(client, 'inboxSettle', [key], [claim, '', 0]).then(
+      (reply) => (Number(reply) === 1 ? 'its claim was dropped' : 'its claim was no longer its own'),
+      (error: unknown) => {
+        report(commandError(error, `dropping the claim of ${id} in the Redis inbox`), 'settle');
+        return `its claim stays until it expires, claimMs ${claimMs}`;
+      },
+    );
   /** A mark kept until `at + retention`; one already past it is not written. */
   const markFor = (at: Date) => ({ value: `d:${at.getTime()}`, ttl: at.getTime() + retentionMs - Date.now() });
 
@@ -299,9 +313,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       } catch (error) {
         done();
         // The claim goes, so that a retry runs; failing to delete it only delays the retry to its expiry.
-        await runScript(client, 'inboxSettle', [key], [claim, '', 0]).catch((settleError: unknown) =>
-          report(commandError(settleError, `dropping the claim of ${id} in the Redis inbox`), 'settle'),
-        );
+        await dropClaim(key, claim, id);
         throw error;
       }
       done();
@@ -310,7 +322,21 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       const target = ack && ack.target.server === server && ack.current() ? ack : undefined;
       // Only the mark (and the ack) is left: another key's run may start meanwhile.
       queued?.();
-      const written = await marks.call({ key, claim, value, ms: Math.max(1, Math.ceil(ttl)), ack: target });
+      let written: number;
+      try {
+        written = await marks.call({ key, claim, value, ms: Math.max(1, Math.ceil(ttl)), ack: target });
+      } catch (error) {
+        // Unmarked, the message runs again: at once, not once the claim expired (every try until then turned away).
+        const claimNow = await dropClaim(key, claim, id);
+        report(
+          new TransportError(
+            `the mark of message ${id} by consumer '${consumer}' failed after its handler ran, so the message may run again (${claimNow}): ${error instanceof Error ? error.message : String(error)}`,
+            { cause: error },
+          ),
+          'settle',
+        );
+        throw error;
+      }
       // The claim ran out unseen (an event loop blocked past claimMs, renewals that failed): marked unless another
       // run took the message meanwhile, and told either way.
       if (written & CLAIM_RAN_OUT) claimRanOut(run);
