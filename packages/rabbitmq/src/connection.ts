@@ -3,12 +3,13 @@ import {
   answerWithin,
   plainUrlToTlsPort,
   redactUrl,
+  settledWithin,
   type TlsOptions,
   tlsConnectOptions,
   tlsFailure,
   tlsHint,
 } from '@factline/core/adapter';
-import amqp, { type ChannelModel } from 'amqplib';
+import amqp, { type Channel, type ChannelModel } from 'amqplib';
 
 /** The URL without its secrets, for messages and logs (`@factline/core/adapter`'s). */
 export { redactUrl };
@@ -118,4 +119,43 @@ export async function openConnection(
 export function reconnectDelay(attempt: number, min: number, max: number, random = Math.random): number {
   const base = Math.min(max, min * 2 ** Math.min(attempt - 1, 20));
   return Math.round(base * (0.75 + random() * 0.25));
+}
+
+/**
+ * How long a close waits for the broker's close-ok. amqplib's `close()`
+ * settles only on it: a connection that ends first, or a broker that stopped
+ * answering without closing it, would leave it pending for ever.
+ */
+export const CLOSE_WAIT_MS = 5000;
+
+/**
+ * Closes an amqplib channel or connection: resolves true once the broker
+ * confirmed or the connection ended (its 'close' event), false when neither
+ * came within `waitMs`. A connection past the deadline is dropped (its socket
+ * destroyed, which ends its channels too); a channel is left to its
+ * connection. Never rejects (closing what is already closed counts as done).
+ */
+export async function closeWithin(closable: Channel | ChannelModel, waitMs = CLOSE_WAIT_MS): Promise<boolean> {
+  let onClose: (() => void) | undefined;
+  const ended = new Promise<void>((resolve) => {
+    onClose = resolve;
+    closable.once('close', resolve);
+  });
+  let closing: Promise<unknown>;
+  try {
+    closing = closable.close();
+  } catch (error) {
+    closing = Promise.reject(error);
+  }
+  closing.catch(() => undefined);
+  const inTime = await settledWithin(Promise.race([closing, ended]), waitMs);
+  closable.removeListener('close', onClose as () => void);
+  if (!inTime && 'createChannel' in closable) dropConnection(closable, waitMs);
+  return inTime;
+}
+
+/** Ends a connection at once, without a word to the broker: amqplib sees a socket error and closes everything. */
+function dropConnection(model: ChannelModel, waitMs: number): void {
+  const stream = (model.connection as unknown as { stream?: { destroy(error?: Error): void } }).stream;
+  stream?.destroy(new Error(`no close-ok from RabbitMQ within ${waitMs} ms: connection dropped`));
 }

@@ -1,5 +1,6 @@
 import { TransportError } from '@factline/core';
 import type { ChannelModel } from 'amqplib';
+import { closeWithin } from './connection.ts';
 import type { Declared, Names } from './topology.ts';
 
 /**
@@ -41,7 +42,8 @@ export async function checkPartitionCount(
       });
       declared.queues.add(queue);
     } finally {
-      await channel.close().catch(() => undefined);
+      // Not waited for: the check is kept once passed, and a close-ok that never comes must not hold it.
+      void closeWithin(channel);
     }
     return;
   } catch (error) {

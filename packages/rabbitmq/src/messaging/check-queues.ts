@@ -1,4 +1,5 @@
 import type { Channel, ChannelModel } from 'amqplib';
+import { closeWithin } from '../connection.ts';
 
 /** The broker's answer to a passive declare of a queue that does not exist (it closes the channel too). */
 const isMissingQueue = (error: unknown) => (error as { code?: unknown })?.code === 404;
@@ -37,6 +38,7 @@ export async function checkQueues(
       if (!seen(queue, ready)) return;
     }
   } finally {
-    await channel?.close().catch(() => undefined);
+    // Not waited for: the answers are in, and a close-ok that never comes must not hold them (a count is kept).
+    if (channel) void closeWithin(channel);
   }
 }

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type DeadLetter, type DeadLetterStore, TransportError, uuidv7 } from '@factline/core';
 import { createDeliveryBuffer, messageFromJson } from '@factline/core/adapter';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import { CLOSE_WAIT_MS, closeWithin } from '../connection.ts';
 import type { RabbitErrorStage } from '../options.ts';
 import { delayTierFor, localHoldMs, type Names, type TierKind } from '../topology.ts';
 import { type Acker, createAcker } from './acker.ts';
@@ -318,9 +319,14 @@ export function createGroupReader(context: ReaderContext) {
       // The acks of this turn go out before the channel closes (closing returns the unacknowledged).
       acker?.flush();
       acker = undefined;
-      if (own) {
-        // Closing the channel returns every unacknowledged message to its queue.
-        await own.close().catch(() => undefined);
+      // Closing the channel returns every unacknowledged message to its queue (else the connection's close does).
+      if (own && !(await closeWithin(own))) {
+        context.report(
+          new TransportError(
+            `RabbitMQ did not confirm closing the channel of ${topic}/${group} within ${CLOSE_WAIT_MS} ms: its unacknowledged messages go back when the connection closes`,
+          ),
+          'consume',
+        );
       }
     },
   };

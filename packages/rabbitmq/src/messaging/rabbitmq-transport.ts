@@ -16,7 +16,15 @@ import {
   messageToJson,
 } from '@factline/core/adapter';
 import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
-import { assertAmqpUrl, assertTlsUrl, openConnection, reconnectDelay, redactUrl } from '../connection.ts';
+import {
+  assertAmqpUrl,
+  assertTlsUrl,
+  CLOSE_WAIT_MS,
+  closeWithin,
+  openConnection,
+  reconnectDelay,
+  redactUrl,
+} from '../connection.ts';
 import { checkRabbitTransportOptions, type RabbitErrorStage, type RabbitTransportOptions } from '../options.ts';
 import { checkPartitionCount } from '../partition-count.ts';
 import {
@@ -125,11 +133,11 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
       });
       channel.on('close', () => {
         // The publish channel alone closed (a channel error): drop the connection; the reconnect starts over.
-        if (link === opened) connection.close().catch(() => undefined);
+        if (link === opened) void closeWithin(connection);
       });
       return opened;
     } catch (error) {
-      await connection.close().catch(() => undefined);
+      await closeWithin(connection);
       throw error;
     }
   };
@@ -142,7 +150,7 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
         try {
           const opened = await open();
           if (closed) {
-            await opened.connection.close().catch(() => undefined);
+            await closeWithin(opened.connection);
             return;
           }
           link = opened;
@@ -185,7 +193,7 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
         table.set(key, tracked);
       }
     }
-    void chain.then(async () => (await channelReady).close()).catch(() => undefined);
+    void chain.then(async () => closeWithin(await channelReady)).catch(() => undefined);
   };
 
   link = await open();
@@ -426,12 +434,23 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
       readers.clear();
       const last = link;
       link = undefined;
-      await last?.connection.close().catch(() => undefined);
+      if (last && !(await closeWithin(last.connection))) {
+        report(
+          new TransportError(
+            `RabbitMQ at ${redactUrl(options.url)} did not confirm closing the connection within ${CLOSE_WAIT_MS} ms: it was dropped`,
+          ),
+          'connection',
+        );
+      }
     },
   };
 }
 
-/** Runs `work` on a channel opened for it and closed after, whatever it did. */
+/**
+ * Runs `work` on a channel opened for it and closed after, whatever it did.
+ * The close is not waited for: a declaration is kept for the connection, and
+ * a close-ok that never comes (the connection lost meanwhile) must not hold it.
+ */
 async function declareApart(connection: ChannelModel, work: (channel: Channel) => Promise<void>): Promise<void> {
   const channel = await connection.createChannel();
   // A refusal arrives as the channel's close too; `work`'s rejection says it.
@@ -439,6 +458,6 @@ async function declareApart(connection: ChannelModel, work: (channel: Channel) =
   try {
     await work(channel);
   } finally {
-    await channel.close().catch(() => undefined);
+    void closeWithin(channel);
   }
 }

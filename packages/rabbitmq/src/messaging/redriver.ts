@@ -1,7 +1,7 @@
 import { type Message, StoreClosedError, TransportError } from '@factline/core';
 import { assertMessages, checkOptions, type OptionSpecOf, tlsOptionProblem } from '@factline/core/adapter';
 import type { ConfirmChannel } from 'amqplib';
-import { assertAmqpUrl, assertTlsUrl, openConnection, redactUrl } from '../connection.ts';
+import { assertAmqpUrl, assertTlsUrl, closeWithin, openConnection, redactUrl } from '../connection.ts';
 import { applicationOption, type RabbitTlsOptions } from '../options.ts';
 import { assertQueueNames, fitsAmqpName, topologyNames } from '../topology.ts';
 import { checkQueues } from './check-queues.ts';
@@ -185,7 +185,8 @@ export async function getRabbitRedriver(given: RabbitRedriverOptions): Promise<R
     async close() {
       if (closed) return;
       closed = true;
-      await connection.close().catch(() => undefined);
+      // Bounded: a broker gone or silent would leave amqplib's close pending for ever.
+      await closeWithin(connection);
     },
   };
 }
