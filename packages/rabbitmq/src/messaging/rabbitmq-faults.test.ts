@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import {
+  createConsumer,
   createMessage,
   type DeadLetterStore,
   type Delivery,
@@ -283,5 +284,48 @@ describe('rabbitmq transport faults on the shared broker (only this test’s con
     // 100 ms, then 200 ms between the tries (timers never fire early).
     assert.ok((calls[2] as number) - (calls[0] as number) >= 295, `tries at ${calls.map((t) => Math.round(t))}`);
     assert.equal(errors.filter((line) => line.startsWith('dead-letters')).length, 2);
+  });
+
+  it('a redelivery into a group queue deleted behind its back rejects, the dead letter stays dead, and the next redrive declares again', async () => {
+    const { transport, application } = await toldTransport('redeliver_gone');
+    const queue = topologyNames(application).groupQueue('orders', 'billing', 0);
+    await transport.declareSubscription('orders', 'billing');
+    const store = getInMemoryDeadLetterStore();
+    const message = createMessage({ type: 'Placed', key: 'k', data: {} });
+    const at = new Date();
+    await store.add({
+      id: 'dl-1',
+      consumer: 'billing',
+      topic: 'orders',
+      message,
+      error: { type: 'Error', message: 'failed' },
+      reason: 'retries exhausted',
+      attempts: 1,
+      firstFailureAt: at,
+      lastFailureAt: at,
+      deadLetteredAt: at,
+      redrives: [],
+      state: 'dead',
+    });
+    const consumer = createConsumer({
+      name: 'billing',
+      topic: 'orders',
+      transport,
+      deadLetters: store,
+      handler: () => {},
+    });
+    // An operator deletes the group's queue: this connection declared it and would not again.
+    await asAdmin((channel) => channel.deleteQueue(queue));
+
+    await assert.rejects(consumer.deadLetters.redrive('dl-1'), { code: 'TRANSPORT', message: /unroutable/ });
+    assert.equal((await store.get('dl-1'))?.state, 'dead', 'a message that went nowhere is not marked redriven');
+
+    assert.equal(await consumer.deadLetters.redrive('dl-1'), 1);
+    assert.equal((await store.get('dl-1'))?.state, 'redriven');
+    let ready = 0;
+    await asAdmin(async (channel) => {
+      ready = (await channel.checkQueue(queue)).messageCount;
+    });
+    assert.equal(ready, 1, 'the second redrive declared the queue again and the message is in it');
   });
 });

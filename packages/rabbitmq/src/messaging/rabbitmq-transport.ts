@@ -348,7 +348,18 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
       checkNames(topic, group);
       assertMessages(messages);
       await declare(topic, group);
-      await current().publisher.publish(redeliveryOf(names, topic, group, options.partitions, messages));
+      const outcomes = await current().publisher.publish(
+        redeliveryOf(names, topic, group, options.partitions, messages),
+      );
+      const returned = outcomes.filter((outcome) => outcome === 'returned').length;
+      if (returned > 0) {
+        // Its queue was deleted since this connection declared it: the next call declares it again, so a retry
+        // gets through (the confirmed ones of this call then arrive twice: at least once).
+        declaredNow.delete(`group ${groupKey(topic, group)}`);
+        throw new TransportError(
+          `${returned} of ${messages.length} messages redelivered to group '${group}' of topic '${topic}' came back unroutable: its queues were deleted since this connection declared them (declared again at the next call)`,
+        );
+      }
     },
 
     subscribe(topic: string, group: string, given?: SubscribeOptions): Subscription {
