@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { TransportError } from '@factline/core';
 import type { ConfirmChannel, Options } from 'amqplib';
 
@@ -34,7 +33,37 @@ export function createPublisher(channel: ConfirmChannel, timeoutMs = 30_000) {
     if (typeof token === 'number') returned.add(token);
   });
 
-  let drained: Promise<void> | undefined;
+  /** False from a send that found the socket buffer full until its `drain`. */
+  let room = true;
+  let channelClosed = false;
+  const waiting = new Set<() => void>();
+  const wake = () => {
+    for (const resolve of waiting) resolve();
+    waiting.clear();
+  };
+  // One listener each for the channel's life: one per wait for room piled up on a busy channel. A channel error
+  // is followed by its close: the send after the wait throws, and the batch rejects with a TransportError.
+  channel.on('drain', () => {
+    room = true;
+    wake();
+  });
+  channel.on('close', () => {
+    channelClosed = true;
+    wake();
+  });
+  /** Resolves once there is room to send, the channel closed or `ended` settled (the waiter then goes). */
+  const roomOrEnd = async (ended: Promise<void>): Promise<void> => {
+    let resolve: (() => void) | undefined;
+    const roomNow = new Promise<void>((done) => {
+      resolve = done;
+      waiting.add(done);
+    });
+    try {
+      await Promise.race([roomNow, ended]);
+    } finally {
+      waiting.delete(resolve as () => void);
+    }
+  };
 
   const exchangesOf = (items: readonly Outgoing[]) => [...new Set(items.map((item) => item.exchange))].join("', '");
   const failed = (items: readonly Outgoing[], error: unknown) =>
@@ -89,10 +118,8 @@ export function createPublisher(channel: ConfirmChannel, timeoutMs = 30_000) {
         else settle?.reject(failed(items, error));
       };
       for (let i = 0; i < items.length; i++) {
-        if (drained) {
-          const waiting = drained;
-          drained = undefined;
-          await Promise.race([waiting, once(channel, 'close'), ended]);
+        if (!room && !channelClosed) {
+          await roomOrEnd(ended);
           // Past the deadline (the batch rejected): nothing more of it is sent.
           if (over) return confirmed;
         }
@@ -105,8 +132,7 @@ export function createPublisher(channel: ConfirmChannel, timeoutMs = 30_000) {
           headers: { ...item.headers, [TOKEN]: first + i },
         };
         try {
-          const room = channel.publish(item.exchange, item.routingKey, item.content, options, onConfirm);
-          if (!room) drained = once(channel, 'drain').then(() => undefined);
+          if (!channel.publish(item.exchange, item.routingKey, item.content, options, onConfirm)) room = false;
         } catch (thrown) {
           // The channel closed: what was sent gets its callback (an error) or none; the caller learns now.
           forget();
