@@ -21,6 +21,9 @@ import type { Declared, Names } from './topology.ts';
  * @example
  * await checkPartitionCount(connection, names, 'shop', 'orders', 4, declared);
  */
+/** The count in the broker's refusal of a declaration with another `x-max-length`. */
+const RECORDED = /inequivalent arg 'x-max-length'.*but current is (?:the value )?'(\d+)'/;
+
 export async function checkPartitionCount(
   connection: ChannelModel,
   names: Names,
@@ -50,7 +53,7 @@ export async function checkPartitionCount(
     failure = error;
   }
   const text = String((failure as Error)?.message ?? failure);
-  const recorded = /inequivalent arg 'x-max-length'.*but current is (?:the value )?'(\d+)'/.exec(text)?.[1];
+  const recorded = RECORDED.exec(text)?.[1];
   if (recorded !== undefined) {
     throw new TransportError(
       `topic '${topic}' has ${recorded} partitions in the RabbitMQ application '${application}' (the x-max-length of the queue ${queue}), and this transport was given partitions: ${partitions}: every process of an application must use the same count. To change it: stop every process of the application, let its groups drain, delete the queue ${queue} (rabbitmqctl delete_queue ${queue}), and start them all with the new count`,
@@ -66,4 +69,37 @@ export async function checkPartitionCount(
   throw new TransportError(`checking the partition count of topic '${topic}' on RabbitMQ failed: ${text}`, {
     cause: failure,
   });
+}
+
+/**
+ * The partition count recorded for `topic` (see `checkPartitionCount`), or
+ * `undefined` when none is, creating nothing: it declares the record with an
+ * `x-max-length` of -1, which no queue has. The broker refuses it against the
+ * queue there, naming the count, and refuses the value itself for a queue
+ * that is not there. Any other failure rejects.
+ *
+ * @example
+ * const partitions = await recordedPartitionCount(connection, names, 'orders');
+ */
+export async function recordedPartitionCount(
+  connection: ChannelModel,
+  names: Names,
+  topic: string,
+): Promise<number | undefined> {
+  const queue = names.partitionCount(topic);
+  const channel = await connection.createChannel();
+  // The refusal arrives as the channel's close too; the declaration's rejection below says it.
+  channel.on('error', () => undefined);
+  try {
+    await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-max-length': -1 } });
+  } catch (error) {
+    const text = String((error as Error)?.message ?? error);
+    const recorded = RECORDED.exec(text)?.[1];
+    if (recorded !== undefined) return Number(recorded);
+    if (/invalid arg 'x-max-length'/.test(text)) return undefined;
+    throw error;
+  } finally {
+    void closeWithin(channel);
+  }
+  throw new Error(`RabbitMQ accepted an x-max-length of -1 for the queue ${queue}`);
 }

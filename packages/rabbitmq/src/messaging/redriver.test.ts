@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createMessage, type Delivery, type Message } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
+import amqp from 'amqplib';
 import { closeConnectionFromServer } from '../fixtures/close-connection.ts';
 import { amqpUrl, rabbitUnavailable, readyIn, removeTopology, testApplication } from '../fixtures/server.ts';
 import { partitionOf, topologyNames } from '../topology.ts';
@@ -31,6 +32,15 @@ const openRedriver = async () => {
   const redriver = await getRabbitRedriver({ url: amqpUrl, application });
   redrivers.push(redriver);
   return redriver;
+};
+/** Deletes `queue` on a connection of its own, as an operator would. */
+const deleteQueue = async (queue: string) => {
+  const admin = await amqp.connect(amqpUrl);
+  try {
+    await (await admin.createChannel()).deleteQueue(queue);
+  } finally {
+    await admin.close();
+  }
 };
 const queuesOf = (group: string) => [0, 1, 2].map((p) => names.groupQueue('orders', group, p));
 
@@ -106,6 +116,34 @@ describe('rabbitmq: the redriver of an operator’s tool', { skip }, () => {
     } finally {
       await redriver.close();
       await transport.close();
+    }
+  });
+
+  it('after a partition count lowered as documented, counts the recorded partitions, not the surplus queues left', async () => {
+    const changed = testApplication('recount');
+    const changedNames = topologyNames(changed);
+    const eight = await getRabbitTransport({ url: amqpUrl, application: changed, partitions: 8 });
+    created.push(eight);
+    await eight.declareSubscription('orders', 'billing');
+    await eight.close();
+    // The documented change: every process stopped, the record deleted, all started with the new count.
+    await deleteQueue(changedNames.partitionCount('orders'));
+    const four = await getRabbitTransport({ url: amqpUrl, application: changed, partitions: 4 });
+    created.push(four);
+    const redriver = await getRabbitRedriver({ url: amqpUrl, application: changed });
+    redrivers.push(redriver);
+    try {
+      await four.declareSubscription('orders', 'billing');
+      assert.equal(await redriver.partitions('orders', 'billing'), 4, 'the recorded count (queues .4 to .7 are left)');
+      let key = 'k0';
+      for (let i = 1; partitionOf(key, 8) < 4; i++) key = `k${i}`;
+      await redriver.redeliver('orders', 'billing', [createMessage({ type: 'OrderPlaced', key, data: {} })]);
+      assert.equal(await readyIn(changedNames.groupQueue('orders', 'billing', partitionOf(key, 4))), 1);
+      assert.equal(await readyIn(changedNames.groupQueue('orders', 'billing', partitionOf(key, 8))), 0);
+    } finally {
+      await redriver.close();
+      await four.close();
+      for (let p = 4; p < 8; p++) await deleteQueue(changedNames.groupQueue('orders', 'billing', p));
     }
   });
 

@@ -3,7 +3,8 @@ import { assertMessages, checkOptions, type OptionSpecOf, tlsOptionProblem } fro
 import type { ConfirmChannel } from 'amqplib';
 import { assertAmqpUrl, assertTlsUrl, closeWithin, openConnection, redactUrl } from '../connection.ts';
 import { applicationOption, type RabbitTlsOptions } from '../options.ts';
-import { assertQueueNames, fitsAmqpName, topologyNames } from '../topology.ts';
+import { recordedPartitionCount } from '../partition-count.ts';
+import { assertQueueNames, topologyNames } from '../topology.ts';
 import { checkQueues } from './check-queues.ts';
 import { createPublisher, type Publisher } from './publish.ts';
 import { redeliveryOf } from './redelivery.ts';
@@ -27,10 +28,11 @@ export interface RabbitRedriverOptions {
  */
 export interface RabbitRedriver {
   /**
-   * The group's partition queues on the broker: `<app>.<topic>.<group>.0`,
-   * `.1`, … counted by passive declares until the first missing one. 0: the
-   * group is not declared. Creates nothing; a count above 0 is kept for the
-   * redriver's life.
+   * The topic's partition count as the application recorded it (the
+   * `x-max-length` of `<app>.<topic>.partitions`), once passive declares
+   * found the group's queues `<app>.<topic>.<group>.0`, `.1`, … 0: no count
+   * recorded or the group not declared. Creates nothing; a count above 0 is
+   * kept for the redriver's life.
    */
   partitions(topic: string, group: string): Promise<number>;
   /**
@@ -97,14 +99,18 @@ export async function getRabbitRedriver(given: RabbitRedriverOptions): Promise<R
   // The shortest names a transport could have declared for the group: longer ones cannot exist.
   const checkNames = (topic: string, group: string) => assertQueueNames(names, 1, topic, group);
 
-  function* partitionQueues(topic: string, group: string) {
-    for (let p = 0; fitsAmqpName(names.groupQueue(topic, group, p)); p++) yield names.groupQueue(topic, group, p);
-  }
-
+  /**
+   * The topic's recorded partition count, as the transport reads it (queues of a higher count left by a count
+   * lowered are read by nobody), when the group's queues are there: 0 for no record or no group.
+   */
   const count = async (topic: string, group: string): Promise<number> => {
+    let recorded: number | undefined;
     let found = 0;
     try {
-      await checkQueues(connection, partitionQueues(topic, group), (_, ready) => {
+      recorded = await recordedPartitionCount(connection, names, topic);
+      if (recorded === undefined) return 0;
+      const queues = Array.from({ length: recorded }, (_, p) => names.groupQueue(topic, group, p));
+      await checkQueues(connection, queues, (_, ready) => {
         if (ready === undefined) return false;
         found += 1;
         return true;
@@ -113,6 +119,12 @@ export async function getRabbitRedriver(given: RabbitRedriverOptions): Promise<R
       throw new TransportError(
         `counting the queues of group '${group}' of topic '${topic}' on RabbitMQ at ${where} failed: ${String(error)}`,
         { cause: error },
+      );
+    }
+    if (found > 0 && found < recorded) {
+      throw new TransportError(
+        `topic '${topic}' has ${recorded} partitions recorded (${names.partitionCount(topic)}), but the queue ${names.groupQueue(topic, group, found)} of group '${group}' is missing: nothing was sent`,
+        { retryable: false },
       );
     }
     return found;
