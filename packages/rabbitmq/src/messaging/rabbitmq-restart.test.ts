@@ -78,4 +78,43 @@ describe('rabbitmq: a memory alarm', { skip }, () => {
       await transport.close();
     }
   });
+
+  it('a publish blocked by the alarm leaves the subscriptions receiving and acking', async () => {
+    if ('reason' in node) return;
+    const transport = await getRabbitTransport({
+      url: node.url,
+      application: testApplication('alarm_consume'),
+      partitions: 1,
+      prefetch: 5,
+      publishTimeoutMs: 1500,
+    });
+    const subscription = transport.subscribe('orders', 'billing');
+    try {
+      await transport.declareSubscription('orders', 'billing');
+      const sent = Array.from({ length: 40 }, (_, i) => createMessage({ type: 'Placed', key: `k${i}`, data: {} }));
+      await transport.publish('orders', sent);
+      await node.memoryAlarm(true);
+      // The broker blocks the connection this publish goes on, until the alarm clears.
+      await assert.rejects(transport.publish('orders', [createMessage({ type: 'Placed', data: {} })]), {
+        code: 'TRANSPORT',
+      });
+      // Eight times the prefetch: only acks reaching the broker let the rest come.
+      const received = new Set<string>();
+      await waitUntil(
+        async () => {
+          for (const delivery of await subscription.receive(10, 100, new AbortController().signal)) {
+            await delivery.ack();
+            received.add(delivery.message.id);
+          }
+          return received.size === sent.length;
+        },
+        'every message received and acked during the alarm',
+        15_000,
+      );
+    } finally {
+      await node.memoryAlarm(false).catch(() => undefined);
+      await subscription.close();
+      await transport.close();
+    }
+  });
 });

@@ -51,12 +51,18 @@ export interface RabbitTransport extends Transport {
   readonly declared: Declared;
   /** True while connected; false while it reconnects. */
   connected(): boolean;
-  /** The name the connection shows in the broker (`rabbitmqctl list_connections name client_properties`). */
+  /**
+   * The name its connections show in the broker (`rabbitmqctl list_connections name client_properties`): the
+   * one that consumes and declares, and the one that publishes with ` (publish)` after it.
+   */
   readonly connectionName: string;
 }
 
 interface Link {
+  /** Consumes, acks and declares; never publishes, so a broker blocking publishers leaves it running. */
   connection: ChannelModel;
+  /** Carries the publish channel only: RabbitMQ blocks a connection that publishes during a memory or disk alarm. */
+  publishing: ChannelModel;
   channel: ConfirmChannel;
   publisher: Publisher;
 }
@@ -107,8 +113,16 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
 
   const open = async (): Promise<Link> => {
     const connection = await openConnection(options.url, options.connectTimeoutMs, connectionName, options.tls);
+    let publishing: ChannelModel | undefined;
     try {
-      const channel = await connection.createConfirmChannel();
+      publishing = await openConnection(
+        options.url,
+        options.connectTimeoutMs,
+        `${connectionName} (publish)`,
+        options.tls,
+      );
+      const publishOn = publishing;
+      const channel = await publishing.createConfirmChannel();
       // A channel error of the link in use (e.g. a publish to an exchange that is gone) closes the channel, and with
       // it the link: its reason is told here, the lost connection after it. (One while declaring rejects `open`.)
       let opened: Link | undefined;
@@ -122,22 +136,31 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
         );
       });
       await declareExchanges(channel, names);
-      opened = { connection, channel, publisher: createPublisher(channel, options.publishTimeoutMs) };
-      connection.on('close', () => {
+      opened = {
+        connection,
+        publishing,
+        channel,
+        publisher: createPublisher(channel, options.publishTimeoutMs),
+      };
+      // Either connection lost takes the other with it: the reconnect starts over with both.
+      const lost = (other: ChannelModel) => () => {
         if (link !== opened) return;
         link = undefined;
         declaredNow = new Map();
+        void closeWithin(other);
         if (closed) return;
         report(new TransportError(`lost the connection to RabbitMQ at ${redactUrl(options.url)}`), 'connection');
         scheduleReconnect(1);
-      });
+      };
+      connection.on('close', lost(publishOn));
+      publishOn.on('close', lost(connection));
       channel.on('close', () => {
-        // The publish channel alone closed (a channel error): drop the connection; the reconnect starts over.
-        if (link === opened) void closeWithin(connection);
+        // The publish channel alone closed (a channel error): drop its connection; the reconnect starts over.
+        if (link === opened) void closeWithin(publishOn);
       });
       return opened;
     } catch (error) {
-      await closeWithin(connection);
+      await Promise.all([closeWithin(connection), publishing && closeWithin(publishing)]);
       throw error;
     }
   };
@@ -150,7 +173,7 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
         try {
           const opened = await open();
           if (closed) {
-            await closeWithin(opened.connection);
+            await Promise.all([closeWithin(opened.connection), closeWithin(opened.publishing)]);
             return;
           }
           link = opened;
@@ -445,7 +468,8 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
       readers.clear();
       const last = link;
       link = undefined;
-      if (last && !(await closeWithin(last.connection))) {
+      const inTime = last && (await Promise.all([closeWithin(last.connection), closeWithin(last.publishing)]));
+      if (inTime && !inTime.every(Boolean)) {
         report(
           new TransportError(
             `RabbitMQ at ${redactUrl(options.url)} did not confirm closing the connection within ${CLOSE_WAIT_MS} ms: it was dropped`,
