@@ -248,6 +248,7 @@ export function resolveConsumerOptions<Tx, M extends Message>(options: ConsumerO
     retentionMs: options.inboxRetentionMs ?? 7 * 24 * 3600 * 1000,
     concurrency: options.concurrency ?? 8,
     holdOnDelay: (options.onDelayedRetry ?? 'wait') === 'wait',
+    keepDelayOnStop: options.transport.capabilities?.delayedReleaseHoldsKey === true,
     visibility: options.visibilityTimeoutMs ?? 30_000,
     pollMs: options.pollMs ?? 1000,
     drainTimeoutMs: options.drainTimeoutMs ?? 10_000,

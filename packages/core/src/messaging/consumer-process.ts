@@ -31,6 +31,8 @@ export interface ProcessSettings<Tx> {
   inbox: InboxStep<Tx>;
   deadLetterStore: () => Promise<DeadLetterStore>;
   holdOnDelay: boolean;
+  /** A stop during a retry's delay keeps the rest of the delay (the transport's `delayedReleaseHoldsKey`). */
+  keepDelayOnStop: boolean;
   visibility: number;
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   now: () => number;

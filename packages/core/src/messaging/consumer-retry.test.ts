@@ -12,6 +12,7 @@ function setup(
   policy: RetryPolicy,
   options: {
     holdOnDelay?: boolean;
+    keepDelayOnStop?: boolean;
     stop?: AbortController;
     now?: () => number;
     sleep?: (ms: number) => Promise<void>;
@@ -33,6 +34,7 @@ function setup(
   const withRetries = retryStep({
     policy,
     holdOnDelay: options.holdOnDelay ?? true,
+    keepDelayOnStop: options.keepDelayOnStop ?? true,
     visibility: 30_000,
     sleep: async (ms) => {
       slept.push(ms);
@@ -121,6 +123,27 @@ describe('retryStep', () => {
     });
     assert.equal(await t.withRetries(t.delivery, failing(1)), 'settled');
     assert.deepEqual(t.settled, ['extend 31000', 'release 700']);
+  });
+
+  it('where a delayed release holds its key in this process only, a stop gives the message back due at once (its key keeps its order)', async () => {
+    const clock = { t: 1_000 };
+    const stop = new AbortController();
+    const t = setup(() => ({ action: 'retry', delayMs: 1000 }), {
+      stop,
+      keepDelayOnStop: false,
+      now: () => clock.t,
+      sleep: async () => {
+        clock.t += 300;
+        stop.abort();
+      },
+    });
+    assert.equal(await t.withRetries(t.delivery, failing(1)), 'settled');
+    assert.deepEqual(t.settled, ['extend 31000', 'release 0']);
+    const stopped = new AbortController();
+    stopped.abort();
+    const before = setup(() => ({ action: 'retry', delayMs: 700 }), { stop: stopped, keepDelayOnStop: false });
+    assert.equal(await before.withRetries(before.delivery, failing(1)), 'settled');
+    assert.deepEqual(before.settled, ['release 0']);
   });
 
   it("a step's failure (the inbox) passes through untouched: not the handler's, not put to the policy", async () => {

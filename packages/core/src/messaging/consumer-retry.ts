@@ -12,6 +12,11 @@ export interface RetryStepSettings {
   policy: RetryPolicy;
   /** `onDelayedRetry: 'wait'`: a delayed retry holds the key; otherwise the message is dead-lettered. */
   holdOnDelay: boolean;
+  /**
+   * A stop during a retry's delay gives the message back with the rest of its delay (the transport's
+   * `delayedReleaseHoldsKey`); otherwise due at once, so that its key's later messages never run before it.
+   */
+  keepDelayOnStop: boolean;
   /** The visibility timeout: a delivery waiting for its retry is kept invisible this much past the delay. */
   visibility: number;
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -32,16 +37,16 @@ export interface RetryStepSettings {
  * (the visibility of the delivery, and of its key's deliveries waiting in
  * its lane, extended meanwhile). A delayed retry with
  * `holdOnDelay` off dead-letters instead; one due while the consumer stops
- * gives the message back with its delay. Those end in `'settled'`. A
+ * gives the message back with its delay (`keepDelayOnStop`) or due at once. Those end in `'settled'`. A
  * `StepFailure` (the inbox, a settle) rejects as it is.
  *
  * @example
- * const withRetries = retryStep({ policy: defaultRetryPolicy(), holdOnDelay: true, visibility, sleep, now, signal, report, stats, deadLetter });
+ * const withRetries = retryStep({ policy: defaultRetryPolicy(), holdOnDelay: true, keepDelayOnStop: true, visibility, sleep, now, signal, report, stats, deadLetter });
  * const attempt = (delivery, slot) => inbox.apply(delivery, handlerCall(name, handler, delivery.message), slot);
  * const outcome = await withRetries(delivery, attempt, slot);
  */
 export function retryStep(settings: RetryStepSettings) {
-  const { policy, holdOnDelay, visibility, sleep, now, signal, report, stats, deadLetter } = settings;
+  const { policy, holdOnDelay, keepDelayOnStop, visibility, sleep, now, signal, report, stats, deadLetter } = settings;
 
   /** The policy's decision; a policy that throws or answers no `RetryDecision` is reported and dead-letters. */
   const decide = (error: unknown, attempts: number, message: Message): RetryDecision => {
@@ -92,8 +97,8 @@ export function retryStep(settings: RetryStepSettings) {
           return 'settled';
         }
         if (signal().aborted) {
-          // Shutting down: give it back for whoever runs next, with the delay it was due.
-          await step('release', () => delivery.release(decision.delayMs));
+          // Shutting down: give it back for whoever runs next, with the delay it was due where that keeps order.
+          await step('release', () => delivery.release(keepDelayOnStop ? decision.delayMs : 0));
           noteSettle('release');
           return 'settled';
         }
@@ -104,9 +109,11 @@ export function retryStep(settings: RetryStepSettings) {
         const dueAt = now() + decision.delayMs;
         await sleep(decision.delayMs, signal());
         if (signal().aborted) {
-          // Stopped during the delay: given back with what is left of it, never sooner.
+          // Stopped during the delay: given back with what is left of it where the transport holds the key
+          // meanwhile; elsewhere due at once, since its key's later messages go back to the queue ahead of a
+          // message away for a delay, and would run before it.
           const left = Math.max(0, dueAt - now());
-          await step('release', () => delivery.release(left));
+          await step('release', () => delivery.release(keepDelayOnStop ? left : 0));
           noteSettle('release');
           return 'settled';
         }

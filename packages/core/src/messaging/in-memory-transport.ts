@@ -231,6 +231,7 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
       deadLettering: false,
       perKeyOrder: true,
       competingConsumers: true,
+      delayedReleaseHoldsKey: true,
       durable: false,
     },
 

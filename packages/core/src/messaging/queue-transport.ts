@@ -33,6 +33,8 @@ export interface QueueOperations {
   deadLetterStore(): DeadLetterStore | Promise<DeadLetterStore>;
   /** Marks the queue closed (`isClosed()` true from then on), ends its waits and connections. Called once. */
   close(): void | Promise<void>;
+  /** A delayed release keeps its key's later messages back from every consumer (`TransportCapabilities`). */
+  delayedReleaseHoldsKey?: boolean;
 }
 
 /** The visibility timeout of a subscription given none. */
@@ -67,6 +69,7 @@ export function createQueueTransport<Extra extends object>(queue: QueueOperation
       deadLettering: false,
       perKeyOrder: true,
       competingConsumers: true,
+      delayedReleaseHoldsKey: queue.delayedReleaseHoldsKey === true,
       durable: true,
     },
 

@@ -22,6 +22,15 @@ export interface TransportCapabilities {
    * a store.
    */
   durable: boolean;
+  /**
+   * A message released with a delay (`release(ms)`) holds its key's later
+   * messages back from every consumer of the group until it is handed out
+   * again: the transport itself keeps it at the head of its key, not only the
+   * process that released it. Without it, a consumer that stops during a
+   * retry's delay gives the message back due at once, so that its key's later
+   * messages, given back with it, never run before it elsewhere. Default false.
+   */
+  delayedReleaseHoldsKey?: boolean;
 }
 
 /** One message handed to a consumer group, until it is settled. */

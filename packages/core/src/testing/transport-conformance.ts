@@ -156,7 +156,7 @@ export function testTransportConformance(options: TransportConformanceOptions): 
             try {
               const lacking = unmet(
                 conformanceCase.requires,
-                (r) => r === 'restart' || r === 'outage' || transport.capabilities[r],
+                (r) => r === 'restart' || r === 'outage' || transport.capabilities[r] === true,
                 transportSkipReasons,
               );
               if (lacking !== undefined) {

@@ -151,6 +151,8 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
 
   return createQueueTransport(
     {
+      // A key's earliest row, while not visible, keeps the key from every claim.
+      delayedReleaseHoldsKey: true,
       isClosed: () => closed,
       publish: (topic, messages, required) => insert(topic, null, messages, required),
       redeliver: (topic, group, messages) => insert(topic, group, messages, false),

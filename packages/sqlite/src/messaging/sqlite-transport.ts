@@ -98,6 +98,8 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
 
   return createQueueTransport(
     {
+      // A key's earliest row, while not visible, keeps the key from every claim.
+      delayedReleaseHoldsKey: true,
       isClosed: () => closed,
       publish(topic, messages, required) {
         const groups = run(() => statements.publish.immediate(topic, messages, required));

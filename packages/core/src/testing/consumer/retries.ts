@@ -170,6 +170,39 @@ export const retryCases: readonly ConsumerConformanceCase[] = [
     },
   },
   {
+    name: "a consumer stopped during a delayed retry: the next consumer of the group runs the key's messages in order, the retried one first",
+    async run(c) {
+      const name = uniqueCategory('handover');
+      let failed = false;
+      const handler = (m: Message, tx: unknown) => {
+        if (n(m) === 0 && !failed) {
+          failed = true;
+          throw new Error('declined once');
+        }
+        return c.environment.writeEffect(tx, name, String(n(m)));
+      };
+      const options = {
+        name,
+        concurrency: 2,
+        retryPolicy: defaultRetryPolicy({ immediate: 0, delaysMs: [1500], jitter: 0 }),
+        handler,
+      };
+      const first = c.consumer(options);
+      await first.start();
+      await c.environment.transport.publish(
+        c.topic,
+        [0, 1, 2].map((i) => createMessage({ type: 'Posted', data: { n: i }, key: 'handover-1' })),
+      );
+      await waitUntil(() => failed, 'the first try of message 0 failed', 15_000);
+      // A rolling deploy: stopped during the retry's delay, the next process of the group takes over.
+      await first.stop();
+      const next = c.consumer(options);
+      await next.start();
+      await waitUntil(async () => (await c.environment.effects(name)).length >= 3, 'the three applied', 15_000);
+      assert.deepEqual(await c.environment.effects(name), ['0', '1', '2'], 'in order, each once');
+    },
+  },
+  {
     name: 'failures are reported: a retry policy that throws dead-letters the message with its reason; a throwing onError changes nothing',
     async run(c) {
       const seen: string[] = [];

@@ -50,6 +50,8 @@ export const transportSkipReasons: Readonly<Record<TransportRequirement, string>
   perKeyOrder: 'no per-key order (capabilities.perKeyOrder is false)',
   competingConsumers: 'no competing consumers (capabilities.competingConsumers is false)',
   durable: 'not durable (capabilities.durable is false)',
+  delayedReleaseHoldsKey:
+    'a delayed release holds its key in the releasing process only (capabilities.delayedReleaseHoldsKey is not set)',
   restart: 'no restart hook: give the suite a restart option that restarts the backend',
   outage: OUTAGE_SKIP_REASON,
 };
