@@ -5,7 +5,7 @@ import { testTimerStoreConformance, waitUntil } from '@factline/core/testing';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresEventStore } from '../store/postgres-event-store.ts';
 import { reminder } from './fixtures/reminder-workflow.ts';
-import { getPostgresTimerStore, postgresTimerProjection } from './postgres-timer-store.ts';
+import { getPostgresTimerStore, postgresTimerProjection, timerChannel } from './postgres-timer-store.ts';
 import { startPostgresWorkflowTimers } from './postgres-workflow-timers.ts';
 
 const skip = await postgresUnavailable();
@@ -91,6 +91,58 @@ test('one timer poller per schema fires; a standby takes over when the holder st
   } finally {
     await first.stop();
     await second.stop();
+    await timers.close();
+    await store.close();
+  }
+});
+
+test('a timer poller whose LISTEN connection drops tells onError once per drop and goes on firing', {
+  skip,
+}, async (t) => {
+  const own = testSchema('timers_listen');
+  t.after(() => dropSchema(own));
+  const store = await getPostgresEventStore({
+    connectionString: postgresUrl,
+    schema: own,
+    poolSize: 4,
+    inlineProjections: [postgresTimerProjection({ schema: own })],
+  });
+  const timers = await getPostgresTimerStore({ pool: store.pool, schema: own });
+  const handler = createWorkflowHandler(reminder, { store });
+  const errors: unknown[] = [];
+  const poller = await startPostgresWorkflowTimers(timers, {
+    handlers: [handler],
+    schema: own,
+    pollMs: 20,
+    leaseCheckMs: 50,
+    onError: (error) => errors.push(error),
+  });
+  // Only this poller's listen connection: the channel names the schema.
+  const listen = `LISTEN "${timerChannel(own)}"`;
+  const listening = async () =>
+    (
+      await store.pool.query(
+        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'factline-workflow-timers-listen' AND query = $1",
+        [listen],
+      )
+    ).rowCount === 1;
+  try {
+    for (let drop = 1; drop <= 2; drop++) {
+      await waitUntil(listening, `the poller listening (${drop})`);
+      await store.pool.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'factline-workflow-timers-listen' AND query = $1",
+        [listen],
+      );
+      await waitUntil(() => errors.length === drop, `drop ${drop} told`);
+      const told = errors[drop - 1] as Error & { code?: string };
+      assert.equal(told.code, 'STORAGE');
+      assert.match(told.message, /cannot LISTEN on .* it looks for due timers every pollMs/);
+      await handler.handle(createMessage({ type: 'Remind', data: { id: `r-${drop}`, at: Date.now() } }));
+      await waitUntil(() => poller.stats().fired === drop, `the timer after drop ${drop} fired`);
+    }
+    assert.equal(errors.length, 2, 'each drop told once');
+  } finally {
+    await poller.stop();
     await timers.close();
     await store.close();
   }

@@ -1,5 +1,5 @@
-import { createWorkflowTimers, type WorkflowTimers, type WorkflowTimersOptions } from '@factline/core';
-import { assertIntegerOption, checkOptions } from '@factline/core/adapter';
+import { createWorkflowTimers, StorageError, type WorkflowTimers, type WorkflowTimersOptions } from '@factline/core';
+import { assertIntegerOption, checkOptions, log } from '@factline/core/adapter';
 import type pg from 'pg';
 import { ChannelListener } from '../channel-listener.ts';
 import { dedicatedConnectionSettings } from '../connection-settings.ts';
@@ -62,6 +62,18 @@ export async function startPostgresWorkflowTimers(
     channel: timerChannel(timers.schema ?? schema),
     reconnectInitialMs: 100,
     reconnectMaxMs: 30_000,
+    onError: (error) => {
+      const problem = new StorageError(
+        `the workflow timer poller cannot LISTEN on ${timerChannel(timers.schema ?? schema)} (${error instanceof Error ? error.message : String(error)}): it looks for due timers every pollMs until the connection is back`,
+        { cause: error },
+      );
+      try {
+        options.onError?.(problem);
+      } catch {
+        // The hook's own failure changes nothing.
+      }
+      log(options.logger, 'warn', { err: problem }, 'workflow timers: LISTEN connection failed');
+    },
   });
   const poller = createWorkflowTimers({
     ...rest,
