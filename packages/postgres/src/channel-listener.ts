@@ -1,3 +1,5 @@
+import { type Logger, StorageError } from '@factline/core';
+import { log } from '@factline/core/adapter';
 import pg from 'pg';
 
 /** Called with a notification's payload, or `undefined` when notifications may have been missed. */
@@ -126,4 +128,32 @@ export class ChannelListener {
     // Background work: it must not keep a process alive that has nothing else to do.
     this.timer.unref?.();
   }
+}
+
+/**
+ * A `ChannelListener`'s `onError` for a loop that falls back on polling: each failure told to the loop's
+ * `onError` as a `StorageError` saying what `who` does meanwhile (a hook that throws changes nothing), and
+ * logged at `warn`.
+ *
+ * @example
+ * new ChannelListener({ ..., onError: listenFailureReporter('the outbox relay', channel, 'it polls every 100 ms', options) });
+ */
+export function listenFailureReporter(
+  who: string,
+  channel: string,
+  meanwhile: string,
+  hooks: { onError?: (error: unknown) => void; logger?: Logger },
+): (error: unknown) => void {
+  return (error) => {
+    const problem = new StorageError(
+      `${who} cannot LISTEN on ${channel} (${error instanceof Error ? error.message : String(error)}): ${meanwhile} until the connection is back`,
+      { cause: error },
+    );
+    try {
+      hooks.onError?.(problem);
+    } catch {
+      // The hook's own failure changes nothing.
+    }
+    log(hooks.logger, 'warn', { err: problem }, `${who}: LISTEN connection failed`);
+  };
 }

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createMessage, uuidv7 } from '@factline/core';
+import { uuidv7 } from '@factline/core';
 import { getPostgresDeadLetterStore, getPostgresEventStore } from '@factline/postgres';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../../../postgres/src/fixtures/server.ts';
+import { deadLetterRecord } from '../fixtures/dead-letter.ts';
 import { openPostgresInspector } from './postgres-inspector.ts';
 
 const skip = await postgresUnavailable();
@@ -20,26 +21,12 @@ describe('the PostgreSQL inspector', { skip }, () => {
     try {
       assert.deepEqual(await inspector.deadLetters({}), [], 'no table yet: none');
       const id = uuidv7();
-      const at = new Date();
-      await (await getPostgresDeadLetterStore({ pool: store.pool, schema })).add({
-        id,
-        consumer: 'billing',
-        topic: 'orders',
-        message: createMessage({ type: 'OrderPlaced', data: {}, key: 'order-1' }),
-        error: { type: 'Error', message: 'card declined' },
-        reason: 'retries exhausted',
-        attempts: 3,
-        firstFailureAt: at,
-        lastFailureAt: at,
-        deadLetteredAt: at,
-        redrives: [],
-        state: 'dead',
-      });
+      await (await getPostgresDeadLetterStore({ pool: store.pool, schema })).add(deadLetterRecord(id));
       assert.deepEqual(
         (await inspector.deadLetters({})).map((record) => record.id),
         [id],
       );
-      assert.equal((await inspector.deadLetter(id))?.error.message, 'card declined');
+      assert.equal((await inspector.deadLetter(id))?.error.message, 'refused');
     } finally {
       await inspector.close();
       await store.close();

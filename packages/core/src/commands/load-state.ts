@@ -83,10 +83,10 @@ export function continues(snapshot: Snapshot, tail: ReadStreamResult, report: (e
   const first = tail.events[0];
   if (first?.streamVersion === snapshot.version) return first.id === snapshot.lastEventId;
   const firstLeft = first?.streamVersion ?? tail.version + 1;
-  if (firstLeft > snapshot.version + 1 && tail.version > snapshot.version) {
+  if (firstLeft > snapshot.version + 1) {
     report(
       new StorageError(
-        `the snapshot of '${tail.streamId}' ends at version ${snapshot.version}, but the stream was truncated past it (its first event left is ${first ? `version ${firstLeft}` : 'none'}, its version ${tail.version}): events ${snapshot.version + 1} to ${Math.min(firstLeft, tail.version + 1) - 1} are in neither; the snapshot is deleted and the stream read from its first event left`,
+        `the snapshot of '${tail.streamId}' ends at version ${snapshot.version}, but the stream was truncated past it (its first event left is ${first ? `version ${firstLeft}` : 'none'}, its version ${tail.version}): events ${snapshot.version + 1} to ${firstLeft - 1} are in neither; the snapshot is deleted and the stream read from its first event left`,
       ),
     );
     return false;

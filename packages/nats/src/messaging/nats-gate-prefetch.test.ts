@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import type { JetStreamManager } from '@nats-io/jetstream';
-import { natsUnavailable, natsUrl, openManager, removeStreams, testApplication } from '../fixtures/server.ts';
+import { natsUnavailable, natsUrl, testApplication, useManager } from '../fixtures/server.ts';
 import { topologyNames } from '../topology.ts';
 import { getNatsTransport } from './nats-transport.ts';
 
@@ -12,16 +11,7 @@ const application = testApplication('gateprefetch');
 const never = new AbortController().signal;
 
 describe('nats: a partition gated behind a message pending elsewhere', { skip }, () => {
-  let manager: Awaited<ReturnType<typeof openManager>> | undefined;
-  let jsm: JetStreamManager;
-  before(async () => {
-    manager = await openManager();
-    jsm = manager.jsm;
-  });
-  after(async () => {
-    await manager?.close();
-    await removeStreams([application]);
-  });
+  const manager = useManager(application);
 
   it('holds no more than prefetch messages behind its gate (then one a second), however many are published', async () => {
     const open = () => getNatsTransport({ url: natsUrl, application, partitions: 1, prefetch: 16, claimTtlMs: 600 });
@@ -33,7 +23,7 @@ describe('nats: a partition gated behind a message pending elsewhere', { skip },
     await first.publish('jobs', [createMessage({ type: 'Later', key: 'later', data: {}, deliverAt: due })]);
     const firstSub = first.subscribe('jobs', 'worker');
     const consumerName = topologyNames(application).consumer('jobs', 'worker', 0);
-    const ackPending = async () => (await jsm.consumers.info(application, consumerName)).num_ack_pending;
+    const ackPending = async () => (await manager().consumers.info(application, consumerName)).num_ack_pending;
     await waitUntil(async () => (await ackPending()) === 1, 'the delayed message naked by the first holder');
     await firstSub.close();
     await first.close();

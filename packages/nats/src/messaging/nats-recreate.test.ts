@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import type { JetStreamManager } from '@nats-io/jetstream';
-import { natsUnavailable, natsUrl, openManager, removeStreams, testApplication } from '../fixtures/server.ts';
+import { natsUnavailable, natsUrl, removeStreams, testApplication, useManager } from '../fixtures/server.ts';
 import { topologyNames } from '../topology.ts';
 import { getNatsTransport } from './nats-transport.ts';
 
@@ -12,23 +11,16 @@ const application = testApplication('recreate');
 const never = new AbortController().signal;
 
 describe('nats: the server objects, made again when deleted and kept as asked', { skip }, () => {
-  let manager: Awaited<ReturnType<typeof openManager>> | undefined;
-  let jsm: JetStreamManager;
-  before(async () => {
-    manager = await openManager();
-    jsm = manager.jsm;
-  });
-  after(async () => {
-    await manager?.close();
-    await removeStreams([application]);
-  });
+  const manager = useManager(application);
 
   const consumerName = topologyNames(application).consumer('jobs', 'worker', 0);
   const exists = async () =>
-    jsm.consumers.info(application, consumerName).then(
-      () => true,
-      () => false,
-    );
+    manager()
+      .consumers.info(application, consumerName)
+      .then(
+        () => true,
+        () => false,
+      );
 
   it('a consumer deleted at the server is made again by a running subscription, and by a declaration, never trusted from memory', async () => {
     const told: string[] = [];
@@ -47,7 +39,7 @@ describe('nats: the server objects, made again when deleted and kept as asked', 
       await first?.ack();
 
       // Deleted by hand (or lost with the server's state): the reader's next pull finds it missing.
-      await jsm.consumers.delete(application, consumerName);
+      await manager().consumers.delete(application, consumerName);
       await waitUntil(exists, 'the consumer made again by the reader', 20_000);
       await transport.publish('jobs', [createMessage({ type: 'Job', key: 'j', data: { n: 2 } })]);
       const [second] = await subscription.receive(1, 10_000, never);
@@ -56,7 +48,7 @@ describe('nats: the server objects, made again when deleted and kept as asked', 
       await subscription.close();
 
       // With no reader running, a declaration makes it again before it resolves.
-      await jsm.consumers.delete(application, consumerName);
+      await manager().consumers.delete(application, consumerName);
       await transport.declareSubscription('jobs', 'worker');
       assert.equal(await exists(), true, 'declareSubscription resolved with the consumer there');
     } finally {
@@ -66,7 +58,7 @@ describe('nats: the server objects, made again when deleted and kept as asked', 
 
   it("a longer duplicateWindowMs raises the stream's duplicate window; a shorter one never lowers it", async () => {
     const own = testApplication('window');
-    const windowOf = async () => ((await jsm.streams.info(own)).config.duplicate_window ?? 0) / 1_000_000;
+    const windowOf = async () => ((await manager().streams.info(own)).config.duplicate_window ?? 0) / 1_000_000;
     try {
       for (const [asked, expected] of [
         [120_000, 120_000],

@@ -5,14 +5,12 @@ import {
   type MessageInput,
   type OutboxRelayStats,
   type SchemaRegistry,
-  StorageError,
   type Transport,
   ValidationError,
 } from '@factline/core';
 import {
   assertIntegerOption,
   assertName,
-  log,
   messageFromJson,
   type Outbox,
   type OutboxRelayOptions,
@@ -20,7 +18,7 @@ import {
   startOutboxRelay,
 } from '@factline/core/adapter';
 import type pg from 'pg';
-import { ChannelListener } from '../channel-listener.ts';
+import { ChannelListener, listenFailureReporter } from '../channel-listener.ts';
 import { dedicatedConnectionSettings } from '../connection-settings.ts';
 import { advisoryLockKey, createPostgresLeases } from '../lease.ts';
 import { migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
@@ -257,18 +255,12 @@ export async function startPostgresOutboxRelay(
     channel: outboxChannel(outbox.schema),
     reconnectInitialMs: 100,
     reconnectMaxMs: Math.max(1000, leaseCheckMs),
-    onError: (error) => {
-      const problem = new StorageError(
-        `the outbox relay cannot LISTEN for enqueues on ${outboxChannel(outbox.schema)} (${error instanceof Error ? error.message : String(error)}): it polls every ${options.pollMs ?? 100} ms until the connection is back`,
-        { cause: error },
-      );
-      try {
-        options.onError?.(problem);
-      } catch {
-        // The hook's own failure changes nothing.
-      }
-      log(options.logger, 'warn', { err: problem }, 'outbox relay: LISTEN connection failed');
-    },
+    onError: listenFailureReporter(
+      'the outbox relay',
+      outboxChannel(outbox.schema),
+      `it polls every ${options.pollMs ?? 100} ms`,
+      options,
+    ),
   });
   return startOutboxRelay(postgresOutboxRows(outbox, listener), transport, {
     ...relayOptions,

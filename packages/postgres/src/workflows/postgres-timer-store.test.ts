@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { createMessage, createWorkflowHandler, isValidationError } from '@factline/core';
 import { testTimerStoreConformance, waitUntil } from '@factline/core/testing';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
@@ -63,8 +63,9 @@ test('the timer table is migrated once as component workflow-timers; options are
   }
 });
 
-test('one timer poller per schema fires; a standby takes over when the holder stops', { skip }, async (t) => {
-  const own = testSchema('timers_lease');
+/** A store with the timer projection, its timer store and a reminder handler, on a schema of the test's own. */
+const openOwn = async (t: TestContext, label: string) => {
+  const own = testSchema(label);
   t.after(() => dropSchema(own));
   const store = await getPostgresEventStore({
     connectionString: postgresUrl,
@@ -73,7 +74,11 @@ test('one timer poller per schema fires; a standby takes over when the holder st
     inlineProjections: [postgresTimerProjection({ schema: own })],
   });
   const timers = await getPostgresTimerStore({ pool: store.pool, schema: own });
-  const handler = createWorkflowHandler(reminder, { store });
+  return { own, store, timers, handler: createWorkflowHandler(reminder, { store }) };
+};
+
+test('one timer poller per schema fires; a standby takes over when the holder stops', { skip }, async (t) => {
+  const { own, store, timers, handler } = await openOwn(t, 'timers_lease');
   const options = { handlers: [handler], schema: own, pollMs: 20, leaseCheckMs: 50 };
   const first = await startPostgresWorkflowTimers(timers, options);
   const second = await startPostgresWorkflowTimers(timers, options);
@@ -99,16 +104,7 @@ test('one timer poller per schema fires; a standby takes over when the holder st
 test('a timer poller whose LISTEN connection drops tells onError once per drop and goes on firing', {
   skip,
 }, async (t) => {
-  const own = testSchema('timers_listen');
-  t.after(() => dropSchema(own));
-  const store = await getPostgresEventStore({
-    connectionString: postgresUrl,
-    schema: own,
-    poolSize: 4,
-    inlineProjections: [postgresTimerProjection({ schema: own })],
-  });
-  const timers = await getPostgresTimerStore({ pool: store.pool, schema: own });
-  const handler = createWorkflowHandler(reminder, { store });
+  const { own, store, timers, handler } = await openOwn(t, 'timers_listen');
   const errors: unknown[] = [];
   const poller = await startPostgresWorkflowTimers(timers, {
     handlers: [handler],

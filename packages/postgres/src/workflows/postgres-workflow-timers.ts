@@ -1,7 +1,7 @@
-import { createWorkflowTimers, StorageError, type WorkflowTimers, type WorkflowTimersOptions } from '@factline/core';
-import { assertIntegerOption, checkOptions, log } from '@factline/core/adapter';
+import { createWorkflowTimers, type WorkflowTimers, type WorkflowTimersOptions } from '@factline/core';
+import { assertIntegerOption, checkOptions } from '@factline/core/adapter';
 import type pg from 'pg';
-import { ChannelListener } from '../channel-listener.ts';
+import { ChannelListener, listenFailureReporter } from '../channel-listener.ts';
 import { dedicatedConnectionSettings } from '../connection-settings.ts';
 import { advisoryLockKey, createPostgresLeases } from '../lease.ts';
 import { type PostgresTimerStore, timerChannel } from './postgres-timer-store.ts';
@@ -62,18 +62,12 @@ export async function startPostgresWorkflowTimers(
     channel: timerChannel(timers.schema ?? schema),
     reconnectInitialMs: 100,
     reconnectMaxMs: 30_000,
-    onError: (error) => {
-      const problem = new StorageError(
-        `the workflow timer poller cannot LISTEN on ${timerChannel(timers.schema ?? schema)} (${error instanceof Error ? error.message : String(error)}): it looks for due timers every pollMs until the connection is back`,
-        { cause: error },
-      );
-      try {
-        options.onError?.(problem);
-      } catch {
-        // The hook's own failure changes nothing.
-      }
-      log(options.logger, 'warn', { err: problem }, 'workflow timers: LISTEN connection failed');
-    },
+    onError: listenFailureReporter(
+      'the workflow timer poller',
+      timerChannel(timers.schema ?? schema),
+      'it looks for due timers every pollMs',
+      options,
+    ),
   });
   const poller = createWorkflowTimers({
     ...rest,

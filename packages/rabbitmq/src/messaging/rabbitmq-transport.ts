@@ -15,23 +15,14 @@ import {
   keptOnSuccess,
   messageToJson,
 } from '@factline/core/adapter';
-import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
-import {
-  assertAmqpUrl,
-  assertTlsUrl,
-  CLOSE_WAIT_MS,
-  closeWithin,
-  openConnection,
-  reconnectDelay,
-  redactUrl,
-} from '../connection.ts';
+import type { Channel, ChannelModel } from 'amqplib';
+import { assertAmqpUrl, assertTlsUrl, CLOSE_WAIT_MS, closeWithin, reconnectDelay, redactUrl } from '../connection.ts';
 import { checkRabbitTransportOptions, type RabbitErrorStage, type RabbitTransportOptions } from '../options.ts';
 import { checkPartitionCount } from '../partition-count.ts';
 import {
   assertQueueNames,
   type Declared,
   declareDelayTier,
-  declareExchanges,
   declareGroup,
   delayTierFor,
   delayTiers,
@@ -42,7 +33,8 @@ import {
 } from '../topology.ts';
 import { groupBacklog, readyMessages } from './backlog.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
-import { createPublisher, type Outgoing, type Publisher } from './publish.ts';
+import { closeLink, type Link, openLink } from './link.ts';
+import type { Outgoing } from './publish.ts';
 import { DUE_HEADER } from './receive.ts';
 import { redeliveryOf } from './redelivery.ts';
 
@@ -56,15 +48,6 @@ export interface RabbitTransport extends Transport {
    * one that consumes and declares, and the one that publishes with ` (publish)` after it.
    */
   readonly connectionName: string;
-}
-
-interface Link {
-  /** Consumes, acks and declares; never publishes, so a broker blocking publishers leaves it running. */
-  connection: ChannelModel;
-  /** Carries the publish channel only: RabbitMQ blocks a connection that publishes during a memory or disk alarm. */
-  publishing: ChannelModel;
-  channel: ConfirmChannel;
-  publisher: Publisher;
 }
 
 /**
@@ -111,59 +94,23 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
     }
   };
 
-  const open = async (): Promise<Link> => {
-    const connection = await openConnection(options.url, options.connectTimeoutMs, connectionName, options.tls);
-    let publishing: ChannelModel | undefined;
-    try {
-      publishing = await openConnection(
-        options.url,
-        options.connectTimeoutMs,
-        `${connectionName} (publish)`,
-        options.tls,
-      );
-      const publishOn = publishing;
-      const channel = await publishing.createConfirmChannel();
-      // A channel error of the link in use (e.g. a publish to an exchange that is gone) closes the channel, and with
-      // it the link: its reason is told here, the lost connection after it. (One while declaring rejects `open`.)
-      let opened: Link | undefined;
-      channel.on('error', (error: Error) => {
-        if (closed || opened === undefined || link !== opened) return;
-        report(
-          new TransportError(`the publish channel to RabbitMQ at ${redactUrl(options.url)} failed: ${error.message}`, {
-            cause: error,
-          }),
-          'connection',
-        );
-      });
-      await declareExchanges(channel, names);
-      opened = {
-        connection,
-        publishing,
-        channel,
-        publisher: createPublisher(channel, options.publishTimeoutMs),
-      };
-      // Either connection lost takes the other with it: the reconnect starts over with both.
-      const lost = (other: ChannelModel) => () => {
-        if (link !== opened) return;
+  const open = (): Promise<Link> =>
+    openLink({
+      url: options.url,
+      connectTimeoutMs: options.connectTimeoutMs,
+      connectionName,
+      tls: options.tls,
+      publishTimeoutMs: options.publishTimeoutMs,
+      names,
+      inUse: (opened) => !closed && link === opened,
+      failed: (error) => report(error, 'connection'),
+      lost: () => {
         link = undefined;
         declaredNow = new Map();
-        void closeWithin(other);
-        if (closed) return;
         report(new TransportError(`lost the connection to RabbitMQ at ${redactUrl(options.url)}`), 'connection');
         scheduleReconnect(1);
-      };
-      connection.on('close', lost(publishOn));
-      publishOn.on('close', lost(connection));
-      channel.on('close', () => {
-        // The publish channel alone closed (a channel error): drop its connection; the reconnect starts over.
-        if (link === opened) void closeWithin(publishOn);
-      });
-      return opened;
-    } catch (error) {
-      await Promise.all([closeWithin(connection), publishing && closeWithin(publishing)]);
-      throw error;
-    }
-  };
+      },
+    });
 
   const scheduleReconnect = (attempt: number) => {
     if (closed) return;
@@ -173,7 +120,7 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
         try {
           const opened = await open();
           if (closed) {
-            await Promise.all([closeWithin(opened.connection), closeWithin(opened.publishing)]);
+            await closeLink(opened);
             return;
           }
           link = opened;
@@ -468,8 +415,7 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
       readers.clear();
       const last = link;
       link = undefined;
-      const inTime = last && (await Promise.all([closeWithin(last.connection), closeWithin(last.publishing)]));
-      if (inTime && !inTime.every(Boolean)) {
+      if (last && !(await closeLink(last))) {
         report(
           new TransportError(
             `RabbitMQ at ${redactUrl(options.url)} did not confirm closing the connection within ${CLOSE_WAIT_MS} ms: it was dropped`,
