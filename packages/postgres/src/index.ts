@@ -9,6 +9,7 @@ export {
 export {
   getPostgresTransport,
   type PostgresTransport,
+  type PostgresTransportErrorStage,
   type PostgresTransportOptions,
 } from './messaging/postgres-transport.ts';
 export {

@@ -57,6 +57,7 @@ const transportSpec: OptionSpecOf<PostgresTransportOptions> = {
   listen: 'boolean',
   listenConnection: 'object',
   pollIntervalMs: 'positive-integer',
+  onError: 'function',
 };
 
 /** Checks `getPostgresTransport`'s options. */
@@ -111,6 +112,8 @@ const backendSpec: OptionSpecOf<PostgresProjectionBackendOptions> = {
   listenApplicationName: 'non-empty-string',
   listenReconnectInitialMs: 'positive-integer',
   listenReconnectMaxMs: 'positive-integer',
+  onListenError: 'function',
+  logger: loggerKind,
 };
 
 /** Checks `getPostgresProjectionBackend`'s options. */
@@ -125,6 +128,8 @@ export function pickBackendOptions(options: PostgresProjectionsOptions): Postgre
     listenApplicationName: options.listenApplicationName,
     listenReconnectInitialMs: options.listenReconnectInitialMs,
     listenReconnectMaxMs: options.listenReconnectMaxMs,
+    onListenError: options.onListenError,
+    logger: options.logger,
   };
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createConsumer, createMessage, type Delivery, type Message, type Subscription } from '@factline/core';
-import { testTransportConformance } from '@factline/core/testing';
+import { testTransportConformance, waitUntil } from '@factline/core/testing';
 import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { migratePostgres } from '../migrations.ts';
@@ -234,6 +234,55 @@ describe('postgres transport', { skip }, () => {
     );
     assert.ok(Date.now() - startedAt < 2000, 'woken by the notification, not by waitMs');
     await Promise.all(got.map((d) => d.ack()));
+  });
+
+  it('a LISTEN connection that drops is told to onError once per drop; receivers poll meanwhile and it listens again', async () => {
+    const errors: { error: unknown; stage: string }[] = [];
+    // A schema of its own: its channel is heard by this transport's connection alone.
+    const own = testSchema('transport_listen');
+    const settings = { connectionString: postgresUrl, schema: own, poolSize: 2 };
+    const listening = await getPostgresTransport({
+      ...settings,
+      pollIntervalMs: 50,
+      onError: (error, { stage }) => errors.push({ error, stage }),
+    });
+    const publisher = await getPostgresTransport({ ...settings, listen: false });
+    try {
+      const name = topic();
+      const sub = listening.subscribe(name, 'g');
+      await sub.receive(1, 50, never());
+      const listen = `LISTEN "${transportChannel(own)}"`;
+      const listenPids = async () =>
+        (
+          await listening.pool.query<{ pid: number }>(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'factline-transport-listen' AND query = $1",
+            [listen],
+          )
+        ).rows.map((row) => row.pid);
+      for (let drop = 1; drop <= 2; drop++) {
+        await waitUntil(async () => (await listenPids()).length === 1, `listening (${drop})`);
+        await listening.pool.query('SELECT pg_terminate_backend($1)', await listenPids());
+        await waitUntil(() => errors.length === drop, `drop ${drop} told`);
+        const told = errors[drop - 1] as { error: Error & { code?: string }; stage: string };
+        assert.equal(told.stage, 'listen');
+        assert.equal(told.error.code, 'STORAGE');
+        assert.match(told.error.message, /the transport cannot LISTEN on .* waiting receivers poll every 50 ms/);
+        const message = createMessage({ type: 'Tested', data: { drop } });
+        const pending = sub.receive(1, 10_000, never());
+        await publisher.publish(name, [message]);
+        const got = await pending;
+        assert.deepEqual(
+          got.map((d) => d.message.id),
+          [message.id],
+        );
+        await Promise.all(got.map((d) => d.ack()));
+      }
+      assert.equal(errors.length, 2, 'each drop told once');
+    } finally {
+      await listening.close();
+      await publisher.close();
+      await dropSchema(own);
+    }
   });
 
   it('without LISTEN, a waiting receive finds messages by polling', async () => {

@@ -1,6 +1,7 @@
 import { type Message, NoSubscriptionError, StoreClosedError, type Transport } from '@factline/core';
 import { assertIntegerOption, createQueueTransport, createReceiveWakeups } from '@factline/core/adapter';
 import type pg from 'pg';
+import { listenFailureReporter } from '../channel-listener.ts';
 import { migratedPool, quoteSchema } from '../migrations.ts';
 import { checkPostgresTransportOptions } from '../options.ts';
 import { toStorageError } from '../pg-errors.ts';
@@ -31,7 +32,17 @@ export interface PostgresTransportOptions {
   listenConnection?: pg.ClientConfig;
   /** How often a waiting receiver looks for messages while no notification can reach it. Default 1000 ms. */
   pollIntervalMs?: number;
+  /**
+   * Told what fails outside a call's own outcome: `listen` (the LISTEN
+   * connection cannot connect or dropped; waiting receivers poll every
+   * `pollIntervalMs` until it is back), a `StorageError` once per run of
+   * failures. Default: nothing is written anywhere.
+   */
+  onError?: (error: unknown, context: { stage: PostgresTransportErrorStage }) => void;
 }
+
+/** Where a PostgreSQL transport failure happened, as told to `onError`. */
+export type PostgresTransportErrorStage = 'listen';
 
 export interface PostgresTransport extends Transport {
   /** The pool the transport uses. */
@@ -95,6 +106,14 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
           listenConnection: options.listenConnection,
           pool,
           channel,
+          onError: listenFailureReporter(
+            'the transport',
+            channel,
+            `waiting receivers poll every ${pollIntervalMs} ms`,
+            {
+              onError: options.onError && ((error) => options.onError?.(error, { stage: 'listen' })),
+            },
+          ),
         });
   let listening = false;
   const startListening = () => {

@@ -24,6 +24,8 @@ export interface TransportListenerOptions {
   /** The transport's pool, whose settings the LISTEN connection takes when given nothing else. */
   pool: pg.Pool;
   channel: string;
+  /** Told the first failure of each run of failed connects or LISTENs. */
+  onError?: (error: unknown) => void;
 }
 
 /**
@@ -48,5 +50,6 @@ export function createTransportListener(options: TransportListenerOptions): Chan
     channel: options.channel,
     reconnectInitialMs: 100,
     reconnectMaxMs: 30_000,
+    ...(options.onError ? { onError: options.onError } : {}),
   });
 }

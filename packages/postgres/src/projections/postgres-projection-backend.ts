@@ -1,4 +1,4 @@
-import type { ParkedEvent, RecordedEvent } from '@factline/core';
+import type { Logger, ParkedEvent, RecordedEvent } from '@factline/core';
 import {
   assertIntegerOption,
   type ProjectionBackend,
@@ -7,7 +7,7 @@ import {
   waitForAppendSignal,
 } from '@factline/core/adapter';
 import pg from 'pg';
-import { ChannelListener } from '../channel-listener.ts';
+import { ChannelListener, listenFailureReporter } from '../channel-listener.ts';
 import { checkOutHeld } from '../checkout.ts';
 import { dedicatedConnectionSettings } from '../connection-settings.ts';
 import { migratePostgres, quoteSchema } from '../migrations.ts';
@@ -32,6 +32,14 @@ export interface PostgresProjectionBackendOptions {
   listenReconnectInitialMs?: number;
   /** Largest delay ceiling between reconnection attempts, ms. Default 5000. */
   listenReconnectMaxMs?: number;
+  /**
+   * Told when the LISTEN connection cannot connect or drops (a `StorageError`,
+   * once per run of failures); runners find new events by their periodic
+   * check (`idleCheckMs`) until it is back. Default: nothing is told.
+   */
+  onListenError?: (error: unknown) => void;
+  /** Where that failure is also logged, at `warn`. Default: nowhere. */
+  logger?: Logger;
 }
 
 export interface PostgresProjectionBackend extends ProjectionBackend<pg.PoolClient> {
@@ -100,6 +108,12 @@ export function getPostgresProjectionBackend(
     channel: appendChannel(store.schema),
     reconnectInitialMs: assertIntegerOption(options.listenReconnectInitialMs, 'listenReconnectInitialMs', 1) ?? 100,
     reconnectMaxMs: assertIntegerOption(options.listenReconnectMaxMs, 'listenReconnectMaxMs', 1) ?? 5000,
+    onError: listenFailureReporter(
+      'the projection backend',
+      appendChannel(store.schema),
+      'projection runners find new events by their periodic check (idleCheckMs)',
+      { onError: options.onListenError, logger: options.logger },
+    ),
   });
 
   let migrated: Promise<void> | undefined;

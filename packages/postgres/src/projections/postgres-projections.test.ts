@@ -422,14 +422,18 @@ describe('postgres projections', { skip }, () => {
     assert.equal(summary?.distinct, 200);
   });
 
-  it('keeps delivering when the LISTEN connection is killed (periodic check), and reconnects it', async () => {
+  it('keeps delivering when the LISTEN connection is killed (periodic check), tells onListenError, and reconnects it', async () => {
     const store = await openStore('listen');
     const applicationName = `factline-listen-${process.pid}`;
+    const told: unknown[] = [];
+    const warned: unknown[] = [];
     // Reconnection waits 2 to 4 s, so that the events below can only come through the periodic check.
     const backend = getPostgresProjectionBackend(store, {
       listenApplicationName: applicationName,
       listenReconnectInitialMs: 4000,
       listenReconnectMaxMs: 4000,
+      onListenError: (error) => told.push(error),
+      logger: { debug: () => {}, info: () => {}, warn: (...args: unknown[]) => warned.push(args), error: () => {} },
     });
     cleanups.push(() => backend.close());
     const polling = createProjectionRunner(backend, [totals(store)], { idleCheckMs: 200 });
@@ -444,12 +448,20 @@ describe('postgres projections', { skip }, () => {
     assert.equal(others.length, 0, 'one LISTEN connection per backend');
     await sql.query('SELECT pg_terminate_backend($1, 5000)', [killedPid]);
     await waitUntil(() => !backend.listening, 'the listener to notice the kill');
+    await waitUntil(() => told.length === 1, 'the drop told to onListenError');
+    assert.ok(isStorageError(told[0]));
+    assert.match(
+      (told[0] as Error).message,
+      /the projection backend cannot LISTEN on .*: projection runners find new events by their periodic check/,
+    );
+    assert.equal(warned.length, 1, 'and logged at warn');
 
     const { position } = await store.append('l-1', [{ type: 'Added', data: { amount: 7 } }]);
     await polling.waitFor('totals', position, { timeoutMs: 1500 });
     assert.equal(backend.listening, false, 'the event came through the periodic check, not a NOTIFY');
 
     await waitUntil(() => backend.listening, 'the listener to reconnect', 15_000);
+    assert.equal(told.length, 1, 'told once for the run of failures');
     const [newPid, ...more] = await listenPids();
     assert.equal(more.length, 0);
     assert.notEqual(newPid, killedPid);
