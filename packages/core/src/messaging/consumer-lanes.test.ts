@@ -228,4 +228,70 @@ describe('createKeyLanes', () => {
     await waitUntil(() => lanes.buffered() === 0, 'the lanes emptied');
     stop.abort();
   });
+
+  describe('visibility', () => {
+    /** A delivery that records its extensions (`a2 900`: a2 extended by 900 ms) in `log`. */
+    const extending = (name: string, log: string[]): Delivery => ({
+      ...delivery(name[0] as string, Number(name[1]), []),
+      extend: async (ms) => void log.push(`${name} ${ms}`),
+    });
+
+    it('a delivery whose turn comes a third of the visibility timeout or more after it was set is extended by it before it runs', async (t) => {
+      t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+      const log: string[] = [];
+      const work = manualProcess();
+      const stop = new AbortController();
+      const lanes = createKeyLanes({
+        concurrency: 1,
+        process: (d, slot) => {
+          log.push(`run ${d.message.key}${(d.message.data as { n: number }).n}`);
+          return work.process(d, slot);
+        },
+        signal: () => stop.signal,
+        report: () => {},
+        visibility: 900,
+      });
+      lanes.add(['a1', 'a2', 'a3'].map((name) => extending(name, log)));
+      // a2's turn comes 299 ms after it was fetched: it runs with what it has (over two thirds).
+      t.mock.timers.tick(299);
+      work.finish('a1');
+      await waitUntil(() => work.started.includes('a2'), 'a2 runs');
+      // a3's turn comes 300 ms after it was fetched: extended first, so it runs with the whole timeout.
+      t.mock.timers.tick(1);
+      work.finish('a2');
+      await waitUntil(() => work.started.includes('a3'), 'a3 runs');
+      assert.deepEqual(log, ['run a1', 'run a2', 'a3 900', 'run a3']);
+      work.finish('a3');
+      await settlesWithin(lanes.drain(1000), 2000, 'drain');
+      stop.abort();
+    });
+
+    it('a key held by a delayed retry: its waiting deliveries, and those joining it, never get less than the visibility timeout', async (t) => {
+      t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+      const log: string[] = [];
+      const work = manualProcess();
+      const stop = new AbortController();
+      const lanes = createKeyLanes({
+        concurrency: 1,
+        process: work.process,
+        signal: () => stop.signal,
+        report: () => {},
+        visibility: 900,
+      });
+      lanes.add(['a1', 'a2'].map((name) => extending(name, log)));
+      // a1's retry waits 100 ms: a2, behind it, keeps (at least) the timeout, not 100 ms.
+      const extendWaiting = work.slots.get('a1')?.extendWaiting;
+      assert.ok(extendWaiting, 'a1 runs');
+      await extendWaiting(100);
+      // a3 joins during that hold: it was fetched with the whole timeout, which outlasts the hold.
+      lanes.add([extending('a3', log)]);
+      // A retry that waits 5 s holds the key longer than the timeout: a4, joining, is kept that long.
+      await extendWaiting(5000);
+      lanes.add([extending('a4', log)]);
+      await waitUntil(() => log.includes('a4 5000'), 'a4 extended');
+      assert.deepEqual(log, ['a2 900', 'a2 5000', 'a3 5000', 'a4 5000']);
+      stop.abort();
+      for (const name of [...work.inFlight.keys()]) work.finish(name);
+    });
+  });
 });

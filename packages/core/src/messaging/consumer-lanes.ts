@@ -38,6 +38,12 @@ export interface KeyLaneSettings {
   process: (delivery: Delivery, slot: LaneSlot) => Promise<boolean>;
   /** The consumer's stop signal (a new one per start): no lane starts or goes on once it aborted. */
   signal: () => AbortSignal;
+  /**
+   * The visibility timeout a delivery is fetched with, ms (0: none). An extension never sets less than it, and a
+   * delivery whose turn comes a third of it or more after its visibility was last set is extended by it first.
+   * Default 0.
+   */
+  visibility?: number;
   report: (error: unknown, stage: ConsumerErrorStage, message?: Message) => void;
 }
 
@@ -54,11 +60,12 @@ const STARTING: Promise<void> = Promise.resolve();
  * it, so none runs before it.
  *
  * @example
- * const lanes = createKeyLanes({ concurrency: 8, process, signal: () => stopping.signal, report });
+ * const lanes = createKeyLanes({ concurrency: 8, process, signal: () => stopping.signal, report, visibility: 30_000 });
  * lanes.add(await subscription.receive(32, 1000, signal));
  */
 export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
   const { concurrency, process, signal, report } = settings;
+  const visibility = settings.visibility ?? 0;
   /** Per key, the deliveries waiting their turn, in arrival order (the one in flight first). */
   const lanes = new Map<string, Delivery[]>();
   const running = new Map<string, Promise<void>>();
@@ -85,13 +92,28 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
     );
   };
 
+  /**
+   * Extends `delivery`, whose turn came, by the visibility timeout (longer while a delayed retry holds its key)
+   * when its visibility was set a third of it ago or more: its handler starts with at least two thirds of it.
+   */
+  const freshen = (key: string, delivery: Delivery): Promise<void> | undefined => {
+    if (!(visibility > 0)) return undefined;
+    const now = Date.now();
+    if (now - (refreshed.get(delivery) ?? 0) < visibility / 3) return undefined;
+    const hold = holds.get(key);
+    return extendAll([delivery], Math.max(visibility, hold === undefined ? 0 : hold - now));
+  };
+
   /** Works off `lane`, the deliveries of `key`; settles once the key gave its place up. */
   const runLane = async (key: string, lane: Delivery[], slot: LaneSlot) => {
     // The stop of the start it belongs to: a run that outlived a stop's drain never goes on under a later start.
     const stop = signal();
     try {
       while (lane.length > 0 && !stop.aborted) {
-        const settled = await process(lane[0] as Delivery, slot);
+        const next = lane[0] as Delivery;
+        const extending = freshen(key, next);
+        if (extending) await extending;
+        const settled = await process(next, slot);
         lane.shift();
         if (settled && lane.length > 0 && running.size - waiting.size > concurrency) {
           // While this run waited for its commit another key took its place: its next message
@@ -145,7 +167,8 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
       async extendWaiting(ms) {
         // Those that join the lane while the hold lasts are extended as they come (`add`).
         holds.set(key, Date.now() + ms);
-        await extendAll(lane.slice(1), ms);
+        // Never less than the visibility they were fetched with: an extension sets it from now.
+        await extendAll(lane.slice(1), Math.max(visibility, ms));
       },
     };
     // Registered before its run starts: the run may reach a group commit (and call `slot.waiting`)
@@ -176,7 +199,7 @@ export function createKeyLanes(settings: KeyLaneSettings): KeyLanes {
           lane.push(delivery);
           // Behind a delayed retry: kept from other consumers as long as the retry holds the key.
           const until = holds.get(key);
-          if (until !== undefined && until > now) void extendAll([delivery], until - now);
+          if (until !== undefined && until - now > visibility) void extendAll([delivery], until - now);
         } else {
           lanes.set(key, [delivery]);
           ready.add(key);

@@ -170,7 +170,7 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
   const given = options.handler as (message: Message, tx: Tx) => unknown;
   const handler = options.schemas ? decodingHandler(options.schemas, given) : given;
   const process = createProcessor<Tx>({ ...settings, name, topic, handler, inbox, signal, report, fail, stats });
-  const lanes = createKeyLanes({ concurrency, process, signal, report });
+  const lanes = createKeyLanes({ concurrency, process, signal, report, visibility });
 
   return {
     name,

@@ -4,6 +4,8 @@ import { answerWithin } from '../adapter/deadline.ts';
  * Polls `condition` until it returns something other than `undefined` or
  * `false` and returns that; fails with `what` in the message after
  * `deadlineMs`. For tests: wait for a condition, never for a fixed time.
+ * The deadline is timed by the monotonic clock (`performance.now()`), so a
+ * test that fakes `Date` still gets its failure instead of a hang.
  *
  * @example
  * await waitUntil(() => consumer.stats().handled === 5, 'five messages handled');
@@ -14,11 +16,11 @@ export async function waitUntil<T>(
   deadlineMs = 10_000,
   intervalMs = 2,
 ): Promise<T> {
-  const deadline = Date.now() + deadlineMs;
+  const deadline = performance.now() + deadlineMs;
   for (;;) {
     const value = await condition();
     if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
