@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { StorageError } from '../errors/index.ts';
-import { waitUntil } from '../testing/wait-until.ts';
+import { settlesWithin, waitUntil } from '../testing/wait-until.ts';
 import { type ConsumerErrorStage, createConsumer } from './consumer.ts';
 import { getInMemoryDeadLetterStore, getInMemoryInbox, type Inbox, type RetryPolicy } from './consumer-ports.ts';
 import { createEventBus } from './event-bus.ts';
@@ -141,6 +141,80 @@ describe('consumer failures', () => {
     assert.equal(seen[0]?.stage, 'inbox');
     assert.equal(seen[0]?.message?.id, sent.id);
     assert.equal((seen[0]?.error as Error | undefined)?.message, 'inbox unreachable');
+  });
+
+  it('an inbox whose prune throws, or returns no promise, is reported at stage prune and the consumer goes on', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const prunes: Inbox['prune'][] = [
+        // An inbox on a synchronous driver: the failed statement throws.
+        () => {
+          throw new StorageError('SQLITE_BUSY: database is locked', { retryable: true });
+        },
+        (() => undefined) as unknown as Inbox['prune'],
+      ];
+      for (const prune of prunes) {
+        const transport = getInMemoryTransport();
+        const inbox: Inbox = { ...getInMemoryInbox(), prune };
+        const { stages, onError } = reports();
+        const consumer = createConsumer({
+          name: 'billing',
+          topic: 'orders',
+          transport,
+          pollMs: 10,
+          inbox,
+          onError,
+          handler: () => 1,
+        });
+        await consumer.start();
+        try {
+          await transport.publish('orders', [message('a')]);
+          await waitUntil(() => consumer.stats().handled === 1, 'the first message, with the prune after its receive');
+          await transport.publish('orders', [message('b')]);
+          await waitUntil(() => consumer.stats().handled === 2, 'the second message, fetched after the prune');
+          assert.equal(consumer.stats().state, 'running');
+        } finally {
+          await consumer.stop();
+        }
+        assert.deepEqual(stages(), prune === prunes[0] ? ['prune'] : []);
+      }
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('a fetch loop that fails (a receive answered with no array) is reported and fails the consumer, never left unhandled', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const transport = getInMemoryTransport();
+    const broken = rewired(transport, () => async () => undefined as unknown as Delivery[]);
+    const { seen, onError } = reports();
+    const consumer = createConsumer({
+      name: 'billing',
+      topic: 'orders',
+      transport: broken,
+      pollMs: 10,
+      onError,
+      handler: () => 1,
+    });
+    try {
+      await consumer.start();
+      await waitUntil(() => consumer.stats().state === 'failed', 'the consumer failed');
+      assert.deepEqual(
+        seen.map((r) => r.stage),
+        ['receive'],
+      );
+      assert.ok(seen[0]?.error instanceof TypeError, `a TypeError, got ${String(seen[0]?.error)}`);
+      await settlesWithin(consumer.stop(), 5000, 'consumer.stop()');
+      assert.equal(consumer.stats().state, 'failed');
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 
   it('a failing dead-letter store is reported; the message comes back and is dead-lettered once the store works', async () => {

@@ -30,7 +30,10 @@ export interface InboxStep<Tx> {
   ): 'applied' | 'duplicate' | Promise<'applied' | 'duplicate'>;
   /** After the handler succeeded: an inbox without `applyOnce` records the mark. */
   record(message: Message): Promise<void>;
-  /** Forgets marks older than the retention, at most once a minute; a failure is reported (`'prune'`). */
+  /**
+   * Forgets marks older than the retention, at most once a minute; a failure (thrown or rejected) is
+   * reported (`'prune'`). Never rejects.
+   */
   pruneWhenDue(): Promise<void>;
 }
 
@@ -133,7 +136,12 @@ export function inboxStep<Tx>(settings: InboxStepSettings<Tx>): InboxStep<Tx> {
     async pruneWhenDue() {
       if (now() - lastPrune <= 60_000) return;
       lastPrune = now();
-      await inbox.prune(new Date(now() - retentionMs), name).catch((error: unknown) => report(error, 'prune'));
+      try {
+        // An inbox on a synchronous driver throws where its statement fails, and may return no promise.
+        await inbox.prune(new Date(now() - retentionMs), name);
+      } catch (error) {
+        report(error, 'prune');
+      }
     },
   };
 }

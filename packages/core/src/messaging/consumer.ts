@@ -21,7 +21,8 @@ import type { Subscription } from './transport.ts';
 
 /**
  * `'idle'` before `start`; `'failed'` once its transport was found closed
- * (fetching stopped; `lastError` says why); `'stopped'` after `stop`.
+ * or its fetch loop failed (fetching stopped; `lastError` says why);
+ * `'stopped'` after `stop`.
  */
 export type ConsumerState = 'idle' | 'running' | 'stopped' | 'failed';
 
@@ -157,7 +158,7 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
       },
     );
 
-  /** The transport was closed under the consumer: stop fetching and working, visibly. */
+  /** The transport was closed under the consumer, or its fetch loop failed: stop fetching and working, visibly. */
   const fail = () => {
     if (stats.state !== 'running') return;
     stats.state = 'failed';
@@ -202,6 +203,10 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
           signal: stopping.signal,
           report,
           fail,
+        }).catch((error: unknown) => {
+          // A failure the loop has no answer for ends it: reported, the consumer fails visibly instead of idling unseen.
+          report(error, 'receive');
+          fail();
         });
       });
     },
