@@ -132,4 +132,30 @@ describe('fetchIntoLanes', () => {
     await settlesWithin(loop, 2000, 'the fetch loop');
     assert.deepEqual(source.over, [], 'never past 32 × 2');
   });
+
+  it('an empty receive that answers at once lets timers run before the next receive', async () => {
+    const stop = new AbortController();
+    const lanes = createKeyLanes({
+      concurrency: 2,
+      process: async () => true,
+      signal: () => stop.signal,
+      report: () => {},
+    });
+    let timerFired = false;
+    let receives = 0;
+    // A transport that ignores the wait: every receive answers an empty hand as a microtask.
+    const subscription: Subscription = {
+      receive: async () => {
+        receives += 1;
+        if (timerFired || receives === 10_000) stop.abort();
+        return [];
+      },
+      close: async () => undefined,
+    };
+    setTimeout(() => {
+      timerFired = true;
+    }, 1);
+    await settlesWithin(fetchIntoLanes(subscription, settings(lanes, stop.signal)), 5000, 'the fetch loop');
+    assert.ok(timerFired, `a 1 ms timer had not fired after ${receives} empty receives`);
+  });
 });

@@ -25,11 +25,15 @@ export interface FetchSettings {
 /** After a failed receive: 100 ms, doubling, at most 5 s. */
 const RECEIVE_BACKOFF_MS = { first: 100, max: 5000 };
 
+/** Resolves after the event loop's next turn: timers and I/O run first. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * The consumer's fetch loop, until `signal` aborts or the transport is found
  * closed: receives deliveries into the key lanes in batches (refilling only
  * once half the buffer was worked off: each receive is a write on the SQL
  * transports), backs off after a failed receive, and prunes the inbox when due.
+ * After an empty receive it lets the event loop turn before the next one.
  * Runs that only wait for a shared group commit do not count against the
  * buffer, so an inbox with group commits gets more messages per commit than
  * there are lanes; the buffer never holds more than 32 × `concurrency`.
@@ -60,5 +64,7 @@ export async function fetchIntoLanes(sub: Subscription, settings: FetchSettings)
     }
     lanes.add(deliveries);
     await pruneInbox();
+    // A receive that answers an empty hand at once (whatever its wait) never keeps timers and I/O from running.
+    if (deliveries.length === 0) await nextTurn();
   }
 }

@@ -96,6 +96,15 @@ describe('consumer options', () => {
     assert.equal(issuesOf(() => defaultRetryPolicy({ jitter: 2 }))[0]?.path, 'defaultRetryPolicy.jitter');
   });
 
+  it('a pollMs that is not a whole number >= 1 is refused, naming the option (a wait of 0 polls without pause)', () => {
+    for (const pollMs of [0, 0.5, -1]) {
+      const [issue] = issuesOf(() => createConsumer({ ...base(), pollMs }));
+      assert.equal(issue?.path, 'createConsumer.pollMs', `pollMs ${pollMs}`);
+      assert.match(issue?.message ?? '', /must be an integer >= 1/);
+    }
+    assert.doesNotThrow(() => createConsumer({ ...base(), pollMs: 1 }));
+  });
+
   it('a durable transport with no default dead-letter store needs deadLetters', () => {
     const memory = getInMemoryTransport();
     const durable: Transport = { ...memory, capabilities: { ...memory.capabilities, durable: true } };

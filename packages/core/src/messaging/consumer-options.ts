@@ -69,7 +69,7 @@ export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
   onDelayedRetry?: 'wait' | 'dead-letter';
   /** How long a delivery stays invisible to other consumers while handled. Default 30 s. */
   visibilityTimeoutMs?: number;
-  /** Longest wait for new messages per fetch. Default 1000 ms. */
+  /** Longest wait for new messages per fetch, in ms: a whole number >= 1. Default 1000 ms. */
   pollMs?: number;
   /** How long `stop` waits for handlers in flight, and then for giving messages back. Default 10 s. */
   drainTimeoutMs?: number;
@@ -153,7 +153,7 @@ export const consumerOptionSpec: OptionSpec = {
   concurrency: 'positive-integer',
   onDelayedRetry: { oneOf: ['wait', 'dead-letter'] },
   visibilityTimeoutMs: 'non-negative-number',
-  pollMs: 'non-negative-number',
+  pollMs: 'positive-integer',
   drainTimeoutMs: 'non-negative-number',
   onError: 'function',
   schemas: schemasOption,
