@@ -6,6 +6,7 @@ import { createConsumer } from './consumer.ts';
 import { getInMemoryInbox } from './consumer-ports.ts';
 import { getInMemoryTransport } from './in-memory-transport.ts';
 import { createMessage } from './message.ts';
+import type { Transport } from './transport.ts';
 
 describe('consumer stop', () => {
   it('resolves, and says why, when the inbox pruning in its fetch loop hangs on its backend', async () => {
@@ -37,6 +38,50 @@ describe('consumer stop', () => {
     await settlesWithin(consumer.stop(), 5000, 'the stop');
     assert.equal(consumer.stats().state, 'stopped');
     assert.ok(told.some((error) => isTimeoutError(error) && /fetch loop did not end/.test(String(error))));
+  });
+
+  it('ends a start that waits on a backend that never answers: the start rejects saying so and starts nothing', async () => {
+    const transport = getInMemoryTransport();
+    let declarations = 0;
+    let subscribes = 0;
+    // The first declaration takes the call and never answers (a pool waiting for a free connection).
+    const hanging: Transport = {
+      ...transport,
+      declareSubscription(topic, group) {
+        declarations += 1;
+        return declarations === 1 ? new Promise<void>(() => {}) : transport.declareSubscription(topic, group);
+      },
+      subscribe(topic, group, options) {
+        subscribes += 1;
+        return transport.subscribe(topic, group, options);
+      },
+    };
+    const told: unknown[] = [];
+    const consumer = createConsumer({
+      name: 'billing',
+      topic: 'orders',
+      transport: hanging,
+      pollMs: 10,
+      onError: (error) => told.push(error),
+      handler: () => {},
+    });
+    const started = consumer.start().then(
+      () => 'resolved',
+      (error: unknown) => error,
+    );
+    await waitUntil(() => declarations === 1, 'the declaration that never answers');
+    await settlesWithin(consumer.stop(), 5000, 'the stop behind the start');
+    const outcome = await settlesWithin(started, 1000, 'the start');
+    assert.ok(isTimeoutError(outcome) && /was stopped before it started/.test(String(outcome)), String(outcome));
+    assert.deepEqual([subscribes, told, consumer.stats().state], [0, [], 'idle']);
+    // Started again with the backend answering, it runs.
+    await consumer.start();
+    try {
+      await transport.publish('orders', [createMessage({ type: 'OrderPlaced', data: {} })]);
+      await waitUntil(() => consumer.stats().handled === 1, 'the message');
+    } finally {
+      await consumer.stop();
+    }
   });
 });
 

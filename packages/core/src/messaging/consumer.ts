@@ -48,13 +48,16 @@ export interface Consumer {
   /**
    * Declares the group's subscription (`transport.declareSubscription`) and
    * starts fetching; once it resolves, every message published to the topic
-   * reaches the group. Rejects when the transport or the dead-letter store is unusable.
+   * reaches the group. Rejects when the transport or the dead-letter store is unusable,
+   * and with a `TimeoutError` when a `stop()` called after it came first (it waited on the
+   * transport or the dead-letter store, or its turn): it then starts nothing.
    */
   start(): Promise<void>;
   /**
    * Stops fetching, lets handlers in flight finish (up to `drainTimeoutMs`),
    * gives the rest back to the transport (failures reported, bounded by
-   * `drainTimeoutMs` too). Always resolves, also after the transport closed.
+   * `drainTimeoutMs` too). Always resolves, also after the transport closed, and
+   * while a `start()` waits on a backend that never answers (that start rejects).
    */
   stop(): Promise<void>;
   stats(): ConsumerStats;
@@ -107,7 +110,7 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
   /**
    * Starts and stops run one after another, in call order: a start made while a stop drains begins once
    * that stop closed its own subscription (it would close the new one), and a stop made while a start
-   * awaits the transport stops what that start began.
+   * awaits the transport or its turn makes that start give up (`starts`), starting nothing.
    */
   let lifecycle: Promise<unknown> = Promise.resolve();
   const inTurn = (step: () => Promise<void>): Promise<void> => {
@@ -115,6 +118,22 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
     lifecycle = run.catch(() => undefined);
     return run;
   };
+  /**
+   * Aborted by each stop: a start called before it gives up, whether it waits for its turn or on a
+   * backend that never answers (a pool with no free connection), so that the stop never waits behind it.
+   */
+  let starts = new AbortController();
+  const stoppedBeforeStart = () => new TimeoutError(`consumer ${name} was stopped before it started`);
+  /**
+   * `true` once `work` is done, `false` once `cancelled` aborts first (what `work` does after is
+   * ignored); rejects as `work` does.
+   */
+  const doneUnlessStopped = (work: Promise<unknown>, cancelled: AbortSignal) =>
+    new Promise<boolean>((resolve, reject) => {
+      const onStop = () => resolve(false);
+      cancelled.addEventListener('abort', onStop, { once: true });
+      work.then(() => resolve(true), reject).finally(() => cancelled.removeEventListener('abort', onStop));
+    });
 
   const report = (error: unknown, stage: ConsumerErrorStage, message?: Message) => {
     stats.errors += 1;
@@ -177,16 +196,23 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
     name,
 
     start() {
+      const cancelled = starts.signal;
       return inTurn(async () => {
         if (loop) return;
-        try {
+        if (cancelled.aborted) throw stoppedBeforeStart();
+        const prepare = async () => {
           await deadLetterStore();
           // Declared before it resolves: whatever is published from now on reaches the group.
           await transport.declareSubscription(topic, name);
+        };
+        let prepared: boolean;
+        try {
+          prepared = await doneUnlessStopped(prepare(), cancelled);
         } catch (error) {
           report(error, 'start');
           throw error;
         }
+        if (!prepared) throw stoppedBeforeStart();
         stopping = new AbortController();
         subscription = transport.subscribe(topic, name, { visibilityTimeoutMs: visibility });
         stats.state = 'running';
@@ -211,8 +237,10 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
       });
     },
 
-    stop: () =>
-      inTurn(async () => {
+    stop() {
+      starts.abort();
+      starts = new AbortController();
+      return inTurn(async () => {
         if (!loop) return;
         stopping.abort();
         // The fetch loop ends at its next turn, unless a call of it (a receive, the inbox's pruning) hangs on
@@ -239,7 +267,8 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
         }
         if (stats.state === 'running') stats.state = 'stopped';
         unobserve();
-      }),
+      });
+    },
 
     stats: () => ({ ...stats }),
 
