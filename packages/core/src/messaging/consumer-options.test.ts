@@ -86,6 +86,21 @@ describe('consumer options', () => {
     assert.equal(issuesOf(() => createConsumer({ ...base(), maxRetries: 1.5 }))[0]?.path, 'createConsumer.maxRetries');
   });
 
+  it("a retry delay past a timer's limit (2147483647 ms) is refused, naming the option; the default policy's jitter stays under it", () => {
+    for (const retryDelay of [2 ** 31, [1000, 2 ** 31]]) {
+      const [issue] = issuesOf(() => createConsumer({ ...base(), retryDelay }));
+      assert.equal(issue?.path, 'createConsumer.retryDelay');
+      assert.match(issue?.message ?? '', /from 0 to 2147483647/);
+    }
+    assert.doesNotThrow(() => createConsumer({ ...base(), retryDelay: 2 ** 31 - 1 }));
+    assert.equal(issuesOf(() => defaultRetryPolicy({ delaysMs: [2 ** 31] }))[0]?.path, 'defaultRetryPolicy.delaysMs');
+    const longest = defaultRetryPolicy({ immediate: 0, delaysMs: [2 ** 31 - 1], random: () => 1 });
+    assert.deepEqual(longest(new Error('down'), 1, createMessage({ type: 'OrderPlaced', data: {} })), {
+      action: 'retry',
+      delayMs: 2 ** 31 - 1,
+    });
+  });
+
   it('defaultRetryPolicy checks its options the same way', () => {
     const issues = issuesOf(() =>
       defaultRetryPolicy({ delays: [1] } as unknown as Parameters<typeof defaultRetryPolicy>[0]),

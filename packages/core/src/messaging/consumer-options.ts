@@ -12,6 +12,8 @@ import {
   getInMemoryInbox,
   type Inbox,
   isNonRetryable,
+  isRetryDelay,
+  MAX_RETRY_DELAY_MS,
   type RetryPolicy,
 } from './consumer-ports.ts';
 import type { Message } from './message.ts';
@@ -38,7 +40,10 @@ export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
   retryPolicy?: RetryPolicy;
   /** Shorthand for a policy: retries after the first failure, then dead-letter. See `retryPolicyFromShorthand`. */
   maxRetries?: number;
-  /** Shorthand for a policy: ms before each retry, one number or a schedule (`[1000, 5000, 30000]`). */
+  /**
+   * Shorthand for a policy: ms before each retry, one number or a schedule (`[1000, 5000, 30000]`),
+   * each at most 2147483647 (about 24.8 days).
+   */
   retryDelay?: number | readonly number[];
   /**
    * A message handed out more often than this (`deliveryCount`) without being settled is dead-lettered
@@ -120,10 +125,9 @@ export interface ConsumerErrorContext {
 }
 
 const retryDelayKind = (value: unknown) => {
-  const ok = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-  if (ok(value)) return undefined;
-  if (Array.isArray(value) && value.length > 0 && value.every(ok)) return undefined;
-  return `must be a number of ms >= 0 or a non-empty array of them, got ${describeValue(value)}`;
+  if (isRetryDelay(value)) return undefined;
+  if (Array.isArray(value) && value.length > 0 && value.every(isRetryDelay)) return undefined;
+  return `must be a number of ms from 0 to ${MAX_RETRY_DELAY_MS} (about 24.8 days) or a non-empty array of them, got ${describeValue(value)}`;
 };
 
 const retryPolicyKind = (value: unknown) => {
@@ -217,8 +221,9 @@ export function retryDecisionProblem(decision: unknown): string | undefined {
   if (typeof d !== 'object' || d === null) return `the retry policy returned ${describeValue(decision)}`;
   if (d.action === 'discard') return undefined;
   if (d.action === 'dead-letter' && typeof d.reason === 'string') return undefined;
-  if (d.action === 'retry' && typeof d.delayMs === 'number' && Number.isFinite(d.delayMs) && d.delayMs >= 0) {
-    return undefined;
+  if (d.action === 'retry' && isRetryDelay(d.delayMs)) return undefined;
+  if (d.action === 'retry' && typeof d.delayMs === 'number' && d.delayMs > MAX_RETRY_DELAY_MS) {
+    return `the retry policy returned delayMs ${d.delayMs}: a retry waits at most ${MAX_RETRY_DELAY_MS} ms (about 24.8 days)`;
   }
   return `the retry policy returned ${JSON.stringify(decision)}, not a RetryDecision ({ action: 'retry', delayMs }, { action: 'dead-letter', reason } or { action: 'discard' })`;
 }

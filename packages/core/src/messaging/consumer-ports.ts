@@ -3,11 +3,24 @@ import { checkOptions, describeValue } from '../options/check-options.ts';
 import { type Message, messageFromJson, messageToJson } from './message.ts';
 import type { Delivery } from './transport.ts';
 
-/** What to do with a message whose handler failed. */
+/**
+ * What to do with a message whose handler failed. A retry's `delayMs` is from 0 to
+ * 2147483647 (`MAX_RETRY_DELAY_MS`): a policy answering more fails (stage `'policy'`).
+ */
 export type RetryDecision =
   | { action: 'retry'; delayMs: number }
   | { action: 'dead-letter'; reason: string }
   | { action: 'discard' };
+
+/**
+ * The longest retry delay, in ms: a timer's limit (2^31 - 1 ms, about 24.8 days). Node fires a
+ * longer timer after 1 ms.
+ */
+export const MAX_RETRY_DELAY_MS = 2_147_483_647;
+
+/** Whether `value` is a retry delay: a number of ms from 0 to `MAX_RETRY_DELAY_MS`. */
+export const isRetryDelay = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_RETRY_DELAY_MS;
 
 /** `attempt` counts the handler runs so far for this message (1 after the first failure). */
 export type RetryPolicy = (error: unknown, attempt: number, message: Message) => RetryDecision;
@@ -20,7 +33,7 @@ export function isNonRetryable(error: unknown): boolean {
 export interface DefaultRetryPolicyOptions {
   /** Retries right away first. Default 2. */
   immediate?: number;
-  /** Then delayed retries, one per entry. Default 1 s, 5 s, 30 s. */
+  /** Then delayed retries, one per entry (each at most 2147483647 ms). Default 1 s, 5 s, 30 s. */
   delaysMs?: readonly number[];
   /** ± this fraction of random spread on each delay. Default 0.2. */
   jitter?: number;
@@ -38,9 +51,9 @@ export function defaultRetryPolicy(options: DefaultRetryPolicyOptions = {}): Ret
     {
       immediate: 'non-negative-integer',
       delaysMs: (value) =>
-        Array.isArray(value) && value.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0)
+        Array.isArray(value) && value.every(isRetryDelay)
           ? undefined
-          : `must be an array of ms >= 0, got ${describeValue(value)}`,
+          : `must be an array of ms from 0 to ${MAX_RETRY_DELAY_MS}, got ${describeValue(value)}`,
       jitter: (value) =>
         typeof value === 'number' && value >= 0 && value <= 1
           ? undefined
@@ -58,7 +71,8 @@ export function defaultRetryPolicy(options: DefaultRetryPolicyOptions = {}): Ret
     if (attempt <= immediate) return { action: 'retry', delayMs: 0 };
     const delay = delays[attempt - immediate - 1];
     if (delay === undefined) return { action: 'dead-letter', reason: `failed ${attempt} times` };
-    return { action: 'retry', delayMs: Math.max(0, Math.round(delay * (1 + jitter * (2 * random() - 1)))) };
+    const jittered = Math.round(delay * (1 + jitter * (2 * random() - 1)));
+    return { action: 'retry', delayMs: Math.min(MAX_RETRY_DELAY_MS, Math.max(0, jittered)) };
   };
 }
 

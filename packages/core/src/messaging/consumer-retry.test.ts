@@ -98,6 +98,13 @@ describe('retryStep', () => {
     }
   });
 
+  it("a policy's delay past a timer's limit (2147483647 ms) is reported and dead-letters the message, never waited as 1 ms", async () => {
+    const t = setup(() => ({ action: 'retry', delayMs: 2 ** 31 }));
+    assert.equal(await t.withRetries(t.delivery, failing(1)), 'settled');
+    assert.deepEqual([t.slept, t.settled, t.reported], [[], [], ['handler', 'policy']]);
+    assert.match(t.deadLettered[0]?.reason ?? '', /delayMs 2147483648: a retry waits at most 2147483647 ms/);
+  });
+
   it('a delayed retry dead-letters when the key must move on; one due while stopping gives the message back with its delay', async () => {
     const moveOn = setup(() => ({ action: 'retry', delayMs: 10 }), { holdOnDelay: false });
     assert.equal(await moveOn.withRetries(moveOn.delivery, failing(1)), 'settled');
