@@ -83,6 +83,76 @@ describe('consumer stop', () => {
       await consumer.stop();
     }
   });
+
+  it('gives back what a receive returns after the stop stopped waiting for it: the next consumer gets it at once', async () => {
+    const transport = getInMemoryTransport();
+    await transport.declareSubscription('orders', 'billing');
+    await transport.publish('orders', [createMessage({ type: 'OrderPlaced', key: 'o-1', data: {} })]);
+    let claimed = false;
+    let answer = () => {};
+    const released: number[] = [];
+    // The first receive claims the message and its answer comes back late (a claim statement held up on its backend).
+    const late: Transport = {
+      ...transport,
+      subscribe(topic, group, options) {
+        const subscription = transport.subscribe(topic, group, options);
+        return {
+          close: () => subscription.close(),
+          async receive(max, waitMs, signal) {
+            if (claimed) return subscription.receive(max, waitMs, signal);
+            claimed = true;
+            const deliveries = await subscription.receive(max, 0, new AbortController().signal);
+            await new Promise<void>((resolve) => {
+              answer = resolve;
+            });
+            return deliveries.map((d) => ({
+              ...d,
+              release: (ms: number) => {
+                released.push(ms);
+                return d.release(ms);
+              },
+            }));
+          },
+        };
+      },
+    };
+    let ranFirst = 0;
+    const told: string[] = [];
+    const first = createConsumer({
+      name: 'billing',
+      topic: 'orders',
+      transport: late,
+      drainTimeoutMs: 100,
+      onError: (_error, { stage }) => void told.push(stage),
+      handler: () => {
+        ranFirst += 1;
+      },
+    });
+    await first.start();
+    await waitUntil(() => claimed, 'the claim held up');
+    await settlesWithin(first.stop(), 5000, 'the stop');
+    assert.deepEqual(told, ['receive'], 'the fetch loop it stopped waiting for');
+    answer();
+    await waitUntil(() => released.length === 1, 'the late delivery given back');
+    assert.deepEqual([released, ranFirst], [[0], 0]);
+    let ranSecond = 0;
+    const second = createConsumer({
+      name: 'billing',
+      topic: 'orders',
+      transport,
+      pollMs: 10,
+      handler: () => {
+        ranSecond += 1;
+      },
+    });
+    await second.start();
+    try {
+      // Held, it would come back after its 30 s visibility timeout.
+      await waitUntil(() => ranSecond === 1, 'the message on the next consumer', 3000);
+    } finally {
+      await second.stop();
+    }
+  });
 });
 
 describe('consumer maxDeliveries', () => {
