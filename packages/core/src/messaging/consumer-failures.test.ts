@@ -66,6 +66,31 @@ describe('consumer failures', () => {
     await bus.stop();
   });
 
+  it('a start whose subscribe throws rejects, is reported at stage start, and leaves the consumer idle', async () => {
+    const transport = getInMemoryTransport();
+    const refusing: Transport = {
+      ...transport,
+      subscribe: () => {
+        throw new StorageError('permission denied for table transport_messages');
+      },
+    };
+    const { seen, onError } = reports();
+    const consumer = createConsumer({
+      name: 'billing',
+      topic: 'orders',
+      transport: refusing,
+      onError,
+      handler: () => 1,
+    });
+    await assert.rejects(consumer.start(), /permission denied/);
+    assert.deepEqual(
+      seen.map((r) => r.stage),
+      ['start'],
+    );
+    assert.equal(consumer.stats().state, 'idle');
+    await settlesWithin(consumer.stop(), 5000, 'consumer.stop()');
+  });
+
   it('a failing receive backs off (100 ms doubling, at most 5 s), is reported each time, and the consumer recovers', async () => {
     const transport = getInMemoryTransport();
     let failures = 9;

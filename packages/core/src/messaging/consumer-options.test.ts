@@ -120,6 +120,15 @@ describe('consumer options', () => {
     assert.doesNotThrow(() => createConsumer({ ...base(), pollMs: 1 }));
   });
 
+  it('a visibilityTimeoutMs that is not a whole number >= 1 is refused at creation, as every transport refuses it', () => {
+    for (const visibilityTimeoutMs of [0, 1.5]) {
+      const [issue] = issuesOf(() => createConsumer({ ...base(), visibilityTimeoutMs }));
+      assert.equal(issue?.path, 'createConsumer.visibilityTimeoutMs', `visibilityTimeoutMs ${visibilityTimeoutMs}`);
+      assert.match(issue?.message ?? '', /must be an integer >= 1/);
+    }
+    assert.doesNotThrow(() => createConsumer({ ...base(), visibilityTimeoutMs: 1 }));
+  });
+
   it('a durable transport with no default dead-letter store needs deadLetters', () => {
     const memory = getInMemoryTransport();
     const durable: Transport = { ...memory, capabilities: { ...memory.capabilities, durable: true } };

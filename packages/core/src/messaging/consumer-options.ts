@@ -72,7 +72,7 @@ export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
    * key moves on.
    */
   onDelayedRetry?: 'wait' | 'dead-letter';
-  /** How long a delivery stays invisible to other consumers while handled. Default 30 s. */
+  /** How long a delivery stays invisible to other consumers while handled, in ms: a whole number >= 1. Default 30 s. */
   visibilityTimeoutMs?: number;
   /** Longest wait for new messages per fetch, in ms: a whole number >= 1. Default 1000 ms. */
   pollMs?: number;
@@ -112,7 +112,7 @@ export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
 
 /** Where in the consumer a reported failure happened. */
 export type ConsumerErrorStage =
-  /** `start()` failed: the dead-letter store or the subscription's declaration. */
+  /** `start()` failed: the dead-letter store, the subscription's declaration or the transport's `subscribe`. */
   'start' | 'receive' | 'handler' | 'inbox' | 'dead-letter' | 'ack' | 'release' | 'extend' | 'prune' | 'policy';
 
 /** What `onError` is told with each failure. */
@@ -156,7 +156,7 @@ export const consumerOptionSpec: OptionSpec = {
   inboxRetentionMs: 'non-negative-number',
   concurrency: 'positive-integer',
   onDelayedRetry: { oneOf: ['wait', 'dead-letter'] },
-  visibilityTimeoutMs: 'non-negative-number',
+  visibilityTimeoutMs: 'positive-integer',
   pollMs: 'positive-integer',
   drainTimeoutMs: 'non-negative-number',
   onError: 'function',

@@ -205,16 +205,19 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
           // Declared before it resolves: whatever is published from now on reaches the group.
           await transport.declareSubscription(topic, name);
         };
-        let prepared: boolean;
-        try {
-          prepared = await doneUnlessStopped(prepare(), cancelled);
-        } catch (error) {
+        const failed = (error: unknown): never => {
           report(error, 'start');
           throw error;
+        };
+        if (!(await doneUnlessStopped(prepare(), cancelled).catch(failed))) throw stoppedBeforeStart();
+        let subscribed: Subscription;
+        try {
+          subscribed = transport.subscribe(topic, name, { visibilityTimeoutMs: visibility });
+        } catch (error) {
+          return failed(error);
         }
-        if (!prepared) throw stoppedBeforeStart();
+        subscription = subscribed;
         stopping = new AbortController();
-        subscription = transport.subscribe(topic, name, { visibilityTimeoutMs: visibility });
         stats.state = 'running';
         unobserve();
         unobserve = observe();
@@ -222,7 +225,7 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
           keepAlive = setInterval(() => void lanes.keepAlive(visibility), Math.max(10, Math.floor(visibility / 3)));
           keepAlive.unref?.();
         }
-        loop = fetchIntoLanes(subscription, {
+        loop = fetchIntoLanes(subscribed, {
           ...settings,
           lanes,
           pruneInbox: inbox.pruneWhenDue,
