@@ -4,7 +4,13 @@ import { NonRetryableError, ValidationError } from '../errors/index.ts';
 import { waitUntil } from '../testing/wait-until.ts';
 import { type ConsumerOptions, createConsumer } from './consumer.ts';
 import { retryPolicyFromShorthand } from './consumer-options.ts';
-import { defaultRetryPolicy, getInMemoryDeadLetterStore } from './consumer-ports.ts';
+import {
+  type DeadLetterStore,
+  defaultRetryPolicy,
+  getInMemoryDeadLetterStore,
+  getInMemoryInbox,
+  type Inbox,
+} from './consumer-ports.ts';
 import { getInMemoryTransport } from './in-memory-transport.ts';
 import { createMessage } from './message.ts';
 import type { Transport } from './transport.ts';
@@ -127,6 +133,23 @@ describe('consumer options', () => {
       assert.match(issue?.message ?? '', /must be an integer >= 1/);
     }
     assert.doesNotThrow(() => createConsumer({ ...base(), visibilityTimeoutMs: 1 }));
+  });
+
+  it('an inbox or dead-letter store lacking a method of its port is refused at creation, naming the methods', () => {
+    const issues = issuesOf(() =>
+      createConsumer({
+        ...base(),
+        inbox: {} as Inbox,
+        deadLetters: { ...getInMemoryDeadLetterStore(), update: undefined } as unknown as DeadLetterStore,
+      }),
+    );
+    assert.deepEqual(issues.map((i) => [i.path, i.message]).sort(), [
+      ['createConsumer.deadLetters', 'must be a DeadLetterStore: it has no update (a method of the port)'],
+      ['createConsumer.inbox', 'must be an Inbox: it has no has, add, prune (methods of the port)'],
+    ]);
+    assert.doesNotThrow(() =>
+      createConsumer({ ...base(), inbox: getInMemoryInbox(), deadLetters: getInMemoryDeadLetterStore() }),
+    );
   });
 
   it('a durable transport with no default dead-letter store needs deadLetters', () => {

@@ -130,6 +130,16 @@ const retryDelayKind = (value: unknown) => {
   return `must be a number of ms from 0 to ${MAX_RETRY_DELAY_MS} (about 24.8 days) or a non-empty array of them, got ${describeValue(value)}`;
 };
 
+/** An object with every required method of `port`: a missing one is named (it failed only once called). */
+const portKind = (port: string, methods: readonly string[]) => (value: unknown) => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return `must be ${port} (with ${methods.join(', ')}), got ${describeValue(value)}`;
+  }
+  const missing = methods.filter((method) => typeof (value as Record<string, unknown>)[method] !== 'function');
+  if (missing.length === 0) return undefined;
+  return `must be ${port}: it has no ${missing.join(', ')} (${missing.length === 1 ? 'a method' : 'methods'} of the port)`;
+};
+
 const retryPolicyKind = (value: unknown) => {
   if (typeof value === 'function') return undefined;
   if (Array.isArray(value)) {
@@ -151,8 +161,8 @@ export const consumerOptionSpec: OptionSpec = {
   maxRetries: 'non-negative-integer',
   retryDelay: retryDelayKind,
   maxDeliveries: 'positive-integer',
-  deadLetters: 'object',
-  inbox: 'object',
+  deadLetters: portKind('a DeadLetterStore', ['add', 'list', 'get', 'update']),
+  inbox: portKind('an Inbox', ['has', 'add', 'prune']),
   inboxRetentionMs: 'non-negative-number',
   concurrency: 'positive-integer',
   onDelayedRetry: { oneOf: ['wait', 'dead-letter'] },
