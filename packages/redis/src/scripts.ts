@@ -136,20 +136,41 @@ if redis.call('GET', KEYS[2]) ~= ARGV[2] then return -1 end
 return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))`,
 
   /**
-   * KEYS: stream, lease. ARGV: group, consumer, returned consumer, holder.
-   * Hands the consumer's pending entries to the returned consumer (claimed by
-   * the partition's next holder), removes the consumer, frees the lease.
+   * KEYS: stream, lease. ARGV: group, consumer, returned consumer, holder,
+   * then pairs of entry id and delivery count. Hands the consumer's pending
+   * entries to the returned consumer (claimed by the partition's next
+   * holder): an entry paired sets its delivery count (`RETRYCOUNT`: the
+   * hand-outs the consumer knows of, where its reads and claims counted one
+   * each, handed out or not), any other keeps its own. Removes the consumer,
+   * frees the lease; returns how many entries moved.
    */
   handBack: `
+local counts = {}
+for i = 5, #ARGV - 1, 2 do counts[ARGV[i]] = ARGV[i + 1] end
 local moved = 0
 while true do
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 500, ARGV[2])
   if #pending == 0 then break end
+  local order = {}
   local ids = {}
-  for i, p in ipairs(pending) do ids[i] = p[1] end
-  ids[#ids + 1] = 'JUSTID'
-  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, unpack(ids))
-  moved = moved + #ids
+  for _, p in ipairs(pending) do
+    local count = counts[p[1]] or ''
+    if not ids[count] then
+      ids[count] = {}
+      order[#order + 1] = count
+    end
+    table.insert(ids[count], p[1])
+  end
+  for _, count in ipairs(order) do
+    local claim = ids[count]
+    if count ~= '' then
+      claim[#claim + 1] = 'RETRYCOUNT'
+      claim[#claim + 1] = count
+    end
+    claim[#claim + 1] = 'JUSTID'
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, unpack(claim))
+  end
+  moved = moved + #pending
 end
 redis.pcall('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end

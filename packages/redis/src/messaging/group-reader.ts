@@ -197,6 +197,10 @@ export function createGroupReader(context: ReaderContext) {
   const claimPending = (partition: number) =>
     acceptClaimed(partition, pending.claim(partition, streams[partition] as string, 0));
 
+  /**
+   * Hands the partition's pending entries to the returned consumer and frees its lease. Each entry known here
+   * goes with the hand-outs it had: one read here and never handed out reaches the next holder as never run.
+   */
   const handBack = async (partition: number) => {
     const state = states[partition] as PartitionState;
     state.held = false;
@@ -206,11 +210,12 @@ export function createGroupReader(context: ReaderContext) {
     forget(partition);
     // A read in flight covering the partition would take entries after the lease is freed.
     newEntries.rereadNow();
+    const counts = [...pending.handOuts(partition)].flat();
     await runScript(
       client,
       'handBack',
       [streams[partition] as string, keys.lease(topic, group, partition)],
-      [group, consumer, RETURNED_CONSUMER, consumer],
+      [group, consumer, RETURNED_CONSUMER, consumer, ...counts],
     );
   };
 

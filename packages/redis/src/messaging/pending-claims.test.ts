@@ -28,14 +28,14 @@ describe('redis: the hand-outs a reader remembers of the entries it dropped', { 
     });
     const pending = createPendingClaims({ client: reader, group: 'billing', consumer: 'reader-1', mostRemembered: 3 });
     pending.remember(0, [
-      { id: ids[0] as string, count: 5 },
-      { id: ids[1] as string, count: 6 },
-      { id: ids[2] as string, count: 7 },
+      { id: ids[0] as string, count: 5, carried: 0 },
+      { id: ids[1] as string, count: 6, carried: 0 },
+      { id: ids[2] as string, count: 7, carried: 0 },
     ]);
     // Dropped again later: the newest now, so the one let go is ids[1], the oldest remembered.
     pending.remember(0, [
-      { id: ids[0] as string, count: 8 },
-      { id: ids[3] as string, count: 9 },
+      { id: ids[0] as string, count: 8, carried: 0 },
+      { id: ids[3] as string, count: 9, carried: 0 },
     ]);
     assert.equal(pending.remembered(), 3);
     const counts = new Map<string, number>();

@@ -15,7 +15,8 @@ export interface ClaimedPage {
  * another consumer read, what the entry carries plus each read of it
  * (`XPENDING`, asked before the claim counts one more); for one this reader
  * read itself, the hand-outs it remembered when it dropped the entry (none if
- * it never handed it out).
+ * it never handed it out). What it remembers of a partition's entries is also
+ * what its hand-back tells their next holder (`handOuts`).
  *
  * @example
  * const pending = createPendingClaims({ client, group: 'billing', consumer });
@@ -31,10 +32,11 @@ export function createPendingClaims(settings: {
   const { client, group, consumer } = settings;
   const most = settings.mostRemembered ?? 10_000;
   /**
-   * Hand-outs of entries the reader dropped when it lost their partition, for when it claims them again.
-   * An entry another reader claims is never claimed here again: its count stays until pushed out by newer
-   * ones (a long-running reader whose partitions move often would otherwise keep them all). One pushed out
-   * and claimed here after all counts what the entry carries, as an entry read elsewhere.
+   * Hand-outs of entries the reader dropped when it lost or gave up their partition (beyond what each entry
+   * carries), for when it claims them again. An entry another reader claims is never claimed here again: its
+   * count stays until pushed out by newer ones (a long-running reader whose partitions move often would
+   * otherwise keep them all). One pushed out and claimed here after all counts what the entry carries, as an
+   * entry read elsewhere.
    */
   const forgotten = new Map<string, number>();
 
@@ -45,7 +47,7 @@ export function createPendingClaims(settings: {
       const holder = holders.get(id);
       const carried = Number(fields?.n ?? 0);
       const key = `${partition} ${id}`;
-      if (holder?.owner === consumer) counts.set(id, forgotten.get(key) ?? carried);
+      if (holder?.owner === consumer) counts.set(id, carried + (forgotten.get(key) ?? 0));
       else counts.set(id, carried + (holder?.times ?? 1));
       forgotten.delete(key);
     }
@@ -53,12 +55,15 @@ export function createPendingClaims(settings: {
   };
 
   return {
-    /** The reader dropped these entries of `partition` (they stay pending under its name). */
-    remember(partition: number, entries: readonly { id: string; count: number }[]) {
+    /**
+     * The reader dropped these entries of `partition` (they stay pending under its name): `count` their
+     * hand-outs so far, `carried` those of them the entry carries.
+     */
+    remember(partition: number, entries: readonly { id: string; count: number; carried: number }[]) {
       for (const entry of entries) {
         const key = `${partition} ${entry.id}`;
         forgotten.delete(key);
-        forgotten.set(key, entry.count);
+        forgotten.set(key, entry.count - entry.carried);
       }
       for (const key of forgotten.keys()) {
         if (forgotten.size <= most) break;
@@ -68,6 +73,18 @@ export function createPendingClaims(settings: {
 
     /** How many dropped entries' hand-outs are remembered. */
     remembered: () => forgotten.size,
+
+    /**
+     * The remembered entries of `partition`, each with its hand-outs beyond what it carries: the delivery
+     * count Redis should keep for it when it is handed back (its reads and claims here count one each, handed
+     * out or not).
+     */
+    handOuts(partition: number): Map<string, number> {
+      const prefix = `${partition} `;
+      const out = new Map<string, number>();
+      for (const [key, times] of forgotten) if (key.startsWith(prefix)) out.set(key.slice(prefix.length), times);
+      return out;
+    },
 
     /** Claims `partition`'s entries idle at least `minIdleMs`, a page at a time (pages may be empty); stop by `break`. */
     async *claim(partition: number, stream: string, minIdleMs: number): AsyncGenerator<ClaimedPage> {

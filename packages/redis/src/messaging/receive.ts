@@ -11,6 +11,8 @@ export interface Entry extends BufferedEntry {
   generation: number;
   /** The message as stored (`messageToJson`). */
   json: string;
+  /** Hand-outs its stream entry carries (`n`: those of the message it is a copy of), part of `count`. */
+  carried: number;
   /** `message`, until its first hand-out takes it (later hand-outs parse `json` again: a handler may change it). */
   fresh?: Message | undefined;
 }
@@ -38,7 +40,8 @@ export function entriesOf(
     try {
       const json = fields.m ?? '';
       const message = messageFromJson(json);
-      const count = counts?.get(id) ?? Number(fields.n ?? 0);
+      const carried = Number(fields.n ?? 0);
+      const count = counts?.get(id) ?? carried;
       added.push({
         id,
         fresh: message,
@@ -46,6 +49,7 @@ export function entriesOf(
         generation,
         message,
         json,
+        carried,
         visibleAt: 0,
         count,
         lease: 0,

@@ -67,8 +67,8 @@ describe('redis: delivery counts', { skip }, () => {
       await out.ack();
       await a.close();
       await first.close();
-      // The next holder: the three never handed out count their read and its own hand-out (a count each sweep
-      // had added would take them past maxDeliveries, dead-lettered without a run).
+      // The next holder: the three never handed out run (a count each sweep had added would take them past
+      // maxDeliveries, dead-lettered without a run).
       second = await open();
       const dead: string[] = [];
       const consumer = createConsumer({
@@ -91,6 +91,66 @@ describe('redis: delivery counts', { skip }, () => {
         { handled: consumer.stats().handled, deadLettered: consumer.stats().deadLettered },
         { handled: 3, deadLettered: 0 },
         dead.join('\n'),
+      );
+    } finally {
+      await first.close();
+      await second?.close();
+    }
+  });
+
+  it('entries a reader read and never handed out reach the next holder after a hand-back as never run; one handed out keeps its count', async () => {
+    const topic = 'handed-back';
+    const open = () => getRedisTransport({ url: redisUrl, application, partitions: 1, prefetch: 8 });
+    const first = await open();
+    const stream = first.keys.stream(topic, 0);
+    const signal = new AbortController().signal;
+    let second: Awaited<ReturnType<typeof open>> | undefined;
+    try {
+      const a = first.subscribe(topic, 'g');
+      await waitUntil(() => first.heldPartitions(topic, 'g').length === 1, 'the first reader to hold the partition');
+      // One key: while its first message is out, the other three wait in the reader, read and never handed out.
+      await first.publish(
+        topic,
+        [1, 2, 3, 4].map((n) => createMessage({ type: 'A', key: 'k', data: { n } })),
+      );
+      const [out] = await a.receive(1, 5000, signal);
+      assert.ok(out, 'the first entry handed out');
+      assert.equal((out.message.data as { n: number }).n, 1);
+      await waitUntil(async () => (await pendingOf(stream, 'g')).length === 4, 'the reader to read all four');
+      // Handed out once and given back unsettled (as a failed run's retry): it ran once.
+      await out.release(0);
+      await a.close();
+      await first.close();
+      assert.deepEqual(
+        (await pendingOf(stream, 'g')).map((p) => p.owner),
+        ['factline-returned', 'factline-returned', 'factline-returned', 'factline-returned'],
+        'all four handed back',
+      );
+      second = await open();
+      const runs: string[] = [];
+      const dead: string[] = [];
+      const consumer = createConsumer({
+        name: 'g',
+        topic,
+        transport: second,
+        maxDeliveries: 1,
+        handler: (message) => {
+          runs.push(String((message.data as { n: number }).n));
+        },
+        onError: (error, { stage }) => dead.push(`${stage}: ${String(error)}`),
+      });
+      await consumer.start();
+      await waitUntil(
+        () => consumer.stats().handled + consumer.stats().deadLettered >= 4,
+        'the next holder to settle the four',
+        10_000,
+      );
+      await consumer.stop();
+      assert.deepEqual(runs, ['2', '3', '4'], 'the three never handed out run (first deliveries)');
+      assert.deepEqual(
+        { handled: consumer.stats().handled, deadLettered: consumer.stats().deadLettered },
+        { handled: 3, deadLettered: 1 },
+        `the one handed out before comes a second time, past maxDeliveries 1\n${dead.join('\n')}`,
       );
     } finally {
       await first.close();
