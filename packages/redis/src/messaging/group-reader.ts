@@ -15,6 +15,10 @@ interface PartitionState {
   held: boolean;
   /** Claimed what the previous holders left pending: new entries may be read. */
   ready: boolean;
+  /** Where the claim of what the previous holders left pending goes on (`0-0`: from the first entry). */
+  claimFrom: string;
+  /** The last claim of what the previous holders left pending failed: tried again at the next tick. */
+  claimFailed: boolean;
   generation: number;
   /**
    * When the lease ends, on `performance.now()` (monotonic: a wall clock stepped back would stretch the lease here
@@ -28,9 +32,11 @@ interface PartitionState {
 /**
  * One process's reader of one group: it holds some of the topic's partitions
  * under leases (a fair share of the live readers), claims what earlier
- * holders left pending (`XAUTOCLAIM`), then reads new entries with a blocking
- * `XREADGROUP` on a connection of its own into the buffer its subscriptions
- * take from. A lease it cannot renew stops its partition's work at once. On
+ * holders left pending (`XAUTOCLAIM`, a page at a time as the buffer has
+ * room), then reads new entries with a blocking `XREADGROUP` on a connection
+ * of its own into the buffer its subscriptions take from, never holding more
+ * than `prefetch` read or claimed (the stragglers of the periodic sweep
+ * aside). A lease it cannot renew stops its partition's work at once. On
  * stop it hands its pending entries back and frees its leases.
  */
 export function createGroupReader(context: ReaderContext) {
@@ -38,6 +44,8 @@ export function createGroupReader(context: ReaderContext) {
   const states: PartitionState[] = Array.from({ length: context.partitions }, () => ({
     held: false,
     ready: false,
+    claimFrom: '0-0',
+    claimFailed: false,
     generation: 0,
     expiresAt: 0,
     draining: false,
@@ -90,10 +98,10 @@ export function createGroupReader(context: ReaderContext) {
     fenced: (partition) => lose(partition, 'another reader holds it (found at an ack)'),
   });
 
-  /** True while the partition's entries may be handed out. */
+  /** True while the partition's entries may be handed out (those claimed go out while the rest are claimed). */
   const active = (partition: number) => {
     const state = states[partition] as PartitionState;
-    return state.ready && !state.draining && performance.now() < state.expiresAt;
+    return state.held && !state.draining && performance.now() < state.expiresAt;
   };
 
   const buffer = createGroupBuffer(
@@ -172,6 +180,29 @@ export function createGroupReader(context: ReaderContext) {
     if (state.held && state.generation === generation) buffer.add(...added);
   };
 
+  /**
+   * Takes over a page of what the group has pending on a partition (its earlier holders', returned or dead), at
+   * most `count` entries, in id order; once none are left the partition is ready (its new entries may be read).
+   * A failure is reported and the claim tried again at the next tick.
+   */
+  const claimSome = async (partition: number, count: number) => {
+    const state = states[partition] as PartitionState;
+    const generation = state.generation;
+    const current = () => state.held && state.generation === generation && !stopped;
+    try {
+      const page = await pending.claimPage(partition, streams[partition] as string, state.claimFrom, count);
+      if (page.entries.length > 0) await accept(partition, generation, page.entries, page.counts);
+      if (!current()) return;
+      state.claimFrom = page.next;
+      if (page.next === '0-0') state.ready = true;
+    } catch (error) {
+      if (!current()) return;
+      state.claimFailed = true;
+      if (isNoGroup(error)) await context.declare(true).catch((e: unknown) => context.report(e, 'consume'));
+      else context.report(error, 'lease');
+    }
+  };
+
   const newEntries = createNewEntryReader({
     context,
     streams,
@@ -180,6 +211,9 @@ export function createGroupReader(context: ReaderContext) {
     generationOf: (partition) => (states[partition] as PartitionState).generation,
     room: () => context.prefetch - buffer.size(),
     accept,
+    claimable: () =>
+      partitionsWhere((s, p) => s.held && !s.ready && !s.draining && !s.claimFailed && readableFor(p) >= 1),
+    claim: claimSome,
     stopped: () => stopped,
   });
 
@@ -192,10 +226,6 @@ export function createGroupReader(context: ReaderContext) {
       if (!state.held || state.generation !== generation || stopped) break;
     }
   };
-
-  /** Takes over what the group has pending on a partition (its earlier holders', returned or dead), in id order. */
-  const claimPending = (partition: number) =>
-    acceptClaimed(partition, pending.claim(partition, streams[partition] as string, 0));
 
   /**
    * Hands the partition's pending entries to the returned consumer and frees its lease. Each entry known here
@@ -219,23 +249,6 @@ export function createGroupReader(context: ReaderContext) {
     );
   };
 
-  /**
-   * Claims what earlier holders left pending, then lets new entries be read. A failure is
-   * reported and the partition stays held but not ready: the next tick tries again.
-   */
-  const takeOver = async (partition: number) => {
-    const state = states[partition] as PartitionState;
-    try {
-      await claimPending(partition);
-    } catch (error) {
-      if (isNoGroup(error)) await context.declare(true).catch((e: unknown) => context.report(e, 'consume'));
-      else context.report(error, 'lease');
-      return;
-    }
-    if (state.held) state.ready = true;
-    newEntries.rereadNow();
-  };
-
   const acquire = async (partition: number) => {
     const state = states[partition] as PartitionState;
     // The lease runs from when Redis set it, before its answer came back: counted from the asking, the
@@ -250,10 +263,13 @@ export function createGroupReader(context: ReaderContext) {
     if (Number(taken) !== 1) return false;
     state.held = true;
     state.ready = false;
+    state.claimFrom = '0-0';
+    state.claimFailed = false;
     state.draining = false;
     state.generation += 1;
     state.expiresAt = asked + context.leaseMs;
-    await takeOver(partition);
+    // Its pending entries are claimed by the reading loop, as the buffer has room: a read in flight is ended.
+    newEntries.rereadNow();
     return true;
   };
 
@@ -297,7 +313,9 @@ export function createGroupReader(context: ReaderContext) {
     );
     // A partition whose lease was near its end here was left out of the reads: read again at once.
     if (unread) newEntries.rereadNow();
-    await allDone(partitionsWhere((s) => s.held && !s.ready).map(takeOver));
+    const retried = partitionsWhere((s) => s.held && s.claimFailed);
+    for (const p of retried) (states[p] as PartitionState).claimFailed = false;
+    if (retried.length > 0) newEntries.rereadNow();
     let held = partitionsWhere((s) => s.held).length;
     for (const p of partitionsWhere((s) => s.draining && s.held)) {
       if (buffer.busy(p)) continue;

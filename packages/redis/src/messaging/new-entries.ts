@@ -17,18 +17,27 @@ export interface NewEntrySource {
   room(): number;
   /** Takes the entries read from a partition's stream under `generation`. */
   accept(partition: number, generation: number, entries: RawEntry[]): Promise<void>;
+  /**
+   * The partitions held whose earlier holders' pending entries are still to be claimed (their new entries are
+   * read once those are all taken), their leases not near their ends.
+   */
+  claimable(): number[];
+  /** Claims up to `count` more of a partition's pending entries into the buffer; tells its own failures. */
+  claim(partition: number, count: number): Promise<void>;
   stopped(): boolean;
 }
 
 /**
- * The loop reading a group's new entries (`XREADGROUP … >`) on a connection
- * of its own, blocking up to `blockMs` (less where a partition's lease ends
- * sooner), for the partitions the reader may read, never more than the buffer
- * has room for. It waits while there is
- * nothing to read or no room; `wake` ends that wait, `rereadNow` also ends a
- * blocking read in flight (a partition became readable: the read under way
- * does not cover it). A failed read is reported and tried again after a
- * backoff, declaring the group again where the server lost it.
+ * The loop filling a group reader's buffer, never past its room: it claims
+ * the pending entries of the partitions taken over, a page at a time (one
+ * partition's in turn), and reads the group's new entries (`XREADGROUP … >`)
+ * on a connection of its own, blocking up to `blockMs` (less where a
+ * partition's lease ends sooner; not at all while claims wait), for the
+ * partitions the reader may read. It waits while there is nothing to claim
+ * or read, or no room; `wake` ends that wait, `rereadNow` also ends a
+ * blocking read in flight (a partition became readable or was taken over:
+ * the read under way does not cover it). A failed read is reported and tried
+ * again after a backoff, declaring the group again where the server lost it.
  */
 export function createNewEntryReader(source: NewEntrySource) {
   const { context, streams } = source;
@@ -40,6 +49,8 @@ export function createNewEntryReader(source: NewEntrySource) {
   let kick: (() => void) | undefined;
   /** Where the next read starts among the readable partitions when there is room for fewer entries than them. */
   let turn = 0;
+  /** Which of the partitions taken over has the next claim. */
+  let claimTurn = 0;
   /** Reads sent so far: an unblock retried is for the read it was asked for, never the next one. */
   let reads = 0;
   /** The read an unblock is on its way for, or -1. */
@@ -59,9 +70,14 @@ export function createNewEntryReader(source: NewEntrySource) {
   const run = async () => {
     let failures = 0;
     while (!source.stopped()) {
-      if (source.readable().length === 0 || source.room() <= 0) {
+      const claiming = source.claimable();
+      if ((source.readable().length === 0 && claiming.length === 0) || source.room() <= 0) {
         await pause(context.blockMs);
         continue;
+      }
+      if (claiming.length > 0) {
+        await source.claim(claiming[claimTurn++ % claiming.length] as number, source.room());
+        if (source.stopped() || source.readable().length === 0 || source.room() <= 0) continue;
       }
       try {
         if (!blocking) {
@@ -87,8 +103,11 @@ export function createNewEntryReader(source: NewEntrySource) {
           count = 1;
         }
         const generations = ready.map(source.generationOf);
-        // Never 0 (that blocks for ever): a readable partition has at least 1 ms left.
-        const blockMs = Math.max(1, Math.min(context.blockMs, ...ready.map(source.readableFor)));
+        // Never 0 (that blocks for ever): a readable partition has at least 1 ms left. None while claims wait.
+        const blockMs =
+          source.claimable().length > 0
+            ? undefined
+            : Math.max(1, Math.min(context.blockMs, ...ready.map(source.readableFor)));
         blockedId = blockingId;
         reads += 1;
         const reply = await blocking

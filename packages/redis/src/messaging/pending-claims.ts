@@ -7,10 +7,14 @@ export interface ClaimedPage {
   counts: Map<string, number>;
 }
 
+/** At most this many pending entries are claimed in one page. */
+const PAGE = 200;
+
 /**
  * A group reader's recovery of pending entries: it takes over what the group
  * has pending on a partition (its earlier holders', handed back or dead) with
- * `XAUTOCLAIM`, 200 at a time in id order, or picks up stragglers while it
+ * `XAUTOCLAIM`, a page of up to 200 at a time in id order (as many as its
+ * buffer has room for), or picks up stragglers while it
  * holds the partition, and counts each entry's hand-outs: for an entry
  * another consumer read, what the entry carries plus each read of it
  * (`XPENDING`, asked before the claim counts one more); for one this reader
@@ -20,7 +24,12 @@ export interface ClaimedPage {
  *
  * @example
  * const pending = createPendingClaims({ client, group: 'billing', consumer });
- * for await (const page of pending.claim(0, stream, 0)) accept(page.entries, page.counts);
+ * let cursor = '0-0';
+ * do {
+ *   const page = await pending.claimPage(0, stream, cursor, room());
+ *   accept(page.entries, page.counts);
+ *   cursor = page.next;
+ * } while (cursor !== '0-0');
  */
 export function createPendingClaims(settings: {
   client: RedisClient;
@@ -86,19 +95,25 @@ export function createPendingClaims(settings: {
       return out;
     },
 
-    /** Claims `partition`'s entries idle at least `minIdleMs`, a page at a time (pages may be empty); stop by `break`. */
-    async *claim(partition: number, stream: string, minIdleMs: number): AsyncGenerator<ClaimedPage> {
-      let cursor = '0-0';
-      do {
-        // Sent together (one round trip): the connection runs them in order, the hand-outs read before the claim.
-        const [pendingReply, reply] = await Promise.all([
-          client.sendCommand(['XPENDING', stream, group, 'IDLE', String(minIdleMs), cursor, '+', '200']),
-          client.sendCommand(['XAUTOCLAIM', stream, group, consumer, String(minIdleMs), cursor, 'COUNT', '200']),
-        ]);
-        const { next, entries } = parseAutoClaim(reply);
-        cursor = next;
-        yield { entries, counts: countsOf(partition, entries, parsePendingHolders(pendingReply)) };
-      } while (cursor !== '0-0');
+    /**
+     * Claims up to `count` (at most 200) of what the group has pending on `partition`, whoever holds it, from
+     * `cursor` on (`0-0`: the first) in id order; `next` is where the next page starts, `0-0` once the scan
+     * reached the end.
+     */
+    async claimPage(
+      partition: number,
+      stream: string,
+      cursor: string,
+      count: number,
+    ): Promise<ClaimedPage & { next: string }> {
+      const page = String(Math.max(1, Math.min(PAGE, count)));
+      // Sent together (one round trip): the connection runs them in order, the hand-outs read before the claim.
+      const [pendingReply, reply] = await Promise.all([
+        client.sendCommand(['XPENDING', stream, group, cursor, '+', page]),
+        client.sendCommand(['XAUTOCLAIM', stream, group, consumer, '0', cursor, 'COUNT', page]),
+      ]);
+      const { next, entries } = parseAutoClaim(reply);
+      return { entries, counts: countsOf(partition, entries, parsePendingHolders(pendingReply)), next };
     },
 
     /**
@@ -116,7 +131,7 @@ export function createPendingClaims(settings: {
       let start = '-';
       for (;;) {
         const holders = parsePendingHolders(
-          await client.sendCommand(['XPENDING', stream, group, 'IDLE', String(minIdleMs), start, '+', '200']),
+          await client.sendCommand(['XPENDING', stream, group, 'IDLE', String(minIdleMs), start, '+', String(PAGE)]),
         );
         const holding = held();
         const ids: string[] = [];
@@ -132,7 +147,7 @@ export function createPendingClaims(settings: {
           const entries = parseEntries(reply).filter((entry) => entry.fields !== undefined);
           yield { entries, counts: countsOf(partition, entries, holders) };
         }
-        if (holders.size < 200) return;
+        if (holders.size < PAGE) return;
         start = `(${last}`;
       }
     },

@@ -18,16 +18,24 @@ export function parseEntries(reply: unknown): RawEntry[] {
   });
 }
 
-/** The blocking `XREADGROUP` of up to `count` new entries of each of `streams`, read by `consumer` of `group`. */
-export const readNewCommand = (group: string, consumer: string, count: number, blockMs: number, streams: string[]) => [
+/**
+ * The `XREADGROUP` of up to `count` new entries of each of `streams`, read by `consumer` of `group`, blocking up
+ * to `blockMs` (`undefined`: not at all).
+ */
+export const readNewCommand = (
+  group: string,
+  consumer: string,
+  count: number,
+  blockMs: number | undefined,
+  streams: string[],
+) => [
   'XREADGROUP',
   'GROUP',
   group,
   consumer,
   'COUNT',
   String(count),
-  'BLOCK',
-  String(blockMs),
+  ...(blockMs === undefined ? [] : ['BLOCK', String(blockMs)]),
   'STREAMS',
   ...streams,
   ...streams.map(() => '>'),
