@@ -87,6 +87,43 @@ describe('redis: backlog', { skip }, () => {
       await transport.close();
     }
   });
+
+  it("a retry delayed for one group is not in another group's backlog, neither counted nor dated", async () => {
+    const transport = await getRedisTransport({ url: redisUrl, application, partitions: 2 });
+    try {
+      await transport.declareSubscription('returns', 'billing');
+      await transport.declareSubscription('returns', 'audit');
+      const hourAgo = new Date(Date.now() - 3_600_000);
+      await transport.publish('returns', [
+        { ...createMessage({ type: 'Returned', key: 'r-1', data: {} }), createdAt: hourAgo },
+      ]);
+      const signal = new AbortController().signal;
+      const billing = transport.subscribe('returns', 'billing');
+      const audit = transport.subscribe('returns', 'audit');
+      const [retried] = await billing.receive(1, 5000, signal);
+      const [done] = await audit.receive(1, 5000, signal);
+      assert.ok(retried && done, 'each group has the message');
+      await done.ack();
+      await retried.release(60_000);
+      // The release acks the entry and schedules its copy in one script: nothing pending, the copy delayed.
+      const pendingOf = async (group: string) => {
+        let count = 0;
+        for (const p of [0, 1])
+          count += Number(
+            ((await client.sendCommand(['XPENDING', `${application}:stream:returns:${p}`, group])) as unknown[])[0],
+          );
+        return count;
+      };
+      await waitUntil(async () => (await pendingOf('billing')) === 0, "billing's retry scheduled");
+      await waitUntil(async () => (await pendingOf('audit')) === 0, "audit's ack to reach Redis");
+      assert.deepEqual(await transport.backlog?.('returns', 'billing'), { messages: 1, oldestAt: hourAgo.getTime() });
+      assert.deepEqual(await transport.backlog?.('returns', 'audit'), { messages: 0, oldestAt: undefined });
+      await billing.close();
+      await audit.close();
+    } finally {
+      await transport.close();
+    }
+  });
 });
 
 describe('redis: backlog read while the group acks', { skip }, () => {
