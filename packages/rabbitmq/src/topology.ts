@@ -55,6 +55,8 @@ export interface Names {
   routingKey(topic: string, partition: number): string;
   groupQueue(topic: string, group: string, partition: number): string;
   deadQueue(topic: string, group: string): string;
+  /** Where messages of the dead-letter queue that are not Factline messages are kept for an operator. */
+  unreadableQueue(topic: string, group: string): string;
   /** The delay tier back to one group queue (`'retry'`) or into the topic exchange (`'delay'`). */
   tier(tier: number, kind: TierKind): string;
   /** The empty queue whose `x-max-length` records the topic's partition count (partition-count.ts). */
@@ -70,6 +72,7 @@ export function topologyNames(application: string): Names {
     routingKey: (topic, partition) => `${routingTopic(topic)}.${partition}`,
     groupQueue: (topic, group, partition) => `${application}.${topic}.${group}.${partition}`,
     deadQueue: (topic, group) => `${application}.${topic}.${group}.dead`,
+    unreadableQueue: (topic, group) => `${application}.${topic}.${group}.unreadable`,
     tier: (tier, kind) => `${application}.${kind}.${tier}`,
     partitionCount: (topic) => `${application}.${topic}.partitions`,
   };
@@ -91,7 +94,8 @@ export function assertQueueNames(names: Names, partitions: number, topic: string
   assertName(topic, 'topic');
   if (group !== undefined) assertName(group, 'group');
   const longest = names.groupQueue(topic, group ?? '', partitions) + (group === undefined ? '.dead' : '');
-  if (!fitsAmqpName(`${longest}.dead`)) {
+  const unreadable = names.unreadableQueue(topic, group ?? '') + (group === undefined ? '.dead' : '');
+  if (!fitsAmqpName(`${longest}.dead`) || !fitsAmqpName(unreadable)) {
     throw new TransportError(`the queue names for topic '${topic}' would pass RabbitMQ's 255-byte limit`, {
       retryable: false,
     });
@@ -143,6 +147,19 @@ export async function declareGroup(
   await channel.assertQueue(dead, { durable: true, arguments: { ...quorum } });
   await channel.bindQueue(dead, names.deadExchange, dead);
   declared.queues.add(dead);
+}
+
+/** The group's queue of unreadable dead letters (no binding: written through the default exchange). */
+export async function declareUnreadableQueue(
+  channel: Channel,
+  names: Names,
+  topic: string,
+  group: string,
+  declared: Declared,
+): Promise<void> {
+  const queue = names.unreadableQueue(topic, group);
+  await channel.assertQueue(queue, { durable: true, arguments: { ...quorum } });
+  declared.queues.add(queue);
 }
 
 /** One delay tier: a fanout exchange into a queue whose messages expire back to the group queue or the topic exchange. */

@@ -24,6 +24,8 @@ export interface ReaderContext {
   /** Declares the group's queues on the current connection; `again`: even if this connection did already. */
   declareGroup(again: boolean): Promise<void>;
   declareTier(tier: number, kind: TierKind): Promise<void>;
+  /** Declares the group's queue of unreadable dead letters (`names.unreadableQueue`). */
+  declareUnreadable(): Promise<void>;
   /** Publishes with confirms; rejects when the broker did not confirm. */
   publish(items: readonly Outgoing[]): Promise<unknown>;
   report(error: unknown, stage: RabbitErrorStage): void;
@@ -144,13 +146,7 @@ export function createGroupReader(context: ReaderContext) {
     try {
       message = messageFromJson(raw.content.toString('utf8'));
     } catch (error) {
-      context.report(
-        new TransportError(
-          `an unreadable message in the dead-letter queue ${names.deadQueue(topic, group)}: left there for an operator`,
-          { cause: error },
-        ),
-        'dead-letters',
-      );
+      await setAsideUnreadable(raw, own, seen, error);
       return;
     }
     const at = new Date();
@@ -185,6 +181,44 @@ export function createGroupReader(context: ReaderContext) {
         if (stopped || seen !== generation) return;
       }
     }
+  };
+
+  /**
+   * Moves a dead letter that is not a Factline message to the group's unreadable queue (confirmed, then acked),
+   * told once: left unacknowledged in the dead-letter queue, `prefetch` of them would stop its drain. Where the
+   * move fails it stays there unacknowledged (it comes back at the reader's next start), told as well.
+   */
+  const setAsideUnreadable = async (raw: ConsumeMessage, own: Acker, seen: number, error: unknown) => {
+    const queue = names.unreadableQueue(topic, group);
+    try {
+      await context.declareUnreadable();
+      await context.publish([
+        {
+          exchange: '',
+          routingKey: queue,
+          content: raw.content,
+          headers: { ...(raw.properties.headers ?? {}) },
+          messageId: String(raw.properties.messageId ?? ''),
+        },
+      ]);
+    } catch (moveError) {
+      context.report(
+        new TransportError(
+          `an unreadable message in the dead-letter queue ${names.deadQueue(topic, group)} could not be moved to ${queue}: left there for an operator`,
+          { cause: moveError },
+        ),
+        'dead-letters',
+      );
+      return;
+    }
+    if (seen === generation) own.ack(raw);
+    context.report(
+      new TransportError(
+        `an unreadable message in the dead-letter queue ${names.deadQueue(topic, group)}: moved to ${queue} for an operator`,
+        { cause: error },
+      ),
+      'dead-letters',
+    );
   };
 
   const scheduleRestart = () => {

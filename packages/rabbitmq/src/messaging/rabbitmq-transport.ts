@@ -24,6 +24,7 @@ import {
   type Declared,
   declareDelayTier,
   declareGroup,
+  declareUnreadableQueue,
   delayTierFor,
   delayTiers,
   localHoldMs,
@@ -351,6 +352,10 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
           connection: () => link?.connection,
           declareGroup: (again) => declare(topic, group, again),
           declareTier,
+          declareUnreadable: () =>
+            once(`unreadable ${groupKey(topic, group)}`, (channel) =>
+              declareUnreadableQueue(channel, names, topic, group, declared),
+            ),
           publish: (items) => current().publisher.publish(items),
           report,
         });
