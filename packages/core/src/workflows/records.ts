@@ -110,7 +110,7 @@ function outputEvent(output: WorkflowOutput, now: number): Event {
       return { type: workflowEventTypes.sent, data };
     }
     case 'schedule': {
-      const dueAt = output.at ? output.at.getTime() : now + (output.afterMs ?? Number.NaN);
+      const dueAt = Math.ceil(output.at ? output.at.getTime() : now + (output.afterMs ?? Number.NaN));
       if (!Number.isFinite(dueAt) || typeof output.token !== 'string' || output.token.length === 0) {
         throw new ValidationError({
           path: 'schedule',

@@ -27,7 +27,7 @@ export interface ScheduleOutput<In extends Event = Event> {
   token: string;
   /** Absolute due time, or */
   at?: Date;
-  /** milliseconds after the decision was recorded. */
+  /** milliseconds after the decision was recorded (the due time is rounded up to a whole millisecond). */
   afterMs?: number;
   message: Pick<In, 'type' | 'data'>;
 }

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { isConcurrencyError } from '../../errors/index.ts';
 import { createMessage } from '../../messaging/message.ts';
-import type { EventStore } from '../../store/types.ts';
+import type { Event, EventStore } from '../../store/types.ts';
+import { defineWorkflow, schedule } from '../../workflows/define.ts';
 import { createWorkflowHandler } from '../../workflows/handler.ts';
+import { uniqueCategory } from '../conformance/context.ts';
 import type { TimerCaseContext, TimerConformanceCase } from './context.ts';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -211,6 +213,30 @@ export const timerCases: readonly TimerConformanceCase[] = [
         ['Set', 'Set', 'Due'],
         'the racing input, then the fired timer',
       );
+    },
+  },
+  {
+    name: 'a timer `afterMs` a fraction of a millisecond away is due from the next whole millisecond',
+    async run(context) {
+      const definition = defineWorkflow<unknown, Event<'Back', { id: string; attempt: number }>>({
+        name: uniqueCategory('timers'),
+        inputs: ['Back'],
+        start: ['Back'],
+        correlate: (input) => input.data.id,
+        initialState: () => null,
+        evolve: (state) => state,
+        decide: (input) =>
+          schedule({
+            token: 'retry',
+            afterMs: 1000 * (1 + input.data.attempt / 3),
+            message: { type: 'Back', data: { id: input.data.id, attempt: input.data.attempt + 1 } },
+          }),
+      });
+      const handler = createWorkflowHandler(definition, { store: context.store, now: () => T0 });
+      assert.equal(await handler.handle(msg('Back', { id: 'i', attempt: 1 })), 'recorded');
+      assert.deepEqual(await dueOf(context, definition.name, T0 + 1333), []);
+      const [timer] = await dueOf(context, definition.name, T0 + 1334);
+      assert.equal(timer?.dueAt, T0 + 1334);
     },
   },
   {
