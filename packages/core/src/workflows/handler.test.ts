@@ -159,6 +159,31 @@ describe('createWorkflowHandler', () => {
     assert.equal(parked?.error.code, 'VALIDATION');
   });
 
+  it('parks on a schedule with no token or due time, naming the output: an `at` that is not a Date (an ISO string from JSON) or an invalid one', async () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ at: '2026-12-08T10:00:00.000Z' }, /^outputs\[1\]\.at: must be a valid Date, got '2026-12-08T10:00:00\.000Z'/],
+      [{ at: new Date(Number.NaN) }, /^outputs\[1\]\.at: must be a valid Date, got an invalid Date/],
+      [{ afterMs: '5' }, /^outputs\[1\]\.afterMs: must be a finite number of ms/],
+      [{}, /^outputs\[1\]: a schedule needs `at`/],
+      [{ token: '', afterMs: 5 }, /^outputs\[1\]\.token: must be a non-empty string/],
+    ];
+    for (const [i, [timing, error]] of cases.entries()) {
+      const broken = {
+        ...paymentFlow,
+        name: `unscheduled${i}`,
+        decide: () => [
+          { kind: 'send', message: { type: 'X', data: {} } },
+          { kind: 'schedule', token: 't', message: { type: 'X', data: {} }, ...timing },
+        ],
+      };
+      const handler = createWorkflowHandler(broken as unknown as typeof paymentFlow, { store });
+      assert.equal(await handler.handle(input('OrderPlaced', { orderId: 's', amount: 1 })), 'parked');
+      const [parked] = await handler.parked.list();
+      assert.equal(parked?.error.code, 'VALIDATION');
+      assert.match(parked?.error.message ?? '', error);
+    }
+  });
+
   it('records on a store whose schema registry refuses unknown types: the workflow records are Factline’s own', async () => {
     const strict = getInMemoryEventStore({ schemas: createSchemaRegistry([], { unknownTypes: 'error' }) });
     await assert.rejects(strict.append('x-1', [{ type: 'Unknown', data: {} }]), isValidationError);

@@ -1,5 +1,6 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { assertMessage } from '../messaging/message-validation.ts';
+import { describeValue } from '../options/check-options.ts';
 import { checkJson } from '../store/json-checks.ts';
 import type { Event, EventMetadata, EventToAppend } from '../store/types.ts';
 import { assertName } from '../store/validation.ts';
@@ -75,7 +76,7 @@ export function decisionEvents(
   outputs.forEach((output, i) => {
     const id = derivedId(inputId, 'output', String(i));
     if (output?.kind === 'send') checkSent(streamId, output, `outputs[${i}]`);
-    events.push({ id, ...outputEvent(output, now), metadata });
+    events.push({ id, ...outputEvent(output, now, `outputs[${i}]`), metadata });
   });
   return events;
 }
@@ -102,7 +103,7 @@ function checkSent(streamId: string, output: Extract<WorkflowOutput, { kind: 'se
   assertMessage(probe, `${path}.message`);
 }
 
-function outputEvent(output: WorkflowOutput, now: number): Event {
+function outputEvent(output: WorkflowOutput, now: number, path: string): Event {
   switch (output?.kind) {
     case 'send': {
       const data: SentRecordData = { message: output.message };
@@ -110,14 +111,11 @@ function outputEvent(output: WorkflowOutput, now: number): Event {
       return { type: workflowEventTypes.sent, data };
     }
     case 'schedule': {
-      const dueAt = Math.ceil(output.at ? output.at.getTime() : now + (output.afterMs ?? Number.NaN));
-      if (!Number.isFinite(dueAt) || typeof output.token !== 'string' || output.token.length === 0) {
-        throw new ValidationError({
-          path: 'schedule',
-          message: 'needs a non-empty token and a valid `at` (Date) or `afterMs` (number)',
-        });
-      }
-      const data: TimerScheduledData = { token: output.token, dueAt, message: output.message };
+      const data: TimerScheduledData = {
+        token: output.token,
+        dueAt: dueTime(output, now, path),
+        message: output.message,
+      };
       return { type: workflowEventTypes.timerScheduled, data };
     }
     case 'cancel':
@@ -126,10 +124,38 @@ function outputEvent(output: WorkflowOutput, now: number): Event {
       return { type: workflowEventTypes.completed, data: {} };
     default:
       throw new ValidationError({
-        path: 'decide',
+        path,
         message: 'returned something that is not an output (use send, schedule, cancelTimer, complete)',
       });
   }
+}
+
+/**
+ * A `schedule`'s due time in whole milliseconds since the epoch (rounded up):
+ * its `at`, a valid `Date`, else `afterMs` (a finite number) after `now`.
+ * A missing token or due time fails the decision, naming the output.
+ */
+function dueTime(output: Extract<WorkflowOutput, { kind: 'schedule' }>, now: number, path: string): number {
+  const { token, at, afterMs } = output as { token: unknown; at: unknown; afterMs: unknown };
+  if (typeof token !== 'string' || token.length === 0) {
+    throw new ValidationError({
+      path: `${path}.token`,
+      message: `must be a non-empty string, got ${describeValue(token)}`,
+    });
+  }
+  if (at !== undefined) {
+    if (at instanceof Date && Number.isFinite(at.getTime())) return Math.ceil(at.getTime());
+    const got = at instanceof Date ? 'an invalid Date' : describeValue(at);
+    throw new ValidationError({ path: `${path}.at`, message: `must be a valid Date, got ${got}` });
+  }
+  if (typeof afterMs === 'number' && Number.isFinite(afterMs)) return Math.ceil(now + afterMs);
+  if (afterMs === undefined) {
+    throw new ValidationError({ path, message: 'a schedule needs `at` (a Date) or `afterMs` (a number of ms)' });
+  }
+  throw new ValidationError({
+    path: `${path}.afterMs`,
+    message: `must be a finite number of ms, got ${describeValue(afterMs)}`,
+  });
 }
 
 /** The outputs `decide` returned, as an array. */
