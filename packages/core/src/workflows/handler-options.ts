@@ -13,7 +13,7 @@ export interface WorkflowHandlerOptions<State = unknown> {
   now?: () => number;
   /**
    * An input that names no existing instance and may not start one (or that
-   * `correlate` maps to none). Default: ignored and counted (`stats().notFound`).
+   * `correlate` maps to none). Default: ignored and counted (`stats()['not-found']`).
    */
   onNotFound?: (input: WorkflowInput, instanceId: string | undefined) => void;
   /**

@@ -58,6 +58,16 @@ describe('createWorkflowHandler', () => {
     assert.equal(await quiet.handle(input('SomethingElse' as FlowInput['type'], { orderId: 'x' })), 'ignored');
   });
 
+  it('counts an input that `correlate` maps to no instance id (undefined, empty, not a string) as not found', async () => {
+    const seen: (string | undefined)[] = [];
+    const handler = createWorkflowHandler(paymentFlow, { store, onNotFound: (_message, id) => seen.push(id) });
+    for (const orderId of [undefined, '', 42]) {
+      assert.equal(await handler.handle(input('OrderPlaced', { orderId, amount: 1 })), 'not-found');
+    }
+    assert.deepEqual(seen, [undefined, undefined, undefined]);
+    assert.equal(handler.stats()['not-found'], 3);
+  });
+
   it('yields one instance from two racing start messages; the loser is recorded as a normal input', async () => {
     let conflicts = 0;
     const counting: EventStore = {

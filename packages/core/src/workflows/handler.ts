@@ -116,7 +116,7 @@ export function createWorkflowHandler<State, In extends Event, Out extends Event
     const input = inputOf(message);
     if (!workflow.inputs.includes(input.type)) return counted('ignored');
     const instanceId = workflow.correlate(input as WorkflowInputOf<In>);
-    if (typeof instanceId !== 'string' || instanceId.length === 0) return notFound(input, undefined);
+    if (typeof instanceId !== 'string' || instanceId.length === 0) return counted(notFound(input, undefined));
     const streamId = instanceStreamId(workflow, instanceId);
     const mayStart = workflow.start.includes(input.type);
     return counted(await record(workflow, options, streamId, { message: input }, mayStart, notFound));
