@@ -165,7 +165,11 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
       if (firing.outcome === 'timer-dropped' || firing.outcome === 'duplicate') {
         // Gone or recorded already (a table that missed its removal): never fired again.
         await timers.remove(timer.timerId);
-        if (firing.outcome === 'timer-dropped') round.dropped++;
+        if (firing.outcome === 'timer-dropped') {
+          round.dropped++;
+          const { workflow, streamId, timerId } = timer;
+          log(options.logger, 'info', { workflow, streamId, timerId }, 'workflow timer dropped');
+        }
       } else {
         round.fired++;
       }

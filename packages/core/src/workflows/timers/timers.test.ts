@@ -90,6 +90,21 @@ describe('workflow timers', () => {
     assert.equal(await timers.pendingCount(), 0);
   });
 
+  it('logs each dropped timer through its logger, as it logs failures', async () => {
+    const lines: [string, string, unknown][] = [];
+    const at = (level: string) => (fields: object | string, msg?: string) => lines.push([level, String(msg), fields]);
+    const logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+    const poller = createWorkflowTimers({ timers, handlers: [handler], clock, logger });
+    await charging('o1');
+    const [timer] = await timers.due(clock.now() + minutes(15), 10);
+    await store.deleteStream('flow-o1');
+    clock.advance(minutes(15));
+    assert.deepEqual(await poller.fireDue(), { fired: 0, dropped: 1, failed: 0 });
+    assert.deepEqual(lines, [
+      ['info', 'workflow timer dropped', { workflow: 'flow', streamId: 'flow-o1', timerId: timer?.timerId }],
+    ]);
+  });
+
   it('cancels a timer by token, and a schedule of the same token replaces the pending one', async () => {
     await charging('o1');
     const [first] = await timers.due(clock.now() + minutes(20), 10);
