@@ -1,5 +1,5 @@
 import { isFactlineError } from '../errors/index.ts';
-import { checkOptions, describeValue } from '../options/check-options.ts';
+import { checkOptions, describeValue, MAX_TIMER_MS } from '../options/check-options.ts';
 import { type Message, messageFromJson, messageToJson } from './message.ts';
 import type { Delivery } from './transport.ts';
 
@@ -16,7 +16,7 @@ export type RetryDecision =
  * The longest retry delay, in ms: a timer's limit (2^31 - 1 ms, about 24.8 days). Node fires a
  * longer timer after 1 ms.
  */
-export const MAX_RETRY_DELAY_MS = 2_147_483_647;
+export const MAX_RETRY_DELAY_MS = MAX_TIMER_MS;
 
 /** Whether `value` is a retry delay: a number of ms from 0 to `MAX_RETRY_DELAY_MS`. */
 export const isRetryDelay = (value: unknown): value is number =>

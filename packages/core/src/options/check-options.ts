@@ -18,10 +18,18 @@ export type OptionKind =
   | 'non-negative-integer'
   /** A finite number >= 0. */
   | 'non-negative-number'
+  /** A whole number of ms from 1 to `MAX_TIMER_MS`: a timer's or an interval's delay. */
+  | 'timer-ms'
   /** Anything: checked by the factory itself. */
   | 'any'
   | { readonly oneOf: readonly (string | number | boolean)[] }
   | ((value: unknown) => string | undefined);
+
+/**
+ * The longest delay of a timer, in ms (2^31 - 1, about 24.8 days): Node fires a
+ * longer `setTimeout` or `setInterval` after 1 ms.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
 
 /** The options a factory or method takes, by name. */
 export type OptionSpec = Readonly<Record<string, OptionKind>>;
@@ -84,6 +92,10 @@ function problem(kind: OptionKind, value: unknown): string | undefined {
       return integer(value, 1) ? undefined : `must be an integer >= 1, got ${describeValue(value)}`;
     case 'non-negative-integer':
       return integer(value, 0) ? undefined : `must be an integer >= 0, got ${describeValue(value)}`;
+    case 'timer-ms':
+      return integer(value, 1) && (value as number) <= MAX_TIMER_MS
+        ? undefined
+        : `must be an integer from 1 to ${MAX_TIMER_MS} (a timer's limit, about 24.8 days), got ${describeValue(value)}`;
     case 'non-negative-number':
       return typeof value === 'number' && Number.isFinite(value) && value >= 0
         ? undefined

@@ -57,6 +57,13 @@ test('the timer table is migrated once as component workflow-timers; options are
     );
     assert.deepEqual(rows, [{ version: 1 }]);
     await assert.rejects(getPostgresTimerStore({ pool: store.pool, schema, pollMs: 1 } as never), isValidationError);
+    for (const option of ['pollMs', 'leaseCheckMs']) {
+      await assert.rejects(
+        startPostgresWorkflowTimers(timers, { handlers: [], [option]: 2_147_483_648 }),
+        (e: unknown) =>
+          isValidationError(e) && e.issues[0]?.path.endsWith(`.${option}`) && /2147483647/.test(e.message),
+      );
+    }
   } finally {
     await timers.close();
     await store.close();

@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { isValidationError } from '@factline/core';
 import { testTimerStoreConformance } from '@factline/core/testing';
-import { getSqliteEventStore, getSqliteTimerStore, openSqliteDatabase, sqliteTimerProjection } from '../index.ts';
+import {
+  getSqliteEventStore,
+  getSqliteTimerStore,
+  openSqliteDatabase,
+  sqliteTimerProjection,
+  startSqliteWorkflowTimers,
+} from '../index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-timers-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -58,5 +64,26 @@ test('getSqliteTimerStore refuses unknown options', () => {
     assert.throws(() => getSqliteTimerStore({ database: db, pollMs: 1 } as never), isValidationError);
   } finally {
     db.close();
+  }
+});
+
+test('startSqliteWorkflowTimers refuses a pollMs or leaseCheckMs over a timer’s limit (2147483647 ms), naming it', async () => {
+  const store = getSqliteEventStore({
+    path: join(dir, `timers-${++files}.db`),
+    inlineProjections: [sqliteTimerProjection()],
+  });
+  try {
+    const over = 2_147_483_648;
+    for (const [option, given] of [
+      ['pollMs', { pollMs: over }],
+      ['leaseCheckMs', { leaseTtlMs: 2 * over, leaseCheckMs: over }],
+    ] as const) {
+      await assert.rejects(
+        startSqliteWorkflowTimers(store, { handlers: [], ...given }),
+        (e: unknown) => isValidationError(e) && e.issues[0]?.path.endsWith(`.${option}`),
+      );
+    }
+  } finally {
+    await store.close();
   }
 });

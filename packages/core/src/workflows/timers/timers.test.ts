@@ -360,4 +360,15 @@ describe('workflow timers', () => {
   it('refuses unknown options', () => {
     assert.throws(() => createWorkflowTimers({ timers, handlers: [], pollMS: 5 } as never), isValidationError);
   });
+
+  it('refuses a pollMs or leaseCheckMs over a timer’s limit (2147483647 ms), naming it: the loop would spin', () => {
+    for (const option of ['pollMs', 'leaseCheckMs']) {
+      assert.throws(
+        () => createWorkflowTimers({ timers, handlers: [], [option]: 2_147_483_648 }),
+        (e: unknown) =>
+          isValidationError(e) && e.issues[0]?.path.endsWith(`.${option}`) && /2147483647/.test(e.message),
+      );
+      createWorkflowTimers({ timers, handlers: [], [option]: 2_147_483_647 });
+    }
+  });
 });
