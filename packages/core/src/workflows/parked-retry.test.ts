@@ -108,6 +108,53 @@ describe('parked.retry', () => {
     await scenario.drain();
     assert.ok(scenario.deliveredTypes().includes('ShipOrder'), 'the payment, decided before it, went through');
   });
+
+  it('a kept input whose schedule cannot be recorded (message data JSON cannot carry) parks the instance on it, as a live input does', async () => {
+    type Reminded =
+      | Event<'Opened', { id: string }>
+      | Event<'Paid', { id: string }>
+      | Event<'Remind', { id: string; n: number }>;
+    const workflow = defineWorkflow<null, Reminded, Event<'Receipt', { id: string }>>({
+      name: 'reminder',
+      inputs: ['Opened', 'Paid', 'Remind'],
+      start: ['Opened'],
+      correlate: (input) => input.data.id,
+      initialState: () => null,
+      evolve: (state) => state,
+      decide: (input) => {
+        if (input.type === 'Opened') return [];
+        if (input.type === 'Paid') {
+          if (bug.on) throw new NonRetryableError('a bug in the payment step');
+          return [send({ type: 'Receipt', data: { id: input.data.id } })];
+        }
+        // A negative count gives NaN, which JSON cannot carry.
+        const message = { type: 'Remind' as const, data: { id: input.data.id, n: Math.sqrt(input.data.n) } };
+        return [schedule({ token: 'remind', afterMs: 1000, message })];
+      },
+    });
+    const scenario = createWorkflowScenario({ workflows: [workflow] });
+    await scenario.send({ type: 'Opened', data: { id: 'r1' } });
+    await scenario.send({ type: 'Remind', data: { id: 'r1', n: -1 } });
+    bug.on = true;
+    await scenario.send({ type: 'Opened', data: { id: 'r2' } });
+    await scenario.send({ type: 'Paid', data: { id: 'r2' } });
+    await scenario.send({ type: 'Remind', data: { id: 'r2', n: -1 } });
+    bug.on = false;
+    const handler = scenario.workflows.get(workflow.name);
+    assert.equal(await handler?.parked.retry('r2'), 'parked');
+    const parked = (await handler?.parked.list()) ?? [];
+    assert.deepEqual(
+      parked.map((p) => [p.instanceId, p.input.type]),
+      [
+        ['r1', 'Remind'],
+        ['r2', 'Remind'],
+      ],
+      'parked on the input whose schedule could not be recorded, live and in the retry alike',
+    );
+    for (const p of parked) assert.match(p.error.message, /outputs\[0\]\.message\.data/);
+    await scenario.drain();
+    assert.ok(scenario.deliveredTypes().includes('Receipt'), 'the payment, decided before it, went through');
+  });
 });
 
 describe('a send the relay could never publish', () => {

@@ -76,6 +76,7 @@ export function decisionEvents(
   outputs.forEach((output, i) => {
     const id = derivedId(inputId, 'output', String(i));
     if (output?.kind === 'send') checkSent(streamId, output, `outputs[${i}]`);
+    if (output?.kind === 'schedule') checkMessage(streamId, output.message, `outputs[${i}].message`);
     events.push({ id, ...outputEvent(output, now, `outputs[${i}]`), metadata });
   });
   return events;
@@ -90,7 +91,16 @@ export function decisionEvents(
  */
 function checkSent(streamId: string, output: Extract<WorkflowOutput, { kind: 'send' }>, path: string): void {
   if (output.topic !== undefined) assertName(output.topic, `${path}.topic`);
-  const message = output.message as { type?: unknown; data?: unknown; key?: unknown } | undefined;
+  checkMessage(streamId, output.message, `${path}.message`);
+}
+
+/**
+ * Refuses a message the instance could not record: a `send`'s as the relay
+ * will build it, a `schedule`'s as its timer will deliver it (the store would
+ * refuse the append, and a retry of the instance would stop at it).
+ */
+function checkMessage(streamId: string, given: unknown, path: string): void {
+  const message = given as { type?: unknown; data?: unknown; key?: unknown } | undefined;
   const probe = {
     id: 'sent',
     type: message?.type,
@@ -100,7 +110,7 @@ function checkSent(streamId: string, output: Extract<WorkflowOutput, { kind: 'se
     headers: {},
     createdAt: new Date(0),
   };
-  assertMessage(probe, `${path}.message`);
+  assertMessage(probe, path);
 }
 
 function outputEvent(output: WorkflowOutput, now: number, path: string): Event {
