@@ -21,8 +21,11 @@ type Output =
   | Event<'Audit', { orderId: string; amount: number }>
   | Event<'RefundAndCancel', { orderId: string }>;
 
-/** Switched by the tests: while true, `PaymentSucceeded` fails for good (a bug, fixed before the retry). */
-const bug = { on: true };
+/**
+ * Switched by the tests: while `on`, `PaymentSucceeded` fails for good (a bug, fixed before the retry);
+ * while `noted`, `Noted` does.
+ */
+const bug = { on: true, noted: false };
 
 /** A checkout whose payment reschedules (or cancels) the deadline its start set. */
 const checkout = (onPaid: 'reschedule' | 'cancel') =>
@@ -55,6 +58,7 @@ const checkout = (onPaid: 'reschedule' | 'cancel') =>
                 }),
           ];
         case 'Noted':
+          if (bug.noted) throw new NonRetryableError('a bug in the audit step');
           // A bug of its own: a negative amount gives NaN, which JSON cannot carry.
           return [send({ type: 'Audit', data: { orderId, amount: Math.sqrt(input.data.amount) } })];
         case 'DeadlinePassed':
@@ -87,6 +91,33 @@ describe('parked.retry', () => {
       );
       const instance = await scenario.instance(workflow, 'o1');
       assert.equal(instance.status, 'active', 'not completed by the stale deadline');
+      assert.equal(instance.timers.has('deadline'), onPaid === 'reschedule');
+    });
+
+    it(`drops it at a later retry too, when the retry that ${onPaid === 'cancel' ? 'cancelled' : 'replaced'} its timer parked again before it`, async () => {
+      bug.on = true;
+      bug.noted = true;
+      const workflow = checkout(onPaid);
+      const scenario = createWorkflowScenario({ workflows: [workflow] });
+      await scenario.send({ type: 'OrderPlaced', data: { orderId: 'o1' } });
+      await scenario.send({ type: 'PaymentSucceeded', data: { orderId: 'o1' } });
+      await scenario.send({ type: 'Noted', data: { orderId: 'o1', amount: 4 } });
+      await scenario.advance(60_000);
+      assert.equal((await scenario.instance(workflow, 'o1')).parked?.pending.length, 2);
+
+      bug.on = false;
+      const handler = scenario.workflows.get(workflow.name);
+      assert.equal(await handler?.parked.retry('o1'), 'parked', 'the payment goes through, the audit parks again');
+      bug.noted = false;
+      assert.equal(await handler?.parked.retry('o1'), 'resumed');
+      await scenario.drain();
+      assert.deepEqual(
+        scenario.deliveredTypes().filter((t) => ['ShipOrder', 'Audit', 'RefundAndCancel'].includes(t)),
+        ['ShipOrder', 'Audit'],
+        'the old deadline does not refund a paid order',
+      );
+      const instance = await scenario.instance(workflow, 'o1');
+      assert.equal(instance.status, 'active');
       assert.equal(instance.timers.has('deadline'), onPaid === 'reschedule');
     });
   }

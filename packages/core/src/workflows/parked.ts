@@ -118,12 +118,13 @@ export function createParkedInstances<State, In extends Event, Out extends Event
         /** Tokens a decision of this retry scheduled again or cancelled: a kept firing of their earlier timer is dropped. */
         const retimed = new Set<string>();
         for (const [i, record] of kept.entries()) {
+          // As for a live firing: a timer cancelled or replaced before it is decided is never delivered,
+          // nor kept again behind an input the retry parks on (a later retry would deliver it).
+          if (record.timer && retimed.has(record.timer.token)) continue;
           if (outcome === 'parked') {
             events.push(keptEvent(streamId, record, T.deferred, salt));
             continue;
           }
-          // As for a live firing: a timer cancelled or replaced before it is decided is never delivered.
-          if (record.timer && retimed.has(record.timer.token)) continue;
           let outputs: WorkflowOutput[];
           let decided: EventToAppend[];
           try {
