@@ -70,8 +70,10 @@ async function applyChanges(
     switch (change.kind) {
       case 'schedule': {
         const { timer } = change;
-        // A timer due before every other pending one is announced (at commit) on the timer
-        // channel: a poller in another process, sleeping until the earliest it knew of, wakes.
+        // A timer due before every other pending one not due yet is announced (at commit) on the
+        // timer channel: a poller in another process, sleeping until the earliest it knew of, wakes.
+        // Timers due already do not hold the announcement back: one failing and waiting for its
+        // retry would silence it for every timer scheduled after it.
         await tx.query(
           `WITH put AS (
              INSERT INTO ${s}.workflow_timers (timer_id, stream_id, workflow, token, due_at, message, metadata)
@@ -81,7 +83,7 @@ async function applyChanges(
                message = excluded.message, metadata = excluded.metadata
              RETURNING due_at)
            SELECT pg_notify($8, put.due_at::text) FROM put
-            WHERE NOT EXISTS (SELECT 1 FROM ${s}.workflow_timers t WHERE t.due_at < put.due_at)`,
+            WHERE NOT EXISTS (SELECT 1 FROM ${s}.workflow_timers t WHERE t.due_at < put.due_at AND t.due_at > $9)`,
           [
             timer.timerId,
             timer.streamId,
@@ -91,6 +93,7 @@ async function applyChanges(
             JSON.stringify(timer.message),
             JSON.stringify(timer.metadata),
             channel,
+            Date.now(),
           ],
         );
         break;

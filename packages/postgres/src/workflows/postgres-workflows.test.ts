@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { createMessage, createWorkflowHandler, createWorkflowTimers } from '@factline/core';
 import { settlesWithin, spawnTestChild, waitUntil } from '@factline/core/testing';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
-import { getPostgresEventStore } from '../store/postgres-event-store.ts';
+import { getPostgresEventStore, type PostgresEventStore } from '../store/postgres-event-store.ts';
 import { reminder } from './fixtures/reminder-workflow.ts';
 import { getPostgresTimerStore, postgresTimerProjection } from './postgres-timer-store.ts';
 import { startPostgresWorkflowTimers } from './postgres-workflow-timers.ts';
@@ -111,6 +111,21 @@ test('postgres: 10,000 timers pending across a restart all fire, each once', { s
   }
 });
 
+/** Until the listening session has run its LISTEN: from then a notification is heard, not a reconnect's wake-up. */
+const listening = (store: PostgresEventStore, schema: string) =>
+  waitUntil(
+    async () => {
+      const { rows } = await store.pool.query(
+        `SELECT 1 FROM pg_stat_activity WHERE application_name = 'factline-workflow-timers-listen'
+            AND state = 'idle' AND query LIKE 'LISTEN %' AND query LIKE $1`,
+        [`%${schema}%`],
+      );
+      return rows.length > 0;
+    },
+    'the poller listens on the timer channel',
+    10_000,
+  );
+
 test('postgres: a timer scheduled from another store handle, due sooner than the next look, wakes the poller (NOTIFY)', {
   skip,
   timeout: 60_000,
@@ -135,19 +150,7 @@ test('postgres: a timer scheduled from another store handle, due sooner than the
   });
   try {
     await waitUntil(() => poller.stats().held, 'the poller holds its lease', 10_000);
-    // The listening session has run its LISTEN: from here a notification is heard, not a reconnect's wake-up.
-    await waitUntil(
-      async () => {
-        const { rows } = await polling.pool.query(
-          `SELECT 1 FROM pg_stat_activity WHERE application_name = 'factline-workflow-timers-listen'
-              AND state = 'idle' AND query LIKE 'LISTEN %' AND query LIKE $1`,
-          [`%${schema}%`],
-        );
-        return rows.length > 0;
-      },
-      'the poller listens on the timer channel',
-      10_000,
-    );
+    await listening(polling, schema);
     const started = Date.now();
     await createWorkflowHandler(reminder, { store: scheduling }).handle(
       createMessage({ type: 'Remind', data: { id: 'w1', at: started + 50 } }),
@@ -155,6 +158,55 @@ test('postgres: a timer scheduled from another store handle, due sooner than the
     const completed = async () =>
       (await polling.readStream('reminder-w1')).events.at(-1)?.type === '$workflow.completed';
     await waitUntil(completed, 'the timer fired well before pollMs', 3_000);
+    const firedAfter = Date.now() - started;
+    assert.ok(firedAfter < pollMs / 4, `fired after ${firedAfter} ms, pollMs is ${pollMs}`);
+    assert.equal(poller.stats().fired, 1);
+  } finally {
+    await poller.stop();
+    await timers.close();
+    await scheduling.close();
+    await polling.close();
+  }
+});
+
+test('postgres: a timer failing and waiting for its retry holds back neither the NOTIFY of a timer scheduled after it nor its firing', {
+  skip,
+  timeout: 60_000,
+}, async (t) => {
+  const schema = testSchema('timers_stuck');
+  t.after(() => dropSchema(schema));
+  const open = () =>
+    getPostgresEventStore({
+      connectionString: postgresUrl,
+      schema,
+      poolSize: 2,
+      inlineProjections: [postgresTimerProjection({ schema })],
+    });
+  const polling = await open();
+  const scheduling = await open();
+  const timers = await getPostgresTimerStore({ pool: polling.pool, schema });
+  const pollMs = 15_000;
+  const errors: unknown[] = [];
+  const poller = await startPostgresWorkflowTimers(timers, {
+    handlers: [createWorkflowHandler(reminder, { store: polling })],
+    pollMs,
+    leaseCheckMs: 50,
+    onError: (error) => errors.push(error),
+  });
+  try {
+    await waitUntil(() => poller.stats().held, 'the poller holds its lease', 10_000);
+    await listening(polling, schema);
+    // A timer of a workflow the poller has no handler for: it fails, and waits pollMs for its retry.
+    const orphan = createWorkflowHandler({ ...reminder, name: 'orphan' }, { store: scheduling });
+    await orphan.handle(createMessage({ type: 'Remind', data: { id: 'o1', at: Date.now() + 50 } }));
+    await waitUntil(() => errors.length >= 1, 'the orphan timer failed', 10_000);
+    const started = Date.now();
+    await createWorkflowHandler(reminder, { store: scheduling }).handle(
+      createMessage({ type: 'Remind', data: { id: 'w1', at: started + 300 } }),
+    );
+    const completed = async () =>
+      (await polling.readStream('reminder-w1')).events.at(-1)?.type === '$workflow.completed';
+    await waitUntil(completed, 'the timer fired well before pollMs', 5_000);
     const firedAfter = Date.now() - started;
     assert.ok(firedAfter < pollMs / 4, `fired after ${firedAfter} ms, pollMs is ${pollMs}`);
     assert.equal(poller.stats().fired, 1);

@@ -254,11 +254,23 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
         wakeNow = done;
       });
     const waiting = createRetryWaits(pollMs);
-    const wait = async () => {
+    /**
+     * When the loop looks next: the earliest pending timer's due time, or when timers waiting for their retry
+     * are due already, the earliest of their retries and the first timer after them that is not waiting.
+     */
+    const nextLook = async (): Promise<number | undefined> => {
       const next = await timers.nextDueAt();
+      const now = clock.now();
+      if (next === undefined || next > now || waiting.size() === 0) return next;
+      const ahead = await timers.due(now + pollMs, waiting.size() + 1);
+      const first = ahead.find((timer) => !waiting.waits(timer.timerId, now));
+      return Math.min(first?.dueAt ?? Number.POSITIVE_INFINITY, waiting.nextRetry());
+    };
+    const wait = async () => {
+      const next = await nextLook();
       let ms = next === undefined ? pollMs : Math.min(pollMs, Math.max(0, next - clock.now()));
-      // What is due may be only timers waiting for their retry: the loop does not spin on them.
-      if (ms === 0 && waiting.size() > 0) ms = Math.max(1, Math.min(pollMs, waiting.nextRetry() - clock.now()));
+      // A retry due already, or a timer due and not waiting: looked at after a turn of the clock, never in a spin.
+      if (ms === 0 && waiting.size() > 0) ms = 1;
       // Woken while firing or reading (a timer scheduled meanwhile): look again at once.
       if (!current.running || woken) return;
       await sleep(ms);

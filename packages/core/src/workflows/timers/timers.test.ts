@@ -228,6 +228,47 @@ describe('workflow timers', () => {
     }
   });
 
+  it('sleeps until the next timer not waiting for a retry, not until the retry of a failing one', async () => {
+    const errors: unknown[] = [];
+    const sleeps: number[] = [];
+    const recording: VirtualClock = {
+      ...clock,
+      setTimer: (callback, ms) => {
+        sleeps.push(ms);
+        return clock.setTimer(callback, ms);
+      },
+    };
+    const hour = minutes(60);
+    const poller = createWorkflowTimers({
+      timers,
+      handlers: [handler],
+      clock: recording,
+      pollMs: hour,
+      onError: (e) => errors.push(e),
+    });
+    // A timer of a workflow the poller has no handler for: it fails, and waits an hour (pollMs) for its retry.
+    const orphan = createWorkflowHandler({ ...paymentFlow, name: 'orphan' }, { store, now: clock.now });
+    await orphan.handle(input('OrderPlaced', { orderId: 'o1', amount: 1 }));
+    await orphan.handle(input('StockReserved', { orderId: 'o1' }));
+    await poller.start();
+    try {
+      await waitUntil(() => poller.stats().held && sleeps.length > 0, 'the poller sleeps');
+      sleeps.length = 0;
+      clock.advance(minutes(15));
+      await waitUntil(() => errors.length === 1 && sleeps.length > 0, 'the orphan timer failed, the poller sleeps');
+      assert.equal(sleeps.at(-1), hour, 'nothing but the failing timer: until its retry');
+      await charging('o2'); // due in 15 minutes, before the retry
+      sleeps.length = 0;
+      poller.wake();
+      await waitUntil(() => sleeps.length > 0, 'the poller sleeps again');
+      assert.equal(sleeps[0], minutes(15));
+      clock.advance(minutes(15));
+      await waitUntil(() => poller.stats().fired === 1, 'the timer fired at its time');
+    } finally {
+      await poller.stop();
+    }
+  });
+
   it('stops at once while it waits after a failure of the store, on a virtual clock', async () => {
     const errors: unknown[] = [];
     const failing: TimerStore = {
