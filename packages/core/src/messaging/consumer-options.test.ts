@@ -117,11 +117,11 @@ describe('consumer options', () => {
     assert.equal(issuesOf(() => defaultRetryPolicy({ jitter: 2 }))[0]?.path, 'defaultRetryPolicy.jitter');
   });
 
-  it('a pollMs that is not a whole number >= 1 is refused, naming the option (a wait of 0 polls without pause)', () => {
-    for (const pollMs of [0, 0.5, -1]) {
+  it('a pollMs that is not a whole number from 1 to 2147483647 is refused, naming the option (a wait of 0 polls without pause; a longer one is a timer of 1 ms)', () => {
+    for (const pollMs of [0, 0.5, -1, 2 ** 31]) {
       const [issue] = issuesOf(() => createConsumer({ ...base(), pollMs }));
       assert.equal(issue?.path, 'createConsumer.pollMs', `pollMs ${pollMs}`);
-      assert.match(issue?.message ?? '', /must be an integer >= 1/);
+      assert.match(issue?.message ?? '', /must be an integer from 1 to 2147483647/);
     }
     assert.doesNotThrow(() => createConsumer({ ...base(), pollMs: 1 }));
   });

@@ -74,7 +74,7 @@ export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
   onDelayedRetry?: 'wait' | 'dead-letter';
   /** How long a delivery stays invisible to other consumers while handled, in ms: a whole number >= 1. Default 30 s. */
   visibilityTimeoutMs?: number;
-  /** Longest wait for new messages per fetch, in ms: a whole number >= 1. Default 1000 ms. */
+  /** Longest wait for new messages per fetch, in ms: a whole number from 1 to 2147483647. Default 1000 ms. */
   pollMs?: number;
   /** How long `stop` waits for handlers in flight, and then for giving messages back. Default 10 s. */
   drainTimeoutMs?: number;
@@ -167,7 +167,7 @@ export const consumerOptionSpec: OptionSpec = {
   concurrency: 'positive-integer',
   onDelayedRetry: { oneOf: ['wait', 'dead-letter'] },
   visibilityTimeoutMs: 'positive-integer',
-  pollMs: 'positive-integer',
+  pollMs: 'timer-ms',
   drainTimeoutMs: 'non-negative-number',
   onError: 'function',
   schemas: schemasOption,
