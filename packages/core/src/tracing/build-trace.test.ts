@@ -175,3 +175,25 @@ test('a causation cycle shows each member once', () => {
     '    gap:b:not-handled',
   ]);
 });
+
+test('a causal chain tens of thousands of hops deep builds without exhausting the stack', () => {
+  const hops = 20_000;
+  const events = Array.from({ length: hops }, (_, i) => event(`e${i}`, i + 1, i, i === 0 ? undefined : `e${i - 1}`));
+  const tree = buildTraceTree('op', { ...none, events }, { limit: 100_000 });
+  assert.equal(tree.nodeCount, 2 * hops);
+  assert.equal(tree.truncated, false);
+  let node = tree.roots[0];
+  let depth = 0;
+  while (node !== undefined) {
+    assert.equal(node.id, `e${depth}`);
+    assert.deepEqual(
+      node.children.map((c) => c.kind),
+      depth === hops - 1 ? ['gap'] : ['gap', 'event'],
+    );
+    node = node.children[1];
+    depth++;
+  }
+  assert.equal(depth, hops);
+  const cut = buildTraceTree('op', { ...none, events }, { limit: 5 });
+  assert.equal(cut.nodeCount, 5);
+});

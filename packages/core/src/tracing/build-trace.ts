@@ -83,6 +83,7 @@ export function buildTraceTree(correlationId: string, sources: TraceSources, set
   }
 
   const visited = new Set<string>();
+  /** `subject`'s node with its outcomes; what it caused is added by `treeOf`. */
   const nodeOf = (subject: Subject): TraceNode => {
     visited.add(subject.id);
     const node = subjectNode(subject);
@@ -92,20 +93,36 @@ export function buildTraceTree(correlationId: string, sources: TraceSources, set
         gap(subject.id, 'not-handled', 'no handling recorded: not handled yet, no consumer, or no durable inbox'),
       );
     }
-    const children = (caused.get(subject.id) ?? []).filter((s) => !visited.has(s.id)).map(nodeOf);
-    node.children = [...outcomes.sort(byTime), ...children.sort(byTime)];
+    node.children = outcomes.sort(byTime);
     return node;
   };
+  /** `top`'s node and everything it caused beneath it, from a work list: a causal chain may be any number of hops deep. */
+  const treeOf = (top: Subject): TraceNode => {
+    const root = nodeOf(top);
+    const pending: [Subject, TraceNode][] = [[top, root]];
+    for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+      const [subject, node] = next;
+      const children = (caused.get(subject.id) ?? [])
+        .filter((s) => !visited.has(s.id))
+        .map((s) => {
+          const child = nodeOf(s);
+          pending.push([s, child]);
+          return child;
+        });
+      node.children = node.children.concat(children.sort(byTime));
+    }
+    return root;
+  };
 
-  const roots: TraceNode[] = rootSubjects.map(nodeOf);
+  const roots: TraceNode[] = rootSubjects.map(treeOf);
   for (const [cause, orphans] of missing) {
     const node = gap(cause, 'missing-parent', 'not in the store, the outbox, the transport or the dead letters');
     const marks = (handled.get(cause) ?? []).map(handledNode).sort(byTime);
-    node.children = [...marks, ...orphans.map(nodeOf).sort(byTime)];
+    node.children = [...marks, ...orphans.map(treeOf).sort(byTime)];
     roots.push(node);
   }
   // A causation cycle (corrupt metadata) reaches no root: its members become roots, each shown once.
-  for (const subject of subjects.values()) if (!visited.has(subject.id)) roots.push(nodeOf(subject));
+  for (const subject of subjects.values()) if (!visited.has(subject.id)) roots.push(treeOf(subject));
   roots.sort(byTime);
 
   const total = countNodes(roots);
@@ -117,7 +134,7 @@ export function buildTraceTree(correlationId: string, sources: TraceSources, set
     truncated: total > settings.limit || settings.truncated === true,
     nodeCount: Math.min(total, settings.limit),
     limit: settings.limit,
-    startedAt: times.length > 0 ? new Date(Math.min(...times)).toISOString() : null,
+    startedAt: times.length > 0 ? new Date(times.reduce((a, b) => Math.min(a, b))).toISOString() : null,
     roots: kept,
   };
 }
@@ -253,30 +270,36 @@ function gap(id: string, status: 'missing-parent' | 'not-handled', note: string)
   return { kind: 'gap', id, at: null, status, note, children: [] };
 }
 
-function countNodes(nodes: readonly TraceNode[]): number {
-  return nodes.reduce((sum, n) => sum + 1 + countNodes(n.children), 0);
+/** Every node of the forest, parents before children (a work list, not recursion). */
+function allNodes(roots: readonly TraceNode[]): TraceNode[] {
+  const nodes = [...roots];
+  for (let i = 0; i < nodes.length; i++) for (const child of (nodes[i] as TraceNode).children) nodes.push(child);
+  return nodes;
+}
+
+function countNodes(roots: readonly TraceNode[]): number {
+  return allNodes(roots).length;
 }
 
 /** The first `limit` nodes breadth first (parents before children, earlier before later). */
 function keepFirst(roots: TraceNode[], limit: number): TraceNode[] {
-  const kept = new Set<TraceNode>();
-  const queue = [...roots];
-  for (let i = 0; i < queue.length && kept.size < limit; i++) {
-    const node = queue[i] as TraceNode;
-    kept.add(node);
-    queue.push(...node.children);
+  const copies = new Map<TraceNode, TraceNode>();
+  const kept = allNodes(roots).slice(0, limit);
+  for (const node of kept) copies.set(node, { ...node, children: [] });
+  for (const node of kept) {
+    const copy = copies.get(node) as TraceNode;
+    for (const child of node.children) {
+      const kid = copies.get(child);
+      if (kid !== undefined) copy.children.push(kid);
+    }
   }
-  const prune = (nodes: TraceNode[]): TraceNode[] =>
-    nodes.filter((n) => kept.has(n)).map((n) => ({ ...n, children: prune(n.children) }));
-  return prune(roots);
+  return roots.filter((n) => copies.has(n)).map((n) => copies.get(n) as TraceNode);
 }
 
-function collectTimes(nodes: readonly TraceNode[], into: number[] = []): number[] {
-  for (const node of nodes) {
-    if (node.at !== null) into.push(Date.parse(node.at));
-    collectTimes(node.children, into);
-  }
-  return into;
+function collectTimes(nodes: readonly TraceNode[]): number[] {
+  const times: number[] = [];
+  for (const node of allNodes(nodes)) if (node.at !== null) times.push(Date.parse(node.at));
+  return times;
 }
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
