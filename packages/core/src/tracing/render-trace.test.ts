@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { renderTraceTree } from './render-trace.ts';
-import type { TraceTree } from './trace-tree.ts';
+import type { TraceNode, TraceTree } from './trace-tree.ts';
 
 const t = (ms: number) => new Date(Date.parse('2025-03-01T09:00:00.000Z') + ms).toISOString();
 
@@ -103,4 +103,47 @@ test('an empty tree renders as one line saying nothing was found', () => {
     roots: [],
   };
   assert.equal(renderTraceTree(tree), 'trace nobody: nothing carries this correlation id');
+});
+
+test('a tree thousands of levels deep renders without exhausting the stack', () => {
+  const depth = 5_000;
+  const root: TraceNode = {
+    kind: 'event',
+    id: 'e0',
+    type: 'Step',
+    at: t(0),
+    status: 'stored',
+    stream: 'job-1',
+    streamVersion: 1,
+    position: 1,
+    children: [],
+  };
+  let node = root;
+  for (let i = 1; i < depth; i++) {
+    const child: TraceNode = {
+      kind: 'message',
+      id: `m${i}`,
+      type: 'Step',
+      at: t(i),
+      status: 'published',
+      children: [],
+    };
+    node.children.push(child);
+    node = child;
+  }
+  const tree: TraceTree = {
+    correlationId: 'long',
+    found: true,
+    truncated: false,
+    nodeCount: depth,
+    limit: 100_000,
+    startedAt: t(0),
+    roots: [root, { kind: 'gap', id: 'x', at: null, status: 'missing-parent', note: 'not held', children: [] }],
+  };
+  const lines = renderTraceTree(tree).split('\n');
+  assert.equal(lines.length, depth + 2);
+  assert.equal(lines[1], '├─ event Step job-1@1 #1 id e0  +0 ms');
+  assert.equal(lines[2], '│  └─ message Step id m1  +1 ms');
+  assert.equal(lines[depth], `│  ${'   '.repeat(depth - 2)}└─ message Step id m${depth - 1}  +${depth - 1} ms`);
+  assert.equal(lines[depth + 1], '└─ ? missing parent x: not held');
 });

@@ -15,15 +15,19 @@ export function renderTraceTree(tree: TraceTree): string {
   if (!tree.found) return `trace ${tree.correlationId}: nothing carries this correlation id`;
   const origin = tree.startedAt === null ? null : Date.parse(tree.startedAt);
   const lines = [`trace ${tree.correlationId}: ${tree.nodeCount} nodes from ${tree.startedAt ?? 'an unknown time'}`];
-  const walk = (nodes: readonly TraceNode[], indent: string) => {
-    nodes.forEach((node, i) => {
-      const last = i === nodes.length - 1;
-      const time = node.at === null || origin === null ? '' : `  +${Date.parse(node.at) - origin} ms`;
-      lines.push(`${indent}${last ? '└─ ' : '├─ '}${describeNode(node, origin)}${time}`);
-      walk(node.children, `${indent}${last ? '   ' : '│  '}`);
-    });
+  // A work list, not recursion: a causal chain may be any number of levels deep.
+  const pending: { node: TraceNode; indent: string; last: boolean }[] = [];
+  const schedule = (nodes: readonly TraceNode[], indent: string) => {
+    for (let i = nodes.length - 1; i >= 0; i--)
+      pending.push({ node: nodes[i] as TraceNode, indent, last: i === nodes.length - 1 });
   };
-  walk(tree.roots, '');
+  schedule(tree.roots, '');
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const { node, indent, last } = next;
+    const time = node.at === null || origin === null ? '' : `  +${Date.parse(node.at) - origin} ms`;
+    lines.push(`${indent}${last ? '└─ ' : '├─ '}${describeNode(node, origin)}${time}`);
+    schedule(node.children, `${indent}${last ? '   ' : '│  '}`);
+  }
   if (tree.truncated) lines.push(`… truncated: more than ${tree.limit} nodes (raise \`limit\` to see more)`);
   return lines.join('\n');
 }
