@@ -163,6 +163,19 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
       log(options.logger, 'warn', { consumer: name, topic, err }, `consumer ${name}: reading the backlog failed`);
     }
   };
+  /** The group's dead letters waiting; a failed read is logged and leaves the point out (a rejected callback loses them all). */
+  const observeDeadLetterDepth = async (
+    i: FactlineInstruments,
+    result: BatchObservableResult,
+    attributes: Attributes,
+  ) => {
+    try {
+      const waiting = await (await deadLetterStore()).list({ consumer: name, topic, state: 'dead' });
+      result.observe(i.deadLetterDepth, waiting.length, attributes);
+    } catch (err) {
+      log(options.logger, 'warn', { consumer: name, topic, err }, `consumer ${name}: reading the dead letters failed`);
+    }
+  };
   const observe = () =>
     observeMetrics(
       (i) => [i.handled, i.retries, i.deadLettered, i.deadLetterDepth, i.consumerLag, i.consumerLagDuration],
@@ -172,8 +185,7 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
         result.observe(i.retries, stats.retries, attributes);
         result.observe(i.deadLettered, stats.deadLettered, attributes);
         await observeLag(i, result, attributes);
-        const waiting = await (await deadLetterStore()).list({ consumer: name, topic, state: 'dead' });
-        result.observe(i.deadLetterDepth, waiting.length, attributes);
+        await observeDeadLetterDepth(i, result, attributes);
       },
     );
 

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { NonRetryableError } from '../errors/index.ts';
 import type { Logger } from '../logging/logger.ts';
 import { createConsumer } from '../messaging/consumer.ts';
-import { getInMemoryDeadLetterStore } from '../messaging/consumer-ports.ts';
+import { type DeadLetterFilter, getInMemoryDeadLetterStore } from '../messaging/consumer-ports.ts';
 import { createEventBus } from '../messaging/event-bus.ts';
 import { getInMemoryTransport } from '../messaging/in-memory-transport.ts';
 import { createMessage } from '../messaging/message.ts';
@@ -102,6 +102,50 @@ describe('metrics and the logger', () => {
     } finally {
       await orders.stop();
       await payments.stop();
+    }
+  });
+
+  it('a dead-letter store failing at collection leaves the depth out, keeps the other points and is logged', async () => {
+    const transport = getInMemoryTransport();
+    const store = getInMemoryDeadLetterStore();
+    let broken = false;
+    const deadLetters = {
+      ...store,
+      add: store.add.bind(store),
+      get: store.get.bind(store),
+      update: store.update.bind(store),
+      list: (filter?: DeadLetterFilter) =>
+        broken ? Promise.reject(new Error('dead letters unreachable')) : store.list(filter),
+    };
+    const { logger, records } = recordingLogger();
+    const consumer = createConsumer({
+      name: 'dl-broken',
+      topic: 'dl-broken-orders',
+      transport,
+      deadLetters,
+      pollMs: 5,
+      logger,
+      handler: () => {},
+    });
+    await consumer.start();
+    try {
+      await transport.publish('dl-broken-orders', [createMessage({ type: 'OrderPlaced', data: {} })]);
+      await waitUntil(() => consumer.stats().handled === 1, 'handled');
+      broken = true;
+      const mine = async (metric: string) =>
+        (await sdk.points(metric)).filter((p) => p.attributes['messaging.consumer.group.name'] === 'dl-broken');
+      const group = { 'messaging.consumer.group.name': 'dl-broken', 'messaging.destination.name': 'dl-broken-orders' };
+      assert.deepEqual(await mine('factline.consumer.handled'), [{ attributes: group, value: 1 }]);
+      assert.deepEqual(await mine('factline.consumer.lag'), [{ attributes: group, value: 0 }]);
+      assert.deepEqual(await mine('factline.consumer.dead_letter.depth'), []);
+      const warned = records.filter((r) => r.level === 'warn' && r.obj.consumer === 'dl-broken');
+      assert.ok(
+        warned.some((r) => (r.obj.err as Error | undefined)?.message === 'dead letters unreachable'),
+        'the failed read is logged',
+      );
+    } finally {
+      await consumer.stop();
+      await transport.close();
     }
   });
 
