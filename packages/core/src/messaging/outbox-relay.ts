@@ -5,7 +5,7 @@ import { createLeasedLoop, type LeasedWork } from '../lease/leased-loop.ts';
 import type { Lease } from '../lease/types.ts';
 import type { Logger } from '../logging/logger.ts';
 import { assertIntegerOption } from '../store/validation.ts';
-import { sharedCorrelation, traceInternal } from '../tracing/messaging-spans.ts';
+import { sharedIdAttributes, traceInternal } from '../tracing/messaging-spans.ts';
 import type { Message } from './message.ts';
 import { createOutboxHold } from './outbox-hold.ts';
 import { observeRelay } from './relay-metrics.ts';
@@ -92,11 +92,9 @@ export interface OutboxRelay {
 }
 
 const roundAttributes = (rows: readonly OutboxRow[]) => {
-  const messages = rows.map((row) => row.message);
-  const correlation = sharedCorrelation(messages);
   return {
     'messaging.batch.message_count': rows.length,
-    ...(correlation === undefined ? {} : { 'factline.correlation_id': correlation }),
+    ...sharedIdAttributes(rows.map((row) => row.message)),
   };
 };
 

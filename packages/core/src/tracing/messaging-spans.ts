@@ -33,11 +33,26 @@ export function messageAttributes(message: Message): Attributes {
   return attributes;
 }
 
-/** The correlation id shared by every item, if they share one (a batch of one operation). */
-export function sharedCorrelation(items: readonly { metadata?: { correlationId?: unknown } }[]): string | undefined {
-  const first = items[0]?.metadata?.correlationId;
+/** The metadata id `key` shared by every item, if they share one. */
+function shared(
+  items: readonly { metadata?: { correlationId?: unknown; causationId?: unknown } }[],
+  key: 'correlationId' | 'causationId',
+): string | undefined {
+  const first = items[0]?.metadata?.[key];
   if (typeof first !== 'string') return undefined;
-  return items.every((item) => item.metadata?.correlationId === first) ? first : undefined;
+  return items.every((item) => item.metadata?.[key] === first) ? first : undefined;
+}
+
+/** A batch's `factline.correlation_id` and `factline.causation_id`: each when every item shares it. */
+export function sharedIdAttributes(
+  items: readonly { metadata?: { correlationId?: unknown; causationId?: unknown } }[],
+): Attributes {
+  const attributes: Attributes = {};
+  const correlation = shared(items, 'correlationId');
+  if (correlation !== undefined) attributes['factline.correlation_id'] = correlation;
+  const causation = shared(items, 'causationId');
+  if (causation !== undefined) attributes['factline.causation_id'] = causation;
+  return attributes;
 }
 
 /**
@@ -91,8 +106,7 @@ export function traceSend<T>(
     if (messages.length === 1) Object.assign(attributes, messageAttributes(messages[0] as Message));
     else {
       attributes['messaging.batch.message_count'] = messages.length;
-      const correlation = sharedCorrelation(messages);
-      if (correlation !== undefined) attributes['factline.correlation_id'] = correlation;
+      Object.assign(attributes, sharedIdAttributes(messages));
     }
     links = producerLinks(messages);
   }

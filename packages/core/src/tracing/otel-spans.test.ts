@@ -201,6 +201,37 @@ describe('OpenTelemetry spans', () => {
   });
 });
 
+describe('batch spans', () => {
+  it('carry the causation id every item of the batch shares, as the correlation id', async () => {
+    const store = getInMemoryEventStore();
+    const transport = getInMemoryTransport();
+    await transport.declareSubscription('batch-orders', 'shipping');
+    const metadata = { correlationId: 'checkout-2', causationId: 'request-2' };
+    await store.append('order-2', [
+      { type: 'OrderPlaced', data: {}, metadata },
+      { type: 'OrderPlaced', data: {}, metadata },
+    ]);
+    const runner = createProjectionRunner(getInMemoryProjectionBackend(store), [
+      defineEventRelay({ name: 'batch-relay', transport, topic: 'batch-orders', handles: ['OrderPlaced'] }),
+    ]);
+    await runner.start();
+    try {
+      await waitUntil(() => runner.status('batch-relay').checkpoint === 2, 'both events relayed');
+      await waitUntil(() => named(sdk.spans.getFinishedSpans(), 'projection batch-relay').length > 0, 'the batch span');
+    } finally {
+      await runner.stop();
+    }
+    const spans = sdk.spans.getFinishedSpans();
+    const batch = one(spans, 'projection batch-relay');
+    const send = one(spans, 'send batch-orders');
+    for (const span of [batch, send]) {
+      assert.equal(span.attributes['messaging.batch.message_count'], 2, span.name);
+      assert.equal(span.attributes['factline.correlation_id'], 'checkout-2', span.name);
+      assert.equal(span.attributes['factline.causation_id'], 'request-2', span.name);
+    }
+  });
+});
+
 describe('an append retried under tracing', () => {
   it('is taken as the same append: its own span’s traceparent makes it no other event', async () => {
     const store = getInMemoryEventStore();

@@ -1,5 +1,5 @@
 import type { RecordedEvent } from '../store/types.ts';
-import { sharedCorrelation, traceInternal } from './messaging-spans.ts';
+import { sharedIdAttributes, traceInternal } from './messaging-spans.ts';
 import { producerLinks } from './trace-context.ts';
 
 /**
@@ -16,7 +16,6 @@ export function traceProjectionBatch<T>(
   return traceInternal(
     `projection ${projection}`,
     () => {
-      const correlation = sharedCorrelation(batch);
       const first = batch[0] as RecordedEvent;
       const last = batch[batch.length - 1] as RecordedEvent;
       return {
@@ -25,10 +24,8 @@ export function traceProjectionBatch<T>(
         'factline.position': last.position,
         'factline.position.first': first.position,
         'factline.attempt': attempt,
-        ...(correlation === undefined ? {} : { 'factline.correlation_id': correlation }),
-        ...(batch.length === 1 && typeof first.metadata.causationId === 'string'
-          ? { 'factline.causation_id': first.metadata.causationId, 'factline.stream.id': first.streamId }
-          : {}),
+        ...sharedIdAttributes(batch),
+        ...(batch.length === 1 ? { 'factline.stream.id': first.streamId } : {}),
       };
     },
     work,
