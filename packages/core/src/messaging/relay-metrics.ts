@@ -1,13 +1,36 @@
-import { observeMetrics } from '../tracing/metrics.ts';
-import type { Outbox } from './outbox-relay.ts';
+import type { BatchObservableResult } from '@opentelemetry/api';
+import { type FactlineInstruments, factlineInstruments, observeMetrics } from '../tracing/metrics.ts';
+import type { Outbox, OutboxBacklog } from './outbox-relay.ts';
 import type { OutboxRelayStats } from './relay-status.ts';
+
+/** One running relay, as the process's relay points read it. */
+interface ObservedRelay {
+  outbox: Outbox;
+  stats: OutboxRelayStats;
+  report: (error: unknown) => void;
+  now: () => number;
+}
+
+/**
+ * The relays of this process. Their instruments have no attributes, so one
+ * callback reports them all: two callbacks observing the same point would
+ * each replace the other's value.
+ */
+const running = new Set<ObservedRelay>();
+/** What relays stopped since the process started had published: kept in the total, so the counter never goes down. */
+let stoppedPublished = 0;
+/** The callback's registration, with the instruments it was made for (a new meter provider makes others). */
+let registration: { instruments: FactlineInstruments | undefined; remove: () => void } | undefined;
 
 /**
  * Registers a relay's instruments, read at each collection: messages
  * published (from its stats) and, when the outbox can tell
- * (`Outbox.backlog`), the rows waiting and the age of the oldest one. A
- * failed backlog read is reported (as a failed round is) and leaves those two
- * points out. Returns their removal.
+ * (`Outbox.backlog`), the rows waiting and the age of the oldest one. Every
+ * relay of the process goes into the same points: `factline.relay.published`
+ * is the sum of their counts, `factline.outbox.backlog` the sum of the rows
+ * of their outboxes (each outbox once), `factline.relay.lag` the oldest row
+ * of any. A failed backlog read is reported (as a failed round is) and
+ * leaves those two points out. Returns their removal.
  *
  * @example
  * const unobserve = observeRelay(outbox, stats, report);
@@ -18,19 +41,56 @@ export function observeRelay(
   report: (error: unknown) => void,
   now: () => number = Date.now,
 ): () => void {
-  const backlog = outbox.backlog?.bind(outbox);
-  return observeMetrics(
-    (i) => (backlog === undefined ? [i.relayPublished] : [i.relayPublished, i.outboxBacklog, i.relayLag]),
-    async (i, result) => {
-      result.observe(i.relayPublished, stats.published);
-      if (backlog === undefined) return;
-      try {
-        const { rows, oldestAt } = await backlog();
-        result.observe(i.outboxBacklog, rows);
-        result.observe(i.relayLag, oldestAt === undefined ? 0 : Math.max(0, (now() - oldestAt) / 1000));
-      } catch (error) {
-        report(error);
-      }
-    },
+  const relay: ObservedRelay = { outbox, stats, report, now };
+  running.add(relay);
+  const instruments = factlineInstruments();
+  if (registration?.instruments !== instruments) {
+    registration?.remove();
+    registration = {
+      instruments,
+      remove: observeMetrics((i) => [i.relayPublished, i.outboxBacklog, i.relayLag], observeRelays),
+    };
+  }
+  return () => {
+    if (!running.delete(relay)) return;
+    stoppedPublished += stats.published;
+    if (running.size > 0) return;
+    registration?.remove();
+    registration = undefined;
+  };
+}
+
+/** The points of every running relay (and the count of those stopped). */
+async function observeRelays(i: FactlineInstruments, result: BatchObservableResult): Promise<void> {
+  const relays = [...running];
+  result.observe(
+    i.relayPublished,
+    relays.reduce((sum, relay) => sum + relay.stats.published, stoppedPublished),
   );
+  const outboxes = new Map<Outbox, ObservedRelay>();
+  for (const relay of relays) if (typeof relay.outbox.backlog === 'function') outboxes.set(relay.outbox, relay);
+  if (outboxes.size === 0) return;
+  let failed = false;
+  const backlogs = await Promise.all(
+    [...outboxes.values()].map((relay) =>
+      (relay.outbox.backlog as () => Promise<OutboxBacklog>).call(relay.outbox).then(
+        (backlog) => ({ backlog, now: relay.now() }),
+        (error: unknown) => {
+          failed = true;
+          relay.report(error);
+          return undefined;
+        },
+      ),
+    ),
+  );
+  if (failed) return;
+  let rows = 0;
+  let lag = 0;
+  for (const read of backlogs) {
+    if (read === undefined) continue;
+    rows += read.backlog.rows;
+    if (read.backlog.oldestAt !== undefined) lag = Math.max(lag, (read.now - read.backlog.oldestAt) / 1000);
+  }
+  result.observe(i.outboxBacklog, rows);
+  result.observe(i.relayLag, lag);
 }

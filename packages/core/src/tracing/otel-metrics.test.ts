@@ -7,7 +7,9 @@ import { type DeadLetterFilter, getInMemoryDeadLetterStore } from '../messaging/
 import { createEventBus } from '../messaging/event-bus.ts';
 import { getInMemoryTransport } from '../messaging/in-memory-transport.ts';
 import { createMessage } from '../messaging/message.ts';
+import { startOutboxRelay } from '../messaging/outbox-relay.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
+import { createInMemoryOutbox } from '../testing/in-memory-outbox.ts';
 import { waitUntil } from '../testing/wait-until.ts';
 import { registerTestSdk, type TestSdk } from './fixtures/otel-sdk.ts';
 
@@ -145,6 +147,44 @@ describe('metrics and the logger', () => {
       );
     } finally {
       await consumer.stop();
+      await transport.close();
+    }
+  });
+
+  it('counts what every outbox relay of the process published, and the rows of every outbox', async () => {
+    const transport = getInMemoryTransport();
+    await transport.declareSubscription('r-orders', 'billing');
+    const before = (await sdk.points('factline.relay.published'))[0]?.value ?? 0;
+    const waiting = (rows: number, ageMs: number) => async () => ({ rows, oldestAt: Date.now() - ageMs });
+    const first = Object.assign(createInMemoryOutbox(), { backlog: waiting(2, 10_000) });
+    const second = Object.assign(createInMemoryOutbox(), { backlog: waiting(1, 30_000) });
+    const a = startOutboxRelay(first, transport, { pollMs: 5, leaseCheckMs: 20 });
+    const b = startOutboxRelay(second, transport, { pollMs: 5, leaseCheckMs: 20 });
+    try {
+      const row = { type: 'OrderPlaced', data: {}, key: 'k' };
+      first.enqueue('r-orders', [row, row, row]);
+      second.enqueue('r-orders', [row]);
+      await waitUntil(() => first.pending() === 0 && second.pending() === 0, 'both outboxes relayed');
+      assert.equal(a.stats().published + b.stats().published, 4);
+      assert.deepEqual(await sdk.points('factline.relay.published'), [
+        { attributes: {}, value: (before as number) + 4 },
+      ]);
+      assert.deepEqual(await sdk.points('factline.outbox.backlog'), [{ attributes: {}, value: 3 }]);
+      const [lag] = await sdk.points('factline.relay.lag');
+      assert.ok(
+        (lag?.value as number) >= 30 && (lag?.value as number) < 60,
+        `the oldest row of either, got ${lag?.value}`,
+      );
+      await a.stop();
+      // A relay stopped keeps its count in the total: the counter never goes down.
+      second.enqueue('r-orders', [row]);
+      await waitUntil(() => second.pending() === 0, 'the second relayed again');
+      assert.deepEqual(await sdk.points('factline.relay.published'), [
+        { attributes: {}, value: (before as number) + 5 },
+      ]);
+    } finally {
+      await a.stop();
+      await b.stop();
       await transport.close();
     }
   });
