@@ -232,6 +232,19 @@ describe('batch spans', () => {
   });
 });
 
+describe('an operation started outside any handler', () => {
+  it('names its correlation id, the first event’s own id, on the command and append spans', async () => {
+    const store = getInMemoryEventStore();
+    const result = await handleCommand(store, 'order-3', { order: '3' }, orderDecider);
+    const [event] = result.newEvents;
+    assert.equal(event?.metadata.correlationId, event?.id, 'the event starts the operation');
+    const spans = sdk.spans.getFinishedSpans();
+    for (const span of [one(spans, 'command order'), one(spans, 'append order')]) {
+      assert.equal(span.attributes['factline.correlation_id'], event?.id, span.name);
+    }
+  });
+});
+
 describe('an append retried under tracing', () => {
   it('is taken as the same append: its own span’s traceparent makes it no other event', async () => {
     const store = getInMemoryEventStore();

@@ -1,7 +1,8 @@
 import type { Attributes } from '@opentelemetry/api';
 import { currentMessageContext } from '../messaging/context.ts';
-import type { EventStore } from '../store/types.ts';
+import type { EventStore, RecordedEvent } from '../store/types.ts';
 import { streamCategory } from '../store/validation.ts';
+import { sharedIdAttributes } from './messaging-spans.ts';
 import { factlineInstruments } from './metrics.ts';
 import { activeTracer, inSpan } from './otel.ts';
 
@@ -15,6 +16,15 @@ function appendIds(events: unknown): Attributes {
   if (typeof correlation === 'string') attributes['factline.correlation_id'] = correlation;
   if (typeof causation === 'string') attributes['factline.causation_id'] = causation;
   return attributes;
+}
+
+/**
+ * The ids the events were stored with, when they share them: an append
+ * outside any handler with no correlation id stores the event's own id as
+ * its correlation id, known only once it is stored.
+ */
+function storedIds(events: readonly RecordedEvent[] | undefined): Attributes {
+  return events === undefined || events.length === 0 ? {} : sharedIdAttributes(events);
 }
 
 /**
@@ -52,7 +62,11 @@ export function instrumentEventStore<S extends EventStore>(store: S, system: str
     const name = typeof streamId === 'string' ? `append ${streamCategory(streamId)}` : 'append';
     return inSpan(tracer, name, { attributes }, async (span) => {
       const result = await timed(streamId, events, options);
-      span.setAttributes({ 'factline.stream.version': result.version, 'factline.position': result.position });
+      span.setAttributes({
+        'factline.stream.version': result.version,
+        'factline.position': result.position,
+        ...storedIds(result.events),
+      });
       return result;
     });
   };
@@ -64,11 +78,9 @@ export function instrumentEventStore<S extends EventStore>(store: S, system: str
  * A `command {category}` span around one `handleCommand`: load, decide and
  * append (its `append` span inside), with the attempts it took.
  */
-export function traceCommand<R extends { attempts: number; version: number; position: number }>(
-  streamId: string,
-  metadata: Record<string, unknown> | undefined,
-  work: () => Promise<R>,
-): Promise<R> {
+export function traceCommand<
+  R extends { attempts: number; version: number; position: number; newEvents?: readonly RecordedEvent[] },
+>(streamId: string, metadata: Record<string, unknown> | undefined, work: () => Promise<R>): Promise<R> {
   const tracer = activeTracer();
   if (tracer === undefined) return work();
   const attributes: Attributes = {
@@ -82,6 +94,7 @@ export function traceCommand<R extends { attempts: number; version: number; posi
       'factline.attempt': result.attempts,
       'factline.stream.version': result.version,
       'factline.position': result.position,
+      ...storedIds(result.newEvents),
     });
     return result;
   });
