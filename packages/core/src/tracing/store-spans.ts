@@ -6,7 +6,7 @@ import { sharedIdAttributes } from './messaging-spans.ts';
 import { factlineInstruments } from './metrics.ts';
 import { activeTracer, inSpan } from './otel.ts';
 
-/** The correlation and causation ids of an append: the handled message's, else the first event's metadata. */
+/** The correlation and causation ids of an append: the first event's metadata, else the handled message's (as the store stamps them). */
 function appendIds(events: unknown): Attributes {
   const attributes: Attributes = {};
   const context = currentMessageContext();
