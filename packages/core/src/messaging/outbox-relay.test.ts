@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TransportError } from '../errors/index.ts';
+import { TransportError, ValidationError } from '../errors/index.ts';
 import { createInMemoryLeases } from '../lease/in-memory.ts';
+import { MAX_TIMER_MS } from '../options/check-options.ts';
 import { createInMemoryOutbox } from '../testing/in-memory-outbox.ts';
 import { testOutboxRelayConformance } from '../testing/outbox-relay-conformance.ts';
 import { settlesWithin, waitUntil } from '../testing/wait-until.ts';
@@ -85,6 +86,26 @@ describe('startOutboxRelay holds', () => {
       await waitUntil(() => relay.stats().refused.length === 0, 'the refusal forgotten', 2000);
     } finally {
       await settlesWithin(relay.stop(), 5000, 'stop');
+    }
+  });
+});
+
+describe('startOutboxRelay options', () => {
+  it("refuses a pollMs or leaseCheckMs above a timer's limit, naming it: Node would fire it after 1 ms", async () => {
+    for (const name of ['pollMs', 'leaseCheckMs'] as const) {
+      const settings = { leaseCheckMs: 20, [name]: MAX_TIMER_MS + 1 };
+      let started: ReturnType<typeof startOutboxRelay> | undefined;
+      try {
+        assert.throws(
+          () => {
+            started = startOutboxRelay(createInMemoryOutbox(), getInMemoryTransport(), settings);
+          },
+          (error: unknown) => error instanceof ValidationError && new RegExp(name).test(error.message),
+          name,
+        );
+      } finally {
+        await started?.stop();
+      }
     }
   });
 });

@@ -4,6 +4,7 @@ import type { LeaseGuard } from '../lease/lease-guard.ts';
 import { createLeasedLoop, type LeasedWork } from '../lease/leased-loop.ts';
 import type { Lease } from '../lease/types.ts';
 import type { Logger } from '../logging/logger.ts';
+import { checkOptions } from '../options/check-options.ts';
 import { assertIntegerOption } from '../store/validation.ts';
 import { sharedIdAttributes, traceInternal } from '../tracing/messaging-spans.ts';
 import type { Message } from './message.ts';
@@ -52,7 +53,10 @@ export interface OutboxBacklog {
 export interface OutboxRelayOptions {
   /** Rows read (and published) per round. Default 100. */
   batchSize?: number;
-  /** How often the holder looks for rows while idle (rows written where no wake-up reaches), ms. Default 100. */
+  /**
+   * How often the holder looks for rows while idle (rows written where no
+   * wake-up reaches), ms: a whole number from 1 to 2147483647. Default 100.
+   */
   pollMs?: number;
   /**
    * While no subscription to a topic is declared, or while the transport
@@ -74,7 +78,7 @@ export interface OutboxRelayOptions {
 export interface OutboxRelaySettings extends OutboxRelayOptions {
   /** The lease that keeps one relay publishing across processes; none: this relay always publishes. */
   lease?: Lease;
-  /** How often the lease is renewed (held) or tried (standing by), ms. */
+  /** How often the lease is renewed (held) or tried (standing by), ms: a whole number from 1 to 2147483647. */
   leaseCheckMs: number;
   /** Runs after the relay stopped and gave up its lease (closes the lease's backend). */
   close?: () => Promise<void>;
@@ -118,9 +122,15 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
     throw new ValidationError({ path: 'relay', message: 'needs an outbox and a transport' });
   }
   const batchSize = assertIntegerOption(settings.batchSize, 'batchSize', 1) ?? 100;
-  const pollMs = assertIntegerOption(settings.pollMs, 'pollMs', 1) ?? 100;
+  // The timers' delays: Node fires one longer than a timer's limit after 1 ms.
+  const timers = checkOptions(
+    { pollMs: settings.pollMs, leaseCheckMs: settings.leaseCheckMs },
+    { pollMs: 'timer-ms', leaseCheckMs: 'timer-ms' },
+    'startOutboxRelay',
+  );
+  const pollMs = timers.pollMs ?? 100;
   const holdBackoffMaxMs = assertIntegerOption(settings.holdBackoffMaxMs, 'holdBackoffMaxMs', 1) ?? 5000;
-  const leaseCheckMs = assertIntegerOption(settings.leaseCheckMs, 'leaseCheckMs', 1) as number;
+  const leaseCheckMs = timers.leaseCheckMs as number;
   const status = createRelayStatus(settings.lease ? 'standby' : 'held', settings);
   const { stats, setLease, report } = status;
   const hold = createOutboxHold(status, { initialMs: pollMs, maxMs: holdBackoffMaxMs });
