@@ -5,6 +5,7 @@ import { ValidationError } from '../errors/index.ts';
 import { defineMessage } from '../schema/define.ts';
 import { createSchemaRegistry } from '../schema/registry.ts';
 import { waitUntil } from '../testing/wait-until.ts';
+import { registerTestSdk } from '../tracing/fixtures/otel-sdk.ts';
 import { defaultRetryPolicy } from './consumer-ports.ts';
 import { createEventBus } from './event-bus.ts';
 import { getInMemoryTransport } from './in-memory-transport.ts';
@@ -221,6 +222,24 @@ describe('event bus publish options', () => {
       return true;
     });
     await assert.rejects(bus.publish('OrderPlaced', {}, null as never), ValidationError);
+    assert.deepEqual(await transport.subscribe('events', 'g').receive(10, 0, new AbortController().signal), []);
+    await transport.close();
+  });
+});
+
+describe('event bus publish with tracing on', () => {
+  it('refuses metadata that is not an object, as without tracing, and publishes nothing', async () => {
+    const transport = getInMemoryTransport();
+    await transport.declareSubscription('events', 'g');
+    const bus = createEventBus({ transport });
+    const sdk = registerTestSdk();
+    try {
+      for (const metadata of ['checkout-1', ['checkout-1'], null]) {
+        await assert.rejects(bus.publish('OrderPlaced', {}, { metadata } as never), ValidationError, String(metadata));
+      }
+    } finally {
+      await sdk.shutdown();
+    }
     assert.deepEqual(await transport.subscribe('events', 'g').receive(10, 0, new AbortController().signal), []);
     await transport.close();
   });

@@ -3,6 +3,7 @@ import { checkOptions, type OptionSpecOf } from '../options/check-options.ts';
 import { checkEventBusOptions, schemasOption } from '../options/core-options.ts';
 import { encodeMessages } from '../schema/encode-messages.ts';
 import type { SchemaRegistry } from '../schema/registry.ts';
+import { isPlainObject } from '../store/json-checks.ts';
 import { assertName } from '../store/validation.ts';
 import { messageAttributes, systemOf, traceSend } from '../tracing/messaging-spans.ts';
 import { tracingOn } from '../tracing/otel.ts';
@@ -126,7 +127,9 @@ export function createEventBus(options: EventBusOptions): EventBus {
       }
       // Traced: the message is sent in a `send` span and names that span as its producer.
       return traceSend(systemOf(transport), topic, undefined, async (span) => {
-        const metadata = { ...currentTraceFields(), ...publishOptions.metadata };
+        const given = publishOptions.metadata;
+        // Metadata that is not an object goes to createMessage as it is, to be refused as without tracing.
+        const metadata = given === undefined || isPlainObject(given) ? { ...currentTraceFields(), ...given } : given;
         const message = await encoded(createMessage({ ...publishOptions, metadata, type, data }));
         span?.setAttributes(messageAttributes(message));
         await transport.publish(topic, [message]);
