@@ -61,6 +61,16 @@ const cases: [string, () => unknown, string][] = [
     'startPostgresOutboxRelay.pollMS',
   ],
   [
+    "startPostgresOutboxRelay (a pollMs over a timer's limit)",
+    () => startPostgresOutboxRelay(outbox, getInMemoryTransport(), { pollMs: 2_147_483_648 }),
+    'startPostgresOutboxRelay.pollMs',
+  ],
+  [
+    "startPostgresOutboxRelay (a leaseCheckMs over a timer's limit)",
+    () => startPostgresOutboxRelay(outbox, getInMemoryTransport(), { leaseCheckMs: 2_147_483_648 }),
+    'startPostgresOutboxRelay.leaseCheckMs',
+  ],
+  [
     'getPostgresProjectionBackend',
     () => getPostgresProjectionBackend(store, { listen: false } as never),
     'getPostgresProjectionBackend.listen',

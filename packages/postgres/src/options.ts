@@ -92,9 +92,9 @@ export function checkPostgresOutboxOptions(options: PostgresOutboxOptions): void
 
 const relaySpec: OptionSpecOf<PostgresOutboxRelayOptions> = {
   batchSize: 'positive-integer',
-  pollMs: 'positive-integer',
+  pollMs: 'timer-ms',
   holdBackoffMaxMs: 'positive-integer',
-  leaseCheckMs: 'positive-integer',
+  leaseCheckMs: 'timer-ms',
   leaseApplicationName: 'non-empty-string',
   connection: 'object',
   onError: 'function',

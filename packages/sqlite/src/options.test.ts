@@ -83,6 +83,16 @@ const cases: [string, () => unknown, string][] = [
     'startSqliteOutboxRelay.pollMS',
   ],
   [
+    "startSqliteOutboxRelay (a pollMs over a timer's limit)",
+    () => startSqliteOutboxRelay(outbox, getInMemoryTransport(), { pollMs: 2_147_483_648 }),
+    'startSqliteOutboxRelay.pollMs',
+  ],
+  [
+    "startSqliteOutboxRelay (a leaseCheckMs over a timer's limit)",
+    () => startSqliteOutboxRelay(outbox, getInMemoryTransport(), { leaseCheckMs: 2_147_483_648 }),
+    'startSqliteOutboxRelay.leaseCheckMs',
+  ],
+  [
     'startSqliteProjections',
     () => startSqliteProjections(store, [], { leaseTtl: 5 } as never),
     'startSqliteProjections.leaseTtl',

@@ -98,9 +98,10 @@ const leaseSpec = { leaseTtlMs: 'positive-integer', leaseCheckMs: 'positive-inte
 
 const relaySpec: OptionSpecOf<SqliteOutboxRelayOptions> = {
   batchSize: 'positive-integer',
-  pollMs: 'positive-integer',
+  pollMs: 'timer-ms',
   holdBackoffMaxMs: 'positive-integer',
   ...leaseSpec,
+  leaseCheckMs: 'timer-ms',
   onError: 'function',
   onLeaseChange: 'function',
   logger: loggerKind,
