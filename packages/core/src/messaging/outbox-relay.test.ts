@@ -6,6 +6,7 @@ import { MAX_TIMER_MS } from '../options/check-options.ts';
 import { createInMemoryOutbox } from '../testing/in-memory-outbox.ts';
 import { testOutboxRelayConformance } from '../testing/outbox-relay-conformance.ts';
 import { settlesWithin, waitUntil } from '../testing/wait-until.ts';
+import { registerTestSdk } from '../tracing/fixtures/otel-sdk.ts';
 import { getInMemoryTransport } from './in-memory-transport.ts';
 import { startOutboxRelay } from './outbox-relay.ts';
 
@@ -106,6 +107,34 @@ describe('startOutboxRelay options', () => {
       } finally {
         await started?.stop();
       }
+    }
+  });
+});
+
+describe('startOutboxRelay metrics', () => {
+  it('a failed backlog read at collection is told to onError, not counted as a failed round', async () => {
+    const sdk = registerTestSdk();
+    const outbox = createInMemoryOutbox();
+    const broken = new Error('backlog unreadable');
+    const errors: unknown[] = [];
+    const relay = startOutboxRelay(
+      {
+        ...outbox,
+        backlog: async () => {
+          throw broken;
+        },
+      },
+      getInMemoryTransport(),
+      { leaseCheckMs: 20, onError: (error) => errors.push(error) },
+    );
+    try {
+      await relay.ready();
+      for (let i = 0; i < 3; i++) assert.deepEqual(await sdk.points('factline.outbox.backlog'), []);
+      assert.deepEqual(errors, [broken, broken, broken]);
+      assert.equal(relay.stats().failures, 0, 'no round failed');
+    } finally {
+      await settlesWithin(relay.stop(), 5000, 'stop');
+      await sdk.shutdown();
     }
   });
 });

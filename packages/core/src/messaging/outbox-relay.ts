@@ -234,7 +234,7 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
   });
   // Never rejects: a failed first take is reported and tried again at the next check.
   const started = loop.start();
-  const unobserve = observeRelay(outbox, stats, report);
+  const unobserve = observeRelay(outbox, stats, status.reportBacklog);
 
   return {
     ready: () => started,

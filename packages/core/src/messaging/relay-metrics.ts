@@ -29,11 +29,12 @@ let registration: { instruments: FactlineInstruments | undefined; remove: () => 
  * relay of the process goes into the same points: `factline.relay.published`
  * is the sum of their counts, `factline.outbox.backlog` the sum of the rows
  * of their outboxes (each outbox once), `factline.relay.lag` the oldest row
- * of any. A failed backlog read is reported (as a failed round is) and
- * leaves those two points out. Returns their removal.
+ * of any. A failed backlog read goes to `report` (the relay's `onError` and
+ * logger, not counted as a failed round) and leaves those two points out.
+ * Returns their removal.
  *
  * @example
- * const unobserve = observeRelay(outbox, stats, report);
+ * const unobserve = observeRelay(outbox, status.stats, status.reportBacklog);
  */
 export function observeRelay(
   outbox: Outbox,

@@ -40,6 +40,8 @@ export interface RelayStatus {
   setLease(lease: 'held' | 'standby'): void;
   /** Counts a failed round and tells `onError`. */
   report(error: unknown): void;
+  /** Tells `onError` that reading the backlog for the metrics failed; not a round, so not counted in `failures`. */
+  reportBacklog(error: unknown): void;
   /** Records that `topic`'s rows are held (no subscription) and tells `onError`; not counted as a failure. */
   hold(topic: string, error: unknown): void;
   /** Records that `topic`'s publish was refused (not retryable), counts it as a failure and tells `onError`. */
@@ -83,6 +85,10 @@ export function createRelayStatus(initialLease: 'held' | 'standby', callbacks: R
       stats.lastError = error;
       call(callbacks.onError, error);
       log(callbacks.logger, 'error', { err: error }, 'outbox relay: round failed');
+    },
+    reportBacklog(error) {
+      call(callbacks.onError, error);
+      log(callbacks.logger, 'error', { err: error }, 'outbox relay: reading the backlog failed');
     },
     hold(topic, error) {
       // A new array on every change: copies of the stats handed out stay as they were.
