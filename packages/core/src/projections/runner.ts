@@ -122,21 +122,42 @@ export function createProjectionRunner<Tx>(
     return found;
   };
 
+  /**
+   * Starts `w`'s loop; a worker has one at most. While its loop runs, this
+   * joins it; while its loop is stopping (`halt`), the new one starts once
+   * that one has ended. Each loop ends on its own signal only.
+   */
   const run = (w: Worker<Tx>) => {
-    w.abort = new AbortController();
+    if (w.loop && !w.abort.signal.aborted) return;
+    const previous = w.loop ?? Promise.resolve();
+    const abort = new AbortController();
+    w.abort = abort;
     w.failure = undefined;
     w.state = w.rebuild ? 'rebuilding' : 'catching-up';
-    w.loop = catchUpAndFollow(ctx, w).catch((error: unknown) => {
+    const follow = async () => {
+      await previous;
+      if (abort.signal.aborted) return;
+      w.state = w.rebuild ? 'rebuilding' : 'catching-up';
+      await catchUpAndFollow(ctx, w, abort.signal);
+    };
+    const loop = follow().catch((error: unknown) => {
       // A storage failure outside the handler (reading the log, the checkpoint): visible, never silent.
       recordError(ctx, w, error, w.checkpoint);
       markFailed(w, new ProjectionFailedError(w.projection.name, w.checkpoint, error));
     });
-    void w.loop.then(() => {
+    w.loop = loop;
+    void loop.then(() => {
       const requestedAt = w.rebuildRequestedAt;
       if (requestedAt !== undefined) {
         // Another process asked for a rebuild through the database (`controls.ts`).
         w.rebuildRequestedAt = undefined;
-        void rebuildOnRequest(ctx, w, requestedAt, { halt, run, started: () => started, rebuilding });
+        void rebuildOnRequest(ctx, w, requestedAt, {
+          halt,
+          run,
+          started: () => started,
+          stops: () => stops,
+          rebuilding,
+        });
       }
       if (w.state === 'failed') {
         log(
@@ -149,9 +170,12 @@ export function createProjectionRunner<Tx>(
     });
   };
 
+  /** Stops `w`'s loop and waits for it to end; a loop started meanwhile (`run`) is left running. */
   const halt = async (w: Worker<Tx>) => {
+    const loop = w.loop;
     w.abort.abort();
-    await w.loop;
+    await loop;
+    if (w.loop !== loop) return;
     w.loop = undefined;
     if (w.state !== 'failed') w.state = 'stopped';
     abandonRebuild(w);

@@ -14,13 +14,15 @@ import { markFailed, recordError, versionOf, type Worker } from './worker.ts';
  * sets `isolateUntil` so the loop goes one event at a time to find the
  * failing one; a single failing event is parked or fails the projection, as
  * the projection says. Returns false when the projection failed (or was
- * superseded) and its loop must stop.
+ * superseded) and its loop must stop; true at once when its loop's
+ * `signal` aborts.
  */
 export async function applyBatch<Tx>(
   ctx: RunnerContext<Tx>,
   w: Worker<Tx>,
   batch: RecordedEvent[],
   next: number,
+  signal: AbortSignal,
 ): Promise<boolean> {
   const { backend, maxAttempts, initialBackoffMs, maxBackoffMs } = ctx;
   let lastFailure: unknown;
@@ -30,7 +32,7 @@ export async function applyBatch<Tx>(
   // retries: upcasters are pure, so reading it again gives the same failure.
   const undecodable = firstDecodeFailure(batch);
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    if (w.abort.signal.aborted) return true;
+    if (signal.aborted) return true;
     try {
       if (undecodable) throw undecodable.error;
       const commit = () =>
@@ -59,7 +61,7 @@ export async function applyBatch<Tx>(
       }
       const wait = { initialMs: initialBackoffMs, maxMs: maxBackoffMs, sleep: ctx.givenSleep };
       const held = isHeldFailure(error, w.projection.effects === 'external');
-      if (await waitWhileHeld(held, held ? ++holds : holds, w.abort.signal, wait)) {
+      if (await waitWhileHeld(held, held ? ++holds : holds, signal, wait)) {
         attempt -= 1;
         continue;
       }

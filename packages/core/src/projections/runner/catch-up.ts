@@ -29,7 +29,7 @@ async function readBatch<Tx>(
 }
 
 /**
- * One projection's loop until its signal aborts, it fails or a newer version
+ * One projection's loop until `signal` (this loop's own) aborts, it fails or a newer version
  * is live: catch up from the checkpoint in batches that double while they
  * come back full (the next one read while the current one commits), then
  * follow the log live, waiting for the backend's append signal (or
@@ -39,10 +39,9 @@ async function readBatch<Tx>(
  * left in the database (`controls.ts`): it holds while paused, and ends for
  * the runner to rebuild when a rebuild is requested.
  */
-export async function catchUpAndFollow<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>): Promise<void> {
+export async function catchUpAndFollow<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>, signal: AbortSignal): Promise<void> {
   const { backend, batchSize, maxBatchSize, idleCheckMs } = ctx;
   const store = backend.store;
-  const signal = w.abort.signal;
   // While catching up, the next batch is read while the current one commits.
   let prefetched: { after: number; limit: number; batch: Promise<RecordedEvent[]> } | undefined;
   let previousFull = false;
@@ -50,7 +49,7 @@ export async function catchUpAndFollow<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>
   /** The next batch's size: grows while catching up, back to `batchSize` once live. */
   let size = batchSize;
   while (!signal.aborted) {
-    const rebuildRequestedAt = await honourControls(ctx, w);
+    const rebuildRequestedAt = await honourControls(ctx, w, signal);
     if (rebuildRequestedAt !== undefined) {
       // The runner rebuilds once this loop has ended (`runner.ts`).
       w.rebuildRequestedAt = rebuildRequestedAt;
@@ -89,7 +88,7 @@ export async function catchUpAndFollow<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>
         ahead.catch(() => undefined); // read again (and fail visibly) in the next turn if it failed
         prefetched = { after: last, limit: size, batch: ahead };
       }
-      if (!(await applyBatch(ctx, w, batch, next))) return;
+      if (!(await applyBatch(ctx, w, batch, next, signal))) return;
     } else if (headBefore !== undefined && headBefore > w.checkpoint) {
       // Nothing of ours up to the head: move the checkpoint there, so lag and waitFor see it.
       if (

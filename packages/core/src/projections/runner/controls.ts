@@ -45,13 +45,16 @@ async function read<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>): Promise<ControlR
  * state it had once resumed. Resolves with the time of a rebuild request
  * when there is one and no rebuild runs (the runner then rebuilds), else
  * undefined; at once on a backend that takes no requests or when the
- * worker's signal aborts.
+ * loop's `signal` aborts.
  *
  * @example
- * const rebuildRequestedAt = await honourControls(ctx, w); // at the top of each turn of the catch-up loop
+ * const rebuildRequestedAt = await honourControls(ctx, w, signal); // at the top of each turn of the catch-up loop
  */
-export async function honourControls<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>): Promise<number | undefined> {
-  const signal = w.abort.signal;
+export async function honourControls<Tx>(
+  ctx: RunnerContext<Tx>,
+  w: Worker<Tx>,
+  signal: AbortSignal,
+): Promise<number | undefined> {
   let before: ProjectionState | undefined;
   let control: ControlRead | undefined;
   while (!signal.aborted) {

@@ -100,6 +100,8 @@ export interface RequestedRebuildRunner<Tx> {
   halt(w: Worker<Tx>): Promise<void>;
   run(w: Worker<Tx>): void;
   started(): boolean;
+  /** How many times the runner was stopped: a rebuild that saw it change starts no loop. */
+  stops(): number;
   /** Names rebuilding now: a rebuild asked through `rebuild()` is never run twice at once. */
   rebuilding: Set<string>;
 }
@@ -112,7 +114,7 @@ export interface RequestedRebuildRunner<Tx> {
  * projection and it goes on from where it is.
  *
  * @example
- * void rebuildOnRequest(ctx, w, requestedAt, { halt, run, started: () => started, rebuilding });
+ * void rebuildOnRequest(ctx, w, requestedAt, { halt, run, started: () => started, stops: () => stops, rebuilding });
  */
 export async function rebuildOnRequest<Tx>(
   ctx: RunnerContext<Tx>,
@@ -122,6 +124,9 @@ export async function rebuildOnRequest<Tx>(
 ): Promise<void> {
   const name = w.projection.name;
   if (!runner.started() || runner.rebuilding.has(name)) return;
+  const stopsBefore = runner.stops();
+  /** Not stopped since the request was taken (a stop and a start meanwhile started the loop again). */
+  const running = () => runner.started() && runner.stops() === stopsBefore;
   runner.rebuilding.add(name);
   try {
     await runner.halt(w);
@@ -129,12 +134,12 @@ export async function rebuildOnRequest<Tx>(
     await ctx.backend.clearRebuildRequest?.(name, requestedAt);
     const target = await ctx.backend.store.headPosition();
     // Stopped meanwhile: it stays stopped (the next start catches up from the reset checkpoint).
-    if (!runner.started()) return;
+    if (!running()) return;
     const finished = trackRebuild(w, target, undefined);
     runner.run(w);
     await finished;
   } catch (error) {
-    if (!runner.started()) return;
+    if (!running()) return;
     recordError(ctx, w, error, w.checkpoint);
     if (!w.loop) runner.run(w);
   } finally {
