@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
 import type { EventStore } from '../store/types.ts';
 import { getInMemoryProjectionBackend, type InMemoryProjectionTx } from '../testing/projections/in-memory-backend.ts';
-import { waitUntil } from '../testing/wait-until.ts';
+import { settlesWithin, waitUntil } from '../testing/wait-until.ts';
 import { createProjectionRunner } from './runner.ts';
 import type { Projection, ProjectionBackend } from './types.ts';
 
@@ -122,5 +122,24 @@ describe('projection runner: stop() ends every loop', () => {
     await waitUntil(() => count() === 1 && runner.status('p').state === 'running', 'the replay after the restart');
     assert.equal(await readsAfterStop(runner, store, reads), 0, 'the log was read after stop() resolved');
     assert.equal(runner.status('p').state, 'stopped');
+  });
+
+  it('stop() during a failing batch ends its retry backoff at once', async () => {
+    const store = getInMemoryEventStore();
+    let errors = 0;
+    const runner = createProjectionRunner(getInMemoryProjectionBackend(store), [counting('p', () => true)], {
+      idleCheckMs: 10,
+      initialBackoffMs: 60_000,
+      maxBackoffMs: 60_000,
+      random: () => 1,
+      onError: () => {
+        errors += 1;
+      },
+    });
+    await store.append('counter-1', [{ type: 'Counted', data: {} }]);
+    await runner.start();
+    await waitUntil(() => errors >= 1, 'the first failure');
+    await settlesWithin(runner.stop(), 2000, 'stop() during a 60 s backoff');
+    assert.equal(errors, 1, 'no retry after the stop');
   });
 });

@@ -39,15 +39,31 @@ export async function waitWhileHeld(
 ): Promise<boolean> {
   if (!held) return false;
   const ms = Math.max(1, Math.min(options.maxMs, options.initialMs * 2 ** Math.min(Math.max(0, holds - 1), 30)));
-  if (signal.aborted) return true;
+  await sleepUnlessAborted(ms, signal, options.sleep);
+  return true;
+}
+
+/**
+ * Waits `ms` (with `sleep` when given: tests), or less: resolves at once
+ * when `signal` aborts (the runner stops), and clears its timer.
+ *
+ * @example
+ * await sleepUnlessAborted(backoffMs, signal); // a retry's backoff that stop() cuts short
+ */
+export async function sleepUnlessAborted(
+  ms: number,
+  signal: AbortSignal,
+  sleep?: (ms: number) => Promise<void>,
+): Promise<void> {
+  if (signal.aborted) return;
   let onAbort: (() => void) | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const aborted = new Promise<void>((resolve) => {
     onAbort = () => resolve();
     signal.addEventListener('abort', onAbort, { once: true });
   });
-  const slept = options.sleep
-    ? options.sleep(ms)
+  const slept = sleep
+    ? sleep(ms)
     : new Promise<void>((resolve) => {
         timer = setTimeout(resolve, ms);
       });
@@ -57,5 +73,4 @@ export async function waitWhileHeld(
     clearTimeout(timer);
     if (onAbort) signal.removeEventListener('abort', onAbort);
   }
-  return true;
 }

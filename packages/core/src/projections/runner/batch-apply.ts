@@ -2,7 +2,7 @@ import { ProjectionFailedError } from '../../errors/index.ts';
 import { firstDecodeFailure } from '../../schema/projection-read.ts';
 import type { RecordedEvent } from '../../store/types.ts';
 import { traceProjectionBatch } from '../../tracing/projection-spans.ts';
-import { isHeldFailure, waitWhileHeld } from '../subscription-wait.ts';
+import { isHeldFailure, sleepUnlessAborted, waitWhileHeld } from '../subscription-wait.ts';
 import type { RunnerContext } from './context.ts';
 import { checkSuperseded } from './versions.ts';
 import { markFailed, recordError, versionOf, type Worker } from './worker.ts';
@@ -67,7 +67,8 @@ export async function applyBatch<Tx>(
       }
       lastFailure = error;
       if (attempt < maxAttempts) {
-        await ctx.sleep(ctx.random() * Math.min(maxBackoffMs, initialBackoffMs * 2 ** (attempt - 1)));
+        const backoffMs = ctx.random() * Math.min(maxBackoffMs, initialBackoffMs * 2 ** (attempt - 1));
+        await sleepUnlessAborted(backoffMs, signal, ctx.givenSleep);
       }
     }
   }

@@ -10,16 +10,13 @@ export interface RunnerContext<Tx> {
   initialBackoffMs: number;
   maxBackoffMs: number;
   idleCheckMs: number;
-  sleep: (ms: number) => Promise<void>;
-  /** The sleep as given (tests), or undefined: waiting for a subscription then uses its own timer. */
+  /** The sleep as given (tests), or undefined: the waits (backoff, a held batch) use a timer of their own, cut short by a stop. */
   givenSleep: ((ms: number) => Promise<void>) | undefined;
   random: () => number;
   onError: ProjectionRunnerOptions['onError'];
   onSwitch: ProjectionRunnerOptions['onSwitch'];
   logger: ProjectionRunnerOptions['logger'];
 }
-
-const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The runner's options (already checked) with the defaults documented on `ProjectionRunnerOptions`. */
 export function runnerContext<Tx>(backend: ProjectionBackend<Tx>, options: ProjectionRunnerOptions): RunnerContext<Tx> {
@@ -32,7 +29,6 @@ export function runnerContext<Tx>(backend: ProjectionBackend<Tx>, options: Proje
     initialBackoffMs: options.initialBackoffMs ?? 100,
     maxBackoffMs: options.maxBackoffMs ?? 5000,
     idleCheckMs: options.idleCheckMs ?? 1000,
-    sleep: options.sleep ?? defaultSleep,
     givenSleep: options.sleep,
     random: options.random ?? Math.random,
     onError: options.onError,
