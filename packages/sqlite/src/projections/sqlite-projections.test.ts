@@ -6,13 +6,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import { defineProjection, type RecordedEvent } from '@factline/core';
+import { createProjectionRunner } from '@factline/core/adapter';
 import {
   type CounterModel,
   type ProjectionEnvironment,
   testProjectionConformance,
   waitUntil,
 } from '@factline/core/testing';
-import type { Database } from 'better-sqlite3';
+import Sqlite, { type Database } from 'better-sqlite3';
 import {
   getSqliteEventStore,
   getSqliteProjectionBackend,
@@ -491,6 +492,52 @@ describe('sqlite projections: a handler that throws', () => {
       );
     } finally {
       await runner.stop();
+      await store.close();
+    }
+  });
+});
+
+describe("sqlite projections: onFailure 'park' while another connection holds the write lock", () => {
+  it('the batch waits for the lock and applies: nothing is parked for a busy file', async () => {
+    const path = file();
+    const store = getSqliteEventStore({ path, busyTimeoutMs: 5 });
+    const { position } = await store.append('s-1', [{ type: 'Seen', data: {} }]);
+    store.database.exec('CREATE TABLE IF NOT EXISTS seen (position INTEGER PRIMARY KEY)');
+    const projection = defineProjection<Database>({
+      name: 'seen',
+      handles: ['Seen'],
+      onFailure: 'park',
+      handle(events, tx) {
+        for (const e of events) tx.prepare('INSERT INTO seen (position) VALUES (?)').run(e.position);
+      },
+    });
+    const backend = getSqliteProjectionBackend(store);
+    // Another process (a migration, a long batch) holds the write lock over more tries than maxAttempts.
+    const other = new Sqlite(path);
+    other.exec('BEGIN IMMEDIATE');
+    let busy = 0;
+    const runner = createProjectionRunner(backend, [projection], {
+      maxAttempts: 3,
+      initialBackoffMs: 1,
+      maxBackoffMs: 2,
+      onError: () => {
+        if (++busy === 5) other.exec('COMMIT');
+      },
+    });
+    await runner.start();
+    try {
+      await runner.waitFor('seen', position);
+      const rows = (store.database.prepare('SELECT COUNT(*) AS n FROM seen').get() as { n: number }).n;
+      const parked = await runner.parked('seen');
+      assert.deepEqual(
+        { rows, parked: parked.length },
+        { rows: 1, parked: 0 },
+        `parked: ${parked[0]?.error.split('\n')[0]}`,
+      );
+      assert.equal(busy, 5, 'every busy try reported');
+    } finally {
+      await runner.stop();
+      other.close();
       await store.close();
     }
   });

@@ -1,4 +1,4 @@
-import { ProjectionFailedError } from '../../errors/index.ts';
+import { isStorageError, ProjectionFailedError } from '../../errors/index.ts';
 import { firstDecodeFailure } from '../../schema/projection-read.ts';
 import type { RecordedEvent } from '../../store/types.ts';
 import { traceProjectionBatch } from '../../tracing/projection-spans.ts';
@@ -7,10 +7,16 @@ import type { RunnerContext } from './context.ts';
 import { checkSuperseded } from './versions.ts';
 import { markFailed, recordError, versionOf, type Worker } from './worker.ts';
 
+/** The database was briefly unavailable (a busy SQLite file, a dropped PostgreSQL connection): try again, as a hold. */
+const isUnavailable = (error: unknown): boolean => isStorageError(error) && error.retryable;
+
 /**
  * Commits one batch with its new checkpoint `next`, retrying with backoff
  * (full jitter, doubling; a batch holding an event that could not be
- * decoded is not retried). When every try failed, a batch of several events
+ * decoded is not retried). A retryable `StorageError` the handler did not
+ * throw (the database briefly unavailable) is held like a relay's
+ * unreachable transport: tried again with backoff, counted as no attempt,
+ * never isolated or parked. When every try failed, a batch of several events
  * sets `isolateUntil` so the loop goes one event at a time to find the
  * failing one; a single failing event is parked or fails the projection, as
  * the projection says. Returns false when the projection failed (or was
@@ -33,14 +39,28 @@ export async function applyBatch<Tx>(
   const undecodable = firstDecodeFailure(batch);
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     if (signal.aborted) return true;
+    /** Set when the handler threw: any other failure is the backend's (its transaction, its commit). */
+    let handlerThrew = false;
     try {
       if (undecodable) throw undecodable.error;
+      const threw = (error: unknown): never => {
+        handlerThrew = true;
+        throw error;
+      };
+      // Synchronous when the handler is (SQLite runs it inside a synchronous transaction).
+      const work = (tx: Tx) => {
+        try {
+          return w.projection.handle(batch, tx)?.then(undefined, threw);
+        } catch (error) {
+          return threw(error);
+        }
+      };
       const commit = () =>
         backend.commit({
           name: w.key,
           expected: w.checkpoint,
           checkpoint: next,
-          work: (tx) => w.projection.handle(batch, tx),
+          work,
           external: w.projection.effects === 'external',
           version: versionOf(w),
         });
@@ -60,7 +80,7 @@ export async function applyBatch<Tx>(
         break;
       }
       const wait = { initialMs: initialBackoffMs, maxMs: maxBackoffMs, sleep: ctx.givenSleep };
-      const held = isHeldFailure(error, w.projection.effects === 'external');
+      const held = isHeldFailure(error, w.projection.effects === 'external') || (!handlerThrew && isUnavailable(error));
       if (await waitWhileHeld(held, held ? ++holds : holds, signal, wait)) {
         attempt -= 1;
         continue;
