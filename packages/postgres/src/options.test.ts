@@ -80,6 +80,14 @@ const cases: [string, () => unknown, string][] = [
     () => startPostgresProjections(store, [], { leaseTtlMs: 5 } as never),
     'startPostgresProjections.leaseTtlMs',
   ],
+  // Over a timer's limit (2^31 - 1 ms) setTimeout fires after 1 ms.
+  ...(['listenReconnectInitialMs', 'listenReconnectMaxMs', 'leaseCheckMs', 'idleCheckMs'] as const).map(
+    (option): [string, () => unknown, string] => [
+      `startPostgresProjections ${option} over a timer`,
+      () => startPostgresProjections(store, [], { [option]: 2 ** 31 }),
+      `startPostgresProjections.${option}`,
+    ],
+  ),
 ];
 
 describe('options of the PostgreSQL factories', () => {

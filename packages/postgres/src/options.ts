@@ -110,8 +110,8 @@ export function checkPostgresOutboxRelayOptions(options: PostgresOutboxRelayOpti
 const backendSpec: OptionSpecOf<PostgresProjectionBackendOptions> = {
   connection: 'object',
   listenApplicationName: 'non-empty-string',
-  listenReconnectInitialMs: 'positive-integer',
-  listenReconnectMaxMs: 'positive-integer',
+  listenReconnectInitialMs: 'timer-ms',
+  listenReconnectMaxMs: 'timer-ms',
   onListenError: 'function',
   logger: loggerKind,
 };
@@ -136,7 +136,7 @@ export function pickBackendOptions(options: PostgresProjectionsOptions): Postgre
 const projectionsSpec: OptionSpecOf<PostgresProjectionsOptions> = {
   ...projectionRunnerSpec,
   ...backendSpec,
-  leaseCheckMs: 'positive-integer',
+  leaseCheckMs: 'timer-ms',
   leaseApplicationName: 'non-empty-string',
   onLeaseChange: 'function',
 };

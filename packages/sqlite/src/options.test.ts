@@ -97,6 +97,12 @@ const cases: [string, () => unknown, string][] = [
     () => startSqliteProjections(store, [], { leaseTtl: 5 } as never),
     'startSqliteProjections.leaseTtl',
   ],
+  // Over a timer's limit (2^31 - 1 ms) setTimeout fires after 1 ms.
+  ...(['leaseTtlMs', 'leaseCheckMs', 'idleCheckMs'] as const).map((option): [string, () => unknown, string] => [
+    `startSqliteProjections ${option} over a timer`,
+    () => startSqliteProjections(store, [], { [option]: 2 ** 31 }),
+    `startSqliteProjections.${option}`,
+  ]),
   [
     'createSqliteLease',
     () => createSqliteLease({ database, name: 'x', ttlMs: 10, ttl: 1 } as never),

@@ -94,7 +94,7 @@ export function checkSqliteOutboxOptions(options: SqliteOutboxOptions): void {
   checkOptions(options, outboxSpec, 'getSqliteOutbox', { required: ['database'] });
 }
 
-const leaseSpec = { leaseTtlMs: 'positive-integer', leaseCheckMs: 'positive-integer', lease: 'boolean' } as const;
+const leaseSpec = { leaseTtlMs: 'timer-ms', leaseCheckMs: 'timer-ms', lease: 'boolean' } as const;
 
 const relaySpec: OptionSpecOf<SqliteOutboxRelayOptions> = {
   batchSize: 'positive-integer',

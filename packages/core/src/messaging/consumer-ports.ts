@@ -13,8 +13,8 @@ export type RetryDecision =
   | { action: 'discard' };
 
 /**
- * The longest retry delay, in ms: a timer's limit (2^31 - 1 ms, about 24.8 days). Node fires a
- * longer timer after 1 ms.
+ * The longest retry delay, in ms: a timer's limit (`MAX_TIMER_MS`, 2^31 - 1 ms, about 24.8 days).
+ * Node fires a longer timer after 1 ms.
  */
 export const MAX_RETRY_DELAY_MS = MAX_TIMER_MS;
 

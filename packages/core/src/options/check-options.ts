@@ -20,6 +20,8 @@ export type OptionKind =
   | 'non-negative-number'
   /** A whole number of ms from 1 to `MAX_TIMER_MS`: a timer's or an interval's delay. */
   | 'timer-ms'
+  /** A finite number of ms from 0 to `MAX_TIMER_MS`: a backoff's bound. */
+  | 'delay-ms'
   /** Anything: checked by the factory itself. */
   | 'any'
   | { readonly oneOf: readonly (string | number | boolean)[] }
@@ -100,6 +102,10 @@ function problem(kind: OptionKind, value: unknown): string | undefined {
       return typeof value === 'number' && Number.isFinite(value) && value >= 0
         ? undefined
         : `must be a finite number >= 0, got ${describeValue(value)}`;
+    case 'delay-ms':
+      return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_TIMER_MS
+        ? undefined
+        : `must be a number from 0 to ${MAX_TIMER_MS} (ms, about 24.8 days), got ${describeValue(value)}`;
   }
 }
 

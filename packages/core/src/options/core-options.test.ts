@@ -76,6 +76,17 @@ const cases: [string, () => unknown, string][] = [
     () => createProjectionRunner(backend, [projection]).waitFor('p', 0, { timeout: 5 } as never),
     'waitFor options.timeout',
   ],
+  // Over a timer's limit (2^31 - 1 ms) setTimeout fires after 1 ms: waitFor would time out at once.
+  [
+    'waitFor timeoutMs over a timer',
+    () => createProjectionRunner(backend, [projection]).waitFor('p', 0, { timeoutMs: 2 ** 31 }),
+    'waitFor options.timeoutMs',
+  ],
+  ...(['idleCheckMs', 'initialBackoffMs', 'maxBackoffMs'] as const).map((option): [string, () => unknown, string] => [
+    `createProjectionRunner ${option} over a timer`,
+    () => createProjectionRunner(backend, [projection], { [option]: 2 ** 31 }),
+    `createProjectionRunner.${option}`,
+  ]),
   [
     'rebuild',
     () => createProjectionRunner(backend, [projection]).rebuild('p', { progress: () => 1 } as never),

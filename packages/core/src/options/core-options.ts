@@ -114,9 +114,9 @@ export const projectionRunnerSpec: OptionSpecOf<ProjectionRunnerOptions> = {
   batchSize: 'positive-integer',
   maxBatchSize: 'positive-integer',
   maxAttempts: 'positive-integer',
-  initialBackoffMs: 'non-negative-number',
-  maxBackoffMs: 'non-negative-number',
-  idleCheckMs: 'positive-integer',
+  initialBackoffMs: 'delay-ms',
+  maxBackoffMs: 'delay-ms',
+  idleCheckMs: 'timer-ms',
   onError: 'function',
   onSwitch: 'function',
   logger: loggerKind,
@@ -129,7 +129,7 @@ export function checkProjectionRunnerOptions(options: unknown): ProjectionRunner
   return checkOptions(options as ProjectionRunnerOptions | undefined, projectionRunnerSpec, 'createProjectionRunner');
 }
 
-const waitForSpec: OptionSpecOf<WaitForOptions> = { timeoutMs: 'positive-integer' };
+const waitForSpec: OptionSpecOf<WaitForOptions> = { timeoutMs: 'timer-ms' };
 const rebuildSpec: OptionSpecOf<RebuildOptions> = { onProgress: 'function' };
 
 /** Checks `waitFor`'s options. */
