@@ -87,6 +87,17 @@ const cases: [string, () => unknown, string][] = [
     () => createProjectionRunner(backend, [projection], { [option]: 2 ** 31 }),
     `createProjectionRunner.${option}`,
   ]),
+  // A handler gets at most maxBatchSize events at once: one below batchSize was raised to it.
+  [
+    'createProjectionRunner maxBatchSize below batchSize',
+    () => createProjectionRunner(backend, [projection], { batchSize: 10, maxBatchSize: 2 }),
+    'createProjectionRunner.maxBatchSize',
+  ],
+  [
+    'createProjectionRunner maxBatchSize below the default batchSize',
+    () => createProjectionRunner(backend, [projection], { maxBatchSize: 100 }),
+    'createProjectionRunner.maxBatchSize',
+  ],
   [
     'rebuild',
     () => createProjectionRunner(backend, [projection]).rebuild('p', { progress: () => 1 } as never),

@@ -1,4 +1,5 @@
 import type { HandleCommandOptions } from '../commands/handle-command.ts';
+import { ValidationError } from '../errors/index.ts';
 import { loggerKind } from '../logging/logger.ts';
 import type { EventBusOptions } from '../messaging/event-bus.ts';
 import type { EventRelayOptions } from '../messaging/event-relay.ts';
@@ -124,9 +125,21 @@ export const projectionRunnerSpec: OptionSpecOf<ProjectionRunnerOptions> = {
   random: 'function',
 };
 
-/** Checks `createProjectionRunner`'s options. */
+/** Checks `createProjectionRunner`'s options; `maxBatchSize` is at least `batchSize` (default 500). */
 export function checkProjectionRunnerOptions(options: unknown): ProjectionRunnerOptions | undefined {
-  return checkOptions(options as ProjectionRunnerOptions | undefined, projectionRunnerSpec, 'createProjectionRunner');
+  const checked = checkOptions(
+    options as ProjectionRunnerOptions | undefined,
+    projectionRunnerSpec,
+    'createProjectionRunner',
+  );
+  const batchSize = checked?.batchSize ?? 500;
+  if (checked?.maxBatchSize !== undefined && checked.maxBatchSize < batchSize) {
+    throw new ValidationError({
+      path: 'createProjectionRunner.maxBatchSize',
+      message: `must be at least batchSize (${batchSize}), got ${checked.maxBatchSize}`,
+    });
+  }
+  return checked;
 }
 
 const waitForSpec: OptionSpecOf<WaitForOptions> = { timeoutMs: 'timer-ms' };

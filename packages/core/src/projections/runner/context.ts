@@ -24,7 +24,7 @@ export function runnerContext<Tx>(backend: ProjectionBackend<Tx>, options: Proje
   return {
     backend,
     batchSize,
-    maxBatchSize: Math.max(batchSize, options.maxBatchSize ?? batchSize * 10),
+    maxBatchSize: options.maxBatchSize ?? batchSize * 10,
     maxAttempts: options.maxAttempts ?? 5,
     initialBackoffMs: options.initialBackoffMs ?? 100,
     maxBackoffMs: options.maxBackoffMs ?? 5000,
