@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { StorageError } from '../errors/index.ts';
+import { isValidationError, StorageError, type ValidationError } from '../errors/index.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
 import { getInMemoryProjectionBackend, type InMemoryProjectionTx } from '../testing/projections/in-memory-backend.ts';
 import { createProjectionRunner } from './runner.ts';
@@ -72,6 +72,28 @@ describe("projection runner: onFailure 'park' and storage failures", () => {
       assert.match(parked[0]?.error ?? '', /service that was down/);
     } finally {
       await runner.stop();
+    }
+  });
+});
+
+describe("projection runner: a projection's onFailure and effects", () => {
+  it('a value outside their choices is a ValidationError naming the projection and the option', () => {
+    const backend = getInMemoryProjectionBackend(getInMemoryEventStore());
+    // 'skip' acted as 'stop', 'externl' as 'transactional'.
+    for (const [option, value] of [
+      ['onFailure', 'skip'],
+      ['effects', 'externl'],
+    ] as const) {
+      const projection = { ...counting('totals'), [option]: value } as unknown as Projection<InMemoryProjectionTx>;
+      assert.throws(
+        () => createProjectionRunner(backend, [projection]),
+        (error) =>
+          isValidationError(error) &&
+          (error as ValidationError).issues.some(
+            (issue) => issue.path === option && issue.message.includes("'totals'") && issue.message.includes(value),
+          ),
+        `${option}: '${value}'`,
+      );
     }
   });
 });

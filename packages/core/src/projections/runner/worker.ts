@@ -1,5 +1,6 @@
 import { type ProjectionFailedError, type ProjectionSupersededError, ValidationError } from '../../errors/index.ts';
 import { log } from '../../logging/logger.ts';
+import { describeValue } from '../../options/check-options.ts';
 import type {
   Projection,
   ProjectionBackend,
@@ -43,6 +44,12 @@ export interface Worker<Tx> {
 
 const NAME = /^[a-z0-9_.-]{1,100}$/;
 
+/** The values of a projection's options that take one of a few (a misspelt one would act as the default). */
+const CHOICES = [
+  ['onFailure', ['stop', 'park']],
+  ['effects', ['transactional', 'external']],
+] as const;
+
 /** One worker per projection, by name; a `ValidationError` for the first projection defined wrong. */
 export function createWorkers<Tx>(
   backend: ProjectionBackend<Tx>,
@@ -65,6 +72,14 @@ export function createWorkers<Tx>(
       issues.push({ path: 'version', message: 'must be a positive integer' });
     } else if (version > 1 && (!backend.loadLiveVersion || !backend.recordLiveVersion)) {
       issues.push({ path: 'version', message: 'this backend records no live versions: only version 1 runs on it' });
+    }
+    for (const [option, values] of CHOICES) {
+      const value = projection?.[option];
+      if (value !== undefined && !(values as readonly unknown[]).includes(value)) {
+        const allowed = values.map((v) => `'${v}'`).join(' or ');
+        const name = typeof projection?.name === 'string' ? `projection '${projection.name}': ` : '';
+        issues.push({ path: option, message: `${name}must be ${allowed}, got ${describeValue(value)}` });
+      }
     }
     if (projection?.retire !== undefined && typeof projection.retire !== 'function') {
       issues.push({ path: 'retire', message: 'must be a function' });
