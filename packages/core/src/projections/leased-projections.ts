@@ -2,6 +2,7 @@ import { StorageError } from '../errors/index.ts';
 import type { LeaseGuard } from '../lease/lease-guard.ts';
 import { createLeasedLoop, type LeasedWork } from '../lease/leased-loop.ts';
 import type { LeaseProvider } from '../lease/types.ts';
+import { log } from '../logging/logger.ts';
 import { pickProjectionRunnerOptions } from '../options/runner-options.ts';
 import {
   isPassingFailure,
@@ -169,6 +170,12 @@ export function createLeasedProjections<Tx>(settings: LeasedProjectionsSettings<
       } catch {
         // The hook's own failure changes nothing.
       }
+      log(
+        options.logger,
+        'warn',
+        { projection: projection.name, position: projection.checkpoint, err: error },
+        `projection ${projection.name}: its lease loop failed`,
+      );
     },
     close: settings.close,
   });

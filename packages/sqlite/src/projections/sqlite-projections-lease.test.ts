@@ -144,6 +144,45 @@ describe('sqlite projections: one active runner per projection across processes'
     }
   });
 
+  it('a failure of the lease loop (an init that throws on takeover) reaches onError and the logger', async () => {
+    const store = getSqliteEventStore({ path: file() });
+    const timings = { leaseTtlMs: 200, leaseCheckMs: 20 };
+    const holder = await startSqliteProjections(store, [recorder('counted', 'a')], timings);
+    const failing = defineProjection<Database>({
+      ...recorder('counted', 'b'),
+      init: () => {
+        throw new Error('init refused');
+      },
+    });
+    const told: unknown[] = [];
+    const warned: { obj: object; msg: string }[] = [];
+    const quiet = () => {};
+    const logger = {
+      debug: quiet,
+      info: quiet,
+      warn: (obj: object | string, msg?: string) => {
+        warned.push(typeof obj === 'string' ? { obj: {}, msg: obj } : { obj, msg: msg ?? '' });
+      },
+      error: quiet,
+    };
+    const standby = await startSqliteProjections(store, [failing], {
+      ...timings,
+      logger,
+      onError: (_name, error) => void told.push(error),
+    });
+    try {
+      await holder.stop();
+      await waitUntil(() => told.length > 0, 'onError told of the takeover that failed');
+      await waitUntil(() => warned.length > 0, 'the logger told too');
+      assert.match(String(told[0]), /init refused/);
+      assert.match(warned[0]?.msg ?? '', /counted/);
+      assert.match(String((warned[0]?.obj as { err?: unknown } | undefined)?.err), /init refused/);
+    } finally {
+      await standby.stop();
+      await store.close();
+    }
+  });
+
   it('leaseCheckMs must be below leaseTtlMs; lease: false runs without a lease', async () => {
     const store = getSqliteEventStore({ path: file() });
     try {
