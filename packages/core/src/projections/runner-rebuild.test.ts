@@ -73,7 +73,7 @@ describe('projection runner: rebuilds and starts that fail or are stopped', () =
     }
   });
 
-  it('stop() while a rebuild resets: the projection stays stopped and the rebuild rejects', async () => {
+  it('stop() while a rebuild resets: stop() waits for the reset, the projection stays stopped and the rebuild rejects', async () => {
     const { backend, append, count } = setUp();
     let releaseReset = () => {};
     let resetting = false;
@@ -95,8 +95,15 @@ describe('projection runner: rebuilds and starts that fail or are stopped', () =
     await runner.waitFor('p', await append(3));
     const rebuild = runner.rebuild('p');
     await waitUntil(() => resetting, 'the rebuild resetting');
-    await runner.stop();
+    let stopped = false;
+    const stopping = runner.stop().then(() => {
+      stopped = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(stopped, false, 'stop() waits for the reset in flight');
     releaseReset();
+    await stopping;
+    assert.equal(count('p'), 0, 'the reset committed before stop() resolved');
     await assert.rejects(rebuild, (error) => isTimeoutError(error) && /stopped before its rebuild/.test(String(error)));
     // Before: the rebuild started the loop again after stop() had resolved.
     assert.equal(runner.status('p').state, 'stopped');
@@ -104,6 +111,23 @@ describe('projection runner: rebuilds and starts that fail or are stopped', () =
     const position = await append(2);
     await assert.rejects(runner.waitFor('p', position, { timeoutMs: 300 }));
     assert.equal(count('p'), before, 'nothing applied after stop()');
+  });
+
+  it('stop() at once after rebuild(): nothing is reset after stop() resolved', async () => {
+    const { backend, append, count } = setUp();
+    let resets = 0;
+    const reset = () => {
+      resets += 1;
+    };
+    const runner = createProjectionRunner(backend, [counting('p', { reset })], fast);
+    await runner.start();
+    await runner.waitFor('p', await append(3));
+    const rebuild = runner.rebuild('p');
+    await runner.stop();
+    const atStop = { resets, count: count('p') };
+    await assert.rejects(rebuild, (error) => isTimeoutError(error) && /stopped before its rebuild/.test(String(error)));
+    assert.deepEqual({ resets, count: count('p') }, atStop, 'the model as stop() left it');
+    assert.equal(runner.status('p').state, 'stopped');
   });
 
   it('a start that fails part-way leaves nothing running', async () => {

@@ -114,6 +114,8 @@ export function createProjectionRunner<Tx>(
   let started = false;
   /** How many times the runner was stopped: a rebuild that saw it change starts no loop. */
   let stops = 0;
+  /** Rebuild resets in flight. */
+  const resets = new Set<Promise<void>>();
   let unobserve = () => {};
 
   const worker = (name: string): Worker<Tx> => {
@@ -154,6 +156,7 @@ export function createProjectionRunner<Tx>(
         void rebuildOnRequest(ctx, w, requestedAt, {
           halt,
           run,
+          reset,
           started: () => started,
           stops: () => stops,
           rebuilding,
@@ -181,13 +184,27 @@ export function createProjectionRunner<Tx>(
     abandonRebuild(w);
   };
 
+  /** Resets `w` for a rebuild; `stop()` waits for the resets in flight. */
+  const reset = (w: Worker<Tx>): Promise<void> => {
+    const resetting = resetForRebuild(ctx, w);
+    resets.add(resetting);
+    const forget = () => resets.delete(resetting);
+    resetting.then(forget, forget);
+    return resetting;
+  };
+
+  const stoppedBeforeRebuild = (w: Worker<Tx>) =>
+    new TimeoutError(`projection '${w.projection.name}' was stopped before its rebuild finished`);
+
   const rebuildNow = async (w: Worker<Tx>, onProgress: RebuildOptions['onProgress']) => {
     const wasRunning = w.loop !== undefined;
     const stopsBefore = stops;
     await halt(w);
+    // Stopped while its loop ended: nothing is reset.
+    if (stops !== stopsBefore) throw stoppedBeforeRebuild(w);
     let target: number;
     try {
-      await resetForRebuild(ctx, w);
+      await reset(w);
       target = await backend.store.headPosition();
     } catch (error) {
       // Nothing replayed: the projection goes on from its checkpoint (0 once the reset committed), and says why.
@@ -197,7 +214,7 @@ export function createProjectionRunner<Tx>(
     }
     if (stops !== stopsBefore) {
       // The runner stopped meanwhile: it stays stopped (the next start catches up from the reset checkpoint).
-      throw new TimeoutError(`projection '${w.projection.name}' was stopped before its rebuild finished`);
+      throw stoppedBeforeRebuild(w);
     }
     const finished = trackRebuild(w, target, onProgress);
     run(w);
@@ -247,6 +264,8 @@ export function createProjectionRunner<Tx>(
       stops += 1;
       unobserve();
       await Promise.all([...workers.values()].map(halt));
+      // A reset in flight commits (or fails) before stop() resolves; none starts after it.
+      await Promise.allSettled([...resets]);
       for (const w of workers.values()) rejectWaitersOnStop(w);
     },
 

@@ -99,6 +99,8 @@ export function abandonRebuild<Tx>(w: Worker<Tx>): void {
 export interface RequestedRebuildRunner<Tx> {
   halt(w: Worker<Tx>): Promise<void>;
   run(w: Worker<Tx>): void;
+  /** `resetForRebuild`, which the runner's `stop()` waits for. */
+  reset(w: Worker<Tx>): Promise<void>;
   started(): boolean;
   /** How many times the runner was stopped: a rebuild that saw it change starts no loop. */
   stops(): number;
@@ -114,7 +116,7 @@ export interface RequestedRebuildRunner<Tx> {
  * projection and it goes on from where it is.
  *
  * @example
- * void rebuildOnRequest(ctx, w, requestedAt, { halt, run, started: () => started, stops: () => stops, rebuilding });
+ * void rebuildOnRequest(ctx, w, requestedAt, { halt, run, reset, started: () => started, stops: () => stops, rebuilding });
  */
 export async function rebuildOnRequest<Tx>(
   ctx: RunnerContext<Tx>,
@@ -130,7 +132,9 @@ export async function rebuildOnRequest<Tx>(
   runner.rebuilding.add(name);
   try {
     await runner.halt(w);
-    await resetForRebuild(ctx, w);
+    // Stopped while its loop ended: nothing is reset.
+    if (!running()) return;
+    await runner.reset(w);
     await ctx.backend.clearRebuildRequest?.(name, requestedAt);
     const target = await ctx.backend.store.headPosition();
     // Stopped meanwhile: it stays stopped (the next start catches up from the reset checkpoint).
