@@ -126,6 +126,15 @@ describe('consumer options', () => {
     assert.doesNotThrow(() => createConsumer({ ...base(), pollMs: 1 }));
   });
 
+  it('a drainTimeoutMs outside 0 to 2147483647 is refused, naming the option (a longer one is a timer of 1 ms: stop would give up at once)', () => {
+    for (const drainTimeoutMs of [-1, 2 ** 31, Number.POSITIVE_INFINITY]) {
+      const [issue] = issuesOf(() => createConsumer({ ...base(), drainTimeoutMs }));
+      assert.equal(issue?.path, 'createConsumer.drainTimeoutMs', `drainTimeoutMs ${drainTimeoutMs}`);
+    }
+    for (const drainTimeoutMs of [0, 2 ** 31 - 1])
+      assert.doesNotThrow(() => createConsumer({ ...base(), drainTimeoutMs }));
+  });
+
   it('a visibilityTimeoutMs that is not a whole number >= 1 is refused at creation, as every transport refuses it', () => {
     for (const visibilityTimeoutMs of [0, 1.5]) {
       const [issue] = issuesOf(() => createConsumer({ ...base(), visibilityTimeoutMs }));

@@ -76,7 +76,7 @@ export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
   visibilityTimeoutMs?: number;
   /** Longest wait for new messages per fetch, in ms: a whole number from 1 to 2147483647. Default 1000 ms. */
   pollMs?: number;
-  /** How long `stop` waits for handlers in flight, and then for giving messages back. Default 10 s. */
+  /** How long `stop` waits for handlers in flight, and then for giving messages back, in ms (0 to 2147483647). Default 10 s. */
   drainTimeoutMs?: number;
   /**
    * Told every failure: a receive, a handler run, the inbox, the dead-letter
@@ -168,7 +168,7 @@ export const consumerOptionSpec: OptionSpec = {
   onDelayedRetry: { oneOf: ['wait', 'dead-letter'] },
   visibilityTimeoutMs: 'positive-integer',
   pollMs: 'timer-ms',
-  drainTimeoutMs: 'non-negative-number',
+  drainTimeoutMs: 'delay-ms',
   onError: 'function',
   schemas: schemasOption,
   logger: loggerKind,

@@ -12,6 +12,7 @@ import { getInMemoryEventStore } from '../store/in-memory.ts';
 import { getInMemoryProjectionBackend } from '../testing/projections/in-memory-backend.ts';
 import { waitUntil } from '../testing/wait-until.ts';
 import { registerTestSdk, type TestSdk } from './fixtures/otel-sdk.ts';
+import { spanContextOf } from './trace-context.ts';
 
 let sdk: TestSdk;
 before(() => {
@@ -267,5 +268,31 @@ describe('an append retried under tracing', () => {
       }),
       { code: 'EVENT_ID_CONFLICT' },
     );
+  });
+});
+
+describe('traceparent', () => {
+  const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const span = '00f067aa0ba902b7';
+  it('reads version 00 exactly, and a later version by its first four fields, as W3C Trace Context asks', () => {
+    for (const traceparent of [
+      `00-${trace}-${span}-01`,
+      `01-${trace}-${span}-01`,
+      `cc-${trace}-${span}-01-what-comes-next`,
+    ]) {
+      const context = spanContextOf({ traceparent });
+      assert.equal(context?.traceId, trace, traceparent);
+      assert.equal(context?.spanId, span, traceparent);
+      assert.equal(context?.traceFlags, 1, traceparent);
+    }
+    for (const traceparent of [
+      `00-${trace}-${span}-01-more`,
+      `ff-${trace}-${span}-01`,
+      `01-${trace}-${span}-01more`,
+      `0-${trace}-${span}-01`,
+      `00-${'0'.repeat(32)}-${span}-01`,
+    ]) {
+      assert.equal(spanContextOf({ traceparent }), undefined, traceparent);
+    }
   });
 });

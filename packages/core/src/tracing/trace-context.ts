@@ -7,7 +7,12 @@ export interface TraceContextFields {
   tracestate?: string;
 }
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+/**
+ * A `traceparent`: version 00 exactly; a later version (01–fe) is read by its first four fields, whatever
+ * follows them, as W3C Trace Context asks of a parser that knows only 00.
+ */
+const TRACEPARENT =
+  /^(?:00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})|(?!00|ff)[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?)$/;
 
 /** The `traceparent` (and `tracestate`) of `context`, as W3C Trace Context writes them. */
 export function traceContextFields(context: SpanContext): TraceContextFields {
@@ -18,15 +23,18 @@ export function traceContextFields(context: SpanContext): TraceContextFields {
   return fields;
 }
 
-/** The remote span context a `traceparent` names, or `undefined` when absent, malformed or all zeros. */
+/**
+ * The remote span context a `traceparent` names, or `undefined` when absent, malformed, of version ff or all
+ * zeros. A version after 00 is read by its first four fields.
+ */
 export function spanContextOf(fields: TraceContextFields | undefined): SpanContext | undefined {
   if (otel === undefined || typeof fields?.traceparent !== 'string') return undefined;
   const match = TRACEPARENT.exec(fields.traceparent);
   if (!match) return undefined;
   const context: SpanContext = {
-    traceId: match[1] as string,
-    spanId: match[2] as string,
-    traceFlags: Number.parseInt(match[3] as string, 16),
+    traceId: (match[1] ?? match[4]) as string,
+    spanId: (match[2] ?? match[5]) as string,
+    traceFlags: Number.parseInt((match[3] ?? match[6]) as string, 16),
     isRemote: true,
   };
   if (typeof fields.tracestate === 'string' && fields.tracestate.length > 0) {
