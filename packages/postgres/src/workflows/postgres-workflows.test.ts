@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { createMessage, createWorkflowHandler, createWorkflowTimers } from '@factline/core';
 import { settlesWithin, spawnTestChild, waitUntil } from '@factline/core/testing';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
@@ -126,11 +126,12 @@ const listening = (store: PostgresEventStore, schema: string) =>
     10_000,
   );
 
-test('postgres: a timer scheduled from another store handle, due sooner than the next look, wakes the poller (NOTIFY)', {
-  skip,
-  timeout: 60_000,
-}, async (t) => {
-  const schema = testSchema('timers_wake');
+/**
+ * Two store handles on a schema of their own with the timer projection inline (one polls, one schedules), and
+ * the timer store on the polling one's pool; the schema is dropped after the test.
+ */
+async function twoHandles(t: TestContext, label: string) {
+  const schema = testSchema(label);
   t.after(() => dropSchema(schema));
   const open = () =>
     getPostgresEventStore({
@@ -142,6 +143,14 @@ test('postgres: a timer scheduled from another store handle, due sooner than the
   const polling = await open();
   const scheduling = await open();
   const timers = await getPostgresTimerStore({ pool: polling.pool, schema });
+  return { schema, polling, scheduling, timers };
+}
+
+test('postgres: a timer scheduled from another store handle, due sooner than the next look, wakes the poller (NOTIFY)', {
+  skip,
+  timeout: 60_000,
+}, async (t) => {
+  const { schema, polling, scheduling, timers } = await twoHandles(t, 'timers_wake');
   const pollMs = 10_000;
   const poller = await startPostgresWorkflowTimers(timers, {
     handlers: [createWorkflowHandler(reminder, { store: polling })],
@@ -173,18 +182,7 @@ test('postgres: a timer failing and waiting for its retry holds back neither the
   skip,
   timeout: 60_000,
 }, async (t) => {
-  const schema = testSchema('timers_stuck');
-  t.after(() => dropSchema(schema));
-  const open = () =>
-    getPostgresEventStore({
-      connectionString: postgresUrl,
-      schema,
-      poolSize: 2,
-      inlineProjections: [postgresTimerProjection({ schema })],
-    });
-  const polling = await open();
-  const scheduling = await open();
-  const timers = await getPostgresTimerStore({ pool: polling.pool, schema });
+  const { schema, polling, scheduling, timers } = await twoHandles(t, 'timers_stuck');
   const pollMs = 15_000;
   const errors: unknown[] = [];
   const poller = await startPostgresWorkflowTimers(timers, {

@@ -6,28 +6,11 @@ import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
 import type { AckTarget } from './ack-with-mark.ts';
 import { createNewEntryReader } from './new-entries.ts';
+import { type PartitionState, takeOver, unheldPartition } from './partition-state.ts';
 import { type ClaimedPage, createPendingClaims } from './pending-claims.ts';
 import type { ReaderContext } from './reader-context.ts';
 import { createGroupBuffer, entriesOf } from './receive.ts';
 import { isNoGroup, type RawEntry } from './stream-replies.ts';
-
-interface PartitionState {
-  held: boolean;
-  /** Claimed what the previous holders left pending: new entries may be read. */
-  ready: boolean;
-  /** Where the claim of what the previous holders left pending goes on (`0-0`: from the first entry). */
-  claimFrom: string;
-  /** The last claim of what the previous holders left pending failed: tried again at the next tick. */
-  claimFailed: boolean;
-  generation: number;
-  /**
-   * When the lease ends, on `performance.now()` (monotonic: a wall clock stepped back would stretch the lease here
-   * past its end in Redis), counted from the asking for it or its last renewal.
-   */
-  expiresAt: number;
-  /** Giving the partition up for a fairer share: nothing new goes out; handed back once nothing is in flight. */
-  draining: boolean;
-}
 
 /**
  * One process's reader of one group: it holds some of the topic's partitions
@@ -41,15 +24,7 @@ interface PartitionState {
  */
 export function createGroupReader(context: ReaderContext) {
   const { keys, topic, group, consumer, client } = context;
-  const states: PartitionState[] = Array.from({ length: context.partitions }, () => ({
-    held: false,
-    ready: false,
-    claimFrom: '0-0',
-    claimFailed: false,
-    generation: 0,
-    expiresAt: 0,
-    draining: false,
-  }));
+  const states: PartitionState[] = Array.from({ length: context.partitions }, unheldPartition);
   const streams = states.map((_, p) => keys.stream(topic, p));
   let stopped = false;
   // The hand-outs of the entries of a few partitions lost in a row, at least.
@@ -261,13 +236,7 @@ export function createGroupReader(context: ReaderContext) {
       [consumer, context.leaseMs],
     );
     if (Number(taken) !== 1) return false;
-    state.held = true;
-    state.ready = false;
-    state.claimFrom = '0-0';
-    state.claimFailed = false;
-    state.draining = false;
-    state.generation += 1;
-    state.expiresAt = asked + context.leaseMs;
+    takeOver(state, asked + context.leaseMs);
     // Its pending entries are claimed by the reading loop, as the buffer has room: a read in flight is ended.
     newEntries.rereadNow();
     return true;
