@@ -8,7 +8,7 @@ import {
   type Transport,
   TransportError,
 } from '@factline/core';
-import { createQueueTransport, settledWithin } from '@factline/core/adapter';
+import { assertName, createQueueTransport, settledWithin } from '@factline/core/adapter';
 import {
   assertRedisUrl,
   assertTlsUrl,
@@ -30,6 +30,7 @@ import { startDelayMover } from './delay-mover.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { delayedMember, writeMessages } from './publish.ts';
 import { getRedisDeadLetterStore } from './redis-dead-letters.ts';
+import { removeGroup } from './remove-group.ts';
 
 export interface RedisTransport extends Transport {
   /** The keys this transport writes, by application. */
@@ -38,7 +39,21 @@ export interface RedisTransport extends Transport {
   readonly consumerName: string;
   /** The partitions this transport reads for `group` on `topic` now (under its leases). */
   heldPartitions(topic: string, group: string): number[];
+  /**
+   * Removes a group no process of the application reads any more: its
+   * consumer group on every partition stream, its registration, and the
+   * delayed messages (retries waiting) for it alone; when it was the topic's
+   * last group, the topic's streams and delayed messages too. A group left
+   * declared holds every stream of its topic at its unread entries, since
+   * trimming keeps what any group has not read. Refused with a `TransportError`
+   * while a reader of the group is registered or holds a partition. Resolves
+   * false when the group was not declared.
+   */
+  removeGroup(topic: string, group: string): Promise<boolean>;
 }
+
+/** How long a topic seen with groups is taken to have some before it is looked at again (a group may be removed). */
+const GROUPS_RECHECK_MS = 5000;
 
 /**
  * The transport on Redis Streams: per topic `partitions` streams, a consumer
@@ -90,7 +105,8 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
   /** Readers whose subscription closed, still stopping. */
   const readersStopping = new Set<Promise<void>>();
   const declared = new Map<string, Promise<void>>();
-  const withGroups = new Set<string>();
+  /** Topics seen with groups, and when they were last seen with some. */
+  const withGroups = new Map<string, number>();
   let closed = false;
   let nextReader = 1;
   let nextSubscriber = 1;
@@ -117,7 +133,7 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
         (outcome) => {
           const recorded = /^partitions (\d+)$/.exec(String(outcome))?.[1];
           if (recorded !== undefined) throw otherCount(topic, Number(recorded));
-          withGroups.add(topic);
+          withGroups.set(topic, Date.now());
         },
         (error: unknown) => {
           throw new TransportError(`declaring ${topic}/${group} on Redis failed: ${String(error)}`, { cause: error });
@@ -147,15 +163,30 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
       { retryable: false },
     );
 
+  /** Looks again, in the background, whether a topic seen with groups still has some (the last may be removed). */
+  const recheckGroups = (topic: string) => {
+    withGroups.set(topic, Date.now());
+    client.sendCommand(['SCARD', keys.groups(topic)]).then(
+      (count) => {
+        if (Number(count) === 0) withGroups.delete(topic);
+      },
+      (error: unknown) => report(commandError(error, `looking up the groups of ${topic} on Redis`), 'connection'),
+    );
+  };
+
   const hasGroups = async (topic: string) => {
-    if (withGroups.has(topic)) return true;
-    // Groups are never undeclared: once seen, always there (until the server loses its data).
+    const seen = withGroups.get(topic);
+    if (seen !== undefined) {
+      // A publish does not wait for the look: a removed last group stops the writes a few seconds later.
+      if (Date.now() - seen > GROUPS_RECHECK_MS) recheckGroups(topic);
+      return true;
+    }
     const [count, recorded] = await Promise.all([
       client.sendCommand(['SCARD', keys.groups(topic)]),
       client.sendCommand(['HGET', keys.partitions, topic]),
     ]);
     if (recorded != null && Number(recorded) !== options.partitions) throw otherCount(topic, Number(recorded));
-    if (Number(count) > 0) withGroups.add(topic);
+    if (Number(count) > 0) withGroups.set(topic, Date.now());
     return Number(count) > 0;
   };
 
@@ -333,6 +364,21 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
       keys,
       consumerName,
       heldPartitions: (topic: string, group: string) => readers.get(groupKey(topic, group))?.reader.held() ?? [],
+      async removeGroup(topic: string, group: string) {
+        if (closed) throw new StoreClosedError('transport');
+        assertName(topic, 'topic');
+        assertName(group, 'group');
+        if (readers.has(groupKey(topic, group))) {
+          throw new TransportError(
+            `group '${group}' of topic '${topic}' is read by this transport: close its subscriptions (stop its consumers) first`,
+            { retryable: false },
+          );
+        }
+        const removed = await removeGroup(client, keys, options.partitions, topic, group);
+        declared.delete(groupKey(topic, group));
+        withGroups.delete(topic);
+        return removed;
+      },
     },
   );
   return transport;
