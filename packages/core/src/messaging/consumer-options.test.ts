@@ -135,13 +135,20 @@ describe('consumer options', () => {
       assert.doesNotThrow(() => createConsumer({ ...base(), drainTimeoutMs }));
   });
 
-  it('a visibilityTimeoutMs that is not a whole number >= 1 is refused at creation, as every transport refuses it', () => {
-    for (const visibilityTimeoutMs of [0, 1.5]) {
+  it('a visibilityTimeoutMs that is not a whole number from 1 to 2147483647 is refused at creation, as every transport refuses it (the keep-alive ticks every third of it: 7e9 made it a timer of 1 ms)', () => {
+    for (const visibilityTimeoutMs of [0, 1.5, 2 ** 31, 7_000_000_000]) {
       const [issue] = issuesOf(() => createConsumer({ ...base(), visibilityTimeoutMs }));
       assert.equal(issue?.path, 'createConsumer.visibilityTimeoutMs', `visibilityTimeoutMs ${visibilityTimeoutMs}`);
-      assert.match(issue?.message ?? '', /must be an integer >= 1/);
+      assert.match(issue?.message ?? '', /must be an integer from 1 to 2147483647/);
+      const subscribe = () => getInMemoryTransport().subscribe('t', 'g', { visibilityTimeoutMs });
+      assert.equal(
+        issuesOf(subscribe)[0]?.path,
+        'subscribe options.visibilityTimeoutMs',
+        `subscribe ${visibilityTimeoutMs}`,
+      );
     }
     assert.doesNotThrow(() => createConsumer({ ...base(), visibilityTimeoutMs: 1 }));
+    assert.doesNotThrow(() => createConsumer({ ...base(), visibilityTimeoutMs: 2 ** 31 - 1 }));
   });
 
   it('an inbox or dead-letter store lacking a method of its port is refused at creation, naming the methods', () => {

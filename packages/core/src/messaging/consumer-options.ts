@@ -72,7 +72,7 @@ export interface ConsumerOptions<Tx = undefined, M extends Message = Message> {
    * key moves on.
    */
   onDelayedRetry?: 'wait' | 'dead-letter';
-  /** How long a delivery stays invisible to other consumers while handled, in ms: a whole number >= 1. Default 30 s. */
+  /** How long a delivery stays invisible to other consumers while handled, in ms: a whole number from 1 to 2147483647. Default 30 s. */
   visibilityTimeoutMs?: number;
   /** Longest wait for new messages per fetch, in ms: a whole number from 1 to 2147483647. Default 1000 ms. */
   pollMs?: number;
@@ -166,7 +166,7 @@ export const consumerOptionSpec: OptionSpec = {
   inboxRetentionMs: 'non-negative-number',
   concurrency: 'positive-integer',
   onDelayedRetry: { oneOf: ['wait', 'dead-letter'] },
-  visibilityTimeoutMs: 'positive-integer',
+  visibilityTimeoutMs: 'timer-ms',
   pollMs: 'timer-ms',
   drainTimeoutMs: 'delay-ms',
   onError: 'function',

@@ -47,7 +47,7 @@ export interface Delivery {
 }
 
 export interface SubscribeOptions {
-  /** How long a delivery stays invisible to others before it comes back unless settled or extended. */
+  /** How long a delivery stays invisible to others before it comes back unless settled or extended, ms: a whole number from 1 to 2147483647. */
   visibilityTimeoutMs?: number;
 }
 

@@ -54,7 +54,7 @@ export function checkInMemoryEventStoreOptions(options: unknown): InMemoryEventS
   return checked;
 }
 
-const subscribeSpec: OptionSpecOf<SubscribeOptions> = { visibilityTimeoutMs: 'positive-integer' };
+const subscribeSpec: OptionSpecOf<SubscribeOptions> = { visibilityTimeoutMs: 'timer-ms' };
 
 /** Checks a transport's `subscribe` options (the same on every transport). */
 export function checkSubscribeOptions(options: unknown): SubscribeOptions | undefined {
