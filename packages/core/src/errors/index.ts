@@ -207,14 +207,15 @@ export class TimeoutError extends FactlineError {
 
 /**
  * A workflow request that does not fit the instance's state: retrying or
- * cancelling an instance that is not parked, an instance that does not exist.
- * Not retryable.
+ * cancelling an instance that is not parked, an instance that does not exist
+ * (not retryable). Also an instance whose recorded input cannot be brought to
+ * its current version (the registry's error as `cause`, retryable as it is).
  */
 export class WorkflowError extends FactlineError {
   /** The instance's stream id. */
   readonly streamId: string;
-  constructor(streamId: string, message: string) {
-    super('WORKFLOW', `Workflow instance '${streamId}': ${message}`);
+  constructor(streamId: string, message: string, options?: FactlineErrorOptions) {
+    super('WORKFLOW', `Workflow instance '${streamId}': ${message}`, options);
     this.streamId = streamId;
   }
 }

@@ -1,13 +1,19 @@
 import { isNonRetryableError, isValidationError } from '../errors/index.ts';
 import { type Logger, log, loggerKind } from '../logging/logger.ts';
 import { checkOptions, type OptionSpecOf } from '../options/check-options.ts';
+import type { SchemaRegistry } from '../schema/registry.ts';
 import type { EventStore } from '../store/types.ts';
+import { inputRegistryOf } from './input-schema.ts';
 import { type ResolvedWorkflowSnapshots, resolveWorkflowSnapshots, type WorkflowSnapshots } from './snapshots.ts';
 import type { WorkflowInput } from './types.ts';
 
 /** `createWorkflowHandler`'s options; `State` types the `snapshots` option's functions. */
 export interface WorkflowHandlerOptions<State = unknown> {
-  /** Where the instances' streams are. */
+  /**
+   * Where the instances' streams are. With a schema registry (`schemas`), an
+   * input of a type it defines reaches `decide`, and `evolve` when the
+   * instance loads, at its current version (see docs/workflows.md).
+   */
   store: EventStore;
   /** Clock for `afterMs` timers and for telling which timers are due. Default `Date.now`. */
   now?: () => number;
@@ -53,6 +59,8 @@ export type ResolvedHandlerOptions<State = unknown> = Required<
 > &
   Pick<WorkflowHandlerOptions, 'onNotFound' | 'onParked' | 'logger'> & {
     snapshots?: ResolvedWorkflowSnapshots<State>;
+    /** The store's registry: inputs are decoded by it, scheduled messages stamped. */
+    schemas?: SchemaRegistry;
   };
 
 const defaultTerminal = (error: unknown) =>
@@ -71,6 +79,7 @@ export function resolveHandlerOptions<State>(
     now: given.now ?? Date.now,
     isTerminal: given.isTerminal ?? defaultTerminal,
     maxConflicts: given.maxConflicts ?? 50,
+    schemas: inputRegistryOf(given.store),
     ...(snapshots === undefined ? {} : { snapshots: resolveWorkflowSnapshots(snapshots, initialState, given.logger) }),
   };
 }

@@ -9,6 +9,7 @@ import {
   resolveHandlerOptions,
   type WorkflowHandlerOptions,
 } from './handler-options.ts';
+import { currentInput, receivedSchema } from './input-schema.ts';
 import { instanceStreamId } from './instance.ts';
 import { createParkedInstances, type ParkedInstances } from './parked.ts';
 import {
@@ -56,7 +57,9 @@ export interface WorkflowHandler {
    * Routes a message to its instance and records it there with what `decide`
    * made of it, in one append. Usable as a consumer's handler: a retryable
    * failure rejects (the consumer's retry policy applies), a terminal one
-   * parks the instance and resolves.
+   * parks the instance and resolves. On a store with a schema registry the
+   * message is first upcast to its type's current version, as a consumer
+   * with `schemas` decodes it.
    */
   handle(message: WorkflowInput): Promise<WorkflowOutcome>;
   /** Records a due timer as an input of its instance (the timer poller calls it). */
@@ -113,14 +116,19 @@ export function createWorkflowHandler<State, In extends Event, Out extends Event
     if (typeof message?.id !== 'string' || message.id.length === 0 || typeof message.type !== 'string') {
       throw new ValidationError({ path: 'message', message: 'a workflow input needs a string id and type' });
     }
-    const input = inputOf(message);
-    if (!workflow.inputs.includes(input.type)) return counted('ignored');
+    if (!workflow.inputs.includes(message.type)) return counted('ignored');
+    // At its type's current version, as a consumer decoding by the registry hands it on: decided and recorded so.
+    const data = await currentInput(options.schemas, { message: inputOf(message), schema: receivedSchema(message) });
+    const input = data.message;
     const instanceId = workflow.correlate(input as WorkflowInputOf<In>);
     if (typeof instanceId !== 'string' || instanceId.length === 0) return counted(notFound(input, undefined));
     const streamId = instanceStreamId(workflow, instanceId);
     const mayStart = workflow.start.includes(input.type);
-    return counted(await record(workflow, options, streamId, { message: input }, mayStart, notFound));
+    return counted(await record(workflow, options, streamId, data, mayStart, notFound));
   };
+
+  /** A due timer as its instance's input, at its type's current version (upcast from the version it was scheduled at). */
+  const firedRecord = (timer: PendingTimer) => currentInput(options.schemas, firedInput(timer));
 
   const notFound = (input: WorkflowInput, instanceId: string | undefined): WorkflowOutcome => {
     const hook = options.onNotFound;
@@ -140,7 +148,7 @@ export function createWorkflowHandler<State, In extends Event, Out extends Event
   const fireTimer = async (timer: PendingTimer): Promise<WorkflowOutcome> => {
     let outcome: WorkflowOutcome;
     try {
-      outcome = await record(workflow, options, timer.streamId, firedInput(timer), false, () => 'not-found');
+      outcome = await record(workflow, options, timer.streamId, await firedRecord(timer), false, () => 'not-found');
     } catch (error) {
       // Its instance was deleted for good: the timer has nowhere to go, and would fail at every look.
       if (!isStreamDeletedError(error)) throw error;
@@ -164,7 +172,7 @@ export function createWorkflowHandler<State, In extends Event, Out extends Event
         const timer = due[i] as PendingTimer;
         try {
           const loaded = await loadWorkflowInstance(options.store, workflow, timer.streamId, options.snapshots);
-          const outcome = await tryRecord(workflow, options, loaded, firedInput(timer), false);
+          const outcome = await tryRecord(workflow, options, loaded, await firedRecord(timer), false);
           if (outcome !== 'conflict') firings[i] = { timer, outcome: timerOutcome(timer, outcome) };
         } catch (error) {
           if (isStreamDeletedError(error)) {
@@ -221,7 +229,9 @@ function firedInput(timer: PendingTimer): InputRecordData {
     data: timer.message.data,
     metadata: { ...timer.metadata, causationId: timer.timerId },
   };
-  return { message, timer: { timerId: timer.timerId, token: timer.token, dueAt: timer.dueAt } };
+  const fired = { timerId: timer.timerId, token: timer.token, dueAt: timer.dueAt };
+  const { schema } = timer.message;
+  return schema === undefined ? { message, timer: fired } : { message, timer: fired, schema };
 }
 
 /** The input as recorded: only what an instance keeps of a message. */
@@ -282,7 +292,7 @@ async function tryRecord<State, In extends Event, Out extends Event>(
   } else {
     try {
       const outputs = outputList(workflow.decide(input as WorkflowInputOf<In>, instance.state));
-      events = decisionEvents(streamId, data, outputs, options.now());
+      events = decisionEvents(streamId, data, outputs, options.now(), { schemas: options.schemas });
     } catch (error) {
       if (!options.isTerminal(error)) throw error;
       events = [parkedEvent(streamId, data, error, instance.state, version, options.snapshots?.toSnapshot)];

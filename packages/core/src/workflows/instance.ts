@@ -1,4 +1,5 @@
 import type { Event, EventStore, RecordedEvent } from '../store/types.ts';
+import { currentRecords, inputRegistryOf } from './input-schema.ts';
 import {
   type InputRecordData,
   type ParkedRecordData,
@@ -118,12 +119,20 @@ export function applyRecords<State, In extends Event, Out extends Event>(
   return instance;
 }
 
-/** Reads and folds an instance. */
+/**
+ * Reads and folds an instance. On a store with a schema registry, `evolve`
+ * gets every recorded input at its current version; one that cannot be
+ * decoded fails the load with a `WorkflowError` naming it (its `cause` the
+ * registry's error).
+ *
+ * @example
+ * const { state, status } = await loadInstance(store, checkout, instanceStreamId(checkout, 'o-1'));
+ */
 export async function loadInstance<State, In extends Event, Out extends Event>(
   store: EventStore,
   workflow: Workflow<State, In, Out>,
   streamId: string,
 ): Promise<WorkflowInstance<State>> {
   const { events, version } = await store.readStream(streamId);
-  return foldInstance(workflow, streamId, events, version);
+  return foldInstance(workflow, streamId, await currentRecords(inputRegistryOf(store), streamId, events), version);
 }

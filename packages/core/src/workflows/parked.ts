@@ -2,6 +2,7 @@ import { isConcurrencyError, isEventIdConflictError, WorkflowError } from '../er
 import type { Event, EventToAppend } from '../store/types.ts';
 import { derivedId } from './derived-id.ts';
 import { type ResolvedHandlerOptions, reportParked } from './handler-options.ts';
+import { currentRecordedInput } from './input-schema.ts';
 import { instanceStreamId } from './instance.ts';
 import {
   decisionEvents,
@@ -107,7 +108,11 @@ export function createParkedInstances<State, In extends Event, Out extends Event
         if (!instance.parked) throw new WorkflowError(instance.streamId, `is ${instance.status}, not parked`);
         const { streamId, version } = instance;
         const salt = String(version);
-        const kept = [instance.parked.record.input, ...instance.parked.pending];
+        // Decided at their current versions, as when they arrived: a record that cannot be read fails the retry.
+        const kept: InputRecordData[] = [];
+        for (const record of [instance.parked.record.input, ...instance.parked.pending]) {
+          kept.push(await currentRecordedInput(options.schemas, streamId, record));
+        }
         const events: EventToAppend[] = [{ id: derivedId(streamId, 'resumed', salt), type: T.resumed, data: {} }];
         // Decided on a state of its own: an `evolve` that changes its state in place (a class's `apply`) would
         // otherwise change `loaded`, which the snapshot after the append folds the new records into again. A
@@ -130,7 +135,10 @@ export function createParkedInstances<State, In extends Event, Out extends Event
           try {
             outputs = outputList(workflow.decide(record.message as WorkflowInputOf<In>, state));
             // A decision that cannot be recorded (a send the relay could not publish, a bad schedule) fails as decide would.
-            decided = decisionEvents(streamId, record, outputs, options.now(), `${salt}:${i}`);
+            decided = decisionEvents(streamId, record, outputs, options.now(), {
+              salt: `${salt}:${i}`,
+              schemas: options.schemas,
+            });
           } catch (error) {
             if (!options.isTerminal(error)) throw error;
             events.push({

@@ -1,10 +1,12 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { assertMessage } from '../messaging/message-validation.ts';
 import { describeValue } from '../options/check-options.ts';
+import type { SchemaRegistry } from '../schema/registry.ts';
 import { checkJson } from '../store/json-checks.ts';
 import type { Event, EventMetadata, EventToAppend } from '../store/types.ts';
 import { assertName } from '../store/validation.ts';
 import { derivedId } from './derived-id.ts';
+import { scheduledSchema, type WorkflowInputSchema } from './input-schema.ts';
 import type { WorkflowInput, WorkflowOutput } from './types.ts';
 
 /** The event types of an instance's stream. */
@@ -30,6 +32,12 @@ export interface FiredTimerRef {
 export interface InputRecordData {
   message: WorkflowInput;
   timer?: FiredTimerRef;
+  /**
+   * The schema version `message.data` is at (and the kind of type it is read
+   * as): upcast from it to the current version when the instance loads.
+   * Without it, version 1.
+   */
+  schema?: WorkflowInputSchema;
 }
 
 export interface SentRecordData {
@@ -41,7 +49,8 @@ export interface TimerScheduledData {
   token: string;
   /** Milliseconds since the epoch. */
   dueAt: number;
-  message: { type: string; data: unknown };
+  /** With the version of its type when the store's registry defines it: the fired input is upcast from it. */
+  message: { type: string; data: unknown; schema?: WorkflowInputSchema };
 }
 
 export interface ParkedRecordData {
@@ -61,14 +70,16 @@ export function recordMetadata(input: WorkflowInput): EventMetadata {
 /**
  * The events recording one handled input and its decided outputs, each with
  * an id derived from the instance, the input and its place, so recording the
- * same decision again names the same events (and the relay the same message ids).
+ * same decision again names the same events (and the relay the same message
+ * ids). A `schedule`'s message is stamped with its type's current version in
+ * `schemas` (the store's registry), for the input it becomes.
  */
 export function decisionEvents(
   streamId: string,
   record: InputRecordData,
   outputs: readonly WorkflowOutput[],
   now: number,
-  salt = '',
+  { salt = '', schemas }: { salt?: string; schemas?: SchemaRegistry | undefined } = {},
 ): EventToAppend[] {
   const inputId = derivedId(streamId, record.message.id, 'input', salt);
   const metadata = recordMetadata(record.message);
@@ -77,7 +88,7 @@ export function decisionEvents(
     const id = derivedId(inputId, 'output', String(i));
     if (output?.kind === 'send') checkSent(streamId, output, `outputs[${i}]`);
     if (output?.kind === 'schedule') checkMessage(streamId, output.message, `outputs[${i}].message`);
-    events.push({ id, ...outputEvent(output, now, `outputs[${i}]`), metadata });
+    events.push({ id, ...outputEvent(output, now, `outputs[${i}]`, schemas), metadata });
   });
   return events;
 }
@@ -113,7 +124,7 @@ function checkMessage(streamId: string, given: unknown, path: string): void {
   assertMessage(probe, path);
 }
 
-function outputEvent(output: WorkflowOutput, now: number, path: string): Event {
+function outputEvent(output: WorkflowOutput, now: number, path: string, schemas: SchemaRegistry | undefined): Event {
   switch (output?.kind) {
     case 'send': {
       const data: SentRecordData = { message: output.message };
@@ -121,10 +132,11 @@ function outputEvent(output: WorkflowOutput, now: number, path: string): Event {
       return { type: workflowEventTypes.sent, data };
     }
     case 'schedule': {
+      const schema = scheduledSchema(schemas, output.message.type);
       const data: TimerScheduledData = {
         token: output.token,
         dueAt: dueTime(output, now, path),
-        message: output.message,
+        message: schema === undefined ? output.message : { ...output.message, schema },
       };
       return { type: workflowEventTypes.timerScheduled, data };
     }

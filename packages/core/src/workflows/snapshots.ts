@@ -12,6 +12,7 @@ import { checkOptions, describeValue, type OptionSpecOf } from '../options/check
 import { snapshotVersionKind } from '../snapshots/prepare.ts';
 import type { Snapshot, SnapshotStore } from '../snapshots/types.ts';
 import type { AppendResult, Event, EventStore } from '../store/types.ts';
+import { currentRecords, inputRegistryOf } from './input-schema.ts';
 import { applyRecords, type InstanceStatus, loadInstance, type WorkflowInstance } from './instance.ts';
 import type { InputRecordData, ParkedRecordData } from './records.ts';
 import type { Workflow } from './types.ts';
@@ -186,7 +187,9 @@ function restoreInstance<State>(
 }
 
 /**
- * Loads an instance. Without snapshots it folds the whole stream. With them:
+ * Loads an instance, its recorded inputs brought to their current versions by
+ * the store's registry (see `loadInstance`; a snapshot holds the state they
+ * folded to). Without snapshots it folds the whole stream. With them:
  * the instance's latest snapshot of the configured version, checked against
  * the stream (the event at its version must still be the one it covers),
  * then only the events after it. A snapshot of another version is ignored;
@@ -218,7 +221,7 @@ export async function loadWorkflowInstance<State, In extends Event, Out extends 
         }
         if (instance !== undefined) {
           const newer = tail.events[0]?.streamVersion === snapshot.version ? tail.events.slice(1) : tail.events;
-          applyRecords(workflow, instance, newer);
+          applyRecords(workflow, instance, await currentRecords(inputRegistryOf(store), streamId, newer));
           instance.version = tail.version;
           return { instance, base: snapshot.version };
         }

@@ -1,3 +1,5 @@
+import type { TimerScheduledData } from '../records.ts';
+
 /**
  * The timer port. Timers are not written through it: an instance records
  * `$workflow.timer-scheduled`, `-cancelled`, fired inputs and completion in
@@ -20,7 +22,8 @@ export interface PendingTimer {
   token: string;
   /** Milliseconds since the epoch. */
   dueAt: number;
-  message: { type: string; data: unknown };
+  /** As scheduled: with the schema version of its type when the store's registry defines it (see `TimerScheduledData`). */
+  message: TimerScheduledData['message'];
   /** The scheduling decision's metadata (correlation), carried to the fired input. */
   metadata: Record<string, unknown>;
 }

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { beforeEach, describe, it } from 'node:test';
+import { isUpcastError, isValidationError, isWorkflowError } from '../errors/index.ts';
+import { createMessage } from '../messaging/message.ts';
+import { createSchemaRegistry, type SchemaRegistry } from '../schema/registry.ts';
+import { withSchemas } from '../schema/schema-store.ts';
+import { getInMemorySnapshotStore } from '../snapshots/in-memory.ts';
+import { getInMemoryEventStore } from '../store/in-memory.ts';
+import {
+  checkRecordedInputsUpcast,
+  versionedFlow,
+  versionedInput,
+  versionedRegistries,
+  versionedSeen,
+} from './fixtures/versioned-flow.ts';
+import { createWorkflowHandler } from './handler.ts';
+import { getInMemoryTimerStore } from './timers/in-memory.ts';
+
+const placedV2 = 'OrderPlaced {"orderId":"o1","total":30,"currency":"EUR"}';
+
+/** One in-memory store seen by successive releases, each with its registry. */
+function inMemoryReleases() {
+  const stored = getInMemoryEventStore();
+  const timers = getInMemoryTimerStore(stored);
+  return async (schemas: SchemaRegistry) => ({ store: withSchemas(stored, schemas), timers, close: async () => {} });
+}
+
+describe('workflow inputs and schema versions (in memory)', () => {
+  beforeEach(() => {
+    versionedSeen.evolve = [];
+    versionedSeen.decide = [];
+    versionedSeen.park = false;
+  });
+
+  for (const kind of ['message', 'event'] as const) {
+    it(`gives evolve a recorded input, and decide a live one, at the current version (${kind} types)`, () =>
+      checkRecordedInputsUpcast(kind, inMemoryReleases()));
+  }
+
+  it('upcasts the inputs after a snapshot; the snapshot is used as it is', async () => {
+    const schemas = versionedRegistries('message');
+    const stored = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const onError = (error: unknown) => assert.fail(String(error));
+    const writing = createWorkflowHandler(versionedFlow, {
+      store: withSchemas(stored, schemas.v1),
+      snapshots: { store: snapshots, version: 1, every: 1, onError },
+    });
+    await writing.handle(versionedInput('message', 'OrderPlaced', { orderId: 'o1', total: 30 }));
+    const reading = { store: snapshots, version: 1, onError };
+    const release1 = createWorkflowHandler(versionedFlow, {
+      store: withSchemas(stored, schemas.v1),
+      snapshots: reading,
+    });
+    await release1.handle(versionedInput('message', 'OrderPlaced', { orderId: 'o1', total: 30 }));
+    await release1.handle(versionedInput('message', 'Paid', { orderId: 'o1' }));
+    versionedSeen.evolve = [];
+    const release2 = createWorkflowHandler(versionedFlow, {
+      store: withSchemas(stored, schemas.v2),
+      snapshots: reading,
+    });
+    // The second OrderPlaced (a new id) is in the tail, after the snapshot of the first.
+    await release2.handle(versionedInput('message', 'Paid', { orderId: 'o1' }));
+    assert.deepEqual(versionedSeen.evolve, [placedV2, 'Paid {"orderId":"o1"}']);
+  });
+
+  it('decides a parked input and the inputs kept since at their current versions when retried', async () => {
+    const schemas = versionedRegistries('message');
+    const stored = getInMemoryEventStore();
+    const release1 = createWorkflowHandler(versionedFlow, { store: withSchemas(stored, schemas.v1) });
+    await release1.handle(versionedInput('message', 'OrderPlaced', { orderId: 'o1', total: 30 }));
+    versionedSeen.park = true;
+    assert.equal(await release1.handle(versionedInput('message', 'Paid', { orderId: 'o1' })), 'parked');
+    assert.equal(
+      await release1.handle(versionedInput('message', 'OrderPlaced', { orderId: 'o1', total: 7 })),
+      'deferred',
+    );
+    versionedSeen.park = false;
+
+    const broken = createWorkflowHandler(versionedFlow, { store: withSchemas(stored, schemas.broken) });
+    const before = (await stored.readStream('versioned-o1')).version;
+    const error = await broken.parked.retry('o1').then(
+      () => assert.fail('the retry should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(isWorkflowError(error) && isUpcastError(error.cause), String(error));
+    assert.equal((await stored.readStream('versioned-o1')).version, before, 'nothing appended');
+
+    versionedSeen.decide = [];
+    const release2 = createWorkflowHandler(versionedFlow, { store: withSchemas(stored, schemas.v2) });
+    assert.equal(await release2.parked.retry('o1'), 'resumed');
+    assert.deepEqual(versionedSeen.decide, [
+      'Paid {"orderId":"o1"}',
+      'OrderPlaced {"orderId":"o1","total":7,"currency":"EUR"}',
+    ]);
+  });
+
+  it('refuses a live input its upcaster fails on as a consumer would (the registry’s error), recording nothing', async () => {
+    const store = getInMemoryEventStore({ schemas: versionedRegistries('message').broken });
+    const handler = createWorkflowHandler(versionedFlow, { store });
+    await assert.rejects(handler.handle(versionedInput('message', 'OrderPlaced', { orderId: 'o1', total: 3 })), (e) =>
+      isUpcastError(e),
+    );
+    assert.equal(await store.streamInfo('versioned-o1'), undefined);
+  });
+
+  it('keeps inputs of types the registry does not define as they came, even with unknownTypes: error', async () => {
+    const store = getInMemoryEventStore({ schemas: createSchemaRegistry([], { unknownTypes: 'error' }) });
+    const timers = getInMemoryTimerStore(store);
+    const handler = createWorkflowHandler(versionedFlow, { store, now: () => 0 });
+    assert.equal(
+      await handler.handle(versionedInput('message', 'OrderPlaced', { orderId: 'o1', total: 3 })),
+      'recorded',
+    );
+    const [timer] = await timers.due(100_000, 10);
+    assert.equal(timer?.message.schema, undefined, 'a type the registry does not define is not stamped');
+    assert.equal(await handler.fireTimer(timer as NonNullable<typeof timer>), 'recorded');
+    assert.equal(await handler.handle(versionedInput('message', 'Paid', { orderId: 'o1' })), 'recorded');
+    assert.deepEqual(versionedSeen.evolve.slice(-2), [
+      'OrderPlaced {"orderId":"o1","total":3}',
+      'Remind {"orderId":"o1"}',
+    ]);
+  });
+
+  it('refuses an input whose schema version header is no version, naming it', async () => {
+    const handler = createWorkflowHandler(versionedFlow, { store: getInMemoryEventStore() });
+    const message = createMessage({
+      type: 'OrderPlaced',
+      data: { orderId: 'o1', total: 3 },
+      headers: { 'factline-schema-version': 'two' },
+    });
+    await assert.rejects(
+      handler.handle(message),
+      (e) => isValidationError(e) && e.issues[0]?.path === 'message.headers.factline-schema-version',
+    );
+  });
+});

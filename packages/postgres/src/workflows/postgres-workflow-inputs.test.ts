@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import type { SchemaRegistry } from '@factline/core';
+import { checkRecordedInputsUpcast } from '../../../core/src/workflows/fixtures/versioned-flow.ts';
+import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
+import { getPostgresEventStore } from '../store/postgres-event-store.ts';
+import { getPostgresTimerStore, postgresTimerProjection } from './postgres-timer-store.ts';
+
+const skip = await postgresUnavailable();
+
+/** One schema opened by successive releases, each with its registry; the timers from the schema's table. */
+function releasesOf(schema: string) {
+  return async (schemas: SchemaRegistry) => {
+    const store = await getPostgresEventStore({
+      connectionString: postgresUrl,
+      schema,
+      poolSize: 2,
+      schemas,
+      inlineProjections: [postgresTimerProjection({ schema })],
+    });
+    const timers = await getPostgresTimerStore({ pool: store.pool, schema });
+    return {
+      store,
+      timers,
+      close: async () => {
+        await timers.close();
+        await store.close();
+      },
+    };
+  };
+}
+
+for (const kind of ['message', 'event'] as const) {
+  test(`postgres: evolve gets a recorded input, and decide a live one, at the current version (${kind} types)`, {
+    skip,
+  }, async (t) => {
+    const schema = testSchema(`inputs_${kind}`);
+    t.after(() => dropSchema(schema));
+    await checkRecordedInputsUpcast(kind, releasesOf(schema));
+  });
+}
