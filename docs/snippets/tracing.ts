@@ -5,6 +5,7 @@ import {
   type OperationTracer,
   renderTraceTree,
   type TraceTree,
+  traceTreeToJson,
 } from '@factline/core';
 import {
   getSqliteDeadLetterStore,
@@ -61,7 +62,7 @@ export async function printTrace(database: Database): Promise<{ tree: TraceTree;
   // #region trace
   const tree = await tracer.traceOperation('checkout-42', { limit: 200 });
   const text = renderTraceTree(tree); // the indented tree for a terminal
-  const json = JSON.stringify(tree); // the tree is plain JSON already
+  const json = traceTreeToJson(tree); // JSON.stringify(tree)'s text, for a tree of any depth
   // #endregion
   void json;
   return { tree, text };

@@ -1,14 +1,7 @@
-import { renderTraceTree } from '@factline/core';
+import { renderTraceTree, traceTreeToJson } from '@factline/core';
 import type { Command } from 'commander';
 import type { CliContext } from './context.ts';
-import {
-  type DatabaseFlags,
-  databaseAction,
-  databaseOptions,
-  notFound,
-  printJson,
-  withInspector,
-} from './database-options.ts';
+import { type DatabaseFlags, databaseAction, databaseOptions, notFound, withInspector } from './database-options.ts';
 
 /** `factline trace <correlationId>`: the causal tree of one business operation. */
 export function addTrace(program: Command, context: CliContext): void {
@@ -21,7 +14,8 @@ export function addTrace(program: Command, context: CliContext): void {
     async (flags: DatabaseFlags, correlationId: string) => {
       const tree = await withInspector(flags, context, (i) => i.trace(correlationId));
       if (!tree.found) return notFound(context, `nothing carries correlation id '${correlationId}'`);
-      if (flags.json) return printJson(context, tree);
+      // Not JSON.stringify: it recurses, and a causal chain may be any number of levels deep.
+      if (flags.json) return context.stdout(traceTreeToJson(tree, { indent: 2 }));
       context.stdout(renderTraceTree(tree).trimEnd());
     },
   );

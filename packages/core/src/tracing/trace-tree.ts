@@ -1,7 +1,8 @@
 /**
  * The causal tree of one business operation: everything a database holds
  * that carries one correlation id, linked by causation id. Plain JSON (times
- * are ISO strings), so `JSON.stringify(tree)` is its JSON form.
+ * are ISO strings): `traceTreeToJson(tree)` writes it for any depth, where
+ * `JSON.stringify(tree)` throws on a chain a few thousand levels deep.
  */
 
 /** What a node stands for. */
