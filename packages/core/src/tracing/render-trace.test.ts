@@ -105,8 +105,8 @@ test('an empty tree renders as one line saying nothing was found', () => {
   assert.equal(renderTraceTree(tree), 'trace nobody: nothing carries this correlation id');
 });
 
-test('a tree thousands of levels deep renders without exhausting the stack', () => {
-  const depth = 5_000;
+test('a chain 20,000 levels deep renders in text that grows with its nodes, indented 40 levels at most', () => {
+  const depth = 20_000;
   const root: TraceNode = {
     kind: 'event',
     id: 'e0',
@@ -140,10 +140,18 @@ test('a tree thousands of levels deep renders without exhausting the stack', () 
     startedAt: t(0),
     roots: [root, { kind: 'gap', id: 'x', at: null, status: 'missing-parent', note: 'not held', children: [] }],
   };
-  const lines = renderTraceTree(tree).split('\n');
+  const text = renderTraceTree(tree);
+  // Indented by depth, this chain's text would take 3 × depth² / 2 = 600,000,000 characters (more than a string holds).
+  assert.ok(text.length < 200 * depth, `${text.length} characters for ${depth} nodes`);
+  const lines = text.split('\n');
   assert.equal(lines.length, depth + 2);
   assert.equal(lines[1], '├─ event Step job-1@1 #1 id e0  +0 ms');
   assert.equal(lines[2], '│  └─ message Step id m1  +1 ms');
-  assert.equal(lines[depth], `│  ${'   '.repeat(depth - 2)}└─ message Step id m${depth - 1}  +${depth - 1} ms`);
+  // Depth 40 is indented 39 levels; every line deeper, 40 levels and its depth.
+  const indent39 = `│  ${'   '.repeat(38)}`;
+  assert.equal(lines[40], `${indent39}└─ message Step id m39  +39 ms`);
+  assert.equal(lines[41], `${indent39}   └─ [depth 41] message Step id m40  +40 ms`);
+  assert.equal(lines[42], `${indent39}   └─ [depth 42] message Step id m41  +41 ms`);
+  assert.equal(lines[depth], `${indent39}   └─ [depth ${depth}] message Step id m${depth - 1}  +${depth - 1} ms`);
   assert.equal(lines[depth + 1], '└─ ? missing parent x: not held');
 });

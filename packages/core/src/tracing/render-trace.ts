@@ -1,8 +1,15 @@
 import type { TraceNode, TraceTree } from './trace-tree.ts';
 
+/** The most levels of indentation a line gets (three columns each); a node deeper in the tree (roots are depth 1) carries its depth. */
+export const MAX_INDENTED_DEPTH = 40;
+
 /**
  * The tree as indented text for a terminal: one line per node, its time in
  * ms after the operation's first node, a last line when the tree was cut.
+ * Indentation stops at `MAX_INDENTED_DEPTH` (40) levels: a node deeper
+ * than that is drawn at that indentation with its depth
+ * (`└─ [depth 42] event …`), so the text grows with the nodes, not with
+ * their depth squared.
  *
  * @example
  * console.log(renderTraceTree(await tracer.traceOperation('checkout-1001')));
@@ -16,17 +23,20 @@ export function renderTraceTree(tree: TraceTree): string {
   const origin = tree.startedAt === null ? null : Date.parse(tree.startedAt);
   const lines = [`trace ${tree.correlationId}: ${tree.nodeCount} nodes from ${tree.startedAt ?? 'an unknown time'}`];
   // A work list, not recursion: a causal chain may be any number of levels deep.
-  const pending: { node: TraceNode; indent: string; last: boolean }[] = [];
-  const schedule = (nodes: readonly TraceNode[], indent: string) => {
+  const pending: { node: TraceNode; indent: string; depth: number; last: boolean }[] = [];
+  const schedule = (nodes: readonly TraceNode[], indent: string, depth: number) => {
     for (let i = nodes.length - 1; i >= 0; i--)
-      pending.push({ node: nodes[i] as TraceNode, indent, last: i === nodes.length - 1 });
+      pending.push({ node: nodes[i] as TraceNode, indent, depth, last: i === nodes.length - 1 });
   };
-  schedule(tree.roots, '');
+  schedule(tree.roots, '', 1);
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    const { node, indent, last } = next;
+    const { node, indent, depth, last } = next;
     const time = node.at === null || origin === null ? '' : `  +${Date.parse(node.at) - origin} ms`;
-    lines.push(`${indent}${last ? '└─ ' : '├─ '}${describeNode(node, origin)}${time}`);
-    schedule(node.children, `${indent}${last ? '   ' : '│  '}`);
+    const deep = depth > MAX_INDENTED_DEPTH ? `[depth ${depth}] ` : '';
+    lines.push(`${indent}${last ? '└─ ' : '├─ '}${deep}${describeNode(node, origin)}${time}`);
+    // Past the cap, children are drawn at their parent's indentation: the depth in brackets tells them apart.
+    const childIndent = depth <= MAX_INDENTED_DEPTH ? `${indent}${last ? '   ' : '│  '}` : indent;
+    schedule(node.children, childIndent, depth + 1);
   }
   if (tree.truncated) lines.push(`… truncated: more than ${tree.limit} nodes (raise \`limit\` to see more)`);
   return lines.join('\n');
