@@ -1,13 +1,12 @@
-import type { Attributes, BatchObservableResult } from '@opentelemetry/api';
 import { settledWithin } from '../adapter/deadline.ts';
 import { TimeoutError } from '../errors/index.ts';
 import { log } from '../logging/logger.ts';
-import { type FactlineInstruments, observeMetrics } from '../tracing/metrics.ts';
 import { type ConsumerDeadLetters, consumerDeadLetters } from './consumer-dead-letters.ts';
 import { decodingHandler } from './consumer-decode.ts';
 import { fetchIntoLanes } from './consumer-fetch.ts';
 import { inboxStep } from './consumer-inbox.ts';
 import { createKeyLanes } from './consumer-lanes.ts';
+import { type ObservedConsumer, observeConsumer } from './consumer-metrics.ts';
 import {
   type ConsumerErrorContext,
   type ConsumerErrorStage,
@@ -147,47 +146,15 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
     log(options.logger, stage === 'handler' ? 'warn' : 'error', record, `consumer ${name}: ${stage} failed`);
   };
   let unobserve = () => {};
-  /** The group's backlog, where the transport tells it; a failed read is logged and leaves the points out, an unknown age its own. */
-  const observeLag = async (i: FactlineInstruments, result: BatchObservableResult, attributes: Attributes) => {
-    if (typeof transport.backlog !== 'function') return;
-    try {
-      const { messages, oldestAt, ageUnknown } = await transport.backlog(topic, name);
-      result.observe(i.consumerLag, messages, attributes);
-      if (ageUnknown === true) return;
-      result.observe(
-        i.consumerLagDuration,
-        oldestAt === undefined ? 0 : Math.max(0, (now() - oldestAt) / 1000),
-        attributes,
-      );
-    } catch (err) {
-      log(options.logger, 'warn', { consumer: name, topic, err }, `consumer ${name}: reading the backlog failed`);
-    }
+  const observed: ObservedConsumer = {
+    name,
+    topic,
+    stats,
+    transport,
+    deadLetterStore,
+    logger: options.logger,
+    now,
   };
-  /** The group's dead letters waiting; a failed read is logged and leaves the point out (a rejected callback loses them all). */
-  const observeDeadLetterDepth = async (
-    i: FactlineInstruments,
-    result: BatchObservableResult,
-    attributes: Attributes,
-  ) => {
-    try {
-      const waiting = await (await deadLetterStore()).list({ consumer: name, topic, state: 'dead' });
-      result.observe(i.deadLetterDepth, waiting.length, attributes);
-    } catch (err) {
-      log(options.logger, 'warn', { consumer: name, topic, err }, `consumer ${name}: reading the dead letters failed`);
-    }
-  };
-  const observe = () =>
-    observeMetrics(
-      (i) => [i.handled, i.retries, i.deadLettered, i.deadLetterDepth, i.consumerLag, i.consumerLagDuration],
-      async (i, result) => {
-        const attributes = { 'messaging.consumer.group.name': name, 'messaging.destination.name': topic };
-        result.observe(i.handled, stats.handled, attributes);
-        result.observe(i.retries, stats.retries, attributes);
-        result.observe(i.deadLettered, stats.deadLettered, attributes);
-        await observeLag(i, result, attributes);
-        await observeDeadLetterDepth(i, result, attributes);
-      },
-    );
 
   /** The transport was closed under the consumer, or its fetch loop failed: stop fetching and working, visibly. */
   const fail = () => {
@@ -232,7 +199,7 @@ export function createConsumer<Tx = undefined, M extends Message = Message>(opti
         stopping = new AbortController();
         stats.state = 'running';
         unobserve();
-        unobserve = observe();
+        unobserve = observeConsumer(observed);
         if (visibility > 0) {
           keepAlive = setInterval(() => void lanes.keepAlive(visibility), Math.max(10, Math.floor(visibility / 3)));
           keepAlive.unref?.();

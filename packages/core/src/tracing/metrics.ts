@@ -123,3 +123,39 @@ export function observeMetrics(
   instruments.meter.addBatchObservableCallback(callback, observables);
   return () => instruments.meter.removeBatchObservableCallback(callback, observables);
 }
+
+/**
+ * One batch callback shared by every runtime of a kind in the process: their
+ * points carry the same attributes (or none), and two callbacks observing one
+ * point would each replace the other's value. Each `hold()` is a runtime
+ * running; the callback is registered by the first and removed when the last
+ * releases, and made again when another meter provider was registered since.
+ *
+ * @example
+ * const hold = sharedObservation((i) => [i.relayPublished], observeRelays);
+ * const release = hold(); // on start; release() on stop
+ */
+export function sharedObservation(
+  pick: (instruments: FactlineInstruments) => Observable[],
+  observe: (instruments: FactlineInstruments, result: BatchObservableResult) => void | Promise<void>,
+): () => () => void {
+  let holders = 0;
+  let registration: { instruments: FactlineInstruments | undefined; remove: () => void } | undefined;
+  return () => {
+    holders += 1;
+    const instruments = factlineInstruments();
+    if (registration?.instruments !== instruments) {
+      registration?.remove();
+      registration = { instruments, remove: observeMetrics(pick, observe) };
+    }
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      holders -= 1;
+      if (holders > 0) return;
+      registration?.remove();
+      registration = undefined;
+    };
+  };
+}

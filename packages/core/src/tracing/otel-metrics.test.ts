@@ -151,6 +151,99 @@ describe('metrics and the logger', () => {
     }
   });
 
+  it('two consumers of one group and topic report the sum of their counts, and the group’s lag and dead letters once', async () => {
+    const transport = getInMemoryTransport();
+    const deadLetters = getInMemoryDeadLetterStore();
+    const topic = 'twin-orders';
+    const handler = (message: { key: string }) => {
+      if (message.key === 'bad') throw new NonRetryableError('unbillable');
+    };
+    const twin = () => createConsumer({ name: 'twin', topic, transport, deadLetters, pollMs: 5, handler });
+    const a = twin();
+    const b = twin();
+    const publish = (...keys: string[]) =>
+      transport.publish(
+        topic,
+        keys.map((key) => createMessage({ type: 'Bill', data: {}, key })),
+      );
+    const group = { 'messaging.consumer.group.name': 'twin', 'messaging.destination.name': topic };
+    const points = async (metric: string) =>
+      (await sdk.points(metric)).filter((p) => p.attributes['messaging.consumer.group.name'] === 'twin');
+    try {
+      // Each one alone handles its part, then both run: a restarted consumer's count is counted once.
+      await a.start();
+      await publish('k1', 'k2', 'k3');
+      await waitUntil(() => a.stats().handled === 3, 'a handled three');
+      await a.stop();
+      await b.start();
+      await publish('k4', 'bad');
+      await waitUntil(
+        () => b.stats().handled === 1 && b.stats().deadLettered === 1,
+        'b handled one, dead-lettered one',
+      );
+      await a.start();
+      assert.deepEqual(await points('factline.consumer.handled'), [{ attributes: group, value: 4 }]);
+      assert.deepEqual(await points('factline.consumer.dead_lettered'), [{ attributes: group, value: 1 }]);
+      assert.deepEqual(await points('factline.consumer.dead_letter.depth'), [{ attributes: group, value: 1 }]);
+      assert.deepEqual(await points('factline.consumer.lag'), [{ attributes: group, value: 0 }]);
+      // One stopped while the other runs: its count stays in the sum, so the counter never goes down.
+      await b.stop();
+      assert.deepEqual(await points('factline.consumer.handled'), [{ attributes: group, value: 4 }]);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await transport.close();
+    }
+  });
+
+  it('a group on one topic of two transports reports the lag and dead letters of both, summed', async () => {
+    const topic = 'split-orders';
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const handler = async (message: { key: string }) => {
+      if (message.key === 'bad') throw new NonRetryableError('unbillable');
+      await held;
+    };
+    const sides = [getInMemoryTransport(), getInMemoryTransport()].map((transport) => ({
+      transport,
+      consumer: createConsumer({
+        name: 'split',
+        topic,
+        transport,
+        deadLetters: getInMemoryDeadLetterStore(),
+        pollMs: 5,
+        handler,
+      }),
+    }));
+    const group = { 'messaging.consumer.group.name': 'split', 'messaging.destination.name': topic };
+    const points = async (metric: string) =>
+      (await sdk.points(metric)).filter((p) => p.attributes['messaging.consumer.group.name'] === 'split');
+    try {
+      for (const { transport, consumer } of sides) {
+        await consumer.start();
+        await transport.publish(topic, [
+          createMessage({ type: 'Bill', data: {}, key: 'held' }),
+          createMessage({ type: 'Bill', data: {}, key: 'bad' }),
+        ]);
+      }
+      await waitUntil(() => sides.every((s) => s.consumer.stats().deadLettered === 1), 'a dead letter on each side');
+      assert.deepEqual(await points('factline.consumer.dead_lettered'), [{ attributes: group, value: 2 }]);
+      assert.deepEqual(await points('factline.consumer.dead_letter.depth'), [{ attributes: group, value: 2 }]);
+      // The held message of each transport is in delivery: waiting for the group, not acknowledged.
+      assert.deepEqual(await points('factline.consumer.lag'), [{ attributes: group, value: 2 }]);
+      const [age] = await points('factline.consumer.lag.duration');
+      assert.ok((age?.value as number) >= 0 && (age?.value as number) < 60, `the oldest of either, got ${age?.value}`);
+    } finally {
+      release();
+      for (const { transport, consumer } of sides) {
+        await consumer.stop();
+        await transport.close();
+      }
+    }
+  });
+
   it('counts what every outbox relay of the process published, and the rows of every outbox', async () => {
     const transport = getInMemoryTransport();
     await transport.declareSubscription('r-orders', 'billing');
