@@ -61,6 +61,59 @@ describe('projection lag metrics', () => {
   });
 });
 
+describe('projection lag metrics of two runners', () => {
+  it('two runners of a projection of one name report the most lag of either, in events and in age', async () => {
+    // Each runner is held on its first batch: one 2 events behind on a store 30 s behind, one 1 event on a store 10 s behind.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const sides = [
+      { events: 2, store: getInMemoryEventStore({ now: () => Date.now() - 30_000 }) },
+      { events: 1, store: getInMemoryEventStore({ now: () => Date.now() - 10_000 }) },
+    ].map(({ events, store }) => {
+      const side = {
+        events,
+        store,
+        entered: false,
+        runner: createProjectionRunner(getInMemoryProjectionBackend(store), [
+          {
+            name: 'twin-list',
+            handles: ['OrderPlaced'],
+            handle: async () => {
+              side.entered = true;
+              await held;
+            },
+          },
+        ]),
+      };
+      return side;
+    });
+    const mine = async (metric: string) =>
+      (await sdk.points(metric)).filter((p) => p.attributes['factline.projection.name'] === 'twin-list');
+    const name = { 'factline.projection.name': 'twin-list' };
+    try {
+      for (const side of sides) {
+        await side.store.append(
+          'order-1',
+          Array.from({ length: side.events }, () => ({ type: 'OrderPlaced', data: {} })),
+        );
+        await side.runner.start();
+        await waitUntil(
+          () => side.entered && side.runner.status('twin-list').head === side.events,
+          'the batch is being applied',
+        );
+      }
+      assert.deepEqual(await mine('factline.projection.lag'), [{ attributes: name, value: 2 }]);
+      const [age] = await mine('factline.projection.lag.duration');
+      assert.ok((age?.value as number) >= 30, `the age of the older store's event, got ${age?.value}`);
+    } finally {
+      release();
+      for (const side of sides) await side.runner.stop();
+    }
+  });
+});
+
 describe('consumer lag metrics', () => {
   it('reports the messages waiting for a group on the in-memory transport and the age of the oldest', async () => {
     const transport = getInMemoryTransport();
