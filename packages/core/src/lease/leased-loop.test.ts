@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { testLeaseConformance } from '../testing/lease-conformance.ts';
-import { waitUntil } from '../testing/wait-until.ts';
+import { settlesWithin, waitUntil } from '../testing/wait-until.ts';
 import { createInMemoryLeases, type InMemoryLeaseTable } from './in-memory.ts';
 import { createLeasedLoop, type LeasedWork } from './leased-loop.ts';
-import type { LeaseProvider } from './types.ts';
+import type { Lease, LeaseProvider } from './types.ts';
 
 const table: InMemoryLeaseTable = new Map();
 const made = new WeakMap<LeaseProvider, ReturnType<typeof createInMemoryLeases>>();
@@ -36,6 +36,22 @@ function recordingWork(provider: LeaseProvider, name: string, startFails = false
   };
   return { work, log };
 }
+
+/** Makes `lease.acquire()` wait until `answer()` is called (never, unless the test does): a backend that hangs. */
+function stuckAcquire(lease: Lease) {
+  const acquire = lease.acquire.bind(lease);
+  const stuck = { calls: 0, answer: () => {} };
+  lease.acquire = () => {
+    stuck.calls += 1;
+    return new Promise<boolean>((resolve, reject) => {
+      stuck.answer = () => acquire().then(resolve, reject);
+    });
+  };
+  return stuck;
+}
+
+/** The timers the process has running (Node's resource list). */
+const runningTimers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
 
 describe('createLeasedLoop', () => {
   it('runs a work in one loop at a time; a lost lease stops it at once and another loop takes over', async () => {
@@ -113,5 +129,60 @@ describe('createLeasedLoop', () => {
     } finally {
       await loop.stop();
     }
+  });
+
+  it('start() followed at once by stop() resolves both, holds no lease, runs no timer, closes once', async () => {
+    for (const startFailures of ['reject', 'report'] as const) {
+      const shared: InMemoryLeaseTable = new Map();
+      const provider = createInMemoryLeases(shared);
+      const { work, log } = recordingWork(provider, 'quick');
+      let closed = 0;
+      const timersBefore = runningTimers();
+      const loop = createLeasedLoop([work], { checkMs: 10, startFailures, close: async () => void closed++ });
+      const started = loop.start();
+      const stopped = loop.stop();
+      await settlesWithin(Promise.all([started, stopped]), 5000, `start() and stop() (${startFailures})`);
+      assert.equal(shared.size, 0, 'no lease held');
+      assert.equal(work.lease.isHeld(), false);
+      assert.equal(loop.running(), false);
+      assert.equal(closed, 1);
+      assert.equal(runningTimers(), timersBefore, 'no timer left running');
+      assert.ok(!log.includes('start') || log.at(-1) === 'stop:stopping', log.join());
+    }
+  });
+
+  it('start() then stop() while the first take is in flight: the take completes, then stop gives the lease back', async () => {
+    const shared: InMemoryLeaseTable = new Map();
+    const provider = createInMemoryLeases(shared);
+    const { work, log } = recordingWork(provider, 'slow');
+    const stuck = stuckAcquire(work.lease);
+    let closed = 0;
+    const timersBefore = runningTimers();
+    const loop = createLeasedLoop([work], { checkMs: 10, close: async () => void closed++ });
+    const started = loop.start();
+    await waitUntil(() => stuck.calls === 1, 'the first take asked for');
+    const stopped = loop.stop();
+    stuck.answer();
+    await settlesWithin(Promise.all([started, stopped]), 5000, 'start() and stop()');
+    assert.equal(shared.size, 0, 'no lease held');
+    assert.equal(closed, 1);
+    assert.equal(runningTimers(), timersBefore, 'no timer left running');
+    assert.deepEqual(log, ['start', 'stop:stopping']);
+  });
+
+  it("with startFailures 'reject', a first start failing after stop() was called: start() rejects, stop() resolves, one close", async () => {
+    const provider = createInMemoryLeases(new Map());
+    const { work } = recordingWork(provider, 'failing', true);
+    const stuck = stuckAcquire(work.lease);
+    let closed = 0;
+    const loop = createLeasedLoop([work], { checkMs: 10, close: async () => void closed++ });
+    const started = loop.start();
+    const rejected = assert.rejects(started, /init failed/);
+    await waitUntil(() => stuck.calls === 1, 'the first take asked for');
+    const stopped = loop.stop();
+    stuck.answer();
+    await settlesWithin(Promise.all([rejected, stopped]), 5000, 'start() and stop()');
+    assert.equal(closed, 1);
+    assert.equal(work.lease.isHeld(), false);
   });
 });

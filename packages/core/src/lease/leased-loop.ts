@@ -238,8 +238,8 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
         await serial(() => check(true));
       } catch (error) {
         running = false;
-        // Shut down once: a later stop() resolves with this.
-        stopped = serial(shutDown);
+        // Shut down once: a stop() called meanwhile shut down already, a later one resolves with this.
+        stopped ??= serial(shutDown);
         await stopped;
         throw error;
       }
