@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { isTimeoutError } from '../errors/index.ts';
 import { testLeaseConformance } from '../testing/lease-conformance.ts';
 import { settlesWithin, waitUntil } from '../testing/wait-until.ts';
 import { createInMemoryLeases, type InMemoryLeaseTable } from './in-memory.ts';
@@ -129,6 +130,73 @@ describe('createLeasedLoop', () => {
     } finally {
       await loop.stop();
     }
+  });
+
+  it('stop() resolves while the first lease check waits on an acquire that never answers; the call is reported and a late take released', async () => {
+    const shared: InMemoryLeaseTable = new Map();
+    const provider = createInMemoryLeases(shared);
+    const { work, log } = recordingWork(provider, 'stuck');
+    const stuck = stuckAcquire(work.lease);
+    const errors: unknown[] = [];
+    let closed = 0;
+    const loop = createLeasedLoop([work], {
+      checkMs: 10,
+      startFailures: 'report',
+      onError: (_w, error) => errors.push(error),
+      close: async () => void closed++,
+    });
+    const started = loop.start();
+    await waitUntil(() => stuck.calls === 1, 'the first take asked for');
+    await settlesWithin(loop.stop(), 5000, 'loop.stop()');
+    await settlesWithin(started, 1000, 'loop.start()');
+    assert.equal(closed, 1);
+    assert.equal(loop.running(), false);
+    assert.ok(!log.includes('start'), 'the work never started');
+    assert.equal(errors.length, 1);
+    assert.ok(isTimeoutError(errors[0]), String(errors[0]));
+    assert.match((errors[0] as Error).message, /'stuck'.*acquire/);
+    // The backend answers at last: the lease it took is given back.
+    stuck.answer();
+    await waitUntil(() => shared.size === 0 && !work.lease.isHeld(), 'the late take released');
+    assert.ok(!log.includes('start'), 'the work did not start on the late take');
+  });
+
+  it("with startFailures 'reject', start() rejects and stop() resolves while the first acquire never answers", async () => {
+    const provider = createInMemoryLeases(new Map());
+    const { work } = recordingWork(provider, 'stuck');
+    const stuck = stuckAcquire(work.lease);
+    let closed = 0;
+    const loop = createLeasedLoop([work], { checkMs: 10, close: async () => void closed++ });
+    const started = loop.start();
+    const rejected = assert.rejects(started, (error) => isTimeoutError(error));
+    await waitUntil(() => stuck.calls === 1, 'the first take asked for');
+    await settlesWithin(loop.stop(), 5000, 'loop.stop()');
+    await settlesWithin(rejected, 1000, 'loop.start()');
+    assert.equal(closed, 1, 'closed once');
+  });
+
+  it('stop() resolves while a renewal never answers: it is abandoned and reported, the work stopped, the lease released', async () => {
+    const shared: InMemoryLeaseTable = new Map();
+    const provider = createInMemoryLeases(shared);
+    const { work, log } = recordingWork(provider, 'renewing');
+    const errors: unknown[] = [];
+    const loop = createLeasedLoop([work], { checkMs: 10, onError: (_w, error) => errors.push(error) });
+    await loop.start();
+    let renewals = 0;
+    work.lease.renew = () => {
+      renewals += 1;
+      return new Promise<boolean>(() => {});
+    };
+    loop.wake();
+    await waitUntil(() => renewals > 0, 'a renewal asked for');
+    await settlesWithin(loop.stop(), 5000, 'loop.stop()');
+    assert.ok(
+      errors.some((error) => isTimeoutError(error) && /'renewing'.*renew/.test(error.message)),
+      String(errors),
+    );
+    assert.equal(log[0], 'start');
+    assert.ok(log.includes('stop:lost') || log.includes('stop:stopping'), log.join());
+    assert.equal(shared.size, 0, 'the lease released');
   });
 
   it('start() followed at once by stop() resolves both, holds no lease, runs no timer, closes once', async () => {

@@ -1,4 +1,5 @@
 import { createLeaseGuard, type LeaseGuard } from './lease-guard.ts';
+import { leaseWithStopDeadline, stopDeadlineMs } from './stop-deadline.ts';
 import type { Lease } from './types.ts';
 
 /** One piece of work run only while its lease is held here. */
@@ -40,7 +41,12 @@ export interface LeasedLoopOptions {
 export interface LeasedLoop {
   /** The first check (its failures reject, after shutting down), then one every `checkMs`. */
   start(): Promise<void>;
-  /** Ends the checks, stops every work, releases the leases, then `close`. */
+  /**
+   * Ends the checks, stops every work, releases the leases, then `close`.
+   * A lease call (take, renewal, release) still unanswered max(`checkMs`, 1000) ms
+   * after the stop is abandoned (see `createLeasedLoop`), so a backend that never
+   * answers does not hold it.
+   */
   stop(): Promise<void>;
   /** Runs the next check now. */
   wake(): void;
@@ -67,6 +73,14 @@ const noop = () => {};
  * holder renews its leases and a stand-by tries to take them. A lease lost
  * (a renewal that fails, an ended session) stops its work at once, and a
  * lease taken starts it. Checks, losses and stop run one at a time, in order.
+ *
+ * Once `stop()` is called (or a failed first check shuts the loop down), a
+ * call to a lease (`acquire`, `renew`, also through the work's guard,
+ * `release`) unanswered for max(`checkMs`, 1000) ms is abandoned: it fails
+ * with a `TimeoutError` naming the lease and the call, told to `onError`, and
+ * the loop goes on shutting down (`start()` resolves, or rejects with it on a
+ * first check with `startFailures: 'reject'`). A take abandoned this way that
+ * answers later is given back at once, its work never started.
  */
 export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLoopOptions): LeasedLoop {
   const states = new Map<LeasedWork, State>(
@@ -77,6 +91,8 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
   let stopped: Promise<void> | undefined;
   let wakeLoop = noop;
   let chain: Promise<unknown> = Promise.resolve();
+  /** Aborted when the loop shuts down: from then on each lease call has `stopDeadlineMs` to answer. */
+  let halt = new AbortController();
   const serial = <T>(task: () => Promise<T>): Promise<T> => {
     const result = chain.then(task);
     chain = result.then(noop, noop);
@@ -97,6 +113,21 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
     }
   };
   const stateOf = (work: LeasedWork) => states.get(work) as State;
+
+  /** The lease of each work as the loop and the work's guard call it: abandoned once stopping too long. */
+  const boundedLeases = new Map<LeasedWork, Lease>(
+    works.map((work) => [
+      work,
+      leaseWithStopDeadline(work.lease, {
+        halted: () => halt.signal,
+        deadlineMs: stopDeadlineMs(options.checkMs),
+        tookLate: () => {
+          if (!stateOf(work).taken) void release(work);
+        },
+      }),
+    ]),
+  );
+  const leaseOf = (work: LeasedWork) => boundedLeases.get(work) as Lease;
 
   /** Stops `work` here; `reason` says whether its lease was lost or the loop stops. */
   const giveUp = (work: LeasedWork, reason: 'lost' | 'stopping'): Promise<void> => {
@@ -126,7 +157,7 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
 
   const release = async (work: LeasedWork) => {
     try {
-      await work.lease.release();
+      await leaseOf(work).release();
     } catch (error) {
       report(work, error);
     }
@@ -137,7 +168,7 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
     const state = stateOf(work);
     let taken = false;
     try {
-      taken = await work.lease.acquire();
+      taken = await leaseOf(work).acquire();
     } catch (error) {
       if (first) throw error;
       report(work, error);
@@ -148,7 +179,7 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
     }
     state.taken = true;
     state.held = true;
-    const guard = createLeaseGuard(work.lease, options.checkMs);
+    const guard = createLeaseGuard(leaseOf(work), options.checkMs);
     state.guard = guard;
     try {
       await work.start(guard);
@@ -234,10 +265,12 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
       if (running) return;
       running = true;
       stopped = undefined;
+      halt = new AbortController();
       try {
         await serial(() => check(true));
       } catch (error) {
         running = false;
+        halt.abort();
         // Shut down once: a stop() called meanwhile shut down already, a later one resolves with this.
         stopped ??= serial(shutDown);
         await stopped;
@@ -248,6 +281,8 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
     stop() {
       stopped ??= (async () => {
         running = false;
+        // A lease call in flight (the first check's take) gets its deadline from here.
+        halt.abort();
         wakeLoop();
         await loop;
         loop = undefined;

@@ -90,7 +90,11 @@ export interface OutboxRelay {
    * (and publishes) or stands by. A failed check is reported, not thrown.
    */
   ready(): Promise<void>;
-  /** Stops after the publish in flight and gives up the lease. */
+  /**
+   * Stops after the publish in flight and gives up the lease. A lease call
+   * that never answers (the first take included) is abandoned max(`leaseCheckMs`,
+   * 1000) ms after the stop, told to `onError` as a `TimeoutError`.
+   */
   stop(): Promise<void>;
   stats(): OutboxRelayStats;
 }
@@ -239,8 +243,9 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
   return {
     ready: () => started,
     async stop() {
-      await started;
+      // Not behind `started`: a first check stuck on its lease ends only once the loop stops.
       await loop.stop();
+      await started;
       unobserve();
       setLease('standby');
       stats.running = false;
