@@ -143,6 +143,50 @@ describe('event bus (in-memory transport)', () => {
   });
 });
 
+describe('event bus start', () => {
+  it('is all or nothing: a subscription that fails to start stops those started, start() rejects, a retry starts all', async () => {
+    const transport = getInMemoryTransport();
+    let refusing = true;
+    const flaky = {
+      ...transport,
+      declareSubscription: async (topic: string, group: string) => {
+        if (refusing && group === 'payment') throw new Error('payment: declare refused');
+        return transport.declareSubscription(topic, group);
+      },
+    };
+    const bus = createEventBus({ transport: flaky });
+    const stages: string[] = [];
+    const handled: string[] = [];
+    const inventory = bus.subscribe('inventory', ['OrderPlaced'], () => void handled.push('inventory'), fast);
+    const payment = bus.subscribe('payment', ['OrderPlaced'], () => void handled.push('payment'), {
+      ...fast,
+      onError: (_error, context) => void stages.push(context.stage),
+    });
+    try {
+      await assert.rejects(bus.start(), /payment: declare refused/);
+      await waitUntil(() => inventory.stats().state !== 'idle', 'the inventory consumer started and stopped');
+      assert.equal(inventory.stats().state, 'stopped', 'the subscription started is stopped again');
+      assert.notEqual(payment.stats().state, 'running');
+      assert.deepEqual(stages, ['start'], 'the failed start is reported');
+      // Not running: a subscription made now waits for the next start.
+      const audit = bus.subscribe('audit', ['OrderPlaced'], () => void handled.push('audit'), fast);
+      assert.equal(audit.stats().state, 'idle');
+
+      refusing = false;
+      await bus.start();
+      assert.deepEqual(
+        [inventory, payment, audit].map((c) => c.stats().state),
+        ['running', 'running', 'running'],
+      );
+      await bus.publish('OrderPlaced', {});
+      await waitUntil(() => handled.length === 3, 'each group handling the event');
+      assert.deepEqual([...handled].sort(), ['audit', 'inventory', 'payment']);
+    } finally {
+      await bus.stop();
+    }
+  });
+});
+
 describe('event bus with schemas', () => {
   it('acknowledges a type it was not subscribed to without decoding it: no retry, no dead letter', async () => {
     const schemas = createSchemaRegistry(

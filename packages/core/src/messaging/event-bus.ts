@@ -62,6 +62,9 @@ export interface EventBus {
   /**
    * Starts every subscription; resolves once each group's subscription is
    * declared with the transport, so what is published from then on reaches it.
+   * All or nothing: when one fails to start (reported through its `onError`
+   * and logger, stage `'start'`), those that started are stopped and `start()`
+   * rejects with the first failure; calling it again starts them all.
    */
   start(): Promise<void>;
   /** Stops every subscription (handlers in flight finish). The transport stays open: its owner closes it. */
@@ -188,7 +191,13 @@ export function createEventBus(options: EventBusOptions): EventBus {
 
     async start() {
       running = true;
-      await Promise.all([...consumers.values()].map((c) => c.start()));
+      const outcomes = await Promise.allSettled([...consumers.values()].map((c) => c.start()));
+      const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+      if (!failed) return;
+      // All or nothing: the subscriptions that started stop again, so a retry of start() starts them all.
+      running = false;
+      await Promise.all([...consumers.values()].map((c) => c.stop()));
+      throw failed.reason;
     },
 
     async stop() {
