@@ -6,6 +6,7 @@ import {
   type OptionSpecOf,
   projectionRunnerSpec,
   schemasOption,
+  workflowTimersSpec,
 } from '@factline/core/adapter';
 import type { SqliteLeaseOptions } from './lease.ts';
 import type { SqliteConsumerStoreOptions, SqliteInboxOptions } from './messaging/sqlite-consumer-stores.ts';
@@ -15,6 +16,7 @@ import type { SqliteProjectionsOptions } from './projections/sqlite-projections.
 import type { SqliteSnapshotStoreOptions } from './snapshots/sqlite-snapshot-store.ts';
 import type { SqliteEventStoreOptions } from './store/sqlite-event-store.ts';
 import type { SqliteTracerOptions } from './tracing/sqlite-tracer.ts';
+import type { SqliteWorkflowTimersOptions } from './workflows/sqlite-workflow-timers.ts';
 
 // The option specs of the SQLite package's factories, beside each other so a reader sees every name once.
 
@@ -148,4 +150,17 @@ const snapshotStoreSpec: OptionSpecOf<SqliteSnapshotStoreOptions> = { database, 
 /** Checks `getSqliteSnapshotStore`'s options. */
 export function checkSqliteSnapshotStoreOptions(options: SqliteSnapshotStoreOptions): void {
   checkOptions(options, snapshotStoreSpec, 'getSqliteSnapshotStore', { required: ['database'] });
+}
+
+const { timers: _timers, lease: _lease, close: _close, ...pollerSpec } = workflowTimersSpec;
+const workflowTimersSpecOf: OptionSpecOf<SqliteWorkflowTimersOptions> = {
+  ...pollerSpec,
+  // Checked with leaseCheckMs, against it, by `leaseTimings`.
+  leaseTtlMs: 'any',
+  leaseCheckMs: 'timer-ms',
+};
+
+/** Checks `startSqliteWorkflowTimers`'s options: every one the poller would refuse, before the file is written. */
+export function checkSqliteWorkflowTimersOptions(options: SqliteWorkflowTimersOptions): void {
+  checkOptions(options, workflowTimersSpecOf, 'startSqliteWorkflowTimers', { required: ['handlers'], optional: false });
 }

@@ -87,3 +87,29 @@ test('startSqliteWorkflowTimers refuses a pollMs or leaseCheckMs over a timer’
     await store.close();
   }
 });
+
+test('startSqliteWorkflowTimers refuses a bad poller option before it writes a table to the file, naming the option', async () => {
+  // A store without the timer projection: neither the timer table nor the lease table is there yet.
+  const store = getSqliteEventStore({ path: join(dir, `timers-${++files}.db`) });
+  const tables = () =>
+    store.database.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
+  try {
+    const before = tables();
+    for (const [option, value] of [
+      ['batchSize', 0],
+      ['concurrency', 1.5],
+      ['onError', 'log it'],
+      ['logger', console.log],
+    ] as const) {
+      const refused = await startSqliteWorkflowTimers(store, { handlers: [], [option]: value }).then(
+        () => assert.fail(`${option}: ${String(value)} was taken`),
+        (error: unknown) => error,
+      );
+      assert.deepEqual(tables(), before, `refusing ${option}, nothing is written to the file`);
+      assert.ok(isValidationError(refused), String(refused));
+      assert.equal(refused.issues[0]?.path, `startSqliteWorkflowTimers.${option}`);
+    }
+  } finally {
+    await store.close();
+  }
+});

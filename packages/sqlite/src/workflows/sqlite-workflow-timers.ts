@@ -1,6 +1,6 @@
 import { createWorkflowTimers, ValidationError, type WorkflowTimers, type WorkflowTimersOptions } from '@factline/core';
-import { checkOptions } from '@factline/core/adapter';
 import { createSqliteLeases, leaseTimings } from '../lease.ts';
+import { checkSqliteWorkflowTimersOptions } from '../options.ts';
 import type { SqliteEventStore } from '../store/sqlite-event-store.ts';
 import { getSqliteTimerStore } from './sqlite-timer-store.ts';
 
@@ -32,22 +32,7 @@ export async function startSqliteWorkflowTimers(
   options: SqliteWorkflowTimersOptions,
 ): Promise<WorkflowTimers> {
   if (!store?.database) throw new ValidationError({ path: 'store', message: 'must be an SQLite event store' });
-  checkOptions(
-    options,
-    {
-      handlers: 'array',
-      clock: 'object',
-      batchSize: 'any',
-      concurrency: 'any',
-      pollMs: 'timer-ms',
-      onError: 'any',
-      logger: 'any',
-      leaseTtlMs: 'any',
-      leaseCheckMs: 'timer-ms',
-    },
-    'startSqliteWorkflowTimers',
-    { required: ['handlers'], optional: false },
-  );
+  checkSqliteWorkflowTimersOptions(options);
   const { ttlMs, checkMs } = leaseTimings(options);
   const { leaseTtlMs: _ttl, leaseCheckMs: _check, ...rest } = options;
   const leases = createSqliteLeases({ database: store.database, ttlMs });

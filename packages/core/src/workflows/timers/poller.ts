@@ -40,7 +40,8 @@ export interface WorkflowTimersOptions {
   close?: () => Promise<void>;
 }
 
-const spec: OptionSpecOf<WorkflowTimersOptions> = {
+/** The poller's options by name: an adapter checks its own with them before it opens or writes anything. */
+export const workflowTimersSpec: OptionSpecOf<WorkflowTimersOptions> = {
   timers: 'object',
   handlers: 'array',
   clock: 'object',
@@ -140,7 +141,10 @@ export interface WorkflowTimers {
  * await timers.start();
  */
 export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTimers {
-  checkOptions(options, spec, 'createWorkflowTimers', { required: ['timers', 'handlers'], optional: false });
+  checkOptions(options, workflowTimersSpec, 'createWorkflowTimers', {
+    required: ['timers', 'handlers'],
+    optional: false,
+  });
   const { timers } = options;
   const clock = options.clock ?? systemClock;
   const batchSize = options.batchSize ?? 100;
