@@ -17,6 +17,7 @@ import type {
 import type { PostgresSnapshotStoreOptions } from './snapshots/postgres-snapshot-store.ts';
 import type { PostgresEventStoreOptions } from './store/postgres-event-store.ts';
 import type { PostgresTracerOptions } from './tracing/postgres-tracer.ts';
+import type { PostgresTimerStoreOptions } from './workflows/postgres-timer-store.ts';
 
 // The option specs of the PostgreSQL package's factories, beside each other so a reader sees every name once.
 
@@ -158,4 +159,11 @@ const snapshotStoreSpec: OptionSpecOf<PostgresSnapshotStoreOptions> = { ...datab
 /** Checks `getPostgresSnapshotStore`'s options. */
 export function checkPostgresSnapshotStoreOptions(options: PostgresSnapshotStoreOptions): void {
   checkOptions(options, snapshotStoreSpec, 'getPostgresSnapshotStore', { optional: false });
+}
+
+const timerStoreSpec: OptionSpecOf<PostgresTimerStoreOptions> = databaseSpec;
+
+/** Checks `getPostgresTimerStore`'s options. */
+export function checkPostgresTimerStoreOptions(options: PostgresTimerStoreOptions): void {
+  checkOptions(options, timerStoreSpec, 'getPostgresTimerStore', { optional: false });
 }

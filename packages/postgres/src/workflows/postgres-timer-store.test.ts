@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { createMessage, createWorkflowHandler, isValidationError } from '@factline/core';
 import { testTimerStoreConformance, waitUntil } from '@factline/core/testing';
+import pg from 'pg';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresEventStore } from '../store/postgres-event-store.ts';
 import { reminder } from './fixtures/reminder-workflow.ts';
@@ -67,6 +68,52 @@ test('the timer table is migrated once as component workflow-timers; options are
   } finally {
     await timers.close();
     await store.close();
+  }
+});
+
+test('getPostgresTimerStore refuses an empty connectionString or a pool that is none before it connects', {
+  skip,
+}, async (t) => {
+  // node-postgres fills in what a connection string leaves out from PG* variables: set to the test
+  // server, an empty string taken as one reaches it and creates the schema.
+  const url = new URL(postgresUrl);
+  const saved = { ...process.env };
+  Object.assign(process.env, {
+    PGHOST: url.hostname,
+    PGPORT: url.port || '5432',
+    PGUSER: decodeURIComponent(url.username),
+    PGPASSWORD: decodeURIComponent(url.password),
+    PGDATABASE: url.pathname.slice(1),
+  });
+  t.after(() => {
+    for (const name of ['PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE']) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+  });
+  const own = testSchema('timers_refused');
+  t.after(() => dropSchema(own));
+  for (const [option, given] of [
+    ['connectionString', { connectionString: '' }],
+    ['pool', { pool: {} }],
+  ] as const) {
+    const refused = await getPostgresTimerStore({ ...given, schema: own } as never).then(
+      async (opened) => {
+        await opened.close();
+        return new Error(`${option} was taken`);
+      },
+      (error: unknown) => error,
+    );
+    assert.ok(isValidationError(refused), String(refused));
+    assert.equal(refused.issues[0]?.path, `getPostgresTimerStore.${option}`);
+  }
+  const client = new pg.Client({ connectionString: postgresUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [own]);
+    assert.equal(rows.length, 0, 'nothing reached the database');
+  } finally {
+    await client.end();
   }
 });
 

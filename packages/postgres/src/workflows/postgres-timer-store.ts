@@ -9,6 +9,7 @@ import {
 } from '@factline/core/adapter';
 import type pg from 'pg';
 import { applyMigrations, migratedPool, type PostgresMigration, quoteSchema } from '../migrations.ts';
+import { checkPostgresTimerStoreOptions } from '../options.ts';
 import { toStorageError } from '../pg-errors.ts';
 
 export const timerMigrations: readonly PostgresMigration[] = [
@@ -171,12 +172,7 @@ interface TimerRow {
  * const poller = createWorkflowTimers({ timers, handlers: [checkoutHandler] });
  */
 export async function getPostgresTimerStore(options: PostgresTimerStoreOptions): Promise<PostgresTimerStore> {
-  checkOptions(
-    options,
-    { connectionString: 'string', pool: 'object', schema: 'string', poolSize: 'positive-integer' },
-    'getPostgresTimerStore',
-    { optional: false },
-  );
+  checkPostgresTimerStoreOptions(options);
   const schema = options.schema ?? 'factline';
   const s = quoteSchema(schema);
   const poolSize = assertIntegerOption(options.poolSize, 'poolSize', 1) ?? 2;
