@@ -6,6 +6,7 @@ import {
   type OptionSpecOf,
   projectionRunnerSpec,
   schemasOption,
+  workflowTimersSpec,
 } from '@factline/core/adapter';
 import type { PostgresConsumerStoreOptions, PostgresInboxOptions } from './messaging/postgres-consumer-stores.ts';
 import type { PostgresTransportOptions } from './messaging/postgres-transport.ts';
@@ -18,6 +19,7 @@ import type { PostgresSnapshotStoreOptions } from './snapshots/postgres-snapshot
 import type { PostgresEventStoreOptions } from './store/postgres-event-store.ts';
 import type { PostgresTracerOptions } from './tracing/postgres-tracer.ts';
 import type { PostgresTimerStoreOptions } from './workflows/postgres-timer-store.ts';
+import type { PostgresWorkflowTimersOptions } from './workflows/postgres-workflow-timers.ts';
 
 // The option specs of the PostgreSQL package's factories, beside each other so a reader sees every name once.
 
@@ -166,4 +168,15 @@ const timerStoreSpec: OptionSpecOf<PostgresTimerStoreOptions> = databaseSpec;
 /** Checks `getPostgresTimerStore`'s options. */
 export function checkPostgresTimerStoreOptions(options: PostgresTimerStoreOptions): void {
   checkOptions(options, timerStoreSpec, 'getPostgresTimerStore', { optional: false });
+}
+
+const { timers: _timers, lease: _lease, close: _close, ...pollerSpec } = workflowTimersSpec;
+const workflowTimersOptionsSpec: OptionSpecOf<PostgresWorkflowTimersOptions> = { ...pollerSpec, schema: 'string' };
+
+/** Checks `startPostgresWorkflowTimers`'s options: every one the poller would refuse, before anything connects. */
+export function checkPostgresWorkflowTimersOptions(options: PostgresWorkflowTimersOptions): void {
+  checkOptions(options, workflowTimersOptionsSpec, 'startPostgresWorkflowTimers', {
+    required: ['handlers'],
+    optional: false,
+  });
 }

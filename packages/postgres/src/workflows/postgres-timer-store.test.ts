@@ -131,6 +131,37 @@ const openOwn = async (t: TestContext, label: string) => {
   return { own, store, timers, handler: createWorkflowHandler(reminder, { store }) };
 };
 
+test('startPostgresWorkflowTimers refuses a bad poller option or a timer store of another database, naming it', {
+  skip,
+}, async (t) => {
+  const { store, timers } = await openOwn(t, 'timers_options');
+  try {
+    for (const [option, value] of [
+      ['batchSize', 0],
+      ['concurrency', 1.5],
+      ['onError', 'log it'],
+      ['logger', console.log],
+    ] as const) {
+      await assert.rejects(
+        startPostgresWorkflowTimers(timers, { handlers: [], [option]: value }),
+        (e: unknown) => isValidationError(e) && e.issues[0]?.path === `startPostgresWorkflowTimers.${option}`,
+      );
+    }
+    for (const other of [
+      undefined,
+      { due: async () => [], nextDueAt: async () => undefined, pendingCount: async () => 0, remove: async () => {} },
+    ]) {
+      await assert.rejects(
+        startPostgresWorkflowTimers(other as never, { handlers: [] }),
+        (e: unknown) => isValidationError(e) && e.issues[0]?.path === 'startPostgresWorkflowTimers.timers',
+      );
+    }
+  } finally {
+    await timers.close();
+    await store.close();
+  }
+});
+
 test('one timer poller per schema fires; a standby takes over when the holder stops', { skip }, async (t) => {
   const { own, store, timers, handler } = await openOwn(t, 'timers_lease');
   const options = { handlers: [handler], schema: own, pollMs: 20, leaseCheckMs: 50 };

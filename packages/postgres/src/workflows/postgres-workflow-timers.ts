@@ -1,9 +1,10 @@
-import { createWorkflowTimers, type WorkflowTimers, type WorkflowTimersOptions } from '@factline/core';
-import { assertIntegerOption, checkOptions } from '@factline/core/adapter';
+import { createWorkflowTimers, ValidationError, type WorkflowTimers, type WorkflowTimersOptions } from '@factline/core';
+import { assertIntegerOption } from '@factline/core/adapter';
 import type pg from 'pg';
 import { ChannelListener, listenFailureReporter } from '../channel-listener.ts';
 import { dedicatedConnectionSettings } from '../connection-settings.ts';
 import { advisoryLockKey, createPostgresLeases } from '../lease.ts';
+import { checkPostgresWorkflowTimersOptions } from '../options.ts';
 import { type PostgresTimerStore, timerChannel } from './postgres-timer-store.ts';
 
 export interface PostgresWorkflowTimersOptions
@@ -31,22 +32,13 @@ export async function startPostgresWorkflowTimers(
   timers: PostgresTimerStore,
   options: PostgresWorkflowTimersOptions,
 ): Promise<WorkflowTimers> {
-  checkOptions(
-    options,
-    {
-      handlers: 'array',
-      clock: 'object',
-      batchSize: 'any',
-      concurrency: 'any',
-      pollMs: 'timer-ms',
-      onError: 'any',
-      logger: 'any',
-      schema: 'string',
-      leaseCheckMs: 'timer-ms',
-    },
-    'startPostgresWorkflowTimers',
-    { required: ['handlers'], optional: false },
-  );
+  if (typeof (timers as Partial<PostgresTimerStore> | undefined)?.pool?.query !== 'function') {
+    throw new ValidationError({
+      path: 'startPostgresWorkflowTimers.timers',
+      message: 'must be a PostgreSQL timer store (getPostgresTimerStore)',
+    });
+  }
+  checkPostgresWorkflowTimersOptions(options);
   const leaseCheckMs = assertIntegerOption(options.leaseCheckMs, 'leaseCheckMs', 1) ?? 1000;
   const { schema = timers.schema ?? 'factline', leaseCheckMs: _check, ...rest } = options;
   const connection = timers.pool.options as pg.ClientConfig;
