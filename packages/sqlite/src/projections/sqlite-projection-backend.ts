@@ -94,22 +94,10 @@ class HandlerThrew {
   constructor(readonly error: unknown) {}
 }
 
-/**
- * The projection backend on the store's SQLite file: checkpoints live in
- * `factline_projections`, written in the same transaction as the handler's
- * read-model writes (the handler gets a handle on the store's `Database`
- * that refuses every statement once the batch's transaction ended). New events are
- * signalled in-process by the store after each commit; appends from other
- * processes are found by the runner's periodic check.
- */
-export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionBackend<Database> {
-  const db = store.database;
-  try {
-    migrate(db, 'projections', projectionMigrations);
-  } catch (error) {
-    throw toStorageError(error);
-  }
-  const sql = {
+/** Creates the backend's tables (component `projections`) and prepares its statements. */
+function prepareProjectionStatements(db: Database) {
+  migrate(db, 'projections', projectionMigrations);
+  return {
     get: db.prepare<[string], { position: number }>('SELECT position FROM factline_projections WHERE name = ?'),
     save: db.prepare(
       `INSERT INTO factline_projections (name, position, updated_at) VALUES (?, ?, ?)
@@ -150,8 +138,44 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
        ON CONFLICT (name) DO UPDATE SET live_version = excluded.live_version, switched_at = excluded.switched_at`,
     ),
   };
-  const current = (name: string) => sql.get.get(name)?.position ?? 0;
-  const live = (projection: string) => sql.live.get(projection)?.live_version ?? 1;
+}
+
+/**
+ * The projection backend on the store's SQLite file: checkpoints live in
+ * `factline_projections`, written in the same transaction as the handler's
+ * read-model writes (the handler gets a handle on the store's `Database`
+ * that refuses every statement once the batch's transaction ended). New events are
+ * signalled in-process by the store after each commit; appends from other
+ * processes are found by the runner's periodic check.
+ */
+export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionBackend<Database> {
+  return createSqliteProjectionBackend(store, 'now');
+}
+
+/**
+ * The backend, its tables created `'now'` or at its first call (`'first-use'`: `startSqliteProjections`,
+ * whose runner checks the projections and its options first, so one it refuses has written nothing).
+ */
+export function createSqliteProjectionBackend(
+  store: SqliteEventStore,
+  tables: 'now' | 'first-use',
+): ProjectionBackend<Database> {
+  const db = store.database;
+  let prepared: ReturnType<typeof prepareProjectionStatements> | undefined;
+  /** The statements, the tables created first; a failed attempt is made again at the next call. */
+  const sql = () => {
+    prepared ??= prepareProjectionStatements(db);
+    return prepared;
+  };
+  if (tables === 'now') {
+    try {
+      sql();
+    } catch (error) {
+      throw toStorageError(error);
+    }
+  }
+  const current = (name: string) => sql().get.get(name)?.position ?? 0;
+  const live = (projection: string) => sql().live.get(projection)?.live_version ?? 1;
   /** The checkpoint is still `expected` and no newer version than `version` is live. */
   const unchanged = (name: string, expected: number, version: ProjectionVersionRef | undefined) =>
     current(name) === expected && (!version || live(version.projection) <= version.version);
@@ -171,7 +195,7 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
       .transaction(() => {
         if (!unchanged(name, expected, version)) return false;
         work();
-        sql.save.run(name, next, Date.now());
+        sql().save.run(name, next, Date.now());
         return true;
       })
       .immediate();
@@ -221,7 +245,7 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
       await turn();
       await outsideForeignTransaction();
       const unpark = () => {
-        if (resetParked) sql.unparkAll.run(name);
+        if (resetParked) sql().unparkAll.run(name);
       };
       if (external && work) {
         // Effects elsewhere (at least once): run them first, then save the checkpoint.
@@ -258,7 +282,7 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
           expected,
           event.position,
           () => {
-            sql.park.run(
+            sql().park.run(
               name,
               event.position,
               event.id,
@@ -275,20 +299,20 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
     },
     loadControl: (projection) =>
       wrap(() => {
-        const row = sql.control.get(projection);
+        const row = sql().control.get(projection);
         return { paused: row?.paused === 1, rebuildRequestedAt: row?.rebuild_requested_at ?? null };
       }),
     requestRebuild: (projection) =>
       wrap(() => {
         const at = Date.now();
-        sql.requestRebuild.run(projection, at, at);
+        sql().requestRebuild.run(projection, at, at);
         return at;
       }),
     clearRebuildRequest: (projection, requestedAt) =>
-      wrap(() => sql.clearRebuild.run(Date.now(), projection, requestedAt).changes === 1),
+      wrap(() => sql().clearRebuild.run(Date.now(), projection, requestedAt).changes === 1),
     setPaused: (projection, paused) =>
       wrap(() => {
-        sql.setPaused.run(projection, paused ? 1 : 0, Date.now());
+        sql().setPaused.run(projection, paused ? 1 : 0, Date.now());
       }),
     loadLiveVersion: (projection) => wrap(() => live(projection)),
     recordLiveVersion: async (projection, version) => {
@@ -297,7 +321,7 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
         db
           .transaction(() => {
             const before = live(projection);
-            if (version > before) sql.saveLive.run(projection, version, Date.now());
+            if (version > before) sql().saveLive.run(projection, version, Date.now());
             return before;
           })
           .immediate(),
@@ -305,17 +329,19 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
     },
     listParked: (name?: string) =>
       wrap(() =>
-        sql.parked.all(name ?? '', name ?? '').map((row): ParkedEvent => {
-          const event = JSON.parse(row.event) as RecordedEvent & { recordedAt: string };
-          const { name: projection, version } = parseProjectionVersionKey(row.projection);
-          return {
-            projection,
-            version,
-            event: { ...event, recordedAt: new Date(event.recordedAt) },
-            error: row.error,
-            parkedAt: new Date(row.parked_at),
-          };
-        }),
+        sql()
+          .parked.all(name ?? '', name ?? '')
+          .map((row): ParkedEvent => {
+            const event = JSON.parse(row.event) as RecordedEvent & { recordedAt: string };
+            const { name: projection, version } = parseProjectionVersionKey(row.projection);
+            return {
+              projection,
+              version,
+              event: { ...event, recordedAt: new Date(event.recordedAt) },
+              error: row.error,
+              parkedAt: new Date(row.parked_at),
+            };
+          }),
       ),
     transaction: (work) =>
       wrap(() => db.transaction(() => synchronously(withTransactionHandle(db, work, 'a projection'), 'init'))()),

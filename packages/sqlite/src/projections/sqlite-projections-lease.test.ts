@@ -215,6 +215,33 @@ describe('sqlite projections: one active runner per projection across processes'
     }
   });
 
+  it('a projection or runner option refused writes nothing to the file first, leased or not', async () => {
+    const store = getSqliteEventStore({ path: file() });
+    const tables = () =>
+      store.database.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
+    const counted = recorder('counted', 'a');
+    try {
+      const before = tables();
+      for (const [what, projections, options] of [
+        ['an onFailure not known', [{ ...counted, onFailure: 'skip' as never }], {}],
+        ['a name used twice', [counted, counted], { lease: false }],
+        ['maxBatchSize below batchSize', [counted], { batchSize: 10, maxBatchSize: 5 }],
+      ] as const) {
+        const refused = await startSqliteProjections(store, projections, options).then(
+          async (runner) => {
+            await runner.stop();
+            return new Error(`${what} was taken`);
+          },
+          (error: unknown) => error,
+        );
+        assert.deepEqual(tables(), before, `refusing ${what}, nothing is written to the file`);
+        assert.ok(isValidationError(refused), String(refused));
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   it('two processes: after SIGKILL of the holder the other takes over; a SQL read model gets every event once, a relay publishes one process at a time', async (t) => {
     const path = file();
     const store = getSqliteEventStore({ path, busyTimeoutMs: 10_000 });

@@ -15,7 +15,7 @@ import type { Database } from 'better-sqlite3';
 import { createSqliteLeases, leaseTimings } from '../lease.ts';
 import { checkSqliteProjectionsOptions } from '../options.ts';
 import type { SqliteEventStore } from '../store/sqlite-event-store.ts';
-import { getSqliteProjectionBackend } from './sqlite-projection-backend.ts';
+import { createSqliteProjectionBackend } from './sqlite-projection-backend.ts';
 
 export { getSqliteProjectionBackend, readLiveProjectionVersion } from './sqlite-projection-backend.ts';
 
@@ -90,7 +90,11 @@ export async function startSqliteProjections(
   const runner =
     options.lease === false
       ? unleased(
-          createProjectionRunner(getSqliteProjectionBackend(store), projections, pickProjectionRunnerOptions(options)),
+          createProjectionRunner(
+            createSqliteProjectionBackend(store, 'first-use'),
+            projections,
+            pickProjectionRunnerOptions(options),
+          ),
         )
       : createSqliteProjections(store, projections, options);
   await runner.start();
@@ -121,7 +125,7 @@ function createSqliteProjections(
   const { ttlMs, checkMs } = leaseTimings(options);
   const leases = createSqliteLeases({ database: store.database, ttlMs });
   return createLeasedProjections({
-    backend: getSqliteProjectionBackend(store),
+    backend: createSqliteProjectionBackend(store, 'first-use'),
     projections,
     options,
     leases,
