@@ -1,8 +1,31 @@
 import { type DeadLetter, type DeadLetterStore, TransportError } from '@factline/core';
-import { deadLetterFromJson, deadLetterMatches, deadLetterToJson, refreshedDeadLetter } from '@factline/core/adapter';
+import {
+  checkOptions,
+  deadLetterFromJson,
+  deadLetterMatches,
+  deadLetterToJson,
+  type OptionSpecOf,
+  refreshedDeadLetter,
+} from '@factline/core/adapter';
 import type { RedisCommandSender } from '../connection.ts';
 import { redisKeys } from '../keys.ts';
+import { applicationName } from '../options.ts';
 import { runScript } from '../scripts.ts';
+
+interface RedisDeadLetterStoreSettings {
+  /** A connected node-redis client (or anything with its `sendCommand`). */
+  client: RedisCommandSender;
+  /** The transport's `application`: the records live under `<application>:dead`. */
+  application: string;
+}
+
+const spec: OptionSpecOf<RedisDeadLetterStoreSettings> = {
+  client: (value) =>
+    typeof (value as Partial<RedisCommandSender> | null)?.sendCommand === 'function'
+      ? undefined
+      : 'must be a Redis client (with sendCommand)',
+  application: applicationName,
+};
 
 const liveKey = (record: DeadLetter) => `${record.consumer}\u0000${record.topic}\u0000${record.message.id}`;
 
@@ -20,10 +43,8 @@ const liveKey = (record: DeadLetter) => `${record.consumer}\u0000${record.topic}
  * const deadLetters = getRedisDeadLetterStore({ client, application: 'shop' });
  * const waiting = await deadLetters.list({ consumer: 'billing' });
  */
-export function getRedisDeadLetterStore(settings: {
-  client: RedisCommandSender;
-  application: string;
-}): DeadLetterStore {
+export function getRedisDeadLetterStore(settings: RedisDeadLetterStoreSettings): DeadLetterStore {
+  checkOptions(settings, spec, 'getRedisDeadLetterStore', { required: ['client', 'application'], optional: false });
   const { client } = settings;
   const keys = redisKeys(settings.application);
   const both = [keys.deadLetters, keys.liveDeadLetters];
