@@ -16,6 +16,7 @@ import type { SqliteProjectionsOptions } from './projections/sqlite-projections.
 import type { SqliteSnapshotStoreOptions } from './snapshots/sqlite-snapshot-store.ts';
 import type { SqliteEventStoreOptions } from './store/sqlite-event-store.ts';
 import type { SqliteTracerOptions } from './tracing/sqlite-tracer.ts';
+import type { SqliteTimerStoreOptions } from './workflows/sqlite-timer-store.ts';
 import type { SqliteWorkflowTimersOptions } from './workflows/sqlite-workflow-timers.ts';
 
 // The option specs of the SQLite package's factories, beside each other so a reader sees every name once.
@@ -163,4 +164,11 @@ const workflowTimersSpecOf: OptionSpecOf<SqliteWorkflowTimersOptions> = {
 /** Checks `startSqliteWorkflowTimers`'s options: every one the poller would refuse, before the file is written. */
 export function checkSqliteWorkflowTimersOptions(options: SqliteWorkflowTimersOptions): void {
   checkOptions(options, workflowTimersSpecOf, 'startSqliteWorkflowTimers', { required: ['handlers'], optional: false });
+}
+
+const timerStoreSpec: OptionSpecOf<SqliteTimerStoreOptions> = { database };
+
+/** Checks `getSqliteTimerStore`'s options. */
+export function checkSqliteTimerStoreOptions(options: SqliteTimerStoreOptions): void {
+  checkOptions(options, timerStoreSpec, 'getSqliteTimerStore', { required: ['database'], optional: false });
 }

@@ -67,6 +67,18 @@ test('getSqliteTimerStore refuses unknown options', () => {
   }
 });
 
+test('getSqliteTimerStore refuses a database that is not a better-sqlite3 connection, saying so', () => {
+  for (const database of [{}, 'app.db']) {
+    assert.throws(
+      () => getSqliteTimerStore({ database } as never),
+      (e: unknown) =>
+        isValidationError(e) &&
+        e.issues[0]?.path === 'getSqliteTimerStore.database' &&
+        /better-sqlite3/.test(e.issues[0].message),
+    );
+  }
+});
+
 test('startSqliteWorkflowTimers refuses a pollMs or leaseCheckMs over a timer’s limit (2147483647 ms), naming it', async () => {
   const store = getSqliteEventStore({
     path: join(dir, `timers-${++files}.db`),

@@ -1,7 +1,8 @@
 import { type PendingTimer, type Projection, StoreClosedError, type TimerStore, ValidationError } from '@factline/core';
-import { checkOptions, type TimerChange, timerChanges, timerEventTypes } from '@factline/core/adapter';
+import { type TimerChange, timerChanges, timerEventTypes } from '@factline/core/adapter';
 import type { Database } from 'better-sqlite3';
 import { applyMigrations, type Migration, migrate } from '../migrations.ts';
+import { checkSqliteTimerStoreOptions } from '../options.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 
 export const timerMigrations: readonly Migration[] = [
@@ -118,7 +119,7 @@ const fromRow = (row: TimerRow): PendingTimer => ({
  * const poller = createWorkflowTimers({ timers: getSqliteTimerStore({ database: store.database }), handlers });
  */
 export function getSqliteTimerStore(options: SqliteTimerStoreOptions): TimerStore {
-  checkOptions(options, { database: 'object' }, 'getSqliteTimerStore', { required: ['database'], optional: false });
+  checkSqliteTimerStoreOptions(options);
   const db = options.database;
   if (!db.open) throw new ValidationError({ path: 'database', message: 'is closed' });
   try {
