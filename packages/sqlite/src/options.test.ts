@@ -49,6 +49,7 @@ const cases: [string, () => unknown, string][] = [
     () => openSqliteDatabase(':memory:', { synchronous: 'off' } as never),
     'openSqliteDatabase.synchronous',
   ],
+  ['openSqliteDatabase path', () => openSqliteDatabase(5 as never), 'openSqliteDatabase.path'],
   [
     'getSqliteTransport',
     () => getSqliteTransport({ database, pollInterval: 5 } as never),

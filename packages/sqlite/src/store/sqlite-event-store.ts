@@ -79,6 +79,9 @@ export function openSqliteDatabase(
   path: string,
   options: Pick<SqliteEventStoreOptions, 'synchronous' | 'busyTimeoutMs'> = {},
 ): Database {
+  if (typeof path !== 'string') {
+    throw new ValidationError({ path: 'openSqliteDatabase.path', message: "must be a file path or ':memory:'" });
+  }
   checkOpenDatabaseOptions(options);
   const db = openFile(path);
   try {
