@@ -1,5 +1,5 @@
 import type { BatchObservableResult } from '@opentelemetry/api';
-import { type FactlineInstruments, factlineInstruments, observeMetrics } from '../tracing/metrics.ts';
+import { type FactlineInstruments, sharedObservation } from '../tracing/metrics.ts';
 import type { Outbox, OutboxBacklog } from './outbox-relay.ts';
 import type { OutboxRelayStats } from './relay-status.ts';
 
@@ -19,8 +19,8 @@ interface ObservedRelay {
 const running = new Set<ObservedRelay>();
 /** What relays stopped since the process started had published: kept in the total, so the counter never goes down. */
 let stoppedPublished = 0;
-/** The callback's registration, with the instruments it was made for (a new meter provider makes others). */
-let registration: { instruments: FactlineInstruments | undefined; remove: () => void } | undefined;
+/** The callback every running relay holds: registered by the first, removed with the last. */
+const hold = sharedObservation((i) => [i.relayPublished, i.outboxBacklog, i.relayLag], observeRelays);
 
 /**
  * Registers a relay's instruments, read at each collection: messages
@@ -44,20 +44,11 @@ export function observeRelay(
 ): () => void {
   const relay: ObservedRelay = { outbox, stats, report, now };
   running.add(relay);
-  const instruments = factlineInstruments();
-  if (registration?.instruments !== instruments) {
-    registration?.remove();
-    registration = {
-      instruments,
-      remove: observeMetrics((i) => [i.relayPublished, i.outboxBacklog, i.relayLag], observeRelays),
-    };
-  }
+  const release = hold();
   return () => {
     if (!running.delete(relay)) return;
     stoppedPublished += stats.published;
-    if (running.size > 0) return;
-    registration?.remove();
-    registration = undefined;
+    release();
   };
 }
 
