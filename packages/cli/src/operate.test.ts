@@ -88,6 +88,22 @@ describe('factline read commands on the orders SQLite file', () => {
     assertOneLine(missing.stderr, /^factline: nothing carries correlation id 'checkout-9999'$/);
   });
 
+  it('trace --limit keeps the earliest nodes and says the tree is cut', async () => {
+    const text = await factline('trace', 'checkout-1003', '--limit', '3');
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^trace checkout-1003: 3 nodes from /);
+    assert.match(text.stdout, /truncated: more than 3 nodes/);
+    const tree = await json<TraceTree>('trace', 'checkout-1003', '--limit', '3');
+    assert.deepEqual([tree.nodeCount, tree.limit, tree.truncated], [3, 3, true]);
+    assert.deepEqual(
+      tree.roots.map((n) => n.type),
+      ['OrderPlaced', 'OrderCancelled'],
+      'breadth first: the roots before their children',
+    );
+    const whole = await json<TraceTree>('trace', 'checkout-1003', '--limit', '8');
+    assert.deepEqual([whole.nodeCount, whole.truncated], [8, false]);
+  });
+
   it('dlq ls filters by group and type; dlq show gives the record or exits 1', async () => {
     const all = await json<DeadLetter[]>('dlq', 'ls');
     assert.deepEqual(
@@ -395,6 +411,8 @@ describe('factline usage and connection errors', () => {
       [['streams', 'ls'], undefined, /^factline: no database: give --db/],
       [['streams', 'ls'], join(dir, 'missing', 'x.db'), /^factline: cannot open SQLite file .*missing/],
       [['streams', 'ls', '--limit', '0'], db, /^factline: --limit must be a whole number of at least 1, got '0'$/],
+      [['trace', 'x', '--limit', '0'], db, /^factline: --limit must be a whole number of at least 1, got '0'$/],
+      [['trace', 'x', '--limit', '100001'], db, /^factline: --limit must be at most 100000, got '100001'$/],
       [['streams', 'ls', '--colour'], db, /^error: unknown option '--colour'/],
       [['streams', 'ls', '--schema', 'x'], db, /^factline: --schema applies to a postgres:\/\/ database only$/],
       [['dlq', 'redrive'], db, /^factline: give dead letter ids, or --all-matching/],

@@ -68,7 +68,8 @@ export interface Inspector {
   projections(): Promise<ProjectionState[]>;
   deadLetters(filter: DeadLetterFilter): Promise<DeadLetter[]>;
   deadLetter(id: string): Promise<DeadLetter | undefined>;
-  trace(correlationId: string): Promise<TraceTree>;
+  /** The causal tree of `correlationId`, at most `limit` nodes (default 1000, at most 100,000). */
+  trace(correlationId: string, options?: { limit?: number }): Promise<TraceTree>;
   /**
    * The stream ids of workflow instances (of one workflow), by id: at most
    * `page.limit`, after the stream id `page.after` (keyset paging).

@@ -215,7 +215,7 @@ export async function openPostgresInspector(url: string, schema: string): Promis
       );
       return rows[0] && deadLetterFromJson(rows[0].record);
     },
-    trace: (correlationId) => tracer.traceOperation(correlationId),
+    trace: (correlationId, options) => tracer.traceOperation(correlationId, options),
     async workflowInstances(workflow, { after, limit }) {
       // An instance's first record is the input that started it, or the park of that input.
       const { rows } = await pool.query<{ stream_id: string }>(

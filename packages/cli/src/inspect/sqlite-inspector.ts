@@ -212,9 +212,9 @@ export function openSqliteInspector(path: string): Inspector {
     async deadLetter(id) {
       return deadLetters()?.get(id);
     },
-    trace(correlationId) {
+    trace(correlationId, options) {
       refuseOlderSchema(path, readSqliteSchemaVersions(db), tracedComponents);
-      return getSqliteTracer({ database: db }).traceOperation(correlationId);
+      return getSqliteTracer({ database: db }).traceOperation(correlationId, options);
     },
     async workflowInstances(workflow, { after, limit }) {
       const name = workflow ?? null;
