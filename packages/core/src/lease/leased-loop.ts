@@ -1,5 +1,5 @@
+import { type DeadlineLease, leaseCallDeadlineMs, leaseWithDeadline } from './lease-deadline.ts';
 import { createLeaseGuard, type LeaseGuard } from './lease-guard.ts';
-import { leaseWithStopDeadline, stopDeadlineMs } from './stop-deadline.ts';
 import type { Lease } from './types.ts';
 
 /** One piece of work run only while its lease is held here. */
@@ -22,7 +22,11 @@ export interface LeasedWork {
 export interface LeasedLoopOptions {
   /** How often leases are renewed (held) or tried (standing by), ms. */
   checkMs: number;
-  /** A take, renewal, start or release that failed; the loop goes on (a failure of the first check rejects `start()`). */
+  /**
+   * A take, renewal, start or release that failed (a lease call unanswered
+   * within its deadline as a `TimeoutError`); the loop goes on (a failure of
+   * the first check rejects `start()`). Each failure is told once.
+   */
   onError?(work: LeasedWork, error: unknown): void;
   /** This process took (`'held'`) or gave up or lost (`'standby'`) a work's lease. */
   onLeaseChange?(work: LeasedWork, lease: 'held' | 'standby'): void;
@@ -43,9 +47,9 @@ export interface LeasedLoop {
   start(): Promise<void>;
   /**
    * Ends the checks, stops every work, releases the leases, then `close`.
-   * A lease call (take, renewal, release) still unanswered max(`checkMs`, 1000) ms
-   * after the stop is abandoned (see `createLeasedLoop`), so a backend that never
-   * answers does not hold it.
+   * A lease call (take, renewal, release) unanswered max(`checkMs`, 1000) ms
+   * is abandoned (see `createLeasedLoop`), so a backend that never answers
+   * does not hold it.
    */
   stop(): Promise<void>;
   /** Runs the next check now. */
@@ -74,13 +78,17 @@ const noop = () => {};
  * (a renewal that fails, an ended session) stops its work at once, and a
  * lease taken starts it. Checks, losses and stop run one at a time, in order.
  *
- * Once `stop()` is called (or a failed first check shuts the loop down), a
- * call to a lease (`acquire`, `renew`, also through the work's guard,
- * `release`) unanswered for max(`checkMs`, 1000) ms is abandoned: it fails
- * with a `TimeoutError` naming the lease and the call, told to `onError`, and
- * the loop goes on shutting down (`start()` resolves, or rejects with it on a
- * first check with `startFailures: 'reject'`). A take abandoned this way that
- * answers later is given back at once, its work never started.
+ * Every call to a lease (`acquire`, `renew`, also through the work's guard,
+ * `release`) has max(`checkMs`, 1000) ms to answer (`leaseCallDeadlineMs`);
+ * one that has not is abandoned: it fails with a `TimeoutError` naming the
+ * lease and the call, told to `onError`, and the loop goes on. A renewal
+ * abandoned this way counts as the lease lost: the work stops (`'lost'`) at
+ * once, since the lease may pass to another process while its backend is
+ * silent, and the lease is given back (`release`) before this loop takes it
+ * again. A take abandoned this way (on a first check with `startFailures:
+ * 'reject'`, `start()` rejects with it) that answers later is given back
+ * once its work is not running here. A shutdown goes on past abandoned
+ * calls, so `stop()` resolves whatever the backend does.
  */
 export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLoopOptions): LeasedLoop {
   const states = new Map<LeasedWork, State>(
@@ -91,14 +99,18 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
   let stopped: Promise<void> | undefined;
   let wakeLoop = noop;
   let chain: Promise<unknown> = Promise.resolve();
-  /** Aborted when the loop shuts down: from then on each lease call has `stopDeadlineMs` to answer. */
-  let halt = new AbortController();
   const serial = <T>(task: () => Promise<T>): Promise<T> => {
     const result = chain.then(task);
     chain = result.then(noop, noop);
     return result;
   };
+  /** Errors told already: a lapse is told when the renewal is abandoned, and the loop's renewal gets it again. */
+  const told = new WeakSet<object>();
   const report = (work: LeasedWork, error: unknown) => {
+    if (typeof error === 'object' && error !== null) {
+      if (told.has(error)) return;
+      told.add(error);
+    }
     try {
       options.onError?.(work, error);
     } catch {
@@ -114,20 +126,28 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
   };
   const stateOf = (work: LeasedWork) => states.get(work) as State;
 
-  /** The lease of each work as the loop and the work's guard call it: abandoned once stopping too long. */
-  const boundedLeases = new Map<LeasedWork, Lease>(
+  /** The lease of each work as the loop and the work's guard call it: each call answers within its deadline. */
+  const boundedLeases = new Map<LeasedWork, DeadlineLease>(
     works.map((work) => [
       work,
-      leaseWithStopDeadline(work.lease, {
-        halted: () => halt.signal,
-        deadlineMs: stopDeadlineMs(options.checkMs),
-        tookLate: () => {
-          if (!stateOf(work).taken) void release(work);
+      leaseWithDeadline(work.lease, {
+        deadlineMs: leaseCallDeadlineMs(options.checkMs),
+        // After the lease changes queued before it, and once the work is not running here.
+        tookLate: () =>
+          void serial(async () => {
+            const state = stateOf(work);
+            await state.stopping;
+            if (!state.held) await release(work);
+          }),
+        // Told here, whoever renewed (the loop, or the work through its guard).
+        onLapse: (error) => {
+          report(work, error);
+          lose(work);
         },
       }),
     ]),
   );
-  const leaseOf = (work: LeasedWork) => boundedLeases.get(work) as Lease;
+  const leaseOf = (work: LeasedWork) => boundedLeases.get(work) as DeadlineLease;
 
   /** Stops `work` here; `reason` says whether its lease was lost or the loop stops. */
   const giveUp = (work: LeasedWork, reason: 'lost' | 'stopping'): Promise<void> => {
@@ -146,26 +166,34 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
     return stopping;
   };
 
-  for (const work of works) {
-    work.lease.onLost(() => {
-      if (!stateOf(work).held) return;
-      // At once: the work must not go on without its lease.
-      void giveUp(work, 'lost');
-      wakeLoop();
-    });
-  }
+  /** The lease was lost (told by the lease, or a renewal went unanswered). */
+  const lose = (work: LeasedWork) => {
+    if (!stateOf(work).held) return;
+    // At once: the work must not go on without its lease.
+    void giveUp(work, 'lost');
+    wakeLoop();
+  };
+  for (const work of works) work.lease.onLost(() => lose(work));
 
-  const release = async (work: LeasedWork) => {
+  /** Gives the lease of `work` back; false when that failed (reported). */
+  const release = async (work: LeasedWork): Promise<boolean> => {
     try {
       await leaseOf(work).release();
+      return true;
     } catch (error) {
       report(work, error);
+      return false;
     }
   };
 
   const take = async (work: LeasedWork, firstCheck: boolean) => {
     const first = firstCheck && options.startFailures !== 'report';
     const state = stateOf(work);
+    // A renewal went unanswered: the lease is given back before it is taken again (not while that fails).
+    if (leaseOf(work).lapsed() && !(await release(work))) {
+      await work.whileStandby?.();
+      return;
+    }
     let taken = false;
     try {
       taken = await leaseOf(work).acquire();
@@ -206,6 +234,8 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
     }
     if (!renewed) {
       await giveUp(work, 'lost');
+      // Unanswered: given back (once its work stopped), so a stand-by need not wait for it to expire.
+      if (leaseOf(work).lapsed()) await release(work);
       return;
     }
     await work.whileHeld?.();
@@ -265,12 +295,10 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
       if (running) return;
       running = true;
       stopped = undefined;
-      halt = new AbortController();
       try {
         await serial(() => check(true));
       } catch (error) {
         running = false;
-        halt.abort();
         // Shut down once: a stop() called meanwhile shut down already, a later one resolves with this.
         stopped ??= serial(shutDown);
         await stopped;
@@ -281,8 +309,6 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
     stop() {
       stopped ??= (async () => {
         running = false;
-        // A lease call in flight (the first check's take) gets its deadline from here.
-        halt.abort();
         wakeLoop();
         await loop;
         loop = undefined;

@@ -78,7 +78,12 @@ export interface OutboxRelayOptions {
 export interface OutboxRelaySettings extends OutboxRelayOptions {
   /** The lease that keeps one relay publishing across processes; none: this relay always publishes. */
   lease?: Lease;
-  /** How often the lease is renewed (held) or tried (standing by), ms: a whole number from 1 to 2147483647. */
+  /**
+   * How often the lease is renewed (held) or tried (standing by), ms: a whole
+   * number from 1 to 2147483647. A lease call unanswered max(`leaseCheckMs`,
+   * 1000) ms is abandoned and told to `onError` as a `TimeoutError`; a
+   * renewal abandoned this way stops the publishing as a lost lease would.
+   */
   leaseCheckMs: number;
   /** Runs after the relay stopped and gave up its lease (closes the lease's backend). */
   close?: () => Promise<void>;
@@ -92,8 +97,8 @@ export interface OutboxRelay {
   ready(): Promise<void>;
   /**
    * Stops after the publish in flight and gives up the lease. A lease call
-   * that never answers (the first take included) is abandoned max(`leaseCheckMs`,
-   * 1000) ms after the stop, told to `onError` as a `TimeoutError`.
+   * that never answers (the first take included) is abandoned after
+   * max(`leaseCheckMs`, 1000) ms, told to `onError` as a `TimeoutError`.
    */
   stop(): Promise<void>;
   stats(): OutboxRelayStats;
@@ -243,7 +248,7 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
   return {
     ready: () => started,
     async stop() {
-      // Not behind `started`: a first check stuck on its lease ends only once the loop stops.
+      // Not behind `started`: the loop's stop ends the checks, the first one included.
       await loop.stop();
       await started;
       unobserve();

@@ -31,7 +31,11 @@ export interface WorkflowTimersOptions {
   pollMs?: number;
   /** With a lease, one poller per store fires (the others stand by and take over). Default: none. */
   lease?: Lease;
-  /** How often the lease is renewed or tried, ms. Default 1000. */
+  /**
+   * How often the lease is renewed or tried, ms. Default 1000. A lease call
+   * unanswered max(`leaseCheckMs`, 1000) ms is abandoned (a `TimeoutError` to
+   * `onError`); a renewal abandoned this way stops the firing as a lost lease would.
+   */
   leaseCheckMs?: number;
   /** Told each failure (a timer whose input could not be recorded stays pending and is tried again). */
   onError?: (error: unknown) => void;
