@@ -215,3 +215,43 @@ describe('a leased loop whose lease backend stops answering while it runs', () =
     }
   });
 });
+
+describe('the first take of a start its caller waits for', () => {
+  it('is waited for past the call deadline (it may include connecting); a stop meanwhile bounds it from the stop', async () => {
+    const table: InMemoryLeaseTable = new Map();
+    const works = sharedWorks();
+    const work = works.work('a', createInMemoryLeases(table).lease('job'));
+    const takes = hangable(work.lease, 'acquire');
+    takes.hanging = true;
+    takes.hangNext = 1;
+    const errors: unknown[] = [];
+    // max(checkMs, 1000) = 1000 ms for any other call.
+    const loop = createLeasedLoop([work], { checkMs: 10, onError: (_w, error) => errors.push(error) });
+    const starting = loop.start();
+    const startedAt = performance.now();
+    await waitUntil(() => takes.hung.length === 1, 'the first take asked for', 5000);
+    // The backend answers a second and a half later, past the deadline of any other call.
+    await waitUntil(() => performance.now() - startedAt > 1500, 'a second and a half', 5000, 50);
+    await takes.answerOldest();
+    await settlesWithin(starting, 5000, 'start()');
+    assert.equal(loop.isHeld(work), true);
+    assert.deepEqual(works.log, ['a:start']);
+    assert.deepEqual(errors, []);
+    await stopAll([loop]);
+
+    // A first take that never answers: a stop gives it max(checkMs, 1000) ms from the stop, then start() rejects.
+    const stuck = works.work('b', createInMemoryLeases(new Map()).lease('job'));
+    const stuckTakes = hangable(stuck.lease, 'acquire');
+    stuckTakes.hanging = true;
+    const other = createLeasedLoop([stuck], { checkMs: 10 });
+    const rejected = assert.rejects(other.start(), (error: Error) => {
+      assert.ok(isTimeoutError(error), String(error));
+      assert.match(error.message, /lease 'job': its acquire did not answer within 1000 ms of the stop/);
+      return true;
+    });
+    await waitUntil(() => stuckTakes.hung.length === 1, 'the stuck first take asked for', 5000);
+    await stopAll([other]);
+    await rejected;
+    assert.equal(works.log.includes('b:start'), false);
+  });
+});

@@ -19,6 +19,8 @@ export const leaseCallDeadlineMs = (checkMs: number): number => Math.max(checkMs
 
 export interface LeaseDeadlineOptions {
   deadlineMs: number;
+  /** The signal of the loop's current run, aborted when it shuts down (read at each call). */
+  halted(): AbortSignal;
   /** A take that answered true after it was abandoned: nothing runs on it, so it is to be given back. */
   tookLate(): void;
   /**
@@ -36,6 +38,13 @@ export interface DeadlineLease extends Lease {
    * until a release answers (or a take does).
    */
   lapsed(): boolean;
+  /**
+   * A take with no deadline until the loop shuts down (then `deadlineMs`
+   * from the shutdown): the first take of a start whose caller waits for it,
+   * which may include connecting (as long as the backend's own connection
+   * timeout allows).
+   */
+  acquirePatiently(): Promise<boolean>;
 }
 
 const noop = () => {};
@@ -60,28 +69,44 @@ export function leaseWithDeadline(lease: Lease, options: LeaseDeadlineOptions): 
     call: () => Promise<T>,
     inTime: (value: T) => void,
     late: (value: T) => void,
+    patient = false,
   ): Promise<T> => {
     const underTerm = term;
     const answer = new Promise<T>((resolve) => resolve(call()));
     let abandonedWith: TimeoutError | undefined;
     // Registered before the caller's: a value in time is recorded before the caller goes on.
     answer.then((value) => (abandonedWith ? late(value) : inTime(value)), noop);
-    return answerWithin(
-      answer,
-      deadlineMs,
-      () => {
-        abandonedWith = new TimeoutError(
-          `lease '${lease.name}': its ${what} did not answer within ${deadlineMs} ms; abandoned` +
-            (what === 'renew' ? ', the lease taken for lost' : ''),
-        );
-        return abandonedWith;
-      },
-      () => {
-        if (what !== 'renew' || underTerm !== term) return;
-        lapsed = true;
-        options.onLapse(abandonedWith as TimeoutError);
-      },
-    );
+    const within = (ofStop: boolean) =>
+      answerWithin(
+        answer,
+        deadlineMs,
+        () => {
+          abandonedWith = new TimeoutError(
+            `lease '${lease.name}': its ${what} did not answer within ${deadlineMs} ms${ofStop ? ' of the stop' : ''}; abandoned` +
+              (what === 'renew' ? ', the lease taken for lost' : ''),
+          );
+          return abandonedWith;
+        },
+        () => {
+          if (what !== 'renew' || underTerm !== term) return;
+          lapsed = true;
+          options.onLapse(abandonedWith as TimeoutError);
+        },
+      );
+    return patient ? untilHalted(answer, () => within(true)) : within(false);
+  };
+  /** `answer` as it comes, unless the loop halts first: then `bounded`, the deadline counted from the halt. */
+  const untilHalted = <T>(answer: Promise<T>, bounded: () => Promise<T>): Promise<T> => {
+    const signal = options.halted();
+    if (signal.aborted) return bounded();
+    let halt = noop;
+    const halted = new Promise<'halted'>((resolve) => {
+      halt = () => resolve('halted');
+      signal.addEventListener('abort', halt, { once: true });
+    });
+    const settled = () => signal.removeEventListener('abort', halt);
+    answer.then(settled, settled);
+    return Promise.race([answer, halted]).then((first) => (first === 'halted' ? bounded() : (first as T)));
   };
   const newTerm = () => {
     term += 1;
@@ -100,6 +125,18 @@ export function leaseWithDeadline(lease: Lease, options: LeaseDeadlineOptions): 
         (taken) => {
           if (taken) options.tookLate();
         },
+      ),
+    acquirePatiently: () =>
+      bounded(
+        'acquire',
+        () => lease.acquire(),
+        (taken) => {
+          if (taken) newTerm();
+        },
+        (taken) => {
+          if (taken) options.tookLate();
+        },
+        true,
       ),
     renew: () => (lapsed ? Promise.resolve(false) : bounded('renew', () => lease.renew(), noop, noop)),
     isHeld: () => !lapsed && lease.isHeld(),

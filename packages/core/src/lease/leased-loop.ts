@@ -85,10 +85,12 @@ const noop = () => {};
  * abandoned this way counts as the lease lost: the work stops (`'lost'`) at
  * once, since the lease may pass to another process while its backend is
  * silent, and the lease is given back (`release`) before this loop takes it
- * again. A take abandoned this way (on a first check with `startFailures:
- * 'reject'`, `start()` rejects with it) that answers later is given back
- * once its work is not running here. A shutdown goes on past abandoned
- * calls, so `stop()` resolves whatever the backend does.
+ * again. A take abandoned this way that answers later is given back once
+ * its work is not running here. The first take of a start with
+ * `startFailures: 'reject'` (its caller waits for it, and it may include
+ * connecting) has no deadline until a stop, then the same one from the stop
+ * (`start()` rejects with its `TimeoutError`). A shutdown goes on past
+ * abandoned calls, so `stop()` resolves whatever the backend does.
  */
 export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLoopOptions): LeasedLoop {
   const states = new Map<LeasedWork, State>(
@@ -99,6 +101,8 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
   let stopped: Promise<void> | undefined;
   let wakeLoop = noop;
   let chain: Promise<unknown> = Promise.resolve();
+  /** Aborted when the current run shuts down: a first take waiting without a deadline gets one from then. */
+  let halt = new AbortController();
   const serial = <T>(task: () => Promise<T>): Promise<T> => {
     const result = chain.then(task);
     chain = result.then(noop, noop);
@@ -132,6 +136,7 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
       work,
       leaseWithDeadline(work.lease, {
         deadlineMs: leaseCallDeadlineMs(options.checkMs),
+        halted: () => halt.signal,
         // After the lease changes queued before it, and once the work is not running here.
         tookLate: () =>
           void serial(async () => {
@@ -196,7 +201,8 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
     }
     let taken = false;
     try {
-      taken = await leaseOf(work).acquire();
+      // The first take of a start its caller waits for may include connecting: no deadline until a stop.
+      taken = await (first ? leaseOf(work).acquirePatiently() : leaseOf(work).acquire());
     } catch (error) {
       if (first) throw error;
       report(work, error);
@@ -295,6 +301,7 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
       if (running) return;
       running = true;
       stopped = undefined;
+      halt = new AbortController();
       try {
         await serial(() => check(true));
       } catch (error) {
@@ -309,6 +316,7 @@ export function createLeasedLoop(works: readonly LeasedWork[], options: LeasedLo
     stop() {
       stopped ??= (async () => {
         running = false;
+        halt.abort();
         wakeLoop();
         await loop;
         loop = undefined;
