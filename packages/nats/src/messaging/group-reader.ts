@@ -1,8 +1,9 @@
-import { type DeadLetter, type DeadLetterStore, TransportError, uuidv7 } from '@factline/core';
+import { type DeadLetterStore, TransportError } from '@factline/core';
 import { type BufferedEntry, createDeliveryBuffer, messageFromJson, settledWithin } from '@factline/core/adapter';
 import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsErrorStage } from '../options.ts';
 import { isNotFound, type Names } from '../topology.ts';
+import { deadLetterAtMaxDeliver } from './dead-letter.ts';
 import { createPartitionGate, type PartitionGate } from './partition-gate.ts';
 import { DUE_HEADER } from './publish.ts';
 
@@ -122,62 +123,12 @@ export function createGroupReader(context: ReaderContext) {
 
   /** Dead-letterings on their way to the store: `stop` waits for them (bounded). */
   const deadLettering = new Set<Promise<void>>();
-  /**
-   * Records a message at its last delivery (`max_deliver`) in the dead letters, then terminates it. The server
-   * delivers it no more, so a store that fails is tried again (100 ms, doubling to 5 s) while the message is
-   * kept from its ack wait, until it took the record or the reader stops: terminated before, it would be lost.
-   */
-  const deadLetter = async (raw: JsMsg, entry: Entry) => {
-    const store = context.deadLetters;
-    try {
-      if (store) {
-        const at = new Date();
-        const record: DeadLetter = {
-          id: uuidv7(),
-          consumer: group,
-          topic,
-          message: entry.message,
-          error: {
-            type: 'DeliveryLimitExceeded',
-            message: `delivered ${raw.info.deliveryCount} times without an acknowledgement (max_deliver)`,
-          },
-          reason: 'the server would not deliver it again: max_deliver reached',
-          attempts: raw.info.deliveryCount,
-          firstFailureAt: at,
-          lastFailureAt: at,
-          deadLetteredAt: at,
-          redrives: [],
-          state: 'dead',
-        };
-        for (let wait = 100; ; wait = Math.min(wait * 2, 5000)) {
-          try {
-            await store.add(record);
-            break;
-          } catch (error) {
-            context.report(error, 'dead-letters');
-            if (stopped) {
-              context.report(
-                new TransportError(
-                  `a message of ${topic}/${group} at max_deliver could not be dead-lettered before the reader stopped: the server will not deliver it again`,
-                ),
-                'dead-letters',
-              );
-              return;
-            }
-            raw.working();
-            await new Promise((resolve) => setTimeout(resolve, wait));
-          }
-        }
-      } else {
-        context.report(
-          new TransportError(`a message of ${topic}/${group} reached max_deliver; no dead-letter store was given`),
-          'dead-letters',
-        );
-      }
-      raw.term('max_deliver');
-    } catch (error) {
-      context.report(error, 'dead-letters');
-    }
+  const maxDeliverSettings = {
+    store: context.deadLetters,
+    topic,
+    group,
+    report: (error: unknown) => context.report(error, 'dead-letters'),
+    stopped: () => stopped,
   };
 
   /** A message pulled for `partition` under `epoch`, past the gate. */
@@ -221,7 +172,7 @@ export function createGroupReader(context: ReaderContext) {
       epoch,
     };
     if (deliveryCount >= context.maxDeliver) {
-      const recording = deadLetter(raw, entry);
+      const recording = deadLetterAtMaxDeliver(raw, entry.message, maxDeliverSettings);
       deadLettering.add(recording);
       void recording.finally(() => deadLettering.delete(recording));
       return;

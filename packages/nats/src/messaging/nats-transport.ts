@@ -1,6 +1,5 @@
 import {
   type DeadLetterStore,
-  type Message,
   NoSubscriptionError,
   StoreClosedError,
   type SubscribeOptions,
@@ -12,19 +11,19 @@ import {
   assertMessages,
   checkSubscribeOptions,
   checkTransportPublishOptions,
-  messageToJson,
   settledWithin,
 } from '@factline/core/adapter';
 import { type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import { openConnection, openManager, redactUrl } from '../connection.ts';
 import { checkNatsTransportOptions, type NatsErrorStage, type NatsTransportOptions } from '../options.ts';
-import { assertTopicAndGroup, ensureConsumer, ensureStream, partitionOf, topologyNames } from '../topology.ts';
+import { assertTopicAndGroup, ensureConsumer, ensureStream, topologyNames } from '../topology.ts';
 import { readBacklog } from './backlog.ts';
+import { encodeMessages } from './encode.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { createPartitionClaims, type PartitionClaims } from './partition-claims.ts';
 import { createPartitionCountCheck } from './partition-count.ts';
-import { createPublisher, type Outgoing } from './publish.ts';
+import { createPublisher } from './publish.ts';
 import { encodeRedelivery } from './redelivery.ts';
 
 export interface NatsTransport extends Transport {
@@ -35,8 +34,6 @@ export interface NatsTransport extends Transport {
   /** The partitions of `topic`/`group` this process pulls now (tests and monitoring). */
   heldPartitions(topic: string, group: string): number[];
 }
-
-const encoder = new TextEncoder();
 
 /**
  * The transport on NATS JetStream: one stream per application (file
@@ -171,36 +168,6 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     return false;
   };
 
-  const encode = (topic: string, messages: readonly Message[]): Outgoing[] => {
-    const at = Date.now();
-    /** The topic's subject per partition, made on first use in this call (escaping the topic is not free). */
-    const subjects: string[] = [];
-    /** Per key, when its latest delayed message is due: the key's later messages wait for it (same publish). */
-    let heldKeys: Map<string, number> | undefined;
-    const out: Outgoing[] = new Array(messages.length);
-    for (let i = 0; i < messages.length; i++) {
-      const message = messages[i] as Message;
-      const partition = partitionOf(message.key, options.partitions);
-      let subject = subjects[partition];
-      if (subject === undefined) {
-        subject = names.subject(topic, partition);
-        subjects[partition] = subject;
-      }
-      const item: Outgoing = { subject, data: encoder.encode(messageToJson(message)) };
-      // Per topic: one stream holds every topic, and the same message (an event relayed to two topics) is
-      // legitimately published once to each; a repeat to the same topic is what the server drops.
-      if (options.deduplicate) item.messageId = `${topic} ${message.id}`;
-      const due = Math.max(message.deliverAt?.getTime() ?? 0, heldKeys?.get(message.key) ?? 0);
-      if (due > at) {
-        heldKeys ??= new Map();
-        heldKeys.set(message.key, due);
-        item.dueAt = due;
-      }
-      out[i] = item;
-    }
-    return out;
-  };
-
   const publisher = createPublisher(nc, Math.max(5000, options.connectTimeoutMs));
 
   return {
@@ -234,7 +201,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
       if (pending) await Promise.allSettled(pending);
       await checkPartitionCount(topic);
       if (required && !(await hasSubscription(topic))) throw new NoSubscriptionError(topic);
-      await publisher.publishAll(encode(topic, messages));
+      await publisher.publishAll(encodeMessages(names, topic, messages, options));
     },
 
     async declareSubscription(topic, group) {
