@@ -2,8 +2,11 @@ import type { DeadLetterStore } from '@factline/core';
 import { checkOptions, type OptionSpecOf, tlsOptionProblem } from '@factline/core/adapter';
 import type { NatsTlsOptions } from './connection.ts';
 
-/** Where a transport failure happened, as told to `onError`. */
-export type NatsErrorStage = 'connection' | 'consume' | 'dead-letters' | 'delay' | 'claim';
+/**
+ * Where a transport failure happened, as told to `onError`; `topology`: the stream was found missing at the
+ * server (deleted) and made again.
+ */
+export type NatsErrorStage = 'connection' | 'consume' | 'dead-letters' | 'delay' | 'claim' | 'topology';
 
 export interface NatsTransportOptions {
   /**
@@ -69,7 +72,10 @@ export interface NatsTransportOptions {
   connectTimeoutMs?: number;
   /** Wait between reconnect attempts (plus up to 100 ms jitter); the client retries for ever. Default 250 ms. */
   reconnectWaitMs?: number;
-  /** Told every failure the transport handles itself (lost connection, a failed pull, a lost claim). */
+  /**
+   * Told every failure the transport handles itself (lost connection, a failed pull, a lost claim, the stream
+   * made again after it was deleted at the server).
+   */
   onError?: (error: unknown, context: { stage: NatsErrorStage }) => void;
   /** Shown in the server's connection list (`/connz`). */
   connectionName?: string;

@@ -1,6 +1,6 @@
 import { TransportError } from '@factline/core';
 import { assertName } from '@factline/core/adapter';
-import type { JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, type JetStreamManager } from '@nats-io/jetstream';
 
 /**
  * The names the transport creates for one application, and how it creates
@@ -133,22 +133,85 @@ export async function ensureStream(jsm: JetStreamManager, names: Names, duplicat
   } catch (error) {
     if (!isNotFound(error)) throw error;
   }
+  await addStream(jsm, names, duplicateWindowMs);
+}
+
+/** The stream as the transport makes it. */
+const streamConfig = (names: Names, duplicateWindowMs: number): Parameters<JetStreamManager['streams']['add']>[0] => ({
+  name: names.stream,
+  subjects: [`${names.stream}.>`],
+  storage: 'file',
+  retention: 'interest',
+  duplicate_window: ns(duplicateWindowMs),
+  num_replicas: 1,
+});
+
+/** Adds the stream; false when one of that name is there (another process made it meanwhile): left as it is. */
+async function addStream(jsm: JetStreamManager, names: Names, duplicateWindowMs: number): Promise<boolean> {
   try {
-    await jsm.streams.add({
-      name: names.stream,
-      subjects: [`${names.stream}.>`],
-      storage: 'file',
-      retention: 'interest',
-      duplicate_window: ns(duplicateWindowMs),
-      num_replicas: 1,
-    });
+    await jsm.streams.add(streamConfig(names, duplicateWindowMs));
+    return true;
   } catch (error) {
-    // Another process made it meanwhile.
     if (!/already in use|already exists/i.test(String(error))) throw error;
+    return false;
   }
 }
 
+/**
+ * Makes the application's stream again, with the transport's configuration, if it is missing at the server
+ * (deleted while the process runs): true when this call made it. A stream of that name that is there is left
+ * as it is, whatever its configuration, so a deliberate change is never undone.
+ */
+export async function restoreStream(jsm: JetStreamManager, names: Names, duplicateWindowMs: number): Promise<boolean> {
+  try {
+    await jsm.streams.info(names.stream);
+    return false;
+  } catch (error) {
+    if (!isStreamMissing(error)) throw error;
+  }
+  return addStream(jsm, names, duplicateWindowMs);
+}
+
 export const isNotFound = (error: unknown) => /not found/i.test(String((error as Error)?.message ?? error));
+
+/** `error` and its causes (a few levels: the transport wraps the client's errors). */
+function* causes(error: unknown): Generator<unknown> {
+  for (let depth = 0; depth < 5 && error !== undefined && error !== null; depth += 1) {
+    yield error;
+    error = (error as { cause?: unknown }).cause;
+  }
+}
+
+/** An API error of the server with that code (by its `code`: the client's error classes may come twice, CJS and ESM). */
+const isApiError = (error: unknown, code: number) => (error as { code?: unknown }).code === code;
+
+/** A pull ended by the server because its consumer or its stream was deleted (status 409). */
+const isDeletedStatus = (error: unknown, what: 'consumer' | 'stream') =>
+  (error as { code?: unknown }).code === 409 && String((error as Error).message).includes(`${what} deleted`);
+
+/**
+ * Whether the server said the stream is missing (on `error` or a cause): the API's "stream not found" (10059),
+ * or a pull ended with "stream deleted".
+ */
+export const isStreamMissing = (error: unknown): boolean => {
+  for (const e of causes(error)) {
+    if (isApiError(e, JetStreamApiCodes.StreamNotFound)) return true;
+    if (isDeletedStatus(e, 'stream')) return true;
+  }
+  return false;
+};
+
+/**
+ * Whether the server said a consumer (or its stream) is missing: not found (10014, 10059), or a pull ended with
+ * "consumer deleted" / "stream deleted" (status 409).
+ */
+export const isConsumerMissing = (error: unknown): boolean => {
+  for (const e of causes(error)) {
+    if (isApiError(e, JetStreamApiCodes.ConsumerNotFound)) return true;
+    if (isDeletedStatus(e, 'consumer')) return true;
+  }
+  return isStreamMissing(error) || isNotFound(error);
+};
 
 /** The durable consumer of one partition of a group. The same configuration every time: adding it again is a no-op. */
 export async function ensureConsumer(

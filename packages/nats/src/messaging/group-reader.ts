@@ -2,7 +2,7 @@ import { type DeadLetterStore, TransportError } from '@factline/core';
 import { type BufferedEntry, createDeliveryBuffer, messageFromJson, settledWithin } from '@factline/core/adapter';
 import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsErrorStage } from '../options.ts';
-import { isNotFound, type Names } from '../topology.ts';
+import { isConsumerMissing, type Names } from '../topology.ts';
 import { deadLetterAtMaxDeliver } from './dead-letter.ts';
 import { createPartitionGate, type PartitionGate } from './partition-gate.ts';
 import { DUE_HEADER } from './publish.ts';
@@ -90,12 +90,19 @@ export function createGroupReader(context: ReaderContext) {
       `the ack of message ${entry.message.id} in ${topic}/${group} cannot reach the server (${why}): it will be delivered again`,
     );
   const holds = (entry: Entry) => !stopped && held.get(entry.partition)?.epoch === entry.epoch;
+  /** Holdings ended because their consumer (or the stream) was deleted at the server: what they brought is gone. */
+  const deletedEpochs = new Set<number>();
 
   const buffer = createDeliveryBuffer<Entry>(
     {
       holds,
       ack(entry) {
         // Resolving would say the group never sees it again; it will, so the ack is refused (retryable).
+        if (deletedEpochs.has(entry.epoch)) {
+          throw new TransportError(
+            `the ack of message ${entry.message.id} in ${topic}/${group} cannot reach the server: its consumer (or the stream) was deleted there, and it is not delivered again`,
+          );
+        }
         if (!holds(entry)) throw notAcked(entry, 'this process no longer holds its partition');
         if (!context.connected()) throw notAcked(entry, 'the connection to the server is down');
         entry.raw.ack();
@@ -140,8 +147,9 @@ export function createGroupReader(context: ReaderContext) {
       return;
     }
     // Parsed from the reply subject once; `seq` and `info` read it again on every access otherwise.
-    const { streamSequence: seq, deliveryCount } = raw.info;
-    const known = buffer.find((e) => e.seq === seq);
+    const { streamSequence: seq, deliveryCount, timestampNanos } = raw.info;
+    // The same sequence stored at another time: a message of a stream made again (its sequences start over).
+    const known = buffer.find((e) => e.seq === seq && e.raw.info.timestampNanos === timestampNanos);
     if (known) {
       // The server gave it again (an ack wait passed): the newer delivery is the one to settle.
       known.raw = raw;
@@ -275,10 +283,36 @@ export function createGroupReader(context: ReaderContext) {
         );
         // Pulled messages may have been lost on the way: gate the partition again once the consumer is back.
         consumer = undefined;
-        if (isNotFound(error)) missing = true;
+        if (isConsumerMissing(error)) {
+          missing = true;
+          startOver(partition, part);
+        }
         await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** Math.min(failures, 5))));
       }
     }
+  };
+
+  /** Gives back (nak) and forgets what the partition's holding `epoch` brought. */
+  const giveBack = (partition: number, epoch: number, gate: PartitionGate) => {
+    const mine = (e: Entry) => e.partition === partition && e.epoch === epoch;
+    const entries = buffer.held().filter(mine);
+    for (const [seq, item] of naked) if (item.partition === partition && item.epoch === epoch) naked.delete(seq);
+    for (const entry of entries) entry.raw.nak();
+    gate.giveBack();
+    buffer.drop(mine);
+    buffer.unpark(mine);
+  };
+
+  /**
+   * The partition's consumer (or its stream) was deleted at the server: what it delivered can be acknowledged
+   * no more (nor comes back), and a stream made again numbers its messages from 1 again. It is forgotten and the
+   * partition goes on under a new holding (its messages' acks are refused, retryable).
+   */
+  const startOver = (partition: number, part: Held) => {
+    const epoch = part.epoch;
+    deletedEpochs.add(epoch);
+    part.epoch = nextEpoch++;
+    giveBack(partition, epoch, part.gate);
   };
 
   const lose = async (partition: number) => {
@@ -291,13 +325,7 @@ export function createGroupReader(context: ReaderContext) {
     await part.loop;
     // Only what this holding brought: the partition may be held again meanwhile (a claim renewal answered
     // late, then found still this process's), and the new holding's messages stay with it.
-    const mine = (e: Entry) => e.partition === partition && e.epoch === part.epoch;
-    const entries = buffer.held().filter(mine);
-    for (const [seq, item] of naked) if (item.partition === partition && item.epoch === part.epoch) naked.delete(seq);
-    for (const entry of entries) entry.raw.nak();
-    part.gate.giveBack();
-    buffer.drop(mine);
-    buffer.unpark(mine);
+    giveBack(partition, part.epoch, part.gate);
   };
 
   return {
@@ -305,14 +333,20 @@ export function createGroupReader(context: ReaderContext) {
     /** This process holds `partition` now: pull it (behind the gate). */
     gain(partition: number) {
       if (stopped || held.has(partition)) return;
-      const epoch = nextEpoch++;
-      const gate = createPartitionGate({
-        ackPending: async () => (await context.pending(partition)).ackPending,
-        deliveredSeq: async () => (await context.pending(partition)).deliveredSeq,
-        ours: () => buffer.heldIn(partition) + nakedIn(partition),
-        pass: (raw) => accept(raw, partition, epoch),
-      });
-      const part: Held = { epoch, gate, loop: Promise.resolve(), batch: undefined, regate: false, fullPullAt: 0 };
+      const part: Held = {
+        epoch: nextEpoch++,
+        gate: createPartitionGate({
+          ackPending: async () => (await context.pending(partition)).ackPending,
+          deliveredSeq: async () => (await context.pending(partition)).deliveredSeq,
+          ours: () => buffer.heldIn(partition) + nakedIn(partition),
+          // Under the holding current when it passes the gate (a consumer made again starts a new one).
+          pass: (raw) => accept(raw, partition, part.epoch),
+        }),
+        loop: Promise.resolve(),
+        batch: undefined,
+        regate: false,
+        fullPullAt: 0,
+      };
       held.set(partition, part);
       part.loop = pullLoop(partition, part);
     },

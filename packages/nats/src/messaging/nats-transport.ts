@@ -17,7 +17,7 @@ import { type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import { openConnection, openManager, redactUrl } from '../connection.ts';
 import { checkNatsTransportOptions, type NatsErrorStage, type NatsTransportOptions } from '../options.ts';
-import { assertTopicAndGroup, ensureConsumer, ensureStream, topologyNames } from '../topology.ts';
+import { assertTopicAndGroup, ensureConsumer, ensureStream, isStreamMissing, topologyNames } from '../topology.ts';
 import { readBacklog } from './backlog.ts';
 import { encodeMessages } from './encode.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
@@ -25,6 +25,7 @@ import { createPartitionClaims, type PartitionClaims } from './partition-claims.
 import { createPartitionCountCheck } from './partition-count.ts';
 import { createPublisher } from './publish.ts';
 import { encodeRedelivery } from './redelivery.ts';
+import { createStreamRestorer, foundNoStream } from './restore.ts';
 
 export interface NatsTransport extends Transport {
   /** The JetStream stream holding the application's messages. */
@@ -43,6 +44,8 @@ export interface NatsTransport extends Transport {
  * their PubAcks, pipelined; `release(delay)` and `deliverAt` are naks with a
  * delay. Reconnects by itself; a pull lost with the connection is replaced
  * and its partition gated until nothing of it is pending elsewhere.
+ * The stream deleted at the server is made again (where missing, with its
+ * configuration) by a publish no stream answers, a reader or a declaration.
  * `backlog` sums the group's consumers' unread and unacknowledged counts,
  * with the oldest waiting message's `createdAt`. Rejects
  * at start with a `TransportError` when the server is unreachable, refuses
@@ -119,17 +122,47 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
 
   const consumerSettings = { maxDeliver: options.maxDeliver, ackWaitMs: options.ackWaitMs };
 
+  const addConsumer = (topic: string, group: string, partition: number): Promise<void> =>
+    ensureConsumer(jsm, names, topic, group, partition, consumerSettings).catch((error: unknown) => {
+      throw new TransportError(
+        `creating the consumer '${names.consumer(topic, group, partition)}' failed: ${String(error)}`,
+        { cause: error },
+      );
+    });
+
+  /** The stream, made again where it was deleted at the server, with every consumer this transport declared. */
+  const restore = createStreamRestorer({
+    jsm,
+    names,
+    duplicateWindowMs: options.duplicateWindowMs,
+    consumers() {
+      // The stream's consumers went with it: publishes must not count on a subscription remembered from before.
+      subscribedTopics.clear();
+      return Promise.all(
+        [...declared.keys()].map((key) => {
+          const [topic, group, partition] = JSON.parse(key) as [string, string, number];
+          return addConsumer(topic, group, partition);
+        }),
+      );
+    },
+    report: (error) => report(error, 'topology'),
+  });
+
   const ensurePartition = (topic: string, group: string, partition: number, again = false): Promise<void> => {
     const key = JSON.stringify([topic, group, partition]);
     let done = again ? undefined : declared.get(key);
     if (!done) {
-      done = ensureConsumer(jsm, names, topic, group, partition, consumerSettings).catch((error: unknown) => {
-        declared.delete(key);
-        throw new TransportError(
-          `creating the consumer '${names.consumer(topic, group, partition)}' failed: ${String(error)}`,
-          { cause: error },
-        );
-      });
+      done = addConsumer(topic, group, partition)
+        .catch(async (error: unknown) => {
+          // The stream was deleted at the server: made again (only where missing), then this consumer added.
+          if (!isStreamMissing(error)) throw error;
+          await restore();
+          await addConsumer(topic, group, partition);
+        })
+        .catch((error: unknown) => {
+          if (declared.get(key) === done) declared.delete(key);
+          throw error;
+        });
       declared.set(key, done);
     }
     return done;
@@ -159,11 +192,16 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
   const hasSubscription = async (topic: string): Promise<boolean> => {
     if (subscribedTopics.has(topic)) return true;
     const prefix = names.topicPrefix(topic);
-    for await (const info of await jsm.consumers.list(names.stream)) {
-      if (info.config.filter_subject?.startsWith(prefix)) {
-        subscribedTopics.add(topic);
-        return true;
+    try {
+      for await (const info of await jsm.consumers.list(names.stream)) {
+        if (info.config.filter_subject?.startsWith(prefix)) {
+          subscribedTopics.add(topic);
+          return true;
+        }
       }
+    } catch (error) {
+      // No stream: no consumer either (the readers and declarations make it again).
+      if (!isStreamMissing(error)) throw error;
     }
     return false;
   };
@@ -201,7 +239,17 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
       if (pending) await Promise.allSettled(pending);
       await checkPartitionCount(topic);
       if (required && !(await hasSubscription(topic))) throw new NoSubscriptionError(topic);
-      await publisher.publishAll(encodeMessages(names, topic, messages, options));
+      const items = encodeMessages(names, topic, messages, options);
+      try {
+        await publisher.publishAll(items);
+      } catch (error) {
+        // No stream answered: deleted at the server, it is made again (with this transport's consumers) and the
+        // call sent once more (what of it a stream made meanwhile stored is dropped as a repeat: same Nats-Msg-Id).
+        if (!foundNoStream(error)) throw error;
+        await restore();
+        if (required && !(await hasSubscription(topic))) throw new NoSubscriptionError(topic);
+        await publisher.publishAll(items);
+      }
     },
 
     async declareSubscription(topic, group) {

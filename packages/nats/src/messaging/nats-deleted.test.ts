@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createMessage, TransportError } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
+import { natsUnavailable, natsUrl, openManager, removeStreams, testApplication } from '../fixtures/server.ts';
+import type { NatsErrorStage } from '../options.ts';
+import { topologyNames } from '../topology.ts';
+import { getNatsTransport } from './nats-transport.ts';
+
+const skip = await natsUnavailable();
+const never = new AbortController().signal;
+const job = (n: number) => createMessage({ type: 'Job', key: 'j', data: { n } });
+
+/** A transport on an application of its own (one partition), what it told `onError`, and a manager to look on. */
+async function setUp(label: string) {
+  const application = testApplication(label);
+  const told: { stage: NatsErrorStage; message: string }[] = [];
+  const { jsm, close } = await openManager();
+  const transport = await getNatsTransport({
+    url: natsUrl,
+    application,
+    partitions: 1,
+    claimTtlMs: 600,
+    onError: (error, { stage }) => told.push({ stage, message: String(error) }),
+  });
+  const consumerName = topologyNames(application).consumer('jobs', 'worker', 0);
+  return {
+    application,
+    told,
+    jsm,
+    transport,
+    consumerName,
+    consumerExists: () =>
+      jsm.consumers.info(application, consumerName).then(
+        () => true,
+        () => false,
+      ),
+    async tearDown() {
+      await transport.close();
+      await close();
+      await removeStreams([application]);
+    },
+  };
+}
+
+describe('nats: the stream deleted at the server while the transport runs', { skip }, () => {
+  it('a running subscription makes it again (reported: consume, topology), and later messages are delivered', async () => {
+    const t = await setUp('deleted_reader');
+    try {
+      await t.transport.declareSubscription('jobs', 'worker');
+      const subscription = t.transport.subscribe('jobs', 'worker');
+      await t.transport.publish('jobs', [job(1)]);
+      const [first] = await subscription.receive(1, 10_000, never);
+      assert.deepEqual(first?.message.data, { n: 1 });
+
+      // Held, not acknowledged, as the stream goes: the stream made again numbers its messages from 1 again.
+      await t.jsm.streams.delete(t.application);
+      await waitUntil(
+        () =>
+          t.jsm.streams.info(t.application).then(
+            () => true,
+            () => false,
+          ),
+        'the stream made again by the reader',
+        10_000,
+        50,
+      );
+      assert.match(t.told.find((e) => e.stage === 'topology')?.message ?? '', /was missing at the server.*made again/);
+      assert.ok(
+        t.told.some((e) => e.stage === 'consume' && /pulling jobs\/worker partition 0 failed/.test(e.message)),
+        'the failed pull was reported',
+      );
+      const { config } = await t.jsm.streams.info(t.application);
+      assert.deepEqual(
+        [config.subjects, config.retention, config.storage],
+        [[`${t.application}.>`], 'interest', 'file'],
+      );
+
+      await t.transport.publish('jobs', [job(2)]);
+      const [second] = await subscription.receive(1, 10_000, never);
+      assert.deepEqual(second?.message.data, { n: 2 }, 'the message published after the deletion');
+      await second?.ack();
+      // The message of the deleted stream can be acknowledged no more: refused (it is not counted handled).
+      await assert.rejects(
+        first?.ack() ?? Promise.resolve(),
+        (error: unknown) => error instanceof TransportError && /was deleted there/.test(error.message),
+      );
+      await subscription.close();
+    } finally {
+      await t.tearDown();
+    }
+  });
+
+  it('a publish makes it again with the declared consumers before it sends again: the message is kept and delivered', async () => {
+    const t = await setUp('deleted_publish');
+    try {
+      // Declared, no reader: only the publish can find the stream missing.
+      await t.transport.declareSubscription('jobs', 'worker');
+      await t.jsm.streams.delete(t.application);
+
+      await t.transport.publish('jobs', [job(1)], { requireSubscription: true });
+      assert.equal(t.told.filter((e) => e.stage === 'topology').length, 1, 'the stream made again, reported once');
+      assert.equal(await t.consumerExists(), true, 'the declared consumer made again');
+      const { state } = await t.jsm.streams.info(t.application);
+      assert.equal(state.messages, 1, 'stored (a stream of interest retention drops what no consumer takes)');
+
+      const subscription = t.transport.subscribe('jobs', 'worker');
+      const [got] = await subscription.receive(1, 10_000, never);
+      assert.deepEqual(got?.message.data, { n: 1 });
+      await got?.ack();
+      await subscription.close();
+    } finally {
+      await t.tearDown();
+    }
+  });
+
+  it('a stream an operator made again with a configuration of their own is used as it is, never changed', async () => {
+    const t = await setUp('deleted_replaced');
+    try {
+      await t.transport.declareSubscription('jobs', 'worker');
+      await t.jsm.streams.delete(t.application);
+      await t.jsm.streams.add({
+        name: t.application,
+        subjects: [`${t.application}.>`],
+        retention: 'limits',
+        storage: 'memory',
+        max_msgs: 1000,
+      });
+
+      await t.transport.declareSubscription('jobs', 'worker');
+      const subscription = t.transport.subscribe('jobs', 'worker');
+      await t.transport.publish('jobs', [job(1)]);
+      const [got] = await subscription.receive(1, 10_000, never);
+      assert.deepEqual(got?.message.data, { n: 1 });
+      await got?.ack();
+      await subscription.close();
+
+      const { config } = await t.jsm.streams.info(t.application);
+      assert.deepEqual([config.retention, config.storage, config.max_msgs], ['limits', 'memory', 1000]);
+      assert.deepEqual(
+        t.told.filter((e) => e.stage === 'topology'),
+        [],
+      );
+    } finally {
+      await t.tearDown();
+    }
+  });
+});
