@@ -3,8 +3,8 @@ import { checkOptions, type OptionSpecOf, tlsOptionProblem } from '@factline/cor
 import type { NatsTlsOptions } from './connection.ts';
 
 /**
- * Where a transport failure happened, as told to `onError`; `topology`: the stream was found missing at the
- * server (deleted) and made again.
+ * Where a transport failure happened, as told to `onError`; `topology`: the stream or a key-value bucket was
+ * found missing at the server (deleted) and is made again.
  */
 export type NatsErrorStage = 'connection' | 'consume' | 'dead-letters' | 'delay' | 'claim' | 'topology';
 
@@ -74,7 +74,7 @@ export interface NatsTransportOptions {
   reconnectWaitMs?: number;
   /**
    * Told every failure the transport handles itself (lost connection, a failed pull, a lost claim, the stream
-   * made again after it was deleted at the server).
+   * or a bucket made again after it was deleted at the server).
    */
   onError?: (error: unknown, context: { stage: NatsErrorStage }) => void;
   /** Shown in the server's connection list (`/connz`). */

@@ -14,14 +14,14 @@ const job = (n: number) => createMessage({ type: 'Job', key: 'j', data: { n } })
 /** A transport on an application of its own (one partition), what it told `onError`, and a manager to look on. */
 async function setUp(label: string) {
   const application = testApplication(label);
-  const told: { stage: NatsErrorStage; message: string }[] = [];
+  const told: { stage: NatsErrorStage; message: string; at: number }[] = [];
   const { jsm, close } = await openManager();
   const transport = await getNatsTransport({
     url: natsUrl,
     application,
     partitions: 1,
     claimTtlMs: 600,
-    onError: (error, { stage }) => told.push({ stage, message: String(error) }),
+    onError: (error, { stage }) => told.push({ stage, message: String(error), at: performance.now() }),
   });
   const consumerName = topologyNames(application).consumer('jobs', 'worker', 0);
   return {
@@ -30,6 +30,11 @@ async function setUp(label: string) {
     jsm,
     transport,
     consumerName,
+    streamExists: (name: string) =>
+      jsm.streams.info(name).then(
+        () => true,
+        () => false,
+      ),
     consumerExists: () =>
       jsm.consumers.info(application, consumerName).then(
         () => true,
@@ -43,7 +48,7 @@ async function setUp(label: string) {
   };
 }
 
-describe('nats: the stream deleted at the server while the transport runs', { skip }, () => {
+describe('nats: the stream deleted at the server while the transport runs', { skip, timeout: 60_000 }, () => {
   it('a running subscription makes it again (reported: consume, topology), and later messages are delivered', async () => {
     const t = await setUp('deleted_reader');
     try {
@@ -141,6 +146,69 @@ describe('nats: the stream deleted at the server while the transport runs', { sk
         t.told.filter((e) => e.stage === 'topology'),
         [],
       );
+    } finally {
+      await t.tearDown();
+    }
+  });
+});
+
+describe('nats: a key-value bucket deleted at the server while the transport runs', { skip, timeout: 60_000 }, () => {
+  it('the claim bucket is made again claimTtlMs after it was found missing (told: claim, topology), the partition claimed anew', async () => {
+    const t = await setUp('deleted_claims');
+    const bucket = `KV_${t.application}_claims`;
+    try {
+      await t.transport.declareSubscription('jobs', 'worker');
+      const subscription = t.transport.subscribe('jobs', 'worker');
+      await t.transport.publish('jobs', [job(1)]);
+      const [first] = await subscription.receive(1, 10_000, never);
+      await first?.ack();
+
+      await t.jsm.streams.delete(bucket);
+      const deletedAt = performance.now();
+      await waitUntil(() => t.streamExists(bucket), 'the claim bucket made again', 10_000, 20);
+      // Not before every process could have given its claims up (claimTtlMs: 600).
+      const after = Math.round(performance.now() - deletedAt);
+      assert.ok(after >= 600, `made again ${after} ms after its deletion`);
+      assert.ok(
+        t.told.some((e) => e.stage === 'claim'),
+        'the failed claim round told',
+      );
+      assert.match(
+        t.told.find((e) => e.stage === 'topology')?.message ?? '',
+        /claim bucket .* was missing at the server/,
+      );
+      await waitUntil(() => t.transport.heldPartitions('jobs', 'worker').length === 1, 'the partition claimed anew');
+
+      await t.transport.publish('jobs', [job(2)]);
+      const [second] = await subscription.receive(1, 10_000, never);
+      assert.deepEqual(second?.message.data, { n: 2 });
+      await second?.ack();
+      await subscription.close();
+    } finally {
+      await t.tearDown();
+    }
+  });
+
+  it('the partition count bucket is made again by the next check (told: topology), and the counts recorded again', async () => {
+    const t = await setUp('deleted_counts');
+    const bucket = `KV_${t.application}_partitions`;
+    const recorded = (topic: string) =>
+      t.jsm.streams
+        .getMessage(bucket, { last_by_subj: `$KV.${t.application}_partitions.${topic}` })
+        .then((stored) => stored?.string())
+        .catch(() => undefined);
+    try {
+      await t.transport.declareSubscription('jobs', 'worker');
+      await t.jsm.streams.delete(bucket);
+
+      // A topic not checked yet finds the bucket missing.
+      await t.transport.declareSubscription('other', 'worker');
+      assert.equal(t.told.filter((e) => e.stage === 'topology').length, 1, 'told once');
+      assert.match(t.told.find((e) => e.stage === 'topology')?.message ?? '', /partition count bucket .* was missing/);
+      assert.equal(await recorded('other'), '1');
+      // A topic checked before the deletion records its count again at its next use.
+      await t.transport.publish('jobs', [job(1)]);
+      assert.equal(await recorded('jobs'), '1');
     } finally {
       await t.tearDown();
     }

@@ -14,11 +14,11 @@ import {
   settledWithin,
 } from '@factline/core/adapter';
 import { type JetStreamManager, jetstream } from '@nats-io/jetstream';
-import { type KV, Kvm } from '@nats-io/kv';
 import { openConnection, openManager, redactUrl } from '../connection.ts';
 import { checkNatsTransportOptions, type NatsErrorStage, type NatsTransportOptions } from '../options.ts';
 import { assertTopicAndGroup, ensureConsumer, ensureStream, isStreamMissing, topologyNames } from '../topology.ts';
 import { readBacklog } from './backlog.ts';
+import { createClaimBucket } from './claim-bucket.ts';
 import { encodeMessages } from './encode.ts';
 import { createGroupReader, type GroupReader } from './group-reader.ts';
 import { createPartitionClaims, type PartitionClaims } from './partition-claims.ts';
@@ -80,16 +80,19 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
   let closed = false;
   let connected = true;
   const readers = new Map<string, { reader: GroupReader; claims: PartitionClaims; users: number }>();
-  let bucket: Promise<KV> | undefined;
-  /** The application's claim bucket, created on first use (again after a failure). */
-  const claimBucket = (): Promise<KV> => {
-    bucket ??= new Kvm(js).create(names.claims, { ttl: options.claimTtlMs, history: 1 }).catch((error: unknown) => {
-      bucket = undefined;
-      throw new TransportError(`opening the claim bucket '${names.claims}' failed: ${String(error)}`, { cause: error });
-    });
-    return bucket;
-  };
-  const checkPartitionCount = createPartitionCountCheck(js, names, options.application, options.partitions);
+  const claimBucket = createClaimBucket({
+    js,
+    jsm,
+    names,
+    ttlMs: options.claimTtlMs,
+    report: (error) => report(error, 'topology'),
+  });
+  const checkPartitionCount = createPartitionCountCheck(
+    { js, jsm, report: (error) => report(error, 'topology'), connected: () => connected },
+    names,
+    options.application,
+    options.partitions,
+  );
   /** Consumer creations done (or under way) by this transport; a failure is forgotten, to be tried again. */
   const declared = new Map<string, Promise<void>>();
   /** Per topic, the group declarations under way: a publish waits for them (a subscribe is synchronous). */
@@ -301,7 +304,8 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
         const claims = createPartitionClaims(
           {
             // Nothing is claimed (no member either) while the topic's partition count is refused.
-            bucket: () => checkPartitionCount(topic).then(claimBucket),
+            bucket: () => checkPartitionCount(topic).then(claimBucket.open),
+            checkBucket: claimBucket.check,
             scope,
             label: `${topic}/${group}`,
             async members() {

@@ -23,8 +23,13 @@ export interface ClaimTarget {
 }
 
 export interface ClaimSettings {
-  /** The application's claim bucket (entries expire `ttlMs` after their last write). */
-  bucket(): Promise<KV>;
+  /**
+   * The application's claim bucket (entries expire `ttlMs` after their last write); undefined while it is not
+   * to be used (deleted at the server, and not made again yet): the round does nothing.
+   */
+  bucket(): Promise<KV | undefined>;
+  /** After a failed round: checks that the bucket is still there (one deleted at the server is made again). */
+  checkBucket?(): Promise<void>;
   /** `<topic>.<group>` as key tokens. */
   scope: string;
   /** `<topic>/<group>` as given, for messages. */
@@ -231,12 +236,16 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
   const tick = async () => {
     try {
       const kv = await openBucket();
-      if (stopped) return;
+      if (stopped || !kv) return;
       await renew(kv);
       if (stopped) return;
       await balance(kv);
     } catch (error) {
       settings.report(error);
+      // Without a connection the check could only time out.
+      if (settings.checkBucket && settings.connected?.() !== false) {
+        await bounded(settings.checkBucket()).catch((failure: unknown) => settings.report(failure));
+      }
     }
   };
 
@@ -278,6 +287,8 @@ export function createPartitionClaims(settings: ClaimSettings, target: ClaimTarg
       try {
         // Opened by the rounds before (something is held): at once, unless the server stopped answering.
         const kv = await bounded(settings.bucket());
+        // Deleted at the server: the claims and the member entry went with it.
+        if (!kv) return;
         await Promise.all([
           ...revisions.map(([partition, revision]) => release(kv, partition, revision)),
           memberRevision === undefined

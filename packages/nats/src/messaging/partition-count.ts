@@ -1,8 +1,8 @@
 import { TransportError } from '@factline/core';
 import { keptOnSuccess } from '@factline/core/adapter';
-import { JetStreamApiCodes, type JetStreamClient } from '@nats-io/jetstream';
+import { JetStreamApiCodes, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
-import type { Names } from '../topology.ts';
+import { isStreamMissing, type Names } from '../topology.ts';
 
 /**
  * The check of each topic's partition count: every process of an application
@@ -11,13 +11,26 @@ import type { Names } from '../topology.ts';
  * the `<app>_partitions` bucket (`kv.create`: only the first count is kept);
  * another count is refused with a `TransportError` that is not retryable. A
  * passed check is kept per topic; a failed one runs again on the next call.
+ * A bucket deleted at the server (with the counts it held) is made again
+ * where it is missing (told to `report`) and the check tried once more.
  *
  * @example
- * const checkPartitionCount = createPartitionCountCheck(js, names, 'shop', 4);
+ * const checkPartitionCount = createPartitionCountCheck({ js, jsm, report, connected }, names, 'shop', 4);
  * await checkPartitionCount('orders'); // before declaring or publishing anything for the topic
  */
 export function createPartitionCountCheck(
-  js: JetStreamClient,
+  {
+    js,
+    jsm,
+    report,
+    connected,
+  }: {
+    js: JetStreamClient;
+    jsm: JetStreamManager;
+    report(error: unknown): void;
+    /** False while the client reconnects: the bucket is not looked for then (the look could only time out). */
+    connected(): boolean;
+  },
   names: Names,
   application: string,
   partitions: number,
@@ -82,7 +95,41 @@ export function createPartitionCountCheck(
       `recording the partition count of topic '${topic}' ${where} failed: the key was deleted under it again and again`,
     );
   };
+  /** Whether the bucket opened is gone from the server; then it is forgotten (told), to be made again. */
+  const bucketDeleted = async (): Promise<boolean> => {
+    const opened = countBucket;
+    if (!opened || !connected()) return false;
+    try {
+      await jsm.streams.info(`KV_${names.partitionCounts}`);
+      return false;
+    } catch (error) {
+      if (!isStreamMissing(error)) return false;
+    }
+    if (countBucket === opened) {
+      countBucket = undefined;
+      // Recorded again at each topic's next use (or refused, if another process recorded another count first).
+      for (const topic of checked) checks.forget(topic);
+      checked.clear();
+      report(
+        new TransportError(
+          `the partition count bucket '${names.partitionCounts}' was missing at the server (deleted): made again with this transport's configuration; the counts it held are lost, and each topic's count is recorded again at its next use`,
+        ),
+      );
+    }
+    return true;
+  };
+  const checkOnce = async (topic: string): Promise<void> => {
+    try {
+      await recordOrCompareCount(topic);
+    } catch (error) {
+      if ((error as TransportError).retryable === false || !(await bucketDeleted().catch(() => false))) throw error;
+      await recordOrCompareCount(topic);
+    }
+    checked.add(topic);
+  };
   /** Per topic, the check of its partition count: a success is kept, a failure is forgotten (checked again). */
   const checks = keptOnSuccess<void>();
-  return (topic) => checks.get(topic, () => recordOrCompareCount(topic));
+  /** The topics whose check passed (forgotten with a bucket found deleted). */
+  const checked = new Set<string>();
+  return (topic) => checks.get(topic, () => checkOnce(topic));
 }
