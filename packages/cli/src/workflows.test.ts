@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Sqlite from 'better-sqlite3';
 import { runFactline, runJson } from './fixtures/run-factline.ts';
+import { firstRelease } from './fixtures/shipping-schemas.ts';
 import { fillWorkflowDatabase } from './fixtures/workflow-database.ts';
 import type { WorkflowInstanceSummary } from './workflows/instance-summary.ts';
 
@@ -180,5 +181,58 @@ describe('factline workflows on a SQLite file', () => {
     const unconfirmed = await factline('workflows', 'cancel', 'shipping', 'A1');
     assert.equal(unconfirmed.code, 2);
     assert.deepEqual(pendingTimers(), ['shipping-A1', 'shipping-A3']);
+  });
+});
+
+describe('factline workflows retry on instances recorded with schema versions', () => {
+  const schemas = fileURLToPath(new URL('./fixtures/shipping-schemas.ts', import.meta.url));
+  let versionedDb = '';
+  before(async () => {
+    versionedDb = join(dir, 'versioned.db');
+    await fillWorkflowDatabase(versionedDb, firstRelease);
+  });
+  const run = (...args: string[]) => runFactline(args, { db: versionedDb });
+
+  it('is refused without --registry, naming the versioned inputs; with it, decides them upcast as the application does', async () => {
+    const refused = await run('workflows', 'retry', 'shipping', 'A3', '--workflows', definitions, '--yes');
+    assert.equal(refused.code, 2);
+    assert.match(
+      refused.stderr,
+      /^factline: shipping-A3 recorded its inputs with their schema versions \(AddressChanged v1, OrderPacked v1, OrderPaid v1\): give --registry <module>/,
+    );
+    const resumed = await run(
+      'workflows',
+      'retry',
+      'shipping',
+      'A3',
+      '--workflows',
+      definitions,
+      '--registry',
+      schemas,
+      '--yes',
+    );
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.equal(resumed.stdout, 'shipping-A3 resumed\n');
+    const shown = await runJson<Shown>(['workflows', 'show', 'shipping', 'A3'], { db: versionedDb });
+    assert.equal(shown.state, 'running');
+    const sent = shown.records.filter((r) => r.type === '$workflow.sent').map((r) => r.data.message);
+    // The address as version 2 of AddressChanged reads it: the carrier's note apart.
+    assert.deepEqual(sent.at(-1), { type: 'ShipOrder', data: { orderId: 'A3', address: '12 Quay St' } });
+  });
+
+  it('a --registry module that exports no registry is a usage error', async () => {
+    const refused = await run(
+      'workflows',
+      'retry',
+      'shipping',
+      'A1',
+      '--workflows',
+      definitions,
+      '--registry',
+      definitions,
+      '--yes',
+    );
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /exports no registry/);
   });
 });

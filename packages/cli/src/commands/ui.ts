@@ -4,6 +4,7 @@ import { startUi, type UiSource } from '../ui/start-ui.ts';
 import type { WorkflowActions } from '../ui/workflow-routes.tsx';
 import { loadWorkflow } from '../workflows/load-workflows.ts';
 import { openWorkflowStore } from '../workflows/open-store.ts';
+import { registryFrom } from '../workflows/retry-registry.ts';
 import type { CliContext } from './context.ts';
 import {
   type DatabaseFlags,
@@ -21,6 +22,7 @@ interface UiFlags extends DatabaseFlags {
   host: string;
   token?: string;
   workflows?: string;
+  registry?: string;
 }
 
 /**
@@ -32,16 +34,23 @@ async function openSource(flags: UiFlags, context: CliContext): Promise<UiSource
   // Refuses a --transport a redis:// --db cannot use, before anything is opened (as `dlq` does).
   redriveTarget(flags, context, where);
   if (where.kind === 'redis') {
-    if (flags.workflows !== undefined) {
-      throw new CliError('--workflows needs a sqlite: or postgres:// --db: a Redis application keeps no workflows');
+    for (const [given, flag] of [
+      [flags.workflows, '--workflows'],
+      [flags.registry, '--registry'],
+    ] as const) {
+      if (given !== undefined) {
+        throw new CliError(`${flag} needs a sqlite: or postgres:// --db: a Redis application keeps no workflows`);
+      }
     }
     return { deadLetters: await openRedisDeadLetters(where, { reconnect: true }) };
   }
   const modulePath = flags.workflows;
+  // Loaded once, before the server starts: a module that exports no registry is a usage error now, not at a retry.
+  const schemas = flags.registry === undefined ? undefined : await registryFrom(flags.registry, context.cwd);
   return {
     inspector: await openInspectorAt(where),
     workflows: {
-      openStore: () => openWorkflowStore(where),
+      openStore: () => openWorkflowStore(where, schemas),
       ...(modulePath === undefined ? {} : { loadWorkflow: (name) => loadWorkflow(modulePath, name, context.cwd) }),
     },
   };
@@ -58,7 +67,11 @@ export function addUi(program: Command, context: CliContext): void {
       .option('--port <n>', 'port to listen on (0: any free one)', integerOption('--port', 0), 4400)
       .option('--host <address>', 'address to listen on; other than loopback requires --token', '127.0.0.1')
       .option('--token <secret>', 'required on every request (open the page once with ?token=...)')
-      .option('--workflows <module>', "the application's workflow definitions, for retrying parked instances"),
+      .option('--workflows <module>', "the application's workflow definitions, for retrying parked instances")
+      .option(
+        '--registry <module>',
+        "the application's schema registry, for retrying instances whose inputs have versions",
+      ),
     async (flags: UiFlags) => {
       const ui = await startUi({
         ...(await openSource(flags, context)),

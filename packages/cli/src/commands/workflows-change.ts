@@ -1,4 +1,4 @@
-import type { EventStore } from '@factline/core';
+import type { EventStore, SchemaRegistry } from '@factline/core';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { cancelInstance, retryInstance } from '../workflows/change-instance.ts';
@@ -6,12 +6,14 @@ import type { WorkflowInstanceSummary } from '../workflows/instance-summary.ts';
 import { loadWorkflow } from '../workflows/load-workflows.ts';
 import { openWorkflowStore } from '../workflows/open-store.ts';
 import { readInstance } from '../workflows/read-instances.ts';
+import { registryFrom } from '../workflows/retry-registry.ts';
 import { confirm } from './confirm.ts';
 import type { CliContext } from './context.ts';
 import { type DatabaseFlags, databaseAction, notFound, printJson, target, withInspector } from './database-options.ts';
 
 interface RetryFlags extends DatabaseFlags {
   workflows?: string;
+  registry?: string;
   yes?: boolean;
 }
 
@@ -42,8 +44,13 @@ async function instanceFor(
   return found.summary;
 }
 
-async function withStore<T>(flags: DatabaseFlags, context: CliContext, work: (store: EventStore) => Promise<T>) {
-  const { store, close } = await openWorkflowStore(target(flags, context));
+async function withStore<T>(
+  flags: DatabaseFlags,
+  context: CliContext,
+  work: (store: EventStore) => Promise<T>,
+  schemas?: SchemaRegistry,
+) {
+  const { store, close } = await openWorkflowStore(target(flags, context), schemas);
   try {
     return await work(store);
   } finally {
@@ -58,6 +65,7 @@ export function addWorkflowChanges(workflows: Command, context: CliContext): voi
       .command('retry <workflow> <instanceId>')
       .description("decide a parked instance's failed input again, then the inputs kept since (needs the definitions)")
       .option('--workflows <module>', "the application's module exporting its workflow definitions")
+      .option('--registry <module>', "the application's schema registry (default, registry or schemas export)")
       .option('--yes', 'do not ask for confirmation')
       .option('--json', 'print JSON for scripts'),
     async (flags: RetryFlags, name: string, instanceId: string) => {
@@ -67,6 +75,7 @@ export function addWorkflowChanges(workflows: Command, context: CliContext): voi
         );
       }
       const workflow = await loadWorkflow(flags.workflows, name, context.cwd);
+      const schemas = flags.registry === undefined ? undefined : await registryFrom(flags.registry, context.cwd);
       const summary = await instanceFor(flags, context, name, instanceId, 'retry');
       if (!summary?.parked) return;
       const inputs = summary.parked.pending + 1;
@@ -77,7 +86,12 @@ export function addWorkflowChanges(workflows: Command, context: CliContext): voi
         context.exitCode = 1;
         return;
       }
-      const outcome = await withStore(flags, context, (store) => retryInstance(store, workflow, instanceId));
+      const outcome = await withStore(
+        flags,
+        context,
+        (store) => retryInstance(store, workflow, instanceId, schemas !== undefined),
+        schemas,
+      );
       if (outcome === 'parked') context.exitCode = 1;
       if (flags.json) return printJson(context, { streamId: summary.streamId, outcome });
       if (outcome === 'resumed') context.stdout(`${summary.streamId} resumed`);

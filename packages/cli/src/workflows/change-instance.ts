@@ -2,9 +2,11 @@ import {
   createWorkflowHandler,
   defineWorkflow,
   type EventStore,
+  instanceStreamId,
   type RetryOutcome,
   type Workflow,
 } from '@factline/core';
+import { refuseVersionedInputs } from './retry-registry.ts';
 
 /**
  * A stand-in for a workflow the CLI has no definition of, enough for
@@ -25,17 +27,22 @@ function definitionless(name: string): Workflow<null> {
 
 /**
  * Retries a parked instance through the handler's `parked.retry`, as the
- * application would, with its definition.
+ * application would, with its definition. `registered`: the store was
+ * opened with the application's schema registry; without it, an instance
+ * that recorded inputs with their schema versions is refused (a `CliError`).
  *
  * @example
- * const outcome = await retryInstance(store, shipping, 'A3'); // 'resumed' | 'parked'
+ * const outcome = await retryInstance(store, shipping, 'A3', false); // 'resumed' | 'parked'
  */
-export function retryInstance(
+export async function retryInstance(
   store: EventStore,
   workflow: Workflow<unknown>,
   instanceId: string,
+  registered: boolean,
 ): Promise<RetryOutcome> {
-  return createWorkflowHandler(workflow, { store }).parked.retry(instanceId);
+  const handler = createWorkflowHandler(workflow, { store });
+  if (!registered) await refuseVersionedInputs(store, instanceStreamId(workflow, instanceId));
+  return handler.parked.retry(instanceId);
 }
 
 /**

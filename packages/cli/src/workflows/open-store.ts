@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { EventStore } from '@factline/core';
+import type { EventStore, SchemaRegistry } from '@factline/core';
 import { CliError } from '../cli-error.ts';
 import type { DatabaseTarget } from '../inspect/database-url.ts';
 import { refuseOlderSchema } from '../inspect/schema-guard.ts';
@@ -10,18 +10,22 @@ const workflowComponents = ['event-store', 'workflow-timers'];
 /** A read-write event store on the database, keeping its workflow timer table in each append as the application's does. */
 export interface WorkflowStore {
   store: EventStore;
+  /** The store reads with the application's schema registry (given as `schemas`). */
+  registered: boolean;
   close(): Promise<void>;
 }
 
 /**
  * Opens the event store of the database with the timer table's inline
  * projection, so an instance's cancel drops its timers in the same commit;
- * a database an older Factline wrote is refused, never upgraded.
+ * a database an older Factline wrote is refused, never upgraded. With
+ * `schemas`, the application's registry, its reads upcast as the
+ * application's store does.
  *
  * @example
  * const { store, close } = await openWorkflowStore({ kind: 'sqlite', path: 'app.db' });
  */
-export async function openWorkflowStore(where: DatabaseTarget): Promise<WorkflowStore> {
+export async function openWorkflowStore(where: DatabaseTarget, schemas?: SchemaRegistry): Promise<WorkflowStore> {
   if (where.kind === 'sqlite') {
     if (!existsSync(where.path)) throw new CliError(`cannot open SQLite file ${where.path}: no such file`);
     const { getSqliteEventStore, readSqliteSchemaVersions, sqliteTimerProjection } = await import('@factline/sqlite');
@@ -32,8 +36,12 @@ export async function openWorkflowStore(where: DatabaseTarget): Promise<Workflow
     } finally {
       reader.close();
     }
-    const store = getSqliteEventStore({ path: where.path, inlineProjections: [sqliteTimerProjection()] });
-    return { store, close: () => store.close() };
+    const store = getSqliteEventStore({
+      path: where.path,
+      inlineProjections: [sqliteTimerProjection()],
+      ...(schemas ? { schemas } : {}),
+    });
+    return { store, registered: schemas !== undefined, close: () => store.close() };
   }
   const { getPostgresEventStore, postgresTimerProjection, readPostgresSchemaVersions } = await import(
     '@factline/postgres'
@@ -54,6 +62,7 @@ export async function openWorkflowStore(where: DatabaseTarget): Promise<Workflow
     schema: where.schema,
     poolSize: 2,
     inlineProjections: [postgresTimerProjection({ schema: where.schema })],
+    ...(schemas ? { schemas } : {}),
   });
-  return { store, close: () => store.close() };
+  return { store, registered: schemas !== undefined, close: () => store.close() };
 }
