@@ -70,6 +70,11 @@ const cases: [string, () => unknown, string][] = [
     () => getSqliteTransport({ path: ':memory:', busyTimeoutMs: '5000' } as never),
     'getSqliteTransport.busyTimeoutMs',
   ],
+  [
+    "getSqliteTransport (a pollIntervalMs over a timer's limit)",
+    () => getSqliteTransport({ database, pollIntervalMs: 2 ** 31 }),
+    'getSqliteTransport.pollIntervalMs',
+  ],
   ['subscribe', () => transport.subscribe('t', 'g', { visibility: 5 } as never), 'subscribe options.visibility'],
   ['getSqliteInbox', () => getSqliteInbox({ database, groupcommit: false } as never), 'getSqliteInbox.groupcommit'],
   [

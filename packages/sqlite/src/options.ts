@@ -63,7 +63,7 @@ const transportSpec: OptionSpecOf<SqliteTransportOptions> = {
   database,
   path: 'string',
   ...connectionSpec,
-  pollIntervalMs: 'positive-integer',
+  pollIntervalMs: 'timer-ms',
   now: 'function',
 };
 

@@ -22,8 +22,9 @@ export interface SqliteTransportOptions {
   busyTimeoutMs?: number;
   /**
    * How often a waiting `receive` looks at the table for messages written by
-   * other processes. Default 100 ms. Publishes through this transport object
-   * wake its receivers at once.
+   * other processes: a whole number from 1 to 2147483647 (a timer's limit).
+   * Default 100 ms. Publishes through this transport object wake its
+   * receivers at once.
    */
   pollIntervalMs?: number;
   /** Clock; defaults to `Date.now`. */
