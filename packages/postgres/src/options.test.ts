@@ -44,6 +44,11 @@ const cases: [string, () => unknown, string][] = [
     () => getPostgresTransport({ connectionString, pollInterval: 5 } as never),
     'getPostgresTransport.pollInterval',
   ],
+  [
+    "getPostgresTransport (a pollIntervalMs over a timer's limit)",
+    () => getPostgresTransport({ connectionString, listen: false, pollIntervalMs: 2 ** 31 }),
+    'getPostgresTransport.pollIntervalMs',
+  ],
   ['getPostgresInbox', () => getPostgresInbox({ connectionString, maxGroup: 0 }), 'getPostgresInbox.maxGroup'],
   [
     'getPostgresDeadLetterStore',

@@ -59,7 +59,7 @@ const transportSpec: OptionSpecOf<PostgresTransportOptions> = {
   ...databaseSpec,
   listen: 'boolean',
   listenConnection: 'object',
-  pollIntervalMs: 'positive-integer',
+  pollIntervalMs: 'timer-ms',
   onError: 'function',
 };
 

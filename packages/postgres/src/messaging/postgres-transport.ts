@@ -30,7 +30,10 @@ export interface PostgresTransportOptions {
   listen?: boolean;
   /** Settings of the dedicated LISTEN connection. Default: the connection string, or the pool's settings. */
   listenConnection?: pg.ClientConfig;
-  /** How often a waiting receiver looks for messages while no notification can reach it. Default 1000 ms. */
+  /**
+   * How often a waiting receiver looks for messages while no notification can
+   * reach it: a whole number from 1 to 2147483647 (a timer's limit). Default 1000 ms.
+   */
   pollIntervalMs?: number;
   /**
    * Told what fails outside a call's own outcome: `listen` (the LISTEN
