@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { createMessage, TransportError } from '@factline/core';
+import { createMessage, isValidationError, TransportError } from '@factline/core';
 import { createClient, ErrorReply, TimeoutError } from 'redis';
 import { commandError } from './connection.ts';
 import { startPrivateServer } from './fixtures/private-server.ts';
@@ -53,6 +53,42 @@ describe('getRedisTransport and getRedisInbox refuse what cannot work, with type
         code: 'VALIDATION',
         message: /\.allowEviction.*must be true or false/,
       });
+    }
+  });
+
+  it("a timer's delay above 2147483647 is a ValidationError naming the option (Node fires a longer timer after 1 ms)", async () => {
+    const over = 2 ** 31;
+    const transportOptions = ['leaseMs', 'blockMs', 'reconnectMinMs', 'reconnectMaxMs', 'connectTimeoutMs'] as const;
+    const opens = [
+      ...transportOptions.map(
+        (option) =>
+          [
+            `getRedisTransport.${option}`,
+            () => getRedisTransport({ url: redisUrl, application: 'a', [option]: over }),
+          ] as const,
+      ),
+      ...(['claimMs', 'connectTimeoutMs'] as const).map(
+        (option) =>
+          [
+            `getRedisInbox.${option}`,
+            () => getRedisInbox({ url: redisUrl, application: 'a', [option]: over }),
+          ] as const,
+      ),
+    ];
+    for (const [path, open] of opens) {
+      // Opened anyway (where the server answers): closed at once, and the check fails naming the option.
+      const outcome: unknown = await open().then(
+        async (opened) => {
+          await opened.close();
+          return 'opened';
+        },
+        (error: unknown) => error,
+      );
+      assert.ok(isValidationError(outcome), `${path}: expected a ValidationError, got ${String(outcome)}`);
+      assert.deepEqual(
+        outcome.issues.map((issue) => issue.path),
+        [path],
+      );
     }
   });
 

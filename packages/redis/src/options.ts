@@ -32,10 +32,10 @@ export interface RedisTransportOptions {
   /**
    * How long a partition lease lasts without renewal (its holder renews it
    * every third of it); a process that died hands its partitions on after it.
-   * Default 5000 ms.
+   * At most 2147483647 (a timer's limit). Default 5000 ms.
    */
   leaseMs?: number;
-  /** Longest wait of one blocking `XREADGROUP`. Default 1000 ms. */
+  /** Longest wait of one blocking `XREADGROUP`, at most 2147483647. Default 1000 ms. */
   blockMs?: number;
   /**
    * How often a reader trims the streams of the partitions it holds to what
@@ -45,11 +45,11 @@ export interface RedisTransportOptions {
   trimIntervalMs?: number;
   /** A consumer name idle this long with nothing pending is removed from its group at a trim. Default 60 000 ms. */
   consumerIdleMs?: number;
-  /** First reconnect delay; doubles (with jitter) up to `reconnectMaxMs`. Default 100 ms. */
+  /** First reconnect delay; doubles (with jitter) up to `reconnectMaxMs`. At most 2147483647. Default 100 ms. */
   reconnectMinMs?: number;
-  /** Longest reconnect delay. Default 5000 ms. */
+  /** Longest reconnect delay, at most 2147483647. Default 5000 ms. */
   reconnectMaxMs?: number;
-  /** How long `getRedisTransport` waits for the server. Default 5000 ms. */
+  /** How long `getRedisTransport` waits for the server, at most 2147483647. Default 5000 ms. */
   connectTimeoutMs?: number;
   /**
    * Opens on a server that evicts keys when full (a `maxmemory` with a
@@ -73,13 +73,16 @@ const spec: OptionSpecOf<RedisTransportOptions> = {
   application: applicationName,
   partitions: 'positive-integer',
   prefetch: 'positive-integer',
-  leaseMs: 'positive-integer',
-  blockMs: 'positive-integer',
+  // Timers' delays (a lease's renewal and silence watch, a reader's pause, a reconnect's wait, the connect
+  // deadline): at most MAX_TIMER_MS, as Node fires a longer timer after 1 ms. A trim's interval and a consumer's
+  // idle time are compared, never waited on.
+  leaseMs: 'timer-ms',
+  blockMs: 'timer-ms',
   trimIntervalMs: 'positive-integer',
   consumerIdleMs: 'positive-integer',
-  reconnectMinMs: 'positive-integer',
-  reconnectMaxMs: 'positive-integer',
-  connectTimeoutMs: 'positive-integer',
+  reconnectMinMs: 'timer-ms',
+  reconnectMaxMs: 'timer-ms',
+  connectTimeoutMs: 'timer-ms',
   allowEviction: 'boolean',
   onError: 'function',
 };

@@ -46,10 +46,10 @@ export interface RedisInboxOptions {
   /**
    * How long a handler run's claim lasts unless renewed; the inbox renews it
    * every third of it while the handler runs. A process that dies mid-handler
-   * frees its messages after it. Default 10 s.
+   * frees its messages after it. At most 2147483647 (a timer's limit). Default 10 s.
    */
   claimMs?: number;
-  /** How long opening the connection may take. Default 5000 ms. */
+  /** How long opening the connection may take, at most 2147483647. Default 5000 ms. */
   connectTimeoutMs?: number;
   /**
    * Opens on a server that evicts keys when full (a `maxmemory` with a
@@ -83,8 +83,9 @@ const spec: OptionSpecOf<RedisInboxOptions> = {
   tls: tlsOptionProblem,
   application: applicationName,
   retentionMs: 'positive-integer',
-  claimMs: 'positive-integer',
-  connectTimeoutMs: 'positive-integer',
+  // The claims' renewal (every third of claimMs) and the connect deadline are timers: at most MAX_TIMER_MS.
+  claimMs: 'timer-ms',
+  connectTimeoutMs: 'timer-ms',
   allowEviction: 'boolean',
   onError: 'function',
 };
