@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
-import { amqpUrl, rabbitUnavailable } from './fixtures/server.ts';
+import { isValidationError } from '@factline/core';
+import { amqpUrl, rabbitUnavailable, removeTopology, testApplication } from './fixtures/server.ts';
 import { getRabbitTransport } from './messaging/rabbitmq-transport.ts';
+import { getRabbitRedriver } from './messaging/redriver.ts';
 
 const skip = await rabbitUnavailable();
 
@@ -33,6 +35,40 @@ describe('getRabbitTransport refuses what cannot work, with typed errors', () =>
       message: /getRabbitTransport\.application/,
     });
     await assert.rejects(getRabbitTransport({ url: amqpUrl, application: 'a', prefetch: 0 }), { code: 'VALIDATION' });
+  });
+
+  it("a timer's delay above 2147483647 is a ValidationError naming the option (Node fires a longer timer after 1 ms)", async () => {
+    const over = 2 ** 31;
+    const application = testApplication('timers');
+    const opens = [
+      ...(['reconnectMinMs', 'reconnectMaxMs', 'connectTimeoutMs', 'publishTimeoutMs'] as const).map(
+        (option) =>
+          [
+            `getRabbitTransport.${option}`,
+            async () => {
+              const transport = await getRabbitTransport({ url: amqpUrl, application, [option]: over });
+              await transport.close();
+              await removeTopology([transport]);
+            },
+          ] as const,
+      ),
+      [
+        'getRabbitRedriver.connectTimeoutMs',
+        async () => (await getRabbitRedriver({ url: amqpUrl, application, connectTimeoutMs: over })).close(),
+      ] as const,
+    ];
+    for (const [path, open] of opens) {
+      // Opened anyway (where the broker answers): closed at once, and the check fails naming the option.
+      const outcome: unknown = await open().then(
+        () => 'opened',
+        (error: unknown) => error,
+      );
+      assert.ok(isValidationError(outcome), `${path}: expected a ValidationError, got ${String(outcome)}`);
+      assert.deepEqual(
+        outcome.issues.map((issue) => issue.path),
+        [path],
+      );
+    }
   });
 
   it('an unreachable broker: a retryable TransportError naming the address', async () => {

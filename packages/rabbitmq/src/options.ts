@@ -54,16 +54,17 @@ export interface RabbitTransportOptions {
    * group's `.dead` queue.
    */
   deadLetters?: DeadLetterStore;
-  /** First reconnect delay; doubles (with jitter) up to `reconnectMaxMs`. Default 100 ms. */
+  /** First reconnect delay; doubles (with jitter) up to `reconnectMaxMs`. At most 2147483647. Default 100 ms. */
   reconnectMinMs?: number;
-  /** Longest reconnect delay. Default 5000 ms. */
+  /** Longest reconnect delay, at most 2147483647. Default 5000 ms. */
   reconnectMaxMs?: number;
-  /** How long `getRabbitTransport` and each reconnect attempt wait for the broker. Default 5000 ms. */
+  /** How long `getRabbitTransport` and each reconnect attempt wait for the broker, at most 2147483647. Default 5000 ms. */
   connectTimeoutMs?: number;
   /**
    * How long a publish waits for the broker's confirms (and for room to send)
    * before it rejects with a retryable `TransportError`: a broker under a
-   * memory or disk alarm blocks publishers until the alarm clears. Default 30000 ms.
+   * memory or disk alarm blocks publishers until the alarm clears. At most
+   * 2147483647 (a timer's limit). Default 30000 ms.
    */
   publishTimeoutMs?: number;
   /** Told every failure the transport handles itself (lost connection, cancelled consumer). */
@@ -86,10 +87,11 @@ const spec: OptionSpecOf<RabbitTransportOptions> = {
   prefetch: 'positive-integer',
   deliveryLimit: 'positive-integer',
   deadLetters: 'object',
-  reconnectMinMs: 'positive-integer',
-  reconnectMaxMs: 'positive-integer',
-  connectTimeoutMs: 'positive-integer',
-  publishTimeoutMs: 'positive-integer',
+  // Timers' delays (a reconnect's wait, the connect and confirm deadlines): Node fires one above MAX_TIMER_MS after 1 ms.
+  reconnectMinMs: 'timer-ms',
+  reconnectMaxMs: 'timer-ms',
+  connectTimeoutMs: 'timer-ms',
+  publishTimeoutMs: 'timer-ms',
   onError: 'function',
   connectionName: 'non-empty-string',
 };

@@ -16,7 +16,7 @@ export interface RabbitRedriverOptions {
   tls?: RabbitTlsOptions;
   /** The application whose queues it sends to: the transport's `application`. */
   application: string;
-  /** How long `getRabbitRedriver` waits for the broker. Default 5000 ms. */
+  /** How long `getRabbitRedriver` waits for the broker, at most 2147483647. Default 5000 ms. */
   connectTimeoutMs?: number;
 }
 
@@ -53,7 +53,7 @@ const spec: OptionSpecOf<RabbitRedriverOptions> = {
   url: 'non-empty-string',
   tls: tlsOptionProblem,
   application: applicationOption,
-  connectTimeoutMs: 'positive-integer',
+  connectTimeoutMs: 'timer-ms',
 };
 
 /**
