@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { isValidationError } from '@factline/core';
 import { freePort, type PrivateServer, startPrivateServer } from './fixtures/private-server.ts';
-import { natsUrl } from './fixtures/server.ts';
+import { natsUrl, removeStreams, testApplication } from './fixtures/server.ts';
 import { getNatsTransport } from './messaging/nats-transport.ts';
+import { getNatsRedriver } from './messaging/redriver.ts';
 
 const servers: PrivateServer[] = [];
 const privateServer = async (settings: Parameters<typeof startPrivateServer>[0]) => {
@@ -37,6 +39,40 @@ describe('getNatsTransport refuses what cannot work, with typed errors', () => {
       message: /getNatsTransport\.application/,
     });
     await assert.rejects(getNatsTransport({ url: natsUrl, application: 'a', ackWaitMs: 10 }), { code: 'VALIDATION' });
+  });
+
+  it("a timer's delay above 2147483647 is a ValidationError naming the option (Node fires a longer timer after 1 ms)", async () => {
+    const over = 2 ** 31;
+    const application = testApplication('timers');
+    const opens = [
+      ...(['ackWaitMs', 'claimTtlMs', 'connectTimeoutMs', 'reconnectWaitMs'] as const).map(
+        (option) =>
+          [
+            `getNatsTransport.${option}`,
+            async () => (await getNatsTransport({ url: natsUrl, application, [option]: over })).close(),
+          ] as const,
+      ),
+      [
+        'getNatsRedriver.connectTimeoutMs',
+        async () => (await getNatsRedriver({ url: natsUrl, application, connectTimeoutMs: over })).close(),
+      ] as const,
+    ];
+    try {
+      for (const [path, open] of opens) {
+        // Opened anyway (where the server answers): closed at once, and the check fails naming the option.
+        const outcome: unknown = await open().then(
+          () => 'opened',
+          (error: unknown) => error,
+        );
+        assert.ok(isValidationError(outcome), `${path}: expected a ValidationError, got ${String(outcome)}`);
+        assert.deepEqual(
+          outcome.issues.map((issue) => issue.path),
+          [path],
+        );
+      }
+    } finally {
+      await removeStreams([application]);
+    }
   });
 
   it('an unreachable server: a retryable TransportError naming the address', async () => {

@@ -1,5 +1,11 @@
 import type { DeadLetterStore } from '@factline/core';
-import { checkOptions, type OptionSpecOf, tlsOptionProblem } from '@factline/core/adapter';
+import {
+  checkOptions,
+  MAX_TIMER_MS,
+  type OptionKind,
+  type OptionSpecOf,
+  tlsOptionProblem,
+} from '@factline/core/adapter';
 import type { NatsTlsOptions } from './connection.ts';
 
 /**
@@ -44,7 +50,10 @@ export interface NatsTransportOptions {
    * in the dead-letter store. Default 20 (the server's default is unlimited).
    */
   maxDeliver?: number;
-  /** `ack_wait` of every consumer: an unacknowledged message of a dead process comes back after it. Default 30000 ms. */
+  /**
+   * `ack_wait` of every consumer: an unacknowledged message of a dead process
+   * comes back after it. From 1000 to 2147483647 (a timer's limit). Default 30000 ms.
+   */
   ackWaitMs?: number;
   /**
    * Publishes carry `Nats-Msg-Id` = the topic and the message id, so the
@@ -59,7 +68,7 @@ export interface NatsTransportOptions {
   /**
    * How long a process's claim on a partition lasts without renewal (it is
    * renewed every third of it): after a process dies, its partitions pass to
-   * the others after at most this. Default 10000 ms.
+   * the others after at most this. From 300 to 2147483647. Default 10000 ms.
    */
   claimTtlMs?: number;
   /**
@@ -68,9 +77,9 @@ export interface NatsTransportOptions {
    * an SQL dead-letter store from @factline/sqlite or @factline/postgres.
    */
   deadLetters?: DeadLetterStore;
-  /** How long `getNatsTransport` waits for the server. Default 5000 ms. */
+  /** How long `getNatsTransport` waits for the server, at most 2147483647. Default 5000 ms. */
   connectTimeoutMs?: number;
-  /** Wait between reconnect attempts (plus up to 100 ms jitter); the client retries for ever. Default 250 ms. */
+  /** Wait between reconnect attempts (plus up to 100 ms jitter), at most 2147483647; the client retries for ever. Default 250 ms. */
   reconnectWaitMs?: number;
   /**
    * Told every failure the transport handles itself (lost connection, a failed pull, a lost claim, the stream
@@ -87,6 +96,14 @@ export const applicationOption = (value: unknown) =>
     ? undefined
     : 'must be 1 to 64 letters, digits, "-" or "_"';
 
+/** A timer's delay of at least `min` ms: up to `MAX_TIMER_MS`, as Node fires a longer timer after 1 ms. */
+const timerAtLeast =
+  (min: number): OptionKind =>
+  (value) =>
+    Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= MAX_TIMER_MS
+      ? undefined
+      : `must be a whole number of milliseconds from ${min} to ${MAX_TIMER_MS} (a timer's limit)`;
+
 const spec: OptionSpecOf<NatsTransportOptions> = {
   url: 'non-empty-string',
   tls: tlsOptionProblem,
@@ -97,19 +114,15 @@ const spec: OptionSpecOf<NatsTransportOptions> = {
     value === undefined || (Number.isSafeInteger(value) && (value as number) >= 2)
       ? undefined
       : 'must be a whole number, at least 2: the last delivery is the one dead-lettered, never handed to a handler',
-  ackWaitMs: (value) =>
-    value === undefined || (Number.isSafeInteger(value) && (value as number) >= 1000)
-      ? undefined
-      : 'must be a whole number of milliseconds, at least 1000',
+  // Timers' delays: the keep-alive every third of ackWaitMs, the claims' renewal and watch (a third, a sixth of
+  // claimTtlMs), the connect and publish deadlines, the client's reconnect wait. The duplicate window is the server's.
+  ackWaitMs: timerAtLeast(1000),
   deduplicate: 'boolean',
   duplicateWindowMs: 'positive-integer',
-  claimTtlMs: (value) =>
-    value === undefined || (Number.isSafeInteger(value) && (value as number) >= 300)
-      ? undefined
-      : 'must be a whole number of milliseconds, at least 300',
+  claimTtlMs: timerAtLeast(300),
   deadLetters: 'object',
-  connectTimeoutMs: 'positive-integer',
-  reconnectWaitMs: 'positive-integer',
+  connectTimeoutMs: 'timer-ms',
+  reconnectWaitMs: 'timer-ms',
   onError: 'function',
   connectionName: 'non-empty-string',
 };

@@ -51,6 +51,7 @@ export {
   type CheckOptionsSettings,
   checkOptions,
   describeValue,
+  MAX_TIMER_MS,
   type OptionKind,
   type OptionSpec,
   type OptionSpecOf,

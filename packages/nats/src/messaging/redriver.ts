@@ -14,7 +14,10 @@ export interface NatsRedriverOptions {
   tls?: NatsTlsOptions;
   /** The application whose stream (`<application>`) and consumers the dead letters go back to. */
   application: string;
-  /** How long `getNatsRedriver` waits for the server; also the publish deadline (at least 5000 ms). Default 5000 ms. */
+  /**
+   * How long `getNatsRedriver` waits for the server, at most 2147483647 (a
+   * timer's limit); also the publish deadline (at least 5000 ms). Default 5000 ms.
+   */
   connectTimeoutMs?: number;
 }
 
@@ -52,7 +55,7 @@ const spec: OptionSpecOf<NatsRedriverOptions> = {
   url: 'non-empty-string',
   tls: tlsOptionProblem,
   application: applicationOption,
-  connectTimeoutMs: 'positive-integer',
+  connectTimeoutMs: 'timer-ms',
 };
 
 /** Whether the durable consumer of one partition exists; a missing stream counts as missing. */
