@@ -1,6 +1,7 @@
 import {
   checkOptions,
   checkStoreLimits,
+  checkWorkflowHandlers,
   loggerKind,
   type OptionKind,
   type OptionSpecOf,
@@ -179,4 +180,5 @@ export function checkPostgresWorkflowTimersOptions(options: PostgresWorkflowTime
     required: ['handlers'],
     optional: false,
   });
+  checkWorkflowHandlers(options.handlers, 'startPostgresWorkflowTimers');
 }

@@ -1,6 +1,7 @@
 import {
   checkOptions,
   checkStoreLimits,
+  checkWorkflowHandlers,
   loggerKind,
   type OptionKind,
   type OptionSpecOf,
@@ -164,6 +165,7 @@ const workflowTimersSpecOf: OptionSpecOf<SqliteWorkflowTimersOptions> = {
 /** Checks `startSqliteWorkflowTimers`'s options: every one the poller would refuse, before the file is written. */
 export function checkSqliteWorkflowTimersOptions(options: SqliteWorkflowTimersOptions): void {
   checkOptions(options, workflowTimersSpecOf, 'startSqliteWorkflowTimers', { required: ['handlers'], optional: false });
+  checkWorkflowHandlers(options.handlers, 'startSqliteWorkflowTimers');
 }
 
 const timerStoreSpec: OptionSpecOf<SqliteTimerStoreOptions> = { database };

@@ -157,7 +157,7 @@ export type {
   TraceReader,
   TraceSources,
 } from '../tracing/trace-sources.ts';
-export { workflowTimersSpec } from '../workflows/timers/poller.ts';
+export { checkWorkflowHandlers, workflowTimersSpec } from '../workflows/timers/poller.ts';
 export { timerChanges, timerEventTypes } from '../workflows/timers/timer-changes.ts';
 export type { TimerChange } from '../workflows/timers/types.ts';
 export { inCallerScope, type QueuedRun } from './caller-scope.ts';

@@ -131,7 +131,7 @@ const openOwn = async (t: TestContext, label: string) => {
   return { own, store, timers, handler: createWorkflowHandler(reminder, { store }) };
 };
 
-test('startPostgresWorkflowTimers refuses a bad poller option or a timer store of another database, naming it', {
+test('startPostgresWorkflowTimers refuses a bad poller option, a handler that is not one or a timer store of another database, naming it', {
   skip,
 }, async (t) => {
   const { store, timers } = await openOwn(t, 'timers_options');
@@ -147,6 +147,15 @@ test('startPostgresWorkflowTimers refuses a bad poller option or a timer store o
         (e: unknown) => isValidationError(e) && e.issues[0]?.path === `startPostgresWorkflowTimers.${option}`,
       );
     }
+    // A handler that is not one: refused by the adapter's own check, before a lease or listen connection is made.
+    await assert.rejects(
+      startPostgresWorkflowTimers(timers, { handlers: [{}] as never }),
+      (e: unknown) =>
+        isValidationError(e) &&
+        e.issues.length === 1 &&
+        e.issues[0]?.path === 'startPostgresWorkflowTimers.handlers[0]' &&
+        /no workflow\.name .* and no fireTimers or fireTimer function/.test(e.message),
+    );
     for (const other of [
       undefined,
       { due: async () => [], nextDueAt: async () => undefined, pendingCount: async () => 0, remove: async () => {} },

@@ -125,3 +125,28 @@ test('startSqliteWorkflowTimers refuses a bad poller option before it writes a t
     await store.close();
   }
 });
+
+test('startSqliteWorkflowTimers refuses a handler that is not one before it writes a table to the file, naming handlers[i]', async () => {
+  const store = getSqliteEventStore({ path: join(dir, `timers-${++files}.db`) });
+  const tables = () =>
+    store.database.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
+  try {
+    const before = tables();
+    const refused = await startSqliteWorkflowTimers(store, { handlers: [{}] as never }).then(
+      async (timers) => {
+        await timers.stop();
+        return 'started';
+      },
+      (error: unknown) => error,
+    );
+    assert.deepEqual(tables(), before, 'nothing is written to the file');
+    assert.ok(isValidationError(refused), `expected a ValidationError, got ${String(refused)}`);
+    assert.deepEqual(
+      refused.issues.map((issue) => issue.path),
+      ['startSqliteWorkflowTimers.handlers[0]'],
+    );
+    assert.match(refused.message, /has no workflow\.name .* and no fireTimers or fireTimer function/);
+  } finally {
+    await store.close();
+  }
+});

@@ -1,9 +1,10 @@
+import { ValidationError, type ValidationIssue } from '../../errors/index.ts';
 import { createInMemoryLeases } from '../../lease/in-memory.ts';
 import type { LeaseGuard } from '../../lease/lease-guard.ts';
 import { createLeasedLoop, type LeasedWork } from '../../lease/leased-loop.ts';
 import type { Lease } from '../../lease/types.ts';
 import { type Logger, log, loggerKind } from '../../logging/logger.ts';
-import { checkOptions, type OptionSpecOf } from '../../options/check-options.ts';
+import { checkOptions, describeValue, type OptionSpecOf } from '../../options/check-options.ts';
 import type { TimerFiring, WorkflowHandler } from '../handler.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { PendingTimer, TimerStore } from './types.ts';
@@ -58,6 +59,55 @@ export const workflowTimersSpec: OptionSpecOf<WorkflowTimersOptions> = {
   logger: loggerKind,
   close: 'function',
 };
+
+/**
+ * Checks each of `handlers` (an array: `workflowTimersSpec` checks that) is a
+ * workflow handler the poller can fire timers through: `workflow.name` and
+ * `fireTimers` or `fireTimer`, one handler per workflow. A `ValidationError`
+ * at `<where>.handlers[i]` saying what is missing; an adapter calls it with
+ * its options' check, before it opens or writes anything.
+ *
+ * @example
+ * checkWorkflowHandlers(options.handlers, 'startSqliteWorkflowTimers');
+ */
+export function checkWorkflowHandlers(handlers: unknown, where: string): void {
+  if (!Array.isArray(handlers)) return;
+  const issues: ValidationIssue[] = [];
+  const seen = new Map<string, number>();
+  handlers.forEach((handler: Partial<WorkflowHandler> | null | undefined, i) => {
+    const path = `${where}.handlers[${i}]`;
+    if (typeof handler !== 'object' || handler === null) {
+      issues.push({
+        path,
+        message: `must be a workflow handler (createWorkflowHandler), got ${describeValue(handler)}`,
+      });
+      return;
+    }
+    const name: unknown = handler.workflow?.name;
+    const missing: string[] = [];
+    if (typeof name !== 'string' || name.length === 0) missing.push('workflow.name (the workflow it fires timers of)');
+    if (typeof handler.fireTimers !== 'function' && typeof handler.fireTimer !== 'function') {
+      missing.push('fireTimers or fireTimer function');
+    }
+    if (missing.length > 0) {
+      issues.push({
+        path,
+        message: `is not a workflow handler (createWorkflowHandler): it has no ${missing.join(' and no ')}`,
+      });
+      return;
+    }
+    const first = seen.get(name as string);
+    if (first !== undefined) {
+      issues.push({
+        path,
+        message: `fires the timers of workflow '${name as string}', as handlers[${first}] does: give one handler per workflow`,
+      });
+    } else {
+      seen.set(name as string, i);
+    }
+  });
+  if (issues.length > 0) throw new ValidationError(issues);
+}
 
 /** A handler's `fireTimers`, or for a handler without one (a hand-made wrapper), `fireTimer` on each. */
 async function fireWith(handler: WorkflowHandler, timers: readonly PendingTimer[]): Promise<TimerFiring[]> {
@@ -149,6 +199,7 @@ export function createWorkflowTimers(options: WorkflowTimersOptions): WorkflowTi
     required: ['timers', 'handlers'],
     optional: false,
   });
+  checkWorkflowHandlers(options.handlers, 'createWorkflowTimers');
   const { timers } = options;
   const clock = options.clock ?? systemClock;
   const batchSize = options.batchSize ?? 100;
