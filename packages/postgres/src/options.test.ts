@@ -38,6 +38,16 @@ const cases: [string, () => unknown, string][] = [
     'getPostgresEventStore.poolSize',
   ],
   ['getPostgresEventStore pool', () => getPostgresEventStore({ pool: {} } as never), 'getPostgresEventStore.pool'],
+  [
+    'getPostgresEventStore inline projection (an onFailure the runner refuses)',
+    () =>
+      getPostgresEventStore({
+        connectionString,
+        schema: 'options_never_created',
+        inlineProjections: [{ name: 'seen', handles: ['Seen'], handle: () => {}, onFailure: 'skip' as never }],
+      }),
+    'getPostgresEventStore.inlineProjections[0].onFailure',
+  ],
   ['getPostgresEventStore null', () => getPostgresEventStore(null as never), 'getPostgresEventStore'],
   [
     'getPostgresTransport',

@@ -45,6 +45,15 @@ const cases: [string, () => unknown, string][] = [
     'getSqliteEventStore.limits.maxEventByte',
   ],
   [
+    'getSqliteEventStore inline projection (an onFailure the runner refuses)',
+    () =>
+      getSqliteEventStore({
+        path: ':memory:',
+        inlineProjections: [{ name: 'seen', handles: ['Seen'], handle: () => {}, onFailure: 'skip' as never }],
+      }),
+    'getSqliteEventStore.inlineProjections[0].onFailure',
+  ],
+  [
     'openSqliteDatabase',
     () => openSqliteDatabase(':memory:', { synchronous: 'off' } as never),
     'openSqliteDatabase.synchronous',

@@ -29,6 +29,33 @@ describe('inline projections', () => {
     assert.throws(() => checkInlineProjections([{ name: 'x', handles: [] } as never]), isValidationError);
   });
 
+  it('a definition the projection runner refuses is refused, each issue at <where>[i].<field> (an unknown onFailure too)', () => {
+    const refused = (given: readonly unknown[]) => {
+      try {
+        checkInlineProjections(given as never, 'getStore.inlineProjections');
+      } catch (error) {
+        assert.ok(isValidationError(error), String(error));
+        return error.issues.map((issue) => issue.path);
+      }
+      return assert.fail('taken');
+    };
+    assert.deepEqual(refused([{ ...totals, onFailure: 'skip' }]), ['getStore.inlineProjections[0].onFailure']);
+    assert.deepEqual(
+      refused([totals, { ...totals, effects: 'none', version: 0 }, { ...totals, name: 'Bad Name', handles: [] }]),
+      [
+        'getStore.inlineProjections[1].name',
+        'getStore.inlineProjections[1].version',
+        'getStore.inlineProjections[1].effects',
+        'getStore.inlineProjections[2].name',
+        'getStore.inlineProjections[2].handles',
+      ],
+    );
+    assert.deepEqual(refused([{ ...totals, retire: 'drop it' }]), ['getStore.inlineProjections[0].retire']);
+    // What the runner takes is taken: onFailure 'park', effects 'external', a version (inline, none of them acts).
+    const taken = checkInlineProjections([{ ...totals, onFailure: 'park', effects: 'external', version: 2 }]);
+    assert.equal(taken.length, 1);
+  });
+
   it('a projection gets the events of its types; its failure is named, a Factline error passes as it is', () => {
     const mine = inlineEvents(totals, [event(4, 'Noted'), event(5, 'Placed'), event(6, 'Placed')]);
     assert.deepEqual(

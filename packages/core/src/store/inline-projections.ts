@@ -1,19 +1,35 @@
-import { isFactlineError, ProjectionFailedError, ValidationError } from '../errors/index.ts';
+import { isFactlineError, ProjectionFailedError, ValidationError, type ValidationIssue } from '../errors/index.ts';
+import { projectionIssues } from '../projections/projection-check.ts';
 import type { Projection } from '../projections/types.ts';
 import type { RecordedEvent } from './types.ts';
 
 /**
- * Checks a store's `inlineProjections` option before anything is opened:
- * each needs `handles` (event types) and `handle`. Returns a copy, so later
- * changes to the caller's array do not reach the store.
+ * Checks a store's `inlineProjections` option before anything is opened,
+ * with the projection runner's check of a definition: a name of
+ * `[a-z0-9_.-]` used once, `handles` listing event types, `handle`, and
+ * `version`, `onFailure`, `effects`, `retire` as the runner takes them
+ * (inline, a failing handler fails its append whatever `onFailure` says, and
+ * `version` is not used). A `ValidationError` lists every issue, each at
+ * `<where>[i].<field>`. Returns a copy, so later changes to the caller's
+ * array do not reach the store.
+ *
+ * @example
+ * const inline = checkInlineProjections(options.inlineProjections, 'getSqliteEventStore.inlineProjections');
  */
-export function checkInlineProjections<P extends Projection<never>>(projections: readonly P[] | undefined): P[] {
+export function checkInlineProjections<P extends Projection<never>>(
+  projections: readonly P[] | undefined,
+  where = 'inlineProjections',
+): P[] {
   const inline = [...(projections ?? [])];
-  for (const projection of inline) {
-    if (typeof projection?.handle !== 'function' || !Array.isArray(projection.handles)) {
-      throw new ValidationError({ path: 'inlineProjections', message: 'each needs handles (event types) and handle' });
+  const issues: ValidationIssue[] = [];
+  const names = new Set<string>();
+  inline.forEach((projection, i) => {
+    for (const issue of projectionIssues(projection, names)) {
+      issues.push({ path: `${where}[${i}].${issue.path}`, message: issue.message });
     }
-  }
+    if (typeof projection?.name === 'string') names.add(projection.name);
+  });
+  if (issues.length > 0) throw new ValidationError(issues);
   return inline;
 }
 

@@ -122,7 +122,7 @@ export async function getPostgresEventStore(options: PostgresEventStoreOptions):
   if (options?.pool === undefined && typeof options?.connectionString !== 'string') {
     throw new ValidationError({ path: 'connectionString', message: 'give a connection string or a pg Pool' });
   }
-  const inline = checkInlineProjections(options.inlineProjections);
+  const inline = checkInlineProjections(options.inlineProjections, 'getPostgresEventStore.inlineProjections');
   const schemaName = options.schema ?? 'factline';
   const statements = storeStatements(schemaName);
   const poolSize = assertIntegerOption(options.poolSize, 'poolSize', 1) ?? 10;

@@ -119,7 +119,7 @@ export function getSqliteEventStore(options: SqliteEventStoreOptions): SqliteEve
   if (options.synchronous !== undefined && options.synchronous !== 'full' && options.synchronous !== 'normal') {
     throw new ValidationError({ path: 'synchronous', message: "must be 'full' or 'normal'" });
   }
-  const inline = checkInlineProjections(options.inlineProjections);
+  const inline = checkInlineProjections(options.inlineProjections, 'getSqliteEventStore.inlineProjections');
   const limits: StoreLimits = { ...defaultStoreLimits, ...options.limits };
   const now = options.now ?? Date.now;
   const db = openSqliteDatabase(options.path, connectionOptions(options));

@@ -1,6 +1,6 @@
 import { type ProjectionFailedError, type ProjectionSupersededError, ValidationError } from '../../errors/index.ts';
 import { log } from '../../logging/logger.ts';
-import { describeValue } from '../../options/check-options.ts';
+import { projectionIssues } from '../projection-check.ts';
 import type {
   Projection,
   ProjectionBackend,
@@ -42,14 +42,6 @@ export interface Worker<Tx> {
   rebuildRequestedAt?: number | undefined;
 }
 
-const NAME = /^[a-z0-9_.-]{1,100}$/;
-
-/** The values of a projection's options that take one of a few (a misspelt one would act as the default). */
-const CHOICES = [
-  ['onFailure', ['stop', 'park']],
-  ['effects', ['transactional', 'external']],
-] as const;
-
 /** One worker per projection, by name; a `ValidationError` for the first projection defined wrong. */
 export function createWorkers<Tx>(
   backend: ProjectionBackend<Tx>,
@@ -57,32 +49,11 @@ export function createWorkers<Tx>(
 ): Map<string, Worker<Tx>> {
   const workers = new Map<string, Worker<Tx>>();
   for (const projection of projections) {
-    const issues = [];
-    if (typeof projection?.name !== 'string' || !NAME.test(projection.name)) {
-      issues.push({ path: 'name', message: 'must be 1–100 characters of a-z, 0-9, _, . and -' });
-    } else if (workers.has(projection.name)) {
-      issues.push({ path: 'name', message: `'${projection.name}' is used twice` });
-    }
-    if (!Array.isArray(projection?.handles) || projection.handles.length === 0) {
-      issues.push({ path: 'handles', message: 'must list at least one event type' });
-    }
-    if (typeof projection?.handle !== 'function') issues.push({ path: 'handle', message: 'must be a function' });
+    const issues = projectionIssues(projection as Projection<never>, new Set(workers.keys()));
     const version = projection?.version ?? 1;
-    if (!Number.isSafeInteger(version) || version < 1) {
-      issues.push({ path: 'version', message: 'must be a positive integer' });
-    } else if (version > 1 && (!backend.loadLiveVersion || !backend.recordLiveVersion)) {
+    const versionRefused = issues.some((issue) => issue.path === 'version');
+    if (!versionRefused && version > 1 && (!backend.loadLiveVersion || !backend.recordLiveVersion)) {
       issues.push({ path: 'version', message: 'this backend records no live versions: only version 1 runs on it' });
-    }
-    for (const [option, values] of CHOICES) {
-      const value = projection?.[option];
-      if (value !== undefined && !(values as readonly unknown[]).includes(value)) {
-        const allowed = values.map((v) => `'${v}'`).join(' or ');
-        const name = typeof projection?.name === 'string' ? `projection '${projection.name}': ` : '';
-        issues.push({ path: option, message: `${name}must be ${allowed}, got ${describeValue(value)}` });
-      }
-    }
-    if (projection?.retire !== undefined && typeof projection.retire !== 'function') {
-      issues.push({ path: 'retire', message: 'must be a function' });
     }
     if (issues.length > 0) throw new ValidationError(issues);
     workers.set(projection.name, {
