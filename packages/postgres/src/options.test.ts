@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { getInMemoryTransport, isValidationError, type ValidationError } from '@factline/core';
+import pg from 'pg';
 import { postgresUrl } from './fixtures/server.ts';
 import { getPostgresDeadLetterStore, getPostgresInbox } from './messaging/postgres-consumer-stores.ts';
 import { getPostgresTransport } from './messaging/postgres-transport.ts';
 import type { PostgresOutbox } from './outbox/postgres-outbox.ts';
 import { getPostgresOutbox, startPostgresOutboxRelay } from './outbox/postgres-outbox.ts';
 import { getPostgresProjectionBackend, startPostgresProjections } from './projections/postgres-projections.ts';
+import { getPostgresSnapshotStore } from './snapshots/postgres-snapshot-store.ts';
 import type { PostgresEventStore } from './store/postgres-event-store.ts';
 import { getPostgresEventStore } from './store/postgres-event-store.ts';
+import { getPostgresTracer } from './tracing/postgres-tracer.ts';
+import { getPostgresTimerStore } from './workflows/postgres-timer-store.ts';
 
 async function issuePaths(work: () => unknown): Promise<string[]> {
   try {
@@ -104,6 +108,39 @@ const cases: [string, () => unknown, string][] = [
     ],
   ),
 ];
+
+// A pool of the caller's beside the options of a pool the factory would open: each factory that takes both.
+const pool = new pg.Pool({ connectionString });
+after(() => pool.end());
+const withPool: [string, (options: { pool: pg.Pool; connectionString?: string; poolSize?: number }) => unknown][] = [
+  ['getPostgresEventStore', (options) => getPostgresEventStore(options)],
+  ['getPostgresTransport', (options) => getPostgresTransport({ ...options, listen: false })],
+  ['getPostgresInbox', (options) => getPostgresInbox(options)],
+  ['getPostgresDeadLetterStore', (options) => getPostgresDeadLetterStore(options)],
+  ['getPostgresOutbox', (options) => getPostgresOutbox(options)],
+  ['getPostgresTracer', (options) => getPostgresTracer(options)],
+  ['getPostgresSnapshotStore', (options) => getPostgresSnapshotStore(options)],
+  ['getPostgresTimerStore', (options) => getPostgresTimerStore(options)],
+];
+for (const [factory, open] of withPool) {
+  cases.push(
+    [
+      `${factory} (pool and connectionString: which database is meant?)`,
+      () => open({ pool, connectionString, schema: 'options_never_created' } as never),
+      `${factory}.connectionString`,
+    ],
+    [
+      `${factory} (pool and poolSize: the size of a pool it does not open)`,
+      () => open({ pool, poolSize: 3, schema: 'options_never_created' } as never),
+      `${factory}.poolSize`,
+    ],
+  );
+}
+cases.push([
+  'getPostgresTransport (listenConnection with listen: false)',
+  () => getPostgresTransport({ connectionString, listen: false, listenConnection: { application_name: 'x' } }),
+  'getPostgresTransport.listenConnection',
+]);
 
 describe('options of the PostgreSQL factories', () => {
   for (const [name, work, path] of cases) {

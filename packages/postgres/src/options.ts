@@ -1,4 +1,6 @@
+import { ValidationError, type ValidationIssue } from '@factline/core';
 import {
+  type CheckOptionsSettings,
   checkOptions,
   checkStoreLimits,
   checkWorkflowHandlers,
@@ -39,6 +41,40 @@ const databaseSpec = {
   poolSize: 'positive-integer',
 } as const;
 
+type DatabaseOptions = { connectionString?: string; pool?: unknown; poolSize?: number };
+
+/**
+ * `checkOptions` for a factory that takes `databaseSpec`, refusing as well
+ * what a given `pool` would leave unused: `connectionString` (the pool would
+ * be used, the string ignored) and `poolSize` (the size of a pool the
+ * factory opens). `more`: the factory's own conflicts, as issues.
+ */
+function checkDatabaseOptions<T extends DatabaseOptions>(
+  options: T,
+  spec: OptionSpecOf<T>,
+  where: string,
+  settings: CheckOptionsSettings = { optional: false },
+  more: (options: T) => ValidationIssue[] = () => [],
+): void {
+  checkOptions(options, spec, where, settings);
+  if (options === undefined) return;
+  const issues: ValidationIssue[] = [];
+  if (options.pool !== undefined && options.connectionString !== undefined) {
+    issues.push({
+      path: `${where}.connectionString`,
+      message: 'is given with `pool`: give one of them (the pool would be used and this string ignored)',
+    });
+  }
+  if (options.pool !== undefined && options.poolSize !== undefined) {
+    issues.push({
+      path: `${where}.poolSize`,
+      message: 'is for a pool the factory opens: with `pool` given it would do nothing (size your own pool)',
+    });
+  }
+  issues.push(...more(options));
+  if (issues.length > 0) throw new ValidationError(issues);
+}
+
 const eventStoreSpec: OptionSpecOf<PostgresEventStoreOptions> = {
   ...databaseSpec,
   limits: 'object',
@@ -52,7 +88,7 @@ const eventStoreSpec: OptionSpecOf<PostgresEventStoreOptions> = {
 
 /** Checks `getPostgresEventStore`'s options. */
 export function checkPostgresEventStoreOptions(options: PostgresEventStoreOptions): void {
-  checkOptions(options, eventStoreSpec, 'getPostgresEventStore', { optional: false });
+  checkDatabaseOptions(options, eventStoreSpec, 'getPostgresEventStore');
   checkStoreLimits(options.limits, 'getPostgresEventStore.limits');
 }
 
@@ -66,7 +102,16 @@ const transportSpec: OptionSpecOf<PostgresTransportOptions> = {
 
 /** Checks `getPostgresTransport`'s options. */
 export function checkPostgresTransportOptions(options: PostgresTransportOptions): void {
-  checkOptions(options, transportSpec, 'getPostgresTransport', { optional: false });
+  checkDatabaseOptions(options, transportSpec, 'getPostgresTransport', { optional: false }, (given) =>
+    given.listen === false && given.listenConnection !== undefined
+      ? [
+          {
+            path: 'getPostgresTransport.listenConnection',
+            message: "is the LISTEN connection's: with `listen: false` there is none (drop one of them)",
+          },
+        ]
+      : [],
+  );
 }
 
 const consumerStoreSpec: OptionSpecOf<PostgresConsumerStoreOptions> = databaseSpec;
@@ -79,19 +124,19 @@ const inboxSpec: OptionSpecOf<PostgresInboxOptions> = {
 
 /** Checks `getPostgresInbox`'s options. */
 export function checkPostgresInboxOptions(options: PostgresInboxOptions): void {
-  checkOptions(options, inboxSpec, 'getPostgresInbox', { optional: false });
+  checkDatabaseOptions(options, inboxSpec, 'getPostgresInbox');
 }
 
 /** Checks `getPostgresDeadLetterStore`'s options. */
 export function checkPostgresDeadLetterStoreOptions(options: PostgresConsumerStoreOptions): void {
-  checkOptions(options, consumerStoreSpec, 'getPostgresDeadLetterStore', { optional: false });
+  checkDatabaseOptions(options, consumerStoreSpec, 'getPostgresDeadLetterStore');
 }
 
 const outboxSpec: OptionSpecOf<PostgresOutboxOptions> = { ...databaseSpec, now: 'function', schemas: schemasOption };
 
 /** Checks `getPostgresOutbox`'s options. */
 export function checkPostgresOutboxOptions(options: PostgresOutboxOptions): void {
-  checkOptions(options, outboxSpec, 'getPostgresOutbox', { optional: false });
+  checkDatabaseOptions(options, outboxSpec, 'getPostgresOutbox');
 }
 
 const relaySpec: OptionSpecOf<PostgresOutboxRelayOptions> = {
@@ -154,21 +199,21 @@ const tracerSpec: OptionSpecOf<PostgresTracerOptions> = { ...databaseSpec, now: 
 
 /** Checks `getPostgresTracer`'s options. */
 export function checkPostgresTracerOptions(options: PostgresTracerOptions): void {
-  checkOptions(options, tracerSpec, 'getPostgresTracer', { optional: false });
+  checkDatabaseOptions(options, tracerSpec, 'getPostgresTracer');
 }
 
 const snapshotStoreSpec: OptionSpecOf<PostgresSnapshotStoreOptions> = { ...databaseSpec, now: 'function' };
 
 /** Checks `getPostgresSnapshotStore`'s options. */
 export function checkPostgresSnapshotStoreOptions(options: PostgresSnapshotStoreOptions): void {
-  checkOptions(options, snapshotStoreSpec, 'getPostgresSnapshotStore', { optional: false });
+  checkDatabaseOptions(options, snapshotStoreSpec, 'getPostgresSnapshotStore');
 }
 
 const timerStoreSpec: OptionSpecOf<PostgresTimerStoreOptions> = databaseSpec;
 
 /** Checks `getPostgresTimerStore`'s options. */
 export function checkPostgresTimerStoreOptions(options: PostgresTimerStoreOptions): void {
-  checkOptions(options, timerStoreSpec, 'getPostgresTimerStore', { optional: false });
+  checkDatabaseOptions(options, timerStoreSpec, 'getPostgresTimerStore');
 }
 
 const { timers: _timers, lease: _lease, close: _close, ...pollerSpec } = workflowTimersSpec;

@@ -14,7 +14,7 @@ import { transportMigrations } from './postgres-transport-migrations.ts';
 import { createTransportListener, notifyPayload, transportChannel } from './postgres-wake-ups.ts';
 
 export interface PostgresTransportOptions {
-  /** e.g. `postgres://user@127.0.0.1:5432/app`. Give this or `pool`. */
+  /** e.g. `postgres://user@127.0.0.1:5432/app`. Give this or `pool` (both: a `ValidationError`). */
   connectionString?: string;
   /** A node-postgres pool to use instead of opening one. The transport never ends it; its owner must. */
   pool?: pg.Pool;
@@ -28,7 +28,10 @@ export interface PostgresTransportOptions {
    * is down, waiting receivers look again every `pollIntervalMs`.
    */
   listen?: boolean;
-  /** Settings of the dedicated LISTEN connection. Default: the connection string, or the pool's settings. */
+  /**
+   * Settings of the dedicated LISTEN connection (with `listen: false` there
+   * is none: a `ValidationError`). Default: the connection string, or the pool's settings.
+   */
   listenConnection?: pg.ClientConfig;
   /**
    * How often a waiting receiver looks for messages while no notification can
