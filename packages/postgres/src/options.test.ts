@@ -52,6 +52,11 @@ const cases: [string, () => unknown, string][] = [
       }),
     'getPostgresEventStore.inlineProjections[0].onFailure',
   ],
+  [
+    "getPostgresEventStore (a notifyIntervalMs over a timer's limit)",
+    () => getPostgresEventStore({ connectionString, schema: 'options_never_created', notifyIntervalMs: 2 ** 31 }),
+    'getPostgresEventStore.notifyIntervalMs',
+  ],
   ['getPostgresEventStore null', () => getPostgresEventStore(null as never), 'getPostgresEventStore'],
   [
     'getPostgresTransport',

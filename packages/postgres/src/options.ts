@@ -5,6 +5,7 @@ import {
   checkStoreLimits,
   checkWorkflowHandlers,
   loggerKind,
+  MAX_TIMER_MS,
   type OptionKind,
   type OptionSpecOf,
   projectionRunnerSpec,
@@ -82,7 +83,11 @@ const eventStoreSpec: OptionSpecOf<PostgresEventStoreOptions> = {
   maxBatch: 'positive-integer',
   inlineProjections: 'array',
   notifyAppends: 'boolean',
-  notifyIntervalMs: 'non-negative-integer',
+  // The wait of a separate notification is a timer: Node fires one above MAX_TIMER_MS after 1 ms.
+  notifyIntervalMs: (value) =>
+    Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= MAX_TIMER_MS
+      ? undefined
+      : `must be a whole number from 0 to ${MAX_TIMER_MS} (a timer's limit)`,
   schemas: schemasOption,
 };
 

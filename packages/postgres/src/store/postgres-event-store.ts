@@ -66,7 +66,10 @@ export interface PostgresEventStoreOptions {
    * notification only delays a runner to its periodic check.
    */
   notifyAppends?: boolean;
-  /** Shortest time between two such notifications, in ms (later appends fold into the next one). Default 10. */
+  /**
+   * Shortest time between two such notifications, in ms (later appends fold
+   * into the next one): a whole number from 0 to 2147483647. Default 10.
+   */
   notifyIntervalMs?: number;
   /**
    * The application's event types: appends are validated and stamped with
