@@ -118,11 +118,7 @@ export function createWorkflowHandler<State, In extends Event, Out extends Event
     }
     if (!workflow.inputs.includes(message.type)) return counted('ignored');
     // At its type's current version, as a consumer decoding by the registry hands it on: decided and recorded so.
-    // Without a registry it is recorded as it came, with no version: nothing here knows its type's versions.
-    const received = { message: inputOf(message) };
-    const data = options.schemas
-      ? await currentInput(options.schemas, { ...received, schema: receivedSchema(message) })
-      : received;
+    const data = await currentInput(options.schemas, { message: inputOf(message), schema: receivedSchema(message) });
     const input = data.message;
     const instanceId = workflow.correlate(input as WorkflowInputOf<In>);
     if (typeof instanceId !== 'string' || instanceId.length === 0) return counted(notFound(input, undefined));
