@@ -186,51 +186,54 @@ describe('factline workflows on a SQLite file', () => {
 
 describe('factline workflows retry on instances recorded with schema versions', () => {
   const schemas = fileURLToPath(new URL('./fixtures/shipping-schemas.ts', import.meta.url));
-  let versionedDb = '';
-  before(async () => {
-    versionedDb = join(dir, 'versioned.db');
-    await fillWorkflowDatabase(versionedDb, firstRelease);
-  });
-  const run = (...args: string[]) => runFactline(args, { db: versionedDb });
-
-  it('is refused without --registry, naming the versioned inputs; with it, decides them upcast as the application does', async () => {
-    const refused = await run('workflows', 'retry', 'shipping', 'A3', '--workflows', definitions, '--yes');
-    assert.equal(refused.code, 2);
-    assert.match(
-      refused.stderr,
-      /^factline: shipping-A3 recorded its inputs with their schema versions \(AddressChanged v1, OrderPacked v1, OrderPaid v1\): give --registry <module>/,
-    );
-    const resumed = await run(
-      'workflows',
-      'retry',
-      'shipping',
-      'A3',
-      '--workflows',
-      definitions,
-      '--registry',
-      schemas,
-      '--yes',
-    );
-    assert.equal(resumed.code, 0, resumed.stderr);
-    assert.equal(resumed.stdout, 'shipping-A3 resumed\n');
-    const shown = await runJson<Shown>(['workflows', 'show', 'shipping', 'A3'], { db: versionedDb });
+  const lastSent = async (file: string) => {
+    const shown = await runJson<Shown>(['workflows', 'show', 'shipping', 'A3'], { db: file });
     assert.equal(shown.state, 'running');
-    const sent = shown.records.filter((r) => r.type === '$workflow.sent').map((r) => r.data.message);
+    return shown.records
+      .filter((r) => r.type === '$workflow.sent')
+      .map((r) => r.data.message)
+      .at(-1);
+  };
+  const retry = async (file: string, ...extra: string[]) => {
+    const run = await runFactline(
+      ['workflows', 'retry', 'shipping', 'A3', '--workflows', definitions, ...extra, '--yes'],
+      { db: file },
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'shipping-A3 resumed\n');
+  };
+
+  it('with --registry decides the inputs upcast, as the application does; without, as they were recorded', async () => {
+    const upcast = join(dir, 'versioned-upcast.db');
+    const asRecorded = join(dir, 'versioned-as-recorded.db');
+    await fillWorkflowDatabase(upcast, firstRelease);
+    await fillWorkflowDatabase(asRecorded, firstRelease);
+    await retry(upcast, '--registry', schemas);
     // The address as version 2 of AddressChanged reads it: the carrier's note apart.
-    assert.deepEqual(sent.at(-1), { type: 'ShipOrder', data: { orderId: 'A3', address: '12 Quay St' } });
+    assert.deepEqual(await lastSent(upcast), { type: 'ShipOrder', data: { orderId: 'A3', address: '12 Quay St' } });
+    await retry(asRecorded);
+    assert.deepEqual(await lastSent(asRecorded), {
+      type: 'ShipOrder',
+      data: { orderId: 'A3', address: '12 Quay St <back door>' },
+    });
   });
 
-  it('a --registry module that exports no registry is a usage error', async () => {
-    const refused = await run(
-      'workflows',
-      'retry',
-      'shipping',
-      'A1',
-      '--workflows',
-      definitions,
-      '--registry',
-      definitions,
-      '--yes',
+  it('takes a registry, an array of definitions or an object with definitions(); a module with none is a usage error', async () => {
+    const shapes = join(dir, 'registry-shapes.ts');
+    writeFileSync(
+      shapes,
+      `import { registry } from ${JSON.stringify(schemas)};\nexport const schemas = { definitions: () => registry.definitions() };\n`,
+    );
+    const fromObject = join(dir, 'versioned-object.db');
+    await fillWorkflowDatabase(fromObject, firstRelease);
+    await retry(fromObject, '--registry', shapes);
+    assert.deepEqual(await lastSent(fromObject), {
+      type: 'ShipOrder',
+      data: { orderId: 'A3', address: '12 Quay St' },
+    });
+    const refused = await runFactline(
+      ['workflows', 'retry', 'shipping', 'A3', '--workflows', definitions, '--registry', definitions, '--yes'],
+      { db: fromObject },
     );
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /exports no registry/);

@@ -86,12 +86,7 @@ export function addWorkflowChanges(workflows: Command, context: CliContext): voi
         context.exitCode = 1;
         return;
       }
-      const outcome = await withStore(
-        flags,
-        context,
-        (store) => retryInstance(store, workflow, instanceId, schemas !== undefined),
-        schemas,
-      );
+      const outcome = await withStore(flags, context, (store) => retryInstance(store, workflow, instanceId), schemas);
       if (outcome === 'parked') context.exitCode = 1;
       if (flags.json) return printJson(context, { streamId: summary.streamId, outcome });
       if (outcome === 'resumed') context.stdout(`${summary.streamId} resumed`);

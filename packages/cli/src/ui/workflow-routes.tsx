@@ -1,7 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import type { Workflow } from '@factline/core';
 import type { Context, Hono } from 'hono';
-import { CliError } from '../cli-error.ts';
 import type { Inspector } from '../inspect/inspector.ts';
 import { cancelInstance, retryInstance } from '../workflows/change-instance.ts';
 import { type InstanceState, instanceStates } from '../workflows/instance-summary.ts';
@@ -90,23 +89,13 @@ export function addWorkflowRoutes(
       }
       const { workflow, instanceId } = found.summary;
       const definition = action === 'retry' ? await actions.loadWorkflow?.(workflow) : undefined;
-      const { store, close, registered } = await actions.openStore();
+      const { store, close } = await actions.openStore();
       let outcome: Awaited<ReturnType<typeof retryInstance>> | undefined;
-      let versioned: string | undefined;
       try {
-        if (definition) {
-          outcome = await retryInstance(store, definition, instanceId, registered).catch((error: unknown) => {
-            // Its inputs were recorded with schema versions and the dashboard has no registry: nothing was done.
-            if (!(error instanceof CliError)) throw error;
-            versioned = error.message;
-            return undefined;
-          });
-        } else await cancelInstance(store, workflow, instanceId);
+        if (definition) outcome = await retryInstance(store, definition, instanceId);
+        else await cancelInstance(store, workflow, instanceId);
       } finally {
         await close();
-      }
-      if (versioned !== undefined) {
-        return page(c, <WorkflowInstancePage {...found} canRetry={canRetry} notice={versioned} />, 409);
       }
       if (outcome === 'parked') {
         // As `workflows retry` exits 1: the retry ran and the instance parked again, which is no success.

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createMessage, createWorkflowHandler, type SchemaRegistry } from '@factline/core';
+import { createMessage, createWorkflowHandler } from '@factline/core';
 import { getSqliteEventStore, sqliteTimerProjection } from '@factline/sqlite';
 import type { Browser, Page } from 'playwright-core';
 import { firstRelease, registry } from '../fixtures/shipping-schemas.ts';
@@ -164,43 +164,39 @@ describe('factline ui workflows page in Chromium, on the shipping instances', { 
     }
   });
 
-  it('a retry of an instance whose inputs have schema versions, without the registry, is answered 409 and changes nothing; with it, resumes', async () => {
+  it('with --registry, a retry decides the inputs upcast, as the application does', async () => {
     assert.ok(browser);
     const versioned = join(dir, 'versioned.db');
     await fillWorkflowDatabase(versioned, firstRelease);
-    const open = (schemas?: SchemaRegistry) =>
-      startUi({
-        inspector: openSqliteInspector(versioned),
-        openDeadLetterOperator: async () => openSqliteDeadLetterOperator(versioned),
-        workflows: {
-          openStore: () => openWorkflowStore({ kind: 'sqlite', path: versioned }, schemas),
-          loadWorkflow: async () => defineShipping(false) as never,
-        },
-        port: 0,
-      });
-    for (const schemas of [undefined, registry]) {
-      const running = await open(schemas);
-      const page = await browser.newPage({ baseURL: running.url });
-      try {
-        await page.goto('/workflows/shipping/A3/retry');
-        const answer = page.waitForResponse((response) => response.request().method() === 'POST');
-        await page.click('#confirm');
-        if (schemas === undefined) {
-          assert.equal((await answer).status(), 409);
-          assert.match(
-            await textOf(page, 'p.notice'),
-            /recorded its inputs with their schema versions .*give --registry/,
-          );
-          assert.equal(await textOf(page, '#instance-state'), 'parked');
-        } else {
-          assert.equal((await answer).status(), 303);
-          await page.waitForURL(/\/workflows\/shipping\/A3$/);
-          assert.equal(await textOf(page, '#instance-state'), 'running');
-        }
-      } finally {
-        await page.close();
-        await running.close();
-      }
+    const running = await startUi({
+      inspector: openSqliteInspector(versioned),
+      openDeadLetterOperator: async () => openSqliteDeadLetterOperator(versioned),
+      workflows: {
+        openStore: () => openWorkflowStore({ kind: 'sqlite', path: versioned }, registry),
+        loadWorkflow: async () => defineShipping(false) as never,
+      },
+      port: 0,
+    });
+    const page = await browser.newPage({ baseURL: running.url });
+    try {
+      await page.goto('/workflows/shipping/A3/retry');
+      const answer = page.waitForResponse((response) => response.request().method() === 'POST');
+      await page.click('#confirm');
+      assert.equal((await answer).status(), 303);
+      await page.waitForURL(/\/workflows\/shipping\/A3$/);
+      assert.equal(await textOf(page, '#instance-state'), 'running');
+    } finally {
+      await page.close();
+      await running.close();
+    }
+    const store = getSqliteEventStore({ path: versioned });
+    try {
+      const { events } = await store.readStream('shipping-A3');
+      const sent = events.filter((e) => e.type === '$workflow.sent').at(-1)?.data as { message: unknown };
+      // The address as version 2 of AddressChanged reads it: the carrier's note apart.
+      assert.deepEqual(sent.message, { type: 'ShipOrder', data: { orderId: 'A3', address: '12 Quay St' } });
+    } finally {
+      await store.close();
     }
   });
 });

@@ -2,11 +2,9 @@ import {
   createWorkflowHandler,
   defineWorkflow,
   type EventStore,
-  instanceStreamId,
   type RetryOutcome,
   type Workflow,
 } from '@factline/core';
-import { refuseVersionedInputs } from './retry-registry.ts';
 
 /**
  * A stand-in for a workflow the CLI has no definition of, enough for
@@ -27,22 +25,18 @@ function definitionless(name: string): Workflow<null> {
 
 /**
  * Retries a parked instance through the handler's `parked.retry`, as the
- * application would, with its definition. `registered`: the store was
- * opened with the application's schema registry; without it, an instance
- * that recorded inputs with their schema versions is refused (a `CliError`).
+ * application would, with its definition (upcasting the inputs when the
+ * store was opened with the application's schema registry).
  *
  * @example
- * const outcome = await retryInstance(store, shipping, 'A3', false); // 'resumed' | 'parked'
+ * const outcome = await retryInstance(store, shipping, 'A3'); // 'resumed' | 'parked'
  */
-export async function retryInstance(
+export function retryInstance(
   store: EventStore,
   workflow: Workflow<unknown>,
   instanceId: string,
-  registered: boolean,
 ): Promise<RetryOutcome> {
-  const handler = createWorkflowHandler(workflow, { store });
-  if (!registered) await refuseVersionedInputs(store, instanceStreamId(workflow, instanceId));
-  return handler.parked.retry(instanceId);
+  return createWorkflowHandler(workflow, { store }).parked.retry(instanceId);
 }
 
 /**

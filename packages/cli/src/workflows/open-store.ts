@@ -10,8 +10,6 @@ const workflowComponents = ['event-store', 'workflow-timers'];
 /** A read-write event store on the database, keeping its workflow timer table in each append as the application's does. */
 export interface WorkflowStore {
   store: EventStore;
-  /** The store reads with the application's schema registry (given as `schemas`). */
-  registered: boolean;
   close(): Promise<void>;
 }
 
@@ -41,7 +39,7 @@ export async function openWorkflowStore(where: DatabaseTarget, schemas?: SchemaR
       inlineProjections: [sqliteTimerProjection()],
       ...(schemas ? { schemas } : {}),
     });
-    return { store, registered: schemas !== undefined, close: () => store.close() };
+    return { store, close: () => store.close() };
   }
   const { getPostgresEventStore, postgresTimerProjection, readPostgresSchemaVersions } = await import(
     '@factline/postgres'
@@ -64,5 +62,5 @@ export async function openWorkflowStore(where: DatabaseTarget, schemas?: SchemaR
     inlineProjections: [postgresTimerProjection({ schema: where.schema })],
     ...(schemas ? { schemas } : {}),
   });
-  return { store, registered: schemas !== undefined, close: () => store.close() };
+  return { store, close: () => store.close() };
 }

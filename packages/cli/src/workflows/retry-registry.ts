@@ -1,37 +1,28 @@
-import { createSchemaRegistry, type EventStore, type SchemaDefinition, type SchemaRegistry } from '@factline/core';
+import { createSchemaRegistry, type SchemaDefinition, type SchemaRegistry } from '@factline/core';
 import { CliError } from '../cli-error.ts';
 import { loadRegistry } from '../load-registry.ts';
 
-/** The application's registry from `--registry`: a registry, or its definitions made into one. */
+/**
+ * The application's registry from `--registry`, for a store that upcasts as
+ * the application's does: a registry as it is, or a registry made of the
+ * definitions (an array of them, or an object with `definitions()`).
+ *
+ * @example
+ * const schemas = await registryFrom('src/schemas.ts', process.cwd());
+ */
 export async function registryFrom(modulePath: string, cwd: string): Promise<SchemaRegistry> {
   const source = await loadRegistry(modulePath, cwd);
-  const registry = source as Partial<SchemaRegistry>;
-  if (typeof registry.decode === 'function' && typeof registry.definition === 'function')
+  const registry = source as Partial<SchemaRegistry> & { definitions?: () => Iterable<SchemaDefinition> };
+  if (typeof registry.decode === 'function' && typeof registry.definition === 'function') {
     return source as SchemaRegistry;
-  return createSchemaRegistry([...(source as Iterable<SchemaDefinition>)]);
-}
-
-/**
- * Without the registry, a retry would decide inputs recorded at a schema version (by an application whose store
- * has a registry) as they were recorded, where the application upcasts them: refused, naming them.
- */
-export async function refuseVersionedInputs(store: EventStore, streamId: string): Promise<void> {
-  const { events } = await store.readStream(streamId);
-  const versioned = new Set<string>();
-  type Recorded = { message?: { type?: unknown }; schema?: { version?: unknown } };
-  for (const event of events) {
-    const data = (event.data ?? {}) as Recorded & { input?: Recorded };
-    // The inputs handled, the one the instance parked on, and those kept since for the retry.
-    const recorded =
-      event.type === '$workflow.parked'
-        ? data.input
-        : event.type === '$workflow.input' || event.type === '$workflow.deferred'
-          ? data
-          : undefined;
-    if (recorded?.schema !== undefined) versioned.add(`${recorded.message?.type} v${recorded.schema.version}`);
   }
-  if (versioned.size === 0) return;
-  throw new CliError(
-    `${streamId} recorded its inputs with their schema versions (${[...versioned].sort().join(', ')}): give --registry <module> with the application's schema registry, so that the retry decides them upcast as the application does`,
-  );
+  const definitions =
+    typeof registry.definitions === 'function' ? registry.definitions() : (source as Iterable<SchemaDefinition>);
+  try {
+    return createSchemaRegistry([...definitions]);
+  } catch (error) {
+    throw new CliError(
+      `${modulePath}: its schema definitions make no registry: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
 }
