@@ -127,31 +127,45 @@ end
 return 0`,
 
   /**
-   * KEYS: groups set, the group's readers set, then the topic's partition
-   * streams, then their leases (as many). ARGV: group. Refuses while the group
-   * is read: `{'readers', n}` when n registrations have not ended by Redis's
-   * clock, `{'lease', p}` while partition p's lease is held; else destroys the
-   * group on each stream, forgets it and its readers, deletes the streams when
-   * no group of the topic is left, and returns `{'removed', 1}` (`0`: it was
-   * not declared).
+   * KEYS: groups set, the group's readers set, partition counts hash, then
+   * the topic's partition streams, then their leases (as many). ARGV: group,
+   * topic, partition count. Refuses: `{'partitions', n}` when the topic's
+   * recorded count is another (changing nothing); while the group is read,
+   * `{'readers', n}` when n registrations have not ended by Redis's clock,
+   * `{'lease', p}` while partition p's lease is held. Else destroys the group
+   * on each stream, forgets it and its readers, deletes the streams when no
+   * group of the topic is left, and returns `{'removed', 1}` (`0`: it was not
+   * declared).
    */
   removeGroup: `${NOW_MS}
-local n = (#KEYS - 2) / 2
+local n = (#KEYS - 3) / 2
+local recorded = redis.call('HGET', KEYS[3], ARGV[2])
+if recorded and recorded ~= ARGV[3] then return {'partitions', tonumber(recorded)} end
 local live = redis.call('ZCOUNT', KEYS[2], '(' .. string.format('%.0f', now), '+inf')
 if live > 0 then return {'readers', live} end
 for p = 1, n do
-  if redis.call('EXISTS', KEYS[2 + n + p]) == 1 then return {'lease', p - 1} end
+  if redis.call('EXISTS', KEYS[3 + n + p]) == 1 then return {'lease', p - 1} end
 end
 local found = redis.call('SREM', KEYS[1], ARGV[1])
 for p = 1, n do
-  local r = redis.pcall('XGROUP', 'DESTROY', KEYS[2 + p], ARGV[1])
+  local r = redis.pcall('XGROUP', 'DESTROY', KEYS[3 + p], ARGV[1])
   if type(r) == 'number' and r > 0 then found = 1 end
 end
 redis.call('DEL', KEYS[2])
 if redis.call('SCARD', KEYS[1]) == 0 then
-  for p = 1, n do redis.call('DEL', KEYS[2 + p]) end
+  for p = 1, n do redis.call('DEL', KEYS[3 + p]) end
 end
 return {'removed', found}`,
+
+  /**
+   * KEYS: groups set, then the topic's partition streams. Deletes the streams
+   * when the topic has no group: what a mover appended to them after its last
+   * group was removed, before its delayed messages went.
+   */
+  dropStreamsWithoutGroups: `
+if redis.call('SCARD', KEYS[1]) > 0 then return 0 end
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1`,
 
   /**
    * KEYS: stream, partition lease. ARGV: group, lease token, entry ids. Acks

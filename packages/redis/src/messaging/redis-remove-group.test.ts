@@ -160,6 +160,60 @@ describe('redis: removing a group no process reads', { skip }, () => {
     assert.equal(Number(await client.sendCommand(['EXISTS', transport.keys.readers('refunds', 'audit')])), 0);
   });
 
+  it("is refused by a transport given another partition count than the topic's, changing nothing", async () => {
+    const app = `${application}-count`;
+    const eight = await getRedisTransport({ url: redisUrl, application: app, partitions: 8 });
+    created.push(eight);
+    const four = await open(app);
+    try {
+      await eight.declareSubscription('orders', 'g');
+      await eight.publish('orders', orders(16));
+      await assert.rejects(four.removeGroup('orders', 'g'), (error: Error & { retryable?: boolean }) => {
+        assert.match(error.message, /topic 'orders' has 8 partitions .* given partitions: 2/);
+        assert.equal(error.retryable, false);
+        return true;
+      });
+      for (const p of [0, 5]) {
+        const groups = (await client.sendCommand(['XINFO', 'GROUPS', eight.keys.stream('orders', p)])) as unknown[];
+        assert.equal(groups.length, 1, `partition ${p} keeps its group`);
+      }
+      assert.equal(Number(await client.sendCommand(['SISMEMBER', eight.keys.groups('orders'), 'g'])), 1);
+      assert.equal(await eight.removeGroup('orders', 'g'), true);
+    } finally {
+      await client.sendCommand(['DEL', `${app}:partitions`]);
+    }
+  });
+
+  it('leaves no stream behind when due messages of the topic were being moved as its last group went', async () => {
+    const app = `${application}-due`;
+    const transport = await open(app);
+    await transport.declareSubscription('invoices', 'billing');
+    // Due now: any process's mover appends them to their streams at its next run (every 250 ms).
+    await transport.publish(
+      'invoices',
+      Array.from({ length: 2000 }, (_, i) =>
+        createMessage({ type: 'Due', key: `k-${i}`, data: {}, deliverAt: new Date(Date.now() + 200) }),
+      ),
+    );
+    // Removed while the movers are moving them (a run moves a page of them).
+    await waitUntil(
+      async () => Number(await client.sendCommand(['ZCARD', transport.keys.delayed])) < 2000,
+      'the movers moving the due messages',
+      5000,
+      1,
+    );
+    assert.equal(await transport.removeGroup('invoices', 'billing'), true);
+    const streams = [0, 1].map((p) => transport.keys.stream('invoices', p));
+    // The movers keep running: nothing of the topic comes back.
+    const until = Date.now() + 600;
+    while (Date.now() < until) {
+      assert.equal(Number(await client.sendCommand(['EXISTS', ...streams])), 0);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.deepEqual(await delayedMembers(transport), []);
+    await client.sendCommand(['DEL', `${app}:partitions`]);
+  });
+
   it('checks its arguments, and is refused by a closed transport', async () => {
     const transport = await open();
     await assert.rejects(transport.removeGroup('', 'audit'), isValidationError);

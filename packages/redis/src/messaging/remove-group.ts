@@ -25,11 +25,17 @@ export async function removeGroup(
   const [outcome, detail] = (await runScript(
     client,
     'removeGroup',
-    [keys.groups(topic), keys.readers(topic, group), ...streams, ...leases],
-    [group],
+    [keys.groups(topic), keys.readers(topic, group), keys.partitions, ...streams, ...leases],
+    [group, topic, partitions],
   ).catch((error: unknown) => {
     throw commandError(error, `removing ${topic}/${group} on Redis`);
   })) as [string, number];
+  if (outcome === 'partitions') {
+    throw new TransportError(
+      `topic '${topic}' has ${detail} partitions in this Redis application (${keys.partitions}), and this transport was given partitions: ${partitions}: open the transport with the topic's count to remove its group (nothing was removed)`,
+      { retryable: false },
+    );
+  }
   if (outcome === 'readers') {
     throw new TransportError(
       `group '${group}' of topic '${topic}' still has ${detail} registered reader(s): stop its consumers first (a process that died leaves its registration until its lease time, leaseMs, ends)`,
@@ -46,6 +52,14 @@ export async function removeGroup(
   await dropDelayed(client, keys.delayed, new Set(streams), group, lastGroup).catch((error: unknown) => {
     throw commandError(error, `removing the delayed messages of ${topic}/${group} on Redis`);
   });
+  // A mover may have appended due messages to the deleted streams before they left the delayed set.
+  if (lastGroup) {
+    await runScript(client, 'dropStreamsWithoutGroups', [keys.groups(topic), ...streams], []).catch(
+      (error: unknown) => {
+        throw commandError(error, `removing the streams of ${topic} on Redis`);
+      },
+    );
+  }
   return Number(detail) === 1;
 }
 
