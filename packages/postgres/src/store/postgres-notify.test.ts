@@ -18,7 +18,9 @@ describe('PostgreSQL store: announcing appends with NOTIFY', { skip }, () => {
   const open = async (label: string, options: Partial<PostgresEventStoreOptions> = {}) => {
     const schema = testSchema(label);
     schemas.push(schema);
-    const store = await getPostgresEventStore({ connectionString: postgresUrl, schema, ...options });
+    // A store on a pool of the test's own takes no connection string (it would be ignored: refused).
+    const where = options.pool ? {} : { connectionString: postgresUrl };
+    const store = await getPostgresEventStore({ ...where, schema, ...options });
     cleanups.push(() => store.close());
     return store;
   };
