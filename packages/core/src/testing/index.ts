@@ -59,6 +59,7 @@ export {
   schemaStoreCases,
   testSchemaStoreConformance,
 } from './schema-store-conformance.ts';
+export { freeServerPort } from './server-port.ts';
 export {
   type ShutdownOrdersOptions,
   type ShutdownPart,
