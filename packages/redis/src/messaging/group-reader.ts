@@ -10,7 +10,7 @@ import { type PartitionState, takeOver, unheldPartition } from './partition-stat
 import { type ClaimedPage, createPendingClaims } from './pending-claims.ts';
 import type { ReaderContext } from './reader-context.ts';
 import { createGroupBuffer, entriesOf } from './receive.ts';
-import { isNoGroup, type RawEntry } from './stream-replies.ts';
+import { isNoGroup, laterId, type RawEntry } from './stream-replies.ts';
 
 /**
  * One process's reader of one group: it holds some of the topic's partitions
@@ -152,7 +152,10 @@ export function createGroupReader(context: ReaderContext) {
       );
     }
     if (skipped.length > 0) await client.sendCommand(['XACK', streams[partition] as string, group, ...skipped]);
-    if (state.held && state.generation === generation) buffer.add(...added);
+    if (!(state.held && state.generation === generation)) return;
+    buffer.add(...added);
+    const last = raw.at(-1);
+    if (last) state.lastSeen = laterId(state.lastSeen, last.id);
   };
 
   /**
@@ -189,6 +192,7 @@ export function createGroupReader(context: ReaderContext) {
     claimable: () =>
       partitionsWhere((s, p) => s.held && !s.ready && !s.draining && !s.claimFailed && readableFor(p) >= 1),
     claim: claimSome,
+    lastSeen: (partition) => (states[partition] as PartitionState).lastSeen,
     stopped: () => stopped,
   });
 

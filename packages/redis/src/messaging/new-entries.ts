@@ -1,6 +1,6 @@
 import { destroyClient, type RedisClient, reconnectDelay } from '../connection.ts';
 import type { ReaderContext } from './reader-context.ts';
-import { isNoGroup, parseStreams, type RawEntry, readNewCommand } from './stream-replies.ts';
+import { isNoGroup, parseStreams, type RawEntry, readNewCommand, readOwnPendingCommand } from './stream-replies.ts';
 
 /** What the read of new entries asks of its group reader. */
 export interface NewEntrySource {
@@ -24,6 +24,8 @@ export interface NewEntrySource {
   claimable(): number[];
   /** Claims up to `count` more of a partition's pending entries into the buffer; tells its own failures. */
   claim(partition: number, count: number): Promise<void>;
+  /** The last entry id read or claimed for a partition under its current generation (`0-0`: none). */
+  lastSeen(partition: number): string;
   stopped(): boolean;
 }
 
@@ -38,6 +40,11 @@ export interface NewEntrySource {
  * blocking read in flight (a partition became readable or was taken over:
  * the read under way does not cover it). A failed read is reported and tried
  * again after a backoff, declaring the group again where the server lost it.
+ * A read sent that got no reply (its connection dropped, or taking what it
+ * brought failed) may have moved entries into this consumer's pending list
+ * all the same: before the new entries of its partitions are read again, this
+ * consumer's own pending entries after the last one seen there are read
+ * (`XREADGROUP … <id>`), so that they come in their order, ahead of later ones.
  */
 export function createNewEntryReader(source: NewEntrySource) {
   const { context, streams } = source;
@@ -55,6 +62,36 @@ export function createNewEntryReader(source: NewEntrySource) {
   let reads = 0;
   /** The read an unblock is on its way for, or -1. */
   let unblocking = -1;
+  /** Partitions a read without a reply covered, with their generation then: their own pending entries come first. */
+  const unanswered = new Map<number, number>();
+
+  /**
+   * Reads what the unanswered reads may have left in this consumer's pending list, for the partitions still held
+   * under the same generation; a partition is done once a read of it brings fewer entries than it asked for.
+   */
+  const readUnanswered = async () => {
+    const ready = new Set(source.readable());
+    const partitions: number[] = [];
+    for (const [partition, generation] of unanswered) {
+      // Taken over since (or no longer held): its new holder claims what is pending.
+      if (source.generationOf(partition) !== generation) unanswered.delete(partition);
+      else if (ready.has(partition)) partitions.push(partition);
+    }
+    const room = source.room();
+    if (partitions.length === 0 || room <= 0) return;
+    const count = Math.max(1, Math.floor(room / partitions.length));
+    const generations = partitions.map(source.generationOf);
+    const keys = partitions.map((p) => streams[p] as string);
+    const reply = await client.sendCommand(
+      readOwnPendingCommand(group, consumer, count, keys, partitions.map(source.lastSeen)),
+    );
+    const read = parseStreams(reply);
+    for (const [i, partition] of partitions.entries()) {
+      const entries = read.get(keys[i] as string) ?? [];
+      if (entries.length > 0) await source.accept(partition, generations[i] as number, entries);
+      if (entries.length < count) unanswered.delete(partition);
+    }
+  };
 
   const pause = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -79,7 +116,11 @@ export function createNewEntryReader(source: NewEntrySource) {
         await source.claim(claiming[claimTurn++ % claiming.length] as number, source.room());
         if (source.stopped() || source.readable().length === 0 || source.room() <= 0) continue;
       }
+      /** The partitions of a read sent, until its reply is taken in. */
+      let sent: number[] = [];
+      let sentGenerations: number[] = [];
       try {
+        if (unanswered.size > 0) await readUnanswered();
         if (!blocking) {
           const opened = await context.openBlocking();
           // Stopped while it connected: the stop had no connection to close.
@@ -92,7 +133,8 @@ export function createNewEntryReader(source: NewEntrySource) {
         // Asked again after a failure: a reconnected connection has a new id.
         if (blockingId === '') blockingId = String(await blocking.sendCommand(['CLIENT', 'ID']));
         // Worked out once connected (that can take a reconnection's time): a partition lost meanwhile is not read.
-        let ready = source.readable();
+        // A partition's new entries wait until what went unseen there is in.
+        let ready = source.readable().filter((p) => !unanswered.has(p));
         const room = source.room();
         if (ready.length === 0 || room <= 0) continue;
         // COUNT is per stream: the room is shared out, so one read never brings more than `prefetch` in all.
@@ -110,6 +152,8 @@ export function createNewEntryReader(source: NewEntrySource) {
             : Math.max(1, Math.min(context.blockMs, ...ready.map(source.readableFor)));
         blockedId = blockingId;
         reads += 1;
+        sent = ready;
+        sentGenerations = generations;
         const reply = await blocking
           .sendCommand(
             readNewCommand(
@@ -128,8 +172,10 @@ export function createNewEntryReader(source: NewEntrySource) {
           const at = ready.findIndex((p) => streams[p] === stream);
           if (at >= 0) await source.accept(ready[at] as number, generations[at] as number, entries);
         }
+        sent = [];
       } catch (error) {
         if (source.stopped()) break;
+        for (const [i, partition] of sent.entries()) unanswered.set(partition, sentGenerations[i] as number);
         blockingId = '';
         failures += 1;
         context.report(error, 'consume');

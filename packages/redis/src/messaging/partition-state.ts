@@ -15,6 +15,8 @@ export interface PartitionState {
   expiresAt: number;
   /** Giving the partition up for a fairer share: nothing new goes out; handed back once nothing is in flight. */
   draining: boolean;
+  /** The last entry id read or claimed under this generation (`0-0`: none): later pending ones were never seen here. */
+  lastSeen: string;
 }
 
 /** A partition this reader does not hold. */
@@ -26,6 +28,7 @@ export const unheldPartition = (): PartitionState => ({
   generation: 0,
   expiresAt: 0,
   draining: false,
+  lastSeen: '0-0',
 });
 
 /**
@@ -43,4 +46,5 @@ export function takeOver(state: PartitionState, expiresAt: number): void {
   state.draining = false;
   state.generation += 1;
   state.expiresAt = expiresAt;
+  state.lastSeen = '0-0';
 }

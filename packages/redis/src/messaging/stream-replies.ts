@@ -99,3 +99,22 @@ export function infoRow(row: unknown): Map<string, unknown> {
   }
   return out;
 }
+
+/** The later of two stream entry ids (`<ms>-<seq>`), by their numbers. */
+export function laterId(a: string, b: string): string {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am > bm || (am === bm && as > bs) ? a : b;
+}
+
+/**
+ * `XREADGROUP` of this consumer's own pending entries after `after` (one id per stream), never blocking: what a
+ * read whose reply was lost moved into its pending list without it seeing them.
+ */
+export const readOwnPendingCommand = (
+  group: string,
+  consumer: string,
+  count: number,
+  streams: string[],
+  after: string[],
+) => ['XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'STREAMS', ...streams, ...after];
