@@ -140,17 +140,20 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
   const runs = randomBytes(9).toString('base64url');
   let runCount = 0;
   // The claims, and the marks (with their acks), of the runs of one turn of the event loop: one script call each.
-  const claims = batchedCalls(async (items: { key: string; claim: string }[]) => {
+  const claims = batchedCalls(async (items: { key: string; claim: string; id: string }[]) => {
     const keys = new Array<string>(items.length);
     const args = new Array<string | number>(items.length + 1);
     args[0] = claimMs;
     for (let i = 0; i < items.length; i++) {
-      const item = items[i] as { key: string; claim: string };
+      const item = items[i] as { key: string; claim: string; id: string };
       keys[i] = item.key;
       args[i + 1] = item.claim;
     }
     const letters = String(
       await runScript(client, 'inboxClaim', keys, args).catch((error: unknown) => {
+        // The script may have run, its reply lost: claims no run renews would turn every retry away until they
+        // expire. Each is deleted while it is still its run's own (the claim values are unique).
+        for (const item of items) void dropClaim(item.key, item.claim, item.id);
         throw commandError(error, `claiming ${items.length} messages in the Redis inbox`);
       }),
     );
@@ -297,7 +300,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     async applyOnce(consumer, id, at, work, delivery, queued) {
       const key = markKey(consumer, id);
       const claim = `c:${runs}.${++runCount}`;
-      const outcome = await claims.call({ key, claim });
+      const outcome = await claims.call({ key, claim, id });
       if (outcome === 'done') return false;
       if (outcome === 'busy') {
         throw new TransportError(`message ${id} is being handled by another run of consumer '${consumer}'`);
