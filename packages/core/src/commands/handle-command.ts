@@ -15,9 +15,9 @@ export interface HandleCommandOptions<State = unknown, E extends Event = Event> 
   expectedVersion?: ExpectedVersion;
   /** Attempts before giving up on conflicts. Default 10. */
   maxAttempts?: number;
-  /** First retry delay ceiling in ms (full jitter, doubling). Default 2. */
+  /** First retry delay ceiling in ms (full jitter, doubling), 0 to 2147483647. Default 2. */
   initialBackoffMs?: number;
-  /** Largest retry delay ceiling in ms. Default 100. */
+  /** Largest retry delay ceiling in ms, 0 to 2147483647. Default 100. */
   maxBackoffMs?: number;
   /** Merged into every new event's metadata (correlation and causation ids, user keys). */
   metadata?: EventMetadata;

@@ -67,6 +67,17 @@ const cases: [string, () => unknown, string][] = [
     'handleCommand options.maxAttempts',
   ],
   [
+    // A sleep above a timer's limit is one of 1 ms: the conflict retries would not wait at all.
+    'handleCommand maxBackoffMs past a timer',
+    () => handleCommand(store, 's-1', {}, decider, { maxBackoffMs: 2 ** 31 }),
+    'handleCommand options.maxBackoffMs',
+  ],
+  [
+    'handleCommand initialBackoffMs past a timer',
+    () => handleCommand(store, 's-1', {}, decider, { initialBackoffMs: 2 ** 31 }),
+    'handleCommand options.initialBackoffMs',
+  ],
+  [
     'createProjectionRunner',
     () => createProjectionRunner(backend, [projection], { batchsize: 5 } as never),
     'createProjectionRunner.batchsize',

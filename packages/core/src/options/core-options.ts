@@ -96,8 +96,8 @@ export function checkEventRelayOptions(options: unknown): EventRelayOptions {
 const handleCommandSpec: OptionSpecOf<HandleCommandOptions> = {
   expectedVersion,
   maxAttempts: 'positive-integer',
-  initialBackoffMs: 'non-negative-number',
-  maxBackoffMs: 'non-negative-number',
+  initialBackoffMs: 'delay-ms',
+  maxBackoffMs: 'delay-ms',
   metadata: 'object',
   // Checked in full by `resolveSnapshots`, which needs the decider.
   snapshots: 'object',
