@@ -26,6 +26,8 @@ import { createPartitionCountCheck } from './partition-count.ts';
 import { createPublisher } from './publish.ts';
 import { encodeRedelivery } from './redelivery.ts';
 import { createStreamRestorer, foundNoStream } from './restore.ts';
+import { createStreamWatch, type StreamWatch } from './stream-watch.ts';
+import { createSubscriptionsSeen } from './subscriptions-seen.ts';
 
 export interface NatsTransport extends Transport {
   /** The JetStream stream holding the application's messages. */
@@ -58,6 +60,13 @@ export interface NatsTransport extends Transport {
 export async function getNatsTransport(given: NatsTransportOptions): Promise<NatsTransport> {
   const options = checkNatsTransportOptions(given);
   const names = topologyNames(options.application);
+  const report = (error: unknown, stage: NatsErrorStage) => {
+    try {
+      options.onError?.(error, { stage });
+    } catch {
+      // The hook's own failure changes nothing.
+    }
+  };
   const connectionName =
     options.connectionName ??
     `factline ${options.application} ${process.pid} ${Math.random().toString(36).slice(2, 8)}`;
@@ -68,9 +77,12 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     tls: options.tls,
   });
   let jsm: JetStreamManager;
+  let watch: StreamWatch;
   try {
     jsm = await openManager(nc, options.url);
     await ensureStream(jsm, names, options.duplicateWindowMs);
+    watch = createStreamWatch({ nc, names, report: (error) => report(error, 'topology') });
+    await watch.start();
   } catch (error) {
     await nc.close().catch(() => undefined);
     if (error instanceof TransportError) throw error;
@@ -97,25 +109,18 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
   const declared = new Map<string, Promise<void>>();
   /** Per topic, the group declarations under way: a publish waits for them (a subscribe is synchronous). */
   const declaring = new Map<string, Set<Promise<void>>>();
-  const subscribedTopics = new Set<string>();
   let nextSubscriber = 1;
-
-  const report = (error: unknown, stage: NatsErrorStage) => {
-    try {
-      options.onError?.(error, { stage });
-    } catch {
-      // The hook's own failure changes nothing.
-    }
-  };
 
   // Connection events: told to onError; after a reconnect every partition is gated again.
   void (async () => {
     for await (const status of nc.status()) {
       if (status.type === 'disconnect') {
         connected = false;
+        watch.disconnected();
         report(new TransportError(`lost the connection to NATS at ${redactUrl(options.url)}`), 'connection');
       } else if (status.type === 'reconnect') {
         connected = true;
+        watch.reconnected();
         for (const { reader } of readers.values()) reader.regate();
       }
     }
@@ -138,9 +143,9 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     jsm,
     names,
     duplicateWindowMs: options.duplicateWindowMs,
+    // The stream's consumers went with it: publishes must not count on a subscription seen before.
+    watch,
     consumers() {
-      // The stream's consumers went with it: publishes must not count on a subscription remembered from before.
-      subscribedTopics.clear();
       return Promise.all(
         [...declared.keys()].map((key) => {
           const [topic, group, partition] = JSON.parse(key) as [string, string, number];
@@ -150,6 +155,9 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     },
     report: (error) => report(error, 'topology'),
   });
+
+  /** Whether a topic has a consumer, for a publish with `requireSubscription`. */
+  const subscriptions = createSubscriptionsSeen({ jsm, names, watch, restore });
 
   const ensurePartition = (topic: string, group: string, partition: number, again = false): Promise<void> => {
     const key = JSON.stringify([topic, group, partition]);
@@ -172,13 +180,14 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
   };
 
   const declare = (topic: string, group: string): Promise<void> => {
+    const epoch = watch.epoch();
     const work = checkPartitionCount(topic)
       // Added again on every declaration (idempotent at the server): one deleted since is made again.
       .then(() =>
         Promise.all(Array.from({ length: options.partitions }, (_, p) => ensurePartition(topic, group, p, true))),
       )
       .then(() => {
-        subscribedTopics.add(topic);
+        subscriptions.seen(topic, epoch);
       });
     const tracked = declaring.get(topic) ?? new Set<Promise<void>>();
     declaring.set(topic, tracked);
@@ -189,24 +198,6 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     };
     work.then(forget, forget);
     return work;
-  };
-
-  /** Whether any group (of any process) has a consumer on `topic`; a yes is remembered. */
-  const hasSubscription = async (topic: string): Promise<boolean> => {
-    if (subscribedTopics.has(topic)) return true;
-    const prefix = names.topicPrefix(topic);
-    try {
-      for await (const info of await jsm.consumers.list(names.stream)) {
-        if (info.config.filter_subject?.startsWith(prefix)) {
-          subscribedTopics.add(topic);
-          return true;
-        }
-      }
-    } catch (error) {
-      // No stream: no consumer either (the readers and declarations make it again).
-      if (!isStreamMissing(error)) throw error;
-    }
-    return false;
   };
 
   const publisher = createPublisher(nc, Math.max(5000, options.connectTimeoutMs));
@@ -241,7 +232,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
       const pending = declaring.get(topic);
       if (pending) await Promise.allSettled(pending);
       await checkPartitionCount(topic);
-      if (required && !(await hasSubscription(topic))) throw new NoSubscriptionError(topic);
+      if (required && !(await subscriptions.has(topic))) throw new NoSubscriptionError(topic);
       const items = encodeMessages(names, topic, messages, options);
       try {
         await publisher.publishAll(items);
@@ -250,7 +241,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
         // call sent once more (what of it a stream made meanwhile stored is dropped as a repeat: same Nats-Msg-Id).
         if (!foundNoStream(error)) throw error;
         await restore();
-        if (required && !(await hasSubscription(topic))) throw new NoSubscriptionError(topic);
+        if (required && !(await subscriptions.has(topic))) throw new NoSubscriptionError(topic);
         await publisher.publishAll(items);
       }
     },
@@ -290,7 +281,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
           js: () => js,
           ensureConsumer: (partition, again) => {
             // Found missing: publishes must not count on a subscription remembered from before.
-            if (again) subscribedTopics.delete(topic);
+            if (again) subscriptions.forget(topic);
             return checkPartitionCount(topic).then(() => ensurePartition(topic, group, partition, again));
           },
           async pending(partition) {
@@ -384,6 +375,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
         }),
       );
       readers.clear();
+      watch.close();
       // Drain: the acks and naks sent above reach the server before the connection closes.
       await settledWithin(nc.drain(), 5000);
       await nc.close().catch(() => undefined);

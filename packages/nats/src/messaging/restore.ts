@@ -1,12 +1,15 @@
 import { TransportError } from '@factline/core';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { isStreamMissing, type Names, restoreStream } from '../topology.ts';
+import type { StreamWatch } from './stream-watch.ts';
 
 /** What the restorer of one transport needs. */
 export interface RestoreSettings {
   jsm: JetStreamManager;
   names: Names;
   duplicateWindowMs: number;
+  /** Told that the stream was found missing: no publish counts on a consumer seen in it. */
+  watch: Pick<StreamWatch, 'deleted'>;
   /** Adds again every consumer this transport declared (a stream made again has none). */
   consumers(): Promise<unknown>;
   /** Told that the stream was made again (stage `topology`). */
@@ -24,13 +27,14 @@ export interface RestoreSettings {
  * retryable `TransportError` when the server could not be asked or refused.
  *
  * @example
- * const restore = createStreamRestorer({ jsm, names, duplicateWindowMs, consumers, report });
+ * const restore = createStreamRestorer({ jsm, names, duplicateWindowMs, watch, consumers, report });
  * await restore(); // after a publish answered "no responders", or a pull "stream not found"
  */
 export function createStreamRestorer(settings: RestoreSettings): () => Promise<void> {
   const { names } = settings;
   let restoring: Promise<void> | undefined;
   const run = async () => {
+    settings.watch.deleted();
     let made: boolean;
     try {
       made = await restoreStream(settings.jsm, names, settings.duplicateWindowMs);
