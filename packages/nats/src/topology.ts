@@ -1,6 +1,6 @@
 import { TransportError } from '@factline/core';
 import { assertName } from '@factline/core/adapter';
-import { JetStreamApiCodes, type JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 
 /**
  * The names the transport creates for one application, and how it creates
@@ -113,30 +113,40 @@ export function topologyNames(application: string): Names {
 const ns = (ms: number) => ms * 1_000_000;
 
 /**
- * Creates the application's stream, or checks the one there takes its subjects. Idempotent. A stream whose
- * duplicate window is shorter than `duplicateWindowMs` has it raised (never lowered): the publishes of a
- * process that asked for longer are dropped as repeats over all the time it counts on.
+ * Checks that the application's stream takes its subjects and raises its duplicate window to `duplicateWindowMs`
+ * where it is shorter (never lowers it): the publishes of a process that asked for longer are dropped as repeats
+ * over all the time it counts on. Resolves its info; rejects "stream not found" (10059) where it is missing.
  */
-export async function ensureStream(jsm: JetStreamManager, names: Names, duplicateWindowMs: number): Promise<void> {
+export async function adoptStream(jsm: JetStreamManager, names: Names, duplicateWindowMs: number): Promise<StreamInfo> {
+  const info = await jsm.streams.info(names.stream);
+  if (!info.config.subjects?.includes(`${names.stream}.>`)) {
+    throw new TransportError(
+      `the JetStream stream '${names.stream}' exists without the subjects '${names.stream}.>': not one this transport made`,
+      { retryable: false },
+    );
+  }
+  if ((info.config.duplicate_window ?? 0) >= ns(duplicateWindowMs)) return info;
+  return jsm.streams.update(names.stream, { ...info.config, duplicate_window: ns(duplicateWindowMs) });
+}
+
+/** Creates the application's stream, or adopts the one there (`adoptStream`). Idempotent; resolves its info. */
+export async function ensureStream(
+  jsm: JetStreamManager,
+  names: Names,
+  duplicateWindowMs: number,
+): Promise<StreamInfo> {
   try {
-    const info = await jsm.streams.info(names.stream);
-    if (!info.config.subjects?.includes(`${names.stream}.>`)) {
-      throw new TransportError(
-        `the JetStream stream '${names.stream}' exists without the subjects '${names.stream}.>': not one this transport made`,
-        { retryable: false },
-      );
-    }
-    if ((info.config.duplicate_window ?? 0) < ns(duplicateWindowMs)) {
-      await jsm.streams.update(names.stream, { ...info.config, duplicate_window: ns(duplicateWindowMs) });
-    }
-    return;
+    return await adoptStream(jsm, names, duplicateWindowMs);
   } catch (error) {
     if (!isNotFound(error)) throw error;
   }
-  await addStream(jsm, names, duplicateWindowMs);
+  return (await addStream(jsm, names, duplicateWindowMs)) ?? adoptStream(jsm, names, duplicateWindowMs);
 }
 
-/** The stream as the transport makes it. */
+/**
+ * The stream as the transport makes it: its subjects, file storage, interest retention, the duplicate window, one
+ * replica (none of them options but the window).
+ */
 const streamConfig = (names: Names, duplicateWindowMs: number): Parameters<JetStreamManager['streams']['add']>[0] => ({
   name: names.stream,
   subjects: [`${names.stream}.>`],
@@ -146,14 +156,17 @@ const streamConfig = (names: Names, duplicateWindowMs: number): Parameters<JetSt
   num_replicas: 1,
 });
 
-/** Adds the stream; false when one of that name is there (another process made it meanwhile): left as it is. */
-async function addStream(jsm: JetStreamManager, names: Names, duplicateWindowMs: number): Promise<boolean> {
+/** Adds the stream; undefined when one of that name is there (another process made it meanwhile): left as it is. */
+async function addStream(
+  jsm: JetStreamManager,
+  names: Names,
+  duplicateWindowMs: number,
+): Promise<StreamInfo | undefined> {
   try {
-    await jsm.streams.add(streamConfig(names, duplicateWindowMs));
-    return true;
+    return await jsm.streams.add(streamConfig(names, duplicateWindowMs));
   } catch (error) {
     if (!/already in use|already exists/i.test(String(error))) throw error;
-    return false;
+    return undefined;
   }
 }
 
@@ -169,7 +182,7 @@ export async function restoreStream(jsm: JetStreamManager, names: Names, duplica
   } catch (error) {
     if (!isStreamMissing(error)) throw error;
   }
-  return addStream(jsm, names, duplicateWindowMs);
+  return (await addStream(jsm, names, duplicateWindowMs)) !== undefined;
 }
 
 export const isNotFound = (error: unknown) => /not found/i.test(String((error as Error)?.message ?? error));

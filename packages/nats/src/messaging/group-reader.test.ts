@@ -182,3 +182,77 @@ describe('the group reader, a partition held again while its earlier holding is 
     }
   });
 });
+
+describe('the group reader, its consumer made again at the server unseen (the stream deleted and made again)', () => {
+  it('takes the delivery numbering starting over for a new consumer: what it held is refused, the new message handed out', async () => {
+    const names = topologyNames('reader-test');
+    const settled: string[] = [];
+    /** The consumer at the server: its delivery sequence, and what it has to deliver (naks put back). */
+    let delivered = 0;
+    const waiting: { seq: number; at: number }[] = [];
+    const deliver = ({ seq, at }: { seq: number; at: number }) => {
+      delivered += 1;
+      const info = { streamSequence: seq, deliverySequence: delivered, timestampNanos: at, deliveryCount: 1 };
+      return {
+        subject: names.subject('orders', 0),
+        info,
+        data: new TextEncoder().encode(messageToJson(createMessage({ type: 'T', key: `k${at}`, data: { at } }))),
+        seq,
+        headers: undefined,
+        ack: () => void settled.push(`ack ${seq}@${at}`),
+        nak: () => {
+          settled.push(`nak ${seq}@${at}`);
+          waiting.push({ seq, at });
+        },
+        term: () => void settled.push(`term ${seq}@${at}`),
+        working: () => undefined,
+      };
+    };
+    const pulls: { end: () => void }[] = [];
+    const consumer = {
+      fetch: async ({ max_messages: max }: { max_messages: number }) => {
+        const bring = waiting.splice(0, max).map(deliver);
+        const pull = endlessPull();
+        pulls.push({ end: pull.stop });
+        setTimeout(pull.stop, 20);
+        return {
+          stop: pull.stop,
+          async *[Symbol.asyncIterator]() {
+            yield* bring;
+            yield* pull;
+          },
+        };
+      },
+    };
+    const reader = readerOf(consumer, {});
+    const never = new AbortController().signal;
+    const atOf = (delivery: { message: { data: unknown } } | undefined) =>
+      (delivery?.message.data as { at: number } | undefined)?.at;
+    try {
+      waiting.push({ seq: 1, at: 100 }, { seq: 2, at: 200 });
+      reader.gain(0);
+      const held = [];
+      while (held.length < 2) held.push(...(await reader.buffer.receive(1, 2 - held.length, 5000, never, 30_000)));
+      assert.deepEqual(held.map(atOf), [100, 200]);
+
+      // The stream deleted and made again with the consumer, unseen by this reader: it numbers from 1 again.
+      delivered = 0;
+      waiting.push({ seq: 1, at: 300 });
+      const [next] = await reader.buffer.receive(1, 1, 5000, never, 30_000);
+      assert.equal(atOf(next), 300, 'the new stream’s message handed out');
+      for (const delivery of held) {
+        await assert.rejects(
+          delivery.ack(),
+          /was deleted there/,
+          'acked by its stream sequence, it would settle the new message of that number',
+        );
+      }
+      await next?.ack();
+      assert.ok(!settled.includes('ack 1@100') && !settled.includes('ack 2@200'), settled.join(', '));
+      assert.equal(settled.filter((s) => s === 'ack 1@300').length, 1, settled.join(', '));
+    } finally {
+      for (const pull of pulls) pull.end();
+      await reader.stop();
+    }
+  });
+});

@@ -1,11 +1,12 @@
-import { type DeadLetterStore, TransportError } from '@factline/core';
-import { type BufferedEntry, createDeliveryBuffer, messageFromJson, settledWithin } from '@factline/core/adapter';
-import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import type { NatsErrorStage } from '../options.ts';
-import { isConsumerMissing, type Names } from '../topology.ts';
+import { TransportError } from '@factline/core';
+import { createDeliveryBuffer, messageFromJson, settledWithin } from '@factline/core/adapter';
+import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import { isConsumerMissing } from '../topology.ts';
 import { deadLetterAtMaxDeliver } from './dead-letter.ts';
+import { createNakedMessages } from './naked.ts';
 import { createPartitionGate, type PartitionGate } from './partition-gate.ts';
 import { DUE_HEADER } from './publish.ts';
+import type { Entry, Held, ReaderContext } from './reader-context.ts';
 
 /** Decodes message bodies (one for every reader: `decode` keeps no state between calls without `stream`). */
 const utf8 = new TextDecoder();
@@ -18,49 +19,6 @@ const PULL_GRACE_MS = 4000;
 /** A release or a due time this close is held in the process (the message stays unacknowledged), not naked. */
 export const holdBelowMs = 100;
 
-/** One message a group reader holds (unacknowledged at the server) until it is acked or naked. */
-export interface Entry extends BufferedEntry {
-  raw: JsMsg;
-  /** Its stream sequence (read once from the delivery's reply subject). */
-  seq: number;
-  /** The claim on its partition it came under; a later claim (or none) means it may be someone else's now. */
-  epoch: number;
-}
-
-/** What a group reader needs from its transport. */
-export interface ReaderContext {
-  names: Names;
-  topic: string;
-  group: string;
-  partitions: number;
-  prefetch: number;
-  maxDeliver: number;
-  ackWaitMs: number;
-  deadLetters: DeadLetterStore | undefined;
-  js(): JetStreamClient;
-  /** Creates the partition's durable consumer (again, if it was deleted). */
-  /** `again`: created again even when this process made it before (it was found missing). */
-  ensureConsumer(partition: number, again?: boolean): Promise<void>;
-  /** Reads the consumer's `num_ack_pending` and the last stream sequence it delivered. */
-  pending(partition: number): Promise<{ ackPending: number; deliveredSeq: number }>;
-  report(error: unknown, stage: NatsErrorStage): void;
-  /** False while the client reconnects: an ack sent then may never reach the server. */
-  connected(): boolean;
-}
-
-/** One partition's pull loop state while this process holds it. */
-interface Held {
-  epoch: number;
-  gate: PartitionGate;
-  loop: Promise<void>;
-  /** The pull under way, stopped by `regate`. */
-  batch: { stop(): void } | undefined;
-  /** Set after a reconnect: the next turn gets the consumer again and closes the gate. */
-  regate: boolean;
-  /** When the last pull went out while the gate held `prefetch` messages or more (one a second then). */
-  fullPullAt: number;
-}
-
 /**
  * One process's reader of one group: a pull loop per partition it holds
  * (`fetch` with a short expiry, again and again: a pull lost with a
@@ -72,13 +30,8 @@ interface Held {
 export function createGroupReader(context: ReaderContext) {
   const { names, topic, group } = context;
   const held = new Map<number, Held>();
-  /** Messages naked with a delay, by stream sequence: their hand-outs (carried to their return) and partition. */
-  const naked = new Map<number, { count: number; partition: number; epoch: number }>();
-  const nakedIn = (partition: number) => {
-    let n = 0;
-    for (const item of naked.values()) if (item.partition === partition) n += 1;
-    return n;
-  };
+  /** Messages naked with a delay, until they come back. */
+  const naked = createNakedMessages();
   let stopped = false;
   let nextEpoch = 1;
   const wakers = new Set<() => void>();
@@ -110,7 +63,8 @@ export function createGroupReader(context: ReaderContext) {
       },
       async delay(entry, dueAt) {
         if (!holds(entry)) return true;
-        naked.set(entry.seq, { count: entry.count, partition: entry.partition, epoch: entry.epoch });
+        const { seq, count, partition, epoch } = entry;
+        naked.add({ seq, at: entry.raw.info.timestampNanos, count, partition, epoch });
         entry.raw.nak(Math.max(1, dueAt - Date.now()));
         return true;
       },
@@ -165,9 +119,7 @@ export function createGroupReader(context: ReaderContext) {
     }
     const due = Number(raw.headers?.get(DUE_HEADER) ?? 0) || 0;
     const dueAt = Math.max(due, message.deliverAt?.getTime() ?? 0);
-    const away = naked.get(seq);
-    const count = Math.max(deliveryCount - 1, away?.count ?? 0);
-    if (away) naked.delete(seq);
+    const count = Math.max(deliveryCount - 1, naked.back(seq, timestampNanos) ?? 0);
     const entry: Entry = {
       message,
       partition,
@@ -246,22 +198,41 @@ export function createGroupReader(context: ReaderContext) {
           await roomOrTimeout(1000);
           continue;
         }
-        // The requests above can take long (across a reconnection): a partition lost meanwhile is pulled no more.
+        // The requests above can take long (across a reconnection): a partition lost meanwhile is pulled no more;
+        // one to gate again (a reconnection, the stream found deleted) gets its consumer again first.
         if (!current()) break;
+        if (part.regate) continue;
         const batch = await consumer.fetch({ max_messages: room, expires: PULL_EXPIRES_MS });
         part.batch = batch;
         // The server ends a pull at its expiry and the client stops one whose heartbeats stop; a pull still
         // open well after that is stopped here, told, and the partition gated again (it may have lost messages).
         let overdue = false;
+        /** The consumer was found made again during this pull: what it brings goes back, to come behind the gate. */
+        let renewed = false;
         const watch = setTimeout(() => {
           overdue = true;
           batch.stop();
         }, PULL_EXPIRES_MS + PULL_GRACE_MS);
         try {
           for await (const raw of batch) {
-            if (part.regate) break;
-            // Given up meanwhile: the pull stays open at the server until it ends, and what it brings goes back.
-            if (!current()) raw.nak();
+            if (part.regate && !renewed) break;
+            const delivered = raw.info.deliverySequence;
+            if (!renewed && current() && delivered <= part.delivered) {
+              // Its delivery numbering started over: the consumer (and the stream, maybe) was deleted and made
+              // again unseen. What was held of it is forgotten before an ack of it settles a new message.
+              renewed = true;
+              batch.stop();
+              context.report(
+                new TransportError(
+                  `the consumer of ${topic}/${group} partition ${partition} was made again at the server (its delivery sequence went back from ${part.delivered} to ${delivered}): what this process held of it is dropped`,
+                ),
+                'consume',
+              );
+              startOver(partition, part);
+            }
+            part.delivered = Math.max(part.delivered, delivered);
+            // Given up meanwhile, or the consumer made again: what the pull brings goes back.
+            if (!current() || renewed) raw.nak();
             else part.gate.offer(raw);
           }
         } finally {
@@ -292,27 +263,34 @@ export function createGroupReader(context: ReaderContext) {
     }
   };
 
-  /** Gives back (nak) and forgets what the partition's holding `epoch` brought. */
-  const giveBack = (partition: number, epoch: number, gate: PartitionGate) => {
+  /**
+   * Forgets what the partition's holding `epoch` brought, given back (nak) unless it is of a consumer that is
+   * gone (`nak: false`): the server takes a nak by stream sequence, and a stream made again has other messages
+   * at those numbers.
+   */
+  const giveBack = (partition: number, epoch: number, gate: PartitionGate, nak = true) => {
     const mine = (e: Entry) => e.partition === partition && e.epoch === epoch;
     const entries = buffer.held().filter(mine);
-    for (const [seq, item] of naked) if (item.partition === partition && item.epoch === epoch) naked.delete(seq);
-    for (const entry of entries) entry.raw.nak();
-    gate.giveBack();
+    naked.forget(partition, epoch);
+    if (nak) for (const entry of entries) entry.raw.nak();
+    gate.giveBack(nak);
     buffer.drop(mine);
     buffer.unpark(mine);
   };
 
   /**
    * The partition's consumer (or its stream) was deleted at the server: what it delivered can be acknowledged
-   * no more (nor comes back), and a stream made again numbers its messages from 1 again. It is forgotten and the
-   * partition goes on under a new holding (its messages' acks are refused, retryable).
+   * no more (nor comes back), and a stream made again numbers its messages from 1 again. It is forgotten (not
+   * naked) and the partition goes on under a new holding (its messages' acks are refused, retryable), behind
+   * its gate once the consumer is got again.
    */
   const startOver = (partition: number, part: Held) => {
     const epoch = part.epoch;
     deletedEpochs.add(epoch);
     part.epoch = nextEpoch++;
-    giveBack(partition, epoch, part.gate);
+    part.delivered = 0;
+    part.regate = true;
+    giveBack(partition, epoch, part.gate, false);
   };
 
   const lose = async (partition: number) => {
@@ -338,7 +316,7 @@ export function createGroupReader(context: ReaderContext) {
         gate: createPartitionGate({
           ackPending: async () => (await context.pending(partition)).ackPending,
           deliveredSeq: async () => (await context.pending(partition)).deliveredSeq,
-          ours: () => buffer.heldIn(partition) + nakedIn(partition),
+          ours: () => buffer.heldIn(partition) + naked.in(partition),
           // Under the holding current when it passes the gate (a consumer made again starts a new one).
           pass: (raw) => accept(raw, partition, part.epoch),
         }),
@@ -346,6 +324,7 @@ export function createGroupReader(context: ReaderContext) {
         batch: undefined,
         regate: false,
         fullPullAt: 0,
+        delivered: 0,
       };
       held.set(partition, part);
       part.loop = pullLoop(partition, part);
@@ -361,6 +340,18 @@ export function createGroupReader(context: ReaderContext) {
         part.regate = true;
         part.batch?.stop();
       }
+    },
+    /**
+     * The stream was deleted at the server (found missing, or told): every partition starts over (what was held
+     * of it is dropped, its acks refused), and is gated again once its consumer is back.
+     */
+    streamGone() {
+      for (const [partition, part] of held) {
+        startOver(partition, part);
+        part.batch?.stop();
+      }
+      // A loop waiting for room (its prefetch held) gets its consumer again now.
+      for (const wake of wakers) wake();
     },
     /** Waits (up to 5 s) for the releases on their way back to the server. */
     settled: () => buffer.settled(5000),

@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createMessage, NoSubscriptionError } from '@factline/core';
+import { createMessage, NoSubscriptionError, TransportError } from '@factline/core';
+import { waitUntil } from '@factline/core/testing';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { showLogOnFailure, startPrivateServer } from '../fixtures/private-server.ts';
-import { natsUnavailable, natsUrl, testApplication } from '../fixtures/server.ts';
+import { natsUnavailable, natsUrl, openManager, testApplication } from '../fixtures/server.ts';
 import type { NatsTransportOptions } from '../options.ts';
 import { getNatsTransport, type NatsTransport } from './nats-transport.ts';
 
 const skip = await natsUnavailable();
+const never = new AbortController().signal;
 const job = (n: number) => createMessage({ type: 'Job', key: `j${n}`, data: { n } });
 
 /**
@@ -71,6 +73,38 @@ describe('nats: the stream deleted and made again by another process', { skip, t
       await t.tearDown();
     }
   });
+
+  it('a reader whose held messages went with the stream refuses their acks once another process made it again, and delivers the new one', async () => {
+    const t = await setUp('elsewhere_acks');
+    try {
+      const reader = await t.open({ prefetch: 2 });
+      // Declares the group too: making the stream again, it adds the group's consumer at once.
+      const other = await t.open();
+      await other.declareSubscription('jobs', 'worker');
+      await reader.declareSubscription('jobs', 'worker');
+      const subscription = reader.subscribe('jobs', 'worker');
+      await reader.publish('jobs', [job(1), job(2)]);
+      const held = [];
+      while (held.length < 2) held.push(...(await subscription.receive(2 - held.length, 10_000, never)));
+      // The reader holds its prefetch: it pulls nothing (and so does not see the deletion) until one is settled.
+      await t.jsm.streams.delete(t.application);
+      await other.publish('jobs', [job(3)]);
+
+      for (const delivery of held) {
+        await assert.rejects(
+          delivery.ack(),
+          (error: unknown) => error instanceof TransportError && /was deleted there/.test(error.message),
+          'acked by its stream sequence, it would settle the new stream’s message of that number',
+        );
+      }
+      const [next] = await subscription.receive(1, 10_000, never);
+      assert.deepEqual(next?.message.data, { n: 3 }, 'the message published after the deletion');
+      await next?.ack();
+      await subscription.close();
+    } finally {
+      await t.tearDown();
+    }
+  });
 });
 
 describe('nats: a publish with requireSubscription, a consumer deleted at the server', {
@@ -127,6 +161,71 @@ describe('nats: a server refusing the stream advisories', {
         transport.publish('jobs', [job(2)], { requireSubscription: true }),
         (error: unknown) => error instanceof NoSubscriptionError,
       );
+    } finally {
+      await t.tearDown();
+    }
+  });
+});
+
+// A server to restart: what happens while the transport is away from it is told by no advisory.
+const restarting = skip ? { reason: skip } : await startPrivateServer({ jetstream: true });
+showLogOnFailure(restarting);
+after(async () => {
+  if (!('reason' in restarting)) await restarting.stop();
+});
+
+describe('nats: the stream deleted and made again while the transport is disconnected', {
+  skip: 'reason' in restarting && restarting.reason,
+  timeout: 60_000,
+}, () => {
+  it('at the reconnection the stream is found another (told: topology): the held acks are refused', async () => {
+    if ('reason' in restarting) return;
+    const t = await setUp('reconnect_replaced', restarting.url);
+    const told: string[] = [];
+    try {
+      const reader = await t.open({
+        prefetch: 2,
+        reconnectWaitMs: 3000,
+        // Its claim outlives the outage: the partition stays this process's.
+        claimTtlMs: 30_000,
+        onError: (error, { stage }) => told.push(`${stage}: ${String(error)}`),
+      });
+      await reader.declareSubscription('jobs', 'worker');
+      const subscription = reader.subscribe('jobs', 'worker');
+      await reader.publish('jobs', [job(1), job(2)]);
+      const held = [];
+      while (held.length < 2) held.push(...(await subscription.receive(2 - held.length, 10_000, never)));
+      const { config } = await t.jsm.streams.info(t.application);
+      const consumer = await t.jsm.consumers.info(t.application, 'jobs~~worker~~0');
+
+      // The server restarts; before the transport is back (it waits 3 s between tries), the stream and its
+      // consumer are deleted and made again as they were.
+      await restarting.stopServer();
+      await waitUntil(() => !reader.connected(), 'the transport disconnected', 10_000, 20);
+      await restarting.startServer();
+      const { jsm, close } = await openManager(restarting.url);
+      try {
+        await jsm.streams.delete(t.application);
+        await jsm.streams.add(config);
+        await jsm.consumers.add(t.application, consumer.config);
+      } finally {
+        await close();
+      }
+      await waitUntil(
+        () => told.some((line) => /^topology: .*made again .*unseen/.test(line)),
+        'the stream found another',
+        15_000,
+        20,
+      );
+
+      for (const delivery of held) {
+        await assert.rejects(
+          delivery.ack(),
+          (error: unknown) => error instanceof TransportError && /was deleted there/.test(error.message),
+          'acked by its stream sequence, it would settle the new stream’s message of that number',
+        );
+      }
+      await subscription.close();
     } finally {
       await t.tearDown();
     }

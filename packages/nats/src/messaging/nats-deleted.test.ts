@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { createMessage, TransportError } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { natsUnavailable, natsUrl, openManager, removeStreams, testApplication } from '../fixtures/server.ts';
-import type { NatsErrorStage } from '../options.ts';
+import type { NatsErrorStage, NatsTransportOptions } from '../options.ts';
 import { topologyNames } from '../topology.ts';
 import { getNatsTransport } from './nats-transport.ts';
 
@@ -12,7 +12,7 @@ const never = new AbortController().signal;
 const job = (n: number) => createMessage({ type: 'Job', key: 'j', data: { n } });
 
 /** A transport on an application of its own (one partition), what it told `onError`, and a manager to look on. */
-async function setUp(label: string) {
+async function setUp(label: string, options: Partial<NatsTransportOptions> = {}) {
   const application = testApplication(label);
   const told: { stage: NatsErrorStage; message: string; at: number }[] = [];
   const { jsm, close } = await openManager();
@@ -22,6 +22,7 @@ async function setUp(label: string) {
     partitions: 1,
     claimTtlMs: 600,
     onError: (error, { stage }) => told.push({ stage, message: String(error), at: performance.now() }),
+    ...options,
   });
   const consumerName = topologyNames(application).consumer('jobs', 'worker', 0);
   return {
@@ -90,6 +91,34 @@ describe('nats: the stream deleted at the server while the transport runs', { sk
         first?.ack() ?? Promise.resolve(),
         (error: unknown) => error instanceof TransportError && /was deleted there/.test(error.message),
       );
+      await subscription.close();
+    } finally {
+      await t.tearDown();
+    }
+  });
+
+  it('a reader holding its prefetch, the stream made again by a publish of its own process: the held acks are refused', async () => {
+    const t = await setUp('deleted_idle_reader', { prefetch: 2 });
+    try {
+      await t.transport.declareSubscription('jobs', 'worker');
+      const subscription = t.transport.subscribe('jobs', 'worker');
+      await t.transport.publish('jobs', [job(1), job(2)]);
+      const held = [];
+      while (held.length < 2) held.push(...(await subscription.receive(2 - held.length, 10_000, never)));
+      // Holding its prefetch, the reader pulls nothing: the publish finds the stream missing first.
+      await t.jsm.streams.delete(t.application);
+      await t.transport.publish('jobs', [job(3)]);
+
+      for (const delivery of held) {
+        await assert.rejects(
+          delivery.ack(),
+          (error: unknown) => error instanceof TransportError && /was deleted there/.test(error.message),
+          'acked by its stream sequence, it would settle the new stream’s message of that number',
+        );
+      }
+      const [next] = await subscription.receive(1, 10_000, never);
+      assert.deepEqual(next?.message.data, { n: 3 }, 'the message published after the deletion');
+      await next?.ack();
       await subscription.close();
     } finally {
       await t.tearDown();

@@ -76,12 +76,22 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     name: connectionName,
     tls: options.tls,
   });
+  const readers = new Map<string, { reader: GroupReader; claims: PartitionClaims; users: number }>();
   let jsm: JetStreamManager;
   let watch: StreamWatch;
   try {
     jsm = await openManager(nc, options.url);
-    await ensureStream(jsm, names, options.duplicateWindowMs);
-    watch = createStreamWatch({ nc, names, report: (error) => report(error, 'topology') });
+    const info = await ensureStream(jsm, names, options.duplicateWindowMs);
+    watch = createStreamWatch({
+      nc,
+      jsm,
+      names,
+      info,
+      gone() {
+        for (const { reader } of readers.values()) reader.streamGone();
+      },
+      report: (error) => report(error, 'topology'),
+    });
     await watch.start();
   } catch (error) {
     await nc.close().catch(() => undefined);
@@ -91,7 +101,6 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
   const js = jetstream(nc);
   let closed = false;
   let connected = true;
-  const readers = new Map<string, { reader: GroupReader; claims: PartitionClaims; users: number }>();
   const claimBucket = createClaimBucket({
     js,
     jsm,
@@ -120,7 +129,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
         report(new TransportError(`lost the connection to NATS at ${redactUrl(options.url)}`), 'connection');
       } else if (status.type === 'reconnect') {
         connected = true;
-        watch.reconnected();
+        void watch.reconnected();
         for (const { reader } of readers.values()) reader.regate();
       }
     }
@@ -143,7 +152,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
     jsm,
     names,
     duplicateWindowMs: options.duplicateWindowMs,
-    // The stream's consumers went with it: publishes must not count on a subscription seen before.
+    // Told first that the stream was missing: every reader starts over, no publish counts on a consumer seen before.
     watch,
     consumers() {
       return Promise.all(
@@ -289,7 +298,8 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
             return { ackPending: info.num_ack_pending, deliveredSeq: info.delivered.stream_seq };
           },
           report,
-          connected: () => connected,
+          // Until a reconnection's check of the stream is done: held messages may be of a stream deleted meanwhile.
+          connected: () => connected && !watch.checking(),
         });
         const scope = names.claimScope(topic, group);
         const claims = createPartitionClaims(

@@ -70,9 +70,12 @@ export function createPartitionGate(sources: GateSources) {
     working() {
       for (const raw of waiting) raw.working();
     },
-    /** The partition is given up: its waiting messages go back to the server at once. */
-    giveBack() {
-      for (const raw of waiting) raw.nak();
+    /**
+     * The partition is given up: its waiting messages go back to the server at once (`nak: false`: only
+     * dropped, their consumer gone).
+     */
+    giveBack(nak = true) {
+      if (nak) for (const raw of waiting) raw.nak();
       waiting = [];
       above = undefined;
     },

@@ -8,8 +8,11 @@ export interface RestoreSettings {
   jsm: JetStreamManager;
   names: Names;
   duplicateWindowMs: number;
-  /** Told that the stream was found missing: no publish counts on a consumer seen in it. */
-  watch: Pick<StreamWatch, 'deleted'>;
+  /**
+   * Told that the stream was found missing (every reader starts over, no publish counts on a consumer seen in
+   * it), then given the stream there to adopt.
+   */
+  watch: Pick<StreamWatch, 'deleted' | 'adopt'>;
   /** Adds again every consumer this transport declared (a stream made again has none). */
   consumers(): Promise<unknown>;
   /** Told that the stream was made again (stage `topology`). */
@@ -18,13 +21,16 @@ export interface RestoreSettings {
 
 /**
  * The stream of a running transport, made again when it is found missing at
- * the server (deleted by an operator): with the transport's own
- * configuration, only where no stream of its name is (one that is there is
- * left as it is), and with the consumers the transport declared, before
- * anything is published to it again: a stream of interest retention drops a
- * message no consumer takes. One restore at a time; callers meanwhile share
- * it. Told to `report` when this process made the stream; rejects with a
- * retryable `TransportError` when the server could not be asked or refused.
+ * the server (deleted by an operator): every reader of the process starts
+ * over first (what they held went with the stream, and a stream made again
+ * numbers its messages from 1 again: an ack by sequence would settle
+ * another message); then it is made with the transport's own configuration,
+ * only where no stream of its name is (one that is there is left as it is),
+ * and with the consumers the transport declared, before anything is
+ * published to it again: a stream of interest retention drops a message no
+ * consumer takes. One restore at a time; callers meanwhile share it. Told to
+ * `report` when this process made the stream; rejects with a retryable
+ * `TransportError` when the server could not be asked or refused.
  *
  * @example
  * const restore = createStreamRestorer({ jsm, names, duplicateWindowMs, watch, consumers, report });
@@ -38,6 +44,7 @@ export function createStreamRestorer(settings: RestoreSettings): () => Promise<v
     let made: boolean;
     try {
       made = await restoreStream(settings.jsm, names, settings.duplicateWindowMs);
+      await settings.watch.adopt();
     } catch (error) {
       throw new TransportError(`making the stream '${names.stream}' again failed: ${String(error)}`, { cause: error });
     }
