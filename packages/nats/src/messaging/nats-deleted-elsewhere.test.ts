@@ -107,6 +107,79 @@ describe('nats: the stream deleted and made again by another process', { skip, t
   });
 });
 
+describe('nats: the claim bucket deleted while processes run', { skip, timeout: 60_000 }, () => {
+  for (const counts of [false, true]) {
+    const deleted = counts ? 'with the partition count bucket' : 'alone';
+    it(`deleted ${deleted}: a process starting after the deletion makes it again no sooner than claimTtlMs after, never claiming a partition still held`, async () => {
+      const t = await setUp(counts ? 'elsewhere_claims_counts' : 'elsewhere_claims');
+      const bucket = `KV_${t.application}_claims`;
+      const ttlMs = 1500;
+      try {
+        const running = await t.open({ claimTtlMs: ttlMs });
+        const runningSubscription = running.subscribe('jobs', 'worker');
+        await waitUntil(
+          () => running.heldPartitions('jobs', 'worker').length === 1,
+          'the partition claimed',
+          10_000,
+          20,
+        );
+
+        await t.jsm.streams.delete(bucket);
+        // The count bucket too: the one the new process makes says nothing of the claim bucket, but the stream's
+        // consumers say groups ran.
+        if (counts) await t.jsm.streams.delete(`KV_${t.application}_partitions`);
+        const deletedAt = Date.now();
+        // A new process of the application: the first to open the claim bucket finds it missing.
+        const starting = await t.open({ claimTtlMs: ttlMs });
+        const startingSubscription = starting.subscribe('jobs', 'worker');
+        let both = 0;
+        let madeAt: number | undefined;
+        await waitUntil(
+          async () => {
+            const held = [running, starting].filter(
+              (transport) => transport.heldPartitions('jobs', 'worker').length > 0,
+            );
+            if (held.length > 1) both += 1;
+            madeAt ??= await t.jsm.streams.info(bucket).then(
+              (info) => Date.parse(info.created),
+              () => undefined,
+            );
+            return madeAt !== undefined && held.length === 1;
+          },
+          'the claim bucket made again and the partition claimed anew',
+          15_000,
+          10,
+        );
+        assert.equal(both, 0, 'the partition was held by two processes at once');
+        // The server's clock is this machine's.
+        const madeAfter = (madeAt ?? 0) - deletedAt;
+        assert.ok(madeAfter >= ttlMs - 50, `made again ${madeAfter} ms after its deletion (claimTtlMs ${ttlMs})`);
+        await runningSubscription.close();
+        await startingSubscription.close();
+      } finally {
+        await t.tearDown();
+      }
+    });
+  }
+
+  it("a new application's first subscriber makes the claim bucket at once, without waiting claimTtlMs", async () => {
+    const t = await setUp('elsewhere_claims_new');
+    try {
+      const publisher = await t.open({ claimTtlMs: 60_000 });
+      await publisher.declareSubscription('jobs', 'worker');
+      const consumer = await t.open({ claimTtlMs: 60_000 });
+      const subscription = consumer.subscribe('jobs', 'worker');
+      await publisher.publish('jobs', [job(1)]);
+      const [got] = await subscription.receive(1, 10_000, never);
+      assert.deepEqual(got?.message.data, { n: 1 });
+      await got?.ack();
+      await subscription.close();
+    } finally {
+      await t.tearDown();
+    }
+  });
+});
+
 describe('nats: a publish with requireSubscription, a consumer deleted at the server', {
   skip,
   timeout: 60_000,

@@ -3,6 +3,7 @@ import { keptOnSuccess } from '@factline/core/adapter';
 import { JetStreamApiCodes, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import { isStreamMissing, type Names } from '../topology.ts';
+import { claimsMayBeHeld, markClaimsMade } from './claim-bucket.ts';
 
 /**
  * The check of each topic's partition count: every process of an application
@@ -36,9 +37,29 @@ export function createPartitionCountCheck(
   partitions: number,
 ): (topic: string) => Promise<void> {
   let countBucket: Promise<KV> | undefined;
+  /** The bucket opened was found deleted: the one made next says the claim bucket was made (it may have been). */
+  let lost = false;
+  /**
+   * Opens the bucket, made where it is missing. One this process makes holds no `CLAIMS_MADE_KEY` (see
+   * `createClaimBucket`): it is written when the bucket was lost, or claims may be held (a claim bucket or
+   * consumers are there), so that a claim bucket deleted later is not taken for one never made.
+   */
+  const openCountBucket = async (): Promise<KV> => {
+    const missing = await jsm.streams.info(`KV_${names.partitionCounts}`).then(
+      () => false,
+      (error: unknown) => {
+        if (isStreamMissing(error)) return true;
+        throw error;
+      },
+    );
+    const kv = await new Kvm(js).create(names.partitionCounts, { history: 1 });
+    if (missing && (lost || (await claimsMayBeHeld(jsm, names)))) await markClaimsMade(kv);
+    lost = false;
+    return kv;
+  };
   /** The application's partition count bucket (no TTL), created on first use (again after a failure). */
   const partitionCountBucket = (): Promise<KV> => {
-    countBucket ??= new Kvm(js).create(names.partitionCounts, { history: 1 }).catch((error: unknown) => {
+    countBucket ??= openCountBucket().catch((error: unknown) => {
       countBucket = undefined;
       const text = `opening the partition count bucket '${names.partitionCounts}' failed: ${String(error)}`;
       throw new TransportError(text, { cause: error });
@@ -107,6 +128,7 @@ export function createPartitionCountCheck(
     }
     if (countBucket === opened) {
       countBucket = undefined;
+      lost = true;
       // Recorded again at each topic's next use (or refused, if another process recorded another count first).
       for (const topic of checked) checks.forget(topic);
       checked.clear();
