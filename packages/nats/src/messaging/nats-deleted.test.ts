@@ -71,7 +71,9 @@ describe('nats: the stream deleted at the server while the transport runs', { sk
         10_000,
         50,
       );
-      assert.match(t.told.find((e) => e.stage === 'topology')?.message ?? '', /was missing at the server.*made again/);
+      // Told once the making answered, which may come after the stream is there to be seen.
+      const told = await waitUntil(() => t.told.find((e) => e.stage === 'topology'), 'the making told', 10_000, 10);
+      assert.match(told.message, /was missing at the server.*made again/);
       assert.ok(
         t.told.some((e) => e.stage === 'consume' && /pulling jobs\/worker partition 0 failed/.test(e.message)),
         'the failed pull was reported',
