@@ -173,7 +173,7 @@ async function addStream(
 /**
  * Makes the application's stream again, with the transport's configuration, if it is missing at the server
  * (deleted while the process runs): true when this call made it. A stream of that name that is there is left
- * as it is (but for `adoptStream`'s raise of its duplicate window, done by the caller).
+ * as it is, whatever its configuration, so a deliberate change is never undone.
  */
 export async function restoreStream(jsm: JetStreamManager, names: Names, duplicateWindowMs: number): Promise<boolean> {
   try {

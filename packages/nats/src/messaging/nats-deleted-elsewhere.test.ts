@@ -105,29 +105,6 @@ describe('nats: the stream deleted and made again by another process', { skip, t
       await t.tearDown();
     }
   });
-
-  it('a process asking for a longer duplicate window raises the one of a stream another process made again', async () => {
-    const t = await setUp('elsewhere_window');
-    const minutes = (n: number) => n * 60_000;
-    const windowMs = async () => ((await t.jsm.streams.info(t.application)).config.duplicate_window ?? 0) / 1e6;
-    try {
-      const longer = await t.open({ duplicateWindowMs: minutes(10) });
-      const shorter = await t.open({ duplicateWindowMs: minutes(1) });
-      assert.equal(await windowMs(), minutes(10));
-
-      await t.jsm.streams.delete(t.application);
-      await shorter.publish('jobs', [job(1)]);
-      await waitUntil(async () => (await windowMs()) === minutes(10), 'the window raised again', 10_000, 50);
-
-      // Lowered in place (an operator, or a process raising it on a stale read): raised again too.
-      const { config } = await t.jsm.streams.info(t.application);
-      await t.jsm.streams.update(t.application, { ...config, duplicate_window: minutes(1) * 1e6 });
-      await waitUntil(async () => (await windowMs()) === minutes(10), 'the lowered window raised', 10_000, 50);
-      assert.equal(longer.connected(), true);
-    } finally {
-      await t.tearDown();
-    }
-  });
 });
 
 describe('nats: the claim bucket deleted while processes run', { skip, timeout: 60_000 }, () => {

@@ -86,7 +86,6 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
       nc,
       jsm,
       names,
-      duplicateWindowMs: options.duplicateWindowMs,
       info,
       gone() {
         for (const { reader } of readers.values()) reader.streamGone();

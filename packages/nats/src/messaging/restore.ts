@@ -25,14 +25,12 @@ export interface RestoreSettings {
  * over first (what they held went with the stream, and a stream made again
  * numbers its messages from 1 again: an ack by sequence would settle
  * another message); then it is made with the transport's own configuration,
- * only where no stream of its name is (one that is there is left as it is,
- * but for a duplicate window shorter than the transport's, raised), and
- * with the consumers the transport declared, before anything is published
- * to it again: a stream of interest retention drops a message no consumer
- * takes. One restore at a time; callers meanwhile share it. Told to `report`
- * when this process made the stream; rejects with a retryable
- * `TransportError` when the server could not be asked or refused (one not
- * retryable for a stream there without the application's subjects).
+ * only where no stream of its name is (one that is there is left as it is),
+ * and with the consumers the transport declared, before anything is
+ * published to it again: a stream of interest retention drops a message no
+ * consumer takes. One restore at a time; callers meanwhile share it. Told to
+ * `report` when this process made the stream; rejects with a retryable
+ * `TransportError` when the server could not be asked or refused.
  *
  * @example
  * const restore = createStreamRestorer({ jsm, names, duplicateWindowMs, watch, consumers, report });
@@ -48,7 +46,6 @@ export function createStreamRestorer(settings: RestoreSettings): () => Promise<v
       made = await restoreStream(settings.jsm, names, settings.duplicateWindowMs);
       await settings.watch.adopt();
     } catch (error) {
-      if (error instanceof TransportError) throw error;
       throw new TransportError(`making the stream '${names.stream}' again failed: ${String(error)}`, { cause: error });
     }
     if (made) {

@@ -1,7 +1,7 @@
 import { TransportError } from '@factline/core';
 import type { JetStreamManager, StreamInfo } from '@nats-io/jetstream';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { adoptStream, isStreamMissing, type Names } from '../topology.ts';
+import { isStreamMissing, type Names } from '../topology.ts';
 
 /** The time of a deletion advisory (server time, RFC 3339 with nanoseconds); undefined when unreadable. */
 const deletedAt = (msg: Msg): string | undefined => {
@@ -32,8 +32,6 @@ export interface StreamWatchSettings {
   nc: NatsConnection;
   jsm: JetStreamManager;
   names: Names;
-  /** Raised to where a stream made again has a shorter duplicate window (as at start). */
-  duplicateWindowMs: number;
   /** The stream as the transport found or made it at start. */
   info: StreamInfo;
   /** The stream was deleted (or replaced): every reader forgets what it held of it (its acks are refused). */
@@ -45,21 +43,19 @@ export interface StreamWatchSettings {
 /**
  * Watches the application's stream for changes made by anyone, with the
  * server's advisories (`$JS.EVENT.ADVISORY.STREAM.DELETED.<app>`,
- * `…STREAM.CREATED.<app>`, `…STREAM.UPDATED.<app>`,
- * `…CONSUMER.DELETED.<app>.*`, core messages: no cost on a publish): a
- * deletion makes every reader start over (`gone`); a stream made or changed
- * is adopted (its creation time read: the stream the readers hold messages
- * of; its duplicate window raised to `duplicateWindowMs` where shorter, as
- * at start, whoever made or changed it). Each, and a consumer
- * deleted, moves `epoch` on, so that nothing remembered of the stream
- * before (the consumers a publish saw) is trusted. Advisories are not kept
- * for a disconnected client: a reconnection moves `epoch` on and adopts the
- * stream there, another than the one adopted taken as a deletion
- * (`checking` is true until then). Where the server refuses the
- * subscriptions (permissions), `trusted` is false (told once).
+ * `…STREAM.CREATED.<app>`, `…CONSUMER.DELETED.<app>.*`, core messages: no
+ * cost on a publish): a deletion makes every reader start over (`gone`); a
+ * stream made is adopted (its creation time read: the stream the readers
+ * hold messages of). Each, and a consumer deleted, moves `epoch` on, so that
+ * nothing remembered of the stream before (the consumers a publish saw) is
+ * trusted. Advisories are not kept for a disconnected client: a
+ * reconnection moves `epoch` on and reads the stream's creation time,
+ * another than the one adopted taken as a deletion (`checking` is true until
+ * then). Where the server refuses the subscriptions (permissions), `trusted`
+ * is false (told once).
  *
  * @example
- * const watch = createStreamWatch({ nc, jsm, names, duplicateWindowMs, info, gone, report });
+ * const watch = createStreamWatch({ nc, jsm, names, info, gone, report });
  * await watch.start();
  * if (watch.trusted() && seenAt === watch.epoch()) { ... } // what was seen at seenAt still holds
  */
@@ -85,9 +81,8 @@ export function createStreamWatch(settings: StreamWatchSettings) {
   let adopting: Promise<unknown> = Promise.resolve();
   const adopt = (): Promise<StreamInfo> => {
     const run = async () => {
-      const info = await adoptStream(settings.jsm, names, settings.duplicateWindowMs);
-      // Another stream than the one held (deleted and made again, its deletion's advisory not here, or not yet):
-      // what the readers held of the one before is gone.
+      const info = await settings.jsm.streams.info(names.stream);
+      // Another stream than the one held (made while this process was not told): held messages are gone.
       if (known !== undefined && info.created !== known) {
         settings.report(
           new TransportError(
@@ -132,11 +127,7 @@ export function createStreamWatch(settings: StreamWatchSettings) {
     }),
     subscribe(`$JS.EVENT.ADVISORY.STREAM.CREATED.${names.stream}`, () => {
       epoch += 1;
-      adopt().catch(told('adopting the new'));
-    }),
-    // Another process raising the window on a stale read (or an operator) may have lowered it below this one's.
-    subscribe(`$JS.EVENT.ADVISORY.STREAM.UPDATED.${names.stream}`, () => {
-      adopt().catch(told('adopting the changed'));
+      adopt().catch(told('reading the new'));
     }),
   ];
 
@@ -148,7 +139,7 @@ export function createStreamWatch(settings: StreamWatchSettings) {
       if (!trusted) {
         settings.report(
           new TransportError(
-            `the server refused the subscriptions to the advisories of the stream '${names.stream}' ($JS.EVENT.ADVISORY.>): ${String(refused)}; a publish with requireSubscription reads the stream's consumers every time, and a reader learns of the stream made again by another process only when a pull fails or brings a message of it, or at a reconnection`,
+            `the server refused the subscriptions to the advisories of the stream '${names.stream}' ($JS.EVENT.ADVISORY.>): ${String(refused)}; a publish with requireSubscription reads the stream's consumers every time, and a reader learns of the stream made again by another process only when a pull fails or brings a message of it`,
           ),
         );
       }
