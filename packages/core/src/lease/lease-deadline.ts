@@ -112,32 +112,24 @@ export function leaseWithDeadline(lease: Lease, options: LeaseDeadlineOptions): 
     term += 1;
     lapsed = false;
   };
+  /** A take: bounded from the call, or (`patient`) only from the loop's halt. */
+  const take = (patient: boolean) =>
+    bounded(
+      'acquire',
+      () => lease.acquire(),
+      (taken) => {
+        if (taken) newTerm();
+      },
+      (taken) => {
+        if (taken) options.tookLate();
+      },
+      patient,
+    );
   return {
     name: lease.name,
     lapsed: () => lapsed,
-    acquire: () =>
-      bounded(
-        'acquire',
-        () => lease.acquire(),
-        (taken) => {
-          if (taken) newTerm();
-        },
-        (taken) => {
-          if (taken) options.tookLate();
-        },
-      ),
-    acquirePatiently: () =>
-      bounded(
-        'acquire',
-        () => lease.acquire(),
-        (taken) => {
-          if (taken) newTerm();
-        },
-        (taken) => {
-          if (taken) options.tookLate();
-        },
-        true,
-      ),
+    acquire: () => take(false),
+    acquirePatiently: () => take(true),
     renew: () => (lapsed ? Promise.resolve(false) : bounded('renew', () => lease.renew(), noop, noop)),
     isHeld: () => !lapsed && lease.isHeld(),
     release: () => {
