@@ -162,6 +162,38 @@ describe('handleCommand', () => {
     assert.equal(ok.version, 2);
   });
 
+  it('with a caller-given expectedVersion, a stream at another version is a conflict before decide runs', async () => {
+    const store = getInMemoryEventStore();
+    await handleCommand(store, 'account-1', { type: 'Deposit', amount: 10 }, account);
+    await handleCommand(store, 'account-1', { type: 'Withdraw', amount: 10 }, account);
+    let decided = 0;
+    const counting = {
+      ...account,
+      decide: (c: AccountCommand, s: { balance: number }) => (decided++, account.decide(c, s)),
+    };
+    // The client read version 1 (balance 10); the stream is at 2 (balance 0): its If-Match fails, not the rule.
+    await assert.rejects(
+      handleCommand(store, 'account-1', { type: 'Withdraw', amount: 5 }, counting, { expectedVersion: 1 }),
+      (e: unknown) => isConcurrencyError(e) && e.expectedVersion === 1 && e.actualVersion === 2,
+    );
+    // A version the stream has not reached yet: decided on version 2, the append must not land once others reach 3.
+    await assert.rejects(
+      handleCommand(store, 'account-1', { type: 'Deposit', amount: 5 }, counting, { expectedVersion: 3 }),
+      (e: unknown) => isConcurrencyError(e) && e.expectedVersion === 3 && e.actualVersion === 2,
+    );
+    await assert.rejects(
+      handleCommand(store, 'account-1', { type: 'Deposit', amount: 5 }, counting, { expectedVersion: 'no-stream' }),
+      (e: unknown) => isConcurrencyError(e) && e.expectedVersion === 'no-stream' && e.actualVersion === 2,
+    );
+    await assert.rejects(
+      handleCommand(store, 'account-2', { type: 'Deposit', amount: 5 }, counting, { expectedVersion: 'stream-exists' }),
+      (e: unknown) => isConcurrencyError(e) && e.expectedVersion === 'stream-exists' && e.actualVersion === 0,
+    );
+    assert.equal(decided, 0, 'decide never ran on a state the caller did not expect');
+    assert.equal((await store.readStream('account-1')).version, 2);
+    assert.equal((await store.readStream('account-2')).version, 0);
+  });
+
   it('merges the given metadata (correlation and causation) into every new event', async () => {
     const store = getInMemoryEventStore();
     const result = await handleCommand(store, 'account-1', { type: 'Deposit', amount: 10 }, account, {

@@ -1,6 +1,7 @@
 import { CommandRetriesExhaustedError, isConcurrencyError } from '../errors/index.ts';
 import { checkHandleCommandOptions } from '../options/core-options.ts';
 import type { Event, EventMetadata, EventStore, ExpectedVersion, RecordedOf } from '../store/types.ts';
+import { checkExpectedVersion } from '../store/validation.ts';
 import { traceCommand } from '../tracing/store-spans.ts';
 import { type Decider, foldEvents } from './decider.ts';
 import { continueState, type Loaded, loadFromSnapshot, loadState } from './load-state.ts';
@@ -140,6 +141,9 @@ async function decideAndAppend<State, Command, E extends Event>(
       known = start;
     } else known = await loadState(store, streamId, decider, undefined);
     const { state, version } = known;
+    // A caller's version (an If-Match) is checked before `decide`: a rule run on a state the caller did not see
+    // would answer for it, and a version not reached yet may be reached by others' events before the append.
+    if (fixedVersion !== undefined) checkExpectedVersion(streamId, fixedVersion, version);
     const decided = decider.decide(command, state);
     const newEvents = Array.isArray(decided) ? (decided as readonly E[]) : [decided as E];
     if (newEvents.length === 0) {
