@@ -198,6 +198,51 @@ describe('handleCommand snapshots: saving after the append', () => {
       ['load'],
     );
   });
+
+  it('a snapshot of another version taken of a stream since deleted does not hold up the new stream’s saves', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const { onError, errors } = collect();
+    for (let i = 0; i < 6; i++) {
+      await (
+        await handleCommand(store, 'c-1', { n: 1 }, counter, {
+          snapshots: { store: snapshots, version: 1, every: 3, onError },
+        })
+      ).snapshotSaved;
+    }
+    assert.equal((await snapshots.load('c-1'))?.version, 6);
+    await store.deleteStream('c-1');
+    // The new code's snapshots have another shape; the stream starts again at version 1.
+    const saved: boolean[] = [];
+    for (let i = 0; i < 3; i++) {
+      const result = await handleCommand(store, 'c-1', { n: 1 }, counter, {
+        snapshots: { store: snapshots, version: 2, every: 3, onError },
+      });
+      saved.push(await result.snapshotSaved);
+    }
+    assert.deepEqual(saved, [false, false, true]);
+    const stored = await snapshots.load('c-1');
+    assert.deepEqual([stored?.version, stored?.snapshotVersion, stored?.state], [3, 2, { total: 3 }]);
+    assert.deepEqual(errors, []);
+  });
+
+  it('a snapshot of another version of the same stream is left for the code that reads it', async () => {
+    const store = getInMemoryEventStore();
+    const snapshots = getInMemorySnapshotStore();
+    const { onError, errors } = collect();
+    await (
+      await handleCommand(store, 'c-1', { n: 1 }, counter, {
+        snapshots: { store: snapshots, version: 1, every: 1, onError },
+      })
+    ).snapshotSaved;
+    // Another process still on version 1 (a rolling deploy): its snapshot stays while the stream continues it.
+    const result = await handleCommand(store, 'c-1', { n: 0 }, counter, {
+      snapshots: { store: snapshots, version: 2, onError },
+    });
+    assert.deepEqual(errors, []);
+    assert.deepEqual(result.state, { total: 1 });
+    assert.equal((await snapshots.load('c-1'))?.snapshotVersion, 1);
+  });
 });
 
 type OrderEvent = Event<'ItemAdded', { sku: string }> | Event<'Placed', Record<string, never>>;

@@ -169,7 +169,10 @@ describe('handleCommand', () => {
     let decided = 0;
     const counting = {
       ...account,
-      decide: (c: AccountCommand, s: { balance: number }) => (decided++, account.decide(c, s)),
+      decide: (c: AccountCommand, s: { balance: number }) => {
+        decided++;
+        return account.decide(c, s);
+      },
     };
     // The client read version 1 (balance 10); the stream is at 2 (balance 0): its If-Match fails, not the rule.
     await assert.rejects(

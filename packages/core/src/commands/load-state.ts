@@ -98,7 +98,8 @@ export function continues(snapshot: Snapshot, tail: ReadStreamResult, report: (e
  * The first load of a command with snapshots: the latest snapshot of the
  * configured version, then only the events from its version on (the event at
  * its version is read too, to check its id). A snapshot of another version
- * is ignored; one the stream does not continue is deleted; a snapshot store
+ * is ignored (deleted when it is past the stream's end: taken of a stream
+ * since deleted); one the stream does not continue is deleted; a snapshot store
  * that fails is reported. Each of these falls back to reading every event.
  */
 export async function loadFromSnapshot<State, E extends Event>(
@@ -140,5 +141,16 @@ export async function loadFromSnapshot<State, E extends Event>(
       }
     }
   }
-  return { ...(await loadState(store, streamId, decider, undefined)), base: 0 };
+  const loaded = await loadState(store, streamId, decider, undefined);
+  if (snapshot !== undefined && snapshot.snapshotVersion !== snapshots.version && loaded.version < snapshot.version) {
+    // A snapshot of another shape past the stream's end was taken of a stream since deleted: left in place, it
+    // would refuse every newer save until the new stream outgrew it. One the stream may continue is left for the
+    // code that reads it (a rolling deploy runs both).
+    try {
+      await snapshots.store.delete(streamId, { name: snapshots.name });
+    } catch (error) {
+      snapshots.report(error, streamId, 'delete');
+    }
+  }
+  return { ...loaded, base: 0 };
 }
