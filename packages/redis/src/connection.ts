@@ -85,8 +85,11 @@ export function connectionError(error: unknown, url: string): TransportError {
   return new TransportError(`Redis at ${where} is unreachable: ${text}`, { cause: error });
 }
 
-/** Replies of a server that cannot serve for now: loading its data, busy with a script, read-only, out of memory. */
-const PASSING_REPLY = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|READONLY|OOM|CLUSTERDOWN)\b/;
+/**
+ * Replies of a server that cannot serve for now: loading its data, busy with a script, read-only, out of memory,
+ * failing to persist (`MISCONF`), short of the replicas `min-replicas-to-write` asks for (`NOREPLICAS`).
+ */
+const PASSING_REPLY = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|READONLY|OOM|CLUSTERDOWN|MISCONF|NOREPLICAS)\b/;
 
 /**
  * A failed command as its caller gets it: a Factline error as it is, anything
@@ -115,6 +118,11 @@ export function commandError(error: unknown, what: string): unknown {
 const STATE_HINTS: [RegExp, string][] = [
   [/^READONLY\b/, 'the server is a replica now, as after a failover: the URL must name the primary'],
   [/^OOM\b/, 'the server is full (maxmemory, noeviction): writes are refused until memory is freed'],
+  [/^MISCONF\b/, 'the server cannot write its RDB snapshot or AOF: writes are refused until it can persist again'],
+  [
+    /^NOREPLICAS\b/,
+    'fewer replicas than min-replicas-to-write are connected: writes are refused until enough are back',
+  ],
 ];
 
 /** Backoff before reconnect attempt `n` (1-based): doubling from `min` to `max`, with up to 25% jitter. */

@@ -137,6 +137,11 @@ describe('a command that fails is a TransportError naming what it did', () => {
       [new Error('Socket closed unexpectedly'), true],
       [new ErrorReply('LOADING Redis is loading the dataset in memory'), true],
       [new ErrorReply('OOM command not allowed when used memory > maxmemory'), true],
+      [
+        new ErrorReply('MISCONF Redis is configured to save RDB snapshots, but it is currently unable to persist'),
+        true,
+      ],
+      [new ErrorReply('NOREPLICAS Not enough good replicas to write. script: 90c1c3b7, on @user_script:3.'), true],
       [new ErrorReply('WRONGTYPE Operation against a key holding the wrong kind of value'), false],
       [new ErrorReply('NOPERM this user has no permissions to run the xadd command'), false],
     ];
@@ -156,6 +161,8 @@ describe('a command that fails is a TransportError naming what it did', () => {
       String((full as Failure).message),
       /\(the server is full \(maxmemory, noeviction\): writes are refused until memory is freed\)$/,
     );
+    const noReplicas = commandError(new ErrorReply('NOREPLICAS Not enough good replicas to write.'), 'acking');
+    assert.match(String((noReplicas as Failure).message), /\(fewer replicas than min-replicas-to-write are connected/);
     const typed = new TransportError('already typed');
     assert.equal(commandError(typed, 'anything'), typed, 'a Factline error passes as it is');
   });
