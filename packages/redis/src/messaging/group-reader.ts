@@ -9,7 +9,8 @@ import { createNewEntryReader } from './new-entries.ts';
 import { type PartitionState, takeOver, unheldPartition } from './partition-state.ts';
 import { type ClaimedPage, createPendingClaims } from './pending-claims.ts';
 import type { ReaderContext } from './reader-context.ts';
-import { createGroupBuffer, entriesOf } from './receive.ts';
+import { createGroupBuffer, type Entry, entriesOf } from './receive.ts';
+import { createRefusedAcks } from './refused-acks.ts';
 import { isNoGroup, laterId, type RawEntry } from './stream-replies.ts';
 
 /**
@@ -73,6 +74,20 @@ export function createGroupReader(context: ReaderContext) {
     fenced: (partition) => lose(partition, 'another reader holds it (found at an ack)'),
   });
 
+  /** Still this reader's to ack: it runs and holds the entry's partition under the generation it was read with. */
+  const ackable = (entry: Entry) => {
+    const state = states[entry.partition] as PartitionState;
+    return !stopped && state.held && state.generation === entry.generation;
+  };
+  // An ack Redis refuses is sent again, its key held meanwhile: else the entry came back behind its key's later ones.
+  const refusedAcks = createRefusedAcks({
+    send: (entry) => acks.ack(entry.partition, entry.id),
+    current: ackable,
+    reconnectMinMs: context.reconnectMinMs,
+    reconnectMaxMs: context.reconnectMaxMs,
+    report: (error) => context.report(error, 'consume'),
+  });
+
   /** True while the partition's entries may be handed out (those claimed go out while the rest are claimed). */
   const active = (partition: number) => {
     const state = states[partition] as PartitionState;
@@ -86,7 +101,8 @@ export function createGroupReader(context: ReaderContext) {
         return state.held && state.generation === entry.generation && performance.now() < state.expiresAt;
       },
       active,
-      ack: (entry) => acks.ack(entry.partition, entry.id),
+      waits: refusedAcks.holdsKey,
+      ack: refusedAcks.ack,
       ackTarget: (entry) => targets[entry.partition] as AckTarget,
       acked: wakeReader,
       fenced: (entry) => {
@@ -129,6 +145,8 @@ export function createGroupReader(context: ReaderContext) {
     state.draining = false;
     state.generation += 1;
     forget(partition);
+    // Acks tried again after a refusal give up: the entries stay pending for the partition's next holder.
+    refusedAcks.wake();
     context.report(new TransportError(`lost the lease of ${topic}/${group} partition ${partition}: ${why}`), 'lease');
     // A blocking read in flight may cover the partition: ended, so that it reads nothing more there.
     newEntries.rereadNow();
@@ -217,6 +235,7 @@ export function createGroupReader(context: ReaderContext) {
     state.draining = false;
     state.generation += 1;
     forget(partition);
+    refusedAcks.wake();
     // A read in flight covering the partition would take entries after the lease is freed.
     newEntries.rereadNow();
     const counts = [...pending.handOuts(partition)].flat();
@@ -399,8 +418,9 @@ export function createGroupReader(context: ReaderContext) {
       if (stopped) return;
       stopped = true;
       clearTimeout(leaseTimer);
-      // Waiting receivers get nothing more; deliveries out may still be settled.
+      // Waiting receivers get nothing more; deliveries out may still be settled. Refused acks are not tried again.
       buffer.close();
+      refusedAcks.wake();
       const leaving = (async () => {
         await started?.catch(() => undefined);
         await ticking?.catch(() => undefined);

@@ -69,6 +69,8 @@ export interface Settler {
   current(entry: Entry): boolean;
   /** True while the entry's partition may hand out more (held, ready, not being given up). */
   active(partition: number): boolean;
+  /** True while the entry's key waits for an earlier entry's ack that Redis refused and that is tried again. */
+  waits(entry: Entry): boolean;
   /**
    * `XACK`s the entry while this reader's lease of its partition holds (else leaves it to the new holder);
    * called even after this process saw its lease move on: unless Redis shows another holder, a duplicate is avoided.
@@ -91,14 +93,15 @@ export interface Settler {
  * the sorted set of due messages with its key parked until the message is
  * back or `parkGraceMs` after it was due), with what Redis adds: hand-outs
  * only while the partition's lease holds under the generation read with,
- * a fresh message on every hand-out after the first, and the delivery's
+ * a fresh message on every hand-out after the first, none of a key whose
+ * earlier entry's refused ack is being tried again, and the delivery's
  * ack-with-mark for the Redis inbox.
  */
 export function createGroupBuffer(settler: Settler, options: { parkGraceMs: number }) {
   return createDeliveryBuffer<Entry>(
     {
       holds: settler.current,
-      offers: (entry) => settler.active(entry.partition),
+      offers: (entry) => settler.active(entry.partition) && !settler.waits(entry),
       ack: settler.ack,
       delay: settler.delay,
       messageOf(entry) {

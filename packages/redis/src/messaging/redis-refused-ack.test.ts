@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createConsumer, createMessage } from '@factline/core';
+import { createConsumer, createMessage, type Delivery } from '@factline/core';
+import { settledWithin } from '@factline/core/adapter';
 import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
 import { startPrivateServer } from '../fixtures/private-server.ts';
@@ -68,6 +69,9 @@ async function refuse(refusal: Refusal): Promise<{ lift(): Promise<void> }> {
 const pending = async (transport: RedisTransport, topic: string) =>
   Number(((await adminClient().sendCommand(['XPENDING', transport.keys.stream(topic, 0), 'billing'])) as [number])[0]);
 
+/** Whether `ns` never goes back: a key's messages handled in publish order (a repeat of the last one is fine). */
+const inOrder = (ns: number[]) => ns.every((n, i) => i === 0 || n >= (ns[i - 1] as number));
+
 const open = async (application: string, errors: string[], leaseMs = 3000) => {
   const transport = await getRedisTransport({
     url,
@@ -90,8 +94,117 @@ const publishThree = async (transport: RedisTransport, topic: string) => {
     [1, 2, 3].map((n) => createMessage({ type: 'Counted', key: 'k', data: { n } })),
   );
 };
+const nOf = (delivery: Delivery) => (delivery.message.data as { n: number }).n;
 
 describe('redis: a mark or ack Redis refuses with the connection up', { skip }, () => {
+  for (const refusal of ['NOREPLICAS', 'BUSY'] as const) {
+    it(`(${refusal}) holds its key's later messages back until it is acked: they come after it, in order`, async () => {
+      const application = testApplication('refused-ack');
+      const errors: string[] = [];
+      const transport = await open(application, errors);
+      await publishThree(transport, 'plain');
+      await transport.publish('plain', [createMessage({ type: 'Counted', key: 'other', data: { n: 0 } })]);
+      const subscription = transport.subscribe('plain', 'billing');
+      const signal = new AbortController().signal;
+      const handled: number[] = [];
+      const meanwhile: string[] = [];
+      const settle = (delivery: Delivery) =>
+        delivery.ack().then(
+          () => undefined,
+          (error: Error) => errors.push(`ack: ${error.message}`),
+        );
+      let refused: { lift(): Promise<void> } | undefined;
+      const deadline = Date.now() + 20_000;
+      while (!(handled.includes(3) && (await pending(transport, 'plain')) === 0) && Date.now() < deadline) {
+        // One at a time: what the transport hands out next.
+        for (const delivery of await subscription.receive(1, 100, signal)) {
+          if (delivery.message.key === 'k') handled.push(nOf(delivery));
+          if (refused) {
+            await settle(delivery);
+            continue;
+          }
+          refused = await refuse(refusal);
+          const acking = settle(delivery);
+          // The refusal told (the ack's own rejection, or the transport's onError), and while it lasts what goes out.
+          await waitUntil(() => errors.some((e) => e.includes(refusal)), `the ack refused with ${refusal}`);
+          const others = await subscription.receive(10, 300, signal);
+          meanwhile.push(...others.map((d) => d.message.key));
+          handled.push(...others.flatMap((d) => (d.message.key === 'k' ? [nOf(d)] : [])));
+          await refused.lift();
+          await acking;
+          for (const other of others) await settle(other);
+        }
+      }
+      assert.ok(inOrder(handled), `the key's messages handled in order: ${handled.join(', ')}`);
+      assert.deepEqual([...new Set(handled)], [1, 2, 3]);
+      assert.deepEqual(meanwhile, ['other'], "while the ack was refused only another key's message went out");
+      assert.equal(await pending(transport, 'plain'), 0, 'every entry acknowledged');
+      await subscription.close();
+    });
+  }
+
+  /**
+   * Message 1 of `topic` handed out by a first transport, whose ack Redis refuses from then on; `end` ends the
+   * retries (the lease running out, or a close). The ack must reject, nothing more of the key go out meanwhile,
+   * and once writes are taken again a second transport must get the key's messages from 1 on, in order.
+   */
+  const refusedUntil = async (topic: string, end: (transport: RedisTransport) => Promise<unknown>) => {
+    const application = testApplication('refused-end');
+    const errors: string[] = [];
+    const first = await open(application, errors, 1500);
+    await publishThree(first, topic);
+    const subscription = first.subscribe(topic, 'billing');
+    const signal = new AbortController().signal;
+    const [delivery] = await subscription.receive(1, 5000, signal);
+    assert.equal(delivery && nOf(delivery), 1);
+    const refused = await refuse('NOREPLICAS');
+    try {
+      let outcome: unknown;
+      delivery?.ack().then(
+        () => (outcome = 'acked'),
+        (error: unknown) => (outcome = error),
+      );
+      await waitUntil(() => errors.some((e) => e.includes('NOREPLICAS')), 'the ack refused');
+      assert.deepEqual(await subscription.receive(10, 200, signal), [], "nothing more of the key while it's refused");
+      await end(first);
+      await waitUntil(() => outcome !== undefined, 'the ack to give up', 5000);
+      assert.match(String((outcome as Error).message), /NOREPLICAS/);
+      // Out of the way of the second (it would take the partition again once writes are taken).
+      await first.close();
+    } finally {
+      await refused.lift();
+    }
+    const second = await open(application, []);
+    const again = second.subscribe(topic, 'billing');
+    const handled: number[] = [];
+    await waitUntil(
+      async () => {
+        for (const d of await again.receive(1, 100, signal)) {
+          handled.push(nOf(d));
+          await d.ack();
+        }
+        return handled.length >= 3;
+      },
+      "the key's messages at the next holder",
+      15_000,
+    );
+    assert.deepEqual(handled, [1, 2, 3]);
+    await again.close();
+  };
+
+  it('a refused ack tried again gives up when the lease runs out (renewals refused too): the next holder gets the entry first', async () => {
+    await refusedUntil('lost', (first) =>
+      waitUntil(() => first.heldPartitions('lost', 'billing').length === 0, 'the lease to run out', 10_000),
+    );
+  });
+
+  it('a refused ack tried again does not hold a close: the transport closes, the ack rejects', async () => {
+    await refusedUntil('closed', async (first) => {
+      const closed = first.close();
+      assert.equal(await settledWithin(closed, 3000), true, 'closed within 3 s');
+    });
+  });
+
   for (const refusal of ['NOREPLICAS', 'BUSY'] as const) {
     it(`(${refusal}) the Redis inbox's mark that acks: the run fails and the message runs again before its key's later ones`, async () => {
       const application = testApplication('refused-mark');
