@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type DeadLetter, type DeadLetterStore, TransportError, uuidv7 } from '@factline/core';
+import { type DeadLetter, type DeadLetterStore, TransportError } from '@factline/core';
 import { createDeliveryBuffer, messageFromJson } from '@factline/core/adapter';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { CLOSE_WAIT_MS, closeWithin } from '../connection.ts';
@@ -7,6 +7,7 @@ import type { RabbitErrorStage } from '../options.ts';
 import { delayTierFor, localHoldMs, type Names, type TierKind } from '../topology.ts';
 import { type Acker, createAcker } from './acker.ts';
 import { createAwayCount } from './away.ts';
+import { deadLetterRecordId } from './dead-letter-id.ts';
 import type { Outgoing } from './publish.ts';
 import { COUNT_HEADER, DUE_HEADER, type Entry, readIncoming } from './receive.ts';
 
@@ -133,9 +134,11 @@ export function createGroupReader(context: ReaderContext) {
   let storeFailures = 0;
 
   /**
-   * Moves a broker dead letter into the store, then acks it. An unreadable one
-   * is told and left unacknowledged in the dead-letter queue (it comes back at
-   * the reader's next start), and a store that fails is tried again after a
+   * Moves a broker dead letter into the store, then acks it. Its record's id
+   * names the dead-lettering (deadLetterRecordId): handed out again (its ack
+   * lost after the record was kept), it is acked without a second record,
+   * whatever became of the first one meanwhile (redriven, discarded). An unreadable one
+   * is moved aside and told, and a store that fails is tried again after a
    * backoff while the channel lasts: requeued at once, either would come
    * straight back, round and round.
    */
@@ -151,7 +154,7 @@ export function createGroupReader(context: ReaderContext) {
     }
     const at = new Date();
     const record: DeadLetter = {
-      id: uuidv7(),
+      id: deadLetterRecordId(raw, names.deadQueue(topic, group), message.id),
       consumer: group,
       topic,
       message,
@@ -169,7 +172,8 @@ export function createGroupReader(context: ReaderContext) {
     };
     for (;;) {
       try {
-        await store.add(record);
+        // Kept already (whatever its state now): this delivery is that dead-lettering handed out again.
+        if (!(await store.get(record.id))) await store.add(record);
         storeFailures = 0;
         own.ack(raw);
         return;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { TransportError } from '@factline/core';
 import type { ConfirmChannel, Options } from 'amqplib';
 
@@ -13,7 +14,12 @@ export interface Outgoing {
 /** What became of one message: confirmed, or returned as unroutable (`mandatory`). */
 export type Outcome = 'confirmed' | 'returned';
 
-const TOKEN = 'x-factline-publish';
+/**
+ * The header naming each message a publisher sends: `<publisher>.<n>`, the publisher a random name and `n`
+ * counting its messages. A return names the message it returns by it, and it stays unique to the AMQP message
+ * through dead-lettering (dead-letter-id.ts keys a broker dead letter's record on it).
+ */
+export const PUBLISH_HEADER = 'x-factline-publish';
 
 /**
  * A publisher on one confirm channel: every message persistent and
@@ -26,11 +32,12 @@ const TOKEN = 'x-factline-publish';
  */
 export function createPublisher(channel: ConfirmChannel, timeoutMs = 30_000) {
   const returned = new Set<number>();
-  /** The next message's token (in its headers): a return names the message it returns. */
+  const prefix = `${randomBytes(9).toString('base64url')}.`;
+  /** The next message's number (in its `PUBLISH_HEADER`): a return names the message it returns. */
   let next = 0;
   channel.on('return', (message) => {
-    const token = message.properties.headers?.[TOKEN];
-    if (typeof token === 'number') returned.add(token);
+    const token = message.properties.headers?.[PUBLISH_HEADER];
+    if (typeof token === 'string' && token.startsWith(prefix)) returned.add(Number(token.slice(prefix.length)));
   });
 
   /** False from a send that found the socket buffer full until its `drain`. */
@@ -129,7 +136,7 @@ export function createPublisher(channel: ConfirmChannel, timeoutMs = 30_000) {
           mandatory: true,
           contentType: 'application/json',
           messageId: item.messageId,
-          headers: { ...item.headers, [TOKEN]: first + i },
+          headers: { ...item.headers, [PUBLISH_HEADER]: `${prefix}${first + i}` },
         };
         try {
           if (!channel.publish(item.exchange, item.routingKey, item.content, options, onConfirm)) room = false;

@@ -1,18 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import {
-  createConsumer,
-  createMessage,
-  type DeadLetterStore,
-  type Delivery,
-  getInMemoryDeadLetterStore,
-  type Subscription,
-} from '@factline/core';
+import { createConsumer, createMessage, type DeadLetterStore, getInMemoryDeadLetterStore } from '@factline/core';
 import { messageToJson } from '@factline/core/adapter';
 import { waitUntil } from '@factline/core/testing';
 import amqp from 'amqplib';
 import { closeConnectionFromServer } from '../fixtures/close-connection.ts';
-import { amqpUrl, rabbitUnavailable, removeTopology, testApplication } from '../fixtures/server.ts';
+import {
+  amqpUrl,
+  rabbitUnavailable,
+  receiveOne,
+  removeTopology,
+  sendConfirmed,
+  testApplication,
+} from '../fixtures/server.ts';
 import type { RabbitTransportOptions } from '../options.ts';
 import { topologyNames } from '../topology.ts';
 import { getRabbitTransport, type RabbitTransport } from './rabbitmq-transport.ts';
@@ -20,16 +20,6 @@ import { getRabbitTransport, type RabbitTransport } from './rabbitmq-transport.t
 const skip = await rabbitUnavailable();
 const never = () => new AbortController().signal;
 const created: RabbitTransport[] = [];
-
-/** Receives until one delivery came, failing after `ms`. */
-async function receiveOne(subscription: Subscription, ms = 15_000): Promise<Delivery> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const [delivery] = await subscription.receive(1, 200, never());
-    if (delivery) return delivery;
-  }
-  assert.fail(`nothing received in ${ms} ms`);
-}
 
 /** A transport of its own application whose `onError` calls are kept as `<stage>: <message>`. */
 async function toldTransport(label: string, options: Partial<RabbitTransportOptions> = {}) {
@@ -51,18 +41,6 @@ async function asAdmin(change: (channel: amqp.Channel) => Promise<unknown>): Pro
   const admin = await amqp.connect(amqpUrl);
   try {
     await change(await admin.createChannel());
-  } finally {
-    await admin.close();
-  }
-}
-
-/** Puts `bodies` straight into `queue`, confirmed by the broker (as the broker's dead-lettering does). */
-async function sendConfirmed(queue: string, bodies: readonly string[]): Promise<void> {
-  const admin = await amqp.connect(amqpUrl);
-  try {
-    const confirmed = await admin.createConfirmChannel();
-    for (const body of bodies) confirmed.sendToQueue(queue, Buffer.from(body));
-    await confirmed.waitForConfirms();
   } finally {
     await admin.close();
   }
