@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DeadLetter, type DeadLetterStore, TransportError } from '@factline/core';
-import { createDeliveryBuffer, messageFromJson } from '@factline/core/adapter';
+import { createDeliveryBuffer, messageFromJson, settledWithin } from '@factline/core/adapter';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { CLOSE_WAIT_MS, closeWithin } from '../connection.ts';
 import type { RabbitErrorStage } from '../options.ts';
@@ -128,6 +128,27 @@ export function createGroupReader(context: ReaderContext) {
     // that arrives with less left (held here) waits for it; held here if the tier cannot take it.
     if (incoming.dueAt - Date.now() >= localHoldMs) buffer.defer(entry, incoming.dueAt);
     else buffer.add(entry);
+  };
+
+  /** Closes of channels the reader gave up (a cancel from the server, a failed start): `stop` waits for them. */
+  const closing = new Set<Promise<void>>();
+
+  /**
+   * Closes a channel the reader gave up, waiting for the broker's close-ok at most `CLOSE_WAIT_MS`: past it the
+   * channel is left to its connection (its unacknowledged deliveries go back when that closes), told.
+   */
+  const closeAside = (own: Channel) => {
+    const done = closeWithin(own).then((confirmed) => {
+      closing.delete(done);
+      if (confirmed) return;
+      context.report(
+        new TransportError(
+          `RabbitMQ did not confirm closing the channel of ${topic}/${group} within ${CLOSE_WAIT_MS} ms (after its consumer was cancelled or its start failed): left to its connection, its unacknowledged messages go back when that closes`,
+        ),
+        'consume',
+      );
+    });
+    closing.add(done);
   };
 
   /** Stores that failed one after the other: the next try waits 100 ms, doubling to 5 s. */
@@ -293,7 +314,7 @@ export function createGroupReader(context: ReaderContext) {
               settle?.close();
               redeclare = true;
               buffer.drop((e) => e.generation <= seen);
-              own?.close().catch(() => undefined);
+              if (own) closeAside(own);
               scheduleRestart();
             }
           });
@@ -309,13 +330,20 @@ export function createGroupReader(context: ReaderContext) {
           await consumeFrom(names.deadQueue(topic, group), false, (raw) => void onDeadLetter(raw, drain, seen));
         }
         restartAttempt = 0;
+        // Stopped meanwhile (its stop gave up waiting for this start): nobody reads this channel.
+        if (stopped && channel === own) {
+          channel = undefined;
+          acker = undefined;
+          settle.close();
+          closeAside(own);
+        }
       } catch (error) {
         if (channel === own) {
           channel = undefined;
           acker = undefined;
         }
         settle?.close();
-        own?.close().catch(() => undefined);
+        if (own) closeAside(own);
         if (!stopped) {
           context.report(error, 'consume');
           scheduleRestart();
@@ -348,7 +376,16 @@ export function createGroupReader(context: ReaderContext) {
     async stop() {
       stopped = true;
       clearTimeout(restartTimer);
-      await starting?.catch(() => undefined);
+      // A start waiting for a broker that stopped answering (a declaration, a channel, a consume) is given up:
+      // what it still opens is closed when it gets there, or goes with the connection.
+      if (starting && !(await settledWithin(starting, CLOSE_WAIT_MS))) {
+        context.report(
+          new TransportError(
+            `RabbitMQ did not answer the start of the reader of ${topic}/${group} within ${CLOSE_WAIT_MS} ms: given up, what it opens goes with the connection`,
+          ),
+          'consume',
+        );
+      }
       // A release on its way to a delay tier acks its message once the copy is confirmed.
       await buffer.settled(5000);
       buffer.close();
@@ -358,6 +395,7 @@ export function createGroupReader(context: ReaderContext) {
       acker?.flush();
       acker = undefined;
       // Closing the channel returns every unacknowledged message to its queue (else the connection's close does).
+      await Promise.all(closing);
       if (own && !(await closeWithin(own))) {
         context.report(
           new TransportError(

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createMessage } from '@factline/core';
 import { settlesWithin, waitUntil } from '@factline/core/testing';
+import amqp from 'amqplib';
 import { type Forwarder, startForwarder } from '../../../core/src/testing/fixtures/forwarder.ts';
 import { CLOSE_WAIT_MS } from '../connection.ts';
-import { rabbitUnavailable, removeTopology, testApplication } from '../fixtures/server.ts';
+import { amqpUrl, rabbitUnavailable, removeTopology, testApplication } from '../fixtures/server.ts';
 import { topologyNames } from '../topology.ts';
 import { getRabbitTransport, type RabbitTransport } from './rabbitmq-transport.ts';
 
@@ -14,7 +15,7 @@ const created: RabbitTransport[] = [];
 const forwarders: Forwarder[] = [];
 
 /** A transport of its own application reaching the shared broker through a forwarder; `onError` kept as text. */
-async function throughForwarder(label: string) {
+async function throughForwarder(label: string, told?: (line: string, forwarder: Forwarder) => void) {
   const forwarder = await startForwarder(() => 5672);
   forwarders.push(forwarder);
   const errors: string[] = [];
@@ -25,10 +26,24 @@ async function throughForwarder(label: string) {
     partitions: 1,
     reconnectMinMs: 100,
     reconnectMaxMs: 200,
-    onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
+    onError: (error, { stage }) => {
+      const line = `${stage}: ${(error as Error).message}`;
+      errors.push(line);
+      told?.(line, forwarder);
+    },
   });
   created.push(transport);
   return { forwarder, transport, application, errors };
+}
+
+/** Changes the broker behind the transport's back, on a connection of its own (not through the forwarder). */
+async function asAdmin(change: (channel: amqp.Channel) => Promise<unknown>): Promise<void> {
+  const admin = await amqp.connect(amqpUrl);
+  try {
+    await change(await admin.createChannel());
+  } finally {
+    await admin.close();
+  }
 }
 
 /** How long `work` took to settle (resolved or rejected), failing once `ms` passed without it. */
@@ -72,6 +87,37 @@ describe('rabbitmq closes bounded (a broker that stops answering or goes away mi
     assert.ok(
       errors.some((e) => /did not confirm closing/.test(e)),
       `onError told the close did not complete: ${JSON.stringify(errors)}`,
+    );
+  });
+
+  it('a group channel closed after the server cancelled its consumer, that never answers: its close gives up after CLOSE_WAIT_MS, told, and close() stays bounded', async () => {
+    // The broker stops answering as the reader hears of the cancel: the channel's close never gets its close-ok.
+    const { transport, application, errors } = await throughForwarder('close_cancel', (line, forwarder) => {
+      if (/cancelled the consumer/.test(line)) forwarder.freeze();
+    });
+    const subscription = transport.subscribe('orders', 'billing');
+    await transport.declareSubscription('orders', 'billing');
+    await transport.publish('orders', [createMessage({ type: 'Placed', key: 'k', data: {} })]);
+    await waitUntil(
+      async () => {
+        const [delivery] = await subscription.receive(1, 100, never());
+        if (delivery) await delivery.ack();
+        return delivery !== undefined;
+      },
+      'the subscription to receive through the forwarder',
+      15_000,
+    );
+    await asAdmin((channel) => channel.deleteQueue(topologyNames(application).groupQueue('orders', 'billing', 0)));
+    await waitUntil(
+      () => errors.some((e) => /did not confirm closing the channel of orders\/billing/.test(e)),
+      'the given-up close told',
+      CLOSE_WAIT_MS + 5000,
+    );
+    // Its restart waits on the silent broker too: close() gives that up as well, told.
+    await timeToSettle(transport.close(), 3 * CLOSE_WAIT_MS + 3000, 'transport.close()');
+    assert.ok(
+      errors.some((e) => /did not answer the start of the reader of orders\/billing/.test(e)),
+      JSON.stringify(errors),
     );
   });
 
