@@ -57,6 +57,17 @@ const cases: [string, () => unknown, string][] = [
     () => getPostgresEventStore({ connectionString, schema: 'options_never_created', notifyIntervalMs: 2 ** 31 }),
     'getPostgresEventStore.notifyIntervalMs',
   ],
+  [
+    'getPostgresEventStore (notifyIntervalMs with notifyAppends: false: no notification to space out)',
+    () =>
+      getPostgresEventStore({
+        connectionString,
+        schema: 'options_never_created',
+        notifyAppends: false,
+        notifyIntervalMs: 50,
+      }),
+    'getPostgresEventStore.notifyIntervalMs',
+  ],
   ['getPostgresEventStore null', () => getPostgresEventStore(null as never), 'getPostgresEventStore'],
   [
     'getPostgresTransport',

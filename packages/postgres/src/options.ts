@@ -93,7 +93,17 @@ const eventStoreSpec: OptionSpecOf<PostgresEventStoreOptions> = {
 
 /** Checks `getPostgresEventStore`'s options. */
 export function checkPostgresEventStoreOptions(options: PostgresEventStoreOptions): void {
-  checkDatabaseOptions(options, eventStoreSpec, 'getPostgresEventStore');
+  checkDatabaseOptions(options, eventStoreSpec, 'getPostgresEventStore', { optional: false }, (given) =>
+    given.notifyAppends === false && given.notifyIntervalMs !== undefined
+      ? [
+          {
+            path: 'getPostgresEventStore.notifyIntervalMs',
+            message:
+              'spaces out the notifications of appends: with `notifyAppends: false` there are none (drop one of them)',
+          },
+        ]
+      : [],
+  );
   checkStoreLimits(options.limits, 'getPostgresEventStore.limits');
 }
 

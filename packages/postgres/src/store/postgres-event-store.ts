@@ -69,6 +69,8 @@ export interface PostgresEventStoreOptions {
   /**
    * Shortest time between two such notifications, in ms (later appends fold
    * into the next one): a whole number from 0 to 2147483647. Default 10.
+   * With `notifyAppends: false` there is no notification to space out: a
+   * `ValidationError`.
    */
   notifyIntervalMs?: number;
   /**
