@@ -152,6 +152,18 @@ for (const [factory, open] of withPool) {
     ],
   );
 }
+cases.push(
+  [
+    'getPostgresInbox (maxGroup without groupCommit: no group to size)',
+    () => getPostgresInbox({ connectionString, schema: 'options_never_created', maxGroup: 8 }),
+    'getPostgresInbox.maxGroup',
+  ],
+  [
+    'getPostgresInbox (maxGroups with groupCommit: false)',
+    () => getPostgresInbox({ connectionString, schema: 'options_never_created', groupCommit: false, maxGroups: 4 }),
+    'getPostgresInbox.maxGroups',
+  ],
+);
 cases.push([
   'getPostgresTransport (listenConnection with listen: false)',
   () => getPostgresTransport({ connectionString, listen: false, listenConnection: { application_name: 'x' } }),

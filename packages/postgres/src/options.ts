@@ -139,7 +139,16 @@ const inboxSpec: OptionSpecOf<PostgresInboxOptions> = {
 
 /** Checks `getPostgresInbox`'s options. */
 export function checkPostgresInboxOptions(options: PostgresInboxOptions): void {
-  checkDatabaseOptions(options, inboxSpec, 'getPostgresInbox');
+  checkDatabaseOptions(options, inboxSpec, 'getPostgresInbox', { optional: false }, (given) =>
+    given.groupCommit === true
+      ? []
+      : (['maxGroup', 'maxGroups'] as const)
+          .filter((name) => given[name] !== undefined)
+          .map((name) => ({
+            path: `getPostgresInbox.${name}`,
+            message: 'sizes the groups of `groupCommit: true`: without it no group is formed (drop one of them)',
+          })),
+  );
 }
 
 /** Checks `getPostgresDeadLetterStore`'s options. */

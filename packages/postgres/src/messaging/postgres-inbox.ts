@@ -27,11 +27,12 @@ export interface PostgresInboxOptions extends PostgresConsumerStoreOptions {
    * others.
    */
   groupCommit?: boolean;
-  /** Most handler runs in one group. Default 64. */
+  /** Most handler runs in one group. Default 64. Only with `groupCommit: true` (else a `ValidationError`). */
   maxGroup?: number;
   /**
    * Group transactions open at once, each on a connection of its own: while
    * one group runs, the runs arriving meanwhile form the next. Default 2.
+   * Only with `groupCommit: true` (else a `ValidationError`).
    */
   maxGroups?: number;
 }
