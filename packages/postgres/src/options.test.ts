@@ -101,6 +101,11 @@ const cases: [string, () => unknown, string][] = [
     'startPostgresOutboxRelay.pollMs',
   ],
   [
+    "startPostgresOutboxRelay (a holdBackoffMaxMs over a timer's limit)",
+    () => startPostgresOutboxRelay(outbox, getInMemoryTransport(), { holdBackoffMaxMs: 2 ** 31 }),
+    'startPostgresOutboxRelay.holdBackoffMaxMs',
+  ],
+  [
     "startPostgresOutboxRelay (a leaseCheckMs over a timer's limit)",
     () => startPostgresOutboxRelay(outbox, getInMemoryTransport(), { leaseCheckMs: 2_147_483_648 }),
     'startPostgresOutboxRelay.leaseCheckMs',

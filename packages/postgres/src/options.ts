@@ -166,7 +166,7 @@ export function checkPostgresOutboxOptions(options: PostgresOutboxOptions): void
 const relaySpec: OptionSpecOf<PostgresOutboxRelayOptions> = {
   batchSize: 'positive-integer',
   pollMs: 'timer-ms',
-  holdBackoffMaxMs: 'positive-integer',
+  holdBackoffMaxMs: 'timer-ms',
   leaseCheckMs: 'timer-ms',
   leaseApplicationName: 'non-empty-string',
   connection: 'object',

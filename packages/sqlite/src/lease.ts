@@ -42,7 +42,10 @@ export interface SqliteLeaseOptions {
   database: Database;
   /** What the lease is of, e.g. `'outbox'` or `'projection:order_summaries'`. */
   name: string;
-  /** How long a take or a renewal holds the lease, ms. */
+  /**
+   * How long a take or a renewal holds the lease, ms: a whole number from 1
+   * to 2147483647 (a timer's limit; the holder renews it on a timer).
+   */
   ttlMs: number;
   /** This holder's id. Default: a random UUID. */
   holder?: string;

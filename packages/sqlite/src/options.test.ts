@@ -123,6 +123,22 @@ const cases: [string, () => unknown, string][] = [
     () => createSqliteLease({ database, name: 'x', ttlMs: 10, ttl: 1 } as never),
     'createSqliteLease.ttl',
   ],
+  // A holder renews on a timer, so before ttlMs: a longer lease outlives a crashed holder by weeks or ages.
+  [
+    "createSqliteLease (a ttlMs over a timer's limit)",
+    () => createSqliteLease({ database, name: 'x', ttlMs: 2 ** 31 }),
+    'createSqliteLease.ttlMs',
+  ],
+  [
+    'createSqliteLease (a fractional ttlMs)',
+    () => createSqliteLease({ database, name: 'x', ttlMs: 1.5 }),
+    'createSqliteLease.ttlMs',
+  ],
+  [
+    "startSqliteOutboxRelay (a holdBackoffMaxMs over a timer's limit)",
+    () => startSqliteOutboxRelay(outbox, getInMemoryTransport(), { holdBackoffMaxMs: 2 ** 31 }),
+    'startSqliteOutboxRelay.holdBackoffMaxMs',
+  ],
 ];
 
 describe('options of the SQLite factories and methods', () => {

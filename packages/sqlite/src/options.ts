@@ -103,7 +103,7 @@ const leaseSpec = { leaseTtlMs: 'timer-ms', leaseCheckMs: 'timer-ms', lease: 'bo
 const relaySpec: OptionSpecOf<SqliteOutboxRelayOptions> = {
   batchSize: 'positive-integer',
   pollMs: 'timer-ms',
-  holdBackoffMaxMs: 'positive-integer',
+  holdBackoffMaxMs: 'timer-ms',
   ...leaseSpec,
   leaseCheckMs: 'timer-ms',
   onError: 'function',
@@ -130,7 +130,8 @@ export function checkSqliteProjectionsOptions(options: SqliteProjectionsOptions 
 const sqliteLeaseSpec: OptionSpecOf<SqliteLeaseOptions> = {
   database,
   name: 'non-empty-string',
-  ttlMs: 'positive-integer',
+  // Its holder renews it on a timer: past a timer's limit a crashed holder's lease would outlive it by weeks or ages.
+  ttlMs: 'timer-ms',
   holder: 'non-empty-string',
   now: 'function',
 };

@@ -92,8 +92,9 @@ describe('startOutboxRelay holds', () => {
 });
 
 describe('startOutboxRelay options', () => {
-  it("refuses a pollMs or leaseCheckMs above a timer's limit, naming it: Node would fire it after 1 ms", async () => {
-    for (const name of ['pollMs', 'leaseCheckMs'] as const) {
+  it("refuses a pollMs, leaseCheckMs or holdBackoffMaxMs above a timer's limit, naming it", async () => {
+    // Node fires a longer timer after 1 ms; a held topic's longer wait would outlast its subscription by weeks.
+    for (const name of ['pollMs', 'leaseCheckMs', 'holdBackoffMaxMs'] as const) {
       const settings = { leaseCheckMs: 20, [name]: MAX_TIMER_MS + 1 };
       let started: ReturnType<typeof startOutboxRelay> | undefined;
       try {

@@ -61,7 +61,8 @@ export interface OutboxRelayOptions {
   /**
    * While no subscription to a topic is declared, or while the transport
    * refuses its publish as not retryable, its rows are held, tried again
-   * after `pollMs`, doubling up to this, ms. Default 5000.
+   * after `pollMs`, doubling up to this, ms: a whole number from 1 to
+   * 2147483647 (a timer's limit). Default 5000.
    */
   holdBackoffMaxMs?: number;
   /**
@@ -131,14 +132,15 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
     throw new ValidationError({ path: 'relay', message: 'needs an outbox and a transport' });
   }
   const batchSize = assertIntegerOption(settings.batchSize, 'batchSize', 1) ?? 100;
-  // The timers' delays: Node fires one longer than a timer's limit after 1 ms.
+  // The timers' delays: Node fires one longer than a timer's limit after 1 ms. A held topic's
+  // longest wait is bounded as a timer is: past it a topic subscribed since waits weeks or ages.
   const timers = checkOptions(
-    { pollMs: settings.pollMs, leaseCheckMs: settings.leaseCheckMs },
-    { pollMs: 'timer-ms', leaseCheckMs: 'timer-ms' },
+    { pollMs: settings.pollMs, leaseCheckMs: settings.leaseCheckMs, holdBackoffMaxMs: settings.holdBackoffMaxMs },
+    { pollMs: 'timer-ms', leaseCheckMs: 'timer-ms', holdBackoffMaxMs: 'timer-ms' },
     'startOutboxRelay',
   );
   const pollMs = timers.pollMs ?? 100;
-  const holdBackoffMaxMs = assertIntegerOption(settings.holdBackoffMaxMs, 'holdBackoffMaxMs', 1) ?? 5000;
+  const holdBackoffMaxMs = timers.holdBackoffMaxMs ?? 5000;
   const leaseCheckMs = timers.leaseCheckMs as number;
   const status = createRelayStatus(settings.lease ? 'standby' : 'held', settings);
   const { stats, setLease, report } = status;
