@@ -15,6 +15,7 @@ import { createParkedInstances, type ParkedInstances } from './parked.ts';
 import {
   decisionEvents,
   describeError,
+  encodeSchedules,
   type InputRecordData,
   outputList,
   parkedState,
@@ -291,7 +292,8 @@ async function tryRecord<State, In extends Event, Out extends Event>(
     outcome = 'deferred';
   } else {
     try {
-      const outputs = outputList(workflow.decide(input as WorkflowInputOf<In>, instance.state));
+      const decided = outputList(workflow.decide(input as WorkflowInputOf<In>, instance.state));
+      const outputs = await encodeSchedules(decided, options.schemas);
       events = decisionEvents(streamId, data, outputs, options.now(), { schemas: options.schemas });
     } catch (error) {
       if (!options.isTerminal(error)) throw error;

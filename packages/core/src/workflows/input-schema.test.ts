@@ -6,6 +6,8 @@ import { createSchemaRegistry, type SchemaRegistry } from '../schema/registry.ts
 import { withSchemas } from '../schema/schema-store.ts';
 import { getInMemorySnapshotStore } from '../snapshots/in-memory.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
+import type { Event } from '../store/types.ts';
+import { defineWorkflow, schedule } from './define.ts';
 import {
   checkRecordedInputsUpcast,
   versionedFlow,
@@ -118,8 +120,37 @@ describe('workflow inputs and schema versions (in memory)', () => {
     assert.equal(await handler.handle(versionedInput('message', 'Paid', { orderId: 'o1' })), 'recorded');
     assert.deepEqual(versionedSeen.evolve.slice(-2), [
       'OrderPlaced {"orderId":"o1","total":3}',
-      'Remind {"orderId":"o1"}',
+      'Remind {"orderId":"o1","note":"decided"}',
     ]);
+  });
+
+  it('parks on the input whose schedule message does not fit its type, instead of storing a timer that cannot fire', async () => {
+    // Remind is at version 2 (a note required): a decision still written for version 1 schedules it without one.
+    type Input = Event<'Start', { orderId: string }> | Event<'Remind', { orderId: string; note?: string }>;
+    const remindless = defineWorkflow<Record<string, never>, Input>({
+      name: 'remindless',
+      inputs: ['Start', 'Remind'],
+      start: ['Start'],
+      correlate: (input) => input.data.orderId,
+      initialState: () => ({}),
+      evolve: (state) => state,
+      decide: (input) =>
+        schedule({
+          token: 'remind',
+          afterMs: 1_000,
+          message: { type: 'Remind', data: { orderId: input.data.orderId } },
+        }),
+    });
+    const store = getInMemoryEventStore({ schemas: versionedRegistries('message').v2 });
+    const timers = getInMemoryTimerStore(store);
+    const handler = createWorkflowHandler(remindless, { store, now: () => 0 });
+    assert.equal(await handler.handle(createMessage({ type: 'Start', data: { orderId: 'o1' } })), 'parked');
+    assert.deepEqual(await timers.due(100_000, 10), [], 'no timer stored');
+    const [parked, ...others] = await handler.parked.list();
+    assert.equal(others.length, 0);
+    assert.equal(parked?.input.type, 'Start');
+    assert.equal(parked?.error.name, 'ValidationError');
+    assert.match(parked?.error.message ?? '', /outputs\[0\]\.message\.data\.note/);
   });
 
   it('refuses an input whose schema version header is no version, naming it', async () => {

@@ -7,6 +7,7 @@ import { instanceStreamId } from './instance.ts';
 import {
   decisionEvents,
   describeError,
+  encodeSchedules,
   type InputRecordData,
   outputList,
   type ParkedRecordData,
@@ -133,7 +134,8 @@ export function createParkedInstances<State, In extends Event, Out extends Event
           let outputs: WorkflowOutput[];
           let decided: EventToAppend[];
           try {
-            outputs = outputList(workflow.decide(record.message as WorkflowInputOf<In>, state));
+            const given = outputList(workflow.decide(record.message as WorkflowInputOf<In>, state));
+            outputs = await encodeSchedules(given, options.schemas);
             // A decision that cannot be recorded (a send the relay could not publish, a bad schedule) fails as decide would.
             decided = decisionEvents(streamId, record, outputs, options.now(), {
               salt: `${salt}:${i}`,

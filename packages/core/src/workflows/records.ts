@@ -1,4 +1,4 @@
-import { ValidationError, type ValidationIssue } from '../errors/index.ts';
+import { isValidationError, ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { assertMessage } from '../messaging/message-validation.ts';
 import { describeValue } from '../options/check-options.ts';
 import type { SchemaRegistry } from '../schema/registry.ts';
@@ -91,6 +91,43 @@ export function decisionEvents(
     events.push({ id, ...outputEvent(output, now, `outputs[${i}]`, schemas), metadata });
   });
   return events;
+}
+
+/**
+ * The outputs with each `schedule`'s message as its timer will deliver it:
+ * when `schemas` (the store's registry) defines its type, its data is
+ * validated against the type's current schema (awaiting an asynchronous
+ * validator) and replaced by the schema's output, as an append or an outbox
+ * enqueue stores it, since `decisionEvents` stamps it with that version.
+ * Data that does not fit is a `ValidationError` at
+ * `outputs[i].message.data…`: the decision fails and the instance parks on
+ * its input, instead of a timer delivering data its stamp misdescribes. A
+ * type the registry does not define is kept as it is.
+ */
+export async function encodeSchedules(
+  outputs: readonly WorkflowOutput[],
+  schemas: SchemaRegistry | undefined,
+): Promise<WorkflowOutput[]> {
+  if (schemas === undefined) return [...outputs];
+  const encoded: WorkflowOutput[] = [];
+  for (const [i, output] of outputs.entries()) {
+    const message = output?.kind === 'schedule' ? (output.message as Partial<WorkflowInput> | undefined) : undefined;
+    const type = message?.type;
+    const schema = typeof type === 'string' ? scheduledSchema(schemas, type) : undefined;
+    if (output?.kind !== 'schedule' || type === undefined || schema === undefined) {
+      encoded.push(output);
+      continue;
+    }
+    try {
+      const { data } = await schemas.encode(schema.kind, type, message?.data);
+      encoded.push({ ...output, message: { ...output.message, data } });
+    } catch (error) {
+      if (!isValidationError(error)) throw error;
+      const path = `outputs[${i}].message`;
+      throw new ValidationError(error.issues.map((issue) => ({ ...issue, path: `${path}.${issue.path}` })));
+    }
+  }
+  return encoded;
 }
 
 /**
