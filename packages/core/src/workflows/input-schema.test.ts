@@ -97,6 +97,41 @@ describe('workflow inputs and schema versions (in memory)', () => {
     ]);
   });
 
+  it('lists every parked instance when one cannot be loaded, that one with the reason', async () => {
+    const schemas = versionedRegistries('message');
+    const stored = getInMemoryEventStore();
+    const release1 = createWorkflowHandler(versionedFlow, { store: withSchemas(stored, schemas.v1) });
+    const release2 = createWorkflowHandler(versionedFlow, { store: withSchemas(stored, schemas.v2) });
+    await release1.handle(versionedInput('message', 'OrderPlaced', { orderId: 'o1', total: 30 }));
+    await release2.handle(versionedInput('message', 'OrderPlaced', { orderId: 'o2', total: 5, currency: 'EUR' }));
+    versionedSeen.park = true;
+    assert.equal(await release1.handle(versionedInput('message', 'Paid', { orderId: 'o1' })), 'parked');
+    assert.equal(await release2.handle(versionedInput('message', 'Paid', { orderId: 'o2' })), 'parked');
+    assert.equal(
+      await release2.handle(versionedInput('message', 'OrderPlaced', { orderId: 'o1', total: 7 })),
+      'deferred',
+    );
+    versionedSeen.park = false;
+
+    // o1's OrderPlaced was recorded at version 1, which this release's upcaster fails on; o2's at version 2.
+    const broken = createWorkflowHandler(versionedFlow, { store: withSchemas(stored, schemas.broken) });
+    const listed = await broken.parked.list();
+    assert.deepEqual(
+      listed.map((parked) => [parked.instanceId, parked.input.type, parked.pending, parked.unreadable !== undefined]),
+      [
+        ['o1', 'Paid', 1, true],
+        ['o2', 'Paid', 0, false],
+      ],
+    );
+    const [unreadable] = listed;
+    assert.equal(unreadable?.error.message, 'parked by the test', 'the error it parked on');
+    assert.equal(unreadable?.unreadable?.name, 'WorkflowError');
+    assert.match(
+      unreadable?.unreadable?.message ?? '',
+      /its input 'OrderPlaced' .* cannot be read: .*no currency for you/,
+    );
+  });
+
   it('refuses a live input its upcaster fails on as a consumer would (the registry’s error), recording nothing', async () => {
     const store = getInMemoryEventStore({ schemas: versionedRegistries('message').broken });
     const handler = createWorkflowHandler(versionedFlow, { store });

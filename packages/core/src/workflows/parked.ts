@@ -1,5 +1,12 @@
-import { isConcurrencyError, isEventIdConflictError, WorkflowError } from '../errors/index.ts';
-import type { Event, EventToAppend } from '../store/types.ts';
+import {
+  isConcurrencyError,
+  isEventIdConflictError,
+  isStorageError,
+  isStoreClosedError,
+  isTimeoutError,
+  WorkflowError,
+} from '../errors/index.ts';
+import type { Event, EventToAppend, RecordedEvent } from '../store/types.ts';
 import { derivedId } from './derived-id.ts';
 import { type ResolvedHandlerOptions, reportParked } from './handler-options.ts';
 import { currentRecordedInput } from './input-schema.ts';
@@ -32,13 +39,25 @@ export interface ParkedInstance {
   /** Inputs received since, kept for the retry, in order. */
   pending: number;
   parkedAt: Date;
+  /**
+   * Set when the instance cannot be loaded (a recorded input its registry
+   * cannot upcast, a record its fold fails on): why, as the load failed. The
+   * other fields are then as its parked record holds them (`input` as
+   * recorded, not upcast), and `retry` fails the same way until the cause is
+   * fixed (a release with a fixed upcaster); `cancel` still ends it.
+   */
+  unreadable?: ParkedRecordData['error'];
 }
 
 /** What `retry` did: `'resumed'` (every kept input recorded) or `'parked'` again (an input failed again). */
 export type RetryOutcome = 'resumed' | 'parked';
 
 export interface ParkedInstances {
-  /** Every instance of the workflow parked now, oldest park first. */
+  /**
+   * Every instance of the workflow parked now, oldest park first. One that
+   * cannot be loaded is listed from its parked record, with `unreadable`
+   * saying why; a failure of the store itself (an outage) rejects.
+   */
   list(): Promise<ParkedInstance[]>;
   /**
    * Decides again the input the instance failed on, then the inputs kept
@@ -75,17 +94,29 @@ export function createParkedInstances<State, In extends Event, Out extends Event
 
   return {
     async list() {
-      const latest = new Map<string, string>();
+      /** Per instance: its last park, resume or cancel, and the inputs kept since a park. */
+      const latest = new Map<string, { event: RecordedEvent; kept: number }>();
       for await (const event of store.readAll({
         categories: [workflow.name],
-        types: [T.parked, T.resumed, T.cancelled],
+        types: [T.parked, T.resumed, T.cancelled, T.deferred],
       })) {
-        latest.set(event.streamId, event.type);
+        const seen = latest.get(event.streamId);
+        if (event.type !== T.deferred) latest.set(event.streamId, { event, kept: 0 });
+        else if (seen) seen.kept++;
       }
       const parked: ParkedInstance[] = [];
-      for (const [streamId, type] of latest) {
-        if (type !== T.parked) continue;
-        const { instance } = await loadWorkflowInstance(store, workflow, streamId, snapshots);
+      for (const [streamId, { event, kept }] of latest) {
+        if (event.type !== T.parked) continue;
+        let loaded: Awaited<ReturnType<typeof loadWorkflowInstance<State, In, Out>>>;
+        try {
+          loaded = await loadWorkflowInstance(store, workflow, streamId, snapshots);
+        } catch (error) {
+          // The store failing is no instance's fault: the listing fails as a read does.
+          if (isStorageError(error) || isStoreClosedError(error) || isTimeoutError(error)) throw error;
+          parked.push(unreadableEntry(workflow.name, event, kept, error));
+          continue;
+        }
+        const { instance } = loaded;
         if (!instance.parked) continue;
         const { record, pending, at } = instance.parked;
         parked.push({
@@ -180,6 +211,22 @@ export function createParkedInstances<State, In extends Event, Out extends Event
         });
         await snapshotAfterAppend(snapshots, workflow, loaded, appended);
       }),
+  };
+}
+
+/** A parked instance that cannot be loaded, as its parked record (read as stored) tells it, with why. */
+function unreadableEntry(workflowName: string, event: RecordedEvent, kept: number, error: unknown): ParkedInstance {
+  const record = (event.data ?? {}) as Partial<ParkedRecordData>;
+  return {
+    streamId: event.streamId,
+    instanceId: event.streamId.slice(workflowName.length + 1),
+    input: record.input?.message as ParkedInstance['input'],
+    error: record.error ?? { name: 'Error', message: 'the parked record holds no error' },
+    state: record.state ?? null,
+    ...(record.stateOmitted === undefined ? {} : { stateOmitted: record.stateOmitted }),
+    pending: kept,
+    parkedAt: event.recordedAt,
+    unreadable: describeError(error),
   };
 }
 
