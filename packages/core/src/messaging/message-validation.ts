@@ -3,7 +3,7 @@ import { describeValue } from '../options/check-options.ts';
 import {
   checkJson,
   isPlainObject,
-  isWellFormedText,
+  isStorableText,
   type JsonSizeBound,
   plainJsonBound,
 } from '../store/json-checks.ts';
@@ -24,7 +24,7 @@ function cleanHeaders(value: unknown): boolean {
   if (!isPlainObject(value)) return false;
   for (const name of Object.keys(value)) {
     const header = value[name];
-    if (!isWellFormedText(name) || typeof header !== 'string' || !isWellFormedText(header)) return false;
+    if (!isStorableText(name) || typeof header !== 'string' || !isStorableText(header)) return false;
   }
   return true;
 }
@@ -104,7 +104,7 @@ export function checkMessage(value: unknown, prefix: string, built: boolean, iss
   if (message.data === undefined) {
     issues.push({ path: join(prefix, 'data'), message: 'is missing (use null or {} for none)' });
   } else {
-    checkJson(message.data, join(prefix, 'data'), issues, new Set(), [], size);
+    checkJson(message.data, join(prefix, 'data'), issues, { size });
   }
   if (built || message.metadata !== undefined) {
     checkMetadata(message.metadata, join(prefix, 'metadata'), issues, size);
@@ -147,7 +147,7 @@ function checkMetadata(value: unknown, path: string, issues: ValidationIssue[], 
       issues.push({ path: `${path}.${key}`, message: `must be a string, got ${describeValue(id)}` });
     }
   }
-  checkJson(value, path, issues, new Set(), [], size);
+  checkJson(value, path, issues, { size });
 }
 
 function checkHeaders(value: unknown, path: string, issues: ValidationIssue[]): void {
@@ -156,14 +156,14 @@ function checkHeaders(value: unknown, path: string, issues: ValidationIssue[]): 
     return;
   }
   for (const [name, header] of Object.entries(value)) {
-    if (!isWellFormedText(name)) {
+    if (!isStorableText(name)) {
       checkName(name, path, NO_LIMIT, issues);
       continue;
     }
     if (typeof header !== 'string') {
       issues.push({ path: `${path}.${name}`, message: `must be a string, got ${describeValue(header)}` });
-    } else if (!isWellFormedText(header)) {
-      checkJson(header, `${path}.${name}`, issues, new Set());
+    } else if (!isStorableText(header)) {
+      checkJson(header, `${path}.${name}`, issues);
     }
   }
 }

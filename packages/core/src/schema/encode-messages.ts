@@ -27,7 +27,7 @@ function encodeOne(
   const done = (encoded: EncodedData) => {
     // The schema's output is what is stored and sent: it must be JSON too (a coercion to a bigint, a Date
     // or a Map is not), named here rather than failing later as a storage or transport error.
-    if (encoded.data !== message.data) checkJson(encoded.data, `${path}.data`, mine, new Set());
+    if (encoded.data !== message.data) checkJson(encoded.data, `${path}.data`, mine);
     if (mine.length > 0) return undefined;
     if (encoded.schemaVersion === undefined) return message;
     const headers = { ...message.headers, [SCHEMA_VERSION_HEADER]: String(encoded.schemaVersion) };

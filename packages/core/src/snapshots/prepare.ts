@@ -84,7 +84,7 @@ export function prepareSnapshot(value: unknown, now: () => number): PreparedSnap
   const issues: ValidationIssue[] = [];
   collect(issues, () => checkOptions(value, snapshotSpec, 'snapshot', { required }));
   const snapshot = value as SnapshotToSave;
-  if (snapshot.state !== undefined) checkJson(snapshot.state, 'snapshot.state', issues, new Set());
+  if (snapshot.state !== undefined) checkJson(snapshot.state, 'snapshot.state', issues, { allowNul: true });
   if (issues.length > 0) throw new ValidationError(issues);
   return {
     streamId: snapshot.streamId,

@@ -15,6 +15,20 @@ export function isWellFormedText(value: string): boolean {
   return (value as unknown as { isWellFormed(): boolean }).isWellFormed();
 }
 
+/**
+ * Whether `value` is text every store keeps as JSON: well-formed (see
+ * `isWellFormedText`) and without U+0000 (NUL). PostgreSQL's `json` keeps a
+ * NUL as written, but any operator reading the value (an index on the
+ * correlation id, a queue's lookups) refuses the whole document.
+ */
+export function isStorableText(value: string): boolean {
+  return isWellFormedText(value) && !value.includes('\u0000');
+}
+
+function holdsNul(value: string): string {
+  return `holds U+0000 (NUL) at index ${value.indexOf('\u0000')}: PostgreSQL cannot read JSON holding it, so no store keeps it`;
+}
+
 /** The issue for a string holding a lone surrogate, naming where. */
 export function illFormed(value: string): string {
   const at = LONE_SURROGATE.exec(value)?.index ?? 0;
@@ -49,42 +63,71 @@ export interface JsonSizeBound {
   bytes: number;
 }
 
+export interface JsonCheckOptions {
+  /** Summed while checking (see `JsonSizeBound`). */
+  size?: JsonSizeBound;
+  /**
+   * Whether strings and keys may hold U+0000 (NUL): only where nothing reads
+   * the JSON in the database (snapshot states). Default false.
+   */
+  allowNul?: boolean;
+}
+
+/** What one walk of `checkJson` carries: the keys walked from `root`, the objects above. */
+interface Walk extends JsonCheckOptions {
+  root: string;
+  issues: ValidationIssue[];
+  ancestors: Set<object>;
+  trail: (string | number)[];
+}
+
 /**
- * Records every value under `value` that JSON cannot carry faithfully. The
- * path of a value is only written out when it has an issue: `trail` holds the
- * keys walked from `root`.
+ * Records every value under `value` that JSON cannot carry faithfully, or no
+ * store keeps (a NUL, unless `allowNul`). The path of a value is only written
+ * out when it has an issue.
  */
 export function checkJson(
   value: unknown,
   root: string,
   issues: ValidationIssue[],
-  ancestors: Set<object>,
-  trail: (string | number)[] = [],
-  size?: JsonSizeBound,
+  options: JsonCheckOptions = {},
 ): void {
+  walk(value, { ...options, root, issues, ancestors: new Set(), trail: [] });
+}
+
+function textProblem(value: string, at: Walk): string | undefined {
+  if (!isWellFormedText(value)) return illFormed(value);
+  if (!at.allowNul && value.includes('\u0000')) return holdsNul(value);
+  return undefined;
+}
+
+function walk(value: unknown, at: Walk): void {
+  const { size, issues, trail, ancestors } = at;
   switch (typeof value) {
-    case 'string':
-      if (!isWellFormedText(value)) issues.push({ path: pathOf(root, trail), message: illFormed(value) });
+    case 'string': {
+      const problem = textProblem(value, at);
+      if (problem !== undefined) issues.push({ path: pathOf(at.root, trail), message: problem });
       if (size) size.bytes += value.length * 6 + 3;
       return;
+    }
     case 'boolean':
       if (size) size.bytes += 6;
       return;
     case 'number':
       if (size) size.bytes += 25;
       if (!Number.isFinite(value)) {
-        issues.push({ path: pathOf(root, trail), message: `is ${value}, which JSON cannot represent` });
+        issues.push({ path: pathOf(at.root, trail), message: `is ${value}, which JSON cannot represent` });
       }
       return;
     case 'bigint':
-      issues.push({ path: pathOf(root, trail), message: 'is a BigInt, which JSON cannot represent (use a string)' });
+      issues.push({ path: pathOf(at.root, trail), message: 'is a BigInt, which JSON cannot represent (use a string)' });
       return;
     case 'undefined':
-      issues.push({ path: pathOf(root, trail), message: 'is undefined, which JSON cannot represent (use null)' });
+      issues.push({ path: pathOf(at.root, trail), message: 'is undefined, which JSON cannot represent (use null)' });
       return;
     case 'function':
     case 'symbol':
-      issues.push({ path: pathOf(root, trail), message: `is a ${typeof value}, which JSON cannot represent` });
+      issues.push({ path: pathOf(at.root, trail), message: `is a ${typeof value}, which JSON cannot represent` });
       return;
   }
   if (value === null) {
@@ -93,7 +136,7 @@ export function checkJson(
   }
   const object = value as object;
   if (ancestors.has(object)) {
-    issues.push({ path: pathOf(root, trail), message: 'refers back to one of its parents (a cycle)' });
+    issues.push({ path: pathOf(at.root, trail), message: 'refers back to one of its parents (a cycle)' });
     return;
   }
   const toJSON = (object as { toJSON?: unknown }).toJSON;
@@ -109,7 +152,7 @@ export function checkJson(
     const tag = Object.prototype.toString.call(object);
     if (LOSSY_TAGS.has(tag) || ArrayBuffer.isView(object)) {
       issues.push({
-        path: pathOf(root, trail),
+        path: pathOf(at.root, trail),
         message: `is a ${tag.slice(8, -1)}, which JSON would store as {} (convert it first)`,
       });
       return;
@@ -121,13 +164,14 @@ export function checkJson(
     const array = object as unknown[];
     for (let i = 0; i < array.length; i++) {
       trail.push(i);
-      checkJson(array[i], root, issues, ancestors, trail, size);
+      walk(array[i], at);
       trail.pop();
     }
   } else {
     for (const key of Object.keys(object)) {
-      if (!isWellFormedText(key)) {
-        issues.push({ path: pathOf(root, trail), message: `has a key that ${illFormed(key)}` });
+      const problem = textProblem(key, at);
+      if (problem !== undefined) {
+        issues.push({ path: pathOf(at.root, trail), message: `has a key that ${problem}` });
         continue;
       }
       const child = (object as Record<string, unknown>)[key];
@@ -135,7 +179,7 @@ export function checkJson(
       if (child === undefined) continue;
       if (size) size.bytes += key.length * 6 + 4;
       trail.push(key);
-      checkJson(child, root, issues, ancestors, trail, size);
+      walk(child, at);
       trail.pop();
     }
   }
@@ -148,14 +192,14 @@ const PLAIN_DEPTH = 64;
 /**
  * The size bound `checkJson` would sum for `value` (the same per-value
  * figures), when `value` is plain JSON it finds no problem with: strings
- * well-formed, finite numbers, booleans, null, arrays without undefined and
+ * well-formed and without NUL, finite numbers, booleans, null, arrays without undefined and
  * plain objects, no deeper than 64 levels. -1 for anything else (a `toJSON`,
  * a class instance, a problem): then `checkJson` walks it, reporting where.
  */
 export function plainJsonBound(value: unknown, depth = 0): number {
   switch (typeof value) {
     case 'string':
-      return isWellFormedText(value) ? value.length * 6 + 3 : -1;
+      return isStorableText(value) ? value.length * 6 + 3 : -1;
     case 'boolean':
       return 6;
     case 'number':
@@ -179,7 +223,7 @@ export function plainJsonBound(value: unknown, depth = 0): number {
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return -1;
   for (const key of Object.keys(value)) {
-    if (!isWellFormedText(key)) return -1;
+    if (!isStorableText(key)) return -1;
     const child = (value as Record<string, unknown>)[key];
     // An optional property left undefined is simply absent in JSON, as `checkJson` allows.
     if (child === undefined) continue;

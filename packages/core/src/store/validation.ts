@@ -194,7 +194,7 @@ function prepareEvent(
   if (event.data === undefined) {
     issues.push({ path: `${path}.data`, message: 'is missing (use null or {} for an event without data)' });
   } else {
-    checkJson(event.data, `${path}.data`, issues, new Set());
+    checkJson(event.data, `${path}.data`, issues);
   }
   if (event.metadata !== undefined) {
     if (!isPlainObject(event.metadata)) {
@@ -211,7 +211,7 @@ function prepareEvent(
           issues.push({ path: `${path}.metadata.${key}`, message: 'must not contain control characters' });
         }
       }
-      checkJson(event.metadata, `${path}.metadata`, issues, new Set());
+      checkJson(event.metadata, `${path}.metadata`, issues);
     }
   }
   if (issues.length > before) return undefined;

@@ -247,7 +247,7 @@ export function describeError(error: unknown): ParkedRecordData['error'] {
 export function parkedState(state: unknown, toSnapshot?: (state: never) => unknown) {
   const problem = (value: unknown) => {
     const issues: ValidationIssue[] = [];
-    checkJson(value, 'state', issues, new Set());
+    checkJson(value, 'state', issues);
     return issues[0] ? `${issues[0].path}: ${issues[0].message}` : undefined;
   };
   const raw = problem(state);

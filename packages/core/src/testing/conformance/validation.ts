@@ -173,6 +173,34 @@ export const validationCases: ConformanceCase[] = [
     },
   },
   {
+    name: 'a NUL (U+0000) in a string or key of data or metadata is a ValidationError naming it (PostgreSQL cannot index or query JSON holding one)',
+    async run({ store, streamId }) {
+      const id = streamId();
+      const head = await store.headPosition();
+      const cases: [EventToAppend, string][] = [
+        [event('A', { name: 'a\u0000b' }), 'events[0].data.name'],
+        [event('A', { list: ['ok', '\u0000'] }), 'events[0].data.list[1]'],
+        [event('A', { 'k\u0000': 1 }), 'events[0].data'],
+        [event('A', '\u0000'), 'events[0].data'],
+        [event('A', {}, { metadata: { tenant: 'a\u0000' } }), 'events[0].metadata.tenant'],
+        [event('A', {}, { metadata: { nested: { deeper: ['\u0000'] } } }), 'events[0].metadata.nested.deeper[0]'],
+        [event('A', {}, { metadata: { 'k\u0000': 'x' } }), 'events[0].metadata'],
+      ];
+      for (const [appended, path] of cases) {
+        const error = await rejectsWithCode<ValidationError>(store.append(id, [appended]), 'VALIDATION');
+        assert.equal(error.issues[0]?.path, path, error.message);
+        assert.match(error.issues[0]?.message ?? '', /U\+0000/, error.message);
+      }
+      await assertUnchanged(store, head, id, 0);
+      // Other control characters are JSON like any other text.
+      const data = { text: 'tab\there\u0001\u007f' };
+      await store.append(id, [event('A', data, { metadata: { note: 'a\u0001' } })]);
+      const { events } = await store.readStream(id);
+      assert.deepEqual(events[0]?.data, data);
+      assert.equal(events[0]?.metadata.note, 'a\u0001');
+    },
+  },
+  {
     name: 'text outside the BMP (surrogate pairs) round-trips exactly in ids, types, metadata and data',
     async run({ store, streamId }) {
       const id = `${streamId()}-𝄞😀`;
