@@ -1,13 +1,14 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { describeValue } from '../options/check-options.ts';
+import { checkJson, isPlainObject, isStorableText, type JsonSizeBound, plainJsonBound } from '../store/json-checks.ts';
 import {
-  checkJson,
-  isPlainObject,
-  isStorableText,
-  type JsonSizeBound,
-  plainJsonBound,
-} from '../store/json-checks.ts';
-import { checkName, defaultStoreLimits, isCleanName, MAX_NAME_LENGTH } from '../store/validation.ts';
+  checkMetadataIds,
+  checkName,
+  cleanMetadataIds,
+  defaultStoreLimits,
+  isCleanName,
+  MAX_NAME_LENGTH,
+} from '../store/validation.ts';
 import type { Message } from './message.ts';
 
 // Keys default to stream ids, whose limit a store may raise: only the kind of characters is checked.
@@ -16,9 +17,6 @@ const NO_LIMIT = Number.POSITIVE_INFINITY;
 const join = (prefix: string, name: string) => (prefix === '' ? name : `${prefix}.${name}`);
 
 const validDate = (value: unknown) => value instanceof Date && !Number.isNaN(value.getTime());
-
-/** The metadata keys that must hold strings when present. */
-const ID_KEYS = ['correlationId', 'causationId', 'traceparent', 'tracestate'] as const;
 
 function cleanHeaders(value: unknown): boolean {
   if (!isPlainObject(value)) return false;
@@ -56,11 +54,7 @@ function isCleanMessage(value: unknown, built: boolean): boolean {
   if (bytes < 0) return false;
   if (built || message.metadata !== undefined) {
     const metadata = message.metadata;
-    if (!isPlainObject(metadata)) return false;
-    for (const key of ID_KEYS) {
-      const id = metadata[key];
-      if (id !== undefined && typeof id !== 'string') return false;
-    }
+    if (!isPlainObject(metadata) || !cleanMetadataIds(metadata)) return false;
     const metadataBytes = plainJsonBound(metadata);
     if (metadataBytes < 0) return false;
     bytes += metadataBytes;
@@ -141,12 +135,7 @@ function checkMetadata(value: unknown, path: string, issues: ValidationIssue[], 
     issues.push({ path, message: `must be a plain object, got ${describeValue(value)}` });
     return;
   }
-  for (const key of ID_KEYS) {
-    const id = value[key];
-    if (id !== undefined && typeof id !== 'string') {
-      issues.push({ path: `${path}.${key}`, message: `must be a string, got ${describeValue(id)}` });
-    }
-  }
+  checkMetadataIds(value, path, issues);
   checkJson(value, path, issues, { size });
 }
 

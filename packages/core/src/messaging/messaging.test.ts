@@ -51,6 +51,17 @@ describe('messages', () => {
       [{ data: { note: 'a\u0000b' } }, 'data.note', /U\+0000/],
       [{ metadata: { tenant: '\u0000' } }, 'metadata.tenant', /U\+0000/],
       [{ headers: { 'x-note': 'a\u0000' } }, 'headers.x-note', /U\+0000/],
+      [
+        { metadata: { correlationId: 'c'.repeat(257) } },
+        'metadata.correlationId',
+        /^is 257 characters long; the limit is 256$/,
+      ],
+      [
+        { metadata: { causationId: 'c'.repeat(300) } },
+        'metadata.causationId',
+        /^is 300 characters long; the limit is 256$/,
+      ],
+      [{ metadata: { traceparent: 'a\nb' } }, 'metadata.traceparent', /^must not contain control characters$/],
       [{ metadata: { tenant: new Set() } }, 'metadata.tenant', /Set/],
       [{ metadata: new Map() }, 'metadata', /^must be a plain object, got a Map$/],
       [{ headers: { n: 1 } }, 'headers.n', /^must be a string, got number 1$/],

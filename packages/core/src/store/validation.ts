@@ -26,6 +26,52 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 // Without the u flag: any control character or surrogate code unit, so a name without either is clean at once.
 const CONTROL_OR_SURROGATE = /[\u0000-\u001f\u007f-\u009f\uD800-\uDFFF]/;
 // With the u flag a surrogate pair is one code point, so this matches lone surrogates only.
+/** The metadata keys an event and a message carry between each other: ids and trace context. */
+const METADATA_IDS = ['correlationId', 'causationId', 'traceparent', 'tracestate'] as const;
+/** The ids PostgreSQL indexes (events, transport, outbox, dead letters): a name's length at most. */
+const CAPPED_IDS: ReadonlySet<string> = new Set(['correlationId', 'causationId']);
+
+/**
+ * Whether `checkMetadataIds` finds no problem with `metadata`, without
+ * building a path.
+ */
+export function cleanMetadataIds(metadata: Record<string, unknown>): boolean {
+  for (const key of METADATA_IDS) {
+    const id = metadata[key];
+    if (id === undefined) continue;
+    if (typeof id !== 'string' || CONTROL_CHARS.test(id)) return false;
+    if (CAPPED_IDS.has(key) && id.length > MAX_NAME_LENGTH) return false;
+  }
+  return true;
+}
+
+/**
+ * Records the problems of the ids and trace context in an event's or a
+ * message's metadata (the same rules: an event's become a message's through
+ * a relay, a message's an event's in its handler): strings without control
+ * characters, `correlationId` and `causationId` at most `MAX_NAME_LENGTH`
+ * characters (an id by default; PostgreSQL indexes the correlation id, and
+ * its index refuses a long one). `path` is the metadata's.
+ */
+export function checkMetadataIds(metadata: Record<string, unknown>, path: string, issues: ValidationIssue[]): void {
+  for (const key of METADATA_IDS) {
+    const id = metadata[key];
+    if (id === undefined) continue;
+    if (typeof id !== 'string') {
+      // A `traceparent` that is no string would be stored, then refused by every transport, halting a relay.
+      issues.push({ path: `${path}.${key}`, message: `must be a string, got ${describe(id)}` });
+    } else if (CONTROL_CHARS.test(id)) {
+      // PostgreSQL's index on the correlation id cannot hold a NUL, transports' headers no newline.
+      issues.push({ path: `${path}.${key}`, message: 'must not contain control characters' });
+    } else if (CAPPED_IDS.has(key) && id.length > MAX_NAME_LENGTH) {
+      issues.push({
+        path: `${path}.${key}`,
+        message: `is ${id.length} characters long; the limit is ${MAX_NAME_LENGTH}`,
+      });
+    }
+  }
+}
+
 /** An event checked and serialized, ready for an adapter to write. */
 export interface PreparedEvent {
   id: string;
@@ -200,17 +246,7 @@ function prepareEvent(
     if (!isPlainObject(event.metadata)) {
       issues.push({ path: `${path}.metadata`, message: `must be a plain object, got ${describe(event.metadata)}` });
     } else {
-      // As messages require (an event relay publishes the event as a message): a `traceparent` that is no
-      // string would be stored here, then refused by every transport, halting the relay at that event.
-      for (const key of ['correlationId', 'causationId', 'traceparent', 'tracestate'] as const) {
-        const id = event.metadata[key];
-        if (id !== undefined && typeof id !== 'string') {
-          issues.push({ path: `${path}.metadata.${key}`, message: `must be a string, got ${describe(id)}` });
-        } else if (id !== undefined && CONTROL_CHARS.test(id)) {
-          // Ids and trace headers: PostgreSQL's index on the correlation id cannot hold a NUL, transports no newline.
-          issues.push({ path: `${path}.metadata.${key}`, message: 'must not contain control characters' });
-        }
-      }
+      checkMetadataIds(event.metadata, `${path}.metadata`, issues);
       checkJson(event.metadata, `${path}.metadata`, issues);
     }
   }

@@ -237,6 +237,32 @@ export const validationCases: ConformanceCase[] = [
     },
   },
   {
+    name: 'a correlationId or causationId over 256 characters is a ValidationError naming it (PostgreSQL indexes the correlation id)',
+    async run({ store, streamId }) {
+      const id = streamId();
+      const head = await store.headPosition();
+      // Incompressible text: 2,900 of these characters are over PostgreSQL's btree row limit.
+      const text = (length: number) =>
+        Array.from({ length }, (_, i) => String.fromCharCode(0x4e00 + ((i * 7919) % 20000))).join('');
+      for (const key of ['correlationId', 'causationId']) {
+        for (const length of [257, 2900]) {
+          const error = await rejectsWithCode<ValidationError>(
+            store.append(id, [event('A', {}, { metadata: { [key]: text(length) } })]),
+            'VALIDATION',
+          );
+          assert.equal(error.issues[0]?.path, `events[0].metadata.${key}`);
+          assert.equal(error.issues[0]?.message, `is ${length} characters long; the limit is 256`);
+        }
+      }
+      await assertUnchanged(store, head, id, 0);
+      const longest = { correlationId: text(256), causationId: text(256) };
+      await store.append(id, [event('A', {}, { metadata: longest })]);
+      const { events } = await store.readStream(id);
+      assert.equal(events[0]?.metadata.correlationId, longest.correlationId);
+      assert.equal(events[0]?.metadata.causationId, longest.causationId);
+    },
+  },
+  {
     name: 'a schema version past 2147483647, or data whose toJSON gives nothing or throws, is a ValidationError naming it',
     async run({ store, streamId }) {
       const id = streamId();

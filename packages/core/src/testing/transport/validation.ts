@@ -39,6 +39,21 @@ function badMessages(context: TransportCaseContext): [string, Message, string][]
     ['a NUL in a data key', tampered(context, { data: { 'k\u0000': 1 } }), 'messages[0].data'],
     ['a NUL in a metadata value', tampered(context, { metadata: { tenant: '\u0000' } }), 'messages[0].metadata.tenant'],
     ['a NUL in a header', { ...withHeaders, headers: { 'x-name': 'a\u0000' } }, 'messages[0].headers.x-name'],
+    [
+      'a correlationId over 256 characters',
+      tampered(context, { metadata: { correlationId: 'c'.repeat(257) } }),
+      'messages[0].metadata.correlationId',
+    ],
+    [
+      'a causationId over 256 characters',
+      tampered(context, { metadata: { causationId: 'c'.repeat(257) } }),
+      'messages[0].metadata.causationId',
+    ],
+    [
+      'a control character in the correlationId',
+      tampered(context, { metadata: { correlationId: 'a\nb' } }),
+      'messages[0].metadata.correlationId',
+    ],
     ['a header that is not a string', tampered(context, { headers: { n: 1 } }), 'messages[0].headers.n'],
     ['an empty key', tampered(context, { key: '' }), 'messages[0].key'],
     ['an invalid createdAt', tampered(context, { createdAt: new Date(Number.NaN) }), 'messages[0].createdAt'],
