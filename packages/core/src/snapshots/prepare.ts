@@ -1,7 +1,7 @@
 import { isValidationError, ValidationError, type ValidationIssue } from '../errors/index.ts';
 import { checkOptions, describeValue, type OptionKind, type OptionSpecOf } from '../options/check-options.ts';
 import { checkJson } from '../store/json-checks.ts';
-import { checkName, MAX_NAME_LENGTH } from '../store/validation.ts';
+import { checkName, MAX_NAME_LENGTH, MAX_STREAM_ID_LENGTH } from '../store/validation.ts';
 import { DEFAULT_SNAPSHOT_NAME, type Snapshot, type SnapshotKeyOptions, type SnapshotToSave } from './types.ts';
 
 /** A snapshot checked and serialized, ready for an adapter to write. */
@@ -47,8 +47,8 @@ export const snapshotVersionKind: OptionKind = (value) =>
     : `must be an integer from 1 to ${MAX_SNAPSHOT_VERSION}, got ${describeValue(value)}`;
 
 const snapshotSpec: OptionSpecOf<SnapshotToSave> = {
-  // Any stream id the event store took (its `limits.maxStreamIdLength` may be above the default).
-  streamId: nameKind(Number.POSITIVE_INFINITY),
+  // Any stream id an event store takes (its `limits.maxStreamIdLength` may be above the default).
+  streamId: nameKind(MAX_STREAM_ID_LENGTH),
   name: nameKind(MAX_NAME_LENGTH),
   version: 'positive-integer',
   lastEventId: nameKind(MAX_NAME_LENGTH),
@@ -108,7 +108,7 @@ const keySpec: OptionSpecOf<SnapshotKeyOptions> = { name: nameKind(MAX_NAME_LENG
  */
 export function checkSnapshotKey(streamId: unknown, options: unknown, where: 'load' | 'delete'): string {
   const issues: ValidationIssue[] = [];
-  checkName(streamId, 'streamId', Number.POSITIVE_INFINITY, issues);
+  checkName(streamId, 'streamId', MAX_STREAM_ID_LENGTH, issues);
   collect(issues, () => checkOptions(options as SnapshotKeyOptions | undefined, keySpec, `${where} options`));
   if (issues.length > 0) throw new ValidationError(issues);
   return (options as SnapshotKeyOptions | undefined)?.name ?? DEFAULT_SNAPSHOT_NAME;

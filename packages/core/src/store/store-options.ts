@@ -1,5 +1,5 @@
 import { ValidationError, type ValidationIssue } from '../errors/index.ts';
-import { checkOptions, type OptionSpecOf } from '../options/check-options.ts';
+import { checkOptions, describeValue, type OptionSpecOf } from '../options/check-options.ts';
 import type {
   AppendOptions,
   DeleteMode,
@@ -8,7 +8,7 @@ import type {
   ReadAllOptions,
   ReadStreamOptions,
 } from './types.ts';
-import { assertDeleteMode, assertExpectedVersion, type StoreLimits } from './validation.ts';
+import { assertDeleteMode, assertExpectedVersion, MAX_STREAM_ID_LENGTH, type StoreLimits } from './validation.ts';
 
 // Kinds are checked by the normalizers with their own messages: the specs only refuse unknown names.
 const appendSpec: OptionSpecOf<AppendOptions> = { expectedVersion: 'any' };
@@ -24,7 +24,10 @@ const readAllSpec: OptionSpecOf<ReadAllOptions> = {
 const deleteSpec: OptionSpecOf<DeleteStreamOptions> = { mode: 'any', expectedVersion: 'any' };
 const limitsSpec: OptionSpecOf<StoreLimits> = {
   maxEventBytes: 'positive-integer',
-  maxStreamIdLength: 'positive-integer',
+  maxStreamIdLength: (value) =>
+    typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= MAX_STREAM_ID_LENGTH
+      ? undefined
+      : `must be an integer from 1 to ${MAX_STREAM_ID_LENGTH} (PostgreSQL's indexes hold no longer id of every text), got ${describeValue(value)}`,
 };
 
 /**

@@ -11,9 +11,16 @@ import type { DeleteMode, EventToAppend, ExpectedVersion } from './types.ts';
 export interface StoreLimits {
   /** Largest serialized `data` + `metadata` of one event, in bytes. Default 1 MiB. */
   maxEventBytes: number;
-  /** Longest stream id, in characters. Default 200. */
+  /** Longest stream id, in characters. Default 200, at most `MAX_STREAM_ID_LENGTH` (600). */
   maxStreamIdLength: number;
 }
+
+/**
+ * The highest `limits.maxStreamIdLength`: PostgreSQL's btree indexes hold at
+ * most 2704 bytes a row, and a stream id of 600 characters of 3 UTF-8 bytes
+ * that do not compress, with a snapshot's name of 256 such characters, fits.
+ */
+export const MAX_STREAM_ID_LENGTH = 600;
 
 export const defaultStoreLimits: StoreLimits = Object.freeze({ maxEventBytes: 1024 * 1024, maxStreamIdLength: 200 });
 

@@ -80,6 +80,8 @@ export const optionCases: ConformanceCase[] = [
         [{ maxEventByte: 10 } as never, 'limits.maxEventByte'],
         [{ maxEventBytes: '10' } as never, 'limits.maxEventBytes'],
         [{ maxStreamIdLength: 0 }, 'limits.maxStreamIdLength'],
+        // Past it PostgreSQL's indexes refuse some ids of that length (3 bytes a character, incompressible).
+        [{ maxStreamIdLength: 601 }, 'limits.maxStreamIdLength'],
       ];
       for (const [limits, path] of cases) {
         const error = await rejectsWithCode<ValidationError>(

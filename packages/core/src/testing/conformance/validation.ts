@@ -10,6 +10,11 @@ function cyclic(): unknown {
   return node;
 }
 
+/** `length` CJK characters (3 UTF-8 bytes each) in an order no compression shortens. */
+function incompressible(length: number): string {
+  return Array.from({ length }, (_, i) => String.fromCharCode(0x4e00 + ((i * 7919) % 20000))).join('');
+}
+
 export const validationCases: ConformanceCase[] = [
   {
     name: 'invalid stream ids are ValidationErrors and write nothing',
@@ -44,6 +49,12 @@ export const validationCases: ConformanceCase[] = [
       assert.equal((await store.append(long, [event('A')])).version, 1);
       await rejectsWithCode(store.append('z'.repeat(301), [event('A')]), 'VALIDATION');
       assert.equal(await store.headPosition(), head + 1);
+      // The highest limit: every store keeps an id of that length, of characters of 3 UTF-8 bytes that do not compress.
+      const widest = await createStore({ limits: { maxStreamIdLength: 600 } });
+      const prefix = `${streamId()}-`;
+      const wide = prefix + incompressible(600 - prefix.length);
+      assert.equal((await widest.append(wide, [event('A')])).version, 1);
+      assert.equal((await widest.readStream(wide)).events[0]?.streamId, wide);
     },
   },
   {
@@ -242,8 +253,7 @@ export const validationCases: ConformanceCase[] = [
       const id = streamId();
       const head = await store.headPosition();
       // Incompressible text: 2,900 of these characters are over PostgreSQL's btree row limit.
-      const text = (length: number) =>
-        Array.from({ length }, (_, i) => String.fromCharCode(0x4e00 + ((i * 7919) % 20000))).join('');
+      const text = incompressible;
       for (const key of ['correlationId', 'causationId']) {
         for (const length of [257, 2900]) {
           const error = await rejectsWithCode<ValidationError>(

@@ -84,14 +84,24 @@ export const validationCases: SnapshotConformanceCase[] = [
     },
   },
   {
-    name: 'every store keeps what the event store can hold: a long stream id, the largest snapshot version',
+    name: 'every store keeps what the event store can hold: a stream id of 600 characters, the longest name, the largest snapshot version',
     async run({ snapshots, streamId }) {
-      // An event store may be given a `limits.maxStreamIdLength` above the default 200.
-      const long = `${streamId()}-${'x'.repeat(300)}`;
-      assert.equal(await snapshots.save({ ...snapshotOf(long, 3), snapshotVersion: 2_147_483_647 }), true);
-      const stored = await snapshots.load(long);
+      // An event store may be given a `limits.maxStreamIdLength` up to 600. CJK characters are 3 UTF-8
+      // bytes each, in an order no compression shortens: PostgreSQL's index keeps the id and the name.
+      const incompressible = (length: number, seed: number) =>
+        Array.from({ length }, (_, i) => String.fromCharCode(0x4e00 + ((i * 7919 + seed) % 20000))).join('');
+      const prefix = `${streamId()}-`;
+      const long = prefix + incompressible(600 - prefix.length, 0);
+      const name = incompressible(256, 1);
+      const snapshot = { ...snapshotOf(long, 3), name, snapshotVersion: 2_147_483_647 };
+      assert.equal(await snapshots.save(snapshot), true);
+      const stored = await snapshots.load(long, { name });
       assert.deepEqual([stored?.version, stored?.snapshotVersion], [3, 2_147_483_647]);
-      assert.equal(await snapshots.delete(long), true);
+      assert.equal(await snapshots.delete(long, { name }), true);
+      // No event store takes a longer id.
+      const longer = `${long}x`;
+      assert.deepEqual(await issuePaths(snapshots.save({ ...snapshot, streamId: longer })), ['snapshot.streamId']);
+      assert.deepEqual(await issuePaths(snapshots.load(longer)), ['streamId']);
     },
   },
   {
