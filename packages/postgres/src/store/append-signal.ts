@@ -11,6 +11,19 @@ const CARRY_SLACK_MS = 2;
 /** How long appends stop carrying notifications after PostgreSQL's queue refused one. */
 const CARRY_PAUSE_MS = 60_000;
 
+/**
+ * Whether `error` is PostgreSQL refusing a notification because its queue is
+ * full ("too many notifications in the NOTIFY queue", raised in async.c at
+ * commit). Its code, 54000 (program limit exceeded), is shared with other
+ * refusals (an index row too big), which fail the append they came from only.
+ */
+export function isNotifyQueueFull(error: unknown): boolean {
+  const { code, message, file } = (error ?? {}) as { code?: unknown; message?: unknown; file?: unknown };
+  if (code !== '54000') return false;
+  // The message may be translated (lc_messages); the source file is not, and the SQL keyword stays.
+  return file === 'async.c' || (typeof message === 'string' && message.includes('NOTIFY'));
+}
+
 export interface NotifyStats {
   /** Notifications carried by an append's own transaction. */
   carriedNotifications: number;
@@ -139,8 +152,8 @@ export function createAppendSignal(options: AppendSignalOptions): AppendSignal {
     },
     unclaim(previous, error) {
       lastNotifyAt = previous;
-      // 54000 at commit: "too many notifications in the NOTIFY queue" (a listener stopped reading).
-      if ((error as { code?: unknown } | undefined)?.code === '54000') carryPausedUntil = Date.now() + CARRY_PAUSE_MS;
+      // At commit: "too many notifications in the NOTIFY queue" (a listener stopped reading).
+      if (isNotifyQueueFull(error)) carryPausedUntil = Date.now() + CARRY_PAUSE_MS;
     },
     carried(rows) {
       stats.carriedNotifications += 1;

@@ -115,6 +115,24 @@ describe('PostgreSQL store: announcing appends with NOTIFY', { skip }, () => {
     await checked();
   });
 
+  it('another refusal of the same code (54000: an index row too big) fails that append only: appends keep carrying the notification', async () => {
+    const store = await open('notify_54000', { notifyIntervalMs: 0 });
+    // The error PostgreSQL gives for an index row over its limit, raised for one stream by a trigger.
+    const admin = new pg.Client({ connectionString: postgresUrl });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE FUNCTION "${store.schema}".refuse_row() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'index row requires 8720 bytes, maximum size is 8191' USING ERRCODE = '54000'; END $$`);
+      await admin.query(`CREATE TRIGGER refuse_row BEFORE INSERT ON "${store.schema}".events FOR EACH ROW
+        WHEN (NEW.stream_id = 'refused-1') EXECUTE FUNCTION "${store.schema}".refuse_row()`);
+    } finally {
+      await admin.end();
+    }
+    await assert.rejects(store.append('refused-1', [{ type: 'Added', data: {} }]), { code: 'STORAGE' });
+    await store.append('kept-1', [{ type: 'Added', data: {} }]);
+    assert.equal(store.stats().carriedNotifications, 1, 'the next append carried the notification');
+  });
+
   it('when PostgreSQL refuses the notification (its queue is full: 54000 at commit), appends still succeed, without carrying it', async () => {
     // A full notification queue needs gigabytes of unread notifications. Here the
     // server raises the same error from a function that shadows pg_notify on the

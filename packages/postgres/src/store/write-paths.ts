@@ -3,7 +3,7 @@ import type { PreparedAppend } from '@factline/core/adapter';
 import type pg from 'pg';
 import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import type { Settle, SettleOutcome } from './append-outcome.ts';
-import type { AppendSignal } from './append-signal.ts';
+import { type AppendSignal, isNotifyQueueFull } from './append-signal.ts';
 import type { PipelinedStatement } from './pipeline.ts';
 import { type AppendOutcomeRow, appendParameters, isoTime, oneEventParameters, typeParsers } from './row-codec.ts';
 import { Outcome, RefusedCode } from './schema.ts';
@@ -63,7 +63,7 @@ export function createWritePaths(options: WritePathsOptions): {
       }
       if (code === RefusedCode.undecided || code === '23505') return undefined;
       // The notification queue refused the carried notification: append without it.
-      if (code === '54000' && claimed !== undefined) return appendOneFast(parameters);
+      if (claimed !== undefined && isNotifyQueueFull(error)) return appendOneFast(parameters);
       throw toStorageError(error);
     }
     const row = rows?.[1]?.[0];
