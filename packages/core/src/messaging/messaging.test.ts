@@ -62,6 +62,7 @@ describe('messages', () => {
         /^is 300 characters long; the limit is 256$/,
       ],
       [{ metadata: { traceparent: 'a\nb' } }, 'metadata.traceparent', /^must not contain control characters$/],
+      [{ data: { title: { toJSON: () => 'a\uD800' } } }, 'data.title', /lone surrogate/],
       [{ metadata: { tenant: new Set() } }, 'metadata.tenant', /Set/],
       [{ metadata: new Map() }, 'metadata', /^must be a plain object, got a Map$/],
       [{ headers: { n: 1 } }, 'headers.n', /^must be a string, got number 1$/],

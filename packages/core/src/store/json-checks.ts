@@ -101,7 +101,11 @@ function textProblem(value: string, at: Walk): string | undefined {
   return undefined;
 }
 
-function walk(value: unknown, at: Walk): void {
+/**
+ * `returned`: `value` is what a `toJSON` returned, which JSON.stringify takes
+ * as it is (it calls no `toJSON` of it, and leaves a function out).
+ */
+function walk(value: unknown, at: Walk, returned = false): void {
   const { size, issues, trail, ancestors } = at;
   switch (typeof value) {
     case 'string': {
@@ -140,9 +144,8 @@ function walk(value: unknown, at: Walk): void {
     return;
   }
   const toJSON = (object as { toJSON?: unknown }).toJSON;
-  if (typeof toJSON === 'function') {
-    // Date, Buffer and the like choose their own JSON form, of a size not known here.
-    if (size) size.bytes = Number.POSITIVE_INFINITY;
+  if (!returned && typeof toJSON === 'function') {
+    checkToJson(object, toJSON as (this: object, key: string) => unknown, at);
     return;
   }
   const isArray = Array.isArray(object);
@@ -177,6 +180,7 @@ function walk(value: unknown, at: Walk): void {
       const child = (object as Record<string, unknown>)[key];
       // An optional property left undefined is simply absent in JSON: allowed.
       if (child === undefined) continue;
+      if (returned && key === 'toJSON' && typeof child === 'function') continue;
       if (size) size.bytes += key.length * 6 + 4;
       trail.push(key);
       walk(child, at);
@@ -184,6 +188,39 @@ function walk(value: unknown, at: Walk): void {
     }
   }
   ancestors.delete(object);
+}
+
+/**
+ * A value with a `toJSON` (a `Date`, a `Buffer`, a class of the caller's) is
+ * stored as what it returns, called as JSON.stringify calls it (with the
+ * property's key): that is checked in its place, at its path. Of a size not
+ * known here (it may return another the next time).
+ */
+function checkToJson(object: object, toJSON: (this: object, key: string) => unknown, at: Walk): void {
+  const { size, issues, trail } = at;
+  if (size) size.bytes = Number.POSITIVE_INFINITY;
+  const last = trail.at(-1);
+  let value: unknown;
+  try {
+    value = toJSON.call(object, last === undefined ? '' : String(last));
+  } catch (error) {
+    issues.push({
+      path: pathOf(at.root, trail),
+      message: `cannot be serialized as JSON: its toJSON threw: ${error instanceof Error ? error.message : String(error)}`,
+    });
+    return;
+  }
+  if (value === undefined) {
+    // A property whose toJSON gives nothing is absent, as one left undefined; elsewhere JSON has no place for it.
+    if (typeof last !== 'string') {
+      issues.push({
+        path: pathOf(at.root, trail),
+        message: 'has a toJSON that returns undefined, which JSON cannot represent',
+      });
+    }
+    return;
+  }
+  walk(value, at, true);
 }
 
 /** Deeper than this, `plainJsonBound` leaves the value to `checkJson` (which finds cycles). */

@@ -288,7 +288,7 @@ export const validationCases: ConformanceCase[] = [
           }),
           'events[0].data',
         ],
-        [event('A', { amount: { toJSON: () => 10n } }), 'events[0].data'],
+        [event('A', { amount: { toJSON: () => 10n } }), 'events[0].data.amount'],
       ];
       for (const [appended, path] of cases) {
         const error = await rejectsWithCode<ValidationError>(store.append(id, [appended]), 'VALIDATION');
@@ -296,6 +296,40 @@ export const validationCases: ConformanceCase[] = [
       }
       assert.equal((await store.append(id, [event('A', {}, { schemaVersion: 2 ** 31 - 1 })])).version, 1);
       assert.equal(await store.headPosition(), head + 1);
+    },
+  },
+  {
+    name: 'what a toJSON returns is checked like the rest of data: a lone surrogate, a NUL or a NaN in it is a ValidationError naming it',
+    async run({ store, streamId }) {
+      const id = streamId();
+      const head = await store.headPosition();
+      const half = '😀'.slice(0, 1);
+      const cases: [unknown, string, RegExp][] = [
+        [{ title: { toJSON: () => `ab${half}` } }, 'events[0].data.title', /lone surrogate/],
+        [{ title: { toJSON: () => 'a\u0000' } }, 'events[0].data.title', /U\+0000/],
+        [{ title: { toJSON: () => ({ [`k${half}`]: 1 }) } }, 'events[0].data.title', /key that holds a lone surrogate/],
+        [{ title: { toJSON: () => ({ n: Number.NaN }) } }, 'events[0].data.title.n', /NaN/],
+        [{ list: [{ toJSON: () => undefined }] }, 'events[0].data.list[0]', /undefined/],
+        [{ toJSON: () => [new Map()] }, 'events[0].data[0]', /Map/],
+      ];
+      for (const [data, path, message] of cases) {
+        const error = await rejectsWithCode<ValidationError>(store.append(id, [event('A', data)]), 'VALIDATION');
+        assert.equal(error.issues[0]?.path, path, error.message);
+        assert.match(error.issues[0]?.message ?? '', message);
+      }
+      const metadata = await rejectsWithCode<ValidationError>(
+        store.append(id, [event('A', {}, { metadata: { who: { toJSON: () => `x${half}` } } })]),
+        'VALIDATION',
+      );
+      assert.equal(metadata.issues[0]?.path, 'events[0].metadata.who');
+      await assertUnchanged(store, head, id, 0);
+      // As JSON.stringify does: a property whose toJSON gives undefined is absent, a Date is its ISO string.
+      const at = new Date(0);
+      await store.append(id, [
+        event('A', { at, gone: { toJSON: () => undefined }, shown: { toJSON: () => ({ n: 1 }) } }),
+      ]);
+      const { events } = await store.readStream(id);
+      assert.deepEqual(events[0]?.data, { at: at.toISOString(), shown: { n: 1 } });
     },
   },
   {
