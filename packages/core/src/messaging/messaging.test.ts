@@ -63,6 +63,7 @@ describe('messages', () => {
       ],
       [{ metadata: { traceparent: 'a\nb' } }, 'metadata.traceparent', /^must not contain control characters$/],
       [{ data: { title: { toJSON: () => 'a\uD800' } } }, 'data.title', /lone surrogate/],
+      [{ data: JSON.parse(`${'['.repeat(3000)}${']'.repeat(3000)}`) }, `data${'[0]'.repeat(256)}`, /256 levels/],
       [{ metadata: { tenant: new Set() } }, 'metadata.tenant', /Set/],
       [{ metadata: new Map() }, 'metadata', /^must be a plain object, got a Map$/],
       [{ headers: { n: 1 } }, 'headers.n', /^must be a string, got number 1$/],

@@ -47,6 +47,13 @@ const LOSSY_TAGS = new Set([
   '[object ArrayBuffer]',
 ]);
 
+/**
+ * The most levels of arrays and objects JSON values nest (the value itself
+ * the first): far past real data, and well within the stack that checking,
+ * JSON.stringify and JSON.parse take.
+ */
+export const MAX_JSON_DEPTH = 256;
+
 /** `root` followed by the keys walked so far: `events[0].data.lines[2].price`. */
 function pathOf(root: string, trail: readonly (string | number)[]): string {
   let path = root;
@@ -139,6 +146,13 @@ function walk(value: unknown, at: Walk, returned = false): void {
     return;
   }
   const object = value as object;
+  if (trail.length >= MAX_JSON_DEPTH) {
+    issues.push({
+      path: pathOf(at.root, trail),
+      message: `is an array or object nested past the limit of ${MAX_JSON_DEPTH} levels`,
+    });
+    return;
+  }
   if (ancestors.has(object)) {
     issues.push({ path: pathOf(at.root, trail), message: 'refers back to one of its parents (a cycle)' });
     return;

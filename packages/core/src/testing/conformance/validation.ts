@@ -333,6 +333,39 @@ export const validationCases: ConformanceCase[] = [
     },
   },
   {
+    name: 'data or metadata nested deeper than 256 levels of arrays and objects is a ValidationError naming where (not a stack overflow)',
+    async run({ store, streamId }) {
+      const id = streamId();
+      const head = await store.headPosition();
+      const arrays = (levels: number) => {
+        let value: unknown = 1;
+        for (let i = 0; i < levels; i++) value = [value];
+        return value;
+      };
+      const objects = (levels: number) => {
+        let value: unknown = 1;
+        for (let i = 0; i < levels; i++) value = { a: value };
+        return value;
+      };
+      const cases: [EventToAppend, string][] = [
+        [event('A', arrays(257)), `events[0].data${'[0]'.repeat(256)}`],
+        [event('A', arrays(3000)), `events[0].data${'[0]'.repeat(256)}`],
+        [event('A', { deep: objects(3000) }), `events[0].data.deep${'.a'.repeat(255)}`],
+        [event('A', {}, { metadata: { deep: objects(3000) } }), `events[0].metadata.deep${'.a'.repeat(255)}`],
+      ];
+      for (const [appended, path] of cases) {
+        const error = await rejectsWithCode<ValidationError>(store.append(id, [appended]), 'VALIDATION');
+        assert.equal(error.issues[0]?.path, path);
+        assert.match(error.issues[0]?.message ?? '', /256 levels/);
+      }
+      await assertUnchanged(store, head, id, 0);
+      await store.append(id, [event('A', arrays(256), { metadata: { deep: objects(255) } })]);
+      const { events } = await store.readStream(id);
+      assert.deepEqual(events[0]?.data, arrays(256));
+      assert.deepEqual(events[0]?.metadata.deep, objects(255));
+    },
+  },
+  {
     name: 'errors describe what they got: "got undefined", "got an object", "got a Map"',
     async run({ store, streamId }) {
       const undefinedId = await rejectsWithCode<ValidationError>(
