@@ -15,7 +15,7 @@ import { createParkedInstances, type ParkedInstances } from './parked.ts';
 import {
   decisionEvents,
   describeError,
-  encodeSchedules,
+  encodeOutputMessages,
   type InputRecordData,
   outputList,
   parkedState,
@@ -293,7 +293,7 @@ async function tryRecord<State, In extends Event, Out extends Event>(
   } else {
     try {
       const decided = outputList(workflow.decide(input as WorkflowInputOf<In>, instance.state));
-      const outputs = await encodeSchedules(decided, options.schemas);
+      const outputs = await encodeOutputMessages(decided, options.schemas);
       events = decisionEvents(streamId, data, outputs, options.now(), { schemas: options.schemas });
     } catch (error) {
       if (!options.isTerminal(error)) throw error;

@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 import { isUpcastError, isValidationError, isWorkflowError } from '../errors/index.ts';
 import { createMessage } from '../messaging/message.ts';
+import { decodeMessage } from '../schema/decode.ts';
 import { createSchemaRegistry, type SchemaRegistry } from '../schema/registry.ts';
 import { withSchemas } from '../schema/schema-store.ts';
 import { getInMemorySnapshotStore } from '../snapshots/in-memory.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
 import type { Event } from '../store/types.ts';
-import { defineWorkflow, schedule } from './define.ts';
+import { defineWorkflow, schedule, send } from './define.ts';
 import {
   checkRecordedInputsUpcast,
   versionedFlow,
@@ -16,6 +17,9 @@ import {
   versionedSeen,
 } from './fixtures/versioned-flow.ts';
 import { createWorkflowHandler } from './handler.ts';
+import { instanceStreamId } from './instance.ts';
+import { workflowEventTypes } from './records.ts';
+import { messageFromSent } from './relay.ts';
 import { getInMemoryTimerStore } from './timers/in-memory.ts';
 
 const placedV2 = 'OrderPlaced {"orderId":"o1","total":30,"currency":"EUR"}';
@@ -157,6 +161,39 @@ describe('workflow inputs and schema versions (in memory)', () => {
       'OrderPlaced {"orderId":"o1","total":3}',
       'Remind {"orderId":"o1","note":"decided"}',
     ]);
+  });
+
+  it('a send of a type the registry defines as a message is validated and published with its version', async () => {
+    // Remind is at version 2 (a note required; from version 1 its upcaster writes one).
+    type Input = Event<'Start', { orderId: string; note?: string }>;
+    const reminding = defineWorkflow<Record<string, never>, Input>({
+      name: 'reminding',
+      inputs: ['Start'],
+      start: ['Start'],
+      correlate: (input) => input.data.orderId,
+      initialState: () => ({}),
+      evolve: (state) => state,
+      decide: (input) => send({ type: 'Remind', data: { orderId: input.data.orderId, note: input.data.note } }),
+    });
+    const schemas = versionedRegistries('message').v2;
+    const store = getInMemoryEventStore({ schemas });
+    const handler = createWorkflowHandler(reminding, { store, now: () => 0 });
+    assert.equal(
+      await handler.handle(createMessage({ type: 'Start', data: { orderId: 'o1', note: 'call' } })),
+      'recorded',
+    );
+    const { events } = await store.readStream(instanceStreamId(reminding, 'o1'));
+    const sent = events.filter((e) => e.type === workflowEventTypes.sent).map((e) => messageFromSent(e));
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0]?.headers['factline-schema-version'], '2');
+    // A consumer decoding with the registry takes it as written, not as a version 1 to upcast (note: 'from v1').
+    const decoded = await decodeMessage(schemas, sent[0] as NonNullable<(typeof sent)[0]>);
+    assert.deepEqual(decoded.data, { orderId: 'o1', note: 'call' });
+
+    // Data its type's schema refuses parks the instance instead of leaving through the relay.
+    assert.equal(await handler.handle(createMessage({ type: 'Start', data: { orderId: 'o2' } })), 'parked');
+    const [parked] = await handler.parked.list();
+    assert.match(parked?.error.message ?? '', /outputs\[0\]\.message\.data\.note/);
   });
 
   it('parks on the input whose schedule message does not fit its type, instead of storing a timer that cannot fire', async () => {

@@ -14,7 +14,7 @@ import { instanceStreamId } from './instance.ts';
 import {
   decisionEvents,
   describeError,
-  encodeSchedules,
+  encodeOutputMessages,
   type InputRecordData,
   outputList,
   type ParkedRecordData,
@@ -166,7 +166,7 @@ export function createParkedInstances<State, In extends Event, Out extends Event
           let decided: EventToAppend[];
           try {
             const given = outputList(workflow.decide(record.message as WorkflowInputOf<In>, state));
-            outputs = await encodeSchedules(given, options.schemas);
+            outputs = await encodeOutputMessages(given, options.schemas);
             // A decision that cannot be recorded (a send the relay could not publish, a bad schedule) fails as decide would.
             decided = decisionEvents(streamId, record, outputs, options.now(), {
               salt: `${salt}:${i}`,

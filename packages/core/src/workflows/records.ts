@@ -41,7 +41,11 @@ export interface InputRecordData {
 }
 
 export interface SentRecordData {
-  message: { type: string; data: unknown; key?: string };
+  /**
+   * With the version of its type when the store's registry defines it as a message: the relay publishes it with
+   * that version in its `factline-schema-version` header.
+   */
+  message: { type: string; data: unknown; key?: string; schema?: WorkflowInputSchema };
   topic?: string;
 }
 
@@ -94,33 +98,34 @@ export function decisionEvents(
 }
 
 /**
- * The outputs with each `schedule`'s message as its timer will deliver it:
- * when `schemas` (the store's registry) defines its type, its data is
- * validated against the type's current schema (awaiting an asynchronous
- * validator) and replaced by the schema's output, as an append or an outbox
- * enqueue stores it, since `decisionEvents` stamps it with that version.
- * Data that does not fit is a `ValidationError` at
+ * The outputs with each message as it will travel: a `schedule`'s when
+ * `schemas` (the store's registry) defines its type, a `send`'s when it
+ * defines its type as a message (as a consumer decodes what the relay
+ * publishes). Its data is validated against the type's current schema
+ * (awaiting an asynchronous validator) and replaced by the schema's output,
+ * as an append or an outbox enqueue stores it, since `decisionEvents` stamps
+ * it with that version. Data that does not fit is a `ValidationError` at
  * `outputs[i].message.data…`: the decision fails and the instance parks on
- * its input, instead of a timer delivering data its stamp misdescribes. A
- * type the registry does not define is kept as it is.
+ * its input, instead of a timer or a consumer getting data its stamp
+ * misdescribes. A type the registry does not define is kept as it is.
  */
-export async function encodeSchedules(
+export async function encodeOutputMessages(
   outputs: readonly WorkflowOutput[],
   schemas: SchemaRegistry | undefined,
 ): Promise<WorkflowOutput[]> {
   if (schemas === undefined) return [...outputs];
   const encoded: WorkflowOutput[] = [];
   for (const [i, output] of outputs.entries()) {
-    const message = output?.kind === 'schedule' ? (output.message as Partial<WorkflowInput> | undefined) : undefined;
-    const type = message?.type;
-    const schema = typeof type === 'string' ? scheduledSchema(schemas, type) : undefined;
-    if (output?.kind !== 'schedule' || type === undefined || schema === undefined) {
+    const message = output?.kind === 'schedule' || output?.kind === 'send' ? output.message : undefined;
+    const type = (message as Partial<WorkflowInput> | undefined)?.type;
+    const schema = typeof type === 'string' ? outputSchema(schemas, output?.kind, type) : undefined;
+    if (message === undefined || type === undefined || schema === undefined) {
       encoded.push(output);
       continue;
     }
     try {
-      const { data } = await schemas.encode(schema.kind, type, message?.data);
-      encoded.push({ ...output, message: { ...output.message, data } });
+      const { data } = await schemas.encode(schema.kind, type, message.data);
+      encoded.push({ ...output, message: { ...message, data } } as WorkflowOutput);
     } catch (error) {
       if (!isValidationError(error)) throw error;
       const path = `outputs[${i}].message`;
@@ -128,6 +133,17 @@ export async function encodeSchedules(
     }
   }
   return encoded;
+}
+
+/** The version an output's message is stamped with: a schedule's type of either kind, a send's as a message. */
+function outputSchema(
+  schemas: SchemaRegistry | undefined,
+  kind: WorkflowOutput['kind'] | undefined,
+  type: string,
+): WorkflowInputSchema | undefined {
+  if (kind === 'schedule') return scheduledSchema(schemas, type);
+  const definition = kind === 'send' ? schemas?.definition('message', type) : undefined;
+  return definition === undefined ? undefined : { kind: 'message', version: definition.version };
 }
 
 /**
@@ -164,12 +180,13 @@ function checkMessage(streamId: string, given: unknown, path: string): void {
 function outputEvent(output: WorkflowOutput, now: number, path: string, schemas: SchemaRegistry | undefined): Event {
   switch (output?.kind) {
     case 'send': {
-      const data: SentRecordData = { message: output.message };
+      const schema = outputSchema(schemas, 'send', output.message.type);
+      const data: SentRecordData = { message: schema === undefined ? output.message : { ...output.message, schema } };
       if (output.topic !== undefined) data.topic = output.topic;
       return { type: workflowEventTypes.sent, data };
     }
     case 'schedule': {
-      const schema = scheduledSchema(schemas, output.message.type);
+      const schema = outputSchema(schemas, 'schedule', output.message.type);
       const data: TimerScheduledData = {
         token: output.token,
         dueAt: dueTime(output, now, path),

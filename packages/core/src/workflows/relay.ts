@@ -2,6 +2,7 @@ import { ValidationError } from '../errors/index.ts';
 import type { Message } from '../messaging/message.ts';
 import type { Transport } from '../messaging/transport.ts';
 import type { Projection } from '../projections/types.ts';
+import { SCHEMA_VERSION_HEADER } from '../schema/decode.ts';
 import type { RecordedEvent } from '../store/types.ts';
 import { systemOf, traceSend } from '../tracing/messaging-spans.ts';
 import { type SentRecordData, workflowEventTypes } from './records.ts';
@@ -17,13 +18,16 @@ export interface WorkflowRelayOptions {
 /** The message a recorded `send` output travels as: its id is the record's (derived) id. */
 export function messageFromSent(event: RecordedEvent): Message {
   const { message } = event.data as SentRecordData;
+  const headers: Record<string, string> = { 'factline-workflow-stream': event.streamId };
+  // Recorded at its type's version in the store's registry: a decoding consumer upcasts it from there.
+  if (message.schema?.kind === 'message') headers[SCHEMA_VERSION_HEADER] = String(message.schema.version);
   return {
     id: event.id,
     type: message.type,
     data: message.data,
     metadata: { ...event.metadata },
     key: message.key ?? event.streamId,
-    headers: { 'factline-workflow-stream': event.streamId },
+    headers,
     createdAt: event.recordedAt,
   };
 }
