@@ -274,8 +274,8 @@ export function getInMemoryTransport(given?: InMemoryTransportOptions): Transpor
       assertName(topic, 'topic');
       assertName(groupName, 'group');
       assertMessages(messages);
-      const group = groupsOf(topic).get(groupName);
-      if (group) enqueue(group, messages);
+      // Declares the group, as a subscription does: a redrive before its first consumer ran is kept for it.
+      enqueue(declare(topic, groupName), messages);
     },
 
     subscribe(topic: string, groupName: string, given?: SubscribeOptions): Subscription {

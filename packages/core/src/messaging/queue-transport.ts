@@ -21,7 +21,11 @@ export interface QueueOperations {
    * Wakes the groups' receivers.
    */
   publish(topic: string, messages: readonly Message[], required: boolean): void | Promise<void>;
-  /** The messages to `group` alone (a dead-letter redrive). */
+  /**
+   * The messages to `group` alone (a dead-letter redrive), and the group
+   * declared (as `declare`) atomically with them; rejects unless every message
+   * is written for the group.
+   */
   redeliver(topic: string, group: string, messages: readonly Message[]): void | Promise<void>;
   /** Records the group: from now on it gets a copy of what is published to `topic`. */
   declare(topic: string, group: string): void | Promise<void>;

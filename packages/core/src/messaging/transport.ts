@@ -103,7 +103,15 @@ export interface Transport {
   declareSubscription(topic: string, group: string): Promise<void>;
   /** Receives a group's messages; declares the group's subscription too (`declareSubscription`). */
   subscribe(topic: string, group: string, options?: SubscribeOptions): Subscription;
-  /** Delivers messages again to one group only (a dead-letter redrive), not to the topic's other groups. */
+  /**
+   * Delivers messages again to one group only (a dead-letter redrive), not to
+   * the topic's other groups. Declares the group's subscription too
+   * (`declareSubscription`), so the messages are kept for a group none of
+   * whose consumers has run yet (a redrive before `start()`). Resolves once
+   * the transport has every message for the group (durably, for durable
+   * transports); anything less rejects, and the caller must not count them
+   * delivered.
+   */
   redeliver(topic: string, group: string, messages: readonly Message[]): Promise<void>;
   /**
    * The dead-letter store a consumer uses when given none: on a durable

@@ -73,7 +73,7 @@ describe('postgres claim', { skip }, () => {
     const slow = await transport.pool.connect();
     try {
       await slow.query('BEGIN');
-      await slow.query(statements.PUBLISH, ['late', ...messageColumns([first]), null, 'unused', 'late']);
+      await slow.query(statements.PUBLISH, ['late', ...messageColumns([first]), 'unused', 'late']);
       // A later publish of the same key commits first: its row is the key's only visible one.
       await transport.publish('late', [second]);
       const one = transport.subscribe('late', 'g');

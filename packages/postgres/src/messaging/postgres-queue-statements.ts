@@ -7,42 +7,60 @@ import { claimStatement } from './postgres-claim.ts';
  * the delivery was handed.
  */
 export function queueStatements(s: string) {
-  /**
-   * One row per message and registered group ($6 = one group only, for a
-   * redeliver), in publish order; a publish skips ids the group still holds; one
-   * notification when anything was inserted (sent at commit). Returns how many
-   * groups the topic has, read in the insert's own snapshot, so a publish that
-   * requires a subscription and finds none has written nothing.
-   */
-  const insert = (onConflict: string) => `WITH input AS (
+  /** The messages of a publish or redeliver: $2…$5 one array each (`messageColumns`), in order. */
+  const input = `input AS (
       SELECT u.id, u.key, u.body, u.deliver_at, u.ord
         FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) WITH ORDINALITY AS u(id, key, body, deliver_at, ord)
-    ), inserted AS (
-      INSERT INTO ${s}.transport_messages (topic, group_name, id, key, message, visible_at)
-      SELECT g.topic, g.group_name, i.id, i.key, i.body::json, coalesce(i.deliver_at, now())
-        FROM ${s}.transport_groups g CROSS JOIN input i
-       WHERE g.topic = $1 AND ($6::text IS NULL OR g.group_name = $6::text)
-       ORDER BY g.group_name, i.ord
-      ${onConflict}
-      RETURNING 1
-    )
-    SELECT c.groups, CASE WHEN c.n > 0 THEN pg_notify($7, $8) END AS notified
-      FROM (SELECT (SELECT count(*) FROM inserted) AS n,
-                   (SELECT count(*)::int FROM ${s}.transport_groups WHERE topic = $1) AS groups) c`;
+    )`;
 
   return {
     /** Hands out up to `max` rows, each only with every earlier row of its key: see `claimStatement`. */
     CLAIM: claimStatement(s),
     REGISTER: `INSERT INTO ${s}.transport_groups (topic, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-    PUBLISH: insert('ON CONFLICT (topic, group_name, id) DO NOTHING'),
     /**
-     * A redeliver (a dead-letter redrive) of a message the group still holds
-     * (its dead-lettering consumer has not acked it yet) makes that row due
-     * again under no lease: the pending ack then finds nothing to delete, and
-     * the message is delivered once more instead of being lost.
+     * One row per message and registered group ($1 the topic), in publish
+     * order, skipping ids the group still holds; one notification ($6, $7)
+     * when anything was inserted (sent at commit). Returns how many groups the
+     * topic has, read in the insert's own snapshot, so a publish that requires
+     * a subscription and finds none has written nothing.
      */
-    REDELIVER: insert(`ON CONFLICT (topic, group_name, id) DO UPDATE
-         SET message = excluded.message, visible_at = excluded.visible_at, lease = NULL, delivery_count = 0`),
+    PUBLISH: `WITH ${input}, inserted AS (
+      INSERT INTO ${s}.transport_messages (topic, group_name, id, key, message, visible_at)
+      SELECT g.topic, g.group_name, i.id, i.key, i.body::json, coalesce(i.deliver_at, now())
+        FROM ${s}.transport_groups g CROSS JOIN input i
+       WHERE g.topic = $1
+       ORDER BY g.group_name, i.ord
+      ON CONFLICT (topic, group_name, id) DO NOTHING
+      RETURNING 1
+    )
+    SELECT c.groups, CASE WHEN c.n > 0 THEN pg_notify($6, $7) END AS notified
+      FROM (SELECT (SELECT count(*) FROM inserted) AS n,
+                   (SELECT count(*)::int FROM ${s}.transport_groups WHERE topic = $1) AS groups) c`,
+    /**
+     * A redeliver (a dead-letter redrive): one row per message for group $6
+     * alone, in order, and the group registered in the same statement (as
+     * `REGISTER`), so the messages are kept for it whether or not it was
+     * registered before (a redrive before the group's first consumer ran, or
+     * after the tables were made again), and it gets what is published from
+     * then on. A message the group still holds (its dead-lettering consumer
+     * has not acked it yet) makes that row due again under no lease: the
+     * pending ack then finds nothing to delete, and the message is delivered
+     * once more instead of being lost. Returns how many rows it wrote (one
+     * per message); notifies as `PUBLISH`.
+     */
+    REDELIVER: `WITH ${input}, registered AS (
+      INSERT INTO ${s}.transport_groups (topic, group_name) VALUES ($1, $6::text) ON CONFLICT DO NOTHING
+    ), inserted AS (
+      INSERT INTO ${s}.transport_messages (topic, group_name, id, key, message, visible_at)
+      SELECT $1, $6::text, i.id, i.key, i.body::json, coalesce(i.deliver_at, now())
+        FROM input i
+       ORDER BY i.ord
+      ON CONFLICT (topic, group_name, id) DO UPDATE
+         SET message = excluded.message, visible_at = excluded.visible_at, lease = NULL, delivery_count = 0
+      RETURNING 1
+    )
+    SELECT c.n AS written, CASE WHEN c.n > 0 THEN pg_notify($7, $8) END AS notified
+      FROM (SELECT (SELECT count(*)::int FROM inserted) AS n) c`,
     /**
      * Milliseconds until the group's next row not visible yet becomes so (null: none). Rows visible
      * but held back behind their key's earlier rows are left out: waking for them would spin.

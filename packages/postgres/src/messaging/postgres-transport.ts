@@ -1,4 +1,4 @@
-import { type Message, NoSubscriptionError, StoreClosedError, type Transport } from '@factline/core';
+import { type Message, NoSubscriptionError, StoreClosedError, type Transport, TransportError } from '@factline/core';
 import { assertIntegerOption, createQueueTransport, createReceiveWakeups } from '@factline/core/adapter';
 import type pg from 'pg';
 import { listenFailureReporter } from '../channel-listener.ts';
@@ -147,17 +147,36 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
     return done;
   };
 
-  const insert = async (topic: string, group: string | null, messages: readonly Message[], required: boolean) => {
-    const columns = messageColumns(messages);
+  const publish = async (topic: string, messages: readonly Message[], required: boolean) => {
     // Groups this process is subscribing get what is published after subscribe() returned.
     await Promise.allSettled([...registrations.values()].filter((r) => r.topic === topic).map((r) => r.done));
-    const [result] = await query<{ groups: number }>(
-      group === null ? 'publish' : 'redeliver',
-      group === null ? statements.PUBLISH : statements.REDELIVER,
-      [topic, ...columns, group, channel, notifyPayload(topic)],
-    );
+    const [result] = await query<{ groups: number }>('publish', statements.PUBLISH, [
+      topic,
+      ...messageColumns(messages),
+      channel,
+      notifyPayload(topic),
+    ]);
     if (required && result?.groups === 0) throw new NoSubscriptionError(topic);
     wakeups.wake(topic);
+  };
+
+  /** To `group` alone, registering it in the same statement: kept for it whether or not it was registered. */
+  const redeliver = async (topic: string, group: string, messages: readonly Message[]) => {
+    const [result] = await query<{ written: number }>('redeliver', statements.REDELIVER, [
+      topic,
+      ...messageColumns(messages),
+      group,
+      channel,
+      notifyPayload(topic),
+    ]);
+    wakeups.wake(topic);
+    // One row per message, inserted or made due again: anything less and the caller must not count it delivered.
+    if (result?.written !== messages.length) {
+      throw new TransportError(
+        `redelivering to group '${group}' of topic '${topic}' on PostgreSQL wrote ${result?.written ?? 0} of ${messages.length} messages`,
+        { retryable: false },
+      );
+    }
   };
 
   const queue: PostgresQueue = {
@@ -179,8 +198,8 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
       // A key's earliest row, while not visible, keeps the key from every claim.
       delayedReleaseHoldsKey: true,
       isClosed: () => closed,
-      publish: (topic, messages, required) => insert(topic, null, messages, required),
-      redeliver: (topic, group, messages) => insert(topic, group, messages, false),
+      publish,
+      redeliver,
       declare: register,
       subscribe(topic, group, visibility) {
         void register(topic, group).catch(() => undefined);

@@ -16,8 +16,14 @@ export interface QueueStatements {
   ack: Statement<[number, string]>;
   release: Statement<[number, number, string]>;
   extend: Statement<[number, number, string]>;
-  /** A redeliver: the messages to the groups given (one). */
+  /** A publish's copies: the messages to each group given. */
   insertAll: Transaction<(topic: string, groups: readonly string[], messages: readonly Message[]) => void>;
+  /**
+   * A redeliver: the messages to `group` alone, and the group recorded in the
+   * same transaction (as `addGroup`): a redrive before its first consumer ran
+   * is kept for it, and it gets what is published from then on.
+   */
+  redeliver: Transaction<(topic: string, group: string, messages: readonly Message[], at: number) => void>;
   /** A publish: returns the groups written to; with `required`, throws `NoSubscriptionError` when there are none. */
   publish: Transaction<(topic: string, messages: readonly Message[], required: boolean) => string[]>;
 }
@@ -39,6 +45,10 @@ export function prepareQueueStatements(db: Database): QueueStatements {
     }
   });
 
+  const addGroup = db.prepare<[string, string, number]>(
+    'INSERT OR IGNORE INTO factline_transport_groups (topic, group_name, created_at) VALUES (?, ?, ?)',
+  );
+
   return {
     backlog: db.prepare<[string, string, string, string], { messages: number; oldest: string | null }>(
       `SELECT COUNT(*) AS messages,
@@ -46,9 +56,7 @@ export function prepareQueueStatements(db: Database): QueueStatements {
                 WHERE topic = ? AND group_name = ? ORDER BY seq LIMIT 1) AS oldest
        FROM factline_transport_messages WHERE topic = ? AND group_name = ?`,
     ),
-    addGroup: db.prepare<[string, string, number]>(
-      'INSERT OR IGNORE INTO factline_transport_groups (topic, group_name, created_at) VALUES (?, ?, ?)',
-    ),
+    addGroup,
     // Rows visible but held back behind their key's earlier rows are not due: waking for them would spin.
     nextDue: db.prepare<[string, string, number], { next: number | null }>(
       `SELECT MIN(visible_at) AS next FROM factline_transport_messages
@@ -62,6 +70,10 @@ export function prepareQueueStatements(db: Database): QueueStatements {
       'UPDATE factline_transport_messages SET visible_at = ? WHERE seq = ? AND lease = ?',
     ),
     insertAll,
+    redeliver: db.transaction((topic: string, group: string, messages: readonly Message[], at: number) => {
+      addGroup.run(topic, group, at);
+      insertAll(topic, [group], messages);
+    }),
     publish: db.transaction((topic: string, messages: readonly Message[], required: boolean) => {
       const groups = groupsOf.all(topic).map((row) => row.group_name);
       // Inside the write transaction: no subscription can be declared between this check and the insert.

@@ -107,7 +107,7 @@ export function getSqliteTransport(options: SqliteTransportOptions): SqliteTrans
         for (const group of groups) wakeups.wake(groupChannel(topic, group));
       },
       redeliver(topic, group, messages) {
-        run(() => statements.insertAll.immediate(topic, [group], messages));
+        run(() => statements.redeliver.immediate(topic, group, messages, now()));
         wakeups.wake(groupChannel(topic, group));
       },
       declare(topic, group) {

@@ -211,6 +211,39 @@ export const deadLetterCases: readonly ConsumerConformanceCase[] = [
     },
   },
   {
+    name: "a redrive to a group no process has subscribed yet delivers it once the group's consumer starts",
+    async run(c) {
+      // A store kept apart from the transport (shared by services, or the transport's tables made again): it holds
+      // a dead letter of a group whose subscription the transport has never seen.
+      const store = c.environment.deadLetters ?? getInMemoryDeadLetterStore();
+      const name = uniqueCategory('late');
+      const message = createMessage({ type: 'RefundRequested', data: { n: 1 }, key: 'order-7' });
+      const at = new Date(Date.UTC(2026, 0, 1));
+      const id = `${name}-1`;
+      await store.add({
+        id,
+        consumer: name,
+        topic: c.topic,
+        message,
+        error: { type: 'Error', message: 'card expired' },
+        reason: 'not retryable',
+        attempts: 1,
+        firstFailureAt: at,
+        lastFailureAt: at,
+        deadLetteredAt: at,
+        redrives: [],
+        state: 'dead',
+      });
+      const handled: string[] = [];
+      const consumer = c.consumer({ name, deadLetters: store, handler: (m) => void handled.push(m.id) });
+      assert.equal(await consumer.deadLetters.redrive(id), 1, 'redriven before start');
+      assert.equal((await store.get(id))?.state, 'redriven');
+      await consumer.start();
+      await waitUntil(() => consumer.stats().handled === 1, 'the redriven message handled');
+      assert.deepEqual(handled, [message.id]);
+    },
+  },
+  {
     name: 'a redriven message that fails again before the redrive marked its record stays a live dead letter, with its new failure',
     async run(c) {
       const store = c.environment.deadLetters ?? getInMemoryDeadLetterStore();

@@ -75,6 +75,23 @@ export const groupCases: readonly TransportConformanceCase[] = [
     },
   },
   {
+    name: 'a redeliver to a group not declared yet declares it: its first subscription gets the message, and what was published after the redeliver',
+    async run(context) {
+      const topic = context.topic();
+      const group = context.group('late');
+      // A dead-letter redrive before any consumer of the group ran (its subscription never declared here).
+      const redriven = context.message({ data: { redriven: true } });
+      await context.transport.redeliver(topic, group, [redriven]);
+      const published = context.message({ data: { published: true } });
+      await context.transport.publish(topic, [published]);
+      const sub = subscribe(context, topic, group);
+      const got = await context.receiveAtLeast(sub, 2);
+      assert.deepEqual([...ids(got)].sort(), [redriven.id, published.id].sort(), 'both messages, once each');
+      await ackAll(got);
+      await assertNothingFor(sub, 150, 'delivered more than once');
+    },
+  },
+  {
     name: 'a redeliver of a message the group still holds is not lost to the pending ack',
     async run(context) {
       const topic = context.topic();
