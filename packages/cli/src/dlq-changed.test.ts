@@ -87,24 +87,37 @@ describe('factline dlq: records that changed since they were read', () => {
     assert.equal((await store.get('d-kept'))?.state, 'discarded');
   });
 
-  it('redrive sends every message, marks the unchanged records and lists the others apart (JSON)', async () => {
+  it('redrive sends only the records unchanged: one failed again or discarded elsewhere is not sent, named apart, exit 1 (JSON)', async () => {
     const failing = deadLetter('r-failing', '2026-01-01T00:00:00Z');
     await store.add(failing);
-    await store.add(deadLetter('r-kept', '2026-01-01T00:00:00Z'));
-    const result = await run(['dlq', 'redrive', 'r-failing', 'r-kept', '--json'], async () => {
+    await store.add(deadLetter('r-discarded', '2026-01-01T00:00:00Z'));
+    const kept = deadLetter('r-kept', '2026-01-01T00:00:00Z');
+    await store.add(kept);
+    const result = await run(['dlq', 'redrive', 'r-failing', 'r-discarded', 'r-kept', '--json'], async () => {
       await store.add({ ...deadLetter('x', '2026-01-03T00:00:00Z', failing.message.id), id: 'x' });
+      // An operator said this message must not run.
+      const discarded = (await store.get('r-discarded')) as DeadLetter;
+      assert.equal(await store.update({ ...discarded, state: 'discarded' }), true);
     });
-    assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(JSON.parse(result.stdout), { redriven: ['r-kept'], changed: ['r-failing'] });
-    assert.match(result.stderr, /its message was sent, its record left as it is: r-failing$/);
-    const kept = (await store.get('r-failing')) as DeadLetter;
-    assert.equal(kept.state, 'dead');
-    assert.deepEqual(kept.redrives, []);
+    assert.equal(result.code, 1, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), { redriven: ['r-kept'], changed: ['r-failing', 'r-discarded'] });
+    assert.match(
+      result.stderr,
+      /their messages were not sent, their records left as they are: r-failing, r-discarded$/,
+    );
+    const failed = (await store.get('r-failing')) as DeadLetter;
+    assert.equal(failed.state, 'dead');
+    assert.deepEqual(failed.redrives, []);
+    assert.equal((await store.get('r-discarded'))?.state, 'discarded');
     assert.equal((await store.get('r-kept'))?.state, 'redriven');
     const queued = database
       .prepare("SELECT message_id FROM factline_transport_messages WHERE topic = 'orders' AND group_name = 'billing'")
       .all() as { message_id: string }[];
-    assert.equal(queued.length, 2, 'both messages queued for billing');
+    assert.deepEqual(
+      queued.map((row) => row.message_id),
+      [kept.message.id],
+      "only the unchanged record's message queued for billing",
+    );
   });
 
   it('a redrive that fails part-way tells what it redrove, the one that failed and those not tried, exit 2', async () => {

@@ -35,15 +35,28 @@ return 1`,
 
   /**
    * KEYS: records, live index. ARGV: id, json, live key, state, the
-   * `deadLetteredAt` it was read with. Stores the record while the stored one
-   * is dead with that `deadLetteredAt` (1; else 0, nothing written); a record
-   * no longer dead leaves the index.
+   * `deadLetteredAt` it was read with, the state it was read with, its
+   * redrives as read (a JSON array of ISO strings; empty: not compared).
+   * Stores the record while the stored one is still as read (1; else 0,
+   * nothing written), a dead record only while no other record of its message
+   * is live; a record no longer dead leaves the index.
    */
   deadUpdate: `
 local stored = redis.call('HGET', KEYS[1], ARGV[1])
 if not stored then return 0 end
 local read = cjson.decode(stored)
-if read.state ~= 'dead' or read.deadLetteredAt ~= ARGV[5] then return 0 end
+if read.state ~= ARGV[6] or read.deadLetteredAt ~= ARGV[5] then return 0 end
+if ARGV[7] ~= '' then
+  local expected = cjson.decode(ARGV[7])
+  if #read.redrives ~= #expected then return 0 end
+  for i, at in ipairs(expected) do
+    if read.redrives[i] ~= at then return 0 end
+  end
+end
+if ARGV[4] == 'dead' then
+  local live = redis.call('HGET', KEYS[2], ARGV[3])
+  if live and live ~= ARGV[1] then return 0 end
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[4] == 'dead' then
   redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])

@@ -89,17 +89,17 @@ function addChange(dlq: Command, context: CliContext, verb: 'redrive' | 'discard
         }
         if (changed.length > 0) {
           const one = changed.length === 1;
-          // A redrive sent the messages all the same; a discard wrote nothing.
+          // Nothing was done for them: a redrive sent no message, a discard wrote nothing.
           const outcome =
             verb === 'redrive'
               ? one
-                ? 'its message was sent, its record left as it is'
-                : 'their messages were sent, their records left as they are'
+                ? 'its message was not sent, its record left as it is'
+                : 'their messages were not sent, their records left as they are'
               : `left as ${one ? 'it is' : 'they are'}, not discarded`;
           context.stderr(
             `factline: ${changed.length} dead letter${one ? '' : 's'} changed since read (failed again, or redriven or discarded elsewhere), ${outcome}: ${changed.join(', ')}`,
           );
-          if (verb === 'discard') context.exitCode = 1;
+          context.exitCode = 1;
         }
         const done = verb === 'redrive' ? 'redriven' : 'discarded';
         // Only the records marked; those left as they are go under `changed`.

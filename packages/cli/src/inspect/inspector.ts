@@ -107,12 +107,11 @@ export interface DeadLetterOperator extends DeadLetterReader {
   /** Why `record` cannot be redriven here (its group has no queue on the database's transport), or undefined. */
   cannotRedrive(record: DeadLetter): Promise<string | undefined>;
   /**
-   * Puts the message back in its consumer group's queue, then marks the record
-   * redriven (a failure between leaves the record dead, to redrive again: the
-   * consumer's inbox drops the second copy).
-   * Resolves whether the record was marked: one changed since it was read
-   * (dead again with a newer failure, or redriven or discarded elsewhere) is
-   * left as it is, its message sent all the same.
+   * Marks the record redriven, then puts the message back in its consumer
+   * group's queue (`redriveDeadLetter`): a send that fails puts the record
+   * back to dead and rejects. Resolves whether the record was redriven: one
+   * changed since it was read (dead again with a newer failure, or redriven
+   * or discarded elsewhere) is left as it is, its message not sent.
    */
   redrive(record: DeadLetter, at: Date): Promise<boolean>;
   /** Marks `record` discarded; resolves false, writing nothing, when it changed since it was read. */

@@ -1,5 +1,10 @@
 import { type DeadLetter, type DeadLetterFilter, type EventMetadata, workflowEventTypes } from '@factline/core';
-import { createOperationTracer, deadLetterConditions, deadLetterFromJson } from '@factline/core/adapter';
+import {
+  createOperationTracer,
+  deadLetterConditions,
+  deadLetterFromJson,
+  redriveDeadLetter,
+} from '@factline/core/adapter';
 import {
   getPostgresDeadLetterStore,
   getPostgresTransport,
@@ -278,8 +283,9 @@ export async function openPostgresDeadLetterOperator(
       },
       async redrive(record, at) {
         if (!transport || !(await hasQueue(record))) throw noQueue(record);
-        await transport.redeliver(record.topic, record.consumer, [record.message]);
-        return store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
+        return redriveDeadLetter(store, record, at, () =>
+          transport.redeliver(record.topic, record.consumer, [record.message]),
+        );
       },
       async discard(record) {
         return store.update({ ...record, state: 'discarded' });

@@ -1,4 +1,5 @@
 import type { DeadLetter, DeadLetterStore, Message } from '@factline/core';
+import { redriveDeadLetter } from '@factline/core/adapter';
 import { CliError } from '../cli-error.ts';
 import { redactUrl } from './database-url.ts';
 import type { DeadLetterOperator } from './inspector.ts';
@@ -111,9 +112,10 @@ export async function openRedriver(target: TransportTarget): Promise<GroupRedriv
 
 /**
  * The dead letters of `store` with their redrives sent through `redriver`:
- * the message first, then the record marked redriven (a failure between
- * leaves it dead, to be redriven again: the consumer's inbox drops a second
- * copy). `close` closes the redriver, then `closeStore`.
+ * the record marked redriven first, then the message sent
+ * (`redriveDeadLetter`: a record changed since it was read is not sent; a
+ * send that fails puts the record back to dead). `close` closes the
+ * redriver, then `closeStore`.
  */
 export function redrivingThrough(
   store: DeadLetterStore,
@@ -125,8 +127,10 @@ export function redrivingThrough(
     list: (filter) => store.list(filter),
     cannotRedrive: (record) => redriver.cannotRedrive(record),
     async redrive(record, at) {
-      await redriver.redeliver(record);
-      return store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
+      // Refused before the record is claimed: a group not declared there changes nothing.
+      const reason = await redriver.cannotRedrive(record);
+      if (reason) throw new CliError(reason);
+      return redriveDeadLetter(store, record, at, () => redriver.redeliver(record));
     },
     async discard(record) {
       return store.update({ ...record, state: 'discarded' });

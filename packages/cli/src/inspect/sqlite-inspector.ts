@@ -1,4 +1,5 @@
 import { type DeadLetterFilter, type DeadLetterStore, type EventMetadata, workflowEventTypes } from '@factline/core';
+import { redriveDeadLetter } from '@factline/core/adapter';
 import {
   getSqliteDeadLetterStore,
   getSqliteTracer,
@@ -282,8 +283,9 @@ export function openSqliteDeadLetterOperator(path: string, redriver?: GroupRedri
     async redrive(record, at) {
       // A group without a queue here (a broker transport) would take the message nowhere.
       if (!transport || !group.get(record.topic, record.consumer)) throw noQueue(record);
-      await transport.redeliver(record.topic, record.consumer, [record.message]);
-      return store.update({ ...record, state: 'redriven', redrives: [...record.redrives, at] });
+      return redriveDeadLetter(store, record, at, () =>
+        transport.redeliver(record.topic, record.consumer, [record.message]),
+      );
     },
     async discard(record) {
       return store.update({ ...record, state: 'discarded' });

@@ -68,7 +68,7 @@ export function addDeadLetterRoutes(
           const now = (await operator.get(record.id)) ?? record;
           const notice =
             action === 'redrive'
-              ? 'Its message was sent, but the record changed meanwhile (failed again, or redriven or discarded elsewhere) and was left as it is.'
+              ? 'The record changed meanwhile (failed again, or redriven or discarded elsewhere): left as it is, its message not sent.'
               : 'The record changed meanwhile (failed again, or redriven or discarded elsewhere): left as it is, not discarded.';
           return page(c, <DeadLetterPage record={now} notice={notice} />, 409);
         }

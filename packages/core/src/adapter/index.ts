@@ -10,9 +10,12 @@ export { createLeaseGuard, type LeaseGuard } from '../lease/lease-guard.ts';
 export { createLeasedLoop, type LeasedLoop, type LeasedLoopOptions, type LeasedWork } from '../lease/leased-loop.ts';
 export { createLostSignal, type LostSignal } from '../lease/lost-signal.ts';
 export { log, loggerKind } from '../logging/logger.ts';
+export { redriveDeadLetter } from '../messaging/consumer-dead-letters.ts';
 export {
   deadLetterFromJson,
+  deadLetterIsAsRead,
   deadLetterMatches,
+  deadLetterRedrivesJson,
   deadLetterToJson,
   isPromiseLike,
   refreshedDeadLetter,

@@ -1,4 +1,4 @@
-import { ValidationError } from '../errors/index.ts';
+import { TransportError, ValidationError } from '../errors/index.ts';
 import { uuidv7 } from '../ids/uuid-v7.ts';
 import { noteSettle } from '../tracing/messaging-spans.ts';
 import {
@@ -22,9 +22,11 @@ export interface ConsumerDeadLetters {
   /**
    * Delivers dead letters to this consumer again (attempts start over; each
    * record is kept, marked `redriven`, with the redrive's time). Returns how
-   * many were redriven. The message goes first, then the mark: a message that
-   * fails again before its mark is written leaves its record dead, with the
-   * new failure (the mark does not overwrite it).
+   * many were redriven. Each record is marked first, then its message goes
+   * (`redriveDeadLetter`): one redriven, discarded or dead again with a newer
+   * failure since it was selected is neither sent nor counted. A redelivery
+   * that fails puts its record back to dead and rejects with its error: the
+   * records before it stay redriven, the ones after it are not tried.
    */
   redrive(selection: string | readonly string[] | DeadLetterFilter): Promise<number>;
   /**
@@ -139,6 +141,51 @@ export function deadLetterStep(settings: DeadLetterStepSettings) {
   };
 }
 
+const reason = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Redrives `record` (read from `store` as `'dead'`) through `send`, which
+ * delivers its message: marks it `redriven` at `at` first, while it is still
+ * as read, then sends. Resolves false, sending nothing, when the record
+ * changed since it was read (redriven or discarded elsewhere, or dead again
+ * with a newer failure). When `send` fails, the record is put back, dead as it
+ * was read (`store.update(record, claimed)`), and `send`'s error rethrown; a
+ * record that cannot be put back (the store failed, or another record of its
+ * message is live) rejects with a `TransportError` saying so, `send`'s error
+ * as its cause. The consumer's `deadLetters.redrive` and the CLI's redrives
+ * (`factline dlq redrive`, the dashboard) go through it.
+ *
+ * @example
+ * const sent = await redriveDeadLetter(store, record, new Date(), () => transport.redeliver(record.topic, record.consumer, [record.message]));
+ */
+export async function redriveDeadLetter(
+  store: DeadLetterStore,
+  record: DeadLetter,
+  at: Date,
+  send: () => Promise<void>,
+): Promise<boolean> {
+  const claimed: DeadLetter = { ...record, state: 'redriven', redrives: [...record.redrives, at] };
+  // Claimed first: a record an operator discarded (or redrove) meanwhile must not run.
+  if (!(await store.update(claimed))) return false;
+  try {
+    await send();
+  } catch (error) {
+    const notPutBack = await store.update(record, claimed).then(
+      (written) =>
+        written
+          ? undefined
+          : 'another record of its message is live (it failed again meanwhile), or the record changed',
+      (failure: unknown) => reason(failure),
+    );
+    if (notPutBack === undefined) throw error;
+    throw new TransportError(
+      `the redrive of dead letter '${record.id}' failed (${reason(error)}) and its record could not be put back to dead: ${notPutBack}; it stays marked redriven, its message maybe not delivered`,
+      { cause: error, retryable: false },
+    );
+  }
+  return true;
+}
+
 /**
  * `consumer.deadLetters`: the records of the consumer's group and topic in `store` (a group may consume other
  * topics too; their records are not this consumer's), redriven through `transport` to its group only.
@@ -175,11 +222,12 @@ export function consumerDeadLetters(
     async redrive(selection) {
       const records = await select(selection);
       const target = await store();
+      let redriven = 0;
       for (const record of records) {
-        await transport.redeliver(topic, consumer, [record.message]);
-        await target.update({ ...record, state: 'redriven', redrives: [...record.redrives, new Date(now())] });
+        const send = () => transport.redeliver(topic, consumer, [record.message]);
+        if (await redriveDeadLetter(target, record, new Date(now()), send)) redriven += 1;
       }
-      return records.length;
+      return redriven;
     },
     async discard(selection) {
       const records = await select(selection);

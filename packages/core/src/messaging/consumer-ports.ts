@@ -132,9 +132,34 @@ export interface DeadLetterStore {
    * stored one is still what it was read from: `'dead'`, with the same
    * `deadLetteredAt`. Resolves whether it wrote: a record redriven or
    * discarded meanwhile, or dead again with a newer failure, stays as it is.
+   *
+   * Given `read`, the record as it was read (or as an update wrote it), writes
+   * while the stored one is still that: the same state, `deadLetteredAt` and
+   * redrives (`deadLetterIsAsRead`); a redrive whose delivery failed puts its
+   * record back to `'dead'` that way. A `'dead'` record is not written while
+   * another record of its message (consumer, topic, message id) is live.
    */
-  update(record: DeadLetter): Promise<boolean>;
+  update(record: DeadLetter, read?: DeadLetter): Promise<boolean>;
 }
+
+/**
+ * Whether `stored` is still the record `read` (what an update compares): the
+ * same state, `deadLetteredAt` and redrives. Given no `read`: `'dead'` with
+ * `record`'s `deadLetteredAt`.
+ */
+export function deadLetterIsAsRead(stored: DeadLetter, record: DeadLetter, read?: DeadLetter): boolean {
+  if (!read) return stored.state === 'dead' && stored.deadLetteredAt.getTime() === record.deadLetteredAt.getTime();
+  return (
+    stored.state === read.state &&
+    stored.deadLetteredAt.getTime() === read.deadLetteredAt.getTime() &&
+    stored.redrives.length === read.redrives.length &&
+    stored.redrives.every((at, i) => at.getTime() === read.redrives[i]?.getTime())
+  );
+}
+
+/** The redrive times of `record` as the SQL and Redis stores compare them: a JSON array of ISO strings. */
+export const deadLetterRedrivesJson = (record: DeadLetter): string =>
+  JSON.stringify(record.redrives.map((at) => at.toISOString()));
 
 /**
  * The live dead letter `live` after its message failed again as `next`
@@ -243,10 +268,23 @@ export function getInMemoryDeadLetterStore(): DeadLetterStore {
       const found = records.get(id);
       return found && copy(found);
     },
-    async update(record) {
+    async update(record, read) {
       const stored = records.get(record.id);
-      // Only the record as it was read: still dead, with the same failure time.
-      if (stored?.state !== 'dead' || stored.deadLetteredAt.getTime() !== record.deadLetteredAt.getTime()) return false;
+      // Only the record as it was read: by default still dead, with the same failure time.
+      if (!stored || !deadLetterIsAsRead(stored, record, read)) return false;
+      // One live record per message: another one dead meanwhile holds it.
+      if (record.state === 'dead' && stored.state !== 'dead') {
+        for (const r of records.values()) {
+          if (
+            r.state === 'dead' &&
+            r.consumer === record.consumer &&
+            r.topic === record.topic &&
+            r.message.id === record.message.id
+          ) {
+            return false;
+          }
+        }
+      }
       records.set(record.id, copy(record));
       return true;
     },

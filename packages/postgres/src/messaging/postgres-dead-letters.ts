@@ -2,6 +2,7 @@ import { type DeadLetter, type DeadLetterFilter, type DeadLetterStore, Transport
 import {
   deadLetterConditions,
   deadLetterFromJson,
+  deadLetterRedrivesJson,
   deadLetterRow,
   deadLetterToJson,
   refreshedDeadLetter,
@@ -9,6 +10,10 @@ import {
 import type pg from 'pg';
 import { checkPostgresDeadLetterStoreOptions } from '../options.ts';
 import { openConsumerTables, type PostgresConsumerStoreOptions } from './postgres-consumer-tables.ts';
+
+/** A unique violation (23505) as the consumer tables' query gives it (a `StorageError` with the driver's error as cause). */
+const isUniqueViolation = (error: unknown): boolean =>
+  (error as { cause?: { code?: unknown } })?.cause?.code === '23505' || (error as { code?: unknown })?.code === '23505';
 
 export interface PostgresDeadLetterStore extends DeadLetterStore {
   readonly pool: pg.Pool;
@@ -113,14 +118,34 @@ export async function getPostgresDeadLetterStore(
       return revive(rows);
     },
     get,
-    async update(record) {
-      const { rowCount } = await tables.query(
-        'dead-letter-update',
-        `UPDATE ${s}.dead_letters SET state = $1, record = $2::json
-          WHERE id = $3 AND state = 'dead' AND dead_lettered_at = $4`,
-        [record.state, deadLetterToJson(record), record.id, record.deadLetteredAt],
-      );
-      return (rowCount ?? 0) > 0;
+    async update(record, read) {
+      try {
+        // While the stored record is as read (its state, time and, given, redrives); a record written dead only
+        // while no other record of its message is live (the unique index dead_letters_live otherwise).
+        const { rowCount } = await tables.query(
+          'dead-letter-update',
+          `UPDATE ${s}.dead_letters d SET state = $1, record = $2::json
+            WHERE d.id = $3 AND d.state = $5 AND d.dead_lettered_at = $4
+              AND ($6::jsonb IS NULL OR d.record::jsonb -> 'redrives' = $6::jsonb)
+              AND ($1 <> 'dead' OR NOT EXISTS (
+                SELECT 1 FROM ${s}.dead_letters o
+                 WHERE o.consumer = d.consumer AND o.topic = d.topic AND o.message_id = d.message_id
+                   AND o.state = 'dead' AND o.id <> d.id))`,
+          [
+            record.state,
+            deadLetterToJson(record),
+            record.id,
+            (read ?? record).deadLetteredAt,
+            read?.state ?? 'dead',
+            read ? deadLetterRedrivesJson(read) : null,
+          ],
+        );
+        return (rowCount ?? 0) > 0;
+      } catch (error) {
+        // Another record of the message made live by a concurrent add: this one stays as it is.
+        if (isUniqueViolation(error)) return false;
+        throw error;
+      }
     },
     close: tables.close,
   };

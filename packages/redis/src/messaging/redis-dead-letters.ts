@@ -3,6 +3,7 @@ import {
   checkOptions,
   deadLetterFromJson,
   deadLetterMatches,
+  deadLetterRedrivesJson,
   deadLetterToJson,
   type OptionSpecOf,
   refreshedDeadLetter,
@@ -75,13 +76,15 @@ export function getRedisDeadLetterStore(settings: RedisDeadLetterStoreSettings):
       const json = await client.sendCommand(['HGET', keys.deadLetters, id]);
       return json === null || json === undefined ? undefined : deadLetterFromJson(String(json));
     },
-    async update(record) {
+    async update(record, read) {
       const written = await runScript(client, 'deadUpdate', both, [
         record.id,
         deadLetterToJson(record),
         liveKey(record),
         record.state,
-        record.deadLetteredAt.toISOString(),
+        (read ?? record).deadLetteredAt.toISOString(),
+        read?.state ?? 'dead',
+        read ? deadLetterRedrivesJson(read) : '',
       ]);
       return Number(written) === 1;
     },

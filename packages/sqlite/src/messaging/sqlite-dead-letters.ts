@@ -2,6 +2,7 @@ import type { DeadLetter, DeadLetterFilter, DeadLetterStore } from '@factline/co
 import {
   deadLetterConditions,
   deadLetterFromJson,
+  deadLetterRedrivesJson,
   deadLetterRow,
   deadLetterToJson,
   refreshedDeadLetter,
@@ -33,9 +34,26 @@ export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): D
      VALUES (@id, @consumer, @topic, @messageId, @messageType, @errorType, @errorMessage, @at, @state, @record)`,
   );
   const get = db.prepare<[string], DeadLetterRecordRow>('SELECT record FROM factline_dead_letters WHERE id = ?');
-  const update = db.prepare<[string, string, string, number]>(
-    `UPDATE factline_dead_letters SET state = ?, record = ?
-      WHERE id = ? AND state = 'dead' AND dead_lettered_at = ?`,
+  /**
+   * While the stored record is as read (its state, time and, given, redrives); a record written dead only
+   * while no other record of its message is live.
+   */
+  const update = db.prepare<{
+    state: string;
+    record: string;
+    id: string;
+    readState: string;
+    at: number;
+    redrives: string | null;
+  }>(
+    `UPDATE factline_dead_letters SET state = @state, record = @record
+      WHERE id = @id AND state = @readState AND dead_lettered_at = @at
+        AND (@redrives IS NULL OR json_extract(record, '$.redrives') = @redrives)
+        AND (@state <> 'dead' OR NOT EXISTS (
+          SELECT 1 FROM factline_dead_letters other
+           WHERE other.consumer = factline_dead_letters.consumer AND other.topic = factline_dead_letters.topic
+             AND other.message_id = factline_dead_letters.message_id AND other.state = 'dead'
+             AND other.id <> factline_dead_letters.id))`,
   );
   const live = db.prepare<[string, string, string], DeadLetterRecordRow>(
     `SELECT record FROM factline_dead_letters WHERE consumer = ? AND topic = ? AND message_id = ? AND state = 'dead'`,
@@ -92,10 +110,17 @@ export function getSqliteDeadLetterStore(options: SqliteConsumerStoreOptions): D
       const found = guard(() => get.get(id));
       return found && deadLetterFromJson(found.record);
     },
-    update: async (record) =>
+    update: async (record, read) =>
       guard(
         () =>
-          update.run(record.state, deadLetterToJson(record), record.id, record.deadLetteredAt.getTime()).changes > 0,
+          update.run({
+            state: record.state,
+            record: deadLetterToJson(record),
+            id: record.id,
+            readState: read?.state ?? 'dead',
+            at: (read ?? record).deadLetteredAt.getTime(),
+            redrives: read ? deadLetterRedrivesJson(read) : null,
+          }).changes > 0,
       ),
   };
 }

@@ -2,9 +2,47 @@ import assert from 'node:assert/strict';
 import { NonRetryableError } from '../../errors/index.ts';
 import { type DeadLetter, type DeadLetterStore, getInMemoryDeadLetterStore } from '../../messaging/consumer-ports.ts';
 import { createMessage, type Message } from '../../messaging/message.ts';
+import type { Transport } from '../../messaging/transport.ts';
 import { uniqueCategory } from '../conformance/context.ts';
-import { settlesWithin, waitUntil } from '../wait-until.ts';
+import { waitUntil } from '../wait-until.ts';
 import type { ConsumerConformanceCase } from './context.ts';
+
+/** A dead record `i` of consumer `name` on `topic`, of a message of its own. */
+function deadRecord(name: string, topic: string, i: number): DeadLetter {
+  const at = new Date(Date.UTC(2026, 0, 1) + i * 1000);
+  return {
+    id: `${name}-${i}`,
+    consumer: name,
+    topic,
+    message: createMessage({ type: 'RefundRequested', data: { i }, key: `order-${i}` }),
+    error: { type: 'Error', message: 'card expired' },
+    reason: 'not retryable',
+    attempts: 1,
+    firstFailureAt: at,
+    lastFailureAt: at,
+    deadLetteredAt: at,
+    redrives: [],
+    state: 'dead',
+  };
+}
+
+/** `transport` with the ids of the messages redelivered through it (after `before`, which may refuse). */
+function spyRedeliveries(transport: Transport, before: () => void = () => undefined) {
+  const sent: string[] = [];
+  const spied: Transport = {
+    capabilities: transport.capabilities,
+    publish: (topic, messages, options) => transport.publish(topic, messages, options),
+    declareSubscription: (topic, group) => transport.declareSubscription(topic, group),
+    subscribe: (topic, group, options) => transport.subscribe(topic, group, options),
+    async redeliver(topic, group, messages) {
+      before();
+      await transport.redeliver(topic, group, messages);
+      sent.push(...messages.map((m) => m.id));
+    },
+    close: () => transport.close(),
+  };
+  return { transport: spied, sent };
+}
 
 /** Dead letters: the store's queries, and where dead letters live when the consumer is given no store. */
 export const deadLetterCases: readonly ConsumerConformanceCase[] = [
@@ -85,6 +123,24 @@ export const deadLetterCases: readonly ConsumerConformanceCase[] = [
       );
       assert.deepEqual(await store.get(`${consumer}-2`), refreshed);
       assert.deepEqual(ids(await store.list({ consumer, error: 'once more' })), [`${consumer}-2`]);
+
+      // A redrive's claim put back (its delivery failed): written only while the stored record is still the claim.
+      const third = records[3] as DeadLetter;
+      const claimed = { ...third, state: 'redriven' as const, redrives: [new Date(base + 70_000)] };
+      assert.equal(await store.update(claimed), true, 'claimed');
+      assert.equal(await store.update(third), false, 'not dead any more: an update from dead writes nothing');
+      assert.equal(await store.update(third, { ...claimed, redrives: [] }), false, 'not as read: nothing written');
+      assert.equal(await store.update(third, claimed), true, 'put back');
+      assert.deepEqual(await store.get(third.id), third, 'dead as it was');
+      assert.deepEqual(ids(await store.list({ consumer, error: 'number 3' })), [third.id], 'listed as dead again');
+      // Not while another record of its message is live: that one holds the message.
+      const fourth = records[4] as DeadLetter;
+      const claimedFourth = { ...fourth, state: 'redriven' as const, redrives: [new Date(base + 80_000)] };
+      assert.equal(await store.update(claimedFourth), true, 'claimed');
+      await store.add({ ...fourth, id: `${consumer}-4-again`, deadLetteredAt: new Date(base + 90_000) });
+      assert.equal(await store.update(fourth, claimedFourth), false, 'another record of the message is live');
+      assert.deepEqual(await store.get(fourth.id), claimedFourth, 'left as the claim');
+      assert.ok(await store.get(`${consumer}-4-again`), 'the live record kept');
     },
   },
   {
@@ -244,54 +300,98 @@ export const deadLetterCases: readonly ConsumerConformanceCase[] = [
     },
   },
   {
-    name: 'a redriven message that fails again before the redrive marked its record stays a live dead letter, with its new failure',
+    name: 'a redrive marks its record before the message goes: the message failing again is a new live dead letter, the redriven record kept',
     async run(c) {
-      const store = c.environment.deadLetters ?? getInMemoryDeadLetterStore();
-      // The redrive's mark reaches the store only once the redriven message failed again (an operator far from
-      // the store, the consumers next to it): it must not overwrite that failure.
-      let adds = 0;
-      let failedAgain: () => void = () => undefined;
-      const second = new Promise<void>((resolve) => {
-        failedAgain = resolve;
-      });
-      const slow: DeadLetterStore = {
-        async add(record) {
-          await store.add(record);
-          if (++adds === 2) failedAgain();
-        },
-        list: (filter) => store.list(filter),
-        get: (id) => store.get(id),
-        async update(record) {
-          await settlesWithin(second, 10_000, 'the redriven message to fail again');
-          return store.update(record);
-        },
-      };
       let runs = 0;
       const consumer = c.consumer({
         name: uniqueCategory('refunds'),
-        deadLetters: slow,
         handler: () => {
           runs += 1;
           throw new NonRetryableError(`card expired (run ${runs})`);
         },
       });
       await consumer.start();
-      try {
-        const message = createMessage({ type: 'RefundRequested', data: { n: 1 }, key: 'order-4' });
-        await c.environment.transport.publish(c.topic, [message]);
-        await waitUntil(() => consumer.stats().deadLettered === 1, 'the dead letter');
-        const [record] = await consumer.deadLetters.list();
-        assert.equal(await consumer.deadLetters.redrive(record?.id as string), 1);
-        await waitUntil(() => consumer.stats().deadLettered === 2, 'the redriven message dead-lettered again');
-        const live = await consumer.deadLetters.list();
-        assert.deepEqual(
-          live.map((r) => [r.id, r.message.id, r.error.message, r.state]),
-          [[record?.id, message.id, 'card expired (run 2)', 'dead']],
-          'one live dead letter, with the second failure',
-        );
-      } finally {
-        await consumer.stop();
-      }
+      const message = createMessage({ type: 'RefundRequested', data: { n: 1 }, key: 'order-4' });
+      await c.environment.transport.publish(c.topic, [message]);
+      await waitUntil(() => consumer.stats().deadLettered === 1, 'the dead letter');
+      const [record] = await consumer.deadLetters.list();
+      assert.equal(await consumer.deadLetters.redrive(record?.id as string), 1);
+      await waitUntil(() => consumer.stats().deadLettered === 2, 'the redriven message dead-lettered again');
+      const [live, ...others] = await consumer.deadLetters.list();
+      assert.equal(others.length, 0, 'one live dead letter');
+      assert.notEqual(live?.id, record?.id, 'a new record');
+      assert.deepEqual([live?.message.id, live?.error.message], [message.id, 'card expired (run 2)']);
+      const redriven = await consumer.deadLetters.show(record?.id as string);
+      assert.deepEqual([redriven?.state, redriven?.redrives.length], ['redriven', 1], 'the first record, redriven');
+    },
+  },
+  {
+    name: 'a record discarded between its selection and its redrive is neither delivered nor counted',
+    async run(c) {
+      const store = c.environment.deadLetters ?? getInMemoryDeadLetterStore();
+      const name = uniqueCategory('refunds');
+      const records = [1, 2, 3].map((i) => deadRecord(name, c.topic, i));
+      for (const r of records) await store.add(r);
+      const [first, second, third] = records as [DeadLetter, DeadLetter, DeadLetter];
+      // An operator discards a record right after the redrive read it (the read and the discard interleave).
+      let discardAfterRead: DeadLetter | undefined;
+      const discardNow = async () => {
+        const record = discardAfterRead;
+        discardAfterRead = undefined;
+        if (record) assert.equal(await store.update({ ...record, state: 'discarded' }), true, 'discarded');
+      };
+      const racing: DeadLetterStore = {
+        add: (record) => store.add(record),
+        async list(filter) {
+          const found = await store.list(filter);
+          await discardNow();
+          return found;
+        },
+        async get(id) {
+          const found = await store.get(id);
+          await discardNow();
+          return found;
+        },
+        update: (record, read) => store.update(record, read),
+      };
+      const { transport, sent } = spyRedeliveries(c.environment.transport);
+      const consumer = c.consumer({ name, transport, deadLetters: racing, handler: () => undefined });
+
+      discardAfterRead = first;
+      assert.equal(await consumer.deadLetters.redrive({}), 2, 'only the records still dead are counted');
+      assert.deepEqual(sent, [second.message.id, third.message.id], 'the discarded message is not sent');
+      assert.equal((await store.get(first.id))?.state, 'discarded', 'the discard stands');
+      assert.equal((await store.get(second.id))?.state, 'redriven');
+
+      const fourth = deadRecord(name, c.topic, 4);
+      await store.add(fourth);
+      discardAfterRead = fourth;
+      assert.equal(await consumer.deadLetters.redrive([fourth.id]), 0, 'by id: nothing counted');
+      assert.deepEqual(sent, [second.message.id, third.message.id], 'nor sent');
+      assert.equal((await store.get(fourth.id))?.state, 'discarded');
+    },
+  },
+  {
+    name: 'a redrive whose redelivery fails puts its record back, dead as it was, and rejects; the next redrive sends it',
+    async run(c) {
+      const store = c.environment.deadLetters ?? getInMemoryDeadLetterStore();
+      const name = uniqueCategory('refunds');
+      const record = deadRecord(name, c.topic, 1);
+      await store.add(record);
+      let refuse = true;
+      const { transport, sent } = spyRedeliveries(c.environment.transport, () => {
+        if (refuse) throw new Error('the broker refused the redelivery');
+      });
+      const consumer = c.consumer({ name, transport, deadLetters: store, handler: () => undefined });
+      await assert.rejects(consumer.deadLetters.redrive(record.id), /the broker refused the redelivery/);
+      assert.deepEqual(await store.get(record.id), record, 'dead again, no redrive recorded');
+      assert.deepEqual(await consumer.deadLetters.list(), [record], 'listed as dead');
+
+      refuse = false;
+      assert.equal(await consumer.deadLetters.redrive(record.id), 1);
+      assert.deepEqual(sent, [record.message.id]);
+      const redriven = await store.get(record.id);
+      assert.deepEqual([redriven?.state, redriven?.redrives.length], ['redriven', 1]);
     },
   },
   {
