@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import Sqlite from 'better-sqlite3';
 import { runFactline, runJson } from './fixtures/run-factline.ts';
 import { firstRelease } from './fixtures/shipping-schemas.ts';
-import { fillWorkflowDatabase } from './fixtures/workflow-database.ts';
+import { corruptShippingRecords, fillWorkflowDatabase } from './fixtures/workflow-database.ts';
 import type { WorkflowInstanceSummary } from './workflows/instance-summary.ts';
 
 const definitions = fileURLToPath(new URL('./fixtures/shipping-workflow.ts', import.meta.url));
@@ -237,5 +237,124 @@ describe('factline workflows retry on instances recorded with schema versions', 
     );
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /exports no registry/);
+  });
+});
+
+describe('factline workflows on instances with a record that cannot be read', () => {
+  let corrupt = '';
+  const run = (...args: string[]) => runFactline(args, { db: corrupt });
+  type Unreadable = { unreadable: { version: number; position: number; type: string; problem: string } | null };
+  before(async () => {
+    corrupt = join(dir, 'corrupt.db');
+    await fillWorkflowDatabase(corrupt);
+    corruptShippingRecords(corrupt);
+  });
+
+  it('ls lists each such instance as unreadable, naming the record and what is wrong, and every other one as before', async () => {
+    const listed = await runJson<{ instances: (WorkflowInstanceSummary & Unreadable)[] }>(['workflows', 'ls'], {
+      db: corrupt,
+    });
+    assert.deepEqual(
+      listed.instances.map((s) => [s.instanceId, s.state, s.version, s.lastInput?.type, s.timers.length]),
+      [
+        ['A1', 'running', 5, 'OrderPaid', 1],
+        ['A2', 'completed', 8, 'OrderDelivered', 0],
+        ['A3', 'parked', 5, 'OrderPacked', 1],
+        ['A4', 'running', 3, 'OrderPaid', 0],
+      ],
+    );
+    assert.deepEqual(
+      listed.instances.map((s) => s.unreadable && { ...s.unreadable, position: 0 }),
+      [
+        { version: 4, position: 0, type: '$workflow.input', problem: 'data must be an object, got null' },
+        null,
+        { version: 4, position: 0, type: '$workflow.parked', problem: 'data.error must be an object, got undefined' },
+        {
+          version: 3,
+          position: 0,
+          type: '$workflow.timer-scheduled',
+          problem: "data.dueAt must be a time in ms since the epoch, got 'tomorrow'",
+        },
+      ],
+    );
+    const parked = await runJson<{ instances: WorkflowInstanceSummary[] }>(['workflows', 'ls', '--state', 'parked'], {
+      db: corrupt,
+    });
+    assert.deepEqual(
+      parked.instances.map((s) => s.streamId),
+      ['shipping-A3'],
+    );
+    const text = await run('workflows', 'ls');
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^shipping +A2 +completed +8 +OrderDelivered /m);
+    assert.match(
+      text.stdout,
+      /\nunreadable: shipping-A1 record #4 \(\$workflow\.input, position \d+\): data must be an object, got null\n/,
+    );
+    assert.match(
+      text.stdout,
+      /\nunreadable: shipping-A3 record #4 \(\$workflow\.parked, position \d+\): data\.error must/,
+    );
+    assert.match(
+      text.stdout,
+      /\nunreadable: shipping-A4 record #3 \(\$workflow\.timer-scheduled, position \d+\): data\.dueAt/,
+    );
+  });
+
+  it('show prints what it can read of such an instance, each record that cannot be read marked with why', async () => {
+    const shown = await runJson<Shown & Unreadable>(['workflows', 'show', 'shipping', 'A3'], { db: corrupt });
+    assert.equal(shown.state, 'parked');
+    assert.equal(shown.unreadable?.problem, 'data.error must be an object, got undefined');
+    assert.equal(shown.records.length, 5);
+    const text = await run('workflows', 'show', 'shipping', 'A3');
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^shipping-A3 \(parked\) version 5\n/);
+    assert.match(
+      text.stdout,
+      /\n#4 .* parked {2}\{"input":.*\} {2}unreadable: data\.error must be an object, got undefined\n/,
+    );
+    assert.match(text.stdout, /\n#5 .* deferred {2}OrderPacked \{"orderId":"A3"\}\n/);
+    assert.match(
+      text.stdout,
+      /\nunreadable {2}record #4 \(\$workflow\.parked, position \d+\): data\.error must be an object, got undefined\n$/,
+    );
+    const timer = await run('workflows', 'show', 'shipping', 'A4');
+    assert.equal(timer.code, 0, timer.stderr);
+    assert.match(
+      timer.stdout,
+      /\n#3 .* timer-scheduled {2}\{"token":"delivery","dueAt":"tomorrow",.*unreadable: data\.dueAt/,
+    );
+    assert.match(timer.stdout, /\ntimers {2}none\n/);
+    const input = await run('workflows', 'show', 'shipping', 'A1');
+    assert.equal(input.code, 0, input.stderr);
+    assert.match(input.stdout, /\n#4 .* input {2}null {2}unreadable: data must be an object, got null\n/);
+  });
+
+  it('retry of such an instance refuses (exit 2) and records nothing', async () => {
+    const refused = await run('workflows', 'retry', 'shipping', 'A3', '--workflows', definitions, '--yes');
+    assert.equal(refused.code, 2);
+    assert.equal(
+      refused.stderr.replace(/position \d+/, 'position N'),
+      'factline: cannot retry shipping-A3: its record #4 ($workflow.parked, position N) cannot be read: data.error must be an object, got undefined\n',
+    );
+    const json = await run('workflows', 'retry', 'shipping', 'A3', '--workflows', definitions, '--yes', '--json');
+    assert.equal(json.code, 2);
+    assert.equal(json.stdout, '');
+    const shown = await runJson<Shown>(['workflows', 'show', 'shipping', 'A3'], { db: corrupt });
+    assert.equal(shown.version, 5);
+  });
+
+  it('cancel ends such an instance when the handler can load it, and names the record when it cannot (exit 2)', async () => {
+    const cancelled = await run('workflows', 'cancel', 'shipping', 'A4', '--yes');
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    assert.equal(cancelled.stdout, 'shipping-A4 cancelled\n');
+    const failed = await run('workflows', 'cancel', 'shipping', 'A1', '--yes');
+    assert.equal(failed.code, 2);
+    assert.match(
+      failed.stderr,
+      /^factline: cannot cancel shipping-A1: .*; its record #4 \(\$workflow\.input, position \d+\) cannot be read: data must be an object, got null\n$/,
+    );
+    const shown = await runJson<Shown>(['workflows', 'show', 'shipping', 'A1'], { db: corrupt });
+    assert.deepEqual([shown.state, shown.version], ['running', 5]);
   });
 });

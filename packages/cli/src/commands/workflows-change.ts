@@ -2,7 +2,7 @@ import type { EventStore, SchemaRegistry } from '@factline/core';
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import { cancelInstance, retryInstance } from '../workflows/change-instance.ts';
-import type { WorkflowInstanceSummary } from '../workflows/instance-summary.ts';
+import { unreadableRecordName, type WorkflowInstanceSummary } from '../workflows/instance-summary.ts';
 import { loadWorkflow } from '../workflows/load-workflows.ts';
 import { openWorkflowStore } from '../workflows/open-store.ts';
 import { readInstance } from '../workflows/read-instances.ts';
@@ -22,7 +22,11 @@ interface CancelFlags extends DatabaseFlags {
   yes?: boolean;
 }
 
-/** The instance, or exit 1 with one line when it does not exist or is not in a state `verb` applies to. */
+/**
+ * The instance, or exit 1 with one line when it does not exist or is not in a
+ * state `verb` applies to; a retry of one with a record that cannot be read is
+ * a `CliError` (exit 2) naming it.
+ */
 async function instanceFor(
   flags: DatabaseFlags,
   context: CliContext,
@@ -40,6 +44,12 @@ async function instanceFor(
   if (refused) {
     notFound(context, `cannot ${verb} ${streamId}: it is ${state}${verb === 'retry' ? ', not parked' : ' already'}`);
     return undefined;
+  }
+  const { unreadable } = found.summary;
+  if (verb === 'retry' && unreadable) {
+    throw new CliError(
+      `cannot retry ${streamId}: its ${unreadableRecordName(unreadable)} cannot be read: ${unreadable.problem}`,
+    );
   }
   return found.summary;
 }
@@ -109,7 +119,17 @@ export function addWorkflowChanges(workflows: Command, context: CliContext): voi
         context.exitCode = 1;
         return;
       }
-      await withStore(flags, context, (store) => cancelInstance(store, name, instanceId, flags.reason));
+      try {
+        await withStore(flags, context, (store) => cancelInstance(store, name, instanceId, flags.reason));
+      } catch (error) {
+        if (!summary.unreadable) throw error;
+        // The handler loads the instance to cancel it: a record it cannot read fails the load.
+        const message = error instanceof Error ? error.message : String(error);
+        throw new CliError(
+          `cannot cancel ${summary.streamId}: ${message}; its ${unreadableRecordName(summary.unreadable)} cannot be read: ${summary.unreadable.problem}`,
+          { cause: error },
+        );
+      }
       if (flags.json) return printJson(context, { streamId: summary.streamId, outcome: 'cancelled' });
       context.stdout(`${summary.streamId} cancelled`);
     },

@@ -1,7 +1,13 @@
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.ts';
 import type { StoredEvent } from '../inspect/inspector.ts';
-import { type InstanceState, instanceStates, type WorkflowInstanceSummary } from '../workflows/instance-summary.ts';
+import {
+  describeUnreadable,
+  type InstanceState,
+  instanceStates,
+  recordProblem,
+  type WorkflowInstanceSummary,
+} from '../workflows/instance-summary.ts';
 import { listInstances, readInstance } from '../workflows/read-instances.ts';
 import type { CliContext } from './context.ts';
 import {
@@ -32,10 +38,14 @@ const stateOption = (value: string): InstanceState => {
 const lastInputCell = (s: WorkflowInstanceSummary) =>
   s.lastInput ? `${s.lastInput.type} ${s.lastInput.at.toISOString()}` : '-';
 
-/** One recorded event of an instance on one line: what it is and what it says. */
+/** One recorded event of an instance on one line: what it is and what it says (as stored, with why, when it cannot be read). */
 function recordLine(e: StoredEvent): string {
   const data = e.data as Record<string, unknown>;
   const kind = e.type.replace('$workflow.', '');
+  const problem = recordProblem(e);
+  if (problem !== undefined) {
+    return `#${e.streamVersion}  ${e.recordedAt.toISOString()}  ${kind}  ${JSON.stringify(e.data)}  unreadable: ${problem}`;
+  }
   const message = data.message as { type?: string; data?: unknown } | undefined;
   let detail = message ? `${message.type} ${JSON.stringify(message.data)}` : JSON.stringify(data);
   if (kind === 'timer-scheduled') {
@@ -79,6 +89,9 @@ export function addWorkflowReads(workflows: Command, context: CliContext): void 
       ]);
       const headers = ['workflow', 'instance', 'state', 'version', 'last input', 'timers'];
       for (const line of formatTable(headers, rows)) context.stdout(line);
+      for (const s of instances) {
+        if (s.unreadable) context.stdout(`unreadable: ${s.streamId} ${describeUnreadable(s.unreadable)}`);
+      }
       if (next !== undefined) context.stdout(`more: --after ${next}`);
     },
   );
@@ -108,6 +121,7 @@ export function addWorkflowReads(workflows: Command, context: CliContext): void 
         context.stdout(`kept    ${pending} input${pending === 1 ? '' : 's'} received since, for the retry`);
         if (flags.verbose && error.stack) context.stdout(error.stack);
       }
+      if (summary.unreadable) context.stdout(`unreadable  ${describeUnreadable(summary.unreadable)}`);
     },
   );
 }

@@ -3,7 +3,12 @@ import type { Workflow } from '@factline/core';
 import type { Context, Hono } from 'hono';
 import type { Inspector } from '../inspect/inspector.ts';
 import { cancelInstance, retryInstance } from '../workflows/change-instance.ts';
-import { type InstanceState, instanceStates } from '../workflows/instance-summary.ts';
+import {
+  type InstanceState,
+  instanceStates,
+  unreadableRecordName,
+  type WorkflowInstanceSummary,
+} from '../workflows/instance-summary.ts';
 import type { WorkflowStore } from '../workflows/open-store.ts';
 import { listInstances, readInstance } from '../workflows/read-instances.ts';
 import { ConfirmWorkflowPage, type WorkflowAction, WorkflowInstancePage, WorkflowsPage } from './pages/workflows.tsx';
@@ -35,8 +40,14 @@ export function addWorkflowRoutes(
   const find = (c: Context) => readInstance(inspector, c.req.param('workflow') ?? '', c.req.param('id') ?? '');
   const missing = (c: Context) =>
     notFound(c, `No instance ${c.req.param('id')} of workflow ${c.req.param('workflow')}.`);
-  const refusal = (state: InstanceState, action: WorkflowAction) => {
-    if (action === 'retry') return state === 'parked' ? undefined : `It is ${state}, not parked.`;
+  const refusal = ({ state, unreadable }: WorkflowInstanceSummary, action: WorkflowAction) => {
+    if (action === 'retry') {
+      if (state !== 'parked') return `It is ${state}, not parked.`;
+      // As `workflows retry` refuses it: what would be decided again cannot be told.
+      return unreadable
+        ? `Its ${unreadableRecordName(unreadable)} cannot be read: ${unreadable.problem}. Nothing was done.`
+        : undefined;
+    }
     return state === 'running' || state === 'parked' ? undefined : `It is ${state} already.`;
   };
 
@@ -69,7 +80,7 @@ export function addWorkflowRoutes(
       const found = await find(c);
       if (!found) return missing(c);
       const refused =
-        refusal(found.summary.state, action) ?? (action === 'retry' && !canRetry ? 'No definitions.' : undefined);
+        refusal(found.summary, action) ?? (action === 'retry' && !canRetry ? 'No definitions.' : undefined);
       if (refused) return page(c, <WorkflowInstancePage {...found} canRetry={canRetry} notice={refused} />, 409);
       return page(c, <ConfirmWorkflowPage summary={found.summary} action={action} csrfToken={settings.csrfToken} />);
     });
@@ -79,7 +90,7 @@ export function addWorkflowRoutes(
       const actions = settings.workflows;
       const seen = (await c.req.parseBody())[seenField];
       const refused =
-        refusal(found.summary.state, action) ??
+        refusal(found.summary, action) ??
         (seen !== String(found.summary.version)
           ? 'The instance changed after this page showed it: nothing was done. Here it is as it is now.'
           : undefined) ??
@@ -94,6 +105,13 @@ export function addWorkflowRoutes(
       try {
         if (definition) outcome = await retryInstance(store, definition, instanceId);
         else await cancelInstance(store, workflow, instanceId);
+      } catch (error) {
+        const { unreadable } = found.summary;
+        if (!unreadable) throw error;
+        // The handler loads the instance to cancel it: a record it cannot read fails the load.
+        const message = error instanceof Error ? error.message : String(error);
+        const notice = `The ${action} failed: ${message}. Its ${unreadableRecordName(unreadable)} cannot be read: ${unreadable.problem}.`;
+        return page(c, <WorkflowInstancePage {...found} canRetry={canRetry} notice={notice} />, 409);
       } finally {
         await close();
       }

@@ -32,3 +32,38 @@ test('a fired timer is no longer pending; its input is the last one; a completio
   assert.equal(done.state, 'completed');
   assert.equal(done.version, 8);
 });
+
+test('a record of any workflow type holding a shape its type never has is unreadable, never a throw', async () => {
+  const store = getInMemoryEventStore();
+  const handler = createWorkflowHandler(defineShipping(true), { store });
+  await handler.handle(paid('C1'));
+  await handler.handle(createMessage({ type: 'AddressChanged', data: { orderId: 'C1', address: '<x>' }, key: 'C1' }));
+  await handler.handle(createMessage({ type: 'OrderPacked', data: { orderId: 'C1' }, key: 'C1' }));
+  const { events } = await store.readStream('shipping-C1');
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['$workflow.input', '$workflow.sent', '$workflow.timer-scheduled', '$workflow.parked', '$workflow.deferred'],
+  );
+  const shapes = [null, [], {}, 'text', 7, { message: null }, { message: {}, input: {}, token: 1, dueAt: 1e20 }];
+  const types = [...events.map((e) => e.type), '$workflow.timer-cancelled'];
+  for (const type of types) {
+    for (const data of shapes) {
+      const corrupt = events.map((e) => (e.streamVersion === 3 ? { ...e, type, data } : e));
+      const summary = summarizeInstance('shipping-C1', corrupt);
+      const label = `${type} ${JSON.stringify(data)}`;
+      assert.equal(summary.unreadable?.version, 3, label);
+      assert.equal(summary.unreadable?.type, type, label);
+      assert.equal(summary.state, 'parked', label);
+    }
+  }
+  const withoutError = ({ error: _, ...rest }: Record<string, unknown>) => rest;
+  const missingError = events.map((e) =>
+    e.type === '$workflow.parked' ? { ...e, data: withoutError(e.data as Record<string, unknown>) } : e,
+  );
+  assert.deepEqual(summarizeInstance('shipping-C1', missingError).unreadable, {
+    version: 4,
+    position: events[3]?.position,
+    type: '$workflow.parked',
+    problem: 'data.error must be an object, got undefined',
+  });
+});

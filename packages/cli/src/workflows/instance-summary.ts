@@ -1,5 +1,5 @@
 import { workflowEventTypes as T } from '@factline/core';
-import { timerChanges } from '@factline/core/adapter';
+import { describeValue, timerChanges } from '@factline/core/adapter';
 import type { StoredEvent } from '../inspect/inspector.ts';
 
 /** An instance's state as its stream tells it: `running` until it completes, parks or is cancelled. */
@@ -49,6 +49,120 @@ export interface WorkflowInstanceSummary {
     pending: number;
     at: Date;
   } | null;
+  /**
+   * The first record that cannot be read (a shape its type never has: written
+   * by hand, a bug or an older release), with what is wrong; `null` when
+   * every record reads. The rest of the summary is what the other records
+   * tell: the state by the records' types, the last input, timers and park
+   * from the records that read.
+   */
+  unreadable: UnreadableRecord | null;
+}
+
+/** A record of an instance that cannot be read, and why. */
+export interface UnreadableRecord {
+  /** Its stream version. */
+  version: number;
+  /** Its position in the store. */
+  position: number;
+  type: string;
+  /** What is wrong, at its path: `data.error must be an object, got undefined`. */
+  problem: string;
+}
+
+/** The record's name: `record #4 ($workflow.parked, position 20)`. */
+export const unreadableRecordName = (u: UnreadableRecord) => `record #${u.version} (${u.type}, position ${u.position})`;
+
+/** One line naming the record and what is wrong: `record #4 ($workflow.parked, position 20): data.error …`. */
+export const describeUnreadable = (u: UnreadableRecord) => `${unreadableRecordName(u)}: ${u.problem}`;
+
+type Fields = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Fields =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The first problem of a check, read in order; a check returns `undefined` when it holds. */
+const firstOf = (...checks: (() => string | undefined)[]) => {
+  for (const check of checks) {
+    const problem = check();
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+};
+
+const mustBe = (what: string, path: string, value: unknown) => `${path} must be ${what}, got ${describeValue(value)}`;
+const object = (value: unknown, path: string) => (isObject(value) ? undefined : mustBe('an object', path, value));
+const string = (value: unknown, path: string) =>
+  typeof value === 'string' ? undefined : mustBe('a string', path, value);
+
+/** The largest time a `Date` holds, in ms either side of the epoch. */
+const maxTime = 8.64e15;
+
+/** An input record (`$workflow.input`, `deferred`, or a park's `input`) as the summary reads it. */
+function inputProblem(record: unknown, path: string): string | undefined {
+  const data = record as Fields;
+  const message = () => data.message as Fields;
+  const timer = () => data.timer as Fields;
+  return firstOf(
+    () => object(record, path),
+    () => object(data.message, `${path}.message`),
+    () => string(message().id, `${path}.message.id`),
+    () => string(message().type, `${path}.message.type`),
+    () => (data.timer === undefined ? undefined : object(data.timer, `${path}.timer`)),
+    () => (data.timer === undefined ? undefined : string(timer().timerId, `${path}.timer.timerId`)),
+  );
+}
+
+/**
+ * What is wrong with a recorded event of an instance, as `workflows ls|show`
+ * read it (the fields of the record shapes core writes that they use);
+ * `undefined` when it reads. Types it does not read are never wrong.
+ *
+ * @example
+ * recordProblem(event); // 'data.dueAt must be a time in ms since the epoch, got \'tomorrow\''
+ */
+export function recordProblem(event: StoredEvent): string | undefined {
+  const data = event.data as Fields;
+  const message = () => data.message as Fields;
+  switch (event.type) {
+    case T.input:
+    case T.deferred:
+      return inputProblem(event.data, 'data');
+    case T.parked: {
+      const error = () => data.error as Fields;
+      return firstOf(
+        () => object(event.data, 'data'),
+        () => inputProblem(data.input, 'data.input'),
+        () => object(data.error, 'data.error'),
+        () => string(error().name, 'data.error.name'),
+        () => string(error().message, 'data.error.message'),
+      );
+    }
+    case T.timerScheduled:
+      return firstOf(
+        () => object(event.data, 'data'),
+        () => string(data.token, 'data.token'),
+        () =>
+          typeof data.dueAt === 'number' && Math.abs(data.dueAt) <= maxTime
+            ? undefined
+            : mustBe('a time in ms since the epoch', 'data.dueAt', data.dueAt),
+        () => object(data.message, 'data.message'),
+        () => string(message().type, 'data.message.type'),
+      );
+    case T.timerCancelled:
+      return firstOf(
+        () => object(event.data, 'data'),
+        () => string(data.token, 'data.token'),
+      );
+    case T.sent:
+      return firstOf(
+        () => object(event.data, 'data'),
+        () => object(data.message, 'data.message'),
+        () => string(message().type, 'data.message.type'),
+      );
+    default:
+      return undefined;
+  }
 }
 
 interface InputRecord {
@@ -71,7 +185,9 @@ export function splitInstanceStream(streamId: string): { workflow: string; insta
 /**
  * Folds an instance's recorded events into what `workflows ls|show` print: its
  * state, last input, pending timers (by the rule the timer tables are kept
- * by) and, while parked, the failed input with its error.
+ * by) and, while parked, the failed input with its error. A record that
+ * cannot be read never throws: its type still sets the state, the rest of it
+ * is left out, and the first such record is `unreadable` with why.
  *
  * @example
  * const summary = summarizeInstance('shipping-A1', events);
@@ -80,18 +196,26 @@ export function summarizeInstance(streamId: string, events: readonly StoredEvent
   let state: InstanceState = 'running';
   let lastInput: RecordedInput | null = null;
   let parked: WorkflowInstanceSummary['parked'] = null;
+  let unreadable: UnreadableRecord | null = null;
+  const readable: StoredEvent[] = [];
   for (const event of events) {
+    const problem = recordProblem(event);
+    if (problem === undefined) readable.push(event);
+    else unreadable ??= { version: event.streamVersion, position: event.position, type: event.type, problem };
     switch (event.type) {
       case T.input:
       case T.deferred:
+        if (problem !== undefined) break;
         lastInput = inputOf(event.data as InputRecord, event.recordedAt);
         if (event.type === T.deferred && parked) parked.pending++;
         break;
       case T.parked: {
+        state = 'parked';
+        parked = null;
+        if (problem !== undefined) break;
         const data = event.data as { input: InputRecord; error: ParkedError };
         lastInput = inputOf(data.input, event.recordedAt);
         parked = { input: lastInput, error: data.error, pending: 0, at: event.recordedAt };
-        state = 'parked';
         break;
       }
       case T.resumed:
@@ -108,7 +232,7 @@ export function summarizeInstance(streamId: string, events: readonly StoredEvent
     }
   }
   const pending = new Map<string, PendingTimerView & { timerId: string }>();
-  for (const change of timerChanges(events)) {
+  for (const change of timerChanges(readable)) {
     if (change.kind === 'schedule') {
       const { token, dueAt, timerId, message } = change.timer;
       pending.set(token, { token, dueAt: new Date(dueAt), messageType: message.type, timerId });
@@ -127,5 +251,6 @@ export function summarizeInstance(streamId: string, events: readonly StoredEvent
     lastInput,
     timers,
     parked,
+    unreadable,
   };
 }

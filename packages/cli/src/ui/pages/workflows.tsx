@@ -1,6 +1,12 @@
 /** @jsxImportSource hono/jsx */
 import type { StoredEvent } from '../../inspect/inspector.ts';
-import { type InstanceState, instanceStates, type WorkflowInstanceSummary } from '../../workflows/instance-summary.ts';
+import {
+  describeUnreadable,
+  type InstanceState,
+  instanceStates,
+  recordProblem,
+  type WorkflowInstanceSummary,
+} from '../../workflows/instance-summary.ts';
 import { Json, Layout, query, Time } from '../layout.tsx';
 import { csrfField, seenField } from '../security.ts';
 
@@ -8,6 +14,15 @@ export type WorkflowAction = 'retry' | 'cancel';
 
 const href = (s: { workflow: string; instanceId: string }, action = '') =>
   `/workflows/${encodeURIComponent(s.workflow)}/${encodeURIComponent(s.instanceId)}${action}`;
+
+/** What the error column says of an instance: the park's error, and a record that cannot be read. */
+const problemsOf = (s: WorkflowInstanceSummary) =>
+  [
+    s.parked ? `${s.parked.error.name}: ${s.parked.error.message}` : undefined,
+    s.unreadable ? `unreadable: ${describeUnreadable(s.unreadable)}` : undefined,
+  ]
+    .filter((text) => text !== undefined)
+    .join(' · ');
 
 /** Instances of one state (parked by default), with their last input and pending timers. */
 export function WorkflowsPage(props: {
@@ -57,7 +72,7 @@ export function WorkflowsPage(props: {
                 ) : null}
               </td>
               <td class="num">{s.timers.length}</td>
-              <td class="error-message">{s.parked ? `${s.parked.error.name}: ${s.parked.error.message}` : ''}</td>
+              <td class="error-message">{problemsOf(s)}</td>
             </tr>
           ))}
         </tbody>
@@ -118,9 +133,17 @@ export function WorkflowInstancePage(props: {
             <dd>{s.parked.pending} input(s) received since, for the retry</dd>
           </>
         ) : null}
+        {s.unreadable ? (
+          <>
+            <dt>unreadable</dt>
+            <dd class="error-message" id="instance-unreadable">
+              {describeUnreadable(s.unreadable)}
+            </dd>
+          </>
+        ) : null}
       </dl>
       <p>
-        {s.state === 'parked' && props.canRetry ? (
+        {s.state === 'parked' && props.canRetry && !s.unreadable ? (
           <>
             <a class="action" href={href(s, '/retry')}>
               Retry…
@@ -134,8 +157,13 @@ export function WorkflowInstancePage(props: {
           </a>
         ) : null}
       </p>
-      {s.state === 'parked' && !props.canRetry ? (
+      {s.state === 'parked' && !props.canRetry && !s.unreadable ? (
         <p class="muted">A retry runs the workflow's decide: start the dashboard with --workflows &lt;module&gt;.</p>
+      ) : null}
+      {s.unreadable ? (
+        <p class="muted">
+          A record of this instance cannot be read: it cannot be retried until the record is repaired.
+        </p>
       ) : null}
       {s.parked ? (
         <>
@@ -154,6 +182,7 @@ export function WorkflowInstancePage(props: {
               </td>
               <td>{e.type.replace('$workflow.', '')}</td>
               <td class="mono">{JSON.stringify(e.data)}</td>
+              <td class="error-message">{recordProblem(e) ?? ''}</td>
             </tr>
           ))}
         </tbody>
