@@ -108,7 +108,7 @@ export function addWorkflowRoutes(
       } catch (error) {
         const { unreadable } = found.summary;
         if (!unreadable) throw error;
-        // The handler loads the instance to cancel it: a record it cannot read fails the load.
+        // A retry loads the instance: a record it cannot read fails the load (a cancel reads its records' types only).
         const message = error instanceof Error ? error.message : String(error);
         const notice = `The ${action} failed: ${message}. Its ${unreadableRecordName(unreadable)} cannot be read: ${unreadable.problem}.`;
         return page(c, <WorkflowInstancePage {...found} canRetry={canRetry} notice={notice} />, 409);

@@ -134,6 +134,31 @@ describe('workflow inputs and schema versions (in memory)', () => {
       unreadable?.unreadable?.message ?? '',
       /its input 'OrderPlaced' .* cannot be read: .*no currency for you/,
     );
+
+    // The operator gives it up: cancel ends it without loading it, and refuses a second time.
+    await broken.parked.cancel('o1', 'given up');
+    assert.deepEqual(
+      (await broken.parked.list()).map((parked) => parked.instanceId),
+      ['o2'],
+    );
+    const { events } = await stored.readStream('versioned-o1');
+    assert.deepEqual(events.at(-1)?.data, { reason: 'given up' });
+    await assert.rejects(broken.parked.cancel('o1'), (e) => isWorkflowError(e) && /cancelled already/.test(e.message));
+  });
+
+  it('cancels an instance with a record of a shape its type never has', async () => {
+    const store = getInMemoryEventStore();
+    const handler = createWorkflowHandler(versionedFlow, { store });
+    await handler.handle(versionedInput('message', 'OrderPlaced', { orderId: 'o1', total: 30 }));
+    // A record written by a bug or by hand: an input without its message.
+    await store.append('versioned-o1', [{ type: '$workflow.input', data: { received: 'garbage' } }]);
+    await assert.rejects(handler.handle(versionedInput('message', 'Paid', { orderId: 'o1' })), (e) =>
+      /record #\d+ \(\$workflow\.input, position \d+\)/.test(String(e)),
+    );
+    await handler.parked.cancel('o1');
+    const { events } = await store.readStream('versioned-o1');
+    assert.equal(events.at(-1)?.type, '$workflow.cancelled');
+    await assert.rejects(handler.parked.cancel('o2'), (e) => isWorkflowError(e) && /no such instance/.test(e.message));
   });
 
   it('refuses a live input its upcaster fails on as a consumer would (the registry’s error), recording nothing', async () => {

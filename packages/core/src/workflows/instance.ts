@@ -1,3 +1,4 @@
+import { WorkflowError } from '../errors/index.ts';
 import type { Event, EventStore, RecordedEvent } from '../store/types.ts';
 import { currentRecords, inputRegistryOf } from './input-schema.ts';
 import {
@@ -68,6 +69,13 @@ export function applyRecords<State, In extends Event, Out extends Event>(
     if (timer && instance.timers.get(timer.token) === timer.timerId) instance.timers.delete(timer.token);
   };
   for (const event of events) {
+    const problem = recordProblem(event);
+    if (problem !== undefined) {
+      throw new WorkflowError(
+        event.streamId,
+        `its record #${event.streamVersion} (${event.type}, position ${event.position}) cannot be read: ${problem}`,
+      );
+    }
     switch (event.type) {
       case T.input: {
         const data = event.data as InputRecordData;
@@ -117,6 +125,38 @@ export function applyRecords<State, In extends Event, Out extends Event>(
     }
   }
   return instance;
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
+
+/** What the fold needs of a recorded input (`data` of an input or deferral, `input` of a park) that it lacks. */
+function inputProblem(value: unknown, path: string): string | undefined {
+  if (!isObject(value)) return `${path} is no object`;
+  if (!isObject(value.message) || typeof value.message.id !== 'string') return `${path}.message has no id`;
+  return undefined;
+}
+
+/**
+ * Why the fold cannot read a record of one of the instance's types (a shape
+ * its type never has: written by a bug, by hand, or corrupted), else
+ * undefined. Types the fold does not read are not looked at.
+ */
+function recordProblem(event: RecordedEvent): string | undefined {
+  const data = event.data as unknown;
+  switch (event.type) {
+    case T.input:
+    case T.deferred:
+      return inputProblem(data, 'data');
+    case T.parked:
+      return isObject(data) ? inputProblem(data.input, 'data.input') : 'data is no object';
+    case T.sent:
+      return isObject(data) && isObject(data.message) ? undefined : 'data.message is no object';
+    case T.timerScheduled:
+    case T.timerCancelled:
+      return isObject(data) && typeof data.token === 'string' ? undefined : 'data.token is no string';
+    default:
+      return undefined;
+  }
 }
 
 /**

@@ -81,6 +81,19 @@ export function createParkedInstances<State, In extends Event, Out extends Event
     if (loaded.instance.version === 0) throw new WorkflowError(streamId, 'no such instance');
     return loaded;
   };
+  /** Cancels an instance that cannot be loaded: its status read from the types of its records, nothing folded. */
+  const cancelUnloaded = async (streamId: string, data: { reason?: string }) => {
+    const { events, version } = await store.readStream(streamId);
+    if (version === 0) throw new WorkflowError(streamId, 'no such instance');
+    let status = 'running';
+    for (const event of events) {
+      if (event.type === T.completed) status = 'completed';
+      else if (event.type === T.cancelled) status = 'cancelled';
+    }
+    if (status !== 'running') throw new WorkflowError(streamId, `is ${status} already`);
+    const id = derivedId(streamId, 'cancelled', String(version));
+    await store.append(streamId, [{ id, type: T.cancelled, data }], { expectedVersion: version });
+  };
   const withConflicts = async <T>(attempt: () => Promise<T>): Promise<T> => {
     for (let conflicts = 1; ; conflicts++) {
       try {
@@ -199,12 +212,20 @@ export function createParkedInstances<State, In extends Event, Out extends Event
 
     cancel: (instanceId, reason) =>
       withConflicts(async () => {
-        const loaded = await load(instanceId);
+        const data = reason === undefined ? {} : { reason };
+        let loaded: Awaited<ReturnType<typeof load>>;
+        try {
+          loaded = await load(instanceId);
+        } catch (error) {
+          if (isStorageError(error) || isStoreClosedError(error) || isTimeoutError(error)) throw error;
+          // An instance that cannot be loaded (an input its registry cannot upcast, a record the fold cannot read,
+          // an evolve that throws) is given up from its records' types alone: nothing of it is decided any more.
+          return cancelUnloaded(instanceStreamId(workflow, instanceId), data);
+        }
         const { instance } = loaded;
         if (instance.status === 'completed' || instance.status === 'cancelled') {
           throw new WorkflowError(instance.streamId, `is ${instance.status} already`);
         }
-        const data = reason === undefined ? {} : { reason };
         const id = derivedId(instance.streamId, 'cancelled', String(instance.version));
         const appended = await store.append(instance.streamId, [{ id, type: T.cancelled, data }], {
           expectedVersion: instance.version,
