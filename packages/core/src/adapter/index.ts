@@ -19,6 +19,8 @@ export {
   deadLetterToJson,
   isPromiseLike,
   refreshedDeadLetter,
+  storableDeadLetter,
+  storableFailureText,
 } from '../messaging/consumer-ports.ts';
 export {
   type DeadLetterConditions,

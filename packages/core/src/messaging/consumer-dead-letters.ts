@@ -6,6 +6,7 @@ import {
   type DeadLetterFilter,
   type DeadLetterStore,
   getInMemoryDeadLetterStore,
+  storableDeadLetter,
 } from './consumer-ports.ts';
 import { step } from './consumer-step.ts';
 import type { Message } from './message.ts';
@@ -86,7 +87,8 @@ export function deadLetterRecord(
   failure: DeadLetterFailure & { at: number },
 ): DeadLetter {
   const at = new Date(failure.at);
-  return {
+  // The failure's text as every store keeps it (a store of one's own too).
+  return storableDeadLetter({
     id: uuidv7(),
     consumer,
     topic,
@@ -99,7 +101,7 @@ export function deadLetterRecord(
     deadLetteredAt: at,
     redrives: [],
     state: 'dead',
-  };
+  });
 }
 
 /** How a message failed, for its dead-letter record. */

@@ -242,9 +242,41 @@ export const deadLetterMatches = (record: DeadLetter, filter: DeadLetterFilter):
   (filter.since === undefined || record.deadLetteredAt >= filter.since) &&
   (filter.until === undefined || record.deadLetteredAt <= filter.until);
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * A failure's text as every dead-letter store keeps it: a NUL (U+0000) as
+ * U+2400 (␀) and a lone surrogate as U+FFFD, which no store could keep
+ * (PostgreSQL refuses both in text and in the json it reads). An error's text
+ * comes from anywhere (a message quoting binary input, a driver's error); it
+ * must never stop its failure from being recorded.
+ *
+ * @example
+ * storableFailureText('bad byte \u0000'); // 'bad byte ␀'
+ */
+export function storableFailureText(text: string): string {
+  return text.replaceAll('\u0000', '\u2400').replace(LONE_SURROGATE, '\uFFFD');
+}
+
+/** `record` with its failure's text (error type, message and stack, reason) as stores keep it (`storableFailureText`). */
+export function storableDeadLetter(record: DeadLetter): DeadLetter {
+  const { error } = record;
+  return {
+    ...record,
+    error: {
+      ...error,
+      type: storableFailureText(error.type),
+      message: storableFailureText(error.message),
+      ...(error.stack === undefined ? {} : { stack: storableFailureText(error.stack) }),
+    },
+    reason: storableFailureText(record.reason),
+  };
+}
+
 export function getInMemoryDeadLetterStore(): DeadLetterStore {
   const records = new Map<string, DeadLetter>();
   const copy = (r: DeadLetter): DeadLetter => ({ ...r, redrives: [...r.redrives] });
+  const keep = (r: DeadLetter): DeadLetter => copy(storableDeadLetter(r));
   return {
     async add(record) {
       // One live dead letter per consumer, topic and message, as in the SQL stores: a new failure refreshes it.
@@ -255,11 +287,11 @@ export function getInMemoryDeadLetterStore(): DeadLetterStore {
           r.topic === record.topic &&
           r.message.id === record.message.id
         ) {
-          records.set(r.id, copy(refreshedDeadLetter(r, record)));
+          records.set(r.id, keep(refreshedDeadLetter(r, record)));
           return;
         }
       }
-      if (!records.has(record.id)) records.set(record.id, copy(record));
+      if (!records.has(record.id)) records.set(record.id, keep(record));
     },
     async list(filter = {}) {
       return [...records.values()].filter((r) => deadLetterMatches(r, filter)).map(copy);
@@ -285,15 +317,15 @@ export function getInMemoryDeadLetterStore(): DeadLetterStore {
           }
         }
       }
-      records.set(record.id, copy(record));
+      records.set(record.id, keep(record));
       return true;
     },
   };
 }
 
-/** The JSON text an SQL dead-letter store keeps for a record. */
+/** The JSON text an SQL dead-letter store keeps for a record, its failure's text as `storableDeadLetter` has it. */
 export function deadLetterToJson(record: DeadLetter): string {
-  return JSON.stringify({ ...record, message: JSON.parse(messageToJson(record.message)) });
+  return JSON.stringify({ ...storableDeadLetter(record), message: JSON.parse(messageToJson(record.message)) });
 }
 
 /** A dead letter back from its stored JSON, with its dates as Dates again. */

@@ -1,6 +1,9 @@
-import { type DeadLetter, type DeadLetterFilter, deadLetterToJson } from './consumer-ports.ts';
+import { type DeadLetter, type DeadLetterFilter, deadLetterToJson, storableDeadLetter } from './consumer-ports.ts';
 
-/** A dead letter as an SQL store keeps it: the whole record as JSON, plus the columns filters use. */
+/**
+ * A dead letter as an SQL store keeps it: the whole record as JSON, plus the
+ * columns filters use; its failure's text as `storableDeadLetter` has it.
+ */
 export interface DeadLetterRow {
   id: string;
   consumer: string;
@@ -20,7 +23,8 @@ export interface DeadLetterRow {
  * const row = deadLetterRow(record);
  * insert.run({ ...row, deadLetteredAt: row.deadLetteredAt.getTime() });
  */
-export function deadLetterRow(record: DeadLetter): DeadLetterRow {
+export function deadLetterRow(given: DeadLetter): DeadLetterRow {
+  const record = storableDeadLetter(given);
   return {
     id: record.id,
     consumer: record.consumer,

@@ -144,6 +144,84 @@ export const deadLetterCases: readonly ConsumerConformanceCase[] = [
     },
   },
   {
+    name: "a failure's text holding a NUL or a lone surrogate is kept with a NUL as U+2400 (␀) and a lone surrogate as U+FFFD",
+    async run(c) {
+      const store = c.environment.deadLetters ?? getInMemoryDeadLetterStore();
+      const consumer = uniqueCategory('dlq-nul');
+      const at = new Date(Date.UTC(2026, 0, 1));
+      const message = createMessage({ type: 'FileUploaded', data: { n: 1 }, key: 'file-1' });
+      const record: DeadLetter = {
+        id: `${consumer}-1`,
+        consumer,
+        topic: c.topic,
+        message,
+        error: {
+          type: 'Bad\u0000Name',
+          message: 'unexpected byte \u0000 in \ud800 header',
+          stack: 'at parse (\u0000)',
+        },
+        reason: 'not \udc00 retryable \u0000',
+        attempts: 1,
+        firstFailureAt: at,
+        lastFailureAt: at,
+        deadLetteredAt: at,
+        redrives: [],
+        state: 'dead',
+      };
+      const kept: DeadLetter = {
+        ...record,
+        error: {
+          type: 'Bad\u2400Name',
+          message: 'unexpected byte \u2400 in \ufffd header',
+          stack: 'at parse (\u2400)',
+        },
+        reason: 'not \ufffd retryable \u2400',
+      };
+      await store.add(record);
+      assert.deepEqual(await store.get(record.id), kept, 'the record, its failure text marked');
+      assert.deepEqual(await store.list({ consumer }), [kept]);
+      assert.deepEqual(
+        (await store.list({ consumer, error: 'byte \u2400' })).map((r) => r.id),
+        [record.id],
+        'found by the marked text',
+      );
+      // A new failure of the live record, and an update (a redrive), with such text too.
+      const again = { ...record, id: `${consumer}-2`, error: { type: 'Error', message: 'again \u0000' } };
+      await store.add({ ...again, deadLetteredAt: new Date(+at + 1) });
+      const refreshed = {
+        ...kept,
+        error: { type: 'Error', message: 'again \u2400' },
+        deadLetteredAt: new Date(+at + 1),
+      };
+      assert.deepEqual(await store.get(record.id), refreshed, 'refreshed with the new failure, marked');
+      const redriven = { ...refreshed, error: { type: 'Error', message: 'again \u0000' }, state: 'redriven' as const };
+      assert.equal(await store.update({ ...redriven, redrives: [at] }), true, 'written');
+      assert.deepEqual(await store.get(record.id), { ...refreshed, state: 'redriven', redrives: [at] });
+    },
+  },
+  {
+    name: 'a handler failing with a NUL in its error message is dead-lettered, the NUL kept as U+2400 (␀)',
+    async run(c) {
+      const deadLetters = c.environment.deadLetters ?? getInMemoryDeadLetterStore();
+      const consumer = c.consumer({
+        name: uniqueCategory('uploads'),
+        deadLetters,
+        handler: () => {
+          throw new NonRetryableError('unexpected byte \u0000 in the upload');
+        },
+      });
+      await consumer.start();
+      await c.environment.transport.publish(c.topic, [
+        createMessage({ type: 'FileUploaded', data: { n: 1 }, key: 'file-2' }),
+      ]);
+      await waitUntil(() => consumer.stats().deadLettered === 1, 'the dead letter');
+      const [record, ...others] = await consumer.deadLetters.list();
+      assert.equal(others.length, 0);
+      assert.equal(record?.error.message, 'unexpected byte \u2400 in the upload');
+      assert.ok(record?.error.stack?.includes('unexpected byte \u2400 in the upload'), 'the stack too');
+    },
+  },
+  {
     name: 'the dead-letter store keeps one live record per consumer, topic and message: one message of a group on two topics is two records',
     async run(c) {
       const store = c.environment.deadLetters ?? getInMemoryDeadLetterStore();
