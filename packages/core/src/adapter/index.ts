@@ -20,7 +20,6 @@ export {
   isPromiseLike,
   refreshedDeadLetter,
   storableDeadLetter,
-  storableFailureText,
 } from '../messaging/consumer-ports.ts';
 export {
   type DeadLetterConditions,
@@ -99,7 +98,7 @@ export {
 export { lazyAppendResult, storedAppendResult } from '../store/append-result.ts';
 export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from '../store/idempotency.ts';
 export { checkInlineProjections, inlineEvents, inlineProjectionFailure } from '../store/inline-projections.ts';
-export { isWellFormedText } from '../store/json-checks.ts';
+export { isWellFormedText, storableFailureText } from '../store/json-checks.ts';
 export {
   appliesReadAllMap,
   type ReadAllMap,

@@ -1,5 +1,6 @@
 import { isFactlineError } from '../errors/index.ts';
 import { checkOptions, describeValue, MAX_TIMER_MS } from '../options/check-options.ts';
+import { storableFailureText } from '../store/json-checks.ts';
 import { type Message, messageFromJson, messageToJson } from './message.ts';
 import type { Delivery } from './transport.ts';
 
@@ -241,22 +242,6 @@ export const deadLetterMatches = (record: DeadLetter, filter: DeadLetterFilter):
   (filter.error === undefined || record.error.type === filter.error || record.error.message.includes(filter.error)) &&
   (filter.since === undefined || record.deadLetteredAt >= filter.since) &&
   (filter.until === undefined || record.deadLetteredAt <= filter.until);
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
-/**
- * A failure's text as every dead-letter store keeps it: a NUL (U+0000) as
- * U+2400 (␀) and a lone surrogate as U+FFFD, which no store could keep
- * (PostgreSQL refuses both in text and in the json it reads). An error's text
- * comes from anywhere (a message quoting binary input, a driver's error); it
- * must never stop its failure from being recorded.
- *
- * @example
- * storableFailureText('bad byte \u0000'); // 'bad byte ␀'
- */
-export function storableFailureText(text: string): string {
-  return text.replaceAll('\u0000', '\u2400').replace(LONE_SURROGATE, '\uFFFD');
-}
 
 /** `record` with its failure's text (error type, message and stack, reason) as stores keep it (`storableFailureText`). */
 export function storableDeadLetter(record: DeadLetter): DeadLetter {

@@ -25,6 +25,23 @@ export function isStorableText(value: string): boolean {
   return isWellFormedText(value) && !value.includes('\u0000');
 }
 
+const LONE_SURROGATES = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * Failure text (an error's name, message and stack) as every store keeps it
+ * in a record of the failure (a dead letter, a parked workflow instance or
+ * projection): a NUL (U+0000) as U+2400 (␀) and a lone surrogate as U+FFFD,
+ * which no store keeps (see `isStorableText`). An error's text comes from
+ * anywhere (a message quoting binary input, a driver's error); it must never
+ * stop its failure from being recorded.
+ *
+ * @example
+ * storableFailureText('bad byte \u0000'); // 'bad byte ␀'
+ */
+export function storableFailureText(text: string): string {
+  return text.replaceAll('\u0000', '\u2400').replace(LONE_SURROGATES, '\uFFFD');
+}
+
 function holdsNul(value: string): string {
   return `holds U+0000 (NUL) at index ${value.indexOf('\u0000')}: PostgreSQL cannot read JSON holding it, so no store keeps it`;
 }

@@ -5,6 +5,7 @@ import { createMessage } from '../messaging/message.ts';
 import { createSchemaRegistry } from '../schema/registry.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
 import type { EventStore } from '../store/types.ts';
+import { checkParksOnAnyFailureText } from './fixtures/failure-text-flow.ts';
 import { type FlowInput, paymentFlow, poison } from './fixtures/payment-flow.ts';
 import { createWorkflowHandler } from './handler.ts';
 import { workflowEventTypes as T } from './records.ts';
@@ -168,6 +169,9 @@ describe('createWorkflowHandler', () => {
     const [parked] = await handler.parked.list();
     assert.equal(parked?.error.code, 'VALIDATION');
   });
+
+  it('parks an instance whose decision fails with a NUL or a lone surrogate in its error, the text marked', () =>
+    checkParksOnAnyFailureText(store, 'uploads'));
 
   it('parks on a schedule with no token or due time, naming the output: an `at` that is not a Date (an ISO string from JSON) or an invalid one', async () => {
     const cases: [Record<string, unknown>, RegExp][] = [

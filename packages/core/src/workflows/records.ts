@@ -2,7 +2,7 @@ import { isValidationError, ValidationError, type ValidationIssue } from '../err
 import { assertMessage } from '../messaging/message-validation.ts';
 import { describeValue } from '../options/check-options.ts';
 import type { SchemaRegistry } from '../schema/registry.ts';
-import { checkJson } from '../store/json-checks.ts';
+import { checkJson, storableFailureText } from '../store/json-checks.ts';
 import type { Event, EventMetadata, EventToAppend } from '../store/types.ts';
 import { assertName } from '../store/validation.ts';
 import { derivedId } from './derived-id.ts';
@@ -240,18 +240,23 @@ export function outputList(decided: WorkflowOutput | readonly WorkflowOutput[] |
   return Array.isArray(decided) ? [...decided] : [decided as WorkflowOutput];
 }
 
-/** The error as a parked record keeps it (JSON-safe). */
+/**
+ * The error as a parked record keeps it (JSON-safe), its text as
+ * `storableFailureText` has it (a NUL as U+2400, a lone surrogate as
+ * U+FFFD): the store refuses neither the park nor the listing.
+ */
 export function describeError(error: unknown): ParkedRecordData['error'] {
+  const text = (value: unknown) => storableFailureText(String(value));
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     return {
-      name: error.name,
-      message: error.message,
-      ...(typeof code === 'string' ? { code } : {}),
-      ...(error.stack ? { stack: error.stack } : {}),
+      name: text(error.name),
+      message: text(error.message),
+      ...(typeof code === 'string' ? { code: text(code) } : {}),
+      ...(error.stack ? { stack: text(error.stack) } : {}),
     };
   }
-  return { name: 'Error', message: String(error) };
+  return { name: 'Error', message: text(error) };
 }
 
 /**
@@ -265,7 +270,8 @@ export function parkedState(state: unknown, toSnapshot?: (state: never) => unkno
   const problem = (value: unknown) => {
     const issues: ValidationIssue[] = [];
     checkJson(value, 'state', issues);
-    return issues[0] ? `${issues[0].path}: ${issues[0].message}` : undefined;
+    // The path names the key: kept as failure text is (a key may hold a NUL).
+    return issues[0] ? storableFailureText(`${issues[0].path}: ${issues[0].message}`) : undefined;
   };
   const raw = problem(state);
   if (raw === undefined) return { state };

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import type { SchemaRegistry } from '@factline/core';
+import { checkParksOnAnyFailureText } from '../../../core/src/workflows/fixtures/failure-text-flow.ts';
 import { checkRecordedInputsUpcast } from '../../../core/src/workflows/fixtures/versioned-flow.ts';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresEventStore } from '../store/postgres-event-store.ts';
@@ -38,3 +39,16 @@ for (const kind of ['message', 'event'] as const) {
     await checkRecordedInputsUpcast(kind, releasesOf(schema));
   });
 }
+
+test('postgres: a decision failing with a NUL or a lone surrogate in its error parks the instance, the text marked', {
+  skip,
+}, async (t) => {
+  const schema = testSchema('park_text');
+  t.after(() => dropSchema(schema));
+  const store = await getPostgresEventStore({ connectionString: postgresUrl, schema, poolSize: 2 });
+  try {
+    await checkParksOnAnyFailureText(store, 'uploads');
+  } finally {
+    await store.close();
+  }
+});

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { SchemaRegistry } from '@factline/core';
+import { checkParksOnAnyFailureText } from '../../../core/src/workflows/fixtures/failure-text-flow.ts';
 import { checkRecordedInputsUpcast } from '../../../core/src/workflows/fixtures/versioned-flow.ts';
 import { getSqliteEventStore, getSqliteTimerStore, sqliteTimerProjection } from '../index.ts';
 
@@ -22,4 +23,13 @@ describe('sqlite workflows: inputs and schema versions', () => {
     it(`gives evolve a recorded input, and decide a live one, at the current version (${kind} types)`, () =>
       checkRecordedInputsUpcast(kind, releasesOf(join(dir, `inputs-${kind}.db`))));
   }
+
+  it('parks an instance whose decision fails with a NUL or a lone surrogate in its error, the text marked', async () => {
+    const store = getSqliteEventStore({ path: join(dir, 'park-text.db') });
+    try {
+      await checkParksOnAnyFailureText(store, 'uploads');
+    } finally {
+      store.close();
+    }
+  });
 });
