@@ -1,5 +1,6 @@
 import { isStorageError, ProjectionFailedError } from '../../errors/index.ts';
 import { firstDecodeFailure } from '../../schema/projection-read.ts';
+import { storableFailureText } from '../../store/json-checks.ts';
 import type { RecordedEvent } from '../../store/types.ts';
 import { traceProjectionBatch } from '../../tracing/projection-spans.ts';
 import { isHeldFailure, sleepUnlessAborted, waitWhileHeld } from '../subscription-wait.ts';
@@ -99,7 +100,10 @@ export async function applyBatch<Tx>(
   }
   const event = batch[0] as RecordedEvent;
   if (w.projection.onFailure === 'park') {
-    const message = lastFailure instanceof Error ? (lastFailure.stack ?? lastFailure.message) : String(lastFailure);
+    // Kept as every store can (a NUL as U+2400, a lone surrogate as U+FFFD): the error's text never stops the park.
+    const message = storableFailureText(
+      lastFailure instanceof Error ? (lastFailure.stack ?? lastFailure.message) : String(lastFailure),
+    );
     if (await backend.park(w.key, w.checkpoint, event, message, versionOf(w))) {
       w.checkpoint = event.position;
       w.parked += 1;

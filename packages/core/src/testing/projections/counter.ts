@@ -14,6 +14,8 @@ export interface CounterBehaviour {
    * first such event, then throws (so a rollback must undo those writes).
    */
   failsOn?: (event: RecordedEvent) => boolean;
+  /** Text the failure's message ends with (after the position). Default: none. */
+  failureText?: string;
   /** Called with every batch before it is applied, inside the transaction. */
   onBatch?: (events: readonly RecordedEvent[]) => void;
   onFailure?: 'stop' | 'park';
@@ -46,7 +48,9 @@ export function counterProjection<Tx>(
       const failsOn = behaviour.failsOn;
       const bad = failsOn ? events.findIndex((e) => failsOn(e)) : -1;
       if (bad === -1) return model.apply(tx, events, name);
-      const error = new Error(`${FAILURE} at position ${(events[bad] as RecordedEvent).position}`);
+      const error = new Error(
+        `${FAILURE} at position ${(events[bad] as RecordedEvent).position}${behaviour.failureText ?? ''}`,
+      );
       const before = events.slice(0, bad);
       const pending = before.length > 0 ? model.apply(tx, before, name) : undefined;
       if (pending && typeof (pending as Promise<void>).then === 'function') {

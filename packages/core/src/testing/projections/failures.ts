@@ -186,6 +186,34 @@ export const failureCases: readonly ProjectionConformanceCase[] = [
     },
   },
   {
+    name: "onFailure 'park': an error whose text holds a NUL or a lone surrogate is parked with it, a NUL as U+2400 (␀), a lone surrogate as U+FFFD",
+    async run({ store, model, createRunner, names }) {
+      const n = names('park_text');
+      const seeded = await appendEvents(store, n, 4, { data: (i) => ({ i, poison: i === 1 }) });
+      const runner = createRunner(
+        [
+          counterProjection(model, n, {
+            failsOn: (e) => (e.data as { poison: boolean }).poison,
+            failureText: ': unexpected byte \u0000 in \ud800 the row',
+            onFailure: 'park',
+          }),
+        ],
+        { batchSize: 2, maxAttempts: 1, sleep: noSleep },
+      );
+      await runner.start();
+      await runner.waitFor(n.projection, lastPosition(seeded));
+      const [entry, ...others] = await runner.parked(n.projection);
+      assert.equal(others.length, 0);
+      const position = (seeded[1] as AppendResult).position;
+      assert.equal(entry?.event.position, position);
+      assert.ok(
+        entry?.error.includes(`${FAILURE} at position ${position}: unexpected byte \u2400 in \ufffd the row`),
+        `the error as kept: ${entry?.error}`,
+      );
+      assert.equal(runner.status(n.projection).parked, 1);
+    },
+  },
+  {
     name: "onFailure 'park', the handler fixed, then a rebuild: the events parked before are applied and parked no more",
     async run({ store, model, createRunner, names }) {
       const n = names('unpark');
