@@ -4,7 +4,7 @@ import { describeValue } from '../options/check-options.ts';
 import type { SchemaRegistry } from '../schema/registry.ts';
 import { checkJson, storableFailureText } from '../store/json-checks.ts';
 import type { Event, EventMetadata, EventToAppend } from '../store/types.ts';
-import { assertName } from '../store/validation.ts';
+import { assertName, MAX_NAME_LENGTH } from '../store/validation.ts';
 import { derivedId } from './derived-id.ts';
 import { scheduledSchema, type WorkflowInputSchema } from './input-schema.ts';
 import type { WorkflowInput, WorkflowOutput } from './types.ts';
@@ -209,7 +209,9 @@ function outputEvent(output: WorkflowOutput, now: number, path: string, schemas:
 /**
  * A `schedule`'s due time in whole milliseconds since the epoch (rounded up):
  * its `at`, a valid `Date`, else `afterMs` (a finite number) after `now`.
- * A missing token or due time fails the decision, naming the output.
+ * A missing token or due time fails the decision, naming the output, as does
+ * a token over `MAX_NAME_LENGTH` characters (PostgreSQL's timer table indexes
+ * the instance's stream id with the token, in at most 2704 bytes a row).
  */
 function dueTime(output: Extract<WorkflowOutput, { kind: 'schedule' }>, now: number, path: string): number {
   const { token, at, afterMs } = output as { token: unknown; at: unknown; afterMs: unknown };
@@ -217,6 +219,12 @@ function dueTime(output: Extract<WorkflowOutput, { kind: 'schedule' }>, now: num
     throw new ValidationError({
       path: `${path}.token`,
       message: `must be a non-empty string, got ${describeValue(token)}`,
+    });
+  }
+  if (token.length > MAX_NAME_LENGTH) {
+    throw new ValidationError({
+      path: `${path}.token`,
+      message: `is ${token.length} characters long; the limit is ${MAX_NAME_LENGTH}`,
     });
   }
   if (at !== undefined) {

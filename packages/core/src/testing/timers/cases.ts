@@ -240,6 +240,38 @@ export const timerCases: readonly TimerConformanceCase[] = [
     },
   },
   {
+    name: 'a schedule whose token is over 256 characters parks the instance on its input, naming the output; one of 256 is kept',
+    async run(context) {
+      const { definition, handler } = context.workflow();
+      // Text of 3 UTF-8 bytes a character that does not compress: the most an index row of the token takes.
+      let seed = 7;
+      const text = (length: number) =>
+        Array.from({ length }, () => {
+          seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+          return String.fromCharCode(0x4e00 + ((seed >>> 12) % 0x5000));
+        }).join('');
+      const id = text(150);
+      const longest = text(256);
+      assert.equal(await handler.handle(set(id, longest, T0)), 'recorded');
+      const [kept, ...others] = await dueOf(context, definition.name, T0);
+      assert.deepEqual([kept?.streamId, kept?.token, others.length], [`${definition.name}-${id}`, longest, 0]);
+      for (const [instance, length] of [
+        ['far-over', 1000],
+        ['over', 257],
+      ] as const) {
+        assert.equal(await handler.handle(set(instance, text(length), T0)), 'parked', `a token of ${length}`);
+        const [parked] = (await handler.parked.list()).filter((p) => p.instanceId === instance);
+        assert.equal(parked?.error.code, 'VALIDATION');
+        assert.equal(
+          parked?.error.message,
+          `outputs[0].token: is ${length} characters long; the limit is 256`,
+          `a token of ${length}`,
+        );
+      }
+      assert.equal((await dueOf(context, definition.name, T0)).length, 1, 'no timer of a parked instance');
+    },
+  },
+  {
     name: 'remove drops a timer by id',
     async run(context) {
       const { definition, handler } = context.workflow();
