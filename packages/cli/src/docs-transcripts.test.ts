@@ -34,12 +34,31 @@ function transcriptSteps(markdown: string, marker = '<!-- transcript -->'): Step
 
 const uuid = /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/g;
 
-/** Output with what differs from run to run replaced: times, ages, offsets and ids. */
+/**
+ * A trace's sibling lines `├─ handled by <consumer>` in one order: consumers handle a message side by side, and
+ * a trace lists them by when each handled it, which differs from run to run.
+ */
+const sortHandledSiblings = (text: string) => {
+  const lines = text.split('\n');
+  const sibling = /^([│ ]*├─ )handled by /;
+  for (let i = 0; i < lines.length; ) {
+    const prefix = sibling.exec(lines[i] as string)?.[1];
+    let j = i + 1;
+    while (prefix !== undefined && j < lines.length && sibling.exec(lines[j] as string)?.[1] === prefix) j++;
+    if (j - i > 1) lines.splice(i, j - i, ...lines.slice(i, j).sort());
+    i = j;
+  }
+  return lines.join('\n');
+};
+
+/** Output with what differs from run to run replaced: times, ages, offsets and ids, the order of side-by-side handlers. */
 const normalize = (text: string) =>
-  text
-    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g, '<time>')
-    .replace(/\b\d+ (ms|s|min|h|d)\b/g, '<age>')
-    .replace(uuid, '<id>');
+  sortHandledSiblings(
+    text
+      .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g, '<time>')
+      .replace(/\b\d+ (ms|s|min|h|d)\b/g, '<age>')
+      .replace(uuid, '<id>'),
+  );
 
 test('every transcript in docs/cli.md is what the bin prints on the orders reference system', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'factline-cli-docs-'));

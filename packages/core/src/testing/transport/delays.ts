@@ -9,7 +9,8 @@ export const delayCases: readonly TransportConformanceCase[] = [
     async run(context) {
       const topic = context.topic();
       const sub = subscribe(context, topic, context.group());
-      const deliverAt = new Date(Date.now() + 400);
+      // Far enough ahead that a loaded machine still hands out the message due now first.
+      const deliverAt = new Date(Date.now() + 1500);
       const later = context.message({ deliverAt, data: { when: 'later' } });
       const now = context.message({ data: { when: 'now' } });
       await context.transport.publish(topic, [later, now]);
