@@ -48,4 +48,16 @@ export const transportMigrations: readonly Migration[] = [
         ON factline_transport_messages (json_extract(message, '$.metadata.correlationId'));
     `,
   },
+  {
+    version: 4,
+    description: 'the claim walks the keys of a group whose oldest rows are held back',
+    // A claim by prefix reads every row ahead of the first it can hand out: with a hot key's
+    // backlog of 100,000 rows behind its first row in flight, each claim of a competing consumer
+    // read them all (175-188 ms holding the write lock) to find another key's row behind them.
+    // Along (topic, group_name, key) and the rowid (seq), the claim reads each key's first rows.
+    up: `
+      CREATE INDEX IF NOT EXISTS factline_transport_messages_key
+        ON factline_transport_messages (topic, group_name, key);
+    `,
+  },
 ];

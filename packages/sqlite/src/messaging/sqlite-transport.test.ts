@@ -84,7 +84,11 @@ describe('sqlite transport: the queue table', () => {
       // The trace's index on the message's correlation id is never touched by a hand-out (it reads only `message`).
       assert.deepEqual(
         indexes.map((i) => i.name),
-        ['factline_transport_messages_queue', 'factline_transport_messages_correlation'],
+        [
+          'factline_transport_messages_queue',
+          'factline_transport_messages_correlation',
+          'factline_transport_messages_key',
+        ],
       );
       const plan = transport.database
         .prepare(`EXPLAIN QUERY PLAN ${CLAIM_SQL}`)
