@@ -9,6 +9,7 @@ import type { Database } from 'better-sqlite3';
 import { getSqliteTransport, openSqliteDatabase } from '../index.ts';
 import { migrate } from '../migrations.ts';
 import { CLAIM_BY_KEYS_SQL, CLAIM_SQL, claimWindow, prepareClaim } from './sqlite-claim.ts';
+import { prepareQueueStatements } from './sqlite-queue-statements.ts';
 import { transportMigrations } from './sqlite-transport-migrations.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-sqlite-claim-'));
@@ -188,6 +189,34 @@ describe('sqlite transport: the claim by keys', () => {
       } finally {
         await transport.close();
       }
+    }
+  });
+});
+
+describe('sqlite transport: when a waiting receive looks again', () => {
+  it("the earliest first row of a key to become visible, walking keys: not a row behind its key's first, nor the key's backlog", async () => {
+    const transport = getSqliteTransport({ path: file() });
+    try {
+      const db = transport.database;
+      // 'hot': its first row in flight until 60,000, a row due at 1,500 behind it, then a backlog.
+      const insert = db.prepare(
+        `INSERT INTO factline_transport_messages (topic, group_name, message_id, message, key, visible_at)
+         VALUES ('t', 'g', ?, '{}', ?, ?)`,
+      );
+      insert.run('m0', 'hot', 60_000);
+      insert.run('m1', 'hot', 1_500);
+      for (let i = 2; i < 50; i++) insert.run(`m${i}`, 'hot', 0);
+      insert.run('m50', 'later', 90_000);
+      const { nextDue } = prepareQueueStatements(db);
+      assert.equal(nextDue.get({ topic: 't', group: 'g', at: 1_000 })?.next, 60_000);
+      const plan = (
+        db.prepare(`EXPLAIN QUERY PLAN ${nextDue.source}`).all({ topic: 't', group: 'g', at: 1_000 }) as {
+          detail: string;
+        }[]
+      ).map((step) => step.detail);
+      assert.ok(!plan.some((step) => step.includes('factline_transport_messages_queue')), plan.join('\n'));
+    } finally {
+      await transport.close();
     }
   });
 });

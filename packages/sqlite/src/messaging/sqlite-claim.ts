@@ -31,7 +31,7 @@ export const CLAIM_SQL = `WITH win AS (
      ORDER BY w.seq LIMIT @max`;
 
 /** The group's rows of one key in seq order, by the key index (it ends with the rowid, seq). */
-const BY_KEY = `FROM factline_transport_messages INDEXED BY factline_transport_messages_key
+export const BY_KEY = `FROM factline_transport_messages INDEXED BY factline_transport_messages_key
        WHERE topic = @topic AND group_name = @group`;
 
 /**

@@ -1,6 +1,7 @@
 import { type Message, NoSubscriptionError } from '@factline/core';
 import { messageToJson } from '@factline/core/adapter';
 import type { Database, Statement, Transaction } from 'better-sqlite3';
+import { BY_KEY } from './sqlite-claim.ts';
 
 /**
  * The transport's statements on the queue tables, prepared once per
@@ -11,8 +12,8 @@ export interface QueueStatements {
   addGroup: Statement<[string, string, number]>;
   /** The group's rows (through the (topic, group_name) index) and the first one's message `createdAt`. */
   backlog: Statement<[string, string, string, string], { messages: number; oldest: string | null }>;
-  /** When the group's next row not visible at the given time becomes so. */
-  nextDue: Statement<[string, string, number], { next: number | null }>;
+  /** When the earliest first row of a key in the group not visible at `at` becomes so. */
+  nextDue: Statement<[{ topic: string; group: string; at: number }], { next: number | null }>;
   ack: Statement<[number, string]>;
   release: Statement<[number, number, string]>;
   extend: Statement<[number, number, string]>;
@@ -57,10 +58,19 @@ export function prepareQueueStatements(db: Database): QueueStatements {
        FROM factline_transport_messages WHERE topic = ? AND group_name = ?`,
     ),
     addGroup,
-    // Rows visible but held back behind their key's earlier rows are not due: waking for them would spin.
-    nextDue: db.prepare<[string, string, number], { next: number | null }>(
-      `SELECT MIN(visible_at) AS next FROM factline_transport_messages
-       WHERE topic = ? AND group_name = ? AND visible_at > ?`,
+    // Asked after a claim found nothing: every key's first row is not visible, and no row of a key
+    // can go out before its first, so the next due is the earliest of those first rows. One key
+    // after another along the key index: a backlog of one key behind its first row is not read.
+    nextDue: db.prepare<[{ topic: string; group: string; at: number }], { next: number | null }>(
+      `WITH RECURSIVE heads(seq, key) AS (
+         SELECT seq, key FROM factline_transport_messages
+          WHERE seq = (SELECT seq ${BY_KEY} ORDER BY key, seq LIMIT 1)
+         UNION ALL
+         SELECT m.seq, m.key FROM heads h CROSS JOIN factline_transport_messages m
+             ON m.seq = (SELECT seq ${BY_KEY} AND key > h.key ORDER BY key, seq LIMIT 1)
+       )
+       SELECT MIN(m.visible_at) AS next FROM heads h CROSS JOIN factline_transport_messages m ON m.seq = h.seq
+        WHERE m.visible_at > @at`,
     ),
     ack: db.prepare<[number, string]>('DELETE FROM factline_transport_messages WHERE seq = ? AND lease = ?'),
     release: db.prepare<[number, number, string]>(

@@ -72,7 +72,7 @@ export function openSqliteSubscription(
       })),
     // Until the next row of the group is due, or a poll interval: other processes' writes wake no one here.
     pause: (left) => {
-      const next = run(() => statements.nextDue.get(topic, group, now()))?.next;
+      const next = run(() => statements.nextDue.get({ topic, group, at: now() }))?.next;
       const untilDue = next == null ? Number.POSITIVE_INFINITY : Math.max(1, next - now());
       return Math.min(left, queue.pollInterval, untilDue);
     },
