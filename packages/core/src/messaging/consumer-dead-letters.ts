@@ -5,6 +5,7 @@ import {
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterStore,
+  deadLetterIsAsRead,
   getInMemoryDeadLetterStore,
   storableDeadLetter,
 } from './consumer-ports.ts';
@@ -143,19 +144,21 @@ export function deadLetterStep(settings: DeadLetterStepSettings) {
   };
 }
 
-const reason = (error: unknown) => (error instanceof Error ? error.message : String(error));
-
 /**
  * Redrives `record` (read from `store` as `'dead'`) through `send`, which
- * delivers its message: marks it `redriven` at `at` first, while it is still
- * as read, then sends. Resolves false, sending nothing, when the record
- * changed since it was read (redriven or discarded elsewhere, or dead again
- * with a newer failure). When `send` fails, the record is put back, dead as it
- * was read (`store.update(record, claimed)`), and `send`'s error rethrown; a
- * record that cannot be put back (the store failed, or another record of its
- * message is live) rejects with a `TransportError` saying so, `send`'s error
- * as its cause. The consumer's `deadLetters.redrive` and the CLI's redrives
- * (`factline dlq redrive`, the dashboard) go through it.
+ * delivers its message: reads it again and sends only while it is still as
+ * read, then marks it `redriven` at `at` (a compare-and-set on the record as
+ * read). Resolves false, sending nothing, when the record changed since it
+ * was read (redriven or discarded elsewhere, or dead again with a newer
+ * failure). Sent before it is marked, so that no crash or failure between the
+ * two leaves a record marked with its message undelivered: a failed `send`
+ * rejects with its error and leaves the record dead. A message that failed
+ * again before the mark leaves its record dead with the new failure, the
+ * redrive added to its history (resolves true); a record that changed
+ * otherwise between the send and the mark (discarded or redriven elsewhere)
+ * rejects with a `TransportError` saying its message was sent. The
+ * consumer's `deadLetters.redrive` and the CLI's redrives (`factline dlq
+ * redrive`, the dashboard) go through it.
  *
  * @example
  * const sent = await redriveDeadLetter(store, record, new Date(), () => transport.redeliver(record.topic, record.consumer, [record.message]));
@@ -166,26 +169,23 @@ export async function redriveDeadLetter(
   at: Date,
   send: () => Promise<void>,
 ): Promise<boolean> {
-  const claimed: DeadLetter = { ...record, state: 'redriven', redrives: [...record.redrives, at] };
-  // Claimed first: a record an operator discarded (or redrove) meanwhile must not run.
-  if (!(await store.update(claimed))) return false;
-  try {
-    await send();
-  } catch (error) {
-    const notPutBack = await store.update(record, claimed).then(
-      (written) =>
-        written
-          ? undefined
-          : 'another record of its message is live (it failed again meanwhile), or the record changed',
-      (failure: unknown) => reason(failure),
-    );
-    if (notPutBack === undefined) throw error;
-    throw new TransportError(
-      `the redrive of dead letter '${record.id}' failed (${reason(error)}) and its record could not be put back to dead: ${notPutBack}; it stays marked redriven, its message maybe not delivered`,
-      { cause: error, retryable: false },
-    );
+  // Read again just before the send: a record an operator discarded (or redrove) since it was listed is not sent.
+  const current = await store.get(record.id);
+  if (current === undefined || !deadLetterIsAsRead(current, record, record)) return false;
+  await send();
+  const marked: DeadLetter = { ...record, state: 'redriven', redrives: [...record.redrives, at] };
+  if (await store.update(marked, record)) return true;
+  const now = await store.get(record.id);
+  if (now?.state === 'dead' && now.deadLetteredAt.getTime() > record.deadLetteredAt.getTime()) {
+    // Delivered and failed again before the mark: its record is dead again with that failure (one live record per
+    // message); the redrive goes into its history.
+    await store.update({ ...now, redrives: [...now.redrives, at] }, now);
+    return true;
   }
-  return true;
+  throw new TransportError(
+    `the message of dead letter '${record.id}' was redriven, but its record changed meanwhile (discarded or redriven elsewhere, or dead again) and was not marked by this redrive`,
+    { retryable: false },
+  );
 }
 
 /**
