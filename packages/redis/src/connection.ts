@@ -92,6 +92,16 @@ export function connectionError(error: unknown, url: string): TransportError {
 const PASSING_REPLY = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|READONLY|OOM|CLUSTERDOWN|MISCONF|NOREPLICAS)\b/;
 
 /**
+ * Whether `error` (or its cause, as `commandError` wraps it) is a reply of a
+ * server that cannot serve for now (see `PASSING_REPLY`): worth sending the
+ * command again on the same connection.
+ */
+export function isPassingReply(error: unknown): boolean {
+  const reply = error instanceof ErrorReply ? error : error instanceof Error ? error.cause : undefined;
+  return reply instanceof ErrorReply && PASSING_REPLY.test(reply.message);
+}
+
+/**
  * A failed command as its caller gets it: a Factline error as it is, anything
  * else a `TransportError` naming `what`, retryable when the connection or the
  * server's state was the cause (a command deadline, a dropped or closed

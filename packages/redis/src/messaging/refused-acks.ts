@@ -1,6 +1,5 @@
 import { TransportError } from '@factline/core';
-import { ErrorReply } from 'redis';
-import { reconnectDelay } from '../connection.ts';
+import { isPassingReply, reconnectDelay } from '../connection.ts';
 import type { Entry } from './receive.ts';
 
 export interface RefusedAckSettings {
@@ -14,25 +13,24 @@ export interface RefusedAckSettings {
   report(error: unknown): void;
 }
 
-/** Whether `error` (as the ack batcher rejects, `commandError`'s) is Redis refusing the call with an error reply. */
-const isRefusal = (error: unknown) =>
-  error instanceof ErrorReply || (error instanceof Error && error.cause instanceof ErrorReply);
-
 /**
- * A group reader's acks, sent again when Redis refuses them with the
- * connection up (an error reply: `BUSY`, `MISCONF`, `OOM`, `NOREPLICAS`,
- * `READONLY`, a failing script): the entry stays pending, and without a
- * retry it would come back only at the straggler sweep, behind its key's
- * later entries. The ack is tried again after a backoff (`reconnectMinMs`
- * doubling to `reconnectMaxMs`) while the reader holds the entry's partition
- * under the generation it was read with; meanwhile the entry's key is held
- * (`holdsKey`: none of its later entries goes out). It resolves once Redis
- * took it (or fenced it off), and rejects with the last refusal once the
- * partition is lost or the reader stops (`wake` ends a backoff at once): the
- * entry stays pending for the partition's next holder, which claims it ahead
- * of its key's later entries. A failure that is not a refusal (the connection
- * dropped, a command deadline) rejects at once: a dropped connection stops
- * the partition's work.
+ * A group reader's acks, sent again when Redis refuses them for a state that
+ * passes, with the connection up (`BUSY`, `MISCONF`, `OOM`, `NOREPLICAS`,
+ * `READONLY`, `LOADING`…: `isPassingReply`): the entry stays pending, and
+ * without a retry it would come back only at the straggler sweep, behind its
+ * key's later entries. The ack is tried again after a backoff
+ * (`reconnectMinMs` doubling to `reconnectMaxMs`) while the reader holds the
+ * entry's partition under the generation it was read with; from the first
+ * refusal on, the entry's key is held (`holdsKey`: none of its later entries
+ * goes out; one handed out between the ack and its refusal is not called
+ * back). It resolves once Redis took it (or fenced it off), and rejects with
+ * the last refusal once the partition is lost or the reader stops (`wake`
+ * ends a backoff at once): the entry stays pending for the partition's next
+ * holder, which claims it ahead of its key's later entries. Any other failure
+ * rejects at once: a dropped connection (which stops the partition's work), a
+ * command deadline, or a refusal of the command itself (`NOPERM`, a script
+ * error), which trying again would not change and which would hold the key
+ * for good; the entry then comes back at the straggler sweep.
  *
  * @example
  * const acks = createRefusedAcks({ send, current, reconnectMinMs: 100, reconnectMaxMs: 5000, report });
@@ -58,7 +56,7 @@ export function createRefusedAcks(settings: RefusedAckSettings) {
         try {
           return await settings.send(entry);
         } catch (error) {
-          if (!isRefusal(error) || !settings.current(entry)) throw error;
+          if (!isPassingReply(error) || !settings.current(entry)) throw error;
           if (attempt === 1) {
             settings.report(
               new TransportError(
