@@ -158,8 +158,8 @@ export function checkSqliteSnapshotStoreOptions(options: SqliteSnapshotStoreOpti
 const { timers: _timers, lease: _lease, close: _close, ...pollerSpec } = workflowTimersSpec;
 const workflowTimersSpecOf: OptionSpecOf<SqliteWorkflowTimersOptions> = {
   ...pollerSpec,
-  // Checked with leaseCheckMs, against it, by `leaseTimings`.
-  leaseTtlMs: 'any',
+  // A timer's range here; checked against leaseCheckMs by `leaseTimings`.
+  leaseTtlMs: 'timer-ms',
   leaseCheckMs: 'timer-ms',
 };
 
