@@ -144,6 +144,7 @@ describe('workflow inputs and schema versions (in memory)', () => {
     const { events } = await stored.readStream('versioned-o1');
     assert.deepEqual(events.at(-1)?.data, { reason: 'given up' });
     await assert.rejects(broken.parked.cancel('o1'), (e) => isWorkflowError(e) && /cancelled already/.test(e.message));
+    assert.equal(await broken.handle(versionedInput('message', 'Paid', { orderId: 'o1' })), 'after-end');
   });
 
   it('cancels an instance with a record of a shape its type never has', async () => {
@@ -158,6 +159,9 @@ describe('workflow inputs and schema versions (in memory)', () => {
     await handler.parked.cancel('o1');
     const { events } = await store.readStream('versioned-o1');
     assert.equal(events.at(-1)?.type, '$workflow.cancelled');
+    // Ended: its later inputs are dropped as any ended instance's are, not failed on the record again.
+    assert.equal(await handler.handle(versionedInput('message', 'Paid', { orderId: 'o1' })), 'after-end');
+    await assert.rejects(handler.parked.cancel('o1'), (e) => isWorkflowError(e) && /cancelled already/.test(e.message));
     await assert.rejects(handler.parked.cancel('o2'), (e) => isWorkflowError(e) && /no such instance/.test(e.message));
   });
 

@@ -6,7 +6,7 @@ import {
   snapshotEveryKind,
   snapshotStoreKind,
 } from '../commands/snapshot-options.ts';
-import { ValidationError } from '../errors/index.ts';
+import { isStorageError, isStoreClosedError, isTimeoutError, ValidationError } from '../errors/index.ts';
 import { type Logger, log } from '../logging/logger.ts';
 import { checkOptions, describeValue, type OptionSpecOf } from '../options/check-options.ts';
 import { snapshotVersionKind } from '../snapshots/prepare.ts';
@@ -14,7 +14,7 @@ import type { Snapshot, SnapshotStore } from '../snapshots/types.ts';
 import type { AppendResult, Event, EventStore } from '../store/types.ts';
 import { currentRecords, inputRegistryOf } from './input-schema.ts';
 import { applyRecords, type InstanceStatus, loadInstance, type WorkflowInstance } from './instance.ts';
-import type { InputRecordData, ParkedRecordData } from './records.ts';
+import { type InputRecordData, type ParkedRecordData, workflowEventTypes } from './records.ts';
 import type { Workflow } from './types.ts';
 
 /** The name a workflow's instance snapshots are kept under, unless `snapshots.name` says otherwise. */
@@ -198,6 +198,40 @@ function restoreInstance<State>(
  * timers (an older shape) is passed over. Each falls back to the full fold.
  */
 export async function loadWorkflowInstance<State, In extends Event, Out extends Event>(
+  store: EventStore,
+  workflow: Workflow<State, In, Out>,
+  streamId: string,
+  snapshots: ResolvedWorkflowSnapshots<State> | undefined,
+): Promise<LoadedInstance<State>> {
+  try {
+    return await loadFolded(store, workflow, streamId, snapshots);
+  } catch (error) {
+    if (isStorageError(error) || isStoreClosedError(error) || isTimeoutError(error)) throw error;
+    // An instance that cannot be folded (an input its registry cannot upcast, a record the fold cannot read, an
+    // evolve that throws) but has ended (cancelled by hand, say) is ended: its later inputs and timers are dropped.
+    const ended = await endedInstance(store, workflow, streamId);
+    if (ended === undefined) throw error;
+    return { instance: ended, base: 0 };
+  }
+}
+
+/** The instance as its records' types alone tell it, when one of them ends it; else undefined. */
+async function endedInstance<State>(
+  store: EventStore,
+  workflow: { initialState(): State },
+  streamId: string,
+): Promise<WorkflowInstance<State> | undefined> {
+  const { events, version } = await store.readStream(streamId);
+  let status: InstanceStatus | undefined;
+  for (const event of events) {
+    if (event.type === workflowEventTypes.completed) status = 'completed';
+    else if (event.type === workflowEventTypes.cancelled) status = 'cancelled';
+  }
+  if (status === undefined) return undefined;
+  return { streamId, version, state: workflow.initialState(), status, seen: new Set(), timers: new Map() };
+}
+
+async function loadFolded<State, In extends Event, Out extends Event>(
   store: EventStore,
   workflow: Workflow<State, In, Out>,
   streamId: string,
