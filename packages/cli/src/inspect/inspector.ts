@@ -107,9 +107,9 @@ export interface DeadLetterOperator extends DeadLetterReader {
   /** Why `record` cannot be redriven here (its group has no queue on the database's transport), or undefined. */
   cannotRedrive(record: DeadLetter): Promise<string | undefined>;
   /**
-   * Marks the record redriven, then puts the message back in its consumer
-   * group's queue (`redriveDeadLetter`): a send that fails puts the record
-   * back to dead and rejects. Resolves whether the record was redriven: one
+   * Puts the message back in its consumer group's queue, then marks the
+   * record redriven (`redriveDeadLetter`): a send that fails leaves the
+   * record dead and rejects. Resolves whether the record was redriven: one
    * changed since it was read (dead again with a newer failure, or redriven
    * or discarded elsewhere) is left as it is, its message not sent.
    */

@@ -112,9 +112,9 @@ export async function openRedriver(target: TransportTarget): Promise<GroupRedriv
 
 /**
  * The dead letters of `store` with their redrives sent through `redriver`:
- * the record marked redriven first, then the message sent
+ * the message sent, then the record marked redriven
  * (`redriveDeadLetter`: a record changed since it was read is not sent; a
- * send that fails puts the record back to dead). `close` closes the
+ * send that fails leaves the record dead). `close` closes the
  * redriver, then `closeStore`.
  */
 export function redrivingThrough(
@@ -127,7 +127,7 @@ export function redrivingThrough(
     list: (filter) => store.list(filter),
     cannotRedrive: (record) => redriver.cannotRedrive(record),
     async redrive(record, at) {
-      // Refused before the record is claimed: a group not declared there changes nothing.
+      // Refused before anything is sent or marked: a group not declared there changes nothing.
       const reason = await redriver.cannotRedrive(record);
       if (reason) throw new CliError(reason);
       return redriveDeadLetter(store, record, at, () => redriver.redeliver(record));

@@ -24,11 +24,12 @@ export interface ConsumerDeadLetters {
   /**
    * Delivers dead letters to this consumer again (attempts start over; each
    * record is kept, marked `redriven`, with the redrive's time). Returns how
-   * many were redriven. Each record is marked first, then its message goes
-   * (`redriveDeadLetter`): one redriven, discarded or dead again with a newer
-   * failure since it was selected is neither sent nor counted. A redelivery
-   * that fails puts its record back to dead and rejects with its error: the
-   * records before it stay redriven, the ones after it are not tried.
+   * many were redriven. Each record is read again, its message sent while it
+   * is still as selected, then the record marked (`redriveDeadLetter`): one
+   * redriven, discarded or dead again with a newer failure since it was
+   * selected is neither sent nor counted. A redelivery that fails leaves its
+   * record dead and rejects with its error: the records before it stay
+   * redriven, the ones after it are not tried.
    */
   redrive(selection: string | readonly string[] | DeadLetterFilter): Promise<number>;
   /**
@@ -152,11 +153,13 @@ export function deadLetterStep(settings: DeadLetterStepSettings) {
  * was read (redriven or discarded elsewhere, or dead again with a newer
  * failure). Sent before it is marked, so that no crash or failure between the
  * two leaves a record marked with its message undelivered: a failed `send`
- * rejects with its error and leaves the record dead. A message that failed
- * again before the mark leaves its record dead with the new failure, the
- * redrive added to its history (resolves true); a record that changed
- * otherwise between the send and the mark (discarded or redriven elsewhere)
- * rejects with a `TransportError` saying its message was sent. The
+ * rejects with its error and leaves the record dead; a mark that fails
+ * rejects with a `TransportError` saying the message went and the record
+ * stays dead. A message that failed again before the mark leaves its record
+ * dead with the new failure, the redrive added to its history (resolves
+ * true); a record another redrive marked at the same moment resolves false
+ * (both sent: the inbox drops the copy); one discarded between the send and
+ * the mark rejects with a `TransportError` saying its message was sent. The
  * consumer's `deadLetters.redrive` and the CLI's redrives (`factline dlq
  * redrive`, the dashboard) go through it.
  *
@@ -174,16 +177,27 @@ export async function redriveDeadLetter(
   if (current === undefined || !deadLetterIsAsRead(current, record, record)) return false;
   await send();
   const marked: DeadLetter = { ...record, state: 'redriven', redrives: [...record.redrives, at] };
-  if (await store.update(marked, record)) return true;
+  let written: boolean;
+  try {
+    written = await store.update(marked, record);
+  } catch (error) {
+    throw new TransportError(
+      `the message of dead letter '${record.id}' was redriven, but marking its record failed (${error instanceof Error ? error.message : String(error)}): it stays dead, and a later redrive sends the message again`,
+      { cause: error, retryable: false },
+    );
+  }
+  if (written) return true;
   const now = await store.get(record.id);
-  if (now?.state === 'dead' && now.deadLetteredAt.getTime() > record.deadLetteredAt.getTime()) {
+  if (now?.state === 'dead') {
     // Delivered and failed again before the mark: its record is dead again with that failure (one live record per
     // message); the redrive goes into its history.
     await store.update({ ...now, redrives: [...now.redrives, at] }, now);
     return true;
   }
+  // Redriven by another redrive at the same moment (both sent: the inbox drops the copy) or discarded meanwhile.
+  if (now?.state === 'redriven') return false;
   throw new TransportError(
-    `the message of dead letter '${record.id}' was redriven, but its record changed meanwhile (discarded or redriven elsewhere, or dead again) and was not marked by this redrive`,
+    `the message of dead letter '${record.id}' was redriven, but its record was discarded meanwhile`,
     { retryable: false },
   );
 }
