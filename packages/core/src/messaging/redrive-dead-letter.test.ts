@@ -1,24 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { deadRecord } from '../testing/consumer/dead-letter-fixtures.ts';
 import { redriveDeadLetter } from './consumer-dead-letters.ts';
 import { type DeadLetter, getInMemoryDeadLetterStore } from './consumer-ports.ts';
-import { createMessage } from './message.ts';
 
-const at = new Date(Date.UTC(2026, 0, 1));
-const record: DeadLetter = {
-  id: 'r1',
-  consumer: 'refunds',
-  topic: 'orders',
-  message: createMessage({ type: 'RefundRequested', data: {}, key: 'order-1' }),
-  error: { type: 'Error', message: 'card expired' },
-  reason: 'not retryable',
-  attempts: 1,
-  firstFailureAt: at,
-  lastFailureAt: at,
-  deadLetteredAt: at,
-  redrives: [],
-  state: 'dead',
-};
+const record = deadRecord('refunds', 'orders', 1);
+const at = record.deadLetteredAt;
 
 describe('redriveDeadLetter', () => {
   it('two redrives of one record at the same moment: both may send, one marks it, neither fails', async () => {
@@ -44,7 +31,7 @@ describe('redriveDeadLetter', () => {
     ]);
     assert.equal(sends, 2, 'both sent (at least once: the inbox drops the copy)');
     assert.deepEqual([...outcomes].sort(), [false, true], 'one counted');
-    const stored = await store.get('r1');
+    const stored = await store.get(record.id);
     assert.deepEqual([stored?.state, stored?.redrives.length], ['redriven', 1]);
   });
 
@@ -62,6 +49,6 @@ describe('redriveDeadLetter', () => {
       redriveDeadLetter(failing, record, new Date(), async () => undefined),
       /was redriven, but marking its record failed \(disk full\): it stays dead/,
     );
-    assert.equal((await store.get('r1'))?.state, 'dead');
+    assert.equal((await store.get(record.id))?.state, 'dead');
   });
 });

@@ -81,16 +81,13 @@ export function createParkedInstances<State, In extends Event, Out extends Event
     if (loaded.instance.version === 0) throw new WorkflowError(streamId, 'no such instance');
     return loaded;
   };
-  /** Cancels an instance that cannot be loaded: its status read from the types of its records, nothing folded. */
+  /**
+   * Cancels an instance that cannot be loaded, nothing folded: one that has ended loads as ended
+   * (`loadWorkflowInstance`), so this one has not (the append's expected version holds that).
+   */
   const cancelUnloaded = async (streamId: string, data: { reason?: string }) => {
-    const { events, version } = await store.readStream(streamId);
+    const { version } = await store.readStream(streamId);
     if (version === 0) throw new WorkflowError(streamId, 'no such instance');
-    let status = 'running';
-    for (const event of events) {
-      if (event.type === T.completed) status = 'completed';
-      else if (event.type === T.cancelled) status = 'cancelled';
-    }
-    if (status !== 'running') throw new WorkflowError(streamId, `is ${status} already`);
     const id = derivedId(streamId, 'cancelled', String(version));
     await store.append(streamId, [{ id, type: T.cancelled, data }], { expectedVersion: version });
   };

@@ -1,6 +1,7 @@
 import { competingConsumerCases } from './competing.ts';
 import type { ConsumerConformanceCase } from './context.ts';
 import { correlationCases } from './correlation.ts';
+import { deadLetterRedriveCases } from './dead-letter-redrives.ts';
 import { deadLetterCases } from './dead-letters.ts';
 import { inboxCases } from './inbox.ts';
 import { keyOrderCases } from './key-order.ts';
@@ -21,6 +22,7 @@ export const consumerConformanceCases: Readonly<Record<string, readonly Consumer
   'context: correlation and causation': correlationCases,
   'retries and dead-lettering': retryCases,
   'dead-letter store': deadLetterCases,
+  'dead-letter redrives': deadLetterRedriveCases,
   inbox: inboxCases,
   transactions: transactionCases,
   'key lanes: per-key order': keyOrderCases,
