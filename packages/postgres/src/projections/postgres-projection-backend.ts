@@ -1,4 +1,4 @@
-import type { Logger, ParkedEvent, RecordedEvent } from '@factline/core';
+import { type Logger, type ParkedEvent, type RecordedEvent, StorageError } from '@factline/core';
 import {
   assertIntegerOption,
   type ProjectionBackend,
@@ -16,6 +16,7 @@ import { isConnectionFailure, toStorageError } from '../pg-errors.ts';
 import { statementName } from '../statement-name.ts';
 import type { PostgresEventStore } from '../store/postgres-event-store.ts';
 import { appendChannel } from '../store/schema.ts';
+import { ABORTED_BY_CAUGHT_FAILURE, commitOrThrow, isInFailedTransaction } from '../store/store-transaction.ts';
 import { withClientHandle } from '../transaction-handle.ts';
 import { projectionMigrations } from './projection-tables.ts';
 
@@ -148,7 +149,8 @@ export function getPostgresProjectionBackend(
     try {
       await client.query('BEGIN');
       const keep = await body(client);
-      await client.query(keep ? 'COMMIT' : 'ROLLBACK');
+      if (keep) await commitOrThrow(client, () => new CallerError(new StorageError(ABORTED_BY_CAUGHT_FAILURE)));
+      else await client.query('ROLLBACK');
       return keep;
     } catch (error) {
       const original = error instanceof CallerError ? error.error : error;
@@ -226,11 +228,17 @@ export function getPostgresProjectionBackend(
       const locked = await lockCheckpoint(client, name, version?.projection ?? name);
       if (locked.position !== expected || (version && locked.live > version.version)) return false;
       if (work) await work(client);
-      await client.query({
-        name: statement('save'),
-        text: `UPDATE ${s}.projections SET position = $2, updated_at = now() WHERE name = $1`,
-        values: [name, next],
-      });
+      try {
+        await client.query({
+          name: statement('save'),
+          text: `UPDATE ${s}.projections SET position = $2, updated_at = now() WHERE name = $1`,
+          values: [name, next],
+        });
+      } catch (error) {
+        // The work caught a failed statement of its own and returned: say so, not "transaction is aborted".
+        if (work && isInFailedTransaction(error)) throw new StorageError(ABORTED_BY_CAUGHT_FAILURE, { cause: error });
+        throw error;
+      }
       return true;
     });
 

@@ -375,6 +375,71 @@ describe('postgres projections', { skip }, () => {
     );
   });
 
+  it('a handler or init that catches a failed statement and goes on fails, named as such: nothing of it commits', async () => {
+    const store = await openStore('swallow');
+    const backend = getPostgresProjectionBackend(store);
+    cleanups.push(() => backend.close());
+    const positions: number[] = [];
+    for (const id of ['a', 'b', 'a', 'c']) {
+      positions.push((await store.append(`s-${positions.length}`, [{ type: 'Seen', data: { id } }])).position);
+    }
+    const table = `"${store.schema}".seen_model`;
+    // "Insert, ignore the duplicate": the failed INSERT aborts the transaction, and its COMMIT rolls back.
+    const insertIgnoring = async (tx: pg.PoolClient, id: string) => {
+      try {
+        await tx.query(`INSERT INTO ${table} (id) VALUES ($1)`, [id]);
+      } catch {
+        // a duplicate, ignored
+      }
+    };
+    const seen = defineProjection<pg.PoolClient>({
+      name: 'seen',
+      handles: ['Seen'],
+      onFailure: 'park',
+      init: async (tx) => {
+        await tx.query(`CREATE TABLE IF NOT EXISTS ${table} (id text PRIMARY KEY)`);
+      },
+      handle: async (events, tx) => {
+        for (const event of events) await insertIgnoring(tx, (event.data as { id: string }).id);
+      },
+    });
+    const runner = createProjectionRunner(backend, [seen], { maxAttempts: 1, initialBackoffMs: 1 });
+    cleanups.push(() => runner.stop());
+    await runner.start();
+    await runner.waitFor('seen', positions[3] as number, { timeoutMs: 5000 });
+    const parked = await runner.parked('seen');
+    assert.deepEqual(
+      parked.map((p) => p.event.position),
+      [positions[2]],
+      'the repeated id is parked, the others applied',
+    );
+    assert.match(parked[0]?.error ?? '', /caught the error and went on/, parked[0]?.error);
+    const model = await rows<{ id: string }>(`SELECT id FROM ${table} ORDER BY id`);
+    assert.deepEqual(
+      model.map((row) => row.id),
+      ['a', 'b', 'c'],
+    );
+    await runner.stop();
+
+    // An init that swallows its failed statement rejects the start rather than running on a half-made model.
+    const initSwallowing = defineProjection<pg.PoolClient>({
+      name: 'init_swallowing',
+      handles: ['Seen'],
+      init: async (tx) => {
+        await tx.query(`CREATE TABLE IF NOT EXISTS "${store.schema}".never_made (id text)`);
+        await insertIgnoring(tx, 'a');
+      },
+      handle: () => {},
+    });
+    const failing = createProjectionRunner(backend, [initSwallowing]);
+    cleanups.push(() => failing.stop());
+    await assert.rejects(failing.start(), /caught the error and went on/);
+    const made = await rows<{ present: string | null }>(
+      `SELECT to_regclass('"${store.schema}".never_made')::text AS present`,
+    );
+    assert.equal(made[0]?.present, null);
+  });
+
   it('two runners of one projection at once (no lease) still apply every event exactly once', async () => {
     const store = await openStore('overlap');
     const applied = `"${store.schema}".overlap_applied`;

@@ -8,7 +8,7 @@ import type { AppendSignal } from './append-signal.ts';
 import { type AppendOutcomeRow, appendParameters, storedEvents, typeParsers } from './row-codec.ts';
 import { Outcome } from './schema.ts';
 import type { StoreStatements } from './statements.ts';
-import { inStoreTransaction } from './store-transaction.ts';
+import { ABORTED_BY_CAUGHT_FAILURE, inStoreTransaction, isInFailedTransaction } from './store-transaction.ts';
 
 /** Runs each projection's `init` in a transaction of its own (at open). */
 export async function initInlineProjections(
@@ -19,6 +19,15 @@ export async function initInlineProjections(
     const init = projection.init;
     if (init) await inStoreTransaction(pool, (client) => withClientHandle(client, init));
   }
+}
+
+/**
+ * A projection's handler caught the failure of a statement it sent and returned: the transaction is aborted
+ * (`error`, 25P02, from the next statement), and that projection fails the append. Any other error as it is.
+ */
+function caughtFailure(projection: Projection<pg.PoolClient>, events: readonly RecordedEvent[], error: unknown) {
+  if (!isInFailedTransaction(error)) return error;
+  return inlineProjectionFailure(projection, events, new Error(ABORTED_BY_CAUGHT_FAILURE, { cause: error }));
 }
 
 export interface InlineWriteOptions {
@@ -33,20 +42,28 @@ export interface InlineWriteOptions {
 /**
  * With inline projections, a batch is one transaction on a client: first
  * all its appends in one statement, then each projection's handler once on
- * all their events. If a handler throws, that transaction rolls back and the
- * batch is written again with each append in its own savepoint, followed by
- * the handlers on its events, so the append they throw on fails alone.
+ * all their events. If a handler throws (or caught a failed statement: the
+ * commit rolls back), that transaction rolls back and the batch is written
+ * again with each append in its own savepoint, followed by the handlers on
+ * its events, so the append they fail on fails alone.
  */
 export function createInlineWrite(
   options: InlineWriteOptions,
 ): (batch: readonly PreparedAppend[]) => Promise<Settle[]> {
   const { pool, projections, statements, signal, settle, now } = options;
 
-  /** Applies one append's events to the projections, in the append's savepoint. */
-  const runInline = async (client: pg.PoolClient, events: readonly RecordedEvent[]) => {
+  /**
+   * Applies events to the projections; returns those that got some, with their events. `checked`: after each
+   * handler, a statement tells whether a statement it sent failed and it caught the error (the transaction is
+   * aborted then): that projection fails the append. (With one handler, the savepoint's release tells as much;
+   * together, only the commit tells: it rolls back, and the batch goes again append by append.)
+   */
+  const runInline = async (client: pg.PoolClient, events: readonly RecordedEvent[], checked: boolean) => {
+    const ran: { projection: Projection<pg.PoolClient>; events: RecordedEvent[] }[] = [];
     for (const projection of projections) {
       const mine = inlineEvents(projection, events);
       if (mine.length === 0) continue;
+      ran.push({ projection, events: mine });
       try {
         // A handle ended with the handler: a query it sends later is refused, not run in another transaction.
         await withClientHandle(client, (tx) => projection.handle(mine, tx));
@@ -54,7 +71,15 @@ export function createInlineWrite(
         if (isConnectionFailure(error)) throw error;
         throw inlineProjectionFailure(projection, mine, error);
       }
+      if (checked) {
+        try {
+          await client.query('SELECT 1');
+        } catch (error) {
+          throw caughtFailure(projection, mine, error);
+        }
+      }
     }
+    return ran;
   };
 
   /**
@@ -77,7 +102,7 @@ export function createInlineWrite(
           if (row.outcome === Outcome.appended)
             events.push(...storedEvents(append, row, recordedAt).map(toRecordedEvent));
         });
-        await runInline(client, events);
+        await runInline(client, events, false);
         return rows;
       });
       for (const row of rows) signal.noteAppended(row);
@@ -111,9 +136,18 @@ export function createInlineWrite(
           });
           const row = rows[0] as AppendOutcomeRow;
           if (row.outcome === Outcome.appended) {
-            await runInline(client, storedEvents(append, row, recordedAt).map(toRecordedEvent));
+            const events = storedEvents(append, row, recordedAt).map(toRecordedEvent);
+            const handling = projections.filter((projection) => inlineEvents(projection, events).length > 0);
+            const ran = await runInline(client, events, handling.length > 1);
+            try {
+              await client.query('RELEASE SAVEPOINT factline_append');
+            } catch (error) {
+              const only = ran.length === 1 ? ran[0] : undefined;
+              throw only ? caughtFailure(only.projection, only.events, error) : error;
+            }
+          } else {
+            await client.query('RELEASE SAVEPOINT factline_append');
           }
-          await client.query('RELEASE SAVEPOINT factline_append');
           appended.push(row);
           outcomes.push(() => settle(append, row, recordedAt));
         } catch (error) {

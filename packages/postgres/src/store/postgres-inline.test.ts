@@ -104,6 +104,71 @@ describe('PostgreSQL inline projections', { skip }, () => {
     }
   });
 
+  it('a handler that catches a failed statement and returns fails its append: nothing resolves unstored', async () => {
+    // "Insert, and ignore the duplicate": in PostgreSQL the failed statement aborts the transaction, and its
+    // COMMIT then rolls back, answering ROLLBACK rather than an error.
+    const swallowSchema = testSchema('inlineswallow');
+    const swallowing = defineProjection<pg.PoolClient>({
+      name: 'first_seen',
+      handles: ['Seen'],
+      init: async (tx) => {
+        await tx.query(`CREATE TABLE IF NOT EXISTS "${swallowSchema}".first_seen (id text PRIMARY KEY)`);
+      },
+      handle: async (events, tx) => {
+        for (const event of events) {
+          try {
+            await tx.query(`INSERT INTO "${swallowSchema}".first_seen (id) VALUES ($1)`, [
+              (event.data as { id: string }).id,
+            ]);
+          } catch {
+            // a duplicate: ignored (wrongly: the transaction is aborted now)
+          }
+        }
+      },
+    });
+    const swallowStore = await getPostgresEventStore({
+      connectionString: postgresUrl,
+      schema: swallowSchema,
+      inlineProjections: [swallowing],
+    });
+    try {
+      await swallowStore.append('s-0', [{ type: 'Seen', data: { id: 'same' } }]);
+      // Appended together (one group commit), then append by append in savepoints: half repeat the id.
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) =>
+          swallowStore.append(`s-${i + 1}`, [{ type: 'Seen', data: { id: i % 2 === 0 ? 'same' : `new-${i}` } }]),
+        ),
+      );
+      const stored = new Map<string, number>();
+      for await (const event of swallowStore.readAll()) stored.set(event.streamId, event.position);
+      results.forEach((result, i) => {
+        const streamId = `s-${i + 1}`;
+        if (i % 2 === 0) {
+          assert.equal(result.status, 'rejected', `${streamId} repeats the id: its handler's failure fails it`);
+          const reason = (result as PromiseRejectedResult).reason;
+          assert.ok(isProjectionFailedError(reason), `${streamId}: ${reason}`);
+          assert.match(String(reason.message), /first_seen/);
+          assert.match(String(reason.message), /caught the error and went on/);
+          assert.equal(stored.has(streamId), false, `${streamId} is not stored`);
+        } else {
+          assert.equal(result.status, 'fulfilled', `${streamId}: ${(result as PromiseRejectedResult).reason}`);
+          const { position } = (result as PromiseFulfilledResult<{ position: number }>).value;
+          assert.equal(stored.get(streamId), position, `${streamId} resolved with the position it is stored at`);
+        }
+      });
+      const seen = await swallowStore.pool.query<{ id: string }>(
+        `SELECT id FROM "${swallowSchema}".first_seen ORDER BY id`,
+      );
+      assert.deepEqual(
+        seen.rows.map((r) => r.id),
+        ['new-1', 'new-3', 'new-5', 'new-7', 'same'],
+      );
+    } finally {
+      await swallowStore.close();
+      await dropSchema(swallowSchema);
+    }
+  });
+
   it('rejects a projection without handles', async () => {
     await assert.rejects(
       getPostgresEventStore({
