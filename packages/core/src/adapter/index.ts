@@ -12,15 +12,14 @@ export { createLostSignal, type LostSignal } from '../lease/lost-signal.ts';
 export { log, loggerKind } from '../logging/logger.ts';
 export { redriveDeadLetter } from '../messaging/consumer-dead-letters.ts';
 export {
-  deadLetterFromJson,
   deadLetterIsAsRead,
   deadLetterMatches,
   deadLetterRedrivesJson,
-  deadLetterToJson,
   isPromiseLike,
   refreshedDeadLetter,
   storableDeadLetter,
 } from '../messaging/consumer-ports.ts';
+export { deadLetterFromJson, deadLetterToJson } from '../messaging/dead-letter-json.ts';
 export {
   type DeadLetterConditions,
   type DeadLetterRow,
@@ -98,7 +97,7 @@ export {
 export { lazyAppendResult, storedAppendResult } from '../store/append-result.ts';
 export { matchRetriedAppend, type StoredEvent, toRecordedEvent } from '../store/idempotency.ts';
 export { checkInlineProjections, inlineEvents, inlineProjectionFailure } from '../store/inline-projections.ts';
-export { isWellFormedText, storableFailureText } from '../store/json-checks.ts';
+export { isStorableText, isWellFormedText, storableFailureText } from '../store/json-checks.ts';
 export {
   appliesReadAllMap,
   type ReadAllMap,

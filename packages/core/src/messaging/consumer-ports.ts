@@ -1,7 +1,7 @@
 import { isFactlineError } from '../errors/index.ts';
 import { checkOptions, describeValue, MAX_TIMER_MS } from '../options/check-options.ts';
 import { storableFailureText } from '../store/json-checks.ts';
-import { type Message, messageFromJson, messageToJson } from './message.ts';
+import type { Message } from './message.ts';
 import type { Delivery } from './transport.ts';
 
 /**
@@ -305,24 +305,6 @@ export function getInMemoryDeadLetterStore(): DeadLetterStore {
       records.set(record.id, keep(record));
       return true;
     },
-  };
-}
-
-/** The JSON text an SQL dead-letter store keeps for a record, its failure's text as `storableDeadLetter` has it. */
-export function deadLetterToJson(record: DeadLetter): string {
-  return JSON.stringify({ ...storableDeadLetter(record), message: JSON.parse(messageToJson(record.message)) });
-}
-
-/** A dead letter back from its stored JSON, with its dates as Dates again. */
-export function deadLetterFromJson(text: string): DeadLetter {
-  const parsed = JSON.parse(text) as Omit<DeadLetter, 'message'> & { message: unknown };
-  return {
-    ...parsed,
-    message: messageFromJson(JSON.stringify(parsed.message)),
-    firstFailureAt: new Date(parsed.firstFailureAt),
-    lastFailureAt: new Date(parsed.lastFailureAt),
-    deadLetteredAt: new Date(parsed.deadLetteredAt),
-    redrives: parsed.redrives.map((at) => new Date(at)),
   };
 }
 

@@ -1,4 +1,5 @@
-import { type DeadLetter, type DeadLetterFilter, deadLetterToJson, storableDeadLetter } from './consumer-ports.ts';
+import { type DeadLetter, type DeadLetterFilter, storableDeadLetter } from './consumer-ports.ts';
+import { deadLetterToJson } from './dead-letter-json.ts';
 
 /**
  * A dead letter as an SQL store keeps it: the whole record as JSON, plus the

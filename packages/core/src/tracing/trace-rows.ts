@@ -1,4 +1,5 @@
-import { type DeadLetter, deadLetterFromJson } from '../messaging/consumer-ports.ts';
+import type { DeadLetter } from '../messaging/consumer-ports.ts';
+import { deadLetterFromJson } from '../messaging/dead-letter-json.ts';
 import { messageFromJson } from '../messaging/message.ts';
 import type { EventMetadata } from '../store/types.ts';
 import type { TracedEvent, TracedHandling, TracedOutboxEntry, TracedQueuedMessage } from './trace-sources.ts';

@@ -1,6 +1,7 @@
 import { competingConsumerCases } from './competing.ts';
 import type { ConsumerConformanceCase } from './context.ts';
 import { correlationCases } from './correlation.ts';
+import { deadLetterForeignCases } from './dead-letter-foreign.ts';
 import { deadLetterRedriveCases } from './dead-letter-redrives.ts';
 import { deadLetterCases } from './dead-letters.ts';
 import { inboxCases } from './inbox.ts';
@@ -21,7 +22,7 @@ export {
 export const consumerConformanceCases: Readonly<Record<string, readonly ConsumerConformanceCase[]>> = {
   'context: correlation and causation': correlationCases,
   'retries and dead-lettering': retryCases,
-  'dead-letter store': deadLetterCases,
+  'dead-letter store': [...deadLetterCases, ...deadLetterForeignCases],
   'dead-letter redrives': deadLetterRedriveCases,
   inbox: inboxCases,
   transactions: transactionCases,
