@@ -8,6 +8,7 @@ import { createClient } from 'redis';
 import { redisUnavailable, redisUrl, removeKeys, testApplication } from '../../../redis/src/fixtures/server.ts';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresDeadLetterStore } from './postgres-dead-letters.ts';
+import { getPostgresInbox } from './postgres-inbox.ts';
 
 const skip = (await postgresUnavailable()) || (await redisUnavailable());
 const schema = testSchema('dlq_foreign');
@@ -112,3 +113,62 @@ test('a message written outside Factline with a NUL in its id, type, key, data a
     await raw.close();
   }
 });
+
+for (const groupCommit of [false, true]) {
+  test(`${groupCommit ? 'group commit' : 'a transaction per message'}: the PostgreSQL inbox refuses a foreign message whose id holds a NUL (a ValidationError, dead-lettered at once) and applies one holding a NUL in its data`, {
+    skip,
+  }, async () => {
+    const topic = `inbox-${groupCommit}`;
+    // A consumer of its own per variant: the inbox marks of one are not the other's.
+    const name = `uploads-${groupCommit}`;
+    const transport = await getRedisTransport({ url: redisUrl, application, partitions: 1 });
+    const deadLetters = await getPostgresDeadLetterStore({ connectionString: postgresUrl, schema });
+    const inbox = await getPostgresInbox({ pool: deadLetters.pool, schema, groupCommit });
+    const raw = createClient({ url: redisUrl });
+    raw.on('error', () => undefined);
+    await raw.connect();
+    const stages: ConsumerErrorStage[] = [];
+    const handled: Message[] = [];
+    const consumer = createConsumer({
+      name,
+      topic,
+      transport,
+      deadLetters,
+      inbox,
+      handler: (message) => void handled.push(message),
+      onError: (_error, context) => void stages.push(context.stage),
+    });
+    try {
+      await consumer.start();
+      const byId = `{"id":"up\\u0000-2","type":"Uploaded","data":{},"metadata":{},"key":"file-2","headers":{},"createdAt":"2026-01-01T00:00:00.000Z"}`;
+      const byData = `{"id":"up-3","type":"Uploaded","data":{"note":"a\\u0000b"},"metadata":{},"key":"file-2","headers":{},"createdAt":"2026-01-01T00:00:01.000Z"}`;
+      await raw.sendCommand(['XADD', `${application}:stream:${topic}:0`, '*', 'm', byId]);
+      await raw.sendCommand(['XADD', `${application}:stream:${topic}:0`, '*', 'm', byData]);
+      // Counted once acknowledged: its transaction (the mark) committed.
+      await waitUntil(() => consumer.stats().handled === 1, 'the message with a NUL in its data applied', 10_000);
+      await waitUntil(
+        async () => (await deadLetters.list({ consumer: name, topic })).length === 1,
+        'the message with a NUL in its id dead-lettered',
+        10_000,
+      );
+      assert.deepEqual(handled[0], messageFromJson(byData));
+      assert.equal(await inbox.has(name, 'up-3'), true, 'its mark kept');
+      const [record] = await deadLetters.list({ consumer: name, topic });
+      assert.deepEqual(record?.message, messageFromJson(byId));
+      assert.equal(record?.error.type, 'ValidationError');
+      assert.equal(record?.attempts, 1, 'not retried');
+      assert.match(
+        record?.error.message ?? '',
+        /messageId: "up\\u0000-2" holds a NUL or a lone surrogate, which PostgreSQL's text cannot hold: the PostgreSQL inbox cannot keep its mark/,
+      );
+      assert.deepEqual(stages, ['handler'], 'reported once, as the handler failing');
+      await assert.rejects(inbox.has(name, 'up\u0000-2'), { name: 'ValidationError' });
+    } finally {
+      await consumer.stop();
+      await transport.close();
+      await inbox.close();
+      await deadLetters.close();
+      await raw.close();
+    }
+  });
+}

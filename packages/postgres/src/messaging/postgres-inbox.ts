@@ -1,5 +1,5 @@
-import { type Inbox, StorageError, StoreClosedError } from '@factline/core';
-import { assertIntegerOption, inCallerScope } from '@factline/core/adapter';
+import { type Inbox, StorageError, StoreClosedError, ValidationError } from '@factline/core';
+import { assertIntegerOption, inCallerScope, isStorableText } from '@factline/core/adapter';
 import type pg from 'pg';
 import { checkOutHeld } from '../checkout.ts';
 import { checkPostgresInboxOptions } from '../options.ts';
@@ -37,6 +37,24 @@ export interface PostgresInboxOptions extends PostgresConsumerStoreOptions {
   maxGroups?: number;
 }
 
+/**
+ * A `ValidationError` for a mark PostgreSQL's text cannot hold (a message id with a NUL or a lone surrogate,
+ * written into a broker by another program), before any statement; `undefined` for one it can.
+ */
+function unstorableMark(consumer: string, messageId: string): ValidationError | undefined {
+  for (const [path, value] of [
+    ['messageId', messageId],
+    ['consumer', consumer],
+  ] as const) {
+    if (isStorableText(value)) continue;
+    return new ValidationError({
+      path,
+      message: `${JSON.stringify(value)} holds a NUL or a lone surrogate, which PostgreSQL's text cannot hold: the PostgreSQL inbox cannot keep its mark, so the message is not applied`,
+    });
+  }
+  return undefined;
+}
+
 export interface PostgresInbox extends Inbox<pg.PoolClient> {
   readonly pool: pg.Pool;
   /** Ends the pool if the inbox opened it. */
@@ -51,7 +69,11 @@ export interface PostgresInbox extends Inbox<pg.PoolClient> {
  * once even when the process dies between the handler and the ack. Two
  * consumers handed the same message at once cannot both apply it: the second
  * mark waits for the first transaction and, when it commits, finds the
- * duplicate.
+ * duplicate. A message whose id holds a NUL or a lone surrogate (written
+ * into a broker by another program; PostgreSQL's text holds neither) is
+ * refused with a `ValidationError` before any statement: its handler does
+ * not run, and the consumer dead-letters it as it would a handler's failure
+ * that is not retryable.
  *
  * @example
  * const consumer = createConsumer({
@@ -133,10 +155,18 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
 
   return {
     pool,
-    has: async (consumer, id) =>
-      (await tables.query('has', `SELECT 1 FROM ${s}.inbox WHERE consumer = $1 AND message_id = $2`, [consumer, id]))
-        .rowCount !== 0,
+    has: async (consumer, id) => {
+      const refused = unstorableMark(consumer, id);
+      if (refused) throw refused;
+      const found = await tables.query('has', `SELECT 1 FROM ${s}.inbox WHERE consumer = $1 AND message_id = $2`, [
+        consumer,
+        id,
+      ]);
+      return found.rowCount !== 0;
+    },
     add: async (consumer, id, at) => {
+      const refused = unstorableMark(consumer, id);
+      if (refused) throw refused;
       await tables.query('mark', MARK, [consumer, id, at]);
     },
     prune: async (before, consumer) => {
@@ -144,6 +174,9 @@ export async function getPostgresInbox(options: PostgresInboxOptions): Promise<P
     },
     applyOnce(consumer, id, at, work, delivery) {
       if (tables.closed()) return Promise.reject(new StoreClosedError('inbox'));
+      // Refused before its run joins a group: no statement of a group meets it.
+      const refused = unstorableMark(consumer, id);
+      if (refused) return Promise.reject(refused);
       // The transport's delivery, when it lives in this pool's database, is acked in the same transaction.
       const ack = ackInTransactionOf(delivery);
       const ackHere = ack?.pool === pool ? ack : undefined;
