@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import Sqlite from 'better-sqlite3';
 import { runFactline, runJson } from './fixtures/run-factline.ts';
 import { firstRelease } from './fixtures/shipping-schemas.ts';
-import { corruptShippingRecords, fillWorkflowDatabase } from './fixtures/workflow-database.ts';
+import { breakShippingRecordJson, corruptShippingRecords, fillWorkflowDatabase } from './fixtures/workflow-database.ts';
 import type { WorkflowInstanceSummary } from './workflows/instance-summary.ts';
 
 const definitions = fileURLToPath(new URL('./fixtures/shipping-workflow.ts', import.meta.url));
@@ -353,5 +353,80 @@ describe('factline workflows on instances with a record that cannot be read', ()
     assert.equal(folded.stdout, 'shipping-A1 cancelled\n');
     const shown = await runJson<Shown>(['workflows', 'show', 'shipping', 'A1'], { db: corrupt });
     assert.deepEqual([shown.state, shown.version], ['cancelled', 6]);
+  });
+});
+
+describe('factline workflows on instances with a record whose row is not JSON', () => {
+  let broken = '';
+  const run = (...args: string[]) => runFactline(args, { db: broken });
+  type Unreadable = { unreadable: { version: number; type: string; problem: string } | null };
+  before(async () => {
+    broken = join(dir, 'not-json.db');
+    await fillWorkflowDatabase(broken);
+    breakShippingRecordJson(broken);
+  });
+
+  it('ls lists each such instance as unreadable, naming the record and the column, and every other one as before', async () => {
+    const listed = await runJson<{ instances: (WorkflowInstanceSummary & Unreadable)[] }>(['workflows', 'ls'], {
+      db: broken,
+    });
+    assert.deepEqual(
+      listed.instances.map((s) => [s.instanceId, s.state, s.version, s.lastInput?.type, s.timers.length]),
+      [
+        ['A1', 'running', 5, 'OrderPaid', 1],
+        ['A2', 'completed', 8, 'OrderDelivered', 0],
+        ['A3', 'parked', 5, 'OrderPacked', 1],
+        ['A4', 'running', 3, 'OrderPaid', 1],
+      ],
+    );
+    assert.deepEqual(
+      listed.instances.map((s) => s.unreadable && [s.unreadable.version, s.unreadable.type]),
+      [[4, '$workflow.input'], null, [4, '$workflow.parked'], null],
+    );
+    assert.match(listed.instances[0]?.unreadable?.problem ?? '', /^data is not JSON \(.+\)$/);
+    assert.match(listed.instances[2]?.unreadable?.problem ?? '', /^metadata is not JSON \(.+\)$/);
+    const text = await run('workflows', 'ls');
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^shipping +A2 +completed +8 +OrderDelivered /m);
+    assert.match(
+      text.stdout,
+      /\nunreadable: shipping-A1 record #4 \(\$workflow\.input, position \d+\): data is not JSON \(/,
+    );
+    assert.match(
+      text.stdout,
+      /\nunreadable: shipping-A3 record #4 \(\$workflow\.parked, position \d+\): metadata is not JSON \(/,
+    );
+  });
+
+  it('show prints the row as stored, marked, beside the records that read', async () => {
+    const shown = await runJson<Shown & Unreadable>(['workflows', 'show', 'shipping', 'A1'], { db: broken });
+    assert.equal(shown.state, 'running');
+    assert.equal(shown.records.length, 5);
+    assert.equal(shown.records[3]?.data, '{"message": oops');
+    const text = await run('workflows', 'show', 'shipping', 'A1');
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /\n#4 .* input {2}"\{\\"message\\": oops" {2}unreadable: data is not JSON \(/);
+    assert.match(text.stdout, /\n#5 .* sent {2}ShipOrder /);
+    assert.match(text.stdout, /\nunreadable {2}record #4 \(\$workflow\.input, position \d+\): data is not JSON/);
+    const stream = await run('streams', 'show', 'shipping-A1');
+    assert.equal(stream.code, 0, stream.stderr);
+    assert.match(
+      stream.stdout,
+      /\n#\d+ {2}shipping-A1@4 .* "\{\\"message\\": oops" {2}unreadable: data is not JSON \(/,
+    );
+  });
+
+  it('retry of such an instance refuses (exit 2), cancel ends one', async () => {
+    const refused = await run('workflows', 'retry', 'shipping', 'A3', '--workflows', definitions, '--yes');
+    assert.equal(refused.code, 2);
+    assert.match(
+      refused.stderr,
+      /^factline: cannot retry shipping-A3: its record #4 \(\$workflow\.parked, position \d+\) cannot be read: metadata is not JSON \(/,
+    );
+    const cancelled = await run('workflows', 'cancel', 'shipping', 'A1', '--yes');
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    assert.equal(cancelled.stdout, 'shipping-A1 cancelled\n');
+    const shown = await runJson<Shown>(['workflows', 'show', 'shipping', 'A1'], { db: broken });
+    assert.deepEqual([shown.state, shown.version, shown.timers], ['cancelled', 6, []]);
   });
 });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { StoredEvent } from '../inspect/inspector.ts';
+import { notJsonProblem, type StoredEvent } from '../inspect/inspector.ts';
 import type { CliContext } from './context.ts';
 import {
   type DatabaseFlags,
@@ -23,9 +23,11 @@ interface ShowFlags extends DatabaseFlags {
   limit: number;
 }
 
-/** One event on one line (`events tail`, `streams show`): position, stream@version, type, data. */
-export const eventLine = (e: StoredEvent) =>
-  `#${e.position}  ${e.streamId}@${e.streamVersion}  ${e.type} v${e.schemaVersion}  ${e.recordedAt.toISOString()}  ${JSON.stringify(e.data)}`;
+/** One event on one line (`events tail`, `streams show`): position, stream@version, type, data, and a row not JSON marked. */
+export const eventLine = (e: StoredEvent) => {
+  const problem = notJsonProblem(e);
+  return `#${e.position}  ${e.streamId}@${e.streamVersion}  ${e.type} v${e.schemaVersion}  ${e.recordedAt.toISOString()}  ${JSON.stringify(e.data)}${problem === undefined ? '' : `  unreadable: ${problem}`}`;
+};
 
 /** `factline streams ls|show`: the streams of the store, and one stream's events. */
 export function addStreams(program: Command, context: CliContext): void {

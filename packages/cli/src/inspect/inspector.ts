@@ -21,6 +21,40 @@ export interface StoredEvent {
   data: unknown;
   metadata: EventMetadata;
   recordedAt: Date;
+  /**
+   * A column of the row that is not JSON (a hand edit of a SQLite file: its
+   * `metadata` may even hold JSON5, which SQLite's JSON functions accept),
+   * with the parser's complaint. `data` then holds the column's text as
+   * stored, `metadata` `{}`. Absent when the row reads.
+   */
+  notJson?: { column: 'data' | 'metadata'; problem: string };
+}
+
+/** What is wrong with the event's row, `data is not JSON (…)`; `undefined` when it reads. */
+export const notJsonProblem = (e: StoredEvent): string | undefined =>
+  e.notJson && `${e.notJson.column} is not JSON (${e.notJson.problem})`;
+
+/**
+ * An event row's data and metadata parsed; a column that is not JSON never
+ * throws: it is named in `notJson` (the data's text kept as stored), so one
+ * bad row cannot fail a listing.
+ *
+ * @example
+ * parseEventColumns('{"message": oops', '{}'); // { data: '{"message": oops', metadata: {}, notJson: { column: 'data', … } }
+ */
+export function parseEventColumns(data: string, metadata: string): Pick<StoredEvent, 'data' | 'metadata' | 'notJson'> {
+  const parsed: Pick<StoredEvent, 'data' | 'metadata' | 'notJson'> = { data, metadata: {} };
+  try {
+    parsed.data = JSON.parse(data);
+  } catch (error) {
+    parsed.notJson = { column: 'data', problem: (error as Error).message };
+  }
+  try {
+    parsed.metadata = JSON.parse(metadata) as EventMetadata;
+  } catch (error) {
+    parsed.notJson ??= { column: 'metadata', problem: (error as Error).message };
+  }
+  return parsed;
 }
 
 export interface OutboxTopicStatus {

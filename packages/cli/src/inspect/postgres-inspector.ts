@@ -1,4 +1,4 @@
-import { type DeadLetter, type DeadLetterFilter, type EventMetadata, workflowEventTypes } from '@factline/core';
+import { type DeadLetter, type DeadLetterFilter, workflowEventTypes } from '@factline/core';
 import {
   createOperationTracer,
   deadLetterConditions,
@@ -13,7 +13,7 @@ import {
 } from '@factline/postgres';
 import pg from 'pg';
 import { CliError } from '../cli-error.ts';
-import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
+import { type DeadLetterOperator, type Inspector, parseEventColumns, type StoredEvent } from './inspector.ts';
 import { noQueue, noQueueMessage } from './no-queue.ts';
 import { projectionName } from './projection-name.ts';
 import { type GroupRedriver, redrivingThrough } from './redriver.ts';
@@ -38,8 +38,7 @@ const toEvent = (row: EventRow): StoredEvent => ({
   streamVersion: Number(row.stream_version),
   type: row.type,
   schemaVersion: row.schema_version,
-  data: JSON.parse(row.data),
-  metadata: JSON.parse(row.metadata) as EventMetadata,
+  ...parseEventColumns(row.data, row.metadata),
   recordedAt: row.recorded_at,
 });
 

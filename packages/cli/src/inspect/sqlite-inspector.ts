@@ -1,4 +1,4 @@
-import { type DeadLetterFilter, type DeadLetterStore, type EventMetadata, workflowEventTypes } from '@factline/core';
+import { type DeadLetterFilter, type DeadLetterStore, workflowEventTypes } from '@factline/core';
 import { redriveDeadLetter } from '@factline/core/adapter';
 import {
   getSqliteDeadLetterStore,
@@ -8,7 +8,7 @@ import {
 } from '@factline/sqlite';
 import Sqlite, { type Database } from 'better-sqlite3';
 import { CliError } from '../cli-error.ts';
-import type { DeadLetterOperator, Inspector, StoredEvent } from './inspector.ts';
+import { type DeadLetterOperator, type Inspector, parseEventColumns, type StoredEvent } from './inspector.ts';
 import { noQueue, noQueueMessage } from './no-queue.ts';
 import { projectionName } from './projection-name.ts';
 import { type GroupRedriver, redrivingThrough } from './redriver.ts';
@@ -35,8 +35,7 @@ const toEvent = (row: EventRow): StoredEvent => ({
   streamVersion: row.stream_version,
   type: row.type,
   schemaVersion: row.schema_version,
-  data: JSON.parse(row.data),
-  metadata: JSON.parse(row.metadata) as EventMetadata,
+  ...parseEventColumns(row.data, row.metadata),
   recordedAt: new Date(row.recorded_at),
 });
 

@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { workflows } from '../fixtures/shipping-workflow.ts';
-import { corruptShippingRecords, fillWorkflowDatabase } from '../fixtures/workflow-database.ts';
+import {
+  breakShippingRecordJson,
+  corruptShippingRecords,
+  fillWorkflowDatabase,
+} from '../fixtures/workflow-database.ts';
 import { openSqliteDeadLetterOperator, openSqliteInspector } from '../inspect/sqlite-inspector.ts';
 import { openWorkflowStore } from '../workflows/open-store.ts';
 import { confirmForm } from './fixtures/confirm-form.ts';
@@ -107,5 +111,72 @@ describe('factline ui workflows pages on instances with a record that cannot be 
     assert.equal(timer.status, 200);
     assert.match(timer.body, /id="instance-timers">none</);
     assert.match(timer.body, /data\.dueAt must be a time in ms since the epoch, got &#39;tomorrow&#39;/);
+  });
+});
+
+describe('factline ui workflows pages on instances with a record whose row is not JSON', () => {
+  let broken: RunningUi | undefined;
+  before(async () => {
+    const path = join(dir, 'not-json.db');
+    await fillWorkflowDatabase(path);
+    breakShippingRecordJson(path);
+    broken = await startUi({
+      inspector: openSqliteInspector(path),
+      openDeadLetterOperator: async () => openSqliteDeadLetterOperator(path),
+      workflows: {
+        openStore: () => openWorkflowStore({ kind: 'sqlite', path }),
+        loadWorkflow: async () => workflows[0] as never,
+      },
+      port: 0,
+    });
+  });
+  after(() => broken?.close());
+  const at = async (path: string, init?: RequestInit) => {
+    assert.ok(broken);
+    const answer = await fetch(new URL(path, broken.url), { redirect: 'manual', ...init });
+    return { status: answer.status, body: await answer.text() };
+  };
+  const post = (path: string, form: string) => {
+    assert.ok(broken);
+    return at(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: new URL(broken.url).origin },
+      body: form,
+    });
+  };
+
+  it('lists such an instance as unreadable, shows the row as stored, refuses a retry (409) and cancels it', async () => {
+    const running = await at('/workflows?state=running');
+    assert.equal(running.status, 200);
+    assert.deepEqual(instances(running.body), ['shipping-A1', 'shipping-A4']);
+    assert.match(
+      rowOf(running.body, 'shipping-A1'),
+      /unreadable: record #4 \(\$workflow\.input, position \d+\): data is not JSON \(/,
+    );
+    const parked = await at('/workflows');
+    assert.deepEqual(instances(parked.body), ['shipping-A3']);
+    assert.match(rowOf(parked.body, 'shipping-A3'), /metadata is not JSON \(/);
+
+    const shown = await at('/workflows/shipping/A1');
+    assert.equal(shown.status, 200);
+    assert.match(
+      shown.body,
+      /id="instance-unreadable">record #4 \(\$workflow\.input, position \d+\): data is not JSON/,
+    );
+    assert.match(shown.body, /&quot;\{\\&quot;message\\&quot;: oops&quot;/);
+    const position = /position (\d+)\): data is not JSON/.exec(shown.body)?.[1];
+    const event = await at(`/events/${position}`);
+    assert.equal(event.status, 200);
+    assert.match(event.body, /class="error-message">unreadable: data is not JSON \(/);
+
+    const retry = await at('/workflows/shipping/A3/retry');
+    assert.equal(retry.status, 409);
+    assert.match(retry.body, /class="notice">Its record #4 \(\$workflow\.parked, position \d+\) cannot be read/);
+
+    const cancelPage = await at('/workflows/shipping/A1/cancel');
+    assert.equal(cancelPage.status, 200);
+    const cancelled = await post('/workflows/shipping/A1/cancel', confirmForm(cancelPage.body));
+    assert.equal(cancelled.status, 303);
+    assert.match((await at('/workflows/shipping/A1')).body, /id="instance-state">cancelled</);
   });
 });

@@ -1,6 +1,6 @@
 import { workflowEventTypes as T } from '@factline/core';
 import { describeValue, timerChanges } from '@factline/core/adapter';
-import type { StoredEvent } from '../inspect/inspector.ts';
+import { notJsonProblem, type StoredEvent } from '../inspect/inspector.ts';
 
 /** An instance's state as its stream tells it: `running` until it completes, parks or is cancelled. */
 export type InstanceState = 'running' | 'parked' | 'completed' | 'cancelled';
@@ -115,13 +115,16 @@ function inputProblem(record: unknown, path: string): string | undefined {
 
 /**
  * What is wrong with a recorded event of an instance, as `workflows ls|show`
- * read it (the fields of the record shapes core writes that they use);
- * `undefined` when it reads. Types it does not read are never wrong.
+ * read it: a row that is not JSON, or a field of the record shapes core
+ * writes that they use; `undefined` when it reads. A type they do not read
+ * is wrong only when its row is not JSON.
  *
  * @example
  * recordProblem(event); // 'data.dueAt must be a time in ms since the epoch, got \'tomorrow\''
  */
 export function recordProblem(event: StoredEvent): string | undefined {
+  const notJson = notJsonProblem(event);
+  if (notJson !== undefined) return notJson;
   const data = event.data as Fields;
   const message = () => data.message as Fields;
   switch (event.type) {

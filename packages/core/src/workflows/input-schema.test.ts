@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
-import { isUpcastError, isValidationError, isWorkflowError } from '../errors/index.ts';
+import { isUpcastError, isValidationError, isWorkflowError, StorageError } from '../errors/index.ts';
 import { createMessage } from '../messaging/message.ts';
 import { decodeMessage } from '../schema/decode.ts';
 import { createSchemaRegistry, type SchemaRegistry } from '../schema/registry.ts';
 import { withSchemas } from '../schema/schema-store.ts';
 import { getInMemorySnapshotStore } from '../snapshots/in-memory.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
-import type { Event } from '../store/types.ts';
+import type { Event, EventStore } from '../store/types.ts';
 import { defineWorkflow, schedule, send } from './define.ts';
 import {
   checkRecordedInputsUpcast,
@@ -163,6 +163,28 @@ describe('workflow inputs and schema versions (in memory)', () => {
     assert.equal(await handler.handle(versionedInput('message', 'Paid', { orderId: 'o1' })), 'after-end');
     await assert.rejects(handler.parked.cancel('o1'), (e) => isWorkflowError(e) && /cancelled already/.test(e.message));
     await assert.rejects(handler.parked.cancel('o2'), (e) => isWorkflowError(e) && /no such instance/.test(e.message));
+  });
+
+  it('cancels an instance whose read fails on a row the store cannot decode, not one whose store is busy', async () => {
+    const store = getInMemoryEventStore();
+    await createWorkflowHandler(versionedFlow, { store }).handle(
+      versionedInput('message', 'OrderPlaced', { orderId: 'o1', total: 30 }),
+    );
+    let readFails = new StorageError('SQLite failed: Unexpected token \'o\', "{"message": oops" is not valid JSON');
+    // A row edited by hand into no JSON: every read of the stream's events fails, its version still reads.
+    const corrupt: EventStore = { ...store, readStream: () => Promise.reject(readFails) };
+    const handler = createWorkflowHandler(versionedFlow, { store: corrupt });
+    await handler.parked.cancel('o1', 'given up');
+    const { events } = await store.readStream('versioned-o1');
+    assert.deepEqual([events.at(-1)?.type, events.at(-1)?.data], ['$workflow.cancelled', { reason: 'given up' }]);
+    // A store that may answer later is no reason to give an instance up blind.
+    await createWorkflowHandler(versionedFlow, { store }).handle(
+      versionedInput('message', 'OrderPlaced', { orderId: 'o2', total: 30 }),
+    );
+    const before = (await store.readStream('versioned-o2')).version;
+    readFails = new StorageError('SQLite failed: database is locked', { retryable: true });
+    await assert.rejects(handler.parked.cancel('o2'), (e) => e === readFails);
+    assert.equal((await store.readStream('versioned-o2')).version, before, 'nothing recorded');
   });
 
   it('refuses a live input its upcaster fails on as a consumer would (the registry’s error), recording nothing', async () => {

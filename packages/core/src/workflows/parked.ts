@@ -83,11 +83,13 @@ export function createParkedInstances<State, In extends Event, Out extends Event
   };
   /**
    * Cancels an instance that cannot be loaded, nothing folded: one that has ended loads as ended
-   * (`loadWorkflowInstance`), so this one has not (the append's expected version holds that).
+   * (`loadWorkflowInstance`), so this one has not (the append's expected version holds that). Its
+   * version is read without its events: a row the store cannot decode fails every read of them.
    */
   const cancelUnloaded = async (streamId: string, data: { reason?: string }) => {
-    const { version } = await store.readStream(streamId);
-    if (version === 0) throw new WorkflowError(streamId, 'no such instance');
+    const info = await store.streamInfo(streamId);
+    if (!info?.exists || info.version === 0) throw new WorkflowError(streamId, 'no such instance');
+    const { version } = info;
     const id = derivedId(streamId, 'cancelled', String(version));
     await store.append(streamId, [{ id, type: T.cancelled, data }], { expectedVersion: version });
   };
@@ -214,9 +216,12 @@ export function createParkedInstances<State, In extends Event, Out extends Event
         try {
           loaded = await load(instanceId);
         } catch (error) {
-          if (isStorageError(error) || isStoreClosedError(error) || isTimeoutError(error)) throw error;
+          // A store that may answer later (busy, offline, closed) is no reason to give the instance up blind.
+          if ((isStorageError(error) && error.retryable) || isStoreClosedError(error) || isTimeoutError(error)) {
+            throw error;
+          }
           // An instance that cannot be loaded (an input its registry cannot upcast, a record the fold cannot read,
-          // an evolve that throws) is given up from its records' types alone: nothing of it is decided any more.
+          // a row the store cannot decode, an evolve that throws) is given up unread: nothing of it is decided any more.
           return cancelUnloaded(instanceStreamId(workflow, instanceId), data);
         }
         const { instance } = loaded;

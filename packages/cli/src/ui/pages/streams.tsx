@@ -1,5 +1,5 @@
 /** @jsxImportSource hono/jsx */
-import type { StoredEvent, StreamSummary } from '../../inspect/inspector.ts';
+import { notJsonProblem, type StoredEvent, type StreamSummary } from '../../inspect/inspector.ts';
 import { Json, Layout, query, Time } from '../layout.tsx';
 
 /** The streams page: search by id prefix, one page at a time after the last id shown (keyset paging). */
@@ -135,6 +135,7 @@ export function EventPage(props: { event: StoredEvent }) {
         <dd class="mono">{e.metadata.causationId ?? ''}</dd>
       </dl>
       <h2>Data</h2>
+      {e.notJson ? <p class="error-message">unreadable: {notJsonProblem(e)}</p> : null}
       <Json value={e.data} label="data" />
       <h2>Metadata</h2>
       <Json value={e.metadata} label="metadata" />
