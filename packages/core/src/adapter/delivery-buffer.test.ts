@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createMessage } from '../messaging/message.ts';
+import { settledWithin } from './deadline.ts';
 import { type BufferedEntry, type BufferSettlement, createDeliveryBuffer } from './delivery-buffer.ts';
 
 const never = new AbortController().signal;
@@ -266,6 +267,24 @@ describe('delivery buffer: what an adapter may add', () => {
     assert.equal(b.busy(0), false, 'the release went through');
     offered = true;
     assert.deepEqual(numbers(await b.receive(2, 10, 0, never, 30_000)), [0, 1, 2]);
+  });
+
+  it('wake makes a waiting receive look again: an entry offered now goes out before the wait ends', async () => {
+    let offered = false;
+    const b = createDeliveryBuffer<TestEntry>(
+      { holds: () => true, offers: () => offered, ack: () => undefined, delay: async () => true },
+      { parkGraceMs: 5000, holdBelowMs: 100 },
+    );
+    b.add(entry('a', 0));
+    const waiting = b.receive(1, 1, 60_000, never, 30_000);
+    let got: number[] | undefined;
+    void waiting.then((deliveries) => (got = numbers(deliveries)));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(got, undefined, 'not offered: the receive waits');
+    offered = true;
+    b.wake();
+    assert.equal(await settledWithin(waiting, 5000), true, 'handed out at the wake, not after 60 s');
+    assert.deepEqual(got, [0]);
   });
 
   it('messageOf gives each hand-out its own message; deliveryFields settle the entry elsewhere', async () => {

@@ -315,6 +315,12 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
       return dropped;
     },
 
+    /**
+     * Waiting receives look again now: for a change the buffer cannot see, such as `offers` turning true
+     * (a key an adapter held back may go out).
+     */
+    wake,
+
     /** Ends the parks whose delayed message `test` picks (its return will not come here). */
     unpark(test: (entry: E) => boolean) {
       for (const [key, park] of parked) if (test(park.entry)) parked.delete(key);

@@ -86,6 +86,8 @@ export function createGroupReader(context: ReaderContext) {
     reconnectMinMs: context.reconnectMinMs,
     reconnectMaxMs: context.reconnectMaxMs,
     report: (error) => context.report(error, 'consume'),
+    // The key's next entry may go out: the buffer cannot see that change itself.
+    freed: () => buffer.wake(),
   });
 
   /** True while the partition's entries may be handed out (those claimed go out while the rest are claimed). */

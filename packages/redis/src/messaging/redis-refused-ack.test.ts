@@ -72,12 +72,13 @@ const pending = async (transport: RedisTransport, topic: string) =>
 /** Whether `ns` never goes back: a key's messages handled in publish order (a repeat of the last one is fine). */
 const inOrder = (ns: number[]) => ns.every((n, i) => i === 0 || n >= (ns[i - 1] as number));
 
-const open = async (application: string, errors: string[], leaseMs = 3000) => {
+const open = async (application: string, errors: string[], leaseMs = 3000, blockMs?: number) => {
   const transport = await getRedisTransport({
     url,
     application,
     partitions: 1,
     leaseMs,
+    ...(blockMs === undefined ? {} : { blockMs }),
     reconnectMinMs: 20,
     reconnectMaxMs: 200,
     onError: (error) => errors.push(String((error as Error).message)),
@@ -142,6 +143,38 @@ describe('redis: a mark or ack Redis refuses with the connection up', { skip }, 
       await subscription.close();
     });
   }
+
+  it("a receive waiting while the key is held gets its next message once the ack lands, not at its wait's end", async () => {
+    const application = testApplication('refused-wake');
+    const errors: string[] = [];
+    // Reads and receives that wait 10 s: only a wake-up hands message 2 out sooner.
+    const transport = await open(application, errors, 3000, 10_000);
+    await publishThree(transport, 'woken');
+    const subscription = transport.subscribe('woken', 'billing');
+    const signal = new AbortController().signal;
+    const [first] = await subscription.receive(1, 5000, signal);
+    assert.equal(first && nOf(first), 1);
+    const refused = await refuse('NOREPLICAS');
+    try {
+      const acking = first?.ack();
+      await waitUntil(() => errors.some((e) => e.includes('NOREPLICAS')), 'the ack refused');
+      const waiting = subscription.receive(1, 10_000, signal);
+      // The receive waits (the key held) before the refusal ends.
+      assert.equal(await settledWithin(waiting, 200), false, 'nothing of the key while its ack is refused');
+      await refused.lift();
+      const lifted = performance.now();
+      await acking;
+      assert.equal(await settledWithin(waiting, 3000), true, 'message 2 within 3 s of the ack landing');
+      const [second] = await waiting;
+      const after = performance.now() - lifted;
+      assert.equal(second && nOf(second), 2);
+      assert.ok(after < 3000, `handed out ${Math.round(after)} ms after the refusal ended`);
+      await second?.ack();
+    } finally {
+      await refused.lift();
+      await subscription.close();
+    }
+  });
 
   /**
    * Message 1 of `topic` handed out by a first transport, whose ack Redis refuses from then on; `end` ends the

@@ -11,6 +11,8 @@ export interface RefusedAckSettings {
   reconnectMaxMs: number;
   /** Told the first refusal of each entry's ack. */
   report(error: unknown): void;
+  /** Told when an ack Redis refused ends (taken, fenced off or given up): its key holds nothing back any more. */
+  freed(entry: Entry): void;
 }
 
 /**
@@ -26,14 +28,16 @@ export interface RefusedAckSettings {
  * back). It resolves once Redis took it (or fenced it off), and rejects with
  * the last refusal once the partition is lost or the reader stops (`wake`
  * ends a backoff at once): the entry stays pending for the partition's next
- * holder, which claims it ahead of its key's later entries. Any other failure
+ * holder, which claims it ahead of its key's later entries. Either way
+ * `freed` is told, so that a receive waiting for the key's next entry looks
+ * again at once. Any other failure
  * rejects at once: a dropped connection (which stops the partition's work), a
  * command deadline, or a refusal of the command itself (`NOPERM`, a script
  * error), which trying again would not change and which would hold the key
  * for good; the entry then comes back at the straggler sweep.
  *
  * @example
- * const acks = createRefusedAcks({ send, current, reconnectMinMs: 100, reconnectMaxMs: 5000, report });
+ * const acks = createRefusedAcks({ send, current, reconnectMinMs: 100, reconnectMaxMs: 5000, report, freed });
  * await acks.ack(entry);
  */
 export function createRefusedAcks(settings: RefusedAckSettings) {
@@ -70,7 +74,8 @@ export function createRefusedAcks(settings: RefusedAckSettings) {
         }
       }
     } finally {
-      owed.delete(entry);
+      // Its key's later entries may go out: a receive waiting for them is told now, not at its wait's end.
+      if (owed.delete(entry)) settings.freed(entry);
     }
   };
 
