@@ -3,8 +3,10 @@ import { CliError } from '../cli-error.ts';
 import type { StoredEvent } from '../inspect/inspector.ts';
 import {
   describeUnreadable,
+  elapsed,
   type InstanceState,
   instanceStates,
+  isOverdue,
   recordProblem,
   type WorkflowInstanceSummary,
 } from '../workflows/instance-summary.ts';
@@ -38,6 +40,27 @@ const stateOption = (value: string): InstanceState => {
 const lastInputCell = (s: WorkflowInstanceSummary) =>
   s.lastInput ? `${s.lastInput.type} ${s.lastInput.at.toISOString()}` : '-';
 
+const timersCell = (s: WorkflowInstanceSummary) =>
+  `${s.timers.length}${s.overdueTimers > 0 ? ` (${s.overdueTimers} overdue)` : ''}`;
+
+/** The lines after `ls`'s table naming each overdue timer of the page, and what fires timers; none when none is. */
+function overdueLines(instances: readonly WorkflowInstanceSummary[], now: number): string[] {
+  const lines: string[] = [];
+  for (const s of instances) {
+    for (const t of s.timers) {
+      if (!isOverdue(t, now)) continue;
+      const ago = elapsed(now - t.dueAt.getTime());
+      lines.push(`overdue: ${s.streamId} ${t.token} due ${t.dueAt.toISOString()} (${ago} ago): ${t.messageType}`);
+    }
+  }
+  if (lines.length === 0) return lines;
+  const count = lines.length === 1 ? '1 timer' : `${lines.length} timers`;
+  lines.push(
+    `${count} not fired a minute past ${lines.length === 1 ? 'its' : 'their'} due time: timers fire only while a timer runner runs (startSqliteWorkflowTimers, startPostgresWorkflowTimers) with the workflow's handler, and only those recorded by a store opened with the timer projection; a runner that cannot fire one tells its onError`,
+  );
+  return lines;
+}
+
 /** One recorded event of an instance on one line: what it is and what it says (as stored, with why, when it cannot be read). */
 function recordLine(e: StoredEvent): string {
   const data = e.data as Record<string, unknown>;
@@ -70,8 +93,10 @@ export function addWorkflowReads(workflows: Command, context: CliContext): void 
         .option('--after <streamId>', 'start after this instance stream id (the last of the previous page)'),
     ),
     async (flags: ListFlags) => {
+      const now = Date.now();
       const { instances, next } = await withInspector(flags, context, (inspector) =>
         listInstances(inspector, {
+          now,
           limit: flags.limit,
           ...(flags.after === undefined ? {} : { after: flags.after }),
           ...(flags.name === undefined ? {} : { workflow: flags.name }),
@@ -85,13 +110,14 @@ export function addWorkflowReads(workflows: Command, context: CliContext): void 
         s.state,
         String(s.version),
         lastInputCell(s),
-        String(s.timers.length),
+        timersCell(s),
       ]);
       const headers = ['workflow', 'instance', 'state', 'version', 'last input', 'timers'];
       for (const line of formatTable(headers, rows)) context.stdout(line);
       for (const s of instances) {
         if (s.unreadable) context.stdout(`unreadable: ${s.streamId} ${describeUnreadable(s.unreadable)}`);
       }
+      for (const line of overdueLines(instances, now)) context.stdout(line);
       if (next !== undefined) context.stdout(`more: --after ${next}`);
     },
   );
@@ -105,13 +131,19 @@ export function addWorkflowReads(workflows: Command, context: CliContext): void 
         ),
     ),
     async (flags: DatabaseFlags & { verbose?: boolean }, workflow: string, instanceId: string) => {
-      const found = await withInspector(flags, context, (inspector) => readInstance(inspector, workflow, instanceId));
+      const now = Date.now();
+      const found = await withInspector(flags, context, (inspector) =>
+        readInstance(inspector, workflow, instanceId, now),
+      );
       if (!found) return notFound(context, `no instance '${instanceId}' of workflow '${workflow}'`);
       if (flags.json) return printJson(context, { ...found.summary, records: found.events });
       const { summary, events } = found;
       context.stdout(`${summary.streamId} (${summary.state}) version ${summary.version}`);
       for (const event of events) context.stdout(recordLine(event));
-      const timers = summary.timers.map((t) => `${t.token} due ${t.dueAt.toISOString()}: ${t.messageType}`);
+      const timers = summary.timers.map(
+        (t) =>
+          `${t.token} due ${t.dueAt.toISOString()}: ${t.messageType}${isOverdue(t, now) ? ` (overdue by ${elapsed(now - t.dueAt.getTime())})` : ''}`,
+      );
       context.stdout(`timers  ${timers.join(', ') || 'none'}`);
       if (summary.parked) {
         const { input, error, pending, at } = summary.parked;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createMessage, createWorkflowHandler, getInMemoryEventStore, getInMemoryTimerStore } from '@factline/core';
 import { defineShipping } from '../fixtures/shipping-workflow.ts';
-import { summarizeInstance } from './instance-summary.ts';
+import { elapsed, overdueAfterMs, summarizeInstance } from './instance-summary.ts';
 
 const paid = (orderId: string) => createMessage({ type: 'OrderPaid', data: { orderId }, key: orderId });
 
@@ -66,4 +66,21 @@ test('a record of any workflow type holding a shape its type never has is unread
     type: '$workflow.parked',
     problem: 'data.error must be an object, got undefined',
   });
+});
+
+test('a pending timer is overdue a minute past its due time, by the clock given', async () => {
+  const store = getInMemoryEventStore();
+  const at = Date.parse('2026-12-05T06:00:00Z');
+  await createWorkflowHandler(defineShipping(false), { store, now: () => at }).handle(paid('D1'));
+  const { events } = await store.readStream('shipping-D1');
+  const due = Date.parse('2026-12-08T06:00:00Z');
+  assert.equal(summarizeInstance('shipping-D1', events, due).overdueTimers, 0, 'due now');
+  assert.equal(summarizeInstance('shipping-D1', events, due + overdueAfterMs - 1).overdueTimers, 0);
+  assert.equal(summarizeInstance('shipping-D1', events, due + overdueAfterMs).overdueTimers, 1);
+  assert.deepEqual([40_000, 5 * 60_000 + 1, 3 * 3_600_000, 2 * 86_400_000 + 5].map(elapsed), [
+    '40 s',
+    '5 min',
+    '3 h',
+    '2 d',
+  ]);
 });

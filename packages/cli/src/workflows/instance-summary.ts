@@ -15,6 +15,29 @@ export interface PendingTimerView {
   messageType: string;
 }
 
+/**
+ * How long past its due time a pending timer counts as overdue. A timer
+ * runner fires a due timer within its `pollMs` (100 ms by default) and one
+ * whose firing fails again within 5 s: a timer a minute late is one no
+ * runner fires (none runs for the workflow, or it was recorded by a store
+ * opened without the timer projection, so it never reached the timer table).
+ */
+export const overdueAfterMs = 60_000;
+
+/** Whether `timer` is overdue at `now` (ms since the epoch): pending more than `overdueAfterMs` past its due time. */
+export const isOverdue = (timer: PendingTimerView, now: number) => timer.dueAt.getTime() <= now - overdueAfterMs;
+
+/** A duration past, rounded down to its largest unit: `40 s`, `5 min`, `3 h`, `2 d`. */
+export function elapsed(ms: number): string {
+  const units: [number, string][] = [
+    [86_400_000, 'd'],
+    [3_600_000, 'h'],
+    [60_000, 'min'],
+  ];
+  for (const [size, unit] of units) if (ms >= size) return `${Math.floor(ms / size)} ${unit}`;
+  return `${Math.max(0, Math.floor(ms / 1000))} s`;
+}
+
 /** What an input record tells of the message, without the user's code. */
 export interface RecordedInput {
   id: string;
@@ -42,6 +65,8 @@ export interface WorkflowInstanceSummary {
   /** The last input recorded (handled, parked or kept while parked). */
   lastInput: RecordedInput | null;
   timers: PendingTimerView[];
+  /** How many of `timers` are overdue (`isOverdue`) when the summary was made: no timer runner fired them. */
+  overdueTimers: number;
   /** While parked: the input that failed, its error, and how many inputs wait for the retry. */
   parked: {
     input: RecordedInput;
@@ -188,14 +213,18 @@ export function splitInstanceStream(streamId: string): { workflow: string; insta
 /**
  * Folds an instance's recorded events into what `workflows ls|show` print: its
  * state, last input, pending timers (by the rule the timer tables are kept
- * by) and, while parked, the failed input with its error. A record that
+ * by, those overdue at `now` counted) and, while parked, the failed input with its error. A record that
  * cannot be read never throws: its type still sets the state, the rest of it
  * is left out, and the first such record is `unreadable` with why.
  *
  * @example
  * const summary = summarizeInstance('shipping-A1', events);
  */
-export function summarizeInstance(streamId: string, events: readonly StoredEvent[]): WorkflowInstanceSummary {
+export function summarizeInstance(
+  streamId: string,
+  events: readonly StoredEvent[],
+  now = Date.now(),
+): WorkflowInstanceSummary {
   let state: InstanceState = 'running';
   let lastInput: RecordedInput | null = null;
   let parked: WorkflowInstanceSummary['parked'] = null;
@@ -253,6 +282,7 @@ export function summarizeInstance(streamId: string, events: readonly StoredEvent
     version: events.at(-1)?.streamVersion ?? 0,
     lastInput,
     timers,
+    overdueTimers: timers.filter((timer) => isOverdue(timer, now)).length,
     parked,
     unreadable,
   };

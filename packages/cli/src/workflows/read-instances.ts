@@ -15,8 +15,9 @@ export async function readWholeStream(inspector: Inspector, streamId: string): P
 }
 
 /**
- * The instance `<workflow>-<instanceId>` with its recorded events; `undefined`
- * when no such stream exists or it is not a workflow instance.
+ * The instance `<workflow>-<instanceId>` with its recorded events (its timers
+ * overdue at `now` counted); `undefined` when no such stream exists or it is
+ * not a workflow instance.
  *
  * @example
  * const found = await readInstance(inspector, 'shipping', 'A1');
@@ -25,11 +26,12 @@ export async function readInstance(
   inspector: Inspector,
   workflow: string,
   instanceId: string,
+  now = Date.now(),
 ): Promise<{ summary: WorkflowInstanceSummary; events: StoredEvent[] } | undefined> {
   const streamId = `${workflow}-${instanceId}`;
   const events = await readWholeStream(inspector, streamId);
   if (!events?.[0]?.type.startsWith('$workflow.')) return undefined;
-  return { summary: summarizeInstance(streamId, events), events };
+  return { summary: summarizeInstance(streamId, events, now), events };
 }
 
 /** One page of instances, and the stream id the next page starts after (none when this one is the last). */
@@ -52,7 +54,7 @@ const idsPerQuery = 200;
  */
 export async function listInstances(
   inspector: Inspector,
-  options: { workflow?: string; state?: InstanceState; limit: number; after?: string },
+  options: { workflow?: string; state?: InstanceState; limit: number; after?: string; now?: number },
 ): Promise<InstancePage> {
   const instances: WorkflowInstanceSummary[] = [];
   const batch = Math.max(options.limit, idsPerQuery);
@@ -65,7 +67,7 @@ export async function listInstances(
     for (const streamId of ids) {
       const events = await readWholeStream(inspector, streamId);
       if (!events) continue;
-      const summary = summarizeInstance(streamId, events);
+      const summary = summarizeInstance(streamId, events, options.now);
       if (options.state === undefined || summary.state === options.state) instances.push(summary);
       if (instances.length === options.limit) return { instances, next: streamId };
     }

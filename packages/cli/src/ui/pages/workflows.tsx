@@ -2,8 +2,10 @@
 import type { StoredEvent } from '../../inspect/inspector.ts';
 import {
   describeUnreadable,
+  elapsed,
   type InstanceState,
   instanceStates,
+  isOverdue,
   recordProblem,
   type WorkflowInstanceSummary,
 } from '../../workflows/instance-summary.ts';
@@ -71,7 +73,10 @@ export function WorkflowsPage(props: {
                   </>
                 ) : null}
               </td>
-              <td class="num">{s.timers.length}</td>
+              <td class="num">
+                {s.timers.length}
+                {s.overdueTimers > 0 ? <span class="error-message"> ({s.overdueTimers} overdue)</span> : null}
+              </td>
               <td class="error-message">{problemsOf(s)}</td>
             </tr>
           ))}
@@ -99,6 +104,7 @@ export function WorkflowInstancePage(props: {
 }) {
   const s = props.summary;
   const open = s.state === 'running' || s.state === 'parked';
+  const now = Date.now();
   return (
     <Layout title={`Workflow ${s.streamId}`} section="workflows">
       {props.notice ? <p class="notice">{props.notice}</p> : null}
@@ -116,6 +122,12 @@ export function WorkflowInstancePage(props: {
             : s.timers.map((t) => (
                 <div>
                   {t.token} due <Time at={t.dueAt} /> {t.messageType}
+                  {isOverdue(t, now) ? (
+                    <span class="error-message">
+                      {' '}
+                      overdue by {elapsed(now - t.dueAt.getTime())}: no timer runner fired it
+                    </span>
+                  ) : null}
                 </div>
               ))}
         </dd>
