@@ -91,6 +91,46 @@ describe('startOutboxRelay holds', () => {
   });
 });
 
+describe('startOutboxRelay unreadable outbox', () => {
+  it('a read that did not read (undefined) takes no held topic for gone and fails no round', async () => {
+    const outbox = createInMemoryOutbox();
+    const transport = getInMemoryTransport();
+    let readable = true;
+    let reads = 0;
+    const port = {
+      ...outbox,
+      read: async (limit: number, skipTopics: readonly string[]) => {
+        reads++;
+        return readable ? outbox.read(limit, skipTopics) : undefined;
+      },
+    };
+    outbox.enqueue('orders', [{ type: 'A', data: {}, key: 'k' }]);
+    // No subscription to 'orders': held, tried again every 5 ms.
+    const relay = startOutboxRelay(port, transport, { pollMs: 5, holdBackoffMaxMs: 5, leaseCheckMs: 20 });
+    try {
+      await waitUntil(() => relay.stats().held.includes('orders'), 'the topic held');
+      readable = false;
+      const from = reads;
+      const held: (readonly string[])[] = [];
+      await waitUntil(() => {
+        held.push(relay.stats().held);
+        return reads >= from + 6;
+      }, 'six reads that did not read');
+      assert.deepEqual(
+        held.filter((topics) => !topics.includes('orders')),
+        [],
+      );
+      assert.equal(relay.stats().failures, 0, 'not a failed round');
+      readable = true;
+      await transport.declareSubscription('orders', 'billing');
+      await waitUntil(() => outbox.pending() === 0, 'published once readable and subscribed');
+      assert.deepEqual(relay.stats().held, []);
+    } finally {
+      await settlesWithin(relay.stop(), 5000, 'stop');
+    }
+  });
+});
+
 describe('startOutboxRelay options', () => {
   it("refuses a pollMs, leaseCheckMs or holdBackoffMaxMs above a timer's limit, naming it", async () => {
     // Node fires a longer timer after 1 ms; a held topic's longer wait would outlast its subscription by weeks.

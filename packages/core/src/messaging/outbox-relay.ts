@@ -29,9 +29,12 @@ export interface OutboxRow {
 export interface Outbox {
   /**
    * Up to `limit` committed rows, oldest first, leaving out the rows of
-   * `skipTopics` (held topics whose retry is not due).
+   * `skipTopics` (held topics whose retry is not due). `undefined` when the
+   * outbox cannot be read now (SQLite: a transaction is open on its
+   * connection): the relay reads again after `pollMs`, and takes no topic
+   * for gone, as it does after a short page.
    */
-  read(limit: number, skipTopics: readonly string[]): Promise<OutboxRow[]>;
+  read(limit: number, skipTopics: readonly string[]): Promise<OutboxRow[] | undefined>;
   /** Deletes published rows, in one transaction. */
   remove(seqs: readonly (number | string)[]): Promise<void>;
   /** Calls `listener` when an enqueue may have committed; returns its removal. */
@@ -150,6 +153,8 @@ export function startOutboxRelay(outbox: Outbox, transport: Transport, settings:
   const round = async (holds: () => Promise<boolean>, publishing: () => boolean): Promise<number> => {
     const skipped = hold.skipped();
     const rows = await outbox.read(batchSize, skipped);
+    // Nothing read: no conclusion about what is waiting (a held topic keeps its hold and its backoff).
+    if (rows === undefined) return 0;
     if (rows.length < batchSize) hold.readAll(skipped, new Set(rows.map((row) => row.topic)));
     if (rows.length === 0) return 0;
     // A span per round that found rows (idle rounds make none), the sends inside it.

@@ -12,6 +12,8 @@ import type { SchemaRegistry } from '../schema/registry.ts';
  * is the `Outbox` port `startOutboxRelay` reads.
  */
 export interface InMemoryOutbox extends Outbox {
+  /** Always reads. */
+  read(limit: number, skipTopics: readonly string[]): Promise<OutboxRow[]>;
   enqueue(topic: string, messages: readonly (Message | MessageInput)[]): Message[];
   pending(): number;
 }

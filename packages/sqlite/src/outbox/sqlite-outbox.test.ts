@@ -106,6 +106,53 @@ test('a transaction begun by hand and left open across an await: the relay reads
   }
 });
 
+test('a transaction left open on the outbox connection keeps a held topic held: a read that did not read finds no topic gone', async () => {
+  const { db, cleanup } = setup();
+  // The outbox's connection, counting the relay's looks at its transaction: one per read.
+  let looks = 0;
+  const counted = new Proxy(db, {
+    get(target, name) {
+      if (name === 'inTransaction') looks++;
+      return Reflect.get(target, name);
+    },
+  });
+  const outbox = getSqliteOutbox({ database: counted });
+  db.transaction(() => outbox.enqueue(db, 'orders', [{ type: 'OrderPlaced', data: {}, key: 'k' }]))();
+  const transport = getInMemoryTransport();
+  // No subscription to 'orders': the relay holds it, tried again every 10 ms.
+  const relay = startSqliteOutboxRelay(outbox, transport, {
+    lease: false,
+    pollMs: 10,
+    holdBackoffMaxMs: 10,
+    onError: () => {},
+  });
+  try {
+    await waitUntil(() => relay.stats().held.includes('orders'), 'the topic held');
+    db.exec('BEGIN');
+    const from = looks;
+    const held: (readonly string[])[] = [];
+    // Rounds past the hold's backoff (10 ms), each a read that does not read while the transaction is open.
+    await waitUntil(() => {
+      held.push(relay.stats().held);
+      return looks >= from + 6;
+    }, 'six rounds while the transaction is open');
+    db.exec('ROLLBACK');
+    assert.deepEqual(
+      held.filter((topics) => !topics.includes('orders')),
+      [],
+      'the topic stays held while its row waits',
+    );
+    assert.equal(outbox.pending(), 1);
+    await transport.declareSubscription('orders', 'billing');
+    await waitUntil(() => outbox.pending() === 0, 'the row published once subscribed');
+    assert.deepEqual(relay.stats().held, []);
+  } finally {
+    await relay.stop();
+    await transport.close();
+    cleanup();
+  }
+});
+
 test("a rolled-back transaction's messages are never published; a committed one's are, with its rows", async () => {
   const { db, outbox, cleanup } = setup();
   const transport = getInMemoryTransport();

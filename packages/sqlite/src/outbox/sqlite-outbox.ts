@@ -276,12 +276,13 @@ function sqliteOutboxRows(outbox: SqliteOutbox): Outbox {
   /**
    * The relay runs between the application's turns, so a transaction open on the connection now was left
    * open across an `await` (a `BEGIN` by hand): its rows may yet roll back, and a statement of the relay would
-   * join it. The relay neither reads (nothing is published until it ends) nor deletes then.
+   * join it. The relay neither reads (nothing is published until it ends; `undefined` says the read did not
+   * happen, so no held topic is taken for gone) nor deletes then.
    */
   const foreignTransaction = () => db.inTransaction;
   return {
     async read(limit, skipTopics) {
-      if (foreignTransaction()) return [];
+      if (foreignTransaction()) return undefined;
       try {
         const rows = skipTopics.length === 0 ? read.all(limit) : readSkipping.all(JSON.stringify(skipTopics), limit);
         return rows.map((row) => ({ seq: row.seq, topic: row.topic, message: revive(row.message) }));
