@@ -45,6 +45,13 @@ export interface Outbox {
    * outbox without it reports no backlog or relay lag.
    */
   backlog?(): Promise<OutboxBacklog>;
+  /**
+   * The table this port reads, compared with `===` (a file's path, an object
+   * per pool and schema): relays of one process whose ports name the same
+   * table (one holding the lease, others standing by) count its backlog once.
+   * Default: the port object itself.
+   */
+  readonly table?: string | object;
 }
 
 /** What an outbox holds right now, for the backlog and relay-lag gauges. */

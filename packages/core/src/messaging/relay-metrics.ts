@@ -28,7 +28,7 @@ const hold = sharedObservation((i) => [i.relayPublished, i.outboxBacklog, i.rela
  * (`Outbox.backlog`), the rows waiting and the age of the oldest one. Every
  * relay of the process goes into the same points: `factline.relay.published`
  * is the sum of their counts, `factline.outbox.backlog` the sum of the rows
- * of their outboxes (each outbox once), `factline.relay.lag` the oldest row
+ * of their outboxes (each table once, by `Outbox.table`), `factline.relay.lag` the oldest row
  * of any. A failed backlog read goes to `report` (the relay's `onError` and
  * logger, not counted as a failed round) and leaves those two points out.
  * Returns their removal.
@@ -59,8 +59,11 @@ async function observeRelays(i: FactlineInstruments, result: BatchObservableResu
     i.relayPublished,
     relays.reduce((sum, relay) => sum + relay.stats.published, stoppedPublished),
   );
-  const outboxes = new Map<Outbox, ObservedRelay>();
-  for (const relay of relays) if (typeof relay.outbox.backlog === 'function') outboxes.set(relay.outbox, relay);
+  // One read per table: relays of one outbox each have a port of their own.
+  const outboxes = new Map<string | object, ObservedRelay>();
+  for (const relay of relays) {
+    if (typeof relay.outbox.backlog === 'function') outboxes.set(relay.outbox.table ?? relay.outbox, relay);
+  }
   if (outboxes.size === 0) return;
   let failed = false;
   const backlogs = await Promise.all(

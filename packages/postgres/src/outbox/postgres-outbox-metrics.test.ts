@@ -61,3 +61,40 @@ test('the relay reports the outbox backlog and the age of its oldest row, read f
     await transport.close();
   }
 });
+
+test('relays of one outbox table in a process, holding the lease or standing by, count its rows once', {
+  skip: unavailable,
+}, async () => {
+  const outbox = await getPostgresOutbox({ pool, schema });
+  // A second outbox object on the same pool and schema: the same table.
+  const again = await getPostgresOutbox({ pool, schema });
+  const transport = getInMemoryTransport();
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await outbox.enqueue(client, 'payments', [
+      { type: 'ChargeCard', data: {} },
+      { type: 'ChargeCard', data: {} },
+    ]);
+    await client.query('COMMIT');
+  } finally {
+    client.release();
+  }
+  const options = { pollMs: 5, leaseCheckMs: 50, onError: () => {} };
+  const relays = [
+    await startPostgresOutboxRelay(outbox, transport, options),
+    await startPostgresOutboxRelay(outbox, transport, options),
+    await startPostgresOutboxRelay(again, transport, options),
+  ];
+  try {
+    await Promise.all(relays.map((relay) => relay.ready()));
+    // No subscription to 'payments': the holder holds its rows, they stay in the table.
+    await waitUntil(() => relays.some((relay) => relay.stats().held.includes('payments')), 'the rows held');
+    assert.deepEqual(relays.map((relay) => relay.stats().lease).sort(), ['held', 'standby', 'standby']);
+    assert.deepEqual(await sdk.points('factline.outbox.backlog'), [{ attributes: {}, value: 2 }]);
+  } finally {
+    await Promise.all(relays.map((relay) => relay.stop()));
+    await transport.close();
+    await pool.query(`DELETE FROM "${schema}".outbox`);
+  }
+});

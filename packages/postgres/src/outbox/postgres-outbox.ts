@@ -273,11 +273,22 @@ export async function startPostgresOutboxRelay(
   });
 }
 
+/** Per pool, an object per schema naming its outbox table: every relay's port on it gives the same. */
+const tables = new WeakMap<pg.Pool, Map<string, object>>();
+const tableOf = (pool: pg.Pool, schema: string): object => {
+  const schemas = tables.get(pool) ?? new Map<string, object>();
+  tables.set(pool, schemas);
+  const table = schemas.get(schema) ?? { schema };
+  schemas.set(schema, table);
+  return table;
+};
+
 /** Core's `Outbox` port on `<schema>.outbox`: the relay's statements, and enqueues heard by `LISTEN`. */
 function postgresOutboxRows(outbox: PostgresOutbox, listener: ChannelListener): Outbox {
   const s = quoteSchema(outbox.schema);
   const { pool } = outbox;
   return {
+    table: tableOf(pool, outbox.schema),
     async read(limit, skipTopics) {
       try {
         const { rows } = await pool.query<{ seq: string; topic: string; message: string }>(

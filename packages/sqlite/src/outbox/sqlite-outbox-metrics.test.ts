@@ -52,3 +52,37 @@ test('the relay reports the outbox backlog and the age of its oldest row, read f
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('relays of one outbox file in a process, holding the lease or standing by, count its rows once', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'factline-outbox-metrics-'));
+  const db = openSqliteDatabase(join(dir, 'app.db'));
+  // A second connection to the file: the same table.
+  const other = openSqliteDatabase(join(dir, 'app.db'));
+  const outbox = getSqliteOutbox({ database: db });
+  const transport = getInMemoryTransport();
+  db.transaction(() =>
+    outbox.enqueue(db, 'payments', [
+      { type: 'ChargeCard', data: {} },
+      { type: 'ChargeCard', data: {} },
+    ]),
+  )();
+  const options = { pollMs: 5, leaseCheckMs: 50, onError: () => {} };
+  const relays = [
+    startSqliteOutboxRelay(outbox, transport, options),
+    startSqliteOutboxRelay(outbox, transport, options),
+    startSqliteOutboxRelay(getSqliteOutbox({ database: other }), transport, options),
+  ];
+  try {
+    await Promise.all(relays.map((relay) => relay.ready()));
+    // No subscription to 'payments': the holder holds its rows, they stay in the table.
+    await waitUntil(() => relays.some((relay) => relay.stats().held.includes('payments')), 'the rows held');
+    assert.deepEqual(relays.map((relay) => relay.stats().lease).sort(), ['held', 'standby', 'standby']);
+    assert.deepEqual(await sdk.points('factline.outbox.backlog'), [{ attributes: {}, value: 2 }]);
+  } finally {
+    await Promise.all(relays.map((relay) => relay.stop()));
+    await transport.close();
+    other.close();
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import {
   type Message,
   type MessageInput,
@@ -281,6 +282,8 @@ function sqliteOutboxRows(outbox: SqliteOutbox): Outbox {
    */
   const foreignTransaction = () => db.inTransaction;
   return {
+    // A file's relays on other connections read the same table; an in-memory database is its connection's own.
+    table: db.memory ? db : `sqlite:${resolve(db.name)}`,
     async read(limit, skipTopics) {
       if (foreignTransaction()) return undefined;
       try {
