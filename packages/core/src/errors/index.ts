@@ -4,6 +4,8 @@
  * which breaks when two copies of the package are installed.
  */
 
+import { quoteText } from './quote.ts';
+
 const FACTLINE_ERROR = Symbol.for('factline.error');
 
 export type FactlineErrorCode =
@@ -244,20 +246,34 @@ export type SchemaKind = 'event' | 'message';
 
 /**
  * A stored event or message cannot be read with the schema registry: a type
- * the registry does not know (with `unknownTypes: 'error'`), or a schema
+ * the registry does not know (with `unknownTypes: 'error'`), a schema
  * version newer than the registry's current one (written by a newer
- * release). Retryable: another process running the newer release may read it.
+ * release), or a message whose `factline-schema-version` header is no
+ * version. Retryable: another process running the newer release may read it.
  */
 export class SchemaError extends FactlineError {
   readonly kind: SchemaKind;
   readonly type: string;
-  /** The schema version it was stored with. */
+  /** The schema version it was stored with; `NaN` when its header is no version (`header`). */
   readonly schemaVersion: number;
-  constructor(kind: SchemaKind, type: string, schemaVersion: number, reason: string) {
-    super('SCHEMA', `Cannot read ${kind} '${type}' (schema version ${schemaVersion}): ${reason}`, { retryable: true });
+  /** The text of a message's `factline-schema-version` header that is no version. */
+  readonly header?: string;
+  constructor(
+    kind: SchemaKind,
+    type: string,
+    schemaVersion: number,
+    reason: string,
+    options: { header?: string } = {},
+  ) {
+    const at =
+      options.header === undefined
+        ? `schema version ${schemaVersion}`
+        : `factline-schema-version header ${quoteText(options.header)}`;
+    super('SCHEMA', `Cannot read ${kind} '${type}' (${at}): ${reason}`, { retryable: true });
     this.kind = kind;
     this.type = type;
     this.schemaVersion = schemaVersion;
+    if (options.header !== undefined) this.header = options.header;
   }
 }
 

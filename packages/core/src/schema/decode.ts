@@ -1,4 +1,4 @@
-import type { SchemaKind } from '../errors/index.ts';
+import { SchemaError, type SchemaKind } from '../errors/index.ts';
 import type { Message } from '../messaging/message.ts';
 import type { RecordedEvent } from '../store/types.ts';
 import type { DecodedData, SchemaRegistry } from './registry.ts';
@@ -37,15 +37,34 @@ export function messageKind(message: Pick<Message, 'headers'>): SchemaKind {
   return message.headers?.[STREAM_ID_HEADER] === undefined ? 'message' : 'event';
 }
 
+/** Digits of a whole number >= 1: no sign, space, point, exponent or leading zero. */
+const VERSION_TEXT = /^[1-9][0-9]*$/;
+
 /**
- * The schema version a message carries in its header (1 when it has none, as for events).
+ * The version a `factline-schema-version` header gives: 1 when there is
+ * none; `undefined` when its text is not the digits of a whole number >= 1
+ * (" 1 ", "1.0", "0x1", "1e0", "01", "" are not) or is past the safe integers.
+ *
+ * @example
+ * schemaVersionOfHeader('2'); // 2
+ * schemaVersionOfHeader('02'); // undefined
+ */
+export function schemaVersionOfHeader(header: unknown): number | undefined {
+  if (header === undefined) return 1;
+  if (typeof header !== 'string' || !VERSION_TEXT.test(header)) return undefined;
+  const version = Number(header);
+  return Number.isSafeInteger(version) ? version : undefined;
+}
+
+/**
+ * The schema version a message carries in its header (1 when it has none, as
+ * for events); `NaN` when the header is no version (see `schemaVersionOfHeader`).
  *
  * @example
  * messageSchemaVersion(createMessage({ type: 'ShipOrder', data })); // 1
  */
 export function messageSchemaVersion(message: Message): number {
-  const header = message.headers?.[SCHEMA_VERSION_HEADER];
-  return header === undefined ? 1 : Number(header);
+  return schemaVersionOfHeader(message.headers?.[SCHEMA_VERSION_HEADER]) ?? Number.NaN;
 }
 
 /**
@@ -53,13 +72,22 @@ export function messageSchemaVersion(message: Message): number {
  * are: a message made from an event (it carries `factline-stream-id`) by
  * the registry's event types, any other by its message types. The same
  * object when nothing is due; a new one with the current version in its
- * `factline-schema-version` header when upcast.
+ * `factline-schema-version` header when upcast. A header that is no version
+ * (`schemaVersionOfHeader`) on a type the registry reads is a `SchemaError`
+ * naming its text; a type it does not define passes as it is.
  *
  * @example
  * const current = await decodeMessage(schemas, delivery.message);
  */
 export function decodeMessage(registry: SchemaRegistry, message: Message): Message | Promise<Message> {
-  const decoded = registry.decode(messageKind(message), message.type, messageSchemaVersion(message), message.data);
+  const kind = messageKind(message);
+  const version = messageSchemaVersion(message);
+  if (Number.isNaN(version) && (registry.definition(kind, message.type) || registry.unknownTypes === 'error')) {
+    throw new SchemaError(kind, message.type, version, 'it is no schema version (digits of a whole number >= 1)', {
+      header: String(message.headers[SCHEMA_VERSION_HEADER]),
+    });
+  }
+  const decoded = registry.decode(kind, message.type, version, message.data);
   if (decoded === undefined) return message;
   const upcast = (d: DecodedData | undefined): Message =>
     d === undefined

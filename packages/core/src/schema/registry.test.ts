@@ -4,7 +4,7 @@ import { type } from 'arktype';
 import * as v from 'valibot';
 import { z } from 'zod';
 import type { SchemaError, UpcastError, ValidationError } from '../errors/index.ts';
-import { messageFromEvent } from '../messaging/message.ts';
+import { createMessage, type Message, messageFromEvent } from '../messaging/message.ts';
 import type { RecordedEvent } from '../store/types.ts';
 import { decodeEvent, decodeMessage } from './decode.ts';
 import { defineEvent, defineMessage, type EventOfDefinition } from './define.ts';
@@ -304,6 +304,32 @@ describe('decode', () => {
     });
     assert.deepEqual(sent.data, { orderId: 'o-1', express: false });
     assert.equal(sent.headers['factline-schema-version'], '2');
+  });
+
+  it("reads a message's schema version header only as digits of a whole number >= 1, naming any other", () => {
+    const ShipOrder = defineMessage({
+      type: 'ShipOrder',
+      version: 2,
+      schema: z.object({ orderId: z.string(), express: z.boolean() }),
+      upcasters: { 1: (d: { orderId: string }) => ({ ...d, express: false }) },
+    });
+    const registry = createSchemaRegistry([ShipOrder]);
+    const message = (header: string) =>
+      createMessage({ type: 'ShipOrder', data: { orderId: 'o' }, headers: { 'factline-schema-version': header } });
+    assert.deepEqual((decodeMessage(registry, message('1')) as Message).data, { orderId: 'o', express: false });
+    for (const header of [' 1 ', '1.0', '0x1', '1e0', '01', '+1', '', 'abc', '0', '-1', '99999999999999999999']) {
+      assert.throws(
+        () => decodeMessage(registry, message(header)),
+        (e: SchemaError) =>
+          e.code === 'SCHEMA' &&
+          e.type === 'ShipOrder' &&
+          e.message.includes(`factline-schema-version header ${JSON.stringify(header)}`),
+        JSON.stringify(header),
+      );
+    }
+    // A type the registry does not define is passed as it is: its version is read by nobody.
+    const other = createMessage({ type: 'Other', data: {}, headers: { 'factline-schema-version': '01' } });
+    assert.equal(decodeMessage(registry, other), other);
   });
 });
 

@@ -278,14 +278,21 @@ describe('workflow inputs and schema versions (in memory)', () => {
 
   it('refuses an input whose schema version header is no version, naming it', async () => {
     const handler = createWorkflowHandler(versionedFlow, { store: getInMemoryEventStore() });
-    const message = createMessage({
-      type: 'OrderPlaced',
-      data: { orderId: 'o1', total: 3 },
-      headers: { 'factline-schema-version': 'two' },
-    });
-    await assert.rejects(
-      handler.handle(message),
-      (e) => isValidationError(e) && e.issues[0]?.path === 'message.headers.factline-schema-version',
-    );
+    // Only digits of a whole number >= 1 are a version: no sign, space, point, exponent or leading zero.
+    for (const header of ['two', ' 1 ', '1.0', '0x1', '1e0', '01', '', '0']) {
+      const message = createMessage({
+        type: 'OrderPlaced',
+        data: { orderId: 'o1', total: 3 },
+        headers: { 'factline-schema-version': header },
+      });
+      await assert.rejects(
+        handler.handle(message),
+        (e) =>
+          isValidationError(e) &&
+          e.issues[0]?.path === 'message.headers.factline-schema-version' &&
+          e.issues[0]?.message.includes(JSON.stringify(header)),
+        JSON.stringify(header),
+      );
+    }
   });
 });

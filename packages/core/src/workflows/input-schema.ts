@@ -1,6 +1,7 @@
 import { type SchemaKind, ValidationError, WorkflowError } from '../errors/index.ts';
+import { quoteText } from '../errors/quote.ts';
 import { describeValue } from '../options/check-options.ts';
-import { messageKind, SCHEMA_VERSION_HEADER } from '../schema/decode.ts';
+import { messageKind, SCHEMA_VERSION_HEADER, schemaVersionOfHeader } from '../schema/decode.ts';
 import type { DecodedData, SchemaRegistry } from '../schema/registry.ts';
 import { schemaSourceOf } from '../schema/schema-store.ts';
 import { isThenable } from '../schema/validate.ts';
@@ -30,11 +31,11 @@ export const inputRegistryOf = (store: EventStore): SchemaRegistry | undefined =
 export function receivedSchema(message: WorkflowInput): WorkflowInputSchema {
   const headers = (message as { headers?: Record<string, string> }).headers;
   const header = headers?.[SCHEMA_VERSION_HEADER];
-  const version = header === undefined ? 1 : Number(header);
-  if (!Number.isSafeInteger(version) || version < 1) {
+  const version = schemaVersionOfHeader(header);
+  if (version === undefined) {
     throw new ValidationError({
       path: `message.headers.${SCHEMA_VERSION_HEADER}`,
-      message: `must be a schema version (an integer >= 1), got ${describeValue(header)}`,
+      message: `must be a schema version (digits of a whole number >= 1), got ${typeof header === 'string' ? quoteText(header) : describeValue(header)}`,
     });
   }
   return { kind: messageKind({ headers: headers ?? {} }), version };
