@@ -34,7 +34,7 @@ export function encodeMessages(
       subject = names.subject(topic, partition);
       subjects[partition] = subject;
     }
-    const item: Outgoing = { subject, data: encoder.encode(messageToJson(message)) };
+    const item: Outgoing = { subject, data: encoder.encode(messageToJson(message)), key: message.key };
     // Per topic: one stream holds every topic, and the same message (an event relayed to two topics) is
     // legitimately published once to each; a repeat to the same topic is what the server drops.
     if (settings.deduplicate) item.messageId = `${topic} ${message.id}`;

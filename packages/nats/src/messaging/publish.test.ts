@@ -85,6 +85,38 @@ describe('nats: publishing with PubAcks on an inbox subscription', { skip }, () 
     assert.equal(info.state.subjects?.[`${stream}.c`], 1);
   });
 
+  it("an item with a key goes once the item of its key before it is stored: a refused one has none of its key's later ones stored", async () => {
+    const chain = await publisher.publishAll(
+      Array.from({ length: 5 }, (_, i) => ({ subject: `${stream}.e`, data: body(`e${i}`), key: 'k' })),
+    );
+    const seqs = chain.map((ack) => ack.seq);
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((a, b) => a - b),
+      "a key's items stored in call order",
+    );
+    const error = await publisher
+      .publishAll([
+        { subject: `${stream}.f`, data: body('a1'), key: 'a' },
+        { subject: `${stream}.f`, data: new Uint8Array(4096), key: 'a' },
+        { subject: `${stream}.f`, data: body('b1'), key: 'b' },
+        { subject: `${stream}.f`, data: body('a3'), key: 'a' },
+      ])
+      .then(
+        () => assert.fail('resolved'),
+        (e: unknown) => e,
+      );
+    assert.ok(error instanceof TransportError);
+    assert.equal((error.cause as Error).name, 'JetStreamApiError');
+    const info = await jsm.streams.info(stream, { subjects_filter: `${stream}.f` });
+    const stored: string[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const message = await jsm.streams.getMessage(stream, { seq }).catch(() => undefined);
+      if (message?.subject === `${stream}.f`) stored.push(message.string());
+    }
+    assert.deepEqual(stored, ['a1', 'b1'], "b's item, first of its key, went; a's after the refused one did not");
+  });
+
   it('no answer at all (a plain subscriber takes the subject, no stream): rejects at the deadline with a TimeoutError cause', async () => {
     const silent = nc.subscribe('factline_publish_test_silent.>');
     try {

@@ -23,6 +23,12 @@ export interface Outgoing {
   messageId?: string;
   /** When it is due, if later than now. */
   dueAt?: number;
+  /**
+   * The message's key: an item is sent only once the item of its key before
+   * it in the call is stored, so a refused message has no later one of its
+   * key stored past it. Absent: no item waits for it.
+   */
+  key?: string;
 }
 
 /** The messages of one `publishAll` call, waiting for their PubAcks. */
@@ -32,6 +38,8 @@ interface Batch {
   left: number;
   subject: string;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** Item `index` was stored: sends the items held back behind it. */
+  stored(index: number): void;
   resolve(acks: PubAck[]): void;
   reject(error: unknown): void;
 }
@@ -45,6 +53,42 @@ interface Answer {
 }
 
 const decoder = new TextDecoder();
+
+/** A call's items to one subject, in call order; `next` is the first not sent. */
+interface Lane {
+  items: number[];
+  next: number;
+}
+
+/**
+ * How a call's items go out when a key comes twice in it: per item, the
+ * item of its key before it (-1: none); per subject a lane, sent in order up
+ * to an item whose key's item before it is not stored yet. `undefined` when
+ * no key comes twice: every item goes at once.
+ */
+function scheduleOf(items: readonly Outgoing[]): { before: Int32Array; lanes: Lane[] } | undefined {
+  let before: Int32Array | undefined;
+  const last = new Map<string, number>();
+  for (let i = 0; i < items.length; i++) {
+    const key = items[i]?.key;
+    if (key === undefined) continue;
+    const earlier = last.get(key);
+    if (earlier !== undefined) {
+      before ??= new Int32Array(items.length).fill(-1);
+      before[i] = earlier;
+    }
+    last.set(key, i);
+  }
+  if (before === undefined) return undefined;
+  const lanes = new Map<string, Lane>();
+  for (let i = 0; i < items.length; i++) {
+    const subject = (items[i] as Outgoing).subject;
+    const lane = lanes.get(subject) ?? { items: [], next: 0 };
+    lanes.set(subject, lane);
+    lane.items.push(i);
+  }
+  return { before, lanes: [...lanes.values()] };
+}
 
 /**
  * Publishes to JetStream over one connection: each message is a core
@@ -116,6 +160,8 @@ export function createPublisher(nc: NatsConnection, timeoutMs: number) {
     batch.acks[index] = { stream: parsed.stream, seq: parsed.seq, duplicate: parsed.duplicate === true } as PubAck;
     batch.left -= 1;
     if (batch.left === 0) settle(id, batch);
+    // Stored (or a repeat of one stored): the next message of its key may go now.
+    else batch.stored(index);
   };
 
   const failAll = (error: unknown) => {
@@ -136,24 +182,80 @@ export function createPublisher(nc: NatsConnection, timeoutMs: number) {
 
   return {
     /**
-     * Publishes every item at once (pipelined: all in flight together, in
-     * order on the connection) and resolves when each has its PubAck from
-     * the stream. A publish the server did not acknowledge within the
-     * deadline (no stream, an API error, connection lost) rejects the call
-     * with a retryable `TransportError`: publishing it again is safe, the
-     * server drops the repeat (same `Nats-Msg-Id`). Resolves the PubAcks
+     * Publishes the items pipelined (in flight together, each subject's in
+     * call order on the connection), except that an item with a `key` goes only once the
+     * item of its key before it was stored (its PubAck came), and the later
+     * items of its subject wait with it (a subject keeps call order across
+     * keys): a message the stream refuses (over its `max_msg_size`, a limit
+     * with `discard: new`) then has no later message of its key stored past
+     * it, which a consumer would get first and a retry would not put back in
+     * order. A call whose keys do not repeat is all in flight at once; a run
+     * of one key goes one PubAck at a time. Resolves when each has its
+     * PubAck from the stream. A publish the server did not acknowledge within
+     * the deadline (no stream, an API error, connection lost) rejects the
+     * call with a retryable `TransportError`, and its items not sent yet
+     * are not sent: publishing the call again is safe, the server
+     * drops the repeats (same `Nats-Msg-Id`). Resolves the PubAcks
      * (`duplicate: true` for a repeat).
      */
     publishAll(items: readonly Outgoing[]): Promise<PubAck[]> {
       return new Promise<PubAck[]>((resolve, reject) => {
         const id = nextBatch++;
+        const replyPrefix = `${prefix}${id}.`;
+        const schedule = scheduleOf(items);
+        /** Lanes held back, by the item they wait for. */
+        const held = new Map<number, Lane>();
+        /** Sends the lane's items up to one whose key's item before it is not stored yet. */
+        const sendLane = (lane: Lane) => {
+          while (lane.next < lane.items.length) {
+            const index = lane.items[lane.next] as number;
+            const earlier = schedule?.before[index] ?? -1;
+            if (earlier >= 0 && batch.acks[earlier] === undefined) {
+              held.set(earlier, lane);
+              return;
+            }
+            send(index);
+            lane.next++;
+          }
+        };
+        const sending = (work: () => void) => {
+          try {
+            work();
+          } catch (error) {
+            // Closed or draining connection: what went out before is answered to nobody; the call fails whole.
+            if (waiting.get(id) === batch) settle(id, batch, error);
+          }
+        };
         const batch: Batch = {
           acks: new Array(items.length),
           left: items.length,
           subject: items[0]?.subject ?? '',
           timer: undefined,
+          stored(index) {
+            const lane = held.get(index);
+            if (lane === undefined) return;
+            held.delete(index);
+            sending(() => sendLane(lane));
+          },
           resolve,
           reject,
+        };
+        const send = (index: number) => {
+          const item = items[index] as Outgoing;
+          let h: ReturnType<typeof natsHeaders> | undefined;
+          if (item.messageId !== undefined) {
+            h = natsHeaders();
+            h.set(MSG_ID_HEADER, item.messageId);
+          }
+          if (item.dueAt !== undefined) {
+            h ??= natsHeaders();
+            h.set(DUE_HEADER, String(item.dueAt));
+          }
+          nc.publish(
+            item.subject,
+            item.data,
+            h ? { reply: `${replyPrefix}${index}`, headers: h } : { reply: `${replyPrefix}${index}` },
+          );
         };
         if (items.length === 0) return resolve([]);
         if (closed) return reject(new TransportError('the NATS publisher is closed', { retryable: false }));
@@ -161,29 +263,10 @@ export function createPublisher(nc: NatsConnection, timeoutMs: number) {
         batch.timer = setTimeout(() => {
           if (waiting.get(id) === batch) settle(id, batch, new errors.TimeoutError());
         }, timeoutMs);
-        const replyPrefix = `${prefix}${id}.`;
-        try {
-          for (let i = 0; i < items.length; i++) {
-            const item = items[i] as Outgoing;
-            let h: ReturnType<typeof natsHeaders> | undefined;
-            if (item.messageId !== undefined) {
-              h = natsHeaders();
-              h.set(MSG_ID_HEADER, item.messageId);
-            }
-            if (item.dueAt !== undefined) {
-              h ??= natsHeaders();
-              h.set(DUE_HEADER, String(item.dueAt));
-            }
-            nc.publish(
-              item.subject,
-              item.data,
-              h ? { reply: `${replyPrefix}${i}`, headers: h } : { reply: `${replyPrefix}${i}` },
-            );
-          }
-        } catch (error) {
-          // Closed or draining connection: what went out before is answered to nobody; the call fails whole.
-          if (waiting.get(id) === batch) settle(id, batch, error);
-        }
+        sending(() => {
+          if (schedule === undefined) for (let i = 0; i < items.length; i++) send(i);
+          else for (const lane of schedule.lanes) sendLane(lane);
+        });
       });
     },
 

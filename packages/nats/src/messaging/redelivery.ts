@@ -25,5 +25,6 @@ export function encodeRedelivery(
     subject: names.groupSubject(topic, group, partitionOf(message.key, partitions)),
     data: encoder.encode(messageToJson(message)),
     messageId: `${message.id} redelivered ${Date.now()} ${Math.random().toString(36).slice(2)}`,
+    key: message.key,
   }));
 }
