@@ -127,6 +127,31 @@ describeRuleCases('arktype', [
     widening: type({ id: 'string', 'note?': 'string' }),
   },
   {
+    // arktype keeps keys it does not declare: a stored `tag_colour: 'red'` fails the new index signature.
+    name: 'an index signature is added where undeclared keys were kept',
+    rule: 'additional-properties-tightened',
+    path: '$',
+    before: type({ orderId: 'string' }),
+    breaking: type({ orderId: 'string', '[/^tag_/]': 'number' }),
+    widening: type({ orderId: 'string', '[/^tag_/]': 'unknown' }),
+  },
+  {
+    name: "an index signature's values narrow",
+    rule: 'type-narrowed',
+    path: '$[/^tag_/]',
+    before: type({ orderId: 'string', '[/^tag_/]': 'number' }),
+    breaking: type({ orderId: 'string', '[/^tag_/]': 'number.integer' }),
+    widening: type({ orderId: 'string', '[/^tag_/]': 'number | string' }),
+  },
+  {
+    name: 'an index signature is removed where undeclared keys are refused',
+    rule: 'additional-properties-tightened',
+    path: '$',
+    before: type({ '+': 'reject', orderId: 'string', '[/^tag_/]': 'number' }),
+    breaking: type({ '+': 'reject', orderId: 'string' }),
+    widening: type({ orderId: 'string' }),
+  },
+  {
     name: 'a tuple no longer takes extra items',
     rule: 'bounds-tightened',
     path: '$.point[]',

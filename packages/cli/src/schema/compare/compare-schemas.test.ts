@@ -188,6 +188,46 @@ describe('compareSchemas reads the ways validators write the same thing', () => 
     assert.deepEqual(found(record(ab), record()), []);
   });
 
+  it('compares the extra fields a key pattern (patternProperties) takes, added, kept or removed', () => {
+    const tagged = (patterns: Record<string, unknown>, extra?: unknown) =>
+      object(
+        { id: { type: 'string' } },
+        { patternProperties: patterns, ...(extra === undefined ? {} : { additionalProperties: extra }) },
+      );
+    const number = { type: 'number' };
+    const integer = { type: 'integer' };
+    // A pattern added: extra fields that matched it were taken by the extra-field schema before.
+    assert.deepEqual(found(object({ id: { type: 'string' } }), tagged({ '^tag_': number })), [
+      'additional-properties-tightened $',
+    ]);
+    assert.deepEqual(found(object({ id: { type: 'string' } }), tagged({ '^tag_': {} })), []);
+    assert.deepEqual(found(tagged({}, number), tagged({ '^tag_': integer }, number)), ['type-narrowed $[/^tag_/]']);
+    assert.deepEqual(found(tagged({}, integer), tagged({ '^tag_': number }, integer)), []);
+    assert.deepEqual(found(tagged({}, false), tagged({ '^tag_': integer }, false)), []);
+    // A pattern kept: its schema compared.
+    assert.deepEqual(found(tagged({ '^tag_': number }), tagged({ '^tag_': integer })), ['type-narrowed $[/^tag_/]']);
+    assert.deepEqual(found(tagged({ '^tag_': integer }), tagged({ '^tag_': number })), []);
+    // A pattern removed: its fields go to the extra-field schema.
+    assert.deepEqual(found(tagged({ '^tag_': number }, false), tagged({}, false)), [
+      'additional-properties-tightened $',
+    ]);
+    assert.deepEqual(found(tagged({ '^tag_': number }, false), tagged({}, integer)), ['type-narrowed $[/^tag_/]']);
+    assert.deepEqual(found(tagged({ '^tag_': number }, false), tagged({})), []);
+    assert.deepEqual(found(tagged({ '^tag_': number }, false), tagged({ '^tag': number }, false)), []);
+    // A new pattern that may match a key an old one took must accept its values; one that cannot (another literal start) need not.
+    assert.deepEqual(found(tagged({ '^tag': number }, false), tagged({ '^tag': number, '^tag_x': integer }, false)), [
+      'type-narrowed $[/^tag_x/]',
+    ]);
+    assert.deepEqual(
+      found(tagged({ '^tag_': number }, false), tagged({ '^tag_': number, '^meta_': integer }, false)),
+      [],
+    );
+    // A declared field a new pattern matches must pass it too.
+    assert.deepEqual(found(tagged({}, false), tagged({ '^i': { type: 'string', maxLength: 3 } }, false)), [
+      'bounds-tightened $.id',
+    ]);
+  });
+
   it('quotes a field name that is not an identifier in the path', () => {
     assert.deepEqual(found(object({ 'first name': { type: 'string' } }), object({})), [
       'field-removed $["first name"]',

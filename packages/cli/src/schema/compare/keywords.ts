@@ -141,6 +141,96 @@ function extraProperties(schema: Record<string, unknown>): unknown {
   return isObject(extra) && Object.keys(extra).length === 0 ? true : extra;
 }
 
+/** The key patterns of an object (`patternProperties`, an arktype index signature), each with its fields' schema. */
+const patternsOf = (schema: Record<string, unknown>): Map<string, unknown> =>
+  new Map(isObject(schema.patternProperties) ? Object.entries(schema.patternProperties) : []);
+
+const patternPath = (path: string, source: string) => `${path}[/${source}/]`;
+
+/** The text every key a pattern matches starts with (`^tag_` → `tag_`, `^x` → `x`), `undefined` when there is none. */
+function literalStart(source: string): string | undefined {
+  if (!source.startsWith('^') || source.includes('|')) return undefined;
+  const run = /^[^\\^$.|?*+()[\]{}]*/.exec(source.slice(1))?.[0] ?? '';
+  // A quantifier after the run applies to its last character only.
+  const next = source[1 + run.length];
+  return next !== undefined && '?*{'.includes(next) ? run.slice(0, -1) : run;
+}
+
+/** Two patterns may match one key, unless they start with different texts. */
+function mayOverlap(a: string, b: string): boolean {
+  const x = literalStart(a);
+  const y = literalStart(b);
+  return x === undefined || y === undefined || x.startsWith(y) || y.startsWith(x);
+}
+
+/** `wide` matches every key `narrow` does: it is only a start (`^tag`) that `narrow`'s start begins with. */
+function covers(wide: string, narrow: string): boolean {
+  const w = literalStart(wide);
+  const n = literalStart(narrow);
+  return w !== undefined && wide === `^${w}` && n?.startsWith(w) === true;
+}
+
+/** One change per rule, path and message: a field compared through several patterns is told once. */
+function distinct(changes: SchemaChange[]): SchemaChange[] {
+  const seen = new Set<string>();
+  return changes.filter((c) => {
+    const key = `${c.rule}\u0000${c.path}\u0000${c.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/**
+ * Fields a key pattern takes (`patternProperties`). A key matching a pattern
+ * is held to it (a declared field too), any other undeclared key to the
+ * extra-field schema: a pattern added takes keys the extra-field schema (or
+ * an old pattern that may match them) took, a pattern removed hands its keys
+ * to it. Which keys two patterns share is read from their literal starts only.
+ */
+function patternChanges(
+  before: Branch,
+  after: Branch,
+  path: string,
+  compare: CompareNested,
+  wasFields: Record<string, unknown>,
+  nowFields: Record<string, unknown>,
+): SchemaChange[] {
+  const changes: SchemaChange[] = [];
+  const wasPatterns = patternsOf(before.schema);
+  const nowPatterns = patternsOf(after.schema);
+  const wasExtra = extraProperties(before.schema);
+  const nowExtra = extraProperties(after.schema);
+  for (const [source, now] of nowPatterns) {
+    const at = patternPath(path, source);
+    if (wasPatterns.has(source)) {
+      changes.push(...compare(wasPatterns.get(source), now, at));
+      continue;
+    }
+    if (wasExtra === true && compare(true, now, at).length > 0) {
+      const message = `fields matching /${source}/ must now match a schema`;
+      changes.push(change('additional-properties-tightened', path, message, true, now));
+      continue;
+    }
+    if (wasExtra !== true && wasExtra !== false) changes.push(...compare(wasExtra, now, at));
+    for (const [old, was] of wasPatterns) if (mayOverlap(old, source)) changes.push(...compare(was, now, at));
+    // A declared field it matches is held to it too (one it cannot compile is taken as matched).
+    const matcher = patternOf(source);
+    for (const key of Object.keys(nowFields)) {
+      if (!Object.hasOwn(wasFields, key) || matcher?.test(key) === false) continue;
+      changes.push(...compare(wasFields[key], now, fieldPath(path, key)));
+    }
+  }
+  for (const [source, was] of wasPatterns) {
+    if (nowPatterns.has(source) || [...nowPatterns.keys()].some((now) => covers(now, source))) continue;
+    if (nowExtra === false) {
+      const message = `no longer accepts fields matching /${source}/`;
+      changes.push(change('additional-properties-tightened', path, message, was, false));
+    } else if (nowExtra !== true) changes.push(...compare(was, nowExtra, patternPath(path, source)));
+  }
+  return distinct(changes);
+}
+
 function objectChanges(
   before: Branch,
   after: Branch,
@@ -176,6 +266,7 @@ function objectChanges(
   const wasKeys = before.schema.propertyNames ?? true;
   const nowKeys = after.schema.propertyNames ?? true;
   if (nowKeys !== true) changes.push(...compare(wasKeys, nowKeys, `${path}{key}`));
+  changes.push(...patternChanges(before, after, path, compare, wasFields, nowFields));
   const wasExtra = extraProperties(before.schema);
   const nowExtra = extraProperties(after.schema);
   if (nowExtra === true || wasExtra === false) return changes;
