@@ -67,6 +67,39 @@ describe('compareSchemas reads the ways validators write the same thing', () => 
     assert.deepEqual(found({ not: { type: 'null' } }, { not: { type: 'null' } }), []);
   });
 
+  it('compares not, if/then/else and contains beside a type by their text: added, removed or changed', () => {
+    assert.deepEqual(compareSchemas({ type: 'string' }, { type: 'string', not: { const: 'x' } }), [
+      {
+        rule: 'type-narrowed',
+        path: '$',
+        message: 'not changed, which the check compares by its text only',
+        before: {},
+        after: { not: { const: 'x' } },
+      },
+    ]);
+    const notX = { type: 'string', not: { const: 'x' } };
+    assert.deepEqual(found(notX, { type: 'string', not: { const: 'y' } }), ['type-narrowed $']);
+    assert.deepEqual(found(notX, { type: 'string' }), ['type-narrowed $']);
+    assert.deepEqual(found(notX, structuredClone(notX)), []);
+    const strings = { type: 'array', items: { type: 'string' } };
+    assert.deepEqual(found(strings, { ...strings, contains: { const: 'x' } }), ['type-narrowed $']);
+    const containsX = { ...strings, contains: { const: 'x' } };
+    assert.deepEqual(found(containsX, { ...containsX, minContains: 2 }), ['type-narrowed $']);
+    // biome-ignore lint/suspicious/noThenProperty: a JSON Schema keyword, never awaited
+    const card = { if: { properties: { kind: { const: 'card' } } }, then: { required: ['last4'] } };
+    const payment = object({ kind: { type: 'string' }, last4: { type: 'string' } }, { required: ['kind'] });
+    assert.deepEqual(found(payment, { ...payment, ...card }), ['type-narrowed $']);
+    assert.deepEqual(found({ ...payment, ...card }, { ...payment, ...card, else: false }), ['type-narrowed $']);
+    // Told once for a type list, at the field; the other keywords are still compared one by one.
+    const note = (schema: object) => object({ note: { type: ['string', 'null'], ...schema } });
+    assert.deepEqual(found(note({}), note({ not: { const: '' } })), ['type-narrowed $.note']);
+    assert.deepEqual(found({ type: 'string', maxLength: 5 }, { type: 'string', maxLength: 3, not: { const: 'x' } }), [
+      'type-narrowed $',
+      'bounds-tightened $',
+    ]);
+    assert.deepEqual(found({ enum: ['a', 'b'] }, { enum: ['a', 'b'], not: { const: 'a' } }), ['type-narrowed $']);
+  });
+
   it('reads draft-07 tuples (items array, additionalItems) like prefixItems', () => {
     const draft07 = { type: 'array', items: [{ type: 'number' }, { type: 'number' }], additionalItems: false };
     const draft2020 = { type: 'array', prefixItems: [{ type: 'number' }, { type: 'number' }], items: false };

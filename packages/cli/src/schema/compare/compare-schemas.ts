@@ -1,6 +1,6 @@
 import type { SchemaChange } from '../report.ts';
 import { type Branch, branches, canonical } from './branches.ts';
-import { branchChanges } from './keywords.ts';
+import { branchChanges, distinct } from './keywords.ts';
 
 // number and integer are compared keyword by keyword: integer for number is itself a narrowing found there.
 const comparable = (now: Branch['type'], was: Branch['type']) =>
@@ -46,7 +46,8 @@ export function compareSchemas(before: unknown, after: unknown): SchemaChange[] 
     if (nowList.some((b) => b.type === 'any')) return [];
     const changes: SchemaChange[] = [];
     for (const was of wasList) changes.push(...coverBranch(was, wasList, nowList, path));
-    return changes;
+    // The branches of a type list share their keywords: a change to one (`not` beside it) is told once.
+    return distinct(changes);
   };
 
   /** The changes that keep `was` from being accepted by any of `nowList`: none when one accepts it all. */

@@ -4,7 +4,7 @@
  * changes from `before` to `after`; nested schemas go back to `compare`.
  */
 import type { SchemaChange } from '../report.ts';
-import { type Branch, dereference, isObject } from './branches.ts';
+import { type Branch, canonical, dereference, isObject } from './branches.ts';
 
 /** Compares two nested schemas (followed through their own documents' `$ref`s). */
 export type CompareNested = (before: unknown, after: unknown, path: string) => SchemaChange[];
@@ -171,7 +171,7 @@ function covers(wide: string, narrow: string): boolean {
 }
 
 /** One change per rule, path and message: a field compared through several patterns is told once. */
-function distinct(changes: SchemaChange[]): SchemaChange[] {
+export function distinct(changes: SchemaChange[]): SchemaChange[] {
   const seen = new Set<string>();
   return changes.filter((c) => {
     const key = `${c.rule}\u0000${c.path}\u0000${c.message}`;
@@ -357,6 +357,35 @@ function valueChanges(before: Branch, after: Branch, path: string): SchemaChange
   });
 }
 
+/** Values listed after (`enum`, `const`): each value listed before must still be, and a type must become values. */
+function listedChanges(before: Branch, after: Branch, values: unknown[], path: string): SchemaChange[] {
+  if (!before.values) {
+    const listed = values.map((v) => JSON.stringify(v)).join(', ');
+    return [change('type-narrowed', path, `now accepts only ${listed}`, before.type, values)];
+  }
+  const kept = new Set(values.map((v) => JSON.stringify(v)));
+  const removed = before.values.filter((v) => !kept.has(JSON.stringify(v)));
+  if (removed.length === 0) return [];
+  if (before.fromConst && after.fromConst) {
+    const message = `constant changed from ${JSON.stringify(before.values[0])} to ${JSON.stringify(values[0])}`;
+    return [change('const-changed', path, message, before.values[0], values[0])];
+  }
+  const message = `no longer accepts ${removed.map((v) => JSON.stringify(v)).join(', ')}`;
+  return [change('enum-value-removed', path, message, removed, values)];
+}
+
+/** Keywords the check does not take apart beside a type (or values): one added, removed or changed is reported. */
+const opaqueKeywords = ['not', 'if', 'then', 'else', 'contains', 'minContains', 'maxContains'];
+
+function opaqueChanges(before: Branch, after: Branch, path: string): SchemaChange[] {
+  const changed = opaqueKeywords.filter((key) => canonical(before.schema[key]) !== canonical(after.schema[key]));
+  if (changed.length === 0) return [];
+  const pick = (schema: Record<string, unknown>) =>
+    Object.fromEntries(changed.filter((key) => key in schema).map((key) => [key, schema[key]]));
+  const message = `${changed.join(', ')} changed, which the check compares by ${changed.length > 1 ? 'their' : 'its'} text only`;
+  return [change('type-narrowed', path, message, pick(before.schema), pick(after.schema))];
+}
+
 /**
  * The breaking changes between two branches of types that can match (the
  * same, or integer for number). Values (`enum`, `const`) are checked first:
@@ -369,23 +398,9 @@ export function branchChanges(
   compare: CompareNested,
   afterRoot: unknown,
 ): SchemaChange[] {
-  const changes: SchemaChange[] = [];
-  if (after.values) {
-    if (!before.values) {
-      const listed = after.values.map((v) => JSON.stringify(v)).join(', ');
-      return [change('type-narrowed', path, `now accepts only ${listed}`, before.type, after.values)];
-    }
-    const kept = new Set(after.values.map((v) => JSON.stringify(v)));
-    const removed = before.values.filter((v) => !kept.has(JSON.stringify(v)));
-    if (removed.length === 0) return [];
-    if (before.fromConst && after.fromConst) {
-      const message = `constant changed from ${JSON.stringify(before.values[0])} to ${JSON.stringify(after.values[0])}`;
-      return [change('const-changed', path, message, before.values[0], after.values[0])];
-    }
-    const message = `no longer accepts ${removed.map((v) => JSON.stringify(v)).join(', ')}`;
-    return [change('enum-value-removed', path, message, removed, after.values)];
-  }
-  if (before.values) return valueChanges(before, after, path);
+  const changes = opaqueChanges(before, after, path);
+  if (after.values) return [...changes, ...listedChanges(before, after, after.values, path)];
+  if (before.values) return [...changes, ...valueChanges(before, after, path)];
   if (before.type === 'number' && after.type === 'integer') {
     changes.push(change('type-narrowed', path, 'now accepts integers only (was any number)', 'number', 'integer'));
   }
