@@ -203,6 +203,24 @@ describe('compareSchemas reads the ways validators write the same thing', () => 
     assert.deepEqual(found(object({ a: { type: 'string' } }), object({ a: { type: 'string', default: 'x' } })), []);
   });
 
+  it('flags a name made required that no properties entry declares (a hand-written jsonSchema)', () => {
+    const before = object({ a: { type: 'string' } });
+    assert.deepEqual(compareSchemas(before, { ...before, required: ['a', 'b'] }), [
+      {
+        rule: 'required-added',
+        path: '$.b',
+        message: "field 'b' became required (no properties entry declares it)",
+        before: null,
+        after: null,
+      },
+    ]);
+    assert.deepEqual(found({ ...before, required: ['a', 'b'] }, { ...before, required: ['b', 'a'] }), []);
+    assert.deepEqual(found({ ...before, required: ['a', 'b'] }, before), []);
+    assert.deepEqual(found({ type: 'object' }, { type: 'object', required: ['first name'] }), [
+      'required-added $["first name"]',
+    ]);
+  });
+
   it("flags a record's keys narrowed (an enum value gone, a pattern added), not widened", () => {
     const record = (propertyNames?: object) => ({
       type: 'object',

@@ -262,6 +262,12 @@ function objectChanges(
     } else if (!(key in wasFields)) message = `new field '${key}' is required and has no default`;
     changes.push(change('required-added', fieldPath(path, key), message, wasFields[key], now));
   }
+  // A name required without a properties entry (a hand-written schema): stored events may lack it all the same.
+  for (const key of nowRequired) {
+    if (Object.hasOwn(nowFields, key) || wasRequired.has(key)) continue;
+    const message = `field '${key}' became required (no properties entry declares it)`;
+    changes.push(change('required-added', fieldPath(path, key), message, null, null));
+  }
   // The keys a record accepts (`z.record(z.enum([...]), …)`, a key pattern): fewer keys break stored events.
   const wasKeys = before.schema.propertyNames ?? true;
   const nowKeys = after.schema.propertyNames ?? true;
