@@ -64,7 +64,8 @@ function jsonTypeOf(value: unknown): BranchType {
 /** The type a schema without `type` implies by its keywords, `any` when none constrains it. */
 function impliedType(schema: Record<string, unknown>): BranchType {
   const has = (...keys: string[]) => keys.some((key) => key in schema);
-  if (has('properties', 'additionalProperties', 'required', 'patternProperties', 'minProperties', 'maxProperties')) {
+  const objectKeywords = ['properties', 'additionalProperties', 'required', 'patternProperties', 'minProperties'];
+  if (has(...objectKeywords, 'maxProperties', 'dependentRequired', 'dependencies')) {
     return 'object';
   }
   if (has('items', 'prefixItems', 'minItems', 'maxItems', 'uniqueItems')) return 'array';

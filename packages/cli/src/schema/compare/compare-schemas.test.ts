@@ -221,6 +221,38 @@ describe('compareSchemas reads the ways validators write the same thing', () => 
     ]);
   });
 
+  it('flags a name a present field now requires (dependentRequired, dependencies); compares dependentSchemas by its text', () => {
+    const card = object({ kind: { type: 'string' }, last4: { type: 'string' } }, { required: [] });
+    assert.deepEqual(compareSchemas(card, { ...card, dependentRequired: { kind: ['last4'] } }), [
+      {
+        rule: 'required-added',
+        path: '$.last4',
+        message: "field 'last4' became required when 'kind' is present",
+        before: null,
+        after: ['last4'],
+      },
+    ]);
+    assert.deepEqual(found(card, { ...card, dependencies: { kind: ['last4'] } }), ['required-added $.last4']);
+    // Required already, or by the same field already (draft-07 or 2020-12), or no longer: compatible.
+    const required = { ...card, required: ['last4'] };
+    assert.deepEqual(found(required, { ...required, dependentRequired: { kind: ['last4'] } }), []);
+    assert.deepEqual(
+      found({ ...card, dependencies: { kind: ['last4'] } }, { ...card, dependentRequired: { kind: ['last4'] } }),
+      [],
+    );
+    assert.deepEqual(found({ ...card, dependentRequired: { kind: ['last4'] } }, card), []);
+    const last4 = { kind: { required: ['last4'] } };
+    assert.deepEqual(found(card, { ...card, dependentSchemas: last4 }), ['type-narrowed $']);
+    assert.deepEqual(found(card, { ...card, dependencies: last4 }), ['type-narrowed $']);
+    assert.deepEqual(
+      found({ ...card, dependentSchemas: last4 }, { ...card, dependencies: structuredClone(last4) }),
+      [],
+    );
+    assert.deepEqual(found({ ...card, dependentSchemas: last4 }, { ...card, dependentSchemas: { kind: false } }), [
+      'type-narrowed $',
+    ]);
+  });
+
   it("flags a record's keys narrowed (an enum value gone, a pattern added), not widened", () => {
     const record = (propertyNames?: object) => ({
       type: 'object',

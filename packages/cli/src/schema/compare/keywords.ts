@@ -141,6 +141,37 @@ function extraProperties(schema: Record<string, unknown>): unknown {
   return isObject(extra) && Object.keys(extra).length === 0 ? true : extra;
 }
 
+/** The names each field requires when present: `dependentRequired`, and the list entries of draft-07 `dependencies`. */
+function dependentNames(schema: Record<string, unknown>): Map<string, Set<string>> {
+  const found = new Map<string, Set<string>>();
+  for (const source of [schema.dependencies, schema.dependentRequired]) {
+    for (const [key, names] of Object.entries(isObject(source) ? source : {})) {
+      if (Array.isArray(names)) found.set(key, new Set([...(found.get(key) ?? []), ...stringList(names)]));
+    }
+  }
+  return found;
+}
+
+/** A name a present field now requires that stored events with that field may lack. */
+function dependentChanges(
+  before: Record<string, unknown>,
+  after: Record<string, unknown>,
+  path: string,
+  wasRequired: Set<string>,
+): SchemaChange[] {
+  const was = dependentNames(before);
+  const changes: SchemaChange[] = [];
+  for (const [key, names] of dependentNames(after)) {
+    const wasNames = was.get(key);
+    for (const name of names) {
+      if (wasRequired.has(name) || wasNames?.has(name)) continue;
+      const message = `field '${name}' became required when '${key}' is present`;
+      changes.push(change('required-added', fieldPath(path, name), message, wasNames && [...wasNames], [...names]));
+    }
+  }
+  return changes;
+}
+
 /** The key patterns of an object (`patternProperties`, an arktype index signature), each with its fields' schema. */
 const patternsOf = (schema: Record<string, unknown>): Map<string, unknown> =>
   new Map(isObject(schema.patternProperties) ? Object.entries(schema.patternProperties) : []);
@@ -262,6 +293,7 @@ function objectChanges(
     } else if (!(key in wasFields)) message = `new field '${key}' is required and has no default`;
     changes.push(change('required-added', fieldPath(path, key), message, wasFields[key], now));
   }
+  changes.push(...dependentChanges(before.schema, after.schema, path, wasRequired));
   // A name required without a properties entry (a hand-written schema): stored events may lack it all the same.
   for (const key of nowRequired) {
     if (Object.hasOwn(nowFields, key) || wasRequired.has(key)) continue;
@@ -381,15 +413,32 @@ function listedChanges(before: Branch, after: Branch, values: unknown[], path: s
 }
 
 /** Keywords the check does not take apart beside a type (or values): one added, removed or changed is reported. */
-const opaqueKeywords = ['not', 'if', 'then', 'else', 'contains', 'minContains', 'maxContains'];
+const opaqueKeywords = ['not', 'if', 'then', 'else', 'contains', 'minContains', 'maxContains', 'dependentSchemas'];
+
+/** The keywords the check does not take apart, the schema entries of draft-07 `dependencies` as `dependentSchemas`. */
+function opaqueParts(schema: Record<string, unknown>): Record<string, unknown> {
+  const parts: Record<string, unknown> = {};
+  for (const key of opaqueKeywords) if (schema[key] !== undefined) parts[key] = schema[key];
+  const draft07 = Object.entries(isObject(schema.dependencies) ? schema.dependencies : {});
+  const schemas = draft07.filter(([, value]) => !Array.isArray(value));
+  if (schemas.length > 0) {
+    parts.dependentSchemas = {
+      ...Object.fromEntries(schemas),
+      ...(isObject(parts.dependentSchemas) ? parts.dependentSchemas : {}),
+    };
+  }
+  return parts;
+}
 
 function opaqueChanges(before: Branch, after: Branch, path: string): SchemaChange[] {
-  const changed = opaqueKeywords.filter((key) => canonical(before.schema[key]) !== canonical(after.schema[key]));
+  const was = opaqueParts(before.schema);
+  const now = opaqueParts(after.schema);
+  const changed = opaqueKeywords.filter((key) => canonical(was[key]) !== canonical(now[key]));
   if (changed.length === 0) return [];
-  const pick = (schema: Record<string, unknown>) =>
-    Object.fromEntries(changed.filter((key) => key in schema).map((key) => [key, schema[key]]));
+  const pick = (parts: Record<string, unknown>) =>
+    Object.fromEntries(changed.filter((key) => key in parts).map((key) => [key, parts[key]]));
   const message = `${changed.join(', ')} changed, which the check compares by ${changed.length > 1 ? 'their' : 'its'} text only`;
-  return [change('type-narrowed', path, message, pick(before.schema), pick(after.schema))];
+  return [change('type-narrowed', path, message, pick(was), pick(now))];
 }
 
 /**
