@@ -175,6 +175,50 @@ describe('compareSchemas reads the ways validators write the same thing', () => 
     assert.deepEqual(found({ enum: ['EUR', 'USD'] }, { type: 'string', pattern: '^[A-Z]{3}$' }), []);
   });
 
+  it('checks each object or array an enum or const listed against the schema that replaces it, part by part', () => {
+    const line = object({ a: { type: 'number' }, b: { type: 'number' } });
+    assert.deepEqual(compareSchemas({ enum: [{ a: 1 }] }, line), [
+      {
+        rule: 'required-added',
+        path: '$.b',
+        message: `field 'b' is required now, and the listed value {"a":1} lacks it`,
+        before: { a: 1 },
+        after: null,
+      },
+    ]);
+    assert.deepEqual(found({ enum: [{ a: 1, b: 2 }] }, line), []);
+    assert.deepEqual(found({ const: { a: 1.5, b: 2 } }, object({ a: { type: 'integer' }, b: {} })), [
+      'type-narrowed $.a',
+    ]);
+    assert.deepEqual(found({ const: { a: 1, b: 2, c: 3 } }, { ...line, additionalProperties: false }), [
+      'additional-properties-tightened $',
+    ]);
+    assert.deepEqual(
+      found({ const: { a: 1, b: 2, c: 'x' } }, { ...line, additionalProperties: { type: 'string' } }),
+      [],
+    );
+    const tagged = { ...line, patternProperties: { '^tag_': { type: 'number' } }, additionalProperties: false };
+    assert.deepEqual(found({ const: { a: 1, b: 2, tag_x: 'red' } }, tagged), ['enum-value-removed $[/^tag_/]']);
+    assert.deepEqual(found({ const: { a: 1, b: 2, tag_x: 3 } }, tagged), []);
+    assert.deepEqual(found({ const: { a: 1, b: 2 } }, { ...line, maxProperties: 1 }), ['bounds-tightened $']);
+    assert.deepEqual(found({ const: { a: 1 } }, { type: 'object', dependentRequired: { a: ['b'] } }), [
+      'required-added $.b',
+    ]);
+    const keyed = { type: 'object', propertyNames: { pattern: '^b' } };
+    assert.deepEqual(found({ const: { m: { a: 1 } } }, object({ m: keyed })), ['type-narrowed $.m{key}']);
+    const numbers = { type: 'array', items: { type: 'number' } };
+    assert.deepEqual(found({ enum: [[1, 2], [3]] }, numbers), []);
+    assert.deepEqual(found({ enum: [[1, 2], [3]] }, { ...numbers, minItems: 2 }), ['bounds-tightened $']);
+    assert.deepEqual(found({ const: [1, 1] }, { ...numbers, uniqueItems: true }), ['bounds-tightened $']);
+    assert.deepEqual(found({ const: [1, 2.5] }, { type: 'array', items: { type: 'integer' } }), ['type-narrowed $[]']);
+    const pair = { type: 'array', prefixItems: [{ type: 'number' }, { type: 'string' }], items: false };
+    assert.deepEqual(found({ const: [1, 2, 3] }, pair), ['enum-value-removed $[1]', 'bounds-tightened $[]']);
+    // Values inside values, and listed values kept whatever the order of their keys.
+    const nested = object({ m: object({ n: { type: 'string', maxLength: 1 } }) });
+    assert.deepEqual(found({ const: { m: { n: 'xy' } } }, nested), ['bounds-tightened $.m.n']);
+    assert.deepEqual(found({ enum: [{ a: 1, b: 2 }] }, { enum: [{ b: 2, a: 1 }] }), []);
+  });
+
   it('ignores the safe-integer range zod writes on every integer, not a real bound', () => {
     const zodInt = { type: 'integer', minimum: -9007199254740991, maximum: 9007199254740991 };
     assert.deepEqual(found({ type: 'integer' }, zodInt), []);
