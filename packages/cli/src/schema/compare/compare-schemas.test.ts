@@ -235,6 +235,14 @@ describe('compareSchemas reads the ways validators write the same thing', () => 
     assert.deepEqual(found({ type: 'array' }, { type: 'array', uniqueItems: true }), ['bounds-tightened $']);
   });
 
+  it('compares decimal steps (multipleOf) without floating-point remainders', () => {
+    const step = (multipleOf: number) => ({ type: 'number', multipleOf });
+    assert.deepEqual(found(step(0.3), step(0.1)), []);
+    assert.deepEqual(found(step(0.7), step(0.01)), []);
+    assert.deepEqual(found(step(0.1), step(0.3)), ['bounds-tightened $']);
+    assert.deepEqual(found(step(0.25), step(0.1)), ['bounds-tightened $']);
+  });
+
   it('flags an optional field made required or given a default: stored events may lack it, reads apply no defaults', () => {
     const before = object({ a: { type: 'string' } }, { required: [] });
     assert.deepEqual(found(before, object({ a: { type: 'string', default: 'x' } })), ['required-added $.a']);

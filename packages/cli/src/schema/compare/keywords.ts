@@ -48,6 +48,9 @@ function bound(schema: Record<string, unknown>, side: 'lower' | 'upper', type: B
 const describeBound = (b: Bound, side: 'lower' | 'upper') =>
   `${side === 'lower' ? (b.exclusive ? '>' : '>=') : b.exclusive ? '<' : '<='} ${b.value}`;
 
+// multipleOf on decimals: 0.3 / 0.1 is 2.9999999999999996 in floating point (and 0.3 % 0.1 is 0.09999999999999998).
+const isMultiple = (value: number, step: number) => Math.abs(value / step - Math.round(value / step)) < 1e-9;
+
 function numberChanges(before: Branch, after: Branch, path: string): SchemaChange[] {
   const changes: SchemaChange[] = [];
   for (const side of ['lower', 'upper'] as const) {
@@ -66,7 +69,7 @@ function numberChanges(before: Branch, after: Branch, path: string): SchemaChang
   }
   const step = after.schema.multipleOf;
   const oldStep = before.schema.multipleOf;
-  if (typeof step === 'number' && !(typeof oldStep === 'number' && oldStep % step === 0)) {
+  if (typeof step === 'number' && !(typeof oldStep === 'number' && isMultiple(oldStep, step))) {
     changes.push(change('bounds-tightened', path, `must now be a multiple of ${step}`, oldStep, step));
   }
   return changes;
@@ -334,9 +337,6 @@ function patternOf(source: string): RegExp | undefined {
   }
   return undefined;
 }
-
-// multipleOf on decimals: 0.3 / 0.1 is 2.9999999999999996 in floating point.
-const isMultiple = (value: number, step: number) => Math.abs(value / step - Math.round(value / step)) < 1e-9;
 
 /** The keywords of `after` a number or string value fails (objects and arrays: `objectValueChanges`, `arrayValueChanges`). */
 function refusals(value: unknown, after: Branch, was: Record<string, unknown>): Refusal[] {
