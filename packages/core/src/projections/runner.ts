@@ -2,14 +2,21 @@ import { ProjectionFailedError, TimeoutError, ValidationError } from '../errors/
 import { type Logger, log } from '../logging/logger.ts';
 import { checkProjectionRunnerOptions, checkRebuildOptions, checkWaitForOptions } from '../options/core-options.ts';
 import { assertIntegerOption, assertPosition } from '../store/validation.ts';
-import { catchUpAndFollow } from './runner/catch-up.ts';
+import { catchUpAndFollow, followHeadWhileFailed } from './runner/catch-up.ts';
 import { runnerContext } from './runner/context.ts';
 import { observeProjectionLag } from './runner/lag-metrics.ts';
 import { abandonRebuild, rebuildOnRequest, resetForRebuild, trackRebuild } from './runner/rebuild.ts';
 import { readLive, supersede } from './runner/versions.ts';
 import { rejectWaitersOnStop, waitForPosition } from './runner/waiters.ts';
 import { createWorkers, markFailed, recordError, statusOf, type Worker } from './runner/worker.ts';
-import type { ParkedEvent, Projection, ProjectionBackend, ProjectionStatus, RebuildProgress } from './types.ts';
+import type {
+  ParkedEvent,
+  Projection,
+  ProjectionBackend,
+  ProjectionState,
+  ProjectionStatus,
+  RebuildProgress,
+} from './types.ts';
 
 export interface ProjectionRunnerOptions {
   /** Most events applied in one transaction while live (and the first batch of a catch-up). Default 500. */
@@ -140,13 +147,25 @@ export function createProjectionRunner<Tx>(
       await previous;
       if (abort.signal.aborted) return;
       w.state = w.rebuild ? 'rebuilding' : 'catching-up';
-      await catchUpAndFollow(ctx, w, abort.signal);
+      try {
+        await catchUpAndFollow(ctx, w, abort.signal);
+      } catch (error) {
+        // A storage failure outside the handler (reading the log, the checkpoint): visible, never silent.
+        recordError(ctx, w, error, w.checkpoint);
+        markFailed(w, new ProjectionFailedError(w.projection.name, w.checkpoint, error));
+      }
+      // (The loop changes `w.state`: read it again.)
+      if ((w.state as ProjectionState) !== 'failed') return;
+      log(
+        ctx.logger,
+        'error',
+        { projection: w.projection.name, err: w.failure },
+        `projection ${w.projection.name} failed`,
+      );
+      // Until resumed, rebuilt or stopped (`halt` aborts it), its lag counts the events appended since.
+      await followHeadWhileFailed(ctx, w, abort.signal);
     };
-    const loop = follow().catch((error: unknown) => {
-      // A storage failure outside the handler (reading the log, the checkpoint): visible, never silent.
-      recordError(ctx, w, error, w.checkpoint);
-      markFailed(w, new ProjectionFailedError(w.projection.name, w.checkpoint, error));
-    });
+    const loop = follow();
     w.loop = loop;
     void loop.then(() => {
       const requestedAt = w.rebuildRequestedAt;
@@ -161,14 +180,6 @@ export function createProjectionRunner<Tx>(
           stops: () => stops,
           rebuilding,
         });
-      }
-      if (w.state === 'failed') {
-        log(
-          ctx.logger,
-          'error',
-          { projection: w.projection.name, err: w.failure },
-          `projection ${w.projection.name} failed`,
-        );
       }
     });
   };
@@ -305,7 +316,8 @@ export function createProjectionRunner<Tx>(
 
     async resume(name: string) {
       const w = worker(name);
-      if (w.state !== 'failed') return;
+      // (The loop changes `w.state`: read it again.)
+      if ((w.state as ProjectionState) !== 'failed') return;
       await halt(w);
       w.checkpoint = await backend.loadCheckpoint(w.key);
       run(w);

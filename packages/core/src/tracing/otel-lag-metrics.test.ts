@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { getInMemoryTransport } from '../messaging/in-memory-transport.ts';
-import { createProjectionRunner } from '../projections/runner.ts';
+import { createProjectionRunner, type ProjectionRunner } from '../projections/runner.ts';
 import { withSchemas } from '../schema/schema-store.ts';
 import { getInMemoryEventStore } from '../store/in-memory.ts';
 import { getInMemoryProjectionBackend } from '../testing/projections/in-memory-backend.ts';
@@ -56,6 +56,78 @@ describe('projection lag metrics', () => {
       assert.deepEqual(await sdk.points('factline.projection.lag.duration'), [{ attributes: name, value: 0 }]);
     } finally {
       release();
+      await runner.stop();
+    }
+  });
+});
+
+describe('projection lag metrics of a projection that applies nothing', () => {
+  const appendHundred = (store: ReturnType<typeof getInMemoryEventStore>) =>
+    store.append(
+      'order-2',
+      Array.from({ length: 100 }, () => ({ type: 'OrderPlaced', data: {} })),
+    );
+
+  /** Status and gauges agree that `lag` events wait, the oldest of them 30 s old. */
+  const assertLag = async (runner: ProjectionRunner, projection: string, lag: number) => {
+    await waitUntil(() => runner.status(projection).lag === lag, `lag ${lag} in status()`, 5000).catch((error) => {
+      const { state, checkpoint, head } = runner.status(projection);
+      throw new Error(`${(error as Error).message}: ${JSON.stringify({ state, checkpoint, head })}`);
+    });
+    const mine = async (metric: string) =>
+      (await sdk.points(metric)).filter((p) => p.attributes['factline.projection.name'] === projection);
+    assert.deepEqual(await mine('factline.projection.lag'), [
+      { attributes: { 'factline.projection.name': projection }, value: lag },
+    ]);
+    const [age] = await mine('factline.projection.lag.duration');
+    assert.ok((age?.value as number) >= 30, `the age of the oldest event not applied, got ${age?.value}`);
+  };
+
+  it('a paused projection counts the events appended while it holds', async () => {
+    const store = getInMemoryEventStore({ now: () => Date.now() - 30_000 });
+    const control = { paused: false, rebuildRequestedAt: null };
+    const backend = { ...getInMemoryProjectionBackend(store), loadControl: async () => ({ ...control }) };
+    const runner = createProjectionRunner(backend, [
+      { name: 'paused-list', handles: ['OrderPlaced'], handle: () => undefined },
+    ]);
+    const { position } = await store.append('order-1', [{ type: 'OrderPlaced', data: {} }]);
+    await runner.start();
+    try {
+      await runner.waitFor('paused-list', position);
+      control.paused = true;
+      await waitUntil(() => runner.status('paused-list').state === 'paused', 'paused');
+      await appendHundred(store);
+      await assertLag(runner, 'paused-list', 100);
+      assert.equal(runner.status('paused-list').state, 'paused');
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  it('a failed projection counts the events appended after it stopped', async () => {
+    const store = getInMemoryEventStore({ now: () => Date.now() - 30_000 });
+    const runner = createProjectionRunner(
+      getInMemoryProjectionBackend(store),
+      [
+        {
+          name: 'failed-list',
+          handles: ['OrderPlaced', 'Garbled'],
+          onFailure: 'stop',
+          handle: (events) => {
+            if (events.some((e) => e.type === 'Garbled')) throw new Error('cannot read it');
+          },
+        },
+      ],
+      { idleCheckMs: 20, maxAttempts: 1, sleep: async () => {} },
+    );
+    await store.append('garbled-1', [{ type: 'Garbled', data: {} }]);
+    await runner.start();
+    try {
+      await waitUntil(() => runner.status('failed-list').state === 'failed', 'the projection stopped on the event');
+      await appendHundred(store);
+      await assertLag(runner, 'failed-list', 101);
+      assert.equal(runner.status('failed-list').state, 'failed');
+    } finally {
       await runner.stop();
     }
   });

@@ -1,5 +1,7 @@
+import { log } from '../../logging/logger.ts';
 import { readAllForProjection } from '../../schema/projection-read.ts';
 import type { RecordedEvent } from '../../store/types.ts';
+import { sleepUnlessAborted } from '../subscription-wait.ts';
 import { applyBatch } from './batch-apply.ts';
 import type { RunnerContext } from './context.ts';
 import { honourControls } from './controls.ts';
@@ -115,6 +117,35 @@ export async function catchUpAndFollow<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>
         }
         await backend.waitForAppends(w.checkpoint, idleCheckMs, signal);
       }
+    }
+  }
+}
+
+/**
+ * A failed projection applies nothing until it is resumed or rebuilt, but the
+ * log goes on: until `signal` (its loop's own) aborts, its head follows the
+ * store's (woken by the append signal, or every `idleCheckMs`), so its lag in
+ * `status()` and the lag gauges counts the events appended since. A failed
+ * read is logged and tried again at the next check.
+ */
+export async function followHeadWhileFailed<Tx>(
+  ctx: RunnerContext<Tx>,
+  w: Worker<Tx>,
+  signal: AbortSignal,
+): Promise<void> {
+  const { backend, idleCheckMs } = ctx;
+  while (!signal.aborted && w.state === 'failed') {
+    try {
+      w.head = Math.max(w.head, await backend.store.headPosition());
+      await backend.waitForAppends(w.head, idleCheckMs, signal);
+    } catch (err) {
+      log(
+        ctx.logger,
+        'warn',
+        { projection: w.projection.name, err },
+        `projection ${w.projection.name}: reading the head failed`,
+      );
+      await sleepUnlessAborted(idleCheckMs, signal);
     }
   }
 }

@@ -41,8 +41,9 @@ async function read<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>): Promise<ControlR
 /**
  * Before a batch, the requests other processes left in the database
  * (`ProjectionBackend.loadControl`): while the projection is paused, holds
- * in the `'paused'` state, reading again every `CONTROL_CHECK_MS`, back to the
- * state it had once resumed. Resolves with the time of a rebuild request
+ * in the `'paused'` state, reading again (and the head, so its lag counts the
+ * events appended meanwhile) every `CONTROL_CHECK_MS`, back to the state it
+ * had once resumed. Resolves with the time of a rebuild request
  * when there is one and no rebuild runs (the runner then rebuilds), else
  * undefined; at once on a backend that takes no requests or when the
  * loop's `signal` aborts.
@@ -62,6 +63,8 @@ export async function honourControls<Tx>(
     if (!control?.paused) break;
     if (before === undefined) before = w.state;
     w.state = 'paused';
+    // Appends go on while it holds: its lag (status, gauges) counts them.
+    w.head = Math.max(w.head, await ctx.backend.store.headPosition());
     await pauseFor(CONTROL_CHECK_MS, signal);
   }
   if (before !== undefined && w.state === 'paused') w.state = before;
