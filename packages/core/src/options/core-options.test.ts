@@ -109,6 +109,17 @@ const cases: [string, () => unknown, string][] = [
     () => createProjectionRunner(backend, [projection], { maxBatchSize: 100 }),
     'createProjectionRunner.maxBatchSize',
   ],
+  // The backoff ceiling starts at initialBackoffMs and doubles up to maxBackoffMs: one below it was never reached.
+  [
+    'createProjectionRunner maxBackoffMs below initialBackoffMs',
+    () => createProjectionRunner(backend, [projection], { initialBackoffMs: 5000, maxBackoffMs: 10 }),
+    'createProjectionRunner.maxBackoffMs',
+  ],
+  [
+    'createProjectionRunner maxBackoffMs below the default initialBackoffMs',
+    () => createProjectionRunner(backend, [projection], { maxBackoffMs: 50 }),
+    'createProjectionRunner.maxBackoffMs',
+  ],
   [
     'rebuild',
     () => createProjectionRunner(backend, [projection]).rebuild('p', { progress: () => 1 } as never),
@@ -122,6 +133,17 @@ describe('options of core factories and methods', () => {
       assert.deepEqual(await issuePaths(work), [path]);
     });
   }
+
+  it('maxBackoffMs below initialBackoffMs: the error names both', () => {
+    assert.throws(
+      () => createProjectionRunner(backend, [projection], { initialBackoffMs: 5000, maxBackoffMs: 10 }),
+      (error: unknown) =>
+        isValidationError(error) && /initialBackoffMs \(5000\)/.test(error.message) && /got 10/.test(error.message),
+    );
+    // Either alone past the other's default is taken: the default ceiling is never below initialBackoffMs.
+    createProjectionRunner(backend, [projection], { initialBackoffMs: 10_000 });
+    createProjectionRunner(backend, [projection], { maxBackoffMs: 100 });
+  });
 
   it('the same factories accept their documented options', async () => {
     getInMemoryEventStore({ limits: { maxEventBytes: 10 }, now: Date.now });

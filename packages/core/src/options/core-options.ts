@@ -139,6 +139,13 @@ export function checkProjectionRunnerOptions(options: unknown): ProjectionRunner
       message: `must be at least batchSize (${batchSize}), got ${checked.maxBatchSize}`,
     });
   }
+  const initialBackoffMs = checked?.initialBackoffMs ?? 100;
+  if (checked?.maxBackoffMs !== undefined && checked.maxBackoffMs < initialBackoffMs) {
+    throw new ValidationError({
+      path: 'createProjectionRunner.maxBackoffMs',
+      message: `must be at least initialBackoffMs (${initialBackoffMs}), got ${checked.maxBackoffMs}`,
+    });
+  }
   return checked;
 }
 

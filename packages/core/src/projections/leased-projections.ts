@@ -91,6 +91,19 @@ export function createLeasedProjections<Tx>(settings: LeasedProjectionsSettings<
     loadCheckpoint: (checkpointName) => backend.loadCheckpoint(checkpointName),
     headPosition: () => settings.headPosition(),
     running: () => loop.running(),
+    onStandbyError(projection, error) {
+      try {
+        options.onError?.(projection.name, error, projection.checkpoint);
+      } catch {
+        // The hook's own failure changes nothing.
+      }
+      log(
+        options.logger,
+        'warn',
+        { projection: projection.name, stage: 'standby', position: projection.checkpoint, err: error },
+        `projection ${projection.name}: reading its stand-by view failed`,
+      );
+    },
   });
 
   const changed = (projection: LeasedProjection, lease: 'held' | 'standby') => {

@@ -55,6 +55,8 @@ export interface LeasedRunnerFacadeOptions {
   headPosition(): Promise<number>;
   /** False once the runner is stopping. */
   running(): boolean;
+  /** Told a failed read of a stand-by's view (the runner's `onError`, and its logger). */
+  onStandbyError(lease: LeasedProjection, error: unknown): void;
 }
 
 /** A failure that trying again may cure: a retryable storage error (a busy file, a lost connection). */
@@ -77,8 +79,9 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
   leaseOf(name: string): LeasedProjection;
   /**
    * Reads what a stand-by shows for a projection it does not run: the saved
-   * checkpoint, the live version and the head. A failure leaves the last
-   * view; the next lease check reads them again.
+   * checkpoint, the live version and the head. A failure is told to
+   * `onStandbyError` and leaves the last view; the next lease check reads
+   * them again.
    */
   refreshStandby(lease: LeasedProjection): Promise<void>;
 } {
@@ -111,8 +114,9 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
         lease.checkpoint = await options.loadCheckpoint(lease.checkpointName);
         lease.live = await all.liveVersion(lease.name);
         lease.head = Math.max(lease.checkpoint, await options.headPosition());
-      } catch {
-        // Only the stand-by view.
+      } catch (error) {
+        // The view stays as last read; the next lease check reads it again.
+        options.onStandbyError(lease, error);
       }
     },
 
@@ -182,7 +186,13 @@ export function leasedRunnerFacade(options: LeasedRunnerFacadeOptions): Omit<
 
     async resume(name: string) {
       const lease = leaseOf(name);
-      if (lease.held) await lease.runner.resume(name);
+      if (!lease.held) {
+        throw new ValidationError({
+          path: 'projection',
+          message: `'${name}' runs in another process (this one stands by): resume it there`,
+        });
+      }
+      await lease.runner.resume(name);
     },
 
     parked: (name?: string) => all.parked(name),

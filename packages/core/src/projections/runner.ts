@@ -32,7 +32,10 @@ export interface ProjectionRunnerOptions {
   maxAttempts?: number;
   /** First retry delay ceiling in ms (full jitter, doubling). Default 100. */
   initialBackoffMs?: number;
-  /** Largest retry delay ceiling in ms. Default 5000. */
+  /**
+   * Largest retry delay ceiling in ms: at least `initialBackoffMs` (one below
+   * it is a `ValidationError`). Default 5000, or `initialBackoffMs` when larger.
+   */
   maxBackoffMs?: number;
   /**
    * How long an idle projection waits for an append signal before looking

@@ -226,6 +226,12 @@ describe('sqlite projections: one active runner per projection across processes'
         ['an onFailure not known', [{ ...counted, onFailure: 'skip' as never }], {}],
         ['a name used twice', [counted, counted], { lease: false }],
         ['maxBatchSize below batchSize', [counted], { batchSize: 10, maxBatchSize: 5 }],
+        ['maxBackoffMs below initialBackoffMs', [counted], { initialBackoffMs: 5000, maxBackoffMs: 10 }],
+        [
+          'maxBackoffMs below initialBackoffMs, not leased',
+          [counted],
+          { lease: false, initialBackoffMs: 500, maxBackoffMs: 10 },
+        ],
       ] as const) {
         const refused = await startSqliteProjections(store, projections, options).then(
           async (runner) => {

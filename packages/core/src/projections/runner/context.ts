@@ -27,7 +27,8 @@ export function runnerContext<Tx>(backend: ProjectionBackend<Tx>, options: Proje
     maxBatchSize: options.maxBatchSize ?? batchSize * 10,
     maxAttempts: options.maxAttempts ?? 5,
     initialBackoffMs: options.initialBackoffMs ?? 100,
-    maxBackoffMs: options.maxBackoffMs ?? 5000,
+    // Never below the first delay: an `initialBackoffMs` alone above 5000 is not cut down to it.
+    maxBackoffMs: options.maxBackoffMs ?? Math.max(5000, options.initialBackoffMs ?? 100),
     idleCheckMs: options.idleCheckMs ?? 1000,
     givenSleep: options.sleep,
     random: options.random ?? Math.random,
