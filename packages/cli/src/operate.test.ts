@@ -4,8 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type DeadLetter, defineProjection, type TraceTree } from '@factline/core';
+import { createProjectionRunner } from '@factline/core/adapter';
 import { waitUntil } from '@factline/core/testing';
-import { getSqliteEventStore, getSqliteTransport, startSqliteProjections } from '@factline/sqlite';
+import {
+  getSqliteEventStore,
+  getSqliteProjectionBackend,
+  getSqliteTransport,
+  startSqliteProjections,
+} from '@factline/sqlite';
 import type { Database } from 'better-sqlite3';
 import { orderSchemas } from '../../../examples/orders/src/schemas.ts';
 import { startOrderServices } from '../../../examples/orders/src/services.ts';
@@ -478,5 +484,68 @@ describe('factline dlq redrive and discard', () => {
       (await json<DeadLetter[]>('dlq', 'ls', '--state', 'discarded')).map((r) => r.id),
       [placed.id],
     );
+  });
+});
+
+describe('factline projections rebuild while a version is built beside the live one', () => {
+  it('rebuilds the live version (the one built beside it never takes the request), or the version asked for', async () => {
+    const side = join(dir, 'side-by-side.db');
+    const store = getSqliteEventStore({ path: side });
+    for (let i = 1; i <= 200; i++) await store.append(`side-${i}`, [{ type: 'Sided', data: {} }]);
+    const head = await store.headPosition();
+    const resets: number[] = [];
+    const version = (v: 1 | 2) =>
+      defineProjection<Database>({
+        name: 'side_count',
+        version: v,
+        handles: ['Sided'],
+        reset: () => {
+          resets.push(v);
+        },
+        handle: () => undefined,
+      });
+    // Version 2 is slow to build (each batch of one event waits 50 ms before its commit, holding no lock) until
+    // the test lets it go: it checks the controls before each batch, where version 1, idle, checks once a second.
+    let slow = true;
+    const base = getSqliteProjectionBackend(store);
+    const slowBackend: typeof base = {
+      ...base,
+      commit: async (batch) => {
+        if (slow) await new Promise((resolve) => setTimeout(resolve, 50));
+        return base.commit(batch);
+      },
+    };
+    const v1 = await startSqliteProjections(store, [version(1)], { idleCheckMs: 1000, lease: false });
+    const v2 = createProjectionRunner(slowBackend, [version(2)], { idleCheckMs: 1000, batchSize: 1, maxBatchSize: 1 });
+    await v2.start();
+    try {
+      await v1.waitFor('side_count', head);
+      await waitUntil(() => v2.status('side_count').checkpoint > 0, 'version 2 building');
+      const live = await runFactline(['projections', 'rebuild', 'side_count', '--json', '--interval-ms', '20'], {
+        db: side,
+      });
+      assert.equal(live.code, 0, live.stderr);
+      assert.deepEqual(resets, [1], 'the live version was the one reset');
+      const report = JSON.parse(live.stdout) as { version: number; target: number };
+      assert.deepEqual([report.version, report.target], [1, head]);
+      assert.ok(v1.status('side_count').checkpoint >= head);
+
+      // Asked of version 2 while version 1 is live: version 2 resets; once it took the request it may go fast.
+      const asking = runFactline(
+        ['projections', 'rebuild', 'side_count', '--projection-version', '2', '--timeout-ms', '10000'],
+        { db: side },
+      );
+      await waitUntil(() => resets.length === 2, 'the request taken', 15_000);
+      assert.deepEqual(resets, [1, 2]);
+      assert.equal(v2.status('side_count').liveVersion, 1, 'version 2 was not live when it took it');
+      slow = false;
+      const asked = await asking;
+      assert.equal(asked.code, 0, asked.stderr);
+      assert.match(asked.stdout, /^side_count \(version 2\) rebuilt up to position \d+ in /);
+    } finally {
+      await v2.stop();
+      await v1.stop();
+      await store.close();
+    }
   });
 });

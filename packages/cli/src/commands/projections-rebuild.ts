@@ -15,6 +15,7 @@ import {
 interface RebuildFlags extends DatabaseFlags {
   timeoutMs: number;
   intervalMs: number;
+  projectionVersion?: number;
 }
 
 /** `rebuilding orders: 1200/5000 (24%), 800/s, 5 s left`. */
@@ -24,12 +25,25 @@ const progressLine = (name: string, position: number, target: number, rate: numb
   return `rebuilding ${name}: ${position}/${target} (${percent}%), ${Math.round(rate)}/s, ${left}`;
 };
 
+/** `'orders'`, or `'orders' version 2` for a version above the first. */
+const label = (name: string, version: number) => (version === 1 ? `'${name}'` : `'${name}' version ${version}`);
+
 type Outcome =
-  | { taken: false; interrupted: boolean }
-  | { taken: true; done: boolean; interrupted: boolean; position: number; target: number; seconds: number };
+  | { taken: false; interrupted: boolean; version: number }
+  | {
+      taken: true;
+      done: boolean;
+      interrupted: boolean;
+      version: number;
+      position: number;
+      target: number;
+      seconds: number;
+    };
 
 /**
- * Waits for a runner to take the request, then follows the checkpoint up to the head it found. It stops
+ * Asks for a rebuild of the version given (default: the live one, read as the request is written), waits
+ * for that version's runner to take the request, then follows that version's checkpoint up to the head it
+ * found (a version built beside the live one never takes a request for another). It stops
  * following when the command is interrupted, or when the checkpoint has not moved for `--timeout-ms` (the
  * application stopped, or the projection failed): neither is reported as rebuilt.
  */
@@ -40,10 +54,10 @@ async function follow(
   context: CliContext,
 ): Promise<Outcome> {
   context.followInterrupt();
-  await control.requestRebuild(name);
+  const { version } = await control.requestRebuild(name, flags.projectionVersion);
   const deadline = Date.now() + flags.timeoutMs;
   for (;;) {
-    const { requestedAt: pending, head } = await control.rebuildProgress(name);
+    const { requestedAt: pending, head } = await control.rebuildProgress(name, version);
     // Taken once a runner cleared it. A newer request written over this one (another `rebuild`) stands for
     // both: this one waits for it to be taken too.
     if (pending === null) {
@@ -52,12 +66,13 @@ async function follow(
       let last = -1;
       let movedAt = Date.now();
       for (;;) {
-        const { position } = await control.rebuildProgress(name);
+        const { position } = await control.rebuildProgress(name, version);
         const seconds = (Date.now() - started) / 1000;
         const outcome = (done: boolean, interrupted: boolean): Outcome => ({
           taken: true,
           done,
           interrupted,
+          version,
           position,
           target: head,
           seconds,
@@ -75,8 +90,8 @@ async function follow(
         if (context.signal.aborted) return outcome(false, true);
       }
     }
-    if (context.signal.aborted) return { taken: false, interrupted: true };
-    if (Date.now() >= deadline) return { taken: false, interrupted: false };
+    if (context.signal.aborted) return { taken: false, interrupted: true, version };
+    if (Date.now() >= deadline) return { taken: false, interrupted: false, version };
     await delay(flags.intervalMs, undefined, { signal: context.signal }).catch(() => undefined);
   }
 }
@@ -94,7 +109,12 @@ export function addProjectionRebuild(projections: Command, context: CliContext):
           integerOption('--timeout-ms', 1),
           30_000,
         )
-        .option('--interval-ms <ms>', 'how often to read the progress', integerOption('--interval-ms', 1), 200),
+        .option('--interval-ms <ms>', 'how often to read the progress', integerOption('--interval-ms', 1), 200)
+        .option(
+          '--projection-version <n>',
+          'the version to rebuild (default: the live one); only the runner of that version takes the request',
+          integerOption('--projection-version', 1),
+        ),
     ),
     async (flags: RebuildFlags, name: string) => {
       const outcome = await withProjectionControl(flags, context, async (control) =>
@@ -105,8 +125,8 @@ export function addProjectionRebuild(projections: Command, context: CliContext):
         return notFound(
           context,
           outcome.interrupted
-            ? `interrupted before a runner took the rebuild of '${name}'; the request stays until one does`
-            : `no runner took the rebuild of '${name}' within ${flags.timeoutMs} ms (are the application's projections running?); the request stays until one does`,
+            ? `interrupted before a runner took the rebuild of ${label(name, outcome.version)}; the request stays until one does`
+            : `no runner took the rebuild of ${label(name, outcome.version)} within ${flags.timeoutMs} ms (are the application's projections running?); the request stays until one does`,
         );
       }
       if (!outcome.done) {
@@ -114,14 +134,22 @@ export function addProjectionRebuild(projections: Command, context: CliContext):
         return notFound(
           context,
           outcome.interrupted
-            ? `interrupted while following the rebuild of '${name}', ${where}: the runner goes on with it`
-            : `the rebuild of '${name}' has not moved for ${flags.timeoutMs} ms, ${where} (has the application stopped, or the projection failed? see projections status)`,
+            ? `interrupted while following the rebuild of ${label(name, outcome.version)}, ${where}: the runner goes on with it`
+            : `the rebuild of ${label(name, outcome.version)} has not moved for ${flags.timeoutMs} ms, ${where} (has the application stopped, or the projection failed? see projections status)`,
         );
       }
       const rate = outcome.seconds > 0 ? outcome.target / outcome.seconds : 0;
-      if (flags.json)
-        return printJson(context, { projection: name, target: outcome.target, seconds: outcome.seconds, rate });
-      context.stdout(`${name} rebuilt up to position ${outcome.target} in ${outcome.seconds.toFixed(1)} s`);
+      if (flags.json) {
+        return printJson(context, {
+          projection: name,
+          version: outcome.version,
+          target: outcome.target,
+          seconds: outcome.seconds,
+          rate,
+        });
+      }
+      const which = outcome.version === 1 ? name : `${name} (version ${outcome.version})`;
+      context.stdout(`${which} rebuilt up to position ${outcome.target} in ${outcome.seconds.toFixed(1)} s`);
     },
   );
 }

@@ -117,10 +117,17 @@ export interface ProjectionControl {
   /** Whether a checkpoint of `name` (any version) exists: a runner has run it on this database. */
   exists(name: string): Promise<boolean>;
   setPaused(name: string, paused: boolean): Promise<void>;
-  /** Asks the runners for a rebuild; resolves with the request's time. */
-  requestRebuild(name: string): Promise<number>;
-  /** The pending request's time (null once a runner took it), the live version's checkpoint and the log's head. */
-  rebuildProgress(name: string): Promise<{ requestedAt: number | null; position: number; head: number }>;
+  /**
+   * Asks the runner of `version` (default: the live one, read as the request
+   * is written) for a rebuild; resolves with the request's time and the
+   * version it names.
+   */
+  requestRebuild(name: string, version?: number): Promise<{ requestedAt: number; version: number }>;
+  /** The pending request's time (null once a runner took it), `version`'s checkpoint and the log's head. */
+  rebuildProgress(
+    name: string,
+    version: number,
+  ): Promise<{ requestedAt: number | null; position: number; head: number }>;
   close(): Promise<void>;
 }
 

@@ -1,7 +1,7 @@
 import { CliError } from '../cli-error.ts';
 import type { ProjectionControl } from './inspector.ts';
 import { connectPostgres, quoteSchema } from './postgres-inspector.ts';
-import { projectionName } from './projection-name.ts';
+import { projectionKey, projectionName } from './projection-name.ts';
 
 /**
  * Pauses and resumes projections in a PostgreSQL schema: the flag the
@@ -34,23 +34,47 @@ export async function openPostgresProjectionControl(url: string, schema: string)
         [name, paused],
       );
     },
-    async requestRebuild(name) {
+    async requestRebuild(name, given) {
       const at = Date.now();
+      const versioned = await pool.query(
+        `SELECT 1 FROM information_schema.columns
+         WHERE table_schema = $1 AND table_name = 'projection_controls' AND column_name = 'rebuild_version'`,
+        [schema],
+      );
+      const live = `COALESCE((SELECT live_version FROM ${s}.projection_versions WHERE name = $1), 1)`;
+      if (versioned.rows.length > 0) {
+        // The live version read in the statement that writes the request: no switch between the two.
+        const { rows } = await pool.query<{ version: number }>(
+          `INSERT INTO ${s}.projection_controls (name, paused, rebuild_requested_at, rebuild_version, changed_at)
+           VALUES ($1, false, $2, COALESCE($3::integer, ${live}), now())
+           ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at,
+             rebuild_version = excluded.rebuild_version, changed_at = now()
+           RETURNING rebuild_version AS version`,
+          [name, at, given ?? null],
+        );
+        return { requestedAt: at, version: Number(rows[0]?.version ?? 1) };
+      }
+      // Migrated by a Factline whose requests name no version: its runners take one in the version live then.
+      const { rows } = await pool.query<{ version: number }>(`SELECT ${live} AS version`, [name]);
+      const current = Number(rows[0]?.version ?? 1);
+      if (given !== undefined && given !== current) {
+        throw new CliError(
+          `schema ${schema}: the application's runners take a rebuild request for the live version of '${name}' only (${current}), not ${given}`,
+        );
+      }
       await pool.query(
         `INSERT INTO ${s}.projection_controls (name, paused, rebuild_requested_at, changed_at) VALUES ($1, false, $2, now())
          ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at, changed_at = now()`,
         [name, at],
       );
-      return at;
+      return { requestedAt: at, version: current };
     },
-    async rebuildProgress(name) {
+    async rebuildProgress(name, version) {
       const { rows } = await pool.query<{ at: string | null; position: string | null; head: string }>(
         `SELECT (SELECT rebuild_requested_at FROM ${s}.projection_controls WHERE name = $1) AS at,
-           (SELECT position FROM ${s}.projections WHERE name = CASE
-              WHEN COALESCE((SELECT live_version FROM ${s}.projection_versions WHERE name = $1), 1) = 1 THEN $1
-              ELSE $1 || '@v' || (SELECT live_version FROM ${s}.projection_versions WHERE name = $1) END) AS position,
+           (SELECT position FROM ${s}.projections WHERE name = $2) AS position,
            (SELECT COALESCE(MAX(position), 0) FROM ${s}.events) AS head`,
-        [name],
+        [name, projectionKey(name, version)],
       );
       const row = rows[0];
       return {

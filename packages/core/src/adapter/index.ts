@@ -70,6 +70,7 @@ export {
 } from '../projections/leased-projections.ts';
 export { createProjectionRunner } from '../projections/runner.ts';
 export {
+  checkRebuildVersion,
   type ProjectionBackend,
   type ProjectionCommit,
   type ProjectionControl,

@@ -1,3 +1,4 @@
+import { ValidationError } from '../errors/index.ts';
 import type { Event, EventStore, RecordedEvent, RecordedOf } from '../store/types.ts';
 
 /**
@@ -204,6 +205,28 @@ export interface ProjectionControl {
   paused: boolean;
   /** When a rebuild was requested (ms since the epoch), or null. */
   rebuildRequestedAt: number | null;
+  /**
+   * The version the rebuild is asked of: only the runner of that version
+   * takes it. Null or absent (a request recorded before requests named a
+   * version, or by a backend that records none): the version live when a
+   * runner reads it.
+   */
+  rebuildVersion?: number | null;
+}
+
+/**
+ * `version` as a rebuild request may name it: a positive integer, else a
+ * `ValidationError` at `version`; undefined stays undefined (the live one).
+ *
+ * @example
+ * const version = checkRebuildVersion(given); // in ProjectionBackend.requestRebuild
+ */
+export function checkRebuildVersion(version: unknown): number | undefined {
+  if (version === undefined) return undefined;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+    throw new ValidationError({ path: 'version', message: `must be a positive integer, got ${String(version)}` });
+  }
+  return version;
 }
 
 export interface ProjectionBackend<Tx> {
@@ -245,14 +268,21 @@ export interface ProjectionBackend<Tx> {
    * What other processes asked of `projection` (its name, every version)
    * through the database (`setPaused`, `factline projections pause|rebuild`).
    * A running runner reads it before a batch, at most every 100 ms: while
-   * paused it holds in the `'paused'` state; a rebuild request it honours as
-   * `rebuild` would, then clears it. A backend without it takes no requests.
+   * paused it holds in the `'paused'` state; a rebuild request naming its
+   * version (or none, while its version is live) it honours as `rebuild`
+   * would, then clears it. A backend without it takes no requests.
    */
   loadControl?(projection: string): Promise<ProjectionControl>;
   /** Pauses or resumes `projection` for every runner on this database. */
   setPaused?(projection: string, paused: boolean): Promise<void>;
-  /** Asks the runners of `projection` for a rebuild; resolves with the request's time (ms since the epoch). */
-  requestRebuild?(projection: string): Promise<number>;
+  /**
+   * Asks the runner of `version` of `projection` for a rebuild (default: the
+   * version recorded as live when the request is written; a version not a
+   * positive integer is a `ValidationError`); resolves with the request's
+   * time (ms since the epoch). One request is kept per projection: a newer
+   * one replaces it.
+   */
+  requestRebuild?(projection: string, version?: number): Promise<number>;
   /**
    * Clears the rebuild request made at `requestedAt` (a newer one stays);
    * false when it was not there any more (another runner took it).

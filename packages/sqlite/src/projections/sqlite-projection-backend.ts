@@ -1,5 +1,6 @@
 import { type ParkedEvent, type RecordedEvent, StorageError } from '@factline/core';
 import {
+  checkRebuildVersion,
   type ProjectionBackend,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
@@ -56,6 +57,12 @@ export const projectionMigrations: readonly Migration[] = [
         changed_at INTEGER NOT NULL
       ) WITHOUT ROWID;
     `,
+  },
+  {
+    version: 4,
+    description: 'a rebuild request names the version it is asked of',
+    // A request recorded before (NULL) is for the version live when a runner reads it.
+    up: 'ALTER TABLE factline_projection_controls ADD COLUMN rebuild_version INTEGER;',
   },
 ];
 
@@ -119,12 +126,17 @@ function prepareProjectionStatements(db: Database) {
     live: db.prepare<[string], { live_version: number }>(
       'SELECT live_version FROM factline_projection_versions WHERE name = ?',
     ),
-    control: db.prepare<[string], { paused: number; rebuild_requested_at: number | null }>(
-      'SELECT paused, rebuild_requested_at FROM factline_projection_controls WHERE name = ?',
-    ),
-    requestRebuild: db.prepare(
-      `INSERT INTO factline_projection_controls (name, paused, rebuild_requested_at, changed_at) VALUES (?, 0, ?, ?)
-       ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at, changed_at = excluded.changed_at`,
+    control: db.prepare<
+      [string],
+      { paused: number; rebuild_requested_at: number | null; rebuild_version: number | null }
+    >('SELECT paused, rebuild_requested_at, rebuild_version FROM factline_projection_controls WHERE name = ?'),
+    // Of the version given, else of the one live now (read in the same statement).
+    requestRebuild: db.prepare<{ name: string; at: number; version: number | null }>(
+      `INSERT INTO factline_projection_controls (name, paused, rebuild_requested_at, rebuild_version, changed_at)
+       VALUES (@name, 0, @at, COALESCE(@version,
+         (SELECT live_version FROM factline_projection_versions WHERE name = @name), 1), @at)
+       ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at,
+         rebuild_version = excluded.rebuild_version, changed_at = excluded.changed_at`,
     ),
     clearRebuild: db.prepare(
       'UPDATE factline_projection_controls SET rebuild_requested_at = NULL, changed_at = ? WHERE name = ? AND rebuild_requested_at = ?',
@@ -300,14 +312,20 @@ export function createSqliteProjectionBackend(
     loadControl: (projection) =>
       wrap(() => {
         const row = sql().control.get(projection);
-        return { paused: row?.paused === 1, rebuildRequestedAt: row?.rebuild_requested_at ?? null };
+        return {
+          paused: row?.paused === 1,
+          rebuildRequestedAt: row?.rebuild_requested_at ?? null,
+          rebuildVersion: row?.rebuild_version ?? null,
+        };
       }),
-    requestRebuild: (projection) =>
-      wrap(() => {
+    requestRebuild: async (projection, version) => {
+      const checked = checkRebuildVersion(version);
+      return wrap(() => {
         const at = Date.now();
-        sql().requestRebuild.run(projection, at, at);
+        sql().requestRebuild.run({ name: projection, at, version: checked ?? null });
         return at;
-      }),
+      });
+    },
     clearRebuildRequest: (projection, requestedAt) =>
       wrap(() => sql().clearRebuild.run(Date.now(), projection, requestedAt).changes === 1),
     setPaused: (projection, paused) =>

@@ -375,7 +375,7 @@ describe('sqlite projections: side-by-side versions', () => {
       .all() as { version: number }[];
     assert.deepEqual(
       migrations.map((m) => m.version),
-      [1, 2, 3],
+      [1, 2, 3, 4],
     );
 
     const head = await store.headPosition();

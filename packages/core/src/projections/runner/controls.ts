@@ -1,14 +1,12 @@
-import type { ProjectionState } from '../types.ts';
+import type { ProjectionControl, ProjectionState } from '../types.ts';
 import type { RunnerContext } from './context.ts';
 import type { Worker } from './worker.ts';
 
 /** How stale a read of the controls may be: a pause or a rebuild request is honoured within this. */
 export const CONTROL_CHECK_MS = 100;
 
-interface ControlRead {
+interface ControlRead extends ProjectionControl {
   at: number;
-  paused: boolean;
-  rebuildRequestedAt: number | null;
 }
 
 // The last read per worker: one read a batch at most every CONTROL_CHECK_MS, not one every batch.
@@ -44,7 +42,8 @@ async function read<Tx>(ctx: RunnerContext<Tx>, w: Worker<Tx>): Promise<ControlR
  * in the `'paused'` state, reading again (and the head, so its lag counts the
  * events appended meanwhile) every `CONTROL_CHECK_MS`, back to the state it
  * had once resumed. Resolves with the time of a rebuild request
- * when there is one and no rebuild runs (the runner then rebuilds), else
+ * when there is one for this version (named, or none named while this
+ * version is the live one as last read) and no rebuild runs (the runner then rebuilds), else
  * undefined; at once on a backend that takes no requests or when the
  * loop's `signal` aborts.
  *
@@ -70,6 +69,8 @@ export async function honourControls<Tx>(
   if (before !== undefined && w.state === 'paused') w.state = before;
   const requested = control?.rebuildRequestedAt ?? null;
   if (requested === null || w.rebuild || signal.aborted) return undefined;
+  // Asked of another version (one built beside it, or the live one beside this): its runner takes it.
+  if ((control?.rebuildVersion ?? w.live) !== w.version) return undefined;
   // Read again next time: the request is cleared once taken.
   reads.delete(w);
   return requested;
