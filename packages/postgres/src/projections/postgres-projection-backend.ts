@@ -1,6 +1,7 @@
 import { type Logger, type ParkedEvent, type RecordedEvent, StorageError } from '@factline/core';
 import {
   assertIntegerOption,
+  checkRebuildVersion,
   type ProjectionBackend,
   type ProjectionVersionRef,
   parseProjectionVersionKey,
@@ -298,22 +299,35 @@ export function getPostgresProjectionBackend(
       ),
 
     async loadControl(projection) {
-      const rows = await query<{ paused: boolean; rebuild_requested_at: string | null }>(
+      const rows = await query<{
+        paused: boolean;
+        rebuild_requested_at: string | null;
+        rebuild_version: number | null;
+      }>(
         'control',
-        `SELECT paused, rebuild_requested_at FROM ${s}.projection_controls WHERE name = $1`,
+        `SELECT paused, rebuild_requested_at, rebuild_version FROM ${s}.projection_controls WHERE name = $1`,
         [projection],
       );
       const requested = rows[0]?.rebuild_requested_at;
-      return { paused: rows[0]?.paused === true, rebuildRequestedAt: requested == null ? null : Number(requested) };
+      return {
+        paused: rows[0]?.paused === true,
+        rebuildRequestedAt: requested == null ? null : Number(requested),
+        rebuildVersion: rows[0]?.rebuild_version ?? null,
+      };
     },
 
-    async requestRebuild(projection) {
+    async requestRebuild(projection, version) {
+      const checked = checkRebuildVersion(version);
       const at = Date.now();
+      // Of the version given, else of the one live now (read in the same statement).
       await query(
         'request-rebuild',
-        `INSERT INTO ${s}.projection_controls (name, paused, rebuild_requested_at, changed_at) VALUES ($1, false, $2, now())
-         ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at, changed_at = now()`,
-        [projection, at],
+        `INSERT INTO ${s}.projection_controls (name, paused, rebuild_requested_at, rebuild_version, changed_at)
+         VALUES ($1, false, $2, COALESCE($3::integer,
+           (SELECT live_version FROM ${s}.projection_versions WHERE name = $1), 1), now())
+         ON CONFLICT (name) DO UPDATE SET rebuild_requested_at = excluded.rebuild_requested_at,
+           rebuild_version = excluded.rebuild_version, changed_at = now()`,
+        [projection, at, checked ?? null],
       );
       return at;
     },

@@ -666,7 +666,7 @@ describe('postgres projections', { skip }, () => {
     );
     assert.deepEqual(
       migrations.map((m) => m.version),
-      [1, 2, 3],
+      [1, 2, 3, 4],
     );
 
     const head = await store.headPosition();

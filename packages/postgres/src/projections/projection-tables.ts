@@ -50,6 +50,12 @@ export const projectionMigrations: readonly PostgresMigration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    description: 'a rebuild request names the version it is asked of',
+    // A request recorded before (NULL) is for the version live when a runner reads it.
+    up: (s) => `ALTER TABLE ${s}.projection_controls ADD COLUMN rebuild_version integer;`,
+  },
 ];
 
 /**

@@ -15,7 +15,7 @@ after(async () => {
 });
 
 describe('postgres projections: rebuild requests while a version is built beside the live one', { skip }, () => {
-  it('a request naming no version is taken by the live version, never by the version built beside it', async () => {
+  it('a request names the live version by default, never taken by the version built beside it; one naming version 2 is taken by version 2', async () => {
     const schema = testSchema('rebuild_requests');
     schemas.push(schema);
     const store = await getPostgresEventStore({ connectionString: postgresUrl, schema, poolSize: 4 });
@@ -65,6 +65,17 @@ describe('postgres projections: rebuild requests while a version is built beside
       await v1.waitFor('p', head, { timeoutMs: 10_000 });
       assert.equal(applied.get(1), 200, 'every event applied again by the live version');
       assert.equal(v2.status('p').liveVersion, 1);
+
+      // Asked of version 2 by name: version 2 resets, version 1 is left alone.
+      await assert.rejects(backend.requestRebuild?.('p', 0) as Promise<number>, /version/);
+      await backend.requestRebuild?.('p', 2);
+      assert.equal((await backend.loadControl?.('p'))?.rebuildVersion, 2);
+      await waitUntil(() => resets.length === 2, 'the request for version 2 taken');
+      assert.deepEqual(resets, [1, 2]);
+      await backend.requestRebuild?.('p');
+      assert.equal((await backend.loadControl?.('p'))?.rebuildVersion, 1, 'the live version recorded');
+      await waitUntil(() => resets.length === 3, 'the request for the live version taken');
+      assert.deepEqual(resets, [1, 2, 1]);
     } finally {
       await v2.stop();
       await v1.stop();
