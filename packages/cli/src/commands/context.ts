@@ -27,6 +27,20 @@ export interface CliContext {
 
 export type CliIo = Pick<CliContext, 'cwd' | 'stdout' | 'stderr'> & Partial<CliContext>;
 
+/**
+ * Control characters other than a line break or a tab (C0, DEL, C1) and lone
+ * surrogates, as `\uXXXX`: text the CLI prints comes from messages and
+ * events other programs wrote, and an escape sequence in a message type
+ * would otherwise reach the operator's terminal as a command. JSON output
+ * stays JSON (these escapes read back as the same characters).
+ */
+const unprintable =
+  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+export function printable(text: string): string {
+  return text.replace(unprintable, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export function createCliContext(io: CliIo): CliContext {
   return {
     env: {},
@@ -35,6 +49,8 @@ export function createCliContext(io: CliIo): CliContext {
     signal: new AbortController().signal,
     followInterrupt: () => undefined,
     ...io,
+    stdout: (line) => io.stdout(printable(line)),
+    stderr: (line) => io.stderr(printable(line)),
     exitCode: 0,
     resolve: (path) => resolve(io.cwd, path),
   };
