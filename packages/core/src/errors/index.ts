@@ -249,7 +249,8 @@ export type SchemaKind = 'event' | 'message';
  * the registry does not know (with `unknownTypes: 'error'`), a schema
  * version newer than the registry's current one (written by a newer
  * release), or a message whose `factline-schema-version` header is no
- * version. Retryable: another process running the newer release may read it.
+ * version. Retryable (another process running the newer release may read
+ * it), except for a header that is no version, which no release reads.
  */
 export class SchemaError extends FactlineError {
   readonly kind: SchemaKind;
@@ -269,7 +270,8 @@ export class SchemaError extends FactlineError {
       options.header === undefined
         ? `schema version ${schemaVersion}`
         : `factline-schema-version header ${quoteText(options.header)}`;
-    super('SCHEMA', `Cannot read ${kind} '${type}' (${at}): ${reason}`, { retryable: true });
+    // A header that is no version reads as none in any release: trying again cannot help.
+    super('SCHEMA', `Cannot read ${kind} '${type}' (${at}): ${reason}`, { retryable: options.header === undefined });
     this.kind = kind;
     this.type = type;
     this.schemaVersion = schemaVersion;

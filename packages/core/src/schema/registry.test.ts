@@ -323,6 +323,7 @@ describe('decode', () => {
         (e: SchemaError) =>
           e.code === 'SCHEMA' &&
           e.type === 'ShipOrder' &&
+          e.retryable === false &&
           e.message.includes(`factline-schema-version header ${JSON.stringify(header)}`),
         JSON.stringify(header),
       );
