@@ -8,9 +8,10 @@ import {
   type PostgresEventStore,
   startPostgresProjections,
 } from '@factline/postgres';
+import { withClockOff } from '../../core/src/testing/fixtures/clock-off.ts';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../../postgres/src/fixtures/server.ts';
 import { addOperationalState } from './fixtures/postgres-operations.ts';
-import { runFactline, runJson } from './fixtures/run-factline.ts';
+import { runFactline, runInProcess, runJson } from './fixtures/run-factline.ts';
 import type { OutboxStatus, ProjectionState, StoredEvent, StreamSummary } from './inspect/inspector.ts';
 
 const unavailable = await postgresUnavailable();
@@ -153,6 +154,30 @@ describe('factline on a PostgreSQL schema', { skip }, () => {
     assert.deepEqual(rows, [{ group_name: 'billing', type: 'OrderPlaced' }]);
     assert.equal((await json<DeadLetter>('dlq', 'show', deadLetterId)).state, 'redriven');
     assert.equal((await factline('dlq', 'redrive', deadLetterId, '--yes')).code, 1);
+  });
+
+  it('outbox status gives the entries’ ages by the server’s clock, whatever the clock of the machine it runs on', async () => {
+    const serverAge = async () => {
+      const { rows } = await (store as PostgresEventStore).pool.query<{ ms: number }>(
+        `SELECT (extract(epoch FROM now() - min(created_at)) * 1000)::float8 AS ms FROM "${schema}".outbox`,
+      );
+      return rows[0]?.ms as number;
+    };
+    for (const skewMs of [3_600_000, -3_600_000]) {
+      const before = await serverAge();
+      // Run in this process, its clock an hour off the server's.
+      const run = await withClockOff(skewMs, () => runInProcess([...args('outbox', 'status'), '--json']));
+      const after = await serverAge();
+      assert.equal(run.code, 0, run.stderr);
+      const status = JSON.parse(run.stdout) as OutboxStatus;
+      const ages = [status.oldestAgeMs, ...status.topics.map((t) => t.oldestAgeMs)];
+      for (const age of ages) {
+        assert.ok(
+          age !== null && age >= before - 1 && age <= after + 1,
+          `a clock ${skewMs / 1000} s off: between ${before} and ${after} ms, got ${age}`,
+        );
+      }
+    }
   });
 
   it('a server that does not answer is a connection error, exit 2', async () => {

@@ -11,25 +11,14 @@ export function addOutbox(program: Command, context: CliContext): void {
       outbox.command('status').description('entries waiting to be published, per topic, with the oldest age'),
     ),
     async (flags: DatabaseFlags) => {
+      // Ages as the database tells them (its clock wrote the enqueue times), not by this process's clock.
       const status = await withInspector(flags, context, (i) => i.outboxStatus());
-      const now = Date.now();
-      const age = (at: Date | null) => (at ? now - at.getTime() : null);
-      if (flags.json) {
-        return printJson(context, {
-          ...status,
-          oldestAgeMs: age(status.oldestEnqueuedAt),
-          topics: status.topics.map((t) => ({ ...t, oldestAgeMs: age(t.oldestEnqueuedAt) })),
-        });
-      }
+      if (flags.json) return printJson(context, status);
       if (!status.present) return context.stdout('no outbox in this database');
-      const oldest = status.oldestEnqueuedAt ? `, oldest ${formatAge(now - status.oldestEnqueuedAt.getTime())}` : '';
+      const oldest = status.oldestAgeMs === null ? '' : `, oldest ${formatAge(status.oldestAgeMs)}`;
       context.stdout(`${status.waiting} waiting${oldest}`);
       if (status.topics.length === 0) return;
-      const rows = status.topics.map((t) => [
-        t.topic,
-        String(t.waiting),
-        formatAge(now - t.oldestEnqueuedAt.getTime()),
-      ]);
+      const rows = status.topics.map((t) => [t.topic, String(t.waiting), formatAge(t.oldestAgeMs)]);
       for (const line of formatTable(['topic', 'waiting', 'oldest'], rows)) context.stdout(line);
     },
   );

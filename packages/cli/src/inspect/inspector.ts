@@ -61,6 +61,8 @@ export interface OutboxTopicStatus {
   topic: string;
   waiting: number;
   oldestEnqueuedAt: Date;
+  /** The oldest entry's age, ms, by the clock that wrote its enqueue time (PostgreSQL: the server's). */
+  oldestAgeMs: number;
 }
 
 export interface OutboxStatus {
@@ -68,6 +70,8 @@ export interface OutboxStatus {
   present: boolean;
   waiting: number;
   oldestEnqueuedAt: Date | null;
+  /** The oldest entry's age, ms, as `OutboxTopicStatus.oldestAgeMs`; null when none waits. */
+  oldestAgeMs: number | null;
   topics: OutboxTopicStatus[];
 }
 

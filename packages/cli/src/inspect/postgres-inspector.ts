@@ -13,7 +13,13 @@ import {
 } from '@factline/postgres';
 import pg from 'pg';
 import { CliError } from '../cli-error.ts';
-import { type DeadLetterOperator, type Inspector, parseEventColumns, type StoredEvent } from './inspector.ts';
+import {
+  type DeadLetterOperator,
+  type Inspector,
+  type OutboxTopicStatus,
+  parseEventColumns,
+  type StoredEvent,
+} from './inspector.ts';
 import { noQueue, noQueueMessage } from './no-queue.ts';
 import { projectionName } from './projection-name.ts';
 import { type GroupRedriver, redrivingThrough } from './redriver.ts';
@@ -146,16 +152,32 @@ export async function openPostgresInspector(url: string, schema: string): Promis
     },
     headPosition: head,
     async outboxStatus() {
-      if (!(await has('outbox'))) return { present: false, waiting: 0, oldestEnqueuedAt: null, topics: [] };
-      const { rows } = await pool.query<{ topic: string; waiting: string; oldest: Date }>(
-        `SELECT topic, COUNT(*) AS waiting, MIN(created_at) AS oldest FROM ${s}.outbox GROUP BY topic ORDER BY topic`,
+      if (!(await has('outbox'))) {
+        return { present: false, waiting: 0, oldestEnqueuedAt: null, oldestAgeMs: null, topics: [] };
+      }
+      // Ages by the server's clock, which wrote created_at: this process's clock may disagree with it.
+      const { rows } = await pool.query<{ topic: string; waiting: string; oldest: Date; age_ms: number }>(
+        `SELECT topic, COUNT(*) AS waiting, MIN(created_at) AS oldest,
+                greatest(0, extract(epoch FROM now() - MIN(created_at)) * 1000)::float8 AS age_ms
+           FROM ${s}.outbox GROUP BY topic ORDER BY topic`,
       );
-      const topics = rows.map((r) => ({ topic: r.topic, waiting: Number(r.waiting), oldestEnqueuedAt: r.oldest }));
-      const oldest = topics.reduce<Date | null>(
-        (o, t) => (o && o <= t.oldestEnqueuedAt ? o : t.oldestEnqueuedAt),
+      const topics = rows.map((r) => ({
+        topic: r.topic,
+        waiting: Number(r.waiting),
+        oldestEnqueuedAt: r.oldest,
+        oldestAgeMs: r.age_ms,
+      }));
+      const oldest = topics.reduce<OutboxTopicStatus | null>(
+        (o, t) => (o && o.oldestEnqueuedAt <= t.oldestEnqueuedAt ? o : t),
         null,
       );
-      return { present: true, waiting: topics.reduce((n, t) => n + t.waiting, 0), oldestEnqueuedAt: oldest, topics };
+      return {
+        present: true,
+        waiting: topics.reduce((n, t) => n + t.waiting, 0),
+        oldestEnqueuedAt: oldest?.oldestEnqueuedAt ?? null,
+        oldestAgeMs: oldest?.oldestAgeMs ?? null,
+        topics,
+      };
     },
     async projections() {
       if (!(await has('projections'))) return [];

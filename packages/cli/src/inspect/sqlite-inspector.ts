@@ -151,18 +151,28 @@ export function openSqliteInspector(path: string): Inspector {
       return head();
     },
     async outboxStatus() {
-      if (!has('factline_outbox')) return { present: false, waiting: 0, oldestEnqueuedAt: null, topics: [] };
+      if (!has('factline_outbox')) {
+        return { present: false, waiting: 0, oldestEnqueuedAt: null, oldestAgeMs: null, topics: [] };
+      }
       const rows = db
         .prepare(
           'SELECT topic, COUNT(*) AS waiting, MIN(created_at) AS oldest FROM factline_outbox GROUP BY topic ORDER BY topic',
         )
         .all() as { topic: string; waiting: number; oldest: number }[];
-      const topics = rows.map((r) => ({ topic: r.topic, waiting: r.waiting, oldestEnqueuedAt: new Date(r.oldest) }));
+      // created_at was read off the clock of a process on this machine: this one's.
+      const now = Date.now();
+      const topics = rows.map((r) => ({
+        topic: r.topic,
+        waiting: r.waiting,
+        oldestEnqueuedAt: new Date(r.oldest),
+        oldestAgeMs: Math.max(0, now - r.oldest),
+      }));
       const oldest = Math.min(...rows.map((r) => r.oldest));
       return {
         present: true,
         waiting: rows.reduce((sum, r) => sum + r.waiting, 0),
         oldestEnqueuedAt: rows.length > 0 ? new Date(oldest) : null,
+        oldestAgeMs: rows.length > 0 ? Math.max(0, now - oldest) : null,
         topics,
       };
     },

@@ -41,8 +41,8 @@ export interface Outbox {
   onEnqueue(listener: () => void): () => void;
   /**
    * Rows waiting and the oldest one's enqueue time (ms since the epoch,
-   * `undefined` when empty); read at metric collection only. Optional: an
-   * outbox without it reports no backlog or relay lag.
+   * `undefined` when empty) or age; read at metric collection only.
+   * Optional: an outbox without it reports no backlog or relay lag.
    */
   backlog?(): Promise<OutboxBacklog>;
   /**
@@ -58,6 +58,13 @@ export interface Outbox {
 export interface OutboxBacklog {
   rows: number;
   oldestAt: number | undefined;
+  /**
+   * The oldest row's age, ms, measured where its enqueue time was written
+   * (a database's `now()` against the time it wrote): the relay lag is then
+   * this, not the relay's clock less `oldestAt`, so the two clocks
+   * disagreeing does not show as lag. Absent: `oldestAt` and the relay's clock.
+   */
+  oldestAgeMs?: number;
 }
 
 export interface OutboxRelayOptions {

@@ -84,7 +84,9 @@ async function observeRelays(i: FactlineInstruments, result: BatchObservableResu
   for (const read of backlogs) {
     if (read === undefined) continue;
     rows += read.backlog.rows;
-    if (read.backlog.oldestAt !== undefined) lag = Math.max(lag, (read.now - read.backlog.oldestAt) / 1000);
+    const { oldestAgeMs, oldestAt } = read.backlog;
+    const age = oldestAgeMs ?? (oldestAt === undefined ? undefined : read.now - oldestAt);
+    if (age !== undefined) lag = Math.max(lag, age / 1000);
   }
   result.observe(i.outboxBacklog, rows);
   result.observe(i.relayLag, lag);

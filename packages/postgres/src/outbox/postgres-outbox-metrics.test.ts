@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import { getInMemoryTransport } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import pg from 'pg';
+import { withClockOff } from '../../../core/src/testing/fixtures/clock-off.ts';
 import { registerTestSdk, type TestSdk } from '../../../core/src/tracing/fixtures/otel-sdk.ts';
 import { dropSchema, postgresUnavailable, postgresUrl, testSchema } from '../fixtures/server.ts';
 import { getPostgresOutbox, startPostgresOutboxRelay } from './postgres-outbox.ts';
@@ -94,6 +95,42 @@ test('relays of one outbox table in a process, holding the lease or standing by,
     assert.deepEqual(await sdk.points('factline.outbox.backlog'), [{ attributes: {}, value: 2 }]);
   } finally {
     await Promise.all(relays.map((relay) => relay.stop()));
+    await transport.close();
+    await pool.query(`DELETE FROM "${schema}".outbox`);
+  }
+});
+
+test('the relay lag is the age the database gives its oldest row, whatever the clock of the process reading it', {
+  skip: unavailable,
+}, async () => {
+  const outbox = await getPostgresOutbox({ pool, schema });
+  const transport = getInMemoryTransport();
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await outbox.enqueue(client, 'invoices', [{ type: 'SendInvoice', data: {} }]);
+    await client.query('COMMIT');
+  } finally {
+    client.release();
+  }
+  await pool.query(`UPDATE "${schema}".outbox SET created_at = now() - interval '20 seconds'`);
+  const began = performance.now();
+  try {
+    for (const skewMs of [3_600_000, -3_600_000]) {
+      // Started (its clock taken) in a process whose clock is an hour off the database's.
+      const relay = await withClockOff(skewMs, () =>
+        startPostgresOutboxRelay(outbox, transport, { pollMs: 5, leaseCheckMs: 50, onError: () => {} }),
+      );
+      try {
+        await waitUntil(() => relay.stats().held.includes('invoices'), 'the row held');
+        const seconds = (await sdk.points('factline.relay.lag'))[0]?.value as number;
+        const bound = 20 + (performance.now() - began) / 1000 + 1;
+        assert.ok(seconds >= 19.5 && seconds < bound, `a clock ${skewMs / 1000} s off: about 20 s, got ${seconds}`);
+      } finally {
+        await relay.stop();
+      }
+    }
+  } finally {
     await transport.close();
     await pool.query(`DELETE FROM "${schema}".outbox`);
   }

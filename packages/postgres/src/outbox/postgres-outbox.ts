@@ -319,11 +319,15 @@ function postgresOutboxRows(outbox: PostgresOutbox, listener: ChannelListener): 
     onEnqueue: (wake) => listener.subscribe(() => wake()),
     async backlog() {
       try {
-        const { rows } = await pool.query<{ rows: number; oldest_at: number | null }>(
-          `SELECT count(*)::int AS rows, (extract(epoch FROM min(created_at)) * 1000)::float8 AS oldest_at FROM ${s}.outbox`,
+        // The age by the database's clock, which wrote created_at: the relay's clock may disagree with it.
+        const { rows } = await pool.query<{ rows: number; oldest_at: number | null; age_ms: number | null }>(
+          `SELECT count(*)::int AS rows, (extract(epoch FROM min(created_at)) * 1000)::float8 AS oldest_at,
+                  (extract(epoch FROM now() - min(created_at)) * 1000)::float8 AS age_ms
+             FROM ${s}.outbox`,
         );
-        const row = rows[0] as { rows: number; oldest_at: number | null };
-        return { rows: row.rows, oldestAt: row.oldest_at ?? undefined };
+        const row = rows[0] as { rows: number; oldest_at: number | null; age_ms: number | null };
+        if (row.oldest_at === null || row.age_ms === null) return { rows: row.rows, oldestAt: undefined };
+        return { rows: row.rows, oldestAt: row.oldest_at, oldestAgeMs: Math.max(0, row.age_ms) };
       } catch (error) {
         throw toStorageError(error);
       }
