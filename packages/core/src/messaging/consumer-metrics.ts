@@ -146,7 +146,11 @@ async function observeLag(
     if (read === undefined) continue;
     messages += read.backlog.messages;
     if (read.backlog.ageUnknown === true) ageUnknown = true;
-    else if (read.backlog.oldestAt !== undefined) age = Math.max(age, (read.now - read.backlog.oldestAt) / 1000);
+    else {
+      const { oldestAgeMs, oldestAt } = read.backlog;
+      const ms = oldestAgeMs ?? (oldestAt === undefined ? undefined : read.now - oldestAt);
+      if (ms !== undefined) age = Math.max(age, ms / 1000);
+    }
   }
   result.observe(i.consumerLag, messages, attributes);
   if (!ageUnknown) result.observe(i.consumerLagDuration, age, attributes);

@@ -142,4 +142,12 @@ export interface TransportBacklog {
    * rather than report 0. Absent or false: `oldestAt` is the oldest's time.
    */
   ageUnknown?: boolean;
+  /**
+   * The oldest message's age, ms, where the transport can tell it without the
+   * reading process's clock (PostgreSQL: its age at publish by the
+   * publisher's clock, plus its time in the table by the database's): the
+   * age gauge is then this, not the reader's clock less `oldestAt`. Absent:
+   * `oldestAt` and the reader's clock.
+   */
+  oldestAgeMs?: number;
 }

@@ -64,4 +64,14 @@ export const transportMigrations: readonly PostgresMigration[] = [
         ON ${s}.transport_messages ((message->'metadata'->>'correlationId'));
     `,
   },
+  {
+    version: 4,
+    description: 'a queued message’s creation time by the database’s clock, for the backlog age',
+    // Its createdAt moved onto the database's clock: now() at the insert less the message's age
+    // at publish by the publishing process's clock. NULL on rows written before (the backlog then
+    // reads createdAt itself). No default, no index: adding it rewrites nothing and hand-outs stay HOT.
+    up: (s) => `
+      ALTER TABLE ${s}.transport_messages ADD COLUMN created_at timestamptz;
+    `,
+  },
 ];

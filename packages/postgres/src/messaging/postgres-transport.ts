@@ -206,15 +206,22 @@ export async function getPostgresTransport(options: PostgresTransportOptions): P
         return openPostgresSubscription(queue, topic, group, visibility);
       },
       async backlog(topic, group) {
-        const [row] = await query<{ messages: number; oldest: string | null }>(
+        // The oldest's age by the database's clock (created_at is its createdAt put on that clock at
+        // publish); a row written before created_at existed leaves its createdAt to the reader's clock.
+        const [row] = await query<{ messages: number; oldest: string | null; age_ms: number | null }>(
           'backlog',
           `SELECT count(*)::int AS messages,
                   (SELECT message->>'createdAt' FROM ${s}.transport_messages
-                    WHERE topic = $1 AND group_name = $2 ORDER BY seq LIMIT 1) AS oldest
+                    WHERE topic = $1 AND group_name = $2 ORDER BY seq LIMIT 1) AS oldest,
+                  (SELECT (extract(epoch FROM now() - created_at) * 1000)::float8 FROM ${s}.transport_messages
+                    WHERE topic = $1 AND group_name = $2 ORDER BY seq LIMIT 1) AS age_ms
            FROM ${s}.transport_messages WHERE topic = $1 AND group_name = $2`,
           [topic, group],
         );
-        return { messages: row?.messages ?? 0, oldestAt: row?.oldest ? Date.parse(row.oldest) : undefined };
+        if (!row?.oldest) return { messages: row?.messages ?? 0, oldestAt: undefined };
+        const oldestAt = Date.parse(row.oldest);
+        if (row.age_ms === null) return { messages: row.messages, oldestAt };
+        return { messages: row.messages, oldestAt, oldestAgeMs: Math.max(0, row.age_ms) };
       },
       deadLetterStore: () => getPostgresDeadLetterStore({ pool, schema: schemaName }),
       async close() {
