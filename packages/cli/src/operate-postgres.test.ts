@@ -180,6 +180,44 @@ describe('factline on a PostgreSQL schema', { skip }, () => {
     }
   });
 
+  it('projections status gives the checkpoints’ ages by the server’s clock, whatever the clock of the machine it runs on', async () => {
+    const serverAge = async () => {
+      const { rows } = await (store as PostgresEventStore).pool.query<{ ms: number }>(
+        `SELECT (extract(epoch FROM now() - updated_at) * 1000)::float8 AS ms FROM "${schema}".projections
+          ORDER BY name LIMIT 1`,
+      );
+      return rows[0]?.ms as number;
+    };
+    const units = { ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+    for (const skewMs of [3_600_000, -3_600_000]) {
+      const before = await serverAge();
+      // Run in this process, its clock an hour off the server's.
+      const [text, json] = await withClockOff(skewMs, () =>
+        Promise.all([
+          runInProcess(args('projections', 'status')),
+          runInProcess([...args('projections', 'status'), '--json']),
+        ]),
+      );
+      const after = await serverAge();
+      assert.equal(text.code, 0, text.stderr);
+      const [, n, unit] = text.stdout.split('\n')[1]?.match(/ {2}(\d+) (ms|s|min|h|d) ago$/) ?? [];
+      const size = units[unit as keyof typeof units] ?? Number.NaN;
+      const shown = Number(n) * size;
+      // Printed rounded to its unit.
+      assert.ok(
+        shown >= before - size / 2 - 1 && shown <= after + size / 2 + 1,
+        `a clock ${skewMs / 1000} s off: ${before}-${after} ms ago, printed ${n} ${unit} ago`,
+      );
+      assert.equal(json.code, 0, json.stderr);
+      const [state] = JSON.parse(json.stdout) as ProjectionState[];
+      const age = state?.checkpointAgeMs as number;
+      assert.ok(
+        age >= before - 1 && age <= after + 1,
+        `a clock ${skewMs / 1000} s off: ${before}-${after} ms, got ${age}`,
+      );
+    }
+  });
+
   it('a server that does not answer is a connection error, exit 2', async () => {
     const run = await runFactline(['streams', 'ls', '--db', 'postgres://nobody@127.0.0.1:1/none']);
     assert.equal(run.code, 2);

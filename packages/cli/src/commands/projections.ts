@@ -25,14 +25,14 @@ export function addProjections(program: Command, context: CliContext): void {
       const states = await withInspector(flags, context, (i) => i.projections());
       if (flags.json) return printJson(context, states);
       if (states.length === 0) return context.stdout('no projection has a checkpoint in this database');
-      const now = Date.now();
+      // Ages as the database tells them (its clock wrote the checkpoints), not by this process's clock.
       const rows = states.map((s) => [
         s.paused ? `${s.name} (paused)` : s.name,
         String(s.position),
         String(s.lag),
         `v${s.liveVersion}`,
         String(s.parked),
-        `${formatAge(now - s.updatedAt.getTime())} ago`,
+        `${formatAge(s.checkpointAgeMs)} ago`,
       ]);
       for (const line of formatTable(['projection', 'position', 'lag', 'live', 'parked', 'checkpointed'], rows)) {
         context.stdout(line);

@@ -83,6 +83,8 @@ export interface ProjectionState {
   /** Events of the log past the checkpoint (of any type: not all may concern the projection). */
   lag: number;
   updatedAt: Date;
+  /** How long ago the checkpoint was written, ms, by the clock that wrote `updatedAt` (PostgreSQL: the server's). */
+  checkpointAgeMs: number;
   liveVersion: number;
   parked: number;
   /** Paused on the database (`projections pause`): running runners hold before their next batch. */

@@ -204,9 +204,12 @@ export async function openPostgresInspector(url: string, schema: string): Promis
         name: string;
         position: string;
         updated_at: Date;
+        age_ms: number;
         parked: string;
       }>(
+        // The checkpoint's age by the server's clock, which wrote updated_at.
         `SELECT p.name, p.position, p.updated_at,
+           greatest(0, extract(epoch FROM now() - p.updated_at) * 1000)::float8 AS age_ms,
            (SELECT COUNT(*) FROM ${s}.parked k WHERE k.projection = p.name) AS parked
          FROM ${s}.projections p ORDER BY p.name`,
       );
@@ -216,6 +219,7 @@ export async function openPostgresInspector(url: string, schema: string): Promis
         head: at,
         lag: Math.max(0, at - Number(r.position)),
         updatedAt: r.updated_at,
+        checkpointAgeMs: r.age_ms,
         liveVersion: live.get(projectionName(r.name)) ?? 1,
         parked: Number(r.parked),
         paused: paused.has(projectionName(r.name)),

@@ -205,12 +205,15 @@ export function openSqliteInspector(path: string): Inspector {
            FROM factline_projections p ORDER BY p.name`,
         )
         .all() as { name: string; position: number; updated_at: number; parked: number }[];
+      // updated_at was read off the clock of a process on this machine: this one's.
+      const now = Date.now();
       return rows.map((r) => ({
         name: r.name,
         position: r.position,
         head: at,
         lag: Math.max(0, at - r.position),
         updatedAt: new Date(r.updated_at),
+        checkpointAgeMs: Math.max(0, now - r.updated_at),
         liveVersion: live.get(projectionName(r.name)) ?? 1,
         parked: r.parked,
         paused: paused.has(projectionName(r.name)),
