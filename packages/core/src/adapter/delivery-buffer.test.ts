@@ -287,6 +287,24 @@ describe('delivery buffer: what an adapter may add', () => {
     assert.deepEqual(got, [0]);
   });
 
+  it("an unpark (the delayed message will not come back here) wakes a waiting receive: the key's next message goes out then", async () => {
+    const { buffer: b } = buffer();
+    const first = entry('a', 0);
+    b.add(first);
+    b.add(entry('a', 1));
+    const [d0] = await b.receive(1, 1, 0, never, 30_000);
+    await d0?.release(1000);
+    // Parked until the delayed message is back, or 1 s + the 5 s grace.
+    const waiting = b.receive(1, 10, 60_000, never, 30_000);
+    let got: number[] | undefined;
+    void waiting.then((deliveries) => (got = numbers(deliveries)));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(got, undefined, 'parked: the receive waits');
+    b.unpark((parked) => parked.message.id === first.message.id);
+    assert.equal(await settledWithin(waiting, 3000), true, 'handed out at the unpark, not at the park end (6 s)');
+    assert.deepEqual(got, [1]);
+  });
+
   it('messageOf gives each hand-out its own message; deliveryFields settle the entry elsewhere', async () => {
     const acked: number[] = [];
     const b = createDeliveryBuffer<TestEntry>(

@@ -321,9 +321,18 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
      */
     wake,
 
-    /** Ends the parks whose delayed message `test` picks (its return will not come here). */
+    /**
+     * Ends the parks whose delayed message `test` picks (its return will not come here), and wakes waiting
+     * receives: the keys' later messages may go out now, not at the parks' ends.
+     */
     unpark(test: (entry: E) => boolean) {
-      for (const [key, park] of parked) if (test(park.entry)) parked.delete(key);
+      let ended = false;
+      for (const [key, park] of parked) {
+        if (!test(park.entry)) continue;
+        parked.delete(key);
+        ended = true;
+      }
+      if (ended) wake();
     },
 
     /** The held message `test` picks, if any. */
