@@ -85,25 +85,29 @@ export function createLeasedProjections<Tx>(settings: LeasedProjectionsSettings<
       (await refusal(projection)) ?? backend.park(name, expected, event, error, version),
   });
 
+  /** Tells `onError` (its own failure changes nothing) and logs at `warn` what failed outside a batch. */
+  const tell = (projection: LeasedProjection, error: unknown, what: string, fields: { stage?: string } = {}) => {
+    try {
+      options.onError?.(projection.name, error, projection.checkpoint);
+    } catch {
+      // The hook's own failure changes nothing.
+    }
+    log(
+      options.logger,
+      'warn',
+      { projection: projection.name, ...fields, position: projection.checkpoint, err: error },
+      `projection ${projection.name}: ${what}`,
+    );
+  };
+
   const facade = leasedRunnerFacade({
     leases,
     all,
     loadCheckpoint: (checkpointName) => backend.loadCheckpoint(checkpointName),
     headPosition: () => settings.headPosition(),
     running: () => loop.running(),
-    onStandbyError(projection, error) {
-      try {
-        options.onError?.(projection.name, error, projection.checkpoint);
-      } catch {
-        // The hook's own failure changes nothing.
-      }
-      log(
-        options.logger,
-        'warn',
-        { projection: projection.name, stage: 'standby', position: projection.checkpoint, err: error },
-        `projection ${projection.name}: reading its stand-by view failed`,
-      );
-    },
+    onStandbyError: (projection, error) =>
+      tell(projection, error, 'reading its stand-by view failed', { stage: 'standby' }),
   });
 
   const changed = (projection: LeasedProjection, lease: 'held' | 'standby') => {
@@ -176,20 +180,7 @@ export function createLeasedProjections<Tx>(settings: LeasedProjectionsSettings<
 
   const loop = createLeasedLoop(works, {
     checkMs: settings.checkMs,
-    onError(work, error) {
-      const projection = workNames.get(work) as LeasedProjection;
-      try {
-        options.onError?.(projection.name, error, projection.checkpoint);
-      } catch {
-        // The hook's own failure changes nothing.
-      }
-      log(
-        options.logger,
-        'warn',
-        { projection: projection.name, position: projection.checkpoint, err: error },
-        `projection ${projection.name}: its lease loop failed`,
-      );
-    },
+    onError: (work, error) => tell(workNames.get(work) as LeasedProjection, error, 'its lease loop failed'),
     close: settings.close,
   });
 

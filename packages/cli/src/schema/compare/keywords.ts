@@ -5,51 +5,25 @@
  */
 import type { SchemaChange } from '../report.ts';
 import { type Branch, canonical, dereference, isObject } from './branches.ts';
+import {
+  bound,
+  type CompareNested,
+  change,
+  dependentNames,
+  describeBound,
+  distinct,
+  extraProperties,
+  fieldPath,
+  isMultiple,
+  patternOf,
+  patternPath,
+  patternsOf,
+  stringList,
+  tupleOf,
+} from './keyword-parts.ts';
+import { listedChanges, valueChanges } from './listed-values.ts';
 
-/** Compares two nested schemas (followed through their own documents' `$ref`s). */
-export type CompareNested = (before: unknown, after: unknown, path: string) => SchemaChange[];
-
-const change = (
-  rule: SchemaChange['rule'],
-  path: string,
-  message: string,
-  before: unknown,
-  after: unknown,
-): SchemaChange => ({ rule, path, message, before: before ?? null, after: after ?? null });
-
-// zod writes the safe-integer range on every integer: no bound a stored value could meet.
-const unbounded = (value: unknown, type: Branch['type']) =>
-  type === 'integer' && (value === Number.MAX_SAFE_INTEGER || value === Number.MIN_SAFE_INTEGER);
-
-interface Bound {
-  value: number;
-  exclusive: boolean;
-  keyword: string;
-}
-
-function bound(schema: Record<string, unknown>, side: 'lower' | 'upper', type: Branch['type']): Bound | undefined {
-  const [inclusive, exclusive] = side === 'lower' ? ['minimum', 'exclusiveMinimum'] : ['maximum', 'exclusiveMaximum'];
-  const candidates: Bound[] = [];
-  const plain = schema[inclusive];
-  const strict = schema[exclusive];
-  if (typeof plain === 'number' && !unbounded(plain, type))
-    candidates.push({ value: plain, exclusive: false, keyword: inclusive });
-  if (typeof strict === 'number') candidates.push({ value: strict, exclusive: true, keyword: exclusive });
-  // The tighter of the two is the bound in force.
-  return candidates.sort((a, b) =>
-    a.value === b.value
-      ? Number(b.exclusive) - Number(a.exclusive)
-      : side === 'lower'
-        ? b.value - a.value
-        : a.value - b.value,
-  )[0];
-}
-
-const describeBound = (b: Bound, side: 'lower' | 'upper') =>
-  `${side === 'lower' ? (b.exclusive ? '>' : '>=') : b.exclusive ? '<' : '<='} ${b.value}`;
-
-// multipleOf on decimals: 0.3 / 0.1 is 2.9999999999999996 in floating point (and 0.3 % 0.1 is 0.09999999999999998).
-const isMultiple = (value: number, step: number) => Math.abs(value / step - Math.round(value / step)) < 1e-9;
+export { type CompareNested, distinct };
 
 function numberChanges(before: Branch, after: Branch, path: string): SchemaChange[] {
   const changes: SchemaChange[] = [];
@@ -106,12 +80,6 @@ function stringChanges(before: Branch, after: Branch, path: string): SchemaChang
   return changes;
 }
 
-/** Draft-07 tuples (`items: [...]`, `additionalItems`) read as 2020-12 (`prefixItems`, `items`). */
-function tupleOf(schema: Record<string, unknown>): { prefix: unknown[]; rest: unknown } {
-  if (Array.isArray(schema.items)) return { prefix: schema.items, rest: schema.additionalItems ?? true };
-  return { prefix: Array.isArray(schema.prefixItems) ? schema.prefixItems : [], rest: schema.items ?? true };
-}
-
 function arrayChanges(before: Branch, after: Branch, path: string, compare: CompareNested): SchemaChange[] {
   const changes = sizeChanges(before, after, path, 'minItems', 'maxItems', 'items');
   if (after.schema.uniqueItems === true && before.schema.uniqueItems !== true) {
@@ -130,29 +98,6 @@ function arrayChanges(before: Branch, after: Branch, path: string, compare: Comp
     changes.push(...compare(was.rest, now.rest, `${path}[]`));
   }
   return changes;
-}
-
-const fieldPath = (path: string, key: string) =>
-  /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
-
-const stringList = (value: unknown): string[] =>
-  Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
-
-/** Extra properties: `false` refuses them, a schema constrains them, absent or `true` allows any. */
-function extraProperties(schema: Record<string, unknown>): unknown {
-  const extra = schema.additionalProperties ?? schema.unevaluatedProperties ?? true;
-  return isObject(extra) && Object.keys(extra).length === 0 ? true : extra;
-}
-
-/** The names each field requires when present: `dependentRequired`, and the list entries of draft-07 `dependencies`. */
-function dependentNames(schema: Record<string, unknown>): Map<string, Set<string>> {
-  const found = new Map<string, Set<string>>();
-  for (const source of [schema.dependencies, schema.dependentRequired]) {
-    for (const [key, names] of Object.entries(isObject(source) ? source : {})) {
-      if (Array.isArray(names)) found.set(key, new Set([...(found.get(key) ?? []), ...stringList(names)]));
-    }
-  }
-  return found;
 }
 
 /** A name a present field now requires that stored events with that field may lack. */
@@ -175,12 +120,6 @@ function dependentChanges(
   return changes;
 }
 
-/** The key patterns of an object (`patternProperties`, an arktype index signature), each with its fields' schema. */
-const patternsOf = (schema: Record<string, unknown>): Map<string, unknown> =>
-  new Map(isObject(schema.patternProperties) ? Object.entries(schema.patternProperties) : []);
-
-const patternPath = (path: string, source: string) => `${path}[/${source}/]`;
-
 /** The text every key a pattern matches starts with (`^tag_` → `tag_`, `^x` → `x`), `undefined` when there is none. */
 function literalStart(source: string): string | undefined {
   if (!source.startsWith('^') || source.includes('|')) return undefined;
@@ -202,17 +141,6 @@ function covers(wide: string, narrow: string): boolean {
   const w = literalStart(wide);
   const n = literalStart(narrow);
   return w !== undefined && wide === `^${w}` && n?.startsWith(w) === true;
-}
-
-/** One change per rule, path and message: a field compared through several patterns is told once. */
-export function distinct(changes: SchemaChange[]): SchemaChange[] {
-  const seen = new Set<string>();
-  return changes.filter((c) => {
-    const key = `${c.rule}\u0000${c.path}\u0000${c.message}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
 }
 
 /**
@@ -319,177 +247,6 @@ function objectChanges(
     changes.push(change('additional-properties-tightened', path, message, wasExtra, nowExtra));
   } else changes.push(...compare(wasExtra, nowExtra, `${path}.*`));
   return changes;
-}
-
-/** Why a value listed before fails a keyword of `after`: the rule it breaks and the keyword's value. */
-interface Refusal {
-  rule: SchemaChange['rule'];
-  reason: string;
-  after: unknown;
-}
-
-/** `pattern` as JSON Schema reads it (ECMA-262, unicode); `undefined` when JavaScript cannot compile it. */
-function patternOf(source: string): RegExp | undefined {
-  for (const flags of ['u', '']) {
-    try {
-      return new RegExp(source, flags);
-    } catch {}
-  }
-  return undefined;
-}
-
-/** The keywords of `after` a number or string value fails (objects and arrays: `objectValueChanges`, `arrayValueChanges`). */
-function refusals(value: unknown, after: Branch, was: Record<string, unknown>): Refusal[] {
-  const found: Refusal[] = [];
-  const refuse = (rule: Refusal['rule'], reason: string, keyword: unknown) =>
-    found.push({ rule, reason, after: keyword });
-  const { minLength, maxLength, pattern, format, multipleOf } = after.schema;
-  if (typeof value === 'number') {
-    if (after.type === 'integer' && !Number.isInteger(value)) {
-      refuse('type-narrowed', 'now accepts integers only', 'integer');
-    }
-    for (const side of ['lower', 'upper'] as const) {
-      const now = bound(after.schema, side, after.type);
-      if (now === undefined) continue;
-      const outside = side === 'lower' ? value < now.value : value > now.value;
-      if (outside || (now.exclusive && value === now.value)) {
-        refuse('bounds-tightened', `must now be ${describeBound(now, side)}`, now.value);
-      }
-    }
-    if (typeof multipleOf === 'number' && multipleOf > 0 && !isMultiple(value, multipleOf)) {
-      refuse('bounds-tightened', `must now be a multiple of ${multipleOf}`, multipleOf);
-    }
-  }
-  if (typeof value === 'string') {
-    // JSON Schema counts code points, JavaScript validators UTF-16 units: each bound is held to the stricter count.
-    if (typeof minLength === 'number' && [...value].length < minLength) {
-      refuse('bounds-tightened', `minLength raised to ${minLength} characters`, minLength);
-    }
-    if (typeof maxLength === 'number' && value.length > maxLength) {
-      refuse('bounds-tightened', `maxLength lowered to ${maxLength} characters`, maxLength);
-    }
-    if (typeof pattern === 'string' && !patternOf(pattern)?.test(value)) {
-      refuse('type-narrowed', `must now match /${pattern}/`, pattern);
-    }
-    // The check knows no formats: a new one is taken as failed (the old one let the value pass already).
-    if (typeof format === 'string' && format !== was.format) {
-      refuse('type-narrowed', `must now be of format '${format}'`, format);
-    }
-  }
-  return found;
-}
-
-/** An object listed before against an object branch: its fields against the fields, key patterns and extra-field schema. */
-function objectValueChanges(
-  value: Record<string, unknown>,
-  after: Branch,
-  path: string,
-  compare: CompareNested,
-): SchemaChange[] {
-  const changes: SchemaChange[] = [];
-  const listed = JSON.stringify(value);
-  const { schema } = after;
-  const lacks = (name: string, why: string) => {
-    if (Object.hasOwn(value, name)) return;
-    const message = `field '${name}' is required ${why}, and the listed value ${listed} lacks it`;
-    changes.push(change('required-added', fieldPath(path, name), message, value, null));
-  };
-  for (const name of stringList(schema.required)) lacks(name, 'now');
-  for (const [key, names] of dependentNames(schema)) {
-    if (Object.hasOwn(value, key)) for (const name of names) lacks(name, `when '${key}' is present`);
-  }
-  const keys = Object.keys(value);
-  const { minProperties: min, maxProperties: max } = schema;
-  if (typeof min === 'number' && keys.length < min) {
-    changes.push(change('bounds-tightened', path, `no longer accepts ${listed} (minProperties ${min})`, value, min));
-  }
-  if (typeof max === 'number' && keys.length > max) {
-    changes.push(change('bounds-tightened', path, `no longer accepts ${listed} (maxProperties ${max})`, value, max));
-  }
-  const fields = isObject(schema.properties) ? schema.properties : {};
-  const extra = extraProperties(schema);
-  for (const key of keys) {
-    const field = { const: value[key] };
-    if (schema.propertyNames !== undefined)
-      changes.push(...compare({ const: key }, schema.propertyNames, `${path}{key}`));
-    // A pattern JavaScript cannot compile is taken as matching.
-    const matching = [...patternsOf(schema)].filter(([source]) => patternOf(source)?.test(key) !== false);
-    for (const [source, pattern] of matching) changes.push(...compare(field, pattern, patternPath(path, source)));
-    if (Object.hasOwn(fields, key)) changes.push(...compare(field, fields[key], fieldPath(path, key)));
-    else if (matching.length > 0 || extra === true) continue;
-    else if (extra === false) {
-      const message = `no longer accepts ${listed} (field '${key}' is not declared, and extra fields are refused)`;
-      changes.push(change('additional-properties-tightened', path, message, value, false));
-    } else changes.push(...compare(field, extra, `${path}.*`));
-  }
-  return changes;
-}
-
-/** An array listed before against an array branch: its size, and each item against the schema of its position. */
-function arrayValueChanges(value: unknown[], after: Branch, path: string, compare: CompareNested): SchemaChange[] {
-  const changes: SchemaChange[] = [];
-  const listed = JSON.stringify(value);
-  const { minItems: min, maxItems: max, uniqueItems } = after.schema;
-  if (typeof min === 'number' && value.length < min) {
-    changes.push(change('bounds-tightened', path, `no longer accepts ${listed} (minItems ${min})`, value, min));
-  }
-  if (typeof max === 'number' && value.length > max) {
-    changes.push(change('bounds-tightened', path, `no longer accepts ${listed} (maxItems ${max})`, value, max));
-  }
-  if (uniqueItems === true && new Set(value.map(canonical)).size < value.length) {
-    changes.push(
-      change('bounds-tightened', path, `no longer accepts ${listed} (items must now be unique)`, value, true),
-    );
-  }
-  const { prefix, rest } = tupleOf(after.schema);
-  value.forEach((item, i) => {
-    const at = i < prefix.length ? `${path}[${i}]` : `${path}[]`;
-    const schema = i < prefix.length ? prefix[i] : rest;
-    if (schema === false) {
-      const message = `no longer accepts ${listed} (no items past position ${prefix.length})`;
-      changes.push(change('bounds-tightened', at, message, value, false));
-    } else changes.push(...compare({ const: item }, schema, at));
-  });
-  return changes;
-}
-
-/** Values listed before (`enum`, `const`) against a branch that lists none: each must pass its keywords. */
-function valueChanges(before: Branch, after: Branch, path: string, compare: CompareNested): SchemaChange[] {
-  const failing = new Map<string, Refusal & { values: unknown[] }>();
-  const structural: SchemaChange[] = [];
-  for (const value of before.values ?? []) {
-    if (isObject(value) && after.type === 'object') structural.push(...objectValueChanges(value, after, path, compare));
-    if (Array.isArray(value) && after.type === 'array')
-      structural.push(...arrayValueChanges(value, after, path, compare));
-    for (const refusal of refusals(value, after, before.schema)) {
-      const entry = failing.get(refusal.reason) ?? { ...refusal, values: [] };
-      entry.values.push(value);
-      failing.set(refusal.reason, entry);
-    }
-  }
-  const refused = [...failing.values()].map(({ rule, reason, after: now, values }) => {
-    const listed = values.map((v) => JSON.stringify(v)).join(', ');
-    return change(rule, path, `no longer accepts ${listed} (${reason})`, values, now);
-  });
-  return distinct([...refused, ...structural]);
-}
-
-/** Values listed after (`enum`, `const`): each value listed before must still be, and a type must become values. */
-function listedChanges(before: Branch, after: Branch, values: unknown[], path: string): SchemaChange[] {
-  if (!before.values) {
-    const listed = values.map((v) => JSON.stringify(v)).join(', ');
-    return [change('type-narrowed', path, `now accepts only ${listed}`, before.type, values)];
-  }
-  // Key order never matters in JSON: a listed object is kept whatever the order of its keys.
-  const kept = new Set(values.map(canonical));
-  const removed = before.values.filter((v) => !kept.has(canonical(v)));
-  if (removed.length === 0) return [];
-  if (before.fromConst && after.fromConst) {
-    const message = `constant changed from ${JSON.stringify(before.values[0])} to ${JSON.stringify(values[0])}`;
-    return [change('const-changed', path, message, before.values[0], values[0])];
-  }
-  const message = `no longer accepts ${removed.map((v) => JSON.stringify(v)).join(', ')}`;
-  return [change('enum-value-removed', path, message, removed, values)];
 }
 
 /** Keywords the check does not take apart beside a type (or values): one added, removed or changed is reported. */
