@@ -20,17 +20,19 @@ export const transportScripts = {
    * server lost the group), topic, partition count. Returns `partitions <n>`
    * and changes nothing when the topic's recorded count is another; else
    * creates the group on each stream (BUSYGROUP is fine), then records the
-   * count and the group. With no count recorded, the topic's first declaration
-   * here, a stream that holds entries already was written after the server
-   * lost its data (by a producer that had seen groups before: nothing is
-   * published to a topic before its first group): the group starts at `0`, so
-   * those entries are its.
+   * count and the group. With neither a count nor a group recorded, the
+   * topic's first declaration here, a stream that holds entries already was
+   * written after the server lost its data (by a producer that had seen groups
+   * before: nothing is published to a topic before its first group): the group
+   * starts at `0`, so those entries are its. With groups recorded and no count
+   * (the count removed by hand to change it), the entries are those groups':
+   * a new group starts at `$`, as ever.
    */
   declare: `
 local recorded = redis.call('HGET', KEYS[2], ARGV[3])
 if recorded and recorded ~= ARGV[4] then return 'partitions ' .. recorded end
 local start = ARGV[2]
-if not recorded then
+if not recorded and redis.call('SCARD', KEYS[1]) == 0 then
   for i = 3, #KEYS do
     if redis.call('XLEN', KEYS[i]) > 0 then start = '0' end
   end

@@ -84,4 +84,30 @@ describe('redis: publish', { skip }, () => {
       await producer.close();
     }
   });
+
+  it('a group declared first after the partition count was removed (a repartition) starts from then on', async () => {
+    const topic = 'repartition';
+    const before = await getRedisTransport({ url: redisUrl, application, partitions: 2 });
+    try {
+      await before.declareSubscription(topic, 'billing');
+      await before.publish(
+        topic,
+        [1, 2, 3].map((n) => createMessage({ type: 'T', key: `k${n}`, data: { n } })),
+      );
+    } finally {
+      await before.close();
+    }
+    // The documented step between stopping every process and starting them with another count.
+    await client.sendCommand(['HDEL', before.keys.partitions, topic]);
+    const after = await getRedisTransport({ url: redisUrl, application, partitions: 3 });
+    try {
+      // A new group is the first declaration after the change: the streams' entries are billing's, not its.
+      await after.declareSubscription(topic, 'audit');
+      assert.equal((await after.backlog?.(topic, 'audit'))?.messages, 0);
+      await after.declareSubscription(topic, 'billing');
+      assert.equal((await after.backlog?.(topic, 'billing'))?.messages, 3, 'billing keeps its unread entries');
+    } finally {
+      await after.close();
+    }
+  });
 });
