@@ -153,6 +153,20 @@ export function createGroupReader(context: ReaderContext) {
 
   /** Stores that failed one after the other: the next try waits 100 ms, doubling to 5 s. */
   let storeFailures = 0;
+  /** Dead letters on their way to the store or the unreadable queue: `stop` waits for them to ack. */
+  const draining = new Set<Promise<void>>();
+  /** Aborted by `stop`: a store's backoff ends there (the dead letter goes back with the channel). */
+  const stopping = new AbortController();
+
+  /** Runs the drain of one dead letter, kept in `draining` until it settled. */
+  const drainOne = (raw: ConsumeMessage, own: Acker, seen: number) => {
+    // Stopping: left unacknowledged, it goes back to its queue with the channel.
+    if (stopped) return;
+    const done = onDeadLetter(raw, own, seen)
+      .catch((error: unknown) => context.report(error, 'dead-letters'))
+      .finally(() => draining.delete(done));
+    draining.add(done);
+  };
 
   /**
    * Moves a broker dead letter into the store, then acks it. Its record's id
@@ -201,7 +215,9 @@ export function createGroupReader(context: ReaderContext) {
       } catch (error) {
         context.report(error, 'dead-letters');
         storeFailures += 1;
-        await sleep(Math.min(5000, 100 * 2 ** Math.min(storeFailures - 1, 6)), undefined, { ref: false });
+        const backoff = Math.min(5000, 100 * 2 ** Math.min(storeFailures - 1, 6));
+        // Stopping ends the backoff: the dead letter goes back with the channel.
+        await sleep(backoff, undefined, { ref: false, signal: stopping.signal }).catch(() => undefined);
         // The channel gone, the broker has it back: the next channel's drain takes it.
         if (stopped || seen !== generation) return;
       }
@@ -327,7 +343,7 @@ export function createGroupReader(context: ReaderContext) {
         }
         if (context.deadLetters) {
           const drain = settle;
-          await consumeFrom(names.deadQueue(topic, group), false, (raw) => void onDeadLetter(raw, drain, seen));
+          await consumeFrom(names.deadQueue(topic, group), false, (raw) => drainOne(raw, drain, seen));
         }
         restartAttempt = 0;
         // Stopped meanwhile (its stop gave up waiting for this start): nobody reads this channel.
@@ -372,9 +388,14 @@ export function createGroupReader(context: ReaderContext) {
       buffer.drop((e) => e.generation <= generation);
       void start();
     },
-    /** Stops consuming; what is held and unacknowledged goes back to the broker, in order. */
+    /**
+     * Stops consuming; what is held and unacknowledged goes back to the broker, in order. Dead letters on their
+     * way to the store or the unreadable queue are waited for (at most `CLOSE_WAIT_MS`, told when given up) and
+     * acked before the channel closes; a store's backoff ends at once (that dead letter goes back).
+     */
     async stop() {
       stopped = true;
+      stopping.abort();
       clearTimeout(restartTimer);
       // A start waiting for a broker that stopped answering (a declaration, a channel, a consume) is given up:
       // what it still opens is closed when it gets there, or goes with the connection.
@@ -386,8 +407,20 @@ export function createGroupReader(context: ReaderContext) {
           'consume',
         );
       }
-      // A release on its way to a delay tier acks its message once the copy is confirmed.
-      await buffer.settled(5000);
+      // A release on its way to a delay tier acks its message once the copy is confirmed; a dead letter once it
+      // is stored or moved (its ack, left to a channel closed before it, would hand it out again).
+      const [, drained] = await Promise.all([
+        buffer.settled(5000),
+        settledWithin(Promise.all(draining), CLOSE_WAIT_MS),
+      ]);
+      if (!drained) {
+        context.report(
+          new TransportError(
+            `${draining.size} dead letter(s) of ${topic}/${group} on their way to the dead-letter store or the unreadable queue did not finish within ${CLOSE_WAIT_MS} ms of the stop: given up unacknowledged, they stay in ${names.deadQueue(topic, group)} and are drained again at the next start`,
+          ),
+          'dead-letters',
+        );
+      }
       buffer.close();
       const own = channel;
       channel = undefined;

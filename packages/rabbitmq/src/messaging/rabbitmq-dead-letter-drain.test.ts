@@ -7,9 +7,11 @@ import {
   getInMemoryDeadLetterStore,
   type Message,
 } from '@factline/core';
-import { messageToJson } from '@factline/core/adapter';
-import { waitUntil } from '@factline/core/testing';
+import { messageToJson, settledWithin } from '@factline/core/adapter';
+import { settlesWithin, waitUntil } from '@factline/core/testing';
+import amqp from 'amqplib';
 import { type Forwarder, startForwarder } from '../../../core/src/testing/fixtures/forwarder.ts';
+import { CLOSE_WAIT_MS } from '../connection.ts';
 import {
   amqpUrl,
   rabbitUnavailable,
@@ -57,6 +59,61 @@ async function failPastTheLimit(transport: RabbitTransport, message: Message): P
     const subscription = transport.subscribe('orders', 'billing');
     assert.equal((await receiveOne(subscription)).message.id, message.id);
     await subscription.close();
+  }
+}
+
+/**
+ * A transport of its own application on the shared broker, its broker dead letters drained into `deadLetters`
+ * (`onError` kept as `<stage>: <message>`), and the group's dead-letter queue.
+ */
+async function drainingTransport(label: string, deadLetters: DeadLetterStore, prefetch?: number) {
+  const errors: string[] = [];
+  const application = testApplication(label);
+  const transport = await getRabbitTransport({
+    url: amqpUrl,
+    application,
+    partitions: 1,
+    deadLetters,
+    ...(prefetch ? { prefetch } : {}),
+    onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
+  });
+  created.push(transport);
+  await transport.declareSubscription('orders', 'billing');
+  return { transport, errors, names: topologyNames(application) };
+}
+
+/** A store whose `add` keeps the record, then waits for the test's `release()`; `storing` once one waits. */
+function slowStore() {
+  const inner = getInMemoryDeadLetterStore();
+  let release = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const state = { storing: false };
+  const store: DeadLetterStore = {
+    ...inner,
+    async add(record) {
+      await inner.add(record);
+      state.storing = true;
+      await released;
+    },
+  };
+  return { store, inner, state, release };
+}
+
+/** Every message left in `queue`, taken off it (as an operator reading it would). */
+async function takeAll(queue: string): Promise<string[]> {
+  const admin = await amqp.connect(amqpUrl);
+  try {
+    const channel = await admin.createChannel();
+    const taken: string[] = [];
+    for (;;) {
+      const left = await channel.get(queue, { noAck: true });
+      if (!left) return taken;
+      taken.push(left.content.toString());
+    }
+  } finally {
+    await admin.close();
   }
 }
 
@@ -144,5 +201,61 @@ describe('rabbitmq broker dead letters drained into the store once per dead-lett
     assert.deepEqual(records.map((record) => record.state).sort(), ['dead', 'redriven']);
     await again.close();
     await transport.close();
+  });
+
+  for (const how of ['transport.close()', 'a subscription close, then transport.close() at once']) {
+    it(`${how} while a dead letter is being stored waits for the store, then acks it before the channel closes`, async () => {
+      const { store, inner, state, release } = slowStore();
+      const { transport, names } = await drainingTransport('dead_close', store);
+      const dead = createMessage({ type: 'Placed', key: 'k', data: {} });
+      await sendConfirmed(names.deadQueue('orders', 'billing'), [messageToJson(dead)]);
+      const subscription = transport.subscribe('orders', 'billing');
+      await waitUntil(() => state.storing, 'the dead letter to be in the store', 15_000);
+      if (how !== 'transport.close()') void subscription.close();
+      const closing = transport.close();
+      // The store is slow: it answers once the close has had time to finish without waiting for it.
+      await settledWithin(closing, 300);
+      release();
+      await settlesWithin(closing, 2 * CLOSE_WAIT_MS, 'transport.close()');
+      assert.equal((await recordsOf(inner, dead)).length, 1);
+      assert.equal(await readyIn(names.deadQueue('orders', 'billing')), 0, 'its ack reached the broker before close');
+    });
+  }
+
+  it('transport.close() while the dead-letter store does not answer gives the store up after CLOSE_WAIT_MS, told; the dead letter stays in its queue', async () => {
+    const { store, state, release } = slowStore();
+    const { transport, errors, names } = await drainingTransport('dead_hung', store);
+    await sendConfirmed(names.deadQueue('orders', 'billing'), [
+      messageToJson(createMessage({ type: 'Placed', key: 'k', data: {} })),
+    ]);
+    transport.subscribe('orders', 'billing');
+    await waitUntil(() => state.storing, 'the dead letter to be in the store', 15_000);
+    const started = Date.now();
+    await settlesWithin(transport.close(), 2 * CLOSE_WAIT_MS, 'transport.close()');
+    assert.ok(Date.now() - started >= CLOSE_WAIT_MS - 50, `close gave the store up after ${Date.now() - started} ms`);
+    assert.ok(
+      errors.some((line) => /^dead-letters: .*did not finish within 5000 ms/.test(line)),
+      JSON.stringify(errors),
+    );
+    assert.equal(await readyIn(names.deadQueue('orders', 'billing')), 1, 'not acked: back in its queue');
+    release();
+  });
+
+  it('transport.close() during the move of unreadable dead letters: each is either moved (and acked) or left in the dead-letter queue, never both', async () => {
+    const { transport, errors, names } = await drainingTransport('dead_unreadable', getInMemoryDeadLetterStore(), 20);
+    const bodies = Array.from({ length: 60 }, (_, i) => `not json ${i}`);
+    await sendConfirmed(names.deadQueue('orders', 'billing'), bodies);
+    transport.subscribe('orders', 'billing');
+    await waitUntil(() => errors.some((line) => /moved to .* for an operator/.test(line)), 'a first move', 15_000);
+    await transport.close();
+    const moved = await takeAll(names.unreadableQueue('orders', 'billing'));
+    const left = await takeAll(names.deadQueue('orders', 'billing'));
+    assert.deepEqual(
+      moved.filter((body) => left.includes(body)),
+      [],
+      `moved and still in the dead-letter queue (${moved.length} moved, ${left.length} left)`,
+    );
+    assert.deepEqual([...moved, ...left].sort(), [...bodies].sort(), 'every message in one of the two queues');
+    assert.equal(errors.filter((line) => /moved to .* for an operator/.test(line)).length, moved.length);
   });
 });

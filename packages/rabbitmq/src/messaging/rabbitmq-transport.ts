@@ -81,6 +81,8 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
   /** Group declarations and delay tiers done on the current connection (cleared on reconnect). */
   let declaredNow = new Map<string, Promise<void>>();
   const readers = new Map<string, { reader: GroupReader; users: number }>();
+  /** Stops of readers whose last subscription closed: `close()` waits for them before closing the connection. */
+  const stopping = new Set<Promise<void>>();
   let link: Link | undefined;
   let closed = false;
   let reconnecting: Promise<void> | undefined;
@@ -378,7 +380,9 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
           own.users -= 1;
           if (own.users === 0 && readers.get(key) === own) {
             readers.delete(key);
-            await own.reader.stop();
+            const stop = own.reader.stop().finally(() => stopping.delete(stop));
+            stopping.add(stop);
+            await stop;
           }
         },
       };
@@ -416,7 +420,8 @@ export async function getRabbitTransport(given: RabbitTransportOptions): Promise
       closed = true;
       clearTimeout(reconnectTimer);
       await reconnecting?.catch(() => undefined);
-      await Promise.all([...readers.values()].map(({ reader }) => reader.stop()));
+      // Every stop is bounded; a subscription's still under way acks on this connection too.
+      await Promise.all([...[...readers.values()].map(({ reader }) => reader.stop()), ...stopping]);
       readers.clear();
       const last = link;
       link = undefined;
