@@ -113,11 +113,18 @@ const cases: [string, () => unknown, string][] = [
     'startSqliteProjections.leaseTtl',
   ],
   // Over a timer's limit (2^31 - 1 ms) setTimeout fires after 1 ms.
-  ...(['leaseTtlMs', 'leaseCheckMs', 'idleCheckMs'] as const).map((option): [string, () => unknown, string] => [
-    `startSqliteProjections ${option} over a timer`,
-    () => startSqliteProjections(store, [], { [option]: 2 ** 31 }),
-    `startSqliteProjections.${option}`,
-  ]),
+  [
+    'startSqliteProjections maxWriteHoldMs kind',
+    () => startSqliteProjections(store, [], { maxWriteHoldMs: 0 }),
+    'startSqliteProjections.maxWriteHoldMs',
+  ],
+  ...(['leaseTtlMs', 'leaseCheckMs', 'idleCheckMs', 'maxWriteHoldMs'] as const).map(
+    (option): [string, () => unknown, string] => [
+      `startSqliteProjections ${option} over a timer`,
+      () => startSqliteProjections(store, [], { [option]: 2 ** 31 }),
+      `startSqliteProjections.${option}`,
+    ],
+  ),
   [
     'createSqliteLease',
     () => createSqliteLease({ database, name: 'x', ttlMs: 10, ttl: 1 } as never),

@@ -119,6 +119,7 @@ export function checkSqliteOutboxRelayOptions(options: SqliteOutboxRelayOptions 
 const projectionsSpec: OptionSpecOf<SqliteProjectionsOptions> = {
   ...projectionRunnerSpec,
   ...leaseSpec,
+  maxWriteHoldMs: 'timer-ms',
   onLeaseChange: 'function',
 };
 

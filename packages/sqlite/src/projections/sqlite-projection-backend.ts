@@ -11,6 +11,7 @@ import { type Migration, migrate } from '../migrations.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { type SqliteEventStore, synchronously } from '../store/sqlite-event-store.ts';
 import { connectionOf, withTransactionHandle } from '../transaction-handle.ts';
+import { shareWriteLock } from '../write-share.ts';
 
 export const projectionMigrations: readonly Migration[] = [
   {
@@ -158,7 +159,9 @@ function prepareProjectionStatements(db: Database) {
  * read-model writes (the handler gets a handle on the store's `Database`
  * that refuses every statement once the batch's transaction ended). New events are
  * signalled in-process by the store after each commit; appends from other
- * processes are found by the runner's periodic check.
+ * processes are found by the runner's periodic check. Batches holding the
+ * file's write lock back to back leave it free for other processes as
+ * `startSqliteProjections`' do, at its default `maxWriteHoldMs`.
  */
 export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionBackend<Database> {
   return createSqliteProjectionBackend(store, 'now');
@@ -171,6 +174,7 @@ export function getSqliteProjectionBackend(store: SqliteEventStore): ProjectionB
 export function createSqliteProjectionBackend(
   store: SqliteEventStore,
   tables: 'now' | 'first-use',
+  options: { maxWriteHoldMs?: number } = {},
 ): ProjectionBackend<Database> {
   const db = store.database;
   let prepared: ReturnType<typeof prepareProjectionStatements> | undefined;
@@ -193,8 +197,17 @@ export function createSqliteProjectionBackend(
     current(name) === expected && (!version || live(version.projection) <= version.version);
 
   /**
+   * Before each write transaction: one turn of the event loop (every call here is synchronous: a runner
+   * catching up would otherwise hold up this process's timers, its lease renewals, the store's group
+   * commit), and, while batches hold the file's write lock back to back (catching up), a pause every
+   * `maxWriteHoldMs` that leaves it free for other processes' writes (`write-share.ts`).
+   */
+  const share = shareWriteLock(db, { maxHoldMs: options.maxWriteHoldMs });
+  const turn = () => share.turn();
+
+  /**
    * Runs `work` in an IMMEDIATE transaction if the checkpoint is still
-   * `expected` (and `version` not superseded), then saves `next`.
+   * `expected` (and `version` not superseded), then saves `next`; the time it holds the lock is counted (`share`).
    */
   const guarded = (
     name: string,
@@ -203,22 +216,16 @@ export function createSqliteProjectionBackend(
     work: () => void,
     version?: ProjectionVersionRef,
   ): boolean =>
-    db
-      .transaction(() => {
-        if (!unchanged(name, expected, version)) return false;
-        work();
-        sql().save.run(name, next, Date.now());
-        return true;
-      })
-      .immediate();
-
-  /**
-   * One turn of the event loop before each batch's transaction: every call
-   * here is synchronous, so a runner catching up would otherwise run on
-   * microtasks alone and hold up this process's timers and `setImmediate`
-   * work (lease renewals, the store's group commit) until it caught up.
-   */
-  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    share.write(() =>
+      db
+        .transaction(() => {
+          if (!unchanged(name, expected, version)) return false;
+          work();
+          sql().save.run(name, next, Date.now());
+          return true;
+        })
+        .immediate(),
+    );
 
   /**
    * A transaction begun by hand and left open across an `await` on this connection: a batch would join
@@ -336,13 +343,15 @@ export function createSqliteProjectionBackend(
     recordLiveVersion: async (projection, version) => {
       await turn();
       return wrap(() =>
-        db
-          .transaction(() => {
-            const before = live(projection);
-            if (version > before) sql().saveLive.run(projection, version, Date.now());
-            return before;
-          })
-          .immediate(),
+        share.write(() =>
+          db
+            .transaction(() => {
+              const before = live(projection);
+              if (version > before) sql().saveLive.run(projection, version, Date.now());
+              return before;
+            })
+            .immediate(),
+        ),
       );
     },
     listParked: (name?: string) =>

@@ -38,6 +38,16 @@ export interface SqliteProjectionsOptions extends ProjectionRunnerOptions {
    * another way of keeping one runner). Default `true`.
    */
   lease?: boolean;
+  /**
+   * How long batches may hold the file's write lock back to back (catching
+   * up) before the next one waits until the lock has been free for 150 ms, so
+   * that a write from another process waiting on it (`factline projections
+   * pause`, another instance's append) gets in before its busy timeout, ms.
+   * A runner that leaves the lock free at least as long as it holds it (live,
+   * between appends) never waits. Default 1000; keep it, plus the longest
+   * batch, below the busy timeout of the other processes writing to the file.
+   */
+  maxWriteHoldMs?: number;
   /** Called when this runner takes (`'held'`) or gives up or loses (`'standby'`) a projection's lease. */
   onLeaseChange?: (projection: string, lease: 'held' | 'standby') => void;
 }
@@ -91,7 +101,7 @@ export async function startSqliteProjections(
     options.lease === false
       ? unleased(
           createProjectionRunner(
-            createSqliteProjectionBackend(store, 'first-use'),
+            createSqliteProjectionBackend(store, 'first-use', { maxWriteHoldMs: options.maxWriteHoldMs }),
             projections,
             pickProjectionRunnerOptions(options),
           ),
@@ -125,7 +135,7 @@ function createSqliteProjections(
   const { ttlMs, checkMs } = leaseTimings(options);
   const leases = createSqliteLeases({ database: store.database, ttlMs });
   return createLeasedProjections({
-    backend: createSqliteProjectionBackend(store, 'first-use'),
+    backend: createSqliteProjectionBackend(store, 'first-use', { maxWriteHoldMs: options.maxWriteHoldMs }),
     projections,
     options,
     leases,
