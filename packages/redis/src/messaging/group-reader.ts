@@ -21,13 +21,17 @@ import { isNoGroup, laterId, type RawEntry } from './stream-replies.ts';
  * of its own into the buffer its subscriptions take from, never holding more
  * than `prefetch` read or claimed (the stragglers of the periodic sweep
  * aside). A lease it cannot renew stops its partition's work at once. On
- * stop it hands its pending entries back and frees its leases.
+ * stop it reads and takes nothing more but keeps renewing its leases while
+ * the deliveries out are settled, then hands its pending entries back and
+ * frees its leases.
  */
 export function createGroupReader(context: ReaderContext) {
   const { keys, topic, group, consumer, client } = context;
   const states: PartitionState[] = Array.from({ length: context.partitions }, unheldPartition);
   const streams = states.map((_, p) => keys.stream(topic, p));
   let stopped = false;
+  /** Set once a stop hands the partitions back (or gives up on it): from then on nothing renews their leases. */
+  let renewalsEnded = false;
   // The hand-outs of the entries of a few partitions lost in a row, at least.
   const pending = createPendingClaims({
     client,
@@ -280,15 +284,10 @@ export function createGroupReader(context: ReaderContext) {
   };
 
   /**
-   * Renews held leases, shares partitions with the live readers, picks up stragglers. Each step's commands for
-   * the partitions go out together (one round trip, not one per partition): made one after another, a slow path
-   * to Redis and many partitions would stretch a tick past the leases it renews.
+   * Renews the held leases, together (one round trip); true when one of them was too near its end to be read
+   * before. A lease found with another holder is lost.
    */
-  const tick = async () => {
-    if (stopped) return;
-    // Registered by Redis's clock: a reader whose clock runs ahead would otherwise take the others' for ended.
-    const live = await runScript(client, 'register', [keys.readers(topic, group)], [consumer, context.leaseMs]);
-    const share = Math.ceil(context.partitions / Math.max(1, Number(live)));
+  const renew = async () => {
     let unread = false;
     await allDone(
       partitionsWhere((s) => s.held).map(async (p) => {
@@ -305,8 +304,28 @@ export function createGroupReader(context: ReaderContext) {
         } else lose(p, 'another reader holds it');
       }),
     );
+    return unread;
+  };
+
+  /**
+   * Renews held leases, shares partitions with the live readers, picks up stragglers. Each step's commands for
+   * the partitions go out together (one round trip, not one per partition): made one after another, a slow path
+   * to Redis and many partitions would stretch a tick past the leases it renews. A stopping reader only renews:
+   * its leases hold while the deliveries out are settled (run out meanwhile, another reader would take a
+   * partition and run its entries again while a handler here still has them, and that handler's ack would be
+   * fenced off).
+   */
+  const tick = async () => {
+    if (renewalsEnded) return;
+    if (stopped) {
+      await renew();
+      return;
+    }
+    // Registered by Redis's clock: a reader whose clock runs ahead would otherwise take the others' for ended.
+    const live = await runScript(client, 'register', [keys.readers(topic, group)], [consumer, context.leaseMs]);
+    const share = Math.ceil(context.partitions / Math.max(1, Number(live)));
     // A partition whose lease was near its end here was left out of the reads: read again at once.
-    if (unread) newEntries.rereadNow();
+    if (await renew()) newEntries.rereadNow();
     const retried = partitionsWhere((s) => s.held && s.claimFailed);
     for (const p of retried) (states[p] as PartitionState).claimFailed = false;
     if (retried.length > 0) newEntries.rereadNow();
@@ -359,7 +378,7 @@ export function createGroupReader(context: ReaderContext) {
     );
 
   const scheduleTick = (delay: number) => {
-    if (stopped) return;
+    if (renewalsEnded) return;
     leaseTimer = setTimeout(() => {
       // A renewal unanswered for a lease time: the partitions' work stopped (their leases ran out here), told once.
       const silent = setTimeout(() => {
@@ -389,6 +408,12 @@ export function createGroupReader(context: ReaderContext) {
     }, delay);
   };
 
+  /** The stop hands the partitions back (or gives up on it): their leases are renewed no more. */
+  const endRenewals = () => {
+    renewalsEnded = true;
+    clearTimeout(leaseTimer);
+  };
+
   let started: Promise<void> | undefined;
 
   return {
@@ -415,11 +440,14 @@ export function createGroupReader(context: ReaderContext) {
     },
     /** Partitions this reader holds now. */
     held: () => partitionsWhere((s) => s.held),
-    /** Stops reading; hands back what is pending and frees the leases. */
+    /**
+     * Stops reading and taking partitions; renews the leases held until the deliveries out are settled (up to
+     * 5 s), then hands back what is pending and frees the leases.
+     */
     async stop() {
       if (stopped) return;
+      // The lease timer runs on, renewing only (tick), until the hand-back.
       stopped = true;
-      clearTimeout(leaseTimer);
       // Waiting receivers get nothing more; deliveries out may still be settled. Refused acks are not tried again.
       buffer.close();
       refusedAcks.wake();
@@ -429,6 +457,8 @@ export function createGroupReader(context: ReaderContext) {
         newEntries.dropConnection();
         await reading?.catch(() => undefined);
         await buffer.settled(5000);
+        // A renewal sent before goes ahead of the hand-back on the connection; one answered after it changes nothing.
+        endRenewals();
         // All together (one round trip, not one per partition: the stop's bound holds on a slow path too).
         await Promise.all(
           partitionsWhere((s) => s.held).map((p) =>
@@ -452,6 +482,7 @@ export function createGroupReader(context: ReaderContext) {
       // A command already sent waits for its answer without a deadline: a Redis that stopped answering without
       // closing the connection would hold the stop until the operating system's TCP timeout.
       if (!(await settledWithin(leaving, 5000 + CLOSE_WAIT_MS))) {
+        endRenewals();
         newEntries.dropConnection();
         context.report(
           new TransportError(

@@ -176,4 +176,63 @@ describe('redis: a transport closed while a handler holds a delivery', { skip },
     await settlesWithin(closing, 10_000, 'the close once the delivery was settled');
     assert.equal(await pending(transport.keys.stream('closing', 0), 'billing'), 0, 'acked by its reader');
   });
+
+  for (const closer of ['transport', 'subscription'] as const) {
+    it(`keeps renewing its leases while it waits (its ${closer} closed), though they are shorter than the wait: no other process gets the entry, and the ack counts`, async () => {
+      // Not renewed during the wait, the lease ran out (at most leaseMs after the close), the other process took the
+      // partition and ran the entry while the handler here still held it, and this handler's ack was fenced off.
+      const LEASE_MS = 600;
+      const topic = `closing-${closer}`;
+      const errors: string[] = [];
+      const open = () =>
+        getRedisTransport({
+          url: redisUrl,
+          application,
+          partitions: 1,
+          leaseMs: LEASE_MS,
+          onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
+        });
+      const closed = await open();
+      const other = await open();
+      const signal = new AbortController().signal;
+      try {
+        const subscription = closed.subscribe(topic, 'billing');
+        await closed.publish(topic, [createMessage({ type: 'A', key: 'k', data: { n: 1 } })]);
+        const [delivery] = await subscription.receive(1, 5000, signal);
+        assert.ok(delivery, 'the reader got the message');
+        const lease = closed.keys.lease(topic, 'billing', 0);
+        const closing = closer === 'transport' ? closed.close() : subscription.close();
+        const waiting = other.subscribe(topic, 'billing');
+        // Watched for three lease times from the close on (the close waits up to 5 s): at every look the lease is
+        // still the closing reader's, and the other process got nothing.
+        const got: Delivery[] = [];
+        const until = Date.now() + 3 * LEASE_MS;
+        while (Date.now() < until) {
+          got.push(...(await waiting.receive(1, 50, signal)));
+          assert.deepEqual(
+            got.map((d) => d.message.id),
+            [],
+            'the other process got the entry while a handler here held it',
+          );
+          assert.equal(await client.get(lease), `${closed.consumerName}-1`, "the lease is still the closing reader's");
+        }
+        assert.equal(await settledWithin(closing, 0), false, 'the close still waits for the delivery');
+        await delivery.ack();
+        await settlesWithin(closing, 10_000, 'the close once the delivery was settled');
+        assert.equal(await pending(closed.keys.stream(topic, 0), 'billing'), 0, 'acked by its reader');
+        assert.deepEqual(errors, [], 'no lease lost, no ack fenced off');
+        // Handed back: the other process takes the partition, and nothing of it is left to run.
+        await waitUntil(
+          () => other.heldPartitions(topic, 'billing').length === 1,
+          'the other process to take the partition',
+          10_000,
+        );
+        assert.deepEqual(await waiting.receive(1, 200, signal), []);
+        await waiting.close();
+      } finally {
+        await closed.close();
+        await other.close();
+      }
+    });
+  }
 });
