@@ -34,13 +34,14 @@ return table.concat(out)`,
    * ack group. A mark replaces the run's claim while the claim is the run's,
    * and is written where the claim ran out with nothing in its place (no
    * other run took the message meanwhile); another run's claim or mark is
-   * left to it. An ack group whose lease holds another token (the partition
-   * moved to another reader) writes neither marks nor acks and drops the
-   * claims, so the new holder's runs apply the messages; the others' entries
-   * are acked with one `XACK` per group (in chunks, `unpack` has a limit).
-   * Returns per ack group 1, or 0 when fenced off; then the positions (from
-   * 1, among the marks) of the runs not fenced off whose claim was no longer
-   * theirs.
+   * left to it. An ack group whose lease holds another token or none (the
+   * partition moved to another reader, or its lease ran out) writes neither
+   * marks nor acks and drops the claims, so the next holder's runs apply the
+   * messages; the others' entries are acked with one `XACK` per group (in
+   * chunks, `unpack` has a limit). Returns per ack group 1, or when fenced off
+   * 0 (another holds the lease) or -2 (none does: it ran out); then the
+   * positions (from 1, among the marks) of the runs not fenced off whose
+   * claim was no longer theirs.
    */
   inboxMark: `
 local groups = tonumber(ARGV[1])
@@ -55,7 +56,8 @@ local function mark(key, position)
 end
 for g = 1, groups do
   local n = tonumber(ARGV[g * 3 + 1])
-  if redis.call('GET', KEYS[g * 2]) == ARGV[g * 3] then
+  local holder = redis.call('GET', KEYS[g * 2])
+  if holder == ARGV[g * 3] then
     local ids = {}
     for i = 1, n do
       mark(KEYS[k + i], k - groups * 2 + i)
@@ -73,7 +75,7 @@ for g = 1, groups do
       if redis.call('GET', key) == ARGV[a + 1] then redis.call('DEL', key) end
       a = a + 4
     end
-    out[g] = 0
+    out[g] = holder and 0 or -2
   end
   k = k + n
 end

@@ -71,10 +71,15 @@ return a - 1 - #KEYS`,
    * ms, member, lease token. While the lease holds the token (the reader still
    * has the partition), acks the entry and schedules its copy `delay ms` from
    * now by Redis's clock: 1; 0 (nothing done) when the entry was not pending;
-   * -1 (nothing done) when fenced off, as `ackFenced`.
+   * when fenced off (nothing done), as `ackFenced`: -1 when another holds the
+   * lease, -2 when none does (it ran out).
    */
   release: `${NOW_MS}
-if redis.call('GET', KEYS[3]) ~= ARGV[5] then return -1 end
+local holder = redis.call('GET', KEYS[3])
+if holder ~= ARGV[5] then
+  if holder then return -1 end
+  return -2
+end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('ZADD', KEYS[1 + 1], string.format('%.0f', now + tonumber(ARGV[3])), ARGV[4])
 return 1`,
@@ -118,13 +123,18 @@ if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`,
 
-  /** KEYS: lease. ARGV: holder, ttl ms. Renews the lease while `holder` has it: 1, else 0. */
+  /**
+   * KEYS: lease. ARGV: holder, ttl ms. Renews the lease while `holder` has it:
+   * 1; else 0 when another holds it, -2 when none does (it ran out).
+   */
   renew: `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
-return 0`,
+if current then return 0 end
+return -2`,
 
   /**
    * KEYS: groups set, the group's readers set, partition counts hash, then
@@ -170,10 +180,15 @@ return 1`,
   /**
    * KEYS: stream, partition lease. ARGV: group, lease token, entry ids. Acks
    * the entries while the lease holds the token (the reader still has the
-   * partition): the count acked; -1, acking nothing, when another holds it.
+   * partition): the count acked; acking nothing, -1 when another holds it, -2
+   * when none does (it ran out).
    */
   ackFenced: `
-if redis.call('GET', KEYS[2]) ~= ARGV[2] then return -1 end
+local holder = redis.call('GET', KEYS[2])
+if holder ~= ARGV[2] then
+  if holder then return -1 end
+  return -2
+end
 return redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))`,
 
   /**

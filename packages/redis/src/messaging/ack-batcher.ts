@@ -1,5 +1,6 @@
 import { commandError, type RedisClient } from '../connection.ts';
 import { runScript } from '../scripts.ts';
+import type { LeaseHolder } from './ack-with-mark.ts';
 
 interface Waiting {
   ids: string[];
@@ -19,8 +20,8 @@ export interface AckBatcherSettings {
   token: string;
   /** Entries were acked: there is room for more. */
   acked(): void;
-  /** A partition's lease was found with another holder: nothing of it was acked. */
-  fenced(partition: number): void;
+  /** A partition's lease was found with another holder, or none (it ran out): nothing of it was acked. */
+  fenced(partition: number, holder: LeaseHolder): void;
 }
 
 /**
@@ -49,8 +50,9 @@ export function createAckBatcher(settings: AckBatcherSettings) {
       [group, token, ...ids],
     ).then(
       (reply) => {
-        // Fenced off: the reader lets the partition go before the callers learn their ack is done.
-        if (Number(reply) < 0) settings.fenced(partition);
+        // Fenced off (-1: another holder; -2: none, the lease ran out): the reader lets the partition go before the
+        // callers learn their ack is done.
+        if (Number(reply) < 0) settings.fenced(partition, Number(reply) === -2 ? 'none' : 'another');
         else settings.acked();
         for (const d of done) d.resolve();
       },

@@ -11,6 +11,12 @@ import type { Delivery } from '@factline/core';
  */
 export const ackWithMark = Symbol('factline.redis.ackWithMark');
 
+/**
+ * Who held a partition's lease when a fenced ack, release or renewal found it not this reader's: another reader,
+ * or none (it ran out).
+ */
+export type LeaseHolder = 'another' | 'none';
+
 /** Where a partition's entries are acked, and the lease that fences the ack. */
 export interface AckTarget {
   /** The transport's server (`serverIdentity`): the inbox acks here only when it talks to the same one. */
@@ -30,8 +36,11 @@ export interface AckWithMark {
   current(): boolean;
   /** The script acknowledged the entry with the mark: the delivery is settled. */
   acked(): void;
-  /** The lease had another holder: nothing was written; the delivery is left to the new holder. */
-  fenced(): void;
+  /**
+   * The lease was not the reader's (another holds it, or none: it ran out): nothing was written; the delivery is
+   * left to the next holder.
+   */
+  fenced(holder: LeaseHolder): void;
 }
 
 export function ackWithMarkOf(delivery: Delivery | undefined): AckWithMark | undefined {

@@ -4,7 +4,7 @@ import { CLOSE_WAIT_MS, SILENCE_MS } from '../connection.ts';
 import { RETURNED_CONSUMER } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
-import type { AckTarget } from './ack-with-mark.ts';
+import type { AckTarget, LeaseHolder } from './ack-with-mark.ts';
 import { createNewEntryReader } from './new-entries.ts';
 import { type PartitionState, takeOver, unheldPartition } from './partition-state.ts';
 import { type ClaimedPage, createPendingClaims } from './pending-claims.ts';
@@ -75,7 +75,7 @@ export function createGroupReader(context: ReaderContext) {
     leaseOf: (partition) => leases[partition] as string,
     token: consumer,
     acked: wakeReader,
-    fenced: (partition) => lose(partition, 'another reader holds it (found at an ack)'),
+    fenced: (partition, holder) => lose(partition, fencedBy(holder, 'an ack')),
   });
 
   /** Still this reader's to ack: it runs and holds the entry's partition under the generation it was read with. */
@@ -111,17 +111,17 @@ export function createGroupReader(context: ReaderContext) {
       ack: refusedAcks.ack,
       ackTarget: (entry) => targets[entry.partition] as AckTarget,
       acked: wakeReader,
-      fenced: (entry) => {
+      fenced: (entry, holder) => {
         const state = states[entry.partition] as PartitionState;
-        if (state.generation === entry.generation) lose(entry.partition, 'another reader holds it (found at an ack)');
+        if (state.generation === entry.generation) lose(entry.partition, fencedBy(holder, 'an ack'));
       },
       delay: async (entry, dueAt) => {
         const outcome = await context.delay(entry, dueAt);
         wakeReader();
-        if (outcome === 'fenced') {
+        if (outcome === 'fenced' || outcome === 'ran-out') {
           const state = states[entry.partition] as PartitionState;
           if (state.generation === entry.generation)
-            lose(entry.partition, 'another reader holds it (found at a release)');
+            lose(entry.partition, fencedBy(outcome === 'ran-out' ? 'none' : 'another', 'a release'));
         }
         // Nothing of it is left to come back: its key waits no longer.
         if (outcome === 'gone') buffer.unpark((parked) => parked === entry);
@@ -141,6 +141,16 @@ export function createGroupReader(context: ReaderContext) {
       buffer.drop((e) => e.partition === partition),
     );
     buffer.unpark((e) => e.partition === partition);
+  };
+
+  /**
+   * Why an ack, a release or a renewal (`at`: which, when not a renewal) found the lease not this reader's:
+   * another reader holds it, or none does (it ran out).
+   */
+  const fencedBy = (holder: LeaseHolder, at?: string) => {
+    if (holder === 'none')
+      return at ? `the lease ran out (no holder; found at ${at})` : 'the lease ran out (no holder)';
+    return at ? `another reader holds it (found at ${at})` : 'another reader holds it';
   };
 
   const lose = (partition: number, why: string) => {
@@ -285,7 +295,7 @@ export function createGroupReader(context: ReaderContext) {
 
   /**
    * Renews the held leases, together (one round trip); true when one of them was too near its end to be read
-   * before. A lease found with another holder is lost.
+   * before. A lease found with another holder, or with none (it ran out), is lost.
    */
   const renew = async () => {
     let unread = false;
@@ -295,13 +305,15 @@ export function createGroupReader(context: ReaderContext) {
         const generation = state.generation;
         const wasReadable = readableFor(p) >= 1;
         const asked = performance.now();
-        const renewed = await runScript(client, 'renew', [keys.lease(topic, group, p)], [consumer, context.leaseMs]);
+        const renewed = Number(
+          await runScript(client, 'renew', [keys.lease(topic, group, p)], [consumer, context.leaseMs]),
+        );
         // Lost meanwhile (a fenced ack): not this renewal's to change.
         if (!state.held || state.generation !== generation) return;
-        if (Number(renewed) === 1) {
+        if (renewed === 1) {
           state.expiresAt = asked + context.leaseMs;
           if (!wasReadable) unread = true;
-        } else lose(p, 'another reader holds it');
+        } else lose(p, fencedBy(renewed < 0 ? 'none' : 'another'));
       }),
     );
     return unread;

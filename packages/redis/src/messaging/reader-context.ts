@@ -4,7 +4,7 @@ import type { RedisErrorStage } from '../options.ts';
 import type { Entry } from './receive.ts';
 
 /** How a delayed release went (`ReaderContext.delay`). */
-export type DelayOutcome = 'moved' | 'fenced' | 'gone' | 'failed';
+export type DelayOutcome = 'moved' | 'fenced' | 'ran-out' | 'gone' | 'failed';
 
 /** What a group reader needs from its transport. */
 export interface ReaderContext {
@@ -31,8 +31,9 @@ export interface ReaderContext {
   declare(again: boolean): Promise<void>;
   /**
    * Acks the entry and schedules its copy for the group alone at `dueAt`, while the reader holds the partition's
-   * lease: `moved`; `fenced` when another reader holds it (nothing done); `gone` when the entry was no longer
-   * pending (nothing done, told); `failed` when Redis could not be asked (told).
+   * lease: `moved`; `fenced` when another reader holds it, `ran-out` when none does (it expired; nothing done
+   * either way); `gone` when the entry was no longer pending (nothing done, told); `failed` when Redis could not
+   * be asked (told).
    */
   delay(entry: Entry, dueAt: number): Promise<DelayOutcome>;
   report(error: unknown, stage: RedisErrorStage): void;

@@ -1,6 +1,6 @@
 import type { Message } from '@factline/core';
 import { type BufferedEntry, createDeliveryBuffer, messageFromJson } from '@factline/core/adapter';
-import { type AckTarget, type AckWithMark, ackWithMark } from './ack-with-mark.ts';
+import { type AckTarget, type AckWithMark, ackWithMark, type LeaseHolder } from './ack-with-mark.ts';
 import type { RawEntry } from './stream-replies.ts';
 
 /** One stream entry a process holds for a group (pending under its consumer name) until it is acked or released. */
@@ -80,8 +80,8 @@ export interface Settler {
   ackTarget(entry: Entry): AckTarget;
   /** The inbox acked the entry with its mark: there is room for more. */
   acked(): void;
-  /** The entry's partition lease was found with another holder: it is that holder's now. */
-  fenced(entry: Entry): void;
+  /** The entry's partition lease was found with another holder (it is that holder's now), or none (it ran out). */
+  fenced(entry: Entry, holder: LeaseHolder): void;
   /** Acks the entry and schedules its copy for `dueAt` (sorted set); false when that failed. */
   delay(entry: Entry, dueAt: number): Promise<boolean>;
 }
@@ -119,9 +119,9 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
             settlement.settled();
             settler.acked();
           },
-          fenced() {
+          fenced(holder) {
             settlement.settled();
-            settler.fenced(entry);
+            settler.fenced(entry, holder);
           },
         };
         return { [ackWithMark]: settle };

@@ -17,13 +17,17 @@ const pending = async (stream: string, group: string) =>
 // A reader whose event loop stalled past its lease is played by taking its lease key away from it (as the
 // partition's next holder would once the lease expired) while it holds a delivery; then it settles the delivery.
 // Leases last a minute here, so no renewal runs during a case.
-/** A transport on one partition, leases of a minute (no renewal runs during a case), telling `errors` what fails. */
+/**
+ * A transport on one partition, leases of a minute and trims a minute apart (its rounds 20 s apart: no renewal
+ * runs during a case), telling `errors` what fails.
+ */
 const openTold = (errors: string[]) =>
   getRedisTransport({
     url: redisUrl,
     application,
     partitions: 1,
     leaseMs: 60_000,
+    trimIntervalMs: 60_000,
     onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
   });
 
@@ -36,6 +40,7 @@ async function settledAfterTheLeaseMoved(
   topic: string,
   settle: (delivery: Delivery) => Promise<void>,
   checks: () => Promise<void> = async () => undefined,
+  { ranOut = false }: { ranOut?: boolean } = {},
 ) {
   const errors: string[] = [];
   const open = () => openTold(errors);
@@ -47,15 +52,18 @@ async function settledAfterTheLeaseMoved(
     await stale.publish(topic, [createMessage({ type: 'A', key: 'k', data: { n: 1 } })]);
     const [delivery] = await a.receive(1, 5000, signal);
     assert.ok(delivery, 'the first reader got the message');
-    await client.sendCommand(['SET', stale.keys.lease(topic, 'billing', 0), `${next.consumerName}-1`, 'PX', '60000']);
+    const lease = stale.keys.lease(topic, 'billing', 0);
+    // Ran out: the lease key gone, as once its expiry passed before another reader took it.
+    if (ranOut) await client.sendCommand(['DEL', lease]);
+    else await client.sendCommand(['SET', lease, `${next.consumerName}-1`, 'PX', '60000']);
     await settle(delivery);
     const stream = stale.keys.stream(topic, 0);
     await waitUntil(() => stale.heldPartitions(topic, 'billing').length === 0, 'the stale reader to let go', 5000);
     assert.equal(await pending(stream, 'billing'), 1, 'the entry is still pending: not acked by the stale reader');
+    // The holder the script found is told: none, when the lease ran out (not another reader that does not exist).
+    const why = ranOut ? 'the lease ran out (no holder; found at' : 'another reader holds it (found at';
     assert.ok(
-      errors.some((e) =>
-        e.startsWith(`lease: lost the lease of ${topic}/billing partition 0: another reader holds it`),
-      ),
+      errors.some((e) => e.startsWith(`lease: lost the lease of ${topic}/billing partition 0: ${why}`)),
       errors.join('\n'),
     );
     await checks();
@@ -104,60 +112,112 @@ describe('redis: the partition lease fences off a reader that lost it', { skip }
     );
   });
 
-  it('with the Redis inbox, a run that finishes after the lease moved writes neither mark nor ack; the new holder applies the message', async () => {
-    const errors: string[] = [];
-    const open = () => openTold(errors);
-    const stale = await open();
-    const next = await open();
-    const inbox = await getRedisInbox({ url: redisUrl, application });
-    const runs: string[] = [];
-    const lease = stale.keys.lease('inboxed', 'billing', 0);
-    const consumerOn = (transport: typeof stale, name: string) =>
-      createConsumer({
-        name: 'billing',
-        topic: 'inboxed',
-        transport,
-        inbox,
-        async handler() {
-          runs.push(name);
-          // The stale reader's run: its partition moves to the next reader while the handler runs.
-          if (name === 'stale') await client.sendCommand(['SET', lease, `${next.consumerName}-1`, 'PX', '60000']);
-        },
-      });
-    const first = consumerOn(stale, 'stale');
-    const second = consumerOn(next, 'next');
-    try {
-      await first.start();
-      await waitUntil(
-        () => stale.heldPartitions('inboxed', 'billing').length === 1,
-        'the first reader to hold the partition',
-      );
-      const message = createMessage({ type: 'A', key: 'k', data: {} });
-      await stale.publish('inboxed', [message]);
-      await waitUntil(
-        () => runs.length === 1 && stale.heldPartitions('inboxed', 'billing').length === 0,
-        'the stale run to end and its reader to let go',
-      );
-      assert.deepEqual(runs, ['stale']);
-      assert.equal(await inbox.has('billing', message.id), false, 'no mark: the run finished after the lease moved');
-      const stream = stale.keys.stream('inboxed', 0);
-      assert.equal(await pending(stream, 'billing'), 1, 'no ack either');
-      assert.ok(
-        errors.some((e) => /^lease: lost the lease of inboxed\/billing partition 0/.test(e)),
-        errors.join('\n'),
-      );
-      await second.start();
-      await waitUntil(async () => (await pending(stream, 'billing')) === 0, 'the new holder to apply and ack', 10_000);
-      assert.deepEqual(runs, ['stale', 'next'], 'the new holder ran it (its claim was not blocked by the stale run)');
-      assert.equal(await inbox.has('billing', message.id), true);
-    } finally {
-      await first.stop();
-      await second.stop();
-      await stale.close();
-      await next.close();
-      await inbox.close();
-    }
+  it('an ack after the lease ran out (no holder) acks nothing and says the lease ran out, not that another reader holds it', async () => {
+    await settledAfterTheLeaseMoved('acks-ran-out', (delivery) => delivery.ack(), undefined, { ranOut: true });
   });
+
+  it('a delayed release after the lease ran out (no holder) acks and schedules nothing and says the lease ran out', async () => {
+    await settledAfterTheLeaseMoved('releases-ran-out', (delivery) => delivery.release(60_000), undefined, {
+      ranOut: true,
+    });
+  });
+
+  for (const ranOut of [false, true]) {
+    it(`a renewal that finds the lease ${ranOut ? 'with no holder' : 'with another holder'} says ${ranOut ? 'it ran out' : 'another reader holds it'}`, async () => {
+      const topic = ranOut ? 'renewal-ran-out' : 'renewal-moved';
+      const errors: string[] = [];
+      // Rounds every 100 ms: the renewal comes soon after the lease is taken away.
+      const transport = await getRedisTransport({
+        url: redisUrl,
+        application,
+        partitions: 1,
+        leaseMs: 300,
+        onError: (error, { stage }) => errors.push(`${stage}: ${(error as Error).message}`),
+      });
+      try {
+        const subscription = transport.subscribe(topic, 'billing');
+        await waitUntil(() => transport.heldPartitions(topic, 'billing').length === 1, 'the reader to hold it');
+        const lease = transport.keys.lease(topic, 'billing', 0);
+        if (ranOut) await client.sendCommand(['DEL', lease]);
+        else await client.sendCommand(['SET', lease, 'another-reader', 'PX', '60000']);
+        const why = ranOut ? 'the lease ran out (no holder)' : 'another reader holds it';
+        await waitUntil(
+          () => errors.includes(`lease: lost the lease of ${topic}/billing partition 0: ${why}`),
+          `the renewal to tell: ${why}`,
+          5000,
+        );
+        await client.sendCommand(['DEL', lease]);
+        await subscription.close();
+      } finally {
+        await transport.close();
+      }
+    });
+  }
+
+  for (const ranOut of [false, true]) {
+    it(`with the Redis inbox, a run that finishes after the lease ${ranOut ? 'ran out (no holder)' : 'moved'} writes neither mark nor ack; the next holder applies the message`, async () => {
+      const topic = ranOut ? 'inboxed-ran-out' : 'inboxed';
+      const errors: string[] = [];
+      const open = () => openTold(errors);
+      const stale = await open();
+      const next = await open();
+      const inbox = await getRedisInbox({ url: redisUrl, application });
+      const runs: string[] = [];
+      const lease = stale.keys.lease(topic, 'billing', 0);
+      const consumerOn = (transport: typeof stale, name: string) =>
+        createConsumer({
+          name: 'billing',
+          topic,
+          transport,
+          inbox,
+          async handler() {
+            runs.push(name);
+            // The stale reader's run: its partition moves to the next reader (or its lease runs out) while the
+            // handler runs.
+            if (name !== 'stale') return;
+            if (ranOut) await client.sendCommand(['DEL', lease]);
+            else await client.sendCommand(['SET', lease, `${next.consumerName}-1`, 'PX', '60000']);
+          },
+        });
+      const first = consumerOn(stale, 'stale');
+      const second = consumerOn(next, 'next');
+      try {
+        await first.start();
+        await waitUntil(
+          () => stale.heldPartitions(topic, 'billing').length === 1,
+          'the first reader to hold the partition',
+        );
+        const message = createMessage({ type: 'A', key: 'k', data: {} });
+        await stale.publish(topic, [message]);
+        await waitUntil(
+          () => runs.length === 1 && stale.heldPartitions(topic, 'billing').length === 0,
+          'the stale run to end and its reader to let go',
+        );
+        assert.deepEqual(runs, ['stale']);
+        assert.equal(await inbox.has('billing', message.id), false, 'no mark: the run finished after the lease moved');
+        const stream = stale.keys.stream(topic, 0);
+        assert.equal(await pending(stream, 'billing'), 1, 'no ack either');
+        const why = ranOut
+          ? 'the lease ran out (no holder; found at an ack)'
+          : 'another reader holds it (found at an ack)';
+        assert.ok(errors.includes(`lease: lost the lease of ${topic}/billing partition 0: ${why}`), errors.join('\n'));
+        await second.start();
+        await waitUntil(
+          async () => (await pending(stream, 'billing')) === 0,
+          'the new holder to apply and ack',
+          10_000,
+        );
+        assert.deepEqual(runs, ['stale', 'next'], 'the new holder ran it (its claim was not blocked by the stale run)');
+        assert.equal(await inbox.has('billing', message.id), true);
+      } finally {
+        await first.stop();
+        await second.stop();
+        await stale.close();
+        await next.close();
+        await inbox.close();
+      }
+    });
+  }
 });
 
 describe('redis: a transport closed while a handler holds a delivery', { skip }, () => {

@@ -24,6 +24,8 @@ import { type AckTarget, type AckWithMark, ackWithMarkOf } from './ack-with-mark
 const MARKED = 1;
 /** The run's claim was no longer its own at the mark: it ran out (marked where no other run took it meanwhile). */
 const CLAIM_RAN_OUT = 2;
+/** Fenced off, the partition lease found with no holder (it ran out), not another reader's. */
+const LEASE_RAN_OUT = 4;
 
 interface MarkItem {
   key: string;
@@ -202,7 +204,9 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       throw commandError(error, `marking ${items.length} messages in the Redis inbox`);
     })) as [number[], number[]];
     for (const members of byTarget.values()) {
-      const outcome = Number(written[g++]) === 1 ? MARKED : 0;
+      // 1: marked and acked; 0: fenced off, another reader holds the lease; -2: fenced off, none does.
+      const reply = Number(written[g++]);
+      const outcome = reply === 1 ? MARKED : reply === -2 ? LEASE_RAN_OUT : 0;
       for (const i of members) results[i] = outcome;
     }
     for (const position of lost) {
@@ -346,7 +350,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       if (written & CLAIM_RAN_OUT) claimRanOut(run);
       if (target) {
         if (written & MARKED) target.acked();
-        else target.fenced();
+        else target.fenced(written & LEASE_RAN_OUT ? 'none' : 'another');
       }
       return true;
     },

@@ -247,7 +247,8 @@ export async function getRedisTransport(given: RedisTransportOptions): Promise<R
             report(error, 'delay');
             return 'failed';
           }
-          if (outcome < 0) return 'fenced';
+          // -1: another reader holds the lease; -2: none does (it ran out).
+          if (outcome < 0) return outcome === -2 ? 'ran-out' : 'fenced';
           if (outcome === 0) {
             report(
               new TransportError(
