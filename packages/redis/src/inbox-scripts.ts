@@ -8,10 +8,13 @@ export const inboxScripts = {
    * KEYS: marks. ARGV: claim ms, then one claim value per mark. Claims each
    * message for one handler run (`SET … NX GET`: one command, Redis 7.0+).
    * Returns one letter per mark: `c` claimed, `d` done, `b` busy (one reply
-   * string for the batch, not one per mark).
+   * string for the batch, not one per mark), then, when any is busy, a space
+   * and the `PTTL` of each busy mark's claim, in order, space-separated (-1:
+   * a claim without a TTL).
    */
   inboxClaim: `
 local out = {}
+local ttls = {}
 for i, key in ipairs(KEYS) do
   local value = redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1], 'GET')
   if not value then
@@ -20,9 +23,11 @@ for i, key in ipairs(KEYS) do
     out[i] = 'd'
   else
     out[i] = 'b'
+    ttls[#ttls + 1] = redis.call('PTTL', key)
   end
 end
-return table.concat(out)`,
+if #ttls == 0 then return table.concat(out) end
+return table.concat(out) .. ' ' .. table.concat(ttls, ' ')`,
 
   /**
    * Writes the marks of a batch of runs, and acks their stream entries.

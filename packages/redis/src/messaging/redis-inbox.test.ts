@@ -66,7 +66,7 @@ describe('getRedisInbox: claim, then mark once the handler succeeded', { skip },
     assert.equal(runs, 1);
   });
 
-  it('a message claimed by a run in progress elsewhere fails this try with a retryable error', async () => {
+  it('a message claimed by a run in progress elsewhere fails this try with a retryable error once it waited claimMs', async () => {
     const inbox = await open({ claimMs: 300 });
     let finish: () => void = () => undefined;
     const first = inbox.applyOnce?.('billing', 'm3', new Date(), () => new Promise<void>((r) => (finish = r)));
@@ -74,10 +74,17 @@ describe('getRedisInbox: claim, then mark once the handler succeeded', { skip },
       async () => Number(await client.sendCommand(['EXISTS', markKey('billing', 'm3')])) === 1,
       'the claim',
     );
-    await assert.rejects(inbox.applyOnce?.('billing', 'm3', new Date(), () => undefined) ?? Promise.resolve(), {
-      code: 'TRANSPORT',
-      retryable: true,
-    });
+    const from = Date.now();
+    await assert.rejects(
+      inbox.applyOnce?.('billing', 'm3', new Date(), () => assert.fail('ran')) ?? Promise.resolve(),
+      {
+        code: 'TRANSPORT',
+        retryable: true,
+        message:
+          /message m3 is being handled by another run of consumer 'billing' \(its claim still held after \d+ ms, claimMs 300\)/,
+      },
+    );
+    assert.ok(Date.now() - from >= 300, `waited for the claim to end first: ${Date.now() - from} ms`);
     // The run in progress renews its claim: still claimed after twice its lifetime.
     const claimedAt = Date.now();
     await waitUntil(() => Date.now() - claimedAt > 700, 'two claim lifetimes');

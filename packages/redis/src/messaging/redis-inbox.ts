@@ -19,6 +19,7 @@ import { runScript } from '../scripts.ts';
 import { serverIdentity } from '../server-checks.ts';
 import type { RedisTlsOptions } from '../tls.ts';
 import { type AckTarget, type AckWithMark, ackWithMarkOf } from './ack-with-mark.ts';
+import { type ClaimOutcome, createClaimWaits } from './claim-waits.ts';
 
 /** A mark call's outcome for a run, bits: marked (and acked, for a delivery acked with its mark), else fenced off. */
 const MARKED = 1;
@@ -48,7 +49,9 @@ export interface RedisInboxOptions {
   /**
    * How long a handler run's claim lasts unless renewed; the inbox renews it
    * every third of it while the handler runs. A process that dies mid-handler
-   * frees its messages after it. At most 2147483647 (a timer's limit). Default 10 s.
+   * frees its messages after it. A run that finds its message claimed by
+   * another run waits up to about as long for that claim to end. At most
+   * 2147483647 (a timer's limit). Default 10 s.
    */
   claimMs?: number;
   /** How long opening the connection may take, at most 2147483647. Default 5000 ms. */
@@ -98,9 +101,12 @@ const spec: OptionSpecOf<RedisInboxOptions> = {
  * set only if absent, with a short TTL renewed while the handler runs); when
  * the handler succeeds the claim becomes the mark (kept `retentionMs`, 24 h by
  * default); when it fails the claim is deleted so a retry runs. A message whose
- * mark exists is acknowledged without running the handler; one claimed by a
- * run elsewhere fails this try with a retryable error (the consumer reports
- * it as its inbox failing and gives the message back for a second). Effects
+ * mark exists is acknowledged without running the handler. A run that finds
+ * its message claimed by another run waits for that claim to end (the mark:
+ * a duplicate; the claim dropped or expired, as a process that died leaves
+ * it: this run claims it), for `claimMs` and a little more; a claim still
+ * held then fails this try with a retryable error (the consumer reports it
+ * as its inbox failing and gives the message back for a second). Effects
  * outside Redis are at least once: a process that dies after the effect and
  * before the mark lets the claim expire and the message run again. For exactly-once effects keep them in an SQL database with its inbox.
  *
@@ -151,7 +157,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
       keys[i] = item.key;
       args[i + 1] = item.claim;
     }
-    const letters = String(
+    const reply = String(
       await runScript(client, 'inboxClaim', keys, args).catch((error: unknown) => {
         // The script may have run, its reply lost: claims no run renews would turn every retry away until they
         // expire. Each is deleted while it is still its run's own (the claim values are unique).
@@ -159,8 +165,16 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
         throw commandError(error, `claiming ${items.length} messages in the Redis inbox`);
       }),
     );
-    return Array.from(letters, (letter) => (letter === 'c' ? 'claimed' : letter === 'd' ? 'done' : 'busy'));
+    // The letters, then the PTTLs of the busy ones' claims.
+    const [letters = '', ...ttls] = reply.split(' ');
+    let busy = 0;
+    return Array.from(
+      letters,
+      (letter): ClaimOutcome =>
+        letter === 'c' ? 'claimed' : letter === 'd' ? 'done' : { heldMs: Number(ttls[busy++] ?? -1) },
+    );
   });
+  const waits = createClaimWaits(claimMs);
   const marks = batchedCalls(async (items: MarkItem[]) => {
     // Grouped by where their entries are acked (one partition of one reader): one lease check and one XACK each.
     const byTarget = new Map<AckTarget, number[]>();
@@ -304,11 +318,15 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
     async applyOnce(consumer, id, at, work, delivery, queued) {
       const key = markKey(consumer, id);
       const claim = `c:${runs}.${++runCount}`;
-      const outcome = await claims.call({ key, claim, id });
-      if (outcome === 'done') return false;
-      if (outcome === 'busy') {
-        throw new TransportError(`message ${id} is being handled by another run of consumer '${consumer}'`);
+      const item = { key, claim, id };
+      let outcome = await claims.call(item);
+      if (typeof outcome === 'object') {
+        // Another run holds it: given back, the message would come again through the transport, each hand-out
+        // counted toward maxDeliveries, until that claim ended (claimMs after a process died). The run waits here
+        // and keeps its lane's place (not `queued`: that gives the place up, and the run may yet run its handler).
+        outcome = await waits.waitOut(() => claims.call(item), outcome.heldMs, { id, consumer });
       }
+      if (outcome === 'done') return false;
       const run: Run = { claim, consumer, id };
       running.set(key, run);
       startRenewals();
@@ -357,6 +375,7 @@ export async function getRedisInbox(given: RedisInboxOptions): Promise<RedisInbo
 
     async close() {
       closed = true;
+      waits.close();
       clearInterval(renewals);
       renewals = undefined;
       if (!(await closeClient(client))) report(unansweredAtClose(options.url, 'inbox'), 'connection');
