@@ -253,6 +253,22 @@ describe('delivery buffer: what an adapter may add', () => {
     );
   });
 
+  it("inFlight lists a partition's deliveries in hands: not those settled, released, or past their visibility", async () => {
+    const { buffer: b } = buffer();
+    b.add(entry('a', 0), entry('b', 1), entry('c', 2), entry('d', 3), { ...entry('e', 4), partition: 1 });
+    const [d0, d1, d2, d3, d4] = await b.receive(1, 5, 0, never, 30_000);
+    const numbered = (partition: number) => b.inFlight(partition).map((e) => (e.message.data as { n: number }).n);
+    assert.deepEqual(numbered(0), [0, 1, 2, 3]);
+    assert.deepEqual(numbered(1), [4]);
+    await d0?.ack();
+    await d1?.release(0);
+    await d2?.release(60_000);
+    await d3?.extend(0);
+    await d4?.extend(60_000);
+    assert.deepEqual(numbered(0), [], 'acked, released now, released for a delay, visibility over');
+    assert.deepEqual(numbered(1), [4], 'extended: still out');
+  });
+
   it('an entry not offered stays (its key blocked) while what is out can still be released', async () => {
     let offered = true;
     const b = createDeliveryBuffer<TestEntry>(

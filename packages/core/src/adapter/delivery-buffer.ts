@@ -109,8 +109,10 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
   const wake = () => {
     for (const waiter of waiters) waiter();
   };
-  /** Whether a delivery is in a subscriber's hands at `at` (handed out, not settled, its visibility not over). */
-  const handedOut = (at: number) => entries.some((e) => !e.gone && e.holder !== undefined && e.visibleAt > at);
+  /** Whether the entry is in a subscriber's hands at `at` (handed out, not settled, its visibility not over). */
+  const outAt = (e: E, at: number) => !e.gone && e.holder !== undefined && e.visibleAt > at;
+  /** Whether a delivery is in a subscriber's hands at `at`. */
+  const handedOut = (at: number) => entries.some((e) => outAt(e, at));
 
   /** Entries marked gone but still in the array: dropped at once when they make half of it (O(1) per removal). */
   let goneCount = 0;
@@ -346,7 +348,16 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
       const at = Date.now();
       for (const p of acking.values()) if (p === partition) return true;
       for (const p of delaying.values()) if (p === partition) return true;
-      return entries.some((e) => !e.gone && e.partition === partition && e.holder !== undefined && e.visibleAt > at);
+      return entries.some((e) => e.partition === partition && outAt(e, at));
+    },
+
+    /**
+     * The messages of `partition` in subscriptions' hands now (handed out, not settled, their visibility not
+     * over): what a reader giving the partition up waits for, and, while one stays out, holds its keys back for.
+     */
+    inFlight: (partition: number): E[] => {
+      const at = Date.now();
+      return entries.filter((e) => e.partition === partition && outAt(e, at));
     },
 
     /** How many messages of `partition` are held here (unacknowledged, not away for a delay). */

@@ -5,6 +5,7 @@ import { RETURNED_CONSUMER } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
 import type { AckTarget, LeaseHolder } from './ack-with-mark.ts';
+import { createFairShare } from './fair-share.ts';
 import { createNewEntryReader } from './new-entries.ts';
 import { type PartitionState, takeOver, unheldPartition } from './partition-state.ts';
 import { type ClaimedPage, createPendingClaims } from './pending-claims.ts';
@@ -263,6 +264,14 @@ export function createGroupReader(context: ReaderContext) {
     );
   };
 
+  const fairShare = createFairShare({
+    states,
+    buffer,
+    handBack,
+    reread: () => newEntries.rereadNow(),
+    leaseMs: context.leaseMs,
+  });
+
   const acquire = async (partition: number) => {
     const state = states[partition] as PartitionState;
     // The lease runs from when Redis set it, before its answer came back: counted from the asking, the
@@ -341,19 +350,7 @@ export function createGroupReader(context: ReaderContext) {
     const retried = partitionsWhere((s) => s.held && s.claimFailed);
     for (const p of retried) (states[p] as PartitionState).claimFailed = false;
     if (retried.length > 0) newEntries.rereadNow();
-    let held = partitionsWhere((s) => s.held).length;
-    for (const p of partitionsWhere((s) => s.draining && s.held)) {
-      if (buffer.busy(p)) continue;
-      await handBack(p);
-      held -= 1;
-    }
-    if (held > share && !states.some((s) => s.draining)) {
-      const give = states.findIndex((s) => s.held);
-      if (give >= 0) {
-        (states[give] as PartitionState).draining = true;
-        newEntries.rereadNow();
-      }
-    }
+    let held = await fairShare.giveUp(share);
     // Free partitions are asked for in rounds of as many as the share lacks, from a random place.
     const offset = Math.floor(Math.random() * states.length);
     const candidates = Array.from({ length: states.length }, (_, i) => (offset + i) % states.length).filter(

@@ -13,7 +13,10 @@ export interface PartitionState {
    * past its end in Redis), counted from the asking for it or its last renewal.
    */
   expiresAt: number;
-  /** Giving the partition up for a fairer share: nothing new goes out; handed back once nothing is in flight. */
+  /**
+   * Giving the partition up for a fairer share: nothing new goes out; handed back once nothing is in flight, or
+   * kept when that takes too long (fair-share.ts).
+   */
   draining: boolean;
   /** The last entry id read or claimed under this generation (`0-0`: none): later pending ones were never seen here. */
   lastSeen: string;
