@@ -316,7 +316,10 @@ export function createGroupReader(context: ReaderContext) {
         gate: createPartitionGate({
           ackPending: async () => (await context.pending(partition)).ackPending,
           deliveredSeq: async () => (await context.pending(partition)).deliveredSeq,
-          ours: () => buffer.heldIn(partition) + naked.in(partition),
+          ours: function* () {
+            for (const entry of buffer.held()) if (entry.partition === partition) yield entry.seq;
+            yield* naked.in(partition);
+          },
           // Under the holding current when it passes the gate (a consumer made again starts a new one).
           pass: (raw) => accept(raw, partition, part.epoch),
         }),

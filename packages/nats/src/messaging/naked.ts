@@ -23,11 +23,9 @@ export function createNakedMessages() {
       if (item) naked.delete(seq);
       return item !== undefined && item.at === at ? item.count : undefined;
     },
-    /** How many of `partition`'s messages are away. */
-    in(partition: number): number {
-      let n = 0;
-      for (const item of naked.values()) if (item.partition === partition) n += 1;
-      return n;
+    /** The stream sequences of `partition`'s messages that are away. */
+    *in(partition: number): Generator<number> {
+      for (const [seq, item] of naked) if (item.partition === partition) yield seq;
     },
     /** Forgets what the partition's holding `epoch` naked (given up: its messages are someone else's). */
     forget(partition: number, epoch: number) {

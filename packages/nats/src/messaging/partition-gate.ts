@@ -6,8 +6,11 @@ export interface GateSources {
   ackPending(): Promise<number>;
   /** The highest stream sequence the consumer has delivered. */
   deliveredSeq(): Promise<number>;
-  /** How many of the partition's pending messages this process holds (handed out, held or naked with a delay). */
-  ours(): number;
+  /**
+   * The stream sequences of the partition's pending messages this process holds (handed out, held or naked with
+   * a delay), repeats allowed.
+   */
+  ours(): Iterable<number>;
   /** Hands a message on to the buffer. */
   pass(raw: JsMsg): void;
 }
@@ -17,7 +20,9 @@ export interface GateSources {
  * pending elsewhere: after a takeover (the previous holder died or gave the
  * partition up) or a pull lost with a connection. A closed gate keeps what
  * comes until the consumer's `num_ack_pending` is no more than what this
- * process holds (waiting here included): nobody else holds one of the
+ * process holds (waiting here included, each message once by its stream
+ * sequence: one naked with a delay, or held, may come back or be delivered
+ * again while it still counts there): nobody else holds one of the
  * partition's messages, so none of a key's earlier messages can still be
  * running; then it passes them on in stream order (the inherited ones come
  * back when their ack wait ends, in no particular order). Without it a key's
@@ -39,6 +44,7 @@ export function createPartitionGate(sources: GateSources) {
 
   const open = () => {
     above = undefined;
+    // Stable: a message delivered again passes after its earlier delivery (the newer one is the one to settle).
     const out = waiting.sort((a, b) => a.seq - b.seq);
     waiting = [];
     for (const raw of out) sources.pass(raw);
@@ -55,7 +61,9 @@ export function createPartitionGate(sources: GateSources) {
     async check() {
       if (above === undefined) return;
       const pending = await sources.ackPending();
-      elsewhere = Math.max(0, pending - sources.ours() - waiting.length);
+      const ours = new Set(sources.ours());
+      for (const raw of waiting) ours.add(raw.seq);
+      elsewhere = Math.max(0, pending - ours.size);
       if (elsewhere === 0) open();
     },
     offer(raw: JsMsg) {
