@@ -87,6 +87,21 @@ const cases: [string, () => unknown, string][] = [
   ['subscribe', () => transport.subscribe('t', 'g', { visibility: 5 } as never), 'subscribe options.visibility'],
   ['getSqliteInbox', () => getSqliteInbox({ database, groupcommit: false } as never), 'getSqliteInbox.groupcommit'],
   [
+    'getSqliteInbox maxWriteHoldMs kind',
+    () => getSqliteInbox({ database, maxWriteHoldMs: 0 }),
+    'getSqliteInbox.maxWriteHoldMs',
+  ],
+  [
+    'getSqliteInbox maxWriteHoldMs over a timer',
+    () => getSqliteInbox({ database, maxWriteHoldMs: 2 ** 31 }),
+    'getSqliteInbox.maxWriteHoldMs',
+  ],
+  [
+    'getSqliteInbox maxWriteHoldMs fractional',
+    () => getSqliteInbox({ database, maxWriteHoldMs: 1.5 }),
+    'getSqliteInbox.maxWriteHoldMs',
+  ],
+  [
     'getSqliteDeadLetterStore',
     () => getSqliteDeadLetterStore({ database, db: database } as never),
     'getSqliteDeadLetterStore.db',

@@ -79,6 +79,7 @@ const inboxSpec: OptionSpecOf<SqliteInboxOptions> = {
   groupCommit: 'boolean',
   maxGroup: 'positive-integer',
   chainBudgetMs: 'non-negative-integer',
+  maxWriteHoldMs: 'timer-ms',
 };
 
 /** Checks `getSqliteInbox`'s options. */

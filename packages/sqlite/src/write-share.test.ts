@@ -99,3 +99,50 @@ describe('shareWriteLock', () => {
     db.close();
   });
 });
+
+describe('shareWriteLock for writers that schedule their own turns', () => {
+  /** A share on a connection of its own, on a fake clock, without sleeping: the caller waits `pauseLeft`. */
+  function scheduled(maxHoldMs: number) {
+    let clock = 0;
+    const db = new Sqlite(':memory:');
+    const share = shareWriteLock(db, { maxHoldMs, now: () => clock });
+    return {
+      share,
+      pass: (ms: number) => {
+        clock += ms;
+      },
+      db,
+    };
+  }
+
+  it('pauseLeft is 0 until the run held the lock maxHoldMs, then what is left of the pause', () => {
+    const { share, pass, db } = scheduled(200);
+    share.write(() => pass(150));
+    assert.equal(share.pauseLeft(), 0);
+    share.write(() => pass(100));
+    assert.equal(share.pauseLeft(), WRITE_PAUSE_MS);
+    pass(100);
+    assert.equal(share.pauseLeft(), WRITE_PAUSE_MS - 100);
+    pass(WRITE_PAUSE_MS - 100);
+    assert.equal(share.pauseLeft(), 0, 'the pause is over');
+    share.write(() => pass(150));
+    assert.equal(share.pauseLeft(), 0, 'a new run began after the pause');
+    db.close();
+  });
+
+  it('holdLeft counts the transaction in progress: a group commit ends once it reaches 0', () => {
+    const { share, pass, db } = scheduled(200);
+    share.write(() => pass(50));
+    const seen: number[] = [];
+    share.write(() => {
+      for (let run = 0; run < 10 && (run === 0 || share.holdLeft() > 0); run += 1) {
+        seen.push(share.holdLeft());
+        pass(60);
+      }
+    });
+    assert.deepEqual(seen, [150, 90, 30], 'three runs: 50 ms before, then 60 ms each');
+    assert.equal(share.holdLeft(), -30);
+    assert.equal(share.pauseLeft(), WRITE_PAUSE_MS);
+    db.close();
+  });
+});

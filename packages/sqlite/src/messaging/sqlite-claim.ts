@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'better-sqlite3';
+import { shareWriteLock } from '../write-share.ts';
 
 /**
  * How many of a group's oldest rows a claim of `max` looks at first for keys
@@ -90,8 +91,15 @@ export interface ClaimedRow {
 /** Claims up to `max` rows of a group for `visibility` ms, each under a new lease (run it IMMEDIATE). */
 export type Claim = (topic: string, group: string, max: number, visibility: number) => ClaimedRow[];
 
-/** The claim's statements and its transaction, on `db`, with the transport's clock. */
+/**
+ * The claim's statements and its transaction, on `db`, with the transport's
+ * clock. The time each claim holds the write lock counts with the
+ * connection's other writes (`write-share.ts`): an SQLite inbox on the same
+ * connection leaves the lock free after its group commits and these claims
+ * together held it back to back. A claim itself never waits.
+ */
 export function prepareClaim(db: Database, now: () => number): { immediate: Claim } {
+  const share = shareWriteLock(db);
   const due = db.prepare<[{ topic: string; group: string; at: number; max: number; window: number }], DueRow>(
     CLAIM_SQL,
   );
@@ -108,7 +116,7 @@ export function prepareClaim(db: Database, now: () => number): { immediate: Clai
     `SELECT 1 AS more FROM factline_transport_messages INDEXED BY factline_transport_messages_queue
        WHERE topic = @topic AND group_name = @group ORDER BY seq LIMIT 1 OFFSET @window`,
   );
-  return db.transaction((topic: string, group: string, max: number, visibility: number): ClaimedRow[] => {
+  const claim = db.transaction((topic: string, group: string, max: number, visibility: number): ClaimedRow[] => {
     const at = now();
     let window = claimWindow(max);
     let rows = due.all({ topic, group, at, max, window });
@@ -129,4 +137,7 @@ export function prepareClaim(db: Database, now: () => number): { immediate: Clai
       return { seq: row.seq, message: row.message, deliveryCount: row.delivery_count + 1, lease: leaseId };
     });
   });
+  return {
+    immediate: (topic, group, max, visibility) => share.write(() => claim.immediate(topic, group, max, visibility)),
+  };
 }

@@ -7,6 +7,7 @@ import { createConsumer, createMessage, getInMemoryTransport } from '@factline/c
 import { waitUntil } from '@factline/core/testing';
 import type { Database } from 'better-sqlite3';
 import { getSqliteInbox, openSqliteDatabase } from '../index.ts';
+import { WRITE_PAUSE_MS } from '../write-share.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'factline-inbox-groups-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -144,6 +145,51 @@ test('a consumer with a short inbox retention prunes its own marks only, not tho
     await billing.stop();
     await audit.stop();
     await transport.close();
+    db.close();
+  }
+});
+
+test('runs holding the write lock back to back leave it free for a pause every maxWriteHoldMs, with or without group commit', async () => {
+  const db = openSqliteDatabase(join(dir, 'share.db'));
+  const maxWriteHoldMs = 100;
+  const RUN_MS = 20;
+  const slept = new Int32Array(new SharedArrayBuffer(4));
+  try {
+    for (const groupCommit of [true, false]) {
+      const applyOnce = getSqliteInbox({ database: db, groupCommit, maxWriteHoldMs }).applyOnce as NonNullable<
+        ReturnType<typeof getSqliteInbox>['applyOnce']
+      >;
+      const runs: { start: number; end: number }[] = [];
+      const run = () => {
+        const start = performance.now();
+        // A run that holds its transaction (a synchronous wait: no CPU spent).
+        Atomics.wait(slept, 0, 0, RUN_MS);
+        runs.push({ start, end: performance.now() });
+      };
+      const apply = (n: number) => applyOnce(`share-${groupCommit}`, `m${n}`, new Date(), run);
+      // With group commit, 30 runs arriving together (one group, were it not cut); without, one after another.
+      const applied: boolean[] = [];
+      if (groupCommit) applied.push(...(await Promise.all(Array.from({ length: 30 }, (_, n) => apply(n)))));
+      else for (let n = 0; n < 30; n += 1) applied.push(await apply(n));
+      assert.deepEqual(applied, Array(30).fill(true), 'every run applied once');
+      // Stretches of runs back to back, split where the lock was left free for a pause.
+      const stretches: { start: number; end: number }[][] = [];
+      for (const [i, r] of runs.entries()) {
+        const before = runs[i - 1];
+        if (!before || r.start - before.end >= WRITE_PAUSE_MS) stretches.push([r]);
+        else stretches.at(-1)?.push(r);
+      }
+      assert.ok(stretches.length >= 4, `groupCommit ${groupCommit}: paused, ${stretches.length} stretches`);
+      for (const stretch of stretches) {
+        const first = stretch[0] as { start: number };
+        const last = stretch.at(-1) as { start: number };
+        assert.ok(
+          last.start - first.start < maxWriteHoldMs,
+          `groupCommit ${groupCommit}: no run began once the lock was held ${maxWriteHoldMs} ms back to back (${stretch.length} runs)`,
+        );
+      }
+    }
+  } finally {
     db.close();
   }
 });

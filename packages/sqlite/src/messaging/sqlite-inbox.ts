@@ -4,6 +4,7 @@ import type { Database } from 'better-sqlite3';
 import { checkSqliteInboxOptions } from '../options.ts';
 import { toStorageError } from '../store/sqlite-errors.ts';
 import { withTransactionHandle } from '../transaction-handle.ts';
+import { shareWriteLock } from '../write-share.ts';
 import { type AckInTransaction, ackInTransactionOf } from './ack-in-transaction.ts';
 import { guardConsumerStore, openConsumerTables, type SqliteConsumerStoreOptions } from './sqlite-consumer-tables.ts';
 
@@ -29,6 +30,19 @@ export interface SqliteInboxOptions extends SqliteConsumerStoreOptions {
    * 0: each group waits for a turn of its own.
    */
   chainBudgetMs?: number;
+  /**
+   * How long this connection's transactions (group commits, the SQLite
+   * transport's claims on it) may hold the file's write lock back to back,
+   * working through a backlog, before the next group waits until the lock
+   * has been free for 150 ms, so that a write from another process waiting
+   * on it (`factline dlq redrive`, another service's append) gets in before
+   * its busy timeout, ms; a group that reaches it commits with the runs it
+   * has, and the rest go into the next group. A consumer that leaves the
+   * lock free at least as long as it holds it (live, between messages)
+   * never waits. Default 1000; keep it, plus the longest handler run, below
+   * the busy timeout of the other processes writing to the file.
+   */
+  maxWriteHoldMs?: number;
 }
 
 interface Member {
@@ -71,6 +85,8 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
   const groupCommit = options.groupCommit ?? true;
   const maxGroup = assertIntegerOption(options.maxGroup, 'maxGroup', 1) ?? 256;
   const chainBudgetMs = assertIntegerOption(options.chainBudgetMs, 'chainBudgetMs', 0) ?? CHAIN_BUDGET_MS;
+  // Counted with the other writes of this connection (the SQLite transport's claims, projection batches).
+  const share = shareWriteLock(db, { maxHoldMs: options.maxWriteHoldMs });
   const has = db.prepare<[string, string]>('SELECT 1 FROM factline_inbox WHERE consumer = ? AND message_id = ?');
   const mark = db.prepare<[string, string, number]>(
     'INSERT OR IGNORE INTO factline_inbox (consumer, message_id, at) VALUES (?, ?, ?)',
@@ -109,20 +125,32 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
     }
   };
 
-  /** Runs `members` in one transaction, savepoint each; settles each caller after the commit. */
-  const group = db.transaction((members: Member[]) => members.map(attempt));
-  const runGroup = (members: Member[]) => {
+  /**
+   * Runs `members` in one transaction, savepoint each, and commits once the
+   * connection's transactions have held the write lock `maxWriteHoldMs` (at
+   * least one run): the outcomes of the runs done, the first of `members`.
+   */
+  const group = db.transaction((members: Member[]) => {
+    const outcomes: Outcome[] = [];
+    for (const member of members) {
+      if (outcomes.length > 0 && share.holdLeft() <= 0) break;
+      outcomes.push(attempt(member));
+    }
+    return outcomes;
+  });
+  /** Runs a group and settles each caller after the commit; returns the members it left for the next group. */
+  const runGroup = (members: Member[]): Member[] => {
     let outcomes: Outcome[];
     try {
       if (!db.open) throw new StoreClosedError('inbox');
-      outcomes = group.immediate(members);
+      outcomes = share.write(() => group.immediate(members));
     } catch (error) {
       // BEGIN or COMMIT failed: nothing of the group was written.
       const failure = toStorageError(error);
       for (const member of members) member.reject(failure);
-      return;
+      return [];
     }
-    members.forEach((member, i) => {
+    members.slice(0, outcomes.length).forEach((member, i) => {
       const outcome = outcomes[i] as Outcome;
       if ('applied' in outcome) {
         if (outcome.applied) member.ack?.committed();
@@ -132,6 +160,17 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
         member.reject(outcome.fromHandler ? outcome.error : toStorageError(outcome.error));
       }
     });
+    return members.slice(outcomes.length);
+  };
+
+  /**
+   * Runs `work` now, or, while this connection's transactions have held the write lock back to back
+   * for `maxWriteHoldMs`, once the lock has been free long enough for another process's write (`write-share.ts`).
+   */
+  const whenShared = (work: () => void) => {
+    const pause = share.pauseLeft();
+    if (pause <= 0) return work();
+    setTimeout(() => whenShared(work), Math.ceil(pause));
   };
 
   let queue: Member[] = [];
@@ -143,9 +182,18 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
   const flush = () => {
     scheduled = false;
     while (queue.length > 0) {
+      if (share.pauseLeft() > 0) {
+        // The lock was held back to back for maxWriteHoldMs: the queue waits, and what arrives joins it.
+        scheduled = true;
+        whenShared(() => {
+          chainStarted = performance.now();
+          flush();
+        });
+        return;
+      }
       const members = queue.slice(0, maxGroup);
-      queue = queue.slice(members.length);
-      runGroup(members);
+      const rest = runGroup(members);
+      queue = [...rest, ...queue.slice(members.length)];
     }
     // The commits just settled let each key lane's next run through in the microtasks that follow:
     // those commit together right after, in this turn, not one turn of the event loop later.
@@ -184,7 +232,10 @@ export function getSqliteInbox(options: SqliteInboxOptions): Inbox<Database> {
       const ack = ackInTransactionOf(delivery);
       const ackHere = ack?.database === db ? ack : undefined;
       return new Promise<boolean>((resolve, reject) => {
-        if (!groupCommit) return runGroup([{ consumer, id, at: at.getTime(), work, ack: ackHere, resolve, reject }]);
+        if (!groupCommit) {
+          const member: Member = { consumer, id, at: at.getTime(), work, ack: ackHere, resolve, reject };
+          return whenShared(() => runGroup([member]));
+        }
         // The group runs at a later turn, from whichever run started it: each handler keeps its own
         // caller's async context (its delivery's span, the caller's async-local stores).
         const member: Member = {
