@@ -10,7 +10,9 @@ import { JetStreamApiCodes, type JetStreamManager, type StreamInfo } from '@nats
  * - `<app>.<topic>.<p>.all`: a message published to `topic` (partition `p` =
  *   hash of its key); every group of the topic gets it.
  * - `<app>.<topic>.<p>.to.<group>`: a message redelivered to one group only
- *   (a dead-letter redrive); the other groups' readers skip it.
+ *   (a dead-letter redrive); the other groups' readers skip it. Told from the
+ *   other form by the token before the last (`to`), never by the ending: a
+ *   group may be named `all`.
  * - durable pull consumer `<topic>~~<group>~~<p>`, filter `<app>.<topic>.<p>.>`,
  *   explicit ack, finite `max_deliver`, `ack_wait`, new messages only.
  * - key-value bucket `<app>_claims`: which process pulls which partition.

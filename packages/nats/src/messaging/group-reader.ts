@@ -36,6 +36,17 @@ export function createGroupReader(context: ReaderContext) {
   let nextEpoch = 1;
   const wakers = new Set<() => void>();
   const ownToken = names.groupToken(group);
+  /**
+   * Whether a message on `subject` is this group's: one published (`….<p>.all`: every group's) or redriven to
+   * this group (`….<p>.to.<group>`). Told by the form, not a suffix: a group may be named `all`, and its redrive
+   * subject then ends `.to.all`.
+   */
+  const forThisGroup = (subject: string) => {
+    const last = subject.lastIndexOf('.');
+    const before = subject.lastIndexOf('.', last - 1);
+    const target = subject.slice(before + 1, last) === 'to' ? subject.slice(last + 1) : undefined;
+    return target === undefined ? subject.endsWith('.all') : target === ownToken;
+  };
 
   /** Why an ack cannot reach the server: the group gets the message again. */
   const notAcked = (entry: Entry, why: string) =>
@@ -94,8 +105,7 @@ export function createGroupReader(context: ReaderContext) {
 
   /** A message pulled for `partition` under `epoch`, past the gate. */
   const accept = (raw: JsMsg, partition: number, epoch: number) => {
-    const subject = raw.subject;
-    if (!subject.endsWith('.all') && subject.slice(subject.lastIndexOf('.') + 1) !== ownToken) {
+    if (!forThisGroup(raw.subject)) {
       // A redelivery to another group of the topic.
       raw.ack();
       return;

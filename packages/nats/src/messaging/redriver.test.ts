@@ -101,6 +101,39 @@ describe('nats: redriver', { skip }, () => {
     }
   });
 
+  it('sends to a group named "all" (or "to") only: a redrive subject ends .to.all, not a publish to every group', async () => {
+    const transport = await getNatsTransport({ url: natsUrl, application, partitions: 2 });
+    const redriver = await getNatsRedriver({ url: natsUrl, application });
+    const subscriptions: Subscription[] = [];
+    try {
+      for (const group of ['all', 'to', 'billing']) await transport.declareSubscription('payments', group);
+      const dead = (type: string) => createMessage({ type, key: 'payment-1', data: { type } });
+      const toAll = [dead('ByTransport'), dead('ByRedriver')];
+      await transport.redeliver('payments', 'all', [toAll[0] as Message]);
+      await redriver.redeliver('payments', 'all', [toAll[1] as Message]);
+      const toTo = [dead('ToGroupTo')];
+      await redriver.redeliver('payments', 'to', toTo);
+
+      const all = transport.subscribe('payments', 'all');
+      const to = transport.subscribe('payments', 'to');
+      const billing = transport.subscribe('payments', 'billing');
+      subscriptions.push(all, to, billing);
+      assert.deepEqual(byId(await receiveAll(all, 2, 'the redrives at group "all"')), byId(toAll));
+      assert.deepEqual(byId(await receiveAll(to, 1, 'the redrive at group "to"')), byId(toTo));
+      // Published after the redrives on the same key (so the same partition): billing gets this and only this.
+      const later = [createMessage({ type: 'PaymentTaken', key: 'payment-1', data: {} })];
+      await transport.publish('payments', later);
+      assert.deepEqual(byId(await receiveAll(billing, 1, 'the published message at billing')), byId(later));
+      assert.deepEqual(await billing.receive(10, 300, signal), [], 'no redrive reaches billing');
+      assert.deepEqual(byId(await receiveAll(all, 1, 'the published message at "all"')), byId(later));
+      assert.deepEqual(await all.receive(10, 300, signal), [], 'the redrive to "to" does not reach "all"');
+    } finally {
+      for (const subscription of subscriptions) await subscription.close();
+      await redriver.close();
+      await transport.close();
+    }
+  });
+
   it('refuses a group not declared with a TransportError, sending and creating nothing', async () => {
     const transport = await getNatsTransport({ url: natsUrl, application, partitions: 3 });
     const redriver = await getNatsRedriver({ url: natsUrl, application });
