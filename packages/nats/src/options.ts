@@ -47,7 +47,10 @@ export interface NatsTransportOptions {
   /**
    * `max_deliver` of every consumer: the server stops handing out a message
    * delivered this often without an ack (a crash loop); it is then recorded
-   * in the dead-letter store. Default 20 (the server's default is unlimited).
+   * in the dead-letter store. Every delivery counts, also a give-back at a
+   * handover (close, rebalance, lost claim) of messages only pulled ahead, up
+   * to `prefetch` (and as many behind a gate): a budget for retries and
+   * handovers. Default 20 (the server's default is unlimited).
    */
   maxDeliver?: number;
   /**

@@ -13,6 +13,14 @@ export interface MaxDeliverSettings {
 }
 
 /**
+ * Why a message is recorded at `max_deliver`. Every delivery counts at the server, not only the hand-outs to a
+ * handler: a process holding it that died, a release, and every give-back of a partition (a `close()`, a
+ * rebalance, a lost claim), which naks each message the process had pulled of it, handed out or not.
+ */
+const REASON =
+  'the server would not deliver it again: max_deliver reached (deliveries given back unhandled at handovers count too: it may never have run)';
+
+/**
  * Records a message at its last delivery (`max_deliver`) in the dead letters, then terminates it. The server
  * delivers it no more, so a store that fails is tried again (100 ms, doubling to 5 s) while the message is
  * kept from its ack wait, until it took the record or the reader stops: terminated before, it would be lost.
@@ -34,7 +42,7 @@ export async function deadLetterAtMaxDeliver(raw: JsMsg, message: Message, setti
           type: 'DeliveryLimitExceeded',
           message: `delivered ${raw.info.deliveryCount} times without an acknowledgement (max_deliver)`,
         },
-        reason: 'the server would not deliver it again: max_deliver reached',
+        reason: REASON,
         attempts: raw.info.deliveryCount,
         firstFailureAt: at,
         lastFailureAt: at,

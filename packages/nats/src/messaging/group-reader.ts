@@ -33,6 +33,8 @@ export function createGroupReader(context: ReaderContext) {
   /** Messages naked with a delay, until they come back. */
   const naked = createNakedMessages();
   let stopped = false;
+  /** Stopping: no more pulls (what they would bring would only be given back, one more delivery each). */
+  let pullsEnded = false;
   let nextEpoch = 1;
   const wakers = new Set<() => void>();
   const ownToken = names.groupToken(group);
@@ -168,7 +170,7 @@ export function createGroupReader(context: ReaderContext) {
     let failures = 0;
     /** The consumer was found missing (deleted by hand, a server that lost its state): created again. */
     let missing = false;
-    const current = () => !stopped && held.get(partition) === part;
+    const current = () => !stopped && !pullsEnded && held.get(partition) === part;
     while (current()) {
       try {
         if (part.regate) {
@@ -320,7 +322,7 @@ export function createGroupReader(context: ReaderContext) {
     buffer,
     /** This process holds `partition` now: pull it (behind the gate). */
     gain(partition: number) {
-      if (stopped || held.has(partition)) return;
+      if (stopped || pullsEnded || held.has(partition)) return;
       const part: Held = {
         epoch: nextEpoch++,
         gate: createPartitionGate({
@@ -364,6 +366,15 @@ export function createGroupReader(context: ReaderContext) {
         part.batch?.stop();
       }
       // A loop waiting for room (its prefetch held) gets its consumer again now.
+      for (const wake of wakers) wake();
+    },
+    /**
+     * The reader is stopping: no pull is sent any more (one under way runs to its end, what it brings naked), so
+     * that the wait for the handlers (`settled`) does not refill the prefetch only to give it back at `stop`: a
+     * give-back counts one delivery at the server for every message it naks.
+     */
+    endPulls() {
+      pullsEnded = true;
       for (const wake of wakers) wake();
     },
     /** Waits (up to 5 s) for the releases on their way back to the server. */

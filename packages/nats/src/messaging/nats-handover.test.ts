@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createMessage, type Delivery } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
-import { natsUnavailable, natsUrl, removeStreams, testApplication } from '../fixtures/server.ts';
+import { natsUnavailable, natsUrl, openManager, removeStreams, testApplication } from '../fixtures/server.ts';
+import { topologyNames } from '../topology.ts';
 import { getNatsTransport, type NatsTransport } from './nats-transport.ts';
 
 const skip = await natsUnavailable();
@@ -74,5 +75,65 @@ describe('nats: a process leaving hands its partitions over', { skip }, () => {
     );
     assert.deepEqual(again.map((d) => d.message.id).sort(), heldByLeaving.map((d) => d.message.id).sort());
     await Promise.all(again.map((d) => d.ack()));
+  });
+
+  it('closing, it pulls no more while its handlers finish: what it never pulled keeps its deliveries for the next holder', async () => {
+    const app = `${application}_endpulls`;
+    const transport = await getNatsTransport({
+      url: natsUrl,
+      application: app,
+      partitions: 1,
+      prefetch: 2,
+      claimTtlMs: 120_000,
+      ackWaitMs: 120_000,
+    });
+    created.push(transport);
+    const manager = await openManager();
+    try {
+      await transport.declareSubscription('tasks', 'workers');
+      const messages = Array.from({ length: 6 }, (_, i) => createMessage({ type: 'Task', key: `k-${i}`, data: { i } }));
+      await transport.publish('tasks', messages);
+      const leaving = transport.subscribe('tasks', 'workers');
+      const inHand: Delivery[] = [];
+      await waitUntil(
+        async () => {
+          inHand.push(...(await leaving.receive(2 - inHand.length, 100, never)));
+          return inHand.length === 2;
+        },
+        'the prefetch (2) in hand',
+        10_000,
+      );
+      // The handlers finish while the subscription closes: their acks make room, which a pull would fill only
+      // to give it back (nak) at the give-up, one more delivery each at the server.
+      const closing = leaving.close();
+      await Promise.all(inHand.map((d) => d.ack()));
+      await closing;
+      const info = await manager.jsm.consumers.info(app, topologyNames(app).consumer('tasks', 'workers', 0));
+      assert.equal(info.delivered.stream_seq, 2, 'nothing pulled after the close began');
+      assert.equal(info.num_ack_pending, 0);
+
+      const nextProcess = await getNatsTransport({ url: natsUrl, application: app, partitions: 1, ackWaitMs: 120_000 });
+      created.push(nextProcess);
+      const next = nextProcess.subscribe('tasks', 'workers');
+      const rest: Delivery[] = [];
+      await waitUntil(
+        async () => {
+          rest.push(...(await next.receive(4, 100, never)));
+          return rest.length >= 4;
+        },
+        'the four messages never pulled',
+        10_000,
+      );
+      assert.deepEqual(
+        rest.map((d) => [d.message.id, d.deliveryCount]),
+        messages.slice(2).map((m) => [m.id, 1]),
+        'each at its first delivery',
+      );
+      await Promise.all(rest.map((d) => d.ack()));
+      await next.close();
+    } finally {
+      await manager.close();
+      await removeStreams([app]);
+    }
   });
 });

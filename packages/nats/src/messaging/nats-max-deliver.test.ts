@@ -50,6 +50,7 @@ describe('nats: max_deliver', { skip }, () => {
     assert.equal(record?.consumer, 'worker');
     assert.equal(record?.error.type, 'DeliveryLimitExceeded');
     assert.equal(record?.attempts, 2);
+    assert.match(record?.reason ?? '', /max_deliver reached \(deliveries given back unhandled at handovers count too/);
     got = await again.receive(1, 300, never);
     assert.deepEqual(got, [], 'a handler got the message past maxDeliver');
     await second.close();

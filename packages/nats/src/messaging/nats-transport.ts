@@ -344,6 +344,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
           own.users -= 1;
           if (own.users === 0 && readers.get(key) === own) {
             readers.delete(key);
+            own.reader.endPulls();
             await own.reader.settled();
             await own.claims.stop();
             await own.reader.stop();
@@ -379,6 +380,7 @@ export async function getNatsTransport(given: NatsTransportOptions): Promise<Nat
       closed = true;
       await Promise.all(
         [...readers.values()].map(async ({ reader, claims }) => {
+          reader.endPulls();
           await reader.settled();
           await claims.stop();
           await reader.stop();
