@@ -9,8 +9,9 @@ import {
 import type { NatsTlsOptions } from './connection.ts';
 
 /**
- * Where a transport failure happened, as told to `onError`; `topology`: the stream or a key-value bucket was
- * found missing at the server (deleted) and is made again.
+ * Where a transport failure happened, as told to `onError`; `delay`: a release with a delay (a nak) the client
+ * would not send (its connection closed), the message held in the process until due instead; `topology`: the
+ * stream or a key-value bucket was found missing at the server (deleted) and is made again.
  */
 export type NatsErrorStage = 'connection' | 'consume' | 'dead-letters' | 'delay' | 'claim' | 'topology';
 

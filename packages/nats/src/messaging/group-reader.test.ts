@@ -256,3 +256,90 @@ describe('the group reader, its consumer made again at the server unseen (the st
     }
   });
 });
+
+describe('the group reader, its connection closed by the client (credentials refused at a reconnection)', () => {
+  it('tells the keep-alive, a delayed release and the give-back it cannot send, throwing nothing: the release is held here', async () => {
+    const names = topologyNames('reader-test');
+    let closed = false;
+    const sent: string[] = [];
+    /** As the client does on a closed connection: every ack-like signal throws at once. */
+    const signal = (what: string) => () => {
+      if (closed) throw new Error('closed connection');
+      sent.push(what);
+    };
+    const raw = (seq: number) => ({
+      subject: names.subject('orders', 0),
+      info: { streamSequence: seq, deliverySequence: seq, timestampNanos: seq, deliveryCount: 1 },
+      data: new TextEncoder().encode(messageToJson(createMessage({ type: 'T', key: `k${seq}`, data: { seq } }))),
+      seq,
+      headers: undefined,
+      ack: signal(`ack ${seq}`),
+      nak: signal(`nak ${seq}`),
+      term: signal(`term ${seq}`),
+      working: signal(`working ${seq}`),
+    });
+    const pulls: { end: () => void }[] = [];
+    const queue = [[raw(1), raw(2)]];
+    const consumer = {
+      fetch: async () => {
+        const bring = queue.shift() ?? [];
+        const pull = endlessPull();
+        pulls.push({ end: pull.stop });
+        setTimeout(pull.stop, 20);
+        return {
+          stop: pull.stop,
+          async *[Symbol.asyncIterator]() {
+            yield* bring;
+            yield* pull;
+          },
+        };
+      },
+    };
+    const reported: { error: unknown; stage: string }[] = [];
+    // The keep-alive runs every 333 ms.
+    const reader = readerOf(consumer, { ackWaitMs: 1000, report: (error, stage) => reported.push({ error, stage }) });
+    const never = new AbortController().signal;
+    const told = (pattern: RegExp) => reported.filter((r) => pattern.test(String(r.error)));
+    try {
+      reader.gain(0);
+      const held = [];
+      while (held.length < 2) held.push(...(await reader.buffer.receive(1, 2 - held.length, 5000, never, 30_000)));
+      await waitUntil(() => sent.includes('working 1'), 'a keep-alive sent', 3000, 20);
+      closed = true;
+
+      await waitUntil(() => told(/keep-alive/).length > 0, 'the refused keep-alive told', 3000, 20);
+      const [keepAlive] = told(/keep-alive/);
+      assert.equal(keepAlive?.stage, 'consume');
+      assert.match(
+        String(keepAlive?.error),
+        /the keep-alive \(working\): 2 message\(s\) of orders\/billing could not be sent/,
+      );
+      assert.match(String((keepAlive?.error as Error | undefined)?.cause), /closed connection/);
+
+      // A release for 300 ms: the nak with a delay cannot go; it is held here and handed out again when due.
+      await held[0]?.release(300);
+      const [again] = await reader.buffer.receive(1, 1, 5000, never, 30_000);
+      assert.equal((again?.message.data as { seq: number } | undefined)?.seq, 1);
+      const [delay] = told(/delayed release/);
+      assert.equal(delay?.stage, 'delay');
+      assert.match(String(delay?.error), /could not be sent to the server: it is held in this process until due/);
+
+      // Given up: the naks cannot go either; told once, and the stop resolves.
+      await reader.lose(0);
+      const [giveBack] = told(/give-back/);
+      assert.equal(giveBack?.stage, 'consume');
+      assert.match(
+        String(giveBack?.error),
+        /the give-back \(nak\) of partition 0: 2 message\(s\) of orders\/billing could not be sent/,
+      );
+      assert.deepEqual(
+        sent.filter((s) => !s.startsWith('working')),
+        [],
+        'nothing acked, naked or terminated',
+      );
+    } finally {
+      for (const pull of pulls) pull.end();
+      await reader.stop();
+    }
+  });
+});

@@ -77,20 +77,64 @@ export function createGroupReader(context: ReaderContext) {
       async delay(entry, dueAt) {
         if (!holds(entry)) return true;
         const { seq, count, partition, epoch } = entry;
+        try {
+          entry.raw.nak(Math.max(1, dueAt - Date.now()));
+        } catch (error) {
+          // The client refuses to send (its connection closed or draining): held here until due instead.
+          context.report(
+            new TransportError(
+              `the delayed release of message ${entry.message.id} in ${topic}/${group} could not be sent to the server: it is held in this process until due`,
+              { cause: error },
+            ),
+            'delay',
+          );
+          return false;
+        }
         naked.add({ seq, at: entry.raw.info.timestampNanos, count, partition, epoch });
-        entry.raw.nak(Math.max(1, dueAt - Date.now()));
         return true;
       },
     },
     { parkGraceMs: 5000, holdBelowMs },
   );
 
+  /**
+   * Sends `signal` (a nak, `working()`) to each message `use` passes to `send`, and tells (stage `consume`)
+   * once per round how many the client refused: it throws where its connection is closed (it closes one itself,
+   * credentials refused at a reconnection) or draining. Those come back to the group at their ack wait.
+   */
+  const sendEach = (what: string, use: (send: (raw: JsMsg) => void) => void, signal: (raw: JsMsg) => void) => {
+    let refused = 0;
+    let first: unknown;
+    use((raw) => {
+      try {
+        signal(raw);
+      } catch (error) {
+        refused += 1;
+        first ??= error;
+      }
+    });
+    if (refused > 0) {
+      context.report(
+        new TransportError(
+          `${what}: ${refused} message(s) of ${topic}/${group} could not be sent to the server, they come back at their ack wait`,
+          { cause: first },
+        ),
+        'consume',
+      );
+    }
+  };
+
   /** Keeps every held message from coming back at `ack_wait`. */
   const keepAlive = setInterval(
-    () => {
-      for (const entry of buffer.held()) if (holds(entry)) entry.raw.working();
-      for (const part of held.values()) part.gate.working();
-    },
+    () =>
+      sendEach(
+        'the keep-alive (working)',
+        (send) => {
+          for (const entry of buffer.held()) if (holds(entry)) send(entry.raw);
+          for (const part of held.values()) part.gate.working(send);
+        },
+        (raw) => raw.working(),
+      ),
     Math.max(300, Math.floor(context.ackWaitMs / 3)),
   );
   keepAlive.unref?.();
@@ -284,8 +328,16 @@ export function createGroupReader(context: ReaderContext) {
     const mine = (e: Entry) => e.partition === partition && e.epoch === epoch;
     const entries = buffer.held().filter(mine);
     naked.forget(partition, epoch);
-    if (nak) for (const entry of entries) entry.raw.nak();
-    gate.giveBack(nak);
+    if (nak) {
+      sendEach(
+        `the give-back (nak) of partition ${partition}`,
+        (send) => {
+          for (const entry of entries) send(entry.raw);
+          gate.giveBack(send);
+        },
+        (raw) => raw.nak(),
+      );
+    } else gate.giveBack(false);
     buffer.drop(mine);
     buffer.unpark(mine);
   };

@@ -74,16 +74,16 @@ export function createPartitionGate(sources: GateSources) {
     /** How many of the partition's messages were pending elsewhere at the last check. */
     missing: () => elsewhere,
     size: () => waiting.length,
-    /** Keeps the waiting messages from coming back at the ack wait. */
-    working() {
-      for (const raw of waiting) raw.working();
+    /** Keeps the waiting messages from coming back at the ack wait (`send`: how `working()` is sent to each). */
+    working(send: (raw: JsMsg) => void = (raw) => raw.working()) {
+      for (const raw of waiting) send(raw);
     },
     /**
-     * The partition is given up: its waiting messages go back to the server at once (`nak: false`: only
+     * The partition is given up: its waiting messages go back to the server at once through `nak` (`false`: only
      * dropped, their consumer gone).
      */
-    giveBack(nak = true) {
-      if (nak) for (const raw of waiting) raw.nak();
+    giveBack(nak: ((raw: JsMsg) => void) | false = (raw) => raw.nak()) {
+      if (nak) for (const raw of waiting) nak(raw);
       waiting = [];
       above = undefined;
     },
