@@ -126,6 +126,38 @@ describe('delivery buffer (shared by the broker transports)', () => {
     assert.equal(b.heldIn(0), 2);
   });
 
+  it('a delay whose settler rejects (against its contract) keeps the message here, as a refused one, and is told, with no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const told: string[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const b = createDeliveryBuffer<TestEntry>(
+        {
+          holds: (e) => e.owned,
+          ack: () => undefined,
+          delay: async () => {
+            throw new Error('closed connection');
+          },
+        },
+        { parkGraceMs: 5000, holdBelowMs: 100, onDelayError: (error) => told.push(String(error)) },
+      );
+      b.add(entry('a', 0));
+      b.add(entry('a', 1));
+      const [d0] = await b.receive(1, 1, 0, never, 30_000);
+      await d0?.release(150);
+      const again = await b.receive(1, 10, 2000, never, 30_000);
+      assert.deepEqual(numbers(again), [0, 1]);
+      assert.deepEqual(told, ['Error: closed connection']);
+      assert.equal(await settledWithin(b.settled(1000), 2000), true);
+      // An unhandled rejection is reported after the microtasks of its turn: one more turn to see it.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('settled waits for the deliveries in hands to be settled, up to its bound', async () => {
     const { buffer: b } = buffer();
     b.add(entry('a', 0));

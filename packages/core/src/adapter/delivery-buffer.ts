@@ -68,6 +68,11 @@ export interface DeliveryBufferOptions {
   parkGraceMs: number;
   /** A release shorter than this is held here; a longer one goes through `settler.delay`. */
   holdBelowMs: number;
+  /**
+   * Told when `settler.delay` throws or rejects instead of resolving false:
+   * the message stays here as for a refused delay. Default: nothing told.
+   */
+  onDelayError?: (error: unknown, message: Message) => void;
 }
 
 /**
@@ -194,7 +199,17 @@ export function createDeliveryBuffer<E extends BufferedEntry>(
 
   /** Sends `entry` to the broker for a delay, its key parked meanwhile; `undo` puts it back here if that fails. */
   const sendAway = (entry: E, dueAt: number, undo: () => void) => {
-    const moving = settler.delay(entry, dueAt).then((moved) => {
+    // A settler whose delay throws or rejects (its contract is to resolve false) could not move it either: the
+    // message stays here, told, rather than a rejection no one handles (a crash on Node's default).
+    const sent = (async () => settler.delay(entry, dueAt))().catch((error: unknown) => {
+      try {
+        options.onDelayError?.(error, entry.message);
+      } catch {
+        // The hook's own failure changes nothing.
+      }
+      return false;
+    });
+    const moving = sent.then((moved) => {
       if (moved) return;
       if (parked.get(entry.message.key)?.entry === entry) parked.delete(entry.message.key);
       entry.visibleAt = dueAt;

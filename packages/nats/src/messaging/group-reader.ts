@@ -94,7 +94,7 @@ export function createGroupReader(context: ReaderContext) {
         return true;
       },
     },
-    { parkGraceMs: 5000, holdBelowMs },
+    { parkGraceMs: 5000, holdBelowMs, onDelayError: (error) => context.report(error, 'delay') },
   );
 
   /**

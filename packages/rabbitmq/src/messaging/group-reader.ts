@@ -74,7 +74,7 @@ export function createGroupReader(context: ReaderContext) {
         return delayEntry(entry, dueAt, entry.count);
       },
     },
-    { parkGraceMs: 5000, holdBelowMs: localHoldMs },
+    { parkGraceMs: 5000, holdBelowMs: localHoldMs, onDelayError: (error) => context.report(error, 'delay') },
   );
 
   /** Re-publishes `entry` through the delay tier for what is left until `dueAt`, then acks it. */

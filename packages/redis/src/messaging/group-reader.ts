@@ -129,7 +129,7 @@ export function createGroupReader(context: ReaderContext) {
         return outcome === 'moved' || outcome === 'gone';
       },
     },
-    { parkGraceMs: Math.max(5000, context.leaseMs) },
+    { parkGraceMs: Math.max(5000, context.leaseMs), onDelayError: (error) => context.report(error, 'delay') },
   );
 
   /**

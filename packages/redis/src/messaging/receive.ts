@@ -97,7 +97,10 @@ export interface Settler {
  * earlier entry's refused ack is being tried again, and the delivery's
  * ack-with-mark for the Redis inbox.
  */
-export function createGroupBuffer(settler: Settler, options: { parkGraceMs: number }) {
+export function createGroupBuffer(
+  settler: Settler,
+  options: { parkGraceMs: number; onDelayError?: (error: unknown) => void },
+) {
   return createDeliveryBuffer<Entry>(
     {
       holds: settler.current,
@@ -128,7 +131,7 @@ export function createGroupBuffer(settler: Settler, options: { parkGraceMs: numb
       },
     },
     // Only `release(0)` (under a millisecond) stays here: a delay goes to the sorted set.
-    { parkGraceMs: options.parkGraceMs, holdBelowMs: 1 },
+    { parkGraceMs: options.parkGraceMs, holdBelowMs: 1, onDelayError: options.onDelayError },
   );
 }
 
