@@ -173,6 +173,29 @@ describe('createWorkflowHandler', () => {
   it('parks an instance whose decision fails with a NUL or a lone surrogate in its error, the text marked', () =>
     checkParksOnAnyFailureText(store, 'uploads'));
 
+  it('parks on a timer scheduled after complete() in one decision, which would stay pending on an ended instance', async () => {
+    const late = {
+      ...paymentFlow,
+      name: 'lateTimer',
+      decide: () => [
+        { kind: 'complete' },
+        { kind: 'schedule', token: 'remind', afterMs: 60_000, message: { type: 'X', data: {} } },
+      ],
+    };
+    const handler = createWorkflowHandler(late as unknown as typeof paymentFlow, { store });
+    assert.equal(await handler.handle(input('OrderPlaced', { orderId: 'l', amount: 1 })), 'parked');
+    const [parked] = await handler.parked.list();
+    assert.equal(parked?.error.code, 'VALIDATION');
+    assert.match(
+      parked?.error.message ?? '',
+      /^outputs\[1\]: schedules timer 'remind' after complete\(\) \(outputs\[0\]\)/,
+    );
+    // Scheduled before the end, in the same decision, it is cleared by the end as ever.
+    const early = { ...late, name: 'earlyTimer', decide: () => [...late.decide()].reverse() };
+    const ended = createWorkflowHandler(early as unknown as typeof paymentFlow, { store });
+    assert.equal(await ended.handle(input('OrderPlaced', { orderId: 'e', amount: 1 })), 'recorded');
+  });
+
   it('parks on a schedule with no token or due time, naming the output: an `at` that is not a Date (an ISO string from JSON) or an invalid one', async () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ at: '2026-12-08T10:00:00.000Z' }, /^outputs\[1\]\.at: must be a valid Date, got '2026-12-08T10:00:00\.000Z'/],

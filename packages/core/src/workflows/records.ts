@@ -88,8 +88,16 @@ export function decisionEvents(
   const inputId = derivedId(streamId, record.message.id, 'input', salt);
   const metadata = recordMetadata(record.message);
   const events: EventToAppend[] = [{ id: inputId, type: workflowEventTypes.input, data: record, metadata }];
+  const completedAt = outputs.findIndex((output) => output?.kind === 'complete');
   outputs.forEach((output, i) => {
     const id = derivedId(inputId, 'output', String(i));
+    // A timer scheduled after the end would stay pending on an ended instance (the end clears the timers before it).
+    if (output?.kind === 'schedule' && completedAt !== -1 && i > completedAt) {
+      throw new ValidationError({
+        path: `outputs[${i}]`,
+        message: `schedules timer '${String(output.token)}' after complete() (outputs[${completedAt}]): an ended instance has no timers; schedule before complete(), or not at all`,
+      });
+    }
     if (output?.kind === 'send') checkSent(streamId, output, `outputs[${i}]`);
     if (output?.kind === 'schedule') checkMessage(streamId, output.message, `outputs[${i}].message`);
     events.push({ id, ...outputEvent(output, now, `outputs[${i}]`, schemas), metadata });
