@@ -31,7 +31,7 @@ test('the workflow snippet runs on SQLite: an order placed sends ChargeCard thro
 
 test('the harness snippet: the unpaid order is cancelled when the virtual clock passes 15 minutes', async () => {
   const { types, instance } = await checkoutTimesOut();
-  assert.deepEqual(types, ['OrderPlaced', 'ChargeCard', 'CancelOrder']);
+  assert.deepEqual(types, ['OrderPlaced', 'ChargeCard', 'RefundCard', 'CancelOrder']);
   assert.equal(instance.status, 'completed');
 });
 

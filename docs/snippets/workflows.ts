@@ -28,6 +28,7 @@ type CheckoutInput =
   | Event<'PaymentTimedOut', { orderId: string }>;
 type CheckoutCommand =
   | Event<'ChargeCard', { orderId: string; amount: number }>
+  | Event<'RefundCard', { orderId: string; amount: number }> // refunds the charge, or blocks a later one
   | Event<'ShipOrder', { orderId: string }>
   | Event<'CancelOrder', { orderId: string; reason: string }>;
 
@@ -52,7 +53,12 @@ export const checkout = defineWorkflow<{ total: number }, CheckoutInput, Checkou
       case 'PaymentSucceeded':
         return [cancelTimer('payment'), send({ type: 'ShipOrder', data: { orderId } }), complete()];
       case 'PaymentTimedOut':
-        return [send({ type: 'CancelOrder', data: { orderId, reason: `unpaid ${state.total}` } }), complete()];
+        // The charge may still go through, and a PaymentSucceeded after complete() is dropped: undo it now.
+        return [
+          send({ type: 'RefundCard', data: { orderId, amount: state.total } }),
+          send({ type: 'CancelOrder', data: { orderId, reason: `unpaid ${state.total}` } }),
+          complete(),
+        ];
     }
   },
 });
@@ -143,7 +149,7 @@ export async function checkoutTimesOut() {
   });
   await scenario.send({ type: 'OrderPlaced', data: { orderId: 'o-1', total: 30 } });
   await scenario.advance(15 * 60_000); // the timer fires; everything it leads to runs; no sleep
-  // scenario.deliveredTypes() → ['OrderPlaced', 'ChargeCard', 'CancelOrder']
+  // scenario.deliveredTypes() → ['OrderPlaced', 'ChargeCard', 'RefundCard', 'CancelOrder']
   // #endregion harness
   return { types: scenario.deliveredTypes(), instance: await scenario.instance(checkout, 'o-1') };
 }

@@ -50,6 +50,20 @@ export const orderCancelled = defineEvent({
   schema: z.object({ orderId, reason: z.string().min(1) }),
 });
 
+/** A charge given back: the payment service's answer to `RefundPayment` for an order it had charged. */
+export const paymentRefunded = defineEvent({
+  type: 'PaymentRefunded',
+  version: 1,
+  schema: z.object({ orderId, amount: z.number().positive(), currency: z.string().regex(/^[A-Z]{3}$/) }),
+});
+
+/**
+ * The payment service's answer to `RefundPayment` for an order it had not
+ * charged: nothing to give back, and no charge for that order from then on
+ * (a `ChargePayment` arriving later is answered with `PaymentFailed`).
+ */
+export const paymentVoided = defineEvent({ type: 'PaymentVoided', version: 1, schema: z.object({ orderId }) });
+
 // The fulfilment saga's answers from the services, in their own streams (stock-…, payment-…).
 const stockItems = z.array(orderItem);
 
@@ -79,7 +93,18 @@ export const paymentFailed = defineEvent({
  * other is refused on append and fails on read instead of passing unchecked.
  */
 export const orderSchemas = createSchemaRegistry(
-  [orderPlaced, orderPaid, orderShipped, orderCancelled, stockReserved, stockReleased, paymentCharged, paymentFailed],
+  [
+    orderPlaced,
+    orderPaid,
+    orderShipped,
+    orderCancelled,
+    stockReserved,
+    stockReleased,
+    paymentCharged,
+    paymentFailed,
+    paymentRefunded,
+    paymentVoided,
+  ],
   {
     unknownTypes: 'error',
   },

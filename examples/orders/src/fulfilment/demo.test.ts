@@ -18,11 +18,14 @@ test('npm start runs one order of each outcome through the fulfilment saga on th
   const transport = getSqliteTransport({ database: store.database });
   try {
     const lines = await runFulfilmentOnSqlite(store, transport);
-    assert.match(lines[0] ?? '', /order 2001 .* shipped .*stock: StockReserved$/);
-    assert.match(lines[1] ?? '', /order 2002 .* cancelled \(card declined\)\s+stock: StockReserved → StockReleased$/);
+    assert.match(lines[0] ?? '', /order 2001 .* shipped .*stock: StockReserved {2}payment: PaymentCharged$/);
+    assert.match(
+      lines[1] ?? '',
+      /order 2002 .* cancelled \(card declined\)\s+stock: StockReserved → StockReleased {2}payment: PaymentFailed$/,
+    );
     assert.match(
       lines[2] ?? '',
-      /order 2003 .* cancelled \(no payment within 15 minutes\)\s+stock: StockReserved → StockReleased$/,
+      /order 2003 .* cancelled \(no payment within 15 minutes\)\s+stock: StockReserved → StockReleased {2}payment: PaymentVoided$/,
     );
     assert.match(lines[3] ?? '', /timers fired: 1,/, 'the payment deadline fired once, from the file');
     // The saga's instance streams are in the file, each ended.

@@ -149,6 +149,12 @@ export async function runFulfilmentOnSqlite(
       'the stock of 2003 released',
       deadlineMs,
     );
+    // Its payment is undone too: nothing was charged, so no charge for it from now on.
+    await waitUntil(
+      async () => (await store.readStream('payment-2003')).version === 1,
+      'the payment of 2003 voided',
+      deadlineMs,
+    );
   } finally {
     await timers.stop();
     await relays.stop();
@@ -159,10 +165,13 @@ export async function runFulfilmentOnSqlite(
   for (const { orderId, story } of orders) {
     const { events } = await store.readStream<OrderEvent>(`order-${orderId}`);
     const order = foldEvents(orderDecider, events);
-    const stock = (await store.readStream(`stock-${orderId}`)).events.map((e) => e.type).join(' → ');
+    const answers = async (service: string) =>
+      (await store.readStream(`${service}-${orderId}`)).events.map((e) => e.type).join(' → ');
     const last = events.at(-1);
     const reason = last?.type === 'OrderCancelled' ? ` (${last.data.reason})` : '';
-    lines.push(`  order ${orderId} (${story.padEnd(13)}) ${order.status.padEnd(9)}${reason}  stock: ${stock}`);
+    lines.push(
+      `  order ${orderId} (${story.padEnd(13)}) ${order.status.padEnd(9)}${reason}  stock: ${await answers('stock')}  payment: ${await answers('payment')}`,
+    );
   }
   const stats = handler.stats();
   const fired = timers.stats();

@@ -29,6 +29,8 @@ export type FulfilmentCommand =
   | Event<'ReserveStock', { orderId: string; items: OrderItem[] }>
   | Event<'ReleaseStock', { orderId: string; items: OrderItem[] }>
   | Event<'ChargePayment', { orderId: string; customerId: string; amount: number; currency: string }>
+  /** Gives back what was charged for the order, or, when nothing was yet, makes sure nothing will be. */
+  | Event<'RefundPayment', { orderId: string; amount: number; currency: string }>
   | Event<'ShipOrder', { orderId: string; carrier: string }>
   | Event<'CancelOrder', { orderId: string; reason: string }>;
 
@@ -42,7 +44,11 @@ export interface FulfilmentState {
 type Outputs = WorkflowOutput<FulfilmentCommand, FulfilmentInput>[];
 
 // #region saga
-/** Reserve the stock, charge the payment (within 15 minutes), ship; undo the reservation when payment fails. */
+/**
+ * Reserve the stock, charge the payment (within 15 minutes), ship. When the
+ * payment fails, release the stock; when it does not come in time, also
+ * refund it: an answer that arrives after `complete()` is dropped.
+ */
 export const fulfilment = defineWorkflow<FulfilmentState, FulfilmentInput, FulfilmentCommand>({
   name: 'fulfilment',
   inputs: ['OrderPlaced', 'StockReserved', 'PaymentCharged', 'PaymentFailed', 'PaymentTimedOut'],
@@ -50,7 +56,17 @@ export const fulfilment = defineWorkflow<FulfilmentState, FulfilmentInput, Fulfi
   correlate: (input) => input.data.orderId,
   initialState: () => ({ stage: 'reserving', steps: [] }),
   evolve: (state, recorded) => {
-    if (recorded.kind !== 'input') return state;
+    if (recorded.kind === 'sent') {
+      // The payment may be taken from the moment its command leaves, answered or not: undoing it is due from
+      // then on (the payment service refunds the charge, or refuses one that comes after the refund).
+      if (recorded.message.type !== 'ChargePayment') return state;
+      const { orderId, amount, currency } = recorded.message.data as Extract<
+        FulfilmentCommand,
+        { type: 'ChargePayment' }
+      >['data'];
+      const refund = send<FulfilmentCommand>({ type: 'RefundPayment', data: { orderId, amount, currency } });
+      return { ...state, steps: stepCompleted(state.steps, 'payment', refund) };
+    }
     const input = recorded.message;
     switch (input.type) {
       case 'OrderPlaced':
@@ -85,10 +101,15 @@ export const fulfilment = defineWorkflow<FulfilmentState, FulfilmentInput, Fulfi
       }
       case 'PaymentCharged':
         return [cancelTimer('payment'), send({ type: 'ShipOrder', data: { orderId, carrier: 'DHL' } }), complete()];
-      case 'PaymentFailed':
+      case 'PaymentFailed': {
+        // Nothing was charged: undo the other steps, last first, then cancel (commands recorded with the decision).
+        const undo = compensations(state.steps.filter(({ step }) => step !== 'payment'));
+        return [...undo, send({ type: 'CancelOrder', data: { orderId, reason: input.data.reason } }), complete()];
+      }
       case 'PaymentTimedOut': {
-        const reason = input.type === 'PaymentFailed' ? input.data.reason : 'no payment within 15 minutes';
-        // Undo what was done, last step first, then cancel: explicit commands, recorded with the decision.
+        // The charge may still happen, and its answer, arriving after complete(), would be dropped ('after-end'):
+        // undo every step, the payment's too (refunded, or refused when it comes later), then cancel.
+        const reason = 'no payment within 15 minutes';
         return [...compensations(state.steps), send({ type: 'CancelOrder', data: { orderId, reason } }), complete()];
       }
     }
