@@ -124,6 +124,13 @@ export function createGroupReader(context: ReaderContext) {
     }
   };
 
+  /**
+   * Brought by a pull still open after its partition was given up (or the reader began to stop), or of a
+   * consumer made again: given back once that pull ended. Naked while it is open, the server would deliver each
+   * to it again at once, and again, every delivery counted toward `max_deliver`.
+   */
+  const goingBack = new Set<JsMsg>();
+
   /** Keeps every held message from coming back at `ack_wait`. */
   const keepAlive = setInterval(
     () =>
@@ -132,6 +139,7 @@ export function createGroupReader(context: ReaderContext) {
         (send) => {
           for (const entry of buffer.held()) if (holds(entry)) send(entry.raw);
           for (const part of held.values()) part.gate.working(send);
+          for (const raw of goingBack) send(raw);
         },
         (raw) => raw.working(),
       ),
@@ -265,6 +273,8 @@ export function createGroupReader(context: ReaderContext) {
         let overdue = false;
         /** The consumer was found made again during this pull: what it brings goes back, to come behind the gate. */
         let renewed = false;
+        /** What this pull brings to be given back when it ends (`goingBack`). */
+        const late: JsMsg[] = [];
         const watch = setTimeout(() => {
           overdue = true;
           batch.stop();
@@ -287,13 +297,26 @@ export function createGroupReader(context: ReaderContext) {
               startOver(partition, part);
             }
             part.delivered = Math.max(part.delivered, delivered);
-            // Given up meanwhile, or the consumer made again: what the pull brings goes back.
-            if (!current() || renewed) raw.nak();
-            else part.gate.offer(raw);
+            // Given up meanwhile (or stopping), or the consumer made again: what the pull brings goes back once
+            // it ended (`goingBack`).
+            if (!current() || renewed) {
+              late.push(raw);
+              goingBack.add(raw);
+            } else part.gate.offer(raw);
           }
         } finally {
           clearTimeout(watch);
           part.batch = undefined;
+          if (late.length > 0) {
+            for (const raw of late) goingBack.delete(raw);
+            sendEach(
+              `the give-back (nak) of what a pull of partition ${partition} brought after it was given up`,
+              (send) => {
+                for (const raw of late) send(raw);
+              },
+              (raw) => raw.nak(),
+            );
+          }
         }
         if (overdue && current()) {
           throw new TransportError(

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createMessage, type Delivery } from '@factline/core';
-import { waitUntil } from '@factline/core/testing';
+import { createMessage, type Delivery, type Message, type Subscription } from '@factline/core';
+import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { natsUnavailable, natsUrl, openManager, removeStreams, testApplication } from '../fixtures/server.ts';
 import { topologyNames } from '../topology.ts';
 import { getNatsTransport, type NatsTransport } from './nats-transport.ts';
@@ -136,4 +136,59 @@ describe('nats: a process leaving hands its partitions over', { skip }, () => {
       await removeStreams([app]);
     }
   });
+
+  it('closing, what its last pull still brings goes back once that pull ended: the group subscribed again on the same transport gets it at its second delivery, not after maxDeliver naks into the open pull', async () => {
+    const app = `${application}_late`;
+    const transport = await getNatsTransport({
+      url: natsUrl,
+      application: app,
+      partitions: 1,
+      claimTtlMs: 120_000,
+      ackWaitMs: 120_000,
+    });
+    created.push(transport);
+    try {
+      await transport.declareSubscription('tasks', 'workers');
+      const first = transport.subscribe('tasks', 'workers');
+      const opening = createMessage({ type: 'Task', key: 'k-0', data: {} });
+      await transport.publish('tasks', [opening]);
+      const [inHand] = await receiveAll(first, 1, 'the first message');
+      await inHand?.ack();
+      // The reader's pull is open (it waits up to 1 s at the server for more): what is published while the
+      // subscription closes reaches that pull after the close began. Published over longer than a pull waits.
+      const closing = first.close();
+      const during: Message[] = [];
+      for (let i = 1; i <= 12; i += 1) {
+        const message = createMessage({ type: 'Task', key: `k-${i}`, data: { i } });
+        await transport.publish('tasks', [message]);
+        during.push(message);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await settlesWithin(closing, 10_000, "the first subscription's close");
+      const again = transport.subscribe('tasks', 'workers');
+      const got = await receiveAll(again, during.length, 'what was published during the close, on the same transport');
+      assert.deepEqual(got.map((d) => d.message.id).sort(), during.map((m) => m.id).sort());
+      for (const delivery of got) {
+        assert.ok(delivery.deliveryCount <= 2, `${delivery.message.id} came at delivery ${delivery.deliveryCount}`);
+      }
+      await Promise.all(got.map((d) => d.ack()));
+      await settlesWithin(again.close(), 10_000, "the second subscription's close");
+    } finally {
+      await removeStreams([app]);
+    }
+  });
 });
+
+/** Receives (acknowledging nothing) until `count` deliveries came, failing after 10 s. */
+async function receiveAll(subscription: Subscription, count: number, what: string): Promise<Delivery[]> {
+  const out: Delivery[] = [];
+  await waitUntil(
+    async () => {
+      out.push(...(await subscription.receive(count - out.length, 100, never)));
+      return out.length >= count;
+    },
+    what,
+    10_000,
+  );
+  return out;
+}

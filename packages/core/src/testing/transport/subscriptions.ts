@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { rejectsWithCode } from '../conformance/context.ts';
-import { ids, receiveFor, type TransportConformanceCase } from './context.ts';
+import { settlesWithin } from '../wait-until.ts';
+import { ackAll, ids, receiveFor, subscribe, type TransportConformanceCase } from './context.ts';
 
 // The subscription model: a group declared with `declareSubscription` gets
 // every later publish, whether or not a consumer runs; a publish that requires
@@ -72,6 +73,63 @@ export const subscriptionCases: readonly TransportConformanceCase[] = [
       got.push(...(await receiveFor(sub, 150, 10)));
       assert.deepEqual(ids(got), [message.id]);
       await Promise.all(got.map((d) => d.ack()));
+    },
+  },
+  {
+    name: "a group's last subscription closed, a new subscription of the group on the same transport receives what waits (settled or not before the close)",
+    async run(context) {
+      const topic = context.topic();
+      const group = context.group();
+      await context.transport.declareSubscription(topic, group);
+      const acked = context.message({ key: 'a' });
+      const unsettled = context.message({ key: 'b' });
+      const waiting = context.message({ key: 'c' });
+      await context.transport.publish(topic, [acked, unsettled]);
+      const first = subscribe(context, topic, group, { visibilityTimeoutMs: 1000 });
+      const got = await context.receiveAtLeast(first, 2);
+      assert.deepEqual(ids(got).sort(), [acked.id, unsettled.id].sort());
+      await got.find((d) => d.message.id === acked.id)?.ack();
+      // Left unsettled: back to the group at the close, or once its visibility timeout passed.
+      await settlesWithin(first.close(), 10_000, 'subscription.close()');
+      await context.transport.publish(topic, [waiting]);
+      const second = subscribe(context, topic, group);
+      const again = await context.receiveAtLeast(second, 2, { deadlineMs: 10_000 });
+      again.push(...(await receiveFor(second, 150, 10)));
+      assert.deepEqual(
+        ids(again).sort(),
+        [unsettled.id, waiting.id].sort(),
+        'the message left unsettled and the one published after the close, once each; not the acked one',
+      );
+      await ackAll(again);
+      await settlesWithin(second.close(), 10_000, 'subscription.close()');
+    },
+  },
+  {
+    name: 'a group subscribed again while its last subscription closes: the new subscription receives what waits, and what is published after',
+    async run(context) {
+      const topic = context.topic();
+      const group = context.group();
+      await context.transport.declareSubscription(topic, group);
+      const before = ['a', 'b', 'c'].map((key) => context.message({ key }));
+      await context.transport.publish(topic, before);
+      const first = subscribe(context, topic, group);
+      const [inHand] = await context.receiveAtLeast(first, 1, { max: 1 });
+      const closing = first.close();
+      const second = subscribe(context, topic, group);
+      // Its handler finishes while the subscription closes.
+      await inHand?.ack();
+      await settlesWithin(closing, 10_000, 'subscription.close()');
+      const after = context.message({ key: 'd' });
+      await context.transport.publish(topic, [after]);
+      const got = await context.receiveAtLeast(second, 3, { deadlineMs: 10_000 });
+      got.push(...(await receiveFor(second, 150, 10)));
+      assert.deepEqual(
+        ids(got).sort(),
+        [...before.filter((m) => m.id !== inHand?.message.id), after].map((m) => m.id).sort(),
+        'what the closed subscription left and what came after, once each',
+      );
+      await ackAll(got);
+      await settlesWithin(second.close(), 10_000, 'subscription.close()');
     },
   },
   {
