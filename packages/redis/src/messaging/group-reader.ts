@@ -1,15 +1,16 @@
 import { TransportError } from '@factline/core';
-import { settledWithin } from '@factline/core/adapter';
-import { CLOSE_WAIT_MS, SILENCE_MS } from '../connection.ts';
+import { SILENCE_MS } from '../connection.ts';
 import { RETURNED_CONSUMER } from '../keys.ts';
 import { runScript } from '../scripts.ts';
 import { createAckBatcher } from './ack-batcher.ts';
 import type { AckTarget, LeaseHolder } from './ack-with-mark.ts';
 import { createFairShare } from './fair-share.ts';
+import { createLeaseTicks } from './lease-ticks.ts';
 import { createNewEntryReader } from './new-entries.ts';
 import { type PartitionState, takeOver, unheldPartition } from './partition-state.ts';
 import { type ClaimedPage, createPendingClaims } from './pending-claims.ts';
 import type { ReaderContext } from './reader-context.ts';
+import { leaveGroup } from './reader-stop.ts';
 import { createGroupBuffer, type Entry, entriesOf } from './receive.ts';
 import { createRefusedAcks } from './refused-acks.ts';
 import { isNoGroup, laterId, type RawEntry } from './stream-replies.ts';
@@ -31,8 +32,6 @@ export function createGroupReader(context: ReaderContext) {
   const states: PartitionState[] = Array.from({ length: context.partitions }, unheldPartition);
   const streams = states.map((_, p) => keys.stream(topic, p));
   let stopped = false;
-  /** Set once a stop hands the partitions back (or gives up on it): from then on nothing renews their leases. */
-  let renewalsEnded = false;
   // The hand-outs of the entries of a few partitions lost in a row, at least.
   const pending = createPendingClaims({
     client,
@@ -40,9 +39,7 @@ export function createGroupReader(context: ReaderContext) {
     consumer,
     mostRemembered: Math.max(10_000, 4 * context.prefetch),
   });
-  let leaseTimer: ReturnType<typeof setTimeout> | undefined;
   let reading: Promise<void> | undefined;
-  let ticking: Promise<void> | undefined;
   let lastTrim = Date.now();
   /** Leases are renewed every third of their time; trims ride on the same timer. */
   const tickEvery = Math.max(50, Math.min(Math.floor(context.leaseMs / 3), context.trimIntervalMs));
@@ -337,7 +334,8 @@ export function createGroupReader(context: ReaderContext) {
    * fenced off).
    */
   const tick = async () => {
-    if (renewalsEnded) return;
+    // A stop that handed the partitions back (or gave up on it): their leases are renewed no more.
+    if (ticks.ended()) return;
     if (stopped) {
       await renew();
       return;
@@ -386,42 +384,30 @@ export function createGroupReader(context: ReaderContext) {
       ),
     );
 
-  const scheduleTick = (delay: number) => {
-    if (renewalsEnded) return;
-    leaseTimer = setTimeout(() => {
-      // A renewal unanswered for a lease time: the partitions' work stopped (their leases ran out here), told once.
-      const silent = setTimeout(() => {
-        if (stopped) return;
-        context.report(
-          new TransportError(
-            `Redis has not answered the lease renewal of ${topic}/${group} for ${context.leaseMs} ms: its partitions are not handed out until it does (a connection silent for ${SILENCE_MS} ms with commands waiting is made again)`,
-          ),
-          'lease',
-        );
-      }, context.leaseMs);
-      silent.unref?.();
-      ticking = tick()
-        .catch((error: unknown) => {
-          context.report(error, 'lease');
-          // Leases not renewed in time end here, whatever the server says later.
-          for (let p = 0; p < states.length; p++) {
-            const state = states[p] as PartitionState;
-            if (state.held && performance.now() >= state.expiresAt) lose(p, 'not renewed in time');
-          }
-        })
-        .finally(() => {
-          clearTimeout(silent);
-          ticking = undefined;
-          scheduleTick(tickEvery);
-        });
-    }, delay);
-  };
-
-  /** The stop hands the partitions back (or gives up on it): their leases are renewed no more. */
-  const endRenewals = () => {
-    renewalsEnded = true;
-    clearTimeout(leaseTimer);
-  };
+  /** The rounds (`tick`), every `tickEvery`; the stop ends them once it hands the partitions back. */
+  const ticks = createLeaseTicks({
+    every: tickEvery,
+    silentAfterMs: context.leaseMs,
+    round: tick,
+    // A renewal unanswered for a lease time: the partitions' work stopped (their leases ran out here), told once.
+    onSilent: () => {
+      if (stopped) return;
+      context.report(
+        new TransportError(
+          `Redis has not answered the lease renewal of ${topic}/${group} for ${context.leaseMs} ms: its partitions are not handed out until it does (a connection silent for ${SILENCE_MS} ms with commands waiting is made again)`,
+        ),
+        'lease',
+      );
+    },
+    onFailed: (error) => {
+      context.report(error, 'lease');
+      // Leases not renewed in time end here, whatever the server says later.
+      for (let p = 0; p < states.length; p++) {
+        const state = states[p] as PartitionState;
+        if (state.held && performance.now() >= state.expiresAt) lose(p, 'not renewed in time');
+      }
+    },
+  });
 
   let started: Promise<void> | undefined;
 
@@ -432,9 +418,7 @@ export function createGroupReader(context: ReaderContext) {
       // A subscription closed before its group was declared: stopped before it started, it takes nothing.
       if (stopped) return Promise.resolve();
       started ??= (async () => {
-        ticking = tick().catch((error: unknown) => context.report(error, 'lease'));
-        await ticking;
-        scheduleTick(tickEvery);
+        await ticks.start((error) => context.report(error, 'lease'));
         reading = newEntries.run();
       })();
       return started;
@@ -460,46 +444,21 @@ export function createGroupReader(context: ReaderContext) {
       // Waiting receivers get nothing more; deliveries out may still be settled. Refused acks are not tried again.
       buffer.close();
       refusedAcks.wake();
-      const leaving = (async () => {
-        await started?.catch(() => undefined);
-        await ticking?.catch(() => undefined);
-        newEntries.dropConnection();
-        await reading?.catch(() => undefined);
-        await buffer.settled(5000);
-        // A renewal sent before goes ahead of the hand-back on the connection; one answered after it changes nothing.
-        endRenewals();
+      await leaveGroup({
+        context,
+        ticks,
+        started,
+        reading,
+        dropConnection: () => newEntries.dropConnection(),
+        settled: (ms) => buffer.settled(ms),
         // All together (one round trip, not one per partition: the stop's bound holds on a slow path too).
-        await Promise.all(
-          partitionsWhere((s) => s.held).map((p) =>
-            handBack(p).catch((error: unknown) => context.report(error, 'lease')),
+        handBackHeld: () =>
+          Promise.all(
+            partitionsWhere((s) => s.held).map((p) =>
+              handBack(p).catch((error: unknown) => context.report(error, 'lease')),
+            ),
           ),
-        );
-        // Left behind, the entry still ends at its expiry (one lease time): until then the others count one reader too many.
-        // Not tried while the connection is down (it would wait for the command deadline to fail).
-        const leave = client.isReady
-          ? client.sendCommand(['ZREM', keys.readers(topic, group), consumer])
-          : Promise.reject(new TransportError('not connected to Redis'));
-        await leave.catch((error: unknown) =>
-          context.report(
-            new TransportError(`${consumer} could not leave the readers of ${topic}/${group}: ${String(error)}`, {
-              cause: error,
-            }),
-            'lease',
-          ),
-        );
-      })();
-      // A command already sent waits for its answer without a deadline: a Redis that stopped answering without
-      // closing the connection would hold the stop until the operating system's TCP timeout.
-      if (!(await settledWithin(leaving, 5000 + CLOSE_WAIT_MS))) {
-        endRenewals();
-        newEntries.dropConnection();
-        context.report(
-          new TransportError(
-            `${consumer} stopped without Redis answering within ${CLOSE_WAIT_MS} ms: its partitions of ${topic}/${group} are free when their leases end`,
-          ),
-          'lease',
-        );
-      }
+      });
     },
   };
 }
