@@ -3,23 +3,11 @@ import { describe, it } from 'node:test';
 import { createConsumer, createMessage } from '@factline/core';
 import { settlesWithin, waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
+import { sharedInboxes } from '../fixtures/inbox.ts';
 import { redisUrl } from '../fixtures/server.ts';
-import { sharedRedis } from '../fixtures/shared-server.ts';
-import { keyPart } from '../keys.ts';
-import { getRedisInbox, type RedisInbox, type RedisInboxOptions } from './redis-inbox.ts';
 import { getRedisTransport } from './redis-transport.ts';
 
-const opened: RedisInbox[] = [];
-const { skip, application, client } = await sharedRedis('inbox-busy', async () => {
-  for (const inbox of opened) await inbox.close();
-});
-
-const open = async (options: Omit<RedisInboxOptions, 'url' | 'application'> = {}) => {
-  const inbox = await getRedisInbox({ url: redisUrl, application, ...options });
-  opened.push(inbox);
-  return inbox;
-};
-const markKey = (consumer: string, id: string) => `${application}:processed:${keyPart(consumer)}:${id}`;
+const { skip, application, client, open, markKey } = await sharedInboxes('inbox-busy');
 
 /**
  * Counts the claims Redis runs on `key` (the claim script's `SET … NX`), as `MONITOR` shows them: a run

@@ -3,26 +3,15 @@ import { describe, it } from 'node:test';
 import { createConsumer, createMessage, type Delivery } from '@factline/core';
 import { waitUntil } from '@factline/core/testing';
 import { createClient } from 'redis';
+import { sharedInboxes } from '../fixtures/inbox.ts';
 import { startPrivateServer } from '../fixtures/private-server.ts';
 import { redisUrl, removeKeys } from '../fixtures/server.ts';
-import { sharedRedis } from '../fixtures/shared-server.ts';
-import { keyPart } from '../keys.ts';
 import { serverIdentity } from '../server-checks.ts';
 import { type AckTarget, ackWithMark } from './ack-with-mark.ts';
-import { getRedisInbox, type RedisInbox, type RedisInboxErrorStage, type RedisInboxOptions } from './redis-inbox.ts';
+import { getRedisInbox, type RedisInboxErrorStage } from './redis-inbox.ts';
 import { getRedisTransport } from './redis-transport.ts';
 
-const opened: RedisInbox[] = [];
-const { skip, application, client } = await sharedRedis('inbox', async () => {
-  for (const inbox of opened) await inbox.close();
-});
-
-const open = async (options: Omit<RedisInboxOptions, 'url' | 'application'> = {}) => {
-  const inbox = await getRedisInbox({ url: redisUrl, application, ...options });
-  opened.push(inbox);
-  return inbox;
-};
-const markKey = (consumer: string, id: string) => `${application}:processed:${keyPart(consumer)}:${id}`;
+const { skip, application, client, open, markKey } = await sharedInboxes('inbox');
 /** The same server's URL spelt the other way (127.0.0.1 ↔ localhost), when it is one of them. */
 const otherSpelling = redisUrl.includes('127.0.0.1')
   ? redisUrl.replace('127.0.0.1', 'localhost')
@@ -210,8 +199,7 @@ describe('getRedisInbox: claim, then mark once the handler succeeded', { skip },
   it("an inbox on another database of the transport's server marks, and the consumer acks, each message once", async () => {
     const other = new URL(redisUrl);
     other.pathname = `/${Number(other.pathname.slice(1) || 0) === 7 ? 8 : 7}`;
-    const inbox = await getRedisInbox({ url: other.href, application });
-    opened.push(inbox);
+    const inbox = await open({ url: other.href });
     assert.notEqual(await identityThrough(other.href), await serverIdentity(client, redisUrl));
     const lost: unknown[] = [];
     const transport = await getRedisTransport({
